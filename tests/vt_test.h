@@ -1,0 +1,95 @@
+/* tests/vt_test.h — tiny helpers shared by the test programs (exit 0 pass, 1 fail, 77 skip). */
+#ifndef VT_TEST_H
+#define VT_TEST_H
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <math.h>
+#include <time.h>
+#include <unistd.h>
+
+static int vt_test_failures;
+
+#define CHECK(cond)                                                                               \
+    do {                                                                                          \
+        if (!(cond)) {                                                                            \
+            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);              \
+            vt_test_failures++;                                                                   \
+        }                                                                                         \
+    } while (0)
+
+#define CHECKF(cond, ...)                                                                         \
+    do {                                                                                          \
+        if (!(cond)) {                                                                            \
+            fprintf(stderr, "%s:%d: CHECK failed: %s: ", __FILE__, __LINE__, #cond);              \
+            fprintf(stderr, __VA_ARGS__);                                                         \
+            fputc('\n', stderr);                                                                  \
+            vt_test_failures++;                                                                   \
+        }                                                                                         \
+    } while (0)
+
+#define CHECK_RC(expr)                                                                            \
+    do {                                                                                          \
+        int rc_ = (expr);                                                                         \
+        if (rc_ != 0) {                                                                           \
+            fprintf(stderr, "%s:%d: %s returned %d (%s) %s\n", __FILE__, __LINE__, #expr, rc_,    \
+                    vt_strerror(rc_), vt_last_error());                                           \
+            vt_test_failures++;                                                                   \
+        }                                                                                         \
+    } while (0)
+
+#define TEST_SKIP(...)                                                                            \
+    do {                                                                                          \
+        printf("SKIP: ");                                                                         \
+        printf(__VA_ARGS__);                                                                      \
+        printf("\n");                                                                             \
+        exit(77);                                                                                 \
+    } while (0)
+
+static inline int vt_test_done(const char *name) {
+    if (vt_test_failures) {
+        printf("%s: %d check(s) failed\n", name, vt_test_failures);
+        return 1;
+    }
+    printf("%s: ok\n", name);
+    return 0;
+}
+
+/* Fresh random inputs each run (seed printed for reproduction; VT_SEED overrides). */
+static uint64_t vt_rng_state;
+static inline uint64_t vt_test_seed(void) {
+    const char *e = getenv("VT_SEED");
+    uint64_t s = e ? strtoull(e, NULL, 0) : ((uint64_t)time(NULL) ^ ((uint64_t)clock() << 20));
+    printf("seed %llu (set VT_SEED to reproduce)\n", (unsigned long long)s);
+    vt_rng_state = s ? s : 1;
+    return s;
+}
+static inline uint64_t vt_rand_u64(void) { /* xorshift64* */
+    vt_rng_state ^= vt_rng_state >> 12;
+    vt_rng_state ^= vt_rng_state << 25;
+    vt_rng_state ^= vt_rng_state >> 27;
+    return vt_rng_state * 0x2545F4914F6CDD1DULL;
+}
+static inline double vt_rand_uniform(void) { return (vt_rand_u64() >> 11) * 0x1.0p-53; }
+static inline float vt_rand_normal(void) {
+    double u1 = vt_rand_uniform(), u2 = vt_rand_uniform();
+    if (u1 < 1e-300) u1 = 1e-300;
+    return (float)(sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
+}
+
+/* Scratch directory for a test: $VT_TEST_TMP/<name>.<pid>, created fresh. */
+static inline void vt_test_tmpdir(const char *name, char *out, size_t cap) {
+    const char *base = getenv("VT_TEST_TMP");
+    if (!base) base = "/tmp";
+    snprintf(out, cap, "%s/%s.%d", base, name, (int)getpid());
+    char cmd[8400];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s' && mkdir -p '%s'", out, out);
+    if (system(cmd) != 0) {
+        fprintf(stderr, "cannot create %s\n", out);
+        exit(1);
+    }
+}
+
+#endif

@@ -1,0 +1,118 @@
+/* vtstore — command-line entry point: dispatches to one function per subcommand. */
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "vtstore/core.h"
+
+/* Subcommands not yet built into this binary answer with a clear message. A real definition in
+ * cmd_<name>.c replaces these weak ones at link time. */
+#define VT_CMD_STUB(fn, name)                                                                     \
+    __attribute__((weak)) int fn(int argc, char **argv) {                                         \
+        (void)argc;                                                                               \
+        (void)argv;                                                                               \
+        fprintf(stderr, "vtstore %s: not available in this build\n", name);                       \
+        return VT_EXIT_ERROR;                                                                     \
+    }
+VT_CMD_STUB(vt_cmd_import, "import")
+VT_CMD_STUB(vt_cmd_ls, "ls")
+VT_CMD_STUB(vt_cmd_query, "query")
+VT_CMD_STUB(vt_cmd_info, "info")
+VT_CMD_STUB(vt_cmd_get, "get")
+VT_CMD_STUB(vt_cmd_export, "export")
+VT_CMD_STUB(vt_cmd_verify, "verify")
+VT_CMD_STUB(vt_cmd_gc, "gc")
+VT_CMD_STUB(vt_cmd_rm, "rm")
+VT_CMD_STUB(vt_cmd_stream, "stream")
+VT_CMD_STUB(vt_cmd_run, "run")
+VT_CMD_STUB(vt_cmd_attn, "attn")
+VT_CMD_STUB(vt_cmd_quant, "quant")
+VT_CMD_STUB(vt_cmd_bench, "bench")
+
+static const struct {
+    const char *name;
+    vt_cmd_fn fn;
+    const char *help;
+} cmds[] = {
+    {"import", vt_cmd_import, "import safetensors/GGUF/.npy into a store, quantizing"},
+    {"ls", vt_cmd_ls, "list tensors (glob, --where filter, --json)"},
+    {"query", vt_cmd_query, "same as ls"},
+    {"info", vt_cmd_info, "store totals or one tensor's record"},
+    {"get", vt_cmd_get, "dequantize a tensor or row range to .npy"},
+    {"export", vt_cmd_export, "write safetensors (dequantized) or GGUF"},
+    {"verify", vt_cmd_verify, "check every chunk checksum and the index"},
+    {"gc", vt_cmd_gc, "reclaim space of removed or orphaned chunks"},
+    {"rm", vt_cmd_rm, "remove tensors matching a glob"},
+    {"stream", vt_cmd_stream, "stream the store through RAM/VRAM tiers in schedule order"},
+    {"run", vt_cmd_run, "run a Llama-family model from a store"},
+    {"attn", vt_cmd_attn, "flash attention on .npy inputs (quantized K/V optional)"},
+    {"quant", vt_cmd_quant, "quantization report (SQNR, bits, throughput) on generated or given data"},
+    {"bench", vt_cmd_bench, "benchmarks: bench quant|kernels|..."},
+};
+
+static void usage(FILE *f) {
+    fprintf(f, "usage: vtstore COMMAND [ARGS]   (vtstore COMMAND --help for details)\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
+        fprintf(f, "  %-8s %s\n", cmds[i].name, cmds[i].help);
+}
+
+int vt_cli_wants_help(int argc, char **argv) {
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) return 1;
+    return 0;
+}
+
+int vt_cli_parse_bytes(const char *s, uint64_t *out) {
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (end == s || errno || v < 0) return -1;
+    double mul = 1;
+    switch (toupper((unsigned char)*end)) {
+    case 'K': mul = 1024.0; end++; break;
+    case 'M': mul = 1024.0 * 1024; end++; break;
+    case 'G': mul = 1024.0 * 1024 * 1024; end++; break;
+    case 'T': mul = 1024.0 * 1024 * 1024 * 1024; end++; break;
+    default: break;
+    }
+    if (toupper((unsigned char)*end) == 'I') end++;
+    if (toupper((unsigned char)*end) == 'B') end++;
+    if (*end) return -1;
+    *out = (uint64_t)(v * mul);
+    return 0;
+}
+
+void vt_cli_error(const char *cmd, int rc, const char *fmt, ...) {
+    va_list ap;
+    fprintf(stderr, "vtstore %s: ", cmd);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    const char *detail = vt_last_error();
+    if (rc) fprintf(stderr, ": %s", vt_strerror(rc));
+    if (detail && *detail) fprintf(stderr, " (%s)", detail);
+    fputc('\n', stderr);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        usage(stderr);
+        return VT_EXIT_USAGE;
+    }
+    if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return VT_EXIT_OK;
+    }
+    if (!strcmp(argv[1], "--version")) {
+        printf("vtstore %s\n", vt_version());
+        return VT_EXIT_OK;
+    }
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
+        if (!strcmp(argv[1], cmds[i].name)) return cmds[i].fn(argc - 1, argv + 1);
+    fprintf(stderr, "vtstore: unknown command '%s'\n", argv[1]);
+    usage(stderr);
+    return VT_EXIT_USAGE;
+}
