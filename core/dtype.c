@@ -11,16 +11,18 @@ static const struct {
     size_t size;
     int is_float;
 } dtype_table[VT_DTYPE_COUNT] = {
-    [VT_DTYPE_F32] = {"f32", 4, 1},      [VT_DTYPE_F16] = {"f16", 2, 1},
-    [VT_DTYPE_BF16] = {"bf16", 2, 1},    [VT_DTYPE_F64] = {"f64", 8, 1},
-    [VT_DTYPE_I8] = {"i8", 1, 0},        [VT_DTYPE_U8] = {"u8", 1, 0},
-    [VT_DTYPE_I16] = {"i16", 2, 0},      [VT_DTYPE_I32] = {"i32", 4, 0},
-    [VT_DTYPE_I64] = {"i64", 8, 0},      [VT_DTYPE_FP8_E4M3] = {"f8_e4m3", 1, 1},
-    [VT_DTYPE_U16] = {"u16", 2, 0},      [VT_DTYPE_U32] = {"u32", 4, 0},
-    [VT_DTYPE_U64] = {"u64", 8, 0},      [VT_DTYPE_BOOL] = {"bool", 1, 0},
+    [VT_DTYPE_F32] = {"f32", 4, 1},   [VT_DTYPE_F16] = {"f16", 2, 1},
+    [VT_DTYPE_BF16] = {"bf16", 2, 1}, [VT_DTYPE_F64] = {"f64", 8, 1},
+    [VT_DTYPE_I8] = {"i8", 1, 0},     [VT_DTYPE_U8] = {"u8", 1, 0},
+    [VT_DTYPE_I16] = {"i16", 2, 0},   [VT_DTYPE_I32] = {"i32", 4, 0},
+    [VT_DTYPE_I64] = {"i64", 8, 0},   [VT_DTYPE_FP8_E4M3] = {"f8_e4m3", 1, 1},
+    [VT_DTYPE_U16] = {"u16", 2, 0},   [VT_DTYPE_U32] = {"u32", 4, 0},
+    [VT_DTYPE_U64] = {"u64", 8, 0},   [VT_DTYPE_BOOL] = {"bool", 1, 0},
 };
 
-size_t vt_dtype_size(vt_dtype t) { return (unsigned)t < VT_DTYPE_COUNT ? dtype_table[t].size : 0; }
+size_t vt_dtype_size(vt_dtype t) {
+    return (unsigned)t < VT_DTYPE_COUNT ? dtype_table[t].size : 0;
+}
 const char *vt_dtype_name(vt_dtype t) {
     return (unsigned)t < VT_DTYPE_COUNT ? dtype_table[t].name : "?";
 }
@@ -82,7 +84,9 @@ uint16_t vt_f32_to_bf16(float f) {
     return (uint16_t)(x >> 16);
 }
 
-float vt_bf16_to_f32(uint16_t h) { return u2f((uint32_t)h << 16); }
+float vt_bf16_to_f32(uint16_t h) {
+    return u2f((uint32_t)h << 16);
+}
 
 uint8_t vt_f32_to_e4m3(float f) {
     uint8_t sign = signbit(f) ? 0x80 : 0;
@@ -110,8 +114,10 @@ float vt_e4m3_to_f32(uint8_t v) {
     int s = v >> 7, e = (v >> 3) & 0xf, m = v & 7;
     float r;
     if (e == 15 && m == 7) return s ? -NAN : NAN;
-    if (e == 0) r = (float)m * 0x1p-9f;
-    else r = ldexpf(1.0f + (float)m / 8.0f, e - 7);
+    if (e == 0)
+        r = (float)m * 0x1p-9f;
+    else
+        r = ldexpf(1.0f + (float)m / 8.0f, e - 7);
     return s ? -r : r;
 }
 
@@ -138,14 +144,22 @@ uint8_t vt_f32_to_e2m1(float f) {
     uint8_t sign = signbit(f) ? 8 : 0;
     float a = fabsf(f);
     uint8_t c;
-    if (!(a > 0.25f)) c = 0; /* ties go to the even code; NaN maps to 0 */
-    else if (a < 0.75f) c = 1;
-    else if (a <= 1.25f) c = 2;
-    else if (a < 1.75f) c = 3;
-    else if (a <= 2.5f) c = 4;
-    else if (a < 3.5f) c = 5;
-    else if (a <= 5.0f) c = 6;
-    else c = 7;
+    if (!(a > 0.25f))
+        c = 0; /* ties go to the even code; NaN maps to 0 */
+    else if (a < 0.75f)
+        c = 1;
+    else if (a <= 1.25f)
+        c = 2;
+    else if (a < 1.75f)
+        c = 3;
+    else if (a <= 2.5f)
+        c = 4;
+    else if (a < 3.5f)
+        c = 5;
+    else if (a <= 5.0f)
+        c = 6;
+    else
+        c = 7;
     return sign | c;
 }
 
@@ -169,14 +183,20 @@ void vt_f32_to_bf16_row(const float *src, uint16_t *dst, size_t n) {
 
 int vt_convert_to_f32(vt_dtype t, const void *src, float *dst, size_t n) {
     switch (t) {
-    case VT_DTYPE_F32: memmove(dst, src, n * 4); return 0;
-    case VT_DTYPE_F16: vt_f16_to_f32_row(src, dst, n); return 0;
-    case VT_DTYPE_BF16: vt_bf16_to_f32_row(src, dst, n); return 0;
-#define CONV(T, ty)                                                                               \
-    case T: {                                                                                     \
-        const ty *s = src;                                                                        \
-        for (size_t i = 0; i < n; i++) dst[i] = (float)s[i];                                      \
-        return 0;                                                                                 \
+    case VT_DTYPE_F32:
+        memmove(dst, src, n * 4);
+        return 0;
+    case VT_DTYPE_F16:
+        vt_f16_to_f32_row(src, dst, n);
+        return 0;
+    case VT_DTYPE_BF16:
+        vt_bf16_to_f32_row(src, dst, n);
+        return 0;
+#define CONV(T, ty)                                                                                \
+    case T: {                                                                                      \
+        const ty *s = src;                                                                         \
+        for (size_t i = 0; i < n; i++) dst[i] = (float)s[i];                                       \
+        return 0;                                                                                  \
     }
         CONV(VT_DTYPE_F64, double)
         CONV(VT_DTYPE_I8, int8_t)
@@ -194,7 +214,8 @@ int vt_convert_to_f32(vt_dtype t, const void *src, float *dst, size_t n) {
         for (size_t i = 0; i < n; i++) dst[i] = vt_e4m3_to_f32(s[i]);
         return 0;
     }
-    default: return vt_fail(-EINVAL, "unknown dtype %d", (int)t);
+    default:
+        return vt_fail(-EINVAL, "unknown dtype %d", (int)t);
     }
 }
 

@@ -8,12 +8,19 @@
 
 #include "vtstore/core.h"
 
-static ssize_t def_pread(int fd, void *b, size_t n, off_t o) { return pread(fd, b, n, o); }
-static ssize_t def_pwrite(int fd, const void *b, size_t n, off_t o) { return pwrite(fd, b, n, o); }
-static const vt_hooks default_hooks = {malloc, calloc, realloc, free, def_pread, def_pwrite, fdatasync};
+static ssize_t def_pread(int fd, void *b, size_t n, off_t o) {
+    return pread(fd, b, n, o);
+}
+static ssize_t def_pwrite(int fd, const void *b, size_t n, off_t o) {
+    return pwrite(fd, b, n, o);
+}
+static const vt_hooks default_hooks = {malloc,    calloc,     realloc,  free,
+                                       def_pread, def_pwrite, fdatasync};
 static vt_hooks hooks = {malloc, calloc, realloc, free, def_pread, def_pwrite, fdatasync};
 
-void vt_hooks_set(const vt_hooks *h) { hooks = h ? *h : default_hooks; }
+void vt_hooks_set(const vt_hooks *h) {
+    hooks = h ? *h : default_hooks;
+}
 
 /* ---- fault injection ---- */
 static _Atomic unsigned fault_mask;
@@ -27,9 +34,15 @@ void vt_fault_arm(unsigned kinds_mask, uint64_t nth, int err) {
     atomic_store(&fault_err, err);
     atomic_store(&fault_mask, kinds_mask);
 }
-void vt_fault_disarm(void) { atomic_store(&fault_mask, 0u); }
-uint64_t vt_fault_count(void) { return atomic_load(&fault_seen); }
-int vt_fault_fired(void) { return atomic_load(&fault_fired); }
+void vt_fault_disarm(void) {
+    atomic_store(&fault_mask, 0u);
+}
+uint64_t vt_fault_count(void) {
+    return atomic_load(&fault_seen);
+}
+int vt_fault_fired(void) {
+    return atomic_load(&fault_fired);
+}
 
 int vt_fault_check(unsigned kind) {
     if (!(atomic_load_explicit(&fault_mask, memory_order_relaxed) & kind)) return 0;
@@ -68,7 +81,9 @@ void *vt_malloc_aligned(size_t align, size_t size) {
     if (posix_memalign(&p, align, size ? size : align)) return NULL;
     return p;
 }
-void vt_free_aligned(void *p) { free(p); }
+void vt_free_aligned(void *p) {
+    free(p);
+}
 
 int vt_pread_full(int fd, void *buf, size_t n, uint64_t off) {
     char *b = buf;

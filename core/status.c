@@ -12,22 +12,38 @@ static _Thread_local char last_error[1024];
 
 const char *vt_strerror(int code) {
     switch (code) {
-    case VT_OK: return "success";
-    case VT_EFORMAT: return "malformed or truncated input";
-    case VT_ECORRUPT: return "data corrupted (checksum mismatch)";
-    case VT_ENOTFOUND: return "not found";
-    case VT_EUNSUPPORTED: return "not supported";
-    case VT_ENONFINITE: return "NaN or Inf in input";
-    case VT_EVERSION: return "store format version is newer than this build";
-    case VT_EEXIST: return "already exists";
-    case VT_EBUDGET: return "does not fit the memory budget";
-    case VT_ECUDA: return "CUDA error";
-    case VT_ENODEV: return "no GPU available";
-    case VT_ELMDB: return "LMDB error";
-    case VT_EUSAGE: return "invalid call sequence";
-    case VT_ESHAPE: return "shape mismatch";
-    case VT_EFAULT: return "injected fault";
-    default: break;
+    case VT_OK:
+        return "success";
+    case VT_EFORMAT:
+        return "malformed or truncated input";
+    case VT_ECORRUPT:
+        return "data corrupted (checksum mismatch)";
+    case VT_ENOTFOUND:
+        return "not found";
+    case VT_EUNSUPPORTED:
+        return "not supported";
+    case VT_ENONFINITE:
+        return "NaN or Inf in input";
+    case VT_EVERSION:
+        return "store format version is newer than this build";
+    case VT_EEXIST:
+        return "already exists";
+    case VT_EBUDGET:
+        return "does not fit the memory budget";
+    case VT_ECUDA:
+        return "CUDA error";
+    case VT_ENODEV:
+        return "no GPU available";
+    case VT_ELMDB:
+        return "LMDB error";
+    case VT_EUSAGE:
+        return "invalid call sequence";
+    case VT_ESHAPE:
+        return "shape mismatch";
+    case VT_EFAULT:
+        return "injected fault";
+    default:
+        break;
     }
     if (code < 0 && code > -4096) {
         /* strerror is not thread-safe; use a thread-local copy of strerror_r's text */
@@ -38,9 +54,13 @@ const char *vt_strerror(int code) {
     return "unknown error";
 }
 
-const char *vt_last_error(void) { return last_error; }
+const char *vt_last_error(void) {
+    return last_error;
+}
 
-void vt_clear_error(void) { last_error[0] = 0; }
+void vt_clear_error(void) {
+    last_error[0] = 0;
+}
 
 int vt_fail(int code, const char *fmt, ...) {
     va_list ap;
@@ -56,24 +76,33 @@ double vt_now(void) {
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-const char *vt_version(void) { return "0.1.0"; }
+const char *vt_version(void) {
+    return "0.1.0";
+}
 
 /* ---- logging ---- */
 static vt_log_sink log_sink;
 static int log_level = -1;
 
-void vt_log_set_sink(vt_log_sink sink) { log_sink = sink; }
+void vt_log_set_sink(vt_log_sink sink) {
+    log_sink = sink;
+}
 
 static int log_level_get(void) {
     if (log_level < 0) {
         const char *e = getenv("VT_LOG");
         int l = VT_LOG_WARN;
         if (e) {
-            if (!strcasecmp(e, "debug")) l = VT_LOG_DEBUG;
-            else if (!strcasecmp(e, "info")) l = VT_LOG_INFO;
-            else if (!strcasecmp(e, "warn")) l = VT_LOG_WARN;
-            else if (!strcasecmp(e, "error")) l = VT_LOG_ERROR;
-            else if (!strcasecmp(e, "off")) l = VT_LOG_OFF;
+            if (!strcasecmp(e, "debug"))
+                l = VT_LOG_DEBUG;
+            else if (!strcasecmp(e, "info"))
+                l = VT_LOG_INFO;
+            else if (!strcasecmp(e, "warn"))
+                l = VT_LOG_WARN;
+            else if (!strcasecmp(e, "error"))
+                l = VT_LOG_ERROR;
+            else if (!strcasecmp(e, "off"))
+                l = VT_LOG_OFF;
         }
         log_level = l;
     }

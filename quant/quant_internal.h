@@ -13,10 +13,10 @@ typedef void (*vt_qrow_fn)(const float *x, void *dst, uint64_t cols, const vt_qu
 typedef void (*vt_dqrow_fn)(const void *src, float *y, uint64_t cols, const vt_quant_params *p);
 
 typedef struct vt_qrow_ops {
-    vt_qrow_fn quantize_ref;    /* NULL for read-only formats (q4_k, q6_k) */
+    vt_qrow_fn quantize_ref; /* NULL for read-only formats (q4_k, q6_k) */
     vt_dqrow_fn dequantize_ref;
-    vt_qrow_fn quantize;        /* fast; may equal the ref */
-    vt_dqrow_fn dequantize;     /* fast; may equal the ref */
+    vt_qrow_fn quantize;    /* fast; may equal the ref */
+    vt_dqrow_fn dequantize; /* fast; may equal the ref */
 } vt_qrow_ops;
 
 /* quant-A (ggml_formats.c, int8.c, plain.c): f32, f16, bf16, q8_0, q4_0, q4_1, q4_k, q6_k, int8 */
@@ -27,8 +27,10 @@ extern const vt_qrow_ops vt_qops_f32, vt_qops_f16, vt_qops_bf16, vt_qops_q8_0, v
 extern const vt_qrow_ops vt_qops_nf4, vt_qops_nvfp4, vt_qops_mxfp4, vt_qops_awq;
 
 /* nf4_dq (nf4_dq.c, quant-B): whole row ranges (first row aligned, see vt_quant_row_align). */
-int vt_nf4dq_quantize(const float *src, uint64_t rows, uint64_t cols, void *dst, int ref, int nthreads);
-int vt_nf4dq_dequantize(const void *src, uint64_t rows, uint64_t cols, float *dst, int ref, int nthreads);
+int vt_nf4dq_quantize(const float *src, uint64_t rows, uint64_t cols, void *dst, int ref,
+                      int nthreads);
+int vt_nf4dq_dequantize(const void *src, uint64_t rows, uint64_t cols, float *dst, int ref,
+                        int nthreads);
 uint64_t vt_nf4dq_bytes(uint64_t rows, uint64_t cols);
 
 /* 2:4 sparsity (sparse24.c, quant-B), over a base row-blocked format's ops. */

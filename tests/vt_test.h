@@ -12,40 +12,40 @@
 
 static int vt_test_failures;
 
-#define CHECK(cond)                                                                               \
-    do {                                                                                          \
-        if (!(cond)) {                                                                            \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);              \
-            vt_test_failures++;                                                                   \
-        }                                                                                         \
+#define CHECK(cond)                                                                                \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);               \
+            vt_test_failures++;                                                                    \
+        }                                                                                          \
     } while (0)
 
-#define CHECKF(cond, ...)                                                                         \
-    do {                                                                                          \
-        if (!(cond)) {                                                                            \
-            fprintf(stderr, "%s:%d: CHECK failed: %s: ", __FILE__, __LINE__, #cond);              \
-            fprintf(stderr, __VA_ARGS__);                                                         \
-            fputc('\n', stderr);                                                                  \
-            vt_test_failures++;                                                                   \
-        }                                                                                         \
+#define CHECKF(cond, ...)                                                                          \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "%s:%d: CHECK failed: %s: ", __FILE__, __LINE__, #cond);               \
+            fprintf(stderr, __VA_ARGS__);                                                          \
+            fputc('\n', stderr);                                                                   \
+            vt_test_failures++;                                                                    \
+        }                                                                                          \
     } while (0)
 
-#define CHECK_RC(expr)                                                                            \
-    do {                                                                                          \
-        int rc_ = (expr);                                                                         \
-        if (rc_ != 0) {                                                                           \
-            fprintf(stderr, "%s:%d: %s returned %d (%s) %s\n", __FILE__, __LINE__, #expr, rc_,    \
-                    vt_strerror(rc_), vt_last_error());                                           \
-            vt_test_failures++;                                                                   \
-        }                                                                                         \
+#define CHECK_RC(expr)                                                                             \
+    do {                                                                                           \
+        int rc_ = (expr);                                                                          \
+        if (rc_ != 0) {                                                                            \
+            fprintf(stderr, "%s:%d: %s returned %d (%s) %s\n", __FILE__, __LINE__, #expr, rc_,     \
+                    vt_strerror(rc_), vt_last_error());                                            \
+            vt_test_failures++;                                                                    \
+        }                                                                                          \
     } while (0)
 
-#define TEST_SKIP(...)                                                                            \
-    do {                                                                                          \
-        printf("SKIP: ");                                                                         \
-        printf(__VA_ARGS__);                                                                      \
-        printf("\n");                                                                             \
-        exit(77);                                                                                 \
+#define TEST_SKIP(...)                                                                             \
+    do {                                                                                           \
+        printf("SKIP: ");                                                                          \
+        printf(__VA_ARGS__);                                                                       \
+        printf("\n");                                                                              \
+        exit(77);                                                                                  \
     } while (0)
 
 static inline int vt_test_done(const char *name) {
@@ -72,7 +72,9 @@ static inline uint64_t vt_rand_u64(void) { /* xorshift64* */
     vt_rng_state ^= vt_rng_state >> 27;
     return vt_rng_state * 0x2545F4914F6CDD1DULL;
 }
-static inline double vt_rand_uniform(void) { return (vt_rand_u64() >> 11) * 0x1.0p-53; }
+static inline double vt_rand_uniform(void) {
+    return (vt_rand_u64() >> 11) * 0x1.0p-53;
+}
 static inline float vt_rand_normal(void) {
     double u1 = vt_rand_uniform(), u2 = vt_rand_uniform();
     if (u1 < 1e-300) u1 = 1e-300;

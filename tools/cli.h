@@ -6,7 +6,7 @@
 #include <stdio.h>
 
 /* Exit codes of every subcommand. */
-#define VT_EXIT_OK 0
+#define VT_EXIT_OK    0
 #define VT_EXIT_ERROR 1
 #define VT_EXIT_USAGE 2
 
@@ -32,7 +32,8 @@ int vt_cmd_bench(int argc, char **argv);
  * number. Returns 0 or -1. */
 int vt_cli_parse_bytes(const char *s, uint64_t *out);
 /* Print "vtstore CMD: " + message + detail of the last error to stderr. */
-void vt_cli_error(const char *cmd, int rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void vt_cli_error(const char *cmd, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 /* 1 if argv contains -h or --help. */
 int vt_cli_wants_help(int argc, char **argv);
 

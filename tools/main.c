@@ -10,12 +10,12 @@
 
 /* Subcommands not yet built into this binary answer with a clear message. A real definition in
  * cmd_<name>.c replaces these weak ones at link time. */
-#define VT_CMD_STUB(fn, name)                                                                     \
-    __attribute__((weak)) int fn(int argc, char **argv) {                                         \
-        (void)argc;                                                                               \
-        (void)argv;                                                                               \
-        fprintf(stderr, "vtstore %s: not available in this build\n", name);                       \
-        return VT_EXIT_ERROR;                                                                     \
+#define VT_CMD_STUB(fn, name)                                                                      \
+    __attribute__((weak)) int fn(int argc, char **argv) {                                          \
+        (void)argc;                                                                                \
+        (void)argv;                                                                                \
+        fprintf(stderr, "vtstore %s: not available in this build\n", name);                        \
+        return VT_EXIT_ERROR;                                                                      \
     }
 VT_CMD_STUB(vt_cmd_import, "import")
 VT_CMD_STUB(vt_cmd_ls, "ls")
@@ -49,12 +49,14 @@ static const struct {
     {"stream", vt_cmd_stream, "stream the store through RAM/VRAM tiers in schedule order"},
     {"run", vt_cmd_run, "run a Llama-family model from a store"},
     {"attn", vt_cmd_attn, "flash attention on .npy inputs (quantized K/V optional)"},
-    {"quant", vt_cmd_quant, "quantization report (SQNR, bits, throughput) on generated or given data"},
+    {"quant", vt_cmd_quant,
+     "quantization report (SQNR, bits, throughput) on generated or given data"},
     {"bench", vt_cmd_bench, "benchmarks: bench quant|kernels|..."},
 };
 
 static void usage(FILE *f) {
-    fprintf(f, "usage: vtstore COMMAND [ARGS]   (vtstore COMMAND --help for details)\n\ncommands:\n");
+    fprintf(f,
+            "usage: vtstore COMMAND [ARGS]   (vtstore COMMAND --help for details)\n\ncommands:\n");
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
         fprintf(f, "  %-8s %s\n", cmds[i].name, cmds[i].help);
 }
@@ -72,11 +74,24 @@ int vt_cli_parse_bytes(const char *s, uint64_t *out) {
     if (end == s || errno || v < 0) return -1;
     double mul = 1;
     switch (toupper((unsigned char)*end)) {
-    case 'K': mul = 1024.0; end++; break;
-    case 'M': mul = 1024.0 * 1024; end++; break;
-    case 'G': mul = 1024.0 * 1024 * 1024; end++; break;
-    case 'T': mul = 1024.0 * 1024 * 1024 * 1024; end++; break;
-    default: break;
+    case 'K':
+        mul = 1024.0;
+        end++;
+        break;
+    case 'M':
+        mul = 1024.0 * 1024;
+        end++;
+        break;
+    case 'G':
+        mul = 1024.0 * 1024 * 1024;
+        end++;
+        break;
+    case 'T':
+        mul = 1024.0 * 1024 * 1024 * 1024;
+        end++;
+        break;
+    default:
+        break;
     }
     if (toupper((unsigned char)*end) == 'I') end++;
     if (toupper((unsigned char)*end) == 'B') end++;

@@ -31,8 +31,8 @@
 /* GGUF Q8_0: x = d * qs[j], d = amax / 127. */
 #define VT_QK8_0 32
 typedef struct vt_block_q8_0 {
-    uint16_t d;             /* f16 scale */
-    int8_t qs[VT_QK8_0];    /* [32] */
+    uint16_t d;          /* f16 scale */
+    int8_t qs[VT_QK8_0]; /* [32] */
 } vt_block_q8_0;
 VT_STATIC_ASSERT(sizeof(vt_block_q8_0) == 34, "q8_0 block size");
 
@@ -54,7 +54,7 @@ typedef struct vt_block_q4_1 {
 VT_STATIC_ASSERT(sizeof(vt_block_q4_1) == 20, "q4_1 block size");
 
 /* GGUF K-quants: super-blocks of 256. */
-#define VT_QK_K 256
+#define VT_QK_K         256
 #define VT_K_SCALE_SIZE 12
 typedef struct vt_block_q4_k {
     uint16_t d;                      /* f16 super-block scale for the 6-bit scales */
@@ -65,10 +65,10 @@ typedef struct vt_block_q4_k {
 VT_STATIC_ASSERT(sizeof(vt_block_q4_k) == 144, "q4_k block size");
 
 typedef struct vt_block_q6_k {
-    uint8_t ql[VT_QK_K / 2];      /* [128] low 4 bits */
-    uint8_t qh[VT_QK_K / 4];      /* [64] high 2 bits */
-    int8_t scales[VT_QK_K / 16];  /* [16] 8-bit scales */
-    uint16_t d;                   /* f16 super-block scale */
+    uint8_t ql[VT_QK_K / 2];     /* [128] low 4 bits */
+    uint8_t qh[VT_QK_K / 4];     /* [64] high 2 bits */
+    int8_t scales[VT_QK_K / 16]; /* [16] 8-bit scales */
+    uint16_t d;                  /* f16 super-block scale */
 } vt_block_q6_k;
 VT_STATIC_ASSERT(sizeof(vt_block_q6_k) == 210, "q6_k block size");
 
@@ -94,10 +94,10 @@ VT_STATIC_ASSERT(sizeof(vt_block_nf4) == 36, "nf4 block size");
  * offset = mean of the 256 absmax values); codes as nf4. 8456 bytes / 16384 weights = 4.129 b/w. */
 #define VT_NF4DQ_GROUP 256
 typedef struct vt_block_nf4_dq {
-    float offset;                                /* mean of the group's absmax values */
-    float scale;                                 /* step of the 8-bit absmax codes */
-    int8_t absmax_q[VT_NF4DQ_GROUP];             /* [256] */
-    uint8_t qs[VT_NF4DQ_GROUP * VT_QK_NF4 / 2];  /* [256*32] codes, block b at qs[32*b] */
+    float offset;                               /* mean of the group's absmax values */
+    float scale;                                /* step of the 8-bit absmax codes */
+    int8_t absmax_q[VT_NF4DQ_GROUP];            /* [256] */
+    uint8_t qs[VT_NF4DQ_GROUP * VT_QK_NF4 / 2]; /* [256*32] codes, block b at qs[32*b] */
 } vt_block_nf4_dq;
 VT_STATIC_ASSERT(sizeof(vt_block_nf4_dq) == 8456, "nf4_dq super-block size");
 

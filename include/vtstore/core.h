@@ -26,22 +26,22 @@ extern "C" {
 
 /* ---- status codes ------------------------------------------------------------------------ */
 
-#define VT_OK 0
-#define VT_EBASE (-10000)
-#define VT_EFORMAT (-10001)      /* a file or record is malformed (header lies, truncated) */
-#define VT_ECORRUPT (-10002)     /* checksum mismatch or impossible stored value */
-#define VT_ENOTFOUND (-10003)    /* no such tensor, chunk or key */
+#define VT_OK           0
+#define VT_EBASE        (-10000)
+#define VT_EFORMAT      (-10001) /* a file or record is malformed (header lies, truncated) */
+#define VT_ECORRUPT     (-10002) /* checksum mismatch or impossible stored value */
+#define VT_ENOTFOUND    (-10003) /* no such tensor, chunk or key */
 #define VT_EUNSUPPORTED (-10004) /* valid request the build or format cannot serve */
-#define VT_ENONFINITE (-10005)   /* NaN or Inf in data to be quantized */
-#define VT_EVERSION (-10006)     /* store written by a newer, incompatible version */
-#define VT_EEXIST (-10007)       /* name already present */
-#define VT_EBUDGET (-10008)      /* request does not fit the configured budget */
-#define VT_ECUDA (-10009)        /* CUDA runtime error */
-#define VT_ENODEV (-10010)       /* no GPU present or CUDA disabled in this build */
-#define VT_ELMDB (-10011)        /* LMDB error without an errno equivalent */
-#define VT_EUSAGE (-10012)       /* API misuse: wrong order of calls, bad handle state */
-#define VT_ESHAPE (-10013)       /* shapes of operands do not agree */
-#define VT_EFAULT (-10014)       /* an injected fault without an errno (tests only) */
+#define VT_ENONFINITE   (-10005) /* NaN or Inf in data to be quantized */
+#define VT_EVERSION     (-10006) /* store written by a newer, incompatible version */
+#define VT_EEXIST       (-10007) /* name already present */
+#define VT_EBUDGET      (-10008) /* request does not fit the configured budget */
+#define VT_ECUDA        (-10009) /* CUDA runtime error */
+#define VT_ENODEV       (-10010) /* no GPU present or CUDA disabled in this build */
+#define VT_ELMDB        (-10011) /* LMDB error without an errno equivalent */
+#define VT_EUSAGE       (-10012) /* API misuse: wrong order of calls, bad handle state */
+#define VT_ESHAPE       (-10013) /* shapes of operands do not agree */
+#define VT_EFAULT       (-10014) /* an injected fault without an errno (tests only) */
 
 /** Static, never-NULL name and description of any status code (errno or VT_E*). */
 const char *vt_strerror(int code);
@@ -207,7 +207,13 @@ double vt_now(void);
 
 /** Log levels for vt_log; VT_LOG=debug|info|warn|error|off in the environment sets the level.
  *  Messages go to stderr through a replaceable sink, never stdout. */
-typedef enum vt_log_level { VT_LOG_DEBUG, VT_LOG_INFO, VT_LOG_WARN, VT_LOG_ERROR, VT_LOG_OFF } vt_log_level;
+typedef enum vt_log_level {
+    VT_LOG_DEBUG,
+    VT_LOG_INFO,
+    VT_LOG_WARN,
+    VT_LOG_ERROR,
+    VT_LOG_OFF
+} vt_log_level;
 typedef void (*vt_log_sink)(vt_log_level lvl, const char *msg);
 void vt_log_set_sink(vt_log_sink sink);
 void vt_log(vt_log_level lvl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

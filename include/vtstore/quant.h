@@ -52,7 +52,7 @@ typedef enum vt_format {
 /** Flag OR-ed into a format: 2:4 structured sparsity over the base format. Not available with
  *  nf4_dq (its super-blocks cross rows) — VT_EUNSUPPORTED. */
 #define VT_FMT_SPARSE24 0x100u
-#define VT_FMT_BASE(f) ((vt_format)((f) & 0xffu))
+#define VT_FMT_BASE(f)  ((vt_format)((f)&0xffu))
 
 /** Static description of a base format. */
 typedef struct vt_format_info {
@@ -122,18 +122,18 @@ extern const float vt_nf4_values[16];
  *  alpha on a grid of @p grid points in [0, 1], minimising the activation-weighted output error
  *  sum_ij (act_j * (W_ij - deq(q(W_ij s_j)) / s_j))^2 over (up to @p max_rows sampled) rows.
  *  Writes scales[cols] and the chosen alpha. */
-int vt_awq_search(const float *w, uint64_t rows, uint64_t cols, const float *act_mean_abs,
-                  int grid, uint64_t max_rows, float *scales, float *alpha_out);
+int vt_awq_search(const float *w, uint64_t rows, uint64_t cols, const float *act_mean_abs, int grid,
+                  uint64_t max_rows, float *scales, float *alpha_out);
 
 /* ---- metrics ------------------------------------------------------------------------------ */
 
 typedef struct vt_metrics {
     double mse, mae, rmse;
-    double sqnr_db;   /* 10 log10(sum x^2 / sum (x - y)^2); +inf when exact */
-    double cosine;    /* cosine similarity of x and y */
-    double max_err;   /* max |x - y| */
+    double sqnr_db;             /* 10 log10(sum x^2 / sum (x - y)^2); +inf when exact */
+    double cosine;              /* cosine similarity of x and y */
+    double max_err;             /* max |x - y| */
     double p50, p90, p99, p999; /* percentiles of |x - y| */
-    double outlier_frac; /* fraction of |x - y| > 6 * rmse */
+    double outlier_frac;        /* fraction of |x - y| > 6 * rmse */
     uint64_t n;
 } vt_metrics;
 
@@ -145,9 +145,9 @@ double vt_sqnr_theoretical(double bits);
 /* ---- automatic choice --------------------------------------------------------------------- */
 
 typedef struct vt_choose_target {
-    double min_sqnr_db;  /* > 0: cheapest format reaching at least this SQNR */
-    double max_bits;     /* > 0: best SQNR within this bits-per-weight budget */
-    uint32_t candidates; /* bit mask of (1u << vt_format) to consider; 0 = all writable */
+    double min_sqnr_db;   /* > 0: cheapest format reaching at least this SQNR */
+    double max_bits;      /* > 0: best SQNR within this bits-per-weight budget */
+    uint32_t candidates;  /* bit mask of (1u << vt_format) to consider; 0 = all writable */
     uint64_t sample_rows; /* rows sampled for the trial quantizations (0 = all) */
 } vt_choose_target;
 

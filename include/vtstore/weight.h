@@ -27,8 +27,8 @@ typedef enum vt_location {
 } vt_location;
 
 typedef struct vt_weight {
-    const void *data;     /* quantized rows [row0, row0 + rows), vt_quant_bytes(format, rows, cols) */
-    const float *aux;     /* awq: [cols] per-input-channel scales, same location as data; else NULL */
+    const void *data; /* quantized rows [row0, row0 + rows), vt_quant_bytes(format, rows, cols) */
+    const float *aux; /* awq: [cols] per-input-channel scales, same location as data; else NULL */
     vt_location location; /* where data and aux live */
     uint32_t format;      /* vt_format, optionally | VT_FMT_SPARSE24 */
     uint64_t rows, cols;  /* rows held by this handle; cols = full row length */

@@ -27,8 +27,10 @@ static uint32_t nearest(const table *t, double a) {
     if (a >= t->vals[hi]) return t->codes[hi];
     while (hi - lo > 1) {
         int mid = (lo + hi) / 2;
-        if (t->vals[mid] <= a) lo = mid;
-        else hi = mid;
+        if (t->vals[mid] <= a)
+            lo = mid;
+        else
+            hi = mid;
     }
     double dl = a - t->vals[lo], dh = t->vals[hi] - a;
     if (dl < dh) return t->codes[lo];
@@ -45,8 +47,10 @@ static void test_f16(void) {
         uint16_t hh = (uint16_t)h;
         memcpy(&hf, &hh, 2);
         float want = (float)hf, got = vt_f16_to_f32(hh);
-        if (isnan(want)) CHECKF(isnan(got), "f16 %04x", h);
-        else CHECKF(memcmp(&want, &got, 4) == 0, "f16 %04x -> %g want %g", h, got, want);
+        if (isnan(want))
+            CHECKF(isnan(got), "f16 %04x", h);
+        else
+            CHECKF(memcmp(&want, &got, 4) == 0, "f16 %04x -> %g want %g", h, got, want);
     }
     /* encode: every f16 value, the midpoints to its neighbours and one f32 ulp either side */
     tb.n = 0;
@@ -59,7 +63,8 @@ static void test_f16(void) {
         double v = vt_f16_to_f32((uint16_t)h);
         double nx = h + 1 < 0x7c00 ? vt_f16_to_f32((uint16_t)(h + 1)) : 65520.0;
         float cands[5] = {(float)v, (float)((v + nx) / 2), nextafterf((float)((v + nx) / 2), 0),
-                          nextafterf((float)((v + nx) / 2), INFINITY), nextafterf((float)v, INFINITY)};
+                          nextafterf((float)((v + nx) / 2), INFINITY),
+                          nextafterf((float)v, INFINITY)};
         for (int k = 0; k < 5; k++) {
             for (int s = 0; s < 2; s++) {
                 float x = s ? -cands[k] : cands[k];
@@ -78,8 +83,10 @@ static void test_f16(void) {
         _Float16 want_h = (_Float16)x;
         uint16_t want, got = vt_f32_to_f16(x);
         memcpy(&want, &want_h, 2);
-        if (isnan(x)) CHECKF((got & 0x7c00) == 0x7c00 && (got & 0x3ff), "NaN %08x -> %04x", (unsigned)u, got);
-        else CHECKF(got == want, "f32 %08x -> %04x want %04x", (unsigned)u, got, want);
+        if (isnan(x))
+            CHECKF((got & 0x7c00) == 0x7c00 && (got & 0x3ff), "NaN %08x -> %04x", (unsigned)u, got);
+        else
+            CHECKF(got == want, "f32 %08x -> %04x want %04x", (unsigned)u, got, want);
         checked++;
     }
     printf("f16: 65536 decodes, %d encodes checked\n", checked);
@@ -102,8 +109,10 @@ static void test_bf16(void) {
         double a = fabs((double)x);
         uint32_t want;
         /* beyond the largest finite bf16 plus half an ulp: Inf */
-        if (a >= 0x1.fep127 + 0x1p119) want = 0x7f80;
-        else want = nearest(&tb, a);
+        if (a >= 0x1.fep127 + 0x1p119)
+            want = 0x7f80;
+        else
+            want = nearest(&tb, a);
         if (signbit(x)) want |= 0x8000;
         CHECKF(got == want, "f32 %08x -> bf16 %04x want %04x", (unsigned)u, got, want);
         checked++;
@@ -121,8 +130,10 @@ static void test_e4m3(void) {
         int e = (c >> 3) & 15, m = c & 7;
         double want = e == 0 ? m / 8.0 * ldexp(1, -6) : (1 + m / 8.0) * ldexp(1, e - 7);
         if (c & 0x80) want = -want;
-        if ((c & 0x7f) == 0x7f) CHECKF(isnan(v), "e4m3 %02x not NaN", c);
-        else CHECKF(v == (float)want, "e4m3 %02x -> %g want %g", c, v, want);
+        if ((c & 0x7f) == 0x7f)
+            CHECKF(isnan(v), "e4m3 %02x not NaN", c);
+        else
+            CHECKF(v == (float)want, "e4m3 %02x -> %g want %g", c, v, want);
         if (c < 0x7f) {
             tb.vals[tb.n] = v;
             tb.codes[tb.n++] = c;

@@ -42,9 +42,10 @@ int main(void) {
     vt_free(NULL);
     close(fd);
 
-    const int codes[] = {VT_EFORMAT, VT_ECORRUPT, VT_ENOTFOUND, VT_EUNSUPPORTED, VT_ENONFINITE,
-                         VT_EVERSION, VT_EEXIST, VT_EBUDGET, VT_ECUDA, VT_ENODEV, VT_ELMDB,
-                         VT_EUSAGE, VT_ESHAPE, VT_EFAULT, -EIO, -ENOSPC};
+    const int codes[] = {VT_EFORMAT,    VT_ECORRUPT, VT_ENOTFOUND, VT_EUNSUPPORTED,
+                         VT_ENONFINITE, VT_EVERSION, VT_EEXIST,    VT_EBUDGET,
+                         VT_ECUDA,      VT_ENODEV,   VT_ELMDB,     VT_EUSAGE,
+                         VT_ESHAPE,     VT_EFAULT,   -EIO,         -ENOSPC};
     for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++) {
         const char *s = vt_strerror(codes[i]);
         CHECK(s && *s && strcmp(s, "unknown error") != 0);

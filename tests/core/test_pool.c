@@ -29,7 +29,8 @@ int main(void) {
         memset(hits, 0, sizeof hits);
         int nt = 1 + round % 4;
         CHECK_RC(vt_parallel_for(10000, mark, NULL, nt));
-        for (int i = 0; i < 10000; i++) CHECKF(hits[i] == 1, "round %d index %d ran %d times", round, i, hits[i]);
+        for (int i = 0; i < 10000; i++)
+            CHECKF(hits[i] == 1, "round %d index %d ran %d times", round, i, hits[i]);
     }
     CHECK(vt_parallel_for(1000, fail_at_500, NULL, 0) == -EIO);
     memset(hits, 0, sizeof hits);
