@@ -1,0 +1,345 @@
+/* quant/quant_dispatch.c — vt_quantize / vt_dequantize and their _ref twins: argument checks,
+ * the NaN/Inf scan, and threading over rows (long rows are split into runs of whole blocks). */
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "quant_internal.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define VT_X86 1
+#endif
+
+/* Elements handled by one task: big enough to amortise the hand-out, small enough that two
+ * threads share a 1-row tensor of a few hundred thousand weights. */
+#define TASK_ELEMS (1u << 15)
+
+/* ---- non-finite scan ------------------------------------------------------------------------ */
+
+static uint64_t scan_scalar(const float *x, uint64_t n) {
+    for (uint64_t i = 0; i < n; i++) {
+        uint32_t u;
+        memcpy(&u, &x[i], 4);
+        if ((u & 0x7f800000u) == 0x7f800000u) return i;
+    }
+    return n;
+}
+
+#ifdef VT_X86
+__attribute__((target("avx2"))) static uint64_t scan_avx2(const float *x, uint64_t n) {
+    const __m256i e = _mm256_set1_epi32(0x7f800000);
+    uint64_t i = 0;
+    for (; i + 64 <= n; i += 64) {
+        __m256i acc = _mm256_setzero_si256();
+        for (int k = 0; k < 64; k += 8) {
+            __m256i v = _mm256_loadu_si256((const __m256i *)(x + i + k));
+            acc = _mm256_or_si256(acc, _mm256_cmpeq_epi32(_mm256_and_si256(v, e), e));
+        }
+        if (!_mm256_testz_si256(acc, acc)) return i + scan_scalar(x + i, 64);
+    }
+    uint64_t r = scan_scalar(x + i, n - i);
+    return i + r;
+}
+#endif
+
+/* Index of the first NaN/Inf in x[0..n), or n. */
+static uint64_t find_nonfinite(const float *x, uint64_t n) {
+#ifdef VT_X86
+    if (__builtin_cpu_supports("avx2")) return scan_avx2(x, n);
+#endif
+    return scan_scalar(x, n);
+}
+
+/* ---- jobs ----------------------------------------------------------------------------------- */
+
+typedef struct qjob {
+    const vt_qrow_ops *ops;
+    uint32_t fmt, base;
+    const vt_quant_params *p;
+    const float *src; /* quantize: f32 input */
+    uint8_t *dstq;
+    const uint8_t *srcq; /* dequantize: packed input */
+    float *dstf;
+    uint64_t rows, cols, row_bytes;
+    uint64_t rows_per_task; /* when segs_per_row == 1 */
+    uint64_t seg_elems, segs_per_row;
+    uint32_t block_elems, block_bytes;
+    int ref, sparse;
+    _Atomic uint64_t bad; /* smallest row*cols+col of a NaN/Inf seen, UINT64_MAX if none */
+    pthread_mutex_t mu;   /* guards err/msg */
+    int err;
+    char msg[512];
+} qjob;
+
+static void job_error(qjob *j, int rc) {
+    pthread_mutex_lock(&j->mu);
+    if (!j->err) {
+        j->err = rc;
+        snprintf(j->msg, sizeof j->msg, "%s", vt_last_error());
+    }
+    pthread_mutex_unlock(&j->mu);
+}
+
+static void note_bad(qjob *j, uint64_t idx) {
+    uint64_t cur = atomic_load_explicit(&j->bad, memory_order_relaxed);
+    while (idx < cur && !atomic_compare_exchange_weak_explicit(
+                            &j->bad, &cur, idx, memory_order_relaxed, memory_order_relaxed)) {
+    }
+}
+
+/* Parameters for a run of a row starting at column c0 (awq scales are per column). */
+static const vt_quant_params *seg_params(const qjob *j, uint64_t c0, uint64_t n,
+                                         vt_quant_params *tmp) {
+    if (j->base != VT_FMT_AWQ_INT4 || c0 == 0) return j->p;
+    *tmp = *j->p;
+    tmp->channel_scale += c0;
+    tmp->channel_count = n;
+    return tmp;
+}
+
+/* Calls fn(j, row, c0, n) for the rows/segments of task i. */
+static void task_range(const qjob *j, uint64_t i, uint64_t *r0, uint64_t *r1, uint64_t *c0,
+                       uint64_t *n) {
+    if (j->segs_per_row > 1) {
+        *r0 = i / j->segs_per_row;
+        *r1 = *r0 + 1;
+        *c0 = (i % j->segs_per_row) * j->seg_elems;
+        *n = j->cols - *c0 < j->seg_elems ? j->cols - *c0 : j->seg_elems;
+    } else {
+        *r0 = i * j->rows_per_task;
+        *r1 = *r0 + j->rows_per_task < j->rows ? *r0 + j->rows_per_task : j->rows;
+        *c0 = 0;
+        *n = j->cols;
+    }
+}
+
+static int quant_task(void *ctx, uint64_t i, int tid) {
+    qjob *j = ctx;
+    uint64_t r0, r1, c0, n;
+    task_range(j, i, &r0, &r1, &c0, &n);
+    vt_quant_params tmp;
+    const vt_quant_params *p = seg_params(j, c0, n, &tmp);
+    vt_qrow_fn fn = j->ref ? j->ops->quantize_ref : j->ops->quantize;
+    for (uint64_t r = r0; r < r1; r++) {
+        const float *x = j->src + r * j->cols + c0;
+        uint64_t b = find_nonfinite(x, n);
+        if (b < n) {
+            note_bad(j, r * j->cols + c0 + b);
+            return VT_ENONFINITE;
+        }
+        uint8_t *d = j->dstq + r * j->row_bytes + c0 / j->block_elems * j->block_bytes;
+        if (j->sparse) {
+            int rc = vt_sparse24_quantize_row(j->ops, j->base, x, d, n, p, j->ref);
+            if (rc) {
+                job_error(j, rc);
+                return rc;
+            }
+        } else {
+            fn(x, d, n, p);
+        }
+    }
+    return 0;
+}
+
+static int dequant_task(void *ctx, uint64_t i, int tid) {
+    qjob *j = ctx;
+    uint64_t r0, r1, c0, n;
+    task_range(j, i, &r0, &r1, &c0, &n);
+    vt_quant_params tmp;
+    const vt_quant_params *p = seg_params(j, c0, n, &tmp);
+    vt_dqrow_fn fn = j->ref ? j->ops->dequantize_ref : j->ops->dequantize;
+    for (uint64_t r = r0; r < r1; r++) {
+        const uint8_t *s = j->srcq + r * j->row_bytes + c0 / j->block_elems * j->block_bytes;
+        float *y = j->dstf + r * j->cols + c0;
+        if (j->sparse)
+            vt_sparse24_dequantize_row(j->ops, j->base, s, y, n, p, j->ref);
+        else
+            fn(s, y, n, p);
+    }
+    return 0;
+}
+
+typedef struct scan_job {
+    const float *x;
+    uint64_t n;
+    _Atomic uint64_t bad;
+} scan_job;
+
+static int scan_task(void *ctx, uint64_t i, int tid) {
+    scan_job *s = ctx;
+    uint64_t a = i * TASK_ELEMS, n = s->n - a < TASK_ELEMS ? s->n - a : TASK_ELEMS;
+    uint64_t b = find_nonfinite(s->x + a, n);
+    if (b == n) return 0;
+    uint64_t idx = a + b, cur = atomic_load(&s->bad);
+    while (idx < cur && !atomic_compare_exchange_weak(&s->bad, &cur, idx)) {
+    }
+    return VT_ENONFINITE;
+}
+
+/* ---- checks --------------------------------------------------------------------------------- */
+
+static int nonfinite_error(const char *what, uint32_t fmt, const float *src, uint64_t cols,
+                           uint64_t idx) {
+    char nb[32];
+    return vt_fail(VT_ENONFINITE, "%s %s: non-finite value %g at row %llu, column %llu", what,
+                   vt_format_name(fmt, nb, sizeof nb), (double)src[idx],
+                   (unsigned long long)(idx / cols), (unsigned long long)(idx % cols));
+}
+
+/* Common argument checks; fills *pp with usable params. Returns 1 when there is nothing to do. */
+static int check_args(const char *what, uint32_t fmt, const vt_quant_params *p, const void *src,
+                      uint64_t rows, uint64_t cols, const void *dst, int quantize,
+                      const vt_quant_params **pp, vt_quant_params *defp) {
+    char nb[32];
+    const vt_format_info *fi = vt_format_get(fmt);
+    if (!fi) return vt_fail(-EINVAL, "%s: invalid format value %#x", what, fmt);
+    uint32_t base = VT_FMT_BASE(fmt);
+    vt_format_name(fmt, nb, sizeof nb);
+    if ((fmt & VT_FMT_SPARSE24) && base == VT_FMT_NF4_DQ)
+        return vt_fail(VT_EUNSUPPORTED, "%s: nf4_dq cannot be combined with 2:4 sparsity", what);
+    if (quantize && !fi->can_quantize)
+        return vt_fail(VT_EUNSUPPORTED,
+                       "%s %s: read-only format; import from GGUF keeps its blocks as they are",
+                       what, nb);
+    if (rows == 0 || cols == 0) return 1;
+    if (!src || !dst) return vt_fail(-EINVAL, "%s %s: NULL buffer", what, nb);
+    if (rows > UINT64_MAX / cols)
+        return vt_fail(-EOVERFLOW, "%s %s: rows x cols overflows", what, nb);
+    if (base == VT_FMT_AWQ_INT4) {
+        if (!p || !p->channel_scale)
+            return vt_fail(-EINVAL, "%s %s: needs vt_quant_params.channel_scale (AWQ scales)", what,
+                           nb);
+        if (p->channel_count != cols)
+            return vt_fail(-EINVAL, "%s %s: channel_count %llu != cols %llu", what, nb,
+                           (unsigned long long)p->channel_count, (unsigned long long)cols);
+        for (uint64_t c = 0; c < cols; c++)
+            if (!(p->channel_scale[c] > 0.0f && p->channel_scale[c] <= 3.402823466e38f))
+                return vt_fail(-EINVAL,
+                               "%s %s: AWQ channel scale %g at column %llu is not a "
+                               "positive finite number",
+                               what, nb, (double)p->channel_scale[c], (unsigned long long)c);
+    }
+    if (base == VT_FMT_NVFP4) {
+        if (!p)
+            return vt_fail(-EINVAL,
+                           "%s %s: needs vt_quant_params (tensor_scale from vt_quant_observe)",
+                           what, nb);
+        if (!(p->tensor_scale > 0.0f && p->tensor_scale <= 3.402823466e38f))
+            return vt_fail(-EINVAL, "%s %s: tensor_scale %g is not a positive finite number", what,
+                           nb, (double)p->tensor_scale);
+    }
+    if (!p) {
+        vt_quant_params_init(defp);
+        p = defp;
+    }
+    *pp = p;
+    return 0;
+}
+
+static int run_rows(const char *what, uint32_t fmt, const vt_quant_params *p, const float *src,
+                    const void *srcq, uint64_t rows, uint64_t cols, void *dstq, float *dstf,
+                    int ref, int nthreads) {
+    char nb[32];
+    uint32_t base = VT_FMT_BASE(fmt);
+    const vt_format_info *fi = vt_format_get(fmt);
+    qjob j;
+    memset(&j, 0, sizeof j);
+    j.ops = vt_qops_get(base);
+    int quantize = src != NULL;
+    int have = j.ops && (quantize ? (ref ? j.ops->quantize_ref : j.ops->quantize) != NULL
+                                  : (ref ? j.ops->dequantize_ref : j.ops->dequantize) != NULL);
+    if (!have)
+        return vt_fail(VT_EUNSUPPORTED, "%s %s: format not available in this build", what,
+                       vt_format_name(fmt, nb, sizeof nb));
+    j.fmt = fmt;
+    j.base = base;
+    j.p = p;
+    j.src = src;
+    j.srcq = srcq;
+    j.dstq = dstq;
+    j.dstf = dstf;
+    j.rows = rows;
+    j.cols = cols;
+    j.ref = ref;
+    j.sparse = (fmt & VT_FMT_SPARSE24) != 0;
+    j.row_bytes = vt_quant_row_bytes(fmt, cols);
+    if (j.row_bytes == 0)
+        return vt_fail(VT_EUNSUPPORTED, "%s %s: format not available in this build", what,
+                       vt_format_name(fmt, nb, sizeof nb));
+    j.block_elems = fi->block_elems;
+    j.block_bytes = fi->block_bytes;
+    atomic_init(&j.bad, UINT64_MAX);
+    pthread_mutex_init(&j.mu, NULL);
+    uint64_t ntasks;
+    if (!j.sparse && cols >= 2 * (uint64_t)TASK_ELEMS) {
+        j.seg_elems = (TASK_ELEMS + fi->block_elems - 1) / fi->block_elems * fi->block_elems;
+        j.segs_per_row = (cols + j.seg_elems - 1) / j.seg_elems;
+        ntasks = rows * j.segs_per_row;
+    } else {
+        j.segs_per_row = 1;
+        j.rows_per_task = cols >= TASK_ELEMS ? 1 : TASK_ELEMS / cols;
+        ntasks = (rows + j.rows_per_task - 1) / j.rows_per_task;
+    }
+    int rc = vt_parallel_for(ntasks, quantize ? quant_task : dequant_task, &j, ref ? 1 : nthreads);
+    uint64_t bad = atomic_load(&j.bad);
+    if (bad != UINT64_MAX)
+        rc = nonfinite_error(what, fmt, src, cols, bad);
+    else if (rc && j.err)
+        rc = vt_fail(j.err, "%s", j.msg);
+    else if (rc)
+        rc = vt_fail(rc, "%s %s: %s", what, vt_format_name(fmt, nb, sizeof nb), vt_strerror(rc));
+    pthread_mutex_destroy(&j.mu);
+    return rc;
+}
+
+static int quantize_impl(uint32_t fmt, const vt_quant_params *p, const float *src, uint64_t rows,
+                         uint64_t cols, void *dst, int ref, int nthreads) {
+    const char *what = ref ? "vt_quantize_ref" : "vt_quantize";
+    vt_quant_params defp;
+    int rc = check_args(what, fmt, p, src, rows, cols, dst, 1, &p, &defp);
+    if (rc) return rc > 0 ? 0 : rc;
+    if (VT_FMT_BASE(fmt) == VT_FMT_NF4_DQ) {
+        scan_job s = {.x = src, .n = rows * cols};
+        atomic_init(&s.bad, UINT64_MAX);
+        vt_parallel_for((s.n + TASK_ELEMS - 1) / TASK_ELEMS, scan_task, &s, ref ? 1 : nthreads);
+        uint64_t bad = atomic_load(&s.bad);
+        if (bad != UINT64_MAX) return nonfinite_error(what, fmt, src, cols, bad);
+        return vt_nf4dq_quantize(src, rows, cols, dst, ref, ref ? 1 : nthreads);
+    }
+    return run_rows(what, fmt, p, src, NULL, rows, cols, dst, NULL, ref, nthreads);
+}
+
+static int dequantize_impl(uint32_t fmt, const vt_quant_params *p, const void *src, uint64_t rows,
+                           uint64_t cols, float *dst, int ref, int nthreads) {
+    const char *what = ref ? "vt_dequantize_ref" : "vt_dequantize";
+    vt_quant_params defp;
+    int rc = check_args(what, fmt, p, src, rows, cols, dst, 0, &p, &defp);
+    if (rc) return rc > 0 ? 0 : rc;
+    if (VT_FMT_BASE(fmt) == VT_FMT_NF4_DQ)
+        return vt_nf4dq_dequantize(src, rows, cols, dst, ref, ref ? 1 : nthreads);
+    return run_rows(what, fmt, p, NULL, src, rows, cols, NULL, dst, ref, nthreads);
+}
+
+int vt_quantize(uint32_t fmt, const vt_quant_params *p, const float *src, uint64_t rows,
+                uint64_t cols, void *dst, int nthreads) {
+    return quantize_impl(fmt, p, src, rows, cols, dst, 0, nthreads);
+}
+
+int vt_quantize_ref(uint32_t fmt, const vt_quant_params *p, const float *src, uint64_t rows,
+                    uint64_t cols, void *dst) {
+    return quantize_impl(fmt, p, src, rows, cols, dst, 1, 1);
+}
+
+int vt_dequantize(uint32_t fmt, const vt_quant_params *p, const void *src, uint64_t rows,
+                  uint64_t cols, float *dst, int nthreads) {
+    return dequantize_impl(fmt, p, src, rows, cols, dst, 0, nthreads);
+}
+
+int vt_dequantize_ref(uint32_t fmt, const vt_quant_params *p, const void *src, uint64_t rows,
+                      uint64_t cols, float *dst) {
+    return dequantize_impl(fmt, p, src, rows, cols, dst, 1, 1);
+}
