@@ -1,0 +1,394 @@
+#!/usr/bin/env python3
+"""Independent numpy reference forward pass for Llama-family GGUF models.
+
+Reads tensors and hyperparameters with the `gguf` package, dequantizes every
+tensor with its own numpy code (F32, F16, Q4_0, Q4_1, Q8_0, Q4_K, Q6_K), and runs
+the decoder in float32 (or float64 with --f64): RMSNorm, RoPE, GQA attention with
+a causal mask, SwiGLU MLP, output head (token_embd when output.weight is absent).
+
+RoPE pairing: convert_hf_to_gguf.py permutes the rows of attn_q / attn_k so that
+GGUF llama models rotate ADJACENT pairs (x[2i], x[2i+1]) (llama.cpp's "normal"
+RoPE), not the (x[i], x[i+d/2]) halves of Hugging Face's rotate_half.  --rope half
+exists only to show that the other pairing gives nonsense.
+
+Usage:
+  ref_llama.py GGUF --tokens 1,2,3 -o logits.npy [--top]
+  ref_llama.py GGUF --prompt TEXT [--chat] --generate 32     (needs `tokenizers`)
+  ref_llama.py GGUF --selftest      dequantizers against gguf.quants on random blocks
+
+-o writes the logits of every position as float32 [n_tokens, vocab] .npy.
+"""
+
+import argparse
+import os
+import sys
+import time
+
+import numpy as np
+
+QK = 32      # block size of Q4_0 / Q4_1 / Q8_0
+QK_K = 256   # super-block size of the k-quants
+
+
+# ---------------------------------------------------------------- dequantizers
+# Each takes the raw bytes of whole blocks (uint8, any shape) and returns the
+# float32 values in storage order.
+
+def _f16(b, off):
+    """Little-endian f16 at byte offset `off` of every block row -> float32 column."""
+    return b[:, off:off + 2].copy().view("<f2").astype(np.float32)
+
+
+def deq_q4_0(raw):
+    b = raw.reshape(-1, 18)
+    d = _f16(b, 0)
+    qs = b[:, 2:18]
+    lo = (qs & 0x0F).astype(np.int8) - 8          # elements 0..15
+    hi = (qs >> 4).astype(np.int8) - 8            # elements 16..31
+    return (np.concatenate([lo, hi], axis=1) * d).reshape(-1)
+
+
+def deq_q4_1(raw):
+    b = raw.reshape(-1, 20)
+    d = _f16(b, 0)
+    m = _f16(b, 2)
+    qs = b[:, 4:20]
+    q = np.concatenate([qs & 0x0F, qs >> 4], axis=1).astype(np.float32)
+    return (q * d + m).reshape(-1)
+
+
+def deq_q8_0(raw):
+    b = raw.reshape(-1, 34)
+    d = _f16(b, 0)
+    q = b[:, 2:34].copy().view(np.int8).astype(np.float32)
+    return (q * d).reshape(-1)
+
+
+def deq_q4_k(raw):
+    # block: f16 d, f16 dmin, u8 scales[12] (8 x 6-bit scale + 6-bit min), u8 qs[128]
+    b = raw.reshape(-1, 144)
+    d = _f16(b, 0)
+    dmin = _f16(b, 2)
+    s = b[:, 4:16].astype(np.uint16)
+    sc = np.empty((b.shape[0], 8), np.float32)
+    mn = np.empty((b.shape[0], 8), np.float32)
+    for j in range(8):
+        if j < 4:
+            sc[:, j] = s[:, j] & 63
+            mn[:, j] = s[:, j + 4] & 63
+        else:
+            sc[:, j] = (s[:, j + 4] & 0xF) | ((s[:, j - 4] >> 6) << 4)
+            mn[:, j] = (s[:, j + 4] >> 4) | ((s[:, j] >> 6) << 4)
+    qs = b[:, 16:144].reshape(-1, 4, 32)                  # 4 chunks of 32 bytes
+    q = np.stack([qs & 0x0F, qs >> 4], axis=2)            # [n, 4, 2, 32]: sub-block 2c, 2c+1
+    q = q.reshape(-1, 8, 32).astype(np.float32)
+    y = q * (d * sc)[:, :, None] - (dmin * mn)[:, :, None]
+    return y.reshape(-1)
+
+
+def deq_q6_k(raw):
+    # block: u8 ql[128], u8 qh[64], i8 scales[16], f16 d
+    b = raw.reshape(-1, 210)
+    ql = b[:, 0:128].reshape(-1, 2, 64)
+    qh = b[:, 128:192].reshape(-1, 2, 32)
+    sc = b[:, 192:208].copy().view(np.int8).astype(np.float32).reshape(-1, 2, 8)
+    d = _f16(b, 208)
+    q1 = (ql[:, :, :32] & 0xF) | (((qh >> 0) & 3) << 4)
+    q2 = (ql[:, :, 32:] & 0xF) | (((qh >> 2) & 3) << 4)
+    q3 = (ql[:, :, :32] >> 4) | (((qh >> 4) & 3) << 4)
+    q4 = (ql[:, :, 32:] >> 4) | (((qh >> 6) & 3) << 4)
+    q = np.stack([q1, q2, q3, q4], axis=2).astype(np.float32) - 32   # [n, 2, 4, 32]
+    # element l of group g (0..3) in half h uses scale sc[h, 2g + l//16]
+    s = sc.reshape(-1, 2, 4, 2)                                      # [n, 2, g, l//16]
+    s = np.repeat(s, 16, axis=3)                                     # [n, 2, 4, 32]
+    return (q * s * d[:, :, None, None]).reshape(-1)
+
+
+# ggml type id -> (name, block elements, block bytes, dequantizer)
+GGML_TYPES = {
+    0: ("F32", 1, 4, lambda r: r.copy().view("<f4").astype(np.float32).reshape(-1)),
+    1: ("F16", 1, 2, lambda r: r.copy().view("<f2").astype(np.float32).reshape(-1)),
+    2: ("Q4_0", QK, 18, deq_q4_0),
+    3: ("Q4_1", QK, 20, deq_q4_1),
+    8: ("Q8_0", QK, 34, deq_q8_0),
+    12: ("Q4_K", QK_K, 144, deq_q4_k),
+    14: ("Q6_K", QK_K, 210, deq_q6_k),
+}
+
+
+# ---------------------------------------------------------------- GGUF access
+
+class GGUFModel:
+    """Tensors (dequantized on request) and metadata of one GGUF file."""
+
+    def __init__(self, path):
+        import gguf
+        self.reader = gguf.GGUFReader(path)
+        self.tensors = {t.name: t for t in self.reader.tensors}
+
+    def meta(self, key, default=None):
+        f = self.reader.fields.get(key)
+        if f is None:
+            return default
+        import gguf
+        vt = f.types[0]
+        if vt == gguf.GGUFValueType.STRING:
+            return bytes(f.parts[f.data[0]]).decode("utf-8")
+        if vt == gguf.GGUFValueType.ARRAY:
+            if f.types[1] == gguf.GGUFValueType.STRING:
+                return [bytes(f.parts[i]).decode("utf-8") for i in f.data]
+            return [f.parts[i][0].item() for i in f.data]
+        return f.parts[f.data[0]][0].item()
+
+    def type_name(self, name):
+        return GGML_TYPES.get(int(self.tensors[name].tensor_type), ("?",))[0]
+
+    def get(self, name, dtype=np.float32):
+        """Dequantized tensor as a numpy array of shape reversed(ne): [ne1, ne0] for matrices."""
+        t = self.tensors[name]
+        ty = int(t.tensor_type)
+        if ty not in GGML_TYPES:
+            raise SystemExit("ref_llama: tensor %s has unsupported ggml type %d" % (name, ty))
+        tname, blk, blk_bytes, fn = GGML_TYPES[ty]
+        ne = [int(x) for x in t.shape]
+        n = int(np.prod(ne))
+        raw = np.ascontiguousarray(t.data).view(np.uint8).reshape(-1)
+        if n % blk or raw.size != n // blk * blk_bytes:
+            raise SystemExit("ref_llama: tensor %s (%s): %d bytes for %d elements"
+                             % (name, tname, raw.size, n))
+        return fn(raw).reshape(ne[::-1]).astype(dtype, copy=False)
+
+
+# ---------------------------------------------------------------- model
+
+class Llama:
+    def __init__(self, path, dtype=np.float32, rope="adjacent"):
+        g = GGUFModel(path)
+        self.g = g
+        arch = g.meta("general.architecture")
+        if arch != "llama":
+            print("ref_llama: warning: architecture %r, treating it as llama" % arch,
+                  file=sys.stderr)
+        p = arch + "."
+        self.n_layer = g.meta(p + "block_count")
+        self.d_model = g.meta(p + "embedding_length")
+        self.n_head = g.meta(p + "attention.head_count")
+        self.n_head_kv = g.meta(p + "attention.head_count_kv", self.n_head)
+        self.d_ff = g.meta(p + "feed_forward_length")
+        self.eps = g.meta(p + "attention.layer_norm_rms_epsilon", 1e-5)
+        self.theta = g.meta(p + "rope.freq_base", 10000.0)
+        self.n_ctx = g.meta(p + "context_length")
+        self.head_dim = self.d_model // self.n_head
+        self.n_rot = g.meta(p + "rope.dimension_count", self.head_dim)
+        if g.meta(p + "rope.scaling.type", "none") not in ("none", None):
+            print("ref_llama: warning: rope scaling is ignored", file=sys.stderr)
+        self.rope = rope
+        self.dtype = dtype
+
+        self.tok_embd = g.get("token_embd.weight", dtype)                 # [vocab, d_model]
+        self.vocab = self.tok_embd.shape[0]
+        self.output_norm = g.get("output_norm.weight", dtype)             # [d_model]
+        self.output = (g.get("output.weight", dtype) if "output.weight" in g.tensors
+                       else self.tok_embd)                                # [vocab, d_model]
+        self.layers = []
+        for i in range(self.n_layer):
+            b = "blk.%d." % i
+            self.layers.append({
+                "attn_norm": g.get(b + "attn_norm.weight", dtype),        # [d_model]
+                "wq": g.get(b + "attn_q.weight", dtype),                  # [n_head*hd, d_model]
+                "wk": g.get(b + "attn_k.weight", dtype),                  # [n_head_kv*hd, d_model]
+                "wv": g.get(b + "attn_v.weight", dtype),                  # [n_head_kv*hd, d_model]
+                "wo": g.get(b + "attn_output.weight", dtype),             # [d_model, n_head*hd]
+                "ffn_norm": g.get(b + "ffn_norm.weight", dtype),          # [d_model]
+                "w_gate": g.get(b + "ffn_gate.weight", dtype),            # [d_ff, d_model]
+                "w_up": g.get(b + "ffn_up.weight", dtype),                # [d_ff, d_model]
+                "w_down": g.get(b + "ffn_down.weight", dtype),            # [d_model, d_ff]
+            })
+        half = self.n_rot // 2
+        self.inv_freq = self.theta ** (-np.arange(half, dtype=np.float64) * 2.0 / self.n_rot)
+        self.reset()
+
+    def reset(self):
+        """Empties the KV cache."""
+        self.k_cache = [None] * self.n_layer     # [n_head_kv, n_past, hd] each
+        self.v_cache = [None] * self.n_layer
+        self.n_past = 0
+
+    def rmsnorm(self, x, w):
+        ms = np.mean(np.square(x, dtype=np.float64), axis=-1, keepdims=True)
+        return (x / np.sqrt(ms + self.eps)).astype(self.dtype) * w
+
+    def apply_rope(self, x, pos):
+        """x: [T, heads, hd]; rotates the first n_rot dims by angle pos * inv_freq."""
+        ang = pos[:, None].astype(np.float64) * self.inv_freq[None, :]     # [T, n_rot/2]
+        cos = np.cos(ang).astype(self.dtype)[:, None, :]
+        sin = np.sin(ang).astype(self.dtype)[:, None, :]
+        r = x[..., :self.n_rot]
+        if self.rope == "adjacent":
+            x0, x1 = r[..., 0::2], r[..., 1::2]
+            out = np.empty_like(r)
+            out[..., 0::2] = x0 * cos - x1 * sin
+            out[..., 1::2] = x0 * sin + x1 * cos
+        else:
+            h = self.n_rot // 2
+            x0, x1 = r[..., :h], r[..., h:]
+            out = np.concatenate([x0 * cos - x1 * sin, x0 * sin + x1 * cos], axis=-1)
+        return np.concatenate([out, x[..., self.n_rot:]], axis=-1)
+
+    def forward(self, tokens):
+        """Runs `tokens` after the cached ones; returns logits [T, vocab] (float32)."""
+        tokens = np.asarray(tokens, dtype=np.int64)
+        T = tokens.shape[0]
+        if T == 0:
+            return np.zeros((0, self.vocab), np.float32)
+        if tokens.min() < 0 or tokens.max() >= self.vocab:
+            raise SystemExit("ref_llama: token id out of range [0, %d)" % self.vocab)
+        H, Hkv, hd = self.n_head, self.n_head_kv, self.head_dim
+        group = H // Hkv
+        pos = np.arange(self.n_past, self.n_past + T)
+        n_kv = self.n_past + T
+        # causal mask: query t (absolute n_past + t) sees keys 0 .. n_past + t
+        mask = np.arange(n_kv)[None, :] > pos[:, None]                     # [T, n_kv]
+        scale = 1.0 / np.sqrt(hd)
+
+        x = self.tok_embd[tokens]                                          # [T, d_model]
+        for li, L in enumerate(self.layers):
+            h = self.rmsnorm(x, L["attn_norm"])
+            q = (h @ L["wq"].T).reshape(T, H, hd)
+            k = (h @ L["wk"].T).reshape(T, Hkv, hd)
+            v = (h @ L["wv"].T).reshape(T, Hkv, hd)
+            q = self.apply_rope(q, pos)
+            k = self.apply_rope(k, pos)
+            k = k.transpose(1, 0, 2)                                       # [Hkv, T, hd]
+            v = v.transpose(1, 0, 2)
+            if self.k_cache[li] is not None:
+                k = np.concatenate([self.k_cache[li], k], axis=1)
+                v = np.concatenate([self.v_cache[li], v], axis=1)
+            self.k_cache[li], self.v_cache[li] = k, v
+            qg = q.transpose(1, 0, 2).reshape(Hkv, group, T, hd)           # head = kv*group + j
+            s = np.einsum("kgtd,ksd->kgts", qg, k) * scale                 # [Hkv, group, T, n_kv]
+            s = np.where(mask, -np.inf, s)
+            s = s - s.max(axis=-1, keepdims=True)
+            p = np.exp(s)
+            p /= p.sum(axis=-1, keepdims=True)
+            o = np.einsum("kgts,ksd->kgtd", p, v)                          # [Hkv, group, T, hd]
+            o = o.reshape(H, T, hd).transpose(1, 0, 2).reshape(T, H * hd)
+            x = x + o @ L["wo"].T
+            h = self.rmsnorm(x, L["ffn_norm"])
+            gte = h @ L["w_gate"].T
+            up = h @ L["w_up"].T
+            act = gte / (1.0 + np.exp(-gte)) * up                          # SiLU(gate) * up
+            x = x + act @ L["w_down"].T
+        self.n_past += T
+        x = self.rmsnorm(x, self.output_norm)
+        return (x @ self.output.T).astype(np.float32)
+
+    def generate(self, tokens, n_new, stop=()):
+        """Greedy decoding from `tokens` (cache reset first); returns the new ids."""
+        self.reset()
+        logits = self.forward(tokens)
+        out = []
+        for _ in range(n_new):
+            nxt = int(np.argmax(logits[-1]))
+            out.append(nxt)
+            if nxt in stop:
+                break
+            logits = self.forward([nxt])
+        return out
+
+
+# ---------------------------------------------------------------- self-test
+
+def selftest():
+    """Own dequantizers vs gguf.quants.dequantize on random blocks."""
+    from gguf import GGMLQuantizationType, quants
+    rng = np.random.default_rng(7)
+    ok = True
+    for ty, (name, blk, blk_bytes, fn) in GGML_TYPES.items():
+        if blk == 1:
+            continue
+        nb = 64
+        raw = rng.integers(0, 256, size=(nb, blk_bytes), dtype=np.uint8)
+        # keep the f16 scale fields finite and modest
+        f16_offs = {"Q4_0": [0], "Q4_1": [0, 2], "Q8_0": [0], "Q4_K": [0, 2], "Q6_K": [208]}[name]
+        for off in f16_offs:
+            raw[:, off:off + 2] = rng.uniform(-2, 2, nb).astype("<f2").view(np.uint8).reshape(nb, 2)
+        mine = fn(raw)
+        theirs = quants.dequantize(raw, GGMLQuantizationType(ty)).reshape(-1).astype(np.float32)
+        err = float(np.max(np.abs(mine - theirs)))
+        print("selftest %-5s max abs diff %.3g" % (name, err))
+        ok &= err <= 1e-6 * max(1.0, float(np.max(np.abs(theirs))))
+    return ok
+
+
+# ---------------------------------------------------------------- CLI
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter,
+                                 epilog=__doc__.split("\n", 2)[2])
+    ap.add_argument("gguf", nargs="?")
+    ap.add_argument("--tokens", help="comma-separated token ids")
+    ap.add_argument("--prompt", help="text prompt (encoded with tok_ref.py; needs tokenizers)")
+    ap.add_argument("--chat", action="store_true",
+                    help="wrap --prompt as <|im_start|>user ... <|im_start|>assistant")
+    ap.add_argument("-o", "--output", help="write logits [n_tokens, vocab] float32 .npy")
+    ap.add_argument("--top", action="store_true", help="print the top-5 next tokens per position")
+    ap.add_argument("--generate", type=int, default=0, metavar="N",
+                    help="greedily generate N tokens and print them")
+    ap.add_argument("--f64", action="store_true", help="compute in float64")
+    ap.add_argument("--rope", choices=("adjacent", "half"), default="adjacent")
+    ap.add_argument("--selftest", action="store_true")
+    args = ap.parse_args()
+
+    if args.selftest:
+        sys.exit(0 if selftest() else 1)
+    if not args.gguf or (args.tokens is None) == (args.prompt is None):
+        ap.error("need GGUF and exactly one of --tokens / --prompt")
+
+    sys.dont_write_bytecode = True  # keep __pycache__ out of the source tree
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import tok_ref
+    vtoks, vtypes, vmerges, _ = tok_ref.read_vocab(args.gguf)
+    ref_tok = None
+    if args.prompt is not None:
+        ref_tok = tok_ref.RefTokenizer(vtoks, vtypes, vmerges)
+        text = args.prompt
+        if args.chat:
+            text = "<|im_start|>user\n%s<|im_end|>\n<|im_start|>assistant\n" % text
+        tokens = ref_tok.encode(text)
+        print("tokens:", ",".join(map(str, tokens)), file=sys.stderr)
+    else:
+        tokens = [int(t) for t in args.tokens.split(",") if t.strip()]
+
+    def piece(i):
+        if ref_tok is not None:
+            return ref_tok.token_bytes(i).decode("utf-8", "replace")
+        return vtoks[i]
+
+    t0 = time.time()
+    model = Llama(args.gguf, np.float64 if args.f64 else np.float32, args.rope)
+    t1 = time.time()
+    logits = model.forward(tokens)
+    t2 = time.time()
+    print("load %.2fs, forward of %d tokens %.2fs" % (t1 - t0, len(tokens), t2 - t1),
+          file=sys.stderr)
+    if args.output:
+        np.save(args.output, logits.astype(np.float32))
+    if args.top:
+        for t in range(logits.shape[0]):
+            top = np.argsort(-logits[t])[:5]
+            print("%3d %6d %-14r -> %s" % (t, tokens[t], piece(tokens[t]),
+                  "  ".join("%d %r %.2f" % (i, piece(i), logits[t, i]) for i in top)))
+    if args.generate:
+        eos = model.g.meta("tokenizer.ggml.eos_token_id")
+        stop = {i for i in (eos, 2) if i is not None}
+        new = model.generate(tokens, args.generate, stop)
+        if ref_tok is None:
+            ref_tok = tok_ref.RefTokenizer(vtoks, vtypes, vmerges)
+        print("generated ids:", ",".join(map(str, new)), file=sys.stderr)
+        print(ref_tok.decode(new))
+
+
+if __name__ == "__main__":
+    main()

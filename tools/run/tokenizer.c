@@ -1,0 +1,654 @@
+/*
+ * tokenizer.c - byte-level BPE (see tokenizer.h for the algorithm).
+ *
+ * Internally every token is kept as its raw bytes, so BPE runs on bytes and a
+ * merge is a pair of ids: (left id, right id) -> (rank, merged id) in an
+ * open-addressing hash map; the vocabulary is a second map, bytes -> id.
+ * Per piece, merging uses a binary heap of candidate pairs ordered by
+ * (rank, position) with lazy invalidation, O(n log n) in the piece length.
+ */
+#include "tokenizer.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tok_unicode.h"
+
+struct merge_slot {
+    uint64_t key; /* (left id << 32) | right id */
+    int32_t rank; /* -1: empty slot */
+    int32_t id;   /* merged token */
+};
+
+struct vt_tok {
+    uint32_t n_tokens;
+    uint8_t *arena;            /* all token bytes, concatenated */
+    size_t *off;               /* [n_tokens + 1] token i is arena[off[i] .. off[i+1]) */
+    uint8_t *special;          /* [n_tokens] 1: matched whole in text, decoded verbatim */
+    int32_t *vocab_slots;      /* [vocab_cap] token id or -1; key = token bytes */
+    uint32_t vocab_cap;        /* power of two */
+    struct merge_slot *merges; /* [merge_cap] */
+    uint32_t merge_cap;        /* power of two */
+    int32_t byte_id[256];      /* token of each single byte, -1 if none */
+    int32_t *specials;         /* [n_specials] ids, longest first */
+    uint32_t n_specials;
+    uint8_t special_first[256]; /* 1: some special token starts with this byte */
+};
+
+/* ------------------------------------------------------------------ hashing */
+
+static uint64_t hash_bytes(const uint8_t *p, size_t n) {
+    uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a */
+    for (size_t i = 0; i < n; i++) {
+        h ^= p[i];
+        h *= 0x100000001b3ull;
+    }
+    return h ^ (h >> 29);
+}
+
+static uint64_t hash_u64(uint64_t x) {
+    x ^= x >> 33; /* murmur3 finalizer */
+    x *= 0xff51afd7ed558ccdull;
+    x ^= x >> 33;
+    x *= 0xc4ceb9fe1a85ec53ull;
+    return x ^ (x >> 33);
+}
+
+static uint32_t pow2_at_least(uint64_t n) {
+    uint64_t c = 16;
+    while (c < n) c <<= 1;
+    return c > (1u << 31) ? 0 : (uint32_t)c;
+}
+
+static int32_t vocab_find(const vt_tok *t, const uint8_t *p, size_t n) {
+    uint32_t mask = t->vocab_cap - 1;
+    for (uint32_t i = (uint32_t)hash_bytes(p, n) & mask;; i = (i + 1) & mask) {
+        int32_t id = t->vocab_slots[i];
+        if (id < 0) return -1;
+        size_t len = t->off[id + 1] - t->off[id];
+        if (len == n && memcmp(t->arena + t->off[id], p, n) == 0) return id;
+    }
+}
+
+/* Inserts id unless a token with the same bytes is already present. */
+static void vocab_insert(vt_tok *t, int32_t id) {
+    const uint8_t *p = t->arena + t->off[id];
+    size_t n = t->off[id + 1] - t->off[id];
+    uint32_t mask = t->vocab_cap - 1;
+    for (uint32_t i = (uint32_t)hash_bytes(p, n) & mask;; i = (i + 1) & mask) {
+        int32_t o = t->vocab_slots[i];
+        if (o < 0) {
+            t->vocab_slots[i] = id;
+            return;
+        }
+        if (t->off[o + 1] - t->off[o] == n && memcmp(t->arena + t->off[o], p, n) == 0) return;
+    }
+}
+
+static const struct merge_slot *merge_find(const vt_tok *t, int32_t a, int32_t b) {
+    uint64_t key = ((uint64_t)(uint32_t)a << 32) | (uint32_t)b;
+    uint32_t mask = t->merge_cap - 1;
+    for (uint32_t i = (uint32_t)hash_u64(key) & mask;; i = (i + 1) & mask) {
+        const struct merge_slot *s = &t->merges[i];
+        if (s->rank < 0) return NULL;
+        if (s->key == key) return s;
+    }
+}
+
+/* Keeps the first (lowest) rank of a repeated pair. */
+static void merge_insert(vt_tok *t, int32_t a, int32_t b, int32_t rank, int32_t id) {
+    uint64_t key = ((uint64_t)(uint32_t)a << 32) | (uint32_t)b;
+    uint32_t mask = t->merge_cap - 1;
+    for (uint32_t i = (uint32_t)hash_u64(key) & mask;; i = (i + 1) & mask) {
+        struct merge_slot *s = &t->merges[i];
+        if (s->rank < 0) {
+            s->key = key;
+            s->rank = rank;
+            s->id = id;
+            return;
+        }
+        if (s->key == key) return;
+    }
+}
+
+/* ------------------------------------------------------------------ UTF-8 */
+
+/* Decodes one code point of s[0..n), n >= 1.  Returns its length; an invalid or
+ * truncated sequence yields length 1 and *cp = UINT32_MAX. */
+static size_t utf8_next(const uint8_t *s, size_t n, uint32_t *cp) {
+    uint8_t c = s[0];
+    size_t len;
+    uint32_t v, min;
+    if (c < 0x80) {
+        *cp = c;
+        return 1;
+    } else if ((c & 0xE0) == 0xC0) {
+        len = 2;
+        v = c & 0x1F;
+        min = 0x80;
+    } else if ((c & 0xF0) == 0xE0) {
+        len = 3;
+        v = c & 0x0F;
+        min = 0x800;
+    } else if ((c & 0xF8) == 0xF0) {
+        len = 4;
+        v = c & 0x07;
+        min = 0x10000;
+    } else {
+        *cp = UINT32_MAX;
+        return 1;
+    }
+    if (len > n) {
+        *cp = UINT32_MAX;
+        return 1;
+    }
+    for (size_t i = 1; i < len; i++) {
+        if ((s[i] & 0xC0) != 0x80) {
+            *cp = UINT32_MAX;
+            return 1;
+        }
+        v = (v << 6) | (s[i] & 0x3F);
+    }
+    if (v < min || v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF)) {
+        *cp = UINT32_MAX;
+        return 1;
+    }
+    *cp = v;
+    return len;
+}
+
+/* GPT-2 byte-to-unicode: bytes '!'..'~', 0xA1..0xAC, 0xAE..0xFF stand for
+ * themselves; the other 68 bytes map, in order, to U+0100 .. U+0143. */
+static bool byte_is_printable(unsigned b) {
+    return (b >= 0x21 && b <= 0x7E) || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE);
+}
+
+/* Byte that code point cp stands for, or -1. */
+static int unicode_to_byte(uint32_t cp) {
+    if (cp < 256) return byte_is_printable(cp) ? (int)cp : -1;
+    if (cp >= 0x100 + 68) return -1;
+    unsigned k = cp - 0x100;
+    for (unsigned b = 0; b < 256; b++) {
+        if (!byte_is_printable(b) && k-- == 0) return (int)b;
+    }
+    return -1;
+}
+
+/* Writes the bytes of a byte-level token string (each code point in the GPT-2
+ * alphabet becomes its byte; any other code point or invalid byte is kept as
+ * is).  dst must hold n bytes; returns the length written. */
+static size_t token_to_bytes(const uint8_t *s, size_t n, uint8_t *dst) {
+    size_t o = 0;
+    for (size_t i = 0; i < n;) {
+        uint32_t cp;
+        size_t l = utf8_next(s + i, n - i, &cp);
+        int b = cp == UINT32_MAX ? -1 : unicode_to_byte(cp);
+        if (b >= 0) {
+            dst[o++] = (uint8_t)b;
+        } else {
+            memcpy(dst + o, s + i, l);
+            o += l;
+        }
+        i += l;
+    }
+    return o;
+}
+
+/* ------------------------------------------------------------------ classes */
+
+enum cp_class { CP_OTHER, CP_LETTER, CP_NUMBER, CP_SPACE };
+
+static bool in_ranges(uint32_t cp, const uint32_t (*r)[2], size_t n) {
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (cp < r[mid][0])
+            hi = mid;
+        else if (cp > r[mid][1])
+            lo = mid + 1;
+        else
+            return true;
+    }
+    return false;
+}
+
+static enum cp_class classify(uint32_t cp) {
+    if (cp < 0x80) {
+        if ((cp >= 'a' && cp <= 'z') || (cp >= 'A' && cp <= 'Z')) return CP_LETTER;
+        if (cp >= '0' && cp <= '9') return CP_NUMBER;
+        if (cp == ' ' || (cp >= 0x09 && cp <= 0x0D)) return CP_SPACE;
+        return CP_OTHER;
+    }
+    if (cp == UINT32_MAX) return CP_OTHER;
+    /* Unicode White_Space above ASCII */
+    if (cp == 0x85 || cp == 0xA0 || cp == 0x1680 || (cp >= 0x2000 && cp <= 0x200A) ||
+        cp == 0x2028 || cp == 0x2029 || cp == 0x202F || cp == 0x205F || cp == 0x3000)
+        return CP_SPACE;
+    if (in_ranges(cp, tok_letter_ranges, sizeof tok_letter_ranges / sizeof tok_letter_ranges[0]))
+        return CP_LETTER;
+    if (in_ranges(cp, tok_number_ranges, sizeof tok_number_ranges / sizeof tok_number_ranges[0]))
+        return CP_NUMBER;
+    return CP_OTHER;
+}
+
+/* Class and byte length of the code point at s[i], i < e. */
+static enum cp_class class_at(const uint8_t *s, size_t i, size_t e, size_t *len) {
+    uint32_t cp;
+    *len = utf8_next(s + i, e - i, &cp);
+    return classify(cp);
+}
+
+/* ------------------------------------------------------------------ create */
+
+void vt_tok_destroy(vt_tok *tok) {
+    if (!tok) return;
+    free(tok->arena);
+    free(tok->off);
+    free(tok->special);
+    free(tok->vocab_slots);
+    free(tok->merges);
+    free(tok->specials);
+    free(tok);
+}
+
+struct special_ref {
+    size_t len;
+    int32_t id;
+};
+
+/* longest first, then lowest id */
+static int cmp_special(const void *pa, const void *pb) {
+    const struct special_ref *a = pa, *b = pb;
+    if (a->len != b->len) return a->len > b->len ? -1 : 1;
+    return a->id < b->id ? -1 : a->id > b->id;
+}
+
+static int build_merges(vt_tok *t, const char *const *merges, uint32_t n_merges) {
+    size_t max_len = 0;
+    for (uint32_t r = 0; r < n_merges; r++) {
+        if (!merges[r]) return -EINVAL;
+        size_t l = strlen(merges[r]);
+        if (l > max_len) max_len = l;
+    }
+    t->merge_cap = pow2_at_least((uint64_t)n_merges * 2 + 1);
+    if (!t->merge_cap) return -ENOMEM;
+    t->merges = malloc((size_t)t->merge_cap * sizeof *t->merges);
+    uint8_t *scratch = malloc(max_len + 1);
+    if (!t->merges || !scratch) {
+        free(scratch);
+        return -ENOMEM;
+    }
+    for (uint32_t i = 0; i < t->merge_cap; i++) t->merges[i].rank = -1;
+    int rc = 0;
+    for (uint32_t r = 0; r < n_merges && rc == 0; r++) {
+        const uint8_t *m = (const uint8_t *)merges[r];
+        size_t n = strlen(merges[r]);
+        const uint8_t *sp = memchr(m, ' ', n);
+        if (!sp || sp == m || sp == m + n - 1) {
+            rc = -EINVAL;
+            break;
+        }
+        size_t nl = (size_t)(sp - m);
+        size_t bl = token_to_bytes(m, nl, scratch);
+        size_t br = token_to_bytes(sp + 1, n - nl - 1, scratch + bl);
+        int32_t a = vocab_find(t, scratch, bl);
+        int32_t b = vocab_find(t, scratch + bl, br);
+        int32_t ab = vocab_find(t, scratch, bl + br);
+        if (a < 0 || b < 0 || ab < 0)
+            rc = -EINVAL;
+        else
+            merge_insert(t, a, b, (int32_t)r, ab);
+    }
+    free(scratch);
+    return rc;
+}
+
+int vt_tok_create(const char *const *tokens, uint32_t n_tokens, const char *const *merges,
+                  uint32_t n_merges, const int32_t *token_types, vt_tok **out) {
+    if (!out) return -EINVAL;
+    *out = NULL;
+    if (!tokens || n_tokens == 0 || n_tokens > INT32_MAX || (!merges && n_merges) ||
+        n_merges > INT32_MAX)
+        return -EINVAL;
+    size_t total = 0;
+    for (uint32_t i = 0; i < n_tokens; i++) {
+        if (!tokens[i]) return -EINVAL;
+        total += strlen(tokens[i]);
+    }
+
+    vt_tok *t = calloc(1, sizeof *t);
+    if (!t) return -ENOMEM;
+    t->n_tokens = n_tokens;
+    t->arena = malloc(total + 1);
+    t->off = malloc(((size_t)n_tokens + 1) * sizeof *t->off);
+    t->special = calloc(n_tokens, 1);
+    t->vocab_cap = pow2_at_least((uint64_t)n_tokens * 2 + 1);
+    t->vocab_slots = t->vocab_cap ? malloc((size_t)t->vocab_cap * sizeof *t->vocab_slots) : NULL;
+    if (!t->arena || !t->off || !t->special || !t->vocab_slots) {
+        vt_tok_destroy(t);
+        return -ENOMEM;
+    }
+
+    size_t o = 0;
+    for (uint32_t i = 0; i < n_tokens; i++) {
+        const uint8_t *s = (const uint8_t *)tokens[i];
+        size_t n = strlen(tokens[i]);
+        int32_t ty = token_types ? token_types[i] : VT_TOK_TYPE_NORMAL;
+        t->off[i] = o;
+        if (ty == VT_TOK_TYPE_CONTROL || ty == VT_TOK_TYPE_USER_DEFINED) {
+            t->special[i] = n > 0;
+            t->n_specials += n > 0;
+            memcpy(t->arena + o, s, n);
+            o += n;
+        } else {
+            o += token_to_bytes(s, n, t->arena + o);
+        }
+    }
+    t->off[n_tokens] = o;
+
+    /* normal tokens first, so they win when a special token decodes alike */
+    for (uint32_t i = 0; i < t->vocab_cap; i++) t->vocab_slots[i] = -1;
+    for (int pass = 0; pass < 2; pass++) {
+        for (uint32_t i = 0; i < n_tokens; i++) {
+            if (t->special[i] == pass && t->off[i + 1] > t->off[i]) vocab_insert(t, (int32_t)i);
+        }
+    }
+    for (int b = 0; b < 256; b++) {
+        uint8_t c = (uint8_t)b;
+        t->byte_id[b] = vocab_find(t, &c, 1);
+    }
+
+    t->specials = malloc(((size_t)t->n_specials + 1) * sizeof *t->specials);
+    struct special_ref *refs = malloc(((size_t)t->n_specials + 1) * sizeof *refs);
+    if (!t->specials || !refs) {
+        free(refs);
+        vt_tok_destroy(t);
+        return -ENOMEM;
+    }
+    uint32_t k = 0;
+    for (uint32_t i = 0; i < n_tokens; i++) {
+        if (t->special[i]) {
+            refs[k].len = t->off[i + 1] - t->off[i];
+            refs[k++].id = (int32_t)i;
+            t->special_first[t->arena[t->off[i]]] = 1;
+        }
+    }
+    qsort(refs, t->n_specials, sizeof *refs, cmp_special);
+    for (k = 0; k < t->n_specials; k++) t->specials[k] = refs[k].id;
+    free(refs);
+
+    int rc = build_merges(t, merges, n_merges);
+    if (rc) {
+        vt_tok_destroy(t);
+        return rc;
+    }
+    *out = t;
+    return 0;
+}
+
+/* ------------------------------------------------------------------ encode */
+
+struct heap_item {
+    int32_t rank;
+    uint32_t left, right; /* symbol positions */
+    int32_t left_id, right_id;
+};
+
+struct encoder {
+    const vt_tok *t;
+    int32_t *ids;
+    uint32_t cap;
+    uint64_t n; /* ids produced so far (written or not) */
+    /* scratch, grown to the longest piece so far */
+    size_t scratch_cap;
+    int32_t *sym_id;
+    uint32_t *next, *prev;
+    struct heap_item *heap; /* n-1 initial pairs + at most 2 per merge: < 3n */
+    size_t heap_n;
+};
+
+static int reserve_scratch(struct encoder *e, size_t n) {
+    if (n <= e->scratch_cap) return 0;
+    size_t cap = e->scratch_cap * 2 > n ? e->scratch_cap * 2 : n;
+    if (cap < 64) cap = 64;
+    if (cap > UINT32_MAX - 1 || cap > SIZE_MAX / (3 * sizeof *e->heap)) return -ENOMEM;
+    int32_t *sym_id = realloc(e->sym_id, cap * sizeof *sym_id);
+    if (sym_id) e->sym_id = sym_id;
+    uint32_t *next = realloc(e->next, cap * sizeof *next);
+    if (next) e->next = next;
+    uint32_t *prev = realloc(e->prev, cap * sizeof *prev);
+    if (prev) e->prev = prev;
+    struct heap_item *heap = realloc(e->heap, 3 * cap * sizeof *heap);
+    if (heap) e->heap = heap;
+    if (!sym_id || !next || !prev || !heap) return -ENOMEM;
+    e->scratch_cap = cap;
+    return 0;
+}
+
+static void emit(struct encoder *e, int32_t id) {
+    if (e->n < e->cap) e->ids[e->n] = id;
+    e->n++;
+}
+
+static bool heap_less(const struct heap_item *a, const struct heap_item *b) {
+    return a->rank != b->rank ? a->rank < b->rank : a->left < b->left;
+}
+
+static void heap_push(struct encoder *e, struct heap_item it) {
+    size_t i = e->heap_n++;
+    while (i > 0) {
+        size_t p = (i - 1) / 2;
+        if (!heap_less(&it, &e->heap[p])) break;
+        e->heap[i] = e->heap[p];
+        i = p;
+    }
+    e->heap[i] = it;
+}
+
+static struct heap_item heap_pop(struct encoder *e) {
+    struct heap_item top = e->heap[0];
+    struct heap_item last = e->heap[--e->heap_n];
+    size_t i = 0, n = e->heap_n;
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= n) break;
+        if (c + 1 < n && heap_less(&e->heap[c + 1], &e->heap[c])) c++;
+        if (!heap_less(&e->heap[c], &last)) break;
+        e->heap[i] = e->heap[c];
+        i = c;
+    }
+    if (n) e->heap[i] = last;
+    return top;
+}
+
+#define NONE UINT32_MAX
+
+static void push_pair(struct encoder *e, uint32_t l, uint32_t r) {
+    if (l == NONE || r == NONE) return;
+    const struct merge_slot *m = merge_find(e->t, e->sym_id[l], e->sym_id[r]);
+    if (m) {
+        struct heap_item it = {m->rank, l, r, e->sym_id[l], e->sym_id[r]};
+        heap_push(e, it);
+    }
+}
+
+/* BPE over the bytes s[0..n), n >= 1; emits the resulting ids. */
+static int bpe_piece(struct encoder *e, const uint8_t *s, size_t n) {
+    const vt_tok *t = e->t;
+    if (n == 1) {
+        if (t->byte_id[s[0]] < 0) return -EINVAL;
+        emit(e, t->byte_id[s[0]]);
+        return 0;
+    }
+    int rc = reserve_scratch(e, n);
+    if (rc) return rc;
+    for (size_t i = 0; i < n; i++) {
+        e->sym_id[i] = t->byte_id[s[i]];
+        if (e->sym_id[i] < 0) return -EINVAL;
+        e->prev[i] = i == 0 ? NONE : (uint32_t)(i - 1);
+        e->next[i] = i + 1 == n ? NONE : (uint32_t)(i + 1);
+    }
+    e->heap_n = 0;
+    for (size_t i = 0; i + 1 < n; i++) push_pair(e, (uint32_t)i, (uint32_t)(i + 1));
+    while (e->heap_n) {
+        struct heap_item it = heap_pop(e);
+        uint32_t l = it.left, r = it.right;
+        /* stale: either side merged away or changed since the pair was queued */
+        if (e->next[l] != r || e->sym_id[l] != it.left_id || e->sym_id[r] != it.right_id ||
+            e->sym_id[r] < 0)
+            continue;
+        e->sym_id[l] = merge_find(t, it.left_id, it.right_id)->id;
+        e->sym_id[r] = -1;
+        e->next[l] = e->next[r];
+        if (e->next[r] != NONE) e->prev[e->next[r]] = l;
+        push_pair(e, e->prev[l], l);
+        push_pair(e, l, e->next[l]);
+    }
+    for (uint32_t i = 0; i != NONE; i = e->next[i]) emit(e, e->sym_id[i]);
+    return 0;
+}
+
+static bool is_contraction(const uint8_t *s, size_t i, size_t e, size_t *len) {
+    if (s[i] != '\'' || i + 1 >= e) return false;
+    uint8_t a = s[i + 1];
+    if (a == 's' || a == 't' || a == 'm' || a == 'd') {
+        *len = 2;
+        return true;
+    }
+    if (i + 2 < e) {
+        uint8_t b = s[i + 2];
+        if ((a == 'r' && b == 'e') || (a == 'v' && b == 'e') || (a == 'l' && b == 'l')) {
+            *len = 3;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* End of the run of class c starting at i. */
+static size_t run_end(const uint8_t *s, size_t i, size_t e, enum cp_class c) {
+    size_t l;
+    while (i < e && class_at(s, i, e, &l) == c) i += l;
+    return i;
+}
+
+/* GPT-2 pattern over s[b..e) (which holds no numbers after the digit split,
+ * though they are handled anyway). */
+static int split_gpt2(struct encoder *en, const uint8_t *s, size_t b, size_t e) {
+    size_t i = b;
+    while (i < e) {
+        size_t l, end;
+        enum cp_class c = class_at(s, i, e, &l);
+        if (is_contraction(s, i, e, &l)) {
+            end = i + l;
+        } else if (c != CP_SPACE) {
+            end = run_end(s, i, e, c);
+        } else {
+            size_t l2;
+            enum cp_class nc = i + 1 < e ? class_at(s, i + 1, e, &l2) : CP_SPACE;
+            if (s[i] == ' ' && nc != CP_SPACE) {
+                end = run_end(s, i + 1, e, nc); /* " ?\p{L}+" and friends */
+            } else {
+                /* \s+(?!\S): the whitespace run, less its last character when a
+                 * non-space follows; a lone space char before one falls to \s+. */
+                size_t j = i, last = i;
+                while (j < e && class_at(s, j, e, &l2) == CP_SPACE) {
+                    last = j;
+                    j += l2;
+                }
+                end = (j < e && last > i) ? last : j;
+            }
+        }
+        int rc = bpe_piece(en, s + i, end - i);
+        if (rc) return rc;
+        i = end;
+    }
+    return 0;
+}
+
+/* Pre-tokenizes and encodes text without special tokens, s[b..e). */
+static int encode_fragment(struct encoder *en, const uint8_t *s, size_t b, size_t e) {
+    size_t seg = b, i = b;
+    while (i < e) {
+        size_t l;
+        if (class_at(s, i, e, &l) == CP_NUMBER) {
+            int rc = split_gpt2(en, s, seg, i);
+            if (!rc) rc = bpe_piece(en, s + i, l);
+            if (rc) return rc;
+            seg = i + l;
+        }
+        i += l;
+    }
+    return split_gpt2(en, s, seg, e);
+}
+
+/* Longest special token at s[i..n), or -1. */
+static int32_t match_special(const vt_tok *t, const uint8_t *s, size_t i, size_t n) {
+    if (!t->special_first[s[i]]) return -1;
+    for (uint32_t k = 0; k < t->n_specials; k++) {
+        int32_t id = t->specials[k];
+        size_t len = t->off[id + 1] - t->off[id];
+        if (len <= n - i && memcmp(s + i, t->arena + t->off[id], len) == 0) return id;
+    }
+    return -1;
+}
+
+int vt_tok_encode(const vt_tok *tok, const char *text, int32_t *ids, uint32_t cap,
+                  uint32_t *n_out) {
+    if (!tok || !text || !n_out || (!ids && cap)) return -EINVAL;
+    *n_out = 0;
+    const uint8_t *s = (const uint8_t *)text;
+    size_t n = strlen(text);
+    struct encoder en = {.t = tok, .ids = ids, .cap = cap};
+    int rc = 0;
+
+    size_t frag = 0;
+    for (size_t i = 0; i < n && rc == 0;) {
+        int32_t sp = tok->n_specials ? match_special(tok, s, i, n) : -1;
+        if (sp < 0) {
+            i++;
+            continue;
+        }
+        rc = encode_fragment(&en, s, frag, i);
+        emit(&en, sp);
+        i += tok->off[sp + 1] - tok->off[sp];
+        frag = i;
+    }
+    if (rc == 0) rc = encode_fragment(&en, s, frag, n);
+
+    free(en.sym_id);
+    free(en.next);
+    free(en.prev);
+    free(en.heap);
+    if (rc) return rc;
+    if (en.n > UINT32_MAX) return -ENOSPC;
+    *n_out = (uint32_t)en.n;
+    return en.n > cap ? -ENOSPC : 0;
+}
+
+/* ------------------------------------------------------------------ decode */
+
+int vt_tok_decode(const vt_tok *tok, int32_t id, char *buf, size_t cap, size_t *len_out) {
+    if (!tok || !len_out || id < 0 || (uint32_t)id >= tok->n_tokens || (!buf && cap))
+        return -EINVAL;
+    size_t len = tok->off[id + 1] - tok->off[id];
+    *len_out = len;
+    if (cap < len) return -ENOSPC;
+    if (len) memcpy(buf, tok->arena + tok->off[id], len);
+    if (cap > len) buf[len] = '\0';
+    return 0;
+}
+
+int vt_tok_lookup(const vt_tok *tok, const char *piece, int32_t *id) {
+    if (!tok || !piece || !id) return -EINVAL;
+    int32_t r = vocab_find(tok, (const uint8_t *)piece, strlen(piece));
+    if (r < 0) return -ENOENT;
+    *id = r;
+    return 0;
+}
+
+uint32_t vt_tok_n_tokens(const vt_tok *tok) {
+    return tok ? tok->n_tokens : 0;
+}

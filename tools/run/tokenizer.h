@@ -1,0 +1,127 @@
+/*
+ * tokenizer.h - byte-level BPE tokenizer (GPT-2 family) for the model runner.
+ *
+ * Built from a model's own vocabulary as GGUF stores it: tokenizer.ggml.tokens
+ * (token strings in GPT-2's byte-to-unicode alphabet), tokenizer.ggml.merges
+ * ("left right" strings, rank = index) and tokenizer.ggml.token_type.  Encoding
+ * follows Hugging Face `tokenizers` exactly for SmolLM2 (GGUF
+ * tokenizer.ggml.pre = "smollm", shared by starcoder/refact/codeshell):
+ *
+ *   1. CONTROL and USER_DEFINED tokens (e.g. <|im_start|>) are matched whole in the
+ *      text, leftmost then longest, before anything else;
+ *   2. every Unicode number (\p{N}) becomes a piece of its own;
+ *   3. the remaining runs are split by the GPT-2 pattern
+ *      's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
+ *      implemented by hand (no regex library; letter/number tables in
+ *      tok_unicode.h, whitespace = the Unicode White_Space property; bytes that
+ *      are not valid UTF-8 count as punctuation);
+ *   4. each piece's bytes are merged by BPE, lowest merge rank first, leftmost
+ *      first on ties.
+ *
+ * Self-contained C11: no dependency on the rest of vtstore.  A vt_tok is
+ * immutable after creation, so one may be shared by threads.
+ *
+ * Example:
+ *     vt_tok *tok;
+ *     int rc = vt_tok_create(tokens, n_tokens, merges, n_merges, types, &tok);
+ *     int32_t ids[256]; uint32_t n;
+ *     rc = vt_tok_encode(tok, "<|im_start|>user\nHi<|im_end|>\n", ids, 256, &n);
+ *     char buf[64]; size_t len;
+ *     rc = vt_tok_decode(tok, ids[0], buf, sizeof buf, &len);   // "<|im_start|>"
+ *     vt_tok_destroy(tok);
+ */
+#ifndef VT_TOKENIZER_H
+#define VT_TOKENIZER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** GGUF token types (tokenizer.ggml.token_type), as llama.cpp numbers them. */
+enum vt_tok_type {
+    VT_TOK_TYPE_NORMAL = 1,
+    VT_TOK_TYPE_UNKNOWN = 2,
+    VT_TOK_TYPE_CONTROL = 3,      /**< matched whole in text; decodes verbatim */
+    VT_TOK_TYPE_USER_DEFINED = 4, /**< matched whole in text; decodes verbatim */
+    VT_TOK_TYPE_UNUSED = 5,
+    VT_TOK_TYPE_BYTE = 6
+};
+
+/** An immutable byte-level BPE tokenizer. */
+typedef struct vt_tok vt_tok;
+
+/**
+ * Builds a tokenizer from a vocabulary and its merges.
+ *
+ * @param tokens      n_tokens NUL-terminated UTF-8 strings; token i has id i.
+ *                    Normal tokens are in GPT-2's byte-to-unicode alphabet
+ *                    ("Ġthe" is " the"); CONTROL / USER_DEFINED ones are raw text.
+ * @param n_tokens    1 .. INT32_MAX.
+ * @param merges      n_merges strings "left right" (split at the first space);
+ *                    merges[r] has rank r, lower ranks apply first.  May be NULL
+ *                    when n_merges is 0.  A repeated pair keeps its lowest rank.
+ * @param token_types n_tokens vt_tok_type values, or NULL (then every token is
+ *                    normal and no special token is matched in text).
+ * @param out         receives the tokenizer; set to NULL on failure.
+ * The inputs are copied; the caller may free them once this returns.
+ * @return 0; -EINVAL for a NULL or empty argument, a merge without a space or
+ *         whose parts or concatenation are not in the vocabulary; -ENOMEM.
+ */
+int vt_tok_create(const char *const *tokens, uint32_t n_tokens, const char *const *merges,
+                  uint32_t n_merges, const int32_t *token_types, vt_tok **out);
+
+/** Frees a tokenizer.  NULL is a no-op. */
+void vt_tok_destroy(vt_tok *tok);
+
+/**
+ * Encodes UTF-8 text into token ids.  No BOS/EOS is added.
+ *
+ * @param tok   the tokenizer.
+ * @param text  NUL-terminated text; invalid UTF-8 is accepted (byte-level BPE
+ *              represents any bytes).
+ * @param ids   receives up to cap ids; may be NULL when cap is 0.
+ * @param cap   capacity of ids.
+ * @param n_out receives the number of ids of the whole encoding, even when it
+ *              exceeds cap (call with cap 0 to size a buffer).
+ * @return 0; -ENOSPC when the encoding has more than cap ids (ids then holds the
+ *         first cap of them); -EINVAL for NULL arguments or a byte that has no
+ *         single-byte token in the vocabulary; -ENOMEM.
+ */
+int vt_tok_encode(const vt_tok *tok, const char *text, int32_t *ids, uint32_t cap, uint32_t *n_out);
+
+/**
+ * Writes the bytes of one token: normal tokens through the inverse of GPT-2's
+ * byte-to-unicode map (a token may hold part of a UTF-8 sequence), CONTROL and
+ * USER_DEFINED tokens verbatim (e.g. "<|im_end|>").
+ *
+ * @param tok     the tokenizer.
+ * @param id      0 .. n_tokens-1.
+ * @param buf     receives the bytes, plus a terminating NUL when cap > length
+ *                (the bytes themselves may contain NUL: use *len_out).
+ * @param cap     capacity of buf; buf may be NULL when cap is 0.
+ * @param len_out receives the token's length in bytes, also on -ENOSPC.
+ * @return 0; -ENOSPC when cap < length (nothing written); -EINVAL for a NULL
+ *         tok/len_out or an id out of range.
+ */
+int vt_tok_decode(const vt_tok *tok, int32_t id, char *buf, size_t cap, size_t *len_out);
+
+/**
+ * Finds the id of the token whose decoded bytes are exactly `piece` (e.g.
+ * "<|im_end|>" or " the").  Where a normal and a special token decode alike, the
+ * normal one wins.
+ *
+ * @return 0 with *id set; -ENOENT when no token matches; -EINVAL for NULLs.
+ */
+int vt_tok_lookup(const vt_tok *tok, const char *piece, int32_t *id);
+
+/** Number of tokens in the vocabulary (0 for NULL). */
+uint32_t vt_tok_n_tokens(const vt_tok *tok);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* VT_TOKENIZER_H */
