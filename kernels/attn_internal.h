@@ -1,0 +1,71 @@
+/* kernels/attn_internal.h — private pieces of the attention module (not public): the KV cache
+ * struct, the K/V row codec shared by the CPU kernels and the cache, and the C entry points of
+ * the CUDA attention kernels (kernels/cuda/attn_*.cu, present only with VT_HAVE_CUDA). */
+#ifndef VT_ATTN_INTERNAL_H
+#define VT_ATTN_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "vtstore/attn.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct vt_kv_cache {
+    vt_kv_cache_config cfg;
+    uint64_t row_bytes; /* stored bytes of one token's head vector */
+    uint64_t len;       /* tokens held */
+    void *k, *v;        /* [n_kv_heads][capacity][row_bytes], host or device */
+};
+
+/* ---- K/V row codec (kernels/cpu/attn_kvcodec.c) ------------------------------------------- */
+
+/** Name of a format for messages ("q8_0"; thread-local buffer). */
+const char *vt_attn_fmt_name(uint32_t fmt);
+
+/** Quantize @p rows contiguous rows of @p d f32 values (vt_quantize on one thread): 0 or the
+ *  quant module's code (VT_ENONFINITE names row and column). */
+int vt_attn_kv_quantize_rows(uint32_t fmt, const float *x, uint64_t rows, uint32_t d,
+                             float tensor_scale, void *dst);
+
+/** Dequantize @p rows contiguous stored rows into rows x d f32 values (one thread). */
+int vt_attn_kv_dequantize_rows(uint32_t fmt, const void *src, uint64_t rows, uint32_t d,
+                               float tensor_scale, float *y);
+
+/** Bytes between heads of a descriptor (head_stride or n_tokens packed rows). */
+uint64_t vt_attn_kv_head_stride(const vt_attn_kv *kv);
+
+/** Check Q/O/K/V descriptors shared by every path. Returns 0 or a code with vt_fail detail. */
+int vt_attn_validate(const vt_attn_params *p);
+
+/* ---- CPU kernels (kernels/cpu/attn_naive.c, attn_flash.c) --------------------------------- */
+
+/** Reference: materialises the [Nq][Nk] scores of each head; @p f64 does all math in double. */
+int vt_attn_cpu_naive(const vt_attn_params *p, int f64);
+/** Tiled flash attention with online softmax, K/V dequantized per tile, threaded. */
+int vt_attn_cpu_flash(const vt_attn_params *p);
+
+/* ---- CUDA (kernels/cuda/attn_*.cu) -------------------------------------------------------- */
+
+#ifdef VT_HAVE_CUDA
+/** Number of CUDA devices (0 when none or the driver is missing). */
+int vt_attn_cuda_device_count(void);
+/** Zeroed device allocation; VT_ECUDA / -ENOMEM with detail. */
+int vt_attn_cuda_alloc(void **p, size_t n);
+void vt_attn_cuda_free(void *p);
+/** Tensor-core prefill kernel (D 64/128). */
+int vt_attn_cuda_prefill(const vt_attn_params *p, float scale);
+/** Split-KV decode kernel + combine. */
+int vt_attn_cuda_decode(const vt_attn_params *p, float scale);
+/** Quantize n_tokens rows per head of k/v (device, f32 or f16 [Hkv][n][D]) into the cache at
+ *  its current length. */
+int vt_attn_cuda_append(vt_kv_cache *c, const void *k, const void *v, vt_dtype dtype,
+                        uint64_t n_tokens, void *stream);
+#endif
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,256 @@
+/* CPU attention: the tiled flash kernel (and the f32 naive one) against the f64 oracle on the
+ * same dequantized K/V, fresh random inputs; GQA 1/4/8, D 64/128/odd, ragged Nq/Nk, Nq != Nk,
+ * fully masked rows, LSE, KV cache contents and error paths. */
+#include <errno.h>
+
+#include "attn_util.h"
+#include "vtstore/quant.h"
+
+#define TOL 2e-3
+
+/* Run one case through a cache appended in two pieces; compare flash and naive-f32 with the
+ * f64 oracle. */
+static void run_case(const attn_case *c) {
+    char name[160];
+    case_name(c, name, sizeof name);
+    uint64_t nkv = (uint64_t)c->Hkv * c->nk * c->D, nqo = (uint64_t)c->H * c->nq * c->D;
+    float *kf = rand_f32(nkv, 1.0f), *vf = rand_f32(nkv, 1.0f), *qf = rand_f32(nqo, 1.0f);
+    void *q = make_q(c, qf);
+
+    vt_kv_cache_config cc = {.location = VT_LOC_HOST,
+                             .format = c->fmt,
+                             .n_kv_heads = c->Hkv,
+                             .head_dim = c->D,
+                             .capacity = c->nk + 5};
+    vt_kv_cache *kv = NULL;
+    CHECK_RC(vt_kv_cache_create(&cc, &kv));
+    if (!kv) return;
+    /* append in two pieces: first n1 tokens, then the rest (inputs are [Hkv][n][D]) */
+    uint64_t n1 = c->nk / 3, n2 = c->nk - n1;
+    float *k1 = malloc((nkv ? nkv : 1) * sizeof(float)),
+          *v1 = malloc((nkv ? nkv : 1) * sizeof(float));
+    float *k2 = k1 + (uint64_t)c->Hkv * n1 * c->D, *v2 = v1 + (uint64_t)c->Hkv * n1 * c->D;
+    for (uint32_t h = 0; h < c->Hkv; h++) {
+        memcpy(k1 + (uint64_t)h * n1 * c->D, kf + (uint64_t)h * c->nk * c->D, n1 * c->D * 4);
+        memcpy(v1 + (uint64_t)h * n1 * c->D, vf + (uint64_t)h * c->nk * c->D, n1 * c->D * 4);
+        memcpy(k2 + (uint64_t)h * n2 * c->D, kf + ((uint64_t)h * c->nk + n1) * c->D, n2 * c->D * 4);
+        memcpy(v2 + (uint64_t)h * n2 * c->D, vf + ((uint64_t)h * c->nk + n1) * c->D, n2 * c->D * 4);
+    }
+    CHECK_RC(vt_kv_cache_append(kv, k1, v1, VT_DTYPE_F32, n1, NULL));
+    CHECK_RC(vt_kv_cache_append(kv, k2, v2, VT_DTYPE_F32, n2, NULL));
+    CHECK(vt_kv_cache_len(kv) == c->nk);
+
+    /* the cache holds exactly what vt_quantize makes of each head's rows */
+    if (c->nk) {
+        float *back = malloc(nkv * sizeof(float)), *want = malloc(c->nk * c->D * sizeof(float));
+        void *qb = malloc(vt_quant_bytes(c->fmt, c->nk, c->D));
+        vt_quant_params qp;
+        vt_quant_params_init(&qp);
+        CHECK_RC(vt_kv_cache_read(kv, 0, c->nk, back, NULL));
+        for (uint32_t h = 0; h < c->Hkv; h++) {
+            CHECK_RC(vt_quantize(c->fmt, &qp, kf + (uint64_t)h * c->nk * c->D, c->nk, c->D, qb, 1));
+            CHECK_RC(vt_dequantize(c->fmt, &qp, qb, c->nk, c->D, want, 1));
+            CHECKF(!memcmp(want, back + (uint64_t)h * c->nk * c->D, c->nk * c->D * 4),
+                   "%s: cache K head %u differs from vt_quantize", name, h);
+        }
+        free(back);
+        free(want);
+        free(qb);
+    }
+
+    vt_attn_params p;
+    vt_attn_params_init(&p);
+    p.q = q;
+    p.q_dtype = c->q_dtype;
+    p.n_heads = c->H;
+    p.n_q = c->nq;
+    p.causal = c->causal;
+    p.scale = c->scale;
+    vt_kv_cache_view(kv, &p.kv);
+
+    uint64_t nl = (uint64_t)c->H * c->nq;
+    float *oref = malloc(nqo * sizeof(float)), *lref = malloc(nl * sizeof(float));
+    void *o = malloc(nqo * sizeof(float));
+    float *lse = malloc(nl * sizeof(float));
+    p.o = oref;
+    p.lse = lref;
+    p.algo = VT_ATTN_NAIVE_F64;
+    CHECK_RC(vt_attn_forward(&p));
+
+    const vt_attn_algo algos[] = {VT_ATTN_FLASH, VT_ATTN_NAIVE};
+    for (int a = 0; a < 2; a++) {
+        memset(o, 0xff, nqo * sizeof(float)); /* NaN pattern: every output must be written */
+        memset(lse, 0xff, nl * sizeof(float));
+        p.o = o;
+        p.o_dtype = a == 0 ? c->o_dtype : VT_DTYPE_F32;
+        p.lse = lse;
+        p.algo = algos[a];
+        p.nthreads = a == 0 ? 0 : 1;
+        CHECK_RC(vt_attn_forward(&p));
+        double e = rel_err(o, p.o_dtype, oref, nqo);
+        CHECKF(e <= TOL, "%s %s: rel err %.3g > %g", name, a ? "naive" : "flash", e, TOL);
+        double le = 0;
+        int masked_ok = 1;
+        for (uint64_t r = 0; r < nl; r++) {
+            uint64_t i = r % c->nq;
+            if (visible_keys(c, i) == 0) {
+                masked_ok &= isinf(lse[r]) && lse[r] < 0 && isinf(lref[r]) && lref[r] < 0;
+                for (uint32_t d = 0; d < c->D; d++)
+                    masked_ok &= out_at(o, p.o_dtype, r * c->D + d) == 0.0f;
+            } else {
+                double dl = fabs((double)lse[r] - lref[r]);
+                le = dl > le ? dl : le;
+            }
+        }
+        CHECKF(masked_ok, "%s: fully masked rows must give O = 0 and LSE = -inf", name);
+        CHECKF(le <= TOL, "%s %s: LSE abs err %.3g", name, a ? "naive" : "flash", le);
+        if (a == 0) printf("  %-72s flash rel err %.2e, lse err %.2e\n", name, e, le);
+    }
+    vt_kv_cache_destroy(kv);
+    free(kf), free(vf), free(qf), free(q), free(k1), free(v1), free(oref), free(lref), free(o),
+        free(lse);
+}
+
+/* Raw descriptors (no cache), packed heads, and the scale parameter. */
+static void raw_descriptor_case(void) {
+    uint32_t H = 4, Hkv = 2, D = 64;
+    uint64_t nq = 9, nk = 70;
+    float *kf = rand_f32((uint64_t)Hkv * nk * D, 1), *vf = rand_f32((uint64_t)Hkv * nk * D, 1);
+    float *q = rand_f32((uint64_t)H * nq * D, 1);
+    float *o1 = malloc((uint64_t)H * nq * D * 4), *o2 = malloc((uint64_t)H * nq * D * 4);
+    vt_attn_params p;
+    vt_attn_params_init(&p);
+    p.q = q;
+    p.n_heads = H;
+    p.n_q = nq;
+    p.kv = (vt_attn_kv){.k = kf,
+                        .v = vf,
+                        .location = VT_LOC_HOST,
+                        .format = VT_FMT_F32,
+                        .n_kv_heads = Hkv,
+                        .head_dim = D,
+                        .n_tokens = nk};
+    p.scale = 0.3f;
+    p.o = o1;
+    p.algo = VT_ATTN_NAIVE_F64;
+    CHECK_RC(vt_attn_forward(&p));
+    p.o = o2;
+    p.algo = VT_ATTN_FLASH;
+    CHECK_RC(vt_attn_forward(&p));
+    CHECK(rel_err(o2, VT_DTYPE_F32, o1, (uint64_t)H * nq * D) <= TOL);
+    /* a different scale must change the answer (the parameter is used) */
+    p.scale = 0.0f;
+    CHECK_RC(vt_attn_forward(&p));
+    CHECK(rel_err(o2, VT_DTYPE_F32, o1, (uint64_t)H * nq * D) > 1e-2);
+    free(kf), free(vf), free(q), free(o1), free(o2);
+}
+
+static void error_paths(void) {
+    vt_kv_cache_config cc = {.location = VT_LOC_HOST,
+                             .format = VT_FMT_Q4_1,
+                             .n_kv_heads = 2,
+                             .head_dim = 64,
+                             .capacity = 8};
+    vt_kv_cache *kv = NULL;
+    CHECK(vt_kv_cache_create(&cc, &kv) == VT_EUNSUPPORTED && !kv);
+    CHECK(strstr(vt_last_error(), "q4_1") != NULL);
+    cc.format = VT_FMT_Q8_0;
+    cc.capacity = 0;
+    CHECK(vt_kv_cache_create(&cc, &kv) == -EINVAL);
+    cc.capacity = 8;
+    cc.location = VT_LOC_DEVICE;
+    int rc = vt_kv_cache_create(&cc, &kv);
+    if (!vt_attn_cuda_available()) CHECK(rc == VT_ENODEV && !kv);
+    vt_kv_cache_destroy(kv);
+    kv = NULL;
+    cc.location = VT_LOC_HOST;
+    CHECK_RC(vt_kv_cache_create(&cc, &kv));
+    float *x = rand_f32(2 * 8 * 64, 1);
+    CHECK_RC(vt_kv_cache_append(kv, x, x, VT_DTYPE_F32, 6, NULL));
+    CHECK(vt_kv_cache_append(kv, x, x, VT_DTYPE_F32, 3, NULL) == VT_EBUDGET);
+    CHECK(vt_kv_cache_len(kv) == 6);
+    x[64 + 5] = NAN; /* head 0, token 1, column 5 of a 2-token append */
+    CHECK(vt_kv_cache_append(kv, x, x, VT_DTYPE_F32, 2, NULL) == VT_ENONFINITE);
+    CHECK(vt_kv_cache_len(kv) == 6);
+    CHECK(strstr(vt_last_error(), "K head 0") != NULL);
+    CHECK(vt_kv_cache_append(kv, x, x, VT_DTYPE_I8, 1, NULL) == -EINVAL);
+    CHECK(vt_kv_cache_read(kv, 4, 3, x, NULL) == -EINVAL);
+
+    float q[3 * 64], o[3 * 64];
+    vt_attn_params p;
+    vt_attn_params_init(&p);
+    p.q = q;
+    p.o = o;
+    p.n_q = 1;
+    p.n_heads = 3;
+    vt_kv_cache_view(kv, &p.kv);
+    CHECK(vt_attn_forward(&p) == VT_ESHAPE);
+    p.n_heads = 2;
+    p.kv.format = VT_FMT_Q4_K;
+    CHECK(vt_attn_forward(&p) == VT_EUNSUPPORTED);
+    vt_kv_cache_view(kv, &p.kv);
+    p.q_dtype = VT_DTYPE_I32;
+    CHECK(vt_attn_forward(&p) == -EINVAL);
+    p.q_dtype = VT_DTYPE_F32;
+    p.kv.location = VT_LOC_DEVICE;
+    if (!vt_attn_cuda_available()) CHECK(vt_attn_forward(&p) == VT_ENODEV);
+    p.kv.location = VT_LOC_HOST;
+
+    /* allocation failures come back as -ENOMEM, at every site */
+    for (int a = 0; a < 2; a++) {
+        p.algo = a ? VT_ATTN_NAIVE : VT_ATTN_FLASH;
+        p.nthreads = 1;
+        vt_fault_arm(VT_FAULT_ALLOC, UINT64_MAX, 0);
+        CHECK_RC(vt_attn_forward(&p));
+        uint64_t sites = vt_fault_count();
+        vt_fault_disarm();
+        CHECK(sites > 0);
+        for (uint64_t n = 1; n <= sites; n++) {
+            vt_fault_arm(VT_FAULT_ALLOC, n, -ENOMEM);
+            rc = vt_attn_forward(&p);
+            vt_fault_disarm();
+            CHECKF(rc == -ENOMEM, "alloc fault %llu of %llu: rc %d", (unsigned long long)n,
+                   (unsigned long long)sites, rc);
+        }
+    }
+    vt_kv_cache_destroy(kv);
+    vt_kv_cache_destroy(NULL);
+    free(x);
+}
+
+int main(void) {
+    vt_test_seed();
+    const uint32_t fmts[] = {VT_FMT_F16,   VT_FMT_Q8_0,  VT_FMT_INT8, VT_FMT_Q4_0, VT_FMT_NF4,
+                             VT_FMT_NVFP4, VT_FMT_MXFP4, VT_FMT_BF16, VT_FMT_F32};
+    const uint32_t groups[] = {1, 4, 8};
+    int n = 0;
+    for (int gi = 0; gi < 3; gi++)
+        for (int causal = 0; causal < 2; causal++)
+            for (int di = 0; di < 2; di++) {
+                attn_case c = {0};
+                c.Hkv = 1 + (uint32_t)(vt_rand_u64() % 2);
+                c.H = c.Hkv * groups[gi];
+                c.D = di ? 128 : 64;
+                c.nq = 1 + vt_rand_u64() % 150;
+                c.nk = 1 + vt_rand_u64() % 200;
+                c.causal = causal;
+                c.fmt = fmts[n++ % 9];
+                c.q_dtype = n % 3 == 0 ? VT_DTYPE_F16 : n % 3 == 1 ? VT_DTYPE_F32 : VT_DTYPE_BF16;
+                c.o_dtype = n % 2 ? VT_DTYPE_F16 : VT_DTYPE_F32;
+                run_case(&c);
+            }
+    /* fixed shapes that must be covered every run */
+    attn_case fixed[] = {
+        {8, 1, 128, 100, 40, 1, VT_FMT_Q8_0, VT_DTYPE_F16, VT_DTYPE_F32,
+         0}, /* Nq > Nk: masked rows */
+        {4, 4, 37, 65, 129, 1, VT_FMT_F16, VT_DTYPE_F32, VT_DTYPE_F32, 0}, /* odd D */
+        {4, 1, 37, 3, 257, 0, VT_FMT_NF4, VT_DTYPE_F32, VT_DTYPE_F32, 0}, /* odd D, padded blocks */
+        {8, 2, 64, 1, 300, 1, VT_FMT_NVFP4, VT_DTYPE_F16, VT_DTYPE_F16, 0},     /* decode */
+        {4, 4, 64, 64, 64, 1, VT_FMT_MXFP4, VT_DTYPE_F32, VT_DTYPE_F32, 0.05f}, /* exact tiles */
+        {2, 1, 64, 5, 0, 0, VT_FMT_INT8, VT_DTYPE_F32, VT_DTYPE_F32, 0},        /* empty cache */
+    };
+    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++) run_case(&fixed[i]);
+    raw_descriptor_case();
+    error_paths();
+    return vt_test_done("test_attn_cpu");
+}
