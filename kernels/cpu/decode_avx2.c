@@ -1,0 +1,239 @@
+/* kernels/cpu/decode_avx2.c — AVX2/FMA/F16C host decoders for the formats GEMV spends its time
+ * in. Same values as the scalar decoders (decode_ref.c): the products are formed in the same
+ * order (scale * code), so results agree to the last bit except where FMA fuses a subtraction
+ * (q4_1, awq: one rounding instead of two). Selected at run time (vt_kcpu_avx2). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "kern_internal.h"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+#define AVX         __attribute__((target("avx2,fma,f16c")))
+#define ROW(d, r)   ((d)->data + (r) * (d)->row_bytes)
+#define NBLK(n, be) (((n) + (be)-1) / (be))
+
+static inline float ldf16(const uint8_t *p) {
+    uint16_t h;
+    memcpy(&h, p, 2);
+    return vt_f16_to_f32(h);
+}
+static inline float ldf32(const uint8_t *p) {
+    float f;
+    memcpy(&f, p, 4);
+    return f;
+}
+
+/* 16 bytes -> 16 floats of their unsigned values (two ymm). */
+AVX static inline void u8x16_to_f32(__m128i v, __m256 *a, __m256 *b) {
+    *a = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(v));
+    *b = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(v, 8)));
+}
+AVX static inline void i8x16_to_f32(__m128i v, __m256 *a, __m256 *b) {
+    *a = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(v));
+    *b = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(v, 8)));
+}
+
+AVX static void dec_f16(const vt_kdesc *d, uint64_t r, uint64_t k0, uint32_t n, float *o) {
+    const uint16_t *p = (const uint16_t *)(ROW(d, r) + k0 * 2);
+    uint32_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(o + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p + i))));
+    for (; i < n; i++) o[i] = vt_f16_to_f32(p[i]);
+}
+
+AVX static void dec_bf16(const vt_kdesc *d, uint64_t r, uint64_t k0, uint32_t n, float *o) {
+    const uint16_t *p = (const uint16_t *)(ROW(d, r) + k0 * 2);
+    uint32_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256i v = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(p + i)));
+        _mm256_storeu_ps(o + i, _mm256_castsi256_ps(_mm256_slli_epi32(v, 16)));
+    }
+    for (; i < n; i++) o[i] = vt_bf16_to_f32(p[i]);
+}
+
+AVX static void dec_q8_0(const vt_kdesc *d, uint64_t r, uint64_t k0, uint32_t n, float *o) {
+    const uint8_t *p = ROW(d, r) + k0 / 32 * 34;
+    for (uint32_t b = 0; b < NBLK(n, 32); b++, p += 34, o += 32) {
+        __m256 s = _mm256_set1_ps(ldf16(p)), a, c;
+        for (int h = 0; h < 2; h++) {
+            i8x16_to_f32(_mm_loadu_si128((const __m128i *)(p + 2 + 16 * h)), &a, &c);
+            _mm256_storeu_ps(o + 16 * h, _mm256_mul_ps(s, a));
+            _mm256_storeu_ps(o + 16 * h + 8, _mm256_mul_ps(s, c));
+        }
+    }
+}
+
+AVX static void dec_int8(const vt_kdesc *d, uint64_t r, uint64_t k0, uint32_t n, float *o) {
+    const uint8_t *p = ROW(d, r) + k0 / 64 * 68;
+    for (uint32_t b = 0; b < NBLK(n, 64); b++, p += 68, o += 64) {
+        __m256 s = _mm256_set1_ps(ldf32(p)), a, c;
+        for (int h = 0; h < 4; h++) {
+            i8x16_to_f32(_mm_loadu_si128((const __m128i *)(p + 4 + 16 * h)), &a, &c);
+            _mm256_storeu_ps(o + 16 * h, _mm256_mul_ps(s, a));
+            _mm256_storeu_ps(o + 16 * h + 8, _mm256_mul_ps(s, c));
+        }
+    }
+}
+
+AVX static void dec_q4_0(const vt_kdesc *d, uint64_t r, uint64_t k0, uint32_t n, float *o) {
+    const uint8_t *p = ROW(d, r) + k0 / 32 * 18;
+    const __m128i m4 = _mm_set1_epi8(15), eight = _mm_set1_epi8(8);
+    for (uint32_t b = 0; b < NBLK(n, 32); b++, p += 18, o += 32) {
+        __m256 s = _mm256_set1_ps(ldf16(p)), a, c;
+        __m128i q = _mm_loadu_si128((const __m128i *)(p + 2));
+        __m128i lo = _mm_sub_epi8(_mm_and_si128(q, m4), eight);
+        __m128i hi = _mm_sub_epi8(_mm_and_si128(_mm_srli_epi16(q, 4), m4), eight);
+        i8x16_to_f32(lo, &a, &c);
+        _mm256_storeu_ps(o, _mm256_mul_ps(s, a));
+        _mm256_storeu_ps(o + 8, _mm256_mul_ps(s, c));
+        i8x16_to_f32(hi, &a, &c);
+        _mm256_storeu_ps(o + 16, _mm256_mul_ps(s, a));
+        _mm256_storeu_ps(o + 24, _mm256_mul_ps(s, c));
+    }
+}
+
+AVX static void dec_q4_1(const vt_kdesc *d, uint64_t r, uint64_t k0, uint32_t n, float *o) {
+    const uint8_t *p = ROW(d, r) + k0 / 32 * 20;
+    const __m128i m4 = _mm_set1_epi8(15);
+    for (uint32_t b = 0; b < NBLK(n, 32); b++, p += 20, o += 32) {
+        __m256 s = _mm256_set1_ps(ldf16(p)), m = _mm256_set1_ps(ldf16(p + 2)), a, c;
+        __m128i q = _mm_loadu_si128((const __m128i *)(p + 4));
+        u8x16_to_f32(_mm_and_si128(q, m4), &a, &c);
+        _mm256_storeu_ps(o, _mm256_add_ps(_mm256_mul_ps(s, a), m));
+        _mm256_storeu_ps(o + 8, _mm256_add_ps(_mm256_mul_ps(s, c), m));
+        u8x16_to_f32(_mm_and_si128(_mm_srli_epi16(q, 4), m4), &a, &c);
+        _mm256_storeu_ps(o + 16, _mm256_add_ps(_mm256_mul_ps(s, a), m));
+        _mm256_storeu_ps(o + 24, _mm256_add_ps(_mm256_mul_ps(s, c), m));
+    }
+}
+
+/* 16-entry float LUT lookup of 8 int32 codes (0..15). */
+AVX static inline __m256 lut16(__m256 lo8, __m256 hi8, __m256i code) {
+    __m256 a = _mm256_permutevar8x32_ps(lo8, code), b = _mm256_permutevar8x32_ps(hi8, code);
+    return _mm256_blendv_ps(a, b, _mm256_castsi256_ps(_mm256_slli_epi32(code, 28)));
+}
+
+/* 16 packed bytes -> 32 codes in element order; hi_first: element 2i in the high nibble. */
+AVX static inline void unpack_nibbles(__m128i q, int hi_first, __m256i c[4]) {
+    const __m128i m4 = _mm_set1_epi8(15);
+    __m128i lo = _mm_and_si128(q, m4), hi = _mm_and_si128(_mm_srli_epi16(q, 4), m4);
+    __m128i e0 = hi_first ? _mm_unpacklo_epi8(hi, lo) : _mm_unpacklo_epi8(lo, hi);
+    __m128i e1 = hi_first ? _mm_unpackhi_epi8(hi, lo) : _mm_unpackhi_epi8(lo, hi);
+    c[0] = _mm256_cvtepu8_epi32(e0);
+    c[1] = _mm256_cvtepu8_epi32(_mm_srli_si128(e0, 8));
+    c[2] = _mm256_cvtepu8_epi32(e1);
+    c[3] = _mm256_cvtepu8_epi32(_mm_srli_si128(e1, 8));
+}
+
+AVX static inline void nf4_32(const uint8_t *qs, __m256 s, __m256 lo8, __m256 hi8, float *o) {
+    __m256i c[4];
+    unpack_nibbles(_mm_loadu_si128((const __m128i *)qs), 1, c);
+    for (int k = 0; k < 4; k++)
+        _mm256_storeu_ps(o + 8 * k, _mm256_mul_ps(s, lut16(lo8, hi8, c[k])));
+}
+
+AVX static void dec_nf4(const vt_kdesc *d, uint64_t r, uint64_t k0, uint32_t n, float *o) {
+    const uint8_t *p = ROW(d, r) + k0 / 64 * 36;
+    __m256 lo8 = _mm256_loadu_ps(vt_nf4_values), hi8 = _mm256_loadu_ps(vt_nf4_values + 8);
+    for (uint32_t b = 0; b < NBLK(n, 64); b++, p += 36, o += 64) {
+        __m256 s = _mm256_set1_ps(ldf32(p));
+        nf4_32(p + 4, s, lo8, hi8, o);
+        nf4_32(p + 20, s, lo8, hi8, o + 32);
+    }
+}
+
+AVX static void dec_nf4_dq(const vt_kdesc *d, uint64_t r, uint64_t k0, uint32_t n, float *o) {
+    __m256 lo8 = _mm256_loadu_ps(vt_nf4_values), hi8 = _mm256_loadu_ps(vt_nf4_values + 8);
+    uint64_t g = r * d->bpr + k0 / 64;
+    for (uint32_t b = 0; b < NBLK(n, 64); b++, g++, o += 64) {
+        const uint8_t *sb = d->data + g / 256 * sizeof(vt_block_nf4_dq);
+        uint32_t j = (uint32_t)(g % 256);
+        __m256 s = _mm256_set1_ps(ldf32(sb) + ldf32(sb + 4) * (float)(int8_t)sb[8 + j]);
+        nf4_32(sb + 264 + 32 * j, s, lo8, hi8, o);
+        nf4_32(sb + 264 + 32 * j + 16, s, lo8, hi8, o + 32);
+    }
+}
+
+static const float e2m1_pos[8] = {0.0f, 0.5f, 1.0f, 1.5f, 2.0f, 3.0f, 4.0f, 6.0f};
+
+/* e2m1 codes -> values: magnitude from an 8-entry LUT, sign from bit 3. */
+AVX static inline __m256 e2m1(__m256 mag8, __m256i code) {
+    __m256 v = _mm256_permutevar8x32_ps(mag8, code);
+    __m256i sign = _mm256_slli_epi32(_mm256_srli_epi32(code, 3), 31);
+    return _mm256_xor_ps(v, _mm256_castsi256_ps(sign));
+}
+
+AVX static void dec_mxfp4(const vt_kdesc *d, uint64_t r, uint64_t k0, uint32_t n, float *o) {
+    const uint8_t *p = ROW(d, r) + k0 / 32 * 17;
+    __m256 mag = _mm256_loadu_ps(e2m1_pos);
+    for (uint32_t b = 0; b < NBLK(n, 32); b++, p += 17, o += 32) {
+        __m256 s = _mm256_set1_ps(vt_e8m0_to_f32(p[0]));
+        __m256i c[4];
+        unpack_nibbles(_mm_loadu_si128((const __m128i *)(p + 1)), 0, c);
+        for (int k = 0; k < 4; k++) _mm256_storeu_ps(o + 8 * k, _mm256_mul_ps(s, e2m1(mag, c[k])));
+    }
+}
+
+AVX static void dec_nvfp4(const vt_kdesc *d, uint64_t r, uint64_t k0, uint32_t n, float *o) {
+    const uint8_t *p = ROW(d, r) + k0 / 16 * 9;
+    __m256 mag = _mm256_loadu_ps(e2m1_pos);
+    const __m128i m4 = _mm_set1_epi8(15);
+    for (uint32_t b = 0; b < NBLK(n, 16); b++, p += 9, o += 16) {
+        __m256 s = _mm256_set1_ps(d->tensor_scale * vt_e4m3_to_f32(p[0]));
+        __m128i q = _mm_loadl_epi64((const __m128i *)(p + 1));
+        __m128i e =
+            _mm_unpacklo_epi8(_mm_and_si128(q, m4), _mm_and_si128(_mm_srli_epi16(q, 4), m4));
+        __m256i c0 = _mm256_cvtepu8_epi32(e), c1 = _mm256_cvtepu8_epi32(_mm_srli_si128(e, 8));
+        _mm256_storeu_ps(o, _mm256_mul_ps(s, e2m1(mag, c0)));
+        _mm256_storeu_ps(o + 8, _mm256_mul_ps(s, e2m1(mag, c1)));
+    }
+}
+
+AVX static void dec_awq(const vt_kdesc *d, uint64_t r, uint64_t k0, uint32_t n, float *o) {
+    const uint8_t *p = ROW(d, r) + k0 / 128 * 68;
+    for (uint32_t b = 0; b < NBLK(n, 128); b++, p += 68, o += 128) {
+        __m256 s = _mm256_set1_ps(ldf16(p));
+        __m256i z = _mm256_set1_epi32(p[2]);
+        uint64_t c0 = k0 + (uint64_t)b * 128;
+        int full = d->aux && c0 + 128 <= d->cols;
+        for (int h = 0; h < 4; h++) {
+            __m256i c[4];
+            unpack_nibbles(_mm_loadu_si128((const __m128i *)(p + 4 + 16 * h)), 0, c);
+            for (int k = 0; k < 4; k++) {
+                __m256 v = _mm256_mul_ps(s, _mm256_cvtepi32_ps(_mm256_sub_epi32(c[k], z)));
+                if (full) v = _mm256_div_ps(v, _mm256_loadu_ps(d->aux + c0 + 32 * h + 8 * k));
+                _mm256_storeu_ps(o + 32 * h + 8 * k, v);
+            }
+        }
+        if (d->aux && !full)
+            for (uint32_t i = 0; i < 128 && c0 + i < d->cols; i++) o[i] /= d->aux[c0 + i];
+    }
+}
+
+const vt_kdecode_fn vt_kdecode_avx2_table[VT_FMT_COUNT] = {
+    [VT_FMT_F16] = dec_f16,     [VT_FMT_BF16] = dec_bf16,     [VT_FMT_Q8_0] = dec_q8_0,
+    [VT_FMT_Q4_0] = dec_q4_0,   [VT_FMT_Q4_1] = dec_q4_1,     [VT_FMT_INT8] = dec_int8,
+    [VT_FMT_NF4] = dec_nf4,     [VT_FMT_NF4_DQ] = dec_nf4_dq, [VT_FMT_NVFP4] = dec_nvfp4,
+    [VT_FMT_MXFP4] = dec_mxfp4, [VT_FMT_AWQ_INT4] = dec_awq,
+};
+
+int vt_kcpu_avx2(void) {
+    static int cached = -1;
+    if (cached < 0) {
+        const char *e = getenv("VT_KERNELS_SCALAR");
+        int forced = e && *e && strcmp(e, "0") != 0;
+        __builtin_cpu_init();
+        cached = !forced && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+                 __builtin_cpu_supports("f16c");
+    }
+    return cached;
+}
+
+#else /* not x86-64: scalar everywhere */
+const vt_kdecode_fn vt_kdecode_avx2_table[VT_FMT_COUNT];
+int vt_kcpu_avx2(void) {
+    return 0;
+}
+#endif

@@ -1,0 +1,66 @@
+/* kernels/kern_internal.h — private interface of the kernels module: the host-side decoder
+ * table shared by the CPU kernels, and the C entry points of the CUDA kernels (kernels/cuda)
+ * that the dispatcher calls. No CUDA types here: the kernels/cuda .cu files implement these with C
+ * linkage. */
+#ifndef VT_KERN_INTERNAL_H
+#define VT_KERN_INTERNAL_H
+
+#include <stdint.h>
+
+#include "vtstore/blocks.h"
+#include "vtstore/kernels.h"
+
+/* Host decode granularity: output columns per chunk (a multiple of every block size, and the
+ * 2:4 expansion of 256 compressed values). */
+#define VT_KC 512
+
+/* What a decoder needs to find row r's bytes. */
+typedef struct vt_kdesc {
+    const uint8_t *data; /* [rows] rows of row_bytes (nf4_dq: super-blocks) */
+    uint32_t fmt;        /* base format */
+    int sparse;          /* 2:4 */
+    uint64_t rows, cols; /* cols of the dense row */
+    uint64_t row_bytes;  /* bytes per row (0 for nf4_dq) */
+    uint64_t bpr;        /* nf4_dq: 64-element blocks per row */
+    uint64_t ccols;      /* sparse: compressed values per row = ceil(cols/4)*2 */
+    uint64_t idx_off;    /* sparse: offset of the index bytes within a row */
+    float tensor_scale;  /* nvfp4 */
+    const float *aux;    /* awq: [cols] channel scales */
+} vt_kdesc;
+
+/* Decode dense values [k0, k0 + n) of row @p row into out[0..n) (f32), k0 a multiple of VT_KC
+ * and n <= VT_KC; out must hold VT_KC floats (whole blocks may be written past n). Values are
+ * those of vt_dequantize_ref. Sparse rows expand to zeros where nothing is kept. */
+typedef void (*vt_kdecode_fn)(const vt_kdesc *d, uint64_t row, uint64_t k0, uint32_t n, float *out);
+
+/** Fill @p d from a weight handle. Returns 0 or -EINVAL/VT_EUNSUPPORTED with detail. */
+int vt_kdesc_init(vt_kdesc *d, const vt_weight *w, const char *who);
+/** The decoder of d->fmt: the fast one when @p fast and the CPU has AVX2+FMA, else scalar. */
+vt_kdecode_fn vt_kdecode_get(const vt_kdesc *d, int fast);
+/** Scalar decoder of a base format over a dense (non-sparse) layout; for the sparse wrapper. */
+vt_kdecode_fn vt_kdecode_dense(uint32_t base_fmt, int fast);
+/** 1 when the AVX2+FMA paths are used (CPU support and not VT_KERNELS_SCALAR). */
+int vt_kcpu_avx2(void);
+
+/* f32 dot products used by the fast host kernels (AVX2+FMA when available). */
+float vt_kdot_f32(const float *a, const float *b, uint32_t n);
+float vt_kdot_f16(const float *a, const uint16_t *b, uint32_t n);
+
+/* Host kernels (w->location == VT_LOC_HOST). */
+int vt_cpu_dequant(const vt_weight *w, vt_dtype out_type, void *out);
+int vt_cpu_gemv(const vt_weight *w, const float *x, float *y, int batch);
+int vt_cpu_gemm(const vt_weight *w, const void *X, vt_dtype xt, void *Y, vt_dtype yt, uint64_t M);
+
+/* CUDA entry points (kernels/cuda/ .cu files; stubs in kernels/cuda_stub.c when built without
+ * CUDA). Arguments are validated by the dispatcher; these return 0, VT_ECUDA or VT_EUNSUPPORTED. */
+int vt_cuda_available(void);
+int vt_cuda_dequant(const vt_kdesc *d, vt_dtype out_type, void *out, void *stream);
+int vt_cuda_gemv(const vt_kdesc *d, const float *x, float *y, int batch, void *stream);
+int vt_cuda_gemm_mma(const vt_kdesc *d, const void *X, vt_dtype xt, void *Y, vt_dtype yt,
+                     uint64_t M, void *stream);
+int vt_cuda_gemm_cublas(const vt_kdesc *d, const void *X, vt_dtype xt, void *Y, vt_dtype yt,
+                        uint64_t M, vt_kernel_ws *ws, void *stream);
+int vt_cuda_ws_create(uint64_t bytes, vt_kernel_ws **out);
+void vt_cuda_ws_destroy(vt_kernel_ws *ws);
+
+#endif
