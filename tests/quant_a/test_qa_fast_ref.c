@@ -1,14 +1,24 @@
 /* Fast (SIMD, threaded) quantize/dequantize equal the scalar references bit for bit, on fresh
  * random inputs of several shapes and distributions: ragged rows (cols not a multiple of the
  * block), all-zero blocks with signed zeros, a huge outlier, denormals, tiny blocks whose 1/d
- * overflows, rows long enough to be split into block runs across threads. */
+ * overflows, arbitrary finite bit patterns, rows long enough to be split into block runs across
+ * threads. */
 #include "vt_test.h"
 #include "vtstore/quant.h"
 
 static const uint32_t kFormats[] = {VT_FMT_F32,  VT_FMT_F16,  VT_FMT_BF16, VT_FMT_Q8_0,
                                     VT_FMT_Q4_0, VT_FMT_Q4_1, VT_FMT_INT8};
 
-enum { DIST_NORMAL, DIST_ZEROS, DIST_OUTLIER, DIST_DENORMAL, DIST_TINY, DIST_MIXED, DIST_COUNT };
+enum {
+    DIST_NORMAL,
+    DIST_ZEROS,
+    DIST_OUTLIER,
+    DIST_DENORMAL,
+    DIST_TINY,
+    DIST_BITS,
+    DIST_MIXED,
+    DIST_COUNT
+};
 
 static float gen(int dist, uint64_t i) {
     switch (dist) {
