@@ -1,0 +1,213 @@
+/* store/store_internal.h — private structures of the store module (not public). The on-disk
+ * encodings implemented here are specified in docs/FORMAT.md. */
+#ifndef VT_STORE_INTERNAL_H
+#define VT_STORE_INTERNAL_H
+
+#include <lmdb.h>
+#include <pthread.h>
+#include <stdarg.h>
+
+#include "vtstore/store.h"
+
+#define ST_ALIGN                4096u
+#define ST_SHARD_HEADER         4096u
+#define ST_SHARD_MAGIC          "VTSHARD1"
+#define ST_STORE_ID_LEN         16
+#define ST_TENSOR_REC_VERSION   1
+#define ST_CHUNK_REC_VERSION    1
+#define ST_SHARD_REC_VERSION    1
+#define ST_DIRS_REC_VERSION     1
+#define ST_CHUNK_REC_LEN        56
+#define ST_SHARD_REC_LEN        16
+#define ST_TENSOR_REC_FIXED     104
+#define ST_MAX_AUX              (1ull << 30)
+#define ST_DEFAULT_SHARD_CAP    (1ull << 30)
+#define ST_DEFAULT_CHUNK_TARGET (2ull << 20)
+#define ST_DEFAULT_MAP_SIZE     (64ull << 20)
+
+/* meta keys */
+#define ST_KEY_VERSION     "vt.format_version"
+#define ST_KEY_STORE_ID    "vt.store_id"
+#define ST_KEY_NEXT_TENSOR "vt.next_tensor_id"
+#define ST_KEY_NEXT_SHARD  "vt.next_shard_id"
+#define ST_KEY_DIRS        "vt.data_dirs"
+#define ST_USER_PREFIX     "kv."
+
+static inline uint64_t st_round_up(uint64_t x, uint64_t a) {
+    return (x + a - 1) / a * a;
+}
+
+/* A decoded data-directory list: entry 0 is the store's own data/ directory (path ""). */
+typedef struct st_dirs {
+    uint32_t n;
+    char *path[VT_STORE_MAX_DIRS]; /* recorded path (absolute; "" for the root) */
+} st_dirs;
+
+typedef struct st_fd_entry {
+    uint32_t shard_id;
+    int fd;
+} st_fd_entry;
+
+struct vt_store {
+    char *path;    /* as given */
+    char *abspath; /* realpath of the store directory */
+    unsigned flags;
+    vt_store_options opt;
+    MDB_env *env;
+    MDB_dbi db_meta, db_tensors, db_chunks, db_shards;
+    pthread_rwlock_t resize_lock; /* txns hold it shared; a map resize holds it exclusive */
+    uint8_t store_id[ST_STORE_ID_LEN];
+    st_dirs dirs;
+    int dir_fd[VT_STORE_MAX_DIRS]; /* O_DIRECTORY fds of each data dir's shard directory */
+    int root_fd;
+    pthread_mutex_t mu; /* guards fds, errmsg, writer */
+    st_fd_entry *fds;
+    size_t n_fds, cap_fds;
+    char errmsg[1024];
+    struct vt_store_writer *writer; /* open writer of this handle, if any */
+};
+
+/* ---- errors ---- */
+/** Format a message, set it as thread-local detail and on the handle (may be NULL), return code. */
+int st_fail(vt_store *s, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/** Copy the current thread-local detail onto the handle and return code (for errors set by
+ *  lower layers with vt_fail). */
+int st_keep(vt_store *s, int code);
+/** Map an LMDB return code to a vtstore code (errno values stay, others become VT_ELMDB). */
+int st_mdb_code(int mdb_rc);
+
+/* ---- LMDB ---- */
+/** Begin a txn (read-only when rdonly) holding the resize lock shared; adopts a map grown by
+ *  another process. */
+int st_txn_begin(vt_store *s, int rdonly, MDB_txn **txn);
+/** Abort/commit and drop the resize lock. */
+void st_txn_abort(vt_store *s, MDB_txn *txn);
+int st_txn_commit(vt_store *s, MDB_txn *txn);
+/** Grow the map (no txn of this handle may be open in the calling thread). */
+int st_map_grow(vt_store *s);
+/** Read a uint64 LE / uint32 LE meta value; VT_ENOTFOUND if absent. */
+int st_meta_get_u64(vt_store *s, MDB_txn *txn, const char *key, uint64_t *v);
+
+/* ---- little-endian and big-endian helpers ---- */
+static inline void st_put_le16(uint8_t *p, uint16_t v) {
+    p[0] = (uint8_t)v;
+    p[1] = (uint8_t)(v >> 8);
+}
+static inline void st_put_le32(uint8_t *p, uint32_t v) {
+    for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
+}
+static inline void st_put_le64(uint8_t *p, uint64_t v) {
+    for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i));
+}
+static inline uint16_t st_le16(const uint8_t *p) {
+    return (uint16_t)(p[0] | (p[1] << 8));
+}
+static inline uint32_t st_le32(const uint8_t *p) {
+    uint32_t v = 0;
+    for (int i = 3; i >= 0; i--) v = (v << 8) | p[i];
+    return v;
+}
+static inline uint64_t st_le64(const uint8_t *p) {
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--) v = (v << 8) | p[i];
+    return v;
+}
+static inline void st_put_be32(uint8_t *p, uint32_t v) {
+    for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * (3 - i)));
+}
+static inline void st_put_be64(uint8_t *p, uint64_t v) {
+    for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * (7 - i)));
+}
+static inline uint32_t st_be32(const uint8_t *p) {
+    uint32_t v = 0;
+    for (int i = 0; i < 4; i++) v = (v << 8) | p[i];
+    return v;
+}
+static inline uint64_t st_be64(const uint8_t *p) {
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++) v = (v << 8) | p[i];
+    return v;
+}
+
+/* ---- records (record.c) ---- */
+typedef struct st_shard_rec {
+    uint32_t id;
+    uint16_t dir;
+    uint8_t flags;
+    uint64_t size; /* committed length of the file, multiple of 4096, >= header */
+} st_shard_rec;
+
+/** Encoded size of a tensor record. */
+size_t st_tensor_rec_size(const vt_tensor_info *ti);
+/** Encode @p ti and its aux blob into @p out (st_tensor_rec_size bytes). */
+void st_tensor_rec_encode(const vt_tensor_info *ti, const void *aux, uint8_t *out);
+/** Decode and validate a tensor record (key = name); *aux (may be NULL) points into @p val.
+ *  Returns 0 or VT_EFORMAT with a detail (vt_fail) naming the tensor and the bad field. */
+int st_tensor_rec_decode(const void *key, size_t klen, const void *val, size_t vlen,
+                         vt_tensor_info *ti, const void **aux);
+void st_chunk_rec_encode(const vt_chunk_info *ci, uint8_t out[ST_CHUNK_REC_LEN]);
+void st_chunk_key(uint64_t tensor_id, uint64_t index, uint8_t key[16]);
+int st_chunk_rec_decode(const void *key, size_t klen, const void *val, size_t vlen,
+                        vt_chunk_info *ci);
+void st_shard_rec_encode(const st_shard_rec *r, uint8_t out[ST_SHARD_REC_LEN]);
+int st_shard_rec_decode(const void *key, size_t klen, const void *val, size_t vlen,
+                        st_shard_rec *r);
+/** Encoded data-dir list into a vt_malloc'ed buffer. */
+int st_dirs_encode(const st_dirs *d, uint8_t **out, size_t *len);
+int st_dirs_decode(const void *val, size_t len, st_dirs *d);
+void st_dirs_free(st_dirs *d);
+/** Validate the derived fields of a tensor (rows/cols from dims, rows_per_chunk alignment,
+ *  n_chunks, raw_bytes); used by the decoder and by tensor_begin. */
+int st_tensor_check(vt_tensor_info *ti, int fill);
+
+/** Fuzz entry: decode @p data as each kind of index record; never crashes. Returns 0 if any
+ *  kind decoded, else the error. */
+int vt_store_record_decode_test(const void *data, size_t len);
+
+/* ---- shards and paths (shard.c) ---- */
+/** File name of shard @p id ("shard-000042.vts") into buf (>= 32 bytes). */
+void st_shard_name(uint32_t id, char *buf, size_t cap);
+/** Absolute path of the shard directory of data dir @p dir. */
+int st_dir_path(vt_store *s, uint32_t dir, char *buf, size_t cap);
+/** Fd (cached, owned by the handle) of shard @p r for reading. */
+int st_shard_fd(vt_store *s, const st_shard_rec *r, int *fd);
+/** Look up a shard record in @p txn. */
+int st_shard_get(vt_store *s, MDB_txn *txn, uint32_t id, st_shard_rec *r);
+/** Create a new shard file (header written, not synced) in dir @p dir; returns an O_RDWR fd. */
+int st_shard_create(vt_store *s, uint32_t id, uint32_t dir, int *fd);
+/** fsync the shard directory of data dir @p dir. */
+int st_dir_sync(vt_store *s, uint32_t dir);
+/** Forget a cached fd (after gc deleted the file). */
+void st_fd_forget(vt_store *s, uint32_t shard_id);
+
+/* ---- codec (codec.c) ---- */
+uint64_t st_checksum(const void *p, size_t n);
+/** Compress @p src into a vt_malloc'ed buffer when that saves >= 5%; *out = NULL otherwise. */
+int st_compress(int level, const void *src, size_t n, void **out, size_t *out_len);
+/** Decompress a zstd frame into exactly @p raw_len bytes. */
+int st_decompress(const void *src, size_t n, void *dst, size_t raw_len);
+
+/* ---- reads (read.c) ---- */
+/** Read and decode chunk @p ci (record from the index) into dst. @p name for messages. */
+int st_read_chunk_ci(vt_store *s, MDB_txn *txn, const char *name, const vt_chunk_info *ci,
+                     void *dst, size_t cap);
+/** Tensor record lookup in a txn. */
+int st_tensor_get(vt_store *s, MDB_txn *txn, const char *name, vt_tensor_info *ti,
+                  const void **aux);
+
+/** Chunk @p index of @p ti from the index, checked against the tensor's chunking rule. */
+int st_chunk_get(vt_store *s, MDB_txn *txn, const vt_tensor_info *ti, uint64_t index,
+                 vt_chunk_info *ci);
+/** Delete tensor @p name and its chunk records in a write txn; returns an MDB code. */
+int st_delete_tensor(vt_store *s, MDB_txn *txn, const char *name, int *found);
+/** Run @p fn in a write txn, growing the map and retrying on MDB_MAP_FULL. @p fn returns an
+ *  MDB code (or a negative vt code, which aborts). */
+typedef int (*st_write_fn)(vt_store *s, MDB_txn *txn, void *ctx);
+int st_write_txn(vt_store *s, st_write_fn fn, void *ctx, const char *what);
+
+/* ---- locking (lock.c) ---- */
+/** Take the store's writer lock (flock LOCK_EX|LOCK_NB on STORE/LOCK); returns the fd. */
+int st_writer_lock(vt_store *s, int *fd);
+void st_writer_unlock(int fd);
+
+#endif
