@@ -362,8 +362,11 @@ static int delete_chunks(vt_store *s, MDB_txn *txn, uint64_t id) {
     uint8_t kb[16];
     st_chunk_key(id, 0, kb);
     MDB_val k = {16, kb}, d;
-    for (rc = mdb_cursor_get(cur, &k, &d, MDB_SET_RANGE); rc == 0;
-         rc = mdb_cursor_get(cur, &k, &d, MDB_GET_CURRENT)) {
+    /* re-seek after each delete: a cursor left past the last item is not valid */
+    for (;;) {
+        k.mv_size = 16;
+        k.mv_data = kb;
+        if ((rc = mdb_cursor_get(cur, &k, &d, MDB_SET_RANGE))) break;
         if (k.mv_size != 16 || st_be64(k.mv_data) != id) break;
         if ((rc = mdb_cursor_del(cur, 0))) break;
     }
