@@ -7,29 +7,29 @@
 #include "qrow_common.h"
 
 static void int8_qblock_ref(const float *x, void *vy) {
-    vt_block_int8 *y = vy;
+    int8_t *qs = (int8_t *)VT_QA_F(vt_block_int8, vy, qs);
     float amax = 0.0f;
     for (int j = 0; j < VT_QK_INT8; j++) {
         float a = fabsf(x[j]);
         amax = amax > a ? amax : a;
     }
     const float d = amax / 127.0f;
-    memcpy(&y->d, &d, 4);
+    memcpy(VT_QA_F(vt_block_int8, vy, d), &d, 4);
     for (int j = 0; j < VT_QK_INT8; j++) {
         if (d == 0.0f) {
-            y->qs[j] = 0;
+            qs[j] = 0;
             continue;
         }
         float q = roundf(x[j] / d);
-        y->qs[j] = (int8_t)(q > 127.0f ? 127.0f : q < -127.0f ? -127.0f : q);
+        qs[j] = (int8_t)(q > 127.0f ? 127.0f : q < -127.0f ? -127.0f : q);
     }
 }
 
 static void int8_dqblock_ref(const void *vx, float *y) {
-    const vt_block_int8 *x = vx;
+    const int8_t *qs = (const int8_t *)VT_QA_CF(vt_block_int8, vx, qs);
     float d;
-    memcpy(&d, &x->d, 4);
-    for (int j = 0; j < VT_QK_INT8; j++) y[j] = x->qs[j] * d;
+    memcpy(&d, VT_QA_CF(vt_block_int8, vx, d), 4);
+    for (int j = 0; j < VT_QK_INT8; j++) y[j] = qs[j] * d;
 }
 
 static void int8_quantize_ref(const float *x, void *dst, uint64_t cols, const vt_quant_params *p) {
@@ -54,12 +54,13 @@ __attribute__((target("avx2"))) static inline __m256i int8_code_avx2(__m256 x, _
 
 __attribute__((target("avx2"))) static void
 int8_quantize_avx2(const float *x0, void *dst, uint64_t cols, const vt_quant_params *p) {
-    vt_block_int8 *y = dst;
     const __m256 sign = _mm256_set1_ps(-0.0f);
     const __m256i perm = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
     uint64_t nfull = cols / VT_QK_INT8;
     for (uint64_t b = 0; b < nfull; b++) {
         const float *x = x0 + b * VT_QK_INT8;
+        uint8_t *yb = (uint8_t *)dst + b * sizeof(vt_block_int8);
+        uint8_t *qs = VT_QA_F(vt_block_int8, yb, qs);
         __m256 v[8], a = _mm256_setzero_ps();
         for (int k = 0; k < 8; k++) {
             v[k] = _mm256_loadu_ps(x + 8 * k);
@@ -69,9 +70,9 @@ int8_quantize_avx2(const float *x0, void *dst, uint64_t cols, const vt_quant_par
         m = _mm_max_ps(m, _mm_movehl_ps(m, m));
         const float amax = _mm_cvtss_f32(_mm_max_ss(m, _mm_shuffle_ps(m, m, 1)));
         const float d = amax / 127.0f;
-        memcpy(&y[b].d, &d, 4);
+        memcpy(VT_QA_F(vt_block_int8, yb, d), &d, 4);
         if (d == 0.0f) {
-            memset(y[b].qs, 0, VT_QK_INT8);
+            memset(qs, 0, VT_QK_INT8);
             continue;
         }
         const __m256 vd = _mm256_set1_ps(d);
@@ -81,7 +82,7 @@ int8_quantize_avx2(const float *x0, void *dst, uint64_t cols, const vt_quant_par
             __m256i cd = _mm256_packs_epi32(int8_code_avx2(v[4 * h + 2], vd),
                                             int8_code_avx2(v[4 * h + 3], vd));
             __m256i q = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(ab, cd), perm);
-            _mm256_storeu_si256((__m256i *)(y[b].qs + 32 * h), q);
+            _mm256_storeu_si256((__m256i *)(qs + 32 * h), q);
         }
     }
     vt_qa_quantize_row(x0, dst, cols, nfull, VT_QK_INT8, sizeof(vt_block_int8), int8_qblock_ref);
@@ -89,15 +90,16 @@ int8_quantize_avx2(const float *x0, void *dst, uint64_t cols, const vt_quant_par
 
 __attribute__((target("avx2"))) static void
 int8_dequantize_avx2(const void *src, float *y, uint64_t cols, const vt_quant_params *p) {
-    const vt_block_int8 *x = src;
     uint64_t nfull = cols / VT_QK_INT8;
     for (uint64_t b = 0; b < nfull; b++) {
+        const uint8_t *xb = (const uint8_t *)src + b * sizeof(vt_block_int8);
+        const uint8_t *qs = VT_QA_CF(vt_block_int8, xb, qs);
         float df;
-        memcpy(&df, &x[b].d, 4);
+        memcpy(&df, VT_QA_CF(vt_block_int8, xb, d), 4);
         const __m256 d = _mm256_set1_ps(df);
         float *o = y + b * VT_QK_INT8;
         for (int k = 0; k < 8; k++) {
-            __m128i q = _mm_loadl_epi64((const __m128i *)(x[b].qs + 8 * k));
+            __m128i q = _mm_loadl_epi64((const __m128i *)(qs + 8 * k));
             _mm256_storeu_ps(o + 8 * k,
                              _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q)), d));
         }

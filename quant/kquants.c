@@ -20,17 +20,16 @@ static inline void scale_min_k4(int j, const uint8_t *q, uint8_t *d, uint8_t *m)
 }
 
 static void q4_k_dqblock(const void *vx, float *y) {
-    const vt_block_q4_k *x = vx;
     uint16_t dh, mh;
-    memcpy(&dh, &x->d, 2);
-    memcpy(&mh, &x->dmin, 2);
+    memcpy(&dh, VT_QA_CF(vt_block_q4_k, vx, d), 2);
+    memcpy(&mh, VT_QA_CF(vt_block_q4_k, vx, dmin), 2);
     const float d = vt_f16_to_f32(dh), min = vt_f16_to_f32(mh);
-    const uint8_t *q = x->qs;
+    const uint8_t *q = VT_QA_CF(vt_block_q4_k, vx, qs);
     for (int j = 0, is = 0; j < VT_QK_K; j += 64, is += 2, q += 32) {
         uint8_t sc, m;
-        scale_min_k4(is, x->scales, &sc, &m);
+        scale_min_k4(is, VT_QA_CF(vt_block_q4_k, vx, scales), &sc, &m);
         const float d1 = d * sc, m1 = min * m;
-        scale_min_k4(is + 1, x->scales, &sc, &m);
+        scale_min_k4(is + 1, VT_QA_CF(vt_block_q4_k, vx, scales), &sc, &m);
         const float d2 = d * sc, m2 = min * m;
         for (int l = 0; l < 32; l++) *y++ = d1 * (q[l] & 0xf) - m1;
         for (int l = 0; l < 32; l++) *y++ = d2 * (q[l] >> 4) - m2;
@@ -38,12 +37,11 @@ static void q4_k_dqblock(const void *vx, float *y) {
 }
 
 static void q6_k_dqblock(const void *vx, float *y) {
-    const vt_block_q6_k *x = vx;
     uint16_t dh;
-    memcpy(&dh, &x->d, 2);
+    memcpy(&dh, VT_QA_CF(vt_block_q6_k, vx, d), 2);
     const float d = vt_f16_to_f32(dh);
-    const uint8_t *ql = x->ql, *qh = x->qh;
-    const int8_t *sc = x->scales;
+    const uint8_t *ql = VT_QA_CF(vt_block_q6_k, vx, ql), *qh = VT_QA_CF(vt_block_q6_k, vx, qh);
+    const int8_t *sc = (const int8_t *)VT_QA_CF(vt_block_q6_k, vx, scales);
     for (int n = 0; n < VT_QK_K; n += 128, y += 128, ql += 64, qh += 32, sc += 8) {
         for (int l = 0; l < 32; l++) {
             const int is = l / 16;

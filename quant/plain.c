@@ -13,17 +13,36 @@ static void f32_dq(const void *src, float *y, uint64_t cols, const vt_quant_para
     memcpy(y, src, cols * sizeof(float));
 }
 
+/* Element loops with memcpy: a 2:4 sparse row can leave the 16-bit values at odd addresses. */
 static void f16_q_ref(const float *x, void *dst, uint64_t cols, const vt_quant_params *p) {
-    vt_f32_to_f16_row(x, dst, cols);
+    uint8_t *d = dst;
+    for (uint64_t i = 0; i < cols; i++) {
+        uint16_t h = vt_f32_to_f16(x[i]);
+        memcpy(d + 2 * i, &h, 2);
+    }
 }
 static void f16_dq_ref(const void *src, float *y, uint64_t cols, const vt_quant_params *p) {
-    vt_f16_to_f32_row(src, y, cols);
+    const uint8_t *s = src;
+    for (uint64_t i = 0; i < cols; i++) {
+        uint16_t h;
+        memcpy(&h, s + 2 * i, 2);
+        y[i] = vt_f16_to_f32(h);
+    }
 }
 static void bf16_q_ref(const float *x, void *dst, uint64_t cols, const vt_quant_params *p) {
-    vt_f32_to_bf16_row(x, dst, cols);
+    uint8_t *d = dst;
+    for (uint64_t i = 0; i < cols; i++) {
+        uint16_t h = vt_f32_to_bf16(x[i]);
+        memcpy(d + 2 * i, &h, 2);
+    }
 }
 static void bf16_dq_ref(const void *src, float *y, uint64_t cols, const vt_quant_params *p) {
-    vt_bf16_to_f32_row(src, y, cols);
+    const uint8_t *s = src;
+    for (uint64_t i = 0; i < cols; i++) {
+        uint16_t h;
+        memcpy(&h, s + 2 * i, 2);
+        y[i] = vt_bf16_to_f32(h);
+    }
 }
 
 #ifdef VT_QA_X86
@@ -33,35 +52,35 @@ static int have_f16c(void) {
 
 __attribute__((target("avx2,f16c"))) static void
 f16_q_fast(const float *x, void *dst, uint64_t cols, const vt_quant_params *p) {
-    uint16_t *h = dst;
+    uint8_t *h = dst;
     uint64_t i = 0;
     for (; i + 8 <= cols; i += 8) {
         __m128i v = _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT);
-        _mm_storeu_si128((__m128i *)(h + i), v);
+        _mm_storeu_si128((__m128i *)(h + 2 * i), v);
     }
-    vt_f32_to_f16_row(x + i, h + i, cols - i);
+    f16_q_ref(x + i, h + 2 * i, cols - i, p);
 }
 
 __attribute__((target("avx2,f16c"))) static void
 f16_dq_fast(const void *src, float *y, uint64_t cols, const vt_quant_params *p) {
-    const uint16_t *h = src;
+    const uint8_t *h = src;
     uint64_t i = 0;
     const __m128i em = _mm_set1_epi16(0x7e00), inf = _mm_set1_epi16(0x7c00);
     for (; i + 8 <= cols; i += 8) {
-        __m128i v = _mm_loadu_si128((const __m128i *)(h + i));
+        __m128i v = _mm_loadu_si128((const __m128i *)(h + 2 * i));
         /* F16C quiets signalling NaNs; the reference keeps their bits: let it do Inf/sNaN */
         if (_mm_movemask_epi8(_mm_cmpeq_epi16(_mm_and_si128(v, em), inf)))
-            vt_f16_to_f32_row(h + i, y + i, 8);
+            f16_dq_ref(h + 2 * i, y + i, 8, p);
         else
             _mm256_storeu_ps(y + i, _mm256_cvtph_ps(v));
     }
-    vt_f16_to_f32_row(h + i, y + i, cols - i);
+    f16_dq_ref(h + 2 * i, y + i, cols - i, p);
 }
 
 /* bf16 = upper half of (bits + 0x7fff + lsb of the upper half): round to nearest even. */
 __attribute__((target("avx2"))) static void bf16_q_fast(const float *x, void *dst, uint64_t cols,
                                                         const vt_quant_params *p) {
-    uint16_t *h = dst;
+    uint8_t *h = dst;
     const __m256i bias = _mm256_set1_epi32(0x7fff), one = _mm256_set1_epi32(1);
     uint64_t i = 0;
     for (; i + 16 <= cols; i += 16) {
@@ -72,20 +91,20 @@ __attribute__((target("avx2"))) static void bf16_q_fast(const float *x, void *ds
         b = _mm256_add_epi32(
             b, _mm256_add_epi32(bias, _mm256_and_si256(_mm256_srli_epi32(b, 16), one)));
         __m256i r = _mm256_packus_epi32(_mm256_srli_epi32(a, 16), _mm256_srli_epi32(b, 16));
-        _mm256_storeu_si256((__m256i *)(h + i), _mm256_permute4x64_epi64(r, 0xd8));
+        _mm256_storeu_si256((__m256i *)(h + 2 * i), _mm256_permute4x64_epi64(r, 0xd8));
     }
-    vt_f32_to_bf16_row(x + i, h + i, cols - i);
+    bf16_q_ref(x + i, h + 2 * i, cols - i, p);
 }
 
 __attribute__((target("avx2"))) static void bf16_dq_fast(const void *src, float *y, uint64_t cols,
                                                          const vt_quant_params *p) {
-    const uint16_t *h = src;
+    const uint8_t *h = src;
     uint64_t i = 0;
     for (; i + 8 <= cols; i += 8) {
-        __m256i v = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(h + i)));
+        __m256i v = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(h + 2 * i)));
         _mm256_storeu_si256((__m256i *)(y + i), _mm256_slli_epi32(v, 16));
     }
-    vt_bf16_to_f32_row(h + i, y + i, cols - i);
+    bf16_dq_ref(h + 2 * i, y + i, cols - i, p);
 }
 
 static void f16_q(const float *x, void *dst, uint64_t cols, const vt_quant_params *p) {

@@ -21,7 +21,6 @@ static inline uint8_t q4_code(float v, float bias) {
 }
 
 static void q4_0_qblock_ref(const float *x, void *vy) {
-    vt_block_q4_0 *y = vy;
     float amax = 0.0f, max = 0.0f;
     for (int j = 0; j < VT_QK4_0; j++) {
         if (amax < fabsf(x[j])) {
@@ -32,27 +31,26 @@ static void q4_0_qblock_ref(const float *x, void *vy) {
     const float d = max / -8;
     const float id = d ? 1.0f / d : 0.0f;
     uint16_t dh = vt_f32_to_f16(d);
-    memcpy(&y->d, &dh, 2);
+    memcpy(VT_QA_F(vt_block_q4_0, vy, d), &dh, 2);
     for (int j = 0; j < VT_QK4_0 / 2; j++) {
         uint8_t lo = q4_code(x[j] * id, 8.5f), hi = q4_code(x[j + VT_QK4_0 / 2] * id, 8.5f);
-        y->qs[j] = (uint8_t)(lo | (hi << 4));
+        VT_QA_F(vt_block_q4_0, vy, qs)[j] = (uint8_t)(lo | (hi << 4));
     }
 }
 
 static void q4_0_dqblock_ref(const void *vx, float *y) {
-    const vt_block_q4_0 *x = vx;
     uint16_t dh;
-    memcpy(&dh, &x->d, 2);
+    memcpy(&dh, VT_QA_CF(vt_block_q4_0, vx, d), 2);
     const float d = vt_f16_to_f32(dh);
     for (int j = 0; j < VT_QK4_0 / 2; j++) {
-        const int x0 = (x->qs[j] & 0x0f) - 8, x1 = (x->qs[j] >> 4) - 8;
+        const int x0 = (VT_QA_CF(vt_block_q4_0, vx, qs)[j] & 0x0f) - 8,
+                  x1 = (VT_QA_CF(vt_block_q4_0, vx, qs)[j] >> 4) - 8;
         y[j] = x0 * d;
         y[j + VT_QK4_0 / 2] = x1 * d;
     }
 }
 
 static void q4_1_qblock_ref(const float *x, void *vy) {
-    vt_block_q4_1 *y = vy;
     float min = FLT_MAX, max = -FLT_MAX;
     for (int j = 0; j < VT_QK4_1; j++) {
         if (x[j] < min) min = x[j];
@@ -61,23 +59,23 @@ static void q4_1_qblock_ref(const float *x, void *vy) {
     const float d = (max - min) / 15;
     const float id = d ? 1.0f / d : 0.0f;
     uint16_t dh = vt_f32_to_f16(d), mh = vt_f32_to_f16(min);
-    memcpy(&y->d, &dh, 2);
-    memcpy(&y->m, &mh, 2);
+    memcpy(VT_QA_F(vt_block_q4_1, vy, d), &dh, 2);
+    memcpy(VT_QA_F(vt_block_q4_1, vy, m), &mh, 2);
     for (int j = 0; j < VT_QK4_1 / 2; j++) {
         uint8_t lo = q4_code((x[j] - min) * id, 0.5f);
         uint8_t hi = q4_code((x[j + VT_QK4_1 / 2] - min) * id, 0.5f);
-        y->qs[j] = (uint8_t)(lo | (hi << 4));
+        VT_QA_F(vt_block_q4_1, vy, qs)[j] = (uint8_t)(lo | (hi << 4));
     }
 }
 
 static void q4_1_dqblock_ref(const void *vx, float *y) {
-    const vt_block_q4_1 *x = vx;
     uint16_t dh, mh;
-    memcpy(&dh, &x->d, 2);
-    memcpy(&mh, &x->m, 2);
+    memcpy(&dh, VT_QA_CF(vt_block_q4_1, vx, d), 2);
+    memcpy(&mh, VT_QA_CF(vt_block_q4_1, vx, m), 2);
     const float d = vt_f16_to_f32(dh), m = vt_f16_to_f32(mh);
     for (int j = 0; j < VT_QK4_1 / 2; j++) {
-        const int x0 = x->qs[j] & 0x0f, x1 = x->qs[j] >> 4;
+        const int x0 = VT_QA_CF(vt_block_q4_1, vx, qs)[j] & 0x0f,
+                  x1 = VT_QA_CF(vt_block_q4_1, vx, qs)[j] >> 4;
         y[j] = x0 * d + m;
         y[j + VT_QK4_1 / 2] = x1 * d + m;
     }
@@ -140,7 +138,7 @@ __attribute__((target("avx2"))) static inline float hmin_avx2(__m256 a) {
 
 __attribute__((target("avx2"))) static void
 q4_0_quantize_avx2(const float *x0, void *dst, uint64_t cols, const vt_quant_params *p) {
-    vt_block_q4_0 *y = dst;
+    uint8_t *y = dst;
     const __m256 sign = _mm256_set1_ps(-0.0f);
     uint64_t nfull = cols / VT_QK4_0;
     for (uint64_t b = 0; b < nfull; b++) {
@@ -155,23 +153,25 @@ q4_0_quantize_avx2(const float *x0, void *dst, uint64_t cols, const vt_quant_par
         const float d = max / -8;
         const float id = d ? 1.0f / d : 0.0f;
         uint16_t dh = vt_f32_to_f16(d);
-        memcpy(&y[b].d, &dh, 2);
+        memcpy(VT_QA_F(vt_block_q4_0, y + b * sizeof(vt_block_q4_0), d), &dh, 2);
         if (isinf(id)) {
-            memset(y[b].qs, 0, sizeof y[b].qs);
+            memset(VT_QA_F(vt_block_q4_0, y + b * sizeof(vt_block_q4_0), qs), 0,
+                   sizeof(((vt_block_q4_0 *)0)->qs));
             continue;
         }
         const __m256 vid = _mm256_set1_ps(id), bias = _mm256_set1_ps(8.5f);
         q4_pack_avx2(q4_trunc_avx2(_mm256_add_ps(_mm256_mul_ps(v0, vid), bias)),
                      q4_trunc_avx2(_mm256_add_ps(_mm256_mul_ps(v1, vid), bias)),
                      q4_trunc_avx2(_mm256_add_ps(_mm256_mul_ps(v2, vid), bias)),
-                     q4_trunc_avx2(_mm256_add_ps(_mm256_mul_ps(v3, vid), bias)), y[b].qs);
+                     q4_trunc_avx2(_mm256_add_ps(_mm256_mul_ps(v3, vid), bias)),
+                     VT_QA_F(vt_block_q4_0, y + b * sizeof(vt_block_q4_0), qs));
     }
     vt_qa_quantize_row(x0, dst, cols, nfull, VT_QK4_0, sizeof(vt_block_q4_0), q4_0_qblock_ref);
 }
 
 __attribute__((target("avx2"))) static void
 q4_1_quantize_avx2(const float *x0, void *dst, uint64_t cols, const vt_quant_params *p) {
-    vt_block_q4_1 *y = dst;
+    uint8_t *y = dst;
     uint64_t nfull = cols / VT_QK4_1;
     for (uint64_t b = 0; b < nfull; b++) {
         const float *x = x0 + b * VT_QK4_1;
@@ -188,16 +188,18 @@ q4_1_quantize_avx2(const float *x0, void *dst, uint64_t cols, const vt_quant_par
         const float d = (max - min) / 15;
         const float id = d ? 1.0f / d : 0.0f;
         uint16_t dh = vt_f32_to_f16(d), mh = vt_f32_to_f16(min);
-        memcpy(&y[b].d, &dh, 2);
-        memcpy(&y[b].m, &mh, 2);
+        memcpy(VT_QA_F(vt_block_q4_1, y + b * sizeof(vt_block_q4_1), d), &dh, 2);
+        memcpy(VT_QA_F(vt_block_q4_1, y + b * sizeof(vt_block_q4_1), m), &mh, 2);
         if (isinf(id)) {
-            memset(y[b].qs, 0, sizeof y[b].qs);
+            memset(VT_QA_F(vt_block_q4_1, y + b * sizeof(vt_block_q4_1), qs), 0,
+                   sizeof(((vt_block_q4_1 *)0)->qs));
             continue;
         }
         const __m256 vid = _mm256_set1_ps(id), vmin = _mm256_set1_ps(min);
         const __m256 bias = _mm256_set1_ps(0.5f);
 #define Q41(v) q4_trunc_avx2(_mm256_add_ps(_mm256_mul_ps(_mm256_sub_ps(v, vmin), vid), bias))
-        q4_pack_avx2(Q41(v0), Q41(v1), Q41(v2), Q41(v3), y[b].qs);
+        q4_pack_avx2(Q41(v0), Q41(v1), Q41(v2), Q41(v3),
+                     VT_QA_F(vt_block_q4_1, y + b * sizeof(vt_block_q4_1), qs));
 #undef Q41
     }
     vt_qa_quantize_row(x0, dst, cols, nfull, VT_QK4_1, sizeof(vt_block_q4_1), q4_1_qblock_ref);
@@ -216,15 +218,15 @@ __attribute__((target("avx2"))) static inline void q4_unpack_avx2(const uint8_t 
 
 __attribute__((target("avx2"))) static void
 q4_0_dequantize_avx2(const void *src, float *y, uint64_t cols, const vt_quant_params *p) {
-    const vt_block_q4_0 *x = src;
+    const uint8_t *x = src;
     const __m256i eight = _mm256_set1_epi32(8);
     uint64_t nfull = cols / VT_QK4_0;
     for (uint64_t b = 0; b < nfull; b++) {
         uint16_t dh;
-        memcpy(&dh, &x[b].d, 2);
+        memcpy(&dh, VT_QA_CF(vt_block_q4_0, x + b * sizeof(vt_block_q4_0), d), 2);
         const __m256 d = _mm256_set1_ps(vt_f16_to_f32(dh));
         __m256i c[4];
-        q4_unpack_avx2(x[b].qs, c);
+        q4_unpack_avx2(VT_QA_CF(vt_block_q4_0, x + b * sizeof(vt_block_q4_0), qs), c);
         float *o = y + b * VT_QK4_0;
         for (int k = 0; k < 4; k++)
             _mm256_storeu_ps(o + 8 * k,
@@ -235,15 +237,15 @@ q4_0_dequantize_avx2(const void *src, float *y, uint64_t cols, const vt_quant_pa
 
 __attribute__((target("avx2"))) static void
 q4_1_dequantize_avx2(const void *src, float *y, uint64_t cols, const vt_quant_params *p) {
-    const vt_block_q4_1 *x = src;
+    const uint8_t *x = src;
     uint64_t nfull = cols / VT_QK4_1;
     for (uint64_t b = 0; b < nfull; b++) {
         uint16_t dh, mh;
-        memcpy(&dh, &x[b].d, 2);
-        memcpy(&mh, &x[b].m, 2);
+        memcpy(&dh, VT_QA_CF(vt_block_q4_1, x + b * sizeof(vt_block_q4_1), d), 2);
+        memcpy(&mh, VT_QA_CF(vt_block_q4_1, x + b * sizeof(vt_block_q4_1), m), 2);
         const __m256 d = _mm256_set1_ps(vt_f16_to_f32(dh)), m = _mm256_set1_ps(vt_f16_to_f32(mh));
         __m256i c[4];
-        q4_unpack_avx2(x[b].qs, c);
+        q4_unpack_avx2(VT_QA_CF(vt_block_q4_1, x + b * sizeof(vt_block_q4_1), qs), c);
         float *o = y + b * VT_QK4_1;
         for (int k = 0; k < 4; k++)
             _mm256_storeu_ps(o + 8 * k,

@@ -11,7 +11,7 @@
 #include "qrow_common.h"
 
 static void q8_0_qblock_ref(const float *x, void *vy) {
-    vt_block_q8_0 *y = vy;
+    int8_t *qs = (int8_t *)VT_QA_F(vt_block_q8_0, vy, qs);
     float amax = 0.0f;
     for (int j = 0; j < VT_QK8_0; j++) {
         float a = fabsf(x[j]);
@@ -20,19 +20,19 @@ static void q8_0_qblock_ref(const float *x, void *vy) {
     const float d = amax / 127;
     const float id = d ? 1.0f / d : 0.0f;
     uint16_t dh = vt_f32_to_f16(d);
-    memcpy(&y->d, &dh, 2);
+    memcpy(VT_QA_F(vt_block_q8_0, vy, d), &dh, 2);
     for (int j = 0; j < VT_QK8_0; j++) {
         const float v = x[j] * id;
-        y->qs[j] = isfinite(v) ? (int8_t)roundf(v) : 0;
+        qs[j] = isfinite(v) ? (int8_t)roundf(v) : 0;
     }
 }
 
 static void q8_0_dqblock_ref(const void *vx, float *y) {
-    const vt_block_q8_0 *x = vx;
+    const int8_t *qs = (const int8_t *)VT_QA_CF(vt_block_q8_0, vx, qs);
     uint16_t dh;
-    memcpy(&dh, &x->d, 2);
+    memcpy(&dh, VT_QA_CF(vt_block_q8_0, vx, d), 2);
     const float d = vt_f16_to_f32(dh);
-    for (int j = 0; j < VT_QK8_0; j++) y[j] = x->qs[j] * d;
+    for (int j = 0; j < VT_QK8_0; j++) y[j] = qs[j] * d;
 }
 
 static void q8_0_quantize_ref(const float *x, void *dst, uint64_t cols, const vt_quant_params *p) {
@@ -65,10 +65,10 @@ __attribute__((target("avx2"))) static inline __m256i pack32_i8_avx2(__m256i a, 
 
 __attribute__((target("avx2"))) static void
 q8_0_quantize_avx2(const float *x, void *dst, uint64_t cols, const vt_quant_params *p) {
-    vt_block_q8_0 *y = dst;
+    uint8_t *yb = dst;
     const __m256 sign = _mm256_set1_ps(-0.0f);
     uint64_t nfull = cols / VT_QK8_0;
-    for (uint64_t b = 0; b < nfull; b++, x += VT_QK8_0) {
+    for (uint64_t b = 0; b < nfull; b++, x += VT_QK8_0, yb += sizeof(vt_block_q8_0)) {
         __m256 v0 = _mm256_loadu_ps(x), v1 = _mm256_loadu_ps(x + 8);
         __m256 v2 = _mm256_loadu_ps(x + 16), v3 = _mm256_loadu_ps(x + 24);
         __m256 a =
@@ -81,16 +81,16 @@ q8_0_quantize_avx2(const float *x, void *dst, uint64_t cols, const vt_quant_para
         const float d = amax / 127;
         const float id = d ? 1.0f / d : 0.0f;
         uint16_t dh = vt_f32_to_f16(d);
-        memcpy(&y[b].d, &dh, 2);
+        memcpy(VT_QA_F(vt_block_q8_0, yb, d), &dh, 2);
         if (isinf(id)) { /* see the file comment */
-            memset(y[b].qs, 0, VT_QK8_0);
+            memset(VT_QA_F(vt_block_q8_0, yb, qs), 0, VT_QK8_0);
             continue;
         }
         const __m256 vid = _mm256_set1_ps(id);
         __m256i q = pack32_i8_avx2(
             round_away_avx2(_mm256_mul_ps(v0, vid)), round_away_avx2(_mm256_mul_ps(v1, vid)),
             round_away_avx2(_mm256_mul_ps(v2, vid)), round_away_avx2(_mm256_mul_ps(v3, vid)));
-        _mm256_storeu_si256((__m256i *)y[b].qs, q);
+        _mm256_storeu_si256((__m256i *)VT_QA_F(vt_block_q8_0, yb, qs), q);
     }
     vt_qa_quantize_row(x - nfull * VT_QK8_0, dst, cols, nfull, VT_QK8_0, sizeof(vt_block_q8_0),
                        q8_0_qblock_ref);
@@ -98,14 +98,15 @@ q8_0_quantize_avx2(const float *x, void *dst, uint64_t cols, const vt_quant_para
 
 __attribute__((target("avx2"))) static void
 q8_0_dequantize_avx2(const void *src, float *y, uint64_t cols, const vt_quant_params *p) {
-    const vt_block_q8_0 *x = src;
     uint64_t nfull = cols / VT_QK8_0;
     for (uint64_t b = 0; b < nfull; b++) {
+        const uint8_t *xb = (const uint8_t *)src + b * sizeof(vt_block_q8_0);
+        const uint8_t *qs = VT_QA_CF(vt_block_q8_0, xb, qs);
         uint16_t dh;
-        memcpy(&dh, &x[b].d, 2);
+        memcpy(&dh, VT_QA_CF(vt_block_q8_0, xb, d), 2);
         const __m256 d = _mm256_set1_ps(vt_f16_to_f32(dh));
-        __m128i q0 = _mm_loadu_si128((const __m128i *)x[b].qs);
-        __m128i q1 = _mm_loadu_si128((const __m128i *)(x[b].qs + 16));
+        __m128i q0 = _mm_loadu_si128((const __m128i *)qs);
+        __m128i q1 = _mm_loadu_si128((const __m128i *)(qs + 16));
         float *o = y + b * VT_QK8_0;
         _mm256_storeu_ps(o, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q0)), d));
         _mm256_storeu_ps(

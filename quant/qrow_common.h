@@ -3,6 +3,7 @@
 #ifndef VT_QROW_COMMON_H
 #define VT_QROW_COMMON_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -23,6 +24,11 @@ static inline int vt_qa_have_avx2(void) {
 #endif
 
 #define VT_QA_MAX_BLOCK 256
+
+/* Blocks may sit at any byte offset (a 2:4 sparse row's index bytes can make the next row's
+ * blocks odd-aligned), so fields are reached through byte pointers, never struct members. */
+#define VT_QA_F(T, p, f)  ((uint8_t *)(p) + offsetof(T, f))
+#define VT_QA_CF(T, p, f) ((const uint8_t *)(p) + offsetof(T, f))
 
 typedef void (*vt_qa_qblock_fn)(const float *x, void *y);
 typedef void (*vt_qa_dqblock_fn)(const void *x, float *y);

@@ -59,7 +59,7 @@ static void check_roundtrip(uint32_t fmt, uint64_t rows, uint64_t cols) {
                 break;
             case VT_FMT_INT8:
                 memcpy(&df, row + (c / 64) * 68, 4);
-                bound = df * 0.5f * (1.0f + 1e-6f);
+                bound = df * 0.5f + fabsf(xv) * 0x1p-22f; /* + rounding of q * d */
                 break;
             }
             if (!(fabsf(xv - yv) <= bound)) {
