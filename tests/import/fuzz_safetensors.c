@@ -1,0 +1,13 @@
+/* libFuzzer target of the safetensors parser (built with VT_FUZZ=ON and clang). */
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store/parse.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    vt_src_file f;
+    if (vt_parse_safetensors_mem(data, size, size, "fuzz.safetensors", &f) == 0)
+        vt_src_file_free(&f);
+    return 0;
+}
