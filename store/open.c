@@ -123,7 +123,8 @@ static int load_meta(vt_store *s) {
         goto out;
     }
     st_dirs_free(&s->dirs);
-    if ((rc = st_dirs_decode(d.mv_data, d.mv_size, &s->dirs))) st_keep(s, rc);
+    if ((rc = st_dirs_decode(d.mv_data, d.mv_size, &s->dirs)))
+        st_fail(s, rc, "store %s: %s", s->path, vt_last_error());
 out:
     st_txn_abort(s, txn);
     return rc;
