@@ -17,11 +17,34 @@
 #include <math.h>
 #include <string.h>
 
+#include "nibble_lut.h"
 #include "quant_internal.h"
 
 #if defined(__SSE2__)
 #include <emmintrin.h>
 #endif
+
+/* Bitwise decoders, equal to core's vt_e4m3_to_f32 / vt_e8m0_to_f32 for every finite code (all
+ * values are exact in f32) but without ldexpf; NaN codes are never written by the quantizers and
+ * decode to a NaN here too. */
+static inline float fp4_u2f(uint32_t u) {
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+static inline float e4m3_dec(uint8_t v) {
+    uint32_t s = (uint32_t)(v & 0x80) << 24, e = (v >> 3) & 15, m = v & 7;
+    if (e == 15 && m == 7) return fp4_u2f(s | 0x7fc00000u);
+    if (e == 0) {
+        float r = (float)m * 0x1p-9f;
+        return s ? -r : r;
+    }
+    return fp4_u2f(s | (e + 120) << 23 | m << 20);
+}
+static inline float e8m0_dec(uint8_t v) {
+    if (v == 255) return fp4_u2f(0x7fc00000u);
+    return v == 0 ? fp4_u2f(0x00400000u) : fp4_u2f((uint32_t)v << 23);
+}
 
 static float nvfp4_tensor_scale(const vt_quant_params *p) {
     float ts = p ? p->tensor_scale : 1.0f;
@@ -199,28 +222,23 @@ static void mxfp4_dequantize_fast(const void *src, float *y, uint64_t cols,
     fp4_dequantize_tab(src, sizeof(vt_block_mxfp4), VT_QK_MXFP4, y, cols, 1.0f, 1);
 }
 
-/* Shared fast dequantizer: per block a 16-entry table of scale * e2m1 value (the same products
- * as the reference), then one lookup per element. */
+/* Shared fast dequantizer: e2m1 value by table lookup, times the block scale (the same product
+ * as the reference). */
 static void fp4_dequantize_tab(const uint8_t *in, size_t block_bytes, int n, float *y,
                                uint64_t cols, float ts, int mx) {
     static const float e2m1[16] = {0.0f,  0.5f,  1.0f,  1.5f,  2.0f,  3.0f,  4.0f,  6.0f,
                                    -0.0f, -0.5f, -1.0f, -1.5f, -2.0f, -3.0f, -4.0f, -6.0f};
     uint64_t nb = (cols + (uint64_t)n - 1) / (uint64_t)n;
     for (uint64_t b = 0; b < nb; b++, in += block_bytes) {
-        float scale = mx ? vt_e8m0_to_f32(in[0]) : ts * vt_e4m3_to_f32(in[0]);
-        float tab[16];
-        for (int i = 0; i < 16; i++) tab[i] = scale * e2m1[i];
+        float scale = mx ? e8m0_dec(in[0]) : ts * e4m3_dec(in[0]);
         const uint8_t *qs = in + 1;
         float *yb = y + b * (uint64_t)n;
         uint64_t left = cols - b * (uint64_t)n;
         if (left >= (uint64_t)n) {
-            for (int i = 0; i < n / 2; i++) {
-                yb[2 * i] = tab[qs[i] & 15];
-                yb[2 * i + 1] = tab[qs[i] >> 4];
-            }
+            vt_lut16_expand(qs, (uint64_t)n / 2, e2m1, scale, yb, 0);
         } else {
             for (uint64_t e = 0; e < left; e++)
-                yb[e] = tab[(e % 2 == 0) ? qs[e / 2] & 15 : qs[e / 2] >> 4];
+                yb[e] = scale * e2m1[(e % 2 == 0) ? qs[e / 2] & 15 : qs[e / 2] >> 4];
         }
     }
 }

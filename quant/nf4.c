@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "nf4_codes.h"
+#include "nibble_lut.h"
 #include "quant_internal.h"
 
 /* bitsandbytes csrc/kernels.cu nf4_data, rounded to float. */
@@ -75,26 +76,22 @@ static void nf4_dequantize_ref(const void *src, float *y, uint64_t cols, const v
     }
 }
 
-/* Per block a 16-entry table of absmax * value (the same products as the reference). */
+/* Table lookup then one multiply by absmax: the same products as the reference. */
 static void nf4_dequantize_fast(const void *src, float *y, uint64_t cols,
                                 const vt_quant_params *p) {
     const uint8_t *in = src;
     uint64_t nb = (cols + VT_QK_NF4 - 1) / VT_QK_NF4;
     for (uint64_t b = 0; b < nb; b++, in += sizeof(vt_block_nf4)) {
-        float amax, tab[16];
+        float amax;
         memcpy(&amax, in, sizeof amax);
-        for (int i = 0; i < 16; i++) tab[i] = amax * vt_nf4_values[i];
         const uint8_t *qs = in + offsetof(vt_block_nf4, qs);
         float *yb = y + b * VT_QK_NF4;
         uint64_t left = cols - b * VT_QK_NF4;
         if (left >= VT_QK_NF4) {
-            for (int i = 0; i < VT_QK_NF4 / 2; i++) {
-                yb[2 * i] = tab[qs[i] >> 4];
-                yb[2 * i + 1] = tab[qs[i] & 15];
-            }
+            vt_lut16_expand(qs, VT_QK_NF4 / 2, vt_nf4_values, amax, yb, 1);
         } else {
             for (uint64_t e = 0; e < left; e++)
-                yb[e] = tab[(e % 2 == 0) ? qs[e / 2] >> 4 : qs[e / 2] & 15];
+                yb[e] = amax * vt_nf4_values[(e % 2 == 0) ? qs[e / 2] >> 4 : qs[e / 2] & 15];
         }
     }
 }

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "nf4_codes.h"
+#include "nibble_lut.h"
 #include "quant_internal.h"
 
 typedef struct dq_job {
@@ -112,16 +113,11 @@ static int dq_dequantize_group(void *ctx, uint64_t g, int thread_id) {
                 y[e] = a * vt_nf4_values[(e % 2 == 0) ? qs[e / 2] >> 4 : qs[e / 2] & 15];
             continue;
         }
-        float tab[16];
-        for (int i = 0; i < 16; i++) tab[i] = a * vt_nf4_values[i];
         if (n == VT_QK_NF4) {
-            for (int i = 0; i < VT_QK_NF4 / 2; i++) {
-                y[2 * i] = tab[qs[i] >> 4];
-                y[2 * i + 1] = tab[qs[i] & 15];
-            }
+            vt_lut16_expand(qs, VT_QK_NF4 / 2, vt_nf4_values, a, y, 1);
         } else {
             for (uint64_t e = 0; e < n; e++)
-                y[e] = tab[(e % 2 == 0) ? qs[e / 2] >> 4 : qs[e / 2] & 15];
+                y[e] = a * vt_nf4_values[(e % 2 == 0) ? qs[e / 2] >> 4 : qs[e / 2] & 15];
         }
     }
     return 0;

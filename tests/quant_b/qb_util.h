@@ -93,6 +93,27 @@ static inline void qb_check_fast_eq_ref(const char *name, const vt_qrow_ops *ops
     }
 }
 
+/* Dequantize random block bytes (finite scales: @p fix clears NaN scale codes in place) with the
+ * fast and the reference path: decoders must agree on every stored value, not only on what the
+ * quantizer writes. */
+static inline void qb_check_dequant_random(const char *name, const vt_qrow_ops *ops,
+                                           uint64_t block_elems, uint64_t block_bytes,
+                                           const vt_quant_params *p, void (*fix)(uint8_t *blk)) {
+    for (size_t ci = 0; ci < QB_NCOLS; ci++) {
+        uint64_t cols = (uint64_t)qb_cols[ci], nb = (cols + block_elems - 1) / block_elems;
+        uint8_t *q = malloc(nb * block_bytes);
+        float *y0 = malloc(cols * sizeof(float)), *y1 = malloc(cols * sizeof(float));
+        for (uint64_t i = 0; i < nb * block_bytes; i++) q[i] = (uint8_t)vt_rand_u64();
+        for (uint64_t b = 0; b < nb; b++) fix(q + b * block_bytes);
+        ops->dequantize_ref(q, y0, cols, p);
+        ops->dequantize(q, y1, cols, p);
+        CHECKF(memcmp(y0, y1, cols * sizeof(float)) == 0,
+               "%s: fast != ref dequantizing random blocks (cols %llu)", name,
+               (unsigned long long)cols);
+        free(q), free(y0), free(y1);
+    }
+}
+
 /* SQNR of the ops' fast path on n N(0,1) values quantized as rows of @p cols. */
 static inline double qb_sqnr_normal(const vt_qrow_ops *ops, uint64_t block_elems,
                                     uint64_t block_bytes, const vt_quant_params *p, uint64_t n,

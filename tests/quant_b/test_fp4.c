@@ -66,6 +66,13 @@ static void check_layout(void) {
     }
 }
 
+static void fix_nvfp4(uint8_t *blk) {
+    if ((blk[0] & 0x7f) == 0x7f) blk[0] &= 0xfe; /* no NaN scale */
+}
+static void fix_mxfp4(uint8_t *blk) {
+    if (blk[0] == 0xff) blk[0] = 0xfe;
+}
+
 int main(void) {
     vt_test_seed();
     check_layout();
@@ -74,6 +81,10 @@ int main(void) {
         vt_quant_params p = {.tensor_scale = scales[i]};
         qb_check_fast_eq_ref("nvfp4", &vt_qops_nvfp4, VT_QK_NVFP4, sizeof(vt_block_nvfp4), &p);
     }
+    vt_quant_params one = {.tensor_scale = 1.0f}, small = {.tensor_scale = 1e-30f};
+    qb_check_dequant_random("nvfp4", &vt_qops_nvfp4, 16, 9, &one, fix_nvfp4);
+    qb_check_dequant_random("nvfp4", &vt_qops_nvfp4, 16, 9, &small, fix_nvfp4);
+    qb_check_dequant_random("mxfp4", &vt_qops_mxfp4, 32, 17, NULL, fix_mxfp4);
     qb_check_fast_eq_ref("mxfp4", &vt_qops_mxfp4, VT_QK_MXFP4, sizeof(vt_block_mxfp4), NULL);
 
     /* SQNR on N(0,1), 2^20 values; nvfp4 tensor scale = amax / (6 * 448) as vt_quant_observe. */
