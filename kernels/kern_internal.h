@@ -10,6 +10,10 @@
 #include "vtstore/blocks.h"
 #include "vtstore/kernels.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* Host decode granularity: output columns per chunk (a multiple of every block size, and the
  * 2:4 expansion of 256 compressed values). */
 #define VT_KC 512
@@ -63,4 +67,7 @@ int vt_cuda_gemm_cublas(const vt_kdesc *d, const void *X, vt_dtype xt, void *Y, 
 int vt_cuda_ws_create(uint64_t bytes, vt_kernel_ws **out);
 void vt_cuda_ws_destroy(vt_kernel_ws *ws);
 
+#ifdef __cplusplus
+}
+#endif
 #endif

@@ -1,0 +1,146 @@
+/* kernels/cuda/dequant.cu — dequantize a weight handle on the device to f32/f16/bf16.
+ * Row-blocked formats: a CTA of 256 threads stages the bytes of 256 units (8192 values) of one
+ * row into shared memory with 16-byte loads, then each thread decodes one unit in registers and
+ * stores it with vector stores. nf4_dq and 2:4 layouts decode straight from global memory,
+ * 64 columns per thread. */
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include "cuda_util.cuh"
+#include "kparams.cuh"
+
+#define DQ_THREADS 256
+
+/* Store n (<= N) values v[0..n) at out[o..]; vector stores when @p vec (o and n multiples of
+ * 8, out 16-byte aligned). T: 0 f32, 1 f16, 2 bf16. */
+template <int T, int N>
+__device__ __forceinline__ void store_vals(void *out, uint64_t o, const float *v, uint32_t n,
+                                           bool vec) {
+    if (vec && n == N) {
+#pragma unroll
+        for (int i = 0; i < N; i += 8) {
+            if constexpr (T == 0) {
+                float4 *p = (float4 *)((float *)out + o + i);
+                p[0] = make_float4(v[i], v[i + 1], v[i + 2], v[i + 3]);
+                p[1] = make_float4(v[i + 4], v[i + 5], v[i + 6], v[i + 7]);
+            } else {
+                uint4 q;
+                uint32_t w[4];
+#pragma unroll
+                for (int k = 0; k < 4; k++) {
+                    uint16_t a, b;
+                    if constexpr (T == 1) {
+                        a = __half_as_ushort(__float2half_rn(v[i + 2 * k]));
+                        b = __half_as_ushort(__float2half_rn(v[i + 2 * k + 1]));
+                    } else {
+                        a = __bfloat16_as_ushort(__float2bfloat16_rn(v[i + 2 * k]));
+                        b = __bfloat16_as_ushort(__float2bfloat16_rn(v[i + 2 * k + 1]));
+                    }
+                    w[k] = (uint32_t)a | ((uint32_t)b << 16);
+                }
+                q.x = w[0];
+                q.y = w[1];
+                q.z = w[2];
+                q.w = w[3];
+                *(uint4 *)((uint16_t *)out + o + i) = q;
+            }
+        }
+        return;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        if constexpr (T == 0)
+            ((float *)out)[o + i] = v[i];
+        else if constexpr (T == 1)
+            ((__half *)out)[o + i] = __float2half_rn(v[i]);
+        else
+            ((__nv_bfloat16 *)out)[o + i] = __float2bfloat16_rn(v[i]);
+    }
+}
+
+template <int F> struct dq_stage_bytes {
+    static constexpr int BE = vt_fmt_traits<F>::BE, BB = vt_fmt_traits<F>::BB;
+    static constexpr int value = DQ_THREADS * 32 / BE * BB + 32;
+};
+
+template <int F, int T>
+__global__ void __launch_bounds__(DQ_THREADS)
+    dequant_staged(vt_kp p, uint64_t tiles_per_row, void *out, bool vec) {
+    __shared__ float lut[32];
+    __shared__ __align__(16) uint8_t sm[dq_stage_bytes<F>::value];
+    vt_dq_lut_init(lut);
+    uint64_t r = blockIdx.x / tiles_per_row, u0 = (blockIdx.x % tiles_per_row) * DQ_THREADS;
+    uint64_t units = vt_units(p.cols);
+    uint64_t b0 = vt_dq_unit_off<F>(u0);
+    uint64_t b1 = u0 + DQ_THREADS < units ? vt_dq_unit_off<F>(u0 + DQ_THREADS) : p.row_bytes;
+    if (b1 > p.row_bytes) b1 = p.row_bytes;
+    uint32_t sh = vt_stage(sm, p.data, p.bytes, r * p.row_bytes + b0, (uint32_t)(b1 - b0),
+                           threadIdx.x, DQ_THREADS);
+    __syncthreads();
+    uint64_t u = u0 + threadIdx.x;
+    if (u >= units) return;
+    vt_dq_ctx c = {lut, p.tensor_scale, p.aux, p.cols};
+    float v[32];
+    vt_dq_unit<F>(sm + sh + (vt_dq_unit_off<F>(u) - b0), u, 32 * u, c, v);
+    uint64_t col0 = 32 * u;
+    uint32_t n = (uint32_t)(p.cols - col0 < 32 ? p.cols - col0 : 32);
+    store_vals<T, 32>(out, r * p.cols + col0, v, n, vec);
+}
+
+template <int F, bool SPARSE, int T>
+__global__ void __launch_bounds__(DQ_THREADS)
+    dequant_direct(vt_kp p, uint64_t tiles_per_row, void *out) {
+    __shared__ float lut[32];
+    vt_dq_lut_init(lut);
+    __syncthreads();
+    uint64_t r = blockIdx.x / tiles_per_row;
+    uint64_t h = (blockIdx.x % tiles_per_row) * DQ_THREADS + threadIdx.x;
+    if (h >= vt_sparse_units(p.cols)) return;
+    vt_dq_ctx c = {lut, p.tensor_scale, p.aux, p.cols};
+    float v[64];
+    vt_decode64<F, SPARSE>(p, c, r, h, v);
+    uint64_t col0 = 64 * h;
+    uint32_t n = (uint32_t)(p.cols - col0 < 64 ? p.cols - col0 : 64);
+    store_vals<T, 64>(out, r * p.cols + col0, v, n, false);
+}
+
+struct dq_launch {
+    vt_kp p;
+    bool sparse;
+    int T;
+    void *out;
+    cudaStream_t st;
+    template <int F, int T> int go() {
+        bool vec = p.cols % 8 == 0 && ((uintptr_t)out & 15) == 0;
+        if (!sparse && F != VT_FMT_NF4_DQ) {
+            uint64_t tpr = (vt_units(p.cols) + DQ_THREADS - 1) / DQ_THREADS;
+            dequant_staged<F, T><<<(unsigned)(p.rows * tpr), DQ_THREADS, 0, st>>>(p, tpr, out, vec);
+        } else {
+            uint64_t tpr = (vt_sparse_units(p.cols) + DQ_THREADS - 1) / DQ_THREADS;
+            if (sparse)
+                dequant_direct<F, true, T>
+                    <<<(unsigned)(p.rows * tpr), DQ_THREADS, 0, st>>>(p, tpr, out);
+            else
+                dequant_direct<F, false, T>
+                    <<<(unsigned)(p.rows * tpr), DQ_THREADS, 0, st>>>(p, tpr, out);
+        }
+        return vt_cuda_launch_check("vt_dequant kernel launch");
+    }
+    template <int F> int run() {
+        if (sparse && F == VT_FMT_NF4_DQ) return vt_fail(VT_EUNSUPPORTED, "vt_dequant: nf4_dq+2:4");
+        return T == 0 ? go<F, 0>() : T == 1 ? go<F, 1>() : go<F, 2>();
+    }
+};
+
+extern "C" int vt_cuda_dequant(const vt_kdesc *d, vt_dtype ot, void *out, void *stream) {
+    dq_launch l;
+    l.p = vt_kp_from(d);
+    l.sparse = d->sparse != 0;
+    l.T = ot == VT_DTYPE_F32 ? 0 : ot == VT_DTYPE_F16 ? 1 : 2;
+    l.out = out;
+    l.st = (cudaStream_t)stream;
+    uint64_t ctas = d->rows * ((vt_units(d->cols) + DQ_THREADS - 1) / DQ_THREADS);
+    if (ctas > 0x7fffffffull)
+        return vt_fail(-22, "vt_dequant: %llu x %llu is too large for one launch",
+                       (unsigned long long)d->rows, (unsigned long long)d->cols);
+    return vt_fmt_dispatch(d->fmt, l);
+}

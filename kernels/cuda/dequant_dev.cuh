@@ -1,0 +1,276 @@
+/* kernels/cuda/dequant_dev.cuh — per-format device decoders shared by the dequantize, GEMV and
+ * GEMM kernels and by the attention kernels (attn_*.cu): decode one "unit" of 32 consecutive
+ * values of a row into registers. Same arithmetic as the host decoders (kernels/cpu) and the
+ * quantization library's reference dequantizers.
+ *
+ * Usage in a kernel:
+ *     __shared__ float lut[32];  vt_dq_lut_init(lut);  __syncthreads();
+ *     vt_dq_ctx c = {lut, tensor_scale, channel_scales, cols};
+ *     float v[32];
+ *     vt_dq_unit<VT_FMT_Q4_0>(vt_dq_unit_ptr<VT_FMT_Q4_0>(row_bytes, u), u, 32 * u, c, v);
+ *
+ * A unit u of a row covers columns [32u, 32u + 32). Its bytes start at vt_dq_unit_ptr (the
+ * containing block; for nvfp4 the first of its two 16-value blocks). Values at columns >= cols
+ * are 0 for f32/f16/bf16 (nothing is read there) and the block's padding value otherwise:
+ * callers mask them. nf4_dq, whose blocks are not row-local, has vt_dq_unit_nf4dq. */
+#ifndef VT_DEQUANT_DEV_CUH
+#define VT_DEQUANT_DEV_CUH
+
+#include <cuda_fp16.h>
+#include <stdint.h>
+
+#include "vtstore/blocks.h"
+#include "vtstore/quant.h"
+
+/* Lookup tables in shared memory: [0,16) NF4 code values, [16,32) signed E2M1 values. */
+struct vt_dq_ctx {
+    const float *lut;   /* shared memory, 32 floats, filled by vt_dq_lut_init */
+    float tensor_scale; /* nvfp4 */
+    const float *aux;   /* awq channel scales [cols] (device) or NULL to leave them out */
+    uint64_t cols;      /* dense columns of the row (bounds for f32/f16/bf16 and awq) */
+};
+
+__device__ __forceinline__ void vt_dq_lut_init(float *lut) {
+    const float nf4[16] = {-1.0f,
+                           -0.6961928009986877f,
+                           -0.5250730514526367f,
+                           -0.39491748809814453f,
+                           -0.28444138169288635f,
+                           -0.18477343022823334f,
+                           -0.09105003625154495f,
+                           0.0f,
+                           0.07958029955625534f,
+                           0.16093020141124725f,
+                           0.24611230194568634f,
+                           0.33791524171829224f,
+                           0.44070982933044434f,
+                           0.5626170039176941f,
+                           0.7229568362236023f,
+                           1.0f};
+    const float e2[8] = {0.0f, 0.5f, 1.0f, 1.5f, 2.0f, 3.0f, 4.0f, 6.0f};
+    int t = threadIdx.x + blockDim.x * (threadIdx.y + blockDim.y * threadIdx.z);
+    if (t < 16)
+        lut[t] = nf4[t];
+    else if (t < 32)
+        lut[t] = (t - 16) < 8 ? e2[t - 16] : -e2[t - 24];
+}
+
+/* Block geometry per format: BE values per block, BB bytes per block (plain formats: a
+ * "block" of 32 values). */
+template <int F> struct vt_fmt_traits;
+#define VT_TRAITS(F, be, bb)                                                                       \
+    template <> struct vt_fmt_traits<F> { static constexpr int BE = be, BB = bb; };
+VT_TRAITS(VT_FMT_F32, 32, 128)
+VT_TRAITS(VT_FMT_F16, 32, 64)
+VT_TRAITS(VT_FMT_BF16, 32, 64)
+VT_TRAITS(VT_FMT_Q8_0, 32, 34)
+VT_TRAITS(VT_FMT_Q4_0, 32, 18)
+VT_TRAITS(VT_FMT_Q4_1, 32, 20)
+VT_TRAITS(VT_FMT_Q4_K, 256, 144)
+VT_TRAITS(VT_FMT_Q6_K, 256, 210)
+VT_TRAITS(VT_FMT_INT8, 64, 68)
+VT_TRAITS(VT_FMT_NF4, 64, 36)
+VT_TRAITS(VT_FMT_NF4_DQ, 64, 36) /* not row-local: see vt_dq_unit_nf4dq */
+VT_TRAITS(VT_FMT_NVFP4, 16, 9)
+VT_TRAITS(VT_FMT_MXFP4, 32, 17)
+VT_TRAITS(VT_FMT_AWQ_INT4, 128, 68)
+#undef VT_TRAITS
+
+/* Byte offset of the block holding unit u within its row. */
+template <int F> __device__ __forceinline__ uint64_t vt_dq_unit_off(uint64_t u) {
+    constexpr int BE = vt_fmt_traits<F>::BE, BB = vt_fmt_traits<F>::BB;
+    return BE >= 32 ? (u * 32 / BE) * BB : u * (32 / BE) * BB;
+}
+template <int F>
+__device__ __forceinline__ const uint8_t *vt_dq_unit_ptr(const uint8_t *row, uint64_t u) {
+    return row + vt_dq_unit_off<F>(u);
+}
+
+__device__ __forceinline__ float vt_dev_f16(const uint8_t *p) {
+    uint16_t h = (uint16_t)(p[0] | (p[1] << 8));
+    return __half2float(__ushort_as_half(h));
+}
+__device__ __forceinline__ float vt_dev_f32(const uint8_t *p) {
+    uint32_t u =
+        (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
+    return __uint_as_float(u);
+}
+/* OCP FP8 E4M3 (fn): no Inf, S.1111.111 is NaN. */
+__device__ __forceinline__ float vt_dev_e4m3(uint8_t v) {
+    uint32_t s = (uint32_t)(v >> 7) << 31, e = (v >> 3) & 15, m = v & 7;
+    if (e == 15 && m == 7) return __uint_as_float(0x7fc00000u | s);
+    if (e == 0) {
+        float x = (float)m * 0.001953125f; /* subnormal: m * 2^-9 */
+        return s ? -x : x;
+    }
+    return __uint_as_float(s | ((e + 120) << 23) | (m << 20));
+}
+/* E8M0: 2^(v-127), 255 is NaN. */
+__device__ __forceinline__ float vt_dev_e8m0(uint8_t v) {
+    if (v == 255) return __uint_as_float(0x7fc00000u);
+    if (v == 0) return __uint_as_float(0x00400000u); /* 2^-127, subnormal */
+    return __uint_as_float((uint32_t)v << 23);
+}
+
+__device__ __forceinline__ void vt_dq_scale_min_k4(int j, const uint8_t *q, float &sc, float &m) {
+    if (j < 4) {
+        sc = (float)(q[j] & 63);
+        m = (float)(q[j + 4] & 63);
+    } else {
+        sc = (float)((q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4));
+        m = (float)((q[j + 4] >> 4) | ((q[j] >> 6) << 4));
+    }
+}
+
+/* Decode unit u (columns col0 = 32u ...) from blk = vt_dq_unit_ptr<F>(row, u). */
+template <int F>
+__device__ __forceinline__ void vt_dq_unit(const uint8_t *blk, uint64_t u, uint64_t col0,
+                                           const vt_dq_ctx &c, float v[32]) {
+    if constexpr (F == VT_FMT_F32) {
+#pragma unroll
+        for (int i = 0; i < 32; i++) v[i] = col0 + i < c.cols ? vt_dev_f32(blk + 4 * i) : 0.0f;
+    } else if constexpr (F == VT_FMT_F16) {
+#pragma unroll
+        for (int i = 0; i < 32; i++) v[i] = col0 + i < c.cols ? vt_dev_f16(blk + 2 * i) : 0.0f;
+    } else if constexpr (F == VT_FMT_BF16) {
+#pragma unroll
+        for (int i = 0; i < 32; i++)
+            v[i] = col0 + i < c.cols
+                       ? __uint_as_float((uint32_t)(blk[2 * i] | (blk[2 * i + 1] << 8)) << 16)
+                       : 0.0f;
+    } else if constexpr (F == VT_FMT_Q8_0) {
+        float d = vt_dev_f16(blk);
+#pragma unroll
+        for (int i = 0; i < 32; i++) v[i] = d * (float)(int8_t)blk[2 + i];
+    } else if constexpr (F == VT_FMT_Q4_0) {
+        float d = vt_dev_f16(blk);
+#pragma unroll
+        for (int i = 0; i < 16; i++) {
+            v[i] = d * (float)((blk[2 + i] & 15) - 8);
+            v[i + 16] = d * (float)((blk[2 + i] >> 4) - 8);
+        }
+    } else if constexpr (F == VT_FMT_Q4_1) {
+        float d = vt_dev_f16(blk), m = vt_dev_f16(blk + 2);
+#pragma unroll
+        for (int i = 0; i < 16; i++) {
+            v[i] = __fadd_rn(__fmul_rn(d, (float)(blk[4 + i] & 15)), m);
+            v[i + 16] = __fadd_rn(__fmul_rn(d, (float)(blk[4 + i] >> 4)), m);
+        }
+    } else if constexpr (F == VT_FMT_Q4_K) {
+        int j = (int)(u & 7); /* 32-value sub-block */
+        float sc, mn;
+        vt_dq_scale_min_k4(j, blk + 4, sc, mn);
+        float d1 = vt_dev_f16(blk) * sc, m1 = vt_dev_f16(blk + 2) * mn;
+        const uint8_t *q = blk + 16 + 32 * (j / 2);
+        int sh = (j & 1) * 4;
+#pragma unroll
+        for (int l = 0; l < 32; l++)
+            v[l] = __fsub_rn(__fmul_rn(d1, (float)((q[l] >> sh) & 0xF)), m1);
+    } else if constexpr (F == VT_FMT_Q6_K) {
+        int j = (int)(u & 7), h = j / 4, k = j % 4;
+        const uint8_t *ql = blk + 64 * h + (k & 1) * 32, *qh = blk + 128 + 32 * h;
+        const int8_t *sc = (const int8_t *)(blk + 192) + 8 * h + 2 * k;
+        float d = vt_dev_f16(blk + 208);
+        int lsh = (k >> 1) * 4, hsh = 2 * k;
+#pragma unroll
+        for (int l = 0; l < 32; l++) {
+            int q = (int)(((ql[l] >> lsh) & 0xF) | (((qh[l] >> hsh) & 3) << 4)) - 32;
+            v[l] = __fmul_rn(__fmul_rn(d, (float)sc[l / 16]), (float)q);
+        }
+    } else if constexpr (F == VT_FMT_INT8) {
+        float d = vt_dev_f32(blk);
+        const uint8_t *q = blk + 4 + 32 * (u & 1);
+#pragma unroll
+        for (int i = 0; i < 32; i++) v[i] = d * (float)(int8_t)q[i];
+    } else if constexpr (F == VT_FMT_NF4) {
+        float a = vt_dev_f32(blk);
+        const uint8_t *q = blk + 4 + 16 * (u & 1);
+#pragma unroll
+        for (int i = 0; i < 16; i++) {
+            v[2 * i] = a * c.lut[q[i] >> 4];
+            v[2 * i + 1] = a * c.lut[q[i] & 15];
+        }
+    } else if constexpr (F == VT_FMT_NVFP4) {
+#pragma unroll
+        for (int b = 0; b < 2; b++) {
+            const uint8_t *p = blk + 9 * b;
+            if (b == 1 && col0 + 16 >= c.cols) { /* a row of 16k+16 values ends here */
+#pragma unroll
+                for (int i = 0; i < 16; i++) v[16 + i] = 0.0f;
+                break;
+            }
+            float s = __fmul_rn(c.tensor_scale, vt_dev_e4m3(p[0]));
+#pragma unroll
+            for (int i = 0; i < 8; i++) {
+                v[16 * b + 2 * i] = s * c.lut[16 + (p[1 + i] & 15)];
+                v[16 * b + 2 * i + 1] = s * c.lut[16 + (p[1 + i] >> 4)];
+            }
+        }
+    } else if constexpr (F == VT_FMT_MXFP4) {
+        float s = vt_dev_e8m0(blk[0]);
+#pragma unroll
+        for (int i = 0; i < 16; i++) {
+            v[2 * i] = s * c.lut[16 + (blk[1 + i] & 15)];
+            v[2 * i + 1] = s * c.lut[16 + (blk[1 + i] >> 4)];
+        }
+    } else if constexpr (F == VT_FMT_AWQ_INT4) {
+        float d = vt_dev_f16(blk);
+        int z = blk[2];
+        const uint8_t *q = blk + 4 + 16 * (u & 3);
+#pragma unroll
+        for (int i = 0; i < 16; i++) {
+            v[2 * i] = d * (float)((q[i] & 15) - z);
+            v[2 * i + 1] = d * (float)((q[i] >> 4) - z);
+        }
+        if (c.aux) {
+#pragma unroll
+            for (int i = 0; i < 32; i++)
+                if (col0 + i < c.cols) v[i] = __fdiv_rn(v[i], c.aux[col0 + i]);
+        }
+    }
+}
+
+/* nf4_dq: unit u of row r, blocks per row bpr, data = the handle's first super-block. */
+__device__ __forceinline__ void vt_dq_unit_nf4dq(const uint8_t *data, uint64_t bpr, uint64_t r,
+                                                 uint64_t u, const vt_dq_ctx &c, float v[32]) {
+    uint64_t g = r * bpr + u / 2;
+    const uint8_t *sb = data + g / 256 * sizeof(vt_block_nf4_dq);
+    uint32_t j = (uint32_t)(g % 256);
+    float a = __fadd_rn(vt_dev_f32(sb), __fmul_rn(vt_dev_f32(sb + 4), (float)(int8_t)sb[8 + j]));
+    const uint8_t *q = sb + 264 + 32 * j + 16 * (u & 1);
+#pragma unroll
+    for (int i = 0; i < 16; i++) {
+        v[2 * i] = a * c.lut[q[i] >> 4];
+        v[2 * i + 1] = a * c.lut[q[i] & 15];
+    }
+}
+
+/* 2:4 sparse: compressed unit u (compressed values 32u.., dense columns 64u..64u+63) of a row
+ * whose base blocks start at row and index bytes at idx. Writes the 32 kept values (awq:
+ * divided by their dense column's scale) and their dense column offsets 0..63 (pos). */
+template <int F>
+__device__ __forceinline__ void vt_dq_unit_sparse(const uint8_t *row, const uint8_t *idx,
+                                                  uint64_t u, uint64_t ccols, const vt_dq_ctx &c,
+                                                  float v[32], uint8_t pos[32]) {
+    vt_dq_ctx bc = c;
+    bc.aux = nullptr;
+    bc.cols = ccols;
+    vt_dq_unit<F>(vt_dq_unit_ptr<F>(row, u), u, 32 * u, bc, v);
+#pragma unroll
+    for (int g = 0; g < 16; g++) {
+        uint64_t gg = 16 * u + g;
+        uint8_t nib =
+            gg < ccols / 2 ? (idx[gg / 2] >> ((gg & 1) * 4)) & 15 : 4; /* past the row: 0,1 */
+        pos[2 * g] = (uint8_t)(4 * g + (nib & 3));
+        pos[2 * g + 1] = (uint8_t)(4 * g + (nib >> 2));
+    }
+    if (F == VT_FMT_AWQ_INT4 && c.aux) {
+#pragma unroll
+        for (int i = 0; i < 32; i++) {
+            uint64_t col = 64 * u + pos[i];
+            if (col < c.cols) v[i] = __fdiv_rn(v[i], c.aux[col]);
+        }
+    }
+}
+
+#endif

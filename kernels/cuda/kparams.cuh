@@ -1,0 +1,127 @@
+/* kernels/cuda/kparams.cuh — the by-value kernel parameters built from a vt_kdesc, row
+ * addressing, byte staging into shared memory with 16-byte loads, and the run-time format to
+ * template dispatch shared by dequant.cu, gemv.cu and gemm.cu. */
+#ifndef VT_KPARAMS_CUH
+#define VT_KPARAMS_CUH
+
+#include <stdint.h>
+
+#include "dequant_dev.cuh"
+#include "kern_internal.h"
+
+struct vt_kp {
+    const uint8_t *data; /* device bytes of the handle */
+    uint64_t bytes;      /* valid bytes at data (loads never go past) */
+    uint64_t rows, cols, row_bytes, bpr, ccols, idx_off;
+    float tensor_scale;
+    const float *aux;
+};
+
+static inline vt_kp vt_kp_from(const vt_kdesc *d) {
+    vt_kp p;
+    p.data = d->data;
+    p.rows = d->rows;
+    p.cols = d->cols;
+    p.row_bytes = d->row_bytes;
+    p.bpr = d->bpr;
+    p.ccols = d->ccols;
+    p.idx_off = d->idx_off;
+    p.tensor_scale = d->tensor_scale;
+    p.aux = d->aux;
+    uint32_t fmt = d->fmt | (d->sparse ? VT_FMT_SPARSE24 : 0u);
+    p.bytes = vt_quant_bytes(fmt, d->rows, d->cols);
+    return p;
+}
+
+/* Units (32 values) of a dense row; compressed units (64 dense columns) of a sparse row. */
+__host__ __device__ inline uint64_t vt_units(uint64_t cols) {
+    return (cols + 31) / 32;
+}
+__host__ __device__ inline uint64_t vt_sparse_units(uint64_t cols) {
+    return (cols + 63) / 64;
+}
+
+/* Copy bytes [off, off + len) of the buffer (base, total) into smem with aligned 16-byte loads
+ * (bytewise only where a 16-byte chunk would leave the buffer). Threads tid of nthr share the
+ * work. Returns the offset in smem where byte off landed (off's misalignment, 0..15); smem must
+ * hold len + 32 bytes. The caller synchronizes afterwards. */
+__device__ __forceinline__ uint32_t vt_stage(uint8_t *smem, const uint8_t *base, uint64_t total,
+                                             uint64_t off, uint32_t len, int tid, int nthr) {
+    uintptr_t a = (uintptr_t)(base + off), a0 = a & ~(uintptr_t)15;
+    uintptr_t lo = (uintptr_t)base, hi = (uintptr_t)(base + total);
+    uint32_t nch = (uint32_t)((a + len - a0 + 15) / 16);
+    for (uint32_t c = tid; c < nch; c += nthr) {
+        uintptr_t ca = a0 + 16 * (uintptr_t)c;
+        if (ca >= lo && ca + 16 <= hi) {
+            *(uint4 *)(smem + 16 * c) = __ldg((const uint4 *)ca);
+        } else {
+            for (int i = 0; i < 16; i++)
+                if (ca + i >= lo && ca + i < hi) smem[16 * c + i] = *(const uint8_t *)(ca + i);
+        }
+    }
+    return (uint32_t)(a - a0);
+}
+
+/* Call f.template operator()<FMT>() for the run-time base format. */
+#define VT_FMT_CASE(F)                                                                             \
+    case F:                                                                                        \
+        return f.template run<F>();
+template <class Fn> static inline int vt_fmt_dispatch(uint32_t fmt, Fn &f) {
+    switch (fmt) {
+        VT_FMT_CASE(VT_FMT_F32)
+        VT_FMT_CASE(VT_FMT_F16)
+        VT_FMT_CASE(VT_FMT_BF16)
+        VT_FMT_CASE(VT_FMT_Q8_0)
+        VT_FMT_CASE(VT_FMT_Q4_0)
+        VT_FMT_CASE(VT_FMT_Q4_1)
+        VT_FMT_CASE(VT_FMT_Q4_K)
+        VT_FMT_CASE(VT_FMT_Q6_K)
+        VT_FMT_CASE(VT_FMT_INT8)
+        VT_FMT_CASE(VT_FMT_NF4)
+        VT_FMT_CASE(VT_FMT_NF4_DQ)
+        VT_FMT_CASE(VT_FMT_NVFP4)
+        VT_FMT_CASE(VT_FMT_MXFP4)
+        VT_FMT_CASE(VT_FMT_AWQ_INT4)
+    default:
+        return vt_fail(VT_EUNSUPPORTED, "CUDA kernels: format %u", fmt);
+    }
+}
+#undef VT_FMT_CASE
+
+/* Decode 64 dense columns [64 h, 64 h + 64) of row r into v (zeros at columns >= cols), for
+ * any format and layout, reading global memory directly. Used where staging does not apply
+ * (nf4_dq, 2:4) and by the GEMM tile loader. */
+template <int F, bool SPARSE>
+__device__ __forceinline__ void vt_decode64(const vt_kp &p, const vt_dq_ctx &c, uint64_t r,
+                                            uint64_t h, float v[64]) {
+    if constexpr (SPARSE) {
+        float cv[32];
+        uint8_t pos[32];
+        const uint8_t *row = p.data + r * p.row_bytes;
+#pragma unroll
+        for (int i = 0; i < 64; i++) v[i] = 0.0f;
+        vt_dq_unit_sparse<F>(row, row + p.idx_off, h, p.ccols, c, cv, pos);
+#pragma unroll
+        for (int i = 0; i < 32; i++) v[pos[i]] = cv[i];
+    } else {
+#pragma unroll
+        for (int s = 0; s < 2; s++) {
+            uint64_t u = 2 * h + s;
+            if (32 * u >= p.cols) {
+#pragma unroll
+                for (int i = 0; i < 32; i++) v[32 * s + i] = 0.0f;
+                continue;
+            }
+            if constexpr (F == VT_FMT_NF4_DQ)
+                vt_dq_unit_nf4dq(p.data, p.bpr, r, u, c, v + 32 * s);
+            else
+                vt_dq_unit<F>(vt_dq_unit_ptr<F>(p.data + r * p.row_bytes, u), u, 32 * u, c,
+                              v + 32 * s);
+        }
+    }
+#pragma unroll
+    for (int i = 0; i < 64; i++)
+        if (64 * h + i >= p.cols) v[i] = 0.0f;
+}
+
+#endif
