@@ -23,11 +23,18 @@ static int cmp_desc(const void *a, const void *b) {
 
 /* Pin among @p c[m] (sorted by size, descending) under @p budget with a ring of @p k slots for
  * the rest. pinned[i] = 1 pinned, 0 through the ring, -1 fits no ring. Returns the slot size. */
-static uint64_t plan_tier(const sz_idx *c, size_t m, uint64_t budget, uint32_t k,
+static uint64_t plan_tier(const sz_idx *c, size_t m, uint64_t budget, uint32_t k, uint64_t min_slot,
                           signed char *pinned, uint64_t *pinned_bytes) {
-    uint64_t used = 0, slot = 0;
+    uint64_t used = 0, slot = min_slot, rest = 0;
+    for (size_t j = 0; j < m; j++) rest += c[j].bytes;
     for (size_t j = 0; j < m; j++) {
         uint64_t f = c[j].bytes;
+        if (used + rest + (uint64_t)k * slot <= budget) { /* all that is left fits: pin it */
+            for (; j < m; j++) pinned[j] = 1;
+            used += rest;
+            break;
+        }
+        rest -= f;
         uint64_t next = j + 1 < m ? c[j + 1].bytes : 0;
         uint64_t s2 = slot > next ? slot : next;
         if (used + f + (uint64_t)k * s2 <= budget && used + f <= budget) {
@@ -47,7 +54,7 @@ static uint64_t plan_tier(const sz_idx *c, size_t m, uint64_t budget, uint32_t k
     for (size_t j = 0; j < m; j++) {
         if (pinned[j] != 0) continue;
         uint64_t f = c[j].bytes;
-        uint64_t s2 = 0; /* ring size if j is pinned */
+        uint64_t s2 = min_slot; /* ring size if j is pinned */
         for (size_t i = 0; i < m; i++)
             if (i != j && pinned[i] == 0 && c[i].bytes > s2) s2 = c[i].bytes;
         if (used + f + (uint64_t)k * s2 <= budget) {
@@ -78,11 +85,33 @@ int vt_plan_cyclic(const vt_plan_config *cfg, vt_plan_item *items, size_t n, vt_
     }
     qsort(c, n, sizeof *c, cmp_desc);
     size_t m = n;
+    uint64_t stage = 0; /* largest VRAM-pinned item: its first load is staged in a RAM slot */
     if (cfg->vram_bytes) {
-        out->vram_slot = plan_tier(c, m, cfg->vram_bytes, cfg->slots, pin, &out->vram_pinned);
-        size_t w = 0;
+        /* whatever reaches the device passes through a RAM ring slot first */
+        size_t w = 0, nover = 0;
+        sz_idx *over = vt_malloc((n ? n : 1) * sizeof *over);
+        if (!over) {
+            vt_free(c);
+            vt_free(pin);
+            return vt_fail(-ENOMEM, "planner: out of memory");
+        }
+        for (size_t j = 0; j < m; j++) {
+            if ((uint64_t)cfg->slots * c[j].bytes > cfg->ram_bytes)
+                over[nover++] = c[j];
+            else
+                c[w++] = c[j];
+        }
+        m = w;
+        out->vram_slot = plan_tier(c, m, cfg->vram_bytes, cfg->slots, 0, pin, &out->vram_pinned);
+        for (size_t j = 0; j < nover; j++) {
+            items[over[j].idx].place = VT_PLACE_OVERSIZE;
+            out->oversize_n++;
+        }
+        vt_free(over);
+        w = 0;
         for (size_t j = 0; j < m; j++) {
             if (pin[j] == 1) {
+                if (c[j].bytes > stage) stage = c[j].bytes;
                 items[c[j].idx].place = VT_PLACE_VRAM_PIN;
                 out->vram_pinned_n++;
             } else if (pin[j] < 0) {
@@ -94,7 +123,7 @@ int vt_plan_cyclic(const vt_plan_config *cfg, vt_plan_item *items, size_t n, vt_
         }
         m = w;
     }
-    out->ram_slot = plan_tier(c, m, cfg->ram_bytes, cfg->slots, pin, &out->ram_pinned);
+    out->ram_slot = plan_tier(c, m, cfg->ram_bytes, cfg->slots, stage, pin, &out->ram_pinned);
     for (size_t j = 0; j < m; j++) {
         if (pin[j] == 1) {
             items[c[j].idx].place = VT_PLACE_RAM_PIN;

@@ -187,10 +187,15 @@ static void test_planner_random(void) {
         CHECKF(pr + k * r.ram_slot <= c.ram_bytes, "ram over budget: %llu + %u * %llu > %llu",
                (unsigned long long)pr, k, (unsigned long long)r.ram_slot,
                (unsigned long long)c.ram_bytes);
-        /* maximal in RAM: no streamed item could also be pinned with the ring it leaves */
+        /* maximal in RAM: no streamed item could also be pinned with the ring it leaves (the ring
+         * also stages the first load of VRAM-pinned items) */
+        uint64_t stage = 0;
+        for (size_t j = 0; j < n; j++)
+            if (it[j].place == VT_PLACE_VRAM_PIN && it[j].bytes > stage) stage = it[j].bytes;
+        CHECK(stage <= r.ram_slot);
         for (size_t i = 0; i < n; i++) {
             if (it[i].place != VT_PLACE_STREAM) continue;
-            uint64_t s2 = 0;
+            uint64_t s2 = stage;
             for (size_t j = 0; j < n; j++)
                 if (j != i && it[j].place == VT_PLACE_STREAM && it[j].bytes > s2) s2 = it[j].bytes;
             CHECK(pr + it[i].bytes + k * s2 > c.ram_bytes);

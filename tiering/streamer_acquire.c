@@ -1,0 +1,182 @@
+/* Consumer side of the streamer: acquire (wait until resident), release, prefetch hints. */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "streamer_internal.h"
+
+static int demand_push(vt_streamer *st, uint32_t id) {
+    for (uint32_t i = 0; i < st->demand_n; i++)
+        if (st->demand[(st->demand_head + i) % st->demand_cap] == id) return 0;
+    if (st->demand_n == st->demand_cap) {
+        uint32_t nc = 2 * st->demand_cap;
+        uint32_t *n = vt_malloc(nc * sizeof *n);
+        if (!n) return -ENOMEM;
+        for (uint32_t i = 0; i < st->demand_n; i++)
+            n[i] = st->demand[(st->demand_head + i) % st->demand_cap];
+        vt_free(st->demand);
+        st->demand = n;
+        st->demand_cap = nc;
+        st->demand_head = 0;
+    }
+    st->demand[(st->demand_head + st->demand_n++) % st->demand_cap] = id;
+    return 0;
+}
+
+static void count_access(vt_streamer *st, vt_sitem *it) {
+    st->st.acquires++;
+    if (st->top == T_VRAM) {
+        if (it->src == SRC_RESIDENT) {
+            st->st.vram.hits++;
+        } else {
+            st->st.vram.misses++;
+            if (it->src == SRC_RAM)
+                st->st.ram.hits++;
+            else
+                st->st.ram.misses++;
+        }
+    } else {
+        if (it->src == SRC_RESIDENT)
+            st->st.ram.hits++;
+        else
+            st->st.ram.misses++;
+    }
+    if (it->src == SRC_RESIDENT && st->tier[st->top].cache && it->res[st->top].kind == PK_CACHE)
+        vt_s3fifo_access(st->tier[st->top].cache, (uint32_t)(it - st->items));
+    it->src = SRC_RESIDENT;
+}
+
+static int acquire_item(vt_streamer *st, uint32_t id, vt_weight *out) {
+    memset(out, 0, sizeof *out);
+    vt_sitem *it = &st->items[id];
+    const vt_stensor *t = &st->tensors[it->tensor];
+    pthread_mutex_lock(&st->mu);
+    if (it->place == VT_PLACE_OVERSIZE || (it->part < 0 && t->nparts) ||
+        it->foot > st->tier[T_RAM].reg.size ||
+        (st->has_vram && it->foot > st->tier[T_VRAM].reg.size)) {
+        pthread_mutex_unlock(&st->mu);
+        if (t->nparts && it->part < 0)
+            return vt_st_fail(
+                st, VT_EBUDGET,
+                "tensor %s (%llu bytes) does not fit a ring slot; it is streamed in %u parts: use "
+                "vt_streamer_acquire_part",
+                t->ti.name, (unsigned long long)it->foot, t->nparts);
+        return vt_st_fail(st, VT_EBUDGET,
+                          "tensor %s%s needs %llu bytes, more than a ring slot or tier budget "
+                          "allows (ram %llu, vram "
+                          "%llu bytes, %u slots)%s",
+                          t->ti.name, it->part >= 0 ? " part" : "", (unsigned long long)it->foot,
+                          (unsigned long long)st->cfg.ram_bytes,
+                          (unsigned long long)st->cfg.vram_bytes, st->cfg.ring_slots,
+                          st->cfg.chunkwise ? "" : "; set chunkwise to stream it part by part");
+    }
+    if (st->mode == VT_SCHEDULE_CYCLIC && it->pos >= 0 && st->cursor != it->pos) {
+        st->cursor = it->pos;
+        pthread_cond_signal(&st->cv_work);
+    }
+    int rc = 0;
+    if (it->res[st->top].state != RS_READY) {
+        if (it->res[st->top].state == RS_EMPTY && !it->err) {
+            rc = demand_push(st, id);
+            if (rc) {
+                pthread_mutex_unlock(&st->mu);
+                return vt_st_fail(st, rc, "acquire %s: out of memory", t->ti.name);
+            }
+            pthread_cond_signal(&st->cv_work);
+        }
+        it->wanted++;
+        double t0 = vt_now();
+        while (it->res[st->top].state != RS_READY && !it->err && !st->stop)
+            pthread_cond_wait(&st->cv_ready, &st->mu);
+        st->st.stall_seconds += vt_now() - t0;
+        it->wanted--;
+        if (it->res[st->top].state != RS_READY) {
+            rc = it->err ? it->err : VT_EUSAGE;
+            char msg[1024];
+            snprintf(msg, sizeof msg, "%s", it->errmsg ? it->errmsg : "streamer closing");
+            if (!it->wanted) { /* everyone waiting has seen it: the next acquire re-reads */
+                it->err = 0;
+                vt_free(it->errmsg);
+                it->errmsg = NULL;
+            }
+            pthread_mutex_unlock(&st->mu);
+            return vt_st_fail(st, rc, "%s", msg);
+        }
+    }
+    count_access(st, it);
+    it->refs++;
+    st->held++;
+    const vt_res *r = &it->res[st->top];
+    char *p = vt_st_ptr(st, st->top, r);
+    out->data = p;
+    out->aux = t->ti.aux_bytes ? (const float *)(p + it->aux_off) : NULL;
+    out->location = st->top == T_VRAM ? VT_LOC_DEVICE : VT_LOC_HOST;
+    out->format = t->ti.format;
+    out->rows = it->rows;
+    out->cols = t->ti.cols;
+    out->row0 = it->row0;
+    out->total_rows = t->ti.rows;
+    out->bytes = it->data_bytes;
+    out->tensor_scale = t->ti.tensor_scale;
+    out->token = (uint64_t)id + 1;
+    pthread_mutex_unlock(&st->mu);
+    return 0;
+}
+
+int vt_streamer_acquire(vt_streamer *st, const char *name, vt_weight *out) {
+    if (!st || !name || !out) return vt_fail(-EINVAL, "vt_streamer_acquire: NULL argument");
+    int t = vt_st_find(st, name);
+    if (t < 0)
+        return vt_st_fail(st, VT_ENOTFOUND, "acquire: tensor %s is not in store %s", name,
+                          vt_store_path(st->store));
+    return acquire_item(st, st->tensors[t].item, out);
+}
+
+int vt_streamer_acquire_part(vt_streamer *st, const char *name, uint64_t part, vt_weight *out) {
+    if (!st || !name || !out) return vt_fail(-EINVAL, "vt_streamer_acquire_part: NULL argument");
+    int t = vt_st_find(st, name);
+    if (t < 0)
+        return vt_st_fail(st, VT_ENOTFOUND, "acquire: tensor %s is not in store %s", name,
+                          vt_store_path(st->store));
+    const vt_stensor *T = &st->tensors[t];
+    uint64_t n = T->nparts ? T->nparts : 1;
+    if (part >= n)
+        return vt_st_fail(st, -ERANGE, "acquire: tensor %s has %llu part(s), asked for part %llu",
+                          name, (unsigned long long)n, (unsigned long long)part);
+    return acquire_item(st, T->nparts ? T->part0 + (uint32_t)part : T->item, out);
+}
+
+int vt_streamer_release(vt_streamer *st, vt_weight *w) {
+    if (!st || !w) return vt_fail(-EINVAL, "vt_streamer_release: NULL argument");
+    pthread_mutex_lock(&st->mu);
+    uint64_t id = w->token - 1;
+    if (!w->token || id >= st->nitems || st->items[id].refs <= 0) {
+        pthread_mutex_unlock(&st->mu);
+        return vt_st_fail(st, -EINVAL, "release: not a live handle of this streamer (token %llu)",
+                          (unsigned long long)w->token);
+    }
+    vt_sitem *it = &st->items[id];
+    it->refs--;
+    st->held--;
+    /* a streamed item is used once per pass: give its slot back */
+    if (!it->refs && !it->wanted && it->res[st->top].kind == PK_RING)
+        vt_st_drop(st, (uint32_t)id, st->top);
+    pthread_cond_signal(&st->cv_work);
+    pthread_mutex_unlock(&st->mu);
+    memset(w, 0, sizeof *w);
+    return 0;
+}
+
+int vt_streamer_prefetch(vt_streamer *st, const char *name) {
+    if (!st || !name) return vt_fail(-EINVAL, "vt_streamer_prefetch: NULL argument");
+    int t = vt_st_find(st, name);
+    if (t < 0)
+        return vt_st_fail(st, VT_ENOTFOUND, "prefetch: tensor %s is not in store %s", name,
+                          vt_store_path(st->store));
+    pthread_mutex_lock(&st->mu);
+    const vt_stensor *T = &st->tensors[t];
+    st->hint = T->nparts ? T->part0 : T->item;
+    pthread_cond_signal(&st->cv_work);
+    pthread_mutex_unlock(&st->mu);
+    return 0;
+}

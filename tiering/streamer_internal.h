@@ -1,0 +1,116 @@
+/* tiering/streamer_internal.h — the streamer's state, shared by streamer.c (open, plan, stats),
+ * streamer_acquire.c (consumer side) and streamer_io.c (the I/O thread). */
+#ifndef VT_TIERING_STREAMER_INTERNAL_H
+#define VT_TIERING_STREAMER_INTERNAL_H
+
+#include <pthread.h>
+
+#include "io_engine.h"
+#include "tier_internal.h"
+#include "vtstore/tier.h"
+
+enum { T_RAM = 0, T_VRAM = 1 };
+enum { RS_EMPTY = 0, RS_LOADING = 1, RS_READY = 2 };
+enum { PK_NONE = 0, PK_PIN = 1, PK_RING = 2, PK_CACHE = 3 };
+enum { SRC_RESIDENT = 0, SRC_RAM = 1, SRC_DISK = 2 };
+
+/* Residency of an item in one tier. */
+typedef struct vt_res {
+    uint8_t state, kind;
+    int32_t slot;  /* ring slot (PK_RING) */
+    uint64_t off;  /* byte offset in the tier's region */
+    uint32_t busy; /* in-flight copies reading from here */
+} vt_res;
+
+typedef struct vt_stensor {
+    vt_tensor_info ti;
+    vt_chunk_info *chunks;  /* [ti.n_chunks], loaded on first use */
+    float *aux;             /* host copy of the aux blob (ti.aux_bytes), loaded on first use */
+    uint32_t item;          /* whole-tensor item */
+    uint32_t part0, nparts; /* part items when split (chunkwise), else nparts = 0 */
+} vt_stensor;
+
+typedef struct vt_sitem {
+    uint32_t tensor;
+    int64_t part; /* -1: whole tensor */
+    uint64_t chunk0, nchunks, row0, rows;
+    uint64_t data_bytes; /* raw bytes of the rows held */
+    uint64_t aux_off;    /* where aux sits in the footprint (after the aligned chunk area) */
+    uint64_t foot;       /* bytes reserved in a tier */
+    vt_placement place;
+    int64_t pos; /* position in the cyclic schedule, -1 if not in it */
+    vt_res res[2];
+    int refs;
+    int wanted;   /* acquirers waiting */
+    int src;      /* how the top-tier copy was filled since the last acquire */
+    int err;      /* load error, reported to the next acquirer */
+    char *errmsg; /* vt_malloc'ed */
+} vt_sitem;
+
+typedef struct vt_stier {
+    vt_region reg;
+    vt_suballoc alloc;
+    uint32_t nslots;
+    uint64_t slot_bytes;
+    uint64_t *slot_off;
+    int64_t *slot_item; /* -1 free */
+    vt_s3fifo *cache;   /* random access */
+    int is_gpu;
+} vt_stier;
+
+typedef struct vt_job vt_job;
+
+struct vt_streamer {
+    vt_store *store;
+    vt_tier_config cfg;
+    int has_vram; /* top tier is VRAM */
+    int top;      /* T_VRAM or T_RAM */
+    vt_stier tier[2];
+    void *cuda_stream;
+
+    vt_stensor *tensors;
+    uint32_t ntensors;
+    vt_sitem *items;
+    uint32_t nitems;
+
+    /* plan */
+    int planned;
+    vt_schedule mode;
+    uint32_t *sched; /* item ids in pass order */
+    uint32_t nsched;
+    int64_t cursor; /* schedule position of the last acquire (-1 before the first) */
+    uint64_t model_bytes;
+
+    /* requests for the I/O thread */
+    uint32_t *demand; /* FIFO ring of item ids */
+    uint32_t demand_head, demand_n, demand_cap;
+    int64_t hint; /* item to prefetch, -1 */
+
+    pthread_mutex_t mu;
+    pthread_cond_t cv_ready; /* an item became ready or failed */
+    pthread_cond_t cv_work;  /* work for the I/O thread */
+    pthread_t io_thread;
+    int io_started, stop, io_busy;
+    uint32_t njobs;
+
+    vt_io *io;
+    int32_t *shard_file; /* shard id -> io file id (-1 unknown), I/O thread only */
+    uint32_t shard_cap;
+
+    vt_streamer_stats st;
+    int held; /* handles out */
+    char errmsg[1024];
+};
+
+/* streamer.c */
+int vt_st_fail(vt_streamer *st, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+char *vt_st_ptr(vt_streamer *st, int tier, const vt_res *r);
+/** Index of tensor @p name in st->tensors, or -1. */
+int vt_st_find(const vt_streamer *st, const char *name);
+/* streamer_io.c */
+void *vt_st_io_main(void *arg);
+/** Free an item's place in @p tier (ring slot or cache allocation; pins keep theirs). Locked. */
+void vt_st_drop(vt_streamer *st, uint32_t item, int tier);
+
+#endif

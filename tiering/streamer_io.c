@@ -1,0 +1,572 @@
+/* The streamer's I/O thread: picks what to load (demand first, then a prefetch hint, then the
+ * next `prefetch` items of the cyclic schedule), reserves places in the tiers, reads the chunks
+ * through the io engine, verifies checksums (one re-read if asked), decompresses, copies to the
+ * device tier, and publishes. Placement decisions happen under the streamer lock; reads, checks
+ * and copies run outside it on bytes that only this thread touches (state LOADING). */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include "streamer_internal.h"
+
+struct vt_job {
+    uint32_t item;
+    int need_disk;   /* else the RAM copy is resident: copy only */
+    int fill_ram;    /* the RAM place is being filled */
+    int top_copy;    /* a device-tier copy is needed */
+    char *ram, *dev; /* places */
+    uint64_t nreq, left;
+    vt_io_req *reqs;
+    void **scratch; /* zstd chunks: stored bytes */
+    uint8_t *retried;
+    int err;
+    char msg[768];
+    vt_job *next;
+};
+
+/* ---- places (locked) ---- */
+
+void vt_st_drop(vt_streamer *st, uint32_t id, int t) {
+    vt_sitem *it = &st->items[id];
+    vt_res *r = &it->res[t];
+    vt_stier *T = &st->tier[t];
+    if (r->kind == PK_RING && r->slot >= 0) {
+        T->slot_item[r->slot] = -1;
+    } else if (r->kind == PK_CACHE) {
+        vt_suballoc_free(&T->alloc, r->off, it->foot);
+        vt_s3fifo_remove(T->cache, id);
+    }
+    if (r->kind != PK_PIN) {
+        r->kind = PK_NONE;
+        r->slot = -1;
+        r->off = 0;
+    }
+    r->state = RS_EMPTY;
+}
+
+static int ring_get(vt_streamer *st, int t, uint32_t id, int demand) {
+    vt_stier *T = &st->tier[t];
+    for (uint32_t s = 0; s < T->nslots; s++)
+        if (T->slot_item[s] < 0) return (int)s;
+    if (!demand) return -1;
+    /* the consumer went off schedule: take a slot from a prefetched item nobody holds */
+    for (uint32_t s = 0; s < T->nslots; s++) {
+        vt_sitem *v = &st->items[T->slot_item[s]];
+        if (v->res[t].state == RS_READY && !v->refs && !v->wanted && !v->res[t].busy &&
+            (uint32_t)T->slot_item[s] != id) {
+            vt_st_drop(st, (uint32_t)T->slot_item[s], t);
+            return (int)s;
+        }
+    }
+    return -1;
+}
+
+typedef struct {
+    vt_streamer *st;
+    int t;
+} evict_ctx;
+
+static int can_evict(void *ctx, uint32_t key) {
+    evict_ctx *c = ctx;
+    const vt_sitem *v = &c->st->items[key];
+    const vt_res *r = &v->res[c->t];
+    return r->state == RS_READY && r->kind == PK_CACHE && !r->busy && !v->wanted &&
+           (c->t != c->st->top || !v->refs);
+}
+
+/* 0 and *off, 1 = no room now (everything in use), <0 = can never fit. */
+static int cache_get(vt_streamer *st, int t, uint32_t id, uint64_t *off) {
+    vt_stier *T = &st->tier[t];
+    vt_sitem *it = &st->items[id];
+    if (!T->cache || it->foot > T->alloc.size - T->alloc.used + vt_s3fifo_used(T->cache) ||
+        it->foot > T->alloc.size)
+        return -1;
+    evict_ctx ec = {st, t};
+    for (;;) {
+        if (!vt_s3fifo_overflow(T->cache, it->foot) &&
+            vt_suballoc_alloc(&T->alloc, it->foot, off) == 0) {
+            vt_s3fifo_insert(T->cache, id, it->foot);
+            return 0;
+        }
+        uint32_t v;
+        if (vt_s3fifo_evict(T->cache, can_evict, &ec, &v)) return 1;
+        vt_res *r = &st->items[v].res[t];
+        vt_suballoc_free(&T->alloc, r->off, st->items[v].foot);
+        r->kind = PK_NONE;
+        r->state = RS_EMPTY;
+        r->off = 0;
+    }
+}
+
+/* Reserve a place for @p id in tier @p t. 0 ok, 1 blocked, <0 impossible. */
+static int place_get(vt_streamer *st, int t, uint32_t id, int demand) {
+    vt_sitem *it = &st->items[id];
+    vt_res *r = &it->res[t];
+    if (r->kind == PK_PIN) return 0;
+    vt_stier *T = &st->tier[t];
+    int pinned_here = (t == T_VRAM && it->place == VT_PLACE_VRAM_PIN) ||
+                      (t == T_RAM && it->place == VT_PLACE_RAM_PIN);
+    if (st->mode == VT_SCHEDULE_CYCLIC && T->nslots && it->foot <= T->slot_bytes && !pinned_here) {
+        int s = ring_get(st, t, id, demand);
+        if (s >= 0) {
+            T->slot_item[s] = id;
+            r->kind = PK_RING;
+            r->slot = s;
+            r->off = T->slot_off[s];
+            return 0;
+        }
+        if (it->pos >= 0 || t != st->top) return 1; /* scheduled: wait for a slot */
+    }
+    uint64_t off;
+    int rc = cache_get(st, t, id, &off);
+    if (rc) return rc;
+    r->kind = PK_CACHE;
+    r->off = off;
+    return 0;
+}
+
+static void item_fail(vt_streamer *st, uint32_t id, int code, const char *msg) {
+    vt_sitem *it = &st->items[id];
+    it->err = code;
+    vt_free(it->errmsg);
+    it->errmsg = vt_strdup(msg);
+    pthread_cond_broadcast(&st->cv_ready);
+}
+
+/* Build a job for @p id: 0 and *out, 1 blocked, <0 failed (item marked). Locked. */
+static int job_start(vt_streamer *st, uint32_t id, int demand, vt_job **out) {
+    vt_sitem *it = &st->items[id];
+    const vt_stensor *T = &st->tensors[it->tensor];
+    int top = st->top;
+    vt_job j = {.item = id};
+    j.need_disk = it->res[T_RAM].state != RS_READY;
+    j.fill_ram = j.need_disk;
+    j.top_copy = top == T_VRAM;
+    int got_ram = 0, rc = 0;
+    if (j.fill_ram) {
+        rc = place_get(st, T_RAM, id, demand);
+        if (rc) goto nospace;
+        got_ram = 1;
+    }
+    if (j.top_copy) {
+        rc = place_get(st, T_VRAM, id, demand);
+        if (rc) {
+            if (got_ram) vt_st_drop(st, id, T_RAM);
+            goto nospace;
+        }
+    }
+    vt_job *job = vt_calloc(1, sizeof *job);
+    if (job && j.need_disk) {
+        job->reqs = vt_calloc(it->nchunks ? it->nchunks : 1, sizeof *job->reqs);
+        job->scratch = vt_calloc(it->nchunks ? it->nchunks : 1, sizeof *job->scratch);
+        job->retried = vt_calloc(it->nchunks ? it->nchunks : 1, 1);
+    }
+    if (!job || (j.need_disk && (!job->reqs || !job->scratch || !job->retried))) {
+        if (job) {
+            vt_free(job->reqs);
+            vt_free(job->scratch);
+            vt_free(job->retried);
+            vt_free(job);
+        }
+        if (j.fill_ram) vt_st_drop(st, id, T_RAM);
+        if (j.top_copy) vt_st_drop(st, id, T_VRAM);
+        item_fail(st, id, -ENOMEM, "streamer: out of memory starting a read");
+        return -ENOMEM;
+    }
+    j.reqs = job->reqs;
+    j.scratch = job->scratch;
+    j.retried = job->retried;
+    *job = j;
+    job->ram = vt_st_ptr(st, T_RAM, &it->res[T_RAM]);
+    if (j.top_copy) job->dev = vt_st_ptr(st, T_VRAM, &it->res[T_VRAM]);
+    if (j.fill_ram)
+        it->res[T_RAM].state = RS_LOADING;
+    else
+        it->res[T_RAM].busy++;
+    if (j.top_copy) it->res[T_VRAM].state = RS_LOADING;
+    *out = job;
+    return 0;
+nospace:
+    if (rc < 0) {
+        char msg[512];
+        snprintf(msg, sizeof msg,
+                 "tensor %s%s: %llu bytes do not fit the %s tier (%llu bytes free of %llu)",
+                 T->ti.name, it->part >= 0 ? " part" : "", (unsigned long long)it->foot,
+                 got_ram || !j.fill_ram ? "VRAM" : "RAM",
+                 (unsigned long long)(st->tier[got_ram || !j.fill_ram ? T_VRAM : T_RAM].alloc.size -
+                                      st->tier[got_ram || !j.fill_ram ? T_VRAM : T_RAM].alloc.used),
+                 (unsigned long long)st->tier[got_ram || !j.fill_ram ? T_VRAM : T_RAM].alloc.size);
+        item_fail(st, id, VT_EBUDGET, msg);
+        return VT_EBUDGET;
+    }
+    return 1;
+}
+
+static int needs_load(const vt_streamer *st, const vt_sitem *it) {
+    return it->res[st->top].state == RS_EMPTY && !it->err && it->place != VT_PLACE_OVERSIZE;
+}
+
+/* Next item to load, or -1. *demand says whether someone waits for it. Locked. */
+static int64_t pick(vt_streamer *st, int *demand, uint32_t skip_n, const uint32_t *skip) {
+    while (st->demand_n) { /* drop satisfied requests from the head */
+        vt_sitem *it = &st->items[st->demand[st->demand_head]];
+        if (needs_load(st, it) && it->wanted) break;
+        st->demand_head = (st->demand_head + 1) % st->demand_cap;
+        st->demand_n--;
+    }
+    for (uint32_t i = 0; i < st->demand_n; i++) {
+        uint32_t id = st->demand[(st->demand_head + i) % st->demand_cap];
+        int skipped = 0;
+        for (uint32_t k = 0; k < skip_n; k++) skipped |= skip[k] == id;
+        if (!skipped && needs_load(st, &st->items[id]) && st->items[id].wanted) {
+            *demand = 1;
+            return id;
+        }
+    }
+    *demand = 0;
+    if (st->hint >= 0) {
+        int64_t h = st->hint;
+        st->hint = -1;
+        if (needs_load(st, &st->items[h])) return h;
+    }
+    if (st->mode != VT_SCHEDULE_CYCLIC || !st->nsched) return -1;
+    /* keep `prefetch` non-resident items loading or loaded ahead of the consumer */
+    uint32_t ahead = 0;
+    for (uint32_t j = 1; j <= st->nsched && ahead < st->cfg.prefetch; j++) {
+        uint32_t pos = (uint32_t)((st->cursor + (int64_t)j) % st->nsched);
+        uint32_t id = st->sched[pos];
+        vt_sitem *it = &st->items[id];
+        const vt_res *r = &it->res[st->top];
+        if (it->err || it->place == VT_PLACE_OVERSIZE) continue;
+        if (r->kind == PK_PIN && r->state == RS_READY) continue;
+        int skipped = 0;
+        for (uint32_t k = 0; k < skip_n; k++) skipped |= skip[k] == id;
+        if (r->state == RS_EMPTY && !skipped) return id;
+        ahead++;
+    }
+    return -1;
+}
+
+/* ---- I/O (unlocked) ---- */
+
+static int shard_file(vt_streamer *st, uint32_t shard, int *fid) {
+    if (shard >= st->shard_cap) {
+        uint32_t nc = st->shard_cap ? st->shard_cap : 64;
+        while (nc <= shard) nc *= 2;
+        int32_t *n = vt_realloc(st->shard_file, nc * sizeof *n);
+        if (!n) return -ENOMEM;
+        for (uint32_t i = st->shard_cap; i < nc; i++) n[i] = -1;
+        st->shard_file = n;
+        st->shard_cap = nc;
+    }
+    if (st->shard_file[shard] >= 0) {
+        *fid = st->shard_file[shard];
+        return 0;
+    }
+    char path[4096];
+    int rc = vt_store_shard_path(st->store, shard, path, sizeof path);
+    if (rc) return rc;
+    int fb = -1, fd = -1;
+    rc = vt_store_shard_open(st->store, shard, 0, &fb);
+    if (rc) return rc;
+    if (vt_store_shard_open(st->store, shard, 1, &fd)) fd = -1; /* O_DIRECT refused: buffered */
+    rc = vt_io_add_fd(st->io, fd, fb, path, fid);
+    if (rc) {
+        close(fb);
+        if (fd >= 0) close(fd);
+        return rc;
+    }
+    st->shard_file[shard] = *fid;
+    return 0;
+}
+
+static void job_err(vt_job *j, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void job_err(vt_job *j, int code, const char *fmt, ...) {
+    if (j->err) return;
+    j->err = code;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(j->msg, sizeof j->msg, fmt, ap);
+    va_end(ap);
+}
+
+static uint64_t chunk_area_off(const vt_streamer *st, const vt_sitem *it, uint64_t i) {
+    const vt_stensor *T = &st->tensors[it->tensor];
+    uint64_t a = 0;
+    for (uint64_t c = it->chunk0; c < it->chunk0 + i; c++)
+        a += VT_ROUND_UP(T->chunks[c].raw_len, VT_TIER_ALIGN);
+    return a;
+}
+
+static int job_submit(vt_streamer *st, vt_job *j) {
+    vt_sitem *it = &st->items[j->item];
+    const vt_stensor *T = &st->tensors[it->tensor];
+    j->nreq = it->nchunks;
+    j->left = it->nchunks;
+    uint64_t a = 0;
+    for (uint64_t i = 0; i < it->nchunks; i++) {
+        const vt_chunk_info *ci = &T->chunks[it->chunk0 + i];
+        int fid;
+        int rc = shard_file(st, ci->shard_id, &fid);
+        if (rc) {
+            job_err(j, rc, "tensor %s chunk %llu: cannot open shard %u: %s", T->ti.name,
+                    (unsigned long long)ci->index, ci->shard_id, vt_last_error());
+            j->left -= it->nchunks - i;
+            return rc;
+        }
+        void *buf = j->ram + a;
+        if (ci->codec != VT_CODEC_NONE) {
+            j->scratch[i] = vt_malloc_aligned(
+                VT_TIER_ALIGN, VT_ROUND_UP(ci->stored_len ? ci->stored_len : 1, VT_TIER_ALIGN));
+            if (!j->scratch[i]) {
+                job_err(j, -ENOMEM, "tensor %s chunk %llu: out of memory", T->ti.name,
+                        (unsigned long long)ci->index);
+                j->left -= it->nchunks - i;
+                return -ENOMEM;
+            }
+            buf = j->scratch[i];
+        } else if (ci->stored_len != ci->raw_len) {
+            job_err(j, VT_ECORRUPT,
+                    "tensor %s chunk %llu: stored %llu bytes but raw %llu without a codec",
+                    T->ti.name, (unsigned long long)ci->index, (unsigned long long)ci->stored_len,
+                    (unsigned long long)ci->raw_len);
+            j->left -= it->nchunks - i;
+            return VT_ECORRUPT;
+        }
+        j->reqs[i] = (vt_io_req){
+            .file = fid, .off = ci->offset, .len = ci->stored_len, .buf = buf, .user = j};
+        vt_io_submit(st->io, &j->reqs[i]);
+        a += VT_ROUND_UP(ci->raw_len, VT_TIER_ALIGN);
+    }
+    return 0;
+}
+
+/* A read of the job finished. Returns 1 if it was resubmitted. */
+static int req_done(vt_streamer *st, vt_job *j, vt_io_req *r) {
+    uint64_t i = (uint64_t)(r - j->reqs);
+    vt_sitem *it = &st->items[j->item];
+    const vt_stensor *T = &st->tensors[it->tensor];
+    const vt_chunk_info *ci = &T->chunks[it->chunk0 + i];
+    const char *path = vt_io_file_name(st->io, r->file);
+    if (r->result) {
+        job_err(j, r->result, "tensor %s chunk %llu (shard %s @%llu, %llu bytes): read failed: %s",
+                T->ti.name, (unsigned long long)ci->index, path, (unsigned long long)ci->offset,
+                (unsigned long long)ci->stored_len, vt_strerror(r->result));
+        return 0;
+    }
+    pthread_mutex_lock(&st->mu);
+    st->st.bytes_read += st->io->files[r->file].fd_direct >= 0 ? ci->padded_len : ci->stored_len;
+    pthread_mutex_unlock(&st->mu);
+    uint64_t h = XXH3_64bits(r->buf, ci->stored_len);
+    if (h == ci->checksum) return 0;
+    if (st->cfg.retry_corrupt && !j->retried[i]) {
+        j->retried[i] = 1;
+        pthread_mutex_lock(&st->mu);
+        st->st.corrupt_retries++;
+        pthread_mutex_unlock(&st->mu);
+        vt_log(VT_LOG_WARN,
+               "tensor %s chunk %llu (shard %s @%llu): checksum mismatch, reading it again",
+               T->ti.name, (unsigned long long)ci->index, path, (unsigned long long)ci->offset);
+        vt_io_submit(st->io, r);
+        return 1;
+    }
+    job_err(j, VT_ECORRUPT,
+            "tensor %s chunk %llu (shard %s @%llu, %llu bytes): checksum mismatch (stored %016llx, "
+            "computed %016llx)%s",
+            T->ti.name, (unsigned long long)ci->index, path, (unsigned long long)ci->offset,
+            (unsigned long long)ci->stored_len, (unsigned long long)ci->checksum,
+            (unsigned long long)h, j->retried[i] ? " after a re-read" : "");
+    return 0;
+}
+
+/* All reads done (or none needed): decode into place, copy to the device tier. */
+static void job_finish(vt_streamer *st, vt_job *j, double *copy_s, uint64_t *copied) {
+    vt_sitem *it = &st->items[j->item];
+    const vt_stensor *T = &st->tensors[it->tensor];
+    if (!j->err && j->need_disk) {
+        uint64_t c = 0;
+        for (uint64_t i = 0; i < it->nchunks && !j->err; i++) {
+            const vt_chunk_info *ci = &T->chunks[it->chunk0 + i];
+            uint64_t a = chunk_area_off(st, it, i);
+            if (ci->codec == VT_CODEC_NONE) {
+                if (a != c) memmove(j->ram + c, j->ram + a, ci->raw_len);
+            } else {
+                int rc =
+                    vt_store_chunk_decode(st->store, ci, j->scratch[i], j->ram + c, ci->raw_len);
+                if (rc)
+                    job_err(j, rc, "tensor %s chunk %llu (shard %s @%llu): %s", T->ti.name,
+                            (unsigned long long)ci->index, vt_io_file_name(st->io, j->reqs[i].file),
+                            (unsigned long long)ci->offset, vt_last_error());
+            }
+            c += ci->raw_len;
+        }
+        if (T->ti.aux_bytes && !j->err) memcpy(j->ram + it->aux_off, T->aux, T->ti.aux_bytes);
+    }
+    if (!j->err && j->top_copy) {
+        double t0 = vt_now();
+        int rc = 0;
+        if (st->tier[T_VRAM].is_gpu) {
+            rc = vt_tcuda_h2d_async(j->dev, j->ram, it->data_bytes, st->cuda_stream);
+            if (!rc && T->ti.aux_bytes)
+                rc = vt_tcuda_h2d_async(j->dev + it->aux_off, j->ram + it->aux_off, T->ti.aux_bytes,
+                                        st->cuda_stream);
+            if (!rc) rc = vt_tcuda_stream_sync(st->cuda_stream);
+        } else {
+            memcpy(j->dev, j->ram, it->data_bytes);
+            if (T->ti.aux_bytes)
+                memcpy(j->dev + it->aux_off, j->ram + it->aux_off, T->ti.aux_bytes);
+        }
+        if (rc)
+            job_err(j, rc, "tensor %s: copy to the device tier: %s", T->ti.name, vt_last_error());
+        *copy_s += vt_now() - t0;
+        *copied += it->data_bytes + T->ti.aux_bytes;
+    }
+    for (uint64_t i = 0; j->scratch && i < it->nchunks; i++) vt_free_aligned(j->scratch[i]);
+}
+
+/* Publish a finished job. Locked. */
+static void job_publish(vt_streamer *st, vt_job *j) {
+    vt_sitem *it = &st->items[j->item];
+    if (!j->fill_ram) it->res[T_RAM].busy--;
+    if (j->err) {
+        if (j->fill_ram) vt_st_drop(st, j->item, T_RAM);
+        if (j->top_copy) vt_st_drop(st, j->item, T_VRAM);
+        item_fail(st, j->item, j->err, j->msg);
+    } else {
+        if (j->fill_ram) {
+            it->res[T_RAM].state = RS_READY;
+            st->st.ram.bytes_in += it->data_bytes;
+        }
+        if (j->top_copy) {
+            it->res[T_VRAM].state = RS_READY;
+            if (it->res[T_RAM].kind == PK_RING) vt_st_drop(st, j->item, T_RAM); /* staging done */
+        }
+        it->src = j->need_disk ? SRC_DISK : SRC_RAM;
+        pthread_cond_broadcast(&st->cv_ready);
+    }
+    st->njobs--;
+    vt_free(j->reqs);
+    vt_free(j->scratch);
+    vt_free(j->retried);
+    vt_free(j);
+}
+
+void *vt_st_io_main(void *arg) {
+    vt_streamer *st = arg;
+    vt_job *active = NULL; /* jobs with reads in flight */
+    uint32_t maxjobs = st->cfg.prefetch + 2;
+    pthread_mutex_lock(&st->mu);
+    for (;;) {
+        /* start what can start */
+        vt_job *started = NULL;
+        uint32_t skip[64], nskip = 0;
+        while (!st->stop && st->njobs < maxjobs && nskip < 64) {
+            int demand;
+            int64_t id = pick(st, &demand, nskip, skip);
+            if (id < 0) break;
+            vt_job *j;
+            int rc = job_start(st, (uint32_t)id, demand, &j);
+            if (rc == 1) {
+                skip[nskip++] = (uint32_t)id; /* no room for it now; try others */
+                if (!demand) break;
+                continue;
+            }
+            if (rc < 0) continue;
+            st->njobs++;
+            j->next = started;
+            started = j;
+        }
+        if (!started && !active) {
+            if (st->stop) break;
+            pthread_cond_broadcast(&st->cv_ready); /* plan() waits for idleness */
+            pthread_cond_wait(&st->cv_work, &st->mu);
+            continue;
+        }
+        st->io_busy = 1;
+        pthread_mutex_unlock(&st->mu);
+
+        double copy_s = 0, io_s = 0;
+        uint64_t copied = 0;
+        vt_job *finished = NULL;
+        while (started) {
+            vt_job *j = started;
+            started = j->next;
+            if (j->need_disk && job_submit(st, j) == 0 && j->left) {
+                j->next = active;
+                active = j;
+            } else if (j->need_disk &&
+                       j->left) { /* submit failed part way: wait for what went out */
+                j->next = active;
+                active = j;
+            } else {
+                job_finish(st, j, &copy_s, &copied);
+                j->next = finished;
+                finished = j;
+            }
+        }
+        if (active) {
+            double t0 = vt_now();
+            vt_io_req *done[64];
+            int n = vt_io_reap(st->io, done, 64, 1);
+            io_s = vt_now() - t0;
+            if (n < 0) { /* the engine itself failed: fail everything in flight */
+                for (vt_job *j = active; j; j = j->next)
+                    job_err(j, n, "io engine: %s", vt_last_error());
+                while (active) {
+                    vt_job *j = active;
+                    active = j->next;
+                    job_finish(st, j, &copy_s, &copied);
+                    j->next = finished;
+                    finished = j;
+                }
+            }
+            for (int k = 0; k < n; k++) {
+                vt_job *j = done[k]->user;
+                if (req_done(st, j, done[k])) continue;
+                if (--j->left) continue;
+                vt_job **pp = &active;
+                while (*pp != j) pp = &(*pp)->next;
+                *pp = j->next;
+                job_finish(st, j, &copy_s, &copied);
+                j->next = finished;
+                finished = j;
+            }
+        }
+        pthread_mutex_lock(&st->mu);
+        st->st.ram.fill_seconds += io_s;
+        st->st.vram.fill_seconds += copy_s;
+        st->st.vram.bytes_in += copied;
+        while (finished) {
+            vt_job *j = finished;
+            finished = j->next;
+            job_publish(st, j);
+        }
+        st->io_busy = 0;
+        if (!st->njobs) pthread_cond_broadcast(&st->cv_ready);
+    }
+    pthread_mutex_unlock(&st->mu);
+    /* stop with reads in flight: wait for them (their buffers are ours) */
+    while (active) {
+        vt_io_req *done[64];
+        int n = vt_io_reap(st->io, done, 64, 1);
+        if (n <= 0) break;
+        for (int k = 0; k < n; k++) {
+            vt_job *j = done[k]->user;
+            if (--j->left) continue;
+            vt_job **pp = &active;
+            while (*pp != j) pp = &(*pp)->next;
+            *pp = j->next;
+            for (uint64_t i = 0; i < j->nreq; i++) vt_free_aligned(j->scratch[i]);
+            vt_free(j->reqs);
+            vt_free(j->scratch);
+            vt_free(j->retried);
+            vt_free(j);
+        }
+    }
+    return NULL;
+}
