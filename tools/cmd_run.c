@@ -1,0 +1,528 @@
+/* vtstore run — greedy decoding of a Llama-family model from a store, weights streamed through
+ * the RAM/VRAM tiers (the model runner lives in run/). */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "run/llama.h"
+#include "run/tokenizer.h"
+#include "vtstore/attn.h"
+#include "vtstore/kernels.h"
+#include "vtstore/meta.h"
+#include "vtstore/store.h"
+#include "vtstore/tier.h"
+
+static const char *const CMD = "run";
+
+static void usage(FILE *f) {
+    fprintf(
+        f, "usage: vtstore run STORE (--prompt TEXT | --tokens IDS) [options]\n"
+           "\n"
+           "Greedy decoding of the Llama-family model in STORE (hyperparameters and tokenizer\n"
+           "from the GGUF metadata kept at import). Weights are streamed through the tiers in\n"
+           "forward order; generated text goes to stdout as it is produced, stats to stderr.\n"
+           "\n"
+           "  --prompt TEXT     text, encoded with the model's BPE (no BOS is added)\n"
+           "  --tokens IDS      comma-separated token ids instead of a prompt\n"
+           "  --chat            wrap the prompt as <|im_start|>user\\nTEXT<|im_end|>\\n"
+           "<|im_start|>assistant\\n\n"
+           "  --max-new N       tokens to generate (default 32; stops early at end of turn)\n"
+           "  --ram BYTES       RAM tier budget: bytes (K/M/G suffix) or N%% of the model\n"
+           "                    (default: everything resident)\n"
+           "  --vram BYTES      VRAM tier budget, same syntax (needs --device cuda on a GPU;\n"
+           "                    without CUDA the device tier is host memory)\n"
+           "  --prefetch N      tensors read ahead (default: the streamer's)\n"
+           "  --kv-format F     KV cache format: f16 (default), bf16, f32, q8_0, int8, q4_0,\n"
+           "                    nf4, nvfp4, mxfp4\n"
+           "  --ctx N           KV cache capacity (default: prompt + max-new)\n"
+           "  --device D        cpu (default) or cuda\n"
+           "  --logits FILE     write the logits of every evaluated position, [n, vocab] f32 .npy\n"
+           "  --json            print one JSON object (text, ids, timings, stats) instead\n"
+           "  --quiet           no text while generating, no stats (with --logits for checks)\n"
+           "\n"
+           "exit: 0 ok, 1 error, 2 usage\n");
+}
+
+/* ---- small helpers -------------------------------------------------------------------------- */
+
+/* "25%" of @p model, or bytes. */
+static int parse_budget(const char *s, uint64_t model, uint64_t *out, int *pct) {
+    size_t n = strlen(s);
+    if (n && s[n - 1] == '%') {
+        char *end;
+        double v = strtod(s, &end);
+        if (end != s + n - 1 || !(v > 0) || v > 100000) return -1;
+        *out = (uint64_t)(v / 100.0 * (double)model);
+        *pct = 1;
+        return 0;
+    }
+    *pct = 0;
+    return vt_cli_parse_bytes(s, out);
+}
+
+static int parse_ids(const char *s, int32_t **ids, uint32_t *n) {
+    uint32_t cap = 16, k = 0;
+    int32_t *v = malloc(cap * sizeof *v);
+    if (!v) return -1;
+    const char *p = s;
+    while (*p) {
+        char *end;
+        errno = 0;
+        long x = strtol(p, &end, 10);
+        if (end == p || errno || x < 0 || x > INT32_MAX) {
+            free(v);
+            return -1;
+        }
+        if (k == cap) {
+            int32_t *w = realloc(v, (cap *= 2) * sizeof *v);
+            if (!w) {
+                free(v);
+                return -1;
+            }
+            v = w;
+        }
+        v[k++] = (int32_t)x;
+        p = end;
+        while (*p == ' ') p++;
+        if (*p == ',')
+            p++;
+        else if (*p) {
+            free(v);
+            return -1;
+        }
+    }
+    if (!k) {
+        free(v);
+        return -1;
+    }
+    *ids = v;
+    *n = k;
+    return 0;
+}
+
+static int write_npy(const char *path, const float *data, uint64_t rows, uint64_t cols) {
+    char hdr[128];
+    int hl = snprintf(hdr, sizeof hdr,
+                      "{'descr': '<f4', 'fortran_order': False, 'shape': (%llu, %llu), }",
+                      (unsigned long long)rows, (unsigned long long)cols);
+    int total = 10 + hl + 1;
+    int pad = (64 - total % 64) % 64;
+    FILE *f = fopen(path, "wb");
+    if (!f) return -errno;
+    unsigned char pre[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, 0, 0};
+    uint16_t h = (uint16_t)(hl + pad + 1);
+    pre[8] = (unsigned char)(h & 0xff);
+    pre[9] = (unsigned char)(h >> 8);
+    int ok = fwrite(pre, 1, 10, f) == 10 && fwrite(hdr, 1, (size_t)hl, f) == (size_t)hl;
+    for (int i = 0; i < pad && ok; i++) ok = fputc(' ', f) != EOF;
+    ok = ok && fputc('\n', f) != EOF;
+    ok = ok && fwrite(data, sizeof(float), rows * cols, f) == rows * cols;
+    if (fclose(f) != 0) ok = 0;
+    return ok ? 0 : -EIO;
+}
+
+static void json_str(FILE *f, const char *s, size_t n) {
+    fputc('"', f);
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '"' || c == '\\')
+            fprintf(f, "\\%c", c);
+        else if (c == '\n')
+            fputs("\\n", f);
+        else if (c == '\t')
+            fputs("\\t", f);
+        else if (c == '\r')
+            fputs("\\r", f);
+        else if (c < 0x20)
+            fprintf(f, "\\u%04x", c);
+        else
+            fputc(c, f);
+    }
+    fputc('"', f);
+}
+
+static int32_t argmax(const float *v, uint32_t n) {
+    uint32_t b = 0;
+    for (uint32_t i = 1; i < n; i++)
+        if (v[i] > v[b]) b = i;
+    return (int32_t)b;
+}
+
+/* Tokenizer from the GGUF vocabulary kept in the store: tokens, merges, token types. */
+static int load_tokenizer(vt_store *s, vt_tok **tok) {
+    vt_meta_strings *toks = NULL, *merges = NULL;
+    int32_t *types = NULL;
+    uint64_t ntypes = 0;
+    const char *key = "gguf.tokenizer.ggml.tokens";
+    int rc = vt_meta_get_strings(s, key, &toks);
+    if (!rc) rc = vt_meta_get_strings(s, key = "gguf.tokenizer.ggml.merges", &merges);
+    if (rc) {
+        rc = vt_fail(rc, "store metadata %s: %s", key, vt_strerror(rc));
+    } else if (toks->count == 0 || toks->count > INT32_MAX || merges->count > UINT32_MAX) {
+        rc = vt_fail(VT_EFORMAT, "store metadata: %llu tokens, %llu merges",
+                     (unsigned long long)toks->count, (unsigned long long)merges->count);
+    } else {
+        if (vt_meta_get_i32_array(s, "gguf.tokenizer.ggml.token_type", &types, &ntypes) ||
+            ntypes != toks->count) { /* optional: without it no special token is matched */
+            vt_free(types);
+            types = NULL;
+            vt_clear_error();
+        }
+        rc = vt_tok_create(toks->str, (uint32_t)toks->count, merges->str, (uint32_t)merges->count,
+                           types, tok);
+        if (rc) rc = vt_fail(rc, "tokenizer from store metadata: %s", vt_strerror(rc));
+    }
+    vt_meta_strings_free(toks);
+    vt_meta_strings_free(merges);
+    vt_free(types);
+    return rc;
+}
+
+typedef struct {
+    char *p;
+    size_t n, cap;
+} sbuf;
+
+static int sb_add(sbuf *b, const char *s, size_t n) {
+    if (b->n + n + 1 > b->cap) {
+        size_t c = (b->n + n + 1) * 2;
+        char *q = realloc(b->p, c);
+        if (!q) return -1;
+        b->p = q;
+        b->cap = c;
+    }
+    memcpy(b->p + b->n, s, n);
+    b->n += n;
+    b->p[b->n] = 0;
+    return 0;
+}
+
+static double hit_rate(const vt_tier_stats *t) {
+    uint64_t a = t->hits + t->misses;
+    return a ? (double)t->hits / (double)a : 0.0;
+}
+
+static void print_tier(FILE *f, const char *name, const vt_tier_stats *t, double ntok) {
+    fprintf(f,
+            "  %-4s budget %.1f MiB, pinned %llu tensors (%.1f MiB), %u slots of %.1f MiB; "
+            "hits %llu, misses %llu (hit rate %.1f%%), filled %.2f MiB/token at %.2f GB/s\n",
+            name, t->capacity / 1048576.0, (unsigned long long)t->pinned_tensors,
+            t->pinned_bytes / 1048576.0, t->slots, t->slot_bytes / 1048576.0,
+            (unsigned long long)t->hits, (unsigned long long)t->misses, 100 * hit_rate(t),
+            ntok > 0 ? t->bytes_in / ntok / 1048576.0 : 0.0, t->gbps);
+}
+
+static void json_tier(FILE *f, const vt_tier_stats *t) {
+    fprintf(f,
+            "{\"capacity\": %llu, \"pinned_bytes\": %llu, \"pinned_tensors\": %llu, "
+            "\"slots\": %u, \"slot_bytes\": %llu, \"hits\": %llu, \"misses\": %llu, "
+            "\"hit_rate\": %.6f, \"bytes_in\": %llu, \"fill_seconds\": %.6f, \"gbps\": %.4f}",
+            (unsigned long long)t->capacity, (unsigned long long)t->pinned_bytes,
+            (unsigned long long)t->pinned_tensors, t->slots, (unsigned long long)t->slot_bytes,
+            (unsigned long long)t->hits, (unsigned long long)t->misses, hit_rate(t),
+            (unsigned long long)t->bytes_in, t->fill_seconds, t->gbps);
+}
+
+static void json_phase(FILE *f, const char *name, uint32_t ntok, double sec,
+                       const vt_streamer_stats *s) {
+    fprintf(f,
+            "\"%s\": {\"tokens\": %u, \"seconds\": %.6f, \"tokens_per_s\": %.4f, "
+            "\"bytes_read\": %llu, \"bytes_read_per_token\": %.1f, \"stall_seconds\": %.6f, "
+            "\"acquires\": %llu, \"ram\": ",
+            name, ntok, sec, sec > 0 ? ntok / sec : 0.0, (unsigned long long)s->bytes_read,
+            ntok ? (double)s->bytes_read / ntok : 0.0, s->stall_seconds,
+            (unsigned long long)s->acquires);
+    json_tier(f, &s->ram);
+    fputs(", \"vram\": ", f);
+    json_tier(f, &s->vram);
+    fputc('}', f);
+}
+
+static void print_phase(FILE *f, const char *name, uint32_t ntok, double sec,
+                        const vt_streamer_stats *s) {
+    fprintf(f,
+            "%s: %u tokens in %.3f s = %.2f tokens/s; read %.2f MiB/token from disk, "
+            "stalled %.1f ms/token\n",
+            name, ntok, sec, sec > 0 ? ntok / sec : 0.0,
+            ntok ? s->bytes_read / (double)ntok / 1048576.0 : 0.0,
+            ntok ? 1e3 * s->stall_seconds / ntok : 0.0);
+    if (s->vram.capacity) print_tier(f, "vram", &s->vram, ntok);
+    print_tier(f, "ram", &s->ram, ntok);
+}
+
+/* ---- the command ---------------------------------------------------------------------------- */
+
+int vt_cmd_run(int argc, char **argv) {
+    if (vt_cli_wants_help(argc, argv)) {
+        usage(stdout);
+        return VT_EXIT_OK;
+    }
+    const char *store_path = NULL, *prompt = NULL, *ids_arg = NULL, *ram_arg = NULL,
+               *vram_arg = NULL, *kv_arg = "f16", *dev_arg = "cpu", *logits_path = NULL;
+    int chat = 0, json = 0, quiet = 0;
+    long max_new = 32, ctx = 0, prefetch = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+#define NEXT()                                                                                     \
+    (i + 1 < argc ? argv[++i]                                                                      \
+                  : (fprintf(stderr, "vtstore run: %s needs a value\n", a), (char *)NULL))
+        if (!strcmp(a, "--prompt")) {
+            if (!(prompt = NEXT())) return VT_EXIT_USAGE;
+        } else if (!strcmp(a, "--tokens")) {
+            if (!(ids_arg = NEXT())) return VT_EXIT_USAGE;
+        } else if (!strcmp(a, "--chat"))
+            chat = 1;
+        else if (!strcmp(a, "--json"))
+            json = 1;
+        else if (!strcmp(a, "--quiet"))
+            quiet = 1;
+        else if (!strcmp(a, "--ram")) {
+            if (!(ram_arg = NEXT())) return VT_EXIT_USAGE;
+        } else if (!strcmp(a, "--vram")) {
+            if (!(vram_arg = NEXT())) return VT_EXIT_USAGE;
+        } else if (!strcmp(a, "--kv-format")) {
+            if (!(kv_arg = NEXT())) return VT_EXIT_USAGE;
+        } else if (!strcmp(a, "--device")) {
+            if (!(dev_arg = NEXT())) return VT_EXIT_USAGE;
+        } else if (!strcmp(a, "--logits")) {
+            if (!(logits_path = NEXT())) return VT_EXIT_USAGE;
+        } else if (!strcmp(a, "--max-new") || !strcmp(a, "--ctx") || !strcmp(a, "--prefetch")) {
+            const char *v = NEXT();
+            char *end;
+            if (!v) return VT_EXIT_USAGE;
+            long x = strtol(v, &end, 10);
+            if (*end || end == v || x < 0 || x > (1L << 24)) {
+                fprintf(stderr, "vtstore run: %s: '%s' is not a count\n", a, v);
+                return VT_EXIT_USAGE;
+            }
+            if (!strcmp(a, "--max-new"))
+                max_new = x;
+            else if (!strcmp(a, "--ctx"))
+                ctx = x;
+            else
+                prefetch = x;
+        } else if (a[0] == '-' && a[1]) {
+            fprintf(stderr, "vtstore run: unknown option %s (see --help)\n", a);
+            return VT_EXIT_USAGE;
+        } else if (!store_path) {
+            store_path = a;
+        } else {
+            fprintf(stderr, "vtstore run: unexpected argument %s\n", a);
+            return VT_EXIT_USAGE;
+        }
+#undef NEXT
+    }
+    if (!store_path || (!prompt == !ids_arg)) {
+        fprintf(stderr, "vtstore run: need STORE and exactly one of --prompt / --tokens\n");
+        usage(stderr);
+        return VT_EXIT_USAGE;
+    }
+    if (chat && !prompt) {
+        fprintf(stderr, "vtstore run: --chat wraps --prompt text\n");
+        return VT_EXIT_USAGE;
+    }
+    vt_llama_opts o;
+    vt_llama_opts_init(&o);
+    o.prefetch = (uint32_t)prefetch;
+    if (vt_format_from_name(kv_arg, &o.kv_format) || !vt_attn_kv_format_ok(o.kv_format)) {
+        fprintf(stderr, "vtstore run: --kv-format %s: not a format a KV cache can use\n", kv_arg);
+        return VT_EXIT_USAGE;
+    }
+    if (!strcmp(dev_arg, "cuda"))
+        o.use_cuda = 1;
+    else if (strcmp(dev_arg, "cpu")) {
+        fprintf(stderr, "vtstore run: --device %s: cpu or cuda\n", dev_arg);
+        return VT_EXIT_USAGE;
+    }
+
+    int code = VT_EXIT_ERROR, rc;
+    vt_store *s = NULL;
+    vt_tok *tok = NULL;
+    vt_llama *m = NULL;
+    int32_t *ids = NULL;
+    uint32_t n_prompt = 0;
+    float *logits = NULL, *all = NULL;
+    sbuf text = {0};
+    int32_t *gen = NULL;
+    uint32_t n_gen = 0;
+
+    if ((rc = vt_store_open(store_path, VT_STORE_RDONLY, NULL, &s))) {
+        vt_cli_error(CMD, rc, "cannot open store %s", store_path);
+        goto done;
+    }
+    if ((rc = load_tokenizer(s, &tok))) {
+        vt_cli_error(CMD, rc, "%s: tokenizer", store_path);
+        goto done;
+    }
+    if (prompt) {
+        const char *fmt = chat ? "<|im_start|>user\n%s<|im_end|>\n<|im_start|>assistant\n" : "%s";
+        size_t len = strlen(prompt) + 64;
+        char *t = malloc(len);
+        uint32_t n = 0;
+        if (!t) goto oom;
+        snprintf(t, len, fmt, prompt);
+        rc = vt_tok_encode(tok, t, NULL, 0, &n);
+        if (rc == 0 || rc == -ENOSPC) {
+            ids = malloc((n ? n : 1) * sizeof *ids);
+            rc = ids ? vt_tok_encode(tok, t, ids, n, &n_prompt) : -ENOMEM;
+        }
+        free(t);
+        if (rc) {
+            vt_cli_error(CMD, rc, "%s: encoding the prompt", store_path);
+            goto done;
+        }
+        if (!n_prompt) {
+            fprintf(stderr, "vtstore run: the prompt encodes to no tokens\n");
+            code = VT_EXIT_USAGE;
+            goto done;
+        }
+    } else if (parse_ids(ids_arg, &ids, &n_prompt)) {
+        fprintf(stderr, "vtstore run: --tokens '%s': expected comma-separated ids\n", ids_arg);
+        code = VT_EXIT_USAGE;
+        goto done;
+    }
+
+    uint64_t model_bytes = 0;
+    if ((rc = vt_llama_plan_bytes(s, &model_bytes, NULL))) {
+        vt_cli_error(CMD, rc, "%s: model", store_path);
+        goto done;
+    }
+    int pct;
+    if (ram_arg && (parse_budget(ram_arg, model_bytes, &o.ram_bytes, &pct) || !o.ram_bytes)) {
+        fprintf(stderr, "vtstore run: --ram '%s': expected bytes (K/M/G) or a percentage\n",
+                ram_arg);
+        code = VT_EXIT_USAGE;
+        goto done;
+    }
+    if (vram_arg && parse_budget(vram_arg, model_bytes, &o.vram_bytes, &pct)) {
+        fprintf(stderr, "vtstore run: --vram '%s': expected bytes (K/M/G) or a percentage\n",
+                vram_arg);
+        code = VT_EXIT_USAGE;
+        goto done;
+    }
+    o.max_ctx = ctx ? (uint32_t)ctx : n_prompt + (uint32_t)max_new;
+    if (o.max_ctx < n_prompt + (uint32_t)max_new) {
+        fprintf(stderr, "vtstore run: --ctx %ld is smaller than prompt + max-new (%u)\n", ctx,
+                n_prompt + (uint32_t)max_new);
+        code = VT_EXIT_USAGE;
+        goto done;
+    }
+    if ((rc = vt_llama_open(s, &o, &m))) {
+        vt_cli_error(CMD, rc, "%s: loading the model", store_path);
+        goto done;
+    }
+    const vt_llama_hparams *hp = vt_llama_hparams_of(m);
+    for (uint32_t i = 0; i < n_prompt; i++)
+        if (ids[i] < 0 || (uint32_t)ids[i] >= hp->vocab) {
+            fprintf(stderr, "vtstore run: token id %d is outside the vocabulary [0, %u)\n", ids[i],
+                    hp->vocab);
+            code = VT_EXIT_USAGE;
+            goto done;
+        }
+    size_t V = hp->vocab;
+    size_t n_pos_max = (size_t)n_prompt + (size_t)max_new;
+    if (logits_path && !(all = malloc(n_pos_max * V * sizeof(float)))) goto oom;
+    if (!(logits = malloc(V * sizeof(float))) || !(gen = malloc((max_new + 1) * sizeof *gen)))
+        goto oom;
+    FILE *err = stderr;
+    if (!json && !quiet) {
+        char kb[32];
+        fprintf(err,
+                "model: %s, %u layers, dim %u, %u/%u heads, vocab %u, %.1f MiB in the store; "
+                "KV cache %s; device %s (kernels %s)",
+                hp->arch, hp->n_layers, hp->dim, hp->n_heads, hp->n_kv_heads, hp->vocab,
+                vt_llama_model_bytes(m) / 1048576.0, vt_format_name(o.kv_format, kb, sizeof kb),
+                dev_arg, vt_kernels_cpu_isa());
+        fprintf(err, "\nprompt: %u tokens\n", n_prompt);
+    }
+
+    vt_streamer *st = vt_llama_streamer(m);
+    vt_streamer_stats pre, dec;
+    double t0 = vt_now();
+    rc = vt_llama_eval(m, ids, n_prompt, all ? all : logits, all != NULL);
+    double t1 = vt_now();
+    if (rc) {
+        vt_cli_error(CMD, rc, "%s: prefill", store_path);
+        goto done;
+    }
+    vt_streamer_get_stats(st, &pre);
+    vt_streamer_reset_stats(st);
+    size_t n_pos = n_prompt;
+    const float *last = all ? all + (n_pos - 1) * V : logits;
+    double t2 = vt_now();
+    uint32_t n_dec = 0;
+    for (long g = 0; g < max_new; g++) {
+        int32_t next = argmax(last, hp->vocab);
+        gen[n_gen++] = next;
+        char piece[256];
+        size_t pl = 0;
+        if (vt_tok_decode(tok, next, piece, sizeof piece, &pl) == 0) {
+            if (sb_add(&text, piece, pl)) goto oom;
+            if (!json && !quiet) {
+                fwrite(piece, 1, pl, stdout);
+                fflush(stdout);
+            }
+        }
+        if (next == hp->eos_id || g + 1 == max_new) break;
+        float *dst = all ? all + n_pos * V : logits;
+        if ((rc = vt_llama_eval(m, &next, 1, dst, 0))) {
+            vt_cli_error(CMD, rc, "%s: decoding token %u", store_path, n_gen);
+            goto done;
+        }
+        n_pos++;
+        n_dec++;
+        last = dst;
+    }
+    double t3 = vt_now();
+    vt_streamer_get_stats(st, &dec);
+    if (!json && !quiet) fputc('\n', stdout);
+
+    if (logits_path && (rc = write_npy(logits_path, all, n_pos, V))) {
+        vt_cli_error(CMD, rc, "cannot write %s", logits_path);
+        goto done;
+    }
+    if (json) {
+        FILE *f = stdout;
+        fputs("{\"text\": ", f);
+        json_str(f, text.p ? text.p : "", text.n);
+        fputs(", \"prompt_ids\": [", f);
+        for (uint32_t i = 0; i < n_prompt; i++) fprintf(f, "%s%d", i ? ", " : "", ids[i]);
+        fputs("], \"generated_ids\": [", f);
+        for (uint32_t i = 0; i < n_gen; i++) fprintf(f, "%s%d", i ? ", " : "", gen[i]);
+        char kb[32];
+        fprintf(f,
+                "], \"model_bytes\": %llu, \"ram_budget\": %llu, \"vram_budget\": %llu, "
+                "\"kv_format\": \"%s\", \"device\": \"%s\", \"cpu_isa\": \"%s\", "
+                "\"io_engine\": \"%s\", ",
+                (unsigned long long)vt_llama_model_bytes(m), (unsigned long long)pre.ram.capacity,
+                (unsigned long long)pre.vram.capacity, vt_format_name(o.kv_format, kb, sizeof kb),
+                dev_arg, vt_kernels_cpu_isa(), pre.engine == VT_IO_URING ? "io_uring" : "pread");
+        json_phase(f, "prefill", n_prompt, t1 - t0, &pre);
+        fputs(", ", f);
+        json_phase(f, "decode", n_dec, t3 - t2, &dec);
+        fputs("}\n", f);
+    } else if (!quiet) {
+        fprintf(err, "io engine: %s%s\n", pre.engine == VT_IO_URING ? "io_uring" : "pread pool",
+                pre.device_is_gpu ? ", device tier on the GPU" : "");
+        print_phase(err, "prefill", n_prompt, t1 - t0, &pre);
+        print_phase(err, "decode", n_dec, t3 - t2, &dec);
+    }
+    code = VT_EXIT_OK;
+    goto done;
+oom:
+    fprintf(stderr, "vtstore run: out of memory\n");
+    code = VT_EXIT_ERROR;
+done:
+    vt_llama_close(m);
+    vt_tok_destroy(tok);
+    vt_store_close(s);
+    free(ids);
+    free(logits);
+    free(all);
+    free(gen);
+    free(text.p);
+    return code;
+}

@@ -1,0 +1,730 @@
+/* llama.c — the Llama-family forward pass of `vtstore run` (see llama.h). */
+#include "llama.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "vtstore/attn.h"
+#include "vtstore/device.h"
+#include "vtstore/kernels.h"
+#include "vtstore/meta.h"
+
+/* Per-layer tensors in forward order. */
+enum { L_ATTN_NORM, L_Q, L_K, L_V, L_O, L_FFN_NORM, L_GATE, L_UP, L_DOWN, L_COUNT };
+static const char *const layer_suffix[L_COUNT] = {
+    "attn_norm.weight", "attn_q.weight",   "attn_k.weight", "attn_v.weight",  "attn_output.weight",
+    "ffn_norm.weight",  "ffn_gate.weight", "ffn_up.weight", "ffn_down.weight"};
+
+#define EMBD_NAME  "token_embd.weight"
+#define HEAD_NAME  "output.weight"
+#define ONORM_NAME "output_norm.weight"
+
+struct vt_llama {
+    vt_store *store; /* borrowed */
+    vt_streamer *st; /* owned */
+    vt_llama_hparams hp;
+    vt_llama_opts o;
+    char **names; /* [n_names] the schedule, one pass */
+    size_t n_names;
+    const char *head; /* EMBD_NAME when tied, else HEAD_NAME */
+    uint64_t model_bytes;
+    uint64_t embd_rpc; /* rows per chunk of token_embd (= rows of each streamed part) */
+    vt_kv_cache **kv;  /* [n_layers] */
+    uint32_t n_past, max_ctx, ub;
+    int gpu;         /* activations and KV on the device */
+    int dev_is_host; /* no CUDA: the streamer's "device" tier is host memory */
+    vt_weight held;  /* token_embd kept from the head of the last step (tied, one part) */
+    int have_held;
+    double *inv_freq; /* [rope_dim / 2] */
+    /* host scratch, for ub tokens (shape comments per token) */
+    float *x;                 /* [ub][dim] residual stream */
+    float *h;                 /* [ub][max(dim, ffn)] normed input / SwiGLU product */
+    float *q, *k, *v;         /* [ub][H*D], [ub][Hkv*D], [ub][Hkv*D] */
+    float *qt, *kt, *vt, *ot; /* head-major copies: [H][ub][D], [Hkv][ub][D], .., [H][ub][D] */
+    float *att;               /* [ub][H*D] attention output, token-major */
+    float *g, *u;             /* [ub][ffn] */
+    float *y;                 /* [ub][dim] product before the residual add */
+    float *nrm;               /* [dim] a norm vector */
+    float *rowbuf;            /* one aligned row group of token_embd */
+    size_t rowbuf_n;
+    float *tmp; /* [n][part rows] a part's product before it is scattered */
+    size_t tmp_n;
+    float *lbuf; /* [vocab] logits nobody asked for (the head still runs) */
+    size_t lbuf_n;
+    /* device scratch (gpu only) */
+    void *dx, *dy, *dq, *dkv, *dout, *drow;
+    size_t dx_n, dy_n, drow_n;
+};
+
+void vt_llama_opts_init(vt_llama_opts *o) {
+    memset(o, 0, sizeof *o);
+    o->kv_format = VT_FMT_F16;
+}
+
+const vt_llama_hparams *vt_llama_hparams_of(const vt_llama *m) {
+    return &m->hp;
+}
+vt_streamer *vt_llama_streamer(vt_llama *m) {
+    return m->st;
+}
+uint64_t vt_llama_model_bytes(const vt_llama *m) {
+    return m->model_bytes;
+}
+uint32_t vt_llama_n_past(const vt_llama *m) {
+    return m->n_past;
+}
+
+/* ---- hyperparameters ------------------------------------------------------------------------ */
+
+/* Store metadata keeps GGUF keys as "gguf.<key>" (vtstore/import.h). A missing optional key
+ * gives @p def. */
+static int meta_u32(vt_store *s, const char *arch, const char *k, uint32_t *out, int required,
+                    uint32_t def) {
+    char key[192];
+    snprintf(key, sizeof key, "gguf.%s%s%s", arch ? arch : "", arch ? "." : "", k);
+    int rc = vt_meta_get_u32(s, key, out);
+    if (rc == VT_ENOTFOUND && !required) {
+        *out = def;
+        vt_clear_error();
+        return 0;
+    }
+    if (rc) return vt_fail(rc, "model metadata %s: %s", key, vt_strerror(rc));
+    return 0;
+}
+
+static int meta_f32(vt_store *s, const char *arch, const char *k, float *out, float def) {
+    char key[192];
+    snprintf(key, sizeof key, "gguf.%s.%s", arch, k);
+    int rc = vt_meta_get_f32(s, key, out);
+    if (rc == VT_ENOTFOUND) {
+        *out = def;
+        vt_clear_error();
+        return 0;
+    }
+    if (rc) return vt_fail(rc, "model metadata %s: %s", key, vt_strerror(rc));
+    return 0;
+}
+
+static int meta_id(vt_store *s, const char *k, int32_t *out) {
+    uint32_t v;
+    int rc = meta_u32(s, NULL, k, &v, 0, UINT32_MAX);
+    *out = !rc && v <= INT32_MAX ? (int32_t)v : -1;
+    return rc;
+}
+
+/* A 2-D tensor must be [rows][cols] as given. */
+static int check_shape(vt_store *s, const char *name, uint64_t rows, uint64_t cols) {
+    vt_tensor_info ti;
+    int rc = vt_store_stat(s, name, &ti);
+    if (rc) return vt_fail(rc, "model tensor %s: %s", name, vt_strerror(rc));
+    if (ti.rows != rows || ti.cols != cols)
+        return vt_fail(VT_EFORMAT,
+                       "model tensor %s is %llux%llu, the hyperparameters need %llux%llu", name,
+                       (unsigned long long)ti.rows, (unsigned long long)ti.cols,
+                       (unsigned long long)rows, (unsigned long long)cols);
+    return 0;
+}
+
+int vt_llama_hparams_load(vt_store *s, vt_llama_hparams *hp) {
+    if (!s || !hp) return vt_fail(-EINVAL, "vt_llama_hparams_load: NULL argument");
+    memset(hp, 0, sizeof *hp);
+    int rc = vt_meta_get_string(s, "gguf.general.architecture", hp->arch, sizeof hp->arch, NULL);
+    if (rc)
+        return vt_fail(rc,
+                       "model metadata gguf.general.architecture: %s (a store imported from "
+                       "a Llama-family GGUF has it)",
+                       vt_strerror(rc));
+    const char *a = hp->arch;
+    if ((rc = meta_u32(s, a, "block_count", &hp->n_layers, 1, 0)) ||
+        (rc = meta_u32(s, a, "embedding_length", &hp->dim, 1, 0)) ||
+        (rc = meta_u32(s, a, "feed_forward_length", &hp->ffn_dim, 1, 0)) ||
+        (rc = meta_u32(s, a, "attention.head_count", &hp->n_heads, 1, 0)))
+        return rc;
+    if ((rc = meta_u32(s, a, "attention.head_count_kv", &hp->n_kv_heads, 0, hp->n_heads)) ||
+        (rc = meta_u32(s, a, "context_length", &hp->ctx_len, 0, 0)) ||
+        (rc = meta_f32(s, a, "rope.freq_base", &hp->rope_theta, 10000.0f)) ||
+        (rc = meta_f32(s, a, "attention.layer_norm_rms_epsilon", &hp->norm_eps, 1e-5f)))
+        return rc;
+    if (!hp->n_layers || !hp->dim || !hp->ffn_dim || !hp->n_heads || !hp->n_kv_heads ||
+        hp->dim % hp->n_heads || hp->n_heads % hp->n_kv_heads)
+        return vt_fail(VT_EFORMAT,
+                       "model hyperparameters do not fit together: %u layers, dim %u, ffn %u, "
+                       "%u heads, %u kv heads",
+                       hp->n_layers, hp->dim, hp->ffn_dim, hp->n_heads, hp->n_kv_heads);
+    hp->head_dim = hp->dim / hp->n_heads;
+    if ((rc = meta_u32(s, a, "rope.dimension_count", &hp->rope_dim, 0, hp->head_dim))) return rc;
+    if (hp->rope_dim > hp->head_dim || hp->rope_dim % 2)
+        return vt_fail(VT_EFORMAT, "rope dimension %u with head dim %u", hp->rope_dim,
+                       hp->head_dim);
+    if (!(hp->rope_theta > 0) || !(hp->norm_eps > 0))
+        return vt_fail(VT_EFORMAT, "rope theta %g, norm eps %g", hp->rope_theta, hp->norm_eps);
+    if ((rc = meta_id(s, "tokenizer.ggml.bos_token_id", &hp->bos_id)) ||
+        (rc = meta_id(s, "tokenizer.ggml.eos_token_id", &hp->eos_id)))
+        return rc;
+
+    vt_tensor_info ti;
+    if ((rc = vt_store_stat(s, EMBD_NAME, &ti)))
+        return vt_fail(rc, "model tensor %s: %s", EMBD_NAME, vt_strerror(rc));
+    if (ti.cols != hp->dim || ti.rows == 0 || ti.rows > INT32_MAX)
+        return vt_fail(VT_EFORMAT, "%s is %llux%llu, embedding length is %u", EMBD_NAME,
+                       (unsigned long long)ti.rows, (unsigned long long)ti.cols, hp->dim);
+    hp->vocab = (uint32_t)ti.rows;
+    rc = vt_store_stat(s, HEAD_NAME, &ti);
+    if (rc == VT_ENOTFOUND) {
+        hp->tied_output = 1;
+        vt_clear_error();
+    } else if (rc) {
+        return rc;
+    } else if ((rc = check_shape(s, HEAD_NAME, hp->vocab, hp->dim))) {
+        return rc;
+    }
+    uint32_t qd = hp->n_heads * hp->head_dim, kvd = hp->n_kv_heads * hp->head_dim;
+    if ((rc = check_shape(s, ONORM_NAME, 1, hp->dim))) return rc;
+    for (uint32_t l = 0; l < hp->n_layers; l++) {
+        static const int rows_of[L_COUNT] = {-1, 0, 1, 1, 2, -1, 3, 3, 2};
+        static const int cols_of[L_COUNT] = {2, 2, 2, 2, 0, 2, 2, 2, 3};
+        uint64_t dimv[4] = {qd, kvd, hp->dim, hp->ffn_dim};
+        for (int t = 0; t < L_COUNT; t++) {
+            char name[96];
+            snprintf(name, sizeof name, "blk.%u.%s", l, layer_suffix[t]);
+            uint64_t r = rows_of[t] < 0 ? 1 : dimv[rows_of[t]];
+            if ((rc = check_shape(s, name, r, dimv[cols_of[t]]))) return rc;
+        }
+    }
+    return 0;
+}
+
+/* ---- open / close ---------------------------------------------------------------------------- */
+
+static void free_names(char **names, size_t n) {
+    if (names)
+        for (size_t i = 0; i < n; i++) vt_free(names[i]);
+    vt_free(names);
+}
+
+static float *falloc(size_t n) {
+    return vt_malloc((n ? n : 1) * sizeof(float));
+}
+
+void vt_llama_close(vt_llama *m) {
+    if (!m) return;
+    if (m->have_held) vt_streamer_release(m->st, &m->held);
+    if (m->kv)
+        for (uint32_t l = 0; l < m->hp.n_layers; l++) vt_kv_cache_destroy(m->kv[l]);
+    vt_free(m->kv);
+    vt_streamer_close(m->st);
+    free_names(m->names, m->n_names);
+    vt_free(m->inv_freq);
+    float *bufs[] = {m->x,   m->h, m->q, m->k, m->v,   m->qt,     m->kt,  m->vt,  m->ot,
+                     m->att, m->g, m->u, m->y, m->nrm, m->rowbuf, m->tmp, m->lbuf};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) vt_free(bufs[i]);
+    void *dbufs[] = {m->dx, m->dy, m->dq, m->dkv, m->dout, m->drow};
+    for (size_t i = 0; i < sizeof dbufs / sizeof dbufs[0]; i++) vt_dev_free(dbufs[i]);
+    vt_free(m);
+}
+
+void vt_llama_reset(vt_llama *m) {
+    for (uint32_t l = 0; l < m->hp.n_layers; l++) vt_kv_cache_reset(m->kv[l]);
+    m->n_past = 0;
+}
+
+/* The schedule of one forward pass (see llama.h), as vt_malloc'ed strings. */
+static int schedule_names(const vt_llama_hparams *hp, char ***out, size_t *count) {
+    size_t n = 1 + (size_t)hp->n_layers * L_COUNT + 1 + (hp->tied_output ? 0 : 1), i = 0;
+    char **names = vt_calloc(n, sizeof *names);
+    if (!names) return vt_fail(-ENOMEM, "out of memory for the schedule");
+    names[i++] = vt_strdup(EMBD_NAME);
+    for (uint32_t l = 0; l < hp->n_layers; l++)
+        for (int t = 0; t < L_COUNT; t++) {
+            char name[96];
+            snprintf(name, sizeof name, "blk.%u.%s", l, layer_suffix[t]);
+            names[i++] = vt_strdup(name);
+        }
+    names[i++] = vt_strdup(ONORM_NAME);
+    if (!hp->tied_output) names[i++] = vt_strdup(HEAD_NAME);
+    *out = names;
+    *count = n;
+    for (i = 0; i < n; i++)
+        if (!names[i]) return vt_fail(-ENOMEM, "out of memory for the schedule");
+    return 0;
+}
+
+/* Raw bytes of one pass and the budget that keeps all of it resident (the model plus ring
+ * slots and page rounding). */
+static int schedule_bytes(vt_store *s, char **names, size_t n, uint32_t prefetch, uint64_t *model,
+                          uint64_t *resident) {
+    uint64_t sum = 0, maxb = 0;
+    for (size_t i = 0; i < n; i++) {
+        vt_tensor_info ti;
+        int rc = vt_store_stat(s, names[i], &ti);
+        if (rc) return vt_fail(rc, "model tensor %s: %s", names[i], vt_strerror(rc));
+        sum += ti.raw_bytes;
+        if (ti.raw_bytes > maxb) maxb = ti.raw_bytes;
+    }
+    *model = sum;
+    *resident =
+        sum + (uint64_t)((prefetch ? prefetch : 2) + 3) * maxb + (uint64_t)n * 4096 + (16u << 20);
+    return 0;
+}
+
+int vt_llama_plan_bytes(vt_store *s, uint64_t *model_bytes, uint64_t *resident_bytes) {
+    vt_llama_hparams hp;
+    char **names = NULL;
+    size_t n = 0;
+    uint64_t mb = 0, rb = 0;
+    int rc = vt_llama_hparams_load(s, &hp);
+    if (!rc) rc = schedule_names(&hp, &names, &n);
+    if (!rc) rc = schedule_bytes(s, names, n, 0, &mb, &rb);
+    free_names(names, n);
+    if (model_bytes) *model_bytes = mb;
+    if (resident_bytes) *resident_bytes = rb;
+    return rc;
+}
+
+static int build_schedule(vt_llama *m) {
+    int rc = schedule_names(&m->hp, &m->names, &m->n_names);
+    uint64_t resident = 0;
+    if (!rc)
+        rc = schedule_bytes(m->store, m->names, m->n_names, m->o.prefetch, &m->model_bytes,
+                            &resident);
+    if (rc) return rc;
+    vt_tensor_info ti;
+    if ((rc = vt_store_stat(m->store, EMBD_NAME, &ti))) return rc;
+    m->embd_rpc = ti.rows_per_chunk ? ti.rows_per_chunk : ti.rows;
+    if (!m->o.ram_bytes) m->o.ram_bytes = resident;
+    if (m->gpu && !m->o.vram_bytes) m->o.vram_bytes = resident;
+    return 0;
+}
+
+static int alloc_scratch(vt_llama *m) {
+    const vt_llama_hparams *hp = &m->hp;
+    size_t ub = m->ub, qd = (size_t)hp->n_heads * hp->head_dim,
+           kvd = (size_t)hp->n_kv_heads * hp->head_dim;
+    size_t hw = hp->dim > hp->ffn_dim ? hp->dim : hp->ffn_dim;
+    m->x = falloc(ub * hp->dim);
+    m->h = falloc(ub * hw);
+    m->q = falloc(ub * qd);
+    m->k = falloc(ub * kvd);
+    m->v = falloc(ub * kvd);
+    m->qt = falloc(ub * qd);
+    m->kt = falloc(ub * kvd);
+    m->vt = falloc(ub * kvd);
+    m->ot = falloc(ub * qd);
+    m->att = falloc(ub * qd);
+    m->g = falloc(ub * hp->ffn_dim);
+    m->u = falloc(ub * hp->ffn_dim);
+    m->y = falloc(ub * (hp->dim > qd ? hp->dim : qd));
+    m->nrm = falloc(hw);
+    m->inv_freq = vt_malloc((hp->rope_dim / 2 + 1) * sizeof(double));
+    if (!m->x || !m->h || !m->q || !m->k || !m->v || !m->qt || !m->kt || !m->vt || !m->ot ||
+        !m->att || !m->g || !m->u || !m->y || !m->nrm || !m->inv_freq)
+        return vt_fail(-ENOMEM, "out of memory for activations (%u tokens per chunk)", m->ub);
+    for (uint32_t i = 0; i < hp->rope_dim / 2; i++)
+        m->inv_freq[i] = pow((double)hp->rope_theta, -2.0 * i / hp->rope_dim);
+    if (m->gpu) {
+        size_t big = hw > qd ? hw : qd;
+        int rc;
+        if ((rc = vt_dev_malloc(&m->dx, ub * big * sizeof(float))) ||
+            (rc = vt_dev_malloc(&m->dq, ub * qd * sizeof(float))) ||
+            (rc = vt_dev_malloc(&m->dkv, 2 * ub * kvd * sizeof(float))) ||
+            (rc = vt_dev_malloc(&m->dout, ub * qd * sizeof(float))))
+            return rc;
+        m->dx_n = ub * big;
+    }
+    return 0;
+}
+
+int vt_llama_open(vt_store *s, const vt_llama_opts *o, vt_llama **out) {
+    if (!s || !out) return vt_fail(-EINVAL, "vt_llama_open: NULL argument");
+    *out = NULL;
+    vt_llama *m = vt_calloc(1, sizeof *m);
+    if (!m) return vt_fail(-ENOMEM, "out of memory");
+    m->store = s;
+    if (o)
+        m->o = *o;
+    else
+        vt_llama_opts_init(&m->o);
+    m->ub = m->o.ubatch ? m->o.ubatch : 64;
+    m->dev_is_host = !vt_kernels_cuda_available();
+    m->gpu = m->o.use_cuda;
+    int rc = 0;
+    if (m->gpu && m->dev_is_host) {
+        rc = vt_fail(VT_ENODEV, "--device cuda: %s",
+                     "no usable CUDA device (or this build has no CUDA kernels)");
+        goto fail;
+    }
+    if (!m->gpu && m->o.vram_bytes && !m->dev_is_host) {
+        rc = vt_fail(-EINVAL, "a VRAM budget puts weights on the GPU: use the CUDA device");
+        goto fail;
+    }
+    if (!vt_attn_kv_format_ok(m->o.kv_format)) {
+        char b[32];
+        rc = vt_fail(VT_EUNSUPPORTED, "KV cache format %s cannot hold K/V",
+                     vt_format_name(m->o.kv_format, b, sizeof b));
+        goto fail;
+    }
+    if ((rc = vt_llama_hparams_load(s, &m->hp))) goto fail;
+    m->head = m->hp.tied_output ? EMBD_NAME : HEAD_NAME;
+    if ((rc = build_schedule(m))) goto fail;
+    m->max_ctx = m->o.max_ctx ? m->o.max_ctx
+                              : (m->hp.ctx_len && m->hp.ctx_len < 2048 ? m->hp.ctx_len : 2048);
+    if ((rc = alloc_scratch(m))) goto fail;
+
+    m->kv = vt_calloc(m->hp.n_layers, sizeof *m->kv);
+    if (!m->kv) {
+        rc = vt_fail(-ENOMEM, "out of memory");
+        goto fail;
+    }
+    vt_kv_cache_config cc = {.location = m->gpu ? VT_LOC_DEVICE : VT_LOC_HOST,
+                             .format = m->o.kv_format,
+                             .n_kv_heads = m->hp.n_kv_heads,
+                             .head_dim = m->hp.head_dim,
+                             .capacity = m->max_ctx};
+    for (uint32_t l = 0; l < m->hp.n_layers; l++)
+        if ((rc = vt_kv_cache_create(&cc, &m->kv[l]))) goto fail;
+
+    vt_tier_config tc = {0};
+    tc.vram_bytes = m->o.vram_bytes;
+    tc.ram_bytes = m->o.ram_bytes;
+    tc.prefetch = m->o.prefetch;
+    tc.chunkwise = 1;
+    if ((rc = vt_streamer_open(s, &tc, &m->st))) goto fail;
+    if ((rc = vt_streamer_plan(m->st, (const char *const *)m->names, m->n_names,
+                               VT_SCHEDULE_CYCLIC)))
+        goto fail;
+    *out = m;
+    return 0;
+fail:
+    vt_llama_close(m);
+    return rc;
+}
+
+/* ---- weights -------------------------------------------------------------------------------- */
+
+/* The handle as the kernels should see it: without CUDA the streamer's device tier is host
+ * memory, which the host kernels take. */
+static vt_weight view(const vt_llama *m, const vt_weight *w) {
+    vt_weight v = *w;
+    if (v.location == VT_LOC_DEVICE && m->dev_is_host) v.location = VT_LOC_HOST;
+    return v;
+}
+
+static int acq(vt_llama *m, const char *name, uint64_t part, uint64_t nparts, vt_weight *w) {
+    int rc = nparts == 1 ? vt_streamer_acquire(m->st, name, w)
+                         : vt_streamer_acquire_part(m->st, name, part, w);
+    if (rc)
+        return vt_fail(rc, "%s%s: %s", name, nparts == 1 ? "" : " (part)",
+                       vt_streamer_errmsg(m->st)[0] ? vt_streamer_errmsg(m->st) : vt_strerror(rc));
+    return 0;
+}
+
+static int grow(void **p, size_t *cap, size_t n) {
+    if (*cap >= n) return 0;
+    void *q = vt_realloc(*p, n * sizeof(float));
+    if (!q) return vt_fail(-ENOMEM, "out of memory (%zu floats of scratch)", n);
+    *p = q;
+    *cap = n;
+    return 0;
+}
+
+static int dev_grow(void **p, size_t *cap, size_t n) {
+    if (*cap >= n) return 0;
+    vt_dev_free(*p);
+    *p = NULL;
+    *cap = 0;
+    int rc = vt_dev_malloc(p, n * sizeof(float));
+    if (!rc) *cap = n;
+    return rc;
+}
+
+/* Y[n][w.rows] = X[n][w.cols] W^T on the handle, wherever it lives. */
+static int handle_mm(vt_llama *m, const vt_weight *w0, const float *X, float *Y, uint32_t n) {
+    vt_weight w = view(m, w0);
+    int rc;
+    if (w.location == VT_LOC_HOST) {
+        if (n <= VT_GEMV_MAX_BATCH) return vt_gemv(&w, X, Y, (int)n, NULL);
+        return vt_gemm(&w, X, VT_DTYPE_F32, Y, VT_DTYPE_F32, n, NULL);
+    }
+    size_t nx = (size_t)n * w.cols, ny = (size_t)n * w.rows;
+    if ((rc = dev_grow(&m->dx, &m->dx_n, nx)) || (rc = dev_grow(&m->dy, &m->dy_n, ny))) return rc;
+    if ((rc = vt_dev_memcpy_h2d(m->dx, X, nx * sizeof(float), NULL))) return rc;
+    rc = n <= VT_GEMV_MAX_BATCH ? vt_gemv(&w, m->dx, m->dy, (int)n, NULL)
+                                : vt_gemm(&w, m->dx, VT_DTYPE_F32, m->dy, VT_DTYPE_F32, n, NULL);
+    if (!rc) rc = vt_dev_memcpy_d2h(Y, m->dy, ny * sizeof(float), NULL);
+    if (!rc) rc = vt_dev_sync(NULL);
+    return rc;
+}
+
+/* Y[n][rows] = X[n][cols] W^T for tensor @p name, streamed whole or part by part. With @p hold
+ * (the tied head), a whole handle is kept in m->held instead of being released. */
+static int matmul(vt_llama *m, const char *name, const float *X, float *Y, uint32_t n,
+                  uint64_t total_rows, int hold) {
+    uint64_t np;
+    int rc = vt_streamer_parts(m->st, name, &np);
+    if (rc) return vt_fail(rc, "%s: %s", name, vt_streamer_errmsg(m->st));
+    for (uint64_t p = 0; p < np; p++) {
+        vt_weight w;
+        if ((rc = acq(m, name, p, np, &w))) return rc;
+        if (np == 1 && w.rows == total_rows) {
+            rc = handle_mm(m, &w, X, Y, n);
+        } else if (!(rc = grow((void **)&m->tmp, &m->tmp_n, (size_t)n * w.rows)) &&
+                   !(rc = handle_mm(m, &w, X, m->tmp, n))) {
+            for (uint32_t i = 0; i < n; i++)
+                memcpy(Y + (size_t)i * total_rows + w.row0, m->tmp + (size_t)i * w.rows,
+                       w.rows * sizeof(float));
+        }
+        if (rc) {
+            vt_streamer_release(m->st, &w);
+            return vt_fail(rc, "%s: %s", name, vt_last_error());
+        }
+        if (hold && np == 1) {
+            m->held = w;
+            m->have_held = 1;
+        } else {
+            vt_streamer_release(m->st, &w);
+        }
+    }
+    return 0;
+}
+
+/* out[len] = the f32 values of a one-row tensor (norm weights). */
+static int load_vec(vt_llama *m, const char *name, float *out, uint64_t len) {
+    vt_weight w0;
+    int rc = acq(m, name, 0, 1, &w0);
+    if (rc) return rc;
+    vt_weight w = view(m, &w0);
+    if (w.rows * w.cols != len) {
+        rc = vt_fail(VT_EFORMAT, "%s holds %llu values, expected %llu", name,
+                     (unsigned long long)(w.rows * w.cols), (unsigned long long)len);
+    } else if (w.location == VT_LOC_HOST) {
+        rc = vt_dequant(&w, VT_DTYPE_F32, out, NULL);
+    } else if (!(rc = dev_grow(&m->drow, &m->drow_n, len)) &&
+               !(rc = vt_dequant(&w, VT_DTYPE_F32, m->drow, NULL)) &&
+               !(rc = vt_dev_memcpy_d2h(out, m->drow, len * sizeof(float), NULL))) {
+        rc = vt_dev_sync(NULL);
+    }
+    vt_streamer_release(m->st, &w0);
+    return rc ? vt_fail(rc, "%s: %s", name, vt_last_error()) : 0;
+}
+
+/* out[cols] = row @p r (absolute) of the handle, which must hold it. Dequantizes the aligned row
+ * group around it (one row for every format but nf4_dq). */
+static int dequant_row(vt_llama *m, const vt_weight *w0, uint64_t r, float *out) {
+    vt_weight w = view(m, w0);
+    uint64_t align = vt_quant_row_align(w.format, w.cols);
+    if (!align) align = 1;
+    uint64_t rel = (r - w.row0) / align * align;
+    uint64_t nr = w.rows - rel < align ? w.rows - rel : align;
+    vt_weight sub = w;
+    sub.data = (const char *)w.data + vt_quant_bytes(w.format, rel, w.cols);
+    sub.rows = nr;
+    sub.row0 = w.row0 + rel;
+    sub.bytes = vt_quant_bytes(w.format, nr, w.cols);
+    size_t n = (size_t)nr * w.cols;
+    int rc = grow((void **)&m->rowbuf, &m->rowbuf_n, n);
+    if (rc) return rc;
+    if (w.location == VT_LOC_HOST) {
+        rc = vt_dequant(&sub, VT_DTYPE_F32, m->rowbuf, NULL);
+    } else if (!(rc = dev_grow(&m->drow, &m->drow_n, n)) &&
+               !(rc = vt_dequant(&sub, VT_DTYPE_F32, m->drow, NULL)) &&
+               !(rc = vt_dev_memcpy_d2h(m->rowbuf, m->drow, n * sizeof(float), NULL))) {
+        rc = vt_dev_sync(NULL);
+    }
+    if (rc)
+        return vt_fail(rc, "%s row %llu: %s", EMBD_NAME, (unsigned long long)r, vt_last_error());
+    memcpy(out, m->rowbuf + (size_t)(r - sub.row0) * w.cols, w.cols * sizeof(float));
+    return 0;
+}
+
+/* X[i] = embedding row of tokens[i]: from the handle held since the last head, else from the
+ * part(s) holding those rows. */
+static int embed(vt_llama *m, const int32_t *tok, uint32_t n, float *X) {
+    const uint32_t dim = m->hp.dim;
+    int rc = 0;
+    if (m->have_held) {
+        for (uint32_t i = 0; i < n && !rc; i++)
+            rc = dequant_row(m, &m->held, (uint64_t)tok[i], X + (size_t)i * dim);
+        vt_streamer_release(m->st, &m->held);
+        m->have_held = 0;
+        return rc;
+    }
+    uint64_t np;
+    if ((rc = vt_streamer_parts(m->st, EMBD_NAME, &np)))
+        return vt_fail(rc, "%s: %s", EMBD_NAME, vt_streamer_errmsg(m->st));
+    for (uint64_t p = 0; p < np && !rc; p++) {
+        int need = 0;
+        for (uint32_t i = 0; i < n && !need; i++)
+            need = np == 1 || (uint64_t)tok[i] / m->embd_rpc == p;
+        if (!need) continue;
+        vt_weight w;
+        if ((rc = acq(m, EMBD_NAME, p, np, &w))) return rc;
+        for (uint32_t i = 0; i < n && !rc; i++)
+            if ((uint64_t)tok[i] >= w.row0 && (uint64_t)tok[i] < w.row0 + w.rows)
+                rc = dequant_row(m, &w, (uint64_t)tok[i], X + (size_t)i * dim);
+        vt_streamer_release(m->st, &w);
+    }
+    return rc;
+}
+
+/* ---- host math ------------------------------------------------------------------------------ */
+
+static void rmsnorm(float *out, const float *x, const float *g, uint32_t d, float eps) {
+    double ss = 0;
+    for (uint32_t i = 0; i < d; i++) ss += (double)x[i] * x[i];
+    double inv = 1.0 / sqrt(ss / d + eps);
+    for (uint32_t i = 0; i < d; i++) out[i] = (float)(x[i] * inv) * g[i];
+}
+
+/* Rotate adjacent pairs (x[2i], x[2i+1]) of the first rope_dim values of each head (llama.cpp's
+ * normal RoPE, which GGUF's permuted attn_q/attn_k rows expect). */
+static void rope(const vt_llama *m, float *v, uint32_t heads, uint32_t pos) {
+    const uint32_t D = m->hp.head_dim, half = m->hp.rope_dim / 2;
+    for (uint32_t i = 0; i < half; i++) {
+        double a = (double)pos * m->inv_freq[i];
+        float c = (float)cos(a), s = (float)sin(a);
+        for (uint32_t h = 0; h < heads; h++) {
+            float *p = v + (size_t)h * D + 2 * i;
+            float x0 = p[0], x1 = p[1];
+            p[0] = x0 * c - x1 * s;
+            p[1] = x0 * s + x1 * c;
+        }
+    }
+}
+
+/* dst[h][t][D] = src[t][h][D] */
+static void to_head_major(float *dst, const float *src, uint32_t n, uint32_t heads, uint32_t D) {
+    for (uint32_t t = 0; t < n; t++)
+        for (uint32_t h = 0; h < heads; h++)
+            memcpy(dst + ((size_t)h * n + t) * D, src + ((size_t)t * heads + h) * D,
+                   D * sizeof(float));
+}
+
+static void to_token_major(float *dst, const float *src, uint32_t n, uint32_t heads, uint32_t D) {
+    for (uint32_t t = 0; t < n; t++)
+        for (uint32_t h = 0; h < heads; h++)
+            memcpy(dst + ((size_t)t * heads + h) * D, src + ((size_t)h * n + t) * D,
+                   D * sizeof(float));
+}
+
+/* ---- forward -------------------------------------------------------------------------------- */
+
+static int attention(vt_llama *m, uint32_t l, uint32_t n) {
+    const vt_llama_hparams *hp = &m->hp;
+    const uint32_t H = hp->n_heads, Hkv = hp->n_kv_heads, D = hp->head_dim;
+    size_t kvn = (size_t)Hkv * n * D, qn = (size_t)H * n * D;
+    to_head_major(m->kt, m->k, n, Hkv, D);
+    to_head_major(m->vt, m->v, n, Hkv, D);
+    to_head_major(m->qt, m->q, n, H, D);
+    int rc;
+    vt_attn_params p;
+    vt_attn_params_init(&p);
+    p.n_heads = H;
+    p.n_q = n;
+    p.causal = 1;
+    if (!m->gpu) {
+        if ((rc = vt_kv_cache_append(m->kv[l], m->kt, m->vt, VT_DTYPE_F32, n, NULL))) goto out;
+        p.q = m->qt;
+        p.o = m->ot;
+        vt_kv_cache_view(m->kv[l], &p.kv);
+        rc = vt_attn_forward(&p);
+    } else {
+        float *dk = m->dkv, *dv = (float *)m->dkv + kvn;
+        if ((rc = vt_dev_memcpy_h2d(dk, m->kt, kvn * sizeof(float), NULL)) ||
+            (rc = vt_dev_memcpy_h2d(dv, m->vt, kvn * sizeof(float), NULL)) ||
+            (rc = vt_dev_memcpy_h2d(m->dq, m->qt, qn * sizeof(float), NULL)) ||
+            (rc = vt_kv_cache_append(m->kv[l], dk, dv, VT_DTYPE_F32, n, NULL)))
+            goto out;
+        p.q = m->dq;
+        p.o = m->dout;
+        vt_kv_cache_view(m->kv[l], &p.kv);
+        if ((rc = vt_attn_forward(&p)) ||
+            (rc = vt_dev_memcpy_d2h(m->ot, m->dout, qn * sizeof(float), NULL)))
+            goto out;
+        rc = vt_dev_sync(NULL);
+    }
+out:
+    if (rc) return vt_fail(rc, "attention of layer %u: %s", l, vt_last_error());
+    to_token_major(m->att, m->ot, n, H, D);
+    return 0;
+}
+
+/* One chunk of n <= ub tokens at positions n_past..: logits of every position into @p logits
+ * ([n][vocab]) when @p all, else of the last one ([vocab]); NULL still runs the head, which
+ * keeps the schedule's order and holds token_embd for the next embedding. */
+static int forward_chunk(vt_llama *m, const int32_t *tok, uint32_t n, float *logits, int all) {
+    const vt_llama_hparams *hp = &m->hp;
+    const uint32_t dim = hp->dim, ffn = hp->ffn_dim, qd = hp->n_heads * hp->head_dim,
+                   kvd = hp->n_kv_heads * hp->head_dim;
+    int rc = embed(m, tok, n, m->x);
+    if (rc) return rc;
+    char nm[L_COUNT][96];
+    for (uint32_t l = 0; l < hp->n_layers; l++) {
+        for (int t = 0; t < L_COUNT; t++)
+            snprintf(nm[t], sizeof nm[t], "blk.%u.%s", l, layer_suffix[t]);
+        if ((rc = load_vec(m, nm[L_ATTN_NORM], m->nrm, dim))) return rc;
+        for (uint32_t i = 0; i < n; i++)
+            rmsnorm(m->h + (size_t)i * dim, m->x + (size_t)i * dim, m->nrm, dim, hp->norm_eps);
+        if ((rc = matmul(m, nm[L_Q], m->h, m->q, n, qd, 0)) ||
+            (rc = matmul(m, nm[L_K], m->h, m->k, n, kvd, 0)) ||
+            (rc = matmul(m, nm[L_V], m->h, m->v, n, kvd, 0)))
+            return rc;
+        for (uint32_t i = 0; i < n; i++) {
+            rope(m, m->q + (size_t)i * qd, hp->n_heads, m->n_past + i);
+            rope(m, m->k + (size_t)i * kvd, hp->n_kv_heads, m->n_past + i);
+        }
+        if ((rc = attention(m, l, n))) return rc;
+        if ((rc = matmul(m, nm[L_O], m->att, m->y, n, dim, 0))) return rc;
+        for (size_t i = 0; i < (size_t)n * dim; i++) m->x[i] += m->y[i];
+
+        if ((rc = load_vec(m, nm[L_FFN_NORM], m->nrm, dim))) return rc;
+        for (uint32_t i = 0; i < n; i++)
+            rmsnorm(m->h + (size_t)i * dim, m->x + (size_t)i * dim, m->nrm, dim, hp->norm_eps);
+        if ((rc = matmul(m, nm[L_GATE], m->h, m->g, n, ffn, 0)) ||
+            (rc = matmul(m, nm[L_UP], m->h, m->u, n, ffn, 0)))
+            return rc;
+        for (size_t i = 0; i < (size_t)n * ffn; i++) {
+            float g = m->g[i];
+            m->h[i] = g / (1.0f + expf(-g)) * m->u[i];
+        }
+        if ((rc = matmul(m, nm[L_DOWN], m->h, m->y, n, dim, 0))) return rc;
+        for (size_t i = 0; i < (size_t)n * dim; i++) m->x[i] += m->y[i];
+    }
+    m->n_past += n;
+    if ((rc = load_vec(m, ONORM_NAME, m->nrm, dim))) return rc;
+    uint32_t first = all ? 0 : n - 1, nh = n - first;
+    for (uint32_t i = first; i < n; i++)
+        rmsnorm(m->h + (size_t)(i - first) * dim, m->x + (size_t)i * dim, m->nrm, dim,
+                hp->norm_eps);
+    /* the head writes [nh][vocab]; without a destination, into scratch */
+    float *dst = logits;
+    if (!dst) {
+        if ((rc = grow((void **)&m->lbuf, &m->lbuf_n, (size_t)nh * hp->vocab))) return rc;
+        dst = m->lbuf;
+    }
+    return matmul(m, m->head, m->h, dst, nh, hp->vocab, hp->tied_output);
+}
+
+int vt_llama_eval(vt_llama *m, const int32_t *tokens, uint32_t n, float *logits, int all) {
+    if (!m || !tokens || !n) return vt_fail(-EINVAL, "vt_llama_eval: no tokens");
+    for (uint32_t i = 0; i < n; i++)
+        if (tokens[i] < 0 || (uint32_t)tokens[i] >= m->hp.vocab)
+            return vt_fail(-EINVAL, "token %d at position %u is outside the vocabulary [0, %u)",
+                           tokens[i], i, m->hp.vocab);
+    if ((uint64_t)m->n_past + n > m->max_ctx)
+        return vt_fail(VT_EBUDGET, "%u + %u tokens do not fit the KV cache of %u tokens", m->n_past,
+                       n, m->max_ctx);
+    for (uint32_t i0 = 0; i0 < n; i0 += m->ub) {
+        uint32_t c = n - i0 < m->ub ? n - i0 : m->ub;
+        float *dst = NULL;
+        if (logits && all)
+            dst = logits + (size_t)i0 * m->hp.vocab;
+        else if (logits && i0 + c == n)
+            dst = logits;
+        int rc = forward_chunk(m, tokens + i0, c, dst, all);
+        if (rc) return rc;
+    }
+    return 0;
+}

@@ -1,0 +1,111 @@
+/*
+ * llama.h — a compact Llama-family decoder on vtstore's public API (the model runner behind
+ * `vtstore run`; not a public API of the library).
+ *
+ * Weights come only from a streamer (vtstore/tier.h) whose cyclic schedule is the model's
+ * forward order:
+ *
+ *     token_embd, blk.0.{attn_norm, attn_q, attn_k, attn_v, attn_output, ffn_norm, ffn_gate,
+ *     ffn_up, ffn_down}, ..., blk.N-1.*, output_norm [, output]
+ *
+ * With a tied head (no output.weight) the acquire of token_embd that computes the logits of one
+ * step is held and also serves the embedding rows of the next step, so every pass of the
+ * schedule acquires each tensor exactly once. Tensors larger than a ring slot are streamed part
+ * by part (the store's chunks). Matrix products run through vt_gemv / vt_gemm (vtstore/kernels.h)
+ * where the acquired handle lives; attention through vt_attn_forward with a KV cache in a chosen
+ * format (vtstore/attn.h).
+ *
+ *     vt_llama_opts o; vt_llama_opts_init(&o);
+ *     o.ram_bytes = 32ull << 20; o.kv_format = VT_FMT_Q8_0; o.max_ctx = 512;
+ *     vt_llama *m;
+ *     int rc = vt_llama_open(store, &o, &m);
+ *     rc = vt_llama_eval(m, ids, n, logits, 0);          // logits [vocab] of the last position
+ *     ... argmax, vt_llama_eval(m, &next, 1, logits, 0) ...
+ *     vt_llama_close(m);
+ *
+ * Host work (norms, RoPE, SiLU, residuals, softmax inside the CPU attention) is f32. With device
+ * handles (a CUDA build with --device cuda) the products and the attention run on the GPU and the
+ * small activation vectors are copied between host and device around them.
+ */
+#ifndef VT_RUN_LLAMA_H
+#define VT_RUN_LLAMA_H
+
+#include <stdint.h>
+
+#include "vtstore/store.h"
+#include "vtstore/tier.h"
+
+/** Hyperparameters, read from store metadata kept from GGUF (ARCH.block_count, ...). */
+typedef struct vt_llama_hparams {
+    char arch[32];          /* general.architecture ("llama") */
+    uint32_t n_layers;      /* ARCH.block_count */
+    uint32_t dim;           /* ARCH.embedding_length */
+    uint32_t ffn_dim;       /* ARCH.feed_forward_length */
+    uint32_t n_heads;       /* ARCH.attention.head_count */
+    uint32_t n_kv_heads;    /* ARCH.attention.head_count_kv (default n_heads) */
+    uint32_t head_dim;      /* dim / n_heads */
+    uint32_t rope_dim;      /* ARCH.rope.dimension_count (default head_dim), even */
+    uint32_t vocab;         /* rows of token_embd.weight */
+    uint32_t ctx_len;       /* ARCH.context_length (0 if absent) */
+    float rope_theta;       /* ARCH.rope.freq_base (default 10000) */
+    float norm_eps;         /* ARCH.attention.layer_norm_rms_epsilon (default 1e-5) */
+    int tied_output;        /* 1: no output.weight, token_embd is the head */
+    int32_t bos_id, eos_id; /* tokenizer.ggml.{bos,eos}_token_id, -1 if absent */
+} vt_llama_hparams;
+
+/** Read and check the hyperparameters of the model in @p s. Errors: VT_ENOTFOUND (a required key
+ *  or tensor is missing: the message names it), VT_EFORMAT (inconsistent values or shapes). */
+int vt_llama_hparams_load(vt_store *s, vt_llama_hparams *hp);
+
+/** Raw bytes of one pass of the model's schedule (*model_bytes) and the budget that keeps all of
+ *  it resident (*resident_bytes: the model plus ring slots and rounding); either may be NULL.
+ *  Errors: those of vt_llama_hparams_load. */
+int vt_llama_plan_bytes(vt_store *s, uint64_t *model_bytes, uint64_t *resident_bytes);
+
+typedef struct vt_llama_opts {
+    uint64_t vram_bytes; /* device tier budget (0: none on CPU; all resident with use_cuda) */
+    uint64_t ram_bytes;  /* RAM tier budget; 0 = everything resident (model bytes + slots) */
+    uint32_t prefetch;   /* streamer read-ahead; 0 = streamer default */
+    uint32_t kv_format;  /* vt_format of the KV cache (vt_attn_kv_format_ok) */
+    int use_cuda;        /* 1: activations and KV cache on the GPU (needs device handles) */
+    uint32_t max_ctx;    /* KV cache capacity in tokens; 0 = min(ctx_len, 2048) */
+    uint32_t ubatch;     /* tokens per forward chunk of a long eval; 0 = 64 */
+} vt_llama_opts;
+
+/** Defaults: f16 KV cache, CPU, everything resident. */
+void vt_llama_opts_init(vt_llama_opts *o);
+
+typedef struct vt_llama vt_llama;
+
+/** Load hyperparameters, open a streamer over @p s (borrowed: it must outlive the model), plan
+ *  the schedule and create the KV cache. Errors: those of vt_llama_hparams_load,
+ *  vt_streamer_open/plan (VT_EBUDGET...), vt_kv_cache_create (VT_EUNSUPPORTED KV format),
+ *  VT_ENODEV (use_cuda without CUDA), -ENOMEM. */
+int vt_llama_open(vt_store *s, const vt_llama_opts *o, vt_llama **out);
+
+/** Free everything (NULL is a no-op). */
+void vt_llama_close(vt_llama *m);
+
+/** The model's hyperparameters (owned by @p m). */
+const vt_llama_hparams *vt_llama_hparams_of(const vt_llama *m);
+
+/** The streamer (owned by @p m), for its stats. */
+vt_streamer *vt_llama_streamer(vt_llama *m);
+
+/** Raw bytes of one pass of the schedule. */
+uint64_t vt_llama_model_bytes(const vt_llama *m);
+
+/** Tokens in the KV cache. */
+uint32_t vt_llama_n_past(const vt_llama *m);
+
+/** Run @p n tokens after those already in the cache. @p logits (may be NULL) receives
+ *  [n][vocab] f32 when @p all_logits, else [vocab] of the last position.
+ *  Errors: -EINVAL (token id out of range, n == 0), VT_EBUDGET (KV cache full), and any error
+ *  of the streamer, kernels or attention (the message names the tensor). After an error the
+ *  cache holds an unspecified prefix: call vt_llama_reset. */
+int vt_llama_eval(vt_llama *m, const int32_t *tokens, uint32_t n, float *logits, int all_logits);
+
+/** Empty the KV cache (the streamer keeps its residency). */
+void vt_llama_reset(vt_llama *m);
+
+#endif
