@@ -49,19 +49,37 @@ int vt_attn_cpu_flash(const vt_attn_params *p);
 
 /* ---- CUDA (kernels/cuda/attn_*.cu) -------------------------------------------------------- */
 
-#ifdef VT_HAVE_CUDA
+/* Kernel arguments, filled by the C dispatcher (so the CUDA library never calls back into
+ * vt_kernels) and passed by value to the kernels. Plain C types only. */
+typedef struct vt_attn_dev_args {
+    const void *q;        /* [H][nq][D] */
+    int q_dtype;          /* vt_dtype: f32, f16 or bf16 */
+    const uint8_t *k, *v; /* [Hkv][..][row_bytes] */
+    long long head_stride, row_bytes;
+    int H, Hkv, group, D;
+    uint32_t fmt;
+    long long nq, nk;
+    int causal;
+    float scale_log2; /* softmax scale * log2(e) */
+    float ts;         /* nvfp4 tensor scale */
+    void *o;          /* [H][nq][D] */
+    int o_dtype;      /* f32 or f16 */
+    float *lse;       /* [H][nq] or NULL */
+} vt_attn_dev_args;
+
+#if defined(VT_HAVE_CUDA) || defined(__CUDACC__)
 /** Number of CUDA devices (0 when none or the driver is missing). */
 int vt_attn_cuda_device_count(void);
-/** Zeroed device allocation; VT_ECUDA / -ENOMEM with detail. */
+/** Zeroed device allocation; VT_ENODEV, -ENOMEM or VT_ECUDA with detail. */
 int vt_attn_cuda_alloc(void **p, size_t n);
 void vt_attn_cuda_free(void *p);
-/** Tensor-core prefill kernel (D 64/128). */
-int vt_attn_cuda_prefill(const vt_attn_params *p, float scale);
-/** Split-KV decode kernel + combine. */
-int vt_attn_cuda_decode(const vt_attn_params *p, float scale);
-/** Quantize n_tokens rows per head of k/v (device, f32 or f16 [Hkv][n][D]) into the cache at
- *  its current length. */
-int vt_attn_cuda_append(vt_kv_cache *c, const void *k, const void *v, vt_dtype dtype,
+/** Tensor-core prefill kernel (D 64/128), queued on @p stream. */
+int vt_attn_cuda_prefill(const vt_attn_dev_args *a, void *stream);
+/** Split-KV decode kernel + combine (@p num_splits 0 = from the SM count). */
+int vt_attn_cuda_decode(const vt_attn_dev_args *a, int num_splits, void *stream);
+/** Quantize n_tokens rows per head of k/v (device, f32 or f16 [Hkv][n][D]) into the cache
+ *  rows [len, len + n) (the caller advances len). */
+int vt_attn_cuda_append(const vt_kv_cache *c, const void *k, const void *v, vt_dtype dtype,
                         uint64_t n_tokens, void *stream);
 #endif
 

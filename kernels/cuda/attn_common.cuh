@@ -1,0 +1,230 @@
+/* kernels/cuda/attn_common.cuh — device helpers shared by the attention kernels: reading 8
+ * consecutive values of a stored K/V row in any K/V format (the formulas of the quant module's
+ * reference dequantizers), tensor-core fragments (ldmatrix + mma.sync m16n8k16 for f16 and
+ * bf16), and error mapping. Private to kernels/cuda/attn_*.cu. */
+#ifndef VT_ATTN_COMMON_CUH
+#define VT_ATTN_COMMON_CUH
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+#include <stdint.h>
+
+#include "attn_internal.h"
+#include "vtstore/blocks.h"
+#include "vtstore/quant.h"
+
+#define VT_LOG2E 1.4426950408889634f
+#define VT_LN2   0.6931471805599453f
+
+/* Error mapping: a failed CUDA call becomes VT_ECUDA with the call and the runtime's words. */
+#define VT_CUDA_TRY(call, what)                                                                    \
+    do {                                                                                           \
+        cudaError_t e_ = (call);                                                                   \
+        if (e_ != cudaSuccess)                                                                     \
+            return vt_fail(e_ == cudaErrorMemoryAllocation ? -ENOMEM : VT_ECUDA, "%s: %s (%s)",    \
+                           what, cudaGetErrorString(e_), #call);                                   \
+    } while (0)
+
+/* Look-up values used by the 4-bit decoders; kernels copy them to shared memory because the
+ * indices differ between threads (constant memory would serialise them). */
+struct vt_attn_lut {
+    float nf4[16];  /* bitsandbytes NF4 values */
+    float e2m1[16]; /* signed E2M1 values by code */
+};
+
+static __constant__ vt_attn_lut vt_attn_lut_const = {
+    {-1.0f, -0.6961928009986877f, -0.5250730514526367f, -0.39491748809814453f,
+     -0.28444138169288635f, -0.18477343022823334f, -0.09105003625154495f, 0.0f,
+     0.07958029955625534f, 0.16093020141124725f, 0.24611230194568634f, 0.33791524171829224f,
+     0.44070982933044434f, 0.5626170039176941f, 0.7229568362236023f, 1.0f},
+    {0.0f, 0.5f, 1.0f, 1.5f, 2.0f, 3.0f, 4.0f, 6.0f, -0.0f, -0.5f, -1.0f, -1.5f, -2.0f, -3.0f,
+     -4.0f, -6.0f}};
+
+/* Copy the tables to shared memory (callers __syncthreads before use). */
+__device__ __forceinline__ void vt_attn_lut_load(vt_attn_lut *s) {
+    int t = threadIdx.x + threadIdx.y * blockDim.x;
+    if (t < 32) (&s->nf4[0])[t] = (&vt_attn_lut_const.nf4[0])[t];
+}
+
+__device__ __forceinline__ float vt_dev_e4m3_to_f32(uint8_t v) {
+    int e = (v >> 3) & 0xf, m = v & 7;
+    float r = e == 0 ? (float)m * 0x1p-9f : __int_as_float(((e - 7 + 127) << 23) | (m << 20));
+    return (v & 0x80) ? -r : r;
+}
+
+__device__ __forceinline__ float vt_dev_e8m0_to_f32(uint8_t v) {
+    /* 2^(v-127); v = 0 is the subnormal 2^-127 */
+    return v == 0 ? __int_as_float(0x00400000) : __int_as_float((int)v << 23);
+}
+
+__device__ __forceinline__ uint16_t vt_ldg_u16(const uint8_t *p) {
+    return *reinterpret_cast<const uint16_t *>(p);
+}
+
+/* Values [d0, d0 + 8) of a stored row (d0 a multiple of 8; the head dim a multiple of the block
+ * size, true for D = 64 and 128). */
+template <int FMT>
+__device__ __forceinline__ void vt_deq8(const uint8_t *row, int d0, float ts,
+                                        const vt_attn_lut *lut, float out[8]) {
+    if (FMT == VT_FMT_F32) {
+        const float4 *p = reinterpret_cast<const float4 *>(row + (size_t)d0 * 4);
+        float4 a = p[0], b = p[1];
+        out[0] = a.x, out[1] = a.y, out[2] = a.z, out[3] = a.w;
+        out[4] = b.x, out[5] = b.y, out[6] = b.z, out[7] = b.w;
+    } else if (FMT == VT_FMT_F16 || FMT == VT_FMT_BF16) {
+        uint4 u = *reinterpret_cast<const uint4 *>(row + (size_t)d0 * 2);
+        uint32_t w[4] = {u.x, u.y, u.z, u.w};
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            if (FMT == VT_FMT_F16) {
+                float2 f = __half22float2(*reinterpret_cast<__half2 *>(&w[i]));
+                out[2 * i] = f.x, out[2 * i + 1] = f.y;
+            } else {
+                out[2 * i] = __uint_as_float(w[i] << 16);
+                out[2 * i + 1] = __uint_as_float(w[i] & 0xffff0000u);
+            }
+        }
+    } else if (FMT == VT_FMT_Q8_0) {
+        const uint8_t *b = row + (d0 / VT_QK8_0) * sizeof(vt_block_q8_0);
+        float d = __half2float(__ushort_as_half(vt_ldg_u16(b)));
+        const uint8_t *qs = b + 2 + (d0 % VT_QK8_0);
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            uint16_t w = vt_ldg_u16(qs + 2 * i);
+            out[2 * i] = (float)(int8_t)(w & 0xff) * d;
+            out[2 * i + 1] = (float)(int8_t)(w >> 8) * d;
+        }
+    } else if (FMT == VT_FMT_INT8) {
+        const uint8_t *b = row + (d0 / VT_QK_INT8) * sizeof(vt_block_int8);
+        float d = *reinterpret_cast<const float *>(b);
+        const uint32_t *qs = reinterpret_cast<const uint32_t *>(b + 4 + (d0 % VT_QK_INT8));
+#pragma unroll
+        for (int i = 0; i < 2; i++) {
+            uint32_t w = qs[i];
+#pragma unroll
+            for (int k = 0; k < 4; k++) out[4 * i + k] = (float)(int8_t)(w >> (8 * k)) * d;
+        }
+    } else if (FMT == VT_FMT_Q4_0) {
+        const uint8_t *b = row + (d0 / VT_QK4_0) * sizeof(vt_block_q4_0);
+        float d = __half2float(__ushort_as_half(vt_ldg_u16(b)));
+        int j = d0 % VT_QK4_0, hi = j >= 16;
+        const uint8_t *qs = b + 2 + (j & 15);
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            uint16_t w = vt_ldg_u16(qs + 2 * i);
+            int c0 = hi ? (w >> 4) & 15 : w & 15, c1 = hi ? (w >> 12) & 15 : (w >> 8) & 15;
+            out[2 * i] = (float)(c0 - 8) * d;
+            out[2 * i + 1] = (float)(c1 - 8) * d;
+        }
+    } else if (FMT == VT_FMT_NF4) {
+        const uint8_t *b = row + (d0 / VT_QK_NF4) * sizeof(vt_block_nf4);
+        float a = *reinterpret_cast<const float *>(b);
+        uint32_t w = *reinterpret_cast<const uint32_t *>(b + 4 + (d0 % VT_QK_NF4) / 2);
+#pragma unroll
+        for (int i = 0; i < 4; i++) { /* element 2i in the high nibble */
+            uint32_t byte = (w >> (8 * i)) & 0xff;
+            out[2 * i] = a * lut->nf4[byte >> 4];
+            out[2 * i + 1] = a * lut->nf4[byte & 15];
+        }
+    } else if (FMT == VT_FMT_NVFP4) {
+        const uint8_t *b = row + (d0 / VT_QK_NVFP4) * sizeof(vt_block_nvfp4);
+        float s = ts * vt_dev_e4m3_to_f32(b[0]);
+        const uint8_t *qs = b + 1 + (d0 % VT_QK_NVFP4) / 2;
+#pragma unroll
+        for (int i = 0; i < 4; i++) { /* element 2i in the low nibble */
+            uint8_t byte = qs[i];
+            out[2 * i] = s * lut->e2m1[byte & 15];
+            out[2 * i + 1] = s * lut->e2m1[byte >> 4];
+        }
+    } else if (FMT == VT_FMT_MXFP4) {
+        const uint8_t *b = row + (d0 / VT_QK_MXFP4) * sizeof(vt_block_mxfp4);
+        float s = vt_dev_e8m0_to_f32(b[0]);
+        const uint8_t *qs = b + 1 + (d0 % VT_QK_MXFP4) / 2;
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            uint8_t byte = qs[i];
+            out[2 * i] = s * lut->e2m1[byte & 15];
+            out[2 * i + 1] = s * lut->e2m1[byte >> 4];
+        }
+    }
+}
+
+/* ---- tensor-core fragments ----------------------------------------------------------------- */
+
+template <typename T> __device__ __forceinline__ uint32_t vt_pack2(float a, float b);
+template <> __device__ __forceinline__ uint32_t vt_pack2<__half>(float a, float b) {
+    __half2 h = __floats2half2_rn(a, b);
+    return *reinterpret_cast<uint32_t *>(&h);
+}
+template <> __device__ __forceinline__ uint32_t vt_pack2<__nv_bfloat16>(float a, float b) {
+    __nv_bfloat162 h = __floats2bfloat162_rn(a, b);
+    return *reinterpret_cast<uint32_t *>(&h);
+}
+
+/* d += a * b, m16n8k16, row.col, f32 accumulators. */
+template <typename T>
+__device__ __forceinline__ void vt_mma16816(float d[4], const uint32_t a[4], uint32_t b0,
+                                            uint32_t b1);
+template <>
+__device__ __forceinline__ void vt_mma16816<__half>(float d[4], const uint32_t a[4], uint32_t b0,
+                                                    uint32_t b1) {
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 "
+                 "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+template <>
+__device__ __forceinline__ void vt_mma16816<__nv_bfloat16>(float d[4], const uint32_t a[4],
+                                                           uint32_t b0, uint32_t b1) {
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 "
+                 "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+__device__ __forceinline__ void vt_ldmatrix_x4(uint32_t r[4], const void *smem_row) {
+    uint32_t a = (uint32_t)__cvta_generic_to_shared(smem_row);
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(a));
+}
+
+__device__ __forceinline__ void vt_ldmatrix_x4_trans(uint32_t r[4], const void *smem_row) {
+    uint32_t a = (uint32_t)__cvta_generic_to_shared(smem_row);
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(a));
+}
+
+/* Q element loads: 8 consecutive values of a Q row in f32, f16 or bf16 (index a multiple of 8). */
+__device__ __forceinline__ void vt_load_q8(const void *q, int q_dtype, size_t idx, float out[8]) {
+    if (q_dtype == 0 /* VT_DTYPE_F32 */) {
+        const float4 *p = reinterpret_cast<const float4 *>(static_cast<const float *>(q) + idx);
+        float4 a = p[0], b = p[1];
+        out[0] = a.x, out[1] = a.y, out[2] = a.z, out[3] = a.w;
+        out[4] = b.x, out[5] = b.y, out[6] = b.z, out[7] = b.w;
+    } else {
+        uint4 u = *reinterpret_cast<const uint4 *>(static_cast<const uint16_t *>(q) + idx);
+        uint32_t w[4] = {u.x, u.y, u.z, u.w};
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            if (q_dtype == 1 /* VT_DTYPE_F16 */) {
+                float2 f = __half22float2(*reinterpret_cast<__half2 *>(&w[i]));
+                out[2 * i] = f.x, out[2 * i + 1] = f.y;
+            } else {
+                out[2 * i] = __uint_as_float(w[i] << 16);
+                out[2 * i + 1] = __uint_as_float(w[i] & 0xffff0000u);
+            }
+        }
+    }
+}
+
+/* Keys visible to query i: j < vt_visible(i) (bottom-right causal alignment), clamped to nk. */
+__device__ __forceinline__ long long vt_visible(const vt_attn_dev_args &a, long long i) {
+    if (!a.causal) return a.nk;
+    long long lim = i + a.nk - a.nq + 1;
+    return lim < 0 ? 0 : (lim > a.nk ? a.nk : lim);
+}
+
+#endif
