@@ -1,0 +1,15 @@
+# Sourced by the tests/run scripts. Sets PY, MODEL (via tests/model/py_deps.sh), VT_BIN, STORE
+# (the fixture's store) and IDS (the chat prompt of docs/MODEL_NOTES.md), or exits 77.
+HERE=$(cd "$(dirname "$0")" && pwd)
+. "$HERE/../model/py_deps.sh"
+: "${VT_BIN:?VT_BIN must name the vtstore binary}"
+TMP=${VT_RUN_TMP:-${TMPDIR:-/tmp}/vt-run-test}
+mkdir -p "$TMP"
+STORE=${VT_RUN_STORE:-$TMP/smollm2-q4_1.vts}
+IDS=1,4093,198,1780,314,260,3575,282,4649,47,2,198,1,520,9531,198
+need_store() {
+    if [ ! -f "$STORE/.imported" ] && [ -z "${VT_RUN_STORE:-}" ]; then
+        echo "SKIP: no store at $STORE (the run_store_setup fixture failed or was skipped)" >&2
+        exit 77
+    fi
+}
