@@ -175,7 +175,7 @@ int vt_store_verify(vt_store *s, vt_verify_fn fn, void *ctx, vt_verify_report *r
     }
     if (cur) mdb_cursor_close(cur);
     cur = NULL;
-    qsort(ids, n_ids, sizeof *ids, cmp_tid);
+    if (n_ids) qsort(ids, n_ids, sizeof *ids, cmp_tid);
     for (size_t i = 1; i < n_ids; i++)
         if (ids[i].id == ids[i - 1].id)
             problem(&v, VT_ECORRUPT, NULL, -1, 0, 0, "index: two tensors share id %llu",
@@ -211,7 +211,7 @@ int vt_store_verify(vt_store *s, vt_verify_fn fn, void *ctx, vt_verify_report *r
         }
         mdb_cursor_close(cur);
     }
-    qsort(sp, n_sp, sizeof *sp, cmp_span);
+    if (n_sp) qsort(sp, n_sp, sizeof *sp, cmp_span);
     for (size_t i = 1; i < n_sp; i++)
         if (sp[i].shard == sp[i - 1].shard && sp[i - 1].off + sp[i - 1].len > sp[i].off)
             problem(&v, VT_ECORRUPT, NULL, (int64_t)sp[i].idx, sp[i].shard, sp[i].off,

@@ -171,9 +171,10 @@ int vt_writer_tensor_begin(vt_store_writer *w, const vt_tensor_info *meta, const
         t->chunks = vt_calloc(ti->n_chunks, sizeof *t->chunks);
         t->state = vt_calloc(ti->n_chunks, 1);
         if (!t->chunks || !t->state) {
+            unsigned long long nc = (unsigned long long)ti->n_chunks;
             tensor_free(t);
             return st_fail(s, -ENOMEM, "out of memory declaring tensor %s (%llu chunks)",
-                           meta->name, (unsigned long long)ti->n_chunks);
+                           meta->name, nc);
         }
     }
     pthread_mutex_lock(&w->mu);
