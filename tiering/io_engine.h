@@ -28,7 +28,8 @@
 
 #include "vtstore/tier.h"
 
-/* Defaults picked from bench/stream's queue-depth / read-size sweep (docs/BENCHMARKS.md). */
+/* Defaults. bench/stream sweeps queue depth x read size; on the development VM the sweep was
+ * noise-dominated (docs/BENCHMARKS.md), so these are provisional until measured on NVMe. */
 #define VT_IO_DEFAULT_QD        32u
 #define VT_IO_DEFAULT_READ_SIZE (1u << 20)
 #define VT_IO_DEFAULT_THREADS   8u
