@@ -1,0 +1,194 @@
+/* Helpers of the exporters: tensor listing, atomic output files, streaming tensor bytes. */
+#include <errno.h>
+#include <stdarg.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "export_internal.h"
+
+typedef struct list_ctx {
+    vt_tensor_info *v;
+    uint64_t n, cap;
+} list_ctx;
+
+static int list_cb(void *ctx, const vt_tensor_info *ti) {
+    list_ctx *c = ctx;
+    if (c->n == c->cap) {
+        uint64_t cap = c->cap ? c->cap * 2 : 64;
+        vt_tensor_info *v = vt_realloc(c->v, cap * sizeof *v);
+        if (!v) return vt_fail(-ENOMEM, "out of memory listing tensors");
+        c->v = v;
+        c->cap = cap;
+    }
+    c->v[c->n++] = *ti;
+    return 0;
+}
+
+int exp_list(vt_store *s, const char *pattern, vt_tensor_info **out, uint64_t *n) {
+    list_ctx c = {0};
+    int rc = vt_store_list(s, pattern, list_cb, &c);
+    if (rc) {
+        vt_free(c.v);
+        return rc;
+    }
+    *out = c.v;
+    *n = c.n;
+    return 0;
+}
+
+int exp_out_open(exp_out *o, const char *path) {
+    o->path = path;
+    if (snprintf(o->tmp, sizeof o->tmp, "%s.tmp.%d", path, (int)getpid()) >= (int)sizeof o->tmp)
+        return vt_fail(-ENAMETOOLONG, "%s: path too long", path);
+    o->fd = open(o->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (o->fd < 0) return vt_fail(-errno, "%s: cannot create: %s", o->tmp, strerror(errno));
+    return 0;
+}
+
+int exp_out_close(exp_out *o, int rc) {
+    if (!rc && (rc = vt_fdatasync(o->fd))) rc = vt_fail(rc, "%s: fdatasync failed", o->tmp);
+    if (close(o->fd) && !rc) rc = vt_fail(-errno, "%s: close failed", o->tmp);
+    if (!rc && rename(o->tmp, o->path))
+        rc = vt_fail(-errno, "%s: rename failed: %s", o->path, strerror(errno));
+    if (rc) unlink(o->tmp);
+    return rc;
+}
+
+int exp_plain_dtype(const vt_tensor_info *ti, vt_dtype *dt) {
+    switch (ti->format) {
+    case VT_FMT_F32:
+        *dt = VT_DTYPE_F32;
+        return 1;
+    case VT_FMT_F16:
+        *dt = VT_DTYPE_F16;
+        return 1;
+    case VT_FMT_BF16:
+        *dt = VT_DTYPE_BF16;
+        return 1;
+    case VT_STORE_FMT_RAW:
+        *dt = ti->src_dtype;
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+int exp_write_stored(vt_store *s, const vt_tensor_info *ti, int fd, uint64_t off) {
+    if (!ti->n_chunks) return 0;
+    uint64_t cap = vt_store_format_bytes(ti->format, ti->src_dtype, ti->rows_per_chunk, ti->cols);
+    void *buf = vt_malloc((size_t)cap);
+    if (!buf) return vt_fail(-ENOMEM, "tensor '%s': out of memory", ti->name);
+    int rc = 0;
+    for (uint64_t c = 0; c < ti->n_chunks && !rc; c++) {
+        size_t len;
+        if ((rc = vt_store_read_chunk(s, ti->name, c, buf, (size_t)cap, &len))) break;
+        if ((rc = vt_pwrite_full(fd, buf, len, off)))
+            rc = vt_fail(rc, "tensor '%s' chunk %llu: write failed: %s", ti->name,
+                         (unsigned long long)c, vt_strerror(rc));
+        off += len;
+    }
+    vt_free(buf);
+    return rc;
+}
+
+int exp_write_rows(vt_store *s, const vt_tensor_info *ti, vt_dtype dt, uint64_t row0, uint64_t n,
+                   int fd, uint64_t off) {
+    if (!n || !ti->cols) return 0;
+    uint64_t step = ti->rows_per_chunk ? ti->rows_per_chunk : n;
+    size_t es = vt_dtype_size(dt);
+    size_t cap = (size_t)(step * ti->cols * es);
+    void *buf = vt_malloc(cap);
+    if (!buf) return vt_fail(-ENOMEM, "tensor '%s': out of memory", ti->name);
+    int rc = 0;
+    for (uint64_t r = row0; r < row0 + n && !rc;) {
+        uint64_t end = (r / step + 1) * step; /* stay within one chunk per read */
+        if (end > row0 + n) end = row0 + n;
+        size_t len = (size_t)((end - r) * ti->cols * es);
+        if ((rc = vt_store_read_rows(s, ti->name, r, end - r, dt, buf, cap))) break;
+        if ((rc = vt_pwrite_full(fd, buf, len, off)))
+            rc = vt_fail(rc, "tensor '%s': write failed: %s", ti->name, vt_strerror(rc));
+        off += len;
+        r = end;
+    }
+    vt_free(buf);
+    return rc;
+}
+
+int exp_write_raw_rows(vt_store *s, const vt_tensor_info *ti, uint64_t row0, uint64_t n, int fd,
+                       uint64_t off) {
+    if (!n || !ti->cols) return 0;
+    uint64_t rpc = ti->rows_per_chunk, rb = ti->cols * vt_dtype_size(ti->src_dtype);
+    void *buf = vt_malloc((size_t)(rpc * rb));
+    if (!buf) return vt_fail(-ENOMEM, "tensor '%s': out of memory", ti->name);
+    int rc = 0;
+    for (uint64_t c = row0 / rpc; c <= (row0 + n - 1) / rpc && !rc; c++) {
+        size_t len;
+        if ((rc = vt_store_read_chunk(s, ti->name, c, buf, (size_t)(rpc * rb), &len))) break;
+        uint64_t c0 = c * rpc, c1 = c0 + len / rb;
+        uint64_t a = c0 > row0 ? c0 : row0, b = c1 < row0 + n ? c1 : row0 + n;
+        if ((rc = vt_pwrite_full(fd, (char *)buf + (a - c0) * rb, (size_t)((b - a) * rb), off)))
+            rc = vt_fail(rc, "tensor '%s': write failed: %s", ti->name, vt_strerror(rc));
+        off += (b - a) * rb;
+    }
+    vt_free(buf);
+    return rc;
+}
+
+void exp_put(exp_buf *b, const void *d, size_t n) {
+    if (b->err) return;
+    if (b->n + n > b->cap) {
+        size_t cap = b->cap ? b->cap : 4096;
+        while (cap < b->n + n) cap *= 2;
+        unsigned char *p = vt_realloc(b->p, cap);
+        if (!p) {
+            b->err = vt_fail(-ENOMEM, "out of memory building a file header");
+            return;
+        }
+        b->p = p;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->n, d, n);
+    b->n += n;
+}
+
+void exp_le(exp_buf *b, uint64_t v, int bytes) {
+    unsigned char t[8];
+    for (int i = 0; i < bytes; i++) t[i] = (unsigned char)(v >> (8 * i));
+    exp_put(b, t, (size_t)bytes);
+}
+
+void exp_printf(exp_buf *b, const char *fmt, ...) {
+    char tmp[512];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
+    va_end(ap);
+    if (n < 0 || n >= (int)sizeof tmp) {
+        if (!b->err) b->err = vt_fail(-EINVAL, "header field too long");
+        return;
+    }
+    exp_put(b, tmp, (size_t)n);
+}
+
+void exp_json_str(exp_buf *b, const char *s, size_t n) {
+    exp_put(b, "\"", 1);
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '"' || c == '\\') {
+            char e[2] = {'\\', (char)c};
+            exp_put(b, e, 2);
+        } else if (c < 0x20) {
+            exp_printf(b, "\\u%04x", c);
+        } else {
+            exp_put(b, &c, 1);
+        }
+    }
+    exp_put(b, "\"", 1);
+}
+
+void exp_buf_free(exp_buf *b) {
+    vt_free(b->p);
+    memset(b, 0, sizeof *b);
+}
