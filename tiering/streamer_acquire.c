@@ -110,7 +110,8 @@ static int acquire_item(vt_streamer *st, uint32_t id, vt_weight *out) {
     char *p = vt_st_ptr(st, st->top, r);
     out->data = p;
     out->aux = t->ti.aux_bytes ? (const float *)(p + it->aux_off) : NULL;
-    out->location = st->top == T_VRAM ? VT_LOC_DEVICE : VT_LOC_HOST;
+    /* a device tier without a GPU is host memory: say so, so kernels run on the CPU */
+    out->location = (st->top == T_VRAM && st->st.device_is_gpu) ? VT_LOC_DEVICE : VT_LOC_HOST;
     out->format = t->ti.format;
     out->rows = it->rows;
     out->cols = t->ti.cols;

@@ -23,7 +23,7 @@ extern "C" {
 
 typedef enum vt_location {
     VT_LOC_HOST = 0,   /* ordinary or pinned host memory */
-    VT_LOC_DEVICE = 1, /* CUDA device memory (host memory in builds without CUDA) */
+    VT_LOC_DEVICE = 1, /* CUDA device memory (a device tier without a GPU hands out HOST) */
 } vt_location;
 
 typedef struct vt_weight {

@@ -48,7 +48,11 @@ static void cyclic(const char *engine, uint64_t vram, uint64_t ram, int passes) 
             rc = vt_streamer_acquire(st, names[i], &w);
             CHECK_RC(rc);
             if (rc) continue;
-            CHECK(w.location == (vram ? VT_LOC_DEVICE : VT_LOC_HOST));
+            {
+                vt_streamer_stats ss;
+                vt_streamer_get_stats(st, &ss);
+                CHECK(w.location == ((vram && ss.device_is_gpu) ? VT_LOC_DEVICE : VT_LOC_HOST));
+            }
             CHECKF(tu_match(&ts, tu_index(&ts, names[i]), &w), "pass %d %s: bytes differ", p,
                    names[i]);
             CHECK(w.format == VT_FMT_F32 && w.row0 == 0);
