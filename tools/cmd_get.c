@@ -1,0 +1,105 @@
+/* vtstore get STORE TENSOR[ROWS] -o FILE.npy [--dtype f32|f16]: dequantize to .npy. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "store_print.h"
+#include "vtstore/import.h"
+
+static const char *use = "usage: vtstore get STORE TENSOR[ROWS] -o FILE.npy [--dtype f32|f16|raw]\n"
+                         "  ROWS: [a:b] rows a..b-1, [a:] from a, [:b] up to b, [i] one row\n"
+                         "  --dtype raw: integer tensors in their own dtype (default f32)\n";
+
+/* Split "name[a:b]" into the name and a row range (rows unknown until stat: -1 = open). */
+static int parse_rows(char *spec, int64_t *a, int64_t *b) {
+    *a = 0;
+    *b = -1;
+    size_t n = strlen(spec);
+    char *lb = strrchr(spec, '[');
+    if (!lb || n == 0 || spec[n - 1] != ']') return 0;
+    spec[n - 1] = 0;
+    *lb = 0;
+    char *r = lb + 1, *colon = strchr(r, ':'), *end;
+    if (!colon) {
+        *a = strtoll(r, &end, 10);
+        if (end == r || *end || *a < 0) return -1;
+        *b = *a + 1;
+        return 0;
+    }
+    *colon = 0;
+    if (*r) {
+        *a = strtoll(r, &end, 10);
+        if (*end || *a < 0) return -1;
+    }
+    if (colon[1]) {
+        *b = strtoll(colon + 1, &end, 10);
+        if (*end || *b < 0) return -1;
+    }
+    return 0;
+}
+
+int vt_cmd_get(int argc, char **argv) {
+    if (vt_cli_wants_help(argc, argv)) {
+        fputs(use, stdout);
+        return VT_EXIT_OK;
+    }
+    const char *pos[2] = {0}, *out = NULL, *dts = "f32";
+    int npos = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "-o") && i + 1 < argc)
+            out = argv[++i];
+        else if (!strcmp(argv[i], "--dtype") && i + 1 < argc)
+            dts = argv[++i];
+        else if (argv[i][0] != '-' && npos < 2)
+            pos[npos++] = argv[i];
+        else {
+            fputs(use, stderr);
+            return VT_EXIT_USAGE;
+        }
+    }
+    if (npos != 2 || !out) {
+        fputs(use, stderr);
+        return VT_EXIT_USAGE;
+    }
+    char name[VT_MAX_NAME + 64];
+    snprintf(name, sizeof name, "%s", pos[1]);
+    int64_t a, b;
+    if (parse_rows(name, &a, &b)) {
+        fprintf(stderr, "vtstore get: bad row range in '%s'\n%s", pos[1], use);
+        return VT_EXIT_USAGE;
+    }
+    vt_store *s = vt_print_open("get", pos[0], 0);
+    if (!s) return VT_EXIT_ERROR;
+    vt_tensor_info ti;
+    int rc = vt_store_stat(s, name, &ti);
+    if (rc) {
+        vt_cli_error("get", rc, "%s", name);
+        vt_store_close(s);
+        return VT_EXIT_ERROR;
+    }
+    vt_dtype dt;
+    if (!strcmp(dts, "raw"))
+        dt = ti.src_dtype;
+    else if (!strcmp(dts, "f32"))
+        dt = VT_DTYPE_F32;
+    else if (!strcmp(dts, "f16"))
+        dt = VT_DTYPE_F16;
+    else {
+        fprintf(stderr, "vtstore get: --dtype must be f32, f16 or raw\n");
+        vt_store_close(s);
+        return VT_EXIT_USAGE;
+    }
+    if (b < 0) b = (int64_t)ti.rows;
+    if (b < a || (uint64_t)b > ti.rows) {
+        fprintf(stderr, "vtstore get: rows [%lld:%lld] out of range for %s (%llu rows)\n",
+                (long long)a, (long long)b, name, (unsigned long long)ti.rows);
+        vt_store_close(s);
+        return VT_EXIT_ERROR;
+    }
+    rc = vt_export_npy(s, name, (uint64_t)a, (uint64_t)(b - a), dt, out);
+    if (rc)
+        vt_cli_error("get", rc, "writing %s rows %lld..%lld to %s", name, (long long)a,
+                     (long long)b, out);
+    vt_store_close(s);
+    return rc ? VT_EXIT_ERROR : VT_EXIT_OK;
+}

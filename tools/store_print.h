@@ -1,0 +1,22 @@
+/* tools/store_print.h — printing tensor records and JSON strings for the store subcommands. */
+#ifndef VT_TOOLS_STORE_PRINT_H
+#define VT_TOOLS_STORE_PRINT_H
+
+#include <stdio.h>
+
+#include "vtstore/store.h"
+
+/** "nf4", "q4_0+2:4", "raw" for a record's format. */
+const char *vt_print_format(const vt_tensor_info *ti, char *buf, size_t cap);
+/** "4096x4096" ("scalar" for 0-d). */
+const char *vt_print_shape(const vt_tensor_info *ti, char *buf, size_t cap);
+/** Human byte count ("1.5 MiB"). */
+const char *vt_print_bytes(uint64_t n, char *buf, size_t cap);
+/** A JSON string literal. */
+void vt_print_json_str(FILE *f, const char *s);
+/** One record as a JSON object (no trailing newline). */
+void vt_print_record_json(FILE *f, const vt_tensor_info *ti);
+/** Open a store read-only (or RDWR) or print the error; returns NULL on failure. */
+vt_store *vt_print_open(const char *cmd, const char *path, int rdwr);
+
+#endif
