@@ -27,6 +27,10 @@ int vt_cuda_ws_create(uint64_t bytes, vt_kernel_ws **out) {
     return NODEV("vt_kernel_ws_create");
 }
 void vt_cuda_ws_destroy(vt_kernel_ws *ws) {}
+int vt_cuda_cublas_f16(vt_kernel_ws *ws, const uint16_t *W, const uint16_t *X, float *Y,
+                       uint64_t rows, uint64_t cols, uint64_t M, void *stream) {
+    return NODEV("vt_kernels_cublas_f16");
+}
 
 int vt_dev_info(vt_dev_props *out) {
     return NODEV("vt_dev_info");

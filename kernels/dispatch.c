@@ -93,3 +93,12 @@ int vt_kernel_ws_create(uint64_t bytes, vt_kernel_ws **out) {
 void vt_kernel_ws_destroy(vt_kernel_ws *ws) {
     if (ws) vt_cuda_ws_destroy(ws);
 }
+
+int vt_kernels_cublas_f16(vt_kernel_ws *ws, const uint16_t *W, const uint16_t *X, float *Y,
+                          uint64_t rows, uint64_t cols, uint64_t M, void *stream) {
+    if (!ws || !W || !X || !Y || !rows || !cols || !M)
+        return vt_fail(-EINVAL, "vt_kernels_cublas_f16: NULL or empty argument");
+    if (!vt_kernels_cuda_available())
+        return vt_fail(VT_ENODEV, "vt_kernels_cublas_f16: no CUDA device in this build or machine");
+    return vt_cuda_cublas_f16(ws, W, X, Y, rows, cols, M, stream);
+}

@@ -66,6 +66,8 @@ int vt_cuda_gemm_cublas(const vt_kdesc *d, const void *X, vt_dtype xt, void *Y, 
                         uint64_t M, vt_kernel_ws *ws, void *stream);
 int vt_cuda_ws_create(uint64_t bytes, vt_kernel_ws **out);
 void vt_cuda_ws_destroy(vt_kernel_ws *ws);
+int vt_cuda_cublas_f16(vt_kernel_ws *ws, const uint16_t *W, const uint16_t *X, float *Y,
+                       uint64_t rows, uint64_t cols, uint64_t M, void *stream);
 
 #ifdef __cplusplus
 }

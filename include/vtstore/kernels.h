@@ -85,6 +85,12 @@ void vt_kernel_ws_destroy(vt_kernel_ws *ws);
 int vt_gemm_ex(const vt_weight *w, const void *X, vt_dtype x_type, void *Y, vt_dtype y_type,
                uint64_t M, vt_gemm_algo algo, vt_kernel_ws *ws, void *stream);
 
+/** Benchmark baseline: plain cuBLAS on an f16 matrix, Y[M][rows] (f32) = X[M][cols] (f16) W^T
+ *  with W [rows][cols] f16, all device memory, cublasGemmEx with f32 compute on the workspace's
+ *  handle (M = 1 is the GEMV baseline). Errors: -EINVAL, VT_ENODEV, VT_ECUDA. */
+int vt_kernels_cublas_f16(vt_kernel_ws *ws, const uint16_t *W, const uint16_t *X, float *Y,
+                          uint64_t rows, uint64_t cols, uint64_t M, void *stream);
+
 /* ---- CPU reference kernels (the oracle of every test) -------------------------------------- */
 
 /** Plain-C reference y = W x on a host handle: each row dequantized with vt_dequantize_ref, then

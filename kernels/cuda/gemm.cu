@@ -274,3 +274,15 @@ extern "C" int vt_cuda_gemm_cublas(const vt_kdesc *d, const void *X, vt_dtype xt
     }
     return 0;
 }
+
+extern "C" int vt_cuda_cublas_f16(vt_kernel_ws *ws, const uint16_t *W, const uint16_t *X, float *Y,
+                                  uint64_t rows, uint64_t cols, uint64_t M, void *stream) {
+    int rc = cublas_err(cublasSetStream(ws->h, (cudaStream_t)stream), "cublasSetStream");
+    if (rc) return rc;
+    const float alpha = 1.0f, beta = 0.0f;
+    return cublas_err(cublasGemmEx(ws->h, CUBLAS_OP_T, CUBLAS_OP_N, (int)rows, (int)M, (int)cols,
+                                   &alpha, W, CUDA_R_16F, (int)cols, X, CUDA_R_16F, (int)cols,
+                                   &beta, Y, CUDA_R_32F, (int)rows, CUBLAS_COMPUTE_32F,
+                                   CUBLAS_GEMM_DEFAULT),
+                      "cublasGemmEx (f16 baseline)");
+}

@@ -1,0 +1,465 @@
+/* bench/kernels/bench_kernels.c — kernel benchmarks, each beside a baseline measured in the
+ * same run (medians of several runs); prints a table and writes JSON.
+ *  CPU: fused GEMV per format vs a threaded memory read (sum over a large array); GB/s counted
+ *       on the quantized weight bytes.
+ *  GPU (when present): CUDA dequantize vs cudaMemcpy D2D (bytes read + written), fused GEMV vs
+ *       cuBLAS f16 GEMV, GEMM (mma and cuBLAS paths) vs cuBLAS f16 GEMM in TFLOP/s.
+ * Entry point vt_bench_kernels_main is shared by the bench_kernels program and
+ * `vtstore bench kernels` (tools/cmd_bench.c). Uses only public headers. */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "vtstore/blocks.h"
+#include "vtstore/device.h"
+#include "vtstore/kernels.h"
+
+typedef struct bk_opts {
+    uint64_t rows, cols, mem_mb;
+    int runs, batch, gpu, cpu;
+    const char *json;
+    const char *formats;
+} bk_opts;
+
+static uint64_t bk_rng = 0x9e3779b97f4a7c15ull;
+static uint64_t bk_rand(void) {
+    bk_rng ^= bk_rng >> 12;
+    bk_rng ^= bk_rng << 25;
+    bk_rng ^= bk_rng >> 27;
+    return bk_rng * 0x2545F4914F6CDD1DULL;
+}
+static float bk_normal(void) {
+    double u1 = ((bk_rand() >> 11) + 1) * 0x1.0p-53, u2 = (bk_rand() >> 11) * 0x1.0p-53;
+    return (float)(sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
+}
+
+static int cmp_d(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+static double median(double *v, int n) {
+    qsort(v, (size_t)n, sizeof *v, cmp_d);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+/* rows x cols quantized weight: a quantized tile of `tile` rows (random N(0,1) data; q4_k/q6_k
+ * random blocks) repeated, so big matrices are cheap to make. *scales gets awq scales. */
+static int make_weight(uint32_t fmt, uint64_t rows, uint64_t cols, uint8_t **out, float **scales,
+                       vt_quant_params *p) {
+    uint64_t align = vt_quant_row_align(fmt, cols), tile = 64;
+    if (align > tile) tile = align;
+    tile = (tile + align - 1) / align * align;
+    if (rows % tile) rows = (rows + tile - 1) / tile * tile;
+    uint64_t tb = vt_quant_bytes(fmt, tile, cols), total = vt_quant_bytes(fmt, rows, cols);
+    uint8_t *q = vt_malloc(total);
+    float *w = vt_malloc(tile * cols * sizeof(float));
+    *scales = NULL;
+    vt_quant_params_init(p);
+    if (!q || !w) {
+        vt_free(q);
+        vt_free(w);
+        return vt_fail(-ENOMEM, "bench: no memory for a %llu-byte weight",
+                       (unsigned long long)total);
+    }
+    int rc = 0;
+    uint32_t base = VT_FMT_BASE(fmt);
+    if (base == VT_FMT_Q4_K || base == VT_FMT_Q6_K) {
+        for (uint64_t i = 0; i < tb; i++) q[i] = (uint8_t)bk_rand();
+        uint32_t bb = base == VT_FMT_Q4_K ? 144 : 210, off = base == VT_FMT_Q4_K ? 0 : 208;
+        for (uint64_t b = 0; b < tb / bb; b++) { /* sane f16 scales: d (and dmin) = 2^-8 */
+            q[b * bb + off] = 0x00;
+            q[b * bb + off + 1] = 0x1c;
+            if (base == VT_FMT_Q4_K) {
+                q[b * bb + 2] = 0x00;
+                q[b * bb + 3] = 0x1c;
+            }
+        }
+    } else {
+        for (uint64_t i = 0; i < tile * cols; i++) w[i] = bk_normal();
+        if (base == VT_FMT_AWQ_INT4) {
+            *scales = vt_malloc(cols * sizeof(float));
+            if (!*scales) rc = vt_fail(-ENOMEM, "bench: no memory for awq scales");
+            for (uint64_t j = 0; !rc && j < cols; j++)
+                (*scales)[j] = 0.5f + (float)(bk_rand() % 1000) / 1000.0f;
+            p->channel_scale = *scales;
+            p->channel_count = cols;
+        }
+        if (!rc) rc = vt_quant_observe(fmt, p, w, tile * cols);
+        if (!rc) rc = vt_quantize(fmt, p, w, tile, cols, q, 0);
+    }
+    for (uint64_t r = tile; !rc && r < rows; r += tile) memcpy(q + (r / tile) * tb, q, tb);
+    vt_free(w);
+    if (rc) {
+        vt_free(q);
+        vt_free(*scales);
+        *scales = NULL;
+        return rc;
+    }
+    *out = q;
+    return 0;
+}
+
+/* ---- CPU ------------------------------------------------------------------------------------ */
+
+typedef struct sum_ctx {
+    const float *a;
+    uint64_t n, chunk;
+    double part[256];
+} sum_ctx;
+
+static int sum_task(void *c_, uint64_t i, int tid) {
+    sum_ctx *c = c_;
+    uint64_t e = (i + 1) * c->chunk < c->n ? (i + 1) * c->chunk : c->n;
+    float s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0, s5 = 0, s6 = 0, s7 = 0;
+    uint64_t k = i * c->chunk;
+    for (; k + 8 <= e; k += 8) {
+        s0 += c->a[k];
+        s1 += c->a[k + 1];
+        s2 += c->a[k + 2];
+        s3 += c->a[k + 3];
+        s4 += c->a[k + 4];
+        s5 += c->a[k + 5];
+        s6 += c->a[k + 6];
+        s7 += c->a[k + 7];
+    }
+    c->part[i % 256] += s0 + s1 + s2 + s3 + s4 + s5 + s6 + s7;
+    return 0;
+}
+
+/* Memory read bandwidth (GB/s) of a threaded sum over mem_mb MiB, median of runs. */
+static double cpu_read_bw(uint64_t mem_mb, int runs, double *sink) {
+    uint64_t n = mem_mb * 1024 * 1024 / 4;
+    float *a = vt_malloc(n * 4);
+    if (!a) return 0;
+    for (uint64_t i = 0; i < n; i++) a[i] = (float)(i & 7);
+    sum_ctx c;
+    memset(&c, 0, sizeof c);
+    c.a = a;
+    c.n = n;
+    c.chunk = 1 << 20;
+    double t[64];
+    for (int r = 0; r <= runs; r++) {
+        double t0 = vt_now();
+        vt_parallel_for((n + c.chunk - 1) / c.chunk, sum_task, &c, 0);
+        if (r) t[r - 1] = vt_now() - t0; /* first run warms up */
+    }
+    for (int i = 0; i < 256; i++) *sink += c.part[i];
+    vt_free(a);
+    return (double)n * 4 / median(t, runs) / 1e9;
+}
+
+static FILE *g_json;
+static int g_first;
+static void json_row(const char *kind, const char *fmt, uint64_t rows, uint64_t cols, uint64_t M,
+                     double ms, double value, const char *unit, double base_value, double ratio) {
+    if (!g_json) return;
+    fprintf(g_json,
+            "%s\n    {\"bench\": \"%s\", \"format\": \"%s\", \"rows\": %llu, \"cols\": %llu, "
+            "\"m\": %llu, \"ms\": %.4f, \"value\": %.3f, \"unit\": \"%s\", \"baseline\": %.3f, "
+            "\"ratio\": %.3f}",
+            g_first ? "" : ",", kind, fmt, (unsigned long long)rows, (unsigned long long)cols,
+            (unsigned long long)M, ms, value, unit, base_value, ratio);
+    g_first = 0;
+}
+
+static int bench_cpu(const bk_opts *o, uint32_t *fmts, int nf) {
+    double sink = 0;
+    double bw = cpu_read_bw(o->mem_mb, o->runs, &sink);
+    printf("CPU (%s, %d threads): memory read baseline %.2f GB/s (sum over %llu MiB)\n",
+           vt_kernels_cpu_isa(), vt_default_threads(), bw, (unsigned long long)o->mem_mb);
+    printf("%-12s %6s %6s %5s %10s %10s %10s\n", "format", "rows", "cols", "batch", "ms", "GB/s",
+           "vs read");
+    float *x = vt_malloc(o->batch * o->cols * 4), *y = vt_malloc(o->batch * o->rows * 4);
+    if (!x || !y) return vt_fail(-ENOMEM, "bench: no memory for x/y");
+    for (uint64_t i = 0; i < o->batch * o->cols; i++) x[i] = bk_normal();
+    for (int f = 0; f < nf; f++) {
+        uint8_t *q;
+        float *sc;
+        vt_quant_params p;
+        char nm[48];
+        vt_format_name(fmts[f], nm, sizeof nm);
+        int rc = make_weight(fmts[f], o->rows, o->cols, &q, &sc, &p);
+        if (rc) {
+            printf("%-12s skipped: %s (%s)\n", nm, vt_strerror(rc), vt_last_error());
+            continue;
+        }
+        vt_weight w;
+        vt_weight_host(&w, q, fmts[f], o->rows, o->cols, &p);
+        double t[64];
+        for (int r = 0; r <= o->runs && !rc; r++) {
+            double t0 = vt_now();
+            rc = vt_gemv(&w, x, y, o->batch, NULL);
+            if (r) t[r - 1] = vt_now() - t0;
+        }
+        if (rc) {
+            printf("%-12s failed: %s (%s)\n", nm, vt_strerror(rc), vt_last_error());
+        } else {
+            double s = median(t, o->runs), gbs = (double)w.bytes / s / 1e9;
+            printf("%-12s %6llu %6llu %5d %10.3f %10.2f %9.0f%%\n", nm, (unsigned long long)o->rows,
+                   (unsigned long long)o->cols, o->batch, s * 1e3, gbs, 100 * gbs / bw);
+            json_row("cpu_gemv", nm, o->rows, o->cols, (uint64_t)o->batch, s * 1e3, gbs, "GB/s", bw,
+                     gbs / bw);
+        }
+        vt_free(q);
+        vt_free(sc);
+    }
+    vt_free(x);
+    vt_free(y);
+    return sink == -1.0 ? 1 : 0; /* keep the sum alive */
+}
+
+/* ---- GPU ------------------------------------------------------------------------------------ */
+
+#define GT(expr)                                                                                   \
+    do {                                                                                           \
+        int rc_ = (expr);                                                                          \
+        if (rc_) {                                                                                 \
+            fprintf(stderr, "bench kernels: %s: %s (%s)\n", #expr, vt_strerror(rc_),               \
+                    vt_last_error());                                                              \
+            return rc_;                                                                            \
+        }                                                                                          \
+    } while (0)
+
+typedef int (*gpu_op)(void *ctx, void *stream);
+
+/* Median milliseconds of op over runs (after one warm-up), timed with events on stream. */
+static int time_gpu(gpu_op op, void *ctx, void *st, int runs, double *ms) {
+    void *e0, *e1;
+    GT(vt_dev_event_create(&e0));
+    GT(vt_dev_event_create(&e1));
+    GT(op(ctx, st));
+    double t[64];
+    for (int r = 0; r < runs; r++) {
+        float f;
+        GT(vt_dev_event_record(e0, st));
+        GT(op(ctx, st));
+        GT(vt_dev_event_record(e1, st));
+        GT(vt_dev_event_elapsed_ms(e0, e1, &f));
+        t[r] = f;
+    }
+    vt_dev_event_destroy(e0);
+    vt_dev_event_destroy(e1);
+    *ms = median(t, runs);
+    return 0;
+}
+
+typedef struct gctx {
+    vt_weight w;
+    void *a, *b, *c, *x16, *w16;
+    uint64_t n, M;
+    vt_kernel_ws *ws;
+    vt_gemm_algo algo;
+} gctx;
+
+static int op_dequant(void *c_, void *st) {
+    gctx *c = c_;
+    return vt_dequant(&c->w, VT_DTYPE_F16, c->a, st);
+}
+static int op_copy(void *c_, void *st) {
+    gctx *c = c_;
+    return vt_dev_memcpy_d2d(c->a, c->b, c->n, st);
+}
+static int op_gemv(void *c_, void *st) {
+    gctx *c = c_;
+    return vt_gemv(&c->w, c->b, c->c, 1, st);
+}
+static int op_gemm(void *c_, void *st) {
+    gctx *c = c_;
+    return vt_gemm_ex(&c->w, c->x16, VT_DTYPE_F16, c->c, VT_DTYPE_F32, c->M, c->algo, c->ws, st);
+}
+static int op_cublas(void *c_, void *st) {
+    gctx *c = c_;
+    return vt_kernels_cublas_f16(c->ws, c->w16, c->x16, c->c, c->w.rows, c->w.cols, c->M, st);
+}
+
+static int bench_gpu_shape(const bk_opts *o, uint32_t fmt, uint64_t rows, uint64_t cols, void *st,
+                           vt_kernel_ws *ws, int do_gemm) {
+    char nm[48];
+    vt_format_name(fmt, nm, sizeof nm);
+    uint8_t *q;
+    float *sc;
+    vt_quant_params p;
+    int rc = make_weight(fmt, rows, cols, &q, &sc, &p);
+    if (rc) {
+        printf("%-10s skipped: %s (%s)\n", nm, vt_strerror(rc), vt_last_error());
+        return 0;
+    }
+    gctx c;
+    memset(&c, 0, sizeof c);
+    vt_weight_host(&c.w, q, fmt, rows, cols, &p);
+    c.w.location = VT_LOC_DEVICE;
+    void *dq = NULL, *daux = NULL;
+    uint64_t Mmax = do_gemm ? 4096 : 1;
+    GT(vt_dev_malloc(&dq, c.w.bytes));
+    GT(vt_dev_memcpy_h2d(dq, q, c.w.bytes, st));
+    if (sc) {
+        GT(vt_dev_malloc(&daux, cols * 4));
+        GT(vt_dev_memcpy_h2d(daux, sc, cols * 4, st));
+    }
+    c.w.data = dq;
+    c.w.aux = daux;
+    c.n = rows * cols * 2;
+    GT(vt_dev_malloc(&c.a, c.n));               /* f16 dequant output / copy dst */
+    GT(vt_dev_malloc(&c.b, c.n));               /* copy src; x (f32) at its start */
+    GT(vt_dev_malloc(&c.c, Mmax * rows * 4));   /* y / Y */
+    GT(vt_dev_malloc(&c.x16, Mmax * cols * 2)); /* X f16 */
+    GT(vt_dev_memset(c.b, 0, c.n, st));
+    GT(vt_dev_memset(c.x16, 0x3c, Mmax * cols * 2, st)); /* 0x3c3c: about 1.06 */
+    GT(vt_dequant(&c.w, VT_DTYPE_F16, c.a, st));         /* the f16 baseline matrix */
+    c.w16 = c.a;
+    c.ws = ws;
+    double ms_dq, ms_cp, ms_gv, ms_cb;
+    GT(time_gpu(op_dequant, &c, st, o->runs, &ms_dq));
+    GT(time_gpu(op_copy, &c, st, o->runs, &ms_cp));
+    /* the f16 copy for the cuBLAS baseline must be intact: redo it after the copy test */
+    GT(vt_dequant(&c.w, VT_DTYPE_F16, c.a, st));
+    GT(time_gpu(op_gemv, &c, st, o->runs, &ms_gv));
+    c.M = 1;
+    GT(time_gpu(op_cublas, &c, st, o->runs, &ms_cb));
+    double dq_gbs = (double)(c.w.bytes + c.n) / ms_dq / 1e6, cp_gbs = 2.0 * c.n / ms_cp / 1e6;
+    double gv_gbs = (double)c.w.bytes / ms_gv / 1e6;
+    printf("%-10s %6llu %6llu  dequant %7.1f GB/s (%3.0f%% of D2D %6.1f)  gemv %7.3f ms %7.1f GB/s "
+           "(%3.0f%% of D2D)  cuBLAS f16 gemv %7.3f ms  speedup %.2fx\n",
+           nm, (unsigned long long)rows, (unsigned long long)cols, dq_gbs, 100 * dq_gbs / cp_gbs,
+           cp_gbs, ms_gv, gv_gbs, 100 * gv_gbs / cp_gbs, ms_cb, ms_cb / ms_gv);
+    json_row("gpu_dequant", nm, rows, cols, 0, ms_dq, dq_gbs, "GB/s", cp_gbs, dq_gbs / cp_gbs);
+    json_row("gpu_gemv", nm, rows, cols, 1, ms_gv, gv_gbs, "GB/s", cp_gbs, gv_gbs / cp_gbs);
+    json_row("gpu_gemv_vs_cublas_f16", nm, rows, cols, 1, ms_gv, ms_cb / ms_gv, "x", ms_cb,
+             ms_cb / ms_gv);
+    for (uint64_t M = 512; do_gemm && M <= 4096; M *= 8) {
+        c.M = M;
+        double flop = 2.0 * (double)M * rows * cols, ms_m, ms_c, ms_b;
+        c.algo = VT_GEMM_MMA;
+        GT(time_gpu(op_gemm, &c, st, o->runs, &ms_m));
+        c.algo = VT_GEMM_CUBLAS;
+        /* the cuBLAS path dequantizes into the workspace, which leaves c.a (the f16 copy) alone */
+        GT(time_gpu(op_gemm, &c, st, o->runs, &ms_c));
+        GT(time_gpu(op_cublas, &c, st, o->runs, &ms_b));
+        double tm = flop / ms_m / 1e9, tc = flop / ms_c / 1e9, tb = flop / ms_b / 1e9;
+        printf("%-10s %6llu %6llu  gemm M=%-5llu mma %7.1f TFLOP/s (%3.0f%%)  dequant+cuBLAS %7.1f "
+               "TFLOP/s (%3.0f%%)  cuBLAS f16 %7.1f TFLOP/s\n",
+               nm, (unsigned long long)rows, (unsigned long long)cols, (unsigned long long)M, tm,
+               100 * tm / tb, tc, 100 * tc / tb, tb);
+        json_row("gpu_gemm_mma", nm, rows, cols, M, ms_m, tm, "TFLOP/s", tb, tm / tb);
+        json_row("gpu_gemm_cublas_path", nm, rows, cols, M, ms_c, tc, "TFLOP/s", tb, tc / tb);
+    }
+    vt_dev_free(dq);
+    vt_dev_free(daux);
+    vt_dev_free(c.a);
+    vt_dev_free(c.b);
+    vt_dev_free(c.c);
+    vt_dev_free(c.x16);
+    vt_free(q);
+    vt_free(sc);
+    return 0;
+}
+
+static int bench_gpu(const bk_opts *o, uint32_t *fmts, int nf) {
+    if (!vt_kernels_cuda_available()) {
+        printf("GPU: no CUDA device or no CUDA in this build: GPU benchmarks not run\n");
+        return 0;
+    }
+    vt_dev_props pr;
+    GT(vt_dev_info(&pr));
+    printf("GPU: %s, %d SMs, cc %d.%d, driver %d, runtime %d\n", pr.name, pr.sm_count, pr.cc_major,
+           pr.cc_minor, pr.driver_version, pr.runtime_version);
+    void *st;
+    vt_kernel_ws *ws;
+    GT(vt_dev_stream_create(&st));
+    GT(vt_kernel_ws_create(1ull << 30, &ws));
+    static const uint64_t shp[][2] = {{4096, 4096}, {8192, 28672}};
+    for (int f = 0; f < nf; f++)
+        for (int s = 0; s < 2; s++) {
+            int rc = bench_gpu_shape(o, fmts[f], shp[s][0], shp[s][1], st, ws, s == 0);
+            if (rc) return rc;
+        }
+    vt_kernel_ws_destroy(ws);
+    vt_dev_stream_destroy(st);
+    return 0;
+}
+
+static void usage(FILE *f) {
+    fprintf(f, "usage: bench kernels [--rows N] [--cols N] [--batch B] [--runs N] [--mem-mb N]\n"
+               "                     [--formats a,b,...] [--cpu-only] [--gpu-only] [--json FILE]\n"
+               "CPU fused GEMV per format vs a same-run memory read baseline; with a GPU, CUDA\n"
+               "dequantize/GEMV/GEMM vs cudaMemcpy D2D and cuBLAS f16. Medians of --runs runs.\n");
+}
+
+int vt_bench_kernels_main(int argc, char **argv) {
+    bk_opts o = {.rows = 16384,
+                 .cols = 4096,
+                 .mem_mb = 512,
+                 .runs = 7,
+                 .batch = 1,
+                 .gpu = 1,
+                 .cpu = 1,
+                 .formats = "q4_0,q4_1,q4_k,nf4,nf4_dq,nvfp4,mxfp4,awq_int4,q8_0,q6_k,int8,f16"};
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            usage(stdout);
+            return 0;
+        } else if (!strcmp(a, "--cpu-only")) {
+            o.gpu = 0;
+        } else if (!strcmp(a, "--gpu-only")) {
+            o.cpu = 0;
+        } else if (v && !strcmp(a, "--rows")) {
+            o.rows = strtoull(v, NULL, 0), i++;
+        } else if (v && !strcmp(a, "--cols")) {
+            o.cols = strtoull(v, NULL, 0), i++;
+        } else if (v && !strcmp(a, "--batch")) {
+            o.batch = atoi(v), i++;
+        } else if (v && !strcmp(a, "--runs")) {
+            o.runs = atoi(v), i++;
+        } else if (v && !strcmp(a, "--mem-mb")) {
+            o.mem_mb = strtoull(v, NULL, 0), i++;
+        } else if (v && !strcmp(a, "--formats")) {
+            o.formats = v, i++;
+        } else if (v && !strcmp(a, "--json")) {
+            o.json = v, i++;
+        } else {
+            fprintf(stderr, "bench kernels: unknown or incomplete option '%s'\n", a);
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (!o.rows || !o.cols || o.runs < 1 || o.runs > 64 || o.batch < 1 ||
+        o.batch > VT_GEMV_MAX_BATCH || !o.mem_mb) {
+        fprintf(stderr,
+                "bench kernels: --rows/--cols > 0, --runs 1..64, --batch 1..8, --mem-mb > 0\n");
+        return 2;
+    }
+    uint32_t fmts[64];
+    int nf = 0;
+    char buf[512];
+    snprintf(buf, sizeof buf, "%s", o.formats);
+    for (char *s = strtok(buf, ","); s && nf < 64; s = strtok(NULL, ",")) {
+        if (vt_format_from_name(s, &fmts[nf])) {
+            fprintf(stderr, "bench kernels: unknown format '%s'\n", s);
+            return 2;
+        }
+        nf++;
+    }
+    if (o.json) {
+        g_json = fopen(o.json, "w");
+        if (!g_json) {
+            fprintf(stderr, "bench kernels: cannot write %s: %s\n", o.json, strerror(errno));
+            return 1;
+        }
+        fprintf(g_json,
+                "{\"bench\": \"kernels\", \"cpu_isa\": \"%s\", \"threads\": %d, \"results\": [",
+                vt_kernels_cpu_isa(), vt_default_threads());
+        g_first = 1;
+    }
+    int rc = 0;
+    if (o.cpu) rc = bench_cpu(&o, fmts, nf);
+    if (!rc && o.gpu) rc = bench_gpu(&o, fmts, nf);
+    if (g_json) {
+        fprintf(g_json, "\n]}\n");
+        fclose(g_json);
+        g_json = NULL;
+    }
+    return rc ? 1 : 0;
+}
