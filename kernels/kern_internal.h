@@ -46,6 +46,11 @@ vt_kdecode_fn vt_kdecode_dense(uint32_t base_fmt, int fast);
 /** 1 when the AVX2+FMA paths are used (CPU support and not VT_KERNELS_SCALAR). */
 int vt_kcpu_avx2(void);
 
+/* Fully fused AVX2 GEMV of row r over its leading whole blocks for q4_0/nf4/mxfp4/nvfp4
+ * (dense): writes out[b] = partial sums and returns the columns covered (a multiple of the
+ * block size), or 0 when the format/CPU has no fused path. */
+uint64_t vt_kfused_row(const vt_kdesc *d, uint64_t r, const float *x, int batch, float *out);
+
 /* f32 dot products used by the fast host kernels (AVX2+FMA when available). */
 float vt_kdot_f32(const float *a, const float *b, uint32_t n);
 float vt_kdot_f16(const float *a, const uint16_t *b, uint32_t n);

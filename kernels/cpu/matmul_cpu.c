@@ -65,7 +65,7 @@ typedef struct gemv_job {
     vt_kdecode_fn dec;
     const float *x;
     float *y;
-    int batch;
+    int batch, fused;
     uint64_t rpt;
 } gemv_job;
 
@@ -76,7 +76,9 @@ static int gemv_task(void *ctx, uint64_t t, int tid) {
     uint64_t r1 = (t + 1) * j->rpt < rows ? (t + 1) * j->rpt : rows;
     for (uint64_t r = t * j->rpt; r < r1; r++) {
         float acc[VT_GEMV_MAX_BATCH] = {0};
-        for (uint64_t k0 = 0; k0 < cols; k0 += VT_KC) {
+        uint64_t kf = j->fused ? vt_kfused_row(&j->d, r, j->x, j->batch, acc) : 0;
+        for (uint64_t k0 = kf; k0 < cols;
+             k0 += VT_KC) { /* kf: a block multiple, decoders accept it */
             uint32_t n = (uint32_t)(cols - k0 < VT_KC ? cols - k0 : VT_KC);
             j->dec(&j->d, r, k0, n, buf);
             for (int b = 0; b < j->batch; b++) acc[b] += vt_kdot_f32(buf, j->x + b * cols + k0, n);
@@ -94,6 +96,8 @@ int vt_cpu_gemv(const vt_weight *w, const float *x, float *y, int batch) {
     j.x = x;
     j.y = y;
     j.batch = batch;
+    j.fused = !j.d.sparse && (j.d.fmt == VT_FMT_Q4_0 || j.d.fmt == VT_FMT_NF4 ||
+                              j.d.fmt == VT_FMT_MXFP4 || j.d.fmt == VT_FMT_NVFP4);
     j.rpt = rows_per_task(j.d.rows, j.d.cols);
     return vt_parallel_for((j.d.rows + j.rpt - 1) / j.rpt, gemv_task, &j, 0);
 }
