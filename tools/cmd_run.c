@@ -478,7 +478,10 @@ int vt_cmd_run(int argc, char **argv) {
     }
     double t3 = vt_now();
     vt_streamer_get_stats(st, &dec);
-    if (!json && !quiet) fputc('\n', stdout);
+    if (!json && !quiet) {
+        fputc('\n', stdout);
+        fflush(stdout);
+    }
 
     if (logits_path && (rc = write_npy(logits_path, all, n_pos, V))) {
         vt_cli_error(CMD, rc, "cannot write %s", logits_path);

@@ -252,21 +252,28 @@ static int schedule_names(const vt_llama_hparams *hp, char ***out, size_t *count
     return 0;
 }
 
-/* Raw bytes of one pass and the budget that keeps all of it resident (the model plus ring
- * slots and page rounding). */
+/* Raw bytes of one pass and a budget that keeps all of it resident: every tensor rounded to
+ * pages, plus the planner's ring reservation while it pins (k slots of the next smaller tensor,
+ * at most the second largest) and a margin. */
 static int schedule_bytes(vt_store *s, char **names, size_t n, uint32_t prefetch, uint64_t *model,
                           uint64_t *resident) {
-    uint64_t sum = 0, maxb = 0;
+    uint64_t sum = 0, paged = 0, max1 = 0, max2 = 0;
     for (size_t i = 0; i < n; i++) {
         vt_tensor_info ti;
         int rc = vt_store_stat(s, names[i], &ti);
         if (rc) return vt_fail(rc, "model tensor %s: %s", names[i], vt_strerror(rc));
         sum += ti.raw_bytes;
-        if (ti.raw_bytes > maxb) maxb = ti.raw_bytes;
+        paged += (ti.raw_bytes + 4095) / 4096 * 4096;
+        if (ti.raw_bytes > max1) {
+            max2 = max1;
+            max1 = ti.raw_bytes;
+        } else if (ti.raw_bytes > max2) {
+            max2 = ti.raw_bytes;
+        }
     }
     *model = sum;
-    *resident =
-        sum + (uint64_t)((prefetch ? prefetch : 2) + 3) * maxb + (uint64_t)n * 4096 + (16u << 20);
+    *resident = paged + (uint64_t)((prefetch ? prefetch : 2) + 2) * ((max2 + 4095) / 4096 * 4096) +
+                (4u << 20);
     return 0;
 }
 
