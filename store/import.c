@@ -62,22 +62,43 @@ static int grow(void **p, size_t *cap, size_t need) {
     return *p ? 0 : vt_fail(-ENOMEM, "out of memory for a %zu-byte import buffer", need);
 }
 
-static void sum_slice(const float *x, const float *y, uint64_t n, chunk_sums *s) {
-    double sx2 = 0, se2 = 0, sxy = 0, sy2 = 0;
+/* Error sums of a slice. Eight float lanes over blocks of 1024 values (so the compiler can
+ * vectorize), flushed into f64 totals after each block: relative error of the sums stays near
+ * 1e-6 while the loop runs at SIMD speed. */
+__attribute__((target_clones("avx2", "default"))) static void
+sum_slice(const float *x, const float *y, uint64_t n, chunk_sums *s) {
     float maxe = (float)s->maxe;
-    for (uint64_t i = 0; i < n; i++) {
-        double a = x[i], b = y[i], e = a - b;
-        sx2 += a * a;
-        se2 += e * e;
-        sxy += a * b;
-        sy2 += b * b;
-        float ae = fabsf(x[i] - y[i]);
-        if (ae > maxe) maxe = ae;
+    for (uint64_t b = 0; b < n; b += 1024) {
+        uint64_t m = n - b < 1024 ? n - b : 1024, i = 0;
+        float ax[8] = {0}, ae[8] = {0}, axy[8] = {0}, ay[8] = {0}, mx[8] = {0};
+        const float *xb = x + b, *yb = y + b;
+        for (; i + 8 <= m; i += 8)
+            for (int k = 0; k < 8; k++) {
+                float a = xb[i + k], c = yb[i + k], e = a - c;
+                ax[k] += a * a;
+                ae[k] += e * e;
+                axy[k] += a * c;
+                ay[k] += c * c;
+                float ab = e < 0 ? -e : e;
+                mx[k] = ab > mx[k] ? ab : mx[k];
+            }
+        for (; i < m; i++) {
+            float a = xb[i], c = yb[i], e = a - c;
+            ax[0] += a * a;
+            ae[0] += e * e;
+            axy[0] += a * c;
+            ay[0] += c * c;
+            float ab = e < 0 ? -e : e;
+            mx[0] = ab > mx[0] ? ab : mx[0];
+        }
+        for (int k = 0; k < 8; k++) {
+            s->sx2 += ax[k];
+            s->se2 += ae[k];
+            s->sxy += axy[k];
+            s->sy2 += ay[k];
+            if (mx[k] > maxe) maxe = mx[k];
+        }
     }
-    s->sx2 += sx2;
-    s->se2 += se2;
-    s->sxy += sxy;
-    s->sy2 += sy2;
     s->maxe = maxe;
 }
 

@@ -26,6 +26,9 @@ int imp_read_rows_f32(const imp_plan *p, uint64_t r0, uint64_t n, void *scratch,
                        (unsigned long long)r0, (unsigned long long)(r0 + n), vt_strerror(rc));
     if (t->block_fmt != VT_FMT_COUNT)
         rc = vt_dequantize(t->block_fmt, NULL, scratch, n, p->cols, x, 1);
+    else if (t->desc.dtype == VT_DTYPE_F16 || t->desc.dtype == VT_DTYPE_BF16) /* SIMD rows */
+        rc = vt_dequantize(t->desc.dtype == VT_DTYPE_F16 ? VT_FMT_F16 : VT_FMT_BF16, NULL, scratch,
+                           n, p->cols, x, 1);
     else
         rc = vt_convert_to_f32(t->desc.dtype, scratch, x, (size_t)(n * p->cols));
     if (rc)

@@ -203,9 +203,9 @@ static void test_safetensors_quant(void) {
         CHECK_RC(vt_store_read_rows(s, q[i].name, 0, R, VT_DTYPE_F32, y, sizeof(float) * R * C));
         vt_metrics m;
         CHECK_RC(vt_metrics_compute(q[i].x, y, R * C, &m));
-        CHECKF(fabs(m.sqnr_db - ti.metrics.sqnr_db) < 1e-6 * fabs(m.sqnr_db),
+        CHECKF(fabs(m.sqnr_db - ti.metrics.sqnr_db) < 1e-4 * fabs(m.sqnr_db),
                "%s: stored sqnr %g vs measured %g", q[i].name, ti.metrics.sqnr_db, m.sqnr_db);
-        CHECKF(fabs(m.cosine - ti.metrics.cosine) < 1e-9, "%s: cosine", q[i].name);
+        CHECKF(fabs(m.cosine - ti.metrics.cosine) < 1e-6, "%s: cosine", q[i].name);
         CHECKF(fabs(m.max_err - ti.metrics.max_err) <= 1e-6 * m.max_err, "%s: max err", q[i].name);
         CHECKF(ti.metrics.sqnr_db > q[i].min_sqnr, "%s: sqnr %g", q[i].name, ti.metrics.sqnr_db);
         free(ref);
