@@ -272,6 +272,24 @@ int vt_store_open(const char *path, unsigned flags, const vt_store_options *opt,
         rc = vt_fail(rc, "store %s: cannot open index %s: %s", path, buf, mdb_strerror(mr));
         goto fail;
     }
+    {
+        /* LMDB maps the data file and trusts it: pages past a truncated end would be SIGBUS on
+         * first touch. Refuse an index shorter than its last committed page. */
+        MDB_envinfo ei;
+        MDB_stat ms;
+        mdb_filehandle_t mfd;
+        struct stat fst;
+        if (!mdb_env_info(s->env, &ei) && !mdb_env_stat(s->env, &ms) &&
+            !mdb_env_get_fd(s->env, &mfd) && !fstat(mfd, &fst) &&
+            (uint64_t)fst.st_size < ((uint64_t)ei.me_last_pgno + 1) * ms.ms_psize) {
+            rc = vt_fail(
+                VT_EFORMAT,
+                "store %s: index %s/data.mdb is truncated (%llu bytes, its last page ends at %llu)",
+                path, buf, (unsigned long long)fst.st_size,
+                (unsigned long long)(ei.me_last_pgno + 1) * ms.ms_psize);
+            goto fail;
+        }
+    }
     int dead = 0;
     mdb_reader_check(s->env, &dead);
     if (dead) vt_log(VT_LOG_INFO, "store %s: cleared %d stale index reader slot(s)", path, dead);
