@@ -368,15 +368,21 @@ static int read_rows_fn(vt_store *s, MDB_txn *txn, void *p) {
         vt_chunk_info ci;
         if ((rc = st_chunk_get(s, txn, &ti, i, &ci))) break;
         if ((rc = st_read_chunk_ci(s, txn, ti.name, &ci, raw, raw_cap))) break;
+        /* A chunk wholly inside the range, wanted as f32, is decoded straight into dst (no
+         * second copy through f). */
+        int direct =
+            c->out == VT_DTYPE_F32 && ci.row0 >= c->row0 && ci.row0 + ci.rows <= c->row0 + c->nrows;
+        float *fo = direct ? (float *)((char *)c->dst + (ci.row0 - c->row0) * ti.cols * es) : f;
         if (ti.format == VT_STORE_FMT_RAW)
-            rc = vt_convert_to_f32(ti.src_dtype, raw, f, ci.rows * ti.cols);
+            rc = vt_convert_to_f32(ti.src_dtype, raw, fo, ci.rows * ti.cols);
         else
-            rc = vt_dequantize(ti.format, &qp, raw, ci.rows, ti.cols, f, 1);
+            rc = vt_dequantize(ti.format, &qp, raw, ci.rows, ti.cols, fo, 1);
         if (rc) {
             rc = st_fail(s, rc, "tensor %s chunk %llu: cannot dequantize: %s", ti.name,
                          (unsigned long long)i, vt_last_error());
             break;
         }
+        if (direct) continue;
         uint64_t a = ci.row0 > c->row0 ? ci.row0 : c->row0;
         uint64_t b =
             ci.row0 + ci.rows < c->row0 + c->nrows ? ci.row0 + ci.rows : c->row0 + c->nrows;

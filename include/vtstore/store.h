@@ -233,19 +233,23 @@ int vt_store_chunk_decode(vt_store *s, const vt_chunk_info *ci, const void *stor
                           size_t cap);
 
 /** Read chunk @p index of @p name: the raw (quantized, decompressed) bytes, checksum verified,
- *  into @p dst[cap]; *len (may be NULL) gets raw_len. Errors: VT_ENOTFOUND, -ERANGE,
+ *  into @p dst[cap]; *len (may be NULL) gets raw_len. An uncompressed chunk is read straight
+ *  into dst and checksummed there, so on any error (VT_ECORRUPT included) the contents of
+ *  dst[0, cap) are unspecified: never use them. Errors: VT_ENOTFOUND, -ERANGE,
  *  VT_ECORRUPT "tensor X chunk N (shard PATH @OFFSET): checksum mismatch" and the like. */
 int vt_store_read_chunk(vt_store *s, const char *name, uint64_t index, void *dst, size_t cap,
                         size_t *len);
 
 /** All chunks of @p name concatenated (raw_bytes bytes, the quantized tensor as
- *  vt_dequantize takes it) into @p dst[cap]. Errors as vt_store_read_chunk. */
+ *  vt_dequantize takes it) into @p dst[cap]. Errors as vt_store_read_chunk; on any error the
+ *  contents of dst are unspecified (earlier chunks may be in place, the failing one partly). */
 int vt_store_read_tensor_raw(vt_store *s, const char *name, void *dst, size_t cap);
 
 /** Dequantize rows [row0, row0 + nrows) of @p name into @p dst as @p out_dtype (VT_DTYPE_F32,
  *  F16 or BF16), nrows * cols elements; @p cap is the byte capacity of dst. For nf4_dq tensors
  *  any row range works (whole chunks are decoded). Errors: -ERANGE (rows out of range or cap
- *  too small), VT_EUNSUPPORTED (out_dtype), errors of vt_store_read_chunk. */
+ *  too small), VT_EUNSUPPORTED (out_dtype), errors of vt_store_read_chunk; on any error the
+ *  contents of dst are unspecified. */
 int vt_store_read_rows(vt_store *s, const char *name, uint64_t row0, uint64_t nrows,
                        vt_dtype out_dtype, void *dst, size_t cap);
 
