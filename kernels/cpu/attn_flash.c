@@ -34,17 +34,47 @@ static void load_q(const vt_attn_params *p, uint64_t idx, uint32_t D, float mul,
     for (uint32_t d = 0; d < D; d++) dst[d] *= mul;
 }
 
-/* s[r][0..BN) += sum_d q[r][d] * kt[d][0..BN): inner loop over keys so it vectorises. */
-static void tile_scores(const float *q, const float *kt, float *s, uint32_t rows, uint32_t D) {
+/* 4-float SIMD vectors (SSE2 baseline; GCC/Clang vector extensions), unaligned access. */
+typedef float v4 __attribute__((vector_size(16), aligned(4)));
+
+/* s[r][0..BN) = sum_d q[r][d] * kt[d][0..BN): keys along the vector lanes, 32 keys (8 vector
+ * accumulators) at a time so the sums stay in registers. */
+static void tile_scores(const float *restrict q, const float *restrict kt, float *restrict s,
+                        uint32_t rows, uint32_t D) {
     for (uint32_t r = 0; r < rows; r++) {
-        float *sr = s + (size_t)r * BN;
-        memset(sr, 0, BN * sizeof(float));
         const float *qr = q + (size_t)r * D;
-        for (uint32_t d = 0; d < D; d++) {
-            const float qd = qr[d];
-            const float *kd = kt + (size_t)d * BN;
-            for (int j = 0; j < BN; j++) sr[j] += qd * kd[j];
+        for (int j0 = 0; j0 < BN; j0 += 32) {
+            v4 acc[8] = {{0}};
+            for (uint32_t d = 0; d < D; d++) {
+                const v4 *kd = (const v4 *)(kt + (size_t)d * BN + j0);
+                const float qd = qr[d];
+                for (int i = 0; i < 8; i++) acc[i] += qd * kd[i];
+            }
+            v4 *sr = (v4 *)(s + (size_t)r * BN + j0);
+            for (int i = 0; i < 8; i++) sr[i] = acc[i];
         }
+    }
+}
+
+/* ar[0..D) = ar * alpha + sum_j p[j] * v[j][0..D): 32 columns at a time in registers. */
+static void tile_pv(float *restrict ar, float alpha, const float *restrict p,
+                    const float *restrict vt, int64_t n, uint32_t D) {
+    uint32_t d0 = 0;
+    for (; d0 + 32 <= D; d0 += 32) {
+        v4 *a = (v4 *)(ar + d0);
+        v4 acc[8];
+        for (int i = 0; i < 8; i++) acc[i] = a[i] * alpha;
+        for (int64_t j = 0; j < n; j++) {
+            const v4 *vj = (const v4 *)(vt + (size_t)j * D + d0);
+            const float pj = p[j];
+            for (int i = 0; i < 8; i++) acc[i] += pj * vj[i];
+        }
+        for (int i = 0; i < 8; i++) a[i] = acc[i];
+    }
+    for (uint32_t d = d0; d < D; d++) { /* ragged head dim */
+        float acc = ar[d] * alpha;
+        for (int64_t j = 0; j < n; j++) acc += p[j] * vt[(size_t)j * D + d];
+        ar[d] = acc;
     }
 }
 
@@ -116,14 +146,7 @@ static int flash_task(void *vctx, uint64_t task, int tid) {
             }
             l[r] = l[r] * alpha + sum;
             m[r] = mx;
-            float *ar = acc + (size_t)r * D;
-            if (alpha != 1.0f)
-                for (uint32_t d = 0; d < D; d++) ar[d] *= alpha;
-            for (int64_t j = 0; j < vis; j++) {
-                const float pj = sr[j];
-                const float *vj = vt + (size_t)j * D;
-                for (uint32_t d = 0; d < D; d++) ar[d] += pj * vj[d];
-            }
+            tile_pv(acc + (size_t)r * D, alpha, sr, vt, vis, D);
         }
     }
     for (uint32_t r = 0; r < rows; r++) {

@@ -2,6 +2,8 @@
  * runs of rows through the quant module (vt_quantize / vt_dequantize), so a cache holds exactly
  * the bytes vt_quantize writes for the same rows. The CUDA append kernel mirrors the quant
  * module's reference quantizers operation by operation. */
+#include <cpuid.h>
+#include <immintrin.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -46,11 +48,42 @@ int vt_attn_kv_quantize_rows(uint32_t fmt, const float *x, uint64_t rows, uint32
     return vt_quantize(fmt, &p, x, rows, d, dst, 1);
 }
 
+/* F16C, checked once: the hot loop dequantizes a tile per call and must not pay for cpuid
+ * (which traps to the hypervisor in a VM). */
+static int f16c_state; /* 0 unknown, 1 yes, 2 no; benign race: every thread computes the same */
+static int have_f16c(void) {
+    if (!f16c_state) {
+        unsigned a, b, c, d;
+        int ok = __builtin_cpu_supports("avx2") && __get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C);
+        __atomic_store_n(&f16c_state, ok ? 1 : 2, __ATOMIC_RELAXED);
+    }
+    return __atomic_load_n(&f16c_state, __ATOMIC_RELAXED) == 1;
+}
+
+__attribute__((target("avx2,f16c"))) static void f16_rows_f16c(const uint16_t *h, float *y,
+                                                               size_t n) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(y + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(h + i))));
+    for (; i < n; i++) y[i] = vt_f16_to_f32(h[i]);
+}
+
 int vt_attn_kv_dequantize_rows(uint32_t fmt, const void *src, uint64_t rows, uint32_t d,
                                float tensor_scale, float *y) {
     if (!rows) return 0;
     if (fmt == VT_FMT_F32) { /* no need for a copy through the dispatcher */
         memcpy(y, src, (size_t)rows * d * sizeof(float));
+        return 0;
+    }
+    size_t n = (size_t)rows * d;
+    if (fmt == VT_FMT_F16 && have_f16c()) {
+        f16_rows_f16c(src, y, n);
+        return 0;
+    }
+    if (fmt == VT_FMT_BF16) { /* bf16 is the upper half of an f32: exact */
+        const uint16_t *h = src;
+        uint32_t *u = (uint32_t *)y;
+        for (size_t i = 0; i < n; i++) u[i] = (uint32_t)h[i] << 16;
         return 0;
     }
     vt_quant_params p = kv_params(tensor_scale);

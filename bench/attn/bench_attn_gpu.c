@@ -1,0 +1,135 @@
+/* GPU attention benchmark (our kernels; PyTorch SDPA numbers come from sdpa_baseline.py on the
+ * same machine, same shapes). Prefill: f16 Q and K/V, D 64/128, N 1k-16k, causal and not,
+ * FLOPs = 4*B*H*N^2*D (halved for causal, counted exactly by vt_attn_flops); decode: one query
+ * per sequence, B 1 and 8, H 32, D 128, Nk 4k-128k, K/V cache in f16, q8_0, q4_0, nf4 — time,
+ * bytes of K/V read and bandwidth. Writes bench_attn_gpu.json. Exits 77 without a GPU.
+ * Usage: bench_attn_gpu [max_prefill_N] [max_decode_Nk] [iters] */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "vtstore/attn.h"
+#include "vtstore/device.h"
+
+#define TRY(x)                                                                                    \
+    do {                                                                                          \
+        int rc_ = (x);                                                                            \
+        if (rc_) {                                                                                \
+            fprintf(stderr, "%s: %s (%s)\n", #x, vt_strerror(rc_), vt_last_error());             \
+            exit(1);                                                                              \
+        }                                                                                         \
+    } while (0)
+
+static FILE *js;
+static int first = 1;
+
+/* Cache of H x capacity tokens filled by appending one random chunk repeatedly. */
+static vt_kv_cache *make_cache(uint32_t fmt, uint32_t hkv, uint32_t d, uint64_t n) {
+    vt_kv_cache_config cc = {.location = VT_LOC_DEVICE, .format = fmt, .n_kv_heads = hkv,
+                             .head_dim = d, .capacity = n, .tensor_scale = 0.01f};
+    vt_kv_cache *kv;
+    TRY(vt_kv_cache_create(&cc, &kv));
+    uint64_t chunk = n < 1024 ? n : 1024, el = (uint64_t)hkv * chunk * d;
+    float *h = malloc(el * 4);
+    for (uint64_t i = 0; i < el; i++) h[i] = (float)rand() / RAND_MAX * 2 - 1;
+    void *dk;
+    TRY(vt_dev_malloc(&dk, el * 4));
+    TRY(vt_dev_memcpy_h2d(dk, h, el * 4, NULL));
+    for (uint64_t t = 0; t < n; t += chunk)
+        TRY(vt_kv_cache_append(kv, dk, dk, VT_DTYPE_F32, n - t < chunk ? n - t : chunk, NULL));
+    TRY(vt_dev_sync(NULL));
+    vt_dev_free(dk);
+    free(h);
+    return kv;
+}
+
+static double time_ms(vt_attn_params *p, int iters) {
+    void *e0, *e1;
+    TRY(vt_dev_event_create(&e0));
+    TRY(vt_dev_event_create(&e1));
+    TRY(vt_attn_forward(p)); /* warm-up */
+    TRY(vt_dev_event_record(e0, NULL));
+    for (int i = 0; i < iters; i++) TRY(vt_attn_forward(p));
+    TRY(vt_dev_event_record(e1, NULL));
+    TRY(vt_dev_sync(NULL));
+    float ms;
+    TRY(vt_dev_event_elapsed_ms(e0, e1, &ms));
+    vt_dev_event_destroy(e0);
+    vt_dev_event_destroy(e1);
+    return ms / iters;
+}
+
+int main(int argc, char **argv) {
+    if (!vt_attn_cuda_available()) {
+        printf("SKIP: no CUDA device (or a build without CUDA)\n");
+        return 77;
+    }
+    uint64_t max_n = argc > 1 ? strtoull(argv[1], NULL, 0) : 16384;
+    uint64_t max_nk = argc > 2 ? strtoull(argv[2], NULL, 0) : 131072;
+    int iters = argc > 3 ? atoi(argv[3]) : 10;
+    js = fopen("bench_attn_gpu.json", "w");
+    if (js) fprintf(js, "{\"prefill\": [\n");
+    const uint32_t B = 2, H = 16; /* prefill: B*H = 32 heads folded */
+    printf("prefill (B %u, H %u, f16 Q, f16 K/V)\n%5s %6s %6s %10s %9s\n", B, H, "D", "N",
+           "causal", "ms", "TFLOP/s");
+    for (uint32_t d = 64; d <= 128; d *= 2)
+        for (uint64_t n = 1024; n <= max_n; n *= 2)
+            for (int causal = 0; causal < 2; causal++) {
+                vt_kv_cache *kv = make_cache(VT_FMT_F16, B * H, d, n);
+                void *q, *o;
+                TRY(vt_dev_malloc(&q, (size_t)B * H * n * d * 2));
+                TRY(vt_dev_malloc(&o, (size_t)B * H * n * d * 2));
+                TRY(vt_dev_memset(q, 0x3c, (size_t)B * H * n * d * 2, NULL)); /* ~1.0 in f16 */
+                vt_attn_params p;
+                vt_attn_params_init(&p);
+                p.q = q, p.q_dtype = VT_DTYPE_F16, p.o = o, p.o_dtype = VT_DTYPE_F16;
+                p.n_heads = B * H, p.n_q = n, p.causal = causal, p.algo = VT_ATTN_FLASH;
+                vt_kv_cache_view(kv, &p.kv);
+                double ms = time_ms(&p, iters), tf = vt_attn_flops(&p) / ms / 1e9;
+                printf("%5u %6llu %6s %10.3f %9.1f\n", d, (unsigned long long)n,
+                       causal ? "yes" : "no", ms, tf);
+                if (js)
+                    fprintf(js, "%s{\"d\": %u, \"n\": %llu, \"causal\": %d, \"ms\": %.5f, \"tflops\": %.3f}",
+                            first ? "" : ",\n", d, (unsigned long long)n, causal, ms, tf);
+                first = 0;
+                vt_dev_free(q), vt_dev_free(o);
+                vt_kv_cache_destroy(kv);
+            }
+    if (js) fprintf(js, "\n], \"decode\": [\n");
+    first = 1;
+    const uint32_t fmts[] = {VT_FMT_F16, VT_FMT_Q8_0, VT_FMT_Q4_0, VT_FMT_NF4};
+    const char *names[] = {"f16", "q8_0", "q4_0", "nf4"};
+    printf("\ndecode (H 32 = Hkv, D 128, one query per sequence)\n%3s %8s %6s %10s %12s %9s\n",
+           "B", "Nk", "kv", "ms", "KV bytes", "GB/s");
+    for (uint32_t b = 1; b <= 8; b *= 8)
+        for (uint64_t nk = 4096; nk <= max_nk; nk *= 2)
+            for (int f = 0; f < 4; f++) {
+                uint32_t heads = b * 32;
+                vt_kv_cache *kv = make_cache(fmts[f], heads, 128, nk);
+                void *q, *o;
+                TRY(vt_dev_malloc(&q, (size_t)heads * 128 * 2));
+                TRY(vt_dev_malloc(&o, (size_t)heads * 128 * 4));
+                TRY(vt_dev_memset(q, 0x3c, (size_t)heads * 128 * 2, NULL));
+                vt_attn_params p;
+                vt_attn_params_init(&p);
+                p.q = q, p.q_dtype = VT_DTYPE_F16, p.o = o, p.n_heads = heads, p.n_q = 1;
+                p.algo = VT_ATTN_DECODE;
+                vt_kv_cache_view(kv, &p.kv);
+                double ms = time_ms(&p, iters);
+                double bytes = 2.0 * heads * nk * (double)vt_attn_row_bytes(fmts[f], 128);
+                printf("%3u %8llu %6s %10.4f %12.0f %9.1f\n", b, (unsigned long long)nk, names[f],
+                       ms, bytes, bytes / ms / 1e6);
+                if (js)
+                    fprintf(js,
+                            "%s{\"b\": %u, \"nk\": %llu, \"kv\": \"%s\", \"ms\": %.5f, \"bytes\": %.0f}",
+                            first ? "" : ",\n", b, (unsigned long long)nk, names[f], ms, bytes);
+                first = 0;
+                vt_dev_free(q), vt_dev_free(o);
+                vt_kv_cache_destroy(kv);
+            }
+    if (js) {
+        fprintf(js, "\n]}\n");
+        fclose(js);
+    }
+    return 0;
+}
