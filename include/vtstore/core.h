@@ -200,6 +200,12 @@ int vt_parallel_for(uint64_t n, vt_task_fn fn, void *ctx, int nthreads);
 /** Threads the pool uses for nthreads = 0. */
 int vt_default_threads(void);
 
+/* ---- CPU features ------------------------------------------------------------------------- */
+
+enum { VT_CPU_AVX2 = 1, VT_CPU_FMA = 2, VT_CPU_F16C = 4, VT_CPU_AVX512F = 8 };
+/** Bit set of VT_CPU_* this CPU has; detected once and cached (cpuid traps in a VM). */
+int vt_cpu_features(void);
+
 /* ---- misc --------------------------------------------------------------------------------- */
 
 /** Monotonic clock in seconds. */
