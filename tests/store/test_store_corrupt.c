@@ -291,6 +291,7 @@ int main(void) {
     CHECK(raw_put("tensors", "t3", 2, rec, rl) == 0);
     CHECK_RC(vt_store_open(path, VT_STORE_RDONLY, NULL, &s));
     CHECK(tu_check_gen(s, "t3", NULL) == 0);
+    CHECK_RC(vt_store_stat(s, "t3", &ti)); /* ti last held a mutated record's fields */
     CHECK_RC(vt_store_verify(s, NULL, NULL, NULL));
     vt_store_close(s);
 
