@@ -31,7 +31,7 @@ int vt_cmd_info(int argc, char **argv) {
     vt_store *s = vt_print_open("info", pos[0], 0);
     if (!s) return VT_EXIT_ERROR;
     int rc;
-    char a[32], b[32], c[32];
+    char a[32], b[32], c[32], g[32];
     if (pos[1]) {
         vt_tensor_info ti;
         if ((rc = vt_store_stat(s, pos[1], &ti))) {
@@ -86,7 +86,7 @@ int vt_cmd_info(int argc, char **argv) {
                    (unsigned long long)t.chunks, vt_print_bytes(t.raw_bytes, a, sizeof a),
                    vt_print_bytes(t.stored_bytes, b, sizeof b), (unsigned long long)t.shards,
                    vt_print_bytes(t.shard_bytes, c, sizeof c),
-                   vt_print_bytes(t.garbage_bytes, a, sizeof a),
+                   vt_print_bytes(t.garbage_bytes, g, sizeof g),
                    (unsigned long long)t.orphan_files);
             for (uint32_t f = 0; f <= VT_FMT_COUNT; f++) {
                 if (!t.tensors_by_format[f]) continue;
