@@ -63,10 +63,14 @@ void vt_clear_error(void) {
 }
 
 int vt_fail(int code, const char *fmt, ...) {
+    /* format into a copy: callers often pass vt_last_error() itself as an argument, and
+     * vsnprintf into the buffer it reads from is undefined (it garbled messages) */
+    char tmp[sizeof last_error];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(last_error, sizeof last_error, fmt, ap);
+    vsnprintf(tmp, sizeof tmp, fmt, ap);
     va_end(ap);
+    memcpy(last_error, tmp, sizeof tmp);
     return code;
 }
 
