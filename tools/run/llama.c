@@ -38,6 +38,8 @@ struct vt_llama {
     int dev_is_host; /* no CUDA: the streamer's "device" tier is host memory */
     vt_weight held;  /* token_embd kept from the head of the last step (tied, one part) */
     int have_held;
+    float *cand_row;  /* [dim] tied head in parts: embedding row of the last position's argmax */
+    int32_t cand_id;  /* its token id (-1: none) */
     double *inv_freq; /* [rope_dim / 2] */
     /* host scratch, for ub tokens (shape comments per token) */
     float *x;                 /* [ub][dim] residual stream */
@@ -218,8 +220,8 @@ void vt_llama_close(vt_llama *m) {
     vt_streamer_close(m->st);
     free_names(m->names, m->n_names);
     vt_free(m->inv_freq);
-    float *bufs[] = {m->x,   m->h, m->q, m->k, m->v,   m->qt,     m->kt,  m->vt,  m->ot,
-                     m->att, m->g, m->u, m->y, m->nrm, m->rowbuf, m->tmp, m->lbuf};
+    float *bufs[] = {m->x,   m->h, m->q, m->k, m->v,   m->qt,     m->kt,  m->vt,   m->ot,
+                     m->att, m->g, m->u, m->y, m->nrm, m->rowbuf, m->tmp, m->lbuf, m->cand_row};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) vt_free(bufs[i]);
     void *dbufs[] = {m->dx, m->dy, m->dq, m->dkv, m->dout, m->drow};
     for (size_t i = 0; i < sizeof dbufs / sizeof dbufs[0]; i++) vt_dev_free(dbufs[i]);
@@ -325,9 +327,10 @@ static int alloc_scratch(vt_llama *m) {
     m->u = falloc(ub * hp->ffn_dim);
     m->y = falloc(ub * (hp->dim > qd ? hp->dim : qd));
     m->nrm = falloc(hw);
+    m->cand_row = falloc(hp->dim);
     m->inv_freq = vt_malloc((hp->rope_dim / 2 + 1) * sizeof(double));
     if (!m->x || !m->h || !m->q || !m->k || !m->v || !m->qt || !m->kt || !m->vt || !m->ot ||
-        !m->att || !m->g || !m->u || !m->y || !m->nrm || !m->inv_freq)
+        !m->att || !m->g || !m->u || !m->y || !m->nrm || !m->cand_row || !m->inv_freq)
         return vt_fail(-ENOMEM, "out of memory for activations (%u tokens per chunk)", m->ub);
     for (uint32_t i = 0; i < hp->rope_dim / 2; i++)
         m->inv_freq[i] = pow((double)hp->rope_theta, -2.0 * i / hp->rope_dim);
@@ -355,6 +358,7 @@ int vt_llama_open(vt_store *s, const vt_llama_opts *o, vt_llama **out) {
     else
         vt_llama_opts_init(&m->o);
     m->ub = m->o.ubatch ? m->o.ubatch : 64;
+    m->cand_id = -1;
     m->dev_is_host = !vt_kernels_cuda_available();
     m->gpu = m->o.use_cuda;
     int rc = 0;
@@ -465,13 +469,20 @@ static int handle_mm(vt_llama *m, const vt_weight *w0, const float *X, float *Y,
     return rc;
 }
 
+static int dequant_row(vt_llama *m, const vt_weight *w0, uint64_t r, float *out);
+
 /* Y[n][rows] = X[n][cols] W^T for tensor @p name, streamed whole or part by part. With @p hold
- * (the tied head), a whole handle is kept in m->held instead of being released. */
+ * (the tied head), a whole handle is kept in m->held instead of being released; a head in parts
+ * instead keeps the embedding row of the last position's argmax (lowest id among equal maxima,
+ * as greedy decoding picks it) in m->cand_row, so that the next step need not read its part
+ * again. */
 static int matmul(vt_llama *m, const char *name, const float *X, float *Y, uint32_t n,
                   uint64_t total_rows, int hold) {
     uint64_t np;
     int rc = vt_streamer_parts(m->st, name, &np);
     if (rc) return vt_fail(rc, "%s: %s", name, vt_streamer_errmsg(m->st));
+    float best = -INFINITY;
+    if (hold) m->cand_id = -1;
     for (uint64_t p = 0; p < np; p++) {
         vt_weight w;
         if ((rc = acq(m, name, p, np, &w))) return rc;
@@ -482,6 +493,17 @@ static int matmul(vt_llama *m, const char *name, const float *X, float *Y, uint3
             for (uint32_t i = 0; i < n; i++)
                 memcpy(Y + (size_t)i * total_rows + w.row0, m->tmp + (size_t)i * w.rows,
                        w.rows * sizeof(float));
+        }
+        if (!rc && hold && np > 1) {
+            const float *yl = Y + (size_t)(n - 1) * total_rows;
+            uint64_t bi = w.row0;
+            for (uint64_t r = w.row0; r < w.row0 + w.rows; r++)
+                if (yl[r] > yl[bi]) bi = r;
+            if (yl[bi] > best) {
+                best = yl[bi];
+                rc = dequant_row(m, &w, bi, m->cand_row);
+                m->cand_id = rc ? -1 : (int32_t)bi;
+            }
         }
         if (rc) {
             vt_streamer_release(m->st, &w);
@@ -546,11 +568,16 @@ static int dequant_row(vt_llama *m, const vt_weight *w0, uint64_t r, float *out)
     return 0;
 }
 
-/* X[i] = embedding row of tokens[i]: from the handle held since the last head, else from the
- * part(s) holding those rows. */
+/* X[i] = embedding row of tokens[i]: from the handle held since the last head, or the row kept
+ * for the argmax by a head in parts, else from the part(s) holding those rows. */
 static int embed(vt_llama *m, const int32_t *tok, uint32_t n, float *X) {
     const uint32_t dim = m->hp.dim;
-    int rc = 0;
+    int rc = 0, cand = m->cand_id;
+    m->cand_id = -1;
+    if (!m->have_held && n == 1 && cand >= 0 && tok[0] == cand) {
+        memcpy(X, m->cand_row, dim * sizeof(float));
+        return 0;
+    }
     if (m->have_held) {
         for (uint32_t i = 0; i < n && !rc; i++)
             rc = dequant_row(m, &m->held, (uint64_t)tok[i], X + (size_t)i * dim);
