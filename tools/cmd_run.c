@@ -353,6 +353,11 @@ int vt_cmd_run(int argc, char **argv) {
         vt_cli_error(CMD, rc, "cannot open store %s", store_path);
         goto done;
     }
+    uint64_t model_bytes = 0;
+    if ((rc = vt_llama_plan_bytes(s, &model_bytes, NULL))) {
+        vt_cli_error(CMD, rc, "%s: model", store_path);
+        goto done;
+    }
     if ((rc = load_tokenizer(s, &tok))) {
         vt_cli_error(CMD, rc, "%s: tokenizer", store_path);
         goto done;
@@ -385,11 +390,6 @@ int vt_cmd_run(int argc, char **argv) {
         goto done;
     }
 
-    uint64_t model_bytes = 0;
-    if ((rc = vt_llama_plan_bytes(s, &model_bytes, NULL))) {
-        vt_cli_error(CMD, rc, "%s: model", store_path);
-        goto done;
-    }
     int pct;
     if (ram_arg && (parse_budget(ram_arg, model_bytes, &o.ram_bytes, &pct) || !o.ram_bytes)) {
         fprintf(stderr, "vtstore run: --ram '%s': expected bytes (K/M/G) or a percentage\n",
