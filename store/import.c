@@ -65,8 +65,17 @@ static int grow(void **p, size_t *cap, size_t need) {
 /* Error sums of a slice. Eight float lanes over blocks of 1024 values (so the compiler can
  * vectorize), flushed into f64 totals after each block: relative error of the sums stays near
  * 1e-6 while the loop runs at SIMD speed. */
-__attribute__((target_clones("avx2", "default"))) static void
-sum_slice(const float *x, const float *y, uint64_t n, chunk_sums *s) {
+#if defined(__SANITIZE_THREAD__)
+#define IMP_CLONES /* TSan: an ifunc resolver runs before the runtime is up and crashes */
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define IMP_CLONES
+#endif
+#endif
+#ifndef IMP_CLONES
+#define IMP_CLONES __attribute__((target_clones("avx2", "default")))
+#endif
+IMP_CLONES static void sum_slice(const float *x, const float *y, uint64_t n, chunk_sums *s) {
     float maxe = (float)s->maxe;
     for (uint64_t b = 0; b < n; b += 1024) {
         uint64_t m = n - b < 1024 ? n - b : 1024, i = 0;

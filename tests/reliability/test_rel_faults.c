@@ -241,7 +241,7 @@ static int collect(void *ctx, const vt_tensor_info *ti) {
     return 0;
 }
 
-int main(void) {
+int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     vt_test_seed();
     max_sites = rel_env_long("VT_FAULT_MAX_SITES", 40);
@@ -290,7 +290,7 @@ int main(void) {
         {VT_FAULT_WRITE, VT_FAULT_SHORT, "write/short"}, {VT_FAULT_SYNC, -EIO, "sync/EIO"},
         {VT_FAULT_DEVICE, -ENOMEM, "device/ENOMEM"},
     };
-    const char *only = getenv("VT_FAULT_OPS"); /* e.g. "import,gc" */
+    const char *only = argc > 1 ? argv[1] : getenv("VT_FAULT_OPS"); /* e.g. "import,gc" */
     for (size_t o = 0; o < sizeof ops / sizeof *ops; o++) {
         if (only && !strstr(only, ops[o].name)) continue;
         for (size_t f = 0; f < sizeof faults / sizeof *faults; f++) {
