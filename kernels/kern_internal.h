@@ -51,6 +51,21 @@ int vt_kcpu_avx2(void);
  * block size), or 0 when the format/CPU has no fused path. */
 uint64_t vt_kfused_row(const vt_kdesc *d, uint64_t r, const float *x, int batch, float *out);
 
+/* Rows a fused call handles together (x loads are shared across them). */
+#define VT_KFUSE_ROWS 4
+/* Fused GEMV of rows [r0, r0 + nr), nr <= VT_KFUSE_ROWS, over their leading whole blocks:
+ * out[i * batch + b] = partial sum of row r0 + i against x[b]; returns the columns covered (a
+ * multiple of the block size, the same for every row) or 0 when there is no fused path. Uses the
+ * AVX-512 kernel (q4_0, q4_1, nf4, nf4_dq, mxfp4, nvfp4, awq_int4) when the CPU has AVX-512F,
+ * else the AVX2 rows above. Dense layouts only. */
+uint64_t vt_kfused_rows(const vt_kdesc *d, uint64_t r0, int nr, const float *x, int batch,
+                        float *out);
+/* The AVX-512 kernel itself; the caller checks the CPU (vt_kcpu_avx512). */
+uint64_t vt_kfused_rows512(const vt_kdesc *d, uint64_t r0, int nr, const float *x, int batch,
+                           float *out);
+/** 1 when the AVX-512 fused GEMV is used (AVX-512F, the AVX2 paths on, VT_KERNELS_AVX512 not 0). */
+int vt_kcpu_avx512(void);
+
 /* f32 dot products used by the fast host kernels (AVX2+FMA when available). */
 float vt_kdot_f32(const float *a, const float *b, uint32_t n);
 float vt_kdot_f16(const float *a, const uint16_t *b, uint32_t n);

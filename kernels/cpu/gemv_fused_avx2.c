@@ -3,6 +3,9 @@
  * values in registers (integer convert or LUT), are multiplied with x, and the block scale is
  * applied once to the block's partial sum, so nothing goes through memory. Whole blocks only:
  * the caller handles a ragged tail with the decoders. */
+#include <stdlib.h>
+#include <string.h>
+
 #include "kern_internal.h"
 
 #if defined(__x86_64__)
@@ -129,3 +132,22 @@ uint64_t vt_kfused_row(const vt_kdesc *d, uint64_t r, const float *x, int batch,
     return 0;
 }
 #endif
+
+int vt_kcpu_avx512(void) {
+    static int cached = -1; /* a benign race: every thread computes the same answer */
+    if (cached < 0) {
+        const char *e = getenv("VT_KERNELS_AVX512");
+        int off = e && strcmp(e, "0") == 0;
+        cached = !off && vt_kcpu_avx2() && (vt_cpu_features() & VT_CPU_AVX512F) != 0;
+    }
+    return cached;
+}
+
+uint64_t vt_kfused_rows(const vt_kdesc *d, uint64_t r0, int nr, const float *x, int batch,
+                        float *out) {
+    if (d->sparse) return 0;
+    if (vt_kcpu_avx512()) return vt_kfused_rows512(d, r0, nr, x, batch, out);
+    uint64_t kf = 0;
+    for (int i = 0; i < nr; i++) kf = vt_kfused_row(d, r0 + i, x, batch, out + (uint64_t)i * batch);
+    return kf;
+}

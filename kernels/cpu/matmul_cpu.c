@@ -73,17 +73,22 @@ static int gemv_task(void *ctx, uint64_t t, int tid) {
     gemv_job *j = ctx;
     float buf[VT_KC];
     const uint64_t cols = j->d.cols, rows = j->d.rows;
+    const int B = j->batch;
     uint64_t r1 = (t + 1) * j->rpt < rows ? (t + 1) * j->rpt : rows;
-    for (uint64_t r = t * j->rpt; r < r1; r++) {
-        float acc[VT_GEMV_MAX_BATCH] = {0};
-        uint64_t kf = j->fused ? vt_kfused_row(&j->d, r, j->x, j->batch, acc) : 0;
-        for (uint64_t k0 = kf; k0 < cols;
-             k0 += VT_KC) { /* kf: a block multiple, decoders accept it */
-            uint32_t n = (uint32_t)(cols - k0 < VT_KC ? cols - k0 : VT_KC);
-            j->dec(&j->d, r, k0, n, buf);
-            for (int b = 0; b < j->batch; b++) acc[b] += vt_kdot_f32(buf, j->x + b * cols + k0, n);
+    for (uint64_t r0 = t * j->rpt; r0 < r1; r0 += VT_KFUSE_ROWS) {
+        int nr = (int)(r1 - r0 < VT_KFUSE_ROWS ? r1 - r0 : VT_KFUSE_ROWS);
+        float acc[VT_KFUSE_ROWS * VT_GEMV_MAX_BATCH] = {0}; /* [nr][B] */
+        uint64_t kf = j->fused ? vt_kfused_rows(&j->d, r0, nr, j->x, B, acc) : 0;
+        for (int i = 0; i < nr; i++) {
+            uint64_t r = r0 + (uint64_t)i;
+            for (uint64_t k0 = kf; k0 < cols; k0 += VT_KC) { /* kf: a block multiple */
+                uint32_t n = (uint32_t)(cols - k0 < VT_KC ? cols - k0 : VT_KC);
+                j->dec(&j->d, r, k0, n, buf);
+                for (int b = 0; b < B; b++)
+                    acc[i * B + b] += vt_kdot_f32(buf, j->x + b * cols + k0, n);
+            }
+            for (int b = 0; b < B; b++) j->y[b * rows + r] = acc[i * B + b];
         }
-        for (int b = 0; b < j->batch; b++) j->y[b * rows + r] = acc[b];
     }
     return 0;
 }
@@ -96,8 +101,7 @@ int vt_cpu_gemv(const vt_weight *w, const float *x, float *y, int batch) {
     j.x = x;
     j.y = y;
     j.batch = batch;
-    j.fused = !j.d.sparse && (j.d.fmt == VT_FMT_Q4_0 || j.d.fmt == VT_FMT_NF4 ||
-                              j.d.fmt == VT_FMT_MXFP4 || j.d.fmt == VT_FMT_NVFP4);
+    j.fused = !j.d.sparse; /* vt_kfused_rows returns 0 where it has no path */
     j.rpt = rows_per_task(j.d.rows, j.d.cols);
     return vt_parallel_for((j.d.rows + j.rpt - 1) / j.rpt, gemv_task, &j, 0);
 }

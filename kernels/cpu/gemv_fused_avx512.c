@@ -1,0 +1,364 @@
+/* kernels/cpu/gemv_fused_avx512.c — fused AVX-512 GEMV for the 4-bit formats (q4_0, q4_1, nf4,
+ * nf4_dq, mxfp4, nvfp4, awq_int4). Per 16 code bytes: one widening load to 16 int32 lanes, and
+ * the low and high nibbles index a 16-entry f32 table with one vpermps each (vpermps reads only
+ * the low 4 bits of an index, so the low nibble needs no mask). The nibble order of the format is
+ * absorbed on the x side (even/odd lanes of x, built once per group and shared by every row), so
+ * codes are never shuffled. Up to 4 rows run together to reuse x; block scales are applied once
+ * per block (E4M3/E8M0 by table, f16 by F16C); accumulation is f32. Whole blocks only: the
+ * caller decodes a ragged tail. */
+#include <math.h>
+#include <string.h>
+
+#include "kern_internal.h"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+#define A512   __attribute__((target("avx512f,avx2,fma,f16c")))
+#define INLINE static inline __attribute__((always_inline))
+
+/* vt_e4m3_to_f32 / vt_e8m0_to_f32 of every byte (generated from them). */
+static const float e4m3_tab[256] = {
+    0x0p+0,  0x1p-9,    0x1p-8,    0x1.8p-8,  0x1p-7,    0x1.4p-7,  0x1.8p-7,  0x1.cp-7,
+    0x1p-6,  0x1.2p-6,  0x1.4p-6,  0x1.6p-6,  0x1.8p-6,  0x1.ap-6,  0x1.cp-6,  0x1.ep-6,
+    0x1p-5,  0x1.2p-5,  0x1.4p-5,  0x1.6p-5,  0x1.8p-5,  0x1.ap-5,  0x1.cp-5,  0x1.ep-5,
+    0x1p-4,  0x1.2p-4,  0x1.4p-4,  0x1.6p-4,  0x1.8p-4,  0x1.ap-4,  0x1.cp-4,  0x1.ep-4,
+    0x1p-3,  0x1.2p-3,  0x1.4p-3,  0x1.6p-3,  0x1.8p-3,  0x1.ap-3,  0x1.cp-3,  0x1.ep-3,
+    0x1p-2,  0x1.2p-2,  0x1.4p-2,  0x1.6p-2,  0x1.8p-2,  0x1.ap-2,  0x1.cp-2,  0x1.ep-2,
+    0x1p-1,  0x1.2p-1,  0x1.4p-1,  0x1.6p-1,  0x1.8p-1,  0x1.ap-1,  0x1.cp-1,  0x1.ep-1,
+    0x1p+0,  0x1.2p+0,  0x1.4p+0,  0x1.6p+0,  0x1.8p+0,  0x1.ap+0,  0x1.cp+0,  0x1.ep+0,
+    0x1p+1,  0x1.2p+1,  0x1.4p+1,  0x1.6p+1,  0x1.8p+1,  0x1.ap+1,  0x1.cp+1,  0x1.ep+1,
+    0x1p+2,  0x1.2p+2,  0x1.4p+2,  0x1.6p+2,  0x1.8p+2,  0x1.ap+2,  0x1.cp+2,  0x1.ep+2,
+    0x1p+3,  0x1.2p+3,  0x1.4p+3,  0x1.6p+3,  0x1.8p+3,  0x1.ap+3,  0x1.cp+3,  0x1.ep+3,
+    0x1p+4,  0x1.2p+4,  0x1.4p+4,  0x1.6p+4,  0x1.8p+4,  0x1.ap+4,  0x1.cp+4,  0x1.ep+4,
+    0x1p+5,  0x1.2p+5,  0x1.4p+5,  0x1.6p+5,  0x1.8p+5,  0x1.ap+5,  0x1.cp+5,  0x1.ep+5,
+    0x1p+6,  0x1.2p+6,  0x1.4p+6,  0x1.6p+6,  0x1.8p+6,  0x1.ap+6,  0x1.cp+6,  0x1.ep+6,
+    0x1p+7,  0x1.2p+7,  0x1.4p+7,  0x1.6p+7,  0x1.8p+7,  0x1.ap+7,  0x1.cp+7,  0x1.ep+7,
+    0x1p+8,  0x1.2p+8,  0x1.4p+8,  0x1.6p+8,  0x1.8p+8,  0x1.ap+8,  0x1.cp+8,  NAN,
+    -0x0p+0, -0x1p-9,   -0x1p-8,   -0x1.8p-8, -0x1p-7,   -0x1.4p-7, -0x1.8p-7, -0x1.cp-7,
+    -0x1p-6, -0x1.2p-6, -0x1.4p-6, -0x1.6p-6, -0x1.8p-6, -0x1.ap-6, -0x1.cp-6, -0x1.ep-6,
+    -0x1p-5, -0x1.2p-5, -0x1.4p-5, -0x1.6p-5, -0x1.8p-5, -0x1.ap-5, -0x1.cp-5, -0x1.ep-5,
+    -0x1p-4, -0x1.2p-4, -0x1.4p-4, -0x1.6p-4, -0x1.8p-4, -0x1.ap-4, -0x1.cp-4, -0x1.ep-4,
+    -0x1p-3, -0x1.2p-3, -0x1.4p-3, -0x1.6p-3, -0x1.8p-3, -0x1.ap-3, -0x1.cp-3, -0x1.ep-3,
+    -0x1p-2, -0x1.2p-2, -0x1.4p-2, -0x1.6p-2, -0x1.8p-2, -0x1.ap-2, -0x1.cp-2, -0x1.ep-2,
+    -0x1p-1, -0x1.2p-1, -0x1.4p-1, -0x1.6p-1, -0x1.8p-1, -0x1.ap-1, -0x1.cp-1, -0x1.ep-1,
+    -0x1p+0, -0x1.2p+0, -0x1.4p+0, -0x1.6p+0, -0x1.8p+0, -0x1.ap+0, -0x1.cp+0, -0x1.ep+0,
+    -0x1p+1, -0x1.2p+1, -0x1.4p+1, -0x1.6p+1, -0x1.8p+1, -0x1.ap+1, -0x1.cp+1, -0x1.ep+1,
+    -0x1p+2, -0x1.2p+2, -0x1.4p+2, -0x1.6p+2, -0x1.8p+2, -0x1.ap+2, -0x1.cp+2, -0x1.ep+2,
+    -0x1p+3, -0x1.2p+3, -0x1.4p+3, -0x1.6p+3, -0x1.8p+3, -0x1.ap+3, -0x1.cp+3, -0x1.ep+3,
+    -0x1p+4, -0x1.2p+4, -0x1.4p+4, -0x1.6p+4, -0x1.8p+4, -0x1.ap+4, -0x1.cp+4, -0x1.ep+4,
+    -0x1p+5, -0x1.2p+5, -0x1.4p+5, -0x1.6p+5, -0x1.8p+5, -0x1.ap+5, -0x1.cp+5, -0x1.ep+5,
+    -0x1p+6, -0x1.2p+6, -0x1.4p+6, -0x1.6p+6, -0x1.8p+6, -0x1.ap+6, -0x1.cp+6, -0x1.ep+6,
+    -0x1p+7, -0x1.2p+7, -0x1.4p+7, -0x1.6p+7, -0x1.8p+7, -0x1.ap+7, -0x1.cp+7, -0x1.ep+7,
+    -0x1p+8, -0x1.2p+8, -0x1.4p+8, -0x1.6p+8, -0x1.8p+8, -0x1.ap+8, -0x1.cp+8, -NAN,
+};
+static const float e8m0_tab[256] = {
+    0x1p-127, 0x1p-126, 0x1p-125, 0x1p-124, 0x1p-123, 0x1p-122, 0x1p-121, 0x1p-120, 0x1p-119,
+    0x1p-118, 0x1p-117, 0x1p-116, 0x1p-115, 0x1p-114, 0x1p-113, 0x1p-112, 0x1p-111, 0x1p-110,
+    0x1p-109, 0x1p-108, 0x1p-107, 0x1p-106, 0x1p-105, 0x1p-104, 0x1p-103, 0x1p-102, 0x1p-101,
+    0x1p-100, 0x1p-99,  0x1p-98,  0x1p-97,  0x1p-96,  0x1p-95,  0x1p-94,  0x1p-93,  0x1p-92,
+    0x1p-91,  0x1p-90,  0x1p-89,  0x1p-88,  0x1p-87,  0x1p-86,  0x1p-85,  0x1p-84,  0x1p-83,
+    0x1p-82,  0x1p-81,  0x1p-80,  0x1p-79,  0x1p-78,  0x1p-77,  0x1p-76,  0x1p-75,  0x1p-74,
+    0x1p-73,  0x1p-72,  0x1p-71,  0x1p-70,  0x1p-69,  0x1p-68,  0x1p-67,  0x1p-66,  0x1p-65,
+    0x1p-64,  0x1p-63,  0x1p-62,  0x1p-61,  0x1p-60,  0x1p-59,  0x1p-58,  0x1p-57,  0x1p-56,
+    0x1p-55,  0x1p-54,  0x1p-53,  0x1p-52,  0x1p-51,  0x1p-50,  0x1p-49,  0x1p-48,  0x1p-47,
+    0x1p-46,  0x1p-45,  0x1p-44,  0x1p-43,  0x1p-42,  0x1p-41,  0x1p-40,  0x1p-39,  0x1p-38,
+    0x1p-37,  0x1p-36,  0x1p-35,  0x1p-34,  0x1p-33,  0x1p-32,  0x1p-31,  0x1p-30,  0x1p-29,
+    0x1p-28,  0x1p-27,  0x1p-26,  0x1p-25,  0x1p-24,  0x1p-23,  0x1p-22,  0x1p-21,  0x1p-20,
+    0x1p-19,  0x1p-18,  0x1p-17,  0x1p-16,  0x1p-15,  0x1p-14,  0x1p-13,  0x1p-12,  0x1p-11,
+    0x1p-10,  0x1p-9,   0x1p-8,   0x1p-7,   0x1p-6,   0x1p-5,   0x1p-4,   0x1p-3,   0x1p-2,
+    0x1p-1,   0x1p+0,   0x1p+1,   0x1p+2,   0x1p+3,   0x1p+4,   0x1p+5,   0x1p+6,   0x1p+7,
+    0x1p+8,   0x1p+9,   0x1p+10,  0x1p+11,  0x1p+12,  0x1p+13,  0x1p+14,  0x1p+15,  0x1p+16,
+    0x1p+17,  0x1p+18,  0x1p+19,  0x1p+20,  0x1p+21,  0x1p+22,  0x1p+23,  0x1p+24,  0x1p+25,
+    0x1p+26,  0x1p+27,  0x1p+28,  0x1p+29,  0x1p+30,  0x1p+31,  0x1p+32,  0x1p+33,  0x1p+34,
+    0x1p+35,  0x1p+36,  0x1p+37,  0x1p+38,  0x1p+39,  0x1p+40,  0x1p+41,  0x1p+42,  0x1p+43,
+    0x1p+44,  0x1p+45,  0x1p+46,  0x1p+47,  0x1p+48,  0x1p+49,  0x1p+50,  0x1p+51,  0x1p+52,
+    0x1p+53,  0x1p+54,  0x1p+55,  0x1p+56,  0x1p+57,  0x1p+58,  0x1p+59,  0x1p+60,  0x1p+61,
+    0x1p+62,  0x1p+63,  0x1p+64,  0x1p+65,  0x1p+66,  0x1p+67,  0x1p+68,  0x1p+69,  0x1p+70,
+    0x1p+71,  0x1p+72,  0x1p+73,  0x1p+74,  0x1p+75,  0x1p+76,  0x1p+77,  0x1p+78,  0x1p+79,
+    0x1p+80,  0x1p+81,  0x1p+82,  0x1p+83,  0x1p+84,  0x1p+85,  0x1p+86,  0x1p+87,  0x1p+88,
+    0x1p+89,  0x1p+90,  0x1p+91,  0x1p+92,  0x1p+93,  0x1p+94,  0x1p+95,  0x1p+96,  0x1p+97,
+    0x1p+98,  0x1p+99,  0x1p+100, 0x1p+101, 0x1p+102, 0x1p+103, 0x1p+104, 0x1p+105, 0x1p+106,
+    0x1p+107, 0x1p+108, 0x1p+109, 0x1p+110, 0x1p+111, 0x1p+112, 0x1p+113, 0x1p+114, 0x1p+115,
+    0x1p+116, 0x1p+117, 0x1p+118, 0x1p+119, 0x1p+120, 0x1p+121, 0x1p+122, 0x1p+123, 0x1p+124,
+    0x1p+125, 0x1p+126, 0x1p+127, NAN,
+};
+static const float e2m1_tab[16] = {0.0f,  0.5f,  1.0f,  1.5f,  2.0f,  3.0f,  4.0f,  6.0f,
+                                   -0.0f, -0.5f, -1.0f, -1.5f, -2.0f, -3.0f, -4.0f, -6.0f};
+
+A512 INLINE float ldh(const uint8_t *p) {
+    uint16_t h;
+    memcpy(&h, p, 2);
+    return _cvtsh_ss(h);
+}
+A512 INLINE float ldf(const uint8_t *p) {
+    float f;
+    memcpy(&f, p, 4);
+    return f;
+}
+/* 16 code bytes -> int32 lanes (low nibble usable as a vpermps index as is). */
+A512 INLINE __m512i codes16(const uint8_t *q) {
+    return _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)q));
+}
+
+/* acc[i][b] += scale_i * (lut[lo_i] . xa[b] + lut[hi_i] . xb[b]) for one 16-byte code group. */
+#define DOT_GROUP(i, q, T)                                                                         \
+    do {                                                                                           \
+        __m512i c_ = codes16(q);                                                                   \
+        __m512 vl_ = _mm512_permutexvar_ps(c_, lut);                                               \
+        __m512 vh_ = _mm512_permutexvar_ps(_mm512_srli_epi32(c_, 4), lut);                         \
+        _Pragma("GCC unroll 8") for (int b = 0; b < B; b++) T[i][b] =                              \
+            _mm512_fmadd_ps(vh_, xb[b], _mm512_fmadd_ps(vl_, xa[b], T[i][b]));                     \
+    } while (0)
+
+/* x lanes for group [k, k+32) of each batch vector: xa pairs with the low nibbles, xb with the
+ * high ones. split: the nibbles of byte j are elements 2j and 2j+1 (else j and j+16); hi_even:
+ * element 2j is the high nibble (nf4). rs: awq channel scales (x is divided by them) or NULL. */
+A512 INLINE void load_x(const float *x, uint64_t cols, uint64_t k, int B, int split, int hi_even,
+                        const float *rs, __m512 *xa, __m512 *xb) {
+    const __m512i ie = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i io = _mm512_add_epi32(ie, _mm512_set1_epi32(1));
+    __m512 s0 = _mm512_set1_ps(1.0f), s1 = s0;
+    if (rs) {
+        s0 = _mm512_loadu_ps(rs + k);
+        s1 = _mm512_loadu_ps(rs + k + 16);
+    }
+#pragma GCC unroll 8
+    for (int b = 0; b < B; b++) {
+        __m512 x0 = _mm512_loadu_ps(x + (uint64_t)b * cols + k);
+        __m512 x1 = _mm512_loadu_ps(x + (uint64_t)b * cols + k + 16);
+        if (rs) {
+            x0 = _mm512_div_ps(x0, s0);
+            x1 = _mm512_div_ps(x1, s1);
+        }
+        if (!split) {
+            xa[b] = x0;
+            xb[b] = x1;
+        } else {
+            __m512 e = _mm512_permutex2var_ps(x0, ie, x1), o = _mm512_permutex2var_ps(x0, io, x1);
+            xa[b] = hi_even ? o : e;
+            xb[b] = hi_even ? e : o;
+        }
+    }
+}
+
+#define ZERO(T)                                                                                    \
+    _Pragma("GCC unroll 4") for (int i = 0; i < R; i++)                                            \
+        _Pragma("GCC unroll 8") for (int b = 0; b < B; b++) T[i][b] = _mm512_setzero_ps()
+
+/* Rows r0..r0+R-1 against batch vectors x[0..B) (stride cols); out[i * ostride + b]. Returns
+ * the columns covered. R, B, F are constants after inlining. */
+A512 INLINE uint64_t fused(const vt_kdesc *d, uint64_t r0, const int R, const int B,
+                           const uint32_t F, const float *x, float *out, int ostride) {
+    const uint64_t cols = d->cols;
+    const uint8_t *p[4];
+    uint64_t g[4];
+    for (int i = 0; i < R; i++) {
+        p[i] = d->data + (r0 + i) * d->row_bytes;
+        g[i] = (r0 + i) * d->bpr;
+    }
+    __m512 acc[4][VT_GEMV_MAX_BATCH], t[4][VT_GEMV_MAX_BATCH], xa[VT_GEMV_MAX_BATCH],
+        xb[VT_GEMV_MAX_BATCH], sx[VT_GEMV_MAX_BATCH];
+    ZERO(acc);
+    uint64_t k = 0;
+    __m512 lut;
+    switch (F) {
+    case VT_FMT_Q4_0:
+        lut = _mm512_setr_ps(-8, -7, -6, -5, -4, -3, -2, -1, 0, 1, 2, 3, 4, 5, 6, 7);
+        for (; k + 32 <= cols; k += 32) {
+            load_x(x, cols, k, B, 0, 0, NULL, xa, xb);
+            ZERO(t);
+#pragma GCC unroll 4
+            for (int i = 0; i < R; i++) {
+                DOT_GROUP(i, p[i] + 2, t);
+                __m512 s = _mm512_set1_ps(ldh(p[i]));
+#pragma GCC unroll 8
+                for (int b = 0; b < B; b++) acc[i][b] = _mm512_fmadd_ps(t[i][b], s, acc[i][b]);
+                p[i] += 18;
+            }
+        }
+        break;
+    case VT_FMT_Q4_1: /* sum d*q*x + m*x: the m term uses the group's x sum */
+        lut = _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+        for (; k + 32 <= cols; k += 32) {
+            load_x(x, cols, k, B, 0, 0, NULL, xa, xb);
+#pragma GCC unroll 8
+            for (int b = 0; b < B; b++) sx[b] = _mm512_add_ps(xa[b], xb[b]);
+            ZERO(t);
+#pragma GCC unroll 4
+            for (int i = 0; i < R; i++) {
+                DOT_GROUP(i, p[i] + 4, t);
+                __m512 s = _mm512_set1_ps(ldh(p[i])), m = _mm512_set1_ps(ldh(p[i] + 2));
+#pragma GCC unroll 8
+                for (int b = 0; b < B; b++)
+                    acc[i][b] = _mm512_fmadd_ps(sx[b], m, _mm512_fmadd_ps(t[i][b], s, acc[i][b]));
+                p[i] += 20;
+            }
+        }
+        break;
+    case VT_FMT_NF4:
+    case VT_FMT_NF4_DQ:
+        lut = _mm512_loadu_ps(vt_nf4_values);
+        for (; k + 64 <= cols; k += 64) {
+            const uint8_t *q[4];
+            __m512 s[4];
+#pragma GCC unroll 4
+            for (int i = 0; i < R; i++) {
+                if (F == VT_FMT_NF4) {
+                    s[i] = _mm512_set1_ps(ldf(p[i]));
+                    q[i] = p[i] + 4;
+                    p[i] += 36;
+                } else {
+                    const uint8_t *sb = d->data + g[i] / 256 * sizeof(vt_block_nf4_dq);
+                    uint32_t j = (uint32_t)(g[i] % 256);
+                    s[i] = _mm512_set1_ps(ldf(sb) + ldf(sb + 4) * (float)(int8_t)sb[8 + j]);
+                    q[i] = sb + 264 + 32 * j;
+                    g[i]++;
+                }
+            }
+            ZERO(t);
+            for (int h = 0; h < 2; h++) {
+                load_x(x, cols, k + 32 * h, B, 1, 1, NULL, xa, xb);
+#pragma GCC unroll 4
+                for (int i = 0; i < R; i++) DOT_GROUP(i, q[i] + 16 * h, t);
+            }
+#pragma GCC unroll 4
+            for (int i = 0; i < R; i++)
+#pragma GCC unroll 8
+                for (int b = 0; b < B; b++) acc[i][b] = _mm512_fmadd_ps(t[i][b], s[i], acc[i][b]);
+        }
+        break;
+    case VT_FMT_MXFP4:
+        lut = _mm512_loadu_ps(e2m1_tab);
+        for (; k + 32 <= cols; k += 32) {
+            load_x(x, cols, k, B, 1, 0, NULL, xa, xb);
+            ZERO(t);
+#pragma GCC unroll 4
+            for (int i = 0; i < R; i++) {
+                DOT_GROUP(i, p[i] + 1, t);
+                __m512 s = _mm512_set1_ps(e8m0_tab[p[i][0]]);
+#pragma GCC unroll 8
+                for (int b = 0; b < B; b++) acc[i][b] = _mm512_fmadd_ps(t[i][b], s, acc[i][b]);
+                p[i] += 17;
+            }
+        }
+        break;
+    case VT_FMT_NVFP4: /* two 16-element blocks per group: lanes 0-7 the first, 8-15 the second */
+        lut = _mm512_loadu_ps(e2m1_tab);
+        for (; k + 32 <= cols; k += 32) {
+            load_x(x, cols, k, B, 1, 0, NULL, xa, xb);
+#pragma GCC unroll 4
+            for (int i = 0; i < R; i++) {
+                const uint8_t *q = p[i];
+                __m128i qb = _mm_unpacklo_epi64(_mm_loadl_epi64((const __m128i *)(q + 1)),
+                                                _mm_loadl_epi64((const __m128i *)(q + 10)));
+                __m512i c = _mm512_cvtepu8_epi32(qb);
+                __m512 vl = _mm512_permutexvar_ps(c, lut);
+                __m512 vh = _mm512_permutexvar_ps(_mm512_srli_epi32(c, 4), lut);
+                __m512 s =
+                    _mm512_mask_mov_ps(_mm512_set1_ps(d->tensor_scale * e4m3_tab[q[0]]), 0xff00,
+                                       _mm512_set1_ps(d->tensor_scale * e4m3_tab[q[9]]));
+#pragma GCC unroll 8
+                for (int b = 0; b < B; b++) {
+                    __m512 u = _mm512_fmadd_ps(vh, xb[b], _mm512_mul_ps(vl, xa[b]));
+                    acc[i][b] = _mm512_fmadd_ps(u, s, acc[i][b]);
+                }
+                p[i] += 18;
+            }
+        }
+        break;
+    case VT_FMT_AWQ_INT4: /* d * sum (q - z) x/s = d * (sum q x/s - z * sum x/s) */
+        lut = _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+        for (; k + 128 <= cols; k += 128) {
+            ZERO(t);
+#pragma GCC unroll 8
+            for (int b = 0; b < B; b++) sx[b] = _mm512_setzero_ps();
+            for (int h = 0; h < 4; h++) {
+                load_x(x, cols, k + 32 * h, B, 1, 0, d->aux, xa, xb);
+#pragma GCC unroll 8
+                for (int b = 0; b < B; b++)
+                    sx[b] = _mm512_add_ps(sx[b], _mm512_add_ps(xa[b], xb[b]));
+#pragma GCC unroll 4
+                for (int i = 0; i < R; i++) DOT_GROUP(i, p[i] + 4 + 16 * h, t);
+            }
+#pragma GCC unroll 4
+            for (int i = 0; i < R; i++) {
+                __m512 s = _mm512_set1_ps(ldh(p[i])), z = _mm512_set1_ps((float)p[i][2]);
+#pragma GCC unroll 8
+                for (int b = 0; b < B; b++)
+                    acc[i][b] = _mm512_fmadd_ps(_mm512_fnmadd_ps(z, sx[b], t[i][b]), s, acc[i][b]);
+                p[i] += 68;
+            }
+        }
+        break;
+    default:
+        return 0;
+    }
+    for (int i = 0; i < R; i++)
+        for (int b = 0; b < B; b++) out[i * ostride + b] = _mm512_reduce_add_ps(acc[i][b]);
+    return k;
+}
+
+#define FMT_CASES(R, B)                                                                            \
+    switch (d->fmt) {                                                                              \
+    case VT_FMT_Q4_0:                                                                              \
+        return fused(d, r0, R, B, VT_FMT_Q4_0, x, out, ostride);                                   \
+    case VT_FMT_Q4_1:                                                                              \
+        return fused(d, r0, R, B, VT_FMT_Q4_1, x, out, ostride);                                   \
+    case VT_FMT_NF4:                                                                               \
+        return fused(d, r0, R, B, VT_FMT_NF4, x, out, ostride);                                    \
+    case VT_FMT_NF4_DQ:                                                                            \
+        return fused(d, r0, R, B, VT_FMT_NF4_DQ, x, out, ostride);                                 \
+    case VT_FMT_MXFP4:                                                                             \
+        return fused(d, r0, R, B, VT_FMT_MXFP4, x, out, ostride);                                  \
+    case VT_FMT_NVFP4:                                                                             \
+        return fused(d, r0, R, B, VT_FMT_NVFP4, x, out, ostride);                                  \
+    case VT_FMT_AWQ_INT4:                                                                          \
+        return fused(d, r0, R, B, VT_FMT_AWQ_INT4, x, out, ostride);                               \
+    default:                                                                                       \
+        return 0;                                                                                  \
+    }
+
+A512 static uint64_t rows4_b1(const vt_kdesc *d, uint64_t r0, const float *x, float *out,
+                              int ostride){FMT_CASES(4, 1)} A512 static uint64_t
+    rows1_b1(const vt_kdesc *d, uint64_t r0, const float *x, float *out,
+             int ostride){FMT_CASES(1, 1)} A512 static uint64_t
+    rows1_b2(const vt_kdesc *d, uint64_t r0, const float *x, float *out,
+             int ostride){FMT_CASES(1, 2)} A512 static uint64_t
+    rows1_b4(const vt_kdesc *d, uint64_t r0, const float *x, float *out,
+             int ostride){FMT_CASES(1, 4)}
+
+uint64_t vt_kfused_rows512(const vt_kdesc *d, uint64_t r0, int nr, const float *x, int batch,
+                           float *out) {
+    if (d->sparse) return 0;
+    uint64_t kf = 0;
+    if (batch == 1) {
+        int i = 0;
+        for (; i + 4 <= nr; i += 4) kf = rows4_b1(d, r0 + i, x, out + i, 1);
+        for (; i < nr; i++) kf = rows1_b1(d, r0 + i, x, out + i, 1);
+        return kf;
+    }
+    /* batch > 1: one row at a time, the batch in chunks of 4, 2, 1 (the row stays in L1) */
+    for (int i = 0; i < nr; i++)
+        for (int b = 0; b < batch;) {
+            const float *xb = x + (uint64_t)b * d->cols;
+            float *o = out + (uint64_t)i * batch + b;
+            if (batch - b >= 4) {
+                kf = rows1_b4(d, r0 + i, xb, o, 1);
+                b += 4;
+            } else if (batch - b >= 2) {
+                kf = rows1_b2(d, r0 + i, xb, o, 1);
+                b += 2;
+            } else {
+                kf = rows1_b1(d, r0 + i, xb, o, 1);
+                b += 1;
+            }
+        }
+    return kf;
+}
+#else
+uint64_t vt_kfused_rows512(const vt_kdesc *d, uint64_t r0, int nr, const float *x, int batch,
+                           float *out) {
+    return 0;
+}
+#endif
