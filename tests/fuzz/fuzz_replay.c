@@ -80,9 +80,11 @@ static size_t mutate(uint8_t *b, size_t n, size_t cap) {
         case 5: { /* duplicate a run elsewhere */
             size_t m = 1 + vt_rand_u64() % 32;
             if (at + m > n || n + m > cap) break;
+            uint8_t run[32];
+            memcpy(run, b + at, m);
             size_t to = vt_rand_u64() % (n + 1);
             memmove(b + to + m, b + to, n - to);
-            memcpy(b + to, b + (at < to ? at : at + m), m);
+            memcpy(b + to, run, m);
             n += m;
             break;
         }

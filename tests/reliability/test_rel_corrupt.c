@@ -199,7 +199,7 @@ int main(void) {
             CHECK(!"copy");
             break;
         }
-        char p[2300];
+        char p[3300];
         switch (d.kind) {
         case 0: {
             live_chunk *c = &chunks[vt_rand_u64() % n_chunks];
@@ -219,7 +219,7 @@ int main(void) {
             uint64_t cut = vt_rand_u64() % file_size(p);
             CHECK(truncate(p, (off_t)cut) == 0);
             for (size_t i = 0; i < n_chunks; i++) {
-                char q[2300];
+                char q[3300];
                 snprintf(q, sizeof q, "%s%s", work, chunks[i].shard);
                 if (!strcmp(q, p) && chunks[i].off + chunks[i].len > cut) d.must_detect = 1;
             }
