@@ -96,6 +96,8 @@ int vt_cli_parse_bytes(const char *s, uint64_t *out) {
     if (toupper((unsigned char)*end) == 'I') end++;
     if (toupper((unsigned char)*end) == 'B') end++;
     if (*end) return -1;
+    /* converting a double >= 2^64 (or NaN) to uint64_t is undefined: refuse it */
+    if (!(v * mul < 18446744073709551616.0)) return -1;
     *out = (uint64_t)(v * mul);
     return 0;
 }
