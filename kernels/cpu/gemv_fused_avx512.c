@@ -1,5 +1,5 @@
-/* kernels/cpu/gemv_fused_avx512.c — fused AVX-512 GEMV for the 4-bit formats (q4_0, q4_1, nf4,
- * nf4_dq, mxfp4, nvfp4, awq_int4). Per 16 code bytes: one widening load to 16 int32 lanes, and
+/* kernels/cpu/gemv_fused_avx512.c — fused AVX-512 GEMV for the 4-bit formats (q4_0, q4_1, q4_k,
+ * nf4, nf4_dq, mxfp4, nvfp4, awq_int4). Per 16 code bytes: one widening load to 16 int32 lanes, and
  * the low and high nibbles index a 16-entry f32 table with one vpermps each (vpermps reads only
  * the low 4 bits of an index, so the low nibble needs no mask). The nibble order of the format is
  * absorbed on the x side (even/odd lanes of x, built once per group and shared by every row), so
@@ -99,6 +99,17 @@ A512 INLINE float ldf(const uint8_t *p) {
 /* 16 code bytes -> int32 lanes (low nibble usable as a vpermps index as is). */
 A512 INLINE __m512i codes16(const uint8_t *q) {
     return _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)q));
+}
+
+/* q4_k: 6-bit scale and min of sub-block j (ggml's get_scale_min_k4). */
+static inline void scale_min_k4(int j, const uint8_t *q, float *sc, float *m) {
+    if (j < 4) {
+        *sc = (float)(q[j] & 63);
+        *m = (float)(q[j + 4] & 63);
+    } else {
+        *sc = (float)((q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4));
+        *m = (float)((q[j + 4] >> 4) | ((q[j] >> 6) << 4));
+    }
 }
 
 /* acc[i][b] += scale_i * (lut[lo_i] . xa[b] + lut[hi_i] . xb[b]) for one 16-byte code group. */
@@ -291,6 +302,47 @@ A512 INLINE uint64_t fused(const vt_kdesc *d, uint64_t r0, const int R, const in
             }
         }
         break;
+    case VT_FMT_Q4_K: /* per 64: low nibbles of 32 bytes, then high; d*sc*q - dmin*m */
+        lut = _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+        for (; k + 256 <= cols; k += 256) {
+#pragma GCC unroll 4
+            for (int j = 0; j < 4; j++) {
+                __m512 xq[4][VT_GEMV_MAX_BATCH];
+#pragma GCC unroll 8
+                for (int b = 0; b < B; b++) {
+                    const float *xb_ = x + (uint64_t)b * cols + k + 64 * j;
+#pragma GCC unroll 4
+                    for (int u = 0; u < 4; u++) xq[u][b] = _mm512_loadu_ps(xb_ + 16 * u);
+                    xa[b] = _mm512_add_ps(xq[0][b], xq[1][b]); /* x sums of the two halves */
+                    xb[b] = _mm512_add_ps(xq[2][b], xq[3][b]);
+                }
+#pragma GCC unroll 4
+                for (int i = 0; i < R; i++) {
+                    const uint8_t *q = p[i] + 16 + 32 * j;
+                    float dd = ldh(p[i]), dm = ldh(p[i] + 2), s1, m1, s2, m2;
+                    scale_min_k4(2 * j, p[i] + 4, &s1, &m1);
+                    scale_min_k4(2 * j + 1, p[i] + 4, &s2, &m2);
+                    __m512 d1 = _mm512_set1_ps(dd * s1), d2 = _mm512_set1_ps(dd * s2);
+                    __m512 n1 = _mm512_set1_ps(dm * m1), n2 = _mm512_set1_ps(dm * m2);
+                    __m512i c0 = codes16(q), c1 = codes16(q + 16);
+                    __m512 l0 = _mm512_permutexvar_ps(c0, lut), l1 = _mm512_permutexvar_ps(c1, lut);
+                    __m512 h0 = _mm512_permutexvar_ps(_mm512_srli_epi32(c0, 4), lut);
+                    __m512 h1 = _mm512_permutexvar_ps(_mm512_srli_epi32(c1, 4), lut);
+#pragma GCC unroll 8
+                    for (int b = 0; b < B; b++) {
+                        __m512 tl = _mm512_fmadd_ps(l1, xq[1][b], _mm512_mul_ps(l0, xq[0][b]));
+                        __m512 th = _mm512_fmadd_ps(h1, xq[3][b], _mm512_mul_ps(h0, xq[2][b]));
+                        __m512 a = _mm512_fmadd_ps(tl, d1, acc[i][b]);
+                        a = _mm512_fmadd_ps(th, d2, a);
+                        a = _mm512_fnmadd_ps(xa[b], n1, a);
+                        acc[i][b] = _mm512_fnmadd_ps(xb[b], n2, a);
+                    }
+                }
+            }
+#pragma GCC unroll 4
+            for (int i = 0; i < R; i++) p[i] += 144;
+        }
+        break;
     default:
         return 0;
     }
@@ -315,6 +367,8 @@ A512 INLINE uint64_t fused(const vt_kdesc *d, uint64_t r0, const int R, const in
         return fused(d, r0, R, B, VT_FMT_NVFP4, x, out, ostride);                                  \
     case VT_FMT_AWQ_INT4:                                                                          \
         return fused(d, r0, R, B, VT_FMT_AWQ_INT4, x, out, ostride);                               \
+    case VT_FMT_Q4_K:                                                                              \
+        return fused(d, r0, R, B, VT_FMT_Q4_K, x, out, ostride);                                   \
     default:                                                                                       \
         return 0;                                                                                  \
     }
