@@ -63,6 +63,8 @@ uint64_t vt_kfused_rows(const vt_kdesc *d, uint64_t r0, int nr, const float *x, 
 /* The AVX-512 kernel itself; the caller checks the CPU (vt_kcpu_avx512). */
 uint64_t vt_kfused_rows512(const vt_kdesc *d, uint64_t r0, int nr, const float *x, int batch,
                            float *out);
+/* vt_e4m3_to_f32 and vt_e8m0_to_f32 of every byte (block scales without a call per block). */
+extern const float vt_ke4m3_f32[256], vt_ke8m0_f32[256];
 /** 1 when the AVX-512 fused GEMV is used (AVX-512F, the AVX2 paths on, VT_KERNELS_AVX512 not 0). */
 int vt_kcpu_avx512(void);
 

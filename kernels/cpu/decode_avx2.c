@@ -170,7 +170,7 @@ AVX static void dec_mxfp4(const vt_kdesc *d, uint64_t r, uint64_t k0, uint32_t n
     const uint8_t *p = ROW(d, r) + k0 / 32 * 17;
     __m256 mag = _mm256_loadu_ps(e2m1_pos);
     for (uint32_t b = 0; b < NBLK(n, 32); b++, p += 17, o += 32) {
-        __m256 s = _mm256_set1_ps(vt_e8m0_to_f32(p[0]));
+        __m256 s = _mm256_set1_ps(vt_ke8m0_f32[p[0]]);
         __m256i c[4];
         unpack_nibbles(_mm_loadu_si128((const __m128i *)(p + 1)), 0, c);
         for (int k = 0; k < 4; k++) _mm256_storeu_ps(o + 8 * k, _mm256_mul_ps(s, e2m1(mag, c[k])));
@@ -182,7 +182,7 @@ AVX static void dec_nvfp4(const vt_kdesc *d, uint64_t r, uint64_t k0, uint32_t n
     __m256 mag = _mm256_loadu_ps(e2m1_pos);
     const __m128i m4 = _mm_set1_epi8(15);
     for (uint32_t b = 0; b < NBLK(n, 16); b++, p += 9, o += 16) {
-        __m256 s = _mm256_set1_ps(d->tensor_scale * vt_e4m3_to_f32(p[0]));
+        __m256 s = _mm256_set1_ps(d->tensor_scale * vt_ke4m3_f32[p[0]]);
         __m128i q = _mm_loadl_epi64((const __m128i *)(p + 1));
         __m128i e =
             _mm_unpacklo_epi8(_mm_and_si128(q, m4), _mm_and_si128(_mm_srli_epi16(q, 4), m4));

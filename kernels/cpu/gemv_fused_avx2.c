@@ -94,7 +94,7 @@ AVX static uint64_t row_avx2(const vt_kdesc *d, uint64_t r, const float *x, int 
     case VT_FMT_MXFP4: {
         __m256 mag = _mm256_loadu_ps(e2m1_vals);
         for (; k + 32 <= cols; k += 32, p += 17) {
-            __m256 s = _mm256_set1_ps(vt_e8m0_to_f32(p[0])), v[4];
+            __m256 s = _mm256_set1_ps(vt_ke8m0_f32[p[0]]), v[4];
             __m256i c[4];
             codes32(_mm_loadu_si128((const __m128i *)(p + 1)), 0, c);
             for (int i = 0; i < 4; i++) v[i] = e2m1(mag, c[i]);
@@ -106,7 +106,7 @@ AVX static uint64_t row_avx2(const vt_kdesc *d, uint64_t r, const float *x, int 
         __m256 mag = _mm256_loadu_ps(e2m1_vals);
         const __m128i m4 = _mm_set1_epi8(15);
         for (; k + 16 <= cols; k += 16, p += 9) {
-            __m256 s = _mm256_set1_ps(d->tensor_scale * vt_e4m3_to_f32(p[0])), v[2];
+            __m256 s = _mm256_set1_ps(d->tensor_scale * vt_ke4m3_f32[p[0]]), v[2];
             __m128i q = _mm_loadl_epi64((const __m128i *)(p + 1));
             __m128i e =
                 _mm_unpacklo_epi8(_mm_and_si128(q, m4), _mm_and_si128(_mm_srli_epi16(q, 4), m4));

@@ -11,14 +11,8 @@
 
 #include "kern_internal.h"
 
-#if defined(__x86_64__)
-#include <immintrin.h>
-
-#define A512   __attribute__((target("avx512f,avx2,fma,f16c")))
-#define INLINE static inline __attribute__((always_inline))
-
 /* vt_e4m3_to_f32 / vt_e8m0_to_f32 of every byte (generated from them). */
-static const float e4m3_tab[256] = {
+const float vt_ke4m3_f32[256] = {
     0x0p+0,  0x1p-9,    0x1p-8,    0x1.8p-8,  0x1p-7,    0x1.4p-7,  0x1.8p-7,  0x1.cp-7,
     0x1p-6,  0x1.2p-6,  0x1.4p-6,  0x1.6p-6,  0x1.8p-6,  0x1.ap-6,  0x1.cp-6,  0x1.ep-6,
     0x1p-5,  0x1.2p-5,  0x1.4p-5,  0x1.6p-5,  0x1.8p-5,  0x1.ap-5,  0x1.cp-5,  0x1.ep-5,
@@ -52,7 +46,7 @@ static const float e4m3_tab[256] = {
     -0x1p+7, -0x1.2p+7, -0x1.4p+7, -0x1.6p+7, -0x1.8p+7, -0x1.ap+7, -0x1.cp+7, -0x1.ep+7,
     -0x1p+8, -0x1.2p+8, -0x1.4p+8, -0x1.6p+8, -0x1.8p+8, -0x1.ap+8, -0x1.cp+8, -NAN,
 };
-static const float e8m0_tab[256] = {
+const float vt_ke8m0_f32[256] = {
     0x1p-127, 0x1p-126, 0x1p-125, 0x1p-124, 0x1p-123, 0x1p-122, 0x1p-121, 0x1p-120, 0x1p-119,
     0x1p-118, 0x1p-117, 0x1p-116, 0x1p-115, 0x1p-114, 0x1p-113, 0x1p-112, 0x1p-111, 0x1p-110,
     0x1p-109, 0x1p-108, 0x1p-107, 0x1p-106, 0x1p-105, 0x1p-104, 0x1p-103, 0x1p-102, 0x1p-101,
@@ -83,6 +77,12 @@ static const float e8m0_tab[256] = {
     0x1p+116, 0x1p+117, 0x1p+118, 0x1p+119, 0x1p+120, 0x1p+121, 0x1p+122, 0x1p+123, 0x1p+124,
     0x1p+125, 0x1p+126, 0x1p+127, NAN,
 };
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+#define A512   __attribute__((target("avx512f,avx2,fma,f16c")))
+#define INLINE static inline __attribute__((always_inline))
+
 static const float e2m1_tab[16] = {0.0f,  0.5f,  1.0f,  1.5f,  2.0f,  3.0f,  4.0f,  6.0f,
                                    -0.0f, -0.5f, -1.0f, -1.5f, -2.0f, -3.0f, -4.0f, -6.0f};
 
@@ -247,7 +247,7 @@ A512 INLINE uint64_t fused(const vt_kdesc *d, uint64_t r0, const int R, const in
 #pragma GCC unroll 4
             for (int i = 0; i < R; i++) {
                 DOT_GROUP(i, p[i] + 1, t);
-                __m512 s = _mm512_set1_ps(e8m0_tab[p[i][0]]);
+                __m512 s = _mm512_set1_ps(vt_ke8m0_f32[p[i][0]]);
 #pragma GCC unroll 8
                 for (int b = 0; b < B; b++) acc[i][b] = _mm512_fmadd_ps(t[i][b], s, acc[i][b]);
                 p[i] += 17;
@@ -267,8 +267,8 @@ A512 INLINE uint64_t fused(const vt_kdesc *d, uint64_t r0, const int R, const in
                 __m512 vl = _mm512_permutexvar_ps(c, lut);
                 __m512 vh = _mm512_permutexvar_ps(_mm512_srli_epi32(c, 4), lut);
                 __m512 s =
-                    _mm512_mask_mov_ps(_mm512_set1_ps(d->tensor_scale * e4m3_tab[q[0]]), 0xff00,
-                                       _mm512_set1_ps(d->tensor_scale * e4m3_tab[q[9]]));
+                    _mm512_mask_mov_ps(_mm512_set1_ps(d->tensor_scale * vt_ke4m3_f32[q[0]]), 0xff00,
+                                       _mm512_set1_ps(d->tensor_scale * vt_ke4m3_f32[q[9]]));
 #pragma GCC unroll 8
                 for (int b = 0; b < B; b++) {
                     __m512 u = _mm512_fmadd_ps(vh, xb[b], _mm512_mul_ps(vl, xa[b]));
