@@ -9,7 +9,7 @@
  * nothing leaks on any error path.
  *
  * Sites per (operation, kind, error) are walked exhaustively up to VT_FAULT_MAX_SITES (default
- * 40; 0 = all), evenly spaced beyond that. Site counts are printed. */
+ * 40; 0 = all), evenly spaced beyond that from a random offset. Site counts are printed. */
 #include "rel_util.h"
 #include "vtstore/tier.h"
 
@@ -209,7 +209,10 @@ static void walk(const op_def *op, unsigned kind, int err, const char *kname) {
     uint64_t step = 1, walked = 0;
     if (max_sites > 0 && count > (uint64_t)max_sites) step = (count + max_sites - 1) / max_sites;
     uint64_t fails = 0, tol0 = tolerated;
-    for (uint64_t n = 1; n <= count; n += (n == 1 && step > 1) ? step - 1 : step) {
+    /* sampled walks start at a random offset within the stride, so repeated runs (new seed
+     * each) cover every site over time; site 1 is always walked */
+    uint64_t first = step > 1 ? 1 + vt_rand_u64() % step : 1;
+    for (uint64_t n = 1; n <= count; n = n == 1 && first > 1 ? first : n + step) {
         char what[200];
         snprintf(what, sizeof what, "%s %s site %llu/%llu", op->name, kname, (unsigned long long)n,
                  (unsigned long long)count);
