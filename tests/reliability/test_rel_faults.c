@@ -301,6 +301,12 @@ int main(int argc, char **argv) {
         if (only && !strstr(only, ops[o].name)) continue;
         for (size_t f = 0; f < sizeof faults / sizeof *faults; f++) {
             if (faults[f].kind == VT_FAULT_DEVICE && ops[o].run != do_stream) continue;
+            const char *kinds = getenv("VT_FAULT_KINDS"); /* e.g. "read,device" */
+            if (kinds) {
+                char k[16];
+                snprintf(k, sizeof k, "%.*s", (int)strcspn(faults[f].name, "/"), faults[f].name);
+                if (!strstr(kinds, k)) continue;
+            }
             walk(&ops[o], faults[f].kind, faults[f].err, faults[f].name);
         }
     }
