@@ -36,5 +36,9 @@ void vt_cli_error(const char *cmd, int rc, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* 1 if argv contains -h or --help. */
 int vt_cli_wants_help(int argc, char **argv);
+/* Argument check of a subcommand that takes exactly `nargs` positional arguments (STORE first)
+ * and no options. Returns -1 when argv is fine; otherwise prints `use` (to stdout for -h/--help,
+ * to stderr for a wrong count or a STORE that looks like an option) and returns the exit code. */
+int vt_cli_fixed_args(int argc, char **argv, int nargs, const char *use);
 
 #endif

@@ -5,14 +5,8 @@
 int vt_cmd_gc(int argc, char **argv) {
     const char *use = "usage: vtstore gc STORE\n"
                       "  deletes orphaned shard files and compacts shards holding removed chunks\n";
-    if (vt_cli_wants_help(argc, argv)) {
-        fputs(use, stdout);
-        return VT_EXIT_OK;
-    }
-    if (argc != 2 || argv[1][0] == '-') {
-        fputs(use, stderr);
-        return VT_EXIT_USAGE;
-    }
+    int ex = vt_cli_fixed_args(argc, argv, 1, use);
+    if (ex >= 0) return ex;
     vt_store *s = vt_print_open("gc", argv[1], 1);
     if (!s) return VT_EXIT_ERROR;
     vt_store_gc_stats st;

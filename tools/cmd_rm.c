@@ -7,14 +7,8 @@ int vt_cmd_rm(int argc, char **argv) {
         "usage: vtstore rm STORE PATTERN\n"
         "  removes the tensors whose names match the glob PATTERN in one transaction;\n"
         "  exit 1 if none matches. `vtstore gc` reclaims their space.\n";
-    if (vt_cli_wants_help(argc, argv)) {
-        fputs(use, stdout);
-        return VT_EXIT_OK;
-    }
-    if (argc != 3) {
-        fputs(use, stderr);
-        return VT_EXIT_USAGE;
-    }
+    int ex = vt_cli_fixed_args(argc, argv, 2, use);
+    if (ex >= 0) return ex;
     vt_store *s = vt_print_open("rm", argv[1], 1);
     if (!s) return VT_EXIT_ERROR;
     uint64_t n = 0;

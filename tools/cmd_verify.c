@@ -14,14 +14,8 @@ int vt_cmd_verify(int argc, char **argv) {
         "usage: vtstore verify STORE\n"
         "  reads every chunk of every tensor, checks checksums, lengths and the index;\n"
         "  names each bad chunk; exit 1 if anything is wrong\n";
-    if (vt_cli_wants_help(argc, argv)) {
-        fputs(use, stdout);
-        return VT_EXIT_OK;
-    }
-    if (argc != 2 || argv[1][0] == '-') {
-        fputs(use, stderr);
-        return VT_EXIT_USAGE;
-    }
+    int ex = vt_cli_fixed_args(argc, argv, 1, use);
+    if (ex >= 0) return ex;
     vt_store *s = vt_print_open("verify", argv[1], 0);
     if (!s) return VT_EXIT_ERROR;
     vt_verify_report rep = {0};

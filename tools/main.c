@@ -67,6 +67,18 @@ int vt_cli_wants_help(int argc, char **argv) {
     return 0;
 }
 
+int vt_cli_fixed_args(int argc, char **argv, int nargs, const char *use) {
+    if (vt_cli_wants_help(argc, argv)) {
+        fputs(use, stdout);
+        return VT_EXIT_OK;
+    }
+    if (argc != nargs + 1 || argv[1][0] == '-') {
+        fputs(use, stderr);
+        return VT_EXIT_USAGE;
+    }
+    return -1;
+}
+
 int vt_cli_parse_bytes(const char *s, uint64_t *out) {
     char *end;
     errno = 0;
