@@ -28,10 +28,11 @@
 
 #include "vtstore/tier.h"
 
-/* Defaults. bench/stream sweeps queue depth x read size; on the development VM the sweep was
- * noise-dominated (docs/BENCHMARKS.md), so these are provisional until measured on NVMe. */
-#define VT_IO_DEFAULT_QD        32u
-#define VT_IO_DEFAULT_READ_SIZE (1u << 20)
+/* Defaults from bench/stream's queue depth x read size sweep (docs/BENCHMARKS.md): on the 2-core
+ * development VM (virtio disk) qd 64 with 4 MiB reads was the best point in 8 of 11 sweeps, though
+ * by less than the run-to-run noise; rerun the sweep on NVMe. */
+#define VT_IO_DEFAULT_QD        64u
+#define VT_IO_DEFAULT_READ_SIZE (4u << 20)
 #define VT_IO_DEFAULT_THREADS   8u
 #define VT_IO_ALIGN             4096u
 #define VT_IO_MAX_FILES         4096

@@ -179,6 +179,7 @@ int vt_streamer_open(vt_store *store, const vt_tier_config *cfg, vt_streamer **o
     pthread_mutex_init(&st->mu, NULL);
     pthread_cond_init(&st->cv_ready, NULL);
     pthread_cond_init(&st->cv_work, NULL);
+    pthread_cond_init(&st->cv_fin, NULL);
     int rc;
     int gpu = st->has_vram && vt_tcuda_available(c.device);
     /* budgets: host memory must hold the RAM tier, and the device tier too when it is emulated */
@@ -215,6 +216,9 @@ int vt_streamer_open(vt_store *store, const vt_tier_config *cfg, vt_streamer **o
     if ((rc = vt_io_open(&ioc, &st->io))) goto fail_msg;
     if ((rc = vt_io_register_memory(st->io, st->tier[T_RAM].reg.base, st->tier[T_RAM].reg.size)))
         goto fail_msg;
+    /* read ahead by bytes as well as by tensors: enough to keep the engine's queue full */
+    st->prefetch_bytes = (uint64_t)st->io->qd * st->io->read_size;
+    st->maxjobs = 2 * c.ring_slots + c.prefetch + 2;
     st->st.engine = vt_io_engine_of(st->io);
     st->st.registered_buffers = vt_io_has_registered_memory(st->io);
     st->st.device_is_gpu = gpu;
@@ -227,7 +231,13 @@ int vt_streamer_open(vt_store *store, const vt_tier_config *cfg, vt_streamer **o
     }
     /* without a plan every tier is an S3-FIFO cache */
     if ((rc = vt_streamer_plan(st, NULL, 0, VT_SCHEDULE_RANDOM))) goto fail;
-    int prc = pthread_create(&st->io_thread, NULL, vt_st_io_main, st);
+    int prc = pthread_create(&st->fin_thread, NULL, vt_st_fin_main, st);
+    if (prc) {
+        rc = vt_st_fail(st, -prc, "streamer: cannot start the finisher thread");
+        goto fail;
+    }
+    st->fin_started = 1;
+    prc = pthread_create(&st->io_thread, NULL, vt_st_io_main, st);
     if (prc) {
         rc = vt_st_fail(st, -prc, "streamer: cannot start the I/O thread");
         goto fail;
@@ -272,13 +282,23 @@ void vt_streamer_close(vt_streamer *st) {
         pthread_mutex_unlock(&st->mu);
         pthread_join(st->io_thread, NULL);
     }
+    if (st->fin_started) { /* after the I/O thread: it may still hand over jobs */
+        pthread_mutex_lock(&st->mu);
+        st->fin_stop = 1;
+        pthread_cond_signal(&st->cv_fin);
+        pthread_mutex_unlock(&st->mu);
+        pthread_join(st->fin_thread, NULL);
+    }
     vt_io_close(st->io);
     free_plan(st);
     for (uint32_t i = 0; i < st->ntensors; i++) {
         vt_free(st->tensors[i].chunks);
         vt_free(st->tensors[i].aux);
     }
-    for (uint32_t i = 0; i < st->nitems; i++) vt_free(st->items[i].errmsg);
+    for (uint32_t i = 0; i < st->nitems; i++) {
+        vt_free(st->items[i].errmsg);
+        vt_tcuda_event_destroy(st->items[i].copy_event);
+    }
     vt_free(st->tensors);
     vt_free(st->items);
     vt_free(st->demand);
@@ -289,6 +309,7 @@ void vt_streamer_close(vt_streamer *st) {
     pthread_mutex_destroy(&st->mu);
     pthread_cond_destroy(&st->cv_ready);
     pthread_cond_destroy(&st->cv_work);
+    pthread_cond_destroy(&st->cv_fin);
     vt_free(st);
 }
 

@@ -46,6 +46,25 @@ static void count_access(vt_streamer *st, vt_sitem *it) {
     it->src = SRC_RESIDENT;
 }
 
+/* 1 if @p it can only become resident through a top-tier ring slot and every slot is held by
+ * handles of the calling thread alone: waiting would never end. Locked. */
+static int ring_held_by_caller(const vt_streamer *st, const vt_sitem *it) {
+    const vt_stier *T = &st->tier[st->top];
+    const vt_res *r = &it->res[st->top];
+    int pinned_here = (st->top == T_VRAM && it->place == VT_PLACE_VRAM_PIN) ||
+                      (st->top == T_RAM && it->place == VT_PLACE_RAM_PIN);
+    if (st->mode != VT_SCHEDULE_CYCLIC || !T->nslots || it->pos < 0 || pinned_here ||
+        r->state != RS_EMPTY || r->kind == PK_PIN || it->foot > T->slot_bytes)
+        return 0;
+    pthread_t self = pthread_self();
+    for (uint32_t s = 0; s < T->nslots; s++) {
+        if (T->slot_item[s] < 0) return 0;
+        const vt_sitem *v = &st->items[T->slot_item[s]];
+        if (!v->refs || v->mixed_holders || !pthread_equal(v->holder, self)) return 0;
+    }
+    return 1;
+}
+
 static int acquire_item(vt_streamer *st, uint32_t id, vt_weight *out) {
     memset(out, 0, sizeof *out);
     vt_sitem *it = &st->items[id];
@@ -75,6 +94,14 @@ static int acquire_item(vt_streamer *st, uint32_t id, vt_weight *out) {
         pthread_cond_signal(&st->cv_work);
     }
     int rc = 0;
+    if (ring_held_by_caller(st, it)) {
+        uint32_t k = st->tier[st->top].nslots;
+        pthread_mutex_unlock(&st->mu);
+        return vt_st_fail(st, VT_EBUDGET,
+                          "acquire %s: all %u ring slots of the %s tier are held by this thread's "
+                          "handles; release one first (or open with more ring_slots)",
+                          t->ti.name, k, st->top == T_VRAM ? "VRAM" : "RAM");
+    }
     if (it->res[st->top].state != RS_READY) {
         if (it->res[st->top].state == RS_EMPTY && !it->err) {
             rc = demand_push(st, id);
@@ -86,10 +113,20 @@ static int acquire_item(vt_streamer *st, uint32_t id, vt_weight *out) {
         }
         it->wanted++;
         double t0 = vt_now();
-        while (it->res[st->top].state != RS_READY && !it->err && !st->stop)
+        int stuck = 0;
+        while (it->res[st->top].state != RS_READY && !it->err && !st->stop &&
+               !(stuck = ring_held_by_caller(st, it)))
             pthread_cond_wait(&st->cv_ready, &st->mu);
         st->st.stall_seconds += vt_now() - t0;
         it->wanted--;
+        if (stuck) {
+            uint32_t k = st->tier[st->top].nslots;
+            pthread_mutex_unlock(&st->mu);
+            return vt_st_fail(st, VT_EBUDGET,
+                              "acquire %s: all %u ring slots of the %s tier are held by this "
+                              "thread's handles; release one first (or open with more ring_slots)",
+                              t->ti.name, k, st->top == T_VRAM ? "VRAM" : "RAM");
+        }
         if (it->res[st->top].state != RS_READY) {
             rc = it->err ? it->err : VT_EUSAGE;
             char msg[1024];
@@ -103,9 +140,30 @@ static int acquire_item(vt_streamer *st, uint32_t id, vt_weight *out) {
             return vt_st_fail(st, rc, "%s", msg);
         }
     }
-    count_access(st, it);
+    if (!it->refs) {
+        it->holder = pthread_self();
+        it->mixed_holders = 0;
+    } else if (!pthread_equal(it->holder, pthread_self())) {
+        it->mixed_holders = 1;
+    }
     it->refs++;
     st->held++;
+    if (it->copy_pending && st->top == T_VRAM) {
+        /* the device copy was queued: wait for it here, holding the handle so the place stays */
+        void *ev = it->copy_event;
+        pthread_mutex_unlock(&st->mu);
+        rc = vt_tcuda_event_sync(ev);
+        pthread_mutex_lock(&st->mu);
+        if (rc) {
+            it->refs--;
+            st->held--;
+            pthread_cond_signal(&st->cv_work);
+            pthread_mutex_unlock(&st->mu);
+            return vt_st_fail(st, rc, "acquire %s: waiting for the copy to the device tier: %s",
+                              t->ti.name, vt_last_error());
+        }
+    }
+    count_access(st, it);
     const vt_res *r = &it->res[st->top];
     char *p = vt_st_ptr(st, st->top, r);
     out->data = p;

@@ -1,5 +1,13 @@
 /* tiering/streamer_internal.h — the streamer's state, shared by streamer.c (open, plan, stats),
- * streamer_acquire.c (consumer side) and streamer_io.c (the I/O thread). */
+ * streamer_acquire.c (consumer side), streamer_io.c (the I/O thread: placement and reads) and
+ * streamer_finish.c (the finisher thread: checksums, decoding, device copies, publishing).
+ *
+ * A load is a job. The I/O thread starts it (places reserved, under the lock), submits all its
+ * chunk reads at once and hands it to the finisher when the last read is back, so the I/O thread
+ * never stops reaping and refilling the queue to hash or copy. The finisher verifies every chunk
+ * (a mismatch with retry_corrupt goes back to the I/O thread for one re-read), decodes, copies to
+ * the device tier (async with CUDA: an event per item, waited on by the acquirer), publishes the
+ * item READY and, once the copy is done, gives back the RAM staging slot. */
 #ifndef VT_TIERING_STREAMER_INTERNAL_H
 #define VT_TIERING_STREAMER_INTERNAL_H
 
@@ -14,6 +22,8 @@ enum { RS_EMPTY = 0, RS_LOADING = 1, RS_READY = 2 };
 enum { PK_NONE = 0, PK_PIN = 1, PK_RING = 2, PK_CACHE = 3 };
 enum { SRC_RESIDENT = 0, SRC_RAM = 1, SRC_DISK = 2 };
 
+typedef struct vt_job vt_job;
+
 /* Residency of an item in one tier. */
 typedef struct vt_res {
     uint8_t state, kind;
@@ -21,6 +31,26 @@ typedef struct vt_res {
     uint64_t off;  /* byte offset in the tier's region */
     uint32_t busy; /* in-flight copies reading from here */
 } vt_res;
+
+/* Chunk state bits of a job (vt_job.cst). */
+enum { CST_RETRIED = 1, CST_OK = 2, CST_REDO = 4 };
+
+struct vt_job {
+    uint32_t item;
+    int need_disk;   /* else the RAM copy is resident: copy only */
+    int fill_ram;    /* the RAM place is being filled */
+    int top_copy;    /* a device-tier copy is needed */
+    int copy_async;  /* the device copy was queued on the CUDA stream (event recorded) */
+    char *ram, *dev; /* places */
+    uint64_t nreq, left;
+    vt_io_req *reqs;     /* [nreq] one per chunk */
+    void **scratch;      /* [nreq] zstd chunks: stored bytes */
+    uint8_t *cst;        /* [nreq] CST_* bits */
+    uint64_t disk_bytes; /* bytes read from disk for this job (counted at publish) */
+    int err;
+    char msg[768];
+    struct vt_job *next;
+};
 
 typedef struct vt_stensor {
     vt_tensor_info ti;
@@ -41,10 +71,14 @@ typedef struct vt_sitem {
     int64_t pos; /* position in the cyclic schedule, -1 if not in it */
     vt_res res[2];
     int refs;
-    int wanted;   /* acquirers waiting */
-    int src;      /* how the top-tier copy was filled since the last acquire */
-    int err;      /* load error, reported to the next acquirer */
-    char *errmsg; /* vt_malloc'ed */
+    int wanted;        /* acquirers waiting */
+    int src;           /* how the top-tier copy was filled since the last acquire */
+    int err;           /* load error, reported to the next acquirer */
+    char *errmsg;      /* vt_malloc'ed */
+    int copy_pending;  /* async device copies queued and not yet seen complete */
+    void *copy_event;  /* CUDA event recorded after the last copy (created on first use) */
+    pthread_t holder;  /* thread that holds the handles when !mixed_holders (refs > 0) */
+    int mixed_holders; /* handles held by more than one thread */
 } vt_sitem;
 
 typedef struct vt_stier {
@@ -57,8 +91,6 @@ typedef struct vt_stier {
     vt_s3fifo *cache;   /* random access */
     int is_gpu;
 } vt_stier;
-
-typedef struct vt_job vt_job;
 
 struct vt_streamer {
     vt_store *store;
@@ -91,7 +123,17 @@ struct vt_streamer {
     pthread_cond_t cv_work;  /* work for the I/O thread */
     pthread_t io_thread;
     int io_started, stop, io_busy;
-    uint32_t njobs;
+    uint32_t njobs;   /* jobs started and not yet done (device copy included) */
+    uint32_t maxjobs; /* cap on njobs (the ring slots are the real limit) */
+    uint64_t
+        prefetch_bytes; /* keep this many bytes loading/loaded ahead (queue_depth * read_size) */
+
+    /* finisher thread */
+    pthread_t fin_thread;
+    pthread_cond_t cv_fin; /* work for the finisher */
+    int fin_started, fin_stop;
+    vt_job *fin_head, *fin_tail; /* jobs whose reads are done, FIFO */
+    vt_job *retry;               /* jobs with chunks to read again (finisher -> I/O thread) */
 
     vt_io *io;
     int32_t *shard_file; /* shard id -> io file id (-1 unknown), I/O thread only */
@@ -110,6 +152,10 @@ char *vt_st_ptr(vt_streamer *st, int tier, const vt_res *r);
 int vt_st_find(const vt_streamer *st, const char *name);
 /* streamer_io.c */
 void *vt_st_io_main(void *arg);
+/* streamer_finish.c */
+void *vt_st_fin_main(void *arg);
+/** Free a job and its buffers (not its places). */
+void vt_st_job_free(vt_job *j);
 /** Free an item's place in @p tier (ring slot or cache allocation; pins keep theirs). Locked. */
 void vt_st_drop(vt_streamer *st, uint32_t item, int tier);
 

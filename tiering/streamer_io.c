@@ -1,8 +1,11 @@
 /* The streamer's I/O thread: picks what to load (demand first, then a prefetch hint, then the
- * next `prefetch` items of the cyclic schedule), reserves places in the tiers, reads the chunks
- * through the io engine, verifies checksums (one re-read if asked), decompresses, copies to the
- * device tier, and publishes. Placement decisions happen under the streamer lock; reads, checks
- * and copies run outside it on bytes that only this thread touches (state LOADING). */
+ * cyclic schedule ahead of the consumer: at least `prefetch` items and at least prefetch_bytes,
+ * as far as the ring slots allow), reserves places in the tiers, submits every chunk read of
+ * every started job at once (the engine splits them into read_size pieces and keeps
+ * queue_depth in flight), reaps completions in batches and hands each job whose reads are all
+ * back to the finisher thread (streamer_finish.c), which verifies, decodes, copies and
+ * publishes. Placement decisions happen under the streamer lock; reads run outside it into
+ * places only this job touches (state LOADING). */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -12,21 +15,6 @@
 #include <xxhash.h>
 
 #include "streamer_internal.h"
-
-struct vt_job {
-    uint32_t item;
-    int need_disk;   /* else the RAM copy is resident: copy only */
-    int fill_ram;    /* the RAM place is being filled */
-    int top_copy;    /* a device-tier copy is needed */
-    char *ram, *dev; /* places */
-    uint64_t nreq, left;
-    vt_io_req *reqs;
-    void **scratch; /* zstd chunks: stored bytes */
-    uint8_t *retried;
-    int err;
-    char msg[768];
-    vt_job *next;
-};
 
 /* ---- places (locked) ---- */
 
@@ -163,15 +151,10 @@ static int job_start(vt_streamer *st, uint32_t id, int demand, vt_job **out) {
     if (job && j.need_disk) {
         job->reqs = vt_calloc(it->nchunks ? it->nchunks : 1, sizeof *job->reqs);
         job->scratch = vt_calloc(it->nchunks ? it->nchunks : 1, sizeof *job->scratch);
-        job->retried = vt_calloc(it->nchunks ? it->nchunks : 1, 1);
+        job->cst = vt_calloc(it->nchunks ? it->nchunks : 1, 1);
     }
-    if (!job || (j.need_disk && (!job->reqs || !job->scratch || !job->retried))) {
-        if (job) {
-            vt_free(job->reqs);
-            vt_free(job->scratch);
-            vt_free(job->retried);
-            vt_free(job);
-        }
+    if (!job || (j.need_disk && (!job->reqs || !job->scratch || !job->cst))) {
+        vt_st_job_free(job);
         if (j.fill_ram) vt_st_drop(st, id, T_RAM);
         if (j.top_copy) vt_st_drop(st, id, T_VRAM);
         item_fail(st, id, -ENOMEM, "streamer: out of memory starting a read");
@@ -179,7 +162,7 @@ static int job_start(vt_streamer *st, uint32_t id, int demand, vt_job **out) {
     }
     j.reqs = job->reqs;
     j.scratch = job->scratch;
-    j.retried = job->retried;
+    j.cst = job->cst;
     *job = j;
     job->ram = vt_st_ptr(st, T_RAM, &it->res[T_RAM]);
     if (j.top_copy) job->dev = vt_st_ptr(st, T_VRAM, &it->res[T_VRAM]);
@@ -234,9 +217,12 @@ static int64_t pick(vt_streamer *st, int *demand, uint32_t skip_n, const uint32_
         if (needs_load(st, &st->items[h])) return h;
     }
     if (st->mode != VT_SCHEDULE_CYCLIC || !st->nsched) return -1;
-    /* keep `prefetch` non-resident items loading or loaded ahead of the consumer */
+    /* keep at least `prefetch` items and prefetch_bytes loading or loaded ahead of the consumer
+     * (the ring slots bound it: job_start reports "no room" and the I/O thread stops there) */
     uint32_t ahead = 0;
-    for (uint32_t j = 1; j <= st->nsched && ahead < st->cfg.prefetch; j++) {
+    uint64_t bytes = 0;
+    for (uint32_t j = 1;
+         j <= st->nsched && (ahead < st->cfg.prefetch || bytes < st->prefetch_bytes); j++) {
         uint32_t pos = (uint32_t)((st->cursor + (int64_t)j) % st->nsched);
         uint32_t id = st->sched[pos];
         vt_sitem *it = &st->items[id];
@@ -247,6 +233,7 @@ static int64_t pick(vt_streamer *st, int *demand, uint32_t skip_n, const uint32_
         for (uint32_t k = 0; k < skip_n; k++) skipped |= skip[k] == id;
         if (r->state == RS_EMPTY && !skipped) return id;
         ahead++;
+        bytes += it->foot;
     }
     return -1;
 }
@@ -295,14 +282,6 @@ static void job_err(vt_job *j, int code, const char *fmt, ...) {
     va_end(ap);
 }
 
-static uint64_t chunk_area_off(const vt_streamer *st, const vt_sitem *it, uint64_t i) {
-    const vt_stensor *T = &st->tensors[it->tensor];
-    uint64_t a = 0;
-    for (uint64_t c = it->chunk0; c < it->chunk0 + i; c++)
-        a += VT_ROUND_UP(T->chunks[c].raw_len, VT_TIER_ALIGN);
-    return a;
-}
-
 static int job_submit(vt_streamer *st, vt_job *j) {
     vt_sitem *it = &st->items[j->item];
     const vt_stensor *T = &st->tensors[it->tensor];
@@ -346,126 +325,48 @@ static int job_submit(vt_streamer *st, vt_job *j) {
     return 0;
 }
 
-/* A read of the job finished. Returns 1 if it was resubmitted. */
-static int req_done(vt_streamer *st, vt_job *j, vt_io_req *r) {
+/* A read of the job came back (I/O thread). Checksums are the finisher's. */
+static void req_done(vt_streamer *st, vt_job *j, vt_io_req *r) {
     uint64_t i = (uint64_t)(r - j->reqs);
     vt_sitem *it = &st->items[j->item];
     const vt_stensor *T = &st->tensors[it->tensor];
     const vt_chunk_info *ci = &T->chunks[it->chunk0 + i];
-    const char *path = vt_io_file_name(st->io, r->file);
+    const vt_io_file *f = &st->io->files[r->file];
     if (r->result) {
         job_err(j, r->result, "tensor %s chunk %llu (shard %s @%llu, %llu bytes): read failed: %s",
-                T->ti.name, (unsigned long long)ci->index, path, (unsigned long long)ci->offset,
+                T->ti.name, (unsigned long long)ci->index, f->name, (unsigned long long)ci->offset,
                 (unsigned long long)ci->stored_len, vt_strerror(r->result));
-        return 0;
+        return;
     }
-    pthread_mutex_lock(&st->mu);
-    st->st.bytes_read += st->io->files[r->file].fd_direct >= 0 ? ci->padded_len : ci->stored_len;
-    pthread_mutex_unlock(&st->mu);
-    uint64_t h = XXH3_64bits(r->buf, ci->stored_len);
-    if (h == ci->checksum) return 0;
-    if (st->cfg.retry_corrupt && !j->retried[i]) {
-        j->retried[i] = 1;
-        pthread_mutex_lock(&st->mu);
-        st->st.corrupt_retries++;
-        pthread_mutex_unlock(&st->mu);
-        vt_log(VT_LOG_WARN,
-               "tensor %s chunk %llu (shard %s @%llu): checksum mismatch, reading it again",
-               T->ti.name, (unsigned long long)ci->index, path, (unsigned long long)ci->offset);
-        vt_io_submit(st->io, r);
-        return 1;
-    }
-    job_err(j, VT_ECORRUPT,
-            "tensor %s chunk %llu (shard %s @%llu, %llu bytes): checksum mismatch (stored %016llx, "
-            "computed %016llx)%s",
-            T->ti.name, (unsigned long long)ci->index, path, (unsigned long long)ci->offset,
-            (unsigned long long)ci->stored_len, (unsigned long long)ci->checksum,
-            (unsigned long long)h, j->retried[i] ? " after a re-read" : "");
-    return 0;
+    j->disk_bytes += f->fd_direct >= 0 ? ci->padded_len : ci->stored_len;
 }
 
-/* All reads done (or none needed): decode into place, copy to the device tier. */
-static void job_finish(vt_streamer *st, vt_job *j, double *copy_s, uint64_t *copied) {
-    vt_sitem *it = &st->items[j->item];
-    const vt_stensor *T = &st->tensors[it->tensor];
-    if (!j->err && j->need_disk) {
-        uint64_t c = 0;
-        for (uint64_t i = 0; i < it->nchunks && !j->err; i++) {
-            const vt_chunk_info *ci = &T->chunks[it->chunk0 + i];
-            uint64_t a = chunk_area_off(st, it, i);
-            if (ci->codec == VT_CODEC_NONE) {
-                if (a != c) memmove(j->ram + c, j->ram + a, ci->raw_len);
-            } else {
-                int rc =
-                    vt_store_chunk_decode(st->store, ci, j->scratch[i], j->ram + c, ci->raw_len);
-                if (rc)
-                    job_err(j, rc, "tensor %s chunk %llu (shard %s @%llu): %s", T->ti.name,
-                            (unsigned long long)ci->index, vt_io_file_name(st->io, j->reqs[i].file),
-                            (unsigned long long)ci->offset, vt_last_error());
-            }
-            c += ci->raw_len;
-        }
-        if (T->ti.aux_bytes && !j->err) memcpy(j->ram + it->aux_off, T->aux, T->ti.aux_bytes);
+/* Submit the chunks the finisher asked to read again. */
+static void job_resubmit(vt_streamer *st, vt_job *j) {
+    j->left = 0;
+    for (uint64_t i = 0; i < j->nreq; i++) {
+        if (!(j->cst[i] & CST_REDO)) continue;
+        j->cst[i] &= (uint8_t)~CST_REDO;
+        if (vt_io_submit(st->io, &j->reqs[i]) == 0) j->left++;
     }
-    if (!j->err && j->top_copy) {
-        double t0 = vt_now();
-        int rc = 0;
-        if (st->tier[T_VRAM].is_gpu) {
-            rc = vt_tcuda_h2d_async(j->dev, j->ram, it->data_bytes, st->cuda_stream);
-            if (!rc && T->ti.aux_bytes)
-                rc = vt_tcuda_h2d_async(j->dev + it->aux_off, j->ram + it->aux_off, T->ti.aux_bytes,
-                                        st->cuda_stream);
-            if (!rc) rc = vt_tcuda_stream_sync(st->cuda_stream);
-        } else {
-            memcpy(j->dev, j->ram, it->data_bytes);
-            if (T->ti.aux_bytes)
-                memcpy(j->dev + it->aux_off, j->ram + it->aux_off, T->ti.aux_bytes);
-        }
-        if (rc)
-            job_err(j, rc, "tensor %s: copy to the device tier: %s", T->ti.name, vt_last_error());
-        *copy_s += vt_now() - t0;
-        *copied += it->data_bytes + T->ti.aux_bytes;
-    }
-    for (uint64_t i = 0; j->scratch && i < it->nchunks; i++) vt_free_aligned(j->scratch[i]);
 }
 
-/* Publish a finished job. Locked. */
-static void job_publish(vt_streamer *st, vt_job *j) {
-    vt_sitem *it = &st->items[j->item];
-    if (!j->fill_ram) it->res[T_RAM].busy--;
-    if (j->err) {
-        if (j->fill_ram) vt_st_drop(st, j->item, T_RAM);
-        if (j->top_copy) vt_st_drop(st, j->item, T_VRAM);
-        item_fail(st, j->item, j->err, j->msg);
-    } else {
-        if (j->fill_ram) {
-            it->res[T_RAM].state = RS_READY;
-            st->st.ram.bytes_in += it->data_bytes;
-        }
-        if (j->top_copy) {
-            it->res[T_VRAM].state = RS_READY;
-            if (it->res[T_RAM].kind == PK_RING) vt_st_drop(st, j->item, T_RAM); /* staging done */
-        }
-        it->src = j->need_disk ? SRC_DISK : SRC_RAM;
-        pthread_cond_broadcast(&st->cv_ready);
-    }
-    st->njobs--;
-    vt_free(j->reqs);
-    vt_free(j->scratch);
-    vt_free(j->retried);
-    vt_free(j);
+static void list_push(vt_job **head, vt_job *j) {
+    j->next = *head;
+    *head = j;
 }
 
 void *vt_st_io_main(void *arg) {
     vt_streamer *st = arg;
     vt_job *active = NULL; /* jobs with reads in flight */
-    uint32_t maxjobs = st->cfg.prefetch + 2;
     pthread_mutex_lock(&st->mu);
     for (;;) {
+        vt_job *retry = st->retry;
+        st->retry = NULL;
         /* start what can start */
         vt_job *started = NULL;
         uint32_t skip[64], nskip = 0;
-        while (!st->stop && st->njobs < maxjobs && nskip < 64) {
+        while (!st->stop && st->njobs < st->maxjobs && nskip < 64) {
             int demand;
             int64_t id = pick(st, &demand, nskip, skip);
             if (id < 0) break;
@@ -478,10 +379,9 @@ void *vt_st_io_main(void *arg) {
             }
             if (rc < 0) continue;
             st->njobs++;
-            j->next = started;
-            started = j;
+            list_push(&started, j);
         }
-        if (!started && !active) {
+        if (!started && !active && !retry) {
             if (st->stop) break;
             pthread_cond_broadcast(&st->cv_ready); /* plan() waits for idleness */
             pthread_cond_wait(&st->cv_work, &st->mu);
@@ -490,29 +390,24 @@ void *vt_st_io_main(void *arg) {
         st->io_busy = 1;
         pthread_mutex_unlock(&st->mu);
 
-        double copy_s = 0, io_s = 0;
-        uint64_t copied = 0;
-        vt_job *finished = NULL;
+        vt_job *finished = NULL; /* reads done: to the finisher, in completion order reversed */
+        while (retry) {
+            vt_job *j = retry;
+            retry = j->next;
+            job_resubmit(st, j);
+            list_push(j->left ? &active : &finished, j);
+        }
         while (started) {
             vt_job *j = started;
             started = j->next;
-            if (j->need_disk && job_submit(st, j) == 0 && j->left) {
-                j->next = active;
-                active = j;
-            } else if (j->need_disk &&
-                       j->left) { /* submit failed part way: wait for what went out */
-                j->next = active;
-                active = j;
-            } else {
-                job_finish(st, j, &copy_s, &copied);
-                j->next = finished;
-                finished = j;
-            }
+            if (j->need_disk) job_submit(st, j); /* on failure j->left counts what went out */
+            list_push(j->need_disk && j->left ? &active : &finished, j);
         }
+        double io_s = 0;
         if (active) {
             double t0 = vt_now();
-            vt_io_req *done[64];
-            int n = vt_io_reap(st->io, done, 64, 1);
+            vt_io_req *done[256];
+            int n = vt_io_reap(st->io, done, 256, !finished);
             io_s = vt_now() - t0;
             if (n < 0) { /* the engine itself failed: fail everything in flight */
                 for (vt_job *j = active; j; j = j->next)
@@ -520,31 +415,36 @@ void *vt_st_io_main(void *arg) {
                 while (active) {
                     vt_job *j = active;
                     active = j->next;
-                    job_finish(st, j, &copy_s, &copied);
-                    j->next = finished;
-                    finished = j;
+                    list_push(&finished, j);
                 }
             }
             for (int k = 0; k < n; k++) {
                 vt_job *j = done[k]->user;
-                if (req_done(st, j, done[k])) continue;
+                req_done(st, j, done[k]);
                 if (--j->left) continue;
                 vt_job **pp = &active;
                 while (*pp != j) pp = &(*pp)->next;
                 *pp = j->next;
-                job_finish(st, j, &copy_s, &copied);
-                j->next = finished;
-                finished = j;
+                list_push(&finished, j);
             }
         }
-        pthread_mutex_lock(&st->mu);
-        st->st.ram.fill_seconds += io_s;
-        st->st.vram.fill_seconds += copy_s;
-        st->st.vram.bytes_in += copied;
+        /* reverse: the finisher takes them in the order they completed */
+        vt_job *fin = NULL;
         while (finished) {
             vt_job *j = finished;
             finished = j->next;
-            job_publish(st, j);
+            list_push(&fin, j);
+        }
+        pthread_mutex_lock(&st->mu);
+        st->st.ram.fill_seconds += io_s;
+        if (fin) {
+            if (st->fin_tail)
+                st->fin_tail->next = fin;
+            else
+                st->fin_head = fin;
+            while (fin->next) fin = fin->next;
+            st->fin_tail = fin;
+            pthread_cond_signal(&st->cv_fin);
         }
         st->io_busy = 0;
         if (!st->njobs) pthread_cond_broadcast(&st->cv_ready);
@@ -561,11 +461,7 @@ void *vt_st_io_main(void *arg) {
             vt_job **pp = &active;
             while (*pp != j) pp = &(*pp)->next;
             *pp = j->next;
-            for (uint64_t i = 0; i < j->nreq; i++) vt_free_aligned(j->scratch[i]);
-            vt_free(j->reqs);
-            vt_free(j->scratch);
-            vt_free(j->retried);
-            vt_free(j);
+            vt_st_job_free(j);
         }
     }
     return NULL;

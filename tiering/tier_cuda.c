@@ -23,11 +23,18 @@ extern int cudaMemcpyAsync(void *dst, const void *src, size_t n, int kind, void 
 extern int cudaMemcpy(void *dst, const void *src, size_t n, int kind);
 extern const char *cudaGetErrorString(int e);
 extern int cudaGetLastError(void);
+extern int cudaEventCreateWithFlags(void **e, unsigned flags);
+extern int cudaEventDestroy(void *e);
+extern int cudaEventRecord(void *e, void *s);
+extern int cudaEventQuery(void *e);
+extern int cudaEventSynchronize(void *e);
 
 #define CUDA_H2D                    1
 #define CUDA_D2H                    2
 #define CUDA_STREAM_NON_BLOCKING    1u
 #define CUDA_HOST_REGISTER_PORTABLE 1u
+#define CUDA_EVENT_DISABLE_TIMING   2u
+#define CUDA_ERROR_NOT_READY        600
 
 static int cuda_err(int e, const char *what) {
     cudaGetLastError(); /* clear the sticky-free error state */
@@ -104,6 +111,38 @@ int vt_tcuda_d2h(void *dst, const void *src, uint64_t n) {
     return 0;
 }
 
+int vt_tcuda_event_create(void **ev) {
+    int e = cudaEventCreateWithFlags(ev, CUDA_EVENT_DISABLE_TIMING);
+    if (e) return cuda_err(e, "cudaEventCreate");
+    return 0;
+}
+
+void vt_tcuda_event_destroy(void *ev) {
+    if (ev) cudaEventDestroy(ev);
+}
+
+int vt_tcuda_event_record(void *ev, void *s) {
+    int e = cudaEventRecord(ev, s);
+    if (e) return cuda_err(e, "cudaEventRecord");
+    return 0;
+}
+
+int vt_tcuda_event_query(void *ev) {
+    int e = cudaEventQuery(ev);
+    if (e == CUDA_ERROR_NOT_READY) {
+        cudaGetLastError();
+        return 0;
+    }
+    if (e) return cuda_err(e, "cudaEventQuery");
+    return 1;
+}
+
+int vt_tcuda_event_sync(void *ev) {
+    int e = cudaEventSynchronize(ev);
+    if (e) return cuda_err(e, "cudaEventSynchronize");
+    return 0;
+}
+
 #else /* !VT_HAVE_CUDA */
 
 static int nodev(void) {
@@ -137,6 +176,20 @@ int vt_tcuda_stream_sync(void *s) {
     return nodev();
 }
 int vt_tcuda_d2h(void *dst, const void *src, uint64_t n) {
+    return nodev();
+}
+int vt_tcuda_event_create(void **e) {
+    *e = NULL;
+    return nodev();
+}
+void vt_tcuda_event_destroy(void *e) {}
+int vt_tcuda_event_record(void *e, void *s) {
+    return nodev();
+}
+int vt_tcuda_event_query(void *e) {
+    return nodev();
+}
+int vt_tcuda_event_sync(void *e) {
     return nodev();
 }
 

@@ -77,6 +77,13 @@ void vt_tcuda_stream_destroy(void *s);
 /** Async host-to-device copy on stream @p s. */
 int vt_tcuda_h2d_async(void *dst, const void *src, uint64_t n, void *s);
 int vt_tcuda_stream_sync(void *s);
+/** Events (timing disabled): record after queued copies, then query (1 done, 0 not yet, <0
+ *  error) or wait. */
+int vt_tcuda_event_create(void **e);
+void vt_tcuda_event_destroy(void *e);
+int vt_tcuda_event_record(void *e, void *s);
+int vt_tcuda_event_query(void *e);
+int vt_tcuda_event_sync(void *e);
 /** Synchronous device-to-host copy (tests). */
 int vt_tcuda_d2h(void *dst, const void *src, uint64_t n);
 

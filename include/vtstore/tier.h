@@ -23,8 +23,12 @@
  * Policy. For a cyclic schedule the planner pins a fixed subset of the tensors in the VRAM
  * tier, then a fixed subset of the rest in the RAM tier (for a loop larger than the cache this
  * is what Belady's optimal policy converges to; LRU would miss on every access), and streams the
- * remainder through a ring of ring_slots slots per tier, reading `prefetch` tensors ahead of the
- * consumer. Streamed tensors never displace pinned ones. Without a schedule (or with
+ * remainder through a ring of ring_slots slots per tier, reading ahead of the consumer at least
+ * `prefetch` tensors and at least queue_depth * read_size bytes, as far as free ring slots allow
+ * (all chunk reads of a tensor are submitted at once). Checksums, decoding and device copies run
+ * on a second thread so reads keep the queue full; with a GPU the host-to-device copies are
+ * queued asynchronously and acquire waits for the copy of the tensor it returns. Streamed
+ * tensors never displace pinned ones. Without a schedule (or with
  * VT_SCHEDULE_RANDOM) each tier is a byte-budgeted S3-FIFO cache, which a one-time scan does
  * not flush.
  *
@@ -36,6 +40,13 @@
  * Thread safety: acquire, acquire_part, release, prefetch and get_stats may be called from any
  * number of threads at once. plan must not run concurrently with acquires. A handle stays valid
  * (its bytes unchanged) until it is released.
+ *
+ * Holding handles: a streamed tensor occupies a ring slot from its read until its release, so at
+ * most ring_slots streamed handles can be held at once. When every slot is held by the calling
+ * thread, acquiring another streamed tensor returns VT_EBUDGET instead of waiting forever; when
+ * other threads hold some of them, acquire blocks until one is released (threads that each keep
+ * handles while acquiring more can still deadlock one another: size ring_slots for the handles
+ * held at once plus the prefetch depth).
  */
 #ifndef VTSTORE_TIER_H
 #define VTSTORE_TIER_H
@@ -63,10 +74,10 @@ typedef enum vt_io_engine {
 typedef struct vt_tier_config {
     uint64_t vram_bytes;    /* device tier budget; 0 = no device tier (handles point to host) */
     uint64_t ram_bytes;     /* pinned host tier budget (staging slots included); must be > 0 */
-    uint32_t prefetch;      /* d: tensors read ahead of the consumer; 0 = 2 */
+    uint32_t prefetch;      /* d: at least d tensors read ahead of the consumer; 0 = 2 */
     uint32_t ring_slots;    /* k: streaming slots per tier, >= 2; 0 = prefetch + 2 */
-    uint32_t queue_depth;   /* reads in flight; 0 = engine default */
-    uint32_t read_size;     /* bytes per read (multiple of 4096); 0 = engine default */
+    uint32_t queue_depth;   /* reads in flight; 0 = default 64 (bench/stream sweep) */
+    uint32_t read_size;     /* bytes per read (multiple of 4096); 0 = default 4 MiB (same sweep) */
     vt_io_engine io_engine; /* VT_IO_AUTO, VT_IO_URING or VT_IO_PREAD */
     int chunkwise;          /* 1: stream tensors too large for a ring slot part by part */
     int retry_corrupt;      /* 1: re-read a chunk once from disk if its checksum fails */
@@ -148,8 +159,10 @@ int vt_streamer_placement(vt_streamer *st, const char *name, vt_placement *out);
  *  format, rows, cols...). Blocks until the bytes are there; moves the prefetch window to this
  *  tensor's place in a cyclic schedule. The bytes stay put until vt_streamer_release(out).
  *  Errors: VT_ENOTFOUND, VT_EBUDGET (tensor larger than a ring slot or the tier budget, without
- *  chunkwise: the message gives sizes), VT_ECORRUPT (checksum mismatch: tensor, chunk, shard and
- *  offset named), -EIO and other read errors (file and offset named), VT_ECUDA. After an error
+ *  chunkwise: the message gives sizes; or every ring slot of the top tier held by this thread's
+ *  handles), VT_ECORRUPT (checksum mismatch: tensor, chunk, shard and offset named), -EIO and
+ *  other read errors (file and offset named), VT_ECUDA (also from waiting on the device copy).
+ *  After an error
  *  the tensor may be acquired again (it is re-read). */
 int vt_streamer_acquire(vt_streamer *st, const char *name, vt_weight *out);
 

@@ -3,7 +3,7 @@
  * tier, with both io engines (forced through VT_IO_ENGINE); random access; budgets too large;
  * tensors larger than a slot (VT_EBUDGET, or parts with chunkwise); a flipped byte in a shard
  * gives VT_ECORRUPT naming tensor and chunk; injected EIO and short reads fail the acquire and
- * a later acquire succeeds. */
+ * a later acquire succeeds; a thread holding every ring slot gets VT_EBUDGET instead of a hang. */
 #include <errno.h>
 #include <fcntl.h>
 
@@ -188,6 +188,47 @@ static void budgets(void) {
     }
 }
 
+/* A thread holding a handle in every ring slot cannot get another streamed tensor: VT_EBUDGET,
+ * not a hang; after a release it can. With and without a device tier. */
+static void ring_held(uint64_t vram) {
+    uint64_t maxb = 0;
+    for (int i = 0; i < ts.n; i++)
+        if (ts.bytes[i] > maxb) maxb = ts.bytes[i];
+    uint64_t slot = (maxb + 8191) / 4096 * 4096;
+    vt_tier_config c = {.vram_bytes = vram ? 2 * slot : 0,
+                        .ram_bytes = 2 * slot + 4096,
+                        .prefetch = 1,
+                        .ring_slots = 2};
+    vt_streamer *st = NULL;
+    CHECK_RC(vt_streamer_open(ts.s, &c, &st));
+    if (!st) return;
+    const char *names[64], *streamed[64];
+    int ns = 0;
+    for (int i = 0; i < ts.n; i++) names[i] = ts.names[i];
+    CHECK_RC(vt_streamer_plan(st, names, (size_t)ts.n, VT_SCHEDULE_CYCLIC));
+    for (int i = 0; i < ts.n; i++) {
+        vt_placement p;
+        CHECK_RC(vt_streamer_placement(st, names[i], &p));
+        if (p == VT_PLACE_STREAM) streamed[ns++] = names[i];
+    }
+    CHECKF(ns >= 3, "%d streamed", ns);
+    if (ns >= 3) {
+        vt_weight w[3];
+        CHECK_RC(vt_streamer_acquire(st, streamed[0], &w[0]));
+        CHECK_RC(vt_streamer_acquire(st, streamed[1], &w[1]));
+        int rc = vt_streamer_acquire(st, streamed[2], &w[2]);
+        CHECKF(rc == VT_EBUDGET, "rc %d (%s)", rc, vt_strerror(rc));
+        CHECKF(strstr(vt_streamer_errmsg(st), "ring slots") != NULL, "message: %s",
+               vt_streamer_errmsg(st));
+        CHECK_RC(vt_streamer_release(st, &w[0]));
+        CHECK_RC(vt_streamer_acquire(st, streamed[2], &w[2]));
+        CHECK(tu_match(&ts, tu_index(&ts, streamed[2]), &w[2]));
+        CHECK_RC(vt_streamer_release(st, &w[1]));
+        CHECK_RC(vt_streamer_release(st, &w[2]));
+    }
+    vt_streamer_close(st);
+}
+
 static void flip_byte(const char *name, uint64_t chunk, uint64_t at) {
     vt_chunk_info ci;
     CHECK_RC(vt_store_chunk_info(ts.s, name, chunk, &ci));
@@ -284,6 +325,8 @@ int main(void) {
     random_access(0, model / 2);
     random_access(model / 3, model / 2);
     budgets();
+    ring_held(0);
+    ring_held(1);
     corruption_and_faults("uring");
     corruption_and_faults("pread");
     tu_free(&ts);
