@@ -1,5 +1,5 @@
 /* Short fuzz run for CI without libFuzzer: links one target's LLVMFuzzerTestOneInput, replays
- * every file of the committed seed corpus (argv[1]), then feeds VT_FUZZ_ITERS (default 20000)
+ * every file of the committed seed corpus (argv[1]), then feeds VT_FUZZ_ITERS (default 100000)
  * random mutations of the seeds (bit flips, interesting integers at random offsets, inserted,
  * deleted and duplicated runs, truncation). A crash, sanitizer report or hang fails the test;
  * the seed is printed so a failure can be replayed (VT_SEED). */
@@ -107,7 +107,7 @@ int main(int argc, char **argv) {
     if (!n_seeds) return vt_test_done(argv[0]);
     for (size_t i = 0; i < n_seeds; i++) LLVMFuzzerTestOneInput(seed[i], seed_len[i]);
     const char *e = getenv("VT_FUZZ_ITERS");
-    long iters = e ? atol(e) : 20000;
+    long iters = e ? atol(e) : 100000;
     size_t cap = MAX_LEN + 4096;
     uint8_t *b = malloc(cap);
     for (long it = 0; it < iters; it++) {
