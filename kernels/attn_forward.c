@@ -98,14 +98,36 @@ int vt_attn_forward(const vt_attn_params *p) {
         return vt_fail(VT_EUNSUPPORTED, "attn: GPU kernels take head dim 64 or 128, not %u",
                        p->kv.head_dim);
     uint32_t group = p->n_heads / p->kv.n_kv_heads;
+    uint64_t rb = vt_attn_row_bytes(p->kv.format, p->kv.head_dim);
+    vt_attn_dev_args a = {
+        .q = p->q,
+        .q_dtype = (int)p->q_dtype,
+        .k = p->kv.k,
+        .v = p->kv.v,
+        .head_stride = (long long)(p->kv.head_stride ? p->kv.head_stride : p->kv.n_tokens * rb),
+        .row_bytes = (long long)rb,
+        .H = (int)p->n_heads,
+        .Hkv = (int)p->kv.n_kv_heads,
+        .group = (int)group,
+        .D = (int)p->kv.head_dim,
+        .fmt = p->kv.format,
+        .nq = (long long)p->n_q,
+        .nk = (long long)p->kv.n_tokens,
+        .causal = p->causal,
+        .scale_log2 = scale * 1.4426950408889634f,
+        .ts = p->kv.tensor_scale != 0.0f ? p->kv.tensor_scale : 1.0f,
+        .o = p->o,
+        .o_dtype = (int)p->o_dtype,
+        .lse = p->lse,
+    };
     switch (p->algo) {
     case VT_ATTN_AUTO:
-        return (uint64_t)group * p->n_q <= 16 ? vt_attn_cuda_decode(p, scale)
-                                              : vt_attn_cuda_prefill(p, scale);
+        return (uint64_t)group * p->n_q <= 16 ? vt_attn_cuda_decode(&a, p->num_splits, p->stream)
+                                              : vt_attn_cuda_prefill(&a, p->stream);
     case VT_ATTN_FLASH:
-        return vt_attn_cuda_prefill(p, scale);
+        return vt_attn_cuda_prefill(&a, p->stream);
     case VT_ATTN_DECODE:
-        return vt_attn_cuda_decode(p, scale);
+        return vt_attn_cuda_decode(&a, p->num_splits, p->stream);
     case VT_ATTN_NAIVE:
     case VT_ATTN_NAIVE_F64:
         return vt_fail(VT_EUNSUPPORTED, "attn: the naive reference runs on host K/V only");
