@@ -38,6 +38,20 @@ int exp_list(vt_store *s, const char *pattern, vt_tensor_info **out, uint64_t *n
     return 0;
 }
 
+int exp_begin(vt_store *s, const char *path, const vt_export_options *o, vt_dtype def,
+              vt_dtype *deq, vt_tensor_info **out, uint64_t *n) {
+    *deq = o ? o->dtype : def;
+    if (*deq != VT_DTYPE_F32 && *deq != VT_DTYPE_F16 && *deq != VT_DTYPE_BF16)
+        return vt_fail(VT_EUNSUPPORTED, "%s: dequantize to f32, f16 or bf16, not %s", path,
+                       vt_dtype_name(*deq));
+    return exp_list(s, o ? o->pattern : NULL, out, n);
+}
+
+int exp_out_write(exp_out *o, const void *p, size_t n, uint64_t off) {
+    int rc = vt_pwrite_full(o->fd, p, n, off);
+    return rc ? vt_fail(rc, "%s: write failed: %s", o->path, vt_strerror(rc)) : 0;
+}
+
 int exp_out_open(exp_out *o, const char *path) {
     o->path = path;
     if (snprintf(o->tmp, sizeof o->tmp, "%s.tmp.%d", path, (int)getpid()) >= (int)sizeof o->tmp)

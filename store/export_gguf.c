@@ -75,13 +75,10 @@ static int plan(const vt_tensor_info *ti, vt_dtype deq, gguf_t *g) {
 }
 
 int vt_export_gguf(vt_store *s, const char *path, const vt_export_options *o) {
-    vt_dtype deq = o ? o->dtype : VT_DTYPE_F16;
-    if (deq != VT_DTYPE_F32 && deq != VT_DTYPE_F16 && deq != VT_DTYPE_BF16)
-        return vt_fail(VT_EUNSUPPORTED, "%s: dequantize to f32, f16 or bf16, not %s", path,
-                       vt_dtype_name(deq));
+    vt_dtype deq;
     vt_tensor_info *v = NULL;
     uint64_t n = 0;
-    int rc = exp_list(s, o ? o->pattern : NULL, &v, &n);
+    int rc = exp_begin(s, path, o, VT_DTYPE_F16, &deq, &v, &n);
     if (rc) return rc;
     gguf_t *g = vt_calloc(n ? n : 1, sizeof *g);
     if (!g) rc = vt_fail(-ENOMEM, "%s: out of memory", path);
@@ -113,8 +110,7 @@ int vt_export_gguf(vt_store *s, const char *path, const vt_export_options *o) {
     exp_out out;
     if (!rc && !(rc = exp_out_open(&out, path))) {
         uint64_t data0 = (h.n + a - 1) / a * a;
-        rc = vt_pwrite_full(out.fd, h.p, h.n, 0);
-        if (rc) rc = vt_fail(rc, "%s: write failed: %s", path, vt_strerror(rc));
+        rc = exp_out_write(&out, h.p, h.n, 0);
         uint64_t pos = data0;
         for (uint64_t i = 0; i < n && !rc; i++) {
             if (g[i].keep)

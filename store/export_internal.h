@@ -8,6 +8,10 @@
 
 /** Records of the tensors matching @p pattern (NULL = all), name order; *out from vt_malloc. */
 int exp_list(vt_store *s, const char *pattern, vt_tensor_info **out, uint64_t *n);
+/** Start of a whole-store export to @p path: *deq = o->dtype (or @p def without options), which
+ *  must be f32, f16 or bf16 (else VT_EUNSUPPORTED), then exp_list of o->pattern. */
+int exp_begin(vt_store *s, const char *path, const vt_export_options *o, vt_dtype def,
+              vt_dtype *deq, vt_tensor_info **out, uint64_t *n);
 
 /** An output file written under a temporary name and renamed into place by exp_out_close. */
 typedef struct exp_out {
@@ -19,6 +23,8 @@ typedef struct exp_out {
 int exp_out_open(exp_out *o, const char *path);
 /** Sync and rename when @p rc is 0 (returns the result), else unlink the temporary file. */
 int exp_out_close(exp_out *o, int rc);
+/** pwrite all @p n bytes at @p off; a failure is named after the output path. */
+int exp_out_write(exp_out *o, const void *p, size_t n, uint64_t off);
 
 /** Write the stored (decompressed) bytes of every chunk of @p ti back to back at @p off. */
 int exp_write_stored(vt_store *s, const vt_tensor_info *ti, int fd, uint64_t off);

@@ -52,9 +52,8 @@ int vt_export_npy(vt_store *s, const char *name, uint64_t row0, uint64_t nrows, 
                              (unsigned char)(h.n >> 8)};
     exp_out out;
     if (!(rc = exp_out_open(&out, path))) {
-        rc = vt_pwrite_full(out.fd, pre, 10, 0);
-        if (!rc) rc = vt_pwrite_full(out.fd, h.p, h.n, 10);
-        if (rc) rc = vt_fail(rc, "%s: write failed: %s", path, vt_strerror(rc));
+        rc = exp_out_write(&out, pre, 10, 0);
+        if (!rc) rc = exp_out_write(&out, h.p, h.n, 10);
         if (!rc && raw_copy)
             rc = exp_write_raw_rows(s, &ti, row0, nrows, out.fd, 10 + h.n);
         else if (!rc)

@@ -29,13 +29,10 @@ static vt_dtype out_dtype(const vt_tensor_info *ti, vt_dtype deq) {
 }
 
 int vt_export_safetensors(vt_store *s, const char *path, const vt_export_options *o) {
-    vt_dtype deq = o ? o->dtype : VT_DTYPE_F32;
-    if (deq != VT_DTYPE_F32 && deq != VT_DTYPE_F16 && deq != VT_DTYPE_BF16)
-        return vt_fail(VT_EUNSUPPORTED, "%s: dequantize to f32, f16 or bf16, not %s", path,
-                       vt_dtype_name(deq));
+    vt_dtype deq;
     vt_tensor_info *v = NULL;
     uint64_t n = 0;
-    int rc = exp_list(s, o ? o->pattern : NULL, &v, &n);
+    int rc = exp_begin(s, path, o, VT_DTYPE_F32, &deq, &v, &n);
     if (rc) return rc;
     exp_buf h = {0};
     exp_put(&h, "{", 1);
@@ -69,9 +66,8 @@ int vt_export_safetensors(vt_store *s, const char *path, const vt_export_options
     if (!rc && !(rc = exp_out_open(&out, path))) {
         unsigned char len8[8];
         for (int i = 0; i < 8; i++) len8[i] = (unsigned char)((uint64_t)h.n >> (8 * i));
-        rc = vt_pwrite_full(out.fd, len8, 8, 0);
-        if (!rc) rc = vt_pwrite_full(out.fd, h.p, h.n, 8);
-        if (rc) rc = vt_fail(rc, "%s: write failed: %s", path, vt_strerror(rc));
+        rc = exp_out_write(&out, len8, 8, 0);
+        if (!rc) rc = exp_out_write(&out, h.p, h.n, 8);
         uint64_t pos = 8 + h.n;
         for (uint64_t i = 0; i < n && !rc; i++) {
             vt_dtype dt = out_dtype(&v[i], deq), pd;
