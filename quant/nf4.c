@@ -29,6 +29,16 @@ const float vt_nf4_values[16] = {
     1.0f,
 };
 
+/* Store a block's absmax; returns its codes to fill, or NULL for an all-zero block (whose codes
+ * are then already 7, the value 0). */
+static inline uint8_t *nf4_block_start(uint8_t *out, float amax) {
+    memcpy(out, &amax, sizeof amax);
+    uint8_t *qs = out + offsetof(vt_block_nf4, qs);
+    if (amax != 0.0f) return qs;
+    memset(qs, 0x77, VT_QK_NF4 / 2);
+    return NULL;
+}
+
 typedef float (*absmax_fn)(const float *x, uint64_t n);
 typedef void (*codes_fn)(const float *x, float absmax, uint8_t *qs);
 
@@ -46,12 +56,8 @@ static void nf4_quantize_row(const float *x, void *dst, uint64_t cols, absmax_fn
             xb = pad;
         }
         float amax = amax_f(xb, VT_QK_NF4);
-        memcpy(out, &amax, sizeof amax);
-        uint8_t *qs = out + offsetof(vt_block_nf4, qs);
-        if (amax == 0.0f)
-            memset(qs, 0x77, VT_QK_NF4 / 2);
-        else
-            codes_f(xb, amax, qs);
+        uint8_t *qs = nf4_block_start(out, amax);
+        if (qs) codes_f(xb, amax, qs);
     }
 }
 
@@ -63,14 +69,7 @@ static void nf4_quantize_ref(const float *x, void *dst, uint64_t cols, const vt_
  * when |x| is NaN, as the reference's `a > m` keeps m (vt_absmax_fast would take the NaN). */
 static float nf4_absmax(const float *x, uint64_t n) {
 #if defined(__SSE2__)
-    const __m128 mask = _mm_castsi128_ps(_mm_set1_epi32(0x7fffffff));
-    __m128 m = _mm_setzero_ps();
-    for (uint64_t i = 0; i < n; i += 4) m = _mm_max_ps(_mm_and_ps(_mm_loadu_ps(x + i), mask), m);
-    float t[4];
-    _mm_storeu_ps(t, m);
-    float r = t[0];
-    for (int k = 1; k < 4; k++) r = t[k] > r ? t[k] : r;
-    return r;
+    return vt_absmax_sse(x, n, 1);
 #else
     return vt_absmax_ref(x, n);
 #endif
@@ -135,12 +134,8 @@ __attribute__((target("avx2"))) static uint64_t nf4_quantize_avx2(const float *x
         h = _mm_max_ps(h, _mm_movehl_ps(h, h));
         h = _mm_max_ss(h, _mm_shuffle_ps(h, h, 1));
         float amax = _mm_cvtss_f32(h);
-        memcpy(out, &amax, sizeof amax);
-        uint8_t *qs = out + offsetof(vt_block_nf4, qs);
-        if (amax == 0.0f) {
-            memset(qs, 0x77, VT_QK_NF4 / 2);
-            continue;
-        }
+        uint8_t *qs = nf4_block_start(out, amax);
+        if (!qs) continue;
         float inv;
         int div = vt_nf4_recip(amax, &inv);
         const __m256 s = _mm256_set1_ps(div ? amax : inv);
@@ -186,12 +181,8 @@ __attribute__((target("avx512f"))) static uint64_t nf4_quantize_avx512(const flo
             m = _mm512_max_ps(_mm512_abs_ps(v[k]), m);
         }
         float amax = _mm512_reduce_max_ps(m);
-        memcpy(out, &amax, sizeof amax);
-        uint8_t *qs = out + offsetof(vt_block_nf4, qs);
-        if (amax == 0.0f) {
-            memset(qs, 0x77, VT_QK_NF4 / 2);
-            continue;
-        }
+        uint8_t *qs = nf4_block_start(out, amax);
+        if (!qs) continue;
         float inv;
         int div = vt_nf4_recip(amax, &inv);
         const __m512 s = _mm512_set1_ps(div ? amax : inv);

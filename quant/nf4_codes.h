@@ -112,19 +112,28 @@ static inline float vt_absmax_ref(const float *x, uint64_t n) {
     return m;
 }
 
+#if defined(__SSE2__)
+/* max |x| over n values, n a multiple of 4. _mm_max_ps returns its second operand when either
+ * is NaN: @p ref_nan = 1 computes max(|x|, m), which skips a NaN as vt_absmax_ref's `a > m`
+ * does; 0 computes max(m, |x|), which takes it. */
+static inline float vt_absmax_sse(const float *x, uint64_t n, int ref_nan) {
+    const __m128 mask = _mm_castsi128_ps(_mm_set1_epi32(0x7fffffff));
+    __m128 m = _mm_setzero_ps();
+    for (uint64_t i = 0; i < n; i += 4) {
+        __m128 a = _mm_and_ps(_mm_loadu_ps(x + i), mask);
+        m = ref_nan ? _mm_max_ps(a, m) : _mm_max_ps(m, a);
+    }
+    float t[4];
+    _mm_storeu_ps(t, m);
+    float r = t[0];
+    for (int k = 1; k < 4; k++) r = t[k] > r ? t[k] : r;
+    return r;
+}
+#endif
+
 static inline float vt_absmax_fast(const float *x, uint64_t n) {
 #if defined(__SSE2__)
-    if (n % 4 == 0) {
-        const __m128 mask = _mm_castsi128_ps(_mm_set1_epi32(0x7fffffff));
-        __m128 m = _mm_setzero_ps();
-        for (uint64_t i = 0; i < n; i += 4)
-            m = _mm_max_ps(m, _mm_and_ps(_mm_loadu_ps(x + i), mask));
-        float t[4];
-        _mm_storeu_ps(t, m);
-        float r = t[0];
-        for (int k = 1; k < 4; k++) r = t[k] > r ? t[k] : r;
-        return r;
-    }
+    if (n % 4 == 0) return vt_absmax_sse(x, n, 0);
 #endif
     return vt_absmax_ref(x, n);
 }
