@@ -83,6 +83,34 @@ static inline void kt_free(kt_weight *k) {
     free(k->deq);
 }
 
+/* Calls @p fn with a fresh random weight of every format and its 2:4 variant (none for nf4_dq,
+ * q4_k, q6_k) at each of @p shapes (rows, cols), with the shape's index; a format the quant
+ * library of this tree lacks is reported and skipped. */
+typedef void (*kt_case_fn)(const kt_weight *k, const char *nm, size_t shape, void *ctx);
+static inline void kt_for_each_weight(const uint64_t (*shapes)[2], size_t nshapes, kt_case_fn fn,
+                                      void *ctx) {
+    for (uint32_t f = 0; f < VT_FMT_COUNT; f++)
+        for (int sp = 0; sp < 2; sp++) {
+            uint32_t fmt = f | (sp ? VT_FMT_SPARSE24 : 0);
+            if (sp && (f == VT_FMT_NF4_DQ || f == VT_FMT_Q4_K || f == VT_FMT_Q6_K)) continue;
+            char nm[48];
+            vt_format_name(fmt, nm, sizeof nm);
+            for (size_t s = 0; s < nshapes; s++) {
+                kt_weight k;
+                int rc = kt_make(&k, fmt, shapes[s][0], shapes[s][1]);
+                if (rc == VT_EUNSUPPORTED && strstr(vt_last_error(), "not available")) {
+                    printf("%s: not available in the quant library, skipped\n", nm);
+                    kt_free(&k);
+                    break;
+                }
+                CHECKF(rc == 0, "%s: making test weight: %s %s", nm, vt_strerror(rc),
+                       vt_last_error());
+                if (rc == 0) fn(&k, nm, s, ctx);
+                kt_free(&k);
+            }
+        }
+}
+
 /* y_ref[b][r] = sum_k deq[r][k] x[b][k] in f64. */
 static inline void kt_ref_gemv(const kt_weight *k, const float *x, uint64_t batch, double *y) {
     for (uint64_t b = 0; b < batch; b++)

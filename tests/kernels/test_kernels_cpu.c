@@ -149,35 +149,18 @@ static void test_errors(void) {
     kt_free(&k);
 }
 
+static void run_one(const kt_weight *k, const char *nm, size_t shape, void *ctx) {
+    (void)ctx;
+    test_decoders(k, nm);
+    test_dequant(k, nm);
+    test_gemv(k, nm);
+    if (shape < 4) test_gemm(k, nm);
+}
+
 int main(void) {
     vt_test_seed();
     printf("cpu isa: %s\n", vt_kernels_cpu_isa());
-    for (uint32_t f = 0; f < VT_FMT_COUNT; f++)
-        for (int sp = 0; sp < 2; sp++) {
-            uint32_t fmt = f | (sp ? VT_FMT_SPARSE24 : 0);
-            if (sp && (f == VT_FMT_NF4_DQ || f == VT_FMT_Q4_K || f == VT_FMT_Q6_K)) continue;
-            char nm[48];
-            vt_format_name(fmt, nm, sizeof nm);
-            for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
-                kt_weight k;
-                int rc = kt_make(&k, fmt, shapes[s][0], shapes[s][1]);
-                if (rc == VT_EUNSUPPORTED && strstr(vt_last_error(), "not available")) {
-                    /* the quantization library of this tree lacks the format (yet) */
-                    printf("%s: not available in the quant library, skipped\n", nm);
-                    kt_free(&k);
-                    break;
-                }
-                CHECKF(rc == 0, "%s: making test weight: %s %s", nm, vt_strerror(rc),
-                       vt_last_error());
-                if (rc == 0) {
-                    test_decoders(&k, nm);
-                    test_dequant(&k, nm);
-                    test_gemv(&k, nm);
-                    if (s < 4) test_gemm(&k, nm);
-                }
-                kt_free(&k);
-            }
-        }
+    kt_for_each_weight(shapes, sizeof shapes / sizeof shapes[0], run_one, NULL);
     test_errors();
     return vt_test_done("test_kernels_cpu");
 }

@@ -144,6 +144,17 @@ static void run_one(const kt_weight *k, const char *nm, vt_kernel_ws *ws, void *
     free(yr);
 }
 
+typedef struct gpu_ctx {
+    vt_kernel_ws *ws;
+    void *st;
+} gpu_ctx;
+
+static void run_case(const kt_weight *k, const char *nm, size_t shape, void *ctx) {
+    (void)shape;
+    const gpu_ctx *g = ctx;
+    run_one(k, nm, g->ws, g->st);
+}
+
 int main(void) {
     if (!vt_kernels_cuda_available()) TEST_SKIP("no CUDA device (or this build has no CUDA)");
     vt_test_seed();
@@ -154,26 +165,8 @@ int main(void) {
     DEV_TRY(vt_dev_stream_create(&st));
     vt_kernel_ws *ws = NULL;
     DEV_TRY(vt_kernel_ws_create(16u << 20, &ws));
-    for (uint32_t f = 0; f < VT_FMT_COUNT; f++)
-        for (int sp = 0; sp < 2; sp++) {
-            uint32_t fmt = f | (sp ? VT_FMT_SPARSE24 : 0);
-            if (sp && (f == VT_FMT_NF4_DQ || f == VT_FMT_Q4_K || f == VT_FMT_Q6_K)) continue;
-            char nm[48];
-            vt_format_name(fmt, nm, sizeof nm);
-            for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
-                kt_weight k;
-                int rc = kt_make(&k, fmt, shapes[s][0], shapes[s][1]);
-                if (rc == VT_EUNSUPPORTED && strstr(vt_last_error(), "not available")) {
-                    printf("%s: not available in the quant library, skipped\n", nm);
-                    kt_free(&k);
-                    break;
-                }
-                CHECKF(rc == 0, "%s: making test weight: %s %s", nm, vt_strerror(rc),
-                       vt_last_error());
-                if (rc == 0) run_one(&k, nm, ws, st);
-                kt_free(&k);
-            }
-        }
+    gpu_ctx g = {ws, st};
+    kt_for_each_weight(shapes, sizeof shapes / sizeof shapes[0], run_case, &g);
     float dummy[8];
     vt_weight w;
     vt_weight_host(&w, dummy, VT_FMT_F32, 1, 8, NULL);
