@@ -52,6 +52,17 @@ static inline double rel_err(const void *a, vt_dtype at, const float *ref, uint6
     return den > 0 ? num / den : num;
 }
 
+/* vt_attn_params for case @p c over the query @p q: heads, queries, q dtype, causal mask; the
+ * caller adds K/V, outputs and the path. */
+static inline void case_params(const attn_case *c, const void *q, vt_attn_params *p) {
+    vt_attn_params_init(p);
+    p->q = q;
+    p->q_dtype = c->q_dtype;
+    p->n_heads = c->H;
+    p->n_q = c->nq;
+    p->causal = c->causal;
+}
+
 /* Visible keys of query i (bottom-right causal). */
 static inline uint64_t visible_keys(const attn_case *c, uint64_t i) {
     if (!c->causal) return c->nk;

@@ -59,12 +59,7 @@ static void run_case(const attn_case *c) {
     }
 
     vt_attn_params p;
-    vt_attn_params_init(&p);
-    p.q = q;
-    p.q_dtype = c->q_dtype;
-    p.n_heads = c->H;
-    p.n_q = c->nq;
-    p.causal = c->causal;
+    case_params(c, q, &p);
     p.scale = c->scale;
     vt_kv_cache_view(kv, &p.kv);
 

@@ -55,12 +55,7 @@ static void gpu_case(const attn_case *c, vt_attn_algo algo, int splits) {
     free(back);
 
     vt_attn_params p;
-    vt_attn_params_init(&p);
-    p.q = q;
-    p.q_dtype = c->q_dtype;
-    p.n_heads = c->H;
-    p.n_q = c->nq;
-    p.causal = c->causal;
+    case_params(c, q, &p);
     p.kv = hv;
     float *oref = malloc(nqo * 4), *lref = malloc(nl * 4);
     p.o = oref;
