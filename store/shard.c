@@ -30,14 +30,20 @@ int st_dir_path(vt_store *s, uint32_t dir, char *buf, size_t cap) {
     return 0;
 }
 
-int vt_store_shard_path(vt_store *s, uint32_t shard_id, char *buf, size_t cap) {
-    if (!s || !buf) return vt_fail(-EINVAL, "vt_store_shard_path: bad arguments");
+/* The record of @p shard_id, read in a transaction of its own. */
+static int shard_lookup(vt_store *s, uint32_t shard_id, st_shard_rec *r) {
     MDB_txn *txn;
-    st_shard_rec r;
     int rc = st_txn_begin(s, 1, &txn);
     if (rc) return rc;
-    rc = st_shard_get(s, txn, shard_id, &r);
+    rc = st_shard_get(s, txn, shard_id, r);
     st_txn_abort(s, txn);
+    return rc;
+}
+
+int vt_store_shard_path(vt_store *s, uint32_t shard_id, char *buf, size_t cap) {
+    if (!s || !buf) return vt_fail(-EINVAL, "vt_store_shard_path: bad arguments");
+    st_shard_rec r;
+    int rc = shard_lookup(s, shard_id, &r);
     if (rc) return rc;
     if ((rc = st_dir_path(s, r.dir, buf, cap))) return rc;
     size_t l = strlen(buf);
@@ -98,12 +104,8 @@ static int open_shard_ro(vt_store *s, uint32_t id, uint32_t dir, int extra_flags
 
 int vt_store_shard_open(vt_store *s, uint32_t shard_id, int direct, int *fd_out) {
     if (!s || !fd_out) return vt_fail(-EINVAL, "vt_store_shard_open: bad arguments");
-    MDB_txn *txn;
     st_shard_rec r;
-    int rc = st_txn_begin(s, 1, &txn);
-    if (rc) return rc;
-    rc = st_shard_get(s, txn, shard_id, &r);
-    st_txn_abort(s, txn);
+    int rc = shard_lookup(s, shard_id, &r);
     if (rc) return rc;
     return open_shard_ro(s, shard_id, r.dir, direct ? O_DIRECT : 0, fd_out);
 }
