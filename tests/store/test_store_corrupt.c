@@ -12,53 +12,60 @@
 
 static char path[4200];
 
-/* Raw LMDB edit of one key in named db @p db: val NULL deletes. Returns 0 or an MDB code. */
-static int raw_put(const char *db, const void *key, size_t klen, const void *val, size_t vlen) {
+/* Opens the store's index (read-only when @p flags is MDB_RDONLY) and named db @p db in a
+ * transaction. On 0 the caller ends *txn and closes *env; on an MDB code both are done. */
+static int raw_begin(const char *db, unsigned flags, MDB_env **env, MDB_txn **txn, MDB_dbi *dbi) {
     char ip[4300];
     snprintf(ip, sizeof ip, "%s/index", path);
+    int rc = mdb_env_create(env);
+    if (rc) return rc;
+    mdb_env_set_maxdbs(*env, 8);
+    rc = mdb_env_open(*env, ip, MDB_NOTLS | flags, 0644);
+    if (!rc) rc = mdb_txn_begin(*env, NULL, flags, txn);
+    if (rc) {
+        mdb_env_close(*env);
+        return rc;
+    }
+    if ((rc = mdb_dbi_open(*txn, db, 0, dbi))) {
+        mdb_txn_abort(*txn);
+        mdb_env_close(*env);
+    }
+    return rc;
+}
+
+/* Raw LMDB edit of one key in named db @p db: val NULL deletes. Returns 0 or an MDB code. */
+static int raw_put(const char *db, const void *key, size_t klen, const void *val, size_t vlen) {
     MDB_env *env;
     MDB_txn *txn;
     MDB_dbi dbi;
-    int rc = mdb_env_create(&env);
-    mdb_env_set_maxdbs(env, 8);
-    if (!rc) rc = mdb_env_open(env, ip, MDB_NOTLS, 0644);
-    if (!rc) rc = mdb_txn_begin(env, NULL, 0, &txn);
-    if (!rc) {
-        rc = mdb_dbi_open(txn, db, 0, &dbi);
-        MDB_val k = {klen, (void *)key}, d = {vlen, (void *)val};
-        if (!rc) rc = val ? mdb_put(txn, dbi, &k, &d, 0) : mdb_del(txn, dbi, &k, NULL);
-        if (!rc)
-            rc = mdb_txn_commit(txn);
-        else
-            mdb_txn_abort(txn);
-    }
+    int rc = raw_begin(db, 0, &env, &txn, &dbi);
+    if (rc) return rc;
+    MDB_val k = {klen, (void *)key}, d = {vlen, (void *)val};
+    rc = val ? mdb_put(txn, dbi, &k, &d, 0) : mdb_del(txn, dbi, &k, NULL);
+    if (!rc)
+        rc = mdb_txn_commit(txn);
+    else
+        mdb_txn_abort(txn);
     mdb_env_close(env);
     return rc;
 }
 
 static int raw_get(const char *db, const void *key, size_t klen, void *out, size_t cap,
                    size_t *len) {
-    char ip[4300];
-    snprintf(ip, sizeof ip, "%s/index", path);
     MDB_env *env;
     MDB_txn *txn;
     MDB_dbi dbi;
-    int rc = mdb_env_create(&env);
-    mdb_env_set_maxdbs(env, 8);
-    if (!rc) rc = mdb_env_open(env, ip, MDB_NOTLS | MDB_RDONLY, 0644);
-    if (!rc) rc = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn);
-    if (!rc) {
-        rc = mdb_dbi_open(txn, db, 0, &dbi);
-        MDB_val k = {klen, (void *)key}, d;
-        if (!rc) rc = mdb_get(txn, dbi, &k, &d);
-        if (!rc && d.mv_size <= cap) {
-            memcpy(out, d.mv_data, d.mv_size);
-            *len = d.mv_size;
-        } else if (!rc) {
-            rc = ENOMEM;
-        }
-        mdb_txn_abort(txn);
+    int rc = raw_begin(db, MDB_RDONLY, &env, &txn, &dbi);
+    if (rc) return rc;
+    MDB_val k = {klen, (void *)key}, d;
+    rc = mdb_get(txn, dbi, &k, &d);
+    if (!rc && d.mv_size <= cap) {
+        memcpy(out, d.mv_data, d.mv_size);
+        *len = d.mv_size;
+    } else if (!rc) {
+        rc = ENOMEM;
     }
+    mdb_txn_abort(txn);
     mdb_env_close(env);
     return rc;
 }
