@@ -167,8 +167,12 @@ static void json_row(const char *kind, const char *fmt, uint64_t rows, uint64_t 
 static int bench_cpu(const bk_opts *o, uint32_t *fmts, int nf) {
     double sink = 0;
     double bw = cpu_read_bw(o->mem_mb, o->runs, &sink);
-    printf("CPU (%s, %d threads): memory read baseline %.2f GB/s (sum over %llu MiB)\n",
-           vt_kernels_cpu_isa(), vt_default_threads(), bw, (unsigned long long)o->mem_mb);
+    const char *e512 = getenv("VT_KERNELS_AVX512");
+    int avx512 = (vt_cpu_features() & VT_CPU_AVX512F) && strcmp(vt_kernels_cpu_isa(), "scalar") &&
+                 !(e512 && !strcmp(e512, "0"));
+    printf("CPU (%s%s, %d threads): memory read baseline %.2f GB/s (sum over %llu MiB)\n",
+           vt_kernels_cpu_isa(), avx512 ? ", avx512f fused gemv" : "", vt_default_threads(), bw,
+           (unsigned long long)o->mem_mb);
     printf("%-12s %6s %6s %5s %10s %10s %10s\n", "format", "rows", "cols", "batch", "ms", "GB/s",
            "vs read");
     float *x = vt_malloc(o->batch * o->cols * 4), *y = vt_malloc(o->batch * o->rows * 4);
