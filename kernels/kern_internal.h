@@ -46,20 +46,18 @@ vt_kdecode_fn vt_kdecode_dense(uint32_t base_fmt, int fast);
 /** 1 when the AVX2+FMA paths are used (CPU support and not VT_KERNELS_SCALAR). */
 int vt_kcpu_avx2(void);
 
-/* Fully fused AVX2 GEMV of row r over its leading whole blocks for q4_0/nf4/mxfp4/nvfp4
- * (dense): writes out[b] = partial sums and returns the columns covered (a multiple of the
- * block size), or 0 when the format/CPU has no fused path. */
-uint64_t vt_kfused_row(const vt_kdesc *d, uint64_t r, const float *x, int batch, float *out);
-
 /* Rows a fused call handles together (x loads are shared across them). */
 #define VT_KFUSE_ROWS 4
 /* Fused GEMV of rows [r0, r0 + nr), nr <= VT_KFUSE_ROWS, over their leading whole blocks:
  * out[i * batch + b] = partial sum of row r0 + i against x[b]; returns the columns covered (a
  * multiple of the block size, the same for every row) or 0 when there is no fused path. Uses the
  * AVX-512 kernel (q4_0, q4_1, q4_k, nf4, nf4_dq, mxfp4, nvfp4, awq_int4) when the CPU has AVX-512F,
- * else the AVX2 rows above. Dense layouts only. */
+ * else the AVX2 one (same formats). Dense layouts only. */
 uint64_t vt_kfused_rows(const vt_kdesc *d, uint64_t r0, int nr, const float *x, int batch,
                         float *out);
+/* The AVX2 multi-row kernel (same formats and contract); the caller checks vt_kcpu_avx2. */
+uint64_t vt_kfused_rows_avx2(const vt_kdesc *d, uint64_t r0, int nr, const float *x, int batch,
+                             float *out);
 /* The AVX-512 kernel itself; the caller checks the CPU (vt_kcpu_avx512). */
 uint64_t vt_kfused_rows512(const vt_kdesc *d, uint64_t r0, int nr, const float *x, int batch,
                            float *out);
