@@ -11,7 +11,7 @@ int vt_kernels_cuda_available(void) {
 }
 
 const char *vt_kernels_cpu_isa(void) {
-    return vt_kcpu_avx2() ? "avx2+fma" : "scalar";
+    return vt_kcpu_avx512() ? "avx512f" : vt_kcpu_avx2() ? "avx2+fma" : "scalar";
 }
 
 static int check_loc(const vt_weight *w, const char *who) {
