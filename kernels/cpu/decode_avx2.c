@@ -41,7 +41,8 @@ AVX static void dec_f16(const vt_kdesc *d, uint64_t r, uint64_t k0, uint32_t n, 
     uint32_t i = 0;
     for (; i + 8 <= n; i += 8)
         _mm256_storeu_ps(o + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p + i))));
-    for (; i < n; i++) o[i] = vt_f16_to_f32(p[i]);
+    for (; i < n; i++)
+        o[i] = ldf16((const uint8_t *)(p + i)); /* rows of 2:4 tensors may be odd-aligned */
 }
 
 AVX static void dec_bf16(const vt_kdesc *d, uint64_t r, uint64_t k0, uint32_t n, float *o) {
@@ -51,7 +52,11 @@ AVX static void dec_bf16(const vt_kdesc *d, uint64_t r, uint64_t k0, uint32_t n,
         __m256i v = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(p + i)));
         _mm256_storeu_ps(o + i, _mm256_castsi256_ps(_mm256_slli_epi32(v, 16)));
     }
-    for (; i < n; i++) o[i] = vt_bf16_to_f32(p[i]);
+    for (; i < n; i++) {
+        uint16_t h;
+        memcpy(&h, p + i, 2); /* rows of 2:4 tensors may be odd-aligned */
+        o[i] = vt_bf16_to_f32(h);
+    }
 }
 
 AVX static void dec_q8_0(const vt_kdesc *d, uint64_t r, uint64_t k0, uint32_t n, float *o) {
