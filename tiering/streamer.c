@@ -333,20 +333,101 @@ int vt_st_find(const vt_streamer *st, const char *name) {
     return find_tensor(st, name);
 }
 
+static const char *tier_name(int t) {
+    return t == T_VRAM ? "VRAM" : "RAM";
+}
+
 static int alloc_ring(vt_streamer *st, int t, uint64_t slot_bytes) {
     vt_stier *T = &st->tier[t];
     T->slot_bytes = slot_bytes;
     if (!slot_bytes) return 0;
-    T->nslots = st->cfg.ring_slots;
-    T->slot_off = vt_malloc(T->nslots * sizeof *T->slot_off);
-    T->slot_item = vt_malloc(T->nslots * sizeof *T->slot_item);
-    if (!T->slot_off || !T->slot_item) return vt_st_fail(st, -ENOMEM, "streamer: out of memory");
+    uint32_t k = st->cfg.ring_slots;
+    T->slot_off = vt_malloc(k * sizeof *T->slot_off);
+    T->slot_item = vt_malloc(k * sizeof *T->slot_item);
+    if (!T->slot_off || !T->slot_item)
+        return vt_st_fail(st, -ENOMEM, "plan: out of memory for the %s tier's %u ring slots",
+                          tier_name(t), k);
+    T->nslots = k; /* only with its tables: the I/O thread reads slots when nslots > 0 */
     for (uint32_t i = 0; i < T->nslots; i++) {
         T->slot_item[i] = -1;
         if (vt_suballoc_alloc(&T->alloc, slot_bytes, &T->slot_off[i]))
             return vt_st_fail(st, VT_EBUDGET, "%s tier: no room for ring slot %u of %llu bytes",
-                              t ? "VRAM" : "RAM", i, (unsigned long long)slot_bytes);
+                              tier_name(t), i, (unsigned long long)slot_bytes);
     }
+    return 0;
+}
+
+static int cmp_u32(const void *a, const void *b) {
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* After a failed plan: no ring, no caches, no schedule, nothing resident. The I/O thread starts
+ * nothing and acquire returns VT_EUSAGE until a plan succeeds. Locked, with the I/O thread idle. */
+static void unplan(vt_streamer *st) {
+    free_plan(st);
+    for (uint32_t i = 0; i < st->nitems; i++) {
+        vt_sitem *it = &st->items[i];
+        memset(it->res, 0, sizeof it->res);
+        it->res[0].slot = it->res[1].slot = -1;
+        it->pos = -1;
+        it->place = VT_PLACE_NONE;
+    }
+    st->mode = VT_SCHEDULE_RANDOM;
+    st->model_bytes = 0;
+    st->st.vram.pinned_bytes = st->st.ram.pinned_bytes = 0;
+    st->st.vram.pinned_tensors = st->st.ram.pinned_tensors = 0;
+    st->planned = 0;
+}
+
+/* Place the schedule st->sched in fresh tiers. Locked; on error the caller unplans. */
+static int place_plan(vt_streamer *st) {
+    int rc = 0;
+    uint32_t ns = st->nsched;
+    for (int t = 0; t < 2; t++)
+        if (vt_suballoc_init(&st->tier[t].alloc, st->tier[t].reg.size))
+            return vt_st_fail(st, -ENOMEM, "plan: out of memory for the %s tier's free-space list",
+                              tier_name(t));
+    if (st->mode == VT_SCHEDULE_CYCLIC && ns) {
+        vt_plan_item *pi = vt_malloc(ns * sizeof *pi);
+        if (!pi)
+            return vt_st_fail(st, -ENOMEM, "plan: out of memory for the placement of %u items", ns);
+        for (uint32_t i = 0; i < ns; i++) pi[i].bytes = st->items[st->sched[i]].foot;
+        vt_plan_config pc = {.vram_bytes = st->has_vram ? st->tier[T_VRAM].reg.size : 0,
+                             .ram_bytes = st->tier[T_RAM].reg.size,
+                             .slots = st->cfg.ring_slots};
+        vt_plan_result pr;
+        rc = vt_plan_cyclic(&pc, pi, ns, &pr);
+        if (rc) rc = vt_st_fail(st, rc, "plan: %s", vt_last_error());
+        if (!rc) rc = alloc_ring(st, T_RAM, pr.ram_slot);
+        if (!rc && st->has_vram) rc = alloc_ring(st, T_VRAM, pr.vram_slot);
+        for (uint32_t i = 0; !rc && i < ns; i++) {
+            vt_sitem *it = &st->items[st->sched[i]];
+            it->place = pi[i].place;
+            int t = it->place == VT_PLACE_VRAM_PIN  ? T_VRAM
+                    : it->place == VT_PLACE_RAM_PIN ? T_RAM
+                                                    : -1;
+            if (t < 0) continue;
+            if (vt_suballoc_alloc(&st->tier[t].alloc, it->foot, &it->res[t].off)) {
+                rc = vt_st_fail(st, VT_EBUDGET, "plan: no room to pin tensor %s",
+                                st->tensors[it->tensor].ti.name);
+                break;
+            }
+            it->res[t].kind = PK_PIN;
+            vt_tier_stats *ts = t == T_VRAM ? &st->st.vram : &st->st.ram;
+            ts->pinned_bytes += it->foot;
+            ts->pinned_tensors++;
+        }
+        vt_free(pi);
+        if (rc) return rc;
+    }
+    /* what is left of each tier is an S3-FIFO cache for accesses outside the ring */
+    for (int t = 0; t < 2; t++)
+        if (vt_s3fifo_create(vt_suballoc_largest(&st->tier[t].alloc), st->nitems,
+                             &st->tier[t].cache))
+            return vt_st_fail(st, -ENOMEM,
+                              "plan: out of memory for the %s tier's cache index (%u items)",
+                              tier_name(t), st->nitems);
     return 0;
 }
 
@@ -354,7 +435,8 @@ int vt_streamer_plan(vt_streamer *st, const char *const *names, size_t n, vt_sch
     if (!st || (n && !names)) return vt_fail(-EINVAL, "vt_streamer_plan: bad argument");
     if (mode != VT_SCHEDULE_CYCLIC && mode != VT_SCHEDULE_RANDOM)
         return vt_st_fail(st, -EINVAL, "vt_streamer_plan: unknown schedule %d", (int)mode);
-    /* resolve names first (no lock needed: the tensor table is immutable) */
+    /* resolve names and refuse duplicates before touching the current plan (no lock needed:
+     * the tensor table is immutable) */
     uint32_t *sched = NULL;
     uint32_t ns = 0;
     if (n) {
@@ -366,15 +448,27 @@ int vt_streamer_plan(vt_streamer *st, const char *const *names, size_t n, vt_sch
                                   vt_store_path(st->store));
             cap += st->tensors[t].nparts;
         }
-        sched = vt_malloc(cap * sizeof *sched);
-        if (!sched) return vt_st_fail(st, -ENOMEM, "plan: out of memory");
+        /* second half: the whole-tensor items sorted, to find duplicates */
+        sched = vt_malloc((cap + n) * sizeof *sched);
+        if (!sched)
+            return vt_st_fail(st, -ENOMEM, "plan: out of memory for a schedule of %zu tensors", n);
+        uint32_t *sorted = sched + cap;
         for (size_t i = 0; i < n; i++) {
             const vt_stensor *t = &st->tensors[find_tensor(st, names[i])];
+            sorted[i] = t->item;
             if (t->nparts)
                 for (uint32_t p = 0; p < t->nparts; p++) sched[ns++] = t->part0 + p;
             else
                 sched[ns++] = t->item;
         }
+        qsort(sorted, n, sizeof *sorted, cmp_u32);
+        for (size_t i = 1; i < n; i++)
+            if (sorted[i] == sorted[i - 1]) {
+                int t = (int)st->items[sorted[i]].tensor;
+                vt_free(sched);
+                return vt_st_fail(st, -EINVAL, "plan: tensor %s appears twice in the schedule",
+                                  st->tensors[t].ti.name);
+            }
     }
     pthread_mutex_lock(&st->mu);
     if (st->held) {
@@ -396,20 +490,8 @@ int vt_streamer_plan(vt_streamer *st, const char *const *names, size_t n, vt_sch
         it->wanted = 0;
         it->err = 0;
     }
-    for (uint32_t i = 0; i < ns; i++) {
-        if (st->items[sched[i]].pos >= 0) {
-            pthread_mutex_unlock(&st->mu);
-            int t = (int)st->items[sched[i]].tensor;
-            vt_free(sched);
-            return vt_st_fail(st, -EINVAL, "plan: tensor %s appears twice in the schedule",
-                              st->tensors[t].ti.name);
-        }
-        st->items[sched[i]].pos = i;
-    }
+    for (uint32_t i = 0; i < ns; i++) st->items[sched[i]].pos = i;
     free_plan(st);
-    int rc = 0;
-    for (int t = 0; t < 2 && !rc; t++)
-        rc = vt_suballoc_init(&st->tier[t].alloc, st->tier[t].reg.size);
     st->sched = sched;
     st->nsched = ns;
     st->mode = mode;
@@ -420,42 +502,9 @@ int vt_streamer_plan(vt_streamer *st, const char *const *names, size_t n, vt_sch
     for (uint32_t i = 0; i < ns; i++) st->model_bytes += st->items[sched[i]].data_bytes;
     st->st.vram.pinned_bytes = st->st.ram.pinned_bytes = 0;
     st->st.vram.pinned_tensors = st->st.ram.pinned_tensors = 0;
-    if (!rc && mode == VT_SCHEDULE_CYCLIC && ns) {
-        vt_plan_item *pi = vt_malloc(ns * sizeof *pi);
-        if (!pi) rc = vt_st_fail(st, -ENOMEM, "plan: out of memory");
-        for (uint32_t i = 0; !rc && i < ns; i++) pi[i].bytes = st->items[sched[i]].foot;
-        vt_plan_config pc = {.vram_bytes = st->has_vram ? st->tier[T_VRAM].reg.size : 0,
-                             .ram_bytes = st->tier[T_RAM].reg.size,
-                             .slots = st->cfg.ring_slots};
-        vt_plan_result pr;
-        if (!rc) rc = vt_plan_cyclic(&pc, pi, ns, &pr);
-        uint64_t ram_slot = rc ? 0 : pr.ram_slot;
-        if (!rc) rc = alloc_ring(st, T_RAM, ram_slot ? ram_slot : 0);
-        if (!rc && st->has_vram) rc = alloc_ring(st, T_VRAM, pr.vram_slot);
-        for (uint32_t i = 0; !rc && i < ns; i++) {
-            vt_sitem *it = &st->items[sched[i]];
-            it->place = pi[i].place;
-            int t = it->place == VT_PLACE_VRAM_PIN  ? T_VRAM
-                    : it->place == VT_PLACE_RAM_PIN ? T_RAM
-                                                    : -1;
-            if (t < 0) continue;
-            if (vt_suballoc_alloc(&st->tier[t].alloc, it->foot, &it->res[t].off)) {
-                rc = vt_st_fail(st, VT_EBUDGET, "plan: no room to pin tensor %s",
-                                st->tensors[it->tensor].ti.name);
-                break;
-            }
-            it->res[t].kind = PK_PIN;
-            vt_tier_stats *ts = t == T_VRAM ? &st->st.vram : &st->st.ram;
-            ts->pinned_bytes += it->foot;
-            ts->pinned_tensors++;
-        }
-        vt_free(pi);
-    }
-    /* what is left of each tier is an S3-FIFO cache for accesses outside the ring */
-    for (int t = 0; t < 2 && !rc; t++)
-        rc = vt_s3fifo_create(vt_suballoc_largest(&st->tier[t].alloc), st->nitems,
-                              &st->tier[t].cache);
     st->planned = 1;
+    int rc = place_plan(st);
+    if (rc) unplan(st);
     pthread_cond_broadcast(&st->cv_work);
     pthread_mutex_unlock(&st->mu);
     return rc;

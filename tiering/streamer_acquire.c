@@ -70,6 +70,13 @@ static int acquire_item(vt_streamer *st, uint32_t id, vt_weight *out) {
     vt_sitem *it = &st->items[id];
     const vt_stensor *t = &st->tensors[it->tensor];
     pthread_mutex_lock(&st->mu);
+    if (!st->planned) {
+        pthread_mutex_unlock(&st->mu);
+        return vt_st_fail(st, VT_EUSAGE,
+                          "acquire %s: the streamer has no plan (the last vt_streamer_plan "
+                          "failed); plan again first",
+                          t->ti.name);
+    }
     if (it->place == VT_PLACE_OVERSIZE || (it->part < 0 && t->nparts) ||
         it->foot > st->tier[T_RAM].reg.size ||
         (st->has_vram && it->foot > st->tier[T_VRAM].reg.size)) {

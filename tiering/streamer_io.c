@@ -195,7 +195,9 @@ static int needs_load(const vt_streamer *st, const vt_sitem *it) {
 
 /* Next item to load, or -1. *demand says whether someone waits for it. Locked. */
 static int64_t pick(vt_streamer *st, int *demand, uint32_t skip_n, const uint32_t *skip) {
-    while (st->demand_n) { /* drop satisfied requests from the head */
+    *demand = 0;
+    if (!st->planned) return -1; /* the last plan failed: no tiers to place into */
+    while (st->demand_n) {       /* drop satisfied requests from the head */
         vt_sitem *it = &st->items[st->demand[st->demand_head]];
         if (needs_load(st, it) && it->wanted) break;
         st->demand_head = (st->demand_head + 1) % st->demand_cap;

@@ -3,7 +3,9 @@
  * tier, with both io engines (forced through VT_IO_ENGINE); random access; budgets too large;
  * tensors larger than a slot (VT_EBUDGET, or parts with chunkwise); a flipped byte in a shard
  * gives VT_ECORRUPT naming tensor and chunk; injected EIO and short reads fail the acquire and
- * a later acquire succeeds; a thread holding every ring slot gets VT_EBUDGET instead of a hang. */
+ * a later acquire succeeds; a thread holding every ring slot gets VT_EBUDGET instead of a hang;
+ * a plan that fails on any allocation leaves a streamer that refuses acquires (VT_EUSAGE) and
+ * plans again cleanly. */
 #include <errno.h>
 #include <fcntl.h>
 
@@ -188,6 +190,54 @@ static void budgets(void) {
     }
 }
 
+/* Every allocation of a cyclic plan failing in turn: the plan returns -ENOMEM with a message,
+ * the I/O thread (woken by the plan) starts nothing, acquire says there is no plan, and a clean
+ * plan afterwards streams the right bytes. (A plan that left a ring size without its slot table
+ * once crashed the I/O thread.) */
+static void plan_faults(uint64_t vram, uint64_t ram) {
+    vt_tier_config c = {.vram_bytes = vram, .ram_bytes = ram, .prefetch = 2, .ring_slots = 3};
+    vt_streamer *st = NULL;
+    CHECK_RC(vt_streamer_open(ts.s, &c, &st));
+    if (!st) return;
+    const char *names[64];
+    for (int i = 0; i < ts.n; i++) names[i] = ts.names[i];
+    vt_fault_arm(VT_FAULT_ALLOC, UINT64_MAX, 0);
+    CHECK_RC(vt_streamer_plan(st, names, (size_t)ts.n, VT_SCHEDULE_CYCLIC));
+    uint64_t count = vt_fault_count();
+    vt_fault_disarm();
+    CHECK(count >= 5);
+    for (uint64_t n = 1; n <= count; n++) {
+        vt_clear_error();
+        vt_fault_arm(VT_FAULT_ALLOC, n, -ENOMEM);
+        int rc = vt_streamer_plan(st, names, (size_t)ts.n, VT_SCHEDULE_CYCLIC);
+        vt_fault_disarm();
+        /* the count includes reads the I/O thread starts right after a plan: a fault there
+         * fails one load (reported to its acquirer) and lets the plan succeed */
+        CHECKF(rc == 0 || rc == -ENOMEM, "site %llu: rc %d", (unsigned long long)n, rc);
+        vt_weight w;
+        if (rc) {
+            CHECKF(vt_last_error()[0] != 0, "site %llu: no message", (unsigned long long)n);
+            int rc2 = vt_streamer_acquire(st, names[0], &w);
+            /* site 1 is the schedule copy: the old plan stays in force */
+            CHECKF(n == 1 ? rc2 == 0 : rc2 == VT_EUSAGE && strstr(vt_last_error(), "no plan"),
+                   "site %llu: acquire after a failed plan: %d %s", (unsigned long long)n, rc2,
+                   vt_last_error());
+            if (!rc2) vt_streamer_release(st, &w);
+            CHECK_RC(vt_streamer_plan(st, names, (size_t)ts.n, VT_SCHEDULE_CYCLIC));
+        }
+        for (int i = 0; i < ts.n; i++) {
+            rc = vt_streamer_acquire(st, names[i], &w);
+            if (rc == -ENOMEM) rc = vt_streamer_acquire(st, names[i], &w); /* failed prefetch */
+            CHECKF(rc == 0, "site %llu: acquire %s: %s", (unsigned long long)n, names[i],
+                   vt_last_error());
+            if (rc) break;
+            CHECK(tu_match(&ts, i, &w));
+            CHECK_RC(vt_streamer_release(st, &w));
+        }
+    }
+    vt_streamer_close(st);
+}
+
 /* A thread holding a handle in every ring slot cannot get another streamed tensor: VT_EBUDGET,
  * not a hang; after a release it can. With and without a device tier. */
 static void ring_held(uint64_t vram) {
@@ -325,6 +375,8 @@ int main(void) {
     random_access(0, model / 2);
     random_access(model / 3, model / 2);
     budgets();
+    plan_faults(0, ring + model / 4);
+    plan_faults(ring + model / 5, ring + model / 4);
     ring_held(0);
     ring_held(1);
     corruption_and_faults("uring");
