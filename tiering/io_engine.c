@@ -60,14 +60,14 @@ int vt_io_open(const vt_io_config *cfg, vt_io **out) {
         c.threads = c.queue_depth < VT_IO_DEFAULT_THREADS ? c.queue_depth : VT_IO_DEFAULT_THREADS;
 
     vt_io *io = vt_calloc(1, sizeof *io);
-    if (!io) return vt_fail(-ENOMEM, "io engine: out of memory");
+    if (!io) return vt_fail(-ENOMEM, "io engine: out of memory for its state");
     io->qd = c.queue_depth;
     io->read_size = c.read_size;
     io->threads = c.threads;
     io->pieces = vt_calloc(io->qd, sizeof *io->pieces);
     if (!io->pieces) {
         vt_free(io);
-        return vt_fail(-ENOMEM, "io engine: out of memory");
+        return vt_fail(-ENOMEM, "io engine: out of memory for %u queue entries", c.queue_depth);
     }
     for (uint32_t i = 0; i < io->qd; i++) {
         io->pieces[i].link = io->free_pieces;
@@ -130,7 +130,8 @@ int vt_io_add_fd(vt_io *io, int fd_direct, int fd_buffered, const char *name, in
     if (io->nfiles >= VT_IO_MAX_FILES)
         return vt_fail(-EMFILE, "io engine: more than %d files", VT_IO_MAX_FILES);
     char *nm = vt_strdup(name ? name : "?");
-    if (!nm) return vt_fail(-ENOMEM, "io engine: out of memory");
+    if (!nm)
+        return vt_fail(-ENOMEM, "io engine: out of memory for the name of %s", name ? name : "?");
     int i = io->nfiles++;
     io->files[i] = (vt_io_file){.fd_direct = fd_direct, .fd_buffered = fd_buffered, .name = nm};
     if (io->engine == VT_IO_URING) vt_io_uring_add_file(io, i);

@@ -48,7 +48,7 @@ static void *worker(void *arg) {
 
 int vt_io_pread_init(vt_io *io) {
     struct vt_io_pread_state *s = vt_calloc(1, sizeof *s + io->threads * sizeof(pthread_t));
-    if (!s) return vt_fail(-ENOMEM, "io engine: out of memory");
+    if (!s) return vt_fail(-ENOMEM, "io engine: out of memory for the pread pool");
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv_work, NULL);
     pthread_cond_init(&s->cv_done, NULL);

@@ -55,7 +55,7 @@ static int on_tensor(void *ctx, const vt_tensor_info *ti) {
     if (st->ntensors == c->cap) {
         uint32_t nc = c->cap ? 2 * c->cap : 64;
         vt_stensor *n = vt_realloc(st->tensors, nc * sizeof *n);
-        if (!n) return c->rc = -ENOMEM;
+        if (!n) return c->rc = -ENOMEM; /* named by load_tensors */
         st->tensors = n;
         c->cap = nc;
     }
@@ -109,7 +109,7 @@ static int add_item(vt_streamer *st, uint32_t *cap, uint32_t tensor, int64_t par
 static int load_tensors(vt_streamer *st) {
     list_ctx c = {st, 0, 0};
     int rc = vt_store_list(st->store, NULL, on_tensor, &c);
-    if (c.rc) return vt_st_fail(st, c.rc, "streamer: out of memory listing tensors");
+    if (c.rc) return vt_st_fail(st, c.rc, "streamer: out of memory for the tensor table");
     if (rc)
         return vt_st_fail(st, rc, "streamer: listing tensors of %s: %s", vt_store_path(st->store),
                           vt_last_error());
@@ -122,7 +122,9 @@ static int load_tensors(vt_streamer *st) {
         vt_stensor *t = &st->tensors[i];
         uint64_t n = t->ti.n_chunks;
         t->chunks = vt_malloc((n ? n : 1) * sizeof *t->chunks);
-        if (!t->chunks) return vt_st_fail(st, -ENOMEM, "streamer: out of memory");
+        if (!t->chunks)
+            return vt_st_fail(st, -ENOMEM, "tensor %s: out of memory for its chunk list (%llu)",
+                              t->ti.name, (unsigned long long)n);
         uint64_t got = 0;
         rc = vt_store_chunks(st->store, t->ti.name, t->chunks, n, &got);
         if (!rc && got != n) rc = VT_ECORRUPT;
@@ -131,7 +133,9 @@ static int load_tensors(vt_streamer *st) {
                               vt_last_error());
         if (t->ti.aux_bytes) {
             t->aux = vt_malloc(t->ti.aux_bytes);
-            if (!t->aux) return vt_st_fail(st, -ENOMEM, "streamer: out of memory");
+            if (!t->aux)
+                return vt_st_fail(st, -ENOMEM, "tensor %s: out of memory for its aux (%llu bytes)",
+                                  t->ti.name, (unsigned long long)t->ti.aux_bytes);
             rc = vt_store_read_aux(st->store, t->ti.name, t->aux, t->ti.aux_bytes, NULL);
             if (rc)
                 return vt_st_fail(st, rc, "tensor %s: reading aux: %s", t->ti.name,
@@ -139,13 +143,13 @@ static int load_tensors(vt_streamer *st) {
         }
         t->item = st->nitems;
         if ((rc = add_item(st, &cap, i, -1, 0, n)))
-            return vt_st_fail(st, rc, "streamer: out of memory");
+            return vt_st_fail(st, rc, "streamer: out of memory for the item table");
         if (st->cfg.chunkwise && st->items[t->item].foot > lim && n > 1) {
             t->part0 = st->nitems;
             t->nparts = (uint32_t)n;
             for (uint64_t p = 0; p < n; p++)
                 if ((rc = add_item(st, &cap, i, (int64_t)p, p, 1)))
-                    return vt_st_fail(st, rc, "streamer: out of memory");
+                    return vt_st_fail(st, rc, "streamer: out of memory for the item table");
         }
     }
     return 0;
@@ -169,7 +173,7 @@ int vt_streamer_open(vt_store *store, const vt_tier_config *cfg, vt_streamer **o
         return vt_fail(-EINVAL, "streamer: read_size %u is not a multiple of 4096", c.read_size);
 
     vt_streamer *st = vt_calloc(1, sizeof *st);
-    if (!st) return vt_fail(-ENOMEM, "streamer: out of memory");
+    if (!st) return vt_fail(-ENOMEM, "streamer: out of memory for the streamer");
     st->store = store;
     st->cfg = c;
     st->cursor = -1;
@@ -226,7 +230,7 @@ int vt_streamer_open(vt_store *store, const vt_tier_config *cfg, vt_streamer **o
     st->demand_cap = 64;
     st->demand = vt_malloc(st->demand_cap * sizeof *st->demand);
     if (!st->demand) {
-        rc = vt_st_fail(st, -ENOMEM, "streamer: out of memory");
+        rc = vt_st_fail(st, -ENOMEM, "streamer: out of memory for the request queue");
         goto fail;
     }
     /* without a plan every tier is an S3-FIFO cache */

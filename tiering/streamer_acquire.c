@@ -114,7 +114,8 @@ static int acquire_item(vt_streamer *st, uint32_t id, vt_weight *out) {
             rc = demand_push(st, id);
             if (rc) {
                 pthread_mutex_unlock(&st->mu);
-                return vt_st_fail(st, rc, "acquire %s: out of memory", t->ti.name);
+                return vt_st_fail(st, rc, "acquire %s: out of memory growing the request queue",
+                                  t->ti.name);
             }
             pthread_cond_signal(&st->cv_work);
         }
@@ -137,7 +138,13 @@ static int acquire_item(vt_streamer *st, uint32_t id, vt_weight *out) {
         if (it->res[st->top].state != RS_READY) {
             rc = it->err ? it->err : VT_EUSAGE;
             char msg[1024];
-            snprintf(msg, sizeof msg, "%s", it->errmsg ? it->errmsg : "streamer closing");
+            if (it->errmsg)
+                snprintf(msg, sizeof msg, "%s", it->errmsg);
+            else if (it->err) /* the detail could not be kept (out of memory) */
+                snprintf(msg, sizeof msg, "tensor %s: loading failed: %s", t->ti.name,
+                         vt_strerror(rc));
+            else
+                snprintf(msg, sizeof msg, "acquire %s: streamer closing", t->ti.name);
             if (!it->wanted) { /* everyone waiting has seen it: the next acquire re-reads */
                 it->err = 0;
                 vt_free(it->errmsg);

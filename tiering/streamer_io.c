@@ -157,7 +157,10 @@ static int job_start(vt_streamer *st, uint32_t id, int demand, vt_job **out) {
         vt_st_job_free(job);
         if (j.fill_ram) vt_st_drop(st, id, T_RAM);
         if (j.top_copy) vt_st_drop(st, id, T_VRAM);
-        item_fail(st, id, -ENOMEM, "streamer: out of memory starting a read");
+        char msg[512];
+        snprintf(msg, sizeof msg, "tensor %s: out of memory for the read job (%llu chunks)",
+                 T->ti.name, (unsigned long long)it->nchunks);
+        item_fail(st, id, -ENOMEM, msg);
         return -ENOMEM;
     }
     j.reqs = job->reqs;
@@ -247,7 +250,7 @@ static int shard_file(vt_streamer *st, uint32_t shard, int *fid) {
         uint32_t nc = st->shard_cap ? st->shard_cap : 64;
         while (nc <= shard) nc *= 2;
         int32_t *n = vt_realloc(st->shard_file, nc * sizeof *n);
-        if (!n) return -ENOMEM;
+        if (!n) return vt_fail(-ENOMEM, "out of memory growing the shard file table to %u", nc);
         for (uint32_t i = st->shard_cap; i < nc; i++) n[i] = -1;
         st->shard_file = n;
         st->shard_cap = nc;
@@ -305,8 +308,9 @@ static int job_submit(vt_streamer *st, vt_job *j) {
             j->scratch[i] = vt_malloc_aligned(
                 VT_TIER_ALIGN, VT_ROUND_UP(ci->stored_len ? ci->stored_len : 1, VT_TIER_ALIGN));
             if (!j->scratch[i]) {
-                job_err(j, -ENOMEM, "tensor %s chunk %llu: out of memory", T->ti.name,
-                        (unsigned long long)ci->index);
+                job_err(
+                    j, -ENOMEM, "tensor %s chunk %llu: out of memory for its %llu-byte read buffer",
+                    T->ti.name, (unsigned long long)ci->index, (unsigned long long)ci->stored_len);
                 j->left -= it->nchunks - i;
                 return -ENOMEM;
             }
