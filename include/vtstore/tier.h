@@ -41,6 +41,13 @@
  * number of threads at once. plan must not run concurrently with acquires. A handle stays valid
  * (its bytes unchanged) until it is released.
  *
+ * Garbage collection: a streamer reads the chunk lists of the store when it opens and opens a
+ * shard file on its first read from it. A vt_store_gc (any process) that compacts a shard the
+ * streamer has not opened yet deletes it, and acquiring a tensor stored there then fails with
+ * VT_ENOTFOUND ("shard N is not in the index"; never wrong bytes). Do not run gc while a
+ * streamer opened before it is in use, or reopen the streamer after gc. Imports and removes
+ * are safe (they never delete or rewrite a committed shard).
+ *
  * Holding handles: a streamed tensor occupies a ring slot from its read until its release, so at
  * most ring_slots streamed handles can be held at once. When every slot is held by the calling
  * thread, acquiring another streamed tensor returns VT_EBUDGET instead of waiting forever; when
@@ -149,7 +156,10 @@ const char *vt_streamer_errmsg(const vt_streamer *st);
 /** Declare the access pattern over tensors @p names[n] (copied; unique names) and place them
  *  (see the overview). Replaces an earlier plan; no handle may be held. Reads nothing yet: the
  *  first pass fills the pinned sets. Errors: VT_ENOTFOUND (a name not in the store), -EINVAL
- *  (duplicate name, bad mode), VT_EUSAGE (handles still held), -ENOMEM. */
+ *  (duplicate name, bad mode), VT_EUSAGE (handles still held), -ENOMEM. After VT_ENOTFOUND,
+ *  -EINVAL, VT_EUSAGE or an -ENOMEM copying the names, the earlier plan stays; after any other
+ *  error the streamer has no plan and vt_streamer_acquire returns VT_EUSAGE until a plan
+ *  succeeds. */
 int vt_streamer_plan(vt_streamer *st, const char *const *names, size_t n, vt_schedule mode);
 
 /** Where the plan put @p name (VT_PLACE_NONE if unplanned). Errors: VT_ENOTFOUND. */
@@ -158,12 +168,13 @@ int vt_streamer_placement(vt_streamer *st, const char *name, vt_placement *out);
 /** Make tensor @p name resident in the top tier and describe it in @p out (data, aux, location,
  *  format, rows, cols...). Blocks until the bytes are there; moves the prefetch window to this
  *  tensor's place in a cyclic schedule. The bytes stay put until vt_streamer_release(out).
- *  Errors: VT_ENOTFOUND, VT_EBUDGET (tensor larger than a ring slot or the tier budget, without
- *  chunkwise: the message gives sizes; or every ring slot of the top tier held by this thread's
- *  handles), VT_ECORRUPT (checksum mismatch: tensor, chunk, shard and offset named), -EIO and
- *  other read errors (file and offset named), VT_ECUDA (also from waiting on the device copy).
- *  After an error
- *  the tensor may be acquired again (it is re-read). */
+ *  Errors: VT_ENOTFOUND (no such tensor; or its shard was deleted by a gc run after this
+ *  streamer opened: see the overview), VT_EBUDGET (tensor larger than a ring slot or the tier
+ *  budget, without chunkwise: the message gives sizes; or every ring slot of the top tier held by
+ *  this thread's handles), VT_EUSAGE (the last plan failed), VT_ECORRUPT (checksum mismatch:
+ *  tensor, chunk, shard and offset named), -EIO and other read errors (file and offset named),
+ *  -ENOMEM, VT_ECUDA (also from waiting on the device copy). After an error the tensor may be
+ *  acquired again (it is re-read). */
 int vt_streamer_acquire(vt_streamer *st, const char *name, vt_weight *out);
 
 /** Number of parts vt_streamer_acquire_part serves for @p name: its store chunk count when it is
