@@ -459,7 +459,8 @@ int vt_cmd_run(int argc, char **argv) {
         gen[n_gen++] = next;
         char piece[256];
         size_t pl = 0;
-        if (vt_tok_decode(tok, next, piece, sizeof piece, &pl) == 0) {
+        /* the end-of-turn token ends the text; it is not part of it */
+        if (next != hp->eos_id && vt_tok_decode(tok, next, piece, sizeof piece, &pl) == 0) {
             if (sb_add(&text, piece, pl)) goto oom;
             if (!json && !quiet) {
                 fwrite(piece, 1, pl, stdout);
