@@ -145,6 +145,8 @@ int vt_cmd_stream(int argc, char **argv) {
     name_list names = {0};
     int ret = VT_EXIT_ERROR;
     vt_streamer *st = NULL;
+    int attempt = 0;
+retry:
     if (sched_file) {
         FILE *f = fopen(sched_file, "r");
         if (!f) {
@@ -199,6 +201,16 @@ int vt_cmd_stream(int argc, char **argv) {
         goto out;
     }
     rc = vt_streamer_plan(st, (const char *const *)names.v, names.n, VT_SCHEDULE_CYCLIC);
+    if (rc == VT_ENOTFOUND && !sched_file && ++attempt < 8) {
+        /* a writer removed a listed tensor before the streamer took its snapshot: list again */
+        vt_streamer_close(st);
+        st = NULL;
+        for (size_t i = 0; i < names.n; i++) free(names.v[i]);
+        free(names.v);
+        free(names.size);
+        names = (name_list){0};
+        goto retry;
+    }
     if (rc) {
         vt_cli_error("stream", rc, "plan");
         goto out;
