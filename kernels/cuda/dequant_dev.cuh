@@ -18,9 +18,46 @@
 
 #include <cuda_fp16.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "vtstore/blocks.h"
 #include "vtstore/quant.h"
+
+/* The decoders are __host__ __device__ so that a host test (tests/kernels/test_dequant_dev_host)
+ * runs them against the reference dequantizers; the device-only intrinsics go through these. */
+#define VT_HD __host__ __device__ __forceinline__
+#ifdef __CUDA_ARCH__
+#define VT_UNROLL _Pragma("unroll")
+#else
+#define VT_UNROLL /* the host compiler does not know #pragma unroll */
+#endif
+#ifdef __CUDA_ARCH__
+#define VT_RN(op, a, b, dev) dev(a, b)
+#else
+#define VT_RN(op, a, b, dev) ((a)op(b))
+#endif
+VT_HD float vt_fmul_rn(float a, float b) {
+    return VT_RN(*, a, b, __fmul_rn);
+}
+VT_HD float vt_fadd_rn(float a, float b) {
+    return VT_RN(+, a, b, __fadd_rn);
+}
+VT_HD float vt_fsub_rn(float a, float b) {
+    return VT_RN(-, a, b, __fsub_rn);
+}
+VT_HD float vt_fdiv_rn(float a, float b) {
+    return VT_RN(/, a, b, __fdiv_rn);
+}
+#undef VT_RN
+VT_HD float vt_dev_as_f32(uint32_t u) {
+#ifdef __CUDA_ARCH__
+    return __uint_as_float(u);
+#else
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+#endif
+}
 
 /* Lookup tables in shared memory: [0,16) NF4 code values, [16,32) signed E2M1 values. */
 struct vt_dq_ctx {
@@ -30,7 +67,8 @@ struct vt_dq_ctx {
     uint64_t cols;      /* dense columns of the row (bounds for f32/f16/bf16 and awq) */
 };
 
-__device__ __forceinline__ void vt_dq_lut_init(float *lut) {
+/* Table entry t of 32: [0,16) NF4 code values, [16,32) signed E2M1 values. */
+VT_HD float vt_dq_lut_at(int t) {
     const float nf4[16] = {-1.0f,
                            -0.6961928009986877f,
                            -0.5250730514526367f,
@@ -48,11 +86,13 @@ __device__ __forceinline__ void vt_dq_lut_init(float *lut) {
                            0.7229568362236023f,
                            1.0f};
     const float e2[8] = {0.0f, 0.5f, 1.0f, 1.5f, 2.0f, 3.0f, 4.0f, 6.0f};
+    return t < 16 ? nf4[t] : (t - 16) < 8 ? e2[t - 16] : -e2[t - 24];
+}
+
+/* Threads 0..31 of the CTA fill the table (callers __syncthreads before use). */
+__device__ __forceinline__ void vt_dq_lut_init(float *lut) {
     int t = threadIdx.x + blockDim.x * (threadIdx.y + blockDim.y * threadIdx.z);
-    if (t < 16)
-        lut[t] = nf4[t];
-    else if (t < 32)
-        lut[t] = (t - 16) < 8 ? e2[t - 16] : -e2[t - 24];
+    if (t < 32) lut[t] = vt_dq_lut_at(t);
 }
 
 /* Block geometry per format: BE values per block, BB bytes per block (plain formats: a
@@ -77,42 +117,41 @@ VT_TRAITS(VT_FMT_AWQ_INT4, 128, 68)
 #undef VT_TRAITS
 
 /* Byte offset of the block holding unit u within its row. */
-template <int F> __device__ __forceinline__ uint64_t vt_dq_unit_off(uint64_t u) {
+template <int F> VT_HD uint64_t vt_dq_unit_off(uint64_t u) {
     constexpr int BE = vt_fmt_traits<F>::BE, BB = vt_fmt_traits<F>::BB;
     return BE >= 32 ? (u * 32 / BE) * BB : u * (32 / BE) * BB;
 }
-template <int F>
-__device__ __forceinline__ const uint8_t *vt_dq_unit_ptr(const uint8_t *row, uint64_t u) {
+template <int F> VT_HD const uint8_t *vt_dq_unit_ptr(const uint8_t *row, uint64_t u) {
     return row + vt_dq_unit_off<F>(u);
 }
 
-__device__ __forceinline__ float vt_dev_f16(const uint8_t *p) {
+VT_HD float vt_dev_f16(const uint8_t *p) {
     uint16_t h = (uint16_t)(p[0] | (p[1] << 8));
     return __half2float(__ushort_as_half(h));
 }
-__device__ __forceinline__ float vt_dev_f32(const uint8_t *p) {
+VT_HD float vt_dev_f32(const uint8_t *p) {
     uint32_t u =
         (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
-    return __uint_as_float(u);
+    return vt_dev_as_f32(u);
 }
 /* OCP FP8 E4M3 (fn): no Inf, S.1111.111 is NaN. */
-__device__ __forceinline__ float vt_dev_e4m3(uint8_t v) {
+VT_HD float vt_dev_e4m3(uint8_t v) {
     uint32_t s = (uint32_t)(v >> 7) << 31, e = (v >> 3) & 15, m = v & 7;
-    if (e == 15 && m == 7) return __uint_as_float(0x7fc00000u | s);
+    if (e == 15 && m == 7) return vt_dev_as_f32(0x7fc00000u | s);
     if (e == 0) {
         float x = (float)m * 0.001953125f; /* subnormal: m * 2^-9 */
         return s ? -x : x;
     }
-    return __uint_as_float(s | ((e + 120) << 23) | (m << 20));
+    return vt_dev_as_f32(s | ((e + 120) << 23) | (m << 20));
 }
 /* E8M0: 2^(v-127), 255 is NaN. */
-__device__ __forceinline__ float vt_dev_e8m0(uint8_t v) {
-    if (v == 255) return __uint_as_float(0x7fc00000u);
-    if (v == 0) return __uint_as_float(0x00400000u); /* 2^-127, subnormal */
-    return __uint_as_float((uint32_t)v << 23);
+VT_HD float vt_dev_e8m0(uint8_t v) {
+    if (v == 255) return vt_dev_as_f32(0x7fc00000u);
+    if (v == 0) return vt_dev_as_f32(0x00400000u); /* 2^-127, subnormal */
+    return vt_dev_as_f32((uint32_t)v << 23);
 }
 
-__device__ __forceinline__ void vt_dq_scale_min_k4(int j, const uint8_t *q, float &sc, float &m) {
+VT_HD void vt_dq_scale_min_k4(int j, const uint8_t *q, float &sc, float &m) {
     if (j < 4) {
         sc = (float)(q[j] & 63);
         m = (float)(q[j + 4] & 63);
@@ -124,37 +163,37 @@ __device__ __forceinline__ void vt_dq_scale_min_k4(int j, const uint8_t *q, floa
 
 /* Decode unit u (columns col0 = 32u ...) from blk = vt_dq_unit_ptr<F>(row, u). */
 template <int F>
-__device__ __forceinline__ void vt_dq_unit(const uint8_t *blk, uint64_t u, uint64_t col0,
-                                           const vt_dq_ctx &c, float v[32]) {
+VT_HD void vt_dq_unit(const uint8_t *blk, uint64_t u, uint64_t col0, const vt_dq_ctx &c,
+                      float v[32]) {
     if constexpr (F == VT_FMT_F32) {
-#pragma unroll
+        VT_UNROLL
         for (int i = 0; i < 32; i++) v[i] = col0 + i < c.cols ? vt_dev_f32(blk + 4 * i) : 0.0f;
     } else if constexpr (F == VT_FMT_F16) {
-#pragma unroll
+        VT_UNROLL
         for (int i = 0; i < 32; i++) v[i] = col0 + i < c.cols ? vt_dev_f16(blk + 2 * i) : 0.0f;
     } else if constexpr (F == VT_FMT_BF16) {
-#pragma unroll
+        VT_UNROLL
         for (int i = 0; i < 32; i++)
             v[i] = col0 + i < c.cols
-                       ? __uint_as_float((uint32_t)(blk[2 * i] | (blk[2 * i + 1] << 8)) << 16)
+                       ? vt_dev_as_f32((uint32_t)(blk[2 * i] | (blk[2 * i + 1] << 8)) << 16)
                        : 0.0f;
     } else if constexpr (F == VT_FMT_Q8_0) {
         float d = vt_dev_f16(blk);
-#pragma unroll
+        VT_UNROLL
         for (int i = 0; i < 32; i++) v[i] = d * (float)(int8_t)blk[2 + i];
     } else if constexpr (F == VT_FMT_Q4_0) {
         float d = vt_dev_f16(blk);
-#pragma unroll
+        VT_UNROLL
         for (int i = 0; i < 16; i++) {
             v[i] = d * (float)((blk[2 + i] & 15) - 8);
             v[i + 16] = d * (float)((blk[2 + i] >> 4) - 8);
         }
     } else if constexpr (F == VT_FMT_Q4_1) {
         float d = vt_dev_f16(blk), m = vt_dev_f16(blk + 2);
-#pragma unroll
+        VT_UNROLL
         for (int i = 0; i < 16; i++) {
-            v[i] = __fadd_rn(__fmul_rn(d, (float)(blk[4 + i] & 15)), m);
-            v[i + 16] = __fadd_rn(__fmul_rn(d, (float)(blk[4 + i] >> 4)), m);
+            v[i] = vt_fadd_rn(vt_fmul_rn(d, (float)(blk[4 + i] & 15)), m);
+            v[i + 16] = vt_fadd_rn(vt_fmul_rn(d, (float)(blk[4 + i] >> 4)), m);
         }
     } else if constexpr (F == VT_FMT_Q4_K) {
         int j = (int)(u & 7); /* 32-value sub-block */
@@ -163,44 +202,44 @@ __device__ __forceinline__ void vt_dq_unit(const uint8_t *blk, uint64_t u, uint6
         float d1 = vt_dev_f16(blk) * sc, m1 = vt_dev_f16(blk + 2) * mn;
         const uint8_t *q = blk + 16 + 32 * (j / 2);
         int sh = (j & 1) * 4;
-#pragma unroll
+        VT_UNROLL
         for (int l = 0; l < 32; l++)
-            v[l] = __fsub_rn(__fmul_rn(d1, (float)((q[l] >> sh) & 0xF)), m1);
+            v[l] = vt_fsub_rn(vt_fmul_rn(d1, (float)((q[l] >> sh) & 0xF)), m1);
     } else if constexpr (F == VT_FMT_Q6_K) {
         int j = (int)(u & 7), h = j / 4, k = j % 4;
         const uint8_t *ql = blk + 64 * h + (k & 1) * 32, *qh = blk + 128 + 32 * h;
         const int8_t *sc = (const int8_t *)(blk + 192) + 8 * h + 2 * k;
         float d = vt_dev_f16(blk + 208);
         int lsh = (k >> 1) * 4, hsh = 2 * k;
-#pragma unroll
+        VT_UNROLL
         for (int l = 0; l < 32; l++) {
             int q = (int)(((ql[l] >> lsh) & 0xF) | (((qh[l] >> hsh) & 3) << 4)) - 32;
-            v[l] = __fmul_rn(__fmul_rn(d, (float)sc[l / 16]), (float)q);
+            v[l] = vt_fmul_rn(vt_fmul_rn(d, (float)sc[l / 16]), (float)q);
         }
     } else if constexpr (F == VT_FMT_INT8) {
         float d = vt_dev_f32(blk);
         const uint8_t *q = blk + 4 + 32 * (u & 1);
-#pragma unroll
+        VT_UNROLL
         for (int i = 0; i < 32; i++) v[i] = d * (float)(int8_t)q[i];
     } else if constexpr (F == VT_FMT_NF4) {
         float a = vt_dev_f32(blk);
         const uint8_t *q = blk + 4 + 16 * (u & 1);
-#pragma unroll
+        VT_UNROLL
         for (int i = 0; i < 16; i++) {
             v[2 * i] = a * c.lut[q[i] >> 4];
             v[2 * i + 1] = a * c.lut[q[i] & 15];
         }
     } else if constexpr (F == VT_FMT_NVFP4) {
-#pragma unroll
+        VT_UNROLL
         for (int b = 0; b < 2; b++) {
             const uint8_t *p = blk + 9 * b;
             if (b == 1 && col0 + 16 >= c.cols) { /* a row of 16k+16 values ends here */
-#pragma unroll
+                VT_UNROLL
                 for (int i = 0; i < 16; i++) v[16 + i] = 0.0f;
                 break;
             }
-            float s = __fmul_rn(c.tensor_scale, vt_dev_e4m3(p[0]));
-#pragma unroll
+            float s = vt_fmul_rn(c.tensor_scale, vt_dev_e4m3(p[0]));
+            VT_UNROLL
             for (int i = 0; i < 8; i++) {
                 v[16 * b + 2 * i] = s * c.lut[16 + (p[1 + i] & 15)];
                 v[16 * b + 2 * i + 1] = s * c.lut[16 + (p[1 + i] >> 4)];
@@ -208,7 +247,7 @@ __device__ __forceinline__ void vt_dq_unit(const uint8_t *blk, uint64_t u, uint6
         }
     } else if constexpr (F == VT_FMT_MXFP4) {
         float s = vt_dev_e8m0(blk[0]);
-#pragma unroll
+        VT_UNROLL
         for (int i = 0; i < 16; i++) {
             v[2 * i] = s * c.lut[16 + (blk[1 + i] & 15)];
             v[2 * i + 1] = s * c.lut[16 + (blk[1 + i] >> 4)];
@@ -217,28 +256,28 @@ __device__ __forceinline__ void vt_dq_unit(const uint8_t *blk, uint64_t u, uint6
         float d = vt_dev_f16(blk);
         int z = blk[2];
         const uint8_t *q = blk + 4 + 16 * (u & 3);
-#pragma unroll
+        VT_UNROLL
         for (int i = 0; i < 16; i++) {
             v[2 * i] = d * (float)((q[i] & 15) - z);
             v[2 * i + 1] = d * (float)((q[i] >> 4) - z);
         }
         if (c.aux) {
-#pragma unroll
+            VT_UNROLL
             for (int i = 0; i < 32; i++)
-                if (col0 + i < c.cols) v[i] = __fdiv_rn(v[i], c.aux[col0 + i]);
+                if (col0 + i < c.cols) v[i] = vt_fdiv_rn(v[i], c.aux[col0 + i]);
         }
     }
 }
 
 /* nf4_dq: unit u of row r, blocks per row bpr, data = the handle's first super-block. */
-__device__ __forceinline__ void vt_dq_unit_nf4dq(const uint8_t *data, uint64_t bpr, uint64_t r,
-                                                 uint64_t u, const vt_dq_ctx &c, float v[32]) {
+VT_HD void vt_dq_unit_nf4dq(const uint8_t *data, uint64_t bpr, uint64_t r, uint64_t u,
+                            const vt_dq_ctx &c, float v[32]) {
     uint64_t g = r * bpr + u / 2;
     const uint8_t *sb = data + g / 256 * sizeof(vt_block_nf4_dq);
     uint32_t j = (uint32_t)(g % 256);
-    float a = __fadd_rn(vt_dev_f32(sb), __fmul_rn(vt_dev_f32(sb + 4), (float)(int8_t)sb[8 + j]));
+    float a = vt_fadd_rn(vt_dev_f32(sb), vt_fmul_rn(vt_dev_f32(sb + 4), (float)(int8_t)sb[8 + j]));
     const uint8_t *q = sb + 264 + 32 * j + 16 * (u & 1);
-#pragma unroll
+    VT_UNROLL
     for (int i = 0; i < 16; i++) {
         v[2 * i] = a * c.lut[q[i] >> 4];
         v[2 * i + 1] = a * c.lut[q[i] & 15];
@@ -249,14 +288,13 @@ __device__ __forceinline__ void vt_dq_unit_nf4dq(const uint8_t *data, uint64_t b
  * whose base blocks start at row and index bytes at idx. Writes the 32 kept values (awq:
  * divided by their dense column's scale) and their dense column offsets 0..63 (pos). */
 template <int F>
-__device__ __forceinline__ void vt_dq_unit_sparse(const uint8_t *row, const uint8_t *idx,
-                                                  uint64_t u, uint64_t ccols, const vt_dq_ctx &c,
-                                                  float v[32], uint8_t pos[32]) {
+VT_HD void vt_dq_unit_sparse(const uint8_t *row, const uint8_t *idx, uint64_t u, uint64_t ccols,
+                             const vt_dq_ctx &c, float v[32], uint8_t pos[32]) {
     vt_dq_ctx bc = c;
     bc.aux = nullptr;
     bc.cols = ccols;
     vt_dq_unit<F>(vt_dq_unit_ptr<F>(row, u), u, 32 * u, bc, v);
-#pragma unroll
+    VT_UNROLL
     for (int g = 0; g < 16; g++) {
         uint64_t gg = 16 * u + g;
         uint8_t nib =
@@ -265,10 +303,10 @@ __device__ __forceinline__ void vt_dq_unit_sparse(const uint8_t *row, const uint
         pos[2 * g + 1] = (uint8_t)(4 * g + (nib >> 2));
     }
     if (F == VT_FMT_AWQ_INT4 && c.aux) {
-#pragma unroll
+        VT_UNROLL
         for (int i = 0; i < 32; i++) {
             uint64_t col = 64 * u + pos[i];
-            if (col < c.cols) v[i] = __fdiv_rn(v[i], c.aux[col]);
+            if (col < c.cols) v[i] = vt_fdiv_rn(v[i], c.aux[col]);
         }
     }
 }

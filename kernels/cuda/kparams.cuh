@@ -45,15 +45,19 @@ __host__ __device__ inline uint64_t vt_sparse_units(uint64_t cols) {
  * (bytewise only where a 16-byte chunk would leave the buffer). Threads tid of nthr share the
  * work. Returns the offset in smem where byte off landed (off's misalignment, 0..15); smem must
  * hold len + 32 bytes. The caller synchronizes afterwards. */
-__device__ __forceinline__ uint32_t vt_stage(uint8_t *smem, const uint8_t *base, uint64_t total,
-                                             uint64_t off, uint32_t len, int tid, int nthr) {
+VT_HD uint32_t vt_stage(uint8_t *smem, const uint8_t *base, uint64_t total, uint64_t off,
+                        uint32_t len, int tid, int nthr) {
     uintptr_t a = (uintptr_t)(base + off), a0 = a & ~(uintptr_t)15;
     uintptr_t lo = (uintptr_t)base, hi = (uintptr_t)(base + total);
     uint32_t nch = (uint32_t)((a + len - a0 + 15) / 16);
     for (uint32_t c = tid; c < nch; c += nthr) {
         uintptr_t ca = a0 + 16 * (uintptr_t)c;
         if (ca >= lo && ca + 16 <= hi) {
+#ifdef __CUDA_ARCH__
             *(uint4 *)(smem + 16 * c) = __ldg((const uint4 *)ca);
+#else
+            *(uint4 *)(smem + 16 * c) = *(const uint4 *)ca;
+#endif
         } else {
             for (int i = 0; i < 16; i++)
                 if (ca + i >= lo && ca + i < hi) smem[16 * c + i] = *(const uint8_t *)(ca + i);
@@ -92,23 +96,22 @@ template <class Fn> static inline int vt_fmt_dispatch(uint32_t fmt, Fn &f) {
  * any format and layout, reading global memory directly. Used where staging does not apply
  * (nf4_dq, 2:4) and by the GEMM tile loader. */
 template <int F, bool SPARSE>
-__device__ __forceinline__ void vt_decode64(const vt_kp &p, const vt_dq_ctx &c, uint64_t r,
-                                            uint64_t h, float v[64]) {
+VT_HD void vt_decode64(const vt_kp &p, const vt_dq_ctx &c, uint64_t r, uint64_t h, float v[64]) {
     if constexpr (SPARSE) {
         float cv[32];
         uint8_t pos[32];
         const uint8_t *row = p.data + r * p.row_bytes;
-#pragma unroll
+        VT_UNROLL
         for (int i = 0; i < 64; i++) v[i] = 0.0f;
         vt_dq_unit_sparse<F>(row, row + p.idx_off, h, p.ccols, c, cv, pos);
-#pragma unroll
+        VT_UNROLL
         for (int i = 0; i < 32; i++) v[pos[i]] = cv[i];
     } else {
-#pragma unroll
+        VT_UNROLL
         for (int s = 0; s < 2; s++) {
             uint64_t u = 2 * h + s;
             if (32 * u >= p.cols) {
-#pragma unroll
+                VT_UNROLL
                 for (int i = 0; i < 32; i++) v[32 * s + i] = 0.0f;
                 continue;
             }
@@ -119,7 +122,7 @@ __device__ __forceinline__ void vt_decode64(const vt_kp &p, const vt_dq_ctx &c, 
                               v + 32 * s);
         }
     }
-#pragma unroll
+    VT_UNROLL
     for (int i = 0; i < 64; i++)
         if (64 * h + i >= p.cols) v[i] = 0.0f;
 }

@@ -1,0 +1,105 @@
+/* tests/kernels/dequant_dev_host.cu — runs the CUDA kernels' format decoders (kernels/cuda
+ * dequant_dev.cuh and kparams.cuh, __host__ __device__) on the host, for
+ * test_dequant_dev_host.c: the direct 64-column decoder of every layout, and the staged path
+ * (vt_stage into an aligned buffer of the kernels' shared-memory size, then one unit per
+ * "thread") with the dequantize and GEMV kernels' tile sizes. No GPU needed. */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "kparams.cuh"
+
+extern "C" int kt_host_decode(const vt_kdesc *d, int mode, float *out, char *why, size_t cap);
+
+namespace {
+
+/* The kernels' staging geometry (dequant.cu DQ_THREADS, gemv.cu gv_geom). */
+template <int F> struct geom {
+    static constexpr int BE = vt_fmt_traits<F>::BE, BB = vt_fmt_traits<F>::BB;
+    static constexpr int DQ_UNITS = 256, DQ_SMEM = 256 * 32 / BE * BB + 32;
+    static constexpr int TB = 1024 / BE * BB, G = TB >= 2048 ? 1 : 2048 / TB;
+    static constexpr int GV_UNITS = 32 * G, GV_SMEM = G * TB + 32;
+};
+
+struct host_dec {
+    const vt_kdesc *d;
+    int mode; /* 0 direct (vt_decode64), 1 staged with dequant's tile, 2 with gemv's tile */
+    float *out;
+    char *why;
+    size_t cap;
+    float lut[32];
+
+    template <int F> int direct(const vt_kp &p, const vt_dq_ctx &c) {
+        for (uint64_t r = 0; r < p.rows; r++)
+            for (uint64_t h = 0; h < vt_sparse_units(p.cols); h++) {
+                float v[64];
+                if (d->sparse)
+                    vt_decode64<F, true>(p, c, r, h, v);
+                else
+                    vt_decode64<F, false>(p, c, r, h, v);
+                for (uint64_t i = 0; i < 64 && 64 * h + i < p.cols; i++)
+                    out[r * p.cols + 64 * h + i] = v[i];
+            }
+        return 0;
+    }
+
+    template <int F> int staged(const vt_kp &p, const vt_dq_ctx &c, int tile, int smem, int nthr) {
+        uint8_t *sm = (uint8_t *)aligned_alloc(16, (size_t)smem + 16);
+        if (!sm) return -12;
+        const uint64_t units = vt_units(p.cols);
+        int rc = 0;
+        for (uint64_t r = 0; r < p.rows && !rc; r++)
+            for (uint64_t u0 = 0; u0 < units && !rc; u0 += tile) {
+                uint64_t b0 = vt_dq_unit_off<F>(u0);
+                uint64_t b1 = u0 + tile < units ? vt_dq_unit_off<F>(u0 + tile) : p.row_bytes;
+                if (b1 > p.row_bytes) b1 = p.row_bytes;
+                uintptr_t a = (uintptr_t)(p.data + r * p.row_bytes + b0);
+                uint64_t used = ((a & 15) + (b1 - b0) + 15) / 16 * 16;
+                if (used > (uint64_t)smem) {
+                    snprintf(why, cap, "row %llu unit %llu: staging %llu bytes > smem %d",
+                             (unsigned long long)r, (unsigned long long)u0,
+                             (unsigned long long)used, smem);
+                    rc = 1;
+                    break;
+                }
+                memset(sm, 0xA5, (size_t)smem + 16); /* bytes never staged are garbage */
+                uint32_t sh = 0;
+                for (int t = 0; t < nthr; t++)
+                    sh = vt_stage(sm, p.data, p.bytes, r * p.row_bytes + b0, (uint32_t)(b1 - b0), t,
+                                  nthr);
+                for (uint64_t u = u0; u < u0 + tile && u < units; u++) {
+                    float v[32];
+                    vt_dq_unit<F>(sm + sh + (vt_dq_unit_off<F>(u) - b0), u, 32 * u, c, v);
+                    for (uint64_t i = 0; i < 32 && 32 * u + i < p.cols; i++)
+                        out[r * p.cols + 32 * u + i] = v[i];
+                }
+            }
+        free(sm);
+        return rc;
+    }
+
+    template <int F> int run() {
+        vt_kp p = vt_kp_from(d);
+        vt_dq_ctx c = {lut, p.tensor_scale, p.aux, p.cols};
+        if (mode == 0) return direct<F>(p, c);
+        if (d->sparse || F == VT_FMT_NF4_DQ) return 77; /* no staged path for these */
+        using Gm = geom<F>;
+        return mode == 1 ? staged<F>(p, c, Gm::DQ_UNITS, Gm::DQ_SMEM, 256)
+                         : staged<F>(p, c, Gm::GV_UNITS, Gm::GV_SMEM, 32);
+    }
+};
+
+} // namespace
+
+/* Decode every value of the weight described by d into out[rows][cols] with the CUDA decoders
+ * run on the host. Returns 0, 77 when @p mode has no path for this layout, 1 with why filled,
+ * or a vt_fail code. */
+extern "C" int kt_host_decode(const vt_kdesc *d, int mode, float *out, char *why, size_t cap) {
+    host_dec h;
+    h.d = d;
+    h.mode = mode;
+    h.out = out;
+    h.why = why;
+    h.cap = cap;
+    for (int t = 0; t < 32; t++) h.lut[t] = vt_dq_lut_at(t);
+    return vt_fmt_dispatch(d->fmt, h);
+}
