@@ -220,6 +220,29 @@ __device__ __forceinline__ void vt_load_q8(const void *q, int q_dtype, size_t id
     }
 }
 
+/* The kernels' vector loads need aligned addresses (a misaligned one is a sticky error that
+ * ends the CUDA context): K/V bases, head stride and row size a multiple of what vt_deq8 loads
+ * at once, Q 16 bytes (8 values per load), O two values (pairs), LSE 4. Returns 0 or -EINVAL. */
+static inline int vt_attn_check_align(const vt_attn_dev_args *a, const char *who) {
+    uintptr_t kv = a->fmt == VT_FMT_F32 || a->fmt == VT_FMT_F16 || a->fmt == VT_FMT_BF16 ? 16
+                   : a->fmt == VT_FMT_INT8 || a->fmt == VT_FMT_NF4                       ? 4
+                   : a->fmt == VT_FMT_Q8_0 || a->fmt == VT_FMT_Q4_0                      ? 2
+                                                                                         : 1;
+    uintptr_t m =
+        (uintptr_t)a->k | (uintptr_t)a->v | (uintptr_t)a->head_stride | (uintptr_t)a->row_bytes;
+    if (m & (kv - 1))
+        return vt_fail(-EINVAL,
+                       "%s: K/V pointers %p/%p, head stride %lld must be %u-byte aligned for "
+                       "format %u",
+                       who, (const void *)a->k, (const void *)a->v, a->head_stride, (unsigned)kv,
+                       a->fmt);
+    uintptr_t o = a->o_dtype == 0 ? 8 : 4;
+    if (((uintptr_t)a->q & 15) || ((uintptr_t)a->o & (o - 1)) || ((uintptr_t)a->lse & 3))
+        return vt_fail(-EINVAL, "%s: Q (%p) must be 16-byte, O (%p) %u-byte aligned", who, a->q,
+                       a->o, (unsigned)o);
+    return 0;
+}
+
 /* Keys visible to query i: j < vt_visible(i) (bottom-right causal alignment), clamped to nk. */
 __device__ __forceinline__ long long vt_visible(const vt_attn_dev_args &a, long long i) {
     if (!a.causal) return a.nk;

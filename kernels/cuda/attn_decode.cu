@@ -265,6 +265,8 @@ int launch_rb(const vt_attn_dev_args &a, int rb, dim3 grid, long long chunk, flo
 } // namespace
 
 extern "C" int vt_attn_cuda_decode(const vt_attn_dev_args *a, int num_splits, void *stream) {
+    int arc = vt_attn_check_align(a, "attn decode");
+    if (arc) return arc;
     cudaStream_t st = static_cast<cudaStream_t>(stream);
     long long R = (long long)a->group * a->nq;
     int rb = R >= 8 ? 8 : R >= 4 ? 4 : R >= 2 ? 2 : 1;

@@ -229,6 +229,8 @@ extern "C" int vt_attn_cuda_prefill(const vt_attn_dev_args *a, void *stream) {
     if (a->nq > 65535ll * BM || a->H > 65535)
         return vt_fail(VT_EUNSUPPORTED, "attn prefill: Nq %lld / H %d exceed the grid", a->nq,
                        a->H);
+    int rc = vt_attn_check_align(a, "attn prefill");
+    if (rc) return rc;
     cudaStream_t st = static_cast<cudaStream_t>(stream);
     bool bf = a->q_dtype == VT_DTYPE_BF16;
     if (a->D == 64)
