@@ -68,8 +68,19 @@ void st_txn_abort(vt_store *s, MDB_txn *txn) {
 }
 
 int st_txn_commit(vt_store *s, MDB_txn *txn) {
+    /* the only mdb_txn_commit of the store: a write commit keeps index/data.xxh current */
+    int wr = st_txn_is_write(s, txn);
+    if (wr) {
+        int e = st_sum_mark_pending(s);
+        if (e) {
+            mdb_txn_abort(txn);
+            pthread_rwlock_unlock(&s->resize_lock);
+            return e;
+        }
+    }
     int rc = mdb_txn_commit(txn);
     pthread_rwlock_unlock(&s->resize_lock);
+    if (wr) st_sum_refresh(s); /* also after a failed commit: it may have written free pages */
     if (rc == MDB_MAP_FULL) return rc; /* callers grow and retry */
     if (rc)
         return st_fail(s, st_mdb_code(rc), "store %s: index commit failed: %s", s->path,

@@ -62,15 +62,25 @@ static int init_meta(vt_store *s, MDB_txn *txn) {
     return put_meta(s, txn, ST_KEY_DIRS, dirs, sizeof dirs);
 }
 
+/* Open the four databases; @p create: create them (and the meta of a new store) when absent.
+ * An existing store is opened in a read txn even for RDWR, so a plain open writes nothing. */
 static int open_dbis(vt_store *s, int create) {
     MDB_txn *txn;
-    int rc = st_txn_begin(s, !create, &txn);
-    if (rc) return rc;
-    unsigned f = create ? MDB_CREATE : 0;
-    if ((rc = mdb_dbi_open(txn, "meta", f, &s->db_meta)) ||
-        (rc = mdb_dbi_open(txn, "tensors", f, &s->db_tensors)) ||
-        (rc = mdb_dbi_open(txn, "chunks", f, &s->db_chunks)) ||
-        (rc = mdb_dbi_open(txn, "shards", f, &s->db_shards))) {
+    int rc, write;
+    for (write = 0;; write = 1) {
+        if ((rc = st_txn_begin(s, !write, &txn))) return rc;
+        unsigned f = write ? MDB_CREATE : 0;
+        if (!(rc = mdb_dbi_open(txn, "meta", f, &s->db_meta)) &&
+            !(rc = mdb_dbi_open(txn, "tensors", f, &s->db_tensors)) &&
+            !(rc = mdb_dbi_open(txn, "chunks", f, &s->db_chunks)))
+            rc = mdb_dbi_open(txn, "shards", f, &s->db_shards);
+        if (rc == MDB_NOTFOUND && create && !write) {
+            st_txn_abort(s, txn);
+            continue;
+        }
+        break;
+    }
+    if (rc) {
         st_txn_abort(s, txn);
         if (rc == MDB_NOTFOUND)
             return st_fail(s, VT_EFORMAT,
@@ -78,7 +88,7 @@ static int open_dbis(vt_store *s, int create) {
         return st_fail(s, st_mdb_code(rc), "store %s: cannot open index databases: %s", s->path,
                        mdb_strerror(rc));
     }
-    if (create && (rc = init_meta(s, txn))) {
+    if (write && (rc = init_meta(s, txn))) {
         st_txn_abort(s, txn);
         return st_fail(s, st_mdb_code(rc), "store %s: cannot initialise index: %s", s->path,
                        mdb_strerror(rc));
@@ -290,6 +300,9 @@ int vt_store_open(const char *path, unsigned flags, const vt_store_options *opt,
             goto fail;
         }
     }
+    /* LMDB has no page checksums: compare data.mdb with index/data.xxh before any txn walks
+     * its B-tree (a damaged page can crash LMDB) */
+    if ((rc = st_sum_check(s))) goto fail;
     int dead = 0;
     mdb_reader_check(s->env, &dead);
     if (dead) vt_log(VT_LOG_INFO, "store %s: cleared %d stale index reader slot(s)", path, dead);

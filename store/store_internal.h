@@ -205,6 +205,22 @@ int st_delete_tensor(vt_store *s, MDB_txn *txn, const char *name, int *found);
 typedef int (*st_write_fn)(vt_store *s, MDB_txn *txn, void *ctx);
 int st_write_txn(vt_store *s, st_write_fn fn, void *ctx, const char *what);
 
+/* ---- index checksum (index_sum.c; docs/FORMAT.md section 1.1) ---- */
+#define ST_SUM_FILE "data.xxh" /* in STORE/index */
+/** 1 if @p txn is a write txn (its id is past the env's last committed txnid). */
+int st_txn_is_write(vt_store *s, MDB_txn *txn);
+/** Inside a write txn, before its commit: mark index/data.xxh pending (in place, synced) so no
+ *  reader compares it with pages the commit is about to write. 0 if there is no record. */
+int st_sum_mark_pending(vt_store *s);
+/** After a write commit (successful or not): record txnid, size and XXH3-64 of data.mdb in a
+ *  fresh index/data.xxh under LMDB's writer mutex. Failures are logged and tolerated (the
+ *  record stays pending, which readers accept unchecked). */
+void st_sum_refresh(vt_store *s);
+/** Before any txn walks the index: compare data.mdb with index/data.xxh. 0 when it matches or
+ *  cannot be checked (no record, pending, older record: logged at info); VT_ECORRUPT with a
+ *  message naming index/data.mdb when it was damaged; -errno when it cannot be read. */
+int st_sum_check(vt_store *s);
+
 /* ---- locking (lock.c) ---- */
 /** Take the store's writer lock (flock LOCK_EX|LOCK_NB on STORE/LOCK); returns the fd. */
 int st_writer_lock(vt_store *s, int *fd);

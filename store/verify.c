@@ -1,4 +1,5 @@
-/* verify: read every chunk and check every checksum, plus the index's own consistency (records
+/* verify: check the index file against its checksum (index/data.xxh), read every chunk and
+ * check every checksum, plus the index's own consistency (records
  * decode, chunk counts and row coverage, no chunk without a tensor, no overlapping chunks,
  * shard files present with their recorded size and header). Reports every problem found. */
 #include <errno.h>
@@ -105,9 +106,17 @@ static void check_shards(vctx *v, MDB_txn *txn, st_shard_tab *tab, uint32_t *max
 int vt_store_verify(vt_store *s, vt_verify_fn fn, void *ctx, vt_verify_report *rep) {
     if (!s) return vt_fail(-EINVAL, "vt_store_verify: NULL store");
     vctx v = {s, fn, ctx, {0}};
-    MDB_txn *txn;
-    int rc = st_txn_begin(s, 1, &txn);
+    /* the index file first: a damaged page could crash LMDB in the walk below */
+    int rc = st_sum_check(s);
+    if (rc == VT_ECORRUPT) {
+        problem(&v, rc, NULL, -1, 0, 0, "%s", vt_last_error());
+        if (rep) *rep = v.rep;
+        return st_fail(s, rc, "store %s: verify found 1 problem (index file damaged; not walked)",
+                       s->path);
+    }
     if (rc) return rc;
+    MDB_txn *txn;
+    if ((rc = st_txn_begin(s, 1, &txn))) return rc;
     st_shard_tab tab;
     uint32_t max_shard = 0;
     check_shards(&v, txn, &tab, &max_shard);

@@ -27,6 +27,7 @@ static int store_files_ok(void) {
         char tail;
         if (!strcmp(line, "./LOCK") || !strcmp(line, "./index") || !strcmp(line, "./data") ||
             !strcmp(line, "./index/data.mdb") || !strcmp(line, "./index/lock.mdb") ||
+            !strcmp(line, "./index/data.xxh") ||
             (sscanf(line, "./data/shard-%6u.vts%c", &id, &tail) == 1 && strlen(line) == 23))
             continue;
         fprintf(stderr, "unexpected path in the store: %s\n", line);
