@@ -106,6 +106,8 @@ static int add_item(vt_streamer *st, uint32_t *cap, uint32_t tensor, int64_t par
     return 0;
 }
 
+#define ST_LOAD_CHANGED 1 /* the store changed between the listing and a chunk-list read */
+
 static int load_tensors(vt_streamer *st) {
     list_ctx c = {st, 0, 0};
     int rc = vt_store_list(st->store, NULL, on_tensor, &c);
@@ -127,6 +129,10 @@ static int load_tensors(vt_streamer *st) {
                               t->ti.name, (unsigned long long)n);
         uint64_t got = 0;
         rc = vt_store_chunks(st->store, t->ti.name, t->chunks, n, &got);
+        /* the listing and this read are separate snapshots: a writer may have removed or
+         * replaced the tensor in between (a new record has a new id). Start over then. */
+        if (rc == VT_ENOTFOUND || rc == -ERANGE) return ST_LOAD_CHANGED;
+        if (!rc && got > 0 && t->chunks[0].tensor_id != t->ti.id) return ST_LOAD_CHANGED;
         if (!rc && got != n) rc = VT_ECORRUPT;
         if (rc)
             return vt_st_fail(st, rc, "tensor %s: reading its chunk list: %s", t->ti.name,
@@ -137,6 +143,7 @@ static int load_tensors(vt_streamer *st) {
                 return vt_st_fail(st, -ENOMEM, "tensor %s: out of memory for its aux (%llu bytes)",
                                   t->ti.name, (unsigned long long)t->ti.aux_bytes);
             rc = vt_store_read_aux(st->store, t->ti.name, t->aux, t->ti.aux_bytes, NULL);
+            if (rc == VT_ENOTFOUND) return ST_LOAD_CHANGED;
             if (rc)
                 return vt_st_fail(st, rc, "tensor %s: reading aux: %s", t->ti.name,
                                   vt_last_error());
@@ -226,7 +233,26 @@ int vt_streamer_open(vt_store *store, const vt_tier_config *cfg, vt_streamer **o
     st->st.engine = vt_io_engine_of(st->io);
     st->st.registered_buffers = vt_io_has_registered_memory(st->io);
     st->st.device_is_gpu = gpu;
-    if ((rc = load_tensors(st))) goto fail;
+    for (int attempt = 0;; attempt++) {
+        rc = load_tensors(st);
+        if (!rc) rc = vt_st_open_shards(st); /* 1 (= ST_LOAD_CHANGED): a shard went away */
+        if (rc != ST_LOAD_CHANGED) break;
+        if (attempt == 16) {
+            rc = vt_st_fail(st, -EAGAIN,
+                            "streamer: store %s kept changing while loading "
+                            "its tensor list",
+                            vt_store_path(st->store));
+            break;
+        }
+        for (uint32_t i = 0; i < st->ntensors; i++) {
+            vt_free(st->tensors[i].chunks);
+            vt_free(st->tensors[i].aux);
+        }
+        for (uint32_t i = 0; i < st->nitems; i++) vt_free(st->items[i].errmsg);
+        st->ntensors = 0;
+        st->nitems = 0;
+    }
+    if (rc) goto fail;
     st->demand_cap = 64;
     st->demand = vt_malloc(st->demand_cap * sizeof *st->demand);
     if (!st->demand) {

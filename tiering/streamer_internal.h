@@ -152,6 +152,8 @@ char *vt_st_ptr(vt_streamer *st, int tier, const vt_res *r);
 int vt_st_find(const vt_streamer *st, const char *name);
 /* streamer_io.c */
 void *vt_st_io_main(void *arg);
+/** Open the shard files of every chunk record up front (see streamer_io.c). */
+int vt_st_open_shards(vt_streamer *st);
 /* streamer_finish.c */
 void *vt_st_fin_main(void *arg);
 /** Free a job and its buffers (not its places). */

@@ -276,6 +276,22 @@ static int shard_file(vt_streamer *st, uint32_t shard, int *fid) {
     return 0;
 }
 
+/* Open every shard the snapshot's chunk records name, before the I/O thread starts. An open
+ * descriptor outlives an unlink, so a gc that compacts those shards after this point cannot
+ * take their bytes away from this streamer. A shard no longer in the index means a gc
+ * committed after the snapshot was taken: returns 1 so the caller takes a new snapshot. */
+int vt_st_open_shards(vt_streamer *st) {
+    for (uint32_t t = 0; t < st->ntensors; t++) {
+        const vt_stensor *T = &st->tensors[t];
+        for (uint64_t i = 0; i < T->ti.n_chunks; i++) {
+            int fid, rc = shard_file(st, T->chunks[i].shard_id, &fid);
+            if (rc == VT_ENOTFOUND) return 1;
+            if (rc) return vt_st_fail(st, rc, "streamer: %s", vt_last_error());
+        }
+    }
+    return 0;
+}
+
 static void job_err(vt_job *j, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static void job_err(vt_job *j, int code, const char *fmt, ...) {
