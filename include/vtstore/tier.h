@@ -41,12 +41,11 @@
  * number of threads at once. plan must not run concurrently with acquires. A handle stays valid
  * (its bytes unchanged) until it is released.
  *
- * Garbage collection: a streamer reads the chunk lists of the store when it opens and opens a
- * shard file on its first read from it. A vt_store_gc (any process) that compacts a shard the
- * streamer has not opened yet deletes it, and acquiring a tensor stored there then fails with
- * VT_ENOTFOUND ("shard N is not in the index"; never wrong bytes). Do not run gc while a
- * streamer opened before it is in use, or reopen the streamer after gc. Imports and removes
- * are safe (they never delete or rewrite a committed shard).
+ * Garbage collection: a streamer takes one consistent snapshot at open (tensor list, chunk
+ * lists, and an open descriptor on every shard they name; taken again if a writer changed the
+ * store between those reads). A vt_store_gc in any process may then compact and delete those
+ * shards: the streamer keeps reading its snapshot's bytes through its descriptors. It costs
+ * two file descriptors per shard for the streamer's lifetime.
  *
  * Holding handles: a streamed tensor occupies a ring slot from its read until its release, so at
  * most ring_slots streamed handles can be held at once. When every slot is held by the calling
@@ -168,13 +167,12 @@ int vt_streamer_placement(vt_streamer *st, const char *name, vt_placement *out);
 /** Make tensor @p name resident in the top tier and describe it in @p out (data, aux, location,
  *  format, rows, cols...). Blocks until the bytes are there; moves the prefetch window to this
  *  tensor's place in a cyclic schedule. The bytes stay put until vt_streamer_release(out).
- *  Errors: VT_ENOTFOUND (no such tensor; or its shard was deleted by a gc run after this
- *  streamer opened: see the overview), VT_EBUDGET (tensor larger than a ring slot or the tier
- *  budget, without chunkwise: the message gives sizes; or every ring slot of the top tier held by
- *  this thread's handles), VT_EUSAGE (the last plan failed), VT_ECORRUPT (checksum mismatch:
- *  tensor, chunk, shard and offset named), -EIO and other read errors (file and offset named),
- *  -ENOMEM, VT_ECUDA (also from waiting on the device copy). After an error the tensor may be
- *  acquired again (it is re-read). */
+ *  Errors: VT_ENOTFOUND (no such tensor in the streamer's snapshot), VT_EBUDGET (tensor larger than
+ * a ring slot or the tier budget, without chunkwise: the message gives sizes; or every ring slot of
+ * the top tier held by this thread's handles), VT_EUSAGE (the last plan failed), VT_ECORRUPT
+ * (checksum mismatch: tensor, chunk, shard and offset named), -EIO and other read errors (file and
+ * offset named), -ENOMEM, VT_ECUDA (also from waiting on the device copy). After an error the
+ * tensor may be acquired again (it is re-read). */
 int vt_streamer_acquire(vt_streamer *st, const char *name, vt_weight *out);
 
 /** Number of parts vt_streamer_acquire_part serves for @p name: its store chunk count when it is
