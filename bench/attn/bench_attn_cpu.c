@@ -72,10 +72,14 @@ int main(int argc, char **argv) {
             for (uint64_t i = 0; i < nkv; i++) k[i] = rand() / (float)RAND_MAX - 0.5f;
             for (uint64_t i = 0; i < nkv; i++) v[i] = rand() / (float)RAND_MAX - 0.5f;
             for (uint64_t i = 0; i < nqo; i++) q[i] = rand() / (float)RAND_MAX - 0.5f;
-            vt_kv_cache_config cc = {.location = VT_LOC_HOST, .format = VT_FMT_F16,
-                                     .n_kv_heads = Hkv, .head_dim = D, .capacity = n};
+            vt_kv_cache_config cc = {.location = VT_LOC_HOST,
+                                     .format = VT_FMT_F16,
+                                     .n_kv_heads = Hkv,
+                                     .head_dim = D,
+                                     .capacity = n};
             vt_kv_cache *kv;
-            if (vt_kv_cache_create(&cc, &kv) || vt_kv_cache_append(kv, k, v, VT_DTYPE_F32, n, NULL)) {
+            if (vt_kv_cache_create(&cc, &kv) ||
+                vt_kv_cache_append(kv, k, v, VT_DTYPE_F32, n, NULL)) {
                 fprintf(stderr, "bench: %s\n", vt_last_error());
                 return 1;
             }
@@ -118,17 +122,19 @@ int main(int argc, char **argv) {
             formula[1] = (tasks < threads ? tasks : threads) *
                          (rows * (2.0 * D + 64 + 3) * 4 + 2.0 * 64 * D * 4);
             double fl = vt_attn_flops(&p);
-            printf("%6llu %6s %7s | %10.2f %8.2f %11.2f %11.2f | %10.2f %8.2f %11.3f %11.3f | %6.2fx\n",
+            printf("%6llu %6s %7s | %10.2f %8.2f %11.2f %11.2f | %10.2f %8.2f %11.3f %11.3f | "
+                   "%6.2fx\n",
                    (unsigned long long)n, causal ? "yes" : "no", "f16", ms[0], fl / ms[0] / 1e6,
                    peak[0] / 1048576, formula[0] / 1048576, ms[1], fl / ms[1] / 1e6,
                    peak[1] / 1048576, formula[1] / 1048576, ms[0] / ms[1]);
             if (js)
-                fprintf(js,
-                        "%s{\"n\": %llu, \"causal\": %d, \"naive_ms\": %.4f, \"flash_ms\": %.4f, "
-                        "\"naive_peak_bytes\": %.0f, \"naive_formula_bytes\": %.0f, "
-                        "\"flash_peak_bytes\": %.0f, \"flash_formula_bytes\": %.0f, \"flops\": %.0f}",
-                        first ? "" : ",\n", (unsigned long long)n, causal, ms[0], ms[1], peak[0],
-                        formula[0], peak[1], formula[1], fl);
+                fprintf(
+                    js,
+                    "%s{\"n\": %llu, \"causal\": %d, \"naive_ms\": %.4f, \"flash_ms\": %.4f, "
+                    "\"naive_peak_bytes\": %.0f, \"naive_formula_bytes\": %.0f, "
+                    "\"flash_peak_bytes\": %.0f, \"flash_formula_bytes\": %.0f, \"flops\": %.0f}",
+                    first ? "" : ",\n", (unsigned long long)n, causal, ms[0], ms[1], peak[0],
+                    formula[0], peak[1], formula[1], fl);
             first = 0;
             vt_kv_cache_destroy(kv);
             free(k), free(v), free(q), free(o);

@@ -11,13 +11,13 @@
 #include "vtstore/attn.h"
 #include "vtstore/device.h"
 
-#define TRY(x)                                                                                    \
-    do {                                                                                          \
-        int rc_ = (x);                                                                            \
-        if (rc_) {                                                                                \
-            fprintf(stderr, "%s: %s (%s)\n", #x, vt_strerror(rc_), vt_last_error());             \
-            exit(1);                                                                              \
-        }                                                                                         \
+#define TRY(x)                                                                                     \
+    do {                                                                                           \
+        int rc_ = (x);                                                                             \
+        if (rc_) {                                                                                 \
+            fprintf(stderr, "%s: %s (%s)\n", #x, vt_strerror(rc_), vt_last_error());               \
+            exit(1);                                                                               \
+        }                                                                                          \
     } while (0)
 
 static FILE *js;
@@ -25,8 +25,12 @@ static int first = 1;
 
 /* Cache of H x capacity tokens filled by appending one random chunk repeatedly. */
 static vt_kv_cache *make_cache(uint32_t fmt, uint32_t hkv, uint32_t d, uint64_t n) {
-    vt_kv_cache_config cc = {.location = VT_LOC_DEVICE, .format = fmt, .n_kv_heads = hkv,
-                             .head_dim = d, .capacity = n, .tensor_scale = 0.01f};
+    vt_kv_cache_config cc = {.location = VT_LOC_DEVICE,
+                             .format = fmt,
+                             .n_kv_heads = hkv,
+                             .head_dim = d,
+                             .capacity = n,
+                             .tensor_scale = 0.01f};
     vt_kv_cache *kv;
     TRY(vt_kv_cache_create(&cc, &kv));
     uint64_t chunk = n < 1024 ? n : 1024, el = (uint64_t)hkv * chunk * d;
@@ -70,8 +74,8 @@ int main(int argc, char **argv) {
     js = fopen("bench_attn_gpu.json", "w");
     if (js) fprintf(js, "{\"prefill\": [\n");
     const uint32_t B = 2, H = 16; /* prefill: B*H = 32 heads folded */
-    printf("prefill (B %u, H %u, f16 Q, f16 K/V)\n%5s %6s %6s %10s %9s\n", B, H, "D", "N",
-           "causal", "ms", "TFLOP/s");
+    printf("prefill (B %u, H %u, f16 Q, f16 K/V)\n%5s %6s %6s %10s %9s\n", B, H, "D", "N", "causal",
+           "ms", "TFLOP/s");
     for (uint32_t d = 64; d <= 128; d *= 2)
         for (uint64_t n = 1024; n <= max_n; n *= 2)
             for (int causal = 0; causal < 2; causal++) {
@@ -89,7 +93,9 @@ int main(int argc, char **argv) {
                 printf("%5u %6llu %6s %10.3f %9.1f\n", d, (unsigned long long)n,
                        causal ? "yes" : "no", ms, tf);
                 if (js)
-                    fprintf(js, "%s{\"d\": %u, \"n\": %llu, \"causal\": %d, \"ms\": %.5f, \"tflops\": %.3f}",
+                    fprintf(js,
+                            "%s{\"d\": %u, \"n\": %llu, \"causal\": %d, \"ms\": %.5f, \"tflops\": "
+                            "%.3f}",
                             first ? "" : ",\n", d, (unsigned long long)n, causal, ms, tf);
                 first = 0;
                 vt_dev_free(q), vt_dev_free(o);
@@ -99,8 +105,8 @@ int main(int argc, char **argv) {
     first = 1;
     const uint32_t fmts[] = {VT_FMT_F16, VT_FMT_Q8_0, VT_FMT_Q4_0, VT_FMT_NF4};
     const char *names[] = {"f16", "q8_0", "q4_0", "nf4"};
-    printf("\ndecode (H 32 = Hkv, D 128, one query per sequence)\n%3s %8s %6s %10s %12s %9s\n",
-           "B", "Nk", "kv", "ms", "KV bytes", "GB/s");
+    printf("\ndecode (H 32 = Hkv, D 128, one query per sequence)\n%3s %8s %6s %10s %12s %9s\n", "B",
+           "Nk", "kv", "ms", "KV bytes", "GB/s");
     for (uint32_t b = 1; b <= 8; b *= 8)
         for (uint64_t nk = 4096; nk <= max_nk; nk *= 2)
             for (int f = 0; f < 4; f++) {
@@ -121,7 +127,8 @@ int main(int argc, char **argv) {
                        ms, bytes, bytes / ms / 1e6);
                 if (js)
                     fprintf(js,
-                            "%s{\"b\": %u, \"nk\": %llu, \"kv\": \"%s\", \"ms\": %.5f, \"bytes\": %.0f}",
+                            "%s{\"b\": %u, \"nk\": %llu, \"kv\": \"%s\", \"ms\": %.5f, \"bytes\": "
+                            "%.0f}",
                             first ? "" : ",\n", b, (unsigned long long)nk, names[f], ms, bytes);
                 first = 0;
                 vt_dev_free(q), vt_dev_free(o);

@@ -30,8 +30,9 @@ static int example(const char *path) {
         float *x = calloc(w.cols, sizeof *x), *y = calloc(w.rows, sizeof *y);
         for (uint64_t c = 0; x && c < w.cols; c++) x[c] = 1.0f;
         rc = x && y ? vt_gemv(&w, x, y, 1, NULL) : -12;
-        if (!rc) printf("%s: %llux%llu, y[0] = %g\n", names[i], (unsigned long long)w.rows,
-                        (unsigned long long)w.cols, y[0]);
+        if (!rc)
+            printf("%s: %llux%llu, y[0] = %g\n", names[i], (unsigned long long)w.rows,
+                   (unsigned long long)w.cols, y[0]);
         free(x);
         free(y);
         int rc2 = vt_streamer_release(st, &w);
@@ -52,15 +53,15 @@ int main(int argc, char **argv) {
 
     /* one declaration of each public header, resolved at link time */
     const any_fn fns[] = {
-        (any_fn)vt_strerror,              /* core.h */
-        (any_fn)vt_quantize,              /* quant.h */
-        (any_fn)vt_store_open,            /* store.h */
-        (any_fn)vt_import_file,           /* import.h */
-        (any_fn)vt_meta_get_u32,          /* meta.h */
-        (any_fn)vt_streamer_open,         /* tier.h */
-        (any_fn)vt_gemv,                  /* kernels.h */
-        (any_fn)vt_dev_malloc,            /* device.h */
-        (any_fn)vt_kv_cache_create,       /* attn.h */
+        (any_fn)vt_strerror,        /* core.h */
+        (any_fn)vt_quantize,        /* quant.h */
+        (any_fn)vt_store_open,      /* store.h */
+        (any_fn)vt_import_file,     /* import.h */
+        (any_fn)vt_meta_get_u32,    /* meta.h */
+        (any_fn)vt_streamer_open,   /* tier.h */
+        (any_fn)vt_gemv,            /* kernels.h */
+        (any_fn)vt_dev_malloc,      /* device.h */
+        (any_fn)vt_kv_cache_create, /* attn.h */
     };
     for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) CHECK(fns[i] != NULL);
     CHECK(sizeof(vt_block_q8_0) == 34); /* blocks.h */
