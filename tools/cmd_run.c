@@ -8,6 +8,7 @@
 
 #include "cli.h"
 #include "run/llama.h"
+#include "run/hf_config.h"
 #include "run/tokenizer.h"
 #include "vtstore/attn.h"
 #include "vtstore/kernels.h"
@@ -22,7 +23,8 @@ static void usage(FILE *f) {
         f, "usage: vtstore run STORE (--prompt TEXT | --tokens IDS) [options]\n"
            "\n"
            "Greedy decoding of the Llama-family model in STORE (hyperparameters and tokenizer\n"
-           "from the GGUF metadata kept at import). Weights are streamed through the tiers in\n"
+           "from the GGUF metadata kept at import, or from the config.json and tokenizer.json\n"
+           "kept beside safetensors). Weights are streamed through the tiers in\n"
            "forward order; generated text goes to stdout as it is produced, stats to stderr.\n"
            "\n"
            "  --prompt TEXT     text, encoded with the model's BPE (no BOS is added)\n"
@@ -151,12 +153,21 @@ static int32_t argmax(const float *v, uint32_t n) {
     return (int32_t)b;
 }
 
-/* Tokenizer from the GGUF vocabulary kept in the store: tokens, merges, token types. */
+/* Tokenizer from the GGUF vocabulary kept in the store: tokens, merges, token types; or, in a
+ * store imported from safetensors, from the tokenizer.json kept beside it. */
 static int load_tokenizer(vt_store *s, vt_tok **tok) {
     vt_meta_strings *toks = NULL, *merges = NULL;
     int32_t *types = NULL;
     uint64_t ntypes = 0;
     const char *key = "gguf.tokenizer.ggml.tokens";
+    uint32_t ty;
+    if (vt_meta_get_type(s, key, &ty, NULL) == VT_ENOTFOUND &&
+        !vt_meta_get_type(s, "tokenizer.json", &ty, NULL)) {
+        vt_clear_error();
+        int rc = vt_hf_tokenizer_load(s, tok);
+        return rc ? vt_fail(rc, "store metadata tokenizer.json: %s", vt_last_error()) : 0;
+    }
+    vt_clear_error();
     int rc = vt_meta_get_strings(s, key, &toks);
     if (!rc) rc = vt_meta_get_strings(s, key = "gguf.tokenizer.ggml.merges", &merges);
     if (rc) {

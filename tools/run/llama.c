@@ -12,15 +12,35 @@
 #include "vtstore/kernels.h"
 #include "vtstore/meta.h"
 
+#include "hf_config.h"
+
 /* Per-layer tensors in forward order. */
 enum { L_ATTN_NORM, L_Q, L_K, L_V, L_O, L_FFN_NORM, L_GATE, L_UP, L_DOWN, L_COUNT };
 static const char *const layer_suffix[L_COUNT] = {
     "attn_norm.weight", "attn_q.weight",   "attn_k.weight", "attn_v.weight",  "attn_output.weight",
     "ffn_norm.weight",  "ffn_gate.weight", "ffn_up.weight", "ffn_down.weight"};
 
-#define EMBD_NAME  "token_embd.weight"
-#define HEAD_NAME  "output.weight"
-#define ONORM_NAME "output_norm.weight"
+/* The same roles under Hugging Face's names (a store imported from safetensors). */
+static const char *const hf_suffix[L_COUNT] = {
+    "input_layernorm.weight",  "self_attn.q_proj.weight", "self_attn.k_proj.weight",
+    "self_attn.v_proj.weight", "self_attn.o_proj.weight", "post_attention_layernorm.weight",
+    "mlp.gate_proj.weight",    "mlp.up_proj.weight",      "mlp.down_proj.weight"};
+
+static const char *embd_name(const vt_llama_hparams *hp) {
+    return hp->hf ? "model.embed_tokens.weight" : "token_embd.weight";
+}
+static const char *head_name(const vt_llama_hparams *hp) {
+    return hp->hf ? "lm_head.weight" : "output.weight";
+}
+static const char *onorm_name(const vt_llama_hparams *hp) {
+    return hp->hf ? "model.norm.weight" : "output_norm.weight";
+}
+static void layer_name(const vt_llama_hparams *hp, uint32_t l, int t, char *buf, size_t cap) {
+    if (hp->hf)
+        snprintf(buf, cap, "model.layers.%u.%s", l, hf_suffix[t]);
+    else
+        snprintf(buf, cap, "blk.%u.%s", l, layer_suffix[t]);
+}
 
 struct vt_llama {
     vt_store *store; /* borrowed */
@@ -29,7 +49,7 @@ struct vt_llama {
     vt_llama_opts o;
     char **names; /* [n_names] the schedule, one pass */
     size_t n_names;
-    const char *head; /* EMBD_NAME when tied, else HEAD_NAME */
+    const char *head; /* the embedding when tied, else the output head */
     uint64_t model_bytes;
     uint64_t embd_rpc; /* rows per chunk of token_embd (= rows of each streamed part) */
     vt_kv_cache **kv;  /* [n_layers] */
@@ -59,6 +79,9 @@ struct vt_llama {
     /* device scratch (gpu only) */
     void *dx, *dy, *dq, *dkv, *dout, *drow;
     size_t dx_n, dy_n, drow_n;
+    void *dws;     /* attention decode workspace, sized once for the cache capacity */
+    size_t dws_n;  /* its bytes */
+    int dws_sized; /* dws allocated (or none needed) */
 };
 
 void vt_llama_opts_init(vt_llama_opts *o) {
@@ -130,14 +153,62 @@ static int check_shape(vt_store *s, const char *name, uint64_t rows, uint64_t co
     return 0;
 }
 
+static int check_dims(vt_llama_hparams *hp);
+static int check_tensors(vt_store *s, vt_llama_hparams *hp);
+
+/* A Hugging Face model: config.json (LlamaConfig) kept beside safetensors, HF tensor names,
+ * rotate_half RoPE over the whole head (HF's q/k rows are not permuted as GGUF's are). */
+static int hparams_hf(vt_store *s, vt_llama_hparams *hp) {
+    vt_hf_config c;
+    int rc = vt_hf_config_load(s, &c);
+    if (rc) return vt_fail(rc, "model metadata config.json: %s", vt_last_error());
+    if (c.model_type[0] && strcmp(c.model_type, "llama"))
+        return vt_fail(VT_EUNSUPPORTED, "config.json: model_type '%s' (only llama is supported)",
+                       c.model_type);
+    if (c.rope_scaling)
+        return vt_fail(VT_EUNSUPPORTED, "config.json: rope_scaling is not supported");
+    snprintf(hp->arch, sizeof hp->arch, "%s", c.model_type[0] ? c.model_type : "llama");
+    hp->hf = 1;
+    hp->n_layers = c.n_layers;
+    hp->dim = c.hidden_size;
+    hp->ffn_dim = c.intermediate_size;
+    hp->n_heads = c.n_heads;
+    hp->n_kv_heads = c.n_kv_heads;
+    hp->ctx_len = c.max_pos;
+    hp->rope_theta = c.rope_theta;
+    hp->norm_eps = c.rms_eps;
+    hp->bos_id = c.bos_id;
+    hp->eos_id = c.eos_id;
+    if ((rc = check_dims(hp))) return rc;
+    if (c.head_dim && c.head_dim != hp->head_dim)
+        return vt_fail(VT_EUNSUPPORTED, "config.json: head_dim %u is not hidden_size / heads = %u",
+                       c.head_dim, hp->head_dim);
+    hp->rope_dim = hp->head_dim;
+    if ((rc = check_tensors(s, hp))) return rc;
+    if (c.vocab_size && c.vocab_size != hp->vocab)
+        return vt_fail(VT_EFORMAT, "config.json: vocab_size %u, %s has %u rows", c.vocab_size,
+                       embd_name(hp), hp->vocab);
+    if (c.tie == 0 && hp->tied_output)
+        return vt_fail(VT_ENOTFOUND, "config.json says the head is not tied, but %s is missing",
+                       head_name(hp));
+    if (c.tie == 1) hp->tied_output = 1; /* a tied model ignores any lm_head.weight */
+    return 0;
+}
+
 int vt_llama_hparams_load(vt_store *s, vt_llama_hparams *hp) {
     if (!s || !hp) return vt_fail(-EINVAL, "vt_llama_hparams_load: NULL argument");
     memset(hp, 0, sizeof *hp);
     int rc = vt_meta_get_string(s, "gguf.general.architecture", hp->arch, sizeof hp->arch, NULL);
+    uint32_t cfg_type;
+    if (rc == VT_ENOTFOUND && !vt_meta_get_type(s, "config.json", &cfg_type, NULL)) {
+        vt_clear_error();
+        return hparams_hf(s, hp);
+    }
     if (rc)
         return vt_fail(rc,
                        "model metadata gguf.general.architecture: %s (a store imported from "
-                       "a Llama-family GGUF has it)",
+                       "a Llama-family GGUF has it, or one from safetensors with a config.json "
+                       "beside it)",
                        vt_strerror(rc));
     const char *a = hp->arch;
     if ((rc = meta_u32(s, a, "block_count", &hp->n_layers, 1, 0)) ||
@@ -150,6 +221,16 @@ int vt_llama_hparams_load(vt_store *s, vt_llama_hparams *hp) {
         (rc = meta_f32(s, a, "rope.freq_base", &hp->rope_theta, 10000.0f)) ||
         (rc = meta_f32(s, a, "attention.layer_norm_rms_epsilon", &hp->norm_eps, 1e-5f)))
         return rc;
+    if ((rc = check_dims(hp))) return rc;
+    if ((rc = meta_u32(s, a, "rope.dimension_count", &hp->rope_dim, 0, hp->head_dim))) return rc;
+    if ((rc = meta_id(s, "tokenizer.ggml.bos_token_id", &hp->bos_id)) ||
+        (rc = meta_id(s, "tokenizer.ggml.eos_token_id", &hp->eos_id)))
+        return rc;
+    return check_tensors(s, hp);
+}
+
+/* The shared checks of the head counts and dimensions; sets head_dim. */
+static int check_dims(vt_llama_hparams *hp) {
     if (!hp->n_layers || !hp->dim || !hp->ffn_dim || !hp->n_heads || !hp->n_kv_heads ||
         hp->dim % hp->n_heads || hp->n_heads % hp->n_kv_heads)
         return vt_fail(VT_EFORMAT,
@@ -157,41 +238,42 @@ int vt_llama_hparams_load(vt_store *s, vt_llama_hparams *hp) {
                        "%u heads, %u kv heads",
                        hp->n_layers, hp->dim, hp->ffn_dim, hp->n_heads, hp->n_kv_heads);
     hp->head_dim = hp->dim / hp->n_heads;
-    if ((rc = meta_u32(s, a, "rope.dimension_count", &hp->rope_dim, 0, hp->head_dim))) return rc;
+    if (!(hp->rope_theta > 0) || !(hp->norm_eps > 0))
+        return vt_fail(VT_EFORMAT, "rope theta %g, norm eps %g", hp->rope_theta, hp->norm_eps);
+    return 0;
+}
+
+/* The tensors the hyperparameters need, with their shapes; sets vocab and tied_output. */
+static int check_tensors(vt_store *s, vt_llama_hparams *hp) {
+    int rc;
     if (hp->rope_dim > hp->head_dim || hp->rope_dim % 2)
         return vt_fail(VT_EFORMAT, "rope dimension %u with head dim %u", hp->rope_dim,
                        hp->head_dim);
-    if (!(hp->rope_theta > 0) || !(hp->norm_eps > 0))
-        return vt_fail(VT_EFORMAT, "rope theta %g, norm eps %g", hp->rope_theta, hp->norm_eps);
-    if ((rc = meta_id(s, "tokenizer.ggml.bos_token_id", &hp->bos_id)) ||
-        (rc = meta_id(s, "tokenizer.ggml.eos_token_id", &hp->eos_id)))
-        return rc;
-
     vt_tensor_info ti;
-    if ((rc = vt_store_stat(s, EMBD_NAME, &ti)))
-        return vt_fail(rc, "model tensor %s: %s", EMBD_NAME, vt_strerror(rc));
+    if ((rc = vt_store_stat(s, embd_name(hp), &ti)))
+        return vt_fail(rc, "model tensor %s: %s", embd_name(hp), vt_strerror(rc));
     if (ti.cols != hp->dim || ti.rows == 0 || ti.rows > INT32_MAX)
-        return vt_fail(VT_EFORMAT, "%s is %llux%llu, embedding length is %u", EMBD_NAME,
+        return vt_fail(VT_EFORMAT, "%s is %llux%llu, embedding length is %u", embd_name(hp),
                        (unsigned long long)ti.rows, (unsigned long long)ti.cols, hp->dim);
     hp->vocab = (uint32_t)ti.rows;
-    rc = vt_store_stat(s, HEAD_NAME, &ti);
+    rc = vt_store_stat(s, head_name(hp), &ti);
     if (rc == VT_ENOTFOUND) {
         hp->tied_output = 1;
         vt_clear_error();
     } else if (rc) {
         return rc;
-    } else if ((rc = check_shape(s, HEAD_NAME, hp->vocab, hp->dim))) {
+    } else if ((rc = check_shape(s, head_name(hp), hp->vocab, hp->dim))) {
         return rc;
     }
     uint32_t qd = hp->n_heads * hp->head_dim, kvd = hp->n_kv_heads * hp->head_dim;
-    if ((rc = check_shape(s, ONORM_NAME, 1, hp->dim))) return rc;
+    if ((rc = check_shape(s, onorm_name(hp), 1, hp->dim))) return rc;
     for (uint32_t l = 0; l < hp->n_layers; l++) {
         static const int rows_of[L_COUNT] = {-1, 0, 1, 1, 2, -1, 3, 3, 2};
         static const int cols_of[L_COUNT] = {2, 2, 2, 2, 0, 2, 2, 2, 3};
         uint64_t dimv[4] = {qd, kvd, hp->dim, hp->ffn_dim};
         for (int t = 0; t < L_COUNT; t++) {
             char name[96];
-            snprintf(name, sizeof name, "blk.%u.%s", l, layer_suffix[t]);
+            layer_name(hp, l, t, name, sizeof name);
             uint64_t r = rows_of[t] < 0 ? 1 : dimv[rows_of[t]];
             if ((rc = check_shape(s, name, r, dimv[cols_of[t]]))) return rc;
         }
@@ -223,7 +305,7 @@ void vt_llama_close(vt_llama *m) {
     float *bufs[] = {m->x,   m->h, m->q, m->k, m->v,   m->qt,     m->kt,  m->vt,   m->ot,
                      m->att, m->g, m->u, m->y, m->nrm, m->rowbuf, m->tmp, m->lbuf, m->cand_row};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) vt_free(bufs[i]);
-    void *dbufs[] = {m->dx, m->dy, m->dq, m->dkv, m->dout, m->drow};
+    void *dbufs[] = {m->dx, m->dy, m->dq, m->dkv, m->dout, m->drow, m->dws};
     for (size_t i = 0; i < sizeof dbufs / sizeof dbufs[0]; i++) vt_dev_free(dbufs[i]);
     vt_free(m);
 }
@@ -238,15 +320,15 @@ static int schedule_names(const vt_llama_hparams *hp, char ***out, size_t *count
     size_t n = 1 + (size_t)hp->n_layers * L_COUNT + 1 + (hp->tied_output ? 0 : 1), i = 0;
     char **names = vt_calloc(n, sizeof *names);
     if (!names) return vt_fail(-ENOMEM, "out of memory for the schedule");
-    names[i++] = vt_strdup(EMBD_NAME);
+    names[i++] = vt_strdup(embd_name(hp));
     for (uint32_t l = 0; l < hp->n_layers; l++)
         for (int t = 0; t < L_COUNT; t++) {
             char name[96];
-            snprintf(name, sizeof name, "blk.%u.%s", l, layer_suffix[t]);
+            layer_name(hp, l, t, name, sizeof name);
             names[i++] = vt_strdup(name);
         }
-    names[i++] = vt_strdup(ONORM_NAME);
-    if (!hp->tied_output) names[i++] = vt_strdup(HEAD_NAME);
+    names[i++] = vt_strdup(onorm_name(hp));
+    if (!hp->tied_output) names[i++] = vt_strdup(head_name(hp));
     *out = names;
     *count = n;
     for (i = 0; i < n; i++)
@@ -301,7 +383,7 @@ static int build_schedule(vt_llama *m) {
                             &resident);
     if (rc) return rc;
     vt_tensor_info ti;
-    if ((rc = vt_store_stat(m->store, EMBD_NAME, &ti))) return rc;
+    if ((rc = vt_store_stat(m->store, embd_name(&m->hp), &ti))) return rc;
     m->embd_rpc = ti.rows_per_chunk ? ti.rows_per_chunk : ti.rows;
     if (!m->o.ram_bytes) m->o.ram_bytes = resident;
     if (m->gpu && !m->o.vram_bytes) m->o.vram_bytes = resident;
@@ -378,7 +460,7 @@ int vt_llama_open(vt_store *s, const vt_llama_opts *o, vt_llama **out) {
         goto fail;
     }
     if ((rc = vt_llama_hparams_load(s, &m->hp))) goto fail;
-    m->head = m->hp.tied_output ? EMBD_NAME : HEAD_NAME;
+    m->head = m->hp.tied_output ? embd_name(&m->hp) : head_name(&m->hp);
     if ((rc = build_schedule(m))) goto fail;
     m->max_ctx = m->o.max_ctx ? m->o.max_ctx
                               : (m->hp.ctx_len && m->hp.ctx_len < 2048 ? m->hp.ctx_len : 2048);
@@ -563,7 +645,8 @@ static int dequant_row(vt_llama *m, const vt_weight *w0, uint64_t r, float *out)
         rc = vt_dev_sync(NULL);
     }
     if (rc)
-        return vt_fail(rc, "%s row %llu: %s", EMBD_NAME, (unsigned long long)r, vt_last_error());
+        return vt_fail(rc, "%s row %llu: %s", embd_name(&m->hp), (unsigned long long)r,
+                       vt_last_error());
     memcpy(out, m->rowbuf + (size_t)(r - sub.row0) * w.cols, w.cols * sizeof(float));
     return 0;
 }
@@ -586,15 +669,15 @@ static int embed(vt_llama *m, const int32_t *tok, uint32_t n, float *X) {
         return rc;
     }
     uint64_t np;
-    if ((rc = vt_streamer_parts(m->st, EMBD_NAME, &np)))
-        return vt_fail(rc, "%s: %s", EMBD_NAME, vt_streamer_errmsg(m->st));
+    if ((rc = vt_streamer_parts(m->st, embd_name(&m->hp), &np)))
+        return vt_fail(rc, "%s: %s", embd_name(&m->hp), vt_streamer_errmsg(m->st));
     for (uint64_t p = 0; p < np && !rc; p++) {
         int need = 0;
         for (uint32_t i = 0; i < n && !need; i++)
             need = np == 1 || (uint64_t)tok[i] / m->embd_rpc == p;
         if (!need) continue;
         vt_weight w;
-        if ((rc = acq(m, EMBD_NAME, p, np, &w))) return rc;
+        if ((rc = acq(m, embd_name(&m->hp), p, np, &w))) return rc;
         for (uint32_t i = 0; i < n && !rc; i++)
             if ((uint64_t)tok[i] >= w.row0 && (uint64_t)tok[i] < w.row0 + w.rows)
                 rc = dequant_row(m, &w, (uint64_t)tok[i], X + (size_t)i * dim);
@@ -613,17 +696,19 @@ static void rmsnorm(float *out, const float *x, const float *g, uint32_t d, floa
 }
 
 /* Rotate adjacent pairs (x[2i], x[2i+1]) of the first rope_dim values of each head (llama.cpp's
- * normal RoPE, which GGUF's permuted attn_q/attn_k rows expect). */
+ * normal RoPE, which GGUF's permuted attn_q/attn_k rows expect), or for a Hugging Face model the
+ * pairs (x[i], x[i + rope_dim/2]) (rotate_half: HF's q/k rows are not permuted). */
 static void rope(const vt_llama *m, float *v, uint32_t heads, uint32_t pos) {
     const uint32_t D = m->hp.head_dim, half = m->hp.rope_dim / 2;
+    const size_t step = m->hp.hf ? 1 : 2, off = m->hp.hf ? half : 1;
     for (uint32_t i = 0; i < half; i++) {
         double a = (double)pos * m->inv_freq[i];
         float c = (float)cos(a), s = (float)sin(a);
         for (uint32_t h = 0; h < heads; h++) {
-            float *p = v + (size_t)h * D + 2 * i;
-            float x0 = p[0], x1 = p[1];
+            float *p = v + (size_t)h * D + step * i;
+            float x0 = p[0], x1 = p[off];
             p[0] = x0 * c - x1 * s;
-            p[1] = x0 * s + x1 * c;
+            p[off] = x0 * s + x1 * c;
         }
     }
 }
@@ -674,6 +759,18 @@ static int attention(vt_llama *m, uint32_t l, uint32_t n) {
         p.q = m->dq;
         p.o = m->dout;
         vt_kv_cache_view(m->kv[l], &p.kv);
+        if (!m->dws_sized) { /* once per model: the largest need over chunk sizes, full cache */
+            vt_attn_params w = p;
+            w.kv.n_tokens = m->max_ctx;
+            for (w.n_q = 1; w.n_q <= m->ub; w.n_q++) {
+                size_t b = vt_attn_workspace_bytes(&w);
+                if (b > m->dws_n) m->dws_n = b;
+            }
+            if ((rc = vt_dev_malloc(&m->dws, m->dws_n))) goto out;
+            m->dws_sized = 1;
+        }
+        p.workspace = m->dws;
+        p.workspace_bytes = m->dws_n;
         if ((rc = vt_attn_forward(&p)) ||
             (rc = vt_dev_memcpy_d2h(m->ot, m->dout, qn * sizeof(float), NULL)))
             goto out;
@@ -696,8 +793,7 @@ static int forward_chunk(vt_llama *m, const int32_t *tok, uint32_t n, float *log
     if (rc) return rc;
     char nm[L_COUNT][96];
     for (uint32_t l = 0; l < hp->n_layers; l++) {
-        for (int t = 0; t < L_COUNT; t++)
-            snprintf(nm[t], sizeof nm[t], "blk.%u.%s", l, layer_suffix[t]);
+        for (int t = 0; t < L_COUNT; t++) layer_name(hp, l, t, nm[t], sizeof nm[t]);
         if ((rc = load_vec(m, nm[L_ATTN_NORM], m->nrm, dim))) return rc;
         for (uint32_t i = 0; i < n; i++)
             rmsnorm(m->h + (size_t)i * dim, m->x + (size_t)i * dim, m->nrm, dim, hp->norm_eps);
@@ -727,7 +823,7 @@ static int forward_chunk(vt_llama *m, const int32_t *tok, uint32_t n, float *log
         for (size_t i = 0; i < (size_t)n * dim; i++) m->x[i] += m->y[i];
     }
     m->n_past += n;
-    if ((rc = load_vec(m, ONORM_NAME, m->nrm, dim))) return rc;
+    if ((rc = load_vec(m, onorm_name(&m->hp), m->nrm, dim))) return rc;
     uint32_t first = all ? 0 : n - 1, nh = n - first;
     for (uint32_t i = first; i < n; i++)
         rmsnorm(m->h + (size_t)(i - first) * dim, m->x + (size_t)i * dim, m->nrm, dim,

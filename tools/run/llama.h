@@ -3,7 +3,8 @@
  * `vtstore run`; not a public API of the library).
  *
  * Weights come only from a streamer (vtstore/tier.h) whose cyclic schedule is the model's
- * forward order:
+ * forward order (GGUF names shown; a Hugging Face store uses model.embed_tokens.weight,
+ * model.layers.N.*, model.norm.weight [, lm_head.weight]):
  *
  *     token_embd, blk.0.{attn_norm, attn_q, attn_k, attn_v, attn_output, ffn_norm, ffn_gate,
  *     ffn_up, ffn_down}, ..., blk.N-1.*, output_norm [, output]
@@ -35,9 +36,13 @@
 #include "vtstore/store.h"
 #include "vtstore/tier.h"
 
-/** Hyperparameters, read from store metadata kept from GGUF (ARCH.block_count, ...). */
+/** Hyperparameters, read from store metadata kept from GGUF (ARCH.block_count, ...), or, in a
+ *  store without gguf.* keys, from the config.json kept beside safetensors (hidden_size,
+ *  num_hidden_layers, ...: hf_config.h); then the tensors have Hugging Face's names
+ *  (model.layers.N.self_attn.q_proj.weight, ...) and RoPE is HF's rotate_half. */
 typedef struct vt_llama_hparams {
-    char arch[32];          /* general.architecture ("llama") */
+    char arch[32];          /* general.architecture ("llama"), or config.json's model_type */
+    int hf;                 /* 1: a Hugging Face model (config.json, HF names, rotate_half) */
     uint32_t n_layers;      /* ARCH.block_count */
     uint32_t dim;           /* ARCH.embedding_length */
     uint32_t ffn_dim;       /* ARCH.feed_forward_length */

@@ -1,0 +1,125 @@
+#!/usr/bin/env python3
+"""Converts a Llama GGUF (the SmolLM2 test model) into a Hugging Face layout directory:
+model.safetensors (HF tensor names, dequantized to f16 or f32, q/k rows un-permuted back to HF's
+rotate_half order), config.json and tokenizer.json (vocab, merges, added tokens from the GGUF).
+
+Usage: gguf_to_hf.py GGUF OUTDIR [--dtype f16|f32] [--merges strings|pairs]
+The safetensors file is written by hand (8-byte header length, JSON header, data)."""
+import argparse
+import json
+import os
+import struct
+import sys
+
+import numpy as np
+
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "model"))
+from ref_llama import GGUFModel  # noqa: E402
+
+CONTROL, USER_DEFINED = 3, 4
+
+
+def unpermute(w, n_head):
+    """Inverse of convert_hf_to_gguf's permute (HF rows -> GGUF's adjacent RoPE pairs)."""
+    return (w.reshape(n_head, w.shape[0] // n_head // 2, 2, *w.shape[1:])
+            .swapaxes(1, 2).reshape(w.shape))
+
+
+def write_safetensors(path, tensors):
+    header, off, blobs = {"__metadata__": {"format": "pt"}}, 0, []
+    for name, a in tensors:
+        a = np.ascontiguousarray(a)
+        b = a.tobytes()
+        header[name] = {"dtype": {"float16": "F16", "float32": "F32"}[a.dtype.name],
+                        "shape": list(a.shape), "data_offsets": [off, off + len(b)]}
+        off += len(b)
+        blobs.append(b)
+    h = json.dumps(header, separators=(",", ":")).encode()
+    h += b" " * (-len(h) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(h)))
+        f.write(h)
+        for b in blobs:
+            f.write(b)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("gguf")
+    ap.add_argument("out")
+    ap.add_argument("--dtype", choices=["f16", "f32"], default="f16")
+    ap.add_argument("--merges", choices=["strings", "pairs"], default="strings")
+    a = ap.parse_args()
+    g = GGUFModel(a.gguf)
+    arch = g.meta("general.architecture")
+    p = arch + "."
+    n_head = g.meta(p + "attention.head_count")
+    n_kv = g.meta(p + "attention.head_count_kv", n_head)
+    n_layer = g.meta(p + "block_count")
+    dt = np.float16 if a.dtype == "f16" else np.float32
+    os.makedirs(a.out, exist_ok=True)
+
+    roles = {"attn_norm": "input_layernorm", "attn_q": "self_attn.q_proj",
+             "attn_k": "self_attn.k_proj", "attn_v": "self_attn.v_proj",
+             "attn_output": "self_attn.o_proj", "ffn_norm": "post_attention_layernorm",
+             "ffn_gate": "mlp.gate_proj", "ffn_up": "mlp.up_proj", "ffn_down": "mlp.down_proj"}
+    tensors = [("model.embed_tokens.weight", g.get("token_embd.weight"))]
+    for i in range(n_layer):
+        for gr, hr in roles.items():
+            w = g.get("blk.%d.%s.weight" % (i, gr))
+            if gr == "attn_q":
+                w = unpermute(w, n_head)
+            elif gr == "attn_k":
+                w = unpermute(w, n_kv)
+            tensors.append(("model.layers.%d.%s.weight" % (i, hr), w))
+    tensors.append(("model.norm.weight", g.get("output_norm.weight")))
+    tied = "output.weight" not in g.tensors
+    if not tied:
+        tensors.append(("lm_head.weight", g.get("output.weight")))
+    write_safetensors(os.path.join(a.out, "model.safetensors"),
+                      [(n, w.astype(dt)) for n, w in tensors])
+
+    vocab = tensors[0][1].shape[0]
+    cfg = {"architectures": ["LlamaForCausalLM"], "model_type": "llama",
+           "hidden_size": g.meta(p + "embedding_length"),
+           "intermediate_size": g.meta(p + "feed_forward_length"),
+           "num_hidden_layers": n_layer, "num_attention_heads": n_head,
+           "num_key_value_heads": n_kv, "rope_theta": g.meta(p + "rope.freq_base", 10000.0),
+           "rms_norm_eps": g.meta(p + "attention.layer_norm_rms_epsilon", 1e-5),
+           "vocab_size": vocab, "tie_word_embeddings": tied,
+           "max_position_embeddings": g.meta(p + "context_length"),
+           "bos_token_id": g.meta("tokenizer.ggml.bos_token_id"),
+           "eos_token_id": g.meta("tokenizer.ggml.eos_token_id"),
+           "hidden_act": "silu", "rope_scaling": None,
+           "torch_dtype": "float16" if a.dtype == "f16" else "float32"}
+    with open(os.path.join(a.out, "config.json"), "w") as f:
+        json.dump(cfg, f, indent=2)
+
+    toks = g.meta("tokenizer.ggml.tokens")
+    types = g.meta("tokenizer.ggml.token_type") or [1] * len(toks)
+    merges = g.meta("tokenizer.ggml.merges")
+    if a.merges == "pairs":
+        merges = [m.split(" ", 1) for m in merges]
+    added = [{"id": i, "content": t, "single_word": False, "lstrip": False, "rstrip": False,
+              "normalized": False, "special": ty == CONTROL}
+             for i, (t, ty) in enumerate(zip(toks, types)) if ty in (CONTROL, USER_DEFINED)]
+    tj = {"version": "1.0", "truncation": None, "padding": None, "added_tokens": added,
+          "normalizer": None,
+          "pre_tokenizer": {"type": "Sequence", "pretokenizers": [
+              {"type": "Digits", "individual_digits": True},
+              {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True,
+               "use_regex": True}]},
+          "post_processor": None, "decoder": {"type": "ByteLevel"},
+          "model": {"type": "BPE", "dropout": None, "unk_token": None,
+                    "continuing_subword_prefix": None, "end_of_word_suffix": None,
+                    "fuse_unk": False, "byte_fallback": False,
+                    "vocab": {t: i for i, t in enumerate(toks)}, "merges": merges}}
+    with open(os.path.join(a.out, "tokenizer.json"), "w") as f:
+        json.dump(tj, f)  # ensure_ascii: the reader must decode \\u escapes
+    print("wrote %d tensors (%s), config.json, tokenizer.json (%d tokens, %d merges as %s) to %s"
+          % (len(tensors), a.dtype, len(toks), len(merges), a.merges, a.out))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,38 @@
+#!/bin/sh
+# The Hugging Face path of `vtstore run` (config.json + tokenizer.json beside safetensors): the
+# SmolLM2 GGUF converted to an HF-layout directory (gguf_to_hf.py: dequantized, q/k un-permuted,
+# HF names) and imported as f16 (merges as [a, b] pairs) and f32 (merges as "a b" strings) gives
+# the GGUF store's logits (cosine >= 0.999 at every position, same top-1), and tokenizer.json
+# encodes prompts to the same ids as the GGUF vocabulary.
+set -eu
+PY_MODULES="numpy gguf"
+. "$(dirname "$0")/common.sh"
+need_store
+W="$TMP/hf"
+rm -rf "$W"
+mkdir -p "$W"
+trap 'rm -rf "$W"' EXIT
+"$VT_BIN" run "$STORE" --tokens "$IDS" --max-new 1 --quiet --logits "$W/logits_gguf.npy"
+ids_of() {
+    "$VT_BIN" run "$1" --prompt "$2" --chat --max-new 1 --json |
+        "$PY" -c "import json,sys; print(','.join(map(str, json.load(sys.stdin)['prompt_ids'])))"
+}
+P2="Write a haiku about the ocean. Numbers: 12345, emoji 🙂, ünïcödé."
+want2=$(ids_of "$STORE" "$P2")
+for v in "f16 pairs" "f32 strings"; do
+    set -- $v
+    "$PY" "$HERE/gguf_to_hf.py" "$MODEL" "$W/src-$1" --dtype "$1" --merges "$2"
+    "$VT_BIN" import "$W/src-$1/model.safetensors" "$W/$1.vts" --format "$1" >/dev/null
+    rm -rf "$W/src-$1"
+    "$VT_BIN" run "$W/$1.vts" --tokens "$IDS" --max-new 1 --quiet --logits "$W/logits_$1.npy"
+    echo "$1 store vs GGUF store:"
+    "$PY" "$HERE/compare_logits.py" "$W/logits_$1.npy" "$W/logits_gguf.npy" --min-cos 0.999 --top1
+    got=$(ids_of "$W/$1.vts" "What is the capital of France?")
+    got2=$(ids_of "$W/$1.vts" "$P2")
+    if [ "$got" != "$IDS" ] || [ "$got2" != "$want2" ]; then
+        echo "FAIL: tokenizer.json ($2 merges) encodes to $got / $got2, GGUF to $IDS / $want2" >&2
+        exit 1
+    fi
+    echo "tokenizer.json ($2 merges) encodes 2 chat prompts as the GGUF vocabulary does"
+    rm -rf "$W/$1.vts"
+done

@@ -1,0 +1,494 @@
+/* hf_config.c — config.json / tokenizer.json of a Hugging Face Llama model (see hf_config.h). */
+#include "hf_config.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "vtstore/meta.h"
+
+/* ---- JSON reader ---------------------------------------------------------------------------- */
+
+typedef struct {
+    hj_doc *d;
+    const char *s, *p;
+    int depth;
+} hj_parser;
+
+static int hj_err(hj_parser *ps, const char *what) {
+    return vt_fail(VT_EFORMAT, "JSON: %s at byte %zu", what, (size_t)(ps->p - ps->s));
+}
+
+static void hj_ws(hj_parser *ps) {
+    while (*ps->p == ' ' || *ps->p == '\t' || *ps->p == '\n' || *ps->p == '\r') ps->p++;
+}
+
+static uint32_t hj_new(hj_parser *ps, int type) {
+    hj_doc *d = ps->d;
+    if (d->n == d->cap) {
+        uint32_t cap = d->cap ? d->cap * 2 : 1024;
+        hj_node *v = vt_realloc(d->v, (size_t)cap * sizeof *v);
+        if (!v) return 0;
+        d->v = v;
+        d->cap = cap;
+    }
+    hj_node *nd = &d->v[d->n];
+    memset(nd, 0, sizeof *nd);
+    nd->type = type;
+    return d->n++;
+}
+
+static int hex4(const char *p, uint32_t *out) {
+    uint32_t v = 0;
+    for (int i = 0; i < 4; i++) {
+        char c = p[i];
+        v <<= 4;
+        if (c >= '0' && c <= '9')
+            v |= (uint32_t)(c - '0');
+        else if (c >= 'a' && c <= 'f')
+            v |= (uint32_t)(c - 'a' + 10);
+        else if (c >= 'A' && c <= 'F')
+            v |= (uint32_t)(c - 'A' + 10);
+        else
+            return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+static size_t put_utf8(char *o, uint32_t c) {
+    if (c < 0x80) {
+        o[0] = (char)c;
+        return 1;
+    }
+    if (c < 0x800) {
+        o[0] = (char)(0xC0 | c >> 6);
+        o[1] = (char)(0x80 | (c & 0x3F));
+        return 2;
+    }
+    if (c < 0x10000) {
+        o[0] = (char)(0xE0 | c >> 12);
+        o[1] = (char)(0x80 | ((c >> 6) & 0x3F));
+        o[2] = (char)(0x80 | (c & 0x3F));
+        return 3;
+    }
+    o[0] = (char)(0xF0 | c >> 18);
+    o[1] = (char)(0x80 | ((c >> 12) & 0x3F));
+    o[2] = (char)(0x80 | ((c >> 6) & 0x3F));
+    o[3] = (char)(0x80 | (c & 0x3F));
+    return 4;
+}
+
+/* A string at ps->p (on the quote), decoded into the arena: *off, *len. The decoded bytes plus
+ * the NUL never exceed the raw text with its quotes, so an arena of strlen(text) + 1 holds all. */
+static int hj_string(hj_parser *ps, size_t *off, size_t *len) {
+    hj_doc *d = ps->d;
+    char *o = d->arena + d->an;
+    size_t n = 0;
+    ps->p++;
+    for (;;) {
+        unsigned char c = (unsigned char)*ps->p;
+        if (c == '"') break;
+        if (c == 0) return hj_err(ps, "unterminated string");
+        if (c < 0x20) return hj_err(ps, "control character in a string");
+        if (c != '\\') {
+            o[n++] = (char)c;
+            ps->p++;
+            continue;
+        }
+        char e = ps->p[1];
+        ps->p += 2;
+        switch (e) {
+        case '"':
+            o[n++] = '"';
+            break;
+        case '\\':
+            o[n++] = '\\';
+            break;
+        case '/':
+            o[n++] = '/';
+            break;
+        case 'b':
+            o[n++] = '\b';
+            break;
+        case 'f':
+            o[n++] = '\f';
+            break;
+        case 'n':
+            o[n++] = '\n';
+            break;
+        case 'r':
+            o[n++] = '\r';
+            break;
+        case 't':
+            o[n++] = '\t';
+            break;
+        case 'u': {
+            uint32_t u, lo;
+            if (hex4(ps->p, &u)) return hj_err(ps, "bad \\u escape");
+            ps->p += 4;
+            if (u >= 0xD800 && u < 0xDC00 && ps->p[0] == '\\' && ps->p[1] == 'u' &&
+                !hex4(ps->p + 2, &lo) && lo >= 0xDC00 && lo < 0xE000) {
+                u = 0x10000 + ((u - 0xD800) << 10) + (lo - 0xDC00);
+                ps->p += 6;
+            } else if (u >= 0xD800 && u < 0xE000) {
+                u = 0xFFFD; /* a lone surrogate */
+            }
+            n += put_utf8(o + n, u);
+            break;
+        }
+        default:
+            ps->p -= 2;
+            return hj_err(ps, "bad escape");
+        }
+    }
+    ps->p++;
+    o[n] = 0;
+    *off = d->an;
+    *len = n;
+    d->an += n + 1;
+    return 0;
+}
+
+static int hj_value(hj_parser *ps, uint32_t *out);
+
+static int hj_container(hj_parser *ps, uint32_t self, int obj) {
+    char close = obj ? '}' : ']';
+    uint32_t last = 0;
+    ps->p++;
+    hj_ws(ps);
+    if (*ps->p == close) {
+        ps->p++;
+        return 0;
+    }
+    for (;;) {
+        size_t koff = 0, klen = 0;
+        int rc;
+        if (obj) {
+            hj_ws(ps);
+            if (*ps->p != '"') return hj_err(ps, "expected a key");
+            if ((rc = hj_string(ps, &koff, &klen))) return rc;
+            hj_ws(ps);
+            if (*ps->p != ':') return hj_err(ps, "expected ':'");
+            ps->p++;
+        }
+        uint32_t child;
+        if ((rc = hj_value(ps, &child))) return rc;
+        hj_node *v = ps->d->v;
+        v[child].key = koff;
+        v[child].klen = klen;
+        if (last)
+            v[last].next = child;
+        else
+            v[self].first = child;
+        v[self].count++;
+        last = child;
+        hj_ws(ps);
+        if (*ps->p == ',') {
+            ps->p++;
+            continue;
+        }
+        if (*ps->p == close) {
+            ps->p++;
+            return 0;
+        }
+        return hj_err(ps, obj ? "expected ',' or '}'" : "expected ',' or ']'");
+    }
+}
+
+static int hj_value(hj_parser *ps, uint32_t *out) {
+    hj_ws(ps);
+    char c = *ps->p;
+    uint32_t i;
+    int rc = 0;
+    if (c == '{' || c == '[') {
+        if (++ps->depth > 256) return hj_err(ps, "nested too deeply");
+        if (!(i = hj_new(ps, c == '{' ? HJ_OBJ : HJ_ARR))) return vt_fail(-ENOMEM, "out of memory");
+        rc = hj_container(ps, i, c == '{');
+        ps->depth--;
+    } else if (c == '"') {
+        if (!(i = hj_new(ps, HJ_STR))) return vt_fail(-ENOMEM, "out of memory");
+        size_t off, len;
+        if (!(rc = hj_string(ps, &off, &len))) {
+            ps->d->v[i].str = off;
+            ps->d->v[i].len = len;
+        }
+    } else if (!strncmp(ps->p, "true", 4) || !strncmp(ps->p, "false", 5)) {
+        if (!(i = hj_new(ps, HJ_BOOL))) return vt_fail(-ENOMEM, "out of memory");
+        ps->d->v[i].num = c == 't';
+        ps->p += c == 't' ? 4 : 5;
+    } else if (!strncmp(ps->p, "null", 4)) {
+        if (!(i = hj_new(ps, HJ_NULL))) return vt_fail(-ENOMEM, "out of memory");
+        ps->p += 4;
+    } else if (c == '-' || (c >= '0' && c <= '9')) {
+        char *end;
+        double v = strtod(ps->p, &end);
+        if (end == ps->p) return hj_err(ps, "bad number");
+        if (!(i = hj_new(ps, HJ_NUM))) return vt_fail(-ENOMEM, "out of memory");
+        ps->d->v[i].num = v;
+        ps->p = end;
+    } else {
+        return hj_err(ps, "unexpected character");
+    }
+    *out = i;
+    return rc;
+}
+
+int hj_parse(const char *text, hj_doc *d) {
+    memset(d, 0, sizeof *d);
+    size_t n = strlen(text);
+    d->arena = vt_malloc(n + 1);
+    hj_parser ps = {d, text, text, 0};
+    if (d->arena) hj_new(&ps, HJ_NULL); /* v[0]: "none" */
+    if (!d->arena || d->n != 1) {
+        hj_free(d);
+        return vt_fail(-ENOMEM, "out of memory parsing JSON");
+    }
+    uint32_t root;
+    int rc = hj_value(&ps, &root);
+    if (!rc) {
+        hj_ws(&ps);
+        if (*ps.p) rc = hj_err(&ps, "trailing text");
+    }
+    if (rc) hj_free(d);
+    return rc;
+}
+
+void hj_free(hj_doc *d) {
+    vt_free(d->v);
+    vt_free(d->arena);
+    memset(d, 0, sizeof *d);
+}
+
+uint32_t hj_get(const hj_doc *d, uint32_t obj, const char *key) {
+    if (!obj || d->v[obj].type != HJ_OBJ) return 0;
+    size_t kl = strlen(key);
+    uint32_t found = 0;
+    for (uint32_t c = d->v[obj].first; c; c = d->v[c].next) /* the last duplicate wins */
+        if (d->v[c].klen == kl && !memcmp(d->arena + d->v[c].key, key, kl)) found = c;
+    return found;
+}
+
+/* ---- store metadata ---------------------------------------------------------------------------
+ */
+
+/* The string metadata @p key (vt_malloc'ed, NUL-terminated). */
+static int meta_text(vt_store *s, const char *key, char **out) {
+    size_t len = 0;
+    char probe[1];
+    int rc = vt_meta_get_string(s, key, probe, sizeof probe, &len);
+    if (rc && rc != -ERANGE) return rc == VT_ENOTFOUND ? rc : vt_fail(rc, "store metadata %s", key);
+    vt_clear_error();
+    char *t = vt_malloc(len + 1);
+    if (!t) return vt_fail(-ENOMEM, "out of memory for %s", key);
+    if ((rc = vt_meta_get_string(s, key, t, len + 1, NULL))) {
+        vt_free(t);
+        return vt_fail(rc, "store metadata %s", key);
+    }
+    *out = t;
+    return 0;
+}
+
+/* ---- config.json ---------------------------------------------------------------------------- */
+
+static int cfg_u32(const hj_doc *d, const char *key, uint32_t *out, int required, uint32_t def) {
+    uint32_t i = hj_get(d, 1, key);
+    if (!i || d->v[i].type == HJ_NULL) {
+        if (required) return vt_fail(VT_EFORMAT, "config.json has no %s", key);
+        *out = def;
+        return 0;
+    }
+    double v = d->v[i].num;
+    if (d->v[i].type != HJ_NUM || v < 0 || v > UINT32_MAX || v != floor(v))
+        return vt_fail(VT_EFORMAT, "config.json: %s is not a non-negative integer", key);
+    *out = (uint32_t)v;
+    return 0;
+}
+
+static int cfg_f32(const hj_doc *d, const char *key, float *out, float def) {
+    uint32_t i = hj_get(d, 1, key);
+    if (!i || d->v[i].type == HJ_NULL) {
+        *out = def;
+        return 0;
+    }
+    if (d->v[i].type != HJ_NUM) return vt_fail(VT_EFORMAT, "config.json: %s is not a number", key);
+    *out = (float)d->v[i].num;
+    return 0;
+}
+
+/* bos/eos: an integer, or the first of a list of them; -1 if absent. */
+static int32_t cfg_id(const hj_doc *d, const char *key) {
+    uint32_t i = hj_get(d, 1, key);
+    if (i && d->v[i].type == HJ_ARR) i = d->v[i].first;
+    if (!i || d->v[i].type != HJ_NUM || d->v[i].num < 0 || d->v[i].num > INT32_MAX) return -1;
+    return (int32_t)d->v[i].num;
+}
+
+int vt_hf_config_parse(const char *json, vt_hf_config *c) {
+    memset(c, 0, sizeof *c);
+    hj_doc d;
+    int rc = hj_parse(json, &d);
+    if (rc) return vt_fail(rc, "config.json: %s", vt_last_error());
+    if (d.v[1].type != HJ_OBJ) {
+        hj_free(&d);
+        return vt_fail(VT_EFORMAT, "config.json is not an object");
+    }
+    uint32_t mt = hj_get(&d, 1, "model_type");
+    if (mt && d.v[mt].type == HJ_STR)
+        snprintf(c->model_type, sizeof c->model_type, "%s", hj_str(&d, mt));
+    if (!(rc = cfg_u32(&d, "hidden_size", &c->hidden_size, 1, 0)) &&
+        !(rc = cfg_u32(&d, "intermediate_size", &c->intermediate_size, 1, 0)) &&
+        !(rc = cfg_u32(&d, "num_hidden_layers", &c->n_layers, 1, 0)) &&
+        !(rc = cfg_u32(&d, "num_attention_heads", &c->n_heads, 1, 0)) &&
+        !(rc = cfg_u32(&d, "num_key_value_heads", &c->n_kv_heads, 0, c->n_heads)) &&
+        !(rc = cfg_u32(&d, "head_dim", &c->head_dim, 0, 0)) &&
+        !(rc = cfg_u32(&d, "vocab_size", &c->vocab_size, 0, 0)) &&
+        !(rc = cfg_u32(&d, "max_position_embeddings", &c->max_pos, 0, 0)) &&
+        !(rc = cfg_f32(&d, "rope_theta", &c->rope_theta, 10000.0f)) &&
+        !(rc = cfg_f32(&d, "rms_norm_eps", &c->rms_eps, 1e-6f))) {
+        uint32_t t = hj_get(&d, 1, "tie_word_embeddings");
+        c->tie = t && d.v[t].type == HJ_BOOL ? (int)d.v[t].num : -1;
+        uint32_t rs = hj_get(&d, 1, "rope_scaling");
+        c->rope_scaling = rs && d.v[rs].type != HJ_NULL;
+        c->bos_id = cfg_id(&d, "bos_token_id");
+        c->eos_id = cfg_id(&d, "eos_token_id");
+    }
+    hj_free(&d);
+    return rc;
+}
+
+int vt_hf_config_load(vt_store *s, vt_hf_config *c) {
+    char *text = NULL;
+    int rc = meta_text(s, "config.json", &text);
+    if (rc) return rc;
+    rc = vt_hf_config_parse(text, c);
+    vt_free(text);
+    return rc;
+}
+
+/* ---- tokenizer.json ------------------------------------------------------------------------- */
+
+int vt_hf_tokenizer_parse(const char *json, vt_tok **tok) {
+    hj_doc d;
+    int rc = hj_parse(json, &d);
+    if (rc) return vt_fail(rc, "tokenizer.json: %s", vt_last_error());
+    const char **toks = NULL, **merges = NULL;
+    int32_t *types = NULL;
+    char *mbuf = NULL, *pbuf = NULL;
+    uint32_t model = hj_get(&d, 1, "model"), vocab = hj_get(&d, model, "vocab"),
+             mlist = hj_get(&d, model, "merges"), added = hj_get(&d, 1, "added_tokens"),
+             type = hj_get(&d, model, "type");
+    if (type && (d.v[type].type != HJ_STR || strcmp(hj_str(&d, type), "BPE"))) {
+        rc = vt_fail(VT_EUNSUPPORTED, "tokenizer.json: model.type is not BPE");
+        goto out;
+    }
+    if (!vocab || d.v[vocab].type != HJ_OBJ || !d.v[vocab].count) {
+        rc = vt_fail(VT_EFORMAT, "tokenizer.json has no model.vocab object");
+        goto out;
+    }
+    if (added && d.v[added].type != HJ_ARR) added = 0;
+    /* the id range: vocab values and added_tokens ids */
+    uint64_t n = 0;
+    for (uint32_t c = d.v[vocab].first; c; c = d.v[c].next) {
+        double id = d.v[c].num;
+        if (d.v[c].type != HJ_NUM || id < 0 || id >= INT32_MAX || id != floor(id)) {
+            rc = vt_fail(VT_EFORMAT, "tokenizer.json: vocab entry '%s' has no valid id",
+                         d.arena + d.v[c].key);
+            goto out;
+        }
+        if ((uint64_t)id + 1 > n) n = (uint64_t)id + 1;
+    }
+    for (uint32_t a = added ? d.v[added].first : 0; a; a = d.v[a].next) {
+        uint32_t id = hj_get(&d, a, "id"), ct = hj_get(&d, a, "content");
+        if (!id || d.v[id].type != HJ_NUM || d.v[id].num < 0 || d.v[id].num >= INT32_MAX || !ct ||
+            d.v[ct].type != HJ_STR) {
+            rc = vt_fail(VT_EFORMAT, "tokenizer.json: an added token lacks id or content");
+            goto out;
+        }
+        if ((uint64_t)d.v[id].num + 1 > n) n = (uint64_t)d.v[id].num + 1;
+    }
+    toks = vt_calloc(n, sizeof *toks);
+    types = vt_calloc(n, sizeof *types);
+    pbuf = vt_malloc(n * 32);
+    if (!toks || !types || !pbuf) {
+        rc = vt_fail(-ENOMEM, "out of memory for the vocabulary");
+        goto out;
+    }
+    for (uint32_t c = d.v[vocab].first; c; c = d.v[c].next) {
+        uint32_t id = (uint32_t)d.v[c].num;
+        toks[id] = d.arena + d.v[c].key;
+        types[id] = VT_TOK_TYPE_NORMAL;
+    }
+    for (uint32_t a = added ? d.v[added].first : 0; a; a = d.v[a].next) {
+        uint32_t id = (uint32_t)d.v[hj_get(&d, a, "id")].num, sp = hj_get(&d, a, "special");
+        toks[id] = hj_str(&d, hj_get(&d, a, "content"));
+        types[id] = sp && d.v[sp].type == HJ_BOOL && d.v[sp].num ? VT_TOK_TYPE_CONTROL
+                                                                 : VT_TOK_TYPE_USER_DEFINED;
+    }
+    for (uint64_t i = 0; i < n; i++)
+        if (!toks[i]) { /* a hole in the ids: a placeholder nothing encodes to */
+            char *p = pbuf + i * 32;
+            snprintf(p, 32, "<|vt_unused_%u|>", (unsigned)i);
+            toks[i] = p;
+            types[i] = VT_TOK_TYPE_UNUSED;
+        }
+    /* merges: "a b" strings, or [a, b] pairs joined with a space here */
+    uint32_t nm = mlist && d.v[mlist].type == HJ_ARR ? d.v[mlist].count : 0;
+    size_t mbytes = 0;
+    for (uint32_t c = nm ? d.v[mlist].first : 0; c; c = d.v[c].next) {
+        if (d.v[c].type == HJ_STR) continue;
+        uint32_t a = d.v[c].first, b = a ? d.v[a].next : 0;
+        if (d.v[c].type != HJ_ARR || d.v[c].count != 2 || d.v[a].type != HJ_STR ||
+            d.v[b].type != HJ_STR) {
+            rc = vt_fail(VT_EFORMAT, "tokenizer.json: a merge is neither \"a b\" nor [a, b]");
+            goto out;
+        }
+        mbytes += d.v[a].len + d.v[b].len + 2;
+    }
+    merges = vt_calloc(nm ? nm : 1, sizeof *merges);
+    mbuf = vt_malloc(mbytes + 1);
+    if (!merges || !mbuf) {
+        rc = vt_fail(-ENOMEM, "out of memory for the merges");
+        goto out;
+    }
+    uint32_t r = 0;
+    size_t mo = 0;
+    for (uint32_t c = nm ? d.v[mlist].first : 0; c; c = d.v[c].next, r++) {
+        if (d.v[c].type == HJ_STR) {
+            merges[r] = hj_str(&d, c);
+            continue;
+        }
+        uint32_t a = d.v[c].first, b = d.v[a].next;
+        merges[r] = mbuf + mo;
+        memcpy(mbuf + mo, hj_str(&d, a), d.v[a].len);
+        mo += d.v[a].len;
+        mbuf[mo++] = ' ';
+        memcpy(mbuf + mo, hj_str(&d, b), d.v[b].len + 1);
+        mo += d.v[b].len + 1;
+    }
+    if (n > INT32_MAX) {
+        rc = vt_fail(VT_EFORMAT, "tokenizer.json: %llu tokens", (unsigned long long)n);
+        goto out;
+    }
+    if ((rc = vt_tok_create(toks, (uint32_t)n, merges, nm, types, tok)))
+        rc = vt_fail(rc, "tokenizer from tokenizer.json: %s", vt_strerror(rc));
+out:
+    vt_free(toks);
+    vt_free(types);
+    vt_free(merges);
+    vt_free(mbuf);
+    vt_free(pbuf);
+    hj_free(&d);
+    return rc;
+}
+
+int vt_hf_tokenizer_load(vt_store *s, vt_tok **tok) {
+    char *text = NULL;
+    int rc = meta_text(s, "tokenizer.json", &text);
+    if (rc) return rc;
+    rc = vt_hf_tokenizer_parse(text, tok);
+    vt_free(text);
+    return rc;
+}

@@ -1,0 +1,90 @@
+/*
+ * hf_config.h — a Hugging Face Llama model in a store (imported from safetensors with a
+ * config.json and tokenizer.json beside it; import keeps both as the string metadata
+ * "config.json" / "tokenizer.json"): its hyperparameters and its tokenizer, for the model
+ * runner. Not a public API of the library.
+ *
+ *     vt_hf_config c;
+ *     int rc = vt_hf_config_load(store, &c);      // VT_ENOTFOUND: the store has no config.json
+ *     vt_tok *tok;
+ *     rc = vt_hf_tokenizer_load(store, &tok);     // model.vocab, model.merges, added_tokens
+ *
+ * The JSON reader (hj_*) is a small DOM parser of its own: tools/ cannot use the store's.
+ */
+#ifndef VT_RUN_HF_CONFIG_H
+#define VT_RUN_HF_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tokenizer.h"
+#include "vtstore/store.h"
+
+/** config.json of a Llama model (LlamaConfig). Absent optional keys get the defaults noted. */
+typedef struct vt_hf_config {
+    char model_type[32];        /* "llama" */
+    uint32_t hidden_size;       /* required */
+    uint32_t intermediate_size; /* required */
+    uint32_t n_layers;          /* num_hidden_layers, required */
+    uint32_t n_heads;           /* num_attention_heads, required */
+    uint32_t n_kv_heads;        /* num_key_value_heads (default n_heads) */
+    uint32_t head_dim;          /* head_dim (0 if absent) */
+    uint32_t vocab_size;        /* vocab_size (0 if absent) */
+    uint32_t max_pos;           /* max_position_embeddings (0 if absent) */
+    float rope_theta;           /* rope_theta (default 10000) */
+    float rms_eps;              /* rms_norm_eps (default 1e-6, LlamaConfig's) */
+    int tie;                    /* tie_word_embeddings: 1, 0, or -1 if absent */
+    int rope_scaling;           /* 1: a non-null rope_scaling (unsupported) */
+    int32_t bos_id, eos_id;     /* bos_token_id / eos_token_id (first of a list), -1 if absent */
+} vt_hf_config;
+
+/** Parse config.json text (NUL-terminated). Errors: VT_EFORMAT (not JSON, a required key
+ *  missing or of the wrong type; the message names it), -ENOMEM. */
+int vt_hf_config_parse(const char *json, vt_hf_config *c);
+
+/** vt_hf_config_parse of the store's "config.json". Errors: VT_ENOTFOUND (none kept), those of
+ *  vt_hf_config_parse. */
+int vt_hf_config_load(vt_store *s, vt_hf_config *c);
+
+/** A tokenizer from tokenizer.json text (NUL-terminated): model.vocab (token -> id), model.merges
+ *  ("a b" strings or [a, b] pairs; rank = index) and added_tokens (special ones become CONTROL,
+ *  the others USER_DEFINED: both are matched whole in text). Ids missing from both are filled
+ *  with unused placeholders. Errors: VT_EFORMAT, VT_EUNSUPPORTED (model.type not BPE), those of
+ *  vt_tok_create. */
+int vt_hf_tokenizer_parse(const char *json, vt_tok **tok);
+
+/** vt_hf_tokenizer_parse of the store's "tokenizer.json". Errors: VT_ENOTFOUND (none kept). */
+int vt_hf_tokenizer_load(vt_store *s, vt_tok **tok);
+
+/* ---- the JSON reader ---- */
+
+enum { HJ_NULL, HJ_BOOL, HJ_NUM, HJ_STR, HJ_ARR, HJ_OBJ };
+
+typedef struct hj_node {
+    int type;
+    double num;       /* HJ_NUM, HJ_BOOL (0/1) */
+    size_t str, len;  /* HJ_STR: offset of the decoded, NUL-terminated bytes in the arena */
+    size_t key, klen; /* member of an object: its key, likewise */
+    uint32_t first;   /* HJ_ARR / HJ_OBJ: first child (0: none) */
+    uint32_t next;    /* next sibling (0: none) */
+    uint32_t count;   /* HJ_ARR / HJ_OBJ: number of children */
+} hj_node;
+
+typedef struct hj_doc {
+    hj_node *v; /* v[0] is unused; the root is v[1] */
+    uint32_t n, cap;
+    char *arena;
+    size_t an;
+} hj_doc;
+
+/** Parse NUL-terminated @p text. Errors: VT_EFORMAT (with the byte offset), -ENOMEM. */
+int hj_parse(const char *text, hj_doc *d);
+void hj_free(hj_doc *d);
+/** Member @p key of object node @p obj (0 if absent or @p obj is not an object). */
+uint32_t hj_get(const hj_doc *d, uint32_t obj, const char *key);
+/** Decoded string of node @p i (a string node's value). */
+static inline const char *hj_str(const hj_doc *d, uint32_t i) {
+    return d->arena + d->v[i].str;
+}
+
+#endif
