@@ -71,6 +71,57 @@ int vt_attn_cuda_available(void) {
 #endif
 }
 
+#ifdef VT_HAVE_CUDA
+/* The CUDA kernels' arguments; p's shapes must be valid (H % Hkv == 0, Hkv > 0). */
+static void fill_dev_args(const vt_attn_params *p, float scale, vt_attn_dev_args *a) {
+    uint64_t rb = vt_attn_row_bytes(p->kv.format, p->kv.head_dim);
+    *a = (vt_attn_dev_args){
+        .q = p->q,
+        .q_dtype = (int)p->q_dtype,
+        .k = p->kv.k,
+        .v = p->kv.v,
+        .head_stride = (long long)(p->kv.head_stride ? p->kv.head_stride : p->kv.n_tokens * rb),
+        .row_bytes = (long long)rb,
+        .H = (int)p->n_heads,
+        .Hkv = (int)p->kv.n_kv_heads,
+        .group = (int)(p->n_heads / p->kv.n_kv_heads),
+        .D = (int)p->kv.head_dim,
+        .fmt = p->kv.format,
+        .nq = (long long)p->n_q,
+        .nk = (long long)p->kv.n_tokens,
+        .causal = p->causal,
+        .scale_log2 = scale * 1.4426950408889634f,
+        .ts = p->kv.tensor_scale != 0.0f ? p->kv.tensor_scale : 1.0f,
+        .o = p->o,
+        .o_dtype = (int)p->o_dtype,
+        .lse = p->lse,
+        .ws = p->workspace,
+        .ws_bytes = p->workspace ? p->workspace_bytes : 0,
+    };
+}
+
+/* 1 when the GPU call takes the split-KV decode kernel (the dispatch below). */
+static int takes_decode(const vt_attn_params *p) {
+    uint64_t group = p->n_heads / p->kv.n_kv_heads;
+    return p->algo == VT_ATTN_DECODE || (p->algo == VT_ATTN_AUTO && group * p->n_q <= 16);
+}
+#endif
+
+size_t vt_attn_workspace_bytes(const vt_attn_params *p) {
+#ifdef VT_HAVE_CUDA
+    if (!p || p->kv.location != VT_LOC_DEVICE || !p->n_heads || !p->kv.n_kv_heads || !p->n_q ||
+        p->n_heads % p->kv.n_kv_heads || (p->kv.head_dim != 64 && p->kv.head_dim != 128) ||
+        !takes_decode(p))
+        return 0;
+    vt_attn_dev_args a;
+    fill_dev_args(p, 1.0f, &a);
+    return vt_attn_cuda_decode_ws_bytes(&a, p->num_splits);
+#else
+    (void)p;
+    return 0;
+#endif
+}
+
 int vt_attn_forward(const vt_attn_params *p) {
     int rc = vt_attn_validate(p);
     if (rc) return rc;
@@ -97,33 +148,15 @@ int vt_attn_forward(const vt_attn_params *p) {
     if (p->kv.head_dim != 64 && p->kv.head_dim != 128)
         return vt_fail(VT_EUNSUPPORTED, "attn: GPU kernels take head dim 64 or 128, not %u",
                        p->kv.head_dim);
-    uint32_t group = p->n_heads / p->kv.n_kv_heads;
-    uint64_t rb = vt_attn_row_bytes(p->kv.format, p->kv.head_dim);
-    vt_attn_dev_args a = {
-        .q = p->q,
-        .q_dtype = (int)p->q_dtype,
-        .k = p->kv.k,
-        .v = p->kv.v,
-        .head_stride = (long long)(p->kv.head_stride ? p->kv.head_stride : p->kv.n_tokens * rb),
-        .row_bytes = (long long)rb,
-        .H = (int)p->n_heads,
-        .Hkv = (int)p->kv.n_kv_heads,
-        .group = (int)group,
-        .D = (int)p->kv.head_dim,
-        .fmt = p->kv.format,
-        .nq = (long long)p->n_q,
-        .nk = (long long)p->kv.n_tokens,
-        .causal = p->causal,
-        .scale_log2 = scale * 1.4426950408889634f,
-        .ts = p->kv.tensor_scale != 0.0f ? p->kv.tensor_scale : 1.0f,
-        .o = p->o,
-        .o_dtype = (int)p->o_dtype,
-        .lse = p->lse,
-    };
+    if ((uintptr_t)p->workspace % sizeof(float))
+        return vt_fail(-EINVAL, "attn: workspace %p is not %zu-byte aligned", p->workspace,
+                       sizeof(float));
+    vt_attn_dev_args a;
+    fill_dev_args(p, scale, &a);
     switch (p->algo) {
     case VT_ATTN_AUTO:
-        return (uint64_t)group * p->n_q <= 16 ? vt_attn_cuda_decode(&a, p->num_splits, p->stream)
-                                              : vt_attn_cuda_prefill(&a, p->stream);
+        return takes_decode(p) ? vt_attn_cuda_decode(&a, p->num_splits, p->stream)
+                               : vt_attn_cuda_prefill(&a, p->stream);
     case VT_ATTN_FLASH:
         return vt_attn_cuda_prefill(&a, p->stream);
     case VT_ATTN_DECODE:

@@ -65,6 +65,8 @@ typedef struct vt_attn_dev_args {
     void *o;          /* [H][nq][D] */
     int o_dtype;      /* f32 or f16 */
     float *lse;       /* [H][nq] or NULL */
+    void *ws;         /* decode split workspace (caller's device memory) or NULL: one split */
+    size_t ws_bytes;  /* bytes at ws */
 } vt_attn_dev_args;
 
 #if defined(VT_HAVE_CUDA) || defined(__CUDACC__)
@@ -75,8 +77,13 @@ int vt_attn_cuda_alloc(void **p, size_t n);
 void vt_attn_cuda_free(void *p);
 /** Tensor-core prefill kernel (D 64/128), queued on @p stream. */
 int vt_attn_cuda_prefill(const vt_attn_dev_args *a, void *stream);
-/** Split-KV decode kernel + combine (@p num_splits 0 = from the SM count). */
+/** Split-KV decode kernel + combine (@p num_splits 0 = from the SM count). The partials of
+ *  several splits go to a->ws; with a->ws NULL it runs one split; VT_EBUDGET when a->ws_bytes
+ *  is too small. Allocates nothing. */
 int vt_attn_cuda_decode(const vt_attn_dev_args *a, int num_splits, void *stream);
+/** Workspace bytes vt_attn_cuda_decode needs for @p num_splits at most (an upper bound over
+ *  the split plan, non-decreasing in a->nk; 0 for one split). Reads H, Hkv, group, D, nq, nk. */
+size_t vt_attn_cuda_decode_ws_bytes(const vt_attn_dev_args *a, int num_splits);
 /** Quantize n_tokens rows per head of k/v (device, f32 or f16 [Hkv][n][D]) into the cache
  *  rows [len, len + n) (the caller advances len). */
 int vt_attn_cuda_append(const vt_kv_cache *c, const void *k, const void *v, vt_dtype dtype,

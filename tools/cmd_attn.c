@@ -176,7 +176,7 @@ int vt_cmd_attn(int argc, char **argv) {
     int ret = VT_EXIT_ERROR, rc;
     vt_npy q = {0}, k = {0}, v = {0};
     vt_kv_cache *cache = NULL;
-    void *dq = NULL, *dk = NULL, *dv = NULL, *dout = NULL, *dlse = NULL, *out = NULL;
+    void *dq = NULL, *dk = NULL, *dv = NULL, *dout = NULL, *dlse = NULL, *dws = NULL, *out = NULL;
     float *lse = NULL;
     if (read_3d(qp, "Q", &q) || read_3d(kp, "K", &k) || read_3d(vp, "V", &v)) goto done;
     uint64_t H = q.dims[0], nq = q.dims[1], D = q.dims[2], Hkv = k.dims[0], nk = k.dims[1];
@@ -256,6 +256,14 @@ int vt_cmd_attn(int argc, char **argv) {
     p.lse = on_gpu ? dlse : lse;
     p.algo = algo;
     p.nthreads = threads;
+    if (on_gpu) { /* the split-KV decode's workspace (0 bytes: none needed) */
+        p.workspace_bytes = vt_attn_workspace_bytes(&p);
+        if ((rc = vt_dev_malloc(&dws, p.workspace_bytes))) {
+            vt_cli_error("attn", rc, "device workspace");
+            goto done;
+        }
+        p.workspace = dws;
+    }
     double t0 = vt_now();
     rc = vt_attn_forward(&p);
     if (!rc && on_gpu) rc = vt_dev_sync(NULL);
@@ -286,6 +294,7 @@ int vt_cmd_attn(int argc, char **argv) {
 done:
     vt_kv_cache_destroy(cache);
     vt_dev_free(dq), vt_dev_free(dk), vt_dev_free(dv), vt_dev_free(dout), vt_dev_free(dlse);
+    vt_dev_free(dws);
     vt_free(out);
     vt_free(lse);
     vt_npy_free(&q), vt_npy_free(&k), vt_npy_free(&v);

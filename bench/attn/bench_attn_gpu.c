@@ -121,7 +121,10 @@ int main(int argc, char **argv) {
                 p.q = q, p.q_dtype = VT_DTYPE_F16, p.o = o, p.n_heads = heads, p.n_q = 1;
                 p.algo = VT_ATTN_DECODE;
                 vt_kv_cache_view(kv, &p.kv);
+                p.workspace_bytes = vt_attn_workspace_bytes(&p);
+                TRY(vt_dev_malloc(&p.workspace, p.workspace_bytes));
                 double ms = time_ms(&p, iters);
+                vt_dev_free(p.workspace);
                 double bytes = 2.0 * heads * nk * (double)vt_attn_row_bytes(fmts[f], 128);
                 printf("%3u %8llu %6s %10.4f %12.0f %9.1f\n", b, (unsigned long long)nk, names[f],
                        ms, bytes, bytes / ms / 1e6);

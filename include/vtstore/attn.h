@@ -29,7 +29,14 @@
  * GPU: with location VT_LOC_DEVICE every pointer (Q, O, LSE, K, V) is CUDA device memory and
  * the work is queued on p.stream (a cudaStream_t passed as void*; NULL = the legacy default
  * stream); the call returns once the kernels are queued. GPU kernels need D = 64 or 128 and
- * Q in f16, bf16 or f32 (f32 is rounded to f16 for the tensor cores).
+ * Q in f16, bf16 or f32 (f32 is rounded to f16 for the tensor cores). The GPU path allocates
+ * nothing and never synchronizes: the split-KV decode keeps its per-split partial results in a
+ * device workspace the caller provides (vt_attn_workspace_bytes says how much), allocated once
+ * and reused across calls that are serialized on one stream:
+ *
+ *     size_t wb = vt_attn_workspace_bytes(&p);   // p with the largest Nk (cache capacity)
+ *     vt_dev_malloc(&p.workspace, wb);           // vtstore/device.h; wb may be 0 (NULL)
+ *     p.workspace_bytes = wb;
  */
 #ifndef VTSTORE_ATTN_H
 #define VTSTORE_ATTN_H
@@ -140,16 +147,34 @@ typedef struct vt_attn_params {
     int nthreads;      /* CPU threads (0 = all) */
     int num_splits;    /* GPU decode: 0 = chosen from the SM count */
     void *stream;      /* cudaStream_t for device work */
+    /* GPU decode scratch: device memory (4-byte aligned) for the split-KV partials, owned by the
+     * caller and not used by concurrent calls on other streams. NULL = no workspace: the decode
+     * runs one split (correct, but only Hkv x row-chunk CTAs for the whole cache, so slow for a
+     * long cache with few heads). Ignored on the CPU and by the prefill kernel. */
+    void *workspace;
+    size_t workspace_bytes; /* bytes at workspace */
 } vt_attn_params;
 
 /** Defaults: f32 Q and O, scale 0 (1/sqrt(D)), AUTO, everything else 0/NULL. */
 void vt_attn_params_init(vt_attn_params *p);
 
+/** Bytes of device workspace vt_attn_forward(p) needs (p->workspace, p->workspace_bytes) to run
+ *  the GPU decode with its split count (p->num_splits, or the count chosen from the SM count of
+ *  the current device). Reads only p's shapes, K/V location, algo and num_splits (no pointers).
+ *  0 when no workspace is needed: host K/V, a call that takes the prefill path (VT_ATTN_FLASH,
+ *  or AUTO with more than 16 query rows per K/V head), a single split, a build without CUDA, or
+ *  params vt_attn_forward would reject. The value is an upper bound that never decreases as
+ *  kv.n_tokens grows (other fields fixed): size it for the cache capacity once and reuse it for
+ *  every shorter cache; a smaller Nq can need more, so take the largest over the Nq you use. */
+size_t vt_attn_workspace_bytes(const vt_attn_params *p);
+
 /** O = softmax(scale * Q K^T + mask) V per head, optionally LSE. Runs on the CPU for host K/V
  *  (threaded over heads x query tiles) and on the GPU for device K/V (asynchronous on
- *  p->stream). Errors: -EINVAL (NULL pointers, dtypes), VT_ESHAPE (H % Hkv != 0, zero sizes),
- *  VT_EUNSUPPORTED (K/V format; on the GPU a head dim other than 64/128 or a naive algo; the
- *  message says which), VT_ENODEV (device K/V without CUDA), -ENOMEM, VT_ECUDA. */
+ *  p->stream; no allocation, no synchronization). Errors: -EINVAL (NULL pointers, dtypes, a
+ *  misaligned workspace), VT_ESHAPE (H % Hkv != 0, zero sizes), VT_EUNSUPPORTED (K/V format; on
+ *  the GPU a head dim other than 64/128 or a naive algo; the message says which), VT_EBUDGET
+ *  (GPU decode: p->workspace_bytes is less than the split count needs; the message gives both
+ *  sizes), VT_ENODEV (device K/V without CUDA), -ENOMEM, VT_ECUDA. */
 int vt_attn_forward(const vt_attn_params *p);
 
 /** Floating-point operations the call performs by the usual count: 4 * H * Nq * Nk * D, with

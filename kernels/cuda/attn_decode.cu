@@ -262,51 +262,82 @@ int launch_rb(const vt_attn_dev_args &a, int rb, dim3 grid, long long chunk, flo
     }
 }
 
-} // namespace
+/* The split plan of one decode call: rows per CTA, row chunks, splits and keys per split.
+ * bound is the split count before the chunk is rounded to whole tiles (>= splits, and for a
+ * fixed shape non-decreasing in nk), which vt_attn_cuda_decode_ws_bytes sizes for. */
+struct decode_plan {
+    int rb;
+    long long zc, splits, chunk, bound;
+};
 
-extern "C" int vt_attn_cuda_decode(const vt_attn_dev_args *a, int num_splits, void *stream) {
-    int arc = vt_attn_check_align(a, "attn decode");
-    if (arc) return arc;
-    cudaStream_t st = static_cast<cudaStream_t>(stream);
-    long long R = (long long)a->group * a->nq;
-    int rb = R >= 8 ? 8 : R >= 4 ? 4 : R >= 2 ? 2 : 1;
-    long long zc = (R + rb - 1) / rb;
-    if (zc > 65535 || a->Hkv > 65535)
-        return vt_fail(VT_EUNSUPPORTED,
-                       "attn decode: %lld query rows per K/V head x Hkv %d "
-                       "exceed the grid (use the prefill kernel)",
-                       R, a->Hkv);
-    long long nk = a->nk > 0 ? a->nk : 1;
+decode_plan plan_splits(const vt_attn_dev_args &a, int num_splits) {
+    decode_plan pl;
+    long long R = (long long)a.group * a.nq;
+    pl.rb = R >= 8 ? 8 : R >= 4 ? 4 : R >= 2 ? 2 : 1;
+    pl.zc = (R + pl.rb - 1) / pl.rb;
+    long long nk = a.nk > 0 ? a.nk : 1;
     long long splits = num_splits;
     if (splits <= 0) { /* about 4 CTAs per SM, at least 256 keys per split */
-        long long base = (long long)a->Hkv * zc;
+        long long base = (long long)a.Hkv * pl.zc;
+        if (base < 1) base = 1;
         splits = (4LL * sm_count() + base - 1) / base;
         long long by_len = (nk + 255) / 256;
         if (splits > by_len) splits = by_len;
     }
     if (splits < 1) splits = 1;
     if (splits > 1024) splits = 1024;
+    pl.bound = splits;
     long long chunk = (nk + splits - 1) / splits;
-    chunk = (chunk + KT - 1) / KT * KT;
-    splits = (nk + chunk - 1) / chunk;
-    dim3 grid((unsigned)splits, (unsigned)a->Hkv, (unsigned)zc);
+    pl.chunk = (chunk + KT - 1) / KT * KT;
+    pl.splits = (nk + pl.chunk - 1) / pl.chunk;
+    return pl;
+}
+
+/* Workspace of @p splits splits: [splits][H*nq][D] partial O, then [splits][H*nq][2] (m, l). */
+size_t ws_bytes(const vt_attn_dev_args &a, long long splits) {
+    if (splits <= 1) return 0;
+    return (size_t)splits * (size_t)a.H * (size_t)a.nq * ((size_t)a.D + 2) * sizeof(float);
+}
+
+} // namespace
+
+extern "C" size_t vt_attn_cuda_decode_ws_bytes(const vt_attn_dev_args *a, int num_splits) {
+    return ws_bytes(*a, plan_splits(*a, num_splits).bound);
+}
+
+extern "C" int vt_attn_cuda_decode(const vt_attn_dev_args *a, int num_splits, void *stream) {
+    int arc = vt_attn_check_align(a, "attn decode");
+    if (arc) return arc;
+    cudaStream_t st = static_cast<cudaStream_t>(stream);
+    /* no workspace: one split, so nothing is allocated here (issue 6: no per-call allocation) */
+    decode_plan pl = plan_splits(*a, a->ws ? num_splits : 1);
+    if (pl.zc > 65535 || a->Hkv > 65535)
+        return vt_fail(VT_EUNSUPPORTED,
+                       "attn decode: %lld query rows per K/V head x Hkv %d "
+                       "exceed the grid (use the prefill kernel)",
+                       (long long)a->group * a->nq, a->Hkv);
+    size_t need = ws_bytes(*a, pl.splits);
+    if (need > (a->ws ? a->ws_bytes : 0))
+        return vt_fail(VT_EBUDGET,
+                       "attn decode: workspace of %zu bytes < %zu bytes needed for %lld splits "
+                       "(size it with vt_attn_workspace_bytes)",
+                       a->ws_bytes, need, pl.splits);
+    dim3 grid((unsigned)pl.splits, (unsigned)a->Hkv, (unsigned)pl.zc);
 
     float *wo = nullptr, *wml = nullptr;
     size_t rows = (size_t)a->H * a->nq;
-    if (splits > 1) {
-        size_t bytes = (size_t)splits * rows * ((size_t)a->D + 2) * sizeof(float);
-        VT_CUDA_TRY(cudaMallocAsync((void **)&wo, bytes, st), "attn decode: workspace");
-        wml = wo + (size_t)splits * rows * a->D;
+    if (pl.splits > 1) {
+        wo = static_cast<float *>(a->ws);
+        wml = wo + (size_t)pl.splits * rows * a->D;
     }
-    int rc = a->D == 64 ? launch_rb<64>(*a, rb, grid, chunk, wo, wml, st)
-                        : launch_rb<128>(*a, rb, grid, chunk, wo, wml, st);
+    int rc = a->D == 64 ? launch_rb<64>(*a, pl.rb, grid, pl.chunk, wo, wml, st)
+                        : launch_rb<128>(*a, pl.rb, grid, pl.chunk, wo, wml, st);
+    if (rc) return rc;
     cudaError_t e = cudaGetLastError();
-    if (!rc && splits > 1 && e == cudaSuccess) {
-        combine_kernel<<<(unsigned)rows, a->D, 0, st>>>(*a, (int)splits, wo, wml);
+    if (pl.splits > 1 && e == cudaSuccess) {
+        combine_kernel<<<(unsigned)rows, a->D, 0, st>>>(*a, (int)pl.splits, wo, wml);
         e = cudaGetLastError();
     }
-    if (wo) cudaFreeAsync(wo, st);
-    if (rc) return rc;
     if (e != cudaSuccess)
         return vt_fail(VT_ECUDA, "attn decode: launch: %s", cudaGetErrorString(e));
     return 0;

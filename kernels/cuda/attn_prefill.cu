@@ -12,6 +12,8 @@
 #include <errno.h>
 #include <math.h>
 
+#include <atomic>
+
 #include "attn_common.cuh"
 
 namespace {
@@ -189,8 +191,18 @@ __global__ void __launch_bounds__(NTHREADS) prefill_kernel(vt_attn_dev_args a) {
 template <int D, typename T, int FMT> int launch(const vt_attn_dev_args &a, cudaStream_t st) {
     size_t smem = sizeof(prefill_smem<D, T>);
     auto kern = prefill_kernel<D, T, FMT>;
-    VT_CUDA_TRY(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem),
-                "attn prefill: shared memory");
+    /* the shared-memory opt-in once per (kernel, smem size) = template instance, per device
+     * (devices 0..63; others set it on every launch) */
+    static std::atomic<unsigned long long> attr_set{0};
+    int dev = 0;
+    VT_CUDA_TRY(cudaGetDevice(&dev), "attn prefill: current device");
+    unsigned long long bit = dev >= 0 && dev < 64 ? 1ULL << dev : 0;
+    if (!bit || !(attr_set.load(std::memory_order_acquire) & bit)) {
+        VT_CUDA_TRY(
+            cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem),
+            "attn prefill: shared memory");
+        attr_set.fetch_or(bit, std::memory_order_release);
+    }
     dim3 grid((unsigned)((a.nq + BM - 1) / BM), (unsigned)a.H);
     kern<<<grid, NTHREADS, smem, st>>>(a);
     VT_CUDA_TRY(cudaGetLastError(), "attn prefill: launch");

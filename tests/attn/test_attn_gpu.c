@@ -1,7 +1,9 @@
 /* GPU attention against the CPU f64 oracle on fresh random inputs: the tensor-core prefill
  * kernel and the split-KV decode kernel for every K/V format, D 64/128, GQA, causal with
- * Nq != Nk and masked rows, ragged tiles; the GPU append kernel must store exactly the bytes
- * the host cache (vt_quantize) stores. Exit 77 without a CUDA device. */
+ * Nq != Nk and masked rows, ragged tiles; the decode with several splits (automatic and forced
+ * counts, in a workspace sized by vt_attn_workspace_bytes) against one split (no workspace),
+ * and a too small workspace refused with VT_EBUDGET; the GPU append kernel must store exactly the
+ * bytes the host cache (vt_quantize) stores. Exit 77 without a CUDA device. */
 #include "attn_util.h"
 #include "vtstore/device.h"
 
@@ -69,17 +71,64 @@ static void gpu_case(const attn_case *c, vt_attn_algo algo, int splits) {
     p.o_dtype = c->o_dtype;
     p.lse = dlse;
     p.algo = algo;
-    p.num_splits = splits;
+    const char *path = algo == VT_ATTN_DECODE ? "decode" : "prefill";
+    void *o = malloc(ob), *o1 = NULL;
+    float *lse = malloc(nl * 4);
+    void *ws = NULL;
+    if (algo == VT_ATTN_DECODE) {
+        /* the single-split result (no workspace needed: a NULL workspace runs one split even
+         * when more are asked for) is the baseline the split runs must match */
+        p.num_splits = splits > 1 ? splits : 2;
+        CHECKF(vt_attn_workspace_bytes(&p) > 0, "%s: %d splits need a workspace", name,
+               p.num_splits);
+        o1 = malloc(ob);
+        CHECK_RC(vt_dev_memset(dout, 0xff, ob, NULL));
+        CHECK_RC(vt_attn_forward(&p));
+        CHECK_RC(vt_dev_memcpy_d2h(o1, dout, ob, NULL));
+        CHECK_RC(vt_dev_sync(NULL));
+        p.num_splits = 1;
+        CHECK(vt_attn_workspace_bytes(&p) == 0);
+        CHECK_RC(vt_dev_memset(dout, 0xff, ob, NULL));
+        CHECK_RC(vt_attn_forward(&p));
+        CHECK_RC(vt_dev_memcpy_d2h(o, dout, ob, NULL));
+        CHECK_RC(vt_dev_sync(NULL));
+        CHECKF(!memcmp(o, o1, ob), "%s: a NULL workspace must run exactly one split", name);
+        /* the requested split count with a workspace of the size the library asks for */
+        p.num_splits = splits;
+        size_t wb = vt_attn_workspace_bytes(&p);
+        /* the bound grows with the cache, never shrinks: the capacity's size covers this */
+        p.kv.n_tokens = c->nk + 7;
+        CHECK(vt_attn_workspace_bytes(&p) >= wb);
+        p.kv.n_tokens = c->nk;
+        if (wb) {
+            CHECK_RC(vt_dev_malloc(&ws, wb));
+            /* too small: refused with both sizes, nothing queued */
+            p.workspace = ws;
+            p.workspace_bytes = 16;
+            int rc = vt_attn_forward(&p);
+            CHECKF(rc == VT_EBUDGET && strstr(vt_last_error(), "workspace of 16 bytes <"),
+                   "%s: workspace of 16 bytes: rc %d, %s", name, rc, vt_last_error());
+        }
+        p.workspace = ws;
+        p.workspace_bytes = wb;
+    }
     CHECK_RC(vt_dev_memset(dout, 0xff, ob, NULL));
     CHECK_RC(vt_attn_forward(&p));
-    void *o = malloc(ob);
-    float *lse = malloc(nl * 4);
     CHECK_RC(vt_dev_memcpy_d2h(o, dout, ob, NULL));
     CHECK_RC(vt_dev_memcpy_d2h(lse, dlse, nl * 4, NULL));
     CHECK_RC(vt_dev_sync(NULL));
     /* prefill rounds K, V and P to the MMA type (f16 or bf16); decode computes in f32 */
     double tol = algo == VT_ATTN_DECODE ? 2e-3 : c->q_dtype == VT_DTYPE_BF16 ? 1.6e-2 : 2e-3;
-    double e = rel_err(o, c->o_dtype, oref, nqo), le = 0;
+    double e = rel_err(o, c->o_dtype, oref, nqo), le = 0, es = 0;
+    if (o1) {
+        /* splits > 1 against splits == 1: only the merge order differs (f16 O: one rounding) */
+        float *o1f = malloc(nqo * 4);
+        for (uint64_t i = 0; i < nqo; i++) o1f[i] = out_at(o1, c->o_dtype, i);
+        es = rel_err(o, c->o_dtype, o1f, nqo);
+        free(o1f);
+        double st = c->o_dtype == VT_DTYPE_F16 ? 1e-3 : 2e-5;
+        CHECKF(es <= st, "%s: %d splits vs one split: rel diff %.3g > %g", name, splits, es, st);
+    }
     int masked_ok = 1;
     for (uint64_t r = 0; r < nl; r++) {
         if (visible_keys(c, r % c->nq) == 0) {
@@ -90,12 +139,16 @@ static void gpu_case(const attn_case *c, vt_attn_algo algo, int splits) {
             le = fabs((double)lse[r] - lref[r]);
         }
     }
-    CHECKF(e <= tol, "%s %s: rel err %.3g > %g", name,
-           algo == VT_ATTN_DECODE ? "decode" : "prefill", e, tol);
+    CHECKF(e <= tol, "%s %s: rel err %.3g > %g", name, path, e, tol);
     CHECKF(le <= 10 * tol, "%s: lse err %.3g", name, le);
     CHECKF(masked_ok, "%s: masked rows must be 0 with LSE -inf", name);
-    printf("  %-7s %-72s rel err %.2e lse err %.2e\n",
-           algo == VT_ATTN_DECODE ? "decode" : "prefill", name, e, le);
+    if (o1)
+        printf("  %-7s %-72s splits %d rel err %.2e lse err %.2e vs 1 split %.1e\n", path, name,
+               splits, e, le, es);
+    else
+        printf("  %-7s %-72s rel err %.2e lse err %.2e\n", path, name, e, le);
+    vt_dev_free(ws);
+    free(o1);
     vt_dev_free(dk), vt_dev_free(dv), vt_dev_free(dq), vt_dev_free(dout), vt_dev_free(dlse);
     vt_kv_cache_destroy(hc);
     vt_kv_cache_destroy(dc);
@@ -126,7 +179,7 @@ int main(void) {
             c.causal = 1;
             c.q_dtype = VT_DTYPE_F16;
             gpu_case(&c, VT_ATTN_DECODE, 0);
-            gpu_case(&c, VT_ATTN_DECODE, 1);
+            gpu_case(&c, VT_ATTN_DECODE, 1 + (int)(vt_rand_u64() % 7));
         }
     attn_case masked = {4, 1, 128, 150, 40, 1, VT_FMT_Q8_0, VT_DTYPE_F16, VT_DTYPE_F32, 0};
     gpu_case(&masked, VT_ATTN_FLASH, 0);
