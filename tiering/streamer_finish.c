@@ -24,17 +24,6 @@ void vt_st_job_free(vt_job *j) {
     vt_free(j);
 }
 
-static void job_err(vt_job *j, int code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void job_err(vt_job *j, int code, const char *fmt, ...) {
-    if (j->err) return;
-    j->err = code;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(j->msg, sizeof j->msg, fmt, ap);
-    va_end(ap);
-}
-
 /* Verify the chunks not yet verified. Returns the number marked for a re-read (CST_REDO). */
 static uint64_t job_verify(vt_streamer *st, vt_job *j) {
     vt_sitem *it = &st->items[j->item];
@@ -58,12 +47,13 @@ static uint64_t job_verify(vt_streamer *st, vt_job *j) {
                    T->ti.name, (unsigned long long)ci->index, path, (unsigned long long)ci->offset);
             continue;
         }
-        job_err(j, VT_ECORRUPT,
-                "tensor %s chunk %llu (shard %s @%llu, %llu bytes): checksum mismatch (stored "
-                "%016llx, computed %016llx)%s",
-                T->ti.name, (unsigned long long)ci->index, path, (unsigned long long)ci->offset,
-                (unsigned long long)ci->stored_len, (unsigned long long)ci->checksum,
-                (unsigned long long)h, (j->cst[i] & CST_RETRIED) ? " after a re-read" : "");
+        vt_st_job_err(
+            j, VT_ECORRUPT,
+            "tensor %s chunk %llu (shard %s @%llu, %llu bytes): checksum mismatch (stored "
+            "%016llx, computed %016llx)%s",
+            T->ti.name, (unsigned long long)ci->index, path, (unsigned long long)ci->offset,
+            (unsigned long long)ci->stored_len, (unsigned long long)ci->checksum,
+            (unsigned long long)h, (j->cst[i] & CST_RETRIED) ? " after a re-read" : "");
     }
     return j->err ? 0 : redo;
 }
@@ -91,9 +81,10 @@ static void job_finish(vt_streamer *st, vt_job *j, double *copy_s, uint64_t *cop
                 int rc =
                     vt_store_chunk_decode(st->store, ci, j->scratch[i], j->ram + c, ci->raw_len);
                 if (rc)
-                    job_err(j, rc, "tensor %s chunk %llu (shard %s @%llu): %s", T->ti.name,
-                            (unsigned long long)ci->index, st->io->files[j->reqs[i].file].name,
-                            (unsigned long long)ci->offset, vt_last_error());
+                    vt_st_job_err(j, rc, "tensor %s chunk %llu (shard %s @%llu): %s", T->ti.name,
+                                  (unsigned long long)ci->index,
+                                  st->io->files[j->reqs[i].file].name,
+                                  (unsigned long long)ci->offset, vt_last_error());
             }
             c += ci->raw_len;
         }
@@ -124,7 +115,8 @@ static void job_finish(vt_streamer *st, vt_job *j, double *copy_s, uint64_t *cop
         if (T->ti.aux_bytes) memcpy(j->dev + it->aux_off, j->ram + it->aux_off, T->ti.aux_bytes);
         *copy_s += vt_now() - t0;
     }
-    if (rc) job_err(j, rc, "tensor %s: copy to the device tier: %s", T->ti.name, vt_last_error());
+    if (rc)
+        vt_st_job_err(j, rc, "tensor %s: copy to the device tier: %s", T->ti.name, vt_last_error());
     *copied += it->data_bytes + T->ti.aux_bytes;
 }
 
@@ -227,7 +219,7 @@ void *vt_st_fin_main(void *arg) {
             vt_job *j = back;
             back = j->next;
             if (st->stop) { /* closing: nobody will read it again */
-                job_err(j, VT_EUSAGE, "streamer closing");
+                vt_st_job_err(j, VT_EUSAGE, "streamer closing");
                 job_publish(st, j);
                 job_done(st, j);
                 continue;

@@ -154,6 +154,8 @@ int vt_st_find(const vt_streamer *st, const char *name);
 void *vt_st_io_main(void *arg);
 /** Open the shard files of every chunk record up front (see streamer_io.c). */
 int vt_st_open_shards(vt_streamer *st);
+/** Record the first error of a job (code and printf-style message); later ones are ignored. */
+void vt_st_job_err(vt_job *j, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* streamer_finish.c */
 void *vt_st_fin_main(void *arg);
 /** Free a job and its buffers (not its places). */

@@ -292,9 +292,7 @@ int vt_st_open_shards(vt_streamer *st) {
     return 0;
 }
 
-static void job_err(vt_job *j, int code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void job_err(vt_job *j, int code, const char *fmt, ...) {
+void vt_st_job_err(vt_job *j, int code, const char *fmt, ...) {
     if (j->err) return;
     j->err = code;
     va_list ap;
@@ -314,8 +312,8 @@ static int job_submit(vt_streamer *st, vt_job *j) {
         int fid;
         int rc = shard_file(st, ci->shard_id, &fid);
         if (rc) {
-            job_err(j, rc, "tensor %s chunk %llu: cannot open shard %u: %s", T->ti.name,
-                    (unsigned long long)ci->index, ci->shard_id, vt_last_error());
+            vt_st_job_err(j, rc, "tensor %s chunk %llu: cannot open shard %u: %s", T->ti.name,
+                          (unsigned long long)ci->index, ci->shard_id, vt_last_error());
             j->left -= it->nchunks - i;
             return rc;
         }
@@ -324,7 +322,7 @@ static int job_submit(vt_streamer *st, vt_job *j) {
             j->scratch[i] = vt_malloc_aligned(
                 VT_TIER_ALIGN, VT_ROUND_UP(ci->stored_len ? ci->stored_len : 1, VT_TIER_ALIGN));
             if (!j->scratch[i]) {
-                job_err(
+                vt_st_job_err(
                     j, -ENOMEM, "tensor %s chunk %llu: out of memory for its %llu-byte read buffer",
                     T->ti.name, (unsigned long long)ci->index, (unsigned long long)ci->stored_len);
                 j->left -= it->nchunks - i;
@@ -332,10 +330,10 @@ static int job_submit(vt_streamer *st, vt_job *j) {
             }
             buf = j->scratch[i];
         } else if (ci->stored_len != ci->raw_len) {
-            job_err(j, VT_ECORRUPT,
-                    "tensor %s chunk %llu: stored %llu bytes but raw %llu without a codec",
-                    T->ti.name, (unsigned long long)ci->index, (unsigned long long)ci->stored_len,
-                    (unsigned long long)ci->raw_len);
+            vt_st_job_err(j, VT_ECORRUPT,
+                          "tensor %s chunk %llu: stored %llu bytes but raw %llu without a codec",
+                          T->ti.name, (unsigned long long)ci->index,
+                          (unsigned long long)ci->stored_len, (unsigned long long)ci->raw_len);
             j->left -= it->nchunks - i;
             return VT_ECORRUPT;
         }
@@ -355,9 +353,10 @@ static void req_done(vt_streamer *st, vt_job *j, vt_io_req *r) {
     const vt_chunk_info *ci = &T->chunks[it->chunk0 + i];
     const vt_io_file *f = &st->io->files[r->file];
     if (r->result) {
-        job_err(j, r->result, "tensor %s chunk %llu (shard %s @%llu, %llu bytes): read failed: %s",
-                T->ti.name, (unsigned long long)ci->index, f->name, (unsigned long long)ci->offset,
-                (unsigned long long)ci->stored_len, vt_strerror(r->result));
+        vt_st_job_err(
+            j, r->result, "tensor %s chunk %llu (shard %s @%llu, %llu bytes): read failed: %s",
+            T->ti.name, (unsigned long long)ci->index, f->name, (unsigned long long)ci->offset,
+            (unsigned long long)ci->stored_len, vt_strerror(r->result));
         return;
     }
     j->disk_bytes += f->fd_direct >= 0 ? ci->padded_len : ci->stored_len;
@@ -433,7 +432,7 @@ void *vt_st_io_main(void *arg) {
             io_s = vt_now() - t0;
             if (n < 0) { /* the engine itself failed: fail everything in flight */
                 for (vt_job *j = active; j; j = j->next)
-                    job_err(j, n, "io engine: %s", vt_last_error());
+                    vt_st_job_err(j, n, "io engine: %s", vt_last_error());
                 while (active) {
                     vt_job *j = active;
                     active = j->next;
