@@ -28,12 +28,20 @@ int vt_cmd_bench(int argc, char **argv) {
         bench_usage(stderr);
         return VT_EXIT_USAGE;
     }
-    if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
+    int help = vt_cli_wants_help(argc, argv);
+    for (size_t i = 0; i < sizeof areas / sizeof areas[0]; i++) {
+        if (strcmp(argv[1], areas[i].name)) continue;
+        if (help) {
+            /* -h/--help anywhere after AREA: that area's usage, whatever else is given */
+            char *hv[] = {argv[1], "--help", NULL};
+            return areas[i].main_fn(2, hv);
+        }
+        return areas[i].main_fn(argc - 1, argv + 1);
+    }
+    if (help) {
         bench_usage(stdout);
         return VT_EXIT_OK;
     }
-    for (size_t i = 0; i < sizeof areas / sizeof areas[0]; i++)
-        if (!strcmp(argv[1], areas[i].name)) return areas[i].main_fn(argc - 1, argv + 1);
     fprintf(stderr, "vtstore bench: unknown area '%s'\n", argv[1]);
     bench_usage(stderr);
     return VT_EXIT_USAGE;

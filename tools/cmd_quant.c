@@ -281,12 +281,15 @@ static void qr_usage(FILE *f) {
 int vt_cmd_quant(int argc, char **argv) {
     qr_opts o = {.n = 4194304, .threads = vt_default_threads(), .runs = 5};
     int dist_given = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+    /* -h/--help anywhere wins over every other argument, as in the other subcommands (the loop
+     * of vt_cli_wants_help, which is in tools/main.c: bench_quant links this file without it) */
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
             qr_usage(stdout);
             return VT_EXIT_OK;
         }
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         int takes = !strcmp(a, "--n") || !strcmp(a, "--dist") || !strcmp(a, "--file") ||
                     !strcmp(a, "--threads") || !strcmp(a, "--runs") || !strcmp(a, "--json");
         if (!takes) {

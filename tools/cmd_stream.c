@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "store_print.h"
 #include "vtstore/store.h"
 #include "vtstore/tier.h"
 
@@ -145,6 +146,9 @@ int vt_cmd_stream(int argc, char **argv) {
     name_list names = {0};
     int ret = VT_EXIT_ERROR;
     vt_streamer *st = NULL;
+    FILE *js = NULL;
+    char *js_buf = NULL;
+    size_t js_len = 0;
     int attempt = 0;
 retry:
     if (sched_file) {
@@ -218,15 +222,24 @@ retry:
     vt_streamer_stats s0;
     vt_streamer_get_stats(st, &s0);
     const char *eng = s0.engine == VT_IO_URING ? "io_uring" : "pread";
-    if (json)
-        printf("{\"store\":\"%s\",\"engine\":\"%s\",\"device_is_gpu\":%d,\"vram_bytes\":%llu,\"ram_"
-               "bytes\":%llu,"
-               "\"model_bytes\":%llu,\"tensors\":%zu,\"vram_pinned_bytes\":%llu,\"ram_pinned_"
-               "bytes\":%llu,\"passes\":[",
-               path, eng, s0.device_is_gpu, (unsigned long long)cfg.vram_bytes,
-               (unsigned long long)cfg.ram_bytes, (unsigned long long)s0.model_bytes, names.n,
-               (unsigned long long)s0.vram.pinned_bytes, (unsigned long long)s0.ram.pinned_bytes);
-    else
+    /* --json: the object is built in memory and printed only once every pass succeeded, so a
+     * failure leaves stdout empty (the error goes to stderr) instead of a partial object */
+    if (json && !(js = open_memstream(&js_buf, &js_len))) {
+        vt_cli_error("stream", -ENOMEM, "JSON output buffer");
+        goto out;
+    }
+    if (json) {
+        fputs("{\"store\":", js);
+        vt_print_json_str(js, path);
+        fprintf(js,
+                ",\"engine\":\"%s\",\"device_is_gpu\":%d,\"vram_bytes\":%llu,\"ram_"
+                "bytes\":%llu,"
+                "\"model_bytes\":%llu,\"tensors\":%zu,\"vram_pinned_bytes\":%llu,\"ram_pinned_"
+                "bytes\":%llu,\"passes\":[",
+                eng, s0.device_is_gpu, (unsigned long long)cfg.vram_bytes,
+                (unsigned long long)cfg.ram_bytes, (unsigned long long)s0.model_bytes, names.n,
+                (unsigned long long)s0.vram.pinned_bytes, (unsigned long long)s0.ram.pinned_bytes);
+    } else
         printf("store %s: %zu tensors, %.1f MiB per pass; engine %s%s; vram %.1f MiB (pinned "
                "%.1f)%s, ram %.1f MiB "
                "(pinned %.1f)\n%4s %9s %9s %9s %9s %9s %10s %10s %9s\n",
@@ -248,7 +261,6 @@ retry:
                 rc = np > 1 ? vt_streamer_acquire_part(st, names.v[i], k, &w)
                             : vt_streamer_acquire(st, names.v[i], &w);
                 if (rc) {
-                    if (json) printf("]}\n");
                     vt_cli_error("stream", rc, "pass %d: tensor %s", p + 1, names.v[i]);
                     goto out;
                 }
@@ -265,14 +277,15 @@ retry:
         uint64_t rd = c.bytes_read - prev.bytes_read;
         double stall = c.stall_seconds - prev.stall_seconds;
         if (json)
-            printf("%s{\"pass\":%d,\"seconds\":%.6f,\"acquires\":%llu,\"vram_hits\":%llu,\"ram_"
-                   "hits\":%llu,"
-                   "\"disk_reads\":%llu,\"consumed_bytes\":%llu,\"gbps\":%.4f,\"bytes_read\":%llu,"
-                   "\"disk_gbps\":%.4f,"
-                   "\"stall_seconds\":%.6f}",
-                   p ? "," : "", p + 1, dt, (unsigned long long)acq, (unsigned long long)vh,
-                   (unsigned long long)rh, (unsigned long long)disk, (unsigned long long)consumed,
-                   consumed / dt / 1e9, (unsigned long long)rd, rd / dt / 1e9, stall);
+            fprintf(js,
+                    "%s{\"pass\":%d,\"seconds\":%.6f,\"acquires\":%llu,\"vram_hits\":%llu,\"ram_"
+                    "hits\":%llu,"
+                    "\"disk_reads\":%llu,\"consumed_bytes\":%llu,\"gbps\":%.4f,\"bytes_read\":%llu,"
+                    "\"disk_gbps\":%.4f,"
+                    "\"stall_seconds\":%.6f}",
+                    p ? "," : "", p + 1, dt, (unsigned long long)acq, (unsigned long long)vh,
+                    (unsigned long long)rh, (unsigned long long)disk, (unsigned long long)consumed,
+                    consumed / dt / 1e9, (unsigned long long)rd, rd / dt / 1e9, stall);
         else
             printf("%4d %9.4f %8.1f%% %8.1f%% %8.1f%% %9.3f %10.3f %10.1f %9.4f\n", p + 1, dt,
                    acq ? 100.0 * vh / acq : 0, acq ? 100.0 * rh / acq : 0,
@@ -280,9 +293,24 @@ retry:
                    stall);
         prev = c;
     }
-    if (json) printf("]}\n");
+    if (json) {
+        fputs("]}\n", js);
+        if (fclose(js)) {
+            js = NULL;
+            vt_cli_error("stream", -ENOMEM, "JSON output buffer");
+            goto out;
+        }
+        js = NULL;
+        fwrite(js_buf, 1, js_len, stdout);
+        if (fflush(stdout)) {
+            fprintf(stderr, "vtstore stream: writing stdout: %s\n", strerror(errno));
+            goto out;
+        }
+    }
     ret = VT_EXIT_OK;
 out:
+    if (js) fclose(js);
+    free(js_buf);
     vt_streamer_close(st);
     vt_store_close(s);
     for (size_t i = 0; i < names.n; i++) free(names.v[i]);

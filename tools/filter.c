@@ -265,8 +265,13 @@ static int eval(const vt_filter *f, int i, const vt_tensor_info *ti) {
     case F_SQNR:
         nv = ti->metrics.sqnr_db;
         break;
-    default:
-        nv = (double)vt_filter_layer(ti->name);
+    default: {
+        long layer = vt_filter_layer(ti->name);
+        /* no layer number (token_embd.weight, output_norm.weight): every comparison on layer is
+         * false, != included, so "layer < 2" selects blocks 0 and 1 only */
+        if (layer < 0) return 0;
+        nv = (double)layer;
+    }
     }
     if (!sv) return cmp_num(nv, n->op, n->num);
     if (n->op == OP_GLOB) return fnmatch(n->str, sv, 0) == 0;

@@ -7,8 +7,9 @@
  *   value := number (bytes take K/M/G suffixes) | 'quoted' | "quoted" | bare-word
  *
  * e.g.  layer < 4 && format == nf4 || name ~ '*norm*' && !(sqnr > 30)
- * shape is the dims joined by 'x' ("4096x4096"); layer is N of "blk.N." / "layers.N." in the
- * name, -1 when absent; bytes are the stored bytes. */
+ * shape is the dims joined by 'x' ("4096x4096"); layer is N of "blk.N." / "layers.N." /
+ * "layer.N." / "h.N." in the name and exists only there: for a name without one every comparison
+ * on layer (== != < <= > >=) is false; bytes are the stored bytes. */
 #ifndef VT_TOOLS_FILTER_H
 #define VT_TOOLS_FILTER_H
 

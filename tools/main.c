@@ -51,7 +51,7 @@ static const struct {
     {"attn", vt_cmd_attn, "flash attention on .npy inputs (quantized K/V optional)"},
     {"quant", vt_cmd_quant,
      "quantization report (SQNR, bits, throughput) on generated or given data"},
-    {"bench", vt_cmd_bench, "benchmarks: bench quant|kernels|..."},
+    {"bench", vt_cmd_bench, "benchmarks: bench kernels (quantization: vtstore quant)"},
 };
 
 static void usage(FILE *f) {

@@ -1,0 +1,139 @@
+/* Conventions of the vtstore CLI ($VT_BIN): -h/--help after other arguments prints the usage
+ * (exit 0) for every subcommand, bench included; the top-level help names the bench areas that
+ * exist; --where comparisons on `layer` are false for names without a layer number; a failing
+ * `stream --json` leaves stdout empty (error on stderr, exit 1) and a passing one prints one
+ * complete object. */
+#include <sys/wait.h>
+
+#include "import/gen.h"
+#include "vt_test.h"
+
+static const char *bin;
+static char dir[4096];
+
+/* Run "$VT_BIN args" in dir with stdout to out.txt and stderr to err.txt; return exit code. */
+static int vt(const char *args) {
+    char cmd[16384];
+    snprintf(cmd, sizeof cmd, "cd '%s' && '%s' %s >out.txt 2>err.txt", dir, bin, args);
+    int st = system(cmd);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static char *slurp(const char *name) {
+    static char buf[1 << 16];
+    char p[4300];
+    snprintf(p, sizeof p, "%s/%s", dir, name);
+    FILE *f = fopen(p, "r");
+    size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+    if (f) fclose(f);
+    buf[n] = 0;
+    return buf;
+}
+
+static int count(const char *text, const char *needle) {
+    int n = 0;
+    for (const char *s = strstr(text, needle); s; s = strstr(s + 1, needle)) n++;
+    return n;
+}
+
+int main(void) {
+    vt_test_seed();
+    bin = getenv("VT_BIN");
+    if (!bin || access(bin, X_OK)) TEST_SKIP("VT_BIN not set or not executable");
+    vt_test_tmpdir("test_cli_conventions", dir, sizeof dir);
+
+    /* 1. -h/--help after another argument (even an unknown or incomplete one) */
+    static const char *cmds[] = {"import", "ls", "query",  "info", "get",  "export", "verify",
+                                 "gc",     "rm", "stream", "run",  "attn", "quant",  "bench"};
+    static const char *tails[] = {"--nosuch --help", "x.vts -h", "--n 4096 --help", "--json -h"};
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
+        for (size_t j = 0; j < sizeof tails / sizeof tails[0]; j++) {
+            char a[128];
+            snprintf(a, sizeof a, "%s %s", cmds[i], tails[j]);
+            int rc = vt(a);
+            CHECKF(rc == 0 && strstr(slurp("out.txt"), "usage:"), "'%s': exit %d, stdout: %.200s",
+                   a, rc, slurp("out.txt"));
+        }
+    CHECK(vt("bench kernels --nosuch --help") == 0 && strstr(slurp("out.txt"), "kernels"));
+    CHECK(vt("bench kernels --rows -h") == 0 && strstr(slurp("out.txt"), "kernels"));
+    CHECK(vt("quant --nosuch") == 2 && !*slurp("out.txt"));
+    CHECK(vt("bench nosuch") == 2);
+
+    /* 4. the top-level help names only the bench areas that exist */
+    CHECK(vt("--help") == 0);
+    CHECKF(strstr(slurp("out.txt"), "bench kernels") && !strstr(slurp("out.txt"), "quant|") &&
+               !strstr(slurp("out.txt"), "..."),
+           "top-level help: %s", slurp("out.txt"));
+    CHECK(vt("bench --help") == 0 && count(slurp("out.txt"), "\n  ") == 1 &&
+          strstr(slurp("out.txt"), "  kernels"));
+
+    /* a GGUF-named model: embeddings and output norm outside the blocks, 3 blocks */
+    enum { C = 256 };
+    static float big[256 * C], w[3][16 * C], nrm[C];
+    for (size_t i = 0; i < sizeof big / sizeof big[0]; i++) big[i] = vt_rand_normal();
+    for (int l = 0; l < 3; l++)
+        for (int i = 0; i < 16 * C; i++) w[l][i] = vt_rand_normal();
+    for (int i = 0; i < C; i++) nrm[i] = 1;
+    gen_st_tensor t[] = {
+        {"token_embd.weight", "F32", 2, {256, C}, big, sizeof big, 0, 0, 0},
+        {"blk.0.attn_q.weight", "F32", 2, {16, C}, w[0], sizeof w[0], 0, 0, 0},
+        {"blk.1.attn_q.weight", "F32", 2, {16, C}, w[1], sizeof w[1], 0, 0, 0},
+        {"blk.2.attn_q.weight", "F32", 2, {16, C}, w[2], sizeof w[2], 0, 0, 0},
+        {"output_norm.weight", "F32", 1, {C}, nrm, sizeof nrm, 0, 0, 0},
+    };
+    gbuf b = {0};
+    gen_safetensors(&b, t, 5, NULL);
+    char p[4300];
+    snprintf(p, sizeof p, "%s/m.safetensors", dir);
+    CHECK(gb_write_file(&b, p) == 0);
+    gb_free(&b);
+    CHECK(vt("import m.safetensors s.vts --format f32") == 0);
+
+    /* 3. layer exists only for blk.N. / layers.N. names */
+    static const struct {
+        const char *where;
+        int n;
+    } cases[] = {
+        {"layer < 2", 2},
+        {"layer <= 2", 3},
+        {"layer >= 0", 3},
+        {"layer != 1", 2},
+        {"layer == 1", 1},
+        {"layer > -5", 3},
+        {"!(layer >= 0)", 2},
+        {"layer < 1 || name ~ '*norm*'", 2},
+        {"!(layer < 2) && !(layer >= 2)", 2},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char a[256], want[32];
+        snprintf(a, sizeof a, "ls s.vts --where \"%s\"", cases[i].where);
+        snprintf(want, sizeof want, "%d tensor(s)", cases[i].n);
+        CHECKF(vt(a) == 0 && strstr(slurp("out.txt"), want), "--where '%s': want %d, got %s",
+               cases[i].where, cases[i].n, slurp("out.txt"));
+    }
+    CHECK(vt("ls s.vts --where 'layer < 2' --json") == 0);
+    CHECKF(!strstr(slurp("out.txt"), "token_embd") && !strstr(slurp("out.txt"), "output_norm") &&
+               count(slurp("out.txt"), "\"name\":") == 2,
+           "layer < 2: %s", slurp("out.txt"));
+
+    /* 1. stream --json: success prints one complete object, failure prints nothing on stdout */
+    CHECK(vt("stream s.vts --ram 4M --passes 2 --json") == 0);
+    const char *o = slurp("out.txt");
+    size_t n = strlen(o);
+    CHECKF(o[0] == '{' && n > 3 && !strcmp(o + n - 3, "]}\n") && count(o, "\"pass\":") == 2 &&
+               strstr(o, "\"store\":\"s.vts\""),
+           "stream --json: %s", o);
+    /* token_embd.weight (256 KiB) does not fit 64 KiB without --chunkwise: exit 1 */
+    int rc = vt("stream s.vts --ram 64K --passes 1 --json");
+    CHECKF(rc == 1, "stream too small: exit %d", rc);
+    CHECKF(!*slurp("out.txt"), "stream --json failure wrote stdout: %s", slurp("out.txt"));
+    CHECKF(strstr(slurp("err.txt"), "vtstore stream:"), "stream error: %s", slurp("err.txt"));
+    CHECK(vt("stream nosuch.vts --ram 4M --json") == 1 && !*slurp("out.txt"));
+
+    if (!vt_test_failures) {
+        char cmd[4400];
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+        if (system(cmd)) fprintf(stderr, "cannot remove %s\n", dir);
+    }
+    return vt_test_done("test_cli_conventions");
+}
