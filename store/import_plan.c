@@ -260,6 +260,10 @@ int imp_plan_tensor(const vt_import_options *o, imp_awq_stats *awq, const vt_src
             return vt_fail(VT_EUNSUPPORTED, "tensor '%s': format %s can be read but not written",
                            name, vt_format_name(p->format, nb, sizeof nb));
         }
+        if ((p->format & VT_FMT_SPARSE24) && VT_FMT_BASE(p->format) == VT_FMT_NF4_DQ)
+            return vt_fail(VT_EUNSUPPORTED,
+                           "tensor '%s': nf4_dq cannot be 2:4 sparse (its super-blocks cross rows)",
+                           name);
         p->mode = IMP_CONVERT;
     }
     if (p->mode == IMP_COPY && p->format != VT_STORE_FMT_RAW &&
