@@ -37,8 +37,8 @@ step "import, keeping the GGUF's blocks (Q4_1 matrices, Q8_0 embedding, F32 norm
 step "import, re-quantizing every matrix to nf4"
 "$VT" import "$MODEL" "$NF4" --format nf4 --requantize
 
-step "vtstore ls (first tensors)"
-"$VT" ls "$Q41" | head -n 12
+step "vtstore ls (the first layer)"
+"$VT" ls "$Q41" 'blk.0.*'
 step "vtstore verify"
 "$VT" verify "$Q41"
 "$VT" verify "$NF4"
