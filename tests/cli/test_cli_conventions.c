@@ -6,35 +6,8 @@
 #include <sys/wait.h>
 
 #include "import/gen.h"
+#include "cli_util.h"
 #include "vt_test.h"
-
-static const char *bin;
-static char dir[4096];
-
-/* Run "$VT_BIN args" in dir with stdout to out.txt and stderr to err.txt; return exit code. */
-static int vt(const char *args) {
-    char cmd[16384];
-    snprintf(cmd, sizeof cmd, "cd '%s' && '%s' %s >out.txt 2>err.txt", dir, bin, args);
-    int st = system(cmd);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
-static char *slurp(const char *name) {
-    static char buf[1 << 16];
-    char p[4300];
-    snprintf(p, sizeof p, "%s/%s", dir, name);
-    FILE *f = fopen(p, "r");
-    size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
-    if (f) fclose(f);
-    buf[n] = 0;
-    return buf;
-}
-
-static int count(const char *text, const char *needle) {
-    int n = 0;
-    for (const char *s = strstr(text, needle); s; s = strstr(s + 1, needle)) n++;
-    return n;
-}
 
 int main(void) {
     vt_test_seed();

@@ -8,36 +8,9 @@
 
 #include "gen.h"
 #include "store/parse.h"
+#include "cli_util.h"
 #include "vt_test.h"
 #include "vtstore/store.h"
-
-static const char *bin;
-static char dir[4096];
-
-/* Run "$VT_BIN args" in dir with stdout to out.txt and stderr to err.txt; return exit code. */
-static int vt(const char *args) {
-    char cmd[16384];
-    snprintf(cmd, sizeof cmd, "cd '%s' && '%s' %s >out.txt 2>err.txt", dir, bin, args);
-    int st = system(cmd);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
-static char *slurp(const char *name) {
-    static char buf[1 << 16];
-    char p[4300];
-    snprintf(p, sizeof p, "%s/%s", dir, name);
-    FILE *f = fopen(p, "r");
-    size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
-    if (f) fclose(f);
-    buf[n] = 0;
-    return buf;
-}
-
-static int count_lines_with(const char *text, const char *needle) {
-    int n = 0;
-    for (const char *s = strstr(text, needle); s; s = strstr(s + 1, needle)) n++;
-    return n;
-}
 
 int main(void) {
     vt_test_seed();
@@ -94,7 +67,7 @@ int main(void) {
     CHECKF(strstr(slurp("out.txt"), "2 tensor(s)"), "where 1: %s", slurp("out.txt"));
     CHECK(vt("query s.vts '*layers.3.*' --where \"format ~ 'q8*' || name ~ '*norm*'\" --json") ==
           0);
-    CHECK(count_lines_with(slurp("out.txt"), "\"name\":") == 2);
+    CHECK(count(slurp("out.txt"), "\"name\":") == 2);
     CHECK(vt("ls s.vts --where \"!(sqnr > 30) && dtype == f32 && shape == 64x96\"") == 0);
     CHECKF(strstr(slurp("out.txt"), "4 tensor(s)"), "where 3: %s", slurp("out.txt"));
     CHECK(vt("ls s.vts --where \"rows >= 64 && cols == 96 && bytes > 1K\"") == 0);
