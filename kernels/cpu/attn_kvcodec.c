@@ -2,7 +2,6 @@
  * runs of rows through the quant module (vt_quantize / vt_dequantize), so a cache holds exactly
  * the bytes vt_quantize writes for the same rows. The CUDA append kernel mirrors the quant
  * module's reference quantizers operation by operation. */
-#include <cpuid.h>
 #include <immintrin.h>
 #include <stdio.h>
 #include <string.h>
@@ -48,16 +47,11 @@ int vt_attn_kv_quantize_rows(uint32_t fmt, const float *x, uint64_t rows, uint32
     return vt_quantize(fmt, &p, x, rows, d, dst, 1);
 }
 
-/* F16C, checked once: the hot loop dequantizes a tile per call and must not pay for cpuid
- * (which traps to the hypervisor in a VM). */
-static int f16c_state; /* 0 unknown, 1 yes, 2 no; benign race: every thread computes the same */
+/* F16C from the cached core check: the hot loop dequantizes a tile per call and must not pay
+ * for cpuid (which traps to the hypervisor in a VM). */
 static int have_f16c(void) {
-    if (!f16c_state) {
-        unsigned a, b, c, d;
-        int ok = __builtin_cpu_supports("avx2") && __get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C);
-        __atomic_store_n(&f16c_state, ok ? 1 : 2, __ATOMIC_RELAXED);
-    }
-    return __atomic_load_n(&f16c_state, __ATOMIC_RELAXED) == 1;
+    int f = vt_cpu_features();
+    return (f & VT_CPU_AVX2) && (f & VT_CPU_F16C);
 }
 
 __attribute__((target("avx2,f16c"))) static void f16_rows_f16c(const uint16_t *h, float *y,

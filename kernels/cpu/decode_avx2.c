@@ -8,7 +8,6 @@
 #include "kern_internal.h"
 
 #if defined(__x86_64__)
-#include <cpuid.h>
 #include <immintrin.h>
 
 #define AVX         __attribute__((target("avx2,fma,f16c")))
@@ -225,20 +224,13 @@ const vt_kdecode_fn vt_kdecode_avx2_table[VT_FMT_COUNT] = {
     [VT_FMT_MXFP4] = dec_mxfp4, [VT_FMT_AWQ_INT4] = dec_awq,
 };
 
-/* f16c via cpuid: clang < 15 has no "f16c" for __builtin_cpu_supports */
-static int cpu_f16c(void) {
-    unsigned a, b, c, d;
-    return __get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C);
-}
-
 int vt_kcpu_avx2(void) {
     static int cached = -1;
     if (cached < 0) {
         const char *e = getenv("VT_KERNELS_SCALAR");
         int forced = e && *e && strcmp(e, "0") != 0;
-        __builtin_cpu_init();
-        cached = !forced && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-                 cpu_f16c();
+        int f = vt_cpu_features();
+        cached = !forced && (f & VT_CPU_AVX2) && (f & VT_CPU_FMA) && (f & VT_CPU_F16C);
     }
     return cached;
 }
