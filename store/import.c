@@ -186,7 +186,7 @@ static void sum_slice(const float *x, const float *y, uint64_t n, chunk_sums *s)
 static void report(imp_run *r, const char *tensor, int force) {
     if (!r->o->progress) return;
     double now = vt_now();
-    if (!force && now - r->last_report < 0.05) return;
+    /* last_report is read only under mu: an unlocked pre-check would race with the writer */
     if (force)
         pthread_mutex_lock(&r->mu);
     else if (pthread_mutex_trylock(&r->mu))
