@@ -12,7 +12,7 @@ static const char *bin; /* the vtstore binary */
 static char dir[4096];  /* working directory of the commands */
 
 /* Run "$VT_BIN args" in dir with stdout to out.txt and stderr to err.txt; return exit code. */
-static int vt(const char *args) {
+static inline int vt(const char *args) {
     char cmd[16384];
     snprintf(cmd, sizeof cmd, "cd '%s' && '%s' %s >out.txt 2>err.txt", dir, bin, args);
     int st = system(cmd);
@@ -21,7 +21,7 @@ static int vt(const char *args) {
 
 /* Contents of dir/name (truncated to 64 KiB; "" if missing). Static buffer: valid until the
  * next call. */
-static char *slurp(const char *name) {
+static inline char *slurp(const char *name) {
     static char buf[1 << 16];
     char p[4300];
     snprintf(p, sizeof p, "%s/%s", dir, name);
@@ -33,7 +33,7 @@ static char *slurp(const char *name) {
 }
 
 /* Occurrences of needle in text. */
-static int count(const char *text, const char *needle) {
+static inline int count(const char *text, const char *needle) {
     int n = 0;
     for (const char *s = strstr(text, needle); s; s = strstr(s + 1, needle)) n++;
     return n;

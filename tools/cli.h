@@ -31,6 +31,8 @@ int vt_cmd_bench(int argc, char **argv);
 /* Parse a byte count with optional K/M/G/T suffix (powers of 1024) or a percentage-free plain
  * number. Returns 0 or -1. */
 int vt_cli_parse_bytes(const char *s, uint64_t *out);
+/* Parse a whole decimal number in [lo, hi] (strtod syntax, nothing after it). Returns 0 or -1. */
+int vt_cli_parse_num(const char *s, double lo, double hi, double *out);
 /* Print "vtstore CMD: " + message + detail of the last error to stderr. */
 void vt_cli_error(const char *cmd, int rc, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

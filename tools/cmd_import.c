@@ -24,7 +24,7 @@ static void usage(FILE *f) {
         "  --requantize      re-quantize GGUF blocks (kept byte for byte by default)\n"
         "  --awq-stats FILE  activation statistics for awq_int4 (.npy [cols] or .safetensors)\n"
         "  --name NAME       tensor name for a .npy source (default: the file name)\n"
-        "  --zstd N          compress chunks with zstd level N (kept when it saves >= 5%%)\n"
+        "  --zstd N          zstd level N for chunks, 0-19 (0: off; kept when it saves >= 5%%)\n"
         "  --shard-size N    shard size cap (K/M/G suffixes; default 1G)\n"
         "  --chunk-size N    target chunk size (default 2M)\n"
         "  --data-dir DIR    put shards in DIR too (repeatable)\n"
@@ -61,6 +61,40 @@ static void on_tensor(void *ctx, const vt_tensor_info *ti) {
            vt_print_shape(ti, sh, sizeof sh), vt_print_bytes(ti->stored_bytes, by, sizeof by),
            isinf(ti->metrics.sqnr_db) ? "exact " : "",
            isinf(ti->metrics.sqnr_db) ? 0.0 : ti->metrics.sqnr_db);
+}
+
+/* --target-sqnr DB (0, 300], --bits B (0, 32], --zstd N [0, 19], --threads N [0, 4096]. */
+static int num_opt(const char *a, const char *v, vt_import_options *o, vt_store_options *so) {
+    static const struct {
+        const char *name;
+        double lo, hi;
+        int integer;
+        const char *what;
+    } spec[] = {
+        {"--target-sqnr", 1e-9, 300, 0, "a positive SQNR in dB (at most 300)"},
+        {"--bits", 1e-9, 32, 0, "bits per weight in (0, 32]"},
+        {"--zstd", 0, 19, 1, "a zstd level 0-19 (0: no compression)"},
+        {"--threads", 0, 4096, 1, "a thread count 0-4096 (0: all cores)"},
+    };
+    for (size_t k = 0; k < sizeof spec / sizeof spec[0]; k++) {
+        if (strcmp(a, spec[k].name)) continue;
+        double x;
+        if (vt_cli_parse_num(v, spec[k].lo, spec[k].hi, &x) ||
+            (spec[k].integer && x != (double)(int)x)) {
+            fprintf(stderr, "vtstore import: %s '%s': expected %s\n", a, v, spec[k].what);
+            return -1;
+        }
+        if (k == 0)
+            o->target_sqnr_db = x;
+        else if (k == 1)
+            o->max_bits = x;
+        else if (k == 2)
+            so->zstd_level = (int)x;
+        else
+            o->nthreads = (int)x;
+        return 0;
+    }
+    return -1;
 }
 
 static int parse_format(const char *s, uint32_t *out) {
@@ -119,22 +153,21 @@ int vt_cmd_import(int argc, char **argv) {
             }
             o.n_rules++;
             i++;
-        } else if (!strcmp(a, "--target-sqnr"))
-            o.target_sqnr_db = atof(argv[++i]);
-        else if (!strcmp(a, "--bits"))
-            o.max_bits = atof(argv[++i]);
-        else if (!strcmp(a, "--sparsity")) {
-            if (strcmp(v, "2:4")) goto bad;
+        } else if (!strcmp(a, "--target-sqnr") || !strcmp(a, "--bits") || !strcmp(a, "--zstd") ||
+                   !strcmp(a, "--threads")) {
+            if (num_opt(a, v, &o, &so)) return VT_EXIT_USAGE;
+            i++;
+        } else if (!strcmp(a, "--sparsity")) {
+            if (strcmp(v, "2:4")) {
+                fprintf(stderr, "vtstore import: --sparsity '%s': only 2:4 is supported\n", v);
+                return VT_EXIT_USAGE;
+            }
             sparse = 1;
             i++;
         } else if (!strcmp(a, "--awq-stats"))
             o.awq_stats_path = argv[++i];
         else if (!strcmp(a, "--name"))
             o.tensor_name = argv[++i];
-        else if (!strcmp(a, "--zstd"))
-            so.zstd_level = atoi(argv[++i]);
-        else if (!strcmp(a, "--threads"))
-            o.nthreads = atoi(argv[++i]);
         else if (!strcmp(a, "--shard-size") && !vt_cli_parse_bytes(v, &n))
             so.shard_cap_bytes = n, i++;
         else if (!strcmp(a, "--chunk-size") && !vt_cli_parse_bytes(v, &n))
@@ -145,6 +178,13 @@ int vt_cmd_import(int argc, char **argv) {
             goto bad;
     }
     if (npos != 2) goto bad;
+    int any_auto = o.format == VT_IMPORT_AUTO;
+    for (uint32_t k = 0; k < o.n_rules; k++) any_auto |= rules[k].format == VT_IMPORT_AUTO;
+    if ((o.target_sqnr_db > 0 || o.max_bits > 0) && !any_auto) {
+        fprintf(stderr, "vtstore import: --target-sqnr and --bits need --format auto (or a --rule "
+                        "GLOB=auto)\n");
+        return VT_EXIT_USAGE;
+    }
     if (sparse) {
         if (o.format >= VT_FMT_COUNT) {
             fprintf(stderr,

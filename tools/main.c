@@ -79,6 +79,15 @@ int vt_cli_fixed_args(int argc, char **argv, int nargs, const char *use) {
     return -1;
 }
 
+int vt_cli_parse_num(const char *s, double lo, double hi, double *out) {
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (end == s || *end || errno || !(v >= lo && v <= hi)) return -1;
+    *out = v;
+    return 0;
+}
+
 int vt_cli_parse_bytes(const char *s, uint64_t *out) {
     char *end;
     errno = 0;
