@@ -168,6 +168,9 @@ void *vt_st_fin_main(void *arg) {
     vt_streamer *st = arg;
     vt_job *pend = NULL, *pend_tail = NULL; /* async copies not yet seen complete, FIFO */
     double pend_since = 0;                  /* when pend last became non-empty */
+    /* events are created and copies queued on this thread: on the streamer's device, not on
+     * device 0 (a failure shows up as the first copy's error) */
+    if (st->tier[T_VRAM].is_gpu) vt_tcuda_set_device(st->cfg.device);
     pthread_mutex_lock(&st->mu);
     for (;;) {
         vt_job *q = st->fin_head;

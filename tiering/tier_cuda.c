@@ -54,6 +54,12 @@ int vt_tcuda_available(int dev) {
     return 1;
 }
 
+int vt_tcuda_set_device(int dev) {
+    int e = cudaSetDevice(dev);
+    if (e) return cuda_err(e, "cudaSetDevice");
+    return 0;
+}
+
 int vt_tcuda_mem_info(uint64_t *free_b, uint64_t *total_b) {
     size_t f = 0, t = 0;
     int e = cudaMemGetInfo(&f, &t);
@@ -150,6 +156,9 @@ static int nodev(void) {
 }
 int vt_tcuda_available(int dev) {
     return 0;
+}
+int vt_tcuda_set_device(int dev) {
+    return nodev();
 }
 int vt_tcuda_mem_info(uint64_t *free_b, uint64_t *total_b) {
     *free_b = *total_b = 0;

@@ -66,7 +66,10 @@ void vt_region_close(vt_region *r);
 /* ---- CUDA shim (tier_cuda.c): no CUDA types, all calls fail with VT_ENODEV without CUDA ----- */
 
 /** 1 if this build has CUDA and a GPU is usable (device @p dev selected), else 0. */
-int vt_tcuda_available(int dev);
+int vt_tcuda_available(int dev); /* also makes @p dev the calling thread's current device */
+/* The CUDA current device is per thread: a thread that queues copies or records events on the
+ * streamer's stream must select the streamer's device first. */
+int vt_tcuda_set_device(int dev);
 int vt_tcuda_mem_info(uint64_t *free_b, uint64_t *total_b);
 int vt_tcuda_malloc(void **p, uint64_t bytes);
 void vt_tcuda_free(void *p);
