@@ -82,6 +82,8 @@ const float vt_ke8m0_f32[256] = {
 
 #define A512   __attribute__((target("avx512f,avx2,fma,f16c")))
 #define INLINE static inline __attribute__((always_inline))
+/* Prefetch of what the next row group reads at this point (see pfd in fused). */
+#define PF(a) _mm_prefetch((const char *)(a) + pfd, _MM_HINT_T0)
 
 static const float e2m1_tab[16] = {0.0f,  0.5f,  1.0f,  1.5f,  2.0f,  3.0f,  4.0f,  6.0f,
                                    -0.0f, -0.5f, -1.0f, -1.5f, -2.0f, -3.0f, -4.0f, -6.0f};
@@ -164,6 +166,9 @@ A512 INLINE uint64_t fused(const vt_kdesc *d, uint64_t r0, const int R, const in
     const uint64_t cols = d->cols;
     const uint8_t *p[4];
     uint64_t g[4];
+    /* Prefetch distance: the same column R rows on, i.e. the next row group, which the caller
+     * runs next. */
+    const uint64_t pfd = (uint64_t)R * d->row_bytes;
     for (int i = 0; i < R; i++) {
         p[i] = d->data + (r0 + i) * d->row_bytes;
         g[i] = (r0 + i) * d->bpr;
@@ -181,6 +186,7 @@ A512 INLINE uint64_t fused(const vt_kdesc *d, uint64_t r0, const int R, const in
             ZERO(t);
 #pragma GCC unroll 4
             for (int i = 0; i < R; i++) {
+                PF(p[i]);
                 DOT_GROUP(i, p[i] + 2, t);
                 __m512 s = _mm512_set1_ps(ldh(p[i]));
 #pragma GCC unroll 8
@@ -198,6 +204,7 @@ A512 INLINE uint64_t fused(const vt_kdesc *d, uint64_t r0, const int R, const in
             ZERO(t);
 #pragma GCC unroll 4
             for (int i = 0; i < R; i++) {
+                PF(p[i]);
                 DOT_GROUP(i, p[i] + 4, t);
                 __m512 s = _mm512_set1_ps(ldh(p[i])), m = _mm512_set1_ps(ldh(p[i] + 2));
 #pragma GCC unroll 8
@@ -216,6 +223,7 @@ A512 INLINE uint64_t fused(const vt_kdesc *d, uint64_t r0, const int R, const in
 #pragma GCC unroll 4
             for (int i = 0; i < R; i++) {
                 if (F == VT_FMT_NF4) {
+                    PF(p[i]);
                     s[i] = _mm512_set1_ps(ldf(p[i]));
                     q[i] = p[i] + 4;
                     p[i] += 36;
@@ -224,6 +232,10 @@ A512 INLINE uint64_t fused(const vt_kdesc *d, uint64_t r0, const int R, const in
                     uint32_t j = (uint32_t)(g[i] % 256);
                     s[i] = _mm512_set1_ps(ldf(sb) + ldf(sb + 4) * (float)(int8_t)sb[8 + j]);
                     q[i] = sb + 264 + 32 * j;
+                    uint64_t gn = g[i] + (uint64_t)R * d->bpr; /* next group */
+                    _mm_prefetch((const char *)d->data + gn / 256 * sizeof(vt_block_nf4_dq) + 264 +
+                                     32 * (gn % 256),
+                                 _MM_HINT_T0);
                     g[i]++;
                 }
             }
@@ -246,6 +258,7 @@ A512 INLINE uint64_t fused(const vt_kdesc *d, uint64_t r0, const int R, const in
             ZERO(t);
 #pragma GCC unroll 4
             for (int i = 0; i < R; i++) {
+                PF(p[i]);
                 DOT_GROUP(i, p[i] + 1, t);
                 __m512 s = _mm512_set1_ps(vt_ke8m0_f32[p[i][0]]);
 #pragma GCC unroll 8
@@ -261,6 +274,7 @@ A512 INLINE uint64_t fused(const vt_kdesc *d, uint64_t r0, const int R, const in
 #pragma GCC unroll 4
             for (int i = 0; i < R; i++) {
                 const uint8_t *q = p[i];
+                PF(q);
                 __m128i qb = _mm_unpacklo_epi64(_mm_loadl_epi64((const __m128i *)(q + 1)),
                                                 _mm_loadl_epi64((const __m128i *)(q + 10)));
                 __m512i c = _mm512_cvtepu8_epi32(qb);
@@ -290,7 +304,10 @@ A512 INLINE uint64_t fused(const vt_kdesc *d, uint64_t r0, const int R, const in
                 for (int b = 0; b < B; b++)
                     sx[b] = _mm512_add_ps(sx[b], _mm512_add_ps(xa[b], xb[b]));
 #pragma GCC unroll 4
-                for (int i = 0; i < R; i++) DOT_GROUP(i, p[i] + 4 + 16 * h, t);
+                for (int i = 0; i < R; i++) {
+                    PF(p[i] + 16 * h);
+                    DOT_GROUP(i, p[i] + 4 + 16 * h, t);
+                }
             }
 #pragma GCC unroll 4
             for (int i = 0; i < R; i++) {
@@ -319,6 +336,7 @@ A512 INLINE uint64_t fused(const vt_kdesc *d, uint64_t r0, const int R, const in
 #pragma GCC unroll 4
                 for (int i = 0; i < R; i++) {
                     const uint8_t *q = p[i] + 16 + 32 * j;
+                    PF(q);
                     float dd = ldh(p[i]), dm = ldh(p[i] + 2), s1, m1, s2, m2;
                     scale_min_k4(2 * j, p[i] + 4, &s1, &m1);
                     scale_min_k4(2 * j + 1, p[i] + 4, &s2, &m2);
