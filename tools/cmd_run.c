@@ -153,9 +153,10 @@ static int32_t argmax(const float *v, uint32_t n) {
     return (int32_t)b;
 }
 
-/* Tokenizer from the GGUF vocabulary kept in the store: tokens, merges, token types; or, in a
- * store imported from safetensors, from the tokenizer.json kept beside it. */
-static int load_tokenizer(vt_store *s, vt_tok **tok) {
+/* Tokenizer from the GGUF vocabulary kept in the store: tokens, merges, token types, and the
+ * pre-tokenizer named by tokenizer.ggml.pre; or, in a store imported from safetensors, from the
+ * tokenizer.json kept beside it. @p pre_desc gets a description of the pre-tokenizer. */
+static int load_tokenizer(vt_store *s, vt_tok **tok, char *pre_desc, size_t pre_cap) {
     vt_meta_strings *toks = NULL, *merges = NULL;
     int32_t *types = NULL;
     uint64_t ntypes = 0;
@@ -164,7 +165,7 @@ static int load_tokenizer(vt_store *s, vt_tok **tok) {
     if (vt_meta_get_type(s, key, &ty, NULL) == VT_ENOTFOUND &&
         !vt_meta_get_type(s, "tokenizer.json", &ty, NULL)) {
         vt_clear_error();
-        int rc = vt_hf_tokenizer_load(s, tok);
+        int rc = vt_hf_tokenizer_load(s, tok, pre_desc, pre_cap);
         return rc ? vt_fail(rc, "store metadata tokenizer.json: %s", vt_last_error()) : 0;
     }
     vt_clear_error();
@@ -184,7 +185,16 @@ static int load_tokenizer(vt_store *s, vt_tok **tok) {
         }
         rc = vt_tok_create(toks->str, (uint32_t)toks->count, merges->str, (uint32_t)merges->count,
                            types, tok);
-        if (rc) rc = vt_fail(rc, "tokenizer from store metadata: %s", vt_strerror(rc));
+        if (rc) {
+            rc = vt_fail(rc, "tokenizer from store metadata: %s", vt_strerror(rc));
+        } else {
+            char pre[64];
+            int absent = vt_meta_get_string(s, "gguf.tokenizer.ggml.pre", pre, sizeof pre, NULL);
+            vt_clear_error();
+            vt_tok_set_pre(*tok, vt_tok_pre_from_gguf(absent ? NULL : pre));
+            snprintf(pre_desc, pre_cap, "GGUF tokenizer.ggml.pre %s%s%s", absent ? "" : "'",
+                     absent ? "absent" : pre, absent ? "" : "'");
+        }
     }
     vt_meta_strings_free(toks);
     vt_meta_strings_free(merges);
@@ -369,7 +379,8 @@ int vt_cmd_run(int argc, char **argv) {
         vt_cli_error(CMD, rc, "%s: model", store_path);
         goto done;
     }
-    if ((rc = load_tokenizer(s, &tok))) {
+    char pre_desc[160] = "";
+    if ((rc = load_tokenizer(s, &tok, pre_desc, sizeof pre_desc))) {
         vt_cli_error(CMD, rc, "%s: tokenizer", store_path);
         goto done;
     }
@@ -386,6 +397,13 @@ int vt_cmd_run(int argc, char **argv) {
             rc = ids ? vt_tok_encode(tok, t, ids, n, &n_prompt) : -ENOMEM;
         }
         free(t);
+        if (rc == -ENOTSUP) {
+            fprintf(stderr,
+                    "vtstore run: %s: this model's pre-tokenizer (%s) is not implemented, so the "
+                    "prompt cannot be encoded exactly; give token ids with --tokens instead\n",
+                    store_path, pre_desc);
+            goto done;
+        }
         if (rc) {
             vt_cli_error(CMD, rc, "%s: encoding the prompt", store_path);
             goto done;

@@ -132,6 +132,7 @@ enum {
     T_SP_SP,
     T_IM_START,
     T_IM,
+    T_12,
     T_COUNT
 };
 
@@ -154,19 +155,13 @@ static int test_synthetic(void) {
     tokens[T_SP_SP] = "\xc4\xa0\xc4\xa0";
     tokens[T_IM_START] = "<|im_start|>";
     tokens[T_IM] = "<|im";
+    tokens[T_12] = "12";
     for (int i = 256; i < T_COUNT; i++) types[i] = VT_TOK_TYPE_NORMAL;
     types[T_IM_START] = VT_TOK_TYPE_CONTROL;
     types[T_IM] = VT_TOK_TYPE_USER_DEFINED;
     const char *merges[] = {
-        "a a",
-        "\xc4\xa0 a",
-        "\304\240a b",
-        "h e",
-        "he l",
-        "hel l",
-        "hell o",
-        "\xc4\xa0 \xc4\xa0",
-        "a a" /* repeated: ignored */,
+        "a a",   "\xc4\xa0 a", "\304\240a b",       "h e", "he l",
+        "hel l", "hell o",     "\xc4\xa0 \xc4\xa0", "1 2", "a a" /* repeated: ignored */,
     };
     uint32_t n_merges = sizeof merges / sizeof merges[0];
 
@@ -303,6 +298,39 @@ static int test_synthetic(void) {
     CHECK(vt_tok_encode(tok, "", NULL, 0, &n) == 0 && n == 0);
     CHECK(vt_tok_encode(tok, NULL, ids, 2, &n) == -EINVAL);
     CHECK(vt_tok_encode(tok, "a", NULL, 2, &n) == -EINVAL);
+
+    /* pre-tokenizers: GPT-2's pattern alone keeps "12" together (" ?\p{N}+"), so the merge
+     * applies; an unsupported split refuses to encode but still decodes */
+    CHECK(vt_tok_pre_from_gguf("smollm") == VT_TOK_PRE_DIGITS_GPT2);
+    CHECK(vt_tok_pre_from_gguf("starcoder") == VT_TOK_PRE_DIGITS_GPT2);
+    CHECK(vt_tok_pre_from_gguf("gpt-2") == VT_TOK_PRE_GPT2);
+    CHECK(vt_tok_pre_from_gguf("llama-bpe") == VT_TOK_PRE_UNSUPPORTED);
+    CHECK(vt_tok_pre_from_gguf("") == VT_TOK_PRE_UNSUPPORTED);
+    CHECK(vt_tok_pre_from_gguf(NULL) == VT_TOK_PRE_UNSUPPORTED);
+    CHECK(vt_tok_set_pre(tok, (enum vt_tok_pre)7) == -EINVAL);
+    CHECK(vt_tok_set_pre(NULL, VT_TOK_PRE_GPT2) == -EINVAL);
+    CHECK(vt_tok_set_pre(tok, VT_TOK_PRE_GPT2) == 0);
+    {
+        int32_t w[] = {'a', T_12, ' ', '1', T_12}; /* "a" "12" " 112": ' 1' no merge, then 12 */
+        expect_encode(tok, "a12 112", w, 5);
+    }
+    {
+        int32_t w[] = {T_IM_START, ' ', T_HELLO, ' ', '1', T_12}; /* specials first as before */
+        expect_encode(tok, "<|im_start|> hello 112", w, 6);
+    }
+    CHECK(vt_tok_set_pre(tok, VT_TOK_PRE_DIGITS_GPT2) == 0);
+    {
+        int32_t w[] = {'a', '1', '2'};
+        expect_encode(tok, "a12", w, 3);
+    }
+    CHECK(vt_tok_set_pre(tok, VT_TOK_PRE_UNSUPPORTED) == 0);
+    CHECK(vt_tok_encode(tok, "a", ids, 2, &n) == -ENOTSUP);
+    {
+        char b[8];
+        size_t len = 0;
+        CHECK(vt_tok_decode(tok, T_HELLO, b, sizeof b, &len) == 0 && len == 5 &&
+              !memcmp(b, "hello", 5));
+    }
     vt_tok_destroy(tok);
     vt_tok_destroy(NULL);
 
@@ -375,7 +403,10 @@ static int test_dump(const char *path) {
     int ret = 2;
     vt_tok *tok = NULL;
 
-    if (read_header(f, "vt-tok-dump") != 1 || (n_tok = read_header(f, "tokens")) <= 0) goto bad;
+    char pre[64], pw[8];
+    if (read_header(f, "vt-tok-dump") != 2 || fscanf(f, "%7s %63s", pw, pre) != 2 ||
+        strcmp(pw, "pre") || (n_tok = read_header(f, "tokens")) <= 0)
+        goto bad;
     tokens = calloc((size_t)n_tok, sizeof *tokens);
     types = calloc((size_t)n_tok, sizeof *types);
     if (!tokens || !types) goto bad;
@@ -394,6 +425,12 @@ static int test_dump(const char *path) {
     int rc = vt_tok_create((const char *const *)tokens, (uint32_t)n_tok,
                            (const char *const *)merges, (uint32_t)n_mer, types, &tok);
     double t_create = (double)(clock() - t0) / CLOCKS_PER_SEC;
+    enum vt_tok_pre mode = vt_tok_pre_from_gguf(pre);
+    if (!rc && mode == VT_TOK_PRE_UNSUPPORTED) {
+        fprintf(stderr, "test_tokenizer: %s: pre-tokenizer '%s' is not implemented\n", path, pre);
+        goto bad;
+    }
+    if (!rc) rc = vt_tok_set_pre(tok, mode);
     if (rc) {
         fprintf(stderr, "vt_tok_create failed: %d\n", rc);
         ret = 1;
@@ -444,9 +481,9 @@ static int test_dump(const char *path) {
         rc = vt_tok_encode(tok, big, NULL, 0, &n);
         double dt = (double)(clock() - t0) / CLOCKS_PER_SEC;
         CHECK(rc == -ENOSPC || (rc == 0 && n == 0));
-        printf("test_tokenizer: vocab %ld, merges %ld, create %.3fs; encode %.2f MB -> %u ids "
-               "in %.3fs (%.1f MB/s)\n",
-               n_tok, n_mer, t_create, (double)(reps * corpus_len) / 1e6, n, dt,
+        printf("test_tokenizer: pre %s, vocab %ld, merges %ld, create %.3fs; encode %.2f MB -> %u "
+               "ids in %.3fs (%.1f MB/s)\n",
+               pre, n_tok, n_mer, t_create, (double)(reps * corpus_len) / 1e6, n, dt,
                (double)(reps * corpus_len) / 1e6 / (dt > 0 ? dt : 1e-9));
         free(big);
     }

@@ -17,9 +17,14 @@ Usage:
   tok_ref.py GGUF --encode TEXT    print the oracle's ids for TEXT
   tok_ref.py GGUF --decode 1,2,3   print the text of ids
 
+With --pre gpt-2 the oracle's pre-tokenizer is ByteLevel alone (GPT-2's
+pattern, numbers grouped), the split GGUF's "gpt-2" and a tokenizer.json with a
+bare ByteLevel pre_tokenizer name; the C tokenizer's VT_TOK_PRE_GPT2.
+
 Dump format (line based; every string is lowercase hex of its UTF-8 bytes, "-"
 when empty):
-  vt-tok-dump 1
+  vt-tok-dump 2
+  pre NAME            the GGUF tokenizer.ggml.pre name of the oracle's split
   tokens N            then N lines "HEX TYPE"
   merges M            then M lines "HEX"          (the merge string "a b")
   cases K             then K lines "HEX COUNT ID ID ..."
@@ -150,7 +155,8 @@ def read_vocab(path):
 class RefTokenizer:
     """The `tokenizers`-based oracle, plus a decoder by the inverse byte map."""
 
-    def __init__(self, tokens, types, merges):
+    def __init__(self, tokens, types, merges, pre="smollm"):
+        self.pre = pre
         self.tokens = tokens
         self.types = types
         self.merges = merges
@@ -167,10 +173,12 @@ class RefTokenizer:
             vocab.setdefault(t, i)
         pairs = [tuple(m.split(" ", 1)) for m in self.merges]
         tok = Tokenizer(models.BPE(vocab=vocab, merges=pairs, fuse_unk=False, byte_fallback=False))
-        tok.pre_tokenizer = pre_tokenizers.Sequence([
-            pre_tokenizers.Digits(individual_digits=True),
-            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True),
-        ])
+        byte_level = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+        if self.pre == "gpt-2":
+            tok.pre_tokenizer = byte_level
+        else:
+            tok.pre_tokenizer = pre_tokenizers.Sequence([
+                pre_tokenizers.Digits(individual_digits=True), byte_level])
         tok.decoder = decoders.ByteLevel()
         special = [AddedToken(t, special=True, normalized=False, lstrip=False, rstrip=False,
                               single_word=False)
@@ -208,7 +216,8 @@ def hexs(s):
 
 def dump(path, tokens, types, merges, ref, strings):
     with open(path, "w") as f:
-        f.write("vt-tok-dump 1\n")
+        f.write("vt-tok-dump 2\n")
+        f.write("pre %s\n" % ref.pre)
         f.write("tokens %d\n" % len(tokens))
         for t, ty in zip(tokens, types):
             f.write("%s %d\n" % (hexs(t), ty))
@@ -230,15 +239,22 @@ def main():
     g.add_argument("--dump", metavar="OUT")
     g.add_argument("--encode", metavar="TEXT")
     g.add_argument("--decode", metavar="IDS")
+    ap.add_argument("--pre", choices=["smollm", "gpt-2"],
+                    help="the oracle's pre-tokenizer (default: the GGUF's, smollm if absent)")
     ap.add_argument("--fuzz", type=int, default=300, metavar="N",
                     help="with --dump: add N seeded random strings (default 300)")
     args = ap.parse_args()
 
     tokens, types, merges, pre = read_vocab(args.gguf)
-    if pre not in (None, "smollm", "starcoder", "refact", "codeshell"):
-        print("tok_ref: warning: pre-tokenizer %r is not the one modelled (smollm)" % pre,
+    if args.pre:
+        pre = args.pre
+    elif pre in (None, "smollm", "starcoder", "refact", "codeshell"):
+        pre = "smollm"
+    elif pre != "gpt-2":
+        print("tok_ref: warning: pre-tokenizer %r is not modelled; using smollm's" % pre,
               file=sys.stderr)
-    ref = RefTokenizer(tokens, types, merges)
+        pre = "smollm"
+    ref = RefTokenizer(tokens, types, merges, pre)
     if args.dump:
         dump(args.dump, tokens, types, merges, ref, TEST_STRINGS + fuzz_strings(args.fuzz))
     elif args.encode is not None:

@@ -3,7 +3,8 @@
 # SmolLM2 GGUF converted to an HF-layout directory (gguf_to_hf.py: dequantized, q/k un-permuted,
 # HF names) and imported as f16 (merges as [a, b] pairs) and f32 (merges as "a b" strings) gives
 # the GGUF store's logits (cosine >= 0.999 at every position, same top-1), and tokenizer.json
-# encodes prompts to the same ids as the GGUF vocabulary.
+# encodes prompts to the same ids as the GGUF vocabulary; a pre_tokenizer the runner does not
+# implement refuses --prompt (naming it) while --tokens still runs.
 set -eu
 PY_MODULES="numpy gguf"
 . "$(dirname "$0")/common.sh"
@@ -23,6 +24,33 @@ for v in "f16 pairs" "f32 strings"; do
     set -- $v
     "$PY" "$HERE/gguf_to_hf.py" "$MODEL" "$W/src-$1" --dtype "$1" --merges "$2"
     "$VT_BIN" import "$W/src-$1/model.safetensors" "$W/$1.vts" --format "$1" >/dev/null
+    if [ "$1" = f32 ]; then
+        # a pre_tokenizer the runner does not implement (Llama-3's Split regex): --prompt is
+        # refused with a message naming it (exit 1), --tokens still runs
+        "$PY" - "$W/src-$1/tokenizer.json" <<'PYEOF'
+import json, sys
+p = sys.argv[1]
+t = json.load(open(p))
+t["pre_tokenizer"] = {"type": "Sequence", "pretokenizers": [
+    {"type": "Split", "pattern": {"Regex": "(?i:'s|'t|'re|'ve|'m|'ll|'d)|\\p{N}{1,3}"},
+     "behavior": "Isolated", "invert": False},
+    {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": False}]}
+json.dump(t, open(p, "w"))
+PYEOF
+        "$VT_BIN" import "$W/src-$1/model.safetensors" "$W/split.vts" --format q8_0 >/dev/null
+        if "$VT_BIN" run "$W/split.vts" --prompt "Hi" --max-new 1 --quiet 2>"$W/err.txt"; then
+            echo "FAIL: an unsupported pre_tokenizer encoded a prompt" >&2
+            exit 1
+        fi
+        grep -q "pre_tokenizer Sequence \[Split, ByteLevel\]" "$W/err.txt" || {
+            echo "FAIL: message does not name the pre_tokenizer:" >&2
+            cat "$W/err.txt" >&2
+            exit 1
+        }
+        "$VT_BIN" run "$W/split.vts" --tokens "$IDS" --max-new 1 --quiet >/dev/null
+        echo "unsupported pre_tokenizer: --prompt refused ($(head -c 120 "$W/err.txt")...), --tokens runs"
+        rm -rf "$W/split.vts"
+    fi
     rm -rf "$W/src-$1"
     "$VT_BIN" run "$W/$1.vts" --tokens "$IDS" --max-new 1 --quiet --logits "$W/logits_$1.npy"
     echo "$1 store vs GGUF store:"

@@ -370,7 +370,49 @@ int vt_hf_config_load(vt_store *s, vt_hf_config *c) {
 
 /* ---- tokenizer.json ------------------------------------------------------------------------- */
 
-int vt_hf_tokenizer_parse(const char *json, vt_tok **tok) {
+/* 1 if node @p n is a JSON true/false equal to @p want, or absent and @p dflt equals it. */
+static int hj_bool_is(const hj_doc *d, uint32_t n, int want, int dflt) {
+    if (!n) return dflt == want;
+    return d->v[n].type == HJ_BOOL && (int)d->v[n].num == want;
+}
+
+/* 1 if @p n is {"type": "ByteLevel", "add_prefix_space": false, "use_regex": true (default)}. */
+static int is_bytelevel_regex(const hj_doc *d, uint32_t n) {
+    uint32_t ty = n ? hj_get(d, n, "type") : 0;
+    return ty && d->v[ty].type == HJ_STR && !strcmp(d->arena + d->v[ty].str, "ByteLevel") &&
+           hj_bool_is(d, hj_get(d, n, "add_prefix_space"), 0, 0) &&
+           hj_bool_is(d, hj_get(d, n, "use_regex"), 1, 1);
+}
+
+/* The split of a tokenizer.json "pre_tokenizer": ByteLevel (GPT-2 pattern) alone, or
+ * Sequence[Digits(individual_digits: true), ByteLevel]; anything else is not implemented. A
+ * description of it goes to @p desc. */
+static enum vt_tok_pre hf_pre(const hj_doc *d, uint32_t n, char *desc, size_t cap) {
+    uint32_t ty = n && d->v[n].type == HJ_OBJ ? hj_get(d, n, "type") : 0;
+    const char *t = ty && d->v[ty].type == HJ_STR ? d->arena + d->v[ty].str : NULL;
+    snprintf(desc, cap, "tokenizer.json pre_tokenizer %s", t ? t : "null");
+    if (!t) return VT_TOK_PRE_UNSUPPORTED;
+    if (is_bytelevel_regex(d, n)) return VT_TOK_PRE_GPT2;
+    uint32_t list = hj_get(d, n, "pretokenizers");
+    if (strcmp(t, "Sequence") || !list || d->v[list].type != HJ_ARR) return VT_TOK_PRE_UNSUPPORTED;
+    size_t k = strlen(desc);
+    for (uint32_t c = d->v[list].first; c && k < cap; c = d->v[c].next) {
+        uint32_t ct = d->v[c].type == HJ_OBJ ? hj_get(d, c, "type") : 0;
+        k += (size_t)snprintf(desc + k, cap - k, "%s%s", c == d->v[list].first ? " [" : ", ",
+                              ct && d->v[ct].type == HJ_STR ? d->arena + d->v[ct].str : "?");
+    }
+    if (k < cap) snprintf(desc + k, cap - k, "]");
+    uint32_t a = d->v[list].first, b = a ? d->v[a].next : 0;
+    uint32_t at = a && d->v[a].type == HJ_OBJ ? hj_get(d, a, "type") : 0;
+    if (d->v[list].count == 2 && at && d->v[at].type == HJ_STR &&
+        !strcmp(d->arena + d->v[at].str, "Digits") &&
+        hj_bool_is(d, hj_get(d, a, "individual_digits"), 1, 0) && d->v[b].type == HJ_OBJ &&
+        is_bytelevel_regex(d, b))
+        return VT_TOK_PRE_DIGITS_GPT2;
+    return VT_TOK_PRE_UNSUPPORTED;
+}
+
+int vt_hf_tokenizer_parse(const char *json, vt_tok **tok, char *pre_desc, size_t pre_cap) {
     hj_doc d;
     int rc = hj_parse(json, &d);
     if (rc) return vt_fail(rc, "tokenizer.json: %s", vt_last_error());
@@ -472,8 +514,13 @@ int vt_hf_tokenizer_parse(const char *json, vt_tok **tok) {
         rc = vt_fail(VT_EFORMAT, "tokenizer.json: %llu tokens", (unsigned long long)n);
         goto out;
     }
-    if ((rc = vt_tok_create(toks, (uint32_t)n, merges, nm, types, tok)))
+    if ((rc = vt_tok_create(toks, (uint32_t)n, merges, nm, types, tok))) {
         rc = vt_fail(rc, "tokenizer from tokenizer.json: %s", vt_strerror(rc));
+    } else {
+        char dbuf[160];
+        vt_tok_set_pre(*tok, hf_pre(&d, hj_get(&d, 1, "pre_tokenizer"), pre_desc ? pre_desc : dbuf,
+                                    pre_desc ? pre_cap : sizeof dbuf));
+    }
 out:
     vt_free(toks);
     vt_free(types);
@@ -484,11 +531,11 @@ out:
     return rc;
 }
 
-int vt_hf_tokenizer_load(vt_store *s, vt_tok **tok) {
+int vt_hf_tokenizer_load(vt_store *s, vt_tok **tok, char *pre_desc, size_t pre_cap) {
     char *text = NULL;
     int rc = meta_text(s, "tokenizer.json", &text);
     if (rc) return rc;
-    rc = vt_hf_tokenizer_parse(text, tok);
+    rc = vt_hf_tokenizer_parse(text, tok, pre_desc, pre_cap);
     vt_free(text);
     return rc;
 }

@@ -35,6 +35,7 @@ struct vt_tok {
     int32_t *specials;         /* [n_specials] ids, longest first */
     uint32_t n_specials;
     uint8_t special_first[256]; /* 1: some special token starts with this byte */
+    enum vt_tok_pre pre;
 };
 
 /* ------------------------------------------------------------------ hashing */
@@ -570,6 +571,7 @@ static int split_gpt2(struct encoder *en, const uint8_t *s, size_t b, size_t e) 
 
 /* Pre-tokenizes and encodes text without special tokens, s[b..e). */
 static int encode_fragment(struct encoder *en, const uint8_t *s, size_t b, size_t e) {
+    if (en->t->pre == VT_TOK_PRE_GPT2) return split_gpt2(en, s, b, e);
     size_t seg = b, i = b;
     while (i < e) {
         size_t l;
@@ -599,6 +601,7 @@ int vt_tok_encode(const vt_tok *tok, const char *text, int32_t *ids, uint32_t ca
                   uint32_t *n_out) {
     if (!tok || !text || !n_out || (!ids && cap)) return -EINVAL;
     *n_out = 0;
+    if (tok->pre == VT_TOK_PRE_UNSUPPORTED) return -ENOTSUP;
     const uint8_t *s = (const uint8_t *)text;
     size_t n = strlen(text);
     struct encoder en = {.t = tok, .ids = ids, .cap = cap};
@@ -626,6 +629,23 @@ int vt_tok_encode(const vt_tok *tok, const char *text, int32_t *ids, uint32_t ca
     if (en.n > UINT32_MAX) return -ENOSPC;
     *n_out = (uint32_t)en.n;
     return en.n > cap ? -ENOSPC : 0;
+}
+
+int vt_tok_set_pre(vt_tok *tok, enum vt_tok_pre pre) {
+    if (!tok ||
+        (pre != VT_TOK_PRE_DIGITS_GPT2 && pre != VT_TOK_PRE_GPT2 && pre != VT_TOK_PRE_UNSUPPORTED))
+        return -EINVAL;
+    tok->pre = pre;
+    return 0;
+}
+
+enum vt_tok_pre vt_tok_pre_from_gguf(const char *name) {
+    static const char *const digits[] = {"smollm", "starcoder", "refact", "codeshell"};
+    if (!name) return VT_TOK_PRE_UNSUPPORTED;
+    for (size_t i = 0; i < sizeof digits / sizeof digits[0]; i++)
+        if (!strcmp(name, digits[i])) return VT_TOK_PRE_DIGITS_GPT2;
+    if (!strcmp(name, "gpt-2")) return VT_TOK_PRE_GPT2;
+    return VT_TOK_PRE_UNSUPPORTED;
 }
 
 /* ------------------------------------------------------------------ decode */

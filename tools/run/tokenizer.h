@@ -9,7 +9,8 @@
  *
  *   1. CONTROL and USER_DEFINED tokens (e.g. <|im_start|>) are matched whole in the
  *      text, leftmost then longest, before anything else;
- *   2. every Unicode number (\p{N}) becomes a piece of its own;
+ *   2. every Unicode number (\p{N}) becomes a piece of its own (pre-tokenizer
+ *      VT_TOK_PRE_DIGITS_GPT2, the default; VT_TOK_PRE_GPT2 skips this step);
  *   3. the remaining runs are split by the GPT-2 pattern
  *      's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
  *      implemented by hand (no regex library; letter/number tables in
@@ -50,6 +51,19 @@ enum vt_tok_type {
     VT_TOK_TYPE_BYTE = 6
 };
 
+/** The pre-tokenizer: how text is split before BPE. */
+enum vt_tok_pre {
+    /** \p{N} one by one, then the GPT-2 pattern: GGUF tokenizer.ggml.pre "smollm"
+     *  ("starcoder", "refact", "codeshell" name the same split); tokenizer.json
+     *  Sequence[Digits(individual_digits), ByteLevel(use_regex)]. The default. */
+    VT_TOK_PRE_DIGITS_GPT2 = 0,
+    /** The GPT-2 pattern alone: GGUF "gpt-2"; tokenizer.json ByteLevel(use_regex). */
+    VT_TOK_PRE_GPT2 = 1,
+    /** A split this tokenizer does not implement: vt_tok_encode refuses with
+     *  -ENOTSUP (decoding still works, so token ids in and text out do). */
+    VT_TOK_PRE_UNSUPPORTED = 2
+};
+
 /** An immutable byte-level BPE tokenizer. */
 typedef struct vt_tok vt_tok;
 
@@ -73,6 +87,14 @@ typedef struct vt_tok vt_tok;
 int vt_tok_create(const char *const *tokens, uint32_t n_tokens, const char *const *merges,
                   uint32_t n_merges, const int32_t *token_types, vt_tok **out);
 
+/** Sets the pre-tokenizer (VT_TOK_PRE_DIGITS_GPT2 after vt_tok_create).  Call it
+ *  before the tokenizer is shared.  @return 0; -EINVAL for NULL or an unknown value. */
+int vt_tok_set_pre(vt_tok *tok, enum vt_tok_pre pre);
+
+/** The pre-tokenizer a GGUF tokenizer.ggml.pre value names (NULL: the key is
+ *  absent, which llama.cpp reads as its "default" split: unsupported here). */
+enum vt_tok_pre vt_tok_pre_from_gguf(const char *name);
+
 /** Frees a tokenizer.  NULL is a no-op. */
 void vt_tok_destroy(vt_tok *tok);
 
@@ -88,7 +110,8 @@ void vt_tok_destroy(vt_tok *tok);
  *              exceeds cap (call with cap 0 to size a buffer).
  * @return 0; -ENOSPC when the encoding has more than cap ids (ids then holds the
  *         first cap of them); -EINVAL for NULL arguments or a byte that has no
- *         single-byte token in the vocabulary; -ENOMEM.
+ *         single-byte token in the vocabulary; -ENOTSUP when the pre-tokenizer is
+ *         VT_TOK_PRE_UNSUPPORTED; -ENOMEM.
  */
 int vt_tok_encode(const vt_tok *tok, const char *text, int32_t *ids, uint32_t cap, uint32_t *n_out);
 
