@@ -103,15 +103,21 @@ A512 INLINE __m512i codes16(const uint8_t *q) {
     return _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)q));
 }
 
-/* q4_k: 6-bit scale and min of sub-block j (ggml's get_scale_min_k4). */
-static inline void scale_min_k4(int j, const uint8_t *q, float *sc, float *m) {
-    if (j < 4) {
-        *sc = (float)(q[j] & 63);
-        *m = (float)(q[j + 4] & 63);
-    } else {
-        *sc = (float)((q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4));
-        *m = (float)((q[j + 4] >> 4) | ((q[j] >> 6) << 4));
-    }
+/* q4_k block at p: out[2j] = d * scale_j, out[2j + 1] = dmin * min_j for the 8 sub-blocks (ggml's
+ * get_scale_min_k4 on all 8 at once, with llama.cpp's 32-bit masks). */
+A512 INLINE void q4k_scales(const uint8_t *p, float *out) {
+    uint32_t u[3], dm;
+    memcpy(u, p + 4, 12);
+    memcpy(&dm, p, 4);
+    uint64_t sc = (u[0] & 0x3f3f3f3fu) |
+                  (uint64_t)((u[2] & 0x0f0f0f0fu) | (((u[0] >> 6) & 0x03030303u) << 4)) << 32;
+    uint64_t mn = (u[1] & 0x3f3f3f3fu) |
+                  (uint64_t)(((u[2] >> 4) & 0x0f0f0f0fu) | (((u[1] >> 6) & 0x03030303u) << 4))
+                      << 32;
+    __m128i il = _mm_unpacklo_epi8(_mm_cvtsi64_si128((long long)sc),
+                                   _mm_cvtsi64_si128((long long)mn)); /* sc0 m0 sc1 m1 ... */
+    __m512 f = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(il));
+    _mm512_storeu_ps(out, _mm512_mul_ps(f, _mm512_cvtph_ps(_mm256_set1_epi32((int)dm))));
 }
 
 /* acc[i][b] += scale_i * (lut[lo_i] . xa[b] + lut[hi_i] . xb[b]) for one 16-byte code group. */
@@ -280,9 +286,8 @@ A512 INLINE uint64_t fused(const vt_kdesc *d, uint64_t r0, const int R, const in
                 __m512i c = _mm512_cvtepu8_epi32(qb);
                 __m512 vl = _mm512_permutexvar_ps(c, lut);
                 __m512 vh = _mm512_permutexvar_ps(_mm512_srli_epi32(c, 4), lut);
-                __m512 s =
-                    _mm512_mask_mov_ps(_mm512_set1_ps(d->tensor_scale * vt_ke4m3_f32[q[0]]), 0xff00,
-                                       _mm512_set1_ps(d->tensor_scale * vt_ke4m3_f32[q[9]]));
+                __m512 s = _mm512_mask_mov_ps(_mm512_set1_ps(vt_ke4m3_f32[q[0]]), 0xff00,
+                                              _mm512_set1_ps(vt_ke4m3_f32[q[9]]));
 #pragma GCC unroll 8
                 for (int b = 0; b < B; b++) {
                     __m512 u = _mm512_fmadd_ps(vh, xb[b], _mm512_mul_ps(vl, xa[b]));
@@ -322,6 +327,9 @@ A512 INLINE uint64_t fused(const vt_kdesc *d, uint64_t r0, const int R, const in
     case VT_FMT_Q4_K: /* per 64: low nibbles of 32 bytes, then high; d*sc*q - dmin*m */
         lut = _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
         for (; k + 256 <= cols; k += 256) {
+            float sm[4][16];
+#pragma GCC unroll 4
+            for (int i = 0; i < R; i++) q4k_scales(p[i], sm[i]);
 #pragma GCC unroll 4
             for (int j = 0; j < 4; j++) {
                 __m512 xq[4][VT_GEMV_MAX_BATCH];
@@ -337,11 +345,9 @@ A512 INLINE uint64_t fused(const vt_kdesc *d, uint64_t r0, const int R, const in
                 for (int i = 0; i < R; i++) {
                     const uint8_t *q = p[i] + 16 + 32 * j;
                     PF(q);
-                    float dd = ldh(p[i]), dm = ldh(p[i] + 2), s1, m1, s2, m2;
-                    scale_min_k4(2 * j, p[i] + 4, &s1, &m1);
-                    scale_min_k4(2 * j + 1, p[i] + 4, &s2, &m2);
-                    __m512 d1 = _mm512_set1_ps(dd * s1), d2 = _mm512_set1_ps(dd * s2);
-                    __m512 n1 = _mm512_set1_ps(dm * m1), n2 = _mm512_set1_ps(dm * m2);
+                    const float *f = sm[i] + 4 * j;
+                    __m512 d1 = _mm512_set1_ps(f[0]), d2 = _mm512_set1_ps(f[2]);
+                    __m512 n1 = _mm512_set1_ps(f[1]), n2 = _mm512_set1_ps(f[3]);
                     __m512i c0 = codes16(q), c1 = codes16(q + 16);
                     __m512 l0 = _mm512_permutexvar_ps(c0, lut), l1 = _mm512_permutexvar_ps(c1, lut);
                     __m512 h0 = _mm512_permutexvar_ps(_mm512_srli_epi32(c0, 4), lut);
@@ -364,8 +370,9 @@ A512 INLINE uint64_t fused(const vt_kdesc *d, uint64_t r0, const int R, const in
     default:
         return 0;
     }
+    const float ts = F == VT_FMT_NVFP4 ? d->tensor_scale : 1.0f; /* nvfp4: applied once here */
     for (int i = 0; i < R; i++)
-        for (int b = 0; b < B; b++) out[i * ostride + b] = _mm512_reduce_add_ps(acc[i][b]);
+        for (int b = 0; b < B; b++) out[i * ostride + b] = ts * _mm512_reduce_add_ps(acc[i][b]);
     return k;
 }
 
