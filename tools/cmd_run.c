@@ -385,6 +385,16 @@ int vt_cmd_run(int argc, char **argv) {
         goto done;
     }
     if (prompt) {
+        int32_t im_start, im_end;
+        if (chat && (vt_tok_find_special(tok, "<|im_start|>", &im_start) ||
+                     vt_tok_find_special(tok, "<|im_end|>", &im_end))) {
+            fprintf(stderr,
+                    "vtstore run: %s: --chat uses the ChatML template, but this vocabulary has no "
+                    "special <|im_start|> / <|im_end|> token; write the model's own template into "
+                    "--prompt instead\n",
+                    store_path);
+            goto done;
+        }
         const char *fmt = chat ? "<|im_start|>user\n%s<|im_end|>\n<|im_start|>assistant\n" : "%s";
         size_t len = strlen(prompt) + 64;
         char *t = malloc(len);

@@ -301,6 +301,14 @@ static int test_synthetic(void) {
 
     /* pre-tokenizers: GPT-2's pattern alone keeps "12" together (" ?\p{N}+"), so the merge
      * applies; an unsupported split refuses to encode but still decodes */
+    {
+        int32_t id = -1;
+        CHECK(vt_tok_find_special(tok, "<|im_start|>", &id) == 0 && id == T_IM_START);
+        CHECK(vt_tok_find_special(tok, "<|im", &id) == 0 && id == T_IM);
+        CHECK(vt_tok_find_special(tok, "hello", &id) == -ENOENT); /* normal, not special */
+        CHECK(vt_tok_find_special(tok, "<|im_", &id) == -ENOENT);
+        CHECK(vt_tok_find_special(NULL, "x", &id) == -EINVAL);
+    }
     CHECK(vt_tok_pre_from_gguf("smollm") == VT_TOK_PRE_DIGITS_GPT2);
     CHECK(vt_tok_pre_from_gguf("starcoder") == VT_TOK_PRE_DIGITS_GPT2);
     CHECK(vt_tok_pre_from_gguf("gpt-2") == VT_TOK_PRE_GPT2);

@@ -4,7 +4,8 @@
 # HF names) and imported as f16 (merges as [a, b] pairs) and f32 (merges as "a b" strings) gives
 # the GGUF store's logits (cosine >= 0.999 at every position, same top-1), and tokenizer.json
 # encodes prompts to the same ids as the GGUF vocabulary; a pre_tokenizer the runner does not
-# implement refuses --prompt (naming it) while --tokens still runs.
+# implement refuses --prompt (naming it) while --tokens still runs, and --chat refuses a
+# vocabulary without the ChatML tokens.
 set -eu
 PY_MODULES="numpy gguf"
 . "$(dirname "$0")/common.sh"
@@ -35,6 +36,8 @@ t["pre_tokenizer"] = {"type": "Sequence", "pretokenizers": [
     {"type": "Split", "pattern": {"Regex": "(?i:'s|'t|'re|'ve|'m|'ll|'d)|\\p{N}{1,3}"},
      "behavior": "Isolated", "invert": False},
     {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": False}]}
+# and no ChatML start token: --chat must refuse rather than wrap the prompt in plain text
+t["added_tokens"] = [a for a in t["added_tokens"] if a["content"] != "<|im_start|>"]
 json.dump(t, open(p, "w"))
 PYEOF
         "$VT_BIN" import "$W/src-$1/model.safetensors" "$W/split.vts" --format q8_0 >/dev/null
@@ -47,6 +50,12 @@ PYEOF
             cat "$W/err.txt" >&2
             exit 1
         }
+        if "$VT_BIN" run "$W/split.vts" --prompt "Hi" --chat --max-new 1 --quiet 2>"$W/err.txt" ||
+            ! grep -q "ChatML" "$W/err.txt"; then
+            echo "FAIL: --chat without <|im_start|> in the vocabulary was not refused" >&2
+            cat "$W/err.txt" >&2
+            exit 1
+        fi
         "$VT_BIN" run "$W/split.vts" --tokens "$IDS" --max-new 1 --quiet >/dev/null
         echo "unsupported pre_tokenizer: --prompt refused ($(head -c 120 "$W/err.txt")...), --tokens runs"
         rm -rf "$W/split.vts"

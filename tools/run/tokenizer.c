@@ -669,6 +669,19 @@ int vt_tok_lookup(const vt_tok *tok, const char *piece, int32_t *id) {
     return 0;
 }
 
+int vt_tok_find_special(const vt_tok *tok, const char *piece, int32_t *id) {
+    if (!tok || !piece || !id) return -EINVAL;
+    size_t n = strlen(piece);
+    for (uint32_t k = 0; k < tok->n_specials; k++) {
+        int32_t t = tok->specials[k];
+        if (tok->off[t + 1] - tok->off[t] == n && !memcmp(tok->arena + tok->off[t], piece, n)) {
+            *id = t;
+            return 0;
+        }
+    }
+    return -ENOENT;
+}
+
 uint32_t vt_tok_n_tokens(const vt_tok *tok) {
     return tok ? tok->n_tokens : 0;
 }

@@ -140,6 +140,14 @@ int vt_tok_decode(const vt_tok *tok, int32_t id, char *buf, size_t cap, size_t *
  */
 int vt_tok_lookup(const vt_tok *tok, const char *piece, int32_t *id);
 
+/**
+ * Finds the special (CONTROL / USER_DEFINED: matched whole in text) token whose
+ * bytes are exactly `piece`, e.g. "<|im_start|>".
+ *
+ * @return 0 with *id set; -ENOENT when no special token matches; -EINVAL for NULLs.
+ */
+int vt_tok_find_special(const vt_tok *tok, const char *piece, int32_t *id);
+
 /** Number of tokens in the vocabulary (0 for NULL). */
 uint32_t vt_tok_n_tokens(const vt_tok *tok);
 
