@@ -120,6 +120,25 @@ A512 INLINE void q4k_scales(const uint8_t *p, float *out) {
     _mm512_storeu_ps(out, _mm512_mul_ps(f, _mm512_cvtph_ps(_mm256_set1_epi32((int)dm))));
 }
 
+/* The f16 scales of the 8 blocks at p as f32: q4_0 (18-byte blocks, d at 0) -> out[0..8);
+ * q4_1 (20-byte blocks, d and m at 0 and 2) -> out[0..16) as d0 m0 d1 m1 ... Two 64-byte loads,
+ * one dword permute and one convert instead of a scalar convert and broadcast per block. */
+A512 INLINE void scales8_f16(const uint8_t *p, int q4_1, float *out) {
+    if (q4_1) {
+        const __m512i di = _mm512_setr_epi32(0, 5, 10, 15, 16, 21, 26, 31, 0, 0, 0, 0, 0, 0, 0, 0);
+        __m512i w =
+            _mm512_permutex2var_epi32(_mm512_loadu_si512(p), di, _mm512_loadu_si512(p + 80));
+        _mm512_storeu_ps(out, _mm512_cvtph_ps(_mm512_castsi512_si256(w)));
+    } else { /* block b's d is the low (b even) or high half of dword 18b / 4 */
+        const __m512i di = _mm512_setr_epi32(0, 4, 9, 13, 18, 22, 27, 31, 0, 0, 0, 0, 0, 0, 0, 0);
+        const __m512i sh = _mm512_setr_epi32(0, 16, 0, 16, 0, 16, 0, 16, 0, 0, 0, 0, 0, 0, 0, 0);
+        __m512i w =
+            _mm512_permutex2var_epi32(_mm512_loadu_si512(p), di, _mm512_loadu_si512(p + 64));
+        w = _mm512_srlv_epi32(w, sh);
+        _mm256_storeu_ps(out, _mm256_cvtph_ps(_mm256_castsi256_si128(_mm512_cvtepi32_epi16(w))));
+    }
+}
+
 /* acc[i][b] += scale_i * (lut[lo_i] . xa[b] + lut[hi_i] . xb[b]) for one 16-byte code group. */
 #define DOT_GROUP(i, q, T)                                                                         \
     do {                                                                                           \
@@ -186,40 +205,47 @@ A512 INLINE uint64_t fused(const vt_kdesc *d, uint64_t r0, const int R, const in
     __m512 lut;
     switch (F) {
     case VT_FMT_Q4_0:
-        lut = _mm512_setr_ps(-8, -7, -6, -5, -4, -3, -2, -1, 0, 1, 2, 3, 4, 5, 6, 7);
+    case VT_FMT_Q4_1: { /* q4_1: sum d*q*x + m*x, the m term by the group's x sum */
+        const int q1 = F == VT_FMT_Q4_1, bb = q1 ? 20 : 18;
+        lut = q1 ? _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)
+                 : _mm512_setr_ps(-8, -7, -6, -5, -4, -3, -2, -1, 0, 1, 2, 3, 4, 5, 6, 7);
+        float sc[4][16]; /* block scales of 8 blocks, d (q4_0) or d, m pairs (q4_1) */
         for (; k + 32 <= cols; k += 32) {
+            const int whole = (k & ~(uint64_t)255) + 256 <= cols; /* in a run of 8 blocks */
+            const int js = whole ? (int)(k / 32 % 8) : 0;
+            if (whole && js == 0) {
+#pragma GCC unroll 4
+                for (int i = 0; i < R; i++) scales8_f16(p[i], q1, sc[i]);
+            } else if (!whole) {
+#pragma GCC unroll 4
+                for (int i = 0; i < R; i++) {
+                    sc[i][0] = ldh(p[i]);
+                    sc[i][1] = ldh(p[i] + 2);
+                }
+            }
             load_x(x, cols, k, B, 0, 0, NULL, xa, xb);
+            if (q1) {
+#pragma GCC unroll 8
+                for (int b = 0; b < B; b++) sx[b] = _mm512_add_ps(xa[b], xb[b]);
+            }
             ZERO(t);
 #pragma GCC unroll 4
             for (int i = 0; i < R; i++) {
                 PF(p[i]);
-                DOT_GROUP(i, p[i] + 2, t);
-                __m512 s = _mm512_set1_ps(ldh(p[i]));
+                DOT_GROUP(i, p[i] + 2 + 2 * q1, t);
+                __m512 s = _mm512_set1_ps(sc[i][q1 ? 2 * js : js]);
 #pragma GCC unroll 8
-                for (int b = 0; b < B; b++) acc[i][b] = _mm512_fmadd_ps(t[i][b], s, acc[i][b]);
-                p[i] += 18;
+                for (int b = 0; b < B; b++) {
+                    acc[i][b] = _mm512_fmadd_ps(t[i][b], s, acc[i][b]);
+                    if (q1)
+                        acc[i][b] =
+                            _mm512_fmadd_ps(sx[b], _mm512_set1_ps(sc[i][2 * js + 1]), acc[i][b]);
+                }
+                p[i] += bb;
             }
         }
         break;
-    case VT_FMT_Q4_1: /* sum d*q*x + m*x: the m term uses the group's x sum */
-        lut = _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-        for (; k + 32 <= cols; k += 32) {
-            load_x(x, cols, k, B, 0, 0, NULL, xa, xb);
-#pragma GCC unroll 8
-            for (int b = 0; b < B; b++) sx[b] = _mm512_add_ps(xa[b], xb[b]);
-            ZERO(t);
-#pragma GCC unroll 4
-            for (int i = 0; i < R; i++) {
-                PF(p[i]);
-                DOT_GROUP(i, p[i] + 4, t);
-                __m512 s = _mm512_set1_ps(ldh(p[i])), m = _mm512_set1_ps(ldh(p[i] + 2));
-#pragma GCC unroll 8
-                for (int b = 0; b < B; b++)
-                    acc[i][b] = _mm512_fmadd_ps(sx[b], m, _mm512_fmadd_ps(t[i][b], s, acc[i][b]));
-                p[i] += 20;
-            }
-        }
-        break;
+    }
     case VT_FMT_NF4:
     case VT_FMT_NF4_DQ:
         lut = _mm512_loadu_ps(vt_nf4_values);
