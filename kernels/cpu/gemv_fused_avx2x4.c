@@ -70,7 +70,8 @@ AVX INLINE uint64_t fused2(const vt_kdesc *d, uint64_t r0, const int R, const in
     /* Prefetch distance: the same column R rows on, i.e. the next row group, which the caller
      * runs next (from DRAM the hardware prefetchers alone left the kernel at half the read
      * bandwidth). */
-    const uint64_t pfd = (uint64_t)R * d->row_bytes;
+    const uint64_t pfd = d->row_bytes ? (uint64_t)R * d->row_bytes /* nf4_dq: about R rows */
+                                      : (uint64_t)R * d->bpr * sizeof(vt_block_nf4_dq) / 256;
     for (int i = 0; i < R; i++) {
         p[i] = d->data + (r0 + i) * d->row_bytes;
         g[i] = (r0 + i) * d->bpr;
@@ -134,10 +135,7 @@ AVX INLINE uint64_t fused2(const vt_kdesc *d, uint64_t r0, const int R, const in
                     uint32_t j = (uint32_t)(g[i] % 256);
                     s[i] = _mm256_set1_ps(ldf(sb) + ldf(sb + 4) * (float)(int8_t)sb[8 + j]);
                     q[i] = sb + 264 + 32 * j;
-                    uint64_t gn = g[i] + (uint64_t)R * d->bpr; /* next group */
-                    _mm_prefetch((const char *)d->data + gn / 256 * sizeof(vt_block_nf4_dq) + 264 +
-                                     32 * (gn % 256),
-                                 _MM_HINT_T0);
+                    PF(q[i]);
                     g[i]++;
                 }
                 LOOP_B t[i][b] = _mm256_setzero_ps();

@@ -193,7 +193,8 @@ A512 INLINE uint64_t fused(const vt_kdesc *d, uint64_t r0, const int R, const in
     uint64_t g[4];
     /* Prefetch distance: the same column R rows on, i.e. the next row group, which the caller
      * runs next. */
-    const uint64_t pfd = (uint64_t)R * d->row_bytes;
+    const uint64_t pfd = d->row_bytes ? (uint64_t)R * d->row_bytes /* nf4_dq: about R rows */
+                                      : (uint64_t)R * d->bpr * sizeof(vt_block_nf4_dq) / 256;
     for (int i = 0; i < R; i++) {
         p[i] = d->data + (r0 + i) * d->row_bytes;
         g[i] = (r0 + i) * d->bpr;
@@ -209,42 +210,47 @@ A512 INLINE uint64_t fused(const vt_kdesc *d, uint64_t r0, const int R, const in
         const int q1 = F == VT_FMT_Q4_1, bb = q1 ? 20 : 18;
         lut = q1 ? _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)
                  : _mm512_setr_ps(-8, -7, -6, -5, -4, -3, -2, -1, 0, 1, 2, 3, 4, 5, 6, 7);
-        float sc[4][16]; /* block scales of 8 blocks, d (q4_0) or d, m pairs (q4_1) */
-        for (; k + 32 <= cols; k += 32) {
-            const int whole = (k & ~(uint64_t)255) + 256 <= cols; /* in a run of 8 blocks */
-            const int js = whole ? (int)(k / 32 % 8) : 0;
-            if (whole && js == 0) {
+/* One block of row i: scale S, q4_1 minimum M. */
+#define Q4_BLOCK(i, S, M)                                                                          \
+    do {                                                                                           \
+        __m512 s_ = (S), m_ = q1 ? (M) : s_;                                                       \
+        PF(p[i]);                                                                                  \
+        DOT_GROUP(i, p[i] + 2 + 2 * q1, t);                                                        \
+        _Pragma("GCC unroll 8") for (int b = 0; b < B; b++) {                                      \
+            acc[i][b] = _mm512_fmadd_ps(t[i][b], s_, acc[i][b]);                                   \
+            if (q1) acc[i][b] = _mm512_fmadd_ps(sx[b], m_, acc[i][b]);                             \
+        }                                                                                          \
+        p[i] += bb;                                                                                \
+    } while (0)
+#define Q4_X(k_)                                                                                   \
+    do {                                                                                           \
+        load_x(x, cols, k_, B, 0, 0, NULL, xa, xb);                                                \
+        if (q1)                                                                                    \
+            _Pragma("GCC unroll 8") for (int b = 0; b < B; b++) sx[b] =                            \
+                _mm512_add_ps(xa[b], xb[b]);                                                       \
+        ZERO(t);                                                                                   \
+    } while (0)
+        for (; k + 256 <= cols; k += 256) { /* runs of 8 blocks: scales converted together */
+            float sc[4][16];                /* d of 8 blocks (q4_0), or d, m pairs (q4_1) */
 #pragma GCC unroll 4
-                for (int i = 0; i < R; i++) scales8_f16(p[i], q1, sc[i]);
-            } else if (!whole) {
+            for (int i = 0; i < R; i++) scales8_f16(p[i], q1, sc[i]);
+            for (int j = 0; j < 8; j++) {
+                Q4_X(k + 32 * j);
 #pragma GCC unroll 4
-                for (int i = 0; i < R; i++) {
-                    sc[i][0] = ldh(p[i]);
-                    sc[i][1] = ldh(p[i] + 2);
-                }
-            }
-            load_x(x, cols, k, B, 0, 0, NULL, xa, xb);
-            if (q1) {
-#pragma GCC unroll 8
-                for (int b = 0; b < B; b++) sx[b] = _mm512_add_ps(xa[b], xb[b]);
-            }
-            ZERO(t);
-#pragma GCC unroll 4
-            for (int i = 0; i < R; i++) {
-                PF(p[i]);
-                DOT_GROUP(i, p[i] + 2 + 2 * q1, t);
-                __m512 s = _mm512_set1_ps(sc[i][q1 ? 2 * js : js]);
-#pragma GCC unroll 8
-                for (int b = 0; b < B; b++) {
-                    acc[i][b] = _mm512_fmadd_ps(t[i][b], s, acc[i][b]);
-                    if (q1)
-                        acc[i][b] =
-                            _mm512_fmadd_ps(sx[b], _mm512_set1_ps(sc[i][2 * js + 1]), acc[i][b]);
-                }
-                p[i] += bb;
+                for (int i = 0; i < R; i++)
+                    Q4_BLOCK(i, _mm512_set1_ps(sc[i][q1 ? 2 * j : j]),
+                             _mm512_set1_ps(sc[i][2 * j + 1]));
             }
         }
+        for (; k + 32 <= cols; k += 32) {
+            Q4_X(k);
+#pragma GCC unroll 4
+            for (int i = 0; i < R; i++)
+                Q4_BLOCK(i, _mm512_set1_ps(ldh(p[i])), _mm512_set1_ps(ldh(p[i] + 2)));
+        }
         break;
+#undef Q4_BLOCK
+#undef Q4_X
     }
     case VT_FMT_NF4:
     case VT_FMT_NF4_DQ:
@@ -264,10 +270,7 @@ A512 INLINE uint64_t fused(const vt_kdesc *d, uint64_t r0, const int R, const in
                     uint32_t j = (uint32_t)(g[i] % 256);
                     s[i] = _mm512_set1_ps(ldf(sb) + ldf(sb + 4) * (float)(int8_t)sb[8 + j]);
                     q[i] = sb + 264 + 32 * j;
-                    uint64_t gn = g[i] + (uint64_t)R * d->bpr; /* next group */
-                    _mm_prefetch((const char *)d->data + gn / 256 * sizeof(vt_block_nf4_dq) + 264 +
-                                     32 * (gn % 256),
-                                 _MM_HINT_T0);
+                    PF(q[i]);
                     g[i]++;
                 }
             }
