@@ -355,6 +355,7 @@ A512 INLINE uint64_t fused(const vt_kdesc *d, uint64_t r0, const int R, const in
         break;
     case VT_FMT_Q4_K: /* per 64: low nibbles of 32 bytes, then high; d*sc*q - dmin*m */
         lut = _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+        ZERO(t); /* a second accumulator per row (shorter FMA chains), added to acc at the end */
         for (; k + 256 <= cols; k += 256) {
             float sm[4][16];
 #pragma GCC unroll 4
@@ -363,38 +364,38 @@ A512 INLINE uint64_t fused(const vt_kdesc *d, uint64_t r0, const int R, const in
             for (int j = 0; j < 4; j++) {
                 __m512 xq[4][VT_GEMV_MAX_BATCH];
 #pragma GCC unroll 8
-                for (int b = 0; b < B; b++) {
-                    const float *xb_ = x + (uint64_t)b * cols + k + 64 * j;
+                for (int b = 0; b < B; b++)
 #pragma GCC unroll 4
-                    for (int u = 0; u < 4; u++) xq[u][b] = _mm512_loadu_ps(xb_ + 16 * u);
-                    xa[b] = _mm512_add_ps(xq[0][b], xq[1][b]); /* x sums of the two halves */
-                    xb[b] = _mm512_add_ps(xq[2][b], xq[3][b]);
-                }
+                    for (int u = 0; u < 4; u++)
+                        xq[u][b] = _mm512_loadu_ps(x + (uint64_t)b * cols + k + 64 * j + 16 * u);
 #pragma GCC unroll 4
                 for (int i = 0; i < R; i++) {
                     const uint8_t *q = p[i] + 16 + 32 * j;
                     PF(q);
                     const float *f = sm[i] + 4 * j;
-                    __m512 d1 = _mm512_set1_ps(f[0]), d2 = _mm512_set1_ps(f[2]);
-                    __m512 n1 = _mm512_set1_ps(f[1]), n2 = _mm512_set1_ps(f[3]);
+                    /* the two sub-blocks' value tables d*sc*q - dmin*m, q = 0..15 */
+                    __m512 v1 = _mm512_fmsub_ps(lut, _mm512_set1_ps(f[0]), _mm512_set1_ps(f[1]));
+                    __m512 v2 = _mm512_fmsub_ps(lut, _mm512_set1_ps(f[2]), _mm512_set1_ps(f[3]));
                     __m512i c0 = codes16(q), c1 = codes16(q + 16);
-                    __m512 l0 = _mm512_permutexvar_ps(c0, lut), l1 = _mm512_permutexvar_ps(c1, lut);
-                    __m512 h0 = _mm512_permutexvar_ps(_mm512_srli_epi32(c0, 4), lut);
-                    __m512 h1 = _mm512_permutexvar_ps(_mm512_srli_epi32(c1, 4), lut);
+                    __m512 l0 = _mm512_permutexvar_ps(c0, v1), l1 = _mm512_permutexvar_ps(c1, v1);
+                    __m512 h0 = _mm512_permutexvar_ps(_mm512_srli_epi32(c0, 4), v2);
+                    __m512 h1 = _mm512_permutexvar_ps(_mm512_srli_epi32(c1, 4), v2);
 #pragma GCC unroll 8
                     for (int b = 0; b < B; b++) {
-                        __m512 tl = _mm512_fmadd_ps(l1, xq[1][b], _mm512_mul_ps(l0, xq[0][b]));
-                        __m512 th = _mm512_fmadd_ps(h1, xq[3][b], _mm512_mul_ps(h0, xq[2][b]));
-                        __m512 a = _mm512_fmadd_ps(tl, d1, acc[i][b]);
-                        a = _mm512_fmadd_ps(th, d2, a);
-                        a = _mm512_fnmadd_ps(xa[b], n1, a);
-                        acc[i][b] = _mm512_fnmadd_ps(xb[b], n2, a);
+                        acc[i][b] =
+                            _mm512_fmadd_ps(h0, xq[2][b], _mm512_fmadd_ps(l0, xq[0][b], acc[i][b]));
+                        t[i][b] =
+                            _mm512_fmadd_ps(h1, xq[3][b], _mm512_fmadd_ps(l1, xq[1][b], t[i][b]));
                     }
                 }
             }
 #pragma GCC unroll 4
             for (int i = 0; i < R; i++) p[i] += 144;
         }
+#pragma GCC unroll 4
+        for (int i = 0; i < R; i++)
+#pragma GCC unroll 8
+            for (int b = 0; b < B; b++) acc[i][b] = _mm512_add_ps(acc[i][b], t[i][b]);
         break;
     default:
         return 0;
