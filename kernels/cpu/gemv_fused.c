@@ -1,7 +1,7 @@
 /* kernels/cpu/gemv_fused.c — choice of the fused GEMV kernel for the 4-bit formats: the AVX-512
- * kernel (gemv_fused_avx512.c) when the CPU has AVX-512F, else the AVX2/FMA one
- * (gemv_fused_avx2x4.c), else none (the caller decodes and dots). CPU features come from the
- * cached vt_cpu_features()/vt_kcpu_avx2(), never cpuid per call. */
+ * kernel (gemv_fused_avx512.c, also q6_k) when the CPU has AVX-512F, else the AVX2/FMA one
+ * (gemv_fused_avx2x4.c, 4-bit only), else none (the caller decodes and dots). CPU features come
+ * from the cached vt_cpu_features()/vt_kcpu_avx2(), never cpuid per call. */
 #include <stdlib.h>
 #include <string.h>
 

@@ -1,11 +1,13 @@
 /* kernels/cpu/gemv_fused_avx512.c — fused AVX-512 GEMV for the 4-bit formats (q4_0, q4_1, q4_k,
- * nf4, nf4_dq, mxfp4, nvfp4, awq_int4). Per 16 code bytes: one widening load to 16 int32 lanes, and
- * the low and high nibbles index a 16-entry f32 table with one vpermps each (vpermps reads only
- * the low 4 bits of an index, so the low nibble needs no mask). The nibble order of the format is
- * absorbed on the x side (even/odd lanes of x, built once per group and shared by every row), so
- * codes are never shuffled. Up to 4 rows run together to reuse x; block scales are applied once
- * per block (E4M3/E8M0 by table, f16 by F16C); accumulation is f32. Whole blocks only: the
- * caller decodes a ragged tail. */
+ * nf4, nf4_dq, mxfp4, nvfp4, awq_int4) and q6_k. Per 16 code bytes: one widening load to 16 int32
+ * lanes, and the low and high nibbles index a 16-entry f32 table with one vpermps each (vpermps
+ * reads only the low 4 bits of an index, so the low nibble needs no mask). The nibble order of the
+ * format is absorbed on the x side (even/odd lanes of x, built once per group and shared by every
+ * row), so codes are never shuffled. Up to 4 rows run together to reuse x; block scales are
+ * applied once per block (E4M3/E8M0 by table; f16 scales of 8 blocks converted together; q4_k's
+ * scale and min folded into the value table); accumulation is f32. Each row prefetches what the
+ * next row group will read (from DRAM the hardware prefetchers alone left the kernel at about
+ * half the read bandwidth). Whole blocks only: the caller decodes a ragged tail. */
 #include <math.h>
 #include <string.h>
 
@@ -397,6 +399,57 @@ A512 INLINE uint64_t fused(const vt_kdesc *d, uint64_t r0, const int R, const in
 #pragma GCC unroll 8
             for (int b = 0; b < B; b++) acc[i][b] = _mm512_add_ps(acc[i][b], t[i][b]);
         break;
+    case VT_FMT_Q6_K: { /* per 128: 6-bit q = ql nibble | 2 qh bits << 4, d*sc*(q - 32), 16 wide */
+        const __m512i m15 = _mm512_set1_epi32(15), m48 = _mm512_set1_epi32(48);
+        const __m512i o32 = _mm512_set1_epi32(32);
+        for (; k + 256 <= cols; k += 256) {
+            float sc[4][16]; /* d * scale of the 16 sub-blocks of 16 */
+#pragma GCC unroll 4
+            for (int i = 0; i < R; i++) {
+                __m512 f = _mm512_cvtepi32_ps(
+                    _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(p[i] + 192))));
+                _mm512_storeu_ps(sc[i], _mm512_mul_ps(f, _mm512_set1_ps(ldh(p[i] + 208))));
+            }
+            for (int n = 0; n < 2; n++)       /* halves of 128 */
+                for (int h = 0; h < 2; h++) { /* bytes 16h..16h+15 of the 32 */
+                    const uint64_t kx = k + 128 * n + 16 * h;
+                    __m512 xq[4][VT_GEMV_MAX_BATCH]; /* elements kx + 32 m */
+#pragma GCC unroll 8
+                    for (int b = 0; b < B; b++)
+#pragma GCC unroll 4
+                        for (int m = 0; m < 4; m++)
+                            xq[m][b] = _mm512_loadu_ps(x + (uint64_t)b * cols + kx + 32 * m);
+#pragma GCC unroll 4
+                    for (int i = 0; i < R; i++) {
+                        const uint8_t *ql = p[i] + 64 * n + 16 * h,
+                                      *qh = p[i] + 128 + 32 * n + 16 * h;
+                        PF(ql);
+                        PF(qh);
+                        __m512i l0 = codes16(ql), l1 = codes16(ql + 32), hb = codes16(qh);
+                        __m512i q[4];
+                        q[0] = _mm512_or_si512(_mm512_and_si512(l0, m15),
+                                               _mm512_and_si512(_mm512_slli_epi32(hb, 4), m48));
+                        q[1] = _mm512_or_si512(_mm512_and_si512(l1, m15),
+                                               _mm512_and_si512(_mm512_slli_epi32(hb, 2), m48));
+                        q[2] = _mm512_or_si512(_mm512_srli_epi32(l0, 4), _mm512_and_si512(hb, m48));
+                        q[3] = _mm512_or_si512(_mm512_srli_epi32(l1, 4),
+                                               _mm512_and_si512(_mm512_srli_epi32(hb, 2), m48));
+#pragma GCC unroll 4
+                        for (int m = 0; m < 4; m++) {
+                            __m512 w =
+                                _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(q[m], o32)),
+                                              _mm512_set1_ps(sc[i][8 * n + 2 * m + h]));
+#pragma GCC unroll 8
+                            for (int b = 0; b < B; b++)
+                                acc[i][b] = _mm512_fmadd_ps(w, xq[m][b], acc[i][b]);
+                        }
+                    }
+                }
+#pragma GCC unroll 4
+            for (int i = 0; i < R; i++) p[i] += 210;
+        }
+        break;
+    }
     default:
         return 0;
     }
@@ -424,6 +477,8 @@ A512 INLINE uint64_t fused(const vt_kdesc *d, uint64_t r0, const int R, const in
         return fused(d, r0, R, B, VT_FMT_AWQ_INT4, x, out, ostride);                               \
     case VT_FMT_Q4_K:                                                                              \
         return fused(d, r0, R, B, VT_FMT_Q4_K, x, out, ostride);                                   \
+    case VT_FMT_Q6_K:                                                                              \
+        return fused(d, r0, R, B, VT_FMT_Q6_K, x, out, ostride);                                   \
     default:                                                                                       \
         return 0;                                                                                  \
     }
