@@ -128,26 +128,37 @@ static int sum_task(void *c_, uint64_t i, int tid) {
     return 0;
 }
 
-/* Memory read bandwidth (GB/s) of a threaded sum over mem_mb MiB, median of runs. */
-static double cpu_read_bw(uint64_t mem_mb, int runs, double *sink) {
-    uint64_t n = mem_mb * 1024 * 1024 / 4;
-    float *a = vt_malloc(n * 4);
-    if (!a) return 0;
-    for (uint64_t i = 0; i < n; i++) a[i] = (float)(i & 7);
-    sum_ctx c;
-    memset(&c, 0, sizeof c);
-    c.a = a;
-    c.n = n;
-    c.chunk = 1 << 20;
-    double t[64];
-    for (int r = 0; r <= runs; r++) {
-        double t0 = vt_now();
-        vt_parallel_for((n + c.chunk - 1) / c.chunk, sum_task, &c, 0);
-        if (r) t[r - 1] = vt_now() - t0; /* first run warms up */
+/* The read baseline's array: mem_mb MiB of floats (0 or -ENOMEM). */
+static int read_setup(sum_ctx *c, uint64_t mem_mb) {
+    memset(c, 0, sizeof *c);
+    c->n = mem_mb * 1024 * 1024 / 4;
+    c->chunk = 1 << 20;
+    float *a = vt_malloc(c->n * 4);
+    if (!a)
+        return vt_fail(-ENOMEM, "bench: no memory for the %llu MiB read baseline",
+                       (unsigned long long)mem_mb);
+    for (uint64_t i = 0; i < c->n; i++) a[i] = (float)(i & 7);
+    c->a = a;
+    return 0;
+}
+
+/* One threaded sum over the array: read bandwidth in GB/s. */
+static double read_once(sum_ctx *c) {
+    double t0 = vt_now();
+    vt_parallel_for((c->n + c->chunk - 1) / c->chunk, sum_task, c, 0);
+    return (double)c->n * 4 / (vt_now() - t0) / 1e9;
+}
+
+/* 1-minute load average (/proc/loadavg), or -1 where there is none: CPU figures from a shared
+ * machine mean little without it. */
+static double load1(void) {
+    FILE *f = fopen("/proc/loadavg", "r");
+    double l = -1;
+    if (f) {
+        if (fscanf(f, "%lf", &l) != 1) l = -1;
+        fclose(f);
     }
-    for (int i = 0; i < 256; i++) *sink += c.part[i];
-    vt_free(a);
-    return (double)n * 4 / median(t, runs) / 1e9;
+    return l;
 }
 
 static FILE *g_json;
@@ -164,19 +175,32 @@ static void json_row(const char *kind, const char *fmt, uint64_t rows, uint64_t 
     g_first = 0;
 }
 
+/* Each GEMV run follows a read-baseline run (its own same-moment baseline: on a shared machine
+ * the load changes between formats and runs); "vs read" is the median over runs of the GEMV's
+ * GB/s over its baseline's. The read pass also evicts the weights, so every GEMV run reads them
+ * from DRAM, as when a model's layers stream through. */
 static int bench_cpu(const bk_opts *o, uint32_t *fmts, int nf) {
-    double sink = 0;
-    double bw = cpu_read_bw(o->mem_mb, o->runs, &sink);
+    double l0 = load1(), sink = 0, bw[64];
+    sum_ctx c;
+    int rc = read_setup(&c, o->mem_mb);
+    if (rc) return rc;
+    for (int r = 0; r <= o->runs; r++) bw[r] = read_once(&c); /* bw[0] warms up */
     const char *e512 = getenv("VT_KERNELS_AVX512");
     int avx512 = (vt_cpu_features() & VT_CPU_AVX512F) && strcmp(vt_kernels_cpu_isa(), "scalar") &&
                  !(e512 && !strcmp(e512, "0"));
-    printf("CPU (%s%s, %d threads): memory read baseline %.2f GB/s (sum over %llu MiB)\n",
-           vt_kernels_cpu_isa(), avx512 ? ", avx512f fused gemv" : "", vt_default_threads(), bw,
-           (unsigned long long)o->mem_mb);
-    printf("%-12s %6s %6s %5s %10s %10s %10s\n", "format", "rows", "cols", "batch", "ms", "GB/s",
-           "vs read");
+    printf("CPU (%s%s, %d threads): memory read baseline %.2f GB/s (sum over %llu MiB; timed "
+           "again before every GEMV run)\n",
+           vt_kernels_cpu_isa(), avx512 ? ", avx512f fused gemv" : "", vt_default_threads(),
+           median(bw + 1, o->runs), (unsigned long long)o->mem_mb);
+    printf("%-12s %6s %6s %5s %10s %10s %10s %8s\n", "format", "rows", "cols", "batch", "ms",
+           "GB/s", "read GB/s", "vs read");
     float *x = vt_malloc(o->batch * o->cols * 4), *y = vt_malloc(o->batch * o->rows * 4);
-    if (!x || !y) return vt_fail(-ENOMEM, "bench: no memory for x/y");
+    if (!x || !y) {
+        vt_free(x);
+        vt_free(y);
+        vt_free((void *)c.a);
+        return vt_fail(-ENOMEM, "bench: no memory for x/y");
+    }
     for (uint64_t i = 0; i < o->batch * o->cols; i++) x[i] = bk_normal();
     for (int f = 0; f < nf; f++) {
         uint8_t *q;
@@ -184,33 +208,50 @@ static int bench_cpu(const bk_opts *o, uint32_t *fmts, int nf) {
         vt_quant_params p;
         char nm[48];
         vt_format_name(fmts[f], nm, sizeof nm);
-        int rc = make_weight(fmts[f], o->rows, o->cols, &q, &sc, &p);
+        rc = make_weight(fmts[f], o->rows, o->cols, &q, &sc, &p);
         if (rc) {
             printf("%-12s skipped: %s (%s)\n", nm, vt_strerror(rc), vt_last_error());
+            rc = 0;
             continue;
         }
         vt_weight w;
         vt_weight_host(&w, q, fmts[f], o->rows, o->cols, &p);
-        double t[64];
+        double t[64], ratio[64];
         for (int r = 0; r <= o->runs && !rc; r++) {
+            bw[r] = read_once(&c);
             double t0 = vt_now();
             rc = vt_gemv(&w, x, y, o->batch, NULL);
-            if (r) t[r - 1] = vt_now() - t0;
+            double dt = vt_now() - t0;
+            if (r) { /* run 0 warms up */
+                t[r - 1] = dt;
+                ratio[r - 1] = (double)w.bytes / dt / 1e9 / bw[r];
+            }
         }
         if (rc) {
             printf("%-12s failed: %s (%s)\n", nm, vt_strerror(rc), vt_last_error());
+            rc = 0;
         } else {
             double s = median(t, o->runs), gbs = (double)w.bytes / s / 1e9;
-            printf("%-12s %6llu %6llu %5d %10.3f %10.2f %9.0f%%\n", nm, (unsigned long long)o->rows,
-                   (unsigned long long)o->cols, o->batch, s * 1e3, gbs, 100 * gbs / bw);
-            json_row("cpu_gemv", nm, o->rows, o->cols, (uint64_t)o->batch, s * 1e3, gbs, "GB/s", bw,
-                     gbs / bw);
+            double rbw = median(bw + 1, o->runs), ra = median(ratio, o->runs);
+            printf("%-12s %6llu %6llu %5d %10.3f %10.2f %10.2f %7.0f%%\n", nm,
+                   (unsigned long long)o->rows, (unsigned long long)o->cols, o->batch, s * 1e3, gbs,
+                   rbw, 100 * ra);
+            json_row("cpu_gemv", nm, o->rows, o->cols, (uint64_t)o->batch, s * 1e3, gbs, "GB/s",
+                     rbw, ra);
         }
         vt_free(q);
         vt_free(sc);
     }
+    for (int i = 0; i < 256; i++) sink += c.part[i];
+    vt_free((void *)c.a);
     vt_free(x);
     vt_free(y);
+    double l1 = load1();
+    printf("load average (1 min): %.2f at start, %.2f at end\n", l0, l1);
+    if (g_json)
+        fprintf(g_json, "%s\n    {\"bench\": \"cpu_load\", \"start\": %.2f, \"end\": %.2f}",
+                g_first ? "" : ",", l0, l1);
+    g_first = 0;
     return sink == -1.0 ? 1 : 0; /* keep the sum alive */
 }
 
