@@ -7,6 +7,7 @@
  * are applied once per block; f32 accumulation. Whole blocks only. */
 #include <string.h>
 
+#include "gemv_fused.h"
 #include "kern_internal.h"
 
 #if defined(__x86_64__)
@@ -44,14 +45,18 @@ AVX INLINE void evod(const float *x, __m256 *e, __m256 *o) {
     *o = _mm256_castpd_ps(
         _mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(x0, x1, 0xdd)), 0xd8));
 }
-AVX INLINE void q4k_sm(int j, const uint8_t *q, float *sc, float *m) {
-    if (j < 4) {
-        *sc = (float)(q[j] & 63);
-        *m = (float)(q[j + 4] & 63);
-    } else {
-        *sc = (float)((q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4));
-        *m = (float)((q[j + 4] >> 4) | ((q[j] >> 6) << 4));
-    }
+/* q4_k block at p: out[2j] = d * scale_j, out[2j + 1] = dmin * min_j for the 8 sub-blocks. */
+AVX INLINE void q4k_scales(const uint8_t *p, float *out) {
+    uint32_t dm;
+    uint64_t sc, mn;
+    memcpy(&dm, p, 4);
+    vt_kq4k_unpack(p, &sc, &mn);
+    __m128i il = _mm_unpacklo_epi8(_mm_cvtsi64_si128((long long)sc),
+                                   _mm_cvtsi64_si128((long long)mn)); /* sc0 m0 sc1 m1 ... */
+    __m256 f = _mm256_cvtph_ps(_mm_set1_epi32((int)dm));              /* d dmin d dmin ... */
+    _mm256_storeu_ps(out, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(il)), f));
+    _mm256_storeu_ps(
+        out + 8, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(il, 8))), f));
 }
 
 #define LOOP_R  _Pragma("GCC unroll 4") for (int i = 0; i < R; i++)
@@ -222,18 +227,10 @@ AVX INLINE uint64_t fused2(const vt_kdesc *d, uint64_t r0, const int R, const in
         break;
     case VT_FMT_Q4_K: /* per 64: low nibbles of 32 bytes, then high; d*sc*q - dmin*m */
         for (; k + 256 <= cols; k += 256) {
+            float sm[4][16];
+            LOOP_R q4k_scales(p[i], sm[i]);
             for (int j = 0; j < 4; j++) {
-                float sc[4][2], mn[4][2];
-                LOOP_R {
-                    PF(p[i] + 16 + 32 * j);
-                    float dd = ldh(p[i]), dm = ldh(p[i] + 2);
-                    q4k_sm(2 * j, p[i] + 4, &sc[i][0], &mn[i][0]);
-                    q4k_sm(2 * j + 1, p[i] + 4, &sc[i][1], &mn[i][1]);
-                    sc[i][0] *= dd;
-                    sc[i][1] *= dd;
-                    mn[i][0] *= dm;
-                    mn[i][1] *= dm;
-                }
+                LOOP_R PF(p[i] + 16 + 32 * j);
                 for (int h = 0; h < 4; h++) { /* bytes 8h..8h+7 of the 32 */
                     __m256 xl[VT_GEMV_MAX_BATCH], xh[VT_GEMV_MAX_BATCH];
                     LOOP_B {
@@ -242,12 +239,13 @@ AVX INLINE uint64_t fused2(const vt_kdesc *d, uint64_t r0, const int R, const in
                     }
                     LOOP_R {
                         __m256i c = codes8(p[i] + 16 + 32 * j + 8 * h);
-                        __m256 vl = _mm256_fmsub_ps(_mm256_set1_ps(sc[i][0]),
+                        const float *f = sm[i] + 4 * j;
+                        __m256 vl = _mm256_fmsub_ps(_mm256_set1_ps(f[0]),
                                                     _mm256_cvtepi32_ps(_mm256_and_si256(c, m15)),
-                                                    _mm256_set1_ps(mn[i][0]));
-                        __m256 vh = _mm256_fmsub_ps(_mm256_set1_ps(sc[i][1]),
+                                                    _mm256_set1_ps(f[1]));
+                        __m256 vh = _mm256_fmsub_ps(_mm256_set1_ps(f[2]),
                                                     _mm256_cvtepi32_ps(_mm256_srli_epi32(c, 4)),
-                                                    _mm256_set1_ps(mn[i][1]));
+                                                    _mm256_set1_ps(f[3]));
                         LOOP_B acc[i][b] =
                             _mm256_fmadd_ps(vh, xh[b], _mm256_fmadd_ps(vl, xl[b], acc[i][b]));
                     }

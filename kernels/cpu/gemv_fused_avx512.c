@@ -11,6 +11,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "gemv_fused.h"
 #include "kern_internal.h"
 
 /* vt_e4m3_to_f32 / vt_e8m0_to_f32 of every byte (generated from them). */
@@ -105,17 +106,12 @@ A512 INLINE __m512i codes16(const uint8_t *q) {
     return _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)q));
 }
 
-/* q4_k block at p: out[2j] = d * scale_j, out[2j + 1] = dmin * min_j for the 8 sub-blocks (ggml's
- * get_scale_min_k4 on all 8 at once, with llama.cpp's 32-bit masks). */
+/* q4_k block at p: out[2j] = d * scale_j, out[2j + 1] = dmin * min_j for the 8 sub-blocks. */
 A512 INLINE void q4k_scales(const uint8_t *p, float *out) {
-    uint32_t u[3], dm;
-    memcpy(u, p + 4, 12);
+    uint32_t dm;
+    uint64_t sc, mn;
     memcpy(&dm, p, 4);
-    uint64_t sc = (u[0] & 0x3f3f3f3fu) |
-                  (uint64_t)((u[2] & 0x0f0f0f0fu) | (((u[0] >> 6) & 0x03030303u) << 4)) << 32;
-    uint64_t mn = (u[1] & 0x3f3f3f3fu) |
-                  (uint64_t)(((u[2] >> 4) & 0x0f0f0f0fu) | (((u[1] >> 6) & 0x03030303u) << 4))
-                      << 32;
+    vt_kq4k_unpack(p, &sc, &mn);
     __m128i il = _mm_unpacklo_epi8(_mm_cvtsi64_si128((long long)sc),
                                    _mm_cvtsi64_si128((long long)mn)); /* sc0 m0 sc1 m1 ... */
     __m512 f = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(il));
