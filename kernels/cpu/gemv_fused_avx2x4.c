@@ -47,13 +47,10 @@ AVX INLINE void evod(const float *x, __m256 *e, __m256 *o) {
 }
 /* q4_k block at p: out[2j] = d * scale_j, out[2j + 1] = dmin * min_j for the 8 sub-blocks. */
 AVX INLINE void q4k_scales(const uint8_t *p, float *out) {
-    uint32_t dm;
-    uint64_t sc, mn;
+    uint32_t dm; /* d, dmin */
     memcpy(&dm, p, 4);
-    vt_kq4k_unpack(p, &sc, &mn);
-    __m128i il = _mm_unpacklo_epi8(_mm_cvtsi64_si128((long long)sc),
-                                   _mm_cvtsi64_si128((long long)mn)); /* sc0 m0 sc1 m1 ... */
-    __m256 f = _mm256_cvtph_ps(_mm_set1_epi32((int)dm));              /* d dmin d dmin ... */
+    __m128i il = vt_kq4k_scale_bytes(p);
+    __m256 f = _mm256_cvtph_ps(_mm_set1_epi32((int)dm)); /* d dmin d dmin ... */
     _mm256_storeu_ps(out, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(il)), f));
     _mm256_storeu_ps(
         out + 8, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(il, 8))), f));

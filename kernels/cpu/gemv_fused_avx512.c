@@ -108,12 +108,9 @@ A512 INLINE __m512i codes16(const uint8_t *q) {
 
 /* q4_k block at p: out[2j] = d * scale_j, out[2j + 1] = dmin * min_j for the 8 sub-blocks. */
 A512 INLINE void q4k_scales(const uint8_t *p, float *out) {
-    uint32_t dm;
-    uint64_t sc, mn;
+    uint32_t dm; /* d, dmin */
     memcpy(&dm, p, 4);
-    vt_kq4k_unpack(p, &sc, &mn);
-    __m128i il = _mm_unpacklo_epi8(_mm_cvtsi64_si128((long long)sc),
-                                   _mm_cvtsi64_si128((long long)mn)); /* sc0 m0 sc1 m1 ... */
+    __m128i il = vt_kq4k_scale_bytes(p);
     __m512 f = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(il));
     _mm512_storeu_ps(out, _mm512_mul_ps(f, _mm512_cvtph_ps(_mm256_set1_epi32((int)dm))));
 }
