@@ -248,11 +248,51 @@ A512 INLINE uint64_t fused(const vt_kdesc *d, uint64_t r0, const int R, const in
 #undef Q4_X
     }
     case VT_FMT_NF4:
-    case VT_FMT_NF4_DQ:
+    case VT_FMT_NF4_DQ: {
         lut = _mm512_loadu_ps(vt_nf4_values);
-        for (; k + 64 <= cols; k += 64) {
-            const uint8_t *q[4];
-            __m512 s[4];
+        const uint8_t *q[4];
+        __m512 s[4];
+/* One 64-element block of each row at column k: codes at q[i], scale s[i]. */
+#define NF4_STEP()                                                                                 \
+    do {                                                                                           \
+        ZERO(t);                                                                                   \
+        for (int h = 0; h < 2; h++) {                                                              \
+            load_x(x, cols, k + 32 * h, B, 1, 1, NULL, xa, xb);                                    \
+            _Pragma("GCC unroll 4") for (int i = 0; i < R; i++) DOT_GROUP(i, q[i] + 16 * h, t);    \
+        }                                                                                          \
+        _Pragma("GCC unroll 4") for (int i = 0; i < R; i++)                                        \
+            _Pragma("GCC unroll 8") for (int b = 0; b < B; b++) acc[i][b] =                        \
+                _mm512_fmadd_ps(t[i][b], s[i], acc[i][b]);                                         \
+    } while (0)
+        while (k + 64 <= cols) {
+            int run = F == VT_FMT_NF4_DQ && k + 1024 <= cols; /* 16 blocks in one super-block */
+            for (int i = 0; i < R; i++) run = run && g[i] % 256 <= 240;
+            if (run) { /* the 16 block scales of each row converted together */
+                float sc[4][16];
+                const uint8_t *qb[4];
+#pragma GCC unroll 4
+                for (int i = 0; i < R; i++) {
+                    const uint8_t *sb = d->data + g[i] / 256 * sizeof(vt_block_nf4_dq);
+                    uint32_t j = (uint32_t)(g[i] % 256);
+                    __m512 v = _mm512_cvtepi32_ps(
+                        _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(sb + 8 + j))));
+                    _mm512_storeu_ps(sc[i],
+                                     _mm512_add_ps(_mm512_set1_ps(ldf(sb)),
+                                                   _mm512_mul_ps(_mm512_set1_ps(ldf(sb + 4)), v)));
+                    qb[i] = sb + 264 + 32 * j;
+                    g[i] += 16;
+                }
+                for (int bl = 0; bl < 16; bl++, k += 64) {
+#pragma GCC unroll 4
+                    for (int i = 0; i < R; i++) {
+                        q[i] = qb[i] + 32 * bl;
+                        s[i] = _mm512_set1_ps(sc[i][bl]);
+                        PF(q[i]);
+                    }
+                    NF4_STEP();
+                }
+                continue;
+            }
 #pragma GCC unroll 4
             for (int i = 0; i < R; i++) {
                 if (F == VT_FMT_NF4) {
@@ -269,18 +309,12 @@ A512 INLINE uint64_t fused(const vt_kdesc *d, uint64_t r0, const int R, const in
                     g[i]++;
                 }
             }
-            ZERO(t);
-            for (int h = 0; h < 2; h++) {
-                load_x(x, cols, k + 32 * h, B, 1, 1, NULL, xa, xb);
-#pragma GCC unroll 4
-                for (int i = 0; i < R; i++) DOT_GROUP(i, q[i] + 16 * h, t);
-            }
-#pragma GCC unroll 4
-            for (int i = 0; i < R; i++)
-#pragma GCC unroll 8
-                for (int b = 0; b < B; b++) acc[i][b] = _mm512_fmadd_ps(t[i][b], s[i], acc[i][b]);
+            NF4_STEP();
+            k += 64;
         }
         break;
+#undef NF4_STEP
+    }
     case VT_FMT_MXFP4:
         lut = _mm512_loadu_ps(e2m1_tab);
         for (; k + 32 <= cols; k += 32) {
