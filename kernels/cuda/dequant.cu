@@ -47,7 +47,10 @@ __device__ __forceinline__ void store_vals(void *out, uint64_t o, const float *v
         }
         return;
     }
-    for (uint32_t i = 0; i < n; i++) {
+    /* Unrolled with a guard (not i < n): v indexed at run time would live in local memory. */
+#pragma unroll
+    for (uint32_t i = 0; i < N; i++) {
+        if (i >= n) break;
         if constexpr (T == 0)
             ((float *)out)[o + i] = v[i];
         else if constexpr (T == 1)
@@ -88,7 +91,7 @@ __global__ void __launch_bounds__(DQ_THREADS)
 
 template <int F, bool SPARSE, int T>
 __global__ void __launch_bounds__(DQ_THREADS)
-    dequant_direct(vt_kp p, uint64_t tiles_per_row, void *out) {
+    dequant_direct(vt_kp p, uint64_t tiles_per_row, void *out, bool vec) {
     __shared__ float lut[32];
     vt_dq_lut_init(lut);
     __syncthreads();
@@ -100,7 +103,7 @@ __global__ void __launch_bounds__(DQ_THREADS)
     vt_decode64<F, SPARSE>(p, c, r, h, v);
     uint64_t col0 = 64 * h;
     uint32_t n = (uint32_t)(p.cols - col0 < 64 ? p.cols - col0 : 64);
-    store_vals<T, 64>(out, r * p.cols + col0, v, n, false);
+    store_vals<T, 64>(out, r * p.cols + col0, v, n, vec);
 }
 
 struct dq_launch {
@@ -111,17 +114,18 @@ struct dq_launch {
     cudaStream_t st;
     template <int F, int T> int go() {
         bool vec = p.cols % 8 == 0 && ((uintptr_t)out & 15) == 0;
-        if (!sparse && F != VT_FMT_NF4_DQ) {
+        /* if constexpr: only the kernels a format can reach are instantiated */
+        if constexpr (F == VT_FMT_NF4_DQ) {
+            uint64_t tpr = (vt_sparse_units(p.cols) + DQ_THREADS - 1) / DQ_THREADS;
+            dequant_direct<F, false, T>
+                <<<(unsigned)(p.rows * tpr), DQ_THREADS, 0, st>>>(p, tpr, out, vec);
+        } else if (sparse) {
+            uint64_t tpr = (vt_sparse_units(p.cols) + DQ_THREADS - 1) / DQ_THREADS;
+            dequant_direct<F, true, T>
+                <<<(unsigned)(p.rows * tpr), DQ_THREADS, 0, st>>>(p, tpr, out, vec);
+        } else {
             uint64_t tpr = (vt_units(p.cols) + DQ_THREADS - 1) / DQ_THREADS;
             dequant_staged<F, T><<<(unsigned)(p.rows * tpr), DQ_THREADS, 0, st>>>(p, tpr, out, vec);
-        } else {
-            uint64_t tpr = (vt_sparse_units(p.cols) + DQ_THREADS - 1) / DQ_THREADS;
-            if (sparse)
-                dequant_direct<F, true, T>
-                    <<<(unsigned)(p.rows * tpr), DQ_THREADS, 0, st>>>(p, tpr, out);
-            else
-                dequant_direct<F, false, T>
-                    <<<(unsigned)(p.rows * tpr), DQ_THREADS, 0, st>>>(p, tpr, out);
         }
         return vt_cuda_launch_check("vt_dequant kernel launch");
     }

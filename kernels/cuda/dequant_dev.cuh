@@ -67,26 +67,53 @@ struct vt_dq_ctx {
     uint64_t cols;      /* dense columns of the row (bounds for f32/f16/bf16 and awq) */
 };
 
-/* Table entry t of 32: [0,16) NF4 code values, [16,32) signed E2M1 values. */
+/* Table entry t of 32: [0,16) NF4 code values, [16,32) signed E2M1 values. A switch and
+ * arithmetic rather than local arrays: an array indexed by t lives in local memory (96 bytes of
+ * stack in every kernel that fills the table). */
+VT_HD float vt_dq_nf4_at(int t) {
+    switch (t & 15) {
+    case 0:
+        return -1.0f;
+    case 1:
+        return -0.6961928009986877f;
+    case 2:
+        return -0.5250730514526367f;
+    case 3:
+        return -0.39491748809814453f;
+    case 4:
+        return -0.28444138169288635f;
+    case 5:
+        return -0.18477343022823334f;
+    case 6:
+        return -0.09105003625154495f;
+    case 7:
+        return 0.0f;
+    case 8:
+        return 0.07958029955625534f;
+    case 9:
+        return 0.16093020141124725f;
+    case 10:
+        return 0.24611230194568634f;
+    case 11:
+        return 0.33791524171829224f;
+    case 12:
+        return 0.44070982933044434f;
+    case 13:
+        return 0.5626170039176941f;
+    case 14:
+        return 0.7229568362236023f;
+    default:
+        return 1.0f;
+    }
+}
+/* E2M1 code c (sign bit 3): exponent bits 2-1, mantissa bit 0; 0, 0.5 (subnormal), 1 .. 6. */
+VT_HD float vt_dq_e2m1_at(int c) {
+    int e = (c >> 1) & 3, m = c & 1;
+    float mag = e == 0 ? 0.5f * (float)m : (float)(2 + m) * (float)(1 << e) * 0.25f;
+    return (c & 8) ? -mag : mag;
+}
 VT_HD float vt_dq_lut_at(int t) {
-    const float nf4[16] = {-1.0f,
-                           -0.6961928009986877f,
-                           -0.5250730514526367f,
-                           -0.39491748809814453f,
-                           -0.28444138169288635f,
-                           -0.18477343022823334f,
-                           -0.09105003625154495f,
-                           0.0f,
-                           0.07958029955625534f,
-                           0.16093020141124725f,
-                           0.24611230194568634f,
-                           0.33791524171829224f,
-                           0.44070982933044434f,
-                           0.5626170039176941f,
-                           0.7229568362236023f,
-                           1.0f};
-    const float e2[8] = {0.0f, 0.5f, 1.0f, 1.5f, 2.0f, 3.0f, 4.0f, 6.0f};
-    return t < 16 ? nf4[t] : (t - 16) < 8 ? e2[t - 16] : -e2[t - 24];
+    return t < 16 ? vt_dq_nf4_at(t) : vt_dq_e2m1_at(t - 16);
 }
 
 /* Threads 0..31 of the CTA fill the table (callers __syncthreads before use). */
@@ -246,11 +273,15 @@ VT_HD void vt_dq_unit(const uint8_t *blk, uint64_t u, uint64_t col0, const vt_dq
             }
         }
     } else if constexpr (F == VT_FMT_MXFP4) {
-        float s = vt_dev_e8m0(blk[0]);
+        /* E8M0 byte 0 is 2^-127, an f32 subnormal that --use_fast_math (FTZ) would flush to 0
+         * before the multiply: use 2^-126 and halve the code instead, so the product is exact
+         * whenever it is itself a normal number (as on the host). */
+        const uint8_t e = blk[0];
+        float s = e ? vt_dev_e8m0(e) : vt_dev_as_f32(0x00800000u), k = e ? 1.0f : 0.5f;
         VT_UNROLL
         for (int i = 0; i < 16; i++) {
-            v[2 * i] = s * c.lut[16 + (blk[1 + i] & 15)];
-            v[2 * i + 1] = s * c.lut[16 + (blk[1 + i] >> 4)];
+            v[2 * i] = s * (k * c.lut[16 + (blk[1 + i] & 15)]);
+            v[2 * i + 1] = s * (k * c.lut[16 + (blk[1 + i] >> 4)]);
         }
     } else if constexpr (F == VT_FMT_AWQ_INT4) {
         float d = vt_dev_f16(blk);

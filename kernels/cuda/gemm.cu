@@ -2,7 +2,8 @@
  *  - MMA: a CTA of 4 warps computes a 64 (M) x 64 (W rows) tile; per 64-column K step it
  *    converts X to f16 and dequantizes W into shared memory (one 64-column piece per thread),
  *    then each warp issues tensor-core mma.sync m16n8k16 (f16 in, f32 accumulate) on its
- *    32 x 32 sub-tile. Straightforward (no double buffering); correctness first.
+ *    32 x 32 sub-tile. Straightforward (no double buffering); correctness first. f16 inputs:
+ *    X values (and dequantized W values) beyond +-65504 become +-inf, as in any f16 GEMM.
  *  - cuBLAS: W is dequantized a row tile at a time into the workspace's f16 buffer (X, if f32,
  *    converted there too), then cublasGemmEx with f32 compute. */
 #include <cublas_v2.h>
@@ -10,11 +11,12 @@
 
 #include "cuda_util.cuh"
 #include "kparams.cuh"
+#include "mma_tile.cuh"
 
-#define BM 64
-#define BN 64
-#define BK 64
-#define SK (BK + 8) /* smem row stride in halves: breaks bank conflicts of fragment loads */
+#define BM VT_MMA_BM
+#define BN VT_MMA_BN
+#define BK VT_MMA_BK
+#define SK VT_MMA_SK
 
 struct vt_kernel_ws {
     cublasHandle_t h;
@@ -29,14 +31,16 @@ __device__ __forceinline__ void mma16816(float c[4], const uint32_t a[4], const 
                  : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
 }
 
+/* The tile loads, fragment gathers and epilogue are mma_tile.cuh's (run on the host by
+ * tests/kernels/test_mma_tile_host); only the barriers and mma.sync are here. */
 template <int F, bool SPARSE, bool XH, bool YH>
-__global__ void __launch_bounds__(128)
+__global__ void __launch_bounds__(VT_MMA_THREADS, 4) /* <= 128 registers: 4 CTAs per SM */
     gemm_mma(vt_kp p, const void *__restrict__ Xv, void *__restrict__ Yv, uint64_t M) {
     __shared__ float lut[32];
-    __shared__ __align__(16) __half Xs[BM][SK];
-    __shared__ __align__(16) __half Ws[BN][SK];
+    __shared__ __align__(16) __half Xs[BM * SK];
+    __shared__ __align__(16) __half Ws[BN * SK];
     vt_dq_lut_init(lut);
-    const int tid = threadIdx.x, warp = tid / 32, lane = tid & 31, g = lane >> 2, t4 = lane & 3;
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid & 31;
     const int wm = warp >> 1, wn = warp & 1;
     const uint64_t m0 = (uint64_t)blockIdx.y * BM, n0 = (uint64_t)blockIdx.x * BN;
     float acc[2][4][4];
@@ -46,97 +50,26 @@ __global__ void __launch_bounds__(128)
         for (int j = 0; j < 4; j++)
 #pragma unroll
             for (int k = 0; k < 4; k++) acc[i][j][k] = 0.0f;
-    __syncthreads();
+    __syncthreads(); /* lut */
     vt_dq_ctx c = {lut, p.tensor_scale, p.aux, p.cols};
     for (uint64_t k0 = 0; k0 < p.cols; k0 += BK) {
-        { /* X tile: thread -> row tid/2, 32 columns */
-            int xr = tid >> 1, xc = (tid & 1) * 32;
-            uint64_t m = m0 + xr;
-#pragma unroll 8
-            for (int i = 0; i < 32; i++) {
-                uint64_t col = k0 + xc + i;
-                __half hv = __float2half(0.0f);
-                if (m < M && col < p.cols) {
-                    if constexpr (XH)
-                        hv = ((const __half *)Xv)[m * p.cols + col];
-                    else
-                        hv = __float2half_rn(((const float *)Xv)[m * p.cols + col]);
-                }
-                Xs[xr][xc + i] = hv;
-            }
-        }
-        /* W tile: thread -> W row tid/2 (64 rows), one half of the 64 columns; sparse and
-         * nf4_dq decode a whole 64-column piece with the first 64 threads. */
-        if constexpr (SPARSE || F == VT_FMT_NF4_DQ) {
-            if (tid < BN) {
-                uint64_t n = n0 + tid;
-                float v[64];
-                if (n < p.rows)
-                    vt_decode64<F, SPARSE>(p, c, n, k0 / 64, v);
-                else
-#pragma unroll
-                    for (int i = 0; i < 64; i++) v[i] = 0.0f;
-#pragma unroll
-                for (int i = 0; i < 64; i += 2)
-                    *(__half2 *)&Ws[tid][i] = __floats2half2_rn(v[i], v[i + 1]);
-            }
-        } else {
-            int wr = tid >> 1, half = tid & 1;
-            uint64_t n = n0 + wr, u = k0 / 32 + half;
-            float v[32];
-            if (n < p.rows && 32 * u < p.cols) {
-                vt_dq_unit<F>(vt_dq_unit_ptr<F>(p.data + n * p.row_bytes, u), u, 32 * u, c, v);
-#pragma unroll
-                for (int i = 0; i < 32; i++)
-                    if (32 * u + i >= p.cols) v[i] = 0.0f;
-            } else {
-#pragma unroll
-                for (int i = 0; i < 32; i++) v[i] = 0.0f;
-            }
-#pragma unroll
-            for (int i = 0; i < 32; i += 2)
-                *(__half2 *)&Ws[wr][32 * half + i] = __floats2half2_rn(v[i], v[i + 1]);
-        }
+        vt_mma_fill<F, SPARSE, XH>(p, c, Xv, M, m0, n0, k0, tid, Xs, Ws);
         __syncthreads();
 #pragma unroll
         for (int kk = 0; kk < BK; kk += 16) {
             uint32_t a[2][4], b[4][2];
 #pragma unroll
-            for (int i = 0; i < 2; i++) {
-                int R = wm * 32 + 16 * i;
-                a[i][0] = *(const uint32_t *)&Xs[R + g][kk + 2 * t4];
-                a[i][1] = *(const uint32_t *)&Xs[R + g + 8][kk + 2 * t4];
-                a[i][2] = *(const uint32_t *)&Xs[R + g][kk + 2 * t4 + 8];
-                a[i][3] = *(const uint32_t *)&Xs[R + g + 8][kk + 2 * t4 + 8];
-            }
+            for (int i = 0; i < 2; i++) vt_mma_load_a(Xs, wm * 32 + 16 * i, kk, lane, a[i]);
 #pragma unroll
-            for (int j = 0; j < 4; j++) {
-                int N = wn * 32 + 8 * j;
-                b[j][0] = *(const uint32_t *)&Ws[N + g][kk + 2 * t4];
-                b[j][1] = *(const uint32_t *)&Ws[N + g][kk + 2 * t4 + 8];
-            }
+            for (int j = 0; j < 4; j++) vt_mma_load_b(Ws, wn * 32 + 8 * j, kk, lane, b[j]);
 #pragma unroll
             for (int i = 0; i < 2; i++)
 #pragma unroll
                 for (int j = 0; j < 4; j++) mma16816(acc[i][j], a[i], b[j]);
         }
-        __syncthreads();
+        __syncthreads(); /* before the next step overwrites the tiles */
     }
-#pragma unroll
-    for (int i = 0; i < 2; i++)
-#pragma unroll
-        for (int j = 0; j < 4; j++)
-#pragma unroll
-            for (int e = 0; e < 4; e++) {
-                uint64_t m = m0 + wm * 32 + 16 * i + g + (e >= 2 ? 8 : 0);
-                uint64_t n = n0 + wn * 32 + 8 * j + 2 * t4 + (e & 1);
-                if (m < M && n < p.rows) {
-                    if constexpr (YH)
-                        ((__half *)Yv)[m * p.rows + n] = __float2half_rn(acc[i][j][e]);
-                    else
-                        ((float *)Yv)[m * p.rows + n] = acc[i][j][e];
-                }
-            }
+    vt_mma_store<YH>(Yv, M, p.rows, m0, n0, warp, lane, acc);
 }
 
 struct mma_launch {
@@ -149,21 +82,22 @@ struct mma_launch {
     template <int F, bool S> int go() {
         dim3 grid((unsigned)((p.rows + BN - 1) / BN), (unsigned)((M + BM - 1) / BM));
         if (xh && yh)
-            gemm_mma<F, S, true, true><<<grid, 128, 0, st>>>(p, X, Y, M);
+            gemm_mma<F, S, true, true><<<grid, VT_MMA_THREADS, 0, st>>>(p, X, Y, M);
         else if (xh)
-            gemm_mma<F, S, true, false><<<grid, 128, 0, st>>>(p, X, Y, M);
+            gemm_mma<F, S, true, false><<<grid, VT_MMA_THREADS, 0, st>>>(p, X, Y, M);
         else if (yh)
-            gemm_mma<F, S, false, true><<<grid, 128, 0, st>>>(p, X, Y, M);
+            gemm_mma<F, S, false, true><<<grid, VT_MMA_THREADS, 0, st>>>(p, X, Y, M);
         else
-            gemm_mma<F, S, false, false><<<grid, 128, 0, st>>>(p, X, Y, M);
+            gemm_mma<F, S, false, false><<<grid, VT_MMA_THREADS, 0, st>>>(p, X, Y, M);
         return vt_cuda_launch_check("vt_gemm (mma) kernel launch");
     }
     template <int F> int run() {
-        if (sparse) {
-            if (F == VT_FMT_NF4_DQ) return vt_fail(VT_EUNSUPPORTED, "vt_gemm: nf4_dq+2:4");
-            return go<F, true>();
+        if constexpr (F == VT_FMT_NF4_DQ) {
+            if (sparse) return vt_fail(VT_EUNSUPPORTED, "vt_gemm: nf4_dq+2:4");
+            return go<F, false>();
+        } else {
+            return sparse ? go<F, true>() : go<F, false>();
         }
-        return go<F, false>();
     }
 };
 
@@ -231,10 +165,15 @@ extern "C" void vt_cuda_ws_destroy(vt_kernel_ws *w) {
 extern "C" int vt_cuda_gemm_cublas(const vt_kdesc *d, const void *X, vt_dtype xt, void *Y,
                                    vt_dtype yt, uint64_t M, vt_kernel_ws *ws, void *stream) {
     cudaStream_t st = (cudaStream_t)stream;
-    uint64_t xbytes = xt == VT_DTYPE_F32 ? M * d->cols * 2 : 0;
+    /* X converted to f16 (when f32) at the front, padded to 256 bytes; W row tiles after it */
+    uint64_t xbytes = xt == VT_DTYPE_F32 ? (M * d->cols * 2 + 255) / 256 * 256 : 0;
     uint64_t align = d->fmt == VT_FMT_NF4_DQ ? vt_quant_row_align(VT_FMT_NF4_DQ, d->cols) : 1;
     uint64_t row_f16 = d->cols * 2;
-    if (ws->bytes < xbytes + align * row_f16 || d->cols > 0x7fffffffull || M > 0x7fffffffull)
+    if (d->cols > 0x7fffffffull || M > 0x7fffffffull || d->rows > 0x7fffffffull)
+        return vt_fail(-22, "vt_gemm (cuBLAS): %llu x %llu weight, M = %llu: beyond cuBLAS's int",
+                       (unsigned long long)d->rows, (unsigned long long)d->cols,
+                       (unsigned long long)M);
+    if (ws->bytes < xbytes || ws->bytes - xbytes < align * row_f16)
         return vt_fail(-22,
                        "vt_gemm (cuBLAS): workspace of %llu bytes cannot hold X (%llu bytes) and "
                        "%llu rows of W",
@@ -248,7 +187,7 @@ extern "C" int vt_cuda_gemm_cublas(const vt_kdesc *d, const void *X, vt_dtype xt
         f32_to_f16_kernel<<<1024, 256, 0, st>>>((const float *)X, (__half *)wbuf, M * d->cols);
         if ((rc = vt_cuda_launch_check("vt_gemm: X to f16"))) return rc;
         Xh = (const __half *)wbuf;
-        wbuf += (xbytes + 255) / 256 * 256;
+        wbuf += xbytes;
     }
     uint64_t avail = ws->bytes - (uint64_t)(wbuf - (uint8_t *)ws->buf);
     uint64_t rt = avail / row_f16 / align * align;

@@ -15,6 +15,13 @@ template <int F> struct gv_geom {
     static constexpr int STAGE = G * TB + 32;
 };
 
+/* acc[b] += s for a run-time b, with static indices only (acc stays in registers). */
+template <int NB> __device__ __forceinline__ void acc_add(float acc[NB], int b, float s) {
+#pragma unroll
+    for (int k = 0; k < NB; k++)
+        if (k == b) acc[k] += s;
+}
+
 /* acc[b] += sum_i v[i] x[b][col0 + i] for the 32 values of a unit (masked past cols). */
 template <int NB>
 __device__ __forceinline__ void dot32(const float v[32], const float *x, uint64_t cols,
@@ -36,13 +43,16 @@ __device__ __forceinline__ void dot32(const float v[32], const float *x, uint64_
             acc[b] += s;
         }
     } else {
-#pragma unroll
-        for (int b = 0; b < NB; b++) {
-            if (b >= nb) break;
+        /* The i loop fully unrolled with a guard (v indexed at run time would go to local
+         * memory); the b loop not unrolled (32 loads in flight, not 32 x NB: unrolled, the batch-8
+         * kernels took up to 192 registers), its sum added with static indices only. */
+#pragma unroll 1
+        for (int b = 0; b < nb; b++) {
             float s = 0.0f;
-            for (int i = 0; i < 32 && col0 + i < cols; i++)
-                s = fmaf(v[i], __ldg(x + b * cols + col0 + i), s);
-            acc[b] += s;
+#pragma unroll
+            for (int i = 0; i < 32; i++)
+                if (col0 + i < cols) s = fmaf(v[i], __ldg(x + b * cols + col0 + i), s);
+            acc_add<NB>(acc, b, s);
         }
     }
 }
@@ -82,7 +92,8 @@ __global__ void __launch_bounds__(GV_WARPS * 32)
         uint32_t sh = vt_stage(sm[warp], p.data, p.bytes, r * p.row_bytes + b0, (uint32_t)(b1 - b0),
                                lane, 32);
         __syncwarp();
-#pragma unroll
+        /* one unit at a time per lane: unrolled, the batch-2..8 kernels took up to 155 registers */
+#pragma unroll 1
         for (int g = 0; g < Gm::G; g++) {
             uint64_t u = u0 + 32 * g + lane;
             if (u < units) {
@@ -115,16 +126,16 @@ __global__ void __launch_bounds__(GV_WARPS * 32)
             float v[32];
             uint8_t pos[32];
             vt_dq_unit_sparse<F>(row, row + p.idx_off, h, p.ccols, c, v, pos);
-#pragma unroll
-            for (int b = 0; b < NB; b++) {
-                if (b >= nb) break;
+            /* as in dot32's fallback: 32 loads in flight, not 32 x NB */
+#pragma unroll 1
+            for (int b = 0; b < nb; b++) {
                 float s = 0.0f;
 #pragma unroll
                 for (int i = 0; i < 32; i++) {
                     uint64_t col = 64 * h + pos[i];
                     if (col < p.cols) s = fmaf(v[i], __ldg(x + b * p.cols + col), s);
                 }
-                acc[b] += s;
+                acc_add<NB>(acc, b, s);
             }
         }
     } else {
@@ -147,10 +158,11 @@ struct gv_launch {
     template <int F, int NB> int go() {
         bool xvec = p.cols % 4 == 0 && ((uintptr_t)x & 15) == 0;
         unsigned grid = (unsigned)((p.rows + GV_WARPS - 1) / GV_WARPS);
-        if (sparse)
-            gemv_direct<F, true, NB><<<grid, GV_WARPS * 32, 0, st>>>(p, x, y, nb, xvec);
-        else if (F == VT_FMT_NF4_DQ)
+        /* if constexpr: only the kernels a format can reach are instantiated */
+        if constexpr (F == VT_FMT_NF4_DQ)
             gemv_direct<F, false, NB><<<grid, GV_WARPS * 32, 0, st>>>(p, x, y, nb, xvec);
+        else if (sparse)
+            gemv_direct<F, true, NB><<<grid, GV_WARPS * 32, 0, st>>>(p, x, y, nb, xvec);
         else
             gemv_staged<F, NB><<<grid, GV_WARPS * 32, 0, st>>>(p, x, y, nb, xvec);
         return vt_cuda_launch_check("vt_gemv kernel launch");
@@ -169,5 +181,7 @@ extern "C" int vt_cuda_gemv(const vt_kdesc *d, const float *x, float *y, int bat
     l.y = y;
     l.nb = batch;
     l.st = (cudaStream_t)stream;
+    if ((d->rows + GV_WARPS - 1) / GV_WARPS > 0x7fffffffull)
+        return vt_fail(-22, "vt_gemv: %llu rows exceed one launch", (unsigned long long)d->rows);
     return vt_fmt_dispatch(d->fmt, l);
 }

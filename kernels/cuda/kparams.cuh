@@ -101,11 +101,17 @@ VT_HD void vt_decode64(const vt_kp &p, const vt_dq_ctx &c, uint64_t r, uint64_t 
         float cv[32];
         uint8_t pos[32];
         const uint8_t *row = p.data + r * p.row_bytes;
-        VT_UNROLL
-        for (int i = 0; i < 64; i++) v[i] = 0.0f;
         vt_dq_unit_sparse<F>(row, row + p.idx_off, h, p.ccols, c, cv, pos);
+        /* Expand with selects, not v[pos[i]] = cv[i]: a store at a run-time index puts all of v
+         * in local memory (256 bytes of stack per thread). The second kept value wins a tie, as
+         * in the indexed store. */
         VT_UNROLL
-        for (int i = 0; i < 32; i++) v[pos[i]] = cv[i];
+        for (int g = 0; g < 16; g++) {
+            const int lo = pos[2 * g] & 3, hi = pos[2 * g + 1] & 3;
+            VT_UNROLL
+            for (int j = 0; j < 4; j++)
+                v[4 * g + j] = j == hi ? cv[2 * g + 1] : j == lo ? cv[2 * g] : 0.0f;
+        }
     } else {
         VT_UNROLL
         for (int s = 0; s < 2; s++) {
