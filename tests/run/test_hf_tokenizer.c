@@ -65,5 +65,15 @@ int main(void) {
            -ENOTSUP, NULL, 0, "Sequence [Digits]");
     expect("null", -ENOTSUP, NULL, 0, "null");
     expect("{\"type\": \"Whitespace\"}", -ENOTSUP, NULL, 0, "Whitespace");
+    /* a stray huge id is refused, not turned into gigabytes of placeholders */
+    {
+        vt_tok *tok = NULL;
+        int rc = vt_hf_tokenizer_parse(
+            "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 207444390}, "
+            "\"merges\": []}}",
+            &tok, NULL, 0);
+        CHECKF(rc == VT_EFORMAT && !tok && strstr(vt_last_error(), "207444390"), "rc %d: %s", rc,
+               vt_last_error());
+    }
     return vt_test_done("test_hf_tokenizer");
 }

@@ -451,6 +451,15 @@ int vt_hf_tokenizer_parse(const char *json, vt_tok **tok, char *pre_desc, size_t
         }
         if ((uint64_t)d.v[id].num + 1 > n) n = (uint64_t)d.v[id].num + 1;
     }
+    /* ids are dense in real vocabularies; a few holes get placeholders below, but a stray huge
+     * id must not make us allocate gigabytes of them */
+    uint64_t entries = (uint64_t)d.v[vocab].count + (added ? d.v[added].count : 0);
+    if (n > entries + 65536) {
+        rc = vt_fail(VT_EFORMAT,
+                     "tokenizer.json: token ids go up to %llu but there are only %llu tokens",
+                     (unsigned long long)n - 1, (unsigned long long)entries);
+        goto out;
+    }
     toks = vt_calloc(n, sizeof *toks);
     types = vt_calloc(n, sizeof *types);
     pbuf = vt_malloc(n * 32);
