@@ -7,14 +7,20 @@
 #include "kern_internal.h"
 #include "vtstore/device.h"
 
+/* A usable device: one present and of compute capability 8.0 or later (the kernels are built
+ * for sm_80 / sm_90 with compute_90 PTX, and mma.sync.m16n8k16 needs sm_80: on an older GPU every
+ * launch would fail with "no kernel image"). */
 extern "C" int vt_cuda_available(void) {
-    int n = 0;
+    int n = 0, dev = 0, major = 0;
     cudaError_t e = cudaGetDeviceCount(&n);
+    if (e == cudaSuccess && n > 0) e = cudaGetDevice(&dev);
+    if (e == cudaSuccess && n > 0)
+        e = cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev);
     if (e != cudaSuccess) {
-        cudaGetLastError(); /* clear the sticky-free error so later calls start clean */
+        cudaGetLastError(); /* clear the error so later calls start clean */
         return 0;
     }
-    return n > 0;
+    return n > 0 && major >= 8;
 }
 
 extern "C" int vt_dev_info(vt_dev_props *out) {
@@ -78,6 +84,7 @@ extern "C" int vt_dev_sync(void *st) {
 }
 extern "C" int vt_dev_stream_create(void **out) {
     cudaStream_t s = NULL;
+    if (!out) return vt_fail(-22, "vt_dev_stream_create: NULL out");
     *out = NULL;
     VT_CU_TRY(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking), "cudaStreamCreate");
     *out = (void *)s;
@@ -88,6 +95,7 @@ extern "C" void vt_dev_stream_destroy(void *st) {
 }
 extern "C" int vt_dev_event_create(void **out) {
     cudaEvent_t e = NULL;
+    if (!out) return vt_fail(-22, "vt_dev_event_create: NULL out");
     *out = NULL;
     VT_CU_TRY(cudaEventCreate(&e), "cudaEventCreate");
     *out = (void *)e;
@@ -100,6 +108,7 @@ extern "C" int vt_dev_event_record(void *ev, void *st) {
     return vt_cuda_err(cudaEventRecord((cudaEvent_t)ev, (cudaStream_t)st), "cudaEventRecord");
 }
 extern "C" int vt_dev_event_elapsed_ms(void *a, void *b, float *ms) {
+    if (!a || !b || !ms) return vt_fail(-22, "vt_dev_event_elapsed_ms: NULL argument");
     VT_CU_TRY(cudaEventSynchronize((cudaEvent_t)b), "cudaEventSynchronize");
     return vt_cuda_err(cudaEventElapsedTime(ms, (cudaEvent_t)a, (cudaEvent_t)b),
                        "cudaEventElapsedTime");
