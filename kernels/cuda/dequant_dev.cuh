@@ -27,9 +27,11 @@
  * runs them against the reference dequantizers; the device-only intrinsics go through these. */
 #define VT_HD __host__ __device__ __forceinline__
 #ifdef __CUDA_ARCH__
-#define VT_UNROLL _Pragma("unroll")
+#define VT_UNROLL    _Pragma("unroll")
+#define VT_NO_UNROLL _Pragma("unroll 1")
 #else
 #define VT_UNROLL /* the host compiler does not know #pragma unroll */
+#define VT_NO_UNROLL
 #endif
 #ifdef __CUDA_ARCH__
 #define VT_RN(op, a, b, dev) dev(a, b)

@@ -1,0 +1,130 @@
+/* kernels/cuda/gemv_lane.cuh — one lane's share of the GEMV kernels (gemv.cu) as __host__
+ * __device__ functions: staging a row piece, decoding units and multiplying with x. The kernels
+ * add only the barriers (__syncwarp) and the shuffle reduction; tests/kernels/gemv_lane_host.cu
+ * runs these for all 32 lanes of a warp on the host. */
+#ifndef VT_GEMV_LANE_CUH
+#define VT_GEMV_LANE_CUH
+
+#include "kparams.cuh"
+
+#ifdef __CUDA_ARCH__
+#define VT_LDG(p) __ldg(p)
+#else
+#define VT_LDG(p) (*(p))
+#endif
+
+/* Staging geometry of a warp: 32 x G units (about 2 KiB) of its row per step, in STAGE bytes of
+ * shared memory (a multiple of 16: the warps' areas sit back to back and take 16-byte stores). */
+template <int F> struct gv_geom {
+    static constexpr int BE = vt_fmt_traits<F>::BE, BB = vt_fmt_traits<F>::BB;
+    static constexpr int TB = 1024 / BE * BB; /* bytes of 32 units */
+    static constexpr int G = TB >= 2048 ? 1 : 2048 / TB;
+    static constexpr int STAGE = G * TB + 32;
+    static_assert(STAGE % 16 == 0, "each warp's staging area must stay 16-byte aligned");
+};
+
+/* acc[b] += s for a run-time b, with static indices only (acc stays in registers). */
+template <int NB> VT_HD void gv_acc_add(float acc[NB], int b, float s) {
+    VT_UNROLL
+    for (int k = 0; k < NB; k++)
+        if (k == b) acc[k] += s;
+}
+
+/* acc[b] += sum_i v[i] x[b][col0 + i] for the 32 values of a unit (masked past cols). */
+template <int NB>
+VT_HD void gv_dot32(const float v[32], const float *x, uint64_t cols, uint64_t col0, int nb,
+                    bool xvec, float acc[NB]) {
+    if (xvec && col0 + 32 <= cols) {
+        VT_UNROLL
+        for (int b = 0; b < NB; b++) {
+            if (b >= nb) break;
+            const float4 *xp = (const float4 *)(x + b * cols + col0);
+            float s = 0.0f;
+            VT_UNROLL
+            for (int i = 0; i < 8; i++) {
+                float4 q = VT_LDG(xp + i);
+                s = fmaf(v[4 * i], q.x, s);
+                s = fmaf(v[4 * i + 1], q.y, s);
+                s = fmaf(v[4 * i + 2], q.z, s);
+                s = fmaf(v[4 * i + 3], q.w, s);
+            }
+            acc[b] += s;
+        }
+    } else {
+        /* The i loop fully unrolled with a guard (v indexed at run time would go to local
+         * memory); the b loop not unrolled (32 loads in flight, not 32 x NB: unrolled, the
+         * batch-8 kernels took up to 192 registers), its sum added with static indices only. */
+        VT_NO_UNROLL
+        for (int b = 0; b < nb; b++) {
+            float s = 0.0f;
+            VT_UNROLL
+            for (int i = 0; i < 32; i++)
+                if (col0 + i < cols) s = fmaf(v[i], VT_LDG(x + b * cols + col0 + i), s);
+            gv_acc_add<NB>(acc, b, s);
+        }
+    }
+}
+
+/* Lane @p lane's part of staging step u0 of row r into the warp's area sm: bytes [*b0, b1) of
+ * the row. Returns where byte *b0 landed in sm. */
+template <int F>
+VT_HD uint32_t gv_stage_lane(const vt_kp &p, uint64_t r, uint64_t u0, uint8_t *sm, int lane,
+                             uint64_t *b0) {
+    const uint64_t units = vt_units(p.cols), step = 32 * gv_geom<F>::G;
+    *b0 = vt_dq_unit_off<F>(u0);
+    uint64_t b1 = u0 + step < units ? vt_dq_unit_off<F>(u0 + step) : p.row_bytes;
+    if (b1 > p.row_bytes) b1 = p.row_bytes;
+    return vt_stage(sm, p.data, p.bytes, r * p.row_bytes + *b0, (uint32_t)(b1 - *b0), lane, 32);
+}
+
+/* After the warp staged step u0 (bytes from b0, at sm + sh): lane's units u0 + 32 g + lane. */
+template <int F, int NB>
+VT_HD void gv_staged_lane(const vt_kp &p, const vt_dq_ctx &c, const float *x, uint64_t u0,
+                          uint64_t b0, const uint8_t *sm, uint32_t sh, int lane, int nb, bool xvec,
+                          float acc[NB]) {
+    const uint64_t units = vt_units(p.cols);
+    /* one unit at a time: unrolled, the batch-2..8 kernels took up to 155 registers */
+    VT_NO_UNROLL
+    for (int g = 0; g < gv_geom<F>::G; g++) {
+        uint64_t u = u0 + 32 * g + lane;
+        if (u < units) {
+            float v[32];
+            vt_dq_unit<F>(sm + sh + (vt_dq_unit_off<F>(u) - b0), u, 32 * u, c, v);
+            gv_dot32<NB>(v, x, p.cols, 32 * u, nb, xvec, acc);
+        }
+    }
+}
+
+/* Lane's whole share of row r straight from global memory (nf4_dq, 2:4): 64-column pieces
+ * h = lane, lane + 32, ... (2:4) or units u = lane, lane + 32, ... (nf4_dq). */
+template <int F, bool SPARSE, int NB>
+VT_HD void gv_direct_lane(const vt_kp &p, const vt_dq_ctx &c, const float *x, uint64_t r, int lane,
+                          int nb, bool xvec, float acc[NB]) {
+    if constexpr (SPARSE) {
+        const uint8_t *row = p.data + r * p.row_bytes;
+        for (uint64_t h = lane; h < vt_sparse_units(p.cols); h += 32) {
+            float v[32];
+            uint8_t pos[32];
+            vt_dq_unit_sparse<F>(row, row + p.idx_off, h, p.ccols, c, v, pos);
+            /* as in gv_dot32's fallback: 32 loads in flight, not 32 x NB */
+            VT_NO_UNROLL
+            for (int b = 0; b < nb; b++) {
+                float s = 0.0f;
+                VT_UNROLL
+                for (int i = 0; i < 32; i++) {
+                    uint64_t col = 64 * h + pos[i];
+                    if (col < p.cols) s = fmaf(v[i], VT_LDG(x + b * p.cols + col), s);
+                }
+                gv_acc_add<NB>(acc, b, s);
+            }
+        }
+    } else {
+        for (uint64_t u = lane; u < vt_units(p.cols); u += 32) {
+            float v[32];
+            vt_dq_unit_nf4dq(p.data, p.bpr, r, u, c, v);
+            gv_dot32<NB>(v, x, p.cols, 32 * u, nb, xvec, acc);
+        }
+    }
+}
+
+#endif

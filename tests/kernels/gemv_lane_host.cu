@@ -1,0 +1,85 @@
+/* tests/kernels/gemv_lane_host.cu — runs the GEMV kernels' lane code (kernels/cuda
+ * gemv_lane.cuh: staging, unit decode, dot products with x) on the host for
+ * test_gemv_lane_host.c: for each row, all 32 lanes of the warp stage their chunks into a
+ * poisoned warp area of the kernel's size, then compute; the warp's partial sums are combined
+ * with the kernel's butterfly (__shfl_xor_sync 16, 8, 4, 2, 1) and lane 0's sum is y. No GPU. */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "gemv_lane.cuh"
+
+extern "C" int kt_host_gemv(const vt_kdesc *d, const float *x, float *y, int batch);
+
+namespace {
+
+struct host_gemv {
+    const vt_kdesc *d;
+    const float *x;
+    float *y;
+    int nb;
+    float lut[32];
+
+    /* y[b][r] from 32 lanes' accumulators, summed in the order of the kernel's shuffle tree */
+    template <int NB> void reduce(float acc[32][NB], uint64_t r, uint64_t rows) {
+        for (int o = 16; o > 0; o >>= 1) {
+            float nxt[32][NB];
+            for (int l = 0; l < 32; l++)
+                for (int b = 0; b < NB; b++) nxt[l][b] = acc[l][b] + acc[l ^ o][b];
+            memcpy(acc, nxt, sizeof nxt);
+        }
+        for (int b = 0; b < nb; b++) y[b * rows + r] = acc[0][b];
+    }
+
+    template <int F, int NB> int go(const vt_kp &p, bool xvec) {
+        vt_dq_ctx c = {lut, p.tensor_scale, p.aux, p.cols};
+        using Gm = gv_geom<F>;
+        uint8_t *sm = (uint8_t *)aligned_alloc(16, Gm::STAGE);
+        if (!sm) return -12;
+        const uint64_t units = vt_units(p.cols), step = 32 * Gm::G;
+        for (uint64_t r = 0; r < p.rows; r++) {
+            float acc[32][NB] = {{0}};
+            if constexpr (F == VT_FMT_NF4_DQ) {
+                for (int lane = 0; lane < 32; lane++)
+                    gv_direct_lane<F, false, NB>(p, c, x, r, lane, nb, xvec, acc[lane]);
+            } else if (d->sparse) {
+                for (int lane = 0; lane < 32; lane++)
+                    gv_direct_lane<F, true, NB>(p, c, x, r, lane, nb, xvec, acc[lane]);
+            } else {
+                for (uint64_t u0 = 0; u0 < units; u0 += step) {
+                    uint64_t b0 = 0;
+                    uint32_t sh = 0;
+                    memset(sm, 0xA5, Gm::STAGE); /* bytes never staged are garbage */
+                    for (int lane = 0; lane < 32; lane++)
+                        sh = gv_stage_lane<F>(p, r, u0, sm, lane, &b0);
+                    for (int lane = 0; lane < 32; lane++)
+                        gv_staged_lane<F, NB>(p, c, x, u0, b0, sm, sh, lane, nb, xvec, acc[lane]);
+                }
+            }
+            reduce<NB>(acc, r, p.rows);
+        }
+        free(sm);
+        return 0;
+    }
+
+    template <int F> int run() {
+        vt_kp p = vt_kp_from(d);
+        bool xvec = p.cols % 4 == 0 && ((uintptr_t)x & 15) == 0; /* as gemv.cu decides */
+        return nb == 1   ? go<F, 1>(p, xvec)
+               : nb == 2 ? go<F, 2>(p, xvec)
+               : nb <= 4 ? go<F, 4>(p, xvec)
+                         : go<F, 8>(p, xvec);
+    }
+};
+
+} // namespace
+
+/* y[batch][rows] = W x[batch][cols] the way the GEMV kernels compute it, on the host. */
+extern "C" int kt_host_gemv(const vt_kdesc *d, const float *x, float *y, int batch) {
+    host_gemv h;
+    h.d = d;
+    h.x = x;
+    h.y = y;
+    h.nb = batch;
+    for (int t = 0; t < 32; t++) h.lut[t] = vt_dq_lut_at(t);
+    return vt_fmt_dispatch(d->fmt, h);
+}
