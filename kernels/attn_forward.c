@@ -72,8 +72,7 @@ int vt_attn_cuda_available(void) {
 }
 
 #ifdef VT_HAVE_CUDA
-/* The CUDA kernels' arguments; p's shapes must be valid (H % Hkv == 0, Hkv > 0). */
-static void fill_dev_args(const vt_attn_params *p, float scale, vt_attn_dev_args *a) {
+void vt_attn_dev_args_fill(const vt_attn_params *p, float scale, vt_attn_dev_args *a) {
     uint64_t rb = vt_attn_row_bytes(p->kv.format, p->kv.head_dim);
     *a = (vt_attn_dev_args){
         .q = p->q,
@@ -100,8 +99,7 @@ static void fill_dev_args(const vt_attn_params *p, float scale, vt_attn_dev_args
     };
 }
 
-/* 1 when the GPU call takes the split-KV decode kernel (the dispatch below). */
-static int takes_decode(const vt_attn_params *p) {
+int vt_attn_takes_decode(const vt_attn_params *p) {
     uint64_t group = p->n_heads / p->kv.n_kv_heads;
     return p->algo == VT_ATTN_DECODE || (p->algo == VT_ATTN_AUTO && group * p->n_q <= 16);
 }
@@ -111,10 +109,10 @@ size_t vt_attn_workspace_bytes(const vt_attn_params *p) {
 #ifdef VT_HAVE_CUDA
     if (!p || p->kv.location != VT_LOC_DEVICE || !p->n_heads || !p->kv.n_kv_heads || !p->n_q ||
         p->n_heads % p->kv.n_kv_heads || (p->kv.head_dim != 64 && p->kv.head_dim != 128) ||
-        !takes_decode(p))
+        !vt_attn_takes_decode(p))
         return 0;
     vt_attn_dev_args a;
-    fill_dev_args(p, 1.0f, &a);
+    vt_attn_dev_args_fill(p, 1.0f, &a);
     return vt_attn_cuda_decode_ws_bytes(&a, p->num_splits);
 #else
     (void)p;
@@ -152,11 +150,11 @@ int vt_attn_forward(const vt_attn_params *p) {
         return vt_fail(-EINVAL, "attn: workspace %p is not %zu-byte aligned", p->workspace,
                        sizeof(float));
     vt_attn_dev_args a;
-    fill_dev_args(p, scale, &a);
+    vt_attn_dev_args_fill(p, scale, &a);
     switch (p->algo) {
     case VT_ATTN_AUTO:
-        return takes_decode(p) ? vt_attn_cuda_decode(&a, p->num_splits, p->stream)
-                               : vt_attn_cuda_prefill(&a, p->stream);
+        return vt_attn_takes_decode(p) ? vt_attn_cuda_decode(&a, p->num_splits, p->stream)
+                                       : vt_attn_cuda_prefill(&a, p->stream);
     case VT_ATTN_FLASH:
         return vt_attn_cuda_prefill(&a, p->stream);
     case VT_ATTN_DECODE:

@@ -70,6 +70,12 @@ typedef struct vt_attn_dev_args {
 } vt_attn_dev_args;
 
 #if defined(VT_HAVE_CUDA) || defined(__CUDACC__)
+/** The kernels' arguments for @p p (valid shapes: H % Hkv == 0, Hkv > 0) with softmax scale
+ *  @p scale (already resolved from 0). Pointers are copied as they are. */
+void vt_attn_dev_args_fill(const vt_attn_params *p, float scale, vt_attn_dev_args *a);
+/** 1 when the GPU call takes the split-KV decode kernel (algo DECODE, or AUTO with at most 16
+ *  query rows per K/V head), 0 for the prefill kernel. */
+int vt_attn_takes_decode(const vt_attn_params *p);
 /** Number of CUDA devices (0 when none or the driver is missing). */
 int vt_attn_cuda_device_count(void);
 /** Zeroed device allocation; VT_ENODEV, -ENOMEM or VT_ECUDA with detail. */

@@ -8,14 +8,24 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
+#include <errno.h>
 #include <stdint.h>
 
 #include "attn_internal.h"
+#include "dequant_dev.cuh"
 #include "vtstore/blocks.h"
 #include "vtstore/quant.h"
 
 #define VT_LOG2E 1.4426950408889634f
 #define VT_LN2   0.6931471805599453f
+
+/* #pragma unroll n in device code (the host compiler of the emulation tests ignores it). */
+#define VT_ATTN_PRAGMA(x) _Pragma(#x)
+#ifdef __CUDA_ARCH__
+#define VT_ATTN_UNROLL(n) VT_ATTN_PRAGMA(unroll n)
+#else
+#define VT_ATTN_UNROLL(n)
+#endif
 
 /* Error mapping: a failed CUDA call becomes VT_ECUDA with the call and the runtime's words. */
 #define VT_CUDA_TRY(call, what)                                                                    \
@@ -26,47 +36,28 @@
                            what, cudaGetErrorString(e_), #call);                                   \
     } while (0)
 
-/* Look-up values used by the 4-bit decoders; kernels copy them to shared memory because the
- * indices differ between threads (constant memory would serialise them). */
+/* Look-up values used by the 4-bit decoders (dequant_dev.cuh's table: NF4 values, then signed
+ * E2M1 values); kernels keep them in shared memory because the indices differ between threads
+ * (constant memory would serialise them). */
 struct vt_attn_lut {
     float nf4[16];  /* bitsandbytes NF4 values */
     float e2m1[16]; /* signed E2M1 values by code */
 };
 
-static __constant__ vt_attn_lut vt_attn_lut_const = {
-    {-1.0f, -0.6961928009986877f, -0.5250730514526367f, -0.39491748809814453f,
-     -0.28444138169288635f, -0.18477343022823334f, -0.09105003625154495f, 0.0f,
-     0.07958029955625534f, 0.16093020141124725f, 0.24611230194568634f, 0.33791524171829224f,
-     0.44070982933044434f, 0.5626170039176941f, 0.7229568362236023f, 1.0f},
-    {0.0f, 0.5f, 1.0f, 1.5f, 2.0f, 3.0f, 4.0f, 6.0f, -0.0f, -0.5f, -1.0f, -1.5f, -2.0f, -3.0f,
-     -4.0f, -6.0f}};
-
-/* Copy the tables to shared memory (callers __syncthreads before use). */
-__device__ __forceinline__ void vt_attn_lut_load(vt_attn_lut *s) {
-    int t = threadIdx.x + threadIdx.y * blockDim.x;
-    if (t < 32) (&s->nf4[0])[t] = (&vt_attn_lut_const.nf4[0])[t];
+/* Fill the tables (threads 0..31 of the CTA; callers __syncthreads before use). */
+VT_HD void vt_attn_lut_load(vt_attn_lut *s, int tid) {
+    if (tid < 32) (&s->nf4[0])[tid] = vt_dq_lut_at(tid);
 }
 
-__device__ __forceinline__ float vt_dev_e4m3_to_f32(uint8_t v) {
-    int e = (v >> 3) & 0xf, m = v & 7;
-    float r = e == 0 ? (float)m * 0x1p-9f : __int_as_float(((e - 7 + 127) << 23) | (m << 20));
-    return (v & 0x80) ? -r : r;
-}
-
-__device__ __forceinline__ float vt_dev_e8m0_to_f32(uint8_t v) {
-    /* 2^(v-127); v = 0 is the subnormal 2^-127 */
-    return v == 0 ? __int_as_float(0x00400000) : __int_as_float((int)v << 23);
-}
-
-__device__ __forceinline__ uint16_t vt_ldg_u16(const uint8_t *p) {
+/* 16 bits at p (2-byte aligned). */
+VT_HD uint16_t vt_ldg_u16(const uint8_t *p) {
     return *reinterpret_cast<const uint16_t *>(p);
 }
 
 /* Values [d0, d0 + 8) of a stored row (d0 a multiple of 8; the head dim a multiple of the block
  * size, true for D = 64 and 128). */
 template <int FMT>
-__device__ __forceinline__ void vt_deq8(const uint8_t *row, int d0, float ts,
-                                        const vt_attn_lut *lut, float out[8]) {
+VT_HD void vt_deq8(const uint8_t *row, int d0, float ts, const vt_attn_lut *lut, float out[8]) {
     if (FMT == VT_FMT_F32) {
         const float4 *p = reinterpret_cast<const float4 *>(row + (size_t)d0 * 4);
         float4 a = p[0], b = p[1];
@@ -75,21 +66,21 @@ __device__ __forceinline__ void vt_deq8(const uint8_t *row, int d0, float ts,
     } else if (FMT == VT_FMT_F16 || FMT == VT_FMT_BF16) {
         uint4 u = *reinterpret_cast<const uint4 *>(row + (size_t)d0 * 2);
         uint32_t w[4] = {u.x, u.y, u.z, u.w};
-#pragma unroll
+        VT_UNROLL
         for (int i = 0; i < 4; i++) {
             if (FMT == VT_FMT_F16) {
-                float2 f = __half22float2(*reinterpret_cast<__half2 *>(&w[i]));
-                out[2 * i] = f.x, out[2 * i + 1] = f.y;
+                out[2 * i] = __half2float(__ushort_as_half((uint16_t)(w[i] & 0xffff)));
+                out[2 * i + 1] = __half2float(__ushort_as_half((uint16_t)(w[i] >> 16)));
             } else {
-                out[2 * i] = __uint_as_float(w[i] << 16);
-                out[2 * i + 1] = __uint_as_float(w[i] & 0xffff0000u);
+                out[2 * i] = vt_dev_as_f32(w[i] << 16);
+                out[2 * i + 1] = vt_dev_as_f32(w[i] & 0xffff0000u);
             }
         }
     } else if (FMT == VT_FMT_Q8_0) {
         const uint8_t *b = row + (d0 / VT_QK8_0) * sizeof(vt_block_q8_0);
         float d = __half2float(__ushort_as_half(vt_ldg_u16(b)));
         const uint8_t *qs = b + 2 + (d0 % VT_QK8_0);
-#pragma unroll
+        VT_UNROLL
         for (int i = 0; i < 4; i++) {
             uint16_t w = vt_ldg_u16(qs + 2 * i);
             out[2 * i] = (float)(int8_t)(w & 0xff) * d;
@@ -99,10 +90,10 @@ __device__ __forceinline__ void vt_deq8(const uint8_t *row, int d0, float ts,
         const uint8_t *b = row + (d0 / VT_QK_INT8) * sizeof(vt_block_int8);
         float d = *reinterpret_cast<const float *>(b);
         const uint32_t *qs = reinterpret_cast<const uint32_t *>(b + 4 + (d0 % VT_QK_INT8));
-#pragma unroll
+        VT_UNROLL
         for (int i = 0; i < 2; i++) {
             uint32_t w = qs[i];
-#pragma unroll
+            VT_UNROLL
             for (int k = 0; k < 4; k++) out[4 * i + k] = (float)(int8_t)(w >> (8 * k)) * d;
         }
     } else if (FMT == VT_FMT_Q4_0) {
@@ -110,7 +101,7 @@ __device__ __forceinline__ void vt_deq8(const uint8_t *row, int d0, float ts,
         float d = __half2float(__ushort_as_half(vt_ldg_u16(b)));
         int j = d0 % VT_QK4_0, hi = j >= 16;
         const uint8_t *qs = b + 2 + (j & 15);
-#pragma unroll
+        VT_UNROLL
         for (int i = 0; i < 4; i++) {
             uint16_t w = vt_ldg_u16(qs + 2 * i);
             int c0 = hi ? (w >> 4) & 15 : w & 15, c1 = hi ? (w >> 12) & 15 : (w >> 8) & 15;
@@ -121,7 +112,7 @@ __device__ __forceinline__ void vt_deq8(const uint8_t *row, int d0, float ts,
         const uint8_t *b = row + (d0 / VT_QK_NF4) * sizeof(vt_block_nf4);
         float a = *reinterpret_cast<const float *>(b);
         uint32_t w = *reinterpret_cast<const uint32_t *>(b + 4 + (d0 % VT_QK_NF4) / 2);
-#pragma unroll
+        VT_UNROLL
         for (int i = 0; i < 4; i++) { /* element 2i in the high nibble */
             uint32_t byte = (w >> (8 * i)) & 0xff;
             out[2 * i] = a * lut->nf4[byte >> 4];
@@ -129,9 +120,9 @@ __device__ __forceinline__ void vt_deq8(const uint8_t *row, int d0, float ts,
         }
     } else if (FMT == VT_FMT_NVFP4) {
         const uint8_t *b = row + (d0 / VT_QK_NVFP4) * sizeof(vt_block_nvfp4);
-        float s = ts * vt_dev_e4m3_to_f32(b[0]);
+        float s = ts * vt_dev_e4m3(b[0]);
         const uint8_t *qs = b + 1 + (d0 % VT_QK_NVFP4) / 2;
-#pragma unroll
+        VT_UNROLL
         for (int i = 0; i < 4; i++) { /* element 2i in the low nibble */
             uint8_t byte = qs[i];
             out[2 * i] = s * lut->e2m1[byte & 15];
@@ -139,27 +130,35 @@ __device__ __forceinline__ void vt_deq8(const uint8_t *row, int d0, float ts,
         }
     } else if (FMT == VT_FMT_MXFP4) {
         const uint8_t *b = row + (d0 / VT_QK_MXFP4) * sizeof(vt_block_mxfp4);
-        float s = vt_dev_e8m0_to_f32(b[0]);
+        /* E8M0 byte 0 is 2^-127, an f32 subnormal that --use_fast_math (FTZ) flushes to 0:
+         * 2^-126 times half the element instead, exact whenever the product is normal */
+        const uint8_t e = b[0];
+        float s = e ? vt_dev_e8m0(e) : vt_dev_as_f32(0x00800000u), k = e ? 1.0f : 0.5f;
         const uint8_t *qs = b + 1 + (d0 % VT_QK_MXFP4) / 2;
-#pragma unroll
+        VT_UNROLL
         for (int i = 0; i < 4; i++) {
             uint8_t byte = qs[i];
-            out[2 * i] = s * lut->e2m1[byte & 15];
-            out[2 * i + 1] = s * lut->e2m1[byte >> 4];
+            out[2 * i] = s * (k * lut->e2m1[byte & 15]);
+            out[2 * i + 1] = s * (k * lut->e2m1[byte >> 4]);
         }
     }
 }
 
 /* ---- tensor-core fragments ----------------------------------------------------------------- */
 
-template <typename T> __device__ __forceinline__ uint32_t vt_pack2(float a, float b);
-template <> __device__ __forceinline__ uint32_t vt_pack2<__half>(float a, float b) {
+/* Two values rounded to T, a in the low half (the lower column of a fragment pair). */
+template <typename T> VT_HD uint32_t vt_pack2(float a, float b);
+template <> VT_HD uint32_t vt_pack2<__half>(float a, float b) {
     __half2 h = __floats2half2_rn(a, b);
-    return *reinterpret_cast<uint32_t *>(&h);
+    uint32_t u;
+    memcpy(&u, &h, 4);
+    return u;
 }
-template <> __device__ __forceinline__ uint32_t vt_pack2<__nv_bfloat16>(float a, float b) {
+template <> VT_HD uint32_t vt_pack2<__nv_bfloat16>(float a, float b) {
     __nv_bfloat162 h = __floats2bfloat162_rn(a, b);
-    return *reinterpret_cast<uint32_t *>(&h);
+    uint32_t u;
+    memcpy(&u, &h, 4);
+    return u;
 }
 
 /* d += a * b, m16n8k16, row.col, f32 accumulators. */
@@ -197,26 +196,63 @@ __device__ __forceinline__ void vt_ldmatrix_x4_trans(uint32_t r[4], const void *
                  : "r"(a));
 }
 
+/* The thread's view of the CTA for the kernel bodies (attn_prefill.cuh, attn_decode.cuh): its
+ * index and the collectives they use. The bodies are templates over this context so that
+ * tests/attn/attn_kern_host.cu can run them on the host with an emulated warp (every lane of a
+ * warp must reach each collective, ldmatrix/mma per the PTX ISA fragment layouts). */
+struct vt_simt_dev {
+    __device__ __forceinline__ int tid() const { return (int)threadIdx.x; }
+    __device__ __forceinline__ void sync() { __syncthreads(); }
+    __device__ __forceinline__ void syncwarp() { __syncwarp(); }
+    __device__ __forceinline__ float shfl_xor(float v, int m) {
+        return __shfl_xor_sync(0xffffffffu, v, m);
+    }
+    __device__ __forceinline__ void ldsm_x4(uint32_t r[4], const void *p) { vt_ldmatrix_x4(r, p); }
+    __device__ __forceinline__ void ldsm_x4_t(uint32_t r[4], const void *p) {
+        vt_ldmatrix_x4_trans(r, p);
+    }
+    template <typename T>
+    __device__ __forceinline__ void mma(float d[4], const uint32_t a[4], uint32_t b0, uint32_t b1) {
+        vt_mma16816<T>(d, a, b0, b1);
+    }
+};
+
 /* Q element loads: 8 consecutive values of a Q row in f32, f16 or bf16 (index a multiple of 8). */
-__device__ __forceinline__ void vt_load_q8(const void *q, int q_dtype, size_t idx, float out[8]) {
-    if (q_dtype == 0 /* VT_DTYPE_F32 */) {
-        const float4 *p = reinterpret_cast<const float4 *>(static_cast<const float *>(q) + idx);
-        float4 a = p[0], b = p[1];
-        out[0] = a.x, out[1] = a.y, out[2] = a.z, out[3] = a.w;
-        out[4] = b.x, out[5] = b.y, out[6] = b.z, out[7] = b.w;
-    } else {
-        uint4 u = *reinterpret_cast<const uint4 *>(static_cast<const uint16_t *>(q) + idx);
-        uint32_t w[4] = {u.x, u.y, u.z, u.w};
-#pragma unroll
-        for (int i = 0; i < 4; i++) {
-            if (q_dtype == 1 /* VT_DTYPE_F16 */) {
-                float2 f = __half22float2(*reinterpret_cast<__half2 *>(&w[i]));
-                out[2 * i] = f.x, out[2 * i + 1] = f.y;
-            } else {
-                out[2 * i] = __uint_as_float(w[i] << 16);
-                out[2 * i + 1] = __uint_as_float(w[i] & 0xffff0000u);
-            }
-        }
+VT_HD void vt_load_q8(const void *q, int q_dtype, size_t idx, float out[8]) {
+    const uint8_t *p = static_cast<const uint8_t *>(q);
+    if (q_dtype == VT_DTYPE_F32)
+        vt_deq8<VT_FMT_F32>(p + idx * 4, 0, 1.0f, nullptr, out);
+    else if (q_dtype == VT_DTYPE_F16)
+        vt_deq8<VT_FMT_F16>(p + idx * 2, 0, 1.0f, nullptr, out);
+    else
+        vt_deq8<VT_FMT_BF16>(p + idx * 2, 0, 1.0f, nullptr, out);
+}
+
+/* Call fn.go<FMT, BE>(block bytes) for a K/V format (plain formats: BE 1, the element size) and
+ * return its result; VT_EUNSUPPORTED (no message) for any other format. The one switch over the
+ * K/V formats for the kernels' launchers and the host tests. */
+template <typename Fn> int vt_attn_fmt_dispatch(uint32_t fmt, Fn &fn) {
+    switch (fmt) {
+    case VT_FMT_F32:
+        return fn.template go<VT_FMT_F32, 1>(4);
+    case VT_FMT_F16:
+        return fn.template go<VT_FMT_F16, 1>(2);
+    case VT_FMT_BF16:
+        return fn.template go<VT_FMT_BF16, 1>(2);
+    case VT_FMT_Q8_0:
+        return fn.template go<VT_FMT_Q8_0, VT_QK8_0>((int)sizeof(vt_block_q8_0));
+    case VT_FMT_INT8:
+        return fn.template go<VT_FMT_INT8, VT_QK_INT8>((int)sizeof(vt_block_int8));
+    case VT_FMT_Q4_0:
+        return fn.template go<VT_FMT_Q4_0, VT_QK4_0>((int)sizeof(vt_block_q4_0));
+    case VT_FMT_NF4:
+        return fn.template go<VT_FMT_NF4, VT_QK_NF4>((int)sizeof(vt_block_nf4));
+    case VT_FMT_NVFP4:
+        return fn.template go<VT_FMT_NVFP4, VT_QK_NVFP4>((int)sizeof(vt_block_nvfp4));
+    case VT_FMT_MXFP4:
+        return fn.template go<VT_FMT_MXFP4, VT_QK_MXFP4>((int)sizeof(vt_block_mxfp4));
+    default:
+        return VT_EUNSUPPORTED;
     }
 }
 
@@ -244,7 +280,7 @@ static inline int vt_attn_check_align(const vt_attn_dev_args *a, const char *who
 }
 
 /* Keys visible to query i: j < vt_visible(i) (bottom-right causal alignment), clamped to nk. */
-__device__ __forceinline__ long long vt_visible(const vt_attn_dev_args &a, long long i) {
+VT_HD long long vt_visible(const vt_attn_dev_args &a, long long i) {
     if (!a.causal) return a.nk;
     long long lim = i + a.nk - a.nq + 1;
     return lim < 0 ? 0 : (lim > a.nk ? a.nk : lim);

@@ -1,0 +1,208 @@
+/* kernels/cuda/attn_prefill.cuh — the body of the tensor-core prefill kernel (attn_prefill.cu),
+ * a template over the thread context (vt_simt_dev on the GPU; the host emulation in
+ * tests/attn/attn_kern_host.cu). See attn_prefill.cu for the algorithm. */
+#ifndef VT_ATTN_PREFILL_CUH
+#define VT_ATTN_PREFILL_CUH
+
+#include <math.h>
+
+#include "attn_common.cuh"
+
+namespace vt_prefill {
+
+constexpr int BM = 64, BN = 64, NWARPS = 4, NTHREADS = NWARPS * 32;
+
+/* The tensor-core type: bf16 for bf16 Q over K/V stored in bf16 or mxfp4 (exact in bf16, and
+ * beyond f16's range), f16 otherwise: f16 keeps 11 bits of K, V and P where bf16 keeps 8, which
+ * is what holds the error under 2e-3 (bf16 MMAs over f16/q8_0/... K/V reach 4e-3). bf16 Q is
+ * then rounded to f16 (exact for normal values up to 65504, like K/V values and f32 Q). */
+inline bool mma_bf16(int q_dtype, uint32_t fmt) {
+    return q_dtype == VT_DTYPE_BF16 && (fmt == VT_FMT_BF16 || fmt == VT_FMT_MXFP4);
+}
+
+/* The bf16 residuals (a - hi.x, b - hi.y) of a pair packed as hi = vt_pack2<bf16>(a, b). */
+VT_HD uint32_t vt_bf16_lo2(float a, float b, uint32_t hi) {
+    return vt_pack2<__nv_bfloat16>(a - vt_dev_as_f32(hi << 16),
+                                   b - vt_dev_as_f32(hi & 0xffff0000u));
+}
+
+template <int D, typename T> struct smem {
+    static constexpr int LD = D + 8; /* padded row: ldmatrix rows hit distinct banks */
+    T kv[2][BN][LD];                 /* K tile, V tile; Q is staged in kv[0] first */
+    vt_attn_lut lut;
+};
+
+/* CTA (bx, h): queries [64 bx, 64 bx + 64) of head h. */
+/* the host emulation instantiates it with a host-only context */
+#pragma nv_exec_check_disable
+template <int D, typename T, int FMT, class CX>
+VT_HD void body(CX &cx, const vt_attn_dev_args &a, smem<D, T> &sm, long long bx, int h) {
+    constexpr int LD = D + 8, KS = D / 16, NT = BN / 8, DT = D / 8;
+    T(*Ks)[LD] = sm.kv[0];
+    T(*Vs)[LD] = sm.kv[1];
+
+    const int tid = cx.tid(), warp = tid / 32, lane = tid % 32;
+    const int g = lane / 4, t4 = lane % 4;
+    const int hk = h / a.group;
+    const long long q0 = bx * BM;
+    vt_attn_lut_load(&sm.lut, tid);
+
+    /* ---- Q tile -> registers ---- */
+    for (int idx = tid; idx < BM * D / 8; idx += NTHREADS) {
+        int r = idx / (D / 8), c = (idx % (D / 8)) * 8;
+        float f[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+        if (q0 + r < a.nq) vt_load_q8(a.q, a.q_dtype, ((size_t)h * a.nq + q0 + r) * D + c, f);
+        uint4 u = {vt_pack2<T>(f[0], f[1]), vt_pack2<T>(f[2], f[3]), vt_pack2<T>(f[4], f[5]),
+                   vt_pack2<T>(f[6], f[7])};
+        *reinterpret_cast<uint4 *>(&Ks[r][c]) = u;
+    }
+    cx.sync();
+    uint32_t qf[KS][4];
+    VT_UNROLL
+    for (int ks = 0; ks < KS; ks++)
+        cx.ldsm_x4(qf[ks], &Ks[warp * 16 + (lane % 16)][ks * 16 + (lane / 16) * 8]);
+    cx.sync();
+
+    /* rows of this thread: qa = row g, qb = row g + 8 of the warp's 16 */
+    const long long qa = q0 + warp * 16 + g, qb = qa + 8;
+    float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
+    float acc[DT][4];
+    VT_UNROLL
+    for (int i = 0; i < DT; i++) acc[i][0] = acc[i][1] = acc[i][2] = acc[i][3] = 0.0f;
+
+    long long last_q = q0 + BM - 1 < a.nq - 1 ? q0 + BM - 1 : a.nq - 1;
+    long long n_end = a.causal ? vt_visible(a, last_q) : a.nk;
+    /* tiles starting at or after this key need no causal mask for any row of the block */
+    long long diag0 = a.causal ? q0 + a.nk - a.nq + 1 : a.nk;
+    const uint8_t *kb = a.k + (size_t)hk * a.head_stride, *vb = a.v + (size_t)hk * a.head_stride;
+    const long long lim_a = vt_visible(a, qa), lim_b = vt_visible(a, qb);
+
+    for (long long j0 = 0; j0 < n_end; j0 += BN) {
+        /* ---- K, V tiles: stored format -> registers -> f16/bf16 shared (rows past Nk: 0) ---- */
+        for (int idx = tid; idx < BN * D / 8; idx += NTHREADS) {
+            int r = idx / (D / 8), c = (idx % (D / 8)) * 8;
+            float fk[8] = {0, 0, 0, 0, 0, 0, 0, 0}, fv[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+            if (j0 + r < a.nk) {
+                vt_deq8<FMT>(kb + (size_t)(j0 + r) * a.row_bytes, c, a.ts, &sm.lut, fk);
+                vt_deq8<FMT>(vb + (size_t)(j0 + r) * a.row_bytes, c, a.ts, &sm.lut, fv);
+            }
+            *reinterpret_cast<uint4 *>(&Ks[r][c]) =
+                make_uint4(vt_pack2<T>(fk[0], fk[1]), vt_pack2<T>(fk[2], fk[3]),
+                           vt_pack2<T>(fk[4], fk[5]), vt_pack2<T>(fk[6], fk[7]));
+            *reinterpret_cast<uint4 *>(&Vs[r][c]) =
+                make_uint4(vt_pack2<T>(fv[0], fv[1]), vt_pack2<T>(fv[2], fv[3]),
+                           vt_pack2<T>(fv[4], fv[5]), vt_pack2<T>(fv[6], fv[7]));
+        }
+        cx.sync();
+
+        /* ---- S = Q K^T ---- */
+        float s[NT][4];
+        VT_UNROLL
+        for (int i = 0; i < NT; i++) s[i][0] = s[i][1] = s[i][2] = s[i][3] = 0.0f;
+        VT_UNROLL
+        for (int ks = 0; ks < KS; ks++) VT_UNROLL
+        for (int n2 = 0; n2 < NT / 2; n2++) {
+            uint32_t b[4];
+            cx.ldsm_x4(b,
+                       &Ks[n2 * 16 + (lane / 16) * 8 + (lane % 8)][ks * 16 + ((lane / 8) % 2) * 8]);
+            cx.template mma<T>(s[2 * n2], qf[ks], b[0], b[1]);
+            cx.template mma<T>(s[2 * n2 + 1], qf[ks], b[2], b[3]);
+        }
+
+        /* ---- scale, mask (before the max), online softmax (rows g and g+8; a quad shares a
+         * row) ---- */
+        const bool need_mask = j0 + BN > a.nk || j0 + BN > diag0;
+        float mx[2] = {m[0], m[1]};
+        VT_UNROLL
+        for (int nt = 0; nt < NT; nt++) VT_UNROLL
+        for (int e = 0; e < 4; e++) {
+            float v = s[nt][e] * a.scale_log2;
+            if (need_mask) {
+                long long key = j0 + nt * 8 + 2 * t4 + (e & 1);
+                if (key >= (e < 2 ? lim_a : lim_b)) v = -INFINITY;
+            }
+            s[nt][e] = v;
+            mx[e >> 1] = fmaxf(mx[e >> 1], v);
+        }
+        float alpha[2], mu[2];
+        VT_UNROLL
+        for (int r = 0; r < 2; r++) {
+            mx[r] = fmaxf(mx[r], cx.shfl_xor(mx[r], 1));
+            mx[r] = fmaxf(mx[r], cx.shfl_xor(mx[r], 2));
+            mu[r] = mx[r] == -INFINITY ? 0.0f : mx[r]; /* no visible key yet: keep exp finite */
+            alpha[r] = exp2f(m[r] - mu[r]);            /* m = -inf: 0, never NaN */
+            m[r] = mx[r];
+            l[r] *= alpha[r];
+        }
+        VT_UNROLL
+        for (int nt = 0; nt < NT; nt++) VT_UNROLL
+        for (int e = 0; e < 4; e++) {
+            float p = exp2f(s[nt][e] - mu[e >> 1]);
+            s[nt][e] = p;
+            l[e >> 1] += p;
+        }
+        VT_UNROLL
+        for (int dt = 0; dt < DT; dt++) {
+            acc[dt][0] *= alpha[0], acc[dt][1] *= alpha[0];
+            acc[dt][2] *= alpha[1], acc[dt][3] *= alpha[1];
+        }
+
+        /* ---- O += P V: the S accumulators (C layout) re-packed as A fragments. bf16 keeps 8
+         * bits of P: there P = hi + lo, two bf16 MMAs (V is exact in bf16 on that path) ---- */
+        constexpr bool PLO = std::is_same<T, __nv_bfloat16>::value;
+        VT_UNROLL
+        for (int kk = 0; kk < BN / 16; kk++) {
+            const float *p0 = s[2 * kk], *p1 = s[2 * kk + 1];
+            uint32_t pa[4] = {vt_pack2<T>(p0[0], p0[1]), vt_pack2<T>(p0[2], p0[3]),
+                              vt_pack2<T>(p1[0], p1[1]), vt_pack2<T>(p1[2], p1[3])};
+            uint32_t pl[4] = {0, 0, 0, 0};
+            if constexpr (PLO) {
+                pl[0] = vt_bf16_lo2(p0[0], p0[1], pa[0]), pl[1] = vt_bf16_lo2(p0[2], p0[3], pa[1]);
+                pl[2] = vt_bf16_lo2(p1[0], p1[1], pa[2]), pl[3] = vt_bf16_lo2(p1[2], p1[3], pa[3]);
+            }
+            VT_UNROLL
+            for (int d2 = 0; d2 < D / 16; d2++) {
+                uint32_t b[4];
+                cx.ldsm_x4_t(
+                    b, &Vs[kk * 16 + ((lane / 8) % 2) * 8 + (lane % 8)][d2 * 16 + (lane / 16) * 8]);
+                cx.template mma<T>(acc[2 * d2], pa, b[0], b[1]);
+                cx.template mma<T>(acc[2 * d2 + 1], pa, b[2], b[3]);
+                if constexpr (PLO) {
+                    cx.template mma<T>(acc[2 * d2], pl, b[0], b[1]);
+                    cx.template mma<T>(acc[2 * d2 + 1], pl, b[2], b[3]);
+                }
+            }
+        }
+        cx.sync(); /* the next tile overwrites Ks/Vs */
+    }
+
+    /* ---- epilogue: O / l, LSE (a row without a visible key: O = 0, LSE = -inf) ---- */
+    VT_UNROLL
+    for (int r = 0; r < 2; r++) {
+        l[r] += cx.shfl_xor(l[r], 1);
+        l[r] += cx.shfl_xor(l[r], 2);
+    }
+    VT_UNROLL
+    for (int r = 0; r < 2; r++) {
+        long long qi = r ? qb : qa;
+        if (qi >= a.nq) continue;
+        float inv = l[r] > 0.0f ? 1.0f / l[r] : 0.0f;
+        size_t ob = ((size_t)h * a.nq + qi) * D;
+        VT_UNROLL
+        for (int dt = 0; dt < DT; dt++) {
+            float x0 = acc[dt][2 * r] * inv, x1 = acc[dt][2 * r + 1] * inv;
+            size_t idx = ob + dt * 8 + 2 * t4;
+            if (a.o_dtype == VT_DTYPE_F32)
+                *reinterpret_cast<float2 *>(static_cast<float *>(a.o) + idx) = make_float2(x0, x1);
+            else
+                *reinterpret_cast<__half2 *>(static_cast<__half *>(a.o) + idx) =
+                    __floats2half2_rn(x0, x1);
+        }
+        if (a.lse && t4 == 0)
+            a.lse[(size_t)h * a.nq + qi] = l[r] > 0.0f ? (m[r] + log2f(l[r])) * VT_LN2 : -INFINITY;
+    }
+}
+
+} // namespace vt_prefill
+
+#endif

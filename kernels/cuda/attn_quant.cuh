@@ -1,0 +1,217 @@
+/* kernels/cuda/attn_quant.cuh — the KV cache append's block quantizers (attn_append.cu), one
+ * block of a K/V row at a time. Each mirrors the quant module's reference quantizer operation for
+ * operation with explicitly rounded arithmetic (vt_fdiv_rn, vt_fmul_rn, ...), so that
+ * --use_fast_math cannot change a byte. __host__ __device__: tests/attn/test_attn_quant_host runs
+ * them on the host against vt_quantize (byte equality on random rows). Private to
+ * kernels/cuda/attn_*.cu and that test. */
+#ifndef VT_ATTN_QUANT_CUH
+#define VT_ATTN_QUANT_CUH
+
+#include <cuda_bf16.h>
+#include <math.h>
+
+#include "dequant_dev.cuh"
+#include "vtstore/core.h"
+
+/* core/dtype.c vt_f32_to_e4m3 (finite input) */
+VT_HD uint8_t vt_attn_f32_to_e4m3(float f) {
+    uint8_t sign = signbit(f) ? 0x80 : 0;
+    float a = fabsf(f);
+    if (a >= 448.0f) return sign | 0x7e;
+    if (a < 0x1p-6f) return sign | (uint8_t)rintf(vt_fmul_rn(a, 0x1p9f));
+    int e;
+    float fr = frexpf(a, &e);
+    e -= 1;
+    int m = (int)rintf(vt_fmul_rn(vt_fsub_rn(vt_fmul_rn(2.0f, fr), 1.0f), 8.0f));
+    if (m == 8) m = 0, e++;
+    int code = ((e + 7) << 3) | m;
+    if (code > 0x7e) code = 0x7e;
+    return sign | (uint8_t)code;
+}
+
+/* core/dtype.c vt_f32_to_e2m1 */
+VT_HD uint8_t vt_attn_f32_to_e2m1(float f) {
+    uint8_t sign = signbit(f) ? 8 : 0;
+    float a = fabsf(f);
+    uint8_t c;
+    if (!(a > 0.25f))
+        c = 0;
+    else if (a < 0.75f)
+        c = 1;
+    else if (a <= 1.25f)
+        c = 2;
+    else if (a < 1.75f)
+        c = 3;
+    else if (a <= 2.5f)
+        c = 4;
+    else if (a < 3.5f)
+        c = 5;
+    else if (a <= 5.0f)
+        c = 6;
+    else
+        c = 7;
+    return sign | c;
+}
+
+/* quant/nf4_codes.h vt_nf4_code_ref (bitsandbytes' decision tree) */
+VT_HD uint8_t vt_attn_nf4_code(float x) {
+    if (x > 0.03979014977812767f) {
+        if (x > 0.3893125355243683f) {
+            if (x > 0.6427869200706482f) return x > 0.8614784181118011f ? 15 : 14;
+            return x > 0.5016634166240692f ? 13 : 12;
+        }
+        if (x > 0.2035212516784668f) return x > 0.2920137718319893f ? 11 : 10;
+        return x > 0.1202552504837513f ? 9 : 8;
+    }
+    if (x > -0.33967943489551544f) {
+        if (x > -0.13791173323988914f) return x > -0.045525018125772476f ? 7 : 6;
+        return x > -0.23460740596055984f ? 5 : 4;
+    }
+    if (x > -0.6106329262256622f) return x > -0.4599952697753906f ? 3 : 2;
+    return x > -0.8480964004993439f ? 1 : 0;
+}
+
+VT_HD void vt_attn_put_f16(uint8_t *out, float v) {
+    __half h = __float2half_rn(v);
+    memcpy(out, &h, 2);
+}
+
+/* Quantize one block of BE values (x zero-padded past the row's end) of format FMT into out
+ * (the block's bytes). ts: nvfp4 tensor scale (> 0). Plain formats are not blocks: see
+ * vt_attn_quant_plain. */
+template <int FMT, int BE>
+VT_HD void vt_attn_quant_block(const float x[BE], float ts, uint8_t *out) {
+    float amax = 0.0f;
+    VT_UNROLL
+    for (int j = 0; j < BE; j++) amax = fabsf(x[j]) > amax ? fabsf(x[j]) : amax;
+    if constexpr (FMT == VT_FMT_Q8_0) {
+        float d = vt_fdiv_rn(amax, 127.0f);
+        float id = d != 0.0f ? vt_fdiv_rn(1.0f, d) : 0.0f;
+        vt_attn_put_f16(out, d);
+        VT_UNROLL
+        for (int j = 0; j < BE; j++) {
+            float v = vt_fmul_rn(x[j], id);
+            out[2 + j] = (uint8_t)(isfinite(v) ? (int8_t)roundf(v) : 0);
+        }
+    } else if constexpr (FMT == VT_FMT_Q4_0) {
+        float am = 0.0f, mx = 0.0f;
+        VT_UNROLL
+        for (int j = 0; j < BE; j++)
+            if (am < fabsf(x[j])) am = fabsf(x[j]), mx = x[j];
+        float d = vt_fdiv_rn(mx, -8.0f);
+        float id = d != 0.0f ? vt_fdiv_rn(1.0f, d) : 0.0f;
+        vt_attn_put_f16(out, d);
+        VT_UNROLL
+        for (int j = 0; j < BE / 2; j++) {
+            uint8_t c[2];
+            VT_UNROLL
+            for (int k = 0; k < 2; k++) {
+                float v = vt_fmul_rn(x[j + k * BE / 2], id);
+                int q = isfinite(v) ? (int)(int8_t)truncf(vt_fadd_rn(v, 8.5f)) : 0;
+                c[k] = (uint8_t)(q < 15 ? q : 15);
+            }
+            out[2 + j] = (uint8_t)(c[0] | (c[1] << 4));
+        }
+    } else if constexpr (FMT == VT_FMT_INT8) {
+        float d = vt_fdiv_rn(amax, 127.0f);
+        memcpy(out, &d, 4);
+        VT_UNROLL
+        for (int j = 0; j < BE; j++) {
+            float q = d == 0.0f ? 0.0f : roundf(vt_fdiv_rn(x[j], d));
+            q = q > 127.0f ? 127.0f : (q < -127.0f ? -127.0f : q);
+            out[4 + j] = (uint8_t)(int8_t)q;
+        }
+    } else if constexpr (FMT == VT_FMT_NF4) {
+        memcpy(out, &amax, 4);
+        float inv = vt_fdiv_rn(1.0f, amax);
+        bool div = isinf(inv);
+        VT_UNROLL
+        for (int i = 0; i < BE / 2; i++) {
+            uint8_t c0 = 7, c1 = 7;
+            if (amax != 0.0f) {
+                float a0 = div ? vt_fdiv_rn(x[2 * i], amax) : vt_fmul_rn(x[2 * i], inv);
+                float a1 = div ? vt_fdiv_rn(x[2 * i + 1], amax) : vt_fmul_rn(x[2 * i + 1], inv);
+                c0 = vt_attn_nf4_code(a0), c1 = vt_attn_nf4_code(a1);
+            }
+            out[4 + i] = (uint8_t)(c0 << 4 | c1);
+        }
+    } else if constexpr (FMT == VT_FMT_NVFP4) {
+        uint8_t s = vt_attn_f32_to_e4m3(vt_fdiv_rn(vt_fdiv_rn(amax, 6.0f), ts));
+        float denom = vt_fmul_rn(ts, vt_dev_e4m3(s));
+        out[0] = s;
+        VT_UNROLL
+        for (int i = 0; i < BE / 2; i++) {
+            uint8_t lo = denom != 0.0f ? vt_attn_f32_to_e2m1(vt_fdiv_rn(x[2 * i], denom)) : 0;
+            uint8_t hi = denom != 0.0f ? vt_attn_f32_to_e2m1(vt_fdiv_rn(x[2 * i + 1], denom)) : 0;
+            out[1 + i] = (uint8_t)(lo | hi << 4);
+        }
+    } else if constexpr (FMT == VT_FMT_MXFP4) {
+        int E = -127;
+        if (amax != 0.0f) {
+            int e;
+            frexpf(amax, &e);
+            E = e - 1 - 2;
+            E = E < -127 ? -127 : (E > 127 ? 127 : E);
+        }
+        float inv = ldexpf(1.0f, -E);
+        out[0] = (uint8_t)(E + 127);
+        VT_UNROLL
+        for (int i = 0; i < BE / 2; i++) {
+            uint8_t lo = vt_attn_f32_to_e2m1(vt_fmul_rn(x[2 * i], inv));
+            uint8_t hi = vt_attn_f32_to_e2m1(vt_fmul_rn(x[2 * i + 1], inv));
+            out[1 + i] = (uint8_t)(lo | hi << 4);
+        }
+    }
+}
+
+/* Element b of a row in a plain format (f32, f16 or bf16) at row (the row's first byte). */
+template <int FMT> VT_HD void vt_attn_quant_plain(float x, uint8_t *row, int b) {
+    if constexpr (FMT == VT_FMT_F32) {
+        memcpy(row + 4 * (size_t)b, &x, 4);
+    } else if constexpr (FMT == VT_FMT_F16) {
+        vt_attn_put_f16(row + 2 * (size_t)b, x);
+    } else {
+        __nv_bfloat16 h = __float2bfloat16_rn(x);
+        memcpy(row + 2 * (size_t)b, &h, 2);
+    }
+}
+
+/* ---- the append kernel's work item ------------------------------------------------------- */
+
+struct vt_attn_append_args {
+    const void *src; /* [Hkv][n][D] f32 or f16 */
+    int dtype;       /* VT_DTYPE_F32 or VT_DTYPE_F16 */
+    uint8_t *dst;    /* cache K or V base: [Hkv][capacity][row_bytes] */
+    long long capacity, len, n;
+    int Hkv, D, nb; /* nb: blocks (plain formats: elements) per row */
+    long long row_bytes;
+    int block_bytes;
+    float ts; /* nvfp4 tensor scale (> 0) */
+};
+
+VT_HD float vt_attn_load_in(const void *src, int dtype, size_t i) {
+    return dtype == VT_DTYPE_F16 ? __half2float(static_cast<const __half *>(src)[i])
+                                 : static_cast<const float *>(src)[i];
+}
+
+/* Item i of Hkv x n x nb: block (or element) b of token t of head h, written at slot len + t. */
+template <int FMT, int BE>
+VT_HD void vt_attn_append_one(const vt_attn_append_args &a, long long i) {
+    int b = (int)(i % a.nb);
+    long long t = (i / a.nb) % a.n, h = i / ((long long)a.nb * a.n);
+    size_t src_off = ((size_t)h * a.n + t) * a.D;
+    uint8_t *row = a.dst + ((size_t)h * a.capacity + a.len + t) * a.row_bytes;
+    if constexpr (FMT == VT_FMT_F32 || FMT == VT_FMT_F16 || FMT == VT_FMT_BF16) {
+        vt_attn_quant_plain<FMT>(vt_attn_load_in(a.src, a.dtype, src_off + b), row, b);
+    } else {
+        float x[BE];
+        VT_UNROLL
+        for (int j = 0; j < BE; j++) {
+            int c = b * BE + j;
+            x[j] = c < a.D ? vt_attn_load_in(a.src, a.dtype, src_off + c) : 0.0f;
+        }
+        vt_attn_quant_block<FMT, BE>(x, a.ts, row + (size_t)b * a.block_bytes);
+    }
+}
+
+#endif

@@ -1,0 +1,421 @@
+/* tests/attn/attn_kern_host.cu — runs the attention kernels' bodies (kernels/cuda
+ * attn_prefill.cuh, attn_decode.cuh) on the host for test_attn_kern_host.c: every thread of a
+ * CTA is a coroutine (ucontext), and the collectives the bodies use are emulated from the PTX
+ * ISA's definitions, not from the kernels' code:
+ *   - __syncthreads: all threads of the CTA; __syncwarp, shfl.xor, ldmatrix and mma.sync: all 32
+ *     lanes of the warp must reach the same kind of collective (else: reported as divergence);
+ *   - ldmatrix .x4 (.trans): lanes 8i..8i+7 give the row addresses of matrix i (16-byte aligned,
+ *     inside the CTA's shared memory); lane L receives row L/4, columns 2(L%4), 2(L%4)+1 of
+ *     each matrix (.trans: rows 2(L%4), 2(L%4)+1 of column L/4);
+ *   - mma.m16n8k16.row.col f32 += {f16, bf16}: the A, B, C fragment layouts of PTX ISA
+ *     "Matrix Fragments for mma.m16n8k16 with floating point type" (groupID = lane >> 2,
+ *     threadID_in_group = lane % 4).
+ * A deadlock (a thread waits at a barrier that the others never reach) is reported, and shared
+ * memory is followed by a guard that must stay untouched. No GPU needed. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <ucontext.h>
+
+#include <type_traits>
+#include <vector>
+
+#include "attn_decode.cuh"
+#include "attn_prefill.cuh"
+#include "attn_quant.cuh"
+
+extern "C" int akh_prefill(const vt_attn_dev_args *a, char *why, size_t cap);
+extern "C" int akh_decode(const vt_attn_dev_args *a, int num_splits, int sms, int *splits_out,
+                          char *why, size_t cap);
+extern "C" size_t akh_ws_bytes(const vt_attn_dev_args *a, int num_splits, int sms);
+
+namespace {
+
+enum { K_SYNCWARP, K_SHFL, K_LDSM, K_LDSM_T, K_MMA_F16, K_MMA_BF16 };
+
+struct warp_state {
+    unsigned gen = 0;
+    int arrived = 0, kind = -1;
+    const void *ptr[32];     /* ldmatrix row addresses */
+    uint32_t *rout[32];      /* ldmatrix destinations */
+    float fin[32], fout[32]; /* shfl */
+    int arg[32];             /* shfl lane mask */
+    const uint32_t *a[32];   /* mma A fragments */
+    uint32_t b[32][2];       /* mma B fragments */
+    float *d[32];            /* mma accumulators (in and out) */
+};
+
+struct cta {
+    int nth = 0;
+    std::vector<ucontext_t> uc;
+    std::vector<std::vector<char>> stack;
+    std::vector<char> done;
+    ucontext_t sched;
+    int cur = 0;
+    unsigned cta_gen = 0;
+    int cta_arrived = 0;
+    unsigned long long events = 0;
+    std::vector<warp_state> w;
+    const uint8_t *smem_lo = nullptr, *smem_hi = nullptr;
+    char err[300] = "";
+    void (*fn)(void *ctx, int tid) = nullptr;
+    void *ctx = nullptr;
+
+    void fail(const char *msg) {
+        if (!err[0]) snprintf(err, sizeof err, "%s", msg);
+    }
+    void yield() { swapcontext(&uc[cur], &sched); }
+
+    void barrier() {
+        unsigned g = cta_gen;
+        events++;
+        if (++cta_arrived == nth) {
+            cta_arrived = 0;
+            cta_gen++;
+            return;
+        }
+        while (cta_gen == g && !err[0]) yield();
+    }
+
+    /* Lane `lane` of warp `wi` has stored its operands; the last lane to arrive runs op on the
+     * whole warp. */
+    template <class OP> void warp_coll(int wi, int kind, OP op) {
+        warp_state &s = w[wi];
+        if (s.arrived == 0)
+            s.kind = kind;
+        else if (s.kind != kind) {
+            char m[120];
+            snprintf(m, sizeof m, "warp %d: lanes at different collectives (kinds %d and %d)", wi,
+                     s.kind, kind);
+            fail(m);
+        }
+        unsigned g = s.gen;
+        events++;
+        if (++s.arrived == 32) {
+            op(s);
+            s.arrived = 0;
+            s.gen++;
+            return;
+        }
+        while (s.gen == g && !err[0]) yield();
+    }
+};
+
+thread_local cta *g_cta;
+
+void thread_entry() {
+    cta *c = g_cta;
+    int t = c->cur;
+    c->fn(c->ctx, t);
+    c->done[t] = 1;
+    c->events++;
+    /* returns to uc_link = the scheduler */
+}
+
+/* Run one CTA of nth threads, each calling fn(ctx, tid). 0 or 1 with c.err set. */
+int run_cta(cta &c, int nth, void (*fn)(void *, int), void *ctx) {
+    c.nth = nth;
+    c.fn = fn;
+    c.ctx = ctx;
+    c.uc.assign(nth, ucontext_t());
+    c.stack.resize(nth);
+    c.done.assign(nth, 0);
+    c.w.assign((nth + 31) / 32, warp_state());
+    c.cta_gen = 0, c.cta_arrived = 0;
+    g_cta = &c;
+    for (int t = 0; t < nth; t++) {
+        c.stack[t].resize(256 * 1024);
+        getcontext(&c.uc[t]);
+        c.uc[t].uc_stack.ss_sp = c.stack[t].data();
+        c.uc[t].uc_stack.ss_size = c.stack[t].size();
+        c.uc[t].uc_link = &c.sched;
+        makecontext(&c.uc[t], thread_entry, 0);
+    }
+    int left = nth;
+    while (left && !c.err[0]) {
+        unsigned long long ev = c.events;
+        left = 0;
+        for (int t = 0; t < nth && !c.err[0]; t++) {
+            if (c.done[t]) continue;
+            c.cur = t;
+            swapcontext(&c.sched, &c.uc[t]);
+            left += !c.done[t];
+        }
+        if (left && c.events == ev) {
+            int waiting = 0;
+            for (int t = 0; t < nth; t++) waiting += !c.done[t];
+            char m[160];
+            snprintf(m, sizeof m,
+                     "deadlock: %d of %d threads wait at a barrier or collective that the others "
+                     "never reach (%d arrived at __syncthreads)",
+                     waiting, nth, c.cta_arrived);
+            c.fail(m);
+        }
+    }
+    /* a failed CTA leaves coroutines mid-body; their stacks are simply dropped */
+    return c.err[0] ? 1 : 0;
+}
+
+float h2f(uint16_t h, bool bf) {
+    if (bf) {
+        uint32_t u = (uint32_t)h << 16;
+        float f;
+        memcpy(&f, &u, 4);
+        return f;
+    }
+    return __half2float(__ushort_as_half(h));
+}
+uint16_t half_of(uint32_t r, int hi) {
+    return (uint16_t)(hi ? r >> 16 : r & 0xffff);
+}
+
+/* The thread context of the bodies on the host. */
+struct host_cx {
+    cta *c;
+    int t;
+    int tid() const { return t; }
+    void sync() { c->barrier(); }
+    void syncwarp() {
+        c->warp_coll(t / 32, K_SYNCWARP, [](warp_state &) {});
+    }
+    float shfl_xor(float v, int m) {
+        warp_state &s = c->w[t / 32];
+        int lane = t % 32;
+        s.fin[lane] = v;
+        s.arg[lane] = m;
+        c->warp_coll(t / 32, K_SHFL, [this](warp_state &s) {
+            for (int l = 0; l < 32; l++) {
+                if (s.arg[l] != s.arg[0]) c->fail("shfl_xor: lanes give different masks");
+                s.fout[l] = s.fin[(l ^ s.arg[l]) & 31];
+            }
+        });
+        return s.fout[lane];
+    }
+    void ldsm(uint32_t r[4], const void *p, bool trans) {
+        warp_state &s = c->w[t / 32];
+        int lane = t % 32;
+        s.ptr[lane] = p;
+        s.rout[lane] = r;
+        c->warp_coll(t / 32, trans ? K_LDSM_T : K_LDSM, [this, trans](warp_state &s) {
+            for (int l = 0; l < 32; l++) {
+                const uint8_t *q = static_cast<const uint8_t *>(s.ptr[l]);
+                if (((uintptr_t)(q - c->smem_lo) & 15) || q < c->smem_lo || q + 16 > c->smem_hi) {
+                    char m[160];
+                    snprintf(m, sizeof m,
+                             "ldmatrix: lane %d row address at shared offset %lld is not a "
+                             "16-byte aligned row inside the %lld bytes",
+                             l, (long long)(q - c->smem_lo), (long long)(c->smem_hi - c->smem_lo));
+                    c->fail(m);
+                    return;
+                }
+            }
+            for (int l = 0; l < 32; l++)
+                for (int i = 0; i < 4; i++) {
+                    uint16_t lo, hi;
+                    if (!trans) {
+                        const uint16_t *row = static_cast<const uint16_t *>(s.ptr[8 * i + l / 4]);
+                        lo = row[2 * (l % 4)], hi = row[2 * (l % 4) + 1];
+                    } else {
+                        lo = static_cast<const uint16_t *>(s.ptr[8 * i + 2 * (l % 4)])[l / 4];
+                        hi = static_cast<const uint16_t *>(s.ptr[8 * i + 2 * (l % 4) + 1])[l / 4];
+                    }
+                    s.rout[l][i] = (uint32_t)lo | (uint32_t)hi << 16;
+                }
+        });
+    }
+    void ldsm_x4(uint32_t r[4], const void *p) { ldsm(r, p, false); }
+    void ldsm_x4_t(uint32_t r[4], const void *p) { ldsm(r, p, true); }
+    template <typename T> void mma(float d[4], const uint32_t a[4], uint32_t b0, uint32_t b1) {
+        const bool bf = sizeof(T) == 2 && !std::is_same<T, __half>::value;
+        warp_state &s = c->w[t / 32];
+        int lane = t % 32;
+        s.a[lane] = a;
+        s.b[lane][0] = b0, s.b[lane][1] = b1;
+        s.d[lane] = d;
+        c->warp_coll(t / 32, bf ? K_MMA_BF16 : K_MMA_F16, [bf](warp_state &s) {
+            float A[16][16], B[16][8], C[16][8];
+            for (int l = 0; l < 32; l++) {
+                int g = l >> 2, tg = l % 4;
+                for (int i = 0; i < 8; i++) {
+                    int row = (i < 2 || (i >= 4 && i < 6)) ? g : g + 8;
+                    int col = tg * 2 + (i & 1) + (i >= 4 ? 8 : 0);
+                    A[row][col] = h2f(half_of(s.a[l][i / 2], i & 1), bf);
+                }
+                for (int i = 0; i < 4; i++) {
+                    int row = tg * 2 + (i & 1) + (i >= 2 ? 8 : 0);
+                    B[row][g] = h2f(half_of(s.b[l][i / 2], i & 1), bf);
+                }
+                for (int i = 0; i < 4; i++) C[i < 2 ? g : g + 8][tg * 2 + (i & 1)] = s.d[l][i];
+            }
+            for (int l = 0; l < 32; l++) {
+                int g = l >> 2, tg = l % 4;
+                for (int i = 0; i < 4; i++) {
+                    int row = i < 2 ? g : g + 8, col = tg * 2 + (i & 1);
+                    float acc = C[row][col];
+                    for (int k = 0; k < 16; k++) acc += A[row][k] * B[k][col];
+                    s.d[l][i] = acc;
+                }
+            }
+        });
+    }
+};
+
+/* Shared memory of a CTA with a guard after it. */
+struct smem_buf {
+    std::vector<uint8_t> raw;
+    uint8_t *p;
+    size_t n;
+    static constexpr size_t GUARD = 256;
+    explicit smem_buf(size_t bytes) : raw(bytes + GUARD + 16), n(bytes) {
+        p = raw.data() + ((16 - ((uintptr_t)raw.data() & 15)) & 15);
+        memset(p, 0xA5, bytes + GUARD); /* garbage the kernel must not read before writing */
+    }
+    bool guard_ok() const {
+        for (size_t i = 0; i < GUARD; i++)
+            if (p[n + i] != 0xA5) return false;
+        return true;
+    }
+};
+
+/* ---- prefill ---- */
+
+template <int D, typename T, int FMT> struct prefill_cta {
+    using S = vt_prefill::smem<D, T>;
+    const vt_attn_dev_args *a;
+    S *sm;
+    long long bx;
+    int h;
+    cta *c;
+    static void run(void *ctx, int tid) {
+        auto *s = static_cast<prefill_cta *>(ctx);
+        host_cx cx{s->c, tid};
+        vt_prefill::body<D, T, FMT>(cx, *s->a, *s->sm, s->bx, s->h);
+    }
+};
+
+struct prefill_go {
+    const vt_attn_dev_args *a;
+    char *why;
+    size_t cap;
+    template <int D, typename T, int FMT> int grid() {
+        using S = typename prefill_cta<D, T, FMT>::S;
+        long long nbx = (a->nq + vt_prefill::BM - 1) / vt_prefill::BM;
+        for (int h = 0; h < a->H; h++)
+            for (long long bx = 0; bx < nbx; bx++) {
+                smem_buf sb(sizeof(S));
+                cta c;
+                c.smem_lo = sb.p, c.smem_hi = sb.p + sizeof(S);
+                prefill_cta<D, T, FMT> pc{a, reinterpret_cast<S *>(sb.p), bx, h, &c};
+                if (run_cta(c, vt_prefill::NTHREADS, prefill_cta<D, T, FMT>::run, &pc)) {
+                    snprintf(why, cap, "prefill CTA (%lld, %d): %s", bx, h, c.err);
+                    return 1;
+                }
+                if (!sb.guard_ok()) {
+                    snprintf(why, cap, "prefill CTA (%lld, %d) wrote past its shared memory", bx,
+                             h);
+                    return 1;
+                }
+            }
+        return 0;
+    }
+    /* the kernel instance attn_prefill.cu's launcher picks */
+    template <int FMT, int BE> int go(int) {
+        if constexpr (FMT == VT_FMT_BF16 || FMT == VT_FMT_MXFP4)
+            if (vt_prefill::mma_bf16(a->q_dtype, FMT))
+                return a->D == 64 ? grid<64, __nv_bfloat16, FMT>()
+                                  : grid<128, __nv_bfloat16, FMT>();
+        return a->D == 64 ? grid<64, __half, FMT>() : grid<128, __half, FMT>();
+    }
+};
+
+/* ---- decode ---- */
+
+template <int D, int RB, int FMT> struct decode_cta {
+    const vt_attn_dev_args *a;
+    vt_decode::smem<D, RB> *sm;
+    long long chunk;
+    float *wo, *wml;
+    int split, hk;
+    long long z;
+    cta *c;
+    static void run(void *ctx, int tid) {
+        auto *s = static_cast<decode_cta *>(ctx);
+        host_cx cx{s->c, tid};
+        vt_decode::body<D, RB, FMT>(cx, *s->a, *s->sm, s->chunk, s->wo, s->wml, s->split, s->hk,
+                                    s->z);
+    }
+};
+
+struct decode_go {
+    const vt_attn_dev_args *a;
+    const vt_decode::plan *pl;
+    float *wo, *wml;
+    char *why;
+    size_t cap;
+    template <int D, int RB, int FMT> int grid() {
+        using S = vt_decode::smem<D, RB>;
+        for (long long z = 0; z < pl->zc; z++)
+            for (int hk = 0; hk < a->Hkv; hk++)
+                for (int sp = 0; sp < (int)pl->splits; sp++) {
+                    smem_buf sb(sizeof(S));
+                    cta c;
+                    c.smem_lo = sb.p, c.smem_hi = sb.p + sizeof(S);
+                    decode_cta<D, RB, FMT> dc{
+                        a, reinterpret_cast<S *>(sb.p), pl->chunk, wo, wml, sp, hk, z, &c};
+                    if (run_cta(c, vt_decode::NTH, decode_cta<D, RB, FMT>::run, &dc)) {
+                        snprintf(why, cap, "decode CTA (%d, %d, %lld): %s", sp, hk, z, c.err);
+                        return 1;
+                    }
+                    if (!sb.guard_ok()) {
+                        snprintf(why, cap, "decode CTA (%d, %d, %lld) wrote past its shared memory",
+                                 sp, hk, z);
+                        return 1;
+                    }
+                }
+        return 0;
+    }
+    template <int D, int FMT> int rb() {
+        switch (pl->rb) {
+        case 1:
+            return grid<D, 1, FMT>();
+        case 2:
+            return grid<D, 2, FMT>();
+        case 4:
+            return grid<D, 4, FMT>();
+        default:
+            return grid<D, 8, FMT>();
+        }
+    }
+    template <int FMT, int BE> int go(int) { return a->D == 64 ? rb<64, FMT>() : rb<128, FMT>(); }
+};
+
+} // namespace
+
+extern "C" int akh_prefill(const vt_attn_dev_args *a, char *why, size_t cap) {
+    int rc = vt_attn_check_align(a, "attn prefill");
+    if (rc) return rc;
+    prefill_go pg{a, why, cap};
+    return vt_attn_fmt_dispatch(a->fmt, pg);
+}
+
+extern "C" int akh_decode(const vt_attn_dev_args *a, int num_splits, int sms, int *splits_out,
+                          char *why, size_t cap) {
+    int rc = vt_attn_check_align(a, "attn decode");
+    if (rc) return rc;
+    vt_decode::plan pl;
+    float *wo, *wml;
+    rc = vt_decode::prepare(*a, num_splits, sms, pl, wo, wml);
+    if (rc) return rc;
+    *splits_out = (int)pl.splits;
+    decode_go dg{a, &pl, wo, wml, why, cap};
+    rc = vt_attn_fmt_dispatch(a->fmt, dg);
+    if (rc || pl.splits <= 1) return rc;
+    for (size_t row = 0; row < (size_t)a->H * a->nq; row++)
+        for (int d = 0; d < a->D; d++) vt_decode::combine_one(*a, (int)pl.splits, wo, wml, row, d);
+    return 0;
+}
+
+/* vt_attn_cuda_decode_ws_bytes with a given SM count */
+extern "C" size_t akh_ws_bytes(const vt_attn_dev_args *a, int num_splits, int sms) {
+    return vt_decode::ws_bytes(*a, vt_decode::plan_splits(*a, num_splits, sms).bound);
+}
