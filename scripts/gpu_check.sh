@@ -130,12 +130,12 @@ elif [ -z "$GPU_TESTS" ]; then
 else
     for t in $GPU_TESTS; do
         n=$(basename "$t")
-        step "memcheck_$n" 150 env VT_TEST_GPU_QUICK=1 "$SAN" --tool memcheck --error-exitcode 99 \
+        step "memcheck_$n" 120 env VT_TEST_GPU_QUICK=1 "$SAN" --tool memcheck --error-exitcode 99 \
             --leak-check full "$BUILD/$t"
     done
     if [ -x "$BUILD/tests/kernels/test_kernels_gpu" ]; then
         for tool in racecheck synccheck; do
-            step "${tool}_test_kernels_gpu" 120 env VT_TEST_GPU_QUICK=1 "$SAN" --tool "$tool" \
+            step "${tool}_test_kernels_gpu" 90 env VT_TEST_GPU_QUICK=1 "$SAN" --tool "$tool" \
                 --error-exitcode 99 "$BUILD/tests/kernels/test_kernels_gpu"
         done
     fi
