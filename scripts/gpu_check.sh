@@ -92,6 +92,7 @@ skip() { record SKIP "$1" 0 "$2"; }
     echo "--- torch"
     "$PY" -c 'import torch; print(torch.__version__, torch.version.cuda, torch.cuda.is_available())' 2>&1
 } >"$OUT/machine.txt" 2>&1
+nvidia-smi -q >"$OUT/nvidia-smi-q.txt" 2>&1
 
 if ! nvidia-smi -L >/dev/null 2>&1 || [ -z "$(nvidia-smi -L 2>/dev/null)" ]; then
     log "gpu_check: no NVIDIA GPU here (nvidia-smi -L lists none): nothing to check, exit 77"
@@ -119,7 +120,8 @@ fi
 # ---- 3. GPU tests -----------------------------------------------------------------------------
 export VT_TEST_TMP="$OUT/testtmp" VT_SOURCE_DIR="$ROOT" VT_BIN="$BUILD/tools/vtstore"
 mkdir -p "$VT_TEST_TMP"
-step ctest_gpu 240 ctest --test-dir "$BUILD" -L gpu --output-on-failure --timeout 200
+step ctest_gpu 240 ctest --test-dir "$BUILD" -L gpu --output-on-failure --timeout 200 \
+    --output-junit "$OUT/ctest_gpu.xml"
 
 # ---- 4. compute-sanitizer ---------------------------------------------------------------------
 GPU_TESTS=$(cd "$BUILD" && find tests -type f -perm -u+x -name 'test_*gpu*' | sort)
