@@ -1,7 +1,8 @@
 /* kernels/cuda/dequant_dev.cuh — per-format device decoders shared by the dequantize, GEMV and
  * GEMM kernels and by the attention kernels (attn_*.cu): decode one "unit" of 32 consecutive
  * values of a row into registers. Same arithmetic as the host decoders (kernels/cpu) and the
- * quantization library's reference dequantizers.
+ * quantization library's reference dequantizers, except the AWQ channel-scale division, which
+ * on the device is within 2 ulp (vt_fdiv_fast).
  *
  * Usage in a kernel:
  *     __shared__ float lut[32];  vt_dq_lut_init(lut);  __syncthreads();
@@ -51,6 +52,16 @@ VT_HD float vt_fdiv_rn(float a, float b) {
     return VT_RN(/, a, b, __fdiv_rn);
 }
 #undef VT_RN
+/* a / b within 2 ulp for |b| in [2^-126, 2^126] (__fdividef: one reciprocal and a multiply),
+ * for the AWQ channel scales (about 0.5..2) divided into every weight: the IEEE division
+ * (vt_fdiv_rn, about ten instructions) would cost more than the rest of a 4-bit decode. */
+VT_HD float vt_fdiv_fast(float a, float b) {
+#ifdef __CUDA_ARCH__
+    return __fdividef(a, b);
+#else
+    return a / b;
+#endif
+}
 VT_HD float vt_dev_as_f32(uint32_t u) {
 #ifdef __CUDA_ARCH__
     return __uint_as_float(u);
@@ -297,7 +308,7 @@ VT_HD void vt_dq_unit(const uint8_t *blk, uint64_t u, uint64_t col0, const vt_dq
         if (c.aux) {
             VT_UNROLL
             for (int i = 0; i < 32; i++)
-                if (col0 + i < c.cols) v[i] = vt_fdiv_rn(v[i], c.aux[col0 + i]);
+                if (col0 + i < c.cols) v[i] = vt_fdiv_fast(v[i], c.aux[col0 + i]);
         }
     }
 }
@@ -339,7 +350,7 @@ VT_HD void vt_dq_unit_sparse(const uint8_t *row, const uint8_t *idx, uint64_t u,
         VT_UNROLL
         for (int i = 0; i < 32; i++) {
             uint64_t col = 64 * u + pos[i];
-            if (col < c.cols) v[i] = vt_fdiv_rn(v[i], c.aux[col]);
+            if (col < c.cols) v[i] = vt_fdiv_fast(v[i], c.aux[col]);
         }
     }
 }
