@@ -47,7 +47,7 @@ vt_kdecode_fn vt_kdecode_dense(uint32_t base_fmt, int fast);
 int vt_kcpu_avx2(void);
 
 /* Rows a fused call handles together (x loads are shared across them). */
-#define VT_KFUSE_ROWS 4
+#define VT_KFUSE_ROWS 8
 /* Fused GEMV of rows [r0, r0 + nr), nr <= VT_KFUSE_ROWS, over their leading whole blocks:
  * out[i * batch + b] = partial sum of row r0 + i against x[b]; returns the columns covered (a
  * multiple of the block size, the same for every row) or 0 when there is no fused path. Uses the

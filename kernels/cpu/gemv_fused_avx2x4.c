@@ -32,19 +32,6 @@ AVX INLINE float ldf(const uint8_t *p) {
 AVX INLINE __m256i codes8(const uint8_t *q) {
     return _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)q));
 }
-/* 16-entry table lookup; idx may carry garbage above bit 3 only when masked by the caller */
-AVX INLINE __m256 lut16(__m256 lo8, __m256 hi8, __m256i idx) {
-    __m256 a = _mm256_permutevar8x32_ps(lo8, idx), b = _mm256_permutevar8x32_ps(hi8, idx);
-    return _mm256_blendv_ps(a, b, _mm256_castsi256_ps(_mm256_slli_epi32(idx, 28)));
-}
-/* x[k..k+16) -> even and odd elements, each in order */
-AVX INLINE void evod(const float *x, __m256 *e, __m256 *o) {
-    __m256 x0 = _mm256_loadu_ps(x), x1 = _mm256_loadu_ps(x + 8);
-    *e = _mm256_castpd_ps(
-        _mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(x0, x1, 0x88)), 0xd8));
-    *o = _mm256_castpd_ps(
-        _mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(x0, x1, 0xdd)), 0xd8));
-}
 /* q4_k block at p: out[2j] = d * scale_j, out[2j + 1] = dmin * min_j for the 8 sub-blocks. */
 AVX INLINE void q4k_scales(const uint8_t *p, float *out) {
     uint32_t dm; /* d, dmin */
@@ -56,19 +43,90 @@ AVX INLINE void q4k_scales(const uint8_t *p, float *out) {
         out + 8, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(il, 8))), f));
 }
 
-#define LOOP_R  _Pragma("GCC unroll 4") for (int i = 0; i < R; i++)
-#define LOOP_B  _Pragma("GCC unroll 8") for (int b = 0; b < B; b++)
+/* 8 f16 block scales as f32: q4_0 (18-byte blocks, d at 0) -> out[0..8); q4_1 (20-byte
+ * blocks, d and m at 0 and 2) -> out[0..16) as d0 m0 d1 m1 ... Block j's scale lies in the 16
+ * bytes at p + 16j (q4_1: p + 16j + 16 * (j >= 4)), at word j (q4_1: dword j % 4), so four
+ * 32-byte loads and a few blends gather them for one convert (not a convert and broadcast per
+ * block). Reads p[0..144) (q4_0: [0..128)), inside the 8 blocks. */
+AVX INLINE void scales8_f16(const uint8_t *p, int q1, float *out) {
+    const __m256i *v = (const __m256i *)p;
+    if (q1) {
+        __m256i a = _mm256_blend_epi32(_mm256_loadu_si256(v), _mm256_loadu_si256(v + 1), 0x84);
+        __m256i b = _mm256_blend_epi32(_mm256_loadu_si256((const __m256i *)(p + 80)),
+                                       _mm256_loadu_si256((const __m256i *)(p + 112)), 0x84);
+        __m256i w = _mm256_blend_epi32(a, _mm256_shuffle_epi32(b, 0xb1), 0x5a);
+        w = _mm256_permutevar8x32_epi32(w, _mm256_setr_epi32(0, 5, 2, 7, 1, 4, 3, 6));
+        _mm256_storeu_ps(out, _mm256_cvtph_ps(_mm256_castsi256_si128(w)));
+        _mm256_storeu_ps(out + 8, _mm256_cvtph_ps(_mm256_extracti128_si256(w, 1)));
+    } else {
+        __m256i a = _mm256_blend_epi16(_mm256_loadu_si256(v), _mm256_loadu_si256(v + 1), 0x0c);
+        __m256i b = _mm256_blend_epi16(_mm256_loadu_si256(v + 2), _mm256_loadu_si256(v + 3), 0xc0);
+        __m256i w = _mm256_blend_epi16(a, b, 0xf0);
+        __m128i h =
+            _mm_blend_epi16(_mm256_castsi256_si128(w), _mm256_extracti128_si256(w, 1), 0xaa);
+        _mm256_storeu_ps(out, _mm256_cvtph_ps(h));
+    }
+}
+
+/* 16 code bytes q -> 32 f32 values by byte table lookups (vpshufb), no int->float convert: lane 0
+ * of n gets the low nibbles, lane 1 the high ones; tables t[0..3] hold byte 0..3 of each of the 16
+ * values' f32 bits (tb == 2: only bytes 2 and 3, the low two being zero, as for e2m1). f[v] holds,
+ * lanes 0-3, the low nibbles of bytes 4v..4v+3 and, lanes 4-7, their high nibbles. */
+AVX INLINE void lut_bytes(__m128i q, const __m256i *t, const int tb, __m256 *f) {
+    const __m256i m = _mm256_set1_epi8(15);
+    __m256i y = _mm256_broadcastsi128_si256(q);
+    __m256i n = _mm256_and_si256(_mm256_blend_epi32(y, _mm256_srli_epi16(y, 4), 0xf0), m);
+    __m256i b2 = _mm256_shuffle_epi8(t[2], n), b3 = _mm256_shuffle_epi8(t[3], n);
+    __m256i h0 = _mm256_unpacklo_epi8(b2, b3), h1 = _mm256_unpackhi_epi8(b2, b3), l0, l1;
+    if (tb == 2) {
+        l0 = l1 = _mm256_setzero_si256();
+    } else {
+        __m256i b0 = _mm256_shuffle_epi8(t[0], n), b1 = _mm256_shuffle_epi8(t[1], n);
+        l0 = _mm256_unpacklo_epi8(b0, b1);
+        l1 = _mm256_unpackhi_epi8(b0, b1);
+    }
+    f[0] = _mm256_castsi256_ps(_mm256_unpacklo_epi16(l0, h0));
+    f[1] = _mm256_castsi256_ps(_mm256_unpackhi_epi16(l0, h0));
+    f[2] = _mm256_castsi256_ps(_mm256_unpacklo_epi16(l1, h1));
+    f[3] = _mm256_castsi256_ps(_mm256_unpackhi_epi16(l1, h1));
+}
+/* x[k..k+32) in lut_bytes order: element 2j in the low nibble of byte j (hi_even: the high). */
+AVX INLINE void x_lut(const float *x, int hi_even, __m256 *xv) {
+    const __m256i ix = hi_even ? _mm256_setr_epi32(1, 3, 5, 7, 0, 2, 4, 6)
+                               : _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);
+    _Pragma("GCC unroll 4") for (int v = 0; v < 4; v++) xv[v] =
+        _mm256_permutevar8x32_ps(_mm256_loadu_ps(x + 8 * v), ix);
+}
+/* The byte tables of 16 f32 values (see lut_bytes). */
+AVX INLINE void lut_tables(const float *vals, __m256i *t) {
+    uint8_t b[4][16];
+    for (int n = 0; n < 16; n++) {
+        uint32_t u;
+        memcpy(&u, vals + n, 4);
+        for (int j = 0; j < 4; j++) b[j][n] = (uint8_t)(u >> 8 * j);
+    }
+    for (int j = 0; j < 4; j++)
+        t[j] = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)b[j]));
+}
+
+#define KB      4 /* batch vectors per call at most */
+#define LOOP_R  _Pragma("GCC unroll 8") for (int i = 0; i < R; i++)
+#define LOOP_B  _Pragma("GCC unroll 4") for (int b = 0; b < B; b++)
 #define XB(off) (x + (uint64_t)b * cols + (off))
 /* Prefetch of what the next row group reads at this point (see pfd in fused2). */
 #define PF(a) _mm_prefetch((const char *)(a) + pfd, _MM_HINT_T0)
 
 /* Rows r0..r0+R-1 against x[0..B) (stride cols); out[i * ostride + b]; returns the columns
- * covered. R, B, F are constants after inlining. */
+ * covered. R, B, F are constants after inlining.
+ * Linear codes (q4_0, q4_1, awq) multiply the whole code byte c: lo * xa + hi * xb =
+ * c * xa + (c & 0xf0) * (xb / 16 - xa), the second factor built once per group on the x side:
+ * per 8 bytes one widening, one mask, two converts, and no shift (shifts and converts share two
+ * of the four vector pipes on AMD Zen; the mask runs on any). */
 AVX INLINE uint64_t fused2(const vt_kdesc *d, uint64_t r0, const int R, const int B,
                            const uint32_t F, const float *x, float *out, int ostride) {
     const uint64_t cols = d->cols;
-    const uint8_t *p[4];
-    uint64_t g[4];
+    const uint8_t *p[8];
+    uint64_t g[8];
     /* Prefetch distance: the same column R rows on, i.e. the next row group, which the caller
      * runs next (from DRAM the hardware prefetchers alone left the kernel at half the read
      * bandwidth). */
@@ -79,53 +137,80 @@ AVX INLINE uint64_t fused2(const vt_kdesc *d, uint64_t r0, const int R, const in
         g[i] = (r0 + i) * d->bpr;
     }
     const __m256i m15 = _mm256_set1_epi32(15);
-    __m256 acc[4][VT_GEMV_MAX_BATCH];
-    LOOP_R LOOP_B acc[i][b] = _mm256_setzero_ps();
+    const __m256i m240 = _mm256_set1_epi32(0xf0);
+    const __m256 c1_16 = _mm256_set1_ps(1.0f / 16);
+    __m256 acc[8]; /* [R][B], R * B <= 8: small enough to live in registers */
+    LOOP_R LOOP_B acc[i * B + b] = _mm256_setzero_ps();
     uint64_t k = 0;
     switch (F) {
     case VT_FMT_Q4_0:
-    case VT_FMT_Q4_1: /* byte j: element j (low) and j + 16 (high) */
-        for (; k + 32 <= cols; k += 32) {
-            __m256 xa[2][VT_GEMV_MAX_BATCH], xb[2][VT_GEMV_MAX_BATCH], sx[VT_GEMV_MAX_BATCH];
-            LOOP_B {
-                for (int h = 0; h < 2; h++) {
-                    xa[h][b] = _mm256_loadu_ps(XB(k + 8 * h));
-                    xb[h][b] = _mm256_loadu_ps(XB(k + 16 + 8 * h));
-                }
-                sx[b] = _mm256_add_ps(_mm256_add_ps(xa[0][b], xa[1][b]),
-                                      _mm256_add_ps(xb[0][b], xb[1][b]));
-                if (F == VT_FMT_Q4_0) sx[b] = _mm256_mul_ps(sx[b], _mm256_set1_ps(-8.0f));
-            }
+    case VT_FMT_Q4_1: { /* byte j: element j (low) and j + 16 (high) */
+        const int q1 = F == VT_FMT_Q4_1;
+        const uint64_t bb = q1 ? 20 : 18;
+        __m256 xa[2][KB], xd[2][KB], sx[KB];
+/* x side of the block at column k_: xa, xd = xb - 16 xa, sx = sum (q4_0: -8 sum) */
+#define Q4_X(k_)                                                                                   \
+    LOOP_B {                                                                                       \
+        _Pragma("GCC unroll 2") for (int h = 0; h < 2; h++) {                                      \
+            xa[h][b] = _mm256_loadu_ps(XB((k_) + 8 * h));                                          \
+            __m256 xb_ = _mm256_loadu_ps(XB((k_) + 16 + 8 * h));                                   \
+            xd[h][b] = _mm256_fmsub_ps(xb_, c1_16, xa[h][b]);                                      \
+            sx[b] = h ? _mm256_add_ps(sx[b], _mm256_add_ps(xa[h][b], xb_))                         \
+                      : _mm256_add_ps(xa[h][b], xb_);                                              \
+        }                                                                                          \
+        if (!q1) sx[b] = _mm256_mul_ps(sx[b], _mm256_set1_ps(-8.0f));                              \
+    }
+/* One block of row i, codes at q_, scale S, q4_1 minimum M */
+#define Q4_BLOCK(i, q_, S, M)                                                                      \
+    do {                                                                                           \
+        __m256i c0 = codes8(q_), c1 = codes8((q_) + 8);                                            \
+        __m256 f0 = _mm256_cvtepi32_ps(c0), f1 = _mm256_cvtepi32_ps(c1);                           \
+        __m256 h0 = _mm256_cvtepi32_ps(_mm256_and_si256(c0, m240));                                \
+        __m256 h1 = _mm256_cvtepi32_ps(_mm256_and_si256(c1, m240));                                \
+        LOOP_B {                                                                                   \
+            __m256 u = q1 ? _mm256_mul_ps(f0, xa[0][b]) : _mm256_fmadd_ps(f0, xa[0][b], sx[b]);    \
+            u = _mm256_fmadd_ps(f1, xa[1][b], u);                                                  \
+            u = _mm256_fmadd_ps(h0, xd[0][b], u);                                                  \
+            u = _mm256_fmadd_ps(h1, xd[1][b], u);                                                  \
+            acc[i * B + b] = _mm256_fmadd_ps(u, S, acc[i * B + b]);                                \
+            if (q1) acc[i * B + b] = _mm256_fmadd_ps(sx[b], M, acc[i * B + b]);                    \
+        }                                                                                          \
+    } while (0)
+        for (; k + 256 <= cols; k += 256) { /* runs of 8 blocks: scales converted together */
+            float sc[8][16];
             LOOP_R {
-                const uint8_t *q = p[i] + (F == VT_FMT_Q4_0 ? 2 : 4);
+                scales8_f16(p[i], q1, sc[i]);
+                _Pragma("GCC unroll 4") for (uint64_t o = 0; o < 8 * bb; o += 64) PF(p[i] + o);
+                PF(p[i] + 8 * bb - 1);
+            }
+            for (int j = 0; j < 8; j++) {
+                Q4_X(k + 32 * j);
+                LOOP_R Q4_BLOCK(i, p[i] + bb * j + 2 + 2 * q1,
+                                _mm256_broadcast_ss(&sc[i][q1 ? 2 * j : j]),
+                                _mm256_broadcast_ss(&sc[i][2 * j + 1]));
+            }
+            LOOP_R p[i] += 8 * bb;
+        }
+        for (; k + 32 <= cols; k += 32) {
+            Q4_X(k);
+            LOOP_R {
                 PF(p[i]);
-                __m256i c0 = codes8(q), c1 = codes8(q + 8);
-                __m256 l0 = _mm256_cvtepi32_ps(_mm256_and_si256(c0, m15));
-                __m256 l1 = _mm256_cvtepi32_ps(_mm256_and_si256(c1, m15));
-                __m256 h0 = _mm256_cvtepi32_ps(_mm256_srli_epi32(c0, 4));
-                __m256 h1 = _mm256_cvtepi32_ps(_mm256_srli_epi32(c1, 4));
-                __m256 s = _mm256_set1_ps(ldh(p[i]));
-                LOOP_B {
-                    __m256 u = F == VT_FMT_Q4_0 ? sx[b] : _mm256_setzero_ps();
-                    u = _mm256_fmadd_ps(l0, xa[0][b], u);
-                    u = _mm256_fmadd_ps(l1, xa[1][b], u);
-                    u = _mm256_fmadd_ps(h0, xb[0][b], u);
-                    u = _mm256_fmadd_ps(h1, xb[1][b], u);
-                    acc[i][b] = _mm256_fmadd_ps(u, s, acc[i][b]);
-                    if (F == VT_FMT_Q4_1)
-                        acc[i][b] =
-                            _mm256_fmadd_ps(sx[b], _mm256_set1_ps(ldh(p[i] + 2)), acc[i][b]);
-                }
-                p[i] += F == VT_FMT_Q4_0 ? 18 : 20;
+                Q4_BLOCK(i, p[i] + 2 + 2 * q1, _mm256_set1_ps(ldh(p[i])),
+                         _mm256_set1_ps(ldh(p[i] + 2)));
+                p[i] += bb;
             }
         }
+#undef Q4_X
+#undef Q4_BLOCK
         break;
+    }
     case VT_FMT_NF4:
     case VT_FMT_NF4_DQ: { /* element 2j in the HIGH nibble of byte j */
-        const __m256 lo8 = _mm256_loadu_ps(vt_nf4_values), hi8 = _mm256_loadu_ps(vt_nf4_values + 8);
+        __m256i tab[4];
+        lut_tables(vt_nf4_values, tab);
         for (; k + 64 <= cols; k += 64) {
-            const uint8_t *q[4];
-            __m256 s[4], t[4][VT_GEMV_MAX_BATCH];
+            const uint8_t *q[8];
+            __m256 s[8], t[8];
             LOOP_R {
                 if (F == VT_FMT_NF4) {
                     PF(p[i]);
@@ -140,111 +225,133 @@ AVX INLINE uint64_t fused2(const vt_kdesc *d, uint64_t r0, const int R, const in
                     PF(q[i]);
                     g[i]++;
                 }
-                LOOP_B t[i][b] = _mm256_setzero_ps();
+                LOOP_B t[i * B + b] = _mm256_setzero_ps();
             }
-            for (int h = 0; h < 4; h++) { /* 8 bytes = 16 elements each */
-                __m256 xe[VT_GEMV_MAX_BATCH], xo[VT_GEMV_MAX_BATCH];
-                LOOP_B evod(XB(k + 16 * h), &xe[b], &xo[b]);
+            _Pragma("GCC unroll 2") for (int h = 0; h < 2; h++) { /* 16 bytes = 32 elements each */
+                __m256 xv[KB][4];
+                LOOP_B x_lut(XB(k + 32 * h), 1, xv[b]);
                 LOOP_R {
-                    __m256i c = codes8(q[i] + 8 * h);
-                    __m256 vl = lut16(lo8, hi8, c);
-                    __m256 vh = lut16(lo8, hi8, _mm256_srli_epi32(c, 4));
-                    LOOP_B t[i][b] =
-                        _mm256_fmadd_ps(vl, xo[b], _mm256_fmadd_ps(vh, xe[b], t[i][b]));
+                    __m256 f[4];
+                    lut_bytes(_mm_loadu_si128((const __m128i *)(q[i] + 16 * h)), tab, 4, f);
+                    LOOP_B _Pragma("GCC unroll 4") for (int v = 0; v < 4; v++) t[i * B + b] =
+                        _mm256_fmadd_ps(f[v], xv[b][v], t[i * B + b]);
                 }
             }
-            LOOP_R LOOP_B acc[i][b] = _mm256_fmadd_ps(t[i][b], s[i], acc[i][b]);
+            LOOP_R LOOP_B acc[i * B + b] = _mm256_fmadd_ps(t[i * B + b], s[i], acc[i * B + b]);
         }
         break;
     }
     case VT_FMT_MXFP4:
     case VT_FMT_NVFP4: { /* element 2j in the LOW nibble; nvfp4 blocks are 16 wide */
-        const __m256 lo8 = _mm256_loadu_ps(e2m1_16), hi8 = _mm256_loadu_ps(e2m1_16 + 8);
-        const uint64_t bw = F == VT_FMT_MXFP4 ? 32 : 16, bb = F == VT_FMT_MXFP4 ? 17 : 9;
-        for (; k + bw <= cols; k += bw) {
-            __m256 t[4][VT_GEMV_MAX_BATCH];
+        __m256i tab[4];  /* e2m1's low two bytes are zero: only tab[2], tab[3] are used */
+        lut_tables(e2m1_16, tab);
+        for (; k + 32 <= cols; k += 32) {
+            __m256 xv[KB][4];
+            LOOP_B x_lut(XB(k), 0, xv[b]);
             LOOP_R {
+                __m256 f[4];
                 PF(p[i]);
-                LOOP_B t[i][b] = _mm256_setzero_ps();
-            }
-            for (uint64_t h = 0; h < bw / 16; h++) {
-                __m256 xe[VT_GEMV_MAX_BATCH], xo[VT_GEMV_MAX_BATCH];
-                LOOP_B evod(XB(k + 16 * h), &xe[b], &xo[b]);
-                LOOP_R {
-                    __m256i c = codes8(p[i] + 1 + 8 * h);
-                    __m256 vl = lut16(lo8, hi8, c);
-                    __m256 vh = lut16(lo8, hi8, _mm256_srli_epi32(c, 4));
-                    LOOP_B t[i][b] =
-                        _mm256_fmadd_ps(vh, xo[b], _mm256_fmadd_ps(vl, xe[b], t[i][b]));
+                if (F == VT_FMT_MXFP4) {
+                    lut_bytes(_mm_loadu_si128((const __m128i *)(p[i] + 1)), tab, 2, f);
+                    __m256 s = _mm256_broadcast_ss(&vt_ke8m0_f32[p[i][0]]);
+                    LOOP_B {
+                        __m256 u = _mm256_mul_ps(f[0], xv[b][0]);
+                        _Pragma("GCC unroll 4") for (int v = 1; v < 4; v++) u =
+                            _mm256_fmadd_ps(f[v], xv[b][v], u);
+                        acc[i * B + b] = _mm256_fmadd_ps(u, s, acc[i * B + b]);
+                    }
+                    p[i] += 17;
+                } else { /* codes of two blocks joined: f[0], f[1] the first, f[2], f[3] the second
+                          */
+                    lut_bytes(_mm_unpacklo_epi64(_mm_loadl_epi64((const __m128i *)(p[i] + 1)),
+                                                 _mm_loadl_epi64((const __m128i *)(p[i] + 10))),
+                              tab, 2, f);
+                    __m256 s0 = _mm256_broadcast_ss(&vt_ke4m3_f32[p[i][0]]);
+                    __m256 s1 = _mm256_broadcast_ss(&vt_ke4m3_f32[p[i][9]]);
+                    LOOP_B {
+                        __m256 u0 = _mm256_fmadd_ps(f[1], xv[b][1], _mm256_mul_ps(f[0], xv[b][0]));
+                        __m256 u1 = _mm256_fmadd_ps(f[3], xv[b][3], _mm256_mul_ps(f[2], xv[b][2]));
+                        acc[i * B + b] =
+                            _mm256_fmadd_ps(u1, s1, _mm256_fmadd_ps(u0, s0, acc[i * B + b]));
+                    }
+                    p[i] += 18;
                 }
-            }
-            LOOP_R {
-                __m256 s =
-                    _mm256_set1_ps(F == VT_FMT_MXFP4 ? vt_ke8m0_f32[p[i][0]]
-                                                     : d->tensor_scale * vt_ke4m3_f32[p[i][0]]);
-                LOOP_B acc[i][b] = _mm256_fmadd_ps(t[i][b], s, acc[i][b]);
-                p[i] += bb;
             }
         }
         break;
     }
     case VT_FMT_AWQ_INT4: /* d * (sum q x/s - z * sum x/s); element 2j in the LOW nibble */
         for (; k + 128 <= cols; k += 128) {
-            __m256 t[4][VT_GEMV_MAX_BATCH], sx[VT_GEMV_MAX_BATCH];
-            LOOP_R LOOP_B t[i][b] = _mm256_setzero_ps();
+            __m256 t[8], sx[KB];
+            LOOP_R LOOP_B t[i * B + b] = _mm256_setzero_ps();
             LOOP_B sx[b] = _mm256_setzero_ps();
             for (int h = 0; h < 8; h++) {
-                __m256 xe[VT_GEMV_MAX_BATCH], xo[VT_GEMV_MAX_BATCH];
+                __m256 xe[KB], xd[KB];
                 LOOP_B {
-                    evod(XB(k + 16 * h), &xe[b], &xo[b]);
+                    __m256 x0 = _mm256_loadu_ps(XB(k + 16 * h)),
+                           x1 = _mm256_loadu_ps(XB(k + 16 * h + 8));
                     if (d->aux) {
-                        __m256 se, so;
-                        evod(d->aux + k + 16 * h, &se, &so);
-                        xe[b] = _mm256_div_ps(xe[b], se);
-                        xo[b] = _mm256_div_ps(xo[b], so);
+                        x0 = _mm256_div_ps(x0, _mm256_loadu_ps(d->aux + k + 16 * h));
+                        x1 = _mm256_div_ps(x1, _mm256_loadu_ps(d->aux + k + 16 * h + 8));
                     }
-                    sx[b] = _mm256_add_ps(sx[b], _mm256_add_ps(xe[b], xo[b]));
+                    sx[b] = _mm256_add_ps(sx[b], _mm256_add_ps(x0, x1));
+                    __m256 e = _mm256_shuffle_ps(x0, x1, 0x88), o = _mm256_shuffle_ps(x0, x1, 0xdd);
+                    xe[b] = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(e), 0xd8));
+                    o = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(o), 0xd8));
+                    xd[b] = _mm256_fmsub_ps(o, c1_16, xe[b]);
                 }
                 LOOP_R {
                     if (h % 2 == 0) PF(p[i] + 8 * h);
                     __m256i c = codes8(p[i] + 4 + 8 * h);
-                    __m256 vl = _mm256_cvtepi32_ps(_mm256_and_si256(c, m15));
-                    __m256 vh = _mm256_cvtepi32_ps(_mm256_srli_epi32(c, 4));
-                    LOOP_B t[i][b] =
-                        _mm256_fmadd_ps(vh, xo[b], _mm256_fmadd_ps(vl, xe[b], t[i][b]));
+                    __m256 vc = _mm256_cvtepi32_ps(c);
+                    __m256 vh = _mm256_cvtepi32_ps(_mm256_and_si256(c, m240));
+                    LOOP_B t[i * B + b] =
+                        _mm256_fmadd_ps(vh, xd[b], _mm256_fmadd_ps(vc, xe[b], t[i * B + b]));
                 }
             }
             LOOP_R {
                 __m256 s = _mm256_set1_ps(ldh(p[i])), z = _mm256_set1_ps((float)p[i][2]);
-                LOOP_B acc[i][b] =
-                    _mm256_fmadd_ps(_mm256_fnmadd_ps(z, sx[b], t[i][b]), s, acc[i][b]);
+                LOOP_B acc[i * B + b] =
+                    _mm256_fmadd_ps(_mm256_fnmadd_ps(z, sx[b], t[i * B + b]), s, acc[i * B + b]);
                 p[i] += 68;
             }
         }
         break;
     case VT_FMT_Q4_K: /* per 64: low nibbles of 32 bytes, then high; d*sc*q - dmin*m */
         for (; k + 256 <= cols; k += 256) {
-            float sm[4][16];
+            float sm[8][16];
             LOOP_R q4k_scales(p[i], sm[i]);
             for (int j = 0; j < 4; j++) {
-                LOOP_R PF(p[i] + 16 + 32 * j);
-                for (int h = 0; h < 4; h++) { /* bytes 8h..8h+7 of the 32 */
-                    __m256 xl[VT_GEMV_MAX_BATCH], xh[VT_GEMV_MAX_BATCH];
-                    LOOP_B {
-                        xl[b] = _mm256_loadu_ps(XB(k + 64 * j + 8 * h));
-                        xh[b] = _mm256_loadu_ps(XB(k + 64 * j + 32 + 8 * h));
+                __m256 xs[2][KB]; /* x sums of the two sub-blocks */
+                LOOP_B _Pragma("GCC unroll 2") for (int h = 0; h < 2; h++) {
+                    const float *xx = XB(k + 64 * j + 32 * h);
+                    xs[h][b] = _mm256_add_ps(
+                        _mm256_add_ps(_mm256_loadu_ps(xx), _mm256_loadu_ps(xx + 8)),
+                        _mm256_add_ps(_mm256_loadu_ps(xx + 16), _mm256_loadu_ps(xx + 24)));
+                }
+                LOOP_R {
+                    const uint8_t *q = p[i] + 16 + 32 * j;
+                    PF(q);
+                    __m256 tl[KB], th[KB];
+                    LOOP_B tl[b] = th[b] = _mm256_setzero_ps();
+                    _Pragma("GCC unroll 4") for (int h = 0; h < 4;
+                                                 h++) { /* bytes 8h..8h+7 of the 32 */
+                        __m256i c = codes8(q + 8 * h);
+                        __m256 vl = _mm256_cvtepi32_ps(_mm256_and_si256(c, m15));
+                        __m256 vh = _mm256_cvtepi32_ps(_mm256_srli_epi32(c, 4));
+                        LOOP_B {
+                            tl[b] =
+                                _mm256_fmadd_ps(vl, _mm256_loadu_ps(XB(k + 64 * j + 8 * h)), tl[b]);
+                            th[b] = _mm256_fmadd_ps(
+                                vh, _mm256_loadu_ps(XB(k + 64 * j + 32 + 8 * h)), th[b]);
+                        }
                     }
-                    LOOP_R {
-                        __m256i c = codes8(p[i] + 16 + 32 * j + 8 * h);
-                        const float *f = sm[i] + 4 * j;
-                        __m256 vl = _mm256_fmsub_ps(_mm256_set1_ps(f[0]),
-                                                    _mm256_cvtepi32_ps(_mm256_and_si256(c, m15)),
-                                                    _mm256_set1_ps(f[1]));
-                        __m256 vh = _mm256_fmsub_ps(_mm256_set1_ps(f[2]),
-                                                    _mm256_cvtepi32_ps(_mm256_srli_epi32(c, 4)),
-                                                    _mm256_set1_ps(f[3]));
-                        LOOP_B acc[i][b] =
-                            _mm256_fmadd_ps(vh, xh[b], _mm256_fmadd_ps(vl, xl[b], acc[i][b]));
+                    const float *f = sm[i] + 4 * j;
+                    LOOP_B {
+                        __m256 a = _mm256_fmadd_ps(tl[b], _mm256_broadcast_ss(f), acc[i * B + b]);
+                        a = _mm256_fmadd_ps(th[b], _mm256_broadcast_ss(f + 2), a);
+                        a = _mm256_fnmadd_ps(xs[0][b], _mm256_broadcast_ss(f + 1), a);
+                        acc[i * B + b] = _mm256_fnmadd_ps(xs[1][b], _mm256_broadcast_ss(f + 3), a);
                     }
                 }
             }
@@ -254,13 +361,14 @@ AVX INLINE uint64_t fused2(const vt_kdesc *d, uint64_t r0, const int R, const in
     default:
         return 0;
     }
+    const float ts = F == VT_FMT_NVFP4 ? d->tensor_scale : 1.0f; /* nvfp4: applied once here */
     for (int i = 0; i < R; i++)
         for (int b = 0; b < B; b++) {
-            __m256 v = acc[i][b];
+            __m256 v = acc[i * B + b];
             __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
             s4 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
             s4 = _mm_add_ss(s4, _mm_movehdup_ps(s4));
-            out[i * ostride + b] = _mm_cvtss_f32(s4);
+            out[i * ostride + b] = ts * _mm_cvtss_f32(s4);
         }
     return k;
 }
@@ -287,8 +395,10 @@ AVX INLINE uint64_t fused2(const vt_kdesc *d, uint64_t r0, const int R, const in
         return 0;                                                                                  \
     }
 
-AVX static uint64_t a2_r4b1(const vt_kdesc *d, uint64_t r0, const float *x, float *out,
-                            int ostride){FMT_CASES2(4, 1)} AVX static uint64_t
+AVX static uint64_t a2_r8b1(const vt_kdesc *d, uint64_t r0, const float *x, float *out,
+                            int ostride){FMT_CASES2(8, 1)} AVX static uint64_t
+    a2_r4b1(const vt_kdesc *d, uint64_t r0, const float *x, float *out,
+            int ostride){FMT_CASES2(4, 1)} AVX static uint64_t
     a2_r1b1(const vt_kdesc *d, uint64_t r0, const float *x, float *out,
             int ostride){FMT_CASES2(1, 1)} AVX static uint64_t
     a2_r1b2(const vt_kdesc *d, uint64_t r0, const float *x, float *out,
@@ -302,6 +412,9 @@ uint64_t vt_kfused_rows_avx2(const vt_kdesc *d, uint64_t r0, int nr, const float
     uint64_t kf = 0;
     if (batch == 1) {
         int i = 0;
+#if VT_KFUSE_ROWS >= 8
+        for (; i + 8 <= nr; i += 8) kf = a2_r8b1(d, r0 + i, x, out + i, 1);
+#endif
         for (; i + 4 <= nr; i += 4) kf = a2_r4b1(d, r0 + i, x, out + i, 1);
         for (; i < nr; i++) kf = a2_r1b1(d, r0 + i, x, out + i, 1);
         return kf;
