@@ -32,32 +32,54 @@ AVX INLINE float ldf(const uint8_t *p) {
 AVX INLINE __m256i codes8(const uint8_t *q) {
     return _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)q));
 }
-/* q4_k block at p: out[2j] = d * scale_j, out[2j + 1] = dmin * min_j for the 8 sub-blocks. */
-AVX INLINE void q4k_scales(const uint8_t *p, float *out) {
+/* q4_k block at p: sc[j] = d * scale_j of the 8 sub-blocks (odd j also / 16: their codes are
+ * taken as c & 0xf0); returns dmin * min_j as a vector over j. */
+AVX INLINE __m256 q4k_scales(const uint8_t *p, float *sc) {
     uint32_t dm; /* d, dmin */
     memcpy(&dm, p, 4);
-    __m128i il = vt_kq4k_scale_bytes(p);
-    __m256 f = _mm256_cvtph_ps(_mm_set1_epi32((int)dm)); /* d dmin d dmin ... */
-    _mm256_storeu_ps(out, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(il)), f));
-    _mm256_storeu_ps(
-        out + 8, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(il, 8))), f));
+    const __m128i deint = _mm_setr_epi8(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15);
+    __m128i sm = _mm_shuffle_epi8(vt_kq4k_scale_bytes(p), deint); /* 8 scales, 8 mins */
+    __m256 f = _mm256_cvtph_ps(_mm_set1_epi32((int)dm));          /* d dmin d dmin ... */
+    __m256 dd =
+        _mm256_mul_ps(_mm256_permute_ps(f, 0x00),
+                      _mm256_setr_ps(1, 1.0f / 16, 1, 1.0f / 16, 1, 1.0f / 16, 1, 1.0f / 16));
+    _mm256_storeu_ps(sc, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(sm)), dd));
+    return _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(sm, 8))),
+                         _mm256_permute_ps(f, 0x55));
+}
+/* The sums of x[32j..32j+32) for j = 0..7, as one vector. */
+AVX INLINE __m256 sums8x32(const float *x) {
+    __m256 v[8];
+    _Pragma("GCC unroll 8") for (int j = 0; j < 8; j++) {
+        const float *y = x + 32 * j;
+        v[j] = _mm256_add_ps(_mm256_add_ps(_mm256_loadu_ps(y), _mm256_loadu_ps(y + 8)),
+                             _mm256_add_ps(_mm256_loadu_ps(y + 16), _mm256_loadu_ps(y + 24)));
+    }
+    __m256 a = _mm256_hadd_ps(_mm256_hadd_ps(v[0], v[1]), _mm256_hadd_ps(v[2], v[3]));
+    __m256 b = _mm256_hadd_ps(_mm256_hadd_ps(v[4], v[5]), _mm256_hadd_ps(v[6], v[7]));
+    return _mm256_add_ps(_mm256_permute2f128_ps(a, b, 0x20), _mm256_permute2f128_ps(a, b, 0x31));
 }
 
-/* 8 f16 block scales as f32: q4_0 (18-byte blocks, d at 0) -> out[0..8); q4_1 (20-byte
- * blocks, d and m at 0 and 2) -> out[0..16) as d0 m0 d1 m1 ... Block j's scale lies in the 16
- * bytes at p + 16j (q4_1: p + 16j + 16 * (j >= 4)), at word j (q4_1: dword j % 4), so four
- * 32-byte loads and a few blends gather them for one convert (not a convert and broadcast per
+/* 8 f16 block scales as f32: d of the 8 blocks -> out[0..8) (q4_0: 18-byte blocks, d at 0;
+ * q4_1: 20-byte blocks, d and m at 0 and 2); returns q4_1's m of the 8 blocks. Block j's scale lies
+ * in the 16 bytes at p + 16j (q4_1: p + 16j + 16 * (j >= 4)), at word j (q4_1: dword j % 4), so
+ * four 32-byte loads and a few blends gather them for one convert (not a convert and broadcast per
  * block). Reads p[0..144) (q4_0: [0..128)), inside the 8 blocks. */
-AVX INLINE void scales8_f16(const uint8_t *p, int q1, float *out) {
+AVX INLINE __m256 scales8_f16(const uint8_t *p, int q1, float *out) {
     const __m256i *v = (const __m256i *)p;
     if (q1) {
         __m256i a = _mm256_blend_epi32(_mm256_loadu_si256(v), _mm256_loadu_si256(v + 1), 0x84);
         __m256i b = _mm256_blend_epi32(_mm256_loadu_si256((const __m256i *)(p + 80)),
                                        _mm256_loadu_si256((const __m256i *)(p + 112)), 0x84);
         __m256i w = _mm256_blend_epi32(a, _mm256_shuffle_epi32(b, 0xb1), 0x5a);
+        /* dwords (d, m) of blocks 0 4 2 6 5 1 7 3 -> 0..7 -> d0..d3 m0..m3 | d4..d7 m4..m7 */
         w = _mm256_permutevar8x32_epi32(w, _mm256_setr_epi32(0, 5, 2, 7, 1, 4, 3, 6));
+        w = _mm256_shuffle_epi8(w, _mm256_setr_epi8(0, 1, 4, 5, 8, 9, 12, 13, 2, 3, 6, 7, 10, 11,
+                                                    14, 15, 0, 1, 4, 5, 8, 9, 12, 13, 2, 3, 6, 7,
+                                                    10, 11, 14, 15));
+        w = _mm256_permute4x64_epi64(w, 0xd8); /* d0..d7 | m0..m7 */
         _mm256_storeu_ps(out, _mm256_cvtph_ps(_mm256_castsi256_si128(w)));
-        _mm256_storeu_ps(out + 8, _mm256_cvtph_ps(_mm256_extracti128_si256(w, 1)));
+        return _mm256_cvtph_ps(_mm256_extracti128_si256(w, 1));
     } else {
         __m256i a = _mm256_blend_epi16(_mm256_loadu_si256(v), _mm256_loadu_si256(v + 1), 0x0c);
         __m256i b = _mm256_blend_epi16(_mm256_loadu_si256(v + 2), _mm256_loadu_si256(v + 3), 0xc0);
@@ -65,6 +87,7 @@ AVX INLINE void scales8_f16(const uint8_t *p, int q1, float *out) {
         __m128i h =
             _mm_blend_epi16(_mm256_castsi256_si128(w), _mm256_extracti128_si256(w, 1), 0xaa);
         _mm256_storeu_ps(out, _mm256_cvtph_ps(h));
+        return _mm256_setzero_ps();
     }
 }
 
@@ -149,19 +172,20 @@ AVX INLINE uint64_t fused2(const vt_kdesc *d, uint64_t r0, const int R, const in
         const uint64_t bb = q1 ? 20 : 18;
         __m256 xa[2][KB], xd[2][KB], sx[KB];
 /* x side of the block at column k_: xa, xd = xb - 16 xa, sx = sum (q4_0: -8 sum) */
-#define Q4_X(k_)                                                                                   \
+#define Q4_X(k_, need_sx)                                                                          \
     LOOP_B {                                                                                       \
         _Pragma("GCC unroll 2") for (int h = 0; h < 2; h++) {                                      \
             xa[h][b] = _mm256_loadu_ps(XB((k_) + 8 * h));                                          \
             __m256 xb_ = _mm256_loadu_ps(XB((k_) + 16 + 8 * h));                                   \
             xd[h][b] = _mm256_fmsub_ps(xb_, c1_16, xa[h][b]);                                      \
-            sx[b] = h ? _mm256_add_ps(sx[b], _mm256_add_ps(xa[h][b], xb_))                         \
-                      : _mm256_add_ps(xa[h][b], xb_);                                              \
+            if (need_sx)                                                                           \
+                sx[b] = h ? _mm256_add_ps(sx[b], _mm256_add_ps(xa[h][b], xb_))                     \
+                          : _mm256_add_ps(xa[h][b], xb_);                                          \
         }                                                                                          \
         if (!q1) sx[b] = _mm256_mul_ps(sx[b], _mm256_set1_ps(-8.0f));                              \
     }
-/* One block of row i, codes at q_, scale S, q4_1 minimum M */
-#define Q4_BLOCK(i, q_, S, M)                                                                      \
+/* One block of row i, codes at q_, scale S, q4_1 minimum M (when MT) */
+#define Q4_BLOCK(i, q_, S, M, MT)                                                                  \
     do {                                                                                           \
         __m256i c0 = codes8(q_), c1 = codes8((q_) + 8);                                            \
         __m256 f0 = _mm256_cvtepi32_ps(c0), f1 = _mm256_cvtepi32_ps(c1);                           \
@@ -173,30 +197,32 @@ AVX INLINE uint64_t fused2(const vt_kdesc *d, uint64_t r0, const int R, const in
             u = _mm256_fmadd_ps(h0, xd[0][b], u);                                                  \
             u = _mm256_fmadd_ps(h1, xd[1][b], u);                                                  \
             acc[i * B + b] = _mm256_fmadd_ps(u, S, acc[i * B + b]);                                \
-            if (q1) acc[i * B + b] = _mm256_fmadd_ps(sx[b], M, acc[i * B + b]);                    \
+            if (q1 && (MT)) acc[i * B + b] = _mm256_fmadd_ps(sx[b], M, acc[i * B + b]);            \
         }                                                                                          \
     } while (0)
         for (; k + 256 <= cols; k += 256) { /* runs of 8 blocks: scales converted together */
-            float sc[8][16];
+            float sc[8][8];
+            __m256 xs[KB]; /* q4_1: x sums of the 8 blocks, for the m terms of a whole run */
+            if (q1) LOOP_B xs[b] = sums8x32(XB(k));
             LOOP_R {
-                scales8_f16(p[i], q1, sc[i]);
+                __m256 m = scales8_f16(p[i], q1, sc[i]);
+                if (q1) LOOP_B acc[i * B + b] = _mm256_fmadd_ps(m, xs[b], acc[i * B + b]);
                 _Pragma("GCC unroll 4") for (uint64_t o = 0; o < 8 * bb; o += 64) PF(p[i] + o);
                 PF(p[i] + 8 * bb - 1);
             }
             for (int j = 0; j < 8; j++) {
-                Q4_X(k + 32 * j);
-                LOOP_R Q4_BLOCK(i, p[i] + bb * j + 2 + 2 * q1,
-                                _mm256_broadcast_ss(&sc[i][q1 ? 2 * j : j]),
-                                _mm256_broadcast_ss(&sc[i][2 * j + 1]));
+                Q4_X(k + 32 * j, !q1);
+                LOOP_R Q4_BLOCK(i, p[i] + bb * j + 2 + 2 * q1, _mm256_broadcast_ss(&sc[i][j]),
+                                _mm256_setzero_ps(), 0);
             }
             LOOP_R p[i] += 8 * bb;
         }
         for (; k + 32 <= cols; k += 32) {
-            Q4_X(k);
+            Q4_X(k, 1);
             LOOP_R {
                 PF(p[i]);
                 Q4_BLOCK(i, p[i] + 2 + 2 * q1, _mm256_set1_ps(ldh(p[i])),
-                         _mm256_set1_ps(ldh(p[i] + 2)));
+                         _mm256_set1_ps(ldh(p[i] + 2)), 1);
                 p[i] += bb;
             }
         }
@@ -208,9 +234,54 @@ AVX INLINE uint64_t fused2(const vt_kdesc *d, uint64_t r0, const int R, const in
     case VT_FMT_NF4_DQ: { /* element 2j in the HIGH nibble of byte j */
         __m256i tab[4];
         lut_tables(vt_nf4_values, tab);
-        for (; k + 64 <= cols; k += 64) {
-            const uint8_t *q[8];
-            __m256 s[8], t[8];
+        const uint8_t *q[8];
+        __m256 s[8];
+/* One 64-element block of each row at column k: codes at q[i], scale s[i]. */
+#define NF4_STEP()                                                                                 \
+    do {                                                                                           \
+        __m256 t[8];                                                                               \
+        LOOP_R LOOP_B t[i * B + b] = _mm256_setzero_ps();                                          \
+        _Pragma("GCC unroll 2") for (int h = 0; h < 2; h++) { /* 16 bytes = 32 elements */         \
+            __m256 xv[KB][4];                                                                      \
+            LOOP_B x_lut(XB(k + 32 * h), 1, xv[b]);                                                \
+            LOOP_R {                                                                               \
+                __m256 f[4];                                                                       \
+                lut_bytes(_mm_loadu_si128((const __m128i *)(q[i] + 16 * h)), tab, 4, f);           \
+                LOOP_B _Pragma("GCC unroll 4") for (int v = 0; v < 4; v++) t[i * B + b] =          \
+                    _mm256_fmadd_ps(f[v], xv[b][v], t[i * B + b]);                                 \
+            }                                                                                      \
+        }                                                                                          \
+        LOOP_R LOOP_B acc[i * B + b] = _mm256_fmadd_ps(t[i * B + b], s[i], acc[i * B + b]);        \
+    } while (0)
+        while (k + 64 <= cols) {
+            int run = F == VT_FMT_NF4_DQ && k + 1024 <= cols; /* 16 blocks in one super-block */
+            for (int i = 0; i < R; i++) run = run && g[i] % 256 <= 240;
+            if (run) { /* the 16 block scales of each row converted together */
+                float sc[8][16];
+                const uint8_t *qb[8];
+                LOOP_R {
+                    const uint8_t *sb = d->data + g[i] / 256 * sizeof(vt_block_nf4_dq);
+                    uint32_t j = (uint32_t)(g[i] % 256);
+                    const __m256 a = _mm256_set1_ps(ldf(sb)), m = _mm256_set1_ps(ldf(sb + 4));
+                    _Pragma("GCC unroll 2") for (int h = 0; h < 2; h++) {
+                        __m256i c = _mm256_cvtepi8_epi32(
+                            _mm_loadl_epi64((const __m128i *)(sb + 8 + j + 8 * h)));
+                        _mm256_storeu_ps(sc[i] + 8 * h,
+                                         _mm256_fmadd_ps(m, _mm256_cvtepi32_ps(c), a));
+                    }
+                    qb[i] = sb + 264 + 32 * j;
+                    g[i] += 16;
+                }
+                for (int bl = 0; bl < 16; bl++, k += 64) {
+                    LOOP_R {
+                        q[i] = qb[i] + 32 * bl;
+                        s[i] = _mm256_broadcast_ss(&sc[i][bl]);
+                        PF(q[i]);
+                    }
+                    NF4_STEP();
+                }
+                continue;
+            }
             LOOP_R {
                 if (F == VT_FMT_NF4) {
                     PF(p[i]);
@@ -225,20 +296,11 @@ AVX INLINE uint64_t fused2(const vt_kdesc *d, uint64_t r0, const int R, const in
                     PF(q[i]);
                     g[i]++;
                 }
-                LOOP_B t[i * B + b] = _mm256_setzero_ps();
             }
-            _Pragma("GCC unroll 2") for (int h = 0; h < 2; h++) { /* 16 bytes = 32 elements each */
-                __m256 xv[KB][4];
-                LOOP_B x_lut(XB(k + 32 * h), 1, xv[b]);
-                LOOP_R {
-                    __m256 f[4];
-                    lut_bytes(_mm_loadu_si128((const __m128i *)(q[i] + 16 * h)), tab, 4, f);
-                    LOOP_B _Pragma("GCC unroll 4") for (int v = 0; v < 4; v++) t[i * B + b] =
-                        _mm256_fmadd_ps(f[v], xv[b][v], t[i * B + b]);
-                }
-            }
-            LOOP_R LOOP_B acc[i * B + b] = _mm256_fmadd_ps(t[i * B + b], s[i], acc[i * B + b]);
+            NF4_STEP();
+            k += 64;
         }
+#undef NF4_STEP
         break;
     }
     case VT_FMT_MXFP4:
@@ -319,26 +381,23 @@ AVX INLINE uint64_t fused2(const vt_kdesc *d, uint64_t r0, const int R, const in
         break;
     case VT_FMT_Q4_K: /* per 64: low nibbles of 32 bytes, then high; d*sc*q - dmin*m */
         for (; k + 256 <= cols; k += 256) {
-            float sm[8][16];
-            LOOP_R q4k_scales(p[i], sm[i]);
+            float sc[8][8];
+            __m256 xs[KB]; /* x sums of the 8 sub-blocks, for the minimums */
+            LOOP_B xs[b] = sums8x32(XB(k));
+            LOOP_R {
+                __m256 mn = q4k_scales(p[i], sc[i]);
+                LOOP_B acc[i * B + b] = _mm256_fnmadd_ps(mn, xs[b], acc[i * B + b]);
+            }
             for (int j = 0; j < 4; j++) {
-                __m256 xs[2][KB]; /* x sums of the two sub-blocks */
-                LOOP_B _Pragma("GCC unroll 2") for (int h = 0; h < 2; h++) {
-                    const float *xx = XB(k + 64 * j + 32 * h);
-                    xs[h][b] = _mm256_add_ps(
-                        _mm256_add_ps(_mm256_loadu_ps(xx), _mm256_loadu_ps(xx + 8)),
-                        _mm256_add_ps(_mm256_loadu_ps(xx + 16), _mm256_loadu_ps(xx + 24)));
-                }
                 LOOP_R {
                     const uint8_t *q = p[i] + 16 + 32 * j;
                     PF(q);
                     __m256 tl[KB], th[KB];
                     LOOP_B tl[b] = th[b] = _mm256_setzero_ps();
-                    _Pragma("GCC unroll 4") for (int h = 0; h < 4;
-                                                 h++) { /* bytes 8h..8h+7 of the 32 */
+                    _Pragma("GCC unroll 4") for (int h = 0; h < 4; h++) { /* bytes 8h.. of 32 */
                         __m256i c = codes8(q + 8 * h);
                         __m256 vl = _mm256_cvtepi32_ps(_mm256_and_si256(c, m15));
-                        __m256 vh = _mm256_cvtepi32_ps(_mm256_srli_epi32(c, 4));
+                        __m256 vh = _mm256_cvtepi32_ps(_mm256_and_si256(c, m240));
                         LOOP_B {
                             tl[b] =
                                 _mm256_fmadd_ps(vl, _mm256_loadu_ps(XB(k + 64 * j + 8 * h)), tl[b]);
@@ -346,12 +405,11 @@ AVX INLINE uint64_t fused2(const vt_kdesc *d, uint64_t r0, const int R, const in
                                 vh, _mm256_loadu_ps(XB(k + 64 * j + 32 + 8 * h)), th[b]);
                         }
                     }
-                    const float *f = sm[i] + 4 * j;
                     LOOP_B {
-                        __m256 a = _mm256_fmadd_ps(tl[b], _mm256_broadcast_ss(f), acc[i * B + b]);
-                        a = _mm256_fmadd_ps(th[b], _mm256_broadcast_ss(f + 2), a);
-                        a = _mm256_fnmadd_ps(xs[0][b], _mm256_broadcast_ss(f + 1), a);
-                        acc[i * B + b] = _mm256_fnmadd_ps(xs[1][b], _mm256_broadcast_ss(f + 3), a);
+                        __m256 a = _mm256_fmadd_ps(tl[b], _mm256_broadcast_ss(&sc[i][2 * j]),
+                                                   acc[i * B + b]);
+                        acc[i * B + b] =
+                            _mm256_fmadd_ps(th[b], _mm256_broadcast_ss(&sc[i][2 * j + 1]), a);
                     }
                 }
             }
