@@ -68,6 +68,24 @@ VT_HD void vt_mma_st2(__half *p, float a, float b) {
 #endif
 }
 
+/* 16 bytes from global memory (16-byte aligned) and to shared memory (16-byte aligned). */
+VT_HD uint4 vt_mma_ld128(const uint8_t *p) {
+#ifdef __CUDA_ARCH__
+    return __ldg((const uint4 *)p);
+#else
+    uint4 q;
+    memcpy(&q, p, 16);
+    return q;
+#endif
+}
+VT_HD void vt_mma_st128(__half *p, uint4 q) {
+#ifdef __CUDA_ARCH__
+    *(uint4 *)p = q;
+#else
+    memcpy((void *)p, &q, 16); /* void *: __half is a class to the host compiler */
+#endif
+}
+
 /* Fragments of the 16 x 16 A block at rows R.. of Xs, columns kk.., and of the 16 x 8 B block
  * of W rows N.. (B[k][n] = W[N + n][kk + k], i.e. X W^T). */
 VT_HD void vt_mma_load_a(const __half *Xs, int R, int kk, int lane, uint32_t a[4]) {
@@ -88,24 +106,41 @@ VT_HD void vt_mma_load_b(const __half *Ws, int N, int kk, int lane, uint32_t b[2
 template <int F, bool SPARSE, bool XH>
 VT_HD void vt_mma_fill(const vt_kp &p, const vt_dq_ctx &c, const void *Xv, uint64_t M, uint64_t m0,
                        uint64_t n0, uint64_t k0, int tid, __half *Xs, __half *Ws) {
-    { /* X: thread -> row tid / 2, 32 columns */
+    { /* X: thread -> row tid / 2, 32 columns; 16-byte loads (and, for f16, 16-byte stores)
+       * when the 32 columns lie inside X and start 16-byte aligned, else one guarded element at
+       * a time */
         const int xr = tid >> 1, xc = (tid & 1) * 32;
-        const uint64_t m = m0 + xr;
-        VT_UNROLL
-        for (int i = 0; i < 32; i += 2) {
-            float f[2];
+        const uint64_t m = m0 + xr, col = k0 + xc;
+        __half *dst = Xs + xr * VT_MMA_SK + xc; /* 16-byte aligned: SK * 2 = 144, xc * 2 = 64 */
+        const uint8_t *src = (const uint8_t *)Xv + (m * p.cols + col) * (XH ? 2 : 4);
+        if (m < M && col + 32 <= p.cols && ((uintptr_t)src & 15) == 0) {
             VT_UNROLL
-            for (int e = 0; e < 2; e++) {
-                const uint64_t col = k0 + xc + i + e;
-                f[e] = 0.0f;
-                if (m < M && col < p.cols) {
-                    if constexpr (XH)
-                        f[e] = __half2float(((const __half *)Xv)[m * p.cols + col]);
-                    else
-                        f[e] = ((const float *)Xv)[m * p.cols + col];
+            for (int i = 0; i < (XH ? 4 : 8); i++) {
+                uint4 q = vt_mma_ld128(src + 16 * i);
+                if constexpr (XH) {
+                    vt_mma_st128(dst + 8 * i, q);
+                } else {
+                    vt_mma_st2(dst + 4 * i, vt_dev_as_f32(q.x), vt_dev_as_f32(q.y));
+                    vt_mma_st2(dst + 4 * i + 2, vt_dev_as_f32(q.z), vt_dev_as_f32(q.w));
                 }
             }
-            vt_mma_st2(Xs + xr * VT_MMA_SK + xc + i, f[0], f[1]);
+        } else {
+            VT_UNROLL
+            for (int i = 0; i < 32; i += 2) {
+                float f[2];
+                VT_UNROLL
+                for (int e = 0; e < 2; e++) {
+                    const uint64_t cc = col + i + e;
+                    f[e] = 0.0f;
+                    if (m < M && cc < p.cols) {
+                        if constexpr (XH)
+                            f[e] = __half2float(((const __half *)Xv)[m * p.cols + cc]);
+                        else
+                            f[e] = ((const float *)Xv)[m * p.cols + cc];
+                    }
+                }
+                vt_mma_st2(dst + i, f[0], f[1]);
+            }
         }
     }
     /* W: thread -> W row tid / 2 (64 rows), one 32-column unit; sparse and nf4_dq decode a whole
