@@ -29,7 +29,9 @@
  * GPU: with location VT_LOC_DEVICE every pointer (Q, O, LSE, K, V) is CUDA device memory and
  * the work is queued on p.stream (a cudaStream_t passed as void*; NULL = the legacy default
  * stream); the call returns once the kernels are queued. GPU kernels need D = 64 or 128 and
- * Q in f16, bf16 or f32 (f32 is rounded to f16 for the tensor cores). The GPU path allocates
+ * Q in f16, bf16 or f32. The prefill's tensor cores take f16 (Q, K, V rounded to f16, so values
+ * must stay within +-65504), except bf16 Q over K/V stored in bf16 or mxfp4, which run in bf16;
+ * the decode computes in f32. The GPU path allocates
  * nothing and never synchronizes: the split-KV decode keeps its per-split partial results in a
  * device workspace the caller provides (vt_attn_workspace_bytes says how much), allocated once
  * and reused across calls that are serialized on one stream:

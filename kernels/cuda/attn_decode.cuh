@@ -227,7 +227,8 @@ inline int prepare(const vt_attn_dev_args &a, int num_splits, int sms, plan &pl,
     /* no workspace: one split, so nothing is allocated here (issue 6: no per-call allocation) */
     pl = plan_splits(a, a.ws ? num_splits : 1, sms);
     wo = wml = nullptr;
-    if (pl.zc > 65535 || a.Hkv > 65535)
+    /* grid limits: y = Hkv, z = row chunks, the combine's x = H x Nq rows */
+    if (pl.zc > 65535 || a.Hkv > 65535 || (long long)a.H * a.nq > 0x7fffffffLL)
         return vt_fail(VT_EUNSUPPORTED,
                        "attn decode: %lld query rows per K/V head x Hkv %d "
                        "exceed the grid (use the prefill kernel)",
