@@ -1,7 +1,8 @@
-/* tests/kernels/kt_gemm_ref.h — references and error bounds for the tensor-core GEMM paths (MMA
- * and cuBLAS), which round each dequantized weight to f16 by design (vtstore/kernels.h). Two
- * checks, both safe against cancellation in short dot products (the plain relative error of one
- * output summed from 32 terms is unbounded when the terms nearly cancel):
+/* tests/kernels/kt_gemm_ref.h — references and error bounds for the GPU GEMV (kt_gemv_err) and
+ * for the tensor-core GEMM paths (MMA and cuBLAS), which round each dequantized weight to f16 by
+ * design (vtstore/kernels.h). The GEMM checks, like the GEMV one, are safe against cancellation
+ * in short dot products (the plain relative error of one output summed from 32 terms is
+ * unbounded when the terms nearly cancel):
  *   ||Y - ref16|| <= 1e-3 ||ref16|| + 1e-5 ||absref||  (f32 accumulation, f16 output rounding)
  *   ||Y - ref||   <= 1e-3 ||absref||                   (plus the f16 rounding of each weight,
  *                                                        at most 2^-11 of every |w x| term)
@@ -43,6 +44,28 @@ static inline void kt_err_norms(const float *y, const double *ref, uint64_t n, d
     }
     *diff = sqrt(d);
     *norm = sqrt(r);
+}
+
+/* a[b][r] = sum_k |deq[r][k] x[b][k]| in f64. */
+static inline void kt_ref_abs(const kt_weight *k, const float *x, uint64_t batch, double *a) {
+    for (uint64_t b = 0; b < batch; b++)
+        for (uint64_t r = 0; r < k->rows; r++) {
+            double s = 0;
+            for (uint64_t c = 0; c < k->cols; c++)
+                s += fabs((double)k->deq[r * k->cols + c] * x[b * k->cols + c]);
+            a[b * k->rows + r] = s;
+        }
+}
+
+/* GEMV bound (f32 weights, f32 accumulation): ||y - ref|| <= 1e-3 ||ref|| + 1e-5 ||absref||;
+ * returns ||y - ref|| / ||ref|| for the message, or a negative value when the bound fails. */
+static inline double kt_gemv_err(const float *y, const double *ref, const double *absref,
+                                 uint64_t n) {
+    double d, nr, na = 0;
+    kt_err_norms(y, ref, n, &d, &nr);
+    for (uint64_t i = 0; i < n; i++) na += absref[i] * absref[i];
+    double e = nr > 0 ? d / nr : d;
+    return d <= 1e-3 * nr + 1e-5 * sqrt(na) ? e : -(e > 0 ? e : 1e-300);
 }
 
 /* One GEMM case of M rows: X in f32 and f16 (the same f16-representable values), result buffers
