@@ -5,9 +5,14 @@
 #include "kern_internal.h"
 
 int vt_kernels_cuda_available(void) {
-    static int cached = -1; /* a benign race: every thread computes the same answer */
-    if (cached < 0) cached = vt_cuda_available();
-    return cached;
+    /* every thread computes the same answer; relaxed atomics keep the race defined */
+    static int cached = -1;
+    int c = __atomic_load_n(&cached, __ATOMIC_RELAXED);
+    if (c < 0) {
+        c = vt_cuda_available();
+        __atomic_store_n(&cached, c, __ATOMIC_RELAXED);
+    }
+    return c;
 }
 
 const char *vt_kernels_cpu_isa(void) {
