@@ -28,6 +28,8 @@ extern "C" int akh_prefill(const vt_attn_dev_args *a, char *why, size_t cap);
 extern "C" int akh_decode(const vt_attn_dev_args *a, int num_splits, int sms, int *splits_out,
                           char *why, size_t cap);
 extern "C" size_t akh_ws_bytes(const vt_attn_dev_args *a, int num_splits, int sms);
+extern "C" int akh_plan(const vt_attn_dev_args *a, int num_splits, int sms, long long *splits,
+                        long long *chunk, size_t *need);
 
 namespace {
 
@@ -418,4 +420,14 @@ extern "C" int akh_decode(const vt_attn_dev_args *a, int num_splits, int sms, in
 /* vt_attn_cuda_decode_ws_bytes with a given SM count */
 extern "C" size_t akh_ws_bytes(const vt_attn_dev_args *a, int num_splits, int sms) {
     return vt_decode::ws_bytes(*a, vt_decode::plan_splits(*a, num_splits, sms).bound);
+}
+
+/* The decode's split plan for a workspace of any size: splits, keys per split, the workspace it
+ * needs (vt_decode::prepare's check). */
+extern "C" int akh_plan(const vt_attn_dev_args *a, int num_splits, int sms, long long *splits,
+                        long long *chunk, size_t *need) {
+    vt_decode::plan pl = vt_decode::plan_splits(*a, num_splits, sms);
+    *splits = pl.splits, *chunk = pl.chunk;
+    *need = vt_decode::ws_bytes(*a, pl.splits);
+    return 0;
 }

@@ -14,6 +14,44 @@ int akh_prefill(const vt_attn_dev_args *a, char *why, size_t cap);
 int akh_decode(const vt_attn_dev_args *a, int num_splits, int sms, int *splits_out, char *why,
                size_t cap);
 size_t akh_ws_bytes(const vt_attn_dev_args *a, int num_splits, int sms);
+int akh_plan(const vt_attn_dev_args *a, int num_splits, int sms, long long *splits,
+             long long *chunk, size_t *need);
+
+/* The split plan over Nk 1..20000 for several shapes, SM counts and asked split counts: every key
+ * in exactly one split (chunks of whole 32-key tiles, no empty trailing split), at most the
+ * asked count, and the workspace size vt_attn_workspace_bytes reports (akh_ws_bytes) covers the
+ * plan and never shrinks as Nk grows (sized once for the cache capacity). */
+static void check_plans(void) {
+    static const int sms[] = {1, 4, 108, 132};
+    uint64_t plans = 0;
+    for (int g = 0; g < 3; g++)
+        for (int nq = 1; nq <= 3; nq++)
+            for (int si = 0; si < 4; si++)
+                for (int ns = 0; ns <= 9; ns += 1 + (ns > 3)) {
+                    vt_attn_dev_args a = {0};
+                    a.Hkv = 2, a.group = g == 0 ? 1 : g == 1 ? 4 : 8, a.H = a.Hkv * a.group;
+                    a.D = 128, a.nq = nq;
+                    size_t prev = 0;
+                    for (long long nk = 1; nk <= 20000; nk += 1 + nk / 16) {
+                        a.nk = nk;
+                        long long sp, ch;
+                        size_t need;
+                        akh_plan(&a, ns, sms[si], &sp, &ch, &need);
+                        size_t wb = akh_ws_bytes(&a, ns, sms[si]);
+                        plans++;
+                        int ok = sp >= 1 && ch % 32 == 0 && ch > 0 && (sp - 1) * ch < nk &&
+                                 sp * ch >= nk && (ns <= 0 || sp <= ns) && wb >= need &&
+                                 wb >= prev && (sp > 1) == (need > 0);
+                        CHECKF(ok,
+                               "plan: group %d Nq %d SMs %d asked %d Nk %lld: %lld splits of %lld "
+                               "keys, workspace %zu (needs %zu, was %zu)",
+                               a.group, nq, sms[si], ns, nk, sp, ch, wb, need, prev);
+                        if (!ok) return;
+                        prev = wb;
+                    }
+                }
+    printf("%llu split plans checked\n", (unsigned long long)plans);
+}
 
 static const uint32_t fmts[] = {VT_FMT_F16,  VT_FMT_BF16, VT_FMT_F32,   VT_FMT_Q8_0, VT_FMT_INT8,
                                 VT_FMT_Q4_0, VT_FMT_NF4,  VT_FMT_NVFP4, VT_FMT_MXFP4};
@@ -80,6 +118,7 @@ out:
 
 int main(void) {
     vt_test_seed();
+    check_plans();
     static const vt_dtype qd[] = {VT_DTYPE_F16, VT_DTYPE_BF16, VT_DTYPE_F32};
     for (size_t f = 0; f < sizeof fmts / sizeof fmts[0]; f++)
         for (int di = 0; di < 2; di++) {
