@@ -161,6 +161,7 @@ AVX INLINE uint64_t fused2(const vt_kdesc *d, uint64_t r0, const int R, const in
     }
     const __m256i m15 = _mm256_set1_epi32(15);
     const __m256i m240 = _mm256_set1_epi32(0xf0);
+    const int w1 = B == 1; /* linear codes by whole byte (see above); batches amortize a shift */
     const __m256 c1_16 = _mm256_set1_ps(1.0f / 16);
     __m256 acc[8]; /* [R][B], R * B <= 8: small enough to live in registers */
     LOOP_R LOOP_B acc[i * B + b] = _mm256_setzero_ps();
@@ -171,13 +172,13 @@ AVX INLINE uint64_t fused2(const vt_kdesc *d, uint64_t r0, const int R, const in
         const int q1 = F == VT_FMT_Q4_1;
         const uint64_t bb = q1 ? 20 : 18;
         __m256 xa[2][KB], xd[2][KB], sx[KB];
-/* x side of the block at column k_: xa, xd = xb - 16 xa, sx = sum (q4_0: -8 sum) */
+/* x side of the block at column k_: xa, xd = xb / 16 - xa (w1) or xb, sx = sum (q4_0: -8 sum) */
 #define Q4_X(k_, need_sx)                                                                          \
     LOOP_B {                                                                                       \
         _Pragma("GCC unroll 2") for (int h = 0; h < 2; h++) {                                      \
             xa[h][b] = _mm256_loadu_ps(XB((k_) + 8 * h));                                          \
             __m256 xb_ = _mm256_loadu_ps(XB((k_) + 16 + 8 * h));                                   \
-            xd[h][b] = _mm256_fmsub_ps(xb_, c1_16, xa[h][b]);                                      \
+            xd[h][b] = w1 ? _mm256_fmsub_ps(xb_, c1_16, xa[h][b]) : xb_;                           \
             if (need_sx)                                                                           \
                 sx[b] = h ? _mm256_add_ps(sx[b], _mm256_add_ps(xa[h][b], xb_))                     \
                           : _mm256_add_ps(xa[h][b], xb_);                                          \
@@ -188,9 +189,12 @@ AVX INLINE uint64_t fused2(const vt_kdesc *d, uint64_t r0, const int R, const in
 #define Q4_BLOCK(i, q_, S, M, MT)                                                                  \
     do {                                                                                           \
         __m256i c0 = codes8(q_), c1 = codes8((q_) + 8);                                            \
-        __m256 f0 = _mm256_cvtepi32_ps(c0), f1 = _mm256_cvtepi32_ps(c1);                           \
-        __m256 h0 = _mm256_cvtepi32_ps(_mm256_and_si256(c0, m240));                                \
-        __m256 h1 = _mm256_cvtepi32_ps(_mm256_and_si256(c1, m240));                                \
+        __m256 f0 = _mm256_cvtepi32_ps(w1 ? c0 : _mm256_and_si256(c0, m15));                       \
+        __m256 f1 = _mm256_cvtepi32_ps(w1 ? c1 : _mm256_and_si256(c1, m15));                       \
+        __m256 h0 =                                                                                \
+            _mm256_cvtepi32_ps(w1 ? _mm256_and_si256(c0, m240) : _mm256_srli_epi32(c0, 4));        \
+        __m256 h1 =                                                                                \
+            _mm256_cvtepi32_ps(w1 ? _mm256_and_si256(c1, m240) : _mm256_srli_epi32(c1, 4));        \
         LOOP_B {                                                                                   \
             __m256 u = q1 ? _mm256_mul_ps(f0, xa[0][b]) : _mm256_fmadd_ps(f0, xa[0][b], sx[b]);    \
             u = _mm256_fmadd_ps(f1, xa[1][b], u);                                                  \
@@ -201,19 +205,20 @@ AVX INLINE uint64_t fused2(const vt_kdesc *d, uint64_t r0, const int R, const in
         }                                                                                          \
     } while (0)
         for (; k + 256 <= cols; k += 256) { /* runs of 8 blocks: scales converted together */
-            float sc[8][8];
-            __m256 xs[KB]; /* q4_1: x sums of the 8 blocks, for the m terms of a whole run */
-            if (q1) LOOP_B xs[b] = sums8x32(XB(k));
+            float sc[8][8], mm[8][8];
+            __m256 xs[KB]; /* q4_1, w1: x sums of the 8 blocks, for the m terms of a whole run */
+            if (q1 && w1) LOOP_B xs[b] = sums8x32(XB(k));
             LOOP_R {
                 __m256 m = scales8_f16(p[i], q1, sc[i]);
-                if (q1) LOOP_B acc[i * B + b] = _mm256_fmadd_ps(m, xs[b], acc[i * B + b]);
+                if (q1 && w1) LOOP_B acc[i * B + b] = _mm256_fmadd_ps(m, xs[b], acc[i * B + b]);
+                if (q1 && !w1) _mm256_storeu_ps(mm[i], m);
                 _Pragma("GCC unroll 4") for (uint64_t o = 0; o < 8 * bb; o += 64) PF(p[i] + o);
                 PF(p[i] + 8 * bb - 1);
             }
             for (int j = 0; j < 8; j++) {
-                Q4_X(k + 32 * j, !q1);
+                Q4_X(k + 32 * j, !q1 || !w1);
                 LOOP_R Q4_BLOCK(i, p[i] + bb * j + 2 + 2 * q1, _mm256_broadcast_ss(&sc[i][j]),
-                                _mm256_setzero_ps(), 0);
+                                _mm256_broadcast_ss(&mm[i][j]), !w1);
             }
             LOOP_R p[i] += 8 * bb;
         }
@@ -360,13 +365,14 @@ AVX INLINE uint64_t fused2(const vt_kdesc *d, uint64_t r0, const int R, const in
                     __m256 e = _mm256_shuffle_ps(x0, x1, 0x88), o = _mm256_shuffle_ps(x0, x1, 0xdd);
                     xe[b] = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(e), 0xd8));
                     o = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(o), 0xd8));
-                    xd[b] = _mm256_fmsub_ps(o, c1_16, xe[b]);
+                    xd[b] = w1 ? _mm256_fmsub_ps(o, c1_16, xe[b]) : o;
                 }
                 LOOP_R {
                     if (h % 2 == 0) PF(p[i] + 8 * h);
                     __m256i c = codes8(p[i] + 4 + 8 * h);
-                    __m256 vc = _mm256_cvtepi32_ps(c);
-                    __m256 vh = _mm256_cvtepi32_ps(_mm256_and_si256(c, m240));
+                    __m256 vc = _mm256_cvtepi32_ps(w1 ? c : _mm256_and_si256(c, m15));
+                    __m256 vh = _mm256_cvtepi32_ps(w1 ? _mm256_and_si256(c, m240)
+                                                      : _mm256_srli_epi32(c, 4));
                     LOOP_B t[i * B + b] =
                         _mm256_fmadd_ps(vh, xd[b], _mm256_fmadd_ps(vc, xe[b], t[i * B + b]));
                 }
@@ -453,40 +459,46 @@ AVX INLINE uint64_t fused2(const vt_kdesc *d, uint64_t r0, const int R, const in
         return 0;                                                                                  \
     }
 
-AVX static uint64_t a2_r8b1(const vt_kdesc *d, uint64_t r0, const float *x, float *out,
-                            int ostride){FMT_CASES2(8, 1)} AVX static uint64_t
-    a2_r4b1(const vt_kdesc *d, uint64_t r0, const float *x, float *out,
-            int ostride){FMT_CASES2(4, 1)} AVX static uint64_t
-    a2_r1b1(const vt_kdesc *d, uint64_t r0, const float *x, float *out,
-            int ostride){FMT_CASES2(1, 1)} AVX static uint64_t
-    a2_r1b2(const vt_kdesc *d, uint64_t r0, const float *x, float *out,
-            int ostride){FMT_CASES2(1, 2)} AVX static uint64_t
-    a2_r1b4(const vt_kdesc *d, uint64_t r0, const float *x, float *out,
-            int ostride){FMT_CASES2(1, 4)}
+/* One instance per rows x batch-vectors shape (R * B <= 8 accumulators). */
+#define A2_SHAPE(name, R, B)                                                                       \
+    AVX static uint64_t name(const vt_kdesc *d, uint64_t r0, const float *x, float *out,           \
+                             int ostride) {                                                        \
+        FMT_CASES2(R, B)                                                                           \
+    }
+A2_SHAPE(a2_r8b1, 8, 1)
+A2_SHAPE(a2_r4b1, 4, 1)
+A2_SHAPE(a2_r1b1, 1, 1)
+A2_SHAPE(a2_r4b2, 4, 2)
+A2_SHAPE(a2_r1b2, 1, 2)
+A2_SHAPE(a2_r2b4, 2, 4)
+A2_SHAPE(a2_r1b4, 1, 4)
 
 uint64_t vt_kfused_rows_avx2(const vt_kdesc *d, uint64_t r0, int nr, const float *x, int batch,
                              float *out) {
     if (d->sparse) return 0;
     uint64_t kf = 0;
-    if (batch == 1) {
-        int i = 0;
+    /* the batch in chunks of 4, 2, 1 vectors, each against groups of 2, 4, 8 rows (x work shared
+     * by the group's rows, decoding by the chunk's vectors); the rows stay in cache between
+     * chunks */
+    for (int b = 0; b < batch;) {
+        const float *xb = x + (uint64_t)b * d->cols;
+        float *o = out + b;
+        int n = batch - b >= 4 ? 4 : batch - b >= 2 ? 2 : 1, i = 0;
+        if (n == 4) {
+            for (; i + 2 <= nr; i += 2) kf = a2_r2b4(d, r0 + i, xb, o + i * batch, batch);
+            for (; i < nr; i++) kf = a2_r1b4(d, r0 + i, xb, o + i * batch, batch);
+        } else if (n == 2) {
+            for (; i + 4 <= nr; i += 4) kf = a2_r4b2(d, r0 + i, xb, o + i * batch, batch);
+            for (; i < nr; i++) kf = a2_r1b2(d, r0 + i, xb, o + i * batch, batch);
+        } else {
 #if VT_KFUSE_ROWS >= 8
-        for (; i + 8 <= nr; i += 8) kf = a2_r8b1(d, r0 + i, x, out + i, 1);
+            for (; i + 8 <= nr; i += 8) kf = a2_r8b1(d, r0 + i, xb, o + i * batch, batch);
 #endif
-        for (; i + 4 <= nr; i += 4) kf = a2_r4b1(d, r0 + i, x, out + i, 1);
-        for (; i < nr; i++) kf = a2_r1b1(d, r0 + i, x, out + i, 1);
-        return kf;
-    }
-    for (int i = 0; i < nr; i++)
-        for (int b = 0; b < batch;) {
-            const float *xb = x + (uint64_t)b * d->cols;
-            float *o = out + (uint64_t)i * batch + b;
-            int n = batch - b >= 4 ? 4 : batch - b >= 2 ? 2 : 1;
-            kf = n == 4   ? a2_r1b4(d, r0 + i, xb, o, 1)
-                 : n == 2 ? a2_r1b2(d, r0 + i, xb, o, 1)
-                          : a2_r1b1(d, r0 + i, xb, o, 1);
-            b += n;
+            for (; i + 4 <= nr; i += 4) kf = a2_r4b1(d, r0 + i, xb, o + i * batch, batch);
+            for (; i < nr; i++) kf = a2_r1b1(d, r0 + i, xb, o + i * batch, batch);
         }
+        b += n;
+    }
     return kf;
 }
 #else
