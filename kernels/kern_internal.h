@@ -46,7 +46,8 @@ vt_kdecode_fn vt_kdecode_dense(uint32_t base_fmt, int fast);
 /** 1 when the AVX2+FMA paths are used (CPU support and not VT_KERNELS_SCALAR). */
 int vt_kcpu_avx2(void);
 
-/* Rows a fused call handles together (x loads are shared across them). */
+/* Rows a fused call handles together (x loads are shared across them; the AVX2 kernel takes 8 at
+ * batch 1, the AVX-512 one 4 at a time). */
 #define VT_KFUSE_ROWS 8
 /* Fused GEMV of rows [r0, r0 + nr), nr <= VT_KFUSE_ROWS, over their leading whole blocks:
  * out[i * batch + b] = partial sum of row r0 + i against x[b]; returns the columns covered (a

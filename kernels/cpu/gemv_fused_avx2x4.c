@@ -1,10 +1,16 @@
 /* kernels/cpu/gemv_fused_avx2x4.c — fused AVX2/FMA GEMV, several rows per x load, for the
  * 4-bit formats (q4_0, q4_1, q4_k, nf4, nf4_dq, mxfp4, nvfp4, awq_int4): the AVX2 sibling of
- * gemv_fused_avx512.c. Per 8 code bytes: one widening load to 8 int32 lanes; linear codes
- * (q4_0, q4_1, q4_k, awq) become floats by integer convert (q4_0's -8 and the minimums go
- * through per-group x sums), nf4 and e2m1 by a 16-entry table (two vpermps and a blend). The
- * nibble order is absorbed on the x side (even/odd lanes of x, shared by the rows). Block scales
- * are applied once per block; f32 accumulation. Whole blocks only. */
+ * gemv_fused_avx512.c. Built for vector-op count, which bounds it (AMD Zen runs 4 vector ops a
+ * cycle, converts and shifts on 2 of the pipes, FMAs on 2 others; 8 lanes per op here):
+ * - linear codes (q4_0, q4_1, q4_k, awq): 8 code bytes widened to int32 lanes and converted; at
+ *   batch 1 the whole byte c is converted, lo * xa + hi * xb = c * xa + (c & 0xf0) * (xb/16 - xa)
+ *   (no shift); q4_0's -8 and the minimums go through x sums (q4_1, q4_k: once per 256 columns);
+ * - nf4 and e2m1 (mxfp4, nvfp4): the nibbles of 16 code bytes index byte tables of the values'
+ *   f32 bits (vpshufb), and unpacks assemble the floats: no convert (e2m1's low two bytes are 0);
+ * - the nibble order is absorbed on the x side (permuted x, built once per group and shared by up
+ *   to 8 rows); block scales applied once per block (q4_0/q4_1: 8 f16 scales gathered by blends
+ *   for one convert; nf4_dq: 16 at once); batches go 2 rows x 4 vectors, 4 x 2 or 8 x 1.
+ * f32 accumulation. Whole blocks only: the caller decodes a ragged tail. */
 #include <string.h>
 
 #include "gemv_fused.h"
