@@ -8,6 +8,21 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "kern_internal.h"
+
+/* nf4_dq: the super-block holding the tensor's 64-element block g; *j gets g's index in it. */
+static inline const uint8_t *vt_kdq_super(const vt_kdesc *d, uint64_t g, uint32_t *j) {
+    *j = (uint32_t)(g % 256);
+    return d->data + g / 256 * sizeof(vt_block_nf4_dq);
+}
+/* nf4_dq: 1 when each of the R rows' next 16 blocks (from g[i]) lie in one super-block and 1024
+ * columns remain from k, so their 16 scales can be converted together. */
+static inline int vt_kdq_run16(const uint64_t *g, int R, uint64_t k, uint64_t cols) {
+    int run = k + 1024 <= cols;
+    for (int i = 0; i < R; i++) run = run && g[i] % 256 <= 240;
+    return run;
+}
+
 /* The 6-bit scales and mins of the 8 sub-blocks of the q4_k block at p, as bytes sc0 m0 sc1 m1 ...
  * sc7 m7 (ggml's get_scale_min_k4 for all 8 at once, with llama.cpp's 32-bit masks; SSE2). */
 static inline __m128i vt_kq4k_scale_bytes(const uint8_t *p) {

@@ -265,14 +265,13 @@ AVX INLINE uint64_t fused2(const vt_kdesc *d, uint64_t r0, const int R, const in
         LOOP_R LOOP_B acc[i * B + b] = _mm256_fmadd_ps(t[i * B + b], s[i], acc[i * B + b]);        \
     } while (0)
         while (k + 64 <= cols) {
-            int run = F == VT_FMT_NF4_DQ && k + 1024 <= cols; /* 16 blocks in one super-block */
-            for (int i = 0; i < R; i++) run = run && g[i] % 256 <= 240;
-            if (run) { /* the 16 block scales of each row converted together */
+            /* 16 blocks of each row in one super-block: their scales converted together */
+            if (F == VT_FMT_NF4_DQ && vt_kdq_run16(g, R, k, cols)) {
                 float sc[8][16];
                 const uint8_t *qb[8];
                 LOOP_R {
-                    const uint8_t *sb = d->data + g[i] / 256 * sizeof(vt_block_nf4_dq);
-                    uint32_t j = (uint32_t)(g[i] % 256);
+                    uint32_t j;
+                    const uint8_t *sb = vt_kdq_super(d, g[i], &j);
                     const __m256 a = _mm256_set1_ps(ldf(sb)), m = _mm256_set1_ps(ldf(sb + 4));
                     _Pragma("GCC unroll 2") for (int h = 0; h < 2; h++) {
                         __m256i c = _mm256_cvtepi8_epi32(
@@ -300,8 +299,8 @@ AVX INLINE uint64_t fused2(const vt_kdesc *d, uint64_t r0, const int R, const in
                     q[i] = p[i] + 4;
                     p[i] += 36;
                 } else {
-                    const uint8_t *sb = d->data + g[i] / 256 * sizeof(vt_block_nf4_dq);
-                    uint32_t j = (uint32_t)(g[i] % 256);
+                    uint32_t j;
+                    const uint8_t *sb = vt_kdq_super(d, g[i], &j);
                     s[i] = _mm256_set1_ps(ldf(sb) + ldf(sb + 4) * (float)(int8_t)sb[8 + j]);
                     q[i] = sb + 264 + 32 * j;
                     PF(q[i]);

@@ -265,15 +265,14 @@ A512 INLINE uint64_t fused(const vt_kdesc *d, uint64_t r0, const int R, const in
                 _mm512_fmadd_ps(t[i][b], s[i], acc[i][b]);                                         \
     } while (0)
         while (k + 64 <= cols) {
-            int run = F == VT_FMT_NF4_DQ && k + 1024 <= cols; /* 16 blocks in one super-block */
-            for (int i = 0; i < R; i++) run = run && g[i] % 256 <= 240;
-            if (run) { /* the 16 block scales of each row converted together */
+            /* 16 blocks of each row in one super-block: their scales converted together */
+            if (F == VT_FMT_NF4_DQ && vt_kdq_run16(g, R, k, cols)) {
                 float sc[4][16];
                 const uint8_t *qb[4];
 #pragma GCC unroll 4
                 for (int i = 0; i < R; i++) {
-                    const uint8_t *sb = d->data + g[i] / 256 * sizeof(vt_block_nf4_dq);
-                    uint32_t j = (uint32_t)(g[i] % 256);
+                    uint32_t j;
+                    const uint8_t *sb = vt_kdq_super(d, g[i], &j);
                     __m512 v = _mm512_cvtepi32_ps(
                         _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(sb + 8 + j))));
                     _mm512_storeu_ps(sc[i],
@@ -301,8 +300,8 @@ A512 INLINE uint64_t fused(const vt_kdesc *d, uint64_t r0, const int R, const in
                     q[i] = p[i] + 4;
                     p[i] += 36;
                 } else {
-                    const uint8_t *sb = d->data + g[i] / 256 * sizeof(vt_block_nf4_dq);
-                    uint32_t j = (uint32_t)(g[i] % 256);
+                    uint32_t j;
+                    const uint8_t *sb = vt_kdq_super(d, g[i], &j);
                     s[i] = _mm512_set1_ps(ldf(sb) + ldf(sb + 4) * (float)(int8_t)sb[8 + j]);
                     q[i] = sb + 264 + 32 * j;
                     PF(q[i]);
