@@ -21,6 +21,10 @@
 #define VT_MMA_BK      64
 #define VT_MMA_SK      (VT_MMA_BK + 8)
 #define VT_MMA_THREADS 128
+/* vt_mma_fill's thread mapping: two threads per tile row, a K step of two 32-value units (one
+ * 64-column 2:4 piece); the warp tiling: 2 x 2 warps of 32 x 32 */
+static_assert(VT_MMA_BM == 64 && VT_MMA_BN == 64 && VT_MMA_BK == 64 && VT_MMA_THREADS == 128,
+              "mma_tile.cuh's index math is written for 64 x 64 x 64 tiles and 128 threads");
 
 /* Fragments of mma.m16n8k16 with .f16 inputs (PTX ISA, "Matrix Fragments for mma.m16n8k16 with
  * floating point type"), per lane (groupID = lane >> 2, threadID_in_group = lane & 3). Each
