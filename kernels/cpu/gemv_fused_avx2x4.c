@@ -38,17 +38,16 @@ AVX INLINE float ldf(const uint8_t *p) {
 AVX INLINE __m256i codes8(const uint8_t *q) {
     return _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)q));
 }
-/* q4_k block at p: sc[j] = d * scale_j of the 8 sub-blocks (odd j also / 16: their codes are
- * taken as c & 0xf0); returns dmin * min_j as a vector over j. */
-AVX INLINE __m256 q4k_scales(const uint8_t *p, float *sc) {
+/* q4_k block at p: sc[j] = d * scale_j of the 8 sub-blocks (hi16: odd j also / 16, their codes
+ * being taken as c & 0xf0); returns dmin * min_j as a vector over j. */
+AVX INLINE __m256 q4k_scales(const uint8_t *p, int hi16, float *sc) {
     uint32_t dm; /* d, dmin */
     memcpy(&dm, p, 4);
     const __m128i deint = _mm_setr_epi8(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15);
     __m128i sm = _mm_shuffle_epi8(vt_kq4k_scale_bytes(p), deint); /* 8 scales, 8 mins */
     __m256 f = _mm256_cvtph_ps(_mm_set1_epi32((int)dm));          /* d dmin d dmin ... */
-    __m256 dd =
-        _mm256_mul_ps(_mm256_permute_ps(f, 0x00),
-                      _mm256_setr_ps(1, 1.0f / 16, 1, 1.0f / 16, 1, 1.0f / 16, 1, 1.0f / 16));
+    const float o = hi16 ? 1.0f / 16 : 1.0f;
+    __m256 dd = _mm256_mul_ps(_mm256_permute_ps(f, 0x00), _mm256_setr_ps(1, o, 1, o, 1, o, 1, o));
     _mm256_storeu_ps(sc, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(sm)), dd));
     return _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(sm, 8))),
                          _mm256_permute_ps(f, 0x55));
@@ -392,35 +391,58 @@ AVX INLINE uint64_t fused2(const vt_kdesc *d, uint64_t r0, const int R, const in
         break;
     case VT_FMT_Q4_K: /* per 64: low nibbles of 32 bytes, then high; d*sc*q - dmin*m */
         for (; k + 256 <= cols; k += 256) {
-            float sc[8][8];
-            __m256 xs[KB]; /* x sums of the 8 sub-blocks, for the minimums */
-            LOOP_B xs[b] = sums8x32(XB(k));
-            LOOP_R {
-                __m256 mn = q4k_scales(p[i], sc[i]);
-                LOOP_B acc[i * B + b] = _mm256_fnmadd_ps(mn, xs[b], acc[i * B + b]);
+            float sc[8][8], mv[8][8];
+            if (w1) { /* minimums once per block: x sums of the 8 sub-blocks */
+                __m256 xs[KB];
+                LOOP_B xs[b] = sums8x32(XB(k));
+                LOOP_R {
+                    __m256 mn = q4k_scales(p[i], 1, sc[i]);
+                    LOOP_B acc[i * B + b] = _mm256_fnmadd_ps(mn, xs[b], acc[i * B + b]);
+                }
+            } else { /* batches: values d*sc*q - dmin*m built once per row, shared by the vectors */
+                LOOP_R _mm256_storeu_ps(mv[i], q4k_scales(p[i], 0, sc[i]));
             }
             for (int j = 0; j < 4; j++) {
                 LOOP_R {
-                    const uint8_t *q = p[i] + 16 + 32 * j;
-                    PF(q);
-                    __m256 tl[KB], th[KB];
-                    LOOP_B tl[b] = th[b] = _mm256_setzero_ps();
-                    _Pragma("GCC unroll 4") for (int h = 0; h < 4; h++) { /* bytes 8h.. of 32 */
-                        __m256i c = codes8(q + 8 * h);
-                        __m256 vl = _mm256_cvtepi32_ps(_mm256_and_si256(c, m15));
-                        __m256 vh = _mm256_cvtepi32_ps(_mm256_and_si256(c, m240));
-                        LOOP_B {
-                            tl[b] =
-                                _mm256_fmadd_ps(vl, _mm256_loadu_ps(XB(k + 64 * j + 8 * h)), tl[b]);
-                            th[b] = _mm256_fmadd_ps(
-                                vh, _mm256_loadu_ps(XB(k + 64 * j + 32 + 8 * h)), th[b]);
+                    if (!w1) {
+                        const uint8_t *q = p[i] + 16 + 32 * j;
+                        PF(q);
+                        _Pragma("GCC unroll 4") for (int h = 0; h < 4; h++) { /* bytes 8h.. of 32 */
+                            __m256i c = codes8(q + 8 * h);
+                            __m256 vl =
+                                _mm256_fmsub_ps(_mm256_broadcast_ss(&sc[i][2 * j]),
+                                                _mm256_cvtepi32_ps(_mm256_and_si256(c, m15)),
+                                                _mm256_broadcast_ss(&mv[i][2 * j]));
+                            __m256 vh = _mm256_fmsub_ps(_mm256_broadcast_ss(&sc[i][2 * j + 1]),
+                                                        _mm256_cvtepi32_ps(_mm256_srli_epi32(c, 4)),
+                                                        _mm256_broadcast_ss(&mv[i][2 * j + 1]));
+                            LOOP_B acc[i * B + b] = _mm256_fmadd_ps(
+                                vh, _mm256_loadu_ps(XB(k + 64 * j + 32 + 8 * h)),
+                                _mm256_fmadd_ps(vl, _mm256_loadu_ps(XB(k + 64 * j + 8 * h)),
+                                                acc[i * B + b]));
                         }
-                    }
-                    LOOP_B {
-                        __m256 a = _mm256_fmadd_ps(tl[b], _mm256_broadcast_ss(&sc[i][2 * j]),
-                                                   acc[i * B + b]);
-                        acc[i * B + b] =
-                            _mm256_fmadd_ps(th[b], _mm256_broadcast_ss(&sc[i][2 * j + 1]), a);
+                    } else {
+                        const uint8_t *q = p[i] + 16 + 32 * j;
+                        PF(q);
+                        __m256 tl[KB], th[KB];
+                        LOOP_B tl[b] = th[b] = _mm256_setzero_ps();
+                        _Pragma("GCC unroll 4") for (int h = 0; h < 4; h++) { /* bytes 8h.. of 32 */
+                            __m256i c = codes8(q + 8 * h);
+                            __m256 vl = _mm256_cvtepi32_ps(_mm256_and_si256(c, m15));
+                            __m256 vh = _mm256_cvtepi32_ps(_mm256_and_si256(c, m240));
+                            LOOP_B {
+                                tl[b] = _mm256_fmadd_ps(vl, _mm256_loadu_ps(XB(k + 64 * j + 8 * h)),
+                                                        tl[b]);
+                                th[b] = _mm256_fmadd_ps(
+                                    vh, _mm256_loadu_ps(XB(k + 64 * j + 32 + 8 * h)), th[b]);
+                            }
+                        }
+                        LOOP_B {
+                            __m256 a = _mm256_fmadd_ps(tl[b], _mm256_broadcast_ss(&sc[i][2 * j]),
+                                                       acc[i * B + b]);
+                            acc[i * B + b] =
+                                _mm256_fmadd_ps(th[b], _mm256_broadcast_ss(&sc[i][2 * j + 1]), a);
+                        }
                     }
                 }
             }
