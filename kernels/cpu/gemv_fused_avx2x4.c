@@ -453,14 +453,13 @@ AVX INLINE uint64_t fused2(const vt_kdesc *d, uint64_t r0, const int R, const in
         return 0;
     }
     const float ts = F == VT_FMT_NVFP4 ? d->tensor_scale : 1.0f; /* nvfp4: applied once here */
-    for (int i = 0; i < R; i++)
-        for (int b = 0; b < B; b++) {
-            __m256 v = acc[i * B + b];
-            __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-            s4 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
-            s4 = _mm_add_ss(s4, _mm_movehdup_ps(s4));
-            out[i * ostride + b] = ts * _mm_cvtss_f32(s4);
-        }
+    LOOP_R LOOP_B { /* unrolled, so acc stays in registers */
+        __m256 v = acc[i * B + b];
+        __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+        s4 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
+        s4 = _mm_add_ss(s4, _mm_movehdup_ps(s4));
+        out[i * ostride + b] = ts * _mm_cvtss_f32(s4);
+    }
     return k;
 }
 
