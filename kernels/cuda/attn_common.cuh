@@ -1,7 +1,9 @@
-/* kernels/cuda/attn_common.cuh — device helpers shared by the attention kernels: reading 8
- * consecutive values of a stored K/V row in any K/V format (the formulas of the quant module's
- * reference dequantizers), tensor-core fragments (ldmatrix + mma.sync m16n8k16 for f16 and
- * bf16), and error mapping. Private to kernels/cuda/attn_*.cu. */
+/* kernels/cuda/attn_common.cuh — helpers shared by the attention kernels: reading 8 consecutive
+ * values of a stored K/V row in any K/V format (the formulas of the quant module's reference
+ * dequantizers), tensor-core fragments (ldmatrix + mma.sync m16n8k16 for f16 and bf16), the
+ * device thread context of the kernel bodies (vt_simt_dev), the one switch over K/V formats,
+ * alignment checks and error mapping. What is __host__ __device__ here also runs in the host
+ * tests (tests/attn/attn_*_host.cu). Private to kernels/cuda/attn_* and those tests. */
 #ifndef VT_ATTN_COMMON_CUH
 #define VT_ATTN_COMMON_CUH
 
@@ -46,7 +48,10 @@ struct vt_attn_lut {
 
 /* Fill the tables (threads 0..31 of the CTA; callers __syncthreads before use). */
 VT_HD void vt_attn_lut_load(vt_attn_lut *s, int tid) {
-    if (tid < 32) (&s->nf4[0])[tid] = vt_dq_lut_at(tid);
+    if (tid < 16)
+        s->nf4[tid] = vt_dq_lut_at(tid);
+    else if (tid < 32)
+        s->e2m1[tid - 16] = vt_dq_lut_at(tid);
 }
 
 /* 16 bits at p (2-byte aligned). */

@@ -30,7 +30,7 @@ struct host_deq {
     float *out;
     template <int FMT, int BE> int go(int) {
         vt_attn_lut lut;
-        for (int t = 0; t < 32; t++) (&lut.nf4[0])[t] = vt_dq_lut_at(t);
+        for (int t = 0; t < 32; t++) vt_attn_lut_load(&lut, t);
         for (int d0 = 0; d0 < D; d0 += 8) vt_deq8<FMT>(row, d0, ts, &lut, out + d0);
         return 0;
     }
