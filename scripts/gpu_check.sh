@@ -7,7 +7,8 @@
 #   4. compute-sanitizer: memcheck on every GPU test binary; racecheck and synccheck on the
 #      kernel tests (reduced workload: VT_TEST_GPU_QUICK=1)
 #   5. benchmarks: bench_kernels --gpu-only --json, bench_attn_gpu + bench/attn/sdpa_baseline.py,
-#      bench_stream (its VRAM tier is on the GPU when there is one)
+#      bench_stream (its VRAM tier is on the GPU when there is one), attention device memory
+#      (bench_attn_gpu --memory, bench/attn/attn_memory.py)
 #   6. vtstore run --device cuda (and --vram) on the demo model (scripts/model_path.sh, or
 #      $GPU_CHECK_MODEL = a GGUF file) when it is present
 # Every log and JSON goes under ${OUT:-./gpu-out}; summary.txt lists each step as PASS, FAIL
@@ -16,7 +17,12 @@
 #
 #   scripts/gpu_check.sh            exit 0 all ran steps passed, 1 some failed, 77 no GPU
 #
-# Environment: OUT, GPU_CHECK_BUILD, GPU_CHECK_BUDGET, GPU_CHECK_JOBS (default nproc),
+# GPU_CHECK_ONLY="tests sanitizers bench run" (any subset; default all) limits the run to those
+# groups after the machine record and the build, so the whole check can be split over several
+# 10-minute device calls (the build directory is kept between calls on the same machine):
+#   GPU_CHECK_ONLY=tests scripts/gpu_check.sh; GPU_CHECK_ONLY="sanitizers" ...; ...
+#
+# Environment: OUT, GPU_CHECK_BUILD, GPU_CHECK_BUDGET, GPU_CHECK_ONLY, GPU_CHECK_JOBS (default nproc),
 # GPU_CHECK_ARCH (CMAKE_CUDA_ARCHITECTURES; default: the GPU's own, e.g. 90), GPU_CHECK_MODEL,
 # PYTHON (default python3).
 set -uo pipefail
@@ -75,6 +81,8 @@ step() {
     return 0
 }
 skip() { record SKIP "$1" 0 "$2"; }
+# want GROUP: 1 if GROUP is in GPU_CHECK_ONLY (or that is empty)
+want() { [ -z "${GPU_CHECK_ONLY:-}" ] || [[ " $GPU_CHECK_ONLY " == *" $1 "* ]]; }
 
 # ---- 1. the machine ---------------------------------------------------------------------------
 {
@@ -120,12 +128,21 @@ fi
 # ---- 3. GPU tests -----------------------------------------------------------------------------
 export VT_TEST_TMP="$OUT/testtmp" VT_SOURCE_DIR="$ROOT" VT_BIN="$BUILD/tools/vtstore"
 mkdir -p "$VT_TEST_TMP"
-step ctest_gpu 240 ctest --test-dir "$BUILD" -L gpu --output-on-failure --timeout 200 \
-    --output-junit "$OUT/ctest_gpu.xml"
+if want tests; then
+    step ctest_gpu 240 ctest --test-dir "$BUILD" -L gpu --output-on-failure --timeout 200 \
+        --output-junit "$OUT/ctest_gpu.xml"
+    # the host-emulated kernel tests and the CPU suite in the same build (quick label)
+    step ctest_quick 240 ctest --test-dir "$BUILD" -L quick --output-on-failure --timeout 200 \
+        -j 4 --output-junit "$OUT/ctest_quick.xml"
+else
+    skip tests "not in GPU_CHECK_ONLY"
+fi
 
 # ---- 4. compute-sanitizer ---------------------------------------------------------------------
 GPU_TESTS=$(cd "$BUILD" && find tests -type f -perm -u+x -name 'test_*gpu*' | sort)
-if [ -z "$SAN" ]; then
+if ! want sanitizers; then
+    skip sanitizers "not in GPU_CHECK_ONLY"
+elif [ -z "$SAN" ]; then
     skip sanitizers "compute-sanitizer not found"
 elif [ -z "$GPU_TESTS" ]; then
     skip sanitizers "no test_*gpu* binaries under $BUILD/tests"
@@ -135,32 +152,49 @@ else
         step "memcheck_$n" 120 env VT_TEST_GPU_QUICK=1 "$SAN" --tool memcheck --error-exitcode 99 \
             --leak-check full "$BUILD/$t"
     done
-    if [ -x "$BUILD/tests/kernels/test_kernels_gpu" ]; then
+    # shared-memory races and barrier misuse: the kernel tests and the attention kernels (whose
+    # tiles live in shared memory and are reused between iterations)
+    for t in tests/kernels/test_kernels_gpu tests/attn/test_attn_gpu; do
+        [ -x "$BUILD/$t" ] || continue
         for tool in racecheck synccheck; do
-            step "${tool}_test_kernels_gpu" 90 env VT_TEST_GPU_QUICK=1 "$SAN" --tool "$tool" \
-                --error-exitcode 99 "$BUILD/tests/kernels/test_kernels_gpu"
+            step "${tool}_$(basename "$t")" 90 env VT_TEST_GPU_QUICK=1 "$SAN" --tool "$tool" \
+                --error-exitcode 99 "$BUILD/$t"
         done
-    fi
+    done
 fi
 
 # ---- 5. benchmarks ----------------------------------------------------------------------------
-step bench_kernels 120 "$BUILD/bench/kernels/bench_kernels" --gpu-only --runs 5 \
-    --json "$OUT/bench_kernels.json"
-step bench_attn_gpu 90 "$BUILD/bench/attn/bench_attn_gpu" 8192 65536 5 # writes ./bench_attn_gpu.json
-if "$PY" -c 'import torch; assert torch.cuda.is_available()' >/dev/null 2>&1; then
-    step sdpa_baseline 90 "$PY" "$ROOT/bench/attn/sdpa_baseline.py" 8192 65536 5
+if want bench; then
+    step bench_kernels 120 "$BUILD/bench/kernels/bench_kernels" --gpu-only --runs 5 \
+        --json "$OUT/bench_kernels.json"
+    step bench_attn_gpu 90 "$BUILD/bench/attn/bench_attn_gpu" 8192 65536 5 # writes ./bench_attn_gpu.json
+    if "$PY" -c 'import torch; assert torch.cuda.is_available()' >/dev/null 2>&1; then
+        step sdpa_baseline 90 "$PY" "$ROOT/bench/attn/sdpa_baseline.py" 8192 65536 5
+    else
+        skip sdpa_baseline "PyTorch with CUDA not importable by $PY"
+    fi
+    mkdir -p "$OUT/stream-dir"
+    step bench_stream 120 "$BUILD/bench/stream/bench_stream" --mib 384 --runs 2 --dir "$OUT/stream-dir" \
+        --json "$OUT/bench_stream.json"
+    rm -rf "$OUT/stream-dir"
+    # device memory of flash vs naive attention (issue 6): ours beside the formula, then PyTorch's
+    # math backend (materialises the scores) and flash backend
+    step attn_memory_vt 60 "$BUILD/bench/attn/bench_attn_gpu" --memory 32768
+    if "$PY" -c 'import torch; assert torch.cuda.is_available()' >/dev/null 2>&1; then
+        step attn_memory_torch 90 "$PY" "$ROOT/bench/attn/attn_memory.py" 32768
+    else
+        skip attn_memory_torch "PyTorch with CUDA not importable by $PY"
+    fi
 else
-    skip sdpa_baseline "PyTorch with CUDA not importable by $PY"
+    skip benchmarks "not in GPU_CHECK_ONLY"
 fi
-mkdir -p "$OUT/stream-dir"
-step bench_stream 120 "$BUILD/bench/stream/bench_stream" --mib 384 --runs 2 --dir "$OUT/stream-dir" \
-    --json "$OUT/bench_stream.json"
-rm -rf "$OUT/stream-dir"
 
 # ---- 6. the demo model on the GPU -------------------------------------------------------------
 MODEL=${GPU_CHECK_MODEL:-$(PYTHON=$PY sh "$ROOT/scripts/model_path.sh" 2>/dev/null)}
 VT="$BUILD/tools/vtstore"
-if [ -z "$MODEL" ] || [ ! -f "$MODEL" ]; then
+if ! want run; then
+    skip vtstore_run "not in GPU_CHECK_ONLY"
+elif [ -z "$MODEL" ] || [ ! -f "$MODEL" ]; then
     skip vtstore_run "no demo model (scripts/setup_python.sh, or GPU_CHECK_MODEL=file.gguf)"
 else
     STORE="$OUT/demo-q4_1.vts"

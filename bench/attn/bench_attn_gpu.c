@@ -3,7 +3,12 @@
  * FLOPs = 4*B*H*N^2*D (halved for causal, counted exactly by vt_attn_flops); decode: one query
  * per sequence, B 1 and 8, H 32, D 128, Nk 4k-128k, K/V cache in f16, q8_0, q4_0, nf4 — time,
  * bytes of K/V read and bandwidth. Writes bench_attn_gpu.json. Exits 77 without a GPU.
- * Usage: bench_attn_gpu [max_prefill_N] [max_decode_Nk] [iters] */
+ * Usage: bench_attn_gpu [max_prefill_N] [max_decode_Nk] [iters]
+ *        bench_attn_gpu --memory [max_N]   device memory of the flash prefill (B 1, H 16, D 128,
+ *            f16, causal, N 1k..max_N, default 32k): free memory (cudaMemGetInfo) before the
+ *            buffers, after them and after the call, beside the formula Q + K + V + O; the naive
+ *            side (PyTorch's math backend, which materialises the scores) is
+ *            bench/attn/attn_memory.py. Writes bench_attn_memory.json. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,11 +68,64 @@ static double time_ms(vt_attn_params *p, int iters) {
     return ms / iters;
 }
 
+static uint64_t free_bytes(void) {
+    vt_dev_props pr;
+    TRY(vt_dev_sync(NULL));
+    TRY(vt_dev_info(&pr));
+    return pr.free_bytes;
+}
+
+/* Flash prefill device memory: what the call needs beyond its inputs and output (nothing: the
+ * prefill takes no workspace and allocates nothing), measured as the change of free memory. */
+static int memory_mode(uint64_t max_n) {
+    const uint32_t H = 16, D = 128;
+    FILE *f = fopen("bench_attn_memory.json", "w");
+    if (f) fprintf(f, "{\"h\": %u, \"d\": %u, \"rows\": [\n", H, D);
+    printf("flash prefill device memory (B 1, H %u, D %u, f16, causal)\n%6s %12s %12s %12s %12s\n",
+           H, D, "N", "buffers MiB", "formula MiB", "call MiB", "workspace");
+    for (uint64_t n = 1024; n <= max_n; n *= 2) {
+        uint64_t f0 = free_bytes();
+        vt_kv_cache *kv = make_cache(VT_FMT_F16, H, D, n);
+        void *q, *o;
+        size_t qb = (size_t)H * n * D * 2;
+        TRY(vt_dev_malloc(&q, qb));
+        TRY(vt_dev_malloc(&o, qb));
+        TRY(vt_dev_memset(q, 0x3c, qb, NULL));
+        vt_attn_params p;
+        vt_attn_params_init(&p);
+        p.q = q, p.q_dtype = VT_DTYPE_F16, p.o = o, p.o_dtype = VT_DTYPE_F16;
+        p.n_heads = H, p.n_q = n, p.causal = 1, p.algo = VT_ATTN_FLASH;
+        vt_kv_cache_view(kv, &p.kv);
+        uint64_t ws = vt_attn_workspace_bytes(&p);
+        uint64_t f1 = free_bytes();
+        TRY(vt_attn_forward(&p));
+        uint64_t f2 = free_bytes();
+        double mib = 1024.0 * 1024.0, formula = 4.0 * (double)qb;
+        printf("%6llu %12.1f %12.1f %12.1f %12llu\n", (unsigned long long)n, (f0 - f1) / mib,
+               formula / mib, ((double)f1 - (double)f2) / mib, (unsigned long long)ws);
+        if (f)
+            fprintf(f,
+                    "%s{\"n\": %llu, \"buffers_bytes\": %llu, \"formula_bytes\": %.0f, "
+                    "\"call_bytes\": %lld, \"workspace_bytes\": %llu}",
+                    n == 1024 ? "" : ",\n", (unsigned long long)n, (unsigned long long)(f0 - f1),
+                    formula, (long long)f1 - (long long)f2, (unsigned long long)ws);
+        vt_dev_free(q), vt_dev_free(o);
+        vt_kv_cache_destroy(kv);
+    }
+    if (f) {
+        fprintf(f, "\n]}\n");
+        fclose(f);
+    }
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (!vt_attn_cuda_available()) {
         printf("SKIP: no CUDA device (or a build without CUDA)\n");
         return 77;
     }
+    if (argc > 1 && !strcmp(argv[1], "--memory"))
+        return memory_mode(argc > 2 ? strtoull(argv[2], NULL, 0) : 32768);
     uint64_t max_n = argc > 1 ? strtoull(argv[1], NULL, 0) : 16384;
     uint64_t max_nk = argc > 2 ? strtoull(argv[2], NULL, 0) : 131072;
     int iters = argc > 3 ? atoi(argv[3]) : 10;

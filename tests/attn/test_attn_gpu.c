@@ -6,7 +6,8 @@
  * workspace), and a too small workspace refused with VT_EBUDGET; outputs (O and LSE) poisoned
  * with NaN before every run. The GPU append kernel (two appends, the second at an offset; f32
  * and f16 input) must store exactly the K and V bytes the host cache (vt_quantize) stores.
- * Exit 77 without a CUDA device. The same kernel code runs on the host, with emulated warps, in
+ * Exit 77 without a CUDA device. VT_TEST_GPU_QUICK=1 runs every other K/V format (for the
+ * compute-sanitizer runs). The same kernel code runs on the host, with emulated warps, in
  * test_attn_kern_host and test_attn_quant_host. */
 #include "attn_util.h"
 #include "vtstore/device.h"
@@ -154,7 +155,11 @@ static void gpu_case(const attn_case *c, vt_attn_algo algo, int splits) {
 int main(void) {
     if (!vt_attn_cuda_available()) TEST_SKIP("no CUDA device (or a build without CUDA)");
     vt_test_seed();
-    for (size_t f = 0; f < sizeof fmts / sizeof fmts[0]; f++)
+    /* VT_TEST_GPU_QUICK=1 (the compute-sanitizer runs of scripts/gpu_check.sh): every other
+     * format, so each tool finishes within its time limit */
+    const char *quick = getenv("VT_TEST_GPU_QUICK");
+    size_t fstep = quick && *quick == '1' ? 2 : 1;
+    for (size_t f = 0; f < sizeof fmts / sizeof fmts[0]; f += fstep)
         for (int di = 0; di < 2; di++) {
             attn_case c = {0};
             c.fmt = fmts[f];
