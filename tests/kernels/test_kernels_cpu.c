@@ -88,6 +88,40 @@ static void test_gemv(const kt_weight *k, const char *nm) {
     free(yr);
 }
 
+/* The fused GEMV kernel itself (vt_kfused_rows) on row groups of every size it takes, at the
+ * first and last rows, every batch: vt_gemv's row split depends on the thread count, so it alone
+ * may never hand the kernel a full group of VT_KFUSE_ROWS rows. Checked over the columns the
+ * kernel covers, against f64 sums of the oracle's values. */
+static void test_fused_rows(const kt_weight *k, const char *nm) {
+    vt_kdesc d;
+    CHECK_RC(vt_kdesc_init(&d, &k->w, "test"));
+    const int B = VT_GEMV_MAX_BATCH;
+    float *x = malloc(B * k->cols * 4), out[VT_KFUSE_ROWS * VT_GEMV_MAX_BATCH];
+    double ref[VT_KFUSE_ROWS * VT_GEMV_MAX_BATCH];
+    for (uint64_t i = 0; i < B * k->cols; i++) x[i] = vt_rand_normal();
+    for (int nr = 1; nr <= VT_KFUSE_ROWS && (uint64_t)nr <= k->rows; nr++)
+        for (int end = 0; end < 2; end++)
+            for (int b = 1; b <= B; b++) {
+                uint64_t r0 = end ? k->rows - (uint64_t)nr : 0;
+                kt_poison(out, VT_KFUSE_ROWS * VT_GEMV_MAX_BATCH);
+                uint64_t kf = vt_kfused_rows(&d, r0, nr, x, b, out);
+                if (!kf) return; /* no fused path for this format and CPU */
+                for (int i = 0; i < nr; i++)
+                    for (int v = 0; v < b; v++) {
+                        double s = 0;
+                        for (uint64_t c = 0; c < kf; c++)
+                            s += (double)k->deq[(r0 + i) * k->cols + c] * x[v * k->cols + c];
+                        ref[i * b + v] = s;
+                    }
+                double e = kt_rel_err(out, ref, (uint64_t)nr * b);
+                CHECKF(kf <= k->cols && e <= 1e-3,
+                       "%s %llux%llu fused rows %llu+%d batch %d: %llu columns, rel err %.3g", nm,
+                       (unsigned long long)k->rows, (unsigned long long)k->cols,
+                       (unsigned long long)r0, nr, b, (unsigned long long)kf, e);
+            }
+    free(x);
+}
+
 static void test_gemm(const kt_weight *k, const char *nm) {
     const uint64_t Ms[] = {1, 5, 37};
     for (int mi = 0; mi < 3; mi++) {
@@ -154,6 +188,7 @@ static void run_one(const kt_weight *k, const char *nm, size_t shape, void *ctx)
     test_decoders(k, nm);
     test_dequant(k, nm);
     test_gemv(k, nm);
+    test_fused_rows(k, nm);
     if (shape < 4) test_gemm(k, nm);
 }
 
