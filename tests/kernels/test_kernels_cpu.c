@@ -1,7 +1,8 @@
 /* tests/kernels/test_kernels_cpu.c — host kernels against the oracle on fresh random inputs:
  * every format (and its 2:4 variant), ragged shapes, batch 1..8; the decoders (scalar and AVX2)
- * against vt_dequantize_ref value by value; vt_dequant to f32/f16/bf16; GEMM with f32/f16 X
- * and Y; argument errors. Outputs are poisoned with NaN before every run. */
+ * against vt_dequantize_ref value by value; the fused GEMV kernel on every row-group size;
+ * vt_dequant to f32/f16/bf16; GEMM with f32/f16 X and Y; argument errors. Outputs are poisoned
+ * with NaN before every run. */
 #include "kern_test_util.h"
 #include "kernels/kern_internal.h"
 
