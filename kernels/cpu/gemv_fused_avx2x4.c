@@ -96,13 +96,13 @@ AVX INLINE __m256 scales8_f16(const uint8_t *p, int q1, float *out) {
     }
 }
 
-/* 16 code bytes q -> 32 f32 values by byte table lookups (vpshufb), no int->float convert: lane 0
- * of n gets the low nibbles, lane 1 the high ones; tables t[0..3] hold byte 0..3 of each of the 16
- * values' f32 bits (tb == 2: only bytes 2 and 3, the low two being zero, as for e2m1). f[v] holds,
- * lanes 0-3, the low nibbles of bytes 4v..4v+3 and, lanes 4-7, their high nibbles. */
-AVX INLINE void lut_bytes(__m128i q, const __m256i *t, const int tb, __m256 *f) {
+/* 16 code bytes (y: in both 128-bit lanes) -> 32 f32 values by byte table lookups (vpshufb), no
+ * int->float convert: lane 0 of n gets the low nibbles, lane 1 the high ones; tables t[0..3] hold
+ * byte 0..3 of each of the 16 values' f32 bits (tb == 2: only bytes 2 and 3, the low two being
+ * zero, as for e2m1). f[v] holds, lanes 0-3, the low nibbles of bytes 4v..4v+3 and, lanes 4-7,
+ * their high nibbles. */
+AVX INLINE void lut_bytes(__m256i y, const __m256i *t, const int tb, __m256 *f) {
     const __m256i m = _mm256_set1_epi8(15);
-    __m256i y = _mm256_broadcastsi128_si256(q);
     __m256i n = _mm256_and_si256(_mm256_blend_epi32(y, _mm256_srli_epi16(y, 4), 0xf0), m);
     __m256i b2 = _mm256_shuffle_epi8(t[2], n), b3 = _mm256_shuffle_epi8(t[3], n);
     __m256i h0 = _mm256_unpacklo_epi8(b2, b3), h1 = _mm256_unpackhi_epi8(b2, b3), l0, l1;
@@ -117,6 +117,17 @@ AVX INLINE void lut_bytes(__m128i q, const __m256i *t, const int tb, __m256 *f) 
     f[1] = _mm256_castsi256_ps(_mm256_unpackhi_epi16(l0, h0));
     f[2] = _mm256_castsi256_ps(_mm256_unpacklo_epi16(l1, h1));
     f[3] = _mm256_castsi256_ps(_mm256_unpackhi_epi16(l1, h1));
+}
+/* 16 bytes at q in both lanes (a load-only broadcast) */
+AVX INLINE __m256i bytes16x2(const uint8_t *q) {
+    return _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)q));
+}
+/* 8 bytes at a then 8 at b, in both lanes: two load-only broadcasts and a blend (any pipe) */
+AVX INLINE __m256i bytes8x2x2(const uint8_t *a, const uint8_t *b) {
+    long long u, v;
+    memcpy(&u, a, 8);
+    memcpy(&v, b, 8);
+    return _mm256_blend_epi32(_mm256_set1_epi64x(u), _mm256_set1_epi64x(v), 0xcc);
 }
 /* x[k..k+32) in lut_bytes order: element 2j in the low nibble of byte j (hi_even: the high). */
 AVX INLINE void x_lut(const float *x, int hi_even, __m256 *xv) {
@@ -256,7 +267,7 @@ AVX INLINE uint64_t fused2(const vt_kdesc *d, uint64_t r0, const int R, const in
             LOOP_B x_lut(XB(k + 32 * h), 1, xv[b]);                                                \
             LOOP_R {                                                                               \
                 __m256 f[4];                                                                       \
-                lut_bytes(_mm_loadu_si128((const __m128i *)(q[i] + 16 * h)), tab, 4, f);           \
+                lut_bytes(bytes16x2(q[i] + 16 * h), tab, 4, f);                                    \
                 LOOP_B _Pragma("GCC unroll 4") for (int v = 0; v < 4; v++) t[i * B + b] =          \
                     _mm256_fmadd_ps(f[v], xv[b][v], t[i * B + b]);                                 \
             }                                                                                      \
@@ -323,7 +334,7 @@ AVX INLINE uint64_t fused2(const vt_kdesc *d, uint64_t r0, const int R, const in
                 __m256 f[4];
                 PF(p[i]);
                 if (F == VT_FMT_MXFP4) {
-                    lut_bytes(_mm_loadu_si128((const __m128i *)(p[i] + 1)), tab, 2, f);
+                    lut_bytes(bytes16x2(p[i] + 1), tab, 2, f);
                     __m256 s = _mm256_broadcast_ss(&vt_ke8m0_f32[p[i][0]]);
                     LOOP_B {
                         __m256 u = _mm256_mul_ps(f[0], xv[b][0]);
@@ -334,9 +345,7 @@ AVX INLINE uint64_t fused2(const vt_kdesc *d, uint64_t r0, const int R, const in
                     p[i] += 17;
                 } else { /* codes of two blocks joined: f[0], f[1] the first, f[2], f[3] the second
                           */
-                    lut_bytes(_mm_unpacklo_epi64(_mm_loadl_epi64((const __m128i *)(p[i] + 1)),
-                                                 _mm_loadl_epi64((const __m128i *)(p[i] + 10))),
-                              tab, 2, f);
+                    lut_bytes(bytes8x2x2(p[i] + 1, p[i] + 10), tab, 2, f);
                     __m256 s0 = _mm256_broadcast_ss(&vt_ke4m3_f32[p[i][0]]);
                     __m256 s1 = _mm256_broadcast_ss(&vt_ke4m3_f32[p[i][9]]);
                     LOOP_B {
