@@ -52,8 +52,8 @@ int vt_kcpu_avx2(void);
 /* Fused GEMV of rows [r0, r0 + nr), nr <= VT_KFUSE_ROWS, over their leading whole blocks:
  * out[i * batch + b] = partial sum of row r0 + i against x[b]; returns the columns covered (a
  * multiple of the block size, the same for every row) or 0 when there is no fused path. Uses the
- * AVX-512 kernel (q4_0, q4_1, q4_k, q6_k, nf4, nf4_dq, mxfp4, nvfp4, awq_int4) when the CPU has
- * AVX-512F, else the AVX2 one (the same formats less q6_k). Dense layouts only. */
+ * AVX-512 kernel (q4_0, q4_1, q4_k, q6_k, nf4, nf4_dq, mxfp4, nvfp4, awq_int4, q8_0, int8) when
+ * the CPU has AVX-512F, else the AVX2 one (the 4-bit formats only). Dense layouts only. */
 uint64_t vt_kfused_rows(const vt_kdesc *d, uint64_t r0, int nr, const float *x, int batch,
                         float *out);
 /* The AVX2 multi-row kernel (same formats and contract); the caller checks vt_kcpu_avx2. */

@@ -225,14 +225,16 @@ const vt_kdecode_fn vt_kdecode_avx2_table[VT_FMT_COUNT] = {
 };
 
 int vt_kcpu_avx2(void) {
-    static int cached = -1;
-    if (cached < 0) {
+    static int cached = -1; /* relaxed atomics: every thread computes the same answer */
+    int c = __atomic_load_n(&cached, __ATOMIC_RELAXED);
+    if (c < 0) {
         const char *e = getenv("VT_KERNELS_SCALAR");
         int forced = e && *e && strcmp(e, "0") != 0;
         int f = vt_cpu_features();
-        cached = !forced && (f & VT_CPU_AVX2) && (f & VT_CPU_FMA) && (f & VT_CPU_F16C);
+        c = !forced && (f & VT_CPU_AVX2) && (f & VT_CPU_FMA) && (f & VT_CPU_F16C);
+        __atomic_store_n(&cached, c, __ATOMIC_RELAXED);
     }
-    return cached;
+    return c;
 }
 
 #else /* not x86-64: scalar everywhere */

@@ -1,5 +1,6 @@
 /* kernels/cpu/gemv_fused_avx512.c — fused AVX-512 GEMV for the 4-bit formats (q4_0, q4_1, q4_k,
- * nf4, nf4_dq, mxfp4, nvfp4, awq_int4) and q6_k. Per 16 code bytes: one widening load to 16 int32
+ * nf4, nf4_dq, mxfp4, nvfp4, awq_int4), q6_k and the 8-bit q8_0 and int8 (16 codes sign-extended
+ * to int32 lanes and converted, no table). Per 16 code bytes: one widening load to 16 int32
  * lanes, and the low and high nibbles index a 16-entry f32 table with one vpermps each (vpermps
  * reads only the low 4 bits of an index, so the low nibble needs no mask). The nibble order of the
  * format is absorbed on the x side (even/odd lanes of x, built once per group and shared by every
@@ -314,6 +315,53 @@ A512 INLINE uint64_t fused(const vt_kdesc *d, uint64_t r0, const int R, const in
         break;
 #undef NF4_STEP
     }
+    case VT_FMT_Q8_0: /* 34-byte blocks: f16 d, 32 int8 */
+        for (; k + 32 <= cols; k += 32) {
+            load_x(x, cols, k, B, 0, 0, NULL, xa, xb); /* x[k, k+16) and x[k+16, k+32) */
+#pragma GCC unroll 4
+            for (int i = 0; i < R; i++) {
+                PF(p[i]);
+                __m512 w0 = _mm512_cvtepi32_ps(
+                    _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(p[i] + 2))));
+                __m512 w1 = _mm512_cvtepi32_ps(
+                    _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(p[i] + 18))));
+                __m512 s = _mm512_set1_ps(ldh(p[i]));
+#pragma GCC unroll 8
+                for (int b = 0; b < B; b++)
+                    acc[i][b] = _mm512_fmadd_ps(
+                        _mm512_fmadd_ps(w1, xb[b], _mm512_mul_ps(w0, xa[b])), s, acc[i][b]);
+                p[i] += 34;
+            }
+        }
+        break;
+    case VT_FMT_INT8: /* 68-byte blocks: f32 scale, 64 int8 */
+        for (; k + 64 <= cols; k += 64) {
+            ZERO(t);
+            for (int h = 0; h < 2; h++) {
+                load_x(x, cols, k + 32 * h, B, 0, 0, NULL, xa, xb);
+#pragma GCC unroll 4
+                for (int i = 0; i < R; i++) {
+                    const uint8_t *q = p[i] + 4 + 32 * h;
+                    __m512 w0 = _mm512_cvtepi32_ps(
+                        _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)q)));
+                    __m512 w1 = _mm512_cvtepi32_ps(
+                        _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(q + 16))));
+#pragma GCC unroll 8
+                    for (int b = 0; b < B; b++)
+                        t[i][b] = _mm512_fmadd_ps(w1, xb[b], _mm512_fmadd_ps(w0, xa[b], t[i][b]));
+                }
+            }
+#pragma GCC unroll 4
+            for (int i = 0; i < R; i++) {
+                PF(p[i]);
+                PF(p[i] + 64);
+                __m512 s = _mm512_set1_ps(ldf(p[i]));
+#pragma GCC unroll 8
+                for (int b = 0; b < B; b++) acc[i][b] = _mm512_fmadd_ps(t[i][b], s, acc[i][b]);
+                p[i] += 68;
+            }
+        }
+        break;
     case VT_FMT_MXFP4:
         lut = _mm512_loadu_ps(e2m1_tab);
         for (; k + 32 <= cols; k += 32) {
@@ -505,6 +553,10 @@ A512 INLINE uint64_t fused(const vt_kdesc *d, uint64_t r0, const int R, const in
         return fused(d, r0, R, B, VT_FMT_Q4_K, x, out, ostride);                                   \
     case VT_FMT_Q6_K:                                                                              \
         return fused(d, r0, R, B, VT_FMT_Q6_K, x, out, ostride);                                   \
+    case VT_FMT_Q8_0:                                                                              \
+        return fused(d, r0, R, B, VT_FMT_Q8_0, x, out, ostride);                                   \
+    case VT_FMT_INT8:                                                                              \
+        return fused(d, r0, R, B, VT_FMT_INT8, x, out, ostride);                                   \
     default:                                                                                       \
         return 0;                                                                                  \
     }
