@@ -4,6 +4,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "codes_hd.h"
 #include "vtstore/core.h"
 
 static const struct {
@@ -141,26 +142,7 @@ float vt_e8m0_to_f32(uint8_t v) {
 static const float e2m1_mag[8] = {0.0f, 0.5f, 1.0f, 1.5f, 2.0f, 3.0f, 4.0f, 6.0f};
 
 uint8_t vt_f32_to_e2m1(float f) {
-    uint8_t sign = signbit(f) ? 8 : 0;
-    float a = fabsf(f);
-    uint8_t c;
-    if (!(a > 0.25f))
-        c = 0; /* ties go to the even code; NaN maps to 0 */
-    else if (a < 0.75f)
-        c = 1;
-    else if (a <= 1.25f)
-        c = 2;
-    else if (a < 1.75f)
-        c = 3;
-    else if (a <= 2.5f)
-        c = 4;
-    else if (a < 3.5f)
-        c = 5;
-    else if (a <= 5.0f)
-        c = 6;
-    else
-        c = 7;
-    return sign | c;
+    return vt_e2m1_code(f); /* core/codes_hd.h, shared with the CUDA kernels */
 }
 
 float vt_e2m1_to_f32(uint8_t code) {

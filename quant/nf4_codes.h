@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "core/codes_hd.h" /* vt_nf4_code_ref: bitsandbytes' tree */
 #include "vtstore/blocks.h"
 
 #if defined(__SSE2__)
@@ -25,24 +26,6 @@ static const float vt_nf4_thresholds[15] = {
     0.1202552504837513f,   0.2035212516784668f,   0.2920137718319893f,    0.3893125355243683f,
     0.5016634166240692f,   0.6427869200706482f,   0.8614784181118011f,
 };
-
-/* bitsandbytes' tree, verbatim in structure. x is already divided by the block absmax. */
-static inline uint8_t vt_nf4_code_ref(float x) {
-    if (x > 0.03979014977812767f) {
-        if (x > 0.3893125355243683f) {
-            if (x > 0.6427869200706482f) return x > 0.8614784181118011f ? 15 : 14;
-            return x > 0.5016634166240692f ? 13 : 12;
-        }
-        if (x > 0.2035212516784668f) return x > 0.2920137718319893f ? 11 : 10;
-        return x > 0.1202552504837513f ? 9 : 8;
-    }
-    if (x > -0.33967943489551544f) {
-        if (x > -0.13791173323988914f) return x > -0.045525018125772476f ? 7 : 6;
-        return x > -0.23460740596055984f ? 5 : 4;
-    }
-    if (x > -0.6106329262256622f) return x > -0.4599952697753906f ? 3 : 2;
-    return x > -0.8480964004993439f ? 1 : 0;
-}
 
 /* Normalisation as bitsandbytes does it: multiply by the float reciprocal of absmax. When the
  * reciprocal overflows (absmax below 2^-128, a subnormal) we divide instead, so zeros stay zero.

@@ -10,6 +10,7 @@
 #include <cuda_bf16.h>
 #include <math.h>
 
+#include "core/codes_hd.h" /* vt_e2m1_code, vt_nf4_code_ref: the host code searches */
 #include "dequant_dev.cuh"
 #include "vtstore/core.h"
 
@@ -27,48 +28,6 @@ VT_HD uint8_t vt_attn_f32_to_e4m3(float f) {
     int code = ((e + 7) << 3) | m;
     if (code > 0x7e) code = 0x7e;
     return sign | (uint8_t)code;
-}
-
-/* core/dtype.c vt_f32_to_e2m1 */
-VT_HD uint8_t vt_attn_f32_to_e2m1(float f) {
-    uint8_t sign = signbit(f) ? 8 : 0;
-    float a = fabsf(f);
-    uint8_t c;
-    if (!(a > 0.25f))
-        c = 0;
-    else if (a < 0.75f)
-        c = 1;
-    else if (a <= 1.25f)
-        c = 2;
-    else if (a < 1.75f)
-        c = 3;
-    else if (a <= 2.5f)
-        c = 4;
-    else if (a < 3.5f)
-        c = 5;
-    else if (a <= 5.0f)
-        c = 6;
-    else
-        c = 7;
-    return sign | c;
-}
-
-/* quant/nf4_codes.h vt_nf4_code_ref (bitsandbytes' decision tree) */
-VT_HD uint8_t vt_attn_nf4_code(float x) {
-    if (x > 0.03979014977812767f) {
-        if (x > 0.3893125355243683f) {
-            if (x > 0.6427869200706482f) return x > 0.8614784181118011f ? 15 : 14;
-            return x > 0.5016634166240692f ? 13 : 12;
-        }
-        if (x > 0.2035212516784668f) return x > 0.2920137718319893f ? 11 : 10;
-        return x > 0.1202552504837513f ? 9 : 8;
-    }
-    if (x > -0.33967943489551544f) {
-        if (x > -0.13791173323988914f) return x > -0.045525018125772476f ? 7 : 6;
-        return x > -0.23460740596055984f ? 5 : 4;
-    }
-    if (x > -0.6106329262256622f) return x > -0.4599952697753906f ? 3 : 2;
-    return x > -0.8480964004993439f ? 1 : 0;
 }
 
 VT_HD void vt_attn_put_f16(uint8_t *out, float v) {
@@ -131,7 +90,7 @@ VT_HD void vt_attn_quant_block(const float x[BE], float ts, uint8_t *out) {
             if (amax != 0.0f) {
                 float a0 = div ? vt_fdiv_rn(x[2 * i], amax) : vt_fmul_rn(x[2 * i], inv);
                 float a1 = div ? vt_fdiv_rn(x[2 * i + 1], amax) : vt_fmul_rn(x[2 * i + 1], inv);
-                c0 = vt_attn_nf4_code(a0), c1 = vt_attn_nf4_code(a1);
+                c0 = vt_nf4_code_ref(a0), c1 = vt_nf4_code_ref(a1);
             }
             out[4 + i] = (uint8_t)(c0 << 4 | c1);
         }
@@ -141,8 +100,8 @@ VT_HD void vt_attn_quant_block(const float x[BE], float ts, uint8_t *out) {
         out[0] = s;
         VT_UNROLL
         for (int i = 0; i < BE / 2; i++) {
-            uint8_t lo = denom != 0.0f ? vt_attn_f32_to_e2m1(vt_fdiv_rn(x[2 * i], denom)) : 0;
-            uint8_t hi = denom != 0.0f ? vt_attn_f32_to_e2m1(vt_fdiv_rn(x[2 * i + 1], denom)) : 0;
+            uint8_t lo = denom != 0.0f ? vt_e2m1_code(vt_fdiv_rn(x[2 * i], denom)) : 0;
+            uint8_t hi = denom != 0.0f ? vt_e2m1_code(vt_fdiv_rn(x[2 * i + 1], denom)) : 0;
             out[1 + i] = (uint8_t)(lo | hi << 4);
         }
     } else if constexpr (FMT == VT_FMT_MXFP4) {
@@ -157,8 +116,8 @@ VT_HD void vt_attn_quant_block(const float x[BE], float ts, uint8_t *out) {
         out[0] = (uint8_t)(E + 127);
         VT_UNROLL
         for (int i = 0; i < BE / 2; i++) {
-            uint8_t lo = vt_attn_f32_to_e2m1(vt_fmul_rn(x[2 * i], inv));
-            uint8_t hi = vt_attn_f32_to_e2m1(vt_fmul_rn(x[2 * i + 1], inv));
+            uint8_t lo = vt_e2m1_code(vt_fmul_rn(x[2 * i], inv));
+            uint8_t hi = vt_e2m1_code(vt_fmul_rn(x[2 * i + 1], inv));
             out[1 + i] = (uint8_t)(lo | hi << 4);
         }
     }
