@@ -165,10 +165,12 @@ fi
 
 # ---- 5. benchmarks ----------------------------------------------------------------------------
 if want bench; then
+    TORCH=0 # PyTorch with CUDA, for the SDPA and memory baselines
+    "$PY" -c 'import torch; assert torch.cuda.is_available()' >/dev/null 2>&1 && TORCH=1
     step bench_kernels 120 "$BUILD/bench/kernels/bench_kernels" --gpu-only --runs 5 \
         --json "$OUT/bench_kernels.json"
     step bench_attn_gpu 90 "$BUILD/bench/attn/bench_attn_gpu" 8192 65536 5 # writes ./bench_attn_gpu.json
-    if "$PY" -c 'import torch; assert torch.cuda.is_available()' >/dev/null 2>&1; then
+    if [ "$TORCH" = 1 ]; then
         step sdpa_baseline 90 "$PY" "$ROOT/bench/attn/sdpa_baseline.py" 8192 65536 5
     else
         skip sdpa_baseline "PyTorch with CUDA not importable by $PY"
@@ -180,7 +182,7 @@ if want bench; then
     # device memory of flash vs naive attention (issue 6): ours beside the formula, then PyTorch's
     # math backend (materialises the scores) and flash backend
     step attn_memory_vt 60 "$BUILD/bench/attn/bench_attn_gpu" --memory 32768
-    if "$PY" -c 'import torch; assert torch.cuda.is_available()' >/dev/null 2>&1; then
+    if [ "$TORCH" = 1 ]; then
         step attn_memory_torch 90 "$PY" "$ROOT/bench/attn/attn_memory.py" 32768
     else
         skip attn_memory_torch "PyTorch with CUDA not importable by $PY"
