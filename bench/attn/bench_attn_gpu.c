@@ -68,6 +68,21 @@ static double time_ms(vt_attn_params *p, int iters) {
     return ms / iters;
 }
 
+/* An f16 flash prefill of @p heads heads (= K/V heads), N queries over an f16 cache of N keys,
+ * head dim d: the cache in *kv, Q (all ~1.0) and O in *q / *o (free all three after use). */
+static void prefill_setup(uint32_t heads, uint64_t n, uint32_t d, int causal, vt_kv_cache **kv,
+                          void **q, void **o, vt_attn_params *p) {
+    size_t qb = (size_t)heads * n * d * 2;
+    *kv = make_cache(VT_FMT_F16, heads, d, n);
+    TRY(vt_dev_malloc(q, qb));
+    TRY(vt_dev_malloc(o, qb));
+    TRY(vt_dev_memset(*q, 0x3c, qb, NULL)); /* ~1.0 in f16 */
+    vt_attn_params_init(p);
+    p->q = *q, p->q_dtype = VT_DTYPE_F16, p->o = *o, p->o_dtype = VT_DTYPE_F16;
+    p->n_heads = heads, p->n_q = n, p->causal = causal, p->algo = VT_ATTN_FLASH;
+    vt_kv_cache_view(*kv, &p->kv);
+}
+
 static uint64_t free_bytes(void) {
     vt_dev_props pr;
     TRY(vt_dev_sync(NULL));
@@ -85,17 +100,11 @@ static int memory_mode(uint64_t max_n) {
            H, D, "N", "buffers MiB", "formula MiB", "call MiB", "workspace");
     for (uint64_t n = 1024; n <= max_n; n *= 2) {
         uint64_t f0 = free_bytes();
-        vt_kv_cache *kv = make_cache(VT_FMT_F16, H, D, n);
+        vt_kv_cache *kv;
         void *q, *o;
-        size_t qb = (size_t)H * n * D * 2;
-        TRY(vt_dev_malloc(&q, qb));
-        TRY(vt_dev_malloc(&o, qb));
-        TRY(vt_dev_memset(q, 0x3c, qb, NULL));
         vt_attn_params p;
-        vt_attn_params_init(&p);
-        p.q = q, p.q_dtype = VT_DTYPE_F16, p.o = o, p.o_dtype = VT_DTYPE_F16;
-        p.n_heads = H, p.n_q = n, p.causal = 1, p.algo = VT_ATTN_FLASH;
-        vt_kv_cache_view(kv, &p.kv);
+        prefill_setup(H, n, D, 1, &kv, &q, &o, &p);
+        size_t qb = (size_t)H * n * D * 2;
         uint64_t ws = vt_attn_workspace_bytes(&p);
         uint64_t f1 = free_bytes();
         TRY(vt_attn_forward(&p));
@@ -137,16 +146,10 @@ int main(int argc, char **argv) {
     for (uint32_t d = 64; d <= 128; d *= 2)
         for (uint64_t n = 1024; n <= max_n; n *= 2)
             for (int causal = 0; causal < 2; causal++) {
-                vt_kv_cache *kv = make_cache(VT_FMT_F16, B * H, d, n);
+                vt_kv_cache *kv;
                 void *q, *o;
-                TRY(vt_dev_malloc(&q, (size_t)B * H * n * d * 2));
-                TRY(vt_dev_malloc(&o, (size_t)B * H * n * d * 2));
-                TRY(vt_dev_memset(q, 0x3c, (size_t)B * H * n * d * 2, NULL)); /* ~1.0 in f16 */
                 vt_attn_params p;
-                vt_attn_params_init(&p);
-                p.q = q, p.q_dtype = VT_DTYPE_F16, p.o = o, p.o_dtype = VT_DTYPE_F16;
-                p.n_heads = B * H, p.n_q = n, p.causal = causal, p.algo = VT_ATTN_FLASH;
-                vt_kv_cache_view(kv, &p.kv);
+                prefill_setup(B * H, n, d, causal, &kv, &q, &o, &p);
                 double ms = time_ms(&p, iters), tf = vt_attn_flops(&p) / ms / 1e9;
                 printf("%5u %6llu %6s %10.3f %9.1f\n", d, (unsigned long long)n,
                        causal ? "yes" : "no", ms, tf);
