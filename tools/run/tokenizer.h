@@ -20,7 +20,8 @@
  *      first on ties.
  *
  * Self-contained C11: no dependency on the rest of vtstore.  A vt_tok is
- * immutable after creation, so one may be shared by threads.
+ * immutable once set up (vt_tok_create, then optionally vt_tok_set_pre),
+ * so one may then be shared by threads.
  *
  * Example:
  *     vt_tok *tok;
@@ -64,7 +65,7 @@ enum vt_tok_pre {
     VT_TOK_PRE_UNSUPPORTED = 2
 };
 
-/** An immutable byte-level BPE tokenizer. */
+/** A byte-level BPE tokenizer (read-only once its pre-tokenizer is set). */
 typedef struct vt_tok vt_tok;
 
 /**
