@@ -191,7 +191,10 @@ static int load_tokenizer(vt_store *s, vt_tok **tok, char *pre_desc, size_t pre_
             char pre[64];
             int absent = vt_meta_get_string(s, "gguf.tokenizer.ggml.pre", pre, sizeof pre, NULL);
             vt_clear_error();
-            vt_tok_set_pre(*tok, vt_tok_pre_from_gguf(absent ? NULL : pre));
+            enum vt_tok_pre mode = vt_tok_pre_from_gguf(absent ? NULL : pre);
+            vt_tok_set_pre(*tok, mode);
+            /* llama.cpp sets ignore_merges for the Llama-3 names, as their tokenizer.json does */
+            vt_tok_set_ignore_merges(*tok, mode == VT_TOK_PRE_LLAMA3);
             snprintf(pre_desc, pre_cap, "GGUF tokenizer.ggml.pre %s%s%s", absent ? "" : "'",
                      absent ? "absent" : pre, absent ? "" : "'");
         }
@@ -379,7 +382,7 @@ int vt_cmd_run(int argc, char **argv) {
         vt_cli_error(CMD, rc, "%s: model", store_path);
         goto done;
     }
-    char pre_desc[160] = "";
+    char pre_desc[256] = "";
     if ((rc = load_tokenizer(s, &tok, pre_desc, sizeof pre_desc))) {
         vt_cli_error(CMD, rc, "%s: tokenizer", store_path);
         goto done;

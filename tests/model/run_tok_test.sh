@@ -15,3 +15,8 @@ dump="$work/tok_ref.dump"
 # the same vocabulary with GPT-2's split alone (numbers grouped): VT_TOK_PRE_GPT2
 "$PY" "$ROOT/tests/model/tok_ref.py" "$MODEL" --pre gpt-2 --dump "$dump.gpt2" --fuzz 1000
 "$bin" "$dump.gpt2"
+# Llama 3's and Qwen2's splits (VT_TOK_PRE_LLAMA3 / VT_TOK_PRE_QWEN2)
+"$PY" "$ROOT/tests/model/tok_ref.py" "$MODEL" --pre llama-bpe --dump "$dump.llama3" --fuzz 3000
+"$bin" "$dump.llama3"
+"$PY" "$ROOT/tests/model/tok_ref.py" "$MODEL" --pre qwen2 --dump "$dump.qwen2" --fuzz 3000
+"$bin" "$dump.qwen2"

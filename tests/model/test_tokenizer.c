@@ -133,6 +133,7 @@ enum {
     T_IM_START,
     T_IM,
     T_12,
+    T_ZQ, /* no merge makes it: only ignore_merges does */
     T_COUNT
 };
 
@@ -156,6 +157,7 @@ static int test_synthetic(void) {
     tokens[T_IM_START] = "<|im_start|>";
     tokens[T_IM] = "<|im";
     tokens[T_12] = "12";
+    tokens[T_ZQ] = "zq";
     for (int i = 256; i < T_COUNT; i++) types[i] = VT_TOK_TYPE_NORMAL;
     types[T_IM_START] = VT_TOK_TYPE_CONTROL;
     types[T_IM] = VT_TOK_TYPE_USER_DEFINED;
@@ -312,7 +314,11 @@ static int test_synthetic(void) {
     CHECK(vt_tok_pre_from_gguf("smollm") == VT_TOK_PRE_DIGITS_GPT2);
     CHECK(vt_tok_pre_from_gguf("starcoder") == VT_TOK_PRE_DIGITS_GPT2);
     CHECK(vt_tok_pre_from_gguf("gpt-2") == VT_TOK_PRE_GPT2);
-    CHECK(vt_tok_pre_from_gguf("llama-bpe") == VT_TOK_PRE_UNSUPPORTED);
+    CHECK(vt_tok_pre_from_gguf("llama-bpe") == VT_TOK_PRE_LLAMA3);
+    CHECK(vt_tok_pre_from_gguf("llama3") == VT_TOK_PRE_LLAMA3);
+    CHECK(vt_tok_pre_from_gguf("qwen2") == VT_TOK_PRE_QWEN2);
+    CHECK(vt_tok_pre_from_gguf("deepseek-llm") == VT_TOK_PRE_UNSUPPORTED);
+    CHECK(vt_tok_pre_from_gguf("default") == VT_TOK_PRE_UNSUPPORTED);
     CHECK(vt_tok_pre_from_gguf("") == VT_TOK_PRE_UNSUPPORTED);
     CHECK(vt_tok_pre_from_gguf(NULL) == VT_TOK_PRE_UNSUPPORTED);
     CHECK(vt_tok_set_pre(tok, (enum vt_tok_pre)7) == -EINVAL);
@@ -325,6 +331,39 @@ static int test_synthetic(void) {
     {
         int32_t w[] = {T_IM_START, ' ', T_HELLO, ' ', '1', T_12}; /* specials first as before */
         expect_encode(tok, "<|im_start|> hello 112", w, 6);
+    }
+    /* Llama 3: numbers in groups of up to three; a lone space before one stays alone;
+     * contractions in either case; one non-letter (not CR/LF) joins the letters after it */
+    CHECK(vt_tok_set_pre(tok, VT_TOK_PRE_LLAMA3) == 0);
+    {
+        int32_t w[] = {'a', T_12, ' ', '1', T_12, T_12, '1', '1'}; /* a 12 " " 112 121 1 */
+        expect_encode(tok, "a12 1121211", w, 8);
+    }
+    {
+        int32_t w[] = {'a', '\'', 'L', 'L', '\t', T_HELLO, '\n', T_SP_A}; /* 'LL; "\thello" */
+        expect_encode(tok, "a'LL\thello\n a", w, 8);
+    }
+    {
+        int32_t w[] = {T_SP_SP, '\n', ' ', T_SP_A}; /* "  \n" then " " " a" */
+        expect_encode(tok, "  \n  a", w, 4);
+    }
+    {
+        int32_t w[] = {'!', '!', '\r', '\n', 'a'}; /* punctuation takes the CR/LF after it */
+        expect_encode(tok, "!!\r\na", w, 5);
+    }
+    {
+        int32_t w[] = {'z', 'q'}; /* no merge */
+        expect_encode(tok, "zq", w, 2);
+        CHECK(vt_tok_set_ignore_merges(tok, 1) == 0);
+        int32_t w2[] = {T_ZQ, ' ', 'z', 'q'}; /* the whole piece is a token; " zq" is not */
+        expect_encode(tok, "zq zq", w2, 4);
+        CHECK(vt_tok_set_ignore_merges(tok, 0) == 0);
+        CHECK(vt_tok_set_ignore_merges(NULL, 1) == -EINVAL);
+    }
+    CHECK(vt_tok_set_pre(tok, VT_TOK_PRE_QWEN2) == 0);
+    {
+        int32_t w[] = {'a', '1', '2', ' ', '1', '1', '2'}; /* numbers one by one */
+        expect_encode(tok, "a12 112", w, 7);
     }
     CHECK(vt_tok_set_pre(tok, VT_TOK_PRE_DIGITS_GPT2) == 0);
     {
@@ -439,6 +478,8 @@ static int test_dump(const char *path) {
         goto bad;
     }
     if (!rc) rc = vt_tok_set_pre(tok, mode);
+    /* as `vtstore run` does for a GGUF: llama.cpp's ignore_merges for the Llama-3 names */
+    if (!rc) rc = vt_tok_set_ignore_merges(tok, mode == VT_TOK_PRE_LLAMA3);
     if (rc) {
         fprintf(stderr, "vt_tok_create failed: %d\n", rc);
         ret = 1;

@@ -21,6 +21,17 @@ With --pre gpt-2 the oracle's pre-tokenizer is ByteLevel alone (GPT-2's
 pattern, numbers grouped), the split GGUF's "gpt-2" and a tokenizer.json with a
 bare ByteLevel pre_tokenizer name; the C tokenizer's VT_TOK_PRE_GPT2.
 
+With --pre llama-bpe / qwen2 it is Llama 3's / Qwen2's tokenizer.json
+pre_tokenizer: Sequence[Split(their regex, "isolated"), ByteLevel(use_regex=False)]
+(the C tokenizer's VT_TOK_PRE_LLAMA3 / VT_TOK_PRE_QWEN2), still on this GGUF's
+vocabulary.  For llama-bpe the BPE model has ignore_merges=True, as Llama 3's
+tokenizer.json has and llama.cpp sets for that name; so that it matters, a few
+tokens that no merge produces are appended to the vocabulary (EXTRA_TOKENS) and
+the test strings use them (with --dump only); a few merges to multi-digit tokens are appended too
+(EXTRA_MERGES), so that the digit grouping shows in the ids.  Both add EXTRA_STRINGS and, in the random strings,
+EXTRA_PIECES: digit runs, contractions in both cases, CR/LF runs, whitespace
+before newlines, punctuation before newlines.
+
 Dump format (line based; every string is lowercase hex of its UTF-8 bytes, "-"
 when empty):
   vt-tok-dump 2
@@ -103,14 +114,82 @@ FUZZ_PIECES = [
 ]
 
 
-def fuzz_strings(n, seed=1234):
-    """n deterministic random strings over FUZZ_PIECES."""
+# The Split regexes of Llama 3 and Qwen2 tokenizer.json files (Qwen2: \p{N} alone).
+LLAMA3_REGEX = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}|"
+                r" ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+")
+QWEN2_REGEX = LLAMA3_REGEX.replace(r"\p{N}{1,3}", r"\p{N}")
+
+# Added to the vocabulary for the Llama-3 / Qwen2 checks (raw text; stored in the byte-level
+# alphabet).  EXTRA_TOKENS: no merge produces them, so only ignore_merges encodes a piece as
+# one.  EXTRA_MERGES (appended, so ranked last) build multi-digit tokens, which SmolLM2's
+# digit-by-digit vocabulary lacks: without them \p{N}{1,3} and \p{N} would give the same ids
+# (and "ſa", so that "'ſa" shows whether "'ſ" is taken as the contraction "'s").
+EXTRA_TOKENS = [" qzxj", "qzxjqzxj", " Zzkw", "日本語", " 日本語"]
+EXTRA_MERGES = [("1", "2"), ("12", "3"), ("4", "5"), ("45", "6"), ("7", "8"), ("78", "9"),
+                ("0", "0"), ("00", "0"), ("9", "9"), (b"\xc5", b"\xbf"), ("ſ", "a")]
+
+
+def extend_vocab(tokens, types, merges):
+    """Returns the vocabulary and merges with EXTRA_TOKENS and EXTRA_MERGES added."""
+    b2u = gpt2_bytes_to_unicode()
+
+    def bl(text):
+        raw = text if isinstance(text, bytes) else text.encode("utf-8")
+        return "".join(b2u[b] for b in raw)
+
+    tokens, types, merges = list(tokens), list(types), list(merges)
+    known = set(tokens)
+    for a, b in EXTRA_MERGES:
+        if bl(a) + bl(b) not in known:
+            tokens.append(bl(a) + bl(b))
+            types.append(TOKEN_TYPE_NORMAL)
+            known.add(bl(a) + bl(b))
+            merges.append(bl(a) + " " + bl(b))
+    for t in EXTRA_TOKENS:
+        if bl(t) not in known:
+            tokens.append(bl(t))
+            types.append(TOKEN_TYPE_NORMAL)
+            known.add(bl(t))
+    return tokens, types, merges
+
+
+EXTRA_STRINGS = [
+    "1", "12", "123", "1234", "12345", "123456", "1234567", "a1234567b", " 1234567 ",
+    "x 42 y 7 z 0012 3.14159 1,000,000 2024-06-01",
+    "I'M sure it'S THEY'RE WE'VE YOU'LL HE'D DON'T can't won'T",
+    "'s 'S 'T 'Re 'rE 'VE 'vE 'M 'LL 'lL 'D 'x 'sound 'ſ 'ſa",
+    "'ſa", "it'ſa", "IT'Sa it'Ta x'REa x'vEa x'lLa x'Ma x'Da", "x'ſ", "'ſ\n",
+    "line\r\nline\r\n\r\nend\rcr\n\n\n",
+    "trailing   \n  next\t\n\tline \n",
+    "  \n\n  \r\n x",
+    "end!!!\n\nnext...\r\n(paren)\n\" quote\"\n",
+    " ?!\n ?? \n",
+    "tab\tword\u00a0nbsp\u3000ideographic\u2003em",
+    "\u00a0\n\u2028x\u2029y\x85z",
+    "日本語のテキスト。東京は日本の首都です。",
+    "Привет, мир! КАК ДЕЛА?",
+    "مرحبا بالعالم ١٢٣٤",
+    "emoji: 😀🎉 👍🏽 ❤️ 👨‍👩‍👧",
+    "qzxj qzxj qzxjqzxj Zzkw Zzkw 日本語 日本語 qzxjs",
+    "1234567890 999 0000000 45 456 4567 78 789",
+]
+
+EXTRA_PIECES = [
+    "1", "23", "456", "7890", "'S", "'T", "'RE", "'Ve", "'LL", "'D", "'M", "'s", "'ll",
+    "\r", "\n", "\r\n", "\n\n", " \n", "\t\n", "  \n", "\u3000\n", "!!\n", "...\r\n",
+    " (", ":\n", "ſ", "'ſ", "'ſa", "qzxj", " qzxj", " Zzkw", "日本語", "\u0663\u0664", "٣",
+]
+
+
+def fuzz_strings(n, seed=1234, extra=()):
+    """n deterministic random strings over FUZZ_PIECES (and extra)."""
     import random
     rng = random.Random(seed)
+    pieces = FUZZ_PIECES + list(extra)
     out = []
     for _ in range(n):
         k = rng.randint(1, 12)
-        out.append("".join(rng.choice(FUZZ_PIECES) for _ in range(k)))
+        out.append("".join(rng.choice(pieces) for _ in range(k)))
     return out
 
 
@@ -168,14 +247,22 @@ class RefTokenizer:
         """The `tokenizers` pipeline; built on first encode so decode needs no package."""
         from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers
 
+        from tokenizers import Regex
+
         vocab = {}
         for i, t in enumerate(self.tokens):
             vocab.setdefault(t, i)
         pairs = [tuple(m.split(" ", 1)) for m in self.merges]
-        tok = Tokenizer(models.BPE(vocab=vocab, merges=pairs, fuse_unk=False, byte_fallback=False))
+        tok = Tokenizer(models.BPE(vocab=vocab, merges=pairs, fuse_unk=False, byte_fallback=False,
+                                   ignore_merges=self.pre == "llama-bpe"))
         byte_level = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
         if self.pre == "gpt-2":
             tok.pre_tokenizer = byte_level
+        elif self.pre in ("llama-bpe", "qwen2"):
+            regex = LLAMA3_REGEX if self.pre == "llama-bpe" else QWEN2_REGEX
+            tok.pre_tokenizer = pre_tokenizers.Sequence([
+                pre_tokenizers.Split(Regex(regex), behavior="isolated", invert=False),
+                pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
         else:
             tok.pre_tokenizer = pre_tokenizers.Sequence([
                 pre_tokenizers.Digits(individual_digits=True), byte_level])
@@ -239,7 +326,7 @@ def main():
     g.add_argument("--dump", metavar="OUT")
     g.add_argument("--encode", metavar="TEXT")
     g.add_argument("--decode", metavar="IDS")
-    ap.add_argument("--pre", choices=["smollm", "gpt-2"],
+    ap.add_argument("--pre", choices=["smollm", "gpt-2", "llama-bpe", "qwen2"],
                     help="the oracle's pre-tokenizer (default: the GGUF's, smollm if absent)")
     ap.add_argument("--fuzz", type=int, default=300, metavar="N",
                     help="with --dump: add N seeded random strings (default 300)")
@@ -250,13 +337,18 @@ def main():
         pre = args.pre
     elif pre in (None, "smollm", "starcoder", "refact", "codeshell"):
         pre = "smollm"
-    elif pre != "gpt-2":
+    elif pre not in ("gpt-2", "llama-bpe", "qwen2"):
         print("tok_ref: warning: pre-tokenizer %r is not modelled; using smollm's" % pre,
               file=sys.stderr)
         pre = "smollm"
+    strings = TEST_STRINGS + fuzz_strings(args.fuzz)
+    if pre in ("llama-bpe", "qwen2") and args.dump:
+        tokens, types, merges = extend_vocab(tokens, types, merges)
+        strings = TEST_STRINGS + EXTRA_STRINGS + fuzz_strings(
+            args.fuzz, seed=4321 if pre == "qwen2" else 1234, extra=EXTRA_PIECES)
     ref = RefTokenizer(tokens, types, merges, pre)
     if args.dump:
-        dump(args.dump, tokens, types, merges, ref, TEST_STRINGS + fuzz_strings(args.fuzz))
+        dump(args.dump, tokens, types, merges, ref, strings)
     elif args.encode is not None:
         print(",".join(str(i) for i in ref.encode(args.encode)))
     else:

@@ -3,9 +3,11 @@
 # SmolLM2 GGUF converted to an HF-layout directory (gguf_to_hf.py: dequantized, q/k un-permuted,
 # HF names) and imported as f16 (merges as [a, b] pairs) and f32 (merges as "a b" strings) gives
 # the GGUF store's logits (cosine >= 0.999 at every position, same top-1), and tokenizer.json
-# encodes prompts to the same ids as the GGUF vocabulary; a pre_tokenizer the runner does not
-# implement refuses --prompt (naming it) while --tokens still runs, and --chat refuses a
-# vocabulary without the ChatML tokens.
+# encodes prompts to the same ids as the GGUF vocabulary; with Llama 3's and Qwen2's
+# pre_tokenizer swapped in, it encodes prompts as the `tokenizers` oracle does (tok_ref.py
+# --pre llama-bpe / qwen2); a pre_tokenizer the runner does not implement refuses --prompt
+# (naming it) while --tokens still runs, and --chat refuses a vocabulary without the ChatML
+# tokens.
 set -eu
 PY_MODULES="numpy gguf"
 . "$(dirname "$0")/common.sh"
@@ -26,6 +28,44 @@ for v in "f16 pairs" "f32 strings"; do
     "$PY" "$HERE/gguf_to_hf.py" "$MODEL" "$W/src-$1" --dtype "$1" --merges "$2"
     "$VT_BIN" import "$W/src-$1/model.safetensors" "$W/$1.vts" --format "$1" >/dev/null
     if [ "$1" = f32 ]; then
+        # Llama 3's and Qwen2's tokenizer.json pre_tokenizer (and Llama 3's ignore_merges) on this
+        # vocabulary: the ids of a few prompts equal the oracle's
+        for pre in llama-bpe qwen2; do
+            mkdir -p "$W/tj-$pre"
+            cp "$W/src-$1/model.safetensors" "$W/src-$1/config.json" "$W/tj-$pre/"
+            ROOT="$ROOT" "$PY" - "$W/src-$1/tokenizer.json" "$W/tj-$pre/tokenizer.json" "$pre" <<'PYEOF'
+import json, os, sys
+sys.path.insert(0, os.path.join(os.environ["ROOT"], "tests", "model"))
+from tok_ref import LLAMA3_REGEX, QWEN2_REGEX
+src, dst, pre = sys.argv[1:]
+t = json.load(open(src))
+t["pre_tokenizer"] = {"type": "Sequence", "pretokenizers": [
+    {"type": "Split", "pattern": {"Regex": LLAMA3_REGEX if pre == "llama-bpe" else QWEN2_REGEX},
+     "behavior": "Isolated", "invert": False},
+    {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": pre == "llama-bpe",
+     "use_regex": False}]}
+if pre == "llama-bpe":
+    t["model"]["ignore_merges"] = True
+else:
+    t["normalizer"] = {"type": "NFC"}
+json.dump(t, open(dst, "w"))
+PYEOF
+            "$VT_BIN" import "$W/tj-$pre/model.safetensors" "$W/tj.vts" --format q8_0 >/dev/null
+            rm -rf "$W/tj-$pre"
+            for p in "$P2" "It'S 1234567 THEY'RE here!!
+  
+next...	line" "Привет 日本語 'll 42"; do
+                got=$("$VT_BIN" run "$W/tj.vts" --prompt "$p" --max-new 1 --json |
+                    "$PY" -c "import json,sys; print(','.join(map(str, json.load(sys.stdin)['prompt_ids'])))")
+                want=$("$PY" "$ROOT/tests/model/tok_ref.py" "$MODEL" --pre "$pre" --encode "$p")
+                if [ "$got" != "$want" ]; then
+                    echo "FAIL: tokenizer.json with the $pre split encodes '$p' to $got, the oracle to $want" >&2
+                    exit 1
+                fi
+            done
+            echo "tokenizer.json with the $pre pre_tokenizer: 3 prompts encode as the oracle's"
+            rm -rf "$W/tj.vts"
+        done
         # a pre_tokenizer the runner does not implement (Llama-3's Split regex): --prompt is
         # refused with a message naming it (exit 1), --tokens still runs
         "$PY" - "$W/src-$1/tokenizer.json" <<'PYEOF'

@@ -376,39 +376,94 @@ static int hj_bool_is(const hj_doc *d, uint32_t n, int want, int dflt) {
     return d->v[n].type == HJ_BOOL && (int)d->v[n].num == want;
 }
 
-/* 1 if @p n is {"type": "ByteLevel", "add_prefix_space": false, "use_regex": true (default)}. */
-static int is_bytelevel_regex(const hj_doc *d, uint32_t n) {
-    uint32_t ty = n ? hj_get(d, n, "type") : 0;
-    return ty && d->v[ty].type == HJ_STR && !strcmp(d->arena + d->v[ty].str, "ByteLevel") &&
-           hj_bool_is(d, hj_get(d, n, "add_prefix_space"), 0, 0) &&
-           hj_bool_is(d, hj_get(d, n, "use_regex"), 1, 1);
+/* The "type" string of object node @p n, or NULL. */
+static const char *hj_type(const hj_doc *d, uint32_t n) {
+    uint32_t ty = n && d->v[n].type == HJ_OBJ ? hj_get(d, n, "type") : 0;
+    return ty && d->v[ty].type == HJ_STR ? d->arena + d->v[ty].str : NULL;
 }
 
-/* The split of a tokenizer.json "pre_tokenizer": ByteLevel (GPT-2 pattern) alone, or
- * Sequence[Digits(individual_digits: true), ByteLevel]; anything else is not implemented. A
- * description of it goes to @p desc. */
+/* 1 if @p n is {"type": "ByteLevel", "add_prefix_space": false, "use_regex": @p regex} (absent
+ * use_regex means true). */
+static int is_bytelevel(const hj_doc *d, uint32_t n, int regex) {
+    const char *t = hj_type(d, n);
+    return t && !strcmp(t, "ByteLevel") && hj_bool_is(d, hj_get(d, n, "add_prefix_space"), 0, 0) &&
+           hj_bool_is(d, hj_get(d, n, "use_regex"), regex, 1);
+}
+
+/* The Split regexes of Llama 3 and Qwen2 (tokenizer.json, after JSON unescaping). */
+static const char llama3_regex[] =
+    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| "
+    "?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+static const char qwen2_regex[] =
+    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| "
+    "?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+
+/* The split of {"type": "Split", "pattern": {"Regex": R}, "behavior": "Isolated", "invert":
+ * false} with R one of the two above; VT_TOK_PRE_UNSUPPORTED for any other. */
+static enum vt_tok_pre split_pre(const hj_doc *d, uint32_t n) {
+    const char *t = hj_type(d, n);
+    uint32_t pat = t && !strcmp(t, "Split") ? hj_get(d, n, "pattern") : 0;
+    uint32_t re = pat ? hj_get(d, pat, "Regex") : 0, beh = hj_get(d, n, "behavior");
+    if (!re || d->v[re].type != HJ_STR || !beh || d->v[beh].type != HJ_STR ||
+        strcmp(hj_str(d, beh), "Isolated") || !hj_bool_is(d, hj_get(d, n, "invert"), 0, 0))
+        return VT_TOK_PRE_UNSUPPORTED;
+    if (!strcmp(hj_str(d, re), llama3_regex)) return VT_TOK_PRE_LLAMA3;
+    if (!strcmp(hj_str(d, re), qwen2_regex)) return VT_TOK_PRE_QWEN2;
+    return VT_TOK_PRE_UNSUPPORTED;
+}
+
+/* The split of a tokenizer.json "pre_tokenizer": ByteLevel (GPT-2 pattern) alone,
+ * Sequence[Digits(individual_digits: true), ByteLevel], or Sequence[Split(the Llama-3 or Qwen2
+ * regex), ByteLevel(use_regex: false)]; anything else is not implemented. A description of it
+ * goes to @p desc. */
 static enum vt_tok_pre hf_pre(const hj_doc *d, uint32_t n, char *desc, size_t cap) {
-    uint32_t ty = n && d->v[n].type == HJ_OBJ ? hj_get(d, n, "type") : 0;
-    const char *t = ty && d->v[ty].type == HJ_STR ? d->arena + d->v[ty].str : NULL;
+    const char *t = hj_type(d, n);
     snprintf(desc, cap, "tokenizer.json pre_tokenizer %s", t ? t : "null");
     if (!t) return VT_TOK_PRE_UNSUPPORTED;
-    if (is_bytelevel_regex(d, n)) return VT_TOK_PRE_GPT2;
+    if (is_bytelevel(d, n, 1)) return VT_TOK_PRE_GPT2;
     uint32_t list = hj_get(d, n, "pretokenizers");
     if (strcmp(t, "Sequence") || !list || d->v[list].type != HJ_ARR) return VT_TOK_PRE_UNSUPPORTED;
     size_t k = strlen(desc);
     for (uint32_t c = d->v[list].first; c && k < cap; c = d->v[c].next) {
-        uint32_t ct = d->v[c].type == HJ_OBJ ? hj_get(d, c, "type") : 0;
+        const char *ct = hj_type(d, c);
         k += (size_t)snprintf(desc + k, cap - k, "%s%s", c == d->v[list].first ? " [" : ", ",
-                              ct && d->v[ct].type == HJ_STR ? d->arena + d->v[ct].str : "?");
+                              ct ? ct : "?");
     }
     if (k < cap) snprintf(desc + k, cap - k, "]");
     uint32_t a = d->v[list].first, b = a ? d->v[a].next : 0;
-    uint32_t at = a && d->v[a].type == HJ_OBJ ? hj_get(d, a, "type") : 0;
-    if (d->v[list].count == 2 && at && d->v[at].type == HJ_STR &&
-        !strcmp(d->arena + d->v[at].str, "Digits") &&
-        hj_bool_is(d, hj_get(d, a, "individual_digits"), 1, 0) && d->v[b].type == HJ_OBJ &&
-        is_bytelevel_regex(d, b))
+    if (d->v[list].count != 2) return VT_TOK_PRE_UNSUPPORTED;
+    const char *at = hj_type(d, a);
+    if (at && !strcmp(at, "Digits") && hj_bool_is(d, hj_get(d, a, "individual_digits"), 1, 0) &&
+        is_bytelevel(d, b, 1))
         return VT_TOK_PRE_DIGITS_GPT2;
+    if (at && !strcmp(at, "Split") && is_bytelevel(d, b, 0)) {
+        enum vt_tok_pre p = split_pre(d, a);
+        k = strlen(desc);
+        if (k < cap)
+            snprintf(desc + k, cap - k, " (%s)",
+                     p == VT_TOK_PRE_LLAMA3  ? "Llama-3 regex"
+                     : p == VT_TOK_PRE_QWEN2 ? "Qwen2 regex"
+                                             : "a regex not implemented here");
+        return p;
+    }
+    return VT_TOK_PRE_UNSUPPORTED;
+}
+
+/* The split, after the normalizer: none, or NFC, which is not applied (as llama.cpp does not:
+ * text already in NFC, as typed text nearly always is, encodes the same); any other normalizer
+ * makes the split unsupported. */
+static enum vt_tok_pre hf_split(const hj_doc *d, char *desc, size_t cap) {
+    enum vt_tok_pre p = hf_pre(d, hj_get(d, 1, "pre_tokenizer"), desc, cap);
+    uint32_t nz = hj_get(d, 1, "normalizer");
+    const char *nt = hj_type(d, nz);
+    if (!nz || d->v[nz].type == HJ_NULL) return p;
+    size_t k = strlen(desc);
+    if (k < cap) snprintf(desc + k, cap - k, ", normalizer %s", nt ? nt : "?");
+    if (nt && !strcmp(nt, "NFC")) {
+        k = strlen(desc);
+        if (k < cap) snprintf(desc + k, cap - k, " (not applied)");
+        return p;
+    }
     return VT_TOK_PRE_UNSUPPORTED;
 }
 
@@ -526,9 +581,11 @@ int vt_hf_tokenizer_parse(const char *json, vt_tok **tok, char *pre_desc, size_t
     if ((rc = vt_tok_create(toks, (uint32_t)n, merges, nm, types, tok))) {
         rc = vt_fail(rc, "tokenizer from tokenizer.json: %s", vt_strerror(rc));
     } else {
-        char dbuf[160];
-        vt_tok_set_pre(*tok, hf_pre(&d, hj_get(&d, 1, "pre_tokenizer"), pre_desc ? pre_desc : dbuf,
-                                    pre_desc ? pre_cap : sizeof dbuf));
+        char dbuf[256];
+        uint32_t im = hj_get(&d, model, "ignore_merges");
+        vt_tok_set_pre(*tok,
+                       hf_split(&d, pre_desc ? pre_desc : dbuf, pre_desc ? pre_cap : sizeof dbuf));
+        vt_tok_set_ignore_merges(*tok, im && d.v[im].type == HJ_BOOL && d.v[im].num);
     }
 out:
     vt_free(toks);

@@ -47,13 +47,16 @@ int vt_hf_config_parse(const char *json, vt_hf_config *c);
 int vt_hf_config_load(vt_store *s, vt_hf_config *c);
 
 /** A tokenizer from tokenizer.json text (NUL-terminated): model.vocab (token -> id), model.merges
- *  ("a b" strings or [a, b] pairs; rank = index) and added_tokens (special ones become CONTROL,
- *  the others USER_DEFINED: both are matched whole in text). Ids missing from both are filled
- *  with unused placeholders. The pre_tokenizer sets the tokenizer's split: ByteLevel
- *  (add_prefix_space false, use_regex true) is VT_TOK_PRE_GPT2, Sequence[Digits(individual_digits
- *  true), that ByteLevel] is VT_TOK_PRE_DIGITS_GPT2, anything else VT_TOK_PRE_UNSUPPORTED (then
- *  encoding refuses); a description of it goes to @p pre_desc[pre_cap] (may be NULL). Errors:
- *  VT_EFORMAT, VT_EUNSUPPORTED (model.type not BPE), those of vt_tok_create. */
+ *  ("a b" strings or [a, b] pairs; rank = index), model.ignore_merges (default false) and
+ *  added_tokens (special ones become CONTROL, the others USER_DEFINED: both are matched whole in
+ *  text). Ids missing from both are filled with unused placeholders. The pre_tokenizer sets the
+ *  tokenizer's split: ByteLevel (add_prefix_space false, use_regex true) is VT_TOK_PRE_GPT2,
+ *  Sequence[Digits(individual_digits true), that ByteLevel] is VT_TOK_PRE_DIGITS_GPT2,
+ *  Sequence[Split(Llama 3's or Qwen2's regex, Isolated), ByteLevel(use_regex false)] is
+ *  VT_TOK_PRE_LLAMA3 / VT_TOK_PRE_QWEN2, anything else VT_TOK_PRE_UNSUPPORTED (then encoding
+ *  refuses); so is a normalizer other than none or NFC (NFC is accepted and not applied). A
+ *  description of both goes to @p pre_desc[pre_cap] (may be NULL). Errors: VT_EFORMAT,
+ *  VT_EUNSUPPORTED (model.type not BPE), those of vt_tok_create. */
 int vt_hf_tokenizer_parse(const char *json, vt_tok **tok, char *pre_desc, size_t pre_cap);
 
 /** vt_hf_tokenizer_parse of the store's "tokenizer.json". Errors: VT_ENOTFOUND (none kept). */

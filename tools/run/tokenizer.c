@@ -36,6 +36,7 @@ struct vt_tok {
     uint32_t n_specials;
     uint8_t special_first[256]; /* 1: some special token starts with this byte */
     enum vt_tok_pre pre;
+    int ignore_merges; /* 1: a piece that is a token is emitted as is, without BPE */
 };
 
 /* ------------------------------------------------------------------ hashing */
@@ -483,6 +484,13 @@ static int bpe_piece(struct encoder *e, const uint8_t *s, size_t n) {
         emit(e, t->byte_id[s[0]]);
         return 0;
     }
+    if (t->ignore_merges) {
+        int32_t id = vocab_find(t, s, n);
+        if (id >= 0 && !t->special[id]) {
+            emit(e, id);
+            return 0;
+        }
+    }
     int rc = reserve_scratch(e, n);
     if (rc) return rc;
     for (size_t i = 0; i < n; i++) {
@@ -569,9 +577,94 @@ static int split_gpt2(struct encoder *en, const uint8_t *s, size_t b, size_t e) 
     return 0;
 }
 
+/* (?i:'s|'t|'re|'ve|'m|'ll|'d) at s[i]: the letters in either case.  Oniguruma, which
+ * `tokenizers` uses, also folds U+017F LATIN SMALL LETTER LONG S (bytes C5 BF) to 's' (the only
+ * non-ASCII fold onto these letters). */
+static bool is_contraction_ci(const uint8_t *s, size_t i, size_t e, size_t *len) {
+    if (s[i] != '\'' || i + 1 >= e) return false;
+    uint8_t a = s[i + 1] | 0x20; /* ASCII lower case; other bytes compare unequal below */
+    if (s[i + 1] == 0xC5 && i + 2 < e && s[i + 2] == 0xBF) {
+        *len = 3;
+        return true;
+    }
+    if (a == 's' || a == 't' || a == 'm' || a == 'd') {
+        *len = 2;
+        return true;
+    }
+    if (i + 2 < e) {
+        uint8_t b = s[i + 2] | 0x20;
+        if ((a == 'r' && b == 'e') || (a == 'v' && b == 'e') || (a == 'l' && b == 'l')) {
+            *len = 3;
+            return true;
+        }
+    }
+    return false;
+}
+
+static bool is_crlf(uint8_t c) {
+    return c == '\r' || c == '\n';
+}
+
+/* The Llama-3 pattern over s[b..e), tried alternative by alternative at each position as a
+ * backtracking regex engine does (leftmost alternative first):
+ *   (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|
+ *   \s*[\r\n]+|\s+(?!\S)|\s+
+ * max_digits is 3 (Llama 3) or 1 (Qwen2, whose pattern has \p{N} alone). */
+static int split_llama3(struct encoder *en, const uint8_t *s, size_t b, size_t e,
+                        unsigned max_digits) {
+    size_t i = b;
+    while (i < e) {
+        size_t l, l2, end;
+        enum cp_class c = class_at(s, i, e, &l);
+        enum cp_class nc = i + l < e ? class_at(s, i + l, e, &l2) : CP_SPACE; /* CP_SPACE: none */
+        bool has_next = i + l < e;
+        if (is_contraction_ci(s, i, e, &l2)) {
+            end = i + l2;
+        } else if (c == CP_LETTER) {
+            end = run_end(s, i, e, CP_LETTER);
+        } else if (c != CP_NUMBER && !is_crlf(s[i]) && has_next && nc == CP_LETTER) {
+            end = run_end(s, i + l, e, CP_LETTER); /* one leading non-letter, then letters */
+        } else if (c == CP_NUMBER) {
+            end = i + l;
+            for (unsigned k = 1; k < max_digits && end < e && class_at(s, end, e, &l2) == CP_NUMBER;
+                 k++)
+                end += l2;
+        } else if (c == CP_OTHER || (s[i] == ' ' && has_next && nc == CP_OTHER)) {
+            end = run_end(s, c == CP_OTHER ? i : i + 1, e, CP_OTHER);
+            while (end < e && is_crlf(s[end])) end++;
+        } else {
+            /* whitespace: \s*[\r\n]+ takes the run up to its last CR/LF; otherwise \s+(?!\S)
+             * the run less its last character when a non-space follows, else \s+ */
+            size_t j = i, last = i, crlf_end = 0;
+            while (j < e && class_at(s, j, e, &l2) == CP_SPACE) {
+                last = j;
+                if (is_crlf(s[j])) crlf_end = j + 1;
+                j += l2;
+            }
+            if (crlf_end)
+                end = crlf_end;
+            else
+                end = (j < e && last > i) ? last : j;
+        }
+        int rc = bpe_piece(en, s + i, end - i);
+        if (rc) return rc;
+        i = end;
+    }
+    return 0;
+}
+
 /* Pre-tokenizes and encodes text without special tokens, s[b..e). */
 static int encode_fragment(struct encoder *en, const uint8_t *s, size_t b, size_t e) {
-    if (en->t->pre == VT_TOK_PRE_GPT2) return split_gpt2(en, s, b, e);
+    switch (en->t->pre) {
+    case VT_TOK_PRE_GPT2:
+        return split_gpt2(en, s, b, e);
+    case VT_TOK_PRE_LLAMA3:
+        return split_llama3(en, s, b, e, 3);
+    case VT_TOK_PRE_QWEN2:
+        return split_llama3(en, s, b, e, 1);
+    default:
+        break;
+    }
     size_t seg = b, i = b;
     while (i < e) {
         size_t l;
@@ -633,18 +726,35 @@ int vt_tok_encode(const vt_tok *tok, const char *text, int32_t *ids, uint32_t ca
 
 int vt_tok_set_pre(vt_tok *tok, enum vt_tok_pre pre) {
     if (!tok ||
-        (pre != VT_TOK_PRE_DIGITS_GPT2 && pre != VT_TOK_PRE_GPT2 && pre != VT_TOK_PRE_UNSUPPORTED))
+        (pre != VT_TOK_PRE_DIGITS_GPT2 && pre != VT_TOK_PRE_GPT2 && pre != VT_TOK_PRE_UNSUPPORTED &&
+         pre != VT_TOK_PRE_LLAMA3 && pre != VT_TOK_PRE_QWEN2))
         return -EINVAL;
     tok->pre = pre;
     return 0;
 }
 
+int vt_tok_set_ignore_merges(vt_tok *tok, int on) {
+    if (!tok) return -EINVAL;
+    tok->ignore_merges = on != 0;
+    return 0;
+}
+
 enum vt_tok_pre vt_tok_pre_from_gguf(const char *name) {
-    static const char *const digits[] = {"smollm", "starcoder", "refact", "codeshell"};
+    /* llama.cpp's names for each split (llama-vocab.cpp) */
+    static const struct {
+        const char *name;
+        enum vt_tok_pre pre;
+    } names[] = {
+        {"smollm", VT_TOK_PRE_DIGITS_GPT2}, {"starcoder", VT_TOK_PRE_DIGITS_GPT2},
+        {"refact", VT_TOK_PRE_DIGITS_GPT2}, {"codeshell", VT_TOK_PRE_DIGITS_GPT2},
+        {"gpt-2", VT_TOK_PRE_GPT2},         {"llama3", VT_TOK_PRE_LLAMA3},
+        {"llama-v3", VT_TOK_PRE_LLAMA3},    {"llama-bpe", VT_TOK_PRE_LLAMA3},
+        {"qwen2", VT_TOK_PRE_QWEN2},        {"deepseek-r1-qwen", VT_TOK_PRE_QWEN2},
+        {"megrez", VT_TOK_PRE_QWEN2},
+    };
     if (!name) return VT_TOK_PRE_UNSUPPORTED;
-    for (size_t i = 0; i < sizeof digits / sizeof digits[0]; i++)
-        if (!strcmp(name, digits[i])) return VT_TOK_PRE_DIGITS_GPT2;
-    if (!strcmp(name, "gpt-2")) return VT_TOK_PRE_GPT2;
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (!strcmp(name, names[i].name)) return names[i].pre;
     return VT_TOK_PRE_UNSUPPORTED;
 }
 

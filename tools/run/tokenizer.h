@@ -5,7 +5,8 @@
  * (token strings in GPT-2's byte-to-unicode alphabet), tokenizer.ggml.merges
  * ("left right" strings, rank = index) and tokenizer.ggml.token_type.  Encoding
  * follows Hugging Face `tokenizers` exactly for SmolLM2 (GGUF
- * tokenizer.ggml.pre = "smollm", shared by starcoder/refact/codeshell):
+ * tokenizer.ggml.pre = "smollm", shared by starcoder/refact/codeshell), and for
+ * the Llama-3 and Qwen2 splits (vt_tok_set_pre):
  *
  *   1. CONTROL and USER_DEFINED tokens (e.g. <|im_start|>) are matched whole in the
  *      text, leftmost then longest, before anything else;
@@ -13,15 +14,17 @@
  *      VT_TOK_PRE_DIGITS_GPT2, the default; VT_TOK_PRE_GPT2 skips this step);
  *   3. the remaining runs are split by the GPT-2 pattern
  *      's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
- *      implemented by hand (no regex library; letter/number tables in
- *      tok_unicode.h, whitespace = the Unicode White_Space property; bytes that
- *      are not valid UTF-8 count as punctuation);
+ *      (VT_TOK_PRE_LLAMA3 / VT_TOK_PRE_QWEN2 replace steps 2 and 3 by one pattern,
+ *      see enum vt_tok_pre), implemented by hand (no regex library;
+ *      letter/number tables in tok_unicode.h, whitespace = the Unicode
+ *      White_Space property; bytes that are not valid UTF-8 count as punctuation);
  *   4. each piece's bytes are merged by BPE, lowest merge rank first, leftmost
- *      first on ties.
+ *      first on ties (with ignore_merges, a piece that is itself a token is
+ *      that token: vt_tok_set_ignore_merges).
  *
  * Self-contained C11: no dependency on the rest of vtstore.  A vt_tok is
- * immutable once set up (vt_tok_create, then optionally vt_tok_set_pre),
- * so one may then be shared by threads.
+ * immutable once set up (vt_tok_create, then optionally vt_tok_set_pre and
+ * vt_tok_set_ignore_merges), so one may then be shared by threads.
  *
  * Example:
  *     vt_tok *tok;
@@ -62,7 +65,16 @@ enum vt_tok_pre {
     VT_TOK_PRE_GPT2 = 1,
     /** A split this tokenizer does not implement: vt_tok_encode refuses with
      *  -ENOTSUP (decoding still works, so token ids in and text out do). */
-    VT_TOK_PRE_UNSUPPORTED = 2
+    VT_TOK_PRE_UNSUPPORTED = 2,
+    /** Llama 3's pattern, alone (no digit step):
+     *  (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}|
+     *  ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+
+     *  GGUF "llama-bpe" ("llama3", "llama-v3"); tokenizer.json Sequence[Split(that
+     *  regex, Isolated), ByteLevel(use_regex: false)]. */
+    VT_TOK_PRE_LLAMA3 = 3,
+    /** Qwen2's pattern: Llama 3's with \p{N} one at a time instead of {1,3}.
+     *  GGUF "qwen2" ("deepseek-r1-qwen", "megrez"); tokenizer.json as above. */
+    VT_TOK_PRE_QWEN2 = 4
 };
 
 /** A byte-level BPE tokenizer (read-only once its pre-tokenizer is set). */
@@ -91,6 +103,12 @@ int vt_tok_create(const char *const *tokens, uint32_t n_tokens, const char *cons
 /** Sets the pre-tokenizer (VT_TOK_PRE_DIGITS_GPT2 after vt_tok_create).  Call it
  *  before the tokenizer is shared.  @return 0; -EINVAL for NULL or an unknown value. */
 int vt_tok_set_pre(vt_tok *tok, enum vt_tok_pre pre);
+
+/** Sets ignore_merges (off after vt_tok_create): a pre-tokenized piece whose bytes
+ *  are exactly a normal token is encoded as that token, without BPE (tokenizer.json
+ *  model.ignore_merges; llama.cpp sets it for the Llama-3 GGUF names).  Call it
+ *  before the tokenizer is shared.  @return 0; -EINVAL for NULL. */
+int vt_tok_set_ignore_merges(vt_tok *tok, int on);
 
 /** The pre-tokenizer a GGUF tokenizer.ggml.pre value names (NULL: the key is
  *  absent, which llama.cpp reads as its "default" split: unsupported here). */
