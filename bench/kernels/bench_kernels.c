@@ -1,7 +1,9 @@
 /* bench/kernels/bench_kernels.c — kernel benchmarks, each beside a baseline measured in the
  * same run (medians of several runs); prints a table and writes JSON.
  *  CPU: fused GEMV per format vs a threaded memory read (sum over a large array); GB/s counted
- *       on the quantized weight bytes.
+ *       on the quantized weight bytes. GEMM (prefill, Y = X W^T, f32 X and Y) per format and M
+ *       in GFLOP/s vs OpenBLAS cblas_sgemm on the dequantized f32 weight, when the build found
+ *       OpenBLAS (VT_BENCH_OPENBLAS; the library itself never links BLAS).
  *  GPU (when present): CUDA dequantize vs cudaMemcpy D2D (bytes read + written), fused GEMV vs
  *       cuBLAS f16 GEMV, GEMM (mma and cuBLAS paths) vs cuBLAS f16 GEMM in TFLOP/s.
  * Entry point vt_bench_kernels_main is shared by the bench_kernels program and
@@ -16,11 +18,16 @@
 #include "vtstore/device.h"
 #include "vtstore/kernels.h"
 
+#ifdef VT_BENCH_OPENBLAS
+#include <cblas.h>
+#endif
+
 typedef struct bk_opts {
     uint64_t rows, cols, mem_mb;
-    int runs, batch, gpu, cpu;
+    int runs, batch, gpu, cpu, gemv, gemm;
     const char *json;
     const char *formats;
+    const char *gemm_m, *gemm_formats, *gemm_shapes;
 } bk_opts;
 
 static uint64_t bk_rng = 0x9e3779b97f4a7c15ull;
@@ -99,6 +106,20 @@ static int make_weight(uint32_t fmt, uint64_t rows, uint64_t cols, uint8_t **out
     }
     *out = q;
     return 0;
+}
+
+/* make_weight for a benchmark row: names the format into nm, fills *w; on failure prints the
+ * row as skipped (name in a column of @p width) and returns 0, else 1. */
+static int bench_weight(uint32_t fmt, uint64_t rows, uint64_t cols, int width, char nm[48],
+                        uint8_t **q, float **sc, vt_quant_params *p, vt_weight *w) {
+    vt_format_name(fmt, nm, 48);
+    int rc = make_weight(fmt, rows, cols, q, sc, p);
+    if (rc) {
+        printf("%-*s skipped: %s (%s)\n", width, nm, vt_strerror(rc), vt_last_error());
+        return 0;
+    }
+    vt_weight_host(w, *q, fmt, rows, cols, p);
+    return 1;
 }
 
 /* ---- CPU ------------------------------------------------------------------------------------ */
@@ -207,15 +228,8 @@ static int bench_cpu(const bk_opts *o, uint32_t *fmts, int nf) {
         float *sc;
         vt_quant_params p;
         char nm[48];
-        vt_format_name(fmts[f], nm, sizeof nm);
-        rc = make_weight(fmts[f], o->rows, o->cols, &q, &sc, &p);
-        if (rc) {
-            printf("%-12s skipped: %s (%s)\n", nm, vt_strerror(rc), vt_last_error());
-            rc = 0;
-            continue;
-        }
         vt_weight w;
-        vt_weight_host(&w, q, fmts[f], o->rows, o->cols, &p);
+        if (!bench_weight(fmts[f], o->rows, o->cols, 12, nm, &q, &sc, &p, &w)) continue;
         double t[64], ratio[64];
         for (int r = 0; r <= o->runs && !rc; r++) {
             bw[r] = read_once(&c);
@@ -253,6 +267,159 @@ static int bench_cpu(const bk_opts *o, uint32_t *fmts, int nf) {
                 g_first ? "" : ",", l0, l1);
     g_first = 0;
     return sink == -1.0 ? 1 : 0; /* keep the sum alive */
+}
+
+/* ---- CPU GEMM ------------------------------------------------------------------------------- */
+
+/* Comma-separated format names into fmts; returns the count, or -1 (after a message). */
+static int parse_formats(const char *list, uint32_t *fmts, int cap) {
+    char buf[512];
+    int n = 0;
+    snprintf(buf, sizeof buf, "%s", list);
+    for (char *s = strtok(buf, ","); s && n < cap; s = strtok(NULL, ",")) {
+        if (vt_format_from_name(s, &fmts[n])) {
+            fprintf(stderr, "bench kernels: unknown format '%s'\n", s);
+            return -1;
+        }
+        n++;
+    }
+    return n;
+}
+
+/* Comma-separated unsigned numbers (or RxC pairs when @p pairs) into v; returns the count, or -1
+ * on a malformed list. */
+static int parse_list(const char *s, uint64_t *v, int cap, int pairs) {
+    int n = 0;
+    while (*s && n < cap) {
+        char *e;
+        v[n] = strtoull(s, &e, 10);
+        if (e == s || !v[n]) return -1;
+        if (pairs) {
+            if (*e != 'x' || n + 1 >= cap) return -1;
+            s = e + 1;
+            v[++n] = strtoull(s, &e, 10);
+            if (e == s || !v[n]) return -1;
+        }
+        n++;
+        if (*e == ',')
+            e++;
+        else if (*e)
+            return -1;
+        s = e;
+    }
+    return n;
+}
+
+/* One format and shape: per M, runs of our vt_gemm and (when built with it) cblas_sgemm on the
+ * dequantized f32 weight, alternated so both see the same load; medians. The dequantization to
+ * f32 is timed too: what a dequantize-then-sgemm prefill pays per weight on top of sgemm. */
+static int bench_gemm_one(const bk_opts *o, uint32_t fmt, uint64_t rows, uint64_t cols,
+                          const uint64_t *Ms, int nm) {
+    char nm_[48];
+    uint8_t *q;
+    float *sc;
+    vt_quant_params p;
+    vt_weight w;
+    if (!bench_weight(fmt, rows, cols, 8, nm_, &q, &sc, &p, &w)) return 0;
+    int rc = 0;
+    uint64_t mmax = 0;
+    for (int i = 0; i < nm; i++) mmax = Ms[i] > mmax ? Ms[i] : mmax;
+    float *wf = vt_malloc(rows * cols * 4), *X = vt_malloc(mmax * cols * 4);
+    float *Y = vt_malloc(mmax * rows * 4);
+    if (!wf || !X || !Y) {
+        rc = vt_fail(-ENOMEM, "bench: no memory for the GEMM operands");
+        goto out;
+    }
+    for (uint64_t i = 0; i < mmax * cols; i++) X[i] = bk_normal();
+    double tdq[64];
+    for (int r = 0; r <= o->runs && !rc; r++) {
+        double t0 = vt_now();
+        rc = vt_dequant(&w, VT_DTYPE_F32, wf, NULL);
+        if (r) tdq[r - 1] = vt_now() - t0;
+    }
+    if (rc) goto out;
+    double ms_dq = median(tdq, o->runs) * 1e3;
+    for (int mi = 0; mi < nm && !rc; mi++) {
+        uint64_t M = Ms[mi];
+        double t[64], tb[64], ratio[64], flop = 2.0 * (double)M * rows * cols;
+        int have_b = 0;
+        for (int r = 0; r <= o->runs && !rc; r++) { /* run 0 warms up */
+            double t0 = vt_now();
+            rc = vt_gemm(&w, X, VT_DTYPE_F32, Y, VT_DTYPE_F32, M, NULL);
+            double dt = vt_now() - t0, db = 0;
+#ifdef VT_BENCH_OPENBLAS
+            t0 = vt_now();
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)M, (int)rows, (int)cols, 1.0f,
+                        X, (int)cols, wf, (int)cols, 0.0f, Y, (int)rows);
+            db = vt_now() - t0;
+            have_b = 1;
+#endif
+            if (r) {
+                t[r - 1] = dt;
+                tb[r - 1] = db;
+                ratio[r - 1] = db / dt;
+            }
+        }
+        if (rc) break;
+        double ms = median(t, o->runs) * 1e3, gf = flop / ms / 1e6;
+        if (have_b) {
+            double msb = median(tb, o->runs) * 1e3, gfb = flop / msb / 1e6;
+            double ra = median(ratio, o->runs);
+            printf("%-8s %6llu %6llu %5llu %9.3f %8.1f %9.3f %8.1f %7.0f%% %9.3f %7.0f%%\n", nm_,
+                   (unsigned long long)rows, (unsigned long long)cols, (unsigned long long)M, ms,
+                   gf, msb, gfb, 100 * ra, ms_dq, 100 * (msb + ms_dq) / ms);
+            json_row("cpu_gemm", nm_, rows, cols, M, ms, gf, "GFLOP/s", gfb, ra);
+        } else {
+            printf("%-8s %6llu %6llu %5llu %9.3f %8.1f  baseline unavailable (built without "
+                   "OpenBLAS) %9.3f\n",
+                   nm_, (unsigned long long)rows, (unsigned long long)cols, (unsigned long long)M,
+                   ms, gf, ms_dq);
+            json_row("cpu_gemm", nm_, rows, cols, M, ms, gf, "GFLOP/s", 0, 0);
+        }
+    }
+out:
+    if (rc) printf("%-8s failed: %s (%s)\n", nm_, vt_strerror(rc), vt_last_error());
+    vt_free(wf);
+    vt_free(X);
+    vt_free(Y);
+    vt_free(q);
+    vt_free(sc);
+    return 0;
+}
+
+static int bench_gemm(const bk_opts *o) {
+    uint64_t Ms[16], shp[16];
+    uint32_t fmts[32];
+    int nm = parse_list(o->gemm_m, Ms, 16, 0), ns = parse_list(o->gemm_shapes, shp, 16, 1), nf = 0;
+    if (nm <= 0 || ns <= 0 || (nf = parse_formats(o->gemm_formats, fmts, 32)) < 0) return 2;
+    double l0 = load1();
+#ifdef VT_BENCH_OPENBLAS
+    printf("CPU GEMM Y = X W^T (f32 X, Y; %s, %d threads) vs OpenBLAS %s cblas_sgemm (%s, %d "
+           "threads) on the dequantized f32 W; medians of %d runs, alternated\n",
+           vt_kernels_cpu_isa(), vt_default_threads(), openblas_get_corename(),
+           openblas_get_config(), openblas_get_num_threads(), o->runs);
+#else
+    printf("CPU GEMM Y = X W^T (f32 X, Y; %s, %d threads); OpenBLAS baseline unavailable (not "
+           "found when this binary was built; the bench_kernels program has it)\n",
+           vt_kernels_cpu_isa(), vt_default_threads());
+#endif
+    printf("%-8s %6s %6s %5s %9s %8s %9s %8s %8s %9s %8s\n", "format", "rows", "cols", "M", "ms",
+           "GFLOP/s", "blas ms", "GFLOP/s", "vs blas", "deq ms", "vs d+b");
+    for (int s = 0; s < ns; s += 2)
+        for (int f = 0; f < nf; f++) {
+            int rc = bench_gemm_one(o, fmts[f], shp[s], shp[s + 1], Ms, nm);
+            if (rc) return rc;
+        }
+    double l1 = load1();
+    printf("(vs blas: median over runs of sgemm time / ours; deq ms: vt_dequant to f32; vs d+b: "
+           "(dequant + sgemm) / ours)\nload average (1 min): %.2f at start, %.2f at end\n",
+           l0, l1);
+    if (g_json) {
+        fprintf(g_json, "%s\n    {\"bench\": \"cpu_gemm_load\", \"start\": %.2f, \"end\": %.2f}",
+                g_first ? "" : ",", l0, l1);
+        g_first = 0;
+    }
+    return 0;
 }
 
 /* ---- GPU ------------------------------------------------------------------------------------ */
@@ -322,18 +489,12 @@ static int op_cublas(void *c_, void *st) {
 static int bench_gpu_shape(const bk_opts *o, uint32_t fmt, uint64_t rows, uint64_t cols, void *st,
                            vt_kernel_ws *ws, int do_gemm) {
     char nm[48];
-    vt_format_name(fmt, nm, sizeof nm);
     uint8_t *q;
     float *sc;
     vt_quant_params p;
-    int rc = make_weight(fmt, rows, cols, &q, &sc, &p);
-    if (rc) {
-        printf("%-10s skipped: %s (%s)\n", nm, vt_strerror(rc), vt_last_error());
-        return 0;
-    }
     gctx c;
     memset(&c, 0, sizeof c);
-    vt_weight_host(&c.w, q, fmt, rows, cols, &p);
+    if (!bench_weight(fmt, rows, cols, 10, nm, &q, &sc, &p, &c.w)) return 0;
     c.w.location = VT_LOC_DEVICE;
     void *dq = NULL, *daux = NULL;
     uint64_t Mmax = do_gemm ? 4096 : 1;
@@ -428,7 +589,11 @@ static int bench_gpu(const bk_opts *o, uint32_t *fmts, int nf) {
 static void usage(FILE *f) {
     fprintf(f, "usage: bench kernels [--rows N] [--cols N] [--batch B] [--runs N] [--mem-mb N]\n"
                "                     [--formats a,b,...] [--cpu-only] [--gpu-only] [--json FILE]\n"
-               "CPU fused GEMV per format vs a same-run memory read baseline; with a GPU, CUDA\n"
+               "                     [--gemm-m M,M,...|none] [--gemm-formats a,b,...]\n"
+               "                     [--gemm-shapes RxC,...] [--gemm-only]\n"
+               "CPU fused GEMV per format vs a same-run memory read baseline; CPU GEMM (prefill)\n"
+               "per format and M vs OpenBLAS sgemm on the dequantized weight (defaults: M\n"
+               "32,128,512; f16,q8_0,q4_0,q4_k,nf4; 4096x4096,1024x1024); with a GPU, CUDA\n"
                "dequantize/GEMV/GEMM vs cudaMemcpy D2D and cuBLAS f16. Medians of --runs runs.\n");
 }
 
@@ -440,6 +605,11 @@ int vt_bench_kernels_main(int argc, char **argv) {
                  .batch = 1,
                  .gpu = 1,
                  .cpu = 1,
+                 .gemv = 1,
+                 .gemm = 1,
+                 .gemm_m = "32,128,512",
+                 .gemm_formats = "f16,q8_0,q4_0,q4_k,nf4",
+                 .gemm_shapes = "4096x4096,1024x1024",
                  .formats = "q4_0,q4_1,q4_k,nf4,nf4_dq,nvfp4,mxfp4,awq_int4,q8_0,q6_k,int8,f16"};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -450,6 +620,15 @@ int vt_bench_kernels_main(int argc, char **argv) {
             o.gpu = 0;
         } else if (!strcmp(a, "--gpu-only")) {
             o.cpu = 0;
+        } else if (!strcmp(a, "--gemm-only")) {
+            o.gpu = o.gemv = 0;
+        } else if (v && !strcmp(a, "--gemm-m")) {
+            o.gemm = strcmp(v, "none") != 0;
+            o.gemm_m = v, i++;
+        } else if (v && !strcmp(a, "--gemm-formats")) {
+            o.gemm_formats = v, i++;
+        } else if (v && !strcmp(a, "--gemm-shapes")) {
+            o.gemm_shapes = v, i++;
         } else if (v && !strcmp(a, "--rows")) {
             o.rows = strtoull(v, NULL, 0), i++;
         } else if (v && !strcmp(a, "--cols")) {
@@ -477,15 +656,17 @@ int vt_bench_kernels_main(int argc, char **argv) {
         return 2;
     }
     uint32_t fmts[64];
-    int nf = 0;
-    char buf[512];
-    snprintf(buf, sizeof buf, "%s", o.formats);
-    for (char *s = strtok(buf, ","); s && nf < 64; s = strtok(NULL, ",")) {
-        if (vt_format_from_name(s, &fmts[nf])) {
-            fprintf(stderr, "bench kernels: unknown format '%s'\n", s);
+    int nf = parse_formats(o.formats, fmts, 64);
+    if (nf < 0) return 2;
+    if (o.gemm) { /* the GEMM lists, checked before anything runs */
+        uint64_t v[16];
+        uint32_t f[32];
+        if (parse_list(o.gemm_m, v, 16, 0) <= 0 || parse_list(o.gemm_shapes, v, 16, 1) <= 0) {
+            fprintf(stderr, "bench kernels: bad --gemm-m '%s' or --gemm-shapes '%s'\n", o.gemm_m,
+                    o.gemm_shapes);
             return 2;
         }
-        nf++;
+        if (parse_formats(o.gemm_formats, f, 32) < 0) return 2;
     }
     if (o.json) {
         g_json = fopen(o.json, "w");
@@ -499,7 +680,8 @@ int vt_bench_kernels_main(int argc, char **argv) {
         g_first = 1;
     }
     int rc = 0;
-    if (o.cpu) rc = bench_cpu(&o, fmts, nf);
+    if (o.cpu && o.gemv) rc = bench_cpu(&o, fmts, nf);
+    if (!rc && o.cpu && o.gemm) rc = bench_gemm(&o);
     if (!rc && o.gpu) rc = bench_gpu(&o, fmts, nf);
     if (g_json) {
         fprintf(g_json, "\n]}\n");
