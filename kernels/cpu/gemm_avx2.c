@@ -45,7 +45,8 @@ AVX INLINE void ukern(const int mr, uint32_t kc, const float *xp, const float *w
         ukern(m, kc, xp, wp, c, ldc, acc);                                                         \
     }
 UK(1)
-UK(2) UK(3) UK(4) UK(5) UK(6)
+UK(2)
+UK(3) UK(4) UK(5) UK(6)
 #undef UK
 
     typedef void (*uk_fn)(uint32_t, const float *, const float *, float *, uint32_t, int);
@@ -60,21 +61,26 @@ static void ukern_avx2(int mr, uint32_t kc, const float *xp, const float *wp, fl
 AVX static void pack8(const float *rows, uint32_t kc, float *wp, uint32_t nr) {
     for (uint32_t k = 0; k < kc; k += 8) {
         __m256 r[8], t[8];
+#pragma GCC unroll 16
         for (int i = 0; i < 8; i++) r[i] = _mm256_loadu_ps(rows + (uint64_t)i * VT_KC + k);
+#pragma GCC unroll 16
         for (int i = 0; i < 8; i += 2) {
             t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
             t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
         }
+#pragma GCC unroll 16
         for (int i = 0; i < 8; i += 4) {
             r[i] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(1, 0, 1, 0));
             r[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(3, 2, 3, 2));
             r[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(1, 0, 1, 0));
             r[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(3, 2, 3, 2));
         }
+#pragma GCC unroll 16
         for (int j = 0; j < 4; j++) {
             t[j] = _mm256_permute2f128_ps(r[j], r[4 + j], 0x20);
             t[4 + j] = _mm256_permute2f128_ps(r[j], r[4 + j], 0x31);
         }
+#pragma GCC unroll 16
         for (int i = 0; i < 8; i++) _mm256_storeu_ps(wp + (uint64_t)(k + i) * nr, t[i]);
     }
 }

@@ -46,7 +46,8 @@ A512 INLINE void ukern(const int mr, uint32_t kc, const float *xp, const float *
         ukern(m, kc, xp, wp, c, ldc, acc);                                                         \
     }
 UK(1)
-UK(2) UK(3) UK(4) UK(5) UK(6) UK(7) UK(8) UK(9) UK(10) UK(11) UK(12) UK(13) UK(14)
+UK(2)
+UK(3) UK(4) UK(5) UK(6) UK(7) UK(8) UK(9) UK(10) UK(11) UK(12) UK(13) UK(14)
 #undef UK
 
     typedef void (*uk_fn)(uint32_t, const float *, const float *, float *, uint32_t, int);
@@ -62,11 +63,14 @@ static void ukern512(int mr, uint32_t kc, const float *xp, const float *wp, floa
 A512 static void pack16(const float *rows, uint32_t kc, float *wp, uint32_t nr) {
     for (uint32_t k = 0; k < kc; k += 16) {
         __m512 r[16], t[16];
+#pragma GCC unroll 16
         for (int i = 0; i < 16; i++) r[i] = _mm512_loadu_ps(rows + (uint64_t)i * VT_KC + k);
+#pragma GCC unroll 16
         for (int i = 0; i < 16; i += 2) {
             t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
             t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
         }
+#pragma GCC unroll 16
         for (int i = 0; i < 16; i += 4) {
             r[i] = _mm512_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(1, 0, 1, 0));
             r[i + 1] = _mm512_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(3, 2, 3, 2));
@@ -74,15 +78,19 @@ A512 static void pack16(const float *rows, uint32_t kc, float *wp, uint32_t nr) 
             r[i + 3] = _mm512_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(3, 2, 3, 2));
         }
         /* r[4q + j] now holds column j + 4 * lane-block of rows 4q..4q+3, per 128-bit lane */
+#pragma GCC unroll 16
         for (int h = 0; h < 16; h += 8)
+#pragma GCC unroll 16
             for (int j = 0; j < 4; j++) {
                 t[h + j] = _mm512_shuffle_f32x4(r[h + j], r[h + 4 + j], 0x88);
                 t[h + 4 + j] = _mm512_shuffle_f32x4(r[h + j], r[h + 4 + j], 0xdd);
             }
+#pragma GCC unroll 16
         for (int j = 0; j < 8; j++) {
             r[j] = _mm512_shuffle_f32x4(t[j], t[8 + j], 0x88);
             r[8 + j] = _mm512_shuffle_f32x4(t[j], t[8 + j], 0xdd);
         }
+#pragma GCC unroll 16
         for (int i = 0; i < 16; i++) _mm512_storeu_ps(wp + (uint64_t)(k + i) * nr, r[i]);
     }
 }
