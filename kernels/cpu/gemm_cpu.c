@@ -84,9 +84,14 @@ static int pack_x_task(void *ctx, uint64_t t, int tid) {
         if (j->xt == VT_DTYPE_F32) {
             const float *x = (const float *)j->X + (r0 + i) * K;
             for (uint64_t k = 0; k < K; k++) xp[k * MR + i] = x[k];
-        } else {
+        } else { /* converted by runs (the row converter is vectorised) */
             const uint16_t *x = (const uint16_t *)j->X + (r0 + i) * K;
-            for (uint64_t k = 0; k < K; k++) xp[k * MR + i] = vt_f16_to_f32(x[k]);
+            float buf[256];
+            for (uint64_t k0 = 0; k0 < K; k0 += 256) {
+                size_t n = K - k0 < 256 ? (size_t)(K - k0) : 256;
+                vt_f16_to_f32_row(x + k0, buf, n);
+                for (size_t k = 0; k < n; k++) xp[(k0 + k) * MR + i] = buf[k];
+            }
         }
     }
     return 0;
