@@ -1,23 +1,194 @@
 /* Tiled flash attention on the CPU. One task = one K/V head x one tile of BM queries, holding
  * the rows of every query head of that K/V head's group (GQA), so each K/V tile is dequantized
- * once per task. For each tile of BN keys: dequantize K (transposed) and V into small f32
- * buffers, S = Q K^T, then the online softmax — running max m and sum l per row, the
- * accumulator rescaled by exp(m_old - m_new) — never holding more than one [rows][BN] tile of
- * scores. Memory per task: rows*(2D + BN + 2)*4 + 2*BN*D*4 bytes, independent of Nk. */
+ * once per task; with few such tasks (decode: Nq 1..8) each also takes one slice of the keys
+ * (flash-decoding) and a combine step merges the slices' partial results. For each tile of BN
+ * keys: dequantize K (transposed) and V into small f32 buffers, S = Q K^T, then the online
+ * softmax — running max m and sum l per row, the accumulator rescaled by exp(m_old - m_new) —
+ * never holding more than one [rows][BN] tile of scores. Memory per task:
+ * rows*(D + Dv + BN + 6)*4 + BN*(2D + Dv)*4 bytes (Dv = D rounded up to the P·V tile width),
+ * independent of Nk; a split call adds tasks*rows*(Dv + 2)*4 bytes of partials.
+ *
+ * The tile loop (attn_flash_body.h) is compiled three times: AVX-512 (16-float vectors),
+ * AVX2+FMA (8) and portable 4-float vector extensions, chosen per call from the cached CPU
+ * checks (vt_kcpu_avx512 / vt_kcpu_avx2, so VT_KERNELS_AVX512=0 and VT_KERNELS_SCALAR=1 select
+ * the others). Register tiles: RB query rows x 64 (AVX-512) or 16 keys for S, RB rows x 64 or
+ * 16 columns for P·V; exp2 is a vector polynomial. */
 #include <errno.h>
 #include <math.h>
 #include <string.h>
 
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define VT_ATTN_X86 1
+#endif
+
 #include "attn_internal.h"
+#include "kern_internal.h"
 
 #define BN 64 /* keys per tile */
+#define RB 4  /* query rows per register tile (rows are padded to a multiple) */
 
-typedef struct flash_ctx {
+typedef struct flash_buf flash_buf;
+typedef struct flash_ctx flash_ctx;
+typedef int (*flash_tiles_fn)(const flash_ctx *c, flash_buf *b, uint32_t hk, int64_t k0,
+                              int64_t k1);
+
+struct flash_ctx {
     const vt_attn_params *p;
-    uint32_t group; /* query heads per K/V head */
-    uint64_t bm;    /* queries per tile */
-    uint64_t n_qt;  /* query tiles */
-} flash_ctx;
+    uint32_t group;       /* query heads per K/V head */
+    uint64_t bm;          /* queries per tile */
+    uint64_t n_qt;        /* query tiles */
+    uint32_t dcol;        /* P·V tile width of the chosen ISA: V/acc rows padded to it */
+    flash_tiles_fn tiles; /* tile loop of the chosen ISA */
+    uint32_t ns;          /* key slices per (head, query tile); 1 = no combine step */
+    int64_t slice;        /* keys per slice (a multiple of BN) */
+    uint32_t rows_max;    /* padded rows of the largest task */
+    float *ws;            /* ns > 1: [Hkv*n_qt][ns][rows_max*(Dv + 2)] partials (m, l, acc) */
+};
+
+/* One task's working set (one allocation). */
+struct flash_buf {
+    uint32_t rows_p, dv;
+    float *q;     /* [rows_p][D], pre-scaled by scale*log2(e); padded rows zero */
+    float *acc;   /* [rows_p][dv] */
+    float *s;     /* [rows_p][BN] scores, then P */
+    float *m, *l; /* [rows_p] running max (log2 units), running sum */
+    float *alpha; /* [rows_p] this tile's rescale factor */
+    int64_t *lim; /* [rows_p] keys [0, lim) visible to the row */
+    float *kt;    /* [D][BN] K tile transposed */
+    float *v;     /* [BN][dv] V tile, padded columns zero */
+    float *tmp;   /* [BN][D] K (and V when dv != D) rows as dequantized */
+};
+
+#ifdef VT_ATTN_X86
+/* dst[c][r] = src[r][c] for an 8x8 block (row strides ss, ds floats). */
+__attribute__((target("avx"))) static inline void tr8x8(const float *src, size_t ss, float *dst,
+                                                        size_t ds) {
+    __m256 r0 = _mm256_loadu_ps(src), r1 = _mm256_loadu_ps(src + ss),
+           r2 = _mm256_loadu_ps(src + 2 * ss), r3 = _mm256_loadu_ps(src + 3 * ss),
+           r4 = _mm256_loadu_ps(src + 4 * ss), r5 = _mm256_loadu_ps(src + 5 * ss),
+           r6 = _mm256_loadu_ps(src + 6 * ss), r7 = _mm256_loadu_ps(src + 7 * ss);
+    __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1),
+           t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3),
+           t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5),
+           t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+    __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE),
+           u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE),
+           u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE),
+           u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+    _mm256_storeu_ps(dst, _mm256_permute2f128_ps(u0, u4, 0x20));
+    _mm256_storeu_ps(dst + ds, _mm256_permute2f128_ps(u1, u5, 0x20));
+    _mm256_storeu_ps(dst + 2 * ds, _mm256_permute2f128_ps(u2, u6, 0x20));
+    _mm256_storeu_ps(dst + 3 * ds, _mm256_permute2f128_ps(u3, u7, 0x20));
+    _mm256_storeu_ps(dst + 4 * ds, _mm256_permute2f128_ps(u0, u4, 0x31));
+    _mm256_storeu_ps(dst + 5 * ds, _mm256_permute2f128_ps(u1, u5, 0x31));
+    _mm256_storeu_ps(dst + 6 * ds, _mm256_permute2f128_ps(u2, u6, 0x31));
+    _mm256_storeu_ps(dst + 7 * ds, _mm256_permute2f128_ps(u3, u7, 0x31));
+}
+
+/* ---- AVX-512 ---- */
+#define ISA_FN       __attribute__((target("avx512f,avx2,fma,f16c")))
+#define FN(name)     name##_avx512
+#define W            16
+#define NVS          4
+#define NVP          4
+#define TRANSPOSE8   1
+#define VF           __m512
+#define VI           __m512i
+#define VLOAD(p)     _mm512_loadu_ps(p)
+#define VSTORE(p, v) _mm512_storeu_ps(p, v)
+#define VSET1(x)     _mm512_set1_ps(x)
+#define VZERO        _mm512_setzero_ps()
+#define VADD         _mm512_add_ps
+#define VSUB         _mm512_sub_ps
+#define VMUL         _mm512_mul_ps
+#define VFMA         _mm512_fmadd_ps
+#define VMAX         _mm512_max_ps
+#define VHMAX        _mm512_reduce_max_ps
+#define VHSUM        _mm512_reduce_add_ps
+#define VCVTT        _mm512_cvttps_epi32
+#define VCVTI        _mm512_cvtepi32_ps
+#define VIADD(n, k)  _mm512_add_epi32(n, _mm512_set1_epi32(k))
+#define VSLL23(n)    _mm512_slli_epi32(n, 23)
+#define VASF         _mm512_castsi512_ps
+#include "attn_flash_body.h"
+
+/* ---- AVX2 + FMA ---- */
+#define ISA_FN __attribute__((target("avx2,fma,f16c")))
+ISA_FN static inline float hmax256(__m256 v) {
+    __m128 x = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    x = _mm_max_ps(x, _mm_movehl_ps(x, x));
+    return _mm_cvtss_f32(_mm_max_ss(x, _mm_shuffle_ps(x, x, 1)));
+}
+ISA_FN static inline float hsum256(__m256 v) {
+    __m128 x = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    x = _mm_add_ps(x, _mm_movehl_ps(x, x));
+    return _mm_cvtss_f32(_mm_add_ss(x, _mm_shuffle_ps(x, x, 1)));
+}
+#define FN(name)     name##_avx2
+#define W            8
+#define NVS          2
+#define NVP          2
+#define TRANSPOSE8   1
+#define VF           __m256
+#define VI           __m256i
+#define VLOAD(p)     _mm256_loadu_ps(p)
+#define VSTORE(p, v) _mm256_storeu_ps(p, v)
+#define VSET1(x)     _mm256_set1_ps(x)
+#define VZERO        _mm256_setzero_ps()
+#define VADD         _mm256_add_ps
+#define VSUB         _mm256_sub_ps
+#define VMUL         _mm256_mul_ps
+#define VFMA         _mm256_fmadd_ps
+#define VMAX         _mm256_max_ps
+#define VHMAX        hmax256
+#define VHSUM        hsum256
+#define VCVTT        _mm256_cvttps_epi32
+#define VCVTI        _mm256_cvtepi32_ps
+#define VIADD(n, k)  _mm256_add_epi32(n, _mm256_set1_epi32(k))
+#define VSLL23(n)    _mm256_slli_epi32(n, 23)
+#define VASF         _mm256_castsi256_ps
+#include "attn_flash_body.h"
+#endif /* VT_ATTN_X86 */
+
+/* ---- portable: 4-float GCC/Clang vector extensions, unaligned access ---- */
+typedef float v4f __attribute__((vector_size(16), aligned(4)));
+typedef int32_t v4i __attribute__((vector_size(16), aligned(4)));
+static inline v4f v4_max(v4f a, v4f b) {
+    v4i gt = a > b;
+    return (v4f)(((v4i)a & gt) | ((v4i)b & ~gt));
+}
+static inline float v4_hmax(v4f v) {
+    return fmaxf(fmaxf(v[0], v[1]), fmaxf(v[2], v[3]));
+}
+static inline float v4_hsum(v4f v) {
+    return (v[0] + v[1]) + (v[2] + v[3]);
+}
+#define ISA_FN
+#define FN(name)      name##_gen
+#define W             4
+#define NVS           2
+#define NVP           2
+#define TRANSPOSE8    0
+#define VF            v4f
+#define VI            v4i
+#define VLOAD(p)      (*(const v4f *)(p))
+#define VSTORE(p, v)  (*(v4f *)(p) = (v))
+#define VSET1(x)      ((v4f){0} + (x))
+#define VZERO         ((v4f){0})
+#define VADD(a, b)    ((a) + (b))
+#define VSUB(a, b)    ((a) - (b))
+#define VMUL(a, b)    ((a) * (b))
+#define VFMA(a, b, c) ((a) * (b) + (c))
+#define VMAX          v4_max
+#define VHMAX         v4_hmax
+#define VHSUM         v4_hsum
+#define VCVTT(x)      __builtin_convertvector(x, v4i)
+#define VCVTI(n)      __builtin_convertvector(n, v4f)
+#define VIADD(n, k)   ((n) + (k))
+#define VSLL23(n)     ((n) << 23)
+#define VASF(n)       ((v4f)(n))
+#include "attn_flash_body.h"
 
 static void load_q(const vt_attn_params *p, uint64_t idx, uint32_t D, float mul, float *dst) {
     switch (p->q_dtype) {
@@ -34,146 +205,162 @@ static void load_q(const vt_attn_params *p, uint64_t idx, uint32_t D, float mul,
     for (uint32_t d = 0; d < D; d++) dst[d] *= mul;
 }
 
-/* 4-float SIMD vectors (SSE2 baseline; GCC/Clang vector extensions), unaligned access. */
-typedef float v4 __attribute__((vector_size(16), aligned(4)));
-
-/* s[r][0..BN) = sum_d q[r][d] * kt[d][0..BN): keys along the vector lanes, 32 keys (8 vector
- * accumulators) at a time so the sums stay in registers. */
-static void tile_scores(const float *restrict q, const float *restrict kt, float *restrict s,
-                        uint32_t rows, uint32_t D) {
-    for (uint32_t r = 0; r < rows; r++) {
-        const float *qr = q + (size_t)r * D;
-        for (int j0 = 0; j0 < BN; j0 += 32) {
-            v4 acc[8] = {{0}};
-            for (uint32_t d = 0; d < D; d++) {
-                const v4 *kd = (const v4 *)(kt + (size_t)d * BN + j0);
-                const float qd = qr[d];
-                for (int i = 0; i < 8; i++) acc[i] += qd * kd[i];
-            }
-            v4 *sr = (v4 *)(s + (size_t)r * BN + j0);
-            for (int i = 0; i < 8; i++) sr[i] = acc[i];
-        }
-    }
+/* O and LSE of query head h, query i, from an unnormalised accumulator and (m, l). */
+static void store_row(const vt_attn_params *p, uint64_t h, uint64_t i, const float *ar, float m,
+                      float l) {
+    const uint32_t D = p->kv.head_dim;
+    uint64_t ob = (h * p->n_q + i) * D;
+    float inv = l > 0.0f ? 1.0f / l : 0.0f;
+    if (p->o_dtype == VT_DTYPE_F16)
+        for (uint32_t d = 0; d < D; d++) ((uint16_t *)p->o)[ob + d] = vt_f32_to_f16(ar[d] * inv);
+    else
+        for (uint32_t d = 0; d < D; d++) ((float *)p->o)[ob + d] = ar[d] * inv;
+    if (p->lse)
+        p->lse[h * p->n_q + i] = l > 0.0f ? (m + log2f(l)) * 0.6931471805599453f : -INFINITY;
 }
 
-/* ar[0..D) = ar * alpha + sum_j p[j] * v[j][0..D): 32 columns at a time in registers. */
-static void tile_pv(float *restrict ar, float alpha, const float *restrict p,
-                    const float *restrict vt, int64_t n, uint32_t D) {
-    uint32_t d0 = 0;
-    for (; d0 + 32 <= D; d0 += 32) {
-        v4 *a = (v4 *)(ar + d0);
-        v4 acc[8];
-        for (int i = 0; i < 8; i++) acc[i] = a[i] * alpha;
-        for (int64_t j = 0; j < n; j++) {
-            const v4 *vj = (const v4 *)(vt + (size_t)j * D + d0);
-            const float pj = p[j];
-            for (int i = 0; i < 8; i++) acc[i] += pj * vj[i];
-        }
-        for (int i = 0; i < 8; i++) a[i] = acc[i];
-    }
-    for (uint32_t d = d0; d < D; d++) { /* ragged head dim */
-        float acc = ar[d] * alpha;
-        for (int64_t j = 0; j < n; j++) acc += p[j] * vt[(size_t)j * D + d];
-        ar[d] = acc;
-    }
+static uint32_t round_up(uint32_t x, uint32_t m) {
+    return (x + m - 1) / m * m;
 }
 
+/* Task = ((K/V head * query tiles) + query tile) * slices + slice. */
 static int flash_task(void *vctx, uint64_t task, int tid) {
+    (void)tid;
     const flash_ctx *c = vctx;
     const vt_attn_params *p = c->p;
     const vt_attn_kv *kv = &p->kv;
     const uint32_t D = kv->head_dim, G = c->group;
-    const uint64_t nq = p->n_q, nk = kv->n_tokens;
-    const uint32_t hk = (uint32_t)(task / c->n_qt);
-    const uint64_t i0 = (task % c->n_qt) * c->bm;
+    const uint64_t nq = p->n_q, nk = kv->n_tokens, t = task / c->ns;
+    const uint32_t slice = (uint32_t)(task % c->ns), hk = (uint32_t)(t / c->n_qt);
+    const uint64_t i0 = (t % c->n_qt) * c->bm;
     const uint64_t bm = nq - i0 < c->bm ? nq - i0 : c->bm;
     const uint32_t rows = (uint32_t)(G * bm); /* row r = (g = r / bm, i = i0 + r % bm) */
-    const uint64_t rb = vt_attn_row_bytes(kv->format, D), hs = vt_attn_kv_head_stride(kv);
-    const float log2e = 1.4426950408889634f;
+    flash_buf b;
+    b.rows_p = round_up(rows, RB);
+    b.dv = round_up(D, c->dcol);
 
-    size_t nfl = (size_t)rows * (2 * D + BN + 3) + (size_t)2 * BN * D;
-    float *buf = vt_malloc(nfl * sizeof(float));
+    size_t nfl = (size_t)b.rows_p * (D + b.dv + BN + 3) + (size_t)BN * (2 * D + b.dv);
+    float *buf = vt_malloc(nfl * sizeof(float) + (size_t)b.rows_p * sizeof(int64_t));
     if (!buf) return vt_fail(-ENOMEM, "attn flash: K/V head %u: out of memory", hk);
-    float *q = buf, *acc = q + (size_t)rows * D, *s = acc + (size_t)rows * D;
-    float *m = s + (size_t)rows * BN, *l = m + rows, *lim = l + rows;
-    float *kt = lim + rows, *vt = kt + (size_t)BN * D;
+    b.lim = (int64_t *)buf; /* first: 8-byte aligned */
+    b.q = (float *)(b.lim + b.rows_p);
+    b.acc = b.q + (size_t)b.rows_p * D;
+    b.s = b.acc + (size_t)b.rows_p * b.dv;
+    b.m = b.s + (size_t)b.rows_p * BN;
+    b.l = b.m + b.rows_p;
+    b.alpha = b.l + b.rows_p;
+    b.kt = b.alpha + b.rows_p;
+    b.v = b.kt + (size_t)BN * D;
+    b.tmp = b.v + (size_t)BN * b.dv;
+    /* zero the padding (Q rows, V columns) and K^T columns a ragged tile leaves unwritten */
+    memset(b.q, 0, (size_t)b.rows_p * D * sizeof(float));
+    memset(b.acc, 0, (size_t)b.rows_p * b.dv * sizeof(float));
+    memset(b.kt, 0, (size_t)BN * (D + b.dv) * sizeof(float));
 
     /* scores kept in log2 units: q pre-multiplied by scale * log2(e) */
-    for (uint32_t r = 0; r < rows; r++) {
+    const float log2e = 1.4426950408889634f;
+    for (uint32_t r = 0; r < b.rows_p; r++) {
+        b.m[r] = -INFINITY;
+        b.l[r] = 0.0f;
+        b.lim[r] = 0; /* padded rows see nothing */
+        if (r >= rows) continue;
         uint64_t h = (uint64_t)hk * G + r / bm, i = i0 + r % bm;
-        load_q(p, (h * nq + i) * D, D, p->scale * log2e, q + (size_t)r * D);
-        m[r] = -INFINITY;
-        l[r] = 0.0f;
+        load_q(p, (h * nq + i) * D, D, p->scale * log2e, b.q + (size_t)r * D);
         int64_t li = p->causal ? (int64_t)i + (int64_t)nk - (int64_t)nq + 1 : (int64_t)nk;
-        lim[r] = (float)(li < 0 ? 0 : li > (int64_t)nk ? (int64_t)nk : li);
+        b.lim[r] = li < 0 ? 0 : li > (int64_t)nk ? (int64_t)nk : li;
     }
-    memset(acc, 0, (size_t)rows * D * sizeof(float));
 
-    /* causal tile skipping: no query of this tile sees keys at or past n_end */
-    int64_t n_end = (int64_t)nk;
+    /* this slice's keys; causal tile skipping: no query of the tile sees keys past n_end */
+    int64_t k0 = (int64_t)slice * c->slice, k1 = c->ns > 1 ? k0 + c->slice : (int64_t)nk;
+    if (k1 > (int64_t)nk) k1 = (int64_t)nk;
     if (p->causal) {
         int64_t last = (int64_t)(i0 + bm - 1) + (int64_t)nk - (int64_t)nq + 1;
-        if (last < n_end) n_end = last < 0 ? 0 : last;
+        if (last < k1) k1 = last;
     }
-    const uint8_t *kb = (const uint8_t *)kv->k + hk * hs, *vb = (const uint8_t *)kv->v + hk * hs;
-    for (int64_t j0 = 0; j0 < n_end; j0 += BN) {
-        uint32_t bn = (uint32_t)(n_end - j0 < BN ? n_end - j0 : BN);
-        /* the tile's K rows land in vt first, then are transposed into kt */
-        int rc = vt_attn_kv_dequantize_rows(kv->format, kb + j0 * rb, bn, D, kv->tensor_scale, vt);
-        for (uint32_t j = 0; j < bn && !rc; j++)
-            for (uint32_t d = 0; d < D; d++) kt[(size_t)d * BN + j] = vt[(size_t)j * D + d];
-        if (!rc)
-            rc = vt_attn_kv_dequantize_rows(kv->format, vb + j0 * rb, bn, D, kv->tensor_scale, vt);
-        if (rc) {
-            vt_free(buf);
-            return rc;
-        }
-        for (uint32_t j = bn; j < BN; j++) /* ragged tile: zero keys, masked below */
-            for (uint32_t d = 0; d < D; d++) kt[(size_t)d * BN + j] = 0.0f;
-        tile_scores(q, kt, s, rows, D);
-        for (uint32_t r = 0; r < rows; r++) {
-            float *sr = s + (size_t)r * BN;
-            int64_t vis = (int64_t)lim[r] - j0; /* keys of this tile the row sees */
-            if (vis > (int64_t)bn) vis = bn;
-            if (vis <= 0) continue;
-            float mx = m[r];
-            for (int64_t j = 0; j < vis; j++) mx = fmaxf(mx, sr[j]);
-            float alpha = exp2f(m[r] - mx); /* m = -inf on the first visible tile: 0 */
-            float sum = 0.0f;
-            for (int64_t j = 0; j < vis; j++) {
-                sr[j] = exp2f(sr[j] - mx);
-                sum += sr[j];
-            }
-            l[r] = l[r] * alpha + sum;
-            m[r] = mx;
-            tile_pv(acc + (size_t)r * D, alpha, sr, vt, vis, D);
-        }
-    }
-    for (uint32_t r = 0; r < rows; r++) {
-        uint64_t h = (uint64_t)hk * G + r / bm, i = i0 + r % bm;
-        uint64_t ob = (h * nq + i) * D;
-        float inv = l[r] > 0.0f ? 1.0f / l[r] : 0.0f;
-        float *ar = acc + (size_t)r * D;
-        if (p->o_dtype == VT_DTYPE_F16)
-            for (uint32_t d = 0; d < D; d++)
-                ((uint16_t *)p->o)[ob + d] = vt_f32_to_f16(ar[d] * inv);
-        else
-            for (uint32_t d = 0; d < D; d++) ((float *)p->o)[ob + d] = ar[d] * inv;
-        if (p->lse)
-            p->lse[h * nq + i] =
-                l[r] > 0.0f ? (m[r] + log2f(l[r])) * 0.6931471805599453f : -INFINITY;
+    int rc = k0 < k1 ? c->tiles(c, &b, hk, k0, k1) : 0;
+    if (!rc && c->ns == 1) {
+        for (uint32_t r = 0; r < rows; r++)
+            store_row(p, (uint64_t)hk * G + r / bm, i0 + r % bm, b.acc + (size_t)r * b.dv, b.m[r],
+                      b.l[r]);
+    } else if (!rc) { /* partials for the combine step */
+        float *w = c->ws + (size_t)task * c->rows_max * (b.dv + 2);
+        memcpy(w, b.m, rows * sizeof(float));
+        memcpy(w + c->rows_max, b.l, rows * sizeof(float));
+        memcpy(w + 2 * (size_t)c->rows_max, b.acc, (size_t)rows * b.dv * sizeof(float));
     }
     vt_free(buf);
+    return rc;
+}
+
+/* Merge the slices of each (head, query tile): O = sum_s 2^(m_s - M) acc_s / L. */
+static int flash_combine(void *vctx, uint64_t t, int tid) {
+    (void)tid;
+    const flash_ctx *c = vctx;
+    const vt_attn_params *p = c->p;
+    const uint32_t D = p->kv.head_dim, G = c->group, dv = round_up(D, c->dcol);
+    const uint32_t hk = (uint32_t)(t / c->n_qt);
+    const uint64_t i0 = (t % c->n_qt) * c->bm, bm = p->n_q - i0 < c->bm ? p->n_q - i0 : c->bm;
+    const size_t stride = (size_t)c->rows_max * (dv + 2);
+    const float *w0 = c->ws + (size_t)t * c->ns * stride;
+    float o[dv];
+    for (uint32_t r = 0; r < G * bm; r++) {
+        float M = -INFINITY, L = 0.0f;
+        for (uint32_t s = 0; s < c->ns; s++) M = fmaxf(M, w0[s * stride + r]);
+        memset(o, 0, sizeof o);
+        if (M > -INFINITY)
+            for (uint32_t s = 0; s < c->ns; s++) {
+                const float *w = w0 + s * stride;
+                float ls = w[c->rows_max + r];
+                if (ls <= 0.0f) continue;
+                float f = exp2f(w[r] - M);
+                L += ls * f;
+                const float *a = w + 2 * (size_t)c->rows_max + (size_t)r * dv;
+                for (uint32_t d = 0; d < D; d++) o[d] += f * a[d];
+            }
+        store_row(p, (uint64_t)hk * G + r / bm, i0 + r % bm, o, M, L);
+    }
     return 0;
 }
 
 int vt_attn_cpu_flash(const vt_attn_params *p) {
-    flash_ctx c;
+    flash_ctx c = {0};
     c.p = p;
     c.group = p->n_heads / p->kv.n_kv_heads;
     /* about 64 rows per task, at least 4 queries */
     c.bm = 64 / c.group < 4 ? 4 : 64 / c.group;
     if (c.bm > p->n_q) c.bm = p->n_q;
     c.n_qt = (p->n_q + c.bm - 1) / c.bm;
-    return vt_parallel_for((uint64_t)p->kv.n_kv_heads * c.n_qt, flash_task, &c, p->nthreads);
+    c.tiles = tiles_gen;
+    c.dcol = 2 * 4;
+#ifdef VT_ATTN_X86
+    if (vt_kcpu_avx512()) {
+        c.tiles = tiles_avx512;
+        c.dcol = 4 * 16;
+    } else if (vt_kcpu_avx2()) {
+        c.tiles = tiles_avx2;
+        c.dcol = 2 * 8;
+    }
+#endif
+    /* Fewer tasks than twice the threads (decode): slice the keys too, at least 4 tiles each. */
+    const uint64_t base = (uint64_t)p->kv.n_kv_heads * c.n_qt, nk = p->kv.n_tokens;
+    const uint64_t tiles = (nk + BN - 1) / BN;
+    const uint64_t T = p->nthreads > 0 ? (uint64_t)p->nthreads : (uint64_t)vt_default_threads();
+    c.ns = 1;
+    if (base < 2 * T && tiles >= 8) {
+        uint64_t ns = (2 * T + base - 1) / base;
+        if (ns > tiles / 4) ns = tiles / 4;
+        c.ns = (uint32_t)ns;
+    }
+    if (c.ns == 1) return vt_parallel_for(base, flash_task, &c, p->nthreads);
+
+    c.slice = (int64_t)((tiles + c.ns - 1) / c.ns) * BN;
+    c.ns = (uint32_t)((tiles * BN + c.slice - 1) / c.slice); /* no empty trailing slice */
+    c.rows_max = round_up((uint32_t)(c.group * c.bm), RB);
+    size_t n = (size_t)base * c.ns * c.rows_max * (round_up(p->kv.head_dim, c.dcol) + 2);
+    c.ws = vt_malloc(n * sizeof(float));
+    if (!c.ws) return vt_fail(-ENOMEM, "attn flash: %zu bytes of split partials", n * 4);
+    int rc = vt_parallel_for(base * c.ns, flash_task, &c, p->nthreads);
+    if (!rc) rc = vt_parallel_for(base, flash_combine, &c, p->nthreads);
+    vt_free(c.ws);
+    return rc;
 }

@@ -1,0 +1,208 @@
+/* kernels/cpu/attn_flash_body.h — the tile loop of the CPU flash attention, written once over a
+ * small vector vocabulary and included by attn_flash.c once per instruction set (AVX-512,
+ * AVX2+FMA, portable 4-float vectors). The includer defines:
+ *   ISA_FN        attributes of every function here (a target attribute, or nothing)
+ *   FN(name)      the name with the instruction set's suffix
+ *   W             floats per vector; VF the vector type, VI the 32-bit integer one
+ *   NVS, NVP      vectors per register tile across keys (scores) and across columns (P·V)
+ *   VLOAD VSTORE VSET1 VZERO VADD VSUB VMUL VFMA(a, b, c) = a*b + c, VMAX, VHMAX VHSUM
+ *   VCVTT (truncating f32 -> i32), VCVTI (i32 -> f32), VIADD, VSLL23 (<< 23), VASF (bits as f32)
+ *   TRANSPOSE8    1 when tr8x8 (AVX) may be used for the K transpose
+ * and gets them #undef'd at the end.
+ * Register tiles are RB query rows x NVS*W keys (S = Q K^T) and RB rows x NVP*W columns (P·V);
+ * the callers pad the rows to RB (zero Q rows that see no key) and the V/acc columns to NVP*W. */
+
+#if !defined(TRANSPOSE8) || !defined(NVS) || !defined(NVP)
+#error "attn_flash_body.h: the includer defines the vocabulary first"
+#endif
+
+/* 2^x for x <= 0 (x = score - running max, log2 units). x is clamped at -127, where the
+ * exponent field becomes 0 and the result exactly 0 (so masked keys at -inf give 0). Degree-6
+ * Taylor polynomial of 2^f on f in [-0.5, 0.5]: relative error below 2e-7. */
+ISA_FN static inline VF FN(vexp2)(VF x) {
+    x = VMAX(x, VSET1(-127.0f));
+    VI n = VCVTT(VSUB(x, VSET1(0.5f))); /* round to nearest for x <= 0 */
+    VF f = VSUB(x, VCVTI(n));
+    VF p = VSET1(1.540353e-4f);
+    p = VFMA(p, f, VSET1(1.3333558e-3f));
+    p = VFMA(p, f, VSET1(9.6181291e-3f));
+    p = VFMA(p, f, VSET1(5.55041087e-2f));
+    p = VFMA(p, f, VSET1(2.40226507e-1f));
+    p = VFMA(p, f, VSET1(6.93147181e-1f));
+    p = VFMA(p, f, VSET1(1.0f));
+    return VMUL(p, VASF(VSLL23(VIADD(n, 127))));
+}
+
+/* kt[d][j] = src[j][d] for j < bn, d < D (src rows of D floats, kt rows of BN). */
+ISA_FN static void FN(transpose_k)(const float *restrict src, float *restrict kt, uint32_t bn,
+                                   uint32_t D) {
+    uint32_t j0 = 0;
+#if TRANSPOSE8
+    uint32_t d0 = 0;
+    for (; j0 + 8 <= bn; j0 += 8)
+        for (d0 = 0; d0 + 8 <= D; d0 += 8)
+            tr8x8(src + (size_t)j0 * D + d0, D, kt + (size_t)d0 * BN + j0, BN);
+    for (uint32_t j = 0; j < j0; j++) /* ragged head dim */
+        for (uint32_t d = d0; d < D; d++) kt[(size_t)d * BN + j] = src[(size_t)j * D + d];
+#endif
+    for (uint32_t j = j0; j < bn; j++)
+        for (uint32_t d = 0; d < D; d++) kt[(size_t)d * BN + j] = src[(size_t)j * D + d];
+}
+
+/* s[r][0..BN) = sum_d q[r][d] * kt[d][0..BN) for rows_p rows (a multiple of RB). */
+ISA_FN static void FN(scores)(const float *restrict q, const float *restrict kt, float *restrict s,
+                              uint32_t rows_p, uint32_t D) {
+    for (uint32_t r0 = 0; r0 < rows_p; r0 += RB) {
+        const float *q0 = q + (size_t)r0 * D;
+        for (uint32_t j0 = 0; j0 < BN; j0 += NVS * W) {
+            VF acc[RB][NVS];
+#pragma GCC unroll 8
+            for (int r = 0; r < RB; r++)
+#pragma GCC unroll 8
+                for (int i = 0; i < NVS; i++) acc[r][i] = VZERO;
+            const float *kd = kt + j0;
+            for (uint32_t d = 0; d < D; d++, kd += BN) {
+                VF k[NVS];
+#pragma GCC unroll 8
+                for (int i = 0; i < NVS; i++) k[i] = VLOAD(kd + i * W);
+#pragma GCC unroll 8
+                for (int r = 0; r < RB; r++) {
+                    VF qb = VSET1(q0[(size_t)r * D + d]);
+#pragma GCC unroll 8
+                    for (int i = 0; i < NVS; i++) acc[r][i] = VFMA(qb, k[i], acc[r][i]);
+                }
+            }
+#pragma GCC unroll 8
+            for (int r = 0; r < RB; r++)
+#pragma GCC unroll 8
+                for (int i = 0; i < NVS; i++)
+                    VSTORE(s + (size_t)(r0 + r) * BN + j0 + i * W, acc[r][i]);
+        }
+    }
+}
+
+/* Online softmax over one tile of scores: row r sees keys [0, lim[r] - j0) of the tile (at most
+ * bn). s becomes P (0 for keys a row does not see), m/l are updated and alpha[r] is the factor
+ * the row's accumulator must be scaled by. Returns how many keys any row sees (P·V's extent). */
+ISA_FN static uint32_t FN(softmax)(float *restrict s, const int64_t *lim, int64_t j0, uint32_t bn,
+                                   uint32_t rows_p, float *m, float *l, float *alpha) {
+    uint32_t jn = 0;
+    for (uint32_t r = 0; r < rows_p; r++) {
+        float *sr = s + (size_t)r * BN;
+        int64_t vis = lim[r] - j0;
+        if (vis > (int64_t)bn) vis = bn;
+        if (vis <= 0) {
+            memset(sr, 0, BN * sizeof(float));
+            alpha[r] = 1.0f;
+            continue;
+        }
+        if ((uint32_t)vis > jn) jn = (uint32_t)vis;
+        for (int64_t j = vis; j < BN; j++) sr[j] = -INFINITY;
+        VF mx = VLOAD(sr);
+        for (int j = W; j < BN; j += W) mx = VMAX(mx, VLOAD(sr + j));
+        float mnew = fmaxf(m[r], VHMAX(mx));
+        alpha[r] = exp2f(m[r] - mnew); /* m = -inf before the first visible key: 0 */
+        VF mv = VSET1(mnew), sum = VZERO;
+        for (int j = 0; j < BN; j += W) {
+            VF e = FN(vexp2)(VSUB(VLOAD(sr + j), mv));
+            VSTORE(sr + j, e);
+            sum = VADD(sum, e);
+        }
+        l[r] = l[r] * alpha[r] + VHSUM(sum);
+        m[r] = mnew;
+    }
+    return jn;
+}
+
+/* acc[r][0..Dv) = acc[r] * alpha[r] + sum_{j < jn} p[r][j] * v[j][0..Dv) for rows_p rows
+ * (a multiple of RB) and Dv a multiple of NVP*W. */
+ISA_FN static void FN(pv)(float *restrict acc, const float *alpha, const float *restrict p,
+                          const float *restrict v, uint32_t rows_p, uint32_t jn, uint32_t Dv) {
+    for (uint32_t r0 = 0; r0 < rows_p; r0 += RB) {
+        const float *p0 = p + (size_t)r0 * BN;
+        for (uint32_t d0 = 0; d0 < Dv; d0 += NVP * W) {
+            VF a[RB][NVP];
+#pragma GCC unroll 8
+            for (int r = 0; r < RB; r++) {
+                VF al = VSET1(alpha[r0 + r]);
+#pragma GCC unroll 8
+                for (int i = 0; i < NVP; i++)
+                    a[r][i] = VMUL(al, VLOAD(acc + (size_t)(r0 + r) * Dv + d0 + i * W));
+            }
+            const float *vj = v + d0;
+            for (uint32_t j = 0; j < jn; j++, vj += Dv) {
+                VF x[NVP];
+#pragma GCC unroll 8
+                for (int i = 0; i < NVP; i++) x[i] = VLOAD(vj + i * W);
+#pragma GCC unroll 8
+                for (int r = 0; r < RB; r++) {
+                    VF pb = VSET1(p0[(size_t)r * BN + j]);
+#pragma GCC unroll 8
+                    for (int i = 0; i < NVP; i++) a[r][i] = VFMA(pb, x[i], a[r][i]);
+                }
+            }
+#pragma GCC unroll 8
+            for (int r = 0; r < RB; r++)
+#pragma GCC unroll 8
+                for (int i = 0; i < NVP; i++)
+                    VSTORE(acc + (size_t)(r0 + r) * Dv + d0 + i * W, a[r][i]);
+        }
+    }
+}
+
+/* Keys [k0, k1) of one task (see flash_tile): dequantize each BN-key tile, scores, softmax,
+ * P·V. Returns 0 or the K/V decoder's code. */
+ISA_FN static int FN(tiles)(const flash_ctx *c, flash_buf *b, uint32_t hk, int64_t k0, int64_t k1) {
+    const vt_attn_kv *kv = &c->p->kv;
+    const uint32_t D = kv->head_dim, Dv = b->dv, rows_p = b->rows_p;
+    const uint64_t rb = vt_attn_row_bytes(kv->format, D), hs = vt_attn_kv_head_stride(kv);
+    const uint8_t *kb = (const uint8_t *)kv->k + hk * hs, *vb = (const uint8_t *)kv->v + hk * hs;
+    for (int64_t j0 = k0; j0 < k1; j0 += BN) {
+        uint32_t bn = (uint32_t)(k1 - j0 < BN ? k1 - j0 : BN);
+        int rc =
+            vt_attn_kv_dequantize_rows(kv->format, kb + j0 * rb, bn, D, kv->tensor_scale, b->tmp);
+        if (rc) return rc;
+        FN(transpose_k)(b->tmp, b->kt, bn, D);
+        FN(scores)(b->q, b->kt, b->s, rows_p, D);
+        uint32_t jn = FN(softmax)(b->s, b->lim, j0, bn, rows_p, b->m, b->l, b->alpha);
+        if (!jn) continue;
+        if (Dv == D) {
+            rc =
+                vt_attn_kv_dequantize_rows(kv->format, vb + j0 * rb, jn, D, kv->tensor_scale, b->v);
+        } else { /* padded columns stay zero */
+            rc = vt_attn_kv_dequantize_rows(kv->format, vb + j0 * rb, jn, D, kv->tensor_scale,
+                                            b->tmp);
+            for (uint32_t j = 0; j < jn && !rc; j++)
+                memcpy(b->v + (size_t)j * Dv, b->tmp + (size_t)j * D, D * sizeof(float));
+        }
+        if (rc) return rc;
+        FN(pv)(b->acc, b->alpha, b->s, b->v, rows_p, jn, Dv);
+    }
+    return 0;
+}
+
+/* the vocabulary is the includer's for one instruction set only */
+#undef ISA_FN
+#undef FN
+#undef W
+#undef NVS
+#undef NVP
+#undef TRANSPOSE8
+#undef VF
+#undef VI
+#undef VLOAD
+#undef VSTORE
+#undef VSET1
+#undef VZERO
+#undef VADD
+#undef VSUB
+#undef VMUL
+#undef VFMA
+#undef VMAX
+#undef VHMAX
+#undef VHSUM
+#undef VCVTT
+#undef VCVTI
+#undef VIADD
+#undef VSLL23
+#undef VASF
