@@ -473,11 +473,11 @@ int vt_cmd_run(int argc, char **argv) {
     if (!json && !quiet) {
         char kb[32];
         fprintf(err,
-                "model: %s, %u layers, dim %u, %u/%u heads, vocab %u, %.1f MiB in the store; "
+                "model: %s, %u layers, dim %u, %u/%u heads, vocab %u%s, %.1f MiB in the store; "
                 "KV cache %s; device %s (kernels %s)",
                 hp->arch, hp->n_layers, hp->dim, hp->n_heads, hp->n_kv_heads, hp->vocab,
-                vt_llama_model_bytes(m) / 1048576.0, vt_format_name(o.kv_format, kb, sizeof kb),
-                dev_arg, vt_kernels_cpu_isa());
+                hp->rope_scaled ? ", RoPE llama3-scaled" : "", vt_llama_model_bytes(m) / 1048576.0,
+                vt_format_name(o.kv_format, kb, sizeof kb), dev_arg, vt_kernels_cpu_isa());
         fprintf(err, "\nprompt: %u tokens\n", n_prompt);
     }
 

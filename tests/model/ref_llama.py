@@ -11,8 +11,14 @@ GGUF llama models rotate ADJACENT pairs (x[2i], x[2i+1]) (llama.cpp's "normal"
 RoPE), not the (x[i], x[i+d/2]) halves of Hugging Face's rotate_half.  --rope half
 exists only to show that the other pairing gives nonsense.
 
+RoPE frequency scaling (Llama 3.1+): a rope_freqs.weight tensor in the GGUF divides
+the frequencies (llama.cpp's freq_factors); --rope-scaling JSON instead takes a
+Hugging Face config.json rope_scaling object ({"rope_type": "llama3", "factor",
+"low_freq_factor", "high_freq_factor", "original_max_position_embeddings"}) and
+computes the scaled frequencies as transformers' _compute_llama3_parameters does.
+
 Usage:
-  ref_llama.py GGUF --tokens 1,2,3 -o logits.npy [--top]
+  ref_llama.py GGUF --tokens 1,2,3 -o logits.npy [--top] [--rope-scaling JSON]
   ref_llama.py GGUF --prompt TEXT [--chat] --generate 32     (needs `tokenizers`)
   ref_llama.py GGUF --selftest      dequantizers against gguf.quants on random blocks
 
@@ -161,8 +167,26 @@ class GGUFModel:
 
 # ---------------------------------------------------------------- model
 
+def llama3_inv_freq(inv_freq, rs):
+    """transformers' _compute_llama3_parameters: the default frequencies scaled by a
+    rope_scaling {"rope_type": "llama3", ...} dict (float64 here)."""
+    factor = rs["factor"]
+    low_freq_factor = rs["low_freq_factor"]
+    high_freq_factor = rs["high_freq_factor"]
+    old_context_len = rs["original_max_position_embeddings"]
+    low_freq_wavelen = old_context_len / low_freq_factor
+    high_freq_wavelen = old_context_len / high_freq_factor
+    wavelen = 2 * np.pi / inv_freq
+    inv_freq_llama = np.where(wavelen > low_freq_wavelen, inv_freq / factor, inv_freq)
+    smooth_factor = (old_context_len / wavelen - low_freq_factor) / (high_freq_factor -
+                                                                     low_freq_factor)
+    smoothed = (1 - smooth_factor) * inv_freq_llama / factor + smooth_factor * inv_freq_llama
+    is_medium = ~(wavelen < high_freq_wavelen) & ~(wavelen > low_freq_wavelen)
+    return np.where(is_medium, smoothed, inv_freq_llama)
+
+
 class Llama:
-    def __init__(self, path, dtype=np.float32, rope="adjacent"):
+    def __init__(self, path, dtype=np.float32, rope="adjacent", rope_scaling=None):
         g = GGUFModel(path)
         self.g = g
         arch = g.meta("general.architecture")
@@ -206,6 +230,13 @@ class Llama:
             })
         half = self.n_rot // 2
         self.inv_freq = self.theta ** (-np.arange(half, dtype=np.float64) * 2.0 / self.n_rot)
+        if rope_scaling is not None:
+            if rope_scaling.get("rope_type", rope_scaling.get("type")) != "llama3":
+                raise SystemExit("ref_llama: only llama3 rope_scaling is implemented")
+            self.inv_freq = llama3_inv_freq(self.inv_freq, rope_scaling)
+        elif "rope_freqs.weight" in g.tensors:
+            ff = g.get("rope_freqs.weight", np.float64).reshape(-1)          # [n_rot/2]
+            self.inv_freq = self.inv_freq / ff
         self.reset()
 
     def reset(self):
@@ -338,6 +369,8 @@ def main():
                     help="greedily generate N tokens and print them")
     ap.add_argument("--f64", action="store_true", help="compute in float64")
     ap.add_argument("--rope", choices=("adjacent", "half"), default="adjacent")
+    ap.add_argument("--rope-scaling", metavar="JSON",
+                    help="config.json rope_scaling object (llama3) to apply")
     ap.add_argument("--selftest", action="store_true")
     args = ap.parse_args()
 
@@ -367,7 +400,9 @@ def main():
         return vtoks[i]
 
     t0 = time.time()
-    model = Llama(args.gguf, np.float64 if args.f64 else np.float32, args.rope)
+    import json
+    model = Llama(args.gguf, np.float64 if args.f64 else np.float32, args.rope,
+                  json.loads(args.rope_scaling) if args.rope_scaling else None)
     t1 = time.time()
     logits = model.forward(tokens)
     t2 = time.time()

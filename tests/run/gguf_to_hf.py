@@ -3,7 +3,8 @@
 model.safetensors (HF tensor names, dequantized to f16 or f32, q/k rows un-permuted back to HF's
 rotate_half order), config.json and tokenizer.json (vocab, merges, added tokens from the GGUF).
 
-Usage: gguf_to_hf.py GGUF OUTDIR [--dtype f16|f32] [--merges strings|pairs]
+Usage: gguf_to_hf.py GGUF OUTDIR [--dtype f16|f32] [--merges strings|pairs] [--rope-scaling JSON]
+(--rope-scaling: the config.json rope_scaling object; default null)
 The safetensors file is written by hand (8-byte header length, JSON header, data)."""
 import argparse
 import json
@@ -50,6 +51,7 @@ def main():
     ap.add_argument("out")
     ap.add_argument("--dtype", choices=["f16", "f32"], default="f16")
     ap.add_argument("--merges", choices=["strings", "pairs"], default="strings")
+    ap.add_argument("--rope-scaling", metavar="JSON")
     a = ap.parse_args()
     g = GGUFModel(a.gguf)
     arch = g.meta("general.architecture")
@@ -91,7 +93,8 @@ def main():
            "max_position_embeddings": g.meta(p + "context_length"),
            "bos_token_id": g.meta("tokenizer.ggml.bos_token_id"),
            "eos_token_id": g.meta("tokenizer.ggml.eos_token_id"),
-           "hidden_act": "silu", "rope_scaling": None,
+           "hidden_act": "silu",
+           "rope_scaling": json.loads(a.rope_scaling) if a.rope_scaling else None,
            "torch_dtype": "float16" if a.dtype == "f16" else "float32"}
     with open(os.path.join(a.out, "config.json"), "w") as f:
         json.dump(cfg, f, indent=2)

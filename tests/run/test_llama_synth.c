@@ -6,7 +6,12 @@
  *    (f16 KV cache; the oracle rounds K/V to f16 as well);
  *  - a RAM budget far below the model (token_embd streamed in parts) gives bit-identical logits;
  *  - a prefill split into chunks of 3 tokens agrees as well;
- *  - a q8_0 KV cache stays within 3e-2 relative of the oracle (and is not exact).
+ *  - a q8_0 KV cache stays within 3e-2 relative of the oracle (and is not exact);
+ *  - Llama 3's RoPE scaling: the same model with a rope_freqs.weight tensor (the divisors, as
+ *    convert_hf_to_gguf computes them) against the oracle with the scaled frequencies computed
+ *    here as transformers does (inv_freq / factor, smoothed between): max relative error < 1e-4,
+ *    while the unscaled oracle is far off (> 1e-2: the factors matter at these positions);
+ *    a GGUF rope.scaling.type other than none is refused.
  * No Python, no download: runs everywhere (label quick). */
 #include <errno.h>
 #include <math.h>
@@ -43,7 +48,8 @@ enum { NL = 2, DIM = 64, H = 4, HKV = 2, HD = 16, FFN = 96, VOCAB = 300, NT = 7,
 #define THETA 10000.0
 #define EPS   1e-5
 
-static uint64_t rng = 0x9e3779b97f4a7c15ull;
+#define SEED 0x9e3779b97f4a7c15ull
+static uint64_t rng = SEED;
 static double urand(void) { /* xorshift64*, uniform in [-1, 1) */
     rng ^= rng >> 12;
     rng ^= rng << 25;
@@ -57,6 +63,47 @@ typedef struct {
 } mat;
 
 static mat embd, onorm, lw[NL][9];
+
+/* Llama 3 RoPE scaling of the rope test (a short original context, so that the scaling changes
+ * the angles at the few positions the test runs) */
+#define L3_FACTOR 8.0
+#define L3_LOW    1.0
+#define L3_HIGH   4.0
+#define L3_ORIG   64.0
+static double inv_freq[HD / 2]; /* the oracle's RoPE frequencies */
+
+/* transformers' _compute_llama3_parameters on the default frequencies (scaled) or these alone */
+static void set_inv_freq(int scaled) {
+    const double pi = 3.14159265358979323846, low_wl = L3_ORIG / L3_LOW,
+                 high_wl = L3_ORIG / L3_HIGH;
+    for (int i = 0; i < HD / 2; i++) {
+        double f = 1.0 / pow(THETA, 2.0 * i / HD), wl = 2 * pi / f;
+        if (!scaled) {
+            inv_freq[i] = f;
+            continue;
+        }
+        double fl = wl > low_wl ? f / L3_FACTOR : f;
+        double sm = (L3_ORIG / wl - L3_LOW) / (L3_HIGH - L3_LOW);
+        int medium = !(wl < high_wl) && !(wl > low_wl);
+        inv_freq[i] = medium ? (1 - sm) * fl / L3_FACTOR + sm * fl : fl;
+    }
+}
+
+/* convert_hf_to_gguf's rope_freqs.weight for the same parameters */
+static void gguf_rope_factors(float *out) {
+    const double pi = 3.14159265358979323846;
+    for (int i = 0; i < HD / 2; i++) {
+        double freq = 1.0 / pow(THETA, (2.0 * i) / HD), wavelen = 2 * pi / freq;
+        if (wavelen < L3_ORIG / L3_HIGH) {
+            out[i] = 1;
+        } else if (wavelen > L3_ORIG / L3_LOW) {
+            out[i] = (float)L3_FACTOR;
+        } else {
+            double smooth = (L3_ORIG / wavelen - L3_LOW) / (L3_HIGH - L3_LOW);
+            out[i] = (float)(1 / ((1 - smooth) / L3_FACTOR + smooth));
+        }
+    }
+}
 
 /* Quantize random data, store it, keep the dequantized values for the oracle. */
 static int put(vt_store_writer *w, const char *name, uint64_t rows, uint64_t cols, uint32_t fmt,
@@ -107,7 +154,7 @@ static int put_meta(vt_store_writer *w, const char *key, uint32_t type, const vo
     return 0;
 }
 
-static int make_store(const char *path) {
+static int make_store(const char *path, int rope_scaled) {
     vt_store *s;
     vt_store_writer *w;
     REQ_RC(vt_store_open(path, VT_STORE_RDWR | VT_STORE_CREATE, NULL, &s));
@@ -127,6 +174,22 @@ static int make_store(const char *path) {
                      norm ? 1.0 : 0, &lw[l][t]));
         }
     REQ(!put(w, "output_norm.weight", 1, DIM, VT_FMT_F32, 0.2, 1.0, &onorm));
+    if (rope_scaled) { /* a 1-D f32 tensor [HD / 2], as imported from a Llama 3.1 GGUF */
+        float ff[HD / 2];
+        gguf_rope_factors(ff);
+        vt_tensor_info meta = {0};
+        snprintf(meta.name, sizeof meta.name, "rope_freqs.weight");
+        meta.src_dtype = VT_DTYPE_F32;
+        meta.ndim = 1;
+        meta.dims[0] = HD / 2;
+        meta.dims[1] = HD / 2;
+        meta.format = VT_FMT_F32;
+        meta.tensor_scale = 1;
+        vt_writer_tensor *t;
+        REQ_RC(vt_writer_tensor_begin(w, &meta, NULL, 0, &t));
+        REQ_RC(vt_writer_put_chunk(w, t, 0, ff, sizeof ff));
+        REQ_RC(vt_writer_tensor_end(w, t, NULL));
+    }
     uint8_t sv[16];
     uint64_t len = 5;
     memcpy(sv, &len, 8);
@@ -173,7 +236,7 @@ static void norm(const double *x, const mat *g, double *y) {
 static void rope(double *v, int heads, int pos) {
     for (int h = 0; h < heads; h++)
         for (int i = 0; i < HD / 2; i++) {
-            double a = pos * pow(THETA, -2.0 * i / HD), c = cos(a), s = sin(a);
+            double a = pos * inv_freq[i], c = cos(a), s = sin(a);
             double *p = v + h * HD + 2 * i, x0 = p[0], x1 = p[1];
             p[0] = x0 * c - x1 * s;
             p[1] = x0 * s + x1 * c;
@@ -229,6 +292,29 @@ static void oracle_step(int tok, double *logits) {
     mv(&embd, h, logits);
 }
 
+/* The oracle over toks[NT + ND] from an empty cache: ref[i] = logits after toks[0..i]; the
+ * tokens after the first decode token are the greedy choices (so the runner's tied head reuses
+ * its kept argmax row) and are written back to toks. */
+static void oracle_run(int32_t *toks, double (*ref)[VOCAB]) {
+    npast = 0;
+    for (int i = 0; i < NT + ND; i++) {
+        if (i > NT) {
+            int b = 0;
+            for (int j = 1; j < VOCAB; j++)
+                if (ref[i - 1][j] > ref[i - 1][b]) b = j;
+            toks[i] = b;
+        }
+        oracle_step(toks[i], ref[i]);
+    }
+}
+
+static void free_mats(void) {
+    for (int l = 0; l < NL; l++)
+        for (int t = 0; t < 9; t++) free(lw[l][t].w);
+    free(embd.w);
+    free(onorm.w);
+}
+
 static double rel_err(const float *a, const double *b, size_t n) {
     double mx = 0, bm = 0;
     for (size_t i = 0; i < n; i++) {
@@ -279,7 +365,8 @@ int main(void) {
     vt_test_tmpdir("llama_synth", dir, sizeof dir);
     char path[600];
     snprintf(path, sizeof path, "%s/model.vts", dir);
-    REQ(!make_store(path));
+    set_inv_freq(0);
+    REQ(!make_store(path, 0));
     vt_store *s;
     REQ_RC(vt_store_open(path, VT_STORE_RDONLY, NULL, &s));
     vt_llama_hparams hp;
@@ -291,16 +378,7 @@ int main(void) {
 
     int32_t toks[NT + ND] = {5, 17, 299, 0, 42, 42, 123, 7, 250, 1};
     static double ref[NT + ND][VOCAB];
-    /* decode greedily after the first decode token, so the tied head's argmax row is reused */
-    for (int i = 0; i < NT + ND; i++) {
-        if (i > NT) {
-            int b = 0;
-            for (int j = 1; j < VOCAB; j++)
-                if (ref[i - 1][j] > ref[i - 1][b]) b = j;
-            toks[i] = b;
-        }
-        oracle_step(toks[i], ref[i]);
-    }
+    oracle_run(toks, ref);
     printf("greedy decode ids: %d %d\n", toks[NT + 1], toks[NT + 2]);
 
     size_t n = (size_t)(NT + ND) * VOCAB;
@@ -349,13 +427,55 @@ int main(void) {
     REQ(wq < 3e-2 && wq > 0);
 
     vt_store_close(s);
+
+    /* Llama 3 RoPE scaling: the same weights (same seed) plus rope_freqs.weight */
+    char path2[600];
+    snprintf(path2, sizeof path2, "%s/model_rope.vts", dir);
+    free_mats();
+    rng = SEED;
+    REQ(!make_store(path2, 1));
+    REQ_RC(vt_store_open(path2, VT_STORE_RDONLY, NULL, &s));
+    REQ_RC(vt_llama_hparams_load(s, &hp));
+    REQ(hp.rope_scaled && hp.rope_ff[0] == 1.0f && hp.rope_ff[HD / 2 - 1] == (float)L3_FACTOR);
+    set_inv_freq(1);
+    static double ref2[NT + ND][VOCAB];
+    int32_t toks2[NT + ND];
+    memcpy(toks2, toks, sizeof toks);
+    oracle_run(toks2, ref2);
+    REQ(!run_model(s, 0, VT_FMT_F16, toks2, a, &read_all));
+    double ws = 0, wn = 0;
+    for (int i = 0; i < NT + ND; i++) {
+        double e = rel_err(a + (size_t)i * VOCAB, ref2[i], VOCAB);
+        if (e > ws) ws = e;
+        if (i < NT && (e = rel_err(a + (size_t)i * VOCAB, ref[i], VOCAB)) > wn) wn = e;
+    }
+    printf("llama3 RoPE scaling: max relative error %.3g vs the scaled oracle, %.3g vs the "
+           "unscaled one\n",
+           ws, wn);
+    REQ(ws < 1e-4);
+    REQ(wn > 1e-2);
+    vt_store_close(s);
+    /* another GGUF RoPE scaling type is refused, not ignored */
+    {
+        vt_store_writer *w;
+        REQ_RC(vt_store_open(path2, VT_STORE_RDWR, NULL, &s));
+        REQ_RC(vt_store_writer_begin(s, &w));
+        uint8_t sv[16];
+        uint64_t len = 6;
+        memcpy(sv, &len, 8);
+        memcpy(sv + 8, "linear", 6);
+        REQ(!put_meta(w, "gguf.llama.rope.scaling.type", 8, sv, 14));
+        REQ_RC(vt_store_writer_commit(w));
+        int rc = vt_llama_hparams_load(s, &hp);
+        printf("rope.scaling.type linear: %s (%s)\n", vt_strerror(rc), vt_last_error());
+        REQ(rc == VT_EUNSUPPORTED && strstr(vt_last_error(), "linear"));
+        vt_store_close(s);
+    }
+
     free(a);
     free(b);
     free(c);
-    for (int l = 0; l < NL; l++)
-        for (int t = 0; t < 9; t++) free(lw[l][t].w);
-    free(embd.w);
-    free(onorm.w);
+    free_mats();
     printf("ok\n");
     return 0;
 }

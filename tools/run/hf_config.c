@@ -326,6 +326,42 @@ static int32_t cfg_id(const hj_doc *d, const char *key) {
     return (int32_t)d->v[i].num;
 }
 
+/* rope_scaling: null/absent, or an object with rope_type (or "type"); for "llama3" its four
+ * numbers, all required (transformers requires them too). */
+static int cfg_rope_scaling(const hj_doc *d, vt_hf_config *c) {
+    uint32_t rs = hj_get(d, 1, "rope_scaling");
+    if (!rs || d->v[rs].type == HJ_NULL) return 0;
+    if (d->v[rs].type != HJ_OBJ)
+        return vt_fail(VT_EFORMAT, "config.json: rope_scaling is neither null nor an object");
+    uint32_t ty = hj_get(d, rs, "rope_type");
+    if (!ty) ty = hj_get(d, rs, "type");
+    if (!ty || d->v[ty].type != HJ_STR)
+        return vt_fail(VT_EFORMAT, "config.json: rope_scaling has no rope_type string");
+    snprintf(c->rope_type, sizeof c->rope_type, "%s", hj_str(d, ty));
+    if (!c->rope_type[0]) snprintf(c->rope_type, sizeof c->rope_type, "?");
+    if (strcmp(c->rope_type, "llama3")) return 0;
+    static const char *const keys[4] = {"factor", "low_freq_factor", "high_freq_factor",
+                                        "original_max_position_embeddings"};
+    double v[4];
+    for (int k = 0; k < 4; k++) {
+        uint32_t n = hj_get(d, rs, keys[k]);
+        if (!n || d->v[n].type != HJ_NUM)
+            return vt_fail(VT_EFORMAT, "config.json: rope_scaling (llama3) has no number %s",
+                           keys[k]);
+        v[k] = d->v[n].num;
+    }
+    if (!(v[3] >= 1 && v[3] <= UINT32_MAX && v[3] == floor(v[3])))
+        return vt_fail(VT_EFORMAT,
+                       "config.json: rope_scaling original_max_position_embeddings %g is not a "
+                       "positive integer",
+                       v[3]);
+    c->rope_factor = (float)v[0];
+    c->rope_low_freq = (float)v[1];
+    c->rope_high_freq = (float)v[2];
+    c->rope_orig_max_pos = (uint32_t)v[3];
+    return 0;
+}
+
 int vt_hf_config_parse(const char *json, vt_hf_config *c) {
     memset(c, 0, sizeof *c);
     hj_doc d;
@@ -350,13 +386,35 @@ int vt_hf_config_parse(const char *json, vt_hf_config *c) {
         !(rc = cfg_f32(&d, "rms_norm_eps", &c->rms_eps, 1e-6f))) {
         uint32_t t = hj_get(&d, 1, "tie_word_embeddings");
         c->tie = t && d.v[t].type == HJ_BOOL ? (int)d.v[t].num : -1;
-        uint32_t rs = hj_get(&d, 1, "rope_scaling");
-        c->rope_scaling = rs && d.v[rs].type != HJ_NULL;
         c->bos_id = cfg_id(&d, "bos_token_id");
         c->eos_id = cfg_id(&d, "eos_token_id");
+        rc = cfg_rope_scaling(&d, c);
     }
     hj_free(&d);
     return rc;
+}
+
+int vt_hf_rope_llama3(const vt_hf_config *c, float theta, uint32_t rope_dim, float *out) {
+    double factor = c->rope_factor, low = c->rope_low_freq, high = c->rope_high_freq,
+           orig = c->rope_orig_max_pos;
+    if (!(factor > 0) || !(low > 0) || !(high > low) || !(orig > 0))
+        return vt_fail(VT_EFORMAT,
+                       "config.json rope_scaling (llama3): factor %g, low_freq_factor %g, "
+                       "high_freq_factor %g, original_max_position_embeddings %g cannot scale",
+                       factor, low, high, orig);
+    const double pi = 3.14159265358979323846;
+    for (uint32_t i = 0; i < rope_dim / 2; i++) {
+        double w = 2 * pi / pow((double)theta, -2.0 * i / rope_dim);
+        if (w < orig / high) {
+            out[i] = 1.0f;
+        } else if (w > orig / low) {
+            out[i] = (float)factor;
+        } else {
+            double sm = (orig / w - low) / (high - low);
+            out[i] = (float)(1 / ((1 - sm) / factor + sm));
+        }
+    }
+    return 0;
 }
 
 int vt_hf_config_load(vt_store *s, vt_hf_config *c) {

@@ -34,13 +34,32 @@ typedef struct vt_hf_config {
     float rope_theta;           /* rope_theta (default 10000) */
     float rms_eps;              /* rms_norm_eps (default 1e-6, LlamaConfig's) */
     int tie;                    /* tie_word_embeddings: 1, 0, or -1 if absent */
-    int rope_scaling;           /* 1: a non-null rope_scaling (unsupported) */
     int32_t bos_id, eos_id;     /* bos_token_id / eos_token_id (first of a list), -1 if absent */
+    /* rope_scaling: rope_type (or the older "type"); "" when rope_scaling is null or absent. The
+     * numbers are read for "llama3" only (all four required), 0 otherwise. */
+    char rope_type[32];
+    float rope_factor;          /* factor */
+    float rope_low_freq;        /* low_freq_factor */
+    float rope_high_freq;       /* high_freq_factor */
+    uint32_t rope_orig_max_pos; /* original_max_position_embeddings */
 } vt_hf_config;
 
 /** Parse config.json text (NUL-terminated). Errors: VT_EFORMAT (not JSON, a required key
- *  missing or of the wrong type; the message names it), -ENOMEM. */
+ *  missing or of the wrong type, rope_scaling not an object or a "llama3" one without factor,
+ *  low_freq_factor, high_freq_factor or original_max_position_embeddings; the message names it),
+ *  -ENOMEM. A rope_type other than llama3 is parsed (its name kept), not refused: the caller
+ *  decides. */
 int vt_hf_config_parse(const char *json, vt_hf_config *c);
+
+/** Llama 3's RoPE frequency scaling (rope_type "llama3"), as transformers computes it
+ *  (_compute_llama3_parameters), expressed as divisors of the default frequencies: for
+ *  i < @p rope_dim / 2, with f = theta^(-2i / rope_dim) and wavelength w = 2 pi / f,
+ *  out[i] = 1 where w < orig / high_freq_factor, factor where w > orig / low_freq_factor, and
+ *  1 / ((1 - s) / factor + s) between, s = (orig / w - low) / (high - low). The scaled frequency
+ *  is f / out[i] (llama.cpp's rope_freqs.weight holds the same divisors).
+ *  Errors: VT_EFORMAT when the parameters are not usable (factor, orig <= 0; low <= 0;
+ *  high <= low). */
+int vt_hf_rope_llama3(const vt_hf_config *c, float theta, uint32_t rope_dim, float *out);
 
 /** vt_hf_config_parse of the store's "config.json". Errors: VT_ENOTFOUND (none kept), those of
  *  vt_hf_config_parse. */

@@ -155,6 +155,7 @@ static int check_shape(vt_store *s, const char *name, uint64_t rows, uint64_t co
 
 static int check_dims(vt_llama_hparams *hp);
 static int check_tensors(vt_store *s, vt_llama_hparams *hp);
+static int rope_scaling_gguf(vt_store *s, const char *arch, vt_llama_hparams *hp);
 
 /* A Hugging Face model: config.json (LlamaConfig) kept beside safetensors, HF tensor names,
  * rotate_half RoPE over the whole head (HF's q/k rows are not permuted as GGUF's are). */
@@ -165,8 +166,11 @@ static int hparams_hf(vt_store *s, vt_llama_hparams *hp) {
     if (c.model_type[0] && strcmp(c.model_type, "llama"))
         return vt_fail(VT_EUNSUPPORTED, "config.json: model_type '%s' (only llama is supported)",
                        c.model_type);
-    if (c.rope_scaling)
-        return vt_fail(VT_EUNSUPPORTED, "config.json: rope_scaling is not supported");
+    int llama3 = !strcmp(c.rope_type, "llama3");
+    if (c.rope_type[0] && strcmp(c.rope_type, "default") && !llama3)
+        return vt_fail(VT_EUNSUPPORTED,
+                       "config.json: rope_scaling type '%s' is not supported (only llama3)",
+                       c.rope_type);
     snprintf(hp->arch, sizeof hp->arch, "%s", c.model_type[0] ? c.model_type : "llama");
     hp->hf = 1;
     hp->n_layers = c.n_layers;
@@ -185,6 +189,13 @@ static int hparams_hf(vt_store *s, vt_llama_hparams *hp) {
                        c.head_dim, hp->head_dim);
     hp->rope_dim = hp->head_dim;
     if ((rc = check_tensors(s, hp))) return rc;
+    if (llama3) {
+        if (hp->rope_dim / 2 > VT_LLAMA_MAX_ROPE_PAIRS)
+            return vt_fail(VT_EUNSUPPORTED, "rope_scaling with head dim %u (at most %u)",
+                           hp->rope_dim, 2 * VT_LLAMA_MAX_ROPE_PAIRS);
+        if ((rc = vt_hf_rope_llama3(&c, hp->rope_theta, hp->rope_dim, hp->rope_ff))) return rc;
+        hp->rope_scaled = 1;
+    }
     if (c.vocab_size && c.vocab_size != hp->vocab)
         return vt_fail(VT_EFORMAT, "config.json: vocab_size %u, %s has %u rows", c.vocab_size,
                        embd_name(hp), hp->vocab);
@@ -226,7 +237,46 @@ int vt_llama_hparams_load(vt_store *s, vt_llama_hparams *hp) {
     if ((rc = meta_id(s, "tokenizer.ggml.bos_token_id", &hp->bos_id)) ||
         (rc = meta_id(s, "tokenizer.ggml.eos_token_id", &hp->eos_id)))
         return rc;
-    return check_tensors(s, hp);
+    if ((rc = check_tensors(s, hp))) return rc;
+    return rope_scaling_gguf(s, a, hp);
+}
+
+/* RoPE scaling of a GGUF model: ARCH.rope.scaling.type other than "none" (linear, yarn, ...) is
+ * refused; rope_freqs.weight, which convert_hf_to_gguf writes for Llama 3.1+ (llama3 scaling),
+ * holds the divisors of the frequencies (llama.cpp's freq_factors: theta / factor). */
+static int rope_scaling_gguf(vt_store *s, const char *arch, vt_llama_hparams *hp) {
+    char key[192], type[32];
+    snprintf(key, sizeof key, "gguf.%s.rope.scaling.type", arch);
+    int rc = vt_meta_get_string(s, key, type, sizeof type, NULL);
+    if (rc == VT_ENOTFOUND)
+        vt_clear_error();
+    else if (rc == -ERANGE || (!rc && strcmp(type, "none")))
+        return vt_fail(VT_EUNSUPPORTED,
+                       "model metadata %s is '%s': only llama3's frequency factors "
+                       "(rope_freqs.weight) are supported",
+                       key, rc ? "(long)" : type);
+    else if (rc)
+        return vt_fail(rc, "model metadata %s: %s", key, vt_strerror(rc));
+    const char *name = "rope_freqs.weight";
+    vt_tensor_info ti;
+    if ((rc = vt_store_stat(s, name, &ti)) == VT_ENOTFOUND) {
+        vt_clear_error();
+        return 0;
+    }
+    if (rc) return vt_fail(rc, "model tensor %s: %s", name, vt_strerror(rc));
+    uint32_t pairs = hp->rope_dim / 2;
+    if (ti.rows * ti.cols != pairs || pairs > VT_LLAMA_MAX_ROPE_PAIRS)
+        return vt_fail(VT_EFORMAT, "%s holds %llu values, rope dimension %u needs %u", name,
+                       (unsigned long long)(ti.rows * ti.cols), hp->rope_dim, pairs);
+    if ((rc = vt_store_read_rows(s, name, 0, ti.rows, VT_DTYPE_F32, hp->rope_ff,
+                                 sizeof hp->rope_ff)))
+        return vt_fail(rc, "model tensor %s: %s", name, vt_last_error());
+    for (uint32_t i = 0; i < pairs; i++)
+        if (!(hp->rope_ff[i] > 0) || isinf(hp->rope_ff[i]))
+            return vt_fail(VT_EFORMAT, "%s[%u] is %g: not a positive frequency divisor", name, i,
+                           hp->rope_ff[i]);
+    hp->rope_scaled = 1;
+    return 0;
 }
 
 /* The shared checks of the head counts and dimensions; sets head_dim. */
@@ -415,7 +465,8 @@ static int alloc_scratch(vt_llama *m) {
         !m->att || !m->g || !m->u || !m->y || !m->nrm || !m->cand_row || !m->inv_freq)
         return vt_fail(-ENOMEM, "out of memory for activations (%u tokens per chunk)", m->ub);
     for (uint32_t i = 0; i < hp->rope_dim / 2; i++)
-        m->inv_freq[i] = pow((double)hp->rope_theta, -2.0 * i / hp->rope_dim);
+        m->inv_freq[i] = pow((double)hp->rope_theta, -2.0 * i / hp->rope_dim) /
+                         (hp->rope_scaled ? hp->rope_ff[i] : 1.0);
     if (m->gpu) {
         size_t big = hw > qd ? hw : qd;
         int rc;

@@ -36,6 +36,9 @@
 #include "vtstore/store.h"
 #include "vtstore/tier.h"
 
+/** Most rotary pairs per head with RoPE frequency scaling (head dim 512). */
+#define VT_LLAMA_MAX_ROPE_PAIRS 256
+
 /** Hyperparameters, read from store metadata kept from GGUF (ARCH.block_count, ...), or, in a
  *  store without gguf.* keys, from the config.json kept beside safetensors (hidden_size,
  *  num_hidden_layers, ...: hf_config.h); then the tensors have Hugging Face's names
@@ -56,10 +59,20 @@ typedef struct vt_llama_hparams {
     float norm_eps;         /* ARCH.attention.layer_norm_rms_epsilon (default 1e-5) */
     int tied_output;        /* 1: no output.weight, token_embd is the head */
     int32_t bos_id, eos_id; /* tokenizer.ggml.{bos,eos}_token_id, -1 if absent */
+    /* Llama 3's RoPE frequency scaling: the frequency of rotary pair i is
+     * rope_theta^(-2i / rope_dim) / rope_ff[i]. From the tensor rope_freqs.weight (GGUF, as
+     * llama.cpp applies it) or computed from config.json rope_scaling {rope_type: llama3, ...}
+     * (vt_hf_rope_llama3). Any other RoPE scaling (GGUF ARCH.rope.scaling.type other than none,
+     * another rope_type) is refused with VT_EUNSUPPORTED. */
+    int rope_scaled;                        /* 1: rope_ff holds the divisors */
+    float rope_ff[VT_LLAMA_MAX_ROPE_PAIRS]; /* [rope_dim / 2] frequency divisors, > 0 */
 } vt_llama_hparams;
 
 /** Read and check the hyperparameters of the model in @p s. Errors: VT_ENOTFOUND (a required key
- *  or tensor is missing: the message names it), VT_EFORMAT (inconsistent values or shapes). */
+ *  or tensor is missing: the message names it), VT_EFORMAT (inconsistent values or shapes, a
+ *  rope_freqs.weight of the wrong length or with a value that is not positive and finite),
+ *  VT_EUNSUPPORTED (model_type not llama, a RoPE scaling other than llama3's, a head_dim that
+ *  is not dim / heads). */
 int vt_llama_hparams_load(vt_store *s, vt_llama_hparams *hp);
 
 /** Raw bytes of one pass of the model's schedule (*model_bytes) and the budget that keeps all of

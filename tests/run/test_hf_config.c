@@ -1,0 +1,81 @@
+/* config.json rope_scaling (tools/run/hf_config.c): null, absent or rope_type "default" is no
+ * scaling; "llama3" (rope_type, or the older "type") needs factor, low_freq_factor,
+ * high_freq_factor and original_max_position_embeddings, and vt_hf_rope_llama3 turns them into
+ * per-pair frequency divisors (checked on Llama 3.1 8B's values: 1 for the high frequencies,
+ * factor for the low ones, monotone in between, and equal to transformers' smoothing written
+ * out here); other types parse with their name kept (the runner refuses them); bad values are
+ * VT_EFORMAT naming the key. */
+#include <math.h>
+
+#include "hf_config.h"
+#include "vt_test.h"
+
+static const char *base =
+    "{\"model_type\": \"llama\", \"hidden_size\": 4096, \"intermediate_size\": "
+    "14336, \"num_hidden_layers\": 32, \"num_attention_heads\": 32, "
+    "\"rope_theta\": 500000.0, \"rope_scaling\": %s}";
+
+static int parse(const char *rs, vt_hf_config *c) {
+    char json[1024];
+    snprintf(json, sizeof json, base, rs);
+    return vt_hf_config_parse(json, c);
+}
+
+int main(void) {
+    vt_hf_config c;
+    CHECK_RC(parse("null", &c));
+    CHECK(c.rope_type[0] == 0);
+    CHECK_RC(parse("{\"rope_type\": \"default\"}", &c));
+    CHECK(!strcmp(c.rope_type, "default"));
+    CHECK_RC(parse("{\"type\": \"linear\", \"factor\": 2.0}", &c));
+    CHECK(!strcmp(c.rope_type, "linear"));
+
+    const char *l31 = "{\"factor\": 8.0, \"low_freq_factor\": 1.0, \"high_freq_factor\": 4.0, "
+                      "\"original_max_position_embeddings\": 8192, \"rope_type\": \"llama3\"}";
+    CHECK_RC(parse(l31, &c));
+    CHECK(!strcmp(c.rope_type, "llama3") && c.rope_factor == 8.0f && c.rope_low_freq == 1.0f &&
+          c.rope_high_freq == 4.0f && c.rope_orig_max_pos == 8192);
+    float ff[64];
+    CHECK_RC(vt_hf_rope_llama3(&c, 500000.0f, 128, ff));
+    int n1 = 0, n8 = 0, mid = 0;
+    double worst = 0;
+    for (int i = 0; i < 64; i++) {
+        n1 += ff[i] == 1.0f;
+        n8 += ff[i] == 8.0f;
+        if (i) CHECKF(ff[i] >= ff[i - 1], "ff[%d] %g < ff[%d] %g", i, ff[i], i - 1, ff[i - 1]);
+        /* transformers: smoothed = (1 - s) * f / factor + s * f in the middle band */
+        double f = pow(500000.0, -2.0 * i / 128), wl = 2 * M_PI / f;
+        if (wl >= 8192 / 4.0 && wl <= 8192 / 1.0) {
+            mid++;
+            double s = (8192 / wl - 1) / 3, want = f / ((1 - s) * f / 8 + s * f);
+            double e = fabs(ff[i] - want) / want;
+            if (e > worst) worst = e;
+        }
+    }
+    printf("llama 3.1 8B: %d pairs unscaled, %d divided by 8, %d smoothed (max rel diff %.2g)\n",
+           n1, n8, mid, worst);
+    CHECK(n1 + n8 + mid == 64 && n1 > 0 && n8 > 0 && mid > 0 && worst < 1e-6);
+
+    /* the older "type" key, numbers as integers */
+    CHECK_RC(parse("{\"type\": \"llama3\", \"factor\": 32, \"low_freq_factor\": 1, "
+                   "\"high_freq_factor\": 4, \"original_max_position_embeddings\": 8192}",
+                   &c));
+    CHECK(!strcmp(c.rope_type, "llama3") && c.rope_factor == 32.0f);
+
+    CHECK(parse("{\"rope_type\": \"llama3\", \"factor\": 8.0, \"low_freq_factor\": 1.0, "
+                "\"high_freq_factor\": 4.0}",
+                &c) == VT_EFORMAT &&
+          strstr(vt_last_error(), "original_max_position_embeddings"));
+    CHECK(parse("{\"rope_type\": \"llama3\", \"factor\": \"8\", \"low_freq_factor\": 1.0, "
+                "\"high_freq_factor\": 4.0, \"original_max_position_embeddings\": 8192}",
+                &c) == VT_EFORMAT &&
+          strstr(vt_last_error(), "factor"));
+    CHECK(parse("{\"factor\": 8.0}", &c) == VT_EFORMAT && strstr(vt_last_error(), "rope_type"));
+    CHECK(parse("3", &c) == VT_EFORMAT && strstr(vt_last_error(), "rope_scaling"));
+    CHECK_RC(parse("{\"rope_type\": \"llama3\", \"factor\": 8.0, \"low_freq_factor\": 4.0, "
+                   "\"high_freq_factor\": 4.0, \"original_max_position_embeddings\": 8192}",
+                   &c));
+    CHECK(vt_hf_rope_llama3(&c, 500000.0f, 128, ff) == VT_EFORMAT &&
+          strstr(vt_last_error(), "high_freq_factor"));
+    return vt_test_done("test_hf_config");
+}
