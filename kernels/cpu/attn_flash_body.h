@@ -121,31 +121,31 @@ ISA_FN static void FN(pv)(float *restrict acc, const float *alpha, const float *
     for (uint32_t r0 = 0; r0 < rows_p; r0 += RB) {
         const float *p0 = p + (size_t)r0 * BN;
         for (uint32_t d0 = 0; d0 < Dv; d0 += NVP * W) {
-            VF a[RB][NVP];
-#pragma GCC unroll 8
-            for (int r = 0; r < RB; r++) {
-                VF al = VSET1(alpha[r0 + r]);
-#pragma GCC unroll 8
-                for (int i = 0; i < NVP; i++)
-                    a[r][i] = VMUL(al, VLOAD(acc + (size_t)(r0 + r) * Dv + d0 + i * W));
-            }
-            const float *vj = v + d0;
-            for (uint32_t j = 0; j < jn; j++, vj += Dv) {
-                VF x[NVP];
-#pragma GCC unroll 8
-                for (int i = 0; i < NVP; i++) x[i] = VLOAD(vj + i * W);
-#pragma GCC unroll 8
-                for (int r = 0; r < RB; r++) {
-                    VF pb = VSET1(p0[(size_t)r * BN + j]);
-#pragma GCC unroll 8
-                    for (int i = 0; i < NVP; i++) a[r][i] = VFMA(pb, x[i], a[r][i]);
-                }
-            }
+            VF a[RB][NVP]; /* the tile's P·V; acc is read after the loop (fewer live pointers) */
 #pragma GCC unroll 8
             for (int r = 0; r < RB; r++)
 #pragma GCC unroll 8
+                for (int i = 0; i < NVP; i++) a[r][i] = VZERO;
+            const float *vj = v + d0;
+            for (uint32_t j = 0; j < jn; j++, vj += Dv) {
+                VF pb[RB]; /* one V vector live at a time: GCC keeps it in a register */
+#pragma GCC unroll 8
+                for (int r = 0; r < RB; r++) pb[r] = VSET1(p0[(size_t)r * BN + j]);
+#pragma GCC unroll 8
+                for (int i = 0; i < NVP; i++) {
+                    VF x = VLOAD(vj + i * W);
+#pragma GCC unroll 8
+                    for (int r = 0; r < RB; r++) a[r][i] = VFMA(pb[r], x, a[r][i]);
+                }
+            }
+#pragma GCC unroll 8
+            for (int r = 0; r < RB; r++) {
+                float *ar = acc + (size_t)(r0 + r) * Dv + d0;
+                VF al = VSET1(alpha[r0 + r]);
+#pragma GCC unroll 8
                 for (int i = 0; i < NVP; i++)
-                    VSTORE(acc + (size_t)(r0 + r) * Dv + d0 + i * W, a[r][i]);
+                    VSTORE(ar + i * W, VFMA(VLOAD(ar + i * W), al, a[r][i]));
+            }
         }
     }
 }
@@ -159,6 +159,13 @@ ISA_FN static int FN(tiles)(const flash_ctx *c, flash_buf *b, uint32_t hk, int64
     const uint8_t *kb = (const uint8_t *)kv->k + hk * hs, *vb = (const uint8_t *)kv->v + hk * hs;
     for (int64_t j0 = k0; j0 < k1; j0 += BN) {
         uint32_t bn = (uint32_t)(k1 - j0 < BN ? k1 - j0 : BN);
+        if (j0 + BN < k1) { /* the next tile's K/V rows: hide the memory latency (decode) */
+            int64_t nb = (k1 - j0 - BN < BN ? k1 - j0 - BN : BN) * (int64_t)rb;
+            for (int64_t o = 0; o < nb; o += 64) {
+                __builtin_prefetch(kb + (j0 + BN) * rb + o);
+                __builtin_prefetch(vb + (j0 + BN) * rb + o);
+            }
+        }
         int rc =
             vt_attn_kv_dequantize_rows(kv->format, kb + j0 * rb, bn, D, kv->tensor_scale, b->tmp);
         if (rc) return rc;

@@ -2,11 +2,15 @@
  * runs of rows through the quant module (vt_quantize / vt_dequantize), so a cache holds exactly
  * the bytes vt_quantize writes for the same rows. The CUDA append kernel mirrors the quant
  * module's reference quantizers operation by operation. */
+#if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
+#endif
 #include <stdio.h>
 #include <string.h>
 
 #include "attn_internal.h"
+#include "kern_internal.h"
+#include "vtstore/blocks.h"
 
 int vt_attn_kv_format_ok(uint32_t fmt) {
     switch (fmt) {
@@ -47,13 +51,11 @@ int vt_attn_kv_quantize_rows(uint32_t fmt, const float *x, uint64_t rows, uint32
     return vt_quantize(fmt, &p, x, rows, d, dst, 1);
 }
 
-/* F16C from the cached core check: the hot loop dequantizes a tile per call and must not pay
- * for cpuid (which traps to the hypervisor in a VM). */
-static int have_f16c(void) {
-    int f = vt_cpu_features();
-    return (f & VT_CPU_AVX2) && (f & VT_CPU_F16C);
-}
-
+/* Fast decoders for the common cache formats, chosen from the cached kernel checks
+ * (vt_kcpu_avx512 / vt_kcpu_avx2: no cpuid per tile, and VT_KERNELS_AVX512=0 /
+ * VT_KERNELS_SCALAR=1 select the others). Their values equal vt_dequantize's: one f16->f32
+ * conversion of each value or scale and one f32 product, as the reference does. */
+#if defined(__x86_64__) || defined(__i386__)
 __attribute__((target("avx2,f16c"))) static void f16_rows_f16c(const uint16_t *h, float *y,
                                                                size_t n) {
     size_t i = 0;
@@ -61,6 +63,72 @@ __attribute__((target("avx2,f16c"))) static void f16_rows_f16c(const uint16_t *h
         _mm256_storeu_ps(y + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(h + i))));
     for (; i < n; i++) y[i] = vt_f16_to_f32(h[i]);
 }
+
+#define AVX512_FN __attribute__((target("avx512f,avx2,f16c")))
+AVX512_FN static void f16_rows_avx512(const uint16_t *h, float *y, size_t n) {
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        _mm512_storeu_ps(y + i, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(h + i))));
+    f16_rows_f16c(h + i, y + i, n - i);
+}
+
+/* n whole q8_0 blocks (rows of a multiple of 32 values are back to back). */
+AVX512_FN static void q8_0_blocks_avx512(const uint8_t *b, float *y, size_t n) {
+    for (size_t k = 0; k < n; k++, b += sizeof(vt_block_q8_0), y += VT_QK8_0) {
+        uint16_t dh;
+        memcpy(&dh, b, 2);
+        __m512 d = _mm512_set1_ps(_cvtsh_ss(dh));
+        for (int j = 0; j < VT_QK8_0; j += 16) {
+            __m512i q = _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(b + 2 + j)));
+            _mm512_storeu_ps(y + j, _mm512_mul_ps(_mm512_cvtepi32_ps(q), d));
+        }
+    }
+}
+
+/* n whole q4_0 blocks: x = (nibble - 8) * d, low nibbles first. */
+AVX512_FN static void q4_0_blocks_avx512(const uint8_t *b, float *y, size_t n) {
+    const __m512i lo = _mm512_set1_epi32(0x0f), eight = _mm512_set1_epi32(8);
+    for (size_t k = 0; k < n; k++, b += sizeof(vt_block_q4_0), y += VT_QK4_0) {
+        uint16_t dh;
+        memcpy(&dh, b, 2);
+        __m512 d = _mm512_set1_ps(_cvtsh_ss(dh));
+        __m512i q = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(b + 2)));
+        __m512i q0 = _mm512_sub_epi32(_mm512_and_si512(q, lo), eight);
+        __m512i q1 = _mm512_sub_epi32(_mm512_srli_epi32(q, 4), eight);
+        _mm512_storeu_ps(y, _mm512_mul_ps(_mm512_cvtepi32_ps(q0), d));
+        _mm512_storeu_ps(y + 16, _mm512_mul_ps(_mm512_cvtepi32_ps(q1), d));
+    }
+}
+
+/* 1 when rows x d of fmt were decoded into y by a fast path. */
+static int dequantize_fast(uint32_t fmt, const void *src, size_t n, uint32_t d, float *y) {
+    if (!vt_kcpu_avx2()) return 0;
+    int w512 = vt_kcpu_avx512();
+    switch (fmt) {
+    case VT_FMT_F16:
+        if (w512)
+            f16_rows_avx512(src, y, n);
+        else
+            f16_rows_f16c(src, y, n);
+        return 1;
+    case VT_FMT_Q8_0:
+        if (!w512 || d % VT_QK8_0) return 0;
+        q8_0_blocks_avx512(src, y, n / VT_QK8_0);
+        return 1;
+    case VT_FMT_Q4_0:
+        if (!w512 || d % VT_QK4_0) return 0;
+        q4_0_blocks_avx512(src, y, n / VT_QK4_0);
+        return 1;
+    default:
+        return 0;
+    }
+}
+#else
+static int dequantize_fast(uint32_t fmt, const void *src, size_t n, uint32_t d, float *y) {
+    (void)fmt, (void)src, (void)n, (void)d, (void)y;
+    return 0;
+}
+#endif
 
 int vt_attn_kv_dequantize_rows(uint32_t fmt, const void *src, uint64_t rows, uint32_t d,
                                float tensor_scale, float *y) {
@@ -70,10 +138,7 @@ int vt_attn_kv_dequantize_rows(uint32_t fmt, const void *src, uint64_t rows, uin
         return 0;
     }
     size_t n = (size_t)rows * d;
-    if (fmt == VT_FMT_F16 && have_f16c()) {
-        f16_rows_f16c(src, y, n);
-        return 0;
-    }
+    if (dequantize_fast(fmt, src, n, d, y)) return 0;
     if (fmt == VT_FMT_BF16) { /* bf16 is the upper half of an f32: exact */
         const uint16_t *h = src;
         uint32_t *u = (uint32_t *)y;
