@@ -163,6 +163,8 @@ int vt_gemm_cpu_run(const vt_gemm_isa *isa, const vt_weight *w, const void *X, v
     j.nc = GEMM_NC;
     while (j.nc > 32 && (j.d.rows + j.nc - 1) / j.nc < 4 * (uint64_t)nthreads) j.nc /= 2;
     j.nblk = (j.d.rows + j.nc - 1) / j.nc;
+    /* no scratch for threads that could not get a task */
+    if ((uint64_t)nthreads > j.nblk * npm_max) nthreads = (int)(j.nblk * npm_max);
     j.tmp_off = 0;
     j.wp_off = align_up((size_t)isa->g * VT_KC * sizeof(float));
     j.c_off = j.wp_off + align_up((size_t)GEMM_NC * VT_KC * sizeof(float));

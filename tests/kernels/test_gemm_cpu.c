@@ -143,7 +143,7 @@ static void check_gemm(const kt_weight *k, const char *nm, uint64_t M) {
 /* Shapes: rows not a multiple of 16/32 or of the 128-row task block, ragged depths (cols not a
  * multiple of VT_KC, nor of 32 where the format's blocks allow it), one depth over two chunks. */
 static const uint64_t shapes[][2] = {{37, 100}, {130, 1000}, {7, 600}};
-static const uint64_t Ms[][4] = {{1, 13, 15, 64}, {6, 29, 97, 0}, {300, 0, 0, 0}};
+static const uint64_t Ms[][4] = {{1, 13, 15, 64}, {6, 29, 47, 0}, {300, 0, 0, 0}};
 
 static void run_one(const kt_weight *k, const char *nm, size_t shape, void *ctx) {
     (void)ctx;
