@@ -248,8 +248,12 @@ static int test_synthetic(void) {
         free(w);
     }
 
-    /* any bytes (no NUL) round-trip, valid UTF-8 or not */
-    {
+    /* any bytes (no NUL) round-trip, valid UTF-8 or not, under every split */
+    static const enum vt_tok_pre modes[] = {VT_TOK_PRE_DIGITS_GPT2, VT_TOK_PRE_GPT2,
+                                            VT_TOK_PRE_LLAMA3, VT_TOK_PRE_QWEN2};
+    for (size_t mi = 0; mi < sizeof modes / sizeof modes[0]; mi++) {
+        CHECK(vt_tok_set_pre(tok, modes[mi]) == 0);
+        CHECK(vt_tok_set_ignore_merges(tok, modes[mi] == VT_TOK_PRE_LLAMA3) == 0);
         uint32_t seed = 12345;
         char text[48];
         int32_t rids[64];
@@ -259,8 +263,9 @@ static int test_synthetic(void) {
                 seed = seed * 1103515245u + 12345u;
                 unsigned b = (seed >> 16) & 0xFF;
                 /* favour ASCII structure, spaces and UTF-8 lead/continuation bytes */
-                static const unsigned char pick[] = {' ',  'a',  '\'', 's',  '1',  '\n', '!', 0xC3,
-                                                     0xA9, 0xE6, 0x97, 0xF0, 0x9F, '<',  '|'};
+                static const unsigned char pick[] = {' ',  'a',  '\'', 's',  '1',  '\n', '!',
+                                                     0xC3, 0xA9, 0xE6, 0x97, 0xF0, 0x9F, '<',
+                                                     '|',  '\r', 'S',  0xC5, 0xBF, '\t'};
                 text[len++] = (char)(b < 128 ? pick[b % sizeof pick] : (b ? b : 1));
             }
             text[len] = 0;
@@ -270,6 +275,8 @@ static int test_synthetic(void) {
             if (rc == 0) expect_roundtrip(tok, text, rids, n);
         }
     }
+    CHECK(vt_tok_set_pre(tok, VT_TOK_PRE_DIGITS_GPT2) == 0);
+    CHECK(vt_tok_set_ignore_merges(tok, 0) == 0);
 
     /* decode */
     char buf[32];
