@@ -1,7 +1,8 @@
 #!/bin/sh
 # The tokenizer vtstore builds from the store's metadata (gguf.tokenizer.ggml.*) encodes the chat
 # prompt to the ids of docs/MODEL_NOTES.md, and to those of the Hugging Face oracle
-# (tests/model/tok_ref.py) when `tokenizers` is installed.
+# (tests/model/tok_ref.py) when `tokenizers` is installed; with tokenizer.ggml.pre patched to
+# the Llama-3 and Qwen2 names, prompts encode as the oracle's splits of those names.
 set -eu
 PY_MODULES="numpy"
 . "$(dirname "$0")/common.sh"
@@ -27,4 +28,41 @@ if "$PY" -c "import tokenizers, gguf" >/dev/null 2>&1; then
         exit 1
     fi
     echo "matches the tokenizers oracle on 2 chat prompts"
+fi
+# The Llama-3 and Qwen2 splits from GGUF metadata: the model's tokenizer.ggml.pre "smollm"
+# patched in place to "llama3" and to "megrez" (llama.cpp's names of those splits with the same
+# length, so the file layout is unchanged), imported, and prompts encoded by `vtstore run` as the
+# oracle does (tok_ref.py --pre llama-bpe, with ignore_merges, / qwen2).
+if "$PY" -c "import tokenizers, gguf" >/dev/null 2>&1; then
+    for v in "llama3 llama-bpe" "megrez qwen2"; do
+        set -- $v
+        "$PY" - "$MODEL" "$TMP/pre-$1.gguf" "$1" <<'PYEOF'
+import struct, sys
+src, dst, name = sys.argv[1], sys.argv[2], sys.argv[3].encode()
+data = bytearray(open(src, "rb").read())
+key = b"tokenizer.ggml.pre"
+old = struct.pack("<Q", len(key)) + key + struct.pack("<IQ", 8, 6) + b"smollm"
+at = data.find(old)
+if at < 0 or len(name) != 6:
+    sys.exit("tokenizer_meta: tokenizer.ggml.pre 'smollm' not found in %s" % src)
+data[at + len(old) - 6:at + len(old)] = name
+open(dst, "wb").write(data)
+PYEOF
+        "$VT_BIN" import "$TMP/pre-$1.gguf" "$TMP/pre-$1.vts" -q >/dev/null
+        rm -f "$TMP/pre-$1.gguf"
+        for p in "It'S 1234567 THEY'RE here!!
+  
+next...	line" "Write a haiku about the ocean. Numbers: 12345, emoji 🙂, ünïcödé." "Привет 日本語 'll 42"; do
+            got=$("$VT_BIN" run "$TMP/pre-$1.vts" --prompt "$p" --max-new 1 --json |
+                "$PY" -c "import json,sys; print(','.join(map(str, json.load(sys.stdin)['prompt_ids'])))")
+            want=$("$PY" "$ROOT/tests/model/tok_ref.py" "$MODEL" --pre "$2" --encode "$p")
+            if [ "$got" != "$want" ]; then
+                echo "FAIL: GGUF tokenizer.ggml.pre '$1' encodes '$p' to $got, the oracle ($2) to $want" >&2
+                rm -rf "$TMP/pre-$1.vts"
+                exit 1
+            fi
+        done
+        rm -rf "$TMP/pre-$1.vts"
+        echo "GGUF tokenizer.ggml.pre '$1': 3 prompts encode as the oracle's $2 split"
+    done
 fi
