@@ -47,21 +47,38 @@ vt_kdecode_fn vt_kdecode_dense(uint32_t base_fmt, int fast);
 int vt_kcpu_avx2(void);
 
 /* Rows a fused call handles together (x loads are shared across them; the AVX2 kernel takes 8 at
- * batch 1, the AVX-512 one 4 at a time). */
+ * batch 1, the AVX-512 one up to 4). */
 #define VT_KFUSE_ROWS 8
-/* Fused GEMV of rows [r0, r0 + nr), nr <= VT_KFUSE_ROWS, over their leading whole blocks:
- * out[i * batch + b] = partial sum of row r0 + i against x[b]; returns the columns covered (a
- * multiple of the block size, the same for every row) or 0 when there is no fused path. Uses the
- * AVX-512 kernel (q4_0, q4_1, q4_k, q6_k, nf4, nf4_dq, mxfp4, nvfp4, awq_int4, q8_0, int8) when
- * the CPU has AVX-512F, else the AVX2 one (the 4-bit formats only). Dense layouts only. */
-uint64_t vt_kfused_rows(const vt_kdesc *d, uint64_t r0, int nr, const float *x, int batch,
-                        float *out);
-/* The AVX2 multi-row kernel (same formats and contract); the caller checks vt_kcpu_avx2. */
-uint64_t vt_kfused_rows_avx2(const vt_kdesc *d, uint64_t r0, int nr, const float *x, int batch,
-                             float *out);
-/* The AVX-512 kernel itself; the caller checks the CPU (vt_kcpu_avx512). */
-uint64_t vt_kfused_rows512(const vt_kdesc *d, uint64_t r0, int nr, const float *x, int batch,
-                           float *out);
+/* The batch vectors as a fused kernel reads them, prepared once per vt_gemv call
+ * (vt_kfused_prep): each vector's elements reordered within groups as the kernel consumes the
+ * codes (so no shuffles per row), awq's x divided by the channel scales, and the batch padded
+ * with zero vectors to one the kernel has a shape for, laid out as that kernel reads it
+ * (gemv_fused.h, VT_KX_*). When nothing needs doing, x is the caller's vectors and mem is NULL. */
+typedef struct vt_kx {
+    const float *x; /* npad vectors of cols: [npad][cols] or interleaved [cols/32][npad][32] */
+    int batch;      /* vectors whose outputs are written */
+    int npad;       /* vectors in x (>= batch; the extra ones are zero) */
+    float *mem;     /* owned buffer behind x, or NULL */
+} vt_kx;
+/* Prepare x[batch][cols] for d's fused kernel (the one vt_kfused_rows will use). Returns 0 or
+ * -ENOMEM (no buffer: px is then unusable and needs no release). Release with vt_kfused_unprep. */
+int vt_kfused_prep(const vt_kdesc *d, const float *x, int batch, vt_kx *px);
+/* Free what vt_kfused_prep allocated; NULL-safe on mem. */
+void vt_kfused_unprep(vt_kx *px);
+/* Fused GEMV of rows [r0, r0 + nr), nr <= VT_KFUSE_ROWS, over their leading whole blocks, against
+ * the prepared vectors: out[i * px->batch + b] = partial sum of row r0 + i against vector b;
+ * returns the columns covered (a multiple of the block size, the same for every row) or 0 when
+ * there is no fused path. Uses the AVX-512 kernel (q4_0, q4_1, q4_k, q6_k, nf4, nf4_dq, mxfp4,
+ * nvfp4, awq_int4, q8_0, int8) when the CPU has AVX-512F, else the AVX2 one (the 4-bit formats
+ * only). Dense layouts only. */
+uint64_t vt_kfused_rows(const vt_kdesc *d, uint64_t r0, int nr, const vt_kx *px, float *out);
+/* The AVX2 multi-row kernel and its preparation (same formats and contract); the caller checks
+ * vt_kcpu_avx2. */
+uint64_t vt_kfused_rows_avx2(const vt_kdesc *d, uint64_t r0, int nr, const vt_kx *px, float *out);
+int vt_kfused_prep_avx2(const vt_kdesc *d, const float *x, int batch, vt_kx *px);
+/* The AVX-512 kernel itself and its preparation; the caller checks the CPU (vt_kcpu_avx512). */
+uint64_t vt_kfused_rows512(const vt_kdesc *d, uint64_t r0, int nr, const vt_kx *px, float *out);
+int vt_kfused_prep512(const vt_kdesc *d, const float *x, int batch, vt_kx *px);
 /* vt_e4m3_to_f32 and vt_e8m0_to_f32 of every byte (block scales without a call per block). */
 extern const float vt_ke4m3_f32[256], vt_ke8m0_f32[256];
 /** 1 when the AVX-512 fused GEMV is used (AVX-512F, the AVX2 paths on, VT_KERNELS_AVX512 not 0). */

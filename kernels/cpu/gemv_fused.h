@@ -1,14 +1,26 @@
 /* kernels/cpu/gemv_fused.h — helpers shared by the fused GEMV kernels
- * (gemv_fused_avx512.c, gemv_fused_avx2x4.c); private to kernels/cpu, x86-64 only. */
+ * (gemv_fused_avx512.c, gemv_fused_avx2x4.c): the x preparation builder, and x86-64 inline
+ * helpers; private to kernels/cpu. */
 #ifndef VT_GEMV_FUSED_H
 #define VT_GEMV_FUSED_H
 
-#if defined(__x86_64__)
-#include <emmintrin.h>
 #include <stdint.h>
 #include <string.h>
 
 #include "kern_internal.h"
+
+/* How vt_kx_build lays out x (flags). SPLIT: each whole group of g elements as its even elements
+ * then its odd ones (with ODD_FIRST: odd then even). INTERLEAVE: the groups of all vectors side by
+ * side, [cols/g][npad][g] (one stream, and no L1 set conflicts between vectors a power-of-two
+ * stride apart), the ragged tail after them; else [npad][cols]. */
+enum { VT_KX_SPLIT = 1, VT_KX_ODD_FIRST = 2, VT_KX_INTERLEAVE = 4 };
+/* Build px for the kernels' preparations (gemv_fused.c): npad vectors of d->cols, vector v < batch
+ * a copy of x[v] (awq_int4: divided by the channel scales d->aux), the rest zero, laid out as
+ * @p how says with groups of g (<= 64) elements. Returns 0 or -ENOMEM. */
+int vt_kx_build(const vt_kdesc *d, const float *x, int batch, int npad, int g, int how, vt_kx *px);
+
+#if defined(__x86_64__)
+#include <emmintrin.h>
 
 /* nf4_dq: the super-block holding the tensor's 64-element block g; *j gets g's index in it. */
 static inline const uint8_t *vt_kdq_super(const vt_kdesc *d, uint64_t g, uint32_t *j) {
@@ -21,6 +33,38 @@ static inline int vt_kdq_run16(const uint64_t *g, int R, uint64_t k, uint64_t co
     int run = k + 1024 <= cols;
     for (int i = 0; i < R; i++) run = run && g[i] % 256 <= 240;
     return run;
+}
+
+/* nf4 (dq 0) and nf4_dq (dq 1): the next 64-element block of a row, whose cursor is *p (nf4: the
+ * block's bytes) or *g (nf4_dq: its block index); returns the block's 32 code bytes, sets
+ * *absmax and advances the cursor. */
+static inline const uint8_t *vt_knf4_next(const vt_kdesc *d, int dq, const uint8_t **p, uint64_t *g,
+                                          float *absmax) {
+    if (!dq) {
+        const uint8_t *b = *p;
+        memcpy(absmax, b, 4);
+        *p += 36;
+        return b + 4;
+    }
+    uint32_t j;
+    const uint8_t *sb = vt_kdq_super(d, (*g)++, &j);
+    float a, m;
+    memcpy(&a, sb, 4);
+    memcpy(&m, sb + 4, 4);
+    *absmax = a + m * (float)(int8_t)sb[8 + j];
+    return sb + 264 + 32 * j;
+}
+/* nf4_dq: the absmax of the 16 blocks from *g (one super-block: vt_kdq_run16) into sc[0..16);
+ * returns their code bytes (32 per block) and advances *g past them. */
+static inline const uint8_t *vt_kdq_next16(const vt_kdesc *d, uint64_t *g, float *sc) {
+    uint32_t j;
+    const uint8_t *sb = vt_kdq_super(d, *g, &j);
+    float a, m;
+    memcpy(&a, sb, 4);
+    memcpy(&m, sb + 4, 4);
+    for (int b = 0; b < 16; b++) sc[b] = a + m * (float)(int8_t)sb[8 + j + b];
+    *g += 16;
+    return sb + 264 + 32 * j;
 }
 
 /* The 6-bit scales and mins of the 8 sub-blocks of the q4_k block at p, as bytes sc0 m0 sc1 m1 ...

@@ -279,19 +279,7 @@ AVX INLINE uint64_t fused2(const vt_kdesc *d, uint64_t r0, const int R, const in
             if (F == VT_FMT_NF4_DQ && vt_kdq_run16(g, R, k, cols)) {
                 float sc[8][16];
                 const uint8_t *qb[8];
-                LOOP_R {
-                    uint32_t j;
-                    const uint8_t *sb = vt_kdq_super(d, g[i], &j);
-                    const __m256 a = _mm256_set1_ps(ldf(sb)), m = _mm256_set1_ps(ldf(sb + 4));
-                    _Pragma("GCC unroll 2") for (int h = 0; h < 2; h++) {
-                        __m256i c = _mm256_cvtepi8_epi32(
-                            _mm_loadl_epi64((const __m128i *)(sb + 8 + j + 8 * h)));
-                        _mm256_storeu_ps(sc[i] + 8 * h,
-                                         _mm256_fmadd_ps(m, _mm256_cvtepi32_ps(c), a));
-                    }
-                    qb[i] = sb + 264 + 32 * j;
-                    g[i] += 16;
-                }
+                LOOP_R qb[i] = vt_kdq_next16(d, &g[i], sc[i]);
                 for (int bl = 0; bl < 16; bl++, k += 64) {
                     LOOP_R {
                         q[i] = qb[i] + 32 * bl;
@@ -303,19 +291,10 @@ AVX INLINE uint64_t fused2(const vt_kdesc *d, uint64_t r0, const int R, const in
                 continue;
             }
             LOOP_R {
-                if (F == VT_FMT_NF4) {
-                    PF(p[i]);
-                    s[i] = _mm256_set1_ps(ldf(p[i]));
-                    q[i] = p[i] + 4;
-                    p[i] += 36;
-                } else {
-                    uint32_t j;
-                    const uint8_t *sb = vt_kdq_super(d, g[i], &j);
-                    s[i] = _mm256_set1_ps(ldf(sb) + ldf(sb + 4) * (float)(int8_t)sb[8 + j]);
-                    q[i] = sb + 264 + 32 * j;
-                    PF(q[i]);
-                    g[i]++;
-                }
+                float a;
+                q[i] = vt_knf4_next(d, F == VT_FMT_NF4_DQ, &p[i], &g[i], &a);
+                s[i] = _mm256_set1_ps(a);
+                PF(q[i]);
             }
             NF4_STEP();
             k += 64;
@@ -360,24 +339,18 @@ AVX INLINE uint64_t fused2(const vt_kdesc *d, uint64_t r0, const int R, const in
         }
         break;
     }
-    case VT_FMT_AWQ_INT4: /* d * (sum q x/s - z * sum x/s); element 2j in the LOW nibble */
+    case VT_FMT_AWQ_INT4: /* d * (sum q x/s - z * sum x/s); element 2j in the LOW nibble; x is
+                           * prepared (vt_kfused_prep_avx2) */
         for (; k + 128 <= cols; k += 128) {
             __m256 t[8], sx[KB];
             LOOP_R LOOP_B t[i * B + b] = _mm256_setzero_ps();
             LOOP_B sx[b] = _mm256_setzero_ps();
             for (int h = 0; h < 8; h++) {
                 __m256 xe[KB], xd[KB];
-                LOOP_B {
-                    __m256 x0 = _mm256_loadu_ps(XB(k + 16 * h)),
-                           x1 = _mm256_loadu_ps(XB(k + 16 * h + 8));
-                    if (d->aux) {
-                        x0 = _mm256_div_ps(x0, _mm256_loadu_ps(d->aux + k + 16 * h));
-                        x1 = _mm256_div_ps(x1, _mm256_loadu_ps(d->aux + k + 16 * h + 8));
-                    }
-                    sx[b] = _mm256_add_ps(sx[b], _mm256_add_ps(x0, x1));
-                    __m256 e = _mm256_shuffle_ps(x0, x1, 0x88), o = _mm256_shuffle_ps(x0, x1, 0xdd);
-                    xe[b] = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(e), 0xd8));
-                    o = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(o), 0xd8));
+                LOOP_B { /* prepared: x/s, each 16 as the 8 even elements then the 8 odd */
+                    xe[b] = _mm256_loadu_ps(XB(k + 16 * h));
+                    __m256 o = _mm256_loadu_ps(XB(k + 16 * h + 8));
+                    sx[b] = _mm256_add_ps(sx[b], _mm256_add_ps(xe[b], o));
                     xd[b] = w1 ? _mm256_fmsub_ps(o, c1_16, xe[b]) : o;
                 }
                 LOOP_R {
@@ -508,8 +481,18 @@ A2_SHAPE(a2_r1b2, 1, 2)
 A2_SHAPE(a2_r2b4, 2, 4)
 A2_SHAPE(a2_r1b4, 1, 4)
 
-uint64_t vt_kfused_rows_avx2(const vt_kdesc *d, uint64_t r0, int nr, const float *x, int batch,
-                             float *out) {
+int vt_kfused_prep_avx2(const vt_kdesc *d, const float *x, int batch, vt_kx *px) {
+    /* awq only: x / s once per call instead of a divide per row group */
+    if (d->sparse || d->fmt != VT_FMT_AWQ_INT4) {
+        *px = (vt_kx){.x = x, .batch = batch, .npad = batch, .mem = NULL};
+        return 0;
+    }
+    return vt_kx_build(d, x, batch, batch, 16, VT_KX_SPLIT, px);
+}
+
+uint64_t vt_kfused_rows_avx2(const vt_kdesc *d, uint64_t r0, int nr, const vt_kx *px, float *out) {
+    const float *x = px->x;
+    const int batch = px->batch;
     if (d->sparse) return 0;
     uint64_t kf = 0;
     /* the batch in chunks of 4, 2, 1 vectors, each against groups of 2, 4, 8 rows (x work shared
@@ -537,8 +520,11 @@ uint64_t vt_kfused_rows_avx2(const vt_kdesc *d, uint64_t r0, int nr, const float
     return kf;
 }
 #else
-uint64_t vt_kfused_rows_avx2(const vt_kdesc *d, uint64_t r0, int nr, const float *x, int batch,
-                             float *out) {
+int vt_kfused_prep_avx2(const vt_kdesc *d, const float *x, int batch, vt_kx *px) {
+    *px = (vt_kx){.x = x, .batch = batch, .npad = batch, .mem = NULL};
+    return 0;
+}
+uint64_t vt_kfused_rows_avx2(const vt_kdesc *d, uint64_t r0, int nr, const vt_kx *px, float *out) {
     return 0;
 }
 #endif

@@ -1,6 +1,8 @@
 /* kernels/cpu/matmul_cpu.c — fast host kernels: dequantize and fused GEMV (GEMM: gemm_cpu.c). Each
  * row is decoded VT_KC columns at a time into an L1-resident stack buffer (no heap allocation) and
- * consumed at once by the dot products; work is spread over rows with vt_parallel_for. */
+ * consumed at once by the dot products; work is spread over rows with vt_parallel_for. The fused
+ * GEMV kernels read x as prepared once per call (vt_kfused_prep: reordered, awq-scaled, padded;
+ * a heap buffer freed before the call returns). */
 #include <errno.h>
 #include <string.h>
 
@@ -63,7 +65,8 @@ int vt_cpu_dequant(const vt_weight *w, vt_dtype ot, void *out) {
 typedef struct gemv_job {
     vt_kdesc d;
     vt_kdecode_fn dec;
-    const float *x;
+    const float *x; /* [batch][cols] as given: the decoded tail columns use it */
+    vt_kx xp;       /* x as the fused kernel reads it, prepared once per call */
     float *y;
     int batch, fused;
     uint64_t rpt;
@@ -78,7 +81,7 @@ static int gemv_task(void *ctx, uint64_t t, int tid) {
     for (uint64_t r0 = t * j->rpt; r0 < r1; r0 += VT_KFUSE_ROWS) {
         int nr = (int)(r1 - r0 < VT_KFUSE_ROWS ? r1 - r0 : VT_KFUSE_ROWS);
         float acc[VT_KFUSE_ROWS * VT_GEMV_MAX_BATCH] = {0}; /* [nr][B] */
-        uint64_t kf = j->fused ? vt_kfused_rows(&j->d, r0, nr, j->x, B, acc) : 0;
+        uint64_t kf = j->fused ? vt_kfused_rows(&j->d, r0, nr, &j->xp, acc) : 0;
         for (int i = 0; i < nr; i++) {
             uint64_t r = r0 + (uint64_t)i;
             for (uint64_t k0 = kf; k0 < cols; k0 += VT_KC) { /* kf: a block multiple */
@@ -103,5 +106,10 @@ int vt_cpu_gemv(const vt_weight *w, const float *x, float *y, int batch) {
     j.batch = batch;
     j.fused = !j.d.sparse; /* vt_kfused_rows returns 0 where it has no path */
     j.rpt = rows_per_task(j.d.rows, j.d.cols);
-    return vt_parallel_for((j.d.rows + j.rpt - 1) / j.rpt, gemv_task, &j, 0);
+    if (j.fused && vt_kfused_prep(&j.d, x, batch, &j.xp))
+        return vt_fail(-ENOMEM, "vt_gemv: no memory for the prepared x (%d x %llu f32)", batch,
+                       (unsigned long long)j.d.cols);
+    rc = vt_parallel_for((j.d.rows + j.rpt - 1) / j.rpt, gemv_task, &j, 0);
+    if (j.fused) vt_kfused_unprep(&j.xp);
+    return rc;
 }

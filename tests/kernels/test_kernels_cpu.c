@@ -1,8 +1,9 @@
 /* tests/kernels/test_kernels_cpu.c — host kernels against the oracle on fresh random inputs:
  * every format (and its 2:4 variant), ragged shapes, batch 1..8; the decoders (scalar and AVX2)
- * against vt_dequantize_ref value by value; the fused GEMV kernel on every row-group size;
- * vt_dequant to f32/f16/bf16; GEMM with f32/f16 X and Y; argument errors. Outputs are poisoned
- * with NaN before every run. */
+ * against vt_dequantize_ref value by value; the fused GEMV kernel on every row-group size and
+ * batch 1..8 with x prepared as vt_gemv does (every format it covers must take it); vt_dequant
+ * to f32/f16/bf16; GEMM with f32/f16 X and Y; argument errors and allocation faults. Outputs are
+ * poisoned with NaN before every run. */
 #include "kern_test_util.h"
 #include "kernels/kern_internal.h"
 
@@ -101,21 +102,42 @@ static void test_fused_rows(const kt_weight *k, const char *nm) {
     float *x = malloc(B * k->cols * 4), *y = malloc(B * k->rows * 4);
     double *ref = malloc(B * k->rows * 8);
     for (uint64_t i = 0; i < B * k->cols; i++) x[i] = vt_rand_normal();
+    /* formats the fused kernel in use must cover (whole 256-column blocks at least) */
+    const uint32_t base = VT_FMT_BASE(k->fmt);
+    const int four = base == VT_FMT_Q4_0 || base == VT_FMT_Q4_1 || base == VT_FMT_Q4_K ||
+                     base == VT_FMT_NF4 || base == VT_FMT_NF4_DQ || base == VT_FMT_MXFP4 ||
+                     base == VT_FMT_NVFP4 || base == VT_FMT_AWQ_INT4;
+    const int eight = base == VT_FMT_Q6_K || base == VT_FMT_Q8_0 || base == VT_FMT_INT8;
+    const int want =
+        !d.sparse && k->cols >= 256 && (vt_kcpu_avx512() ? four || eight : vt_kcpu_avx2() && four);
     uint64_t kf = 0;
     for (int nr = 1; nr <= VT_KFUSE_ROWS; nr++)
         for (int b = 1; b <= B; b++) {
             float out[VT_KFUSE_ROWS * VT_GEMV_MAX_BATCH];
+            vt_kx xp;
+            CHECK_RC(vt_kfused_prep(&d, x, b, &xp));
             kt_poison(y, B * k->rows);
             for (uint64_t r0 = 0; r0 < k->rows; r0 += (uint64_t)nr) {
                 int n = k->rows - r0 < (uint64_t)nr ? (int)(k->rows - r0) : nr;
                 kt_poison(out, VT_KFUSE_ROWS * VT_GEMV_MAX_BATCH);
-                uint64_t kg = vt_kfused_rows(&d, r0, n, x, b, out);
-                if (!kg) goto done; /* no fused path for this format and CPU */
+                uint64_t kg = vt_kfused_rows(&d, r0, n, &xp, out);
+                if (!kg) {
+                    vt_kfused_unprep(&xp);
+                    CHECKF(!want, "%s %llux%llu batch %d: no fused path", nm,
+                           (unsigned long long)k->rows, (unsigned long long)k->cols, b);
+                    goto done; /* no fused path for this format and CPU */
+                }
                 CHECKF(r0 == 0 ? kg <= k->cols : kg == kf, "%s fused rows %llu+%d: %llu columns",
                        nm, (unsigned long long)r0, n, (unsigned long long)kg);
                 kf = kg;
                 memcpy(y + r0 * b, out, (size_t)n * b * 4);
+                for (int v = n * b; v < VT_KFUSE_ROWS * VT_GEMV_MAX_BATCH; v++)
+                    if (!isnan(out[v])) {
+                        CHECKF(0, "%s fused rows batch %d wrote past its output", nm, b);
+                        break;
+                    }
             }
+            vt_kfused_unprep(&xp);
             for (uint64_t r = 0; r < k->rows; r++)
                 for (int v = 0; v < b; v++) {
                     double s = 0;
@@ -191,6 +213,25 @@ static void test_errors(void) {
         CHECK(vt_kernel_ws_create(0, &ws) == VT_ENODEV && ws == NULL);
     }
     vt_kernel_ws_destroy(NULL);
+    kt_free(&k);
+
+    /* the per-call x preparation (awq: x / s; odd batches: padding) may fail to allocate: -ENOMEM
+     * at every site, nothing leaked (ASan) */
+    CHECK_RC(kt_make(&k, VT_FMT_AWQ_INT4, 8, 256));
+    float xa[3 * 256], ya[3 * 8];
+    for (int i = 0; i < 3 * 256; i++) xa[i] = vt_rand_normal();
+    vt_fault_arm(VT_FAULT_ALLOC, UINT64_MAX, 0);
+    CHECK_RC(vt_gemv(&k.w, xa, ya, 3, NULL));
+    uint64_t sites = vt_fault_count();
+    vt_fault_disarm();
+    CHECK(sites > 0 || !vt_kcpu_avx2()); /* the fused kernels prepare awq's x */
+    for (uint64_t n = 1; n <= sites; n++) {
+        vt_fault_arm(VT_FAULT_ALLOC, n, -ENOMEM);
+        int rc = vt_gemv(&k.w, xa, ya, 3, NULL);
+        vt_fault_disarm();
+        CHECKF(rc == -ENOMEM, "gemv alloc fault %llu of %llu: rc %d", (unsigned long long)n,
+               (unsigned long long)sites, rc);
+    }
     kt_free(&k);
 }
 
