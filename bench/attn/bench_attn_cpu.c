@@ -1,7 +1,14 @@
-/* CPU attention: tiled flash kernel vs the naive f32 kernel (scores materialised), same inputs
- * and run. Prints time (median of runs), GFLOP/s, and the peak bytes allocated through
- * vt_malloc during the call (counted by an allocation hook) beside the formula for each
- * kernel; writes bench_attn_cpu.json. Usage: bench_attn_cpu [max_N] [threads] [runs]. */
+/* CPU attention, three tables from one run:
+ *  1. tiled flash kernel vs the naive f32 kernel (scores materialised), same inputs: time
+ *     (median of runs), GFLOP/s, and the peak bytes allocated through vt_malloc during the call
+ *     (counted by an allocation hook) beside the formula for each kernel (H 8 = Hkv, f16 K/V);
+ *  2. prefill, flash only: H 32, Hkv 8, D 128, f16 K/V, Nq = Nk = 512..max_N, causal and not;
+ *  3. decode: Nq 1 and 4, Nk 4k..max_Nk, H 32, Hkv 8, D 128, f16 / q8_0 / q4_0 caches, with the
+ *     K/V bytes read per second (decode is bandwidth-bound).
+ * GFLOP/s are also given as a share of the machine's FMA peak, measured in the same run by a
+ * register-only FMA loop on every thread. Writes bench_attn_cpu.json.
+ * Usage: bench_attn_cpu [max_N] [threads] [runs] [max_decode_Nk]  (max_N 0 skips tables 1-2; table
+ * 1 stops at 2048). */
 #include <errno.h>
 #include <math.h>
 #include <stdatomic.h>
@@ -10,6 +17,10 @@
 #include <string.h>
 
 #include "vtstore/attn.h"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 
 /* allocation accounting: a 16-byte header keeps each block's size */
 static _Atomic long long cur_bytes, peak_bytes;
@@ -49,21 +60,202 @@ static int cmp_d(const void *a, const void *b) {
     return x < y ? -1 : x > y;
 }
 
+/* ---- machine FMA peak: independent FMA chains in registers, one task per thread ---- */
+#define PEAK_ITERS 20000000ull
+#if defined(__x86_64__)
+__attribute__((target("avx512f"))) static float fma_loop512(void) {
+    __m512 a[12], x = _mm512_set1_ps(0.999f), y = _mm512_set1_ps(1e-4f);
+    for (int i = 0; i < 12; i++) a[i] = _mm512_set1_ps((float)i);
+    for (uint64_t it = 0; it < PEAK_ITERS; it++)
+#pragma GCC unroll 12
+        for (int i = 0; i < 12; i++) a[i] = _mm512_fmadd_ps(a[i], x, y);
+    for (int i = 1; i < 12; i++) a[0] = _mm512_add_ps(a[0], a[i]);
+    return _mm512_reduce_add_ps(a[0]);
+}
+__attribute__((target("avx2,fma"))) static float fma_loop256(void) {
+    __m256 a[12], x = _mm256_set1_ps(0.999f), y = _mm256_set1_ps(1e-4f);
+    for (int i = 0; i < 12; i++) a[i] = _mm256_set1_ps((float)i);
+    for (uint64_t it = 0; it < PEAK_ITERS; it++)
+#pragma GCC unroll 12
+        for (int i = 0; i < 12; i++) a[i] = _mm256_fmadd_ps(a[i], x, y);
+    for (int i = 1; i < 12; i++) a[0] = _mm256_add_ps(a[0], a[i]);
+    float t[8];
+    _mm256_storeu_ps(t, a[0]);
+    return t[0];
+}
+#endif
+static int peak_lanes(void) {
+#if defined(__x86_64__)
+    int f = vt_cpu_features();
+    if (f & VT_CPU_AVX512F) return 16;
+    if ((f & VT_CPU_AVX2) && (f & VT_CPU_FMA)) return 8;
+#endif
+    return 0;
+}
+static volatile float peak_sink;
+static int peak_task(void *ctx, uint64_t i, int tid) {
+    (void)ctx, (void)i, (void)tid;
+#if defined(__x86_64__)
+    peak_sink = peak_lanes() == 16 ? fma_loop512() : fma_loop256();
+#endif
+    return 0;
+}
+/* GFLOP/s of `threads` threads running FMA chains (0 when the CPU has no AVX2/FMA). */
+static double fma_peak(int threads) {
+    int lanes = peak_lanes();
+    if (!lanes) return 0;
+    double t0 = vt_now();
+    vt_parallel_for((uint64_t)threads, peak_task, NULL, threads);
+    double s = vt_now() - t0;
+    return (double)threads * PEAK_ITERS * 12 * lanes * 2 / s / 1e9;
+}
+
+static float *rand_buf(uint64_t n) {
+    float *x = malloc(n * sizeof(float));
+    for (uint64_t i = 0; x && i < n; i++) x[i] = rand() / (float)RAND_MAX - 0.5f;
+    return x;
+}
+
+/* Median ms of `runs` calls of vt_attn_forward(p) after one warm-up call; -1 on error. */
+static double time_forward(const vt_attn_params *p, int runs) {
+    double t[64];
+    int nr = runs < 64 ? runs : 64;
+    int rc = vt_attn_forward(p);
+    for (int r = 0; r < nr && !rc; r++) {
+        double t0 = vt_now();
+        rc = vt_attn_forward(p);
+        t[r] = vt_now() - t0;
+    }
+    if (rc) {
+        fprintf(stderr, "bench: %s: %s\n", vt_strerror(rc), vt_last_error());
+        return -1;
+    }
+    qsort(t, (size_t)nr, sizeof t[0], cmp_d);
+    return t[nr / 2] * 1e3;
+}
+
+/* Cache of Hkv heads x n tokens of D random values in format fmt, or NULL (message printed). */
+static vt_kv_cache *make_cache(uint32_t fmt, uint32_t Hkv, uint32_t D, uint64_t n) {
+    uint64_t nkv = (uint64_t)Hkv * n * D;
+    float *k = rand_buf(nkv), *v = rand_buf(nkv);
+    vt_kv_cache_config cc = {
+        .location = VT_LOC_HOST, .format = fmt, .n_kv_heads = Hkv, .head_dim = D, .capacity = n};
+    vt_kv_cache *kv = NULL;
+    int rc = k && v ? vt_kv_cache_create(&cc, &kv) : -ENOMEM;
+    if (!rc) rc = vt_kv_cache_append(kv, k, v, VT_DTYPE_F32, n, NULL);
+    if (rc) {
+        fprintf(stderr, "bench: cache: %s: %s\n", vt_strerror(rc), vt_last_error());
+        vt_kv_cache_destroy(kv);
+        kv = NULL;
+    }
+    free(k), free(v);
+    return kv;
+}
+
+/* Table 2: prefill with GQA, flash only. */
+static int bench_prefill(uint64_t max_n, int threads, int runs, double peak, FILE *js) {
+    const uint32_t H = 32, Hkv = 8, D = 128;
+    printf("\nprefill: H %u, Hkv %u, D %u, f16 K/V, f32 Q/O, %d threads, median of %d\n", H, Hkv, D,
+           threads, runs);
+    printf("%6s %6s | %10s %8s %7s\n", "N", "causal", "flash ms", "GFLOP/s", "%peak");
+    for (uint64_t n = 512; n <= max_n; n *= 2) {
+        vt_kv_cache *kv = make_cache(VT_FMT_F16, Hkv, D, n);
+        float *q = rand_buf((uint64_t)H * n * D), *o = malloc((uint64_t)H * n * D * 4);
+        if (!kv || !q || !o) return 1;
+        for (int causal = 0; causal < 2; causal++) {
+            vt_attn_params p;
+            vt_attn_params_init(&p);
+            p.q = q;
+            p.n_heads = H;
+            p.n_q = n;
+            p.causal = causal;
+            p.o = o;
+            p.nthreads = threads;
+            vt_kv_cache_view(kv, &p.kv);
+            double ms = time_forward(&p, runs), fl = vt_attn_flops(&p);
+            if (ms < 0) return 1;
+            printf("%6llu %6s | %10.2f %8.2f %6.1f%%\n", (unsigned long long)n,
+                   causal ? "yes" : "no", ms, fl / ms / 1e6, peak > 0 ? fl / ms / 1e4 / peak : 0);
+            if (js)
+                fprintf(js,
+                        ",\n{\"table\": \"prefill\", \"n\": %llu, \"causal\": %d, \"H\": %u, "
+                        "\"Hkv\": %u, \"D\": %u, \"flash_ms\": %.4f, \"flops\": %.0f}",
+                        (unsigned long long)n, causal, H, Hkv, D, ms, fl);
+        }
+        vt_kv_cache_destroy(kv);
+        free(q), free(o);
+    }
+    return 0;
+}
+
+/* Table 3: decode over long caches. */
+static int bench_decode(uint64_t max_nk, int threads, int runs, double peak, FILE *js) {
+    const uint32_t H = 32, Hkv = 8, D = 128;
+    const uint32_t fmts[] = {VT_FMT_F16, VT_FMT_Q8_0, VT_FMT_Q4_0};
+    const char *names[] = {"f16", "q8_0", "q4_0"};
+    printf("\ndecode: H %u, Hkv %u, D %u, f32 Q/O, causal, %d threads, median of %d\n", H, Hkv, D,
+           threads, runs);
+    printf("%5s %3s %6s | %9s %8s %7s %8s\n", "kv", "Nq", "Nk", "ms", "GFLOP/s", "%peak",
+           "KV GB/s");
+    float *q = rand_buf((uint64_t)H * 8 * D), *o = malloc((uint64_t)H * 8 * D * 4);
+    if (!q || !o) return 1;
+    for (int f = 0; f < 3; f++) {
+        vt_kv_cache *kv = make_cache(fmts[f], Hkv, D, max_nk);
+        if (!kv) return 1;
+        for (uint64_t nk = 4096; nk <= max_nk; nk *= 2)
+            for (uint64_t nq = 1; nq <= 4; nq *= 4) {
+                vt_attn_params p;
+                vt_attn_params_init(&p);
+                p.q = q;
+                p.n_heads = H;
+                p.n_q = nq;
+                p.causal = 1;
+                p.o = o;
+                p.nthreads = threads;
+                vt_kv_cache_view(kv, &p.kv);
+                p.kv.n_tokens = nk; /* a prefix of the cache */
+                double ms = time_forward(&p, runs), fl = vt_attn_flops(&p);
+                if (ms < 0) return 1;
+                double bytes = 2.0 * Hkv * nk * (double)vt_attn_row_bytes(fmts[f], D);
+                printf("%5s %3llu %6llu | %9.3f %8.2f %6.1f%% %8.2f\n", names[f],
+                       (unsigned long long)nq, (unsigned long long)nk, ms, fl / ms / 1e6,
+                       peak > 0 ? fl / ms / 1e4 / peak : 0, bytes / ms / 1e6);
+                if (js)
+                    fprintf(js,
+                            ",\n{\"table\": \"decode\", \"kv\": \"%s\", \"nq\": %llu, "
+                            "\"nk\": %llu, \"H\": %u, \"Hkv\": %u, \"D\": %u, \"ms\": %.4f, "
+                            "\"flops\": %.0f, \"kv_bytes\": %.0f}",
+                            names[f], (unsigned long long)nq, (unsigned long long)nk, H, Hkv, D, ms,
+                            fl, bytes);
+            }
+        vt_kv_cache_destroy(kv);
+    }
+    free(q), free(o);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     uint64_t max_n = argc > 1 ? strtoull(argv[1], NULL, 0) : 2048;
     int threads = argc > 2 ? atoi(argv[2]) : 0, runs = argc > 3 ? atoi(argv[3]) : 3;
+    uint64_t max_nk = argc > 4 ? strtoull(argv[4], NULL, 0) : 32768;
     if (threads <= 0) threads = vt_default_threads();
+    double fpeak = fma_peak(threads);
+    printf("FMA peak, %d threads: %.1f GFLOP/s (register-only FMA chains)\n", threads, fpeak);
     const uint32_t H = 8, Hkv = 8, D = 128;
     vt_hooks hk = {cnt_malloc, cnt_calloc, cnt_realloc, cnt_free, NULL, NULL, NULL};
     FILE *js = fopen("bench_attn_cpu.json", "w");
-    if (js) fprintf(js, "{\"threads\": %d, \"H\": %u, \"D\": %u, \"results\": [\n", threads, H, D);
+    if (js)
+        fprintf(
+            js,
+            "{\"threads\": %d, \"fma_peak_gflops\": %.2f, \"H\": %u, \"D\": %u, \"results\": [\n",
+            threads, fpeak, H, D);
     printf("CPU attention, H %u (Hkv %u), D %u, f16 K/V, f32 Q/O, %d threads, median of %d\n", H,
            Hkv, D, threads, runs);
     printf("%6s %6s %7s | %10s %8s %11s %11s | %10s %8s %11s %11s | %7s\n", "N", "causal", "kv",
            "naive ms", "GFLOP/s", "peak MiB", "formula", "flash ms", "GFLOP/s", "peak MiB",
            "formula", "speedup");
     int first = 1;
-    for (uint64_t n = 256; n <= max_n; n *= 2)
+    for (uint64_t n = 256; n <= max_n && n <= 2048; n *= 2)
         for (int causal = 0; causal < 2; causal++) {
             uint64_t nkv = (uint64_t)Hkv * n * D, nqo = (uint64_t)H * n * D;
             float *k = malloc(nkv * 4), *v = malloc(nkv * 4), *q = malloc(nqo * 4),
@@ -130,7 +322,8 @@ int main(int argc, char **argv) {
             if (js)
                 fprintf(
                     js,
-                    "%s{\"n\": %llu, \"causal\": %d, \"naive_ms\": %.4f, \"flash_ms\": %.4f, "
+                    "%s{\"table\": \"naive_vs_flash\", \"n\": %llu, \"causal\": %d, \"naive_ms\": "
+                    "%.4f, \"flash_ms\": %.4f, "
                     "\"naive_peak_bytes\": %.0f, \"naive_formula_bytes\": %.0f, "
                     "\"flash_peak_bytes\": %.0f, \"flash_formula_bytes\": %.0f, \"flops\": %.0f}",
                     first ? "" : ",\n", (unsigned long long)n, causal, ms[0], ms[1], peak[0],
@@ -139,6 +332,9 @@ int main(int argc, char **argv) {
             vt_kv_cache_destroy(kv);
             free(k), free(v), free(q), free(o);
         }
+    if (first && js) fprintf(js, "{\"table\": \"none\"}");
+    if (max_n && bench_prefill(max_n, threads, runs, fpeak, js)) return 1;
+    if (bench_decode(max_nk, threads, runs * 5, fpeak, js)) return 1;
     if (js) {
         fprintf(js, "\n]}\n");
         fclose(js);

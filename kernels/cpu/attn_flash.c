@@ -27,6 +27,7 @@
 
 #define BN 64 /* keys per tile */
 #define RB 4  /* query rows per register tile (rows are padded to a multiple) */
+#define PF 2  /* K/V tiles prefetched ahead (2 was faster than 0, 1 and 4 for f16 decode) */
 
 typedef struct flash_buf flash_buf;
 typedef struct flash_ctx flash_ctx;

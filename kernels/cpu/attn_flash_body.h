@@ -159,11 +159,11 @@ ISA_FN static int FN(tiles)(const flash_ctx *c, flash_buf *b, uint32_t hk, int64
     const uint8_t *kb = (const uint8_t *)kv->k + hk * hs, *vb = (const uint8_t *)kv->v + hk * hs;
     for (int64_t j0 = k0; j0 < k1; j0 += BN) {
         uint32_t bn = (uint32_t)(k1 - j0 < BN ? k1 - j0 : BN);
-        if (j0 + BN < k1) { /* the next tile's K/V rows: hide the memory latency (decode) */
-            int64_t nb = (k1 - j0 - BN < BN ? k1 - j0 - BN : BN) * (int64_t)rb;
+        if (j0 + PF * BN < k1) { /* K/V rows PF tiles ahead: hide the memory latency */
+            int64_t pj = j0 + PF * BN, nb = (k1 - pj < BN ? k1 - pj : BN) * (int64_t)rb;
             for (int64_t o = 0; o < nb; o += 64) {
-                __builtin_prefetch(kb + (j0 + BN) * rb + o);
-                __builtin_prefetch(vb + (j0 + BN) * rb + o);
+                __builtin_prefetch(kb + pj * rb + o);
+                __builtin_prefetch(vb + pj * rb + o);
             }
         }
         int rc =
