@@ -151,6 +151,43 @@ static void raw_descriptor_case(void) {
     free(kf), free(vf), free(q), free(o1), free(o2);
 }
 
+/* The decode key split allocates the slices' partials besides each task's buffer: every
+ * allocation failure there comes back as -ENOMEM too (one K/V head, 600 keys, 2 threads). */
+static void split_alloc_faults(void) {
+    uint32_t D = 64;
+    uint64_t nk = 600;
+    float *kf = rand_f32(nk * D, 1), *q = rand_f32(4 * D, 1), *o = malloc(4 * D * 4);
+    vt_attn_params p;
+    vt_attn_params_init(&p);
+    p.q = q;
+    p.n_heads = 4;
+    p.n_q = 1;
+    p.o = o;
+    p.nthreads = 2;
+    p.algo = VT_ATTN_FLASH;
+    p.kv = (vt_attn_kv){.k = kf,
+                        .v = kf,
+                        .location = VT_LOC_HOST,
+                        .format = VT_FMT_F32,
+                        .n_kv_heads = 1,
+                        .head_dim = D,
+                        .n_tokens = nk};
+    vt_fault_arm(VT_FAULT_ALLOC, UINT64_MAX, 0);
+    CHECK_RC(vt_attn_forward(&p));
+    uint64_t sites = vt_fault_count();
+    vt_fault_disarm();
+    CHECKF(sites > 2, "split: %llu allocations (partials + one per slice expected)",
+           (unsigned long long)sites);
+    for (uint64_t n = 1; n <= sites; n++) {
+        vt_fault_arm(VT_FAULT_ALLOC, n, -ENOMEM);
+        int rc = vt_attn_forward(&p);
+        vt_fault_disarm();
+        CHECKF(rc == -ENOMEM, "split alloc fault %llu of %llu: rc %d", (unsigned long long)n,
+               (unsigned long long)sites, rc);
+    }
+    free(kf), free(q), free(o);
+}
+
 static void error_paths(void) {
     vt_kv_cache_config cc = {.location = VT_LOC_HOST,
                              .format = VT_FMT_Q4_1,
@@ -297,6 +334,7 @@ int main(void) {
     printf("worst flash rel err %.3e (bound %g), worst LSE abs err %.3e\n", g_worst_err, TOL,
            g_worst_lse);
     raw_descriptor_case();
+    split_alloc_faults();
     error_paths();
     return vt_test_done("test_attn_cpu");
 }
