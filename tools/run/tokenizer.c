@@ -616,20 +616,20 @@ static int split_llama3(struct encoder *en, const uint8_t *s, size_t b, size_t e
     while (i < e) {
         size_t l, l2, end;
         enum cp_class c = class_at(s, i, e, &l);
-        enum cp_class nc = i + l < e ? class_at(s, i + l, e, &l2) : CP_SPACE; /* CP_SPACE: none */
-        bool has_next = i + l < e;
+        /* the next character's class; the end of the text counts as space (nothing to join) */
+        enum cp_class nc = i + l < e ? class_at(s, i + l, e, &l2) : CP_SPACE;
         if (is_contraction_ci(s, i, e, &l2)) {
             end = i + l2;
         } else if (c == CP_LETTER) {
             end = run_end(s, i, e, CP_LETTER);
-        } else if (c != CP_NUMBER && !is_crlf(s[i]) && has_next && nc == CP_LETTER) {
+        } else if (c != CP_NUMBER && !is_crlf(s[i]) && nc == CP_LETTER) {
             end = run_end(s, i + l, e, CP_LETTER); /* one leading non-letter, then letters */
         } else if (c == CP_NUMBER) {
             end = i + l;
             for (unsigned k = 1; k < max_digits && end < e && class_at(s, end, e, &l2) == CP_NUMBER;
                  k++)
                 end += l2;
-        } else if (c == CP_OTHER || (s[i] == ' ' && has_next && nc == CP_OTHER)) {
+        } else if (c == CP_OTHER || (s[i] == ' ' && nc == CP_OTHER)) {
             end = run_end(s, c == CP_OTHER ? i : i + 1, e, CP_OTHER);
             while (end < e && is_crlf(s[end])) end++;
         } else {
