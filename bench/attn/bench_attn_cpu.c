@@ -6,9 +6,10 @@
  *  3. decode: Nq 1 and 4, Nk 4k..max_Nk, H 32, Hkv 8, D 128, f16 / q8_0 / q4_0 caches, with the
  *     K/V bytes read per second (decode is bandwidth-bound).
  * GFLOP/s are also given as a share of the machine's FMA peak, measured in the same run by a
- * register-only FMA loop on every thread. Writes bench_attn_cpu.json.
- * Usage: bench_attn_cpu [max_N] [threads] [runs] [max_decode_Nk]  (max_N 0 skips tables 1-2; table
- * 1 stops at 2048). */
+ * register-only FMA loop on every thread (AVX-512 or AVX2 by the CPU, not by VT_KERNELS_*; on a
+ * loaded machine it varies as much as the kernels do). Writes bench_attn_cpu.json.
+ * Usage: bench_attn_cpu [max_N] [threads] [runs] [max_decode_Nk]: max_N 0 skips tables 1-2,
+ * table 1 stops at 2048, max_decode_Nk below 4096 skips table 3 (decode runs 5x runs). */
 #include <errno.h>
 #include <math.h>
 #include <stdatomic.h>
@@ -307,12 +308,13 @@ int main(int argc, char **argv) {
                 peak[a] = (double)atomic_load(&peak_bytes);
             }
             /* naive: per head in flight K,V as f32 + the score matrix + one Q row;
-             * flash: per task (64 rows of one K/V head) Q, acc, scores, m/l/lim + K^T, V tiles */
+             * flash: per task (64 rows of one K/V head) Q, acc, scores, m/l/alpha/lim + the
+             * K^T, V and K-row tiles (D = 128 is a multiple of every P·V tile width: Dv = D) */
             int inflight = threads < (int)H ? threads : (int)H;
             formula[0] = inflight * ((double)n * D * 8 + (double)n * n * 4 + D * 4);
             double rows = 64, tasks = (double)Hkv * ceil((double)n / 64);
             formula[1] = (tasks < threads ? tasks : threads) *
-                         (rows * (2.0 * D + 64 + 3) * 4 + 2.0 * 64 * D * 4);
+                         (rows * (2.0 * D + 64 + 5) * 4 + 3.0 * 64 * D * 4);
             double fl = vt_attn_flops(&p);
             printf("%6llu %6s %7s | %10.2f %8.2f %11.2f %11.2f | %10.2f %8.2f %11.3f %11.3f | "
                    "%6.2fx\n",
@@ -334,7 +336,7 @@ int main(int argc, char **argv) {
         }
     if (first && js) fprintf(js, "{\"table\": \"none\"}");
     if (max_n && bench_prefill(max_n, threads, runs, fpeak, js)) return 1;
-    if (bench_decode(max_nk, threads, runs * 5, fpeak, js)) return 1;
+    if (max_nk >= 4096 && bench_decode(max_nk, threads, runs * 5, fpeak, js)) return 1;
     if (js) {
         fprintf(js, "\n]}\n");
         fclose(js);

@@ -5,14 +5,15 @@
  * keys: dequantize K (transposed) and V into small f32 buffers, S = Q K^T, then the online
  * softmax — running max m and sum l per row, the accumulator rescaled by exp(m_old - m_new) —
  * never holding more than one [rows][BN] tile of scores. Memory per task:
- * rows*(D + Dv + BN + 6)*4 + BN*(2D + Dv)*4 bytes (Dv = D rounded up to the P·V tile width),
- * independent of Nk; a split call adds tasks*rows*(Dv + 2)*4 bytes of partials.
+ * rows*(D + Dv + BN + 5)*4 + BN*(2D + Dv)*4 bytes (rows padded to a multiple of RB, Dv = D
+ * rounded up to the P·V tile width), independent of Nk; a split call adds
+ * tasks*slices*rows*(Dv + 2)*4 bytes of partials.
  *
  * The tile loop (attn_flash_body.h) is compiled three times: AVX-512 (16-float vectors),
  * AVX2+FMA (8) and portable 4-float vector extensions, chosen per call from the cached CPU
  * checks (vt_kcpu_avx512 / vt_kcpu_avx2, so VT_KERNELS_AVX512=0 and VT_KERNELS_SCALAR=1 select
- * the others). Register tiles: RB query rows x 64 (AVX-512) or 16 keys for S, RB rows x 64 or
- * 16 columns for P·V; exp2 is a vector polynomial. */
+ * the others). Register tiles: RB query rows x 64 (AVX-512), 16 (AVX2) or 8 (portable) keys
+ * for S, and RB rows x as many columns for P·V; exp2 is a vector polynomial. */
 #include <errno.h>
 #include <math.h>
 #include <string.h>
