@@ -279,7 +279,19 @@ AVX INLINE uint64_t fused2(const vt_kdesc *d, uint64_t r0, const int R, const in
             if (F == VT_FMT_NF4_DQ && vt_kdq_run16(g, R, k, cols)) {
                 float sc[8][16];
                 const uint8_t *qb[8];
-                LOOP_R qb[i] = vt_kdq_next16(d, &g[i], sc[i]);
+                LOOP_R {
+                    uint32_t j;
+                    const uint8_t *sb = vt_kdq_super(d, g[i], &j);
+                    const __m256 a = _mm256_set1_ps(ldf(sb)), m = _mm256_set1_ps(ldf(sb + 4));
+                    _Pragma("GCC unroll 2") for (int h = 0; h < 2; h++) {
+                        __m256i c = _mm256_cvtepi8_epi32(
+                            _mm_loadl_epi64((const __m128i *)(sb + 8 + j + 8 * h)));
+                        _mm256_storeu_ps(sc[i] + 8 * h,
+                                         _mm256_fmadd_ps(m, _mm256_cvtepi32_ps(c), a));
+                    }
+                    qb[i] = sb + 264 + 32 * j;
+                    g[i] += 16;
+                }
                 for (int bl = 0; bl < 16; bl++, k += 64) {
                     LOOP_R {
                         q[i] = qb[i] + 32 * bl;
@@ -291,10 +303,19 @@ AVX INLINE uint64_t fused2(const vt_kdesc *d, uint64_t r0, const int R, const in
                 continue;
             }
             LOOP_R {
-                float a;
-                q[i] = vt_knf4_next(d, F == VT_FMT_NF4_DQ, &p[i], &g[i], &a);
-                s[i] = _mm256_set1_ps(a);
-                PF(q[i]);
+                if (F == VT_FMT_NF4) {
+                    PF(p[i]);
+                    s[i] = _mm256_set1_ps(ldf(p[i]));
+                    q[i] = p[i] + 4;
+                    p[i] += 36;
+                } else {
+                    uint32_t j;
+                    const uint8_t *sb = vt_kdq_super(d, g[i], &j);
+                    s[i] = _mm256_set1_ps(ldf(sb) + ldf(sb + 4) * (float)(int8_t)sb[8 + j]);
+                    q[i] = sb + 264 + 32 * j;
+                    PF(q[i]);
+                    g[i]++;
+                }
             }
             NF4_STEP();
             k += 64;
