@@ -44,9 +44,9 @@ AVX INLINE void ukern(const int mr, uint32_t kc, const float *xp, const float *w
                           int acc) {                                                               \
         ukern(m, kc, xp, wp, c, ldc, acc);                                                         \
     }
-UK(1)
-UK(2)
-UK(3) UK(4) UK(5) UK(6)
+/* clang-format off */
+UK(1) UK(2) UK(3) UK(4) UK(5) UK(6)
+/* clang-format on */
 #undef UK
 
     typedef void (*uk_fn)(uint32_t, const float *, const float *, float *, uint32_t, int);

@@ -45,9 +45,9 @@ A512 INLINE void ukern(const int mr, uint32_t kc, const float *xp, const float *
                            int acc) {                                                              \
         ukern(m, kc, xp, wp, c, ldc, acc);                                                         \
     }
-UK(1)
-UK(2)
-UK(3) UK(4) UK(5) UK(6) UK(7) UK(8) UK(9) UK(10) UK(11) UK(12) UK(13) UK(14)
+/* clang-format off */
+UK(1) UK(2) UK(3) UK(4) UK(5) UK(6) UK(7) UK(8) UK(9) UK(10) UK(11) UK(12) UK(13) UK(14)
+/* clang-format on */
 #undef UK
 
     typedef void (*uk_fn)(uint32_t, const float *, const float *, float *, uint32_t, int);
