@@ -46,11 +46,11 @@ AVX INLINE void ukern(const int mr, uint32_t kc, const float *xp, const float *w
     }
 /* clang-format off */
 UK(1) UK(2) UK(3) UK(4) UK(5) UK(6)
-/* clang-format on */
 #undef UK
 
-    typedef void (*uk_fn)(uint32_t, const float *, const float *, float *, uint32_t, int);
+typedef void (*uk_fn)(uint32_t, const float *, const float *, float *, uint32_t, int);
 static const uk_fn uk_tab[MR + 1] = {NULL, uk1, uk2, uk3, uk4, uk5, uk6};
+/* clang-format on */
 
 static void ukern_avx2(int mr, uint32_t kc, const float *xp, const float *wp, float *c,
                        uint32_t ldc, int acc) {

@@ -47,12 +47,12 @@ A512 INLINE void ukern(const int mr, uint32_t kc, const float *xp, const float *
     }
 /* clang-format off */
 UK(1) UK(2) UK(3) UK(4) UK(5) UK(6) UK(7) UK(8) UK(9) UK(10) UK(11) UK(12) UK(13) UK(14)
-/* clang-format on */
 #undef UK
 
-    typedef void (*uk_fn)(uint32_t, const float *, const float *, float *, uint32_t, int);
-static const uk_fn uk_tab[MR + 1] = {NULL, uk1, uk2,  uk3,  uk4,  uk5,  uk6, uk7,
-                                     uk8,  uk9, uk10, uk11, uk12, uk13, uk14};
+typedef void (*uk_fn)(uint32_t, const float *, const float *, float *, uint32_t, int);
+static const uk_fn uk_tab[MR + 1] = {NULL, uk1, uk2, uk3, uk4, uk5, uk6, uk7,
+                                     uk8, uk9, uk10, uk11, uk12, uk13, uk14};
+/* clang-format on */
 
 static void ukern512(int mr, uint32_t kc, const float *xp, const float *wp, float *c, uint32_t ldc,
                      int acc) {
