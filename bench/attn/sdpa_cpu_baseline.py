@@ -7,8 +7,9 @@ Prefill: H 32, Hkv 8, D 128, Nq = Nk = 512..max_N, causal and not. Decode: Nq 1 
 Nk keys for Nq 4; PyTorch's is_causal is top-left aligned, so it is not used for Nq < Nk).
 K/V in f32 (bf16 is timed too for prefill). GQA: prefill through enable_gqa=True (no K/V
 copies); decode as Hkv heads of (H/Hkv)*Nq query rows over the same K/V (q viewed as
-[1][Hkv][H/Hkv*Nq][D], exact without a mask), which was 2-3x faster here than enable_gqa or
-K/V expanded with repeat_interleave. FLOPs = 4*H*Nq*Nk*D, causal prefill counts visible pairs,
+[1][Hkv][H/Hkv*Nq][D], exact without a mask), which was 1.6-2.7x faster in one check here
+than enable_gqa or K/V expanded with repeat_interleave. On a loaded 2-vCPU machine PyTorch's
+2-thread decode can be slower than its 1-thread one: run both thread counts. FLOPs = 4*H*Nq*Nk*D, causal prefill counts visible pairs,
 as vt_attn_flops does. Prints a table and writes sdpa_cpu_baseline.json.
 
     .venv-torch/bin/python bench/attn/sdpa_cpu_baseline.py [max_N] [threads] [runs] [max_Nk]
