@@ -26,9 +26,10 @@
 #include "attn_internal.h"
 #include "kern_internal.h"
 
-#define BN 64 /* keys per tile */
-#define RB 4  /* query rows per register tile (rows are padded to a multiple) */
-#define PF 2  /* K/V tiles prefetched ahead (2 was faster than 0, 1 and 4 for f16 decode) */
+#define BN          64 /* keys per tile */
+#define RB          4  /* query rows per register tile (rows are padded to a multiple) */
+#define PF          2 /* K/V tiles prefetched ahead (2 was faster than 0, 1 and 4 for f16 decode) */
+#define PV_F16_ROWS 16 /* at most this many rows: P·V reads an f16 V tile as stored */
 
 typedef struct flash_buf flash_buf;
 typedef struct flash_ctx flash_ctx;
@@ -113,6 +114,7 @@ __attribute__((target("avx"))) static inline void tr8x8(const float *src, size_t
 #define VIADD(n, k)  _mm512_add_epi32(n, _mm512_set1_epi32(k))
 #define VSLL23(n)    _mm512_slli_epi32(n, 23)
 #define VASF         _mm512_castsi512_ps
+#define VLOADH(h)    _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(h)))
 #include "attn_flash_body.h"
 
 /* ---- AVX2 + FMA ---- */
@@ -150,6 +152,7 @@ ISA_FN static inline float hsum256(__m256 v) {
 #define VIADD(n, k)  _mm256_add_epi32(n, _mm256_set1_epi32(k))
 #define VSLL23(n)    _mm256_slli_epi32(n, 23)
 #define VASF         _mm256_castsi256_ps
+#define VLOADH(h)    _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(h)))
 #include "attn_flash_body.h"
 #endif /* VT_ATTN_X86 */
 

@@ -8,6 +8,7 @@
  *   VLOAD VSTORE VSET1 VZERO VADD VSUB VMUL VFMA(a, b, c) = a*b + c, VMAX, VHMAX VHSUM
  *   VCVTT (truncating f32 -> i32), VCVTI (i32 -> f32), VIADD, VSLL23 (<< 23), VASF (bits as f32)
  *   TRANSPOSE8    1 when tr8x8 (AVX) may be used for the K transpose
+ *   VLOADH(h)     optional: W f16 values at h as a VF (enables pv_f16)
  * and gets them #undef'd at the end.
  * Register tiles are RB query rows x NVS*W keys (S = Q K^T) and RB rows x NVP*W columns (P·V);
  * the callers pad the rows to RB (zero Q rows that see no key) and the V/acc columns to NVP*W. */
@@ -115,40 +116,49 @@ ISA_FN static uint32_t FN(softmax)(float *restrict s, const int64_t *lim, int64_
 }
 
 /* acc[r][0..Dv) = acc[r] * alpha[r] + sum_{j < jn} p[r][j] * v[j][0..Dv) for rows_p rows
- * (a multiple of RB) and Dv a multiple of NVP*W. */
+ * (a multiple of RB) and Dv a multiple of NVP*W; LOADV(x) reads W values of v as a VF. The tile's
+ * P·V is summed from zero and acc read after the key loop (reading it first made GCC 12 spill
+ * the tile to the stack). */
+#define PV_TILES(LOADV)                                                                            \
+    for (uint32_t r0 = 0; r0 < rows_p; r0 += RB) {                                                 \
+        const float *p0 = p + (size_t)r0 * BN;                                                     \
+        for (uint32_t d0 = 0; d0 < Dv; d0 += NVP * W) {                                            \
+            VF a[RB][NVP];                                                                         \
+            _Pragma("GCC unroll 8") for (int r = 0; r < RB; r++)                                   \
+                _Pragma("GCC unroll 8") for (int i = 0; i < NVP; i++) a[r][i] = VZERO;             \
+            for (uint32_t j = 0; j < jn; j++) {                                                    \
+                VF pb[RB]; /* one V vector live at a time: GCC keeps it in a register */           \
+                _Pragma("GCC unroll 8") for (int r = 0; r < RB; r++) pb[r] =                       \
+                    VSET1(p0[(size_t)r * BN + j]);                                                 \
+                _Pragma("GCC unroll 8") for (int i = 0; i < NVP; i++) {                            \
+                    VF x = LOADV(v + (size_t)j * Dv + d0 + i * W);                                 \
+                    _Pragma("GCC unroll 8") for (int r = 0; r < RB; r++) a[r][i] =                 \
+                        VFMA(pb[r], x, a[r][i]);                                                   \
+                }                                                                                  \
+            }                                                                                      \
+            _Pragma("GCC unroll 8") for (int r = 0; r < RB; r++) {                                 \
+                float *ar = acc + (size_t)(r0 + r) * Dv + d0;                                      \
+                VF al = VSET1(alpha[r0 + r]);                                                      \
+                _Pragma("GCC unroll 8") for (int i = 0; i < NVP; i++)                              \
+                    VSTORE(ar + i * W, VFMA(VLOAD(ar + i * W), al, a[r][i]));                      \
+            }                                                                                      \
+        }                                                                                          \
+    }
+
 ISA_FN static void FN(pv)(float *restrict acc, const float *alpha, const float *restrict p,
                           const float *restrict v, uint32_t rows_p, uint32_t jn, uint32_t Dv) {
-    for (uint32_t r0 = 0; r0 < rows_p; r0 += RB) {
-        const float *p0 = p + (size_t)r0 * BN;
-        for (uint32_t d0 = 0; d0 < Dv; d0 += NVP * W) {
-            VF a[RB][NVP]; /* the tile's P·V; acc is read after the loop (fewer live pointers) */
-#pragma GCC unroll 8
-            for (int r = 0; r < RB; r++)
-#pragma GCC unroll 8
-                for (int i = 0; i < NVP; i++) a[r][i] = VZERO;
-            const float *vj = v + d0;
-            for (uint32_t j = 0; j < jn; j++, vj += Dv) {
-                VF pb[RB]; /* one V vector live at a time: GCC keeps it in a register */
-#pragma GCC unroll 8
-                for (int r = 0; r < RB; r++) pb[r] = VSET1(p0[(size_t)r * BN + j]);
-#pragma GCC unroll 8
-                for (int i = 0; i < NVP; i++) {
-                    VF x = VLOAD(vj + i * W);
-#pragma GCC unroll 8
-                    for (int r = 0; r < RB; r++) a[r][i] = VFMA(pb[r], x, a[r][i]);
-                }
-            }
-#pragma GCC unroll 8
-            for (int r = 0; r < RB; r++) {
-                float *ar = acc + (size_t)(r0 + r) * Dv + d0;
-                VF al = VSET1(alpha[r0 + r]);
-#pragma GCC unroll 8
-                for (int i = 0; i < NVP; i++)
-                    VSTORE(ar + i * W, VFMA(VLOAD(ar + i * W), al, a[r][i]));
-            }
-        }
-    }
+    PV_TILES(VLOAD)
 }
+
+#ifdef VLOADH
+/* The same with an f16 V tile read where it is stored (v [jn][Dv] halves): with few rows each V
+ * value is converted once or a few times, cheaper than converting the tile to f32 first. */
+ISA_FN static void FN(pv_f16)(float *restrict acc, const float *alpha, const float *restrict p,
+                              const uint16_t *restrict v, uint32_t rows_p, uint32_t jn,
+                              uint32_t Dv) {
+    PV_TILES(VLOADH)
+}
+#endif
 
 /* Keys [k0, k1) of one task (see flash_tile): dequantize each BN-key tile, scores, softmax,
  * P·V. Returns 0 or the K/V decoder's code. */
@@ -173,6 +183,12 @@ ISA_FN static int FN(tiles)(const flash_ctx *c, flash_buf *b, uint32_t hk, int64
         FN(scores)(b->q, b->kt, b->s, rows_p, D);
         uint32_t jn = FN(softmax)(b->s, b->lim, j0, bn, rows_p, b->m, b->l, b->alpha);
         if (!jn) continue;
+#ifdef VLOADH
+        if (kv->format == VT_FMT_F16 && Dv == D && rows_p <= PV_F16_ROWS) {
+            FN(pv_f16)(b->acc, b->alpha, b->s, (const uint16_t *)(vb + j0 * rb), rows_p, jn, D);
+            continue;
+        }
+#endif
         if (Dv == D) {
             rc =
                 vt_attn_kv_dequantize_rows(kv->format, vb + j0 * rb, jn, D, kv->tensor_scale, b->v);
@@ -213,3 +229,5 @@ ISA_FN static int FN(tiles)(const flash_ctx *c, flash_buf *b, uint32_t hk, int64
 #undef VIADD
 #undef VSLL23
 #undef VASF
+#undef VLOADH
+#undef PV_TILES

@@ -300,6 +300,9 @@ int main(void) {
         {6, 2, 80, 7, 333, 1, VT_FMT_Q8_0, VT_DTYPE_F32, VT_DTYPE_F32, 0},
         {5, 5, 16, 23, 70, 1, VT_FMT_Q4_0, VT_DTYPE_BF16, VT_DTYPE_F32, 0},
         {2, 1, 256, 9, 100, 0, VT_FMT_BF16, VT_DTYPE_F32, VT_DTYPE_F16, 0},
+        /* f16 V read as stored by P·V (at most 16 rows): 12 and 16 rows, a ragged last tile */
+        {4, 1, 64, 3, 130, 1, VT_FMT_F16, VT_DTYPE_F32, VT_DTYPE_F32, 0},
+        {16, 1, 128, 1, 77, 0, VT_FMT_F16, VT_DTYPE_F16, VT_DTYPE_F16, 0},
     };
     for (size_t i = 0; i < sizeof ragged / sizeof ragged[0]; i++) run_case(&ragged[i]);
 
