@@ -1,18 +1,20 @@
 /* kernels/cpu/gemm_cpu.c — host GEMM, Y = X W^T with W in any stored format, f32 accumulation.
  *
- * Blocking (names as in gemm_cpu.h; MR x NR is the microkernel's register tile):
- *   - X is packed once per call, in chunks of at most GEMM_MCH rows: each MR-row panel
- *     interleaved over the whole depth (f16 X converted here), so the microkernel broadcasts
- *     from one contiguous stream.
- *   - A task owns GEMM_NC weight rows (fewer for short weights, down to 32, so that each thread
- *     gets several tasks; when there are still too few, also a share of the X panels). Per VT_KC
- * columns it decodes its rows once with the fast row decoders, G rows at a time into a small buffer
- * (L1), transposed into NR-row W panels (GEMM_NC x VT_KC f32, 256 KiB: L2), then runs the
- * microkernel for every X panel (MR x VT_KC, reused from L1 across the W panels) against every W
- * panel, accumulating the partial sums in a per-thread f32 tile C [rows of X][GEMM_NC]. After the
- * last columns C is written to Y (f32, or f16 rounded once), so every element of Y is written
- * exactly once. Each W element is decoded once per X chunk, instead of once per (weight row, X row)
- * pair. All scratch is allocated per call (one block per thread) and freed on every path. */
+ * Blocking (names as in gemm_cpu.h; MR x NR is the microkernel's register tile). X is packed once
+ * per call, in chunks of at most GEMM_MCH rows: each MR-row panel interleaved over the whole depth
+ * (f16 X converted here), so the microkernel broadcasts from one contiguous stream.
+ *
+ * A task owns GEMM_NC weight rows (fewer for short weights, down to 32, so that each thread gets
+ * several tasks; when there are still too few, also a share of the X panels). Per VT_KC columns
+ * it decodes its rows once with the fast row decoders, G rows at a time into a small buffer (L1),
+ * transposed into NR-row W panels (GEMM_NC x VT_KC f32, 256 KiB: L2), then runs the microkernel
+ * for every X panel (MR x VT_KC, reused from L1 across the W panels) against every W panel,
+ * accumulating the partial sums in a per-thread f32 tile C [rows of X][GEMM_NC]. After the last
+ * columns C is written to Y (f32, or f16 rounded once), so every element of Y is written exactly
+ * once.
+ *
+ * Each W element is decoded once per X chunk, instead of once per (weight row, X row) pair. All
+ * scratch is allocated per call (one block per thread) and freed on every path. */
 #include <errno.h>
 #include <string.h>
 
