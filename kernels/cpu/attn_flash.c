@@ -64,17 +64,13 @@ struct flash_buf {
 };
 
 #ifdef VT_ATTN_X86
-/* dst[c][r] = src[r][c] for an 8x8 block (row strides ss, ds floats). */
-__attribute__((target("avx"))) static inline void tr8x8(const float *src, size_t ss, float *dst,
-                                                        size_t ds) {
-    __m256 r0 = _mm256_loadu_ps(src), r1 = _mm256_loadu_ps(src + ss),
-           r2 = _mm256_loadu_ps(src + 2 * ss), r3 = _mm256_loadu_ps(src + 3 * ss),
-           r4 = _mm256_loadu_ps(src + 4 * ss), r5 = _mm256_loadu_ps(src + 5 * ss),
-           r6 = _mm256_loadu_ps(src + 6 * ss), r7 = _mm256_loadu_ps(src + 7 * ss);
-    __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1),
-           t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3),
-           t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5),
-           t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+/* dst[c][r] = row r's lane c for 8 rows of 8 floats (dst rows ds floats apart). */
+__attribute__((target("avx"))) static inline void tr8x8_store(const __m256 *r, float *dst,
+                                                              size_t ds) {
+    __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]),
+           t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]),
+           t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]),
+           t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
     __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE),
            u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE),
            u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE),
@@ -87,6 +83,23 @@ __attribute__((target("avx"))) static inline void tr8x8(const float *src, size_t
     _mm256_storeu_ps(dst + 5 * ds, _mm256_permute2f128_ps(u1, u5, 0x31));
     _mm256_storeu_ps(dst + 6 * ds, _mm256_permute2f128_ps(u2, u6, 0x31));
     _mm256_storeu_ps(dst + 7 * ds, _mm256_permute2f128_ps(u3, u7, 0x31));
+}
+
+/* dst[c][r] = src[r][c] for an 8x8 block (row strides ss, ds floats). */
+__attribute__((target("avx"))) static inline void tr8x8(const float *src, size_t ss, float *dst,
+                                                        size_t ds) {
+    __m256 r[8];
+    for (int i = 0; i < 8; i++) r[i] = _mm256_loadu_ps(src + i * ss);
+    tr8x8_store(r, dst, ds);
+}
+
+/* The same from f16 values (F16C: exactly the values the f16 decoder gives). */
+__attribute__((target("avx,f16c"))) static inline void tr8x8_h(const uint16_t *src, size_t ss,
+                                                               float *dst, size_t ds) {
+    __m256 r[8];
+    for (int i = 0; i < 8; i++)
+        r[i] = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(src + i * ss)));
+    tr8x8_store(r, dst, ds);
 }
 
 /* ---- AVX-512 ---- */

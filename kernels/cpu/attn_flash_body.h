@@ -50,6 +50,21 @@ ISA_FN static void FN(transpose_k)(const float *restrict src, float *restrict kt
         for (uint32_t d = 0; d < D; d++) kt[(size_t)d * BN + j] = src[(size_t)j * D + d];
 }
 
+#if TRANSPOSE8
+/* kt[d][j] = f16 K row j's value d for j < bn (rows of D halves, D a multiple of 8): the K
+ * tile converted and transposed in one pass, with no f32 copy of its rows. */
+ISA_FN static void FN(transpose_k_f16)(const uint16_t *restrict src, float *restrict kt,
+                                       uint32_t bn, uint32_t D) {
+    uint32_t j0 = 0;
+    for (; j0 + 8 <= bn; j0 += 8)
+        for (uint32_t d0 = 0; d0 < D; d0 += 8)
+            tr8x8_h(src + (size_t)j0 * D + d0, D, kt + (size_t)d0 * BN + j0, BN);
+    for (uint32_t j = j0; j < bn; j++)
+        for (uint32_t d = 0; d < D; d++)
+            kt[(size_t)d * BN + j] = vt_f16_to_f32(src[(size_t)j * D + d]);
+}
+#endif
+
 /* s[r][0..BN) = sum_d q[r][d] * kt[d][0..BN) for rows_p rows (a multiple of RB). */
 ISA_FN static void FN(scores)(const float *restrict q, const float *restrict kt, float *restrict s,
                               uint32_t rows_p, uint32_t D) {
@@ -176,10 +191,18 @@ ISA_FN static int FN(tiles)(const flash_ctx *c, flash_buf *b, uint32_t hk, int64
                 __builtin_prefetch(vb + pj * rb + o);
             }
         }
-        int rc =
-            vt_attn_kv_dequantize_rows(kv->format, kb + j0 * rb, bn, D, kv->tensor_scale, b->tmp);
-        if (rc) return rc;
-        FN(transpose_k)(b->tmp, b->kt, bn, D);
+        int rc = 0;
+#if TRANSPOSE8
+        if (kv->format == VT_FMT_F16 && D % 8 == 0) {
+            FN(transpose_k_f16)((const uint16_t *)(kb + j0 * rb), b->kt, bn, D);
+        } else
+#endif
+        {
+            rc = vt_attn_kv_dequantize_rows(kv->format, kb + j0 * rb, bn, D, kv->tensor_scale,
+                                            b->tmp);
+            if (rc) return rc;
+            FN(transpose_k)(b->tmp, b->kt, bn, D);
+        }
         FN(scores)(b->q, b->kt, b->s, rows_p, D);
         uint32_t jn = FN(softmax)(b->s, b->lim, j0, bn, rows_p, b->m, b->l, b->alpha);
         if (!jn) continue;
