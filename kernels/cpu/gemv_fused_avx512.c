@@ -181,11 +181,10 @@ A512 INLINE void load_x(const float *x, uint64_t k, int B, __m512 *xa, __m512 *x
     _Pragma("GCC unroll 4") for (int i = 0; i < R; i++)                                            \
         _Pragma("GCC unroll 8") for (int b = 0; b < B; b++) T[i][b] = _mm512_setzero_ps()
 
-/* Batch 1: rows r0..r0+R-1 against the prepared vector x; out[i * ostride]. Returns the columns
- * covered. R, F are constants after inlining (B is 1: the per-vector loops are those of the
- * batches' first version, kept as measured). Codes are dotted with x unscaled into per-block
- * partial sums t, scaled once per block: at batch 1 this measured faster than fused()'s scaled
- * tables. */
+/* Batch 1 (and q6_k at batch 2): rows r0..r0+R-1 against the prepared vectors x[0..B);
+ * out[i * ostride + b]. Returns the columns covered. R, B, F are constants after inlining. Codes
+ * are dotted with x unscaled into per-block partial sums t, scaled once per block (the kernel
+ * that served every batch before the batch kernel fused() came; kept as it was measured). */
 A512 INLINE uint64_t fused_b1(const vt_kdesc *d, uint64_t r0, const int R, const int B,
                               const uint32_t F, const float *x, float *out, int ostride) {
     const uint64_t cols = d->cols;
