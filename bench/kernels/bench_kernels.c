@@ -4,6 +4,8 @@
  *       on the quantized weight bytes. GEMM (prefill, Y = X W^T, f32 X and Y) per format and M
  *       in GFLOP/s vs OpenBLAS cblas_sgemm on the dequantized f32 weight, when the build found
  *       OpenBLAS (VT_BENCH_OPENBLAS; the library itself never links BLAS).
+ *       Dequantize (--dequant-only): vt_dequant to f32 per format in GB/s of f32 output, which
+ *       is what the host decoders (kernels/cpu/decode_*.c) deliver to the GEMM and GEMV tails.
  *  GPU (when present): CUDA dequantize vs cudaMemcpy D2D (bytes read + written), fused GEMV vs
  *       cuBLAS f16 GEMV, GEMM (mma and cuBLAS paths) vs cuBLAS f16 GEMM in TFLOP/s.
  * Entry point vt_bench_kernels_main is shared by the bench_kernels program and
@@ -24,10 +26,10 @@
 
 typedef struct bk_opts {
     uint64_t rows, cols, mem_mb;
-    int runs, batch, gpu, cpu, gemv, gemm;
+    int runs, batch, gpu, cpu, gemv, gemm, dequant;
     const char *json;
     const char *formats;
-    const char *gemm_m, *gemm_formats, *gemm_shapes;
+    const char *gemm_m, *gemm_formats, *gemm_shapes, *dequant_shape;
 } bk_opts;
 
 static uint64_t bk_rng = 0x9e3779b97f4a7c15ull;
@@ -387,6 +389,53 @@ out:
     return 0;
 }
 
+/* ---- CPU dequantize ---------------------------------------------------------------------------
+ */
+
+/* vt_dequant to f32 per format: GB/s of f32 output (and of quantized input), medians of runs.
+ * The default shape (2048 x 4096: 32 MiB out) keeps the output write in the measure, as a
+ * dequantize-then-sgemm caller pays it; the decoders alone run faster from cache. */
+static int bench_dequant(const bk_opts *o, uint32_t *fmts, int nf) {
+    uint64_t shp[2];
+    if (parse_list(o->dequant_shape, shp, 2, 1) != 2) return 2;
+    const uint64_t rows = shp[0], cols = shp[1];
+    double l0 = load1();
+    float *out = vt_malloc(rows * cols * sizeof(float));
+    if (!out) return vt_fail(-ENOMEM, "bench: no memory for the dequantize output");
+    printf("CPU dequantize to f32 (%s, %d threads), %llux%llu; medians of %d runs\n",
+           vt_kernels_cpu_isa(), vt_default_threads(), (unsigned long long)rows,
+           (unsigned long long)cols, o->runs);
+    printf("%-12s %9s %10s %10s\n", "format", "ms", "out GB/s", "in GB/s");
+    for (int f = 0; f < nf; f++) {
+        uint8_t *q;
+        float *sc;
+        vt_quant_params p;
+        char nm[48];
+        vt_weight w;
+        if (!bench_weight(fmts[f], rows, cols, 12, nm, &q, &sc, &p, &w)) continue;
+        double t[64];
+        int rc = 0;
+        for (int r = 0; r <= o->runs && !rc; r++) { /* run 0 warms up */
+            double t0 = vt_now();
+            rc = vt_dequant(&w, VT_DTYPE_F32, out, NULL);
+            if (r) t[r - 1] = vt_now() - t0;
+        }
+        if (rc) {
+            printf("%-12s failed: %s (%s)\n", nm, vt_strerror(rc), vt_last_error());
+        } else {
+            double s = median(t, o->runs), gbs = (double)rows * cols * 4 / s / 1e9;
+            printf("%-12s %9.3f %10.2f %10.2f\n", nm, s * 1e3, gbs, (double)w.bytes / s / 1e9);
+            json_row("cpu_dequant", nm, rows, cols, 0, s * 1e3, gbs, "GB/s", 0, 0);
+        }
+        vt_free(q);
+        vt_free(sc);
+    }
+    vt_free(out);
+    double l1 = load1();
+    printf("load average (1 min): %.2f at start, %.2f at end\n", l0, l1);
+    return 0;
+}
+
 static int bench_gemm(const bk_opts *o) {
     uint64_t Ms[16], shp[16];
     uint32_t fmts[32];
@@ -587,14 +636,17 @@ static int bench_gpu(const bk_opts *o, uint32_t *fmts, int nf) {
 }
 
 static void usage(FILE *f) {
-    fprintf(f, "usage: bench kernels [--rows N] [--cols N] [--batch B] [--runs N] [--mem-mb N]\n"
-               "                     [--formats a,b,...] [--cpu-only] [--gpu-only] [--json FILE]\n"
-               "                     [--gemm-m M,M,...|none] [--gemm-formats a,b,...]\n"
-               "                     [--gemm-shapes RxC,...] [--gemm-only]\n"
-               "CPU fused GEMV per format vs a same-run memory read baseline; CPU GEMM (prefill)\n"
-               "per format and M vs OpenBLAS sgemm on the dequantized weight (defaults: M\n"
-               "32,128,512; f16,q8_0,q4_0,q4_k,nf4; 4096x4096,1024x1024); with a GPU, CUDA\n"
-               "dequantize/GEMV/GEMM vs cudaMemcpy D2D and cuBLAS f16. Medians of --runs runs.\n");
+    fprintf(
+        f, "usage: bench kernels [--rows N] [--cols N] [--batch B] [--runs N] [--mem-mb N]\n"
+           "                     [--formats a,b,...] [--cpu-only] [--gpu-only] [--json FILE]\n"
+           "                     [--gemm-m M,M,...|none] [--gemm-formats a,b,...]\n"
+           "                     [--gemm-shapes RxC,...] [--gemm-only]\n"
+           "                     [--dequant-only] [--dequant-shape RxC]\n"
+           "CPU fused GEMV per format vs a same-run memory read baseline; CPU GEMM (prefill)\n"
+           "per format and M vs OpenBLAS sgemm on the dequantized weight (defaults: M\n"
+           "32,128,512; f16,q8_0,q4_0,q4_k,nf4; 4096x4096,1024x1024); with a GPU, CUDA\n"
+           "dequantize/GEMV/GEMM vs cudaMemcpy D2D and cuBLAS f16. --dequant-only: CPU vt_dequant\n"
+           "to f32 per --formats format (default shape 2048x4096). Medians of --runs runs.\n");
 }
 
 int vt_bench_kernels_main(int argc, char **argv) {
@@ -610,6 +662,7 @@ int vt_bench_kernels_main(int argc, char **argv) {
                  .gemm_m = "32,128,512",
                  .gemm_formats = "f16,q8_0,q4_0,q4_k,nf4",
                  .gemm_shapes = "4096x4096,1024x1024",
+                 .dequant_shape = "2048x4096",
                  .formats = "q4_0,q4_1,q4_k,nf4,nf4_dq,nvfp4,mxfp4,awq_int4,q8_0,q6_k,int8,f16"};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -622,6 +675,11 @@ int vt_bench_kernels_main(int argc, char **argv) {
             o.cpu = 0;
         } else if (!strcmp(a, "--gemm-only")) {
             o.gpu = o.gemv = 0;
+        } else if (!strcmp(a, "--dequant-only")) {
+            o.gpu = o.gemv = o.gemm = 0;
+            o.dequant = 1;
+        } else if (v && !strcmp(a, "--dequant-shape")) {
+            o.dequant_shape = v, i++;
         } else if (v && !strcmp(a, "--gemm-m")) {
             o.gemm = strcmp(v, "none") != 0;
             o.gemm_m = v, i++;
@@ -682,6 +740,7 @@ int vt_bench_kernels_main(int argc, char **argv) {
     int rc = 0;
     if (o.cpu && o.gemv) rc = bench_cpu(&o, fmts, nf);
     if (!rc && o.cpu && o.gemm) rc = bench_gemm(&o);
+    if (!rc && o.cpu && o.dequant) rc = bench_dequant(&o, fmts, nf);
     if (!rc && o.gpu) rc = bench_gpu(&o, fmts, nf);
     if (g_json) {
         fprintf(g_json, "\n]}\n");

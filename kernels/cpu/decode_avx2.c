@@ -1,7 +1,8 @@
-/* kernels/cpu/decode_avx2.c — AVX2/FMA/F16C host decoders for the formats GEMV spends its time
- * in. Same values as the scalar decoders (decode_ref.c): the products are formed in the same
- * order (scale * code), so results agree to the last bit except where FMA fuses a subtraction
- * (q4_1, awq: one rounding instead of two). Selected at run time (vt_kcpu_avx2). */
+/* kernels/cpu/decode_avx2.c — AVX2/FMA/F16C host decoders of every format but f32 (a memcpy).
+ * Same values as the scalar decoders (decode_ref.c) and vt_dequantize_ref, to the last bit: the
+ * products are formed in the same order (scale * code, q6_k (d * scale) * code) and nothing is
+ * fused into an FMA (q4_1 and q4_k round the product and the add/subtract separately, as ggml
+ * does). Selected at run time (vt_kcpu_avx2). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -9,6 +10,12 @@
 
 #if defined(__x86_64__)
 #include <immintrin.h>
+
+#include "gemv_fused.h"
+
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("fp-contract=off") /* s * q + m rounds twice, as the reference does */
+#endif
 
 #define AVX         __attribute__((target("avx2,fma,f16c")))
 #define ROW(d, r)   ((d)->data + (r) * (d)->row_bytes)
@@ -66,6 +73,94 @@ AVX static void dec_q8_0(const vt_kdesc *d, uint64_t r, uint64_t k0, uint32_t n,
             i8x16_to_f32(_mm_loadu_si128((const __m128i *)(p + 2 + 16 * h)), &a, &c);
             _mm256_storeu_ps(o + 16 * h, _mm256_mul_ps(s, a));
             _mm256_storeu_ps(o + 16 * h + 8, _mm256_mul_ps(s, c));
+        }
+    }
+}
+
+/* 8 floats f[i] = base * (float)b[i] of 8 bytes (signed when sgn), as the reference's scalar
+ * products (vector and scalar single multiplies round alike). */
+AVX static inline __m256 scale8(float base, __m128i b, int sgn) {
+    __m256i w = sgn ? _mm256_cvtepi8_epi32(b) : _mm256_cvtepu8_epi32(b);
+    return _mm256_mul_ps(_mm256_set1_ps(base), _mm256_cvtepi32_ps(w));
+}
+
+/* 32 unsigned codes (a ymm of bytes) -> o[0..32) = d * code - m. */
+AVX static inline void q4k_32(__m256i q, __m256 d, __m256 m, float *o) {
+    __m128i lo = _mm256_castsi256_si128(q), hi = _mm256_extracti128_si256(q, 1);
+    __m256 a, b;
+    u8x16_to_f32(lo, &a, &b);
+    _mm256_storeu_ps(o, _mm256_sub_ps(_mm256_mul_ps(d, a), m));
+    _mm256_storeu_ps(o + 8, _mm256_sub_ps(_mm256_mul_ps(d, b), m));
+    u8x16_to_f32(hi, &a, &b);
+    _mm256_storeu_ps(o + 16, _mm256_sub_ps(_mm256_mul_ps(d, a), m));
+    _mm256_storeu_ps(o + 24, _mm256_sub_ps(_mm256_mul_ps(d, b), m));
+}
+
+/* q4_k (ggml block_q4_K, 144 bytes per 256): sub-block j of 32 has scale d * sc[j] and min
+ * dmin * m[j]; codes of sub-blocks 2i and 2i+1 are the low and high nibbles of qs[32i..32i+32). */
+AVX static void dec_q4_k(const vt_kdesc *d, uint64_t r, uint64_t k0, uint32_t n, float *o) {
+    const uint8_t *p = ROW(d, r) + k0 / 256 * 144;
+    const __m256i m4 = _mm256_set1_epi8(15);
+    for (uint32_t b = 0; b < NBLK(n, 256); b++, p += 144, o += 256) {
+        __m128i sm = vt_kq4k_scale_bytes(p); /* sc0 m0 sc1 m1 ... sc7 m7 */
+        __m128i scb = _mm_shuffle_epi8(
+            sm, _mm_setr_epi8(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15));
+        float ds[8], ms[8];
+        _mm256_storeu_ps(ds, scale8(ldf16(p), scb, 0));
+        _mm256_storeu_ps(ms, scale8(ldf16(p + 2), _mm_srli_si128(scb, 8), 0));
+        const uint8_t *q = p + 16;
+        for (int j = 0; j < 8; j += 2, q += 32) {
+            __m256i v = _mm256_loadu_si256((const __m256i *)q);
+            q4k_32(_mm256_and_si256(v, m4), _mm256_broadcast_ss(ds + j),
+                   _mm256_broadcast_ss(ms + j), o + 32 * j);
+            q4k_32(_mm256_and_si256(_mm256_srli_epi16(v, 4), m4), _mm256_broadcast_ss(ds + j + 1),
+                   _mm256_broadcast_ss(ms + j + 1), o + 32 * j + 32);
+        }
+    }
+}
+
+/* 32 signed codes (a ymm of bytes) -> o[0..16) = s0 * code, o[16..32) = s1 * code. */
+AVX static inline void q6k_32(__m256i q, const float *s, float *o) {
+    __m128i lo = _mm256_castsi256_si128(q), hi = _mm256_extracti128_si256(q, 1);
+    __m256 s0 = _mm256_broadcast_ss(s), s1 = _mm256_broadcast_ss(s + 1), a, b;
+    i8x16_to_f32(lo, &a, &b);
+    _mm256_storeu_ps(o, _mm256_mul_ps(s0, a));
+    _mm256_storeu_ps(o + 8, _mm256_mul_ps(s0, b));
+    i8x16_to_f32(hi, &a, &b);
+    _mm256_storeu_ps(o + 16, _mm256_mul_ps(s1, a));
+    _mm256_storeu_ps(o + 24, _mm256_mul_ps(s1, b));
+}
+
+/* q6_k (ggml block_q6_K, 210 bytes per 256): per half of 128, value 32c + l (c 0..3, l 0..31) is
+ * (low or high nibble of ql[l] or ql[32 + l]) | (2 bits c of qh[l]) << 4, minus 32, times
+ * d * sc[2c + l / 16]. */
+AVX static void dec_q6_k(const vt_kdesc *d, uint64_t r, uint64_t k0, uint32_t n, float *o) {
+    const uint8_t *p = ROW(d, r) + k0 / 256 * 210;
+    const __m256i m4 = _mm256_set1_epi8(15), m30 = _mm256_set1_epi8(0x30),
+                  k32 = _mm256_set1_epi8(32);
+    for (uint32_t b = 0; b < NBLK(n, 256); b++, p += 210) {
+        float dd = ldf16(p + 208), ds[16];
+        __m128i sc = _mm_loadu_si128((const __m128i *)(p + 192));
+        _mm256_storeu_ps(ds, scale8(dd, sc, 1));
+        _mm256_storeu_ps(ds + 8, scale8(dd, _mm_srli_si128(sc, 8), 1));
+        for (int h = 0; h < 2; h++, o += 128) {
+            const uint8_t *ql = p + 64 * h, *qh = p + 128 + 32 * h;
+            __m256i l0 = _mm256_loadu_si256((const __m256i *)ql);
+            __m256i l1 = _mm256_loadu_si256((const __m256i *)(ql + 32));
+            __m256i hb = _mm256_loadu_si256((const __m256i *)qh);
+            __m256i q1 = _mm256_or_si256(_mm256_and_si256(l0, m4),
+                                         _mm256_and_si256(_mm256_slli_epi16(hb, 4), m30));
+            __m256i q2 = _mm256_or_si256(_mm256_and_si256(l1, m4),
+                                         _mm256_and_si256(_mm256_slli_epi16(hb, 2), m30));
+            __m256i q3 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4),
+                                         _mm256_and_si256(hb, m30));
+            __m256i q4 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
+                                         _mm256_and_si256(_mm256_srli_epi16(hb, 2), m30));
+            const float *s = ds + 8 * h;
+            q6k_32(_mm256_sub_epi8(q1, k32), s, o);
+            q6k_32(_mm256_sub_epi8(q2, k32), s + 2, o + 32);
+            q6k_32(_mm256_sub_epi8(q3, k32), s + 4, o + 64);
+            q6k_32(_mm256_sub_epi8(q4, k32), s + 6, o + 96);
         }
     }
 }
@@ -218,10 +313,11 @@ AVX static void dec_awq(const vt_kdesc *d, uint64_t r, uint64_t k0, uint32_t n, 
 }
 
 const vt_kdecode_fn vt_kdecode_avx2_table[VT_FMT_COUNT] = {
-    [VT_FMT_F16] = dec_f16,     [VT_FMT_BF16] = dec_bf16,     [VT_FMT_Q8_0] = dec_q8_0,
-    [VT_FMT_Q4_0] = dec_q4_0,   [VT_FMT_Q4_1] = dec_q4_1,     [VT_FMT_INT8] = dec_int8,
-    [VT_FMT_NF4] = dec_nf4,     [VT_FMT_NF4_DQ] = dec_nf4_dq, [VT_FMT_NVFP4] = dec_nvfp4,
-    [VT_FMT_MXFP4] = dec_mxfp4, [VT_FMT_AWQ_INT4] = dec_awq,
+    [VT_FMT_F16] = dec_f16,       [VT_FMT_BF16] = dec_bf16,   [VT_FMT_Q8_0] = dec_q8_0,
+    [VT_FMT_Q4_0] = dec_q4_0,     [VT_FMT_Q4_1] = dec_q4_1,   [VT_FMT_INT8] = dec_int8,
+    [VT_FMT_Q4_K] = dec_q4_k,     [VT_FMT_Q6_K] = dec_q6_k,   [VT_FMT_NF4] = dec_nf4,
+    [VT_FMT_NF4_DQ] = dec_nf4_dq, [VT_FMT_NVFP4] = dec_nvfp4, [VT_FMT_MXFP4] = dec_mxfp4,
+    [VT_FMT_AWQ_INT4] = dec_awq,
 };
 
 int vt_kcpu_avx2(void) {
