@@ -5,7 +5,7 @@
  * reads only the low 4 bits of an index, so the low nibble needs no mask). x is prepared once per
  * call (vt_kfused_prep512): the nibble order of the format absorbed (even/odd elements of each
  * group of 32), awq's x divided by its channel scales, and batches interleaved by group of 32
- * and padded to an even count, so codes are never shuffled and x is never touched per row.
+ * and padded to 6 or 8 from 5 or 7, so codes are never shuffled and x is never touched per row.
  * Batch 1 (fused_b1): up to 4 rows share each x load; codes are dotted unscaled and block scales
  * applied once per block (E4M3/E8M0 by table; f16 scales of 8 blocks converted together; q4_k's
  * scale and min folded into the value table). Batches 2-8 (fused): each 32-weight piece of a row
@@ -545,8 +545,8 @@ static int has_path(uint32_t fmt) {
 }
 
 int vt_kfused_prep512(const vt_kdesc *d, const float *x, int batch, vt_kx *px) {
-    /* odd batches above 1 run as the next even one with a zero vector (shapes: 1, 2, 4, 6, 8) */
-    const int np = batch == 1 ? 1 : (batch + 1) & ~1, o = x_order(d->fmt);
+    /* batches 5 and 7 run as 6 and 8 with a zero vector (shapes: 1, 2, 3, 4, 6, 8) */
+    const int np = batch <= 4 ? batch : (batch + 1) & ~1, o = x_order(d->fmt);
     if (d->sparse || !has_path(d->fmt) || (!o && np == 1 && d->fmt != VT_FMT_AWQ_INT4)) {
         *px = (vt_kx){.x = x, .batch = batch, .npad = batch, .mem = NULL};
         return 0;
@@ -904,6 +904,8 @@ typedef uint64_t (*shape_fn)(const vt_kdesc *d, uint64_t r0, const float *x, uin
     }
 SHAPE(r4b2, 4, 2)
 SHAPE(r1b2, 1, 2)
+SHAPE(r4b3, 4, 3)
+SHAPE(r1b3, 1, 3)
 SHAPE(r4b4, 4, 4)
 SHAPE(r1b4, 1, 4)
 SHAPE(r2b6, 2, 6)
@@ -917,10 +919,8 @@ A512 uint64_t vt_kfused_rows512(const vt_kdesc *d, uint64_t r0, int nr, const vt
         int R;
         shape_fn many, one;
     } shapes[VT_GEMV_MAX_BATCH + 1] = {
-        [2] = {4, r4b2, r1b2},
-        [4] = {4, r4b4, r1b4},
-        [6] = {2, r2b6, r1b6},
-        [8] = {2, r2b8, r1b8},
+        [2] = {4, r4b2, r1b2}, [3] = {4, r4b3, r1b3}, [4] = {4, r4b4, r1b4},
+        [6] = {2, r2b6, r1b6}, [8] = {2, r2b8, r1b8},
     };
     const int B = px->npad, nb = px->batch;
     if (d->sparse || B < 1 || B > VT_GEMV_MAX_BATCH || (B > 1 && !shapes[B].R))
