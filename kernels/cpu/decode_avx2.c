@@ -21,10 +21,12 @@
 #define ROW(d, r)   ((d)->data + (r) * (d)->row_bytes)
 #define NBLK(n, be) (((n) + (be)-1) / (be))
 
-static inline float ldf16(const uint8_t *p) {
+/* F16C, inline: a call to vt_f16_to_f32 per block cost q8_0 a third of its speed (the
+ * conversion is exact either way, subnormals included). */
+AVX static inline float ldf16(const uint8_t *p) {
     uint16_t h;
     memcpy(&h, p, 2);
-    return vt_f16_to_f32(h);
+    return _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(h)));
 }
 static inline float ldf32(const uint8_t *p) {
     float f;

@@ -192,11 +192,15 @@ static const vt_kdecode_fn g_scalar[VT_FMT_COUNT] = {
     [VT_FMT_MXFP4] = dec_mxfp4, [VT_FMT_AWQ_INT4] = dec_awq,
 };
 
-/* AVX2 decoders (decode_avx2.c); NULL entries fall back to scalar. */
+/* AVX-512F decoders (decode_avx512.c, the formats where they beat AVX2) and AVX2 ones
+ * (decode_avx2.c); NULL entries fall back to the next. */
+extern const vt_kdecode_fn vt_kdecode_avx512_table[VT_FMT_COUNT];
 extern const vt_kdecode_fn vt_kdecode_avx2_table[VT_FMT_COUNT];
 
 vt_kdecode_fn vt_kdecode_dense(uint32_t base, int fast) {
     if (base >= VT_FMT_COUNT) return NULL;
+    if (fast && vt_kcpu_avx512() && vt_kdecode_avx512_table[base])
+        return vt_kdecode_avx512_table[base];
     if (fast && vt_kcpu_avx2() && vt_kdecode_avx2_table[base]) return vt_kdecode_avx2_table[base];
     return g_scalar[base];
 }

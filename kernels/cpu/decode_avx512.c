@@ -1,0 +1,212 @@
+/* kernels/cpu/decode_avx512.c — AVX-512F host decoders for the formats where 16-float vectors
+ * beat decode_avx2.c's (bench/kernels/bench_decode_cpu.c; docs/BENCHMARKS.md): half the
+ * conversions and stores per block, and a 16-entry code table is one vpermps. Byte unpacking
+ * stays in 128-bit registers, so nothing past AVX-512F is needed. Same values as the scalar
+ * decoders to the last bit (same products, nothing fused into an FMA). Selected at run time
+ * (vt_kcpu_avx512) before the AVX2 table. */
+#include <string.h>
+
+#include "kern_internal.h"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+#include "gemv_fused.h"
+
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("fp-contract=off") /* s * q - m rounds twice, as the reference does */
+#endif
+
+#define A512        __attribute__((target("avx512f,avx2,fma,f16c")))
+#define ROW(d, r)   ((d)->data + (r) * (d)->row_bytes)
+#define NBLK(n, be) (((n) + (be)-1) / (be))
+
+A512 static inline float ldf16(const uint8_t *p) {
+    uint16_t h;
+    memcpy(&h, p, 2);
+    return _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(h)));
+}
+static inline float ldf32(const uint8_t *p) {
+    float f;
+    memcpy(&f, p, 4);
+    return f;
+}
+
+/* 16 bytes -> 16 floats (unsigned / signed values). */
+A512 static inline __m512 u8f(__m128i v) {
+    return _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(v));
+}
+A512 static inline __m512 i8f(__m128i v) {
+    return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(v));
+}
+A512 static inline __m128i ld16(const uint8_t *p) {
+    return _mm_loadu_si128((const __m128i *)p);
+}
+/* Low and high nibbles of 16 bytes. */
+A512 static inline __m128i nlo(__m128i q) {
+    return _mm_and_si128(q, _mm_set1_epi8(15));
+}
+A512 static inline __m128i nhi(__m128i q) {
+    return _mm_and_si128(_mm_srli_epi16(q, 4), _mm_set1_epi8(15));
+}
+
+A512 static void dec_q8_0(const vt_kdesc *d, uint64_t r, uint64_t k0, uint32_t n, float *o) {
+    const uint8_t *p = ROW(d, r) + k0 / 32 * 34;
+    for (uint32_t b = 0; b < NBLK(n, 32); b++, p += 34, o += 32) {
+        __m512 s = _mm512_set1_ps(ldf16(p));
+        _mm512_storeu_ps(o, _mm512_mul_ps(s, i8f(ld16(p + 2))));
+        _mm512_storeu_ps(o + 16, _mm512_mul_ps(s, i8f(ld16(p + 18))));
+    }
+}
+
+A512 static void dec_q4_0(const vt_kdesc *d, uint64_t r, uint64_t k0, uint32_t n, float *o) {
+    const uint8_t *p = ROW(d, r) + k0 / 32 * 18;
+    const __m128i eight = _mm_set1_epi8(8);
+    for (uint32_t b = 0; b < NBLK(n, 32); b++, p += 18, o += 32) {
+        __m512 s = _mm512_set1_ps(ldf16(p));
+        __m128i q = ld16(p + 2);
+        _mm512_storeu_ps(o, _mm512_mul_ps(s, i8f(_mm_sub_epi8(nlo(q), eight))));
+        _mm512_storeu_ps(o + 16, _mm512_mul_ps(s, i8f(_mm_sub_epi8(nhi(q), eight))));
+    }
+}
+
+A512 static void dec_q4_1(const vt_kdesc *d, uint64_t r, uint64_t k0, uint32_t n, float *o) {
+    const uint8_t *p = ROW(d, r) + k0 / 32 * 20;
+    for (uint32_t b = 0; b < NBLK(n, 32); b++, p += 20, o += 32) {
+        __m512 s = _mm512_set1_ps(ldf16(p)), m = _mm512_set1_ps(ldf16(p + 2));
+        __m128i q = ld16(p + 4);
+        _mm512_storeu_ps(o, _mm512_add_ps(_mm512_mul_ps(s, u8f(nlo(q))), m));
+        _mm512_storeu_ps(o + 16, _mm512_add_ps(_mm512_mul_ps(s, u8f(nhi(q))), m));
+    }
+}
+
+/* q4_k: see decode_avx2.c; one 16-float vector per 16 code bytes. */
+A512 static void dec_q4_k(const vt_kdesc *d, uint64_t r, uint64_t k0, uint32_t n, float *o) {
+    const uint8_t *p = ROW(d, r) + k0 / 256 * 144;
+    for (uint32_t b = 0; b < NBLK(n, 256); b++, p += 144, o += 256) {
+        __m128i sm = vt_kq4k_scale_bytes(p); /* sc0 m0 sc1 m1 ... sc7 m7 */
+        __m512 f = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(sm));
+        __m512 dm = _mm512_mul_ps(f, _mm512_setr4_ps(ldf16(p), ldf16(p + 2), ldf16(p),
+                                                     ldf16(p + 2))); /* d*sc0 dmin*m0 ... */
+        float sc[16];
+        _mm512_storeu_ps(sc, dm);
+        const uint8_t *q = p + 16;
+        for (int j = 0; j < 8; j += 2, q += 32) {
+            __m512 d1 = _mm512_set1_ps(sc[2 * j]), m1 = _mm512_set1_ps(sc[2 * j + 1]);
+            __m512 d2 = _mm512_set1_ps(sc[2 * j + 2]), m2 = _mm512_set1_ps(sc[2 * j + 3]);
+            __m128i a = ld16(q), c = ld16(q + 16);
+            float *y = o + 32 * j;
+            _mm512_storeu_ps(y, _mm512_sub_ps(_mm512_mul_ps(d1, u8f(nlo(a))), m1));
+            _mm512_storeu_ps(y + 16, _mm512_sub_ps(_mm512_mul_ps(d1, u8f(nlo(c))), m1));
+            _mm512_storeu_ps(y + 32, _mm512_sub_ps(_mm512_mul_ps(d2, u8f(nhi(a))), m2));
+            _mm512_storeu_ps(y + 48, _mm512_sub_ps(_mm512_mul_ps(d2, u8f(nhi(c))), m2));
+        }
+    }
+}
+
+/* q6_k: see decode_avx2.c; each 16 output values share one scale, one vector each. */
+A512 static void dec_q6_k(const vt_kdesc *d, uint64_t r, uint64_t k0, uint32_t n, float *o) {
+    const uint8_t *p = ROW(d, r) + k0 / 256 * 210;
+    const __m256i m4 = _mm256_set1_epi8(15), m30 = _mm256_set1_epi8(0x30),
+                  k32 = _mm256_set1_epi8(32);
+    for (uint32_t b = 0; b < NBLK(n, 256); b++, p += 210) {
+        float ds[16];
+        _mm512_storeu_ps(ds, _mm512_mul_ps(_mm512_set1_ps(ldf16(p + 208)), i8f(ld16(p + 192))));
+        for (int h = 0; h < 2; h++, o += 128) {
+            const uint8_t *ql = p + 64 * h, *qh = p + 128 + 32 * h;
+            const float *s = ds + 8 * h;
+            __m256i l0 = _mm256_loadu_si256((const __m256i *)ql);
+            __m256i l1 = _mm256_loadu_si256((const __m256i *)(ql + 32));
+            __m256i hb = _mm256_loadu_si256((const __m256i *)qh);
+            __m256i q1 = _mm256_or_si256(_mm256_and_si256(l0, m4),
+                                         _mm256_and_si256(_mm256_slli_epi16(hb, 4), m30));
+            __m256i q2 = _mm256_or_si256(_mm256_and_si256(l1, m4),
+                                         _mm256_and_si256(_mm256_slli_epi16(hb, 2), m30));
+            __m256i q3 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4),
+                                         _mm256_and_si256(hb, m30));
+            __m256i q4 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
+                                         _mm256_and_si256(_mm256_srli_epi16(hb, 2), m30));
+            q1 = _mm256_sub_epi8(q1, k32);
+            q2 = _mm256_sub_epi8(q2, k32);
+            q3 = _mm256_sub_epi8(q3, k32);
+            q4 = _mm256_sub_epi8(q4, k32);
+#define Q6_16(v, half, k)                                                                          \
+    _mm512_storeu_ps(o + 16 * (k),                                                                 \
+                     _mm512_mul_ps(_mm512_set1_ps(s[k]), i8f(_mm256_extracti128_si256(v, half))))
+            Q6_16(q1, 0, 0);
+            Q6_16(q1, 1, 1);
+            Q6_16(q2, 0, 2);
+            Q6_16(q2, 1, 3);
+            Q6_16(q3, 0, 4);
+            Q6_16(q3, 1, 5);
+            Q6_16(q4, 0, 6);
+            Q6_16(q4, 1, 7);
+#undef Q6_16
+        }
+    }
+}
+
+/* 16 code bytes -> 32 floats s * lut[code] in element order (hi_first: element 2i is the high
+ * nibble of byte i). */
+A512 static inline void lut32(__m128i q, int hi_first, __m512 lut, __m512 s, float *o) {
+    __m128i lo = nlo(q), hi = nhi(q);
+    __m128i e0 = hi_first ? _mm_unpacklo_epi8(hi, lo) : _mm_unpacklo_epi8(lo, hi);
+    __m128i e1 = hi_first ? _mm_unpackhi_epi8(hi, lo) : _mm_unpackhi_epi8(lo, hi);
+    _mm512_storeu_ps(o, _mm512_mul_ps(s, _mm512_permutexvar_ps(_mm512_cvtepu8_epi32(e0), lut)));
+    _mm512_storeu_ps(o + 16,
+                     _mm512_mul_ps(s, _mm512_permutexvar_ps(_mm512_cvtepu8_epi32(e1), lut)));
+}
+
+A512 static void dec_nf4(const vt_kdesc *d, uint64_t r, uint64_t k0, uint32_t n, float *o) {
+    const uint8_t *p = ROW(d, r) + k0 / 64 * 36;
+    __m512 lut = _mm512_loadu_ps(vt_nf4_values);
+    for (uint32_t b = 0; b < NBLK(n, 64); b++, p += 36, o += 64) {
+        __m512 s = _mm512_set1_ps(ldf32(p));
+        lut32(ld16(p + 4), 1, lut, s, o);
+        lut32(ld16(p + 20), 1, lut, s, o + 32);
+    }
+}
+
+A512 static void dec_nf4_dq(const vt_kdesc *d, uint64_t r, uint64_t k0, uint32_t n, float *o) {
+    __m512 lut = _mm512_loadu_ps(vt_nf4_values);
+    uint64_t g = r * d->bpr + k0 / 64;
+    for (uint32_t b = 0; b < NBLK(n, 64); b++, g++, o += 64) {
+        const uint8_t *sb = d->data + g / 256 * sizeof(vt_block_nf4_dq);
+        uint32_t j = (uint32_t)(g % 256);
+        __m512 s = _mm512_set1_ps(ldf32(sb) + ldf32(sb + 4) * (float)(int8_t)sb[8 + j]);
+        lut32(ld16(sb + 264 + 32 * j), 1, lut, s, o);
+        lut32(ld16(sb + 264 + 32 * j + 16), 1, lut, s, o + 32);
+    }
+}
+
+/* vt_e2m1_to_f32 of every code (code 8 is -0). */
+static const float e2m1_all[16] = {0.0f,  0.5f,  1.0f,  1.5f,  2.0f,  3.0f,  4.0f,  6.0f,
+                                   -0.0f, -0.5f, -1.0f, -1.5f, -2.0f, -3.0f, -4.0f, -6.0f};
+
+A512 static void dec_mxfp4(const vt_kdesc *d, uint64_t r, uint64_t k0, uint32_t n, float *o) {
+    const uint8_t *p = ROW(d, r) + k0 / 32 * 17;
+    __m512 lut = _mm512_loadu_ps(e2m1_all);
+    for (uint32_t b = 0; b < NBLK(n, 32); b++, p += 17, o += 32)
+        lut32(ld16(p + 1), 0, lut, _mm512_set1_ps(vt_ke8m0_f32[p[0]]), o);
+}
+
+A512 static void dec_nvfp4(const vt_kdesc *d, uint64_t r, uint64_t k0, uint32_t n, float *o) {
+    const uint8_t *p = ROW(d, r) + k0 / 16 * 9;
+    __m512 lut = _mm512_loadu_ps(e2m1_all);
+    for (uint32_t b = 0; b < NBLK(n, 16); b++, p += 9, o += 16) {
+        __m512 s = _mm512_set1_ps(d->tensor_scale * vt_ke4m3_f32[p[0]]);
+        __m128i q = _mm_loadl_epi64((const __m128i *)(p + 1));
+        __m128i e = _mm_unpacklo_epi8(nlo(q), nhi(q));
+        _mm512_storeu_ps(o, _mm512_mul_ps(s, _mm512_permutexvar_ps(_mm512_cvtepu8_epi32(e), lut)));
+    }
+}
+
+const vt_kdecode_fn vt_kdecode_avx512_table[VT_FMT_COUNT] = {
+    [VT_FMT_Q8_0] = dec_q8_0,     [VT_FMT_Q4_0] = dec_q4_0,   [VT_FMT_Q4_1] = dec_q4_1,
+    [VT_FMT_Q4_K] = dec_q4_k,     [VT_FMT_Q6_K] = dec_q6_k,   [VT_FMT_NF4] = dec_nf4,
+    [VT_FMT_NF4_DQ] = dec_nf4_dq, [VT_FMT_MXFP4] = dec_mxfp4, [VT_FMT_NVFP4] = dec_nvfp4,
+};
+
+#else /* not x86-64 */
+const vt_kdecode_fn vt_kdecode_avx512_table[VT_FMT_COUNT];
+#endif
