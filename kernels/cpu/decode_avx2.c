@@ -314,6 +314,43 @@ AVX static void dec_awq(const vt_kdesc *d, uint64_t r, uint64_t k0, uint32_t n, 
     }
 }
 
+/* 2:4 expansion (decode_ref.c's dec_sparse): groups [g0, g0 + ng) of a row, g0 even, from their
+ * kept values c[2g], c[2g + 1] (c indexed from group g0) and index nibbles (low nibble of byte
+ * g / 2 for even g): o[4g + (nib & 3)] = c[2g], o[4g + (nib >> 2)] = c[2g + 1] (the second wins
+ * where both name one position, as in the scalar loop), zeros elsewhere. Two groups per vector:
+ * each lane picks its value by a permute and a mask. */
+AVX void vt_ksparse_expand_avx2(const float *c, const uint8_t *idx, uint64_t g0, uint32_t ng,
+                                float *o) {
+    const uint8_t *ib = idx + g0 / 2;
+    const __m256i sh = _mm256_setr_epi32(0, 0, 0, 0, 4, 4, 4, 4);
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 0, 1, 2, 3);
+    const __m256i base = _mm256_setr_epi32(0, 0, 0, 0, 2, 2, 2, 2), three = _mm256_set1_epi32(3);
+    uint32_t g = 0;
+    for (; g + 2 <= ng; g += 2) {
+        __m256i nib = _mm256_srlv_epi32(_mm256_set1_epi32(ib[g / 2]), sh);
+        __m256i lo = _mm256_cmpeq_epi32(_mm256_and_si256(nib, three), lane);
+        __m256i hi = _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_srli_epi32(nib, 2), three), lane);
+        __m256i sel = _mm256_sub_epi32(base, hi); /* hi lanes take the group's second value */
+        __m256 v = _mm256_permutevar8x32_ps(_mm256_castps128_ps256(_mm_loadu_ps(c + 2 * g)), sel);
+        _mm256_storeu_ps(o + 4 * g, _mm256_and_ps(v, _mm256_castsi256_ps(_mm256_or_si256(lo, hi))));
+    }
+    if (g < ng) {
+        uint8_t nib = (uint8_t)(ib[g / 2] & 15);
+        _mm_storeu_ps(o + 4 * g, _mm_setzero_ps());
+        o[4 * g + (nib & 3)] = c[2 * g];
+        o[4 * g + (nib >> 2)] = c[2 * g + 1];
+    }
+}
+
+/* o[i] /= s[i] for i < n (awq+2:4's channel scales after the expansion; a true division, as in
+ * the scalar loop). */
+AVX void vt_kdiv_avx2(float *o, const float *s, uint32_t n) {
+    uint32_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(o + i, _mm256_div_ps(_mm256_loadu_ps(o + i), _mm256_loadu_ps(s + i)));
+    for (; i < n; i++) o[i] /= s[i];
+}
+
 const vt_kdecode_fn vt_kdecode_avx2_table[VT_FMT_COUNT] = {
     [VT_FMT_F16] = dec_f16,       [VT_FMT_BF16] = dec_bf16,   [VT_FMT_Q8_0] = dec_q8_0,
     [VT_FMT_Q4_0] = dec_q4_0,     [VT_FMT_Q4_1] = dec_q4_1,   [VT_FMT_INT8] = dec_int8,
@@ -337,6 +374,13 @@ int vt_kcpu_avx2(void) {
 
 #else /* not x86-64: scalar everywhere */
 const vt_kdecode_fn vt_kdecode_avx2_table[VT_FMT_COUNT];
+void vt_ksparse_expand_avx2(const float *c, const uint8_t *idx, uint64_t g0, uint32_t ng,
+                            float *o) {
+    (void)c, (void)idx, (void)g0, (void)ng, (void)o; /* never called: vt_kcpu_avx2() is 0 */
+}
+void vt_kdiv_avx2(float *o, const float *s, uint32_t n) {
+    for (uint32_t i = 0; i < n; i++) o[i] /= s[i];
+}
 int vt_kcpu_avx2(void) {
     return 0;
 }

@@ -196,6 +196,9 @@ static const vt_kdecode_fn g_scalar[VT_FMT_COUNT] = {
  * (decode_avx2.c); NULL entries fall back to the next. */
 extern const vt_kdecode_fn vt_kdecode_avx512_table[VT_FMT_COUNT];
 extern const vt_kdecode_fn vt_kdecode_avx2_table[VT_FMT_COUNT];
+/* dec_sparse's expansion and awq division with AVX2 (decode_avx2.c; groups from an even g0). */
+void vt_ksparse_expand_avx2(const float *c, const uint8_t *idx, uint64_t g0, uint32_t ng, float *o);
+void vt_kdiv_avx2(float *o, const float *s, uint32_t n);
 
 vt_kdecode_fn vt_kdecode_dense(uint32_t base, int fast) {
     if (base >= VT_FMT_COUNT) return NULL;
@@ -217,15 +220,23 @@ static void dec_sparse(const vt_kdesc *d, uint64_t r, uint64_t k0, uint32_t n, i
     uint32_t nc = (uint32_t)((n + 3) / 4 * 2);
     vt_kdecode_dense(d->fmt, fast)(&bd, r, kc0, nc, c);
     const uint8_t *idx = d->data + r * d->row_bytes + d->idx_off;
-    memset(o, 0, (size_t)VT_KC * sizeof(float));
-    for (uint32_t g = 0; g < (n + 3) / 4; g++) {
-        uint64_t gg = k0 / 4 + g;
-        uint8_t nib = (uint8_t)((idx[gg / 2] >> ((gg & 1) * 4)) & 15);
-        o[4 * g + (nib & 3)] = c[2 * g];
-        o[4 * g + (nib >> 2)] = c[2 * g + 1];
+    if (fast && vt_kcpu_avx2()) {
+        vt_ksparse_expand_avx2(c, idx, k0 / 4, (n + 3) / 4, o);
+    } else {
+        memset(o, 0, (size_t)VT_KC * sizeof(float));
+        for (uint32_t g = 0; g < (n + 3) / 4; g++) {
+            uint64_t gg = k0 / 4 + g;
+            uint8_t nib = (uint8_t)((idx[gg / 2] >> ((gg & 1) * 4)) & 15);
+            o[4 * g + (nib & 3)] = c[2 * g];
+            o[4 * g + (nib >> 2)] = c[2 * g + 1];
+        }
     }
-    if (d->aux && d->fmt == VT_FMT_AWQ_INT4)
-        for (uint32_t i = 0; i < n; i++) o[i] /= d->aux[k0 + i];
+    if (d->aux && d->fmt == VT_FMT_AWQ_INT4) {
+        if (fast && vt_kcpu_avx2())
+            vt_kdiv_avx2(o, d->aux + k0, n);
+        else
+            for (uint32_t i = 0; i < n; i++) o[i] /= d->aux[k0 + i];
+    }
 }
 static void dec_sparse_ref(const vt_kdesc *d, uint64_t r, uint64_t k0, uint32_t n, float *o) {
     dec_sparse(d, r, k0, n, 0, o);

@@ -1,6 +1,7 @@
 /* tests/kernels/test_decode_cpu.c — the host row decoders (kernels/cpu/decode_*.c) bit for bit
  * against vt_dequantize_ref, on fresh random blocks of every format and its 2:4 variant:
- *   - block bytes random over their whole range (codes, 6-bit scales, zero points), scale fields
+ *   - block bytes random over their whole range (codes, 6-bit scales, zero points, 2:4 index
+ *     nibbles, corrupt ones with two equal positions included), scale fields
  *     random finite values from subnormal to the format's largest, zero and negative included
  *     (no NaN or Inf in the input; the products may overflow to Inf, which must match too);
  *   - every row, every chunk offset k0 (multiples of VT_KC) with the full and a random ragged n,
@@ -105,7 +106,7 @@ static void rand_elems(uint32_t base, uint8_t *p, uint64_t n) {
     }
 }
 
-/* Randomize every block of the quantized weight k (the 2:4 index bytes stay as quantized). */
+/* Randomize every block of the quantized weight k, and the 2:4 index bytes. */
 static void randomize(kt_weight *k) {
     uint32_t base = VT_FMT_BASE(k->fmt);
     const vt_format_info *fi = vt_format_get(base);
@@ -119,13 +120,15 @@ static void randomize(kt_weight *k) {
     if (k->fmt & VT_FMT_SPARSE24) vals = (k->cols + 3) / 4 * 2;
     for (uint64_t r = 0; r < k->rows; r++) {
         uint8_t *row = k->q + r * rb;
-        if (fi->block_elems == 1) {
-            rand_elems(base, row, vals);
-            continue;
-        }
         uint64_t nb = (vals + fi->block_elems - 1) / fi->block_elems;
-        for (uint64_t b = 0; b < nb; b++)
-            rand_block(base, row + b * fi->block_bytes, fi->block_bytes);
+        if (fi->block_elems == 1)
+            rand_elems(base, row, vals);
+        else
+            for (uint64_t b = 0; b < nb; b++)
+                rand_block(base, row + b * fi->block_bytes, fi->block_bytes);
+        if (k->fmt & VT_FMT_SPARSE24) /* any nibble, equal positions too (the second value wins) */
+            for (uint64_t i = 0; i < (k->cols + 7) / 8; i++)
+                row[nb * fi->block_bytes + i] = (uint8_t)vt_rand_u64();
     }
     if (base == VT_FMT_NVFP4) { /* positive and finite (the reference refuses others) */
         float t = fabsf(rand_f32(vt_rand_u64() % 4 == 0));
