@@ -27,11 +27,16 @@ static void usage(FILE *f) {
            "kept beside safetensors). Weights are streamed through the tiers in\n"
            "forward order; generated text goes to stdout as it is produced, stats to stderr.\n"
            "\n"
-           "  --prompt TEXT     text, encoded with the model's BPE (no BOS is added)\n"
-           "  --tokens IDS      comma-separated token ids instead of a prompt\n"
-           "  --chat            wrap the prompt as <|im_start|>user\\nTEXT<|im_end|>\\n"
-           "<|im_start|>assistant\\n\n"
-           "  --max-new N       tokens to generate (default 32; stops early at end of turn)\n"
+           "  --prompt TEXT     text, encoded with the model's BPE; the model's BOS goes\n"
+           "                    first when it asks for one (GGUF add_bos_token, tokenizer.json\n"
+           "                    post_processor) and the text does not start with it\n"
+           "  --tokens IDS      comma-separated token ids instead of a prompt (used as given)\n"
+           "  --chat            wrap the prompt in the model's chat template: ChatML\n"
+           "                    (<|im_start|>user\\nTEXT<|im_end|>\\n<|im_start|>assistant\\n)\n"
+           "                    or Llama 3's (<|start_header_id|>user<|end_header_id|>...);\n"
+           "                    any other template is refused\n"
+           "  --max-new N       tokens to generate (default 32; stops early at EOS or end of\n"
+           "                    turn: <|eot_id|>, GGUF eot_token_id, the template's)\n"
            "  --ram BYTES       RAM tier budget: bytes (K/M/G suffix) or N%% of the model\n"
            "                    (default: everything resident)\n"
            "  --vram BYTES      VRAM tier budget, same syntax (needs --device cuda on a GPU;\n"
@@ -153,6 +158,30 @@ static int32_t argmax(const float *v, uint32_t n) {
     return (int32_t)b;
 }
 
+/* The BOS of a GGUF vocabulary, decided as llama.cpp does (llama-vocab.cpp): the key
+ * tokenizer.ggml.add_bos_token when present; without it, yes for an SPM vocabulary
+ * (tokenizer.ggml.model "llama") and for the BPE pre-tokenizers llama.cpp sets it for (the
+ * Llama-3 names, falcon3, tekken, chameleon), no for the other BPE ones (smollm, qwen2, gpt-2,
+ * ...). The id is tokenizer.ggml.bos_token_id, else llama.cpp's default for the model (1 for
+ * llama, 11 for gpt2). */
+static void gguf_bos(vt_store *s, vt_tok *tok, const char *pre) {
+    static const char *const bos_pre[] = {"llama3",  "llama-v3", "llama-bpe",
+                                          "falcon3", "tekken",   "chameleon"};
+    char model[32] = "";
+    uint32_t add = 0, id;
+    int rc = vt_meta_get_string(s, "gguf.tokenizer.ggml.model", model, sizeof model, NULL);
+    if (rc) model[0] = 0;
+    if (vt_meta_get_u32(s, "gguf.tokenizer.ggml.add_bos_token", &add)) {
+        add = !strcmp(model, "llama");
+        for (size_t i = 0; pre && i < sizeof bos_pre / sizeof bos_pre[0]; i++)
+            if (!strcmp(pre, bos_pre[i])) add = 1;
+    }
+    if (vt_meta_get_u32(s, "gguf.tokenizer.ggml.bos_token_id", &id))
+        id = !strcmp(model, "llama") ? 1 : !strcmp(model, "gpt2") ? 11 : UINT32_MAX;
+    vt_clear_error();
+    if (add && id <= INT32_MAX) vt_tok_set_bos(tok, (int32_t)id); /* -EINVAL: outside: none */
+}
+
 /* Tokenizer from the GGUF vocabulary kept in the store: tokens, merges, token types, and the
  * pre-tokenizer named by tokenizer.ggml.pre; or, in a store imported from safetensors, from the
  * tokenizer.json kept beside it. @p pre_desc gets a description of the pre-tokenizer. */
@@ -195,6 +224,7 @@ static int load_tokenizer(vt_store *s, vt_tok **tok, char *pre_desc, size_t pre_
             vt_tok_set_pre(*tok, mode);
             /* llama.cpp sets ignore_merges for the Llama-3 names, as their tokenizer.json does */
             vt_tok_set_ignore_merges(*tok, mode == VT_TOK_PRE_LLAMA3);
+            gguf_bos(s, *tok, absent ? NULL : pre);
             snprintf(pre_desc, pre_cap, "GGUF tokenizer.ggml.pre %s%s%s", absent ? "" : "'",
                      absent ? "absent" : pre, absent ? "" : "'");
         }
@@ -203,6 +233,94 @@ static int load_tokenizer(vt_store *s, vt_tok **tok, char *pre_desc, size_t pre_
     vt_meta_strings_free(merges);
     vt_free(types);
     return rc;
+}
+
+/* ---- chat templates ------------------------------------------------------------------------- */
+
+enum chat_kind { CHAT_CHATML, CHAT_LLAMA3 };
+
+static const char *const llama3_specials[] = {"<|begin_of_text|>", "<|start_header_id|>",
+                                              "<|end_header_id|>", "<|eot_id|>"};
+
+static int has_specials(const vt_tok *tok, const char *const *names, size_t n) {
+    int32_t id;
+    for (size_t i = 0; i < n; i++)
+        if (vt_tok_find_special(tok, names[i], &id)) return 0;
+    return 1;
+}
+
+/* The chat template --chat applies: named by the GGUF tokenizer.chat_template text when the store
+ * has one (Llama 3's uses <|start_header_id|> and <|eot_id|>, ChatML <|im_start|>), else by the
+ * vocabulary's special tokens (a store from safetensors: import does not keep
+ * tokenizer_config.json, where the template lives). Either way the template's special tokens must
+ * be in the vocabulary. 0, or -1 with the reason in @p why. */
+static int chat_template(vt_store *s, const vt_tok *tok, enum chat_kind *kind, char *why,
+                         size_t cap) {
+    static const char *const chatml[] = {"<|im_start|>", "<|im_end|>"};
+    size_t len = 0;
+    char *t = NULL;
+    if (vt_meta_get_string(s, "gguf.tokenizer.chat_template", NULL, 0, &len) == -ERANGE &&
+        (t = malloc(len + 1)) &&
+        vt_meta_get_string(s, "gguf.tokenizer.chat_template", t, len + 1, NULL)) {
+        free(t);
+        t = NULL;
+    }
+    vt_clear_error();
+    int ok = 0;
+    if (t) {
+        if (strstr(t, "<|start_header_id|>") && strstr(t, "<|eot_id|>")) {
+            *kind = CHAT_LLAMA3;
+            ok = has_specials(tok, llama3_specials, 4);
+        } else if (strstr(t, "<|im_start|>")) {
+            *kind = CHAT_CHATML;
+            ok = has_specials(tok, chatml, 2);
+        }
+        if (!ok)
+            snprintf(why, cap,
+                     "its chat template (GGUF tokenizer.chat_template) is %s; --chat "
+                     "implements ChatML and Llama 3's",
+                     strstr(t, "<|start_header_id|>") || strstr(t, "<|im_start|>")
+                         ? "named, but the vocabulary lacks its special tokens"
+                         : "neither ChatML nor Llama 3's");
+        free(t);
+        return ok ? 0 : -1;
+    }
+    if (has_specials(tok, llama3_specials, 4)) {
+        *kind = CHAT_LLAMA3;
+        return 0;
+    }
+    if (has_specials(tok, chatml, 2)) {
+        *kind = CHAT_CHATML;
+        return 0;
+    }
+    snprintf(why, cap,
+             "the store has no chat template and the vocabulary has neither ChatML's special "
+             "tokens (<|im_start|>, <|im_end|>) nor Llama 3's (<|begin_of_text|>, "
+             "<|start_header_id|>, <|end_header_id|>, <|eot_id|>)");
+    return -1;
+}
+
+/* The prompt text --chat encodes: one user turn and the assistant's header. Llama 3's template
+ * trims the message (its Jinja `| trim`, llama.cpp's trim()); ChatML keeps it as is. */
+static char *chat_text(enum chat_kind kind, const char *msg) {
+    size_t n = strlen(msg);
+    if (kind == CHAT_LLAMA3) {
+        while (n && strchr(" \t\n\r\v\f", *msg)) msg++, n--;
+        while (n && strchr(" \t\n\r\v\f", msg[n - 1])) n--;
+    }
+    const char *pre = kind == CHAT_LLAMA3
+                          ? "<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\n"
+                          : "<|im_start|>user\n";
+    const char *post = kind == CHAT_LLAMA3
+                           ? "<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n"
+                           : "<|im_end|>\n<|im_start|>assistant\n";
+    size_t a = strlen(pre), b = strlen(post);
+    char *t = malloc(a + n + b + 1);
+    if (!t) return NULL;
+    memcpy(t, pre, a);
+    memcpy(t + a, msg, n);
+    memcpy(t + a + n, post, b + 1);
+    return t;
 }
 
 typedef struct {
@@ -387,27 +505,27 @@ int vt_cmd_run(int argc, char **argv) {
         vt_cli_error(CMD, rc, "%s: tokenizer", store_path);
         goto done;
     }
-    if (prompt) {
-        int32_t im_start, im_end;
-        if (chat && (vt_tok_find_special(tok, "<|im_start|>", &im_start) ||
-                     vt_tok_find_special(tok, "<|im_end|>", &im_end))) {
+    enum chat_kind chat_kind = CHAT_CHATML;
+    if (chat) {
+        char why[320];
+        if (chat_template(s, tok, &chat_kind, why, sizeof why)) {
             fprintf(stderr,
-                    "vtstore run: %s: --chat uses the ChatML template, but this vocabulary has no "
-                    "special <|im_start|> / <|im_end|> token; write the model's own template into "
-                    "--prompt instead\n",
-                    store_path);
+                    "vtstore run: %s: --chat: %s; write the model's own template into --prompt "
+                    "instead\n",
+                    store_path, why);
             goto done;
         }
-        const char *fmt = chat ? "<|im_start|>user\n%s<|im_end|>\n<|im_start|>assistant\n" : "%s";
-        size_t len = strlen(prompt) + 64;
-        char *t = malloc(len);
+    }
+    int32_t bos = vt_tok_bos(tok);
+    int bos_added = 0;
+    if (prompt) {
+        char *t = chat ? chat_text(chat_kind, prompt) : strdup(prompt);
         uint32_t n = 0;
         if (!t) goto oom;
-        snprintf(t, len, fmt, prompt);
         rc = vt_tok_encode(tok, t, NULL, 0, &n);
         if (rc == 0 || rc == -ENOSPC) {
-            ids = malloc((n ? n : 1) * sizeof *ids);
-            rc = ids ? vt_tok_encode(tok, t, ids, n, &n_prompt) : -ENOMEM;
+            ids = malloc((n + 1) * sizeof *ids);
+            rc = ids ? vt_tok_encode(tok, t, ids + 1, n, &n_prompt) : -ENOMEM;
         }
         free(t);
         if (rc == -ENOTSUP) {
@@ -426,6 +544,14 @@ int vt_cmd_run(int argc, char **argv) {
             code = VT_EXIT_USAGE;
             goto done;
         }
+        /* the model's BOS first, unless the text already starts with it (Llama 3's template
+         * does): one BOS, not two */
+        bos_added = bos >= 0 && ids[1] != bos;
+        if (bos_added)
+            ids[0] = bos;
+        else
+            memmove(ids, ids + 1, n_prompt * sizeof *ids);
+        n_prompt += (uint32_t)bos_added;
     } else if (parse_ids(ids_arg, &ids, &n_prompt)) {
         fprintf(stderr, "vtstore run: --tokens '%s': expected comma-separated ids\n", ids_arg);
         code = VT_EXIT_USAGE;
@@ -478,8 +604,23 @@ int vt_cmd_run(int argc, char **argv) {
                 hp->arch, hp->n_layers, hp->dim, hp->n_heads, hp->n_kv_heads, hp->vocab,
                 hp->rope_scaled ? ", RoPE llama3-scaled" : "", vt_llama_model_bytes(m) / 1048576.0,
                 vt_format_name(o.kv_format, kb, sizeof kb), dev_arg, vt_kernels_cpu_isa());
-        fprintf(err, "\nprompt: %u tokens\n", n_prompt);
+        fprintf(err, "\nprompt: %u tokens%s%s\n", n_prompt, bos_added ? " (BOS added)" : "",
+                chat ? (chat_kind == CHAT_LLAMA3 ? ", Llama 3 chat template" : ", ChatML") : "");
     }
+
+    /* generation ends at EOS, at the GGUF end-of-turn token, at Llama 3's <|eot_id|> and, with
+     * --chat, at the template's end of turn (<|im_end|> / <|eot_id|>) */
+    int32_t stops[4];
+    int n_stops = 0;
+    uint32_t eot;
+    if (hp->eos_id >= 0) stops[n_stops++] = hp->eos_id;
+    if (!vt_meta_get_u32(s, "gguf.tokenizer.ggml.eot_token_id", &eot) && eot < hp->vocab)
+        stops[n_stops++] = (int32_t)eot;
+    vt_clear_error();
+    if (!vt_tok_find_special(tok, "<|eot_id|>", &stops[n_stops])) n_stops++;
+    if (chat && chat_kind == CHAT_CHATML &&
+        !vt_tok_find_special(tok, "<|im_end|>", &stops[n_stops]))
+        n_stops++;
 
     vt_streamer *st = vt_llama_streamer(m);
     vt_streamer_stats pre, dec;
@@ -498,18 +639,20 @@ int vt_cmd_run(int argc, char **argv) {
     uint32_t n_dec = 0;
     for (long g = 0; g < max_new; g++) {
         int32_t next = argmax(last, hp->vocab);
+        int stop = 0;
+        for (int k = 0; k < n_stops; k++) stop |= next == stops[k];
         gen[n_gen++] = next;
         char piece[256];
         size_t pl = 0;
         /* the end-of-turn token ends the text; it is not part of it */
-        if (next != hp->eos_id && vt_tok_decode(tok, next, piece, sizeof piece, &pl) == 0) {
+        if (!stop && vt_tok_decode(tok, next, piece, sizeof piece, &pl) == 0) {
             if (sb_add(&text, piece, pl)) goto oom;
             if (!json && !quiet) {
                 fwrite(piece, 1, pl, stdout);
                 fflush(stdout);
             }
         }
-        if (next == hp->eos_id || g + 1 == max_new) break;
+        if (stop || g + 1 == max_new) break;
         float *dst = all ? all + n_pos * V : logits;
         if ((rc = vt_llama_eval(m, &next, 1, dst, 0))) {
             vt_cli_error(CMD, rc, "%s: decoding token %u", store_path, n_gen);

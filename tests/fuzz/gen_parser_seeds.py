@@ -104,3 +104,66 @@ put("json", "index", json.dumps({"metadata": {"total_size": 123},
 put("json", "config", b'{"hidden_size": 4096, "rope_theta": 1e6, "eps": 1.0e-5, "x": [true, false, null],'
                       b' "s": "\\u00e9\\ud83d\\ude00\\n\\t\\"", "neg": -0.5, "e": {}, "a": []}')
 put("json", "deep", b"[" * 40 + b"1" + b"]" * 40)
+
+# ---- tokenizer.json of the model runner (hfjson) ----
+# Llama 3's and Qwen2's pipelines on a byte-level vocabulary (the 256 byte tokens of GPT-2's
+# alphabet, a few merges to words and digit groups), so that the fuzzer starts inside the
+# Llama-3 / Qwen2 split (split_llama3), ignore_merges and the post_processor's BOS.
+LLAMA3_REGEX = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}|"
+                r" ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+")
+QWEN2_REGEX = LLAMA3_REGEX.replace(r"\p{N}{1,3}", r"\p{N}")
+
+
+def byte_vocab():
+    bs = list(range(ord("!"), ord("~") + 1)) + list(range(0xA1, 0xAD)) + list(range(0xAE, 0x100))
+    cs, n = bs[:], 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    return [chr(c) for _, c in sorted(zip(bs, cs))]
+
+
+def hf_tokenizer(regex, specials, post, ignore_merges, normalizer=None):
+    vocab = {t: i for i, t in enumerate(byte_vocab())}
+    merges = ["\u0120 h", "\u0120h e", "l l", "\u0120he ll", "\u0120hell o", "1 2", "12 3",
+              "' s", "I T"]
+    for m in merges:
+        vocab.setdefault(m.replace(" ", ""), len(vocab))
+    added = [{"id": len(vocab) + i, "content": s, "single_word": False, "lstrip": False,
+              "rstrip": False, "normalized": False, "special": True} for i, s in enumerate(specials)]
+    return json.dumps({
+        "version": "1.0", "truncation": None, "padding": None, "added_tokens": added,
+        "normalizer": normalizer,
+        "pre_tokenizer": {"type": "Sequence", "pretokenizers": [
+            {"type": "Split", "pattern": {"Regex": regex}, "behavior": "Isolated", "invert": False},
+            {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True,
+             "use_regex": False}]},
+        "post_processor": post,
+        "decoder": {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": True,
+                    "use_regex": True},
+        "model": {"type": "BPE", "dropout": None, "unk_token": None, "fuse_unk": False,
+                  "byte_fallback": False, "ignore_merges": ignore_merges, "vocab": vocab,
+                  "merges": merges}}, ensure_ascii=False).encode()
+
+
+l3_specials = ["<|begin_of_text|>", "<|end_of_text|>", "<|start_header_id|>", "<|end_header_id|>",
+               "<|eot_id|>"]
+bos_id = 256 + 9  # the first added token: 256 byte tokens, 9 merged ones
+put("hfjson", "tok_llama3.json", hf_tokenizer(LLAMA3_REGEX, l3_specials, {
+    "type": "Sequence", "processors": [
+        {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": False, "use_regex": True},
+        {"type": "TemplateProcessing",
+         "single": [{"SpecialToken": {"id": "<|begin_of_text|>", "type_id": 0}},
+                    {"Sequence": {"id": "A", "type_id": 0}}],
+         "pair": [{"SpecialToken": {"id": "<|begin_of_text|>", "type_id": 0}},
+                  {"Sequence": {"id": "A", "type_id": 0}},
+                  {"SpecialToken": {"id": "<|begin_of_text|>", "type_id": 1}},
+                  {"Sequence": {"id": "B", "type_id": 1}}],
+         "special_tokens": {"<|begin_of_text|>": {"id": "<|begin_of_text|>", "ids": [bos_id],
+                                                  "tokens": ["<|begin_of_text|>"]}}}]}, True))
+put("hfjson", "tok_qwen2.json", hf_tokenizer(
+    QWEN2_REGEX, ["<|endoftext|>", "<|im_start|>", "<|im_end|>"],
+    {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": False, "use_regex": False},
+    False, {"type": "NFC"}))

@@ -15,6 +15,9 @@ Usage:
                                    plus N seeded random ones) and the oracle's
                                    ids as a text file for test_tokenizer
   tok_ref.py GGUF --encode TEXT    print the oracle's ids for TEXT
+  tok_ref.py GGUF --encode TEXT --bos TOKEN
+                                   the same with a TemplateProcessing post-processor
+                                   that puts TOKEN first (a model's BOS)
   tok_ref.py GGUF --decode 1,2,3   print the text of ids
 
 With --pre gpt-2 the oracle's pre-tokenizer is ByteLevel alone (GPT-2's
@@ -234,8 +237,9 @@ def read_vocab(path):
 class RefTokenizer:
     """The `tokenizers`-based oracle, plus a decoder by the inverse byte map."""
 
-    def __init__(self, tokens, types, merges, pre="smollm"):
+    def __init__(self, tokens, types, merges, pre="smollm", bos=None):
         self.pre = pre
+        self.bos = bos  # a token the post-processor puts first (TemplateProcessing), or None
         self.tokens = tokens
         self.types = types
         self.merges = merges
@@ -272,12 +276,16 @@ class RefTokenizer:
                    for t, ty in zip(self.tokens, self.types)
                    if ty in (TOKEN_TYPE_CONTROL, TOKEN_TYPE_USER_DEFINED)]
         tok.add_special_tokens(special)
+        if self.bos is not None:
+            from tokenizers import processors
+            tok.post_processor = processors.TemplateProcessing(
+                single=self.bos + " $A", special_tokens=[(self.bos, self.tokens.index(self.bos))])
         self.tok = tok
 
     def encode(self, text):
         if self.tok is None:
             self._build()
-        return self.tok.encode(text, add_special_tokens=False).ids
+        return self.tok.encode(text, add_special_tokens=self.bos is not None).ids
 
     def token_bytes(self, i):
         """Bytes of token i: special tokens verbatim, others through the inverse byte map."""
@@ -328,6 +336,9 @@ def main():
     g.add_argument("--decode", metavar="IDS")
     ap.add_argument("--pre", choices=["smollm", "gpt-2", "llama-bpe", "qwen2"],
                     help="the oracle's pre-tokenizer (default: the GGUF's, smollm if absent)")
+    ap.add_argument("--bos", metavar="TOKEN",
+                    help="with --encode: a TemplateProcessing post-processor puts TOKEN first "
+                    "(as Llama 3's tokenizer.json does); encoded with add_special_tokens")
     ap.add_argument("--fuzz", type=int, default=300, metavar="N",
                     help="with --dump: add N seeded random strings (default 300)")
     args = ap.parse_args()
@@ -346,7 +357,7 @@ def main():
         tokens, types, merges = extend_vocab(tokens, types, merges)
         strings = TEST_STRINGS + EXTRA_STRINGS + fuzz_strings(
             args.fuzz, seed=4321 if pre == "qwen2" else 1234, extra=EXTRA_PIECES)
-    ref = RefTokenizer(tokens, types, merges, pre)
+    ref = RefTokenizer(tokens, types, merges, pre, args.bos if args.encode is not None else None)
     if args.dump:
         dump(args.dump, tokens, types, merges, ref, strings)
     elif args.encode is not None:

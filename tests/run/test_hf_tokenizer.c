@@ -5,7 +5,7 @@
  * Split regex, add_prefix_space, Digits without individual_digits, none at all) and a normalizer
  * other than NFC is refused at encode time with -ENOTSUP while decoding still works. A tiny
  * vocabulary with the merges "1 2" and "12 3" tells the splits apart; model.ignore_merges is
- * read (the token "zq" has no merge). */
+ * read (the token "zq" has no merge). The post_processor gives the BOS (vt_tok_bos). */
 #include <errno.h>
 
 #include "hf_config.h"
@@ -125,6 +125,43 @@ int main(void) {
             &tok, NULL, 0);
         CHECKF(rc == VT_EFORMAT && !tok && strstr(vt_last_error(), "207444390"), "rc %d: %s", rc,
                vt_last_error());
+    }
+    /* post_processor: the SpecialToken that starts TemplateProcessing's "single" is the BOS
+     * (Llama 3 writes it inside a Sequence after a ByteLevel); its id from special_tokens, else
+     * from the vocabulary; Qwen2's ByteLevel alone, none or a template starting with $A: no BOS */
+    {
+        static const struct {
+            const char *pp;
+            int32_t bos;
+        } cases[] = {
+            {"{\"type\": \"Sequence\", \"processors\": [{\"type\": \"ByteLevel\"}, {\"type\": "
+             "\"TemplateProcessing\", \"single\": [{\"SpecialToken\": {\"id\": \"<s>\", "
+             "\"type_id\": 0}}, {\"Sequence\": {\"id\": \"A\", \"type_id\": 0}}], "
+             "\"special_tokens\": {\"<s>\": {\"id\": \"<s>\", \"ids\": [10], \"tokens\": "
+             "[\"<s>\"]}}}]}",
+             10},
+            {"{\"type\": \"TemplateProcessing\", \"single\": [{\"SpecialToken\": {\"id\": "
+             "\"<s>\"}}, {\"Sequence\": {\"id\": \"A\"}}], \"special_tokens\": {}}",
+             10},
+            {"{\"type\": \"TemplateProcessing\", \"single\": [{\"Sequence\": {\"id\": \"A\"}}, "
+             "{\"SpecialToken\": {\"id\": \"<s>\"}}], \"special_tokens\": {}}",
+             -1},
+            {"{\"type\": \"ByteLevel\", \"add_prefix_space\": false}", -1},
+            {"null", -1},
+        };
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+            char json[2048];
+            snprintf(json, sizeof json,
+                     "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 1}, "
+                     "\"merges\": []}, \"added_tokens\": [{\"id\": 10, \"content\": \"<s>\", "
+                     "\"special\": true}], \"post_processor\": %s}",
+                     cases[i].pp);
+            vt_tok *tok = NULL;
+            int rc = vt_hf_tokenizer_parse(json, &tok, NULL, 0);
+            CHECKF(rc == 0 && vt_tok_bos(tok) == cases[i].bos, "post_processor %zu: rc %d, bos %d",
+                   i, rc, vt_tok_bos(tok));
+            vt_tok_destroy(tok);
+        }
     }
     return vt_test_done("test_hf_tokenizer");
 }

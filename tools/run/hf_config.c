@@ -525,6 +525,41 @@ static enum vt_tok_pre hf_split(const hj_doc *d, char *desc, size_t cap) {
     return VT_TOK_PRE_UNSUPPORTED;
 }
 
+/* The BOS that tokenizer.json's post_processor puts before a single sequence: a
+ * TemplateProcessing (alone or inside a Sequence's processors, as Llama 3 has it) whose "single"
+ * template starts with a SpecialToken before the sequence $A; its id from special_tokens (else
+ * from the vocabulary). Anything after $A (an EOS a model appends) is not added: a prompt to be
+ * continued should not end in one. -1: none (Qwen2's ByteLevel post-processor, or none). */
+static int32_t hf_bos(const hj_doc *d, const vt_tok *tok) {
+    uint32_t pp = hj_get(d, 1, "post_processor"), tp = 0;
+    uint32_t ty = hj_get(d, pp, "type");
+    if (!ty || d->v[ty].type != HJ_STR) return -1;
+    if (!strcmp(hj_str(d, ty), "TemplateProcessing")) {
+        tp = pp;
+    } else if (!strcmp(hj_str(d, ty), "Sequence")) {
+        uint32_t ps = hj_get(d, pp, "processors");
+        for (uint32_t c = ps && d->v[ps].type == HJ_ARR ? d->v[ps].first : 0; c && !tp;
+             c = d->v[c].next) {
+            uint32_t t = hj_get(d, c, "type");
+            if (t && d->v[t].type == HJ_STR && !strcmp(hj_str(d, t), "TemplateProcessing")) tp = c;
+        }
+    }
+    uint32_t single = hj_get(d, tp, "single");
+    if (!single || d->v[single].type != HJ_ARR || !d->v[single].count) return -1;
+    uint32_t st = hj_get(d, d->v[single].first, "SpecialToken"), name = hj_get(d, st, "id");
+    if (!name || d->v[name].type != HJ_STR) return -1;
+    uint32_t spec = hj_get(d, hj_get(d, tp, "special_tokens"), hj_str(d, name));
+    uint32_t ids = hj_get(d, spec, "ids");
+    if (ids && d->v[ids].type == HJ_ARR && d->v[ids].count == 1) {
+        uint32_t i = d->v[ids].first;
+        double v = d->v[i].num;
+        if (d->v[i].type == HJ_NUM && v >= 0 && v < vt_tok_n_tokens(tok) && v == floor(v))
+            return (int32_t)v;
+    }
+    int32_t id;
+    return vt_tok_lookup(tok, hj_str(d, name), &id) ? -1 : id;
+}
+
 int vt_hf_tokenizer_parse(const char *json, vt_tok **tok, char *pre_desc, size_t pre_cap) {
     hj_doc d;
     int rc = hj_parse(json, &d);
@@ -644,6 +679,7 @@ int vt_hf_tokenizer_parse(const char *json, vt_tok **tok, char *pre_desc, size_t
         vt_tok_set_pre(*tok,
                        hf_split(&d, pre_desc ? pre_desc : dbuf, pre_desc ? pre_cap : sizeof dbuf));
         vt_tok_set_ignore_merges(*tok, im && d.v[im].type == HJ_BOOL && d.v[im].num);
+        vt_tok_set_bos(*tok, hf_bos(&d, *tok));
     }
 out:
     vt_free(toks);

@@ -20,7 +20,8 @@
 #include "tokenizer.h"
 #include "vtstore/store.h"
 
-/** config.json of a Llama model (LlamaConfig). Absent optional keys get the defaults noted. */
+/** config.json of a Llama model (LlamaConfig). Absent optional keys get the
+ * defaults noted. */
 typedef struct vt_hf_config {
     char model_type[32];        /* "llama" */
     uint32_t hidden_size;       /* required */
@@ -73,7 +74,10 @@ int vt_hf_config_load(vt_store *s, vt_hf_config *c);
  *  Sequence[Digits(individual_digits true), that ByteLevel] is VT_TOK_PRE_DIGITS_GPT2,
  *  Sequence[Split(Llama 3's or Qwen2's regex, Isolated), ByteLevel(use_regex false)] is
  *  VT_TOK_PRE_LLAMA3 / VT_TOK_PRE_QWEN2, anything else VT_TOK_PRE_UNSUPPORTED (then encoding
- *  refuses); so is a normalizer other than none or NFC (NFC is accepted and not applied). A
+ *  refuses); so is a normalizer other than none or NFC (NFC is accepted and not applied). The
+ *  post_processor sets the BOS (vt_tok_set_bos): the SpecialToken that starts a
+ *  TemplateProcessing's "single" template (alone or in a Sequence), else none (tokenizer_config
+ *  .json's add_bos_token is not kept by import, so it cannot be read). A
  *  description of both goes to @p pre_desc[pre_cap] (may be NULL). Errors: VT_EFORMAT,
  *  VT_EUNSUPPORTED (model.type not BPE), those of vt_tok_create. */
 int vt_hf_tokenizer_parse(const char *json, vt_tok **tok, char *pre_desc, size_t pre_cap);

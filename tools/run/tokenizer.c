@@ -37,6 +37,7 @@ struct vt_tok {
     uint8_t special_first[256]; /* 1: some special token starts with this byte */
     enum vt_tok_pre pre;
     int ignore_merges; /* 1: a piece that is a token is emitted as is, without BPE */
+    int32_t bos;       /* token put before a prompt by the caller, -1: none */
 };
 
 /* ------------------------------------------------------------------ hashing */
@@ -323,6 +324,7 @@ int vt_tok_create(const char *const *tokens, uint32_t n_tokens, const char *cons
     vt_tok *t = calloc(1, sizeof *t);
     if (!t) return -ENOMEM;
     t->n_tokens = n_tokens;
+    t->bos = -1;
     t->arena = malloc(total + 1);
     t->off = malloc(((size_t)n_tokens + 1) * sizeof *t->off);
     t->special = calloc(n_tokens, 1);
@@ -737,6 +739,16 @@ int vt_tok_set_ignore_merges(vt_tok *tok, int on) {
     if (!tok) return -EINVAL;
     tok->ignore_merges = on != 0;
     return 0;
+}
+
+int vt_tok_set_bos(vt_tok *tok, int32_t id) {
+    if (!tok || id < -1 || (id >= 0 && (uint32_t)id >= tok->n_tokens)) return -EINVAL;
+    tok->bos = id;
+    return 0;
+}
+
+int32_t vt_tok_bos(const vt_tok *tok) {
+    return tok ? tok->bos : -1;
 }
 
 enum vt_tok_pre vt_tok_pre_from_gguf(const char *name) {

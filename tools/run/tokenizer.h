@@ -110,6 +110,17 @@ int vt_tok_set_pre(vt_tok *tok, enum vt_tok_pre pre);
  *  before the tokenizer is shared.  @return 0; -EINVAL for NULL. */
 int vt_tok_set_ignore_merges(vt_tok *tok, int on);
 
+/** Sets the token that goes before an encoded prompt (BOS), or none with -1 (the
+ *  default after vt_tok_create).  vt_tok_encode itself never adds it: the caller
+ *  decides (vtstore run adds it to --prompt text, not to --tokens ids).  Set from
+ *  GGUF tokenizer.ggml.add_bos_token (or llama.cpp's default for the tokenizer) or
+ *  from tokenizer.json's TemplateProcessing post-processor.
+ *  @return 0; -EINVAL for NULL or an id outside [-1, n_tokens). */
+int vt_tok_set_bos(vt_tok *tok, int32_t id);
+
+/** The token set by vt_tok_set_bos, -1 when none is added (also for NULL). */
+int32_t vt_tok_bos(const vt_tok *tok);
+
 /** The pre-tokenizer a GGUF tokenizer.ggml.pre value names (NULL: the key is
  *  absent, which llama.cpp reads as its "default" split: unsupported here). */
 enum vt_tok_pre vt_tok_pre_from_gguf(const char *name);

@@ -1,0 +1,105 @@
+#!/bin/sh
+# BOS and --chat templates on the SmolLM2 GGUF with its metadata rewritten (gguf_edit.py; the
+# tensors are unchanged), against the `tokenizers` oracle (tests/model/tok_ref.py):
+#  - add_bos_token true: --prompt ids are the oracle's with a TemplateProcessing BOS; --tokens
+#    ids are used as given; SmolLM2's own false adds none;
+#  - the key absent: llama.cpp's defaults, no BOS for the smollm split, BOS for llama3;
+#  - Llama 3's chat template (tokens 3-6 renamed to Llama 3's specials, its chat_template, BOS
+#    3): --chat encodes the template text (message trimmed) with one BOS, not two; chosen from
+#    the vocabulary too when the store has no chat_template;
+#  - tokenizer.ggml.eot_token_id ends generation; another chat template is refused (exit 1).
+set -eu
+PY_MODULES="numpy gguf tokenizers"
+. "$(dirname "$0")/common.sh"
+need_store
+V=$VT_BIN
+E="$PY $HERE/gguf_edit.py"
+REF="$PY $ROOT/tests/model/tok_ref.py"
+ids() { "$PY" -c "import json,sys; print(','.join(map(str, json.load(sys.stdin)['$1'])))"; }
+fail() {
+    echo "FAIL: $*" >&2
+    exit 1
+}
+make() { # NAME EDITS... : an edited copy of the model, imported
+    n=$1
+    shift
+    $E "$MODEL" "$TMP/bc-$n.gguf" "$@"
+    "$V" import "$TMP/bc-$n.gguf" "$TMP/bc-$n.vts" -q >/dev/null
+    rm -f "$TMP/bc-$n.gguf"
+}
+trap 'rm -rf "$TMP"/bc-*' EXIT
+P="Hello world, 123 It's"
+
+# SmolLM2 as it is (add_bos_token false): no BOS
+got=$("$V" run "$STORE" --prompt "$P" --max-new 1 --json | ids prompt_ids)
+want=$($REF "$MODEL" --encode "$P")
+[ "$got" = "$want" ] || fail "SmolLM2 '$P': $got, oracle $want"
+echo "add_bos_token false: $got (no BOS)"
+
+# add_bos_token true: the BOS (<|im_start|>, id 1) first, as the oracle's post-processor does
+make bos --bool tokenizer.ggml.add_bos_token=1
+got=$("$V" run "$TMP/bc-bos.vts" --prompt "$P" --max-new 1 --json | ids prompt_ids)
+want=$($REF "$MODEL" --encode "$P" --bos "<|im_start|>")
+[ "$got" = "$want" ] || fail "add_bos_token true: $got, oracle $want"
+echo "add_bos_token true: $got"
+got=$("$V" run "$TMP/bc-bos.vts" --tokens 19556,905 --max-new 1 --json | ids prompt_ids)
+[ "$got" = "19556,905" ] || fail "--tokens changed to $got"
+# a prompt that starts with the BOS text gets no second one
+got=$("$V" run "$TMP/bc-bos.vts" --prompt "<|im_start|>$P" --max-new 1 --json | ids prompt_ids)
+[ "$got" = "$want" ] || fail "BOS text + add_bos: $got, expected $want"
+
+# no add_bos_token key: llama.cpp's default for the pre-tokenizer
+make nokey --del tokenizer.ggml.add_bos_token
+got=$("$V" run "$TMP/bc-nokey.vts" --prompt "$P" --max-new 1 --json | ids prompt_ids)
+want=$($REF "$MODEL" --encode "$P")
+[ "$got" = "$want" ] || fail "no key, smollm: $got, oracle $want"
+make nokey3 --del tokenizer.ggml.add_bos_token --str tokenizer.ggml.pre=llama3
+got=$("$V" run "$TMP/bc-nokey3.vts" --prompt "$P" --max-new 1 --json | ids prompt_ids)
+want=$($REF "$MODEL" --encode "$P" --pre llama-bpe --bos "<|im_start|>")
+[ "$got" = "$want" ] || fail "no key, llama3: $got, oracle $want"
+echo "no add_bos_token: smollm no BOS, llama3 BOS: $got"
+
+# Llama 3's template
+L3="--token 3=<|begin_of_text|> --token 4=<|start_header_id|> --token 5=<|end_header_id|>
+    --token 6=<|eot_id|> --u32 tokenizer.ggml.bos_token_id=3 --bool tokenizer.ggml.add_bos_token=1
+    --str tokenizer.ggml.pre=llama3"
+TMPL="{{ bos_token }}{% for message in messages %}{{ '<|start_header_id|>' + message['role'] + '<|end_header_id|>
+
+' + message['content'] | trim + '<|eot_id|>' }}{% endfor %}{{ '<|start_header_id|>assistant<|end_header_id|>
+
+' }}"
+# shellcheck disable=SC2086
+make l3 $L3 --str "tokenizer.chat_template=$TMPL"
+# shellcheck disable=SC2086
+make l3v $L3 --del tokenizer.chat_template
+$E "$MODEL" "$TMP/bc-l3.gguf" $L3 # the oracle's vocabulary
+MSG=" What is the capital of France?
+"
+TEXT="<|begin_of_text|><|start_header_id|>user<|end_header_id|>
+
+What is the capital of France?<|eot_id|><|start_header_id|>assistant<|end_header_id|>
+
+"
+want=$($REF "$TMP/bc-l3.gguf" --pre llama-bpe --encode "$TEXT")
+case "$want" in 3,4,*) ;; *) fail "oracle: the template text encodes to $want" ;; esac
+for s in l3 l3v; do
+    got=$("$V" run "$TMP/bc-$s.vts" --chat --prompt "$MSG" --max-new 1 --json | ids prompt_ids)
+    [ "$got" = "$want" ] || fail "Llama 3 chat ($s): $got, oracle $want"
+done
+echo "Llama 3 chat template (from chat_template and from the vocabulary): $want"
+
+# tokenizer.ggml.eot_token_id ends generation: the chat prompt's first greedy token is 504
+make eot --u32 tokenizer.ggml.eot_token_id=504
+got=$("$V" run "$TMP/bc-eot.vts" --tokens "$IDS" --max-new 4 --json | ids generated_ids)
+[ "$got" = "504" ] || fail "eot_token_id 504: generated $got"
+got=$("$V" run "$STORE" --tokens "$IDS" --max-new 4 --json | ids generated_ids)
+[ "$got" != "504" ] || fail "without eot_token_id generation stopped too"
+echo "eot_token_id stops generation (504); without it: $got"
+
+# another chat template is refused
+make other --str "tokenizer.chat_template={% for m in messages %}[INST] {{ m['content'] }} [/INST]{% endfor %}"
+if "$V" run "$TMP/bc-other.vts" --chat --prompt hi --max-new 1 >/dev/null 2>"$TMP/bc-err"; then
+    fail "an [INST] template was not refused"
+fi
+grep -q "neither ChatML nor Llama 3" "$TMP/bc-err" || fail "message: $(cat "$TMP/bc-err")"
+echo "other template refused: $(cat "$TMP/bc-err")"
