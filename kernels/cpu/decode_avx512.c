@@ -1,6 +1,8 @@
 /* kernels/cpu/decode_avx512.c — AVX-512F host decoders for the formats where 16-float vectors
  * beat decode_avx2.c's (bench/kernels/bench_decode_cpu.c; docs/BENCHMARKS.md): half the
- * conversions and stores per block, and a 16-entry code table is one vpermps. Byte unpacking
+ * conversions and stores per block, a 16-entry code table is one vpermps, and awq's divisions
+ * run twice as wide. f16 and bf16 gained nothing (a conversion and a store either way) and stay
+ * on AVX2. Byte unpacking
  * stays in 128-bit registers, so nothing past AVX-512F is needed. Same values as the scalar
  * decoders to the last bit (same products, nothing fused into an FMA). Selected at run time
  * (vt_kcpu_avx512) before the AVX2 table. */
@@ -48,6 +50,41 @@ A512 static inline __m128i nlo(__m128i q) {
 }
 A512 static inline __m128i nhi(__m128i q) {
     return _mm_and_si128(_mm_srli_epi16(q, 4), _mm_set1_epi8(15));
+}
+
+A512 static void dec_int8(const vt_kdesc *d, uint64_t r, uint64_t k0, uint32_t n, float *o) {
+    const uint8_t *p = ROW(d, r) + k0 / 64 * 68;
+    for (uint32_t b = 0; b < NBLK(n, 64); b++, p += 68, o += 64) {
+        __m512 s = _mm512_set1_ps(ldf32(p));
+        for (int h = 0; h < 4; h++)
+            _mm512_storeu_ps(o + 16 * h, _mm512_mul_ps(s, i8f(ld16(p + 4 + 16 * h))));
+    }
+}
+
+A512 static void dec_awq(const vt_kdesc *d, uint64_t r, uint64_t k0, uint32_t n, float *o) {
+    const uint8_t *p = ROW(d, r) + k0 / 128 * 68;
+    for (uint32_t b = 0; b < NBLK(n, 128); b++, p += 68, o += 128) {
+        __m512 s = _mm512_set1_ps(ldf16(p));
+        __m512i z = _mm512_set1_epi32(p[2]);
+        uint64_t c0 = k0 + (uint64_t)b * 128;
+        int full = d->aux && c0 + 128 <= d->cols;
+        for (int h = 0; h < 4; h++) {
+            __m128i q = ld16(p + 4 + 16 * h);
+            __m128i e0 = _mm_unpacklo_epi8(nlo(q), nhi(q)), e1 = _mm_unpackhi_epi8(nlo(q), nhi(q));
+            __m512 v0 =
+                _mm512_mul_ps(s, _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_cvtepu8_epi32(e0), z)));
+            __m512 v1 =
+                _mm512_mul_ps(s, _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_cvtepu8_epi32(e1), z)));
+            if (full) {
+                v0 = _mm512_div_ps(v0, _mm512_loadu_ps(d->aux + c0 + 32 * h));
+                v1 = _mm512_div_ps(v1, _mm512_loadu_ps(d->aux + c0 + 32 * h + 16));
+            }
+            _mm512_storeu_ps(o + 32 * h, v0);
+            _mm512_storeu_ps(o + 32 * h + 16, v1);
+        }
+        if (d->aux && !full)
+            for (uint32_t i = 0; i < 128 && c0 + i < d->cols; i++) o[i] /= d->aux[c0 + i];
+    }
 }
 
 A512 static void dec_q8_0(const vt_kdesc *d, uint64_t r, uint64_t k0, uint32_t n, float *o) {
@@ -202,9 +239,10 @@ A512 static void dec_nvfp4(const vt_kdesc *d, uint64_t r, uint64_t k0, uint32_t 
 }
 
 const vt_kdecode_fn vt_kdecode_avx512_table[VT_FMT_COUNT] = {
-    [VT_FMT_Q8_0] = dec_q8_0,     [VT_FMT_Q4_0] = dec_q4_0,   [VT_FMT_Q4_1] = dec_q4_1,
-    [VT_FMT_Q4_K] = dec_q4_k,     [VT_FMT_Q6_K] = dec_q6_k,   [VT_FMT_NF4] = dec_nf4,
-    [VT_FMT_NF4_DQ] = dec_nf4_dq, [VT_FMT_MXFP4] = dec_mxfp4, [VT_FMT_NVFP4] = dec_nvfp4,
+    [VT_FMT_INT8] = dec_int8,   [VT_FMT_AWQ_INT4] = dec_awq, [VT_FMT_Q8_0] = dec_q8_0,
+    [VT_FMT_Q4_0] = dec_q4_0,   [VT_FMT_Q4_1] = dec_q4_1,    [VT_FMT_Q4_K] = dec_q4_k,
+    [VT_FMT_Q6_K] = dec_q6_k,   [VT_FMT_NF4] = dec_nf4,      [VT_FMT_NF4_DQ] = dec_nf4_dq,
+    [VT_FMT_MXFP4] = dec_mxfp4, [VT_FMT_NVFP4] = dec_nvfp4,
 };
 
 #else /* not x86-64 */
