@@ -171,7 +171,8 @@ void vt_attn_params_init(vt_attn_params *p);
 size_t vt_attn_workspace_bytes(const vt_attn_params *p);
 
 /** O = softmax(scale * Q K^T + mask) V per head, optionally LSE. Runs on the CPU for host K/V
- *  (threaded over heads x query tiles) and on the GPU for device K/V (asynchronous on
+ *  (threaded over K/V heads x query tiles, and over key slices with a combine step when those
+ *  are fewer than twice the threads, as in decode) and on the GPU for device K/V (asynchronous on
  *  p->stream; no allocation, no synchronization). Errors: -EINVAL (NULL pointers, dtypes, a
  *  misaligned workspace), VT_ESHAPE (H % Hkv != 0, zero sizes), VT_EUNSUPPORTED (K/V format; on
  *  the GPU a head dim other than 64/128 or a naive algo; the message says which), VT_EBUDGET
