@@ -9,7 +9,13 @@ a causal mask, SwiGLU MLP, output head (token_embd when output.weight is absent)
 RoPE pairing: convert_hf_to_gguf.py permutes the rows of attn_q / attn_k so that
 GGUF llama models rotate ADJACENT pairs (x[2i], x[2i+1]) (llama.cpp's "normal"
 RoPE), not the (x[i], x[i+d/2]) halves of Hugging Face's rotate_half.  --rope half
-exists only to show that the other pairing gives nonsense.
+exists only to show that the other pairing gives nonsense for llama.
+
+Qwen2 (general.architecture "qwen2"): llama plus biases on q, k and v
+(blk.N.attn_{q,k,v}.bias, added after the products), and llama.cpp rotates it with
+NEOX RoPE, the halves (x[i], x[i+d/2]): convert_hf_to_gguf does not permute Qwen2's
+q/k rows.  That is the default pairing for qwen2 (--rope overrides it); --no-bias
+drops the biases (to show that they matter).
 
 RoPE frequency scaling (Llama 3.1+): a rope_freqs.weight tensor in the GGUF divides
 the frequencies (llama.cpp's freq_factors); --rope-scaling JSON instead takes a
@@ -186,13 +192,15 @@ def llama3_inv_freq(inv_freq, rs):
 
 
 class Llama:
-    def __init__(self, path, dtype=np.float32, rope="adjacent", rope_scaling=None):
+    def __init__(self, path, dtype=np.float32, rope=None, rope_scaling=None, bias=True):
         g = GGUFModel(path)
         self.g = g
         arch = g.meta("general.architecture")
-        if arch != "llama":
+        if arch not in ("llama", "qwen2"):
             print("ref_llama: warning: architecture %r, treating it as llama" % arch,
                   file=sys.stderr)
+        if rope is None:
+            rope = "half" if arch == "qwen2" else "adjacent"
         p = arch + "."
         self.n_layer = g.meta(p + "block_count")
         self.d_model = g.meta(p + "embedding_length")
@@ -228,6 +236,10 @@ class Llama:
                 "w_up": g.get(b + "ffn_up.weight", dtype),                # [d_ff, d_model]
                 "w_down": g.get(b + "ffn_down.weight", dtype),            # [d_model, d_ff]
             })
+            for r in ("q", "k", "v"):  # qwen2: [n_head*hd] / [n_head_kv*hd]
+                n = b + "attn_%s.bias" % r
+                self.layers[-1]["b" + r] = (g.get(n, dtype) if bias and n in g.tensors
+                                            else np.zeros(1, dtype))
         half = self.n_rot // 2
         self.inv_freq = self.theta ** (-np.arange(half, dtype=np.float64) * 2.0 / self.n_rot)
         if rope_scaling is not None:
@@ -285,9 +297,9 @@ class Llama:
         x = self.tok_embd[tokens]                                          # [T, d_model]
         for li, L in enumerate(self.layers):
             h = self.rmsnorm(x, L["attn_norm"])
-            q = (h @ L["wq"].T).reshape(T, H, hd)
-            k = (h @ L["wk"].T).reshape(T, Hkv, hd)
-            v = (h @ L["wv"].T).reshape(T, Hkv, hd)
+            q = (h @ L["wq"].T + L["bq"]).reshape(T, H, hd)
+            k = (h @ L["wk"].T + L["bk"]).reshape(T, Hkv, hd)
+            v = (h @ L["wv"].T + L["bv"]).reshape(T, Hkv, hd)
             q = self.apply_rope(q, pos)
             k = self.apply_rope(k, pos)
             k = k.transpose(1, 0, 2)                                       # [Hkv, T, hd]
@@ -368,7 +380,9 @@ def main():
     ap.add_argument("--generate", type=int, default=0, metavar="N",
                     help="greedily generate N tokens and print them")
     ap.add_argument("--f64", action="store_true", help="compute in float64")
-    ap.add_argument("--rope", choices=("adjacent", "half"), default="adjacent")
+    ap.add_argument("--rope", choices=("adjacent", "half"),
+                    help="RoPE pairing (default: half for qwen2, adjacent otherwise)")
+    ap.add_argument("--no-bias", action="store_true", help="ignore q/k/v biases (qwen2)")
     ap.add_argument("--rope-scaling", metavar="JSON",
                     help="config.json rope_scaling object (llama3) to apply")
     ap.add_argument("--selftest", action="store_true")
@@ -402,7 +416,8 @@ def main():
     t0 = time.time()
     import json
     model = Llama(args.gguf, np.float64 if args.f64 else np.float32, args.rope,
-                  json.loads(args.rope_scaling) if args.rope_scaling else None)
+                  json.loads(args.rope_scaling) if args.rope_scaling else None,
+                  not args.no_bias)
     t1 = time.time()
     logits = model.forward(tokens)
     t2 = time.time()

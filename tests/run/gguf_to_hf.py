@@ -5,6 +5,8 @@ rotate_half order), config.json and tokenizer.json (vocab, merges, added tokens 
 
 Usage: gguf_to_hf.py GGUF OUTDIR [--dtype f16|f32] [--merges strings|pairs] [--rope-scaling JSON]
 (--rope-scaling: the config.json rope_scaling object; default null)
+A qwen2 GGUF (gguf_edit.py --qwen2) becomes model_type "qwen2" with q/k/v_proj.bias; its q/k
+rows are already in HF's order (qwen2 GGUFs are not permuted).
 The safetensors file is written by hand (8-byte header length, JSON header, data)."""
 import argparse
 import json
@@ -70,11 +72,14 @@ def main():
     for i in range(n_layer):
         for gr, hr in roles.items():
             w = g.get("blk.%d.%s.weight" % (i, gr))
-            if gr == "attn_q":
+            if gr == "attn_q" and arch == "llama":
                 w = unpermute(w, n_head)
-            elif gr == "attn_k":
+            elif gr == "attn_k" and arch == "llama":
                 w = unpermute(w, n_kv)
             tensors.append(("model.layers.%d.%s.weight" % (i, hr), w))
+            if "blk.%d.%s.bias" % (i, gr) in g.tensors:
+                tensors.append(("model.layers.%d.%s.bias" % (i, hr),
+                                g.get("blk.%d.%s.bias" % (i, gr))))
     tensors.append(("model.norm.weight", g.get("output_norm.weight")))
     tied = "output.weight" not in g.tensors
     if not tied:
@@ -83,7 +88,8 @@ def main():
                       [(n, w.astype(dt)) for n, w in tensors])
 
     vocab = tensors[0][1].shape[0]
-    cfg = {"architectures": ["LlamaForCausalLM"], "model_type": "llama",
+    cfg = {"architectures": ["Qwen2ForCausalLM" if arch == "qwen2" else "LlamaForCausalLM"],
+           "model_type": arch,
            "hidden_size": g.meta(p + "embedding_length"),
            "intermediate_size": g.meta(p + "feed_forward_length"),
            "num_hidden_layers": n_layer, "num_attention_heads": n_head,

@@ -11,7 +11,10 @@
  *    convert_hf_to_gguf computes them) against the oracle with the scaled frequencies computed
  *    here as transformers does (inv_freq / factor, smoothed between): max relative error < 1e-4,
  *    while the unscaled oracle is far off (> 1e-2: the factors matter at these positions);
- *    a GGUF rope.scaling.type other than none is refused.
+ *    a GGUF rope.scaling.type other than none is refused;
+ *  - Qwen2: the architecture "qwen2" with f32 q/k/v biases, against the oracle with the biases
+ *    and NEOX RoPE (rotate_half pairs): max relative error < 1e-4; the oracle without the biases
+ *    is far off (> 1e-2).
  * No Python, no download: runs everywhere (label quick). */
 #include <errno.h>
 #include <math.h>
@@ -63,6 +66,9 @@ typedef struct {
 } mat;
 
 static mat embd, onorm, lw[NL][9];
+static mat lb[NL][3];       /* qwen2: q/k/v biases [1][H*HD], [1][HKV*HD] x2 */
+static int qwen2;           /* the store is a qwen2 one; the oracle uses NEOX RoPE */
+static int oracle_bias = 1; /* the oracle adds the biases (qwen2) */
 
 /* Llama 3 RoPE scaling of the rope test (a short original context, so that the scaling changes
  * the angles at the few positions the test runs) */
@@ -173,6 +179,13 @@ static int make_store(const char *path, int rope_scaled) {
                      norm ? VT_FMT_F32 : (t % 2 ? VT_FMT_Q4_1 : VT_FMT_Q8_0), norm ? 0.2 : 0.25,
                      norm ? 1.0 : 0, &lw[l][t]));
         }
+    for (int l = 0; l < NL && qwen2; l++)
+        for (int t = 0; t < 3; t++) {
+            static const char *const r[3] = {"q", "k", "v"};
+            char name[64];
+            snprintf(name, sizeof name, "blk.%d.attn_%s.bias", l, r[t]);
+            REQ(!put(w, name, 1, t ? HKV * HD : H * HD, VT_FMT_F32, 0.5, 0, &lb[l][t]));
+        }
     REQ(!put(w, "output_norm.weight", 1, DIM, VT_FMT_F32, 0.2, 1.0, &onorm));
     if (rope_scaled) { /* a 1-D f32 tensor [HD / 2], as imported from a Llama 3.1 GGUF */
         float ff[HD / 2];
@@ -190,24 +203,28 @@ static int make_store(const char *path, int rope_scaled) {
         REQ_RC(vt_writer_put_chunk(w, t, 0, ff, sizeof ff));
         REQ_RC(vt_writer_tensor_end(w, t, NULL));
     }
+    const char *arch = qwen2 ? "qwen2" : "llama";
     uint8_t sv[16];
-    uint64_t len = 5;
+    uint64_t len = strlen(arch);
     memcpy(sv, &len, 8);
-    memcpy(sv + 8, "llama", 5);
-    REQ(!put_meta(w, "gguf.general.architecture", 8, sv, 13));
+    memcpy(sv + 8, arch, len);
+    REQ(!put_meta(w, "gguf.general.architecture", 8, sv, 8 + len));
     struct {
         const char *k;
         uint32_t v;
-    } u[] = {{"gguf.llama.block_count", NL},
-             {"gguf.llama.embedding_length", DIM},
-             {"gguf.llama.feed_forward_length", FFN},
-             {"gguf.llama.attention.head_count", H},
-             {"gguf.llama.attention.head_count_kv", HKV},
-             {"gguf.llama.context_length", 64}};
-    for (size_t i = 0; i < sizeof u / sizeof u[0]; i++) REQ(!put_meta(w, u[i].k, 4, &u[i].v, 4));
+    } u[] = {
+        {"block_count", NL},         {"embedding_length", DIM},        {"feed_forward_length", FFN},
+        {"attention.head_count", H}, {"attention.head_count_kv", HKV}, {"context_length", 64}};
+    char key[96];
+    for (size_t i = 0; i < sizeof u / sizeof u[0]; i++) {
+        snprintf(key, sizeof key, "gguf.%s.%s", arch, u[i].k);
+        REQ(!put_meta(w, key, 4, &u[i].v, 4));
+    }
     float theta = (float)THETA, eps = (float)EPS;
-    REQ(!put_meta(w, "gguf.llama.rope.freq_base", 6, &theta, 4));
-    REQ(!put_meta(w, "gguf.llama.attention.layer_norm_rms_epsilon", 6, &eps, 4));
+    snprintf(key, sizeof key, "gguf.%s.rope.freq_base", arch);
+    REQ(!put_meta(w, key, 6, &theta, 4));
+    snprintf(key, sizeof key, "gguf.%s.attention.layer_norm_rms_epsilon", arch);
+    REQ(!put_meta(w, key, 6, &eps, 4));
     REQ_RC(vt_store_writer_commit(w));
     vt_store_close(s);
     return 0;
@@ -233,13 +250,15 @@ static void norm(const double *x, const mat *g, double *y) {
     for (int i = 0; i < DIM; i++) y[i] = x[i] * inv * g->w[i];
 }
 
+/* adjacent pairs (x[2i], x[2i+1]) for llama; qwen2 (NEOX): (x[i], x[i + HD/2]) */
 static void rope(double *v, int heads, int pos) {
+    const int step = qwen2 ? 1 : 2, off = qwen2 ? HD / 2 : 1;
     for (int h = 0; h < heads; h++)
         for (int i = 0; i < HD / 2; i++) {
             double a = pos * inv_freq[i], c = cos(a), s = sin(a);
-            double *p = v + h * HD + 2 * i, x0 = p[0], x1 = p[1];
+            double *p = v + h * HD + step * i, x0 = p[0], x1 = p[off];
             p[0] = x0 * c - x1 * s;
-            p[1] = x0 * s + x1 * c;
+            p[off] = x0 * s + x1 * c;
         }
 }
 
@@ -256,6 +275,10 @@ static void oracle_step(int tok, double *logits) {
         mv(&lw[l][1], h, q);
         mv(&lw[l][2], h, k);
         mv(&lw[l][3], h, v);
+        for (int i = 0; qwen2 && oracle_bias && i < H * HD; i++) {
+            q[i] += lb[l][0].w[i];
+            if (i < HKV * HD) k[i] += lb[l][1].w[i], v[i] += lb[l][2].w[i];
+        }
         rope(q, H, pos);
         rope(k, HKV, pos);
         for (int i = 0; i < HKV * HD; i++) {
@@ -311,6 +334,11 @@ static void oracle_run(int32_t *toks, double (*ref)[VOCAB]) {
 static void free_mats(void) {
     for (int l = 0; l < NL; l++)
         for (int t = 0; t < 9; t++) free(lw[l][t].w);
+    for (int l = 0; l < NL; l++)
+        for (int t = 0; t < 3; t++) {
+            free(lb[l][t].w);
+            lb[l][t].w = NULL;
+        }
     free(embd.w);
     free(onorm.w);
 }
@@ -326,6 +354,23 @@ static double rel_err(const float *a, const double *b, size_t n) {
 }
 
 /* Runs the model: prefill NT tokens (all logits), then ND decode steps; out [(NT+ND)][VOCAB]. */
+/* The runner's logits @p a must be within 1e-4 (worst relative error) of @p ref over all
+ * positions and more than 1e-2 from the oracle variant @p far (a feature left out) over the
+ * prefill positions, so that the check would see that feature ignored. */
+static void check_near_far(const char *what, const float *a, double (*ref)[VOCAB],
+                           double (*far)[VOCAB], const char *far_name) {
+    double w = 0, wf = 0;
+    for (int i = 0; i < NT + ND; i++) {
+        double e = rel_err(a + (size_t)i * VOCAB, ref[i], VOCAB);
+        if (e > w) w = e;
+        if (i < NT && (e = rel_err(a + (size_t)i * VOCAB, far[i], VOCAB)) > wf) wf = e;
+    }
+    printf("%s: max relative error %.3g vs the oracle, %.3g vs the oracle %s\n", what, w, wf,
+           far_name);
+    REQ(w < 1e-4);
+    REQ(wf > 1e-2);
+}
+
 static uint32_t ubatch; /* tokens per forward chunk (0 = default) */
 
 static int run_model(vt_store *s, uint64_t ram, uint32_t kv_fmt, const int32_t *toks, float *out,
@@ -443,17 +488,7 @@ int main(void) {
     memcpy(toks2, toks, sizeof toks);
     oracle_run(toks2, ref2);
     REQ(!run_model(s, 0, VT_FMT_F16, toks2, a, &read_all));
-    double ws = 0, wn = 0;
-    for (int i = 0; i < NT + ND; i++) {
-        double e = rel_err(a + (size_t)i * VOCAB, ref2[i], VOCAB);
-        if (e > ws) ws = e;
-        if (i < NT && (e = rel_err(a + (size_t)i * VOCAB, ref[i], VOCAB)) > wn) wn = e;
-    }
-    printf("llama3 RoPE scaling: max relative error %.3g vs the scaled oracle, %.3g vs the "
-           "unscaled one\n",
-           ws, wn);
-    REQ(ws < 1e-4);
-    REQ(wn > 1e-2);
+    check_near_far("llama3 RoPE scaling", a, ref2, ref, "without scaling");
     vt_store_close(s);
     /* another GGUF RoPE scaling type is refused, not ignored */
     {
@@ -471,6 +506,29 @@ int main(void) {
         REQ(rc == VT_EUNSUPPORTED && strstr(vt_last_error(), "linear"));
         vt_store_close(s);
     }
+
+    /* Qwen2: q/k/v biases and NEOX RoPE */
+    snprintf(path2, sizeof path2, "%s/model_qwen2.vts", dir);
+    free_mats();
+    rng = SEED;
+    qwen2 = 1;
+    set_inv_freq(0);
+    REQ(!make_store(path2, 0));
+    REQ_RC(vt_store_open(path2, VT_STORE_RDONLY, NULL, &s));
+    REQ_RC(vt_llama_hparams_load(s, &hp));
+    REQ(hp.qkv_bias && hp.rope_neox && !strcmp(hp.arch, "qwen2"));
+    static double ref3[NT + ND][VOCAB], ref4[NT + ND][VOCAB];
+    int32_t toks3[NT + ND], toks4[NT + ND];
+    memcpy(toks3, toks, sizeof toks);
+    oracle_run(toks3, ref3);
+    oracle_bias = 0;
+    memcpy(toks4, toks3, sizeof toks);
+    oracle_run(toks4, ref4);
+    oracle_bias = 1;
+    REQ(!run_model(s, 0, VT_FMT_F16, toks3, a, &read_all));
+    check_near_far("qwen2 (q/k/v biases, NEOX RoPE)", a, ref3, ref4, "without biases");
+    vt_store_close(s);
+    qwen2 = 0;
 
     free(a);
     free(b);

@@ -386,6 +386,8 @@ int vt_hf_config_parse(const char *json, vt_hf_config *c) {
         !(rc = cfg_f32(&d, "rms_norm_eps", &c->rms_eps, 1e-6f))) {
         uint32_t t = hj_get(&d, 1, "tie_word_embeddings");
         c->tie = t && d.v[t].type == HJ_BOOL ? (int)d.v[t].num : -1;
+        uint32_t sw = hj_get(&d, 1, "use_sliding_window");
+        c->sliding_window = sw && d.v[sw].type == HJ_BOOL && d.v[sw].num;
         c->bos_id = cfg_id(&d, "bos_token_id");
         c->eos_id = cfg_id(&d, "eos_token_id");
         rc = cfg_rope_scaling(&d, c);

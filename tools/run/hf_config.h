@@ -20,7 +20,7 @@
 #include "tokenizer.h"
 #include "vtstore/store.h"
 
-/** config.json of a Llama model (LlamaConfig). Absent optional keys get the
+/** config.json of a Llama or Qwen2 model (LlamaConfig, Qwen2Config). Absent optional keys get the
  * defaults noted. */
 typedef struct vt_hf_config {
     char model_type[32];        /* "llama" */
@@ -35,6 +35,7 @@ typedef struct vt_hf_config {
     float rope_theta;           /* rope_theta (default 10000) */
     float rms_eps;              /* rms_norm_eps (default 1e-6, LlamaConfig's) */
     int tie;                    /* tie_word_embeddings: 1, 0, or -1 if absent */
+    int sliding_window;         /* use_sliding_window (Qwen2Config): 1 if true, else 0 */
     int32_t bos_id, eos_id;     /* bos_token_id / eos_token_id (first of a list), -1 if absent */
     /* rope_scaling: rope_type (or the older "type"); "" when rope_scaling is null or absent. The
      * numbers are read for "llama3" only (all four required), 0 otherwise. */

@@ -14,17 +14,44 @@
 
 #include "hf_config.h"
 
-/* Per-layer tensors in forward order. */
-enum { L_ATTN_NORM, L_Q, L_K, L_V, L_O, L_FFN_NORM, L_GATE, L_UP, L_DOWN, L_COUNT };
+/* Per-layer tensors; the q/k/v biases (Qwen2) come last here, but each right after its
+ * matrix in forward order (forward_order). */
+enum {
+    L_ATTN_NORM,
+    L_Q,
+    L_K,
+    L_V,
+    L_O,
+    L_FFN_NORM,
+    L_GATE,
+    L_UP,
+    L_DOWN,
+    L_QB,
+    L_KB,
+    L_VB,
+    L_COUNT
+};
 static const char *const layer_suffix[L_COUNT] = {
-    "attn_norm.weight", "attn_q.weight",   "attn_k.weight", "attn_v.weight",  "attn_output.weight",
-    "ffn_norm.weight",  "ffn_gate.weight", "ffn_up.weight", "ffn_down.weight"};
+    "attn_norm.weight",   "attn_q.weight",   "attn_k.weight",   "attn_v.weight",
+    "attn_output.weight", "ffn_norm.weight", "ffn_gate.weight", "ffn_up.weight",
+    "ffn_down.weight",    "attn_q.bias",     "attn_k.bias",     "attn_v.bias"};
 
 /* The same roles under Hugging Face's names (a store imported from safetensors). */
 static const char *const hf_suffix[L_COUNT] = {
     "input_layernorm.weight",  "self_attn.q_proj.weight", "self_attn.k_proj.weight",
     "self_attn.v_proj.weight", "self_attn.o_proj.weight", "post_attention_layernorm.weight",
-    "mlp.gate_proj.weight",    "mlp.up_proj.weight",      "mlp.down_proj.weight"};
+    "mlp.gate_proj.weight",    "mlp.up_proj.weight",      "mlp.down_proj.weight",
+    "self_attn.q_proj.bias",   "self_attn.k_proj.bias",   "self_attn.v_proj.bias"};
+
+/* One layer's tensors in forward order; the biases only with hp->qkv_bias. */
+static const int forward_order[L_COUNT] = {L_ATTN_NORM, L_Q, L_QB,       L_K,    L_KB, L_V,
+                                           L_VB,        L_O, L_FFN_NORM, L_GATE, L_UP, L_DOWN};
+static int is_bias(int t) {
+    return t == L_QB || t == L_KB || t == L_VB;
+}
+static uint32_t layer_tensors(const vt_llama_hparams *hp) {
+    return hp->qkv_bias ? L_COUNT : L_COUNT - 3;
+}
 
 static const char *embd_name(const vt_llama_hparams *hp) {
     return hp->hf ? "model.embed_tokens.weight" : "token_embd.weight";
@@ -163,9 +190,15 @@ static int hparams_hf(vt_store *s, vt_llama_hparams *hp) {
     vt_hf_config c;
     int rc = vt_hf_config_load(s, &c);
     if (rc) return vt_fail(rc, "model metadata config.json: %s", vt_last_error());
-    if (c.model_type[0] && strcmp(c.model_type, "llama"))
-        return vt_fail(VT_EUNSUPPORTED, "config.json: model_type '%s' (only llama is supported)",
+    int qwen2 = !strcmp(c.model_type, "qwen2");
+    if (c.model_type[0] && strcmp(c.model_type, "llama") && !qwen2)
+        return vt_fail(VT_EUNSUPPORTED,
+                       "config.json: model_type '%s' (only llama and qwen2 are supported)",
                        c.model_type);
+    if (qwen2 && c.sliding_window)
+        return vt_fail(VT_EUNSUPPORTED,
+                       "config.json: use_sliding_window true is not supported (Qwen2's sliding "
+                       "window attention)");
     int llama3 = !strcmp(c.rope_type, "llama3");
     if (c.rope_type[0] && strcmp(c.rope_type, "default") && !llama3)
         return vt_fail(VT_EUNSUPPORTED,
@@ -173,6 +206,8 @@ static int hparams_hf(vt_store *s, vt_llama_hparams *hp) {
                        c.rope_type);
     snprintf(hp->arch, sizeof hp->arch, "%s", c.model_type[0] ? c.model_type : "llama");
     hp->hf = 1;
+    hp->rope_neox = 1;
+    hp->qkv_bias = qwen2;
     hp->n_layers = c.n_layers;
     hp->dim = c.hidden_size;
     hp->ffn_dim = c.intermediate_size;
@@ -222,6 +257,9 @@ int vt_llama_hparams_load(vt_store *s, vt_llama_hparams *hp) {
                        "beside it)",
                        vt_strerror(rc));
     const char *a = hp->arch;
+    /* qwen2 is llama plus q/k/v biases, and its q/k rows are not permuted by convert_hf_to_gguf:
+     * llama.cpp rotates it with NEOX RoPE (rotate_half pairs) */
+    if (!strcmp(a, "qwen2")) hp->qkv_bias = hp->rope_neox = 1;
     if ((rc = meta_u32(s, a, "block_count", &hp->n_layers, 1, 0)) ||
         (rc = meta_u32(s, a, "embedding_length", &hp->dim, 1, 0)) ||
         (rc = meta_u32(s, a, "feed_forward_length", &hp->ffn_dim, 1, 0)) ||
@@ -318,10 +356,10 @@ static int check_tensors(vt_store *s, vt_llama_hparams *hp) {
     uint32_t qd = hp->n_heads * hp->head_dim, kvd = hp->n_kv_heads * hp->head_dim;
     if ((rc = check_shape(s, onorm_name(hp), 1, hp->dim))) return rc;
     for (uint32_t l = 0; l < hp->n_layers; l++) {
-        static const int rows_of[L_COUNT] = {-1, 0, 1, 1, 2, -1, 3, 3, 2};
-        static const int cols_of[L_COUNT] = {2, 2, 2, 2, 0, 2, 2, 2, 3};
+        static const int rows_of[L_COUNT] = {-1, 0, 1, 1, 2, -1, 3, 3, 2, -1, -1, -1};
+        static const int cols_of[L_COUNT] = {2, 2, 2, 2, 0, 2, 2, 2, 3, 0, 1, 1};
         uint64_t dimv[4] = {qd, kvd, hp->dim, hp->ffn_dim};
-        for (int t = 0; t < L_COUNT; t++) {
+        for (int t = 0; t < (int)layer_tensors(hp); t++) {
             char name[96];
             layer_name(hp, l, t, name, sizeof name);
             uint64_t r = rows_of[t] < 0 ? 1 : dimv[rows_of[t]];
@@ -367,14 +405,15 @@ void vt_llama_reset(vt_llama *m) {
 
 /* The schedule of one forward pass (see llama.h), as vt_malloc'ed strings. */
 static int schedule_names(const vt_llama_hparams *hp, char ***out, size_t *count) {
-    size_t n = 1 + (size_t)hp->n_layers * L_COUNT + 1 + (hp->tied_output ? 0 : 1), i = 0;
+    size_t n = 1 + (size_t)hp->n_layers * layer_tensors(hp) + 1 + (hp->tied_output ? 0 : 1), i = 0;
     char **names = vt_calloc(n, sizeof *names);
     if (!names) return vt_fail(-ENOMEM, "out of memory for the schedule");
     names[i++] = vt_strdup(embd_name(hp));
     for (uint32_t l = 0; l < hp->n_layers; l++)
-        for (int t = 0; t < L_COUNT; t++) {
+        for (int j = 0; j < L_COUNT; j++) {
             char name[96];
-            layer_name(hp, l, t, name, sizeof name);
+            if (!hp->qkv_bias && is_bias(forward_order[j])) continue;
+            layer_name(hp, l, forward_order[j], name, sizeof name);
             names[i++] = vt_strdup(name);
         }
     names[i++] = vt_strdup(onorm_name(hp));
@@ -747,11 +786,12 @@ static void rmsnorm(float *out, const float *x, const float *g, uint32_t d, floa
 }
 
 /* Rotate adjacent pairs (x[2i], x[2i+1]) of the first rope_dim values of each head (llama.cpp's
- * normal RoPE, which GGUF's permuted attn_q/attn_k rows expect), or for a Hugging Face model the
- * pairs (x[i], x[i + rope_dim/2]) (rotate_half: HF's q/k rows are not permuted). */
+ * normal RoPE, which GGUF's permuted attn_q/attn_k rows expect), or with rope_neox (a Hugging
+ * Face model, a GGUF qwen2) the pairs (x[i], x[i + rope_dim/2]) (rotate_half: q/k rows not
+ * permuted). */
 static void rope(const vt_llama *m, float *v, uint32_t heads, uint32_t pos) {
     const uint32_t D = m->hp.head_dim, half = m->hp.rope_dim / 2;
-    const size_t step = m->hp.hf ? 1 : 2, off = m->hp.hf ? half : 1;
+    const size_t step = m->hp.rope_neox ? 1 : 2, off = m->hp.rope_neox ? half : 1;
     for (uint32_t i = 0; i < half; i++) {
         double a = (double)pos * m->inv_freq[i];
         float c = (float)cos(a), s = (float)sin(a);
@@ -780,6 +820,15 @@ static void to_token_major(float *dst, const float *src, uint32_t n, uint32_t he
 }
 
 /* ---- forward -------------------------------------------------------------------------------- */
+
+/* y[i][len] += bias (one-row tensor @p name) for n rows; m->nrm holds the bias (len <= dim). */
+static int add_bias(vt_llama *m, const char *name, float *y, uint32_t n, uint32_t len) {
+    int rc = load_vec(m, name, m->nrm, len);
+    if (rc) return rc;
+    for (uint32_t i = 0; i < n; i++)
+        for (uint32_t j = 0; j < len; j++) y[(size_t)i * len + j] += m->nrm[j];
+    return 0;
+}
 
 static int attention(vt_llama *m, uint32_t l, uint32_t n) {
     const vt_llama_hparams *hp = &m->hp;
@@ -849,8 +898,11 @@ static int forward_chunk(vt_llama *m, const int32_t *tok, uint32_t n, float *log
         for (uint32_t i = 0; i < n; i++)
             rmsnorm(m->h + (size_t)i * dim, m->x + (size_t)i * dim, m->nrm, dim, hp->norm_eps);
         if ((rc = matmul(m, nm[L_Q], m->h, m->q, n, qd, 0)) ||
+            (hp->qkv_bias && (rc = add_bias(m, nm[L_QB], m->q, n, qd))) ||
             (rc = matmul(m, nm[L_K], m->h, m->k, n, kvd, 0)) ||
-            (rc = matmul(m, nm[L_V], m->h, m->v, n, kvd, 0)))
+            (hp->qkv_bias && (rc = add_bias(m, nm[L_KB], m->k, n, kvd))) ||
+            (rc = matmul(m, nm[L_V], m->h, m->v, n, kvd, 0)) ||
+            (hp->qkv_bias && (rc = add_bias(m, nm[L_VB], m->v, n, kvd))))
             return rc;
         for (uint32_t i = 0; i < n; i++) {
             rope(m, m->q + (size_t)i * qd, hp->n_heads, m->n_past + i);

@@ -44,20 +44,22 @@
  *  num_hidden_layers, ...: hf_config.h); then the tensors have Hugging Face's names
  *  (model.layers.N.self_attn.q_proj.weight, ...) and RoPE is HF's rotate_half. */
 typedef struct vt_llama_hparams {
-    char arch[32];          /* general.architecture ("llama"), or config.json's model_type */
-    int hf;                 /* 1: a Hugging Face model (config.json, HF names, rotate_half) */
-    uint32_t n_layers;      /* ARCH.block_count */
-    uint32_t dim;           /* ARCH.embedding_length */
-    uint32_t ffn_dim;       /* ARCH.feed_forward_length */
-    uint32_t n_heads;       /* ARCH.attention.head_count */
-    uint32_t n_kv_heads;    /* ARCH.attention.head_count_kv (default n_heads) */
-    uint32_t head_dim;      /* dim / n_heads */
-    uint32_t rope_dim;      /* ARCH.rope.dimension_count (default head_dim), even */
-    uint32_t vocab;         /* rows of token_embd.weight */
-    uint32_t ctx_len;       /* ARCH.context_length (0 if absent) */
-    float rope_theta;       /* ARCH.rope.freq_base (default 10000) */
-    float norm_eps;         /* ARCH.attention.layer_norm_rms_epsilon (default 1e-5) */
-    int tied_output;        /* 1: no output.weight, token_embd is the head */
+    char arch[32];       /* general.architecture ("llama", "qwen2"), or config.json's model_type */
+    int hf;              /* 1: a Hugging Face model (config.json, HF names, rotate_half) */
+    int rope_neox;       /* 1: RoPE pairs (x[i], x[i + rope_dim/2]) (HF, GGUF qwen2) */
+    int qkv_bias;        /* 1: q/k/v have biases (qwen2: attn_q.bias / q_proj.bias, ...) */
+    uint32_t n_layers;   /* ARCH.block_count */
+    uint32_t dim;        /* ARCH.embedding_length */
+    uint32_t ffn_dim;    /* ARCH.feed_forward_length */
+    uint32_t n_heads;    /* ARCH.attention.head_count */
+    uint32_t n_kv_heads; /* ARCH.attention.head_count_kv (default n_heads) */
+    uint32_t head_dim;   /* dim / n_heads */
+    uint32_t rope_dim;   /* ARCH.rope.dimension_count (default head_dim), even */
+    uint32_t vocab;      /* rows of token_embd.weight */
+    uint32_t ctx_len;    /* ARCH.context_length (0 if absent) */
+    float rope_theta;    /* ARCH.rope.freq_base (default 10000) */
+    float norm_eps;      /* ARCH.attention.layer_norm_rms_epsilon (default 1e-5) */
+    int tied_output;     /* 1: no output.weight, token_embd is the head */
     int32_t bos_id, eos_id; /* tokenizer.ggml.{bos,eos}_token_id, -1 if absent */
     /* Llama 3's RoPE frequency scaling: the frequency of rotary pair i is
      * rope_theta^(-2i / rope_dim) / rope_ff[i]. From the tensor rope_freqs.weight (GGUF, as
@@ -71,8 +73,10 @@ typedef struct vt_llama_hparams {
 /** Read and check the hyperparameters of the model in @p s. Errors: VT_ENOTFOUND (a required key
  *  or tensor is missing: the message names it), VT_EFORMAT (inconsistent values or shapes, a
  *  rope_freqs.weight of the wrong length or with a value that is not positive and finite),
- *  VT_EUNSUPPORTED (model_type not llama, a RoPE scaling other than llama3's, a head_dim that
- *  is not dim / heads). */
+ *  VT_EUNSUPPORTED (model_type not llama or qwen2, Qwen2's use_sliding_window, a RoPE scaling
+ *  other than llama3's, a head_dim that is not dim / heads). A qwen2 model (GGUF architecture
+ *  or model_type) must have the q/k/v biases ([1][H*D], [1][Hkv*D]: VT_ENOTFOUND without
+ *  them) and uses rotate_half RoPE. */
 int vt_llama_hparams_load(vt_store *s, vt_llama_hparams *hp);
 
 /** Raw bytes of one pass of the model's schedule (*model_bytes) and the budget that keeps all of
