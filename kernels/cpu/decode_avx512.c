@@ -238,6 +238,33 @@ A512 static void dec_nvfp4(const vt_kdesc *d, uint64_t r, uint64_t k0, uint32_t 
     }
 }
 
+void vt_ksparse_expand_avx2(const float *c, const uint8_t *idx, uint64_t g0, uint32_t ng, float *o);
+
+/* vt_ksparse_expand_avx2 four groups per vector (g0 a multiple of 4): lane j of group j / 4 takes
+ * the group's second value where the high index names it, else the first where the low one does
+ * (masked permute), else 0. The last ng % 4 groups go to the AVX2 one. */
+A512 void vt_ksparse_expand_avx512(const float *c, const uint8_t *idx, uint64_t g0, uint32_t ng,
+                                   float *o) {
+    const uint8_t *ib = idx + g0 / 2;
+    const __m512i sh = _mm512_setr_epi32(0, 0, 0, 0, 4, 4, 4, 4, 8, 8, 8, 8, 12, 12, 12, 12);
+    const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3);
+    const __m512i base = _mm512_setr_epi32(0, 0, 0, 0, 2, 2, 2, 2, 4, 4, 4, 4, 6, 6, 6, 6);
+    const __m512i three = _mm512_set1_epi32(3), one = _mm512_set1_epi32(1);
+    uint32_t g = 0;
+    for (; g + 4 <= ng; g += 4) {
+        uint16_t w;
+        memcpy(&w, ib + g / 2, 2);
+        __m512i nib = _mm512_srlv_epi32(_mm512_set1_epi32(w), sh);
+        __mmask16 lo = _mm512_cmpeq_epi32_mask(_mm512_and_si512(nib, three), lane);
+        __mmask16 hi =
+            _mm512_cmpeq_epi32_mask(_mm512_and_si512(_mm512_srli_epi32(nib, 2), three), lane);
+        __m512i sel = _mm512_mask_add_epi32(base, hi, base, one);
+        __m512 src = _mm512_castps256_ps512(_mm256_loadu_ps(c + 2 * g));
+        _mm512_storeu_ps(o + 4 * g, _mm512_maskz_permutexvar_ps(lo | hi, sel, src));
+    }
+    if (g < ng) vt_ksparse_expand_avx2(c + 2 * g, idx, g0 + g, ng - g, o + 4 * g);
+}
+
 const vt_kdecode_fn vt_kdecode_avx512_table[VT_FMT_COUNT] = {
     [VT_FMT_INT8] = dec_int8,   [VT_FMT_AWQ_INT4] = dec_awq, [VT_FMT_Q8_0] = dec_q8_0,
     [VT_FMT_Q4_0] = dec_q4_0,   [VT_FMT_Q4_1] = dec_q4_1,    [VT_FMT_Q4_K] = dec_q4_k,
@@ -247,4 +274,8 @@ const vt_kdecode_fn vt_kdecode_avx512_table[VT_FMT_COUNT] = {
 
 #else /* not x86-64 */
 const vt_kdecode_fn vt_kdecode_avx512_table[VT_FMT_COUNT];
+void vt_ksparse_expand_avx512(const float *c, const uint8_t *idx, uint64_t g0, uint32_t ng,
+                              float *o) {
+    (void)c, (void)idx, (void)g0, (void)ng, (void)o; /* never called: vt_kcpu_avx512() is 0 */
+}
 #endif

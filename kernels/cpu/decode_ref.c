@@ -199,6 +199,9 @@ extern const vt_kdecode_fn vt_kdecode_avx2_table[VT_FMT_COUNT];
 /* dec_sparse's expansion and awq division with AVX2 (decode_avx2.c; groups from an even g0). */
 void vt_ksparse_expand_avx2(const float *c, const uint8_t *idx, uint64_t g0, uint32_t ng, float *o);
 void vt_kdiv_avx2(float *o, const float *s, uint32_t n);
+/* The expansion four groups per AVX-512 vector (decode_avx512.c; g0 a multiple of 4). */
+void vt_ksparse_expand_avx512(const float *c, const uint8_t *idx, uint64_t g0, uint32_t ng,
+                              float *o);
 
 vt_kdecode_fn vt_kdecode_dense(uint32_t base, int fast) {
     if (base >= VT_FMT_COUNT) return NULL;
@@ -220,7 +223,9 @@ static void dec_sparse(const vt_kdesc *d, uint64_t r, uint64_t k0, uint32_t n, i
     uint32_t nc = (uint32_t)((n + 3) / 4 * 2);
     vt_kdecode_dense(d->fmt, fast)(&bd, r, kc0, nc, c);
     const uint8_t *idx = d->data + r * d->row_bytes + d->idx_off;
-    if (fast && vt_kcpu_avx2()) {
+    if (fast && vt_kcpu_avx512()) {
+        vt_ksparse_expand_avx512(c, idx, k0 / 4, (n + 3) / 4, o);
+    } else if (fast && vt_kcpu_avx2()) {
         vt_ksparse_expand_avx2(c, idx, k0 / 4, (n + 3) / 4, o);
     } else {
         memset(o, 0, (size_t)VT_KC * sizeof(float));
