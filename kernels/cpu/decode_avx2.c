@@ -11,28 +11,14 @@
 #if defined(__x86_64__)
 #include <immintrin.h>
 
+#include "decode_x86.h"
 #include "gemv_fused.h"
 
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC optimize("fp-contract=off") /* s * q + m rounds twice, as the reference does */
 #endif
 
-#define AVX         __attribute__((target("avx2,fma,f16c")))
-#define ROW(d, r)   ((d)->data + (r) * (d)->row_bytes)
-#define NBLK(n, be) (((n) + (be)-1) / (be))
-
-/* F16C, inline: a call to vt_f16_to_f32 per block cost q8_0 a third of its speed (the
- * conversion is exact either way, subnormals included). */
-AVX static inline float ldf16(const uint8_t *p) {
-    uint16_t h;
-    memcpy(&h, p, 2);
-    return _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(h)));
-}
-static inline float ldf32(const uint8_t *p) {
-    float f;
-    memcpy(&f, p, 4);
-    return f;
-}
+#define AVX __attribute__((target("avx2,fma,f16c")))
 
 /* 16 bytes -> 16 floats of their unsigned values (two ymm). */
 AVX static inline void u8x16_to_f32(__m128i v, __m256 *a, __m256 *b) {
@@ -138,8 +124,6 @@ AVX static inline void q6k_32(__m256i q, const float *s, float *o) {
  * d * sc[2c + l / 16]. */
 AVX static void dec_q6_k(const vt_kdesc *d, uint64_t r, uint64_t k0, uint32_t n, float *o) {
     const uint8_t *p = ROW(d, r) + k0 / 256 * 210;
-    const __m256i m4 = _mm256_set1_epi8(15), m30 = _mm256_set1_epi8(0x30),
-                  k32 = _mm256_set1_epi8(32);
     for (uint32_t b = 0; b < NBLK(n, 256); b++, p += 210) {
         float dd = ldf16(p + 208), ds[16];
         __m128i sc = _mm_loadu_si128((const __m128i *)(p + 192));
@@ -147,22 +131,13 @@ AVX static void dec_q6_k(const vt_kdesc *d, uint64_t r, uint64_t k0, uint32_t n,
         _mm256_storeu_ps(ds + 8, scale8(dd, _mm_srli_si128(sc, 8), 1));
         for (int h = 0; h < 2; h++, o += 128) {
             const uint8_t *ql = p + 64 * h, *qh = p + 128 + 32 * h;
-            __m256i l0 = _mm256_loadu_si256((const __m256i *)ql);
-            __m256i l1 = _mm256_loadu_si256((const __m256i *)(ql + 32));
-            __m256i hb = _mm256_loadu_si256((const __m256i *)qh);
-            __m256i q1 = _mm256_or_si256(_mm256_and_si256(l0, m4),
-                                         _mm256_and_si256(_mm256_slli_epi16(hb, 4), m30));
-            __m256i q2 = _mm256_or_si256(_mm256_and_si256(l1, m4),
-                                         _mm256_and_si256(_mm256_slli_epi16(hb, 2), m30));
-            __m256i q3 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4),
-                                         _mm256_and_si256(hb, m30));
-            __m256i q4 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
-                                         _mm256_and_si256(_mm256_srli_epi16(hb, 2), m30));
+            __m256i q1, q2, q3, q4;
+            vt_kq6k_planes(ql, qh, &q1, &q2, &q3, &q4);
             const float *s = ds + 8 * h;
-            q6k_32(_mm256_sub_epi8(q1, k32), s, o);
-            q6k_32(_mm256_sub_epi8(q2, k32), s + 2, o + 32);
-            q6k_32(_mm256_sub_epi8(q3, k32), s + 4, o + 64);
-            q6k_32(_mm256_sub_epi8(q4, k32), s + 6, o + 96);
+            q6k_32(q1, s, o);
+            q6k_32(q2, s + 2, o + 32);
+            q6k_32(q3, s + 4, o + 64);
+            q6k_32(q4, s + 6, o + 96);
         }
     }
 }

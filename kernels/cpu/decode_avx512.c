@@ -2,10 +2,9 @@
  * beat decode_avx2.c's (bench/kernels/bench_decode_cpu.c; docs/BENCHMARKS.md): half the
  * conversions and stores per block, a 16-entry code table is one vpermps, and awq's divisions
  * run twice as wide. f16 and bf16 gained nothing (a conversion and a store either way) and stay
- * on AVX2. Byte unpacking
- * stays in 128-bit registers, so nothing past AVX-512F is needed. Same values as the scalar
- * decoders to the last bit (same products, nothing fused into an FMA). Selected at run time
- * (vt_kcpu_avx512) before the AVX2 table. */
+ * on AVX2. Byte unpacking stays in 128-bit registers, so nothing past AVX-512F is needed. Same
+ * values as the scalar decoders to the last bit (same products, nothing fused into an FMA).
+ * Selected at run time (vt_kcpu_avx512) before the AVX2 table. */
 #include <string.h>
 
 #include "kern_internal.h"
@@ -13,26 +12,14 @@
 #if defined(__x86_64__)
 #include <immintrin.h>
 
+#include "decode_x86.h"
 #include "gemv_fused.h"
 
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC optimize("fp-contract=off") /* s * q - m rounds twice, as the reference does */
 #endif
 
-#define A512        __attribute__((target("avx512f,avx2,fma,f16c")))
-#define ROW(d, r)   ((d)->data + (r) * (d)->row_bytes)
-#define NBLK(n, be) (((n) + (be)-1) / (be))
-
-A512 static inline float ldf16(const uint8_t *p) {
-    uint16_t h;
-    memcpy(&h, p, 2);
-    return _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(h)));
-}
-static inline float ldf32(const uint8_t *p) {
-    float f;
-    memcpy(&f, p, 4);
-    return f;
-}
+#define A512 __attribute__((target("avx512f,avx2,fma,f16c")))
 
 /* 16 bytes -> 16 floats (unsigned / signed values). */
 A512 static inline __m512 u8f(__m128i v) {
@@ -144,29 +131,14 @@ A512 static void dec_q4_k(const vt_kdesc *d, uint64_t r, uint64_t k0, uint32_t n
 /* q6_k: see decode_avx2.c; each 16 output values share one scale, one vector each. */
 A512 static void dec_q6_k(const vt_kdesc *d, uint64_t r, uint64_t k0, uint32_t n, float *o) {
     const uint8_t *p = ROW(d, r) + k0 / 256 * 210;
-    const __m256i m4 = _mm256_set1_epi8(15), m30 = _mm256_set1_epi8(0x30),
-                  k32 = _mm256_set1_epi8(32);
     for (uint32_t b = 0; b < NBLK(n, 256); b++, p += 210) {
         float ds[16];
         _mm512_storeu_ps(ds, _mm512_mul_ps(_mm512_set1_ps(ldf16(p + 208)), i8f(ld16(p + 192))));
         for (int h = 0; h < 2; h++, o += 128) {
             const uint8_t *ql = p + 64 * h, *qh = p + 128 + 32 * h;
             const float *s = ds + 8 * h;
-            __m256i l0 = _mm256_loadu_si256((const __m256i *)ql);
-            __m256i l1 = _mm256_loadu_si256((const __m256i *)(ql + 32));
-            __m256i hb = _mm256_loadu_si256((const __m256i *)qh);
-            __m256i q1 = _mm256_or_si256(_mm256_and_si256(l0, m4),
-                                         _mm256_and_si256(_mm256_slli_epi16(hb, 4), m30));
-            __m256i q2 = _mm256_or_si256(_mm256_and_si256(l1, m4),
-                                         _mm256_and_si256(_mm256_slli_epi16(hb, 2), m30));
-            __m256i q3 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4),
-                                         _mm256_and_si256(hb, m30));
-            __m256i q4 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
-                                         _mm256_and_si256(_mm256_srli_epi16(hb, 2), m30));
-            q1 = _mm256_sub_epi8(q1, k32);
-            q2 = _mm256_sub_epi8(q2, k32);
-            q3 = _mm256_sub_epi8(q3, k32);
-            q4 = _mm256_sub_epi8(q4, k32);
+            __m256i q1, q2, q3, q4;
+            vt_kq6k_planes(ql, qh, &q1, &q2, &q3, &q4);
 #define Q6_16(v, half, k)                                                                          \
     _mm512_storeu_ps(o + 16 * (k),                                                                 \
                      _mm512_mul_ps(_mm512_set1_ps(s[k]), i8f(_mm256_extracti128_si256(v, half))))
