@@ -9,7 +9,10 @@
  *   f32 bits (vpshufb), and unpacks assemble the floats: no convert (e2m1's low two bytes are 0);
  * - the nibble order is absorbed on the x side (permuted x, built once per group and shared by up
  *   to 8 rows); block scales applied once per block (q4_0/q4_1: 8 f16 scales gathered by blends
- *   for one convert; nf4_dq: 16 at once); batches go 2 rows x 4 vectors, 4 x 2 or 8 x 1.
+ *   for one convert; nf4_dq: 16 at once); batches 1 and 2 go 8 rows x 1 vector or 4 x 2 (q4_k
+ *   also 4 and 8, as 2 x 4);
+ * - batches 3-8 (rows_batch): each piece decoded once per row with its block scale folded in,
+ *   then FMAed against every vector, x prepared once per call and kept in L1 by column chunks.
  * f32 accumulation. Whole blocks only: the caller decodes a ragged tail. */
 #include <string.h>
 
@@ -502,8 +505,248 @@ A2_SHAPE(a2_r1b2, 1, 2)
 A2_SHAPE(a2_r2b4, 2, 4)
 A2_SHAPE(a2_r1b4, 1, 4)
 
+/* ---- batches 3-8: each 32-weight piece decoded once, FMAed against every vector ---------------
+ * x is prepared (vt_kfused_prep_avx2) interleaved, [cols/G][B][G]: G = 32 in natural order for
+ * q4_0, q4_1, q4_k; G = 16 as 8 even then 8 odd elements for the formats whose bytes hold
+ * neighbours (nf4, nf4_dq, mxfp4, nvfp4, awq_int4; awq's x also divided by the channel scales).
+ * Eight codes (one byte each) give two slices of 8 values, low and high nibbles, each used for
+ * every vector at once: B accumulators, the values and a few constants stay in the 16 ymm
+ * registers (one row per call; the rows of a group share x through L1, in column chunks). Block
+ * scales are folded into the values: linear codes as c * S + O (one FMA per 8 values), table
+ * formats by a table scaled once per block (two vpermps and a blend per 8 values). */
+
+/* Slice s (0..3, 8 values) of the 32 columns at col, vector b: natural or even/odd per 16. */
+#define XS(b, col, s)                                                                              \
+    _mm256_loadu_ps(SP ? x + ((col) + 16 * ((s) >> 1)) * (uint64_t)B + 16 * (b) + 8 * ((s)&1)      \
+                       : x + (col) * (uint64_t)B + 32 * (b) + 8 * (s))
+#define FMA_SLICE(val, col, s)                                                                     \
+    _Pragma("GCC unroll 8") for (int b = 0; b < B; b++) acc[(s) % NA * B + b] =                    \
+        _mm256_fmadd_ps(val, XS(b, col, s), acc[(s) % NA * B + b])
+
+/* Values of 8 codes (int32 lanes, 0..15) from the table tl (codes 0-7), th (8-15). */
+AVX INLINE __m256 lut8(__m256i n, __m256 tl, __m256 th) {
+    return _mm256_blendv_ps(_mm256_permutevar8x32_ps(tl, n), _mm256_permutevar8x32_ps(th, n),
+                            _mm256_castsi256_ps(_mm256_slli_epi32(n, 28)));
+}
+
+/* Row r, whole blocks of columns [k0, k1) (multiples of the block size), against B prepared
+ * vectors; adds to accm[0..B) (8 lanes each). B and F are constants after inlining. */
+AVX INLINE void fusedb(const vt_kdesc *d, uint64_t r, uint64_t k0, uint64_t k1, const int B,
+                       const uint32_t F, const float *x, float *accm, uint64_t pfd) {
+    const int SP = !(F == VT_FMT_Q4_0 || F == VT_FMT_Q4_1 || F == VT_FMT_Q4_K);
+    const __m256i m15 = _mm256_set1_epi32(15);
+    /* NA sets of B accumulators (slice s into set s % NA): enough independent FMA chains to hide
+     * the FMA latency (4 cycles, 2 a cycle); with one set, batches 2-4 took the same time, bound
+     * by the chains */
+    const int NA = B <= 4 ? 2 : 1;
+    __m256 acc[8];
+    _Pragma("GCC unroll 8") for (int a = 0; a < NA * B; a++) acc[a] =
+        a < B ? _mm256_loadu_ps(accm + 8 * a) : _mm256_setzero_ps();
+    const uint8_t *p = d->data + r * d->row_bytes;
+    switch (F) {
+    case VT_FMT_Q4_0:
+    case VT_FMT_Q4_1: { /* byte j: element j (low) and j + 16 (high) */
+        const int q1 = F == VT_FMT_Q4_1;
+        const uint64_t bb = q1 ? 20 : 18;
+        p += k0 / 32 * bb;
+        for (uint64_t k = k0; k < k1; k += 32, p += bb) {
+            PF(p);
+            const float dd = ldh(p);
+            const __m256 S = _mm256_set1_ps(dd), O = _mm256_set1_ps(q1 ? ldh(p + 2) : -8.0f * dd);
+            _Pragma("GCC unroll 2") for (int h = 0; h < 2; h++) {
+                __m256i c = codes8(p + 2 + 2 * q1 + 8 * h);
+                __m256 lo = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_and_si256(c, m15)), S, O);
+                FMA_SLICE(lo, k, h);
+                __m256 hi = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_srli_epi32(c, 4)), S, O);
+                FMA_SLICE(hi, k, 2 + h);
+            }
+        }
+        break;
+    }
+    case VT_FMT_Q4_K: /* per 64: low nibbles of 32 bytes (sub-block 2j), then high (2j + 1) */
+        p += k0 / 256 * 144;
+        for (uint64_t k = k0; k < k1; k += 256, p += 144) {
+            float sc[8], mv[8];
+            _Pragma("GCC unroll 3") for (int o = 0; o < 144; o += 64) PF(p + o);
+            PF(p + 143);
+            _mm256_storeu_ps(mv, q4k_scales(p, 0, sc));
+            for (int j = 0; j < 4; j++) {
+                const __m256 Sl = _mm256_broadcast_ss(&sc[2 * j]),
+                             Sh = _mm256_broadcast_ss(&sc[2 * j + 1]);
+                const __m256 Ol = _mm256_set1_ps(-mv[2 * j]), Oh = _mm256_set1_ps(-mv[2 * j + 1]);
+                _Pragma("GCC unroll 4") for (int h = 0; h < 4; h++) {
+                    __m256i c = codes8(p + 16 + 32 * j + 8 * h);
+                    __m256 lo =
+                        _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_and_si256(c, m15)), Sl, Ol);
+                    FMA_SLICE(lo, k + 64 * j, h);
+                    __m256 hi =
+                        _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_srli_epi32(c, 4)), Sh, Oh);
+                    FMA_SLICE(hi, k + 64 * j + 32, h);
+                }
+            }
+        }
+        break;
+    case VT_FMT_AWQ_INT4: /* d * (q - z) against x/s; element 2j in the LOW nibble */
+        p += k0 / 128 * 68;
+        for (uint64_t k = k0; k < k1; k += 128, p += 68) {
+            PF(p);
+            PF(p + 67);
+            const float dd = ldh(p);
+            const __m256 S = _mm256_set1_ps(dd), O = _mm256_set1_ps(-dd * (float)p[2]);
+            _Pragma("GCC unroll 8") for (int h = 0; h < 8; h++) { /* 16 columns each */
+                __m256i c = codes8(p + 4 + 8 * h);
+                __m256 e = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_and_si256(c, m15)), S, O);
+                FMA_SLICE(e, k + 32 * (h >> 1), 2 * (h & 1));
+                __m256 o = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_srli_epi32(c, 4)), S, O);
+                FMA_SLICE(o, k + 32 * (h >> 1), 2 * (h & 1) + 1);
+            }
+        }
+        break;
+    case VT_FMT_NF4:
+    case VT_FMT_NF4_DQ: { /* element 2j in the HIGH nibble of byte j */
+        const __m256 vl = _mm256_loadu_ps(vt_nf4_values), vh = _mm256_loadu_ps(vt_nf4_values + 8);
+        uint64_t g = r * d->bpr + k0 / 64;
+        p += k0 / 64 * 36;
+        for (uint64_t k = k0; k < k1; k += 64) {
+            float a;
+            const uint8_t *q = vt_knf4_next(d, F == VT_FMT_NF4_DQ, &p, &g, &a);
+            PF(q);
+            const __m256 s = _mm256_set1_ps(a), tl = _mm256_mul_ps(vl, s),
+                         th = _mm256_mul_ps(vh, s);
+            _Pragma("GCC unroll 4") for (int h = 0; h < 4; h++) { /* 16 columns each */
+                __m256i c = codes8(q + 8 * h);
+                FMA_SLICE(lut8(_mm256_srli_epi32(c, 4), tl, th), k + 32 * (h >> 1), 2 * (h & 1));
+                FMA_SLICE(lut8(_mm256_and_si256(c, m15), tl, th), k + 32 * (h >> 1),
+                          2 * (h & 1) + 1);
+            }
+        }
+        break;
+    }
+    case VT_FMT_MXFP4:
+    case VT_FMT_NVFP4: { /* element 2j in the LOW nibble; nvfp4: 16-wide blocks, 9 bytes */
+        const __m256 vl = _mm256_loadu_ps(e2m1_16), vh = _mm256_loadu_ps(e2m1_16 + 8);
+        const int nv = F == VT_FMT_NVFP4;
+        __m256 tl = vl, th = vh;
+        p += k0 / 32 * (nv ? 18 : 17);
+        for (uint64_t k = k0; k < k1; k += 32, p += nv ? 18 : 17) {
+            PF(p);
+            _Pragma("GCC unroll 2") for (int h = 0; h < 2; h++) { /* 16 columns each */
+                const uint8_t *q = nv ? p + 9 * h : p;
+                if (nv || h == 0) {
+                    const __m256 s =
+                        _mm256_broadcast_ss(nv ? &vt_ke4m3_f32[q[0]] : &vt_ke8m0_f32[q[0]]);
+                    tl = _mm256_mul_ps(vl, s);
+                    th = _mm256_mul_ps(vh, s);
+                }
+                __m256i c = codes8(q + 1 + (nv ? 0 : 8 * h));
+                FMA_SLICE(lut8(_mm256_and_si256(c, m15), tl, th), k, 2 * h);
+                FMA_SLICE(lut8(_mm256_srli_epi32(c, 4), tl, th), k, 2 * h + 1);
+            }
+        }
+        break;
+    }
+    default:
+        break;
+    }
+    _Pragma("GCC unroll 8") for (int a = B; a < NA * B; a++) acc[a % B] =
+        _mm256_add_ps(acc[a % B], acc[a]);
+    _Pragma("GCC unroll 8") for (int b = 0; b < B; b++) _mm256_storeu_ps(accm + 8 * b, acc[b]);
+}
+#undef XS
+#undef FMA_SLICE
+
+/* Block size of the batch kernel's formats (0: not one). */
+static uint64_t fb_block(uint32_t fmt) {
+    switch (fmt) {
+    case VT_FMT_Q4_0:
+    case VT_FMT_Q4_1:
+    case VT_FMT_MXFP4:
+    case VT_FMT_NVFP4: /* two 16-blocks a step */
+        return 32;
+    case VT_FMT_NF4:
+    case VT_FMT_NF4_DQ:
+        return 64;
+    case VT_FMT_AWQ_INT4:
+        return 128;
+    case VT_FMT_Q4_K:
+        return 256;
+    default:
+        return 0;
+    }
+}
+
+typedef void (*fb_fn)(const vt_kdesc *d, uint64_t r, uint64_t k0, uint64_t k1, const float *x,
+                      float *accm, uint64_t pfd);
+#define FB_INST(F, B)                                                                              \
+    AVX static void fb_##F##_##B(const vt_kdesc *d, uint64_t r, uint64_t k0, uint64_t k1,          \
+                                 const float *x, float *accm, uint64_t pfd) {                      \
+        fusedb(d, r, k0, k1, B, VT_FMT_##F, x, accm, pfd);                                         \
+    }
+#define FB_FMT(F)                                                                                  \
+    FB_INST(F, 3)                                                                                  \
+    FB_INST(F, 4)                                                                                  \
+    FB_INST(F, 5) FB_INST(F, 6) FB_INST(F, 7) FB_INST(F, 8) static const fb_fn fb_##F[6] = {       \
+        fb_##F##_3, fb_##F##_4, fb_##F##_5, fb_##F##_6, fb_##F##_7, fb_##F##_8};
+FB_FMT(Q4_0)
+FB_FMT(Q4_1)
+FB_FMT(Q4_K)
+FB_FMT(NF4)
+FB_FMT(NF4_DQ)
+FB_FMT(MXFP4)
+FB_FMT(NVFP4)
+FB_FMT(AWQ_INT4)
+
+static fb_fn fb_get(uint32_t fmt, int batch) {
+    const fb_fn *t = fmt == VT_FMT_Q4_0       ? fb_Q4_0
+                     : fmt == VT_FMT_Q4_1     ? fb_Q4_1
+                     : fmt == VT_FMT_Q4_K     ? fb_Q4_K
+                     : fmt == VT_FMT_NF4      ? fb_NF4
+                     : fmt == VT_FMT_NF4_DQ   ? fb_NF4_DQ
+                     : fmt == VT_FMT_MXFP4    ? fb_MXFP4
+                     : fmt == VT_FMT_NVFP4    ? fb_NVFP4
+                     : fmt == VT_FMT_AWQ_INT4 ? fb_AWQ_INT4
+                                              : NULL;
+    /* q4_k at batches 4 and 8: the 2 rows x 4 vectors kernel measured faster (1.5 ms against 1.8
+     * at batch 4, 2.9-3.0 against 3.0-3.1 at 8; one thread, 4096 x 4096) */
+    if (fmt == VT_FMT_Q4_K && batch % 4 == 0) return NULL;
+    return t && batch >= 3 && batch <= 8 ? t[batch - 3] : NULL;
+}
+
+/* Batches 2-8: rows r0..r0+nr-1 in column chunks whose x (B vectors) stays in L1, all rows of
+ * the group per chunk. */
+static uint64_t rows_batch(const vt_kdesc *d, uint64_t r0, int nr, const vt_kx *px, float *out) {
+    const int B = px->batch;
+    const fb_fn fn = fb_get(d->fmt, B);
+    const uint64_t blk = fb_block(d->fmt);
+    if (!fn || !blk || d->cols < blk) return 0;
+    const uint64_t whole = d->cols / blk * blk;
+    /* about 32 KiB of x, a multiple of every block size */
+    const uint64_t ch = 8192 / (uint64_t)B / 256 * 256;
+    /* prefetch distance: the same column nr rows on, i.e. the next row group (see fused2) */
+    const uint64_t pfd = d->row_bytes ? (uint64_t)nr * d->row_bytes
+                                      : (uint64_t)nr * d->bpr * sizeof(vt_block_nf4_dq) / 256;
+    float accm[VT_KFUSE_ROWS][8 * 8] = {{0}};
+    for (uint64_t k0 = 0; k0 < whole; k0 += ch) {
+        const uint64_t k1 = whole - k0 < ch ? whole : k0 + ch;
+        for (int i = 0; i < nr; i++) fn(d, r0 + (uint64_t)i, k0, k1, px->x, accm[i], pfd);
+    }
+    const float ts = d->fmt == VT_FMT_NVFP4 ? d->tensor_scale : 1.0f;
+    for (int i = 0; i < nr; i++)
+        for (int b = 0; b < B; b++) {
+            float s = 0;
+            for (int l = 0; l < 8; l++) s += accm[i][8 * b + l];
+            out[i * B + b] = ts * s;
+        }
+    return whole;
+}
+
 int vt_kfused_prep_avx2(const vt_kdesc *d, const float *x, int batch, vt_kx *px) {
-    /* awq only: x / s once per call instead of a divide per row group */
+    if (!d->sparse && batch >= 3 && fb_get(d->fmt, batch)) { /* rows_batch's layout */
+        const int nat = d->fmt == VT_FMT_Q4_0 || d->fmt == VT_FMT_Q4_1 || d->fmt == VT_FMT_Q4_K;
+        return vt_kx_build(d, x, batch, batch, nat ? 32 : 16,
+                           VT_KX_INTERLEAVE | (nat ? 0 : VT_KX_SPLIT), px);
+    }
+    /* batch 1, awq only: x / s once per call instead of a divide per row group */
     if (d->sparse || d->fmt != VT_FMT_AWQ_INT4) {
         *px = (vt_kx){.x = x, .batch = batch, .npad = batch, .mem = NULL};
         return 0;
@@ -515,10 +758,11 @@ uint64_t vt_kfused_rows_avx2(const vt_kdesc *d, uint64_t r0, int nr, const vt_kx
     const float *x = px->x;
     const int batch = px->batch;
     if (d->sparse) return 0;
+    if (batch >= 3 && fb_get(d->fmt, batch)) return rows_batch(d, r0, nr, px, out);
     uint64_t kf = 0;
-    /* the batch in chunks of 4, 2, 1 vectors, each against groups of 2, 4, 8 rows (x work shared
-     * by the group's rows, decoding by the chunk's vectors); the rows stay in cache between
-     * chunks */
+    /* batches 3-8: rows_batch (but q4_k at 4 and 8); the others in chunks of 4, 2, 1 vectors,
+     * each against groups of 2, 4, 8 rows (x work shared by the group's rows, decoding by the
+     * chunk's vectors); the rows stay in cache between chunks */
     for (int b = 0; b < batch;) {
         const float *xb = x + (uint64_t)b * d->cols;
         float *o = out + b;
