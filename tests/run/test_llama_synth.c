@@ -530,6 +530,23 @@ int main(void) {
     vt_store_close(s);
     qwen2 = 0;
 
+    /* another architecture with the same tensor names is refused, not run as llama */
+    {
+        vt_store_writer *w;
+        REQ_RC(vt_store_open(path2, VT_STORE_RDWR, NULL, &s));
+        REQ_RC(vt_store_writer_begin(s, &w));
+        uint8_t sv[16];
+        uint64_t len = 5;
+        memcpy(sv, &len, 8);
+        memcpy(sv + 8, "gemma", 5);
+        REQ(!put_meta(w, "gguf.general.architecture", 8, sv, 13));
+        REQ_RC(vt_store_writer_commit(w));
+        int rc = vt_llama_hparams_load(s, &hp);
+        printf("general.architecture gemma: %s (%s)\n", vt_strerror(rc), vt_last_error());
+        REQ(rc == VT_EUNSUPPORTED && strstr(vt_last_error(), "'gemma' is not supported"));
+        vt_store_close(s);
+    }
+
     free(a);
     free(b);
     free(c);

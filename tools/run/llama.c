@@ -257,6 +257,13 @@ int vt_llama_hparams_load(vt_store *s, vt_llama_hparams *hp) {
                        "beside it)",
                        vt_strerror(rc));
     const char *a = hp->arch;
+    /* Other architectures (gemma, phi3, qwen3, ...) may share tensor names with llama but differ
+     * in norms, activations or scales: refused rather than run as llama with wrong results. */
+    if (strcmp(a, "llama") && strcmp(a, "qwen2"))
+        return vt_fail(VT_EUNSUPPORTED,
+                       "model metadata gguf.general.architecture: '%s' is not supported (the "
+                       "runner implements llama and qwen2)",
+                       a);
     /* qwen2 is llama plus q/k/v biases, and its q/k rows are not permuted by convert_hf_to_gguf:
      * llama.cpp rotates it with NEOX RoPE (rotate_half pairs) */
     if (!strcmp(a, "qwen2")) hp->qkv_bias = hp->rope_neox = 1;
