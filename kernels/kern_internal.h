@@ -39,7 +39,8 @@ typedef void (*vt_kdecode_fn)(const vt_kdesc *d, uint64_t row, uint64_t k0, uint
 
 /** Fill @p d from a weight handle. Returns 0 or -EINVAL/VT_EUNSUPPORTED with detail. */
 int vt_kdesc_init(vt_kdesc *d, const vt_weight *w, const char *who);
-/** The decoder of d->fmt: the fast one when @p fast and the CPU has AVX2+FMA, else scalar. */
+/** The decoder of d->fmt: when @p fast, the AVX-512 one (decode_avx512.c, where it beats AVX2 and
+ *  vt_kcpu_avx512) or the AVX2+FMA one (vt_kcpu_avx2), else scalar. */
 vt_kdecode_fn vt_kdecode_get(const vt_kdesc *d, int fast);
 /** Scalar decoder of a base format over a dense (non-sparse) layout; for the sparse wrapper. */
 vt_kdecode_fn vt_kdecode_dense(uint32_t base_fmt, int fast);
