@@ -405,6 +405,27 @@ static int run_model(vt_store *s, uint64_t ram, uint32_t kv_fmt, const int32_t *
     return 0;
 }
 
+/* Set the string metadata @p key of the store at @p path to @p val; 0 when vt_llama_hparams_load
+ * then refuses it with VT_EUNSUPPORTED and a message containing @p expect. */
+static int refused_with(const char *path, const char *key, const char *val, const char *expect) {
+    vt_store *s;
+    vt_store_writer *w;
+    vt_llama_hparams hp;
+    REQ_RC(vt_store_open(path, VT_STORE_RDWR, NULL, &s));
+    REQ_RC(vt_store_writer_begin(s, &w));
+    uint8_t sv[64];
+    uint64_t len = strlen(val);
+    memcpy(sv, &len, 8);
+    memcpy(sv + 8, val, len);
+    REQ(!put_meta(w, key, 8, sv, 8 + len));
+    REQ_RC(vt_store_writer_commit(w));
+    int rc = vt_llama_hparams_load(s, &hp);
+    printf("%s %s: %s (%s)\n", key, val, vt_strerror(rc), vt_last_error());
+    vt_store_close(s);
+    REQ(rc == VT_EUNSUPPORTED && strstr(vt_last_error(), expect));
+    return 0;
+}
+
 int main(void) {
     char dir[512];
     vt_test_tmpdir("llama_synth", dir, sizeof dir);
@@ -491,21 +512,7 @@ int main(void) {
     check_near_far("llama3 RoPE scaling", a, ref2, ref, "without scaling");
     vt_store_close(s);
     /* another GGUF RoPE scaling type is refused, not ignored */
-    {
-        vt_store_writer *w;
-        REQ_RC(vt_store_open(path2, VT_STORE_RDWR, NULL, &s));
-        REQ_RC(vt_store_writer_begin(s, &w));
-        uint8_t sv[16];
-        uint64_t len = 6;
-        memcpy(sv, &len, 8);
-        memcpy(sv + 8, "linear", 6);
-        REQ(!put_meta(w, "gguf.llama.rope.scaling.type", 8, sv, 14));
-        REQ_RC(vt_store_writer_commit(w));
-        int rc = vt_llama_hparams_load(s, &hp);
-        printf("rope.scaling.type linear: %s (%s)\n", vt_strerror(rc), vt_last_error());
-        REQ(rc == VT_EUNSUPPORTED && strstr(vt_last_error(), "linear"));
-        vt_store_close(s);
-    }
+    REQ(!refused_with(path2, "gguf.llama.rope.scaling.type", "linear", "linear"));
 
     /* Qwen2: q/k/v biases and NEOX RoPE */
     snprintf(path2, sizeof path2, "%s/model_qwen2.vts", dir);
@@ -531,21 +538,7 @@ int main(void) {
     qwen2 = 0;
 
     /* another architecture with the same tensor names is refused, not run as llama */
-    {
-        vt_store_writer *w;
-        REQ_RC(vt_store_open(path2, VT_STORE_RDWR, NULL, &s));
-        REQ_RC(vt_store_writer_begin(s, &w));
-        uint8_t sv[16];
-        uint64_t len = 5;
-        memcpy(sv, &len, 8);
-        memcpy(sv + 8, "gemma", 5);
-        REQ(!put_meta(w, "gguf.general.architecture", 8, sv, 13));
-        REQ_RC(vt_store_writer_commit(w));
-        int rc = vt_llama_hparams_load(s, &hp);
-        printf("general.architecture gemma: %s (%s)\n", vt_strerror(rc), vt_last_error());
-        REQ(rc == VT_EUNSUPPORTED && strstr(vt_last_error(), "'gemma' is not supported"));
-        vt_store_close(s);
-    }
+    REQ(!refused_with(path2, "gguf.general.architecture", "gemma", "'gemma' is not supported"));
 
     free(a);
     free(b);
