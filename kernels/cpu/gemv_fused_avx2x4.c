@@ -682,11 +682,17 @@ typedef void (*fb_fn)(const vt_kdesc *d, uint64_t r, uint64_t k0, uint64_t k1, c
                                  const float *x, float *accm, uint64_t pfd) {                      \
         fusedb(d, r, k0, k1, B, VT_FMT_##F, x, accm, pfd);                                         \
     }
+/* clang-format off: it reflows this macro differently on every pass */
 #define FB_FMT(F)                                                                                  \
     FB_INST(F, 3)                                                                                  \
     FB_INST(F, 4)                                                                                  \
-    FB_INST(F, 5) FB_INST(F, 6) FB_INST(F, 7) FB_INST(F, 8) static const fb_fn fb_##F[6] = {       \
-        fb_##F##_3, fb_##F##_4, fb_##F##_5, fb_##F##_6, fb_##F##_7, fb_##F##_8};
+    FB_INST(F, 5)                                                                                  \
+    FB_INST(F, 6)                                                                                  \
+    FB_INST(F, 7)                                                                                  \
+    FB_INST(F, 8)                                                                                  \
+    static const fb_fn fb_##F[6] = {fb_##F##_3, fb_##F##_4, fb_##F##_5,                            \
+                                    fb_##F##_6, fb_##F##_7, fb_##F##_8};
+/* clang-format on */
 FB_FMT(Q4_0)
 FB_FMT(Q4_1)
 FB_FMT(Q4_K)
