@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../bench_util.h"
 #include "vtstore/attn.h"
 
 #if defined(__x86_64__)
@@ -54,11 +55,6 @@ static void *cnt_realloc(void *q, size_t n) {
         cnt_free(q);
     }
     return r;
-}
-
-static int cmp_d(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
 }
 
 /* ---- machine FMA peak: independent FMA chains in registers, one task per thread ---- */
@@ -131,7 +127,7 @@ static double time_forward(const vt_attn_params *p, int runs) {
         fprintf(stderr, "bench: %s: %s\n", vt_strerror(rc), vt_last_error());
         return -1;
     }
-    qsort(t, (size_t)nr, sizeof t[0], cmp_d);
+    qsort(t, (size_t)nr, sizeof t[0], bench_cmp_d);
     return t[nr / 2] * 1e3;
 }
 
@@ -303,7 +299,7 @@ int main(int argc, char **argv) {
                         return 1;
                     }
                 }
-                qsort(t, (size_t)nr, sizeof t[0], cmp_d);
+                qsort(t, (size_t)nr, sizeof t[0], bench_cmp_d);
                 ms[a] = t[nr / 2] * 1e3;
                 peak[a] = (double)atomic_load(&peak_bytes);
             }

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../bench_util.h"
 #include "kernels/kern_internal.h"
 #include "vtstore/blocks.h"
 #include "vtstore/kernels.h"
@@ -26,24 +27,6 @@ static float rnd_normal(void) {
     float s = 0; /* sum of 4 uniforms: bell-shaped enough for quantizer input */
     for (int i = 0; i < 4; i++) s += (float)((rnd() >> 40) * 0x1.0p-24) - 0.5f;
     return s;
-}
-
-static int cmp_d(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-static double median(double *v, int n) {
-    qsort(v, (size_t)n, sizeof *v, cmp_d);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-static double load1(void) {
-    FILE *f = fopen("/proc/loadavg", "r");
-    double l = -1;
-    if (f) {
-        if (fscanf(f, "%lf", &l) != 1) l = -1;
-        fclose(f);
-    }
-    return l;
 }
 
 /* rows x cols of fmt: quantized N(0,1)-like data; q4_k / q6_k random blocks with 2^-8 scales. */
@@ -126,7 +109,7 @@ int main(int argc, char **argv) {
     if (js)
         fprintf(js, "{\"bench\": \"decode_cpu\", \"isa\": \"%s\", \"results\": [",
                 vt_kernels_cpu_isa());
-    double l0 = load1();
+    double l0 = bench_load1();
     printf("host row decoders, 1 thread, %llux%llu weight, VT_KC=%d chunks into an L1 buffer; "
            "fast (%s) vs scalar alternated, medians of %d runs; GB/s of f32 output\n",
            (unsigned long long)rows, (unsigned long long)cols, VT_KC, vt_kernels_cpu_isa(), runs);
@@ -168,7 +151,8 @@ int main(int argc, char **argv) {
                 t2[r] = a2 ? pass(&d, a2, buf, &sink) : tf[r];
                 tr[r] = pass(&d, ref, buf, &sink);
             }
-            double mf = median(tf, runs), mr = median(tr, runs), m2 = median(t2, runs);
+            double mf = bench_median(tf, runs), mr = bench_median(tr, runs),
+                   m2 = bench_median(t2, runs);
             double out = (double)rows * cols * 4;
             printf("%-12s %9.4f %9.2f %9.2f %8.2fx %9.2f %8.2fx\n", s, mf * 1e3, out / mf / 1e9,
                    out / m2 / 1e9, m2 / mf, out / mr / 1e9, mr / mf);
@@ -183,7 +167,7 @@ int main(int argc, char **argv) {
         vt_free(q);
         vt_free(sc);
     }
-    printf("load average (1 min): %.2f at start, %.2f at end\n", l0, load1());
+    printf("load average (1 min): %.2f at start, %.2f at end\n", l0, bench_load1());
     if (js) {
         fprintf(js, "\n]}\n");
         fclose(js);

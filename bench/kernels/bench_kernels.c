@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../bench_util.h"
 #include "vtstore/blocks.h"
 #include "vtstore/device.h"
 #include "vtstore/kernels.h"
@@ -42,15 +43,6 @@ static uint64_t bk_rand(void) {
 static float bk_normal(void) {
     double u1 = ((bk_rand() >> 11) + 1) * 0x1.0p-53, u2 = (bk_rand() >> 11) * 0x1.0p-53;
     return (float)(sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
-}
-
-static int cmp_d(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-static double median(double *v, int n) {
-    qsort(v, (size_t)n, sizeof *v, cmp_d);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
 /* rows x cols quantized weight: a quantized tile of `tile` rows (random N(0,1) data; q4_k/q6_k
@@ -172,18 +164,6 @@ static double read_once(sum_ctx *c) {
     return (double)c->n * 4 / (vt_now() - t0) / 1e9;
 }
 
-/* 1-minute load average (/proc/loadavg), or -1 where there is none: CPU figures from a shared
- * machine mean little without it. */
-static double load1(void) {
-    FILE *f = fopen("/proc/loadavg", "r");
-    double l = -1;
-    if (f) {
-        if (fscanf(f, "%lf", &l) != 1) l = -1;
-        fclose(f);
-    }
-    return l;
-}
-
 static FILE *g_json;
 static int g_first;
 static void json_row(const char *kind, const char *fmt, uint64_t rows, uint64_t cols, uint64_t M,
@@ -203,7 +183,7 @@ static void json_row(const char *kind, const char *fmt, uint64_t rows, uint64_t 
  * GB/s over its baseline's. The read pass also evicts the weights, so every GEMV run reads them
  * from DRAM, as when a model's layers stream through. */
 static int bench_cpu(const bk_opts *o, uint32_t *fmts, int nf) {
-    double l0 = load1(), sink = 0, bw[64];
+    double l0 = bench_load1(), sink = 0, bw[64];
     sum_ctx c;
     int rc = read_setup(&c, o->mem_mb);
     if (rc) return rc;
@@ -214,7 +194,7 @@ static int bench_cpu(const bk_opts *o, uint32_t *fmts, int nf) {
     printf("CPU (%s%s, %d threads): memory read baseline %.2f GB/s (sum over %llu MiB; timed "
            "again before every GEMV run)\n",
            vt_kernels_cpu_isa(), avx512 ? ", avx512f fused gemv" : "", vt_default_threads(),
-           median(bw + 1, o->runs), (unsigned long long)o->mem_mb);
+           bench_median(bw + 1, o->runs), (unsigned long long)o->mem_mb);
     printf("%-12s %6s %6s %5s %10s %10s %10s %8s\n", "format", "rows", "cols", "batch", "ms",
            "GB/s", "read GB/s", "vs read");
     float *x = vt_malloc(o->batch * o->cols * 4), *y = vt_malloc(o->batch * o->rows * 4);
@@ -247,8 +227,8 @@ static int bench_cpu(const bk_opts *o, uint32_t *fmts, int nf) {
             printf("%-12s failed: %s (%s)\n", nm, vt_strerror(rc), vt_last_error());
             rc = 0;
         } else {
-            double s = median(t, o->runs), gbs = (double)w.bytes / s / 1e9;
-            double rbw = median(bw + 1, o->runs), ra = median(ratio, o->runs);
+            double s = bench_median(t, o->runs), gbs = (double)w.bytes / s / 1e9;
+            double rbw = bench_median(bw + 1, o->runs), ra = bench_median(ratio, o->runs);
             printf("%-12s %6llu %6llu %5d %10.3f %10.2f %10.2f %7.0f%%\n", nm,
                    (unsigned long long)o->rows, (unsigned long long)o->cols, o->batch, s * 1e3, gbs,
                    rbw, 100 * ra);
@@ -262,7 +242,7 @@ static int bench_cpu(const bk_opts *o, uint32_t *fmts, int nf) {
     vt_free((void *)c.a);
     vt_free(x);
     vt_free(y);
-    double l1 = load1();
+    double l1 = bench_load1();
     printf("load average (1 min): %.2f at start, %.2f at end\n", l0, l1);
     if (g_json)
         fprintf(g_json, "%s\n    {\"bench\": \"cpu_load\", \"start\": %.2f, \"end\": %.2f}",
@@ -340,7 +320,7 @@ static int bench_gemm_one(const bk_opts *o, uint32_t fmt, uint64_t rows, uint64_
         if (r) tdq[r - 1] = vt_now() - t0;
     }
     if (rc) goto out;
-    double ms_dq = median(tdq, o->runs) * 1e3;
+    double ms_dq = bench_median(tdq, o->runs) * 1e3;
     for (int mi = 0; mi < nm && !rc; mi++) {
         uint64_t M = Ms[mi];
         double t[64], tb[64], ratio[64], flop = 2.0 * (double)M * rows * cols;
@@ -363,10 +343,10 @@ static int bench_gemm_one(const bk_opts *o, uint32_t fmt, uint64_t rows, uint64_
             }
         }
         if (rc) break;
-        double ms = median(t, o->runs) * 1e3, gf = flop / ms / 1e6;
+        double ms = bench_median(t, o->runs) * 1e3, gf = flop / ms / 1e6;
         if (have_b) {
-            double msb = median(tb, o->runs) * 1e3, gfb = flop / msb / 1e6;
-            double ra = median(ratio, o->runs);
+            double msb = bench_median(tb, o->runs) * 1e3, gfb = flop / msb / 1e6;
+            double ra = bench_median(ratio, o->runs);
             printf("%-8s %6llu %6llu %5llu %9.3f %8.1f %9.3f %8.1f %7.0f%% %9.3f %7.0f%%\n", nm_,
                    (unsigned long long)rows, (unsigned long long)cols, (unsigned long long)M, ms,
                    gf, msb, gfb, 100 * ra, ms_dq, 100 * (msb + ms_dq) / ms);
@@ -399,7 +379,7 @@ static int bench_dequant(const bk_opts *o, uint32_t *fmts, int nf) {
     uint64_t shp[2];
     if (parse_list(o->dequant_shape, shp, 2, 1) != 2) return 2;
     const uint64_t rows = shp[0], cols = shp[1];
-    double l0 = load1();
+    double l0 = bench_load1();
     float *out = vt_malloc(rows * cols * sizeof(float));
     if (!out) return vt_fail(-ENOMEM, "bench: no memory for the dequantize output");
     printf("CPU dequantize to f32 (%s, %d threads), %llux%llu; medians of %d runs\n",
@@ -423,7 +403,7 @@ static int bench_dequant(const bk_opts *o, uint32_t *fmts, int nf) {
         if (rc) {
             printf("%-12s failed: %s (%s)\n", nm, vt_strerror(rc), vt_last_error());
         } else {
-            double s = median(t, o->runs), gbs = (double)rows * cols * 4 / s / 1e9;
+            double s = bench_median(t, o->runs), gbs = (double)rows * cols * 4 / s / 1e9;
             printf("%-12s %9.3f %10.2f %10.2f\n", nm, s * 1e3, gbs, (double)w.bytes / s / 1e9);
             json_row("cpu_dequant", nm, rows, cols, 0, s * 1e3, gbs, "GB/s", 0, 0);
         }
@@ -431,7 +411,7 @@ static int bench_dequant(const bk_opts *o, uint32_t *fmts, int nf) {
         vt_free(sc);
     }
     vt_free(out);
-    double l1 = load1();
+    double l1 = bench_load1();
     printf("load average (1 min): %.2f at start, %.2f at end\n", l0, l1);
     return 0;
 }
@@ -441,7 +421,7 @@ static int bench_gemm(const bk_opts *o) {
     uint32_t fmts[32];
     int nm = parse_list(o->gemm_m, Ms, 16, 0), ns = parse_list(o->gemm_shapes, shp, 16, 1), nf = 0;
     if (nm <= 0 || ns <= 0 || (nf = parse_formats(o->gemm_formats, fmts, 32)) < 0) return 2;
-    double l0 = load1();
+    double l0 = bench_load1();
 #ifdef VT_BENCH_OPENBLAS
     printf("CPU GEMM Y = X W^T (f32 X, Y; %s, %d threads) vs OpenBLAS %s cblas_sgemm (%s, %d "
            "threads) on the dequantized f32 W; medians of %d runs, alternated\n",
@@ -459,7 +439,7 @@ static int bench_gemm(const bk_opts *o) {
             int rc = bench_gemm_one(o, fmts[f], shp[s], shp[s + 1], Ms, nm);
             if (rc) return rc;
         }
-    double l1 = load1();
+    double l1 = bench_load1();
     printf("(vs blas: median over runs of sgemm time / ours; deq ms: vt_dequant to f32; vs d+b: "
            "(dequant + sgemm) / ours)\nload average (1 min): %.2f at start, %.2f at end\n",
            l0, l1);
@@ -502,7 +482,7 @@ static int time_gpu(gpu_op op, void *ctx, void *st, int runs, double *ms) {
     }
     vt_dev_event_destroy(e0);
     vt_dev_event_destroy(e1);
-    *ms = median(t, runs);
+    *ms = bench_median(t, runs);
     return 0;
 }
 

@@ -22,6 +22,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "../bench_util.h"
 #include "tiering/io_engine.h"
 #include "vtstore/store.h"
 #include "vtstore/tier.h"
@@ -32,15 +33,6 @@ static uint64_t rnd(void) {
     rng ^= rng >> 7;
     rng ^= rng << 17;
     return rng;
-}
-
-static int cmp_d(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-static double median(double *v, int n) {
-    qsort(v, (size_t)n, sizeof *v, cmp_d);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
 typedef struct {
@@ -254,7 +246,7 @@ int main(int argc, char **argv) {
             uint64_t bytes = 0;
             for (int k = 0; k < o.runs; k++)
                 v[k] = raw_rate(&ss, VT_IO_AUTO, qds[q], rss[r], &bytes);
-            double m = median(v, o.runs);
+            double m = bench_median(v, o.runs);
             printf(" %10.3f", m);
             if (m > best) best = m, best_qd = qds[q], best_rs = rss[r];
             if (js)
@@ -267,9 +259,9 @@ int main(int argc, char **argv) {
     double v[15];
     uint64_t bytes = 0;
     for (int k = 0; k < o.runs; k++) v[k] = raw_rate(&ss, VT_IO_PREAD, best_qd, best_rs, &bytes);
-    double raw_pread = median(v, o.runs);
+    double raw_pread = bench_median(v, o.runs);
     for (int k = 0; k < o.runs; k++) v[k] = buffered_rate(&ss);
-    double buffered = median(v, o.runs);
+    double buffered = bench_median(v, o.runs);
 
     /* 2. streaming: budgets so the model is 3.4x RAM + VRAM */
     uint64_t model = o.mib << 20;
@@ -339,8 +331,9 @@ int main(int argc, char **argv) {
             (double)(fin.vram.pinned_bytes + fin.ram.pinned_bytes) / (double)fin.model_bytes;
         vt_streamer_close(st);
     }
-    double c_m = median(cold, o.runs), c_d = median(cold_disk, o.runs), w_m = median(warm, o.runs);
-    double p_m = median(paired, o.runs), p_r = median(paired_ratio, o.runs);
+    double c_m = bench_median(cold, o.runs), c_d = bench_median(cold_disk, o.runs),
+           w_m = bench_median(warm, o.runs);
+    double p_m = bench_median(paired, o.runs), p_r = bench_median(paired_ratio, o.runs);
     const char *eng = fin.engine == VT_IO_URING ? "io_uring" : "pread";
     printf("\n%-44s %10s\n", "measurement", "GB/s");
     printf("%-44s %10.3f   (qd %u, %u KiB reads)\n", "raw O_DIRECT, best of sweep", best, best_qd,
