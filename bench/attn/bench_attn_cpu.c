@@ -4,7 +4,8 @@
  *     (counted by an allocation hook) beside the formula for each kernel (H 8 = Hkv, f16 K/V);
  *  2. prefill, flash only: H 32, Hkv 8, D 128, f16 K/V, Nq = Nk = 512..max_N, causal and not;
  *  3. decode: Nq 1 and 4, Nk 4k..max_Nk, H 32, Hkv 8, D 128, f16 / q8_0 / q4_0 caches, with the
- *     K/V bytes read per second (decode is bandwidth-bound).
+ *     K/V bytes read per second (decode is bandwidth-bound) beside a plain threaded read of the
+ *     same number of bytes in the same run.
  * GFLOP/s are also given as a share of the machine's FMA peak, measured in the same run by a
  * register-only FMA loop on every thread (AVX-512 or AVX2 by the CPU, not by VT_KERNELS_*; on a
  * loaded machine it varies as much as the kernels do). Writes bench_attn_cpu.json.
@@ -131,6 +132,55 @@ static double time_forward(const vt_attn_params *p, int runs) {
     return t[nr / 2] * 1e3;
 }
 
+/* ---- plain read baseline: each thread sums its share of a buffer (vector loads) ---- */
+typedef struct {
+    const uint8_t *buf;
+    uint64_t bytes, share; /* share: bytes per task, a multiple of 64 */
+    double sum[64];
+} read_ctx;
+#if defined(__x86_64__)
+__attribute__((target("avx2"))) static double read_avx2(const uint8_t *p, uint64_t n) {
+    __m256i a0 = _mm256_setzero_si256(), a1 = a0;
+    for (uint64_t o = 0; o + 64 <= n; o += 64) {
+        a0 = _mm256_add_epi32(a0, _mm256_loadu_si256((const __m256i *)(p + o)));
+        a1 = _mm256_add_epi32(a1, _mm256_loadu_si256((const __m256i *)(p + o + 32)));
+    }
+    int32_t t[8];
+    _mm256_storeu_si256((__m256i *)t, _mm256_add_epi32(a0, a1));
+    return t[0];
+}
+#endif
+static int read_task(void *vctx, uint64_t i, int tid) {
+    (void)tid;
+    read_ctx *c = vctx;
+    uint64_t o = i * c->share, n = o >= c->bytes             ? 0
+                                   : c->bytes - o < c->share ? c->bytes - o
+                                                             : c->share;
+    double s = 0;
+#if defined(__x86_64__)
+    if (vt_cpu_features() & VT_CPU_AVX2)
+        s = read_avx2(c->buf + o, n);
+    else
+#endif
+        for (uint64_t k = 0; k < n; k += 64) s += c->buf[o + k];
+    c->sum[i % 64] += s;
+    return 0;
+}
+/* GB/s reading @p bytes of @p buf on @p threads threads (one share each), median of runs. */
+static double read_gbs(const uint8_t *buf, uint64_t bytes, int threads, int runs) {
+    read_ctx c = {.buf = buf, .bytes = bytes};
+    c.share = (bytes / (uint64_t)threads + 63) / 64 * 64;
+    double t[64];
+    int nr = runs < 64 ? runs : 64;
+    vt_parallel_for((uint64_t)threads, read_task, &c, threads);
+    for (int r = 0; r < nr; r++) {
+        double t0 = vt_now();
+        vt_parallel_for((uint64_t)threads, read_task, &c, threads);
+        t[r] = vt_now() - t0;
+    }
+    return bytes / bench_median(t, nr) / 1e9;
+}
+
 /* Cache of Hkv heads x n tokens of D random values in format fmt, or NULL (message printed). */
 static vt_kv_cache *make_cache(uint32_t fmt, uint32_t Hkv, uint32_t D, uint64_t n) {
     uint64_t nkv = (uint64_t)Hkv * n * D;
@@ -192,10 +242,14 @@ static int bench_decode(uint64_t max_nk, int threads, int runs, double peak, FIL
     const char *names[] = {"f16", "q8_0", "q4_0"};
     printf("\ndecode: H %u, Hkv %u, D %u, f32 Q/O, causal, %d threads, median of %d\n", H, Hkv, D,
            threads, runs);
-    printf("%5s %3s %6s | %9s %8s %7s %8s\n", "kv", "Nq", "Nk", "ms", "GFLOP/s", "%peak",
-           "KV GB/s");
+    printf("(read: a plain %d-thread read of the same number of bytes, same run)\n", threads);
+    printf("%5s %3s %6s | %9s %8s %7s %8s %8s %6s\n", "kv", "Nq", "Nk", "ms", "GFLOP/s", "%peak",
+           "KV GB/s", "read", "%read");
     float *q = rand_buf((uint64_t)H * 8 * D), *o = malloc((uint64_t)H * 8 * D * 4);
-    if (!q || !o) return 1;
+    uint64_t rmax = 2ull * Hkv * max_nk * vt_attn_row_bytes(VT_FMT_F16, D);
+    uint8_t *rbuf = malloc(rmax);
+    if (!q || !o || !rbuf) return 1;
+    memset(rbuf, 1, rmax);
     for (int f = 0; f < 3; f++) {
         vt_kv_cache *kv = make_cache(fmts[f], Hkv, D, max_nk);
         if (!kv) return 1;
@@ -214,20 +268,22 @@ static int bench_decode(uint64_t max_nk, int threads, int runs, double peak, FIL
                 double ms = time_forward(&p, runs), fl = vt_attn_flops(&p);
                 if (ms < 0) return 1;
                 double bytes = 2.0 * Hkv * nk * (double)vt_attn_row_bytes(fmts[f], D);
-                printf("%5s %3llu %6llu | %9.3f %8.2f %6.1f%% %8.2f\n", names[f],
+                double rd = read_gbs(rbuf, (uint64_t)bytes, threads, runs);
+                printf("%5s %3llu %6llu | %9.3f %8.2f %6.1f%% %8.2f %8.2f %5.0f%%\n", names[f],
                        (unsigned long long)nq, (unsigned long long)nk, ms, fl / ms / 1e6,
-                       peak > 0 ? fl / ms / 1e4 / peak : 0, bytes / ms / 1e6);
+                       peak > 0 ? fl / ms / 1e4 / peak : 0, bytes / ms / 1e6, rd,
+                       100.0 * bytes / ms / 1e6 / rd);
                 if (js)
                     fprintf(js,
                             ",\n{\"table\": \"decode\", \"kv\": \"%s\", \"nq\": %llu, "
                             "\"nk\": %llu, \"H\": %u, \"Hkv\": %u, \"D\": %u, \"ms\": %.4f, "
-                            "\"flops\": %.0f, \"kv_bytes\": %.0f}",
+                            "\"flops\": %.0f, \"kv_bytes\": %.0f, \"read_gbs\": %.3f}",
                             names[f], (unsigned long long)nq, (unsigned long long)nk, H, Hkv, D, ms,
-                            fl, bytes);
+                            fl, bytes, rd);
             }
         vt_kv_cache_destroy(kv);
     }
-    free(q), free(o);
+    free(q), free(o), free(rbuf);
     return 0;
 }
 

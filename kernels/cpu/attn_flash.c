@@ -13,7 +13,9 @@
  * AVX2+FMA (8) and portable 4-float vector extensions, chosen per call from the cached CPU
  * checks (vt_kcpu_avx512 / vt_kcpu_avx2, so VT_KERNELS_AVX512=0 and VT_KERNELS_SCALAR=1 select
  * the others). Register tiles: RB query rows x 64 (AVX-512), 16 (AVX2) or 8 (portable) keys
- * for S, and RB rows x as many columns for P·V; exp2 is a vector polynomial. */
+ * for S, and RB rows x as many columns for P·V; exp2 is a vector polynomial. With few rows
+ * (decode; ROWS_MAX) the AVX-512 build reads f16/q8_0/q4_0 K and V rows where they are stored
+ * instead (tiles_rows: K decoded in registers, no transpose, no f32 K/V tiles). */
 #include <errno.h>
 #include <math.h>
 #include <string.h>
@@ -30,6 +32,7 @@
 #define RB          4  /* query rows per register tile (rows are padded to a multiple) */
 #define PF          2 /* K/V tiles prefetched ahead (2 was faster than 0, 1 and 4 for f16 decode) */
 #define PV_F16_ROWS 16 /* at most this many rows: P·V reads an f16 V tile as stored */
+#define ROWS_MAX    16 /* at most this many rows: K/V read where stored (tiles_rows) */
 
 typedef struct flash_buf flash_buf;
 typedef struct flash_ctx flash_ctx;
@@ -102,7 +105,33 @@ __attribute__((target("avx,f16c"))) static inline void tr8x8_h(const uint16_t *s
     tr8x8_store(r, dst, ds);
 }
 
+/* 16 stored K/V values (chunk c: columns 16c..16c+15 of a row) as f32 in a register, the same
+ * values the row decoders give (one f16 conversion of each value or scale, one f32 product). */
+#define DEC_FN __attribute__((target("avx512f,avx2,fma,f16c"))) static inline
+DEC_FN __m512 kv16_f16(const uint8_t *row, uint32_t c) {
+    return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(row + 32 * c)));
+}
+DEC_FN __m512 kv16_scale(const uint8_t *b) {
+    uint16_t dh;
+    memcpy(&dh, b, 2);
+    return _mm512_set1_ps(_cvtsh_ss(dh));
+}
+DEC_FN __m512 kv16_q8_0(const uint8_t *row, uint32_t c) { /* 34-byte blocks of 32 */
+    const uint8_t *b = row + (c / 2) * 34;
+    __m128i q = _mm_loadu_si128((const __m128i *)(b + 2 + 16 * (c & 1)));
+    return _mm512_mul_ps(kv16_scale(b), _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q)));
+}
+DEC_FN __m512 kv16_q4_0(const uint8_t *row, uint32_t c) { /* 18-byte blocks: low nibbles first */
+    const uint8_t *b = row + (c / 2) * 18;
+    __m128i q = _mm_loadu_si128((const __m128i *)(b + 2));
+    if (c & 1) q = _mm_srli_epi16(q, 4);
+    q = _mm_sub_epi8(_mm_and_si128(q, _mm_set1_epi8(15)), _mm_set1_epi8(8));
+    return _mm512_mul_ps(kv16_scale(b), _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q)));
+}
+#undef DEC_FN
+
 /* ---- AVX-512 ---- */
+#define ROWS_DECODE  1 /* K/V read where stored for few rows (tiles_rows) */
 #define ISA_FN       __attribute__((target("avx512f,avx2,fma,f16c")))
 #define FN(name)     name##_avx512
 #define W            16

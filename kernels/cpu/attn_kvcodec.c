@@ -64,40 +64,27 @@ __attribute__((target("avx2,f16c"))) static void f16_rows_f16c(const uint16_t *h
     for (; i < n; i++) y[i] = vt_f16_to_f32(h[i]);
 }
 
-#define AVX512_FN __attribute__((target("avx512f,avx2,f16c")))
-AVX512_FN static void f16_rows_avx512(const uint16_t *h, float *y, size_t n) {
+__attribute__((target("avx512f,avx2,f16c"))) static void f16_rows_avx512(const uint16_t *h,
+                                                                         float *y, size_t n) {
     size_t i = 0;
     for (; i + 16 <= n; i += 16)
         _mm512_storeu_ps(y + i, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(h + i))));
     f16_rows_f16c(h + i, y + i, n - i);
 }
 
-/* n whole q8_0 blocks (rows of a multiple of 32 values are back to back). */
-AVX512_FN static void q8_0_blocks_avx512(const uint8_t *b, float *y, size_t n) {
-    for (size_t k = 0; k < n; k++, b += sizeof(vt_block_q8_0), y += VT_QK8_0) {
-        uint16_t dh;
-        memcpy(&dh, b, 2);
-        __m512 d = _mm512_set1_ps(_cvtsh_ss(dh));
-        for (int j = 0; j < VT_QK8_0; j += 16) {
-            __m512i q = _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(b + 2 + j)));
-            _mm512_storeu_ps(y + j, _mm512_mul_ps(_mm512_cvtepi32_ps(q), d));
-        }
-    }
-}
-
-/* n whole q4_0 blocks: x = (nibble - 8) * d, low nibbles first. */
-AVX512_FN static void q4_0_blocks_avx512(const uint8_t *b, float *y, size_t n) {
-    const __m512i lo = _mm512_set1_epi32(0x0f), eight = _mm512_set1_epi32(8);
-    for (size_t k = 0; k < n; k++, b += sizeof(vt_block_q4_0), y += VT_QK4_0) {
-        uint16_t dh;
-        memcpy(&dh, b, 2);
-        __m512 d = _mm512_set1_ps(_cvtsh_ss(dh));
-        __m512i q = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(b + 2)));
-        __m512i q0 = _mm512_sub_epi32(_mm512_and_si512(q, lo), eight);
-        __m512i q1 = _mm512_sub_epi32(_mm512_srli_epi32(q, 4), eight);
-        _mm512_storeu_ps(y, _mm512_mul_ps(_mm512_cvtepi32_ps(q0), d));
-        _mm512_storeu_ps(y + 16, _mm512_mul_ps(_mm512_cvtepi32_ps(q1), d));
-    }
+/* Rows of q8_0 / q4_0 through the weight decoders (vt_kdecode_dense: decode_avx512.c or
+ * decode_avx2.c), VT_KC values a call; the cache rows are laid out as a weight's. */
+static void blocks_kdecode(uint32_t fmt, const void *src, size_t rows, uint32_t d, float *y) {
+    vt_kdesc kd = {0};
+    kd.data = src;
+    kd.fmt = fmt;
+    kd.rows = rows;
+    kd.cols = d;
+    kd.row_bytes = vt_quant_row_bytes(fmt, d);
+    vt_kdecode_fn fn = vt_kdecode_dense(fmt, 1);
+    for (size_t r = 0; r < rows; r++, y += d)
+        for (uint32_t k0 = 0; k0 < d; k0 += VT_KC)
+            fn(&kd, r, k0, d - k0 < VT_KC ? d - k0 : VT_KC, y + k0);
 }
 
 /* 1 when rows x d of fmt were decoded into y by a fast path. */
@@ -112,12 +99,9 @@ static int dequantize_fast(uint32_t fmt, const void *src, size_t n, uint32_t d, 
             f16_rows_f16c(src, y, n);
         return 1;
     case VT_FMT_Q8_0:
-        if (!w512 || d % VT_QK8_0) return 0;
-        q8_0_blocks_avx512(src, y, n / VT_QK8_0);
-        return 1;
-    case VT_FMT_Q4_0:
-        if (!w512 || d % VT_QK4_0) return 0;
-        q4_0_blocks_avx512(src, y, n / VT_QK4_0);
+    case VT_FMT_Q4_0: /* whole blocks only: the decoders write whole blocks */
+        if (d % 32) return 0;
+        blocks_kdecode(fmt, src, n / d, d, y);
         return 1;
     default:
         return 0;

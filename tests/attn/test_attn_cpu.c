@@ -4,7 +4,8 @@
  * is the best the CPU has; CTest re-runs this program with VT_KERNELS_AVX512=0 (AVX2) and
  * VT_KERNELS_SCALAR=1 (portable). Ragged register tiles (rows not a multiple of 4, head dims
  * not a multiple of the P·V tile width) and the decode key split (few K/V heads x query tiles
- * for the threads: keys sliced, partial results combined) have cases of their own. */
+ * for the threads: keys sliced, partial results combined) have cases of their own, as has the
+ * few-rows path that reads K/V where stored (and the shapes and formats it leaves to the tiles). */
 #include <errno.h>
 
 #include "attn_util.h"
@@ -324,6 +325,38 @@ int main(void) {
             run_case(&c);
         }
     }
+    /* few rows (decode) read K/V where stored (AVX-512: f16 and q8_0 up to 16 padded rows,
+     * q4_0 up to 8, D 64 or 128): every such format at 4..16 rows, ragged key counts (last
+     * block of 16 and tile of 64 partial), causal and not, one and two threads (sliced keys);
+     * then the formats, rows and head dims that take the tile loop instead */
+    const uint32_t rows_fmts[] = {VT_FMT_F16, VT_FMT_Q8_0, VT_FMT_Q4_0};
+    for (int f = 0; f < 3; f++)
+        for (int k = 0; k < 4; k++) {
+            g_threads = 1 + k % 2;
+            attn_case c = {0};
+            c.Hkv = 1 + (uint32_t)(vt_rand_u64() % 2);
+            c.H = c.Hkv * (k < 2 ? 4 : 8);
+            c.D = k % 2 ? 64 : 128;
+            c.nq = 1 + vt_rand_u64() % (k < 2 ? 4 : 2);
+            c.nk = 1 + vt_rand_u64() % 900;
+            c.causal = (f + k) % 2;
+            c.fmt = rows_fmts[f];
+            c.q_dtype = VT_DTYPE_F32;
+            c.o_dtype = k == 3 ? VT_DTYPE_F16 : VT_DTYPE_F32;
+            run_case(&c);
+        }
+    g_threads = 0;
+    attn_case rows_fallback[] = {
+        {4, 1, 128, 1, 333, 1, VT_FMT_BF16, VT_DTYPE_F32, VT_DTYPE_F32, 0}, /* format */
+        {4, 1, 128, 2, 300, 1, VT_FMT_NF4, VT_DTYPE_F32, VT_DTYPE_F32, 0},  /* format */
+        {4, 1, 96, 1, 250, 1, VT_FMT_Q8_0, VT_DTYPE_F32, VT_DTYPE_F32, 0},  /* head dim */
+        {4, 1, 128, 3, 200, 1, VT_FMT_Q4_0, VT_DTYPE_F32, VT_DTYPE_F32, 0}, /* q4_0, 12 rows */
+        {4, 1, 128, 5, 1000, 1, VT_FMT_F16, VT_DTYPE_F32, VT_DTYPE_F32, 0}, /* 20 rows */
+        {4, 1, 64, 1, 17, 0, VT_FMT_Q4_0, VT_DTYPE_F32, VT_DTYPE_F32, 0},   /* one key block */
+    };
+    for (size_t i = 0; i < sizeof rows_fallback / sizeof rows_fallback[0]; i++)
+        run_case(&rows_fallback[i]);
+
     /* slices with several query tiles (8 threads: 11 and 2 tasks before slicing): causal
      * slices past a tile's last visible key are empty, and with Nq > Nk the first 100 query
      * rows see no key in any slice (O = 0, LSE = -inf after the combine) */
