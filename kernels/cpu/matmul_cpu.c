@@ -2,11 +2,18 @@
  * row is decoded VT_KC columns at a time into an L1-resident stack buffer (no heap allocation) and
  * consumed at once by the dot products; work is spread over rows with vt_parallel_for. The fused
  * GEMV kernels read x as prepared once per call (vt_kfused_prep: reordered, awq-scaled, padded;
- * a heap buffer freed before the call returns). */
+ * a heap buffer freed before the call returns). Small GEMVs run on the calling thread alone. */
 #include <errno.h>
 #include <string.h>
 
 #include "kern_internal.h"
+
+/* GEMVs with fewer weights x batch than this run on the calling thread only: a hand-off to the
+ * pool's sleeping workers (a futex wake-up and wait, tens of us in a VM, worse when the cores
+ * are shared) costs about what it shares of such a product (1536 x 576 q4_1 is 0.5 MB). Tuned
+ * on the 2-core VM with SmolLM2-135M decode (BENCHMARKS.md, "Model run"): 1M and 4M alike, 0.4M
+ * slower; each row is computed the same way on any thread, so the output does not change. */
+#define VT_GEMV_INLINE_WORK (2u << 20)
 
 /* Rows per task: enough tasks to balance threads, few enough to amortise the hand-out. */
 static uint64_t rows_per_task(uint64_t rows, uint64_t cols) {
@@ -109,7 +116,9 @@ int vt_cpu_gemv(const vt_weight *w, const float *x, float *y, int batch) {
     if (j.fused && vt_kfused_prep(&j.d, x, batch, &j.xp))
         return vt_fail(-ENOMEM, "vt_gemv: no memory for the prepared x (%d x %llu f32)", batch,
                        (unsigned long long)j.d.cols);
-    rc = vt_parallel_for((j.d.rows + j.rpt - 1) / j.rpt, gemv_task, &j, 0);
+    /* small products run on the calling thread: waking the pool costs more than it shares */
+    int nt = j.d.rows * j.d.cols * (uint64_t)batch < VT_GEMV_INLINE_WORK ? 1 : 0;
+    rc = vt_parallel_for((j.d.rows + j.rpt - 1) / j.rpt, gemv_task, &j, nt);
     if (j.fused) vt_kfused_unprep(&j.xp);
     return rc;
 }

@@ -109,6 +109,13 @@ struct vt_llama {
     void *dws;     /* attention decode workspace, sized once for the cache capacity */
     size_t dws_n;  /* its bytes */
     int dws_sized; /* dws allocated (or none needed) */
+    /* every scheduled tensor pinned (nothing streams): handles are acquired once, on first use,
+     * and held until close, as the bytes never move; saves a streamer lock and two wake-ups of
+     * its I/O thread per tensor and token */
+    int all_pinned;
+    vt_weight *pin;    /* [n_names] held handle of m->names[i] (token 0: not acquired yet) */
+    int32_t *pin_hash; /* [pin_cap] index into m->names, -1 empty; open addressing on the name */
+    uint32_t pin_cap;  /* power of two >= 2 n_names */
 };
 
 void vt_llama_opts_init(vt_llama_opts *o) {
@@ -388,9 +395,16 @@ static float *falloc(size_t n) {
     return vt_malloc((n ? n : 1) * sizeof(float));
 }
 
+static void rel(vt_llama *m, const char *name, vt_weight *w);
+
 void vt_llama_close(vt_llama *m) {
     if (!m) return;
-    if (m->have_held) vt_streamer_release(m->st, &m->held);
+    if (m->have_held) rel(m, m->head, &m->held);
+    if (m->pin)
+        for (size_t i = 0; i < m->n_names; i++)
+            if (m->pin[i].token) vt_streamer_release(m->st, &m->pin[i]);
+    vt_free(m->pin);
+    vt_free(m->pin_hash);
     if (m->kv)
         for (uint32_t l = 0; l < m->hp.n_layers; l++) vt_kv_cache_destroy(m->kv[l]);
     vt_free(m->kv);
@@ -526,6 +540,43 @@ static int alloc_scratch(vt_llama *m) {
     return 0;
 }
 
+static uint32_t name_hash(const char *s) {
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (; *s; s++) h = (h ^ (uint8_t)*s) * 16777619u;
+    return h;
+}
+
+/* Index of @p name in m->names, or -1. */
+static int pin_find(const vt_llama *m, const char *name) {
+    for (uint32_t i = name_hash(name) & (m->pin_cap - 1);; i = (i + 1) & (m->pin_cap - 1)) {
+        int32_t k = m->pin_hash[i];
+        if (k < 0 || strcmp(m->names[k], name) == 0) return k;
+    }
+}
+
+/* Turn on the held-handle cache when the plan pinned every scheduled tensor. */
+static int pin_setup(vt_llama *m) {
+    for (size_t i = 0; i < m->n_names; i++) {
+        vt_placement pl;
+        int rc = vt_streamer_placement(m->st, m->names[i], &pl);
+        if (rc) return vt_fail(rc, "%s: %s", m->names[i], vt_streamer_errmsg(m->st));
+        if (pl != VT_PLACE_RAM_PIN && pl != VT_PLACE_VRAM_PIN) return 0;
+    }
+    m->pin_cap = 16;
+    while (m->pin_cap < 2 * m->n_names) m->pin_cap *= 2;
+    m->pin = vt_calloc(m->n_names ? m->n_names : 1, sizeof *m->pin);
+    m->pin_hash = vt_malloc(m->pin_cap * sizeof *m->pin_hash);
+    if (!m->pin || !m->pin_hash) return vt_fail(-ENOMEM, "out of memory (handle cache)");
+    memset(m->pin_hash, 0xff, m->pin_cap * sizeof *m->pin_hash);
+    for (size_t k = 0; k < m->n_names; k++) {
+        uint32_t i = name_hash(m->names[k]) & (m->pin_cap - 1);
+        while (m->pin_hash[i] >= 0) i = (i + 1) & (m->pin_cap - 1);
+        m->pin_hash[i] = (int32_t)k;
+    }
+    m->all_pinned = 1;
+    return 0;
+}
+
 int vt_llama_open(vt_store *s, const vt_llama_opts *o, vt_llama **out) {
     if (!s || !out) return vt_fail(-EINVAL, "vt_llama_open: NULL argument");
     *out = NULL;
@@ -585,6 +636,7 @@ int vt_llama_open(vt_store *s, const vt_llama_opts *o, vt_llama **out) {
     if ((rc = vt_streamer_plan(m->st, (const char *const *)m->names, m->n_names,
                                VT_SCHEDULE_CYCLIC)))
         goto fail;
+    if ((rc = pin_setup(m))) goto fail;
     *out = m;
     return 0;
 fail:
@@ -603,12 +655,27 @@ static vt_weight view(const vt_llama *m, const vt_weight *w) {
 }
 
 static int acq(vt_llama *m, const char *name, uint64_t part, uint64_t nparts, vt_weight *w) {
+    int k = m->all_pinned && nparts == 1 ? pin_find(m, name) : -1;
+    if (k >= 0 && m->pin[k].token) {
+        *w = m->pin[k];
+        return 0;
+    }
     int rc = nparts == 1 ? vt_streamer_acquire(m->st, name, w)
                          : vt_streamer_acquire_part(m->st, name, part, w);
     if (rc)
         return vt_fail(rc, "%s%s: %s", name, nparts == 1 ? "" : " (part)",
                        vt_streamer_errmsg(m->st)[0] ? vt_streamer_errmsg(m->st) : vt_strerror(rc));
+    if (k >= 0) m->pin[k] = *w; /* held until close */
     return 0;
+}
+
+/* Give back a handle from acq() for @p name, unless the handle cache holds it. */
+static void rel(vt_llama *m, const char *name, vt_weight *w) {
+    int k = m->all_pinned ? pin_find(m, name) : -1;
+    if (k >= 0 && m->pin[k].token == w->token)
+        memset(w, 0, sizeof *w);
+    else
+        vt_streamer_release(m->st, w);
 }
 
 static int grow(void **p, size_t *cap, size_t n) {
@@ -685,14 +752,14 @@ static int matmul(vt_llama *m, const char *name, const float *X, float *Y, uint3
             }
         }
         if (rc) {
-            vt_streamer_release(m->st, &w);
+            rel(m, name, &w);
             return vt_fail(rc, "%s: %s", name, vt_last_error());
         }
         if (hold && np == 1) {
             m->held = w;
             m->have_held = 1;
         } else {
-            vt_streamer_release(m->st, &w);
+            rel(m, name, &w);
         }
     }
     return 0;
@@ -714,7 +781,7 @@ static int load_vec(vt_llama *m, const char *name, float *out, uint64_t len) {
                !(rc = vt_dev_memcpy_d2h(out, m->drow, len * sizeof(float), NULL))) {
         rc = vt_dev_sync(NULL);
     }
-    vt_streamer_release(m->st, &w0);
+    rel(m, name, &w0);
     return rc ? vt_fail(rc, "%s: %s", name, vt_last_error()) : 0;
 }
 
@@ -761,7 +828,7 @@ static int embed(vt_llama *m, const int32_t *tok, uint32_t n, float *X) {
     if (m->have_held) {
         for (uint32_t i = 0; i < n && !rc; i++)
             rc = dequant_row(m, &m->held, (uint64_t)tok[i], X + (size_t)i * dim);
-        vt_streamer_release(m->st, &m->held);
+        rel(m, m->head, &m->held);
         m->have_held = 0;
         return rc;
     }
@@ -778,7 +845,7 @@ static int embed(vt_llama *m, const int32_t *tok, uint32_t n, float *X) {
         for (uint32_t i = 0; i < n && !rc; i++)
             if ((uint64_t)tok[i] >= w.row0 && (uint64_t)tok[i] < w.row0 + w.rows)
                 rc = dequant_row(m, &w, (uint64_t)tok[i], X + (size_t)i * dim);
-        vt_streamer_release(m->st, &w);
+        rel(m, embd_name(&m->hp), &w);
     }
     return rc;
 }
@@ -837,6 +904,13 @@ static int add_bias(vt_llama *m, const char *name, float *y, uint32_t n, uint32_
     return 0;
 }
 
+/* Host attention over fewer query-head x key pairs than this (and fewer than 512 keys: below 8
+ * key tiles attn_flash slices no keys across threads, so the result does not depend on the
+ * thread count) runs on the calling thread: a decode step at a short context is a few us of
+ * work per layer, less than a wake-up of the thread pool. */
+#define ATTN_INLINE_WORK 4096
+#define ATTN_INLINE_KEYS 512
+
 static int attention(vt_llama *m, uint32_t l, uint32_t n) {
     const vt_llama_hparams *hp = &m->hp;
     const uint32_t H = hp->n_heads, Hkv = hp->n_kv_heads, D = hp->head_dim;
@@ -855,6 +929,8 @@ static int attention(vt_llama *m, uint32_t l, uint32_t n) {
         p.q = m->qt;
         p.o = m->ot;
         vt_kv_cache_view(m->kv[l], &p.kv);
+        if ((uint64_t)n * H * p.kv.n_tokens < ATTN_INLINE_WORK && p.kv.n_tokens < ATTN_INLINE_KEYS)
+            p.nthreads = 1;
         rc = vt_attn_forward(&p);
     } else {
         float *dk = m->dkv, *dv = (float *)m->dkv + kvn;

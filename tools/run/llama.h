@@ -11,10 +11,12 @@
  *
  * With a tied head (no output.weight) the acquire of token_embd that computes the logits of one
  * step is held and also serves the embedding rows of the next step, so every pass of the
- * schedule acquires each tensor exactly once. Tensors larger than a ring slot are streamed part
- * by part (the store's chunks). Matrix products run through vt_gemv / vt_gemm (vtstore/kernels.h)
- * where the acquired handle lives; attention through vt_attn_forward with a KV cache in a chosen
- * format (vtstore/attn.h).
+ * schedule acquires each tensor exactly once. When the plan pins every tensor (nothing streams,
+ * e.g. the default all-resident budget) each is acquired on its first use and held until
+ * vt_llama_close, so later passes make no streamer calls (and count no acquires or hits).
+ * Tensors larger than a ring slot are streamed part by part (the store's chunks). Matrix products
+ * run through vt_gemv / vt_gemm (vtstore/kernels.h) where the acquired handle lives; attention
+ * through vt_attn_forward with a KV cache in a chosen format (vtstore/attn.h).
  *
  *     vt_llama_opts o; vt_llama_opts_init(&o);
  *     o.ram_bytes = 32ull << 20; o.kv_format = VT_FMT_Q8_0; o.max_ctx = 512;
