@@ -16,16 +16,9 @@
 /* decode_avx2.c's table (not in kern_internal.h: only this benchmark reaches past the selection) */
 extern const vt_kdecode_fn vt_kdecode_avx2_table[VT_FMT_COUNT];
 
-static uint64_t g_rng = 0x9e3779b97f4a7c15ull;
-static uint64_t rnd(void) {
-    g_rng ^= g_rng >> 12;
-    g_rng ^= g_rng << 25;
-    g_rng ^= g_rng >> 27;
-    return g_rng * 0x2545F4914F6CDD1DULL;
-}
 static float rnd_normal(void) {
     float s = 0; /* sum of 4 uniforms: bell-shaped enough for quantizer input */
-    for (int i = 0; i < 4; i++) s += (float)((rnd() >> 40) * 0x1.0p-24) - 0.5f;
+    for (int i = 0; i < 4; i++) s += (float)((bench_rand() >> 40) * 0x1.0p-24) - 0.5f;
     return s;
 }
 
@@ -40,7 +33,7 @@ static int make(uint32_t fmt, uint64_t rows, uint64_t cols, uint8_t **q, float *
     if (!*q) return -1;
     if (base == VT_FMT_Q4_K || base == VT_FMT_Q6_K) {
         uint32_t bb = base == VT_FMT_Q4_K ? 144 : 210, off = base == VT_FMT_Q4_K ? 0 : 208;
-        for (uint64_t i = 0; i < bytes; i++) (*q)[i] = (uint8_t)rnd();
+        for (uint64_t i = 0; i < bytes; i++) (*q)[i] = (uint8_t)bench_rand();
         for (uint64_t b = 0; b < bytes / bb; b++) {
             (*q)[b * bb + off] = 0x00, (*q)[b * bb + off + 1] = 0x1c;
             if (base == VT_FMT_Q4_K) (*q)[b * bb + 2] = 0x00, (*q)[b * bb + 3] = 0x1c;
@@ -56,7 +49,8 @@ static int make(uint32_t fmt, uint64_t rows, uint64_t cols, uint8_t **q, float *
             vt_free(w);
             return -1;
         }
-        for (uint64_t j = 0; j < cols; j++) (*sc)[j] = 0.5f + (float)(rnd() % 1000) / 1000.0f;
+        for (uint64_t j = 0; j < cols; j++)
+            (*sc)[j] = 0.5f + (float)(bench_rand() % 1000) / 1000.0f;
         p->channel_scale = *sc;
         p->channel_count = cols;
     }

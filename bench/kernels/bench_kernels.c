@@ -33,15 +33,8 @@ typedef struct bk_opts {
     const char *gemm_m, *gemm_formats, *gemm_shapes, *dequant_shape;
 } bk_opts;
 
-static uint64_t bk_rng = 0x9e3779b97f4a7c15ull;
-static uint64_t bk_rand(void) {
-    bk_rng ^= bk_rng >> 12;
-    bk_rng ^= bk_rng << 25;
-    bk_rng ^= bk_rng >> 27;
-    return bk_rng * 0x2545F4914F6CDD1DULL;
-}
 static float bk_normal(void) {
-    double u1 = ((bk_rand() >> 11) + 1) * 0x1.0p-53, u2 = (bk_rand() >> 11) * 0x1.0p-53;
+    double u1 = ((bench_rand() >> 11) + 1) * 0x1.0p-53, u2 = (bench_rand() >> 11) * 0x1.0p-53;
     return (float)(sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
 }
 
@@ -67,7 +60,7 @@ static int make_weight(uint32_t fmt, uint64_t rows, uint64_t cols, uint8_t **out
     int rc = 0;
     uint32_t base = VT_FMT_BASE(fmt);
     if (base == VT_FMT_Q4_K || base == VT_FMT_Q6_K) {
-        for (uint64_t i = 0; i < tb; i++) q[i] = (uint8_t)bk_rand();
+        for (uint64_t i = 0; i < tb; i++) q[i] = (uint8_t)bench_rand();
         uint32_t bb = base == VT_FMT_Q4_K ? 144 : 210, off = base == VT_FMT_Q4_K ? 0 : 208;
         for (uint64_t b = 0; b < tb / bb; b++) { /* sane f16 scales: d (and dmin) = 2^-8 */
             q[b * bb + off] = 0x00;
@@ -83,7 +76,7 @@ static int make_weight(uint32_t fmt, uint64_t rows, uint64_t cols, uint8_t **out
             *scales = vt_malloc(cols * sizeof(float));
             if (!*scales) rc = vt_fail(-ENOMEM, "bench: no memory for awq scales");
             for (uint64_t j = 0; !rc && j < cols; j++)
-                (*scales)[j] = 0.5f + (float)(bk_rand() % 1000) / 1000.0f;
+                (*scales)[j] = 0.5f + (float)(bench_rand() % 1000) / 1000.0f;
             p->channel_scale = *scales;
             p->channel_count = cols;
         }
