@@ -114,6 +114,19 @@ static float *rand_buf(uint64_t n) {
     return x;
 }
 
+/* p: Q [H][nq][D] f32 over the whole of kv, output o, on @p threads threads. */
+static void attn_params(vt_attn_params *p, const float *q, uint32_t H, uint64_t nq, int causal,
+                        float *o, int threads, vt_kv_cache *kv) {
+    vt_attn_params_init(p);
+    p->q = q;
+    p->n_heads = H;
+    p->n_q = nq;
+    p->causal = causal;
+    p->o = o;
+    p->nthreads = threads;
+    vt_kv_cache_view(kv, &p->kv);
+}
+
 /* Median ms of `runs` calls of vt_attn_forward(p) after one warm-up call; -1 on error. */
 static double time_forward(const vt_attn_params *p, int runs) {
     double t[64];
@@ -211,14 +224,7 @@ static int bench_prefill(uint64_t max_n, int threads, int runs, double peak, FIL
         if (!kv || !q || !o) return 1;
         for (int causal = 0; causal < 2; causal++) {
             vt_attn_params p;
-            vt_attn_params_init(&p);
-            p.q = q;
-            p.n_heads = H;
-            p.n_q = n;
-            p.causal = causal;
-            p.o = o;
-            p.nthreads = threads;
-            vt_kv_cache_view(kv, &p.kv);
+            attn_params(&p, q, H, n, causal, o, threads, kv);
             double ms = time_forward(&p, runs), fl = vt_attn_flops(&p);
             if (ms < 0) return 1;
             printf("%6llu %6s | %10.2f %8.2f %6.1f%%\n", (unsigned long long)n,
@@ -256,14 +262,7 @@ static int bench_decode(uint64_t max_nk, int threads, int runs, double peak, FIL
         for (uint64_t nk = 4096; nk <= max_nk; nk *= 2)
             for (uint64_t nq = 1; nq <= 4; nq *= 4) {
                 vt_attn_params p;
-                vt_attn_params_init(&p);
-                p.q = q;
-                p.n_heads = H;
-                p.n_q = nq;
-                p.causal = 1;
-                p.o = o;
-                p.nthreads = threads;
-                vt_kv_cache_view(kv, &p.kv);
+                attn_params(&p, q, H, nq, 1, o, threads, kv);
                 p.kv.n_tokens = nk; /* a prefix of the cache */
                 double ms = time_forward(&p, runs), fl = vt_attn_flops(&p);
                 if (ms < 0) return 1;
@@ -329,14 +328,7 @@ int main(int argc, char **argv) {
                 return 1;
             }
             vt_attn_params p;
-            vt_attn_params_init(&p);
-            p.q = q;
-            p.n_heads = H;
-            p.n_q = n;
-            p.causal = causal;
-            p.o = o;
-            p.nthreads = threads;
-            vt_kv_cache_view(kv, &p.kv);
+            attn_params(&p, q, H, n, causal, o, threads, kv);
             double ms[2], peak[2], formula[2];
             for (int a = 0; a < 2; a++) {
                 p.algo = a ? VT_ATTN_FLASH : VT_ATTN_NAIVE;
