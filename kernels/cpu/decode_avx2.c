@@ -25,9 +25,11 @@ AVX static inline void u8x16_to_f32(__m128i v, __m256 *a, __m256 *b) {
     *a = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(v));
     *b = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(v, 8)));
 }
-AVX static inline void i8x16_to_f32(__m128i v, __m256 *a, __m256 *b) {
-    *a = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(v));
-    *b = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(v, 8)));
+/* 16 signed bytes times s -> o[0..16). */
+AVX static inline void i8x16_mul_store(__m128i v, __m256 s, float *o) {
+    _mm256_storeu_ps(o, _mm256_mul_ps(s, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(v))));
+    _mm256_storeu_ps(
+        o + 8, _mm256_mul_ps(s, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(v, 8)))));
 }
 
 AVX static void dec_f16(const vt_kdesc *d, uint64_t r, uint64_t k0, uint32_t n, float *o) {
@@ -56,12 +58,9 @@ AVX static void dec_bf16(const vt_kdesc *d, uint64_t r, uint64_t k0, uint32_t n,
 AVX static void dec_q8_0(const vt_kdesc *d, uint64_t r, uint64_t k0, uint32_t n, float *o) {
     const uint8_t *p = ROW(d, r) + k0 / 32 * 34;
     for (uint32_t b = 0; b < NBLK(n, 32); b++, p += 34, o += 32) {
-        __m256 s = _mm256_set1_ps(ldf16(p)), a, c;
-        for (int h = 0; h < 2; h++) {
-            i8x16_to_f32(_mm_loadu_si128((const __m128i *)(p + 2 + 16 * h)), &a, &c);
-            _mm256_storeu_ps(o + 16 * h, _mm256_mul_ps(s, a));
-            _mm256_storeu_ps(o + 16 * h + 8, _mm256_mul_ps(s, c));
-        }
+        __m256 s = _mm256_set1_ps(ldf16(p));
+        for (int h = 0; h < 2; h++)
+            i8x16_mul_store(_mm_loadu_si128((const __m128i *)(p + 2 + 16 * h)), s, o + 16 * h);
     }
 }
 
@@ -110,13 +109,9 @@ AVX static void dec_q4_k(const vt_kdesc *d, uint64_t r, uint64_t k0, uint32_t n,
 /* 32 signed codes (a ymm of bytes) -> o[0..16) = s0 * code, o[16..32) = s1 * code. */
 AVX static inline void q6k_32(__m256i q, const float *s, float *o) {
     __m128i lo = _mm256_castsi256_si128(q), hi = _mm256_extracti128_si256(q, 1);
-    __m256 s0 = _mm256_broadcast_ss(s), s1 = _mm256_broadcast_ss(s + 1), a, b;
-    i8x16_to_f32(lo, &a, &b);
-    _mm256_storeu_ps(o, _mm256_mul_ps(s0, a));
-    _mm256_storeu_ps(o + 8, _mm256_mul_ps(s0, b));
-    i8x16_to_f32(hi, &a, &b);
-    _mm256_storeu_ps(o + 16, _mm256_mul_ps(s1, a));
-    _mm256_storeu_ps(o + 24, _mm256_mul_ps(s1, b));
+    __m256 s0 = _mm256_broadcast_ss(s), s1 = _mm256_broadcast_ss(s + 1);
+    i8x16_mul_store(lo, s0, o);
+    i8x16_mul_store(hi, s1, o + 16);
 }
 
 /* q6_k (ggml block_q6_K, 210 bytes per 256): per half of 128, value 32c + l (c 0..3, l 0..31) is
@@ -145,12 +140,9 @@ AVX static void dec_q6_k(const vt_kdesc *d, uint64_t r, uint64_t k0, uint32_t n,
 AVX static void dec_int8(const vt_kdesc *d, uint64_t r, uint64_t k0, uint32_t n, float *o) {
     const uint8_t *p = ROW(d, r) + k0 / 64 * 68;
     for (uint32_t b = 0; b < NBLK(n, 64); b++, p += 68, o += 64) {
-        __m256 s = _mm256_set1_ps(ldf32(p)), a, c;
-        for (int h = 0; h < 4; h++) {
-            i8x16_to_f32(_mm_loadu_si128((const __m128i *)(p + 4 + 16 * h)), &a, &c);
-            _mm256_storeu_ps(o + 16 * h, _mm256_mul_ps(s, a));
-            _mm256_storeu_ps(o + 16 * h + 8, _mm256_mul_ps(s, c));
-        }
+        __m256 s = _mm256_set1_ps(ldf32(p));
+        for (int h = 0; h < 4; h++)
+            i8x16_mul_store(_mm_loadu_si128((const __m128i *)(p + 4 + 16 * h)), s, o + 16 * h);
     }
 }
 
@@ -158,16 +150,12 @@ AVX static void dec_q4_0(const vt_kdesc *d, uint64_t r, uint64_t k0, uint32_t n,
     const uint8_t *p = ROW(d, r) + k0 / 32 * 18;
     const __m128i m4 = _mm_set1_epi8(15), eight = _mm_set1_epi8(8);
     for (uint32_t b = 0; b < NBLK(n, 32); b++, p += 18, o += 32) {
-        __m256 s = _mm256_set1_ps(ldf16(p)), a, c;
+        __m256 s = _mm256_set1_ps(ldf16(p));
         __m128i q = _mm_loadu_si128((const __m128i *)(p + 2));
         __m128i lo = _mm_sub_epi8(_mm_and_si128(q, m4), eight);
         __m128i hi = _mm_sub_epi8(_mm_and_si128(_mm_srli_epi16(q, 4), m4), eight);
-        i8x16_to_f32(lo, &a, &c);
-        _mm256_storeu_ps(o, _mm256_mul_ps(s, a));
-        _mm256_storeu_ps(o + 8, _mm256_mul_ps(s, c));
-        i8x16_to_f32(hi, &a, &c);
-        _mm256_storeu_ps(o + 16, _mm256_mul_ps(s, a));
-        _mm256_storeu_ps(o + 24, _mm256_mul_ps(s, c));
+        i8x16_mul_store(lo, s, o);
+        i8x16_mul_store(hi, s, o + 16);
     }
 }
 
