@@ -85,9 +85,9 @@ extern const float vt_ke4m3_f32[256], vt_ke8m0_f32[256];
 /** 1 when the AVX-512 fused GEMV is used (AVX-512F, the AVX2 paths on, VT_KERNELS_AVX512 not 0). */
 int vt_kcpu_avx512(void);
 
-/* f32 dot products used by the fast host kernels (AVX2+FMA when available). */
+/* f32 dot product used by the host GEMV for columns the fused kernel leaves (AVX2+FMA when
+ * available). */
 float vt_kdot_f32(const float *a, const float *b, uint32_t n);
-float vt_kdot_f16(const float *a, const uint16_t *b, uint32_t n);
 
 /* Host kernels (w->location == VT_LOC_HOST). */
 int vt_cpu_dequant(const vt_weight *w, vt_dtype out_type, void *out);

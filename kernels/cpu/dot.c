@@ -1,10 +1,10 @@
-/* kernels/cpu/dot.c — f32 dot products for the fast host kernels: AVX2/FMA with four
+/* kernels/cpu/dot.c — the f32 dot product of the GEMV's decoded tail columns: AVX2/FMA with four
  * accumulators when available (vt_kcpu_avx2), plain C otherwise. */
 #include "kern_internal.h"
 
 #if defined(__x86_64__)
 #include <immintrin.h>
-#define AVX __attribute__((target("avx2,fma,f16c")))
+#define AVX __attribute__((target("avx2,fma")))
 
 AVX static inline float hsum(__m256 v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -28,20 +28,6 @@ AVX static float dot_f32_avx(const float *a, const float *b, uint32_t n) {
     for (; i < n; i++) s += a[i] * b[i];
     return s;
 }
-
-AVX static float dot_f16_avx(const float *a, const uint16_t *b, uint32_t n) {
-    __m256 s0 = _mm256_setzero_ps(), s1 = s0;
-    uint32_t i = 0;
-    for (; i + 16 <= n; i += 16) {
-        __m256 b0 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(b + i)));
-        __m256 b1 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(b + i + 8)));
-        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), b0, s0);
-        s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), b1, s1);
-    }
-    float s = hsum(_mm256_add_ps(s0, s1));
-    for (; i < n; i++) s += a[i] * vt_f16_to_f32(b[i]);
-    return s;
-}
 #endif
 
 float vt_kdot_f32(const float *a, const float *b, uint32_t n) {
@@ -50,14 +36,5 @@ float vt_kdot_f32(const float *a, const float *b, uint32_t n) {
 #endif
     float s = 0.0f;
     for (uint32_t i = 0; i < n; i++) s += a[i] * b[i];
-    return s;
-}
-
-float vt_kdot_f16(const float *a, const uint16_t *b, uint32_t n) {
-#if defined(__x86_64__)
-    if (vt_kcpu_avx2()) return dot_f16_avx(a, b, n);
-#endif
-    float s = 0.0f;
-    for (uint32_t i = 0; i < n; i++) s += a[i] * vt_f16_to_f32(b[i]);
     return s;
 }
