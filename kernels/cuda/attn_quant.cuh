@@ -10,6 +10,7 @@
 #include <cuda_bf16.h>
 #include <math.h>
 
+#include "attn_common.cuh" /* vt_pack2 */
 #include "core/codes_hd.h" /* vt_e2m1_code, vt_nf4_code_ref: the host code searches */
 #include "dequant_dev.cuh"
 #include "vtstore/core.h"
@@ -30,9 +31,22 @@ VT_HD uint8_t vt_attn_f32_to_e4m3(float f) {
     return sign | (uint8_t)code;
 }
 
+/* The two bytes of a half (or bf16) little-endian, from a packed pair in a 32-bit register.
+ * Not memcpy from a __half: ptxas (CUDA 13.0, sm_90) compiled the PTX `st.global.u8 [p], %rs`
+ * of a register written by cvt.rn.f16.f32 into F2I.U8.F16 (a value conversion), so the low byte
+ * of every stored half came out 0 or 1 (found by test_attn_gpu on an H100; the SASS showed it).
+ * The f16x2 / bf16x2 conversion writes a 32-bit register, which is stored as plain bits. */
+VT_HD void vt_attn_put_u32lo(uint8_t *out, uint32_t w) {
+    out[0] = (uint8_t)(w & 0xffu);
+    out[1] = (uint8_t)((w >> 8) & 0xffu);
+}
+
 VT_HD void vt_attn_put_f16(uint8_t *out, float v) {
-    __half h = __float2half_rn(v);
-    memcpy(out, &h, 2);
+    vt_attn_put_u32lo(out, vt_pack2<__half>(v, 0.0f)); /* the low half is v */
+}
+
+VT_HD void vt_attn_put_bf16(uint8_t *out, float v) {
+    vt_attn_put_u32lo(out, vt_pack2<__nv_bfloat16>(v, 0.0f));
 }
 
 /* Quantize one block of BE values (x zero-padded past the row's end) of format FMT into out
@@ -130,8 +144,7 @@ template <int FMT> VT_HD void vt_attn_quant_plain(float x, uint8_t *row, int b) 
     } else if constexpr (FMT == VT_FMT_F16) {
         vt_attn_put_f16(row + 2 * (size_t)b, x);
     } else {
-        __nv_bfloat16 h = __float2bfloat16_rn(x);
-        memcpy(row + 2 * (size_t)b, &h, 2);
+        vt_attn_put_bf16(row + 2 * (size_t)b, x);
     }
 }
 

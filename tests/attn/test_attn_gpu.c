@@ -72,9 +72,19 @@ static void gpu_case(const attn_case *c, vt_attn_algo algo, int splits) {
     for (int w = 0; w < 2; w++) {
         CHECK_RC(vt_dev_memcpy_d2h(back, w ? dvw.v : dvw.k, cb, NULL));
         CHECK_RC(vt_dev_sync(NULL));
-        CHECKF(!memcmp(back, w ? hv.v : hv.k, cb),
-               "%s: device-appended %c (%s input) differs from the host cache", name, w ? 'V' : 'K',
-               f16_in ? "f16" : "f32");
+        const uint8_t *ref = w ? hv.v : hv.k;
+        size_t at = 0, ndiff = 0;
+        for (size_t i = 0; i < cb; i++)
+            if (back[i] != ref[i] && !ndiff++) at = i;
+        size_t rb = (size_t)vt_attn_row_bytes(hv.format, c->D);
+        CHECKF(!ndiff,
+               "%s: device-appended %c (%s input) differs from the host cache: %zu of %zu bytes, "
+               "first at byte %zu (token slot %zu, byte %zu of a %zu-byte row): device %02x %02x "
+               "%02x %02x host %02x %02x %02x %02x",
+               name, w ? 'V' : 'K', f16_in ? "f16" : "f32", ndiff, cb, at, at / rb, at % rb, rb,
+               back[at], at + 1 < cb ? back[at + 1] : 0, at + 2 < cb ? back[at + 2] : 0,
+               at + 3 < cb ? back[at + 3] : 0, ref[at], at + 1 < cb ? ref[at + 1] : 0,
+               at + 2 < cb ? ref[at + 2] : 0, at + 3 < cb ? ref[at + 3] : 0);
     }
     free(back);
 
