@@ -16,6 +16,7 @@
 #include <sys/syscall.h>
 
 #include "rel_util.h"
+#include "weight_eq.h"
 #include "vtstore/tier.h"
 
 static char dir[2048], store[2100];
@@ -64,7 +65,7 @@ static int stream(vt_io_engine eng, vt_streamer_stats *stats_out) {
             vt_weight w;
             rc = vt_streamer_acquire(st, names[i], &w);
             if (rc) break;
-            if (w.bytes != rawlen[i] || memcmp(w.data, raw[i], w.bytes)) rc = 1;
+            if (w.bytes != rawlen[i] || !vt_test_weight_eq(&w, raw[i], w.bytes)) rc = 1;
             vt_streamer_release(st, &w);
         }
     if (st && stats_out) vt_streamer_get_stats(st, stats_out);

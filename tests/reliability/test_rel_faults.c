@@ -11,6 +11,7 @@
  * Sites per (operation, kind, error) are walked exhaustively up to VT_FAULT_MAX_SITES (default
  * 40; 0 = all), evenly spaced beyond that from a random offset. Site counts are printed. */
 #include "rel_util.h"
+#include "weight_eq.h"
 #include "vtstore/tier.h"
 
 static char dir[2048], store[2100], src_a[2100], src_b[2100];
@@ -105,7 +106,7 @@ static int do_stream(void) {
             vt_weight w;
             rc = vt_streamer_acquire(st, names_ab[i], &w);
             if (rc) break;
-            if (w.bytes != rawlen_ab[i] || memcmp(w.data, raw_ab[i], w.bytes)) wrong_bytes++;
+            if (w.bytes != rawlen_ab[i] || !vt_test_weight_eq(&w, raw_ab[i], w.bytes)) wrong_bytes++;
             rc = vt_streamer_release(st, &w);
         }
     vt_streamer_close(st);

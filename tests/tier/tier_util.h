@@ -4,6 +4,7 @@
 #define VT_TIER_UTIL_H
 
 #include "vt_test.h"
+#include "weight_eq.h"
 #include "vtstore/store.h"
 #include "vtstore/tier.h"
 
@@ -86,13 +87,13 @@ static inline int tu_index(const tu_store *ts, const char *name) {
     return -1;
 }
 
-/* 1 if a host-visible handle holds exactly the reference rows of tensor i. */
+/* 1 if a handle (host or device) holds exactly the reference rows of tensor i. */
 static inline int tu_match(const tu_store *ts, int i, const vt_weight *w) {
     uint64_t rb = ts->cols * 4;
     if (w->cols != ts->cols || w->total_rows != ts->rows[i] || w->row0 + w->rows > ts->rows[i])
         return 0;
     if (w->bytes != w->rows * rb) return 0;
-    return !memcmp(w->data, ts->raw[i] + w->row0 * rb, w->bytes);
+    return vt_test_weight_eq(w, ts->raw[i] + w->row0 * rb, w->bytes);
 }
 
 #endif
