@@ -13,8 +13,8 @@
 static inline int vt_test_weight_eq(const vt_weight *w, const void *ref, uint64_t n) {
     if (w->location != VT_LOC_DEVICE) return !memcmp(w->data, ref, n);
     unsigned char *h = malloc(n ? n : 1);
-    int eq = h && !vt_dev_memcpy_d2h(h, w->data, n, NULL) && !vt_dev_sync(NULL) &&
-             !memcmp(h, ref, n);
+    int eq =
+        h && !vt_dev_memcpy_d2h(h, w->data, n, NULL) && !vt_dev_sync(NULL) && !memcmp(h, ref, n);
     free(h);
     return eq;
 }

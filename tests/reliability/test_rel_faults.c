@@ -106,7 +106,8 @@ static int do_stream(void) {
             vt_weight w;
             rc = vt_streamer_acquire(st, names_ab[i], &w);
             if (rc) break;
-            if (w.bytes != rawlen_ab[i] || !vt_test_weight_eq(&w, raw_ab[i], w.bytes)) wrong_bytes++;
+            if (w.bytes != rawlen_ab[i] || !vt_test_weight_eq(&w, raw_ab[i], w.bytes))
+                wrong_bytes++;
             rc = vt_streamer_release(st, &w);
         }
     vt_streamer_close(st);
