@@ -1,12 +1,14 @@
 /* kernels/cuda/dequant.cu — dequantize a weight handle on the device to f32/f16/bf16.
  * Row-blocked formats: a CTA of 256 threads stages the bytes of 256 units (8192 values) of one
- * row into shared memory with 16-byte loads, then each thread decodes one unit in registers and
- * stores it with vector stores. nf4_dq and 2:4 layouts decode straight from global memory,
- * 64 columns per thread. */
+ * row into shared memory with 16-byte loads, each thread decodes one unit in registers, and the
+ * decoded tile goes back through shared memory so that the CTA's 16-byte stores are coalesced
+ * (dq_tile.cuh; when the output rows are 16-byte aligned, else per-thread stores). nf4_dq and
+ * 2:4 layouts decode straight from global memory, 64 columns per thread, stored per thread. */
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
 #include "cuda_util.cuh"
+#include "dq_tile.cuh"
 #include "kparams.cuh"
 
 #define DQ_THREADS 256
@@ -17,34 +19,12 @@ template <int T, int N>
 __device__ __forceinline__ void store_vals(void *out, uint64_t o, const float *v, uint32_t n,
                                            bool vec) {
     if (vec && n == N) {
+        constexpr int C = vt_dqt<T>::C;
+        uint4 *dst = (uint4 *)((uint8_t *)out + o * vt_dqt<T>::ES);
 #pragma unroll
-        for (int i = 0; i < N; i += 8) {
-            if constexpr (T == 0) {
-                float4 *p = (float4 *)((float *)out + o + i);
-                p[0] = make_float4(v[i], v[i + 1], v[i + 2], v[i + 3]);
-                p[1] = make_float4(v[i + 4], v[i + 5], v[i + 6], v[i + 7]);
-            } else {
-                uint4 q;
-                uint32_t w[4];
+        for (int h = 0; h < N / 32; h++)
 #pragma unroll
-                for (int k = 0; k < 4; k++) {
-                    uint16_t a, b;
-                    if constexpr (T == 1) {
-                        a = __half_as_ushort(__float2half_rn(v[i + 2 * k]));
-                        b = __half_as_ushort(__float2half_rn(v[i + 2 * k + 1]));
-                    } else {
-                        a = __bfloat16_as_ushort(__float2bfloat16_rn(v[i + 2 * k]));
-                        b = __bfloat16_as_ushort(__float2bfloat16_rn(v[i + 2 * k + 1]));
-                    }
-                    w[k] = (uint32_t)a | ((uint32_t)b << 16);
-                }
-                q.x = w[0];
-                q.y = w[1];
-                q.z = w[2];
-                q.w = w[3];
-                *(uint4 *)((uint16_t *)out + o + i) = q;
-            }
-        }
+            for (int k = 0; k < C; k++) dst[C * h + k] = vt_dqt_chunk<T>(v + 32 * h, k);
         return;
     }
     /* Unrolled with a guard (not i < n): v indexed at run time would live in local memory. */
@@ -60,16 +40,20 @@ __device__ __forceinline__ void store_vals(void *out, uint64_t o, const float *v
     }
 }
 
-template <int F> struct dq_stage_bytes {
+/* Shared bytes of dequant_staged: the staged row bytes of 256 units, reused for the output tile
+ * (256 units x 32 values of type T) once every thread has decoded its unit. */
+template <int F, int T> struct dq_smem_bytes {
     static constexpr int BE = vt_fmt_traits<F>::BE, BB = vt_fmt_traits<F>::BB;
-    static constexpr int value = DQ_THREADS * 32 / BE * BB + 32;
+    static constexpr int stage = DQ_THREADS * 32 / BE * BB + 32;
+    static constexpr int tile = DQ_THREADS * vt_dqt<T>::C * 16;
+    static constexpr int value = stage > tile ? stage : tile;
 };
 
 template <int F, int T>
 __global__ void __launch_bounds__(DQ_THREADS)
     dequant_staged(vt_kp p, uint64_t tiles_per_row, void *out, bool vec) {
     __shared__ float lut[32];
-    __shared__ __align__(16) uint8_t sm[dq_stage_bytes<F>::value];
+    __shared__ __align__(16) uint8_t sm[dq_smem_bytes<F, T>::value];
     vt_dq_lut_init(lut);
     uint64_t r = blockIdx.x / tiles_per_row, u0 = (blockIdx.x % tiles_per_row) * DQ_THREADS;
     uint64_t units = vt_units(p.cols);
@@ -80,13 +64,26 @@ __global__ void __launch_bounds__(DQ_THREADS)
                            threadIdx.x, DQ_THREADS);
     __syncthreads();
     uint64_t u = u0 + threadIdx.x;
-    if (u >= units) return;
+    const bool live = u < units;
     vt_dq_ctx c = {lut, p.tensor_scale, p.aux, p.cols};
     float v[32];
-    vt_dq_unit<F>(sm + sh + (vt_dq_unit_off<F>(u) - b0), u, 32 * u, c, v);
-    uint64_t col0 = 32 * u;
-    uint32_t n = (uint32_t)(p.cols - col0 < 32 ? p.cols - col0 : 32);
-    store_vals<T, 32>(out, r * p.cols + col0, v, n, vec);
+    if (live) vt_dq_unit<F>(sm + sh + (vt_dq_unit_off<F>(u) - b0), u, 32 * u, c, v);
+    const uint64_t col0 = 32 * u0, o = r * p.cols + col0;
+    if (vec) {
+        /* through shared memory (dq_tile.cuh): coalesced stores of the tile's output range */
+        __syncthreads(); /* every thread has read its staged bytes */
+        if (live) vt_dqt_put<T>((uint4 *)sm, threadIdx.x, v);
+        __syncthreads();
+        uint64_t n = p.cols - col0 < 32 * DQ_THREADS ? p.cols - col0 : 32 * DQ_THREADS;
+        uint32_t nq = (uint32_t)(n * vt_dqt<T>::ES / 16); /* vec: cols % 8 == 0 */
+        vt_dqt_store<T>((uint4 *)((uint8_t *)out + o * vt_dqt<T>::ES), (const uint4 *)sm, nq,
+                        threadIdx.x, DQ_THREADS);
+        return;
+    }
+    if (!live) return;
+    uint64_t cu = 32 * u;
+    uint32_t n = (uint32_t)(p.cols - cu < 32 ? p.cols - cu : 32);
+    store_vals<T, 32>(out, r * p.cols + cu, v, n, false);
 }
 
 template <int F, bool SPARSE, int T>

@@ -1,8 +1,10 @@
 /* kernels/cuda/gemv.cu — fused dequantize + GEMV, y[b] = W x[b] for batch 1..8.
- * One warp per row, 4 warps per CTA. Row-blocked formats: the warp stages G x 32 units of its
- * row (about 2 KiB) into shared memory with aligned 16-byte loads, several per lane in flight,
- * then each lane decodes whole units in registers and multiplies with x (float4 loads, L1/L2
- * resident); a shuffle reduction ends the row. nf4_dq and 2:4 rows decode from global memory. */
+ * One warp per row. Row-blocked formats (gemv_staged, 8 warps per CTA, 4 at batch 8): the warp
+ * stages G x 32 units of its row (about 2 KiB) into shared memory with aligned 16-byte loads,
+ * several per lane in flight; the CTA loads x 1024 columns at a time into shared memory
+ * (coalesced, swizzled: gemv_lane.cuh), and each lane decodes whole units in registers and
+ * multiplies them with x from there; a shuffle reduction ends the row. nf4_dq and 2:4 rows
+ * (gemv_direct, 4 warps per CTA) decode from global memory and read x from L1/L2. */
 #include "cuda_util.cuh"
 #include "gemv_lane.cuh"
 
@@ -20,30 +22,48 @@ __device__ __forceinline__ void finish_row(float acc[NB], float *y, uint64_t row
     }
 }
 
+/* Warps (rows) per CTA of the staged kernel: the most of 8, 4, 2, 1 whose row areas and x chunk
+ * (4 KiB per vector) fit the 48 KiB of static shared memory: 8 for every format up to batch 4
+ * except f32 weights. The warps of a CTA share its x chunk, so more rows per CTA means less x
+ * traffic from L2 (x is read once per CTA). */
+template <int F, int NB> struct gv_cta {
+    static constexpr int fits(int w) {
+        return w * gv_geom<F>::STAGE + NB * GV_XS * 16 + 128 <= 48 * 1024;
+    }
+    static constexpr int W = fits(8) ? 8 : fits(4) ? 4 : fits(2) ? 2 : 1;
+};
+
 template <int F, int NB>
-__global__ void __launch_bounds__(GV_WARPS * 32)
+__global__ void __launch_bounds__(gv_cta<F, NB>::W * 32)
     gemv_staged(vt_kp p, const float *__restrict__ x, float *__restrict__ y, int nb, bool xvec) {
+    constexpr int W = gv_cta<F, NB>::W;
     using Gm = gv_geom<F>;
     __shared__ float lut[32];
-    __shared__ __align__(16) uint8_t sm[GV_WARPS][Gm::STAGE];
-    vt_dq_lut_init(lut);
-    __syncthreads();
+    __shared__ __align__(16) uint8_t sm[W][Gm::STAGE];
+    __shared__ float4 sx[NB * GV_XS];
+    vt_dq_lut_init(lut); /* visible after the first __syncthreads below */
     int warp = threadIdx.x / 32, lane = threadIdx.x & 31;
-    uint64_t r = (uint64_t)blockIdx.x * GV_WARPS + warp;
-    if (r >= p.rows) return;
+    uint64_t r = (uint64_t)blockIdx.x * W + warp;
+    /* warp-uniform; a warp past the last row still loads x and meets every barrier */
+    const bool live = r < p.rows;
     vt_dq_ctx c = {lut, p.tensor_scale, p.aux, p.cols};
     const uint64_t units = vt_units(p.cols), step = 32 * Gm::G;
     float acc[NB];
 #pragma unroll
     for (int b = 0; b < NB; b++) acc[b] = 0.0f;
     for (uint64_t u0 = 0; u0 < units; u0 += step) {
-        uint64_t b0;
-        uint32_t sh = gv_stage_lane<F>(p, r, u0, sm[warp], lane, &b0);
-        __syncwarp();
-        gv_staged_lane<F, NB>(p, c, x, u0, b0, sm[warp], sh, lane, nb, xvec, acc);
-        __syncwarp(); /* before the next step overwrites the area */
+        uint64_t b0 = 0;
+        uint32_t sh = 0;
+        if (live) sh = gv_stage_lane<F>(p, r, u0, sm[warp], lane, &b0);
+        for (int g = 0; g < Gm::G && u0 + 32 * g < units; g++) {
+            __syncthreads(); /* every warp is done with the previous x chunk */
+            gv_xstage(x, p.cols, u0 + 32 * g, nb, xvec, sx, threadIdx.x, W * 32);
+            __syncthreads(); /* x chunk and this step's staged row bytes visible */
+            if (live) gv_unit_lane<F, NB>(p, c, sx, u0 + 32 * g, b0, sm[warp], sh, lane, nb, acc);
+        }
+        __syncwarp(); /* before the next step overwrites the warp's area */
     }
-    finish_row<NB>(acc, y, p.rows, r, nb);
+    if (live) finish_row<NB>(acc, y, p.rows, r, nb);
 }
 
 template <int F, bool SPARSE, int NB>
@@ -73,13 +93,15 @@ struct gv_launch {
     template <int F, int NB> int go() {
         bool xvec = p.cols % 4 == 0 && ((uintptr_t)x & 15) == 0;
         unsigned grid = (unsigned)((p.rows + GV_WARPS - 1) / GV_WARPS);
+        constexpr int W = gv_cta<F, NB>::W;
         /* if constexpr: only the kernels a format can reach are instantiated */
         if constexpr (F == VT_FMT_NF4_DQ)
             gemv_direct<F, false, NB><<<grid, GV_WARPS * 32, 0, st>>>(p, x, y, nb, xvec);
         else if (sparse)
             gemv_direct<F, true, NB><<<grid, GV_WARPS * 32, 0, st>>>(p, x, y, nb, xvec);
         else
-            gemv_staged<F, NB><<<grid, GV_WARPS * 32, 0, st>>>(p, x, y, nb, xvec);
+            gemv_staged<F, NB>
+                <<<(unsigned)((p.rows + W - 1) / W), W * 32, 0, st>>>(p, x, y, nb, xvec);
         return vt_cuda_launch_check("vt_gemv kernel launch");
     }
     template <int F> int run() {

@@ -77,21 +77,69 @@ VT_HD uint32_t gv_stage_lane(const vt_kp &p, uint64_t r, uint64_t u0, uint8_t *s
     return vt_stage(sm, p.data, p.bytes, r * p.row_bytes + *b0, (uint32_t)(b1 - *b0), lane, 32);
 }
 
-/* After the warp staged step u0 (bytes from b0, at sm + sh): lane's units u0 + 32 g + lane. */
-template <int F, int NB>
-VT_HD void gv_staged_lane(const vt_kp &p, const vt_dq_ctx &c, const float *x, uint64_t u0,
-                          uint64_t b0, const uint8_t *sm, uint32_t sh, int lane, int nb, bool xvec,
-                          float acc[NB]) {
-    const uint64_t units = vt_units(p.cols);
-    /* one unit at a time: unrolled, the batch-2..8 kernels took up to 155 registers */
-    VT_NO_UNROLL
-    for (int g = 0; g < gv_geom<F>::G; g++) {
-        uint64_t u = u0 + 32 * g + lane;
-        if (u < units) {
-            float v[32];
-            vt_dq_unit<F>(sm + sh + (vt_dq_unit_off<F>(u) - b0), u, 32 * u, c, v);
-            gv_dot32<NB>(v, x, p.cols, 32 * u, nb, xvec, acc);
+/* x in shared memory, 32 units (1024 columns) of each vector at a time: float4 chunk i (0..7) of
+ * unit j (0..31) of vector b at sx[b * GV_XS + 8 j + (i ^ (j & 7))]. Lane j multiplies unit j,
+ * so a warp's 16-byte reads of chunk i hit 8 different bank groups per 8 lanes (one wavefront
+ * each); read from global memory instead, the lanes' units are 128 bytes apart and every load
+ * instruction touched 32 cache lines (what held the first GEMV at 3-24% of copy speed on an
+ * H100). Columns past cols read as 0. */
+#define GV_XS 256 /* float4 per vector */
+
+/* Thread t of nt's share of loading the x chunk of units [u, u + 32) of nb vectors into sx:
+ * consecutive threads take consecutive 16 bytes of a vector (coalesced). */
+VT_HD void gv_xstage(const float *x, uint64_t cols, uint64_t u, int nb, bool xvec, float4 *sx,
+                     int t, int nt) {
+    for (int q = t; q < nb * GV_XS; q += nt) {
+        int b = q / GV_XS, k = q % GV_XS, j = k / 8, i = k % 8;
+        uint64_t col = 32 * (u + j) + 4 * (uint64_t)i;
+        const float *xp = x + (uint64_t)b * cols + col;
+        float4 f;
+        if (xvec && col + 4 <= cols) {
+            f = VT_LDG((const float4 *)xp);
+        } else {
+            f.x = col < cols ? VT_LDG(xp) : 0.0f;
+            f.y = col + 1 < cols ? VT_LDG(xp + 1) : 0.0f;
+            f.z = col + 2 < cols ? VT_LDG(xp + 2) : 0.0f;
+            f.w = col + 3 < cols ? VT_LDG(xp + 3) : 0.0f;
         }
+        sx[b * GV_XS + 8 * j + (i ^ (j & 7))] = f;
+    }
+}
+
+/* acc[b] += sum_i v[i] x[b][col0 + i] for the 32 values of unit j of the x chunk in sx (values
+ * past cols left out: a block's padding may decode to anything). */
+template <int NB>
+VT_HD void gv_dot32_sx(const float v[32], const float4 *sx, int j, uint64_t col0, uint64_t cols,
+                       int nb, float acc[NB]) {
+    const bool full = col0 + 32 <= cols;
+    VT_UNROLL
+    for (int b = 0; b < NB; b++) {
+        if (b >= nb) break;
+        const float4 *xp = sx + b * GV_XS + 8 * j;
+        float s = 0.0f;
+        VT_UNROLL
+        for (int i = 0; i < 8; i++) {
+            float4 q = xp[i ^ (j & 7)];
+            const float xs[4] = {q.x, q.y, q.z, q.w};
+            VT_UNROLL
+            for (int e = 0; e < 4; e++)
+                if (full || col0 + 4 * i + e < cols) s = fmaf(v[4 * i + e], xs[e], s);
+        }
+        acc[b] += s;
+    }
+}
+
+/* After the warp staged step u0 (bytes from b0, at sm + sh) and the CTA loaded the x chunk of
+ * units [ug, ug + 32) into sx: lane's unit ug + lane. */
+template <int F, int NB>
+VT_HD void gv_unit_lane(const vt_kp &p, const vt_dq_ctx &c, const float4 *sx, uint64_t ug,
+                        uint64_t b0, const uint8_t *sm, uint32_t sh, int lane, int nb,
+                        float acc[NB]) {
+    uint64_t u = ug + lane;
+    if (u < vt_units(p.cols)) {
+        float v[32];
+        vt_dq_unit<F>(sm + sh + (vt_dq_unit_off<F>(u) - b0), u, 32 * u, c, v);
+        gv_dot32_sx<NB>(v, sx, lane, 32 * u, p.cols, nb, acc);
     }
 }
 

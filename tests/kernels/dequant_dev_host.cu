@@ -2,10 +2,13 @@
  * dequant_dev.cuh and kparams.cuh, __host__ __device__) on the host, for
  * test_dequant_dev_host.c: the direct 64-column decoder of every layout, and the staged path
  * (vt_stage into an aligned buffer of the kernels' shared-memory size, then one unit per
- * "thread") with the dequantize and GEMV kernels' tile sizes. No GPU needed. */
+ * "thread") with the dequantize and GEMV kernels' tile sizes, and the dequantize kernel's whole
+ * CTA with its output transpose through shared memory (dq_tile.cuh) to f32 and f16. No GPU
+ * needed. */
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "dq_tile.cuh"
 #include "kparams.cuh"
 
 extern "C" int kt_host_decode(const vt_kdesc *d, int mode, float *out, char *why, size_t cap);
@@ -22,7 +25,8 @@ template <int F> struct geom {
 
 struct host_dec {
     const vt_kdesc *d;
-    int mode; /* 0 direct (vt_decode64), 1 staged with dequant's tile, 2 with gemv's tile */
+    int mode; /* 0 direct (vt_decode64), 1 staged with dequant's tile, 2 with gemv's tile,
+                 3 / 4 dequant's CTA with the output transpose to f32 / f16 */
     float *out;
     char *why;
     size_t cap;
@@ -77,11 +81,63 @@ struct host_dec {
         return rc;
     }
 
+    /* dequant_staged's CTA for every tile, output type T through the shared-memory transpose
+     * (the kernel's path when output rows are 16-byte aligned: cols % 8 == 0); f16 results are
+     * widened back to f32 in out. Tile area and output poisoned: a slot or value never written
+     * shows. */
+    template <int F, int T> int tiled(const vt_kp &p, const vt_dq_ctx &c) {
+        if (p.cols % 8) return 77;
+        constexpr int ES = vt_dqt<T>::ES, C = vt_dqt<T>::C;
+        const int smem = geom<F>::DQ_SMEM;
+        uint8_t *sm = (uint8_t *)aligned_alloc(16, (size_t)smem + 16);
+        uint4 *so = (uint4 *)aligned_alloc(16, 256 * C * 16);
+        size_t ob = ((size_t)(p.rows * p.cols * ES) + 15) / 16 * 16;
+        uint8_t *o = (uint8_t *)aligned_alloc(16, ob ? ob : 16);
+        int rc = sm && so && o ? 0 : -12;
+        if (!rc) memset(o, 0xFF, ob); /* NaN in f32 and f16 */
+        const uint64_t units = vt_units(p.cols);
+        for (uint64_t r = 0; r < p.rows && !rc; r++)
+            for (uint64_t u0 = 0; u0 < units; u0 += 256) {
+                uint64_t b0 = vt_dq_unit_off<F>(u0);
+                uint64_t b1 = u0 + 256 < units ? vt_dq_unit_off<F>(u0 + 256) : p.row_bytes;
+                if (b1 > p.row_bytes) b1 = p.row_bytes;
+                memset(sm, 0xA5, (size_t)smem + 16);
+                uint32_t sh = 0;
+                for (int t = 0; t < 256; t++)
+                    sh = vt_stage(sm, p.data, p.bytes, r * p.row_bytes + b0, (uint32_t)(b1 - b0), t,
+                                  256);
+                memset(so, 0xEE, 256 * C * 16);
+                for (int t = 0; t < 256 && u0 + t < units; t++) {
+                    float v[32];
+                    uint64_t u = u0 + t;
+                    vt_dq_unit<F>(sm + sh + (vt_dq_unit_off<F>(u) - b0), u, 32 * u, c, v);
+                    vt_dqt_put<T>(so, t, v);
+                }
+                uint64_t col0 = 32 * u0, n = p.cols - col0 < 8192 ? p.cols - col0 : 8192;
+                for (int t = 0; t < 256; t++)
+                    vt_dqt_store<T>((uint4 *)(o + (r * p.cols + col0) * ES), so,
+                                    (uint32_t)(n * ES / 16), t, 256);
+            }
+        for (uint64_t i = 0; !rc && i < p.rows * p.cols; i++) {
+            if (T == 0) {
+                memcpy(&out[i], o + 4 * i, 4);
+            } else {
+                uint16_t h;
+                memcpy(&h, o + 2 * i, 2);
+                out[i] = __half2float(__ushort_as_half(h));
+            }
+        }
+        free(sm), free(so), free(o);
+        return rc;
+    }
+
     template <int F> int run() {
         vt_kp p = vt_kp_from(d);
         vt_dq_ctx c = {lut, p.tensor_scale, p.aux, p.cols};
         if (mode == 0) return direct<F>(p, c);
         if (d->sparse || F == VT_FMT_NF4_DQ) return 77; /* no staged path for these */
+        if (mode == 3) return tiled<F, 0>(p, c);
+        if (mode == 4) return tiled<F, 1>(p, c);
         using Gm = geom<F>;
         return mode == 1 ? staged<F>(p, c, Gm::DQ_UNITS, Gm::DQ_SMEM, 256)
                          : staged<F>(p, c, Gm::GV_UNITS, Gm::GV_SMEM, 32);

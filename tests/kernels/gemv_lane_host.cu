@@ -1,8 +1,10 @@
 /* tests/kernels/gemv_lane_host.cu — runs the GEMV kernels' lane code (kernels/cuda
  * gemv_lane.cuh: staging, unit decode, dot products with x) on the host for
  * test_gemv_lane_host.c: for each row, all 32 lanes of the warp stage their chunks into a
- * poisoned warp area of the kernel's size, then compute; the warp's partial sums are combined
+ * poisoned warp area of the kernel's size; per 32 units, 256 threads load the x chunk into a
+ * NaN-poisoned swizzled area, then the lanes compute; the warp's partial sums are combined
  * with the kernel's butterfly (__shfl_xor_sync 16, 8, 4, 2, 1) and lane 0's sum is y. No GPU. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -34,7 +36,12 @@ struct host_gemv {
         vt_dq_ctx c = {lut, p.tensor_scale, p.aux, p.cols};
         using Gm = gv_geom<F>;
         uint8_t *sm = (uint8_t *)aligned_alloc(16, Gm::STAGE);
-        if (!sm) return -12;
+        float4 *sx = (float4 *)aligned_alloc(16, NB * GV_XS * sizeof(float4));
+        const float nan = nanf("");
+        if (!sm || !sx) {
+            free(sm), free(sx);
+            return -12;
+        }
         const uint64_t units = vt_units(p.cols), step = 32 * Gm::G;
         for (uint64_t r = 0; r < p.rows; r++) {
             float acc[32][NB] = {{0}};
@@ -51,13 +58,22 @@ struct host_gemv {
                     memset(sm, 0xA5, Gm::STAGE); /* bytes never staged are garbage */
                     for (int lane = 0; lane < 32; lane++)
                         sh = gv_stage_lane<F>(p, r, u0, sm, lane, &b0);
-                    for (int lane = 0; lane < 32; lane++)
-                        gv_staged_lane<F, NB>(p, c, x, u0, b0, sm, sh, lane, nb, xvec, acc[lane]);
+                    for (int g = 0; g < Gm::G && u0 + 32 * g < units; g++) {
+                        /* the CTA's x chunk, loaded by 256 threads (8 warps) as in gemv.cu;
+                         * slots never written stay NaN */
+                        for (int i = 0; i < NB * GV_XS; i++)
+                            sx[i] = make_float4(nan, nan, nan, nan);
+                        for (int t = 0; t < 256; t++)
+                            gv_xstage(x, p.cols, u0 + 32 * g, nb, xvec, sx, t, 256);
+                        for (int lane = 0; lane < 32; lane++)
+                            gv_unit_lane<F, NB>(p, c, sx, u0 + 32 * g, b0, sm, sh, lane, nb,
+                                                acc[lane]);
+                    }
                 }
             }
             reduce<NB>(acc, r, p.rows);
         }
-        free(sm);
+        free(sm), free(sx);
         return 0;
     }
 

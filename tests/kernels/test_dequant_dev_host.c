@@ -12,7 +12,8 @@ int kt_host_decode(const vt_kdesc *d, int mode, float *out, char *why, size_t ca
  * super-blocks; 8240 > 8192: two dequantize tiles per row. */
 static const uint64_t shapes[][2] = {{3, 48}, {5, 100}, {4, 257}, {9, 2000}, {2, 8240}, {6, 130}};
 static uint64_t n_checked; /* values compared, all modes */
-static const char *mode_name[] = {"direct", "staged (dequant tile)", "staged (gemv tile)"};
+static const char *mode_name[] = {"direct", "staged (dequant tile)", "staged (gemv tile)",
+                                  "dequant CTA, f32 out", "dequant CTA, f16 out"};
 
 static void check_one(const kt_weight *k, const char *nm, size_t shape, void *ctx) {
     (void)shape;
@@ -29,7 +30,7 @@ static void check_one(const kt_weight *k, const char *nm, size_t shape, void *ct
         vt_kdesc d;
         int rc = vt_kdesc_init(&d, &w, "test");
         CHECKF(rc == 0, "%s: vt_kdesc_init: %s", nm, vt_last_error());
-        for (int mode = 0; mode < 3 && rc == 0; mode++) {
+        for (int mode = 0; mode < 5 && rc == 0; mode++) {
             char why[160] = "";
             kt_poison(out, n);
             int r = kt_host_decode(&d, mode, out, why, sizeof why);
@@ -41,6 +42,11 @@ static void check_one(const kt_weight *k, const char *nm, size_t shape, void *ct
             n_checked += n;
             for (uint64_t i = 0; i < n; i++) {
                 float a = out[i], b = k->deq[i];
+                if (mode == 4) { /* f16 output: the reference rounded to f16 */
+                    uint16_t h;
+                    vt_f32_to_f16_row(&b, &h, 1);
+                    vt_f16_to_f32_row(&h, &b, 1);
+                }
                 if (memcmp(&a, &b, sizeof a)) inexact++;
                 if (!(fabsf(a - b) <= 1e-6f * fabsf(b) + 1e-30f)) {
                     if (!bad) first = i;

@@ -1,0 +1,72 @@
+/* kernels/cuda/dq_tile.cuh — the dequantize kernel's output transpose (dequant.cu), __host__
+ * __device__ so that tests/kernels/test_dequant_dev_host runs it for whole CTAs on the host.
+ *
+ * Each thread of dequant_staged decodes one 32-value unit. Stored straight from registers, a
+ * warp's 16-byte stores land 64 (f16) or 128 (f32) bytes apart and every store instruction
+ * touches 32 sectors half-way (what held the first dequantize at 29-49% of copy speed on an
+ * H100). Instead each thread puts its unit's C 16-byte chunks into shared memory, chunk k of
+ * unit j at slot C j + (k ^ vt_dqt_swz(j)), and after a barrier the CTA stores the tile's
+ * contiguous output range with consecutive threads on consecutive 16 bytes. The swizzle keeps
+ * both sides free of bank conflicts: 8 threads writing chunk k of 8 consecutive units, and 8
+ * threads reading 8 consecutive chunks, each cover all 8 16-byte bank groups. */
+#ifndef VT_DQ_TILE_CUH
+#define VT_DQ_TILE_CUH
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include "dequant_dev.cuh"
+
+/* Output type T: 0 f32, 1 f16, 2 bf16; ES bytes per value, C 16-byte chunks per unit. */
+template <int T> struct vt_dqt { static constexpr int ES = T == 0 ? 4 : 2, C = 32 * ES / 16; };
+
+VT_HD int vt_dqt_swz(int j, int C) {
+    return C == 8 ? (j & 7) : ((j >> 1) & 3);
+}
+
+/* Chunk k of a unit's 32 values v as output type T (8 values of f16/bf16, 4 of f32). */
+template <int T> VT_HD uint4 vt_dqt_chunk(const float v[32], int k) {
+    uint32_t w[4];
+    VT_UNROLL
+    for (int i = 0; i < 4; i++) {
+        if constexpr (T == 0) {
+            uint32_t u;
+            memcpy(&u, &v[4 * k + i], 4);
+            w[i] = u;
+        } else {
+            float a = v[8 * k + 2 * i], b = v[8 * k + 2 * i + 1];
+            uint16_t ua, ub;
+            if constexpr (T == 1) {
+                ua = __half_as_ushort(__float2half_rn(a));
+                ub = __half_as_ushort(__float2half_rn(b));
+            } else {
+                ua = __bfloat16_as_ushort(__float2bfloat16_rn(a));
+                ub = __bfloat16_as_ushort(__float2bfloat16_rn(b));
+            }
+            w[i] = (uint32_t)ua | ((uint32_t)ub << 16);
+        }
+    }
+    uint4 q;
+    q.x = w[0], q.y = w[1], q.z = w[2], q.w = w[3];
+    return q;
+}
+
+/* Thread j's unit (values v) into the tile area so (C x units chunks). */
+template <int T> VT_HD void vt_dqt_put(uint4 *so, int j, const float v[32]) {
+    constexpr int C = vt_dqt<T>::C;
+    const int s = vt_dqt_swz(j, C);
+    VT_UNROLL
+    for (int k = 0; k < C; k++) so[C * j + (k ^ s)] = vt_dqt_chunk<T>(v, k);
+}
+
+/* Thread t of nt's share of storing the tile's first nq chunks (in output order) at dst
+ * (16-byte aligned). */
+template <int T> VT_HD void vt_dqt_store(uint4 *dst, const uint4 *so, uint32_t nq, int t, int nt) {
+    constexpr int C = vt_dqt<T>::C;
+    for (uint32_t q = t; q < nq; q += nt) {
+        int j = (int)(q / C), k = (int)(q % C);
+        dst[q] = so[C * j + (k ^ vt_dqt_swz(j, C))];
+    }
+}
+
+#endif
