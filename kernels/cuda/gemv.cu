@@ -46,7 +46,7 @@ __global__ void __launch_bounds__(gv_cta<F, NB>::W * 32)
     uint64_t r = (uint64_t)blockIdx.x * W + warp;
     /* warp-uniform; a warp past the last row still loads x and meets every barrier */
     const bool live = r < p.rows;
-    vt_dq_ctx c = {lut, p.tensor_scale, p.aux, p.cols};
+    const vt_dq_ctx c = gv_ctx_staged(lut, p);
     const uint64_t units = vt_units(p.cols), step = 32 * Gm::G;
     float acc[NB];
 #pragma unroll
@@ -57,7 +57,7 @@ __global__ void __launch_bounds__(gv_cta<F, NB>::W * 32)
         if (live) sh = gv_stage_lane<F>(p, r, u0, sm[warp], lane, &b0);
         for (int g = 0; g < Gm::G && u0 + 32 * g < units; g++) {
             __syncthreads(); /* every warp is done with the previous x chunk */
-            gv_xstage(x, p.cols, u0 + 32 * g, nb, xvec, sx, threadIdx.x, W * 32);
+            gv_xstage(x, p.aux, p.cols, u0 + 32 * g, nb, xvec, sx, threadIdx.x, W * 32);
             __syncthreads(); /* x chunk and this step's staged row bytes visible */
             if (live) gv_unit_lane<F, NB>(p, c, sx, u0 + 32 * g, b0, sm[warp], sh, lane, nb, acc);
         }

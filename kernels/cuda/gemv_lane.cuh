@@ -85,10 +85,19 @@ VT_HD uint32_t gv_stage_lane(const vt_kp &p, uint64_t r, uint64_t u0, uint8_t *s
  * H100). Columns past cols read as 0. */
 #define GV_XS 256 /* float4 per vector */
 
-/* Thread t of nt's share of loading the x chunk of units [u, u + 32) of nb vectors into sx:
- * consecutive threads take consecutive 16 bytes of a vector (coalesced). */
-VT_HD void gv_xstage(const float *x, uint64_t cols, uint64_t u, int nb, bool xvec, float4 *sx,
-                     int t, int nt) {
+/* The decoder context of the staged kernel: AWQ's channel scales s are left out of the weights
+ * and divided into x instead as it is staged (sum_c (q_c / s_c) x_c = sum_c q_c (x_c / s_c)):
+ * one division per column and call instead of one per weight, and no per-lane reads of s. */
+VT_HD vt_dq_ctx gv_ctx_staged(const float *lut, const vt_kp &p) {
+    vt_dq_ctx c = {lut, p.tensor_scale, nullptr, p.cols};
+    return c;
+}
+
+/* Thread t of nt's share of loading the x chunk of units [u, u + 32) of nb vectors into sx, each
+ * value divided by aux[col] when aux (AWQ channel scales) is given: consecutive threads take
+ * consecutive 16 bytes of a vector (coalesced). */
+VT_HD void gv_xstage(const float *x, const float *aux, uint64_t cols, uint64_t u, int nb, bool xvec,
+                     float4 *sx, int t, int nt) {
     for (int q = t; q < nb * GV_XS; q += nt) {
         int b = q / GV_XS, k = q % GV_XS, j = k / 8, i = k % 8;
         uint64_t col = 32 * (u + j) + 4 * (uint64_t)i;
@@ -101,6 +110,13 @@ VT_HD void gv_xstage(const float *x, uint64_t cols, uint64_t u, int nb, bool xve
             f.y = col + 1 < cols ? VT_LDG(xp + 1) : 0.0f;
             f.z = col + 2 < cols ? VT_LDG(xp + 2) : 0.0f;
             f.w = col + 3 < cols ? VT_LDG(xp + 3) : 0.0f;
+        }
+        if (aux) { /* cols floats; any alignment: scalar loads (still coalesced) */
+            const float *sp = aux + col;
+            if (col < cols) f.x = vt_fdiv_fast(f.x, VT_LDG(sp));
+            if (col + 1 < cols) f.y = vt_fdiv_fast(f.y, VT_LDG(sp + 1));
+            if (col + 2 < cols) f.z = vt_fdiv_fast(f.z, VT_LDG(sp + 2));
+            if (col + 3 < cols) f.w = vt_fdiv_fast(f.w, VT_LDG(sp + 3));
         }
         sx[b * GV_XS + 8 * j + (i ^ (j & 7))] = f;
     }

@@ -34,6 +34,7 @@ struct host_gemv {
 
     template <int F, int NB> int go(const vt_kp &p, bool xvec) {
         vt_dq_ctx c = {lut, p.tensor_scale, p.aux, p.cols};
+        const vt_dq_ctx cs = gv_ctx_staged(lut, p); /* the staged kernel's */
         using Gm = gv_geom<F>;
         uint8_t *sm = (uint8_t *)aligned_alloc(16, Gm::STAGE);
         float4 *sx = (float4 *)aligned_alloc(16, NB * GV_XS * sizeof(float4));
@@ -64,9 +65,9 @@ struct host_gemv {
                         for (int i = 0; i < NB * GV_XS; i++)
                             sx[i] = make_float4(nan, nan, nan, nan);
                         for (int t = 0; t < 256; t++)
-                            gv_xstage(x, p.cols, u0 + 32 * g, nb, xvec, sx, t, 256);
+                            gv_xstage(x, p.aux, p.cols, u0 + 32 * g, nb, xvec, sx, t, 256);
                         for (int lane = 0; lane < 32; lane++)
-                            gv_unit_lane<F, NB>(p, c, sx, u0 + 32 * g, b0, sm, sh, lane, nb,
+                            gv_unit_lane<F, NB>(p, cs, sx, u0 + 32 * g, b0, sm, sh, lane, nb,
                                                 acc[lane]);
                     }
                 }
