@@ -2,13 +2,14 @@
  *
  * Grid (split, K/V head, row chunk). A CTA takes up to RB query rows that share one K/V head
  * (the group's query heads x the Nq queries) and the keys of its split; each of its 4 warps
- * walks tiles of 32 keys. Scores: lane = key; the lane reads its K row in the stored format,
- * dequantizes 8 values at a time and accumulates the dot products with all RB rows (Q in shared
- * memory, broadcast reads), so every K byte is read once for the whole group. Online softmax per
- * row across the warp, probabilities through shared memory, then P V with lanes along D (V rows
- * read coalesced in their stored format). The warps' partial (max, sum, accumulator) are merged
- * in shared memory; with several splits each CTA writes its partial to a workspace and a combine
- * kernel merges the splits by their log-sum-exp. The split count comes from the SM count. */
+ * walks tiles of 32 keys. Scores: D/8 consecutive lanes per key, each dequantizing 8 values of
+ * the K row in its stored format (rows read coalesced) and taking the dot products with all RB
+ * rows (Q in shared memory), so every K byte is read once for the whole group; the partial sums
+ * meet by shuffles. Online softmax per row with lane = key, probabilities through shared memory,
+ * then P V with lanes along D (V rows read coalesced in their stored format). The warps' partial
+ * (max, sum, accumulator) are merged in shared memory; with several splits each CTA writes its
+ * partial to a workspace and a combine kernel merges the splits by their log-sum-exp. The split
+ * count comes from the SM count. */
 #include <errno.h>
 #include <math.h>
 

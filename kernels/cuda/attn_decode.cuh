@@ -65,28 +65,42 @@ VT_HD void body(CX &cx, const vt_attn_dev_args &a, smem<D, RB> &sm, long long ch
     const int sub = lane / LPK, d0 = (lane % LPK) * 8;
 
     for (long long t0 = ks0 + (long long)warp * KT; t0 < ks1; t0 += (long long)NW * KT) {
-        const long long key = t0 + lane;
-        float s[RB];
-        VT_UNROLL
-        for (int ri = 0; ri < RB; ri++) s[ri] = 0.0f;
-        if (key < ks1) {
-            const uint8_t *row = kb + (size_t)key * a.row_bytes;
-            VT_ATTN_UNROLL(4)
-            for (int c = 0; c < D; c += 8) {
+        /* Scores of the warp's KT keys with LPK lanes per key (KPI keys per step), each lane 8
+         * values of the row: a key's row is read by consecutive lanes (coalesced; lane-per-key
+         * reads touched a cache line per lane per load, and 34- or 18-byte q8_0 / q4_0 blocks
+         * forced 2-byte loads). The LPK partial dot products meet by shuffles; the scores go
+         * through sm.p to the lane-per-key softmax below. */
+        VT_ATTN_UNROLL(2)
+        for (int kk = 0; kk < KT; kk += KPI) {
+            if (t0 + kk >= ks1) break; /* warp-uniform */
+            const long long k2 = t0 + kk + sub;
+            float s[RB];
+            VT_UNROLL
+            for (int ri = 0; ri < RB; ri++) s[ri] = 0.0f;
+            if (k2 < ks1) {
                 float kv[8];
-                vt_deq8<FMT>(row, c, a.ts, &sm.lut, kv);
+                vt_deq8<FMT>(kb + (size_t)k2 * a.row_bytes, d0, a.ts, &sm.lut, kv);
                 VT_UNROLL
                 for (int ri = 0; ri < RB; ri++) {
-                    float4 qa = *reinterpret_cast<const float4 *>(&sm.q[ri][c]);
-                    float4 qb = *reinterpret_cast<const float4 *>(&sm.q[ri][c + 4]);
-                    s[ri] += qa.x * kv[0] + qa.y * kv[1] + qa.z * kv[2] + qa.w * kv[3] +
-                             qb.x * kv[4] + qb.y * kv[5] + qb.z * kv[6] + qb.w * kv[7];
+                    float4 qa = *reinterpret_cast<const float4 *>(&sm.q[ri][d0]);
+                    float4 qb = *reinterpret_cast<const float4 *>(&sm.q[ri][d0 + 4]);
+                    s[ri] = qa.x * kv[0] + qa.y * kv[1] + qa.z * kv[2] + qa.w * kv[3] +
+                            qb.x * kv[4] + qb.y * kv[5] + qb.z * kv[6] + qb.w * kv[7];
                 }
             }
+            VT_UNROLL
+            for (int ri = 0; ri < RB; ri++) {
+                VT_UNROLL
+                for (int off = 1; off < LPK; off *= 2) s[ri] += cx.shfl_xor(s[ri], off);
+                if (lane % LPK == 0) sm.p[warp][ri][kk + sub] = s[ri];
+            }
         }
+        cx.syncwarp();
+        const long long key = t0 + lane;
         VT_UNROLL
         for (int ri = 0; ri < RB; ri++) {
-            float sv = (key < ks1 && key < sm.lim[ri]) ? s[ri] : -INFINITY;
+            /* a slot past ks1 was never written this tile: masked here before use */
+            float sv = (key < ks1 && key < sm.lim[ri]) ? sm.p[warp][ri][lane] : -INFINITY;
             float mx = sv;
             VT_UNROLL
             for (int off = 16; off > 0; off /= 2) mx = fmaxf(mx, cx.shfl_xor(mx, off));
