@@ -3,8 +3,9 @@
  * stages G x 32 units of its row (about 2 KiB) into shared memory with aligned 16-byte loads,
  * several per lane in flight; the CTA loads x 1024 columns at a time into shared memory
  * (coalesced, swizzled: gemv_lane.cuh), and each lane decodes whole units in registers and
- * multiplies them with x from there; a shuffle reduction ends the row. nf4_dq and 2:4 rows
- * (gemv_direct, 4 warps per CTA) decode from global memory and read x from L1/L2. */
+ * multiplies them with x from there; a shuffle reduction ends the row. nf4_dq (blocks not
+ * row-local) runs the same kernel decoding its units from global memory. 2:4 rows
+ * (gemv_sparse, 4 warps per CTA) decode from global memory and gather x from L1/L2. */
 #include "cuda_util.cuh"
 #include "gemv_lane.cuh"
 
@@ -28,7 +29,7 @@ __device__ __forceinline__ void finish_row(float acc[NB], float *y, uint64_t row
  * traffic from L2 (x is read once per CTA). */
 template <int F, int NB> struct gv_cta {
     static constexpr int fits(int w) {
-        return w * gv_geom<F>::STAGE + NB * GV_XS * 16 + 128 <= 48 * 1024;
+        return w * gv_geom<F>::AREA + NB * GV_XS * 16 + 128 <= 48 * 1024;
     }
     static constexpr int W = fits(8) ? 8 : fits(4) ? 4 : fits(2) ? 2 : 1;
 };
@@ -39,7 +40,7 @@ __global__ void __launch_bounds__(gv_cta<F, NB>::W * 32)
     constexpr int W = gv_cta<F, NB>::W;
     using Gm = gv_geom<F>;
     __shared__ float lut[32];
-    __shared__ __align__(16) uint8_t sm[W][Gm::STAGE];
+    __shared__ __align__(16) uint8_t sm[W][Gm::AREA];
     __shared__ float4 sx[NB * GV_XS];
     vt_dq_lut_init(lut); /* visible after the first __syncthreads below */
     int warp = threadIdx.x / 32, lane = threadIdx.x & 31;
@@ -54,21 +55,22 @@ __global__ void __launch_bounds__(gv_cta<F, NB>::W * 32)
     for (uint64_t u0 = 0; u0 < units; u0 += step) {
         uint64_t b0 = 0;
         uint32_t sh = 0;
-        if (live) sh = gv_stage_lane<F>(p, r, u0, sm[warp], lane, &b0);
+        if (F != VT_FMT_NF4_DQ && live) sh = gv_stage_lane<F>(p, r, u0, sm[warp], lane, &b0);
         for (int g = 0; g < Gm::G && u0 + 32 * g < units; g++) {
             __syncthreads(); /* every warp is done with the previous x chunk */
             gv_xstage(x, p.aux, p.cols, u0 + 32 * g, nb, xvec, sx, threadIdx.x, W * 32);
             __syncthreads(); /* x chunk and this step's staged row bytes visible */
-            if (live) gv_unit_lane<F, NB>(p, c, sx, u0 + 32 * g, b0, sm[warp], sh, lane, nb, acc);
+            if (live)
+                gv_unit_lane<F, NB>(p, c, sx, r, u0 + 32 * g, b0, sm[warp], sh, lane, nb, acc);
         }
         __syncwarp(); /* before the next step overwrites the warp's area */
     }
     if (live) finish_row<NB>(acc, y, p.rows, r, nb);
 }
 
-template <int F, bool SPARSE, int NB>
+template <int F, int NB>
 __global__ void __launch_bounds__(GV_WARPS * 32)
-    gemv_direct(vt_kp p, const float *__restrict__ x, float *__restrict__ y, int nb, bool xvec) {
+    gemv_sparse(vt_kp p, const float *__restrict__ x, float *__restrict__ y, int nb) {
     __shared__ float lut[32];
     vt_dq_lut_init(lut);
     __syncthreads();
@@ -79,7 +81,7 @@ __global__ void __launch_bounds__(GV_WARPS * 32)
     float acc[NB];
 #pragma unroll
     for (int b = 0; b < NB; b++) acc[b] = 0.0f;
-    gv_direct_lane<F, SPARSE, NB>(p, c, x, r, lane, nb, xvec, acc);
+    gv_sparse_lane<F, NB>(p, c, x, r, lane, nb, acc);
     finish_row<NB>(acc, y, p.rows, r, nb);
 }
 
@@ -95,13 +97,13 @@ struct gv_launch {
         unsigned grid = (unsigned)((p.rows + GV_WARPS - 1) / GV_WARPS);
         constexpr int W = gv_cta<F, NB>::W;
         /* if constexpr: only the kernels a format can reach are instantiated */
-        if constexpr (F == VT_FMT_NF4_DQ)
-            gemv_direct<F, false, NB><<<grid, GV_WARPS * 32, 0, st>>>(p, x, y, nb, xvec);
-        else if (sparse)
-            gemv_direct<F, true, NB><<<grid, GV_WARPS * 32, 0, st>>>(p, x, y, nb, xvec);
-        else
-            gemv_staged<F, NB>
-                <<<(unsigned)((p.rows + W - 1) / W), W * 32, 0, st>>>(p, x, y, nb, xvec);
+        if constexpr (F != VT_FMT_NF4_DQ) {
+            if (sparse) {
+                gemv_sparse<F, NB><<<grid, GV_WARPS * 32, 0, st>>>(p, x, y, nb);
+                return vt_cuda_launch_check("vt_gemv kernel launch");
+            }
+        }
+        gemv_staged<F, NB><<<(unsigned)((p.rows + W - 1) / W), W * 32, 0, st>>>(p, x, y, nb, xvec);
         return vt_cuda_launch_check("vt_gemv kernel launch");
     }
     template <int F> int run() {

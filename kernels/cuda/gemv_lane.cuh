@@ -21,6 +21,8 @@ template <int F> struct gv_geom {
     static constexpr int G = TB >= 2048 ? 1 : 2048 / TB;
     static constexpr int STAGE = G * TB + 32;
     static_assert(STAGE % 16 == 0, "each warp's staging area must stay 16-byte aligned");
+    /* shared bytes of a warp's area in the kernel (nf4_dq stages nothing) */
+    static constexpr int AREA = F == VT_FMT_NF4_DQ ? 16 : STAGE;
 };
 
 /* acc[b] += s for a run-time b, with static indices only (acc stays in registers). */
@@ -28,41 +30,6 @@ template <int NB> VT_HD void gv_acc_add(float acc[NB], int b, float s) {
     VT_UNROLL
     for (int k = 0; k < NB; k++)
         if (k == b) acc[k] += s;
-}
-
-/* acc[b] += sum_i v[i] x[b][col0 + i] for the 32 values of a unit (masked past cols). */
-template <int NB>
-VT_HD void gv_dot32(const float v[32], const float *x, uint64_t cols, uint64_t col0, int nb,
-                    bool xvec, float acc[NB]) {
-    if (xvec && col0 + 32 <= cols) {
-        VT_UNROLL
-        for (int b = 0; b < NB; b++) {
-            if (b >= nb) break;
-            const float4 *xp = (const float4 *)(x + b * cols + col0);
-            float s = 0.0f;
-            VT_UNROLL
-            for (int i = 0; i < 8; i++) {
-                float4 q = VT_LDG(xp + i);
-                s = fmaf(v[4 * i], q.x, s);
-                s = fmaf(v[4 * i + 1], q.y, s);
-                s = fmaf(v[4 * i + 2], q.z, s);
-                s = fmaf(v[4 * i + 3], q.w, s);
-            }
-            acc[b] += s;
-        }
-    } else {
-        /* The i loop fully unrolled with a guard (v indexed at run time would go to local
-         * memory); the b loop not unrolled (32 loads in flight, not 32 x NB: unrolled, the
-         * batch-8 kernels took up to 192 registers), its sum added with static indices only. */
-        VT_NO_UNROLL
-        for (int b = 0; b < nb; b++) {
-            float s = 0.0f;
-            VT_UNROLL
-            for (int i = 0; i < 32; i++)
-                if (col0 + i < cols) s = fmaf(v[i], VT_LDG(x + b * cols + col0 + i), s);
-            gv_acc_add<NB>(acc, b, s);
-        }
-    }
 }
 
 /* Lane @p lane's part of staging step u0 of row r into the warp's area sm: bytes [*b0, b1) of
@@ -145,48 +112,45 @@ VT_HD void gv_dot32_sx(const float v[32], const float4 *sx, int j, uint64_t col0
     }
 }
 
-/* After the warp staged step u0 (bytes from b0, at sm + sh) and the CTA loaded the x chunk of
- * units [ug, ug + 32) into sx: lane's unit ug + lane. */
+/* After the warp staged step u0 of row r (bytes from b0, at sm + sh) and the CTA loaded the x
+ * chunk of units [ug, ug + 32) into sx: lane's unit ug + lane. nf4_dq (blocks not row-local,
+ * nothing staged) decodes its unit from global memory. */
 template <int F, int NB>
-VT_HD void gv_unit_lane(const vt_kp &p, const vt_dq_ctx &c, const float4 *sx, uint64_t ug,
-                        uint64_t b0, const uint8_t *sm, uint32_t sh, int lane, int nb,
+VT_HD void gv_unit_lane(const vt_kp &p, const vt_dq_ctx &c, const float4 *sx, uint64_t r,
+                        uint64_t ug, uint64_t b0, const uint8_t *sm, uint32_t sh, int lane, int nb,
                         float acc[NB]) {
     uint64_t u = ug + lane;
     if (u < vt_units(p.cols)) {
         float v[32];
-        vt_dq_unit<F>(sm + sh + (vt_dq_unit_off<F>(u) - b0), u, 32 * u, c, v);
+        if constexpr (F == VT_FMT_NF4_DQ)
+            vt_dq_unit_nf4dq(p.data, p.bpr, r, u, c, v);
+        else
+            vt_dq_unit<F>(sm + sh + (vt_dq_unit_off<F>(u) - b0), u, 32 * u, c, v);
         gv_dot32_sx<NB>(v, sx, lane, 32 * u, p.cols, nb, acc);
     }
 }
 
-/* Lane's whole share of row r straight from global memory (nf4_dq, 2:4): 64-column pieces
- * h = lane, lane + 32, ... (2:4) or units u = lane, lane + 32, ... (nf4_dq). */
-template <int F, bool SPARSE, int NB>
-VT_HD void gv_direct_lane(const vt_kp &p, const vt_dq_ctx &c, const float *x, uint64_t r, int lane,
-                          int nb, bool xvec, float acc[NB]) {
-    if constexpr (SPARSE) {
-        const uint8_t *row = p.data + r * p.row_bytes;
-        for (uint64_t h = lane; h < vt_sparse_units(p.cols); h += 32) {
-            float v[32];
-            uint8_t pos[32];
-            vt_dq_unit_sparse<F>(row, row + p.idx_off, h, p.ccols, c, v, pos);
-            /* as in gv_dot32's fallback: 32 loads in flight, not 32 x NB */
-            VT_NO_UNROLL
-            for (int b = 0; b < nb; b++) {
-                float s = 0.0f;
-                VT_UNROLL
-                for (int i = 0; i < 32; i++) {
-                    uint64_t col = 64 * h + pos[i];
-                    if (col < p.cols) s = fmaf(v[i], VT_LDG(x + b * p.cols + col), s);
-                }
-                gv_acc_add<NB>(acc, b, s);
+/* Lane's whole share of 2:4 row r straight from global memory: 64-column pieces h = lane,
+ * lane + 32, ... */
+template <int F, int NB>
+VT_HD void gv_sparse_lane(const vt_kp &p, const vt_dq_ctx &c, const float *x, uint64_t r, int lane,
+                          int nb, float acc[NB]) {
+    const uint8_t *row = p.data + r * p.row_bytes;
+    for (uint64_t h = lane; h < vt_sparse_units(p.cols); h += 32) {
+        float v[32];
+        uint8_t pos[32];
+        vt_dq_unit_sparse<F>(row, row + p.idx_off, h, p.ccols, c, v, pos);
+        /* 32 loads in flight, not 32 x NB (unrolled over b, the batch-8 kernels took up to 192
+         * registers); the sum added with static indices only */
+        VT_NO_UNROLL
+        for (int b = 0; b < nb; b++) {
+            float s = 0.0f;
+            VT_UNROLL
+            for (int i = 0; i < 32; i++) {
+                uint64_t col = 64 * h + pos[i];
+                if (col < p.cols) s = fmaf(v[i], VT_LDG(x + b * p.cols + col), s);
             }
-        }
-    } else {
-        for (uint64_t u = lane; u < vt_units(p.cols); u += 32) {
-            float v[32];
-            vt_dq_unit_nf4dq(p.data, p.bpr, r, u, c, v);
-            gv_dot32<NB>(v, x, p.cols, 32 * u, nb, xvec, acc);
+            gv_acc_add<NB>(acc, b, s);
         }
     }
 }

@@ -46,18 +46,15 @@ struct host_gemv {
         const uint64_t units = vt_units(p.cols), step = 32 * Gm::G;
         for (uint64_t r = 0; r < p.rows; r++) {
             float acc[32][NB] = {{0}};
-            if constexpr (F == VT_FMT_NF4_DQ) {
+            if (d->sparse) {
                 for (int lane = 0; lane < 32; lane++)
-                    gv_direct_lane<F, false, NB>(p, c, x, r, lane, nb, xvec, acc[lane]);
-            } else if (d->sparse) {
-                for (int lane = 0; lane < 32; lane++)
-                    gv_direct_lane<F, true, NB>(p, c, x, r, lane, nb, xvec, acc[lane]);
+                    gv_sparse_lane<F, NB>(p, c, x, r, lane, nb, acc[lane]);
             } else {
                 for (uint64_t u0 = 0; u0 < units; u0 += step) {
                     uint64_t b0 = 0;
                     uint32_t sh = 0;
                     memset(sm, 0xA5, Gm::STAGE); /* bytes never staged are garbage */
-                    for (int lane = 0; lane < 32; lane++)
+                    for (int lane = 0; lane < 32 && F != VT_FMT_NF4_DQ; lane++)
                         sh = gv_stage_lane<F>(p, r, u0, sm, lane, &b0);
                     for (int g = 0; g < Gm::G && u0 + 32 * g < units; g++) {
                         /* the CTA's x chunk, loaded by 256 threads (8 warps) as in gemv.cu;
@@ -67,7 +64,7 @@ struct host_gemv {
                         for (int t = 0; t < 256; t++)
                             gv_xstage(x, p.aux, p.cols, u0 + 32 * g, nb, xvec, sx, t, 256);
                         for (int lane = 0; lane < 32; lane++)
-                            gv_unit_lane<F, NB>(p, cs, sx, u0 + 32 * g, b0, sm, sh, lane, nb,
+                            gv_unit_lane<F, NB>(p, cs, sx, r, u0 + 32 * g, b0, sm, sh, lane, nb,
                                                 acc[lane]);
                     }
                 }
