@@ -29,7 +29,9 @@ template <int D, int RB> struct smem {
 template <int D, int RB, int FMT, class CX>
 VT_HD void body(CX &cx, const vt_attn_dev_args &a, smem<D, RB> &sm, long long chunk, float *ws_o,
                 float *ws_ml, int split, int hk, long long z) {
-    constexpr int LPK = D / 8, KPI = 32 / LPK; /* P V: lanes per key, keys per step */
+    constexpr int LPK = D / 8, KPI = 32 / LPK; /* lanes per key, keys per step */
+    constexpr int UB = RB >= 8 ? 2 : RB >= 4 ? 4 : 8; /* steps whose row loads fly together */
+    static_assert((KT / KPI) % UB == 0, "a tile is whole batches of steps");
     const int tid = cx.tid(), warp = tid / 32, lane = tid % 32;
     const long long R = (long long)a.group * a.nq, r0 = z * RB;
     const int nr = (int)(R - r0 < RB ? R - r0 : RB);
@@ -68,31 +70,35 @@ VT_HD void body(CX &cx, const vt_attn_dev_args &a, smem<D, RB> &sm, long long ch
         /* Scores of the warp's KT keys with LPK lanes per key (KPI keys per step), each lane 8
          * values of the row: a key's row is read by consecutive lanes (coalesced; lane-per-key
          * reads touched a cache line per lane per load, and 34- or 18-byte q8_0 / q4_0 blocks
-         * forced 2-byte loads). The LPK partial dot products meet by shuffles; the scores go
-         * through sm.p to the lane-per-key softmax below. */
-        VT_ATTN_UNROLL(2)
-        for (int kk = 0; kk < KT; kk += KPI) {
-            if (t0 + kk >= ks1) break; /* warp-uniform */
-            const long long k2 = t0 + kk + sub;
-            float s[RB];
+         * forced 2-byte loads). UB steps' rows are loaded before any is used (keys past ks1
+         * load the last valid row and count 0), so UB loads per lane are in flight. The LPK
+         * partial dot products meet by shuffles; the scores go through sm.p to the lane-per-key
+         * softmax below. */
+        for (int kk0 = 0; kk0 < KT; kk0 += UB * KPI) {
+            if (t0 + kk0 >= ks1) break; /* warp-uniform */
+            float kv[UB][8];
+            bool ok[UB];
             VT_UNROLL
-            for (int ri = 0; ri < RB; ri++) s[ri] = 0.0f;
-            if (k2 < ks1) {
-                float kv[8];
-                vt_deq8<FMT>(kb + (size_t)k2 * a.row_bytes, d0, a.ts, &sm.lut, kv);
+            for (int u = 0; u < UB; u++) {
+                const long long k2 = t0 + kk0 + u * KPI + sub;
+                ok[u] = k2 < ks1;
+                vt_deq8<FMT>(kb + (size_t)(ok[u] ? k2 : ks1 - 1) * a.row_bytes, d0, a.ts, &sm.lut,
+                             kv[u]);
+            }
+            VT_UNROLL
+            for (int u = 0; u < UB; u++) {
                 VT_UNROLL
                 for (int ri = 0; ri < RB; ri++) {
                     float4 qa = *reinterpret_cast<const float4 *>(&sm.q[ri][d0]);
                     float4 qb = *reinterpret_cast<const float4 *>(&sm.q[ri][d0 + 4]);
-                    s[ri] = qa.x * kv[0] + qa.y * kv[1] + qa.z * kv[2] + qa.w * kv[3] +
-                            qb.x * kv[4] + qb.y * kv[5] + qb.z * kv[6] + qb.w * kv[7];
+                    const float *k8 = kv[u];
+                    float s = qa.x * k8[0] + qa.y * k8[1] + qa.z * k8[2] + qa.w * k8[3] +
+                              qb.x * k8[4] + qb.y * k8[5] + qb.z * k8[6] + qb.w * k8[7];
+                    s = ok[u] ? s : 0.0f;
+                    VT_UNROLL
+                    for (int off = 1; off < LPK; off *= 2) s += cx.shfl_xor(s, off);
+                    if (lane % LPK == 0) sm.p[warp][ri][kk0 + u * KPI + sub] = s;
                 }
-            }
-            VT_UNROLL
-            for (int ri = 0; ri < RB; ri++) {
-                VT_UNROLL
-                for (int off = 1; off < LPK; off *= 2) s[ri] += cx.shfl_xor(s[ri], off);
-                if (lane % LPK == 0) sm.p[warp][ri][kk + sub] = s[ri];
             }
         }
         cx.syncwarp();
@@ -114,17 +120,28 @@ VT_HD void body(CX &cx, const vt_attn_dev_args &a, smem<D, RB> &sm, long long ch
             sm.p[warp][ri][lane] = p;
         }
         cx.syncwarp();
-        VT_ATTN_UNROLL(2)
-        for (int kk = 0; kk < KT; kk += KPI) {
-            long long k2 = t0 + kk + sub;
-            if (k2 >= ks1) break;
-            float vv[8];
-            vt_deq8<FMT>(vb + (size_t)k2 * a.row_bytes, d0, a.ts, &sm.lut, vv);
+        /* P V, UB steps' V rows loaded before use as above (a key past ks1 adds exactly 0) */
+        for (int kk0 = 0; kk0 < KT; kk0 += UB * KPI) {
+            if (t0 + kk0 >= ks1) break; /* warp-uniform */
+            float vv[UB][8];
+            bool ok[UB];
             VT_UNROLL
-            for (int ri = 0; ri < RB; ri++) {
-                float p = sm.p[warp][ri][kk + sub];
+            for (int u = 0; u < UB; u++) {
+                const long long k2 = t0 + kk0 + u * KPI + sub;
+                ok[u] = k2 < ks1;
+                vt_deq8<FMT>(vb + (size_t)(ok[u] ? k2 : ks1 - 1) * a.row_bytes, d0, a.ts, &sm.lut,
+                             vv[u]);
+            }
+            VT_UNROLL
+            for (int u = 0; u < UB; u++) {
                 VT_UNROLL
-                for (int e = 0; e < 8; e++) acc[ri][e] += p * vv[e];
+                for (int e = 0; e < 8; e++) vv[u][e] = ok[u] ? vv[u][e] : 0.0f;
+                VT_UNROLL
+                for (int ri = 0; ri < RB; ri++) {
+                    float p = sm.p[warp][ri][kk0 + u * KPI + sub];
+                    VT_UNROLL
+                    for (int e = 0; e < 8; e++) acc[ri][e] += p * vv[u][e];
+                }
             }
         }
         cx.syncwarp();
