@@ -41,27 +41,44 @@ __host__ __device__ inline uint64_t vt_sparse_units(uint64_t cols) {
     return (cols + 63) / 64;
 }
 
+/* 16 bytes at ca (16-byte aligned) of the buffer [lo, hi) into smem: one load when the chunk
+ * lies inside the buffer, else byte by byte (only at the buffer's ends). */
+VT_HD uint4 vt_stage_ld(uintptr_t ca, uintptr_t lo, uintptr_t hi) {
+    uint4 q;
+    if (ca >= lo && ca + 16 <= hi) {
+#ifdef __CUDA_ARCH__
+        q = __ldg((const uint4 *)ca);
+#else
+        q = *(const uint4 *)ca;
+#endif
+    } else {
+        uint8_t b[16];
+        for (int i = 0; i < 16; i++)
+            b[i] = ca + i >= lo && ca + i < hi ? *(const uint8_t *)(ca + i) : 0;
+        memcpy(&q, b, 16);
+    }
+    return q;
+}
+
 /* Copy bytes [off, off + len) of the buffer (base, total) into smem with aligned 16-byte loads
- * (bytewise only where a 16-byte chunk would leave the buffer). Threads tid of nthr share the
- * work. Returns the offset in smem where byte off landed (off's misalignment, 0..15); smem must
- * hold len + 32 bytes. The caller synchronizes afterwards. */
+ * (bytewise only where a 16-byte chunk would leave the buffer; bytes outside it staged as 0).
+ * Threads tid of nthr share the work, four chunks per thread loaded before any is stored so
+ * that they are in flight together (a load-store loop waited for each load in turn). Returns
+ * the offset in smem where byte off landed (off's misalignment, 0..15); smem must hold
+ * len + 32 bytes. The caller synchronizes afterwards. */
 VT_HD uint32_t vt_stage(uint8_t *smem, const uint8_t *base, uint64_t total, uint64_t off,
                         uint32_t len, int tid, int nthr) {
     uintptr_t a = (uintptr_t)(base + off), a0 = a & ~(uintptr_t)15;
     uintptr_t lo = (uintptr_t)base, hi = (uintptr_t)(base + total);
     uint32_t nch = (uint32_t)((a + len - a0 + 15) / 16);
-    for (uint32_t c = tid; c < nch; c += nthr) {
-        uintptr_t ca = a0 + 16 * (uintptr_t)c;
-        if (ca >= lo && ca + 16 <= hi) {
-#ifdef __CUDA_ARCH__
-            *(uint4 *)(smem + 16 * c) = __ldg((const uint4 *)ca);
-#else
-            *(uint4 *)(smem + 16 * c) = *(const uint4 *)ca;
-#endif
-        } else {
-            for (int i = 0; i < 16; i++)
-                if (ca + i >= lo && ca + i < hi) smem[16 * c + i] = *(const uint8_t *)(ca + i);
-        }
+    for (uint32_t c = tid; c < nch; c += 4 * (uint32_t)nthr) {
+        uint4 q[4];
+        VT_UNROLL
+        for (int i = 0; i < 4; i++)
+            if (c + i * nthr < nch) q[i] = vt_stage_ld(a0 + 16 * (uintptr_t)(c + i * nthr), lo, hi);
+        VT_UNROLL
+        for (int i = 0; i < 4; i++)
+            if (c + i * nthr < nch) *(uint4 *)(smem + 16 * (c + i * nthr)) = q[i];
     }
     return (uint32_t)(a - a0);
 }
