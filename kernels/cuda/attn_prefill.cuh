@@ -38,6 +38,11 @@ template <int D, typename T> struct smem {
 template <int D, typename T, int FMT, class CX>
 VT_HD void body(CX &cx, const vt_attn_dev_args &a, smem<D, T> &sm, long long bx, int h) {
     constexpr int LD = D + 8, KS = D / 16, NT = BN / 8, DT = D / 8;
+    /* K/V tile pieces per thread loaded together: RAW (stored in the MMA type) 4, else 2 */
+    constexpr bool RAW = (FMT == VT_FMT_F16 && std::is_same<T, __half>::value) ||
+                         (FMT == VT_FMT_BF16 && std::is_same<T, __nv_bfloat16>::value);
+    constexpr int PR = 4, PB = FMT == VT_FMT_NVFP4 ? 1 : 2; /* nvfp4: spills at 2 */
+    static_assert((BN * D / 8) % (PR * NTHREADS) == 0, "whole batches of tile pieces");
     T(*Ks)[LD] = sm.kv[0];
     T(*Vs)[LD] = sm.kv[1];
 
@@ -78,20 +83,57 @@ VT_HD void body(CX &cx, const vt_attn_dev_args &a, smem<D, T> &sm, long long bx,
     const long long lim_a = vt_visible(a, qa), lim_b = vt_visible(a, qb);
 
     for (long long j0 = 0; j0 < n_end; j0 += BN) {
-        /* ---- K, V tiles: stored format -> registers -> f16/bf16 shared (rows past Nk: 0) ---- */
-        for (int idx = tid; idx < BN * D / 8; idx += NTHREADS) {
-            int r = idx / (D / 8), c = (idx % (D / 8)) * 8;
-            float fk[8] = {0, 0, 0, 0, 0, 0, 0, 0}, fv[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-            if (j0 + r < a.nk) {
-                vt_deq8<FMT>(kb + (size_t)(j0 + r) * a.row_bytes, c, a.ts, &sm.lut, fk);
-                vt_deq8<FMT>(vb + (size_t)(j0 + r) * a.row_bytes, c, a.ts, &sm.lut, fv);
+        /* ---- K, V tiles: stored format -> registers -> f16/bf16 shared (rows past Nk: 0).
+         * Several pieces' loads are issued before any is stored, so they are in flight together
+         * (one piece at a time, each iteration waited for its own loads): K/V stored in the MMA
+         * type are copied as raw 16-byte pieces, 4 per thread at a time; other formats are
+         * dequantized, 2 pieces at a time (registers). ---- */
+        if constexpr (RAW) {
+            for (int idx0 = tid; idx0 < BN * D / 8; idx0 += PR * NTHREADS) {
+                uint4 qk[PR], qv[PR];
+                VT_UNROLL
+                for (int b = 0; b < PR; b++) {
+                    const int idx = idx0 + b * NTHREADS, r = idx / (D / 8), c = (idx % (D / 8)) * 8;
+                    qk[b] = qv[b] = make_uint4(0, 0, 0, 0);
+                    if (j0 + r < a.nk) {
+                        const size_t o = (size_t)(j0 + r) * a.row_bytes + (size_t)c * 2;
+                        qk[b] = *reinterpret_cast<const uint4 *>(kb + o);
+                        qv[b] = *reinterpret_cast<const uint4 *>(vb + o);
+                    }
+                }
+                VT_UNROLL
+                for (int b = 0; b < PR; b++) {
+                    const int idx = idx0 + b * NTHREADS, r = idx / (D / 8), c = (idx % (D / 8)) * 8;
+                    *reinterpret_cast<uint4 *>(&Ks[r][c]) = qk[b];
+                    *reinterpret_cast<uint4 *>(&Vs[r][c]) = qv[b];
+                }
             }
-            *reinterpret_cast<uint4 *>(&Ks[r][c]) =
-                make_uint4(vt_pack2<T>(fk[0], fk[1]), vt_pack2<T>(fk[2], fk[3]),
-                           vt_pack2<T>(fk[4], fk[5]), vt_pack2<T>(fk[6], fk[7]));
-            *reinterpret_cast<uint4 *>(&Vs[r][c]) =
-                make_uint4(vt_pack2<T>(fv[0], fv[1]), vt_pack2<T>(fv[2], fv[3]),
-                           vt_pack2<T>(fv[4], fv[5]), vt_pack2<T>(fv[6], fv[7]));
+        } else {
+            for (int idx0 = tid; idx0 < BN * D / 8; idx0 += PB * NTHREADS) {
+                float fk[PB][8], fv[PB][8];
+                VT_UNROLL
+                for (int b = 0; b < PB; b++) {
+                    const int idx = idx0 + b * NTHREADS, r = idx / (D / 8), c = (idx % (D / 8)) * 8;
+                    if (j0 + r < a.nk) { /* idx < BN * D / 8: PB divides the pieces per thread */
+                        vt_deq8<FMT>(kb + (size_t)(j0 + r) * a.row_bytes, c, a.ts, &sm.lut, fk[b]);
+                        vt_deq8<FMT>(vb + (size_t)(j0 + r) * a.row_bytes, c, a.ts, &sm.lut, fv[b]);
+                    } else {
+                        VT_UNROLL
+                        for (int e = 0; e < 8; e++) fk[b][e] = fv[b][e] = 0.0f;
+                    }
+                }
+                VT_UNROLL
+                for (int b = 0; b < PB; b++) {
+                    const int idx = idx0 + b * NTHREADS, r = idx / (D / 8), c = (idx % (D / 8)) * 8;
+                    const float *k8 = fk[b], *v8 = fv[b];
+                    *reinterpret_cast<uint4 *>(&Ks[r][c]) =
+                        make_uint4(vt_pack2<T>(k8[0], k8[1]), vt_pack2<T>(k8[2], k8[3]),
+                                   vt_pack2<T>(k8[4], k8[5]), vt_pack2<T>(k8[6], k8[7]));
+                    *reinterpret_cast<uint4 *>(&Vs[r][c]) =
+                        make_uint4(vt_pack2<T>(v8[0], v8[1]), vt_pack2<T>(v8[2], v8[3]),
+                                   vt_pack2<T>(v8[4], v8[5]), vt_pack2<T>(v8[6], v8[7]));
+                }
+            }
         }
         cx.sync();
 
