@@ -2,8 +2,9 @@
  * Row-blocked formats: a CTA of 256 threads stages the bytes of 256 units (8192 values) of one
  * row into shared memory with 16-byte loads, each thread decodes one unit in registers, and the
  * decoded tile goes back through shared memory so that the CTA's 16-byte stores are coalesced
- * (dq_tile.cuh; when the output rows are 16-byte aligned, else per-thread stores). nf4_dq and
- * 2:4 layouts decode straight from global memory, 64 columns per thread, stored per thread. */
+ * (dq_tile.cuh; when the output rows are 16-byte aligned, else per-thread stores). nf4_dq runs
+ * the same kernel decoding its units from global memory (its blocks are not row-local); 2:4
+ * layouts decode straight from global memory, 64 columns per thread, stored per thread. */
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
@@ -60,14 +61,21 @@ __global__ void __launch_bounds__(DQ_THREADS)
     uint64_t b0 = vt_dq_unit_off<F>(u0);
     uint64_t b1 = u0 + DQ_THREADS < units ? vt_dq_unit_off<F>(u0 + DQ_THREADS) : p.row_bytes;
     if (b1 > p.row_bytes) b1 = p.row_bytes;
-    uint32_t sh = vt_stage(sm, p.data, p.bytes, r * p.row_bytes + b0, (uint32_t)(b1 - b0),
-                           threadIdx.x, DQ_THREADS);
+    uint32_t sh = 0;
+    if constexpr (F != VT_FMT_NF4_DQ) /* nf4_dq blocks are not row-local: decoded from global */
+        sh = vt_stage(sm, p.data, p.bytes, r * p.row_bytes + b0, (uint32_t)(b1 - b0), threadIdx.x,
+                      DQ_THREADS);
     __syncthreads();
     uint64_t u = u0 + threadIdx.x;
     const bool live = u < units;
     vt_dq_ctx c = {lut, p.tensor_scale, p.aux, p.cols};
     float v[32];
-    if (live) vt_dq_unit<F>(sm + sh + (vt_dq_unit_off<F>(u) - b0), u, 32 * u, c, v);
+    if (live) {
+        if constexpr (F == VT_FMT_NF4_DQ)
+            vt_dq_unit_nf4dq(p.data, p.bpr, r, u, c, v);
+        else
+            vt_dq_unit<F>(sm + sh + (vt_dq_unit_off<F>(u) - b0), u, 32 * u, c, v);
+    }
     const uint64_t col0 = 32 * u0, o = r * p.cols + col0;
     if (vec) {
         /* through shared memory (dq_tile.cuh): coalesced stores of the tile's output range */
@@ -112,18 +120,16 @@ struct dq_launch {
     template <int F, int T> int go() {
         bool vec = p.cols % 8 == 0 && ((uintptr_t)out & 15) == 0;
         /* if constexpr: only the kernels a format can reach are instantiated */
-        if constexpr (F == VT_FMT_NF4_DQ) {
-            uint64_t tpr = (vt_sparse_units(p.cols) + DQ_THREADS - 1) / DQ_THREADS;
-            dequant_direct<F, false, T>
-                <<<(unsigned)(p.rows * tpr), DQ_THREADS, 0, st>>>(p, tpr, out, vec);
-        } else if (sparse) {
-            uint64_t tpr = (vt_sparse_units(p.cols) + DQ_THREADS - 1) / DQ_THREADS;
-            dequant_direct<F, true, T>
-                <<<(unsigned)(p.rows * tpr), DQ_THREADS, 0, st>>>(p, tpr, out, vec);
-        } else {
-            uint64_t tpr = (vt_units(p.cols) + DQ_THREADS - 1) / DQ_THREADS;
-            dequant_staged<F, T><<<(unsigned)(p.rows * tpr), DQ_THREADS, 0, st>>>(p, tpr, out, vec);
+        if constexpr (F != VT_FMT_NF4_DQ) {
+            if (sparse) {
+                uint64_t tpr = (vt_sparse_units(p.cols) + DQ_THREADS - 1) / DQ_THREADS;
+                dequant_direct<F, true, T>
+                    <<<(unsigned)(p.rows * tpr), DQ_THREADS, 0, st>>>(p, tpr, out, vec);
+                return vt_cuda_launch_check("vt_dequant kernel launch");
+            }
         }
+        uint64_t tpr = (vt_units(p.cols) + DQ_THREADS - 1) / DQ_THREADS;
+        dequant_staged<F, T><<<(unsigned)(p.rows * tpr), DQ_THREADS, 0, st>>>(p, tpr, out, vec);
         return vt_cuda_launch_check("vt_dequant kernel launch");
     }
     template <int F> int run() {

@@ -103,14 +103,17 @@ struct host_dec {
                 if (b1 > p.row_bytes) b1 = p.row_bytes;
                 memset(sm, 0xA5, (size_t)smem + 16);
                 uint32_t sh = 0;
-                for (int t = 0; t < 256; t++)
+                for (int t = 0; t < 256 && F != VT_FMT_NF4_DQ; t++)
                     sh = vt_stage(sm, p.data, p.bytes, r * p.row_bytes + b0, (uint32_t)(b1 - b0), t,
                                   256);
                 memset(so, 0xEE, 256 * C * 16);
                 for (int t = 0; t < 256 && u0 + t < units; t++) {
                     float v[32];
                     uint64_t u = u0 + t;
-                    vt_dq_unit<F>(sm + sh + (vt_dq_unit_off<F>(u) - b0), u, 32 * u, c, v);
+                    if constexpr (F == VT_FMT_NF4_DQ) /* as dequant.cu: from global memory */
+                        vt_dq_unit_nf4dq(p.data, p.bpr, r, u, c, v);
+                    else
+                        vt_dq_unit<F>(sm + sh + (vt_dq_unit_off<F>(u) - b0), u, 32 * u, c, v);
                     vt_dqt_put<T>(so, t, v);
                 }
                 uint64_t col0 = 32 * u0, n = p.cols - col0 < 8192 ? p.cols - col0 : 8192;
@@ -135,9 +138,10 @@ struct host_dec {
         vt_kp p = vt_kp_from(d);
         vt_dq_ctx c = {lut, p.tensor_scale, p.aux, p.cols};
         if (mode == 0) return direct<F>(p, c);
-        if (d->sparse || F == VT_FMT_NF4_DQ) return 77; /* no staged path for these */
+        if (d->sparse) return 77; /* no staged path */
         if (mode == 3) return tiled<F, 0>(p, c);
         if (mode == 4) return tiled<F, 1>(p, c);
+        if (F == VT_FMT_NF4_DQ) return 77; /* nothing to stage */
         using Gm = geom<F>;
         return mode == 1 ? staged<F>(p, c, Gm::DQ_UNITS, Gm::DQ_SMEM, 256)
                          : staged<F>(p, c, Gm::GV_UNITS, Gm::GV_SMEM, 32);
