@@ -1,11 +1,12 @@
 /* kernels/cuda/gemv.cu — fused dequantize + GEMV, y[b] = W x[b] for batch 1..8.
- * One warp per row. Row-blocked formats (gemv_staged, 8 warps per CTA, 4 at batch 8): the warp
- * stages G x 32 units of its row (about 2 KiB) into shared memory with aligned 16-byte loads,
- * several per lane in flight; the CTA loads x 1024 columns at a time into shared memory
- * (coalesced, swizzled: gemv_lane.cuh), and each lane decodes whole units in registers and
- * multiplies them with x from there; a shuffle reduction ends the row. nf4_dq (blocks not
- * row-local) runs the same kernel decoding its units from global memory. 2:4 rows
- * (gemv_sparse, 4 warps per CTA) decode from global memory and gather x from L1/L2. */
+ * One warp per row. Row-blocked formats (gemv_staged, 8 warps per CTA, fewer for f16/bf16/f32
+ * weights at batch 4-8: gv_cta): the warp stages G x 32 units of its row (about 2 KiB) into
+ * shared memory with aligned 16-byte loads, several per lane in flight; the CTA loads x 1024
+ * columns at a time into shared memory (coalesced, swizzled: gemv_lane.cuh), and each lane
+ * decodes whole units in registers and multiplies them with x from there; a shuffle reduction
+ * ends the row. nf4_dq (blocks not row-local) runs the same kernel decoding its units from
+ * global memory. 2:4 rows (gemv_sparse, 4 warps per CTA) decode from global memory and gather x
+ * from L1/L2. */
 #include "cuda_util.cuh"
 #include "gemv_lane.cuh"
 
@@ -24,9 +25,10 @@ __device__ __forceinline__ void finish_row(float acc[NB], float *y, uint64_t row
 }
 
 /* Warps (rows) per CTA of the staged kernel: the most of 8, 4, 2, 1 whose row areas and x chunk
- * (4 KiB per vector) fit the 48 KiB of static shared memory: 8 for every format up to batch 4
- * except f32 weights. The warps of a CTA share its x chunk, so more rows per CTA means less x
- * traffic from L2 (x is read once per CTA). */
+ * (4 KiB per vector) fit the 48 KiB of static shared memory: 8 for the quantized formats at
+ * every batch; f16/bf16 weights 8 up to batch 4, then 4; f32 8 / 8 / 4 / 2 at batch 1 / 2 / 4 / 8.
+ * The warps of a CTA share its x chunk, so more rows per CTA means less x traffic from L2 (x is
+ * read once per CTA). */
 template <int F, int NB> struct gv_cta {
     static constexpr int fits(int w) {
         return w * gv_geom<F>::AREA + NB * GV_XS * 16 + 128 <= 48 * 1024;
