@@ -10,7 +10,8 @@
 #      bench_stream (its VRAM tier is on the GPU when there is one), attention device memory
 #      (bench_attn_gpu --memory, bench/attn/attn_memory.py)
 #   6. vtstore run --device cuda (and --vram) on the demo model (scripts/model_path.sh, or
-#      $GPU_CHECK_MODEL = a GGUF file) when it is present
+#      $GPU_CHECK_MODEL = a GGUF file) when it is present; where the 98 MB model cannot travel,
+#      tests/run/gguf_edit.py MODEL OUT --layers 8 makes a 50 MB one of the same kind
 # Every log and JSON goes under ${OUT:-./gpu-out}; summary.txt lists each step as PASS, FAIL
 # (exit status), TIMEOUT or SKIP. A failing step does not stop the others. Each step has a time
 # limit, and steps are skipped once the total budget ($GPU_CHECK_BUDGET s, default 570) is spent.

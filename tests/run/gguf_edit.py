@@ -5,7 +5,8 @@ padding before it changes), so that tests can give a real model another tokenize
 Usage: gguf_edit.py SRC DST [--str KEY=TEXT] [--bool KEY=0|1] [--u32 KEY=N] [--del KEY]
                             [--token ID=TEXT]...
 --str/--bool/--u32 set a key (replacing its value and type, or adding it); --del removes one;
---token replaces one string of tokenizer.ggml.tokens.
+--token replaces one string of tokenizer.ggml.tokens. --layers N keeps the first N blocks (a
+smaller model of the same kind, e.g. one that fits what travels to a GPU machine).
 --qwen2 SEED turns the llama model into a qwen2 one as convert_hf_to_gguf writes Qwen2: the
 architecture and its "llama.*" keys renamed, attn_q/attn_k rows un-permuted (convert_hf_to_gguf
 permutes them for llama only; qwen2 uses NEOX RoPE, rotate_half pairs; the quantized rows are
@@ -14,6 +15,7 @@ moved whole, each row being whole blocks) and random f32 biases blk.N.attn_{q,k,
 Parses the GGUF v3 layout directly (header, key/values, tensor infos, data aligned to
 general.alignment)."""
 import argparse
+import re
 import struct
 import sys
 
@@ -72,6 +74,8 @@ def main():
     ap.add_argument("--qwen2", type=int, metavar="SEED")
     ap.add_argument("--bias-scale", type=float, default=0.5)
     ap.add_argument("--no-bias", action="store_true", help="with --qwen2: add no biases")
+    ap.add_argument("--layers", type=int, metavar="N",
+                    help="keep blocks 0..N-1 only (their tensors and <arch>.block_count)")
     a = ap.parse_args()
     data = open(a.src, "rb").read()
     r = Reader(data)
@@ -131,6 +135,14 @@ def main():
         kv[2] = struct.pack("<IQ", et, n) + b"".join(gstr(s) for s in toks)
     if a.qwen2 is not None:
         tensors = qwen2(kvs, tensors, a.qwen2, a.bias_scale, not a.no_bias)
+        tinfo = None
+    if a.layers is not None:
+        arch = next(Reader(kv[2]).string().decode() for kv in kvs
+                    if kv[0] == "general.architecture")
+        put(arch + ".block_count", 4, struct.pack("<I", a.layers))
+        keep = re.compile(r"blk\.(\d+)\.")
+        tensors = [t for t in tensors
+                   if not keep.match(t[0]) or int(keep.match(t[0]).group(1)) < a.layers]
         tinfo = None
     out = bytearray(b"GGUF" + struct.pack("<IQQ", 3, len(tensors), len(kvs)))
     for k, t, v in kvs:
