@@ -21,6 +21,20 @@ template <int D, int RB> struct smem {
     vt_attn_lut lut;
 };
 
+/* Values [d0, d0 + 8) of the rows of keys k, k + KPI, ..., k + (UB - 1) KPI of the K or V base
+ * (all UB loads issued before any value is used); a key at or past ks1 loads the last valid row
+ * (ks1 - 1: the caller's tile starts below ks1) and gets ok[u] = false, to be counted as 0. */
+template <int FMT, int UB, int KPI>
+VT_HD void load_steps(const vt_attn_dev_args &a, const uint8_t *base, long long k, long long ks1,
+                      int d0, const vt_attn_lut *lut, float out[UB][8], bool ok[UB]) {
+    VT_UNROLL
+    for (int u = 0; u < UB; u++) {
+        const long long k2 = k + u * KPI;
+        ok[u] = k2 < ks1;
+        vt_deq8<FMT>(base + (size_t)(ok[u] ? k2 : ks1 - 1) * a.row_bytes, d0, a.ts, lut, out[u]);
+    }
+}
+
 /* CTA (split, hk, z): rows [RB z, RB z + RB) of K/V head hk's group x Nq rows, keys
  * [split * chunk, split * chunk + chunk). With ws_o the partial (unnormalised O, max, sum) goes
  * to the workspace, else O and LSE are written. */
@@ -78,13 +92,7 @@ VT_HD void body(CX &cx, const vt_attn_dev_args &a, smem<D, RB> &sm, long long ch
             if (t0 + kk0 >= ks1) break; /* warp-uniform */
             float kv[UB][8];
             bool ok[UB];
-            VT_UNROLL
-            for (int u = 0; u < UB; u++) {
-                const long long k2 = t0 + kk0 + u * KPI + sub;
-                ok[u] = k2 < ks1;
-                vt_deq8<FMT>(kb + (size_t)(ok[u] ? k2 : ks1 - 1) * a.row_bytes, d0, a.ts, &sm.lut,
-                             kv[u]);
-            }
+            load_steps<FMT, UB, KPI>(a, kb, t0 + kk0 + sub, ks1, d0, &sm.lut, kv, ok);
             VT_UNROLL
             for (int u = 0; u < UB; u++) {
                 VT_UNROLL
@@ -125,13 +133,7 @@ VT_HD void body(CX &cx, const vt_attn_dev_args &a, smem<D, RB> &sm, long long ch
             if (t0 + kk0 >= ks1) break; /* warp-uniform */
             float vv[UB][8];
             bool ok[UB];
-            VT_UNROLL
-            for (int u = 0; u < UB; u++) {
-                const long long k2 = t0 + kk0 + u * KPI + sub;
-                ok[u] = k2 < ks1;
-                vt_deq8<FMT>(vb + (size_t)(ok[u] ? k2 : ks1 - 1) * a.row_bytes, d0, a.ts, &sm.lut,
-                             vv[u]);
-            }
+            load_steps<FMT, UB, KPI>(a, vb, t0 + kk0 + sub, ks1, d0, &sm.lut, vv, ok);
             VT_UNROLL
             for (int u = 0; u < UB; u++) {
                 VT_UNROLL
