@@ -151,21 +151,6 @@ VT_HD void vt_deq8(const uint8_t *row, int d0, float ts, const vt_attn_lut *lut,
 
 /* ---- tensor-core fragments ----------------------------------------------------------------- */
 
-/* Two values rounded to T, a in the low half (the lower column of a fragment pair). */
-template <typename T> VT_HD uint32_t vt_pack2(float a, float b);
-template <> VT_HD uint32_t vt_pack2<__half>(float a, float b) {
-    __half2 h = __floats2half2_rn(a, b);
-    uint32_t u;
-    memcpy(&u, &h, 4);
-    return u;
-}
-template <> VT_HD uint32_t vt_pack2<__nv_bfloat16>(float a, float b) {
-    __nv_bfloat162 h = __floats2bfloat162_rn(a, b);
-    uint32_t u;
-    memcpy(&u, &h, 4);
-    return u;
-}
-
 /* d += a * b, m16n8k16, row.col, f32 accumulators. */
 template <typename T>
 __device__ __forceinline__ void vt_mma16816(float d[4], const uint32_t a[4], uint32_t b0,

@@ -10,7 +10,6 @@
 #include <cuda_bf16.h>
 #include <math.h>
 
-#include "attn_common.cuh" /* vt_pack2 */
 #include "core/codes_hd.h" /* vt_e2m1_code, vt_nf4_code_ref: the host code searches */
 #include "dequant_dev.cuh"
 #include "vtstore/core.h"

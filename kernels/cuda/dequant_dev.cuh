@@ -17,6 +17,7 @@
 #ifndef VT_DEQUANT_DEV_CUH
 #define VT_DEQUANT_DEV_CUH
 
+#include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <stdint.h>
 #include <string.h>
@@ -70,6 +71,22 @@ VT_HD float vt_dev_as_f32(uint32_t u) {
     memcpy(&f, &u, sizeof f);
     return f;
 #endif
+}
+
+/* Two values rounded to T (__half or __nv_bfloat16), a in the low half: a fragment pair of the
+ * attention kernels, two output values of the dequantize, a KV cache element (b = 0). */
+template <typename T> VT_HD uint32_t vt_pack2(float a, float b);
+template <> VT_HD uint32_t vt_pack2<__half>(float a, float b) {
+    __half2 h = __floats2half2_rn(a, b);
+    uint32_t u;
+    memcpy(&u, &h, 4);
+    return u;
+}
+template <> VT_HD uint32_t vt_pack2<__nv_bfloat16>(float a, float b) {
+    __nv_bfloat162 h = __floats2bfloat162_rn(a, b);
+    uint32_t u;
+    memcpy(&u, &h, 4);
+    return u;
 }
 
 /* Lookup tables in shared memory: [0,16) NF4 code values, [16,32) signed E2M1 values. */

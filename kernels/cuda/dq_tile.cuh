@@ -12,8 +12,7 @@
 #ifndef VT_DQ_TILE_CUH
 #define VT_DQ_TILE_CUH
 
-#include <cuda_bf16.h>
-#include <cuda_fp16.h>
+#include <type_traits>
 
 #include "dequant_dev.cuh"
 
@@ -34,16 +33,8 @@ template <int T> VT_HD uint4 vt_dqt_chunk(const float v[32], int k) {
             memcpy(&u, &v[4 * k + i], 4);
             w[i] = u;
         } else {
-            float a = v[8 * k + 2 * i], b = v[8 * k + 2 * i + 1];
-            uint16_t ua, ub;
-            if constexpr (T == 1) {
-                ua = __half_as_ushort(__float2half_rn(a));
-                ub = __half_as_ushort(__float2half_rn(b));
-            } else {
-                ua = __bfloat16_as_ushort(__float2bfloat16_rn(a));
-                ub = __bfloat16_as_ushort(__float2bfloat16_rn(b));
-            }
-            w[i] = (uint32_t)ua | ((uint32_t)ub << 16);
+            using H = typename std::conditional<T == 1, __half, __nv_bfloat16>::type;
+            w[i] = vt_pack2<H>(v[8 * k + 2 * i], v[8 * k + 2 * i + 1]);
         }
     }
     uint4 q;
