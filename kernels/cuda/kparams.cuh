@@ -41,8 +41,8 @@ __host__ __device__ inline uint64_t vt_sparse_units(uint64_t cols) {
     return (cols + 63) / 64;
 }
 
-/* 16 bytes at ca (16-byte aligned) of the buffer [lo, hi) into smem: one load when the chunk
- * lies inside the buffer, else byte by byte (only at the buffer's ends). */
+/* The 16 bytes at ca (16-byte aligned) of the buffer [lo, hi): one load when they lie inside it,
+ * else byte by byte with bytes outside it as 0 (only at the buffer's ends). */
 VT_HD uint4 vt_stage_ld(uintptr_t ca, uintptr_t lo, uintptr_t hi) {
     uint4 q;
     if (ca >= lo && ca + 16 <= hi) {
