@@ -1,14 +1,16 @@
 /* quant/awq.c — AWQ int4 row ops: per group of 128 along the row, asymmetric 4-bit codes with a
  * zero point on w'_j = w_j * s_j (s = the per-input-channel AWQ scales, p->channel_scale).
  *   range  d = (max w' - min w') / 15, or |max w'| / 15 for a constant group (which
- *          then keeps its value to f16 precision); stored as f16 (clamped to 65504), and the
- *          f16 value dd is the one used
+ *          then keeps its value to f16 precision); stored as the f16 nearest d, moved up one
+ *          f16 step when that is below d (clamped to 65504), and the f16 value dd is the one
+ *          used: 15 steps of dd then cover the range, so clamping at 0 and 15 never adds
+ *          error beyond half a step (d rounded down would clip the group's maximum)
  *   z      = clamp(round(-min w' / dd), 0, 15)                (round: half to even)
  *   q_j    = clamp(round(w'_j / dd) + z, 0, 15)               (w'_j / dd clamped to +-64 first)
  *   w_j    = (dd * (q_j - z)) / s_j                           (dequantized)
- * A group whose dd is 0 (all zero, or d below the f16 range) stores z = 0 and q = 0. Padding
- * columns beyond cols are zeros. Element 2i is in the low nibble. Rows without scales (NULL
- * channel_scale) use s = 1; the dispatcher requires them for awq_int4. */
+ * A group whose dd is 0 (all zero) stores z = 0 and q = 0; a d below the f16 range becomes the
+ * smallest f16 subnormal. Padding columns beyond cols are zeros. Element 2i is in the low nibble.
+ * Rows without scales (NULL channel_scale) use s = 1; the dispatcher requires them for awq_int4. */
 #include <math.h>
 #include <string.h>
 
@@ -34,6 +36,7 @@ static void awq_quantize_ref(const float *x, void *dst, uint64_t cols, const vt_
         float d = mx > mn ? (mx - mn) / 15.0f : fabsf(mx) / 15.0f;
         if (!(d <= 65504.0f)) d = 65504.0f; /* also catches an Inf range */
         uint16_t d16 = vt_f32_to_f16(d);
+        if (vt_f16_to_f32(d16) < d && d16 < 0x7bffu) d16++; /* next f16 up (d is positive) */
         float dd = vt_f16_to_f32(d16);
         uint8_t z = 0, q[VT_QK_AWQ];
         memset(q, 0, sizeof q);

@@ -26,7 +26,10 @@ static void check_fields(void) {
         vt_block_awq blk;
         memcpy(&blk, q + b * sizeof blk, sizeof blk);
         float dd = vt_f16_to_f32(blk.d);
-        CHECK(blk.d == vt_f32_to_f16((mx - mn) / 15.0f));
+        /* d: the smallest f16 at or above the range / 15 */
+        float d = (mx - mn) / 15.0f;
+        CHECKF(dd >= d && vt_f16_to_f32((uint16_t)(blk.d - 1)) < d, "block %d d %g range/15 %g", b,
+               dd, d);
         CHECK(blk.z == (uint8_t)fminf(15, fmaxf(0, rintf(-mn / dd))));
         CHECK(blk.pad == 0);
         for (int i = 0; i < 128; i++) {

@@ -52,8 +52,9 @@ int main(void) {
     CHECK_RC(vt_store_writer_begin(s, &w));
     for (int i = 0; i < NT; i++) {
         snprintf(name[i], sizeof name[i], "t%d", i);
-        rows[i] = 10 + vt_rand_u64() % 40;
-        cols[i] = 64 + vt_rand_u64() % 512;
+        /* at least 40 KiB each: 8 of them cannot fit in fewer than 4 shards of 96 KiB */
+        rows[i] = 40 + vt_rand_u64() % 40;
+        cols[i] = 256 + vt_rand_u64() % 512;
         CHECK_RC(tu_put_gen(w, name[i], 1, rows[i], cols[i], 0));
     }
     CHECK_RC(vt_store_writer_commit(w));
