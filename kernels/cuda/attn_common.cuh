@@ -186,6 +186,17 @@ __device__ __forceinline__ void vt_ldmatrix_x4_trans(uint32_t r[4], const void *
                  : "r"(a));
 }
 
+/* cp.async (sm_80+): 16 bytes global -> shared without registers, zero-filled when !valid (no
+ * global byte is read then); commit closes the thread's group of copies issued since the last
+ * commit; wait<N> returns when at most the N newest groups are still in flight. The copies of
+ * other threads are visible after the wait and a __syncthreads. */
+__device__ __forceinline__ void vt_cp_async16(void *smem, const void *gmem, bool valid) {
+    uint32_t a = (uint32_t)__cvta_generic_to_shared(smem);
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(a), "l"(gmem),
+                 "r"(valid ? 16 : 0)
+                 : "memory");
+}
+
 /* The thread's view of the CTA for the kernel bodies (attn_prefill.cuh, attn_decode.cuh): its
  * index and the collectives they use. The bodies are templates over this context so that
  * tests/attn/attn_kern_host.cu can run them on the host with an emulated warp (every lane of a
@@ -200,6 +211,15 @@ struct vt_simt_dev {
     __device__ __forceinline__ void ldsm_x4(uint32_t r[4], const void *p) { vt_ldmatrix_x4(r, p); }
     __device__ __forceinline__ void ldsm_x4_t(uint32_t r[4], const void *p) {
         vt_ldmatrix_x4_trans(r, p);
+    }
+    __device__ __forceinline__ void cp16(void *smem, const void *gmem, bool valid) {
+        vt_cp_async16(smem, gmem, valid);
+    }
+    __device__ __forceinline__ void commit() {
+        asm volatile("cp.async.commit_group;\n" ::: "memory");
+    }
+    template <int N> __device__ __forceinline__ void wait() {
+        asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
     }
     template <typename T>
     __device__ __forceinline__ void mma(float d[4], const uint32_t a[4], uint32_t b0, uint32_t b1) {

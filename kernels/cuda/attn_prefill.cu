@@ -1,17 +1,19 @@
 /* Flash attention prefill on tensor cores (FlashAttention-2 structure, sm_80+).
  *
  * One CTA = 4 warps = 64 queries of one head; each warp owns 16 query rows. Q is staged through
- * shared memory into registers (A fragments) once. For each tile of 64 keys the CTA reads K and
- * V rows in their stored format from global memory, dequantizes them in registers and writes
- * f16/bf16 tiles to shared memory; then S = Q K^T (mma.sync m16n8k16, f32 accumulators), the
- * online softmax on the S fragments in registers (running max and sum per row, accumulator
- * rescale), P re-packed as A fragments, O += P V (V fragments by ldmatrix.trans). Causal tiles
- * past the block's last visible key are skipped; masking is applied only on tiles that cross the
- * diagonal or the ragged end (keys past a row's limit are -inf before the row max; K/V rows past
- * Nk are zero-filled, so 0 * garbage cannot make NaN). The tensor-core type is f16 (Q, K, V and P
- * rounded to f16), or bf16 for bf16 Q over K/V stored in bf16 or mxfp4 (vt_prefill::mma_bf16).
- * The body is in attn_prefill.cuh, a template over the thread context, which
- * tests/attn/test_attn_kern_host runs on the host with emulated warps. */
+ * shared memory into registers (A fragments) once. The K and V tiles of 64 keys come through
+ * shared memory by cp.async, the next tile's copies in flight while this one is computed: K/V
+ * stored in the MMA type straight into double-buffered tiles, other stored formats as their
+ * stored bytes (double-buffered), dequantized from shared memory into one f16/bf16 tile (f32 K/V:
+ * loaded and converted through registers, no overlap; vt_prefill::smem). Then S = Q K^T (mma.sync
+ * m16n8k16, f32 accumulators), the online softmax on the S fragments in registers (running max and
+ * sum per row, accumulator rescale), P re-packed as A fragments, O += P V (V fragments by
+ * ldmatrix.trans). Causal tiles past the block's last visible key are skipped; masking is applied
+ * only on tiles that cross the diagonal or the ragged end (keys past a row's limit are -inf before
+ * the row max; K/V rows past Nk are zero-filled, so 0 * garbage cannot make NaN). The tensor-core
+ * type is f16 (Q, K, V and P rounded to f16), or bf16 for bf16 Q over K/V stored in bf16 or mxfp4
+ * (vt_prefill::mma_bf16). The body is in attn_prefill.cuh, a template over the thread context,
+ * which tests/attn/test_attn_kern_host runs on the host with emulated warps. */
 #include <errno.h>
 #include <math.h>
 
@@ -23,19 +25,29 @@ namespace {
 
 using namespace vt_prefill;
 
-/* D 128: at most 168 registers, so that 3 CTAs (12 warps) fit an SM's 64K registers; unbounded
- * the compiler takes 167-190 (sm_90/sm_80) and only 2 fit. The quantized formats fit without
- * spilling; f32/f16/bf16 K/V spill 40-52 bytes (docs/BENCHMARKS.md, resource usage). */
+/* D 128 on sm_90: at most 168 registers, so that 3 CTAs (12 warps) fit an SM's 64K registers
+ * (and its 227 KiB of shared memory: 70 KB a CTA with the double-buffered tiles); unbounded the
+ * compiler takes 167-190 and only 2 fit. Before sm_90 at most 2 CTAs fit by shared memory
+ * (A100: 164 KiB), so the bound is 2 CTAs and nothing spills. */
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 900
+#define VT_PREFILL_D128_CTAS 2
+#else
+#define VT_PREFILL_D128_CTAS 3
+#endif
 template <int D, typename T, int FMT>
-__global__ void __launch_bounds__(NTHREADS, D == 128 ? 3 : 1) prefill_kernel(vt_attn_dev_args a) {
+__global__ void __launch_bounds__(NTHREADS, D == 128 ? VT_PREFILL_D128_CTAS : 1)
+    prefill_kernel(vt_attn_dev_args a) {
     extern __shared__ __align__(16) unsigned char smem_raw[];
     vt_simt_dev cx;
-    body<D, T, FMT>(cx, a, *reinterpret_cast<smem<D, T> *>(smem_raw), (long long)blockIdx.x,
+    body<D, T, FMT>(cx, a, *reinterpret_cast<smem<D, T, FMT> *>(smem_raw), (long long)blockIdx.x,
                     (int)blockIdx.y);
 }
 
 template <int D, typename T, int FMT> int launch(const vt_attn_dev_args &a, cudaStream_t st) {
-    size_t smem_bytes = sizeof(smem<D, T>);
+    if (a.row_bytes != kv_row_bytes<FMT>(D))
+        return vt_fail(-EINVAL, "attn prefill: K/V rows of %lld bytes, want %d for D %d",
+                       a.row_bytes, kv_row_bytes<FMT>(D), D);
+    size_t smem_bytes = sizeof(smem<D, T, FMT>);
     auto kern = prefill_kernel<D, T, FMT>;
     /* the shared-memory opt-in once per (kernel, smem size) = template instance, per device
      * (devices 0..63; others set it on every launch) */

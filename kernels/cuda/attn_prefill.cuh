@@ -26,25 +26,97 @@ VT_HD uint32_t vt_bf16_lo2(float a, float b, uint32_t hi) {
                                    b - vt_dev_as_f32(hi & 0xffff0000u));
 }
 
-template <int D, typename T> struct smem {
+/* Bytes of a stored K/V row of D values (vt_attn_row_bytes for D 64 and 128, which every
+ * format's block size divides). */
+template <int FMT> constexpr int kv_row_bytes(int D) {
+    return FMT == VT_FMT_F32                         ? 4 * D
+           : FMT == VT_FMT_F16 || FMT == VT_FMT_BF16 ? 2 * D
+           : FMT == VT_FMT_Q8_0                      ? D / VT_QK8_0 * (int)sizeof(vt_block_q8_0)
+           : FMT == VT_FMT_INT8                      ? D / VT_QK_INT8 * (int)sizeof(vt_block_int8)
+           : FMT == VT_FMT_Q4_0                      ? D / VT_QK4_0 * (int)sizeof(vt_block_q4_0)
+           : FMT == VT_FMT_NF4                       ? D / VT_QK_NF4 * (int)sizeof(vt_block_nf4)
+           : FMT == VT_FMT_NVFP4                     ? D / VT_QK_NVFP4 * (int)sizeof(vt_block_nvfp4)
+                                 : D / VT_QK_MXFP4 * (int)sizeof(vt_block_mxfp4);
+}
+
+/* How the K/V tiles reach shared memory:
+ *   RAW  (stored in the MMA type): cp.async straight into double-buffered f16/bf16 tiles;
+ *   PIPE (the quantized formats, and bf16 under f16 MMAs): cp.async of the tile's stored bytes
+ *        into double-buffered byte buffers, dequantized from there into one f16/bf16 tile;
+ *   f32: loaded and converted through registers, one tile at a time (its stored tiles would
+ *        take 64 KiB a stage at D 128).
+ * With RAW and PIPE the loads of tile j+1 are in flight while tile j is computed. */
+template <typename T, int FMT> constexpr bool kv_raw() {
+    return (FMT == VT_FMT_F16 && std::is_same<T, __half>::value) ||
+           (FMT == VT_FMT_BF16 && std::is_same<T, __nv_bfloat16>::value);
+}
+template <typename T, int FMT> constexpr bool kv_pipe() {
+    return !kv_raw<T, FMT>() && FMT != VT_FMT_F32;
+}
+
+template <int D, typename T, int FMT> struct smem {
     static constexpr int LD = D + 8; /* padded row: ldmatrix rows hit distinct banks */
-    T kv[2][BN][LD];                 /* K tile, V tile; Q is staged in kv[0] first */
+    static constexpr bool RAW = kv_raw<T, FMT>(), PIPE = kv_pipe<T, FMT>();
+    /* one K or V tile's stored bytes, placed at the offset its global start has within 16 bytes
+     * (cp.async copies aligned 16-byte pieces) */
+    static constexpr int RAWB = PIPE ? (BN * kv_row_bytes<FMT>(D) + 31) / 16 * 16 : 16;
+    T kv[RAW ? 2 : 1][2][BN][LD]; /* [stage][K, V]; Q is staged in the last stage's K first */
+    alignas(16) uint8_t raw[PIPE ? 2 : 1][2][RAWB]; /* [stage][K, V] stored bytes (PIPE) */
     vt_attn_lut lut;
 };
+
+/* Thread tid's share of copying n bytes from src (any alignment) to dst + (src % 16) (dst
+ * 16-byte aligned): whole aligned 16-byte pieces by cp.async, the partial first and last
+ * pieces byte by byte (never reading outside [src, src + n)). */
+#pragma nv_exec_check_disable
+template <class CX>
+VT_HD void stage_bytes(CX &cx, int tid, uint8_t *dst, const uint8_t *src, size_t n) {
+    const size_t head = (uintptr_t)src & 15, total = head + n;
+    const uint8_t *a0 = src - head;
+    for (size_t i = tid; i < (total + 15) / 16; i += NTHREADS) {
+        if ((i > 0 || head == 0) && 16 * (i + 1) <= total) {
+            cx.cp16(dst + 16 * i, a0 + 16 * i, true);
+        } else {
+            for (size_t off = 16 * i; off < 16 * (i + 1); off++)
+                if (off >= head && off < total) dst[off] = a0[off];
+        }
+    }
+}
+
+/* Thread tid's share of requesting the K/V tile of keys [j0, j0 + BN) (K at kb, V at vb) into
+ * stage st (RAW, PIPE; rows past Nk: RAW zero-filled, PIPE not copied). */
+#pragma nv_exec_check_disable
+template <int D, typename T, int FMT, class CX>
+VT_HD void issue(CX &cx, int tid, const vt_attn_dev_args &a, smem<D, T, FMT> &sm, const uint8_t *kb,
+                 const uint8_t *vb, long long j0, int st) {
+    constexpr int RB = kv_row_bytes<FMT>(D);
+    const long long rows = a.nk - j0 < BN ? a.nk - j0 : BN;
+    if constexpr (smem<D, T, FMT>::RAW) {
+        VT_ATTN_UNROLL(1) /* unrolled, the addresses take registers the accumulators need */
+        for (int idx = tid; idx < BN * D / 8; idx += NTHREADS) {
+            const int r = idx / (D / 8), c = (idx % (D / 8)) * 8;
+            const bool ok = r < rows;
+            const size_t o = ok ? (size_t)(j0 + r) * RB + (size_t)c * 2 : 0;
+            cx.cp16(&sm.kv[st][0][r][c], kb + o, ok);
+            cx.cp16(&sm.kv[st][1][r][c], vb + o, ok);
+        }
+    } else if constexpr (smem<D, T, FMT>::PIPE) {
+        stage_bytes(cx, tid, sm.raw[st][0], kb + (size_t)j0 * RB, (size_t)rows * RB);
+        stage_bytes(cx, tid, sm.raw[st][1], vb + (size_t)j0 * RB, (size_t)rows * RB);
+    }
+}
 
 /* CTA (bx, h): queries [64 bx, 64 bx + 64) of head h. */
 /* the host emulation instantiates it with a host-only context */
 #pragma nv_exec_check_disable
 template <int D, typename T, int FMT, class CX>
-VT_HD void body(CX &cx, const vt_attn_dev_args &a, smem<D, T> &sm, long long bx, int h) {
+VT_HD void body(CX &cx, const vt_attn_dev_args &a, smem<D, T, FMT> &sm, long long bx, int h) {
     constexpr int LD = D + 8, KS = D / 16, NT = BN / 8, DT = D / 8;
-    /* K/V tile pieces per thread loaded together: RAW (stored in the MMA type) 4, else 2 */
-    constexpr bool RAW = (FMT == VT_FMT_F16 && std::is_same<T, __half>::value) ||
-                         (FMT == VT_FMT_BF16 && std::is_same<T, __nv_bfloat16>::value);
-    constexpr int PR = 4, PB = FMT == VT_FMT_NVFP4 ? 1 : 2; /* nvfp4: spills at 2 */
-    static_assert((BN * D / 8) % (PR * NTHREADS) == 0, "whole batches of tile pieces");
-    T(*Ks)[LD] = sm.kv[0];
-    T(*Vs)[LD] = sm.kv[1];
+    constexpr bool RAW = smem<D, T, FMT>::RAW, PIPE = smem<D, T, FMT>::PIPE;
+    constexpr int RB = kv_row_bytes<FMT>(D); /* == a.row_bytes (the launchers check) */
+    /* tile pieces dequantized per thread together (registers): 2, nvfp4 1 (spills at 2) */
+    constexpr int PB = FMT == VT_FMT_NVFP4 ? 1 : 2;
+    static_assert((BN * D / 8) % (PB * NTHREADS) == 0, "whole batches of tile pieces");
 
     const int tid = cx.tid(), warp = tid / 32, lane = tid % 32;
     const int g = lane / 4, t4 = lane % 4;
@@ -52,20 +124,31 @@ VT_HD void body(CX &cx, const vt_attn_dev_args &a, smem<D, T> &sm, long long bx,
     const long long q0 = bx * BM;
     vt_attn_lut_load(&sm.lut, tid);
 
-    /* ---- Q tile -> registers ---- */
+    long long last_q = q0 + BM - 1 < a.nq - 1 ? q0 + BM - 1 : a.nq - 1;
+    long long n_end = a.causal ? vt_visible(a, last_q) : a.nk;
+    /* tiles starting at or after this key need no causal mask for any row of the block */
+    long long diag0 = a.causal ? q0 + a.nk - a.nq + 1 : a.nk;
+    const uint8_t *kb = a.k + (size_t)hk * a.head_stride, *vb = a.v + (size_t)hk * a.head_stride;
+
+    if (n_end > 0) issue(cx, tid, a, sm, kb, vb, 0, 0);
+    cx.commit();
+
+    /* ---- Q tile -> shared (the last stage's K tile; PIPE/f32: the one K tile, which is
+     * written after the sync below) -> registers ---- */
+    T(*Qs)[LD] = sm.kv[RAW ? 1 : 0][0];
     for (int idx = tid; idx < BM * D / 8; idx += NTHREADS) {
         int r = idx / (D / 8), c = (idx % (D / 8)) * 8;
         float f[8] = {0, 0, 0, 0, 0, 0, 0, 0};
         if (q0 + r < a.nq) vt_load_q8(a.q, a.q_dtype, ((size_t)h * a.nq + q0 + r) * D + c, f);
         uint4 u = {vt_pack2<T>(f[0], f[1]), vt_pack2<T>(f[2], f[3]), vt_pack2<T>(f[4], f[5]),
                    vt_pack2<T>(f[6], f[7])};
-        *reinterpret_cast<uint4 *>(&Ks[r][c]) = u;
+        *reinterpret_cast<uint4 *>(&Qs[r][c]) = u;
     }
     cx.sync();
     uint32_t qf[KS][4];
     VT_UNROLL
     for (int ks = 0; ks < KS; ks++)
-        cx.ldsm_x4(qf[ks], &Ks[warp * 16 + (lane % 16)][ks * 16 + (lane / 16) * 8]);
+        cx.ldsm_x4(qf[ks], &Qs[warp * 16 + (lane % 16)][ks * 16 + (lane / 16) * 8]);
     cx.sync();
 
     /* rows of this thread: qa = row g, qb = row g + 8 of the warp's 16 */
@@ -74,49 +157,31 @@ VT_HD void body(CX &cx, const vt_attn_dev_args &a, smem<D, T> &sm, long long bx,
     float acc[DT][4];
     VT_UNROLL
     for (int i = 0; i < DT; i++) acc[i][0] = acc[i][1] = acc[i][2] = acc[i][3] = 0.0f;
-
-    long long last_q = q0 + BM - 1 < a.nq - 1 ? q0 + BM - 1 : a.nq - 1;
-    long long n_end = a.causal ? vt_visible(a, last_q) : a.nk;
-    /* tiles starting at or after this key need no causal mask for any row of the block */
-    long long diag0 = a.causal ? q0 + a.nk - a.nq + 1 : a.nk;
-    const uint8_t *kb = a.k + (size_t)hk * a.head_stride, *vb = a.v + (size_t)hk * a.head_stride;
     const long long lim_a = vt_visible(a, qa), lim_b = vt_visible(a, qb);
 
-    for (long long j0 = 0; j0 < n_end; j0 += BN) {
-        /* ---- K, V tiles: stored format -> registers -> f16/bf16 shared (rows past Nk: 0).
-         * Several pieces' loads are issued before any is stored, so they are in flight together
-         * (one piece at a time, each iteration waited for its own loads): K/V stored in the MMA
-         * type are copied as raw 16-byte pieces, 4 per thread at a time; other formats are
-         * dequantized, 2 pieces at a time (registers). ---- */
-        if constexpr (RAW) {
-            for (int idx0 = tid; idx0 < BN * D / 8; idx0 += PR * NTHREADS) {
-                uint4 qk[PR], qv[PR];
-                VT_UNROLL
-                for (int b = 0; b < PR; b++) {
-                    const int idx = idx0 + b * NTHREADS, r = idx / (D / 8), c = (idx % (D / 8)) * 8;
-                    qk[b] = qv[b] = make_uint4(0, 0, 0, 0);
-                    if (j0 + r < a.nk) {
-                        const size_t o = (size_t)(j0 + r) * a.row_bytes + (size_t)c * 2;
-                        qk[b] = *reinterpret_cast<const uint4 *>(kb + o);
-                        qv[b] = *reinterpret_cast<const uint4 *>(vb + o);
-                    }
-                }
-                VT_UNROLL
-                for (int b = 0; b < PR; b++) {
-                    const int idx = idx0 + b * NTHREADS, r = idx / (D / 8), c = (idx % (D / 8)) * 8;
-                    *reinterpret_cast<uint4 *>(&Ks[r][c]) = qk[b];
-                    *reinterpret_cast<uint4 *>(&Vs[r][c]) = qv[b];
-                }
-            }
-        } else {
+    int st = 0;
+    for (long long j0 = 0; j0 < n_end; j0 += BN, st ^= 1) {
+        /* ---- K, V tiles of this step into shared memory as f16/bf16 (rows past Nk: 0) ---- */
+        if constexpr (RAW || PIPE) {
+            if (j0 + BN < n_end) /* into the stage the last step used */
+                issue(cx, tid, a, sm, kb, vb, j0 + BN, st ^ 1);
+            cx.commit();
+            cx.template wait<1>(); /* this thread's copies of this step's tile have landed */
+            cx.sync();             /* ... and every other thread's */
+        }
+        if constexpr (!RAW) {
+            /* PIPE: from the stored bytes in shared memory; f32: from global memory. PB
+             * pieces' loads before their stores. */
+            const uint8_t *ks = PIPE ? sm.raw[st][0] + ((uintptr_t)kb & 15) : kb + (size_t)j0 * RB;
+            const uint8_t *vs = PIPE ? sm.raw[st][1] + ((uintptr_t)vb & 15) : vb + (size_t)j0 * RB;
             for (int idx0 = tid; idx0 < BN * D / 8; idx0 += PB * NTHREADS) {
                 float fk[PB][8], fv[PB][8];
                 VT_UNROLL
                 for (int b = 0; b < PB; b++) {
                     const int idx = idx0 + b * NTHREADS, r = idx / (D / 8), c = (idx % (D / 8)) * 8;
                     if (j0 + r < a.nk) { /* idx < BN * D / 8: PB divides the pieces per thread */
-                        vt_deq8<FMT>(kb + (size_t)(j0 + r) * a.row_bytes, c, a.ts, &sm.lut, fk[b]);
-                        vt_deq8<FMT>(vb + (size_t)(j0 + r) * a.row_bytes, c, a.ts, &sm.lut, fv[b]);
+                        vt_deq8<FMT>(ks + (size_t)r * RB, c, a.ts, &sm.lut, fk[b]);
+                        vt_deq8<FMT>(vs + (size_t)r * RB, c, a.ts, &sm.lut, fv[b]);
                     } else {
                         VT_UNROLL
                         for (int e = 0; e < 8; e++) fk[b][e] = fv[b][e] = 0.0f;
@@ -126,16 +191,18 @@ VT_HD void body(CX &cx, const vt_attn_dev_args &a, smem<D, T> &sm, long long bx,
                 for (int b = 0; b < PB; b++) {
                     const int idx = idx0 + b * NTHREADS, r = idx / (D / 8), c = (idx % (D / 8)) * 8;
                     const float *k8 = fk[b], *v8 = fv[b];
-                    *reinterpret_cast<uint4 *>(&Ks[r][c]) =
+                    *reinterpret_cast<uint4 *>(&sm.kv[0][0][r][c]) =
                         make_uint4(vt_pack2<T>(k8[0], k8[1]), vt_pack2<T>(k8[2], k8[3]),
                                    vt_pack2<T>(k8[4], k8[5]), vt_pack2<T>(k8[6], k8[7]));
-                    *reinterpret_cast<uint4 *>(&Vs[r][c]) =
+                    *reinterpret_cast<uint4 *>(&sm.kv[0][1][r][c]) =
                         make_uint4(vt_pack2<T>(v8[0], v8[1]), vt_pack2<T>(v8[2], v8[3]),
                                    vt_pack2<T>(v8[4], v8[5]), vt_pack2<T>(v8[6], v8[7]));
                 }
             }
+            cx.sync();
         }
-        cx.sync();
+        T(*Ks)[LD] = sm.kv[RAW ? st : 0][0];
+        T(*Vs)[LD] = sm.kv[RAW ? st : 0][1];
 
         /* ---- S = Q K^T ---- */
         float s[NT][4];
@@ -215,7 +282,7 @@ VT_HD void body(CX &cx, const vt_attn_dev_args &a, smem<D, T> &sm, long long bx,
                 }
             }
         }
-        cx.sync(); /* the next tile overwrites Ks/Vs */
+        cx.sync(); /* the next steps overwrite this step's tiles */
     }
 
     /* ---- epilogue: O / l, LSE (a row without a visible key: O = 0, LSE = -inf) ---- */

@@ -9,7 +9,9 @@
  *     each matrix (.trans: rows 2(L%4), 2(L%4)+1 of column L/4);
  *   - mma.m16n8k16.row.col f32 += {f16, bf16}: the A, B, C fragment layouts of PTX ISA
  *     "Matrix Fragments for mma.m16n8k16 with floating point type" (groupID = lane >> 2,
- *     threadID_in_group = lane % 4).
+ *     threadID_in_group = lane % 4);
+ *   - cp.async 16 bytes (zero fill), commit_group, wait_group N: per thread; a copy lands when
+ *     issued in half of the CTAs and only when its wait_group retires it in the other half.
  * A deadlock (a thread waits at a barrier that the others never reach) is reported, and shared
  * memory is followed by a guard that must stay untouched. No GPU needed. */
 #include <stdio.h>
@@ -59,6 +61,7 @@ struct cta {
     unsigned long long events = 0;
     std::vector<warp_state> w;
     const uint8_t *smem_lo = nullptr, *smem_hi = nullptr;
+    bool cp_late = false; /* host_cx::cp16 */
     char err[300] = "";
     void (*fn)(void *ctx, int tid) = nullptr;
     void *ctx = nullptr;
@@ -171,10 +174,63 @@ uint16_t half_of(uint32_t r, int hi) {
     return (uint16_t)(hi ? r >> 16 : r & 0xffff);
 }
 
+/* One cp.async of 16 bytes (src NULL: zero fill). */
+struct cp_req {
+    uint8_t *dst;
+    const uint8_t *src;
+};
+
 /* The thread context of the bodies on the host. */
 struct host_cx {
     cta *c;
     int t;
+    /* cp.async: committed groups not yet retired (oldest first) and the open group */
+    std::vector<std::vector<cp_req>> groups;
+    std::vector<cp_req> open;
+    static void land(const cp_req &r) {
+        if (r.src)
+            memcpy(r.dst, r.src, 16);
+        else
+            memset(r.dst, 0, 16);
+    }
+    /* The copy lands at the latest moment the PTX ISA allows (the wait_group that retires its
+     * group) when the CTA's cp_late is set, else at once: late catches a tile read before its
+     * wait and barrier, early a tile overwritten while other threads still read it. */
+    void cp16(void *dst, const void *src, bool valid) {
+        uint8_t *d = static_cast<uint8_t *>(dst);
+        const uint8_t *q = static_cast<const uint8_t *>(src);
+        if (((uintptr_t)(d - c->smem_lo) & 15) || d < c->smem_lo || d + 16 > c->smem_hi) {
+            c->fail("cp.async: shared destination not a 16-byte aligned piece of the CTA's "
+                    "shared memory");
+            return;
+        }
+        if (valid && ((uintptr_t)q & 15)) {
+            c->fail("cp.async: global source not 16-byte aligned");
+            return;
+        }
+        cp_req r = {d, valid ? q : nullptr};
+        if (c->cp_late)
+            open.push_back(r);
+        else
+            land(r);
+    }
+    void commit() {
+        groups.push_back(open);
+        open.clear();
+    }
+    template <int N> void wait() {
+        while (groups.size() > (size_t)N) {
+            for (const cp_req &r : groups.front()) land(r);
+            groups.erase(groups.begin());
+        }
+    }
+    /* at the end of the body: nothing may still be in flight */
+    bool cp_idle() const {
+        if (!open.empty()) return false;
+        for (const auto &g : groups)
+            if (!g.empty()) return false;
+        return true;
+    }
     int tid() const { return t; }
     void sync() { c->barrier(); }
     void syncwarp() {
@@ -282,7 +338,7 @@ struct smem_buf {
 /* ---- prefill ---- */
 
 template <int D, typename T, int FMT> struct prefill_cta {
-    using S = vt_prefill::smem<D, T>;
+    using S = vt_prefill::smem<D, T, FMT>;
     const vt_attn_dev_args *a;
     S *sm;
     long long bx;
@@ -290,8 +346,9 @@ template <int D, typename T, int FMT> struct prefill_cta {
     cta *c;
     static void run(void *ctx, int tid) {
         auto *s = static_cast<prefill_cta *>(ctx);
-        host_cx cx{s->c, tid};
+        host_cx cx{s->c, tid, {}, {}};
         vt_prefill::body<D, T, FMT>(cx, *s->a, *s->sm, s->bx, s->h);
+        if (!cx.cp_idle()) s->c->fail("cp.async copies still in flight when the thread ended");
     }
 };
 
@@ -307,6 +364,7 @@ struct prefill_go {
                 smem_buf sb(sizeof(S));
                 cta c;
                 c.smem_lo = sb.p, c.smem_hi = sb.p + sizeof(S);
+                c.cp_late = ((bx + h) & 1) != 0; /* both timings over the grid */
                 prefill_cta<D, T, FMT> pc{a, reinterpret_cast<S *>(sb.p), bx, h, &c};
                 if (run_cta(c, vt_prefill::NTHREADS, prefill_cta<D, T, FMT>::run, &pc)) {
                     snprintf(why, cap, "prefill CTA (%lld, %d): %s", bx, h, c.err);
