@@ -6,7 +6,8 @@
 #   3. ctest -L gpu --output-on-failure
 #   4. compute-sanitizer: memcheck on every GPU test binary; racecheck and synccheck on the
 #      kernel tests (reduced workload: VT_TEST_GPU_QUICK=1)
-#   5. benchmarks: bench_kernels --gpu-only --json, bench_attn_gpu + bench/attn/sdpa_baseline.py,
+#   5. benchmarks: bench_kernels --gpu-only --json (dense, then the 2:4 variants), bench_attn_gpu +
+#      bench/attn/sdpa_baseline.py,
 #      bench_stream (its VRAM tier is on the GPU when there is one), attention device memory
 #      (bench_attn_gpu --memory, bench/attn/attn_memory.py)
 #   6. vtstore run --device cuda (and --vram) on the demo model (scripts/model_path.sh, or
@@ -170,6 +171,9 @@ if want bench; then
     "$PY" -c 'import torch; assert torch.cuda.is_available()' >/dev/null 2>&1 && TORCH=1
     step bench_kernels 120 "$BUILD/bench/kernels/bench_kernels" --gpu-only --runs 5 \
         --json "$OUT/bench_kernels.json"
+    # the 2:4-sparse variants beside their dense rows above: where do they pay on a GPU?
+    step bench_kernels_24 60 "$BUILD/bench/kernels/bench_kernels" --gpu-only --runs 5 \
+        --formats q4_0+2:4,q8_0+2:4,nf4+2:4,awq_int4+2:4 --json "$OUT/bench_kernels_24.json"
     step bench_attn_gpu 90 "$BUILD/bench/attn/bench_attn_gpu" 8192 65536 5 # writes ./bench_attn_gpu.json
     if [ "$TORCH" = 1 ]; then
         step sdpa_baseline 90 "$PY" "$ROOT/bench/attn/sdpa_baseline.py" 8192 65536 5
