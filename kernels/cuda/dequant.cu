@@ -1,6 +1,7 @@
 /* kernels/cuda/dequant.cu — dequantize a weight handle on the device to f32/f16/bf16.
  * Row-blocked formats: a CTA of 256 threads stages the bytes of 256 units (8192 values) of one
- * row into shared memory with 16-byte loads, each thread decodes one unit in registers, and the
+ * row, or of consecutive rows when rows are whole blocks and units (dq_tile.cuh, flat mode),
+ * into shared memory with 16-byte loads, each thread decodes one unit in registers, and the
  * decoded tile goes back through shared memory so that the CTA's 16-byte stores are coalesced
  * (dq_tile.cuh; when the output rows are 16-byte aligned, else per-thread stores). nf4_dq runs
  * the same kernel decoding its units from global memory (its blocks are not row-local); 2:4
@@ -52,39 +53,34 @@ template <int F, int T> struct dq_smem_bytes {
 
 template <int F, int T>
 __global__ void __launch_bounds__(DQ_THREADS)
-    dequant_staged(vt_kp p, uint64_t tiles_per_row, void *out, bool vec) {
+    dequant_staged(vt_kp p, uint64_t tiles_per_row, bool flat, void *out, bool vec) {
     __shared__ float lut[32];
     __shared__ __align__(16) uint8_t sm[dq_smem_bytes<F, T>::value];
     vt_dq_lut_init(lut);
-    uint64_t r = blockIdx.x / tiles_per_row, u0 = (blockIdx.x % tiles_per_row) * DQ_THREADS;
-    uint64_t units = vt_units(p.cols);
-    uint64_t b0 = vt_dq_unit_off<F>(u0);
-    uint64_t b1 = u0 + DQ_THREADS < units ? vt_dq_unit_off<F>(u0 + DQ_THREADS) : p.row_bytes;
-    if (b1 > p.row_bytes) b1 = p.row_bytes;
+    const vt_dqt_span sp = vt_dqt_cta<F>(p, flat, tiles_per_row, blockIdx.x, DQ_THREADS);
     uint32_t sh = 0;
     if constexpr (F != VT_FMT_NF4_DQ) /* nf4_dq blocks are not row-local: decoded from global */
-        sh = vt_stage(sm, p.data, p.bytes, r * p.row_bytes + b0, (uint32_t)(b1 - b0), threadIdx.x,
+        sh = vt_stage(sm, p.data, p.bytes, sp.b0, (uint32_t)(sp.b1 - sp.b0), threadIdx.x,
                       DQ_THREADS);
     __syncthreads();
-    uint64_t u = u0 + threadIdx.x;
-    const bool live = u < units;
+    const uint64_t g = sp.g0 + threadIdx.x, units = vt_units(p.cols);
+    const bool live = g < sp.g1;
+    const uint64_t r = g / units, u = g - r * units;
     vt_dq_ctx c = {lut, p.tensor_scale, p.aux, p.cols};
     float v[32];
     if (live) {
         if constexpr (F == VT_FMT_NF4_DQ)
             vt_dq_unit_nf4dq(p.data, p.bpr, r, u, c, v);
         else
-            vt_dq_unit<F>(sm + sh + (vt_dq_unit_off<F>(u) - b0), u, 32 * u, c, v);
+            vt_dq_unit<F>(sm + sh + (vt_dqt_boff<F>(p, g) - sp.b0), u, 32 * u, c, v);
     }
-    const uint64_t col0 = 32 * u0, o = r * p.cols + col0;
     if (vec) {
         /* through shared memory (dq_tile.cuh): coalesced stores of the tile's output range */
         __syncthreads(); /* every thread has read its staged bytes */
         if (live) vt_dqt_put<T>((uint4 *)sm, threadIdx.x, v);
         __syncthreads();
-        uint64_t n = p.cols - col0 < 32 * DQ_THREADS ? p.cols - col0 : 32 * DQ_THREADS;
-        uint32_t nq = (uint32_t)(n * vt_dqt<T>::ES / 16); /* vec: cols % 8 == 0 */
-        vt_dqt_store<T>((uint4 *)((uint8_t *)out + o * vt_dqt<T>::ES), (const uint4 *)sm, nq,
+        uint32_t nq = (uint32_t)(sp.n * vt_dqt<T>::ES / 16); /* vec: cols % 8 == 0 */
+        vt_dqt_store<T>((uint4 *)((uint8_t *)out + sp.o * vt_dqt<T>::ES), (const uint4 *)sm, nq,
                         threadIdx.x, DQ_THREADS);
         return;
     }
@@ -129,7 +125,10 @@ struct dq_launch {
             }
         }
         uint64_t tpr = (vt_units(p.cols) + DQ_THREADS - 1) / DQ_THREADS;
-        dequant_staged<F, T><<<(unsigned)(p.rows * tpr), DQ_THREADS, 0, st>>>(p, tpr, out, vec);
+        const bool flat = vt_dqt_flat<F>(p);
+        uint64_t ctas =
+            flat ? (p.rows * vt_units(p.cols) + DQ_THREADS - 1) / DQ_THREADS : p.rows * tpr;
+        dequant_staged<F, T><<<(unsigned)ctas, DQ_THREADS, 0, st>>>(p, tpr, flat, out, vec);
         return vt_cuda_launch_check("vt_dequant kernel launch");
     }
     template <int F> int run() {

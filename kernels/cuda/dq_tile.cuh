@@ -14,7 +14,7 @@
 
 #include <type_traits>
 
-#include "dequant_dev.cuh"
+#include "kparams.cuh" /* vt_kp; includes dequant_dev.cuh */
 
 /* Output type T: 0 f32, 1 f16, 2 bf16; ES bytes per value, C 16-byte chunks per unit. */
 template <int T> struct vt_dqt { static constexpr int ES = T == 0 ? 4 : 2, C = 32 * ES / 16; };
@@ -58,6 +58,55 @@ template <int T> VT_HD void vt_dqt_store(uint4 *dst, const uint4 *so, uint32_t n
         int j = (int)(q / C), k = (int)(q % C);
         dst[q] = so[C * j + (k ^ vt_dqt_swz(j, C))];
     }
+}
+
+/* ---- which units a CTA of the dequantize kernel covers --------------------------------------
+ * Global unit g is unit g % units of row g / units (units = vt_units(cols)). Row mode: a CTA
+ * covers up to `tile` units of one row (tpr CTAs per row), so with 4096 columns (128 units) half
+ * of a 256-unit CTA had nothing to do. Flat mode (vt_dqt_flat: whole units per row, rows of
+ * whole blocks with no padding) sees the matrix as one run of rows x units units whose bytes and
+ * outputs are both contiguous: CTA k covers units [tile k, tile k + tile), across rows. */
+struct vt_dqt_span {
+    uint64_t g0, g1; /* global units [g0, g1) */
+    uint64_t b0, b1; /* their bytes [b0, b1) from the handle's start */
+    uint64_t o, n;   /* their n output values from value o (row-major rows x cols) */
+};
+
+template <int F> VT_HD bool vt_dqt_flat(const vt_kp &p) {
+    return F != VT_FMT_NF4_DQ && p.cols % 32 == 0 &&
+           vt_dq_unit_off<F>(vt_units(p.cols)) == p.row_bytes;
+}
+
+/* Byte offset of global unit g's block (for a unit inside a block: the block's start). */
+template <int F> VT_HD uint64_t vt_dqt_boff(const vt_kp &p, uint64_t g) {
+    const uint64_t units = vt_units(p.cols), r = g / units;
+    return r * p.row_bytes + vt_dq_unit_off<F>(g - r * units);
+}
+
+template <int F>
+VT_HD vt_dqt_span vt_dqt_cta(const vt_kp &p, bool flat, uint64_t tpr, uint64_t k, int tile) {
+    const uint64_t units = vt_units(p.cols);
+    vt_dqt_span s;
+    if (flat) {
+        const uint64_t total = p.rows * units;
+        s.g0 = k * tile;
+        s.g1 = s.g0 + tile < total ? s.g0 + tile : total;
+        s.b0 = vt_dqt_boff<F>(p, s.g0);
+        s.b1 = vt_dqt_boff<F>(p, s.g1); /* g1 = total: rows x row_bytes */
+        s.o = 32 * s.g0;                /* cols = 32 units */
+        s.n = 32 * (s.g1 - s.g0);
+    } else {
+        const uint64_t r = k / tpr, u0 = (k % tpr) * tile;
+        uint64_t b1 = u0 + tile < units ? vt_dq_unit_off<F>(u0 + tile) : p.row_bytes;
+        if (b1 > p.row_bytes) b1 = p.row_bytes;
+        s.g0 = r * units + u0;
+        s.g1 = r * units + (u0 + tile < units ? u0 + tile : units);
+        s.b0 = r * p.row_bytes + vt_dq_unit_off<F>(u0);
+        s.b1 = r * p.row_bytes + b1;
+        s.o = r * p.cols + 32 * u0;
+        s.n = p.cols - 32 * u0 < 32 * (uint64_t)tile ? p.cols - 32 * u0 : 32 * (uint64_t)tile;
+    }
+    return s;
 }
 
 #endif

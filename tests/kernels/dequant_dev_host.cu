@@ -26,7 +26,8 @@ template <int F> struct geom {
 struct host_dec {
     const vt_kdesc *d;
     int mode; /* 0 direct (vt_decode64), 1 staged with dequant's tile, 2 with gemv's tile,
-                 3 / 4 dequant's CTA with the output transpose to f32 / f16 */
+                 3 / 4 dequant's CTA with the output transpose to f32 / f16 (row mode),
+                 5 / 6 the same in flat mode (77 where the shape has none) */
     float *out;
     char *why;
     size_t cap;
@@ -81,12 +82,14 @@ struct host_dec {
         return rc;
     }
 
-    /* dequant_staged's CTA for every tile, output type T through the shared-memory transpose
-     * (the kernel's path when output rows are 16-byte aligned: cols % 8 == 0); f16 results are
+    /* dequant_staged's CTA for every tile (row mode, or flat mode across rows: dq_tile.cuh's
+     * vt_dqt_cta, as the kernel), output type T through the shared-memory transpose (the
+     * kernel's path when output rows are 16-byte aligned: cols % 8 == 0); f16 results are
      * widened back to f32 in out. Tile area and output poisoned: a slot or value never written
      * shows. */
-    template <int F, int T> int tiled(const vt_kp &p, const vt_dq_ctx &c) {
+    template <int F, int T> int tiled(const vt_kp &p, const vt_dq_ctx &c, bool flat) {
         if (p.cols % 8) return 77;
+        if (flat && !vt_dqt_flat<F>(p)) return 77;
         constexpr int ES = vt_dqt<T>::ES, C = vt_dqt<T>::C;
         const int smem = geom<F>::DQ_SMEM;
         uint8_t *sm = (uint8_t *)aligned_alloc(16, (size_t)smem + 16);
@@ -95,32 +98,34 @@ struct host_dec {
         uint8_t *o = (uint8_t *)aligned_alloc(16, ob ? ob : 16);
         int rc = sm && so && o ? 0 : -12;
         if (!rc) memset(o, 0xFF, ob); /* NaN in f32 and f16 */
-        const uint64_t units = vt_units(p.cols);
-        for (uint64_t r = 0; r < p.rows && !rc; r++)
-            for (uint64_t u0 = 0; u0 < units; u0 += 256) {
-                uint64_t b0 = vt_dq_unit_off<F>(u0);
-                uint64_t b1 = u0 + 256 < units ? vt_dq_unit_off<F>(u0 + 256) : p.row_bytes;
-                if (b1 > p.row_bytes) b1 = p.row_bytes;
-                memset(sm, 0xA5, (size_t)smem + 16);
-                uint32_t sh = 0;
-                for (int t = 0; t < 256 && F != VT_FMT_NF4_DQ; t++)
-                    sh = vt_stage(sm, p.data, p.bytes, r * p.row_bytes + b0, (uint32_t)(b1 - b0), t,
-                                  256);
-                memset(so, 0xEE, 256 * C * 16);
-                for (int t = 0; t < 256 && u0 + t < units; t++) {
-                    float v[32];
-                    uint64_t u = u0 + t;
-                    if constexpr (F == VT_FMT_NF4_DQ) /* as dequant.cu: from global memory */
-                        vt_dq_unit_nf4dq(p.data, p.bpr, r, u, c, v);
-                    else
-                        vt_dq_unit<F>(sm + sh + (vt_dq_unit_off<F>(u) - b0), u, 32 * u, c, v);
-                    vt_dqt_put<T>(so, t, v);
-                }
-                uint64_t col0 = 32 * u0, n = p.cols - col0 < 8192 ? p.cols - col0 : 8192;
-                for (int t = 0; t < 256; t++)
-                    vt_dqt_store<T>((uint4 *)(o + (r * p.cols + col0) * ES), so,
-                                    (uint32_t)(n * ES / 16), t, 256);
+        const uint64_t units = vt_units(p.cols), tpr = (units + 255) / 256;
+        const uint64_t ctas = flat ? (p.rows * units + 255) / 256 : p.rows * tpr;
+        for (uint64_t k = 0; k < ctas && !rc; k++) {
+            const vt_dqt_span sp = vt_dqt_cta<F>(p, flat, tpr, k, 256);
+            if (F != VT_FMT_NF4_DQ && /* nf4_dq stages nothing */
+                ((uintptr_t)(p.data + sp.b0) & 15) + (sp.b1 - sp.b0) > (uint64_t)smem) {
+                snprintf(why, cap, "CTA %llu: staging %llu bytes > smem %d", (unsigned long long)k,
+                         (unsigned long long)(sp.b1 - sp.b0), smem);
+                rc = 1;
+                break;
             }
+            memset(sm, 0xA5, (size_t)smem + 16);
+            uint32_t sh = 0;
+            for (int t = 0; t < 256 && F != VT_FMT_NF4_DQ; t++)
+                sh = vt_stage(sm, p.data, p.bytes, sp.b0, (uint32_t)(sp.b1 - sp.b0), t, 256);
+            memset(so, 0xEE, 256 * C * 16);
+            for (int t = 0; t < 256 && sp.g0 + t < sp.g1; t++) {
+                float v[32];
+                const uint64_t g = sp.g0 + t, r = g / units, u = g % units;
+                if constexpr (F == VT_FMT_NF4_DQ) /* as dequant.cu: from global memory */
+                    vt_dq_unit_nf4dq(p.data, p.bpr, r, u, c, v);
+                else
+                    vt_dq_unit<F>(sm + sh + (vt_dqt_boff<F>(p, g) - sp.b0), u, 32 * u, c, v);
+                vt_dqt_put<T>(so, t, v);
+            }
+            for (int t = 0; t < 256; t++)
+                vt_dqt_store<T>((uint4 *)(o + sp.o * ES), so, (uint32_t)(sp.n * ES / 16), t, 256);
+        }
         for (uint64_t i = 0; !rc && i < p.rows * p.cols; i++) {
             if (T == 0) {
                 memcpy(&out[i], o + 4 * i, 4);
@@ -139,8 +144,8 @@ struct host_dec {
         vt_dq_ctx c = {lut, p.tensor_scale, p.aux, p.cols};
         if (mode == 0) return direct<F>(p, c);
         if (d->sparse) return 77; /* no staged path */
-        if (mode == 3) return tiled<F, 0>(p, c);
-        if (mode == 4) return tiled<F, 1>(p, c);
+        if (mode == 3 || mode == 5) return tiled<F, 0>(p, c, mode == 5);
+        if (mode == 4 || mode == 6) return tiled<F, 1>(p, c, mode == 6);
         if (F == VT_FMT_NF4_DQ) return 77; /* nothing to stage */
         using Gm = geom<F>;
         return mode == 1 ? staged<F>(p, c, Gm::DQ_UNITS, Gm::DQ_SMEM, 256)

@@ -9,11 +9,19 @@
 int kt_host_decode(const vt_kdesc *d, int mode, float *out, char *why, size_t cap);
 
 /* 48 and 8240 = 16 * odd: nvfp4 rows end on a half unit; 9 x 2000: nf4_dq rows cross
- * super-blocks; 8240 > 8192: two dequantize tiles per row. */
-static const uint64_t shapes[][2] = {{3, 48}, {5, 100}, {4, 257}, {9, 2000}, {2, 8240}, {6, 130}};
+ * super-blocks; 8240 > 8192: two dequantize tiles per row; 7 x 1536 (48 units, 6 q4_k
+ * super-blocks) and 11 x 96: the dequantize's flat mode, CTAs of 256 units starting mid-row. */
+static const uint64_t shapes[][2] = {{3, 48},   {5, 100}, {4, 257},  {9, 2000},
+                                     {2, 8240}, {6, 130}, {7, 1536}, {11, 96}};
 static uint64_t n_checked; /* values compared, all modes */
-static const char *mode_name[] = {"direct", "staged (dequant tile)", "staged (gemv tile)",
-                                  "dequant CTA, f32 out", "dequant CTA, f16 out"};
+static const char *mode_name[] = {"direct",
+                                  "staged (dequant tile)",
+                                  "staged (gemv tile)",
+                                  "dequant CTA, f32 out",
+                                  "dequant CTA, f16 out",
+                                  "dequant CTA flat, f32 out",
+                                  "dequant CTA flat, f16 out"};
+static uint64_t n_flat; /* weights checked in flat mode */
 
 static void check_one(const kt_weight *k, const char *nm, size_t shape, void *ctx) {
     (void)shape;
@@ -30,7 +38,7 @@ static void check_one(const kt_weight *k, const char *nm, size_t shape, void *ct
         vt_kdesc d;
         int rc = vt_kdesc_init(&d, &w, "test");
         CHECKF(rc == 0, "%s: vt_kdesc_init: %s", nm, vt_last_error());
-        for (int mode = 0; mode < 5 && rc == 0; mode++) {
+        for (int mode = 0; mode < 7 && rc == 0; mode++) {
             char why[160] = "";
             kt_poison(out, n);
             int r = kt_host_decode(&d, mode, out, why, sizeof why);
@@ -38,11 +46,12 @@ static void check_one(const kt_weight *k, const char *nm, size_t shape, void *ct
             CHECKF(r == 0, "%s %llux%llu %s: %s %s", nm, (unsigned long long)k->rows,
                    (unsigned long long)k->cols, mode_name[mode], why, r > 1 ? vt_last_error() : "");
             if (r) continue;
+            n_flat += mode == 5;
             uint64_t bad = 0, inexact = 0, first = 0;
             n_checked += n;
             for (uint64_t i = 0; i < n; i++) {
                 float a = out[i], b = k->deq[i];
-                if (mode == 4) { /* f16 output: the reference rounded to f16 */
+                if (mode == 4 || mode == 6) { /* f16 output: the reference rounded to f16 */
                     uint16_t h;
                     vt_f32_to_f16_row(&b, &h, 1);
                     vt_f16_to_f32_row(&h, &b, 1);
@@ -73,6 +82,8 @@ static void check_one(const kt_weight *k, const char *nm, size_t shape, void *ct
 int main(void) {
     vt_test_seed();
     kt_for_each_weight(shapes, sizeof shapes / sizeof shapes[0], check_one, NULL);
-    printf("%llu decoded values compared\n", (unsigned long long)n_checked);
+    printf("%llu decoded values compared; %llu weights in the dequantize's flat mode\n",
+           (unsigned long long)n_checked, (unsigned long long)n_flat);
+    CHECKF(n_flat > 0, "no shape exercised the flat mode");
     return vt_test_done("test_dequant_dev_host");
 }
