@@ -25,6 +25,21 @@ template <int F> struct gv_geom {
     static constexpr int AREA = F == VT_FMT_NF4_DQ ? 16 : STAGE;
 };
 
+/* Whether x takes the float4 path (16-byte aligned vectors of whole float4s). */
+VT_HD bool gv_xvec(const float *x, uint64_t cols) {
+    return cols % 4 == 0 && ((uintptr_t)x & 15) == 0;
+}
+
+/* f.template go<F, NB>(p, xvec) for the batch template (1, 2, 4 or 8 vectors) that covers nb:
+ * the kernels' and the host emulations' one choice. */
+template <int F, class Fn> int gv_batch_dispatch(Fn &f, int nb, const vt_kp &p, const float *x) {
+    const bool xvec = gv_xvec(x, p.cols);
+    return nb == 1   ? f.template go<F, 1>(p, xvec)
+           : nb == 2 ? f.template go<F, 2>(p, xvec)
+           : nb <= 4 ? f.template go<F, 4>(p, xvec)
+                     : f.template go<F, 8>(p, xvec);
+}
+
 /* acc[b] += s for a run-time b, with static indices only (acc stays in registers). */
 template <int NB> VT_HD void gv_acc_add(float acc[NB], int b, float s) {
     VT_UNROLL
@@ -42,6 +57,19 @@ VT_HD uint32_t gv_stage_lane(const vt_kp &p, uint64_t r, uint64_t u0, uint8_t *s
     uint64_t b1 = u0 + step < units ? vt_dq_unit_off<F>(u0 + step) : p.row_bytes;
     if (b1 > p.row_bytes) b1 = p.row_bytes;
     return vt_stage(sm, p.data, p.bytes, r * p.row_bytes + *b0, (uint32_t)(b1 - *b0), lane, 32);
+}
+
+/* gv_stage_lane by cp.async (vt_stage_async): the step's bytes land by the lane's wait_group. */
+#pragma nv_exec_check_disable
+template <int F, class CX>
+VT_HD uint32_t gv_stage_lane_async(CX &cx, const vt_kp &p, uint64_t r, uint64_t u0, uint8_t *sm,
+                                   int lane, uint64_t *b0) {
+    const uint64_t units = vt_units(p.cols), step = 32 * gv_geom<F>::G;
+    *b0 = vt_dq_unit_off<F>(u0);
+    uint64_t b1 = u0 + step < units ? vt_dq_unit_off<F>(u0 + step) : p.row_bytes;
+    if (b1 > p.row_bytes) b1 = p.row_bytes;
+    return vt_stage_async(cx, sm, p.data, p.bytes, r * p.row_bytes + *b0, (uint32_t)(b1 - *b0),
+                          lane, 32);
 }
 
 /* x in shared memory, 32 units (1024 columns) of each vector at a time: float4 chunk i (0..7) of
@@ -86,6 +114,20 @@ VT_HD void gv_xstage(const float *x, const float *aux, uint64_t cols, uint64_t u
             if (col + 3 < cols) f.w = vt_fdiv_fast(f.w, VT_LDG(sp + 3));
         }
         sx[b * GV_XS + 8 * j + (i ^ (j & 7))] = f;
+    }
+}
+
+/* gv_xstage by cp.async, for 16-byte aligned x with cols % 4 == 0 (xvec) and no channel
+ * scales to divide by: the same slots, columns past cols zero-filled. */
+#pragma nv_exec_check_disable
+template <class CX>
+VT_HD void gv_xstage_async(CX &cx, const float *x, uint64_t cols, uint64_t u, int nb, float4 *sx,
+                           int t, int nt) {
+    for (int q = t; q < nb * GV_XS; q += nt) {
+        int b = q / GV_XS, k = q % GV_XS, j = k / 8, i = k % 8;
+        uint64_t col = 32 * (u + j) + 4 * (uint64_t)i;
+        const bool in = col < cols; /* cols % 4 == 0: then all four are */
+        cx.cp16(&sx[b * GV_XS + 8 * j + (i ^ (j & 7))], in ? x + (uint64_t)b * cols + col : x, in);
     }
 }
 

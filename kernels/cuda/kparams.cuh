@@ -83,6 +83,27 @@ VT_HD uint32_t vt_stage(uint8_t *smem, const uint8_t *base, uint64_t total, uint
     return (uint32_t)(a - a0);
 }
 
+/* vt_stage by cp.async through the thread context cx (cx.cp16: 16 bytes global -> shared,
+ * landing by the thread's cp.async wait_group): the 16-byte chunks inside the buffer as async
+ * copies, the chunks at the buffer's ends byte by byte at once (bytes outside it as 0). Same
+ * layout and return value as vt_stage; no registers hold the data in flight. */
+#pragma nv_exec_check_disable
+template <class CX>
+VT_HD uint32_t vt_stage_async(CX &cx, uint8_t *smem, const uint8_t *base, uint64_t total,
+                              uint64_t off, uint32_t len, int tid, int nthr) {
+    uintptr_t a = (uintptr_t)(base + off), a0 = a & ~(uintptr_t)15;
+    uintptr_t lo = (uintptr_t)base, hi = (uintptr_t)(base + total);
+    uint32_t nch = (uint32_t)((a + len - a0 + 15) / 16);
+    for (uint32_t c = tid; c < nch; c += (uint32_t)nthr) {
+        const uintptr_t ca = a0 + 16 * (uintptr_t)c;
+        if (ca >= lo && ca + 16 <= hi)
+            cx.cp16(smem + 16 * c, (const void *)ca, true);
+        else
+            *(uint4 *)(smem + 16 * c) = vt_stage_ld(ca, lo, hi);
+    }
+    return (uint32_t)(a - a0);
+}
+
 /* Call f.template operator()<FMT>() for the run-time base format. */
 #define VT_FMT_CASE(F)                                                                             \
     case F:                                                                                        \

@@ -76,12 +76,7 @@ struct host_gemv {
     }
 
     template <int F> int run() {
-        vt_kp p = vt_kp_from(d);
-        bool xvec = p.cols % 4 == 0 && ((uintptr_t)x & 15) == 0; /* as gemv.cu decides */
-        return nb == 1   ? go<F, 1>(p, xvec)
-               : nb == 2 ? go<F, 2>(p, xvec)
-               : nb <= 4 ? go<F, 4>(p, xvec)
-                         : go<F, 8>(p, xvec);
+        return gv_batch_dispatch<F>(*this, nb, vt_kp_from(d), x); /* as gemv.cu */
     }
 };
 

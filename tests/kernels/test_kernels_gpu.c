@@ -101,19 +101,25 @@ static void run_one(const kt_weight *k, const char *nm, size_t shape, vt_kernel_
     kt_ref_abs(k, x, B, ya);
     void *dxbase;
     void *dx = upload_at(x, B * C * 4, odd ? 4 : 0, &dxbase, st);
-    for (int b = 1; b <= B; b++) {
-        void *dy = dev_poison(B * R * 4, st);
-        CHECK_RC(vt_gemv(&w, dx, dy, b, st));
-        download(y, dy, B * R * 4, st);
-        double e = kt_gemv_err(y, yr, ya, (uint64_t)b * R); /* < 0: bound failed */
-        CHECKF(e >= 0, "%s %llux%llu cuda gemv batch %d: rel err %.3g", nm, (unsigned long long)R,
-               (unsigned long long)C, b, fabs(e));
-        for (uint64_t i = (uint64_t)b * R; i < B * R; i++)
-            if (!isnan(y[i])) {
-                CHECKF(0, "%s cuda gemv batch %d wrote past its output", nm, b);
-                break;
-            }
-        vt_dev_free(dy);
+    /* both staging variants of the staged kernel (gemv.cu): cp.async (default), then sync */
+    for (int sync = 0; sync < 2; sync++) {
+        if (sync) setenv("VT_GEMV_STAGING", "sync", 1);
+        for (int b = 1; b <= B; b++) {
+            void *dy = dev_poison(B * R * 4, st);
+            CHECK_RC(vt_gemv(&w, dx, dy, b, st));
+            download(y, dy, B * R * 4, st);
+            double e = kt_gemv_err(y, yr, ya, (uint64_t)b * R); /* < 0: bound failed */
+            CHECKF(e >= 0, "%s %llux%llu cuda gemv (%s staging) batch %d: rel err %.3g", nm,
+                   (unsigned long long)R, (unsigned long long)C, sync ? "sync" : "default", b,
+                   fabs(e));
+            for (uint64_t i = (uint64_t)b * R; i < B * R; i++)
+                if (!isnan(y[i])) {
+                    CHECKF(0, "%s cuda gemv batch %d wrote past its output", nm, b);
+                    break;
+                }
+            vt_dev_free(dy);
+        }
+        unsetenv("VT_GEMV_STAGING");
     }
     vt_dev_free(dxbase);
 

@@ -1,0 +1,86 @@
+/* tests/kernels/gemv_cta_host.cu — runs the staged GEMV kernel's whole CTAs (kernels/cuda
+ * gemv_cta.cuh, the body gemv.cu launches) on the host for test_gemv_lane_host.c, on the
+ * emulated CTA of simt_host.cuh: every thread a coroutine, __syncthreads/__syncwarp/shuffles and
+ * cp.async per the PTX ISA, the cp.async copies landing at issue in odd CTAs and only at the
+ * retiring wait_group in even ones, shared memory poisoned and guarded. No GPU. */
+#include <math.h>
+
+#include "gemv_cta.cuh"
+#include "simt_host.cuh"
+
+extern "C" int kt_host_gemv_cta(const vt_kdesc *d, const float *x, float *y, int batch, int async,
+                                char *why, size_t cap);
+
+namespace {
+
+template <int F, int NB, bool ASYNC> struct gv_host_cta {
+    using S = gv_smem<F, NB, ASYNC>;
+    const vt_kp *p;
+    const float *x;
+    float *y;
+    int nb;
+    bool xvec;
+    S *sm;
+    uint64_t cta_ix;
+    cta *c;
+    static void run(void *ctx, int tid) {
+        auto *s = static_cast<gv_host_cta *>(ctx);
+        host_cx cx{s->c, tid, {}, {}};
+        gv_cta_body<F, NB, ASYNC>(cx, *s->p, s->x, s->y, s->nb, s->xvec, *s->sm, s->cta_ix);
+        if (!cx.cp_idle()) s->c->fail("cp.async copies still in flight when the thread ended");
+    }
+};
+
+struct host_gemv_cta {
+    const vt_kdesc *d;
+    const float *x;
+    float *y;
+    int nb, async;
+    char *why;
+    size_t cap;
+
+    template <int F, int NB, bool ASYNC> int grid(const vt_kp &p, bool xvec) {
+        using H = gv_host_cta<F, NB, ASYNC>;
+        constexpr int W = gv_cfg<F, NB, ASYNC>::W;
+        smem_buf sb(sizeof(typename H::S));
+        cta c;
+        for (uint64_t k = 0; k < (p.rows + W - 1) / W; k++) {
+            memset(sb.p, 0xFF, sb.n); /* NaN: what the body reads before writing shows */
+            c.smem_lo = sb.p, c.smem_hi = sb.p + sb.n;
+            c.cp_late = (k & 1) == 0;
+            c.err[0] = 0;
+            H h{&p, x, y, nb, xvec, reinterpret_cast<typename H::S *>(sb.p), k, &c};
+            if (run_cta(c, W * 32, H::run, &h, 64 * 1024)) {
+                snprintf(why, cap, "CTA %llu (%s, %d warps): %s", (unsigned long long)k,
+                         ASYNC ? "async" : "sync", W, c.err);
+                return 1;
+            }
+            if (!sb.guard_ok()) {
+                snprintf(why, cap, "CTA %llu wrote past its shared memory", (unsigned long long)k);
+                return 1;
+            }
+        }
+        return 0;
+    }
+    /* the kernel gemv.cu launches: async where two stages fit with >= 4 warps */
+    template <int F, int NB> int go(const vt_kp &p, bool xvec) {
+        if constexpr (gv_cfg<F, NB, true>::W >= 4)
+            if (async) return grid<F, NB, true>(p, xvec);
+        if (async) return 77;
+        return grid<F, NB, false>(p, xvec);
+    }
+    template <int F> int run() {
+        if (d->sparse) return 77; /* gemv_sparse: gemv_lane_host.cu */
+        return gv_batch_dispatch<F>(*this, nb, vt_kp_from(d), x); /* as gemv.cu */
+    }
+};
+
+} // namespace
+
+/* y[batch][rows] = W x[batch][cols] by the staged GEMV's CTAs, sync or async variant, on the
+ * host. 0, 77 (no such kernel for this weight and batch), 1 with why filled. */
+extern "C" int kt_host_gemv_cta(const vt_kdesc *d, const float *x, float *y, int batch, int async,
+                                char *why, size_t cap) {
+    host_gemv_cta h{d, x, y, batch, async, why, cap};
+    return vt_fmt_dispatch(d->fmt, h);
+}
