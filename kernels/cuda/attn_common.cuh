@@ -12,6 +12,8 @@
 #include <errno.h>
 #include <stdint.h>
 
+#include <atomic>
+
 #include "attn_internal.h"
 #include "dequant_dev.cuh"
 #include "simt_dev.cuh"
@@ -147,6 +149,56 @@ VT_HD void vt_deq8(const uint8_t *row, int d0, float ts, const vt_attn_lut *lut,
             out[2 * i + 1] = s * (k * lut->e2m1[byte >> 4]);
         }
     }
+}
+
+/* Bytes of a stored K/V row of D values (vt_attn_row_bytes for D 64 and 128, which every
+ * format's block size divides). */
+template <int FMT> constexpr int vt_kv_row_bytes(int D) {
+    return FMT == VT_FMT_F32                         ? 4 * D
+           : FMT == VT_FMT_F16 || FMT == VT_FMT_BF16 ? 2 * D
+           : FMT == VT_FMT_Q8_0                      ? D / VT_QK8_0 * (int)sizeof(vt_block_q8_0)
+           : FMT == VT_FMT_INT8                      ? D / VT_QK_INT8 * (int)sizeof(vt_block_int8)
+           : FMT == VT_FMT_Q4_0                      ? D / VT_QK4_0 * (int)sizeof(vt_block_q4_0)
+           : FMT == VT_FMT_NF4                       ? D / VT_QK_NF4 * (int)sizeof(vt_block_nf4)
+           : FMT == VT_FMT_NVFP4                     ? D / VT_QK_NVFP4 * (int)sizeof(vt_block_nvfp4)
+                                 : D / VT_QK_MXFP4 * (int)sizeof(vt_block_mxfp4);
+}
+
+/* Thread t of nt's share of copying n bytes from src (any alignment) to dst + (src % 16) (dst
+ * 16-byte aligned): whole aligned 16-byte pieces by cp.async (cx.cp16), the partial first and
+ * last pieces byte by byte at once (never reading outside [src, src + n)). */
+#pragma nv_exec_check_disable
+template <class CX>
+VT_HD void vt_stage_bytes(CX &cx, int t, int nt, uint8_t *dst, const uint8_t *src, size_t n) {
+    const size_t head = (uintptr_t)src & 15, total = head + n;
+    const uint8_t *a0 = src - head;
+    for (size_t i = t; i < (total + 15) / 16; i += nt) {
+        if ((i > 0 || head == 0) && 16 * (i + 1) <= total) {
+            cx.cp16(dst + 16 * i, a0 + 16 * i, true);
+        } else {
+            for (size_t off = 16 * i; off < 16 * (i + 1); off++)
+                if (off >= head && off < total) dst[off] = a0[off];
+        }
+    }
+}
+
+/* Dynamic shared memory of @p bytes for kernel instance kern, with the largest carveout, asked
+ * once per device (0..63; others on every call) and instance: set holds the devices done.
+ * Host code (the launchers). */
+template <class K>
+inline int vt_attn_smem_optin(K kern, size_t bytes, std::atomic<unsigned long long> &set,
+                              const char *who) {
+    int dev = 0;
+    VT_CUDA_TRY(cudaGetDevice(&dev), who);
+    unsigned long long bit = dev >= 0 && dev < 64 ? 1ULL << dev : 0;
+    if (bit && (set.load(std::memory_order_acquire) & bit)) return 0;
+    VT_CUDA_TRY(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes),
+                who);
+    VT_CUDA_TRY(cudaFuncSetAttribute(kern, cudaFuncAttributePreferredSharedMemoryCarveout,
+                                     (int)cudaSharedmemCarveoutMaxShared),
+                who);
+    set.fetch_or(bit, std::memory_order_release);
+    return 0;
 }
 
 /* Q element loads: 8 consecutive values of a Q row in f32, f16 or bf16 (index a multiple of 8). */

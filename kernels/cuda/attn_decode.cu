@@ -6,7 +6,10 @@
  * the K row in its stored format (rows read coalesced) and taking the dot products with all RB
  * rows (Q in shared memory), so every K byte is read once for the whole group; the partial sums
  * meet by shuffles. Online softmax per row with lane = key, probabilities through shared memory,
- * then P V with lanes along D (V rows read coalesced in their stored format). The warps' partial
+ * then P V with lanes along D (V rows read coalesced in their stored format). Quantized caches
+ * come through shared memory: each warp copies its next tile's stored K and V bytes by cp.async
+ * while it computes the current one (two stages per warp); f32/f16/bf16 caches are read from
+ * global memory into registers, several steps' rows in flight. The warps' partial
  * (max, sum, accumulator) are merged in shared memory; with several splits each CTA writes its
  * partial to a workspace and a combine kernel merges the splits by their log-sum-exp. The split
  * count comes from the SM count. */
@@ -22,10 +25,10 @@ using namespace vt_decode;
 template <int D, int RB, int FMT>
 __global__ void __launch_bounds__(NTH)
     decode_kernel(vt_attn_dev_args a, long long chunk, float *ws_o, float *ws_ml) {
-    __shared__ __align__(16) smem<D, RB> sm;
+    extern __shared__ __align__(16) unsigned char smem_raw[];
     vt_simt_dev cx;
-    body<D, RB, FMT>(cx, a, sm, chunk, ws_o, ws_ml, (int)blockIdx.x, (int)blockIdx.y,
-                     (long long)blockIdx.z);
+    body<D, RB, FMT>(cx, a, *reinterpret_cast<smem<D, RB, FMT> *>(smem_raw), chunk, ws_o, ws_ml,
+                     (int)blockIdx.x, (int)blockIdx.y, (long long)blockIdx.z);
 }
 
 /* One CTA per (head, query) row, one thread per output column. */
@@ -56,7 +59,16 @@ template <int D, int RB> struct launcher {
     float *wo, *wml;
     cudaStream_t st;
     template <int FMT, int BE> int go(int) {
-        decode_kernel<D, RB, FMT><<<grid, NTH, 0, st>>>(a, chunk, wo, wml);
+        if (a.row_bytes != vt_kv_row_bytes<FMT>(D))
+            return vt_fail(-EINVAL, "attn decode: K/V rows of %lld bytes, want %d for D %d",
+                           a.row_bytes, vt_kv_row_bytes<FMT>(D), D);
+        /* quantized caches: 35-70 KB of tile stages at D 128 (shared memory opt-in) */
+        auto kern = decode_kernel<D, RB, FMT>;
+        const size_t bytes = sizeof(smem<D, RB, FMT>);
+        static std::atomic<unsigned long long> attr_set{0};
+        int rc = vt_attn_smem_optin(kern, bytes, attr_set, "attn decode: shared memory");
+        if (rc) return rc;
+        kern<<<grid, NTH, bytes, st>>>(a, chunk, wo, wml);
         return 0;
     }
 };

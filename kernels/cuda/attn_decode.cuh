@@ -12,18 +12,45 @@ namespace vt_decode {
 
 constexpr int NW = 4, NTH = NW * 32, KT = 32;
 
-template <int D, int RB> struct smem {
+/* K/V rows reach the warps two ways: f32/f16/bf16 caches straight from global memory into
+ * registers (UB steps' rows in flight per lane); the quantized caches (PIPE) through shared
+ * memory, each warp copying its tile's stored K and V bytes by cp.async into its own two stages
+ * while it computes the previous tile (whole tiles in flight; the decoders then read shared
+ * memory, where the 2-byte-aligned q8_0/q4_0 blocks cost nothing extra). */
+template <int FMT> constexpr bool pipe() {
+    return FMT != VT_FMT_F32 && FMT != VT_FMT_F16 && FMT != VT_FMT_BF16;
+}
+
+template <int D, int RB, int FMT> struct smem {
+    static constexpr bool PIPE = pipe<FMT>();
+    /* one warp's K or V tile of stored bytes, at its global start's offset within 16 bytes */
+    static constexpr int TB = PIPE ? (KT * vt_kv_row_bytes<FMT>(D) + 31) / 16 * 16 : 16;
     float q[RB][D];
     long long lim[RB];
     float p[NW][RB][KT];
     float wm[NW][RB], wl[NW][RB];
     float wacc[NW][RB][D];
+    alignas(16) uint8_t kv[PIPE ? NW : 1][PIPE ? 2 : 1][2][TB]; /* [warp][stage][K, V] */
     vt_attn_lut lut;
 };
 
+/* Lane's share of warp copying the stored K and V rows [t, t + KT) (those below ks1) of the
+ * K/V head at kb, vb into stage kv[0] (K), kv[1] (V). */
+#pragma nv_exec_check_disable
+template <int D, int FMT, class CX>
+VT_HD void issue_tile(CX &cx, int lane, uint8_t (*kv)[smem<D, 1, FMT>::TB], const uint8_t *kb,
+                      const uint8_t *vb, long long t, long long ks1) {
+    constexpr int RBY = vt_kv_row_bytes<FMT>(D);
+    const size_t n = (size_t)((ks1 - t < KT ? ks1 - t : KT) * RBY);
+    vt_stage_bytes(cx, lane, 32, kv[0], kb + (size_t)t * RBY, n);
+    vt_stage_bytes(cx, lane, 32, kv[1], vb + (size_t)t * RBY, n);
+}
+
 /* Values [d0, d0 + 8) of the rows of keys k, k + KPI, ..., k + (UB - 1) KPI of the K or V base
  * (all UB loads issued before any value is used); a key at or past ks1 loads the last valid row
- * (ks1 - 1: the caller's tile starts below ks1) and gets ok[u] = false, to be counted as 0. */
+ * (ks1 - 1: the caller's tile starts below ks1) and gets ok[u] = false, to be counted as 0.
+ * The body passes keys relative to its tile's first row (base: that row, in global or shared
+ * memory). */
 template <int FMT, int UB, int KPI>
 VT_HD void load_steps(const vt_attn_dev_args &a, const uint8_t *base, long long k, long long ks1,
                       int d0, const vt_attn_lut *lut, float out[UB][8], bool ok[UB]) {
@@ -41,9 +68,9 @@ VT_HD void load_steps(const vt_attn_dev_args &a, const uint8_t *base, long long 
 /* the host emulation instantiates it with a host-only context */
 #pragma nv_exec_check_disable
 template <int D, int RB, int FMT, class CX>
-VT_HD void body(CX &cx, const vt_attn_dev_args &a, smem<D, RB> &sm, long long chunk, float *ws_o,
-                float *ws_ml, int split, int hk, long long z) {
-    constexpr int LPK = D / 8, KPI = 32 / LPK; /* lanes per key, keys per step */
+VT_HD void body(CX &cx, const vt_attn_dev_args &a, smem<D, RB, FMT> &sm, long long chunk,
+                float *ws_o, float *ws_ml, int split, int hk, long long z) {
+    constexpr int LPK = D / 8, KPI = 32 / LPK;        /* lanes per key, keys per step */
     constexpr int UB = RB >= 8 ? 2 : RB >= 4 ? 4 : 8; /* steps whose row loads fly together */
     static_assert((KT / KPI) % UB == 0, "a tile is whole batches of steps");
     const int tid = cx.tid(), warp = tid / 32, lane = tid % 32;
@@ -79,8 +106,33 @@ VT_HD void body(CX &cx, const vt_attn_dev_args &a, smem<D, RB> &sm, long long ch
         for (int e = 0; e < 8; e++) acc[ri][e] = 0.0f;
     }
     const int sub = lane / LPK, d0 = (lane % LPK) * 8;
+    constexpr bool PIPE = pipe<FMT>();
+    constexpr int RBY = vt_kv_row_bytes<FMT>(D); /* == a.row_bytes (the launcher checks) */
 
-    for (long long t0 = ks0 + (long long)warp * KT; t0 < ks1; t0 += (long long)NW * KT) {
+    /* PIPE: group j of this thread's copies (committed at the warp's tile j) holds tile j + 1;
+     * the group before the loop tile 0; wait_group 1 at tile j leaves only group j in flight */
+    int st = 0;
+    if constexpr (PIPE) {
+        if (ks0 + (long long)warp * KT < ks1)
+            issue_tile<D, FMT>(cx, lane, sm.kv[warp][0], kb, vb, ks0 + (long long)warp * KT, ks1);
+        cx.commit();
+    }
+    for (long long t0 = ks0 + (long long)warp * KT; t0 < ks1; t0 += (long long)NW * KT, st ^= 1) {
+        /* rows of this tile: relative key i at kt + i * row_bytes (and vt) */
+        const uint8_t *kt, *vt;
+        if constexpr (PIPE) {
+            const long long tn = t0 + (long long)NW * KT;
+            if (tn < ks1) /* into the stage the last tile used */
+                issue_tile<D, FMT>(cx, lane, sm.kv[warp][st ^ 1], kb, vb, tn, ks1);
+            cx.commit();
+            cx.template wait<1>(); /* this lane's copies of this tile have landed */
+            cx.syncwarp();         /* ... and the other lanes' */
+            kt = sm.kv[warp][st][0] + ((uintptr_t)(kb + (size_t)t0 * RBY) & 15);
+            vt = sm.kv[warp][st][1] + ((uintptr_t)(vb + (size_t)t0 * RBY) & 15);
+        } else {
+            kt = kb + (size_t)t0 * RBY;
+            vt = vb + (size_t)t0 * RBY;
+        }
         /* Scores of the warp's KT keys with LPK lanes per key (KPI keys per step), each lane 8
          * values of the row: a key's row is read by consecutive lanes (coalesced; lane-per-key
          * reads touched a cache line per lane per load, and 34- or 18-byte q8_0 / q4_0 blocks
@@ -92,7 +144,7 @@ VT_HD void body(CX &cx, const vt_attn_dev_args &a, smem<D, RB> &sm, long long ch
             if (t0 + kk0 >= ks1) break; /* warp-uniform */
             float kv[UB][8];
             bool ok[UB];
-            load_steps<FMT, UB, KPI>(a, kb, t0 + kk0 + sub, ks1, d0, &sm.lut, kv, ok);
+            load_steps<FMT, UB, KPI>(a, kt, kk0 + sub, ks1 - t0, d0, &sm.lut, kv, ok);
             VT_UNROLL
             for (int u = 0; u < UB; u++) {
                 VT_UNROLL
@@ -133,7 +185,7 @@ VT_HD void body(CX &cx, const vt_attn_dev_args &a, smem<D, RB> &sm, long long ch
             if (t0 + kk0 >= ks1) break; /* warp-uniform */
             float vv[UB][8];
             bool ok[UB];
-            load_steps<FMT, UB, KPI>(a, vb, t0 + kk0 + sub, ks1, d0, &sm.lut, vv, ok);
+            load_steps<FMT, UB, KPI>(a, vt, kk0 + sub, ks1 - t0, d0, &sm.lut, vv, ok);
             VT_UNROLL
             for (int u = 0; u < UB; u++) {
                 VT_UNROLL

@@ -44,27 +44,15 @@ __global__ void __launch_bounds__(NTHREADS, D == 128 ? VT_PREFILL_D128_CTAS : 1)
 }
 
 template <int D, typename T, int FMT> int launch(const vt_attn_dev_args &a, cudaStream_t st) {
-    if (a.row_bytes != kv_row_bytes<FMT>(D))
+    if (a.row_bytes != vt_kv_row_bytes<FMT>(D))
         return vt_fail(-EINVAL, "attn prefill: K/V rows of %lld bytes, want %d for D %d",
-                       a.row_bytes, kv_row_bytes<FMT>(D), D);
+                       a.row_bytes, vt_kv_row_bytes<FMT>(D), D);
     size_t smem_bytes = sizeof(smem<D, T, FMT>);
     auto kern = prefill_kernel<D, T, FMT>;
-    /* the shared-memory opt-in once per (kernel, smem size) = template instance, per device
-     * (devices 0..63; others set it on every launch) */
+    /* 3 CTAs of 70 KB per sm_90 SM with the largest carveout */
     static std::atomic<unsigned long long> attr_set{0};
-    int dev = 0;
-    VT_CUDA_TRY(cudaGetDevice(&dev), "attn prefill: current device");
-    unsigned long long bit = dev >= 0 && dev < 64 ? 1ULL << dev : 0;
-    if (!bit || !(attr_set.load(std::memory_order_acquire) & bit)) {
-        VT_CUDA_TRY(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                         (int)smem_bytes),
-                    "attn prefill: shared memory");
-        /* the largest shared-memory carveout, so that 3 CTAs of 70 KB fit an sm_90 SM */
-        VT_CUDA_TRY(cudaFuncSetAttribute(kern, cudaFuncAttributePreferredSharedMemoryCarveout,
-                                         (int)cudaSharedmemCarveoutMaxShared),
-                    "attn prefill: shared memory carveout");
-        attr_set.fetch_or(bit, std::memory_order_release);
-    }
+    int rc = vt_attn_smem_optin(kern, smem_bytes, attr_set, "attn prefill: shared memory");
+    if (rc) return rc;
     dim3 grid((unsigned)((a.nq + BM - 1) / BM), (unsigned)a.H);
     kern<<<grid, NTHREADS, smem_bytes, st>>>(a);
     VT_CUDA_TRY(cudaGetLastError(), "attn prefill: launch");

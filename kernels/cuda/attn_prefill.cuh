@@ -26,19 +26,6 @@ VT_HD uint32_t vt_bf16_lo2(float a, float b, uint32_t hi) {
                                    b - vt_dev_as_f32(hi & 0xffff0000u));
 }
 
-/* Bytes of a stored K/V row of D values (vt_attn_row_bytes for D 64 and 128, which every
- * format's block size divides). */
-template <int FMT> constexpr int kv_row_bytes(int D) {
-    return FMT == VT_FMT_F32                         ? 4 * D
-           : FMT == VT_FMT_F16 || FMT == VT_FMT_BF16 ? 2 * D
-           : FMT == VT_FMT_Q8_0                      ? D / VT_QK8_0 * (int)sizeof(vt_block_q8_0)
-           : FMT == VT_FMT_INT8                      ? D / VT_QK_INT8 * (int)sizeof(vt_block_int8)
-           : FMT == VT_FMT_Q4_0                      ? D / VT_QK4_0 * (int)sizeof(vt_block_q4_0)
-           : FMT == VT_FMT_NF4                       ? D / VT_QK_NF4 * (int)sizeof(vt_block_nf4)
-           : FMT == VT_FMT_NVFP4                     ? D / VT_QK_NVFP4 * (int)sizeof(vt_block_nvfp4)
-                                 : D / VT_QK_MXFP4 * (int)sizeof(vt_block_mxfp4);
-}
-
 /* How the K/V tiles reach shared memory:
  *   RAW  (stored in the MMA type): cp.async straight into double-buffered f16/bf16 tiles;
  *   PIPE (the quantized formats, and bf16 under f16 MMAs): cp.async of the tile's stored bytes
@@ -59,29 +46,11 @@ template <int D, typename T, int FMT> struct smem {
     static constexpr bool RAW = kv_raw<T, FMT>(), PIPE = kv_pipe<T, FMT>();
     /* one K or V tile's stored bytes, placed at the offset its global start has within 16 bytes
      * (cp.async copies aligned 16-byte pieces) */
-    static constexpr int RAWB = PIPE ? (BN * kv_row_bytes<FMT>(D) + 31) / 16 * 16 : 16;
+    static constexpr int RAWB = PIPE ? (BN * vt_kv_row_bytes<FMT>(D) + 31) / 16 * 16 : 16;
     T kv[RAW ? 2 : 1][2][BN][LD]; /* [stage][K, V]; Q is staged in the last stage's K first */
     alignas(16) uint8_t raw[PIPE ? 2 : 1][2][RAWB]; /* [stage][K, V] stored bytes (PIPE) */
     vt_attn_lut lut;
 };
-
-/* Thread tid's share of copying n bytes from src (any alignment) to dst + (src % 16) (dst
- * 16-byte aligned): whole aligned 16-byte pieces by cp.async, the partial first and last
- * pieces byte by byte (never reading outside [src, src + n)). */
-#pragma nv_exec_check_disable
-template <class CX>
-VT_HD void stage_bytes(CX &cx, int tid, uint8_t *dst, const uint8_t *src, size_t n) {
-    const size_t head = (uintptr_t)src & 15, total = head + n;
-    const uint8_t *a0 = src - head;
-    for (size_t i = tid; i < (total + 15) / 16; i += NTHREADS) {
-        if ((i > 0 || head == 0) && 16 * (i + 1) <= total) {
-            cx.cp16(dst + 16 * i, a0 + 16 * i, true);
-        } else {
-            for (size_t off = 16 * i; off < 16 * (i + 1); off++)
-                if (off >= head && off < total) dst[off] = a0[off];
-        }
-    }
-}
 
 /* Thread tid's share of requesting the K/V tile of keys [j0, j0 + BN) (K at kb, V at vb) into
  * stage st (RAW, PIPE; rows past Nk: RAW zero-filled, PIPE not copied). */
@@ -89,7 +58,7 @@ VT_HD void stage_bytes(CX &cx, int tid, uint8_t *dst, const uint8_t *src, size_t
 template <int D, typename T, int FMT, class CX>
 VT_HD void issue(CX &cx, int tid, const vt_attn_dev_args &a, smem<D, T, FMT> &sm, const uint8_t *kb,
                  const uint8_t *vb, long long j0, int st) {
-    constexpr int RB = kv_row_bytes<FMT>(D);
+    constexpr int RB = vt_kv_row_bytes<FMT>(D);
     const long long rows = a.nk - j0 < BN ? a.nk - j0 : BN;
     if constexpr (smem<D, T, FMT>::RAW) {
         VT_ATTN_UNROLL(1) /* unrolled, the addresses take registers the accumulators need */
@@ -101,8 +70,8 @@ VT_HD void issue(CX &cx, int tid, const vt_attn_dev_args &a, smem<D, T, FMT> &sm
             cx.cp16(&sm.kv[st][1][r][c], vb + o, ok);
         }
     } else if constexpr (smem<D, T, FMT>::PIPE) {
-        stage_bytes(cx, tid, sm.raw[st][0], kb + (size_t)j0 * RB, (size_t)rows * RB);
-        stage_bytes(cx, tid, sm.raw[st][1], vb + (size_t)j0 * RB, (size_t)rows * RB);
+        vt_stage_bytes(cx, tid, NTHREADS, sm.raw[st][0], kb + (size_t)j0 * RB, (size_t)rows * RB);
+        vt_stage_bytes(cx, tid, NTHREADS, sm.raw[st][1], vb + (size_t)j0 * RB, (size_t)rows * RB);
     }
 }
 
@@ -113,7 +82,7 @@ template <int D, typename T, int FMT, class CX>
 VT_HD void body(CX &cx, const vt_attn_dev_args &a, smem<D, T, FMT> &sm, long long bx, int h) {
     constexpr int LD = D + 8, KS = D / 16, NT = BN / 8, DT = D / 8;
     constexpr bool RAW = smem<D, T, FMT>::RAW, PIPE = smem<D, T, FMT>::PIPE;
-    constexpr int RB = kv_row_bytes<FMT>(D); /* == a.row_bytes (the launchers check) */
+    constexpr int RB = vt_kv_row_bytes<FMT>(D); /* == a.row_bytes (the launchers check) */
     /* tile pieces dequantized per thread together (registers): 2, nvfp4 1 (spills at 2) */
     constexpr int PB = FMT == VT_FMT_NVFP4 ? 1 : 2;
     static_assert((BN * D / 8) % (PB * NTHREADS) == 0, "whole batches of tile pieces");

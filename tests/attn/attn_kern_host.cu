@@ -83,7 +83,7 @@ struct prefill_go {
 
 template <int D, int RB, int FMT> struct decode_cta {
     const vt_attn_dev_args *a;
-    vt_decode::smem<D, RB> *sm;
+    vt_decode::smem<D, RB, FMT> *sm;
     long long chunk;
     float *wo, *wml;
     int split, hk;
@@ -91,9 +91,10 @@ template <int D, int RB, int FMT> struct decode_cta {
     cta *c;
     static void run(void *ctx, int tid) {
         auto *s = static_cast<decode_cta *>(ctx);
-        host_cx cx{s->c, tid};
+        host_cx cx{s->c, tid, {}, {}};
         vt_decode::body<D, RB, FMT>(cx, *s->a, *s->sm, s->chunk, s->wo, s->wml, s->split, s->hk,
                                     s->z);
+        if (!cx.cp_idle()) s->c->fail("cp.async copies still in flight when the thread ended");
     }
 };
 
@@ -104,13 +105,14 @@ struct decode_go {
     char *why;
     size_t cap;
     template <int D, int RB, int FMT> int grid() {
-        using S = vt_decode::smem<D, RB>;
+        using S = vt_decode::smem<D, RB, FMT>;
         for (long long z = 0; z < pl->zc; z++)
             for (int hk = 0; hk < a->Hkv; hk++)
                 for (int sp = 0; sp < (int)pl->splits; sp++) {
                     smem_buf sb(sizeof(S));
                     cta c;
                     c.smem_lo = sb.p, c.smem_hi = sb.p + sizeof(S);
+                    c.cp_late = ((sp + hk + z) & 1) != 0; /* both timings over the grid */
                     decode_cta<D, RB, FMT> dc{
                         a, reinterpret_cast<S *>(sb.p), pl->chunk, wo, wml, sp, hk, z, &c};
                     if (run_cta(c, vt_decode::NTH, decode_cta<D, RB, FMT>::run, &dc)) {
