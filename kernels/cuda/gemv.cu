@@ -32,6 +32,7 @@ __device__ __forceinline__ void finish_row(float acc[NB], float *y, uint64_t row
 template <int F, int NB, bool ASYNC>
 __global__ void __launch_bounds__(gv_cfg<F, NB, ASYNC>::W * 32)
     gemv_staged(vt_kp p, const float *__restrict__ x, float *__restrict__ y, int nb, bool xvec) {
+    static_assert(sizeof(gv_smem<F, NB, ASYNC>) <= 48 * 1024, "static shared memory limit");
     __shared__ gv_smem<F, NB, ASYNC> sm;
     vt_simt_dev cx;
     gv_cta_body<F, NB, ASYNC>(cx, p, x, y, nb, xvec, sm, blockIdx.x);
