@@ -5,7 +5,8 @@
  * decoded tile goes back through shared memory so that the CTA's 16-byte stores are coalesced
  * (dq_tile.cuh; when the output rows are 16-byte aligned, else per-thread stores). nf4_dq runs
  * the same kernel decoding its units from global memory (its blocks are not row-local); 2:4
- * layouts decode straight from global memory, 64 columns per thread, stored per thread. */
+ * layouts decode straight from global memory, 64 columns per thread, and store through the same
+ * shared-memory transpose (dequant_sparse). */
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
@@ -90,21 +91,35 @@ __global__ void __launch_bounds__(DQ_THREADS)
     store_vals<T, 32>(out, r * p.cols + cu, v, n, false);
 }
 
-template <int F, bool SPARSE, int T>
+/* 2:4 layouts: 128 compressed units (8192 values) of one row per CTA (dq_tile.cuh). With
+ * 16-byte aligned output rows the tile goes through shared memory for coalesced stores, as in
+ * dequant_staged; else threads 0..127 store their 64 values themselves. */
+template <int F, int T>
 __global__ void __launch_bounds__(DQ_THREADS)
-    dequant_direct(vt_kp p, uint64_t tiles_per_row, void *out, bool vec) {
+    dequant_sparse(vt_kp p, uint64_t tiles_per_row, void *out, bool vec) {
     __shared__ float lut[32];
+    __shared__ __align__(16) uint4 so[DQ_THREADS * vt_dqt<T>::C];
     vt_dq_lut_init(lut);
     __syncthreads();
-    uint64_t r = blockIdx.x / tiles_per_row;
-    uint64_t h = (blockIdx.x % tiles_per_row) * DQ_THREADS + threadIdx.x;
-    if (h >= vt_sparse_units(p.cols)) return;
+    const uint64_t r = blockIdx.x / tiles_per_row,
+                   h0 = (blockIdx.x % tiles_per_row) * VT_DQT_SPARSE_UNITS;
     vt_dq_ctx c = {lut, p.tensor_scale, p.aux, p.cols};
+    const uint64_t col0 = 64 * h0;
+    if (vec) {
+        vt_dqt_put_sparse<F, T>(p, c, r, h0, threadIdx.x, so);
+        __syncthreads();
+        uint64_t n =
+            p.cols - col0 < 64 * VT_DQT_SPARSE_UNITS ? p.cols - col0 : 64 * VT_DQT_SPARSE_UNITS;
+        vt_dqt_store<T>((uint4 *)((uint8_t *)out + (r * p.cols + col0) * vt_dqt<T>::ES), so,
+                        (uint32_t)(n * vt_dqt<T>::ES / 16), threadIdx.x, DQ_THREADS);
+        return;
+    }
+    const uint64_t h = h0 + threadIdx.x;
+    if (threadIdx.x >= VT_DQT_SPARSE_UNITS || h >= vt_sparse_units(p.cols)) return;
     float v[64];
-    vt_decode64<F, SPARSE>(p, c, r, h, v);
-    uint64_t col0 = 64 * h;
-    uint32_t n = (uint32_t)(p.cols - col0 < 64 ? p.cols - col0 : 64);
-    store_vals<T, 64>(out, r * p.cols + col0, v, n, vec);
+    vt_decode64<F, true>(p, c, r, h, v);
+    uint32_t n = (uint32_t)(p.cols - 64 * h < 64 ? p.cols - 64 * h : 64);
+    store_vals<T, 64>(out, r * p.cols + 64 * h, v, n, false);
 }
 
 struct dq_launch {
@@ -118,8 +133,9 @@ struct dq_launch {
         /* if constexpr: only the kernels a format can reach are instantiated */
         if constexpr (F != VT_FMT_NF4_DQ) {
             if (sparse) {
-                uint64_t tpr = (vt_sparse_units(p.cols) + DQ_THREADS - 1) / DQ_THREADS;
-                dequant_direct<F, true, T>
+                uint64_t tpr =
+                    (vt_sparse_units(p.cols) + VT_DQT_SPARSE_UNITS - 1) / VT_DQT_SPARSE_UNITS;
+                dequant_sparse<F, T>
                     <<<(unsigned)(p.rows * tpr), DQ_THREADS, 0, st>>>(p, tpr, out, vec);
                 return vt_cuda_launch_check("vt_dequant kernel launch");
             }

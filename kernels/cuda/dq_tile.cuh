@@ -109,4 +109,20 @@ VT_HD vt_dqt_span vt_dqt_cta(const vt_kp &p, bool flat, uint64_t tpr, uint64_t k
     return s;
 }
 
+/* ---- 2:4 layouts (dequant.cu dequant_direct) ----------------------------------------------
+ * A CTA covers 128 compressed units (64 dense columns each: 8192 values, the dense tile's size)
+ * of one row; thread t < 128 expands unit h0 + t into dense units 2t and 2t + 1 of the tile,
+ * and the whole CTA stores the tile as vt_dqt_store does. */
+#define VT_DQT_SPARSE_UNITS 128
+
+template <int F, int T>
+VT_HD void vt_dqt_put_sparse(const vt_kp &p, const vt_dq_ctx &c, uint64_t r, uint64_t h0, int t,
+                             uint4 *so) {
+    if (t >= VT_DQT_SPARSE_UNITS || h0 + t >= vt_sparse_units(p.cols)) return;
+    float v[64];
+    vt_decode64<F, true>(p, c, r, h0 + t, v);
+    vt_dqt_put<T>(so, 2 * t, v);
+    vt_dqt_put<T>(so, 2 * t + 1, v + 32);
+}
+
 #endif

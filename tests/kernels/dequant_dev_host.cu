@@ -83,13 +83,13 @@ struct host_dec {
     }
 
     /* dequant_staged's CTA for every tile (row mode, or flat mode across rows: dq_tile.cuh's
-     * vt_dqt_cta, as the kernel), output type T through the shared-memory transpose (the
-     * kernel's path when output rows are 16-byte aligned: cols % 8 == 0); f16 results are
-     * widened back to f32 in out. Tile area and output poisoned: a slot or value never written
-     * shows. */
+     * vt_dqt_cta, as the kernel), or dequant_sparse's for 2:4 layouts; output type T through
+     * the shared-memory transpose (the kernels' path when output rows are 16-byte aligned:
+     * cols % 8 == 0); f16 results are widened back to f32 in out. Tile area and output
+     * poisoned: a slot or value never written shows. */
     template <int F, int T> int tiled(const vt_kp &p, const vt_dq_ctx &c, bool flat) {
         if (p.cols % 8) return 77;
-        if (flat && !vt_dqt_flat<F>(p)) return 77;
+        if (flat && (d->sparse || !vt_dqt_flat<F>(p))) return 77;
         constexpr int ES = vt_dqt<T>::ES, C = vt_dqt<T>::C;
         const int smem = geom<F>::DQ_SMEM;
         uint8_t *sm = (uint8_t *)aligned_alloc(16, (size_t)smem + 16);
@@ -100,7 +100,22 @@ struct host_dec {
         if (!rc) memset(o, 0xFF, ob); /* NaN in f32 and f16 */
         const uint64_t units = vt_units(p.cols), tpr = (units + 255) / 256;
         const uint64_t ctas = flat ? (p.rows * units + 255) / 256 : p.rows * tpr;
-        for (uint64_t k = 0; k < ctas && !rc; k++) {
+        if (d->sparse) { /* dequant_sparse's CTAs: 128 compressed units of a row each */
+            if constexpr (F != VT_FMT_NF4_DQ) {
+                const uint64_t hn = vt_sparse_units(p.cols);
+                for (uint64_t r = 0; r < p.rows && !rc; r++)
+                    for (uint64_t h0 = 0; h0 < hn; h0 += VT_DQT_SPARSE_UNITS) {
+                        memset(so, 0xEE, 256 * C * 16);
+                        for (int t = 0; t < 256; t++) vt_dqt_put_sparse<F, T>(p, c, r, h0, t, so);
+                        const uint64_t col0 = 64 * h0,
+                                       n = p.cols - col0 < 8192 ? p.cols - col0 : 8192;
+                        for (int t = 0; t < 256; t++)
+                            vt_dqt_store<T>((uint4 *)(o + (r * p.cols + col0) * ES), so,
+                                            (uint32_t)(n * ES / 16), t, 256);
+                    }
+            }
+        }
+        for (uint64_t k = 0; k < ctas && !rc && !d->sparse; k++) {
             const vt_dqt_span sp = vt_dqt_cta<F>(p, flat, tpr, k, 256);
             if (F != VT_FMT_NF4_DQ && /* nf4_dq stages nothing */
                 ((uintptr_t)(p.data + sp.b0) & 15) + (sp.b1 - sp.b0) > (uint64_t)smem) {
@@ -143,9 +158,9 @@ struct host_dec {
         vt_kp p = vt_kp_from(d);
         vt_dq_ctx c = {lut, p.tensor_scale, p.aux, p.cols};
         if (mode == 0) return direct<F>(p, c);
-        if (d->sparse) return 77; /* no staged path */
         if (mode == 3 || mode == 5) return tiled<F, 0>(p, c, mode == 5);
         if (mode == 4 || mode == 6) return tiled<F, 1>(p, c, mode == 6);
+        if (d->sparse) return 77;          /* no staged path */
         if (F == VT_FMT_NF4_DQ) return 77; /* nothing to stage */
         using Gm = geom<F>;
         return mode == 1 ? staged<F>(p, c, Gm::DQ_UNITS, Gm::DQ_SMEM, 256)

@@ -21,7 +21,7 @@ static const char *mode_name[] = {"direct",
                                   "dequant CTA, f16 out",
                                   "dequant CTA flat, f32 out",
                                   "dequant CTA flat, f16 out"};
-static uint64_t n_flat; /* weights checked in flat mode */
+static uint64_t n_flat, n_sparse; /* weights checked in flat mode, 2:4 through the tile */
 
 static void check_one(const kt_weight *k, const char *nm, size_t shape, void *ctx) {
     (void)shape;
@@ -47,6 +47,7 @@ static void check_one(const kt_weight *k, const char *nm, size_t shape, void *ct
                    (unsigned long long)k->cols, mode_name[mode], why, r > 1 ? vt_last_error() : "");
             if (r) continue;
             n_flat += mode == 5;
+            n_sparse += mode == 3 && d.sparse;
             uint64_t bad = 0, inexact = 0, first = 0;
             n_checked += n;
             for (uint64_t i = 0; i < n; i++) {
@@ -85,5 +86,6 @@ int main(void) {
     printf("%llu decoded values compared; %llu weights in the dequantize's flat mode\n",
            (unsigned long long)n_checked, (unsigned long long)n_flat);
     CHECKF(n_flat > 0, "no shape exercised the flat mode");
+    CHECKF(n_sparse > 0, "no 2:4 weight went through the dequantize's tile");
     return vt_test_done("test_dequant_dev_host");
 }
