@@ -345,21 +345,22 @@ VT_HD void vt_dq_unit_nf4dq(const uint8_t *data, uint64_t bpr, uint64_t r, uint6
     }
 }
 
-/* 2:4 sparse: compressed unit u (compressed values 32u.., dense columns 64u..64u+63) of a row
- * whose base blocks start at row and index bytes at idx. Writes the 32 kept values (awq:
- * divided by their dense column's scale) and their dense column offsets 0..63 (pos). */
+/* 2:4 sparse, from the unit's own bytes: compressed unit u (compressed values 32u.., dense
+ * columns 64u..64u+63) whose base-format bytes start at vp (vt_dq_unit_ptr of the row) and whose
+ * 8 index bytes start at ip (the row's index bytes + 8u). Writes the 32 kept values (awq:
+ * divided by their dense column's scale when c.aux) and their dense column offsets 0..63. */
 template <int F>
-VT_HD void vt_dq_unit_sparse(const uint8_t *row, const uint8_t *idx, uint64_t u, uint64_t ccols,
-                             const vt_dq_ctx &c, float v[32], uint8_t pos[32]) {
+VT_HD void vt_dq_unit_sparse_at(const uint8_t *vp, const uint8_t *ip, uint64_t u, uint64_t ccols,
+                                const vt_dq_ctx &c, float v[32], uint8_t pos[32]) {
     vt_dq_ctx bc = c;
     bc.aux = nullptr;
     bc.cols = ccols;
-    vt_dq_unit<F>(vt_dq_unit_ptr<F>(row, u), u, 32 * u, bc, v);
+    vt_dq_unit<F>(vp, u, 32 * u, bc, v);
     VT_UNROLL
     for (int g = 0; g < 16; g++) {
         uint64_t gg = 16 * u + g;
         uint8_t nib =
-            gg < ccols / 2 ? (idx[gg / 2] >> ((gg & 1) * 4)) & 15 : 4; /* past the row: 0,1 */
+            gg < ccols / 2 ? (ip[g / 2] >> ((g & 1) * 4)) & 15 : 4; /* past the row: 0,1 */
         pos[2 * g] = (uint8_t)(4 * g + (nib & 3));
         pos[2 * g + 1] = (uint8_t)(4 * g + (nib >> 2));
     }
@@ -370,6 +371,13 @@ VT_HD void vt_dq_unit_sparse(const uint8_t *row, const uint8_t *idx, uint64_t u,
             if (col < c.cols) v[i] = vt_fdiv_fast(v[i], c.aux[col]);
         }
     }
+}
+
+/* The same for a row whose base blocks start at row and index bytes at idx. */
+template <int F>
+VT_HD void vt_dq_unit_sparse(const uint8_t *row, const uint8_t *idx, uint64_t u, uint64_t ccols,
+                             const vt_dq_ctx &c, float v[32], uint8_t pos[32]) {
+    vt_dq_unit_sparse_at<F>(vt_dq_unit_ptr<F>(row, u), idx + 8 * u, u, ccols, c, v, pos);
 }
 
 #endif

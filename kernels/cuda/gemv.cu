@@ -7,7 +7,9 @@
  * (every quantized format up to batch 2 or 4), the next x chunk and row bytes are in flight by
  * cp.async while a chunk is computed (gemv_cta.cuh; VT_GEMV_STAGING=sync turns that off). nf4_dq
  * (blocks not row-local) runs the same kernel decoding its units from global memory. 2:4 rows
- * (gemv_sparse, 4 warps per CTA) decode from global memory and gather x from L1/L2. */
+ * up to batch 4 (gemv_sparse_staged) stage their compressed and index bytes and x in shared
+ * memory too (gemv_cta.cuh); at batch 8 (gemv_sparse, 4 warps per CTA) they decode from global
+ * memory and gather x from L1/L2. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -36,6 +38,16 @@ __global__ void __launch_bounds__(gv_cfg<F, NB, ASYNC>::W * 32)
     __shared__ gv_smem<F, NB, ASYNC> sm;
     vt_simt_dev cx;
     gv_cta_body<F, NB, ASYNC>(cx, p, x, y, nb, xvec, sm, blockIdx.x);
+}
+
+template <int F, int NB>
+__global__ void __launch_bounds__(gvs_cfg<F, NB>::W * 32)
+    gemv_sparse_staged(vt_kp p, const float *__restrict__ x, float *__restrict__ y, int nb,
+                       bool xvec) {
+    static_assert(sizeof(gvs_smem<F, NB>) <= 48 * 1024, "static shared memory limit");
+    __shared__ gvs_smem<F, NB> sm;
+    vt_simt_dev cx;
+    gvs_cta_body<F, NB>(cx, p, x, y, nb, xvec, sm, blockIdx.x);
 }
 
 template <int F, int NB>
@@ -68,7 +80,13 @@ struct gv_launch {
         /* if constexpr: only the kernels a format can reach are instantiated */
         if constexpr (F != VT_FMT_NF4_DQ) {
             if (sparse) {
-                gemv_sparse<F, NB><<<grid, GV_WARPS * 32, 0, st>>>(p, x, y, nb);
+                if constexpr (gvs_cfg<F, NB>::W > 0) { /* x in shared memory: up to batch 4 */
+                    constexpr int WS = gvs_cfg<F, NB>::W;
+                    gemv_sparse_staged<F, NB>
+                        <<<(unsigned)((p.rows + WS - 1) / WS), WS * 32, 0, st>>>(p, x, y, nb, xvec);
+                } else {
+                    gemv_sparse<F, NB><<<grid, GV_WARPS * 32, 0, st>>>(p, x, y, nb);
+                }
                 return vt_cuda_launch_check("vt_gemv kernel launch");
             }
         }

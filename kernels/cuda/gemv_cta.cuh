@@ -36,6 +36,20 @@ template <int F, int NB, bool ASYNC> struct gv_smem {
     float4 sx[NBUF][NB * GV_XS];                                     /* [stage] x chunk */
 };
 
+/* The end of a row: the warp's partial sums reduced by shuffles, lane 0 writes y[b][r]. */
+#pragma nv_exec_check_disable
+template <int NB, class CX>
+VT_HD void gv_finish(CX &cx, const float acc[NB], float *y, uint64_t rows, uint64_t r, int nb,
+                     int lane) {
+    VT_UNROLL
+    for (int b = 0; b < NB; b++) {
+        float s = acc[b];
+        VT_UNROLL
+        for (int o = 16; o > 0; o >>= 1) s += cx.shfl_xor(s, o);
+        if (lane == 0 && b < nb) y[b * rows + r] = s;
+    }
+}
+
 /* CTA cta of the staged GEMV: y[b][r] for rows r = W cta + warp (a warp past the last row
  * still loads x and meets every barrier). */
 #pragma nv_exec_check_disable
@@ -109,14 +123,112 @@ VT_HD void gv_cta_body(CX &cx, const vt_kp &p, const float *x, float *y, int nb,
         }
     }
 
-    if (!live) return;
-    VT_UNROLL
-    for (int b = 0; b < NB; b++) {
-        float s = acc[b];
-        VT_UNROLL
-        for (int o = 16; o > 0; o >>= 1) s += cx.shfl_xor(s, o);
-        if (lane == 0 && b < nb) y[b * p.rows + r] = s;
+    if (live) gv_finish<NB>(cx, acc, y, p.rows, r, nb, lane);
+}
+
+/* ---- 2:4 rows (gemv.cu gemv_sparse_staged) -------------------------------------------------
+ * A chunk is 32 compressed units (2048 dense columns): each warp stages its row's compressed
+ * bytes and index bytes of the chunk into shared memory (vt_stage), the CTA stages the chunk's
+ * x (AWQ scales divided in) unswizzled, and lane j multiplies unit 32k + j, reading x at its
+ * kept columns 64 j + pos from shared memory (before: gathered from L1/L2, 32 cache lines per
+ * load instruction). Batch 8 (64 KiB of x) keeps the gathering kernel. */
+#define GVS_XC 2048 /* dense columns of x per chunk */
+
+template <int F> struct gvs_geom {
+    static constexpr int TB = gv_geom<F>::TB;             /* value bytes of 32 units */
+    static constexpr int IOFF = (TB + 32 + 15) / 16 * 16; /* index bytes' area in a warp's */
+    static constexpr int AREA = IOFF + 256 + 32;          /* 8 index bytes per unit */
+};
+
+template <int F, int NB> struct gvs_cfg {
+    static constexpr int fits(int w) {
+        return w * gvs_geom<F>::AREA + NB * GVS_XC * 4 + 128 <= 48 * 1024;
     }
+    static constexpr int W = fits(8) ? 8 : fits(4) ? 4 : fits(2) ? 2 : fits(1) ? 1 : 0;
+};
+
+template <int F, int NB> struct gvs_smem {
+    static constexpr int W = gvs_cfg<F, NB>::W;
+    float lut[32];
+    alignas(16) uint8_t area[W > 0 ? W : 1][gvs_geom<F>::AREA];
+    alignas(16) float sx[NB][GVS_XC];
+};
+
+/* Thread t of nt's share of loading x columns [c0, c0 + GVS_XC) of nb vectors into sx (plain
+ * layout; divided by aux[col] when given; columns past cols as 0). */
+VT_HD void gvs_xstage(const float *x, const float *aux, uint64_t cols, uint64_t c0, int nb,
+                      bool xvec, float *sx, int t, int nt) {
+    for (int q = t; q < nb * (GVS_XC / 4); q += nt) {
+        const int b = q / (GVS_XC / 4), i4 = q % (GVS_XC / 4);
+        const uint64_t col = c0 + 4 * (uint64_t)i4;
+        const float *xp = x + (uint64_t)b * cols + col;
+        float f[4];
+        if (xvec && col + 4 <= cols) {
+            float4 q4 = VT_LDG((const float4 *)xp);
+            f[0] = q4.x, f[1] = q4.y, f[2] = q4.z, f[3] = q4.w;
+        } else {
+            VT_UNROLL
+            for (int e = 0; e < 4; e++) f[e] = col + e < cols ? VT_LDG(xp + e) : 0.0f;
+        }
+        if (aux) {
+            VT_UNROLL
+            for (int e = 0; e < 4; e++)
+                if (col + e < cols) f[e] = vt_fdiv_fast(f[e], VT_LDG(aux + col + e));
+        }
+        *(float4 *)(sx + b * GVS_XC + 4 * i4) = make_float4(f[0], f[1], f[2], f[3]);
+    }
+}
+
+#pragma nv_exec_check_disable
+template <int F, int NB, class CX>
+VT_HD void gvs_cta_body(CX &cx, const vt_kp &p, const float *x, float *y, int nb, bool xvec,
+                        gvs_smem<F, NB> &sm, uint64_t cta) {
+    constexpr int W = gvs_cfg<F, NB>::W, IOFF = gvs_geom<F>::IOFF;
+    static_assert(W > 0, "no CTA of this kernel fits the static shared memory");
+    const int tid = cx.tid(), warp = tid / 32, lane = tid % 32;
+    if (tid < 32) sm.lut[tid] = vt_dq_lut_at(tid); /* visible after the first barrier */
+    const uint64_t r = cta * W + warp;
+    const bool live = r < p.rows;                 /* warp-uniform */
+    const vt_dq_ctx c = gv_ctx_staged(sm.lut, p); /* AWQ: x divided instead */
+    const uint64_t hn = vt_sparse_units(p.cols), ilen = p.row_bytes - p.idx_off;
+    float acc[NB];
+    VT_UNROLL
+    for (int b = 0; b < NB; b++) acc[b] = 0.0f;
+    for (uint64_t u0 = 0; u0 < hn; u0 += 32) {
+        cx.sync(); /* every warp is done with the previous chunk */
+        uint64_t vb0 = vt_dq_unit_off<F>(u0), ib0 = 8 * u0;
+        uint32_t vsh = 0, ish = 0;
+        if (live) {
+            uint64_t vb1 = u0 + 32 < hn ? vt_dq_unit_off<F>(u0 + 32) : p.idx_off;
+            if (vb1 > p.idx_off) vb1 = p.idx_off;
+            const uint64_t ib1 = 8 * (u0 + 32) < ilen ? 8 * (u0 + 32) : ilen;
+            vsh = vt_stage(sm.area[warp], p.data, p.bytes, r * p.row_bytes + vb0,
+                           (uint32_t)(vb1 - vb0), lane, 32);
+            ish = vt_stage(sm.area[warp] + IOFF, p.data, p.bytes, r * p.row_bytes + p.idx_off + ib0,
+                           (uint32_t)(ib1 - ib0), lane, 32);
+        }
+        gvs_xstage(x, p.aux, p.cols, 64 * u0, nb, xvec, &sm.sx[0][0], tid, W * 32);
+        cx.sync(); /* x and the staged row bytes visible */
+        const uint64_t u = u0 + lane;
+        if (live && u < hn) {
+            float v[32];
+            uint8_t pos[32];
+            vt_dq_unit_sparse_at<F>(sm.area[warp] + vsh + (vt_dq_unit_off<F>(u) - vb0),
+                                    sm.area[warp] + IOFF + ish + (8 * u - ib0), u, p.ccols, c, v,
+                                    pos);
+            VT_UNROLL
+            for (int b = 0; b < NB; b++) {
+                if (b >= nb) break;
+                const float *xs = sm.sx[b] + 64 * lane;
+                float s = 0.0f;
+                VT_UNROLL
+                for (int i = 0; i < 32; i++)
+                    if (64 * u + pos[i] < p.cols) s = fmaf(v[i], xs[pos[i]], s);
+                acc[b] += s;
+            }
+        }
+    }
+    if (live) gv_finish<NB>(cx, acc, y, p.rows, r, nb, lane);
 }
 
 #endif

@@ -31,6 +31,23 @@ template <int F, int NB, bool ASYNC> struct gv_host_cta {
     }
 };
 
+template <int F, int NB> struct gvs_host_cta {
+    using S = gvs_smem<F, NB>;
+    const vt_kp *p;
+    const float *x;
+    float *y;
+    int nb;
+    bool xvec;
+    S *sm;
+    uint64_t cta_ix;
+    cta *c;
+    static void run(void *ctx, int tid) {
+        auto *s = static_cast<gvs_host_cta *>(ctx);
+        host_cx cx{s->c, tid, {}, {}};
+        gvs_cta_body<F, NB>(cx, *s->p, s->x, s->y, s->nb, s->xvec, *s->sm, s->cta_ix);
+    }
+};
+
 struct host_gemv_cta {
     const vt_kdesc *d;
     const float *x;
@@ -62,15 +79,43 @@ struct host_gemv_cta {
         }
         return 0;
     }
-    /* the kernel gemv.cu launches: async where two stages fit with >= 4 warps */
+    /* gemv_sparse_staged's CTAs (2:4 rows) */
+    template <int F, int NB> int sgrid(const vt_kp &p, bool xvec) {
+        using S = gvs_smem<F, NB>;
+        constexpr int W = gvs_cfg<F, NB>::W;
+        smem_buf sb(sizeof(S));
+        cta c;
+        for (uint64_t k = 0; k < (p.rows + W - 1) / W; k++) {
+            memset(sb.p, 0xFF, sb.n); /* NaN: what the body reads before writing shows */
+            c.smem_lo = sb.p, c.smem_hi = sb.p + sb.n;
+            c.err[0] = 0;
+            gvs_host_cta<F, NB> h{&p, x, y, nb, xvec, reinterpret_cast<S *>(sb.p), k, &c};
+            if (run_cta(c, W * 32, gvs_host_cta<F, NB>::run, &h, 64 * 1024)) {
+                snprintf(why, cap, "2:4 CTA %llu (%d warps): %s", (unsigned long long)k, W, c.err);
+                return 1;
+            }
+            if (!sb.guard_ok()) {
+                snprintf(why, cap, "2:4 CTA %llu wrote past its shared memory",
+                         (unsigned long long)k);
+                return 1;
+            }
+        }
+        return 0;
+    }
+    /* the kernel gemv.cu launches: async where two stages fit with >= 4 warps; 2:4 rows the
+     * staged sparse kernel where it fits (batch <= 4) */
     template <int F, int NB> int go(const vt_kp &p, bool xvec) {
+        if (d->sparse) {
+            if constexpr (F != VT_FMT_NF4_DQ && gvs_cfg<F, NB>::W > 0)
+                return async ? 77 : sgrid<F, NB>(p, xvec);
+            return 77;
+        }
         if constexpr (gv_cfg<F, NB, true>::W >= 4)
             if (async) return grid<F, NB, true>(p, xvec);
         if (async) return 77;
         return grid<F, NB, false>(p, xvec);
     }
     template <int F> int run() {
-        if (d->sparse) return 77; /* gemv_sparse: gemv_lane_host.cu */
         return gv_batch_dispatch<F>(*this, nb, vt_kp_from(d), x); /* as gemv.cu */
     }
 };
