@@ -13,38 +13,40 @@ extern "C" int kt_host_gemv_cta(const vt_kdesc *d, const float *x, float *y, int
 
 namespace {
 
-template <int F, int NB, bool ASYNC> struct gv_host_cta {
+/* The kernels' CTA bodies, as one interface for the grid runner below. */
+template <int F, int NB, bool ASYNC> struct dense_body {
     using S = gv_smem<F, NB, ASYNC>;
-    const vt_kp *p;
-    const float *x;
-    float *y;
-    int nb;
-    bool xvec;
-    S *sm;
-    uint64_t cta_ix;
-    cta *c;
-    static void run(void *ctx, int tid) {
-        auto *s = static_cast<gv_host_cta *>(ctx);
-        host_cx cx{s->c, tid, {}, {}};
-        gv_cta_body<F, NB, ASYNC>(cx, *s->p, s->x, s->y, s->nb, s->xvec, *s->sm, s->cta_ix);
-        if (!cx.cp_idle()) s->c->fail("cp.async copies still in flight when the thread ended");
+    static constexpr int W = gv_cfg<F, NB, ASYNC>::W;
+    static constexpr const char *name = ASYNC ? "async" : "sync";
+    static void call(host_cx &cx, const vt_kp &p, const float *x, float *y, int nb, bool xvec,
+                     S &sm, uint64_t k) {
+        gv_cta_body<F, NB, ASYNC>(cx, p, x, y, nb, xvec, sm, k);
+    }
+};
+template <int F, int NB> struct sparse_body {
+    using S = gvs_smem<F, NB>;
+    static constexpr int W = gvs_cfg<F, NB>::W;
+    static constexpr const char *name = "2:4";
+    static void call(host_cx &cx, const vt_kp &p, const float *x, float *y, int nb, bool xvec,
+                     S &sm, uint64_t k) {
+        gvs_cta_body<F, NB>(cx, p, x, y, nb, xvec, sm, k);
     }
 };
 
-template <int F, int NB> struct gvs_host_cta {
-    using S = gvs_smem<F, NB>;
+template <class B> struct host_cta {
     const vt_kp *p;
     const float *x;
     float *y;
     int nb;
     bool xvec;
-    S *sm;
+    typename B::S *sm;
     uint64_t cta_ix;
     cta *c;
     static void run(void *ctx, int tid) {
-        auto *s = static_cast<gvs_host_cta *>(ctx);
+        auto *s = static_cast<host_cta *>(ctx);
         host_cx cx{s->c, tid, {}, {}};
-        gvs_cta_body<F, NB>(cx, *s->p, s->x, s->y, s->nb, s->xvec, *s->sm, s->cta_ix);
+        B::call(cx, *s->p, s->x, s->y, s->nb, s->xvec, *s->sm, s->cta_ix);
+        if (!cx.cp_idle()) s->c->fail("cp.async copies still in flight when the thread ended");
     }
 };
 
@@ -56,47 +58,25 @@ struct host_gemv_cta {
     char *why;
     size_t cap;
 
-    template <int F, int NB, bool ASYNC> int grid(const vt_kp &p, bool xvec) {
-        using H = gv_host_cta<F, NB, ASYNC>;
-        constexpr int W = gv_cfg<F, NB, ASYNC>::W;
-        smem_buf sb(sizeof(typename H::S));
+    /* every CTA of body B over the rows; odd CTAs land cp.async copies at issue, even ones at
+     * the retiring wait_group */
+    template <class B> int grid(const vt_kp &p, bool xvec) {
+        smem_buf sb(sizeof(typename B::S));
         cta c;
-        for (uint64_t k = 0; k < (p.rows + W - 1) / W; k++) {
+        for (uint64_t k = 0; k < (p.rows + B::W - 1) / B::W; k++) {
             memset(sb.p, 0xFF, sb.n); /* NaN: what the body reads before writing shows */
             c.smem_lo = sb.p, c.smem_hi = sb.p + sb.n;
             c.cp_late = (k & 1) == 0;
             c.err[0] = 0;
-            H h{&p, x, y, nb, xvec, reinterpret_cast<typename H::S *>(sb.p), k, &c};
-            if (run_cta(c, W * 32, H::run, &h, 64 * 1024)) {
-                snprintf(why, cap, "CTA %llu (%s, %d warps): %s", (unsigned long long)k,
-                         ASYNC ? "async" : "sync", W, c.err);
+            host_cta<B> h{&p, x, y, nb, xvec, reinterpret_cast<typename B::S *>(sb.p), k, &c};
+            if (run_cta(c, B::W * 32, host_cta<B>::run, &h, 64 * 1024)) {
+                snprintf(why, cap, "CTA %llu (%s, %d warps): %s", (unsigned long long)k, B::name,
+                         B::W, c.err);
                 return 1;
             }
             if (!sb.guard_ok()) {
-                snprintf(why, cap, "CTA %llu wrote past its shared memory", (unsigned long long)k);
-                return 1;
-            }
-        }
-        return 0;
-    }
-    /* gemv_sparse_staged's CTAs (2:4 rows) */
-    template <int F, int NB> int sgrid(const vt_kp &p, bool xvec) {
-        using S = gvs_smem<F, NB>;
-        constexpr int W = gvs_cfg<F, NB>::W;
-        smem_buf sb(sizeof(S));
-        cta c;
-        for (uint64_t k = 0; k < (p.rows + W - 1) / W; k++) {
-            memset(sb.p, 0xFF, sb.n); /* NaN: what the body reads before writing shows */
-            c.smem_lo = sb.p, c.smem_hi = sb.p + sb.n;
-            c.err[0] = 0;
-            gvs_host_cta<F, NB> h{&p, x, y, nb, xvec, reinterpret_cast<S *>(sb.p), k, &c};
-            if (run_cta(c, W * 32, gvs_host_cta<F, NB>::run, &h, 64 * 1024)) {
-                snprintf(why, cap, "2:4 CTA %llu (%d warps): %s", (unsigned long long)k, W, c.err);
-                return 1;
-            }
-            if (!sb.guard_ok()) {
-                snprintf(why, cap, "2:4 CTA %llu wrote past its shared memory",
-                         (unsigned long long)k);
+                snprintf(why, cap, "CTA %llu (%s) wrote past its shared memory",
+                         (unsigned long long)k, B::name);
                 return 1;
             }
         }
@@ -107,13 +87,13 @@ struct host_gemv_cta {
     template <int F, int NB> int go(const vt_kp &p, bool xvec) {
         if (d->sparse) {
             if constexpr (F != VT_FMT_NF4_DQ && gvs_cfg<F, NB>::W > 0)
-                return async ? 77 : sgrid<F, NB>(p, xvec);
+                return async ? 77 : grid<sparse_body<F, NB>>(p, xvec);
             return 77;
         }
         if constexpr (gv_cfg<F, NB, true>::W >= 4)
-            if (async) return grid<F, NB, true>(p, xvec);
+            if (async) return grid<dense_body<F, NB, true>>(p, xvec);
         if (async) return 77;
-        return grid<F, NB, false>(p, xvec);
+        return grid<dense_body<F, NB, false>>(p, xvec);
     }
     template <int F> int run() {
         return gv_batch_dispatch<F>(*this, nb, vt_kp_from(d), x); /* as gemv.cu */
