@@ -12,9 +12,8 @@
 #include <errno.h>
 #include <stdint.h>
 
-#include <atomic>
-
 #include "attn_internal.h"
+#include "cuda_util.cuh"
 #include "dequant_dev.cuh"
 #include "simt_dev.cuh"
 #include "vtstore/blocks.h"
@@ -180,25 +179,6 @@ VT_HD void vt_stage_bytes(CX &cx, int t, int nt, uint8_t *dst, const uint8_t *sr
                 if (off >= head && off < total) dst[off] = a0[off];
         }
     }
-}
-
-/* Dynamic shared memory of @p bytes for kernel instance kern, with the largest carveout, asked
- * once per device (0..63; others on every call) and instance: set holds the devices done.
- * Host code (the launchers). */
-template <class K>
-inline int vt_attn_smem_optin(K kern, size_t bytes, std::atomic<unsigned long long> &set,
-                              const char *who) {
-    int dev = 0;
-    VT_CUDA_TRY(cudaGetDevice(&dev), who);
-    unsigned long long bit = dev >= 0 && dev < 64 ? 1ULL << dev : 0;
-    if (bit && (set.load(std::memory_order_acquire) & bit)) return 0;
-    VT_CUDA_TRY(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes),
-                who);
-    VT_CUDA_TRY(cudaFuncSetAttribute(kern, cudaFuncAttributePreferredSharedMemoryCarveout,
-                                     (int)cudaSharedmemCarveoutMaxShared),
-                who);
-    set.fetch_or(bit, std::memory_order_release);
-    return 0;
 }
 
 /* Q element loads: 8 consecutive values of a Q row in f32, f16 or bf16 (index a multiple of 8). */

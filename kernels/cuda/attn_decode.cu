@@ -66,7 +66,7 @@ template <int D, int RB> struct launcher {
         auto kern = decode_kernel<D, RB, FMT>;
         const size_t bytes = sizeof(smem<D, RB, FMT>);
         static std::atomic<unsigned long long> attr_set{0};
-        int rc = vt_attn_smem_optin(kern, bytes, attr_set, "attn decode: shared memory");
+        int rc = vt_cuda_smem_optin(kern, bytes, attr_set, "attn decode: shared memory");
         if (rc) return rc;
         kern<<<grid, NTH, bytes, st>>>(a, chunk, wo, wml);
         return 0;

@@ -51,7 +51,7 @@ template <int D, typename T, int FMT> int launch(const vt_attn_dev_args &a, cuda
     auto kern = prefill_kernel<D, T, FMT>;
     /* 3 CTAs of 70 KB per sm_90 SM with the largest carveout */
     static std::atomic<unsigned long long> attr_set{0};
-    int rc = vt_attn_smem_optin(kern, smem_bytes, attr_set, "attn prefill: shared memory");
+    int rc = vt_cuda_smem_optin(kern, smem_bytes, attr_set, "attn prefill: shared memory");
     if (rc) return rc;
     dim3 grid((unsigned)((a.nq + BM - 1) / BM), (unsigned)a.H);
     kern<<<grid, NTHREADS, smem_bytes, st>>>(a);

@@ -4,6 +4,8 @@
 
 #include <cuda_runtime.h>
 
+#include <atomic>
+
 #include "vtstore/core.h"
 
 /* Turn a CUDA error into VT_ECUDA with CUDA's name and string in the detail. */
@@ -14,6 +16,27 @@ static inline int vt_cuda_err(cudaError_t e, const char *what) {
 /* After a launch: launch-configuration errors only (no synchronization). */
 static inline int vt_cuda_launch_check(const char *what) {
     return vt_cuda_err(cudaGetLastError(), what);
+}
+
+/* Dynamic shared memory of @p bytes for kernel instance kern (beyond the 48 KiB default), with
+ * the largest carveout, asked once per device (0..63; others on every call) and instance: set
+ * holds the devices done. Host code (the launchers). */
+template <class K>
+inline int vt_cuda_smem_optin(K kern, size_t bytes, std::atomic<unsigned long long> &set,
+                              const char *who) {
+    int dev = 0;
+    int rc = vt_cuda_err(cudaGetDevice(&dev), who);
+    if (rc) return rc;
+    unsigned long long bit = dev >= 0 && dev < 64 ? 1ULL << dev : 0;
+    if (bit && (set.load(std::memory_order_acquire) & bit)) return 0;
+    rc = vt_cuda_err(
+        cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes), who);
+    if (!rc)
+        rc = vt_cuda_err(cudaFuncSetAttribute(kern, cudaFuncAttributePreferredSharedMemoryCarveout,
+                                              (int)cudaSharedmemCarveoutMaxShared),
+                         who);
+    if (!rc) set.fetch_or(bit, std::memory_order_release);
+    return rc;
 }
 
 #define VT_CU_TRY(expr, what)                                                                      \

@@ -3,13 +3,13 @@
  * stages G x 32 units of its row (about 2 KiB) into shared memory with aligned 16-byte loads;
  * the CTA loads x 1024 columns at a time into shared memory (coalesced, swizzled:
  * gemv_lane.cuh), and each lane decodes whole units in registers and multiplies them with x from
- * there; a shuffle reduction ends the row. Where two stages of each fit with at least 4 warps
- * (every quantized format up to batch 2 or 4), the next x chunk and row bytes are in flight by
- * cp.async while a chunk is computed (gemv_cta.cuh; VT_GEMV_STAGING=sync turns that off). nf4_dq
+ * there; a shuffle reduction ends the row. Where two stages of each fit 96 KiB with at least 4
+ * warps (every format and batch but f32 weights at batch 8), the next x chunk and row bytes are
+ * in flight by cp.async while a chunk is computed (gemv_cta.cuh; VT_GEMV_STAGING=sync turns that
+ * off). nf4_dq
  * (blocks not row-local) runs the same kernel decoding its units from global memory. 2:4 rows
- * up to batch 4 (gemv_sparse_staged) stage their compressed and index bytes and x in shared
- * memory too (gemv_cta.cuh); at batch 8 (gemv_sparse, 4 warps per CTA) they decode from global
- * memory and gather x from L1/L2. */
+ * (gemv_sparse_staged) stage their compressed and index bytes and x in shared memory too
+ * (gemv_cta.cuh). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -17,54 +17,50 @@
 #include "gemv_cta.cuh"
 #include "simt_dev.cuh"
 
-#define GV_WARPS 4
-
-template <int NB>
-__device__ __forceinline__ void finish_row(float acc[NB], float *y, uint64_t rows, uint64_t r,
-                                           int nb) {
-#pragma unroll
-    for (int b = 0; b < NB; b++) {
-        float s = acc[b];
-#pragma unroll
-        for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
-        if ((threadIdx.x & 31) == 0 && b < nb) y[b * rows + r] = s;
-    }
+/* The sync variant: static shared memory (<= 48 KiB). */
+template <int F, int NB>
+__global__ void __launch_bounds__(gv_cfg<F, NB, false>::W * 32)
+    gemv_staged_sync(vt_kp p, const float *__restrict__ x, float *__restrict__ y, int nb,
+                     bool xvec) {
+    static_assert(sizeof(gv_smem<F, NB, false>) <= 48 * 1024, "static shared memory limit");
+    __shared__ gv_smem<F, NB, false> sm;
+    vt_simt_dev cx;
+    gv_cta_body<F, NB, false>(cx, p, x, y, nb, xvec, sm, blockIdx.x);
 }
 
-template <int F, int NB, bool ASYNC>
-__global__ void __launch_bounds__(gv_cfg<F, NB, ASYNC>::W * 32)
-    gemv_staged(vt_kp p, const float *__restrict__ x, float *__restrict__ y, int nb, bool xvec) {
-    static_assert(sizeof(gv_smem<F, NB, ASYNC>) <= 48 * 1024, "static shared memory limit");
-    __shared__ gv_smem<F, NB, ASYNC> sm;
+/* The async variant and the 2:4 rows: dynamic shared memory (up to GV_ASYNC_SMEM). */
+template <int F, int NB>
+__global__ void __launch_bounds__(gv_cfg<F, NB, true>::W * 32)
+    gemv_staged_async(vt_kp p, const float *__restrict__ x, float *__restrict__ y, int nb,
+                      bool xvec) {
+    extern __shared__ __align__(16) unsigned char gv_dyn[];
     vt_simt_dev cx;
-    gv_cta_body<F, NB, ASYNC>(cx, p, x, y, nb, xvec, sm, blockIdx.x);
+    gv_cta_body<F, NB, true>(cx, p, x, y, nb, xvec,
+                             *reinterpret_cast<gv_smem<F, NB, true> *>(gv_dyn), blockIdx.x);
 }
 
 template <int F, int NB>
 __global__ void __launch_bounds__(gvs_cfg<F, NB>::W * 32)
     gemv_sparse_staged(vt_kp p, const float *__restrict__ x, float *__restrict__ y, int nb,
                        bool xvec) {
-    static_assert(sizeof(gvs_smem<F, NB>) <= 48 * 1024, "static shared memory limit");
-    __shared__ gvs_smem<F, NB> sm;
+    extern __shared__ __align__(16) unsigned char gv_dyn[];
     vt_simt_dev cx;
-    gvs_cta_body<F, NB>(cx, p, x, y, nb, xvec, sm, blockIdx.x);
+    gvs_cta_body<F, NB>(cx, p, x, y, nb, xvec, *reinterpret_cast<gvs_smem<F, NB> *>(gv_dyn),
+                        blockIdx.x);
 }
 
-template <int F, int NB>
-__global__ void __launch_bounds__(GV_WARPS * 32)
-    gemv_sparse(vt_kp p, const float *__restrict__ x, float *__restrict__ y, int nb) {
-    __shared__ float lut[32];
-    vt_dq_lut_init(lut);
-    __syncthreads();
-    int warp = threadIdx.x / 32, lane = threadIdx.x & 31;
-    uint64_t r = (uint64_t)blockIdx.x * GV_WARPS + warp;
-    if (r >= p.rows) return;
-    vt_dq_ctx c = {lut, p.tensor_scale, p.aux, p.cols};
-    float acc[NB];
-#pragma unroll
-    for (int b = 0; b < NB; b++) acc[b] = 0.0f;
-    gv_sparse_lane<F, NB>(p, c, x, r, lane, nb, acc);
-    finish_row<NB>(acc, y, p.rows, r, nb);
+/* Launch kern with W warps per CTA over the rows and S's size of dynamic shared memory (opting
+ * in once per instance and device beyond 48 KiB). */
+template <class S, int W, class K>
+static int gv_launch_dyn(K kern, const vt_kp &p, const float *x, float *y, int nb, bool xvec,
+                         cudaStream_t st) {
+    static std::atomic<unsigned long long> set{0};
+    if (sizeof(S) > 48 * 1024) {
+        int rc = vt_cuda_smem_optin(kern, sizeof(S), set, "vt_gemv: shared memory");
+        if (rc) return rc;
+    }
+    kern<<<(unsigned)((p.rows + W - 1) / W), W * 32, sizeof(S), st>>>(p, x, y, nb, xvec);
+    return vt_cuda_launch_check("vt_gemv kernel launch");
 }
 
 struct gv_launch {
@@ -75,30 +71,21 @@ struct gv_launch {
     int nb;
     cudaStream_t st;
     template <int F, int NB> int go(const vt_kp &, bool xvec) {
-        unsigned grid = (unsigned)((p.rows + GV_WARPS - 1) / GV_WARPS);
         constexpr int W = gv_cfg<F, NB, false>::W;
         /* if constexpr: only the kernels a format can reach are instantiated */
         if constexpr (F != VT_FMT_NF4_DQ) {
             if (sparse) {
-                if constexpr (gvs_cfg<F, NB>::W > 0) { /* x in shared memory: up to batch 4 */
-                    constexpr int WS = gvs_cfg<F, NB>::W;
-                    gemv_sparse_staged<F, NB>
-                        <<<(unsigned)((p.rows + WS - 1) / WS), WS * 32, 0, st>>>(p, x, y, nb, xvec);
-                } else {
-                    gemv_sparse<F, NB><<<grid, GV_WARPS * 32, 0, st>>>(p, x, y, nb);
-                }
-                return vt_cuda_launch_check("vt_gemv kernel launch");
+                static_assert(gvs_cfg<F, NB>::W > 0, "2:4 rows: no CTA fits");
+                return gv_launch_dyn<gvs_smem<F, NB>, gvs_cfg<F, NB>::W>(gemv_sparse_staged<F, NB>,
+                                                                         p, x, y, nb, xvec, st);
             }
         }
         if constexpr (gv_cfg<F, NB, true>::W >= 4) {
-            if (async) {
-                constexpr int WA = gv_cfg<F, NB, true>::W;
-                gemv_staged<F, NB, true>
-                    <<<(unsigned)((p.rows + WA - 1) / WA), WA * 32, 0, st>>>(p, x, y, nb, xvec);
-                return vt_cuda_launch_check("vt_gemv kernel launch");
-            }
+            if (async)
+                return gv_launch_dyn<gv_smem<F, NB, true>, gv_cfg<F, NB, true>::W>(
+                    gemv_staged_async<F, NB>, p, x, y, nb, xvec, st);
         }
-        gemv_staged<F, NB, false>
+        gemv_staged_sync<F, NB>
             <<<(unsigned)((p.rows + W - 1) / W), W * 32, 0, st>>>(p, x, y, nb, xvec);
         return vt_cuda_launch_check("vt_gemv kernel launch");
     }
@@ -120,7 +107,7 @@ extern "C" int vt_cuda_gemv(const vt_kdesc *d, const float *x, float *y, int bat
     l.y = y;
     l.nb = batch;
     l.st = (cudaStream_t)stream;
-    if ((d->rows + GV_WARPS - 1) / GV_WARPS > 0x7fffffffull)
+    if (d->rows > 0x7fffffffull) /* CTAs of >= 1 row */
         return vt_fail(-22, "vt_gemv: %llu rows exceed one launch", (unsigned long long)d->rows);
     return vt_fmt_dispatch(d->fmt, l);
 }

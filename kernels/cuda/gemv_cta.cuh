@@ -11,20 +11,24 @@
  *   async (ASYNC true): two stages of both. While chunk k is computed, the x chunk k + 1 and
  *         (at the first chunk of a step) the next step's row bytes are in flight as cp.async
  *         copies, so the loads overlap the decoding and FMAs instead of waiting in turn (x with
- *         AWQ scales to divide, or unaligned, is still loaded synchronously per chunk).
+ *         AWQ scales to divide, or unaligned, is still loaded synchronously per chunk). Dynamic
+ *         shared memory, up to 96 KiB (batch 8).
  * The row's partial sums end in a shuffle reduction. */
 #ifndef VT_GEMV_CTA_CUH
 #define VT_GEMV_CTA_CUH
 
 #include "gemv_lane.cuh"
 
-/* Warps (rows) per CTA: the most of 8, 4, 2, 1 whose row areas and x chunks (4 KiB per vector),
- * two of each when ASYNC, fit the 48 KiB of static shared memory; 0 when none does (ASYNC is
- * then not offered). More rows per CTA means less x traffic from L2 (x is read once per CTA). */
+/* Warps (rows) per CTA: the most of 8, 4, 2, 1 whose row areas and x chunks (4 KiB per vector)
+ * fit the sync kernel's 48 KiB of static shared memory, or, two of each, the async kernel's
+ * 96 KiB of dynamic shared memory (gemv.cu opts in beyond 48 KiB); 0 when none does. More rows
+ * per CTA means less x traffic from L2 (x is read once per CTA). */
+#define GV_ASYNC_SMEM (96 * 1024)
 template <int F, int NB, bool ASYNC> struct gv_cfg {
     static constexpr int NBUF = ASYNC ? 2 : 1;
     static constexpr int fits(int w) {
-        return NBUF * (w * gv_geom<F>::AREA + NB * GV_XS * 16) + 128 <= 48 * 1024;
+        return NBUF * (w * gv_geom<F>::AREA + NB * GV_XS * 16) + 128 <=
+               (ASYNC ? GV_ASYNC_SMEM : 48 * 1024);
     }
     static constexpr int W = fits(8) ? 8 : fits(4) ? 4 : fits(2) ? 2 : fits(1) ? 1 : 0;
 };
@@ -131,7 +135,7 @@ VT_HD void gv_cta_body(CX &cx, const vt_kp &p, const float *x, float *y, int nb,
  * bytes and index bytes of the chunk into shared memory (vt_stage), the CTA stages the chunk's
  * x (AWQ scales divided in) unswizzled, and lane j multiplies unit 32k + j, reading x at its
  * kept columns 64 j + pos from shared memory (before: gathered from L1/L2, 32 cache lines per
- * load instruction). Batch 8 (64 KiB of x) keeps the gathering kernel. */
+ * load instruction). Dynamic shared memory, up to 96 KiB (batch 8: 64 KiB of x). */
 #define GVS_XC 2048 /* dense columns of x per chunk */
 
 template <int F> struct gvs_geom {
@@ -142,7 +146,7 @@ template <int F> struct gvs_geom {
 
 template <int F, int NB> struct gvs_cfg {
     static constexpr int fits(int w) {
-        return w * gvs_geom<F>::AREA + NB * GVS_XC * 4 + 128 <= 48 * 1024;
+        return w * gvs_geom<F>::AREA + NB * GVS_XC * 4 + 128 <= GV_ASYNC_SMEM;
     }
     static constexpr int W = fits(8) ? 8 : fits(4) ? 4 : fits(2) ? 2 : fits(1) ? 1 : 0;
 };

@@ -172,29 +172,4 @@ VT_HD void gv_unit_lane(const vt_kp &p, const vt_dq_ctx &c, const float4 *sx, ui
     }
 }
 
-/* Lane's whole share of 2:4 row r straight from global memory: 64-column pieces h = lane,
- * lane + 32, ... */
-template <int F, int NB>
-VT_HD void gv_sparse_lane(const vt_kp &p, const vt_dq_ctx &c, const float *x, uint64_t r, int lane,
-                          int nb, float acc[NB]) {
-    const uint8_t *row = p.data + r * p.row_bytes;
-    for (uint64_t h = lane; h < vt_sparse_units(p.cols); h += 32) {
-        float v[32];
-        uint8_t pos[32];
-        vt_dq_unit_sparse<F>(row, row + p.idx_off, h, p.ccols, c, v, pos);
-        /* 32 loads in flight, not 32 x NB (unrolled over b, the batch-8 kernels took up to 192
-         * registers); the sum added with static indices only */
-        VT_NO_UNROLL
-        for (int b = 0; b < nb; b++) {
-            float s = 0.0f;
-            VT_UNROLL
-            for (int i = 0; i < 32; i++) {
-                uint64_t col = 64 * h + pos[i];
-                if (col < p.cols) s = fmaf(v[i], VT_LDG(x + b * p.cols + col), s);
-            }
-            gv_acc_add<NB>(acc, b, s);
-        }
-    }
-}
-
 #endif

@@ -46,10 +46,7 @@ struct host_gemv {
         const uint64_t units = vt_units(p.cols), step = 32 * Gm::G;
         for (uint64_t r = 0; r < p.rows; r++) {
             float acc[32][NB] = {{0}};
-            if (d->sparse) {
-                for (int lane = 0; lane < 32; lane++)
-                    gv_sparse_lane<F, NB>(p, c, x, r, lane, nb, acc[lane]);
-            } else {
+            {
                 for (uint64_t u0 = 0; u0 < units; u0 += step) {
                     uint64_t b0 = 0;
                     uint32_t sh = 0;
@@ -76,6 +73,7 @@ struct host_gemv {
     }
 
     template <int F> int run() {
+        if (d->sparse) return 77; /* 2:4 rows: whole CTAs in gemv_cta_host.cu */
         return gv_batch_dispatch<F>(*this, nb, vt_kp_from(d), x); /* as gemv.cu */
     }
 };

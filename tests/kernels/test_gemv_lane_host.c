@@ -50,12 +50,14 @@ static void check_one(const kt_weight *k, const char *nm, size_t shape, void *ct
         kt_ref_abs(k, x, B, ra);
         for (int b = 1; b <= B; b++) {
             kt_poison(y, B * R);
-            int r = kt_host_gemv(&d, x, y, b);
-            CHECKF(r == 0, "%s %llux%llu batch %d: %d %s", nm, (unsigned long long)R,
+            int r = kt_host_gemv(&d, x, y, b); /* 77: no lane-level path (2:4 rows) */
+            CHECKF(r == 0 || r == 77, "%s %llux%llu batch %d: %d %s", nm, (unsigned long long)R,
                    (unsigned long long)C, b, r, vt_last_error());
-            if (r) continue;
-            n_runs++;
-            check_y(y, ref, ra, R, b, B, nm, C, "host-emulated gemv", mis);
+            if (r != 0 && r != 77) continue;
+            if (r == 0) {
+                n_runs++;
+                check_y(y, ref, ra, R, b, B, nm, C, "host-emulated gemv", mis);
+            }
             /* the staged kernel's whole CTAs, both variants (its barriers and cp.async) */
             for (int async = 0; async < 2; async++) {
                 char why[200] = "";
