@@ -15,6 +15,7 @@
 #include "attn_internal.h"
 #include "cuda_util.cuh"
 #include "dequant_dev.cuh"
+#include "kparams.cuh" /* vt_stage_async */
 #include "simt_dev.cuh"
 #include "vtstore/blocks.h"
 #include "vtstore/quant.h"
@@ -161,24 +162,6 @@ template <int FMT> constexpr int vt_kv_row_bytes(int D) {
            : FMT == VT_FMT_NF4                       ? D / VT_QK_NF4 * (int)sizeof(vt_block_nf4)
            : FMT == VT_FMT_NVFP4                     ? D / VT_QK_NVFP4 * (int)sizeof(vt_block_nvfp4)
                                  : D / VT_QK_MXFP4 * (int)sizeof(vt_block_mxfp4);
-}
-
-/* Thread t of nt's share of copying n bytes from src (any alignment) to dst + (src % 16) (dst
- * 16-byte aligned): whole aligned 16-byte pieces by cp.async (cx.cp16), the partial first and
- * last pieces byte by byte at once (never reading outside [src, src + n)). */
-#pragma nv_exec_check_disable
-template <class CX>
-VT_HD void vt_stage_bytes(CX &cx, int t, int nt, uint8_t *dst, const uint8_t *src, size_t n) {
-    const size_t head = (uintptr_t)src & 15, total = head + n;
-    const uint8_t *a0 = src - head;
-    for (size_t i = t; i < (total + 15) / 16; i += nt) {
-        if ((i > 0 || head == 0) && 16 * (i + 1) <= total) {
-            cx.cp16(dst + 16 * i, a0 + 16 * i, true);
-        } else {
-            for (size_t off = 16 * i; off < 16 * (i + 1); off++)
-                if (off >= head && off < total) dst[off] = a0[off];
-        }
-    }
 }
 
 /* Q element loads: 8 consecutive values of a Q row in f32, f16 or bf16 (index a multiple of 8). */

@@ -41,9 +41,9 @@ template <int D, int FMT, class CX>
 VT_HD void issue_tile(CX &cx, int lane, uint8_t (*kv)[smem<D, 1, FMT>::TB], const uint8_t *kb,
                       const uint8_t *vb, long long t, long long ks1) {
     constexpr int RBY = vt_kv_row_bytes<FMT>(D);
-    const size_t n = (size_t)((ks1 - t < KT ? ks1 - t : KT) * RBY);
-    vt_stage_bytes(cx, lane, 32, kv[0], kb + (size_t)t * RBY, n);
-    vt_stage_bytes(cx, lane, 32, kv[1], vb + (size_t)t * RBY, n);
+    const uint32_t n = (uint32_t)((ks1 - t < KT ? ks1 - t : KT) * RBY);
+    vt_stage_async(cx, kv[0], kb + (size_t)t * RBY, n, 0, n, lane, 32);
+    vt_stage_async(cx, kv[1], vb + (size_t)t * RBY, n, 0, n, lane, 32);
 }
 
 /* Values [d0, d0 + 8) of the rows of keys k, k + KPI, ..., k + (UB - 1) KPI of the K or V base

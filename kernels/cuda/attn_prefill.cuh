@@ -70,8 +70,9 @@ VT_HD void issue(CX &cx, int tid, const vt_attn_dev_args &a, smem<D, T, FMT> &sm
             cx.cp16(&sm.kv[st][1][r][c], vb + o, ok);
         }
     } else if constexpr (smem<D, T, FMT>::PIPE) {
-        vt_stage_bytes(cx, tid, NTHREADS, sm.raw[st][0], kb + (size_t)j0 * RB, (size_t)rows * RB);
-        vt_stage_bytes(cx, tid, NTHREADS, sm.raw[st][1], vb + (size_t)j0 * RB, (size_t)rows * RB);
+        const uint32_t n = (uint32_t)(rows * RB);
+        vt_stage_async(cx, sm.raw[st][0], kb + (size_t)j0 * RB, n, 0, n, tid, NTHREADS);
+        vt_stage_async(cx, sm.raw[st][1], vb + (size_t)j0 * RB, n, 0, n, tid, NTHREADS);
     }
 }
 

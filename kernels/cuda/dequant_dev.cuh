@@ -29,11 +29,9 @@
  * runs them against the reference dequantizers; the device-only intrinsics go through these. */
 #define VT_HD __host__ __device__ __forceinline__
 #ifdef __CUDA_ARCH__
-#define VT_UNROLL    _Pragma("unroll")
-#define VT_NO_UNROLL _Pragma("unroll 1")
+#define VT_UNROLL _Pragma("unroll")
 #else
 #define VT_UNROLL /* the host compiler does not know #pragma unroll */
-#define VT_NO_UNROLL
 #endif
 #ifdef __CUDA_ARCH__
 #define VT_RN(op, a, b, dev) dev(a, b)
@@ -146,10 +144,13 @@ VT_HD float vt_dq_lut_at(int t) {
     return t < 16 ? vt_dq_nf4_at(t) : vt_dq_e2m1_at(t - 16);
 }
 
-/* Threads 0..31 of the CTA fill the table (callers __syncthreads before use). */
-__device__ __forceinline__ void vt_dq_lut_init(float *lut) {
-    int t = threadIdx.x + blockDim.x * (threadIdx.y + blockDim.y * threadIdx.z);
+/* Thread t's share of filling the table: threads 0..31 of the CTA write one entry each
+ * (callers __syncthreads before use). */
+VT_HD void vt_dq_lut_fill(float *lut, int t) {
     if (t < 32) lut[t] = vt_dq_lut_at(t);
+}
+__device__ __forceinline__ void vt_dq_lut_init(float *lut) {
+    vt_dq_lut_fill(lut, threadIdx.x + blockDim.x * (threadIdx.y + blockDim.y * threadIdx.z));
 }
 
 /* Block geometry per format: BE values per block, BB bytes per block (plain formats: a

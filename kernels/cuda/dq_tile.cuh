@@ -97,12 +97,10 @@ VT_HD vt_dqt_span vt_dqt_cta(const vt_kp &p, bool flat, uint64_t tpr, uint64_t k
         s.n = 32 * (s.g1 - s.g0);
     } else {
         const uint64_t r = k / tpr, u0 = (k % tpr) * tile;
-        uint64_t b1 = u0 + tile < units ? vt_dq_unit_off<F>(u0 + tile) : p.row_bytes;
-        if (b1 > p.row_bytes) b1 = p.row_bytes;
         s.g0 = r * units + u0;
         s.g1 = r * units + (u0 + tile < units ? u0 + tile : units);
         s.b0 = r * p.row_bytes + vt_dq_unit_off<F>(u0);
-        s.b1 = r * p.row_bytes + b1;
+        s.b1 = r * p.row_bytes + vt_units_end<F>(u0 + tile, units, p.row_bytes);
         s.o = r * p.cols + 32 * u0;
         s.n = p.cols - 32 * u0 < 32 * (uint64_t)tile ? p.cols - 32 * u0 : 32 * (uint64_t)tile;
     }

@@ -6,10 +6,9 @@
  * there; a shuffle reduction ends the row. Where two stages of each fit 96 KiB with at least 4
  * warps (every format and batch but f32 weights at batch 8), the next x chunk and row bytes are
  * in flight by cp.async while a chunk is computed (gemv_cta.cuh; VT_GEMV_STAGING=sync turns that
- * off). nf4_dq
- * (blocks not row-local) runs the same kernel decoding its units from global memory. 2:4 rows
- * (gemv_sparse_staged) stage their compressed and index bytes and x in shared memory too
- * (gemv_cta.cuh). */
+ * off). nf4_dq (blocks not row-local) runs the same kernel decoding its units from global
+ * memory. 2:4 rows (gemv_sparse_staged) stage their compressed and index bytes and x in shared
+ * memory too (gemv_cta.cuh). */
 #include <stdlib.h>
 #include <string.h>
 

@@ -63,7 +63,7 @@ VT_HD void gv_cta_body(CX &cx, const vt_kp &p, const float *x, float *y, int nb,
     constexpr int W = gv_cfg<F, NB, ASYNC>::W, G = gv_geom<F>::G;
     static_assert(W > 0, "no CTA of this kernel fits the static shared memory");
     const int tid = cx.tid(), warp = tid / 32, lane = tid % 32;
-    if (tid < 32) sm.lut[tid] = vt_dq_lut_at(tid); /* visible after the first barrier */
+    vt_dq_lut_fill(sm.lut, tid); /* visible after the first barrier */
     const uint64_t r = cta * W + warp;
     const bool live = r < p.rows; /* warp-uniform */
     const vt_dq_ctx c = gv_ctx_staged(sm.lut, p);
@@ -96,33 +96,26 @@ VT_HD void gv_cta_body(CX &cx, const vt_kp &p, const float *x, float *y, int nb,
         const bool xa = xvec && !p.aux; /* x by cp.async; else loaded per chunk */
         const uint64_t nch = (units + 31) / 32;
         constexpr bool STAGED = F != VT_FMT_NF4_DQ; /* nf4_dq decodes from global memory */
-        uint64_t b0s0 = 0, b0s1 = 0;
-        uint32_t shs0 = 0, shs1 = 0;
-        if (STAGED && live)
-            shs0 = gv_stage_lane_async<F>(cx, p, r, 0, sm.area[0][warp], lane, &b0s0);
+        if (STAGED && live) gv_stage_lane_async<F>(cx, p, r, 0, sm.area[0][warp], lane);
         if (xa) gv_xstage_async(cx, x, p.cols, 0, nb, sm.sx[0], tid, W * 32);
         cx.commit();
         for (uint64_t k = 0; k < nch; k++) {
             const int xs = (int)(k & 1), ws = (int)((k / G) & 1);
             if (xa && k + 1 < nch) /* into the stage chunk k - 1 used */
                 gv_xstage_async(cx, x, p.cols, 32 * (k + 1), nb, sm.sx[xs ^ 1], tid, W * 32);
-            if (STAGED && live && k % G == 0 && (k / G + 1) * step < units) {
+            if (STAGED && live && k % G == 0 && (k / G + 1) * step < units)
                 /* the next step's row bytes into the stage the last step used */
-                uint64_t nb0 = 0;
-                uint32_t nsh = gv_stage_lane_async<F>(cx, p, r, (k / G + 1) * step,
-                                                      sm.area[ws ^ 1][warp], lane, &nb0);
-                if (ws)
-                    b0s0 = nb0, shs0 = nsh;
-                else
-                    b0s1 = nb0, shs1 = nsh;
-            }
+                gv_stage_lane_async<F>(cx, p, r, (k / G + 1) * step, sm.area[ws ^ 1][warp], lane);
             cx.commit();
             if (!xa) gv_xstage(x, p.aux, p.cols, 32 * k, nb, xvec, sm.sx[xs], tid, W * 32);
             cx.template wait<1>(); /* this thread's copies for chunk k have landed */
             cx.sync();             /* ... and every other thread's */
-            if (live)
-                gv_unit_lane<F, NB>(p, c, sm.sx[xs], r, 32 * k, ws ? b0s1 : b0s0, sm.area[ws][warp],
-                                    ws ? shs1 : shs0, lane, nb, acc);
+            if (live) {
+                uint64_t b0 = 0;
+                const uint32_t sh = STAGED ? gv_step_at<F>(p, r, (k / G) * step, &b0) : 0;
+                gv_unit_lane<F, NB>(p, c, sm.sx[xs], r, 32 * k, b0, sm.area[ws][warp], sh, lane, nb,
+                                    acc);
+            }
             cx.sync(); /* chunk k's stages are free for chunk k + 2's copies */
         }
     }
@@ -190,7 +183,7 @@ VT_HD void gvs_cta_body(CX &cx, const vt_kp &p, const float *x, float *y, int nb
     constexpr int W = gvs_cfg<F, NB>::W, IOFF = gvs_geom<F>::IOFF;
     static_assert(W > 0, "no CTA of this kernel fits the static shared memory");
     const int tid = cx.tid(), warp = tid / 32, lane = tid % 32;
-    if (tid < 32) sm.lut[tid] = vt_dq_lut_at(tid); /* visible after the first barrier */
+    vt_dq_lut_fill(sm.lut, tid); /* visible after the first barrier */
     const uint64_t r = cta * W + warp;
     const bool live = r < p.rows;                 /* warp-uniform */
     const vt_dq_ctx c = gv_ctx_staged(sm.lut, p); /* AWQ: x divided instead */
@@ -203,8 +196,7 @@ VT_HD void gvs_cta_body(CX &cx, const vt_kp &p, const float *x, float *y, int nb
         uint64_t vb0 = vt_dq_unit_off<F>(u0), ib0 = 8 * u0;
         uint32_t vsh = 0, ish = 0;
         if (live) {
-            uint64_t vb1 = u0 + 32 < hn ? vt_dq_unit_off<F>(u0 + 32) : p.idx_off;
-            if (vb1 > p.idx_off) vb1 = p.idx_off;
+            const uint64_t vb1 = vt_units_end<F>(u0 + 32, hn, p.idx_off);
             const uint64_t ib1 = 8 * (u0 + 32) < ilen ? 8 * (u0 + 32) : ilen;
             vsh = vt_stage(sm.area[warp], p.data, p.bytes, r * p.row_bytes + vb0,
                            (uint32_t)(vb1 - vb0), lane, 32);

@@ -40,36 +40,37 @@ template <int F, class Fn> int gv_batch_dispatch(Fn &f, int nb, const vt_kp &p, 
                      : f.template go<F, 8>(p, xvec);
 }
 
-/* acc[b] += s for a run-time b, with static indices only (acc stays in registers). */
-template <int NB> VT_HD void gv_acc_add(float acc[NB], int b, float s) {
-    VT_UNROLL
-    for (int k = 0; k < NB; k++)
-        if (k == b) acc[k] += s;
+/* Step u0 of a row (G x 32 units): its first byte *b0 in the row; returns its byte end. */
+template <int F> VT_HD uint64_t gv_step_range(const vt_kp &p, uint64_t u0, uint64_t *b0) {
+    *b0 = vt_dq_unit_off<F>(u0);
+    return vt_units_end<F>(u0 + 32 * gv_geom<F>::G, vt_units(p.cols), p.row_bytes);
 }
 
-/* Lane @p lane's part of staging step u0 of row r into the warp's area sm: bytes [*b0, b1) of
- * the row. Returns where byte *b0 landed in sm. */
+/* Where staging step u0 of row r puts the step's first byte: *b0 (its offset in the row) lands
+ * at the returned offset in the warp's area (what gv_stage_lane returns). */
+template <int F> VT_HD uint32_t gv_step_at(const vt_kp &p, uint64_t r, uint64_t u0, uint64_t *b0) {
+    *b0 = vt_dq_unit_off<F>(u0);
+    return (uint32_t)((uintptr_t)(p.data + r * p.row_bytes + *b0) & 15);
+}
+
+/* Lane @p lane's part of staging step u0 of row r into the warp's area sm: bytes [*b0, end) of
+ * the row (gv_step_range). Returns where byte *b0 landed in sm. */
 template <int F>
 VT_HD uint32_t gv_stage_lane(const vt_kp &p, uint64_t r, uint64_t u0, uint8_t *sm, int lane,
                              uint64_t *b0) {
-    const uint64_t units = vt_units(p.cols), step = 32 * gv_geom<F>::G;
-    *b0 = vt_dq_unit_off<F>(u0);
-    uint64_t b1 = u0 + step < units ? vt_dq_unit_off<F>(u0 + step) : p.row_bytes;
-    if (b1 > p.row_bytes) b1 = p.row_bytes;
+    const uint64_t b1 = gv_step_range<F>(p, u0, b0);
     return vt_stage(sm, p.data, p.bytes, r * p.row_bytes + *b0, (uint32_t)(b1 - *b0), lane, 32);
 }
 
-/* gv_stage_lane by cp.async (vt_stage_async): the step's bytes land by the lane's wait_group. */
+/* gv_stage_lane by cp.async (vt_stage_async): the step's bytes land by the lane's wait_group,
+ * at the offset gv_step_at gives. */
 #pragma nv_exec_check_disable
 template <int F, class CX>
-VT_HD uint32_t gv_stage_lane_async(CX &cx, const vt_kp &p, uint64_t r, uint64_t u0, uint8_t *sm,
-                                   int lane, uint64_t *b0) {
-    const uint64_t units = vt_units(p.cols), step = 32 * gv_geom<F>::G;
-    *b0 = vt_dq_unit_off<F>(u0);
-    uint64_t b1 = u0 + step < units ? vt_dq_unit_off<F>(u0 + step) : p.row_bytes;
-    if (b1 > p.row_bytes) b1 = p.row_bytes;
-    return vt_stage_async(cx, sm, p.data, p.bytes, r * p.row_bytes + *b0, (uint32_t)(b1 - *b0),
-                          lane, 32);
+VT_HD void gv_stage_lane_async(CX &cx, const vt_kp &p, uint64_t r, uint64_t u0, uint8_t *sm,
+                               int lane) {
+    uint64_t b0;
+    const uint64_t b1 = gv_step_range<F>(p, u0, &b0);
+    vt_stage_async(cx, sm, p.data, p.bytes, r * p.row_bytes + b0, (uint32_t)(b1 - b0), lane, 32);
 }
 
 /* x in shared memory, 32 units (1024 columns) of each vector at a time: float4 chunk i (0..7) of

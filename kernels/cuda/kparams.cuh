@@ -41,6 +41,14 @@ __host__ __device__ inline uint64_t vt_sparse_units(uint64_t cols) {
     return (cols + 63) / 64;
 }
 
+/* The byte end, in a row of `units` units whose bytes (of the kind unit offsets count) end at
+ * limit, of the units before u1: the start of u1's block, or limit from the last unit on;
+ * never past limit. A tile of units [u0, u1) of a row is bytes [vt_dq_unit_off(u0), this). */
+template <int F> VT_HD uint64_t vt_units_end(uint64_t u1, uint64_t units, uint64_t limit) {
+    const uint64_t e = u1 < units ? vt_dq_unit_off<F>(u1) : limit;
+    return e < limit ? e : limit;
+}
+
 /* The 16 bytes at ca (16-byte aligned) of the buffer [lo, hi): one load when they lie inside it,
  * else byte by byte with bytes outside it as 0 (only at the buffer's ends). */
 VT_HD uint4 vt_stage_ld(uintptr_t ca, uintptr_t lo, uintptr_t hi) {

@@ -55,8 +55,7 @@ struct host_dec {
         for (uint64_t r = 0; r < p.rows && !rc; r++)
             for (uint64_t u0 = 0; u0 < units && !rc; u0 += tile) {
                 uint64_t b0 = vt_dq_unit_off<F>(u0);
-                uint64_t b1 = u0 + tile < units ? vt_dq_unit_off<F>(u0 + tile) : p.row_bytes;
-                if (b1 > p.row_bytes) b1 = p.row_bytes;
+                const uint64_t b1 = vt_units_end<F>(u0 + tile, units, p.row_bytes);
                 uintptr_t a = (uintptr_t)(p.data + r * p.row_bytes + b0);
                 uint64_t used = ((a & 15) + (b1 - b0) + 15) / 16 * 16;
                 if (used > (uint64_t)smem) {
