@@ -7,7 +7,8 @@
  *       Dequantize (--dequant-only): vt_dequant to f32 per format in GB/s of f32 output, which
  *       is what the host decoders (kernels/cpu/decode_*.c) deliver to the GEMM and GEMV tails.
  *  GPU (when present): CUDA dequantize vs cudaMemcpy D2D (bytes read + written), fused GEMV vs
- *       cuBLAS f16 GEMV, GEMM (mma and cuBLAS paths) vs cuBLAS f16 GEMM in TFLOP/s.
+ *       cuBLAS f16 GEMV, GEMM (pipelined mma, tile mma and cuBLAS paths) vs cuBLAS f16 GEMM in
+ *       TFLOP/s.
  * Entry point vt_bench_kernels_main is shared by the bench_kernels program and
  * `vtstore bench kernels` (tools/cmd_bench.c). Uses only public headers. */
 #include <errno.h>
@@ -567,19 +568,26 @@ static int bench_gpu_shape(const bk_opts *o, uint32_t fmt, uint64_t rows, uint64
              ms_cb / ms_gv);
     for (uint64_t M = 512; do_gemm && M <= 4096; M *= 8) {
         c.M = M;
-        double flop = 2.0 * (double)M * rows * cols, ms_m, ms_c, ms_b;
+        double flop = 2.0 * (double)M * rows * cols, ms_m, ms_t, ms_c, ms_b;
         c.algo = VT_GEMM_MMA;
         GT(time_gpu(op_gemm, &c, st, o->runs, &ms_m));
+        /* the tile kernel (VT_GEMM_MMA=tile), same run: the A/B of gemm.cu's two MMA kernels */
+        setenv("VT_GEMM_MMA", "tile", 1);
+        int trc = time_gpu(op_gemm, &c, st, o->runs, &ms_t);
+        unsetenv("VT_GEMM_MMA");
+        GT(trc);
         c.algo = VT_GEMM_CUBLAS;
         /* the cuBLAS path dequantizes into the workspace, which leaves c.a (the f16 copy) alone */
         GT(time_gpu(op_gemm, &c, st, o->runs, &ms_c));
         GT(time_gpu(op_cublas, &c, st, o->runs, &ms_b));
-        double tm = flop / ms_m / 1e9, tc = flop / ms_c / 1e9, tb = flop / ms_b / 1e9;
-        printf("%-10s %6llu %6llu  gemm M=%-5llu mma %7.1f TFLOP/s (%3.0f%%)  dequant+cuBLAS %7.1f "
-               "TFLOP/s (%3.0f%%)  cuBLAS f16 %7.1f TFLOP/s\n",
+        double tm = flop / ms_m / 1e9, tt = flop / ms_t / 1e9, tc = flop / ms_c / 1e9;
+        double tb = flop / ms_b / 1e9;
+        printf("%-10s %6llu %6llu  gemm M=%-5llu mma %7.1f TFLOP/s (%3.0f%%; tile kernel %6.1f)  "
+               "dequant+cuBLAS %7.1f TFLOP/s (%3.0f%%)  cuBLAS f16 %7.1f TFLOP/s\n",
                nm, (unsigned long long)rows, (unsigned long long)cols, (unsigned long long)M, tm,
-               100 * tm / tb, tc, 100 * tc / tb, tb);
+               100 * tm / tb, tt, tc, 100 * tc / tb, tb);
         json_row("gpu_gemm_mma", nm, rows, cols, M, ms_m, tm, "TFLOP/s", tb, tm / tb);
+        json_row("gpu_gemm_mma_tile", nm, rows, cols, M, ms_t, tt, "TFLOP/s", tb, tt / tb);
         json_row("gpu_gemm_cublas_path", nm, rows, cols, M, ms_c, tc, "TFLOP/s", tb, tc / tb);
     }
     vt_dev_free(dq);

@@ -1,17 +1,30 @@
-/* kernels/cuda/gemm.cu — fused dequantize + GEMM, Y[M][rows] = X[M][cols] W^T, two paths:
- *  - MMA: a CTA of 4 warps computes a 64 (M) x 64 (W rows) tile; per 64-column K step it
- *    converts X to f16 and dequantizes W into shared memory (one 64-column piece per thread),
- *    then each warp issues tensor-core mma.sync m16n8k16 (f16 in, f32 accumulate) on its
- *    32 x 32 sub-tile. Straightforward (no double buffering); correctness first. f16 inputs:
- *    X values (and dequantized W values) beyond +-65504 become +-inf, as in any f16 GEMM.
+/* kernels/cuda/gemm.cu — fused dequantize + GEMM, Y[M][rows] = X[M][cols] W^T, three kernels:
+ *  - pipelined MMA (gemm_pipe, f16 X): 128 x 128 tiles of 8 warps, X and W's stored bytes S
+ *    steps ahead by cp.async, W dequantized from shared memory into a double-buffered f16 tile,
+ *    fragments by ldmatrix, mma.sync m16n8k16 (gemm_cta.cuh, run on the host by
+ *    tests/kernels/test_mma_tile_host). Used for f16 X where its shared memory fits the device
+ *    (every format on sm_90; all but f32, q6_k weights on sm_80).
+ *  - tile MMA (gemm_mma): the first, correctness-first kernel, for f32 X and where gemm_pipe
+ *    does not fit (VT_GEMM_MMA=tile forces it): a CTA of 4 warps computes a 64 x 64 tile, per
+ *    64-column K step it converts X to f16 and dequantizes W from global memory into shared
+ *    memory, then mma.sync. No overlap of loads and MMAs.
+ *    f16 inputs: X values (and dequantized W values) beyond +-65504 become +-inf, as in any f16
+ *    GEMM.
  *  - cuBLAS: W is dequantized a row tile at a time into the workspace's f16 buffer (X, if f32,
  *    converted there too), then cublasGemmEx with f32 compute. */
+#include <stdlib.h>
+#include <string.h>
+
+#include <atomic>
+
 #include <cublas_v2.h>
 #include <cuda_fp16.h>
 
 #include "cuda_util.cuh"
+#include "gemm_cta.cuh"
 #include "kparams.cuh"
 #include "mma_tile.cuh"
+#include "simt_dev.cuh"
 
 #define BM VT_MMA_BM
 #define BN VT_MMA_BN
@@ -72,14 +85,39 @@ __global__ void __launch_bounds__(VT_MMA_THREADS, 4) /* <= 128 registers: 4 CTAs
     vt_mma_store<YH>(Yv, M, p.rows, m0, n0, warp, lane, acc);
 }
 
+template <int F, bool SPARSE, bool YH>
+__global__ void __launch_bounds__(GP_THREADS, 1)
+    gemm_pipe(vt_kp p, const __half *__restrict__ X, void *__restrict__ Y, uint64_t M, bool xa) {
+    extern __shared__ __align__(16) unsigned char gp_dyn[];
+    vt_simt_dev cx;
+    gp_cta_body<F, SPARSE, YH>(cx, p, X, Y, M, xa, *reinterpret_cast<gp_smem<F, SPARSE> *>(gp_dyn),
+                               blockIdx.y, blockIdx.x);
+}
+
+/* The device's largest opt-in dynamic shared memory per block (queried once per device). */
+static int gp_smem_max(size_t *out) {
+    static std::atomic<int> cache[64];
+    int dev = 0, rc = vt_cuda_err(cudaGetDevice(&dev), "vt_gemm: cudaGetDevice");
+    if (rc) return rc;
+    int v = dev >= 0 && dev < 64 ? cache[dev].load(std::memory_order_relaxed) : 0;
+    if (v == 0) {
+        rc = vt_cuda_err(cudaDeviceGetAttribute(&v, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev),
+                         "vt_gemm: shared memory per block");
+        if (rc) return rc;
+        if (dev >= 0 && dev < 64) cache[dev].store(v, std::memory_order_relaxed);
+    }
+    *out = (size_t)v;
+    return 0;
+}
+
 struct mma_launch {
     vt_kp p;
-    bool sparse, xh, yh;
+    bool sparse, xh, yh, tile;
     const void *X;
     void *Y;
     uint64_t M;
     cudaStream_t st;
-    template <int F, bool S> int go() {
+    template <int F, bool S> int go_tile() {
         dim3 grid((unsigned)((p.rows + BN - 1) / BN), (unsigned)((M + BM - 1) / BM));
         if (xh && yh)
             gemm_mma<F, S, true, true><<<grid, VT_MMA_THREADS, 0, st>>>(p, X, Y, M);
@@ -91,6 +129,26 @@ struct mma_launch {
             gemm_mma<F, S, false, false><<<grid, VT_MMA_THREADS, 0, st>>>(p, X, Y, M);
         return vt_cuda_launch_check("vt_gemm (mma) kernel launch");
     }
+    template <int F, bool S, bool YH> int pipe(size_t bytes) {
+        static std::atomic<unsigned long long> set{0};
+        auto kern = gemm_pipe<F, S, YH>;
+        int rc = vt_cuda_smem_optin(kern, bytes, set, "vt_gemm: shared memory");
+        if (rc) return rc;
+        const bool xa = p.cols % 8 == 0 && ((uintptr_t)X & 15) == 0;
+        dim3 grid((unsigned)((p.rows + GP_BN - 1) / GP_BN), (unsigned)((M + GP_BM - 1) / GP_BM));
+        kern<<<grid, GP_THREADS, bytes, st>>>(p, (const __half *)X, Y, M, xa);
+        return vt_cuda_launch_check("vt_gemm (pipelined mma) kernel launch");
+    }
+    template <int F, bool S> int go() {
+        if (xh && !tile && (M + GP_BM - 1) / GP_BM <= 65535 &&
+            (p.rows + GP_BN - 1) / GP_BN <= 0x7fffffffull) {
+            size_t max = 0, bytes = sizeof(gp_smem<F, S>);
+            int rc = gp_smem_max(&max);
+            if (rc) return rc;
+            if (bytes <= max) return yh ? pipe<F, S, true>(bytes) : pipe<F, S, false>(bytes);
+        }
+        return go_tile<F, S>();
+    }
     template <int F> int run() {
         if constexpr (F == VT_FMT_NF4_DQ) {
             if (sparse) return vt_fail(VT_EUNSUPPORTED, "vt_gemm: nf4_dq+2:4");
@@ -100,6 +158,12 @@ struct mma_launch {
         }
     }
 };
+
+/* VT_GEMM_MMA=tile: the tile kernel for every call (A/B against gemm_pipe; read per call). */
+static bool gemm_force_tile(void) {
+    const char *e = getenv("VT_GEMM_MMA");
+    return e && !strcmp(e, "tile");
+}
 
 extern "C" int vt_cuda_gemm_mma(const vt_kdesc *d, const void *X, vt_dtype xt, void *Y, vt_dtype yt,
                                 uint64_t M, void *stream) {
@@ -111,6 +175,7 @@ extern "C" int vt_cuda_gemm_mma(const vt_kdesc *d, const void *X, vt_dtype xt, v
     l.sparse = d->sparse != 0;
     l.xh = xt == VT_DTYPE_F16;
     l.yh = yt == VT_DTYPE_F16;
+    l.tile = gemm_force_tile();
     l.X = X;
     l.Y = Y;
     l.M = M;

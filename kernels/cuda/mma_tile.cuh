@@ -182,19 +182,21 @@ VT_HD void vt_mma_fill(const vt_kp &p, const vt_dq_ctx &c, const void *Xv, uint6
 }
 
 /* Write warp w's accumulators acc[i][j][e] (A block i, B block j) to Y[M][rows] rows m0..,
- * columns n0.. (f16 when YH), skipping what lies outside. */
-template <bool YH>
+ * columns n0.. (f16 when YH), skipping what lies outside. Warp w computes the 16 MI x 8 NJ
+ * sub-tile (w / WN, w % WN) of the CTA's tile (this kernel: 2 x 4 blocks, 2 x 2 warps; the
+ * pipelined one, gemm_cta.cuh: 4 x 4 blocks, 2 x 4 warps). */
+template <bool YH, int MI = 2, int NJ = 4, int WN = 2>
 VT_HD void vt_mma_store(void *Yv, uint64_t M, uint64_t rows, uint64_t m0, uint64_t n0, int warp,
-                        int lane, const float acc[2][4][4]) {
-    const int wm = warp >> 1, wn = warp & 1;
+                        int lane, const float (&acc)[MI][NJ][4]) {
+    const int wm = warp / WN, wn = warp % WN;
     VT_UNROLL
-    for (int i = 0; i < 2; i++) {
+    for (int i = 0; i < MI; i++) {
         VT_UNROLL
-        for (int j = 0; j < 4; j++) {
+        for (int j = 0; j < NJ; j++) {
             VT_UNROLL
             for (int e = 0; e < 4; e++) {
-                const uint64_t m = m0 + wm * 32 + 16 * i + vt_mma_c_row(lane, e);
-                const uint64_t n = n0 + wn * 32 + 8 * j + vt_mma_c_col(lane, e);
+                const uint64_t m = m0 + wm * 16 * MI + 16 * i + vt_mma_c_row(lane, e);
+                const uint64_t n = n0 + wn * 8 * NJ + 8 * j + vt_mma_c_col(lane, e);
                 if (m < M && n < rows) {
                     if constexpr (YH)
                         ((__half *)Yv)[m * rows + n] = __float2half_rn(acc[i][j][e]);

@@ -37,7 +37,8 @@ void xg_load_b(const uint16_t *Ws, int N, int kk, int lane, uint32_t b[2]) {
 /* mma_tile.cuh's epilogue (f32 Y[M][rows]) for one lane of warp `warp` */
 void xg_store(float *Y, uint64_t M, uint64_t rows, uint64_t m0, uint64_t n0, int warp, int lane,
               const float acc[2][4][4]) {
-    vt_mma_store<false>(Y, M, rows, m0, n0, warp, lane, acc);
+    vt_mma_store<false>(Y, M, rows, m0, n0, warp, lane,
+                        *reinterpret_cast<const float(*)[2][4][4]>(acc));
 }
 
 } /* extern "C" */

@@ -1,9 +1,9 @@
 /* tests/kernels/test_kernels_gpu.c — CUDA kernels against the CPU oracle on fresh random
  * inputs: every format and 2:4 variant, ragged shapes, dequantize to f32/f16/bf16, GEMV batch
- * 1..8, GEMM (mma.sync and cuBLAS paths, X and Y in f32/f16). Outputs are poisoned (NaN bytes)
- * before each run. Every other shape puts the weight bytes at an odd device address (sub-handles
- * and 2:4 rows start anywhere), and x / the dequantize output off 16-byte alignment (the
- * kernels' scalar paths). An MXFP4 weight with E8M0 scales 0 and 255 checks the FTZ handling.
+ * 1..8, GEMM (both mma.sync kernels and the cuBLAS path, X and Y in f32/f16). Outputs are poisoned
+ * (NaN bytes) before each run. Every other shape puts the weight bytes at an odd device address
+ * (sub-handles and 2:4 rows start anywhere), and x / the dequantize output off 16-byte alignment
+ * (the kernels' scalar paths). An MXFP4 weight with E8M0 scales 0 and 255 checks the FTZ handling.
  * VT_TEST_GPU_QUICK=1 (the compute-sanitizer runs of scripts/gpu_check.sh) runs two shapes and
  * fewer GEMM cases. Exit 77 when there is no CUDA device or the build has no CUDA. */
 #include "kern_test_util.h"
@@ -123,33 +123,45 @@ static void run_one(const kt_weight *k, const char *nm, size_t shape, vt_kernel_
     }
     vt_dev_free(dxbase);
 
-    /* GEMM: both algorithms, X and Y in f32 and f16 */
-    const uint64_t Ms[] = {1, 5, 70};
-    for (int mi = quick ? 2 : 0; mi < 3; mi++) {
+    /* GEMM: both algorithms, X and Y in f32 and f16. MMA with f16 X runs the pipelined kernel
+     * (X at a 16-byte aligned address, and on odd shapes 2 bytes past one: its register path),
+     * then the tile kernel (VT_GEMM_MMA=tile), which f32 X always takes. M = 130: two CTAs of
+     * the pipelined kernel in M. */
+    const uint64_t Ms[] = {1, 5, 70, 130};
+    for (int mi = quick ? 2 : 0; mi < 4; mi++) {
         kt_gemm_case g;
         kt_gemm_case_make(&g, k, Ms[mi]);
         const uint64_t M = g.M;
-        void *dX = upload(g.X, M * C * 4, st), *dXh = upload(g.Xh, M * C * 2, st);
-        for (int algo = VT_GEMM_MMA; algo <= VT_GEMM_CUBLAS; algo++)
+        void *dXhbase;
+        void *dX = upload(g.X, M * C * 4, st);
+        void *dXh = upload_at(g.Xh, M * C * 2, odd ? 2 : 0, &dXhbase, st);
+        for (int v = 0; v < 3; v++) /* mma, mma with VT_GEMM_MMA=tile, cuBLAS */
             for (int xt = 0; xt < 2; xt++)
                 for (int yt = 0; yt < 2; yt++) {
+                    if (v == 1 && !xt) continue; /* f32 X: the tile kernel in v 0 already */
+                    const vt_gemm_algo algo = v == 2 ? VT_GEMM_CUBLAS : VT_GEMM_MMA;
                     char what[96];
                     void *dY = dev_poison(M * R * (yt ? 2 : 4), st);
+                    if (v == 1) setenv("VT_GEMM_MMA", "tile", 1);
                     CHECK_RC(vt_gemm_ex(&w, xt ? dXh : dX, xt ? VT_DTYPE_F16 : VT_DTYPE_F32, dY,
-                                        yt ? VT_DTYPE_F16 : VT_DTYPE_F32, M, (vt_gemm_algo)algo,
+                                        yt ? VT_DTYPE_F16 : VT_DTYPE_F32, M, algo,
                                         algo == VT_GEMM_CUBLAS ? ws : NULL, st));
+                    unsetenv("VT_GEMM_MMA");
                     if (yt)
                         download(g.Yh, dY, M * R * 2, st);
                     else
                         download(g.Y, dY, M * R * 4, st);
                     /* W (and X when f32) are rounded to f16 for the tensor cores */
-                    snprintf(what, sizeof what, "%s cuda gemm %s X %s", nm,
-                             algo == VT_GEMM_MMA ? "mma" : "cublas", xt ? "f16" : "f32");
+                    snprintf(what, sizeof what, "%s cuda gemm %s X %s%s", nm,
+                             v == 0   ? (xt ? "mma (pipelined)" : "mma (tile)")
+                             : v == 1 ? "mma (tile)"
+                                      : "cublas",
+                             xt ? "f16" : "f32", xt && odd ? " (2 bytes off 16)" : "");
                     kt_gemm_case_check(&g, k, yt, what);
                     vt_dev_free(dY);
                 }
         vt_dev_free(dX);
-        vt_dev_free(dXh);
+        vt_dev_free(dXhbase);
         kt_gemm_case_free(&g);
     }
     vt_dev_free(wbase);
