@@ -63,7 +63,10 @@ int vt_gemm(const vt_weight *w, const void *X, vt_dtype x_type, void *Y, vt_dtyp
 typedef enum vt_gemm_algo {
     VT_GEMM_AUTO = 0,   /* device: cuBLAS path when a workspace is given, else MMA; host: CPU */
     VT_GEMM_MMA = 1,    /* device: dequantize tiles into shared memory, tensor-core mma.sync
-                           m16n8k16 (f16 inputs, f32 accumulate); X f32 is rounded to f16 */
+                           m16n8k16 (f16 inputs, f32 accumulate); X f32 is rounded to f16.
+                           f16 X takes the pipelined kernel (128 x 128 tiles, cp.async) where
+                           its shared memory fits the device, else (and for f32 X, or with
+                           VT_GEMM_MMA=tile in the environment) the 64 x 64 tile kernel */
     VT_GEMM_CUBLAS = 2, /* device: dequantize row tiles of W into the workspace's f16 buffer,
                            then cublasGemmEx (f32 accumulate); needs a workspace */
 } vt_gemm_algo;

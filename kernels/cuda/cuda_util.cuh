@@ -18,6 +18,23 @@ static inline int vt_cuda_launch_check(const char *what) {
     return vt_cuda_err(cudaGetLastError(), what);
 }
 
+/* The current device's largest opt-in dynamic shared memory per block (queried once per device
+ * 0..63), for launchers choosing between kernel variants. */
+static inline int vt_cuda_smem_max(size_t *out, const char *who) {
+    static std::atomic<int> cache[64];
+    int dev = 0, rc = vt_cuda_err(cudaGetDevice(&dev), who);
+    if (rc) return rc;
+    int v = dev >= 0 && dev < 64 ? cache[dev].load(std::memory_order_relaxed) : 0;
+    if (v == 0) {
+        rc = vt_cuda_err(cudaDeviceGetAttribute(&v, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev),
+                         who);
+        if (rc) return rc;
+        if (dev >= 0 && dev < 64) cache[dev].store(v, std::memory_order_relaxed);
+    }
+    *out = (size_t)v;
+    return 0;
+}
+
 /* Dynamic shared memory of @p bytes for kernel instance kern (beyond the 48 KiB default), with
  * the largest carveout, asked once per device (0..63; others on every call) and instance: set
  * holds the devices done. Host code (the launchers). */

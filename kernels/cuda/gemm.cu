@@ -94,22 +94,6 @@ __global__ void __launch_bounds__(GP_THREADS, 1)
                                blockIdx.y, blockIdx.x);
 }
 
-/* The device's largest opt-in dynamic shared memory per block (queried once per device). */
-static int gp_smem_max(size_t *out) {
-    static std::atomic<int> cache[64];
-    int dev = 0, rc = vt_cuda_err(cudaGetDevice(&dev), "vt_gemm: cudaGetDevice");
-    if (rc) return rc;
-    int v = dev >= 0 && dev < 64 ? cache[dev].load(std::memory_order_relaxed) : 0;
-    if (v == 0) {
-        rc = vt_cuda_err(cudaDeviceGetAttribute(&v, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev),
-                         "vt_gemm: shared memory per block");
-        if (rc) return rc;
-        if (dev >= 0 && dev < 64) cache[dev].store(v, std::memory_order_relaxed);
-    }
-    *out = (size_t)v;
-    return 0;
-}
-
 struct mma_launch {
     vt_kp p;
     bool sparse, xh, yh, tile;
@@ -143,7 +127,7 @@ struct mma_launch {
         if (xh && !tile && (M + GP_BM - 1) / GP_BM <= 65535 &&
             (p.rows + GP_BN - 1) / GP_BN <= 0x7fffffffull) {
             size_t max = 0, bytes = sizeof(gp_smem<F, S>);
-            int rc = gp_smem_max(&max);
+            int rc = vt_cuda_smem_max(&max, "vt_gemm: shared memory per block");
             if (rc) return rc;
             if (bytes <= max) return yh ? pipe<F, S, true>(bytes) : pipe<F, S, false>(bytes);
         }

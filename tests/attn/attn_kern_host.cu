@@ -28,8 +28,8 @@ namespace {
 
 /* ---- prefill ---- */
 
-template <int D, typename T, int FMT> struct prefill_cta {
-    using S = vt_prefill::smem<D, T, FMT>;
+template <int D, typename T, int FMT, int RM> struct prefill_cta {
+    using S = vt_prefill::smem<D, T, FMT, RM>;
     const vt_attn_dev_args *a;
     S *sm;
     long long bx;
@@ -38,7 +38,7 @@ template <int D, typename T, int FMT> struct prefill_cta {
     static void run(void *ctx, int tid) {
         auto *s = static_cast<prefill_cta *>(ctx);
         host_cx cx{s->c, tid, {}, {}};
-        vt_prefill::body<D, T, FMT>(cx, *s->a, *s->sm, s->bx, s->h);
+        vt_prefill::body<D, T, FMT, RM>(cx, *s->a, *s->sm, s->bx, s->h);
         if (!cx.cp_idle()) s->c->fail("cp.async copies still in flight when the thread ended");
     }
 };
@@ -47,18 +47,20 @@ struct prefill_go {
     const vt_attn_dev_args *a;
     char *why;
     size_t cap;
-    template <int D, typename T, int FMT> int grid() {
-        using S = typename prefill_cta<D, T, FMT>::S;
-        long long nbx = (a->nq + vt_prefill::BM - 1) / vt_prefill::BM;
+    template <int D, typename T, int FMT, int RM> int grid_rm() {
+        using S = typename prefill_cta<D, T, FMT, RM>::S;
+        constexpr int BM = vt_prefill::bm<RM>();
+        long long nbx = (a->nq + BM - 1) / BM;
         for (int h = 0; h < a->H; h++)
             for (long long bx = 0; bx < nbx; bx++) {
                 smem_buf sb(sizeof(S));
                 cta c;
                 c.smem_lo = sb.p, c.smem_hi = sb.p + sizeof(S);
                 c.cp_late = ((bx + h) & 1) != 0; /* both timings over the grid */
-                prefill_cta<D, T, FMT> pc{a, reinterpret_cast<S *>(sb.p), bx, h, &c};
-                if (run_cta(c, vt_prefill::NTHREADS, prefill_cta<D, T, FMT>::run, &pc)) {
-                    snprintf(why, cap, "prefill CTA (%lld, %d): %s", bx, h, c.err);
+                prefill_cta<D, T, FMT, RM> pc{a, reinterpret_cast<S *>(sb.p), bx, h, &c};
+                if (run_cta(c, vt_prefill::NTHREADS, prefill_cta<D, T, FMT, RM>::run, &pc)) {
+                    snprintf(why, cap, "prefill CTA (%lld, %d), %d row blocks per warp: %s", bx, h,
+                             RM, c.err);
                     return 1;
                 }
                 if (!sb.guard_ok()) {
@@ -67,6 +69,24 @@ struct prefill_go {
                     return 1;
                 }
             }
+        return 0;
+    }
+    /* the instances attn_prefill.cu's launcher picks from: RM 2, and at D 128 RM 1 (devices
+     * with less shared memory) into a second output, which must match the first bit for bit
+     * (the same arithmetic per row in the same order) */
+    template <int D, typename T, int FMT> int grid() {
+        int rc = grid_rm<D, T, FMT, 2>();
+        if (rc || D == 64) return rc;
+        const size_t on = (size_t)a->H * a->nq * D * (a->o_dtype == VT_DTYPE_F32 ? 4 : 2);
+        const size_t ln = a->lse ? (size_t)a->H * a->nq * 4 : 0;
+        std::vector<uint8_t> o2(on), l2(ln);
+        memcpy(o2.data(), a->o, on);
+        if (ln) memcpy(l2.data(), a->lse, ln);
+        if ((rc = grid_rm<D, T, FMT, 1>())) return rc;
+        if (memcmp(o2.data(), a->o, on) || (ln && memcmp(l2.data(), a->lse, ln))) {
+            snprintf(why, cap, "prefill D 128: one and two row blocks per warp differ");
+            return 1;
+        }
         return 0;
     }
     /* the kernel instance attn_prefill.cu's launcher picks */

@@ -127,10 +127,10 @@ int main(void) {
             attn_case c = {0};
             c.fmt = fmts[f];
             c.D = di ? 128 : 64;
-            /* prefill: GQA 1/4/8 in turn, ragged Nq/Nk (often Nq > Nk: masked rows) */
+            /* prefill: GQA 1/4/8 in turn, ragged Nq/Nk (often Nq > Nk: masked rows), 1-3 CTAs */
             c.Hkv = 1 + (uint32_t)(k % 2);
             c.H = c.Hkv * (k % 3 == 0 ? 1 : k % 3 == 1 ? 4 : 8) / (k % 3 == 2 ? c.Hkv : 1);
-            c.nq = 1 + vt_rand_u64() % 140;
+            c.nq = 1 + vt_rand_u64() % 300; /* the CTA takes 128 queries */
             c.nk = 1 + vt_rand_u64() % 200;
             c.causal = (int)(k % 2 == 0);
             c.q_dtype = qd[k % 3];
