@@ -224,7 +224,11 @@ VT_HD void body(CX &cx, const vt_attn_dev_args &a, smem<D, T, FMT, RM> &sm, long
                     b, &Ks[n2 * 16 + (lane / 16) * 8 + (lane % 8)][ks * 16 + ((lane / 8) % 2) * 8]);
                 VT_UNROLL
                 for (int i = 0; i < RM; i++) {
-                    const uint32_t *qa = QR ? qf[QR ? i : 0][QR ? ks : 0] : qs[QR ? 0 : i];
+                    const uint32_t *qa;
+                    if constexpr (QR)
+                        qa = qf[i][ks];
+                    else
+                        qa = qs[i];
                     cx.template mma<T>(s[i][2 * n2], qa, b[0], b[1]);
                     cx.template mma<T>(s[i][2 * n2 + 1], qa, b[2], b[3]);
                 }

@@ -118,14 +118,14 @@ struct mma_launch {
         auto kern = gemm_pipe<F, S, YH>;
         int rc = vt_cuda_smem_optin(kern, bytes, set, "vt_gemm: shared memory");
         if (rc) return rc;
-        const bool xa = p.cols % 8 == 0 && ((uintptr_t)X & 15) == 0;
+        const bool xa = gp_xa(X, p.cols);
         dim3 grid((unsigned)((p.rows + GP_BN - 1) / GP_BN), (unsigned)((M + GP_BM - 1) / GP_BM));
         kern<<<grid, GP_THREADS, bytes, st>>>(p, (const __half *)X, Y, M, xa);
         return vt_cuda_launch_check("vt_gemm (pipelined mma) kernel launch");
     }
     template <int F, bool S> int go() {
-        if (xh && !tile && (M + GP_BM - 1) / GP_BM <= 65535 &&
-            (p.rows + GP_BN - 1) / GP_BN <= 0x7fffffffull) {
+        /* M: vt_cuda_gemm_mma's grid check for the tile kernel's 64 rows covers 128 */
+        if (xh && !tile && (p.rows + GP_BN - 1) / GP_BN <= 0x7fffffffull) {
             size_t max = 0, bytes = sizeof(gp_smem<F, S>);
             int rc = vt_cuda_smem_max(&max, "vt_gemm: shared memory per block");
             if (rc) return rc;

@@ -26,7 +26,7 @@
 #define VT_GEMM_CTA_CUH
 
 #include "dq_tile.cuh"  /* vt_dqt_chunk */
-#include "mma_tile.cuh" /* vt_mma_st2, vt_mma_st128, vt_mma_store */
+#include "mma_tile.cuh" /* vt_mma_st2, vt_mma_st128, vt_mma_row64, vt_mma_store */
 
 #define GP_BM      128 /* X rows per CTA */
 #define GP_BN      128 /* W rows per CTA */
@@ -90,10 +90,8 @@ VT_HD void gp_issue(CX &cx, const vt_kp &p, const __half *X, uint64_t M, bool xa
         const int wr = tid >> 1;
         const uint64_t n = n0 + wr, units = vt_units(p.cols);
         if (n < p.rows && 2 * s < units) {
-            /* the step's block(s): with more than 64 values a block ends past unit 2 s + 1 */
             const uint64_t b0 = vt_dq_unit_off<F>(2 * s);
-            const uint64_t b1 = G::BE > 64 ? (b0 + G::BB < p.row_bytes ? b0 + G::BB : p.row_bytes)
-                                           : vt_units_end<F>(2 * s + 2, units, p.row_bytes);
+            const uint64_t b1 = vt_units_end<F>(2 * s + 2, units, p.row_bytes);
             vt_stage_async(cx, sm.wb[stage] + wr * G::RS, p.data, p.bytes, n * p.row_bytes + b0,
                            (uint32_t)(b1 - b0), tid & 1, 2);
         }
@@ -108,18 +106,7 @@ VT_HD void gp_dequant(const vt_kp &p, const vt_dq_ctx &c, uint64_t n0, uint64_t 
                       const gp_smem<F, SPARSE> &sm, int stage, __half *wt) {
     using G = gp_geom<F, SPARSE>;
     if constexpr (SPARSE) {
-        if (tid < GP_BN) {
-            const uint64_t n = n0 + tid;
-            float v[64];
-            if (n < p.rows) {
-                vt_decode64<F, true>(p, c, n, s, v);
-            } else {
-                VT_UNROLL
-                for (int i = 0; i < 64; i++) v[i] = 0.0f;
-            }
-            VT_UNROLL
-            for (int i = 0; i < 64; i += 2) vt_mma_st2(wt + tid * GP_SK + i, v[i], v[i + 1]);
-        }
+        if (tid < GP_BN) vt_mma_row64<F, true>(p, c, n0 + tid, s, wt + tid * GP_SK);
     } else {
         const int wr = tid >> 1, half = tid & 1;
         const uint64_t n = n0 + wr, u = 2 * s + half;
@@ -128,8 +115,8 @@ VT_HD void gp_dequant(const vt_kp &p, const vt_dq_ctx &c, uint64_t n0, uint64_t 
             if constexpr (F == VT_FMT_NF4_DQ) {
                 vt_dq_unit_nf4dq(p.data, p.bpr, n, u, c, v);
             } else {
-                const uint64_t b0 = vt_dq_unit_off<F>(2 * s);
-                const uint32_t sh = (uint32_t)((uintptr_t)(p.data + n * p.row_bytes + b0) & 15);
+                uint64_t b0;
+                const uint32_t sh = vt_stage_at<F>(p, n, 2 * s, &b0);
                 vt_dq_unit<F>(sm.wb[stage] + wr * G::RS + sh + (vt_dq_unit_off<F>(u) - b0), u,
                               32 * u, c, v);
             }
@@ -172,8 +159,12 @@ VT_HD void gp_mma_step(CX &cx, const __half *xt, const __half *wt, int warp, int
     }
 }
 
-/* CTA (bm, bn): output rows m0 = 128 bm.., columns n0 = 128 bn... xa: X 16-byte aligned and
- * cols % 8 == 0 (X by cp.async). */
+/* Whether X takes cp.async (gp_issue's xa): 16-byte aligned, cols % 8 == 0. */
+VT_HD bool gp_xa(const void *X, uint64_t cols) {
+    return cols % 8 == 0 && ((uintptr_t)X & 15) == 0;
+}
+
+/* CTA (bm, bn): output rows m0 = 128 bm.., columns n0 = 128 bn... xa: gp_xa(X, cols). */
 #pragma nv_exec_check_disable
 template <int F, bool SPARSE, bool YH, class CX>
 VT_HD void gp_cta_body(CX &cx, const vt_kp &p, const __half *X, void *Y, uint64_t M, bool xa,

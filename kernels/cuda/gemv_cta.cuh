@@ -112,7 +112,7 @@ VT_HD void gv_cta_body(CX &cx, const vt_kp &p, const float *x, float *y, int nb,
             cx.sync();             /* ... and every other thread's */
             if (live) {
                 uint64_t b0 = 0;
-                const uint32_t sh = STAGED ? gv_step_at<F>(p, r, (k / G) * step, &b0) : 0;
+                const uint32_t sh = STAGED ? vt_stage_at<F>(p, r, (k / G) * step, &b0) : 0;
                 gv_unit_lane<F, NB>(p, c, sm.sx[xs], r, 32 * k, b0, sm.area[ws][warp], sh, lane, nb,
                                     acc);
             }

@@ -46,13 +46,6 @@ template <int F> VT_HD uint64_t gv_step_range(const vt_kp &p, uint64_t u0, uint6
     return vt_units_end<F>(u0 + 32 * gv_geom<F>::G, vt_units(p.cols), p.row_bytes);
 }
 
-/* Where staging step u0 of row r puts the step's first byte: *b0 (its offset in the row) lands
- * at the returned offset in the warp's area (what gv_stage_lane returns). */
-template <int F> VT_HD uint32_t gv_step_at(const vt_kp &p, uint64_t r, uint64_t u0, uint64_t *b0) {
-    *b0 = vt_dq_unit_off<F>(u0);
-    return (uint32_t)((uintptr_t)(p.data + r * p.row_bytes + *b0) & 15);
-}
-
 /* Lane @p lane's part of staging step u0 of row r into the warp's area sm: bytes [*b0, end) of
  * the row (gv_step_range). Returns where byte *b0 landed in sm. */
 template <int F>
@@ -63,7 +56,7 @@ VT_HD uint32_t gv_stage_lane(const vt_kp &p, uint64_t r, uint64_t u0, uint8_t *s
 }
 
 /* gv_stage_lane by cp.async (vt_stage_async): the step's bytes land by the lane's wait_group,
- * at the offset gv_step_at gives. */
+ * at the offset vt_stage_at gives. */
 #pragma nv_exec_check_disable
 template <int F, class CX>
 VT_HD void gv_stage_lane_async(CX &cx, const vt_kp &p, uint64_t r, uint64_t u0, uint8_t *sm,

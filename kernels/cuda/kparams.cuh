@@ -42,11 +42,23 @@ __host__ __device__ inline uint64_t vt_sparse_units(uint64_t cols) {
 }
 
 /* The byte end, in a row of `units` units whose bytes (of the kind unit offsets count) end at
- * limit, of the units before u1: the start of u1's block, or limit from the last unit on;
- * never past limit. A tile of units [u0, u1) of a row is bytes [vt_dq_unit_off(u0), this). */
+ * limit, of the units before u1: the end of the block holding unit u1 - 1 (the start of u1's
+ * block when u1 starts one; past u1's start when a block holds more than one unit and u1 is
+ * inside it), or limit from the last unit on; never past limit. A tile of units [u0, u1) of a
+ * row is bytes [vt_dq_unit_off(u0), this). */
 template <int F> VT_HD uint64_t vt_units_end(uint64_t u1, uint64_t units, uint64_t limit) {
-    const uint64_t e = u1 < units ? vt_dq_unit_off<F>(u1) : limit;
+    constexpr int BE = vt_fmt_traits<F>::BE, BB = vt_fmt_traits<F>::BB;
+    const uint64_t e = u1 >= units ? limit
+                       : BE > 32   ? (u1 * 32 + BE - 1) / BE * BB
+                                   : vt_dq_unit_off<F>(u1);
     return e < limit ? e : limit;
+}
+
+/* Where staging the units of row r from u0 on (vt_stage / vt_stage_async from byte *b0 =
+ * vt_dq_unit_off(u0) of the row) puts that first byte in shared memory: its misalignment. */
+template <int F> VT_HD uint32_t vt_stage_at(const vt_kp &p, uint64_t r, uint64_t u0, uint64_t *b0) {
+    *b0 = vt_dq_unit_off<F>(u0);
+    return (uint32_t)((uintptr_t)(p.data + r * p.row_bytes + *b0) & 15);
 }
 
 /* The 16 bytes at ca (16-byte aligned) of the buffer [lo, hi): one load when they lie inside it,

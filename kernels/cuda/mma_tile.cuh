@@ -104,6 +104,21 @@ VT_HD void vt_mma_load_b(const __half *Ws, int N, int kk, int lane, uint32_t b[2
         b[reg] = vt_mma_ld32(Ws + (N + vt_mma_b_n(lane)) * VT_MMA_SK + kk + vt_mma_b_k(lane, reg));
 }
 
+/* Dense columns [64 h, 64 h + 64) of W row n, decoded from global memory (vt_decode64), as f16
+ * at dst; zeros for a row past p.rows. The tile fills' path for nf4_dq and 2:4 rows. */
+template <int F, bool SPARSE>
+VT_HD void vt_mma_row64(const vt_kp &p, const vt_dq_ctx &c, uint64_t n, uint64_t h, __half *dst) {
+    float v[64];
+    if (n < p.rows) {
+        vt_decode64<F, SPARSE>(p, c, n, h, v);
+    } else {
+        VT_UNROLL
+        for (int i = 0; i < 64; i++) v[i] = 0.0f;
+    }
+    VT_UNROLL
+    for (int i = 0; i < 64; i += 2) vt_mma_st2(dst + i, v[i], v[i + 1]);
+}
+
 /* Fill the CTA's shared tiles for K step k0 (thread tid of VT_MMA_THREADS): Xs[BM][SK] from X
  * rows m0.. (f16, zeros past M and cols), Ws[BN][SK] from W rows n0.. dequantized (zeros past
  * rows and cols). Columns [BK, SK) are never read. The caller synchronizes afterwards. */
@@ -150,18 +165,7 @@ VT_HD void vt_mma_fill(const vt_kp &p, const vt_dq_ctx &c, const void *Xv, uint6
     /* W: thread -> W row tid / 2 (64 rows), one 32-column unit; sparse and nf4_dq decode a whole
      * 64-column piece with the first 64 threads. */
     if constexpr (SPARSE || F == VT_FMT_NF4_DQ) {
-        if (tid < VT_MMA_BN) {
-            const uint64_t n = n0 + tid;
-            float v[64];
-            if (n < p.rows) {
-                vt_decode64<F, SPARSE>(p, c, n, k0 / 64, v);
-            } else {
-                VT_UNROLL
-                for (int i = 0; i < 64; i++) v[i] = 0.0f;
-            }
-            VT_UNROLL
-            for (int i = 0; i < 64; i += 2) vt_mma_st2(Ws + tid * VT_MMA_SK + i, v[i], v[i + 1]);
-        }
+        if (tid < VT_MMA_BN) vt_mma_row64<F, SPARSE>(p, c, n0 + tid, k0 / 64, Ws + tid * VT_MMA_SK);
     } else {
         const int wr = tid >> 1, half = tid & 1;
         const uint64_t n = n0 + wr, u = k0 / 32 + half;

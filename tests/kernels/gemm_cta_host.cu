@@ -42,7 +42,7 @@ struct host_gemm_pipe {
         using SM = gp_smem<F, SP>;
         smem_buf sb(sizeof(SM));
         cta c;
-        const bool xa = p.cols % 8 == 0 && ((uintptr_t)X & 15) == 0; /* as gemm.cu */
+        const bool xa = gp_xa(X, p.cols); /* as gemm.cu */
         uint64_t k = 0;
         for (uint64_t bm = 0; bm < (M + GP_BM - 1) / GP_BM; bm++)
             for (uint64_t bn = 0; bn < (p.rows + GP_BN - 1) / GP_BN; bn++, k++) {

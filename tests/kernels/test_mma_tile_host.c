@@ -20,6 +20,15 @@ static const uint64_t Ms[] = {1, 5, 70, 130};
 static uint64_t n_pipe;
 static uint64_t n_runs;
 
+/* After a host run returned r: whether it ran (then its output is compared); 77 (no such
+ * kernel for the layout) is skipped, anything else is a failure reported here. */
+static int host_ran(int r, const char *nm, const kt_weight *k, uint64_t M, const char *why) {
+    if (r == 77) return 0;
+    CHECKF(r == 0, "%s %llux%llu M=%llu: %s %s", nm, (unsigned long long)k->rows,
+           (unsigned long long)k->cols, (unsigned long long)M, why, r > 1 ? vt_last_error() : "");
+    return r == 0;
+}
+
 static void check_one(const kt_weight *k, const char *nm, size_t shape, void *ctx) {
     (void)shape;
     (void)ctx;
@@ -38,11 +47,7 @@ static void check_one(const kt_weight *k, const char *nm, size_t shape, void *ct
                 memset(g.Yh, 0xff, g.M * R * 2);
                 int r = kt_host_gemm_mma(&d, xt ? (const void *)g.Xh : g.X, xt,
                                          yt ? (void *)g.Yh : g.Y, yt, g.M, why, sizeof why);
-                if (r == 77) continue;
-                CHECKF(r == 0, "%s %llux%llu M=%llu: %s %s", nm, (unsigned long long)R,
-                       (unsigned long long)C, (unsigned long long)g.M, why,
-                       r > 1 ? vt_last_error() : "");
-                if (r) continue;
+                if (!host_ran(r, nm, k, g.M, why)) continue;
                 n_runs++;
                 snprintf(what, sizeof what, "%s host-emulated mma X %s", nm, xt ? "f16" : "f32");
                 kt_gemm_case_check(&g, k, yt, what);
@@ -60,11 +65,7 @@ static void check_one(const kt_weight *k, const char *nm, size_t shape, void *ct
             memset(g.Yh, 0xff, g.M * R * 2);
             int r = kt_host_gemm_pipe(&d, x, yt ? (void *)g.Yh : g.Y, yt, g.M, why, sizeof why);
             free(xb);
-            if (r == 77) continue;
-            CHECKF(r == 0, "%s %llux%llu M=%llu: %s %s", nm, (unsigned long long)R,
-                   (unsigned long long)C, (unsigned long long)g.M, why,
-                   r > 1 ? vt_last_error() : "");
-            if (r) continue;
+            if (!host_ran(r, nm, k, g.M, why)) continue;
             n_pipe++;
             snprintf(what, sizeof what, "%s host-emulated pipelined mma%s", nm,
                      yt ? " (X unaligned)" : "");
