@@ -24,7 +24,11 @@
 # 10-minute device calls (the build directory is kept between calls on the same machine):
 #   GPU_CHECK_ONLY=tests scripts/gpu_check.sh; GPU_CHECK_ONLY="sanitizers" ...; ...
 #
-# Environment: OUT, GPU_CHECK_BUILD, GPU_CHECK_BUDGET, GPU_CHECK_ONLY, GPU_CHECK_JOBS (default nproc),
+# GPU_CHECK_SKIP="name ..." skips those steps by name (e.g. "ctest_quick bench_stream
+# memcheck_test_streamer_gpu"), for a run that must fit what is left of a lease.
+#
+# Environment: OUT, GPU_CHECK_BUILD, GPU_CHECK_BUDGET, GPU_CHECK_ONLY, GPU_CHECK_SKIP,
+# GPU_CHECK_JOBS (default nproc),
 # GPU_CHECK_ARCH (CMAKE_CUDA_ARCHITECTURES; default: the GPU's own, e.g. 90), GPU_CHECK_MODEL,
 # PYTHON (default python3).
 set -uo pipefail
@@ -54,6 +58,10 @@ step() {
     local name=$1 limit=$2
     shift 2
     local rem
+    if [[ " ${GPU_CHECK_SKIP:-} " == *" $name "* ]]; then
+        record SKIP "$name" 0 "in GPU_CHECK_SKIP"
+        return 0
+    fi
     rem=$(left)
     if [ "$rem" -lt 10 ]; then
         record SKIP "$name" 0 "time budget spent"
@@ -62,6 +70,8 @@ step() {
     [ "$limit" -gt "$rem" ] && limit=$rem
     log "== $name (limit ${limit}s): $*"
     local t0=$SECONDS rc
+    # line-buffered stdout, so a step killed at its limit still leaves what it printed
+    command -v stdbuf >/dev/null 2>&1 && set -- stdbuf -oL -eL "$@"
     if [ -n "$STEP_STDOUT" ]; then
         (cd "$OUT" && timeout --kill-after=10 "$limit" "$@") >"$OUT/$STEP_STDOUT" 2>"$OUT/$name.log"
     else
@@ -149,11 +159,6 @@ elif [ -z "$SAN" ]; then
 elif [ -z "$GPU_TESTS" ]; then
     skip sanitizers "no test_*gpu* binaries under $BUILD/tests"
 else
-    for t in $GPU_TESTS; do
-        n=$(basename "$t")
-        step "memcheck_$n" 120 env VT_TEST_GPU_QUICK=1 "$SAN" --tool memcheck --error-exitcode 99 \
-            --leak-check full "$BUILD/$t"
-    done
     # shared-memory races and barrier misuse: the kernel tests and the attention kernels (whose
     # tiles live in shared memory and are reused between iterations)
     for t in tests/kernels/test_kernels_gpu tests/attn/test_attn_gpu; do
@@ -162,6 +167,11 @@ else
             step "${tool}_$(basename "$t")" 90 env VT_TEST_GPU_QUICK=1 "$SAN" --tool "$tool" \
                 --error-exitcode 99 "$BUILD/$t"
         done
+    done
+    for t in $GPU_TESTS; do
+        n=$(basename "$t")
+        step "memcheck_$n" 120 env VT_TEST_GPU_QUICK=1 "$SAN" --tool memcheck --error-exitcode 99 \
+            --leak-check full "$BUILD/$t"
     done
 fi
 
