@@ -1,5 +1,8 @@
 /* kernels/cuda/gemv.cu — fused dequantize + GEMV, y[b] = W x[b] for batch 1..8.
- * One warp per row. Row-blocked formats (gemv_staged, up to 8 warps per CTA: gv_cfg): the warp
+ * Batch 1-2 on dense rows: the register kernel (gemv_rows.cuh: R rows per CTA, x in registers
+ * reused across them, units decoded straight from global memory; VT_GEMV_KERNEL=staged gives
+ * the staged kernel below instead, the A/B of bench_kernels). Batch 3-8 and 2:4 rows:
+ * one warp per row. Row-blocked formats (gemv_staged, up to 8 warps per CTA: gv_cfg): the warp
  * stages G x 32 units of its row (about 2 KiB) into shared memory with aligned 16-byte loads;
  * the CTA loads x 1024 columns at a time into shared memory (coalesced, swizzled:
  * gemv_lane.cuh), and each lane decodes whole units in registers and multiplies them with x from
@@ -14,6 +17,7 @@
 
 #include "cuda_util.cuh"
 #include "gemv_cta.cuh"
+#include "gemv_rows.cuh"
 #include "simt_dev.cuh"
 
 /* The sync variant: static shared memory (<= 48 KiB). */
@@ -25,6 +29,15 @@ __global__ void __launch_bounds__(gv_cfg<F, NB, false>::W * 32)
     __shared__ gv_smem<F, NB, false> sm;
     vt_simt_dev cx;
     gv_cta_body<F, NB, false>(cx, p, x, y, nb, xvec, sm, blockIdx.x);
+}
+
+/* The register kernel (batch 1-2, dense rows): static shared memory (the table, the sums). */
+template <int F, int NB>
+__global__ void __launch_bounds__(GVR_W * 32)
+    gemv_rows(vt_kp p, const float *__restrict__ x, float *__restrict__ y, int nb, bool xvec) {
+    __shared__ gvr_smem<NB> sm;
+    vt_simt_dev cx;
+    gvr_cta_body<F, NB>(cx, p, x, y, nb, xvec, sm, blockIdx.x);
 }
 
 /* The async variant and the 2:4 rows: dynamic shared memory (up to GV_ASYNC_SMEM). */
@@ -64,7 +77,7 @@ static int gv_launch_dyn(K kern, const vt_kp &p, const float *x, float *y, int n
 
 struct gv_launch {
     vt_kp p;
-    bool sparse, async;
+    bool sparse, async, rowsk;
     const float *x;
     float *y;
     int nb;
@@ -77,6 +90,14 @@ struct gv_launch {
                 static_assert(gvs_cfg<F, NB>::W > 0, "2:4 rows: no CTA fits");
                 return gv_launch_dyn<gvs_smem<F, NB>, gvs_cfg<F, NB>::W>(gemv_sparse_staged<F, NB>,
                                                                          p, x, y, nb, xvec, st);
+            }
+        }
+        if constexpr (NB <= 2) {
+            if (rowsk && !sparse) {
+                constexpr int R = gvr_cfg<NB>::R;
+                gemv_rows<F, NB>
+                    <<<(unsigned)((p.rows + R - 1) / R), GVR_W * 32, 0, st>>>(p, x, y, nb, xvec);
+                return vt_cuda_launch_check("vt_gemv kernel launch");
             }
         }
         if constexpr (gv_cfg<F, NB, true>::W >= 4) {
@@ -102,6 +123,9 @@ extern "C" int vt_cuda_gemv(const vt_kdesc *d, const float *x, float *y, int bat
      * bench_kernels and test_kernels_gpu); read per call, it costs a getenv */
     const char *e = getenv("VT_GEMV_STAGING");
     l.async = !(e && !strcmp(e, "sync"));
+    /* VT_GEMV_KERNEL=staged (or VT_GEMV_STAGING=sync): the staged kernel at batch 1-2 too */
+    const char *k = getenv("VT_GEMV_KERNEL");
+    l.rowsk = l.async && !(k && !strcmp(k, "staged"));
     l.x = x;
     l.y = y;
     l.nb = batch;

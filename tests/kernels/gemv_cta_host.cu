@@ -6,6 +6,7 @@
 #include <math.h>
 
 #include "gemv_cta.cuh"
+#include "gemv_rows.cuh"
 #include "simt_host.cuh"
 
 extern "C" int kt_host_gemv_cta(const vt_kdesc *d, const float *x, float *y, int batch, int async,
@@ -16,7 +17,7 @@ namespace {
 /* The kernels' CTA bodies, as one interface for the grid runner below. */
 template <int F, int NB, bool ASYNC> struct dense_body {
     using S = gv_smem<F, NB, ASYNC>;
-    static constexpr int W = gv_cfg<F, NB, ASYNC>::W;
+    static constexpr int W = gv_cfg<F, NB, ASYNC>::W, RPC = W; /* warps, rows per CTA */
     static constexpr const char *name = ASYNC ? "async" : "sync";
     static void call(host_cx &cx, const vt_kp &p, const float *x, float *y, int nb, bool xvec,
                      S &sm, uint64_t k) {
@@ -25,11 +26,21 @@ template <int F, int NB, bool ASYNC> struct dense_body {
 };
 template <int F, int NB> struct sparse_body {
     using S = gvs_smem<F, NB>;
-    static constexpr int W = gvs_cfg<F, NB>::W;
+    static constexpr int W = gvs_cfg<F, NB>::W, RPC = W;
     static constexpr const char *name = "2:4";
     static void call(host_cx &cx, const vt_kp &p, const float *x, float *y, int nb, bool xvec,
                      S &sm, uint64_t k) {
         gvs_cta_body<F, NB>(cx, p, x, y, nb, xvec, sm, k);
+    }
+};
+
+template <int F, int NB> struct rows_body {
+    using S = gvr_smem<NB>;
+    static constexpr int W = GVR_W, RPC = gvr_cfg<NB>::R;
+    static constexpr const char *name = "rows";
+    static void call(host_cx &cx, const vt_kp &p, const float *x, float *y, int nb, bool xvec,
+                     S &sm, uint64_t k) {
+        gvr_cta_body<F, NB>(cx, p, x, y, nb, xvec, sm, k);
     }
 };
 
@@ -63,7 +74,7 @@ struct host_gemv_cta {
     template <class B> int grid(const vt_kp &p, bool xvec) {
         smem_buf sb(sizeof(typename B::S));
         cta c;
-        for (uint64_t k = 0; k < (p.rows + B::W - 1) / B::W; k++) {
+        for (uint64_t k = 0; k < (p.rows + B::RPC - 1) / B::RPC; k++) {
             memset(sb.p, 0xFF, sb.n); /* NaN: what the body reads before writing shows */
             c.smem_lo = sb.p, c.smem_hi = sb.p + sb.n;
             c.cp_late = (k & 1) == 0;
@@ -82,9 +93,15 @@ struct host_gemv_cta {
         }
         return 0;
     }
-    /* the kernel gemv.cu launches: async where two stages fit with >= 4 warps; 2:4 rows the
-     * staged sparse kernel where it fits (batch <= 4) */
+    /* the kernel gemv.cu launches: variant 2 the register kernel (batch 1-2, dense rows); else
+     * async where two stages fit with >= 4 warps; 2:4 rows the staged sparse kernel where it
+     * fits (batch <= 4) */
     template <int F, int NB> int go(const vt_kp &p, bool xvec) {
+        if (async == 2) {
+            if constexpr (NB <= 2)
+                if (!d->sparse) return grid<rows_body<F, NB>>(p, xvec);
+            return 77;
+        }
         if (d->sparse) {
             if constexpr (F != VT_FMT_NF4_DQ && gvs_cfg<F, NB>::W > 0)
                 return async ? 77 : grid<sparse_body<F, NB>>(p, xvec);
@@ -102,8 +119,9 @@ struct host_gemv_cta {
 
 } // namespace
 
-/* y[batch][rows] = W x[batch][cols] by the staged GEMV's CTAs, sync or async variant, on the
- * host. 0, 77 (no such kernel for this weight and batch), 1 with why filled. */
+/* y[batch][rows] = W x[batch][cols] by the GEMV's CTAs on the host: the staged kernel's sync
+ * (async 0) or async (1) variant, or the register kernel (2). 0, 77 (no such kernel for this weight
+ * and batch), 1 with why filled. */
 extern "C" int kt_host_gemv_cta(const vt_kdesc *d, const float *x, float *y, int batch, int async,
                                 char *why, size_t cap) {
     host_gemv_cta h{d, x, y, batch, async, why, cap};

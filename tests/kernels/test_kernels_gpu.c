@@ -101,17 +101,20 @@ static void run_one(const kt_weight *k, const char *nm, size_t shape, vt_kernel_
     kt_ref_abs(k, x, B, ya);
     void *dxbase;
     void *dx = upload_at(x, B * C * 4, odd ? 4 : 0, &dxbase, st);
-    /* both staging variants of the staged kernel (gemv.cu): cp.async (default), then sync */
-    for (int sync = 0; sync < 2; sync++) {
-        if (sync) setenv("VT_GEMV_STAGING", "sync", 1);
+    /* every GEMV kernel (gemv.cu): the default (the register kernel at batch 1-2, the staged
+     * kernel's cp.async variant beyond), the staged kernel at every batch
+     * (VT_GEMV_KERNEL=staged), its sync variant (VT_GEMV_STAGING=sync) */
+    static const char *const gvar[3] = {"default", "staged", "sync staging"};
+    for (int var = 0; var < 3; var++) {
+        if (var == 1) setenv("VT_GEMV_KERNEL", "staged", 1);
+        if (var == 2) setenv("VT_GEMV_STAGING", "sync", 1);
         for (int b = 1; b <= B; b++) {
             void *dy = dev_poison(B * R * 4, st);
             CHECK_RC(vt_gemv(&w, dx, dy, b, st));
             download(y, dy, B * R * 4, st);
             double e = kt_gemv_err(y, yr, ya, (uint64_t)b * R); /* < 0: bound failed */
-            CHECKF(e >= 0, "%s %llux%llu cuda gemv (%s staging) batch %d: rel err %.3g", nm,
-                   (unsigned long long)R, (unsigned long long)C, sync ? "sync" : "default", b,
-                   fabs(e));
+            CHECKF(e >= 0, "%s %llux%llu cuda gemv (%s) batch %d: rel err %.3g", nm,
+                   (unsigned long long)R, (unsigned long long)C, gvar[var], b, fabs(e));
             for (uint64_t i = (uint64_t)b * R; i < B * R; i++)
                 if (!isnan(y[i])) {
                     CHECKF(0, "%s cuda gemv batch %d wrote past its output", nm, b);
@@ -119,6 +122,7 @@ static void run_one(const kt_weight *k, const char *nm, size_t shape, vt_kernel_
                 }
             vt_dev_free(dy);
         }
+        unsetenv("VT_GEMV_KERNEL");
         unsetenv("VT_GEMV_STAGING");
     }
     vt_dev_free(dxbase);
