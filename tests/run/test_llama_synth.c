@@ -5,6 +5,10 @@
  *    takes the head's kept argmax row): max relative error < 1e-4
  *    (f16 KV cache; the oracle rounds K/V to f16 as well);
  *  - a RAM budget far below the model (token_embd streamed in parts) gives bit-identical logits;
+ *  - a VRAM tier below the model (host memory without a GPU) with RAM-pinned tensors passing
+ *    through its ring, and budgets down to 2 ring slots of the largest piece: bit-identical
+ *    logits (skipped on a GPU: its attention does not take head dim 16); a page less is
+ *    refused at open, with the tensor and the sizes; vt_llama_ring_slots picks the slots;
  *  - a prefill split into chunks of 3 tokens agrees as well;
  *  - a q8_0 KV cache stays within 3e-2 relative of the oracle (and is not exact);
  *  - Llama 3's RoPE scaling: the same model with a rope_freqs.weight tensor (the divisors, as
@@ -25,6 +29,7 @@
 
 #include "llama.h"
 #include "vt_test.h"
+#include "vtstore/kernels.h"
 #include "vtstore/meta.h"
 #include "vtstore/quant.h"
 #include "vtstore/store.h"
@@ -372,17 +377,34 @@ static void check_near_far(const char *what, const float *a, double (*ref)[VOCAB
 }
 
 static uint32_t ubatch; /* tokens per forward chunk (0 = default) */
+static uint64_t vram;   /* VRAM tier budget (0 = none): the streamer's device tier in host
+                           memory, with the host kernels (a machine without a GPU) */
+static vt_streamer_stats last_stats; /* of the last run_model, after its prefill */
+static uint32_t last_ram_pins;       /* RAM-pinned tensors of its plan */
 
 static int run_model(vt_store *s, uint64_t ram, uint32_t kv_fmt, const int32_t *toks, float *out,
                      uint64_t *bytes_read) {
     vt_llama_opts o;
     vt_llama_opts_init(&o);
     o.ram_bytes = ram;
+    o.vram_bytes = vram;
     o.kv_format = kv_fmt;
     o.max_ctx = 16;
     o.ubatch = ubatch;
     vt_llama *m;
     REQ_RC(vt_llama_open(s, &o, &m));
+    last_ram_pins = 0;
+    for (int l = 0; l < NL; l++)
+        for (int t = 0; t < 9; t++) {
+            static const char *const suf[9] = {"attn_norm", "attn_q",      "attn_k",
+                                               "attn_v",    "attn_output", "ffn_norm",
+                                               "ffn_gate",  "ffn_up",      "ffn_down"};
+            char name[64];
+            vt_placement pl;
+            snprintf(name, sizeof name, "blk.%d.%s.weight", l, suf[t]);
+            REQ_RC(vt_streamer_placement(vt_llama_streamer(m), name, &pl));
+            last_ram_pins += pl == VT_PLACE_RAM_PIN;
+        }
     if (ram) { /* chunkwise streamer: token_embd is served in parts (its store chunks) */
         vt_placement pl;
         uint64_t parts;
@@ -393,6 +415,7 @@ static int run_model(vt_store *s, uint64_t ram, uint32_t kv_fmt, const int32_t *
         REQ(parts == (VOCAB + 63) / 64); /* head and embedding go through the part path */
     }
     REQ_RC(vt_llama_eval(m, toks, NT, out, 1));
+    REQ_RC(vt_streamer_get_stats(vt_llama_streamer(m), &last_stats));
     for (int i = 0; i < ND; i++)
         REQ_RC(vt_llama_eval(m, &toks[NT + i], 1, out + (size_t)(NT + i) * VOCAB, 0));
     REQ(vt_llama_n_past(m) == NT + ND);
@@ -426,7 +449,28 @@ static int refused_with(const char *path, const char *key, const char *val, cons
     return 0;
 }
 
+/* vt_llama_ring_slots: the default (prefetch + 2) when the smaller budget holds that many
+ * pieces (budgets rounded up to pages, as the tiers are), else as many as it holds, at least 2. */
+static void test_ring_slots(void) {
+    const uint64_t P = 8192;
+    REQ(vt_llama_ring_slots(1ull << 30, 0, P, 0) == 4);
+    REQ(vt_llama_ring_slots(1ull << 30, 1ull << 30, P, 0) == 4);
+    REQ(vt_llama_ring_slots(1ull << 30, 0, P, 6) == 8);
+    REQ(vt_llama_ring_slots(4 * P, 0, P, 0) == 4);
+    REQ(vt_llama_ring_slots(4 * P - 1, 0, P, 0) == 4); /* the tier rounds up to 4 P */
+    REQ(vt_llama_ring_slots(4 * P - 4096, 0, P, 0) == 3);
+    REQ(vt_llama_ring_slots(1ull << 30, 3 * P, P, 0) == 3); /* the VRAM budget is the smaller */
+    REQ(vt_llama_ring_slots(3 * P, 1ull << 30, P, 0) == 3); /* the RAM budget is */
+    REQ(vt_llama_ring_slots(1ull << 30, 2 * P, P, 0) == 2);
+    REQ(vt_llama_ring_slots(1ull << 30, P, P, 0) == 2); /* never below 2 */
+    REQ(vt_llama_ring_slots(1ull << 30, 1, P, 0) == 2);
+    REQ(vt_llama_ring_slots(1ull << 30, 5 * P, P, 6) == 5);
+    REQ(vt_llama_ring_slots(1ull << 30, 0, 0, 1) == 3); /* nothing streams: the default */
+    printf("ring slots: ok\n");
+}
+
 int main(void) {
+    test_ring_slots();
     char dir[512];
     vt_test_tmpdir("llama_synth", dir, sizeof dir);
     char path[600];
@@ -470,6 +514,85 @@ int main(void) {
            (unsigned long long)read_small, (unsigned long long)read_all);
     REQ(read_small > read_all); /* it really streamed */
     REQ(memcmp(a, b, n * sizeof(float)) == 0);
+
+    /* A VRAM tier below the model with everything resident in RAM: the plan pins some tensors
+     * in VRAM and the rest in RAM, each RAM-pinned one copied into a VRAM ring slot when
+     * acquired. The run once cached every handle of such a plan for good ("all pinned") and so
+     * kept a VRAM slot per RAM-pinned tensor: the fifth found all 4 slots held (VT_EBUDGET in
+     * the prefill). Then budgets that hold fewer than the default 4 slots of the largest piece:
+     * the run plans with fewer slots, down to 2 (vt_llama_min_tier_bytes); below that,
+     * vt_llama_open refuses with VT_EBUDGET naming the tensor and the sizes. Without a GPU the
+     * device tier is host memory and the host kernels run: logits bit-identical. On a GPU a VRAM
+     * budget needs the CUDA device, whose attention does not take this model's head dim: only
+     * the refusals run there (tests/run/vram_budget.sh covers the rest on the real model). */
+    {
+        uint64_t min_tier = 0;
+        char big[64];
+        REQ_RC(vt_llama_min_tier_bytes(s, &min_tier, big, sizeof big));
+        printf("min tier budget %llu bytes (2 slots of %s's largest piece); model %llu, "
+               "resident %llu\n",
+               (unsigned long long)min_tier, big, (unsigned long long)model_bytes,
+               (unsigned long long)resident);
+        REQ(min_tier == 2 * 8192 && !strcmp(big, "token_embd.weight")); /* a 64-row q8_0 chunk */
+        int gpu = vt_kernels_cuda_available();
+        if (gpu)
+            printf("a GPU is present: a VRAM budget needs the CUDA device, whose attention takes "
+                   "head dim 64 or 128, not %d: the VRAM-tier runs are skipped\n",
+                   HD);
+        const struct {
+            uint64_t vram, ram;
+            uint32_t slots; /* expected in the VRAM tier */
+        } cases[] = {
+            {model_bytes, 0, 4},      /* RAM-pinned tensors through the VRAM ring (the bug) */
+            {min_tier * 3 / 2, 0, 3}, /* 3 slots of the largest piece fit */
+            {min_tier, 0, 2},         /* the least that streams */
+            {min_tier, min_tier, 2},  /* and the RAM tier as small: read from disk */
+            {resident, 0, 0},         /* all in VRAM: nothing streams (handles held) */
+        };
+        for (size_t i = 0; !gpu && i < sizeof cases / sizeof cases[0]; i++) {
+            vram = cases[i].vram;
+            REQ(!run_model(s, cases[i].ram, VT_FMT_F16, toks, c, &read_q8));
+            vram = 0;
+            double e = 0;
+            for (int p = 0; p < NT + ND; p++) {
+                double ep = rel_err(c + (size_t)p * VOCAB, ref[p], VOCAB);
+                if (ep > e) e = ep;
+            }
+            printf("vram %llu, ram %llu: %u VRAM pins, %u RAM pins, %u VRAM slots of %llu, "
+                   "%u RAM slots; max relative error %.3g, %s\n",
+                   (unsigned long long)cases[i].vram, (unsigned long long)cases[i].ram,
+                   (unsigned)last_stats.vram.pinned_tensors, last_ram_pins, last_stats.vram.slots,
+                   (unsigned long long)last_stats.vram.slot_bytes, last_stats.ram.slots, e,
+                   memcmp(a, c, n * sizeof(float)) ? "DIFFERS" : "identical");
+            REQ(last_stats.vram.capacity >= cases[i].vram);
+            if (cases[i].slots) REQ(last_stats.vram.slots == cases[i].slots);
+            if (i == 0) REQ(last_ram_pins > 4 && last_stats.vram.pinned_tensors > 0);
+            REQ(memcmp(a, c, n * sizeof(float)) == 0);
+        }
+        /* a page below the least: refused at open, naming the tensor, the budget and the need */
+        const struct {
+            uint64_t vram, ram;
+            const char *tier;
+        } small[] = {{min_tier - 4096, 0, "VRAM budget of"},
+                     {0, min_tier - 4096, "RAM budget of"},
+                     {min_tier, min_tier - 4096, "RAM budget of"}};
+        for (size_t i = 0; i < sizeof small / sizeof small[0]; i++) {
+            vt_llama_opts o;
+            vt_llama_opts_init(&o);
+            o.ram_bytes = small[i].ram;
+            o.vram_bytes = small[i].vram;
+            o.use_cuda = small[i].vram && gpu;
+            o.max_ctx = 16;
+            vt_llama *m = NULL;
+            int rc = vt_llama_open(s, &o, &m);
+            printf("vram %llu, ram %llu: %s (%s)\n", (unsigned long long)small[i].vram,
+                   (unsigned long long)small[i].ram, vt_strerror(rc), vt_last_error());
+            char need[32];
+            snprintf(need, sizeof need, "%llu bytes needed", (unsigned long long)min_tier);
+            REQ(rc == VT_EBUDGET && !m && strstr(vt_last_error(), "token_embd.weight") &&
+                strstr(vt_last_error(), small[i].tier) && strstr(vt_last_error(), need));
+        }
+    }
 
     /* the 7-token prefill in chunks of 3 (then 3 + 3 + 1): same results within rounding */
     ubatch = 3;

@@ -485,6 +485,58 @@ int vt_llama_plan_bytes(vt_store *s, uint64_t *model_bytes, uint64_t *resident_b
     return rc;
 }
 
+/* Bytes of the largest piece of @p ti a tier slot must hold, as the streamer lays it out (each
+ * chunk page-aligned, then the aux blob): one store chunk when the tensor has several (with
+ * chunkwise, a tensor too large for a slot is streamed chunk by chunk), else the whole tensor. */
+static uint64_t piece_bytes(const vt_tensor_info *ti) {
+    uint64_t rows = ti->n_chunks > 1 ? ti->rows_per_chunk : ti->rows;
+    uint64_t raw = ti->n_chunks > 1
+                       ? vt_store_format_bytes(ti->format, ti->src_dtype, rows, ti->cols)
+                       : ti->raw_bytes;
+    uint64_t f = (raw + 4095) / 4096 * 4096 + (ti->aux_bytes + 4095) / 4096 * 4096;
+    return f ? f : 4096;
+}
+
+/* The largest piece over the schedule (*piece) and its tensor (*which, index into names). */
+static int schedule_piece(vt_store *s, char **names, size_t n, uint64_t *piece, size_t *which) {
+    *piece = 0;
+    *which = 0;
+    for (size_t i = 0; i < n; i++) {
+        vt_tensor_info ti;
+        int rc = vt_store_stat(s, names[i], &ti);
+        if (rc) return vt_fail(rc, "model tensor %s: %s", names[i], vt_strerror(rc));
+        uint64_t f = piece_bytes(&ti);
+        if (f > *piece) {
+            *piece = f;
+            *which = i;
+        }
+    }
+    return 0;
+}
+
+int vt_llama_min_tier_bytes(vt_store *s, uint64_t *min_bytes, char *tensor, size_t cap) {
+    vt_llama_hparams hp;
+    char **names = NULL;
+    size_t n = 0, which = 0;
+    uint64_t piece = 0;
+    int rc = vt_llama_hparams_load(s, &hp);
+    if (!rc) rc = schedule_names(&hp, &names, &n);
+    if (!rc) rc = schedule_piece(s, names, n, &piece, &which);
+    if (min_bytes) *min_bytes = rc ? 0 : VT_LLAMA_MIN_SLOTS * piece;
+    if (tensor && cap) snprintf(tensor, cap, "%s", !rc && n ? names[which] : "");
+    free_names(names, n);
+    return rc;
+}
+
+uint32_t vt_llama_ring_slots(uint64_t ram_bytes, uint64_t vram_bytes, uint64_t piece,
+                             uint32_t prefetch) {
+    uint32_t k = (prefetch ? prefetch : 2) + 2; /* the streamer's default */
+    uint64_t b = vram_bytes && vram_bytes < ram_bytes ? vram_bytes : ram_bytes;
+    uint64_t fit = piece ? (b / 4096 + (b % 4096 != 0)) * 4096 / piece : k; /* tiers: whole pages */
+    if (fit < k) k = fit < VT_LLAMA_MIN_SLOTS ? VT_LLAMA_MIN_SLOTS : (uint32_t)fit;
+    return k;
+}
+
 static int build_schedule(vt_llama *m) {
     int rc = schedule_names(&m->hp, &m->names, &m->n_names);
     uint64_t resident = 0;
@@ -554,13 +606,20 @@ static int pin_find(const vt_llama *m, const char *name) {
     }
 }
 
-/* Turn on the held-handle cache when the plan pinned every scheduled tensor. */
+/* Turn on the held-handle cache when the plan pinned every scheduled tensor in the top tier,
+ * the one handles point into. With a device tier only VRAM-pinned tensors stay put: a RAM-pinned
+ * one is copied into a VRAM ring slot on every acquire, and a handle held until close would keep
+ * that slot (the fifth such tensor then found all ring slots held). */
 static int pin_setup(vt_llama *m) {
+    vt_streamer_stats ss;
+    int rc = vt_streamer_get_stats(m->st, &ss);
+    if (rc) return rc;
+    vt_placement keep = ss.vram.capacity ? VT_PLACE_VRAM_PIN : VT_PLACE_RAM_PIN;
     for (size_t i = 0; i < m->n_names; i++) {
         vt_placement pl;
-        int rc = vt_streamer_placement(m->st, m->names[i], &pl);
+        rc = vt_streamer_placement(m->st, m->names[i], &pl);
         if (rc) return vt_fail(rc, "%s: %s", m->names[i], vt_streamer_errmsg(m->st));
-        if (pl != VT_PLACE_RAM_PIN && pl != VT_PLACE_VRAM_PIN) return 0;
+        if (pl != keep) return 0;
     }
     m->pin_cap = 16;
     while (m->pin_cap < 2 * m->n_names) m->pin_cap *= 2;
@@ -575,6 +634,79 @@ static int pin_setup(vt_llama *m) {
     }
     m->all_pinned = 1;
     return 0;
+}
+
+/* The first scheduled tensor the plan left too large for a ring slot, or -1. */
+static int oversize_tensor(vt_llama *m, int64_t *which) {
+    *which = -1;
+    for (size_t i = 0; i < m->n_names; i++) {
+        vt_placement pl;
+        int rc = vt_streamer_placement(m->st, m->names[i], &pl);
+        if (rc) return vt_fail(rc, "%s: %s", m->names[i], vt_streamer_errmsg(m->st));
+        if (pl == VT_PLACE_OVERSIZE) {
+            *which = (int64_t)i;
+            return 0;
+        }
+    }
+    return 0;
+}
+
+/* Open the streamer and plan the schedule. The run holds one streamed handle at a time (the
+ * tied head's, kept from one step to the next, is given back before anything else is acquired),
+ * so any number of ring slots >= 2 serves it: when the budgets cannot hold the default count of
+ * slots of the largest piece (the plan leaves tensors oversize), it opens again with as many as
+ * fit, down to 2. Below that, VT_EBUDGET naming the tensor and the sizes. */
+static int open_streamer(vt_llama *m) {
+    uint64_t piece;
+    size_t big;
+    int rc = schedule_piece(m->store, m->names, m->n_names, &piece, &big);
+    if (rc) return rc;
+    vt_tier_config tc = {0};
+    tc.vram_bytes = m->o.vram_bytes;
+    tc.ram_bytes = m->o.ram_bytes;
+    tc.prefetch = m->o.prefetch;
+    tc.chunkwise = 1;
+    uint32_t k = vt_llama_ring_slots(~0ull, 0, 0, m->o.prefetch); /* the default */
+    for (;;) {
+        tc.ring_slots = k;
+        int64_t over;
+        if ((rc = vt_streamer_open(m->store, &tc, &m->st))) return rc;
+        if ((rc = vt_streamer_plan(m->st, (const char *const *)m->names, m->n_names,
+                                   VT_SCHEDULE_CYCLIC)) ||
+            (rc = oversize_tensor(m, &over)))
+            return rc;
+        if (over < 0) return 0;
+        vt_streamer_close(m->st);
+        m->st = NULL;
+        uint32_t fit = vt_llama_ring_slots(tc.ram_bytes, tc.vram_bytes, piece, m->o.prefetch);
+        if (k > VT_LLAMA_MIN_SLOTS) {
+            k = fit < k ? fit : k - 1;
+            continue;
+        }
+        vt_tensor_info ti;
+        uint64_t p = vt_store_stat(m->store, m->names[over], &ti) ? 0 : piece_bytes(&ti);
+        uint64_t need = (uint64_t)VT_LLAMA_MIN_SLOTS * piece;
+        int vram_short = tc.vram_bytes && (tc.vram_bytes + 4095) / 4096 * 4096 < need;
+        if (!vram_short && (tc.ram_bytes + 4095) / 4096 * 4096 >= need) /* not expected */
+            return vt_fail(VT_EBUDGET,
+                           "tensor %s (a piece of %llu bytes) fits no ring slot of the plan with "
+                           "%u slots (ram %llu, vram %llu bytes)",
+                           m->names[over], (unsigned long long)p, k,
+                           (unsigned long long)tc.ram_bytes, (unsigned long long)tc.vram_bytes);
+        char also[320] = "";
+        if ((size_t)over != big)
+            snprintf(also, sizeof also, " (the largest piece is %s's, %llu bytes)", m->names[big],
+                     (unsigned long long)piece);
+        return vt_fail(VT_EBUDGET,
+                       "tensor %s needs a ring slot of %llu bytes and the run streams through at "
+                       "least %u slots of the largest piece%s: the %s budget of %llu bytes is "
+                       "below the %llu bytes needed (ram %llu, vram %llu bytes)",
+                       m->names[over], (unsigned long long)p, VT_LLAMA_MIN_SLOTS, also,
+                       vram_short ? "VRAM" : "RAM",
+                       (unsigned long long)(vram_short ? tc.vram_bytes : tc.ram_bytes),
+                       (unsigned long long)need, (unsigned long long)tc.ram_bytes,
+                       (unsigned long long)tc.vram_bytes);
+    }
 }
 
 int vt_llama_open(vt_store *s, const vt_llama_opts *o, vt_llama **out) {
@@ -627,15 +759,7 @@ int vt_llama_open(vt_store *s, const vt_llama_opts *o, vt_llama **out) {
     for (uint32_t l = 0; l < m->hp.n_layers; l++)
         if ((rc = vt_kv_cache_create(&cc, &m->kv[l]))) goto fail;
 
-    vt_tier_config tc = {0};
-    tc.vram_bytes = m->o.vram_bytes;
-    tc.ram_bytes = m->o.ram_bytes;
-    tc.prefetch = m->o.prefetch;
-    tc.chunkwise = 1;
-    if ((rc = vt_streamer_open(s, &tc, &m->st))) goto fail;
-    if ((rc = vt_streamer_plan(m->st, (const char *const *)m->names, m->n_names,
-                               VT_SCHEDULE_CYCLIC)))
-        goto fail;
+    if ((rc = open_streamer(m))) goto fail;
     if ((rc = pin_setup(m))) goto fail;
     *out = m;
     return 0;

@@ -11,9 +11,13 @@
  *
  * With a tied head (no output.weight) the acquire of token_embd that computes the logits of one
  * step is held and also serves the embedding rows of the next step, so every pass of the
- * schedule acquires each tensor exactly once. When the plan pins every tensor (nothing streams,
- * e.g. the default all-resident budget) each is acquired on its first use and held until
- * vt_llama_close, so later passes make no streamer calls (and count no acquires or hits).
+ * schedule acquires each tensor exactly once. When the plan pins every tensor in the top tier
+ * (nothing streams, e.g. the default all-resident budget; with a device tier, every tensor
+ * pinned in VRAM: a RAM-pinned one still passes through a VRAM ring slot) each is acquired on its
+ * first use and held until vt_llama_close, so later passes make no streamer calls (and count no
+ * acquires or hits). Otherwise the run holds one streamed handle at a time, so it works with any
+ * number of ring slots from 2: when the budgets cannot hold the streamer's default count of the
+ * largest piece, vt_llama_open plans with fewer (vt_llama_ring_slots).
  * Tensors larger than a ring slot are streamed part by part (the store's chunks). Matrix products
  * run through vt_gemv / vt_gemm (vtstore/kernels.h) where the acquired handle lives; attention
  * through vt_attn_forward with a KV cache in a chosen format (vtstore/attn.h).
@@ -86,6 +90,25 @@ int vt_llama_hparams_load(vt_store *s, vt_llama_hparams *hp);
  *  Errors: those of vt_llama_hparams_load. */
 int vt_llama_plan_bytes(vt_store *s, uint64_t *model_bytes, uint64_t *resident_bytes);
 
+/** The fewest ring slots the run opens its streamer with (the streamer's own minimum). */
+#define VT_LLAMA_MIN_SLOTS 2u
+
+/** The smallest RAM or VRAM budget that can stream this model (*min_bytes): VT_LLAMA_MIN_SLOTS
+ *  ring slots of the largest piece of the schedule (one store chunk of a tensor with several,
+ *  else the whole tensor, each chunk page-aligned plus its aux blob). @p tensor (@p cap bytes;
+ *  may be NULL) gets the name of the tensor with that piece. A budget that holds the whole model
+ *  may be smaller (nothing streams). Errors: those of vt_llama_hparams_load, VT_ENOTFOUND. */
+int vt_llama_min_tier_bytes(vt_store *s, uint64_t *min_bytes, char *tensor, size_t cap);
+
+/** Ring slots for budgets @p ram_bytes and @p vram_bytes (0: no device tier) when the largest
+ *  streamed piece is @p piece bytes: the streamer's default (prefetch + 2, prefetch 0 = 2) when
+ *  both budgets (rounded up to whole pages, as the tiers are) hold that many pieces, else as
+ *  many as the smaller holds, at least
+ *  VT_LLAMA_MIN_SLOTS. vt_llama_open opens with the default and, when the plan leaves a tensor
+ *  too large for a slot, again with this count (then one less each time, down to the minimum). */
+uint32_t vt_llama_ring_slots(uint64_t ram_bytes, uint64_t vram_bytes, uint64_t piece,
+                             uint32_t prefetch);
+
 typedef struct vt_llama_opts {
     uint64_t vram_bytes; /* device tier budget (0: none on CPU; all resident with use_cuda) */
     uint64_t ram_bytes;  /* RAM tier budget; 0 = everything resident (model bytes + slots) */
@@ -103,8 +126,10 @@ typedef struct vt_llama vt_llama;
 
 /** Load hyperparameters, open a streamer over @p s (borrowed: it must outlive the model), plan
  *  the schedule and create the KV cache. Errors: those of vt_llama_hparams_load,
- *  vt_streamer_open/plan (VT_EBUDGET...), vt_kv_cache_create (VT_EUNSUPPORTED KV format),
- *  VT_ENODEV (use_cuda without CUDA), -ENOMEM. */
+ *  vt_streamer_open/plan (VT_EBUDGET...), VT_EBUDGET when even VT_LLAMA_MIN_SLOTS ring slots
+ *  leave a tensor too large for a slot (a budget below vt_llama_min_tier_bytes that cannot pin
+ *  it: the message names the tensor, its piece, the budgets and the bytes needed),
+ *  vt_kv_cache_create (VT_EUNSUPPORTED KV format), VT_ENODEV (use_cuda without CUDA), -ENOMEM. */
 int vt_llama_open(vt_store *s, const vt_llama_opts *o, vt_llama **out);
 
 /** Free everything (NULL is a no-op). */
