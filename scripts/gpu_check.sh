@@ -28,6 +28,7 @@
 # memcheck_test_streamer_gpu"), for a run that must fit what is left of a lease.
 #
 # Environment: OUT, GPU_CHECK_BUILD, GPU_CHECK_BUDGET, GPU_CHECK_ONLY, GPU_CHECK_SKIP,
+# GPU_CHECK_TARGETS (build only these targets),
 # GPU_CHECK_JOBS (default nproc),
 # GPU_CHECK_ARCH (CMAKE_CUDA_ARCHITECTURES; default: the GPU's own, e.g. 90), GPU_CHECK_MODEL,
 # PYTHON (default python3).
@@ -129,7 +130,9 @@ ARCH=${GPU_CHECK_ARCH:-$(nvidia-smi --query-gpu=compute_cap --format=csv,noheade
 # ---- 2. build ---------------------------------------------------------------------------------
 step configure 120 cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DVT_CUDA=ON \
     -DCMAKE_CUDA_COMPILER="$NVCC" "-DCMAKE_CUDA_ARCHITECTURES=$ARCH"
-step build 360 cmake --build "$BUILD" -j "$JOBS"
+# GPU_CHECK_TARGETS="t1 t2 ...": build only those targets (a short lease: the host-emulation
+# tests are the slowest part of the build and run on any machine)
+step build 360 cmake --build "$BUILD" -j "$JOBS" ${GPU_CHECK_TARGETS:+--target $GPU_CHECK_TARGETS}
 if ! grep -q '^PASS *build ' "$SUMMARY"; then
     log "gpu_check: the build failed or timed out; the remaining steps need it"
     for s in ctest_gpu sanitizers benchmarks vtstore_run; do skip "$s" "no build"; done
@@ -187,6 +190,9 @@ if want bench; then
     step bench_attn_gpu 90 "$BUILD/bench/attn/bench_attn_gpu" 8192 65536 5 # writes ./bench_attn_gpu.json
     if [ "$TORCH" = 1 ]; then
         step sdpa_baseline 90 "$PY" "$ROOT/bench/attn/sdpa_baseline.py" 8192 65536 5
+        [ -f "$OUT/bench_attn_gpu.json" ] && [ -f "$OUT/sdpa_baseline.json" ] &&
+            step compare_sdpa 20 "$PY" "$ROOT/bench/attn/compare_sdpa.py" \
+                "$OUT/bench_attn_gpu.json" "$OUT/sdpa_baseline.json"
     else
         skip sdpa_baseline "PyTorch with CUDA not importable by $PY"
     fi
