@@ -1,7 +1,8 @@
 /* kernels/cuda/gemv.cu — fused dequantize + GEMV, y[b] = W x[b] for batch 1..8.
- * Batch 1-2 on dense rows: the register kernel (gemv_rows.cuh: R rows per CTA, x in registers
- * reused across them, units decoded straight from global memory; VT_GEMV_KERNEL=staged gives
- * the staged kernel below instead, the A/B of bench_kernels). Batch 3-8 and 2:4 rows:
+ * Batch 1-2 on dense rows (but awq_int4, q6_k and int8: gvr_pays): the register kernel
+ * (gemv_rows.cuh: R rows per CTA, x in registers reused across them, units decoded straight from
+ * global memory; VT_GEMV_KERNEL=staged gives the staged kernel below instead, the A/B of
+ * bench_kernels). Batch 3-8 and 2:4 rows:
  * one warp per row. Row-blocked formats (gemv_staged, up to 8 warps per CTA: gv_cfg): the warp
  * stages G x 32 units of its row (about 2 KiB) into shared memory with aligned 16-byte loads;
  * the CTA loads x 1024 columns at a time into shared memory (coalesced, swizzled:
@@ -92,7 +93,7 @@ struct gv_launch {
                                                                          p, x, y, nb, xvec, st);
             }
         }
-        if constexpr (NB <= 2) {
+        if constexpr (NB <= 2 && gvr_pays<F>()) {
             if (rowsk && !sparse) {
                 constexpr int R = gvr_cfg<NB>::R;
                 gemv_rows<F, NB>

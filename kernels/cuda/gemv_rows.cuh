@@ -19,6 +19,14 @@
 
 #define GVR_W 4 /* warps per CTA */
 
+/* Formats gemv.cu gives this kernel: on an H200 (docs/BENCHMARKS.md, 2026-11-26) it was slower
+ * than the staged kernel for awq_int4 (x divided by the channel scales per lane and unit: 2x),
+ * q6_k (210-byte blocks decoded bytewise from global memory: 1.2x) and int8 (1.07x at
+ * 8192 x 28672), and faster for the others (f16 6x, q4_0/q4_1/nf4/q8_0 1.2-1.3x). */
+template <int F> constexpr bool gvr_pays() {
+    return F != VT_FMT_AWQ_INT4 && F != VT_FMT_Q6_K && F != VT_FMT_INT8;
+}
+
 /* Rows per CTA: x in registers is 32 x NB floats per lane, so fewer rows at batch 2 */
 template <int NB> struct gvr_cfg { static constexpr int R = NB == 1 ? 4 : 2; };
 
