@@ -1,18 +1,24 @@
 /* kernels/cuda/dequant.cu — dequantize a weight handle on the device to f32/f16/bf16.
- * Row-blocked formats: a CTA of 256 threads stages the bytes of 256 units (8192 values) of one
- * row, or of consecutive rows when rows are whole blocks and units (dq_tile.cuh, flat mode),
- * into shared memory with 16-byte loads, each thread decodes one unit in registers, and the
- * decoded tile goes back through shared memory so that the CTA's 16-byte stores are coalesced
- * (dq_tile.cuh; when the output rows are 16-byte aligned, else per-thread stores). nf4_dq runs
- * the same kernel decoding its units from global memory (its blocks are not row-local); 2:4
- * layouts decode straight from global memory, 64 columns per thread, and store through the same
- * shared-memory transpose (dequant_sparse). */
+ * Row-blocked formats (dequant_staged, body in dq_tile.cuh vt_dqk_body): about one wave of CTAs
+ * of 256 threads, each over a sequence of tiles of 256 units (8192 values) of one row, or of
+ * consecutive rows when rows are whole blocks and units (flat mode). A tile's bytes are staged
+ * into shared memory by cp.async one tile ahead (two buffers), each thread decodes one unit
+ * from shared memory with word loads into registers, and the decoded tile goes back through
+ * shared memory so that the CTA's 16-byte stores are coalesced (when the output rows are 16-byte
+ * aligned, else per-thread stores). nf4_dq decodes its units from global memory (its blocks are
+ * not row-local). AWQ divides by the channel scales kept per thread in shared memory. f32/f16/
+ * bf16 weights are converted (copied for the same type) 16 bytes at a time (dequant_plain).
+ * 2:4 layouts decode straight from global memory, 64 columns per thread, and store through the
+ * same shared-memory transpose (dequant_sparse). */
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
+
+#include <atomic>
 
 #include "cuda_util.cuh"
 #include "dq_tile.cuh"
 #include "kparams.cuh"
+#include "simt_dev.cuh"
 
 #define DQ_THREADS 256
 
@@ -43,52 +49,45 @@ __device__ __forceinline__ void store_vals(void *out, uint64_t o, const float *v
     }
 }
 
-/* Shared bytes of dequant_staged: the staged row bytes of 256 units, reused for the output tile
- * (256 units x 32 values of type T) once every thread has decoded its unit. */
-template <int F, int T> struct dq_smem_bytes {
-    static constexpr int BE = vt_fmt_traits<F>::BE, BB = vt_fmt_traits<F>::BB;
-    static constexpr int stage = DQ_THREADS * 32 / BE * BB + 32;
-    static constexpr int tile = DQ_THREADS * vt_dqt<T>::C * 16;
-    static constexpr int value = stage > tile ? stage : tile;
-};
-
+/* Dense quantized layouts: a grid of about one wave of CTAs, each over tiles of 256 units
+ * (dq_tile.cuh vt_dqk_body). Dynamic shared memory: with f32 output the q8_0/int8 CTA needs
+ * more than 48 KiB. */
 template <int F, int T>
-__global__ void __launch_bounds__(DQ_THREADS)
-    dequant_staged(vt_kp p, uint64_t tiles_per_row, bool flat, void *out, bool vec) {
-    __shared__ float lut[32];
-    __shared__ __align__(16) uint8_t sm[dq_smem_bytes<F, T>::value];
-    vt_dq_lut_init(lut);
-    const vt_dqt_span sp = vt_dqt_cta<F>(p, flat, tiles_per_row, blockIdx.x, DQ_THREADS);
-    uint32_t sh = 0;
-    if constexpr (F != VT_FMT_NF4_DQ) /* nf4_dq blocks are not row-local: decoded from global */
-        sh = vt_stage(sm, p.data, p.bytes, sp.b0, (uint32_t)(sp.b1 - sp.b0), threadIdx.x,
-                      DQ_THREADS);
-    __syncthreads();
-    const uint64_t g = sp.g0 + threadIdx.x, units = vt_units(p.cols);
-    const bool live = g < sp.g1;
-    const uint64_t r = g / units, u = g - r * units;
-    vt_dq_ctx c = {lut, p.tensor_scale, p.aux, p.cols};
-    float v[32];
-    if (live) {
-        if constexpr (F == VT_FMT_NF4_DQ)
-            vt_dq_unit_nf4dq(p.data, p.bpr, r, u, c, v);
-        else
-            vt_dq_unit<F>(sm + sh + (vt_dqt_boff<F>(p, g) - sp.b0), u, 32 * u, c, v);
+__global__ void __launch_bounds__(VT_DQK_THREADS)
+    dequant_staged(vt_kp p, uint64_t tpr, uint64_t ntiles, bool flat, void *out, bool vec) {
+    extern __shared__ __align__(16) unsigned char dq_dyn[];
+    vt_simt_dev cx;
+    vt_dqk_body<F, T>(cx, p, flat, tpr, ntiles, blockIdx.x, gridDim.x, out, vec,
+                      *reinterpret_cast<vt_dqk_smem<F, T> *>(dq_dyn));
+}
+
+/* f32/f16/bf16 weights: a vectorized conversion (a copy for the same type), dq_tile.cuh. */
+template <int F, int T>
+__global__ void __launch_bounds__(DQ_THREADS) dequant_plain(vt_kp p, void *out, bool vec) {
+    vt_dqp_body<F, T>(p, out, vec, (uint64_t)blockIdx.x * DQ_THREADS + threadIdx.x,
+                      (uint64_t)gridDim.x * DQ_THREADS);
+}
+
+static int dq_sm_count(void) {
+    static std::atomic<int> cache[64];
+    int dev = 0;
+    if (cudaGetDevice(&dev) != cudaSuccess || dev < 0 || dev >= 64) return 132;
+    int n = cache[dev].load(std::memory_order_relaxed);
+    if (!n) {
+        if (cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess ||
+            n <= 0)
+            n = 132;
+        cache[dev].store(n, std::memory_order_relaxed);
     }
-    if (vec) {
-        /* through shared memory (dq_tile.cuh): coalesced stores of the tile's output range */
-        __syncthreads(); /* every thread has read its staged bytes */
-        if (live) vt_dqt_put<T>((uint4 *)sm, threadIdx.x, v);
-        __syncthreads();
-        uint32_t nq = (uint32_t)(sp.n * vt_dqt<T>::ES / 16); /* vec: cols % 8 == 0 */
-        vt_dqt_store<T>((uint4 *)((uint8_t *)out + sp.o * vt_dqt<T>::ES), (const uint4 *)sm, nq,
-                        threadIdx.x, DQ_THREADS);
-        return;
+    return n;
+}
+
+static uint64_t dq_gcd(uint64_t a, uint64_t b) {
+    while (b) {
+        uint64_t t = a % b;
+        a = b, b = t;
     }
-    if (!live) return;
-    uint64_t cu = 32 * u;
-    uint32_t n = (uint32_t)(p.cols - cu < 32 ? p.cols - cu : 32);
-    store_vals<T, 32>(out, r * p.cols + cu, v, n, false);
+    return a;
 }
 
 /* 2:4 layouts: 128 compressed units (8192 values) of one row per CTA (dq_tile.cuh). With
@@ -140,12 +139,51 @@ struct dq_launch {
                 return vt_cuda_launch_check("vt_dequant kernel launch");
             }
         }
-        uint64_t tpr = (vt_units(p.cols) + DQ_THREADS - 1) / DQ_THREADS;
-        const bool flat = vt_dqt_flat<F>(p);
-        uint64_t ctas =
-            flat ? (p.rows * vt_units(p.cols) + DQ_THREADS - 1) / DQ_THREADS : p.rows * tpr;
-        dequant_staged<F, T><<<(unsigned)ctas, DQ_THREADS, 0, st>>>(p, tpr, flat, out, vec);
-        return vt_cuda_launch_check("vt_dequant kernel launch");
+        const int sms = dq_sm_count();
+        if constexpr (F == VT_FMT_F32 || F == VT_FMT_F16 || F == VT_FMT_BF16) {
+            const uint64_t n = p.rows * p.cols;
+            const bool pv = p.row_bytes == p.cols * vt_dqp<F>::IES &&
+                            ((uintptr_t)p.data & 15) == 0 && ((uintptr_t)out & 15) == 0;
+            /* 8 CTAs of 256 threads per SM, each thread a few 16-byte steps */
+            uint64_t ctas = (n / 8 + DQ_THREADS - 1) / DQ_THREADS;
+            if (ctas > (uint64_t)sms * 8 * 4) ctas = (uint64_t)sms * 8 * 4;
+            if (ctas == 0) ctas = 1;
+            dequant_plain<F, T><<<(unsigned)ctas, DQ_THREADS, 0, st>>>(p, out, pv);
+            return vt_cuda_launch_check("vt_dequant kernel launch");
+        } else {
+            using S = vt_dqk_smem<F, T>;
+            auto kern = dequant_staged<F, T>;
+            static std::atomic<unsigned long long> set;
+            static std::atomic<int> occ_cache[64];
+            int rc = vt_cuda_smem_optin(kern, sizeof(S), set, "vt_dequant: shared memory");
+            if (rc) return rc;
+            int dev = 0, occ = 0;
+            if (cudaGetDevice(&dev) != cudaSuccess || dev < 0 || dev >= 64) dev = -1;
+            if (dev >= 0) occ = occ_cache[dev].load(std::memory_order_relaxed);
+            if (!occ) {
+                if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&occ, kern, VT_DQK_THREADS,
+                                                                  sizeof(S)) != cudaSuccess ||
+                    occ <= 0)
+                    occ = 1;
+                if (dev >= 0) occ_cache[dev].store(occ, std::memory_order_relaxed);
+            }
+            const uint64_t units = vt_units(p.cols);
+            const uint64_t tpr = (units + VT_DQK_THREADS - 1) / VT_DQK_THREADS;
+            const bool flat = vt_dqt_flat<F>(p);
+            const uint64_t ntiles =
+                flat ? (p.rows * units + VT_DQK_THREADS - 1) / VT_DQK_THREADS : p.rows * tpr;
+            uint64_t grid = (uint64_t)sms * (uint64_t)occ;
+            if (F == VT_FMT_AWQ_INT4 && p.aux) {
+                /* a multiple of the period after which a thread's column repeats, so that each
+                 * thread loads its 32 channel scales once */
+                const uint64_t per = flat ? units / dq_gcd(units, VT_DQK_THREADS) : tpr;
+                grid = grid >= per ? grid / per * per : per;
+            }
+            if (grid > ntiles) grid = ntiles;
+            if (grid == 0) return 0;
+            kern<<<(unsigned)grid, VT_DQK_THREADS, sizeof(S), st>>>(p, tpr, ntiles, flat, out, vec);
+            return vt_cuda_launch_check("vt_dequant kernel launch");
+        }
     }
     template <int F> int run() {
         if (sparse && F == VT_FMT_NF4_DQ) return vt_fail(VT_EUNSUPPORTED, "vt_dequant: nf4_dq+2:4");

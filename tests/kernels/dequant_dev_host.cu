@@ -10,10 +10,15 @@
 
 #include "dq_tile.cuh"
 #include "kparams.cuh"
+#include "simt_host.cuh"
 
 extern "C" int kt_host_decode(const vt_kdesc *d, int mode, float *out, char *why, size_t cap);
+extern "C" void kt_host_decode_counts(unsigned long long *multi, unsigned long long *plain_vec);
 
 namespace {
+
+/* grids where a CTA covered several tiles; plain weights converted in 16-byte steps */
+unsigned long long n_multi, n_grid_runs, n_plain_vec;
 
 /* The kernels' staging geometry (dequant.cu DQ_THREADS, gemv.cu gv_geom). */
 template <int F> struct geom {
@@ -81,25 +86,43 @@ struct host_dec {
         return rc;
     }
 
-    /* dequant_staged's CTA for every tile (row mode, or flat mode across rows: dq_tile.cuh's
-     * vt_dqt_cta, as the kernel), or dequant_sparse's for 2:4 layouts; output type T through
-     * the shared-memory transpose (the kernels' path when output rows are 16-byte aligned:
-     * cols % 8 == 0); f16 results are widened back to f32 in out. Tile area and output
-     * poisoned: a slot or value never written shows. */
+    /* dequant_staged's grid (dq_tile.cuh vt_dqk_body) on the emulated CTA of simt_host.cuh:
+     * `grid` CTAs, each over tiles k0, k0 + grid, ... (row mode, or flat mode across rows),
+     * cp.async copies landing at issue in odd CTAs and at the retiring wait_group in even ones,
+     * shared memory poisoned and guarded; the output through the tile area when cols % 8 == 0,
+     * else each thread's stores. dequant_sparse's tile for 2:4 layouts, dequant_plain's body
+     * (16-byte steps when contiguous and aligned, else value by value) for f32/f16/bf16. Output
+     * type T; f16 results are widened back to f32 in out. Output poisoned: a value never
+     * written shows. */
+    template <int F, int T> struct cta_ctx {
+        const vt_kp *p;
+        bool flat, vec;
+        uint64_t tpr, ntiles, k0, grid;
+        void *out;
+        vt_dqk_smem<F, T> *sm;
+        cta *c;
+        static void run(void *ctx, int tid) {
+            auto *s = static_cast<cta_ctx *>(ctx);
+            host_cx cx{s->c, tid, {}, {}};
+            vt_dqk_body<F, T>(cx, *s->p, s->flat, s->tpr, s->ntiles, s->k0, s->grid, s->out, s->vec,
+                              *s->sm);
+            if (!cx.cp_idle()) s->c->fail("cp.async copies still in flight when the thread ended");
+        }
+    };
+
     template <int F, int T> int tiled(const vt_kp &p, const vt_dq_ctx &c, bool flat) {
-        if (p.cols % 8) return 77;
-        if (flat && (d->sparse || !vt_dqt_flat<F>(p))) return 77;
+        constexpr bool PLAIN = F == VT_FMT_F32 || F == VT_FMT_F16 || F == VT_FMT_BF16;
+        if (flat && (d->sparse || PLAIN || !vt_dqt_flat<F>(p))) return 77;
+        if (d->sparse && p.cols % 8) return 77;
         constexpr int ES = vt_dqt<T>::ES, C = vt_dqt<T>::C;
-        const int smem = geom<F>::DQ_SMEM;
-        uint8_t *sm = (uint8_t *)aligned_alloc(16, (size_t)smem + 16);
         uint4 *so = (uint4 *)aligned_alloc(16, 256 * C * 16);
         size_t ob = ((size_t)(p.rows * p.cols * ES) + 15) / 16 * 16;
         uint8_t *o = (uint8_t *)aligned_alloc(16, ob ? ob : 16);
-        int rc = sm && so && o ? 0 : -12;
+        int rc = so && o ? 0 : -12;
         if (!rc) memset(o, 0xFF, ob); /* NaN in f32 and f16 */
         const uint64_t units = vt_units(p.cols), tpr = (units + 255) / 256;
-        const uint64_t ctas = flat ? (p.rows * units + 255) / 256 : p.rows * tpr;
-        if (d->sparse) { /* dequant_sparse's CTAs: 128 compressed units of a row each */
+        if (rc) {
+        } else if (d->sparse) { /* dequant_sparse's CTAs: 128 compressed units of a row each */
             if constexpr (F != VT_FMT_NF4_DQ) {
                 const uint64_t hn = vt_sparse_units(p.cols);
                 for (uint64_t r = 0; r < p.rows && !rc; r++)
@@ -113,32 +136,52 @@ struct host_dec {
                                             (uint32_t)(n * ES / 16), t, 256);
                     }
             }
-        }
-        for (uint64_t k = 0; k < ctas && !rc && !d->sparse; k++) {
-            const vt_dqt_span sp = vt_dqt_cta<F>(p, flat, tpr, k, 256);
-            if (F != VT_FMT_NF4_DQ && /* nf4_dq stages nothing */
-                ((uintptr_t)(p.data + sp.b0) & 15) + (sp.b1 - sp.b0) > (uint64_t)smem) {
-                snprintf(why, cap, "CTA %llu: staging %llu bytes > smem %d", (unsigned long long)k,
-                         (unsigned long long)(sp.b1 - sp.b0), smem);
-                rc = 1;
-                break;
+        } else if constexpr (PLAIN) { /* dequant_plain: 5 "threads" (a ragged share each) */
+            const bool vec =
+                p.row_bytes == p.cols * vt_dqp<F>::IES && ((uintptr_t)p.data & 15) == 0;
+            n_plain_vec += vec;
+            for (uint64_t t = 0; t < 5; t++) vt_dqp_body<F, T>(p, o, vec, t, 5);
+        } else {
+            using S = vt_dqk_smem<F, T>;
+            const uint64_t ntiles = flat ? (p.rows * units + 255) / 256 : p.rows * tpr;
+            /* every tile's staged bytes (with the word loads' 4-byte overrun) fit a buffer */
+            for (uint64_t k = 0; k < ntiles && F != VT_FMT_NF4_DQ; k++) {
+                const vt_dqt_span sp = vt_dqt_cta<F>(p, flat, tpr, k, 256);
+                uint64_t need = ((uintptr_t)(p.data + sp.b0) & 15) + (sp.b1 - sp.b0) + 4;
+                if (need > (uint64_t)S::STAGE) {
+                    snprintf(why, cap, "tile %llu: staging %llu bytes > stage buffer %d",
+                             (unsigned long long)k, (unsigned long long)need, S::STAGE);
+                    rc = 1;
+                    break;
+                }
             }
-            memset(sm, 0xA5, (size_t)smem + 16);
-            uint32_t sh = 0;
-            for (int t = 0; t < 256 && F != VT_FMT_NF4_DQ; t++)
-                sh = vt_stage(sm, p.data, p.bytes, sp.b0, (uint32_t)(sp.b1 - sp.b0), t, 256);
-            memset(so, 0xEE, 256 * C * 16);
-            for (int t = 0; t < 256 && sp.g0 + t < sp.g1; t++) {
-                float v[32];
-                const uint64_t g = sp.g0 + t, r = g / units, u = g % units;
-                if constexpr (F == VT_FMT_NF4_DQ) /* as dequant.cu: from global memory */
-                    vt_dq_unit_nf4dq(p.data, p.bpr, r, u, c, v);
-                else
-                    vt_dq_unit<F>(sm + sh + (vt_dqt_boff<F>(p, g) - sp.b0), u, 32 * u, c, v);
-                vt_dqt_put<T>(so, t, v);
+            /* grids of 1 CTA (all tiles in one) and of 3 (or fewer when there are fewer tiles) */
+            for (uint64_t grid = 1; grid <= 3 && !rc; grid += 2) {
+                const uint64_t gn = grid < ntiles ? grid : ntiles;
+                smem_buf sb(sizeof(S));
+                cta cx;
+                for (uint64_t k0 = 0; k0 < gn && !rc; k0++) {
+                    memset(sb.p, 0xFF, sb.n);
+                    cx.smem_lo = sb.p, cx.smem_hi = sb.p + sb.n;
+                    cx.cp_late = (k0 & 1) == 0;
+                    cx.err[0] = 0;
+                    cta_ctx<F, T> h{&p,  flat,   p.cols % 8 == 0,
+                                    tpr, ntiles, k0,
+                                    gn,  o,      reinterpret_cast<S *>(sb.p),
+                                    &cx};
+                    if (run_cta(cx, 256, cta_ctx<F, T>::run, &h, 64 * 1024)) {
+                        snprintf(why, cap, "grid %llu CTA %llu: %s", (unsigned long long)gn,
+                                 (unsigned long long)k0, cx.err);
+                        rc = 1;
+                    } else if (!sb.guard_ok()) {
+                        snprintf(why, cap, "grid %llu CTA %llu wrote past its shared memory",
+                                 (unsigned long long)gn, (unsigned long long)k0);
+                        rc = 1;
+                    }
+                }
+                n_grid_runs++;
+                if (gn == grid && grid > 1 && ntiles > grid) n_multi++;
             }
-            for (int t = 0; t < 256; t++)
-                vt_dqt_store<T>((uint4 *)(o + sp.o * ES), so, (uint32_t)(sp.n * ES / 16), t, 256);
         }
         for (uint64_t i = 0; !rc && i < p.rows * p.cols; i++) {
             if (T == 0) {
@@ -149,7 +192,7 @@ struct host_dec {
                 out[i] = __half2float(__ushort_as_half(h));
             }
         }
-        free(sm), free(so), free(o);
+        free(so), free(o);
         return rc;
     }
 
@@ -172,6 +215,11 @@ struct host_dec {
 /* Decode every value of the weight described by d into out[rows][cols] with the CUDA decoders
  * run on the host. Returns 0, 77 when @p mode has no path for this layout, 1 with why filled,
  * or a vt_fail code. */
+extern "C" void kt_host_decode_counts(unsigned long long *multi, unsigned long long *plain_vec) {
+    *multi = n_multi;
+    *plain_vec = n_plain_vec;
+}
+
 extern "C" int kt_host_decode(const vt_kdesc *d, int mode, float *out, char *why, size_t cap) {
     host_dec h;
     h.d = d;
