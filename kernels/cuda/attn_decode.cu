@@ -2,17 +2,25 @@
  *
  * Grid (split, K/V head, row chunk). A CTA takes up to RB query rows that share one K/V head
  * (the group's query heads x the Nq queries) and the keys of its split; each of its 4 warps
- * walks tiles of 32 keys. Scores: D/8 consecutive lanes per key, each dequantizing 8 values of
- * the K row in its stored format (rows read coalesced) and taking the dot products with all RB
- * rows (Q in shared memory), so every K byte is read once for the whole group; the partial sums
- * meet by shuffles. Online softmax per row with lane = key, probabilities through shared memory,
- * then P V with lanes along D (V rows read coalesced in their stored format). Quantized caches
- * come through shared memory: each warp copies its next tile's stored K and V bytes by cp.async
- * while it computes the current one (two stages per warp); f32/f16/bf16 caches are read from
- * global memory into registers, several steps' rows in flight. The warps' partial
- * (max, sum, accumulator) are merged in shared memory; with several splits each CTA writes its
- * partial to a workspace and a combine kernel merges the splits by their log-sum-exp. The split
- * count comes from the SM count. */
+ * walks tiles of 32 keys, so every K/V byte is read once for the whole group. Online softmax per
+ * row with lane = key; the warps' partial (max, sum, accumulator) are merged in shared memory;
+ * with several splits each CTA writes its partial to a workspace and a combine kernel merges the
+ * splits by their log-sum-exp.
+ *
+ * f32/f16/bf16 caches (at DRAM bandwidth): rows from global memory into registers, several
+ * steps' rows in flight; scores with D/8 consecutive lanes per key (coalesced) meeting by
+ * shuffles, probabilities through shared memory, P V with lanes along D. About 4 CTAs per SM.
+ *
+ * Quantized caches: each warp copies its tile's stored K bytes, then its V bytes, by cp.async
+ * into its own K and V slots (one half tile in flight while the other is computed). Scores with
+ * one lane per key reading its row from shared memory (no shuffles): q8_0/q4_0/int8 as integer
+ * dot products (dp2a) of the stored bytes with Q quantized to int16 per block and laid out at the
+ * bytes' positions in the row (q8_0/q4_0 rows may start at 2 mod 4: a second layout), scaled by
+ * the K and Q block scales at the end; the LUT formats through their decoders. P V with lanes
+ * along D: the integer formats by dp2a of key pairs' byte-transposed values with int16 weights
+ * (p x V block scale in steps of the tile's largest), the others in floats with the block scale
+ * folded into the weight. The split plan fills one wave of the CTAs that fit an SM (shared
+ * memory, registers held by __launch_bounds__). The split count comes from the SM count. */
 #include <errno.h>
 #include <math.h>
 
@@ -23,8 +31,18 @@ namespace {
 using namespace vt_decode;
 
 template <int D, int RB, int FMT>
-__global__ void __launch_bounds__(NTH)
+__global__ void __launch_bounds__(NTH, RB >= 8 ? 4 : 1) /* 8 rows: 128 registers, as before */
     decode_kernel(vt_attn_dev_args a, long long chunk, float *ws_o, float *ws_ml) {
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    vt_simt_dev cx;
+    body<D, RB, FMT>(cx, a, *reinterpret_cast<smem<D, RB, FMT> *>(smem_raw), chunk, ws_o, ws_ml,
+                     (int)blockIdx.x, (int)blockIdx.y, (long long)blockIdx.z);
+}
+
+/* The quantized caches' kernel: registers held to what lets the plan's CTAs share an SM. */
+template <int D, int RB, int FMT>
+__global__ void __launch_bounds__(NTH, qctas<D, RB, FMT>())
+    decode_kernel_q(vt_attn_dev_args a, long long chunk, float *ws_o, float *ws_ml) {
     extern __shared__ __align__(16) unsigned char smem_raw[];
     vt_simt_dev cx;
     body<D, RB, FMT>(cx, a, *reinterpret_cast<smem<D, RB, FMT> *>(smem_raw), chunk, ws_o, ws_ml,
@@ -62,8 +80,12 @@ template <int D, int RB> struct launcher {
         if (a.row_bytes != vt_kv_row_bytes<FMT>(D))
             return vt_fail(-EINVAL, "attn decode: K/V rows of %lld bytes, want %d for D %d",
                            a.row_bytes, vt_kv_row_bytes<FMT>(D), D);
-        /* quantized caches: 35-70 KB of tile stages at D 128 (shared memory opt-in) */
-        auto kern = decode_kernel<D, RB, FMT>;
+        /* quantized caches: 18-37 KB of K/V slots at D 128 (shared memory opt-in) */
+        void (*kern)(vt_attn_dev_args, long long, float *, float *);
+        if constexpr (pipe<FMT>())
+            kern = decode_kernel_q<D, RB, FMT>;
+        else
+            kern = decode_kernel<D, RB, FMT>;
         const size_t bytes = sizeof(smem<D, RB, FMT>);
         static std::atomic<unsigned long long> attr_set{0};
         int rc = vt_cuda_smem_optin(kern, bytes, attr_set, "attn decode: shared memory");

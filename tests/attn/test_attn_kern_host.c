@@ -58,8 +58,10 @@ static const uint32_t fmts[] = {VT_FMT_F16,  VT_FMT_BF16, VT_FMT_F32,   VT_FMT_Q
 static double worst[2][3]; /* [prefill, decode][q dtype f32/f16/bf16] max rel err seen */
 
 /* Run case c through the host-executed kernel (decode: splits, sms; prefill: splits < 0) and
- * check it against the oracle; o1/l1 (decode) receive the output for the split comparison. */
-static void run_case(const attn_case *c, int splits, int sms, int cmp_one) {
+ * check it against the oracle; o1/l1 (decode) receive the output for the split comparison.
+ * shift (decode): the K/V heads copied to an address 2 mod 4 (q8_0/q4_0 allow 2-byte-aligned
+ * caches; the decode's integer scorer reads such rows from 2 bytes before). */
+static void run_case_at(const attn_case *c, int splits, int sms, int cmp_one, int shift) {
     char name[200], why[400] = "";
     case_name(c, name, sizeof name);
     const int decode = splits >= 0;
@@ -84,12 +86,20 @@ static void run_case(const attn_case *c, int splits, int sms, int cmp_one) {
     float scale = c->scale != 0.0f ? c->scale : 1.0f / sqrtf((float)c->D);
     vt_attn_dev_args a;
     int nsp = 1, rc;
+    uint8_t *kvs = NULL; /* shift: [K heads][V heads] at 2 mod 4 */
     for (int pass = 0; pass < (decode && cmp_one ? 2 : 1); pass++) {
         /* pass 0: the requested run; pass 1 (decode): one split, no workspace */
         void *ws = NULL;
         memset(o, 0xff, ob); /* NaN: every output must be written */
         memset(lse, 0xff, nl * 4);
         vt_attn_dev_args_fill(&p, scale, &a);
+        if (shift) {
+            const size_t hb = (size_t)a.head_stride * (size_t)a.Hkv;
+            if (!kvs) kvs = malloc(2 * hb + 16);
+            uint8_t *ks = kvs + 2 + (4 - (uintptr_t)kvs % 4) % 4, *vs = ks + hb;
+            memcpy(ks, a.k, hb), memcpy(vs, a.v, hb);
+            a.k = ks, a.v = vs;
+        }
         if (!decode) {
             rc = akh_prefill(&a, why, sizeof why);
         } else {
@@ -112,9 +122,14 @@ static void run_case(const attn_case *c, int splits, int sms, int cmp_one) {
                    : check_out(c, decode ? "decode" : "prefill", o1, lse1, oref, lref, NULL, nsp);
     if (e > worst[decode][qi]) worst[decode][qi] = e;
 out:
+    free(kvs);
     vt_kv_cache_destroy(hc);
     case_data_free(&cd);
     free(oref), free(lref), free(o), free(o1), free(lse), free(lse1);
+}
+
+static void run_case(const attn_case *c, int splits, int sms, int cmp_one) {
+    run_case_at(c, splits, sms, cmp_one, 0);
 }
 
 int main(void) {
@@ -146,6 +161,17 @@ int main(void) {
             c.scale = 0.0f;
             run_case(&c, 0, k % 2 ? 132 : 4, 1);
             run_case(&c, 2 + (int)(vt_rand_u64() % 6), 132, 1);
+            if (c.fmt == VT_FMT_Q8_0 || c.fmt == VT_FMT_Q4_0) run_case_at(&c, 0, 132, 1, 2);
+        }
+    /* the decode shapes of bench_attn_gpu (one query row per K/V head), four rows (the last
+     * with the integer P V) and eight (the integer scores' per-row order), for the quantized
+     * formats at both K/V phases */
+    for (size_t f = 3; f < sizeof fmts / sizeof fmts[0]; f++)
+        for (int nq = 1; nq <= 8; nq = nq == 1 ? 4 : 2 * nq) {
+            attn_case c = {2, 2, 128, (uint32_t)nq, 0, 0, fmts[f], VT_DTYPE_F16, VT_DTYPE_F32, 0};
+            c.nk = 200 + vt_rand_u64() % 900;
+            run_case(&c, 0, 132, 1);
+            if (c.fmt == VT_FMT_Q8_0 || c.fmt == VT_FMT_Q4_0) run_case_at(&c, 3, 132, 1, 2);
         }
     /* fully masked rows in both kernels: Nq 150 > Nk 40, causal; an empty-split-heavy decode */
     attn_case masked = {4, 1, 128, 150, 40, 1, VT_FMT_Q8_0, VT_DTYPE_F16, VT_DTYPE_F32, 0};
