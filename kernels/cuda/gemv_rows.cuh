@@ -71,60 +71,81 @@ VT_HD float gvr_int_f(uint32_t q, float k) {
     return vt_dev_as_f32(0x4B000000u | q) - (8388608.0f + k);
 }
 
-/* The unit's dot products with x for the formats and alignments that allow a cheaper form than
- * decoding 32 values: wide loads (the unit's address checked at run time: the weights may lie
- * at any address), the block scale applied once to the sum instead of to every value, and
- * integer codes turned into floats by gvr_int_f. acc[b] += sum_i v_i x[b][i] for a unit whose
- * 32 columns all lie inside the row (the caller's `full`); false (nothing done) where the
- * general path must run. */
-template <int F, int NB>
-VT_HD bool gvr_fast_unit(const uint8_t *blk, uint64_t u, const vt_dq_ctx &c, const float xr[NB][32],
-                         float acc[NB]) {
-    (void)u;
-    (void)c;
-    if constexpr (F == VT_FMT_F16 || F == VT_FMT_BF16) {
-        if ((uintptr_t)blk & 15) return false;
-        uint32_t w[16];
+VT_HD float gvr_f16(uint32_t bits) {
+    return __half2float(__ushort_as_half((unsigned short)(bits & 0xFFFFu)));
+}
+
+/* The fast form of a unit's dot products, for the formats that have one: the unit's stored
+ * words loaded with wide loads (load), then acc[b] += sum_i v_i x[b][i] from them (dot) with the
+ * block scale applied once to the sum instead of to every value and integer codes turned into
+ * floats by gvr_int_f. The body loads the units of all R rows before it computes any (every
+ * row's loads in flight together: with a load-compute pair per row, each row waited for its own
+ * loads in turn). A: the alignment the loads need of the row data and the row length (checked
+ * once per call); XS: dot needs the sums of x over the unit (offset formats). Only for units
+ * whose 32 columns all lie inside the row. */
+template <int F> struct gvr_raw {
+    static constexpr int A = 0; /* no fast form: the general path */
+};
+template <> struct gvr_raw<VT_FMT_F16> {
+    static constexpr int A = 16;
+    static constexpr bool XS = false;
+    uint32_t w[16];
+    VT_HD void load(const uint8_t *blk, uint64_t) {
         VT_UNROLL
         for (int k = 0; k < 4; k++) {
             const uint4 q = VT_LDG((const uint4 *)blk + k);
             w[4 * k] = q.x, w[4 * k + 1] = q.y, w[4 * k + 2] = q.z, w[4 * k + 3] = q.w;
         }
+    }
+    template <int NB>
+    VT_HD void dot(const vt_dq_ctx &, const float xr[NB][32], const float *, float acc[NB]) const {
         VT_UNROLL
         for (int b = 0; b < NB; b++) {
             float s0 = 0.0f, s1 = 0.0f;
             VT_UNROLL
             for (int k = 0; k < 16; k++) {
-                float lo, hi;
-                if constexpr (F == VT_FMT_F16) {
-                    lo = vt_dev_f16((const uint8_t *)&w[k]);
-                    hi = vt_dev_f16((const uint8_t *)&w[k] + 2);
-                } else {
-                    lo = vt_dev_as_f32(w[k] << 16);
-                    hi = vt_dev_as_f32(w[k] & 0xFFFF0000u);
-                }
-                s0 = fmaf(lo, xr[b][2 * k], s0);
-                s1 = fmaf(hi, xr[b][2 * k + 1], s1);
+                s0 = fmaf(gvr_f16(w[k]), xr[b][2 * k], s0);
+                s1 = fmaf(gvr_f16(w[k] >> 16), xr[b][2 * k + 1], s1);
             }
             acc[b] += s0 + s1;
         }
-        return true;
-    } else if constexpr (F == VT_FMT_Q4_0 || F == VT_FMT_Q8_0) {
-        /* d (f16), then 16 (q4_0: nibble pairs, low nibbles columns 0-15) or 32 (q8_0) bytes:
-         * 2-byte aligned when blk is */
-        constexpr int NQ = F == VT_FMT_Q4_0 ? 8 : 16; /* 16-bit words of codes */
-        if ((uintptr_t)blk & 1) return false;
+    }
+};
+template <> struct gvr_raw<VT_FMT_BF16> : gvr_raw<VT_FMT_F16> {
+    template <int NB>
+    VT_HD void dot(const vt_dq_ctx &, const float xr[NB][32], const float *, float acc[NB]) const {
+        VT_UNROLL
+        for (int b = 0; b < NB; b++) {
+            float s0 = 0.0f, s1 = 0.0f;
+            VT_UNROLL
+            for (int k = 0; k < 16; k++) {
+                s0 = fmaf(vt_dev_as_f32(w[k] << 16), xr[b][2 * k], s0);
+                s1 = fmaf(vt_dev_as_f32(w[k] & 0xFFFF0000u), xr[b][2 * k + 1], s1);
+            }
+            acc[b] += s0 + s1;
+        }
+    }
+};
+/* q4_0 / q8_0: d (f16), then 16 bytes of nibble pairs (low nibbles columns 0-15) / 32 int8 */
+template <int NQ> struct gvr_raw_q0 {
+    static constexpr int A = 2;
+    static constexpr bool XS = false;
+    uint32_t d, q[NQ]; /* 16-bit words */
+    VT_HD void load(const uint8_t *blk, uint64_t) {
         const uint16_t *h = (const uint16_t *)blk;
-        const float d = vt_dev_f16(blk);
-        uint32_t q[NQ];
+        d = VT_LDG(h);
         VT_UNROLL
         for (int k = 0; k < NQ; k++) q[k] = VT_LDG(h + 1 + k);
+    }
+    template <int NB>
+    VT_HD void dot(const vt_dq_ctx &, const float xr[NB][32], const float *, float acc[NB]) const {
+        const float df = gvr_f16(d);
         VT_UNROLL
         for (int b = 0; b < NB; b++) {
             float s0 = 0.0f, s1 = 0.0f;
             VT_UNROLL
             for (int k = 0; k < NQ; k++) {
-                if constexpr (F == VT_FMT_Q4_0) { /* bytes 2k, 2k + 1: columns 2k, 2k+1, +16 */
+                if constexpr (NQ == 8) { /* bytes 2k, 2k + 1: columns 2k, 2k + 1, +16 */
                     s0 = fmaf(gvr_int_f(q[k] & 15, 8.0f), xr[b][2 * k], s0);
                     s1 = fmaf(gvr_int_f((q[k] >> 8) & 15, 8.0f), xr[b][2 * k + 1], s1);
                     s0 = fmaf(gvr_int_f((q[k] >> 4) & 15, 8.0f), xr[b][2 * k + 16], s0);
@@ -134,32 +155,109 @@ VT_HD bool gvr_fast_unit(const uint8_t *blk, uint64_t u, const vt_dq_ctx &c, con
                     s1 = fmaf(gvr_int_f((q[k] >> 8) ^ 128, 128.0f), xr[b][2 * k + 1], s1);
                 }
             }
-            acc[b] = fmaf(d, s0 + s1, acc[b]);
+            acc[b] = fmaf(df, s0 + s1, acc[b]);
         }
-        return true;
-    } else if constexpr (F == VT_FMT_NF4) {
-        /* absmax (f32) then 32 bytes of code pairs (high nibble first), unit u & 1's 16 */
-        if ((uintptr_t)blk & 3) return false;
-        const float a = vt_dev_as_f32(VT_LDG((const uint32_t *)blk));
-        const uint32_t *qp = (const uint32_t *)(blk + 4 + 16 * (u & 1));
-        uint32_t q[4];
+    }
+};
+template <> struct gvr_raw<VT_FMT_Q4_0> : gvr_raw_q0<8> {};
+template <> struct gvr_raw<VT_FMT_Q8_0> : gvr_raw_q0<16> {};
+/* 4-bit codes in 4 words: value i of the unit is nibble i of byte i % 16 (low nibbles columns
+ * 0-15, high 16-31; q4_1, q4_k's sub-blocks) or, NF, nibbles of byte i / 2 high first (nf4) */
+template <int NB, bool NF>
+VT_HD void gvr_dot_nib(const uint32_t q[4], const float *lut, const float xr[NB][32], float s[NB]) {
+    VT_UNROLL
+    for (int b = 0; b < NB; b++) {
+        float s0 = 0.0f, s1 = 0.0f;
         VT_UNROLL
-        for (int k = 0; k < 4; k++) q[k] = VT_LDG(qp + k);
+        for (int k = 0; k < 16; k++) {
+            const uint32_t by = (q[k / 4] >> (8 * (k % 4))) & 255;
+            if constexpr (NF) {
+                s0 = fmaf(lut[by >> 4], xr[b][2 * k], s0);
+                s1 = fmaf(lut[by & 15], xr[b][2 * k + 1], s1);
+            } else {
+                s0 = fmaf(gvr_int_f(by & 15, 0.0f), xr[b][k], s0);
+                s1 = fmaf(gvr_int_f(by >> 4, 0.0f), xr[b][k + 16], s1);
+            }
+        }
+        s[b] = s0 + s1;
+    }
+}
+/* q4_1: d, m (f16), 16 bytes: v = d q + m, so the dot is d sum q x + m sum x */
+template <> struct gvr_raw<VT_FMT_Q4_1> {
+    static constexpr int A = 4;
+    static constexpr bool XS = true;
+    uint32_t dm, q[4];
+    VT_HD void load(const uint8_t *blk, uint64_t) {
+        const uint32_t *w = (const uint32_t *)blk;
+        dm = VT_LDG(w);
+        VT_UNROLL
+        for (int k = 0; k < 4; k++) q[k] = VT_LDG(w + 1 + k);
+    }
+    template <int NB>
+    VT_HD void dot(const vt_dq_ctx &, const float xr[NB][32], const float *xs,
+                   float acc[NB]) const {
+        float s[NB];
+        gvr_dot_nib<NB, false>(q, nullptr, xr, s);
+        const float d = gvr_f16(dm), m = gvr_f16(dm >> 16);
+        VT_UNROLL
+        for (int b = 0; b < NB; b++) acc[b] = fmaf(d, s[b], fmaf(m, xs[b], acc[b]));
+    }
+};
+/* q4_k: 256-value blocks; unit j = u % 8 is sub-block j, v = d sc_j q - dmin m_j with q the low
+ * (even j) or high nibbles of bytes 16 + 32 (j / 2) .. +32 (columns l = 0..31 from byte l) */
+template <> struct gvr_raw<VT_FMT_Q4_K> {
+    static constexpr int A = 4;
+    static constexpr bool XS = true;
+    uint32_t dm, q[8];
+    float sc, mn;
+    VT_HD void load(const uint8_t *blk, uint64_t u) {
+        const int j = (int)(u & 7);
+        const uint32_t *w = (const uint32_t *)blk;
+        dm = VT_LDG(w);
+        VT_UNROLL
+        for (int k = 0; k < 8; k++) q[k] = VT_LDG(w + 4 + 8 * (j / 2) + k);
+        vt_dq_scale_min_k4(j, blk + 4, sc, mn);
+        if (j & 1) {
+            VT_UNROLL
+            for (int k = 0; k < 8; k++) q[k] >>= 4;
+        }
+    }
+    template <int NB>
+    VT_HD void dot(const vt_dq_ctx &, const float xr[NB][32], const float *xs,
+                   float acc[NB]) const {
+        const float d1 = gvr_f16(dm) * sc, m1 = gvr_f16(dm >> 16) * mn;
         VT_UNROLL
         for (int b = 0; b < NB; b++) {
             float s0 = 0.0f, s1 = 0.0f;
             VT_UNROLL
-            for (int k = 0; k < 16; k++) { /* byte k: columns 2k (high), 2k + 1 (low) */
-                const uint32_t by = (q[k / 4] >> (8 * (k % 4))) & 255;
-                s0 = fmaf(c.lut[by >> 4], xr[b][2 * k], s0);
-                s1 = fmaf(c.lut[by & 15], xr[b][2 * k + 1], s1);
+            for (int l = 0; l < 32; l += 2) {
+                const uint32_t w = q[l / 4];
+                s0 = fmaf(gvr_int_f((w >> (8 * (l % 4))) & 15, 0.0f), xr[b][l], s0);
+                s1 = fmaf(gvr_int_f((w >> (8 * (l % 4 + 1))) & 15, 0.0f), xr[b][l + 1], s1);
             }
-            acc[b] = fmaf(a, s0 + s1, acc[b]);
+            acc[b] = fmaf(d1, s0 + s1, fmaf(-m1, xs[b], acc[b]));
         }
-        return true;
     }
-    return false;
-}
+};
+/* nf4: absmax (f32), 32 bytes of code pairs (high nibble first), unit u & 1's 16 */
+template <> struct gvr_raw<VT_FMT_NF4> {
+    static constexpr int A = 4;
+    static constexpr bool XS = false;
+    uint32_t a, q[4];
+    VT_HD void load(const uint8_t *blk, uint64_t u) {
+        const uint32_t *w = (const uint32_t *)blk;
+        a = VT_LDG(w);
+        VT_UNROLL
+        for (int k = 0; k < 4; k++) q[k] = VT_LDG(w + 1 + 4 * (u & 1) + k);
+    }
+    template <int NB>
+    VT_HD void dot(const vt_dq_ctx &c, const float xr[NB][32], const float *, float acc[NB]) const {
+        float s[NB];
+        gvr_dot_nib<NB, true>(q, c.lut, xr, s);
+        VT_UNROLL
+        for (int b = 0; b < NB; b++) acc[b] = fmaf(vt_dev_as_f32(a), s[b], acc[b]);
+    }
+};
 
 /* CTA cta of the register GEMV: y[b][r] for rows r = R cta .. R cta + R - 1. */
 #pragma nv_exec_check_disable
@@ -177,17 +275,43 @@ VT_HD void gvr_cta_body(CX &cx, const vt_kp &p, const float *x, float *y, int nb
     for (int i = 0; i < R; i++) VT_UNROLL
     for (int b = 0; b < NB; b++) acc[i][b] = 0.0f;
 
+    /* the fast form where the format has one and every unit of the rows is aligned for it */
+    constexpr int A = gvr_raw<F>::A;
+    const bool fast =
+        A > 0 && ((uintptr_t)p.data % (A > 0 ? A : 1)) == 0 && p.row_bytes % (A > 0 ? A : 1) == 0;
     for (uint64_t u = 32 * (uint64_t)warp + lane; u < units; u += 32 * GVR_W) {
         const uint64_t col0 = 32 * u;
         const bool full = col0 + 32 <= p.cols;
         float xr[NB][32];
         gvr_load_x<NB>(x, p.aux, p.cols, col0, nb, xvec, xr);
+        if constexpr (A > 0) {
+            if (fast && full) {
+                gvr_raw<F> raw[R];
+                VT_UNROLL
+                for (int i = 0; i < R; i++) /* every row's loads first ... */
+                    if (r0 + i < p.rows)
+                        raw[i].load(vt_dq_unit_ptr<F>(p.data + (r0 + i) * p.row_bytes, u), u);
+                float xs[NB];
+                if constexpr (gvr_raw<F>::XS) {
+                    VT_UNROLL
+                    for (int b = 0; b < NB; b++) {
+                        float t = 0.0f;
+                        VT_UNROLL
+                        for (int e = 0; e < 32; e++) t += xr[b][e];
+                        xs[b] = t;
+                    }
+                }
+                VT_UNROLL
+                for (int i = 0; i < R; i++) /* ... then the sums */
+                    if (r0 + i < p.rows) raw[i].template dot<NB>(c, xr, xs, acc[i]);
+                continue;
+            }
+        }
         VT_UNROLL
         for (int i = 0; i < R; i++) {
             const uint64_t r = r0 + i;
             if (r >= p.rows) break;
             const uint8_t *blk = vt_dq_unit_ptr<F>(p.data + r * p.row_bytes, u);
-            if (full && gvr_fast_unit<F, NB>(blk, u, c, xr, acc[i])) continue;
             float v[32];
             if constexpr (F == VT_FMT_NF4_DQ)
                 vt_dq_unit_nf4dq(p.data, p.bpr, r, u, c, v);
