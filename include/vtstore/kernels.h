@@ -48,9 +48,10 @@ int vt_dequant(const vt_weight *w, vt_dtype out_type, void *out, void *stream);
 
 /** y = W x for a batch of vectors: x is [batch][cols] f32, y is [batch][rows] f32, 1 <= batch
  *  <= VT_GEMV_MAX_BATCH. AWQ handles multiply x by 1/s per input channel (w->aux) on the fly.
- *  Device: VT_GEMV_STAGING=sync in the environment turns off the cp.async pipeline of the
- *  staged kernel (an A/B switch for benchmarks; results are the same). Returns 0 or an error
- *  above. */
+ *  Device: batch 1-2 on dense rows run the register kernel (R rows per CTA, x in registers)
+ *  except for awq_int4, q6_k and int8; VT_GEMV_KERNEL=staged in the environment gives the staged
+ *  kernel instead and VT_GEMV_STAGING=sync turns off the staged kernel's cp.async pipeline (A/B
+ *  switches for benchmarks; results agree within rounding). Returns 0 or an error above. */
 int vt_gemv(const vt_weight *w, const float *x, float *y, int batch, void *stream);
 
 /** Y = X W^T: X is [M][cols] of @p x_type (VT_DTYPE_F32 or F16), Y is [M][rows] of @p y_type
