@@ -517,12 +517,13 @@ VT_HD void body(CX &cx, const vt_attn_dev_args &a, smem<D, RB, FMT> &sm, long lo
         /* K rows at 2 mod 4 (q8_0/q4_0 allow 2-byte-aligned caches): the int scorer reads them
          * from 2 bytes before, and Q's image is laid out for that */
         const int ph = FMT == VT_FMT_INT8 ? 0 : (int)((uintptr_t)kb & 2);
-        if constexpr (ints<FMT>()) quantize_q<D, RB, FMT>(cx, sm, tid, ph);
-        /* groups of this thread's copies, in commit order: K of tile 0 (before the loop), then
-         * per tile V of tile j, K of tile j + 1; wait_group 1 leaves only the newest in flight */
+        /* groups of this thread's copies, in commit order: K of tile 0 (before the loop, in
+         * flight while Q is quantized), then per tile V of tile j, K of tile j + 1; wait_group 1
+         * leaves only the newest in flight */
         long long t0 = ks0 + (long long)warp * KT;
         if (t0 < ks1) issue_half<D, FMT>(cx, lane, sm.u.kv[warp][0], kb, t0, ks1);
         cx.commit();
+        if constexpr (ints<FMT>()) quantize_q<D, RB, FMT>(cx, sm, tid, ph);
         for (; t0 < ks1; t0 += (long long)NW * KT) {
             const int nv = (int)(ks1 - t0 < KT ? ks1 - t0 : KT); /* keys of this tile */
             /* V of this tile into its slot (read last by the previous tile's P V, which every
