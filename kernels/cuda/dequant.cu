@@ -22,33 +22,6 @@
 
 #define DQ_THREADS 256
 
-/* Store n (<= N) values v[0..n) at out[o..]; vector stores when @p vec (o and n multiples of
- * 8, out 16-byte aligned). T: 0 f32, 1 f16, 2 bf16. */
-template <int T, int N>
-__device__ __forceinline__ void store_vals(void *out, uint64_t o, const float *v, uint32_t n,
-                                           bool vec) {
-    if (vec && n == N) {
-        constexpr int C = vt_dqt<T>::C;
-        uint4 *dst = (uint4 *)((uint8_t *)out + o * vt_dqt<T>::ES);
-#pragma unroll
-        for (int h = 0; h < N / 32; h++)
-#pragma unroll
-            for (int k = 0; k < C; k++) dst[C * h + k] = vt_dqt_chunk<T>(v + 32 * h, k);
-        return;
-    }
-    /* Unrolled with a guard (not i < n): v indexed at run time would live in local memory. */
-#pragma unroll
-    for (uint32_t i = 0; i < N; i++) {
-        if (i >= n) break;
-        if constexpr (T == 0)
-            ((float *)out)[o + i] = v[i];
-        else if constexpr (T == 1)
-            ((__half *)out)[o + i] = __float2half_rn(v[i]);
-        else
-            ((__nv_bfloat16 *)out)[o + i] = __float2bfloat16_rn(v[i]);
-    }
-}
-
 /* Dense quantized layouts: a grid of about one wave of CTAs, each over tiles of 256 units
  * (dq_tile.cuh vt_dqk_body). Dynamic shared memory: with f32 output the q8_0/int8 CTA needs
  * more than 48 KiB. */
@@ -90,35 +63,36 @@ static uint64_t dq_gcd(uint64_t a, uint64_t b) {
     return a;
 }
 
-/* 2:4 layouts: 128 compressed units (8192 values) of one row per CTA (dq_tile.cuh). With
- * 16-byte aligned output rows the tile goes through shared memory for coalesced stores, as in
- * dequant_staged; else threads 0..127 store their 64 values themselves. */
+/* 2:4 layouts: the same pipeline over tiles of 128 compressed units of a row (dq_tile.cuh
+ * vt_dqs_body). */
 template <int F, int T>
-__global__ void __launch_bounds__(DQ_THREADS)
-    dequant_sparse(vt_kp p, uint64_t tiles_per_row, void *out, bool vec) {
-    __shared__ float lut[32];
-    __shared__ __align__(16) uint4 so[DQ_THREADS * vt_dqt<T>::C];
-    vt_dq_lut_init(lut);
-    __syncthreads();
-    const uint64_t r = blockIdx.x / tiles_per_row,
-                   h0 = (blockIdx.x % tiles_per_row) * VT_DQT_SPARSE_UNITS;
-    vt_dq_ctx c = {lut, p.tensor_scale, p.aux, p.cols};
-    const uint64_t col0 = 64 * h0;
-    if (vec) {
-        vt_dqt_put_sparse<F, T>(p, c, r, h0, threadIdx.x, so);
-        __syncthreads();
-        uint64_t n =
-            p.cols - col0 < 64 * VT_DQT_SPARSE_UNITS ? p.cols - col0 : 64 * VT_DQT_SPARSE_UNITS;
-        vt_dqt_store<T>((uint4 *)((uint8_t *)out + (r * p.cols + col0) * vt_dqt<T>::ES), so,
-                        (uint32_t)(n * vt_dqt<T>::ES / 16), threadIdx.x, DQ_THREADS);
-        return;
+__global__ void __launch_bounds__(VT_DQK_THREADS)
+    dequant_sparse(vt_kp p, uint64_t tpr, uint64_t ntiles, void *out, bool vec) {
+    extern __shared__ __align__(16) unsigned char dq_dyn[];
+    vt_simt_dev cx;
+    vt_dqs_body<F, T>(cx, p, tpr, ntiles, blockIdx.x, gridDim.x, out, vec,
+                      *reinterpret_cast<vt_dqs_smem<F, T> *>(dq_dyn));
+}
+
+/* The grid of a pipelined kernel: about one wave (SMs x CTAs per SM at smem bytes), cached per
+ * device and instance; the dynamic shared memory opted in. */
+template <class K>
+static int dq_wave(K kern, size_t smem, std::atomic<unsigned long long> &set,
+                   std::atomic<int> *occ_cache, uint64_t *grid) {
+    int rc = vt_cuda_smem_optin(kern, smem, set, "vt_dequant: shared memory");
+    if (rc) return rc;
+    int dev = 0, occ = 0;
+    if (cudaGetDevice(&dev) != cudaSuccess || dev < 0 || dev >= 64) dev = -1;
+    if (dev >= 0) occ = occ_cache[dev].load(std::memory_order_relaxed);
+    if (!occ) {
+        if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&occ, kern, VT_DQK_THREADS, smem) !=
+                cudaSuccess ||
+            occ <= 0)
+            occ = 1;
+        if (dev >= 0) occ_cache[dev].store(occ, std::memory_order_relaxed);
     }
-    const uint64_t h = h0 + threadIdx.x;
-    if (threadIdx.x >= VT_DQT_SPARSE_UNITS || h >= vt_sparse_units(p.cols)) return;
-    float v[64];
-    vt_decode64<F, true>(p, c, r, h, v);
-    uint32_t n = (uint32_t)(p.cols - 64 * h < 64 ? p.cols - 64 * h : 64);
-    store_vals<T, 64>(out, r * p.cols + 64 * h, v, n, false);
+    *grid = (uint64_t)dq_sm_count() * (uint64_t)occ;
+    return 0;
 }
 
 struct dq_launch {
@@ -132,10 +106,18 @@ struct dq_launch {
         /* if constexpr: only the kernels a format can reach are instantiated */
         if constexpr (F != VT_FMT_NF4_DQ) {
             if (sparse) {
-                uint64_t tpr =
-                    (vt_sparse_units(p.cols) + VT_DQT_SPARSE_UNITS - 1) / VT_DQT_SPARSE_UNITS;
-                dequant_sparse<F, T>
-                    <<<(unsigned)(p.rows * tpr), DQ_THREADS, 0, st>>>(p, tpr, out, vec);
+                using S = vt_dqs_smem<F, T>;
+                auto kern = dequant_sparse<F, T>;
+                static std::atomic<unsigned long long> set;
+                static std::atomic<int> occ[64];
+                uint64_t grid;
+                int rc = dq_wave(kern, sizeof(S), set, occ, &grid);
+                if (rc) return rc;
+                const uint64_t tpr = (vt_sparse_units(p.cols) + VT_DQS_UNITS - 1) / VT_DQS_UNITS,
+                               ntiles = p.rows * tpr;
+                if (grid > ntiles) grid = ntiles;
+                if (grid == 0) return 0;
+                kern<<<(unsigned)grid, VT_DQK_THREADS, sizeof(S), st>>>(p, tpr, ntiles, out, vec);
                 return vt_cuda_launch_check("vt_dequant kernel launch");
             }
         }
@@ -154,25 +136,15 @@ struct dq_launch {
             using S = vt_dqk_smem<F, T>;
             auto kern = dequant_staged<F, T>;
             static std::atomic<unsigned long long> set;
-            static std::atomic<int> occ_cache[64];
-            int rc = vt_cuda_smem_optin(kern, sizeof(S), set, "vt_dequant: shared memory");
+            static std::atomic<int> occ[64];
+            uint64_t grid;
+            int rc = dq_wave(kern, sizeof(S), set, occ, &grid);
             if (rc) return rc;
-            int dev = 0, occ = 0;
-            if (cudaGetDevice(&dev) != cudaSuccess || dev < 0 || dev >= 64) dev = -1;
-            if (dev >= 0) occ = occ_cache[dev].load(std::memory_order_relaxed);
-            if (!occ) {
-                if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&occ, kern, VT_DQK_THREADS,
-                                                                  sizeof(S)) != cudaSuccess ||
-                    occ <= 0)
-                    occ = 1;
-                if (dev >= 0) occ_cache[dev].store(occ, std::memory_order_relaxed);
-            }
             const uint64_t units = vt_units(p.cols);
             const uint64_t tpr = (units + VT_DQK_THREADS - 1) / VT_DQK_THREADS;
             const bool flat = vt_dqt_flat<F>(p);
             const uint64_t ntiles =
                 flat ? (p.rows * units + VT_DQK_THREADS - 1) / VT_DQK_THREADS : p.rows * tpr;
-            uint64_t grid = (uint64_t)sms * (uint64_t)occ;
             if (F == VT_FMT_AWQ_INT4 && p.aux) {
                 /* a multiple of the period after which a thread's column repeats, so that each
                  * thread loads its 32 channel scales once */

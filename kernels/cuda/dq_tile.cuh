@@ -109,22 +109,6 @@ VT_HD vt_dqt_span vt_dqt_cta(const vt_kp &p, bool flat, uint64_t tpr, uint64_t k
     return s;
 }
 
-/* ---- 2:4 layouts (dequant.cu dequant_direct) ----------------------------------------------
- * A CTA covers 128 compressed units (64 dense columns each: 8192 values, the dense tile's size)
- * of one row; thread t < 128 expands unit h0 + t into dense units 2t and 2t + 1 of the tile,
- * and the whole CTA stores the tile as vt_dqt_store does. */
-#define VT_DQT_SPARSE_UNITS 128
-
-template <int F, int T>
-VT_HD void vt_dqt_put_sparse(const vt_kp &p, const vt_dq_ctx &c, uint64_t r, uint64_t h0, int t,
-                             uint4 *so) {
-    if (t >= VT_DQT_SPARSE_UNITS || h0 + t >= vt_sparse_units(p.cols)) return;
-    float v[64];
-    vt_decode64<F, true>(p, c, r, h0 + t, v);
-    vt_dqt_put<T>(so, 2 * t, v);
-    vt_dqt_put<T>(so, 2 * t + 1, v + 32);
-}
-
 /* ---- the dequantize kernel's CTA (dequant.cu dequant_staged) --------------------------------
  * A template over the thread context (vt_simt_dev on the GPU, tests/kernels/simt_host.cuh's
  * emulated CTA on the host) so that its barriers and cp.async pipeline run in the host tests.
@@ -326,6 +310,166 @@ VT_HD void vt_dqk_body(CX &cx, const vt_kp &p, bool flat, uint64_t tpr, uint64_t
         }
     }
     cx.template wait<0>(); /* the empty groups past the last tile */
+}
+
+/* ---- 2:4 layouts (dequant.cu dequant_sparse) ------------------------------------------------
+ * The same pipeline as vt_dqk_body over tiles of 128 compressed units (64 dense columns each:
+ * 8192 values, the dense tile's size) of one row: a stage buffer holds the tile's base-format
+ * bytes and, VT_DQS_IOFF further, its index bytes (8 per unit); thread t < 128 decodes unit
+ * h0 + t from shared memory (vt_dqs_unit) and puts dense units 2t and 2t + 1 of the tile; the
+ * whole CTA stages and stores. Decoding straight from global memory (byte loads 18 or more bytes
+ * apart across a warp, one tile per short-lived CTA) held 2:4 at 24-40% of copy speed. */
+#define VT_DQS_UNITS 128
+
+template <int F, int T> struct vt_dqs_smem {
+    static constexpr int BE = vt_fmt_traits<F>::BE, BB = vt_fmt_traits<F>::BB;
+    /* a tile's base bytes: 128 units from a multiple of 128 (whole blocks for every BE <= 4096),
+     * +32 (misalignment, word-load overrun); its index bytes 8 per unit, +32 */
+    static constexpr int IOFF = (VT_DQS_UNITS * 32 / BE * BB + 32 + 15) / 16 * 16;
+    static constexpr int STAGE = IOFF + 8 * VT_DQS_UNITS + 32;
+    alignas(16) uint8_t stage[2][STAGE];
+    uint4 tile[VT_DQK_THREADS * vt_dqt<T>::C];
+    float lut[32];
+};
+
+/* The base bytes [*v0, *v1) and index bytes [*i0, *i1) (from the handle's start) of tile k:
+ * units [h0, h0 + 128) of row k / tpr. */
+template <int F>
+VT_HD void vt_dqs_span(const vt_kp &p, uint64_t tpr, uint64_t k, uint64_t *r, uint64_t *h0,
+                       uint64_t *v0, uint64_t *v1, uint64_t *i0, uint64_t *i1) {
+    const uint64_t hn = vt_sparse_units(p.cols);
+    *r = k / tpr;
+    *h0 = (k % tpr) * VT_DQS_UNITS;
+    const uint64_t rb = *r * p.row_bytes, h1 = *h0 + VT_DQS_UNITS < hn ? *h0 + VT_DQS_UNITS : hn;
+    *v0 = rb + vt_dq_unit_off<F>(*h0);
+    *v1 = rb + vt_units_end<F>(*h0 + VT_DQS_UNITS, hn, p.idx_off);
+    *i0 = rb + p.idx_off + 8 * *h0;
+    const uint64_t ie = p.idx_off + 8 * h1;
+    *i1 = rb + (ie < p.row_bytes ? ie : p.row_bytes);
+}
+
+/* vt_dq_unit_sparse_at (same arithmetic) from shared memory: compressed unit u's 32 kept values
+ * cv (AWQ: divided by their dense column's scale) from its base bytes at vp, and its 16 index
+ * nibbles (group g's at bits 4g of the 64-bit nw; past the row: 4, columns 0 and 1) from its
+ * index bytes at ip. Nibbles, not vt_dq_unit_sparse_at's 32 position bytes: registers. */
+template <int F>
+VT_HD void vt_dqs_unit(const vt_kp &p, const vt_dq_ctx &c, uint64_t u, const uint8_t *vp,
+                       const uint8_t *ip, float cv[32], uint32_t nw[2]) {
+    vt_dq_ctx bc = c;
+    bc.aux = nullptr;
+    bc.cols = p.ccols;
+    vt_dqk_unit<F>(vp, u, 32 * u, bc, cv);
+    uint32_t iw[2];
+    vt_dqk_ld<8>(ip, iw);
+    nw[0] = nw[1] = 0;
+    VT_UNROLL
+    for (int g = 0; g < 16; g++) {
+        uint64_t gg = 16 * u + g;
+        uint32_t nib = gg < p.ccols / 2 ? (iw[g / 8] >> (4 * (g % 8))) & 15 : 4;
+        nw[g / 8] |= nib << (4 * (g % 8));
+    }
+    if (F == VT_FMT_AWQ_INT4 && c.aux) {
+        VT_UNROLL
+        for (int i = 0; i < 32; i++) {
+            const int g = i / 2;
+            const uint32_t nib = (nw[g / 8] >> (4 * (g % 8))) & 15;
+            uint64_t col = 64 * u + 4 * g + ((i & 1) ? nib >> 2 : nib & 3);
+            if (col < c.cols) cv[i] = vt_fdiv_fast(cv[i], c.aux[col]);
+        }
+    }
+}
+
+/* Dense unit s (0, 1: columns 32 s ..) of compressed unit u as vt_decode64 expands it: kept
+ * values by selects (the second kept value wins a tie), zeros elsewhere and past cols. */
+VT_HD void vt_dqs_expand(uint64_t cols, uint64_t u, int s, const float cv[32], const uint32_t nw[2],
+                         float v[32]) {
+    VT_UNROLL
+    for (int q = 0; q < 8; q++) {
+        const int g = 8 * s + q;
+        const uint32_t nib = (nw[s] >> (4 * q)) & 15;
+        const int lo = (int)(nib & 3), hi = (int)(nib >> 2);
+        VT_UNROLL
+        for (int j = 0; j < 4; j++)
+            v[4 * q + j] = j == hi ? cv[2 * g + 1] : j == lo ? cv[2 * g] : 0.0f;
+    }
+    VT_UNROLL
+    for (int i = 0; i < 32; i++)
+        if (64 * u + 32 * s + i >= cols) v[i] = 0.0f;
+}
+
+/* Start copying tile k's base and index bytes into stage buffer buf (nothing past the last
+ * tile) and close the group; *shv, *shi: where their first bytes land. */
+#pragma nv_exec_check_disable
+template <int F, int T, class CX>
+VT_HD void vt_dqs_issue(CX &cx, const vt_kp &p, uint64_t tpr, uint64_t k, uint64_t ntiles,
+                        vt_dqs_smem<F, T> &sm, int buf, uint32_t *shv, uint32_t *shi) {
+    *shv = 0, *shi = 0;
+    if (k < ntiles) {
+        uint64_t r, h0, v0, v1, i0, i1;
+        vt_dqs_span<F>(p, tpr, k, &r, &h0, &v0, &v1, &i0, &i1);
+        *shv = vt_stage_async(cx, sm.stage[buf], p.data, p.bytes, v0, (uint32_t)(v1 - v0), cx.tid(),
+                              VT_DQK_THREADS);
+        *shi = vt_stage_async(cx, sm.stage[buf] + vt_dqs_smem<F, T>::IOFF, p.data, p.bytes, i0,
+                              (uint32_t)(i1 - i0), cx.tid(), VT_DQK_THREADS);
+    }
+    cx.commit();
+}
+
+/* The CTA's tiles k0, k0 + kstep, ... < ntiles (tpr per row), as vt_dqk_body. */
+#pragma nv_exec_check_disable
+template <int F, int T, class CX>
+VT_HD void vt_dqs_body(CX &cx, const vt_kp &p, uint64_t tpr, uint64_t ntiles, uint64_t k0,
+                       uint64_t kstep, void *out, bool vec, vt_dqs_smem<F, T> &sm) {
+    constexpr int NT = VT_DQK_THREADS, ES = vt_dqt<T>::ES;
+    const int t = cx.tid();
+    vt_dq_lut_fill(sm.lut, t);
+    const uint64_t hn = vt_sparse_units(p.cols);
+    const vt_dq_ctx c = {sm.lut, p.tensor_scale, p.aux, p.cols};
+    uint32_t shv, shi, shv_n = 0, shi_n = 0; /* scalars: see vt_dqk_body */
+    vt_dqs_issue<F, T>(cx, p, tpr, k0, ntiles, sm, 0, &shv, &shi);
+    int b = 0;
+    for (uint64_t k = k0; k < ntiles; k += kstep, b ^= 1, shv = shv_n, shi = shi_n) {
+        cx.template wait<0>();
+        cx.sync(); /* A */
+        vt_dqs_issue<F, T>(cx, p, tpr, k + kstep, ntiles, sm, b ^ 1, &shv_n, &shi_n);
+        uint64_t r, h0, v0, v1, i0, i1;
+        vt_dqs_span<F>(p, tpr, k, &r, &h0, &v0, &v1, &i0, &i1);
+        const uint64_t h = h0 + t, col0 = 64 * h0;
+        const bool live = t < VT_DQS_UNITS && h < hn;
+        float cv[32];
+        uint32_t nw[2];
+        if (live) {
+            const uint8_t *vp = sm.stage[b] + shv + (vt_dq_unit_off<F>(h) - vt_dq_unit_off<F>(h0));
+            const uint8_t *ip = sm.stage[b] + vt_dqs_smem<F, T>::IOFF + shi + 8 * t;
+            vt_dqs_unit<F>(p, c, h, vp, ip, cv, nw);
+        }
+        if (vec) {
+            if (live) {
+                VT_UNROLL
+                for (int s = 0; s < 2; s++) {
+                    float v[32];
+                    vt_dqs_expand(p.cols, h, s, cv, nw, v);
+                    vt_dqt_put<T>(sm.tile, 2 * t + s, v);
+                }
+            }
+            cx.sync(); /* B */
+            const uint64_t n =
+                p.cols - col0 < 64 * VT_DQS_UNITS ? p.cols - col0 : 64 * VT_DQS_UNITS;
+            vt_dqt_store<T>((uint4 *)((uint8_t *)out + (r * p.cols + col0) * ES), sm.tile,
+                            (uint32_t)(n * ES / 16), t, NT);
+        } else if (live) {
+            VT_UNROLL
+            for (int s = 0; s < 2; s++) {
+                const uint64_t cu = 64 * h + 32 * s;
+                if (cu >= p.cols) break;
+                float v[32];
+                vt_dqs_expand(p.cols, h, s, cv, nw, v);
+                vt_dqk_store_scalar<T>(out, r * p.cols + cu, v,
+                                       (uint32_t)(p.cols - cu < 32 ? p.cols - cu : 32));
+            }
+        }
+    }
+    cx.template wait<0>();
 }
 
 /* ---- f32/f16/bf16 weights (dequant.cu dequant_plain) -----------------------------------------

@@ -13,12 +13,13 @@
 #include "simt_host.cuh"
 
 extern "C" int kt_host_decode(const vt_kdesc *d, int mode, float *out, char *why, size_t cap);
-extern "C" void kt_host_decode_counts(unsigned long long *multi, unsigned long long *plain_vec);
+extern "C" void kt_host_decode_counts(unsigned long long *multi, unsigned long long *multi_sparse,
+                                      unsigned long long *plain_vec);
 
 namespace {
 
 /* grids where a CTA covered several tiles; plain weights converted in 16-byte steps */
-unsigned long long n_multi, n_grid_runs, n_plain_vec;
+unsigned long long n_multi, n_multi_sparse, n_grid_runs, n_plain_vec;
 
 /* The kernels' staging geometry (dequant.cu DQ_THREADS, gemv.cu gv_geom). */
 template <int F> struct geom {
@@ -110,10 +111,68 @@ struct host_dec {
         }
     };
 
+    template <int F, int T> struct sparse_ctx {
+        const vt_kp *p;
+        bool vec;
+        uint64_t tpr, ntiles, k0, grid;
+        void *out;
+        vt_dqs_smem<F, T> *sm;
+        cta *c;
+        static void run(void *ctx, int tid) {
+            auto *s = static_cast<sparse_ctx *>(ctx);
+            host_cx cx{s->c, tid, {}, {}};
+            vt_dqs_body<F, T>(cx, *s->p, s->tpr, s->ntiles, s->k0, s->grid, s->out, s->vec, *s->sm);
+            if (!cx.cp_idle()) s->c->fail("cp.async copies still in flight when the thread ended");
+        }
+    };
+
+    /* dequant_sparse's grids of 1 and 3 CTAs (fewer when there are fewer tiles) */
+    template <int F, int T> int grids_sparse(const vt_kp &p, void *o) {
+        using S = vt_dqs_smem<F, T>;
+        const uint64_t tpr = (vt_sparse_units(p.cols) + VT_DQS_UNITS - 1) / VT_DQS_UNITS,
+                       ntiles = p.rows * tpr;
+        for (uint64_t k = 0; k < ntiles; k++) { /* staged bytes + word-load overrun fit */
+            uint64_t r, h0, v0, v1, i0, i1;
+            vt_dqs_span<F>(p, tpr, k, &r, &h0, &v0, &v1, &i0, &i1);
+            uint64_t nv = ((uintptr_t)(p.data + v0) & 15) + (v1 - v0) + 4,
+                     ni = ((uintptr_t)(p.data + i0) & 15) + (i1 - i0) + 4;
+            if (nv > (uint64_t)S::IOFF || ni > (uint64_t)(S::STAGE - S::IOFF)) {
+                snprintf(why, cap, "2:4 tile %llu: staging %llu + %llu bytes > %d + %d",
+                         (unsigned long long)k, (unsigned long long)nv, (unsigned long long)ni,
+                         S::IOFF, S::STAGE - S::IOFF);
+                return 1;
+            }
+        }
+        for (uint64_t grid = 1; grid <= 3; grid += 2) {
+            const uint64_t gn = grid < ntiles ? grid : ntiles;
+            smem_buf sb(sizeof(S));
+            cta cx;
+            for (uint64_t k0 = 0; k0 < gn; k0++) {
+                memset(sb.p, 0xFF, sb.n);
+                cx.smem_lo = sb.p, cx.smem_hi = sb.p + sb.n;
+                cx.cp_late = (k0 & 1) == 0;
+                cx.err[0] = 0;
+                sparse_ctx<F, T> h{
+                    &p, p.cols % 8 == 0, tpr, ntiles, k0, gn, o, reinterpret_cast<S *>(sb.p), &cx};
+                if (run_cta(cx, 256, sparse_ctx<F, T>::run, &h, 64 * 1024)) {
+                    snprintf(why, cap, "2:4 grid %llu CTA %llu: %s", (unsigned long long)gn,
+                             (unsigned long long)k0, cx.err);
+                    return 1;
+                }
+                if (!sb.guard_ok()) {
+                    snprintf(why, cap, "2:4 grid %llu CTA %llu wrote past its shared memory",
+                             (unsigned long long)gn, (unsigned long long)k0);
+                    return 1;
+                }
+            }
+            if (gn == grid && grid > 1 && ntiles > grid) n_multi_sparse++;
+        }
+        return 0;
+    }
+
     template <int F, int T> int tiled(const vt_kp &p, const vt_dq_ctx &c, bool flat) {
         constexpr bool PLAIN = F == VT_FMT_F32 || F == VT_FMT_F16 || F == VT_FMT_BF16;
         if (flat && (d->sparse || PLAIN || !vt_dqt_flat<F>(p))) return 77;
-        if (d->sparse && p.cols % 8) return 77;
         constexpr int ES = vt_dqt<T>::ES, C = vt_dqt<T>::C;
         uint4 *so = (uint4 *)aligned_alloc(16, 256 * C * 16);
         size_t ob = ((size_t)(p.rows * p.cols * ES) + 15) / 16 * 16;
@@ -122,20 +181,8 @@ struct host_dec {
         if (!rc) memset(o, 0xFF, ob); /* NaN in f32 and f16 */
         const uint64_t units = vt_units(p.cols), tpr = (units + 255) / 256;
         if (rc) {
-        } else if (d->sparse) { /* dequant_sparse's CTAs: 128 compressed units of a row each */
-            if constexpr (F != VT_FMT_NF4_DQ) {
-                const uint64_t hn = vt_sparse_units(p.cols);
-                for (uint64_t r = 0; r < p.rows && !rc; r++)
-                    for (uint64_t h0 = 0; h0 < hn; h0 += VT_DQT_SPARSE_UNITS) {
-                        memset(so, 0xEE, 256 * C * 16);
-                        for (int t = 0; t < 256; t++) vt_dqt_put_sparse<F, T>(p, c, r, h0, t, so);
-                        const uint64_t col0 = 64 * h0,
-                                       n = p.cols - col0 < 8192 ? p.cols - col0 : 8192;
-                        for (int t = 0; t < 256; t++)
-                            vt_dqt_store<T>((uint4 *)(o + (r * p.cols + col0) * ES), so,
-                                            (uint32_t)(n * ES / 16), t, 256);
-                    }
-            }
+        } else if (d->sparse) { /* dequant_sparse: 128 compressed units of a row per tile */
+            if constexpr (F != VT_FMT_NF4_DQ) rc = grids_sparse<F, T>(p, o);
         } else if constexpr (PLAIN) { /* dequant_plain: 5 "threads" (a ragged share each) */
             const bool vec =
                 p.row_bytes == p.cols * vt_dqp<F>::IES && ((uintptr_t)p.data & 15) == 0;
@@ -215,8 +262,10 @@ struct host_dec {
 /* Decode every value of the weight described by d into out[rows][cols] with the CUDA decoders
  * run on the host. Returns 0, 77 when @p mode has no path for this layout, 1 with why filled,
  * or a vt_fail code. */
-extern "C" void kt_host_decode_counts(unsigned long long *multi, unsigned long long *plain_vec) {
+extern "C" void kt_host_decode_counts(unsigned long long *multi, unsigned long long *multi_sparse,
+                                      unsigned long long *plain_vec) {
     *multi = n_multi;
+    *multi_sparse = n_multi_sparse;
     *plain_vec = n_plain_vec;
 }
 

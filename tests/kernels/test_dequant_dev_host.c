@@ -9,7 +9,8 @@
 #include "kern_test_util.h"
 
 int kt_host_decode(const vt_kdesc *d, int mode, float *out, char *why, size_t cap);
-void kt_host_decode_counts(unsigned long long *multi, unsigned long long *plain_vec);
+void kt_host_decode_counts(unsigned long long *multi, unsigned long long *multi_sparse,
+                           unsigned long long *plain_vec);
 
 /* 48 and 8240 = 16 * odd: nvfp4 rows end on a half unit; 9 x 2000: nf4_dq rows cross
  * super-blocks; 8240 > 8192: two dequantize tiles per row; 7 x 1536 (48 units, 6 q4_k
@@ -90,12 +91,13 @@ int main(void) {
            (unsigned long long)n_checked, (unsigned long long)n_flat);
     CHECKF(n_flat > 0, "no shape exercised the flat mode");
     CHECKF(n_sparse > 0, "no 2:4 weight went through the dequantize's tile");
-    unsigned long long multi = 0, plain_vec = 0;
-    kt_host_decode_counts(&multi, &plain_vec);
+    unsigned long long multi = 0, multi_sparse = 0, plain_vec = 0;
+    kt_host_decode_counts(&multi, &multi_sparse, &plain_vec);
     printf("%llu dequantize grids with CTAs over several tiles; %llu plain weights in 16-byte "
            "steps\n",
            multi, plain_vec);
     CHECKF(multi > 0, "no dequantize grid had a CTA over several tiles");
+    CHECKF(multi_sparse > 0, "no 2:4 dequantize grid had a CTA over several tiles");
     CHECKF(plain_vec > 0, "no f32/f16/bf16 weight took the 16-byte conversion");
     return vt_test_done("test_dequant_dev_host");
 }
