@@ -219,6 +219,21 @@ VT_HD void vt_dq_scale_min_k4(int j, const uint8_t *q, float &sc, float &m) {
     }
 }
 
+/* q6_k sub-block j (32 values) of the block at blk, its low-nibble bytes at ql (blk + 64 (j / 4)
+ * + 32 (j % 2)) and its high-bit bytes at qh (blk + 128 + 32 (j / 4)), or copies of them. */
+VT_HD void vt_dq_q6k_sub(const uint8_t *ql, const uint8_t *qh, const uint8_t *blk, int j,
+                         float v[32]) {
+    const int h = j / 4, k = j % 4;
+    const int8_t *sc = (const int8_t *)(blk + 192) + 8 * h + 2 * k;
+    float d = vt_dev_f16(blk + 208);
+    int lsh = (k >> 1) * 4, hsh = 2 * k;
+    VT_UNROLL
+    for (int l = 0; l < 32; l++) {
+        int q = (int)(((ql[l] >> lsh) & 0xF) | (((qh[l] >> hsh) & 3) << 4)) - 32;
+        v[l] = vt_fmul_rn(vt_fmul_rn(d, (float)sc[l / 16]), (float)q);
+    }
+}
+
 /* Decode unit u (columns col0 = 32u ...) from blk = vt_dq_unit_ptr<F>(row, u). */
 template <int F>
 VT_HD void vt_dq_unit(const uint8_t *blk, uint64_t u, uint64_t col0, const vt_dq_ctx &c,
@@ -265,15 +280,7 @@ VT_HD void vt_dq_unit(const uint8_t *blk, uint64_t u, uint64_t col0, const vt_dq
             v[l] = vt_fsub_rn(vt_fmul_rn(d1, (float)((q[l] >> sh) & 0xF)), m1);
     } else if constexpr (F == VT_FMT_Q6_K) {
         int j = (int)(u & 7), h = j / 4, k = j % 4;
-        const uint8_t *ql = blk + 64 * h + (k & 1) * 32, *qh = blk + 128 + 32 * h;
-        const int8_t *sc = (const int8_t *)(blk + 192) + 8 * h + 2 * k;
-        float d = vt_dev_f16(blk + 208);
-        int lsh = (k >> 1) * 4, hsh = 2 * k;
-        VT_UNROLL
-        for (int l = 0; l < 32; l++) {
-            int q = (int)(((ql[l] >> lsh) & 0xF) | (((qh[l] >> hsh) & 3) << 4)) - 32;
-            v[l] = vt_fmul_rn(vt_fmul_rn(d, (float)sc[l / 16]), (float)q);
-        }
+        vt_dq_q6k_sub(blk + 64 * h + (k & 1) * 32, blk + 128 + 32 * h, blk, j, v);
     } else if constexpr (F == VT_FMT_INT8) {
         float d = vt_dev_f32(blk);
         const uint8_t *q = blk + 4 + 32 * (u & 1);

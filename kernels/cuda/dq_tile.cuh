@@ -189,15 +189,7 @@ VT_HD void vt_dqk_unit(const uint8_t *blk, uint64_t u, uint64_t col0, const vt_d
         uint32_t wl[8], wh[8];
         vt_dqk_ld<32>(blk + 64 * h + (k & 1) * 32, wl);
         vt_dqk_ld<32>(blk + 128 + 32 * h, wh);
-        const uint8_t *ql = (const uint8_t *)wl, *qh = (const uint8_t *)wh;
-        const int8_t *sc = (const int8_t *)(blk + 192) + 8 * h + 2 * k;
-        float d = vt_dev_f16(blk + 208);
-        int lsh = (k >> 1) * 4, hsh = 2 * k;
-        VT_UNROLL
-        for (int l = 0; l < 32; l++) {
-            int q = (int)(((ql[l] >> lsh) & 0xF) | (((qh[l] >> hsh) & 3) << 4)) - 32;
-            v[l] = vt_fmul_rn(vt_fmul_rn(d, (float)sc[l / 16]), (float)q);
-        }
+        vt_dq_q6k_sub((const uint8_t *)wl, (const uint8_t *)wh, blk, j, v);
     } else {
         vt_dq_unit<F>(blk, u, col0, c, v);
     }

@@ -86,7 +86,8 @@ VT_HD float gvr_f16(uint32_t bits) {
 template <int F> struct gvr_raw {
     static constexpr int A = 0; /* no fast form: the general path */
 };
-template <> struct gvr_raw<VT_FMT_F16> {
+/* f16 / bf16 (BF): 16 words of value pairs, 16-byte aligned */
+template <bool BF> struct gvr_raw_half {
     static constexpr int A = 16;
     static constexpr bool XS = false;
     uint32_t w[16];
@@ -97,6 +98,10 @@ template <> struct gvr_raw<VT_FMT_F16> {
             w[4 * k] = q.x, w[4 * k + 1] = q.y, w[4 * k + 2] = q.z, w[4 * k + 3] = q.w;
         }
     }
+    static VT_HD float lo(uint32_t v) { return BF ? vt_dev_as_f32(v << 16) : gvr_f16(v); }
+    static VT_HD float hi(uint32_t v) {
+        return BF ? vt_dev_as_f32(v & 0xFFFF0000u) : gvr_f16(v >> 16);
+    }
     template <int NB>
     VT_HD void dot(const vt_dq_ctx &, const float xr[NB][32], const float *, float acc[NB]) const {
         VT_UNROLL
@@ -104,28 +109,15 @@ template <> struct gvr_raw<VT_FMT_F16> {
             float s0 = 0.0f, s1 = 0.0f;
             VT_UNROLL
             for (int k = 0; k < 16; k++) {
-                s0 = fmaf(gvr_f16(w[k]), xr[b][2 * k], s0);
-                s1 = fmaf(gvr_f16(w[k] >> 16), xr[b][2 * k + 1], s1);
+                s0 = fmaf(lo(w[k]), xr[b][2 * k], s0);
+                s1 = fmaf(hi(w[k]), xr[b][2 * k + 1], s1);
             }
             acc[b] += s0 + s1;
         }
     }
 };
-template <> struct gvr_raw<VT_FMT_BF16> : gvr_raw<VT_FMT_F16> {
-    template <int NB>
-    VT_HD void dot(const vt_dq_ctx &, const float xr[NB][32], const float *, float acc[NB]) const {
-        VT_UNROLL
-        for (int b = 0; b < NB; b++) {
-            float s0 = 0.0f, s1 = 0.0f;
-            VT_UNROLL
-            for (int k = 0; k < 16; k++) {
-                s0 = fmaf(vt_dev_as_f32(w[k] << 16), xr[b][2 * k], s0);
-                s1 = fmaf(vt_dev_as_f32(w[k] & 0xFFFF0000u), xr[b][2 * k + 1], s1);
-            }
-            acc[b] += s0 + s1;
-        }
-    }
-};
+template <> struct gvr_raw<VT_FMT_F16> : gvr_raw_half<false> {};
+template <> struct gvr_raw<VT_FMT_BF16> : gvr_raw_half<true> {};
 /* q4_0 / q8_0: d (f16), then 16 bytes of nibble pairs (low nibbles columns 0-15) / 32 int8 */
 template <int NQ> struct gvr_raw_q0 {
     static constexpr int A = 2;
