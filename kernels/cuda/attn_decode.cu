@@ -69,6 +69,22 @@ int sm_count(void) {
     return cached[dev];
 }
 
+/* Shared memory per SM of the current device (H100/H200: 233472 bytes), for the split plan. */
+long long smem_per_sm(void) {
+    static long long cached[64];
+    int dev = 0;
+    if (cudaGetDevice(&dev) != cudaSuccess || dev < 0 || dev >= 64) return 233472;
+    if (!cached[dev]) {
+        int n = 0;
+        if (cudaDeviceGetAttribute(&n, cudaDevAttrMaxSharedMemoryPerMultiprocessor, dev) !=
+                cudaSuccess ||
+            n <= 0)
+            n = 233472;
+        cached[dev] = n;
+    }
+    return cached[dev];
+}
+
 /* vt_attn_fmt_dispatch's callback: the decode kernel of a format for D and RB rows. */
 template <int D, int RB> struct launcher {
     const vt_attn_dev_args &a;
@@ -121,7 +137,7 @@ int launch_rb(const vt_attn_dev_args &a, int rb, dim3 grid, long long chunk, flo
 } // namespace
 
 extern "C" size_t vt_attn_cuda_decode_ws_bytes(const vt_attn_dev_args *a, int num_splits) {
-    return ws_bytes(*a, plan_splits(*a, num_splits, sm_count()).bound);
+    return ws_bytes(*a, plan_splits(*a, num_splits, sm_count(), smem_per_sm()).bound);
 }
 
 extern "C" int vt_attn_cuda_decode(const vt_attn_dev_args *a, int num_splits, void *stream) {
@@ -130,7 +146,7 @@ extern "C" int vt_attn_cuda_decode(const vt_attn_dev_args *a, int num_splits, vo
     cudaStream_t st = static_cast<cudaStream_t>(stream);
     plan pl;
     float *wo, *wml;
-    int rc = prepare(*a, num_splits, sm_count(), pl, wo, wml);
+    int rc = prepare(*a, num_splits, sm_count(), pl, wo, wml, smem_per_sm());
     if (rc) return rc;
     dim3 grid((unsigned)pl.splits, (unsigned)a->Hkv, (unsigned)pl.zc);
 

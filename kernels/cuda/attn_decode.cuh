@@ -739,23 +739,31 @@ template <int D, int RB, int FMT> constexpr int qctas() {
     constexpr int n = 233472 / ((int)sizeof(smem<D, RB, FMT>) + 1024);
     return n < 1 ? 1 : n > pipe_ctas_max(RB) ? pipe_ctas_max(RB) : n;
 }
+/* qctas on an SM of smem_sm bytes of shared memory (the device's: fewer where it has less
+ * than an H100's 228 KB, e.g. an A100's 164 KB) */
+template <int D, int RB, int FMT> int qctas_on(long long smem_sm) {
+    const long long n = smem_sm / ((long long)sizeof(smem<D, RB, FMT>) + 1024);
+    return n < 1 ? 1 : n < qctas<D, RB, FMT>() ? (int)n : qctas<D, RB, FMT>();
+}
 struct qctas_of {
     int D, rb;
+    long long smem_sm;
     template <int D_, int FMT> int of() {
-        return rb == 1   ? qctas<D_, 1, FMT>()
-               : rb == 2 ? qctas<D_, 2, FMT>()
-               : rb == 4 ? qctas<D_, 4, FMT>()
-                         : qctas<D_, 8, FMT>();
+        return rb == 1   ? qctas_on<D_, 1, FMT>(smem_sm)
+               : rb == 2 ? qctas_on<D_, 2, FMT>(smem_sm)
+               : rb == 4 ? qctas_on<D_, 4, FMT>(smem_sm)
+                         : qctas_on<D_, 8, FMT>(smem_sm);
     }
     template <int FMT, int BE> int go(int) { return D == 64 ? of<64, FMT>() : of<128, FMT>(); }
 };
-inline long long pipe_ctas(const vt_attn_dev_args &a, int rb) {
-    qctas_of f{a.D, rb};
+inline long long pipe_ctas(const vt_attn_dev_args &a, int rb, long long smem_sm) {
+    qctas_of f{a.D, rb, smem_sm};
     const int n = vt_attn_fmt_dispatch(a.fmt, f);
     return n > 0 ? n : 4;
 }
 
-inline plan plan_splits(const vt_attn_dev_args &a, int num_splits, int sms) {
+inline plan plan_splits(const vt_attn_dev_args &a, int num_splits, int sms,
+                        long long smem_sm = 233472) {
     plan pl;
     long long R = (long long)a.group * a.nq;
     pl.rb = R >= 8 ? 8 : R >= 4 ? 4 : R >= 2 ? 2 : 1;
@@ -766,7 +774,7 @@ inline plan plan_splits(const vt_attn_dev_args &a, int num_splits, int sms) {
         long long base = (long long)a.Hkv * pl.zc;
         if (base < 1) base = 1;
         const bool q = a.fmt != VT_FMT_F32 && a.fmt != VT_FMT_F16 && a.fmt != VT_FMT_BF16;
-        splits = q ? pipe_ctas(a, pl.rb) * sms / base : (4LL * sms + base - 1) / base;
+        splits = q ? pipe_ctas(a, pl.rb, smem_sm) * sms / base : (4LL * sms + base - 1) / base;
         long long by_len = (nk + 255) / 256;
         if (splits > by_len) splits = by_len;
     }
@@ -788,9 +796,9 @@ inline size_t ws_bytes(const vt_attn_dev_args &a, long long splits) {
 /* The plan of a call (no workspace: one split) and the workspace's partial O and (max, sum)
  * arrays (NULL for one split). 0, VT_EUNSUPPORTED (grid) or VT_EBUDGET (workspace too small). */
 inline int prepare(const vt_attn_dev_args &a, int num_splits, int sms, plan &pl, float *&wo,
-                   float *&wml) {
+                   float *&wml, long long smem_sm = 233472) {
     /* no workspace: one split, so nothing is allocated here (issue 6: no per-call allocation) */
-    pl = plan_splits(a, a.ws ? num_splits : 1, sms);
+    pl = plan_splits(a, a.ws ? num_splits : 1, sms, smem_sm);
     wo = wml = nullptr;
     /* grid limits: y = Hkv, z = row chunks, the combine's x = H x Nq rows */
     if (pl.zc > 65535 || a.Hkv > 65535 || (long long)a.H * a.nq > 0x7fffffffLL)
