@@ -76,11 +76,11 @@ __global__ void __launch_bounds__(VT_DQK_THREADS)
                       *reinterpret_cast<vt_dqs_smem<F, T> *>(dq_dyn));
 }
 
-/* The grid of a pipelined kernel: about one wave (SMs x CTAs per SM at smem bytes), cached per
- * device and instance; the dynamic shared memory opted in. */
-template <class K>
-static int dq_wave(K kern, size_t smem, std::atomic<unsigned long long> &set,
-                   std::atomic<int> *occ_cache, uint64_t *grid) {
+/* The grid of pipelined kernel kern: about one wave (SMs x CTAs per SM at smem bytes), cached
+ * per device and kernel; the dynamic shared memory opted in. */
+template <auto kern> static int dq_wave(size_t smem, uint64_t *grid) {
+    static std::atomic<unsigned long long> set;
+    static std::atomic<int> occ_cache[64];
     int rc = vt_cuda_smem_optin(kern, smem, set, "vt_dequant: shared memory");
     if (rc) return rc;
     int dev = 0, occ = 0;
@@ -116,17 +116,15 @@ struct dq_launch {
         if constexpr (F != VT_FMT_NF4_DQ) {
             if (sparse) {
                 using S = vt_dqs_smem<F, T>;
-                auto kern = dequant_sparse<F, T>;
-                static std::atomic<unsigned long long> set;
-                static std::atomic<int> occ[64];
                 uint64_t grid;
-                int rc = dq_wave(kern, sizeof(S), set, occ, &grid);
+                int rc = dq_wave<dequant_sparse<F, T>>(sizeof(S), &grid);
                 if (rc) return rc;
                 const uint64_t tpr = (vt_sparse_units(p.cols) + VT_DQS_UNITS - 1) / VT_DQS_UNITS,
                                ntiles = p.rows * tpr;
                 if (grid > ntiles) grid = ntiles;
                 if (grid == 0) return 0;
-                kern<<<(unsigned)grid, VT_DQK_THREADS, sizeof(S), st>>>(p, tpr, ntiles, out, vec);
+                dequant_sparse<F, T>
+                    <<<(unsigned)grid, VT_DQK_THREADS, sizeof(S), st>>>(p, tpr, ntiles, out, vec);
                 return vt_cuda_launch_check("vt_dequant kernel launch");
             }
         }
@@ -143,11 +141,8 @@ struct dq_launch {
             return vt_cuda_launch_check("vt_dequant kernel launch");
         } else {
             using S = vt_dqk_smem<F, T>;
-            auto kern = dequant_staged<F, T>;
-            static std::atomic<unsigned long long> set;
-            static std::atomic<int> occ[64];
             uint64_t grid;
-            int rc = dq_wave(kern, sizeof(S), set, occ, &grid);
+            int rc = dq_wave<dequant_staged<F, T>>(sizeof(S), &grid);
             if (rc) return rc;
             const uint64_t units = vt_units(p.cols);
             const uint64_t tpr = (units + VT_DQK_THREADS - 1) / VT_DQK_THREADS;
@@ -162,7 +157,8 @@ struct dq_launch {
             }
             if (grid > ntiles) grid = ntiles;
             if (grid == 0) return 0;
-            kern<<<(unsigned)grid, VT_DQK_THREADS, sizeof(S), st>>>(p, tpr, ntiles, flat, out, vec);
+            dequant_staged<F, T>
+                <<<(unsigned)grid, VT_DQK_THREADS, sizeof(S), st>>>(p, tpr, ntiles, flat, out, vec);
             return vt_cuda_launch_check("vt_dequant kernel launch");
         }
     }

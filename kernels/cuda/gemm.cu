@@ -212,6 +212,19 @@ extern "C" void vt_cuda_ws_destroy(vt_kernel_ws *w) {
     vt_free(w);
 }
 
+/* C = W X^T for row-major W [n x cols] and X [M x cols] (f16), C stored as cuBLAS's
+ * column-major [n x M] with leading dimension ldc (f16 when c16, else f32), f32 compute: the one
+ * cublasGemmEx call of this file. */
+static int gemm_f16(vt_kernel_ws *ws, const void *W, const void *X, void *C, bool c16, uint64_t n,
+                    uint64_t M, uint64_t cols, uint64_t ldc, const char *what) {
+    const float alpha = 1.0f, beta = 0.0f;
+    return cublas_err(cublasGemmEx(ws->h, CUBLAS_OP_T, CUBLAS_OP_N, (int)n, (int)M, (int)cols,
+                                   &alpha, W, CUDA_R_16F, (int)cols, X, CUDA_R_16F, (int)cols,
+                                   &beta, C, c16 ? CUDA_R_16F : CUDA_R_32F, (int)ldc,
+                                   CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+                      what);
+}
+
 extern "C" int vt_cuda_gemm_cublas(const vt_kdesc *d, const void *X, vt_dtype xt, void *Y,
                                    vt_dtype yt, uint64_t M, vt_kernel_ws *ws, void *stream) {
     cudaStream_t st = (cudaStream_t)stream;
@@ -239,17 +252,13 @@ extern "C" int vt_cuda_gemm_cublas(const vt_kdesc *d, const void *X, vt_dtype xt
         Xh = (const __half *)wbuf;
         wbuf += xbytes;
     }
-    const float alpha = 1.0f, beta = 0.0f;
+    const bool c16 = yt == VT_DTYPE_F16;
     /* f16 weights in plain rows are already the matrix cuBLAS takes: no copy (the dequantize
      * into the workspace cost as much as the product at M = 512 on an H200) */
     if (d->fmt == VT_FMT_F16 && !d->sparse && d->row_bytes == d->cols * 2 &&
         ((uintptr_t)d->data & 15) == 0)
-        return cublas_err(cublasGemmEx(ws->h, CUBLAS_OP_T, CUBLAS_OP_N, (int)d->rows, (int)M,
-                                       (int)d->cols, &alpha, d->data, CUDA_R_16F, (int)d->cols, Xh,
-                                       CUDA_R_16F, (int)d->cols, &beta, Y,
-                                       yt == VT_DTYPE_F16 ? CUDA_R_16F : CUDA_R_32F, (int)d->rows,
-                                       CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
-                          "cublasGemmEx (f16 weights)");
+        return gemm_f16(ws, d->data, Xh, Y, c16, d->rows, M, d->cols, d->rows,
+                        "cublasGemmEx (f16 weights)");
     uint64_t avail = ws->bytes - (uint64_t)(wbuf - (uint8_t *)ws->buf);
     uint64_t rt = avail / row_f16 / align * align;
     if (rt > d->rows) rt = d->rows;
@@ -262,13 +271,8 @@ extern "C" int vt_cuda_gemm_cublas(const vt_kdesc *d, const void *X, vt_dtype xt
         sub.data = d->data + vt_quant_bytes(fmt, r0, d->cols); /* r0 is a multiple of align */
         if ((rc = vt_cuda_dequant(&sub, VT_DTYPE_F16, wbuf, stream))) return rc;
         /* column-major view: Y^T[rows x M] = W_tile[n x cols] * X^T[cols x M] */
-        void *C = yt == VT_DTYPE_F16 ? (void *)((__half *)Y + r0) : (void *)((float *)Y + r0);
-        rc = cublas_err(cublasGemmEx(ws->h, CUBLAS_OP_T, CUBLAS_OP_N, (int)n, (int)M, (int)d->cols,
-                                     &alpha, wbuf, CUDA_R_16F, (int)d->cols, Xh, CUDA_R_16F,
-                                     (int)d->cols, &beta, C,
-                                     yt == VT_DTYPE_F16 ? CUDA_R_16F : CUDA_R_32F, (int)d->rows,
-                                     CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
-                        "cublasGemmEx");
+        void *C = c16 ? (void *)((__half *)Y + r0) : (void *)((float *)Y + r0);
+        rc = gemm_f16(ws, wbuf, Xh, C, c16, n, M, d->cols, d->rows, "cublasGemmEx");
         if (rc) return rc;
     }
     return 0;
@@ -278,10 +282,5 @@ extern "C" int vt_cuda_cublas_f16(vt_kernel_ws *ws, const uint16_t *W, const uin
                                   uint64_t rows, uint64_t cols, uint64_t M, void *stream) {
     int rc = cublas_err(cublasSetStream(ws->h, (cudaStream_t)stream), "cublasSetStream");
     if (rc) return rc;
-    const float alpha = 1.0f, beta = 0.0f;
-    return cublas_err(cublasGemmEx(ws->h, CUBLAS_OP_T, CUBLAS_OP_N, (int)rows, (int)M, (int)cols,
-                                   &alpha, W, CUDA_R_16F, (int)cols, X, CUDA_R_16F, (int)cols,
-                                   &beta, Y, CUDA_R_32F, (int)rows, CUBLAS_COMPUTE_32F,
-                                   CUBLAS_GEMM_DEFAULT),
-                      "cublasGemmEx (f16 baseline)");
+    return gemm_f16(ws, W, X, Y, false, rows, M, cols, rows, "cublasGemmEx (f16 baseline)");
 }
