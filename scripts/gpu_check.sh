@@ -220,6 +220,8 @@ if ! want run; then
 elif [ -z "$MODEL" ] || [ ! -f "$MODEL" ]; then
     skip vtstore_run "no demo model (scripts/setup_python.sh, or GPU_CHECK_MODEL=file.gguf)"
 else
+    # absolute: the steps run in $OUT (a relative GPU_CHECK_MODEL failed the import there)
+    MODEL=$(cd "$(dirname "$MODEL")" && pwd)/$(basename "$MODEL")
     STORE="$OUT/demo-q4_1.vts"
     rm -rf "$STORE"
     step import_demo 90 "$VT" import "$MODEL" "$STORE"
