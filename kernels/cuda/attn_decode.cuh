@@ -69,44 +69,6 @@ template <int D, int FMT> VT_HD constexpr int iword_blk(int i, int ph) {
     return -1;
 }
 
-/* round to nearest even, as the quantizers of Q do on both sides */
-VT_HD int vt_rni(float x) {
-#ifdef __CUDA_ARCH__
-    return __float2int_rn(x);
-#else
-    return (int)lrintf(x);
-#endif
-}
-
-/* c + a.lo16 * b.byte0 + a.hi16 * b.byte1 (lo) or bytes 2, 3 (hi); signed (PTX dp2a) */
-VT_HD int vt_dp2a_lo(uint32_t a, uint32_t b, int c) {
-#ifdef __CUDA_ARCH__
-    return __dp2a_lo((int)a, (int)b, c);
-#else
-    return c + (int16_t)(a & 0xffff) * (int8_t)(b & 0xff) + (int16_t)(a >> 16) * (int8_t)(b >> 8);
-#endif
-}
-VT_HD int vt_dp2a_hi(uint32_t a, uint32_t b, int c) {
-#ifdef __CUDA_ARCH__
-    return __dp2a_hi((int)a, (int)b, c);
-#else
-    return c + (int16_t)(a & 0xffff) * (int8_t)(b >> 16) + (int16_t)(a >> 16) * (int8_t)(b >> 24);
-#endif
-}
-
-/* bytes of x (0-3) and y (4-7) picked by the nibbles of sel (PTX prmt, default mode) */
-VT_HD uint32_t vt_prmt(uint32_t x, uint32_t y, uint32_t sel) {
-#ifdef __CUDA_ARCH__
-    return __byte_perm(x, y, sel);
-#else
-    const uint64_t v = (uint64_t)y << 32 | x;
-    uint32_t r = 0;
-    for (int i = 0; i < 4; i++)
-        r |= (uint32_t)(v >> (8 * ((sel >> (4 * i)) & 7)) & 0xff) << (8 * i);
-    return r;
-#endif
-}
-
 template <int D, int RB, int FMT> struct smem {
     static constexpr bool PIPE = pipe<FMT>(), INT = ints<FMT>();
     /* one warp's K or V tile of stored bytes, at its global start's offset within 16 bytes

@@ -43,20 +43,6 @@ __global__ void __launch_bounds__(DQ_THREADS) dequant_plain(vt_kp p, void *out, 
                       (uint64_t)gridDim.x * DQ_THREADS);
 }
 
-static int dq_sm_count(void) {
-    static std::atomic<int> cache[64];
-    int dev = 0;
-    if (cudaGetDevice(&dev) != cudaSuccess || dev < 0 || dev >= 64) return 132;
-    int n = cache[dev].load(std::memory_order_relaxed);
-    if (!n) {
-        if (cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess ||
-            n <= 0)
-            n = 132;
-        cache[dev].store(n, std::memory_order_relaxed);
-    }
-    return n;
-}
-
 static uint64_t dq_gcd(uint64_t a, uint64_t b) {
     while (b) {
         uint64_t t = a % b;
@@ -93,7 +79,7 @@ template <auto kern> static int dq_wave(size_t smem, uint64_t *grid) {
             occ = 1;
         if (dev >= 0) occ_cache[dev].store(occ, std::memory_order_relaxed);
     }
-    *grid = (uint64_t)dq_sm_count() * (uint64_t)occ;
+    *grid = (uint64_t)vt_cuda_sm_count(132) * (uint64_t)occ;
     /* VT_DEQUANT_GRID=N caps the grid (a test knob: with the test shapes one wave has more CTAs
      * than there are tiles, so only a capped grid runs CTAs over several tiles on the GPU) */
     static const long cap = [] {
@@ -128,7 +114,7 @@ struct dq_launch {
                 return vt_cuda_launch_check("vt_dequant kernel launch");
             }
         }
-        const int sms = dq_sm_count();
+        const int sms = vt_cuda_sm_count(132);
         if constexpr (F == VT_FMT_F32 || F == VT_FMT_F16 || F == VT_FMT_BF16) {
             const uint64_t n = p.rows * p.cols;
             const bool pv = p.row_bytes == p.cols * vt_dqp<F>::IES &&

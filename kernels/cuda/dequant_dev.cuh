@@ -19,6 +19,7 @@
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
+#include <math.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -51,6 +52,44 @@ VT_HD float vt_fdiv_rn(float a, float b) {
     return VT_RN(/, a, b, __fdiv_rn);
 }
 #undef VT_RN
+/* round to nearest even (the quantizers of an int16 Q or x: attn_decode.cuh, gemv_rows.cuh) */
+VT_HD int vt_rni(float x) {
+#ifdef __CUDA_ARCH__
+    return __float2int_rn(x);
+#else
+    return (int)lrintf(x);
+#endif
+}
+
+/* c + a.lo16 * b.byte0 + a.hi16 * b.byte1 (lo) or bytes 2, 3 (hi); signed (PTX dp2a) */
+VT_HD int vt_dp2a_lo(uint32_t a, uint32_t b, int c) {
+#ifdef __CUDA_ARCH__
+    return __dp2a_lo((int)a, (int)b, c);
+#else
+    return c + (int16_t)(a & 0xffff) * (int8_t)(b & 0xff) + (int16_t)(a >> 16) * (int8_t)(b >> 8);
+#endif
+}
+VT_HD int vt_dp2a_hi(uint32_t a, uint32_t b, int c) {
+#ifdef __CUDA_ARCH__
+    return __dp2a_hi((int)a, (int)b, c);
+#else
+    return c + (int16_t)(a & 0xffff) * (int8_t)(b >> 16) + (int16_t)(a >> 16) * (int8_t)(b >> 24);
+#endif
+}
+
+/* bytes of x (0-3) and y (4-7) picked by the nibbles of sel (PTX prmt, default mode) */
+VT_HD uint32_t vt_prmt(uint32_t x, uint32_t y, uint32_t sel) {
+#ifdef __CUDA_ARCH__
+    return __byte_perm(x, y, sel);
+#else
+    const uint64_t v = (uint64_t)y << 32 | x;
+    uint32_t r = 0;
+    for (int i = 0; i < 4; i++)
+        r |= (uint32_t)(v >> (8 * ((sel >> (4 * i)) & 7)) & 0xff) << (8 * i);
+    return r;
+#endif
+}
+
 /* a / b within 2 ulp for |b| in [2^-126, 2^126] (__fdividef: one reciprocal and a multiply),
  * for the AWQ channel scales (about 0.5..2) divided into every weight: the IEEE division
  * (vt_fdiv_rn, about ten instructions) would cost more than the rest of a 4-bit decode. */

@@ -41,6 +41,50 @@ __global__ void __launch_bounds__(GVR_W * 32)
     gvr_cta_body<F, NB>(cx, p, x, y, nb, xvec, sm, blockIdx.x);
 }
 
+/* The integer kernel (q4_0/q4_1/q4_k/q8_0 at batch 1-2, dense rows): x's int16 codes in dynamic
+ * shared memory (gvq_dyn_bytes), G groups of R rows per CTA. */
+template <int F, int NB, int R>
+__global__ void __launch_bounds__(GVR_W * 32)
+    gemv_rows_int(vt_kp p, const float *__restrict__ x, float *__restrict__ y, int nb, bool xvec,
+                  int G) {
+    __shared__ gvq_smem<NB, R> sm;
+    extern __shared__ __align__(16) unsigned char gv_dyn[];
+    vt_simt_dev cx;
+    gvq_cta_body<F, NB, R>(cx, p, x, y, nb, xvec, sm, gv_dyn, blockIdx.x, G);
+}
+
+/* Row groups per CTA of the integer kernel: VT_GEMV_G=1..4 (the A/B of bench_kernels), else
+ * about 2 CTAs of groups per SM (the x quantization amortized over more rows where there are
+ * rows to spare: H100, 2026-11-26, 4096 rows of R 4 were fastest at G 2). */
+static int gvq_groups(uint64_t rows, int R) {
+    const char *e = getenv("VT_GEMV_G");
+    if (e && *e >= '1' && *e <= '0' + GVQ_GMAX && !e[1]) return *e - '0';
+    const uint64_t grp = (rows + R - 1) / R, per = (uint64_t)vt_cuda_sm_count(132) * 2;
+    const uint64_t g = (grp + per - 1) / per;
+    return g < 1 ? 1 : g > GVQ_GMAX ? GVQ_GMAX : (int)g;
+}
+
+/* Launch the integer kernel with R rows in flight per lane; 1 where it does not fit (x's codes
+ * past the device's shared memory), else 0 or the launch's error. */
+template <int F, int NB, int R>
+static int gvq_launch(const vt_kp &p, const float *x, float *y, int nb, bool xvec,
+                      cudaStream_t st) {
+    const uint64_t dyn = gvq_dyn_bytes(p.cols, NB);
+    size_t cap = 0;
+    if (vt_cuda_smem_max(&cap, "vt_gemv") != 0 || dyn + sizeof(gvq_smem<NB, R>) > cap) return 1;
+    static std::atomic<unsigned long long> set{0};
+    if (dyn > 48 * 1024) {
+        int rc = vt_cuda_smem_optin(gemv_rows_int<F, NB, R>, cap - sizeof(gvq_smem<NB, R>), set,
+                                    "vt_gemv: shared memory");
+        if (rc) return rc;
+    }
+    const int G = gvq_groups(p.rows, R);
+    const uint64_t rpc = (uint64_t)R * G;
+    gemv_rows_int<F, NB, R>
+        <<<(unsigned)((p.rows + rpc - 1) / rpc), GVR_W * 32, dyn, st>>>(p, x, y, nb, xvec, G);
+    return vt_cuda_launch_check("vt_gemv kernel launch");
+}
+
 /* The async variant and the 2:4 rows: dynamic shared memory (up to GV_ASYNC_SMEM). */
 template <int F, int NB>
 __global__ void __launch_bounds__(gv_cfg<F, NB, true>::W * 32)
@@ -78,7 +122,7 @@ static int gv_launch_dyn(K kern, const vt_kp &p, const float *x, float *y, int n
 
 struct gv_launch {
     vt_kp p;
-    bool sparse, async, rowsk;
+    bool sparse, async, rowsk, intk, ralt;
     const float *x;
     float *y;
     int nb;
@@ -91,6 +135,14 @@ struct gv_launch {
                 static_assert(gvs_cfg<F, NB>::W > 0, "2:4 rows: no CTA fits");
                 return gv_launch_dyn<gvs_smem<F, NB>, gvs_cfg<F, NB>::W>(gemv_sparse_staged<F, NB>,
                                                                          p, x, y, nb, xvec, st);
+            }
+        }
+        if constexpr (NB <= 2 && gvq_fmt<F>()) {
+            constexpr int A = gvr_raw<F>::A;
+            if (rowsk && intk && !sparse && (uintptr_t)p.data % A == 0 && p.row_bytes % A == 0) {
+                int rc = ralt ? gvq_launch<F, NB, gvq_cfg<NB>::RALT>(p, x, y, nb, xvec, st)
+                              : gvq_launch<F, NB, gvq_cfg<NB>::R>(p, x, y, nb, xvec, st);
+                if (rc != 1) return rc;
             }
         }
         if constexpr (NB <= 2 && gvr_pays<F>()) {
@@ -127,6 +179,11 @@ extern "C" int vt_cuda_gemv(const vt_kdesc *d, const float *x, float *y, int bat
     /* VT_GEMV_KERNEL=staged (or VT_GEMV_STAGING=sync): the staged kernel at batch 1-2 too */
     const char *k = getenv("VT_GEMV_KERNEL");
     l.rowsk = l.async && !(k && !strcmp(k, "staged"));
+    /* VT_GEMV_KERNEL=float: the register kernel's float form for the integer kernel's formats */
+    l.intk = !(k && !strcmp(k, "float"));
+    /* VT_GEMV_R=alt: the integer kernel's other rows-in-flight count (4 at batch 1, 2 at 2) */
+    const char *r = getenv("VT_GEMV_R");
+    l.ralt = r && !strcmp(r, "alt");
     l.x = x;
     l.y = y;
     l.nb = batch;

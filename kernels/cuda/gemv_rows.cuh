@@ -150,6 +150,33 @@ template <int NQ> struct gvr_raw_q0 {
             acc[b] = fmaf(df, s0 + s1, acc[b]);
         }
     }
+    /* the integer kernel's dot: x as int16 pairs xw (columns 2i, 2i + 1 in xw[i]) with scale sx
+     * and code sum xs; q4_0 codes c - 8 as c (bytes 0..15) less 8 xs, exact in int32 */
+    template <int NB>
+    VT_HD void idot(const uint32_t xw[NB][16], const float sx[NB], const int xs[NB],
+                    float acc[NB]) const {
+        const float df = gvr_f16(d);
+        VT_UNROLL
+        for (int b = 0; b < NB; b++) {
+            int s = 0;
+            VT_UNROLL
+            for (int j = 0; j < NQ / 2; j++) {
+                const uint32_t w = q[2 * j] | q[2 * j + 1] << 16; /* code bytes 4j .. 4j + 3 */
+                if constexpr (NQ == 8) { /* low nibbles: columns 4j.., high: 16 + 4j.. */
+                    const uint32_t lo = w & 0x0F0F0F0Fu, hi = (w >> 4) & 0x0F0F0F0Fu;
+                    s = vt_dp2a_lo(xw[b][2 * j], lo, s);
+                    s = vt_dp2a_hi(xw[b][2 * j + 1], lo, s);
+                    s = vt_dp2a_lo(xw[b][8 + 2 * j], hi, s);
+                    s = vt_dp2a_hi(xw[b][9 + 2 * j], hi, s);
+                } else { /* int8 codes, columns 4j .. 4j + 3 */
+                    s = vt_dp2a_lo(xw[b][2 * j], w, s);
+                    s = vt_dp2a_hi(xw[b][2 * j + 1], w, s);
+                }
+            }
+            if constexpr (NQ == 8) s -= 8 * xs[b];
+            acc[b] = fmaf(df * sx[b], (float)s, acc[b]);
+        }
+    }
 };
 template <> struct gvr_raw<VT_FMT_Q4_0> : gvr_raw_q0<8> {};
 template <> struct gvr_raw<VT_FMT_Q8_0> : gvr_raw_q0<16> {};
@@ -174,6 +201,20 @@ VT_HD void gvr_dot_nib(const uint32_t q[4], const float *lut, const float xr[NB]
         s[b] = s0 + s1;
     }
 }
+/* sum_i q_i xq_i over a unit whose codes are the nibbles of q[4] as gvr_dot_nib's (NF false),
+ * x as int16 pairs (columns 2i, 2i + 1 in xw[i]) */
+VT_HD int gvr_idot_nib(const uint32_t q[4], const uint32_t xw[16]) {
+    int s = 0;
+    VT_UNROLL
+    for (int j = 0; j < 4; j++) {
+        const uint32_t lo = q[j] & 0x0F0F0F0Fu, hi = (q[j] >> 4) & 0x0F0F0F0Fu;
+        s = vt_dp2a_lo(xw[2 * j], lo, s);
+        s = vt_dp2a_hi(xw[2 * j + 1], lo, s);
+        s = vt_dp2a_lo(xw[8 + 2 * j], hi, s);
+        s = vt_dp2a_hi(xw[9 + 2 * j], hi, s);
+    }
+    return s;
+}
 /* q4_1: d, m (f16), 16 bytes: v = d q + m, so the dot is d sum q x + m sum x */
 template <> struct gvr_raw<VT_FMT_Q4_1> {
     static constexpr int A = 4;
@@ -193,6 +234,15 @@ template <> struct gvr_raw<VT_FMT_Q4_1> {
         const float d = gvr_f16(dm), m = gvr_f16(dm >> 16);
         VT_UNROLL
         for (int b = 0; b < NB; b++) acc[b] = fmaf(d, s[b], fmaf(m, xs[b], acc[b]));
+    }
+    template <int NB>
+    VT_HD void idot(const uint32_t xw[NB][16], const float sx[NB], const int xs[NB],
+                    float acc[NB]) const {
+        const float d = gvr_f16(dm), m = gvr_f16(dm >> 16);
+        VT_UNROLL
+        for (int b = 0; b < NB; b++)
+            acc[b] = fmaf(d * sx[b], (float)gvr_idot_nib(q, xw[b]),
+                          fmaf(m * sx[b], (float)xs[b], acc[b]));
     }
 };
 /* q4_k: 256-value blocks; unit j = u % 8 is sub-block j, v = d sc_j q - dmin m_j with q the low
@@ -230,6 +280,22 @@ template <> struct gvr_raw<VT_FMT_Q4_K> {
             acc[b] = fmaf(d1, s0 + s1, fmaf(-m1, xs[b], acc[b]));
         }
     }
+    template <int NB>
+    VT_HD void idot(const uint32_t xw[NB][16], const float sx[NB], const int xs[NB],
+                    float acc[NB]) const {
+        const float d1 = gvr_f16(dm) * sc, m1 = gvr_f16(dm >> 16) * mn;
+        VT_UNROLL
+        for (int b = 0; b < NB; b++) {
+            int s = 0;
+            VT_UNROLL
+            for (int k = 0; k < 8; k++) { /* columns 4k .. 4k + 3 */
+                const uint32_t c = q[k] & 0x0F0F0F0Fu;
+                s = vt_dp2a_lo(xw[b][2 * k], c, s);
+                s = vt_dp2a_hi(xw[b][2 * k + 1], c, s);
+            }
+            acc[b] = fmaf(d1 * sx[b], (float)s, fmaf(-m1 * sx[b], (float)xs[b], acc[b]));
+        }
+    }
 };
 /* nf4: absmax (f32), 32 bytes of code pairs (high nibble first), unit u & 1's 16 */
 template <> struct gvr_raw<VT_FMT_NF4> {
@@ -250,6 +316,20 @@ template <> struct gvr_raw<VT_FMT_NF4> {
         for (int b = 0; b < NB; b++) acc[b] = fmaf(vt_dev_as_f32(a), s[b], acc[b]);
     }
 };
+
+/* The warp's sums of acc into red[i NB + b] (lane 0 writes; every lane must call). */
+#pragma nv_exec_check_disable
+template <int R, int NB, class CX>
+VT_HD void gvr_warp_sums(CX &cx, const float acc[R][NB], int lane, float *red) {
+    VT_UNROLL
+    for (int i = 0; i < R; i++) VT_UNROLL
+    for (int b = 0; b < NB; b++) {
+        float s = acc[i][b];
+        VT_UNROLL
+        for (int o = 16; o > 0; o >>= 1) s += cx.shfl_xor(s, o);
+        if (lane == 0) red[i * NB + b] = s;
+    }
+}
 
 /* CTA cta of the register GEMV: y[b][r] for rows r = R cta .. R cta + R - 1. */
 #pragma nv_exec_check_disable
@@ -327,18 +407,145 @@ VT_HD void gvr_cta_body(CX &cx, const vt_kp &p, const float *x, float *y, int nb
         }
     }
 
-    VT_UNROLL
-    for (int i = 0; i < R; i++) VT_UNROLL
-    for (int b = 0; b < NB; b++) {
-        float s = acc[i][b];
-        VT_UNROLL
-        for (int o = 16; o > 0; o >>= 1) s += cx.shfl_xor(s, o);
-        if (lane == 0) sm.red[warp][i * NB + b] = s;
-    }
+    gvr_warp_sums<R, NB>(cx, acc, lane, sm.red[warp]);
     cx.sync(); /* every warp's sums in shared memory */
     if (tid < R * NB) {
         const int i = tid / NB, b = tid % NB;
         const uint64_t r = r0 + i;
+        if (r < p.rows && b < nb) {
+            float s = 0.0f;
+            VT_UNROLL
+            for (int w = 0; w < GVR_W; w++) s += sm.red[w][tid];
+            y[(uint64_t)b * p.rows + r] = s;
+        }
+    }
+}
+
+/* ---- the integer kernel (gemv.cu gemv_rows_int): q4_0, q4_1, q4_k, q8_0 at batch 1-2 ----------
+ * The register kernel above measured (H100, 2026-11-26) 28-49% of copy bandwidth on 4-bit rows:
+ * about five instructions per weight (nibble extract, int-to-float, FMA) leave the SM's issue
+ * slots, not memory, the limit, and every lane loaded x for its unit with 8 strided 16-byte loads
+ * for every R rows. Here the CTA first quantizes x once into shared memory: per 32-column unit
+ * an int16 code per column (round to nearest, scale amax / 32767: relative error of a dot at
+ * most 2^-16 of sum |w x|), the scale, and the codes' sum. Then, as in the register kernel, lane j
+ * of warp w takes the units j + 32 w, + 32 GVR_W, ... of R rows at a time, loading every row's
+ * unit before any sums; a unit's 64 bytes of x come from shared memory in 4 conflict-free
+ * 16-byte reads (chunk c of every unit together: [c][unit]), and its dot is integer: dp2a (two
+ * int16 x int8 products per instruction) on the codes as they are stored, the block scale and
+ * offset applied once per unit (q4_0: c - 8 is c less 8 times the code sum). A CTA takes G
+ * groups of R rows in turn (G from the launch: the x quantization amortized over R G rows).
+ * Non-finite x gives its unit's scale NaN, so the rows' sums are NaN, not a silent number. */
+#define GVQ_GMAX 4
+
+template <int F> constexpr bool gvq_fmt() {
+    return F == VT_FMT_Q4_0 || F == VT_FMT_Q4_1 || F == VT_FMT_Q4_K || F == VT_FMT_Q8_0;
+}
+
+/* rows in flight per lane (R, a launch choice: VT_GEMV_R) and the default */
+template <int NB> struct gvq_cfg {
+    static constexpr int R = NB == 1 ? 8 : 4, RALT = NB == 1 ? 4 : 2;
+};
+template <int NB, int R> struct gvq_smem { float red[GVR_W][GVQ_GMAX * R * NB]; };
+
+/* Dynamic shared memory of the x codes for cols columns: per vector, 4 x U 16-byte chunks, then
+ * U scales and U code sums (U units). */
+VT_HD uint64_t gvq_dyn_bytes(uint64_t cols, int nb) {
+    return (uint64_t)nb * vt_units(cols) * (64 + 8);
+}
+
+#pragma nv_exec_check_disable
+template <int F, int NB, int R, class CX>
+VT_HD void gvq_cta_body(CX &cx, const vt_kp &p, const float *x, float *y, int nb, bool xvec,
+                        gvq_smem<NB, R> &sm, unsigned char *dyn, uint64_t cta, int G) {
+    const int tid = cx.tid(), warp = tid / 32, lane = tid % 32;
+    const uint64_t U = vt_units(p.cols);
+    uint4 *xq = reinterpret_cast<uint4 *>(dyn);              /* [b][c][u] */
+    float *xsc = reinterpret_cast<float *>(xq + 4 * NB * U); /* [b][u] */
+    int *xsum = reinterpret_cast<int *>(xsc + NB * U);       /* [b][u] */
+
+    /* x to int16 codes: 8 threads per unit, 4 columns each (16 units per pass of the CTA) */
+    const int part = tid % 8;
+    for (uint64_t u0 = 0; u0 < U; u0 += GVR_W * 4) {
+        const uint64_t u = u0 + tid / 8, col = 32 * u + 4 * part;
+        VT_UNROLL
+        for (int b = 0; b < NB; b++) {
+            float v[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+            if (u < U && b < nb) {
+                const float *xp = x + (uint64_t)b * p.cols + col;
+                if (xvec && col + 4 <= p.cols) {
+                    const float4 q = VT_LDG((const float4 *)xp);
+                    v[0] = q.x, v[1] = q.y, v[2] = q.z, v[3] = q.w;
+                } else {
+                    VT_UNROLL
+                    for (int i = 0; i < 4; i++)
+                        if (col + i < p.cols) v[i] = VT_LDG(xp + i);
+                }
+            }
+            float am = 0.0f; /* max |v|; a NaN counts as infinite (fmaxf would drop it) */
+            VT_UNROLL
+            for (int i = 0; i < 4; i++)
+                am = fmaxf(am, fabsf(v[i]) <= 3.4e38f ? fabsf(v[i]) : INFINITY);
+            VT_UNROLL
+            for (int o = 1; o < 8; o <<= 1) am = fmaxf(am, cx.shfl_xor(am, o));
+            const bool fin = am <= 3.4e38f;
+            const float inv = am > 0.0f && fin ? 32767.0f / am : 0.0f;
+            int qi[4], s = 0;
+            VT_UNROLL
+            for (int i = 0; i < 4; i++) s += qi[i] = fin ? vt_rni(v[i] * inv) : 0;
+            float fs = (float)s; /* |sum| <= 32 x 32767: exact */
+            VT_UNROLL
+            for (int o = 1; o < 8; o <<= 1) fs += cx.shfl_xor(fs, o);
+            if (u < U) {
+                uint2 w;
+                w.x = ((uint32_t)qi[0] & 0xFFFFu) | (uint32_t)qi[1] << 16;
+                w.y = ((uint32_t)qi[2] & 0xFFFFu) | (uint32_t)qi[3] << 16;
+                reinterpret_cast<uint2 *>(xq + ((uint64_t)b * 4 + part / 2) * U + u)[part & 1] = w;
+                if (part == 0) {
+                    xsc[(uint64_t)b * U + u] = fin ? am / 32767.0f : NAN;
+                    xsum[(uint64_t)b * U + u] = (int)fs;
+                }
+            }
+        }
+    }
+    cx.sync(); /* the codes visible */
+
+    for (int g = 0; g < G; g++) {
+        const uint64_t r0 = (cta * (uint64_t)G + (uint64_t)g) * R;
+        if (r0 >= p.rows) break; /* the same for the whole CTA */
+        float acc[R][NB];
+        VT_UNROLL
+        for (int i = 0; i < R; i++) VT_UNROLL
+        for (int b = 0; b < NB; b++) acc[i][b] = 0.0f;
+        for (uint64_t u = 32 * (uint64_t)warp + lane; u < U; u += 32 * GVR_W) {
+            gvr_raw<F> raw[R];
+            VT_UNROLL
+            for (int i = 0; i < R; i++) /* every row's loads first ... */
+                if (r0 + i < p.rows)
+                    raw[i].load(vt_dq_unit_ptr<F>(p.data + (r0 + i) * p.row_bytes, u), u);
+            uint32_t xw[NB][16];
+            float sx[NB];
+            int xs[NB];
+            VT_UNROLL
+            for (int b = 0; b < NB; b++) {
+                VT_UNROLL
+                for (int c = 0; c < 4; c++) {
+                    const uint4 q = xq[((uint64_t)b * 4 + c) * U + u];
+                    xw[b][4 * c] = q.x, xw[b][4 * c + 1] = q.y, xw[b][4 * c + 2] = q.z;
+                    xw[b][4 * c + 3] = q.w;
+                }
+                sx[b] = xsc[(uint64_t)b * U + u];
+                xs[b] = xsum[(uint64_t)b * U + u];
+            }
+            VT_UNROLL
+            for (int i = 0; i < R; i++) /* ... then the sums */
+                if (r0 + i < p.rows) raw[i].template idot<NB>(xw, sx, xs, acc[i]);
+        }
+        gvr_warp_sums<R, NB>(cx, acc, lane, sm.red[warp] + g * R * NB);
+    }
+    cx.sync(); /* every warp's sums in shared memory */
+    if (tid < G * R * NB) {
+        const int gi = tid / NB, b = tid % NB;
+        const uint64_t r = cta * (uint64_t)G * R + gi;
         if (r < p.rows && b < nb) {
             float s = 0.0f;
             VT_UNROLL

@@ -19,6 +19,7 @@ template <int F, int NB, bool ASYNC> struct dense_body {
     using S = gv_smem<F, NB, ASYNC>;
     static constexpr int W = gv_cfg<F, NB, ASYNC>::W, RPC = W; /* warps, rows per CTA */
     static constexpr const char *name = ASYNC ? "async" : "sync";
+    static size_t bytes(const vt_kp &) { return sizeof(S); }
     static void call(host_cx &cx, const vt_kp &p, const float *x, float *y, int nb, bool xvec,
                      S &sm, uint64_t k) {
         gv_cta_body<F, NB, ASYNC>(cx, p, x, y, nb, xvec, sm, k);
@@ -28,6 +29,7 @@ template <int F, int NB> struct sparse_body {
     using S = gvs_smem<F, NB>;
     static constexpr int W = gvs_cfg<F, NB>::W, RPC = W;
     static constexpr const char *name = "2:4";
+    static size_t bytes(const vt_kp &) { return sizeof(S); }
     static void call(host_cx &cx, const vt_kp &p, const float *x, float *y, int nb, bool xvec,
                      S &sm, uint64_t k) {
         gvs_cta_body<F, NB>(cx, p, x, y, nb, xvec, sm, k);
@@ -38,9 +40,24 @@ template <int F, int NB> struct rows_body {
     using S = gvr_smem<NB>;
     static constexpr int W = GVR_W, RPC = gvr_cfg<NB>::R;
     static constexpr const char *name = "rows";
+    static size_t bytes(const vt_kp &) { return sizeof(S); }
     static void call(host_cx &cx, const vt_kp &p, const float *x, float *y, int nb, bool xvec,
                      S &sm, uint64_t k) {
         gvr_cta_body<F, NB>(cx, p, x, y, nb, xvec, sm, k);
+    }
+};
+
+/* the integer kernel with G groups of rows per CTA: its static shared memory, then the x codes */
+template <int F, int NB, int G> struct int_body { /* G 1: the default R, G 3: the other */
+    static constexpr int R = G == 1 ? gvq_cfg<NB>::R : gvq_cfg<NB>::RALT;
+    using S = gvq_smem<NB, R>;
+    static constexpr int W = GVR_W, RPC = R * G;
+    static constexpr const char *name = G == 1 ? "int G1" : "int G3 R alt";
+    static size_t bytes(const vt_kp &p) { return sizeof(S) + gvq_dyn_bytes(p.cols, NB); }
+    static void call(host_cx &cx, const vt_kp &p, const float *x, float *y, int nb, bool xvec,
+                     S &sm, uint64_t k) {
+        gvq_cta_body<F, NB, R>(cx, p, x, y, nb, xvec, sm,
+                               reinterpret_cast<unsigned char *>(&sm + 1), k, G);
     }
 };
 
@@ -72,7 +89,7 @@ struct host_gemv_cta {
     /* every CTA of body B over the rows; odd CTAs land cp.async copies at issue, even ones at
      * the retiring wait_group */
     template <class B> int grid(const vt_kp &p, bool xvec) {
-        smem_buf sb(sizeof(typename B::S));
+        smem_buf sb(B::bytes(p));
         cta c;
         for (uint64_t k = 0; k < (p.rows + B::RPC - 1) / B::RPC; k++) {
             memset(sb.p, 0xFF, sb.n); /* NaN: what the body reads before writing shows */
@@ -102,6 +119,15 @@ struct host_gemv_cta {
                 if (!d->sparse) return grid<rows_body<F, NB>>(p, xvec);
             return 77;
         }
+        if (async == 3 || async == 4) { /* as gemv.cu: aligned rows only */
+            if constexpr (NB <= 2 && gvq_fmt<F>()) {
+                constexpr int A = gvr_raw<F>::A;
+                if (!d->sparse && (uintptr_t)p.data % A == 0 && p.row_bytes % A == 0)
+                    return async == 3 ? grid<int_body<F, NB, 1>>(p, xvec)
+                                      : grid<int_body<F, NB, 3>>(p, xvec);
+            }
+            return 77;
+        }
         if (d->sparse) {
             if constexpr (F != VT_FMT_NF4_DQ && gvs_cfg<F, NB>::W > 0)
                 return async ? 77 : grid<sparse_body<F, NB>>(p, xvec);
@@ -120,7 +146,8 @@ struct host_gemv_cta {
 } // namespace
 
 /* y[batch][rows] = W x[batch][cols] by the GEMV's CTAs on the host: the staged kernel's sync
- * (async 0) or async (1) variant, or the register kernel (2). 0, 77 (no such kernel for this weight
+ * (async 0) or async (1) variant, the register kernel (2), or the integer kernel with 1 group of
+ * its default rows (3) or 3 of its other count (4) per CTA. 0, 77 (no such kernel for this weight
  * and batch), 1 with why filled. */
 extern "C" int kt_host_gemv_cta(const vt_kdesc *d, const float *x, float *y, int batch, int async,
                                 char *why, size_t cap) {

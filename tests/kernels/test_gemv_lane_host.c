@@ -1,7 +1,8 @@
 /* tests/kernels/test_gemv_lane_host.c — the GEMV kernels' lane code (kernels/cuda
  * gemv_lane.cuh) run on the host for whole warps (tests/kernels/gemv_lane_host.cu), and the
  * staged kernel's whole CTAs in both its variants (gemv_cta.cuh via gemv_cta_host.cu: barriers
- * and cp.async emulated) and the register kernel's (gemv_rows.cuh, batch 1-2), against the f64
+ * and cp.async emulated), the register kernel's and the integer kernel's with 1 and 3 row groups
+ * per CTA (gemv_rows.cuh, batch 1-2), against the f64
  * reference: every format and 2:4 variant, ragged shapes, batch 1..8 (each batch size template: 1,
  * 2, 4, 8 with fewer vectors), x 16-byte aligned (float4 path) and not (scalar path), weights at an
  * odd address, outputs poisoned, nothing written past the batch. Needs nvcc, not a GPU. */
@@ -14,7 +15,7 @@ int kt_host_gemv_cta(const vt_kdesc *d, const float *x, float *y, int batch, int
                      size_t cap);
 
 static const uint64_t shapes[][2] = {{1, 32}, {7, 100}, {3, 48}, {33, 1000}, {5, 4100}};
-static uint64_t n_runs, n_cta[3]; /* lane-level runs; whole-CTA runs: sync, async, rows */
+static uint64_t n_runs, n_cta[5]; /* lane-level runs; whole-CTA runs: sync, async, rows, int */
 
 /* y (poisoned, B x R) against the reference for batch b; what: the path's name */
 static void check_y(const float *y, const double *ref, const double *ra, uint64_t R, int b, int B,
@@ -60,8 +61,9 @@ static void check_one(const kt_weight *k, const char *nm, size_t shape, void *ct
             }
             /* the staged kernel's whole CTAs, both variants (its barriers and cp.async), and
              * the register kernel's (batch 1-2) */
-            static const char *vname[3] = {"gemv CTA sync", "gemv CTA async", "gemv CTA rows"};
-            for (int async = 0; async < 3; async++) {
+            static const char *vname[5] = {"gemv CTA sync", "gemv CTA async", "gemv CTA rows",
+                                           "gemv CTA int G1", "gemv CTA int G3"};
+            for (int async = 0; async < 5; async++) {
                 char why[200] = "";
                 kt_poison(y, B * R);
                 r = kt_host_gemv_cta(&d, x, y, b, async, why, sizeof why);
@@ -84,9 +86,12 @@ static void check_one(const kt_weight *k, const char *nm, size_t shape, void *ct
 int main(void) {
     vt_test_seed();
     kt_for_each_weight(shapes, sizeof shapes / sizeof shapes[0], check_one, NULL);
-    printf("%llu emulated GEMVs compared (lanes); whole CTAs: %llu sync, %llu async, %llu rows\n",
+    printf("%llu emulated GEMVs compared (lanes); whole CTAs: %llu sync, %llu async, %llu rows, "
+           "%llu + %llu int\n",
            (unsigned long long)n_runs, (unsigned long long)n_cta[0], (unsigned long long)n_cta[1],
-           (unsigned long long)n_cta[2]);
-    CHECKF(n_cta[0] > 0 && n_cta[1] > 0 && n_cta[2] > 0, "a GEMV CTA variant never ran");
+           (unsigned long long)n_cta[2], (unsigned long long)n_cta[3],
+           (unsigned long long)n_cta[4]);
+    CHECKF(n_cta[0] > 0 && n_cta[1] > 0 && n_cta[2] > 0 && n_cta[3] > 0 && n_cta[4] > 0,
+           "a GEMV CTA variant never ran");
     return vt_test_done("test_gemv_lane_host");
 }
