@@ -106,13 +106,19 @@ static void run_one(const kt_weight *k, const char *nm, size_t shape, vt_kernel_
     kt_ref_abs(k, x, B, ya);
     void *dxbase;
     void *dx = upload_at(x, B * C * 4, odd ? 4 : 0, &dxbase, st);
-    /* every GEMV kernel (gemv.cu): the default (the register kernel at batch 1-2, the staged
-     * kernel's cp.async variant beyond), the staged kernel at every batch
-     * (VT_GEMV_KERNEL=staged), its sync variant (VT_GEMV_STAGING=sync) */
-    static const char *const gvar[3] = {"default", "staged", "sync staging"};
-    for (int var = 0; var < 3; var++) {
-        if (var == 1) setenv("VT_GEMV_KERNEL", "staged", 1);
-        if (var == 2) setenv("VT_GEMV_STAGING", "sync", 1);
+    /* every GEMV kernel (gemv.cu): the default (at batch 1-2 the integer kernel for
+     * q4_0/q4_1/q4_k/q8_0, the register kernel for the others; the staged kernel's cp.async
+     * variant beyond), the integer kernel with its other rows per lane and 3 row groups per CTA
+     * (VT_GEMV_R=alt VT_GEMV_G=3), the register kernel's float form (VT_GEMV_KERNEL=float), the
+     * staged kernel at every batch (VT_GEMV_KERNEL=staged), its sync variant
+     * (VT_GEMV_STAGING=sync) */
+    static const char *const gvar[5] = {"default", "int R alt G 3", "float", "staged",
+                                        "sync staging"};
+    for (int var = 0; var < 5; var++) {
+        if (var == 1) setenv("VT_GEMV_R", "alt", 1), setenv("VT_GEMV_G", "3", 1);
+        if (var == 2) setenv("VT_GEMV_KERNEL", "float", 1);
+        if (var == 3) setenv("VT_GEMV_KERNEL", "staged", 1);
+        if (var == 4) setenv("VT_GEMV_STAGING", "sync", 1);
         for (int b = 1; b <= B; b++) {
             void *dy = dev_poison(B * R * 4, st);
             CHECK_RC(vt_gemv(&w, dx, dy, b, st));
@@ -129,6 +135,8 @@ static void run_one(const kt_weight *k, const char *nm, size_t shape, vt_kernel_
         }
         unsetenv("VT_GEMV_KERNEL");
         unsetenv("VT_GEMV_STAGING");
+        unsetenv("VT_GEMV_R");
+        unsetenv("VT_GEMV_G");
     }
     vt_dev_free(dxbase);
 
