@@ -167,7 +167,7 @@ else
     for t in tests/kernels/test_kernels_gpu tests/attn/test_attn_gpu; do
         [ -x "$BUILD/$t" ] || continue
         for tool in racecheck synccheck; do
-            step "${tool}_$(basename "$t")" 90 env VT_TEST_GPU_QUICK=1 "$SAN" --tool "$tool" \
+            step "${tool}_$(basename "$t")" 180 env VT_TEST_GPU_QUICK=1 "$SAN" --tool "$tool" \
                 --error-exitcode 99 "$BUILD/$t"
         done
     done

@@ -560,9 +560,17 @@ static int bench_gpu_shape(const bk_opts *o, uint32_t fmt, uint64_t rows, uint64
     /* the staged GEMV kernel (VT_GEMV_KERNEL=staged), same run: the A/B of gemv.cu's register
      * kernel (batch 1-2 default) against the one it replaced there */
     double ms_gs;
+    /* the caller's VT_GEMV_KERNEL (e.g. float, for its own A/B) back afterwards: unsetting it
+     * made every later row of such a run measure the default kernel */
+    const char *ek = getenv("VT_GEMV_KERNEL");
+    char keep[32] = "";
+    if (ek) snprintf(keep, sizeof keep, "%s", ek);
     setenv("VT_GEMV_KERNEL", "staged", 1);
     int grc = time_gpu(op_gemv, &c, st, o->runs, &ms_gs);
-    unsetenv("VT_GEMV_KERNEL");
+    if (ek)
+        setenv("VT_GEMV_KERNEL", keep, 1);
+    else
+        unsetenv("VT_GEMV_KERNEL");
     GT(grc);
     c.M = 1;
     GT(time_gpu(op_cublas, &c, st, o->runs, &ms_cb));
