@@ -15,7 +15,8 @@ int kt_host_gemv_cta(const vt_kdesc *d, const float *x, float *y, int batch, int
                      size_t cap);
 
 static const uint64_t shapes[][2] = {{1, 32}, {7, 100}, {3, 48}, {33, 1000}, {5, 4100}};
-static uint64_t n_runs, n_cta[5]; /* lane-level runs; whole-CTA runs: sync, async, rows, int */
+static uint64_t n_runs, n_cta[5],
+    n_bad; /* lane-level runs; whole-CTA runs: sync, async, rows, int */
 
 /* y (poisoned, B x R) against the reference for batch b; what: the path's name */
 static void check_y(const float *y, const double *ref, const double *ra, uint64_t R, int b, int B,
@@ -76,6 +77,25 @@ static void check_one(const kt_weight *k, const char *nm, size_t shape, void *ct
             }
         }
     }
+    /* the integer kernel on x with an infinity or a NaN: every row NaN (its unit's scale is
+     * NaN), never a finite sum that hides it */
+    for (int bad = 0; bad < 2 && rc == 0; bad++) {
+        float *x = xb;
+        for (uint64_t i = 0; i < C; i++) x[i] = vt_rand_normal();
+        x[C / 2] = bad ? NAN : INFINITY;
+        char why[200] = "";
+        kt_poison(y, B * R);
+        for (uint64_t i = 0; i < R; i++) y[i] = 0.0f;
+        int r = kt_host_gemv_cta(&d, x, y, 1, 3, why, sizeof why);
+        if (r == 77) break;
+        CHECKF(r == 0, "%s int kernel, x with %s: %s", nm, bad ? "NaN" : "inf", why);
+        uint64_t fin = 0;
+        for (uint64_t i = 0; i < R; i++) fin += !isnan(y[i]);
+        CHECKF(fin == 0, "%s %llux%llu int kernel, x with %s at column %llu: %llu finite rows", nm,
+               (unsigned long long)R, (unsigned long long)C, bad ? "NaN" : "inf",
+               (unsigned long long)(C / 2), (unsigned long long)fin);
+        n_bad++;
+    }
     free(xb);
     free(y);
     free(ref);
@@ -93,5 +113,6 @@ int main(void) {
            (unsigned long long)n_cta[4]);
     CHECKF(n_cta[0] > 0 && n_cta[1] > 0 && n_cta[2] > 0 && n_cta[3] > 0 && n_cta[4] > 0,
            "a GEMV CTA variant never ran");
+    CHECKF(n_bad > 0, "the integer kernel never ran on non-finite x");
     return vt_test_done("test_gemv_lane_host");
 }
