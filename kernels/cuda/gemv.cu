@@ -41,8 +41,8 @@ __global__ void __launch_bounds__(GVR_W * 32)
     gvr_cta_body<F, NB>(cx, p, x, y, nb, xvec, sm, blockIdx.x);
 }
 
-/* The integer kernel (q4_0/q4_1/q4_k/q8_0 at batch 1-2, dense rows): x's int16 codes in dynamic
- * shared memory (gvq_dyn_bytes), G groups of R rows per CTA. */
+/* The integer kernel (q4_0/q4_1/q4_k/q8_0/int8 at batch 1-2, dense rows): x's int16 codes in
+ * dynamic shared memory (gvq_dyn_bytes), G groups of R rows per CTA. */
 template <int F, int NB, int R>
 __global__ void __launch_bounds__(GVR_W * 32)
     gemv_rows_int(vt_kp p, const float *__restrict__ x, float *__restrict__ y, int nb, bool xvec,

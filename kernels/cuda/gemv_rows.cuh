@@ -22,7 +22,8 @@
 /* Formats gemv.cu gives this kernel: on an H200 (docs/BENCHMARKS.md, 2026-11-26) it was slower
  * than the staged kernel for awq_int4 (x divided by the channel scales per lane and unit: 2x),
  * q6_k (210-byte blocks decoded bytewise from global memory: 1.2x) and int8 (1.07x at
- * 8192 x 28672), and faster for the others (f16 6x, q4_0/q4_1/nf4/q8_0 1.2-1.3x). */
+ * 8192 x 28672), and faster for the others (f16 6x, q4_0/q4_1/nf4/q8_0 1.2-1.3x). gemv.cu
+ * tries the integer kernel below first (its formats but with VT_GEMV_KERNEL=float come here). */
 template <int F> constexpr bool gvr_pays() {
     return F != VT_FMT_AWQ_INT4 && F != VT_FMT_Q6_K && F != VT_FMT_INT8;
 }
@@ -86,6 +87,19 @@ VT_HD float gvr_f16(uint32_t bits) {
 template <int F> struct gvr_raw {
     static constexpr int A = 0; /* no fast form: the general path */
 };
+/* s[b] = sum_l val(l) x[b][l] over a unit (val: the unit's value l as a float), in two chains */
+template <int NB, class V> VT_HD void gvr_dot_fn(const float xr[NB][32], float s[NB], V val) {
+    VT_UNROLL
+    for (int b = 0; b < NB; b++) {
+        float s0 = 0.0f, s1 = 0.0f;
+        VT_UNROLL
+        for (int l = 0; l < 32; l += 2) {
+            s0 = fmaf(val(l), xr[b][l], s0);
+            s1 = fmaf(val(l + 1), xr[b][l + 1], s1);
+        }
+        s[b] = s0 + s1;
+    }
+}
 /* f16 / bf16 (BF): 16 words of value pairs, 16-byte aligned */
 template <bool BF> struct gvr_raw_half {
     static constexpr int A = 16;
@@ -104,16 +118,10 @@ template <bool BF> struct gvr_raw_half {
     }
     template <int NB>
     VT_HD void dot(const vt_dq_ctx &, const float xr[NB][32], const float *, float acc[NB]) const {
+        float s[NB];
+        gvr_dot_fn<NB>(xr, s, [&](int l) { return l & 1 ? hi(w[l / 2]) : lo(w[l / 2]); });
         VT_UNROLL
-        for (int b = 0; b < NB; b++) {
-            float s0 = 0.0f, s1 = 0.0f;
-            VT_UNROLL
-            for (int k = 0; k < 16; k++) {
-                s0 = fmaf(lo(w[k]), xr[b][2 * k], s0);
-                s1 = fmaf(hi(w[k]), xr[b][2 * k + 1], s1);
-            }
-            acc[b] += s0 + s1;
-        }
+        for (int b = 0; b < NB; b++) acc[b] += s[b];
     }
 };
 template <> struct gvr_raw<VT_FMT_F16> : gvr_raw_half<false> {};
@@ -297,23 +305,52 @@ template <> struct gvr_raw<VT_FMT_Q4_K> {
         }
     }
 };
-/* nf4: absmax (f32), 32 bytes of code pairs (high nibble first), unit u & 1's 16 */
-template <> struct gvr_raw<VT_FMT_NF4> {
+/* Blocks of an f32 scale d and two units' codes, NQ words each (int8, nf4): unit u & 1's */
+template <int NQ> struct gvr_raw_f32s {
     static constexpr int A = 4;
     static constexpr bool XS = false;
-    uint32_t a, q[4];
+    uint32_t d, q[NQ];
     VT_HD void load(const uint8_t *blk, uint64_t u) {
         const uint32_t *w = (const uint32_t *)blk;
-        a = VT_LDG(w);
+        d = VT_LDG(w);
         VT_UNROLL
-        for (int k = 0; k < 4; k++) q[k] = VT_LDG(w + 1 + 4 * (u & 1) + k);
+        for (int k = 0; k < NQ; k++) q[k] = VT_LDG(w + 1 + NQ * (u & 1) + k);
     }
+};
+/* int8: d, 64 int8 codes (columns 4k .. 4k + 3 of the unit in word k) */
+template <> struct gvr_raw<VT_FMT_INT8> : gvr_raw_f32s<8> {
+    template <int NB>
+    VT_HD void dot(const vt_dq_ctx &, const float xr[NB][32], const float *, float acc[NB]) const {
+        float s[NB]; /* int8 q + 128 = (q ^ 0x80) as unsigned */
+        gvr_dot_fn<NB>(xr, s, [&](int l) {
+            return gvr_int_f(((q[l / 4] >> (8 * (l % 4))) & 255) ^ 128, 128.0f);
+        });
+        VT_UNROLL
+        for (int b = 0; b < NB; b++) acc[b] = fmaf(vt_dev_as_f32(d), s[b], acc[b]);
+    }
+    template <int NB>
+    VT_HD void idot(const uint32_t xw[NB][16], const float sx[NB], const int *,
+                    float acc[NB]) const {
+        VT_UNROLL
+        for (int b = 0; b < NB; b++) {
+            int s = 0;
+            VT_UNROLL
+            for (int k = 0; k < 8; k++) {
+                s = vt_dp2a_lo(xw[b][2 * k], q[k], s);
+                s = vt_dp2a_hi(xw[b][2 * k + 1], q[k], s);
+            }
+            acc[b] = fmaf(vt_dev_as_f32(d) * sx[b], (float)s, acc[b]);
+        }
+    }
+};
+/* nf4: absmax d, 32 bytes of code pairs (high nibble first) */
+template <> struct gvr_raw<VT_FMT_NF4> : gvr_raw_f32s<4> {
     template <int NB>
     VT_HD void dot(const vt_dq_ctx &c, const float xr[NB][32], const float *, float acc[NB]) const {
         float s[NB];
         gvr_dot_nib<NB, true>(q, c.lut, xr, s);
         VT_UNROLL
-        for (int b = 0; b < NB; b++) acc[b] = fmaf(vt_dev_as_f32(a), s[b], acc[b]);
+        for (int b = 0; b < NB; b++) acc[b] = fmaf(vt_dev_as_f32(d), s[b], acc[b]);
     }
 };
 
@@ -421,7 +458,7 @@ VT_HD void gvr_cta_body(CX &cx, const vt_kp &p, const float *x, float *y, int nb
     }
 }
 
-/* ---- the integer kernel (gemv.cu gemv_rows_int): q4_0, q4_1, q4_k, q8_0 at batch 1-2 ----------
+/* ---- the integer kernel (gemv.cu gemv_rows_int): q4_0, q4_1, q4_k, q8_0, int8 at batch 1-2 ---
  * The register kernel above measured (H100, 2026-11-26) 28-49% of copy bandwidth on 4-bit rows:
  * about five instructions per weight (nibble extract, int-to-float, FMA) leave the SM's issue
  * slots, not memory, the limit, and every lane loaded x for its unit with 8 strided 16-byte loads
@@ -438,7 +475,8 @@ VT_HD void gvr_cta_body(CX &cx, const vt_kp &p, const float *x, float *y, int nb
 #define GVQ_GMAX 4
 
 template <int F> constexpr bool gvq_fmt() {
-    return F == VT_FMT_Q4_0 || F == VT_FMT_Q4_1 || F == VT_FMT_Q4_K || F == VT_FMT_Q8_0;
+    return F == VT_FMT_Q4_0 || F == VT_FMT_Q4_1 || F == VT_FMT_Q4_K || F == VT_FMT_Q8_0 ||
+           F == VT_FMT_INT8;
 }
 
 /* rows in flight per lane (R, a launch choice: VT_GEMV_R) and the default */

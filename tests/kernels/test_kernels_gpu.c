@@ -107,7 +107,7 @@ static void run_one(const kt_weight *k, const char *nm, size_t shape, vt_kernel_
     void *dxbase;
     void *dx = upload_at(x, B * C * 4, odd ? 4 : 0, &dxbase, st);
     /* every GEMV kernel (gemv.cu): the default (at batch 1-2 the integer kernel for
-     * q4_0/q4_1/q4_k/q8_0, the register kernel for the others; the staged kernel's cp.async
+     * q4_0/q4_1/q4_k/q8_0/int8, the register kernel for the others; the staged kernel's cp.async
      * variant beyond), the integer kernel with its other rows per lane and 3 row groups per CTA
      * (VT_GEMV_R=alt VT_GEMV_G=3), the register kernel's float form (VT_GEMV_KERNEL=float), the
      * staged kernel at every batch (VT_GEMV_KERNEL=staged), its sync variant
