@@ -31,7 +31,7 @@ typedef struct bk_opts {
     int runs, batch, gpu, cpu, gemv, gemm, dequant;
     const char *json;
     const char *formats;
-    const char *gemm_m, *gemm_formats, *gemm_shapes, *dequant_shape;
+    const char *gemm_m, *gemm_formats, *gemm_shapes, *dequant_shape, *gpu_shapes;
 } bk_opts;
 
 static float bk_normal(void) {
@@ -634,10 +634,12 @@ static int bench_gpu(const bk_opts *o, uint32_t *fmts, int nf) {
     vt_kernel_ws *ws;
     GT(vt_dev_stream_create(&st));
     GT(vt_kernel_ws_create(1ull << 30, &ws));
-    static const uint64_t shp[][2] = {{4096, 4096}, {8192, 28672}};
+    uint64_t shp[16][2];
+    int ns = parse_list(o->gpu_shapes, &shp[0][0], 32, 1) / 2;
     for (int f = 0; f < nf; f++)
-        for (int s = 0; s < 2; s++) {
-            int rc = bench_gpu_shape(o, fmts[f], shp[s][0], shp[s][1], st, ws, s == 0);
+        for (int s = 0; s < ns; s++) { /* GEMM (M 512, 4096) at 4096 x 4096 only */
+            int rc = bench_gpu_shape(o, fmts[f], shp[s][0], shp[s][1], st, ws,
+                                     shp[s][0] == 4096 && shp[s][1] == 4096);
             if (rc) return rc;
         }
     vt_kernel_ws_destroy(ws);
@@ -652,11 +654,14 @@ static void usage(FILE *f) {
            "                     [--gemm-m M,M,...|none] [--gemm-formats a,b,...]\n"
            "                     [--gemm-shapes RxC,...] [--gemm-only]\n"
            "                     [--dequant-only] [--dequant-shape RxC]\n"
+           "                     [--gpu-shapes RxC,...]\n"
            "CPU fused GEMV per format vs a same-run memory read baseline; CPU GEMM (prefill)\n"
            "per format and M vs OpenBLAS sgemm on the dequantized weight (defaults: M\n"
            "32,128,512; f16,q8_0,q4_0,q4_k,nf4; 4096x4096,1024x1024); with a GPU, CUDA\n"
            "dequantize/GEMV/GEMM vs cudaMemcpy D2D and cuBLAS f16. --dequant-only: CPU vt_dequant\n"
-           "to f32 per --formats format (default shape 2048x4096). Medians of --runs runs.\n");
+           "to f32 per --formats format (default shape 2048x4096). --gpu-shapes: the CUDA\n"
+           "benchmarks' shapes (default 4096x4096,8192x28672; GEMM at 4096x4096 only).\n"
+           "Medians of --runs runs.\n");
 }
 
 int vt_bench_kernels_main(int argc, char **argv) {
@@ -673,6 +678,7 @@ int vt_bench_kernels_main(int argc, char **argv) {
                  .gemm_formats = "f16,q8_0,q4_0,q4_k,nf4",
                  .gemm_shapes = "4096x4096,1024x1024",
                  .dequant_shape = "2048x4096",
+                 .gpu_shapes = "4096x4096,8192x28672",
                  .formats = "q4_0,q4_1,q4_k,nf4,nf4_dq,nvfp4,mxfp4,awq_int4,q8_0,q6_k,int8,f16"};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -688,6 +694,8 @@ int vt_bench_kernels_main(int argc, char **argv) {
         } else if (!strcmp(a, "--dequant-only")) {
             o.gpu = o.gemv = o.gemm = 0;
             o.dequant = 1;
+        } else if (v && !strcmp(a, "--gpu-shapes")) {
+            o.gpu_shapes = v, i++;
         } else if (v && !strcmp(a, "--dequant-shape")) {
             o.dequant_shape = v, i++;
         } else if (v && !strcmp(a, "--gemm-m")) {
@@ -726,6 +734,13 @@ int vt_bench_kernels_main(int argc, char **argv) {
     uint32_t fmts[64];
     int nf = parse_formats(o.formats, fmts, 64);
     if (nf < 0) return 2;
+    {
+        uint64_t v[32];
+        if (parse_list(o.gpu_shapes, v, 32, 1) <= 0) {
+            fprintf(stderr, "bench kernels: bad --gpu-shapes '%s'\n", o.gpu_shapes);
+            return 2;
+        }
+    }
     if (o.gemm) { /* the GEMM lists, checked before anything runs */
         uint64_t v[16];
         uint32_t f[32];
