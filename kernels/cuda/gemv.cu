@@ -73,7 +73,7 @@ static int gvq_launch(const vt_kp &p, const float *x, float *y, int nb, bool xve
     size_t cap = 0;
     if (vt_cuda_smem_max(&cap, "vt_gemv") != 0 || dyn + sizeof(gvq_smem<NB, R>) > cap) return 1;
     static std::atomic<unsigned long long> set{0};
-    if (dyn > 48 * 1024) {
+    if (dyn + sizeof(gvq_smem<NB, R>) > 48 * 1024) { /* the default limit counts both */
         int rc = vt_cuda_smem_optin(gemv_rows_int<F, NB, R>, cap - sizeof(gvq_smem<NB, R>), set,
                                     "vt_gemv: shared memory");
         if (rc) return rc;
