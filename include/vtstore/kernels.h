@@ -49,7 +49,7 @@ int vt_dequant(const vt_weight *w, vt_dtype out_type, void *out, void *stream);
 /** y = W x for a batch of vectors: x is [batch][cols] f32, y is [batch][rows] f32, 1 <= batch
  *  <= VT_GEMV_MAX_BATCH. AWQ handles multiply x by 1/s per input channel (w->aux) on the fly.
  *  Device: batch 1-2 on dense rows run the integer kernel for q4_0/q4_1/q4_k/q8_0/int8 (x quantized
- *  per CTA to int16 per 32 columns, relative error of a dot at most 2^-16 of sum |w x|; weights
+ *  per CTA to int16 per 32 columns, each x off by at most 2^-14 of its unit's largest |x|; weights
  *  at an address and row stride aligned to 2 or 4 bytes) and the register kernel (R rows per
  *  CTA, x in registers) for the others except awq_int4 and q6_k. A/B switches for
  *  benchmarks, in the environment (results agree within rounding): VT_GEMV_KERNEL=float (the

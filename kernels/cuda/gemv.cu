@@ -1,8 +1,11 @@
 /* kernels/cuda/gemv.cu — fused dequantize + GEMV, y[b] = W x[b] for batch 1..8.
- * Batch 1-2 on dense rows (but awq_int4, q6_k and int8: gvr_pays): the register kernel
- * (gemv_rows.cuh: R rows per CTA, x in registers reused across them, units decoded straight from
- * global memory; VT_GEMV_KERNEL=staged gives the staged kernel below instead, the A/B of
- * bench_kernels). Batch 3-8 and 2:4 rows:
+ * Batch 1-2 on dense rows: q4_0/q4_1/q4_k/q8_0/int8 (aligned) the integer kernel (gemv_rows.cuh
+ * gvq_cta_body: x quantized to int16 codes in shared memory once per CTA, codes dotted with dp2a;
+ * VT_GEMV_LOAD=window its units by aligned 16-byte chunk loads, for q4_0/q4_1/q8_0), the other
+ * formats but awq_int4 and q6_k (gvr_pays) the register kernel (gemv_rows.cuh: R rows per CTA,
+ * x in registers reused across them, units decoded straight from global memory).
+ * VT_GEMV_KERNEL=float skips the integer kernel and VT_GEMV_KERNEL=staged gives the staged
+ * kernel below instead (the A/B of bench_kernels). Batch 3-8 and 2:4 rows:
  * one warp per row. Row-blocked formats (gemv_staged, up to 8 warps per CTA: gv_cfg): the warp
  * stages G x 32 units of its row (about 2 KiB) into shared memory with aligned 16-byte loads;
  * the CTA loads x 1024 columns at a time into shared memory (coalesced, swizzled:
@@ -43,14 +46,14 @@ __global__ void __launch_bounds__(GVR_W * 32)
 
 /* The integer kernel (q4_0/q4_1/q4_k/q8_0/int8 at batch 1-2, dense rows): x's int16 codes in
  * dynamic shared memory (gvq_dyn_bytes), G groups of R rows per CTA. */
-template <int F, int NB, int R>
+template <int F, int NB, int R, bool WIN>
 __global__ void __launch_bounds__(GVR_W * 32)
     gemv_rows_int(vt_kp p, const float *__restrict__ x, float *__restrict__ y, int nb, bool xvec,
                   int G) {
     __shared__ gvq_smem<NB, R> sm;
     extern __shared__ __align__(16) unsigned char gv_dyn[];
     vt_simt_dev cx;
-    gvq_cta_body<F, NB, R>(cx, p, x, y, nb, xvec, sm, gv_dyn, blockIdx.x, G);
+    gvq_cta_body<F, NB, R, WIN>(cx, p, x, y, nb, xvec, sm, gv_dyn, blockIdx.x, G);
 }
 
 /* Row groups per CTA of the integer kernel: VT_GEMV_G=1..4 (the A/B of bench_kernels), else
@@ -66,7 +69,7 @@ static int gvq_groups(uint64_t rows, int R) {
 
 /* Launch the integer kernel with R rows in flight per lane; 1 where it does not fit (x's codes
  * past the device's shared memory), else 0 or the launch's error. */
-template <int F, int NB, int R>
+template <int F, int NB, int R, bool WIN>
 static int gvq_launch(const vt_kp &p, const float *x, float *y, int nb, bool xvec,
                       cudaStream_t st) {
     const uint64_t dyn = gvq_dyn_bytes(p.cols, NB);
@@ -74,13 +77,13 @@ static int gvq_launch(const vt_kp &p, const float *x, float *y, int nb, bool xve
     if (vt_cuda_smem_max(&cap, "vt_gemv") != 0 || dyn + sizeof(gvq_smem<NB, R>) > cap) return 1;
     static std::atomic<unsigned long long> set{0};
     if (dyn + sizeof(gvq_smem<NB, R>) > 48 * 1024) { /* the default limit counts both */
-        int rc = vt_cuda_smem_optin(gemv_rows_int<F, NB, R>, cap - sizeof(gvq_smem<NB, R>), set,
-                                    "vt_gemv: shared memory");
+        int rc = vt_cuda_smem_optin(gemv_rows_int<F, NB, R, WIN>, cap - sizeof(gvq_smem<NB, R>),
+                                    set, "vt_gemv: shared memory");
         if (rc) return rc;
     }
     const int G = gvq_groups(p.rows, R);
     const uint64_t rpc = (uint64_t)R * G;
-    gemv_rows_int<F, NB, R>
+    gemv_rows_int<F, NB, R, WIN>
         <<<(unsigned)((p.rows + rpc - 1) / rpc), GVR_W * 32, dyn, st>>>(p, x, y, nb, xvec, G);
     return vt_cuda_launch_check("vt_gemv kernel launch");
 }
@@ -122,7 +125,7 @@ static int gv_launch_dyn(K kern, const vt_kp &p, const float *x, float *y, int n
 
 struct gv_launch {
     vt_kp p;
-    bool sparse, async, rowsk, intk, ralt;
+    bool sparse, async, rowsk, intk, ralt, win;
     const float *x;
     float *y;
     int nb;
@@ -140,8 +143,13 @@ struct gv_launch {
         if constexpr (NB <= 2 && gvq_fmt<F>()) {
             constexpr int A = gvr_raw<F>::A;
             if (rowsk && intk && !sparse && (uintptr_t)p.data % A == 0 && p.row_bytes % A == 0) {
-                int rc = ralt ? gvq_launch<F, NB, gvq_cfg<NB>::RALT>(p, x, y, nb, xvec, st)
-                              : gvq_launch<F, NB, gvq_cfg<NB>::R>(p, x, y, nb, xvec, st);
+                int rc = 1;
+                if constexpr (gvw_raw<F>::HAS) /* window loads: the default R only */
+                    if (win && !ralt)
+                        rc = gvq_launch<F, NB, gvq_cfg<NB>::R, true>(p, x, y, nb, xvec, st);
+                if (rc == 1)
+                    rc = ralt ? gvq_launch<F, NB, gvq_cfg<NB>::RALT, false>(p, x, y, nb, xvec, st)
+                              : gvq_launch<F, NB, gvq_cfg<NB>::R, false>(p, x, y, nb, xvec, st);
                 if (rc != 1) return rc;
             }
         }
@@ -184,6 +192,9 @@ extern "C" int vt_cuda_gemv(const vt_kdesc *d, const float *x, float *y, int bat
     /* VT_GEMV_R=alt: the integer kernel's other rows-in-flight count (4 at batch 1, 2 at 2) */
     const char *r = getenv("VT_GEMV_R");
     l.ralt = r && !strcmp(r, "alt");
+    /* VT_GEMV_LOAD=window: the integer kernel's q4_0/q4_1/q8_0 units by aligned 16-byte loads */
+    const char *wl = getenv("VT_GEMV_LOAD");
+    l.win = wl && !strcmp(wl, "window");
     l.x = x;
     l.y = y;
     l.nb = batch;

@@ -15,6 +15,8 @@
 #ifndef VT_GEMV_ROWS_CUH
 #define VT_GEMV_ROWS_CUH
 
+#include <float.h>
+
 #include "gemv_lane.cuh"
 
 #define GVR_W 4 /* warps per CTA */
@@ -23,7 +25,8 @@
  * than the staged kernel for awq_int4 (x divided by the channel scales per lane and unit: 2x),
  * q6_k (210-byte blocks decoded bytewise from global memory: 1.2x) and int8 (1.07x at
  * 8192 x 28672), and faster for the others (f16 6x, q4_0/q4_1/nf4/q8_0 1.2-1.3x). gemv.cu
- * tries the integer kernel below first (its formats but with VT_GEMV_KERNEL=float come here). */
+ * tries the integer kernel below first; with VT_GEMV_KERNEL=float its formats come here, but
+ * int8 (not paying here) goes to the staged kernel. */
 template <int F> constexpr bool gvr_pays() {
     return F != VT_FMT_AWQ_INT4 && F != VT_FMT_Q6_K && F != VT_FMT_INT8;
 }
@@ -163,13 +166,22 @@ template <int NQ> struct gvr_raw_q0 {
     template <int NB>
     VT_HD void idot(const uint32_t xw[NB][16], const float sx[NB], const int xs[NB],
                     float acc[NB]) const {
-        const float df = gvr_f16(d);
+        uint32_t cw[NQ / 2];
+        VT_UNROLL
+        for (int j = 0; j < NQ / 2; j++) cw[j] = q[2 * j] | q[2 * j + 1] << 16;
+        idot_words<NB>(d, cw, xw, sx, xs, acc);
+    }
+    /* the same from the f16 scale d16 and the code words cw (code bytes 4j .. 4j + 3 in cw[j]) */
+    template <int NB>
+    static VT_HD void idot_words(uint32_t d16, const uint32_t cw[NQ / 2], const uint32_t xw[NB][16],
+                                 const float sx[NB], const int xs[NB], float acc[NB]) {
+        const float df = gvr_f16(d16);
         VT_UNROLL
         for (int b = 0; b < NB; b++) {
             int s = 0;
             VT_UNROLL
             for (int j = 0; j < NQ / 2; j++) {
-                const uint32_t w = q[2 * j] | q[2 * j + 1] << 16; /* code bytes 4j .. 4j + 3 */
+                const uint32_t w = cw[j];
                 if constexpr (NQ == 8) { /* low nibbles: columns 4j.., high: 16 + 4j.. */
                     const uint32_t lo = w & 0x0F0F0F0Fu, hi = (w >> 4) & 0x0F0F0F0Fu;
                     s = vt_dp2a_lo(xw[b][2 * j], lo, s);
@@ -458,15 +470,106 @@ VT_HD void gvr_cta_body(CX &cx, const vt_kp &p, const float *x, float *y, int nb
     }
 }
 
+/* ---- window loads (VT_GEMV_LOAD=window): the integer kernel's q4_0 / q8_0 / q4_1 units by
+ * aligned 16-byte loads --------------------------------------------------------------------------
+ * A unit of these formats (18 / 34 / 20 bytes at a 2- or 4-byte aligned address) is read by its
+ * format's own words above: 9 / 17 / 5 loads of 2 or 4 bytes, and per warp-wide load about 5-9
+ * L1 wavefronts (the lanes' units 18-34 bytes apart span 5-9 lines): 45 / 153 / 28 wavefronts
+ * per unit and row, against 16 for the 64 bytes of an f16 unit, the format that reaches 95% of
+ * copy bandwidth. Here a lane loads the NC 16-byte aligned chunks that hold its unit (2 / 3 / 2
+ * loads, about 10 / 27 / 10 wavefronts) and picks the unit's words out in registers by its byte
+ * offset s in the first chunk (two select stages for s / 4, one prmt per word for s % 4). A unit
+ * whose chunks reach outside the weight's bytes [lo, hi) (the first and last units, when the
+ * bytes are not 16-byte aligned at the ends) reads its chunks' words in 2-byte loads of the
+ * bytes inside instead. Unmeasured: an A/B for the next GPU run (docs/BENCHMARKS.md). */
+template <int NC> struct gvw_win {
+    uint32_t w[4 * NC], s;
+    /* whether the chunks of the unit at blk lie inside [lo, hi) */
+    static VT_HD bool fits(const uint8_t *blk, const uint8_t *lo, const uint8_t *hi) {
+        const uintptr_t a = (uintptr_t)blk & ~(uintptr_t)15;
+        return a >= (uintptr_t)lo && a + 16 * NC <= (uintptr_t)hi;
+    }
+    VT_HD void load_vec(const uint8_t *blk) {
+        const uint4 *c = (const uint4 *)((uintptr_t)blk & ~(uintptr_t)15);
+        s = (uint32_t)((uintptr_t)blk & 15);
+        VT_UNROLL
+        for (int k = 0; k < NC; k++) {
+            const uint4 q = VT_LDG(c + k);
+            w[4 * k] = q.x, w[4 * k + 1] = q.y, w[4 * k + 2] = q.z, w[4 * k + 3] = q.w;
+        }
+    }
+    /* the chunks' 2-byte words inside [lo, hi) (lo, hi and blk 2-byte aligned), 0 elsewhere */
+    VT_HD void load_safe(const uint8_t *blk, const uint8_t *lo, const uint8_t *hi) {
+        const uintptr_t a = (uintptr_t)blk & ~(uintptr_t)15;
+        s = (uint32_t)((uintptr_t)blk & 15);
+        VT_UNROLL
+        for (int i = 0; i < 8 * NC; i++) {
+            const uintptr_t h = a + 2 * (uintptr_t)i;
+            const uint32_t v =
+                h >= (uintptr_t)lo && h + 2 <= (uintptr_t)hi ? VT_LDG((const uint16_t *)h) : 0u;
+            if (i & 1)
+                w[i / 2] |= v << 16;
+            else
+                w[i / 2] = v;
+        }
+    }
+    /* o[j] = the 4 bytes at s + 4j of the chunks (bytes past them 0) */
+    template <int NO> VT_HD void words(uint32_t o[NO]) const {
+        static_assert(NO + 2 <= 4 * NC + 2, "window too small");
+        const uint32_t k = s >> 2, sel = 0x3210u + 0x1111u * (s & 3);
+        uint32_t v[NO + 2];
+        VT_UNROLL
+        for (int i = 0; i < NO + 2; i++) { /* by 2 words when k & 2 */
+            const uint32_t a = i < 4 * NC ? w[i] : 0u, b = i + 2 < 4 * NC ? w[i + 2] : 0u;
+            v[i] = k & 2 ? b : a;
+        }
+        VT_UNROLL
+        for (int i = 0; i < NO + 1; i++) v[i] = k & 1 ? v[i + 1] : v[i]; /* by 1 when k & 1 */
+        VT_UNROLL
+        for (int j = 0; j < NO; j++) o[j] = vt_prmt(v[j], v[j + 1], sel);
+    }
+};
+template <int F> struct gvw_raw { static constexpr bool HAS = false; };
+/* q4_0 / q8_0: d then the codes at byte 2: code word j = bytes 2 + 4j of the unit */
+template <int NQ, int NC> struct gvw_raw_q0 : gvw_win<NC> {
+    static constexpr bool HAS = true;
+    template <int NB>
+    VT_HD void idot(const uint32_t xw[NB][16], const float sx[NB], const int xs[NB],
+                    float acc[NB]) const {
+        uint32_t o[NQ / 2 + 1], cw[NQ / 2];
+        this->template words<NQ / 2 + 1>(o);
+        VT_UNROLL
+        for (int j = 0; j < NQ / 2; j++) cw[j] = vt_prmt(o[j], o[j + 1], 0x5432u);
+        gvr_raw_q0<NQ>::template idot_words<NB>(o[0] & 0xFFFFu, cw, xw, sx, xs, acc);
+    }
+};
+template <> struct gvw_raw<VT_FMT_Q4_0> : gvw_raw_q0<8, 2> {};
+template <> struct gvw_raw<VT_FMT_Q8_0> : gvw_raw_q0<16, 3> {};
+/* q4_1: the block's 5 words as gvr_raw<VT_FMT_Q4_1> holds them */
+template <> struct gvw_raw<VT_FMT_Q4_1> : gvw_win<2> {
+    static constexpr bool HAS = true;
+    template <int NB>
+    VT_HD void idot(const uint32_t xw[NB][16], const float sx[NB], const int xs[NB],
+                    float acc[NB]) const {
+        uint32_t o[5];
+        this->template words<5>(o);
+        gvr_raw<VT_FMT_Q4_1> r;
+        r.dm = o[0];
+        VT_UNROLL
+        for (int k = 0; k < 4; k++) r.q[k] = o[1 + k];
+        r.template idot<NB>(xw, sx, xs, acc);
+    }
+};
+
 /* ---- the integer kernel (gemv.cu gemv_rows_int): q4_0, q4_1, q4_k, q8_0, int8 at batch 1-2 ---
  * The register kernel above measured (H100, 2026-11-26) 28-49% of copy bandwidth on 4-bit rows:
  * about five instructions per weight (nibble extract, int-to-float, FMA) leave the SM's issue
  * slots, not memory, the limit, and every lane loaded x for its unit with 8 strided 16-byte loads
  * for every R rows. Here the CTA first quantizes x once into shared memory: per 32-column unit
- * an int16 code per column (round to nearest, scale amax / 32767: relative error of a dot at
- * most 2^-16 of sum |w x|), the scale, and the codes' sum. Then, as in the register kernel, lane j
- * of warp w takes the units j + 32 w, + 32 GVR_W, ... of R rows at a time, loading every row's
- * unit before any sums; a unit's 64 bytes of x come from shared memory in 4 conflict-free
+ * an int16 code per column (round to nearest at a power-of-two scale: each x off by at most
+ * 2^-14 of its unit's largest |x|), the scale, and the codes' sum. Then, as in the register kernel,
+ * lane j of warp w takes the units j + 32 w, + 32 GVR_W, ... of R rows at a time, loading every
+ * row's unit before any sums; a unit's 64 bytes of x come from shared memory in 4 conflict-free
  * 16-byte reads (chunk c of every unit together: [c][unit]), and its dot is integer: dp2a (two
  * int16 x int8 products per instruction) on the codes as they are stored, the block scale and
  * offset applied once per unit (q4_0: c - 8 is c less 8 times the code sum). A CTA takes G
@@ -480,6 +583,10 @@ template <int F> constexpr bool gvq_fmt() {
 }
 
 /* rows in flight per lane (R, a launch choice: VT_GEMV_R) and the default */
+/* the integer kernel's unit loader: the format's words, or (WIN) the window loads */
+template <int F, bool WIN> struct gvq_raw_t { using type = gvr_raw<F>; };
+template <int F> struct gvq_raw_t<F, true> { using type = gvw_raw<F>; };
+
 template <int NB> struct gvq_cfg {
     static constexpr int R = NB == 1 ? 8 : 4, RALT = NB == 1 ? 4 : 2;
 };
@@ -492,9 +599,10 @@ VT_HD uint64_t gvq_dyn_bytes(uint64_t cols, int nb) {
 }
 
 #pragma nv_exec_check_disable
-template <int F, int NB, int R, class CX>
+template <int F, int NB, int R, bool WIN, class CX>
 VT_HD void gvq_cta_body(CX &cx, const vt_kp &p, const float *x, float *y, int nb, bool xvec,
                         gvq_smem<NB, R> &sm, unsigned char *dyn, uint64_t cta, int G) {
+    static_assert(!WIN || gvw_raw<F>::HAS, "window loads: q4_0, q8_0, q4_1");
     const int tid = cx.tid(), warp = tid / 32, lane = tid % 32;
     const uint64_t U = vt_units(p.cols);
     uint4 *xq = reinterpret_cast<uint4 *>(dyn);              /* [b][c][u] */
@@ -522,15 +630,18 @@ VT_HD void gvq_cta_body(CX &cx, const vt_kp &p, const float *x, float *y, int nb
             float am = 0.0f; /* max |v|; a NaN counts as infinite (fmaxf would drop it) */
             VT_UNROLL
             for (int i = 0; i < 4; i++)
-                am = fmaxf(am, fabsf(v[i]) <= 3.4e38f ? fabsf(v[i]) : INFINITY);
+                am = fmaxf(am, fabsf(v[i]) <= FLT_MAX ? fabsf(v[i]) : INFINITY);
             VT_UNROLL
             for (int o = 1; o < 8; o <<= 1) am = fmaxf(am, cx.shfl_xor(am, o));
-            const bool fin = am <= 3.4e38f;
-            const float inv = am > 0.0f && fin ? 32767.0f / am : 0.0f;
+            /* codes v 2^(14 - e) with am = m 2^e, m in [0.5, 1): |code| < 2^14, a power-of-two
+             * scale (exact, no division to overflow for tiny am or to lose precision for huge) */
+            const bool fin = am <= FLT_MAX, pos = fin && am > 0.0f;
+            int e = 0;
+            if (pos) frexpf(am, &e);
             int qi[4], s = 0;
             VT_UNROLL
-            for (int i = 0; i < 4; i++) s += qi[i] = fin ? vt_rni(v[i] * inv) : 0;
-            float fs = (float)s; /* |sum| <= 32 x 32767: exact */
+            for (int i = 0; i < 4; i++) s += qi[i] = pos ? vt_rni(ldexpf(v[i], 14 - e)) : 0;
+            float fs = (float)s; /* |sum| <= 32 x 2^14: exact */
             VT_UNROLL
             for (int o = 1; o < 8; o <<= 1) fs += cx.shfl_xor(fs, o);
             if (u < U) {
@@ -539,7 +650,7 @@ VT_HD void gvq_cta_body(CX &cx, const vt_kp &p, const float *x, float *y, int nb
                 w.y = ((uint32_t)qi[2] & 0xFFFFu) | (uint32_t)qi[3] << 16;
                 reinterpret_cast<uint2 *>(xq + ((uint64_t)b * 4 + part / 2) * U + u)[part & 1] = w;
                 if (part == 0) {
-                    xsc[(uint64_t)b * U + u] = fin ? am / 32767.0f : NAN;
+                    xsc[(uint64_t)b * U + u] = !fin ? NAN : pos ? ldexpf(1.0f, e - 14) : 0.0f;
                     xsum[(uint64_t)b * U + u] = (int)fs;
                 }
             }
@@ -555,11 +666,32 @@ VT_HD void gvq_cta_body(CX &cx, const vt_kp &p, const float *x, float *y, int nb
         for (int i = 0; i < R; i++) VT_UNROLL
         for (int b = 0; b < NB; b++) acc[i][b] = 0.0f;
         for (uint64_t u = 32 * (uint64_t)warp + lane; u < U; u += 32 * GVR_W) {
-            gvr_raw<F> raw[R];
-            VT_UNROLL
-            for (int i = 0; i < R; i++) /* every row's loads first ... */
-                if (r0 + i < p.rows)
-                    raw[i].load(vt_dq_unit_ptr<F>(p.data + (r0 + i) * p.row_bytes, u), u);
+            using RAW = typename gvq_raw_t<F, WIN>::type;
+            RAW raw[R];
+            if constexpr (WIN) { /* aligned chunks where every row's fit, else 2-byte words */
+                const uint8_t *hi = p.data + p.bytes;
+                bool fit = true;
+                VT_UNROLL
+                for (int i = 0; i < R; i++)
+                    if (r0 + i < p.rows)
+                        fit =
+                            fit && RAW::fits(vt_dq_unit_ptr<F>(p.data + (r0 + i) * p.row_bytes, u),
+                                             p.data, hi);
+                VT_UNROLL
+                for (int i = 0; i < R; i++) {
+                    if (r0 + i >= p.rows) continue;
+                    const uint8_t *blk = vt_dq_unit_ptr<F>(p.data + (r0 + i) * p.row_bytes, u);
+                    if (fit)
+                        raw[i].load_vec(blk);
+                    else
+                        raw[i].load_safe(blk, p.data, hi);
+                }
+            } else {
+                VT_UNROLL
+                for (int i = 0; i < R; i++) /* every row's loads first ... */
+                    if (r0 + i < p.rows)
+                        raw[i].load(vt_dq_unit_ptr<F>(p.data + (r0 + i) * p.row_bytes, u), u);
+            }
             uint32_t xw[NB][16];
             float sx[NB];
             int xs[NB];

@@ -4,6 +4,10 @@
  * cp.async per the PTX ISA, the cp.async copies landing at issue in odd CTAs and only at the
  * retiring wait_group in even ones, shared memory poisoned and guarded. No GPU. */
 #include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <type_traits>
 
 #include "gemv_cta.cuh"
 #include "gemv_rows.cuh"
@@ -47,18 +51,25 @@ template <int F, int NB> struct rows_body {
     }
 };
 
-/* the integer kernel with G groups of rows per CTA: its static shared memory, then the x codes */
-template <int F, int NB, int G> struct int_body { /* G 1: the default R, G 3: the other */
-    static constexpr int R = G == 1 ? gvq_cfg<NB>::R : gvq_cfg<NB>::RALT;
+/* the integer kernel with G groups of rows per CTA (G 1: its default R, else its other R; WIN:
+ * window loads, default R): its static shared memory, then the x codes, which are poisoned with
+ * 0x7F bytes (codes 32639, scales 3.4e38: a code or scale read before written shows) */
+template <int F, int NB, int G, bool WIN> struct int_body {
+    static constexpr int R = G == 1 || WIN ? gvq_cfg<NB>::R : gvq_cfg<NB>::RALT;
     using S = gvq_smem<NB, R>;
-    static constexpr int W = GVR_W, RPC = R * G;
-    static constexpr const char *name = G == 1 ? "int G1" : "int G3 R alt";
+    static constexpr int W = GVR_W, RPC = R * G, DPOISON = 0x7F;
+    static constexpr const char *name = WIN ? "int window G2" : G == 1 ? "int G1" : "int G3 R alt";
     static size_t bytes(const vt_kp &p) { return sizeof(S) + gvq_dyn_bytes(p.cols, NB); }
     static void call(host_cx &cx, const vt_kp &p, const float *x, float *y, int nb, bool xvec,
                      S &sm, uint64_t k) {
-        gvq_cta_body<F, NB, R>(cx, p, x, y, nb, xvec, sm,
-                               reinterpret_cast<unsigned char *>(&sm + 1), k, G);
+        gvq_cta_body<F, NB, R, WIN>(cx, p, x, y, nb, xvec, sm,
+                                    reinterpret_cast<unsigned char *>(&sm + 1), k, G);
     }
+};
+/* the byte the dynamic part of a body's shared memory is poisoned with (-1: as the rest) */
+template <class B, class = void> struct dyn_poison { static constexpr int v = -1; };
+template <class B> struct dyn_poison<B, std::void_t<decltype(B::DPOISON)>> {
+    static constexpr int v = B::DPOISON;
 };
 
 template <class B> struct host_cta {
@@ -93,6 +104,9 @@ struct host_gemv_cta {
         cta c;
         for (uint64_t k = 0; k < (p.rows + B::RPC - 1) / B::RPC; k++) {
             memset(sb.p, 0xFF, sb.n); /* NaN: what the body reads before writing shows */
+            if constexpr (dyn_poison<B>::v >= 0)
+                memset(sb.p + sizeof(typename B::S), dyn_poison<B>::v,
+                       sb.n - sizeof(typename B::S));
             c.smem_lo = sb.p, c.smem_hi = sb.p + sb.n;
             c.cp_late = (k & 1) == 0;
             c.err[0] = 0;
@@ -119,12 +133,32 @@ struct host_gemv_cta {
                 if (!d->sparse) return grid<rows_body<F, NB>>(p, xvec);
             return 77;
         }
-        if (async == 3 || async == 4) { /* as gemv.cu: aligned rows only */
+        if (async >= 3 && async <= 5) { /* the integer kernel: aligned rows only, as gemv.cu */
             if constexpr (NB <= 2 && gvq_fmt<F>()) {
                 constexpr int A = gvr_raw<F>::A;
-                if (!d->sparse && (uintptr_t)p.data % A == 0 && p.row_bytes % A == 0)
-                    return async == 3 ? grid<int_body<F, NB, 1>>(p, xvec)
-                                      : grid<int_body<F, NB, 3>>(p, xvec);
+                if (d->sparse || p.row_bytes % A) return 77;
+                if (async == 5 && !gvw_raw<F>::HAS) return 77;
+                /* the weights copied to an aligned address (the test places every other weight
+                 * at an odd one), for the window loads A bytes past 16-byte alignment: the first
+                 * and last units' chunks then reach outside the bytes (their 2-byte path) */
+                const size_t off = async == 5 ? A : 0;
+                unsigned char *buf =
+                    (unsigned char *)aligned_alloc(16, (p.bytes + off + 47) / 16 * 16);
+                if (!buf) return 1;
+                memcpy(buf + off, p.data, p.bytes);
+                vt_kp q = p;
+                q.data = buf + off;
+                int rc;
+                if (async == 3)
+                    rc = grid<int_body<F, NB, 1, false>>(q, xvec);
+                else if (async == 4)
+                    rc = grid<int_body<F, NB, 3, false>>(q, xvec);
+                else if constexpr (gvw_raw<F>::HAS)
+                    rc = grid<int_body<F, NB, 2, true>>(q, xvec);
+                else
+                    rc = 77;
+                free(buf);
+                return rc;
             }
             return 77;
         }
@@ -147,8 +181,8 @@ struct host_gemv_cta {
 
 /* y[batch][rows] = W x[batch][cols] by the GEMV's CTAs on the host: the staged kernel's sync
  * (async 0) or async (1) variant, the register kernel (2), or the integer kernel with 1 group of
- * its default rows (3) or 3 of its other count (4) per CTA. 0, 77 (no such kernel for this weight
- * and batch), 1 with why filled. */
+ * its default rows (3), 3 of its other count (4) or 2 with window loads (5) per CTA. 0, 77 (no such
+ * kernel for this weight and batch), 1 with why filled. */
 extern "C" int kt_host_gemv_cta(const vt_kdesc *d, const float *x, float *y, int batch, int async,
                                 char *why, size_t cap) {
     host_gemv_cta h{d, x, y, batch, async, why, cap};

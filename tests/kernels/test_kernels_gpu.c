@@ -111,14 +111,15 @@ static void run_one(const kt_weight *k, const char *nm, size_t shape, vt_kernel_
      * variant beyond), the integer kernel with its other rows per lane and 3 row groups per CTA
      * (VT_GEMV_R=alt VT_GEMV_G=3), the register kernel's float form (VT_GEMV_KERNEL=float), the
      * staged kernel at every batch (VT_GEMV_KERNEL=staged), its sync variant
-     * (VT_GEMV_STAGING=sync) */
-    static const char *const gvar[5] = {"default", "int R alt G 3", "float", "staged",
-                                        "sync staging"};
-    for (int var = 0; var < 5; var++) {
+     * (VT_GEMV_STAGING=sync), the integer kernel's window loads (VT_GEMV_LOAD=window) */
+    static const char *const gvar[6] = {"default", "int R alt G 3", "float",
+                                        "staged",  "sync staging",  "int window G 2"};
+    for (int var = 0; var < 6; var++) {
         if (var == 1) setenv("VT_GEMV_R", "alt", 1), setenv("VT_GEMV_G", "3", 1);
         if (var == 2) setenv("VT_GEMV_KERNEL", "float", 1);
         if (var == 3) setenv("VT_GEMV_KERNEL", "staged", 1);
         if (var == 4) setenv("VT_GEMV_STAGING", "sync", 1);
+        if (var == 5) setenv("VT_GEMV_LOAD", "window", 1), setenv("VT_GEMV_G", "2", 1);
         for (int b = 1; b <= B; b++) {
             void *dy = dev_poison(B * R * 4, st);
             CHECK_RC(vt_gemv(&w, dx, dy, b, st));
@@ -137,6 +138,7 @@ static void run_one(const kt_weight *k, const char *nm, size_t shape, vt_kernel_
         unsetenv("VT_GEMV_STAGING");
         unsetenv("VT_GEMV_R");
         unsetenv("VT_GEMV_G");
+        unsetenv("VT_GEMV_LOAD");
     }
     vt_dev_free(dxbase);
 
