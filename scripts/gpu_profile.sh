@@ -8,6 +8,7 @@
 # Profiles (each one kernel launch after warm-up, --clock-control none as the lent machines
 # need, sections: speed of light, memory workload, occupancy, warp states, scheduler, launch):
 #   gemv_int_q4_0, gemv_int_q8_0   the integer GEMV kernel (gemv_rows_int), batch 1, 8192 x 28672
+#   gemv_win_q4_0                  the same with its window loads (VT_GEMV_LOAD=window)
 #   gemv_rows_f16                  the register GEMV on f16 rows (95% of copy bandwidth): the
 #                                  reference point for what the quantized rows lack
 #   gemv_int_q4_0_4096             the integer kernel at 4096 x 4096
@@ -49,7 +50,7 @@ prof() {
         printf 'SKIP     %-22s not in GPU_PROFILE_ONLY\n' "$name" >>"$SUMMARY"
         return 0
     fi
-    if [ ! -x "$1" ]; then
+    if ! command -v "$1" >/dev/null 2>&1; then
         printf 'SKIP     %-22s %s not built\n' "$name" "$1" >>"$SUMMARY"
         return 0
     fi
@@ -76,6 +77,8 @@ prof gemv_int_q4_0 'gemv_rows_int' 3 1 "$BK" --gpu-only --runs 1 --formats q4_0 
     --gpu-shapes 8192x28672
 prof gemv_int_q8_0 'gemv_rows_int' 3 1 "$BK" --gpu-only --runs 1 --formats q8_0 \
     --gpu-shapes 8192x28672
+prof gemv_win_q4_0 'gemv_rows_int' 3 1 env VT_GEMV_LOAD=window "$BK" --gpu-only --runs 1 \
+    --formats q4_0 --gpu-shapes 8192x28672
 prof gemv_rows_f16 'gemv_rows<' 3 1 "$BK" --gpu-only --runs 1 --formats f16 \
     --gpu-shapes 8192x28672
 prof gemv_int_q4_0_4096 'gemv_rows_int' 3 1 "$BK" --gpu-only --runs 1 --formats q4_0 \

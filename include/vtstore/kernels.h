@@ -48,15 +48,17 @@ int vt_dequant(const vt_weight *w, vt_dtype out_type, void *out, void *stream);
 
 /** y = W x for a batch of vectors: x is [batch][cols] f32, y is [batch][rows] f32, 1 <= batch
  *  <= VT_GEMV_MAX_BATCH. AWQ handles multiply x by 1/s per input channel (w->aux) on the fly.
- *  Device: batch 1-2 on dense rows run the integer kernel for q4_0/q4_1/q4_k/q8_0/int8 (x quantized
- *  per CTA to int16 per 32 columns, each x off by at most 2^-14 of its unit's largest |x|; weights
- *  at an address and row stride aligned to 2 or 4 bytes) and the register kernel (R rows per
- *  CTA, x in registers) for the others except awq_int4 and q6_k. A/B switches for
+ *  Device: batch 1-2 on dense rows run the integer kernel for q4_0/q4_1/q4_k/q8_0/int8 with
+ *  weights at an address and row stride aligned to 2 or 4 bytes (x quantized per CTA to int16 per
+ *  32 columns: each x off by at most 2^-16 of its unit's largest |x|; a unit whose |x| all lie
+ *  below about 1e-33 counts as 0; non-finite x gives NaN rows), and the register kernel (R rows
+ *  per CTA, x in registers) for the others except awq_int4 and q6_k. A/B switches for
  *  benchmarks, in the environment (results agree within rounding): VT_GEMV_KERNEL=float (the
  *  register kernel for the integer kernel's formats too), VT_GEMV_KERNEL=staged (the staged
  *  kernel), VT_GEMV_STAGING=sync (no cp.async pipeline in the staged kernel), VT_GEMV_R=alt and
- *  VT_GEMV_G=1..4 (the integer kernel's rows per lane and row groups per CTA). Non-finite x
- *  gives NaN rows in the integer kernel. Returns 0 or an error above. */
+ *  VT_GEMV_G=1..4 (the integer kernel's rows per lane and row groups per CTA),
+ *  VT_GEMV_LOAD=window (its q4_0/q4_1/q8_0 units by aligned 16-byte chunk loads). Returns 0 or
+ *  an error above. */
 int vt_gemv(const vt_weight *w, const float *x, float *y, int batch, void *stream);
 
 /** Y = X W^T: X is [M][cols] of @p x_type (VT_DTYPE_F32 or F16), Y is [M][rows] of @p y_type

@@ -566,13 +566,14 @@ template <> struct gvw_raw<VT_FMT_Q4_1> : gvw_win<2> {
  * about five instructions per weight (nibble extract, int-to-float, FMA) leave the SM's issue
  * slots, not memory, the limit, and every lane loaded x for its unit with 8 strided 16-byte loads
  * for every R rows. Here the CTA first quantizes x once into shared memory: per 32-column unit
- * an int16 code per column (round to nearest at a power-of-two scale: each x off by at most
- * 2^-14 of its unit's largest |x|), the scale, and the codes' sum. Then, as in the register kernel,
- * lane j of warp w takes the units j + 32 w, + 32 GVR_W, ... of R rows at a time, loading every
- * row's unit before any sums; a unit's 64 bytes of x come from shared memory in 4 conflict-free
- * 16-byte reads (chunk c of every unit together: [c][unit]), and its dot is integer: dp2a (two
- * int16 x int8 products per instruction) on the codes as they are stored, the block scale and
- * offset applied once per unit (q4_0: c - 8 is c less 8 times the code sum). A CTA takes G
+ * an int16 code per column (round to nearest at scale amax / 32767: each x off by at most
+ * 2^-16 of its unit's largest |x|; on the GPU, whose scales flush to zero below 2^-126, a unit
+ * whose |x| all lie below about 1e-33 counts as 0), the scale, and the codes' sum. Then, as in the
+ * register kernel, lane j of warp w takes the units j + 32 w, + 32 GVR_W, ... of R rows at a time,
+ * loading every row's unit before any sums; a unit's 64 bytes of x come from shared memory in 4
+ * conflict-free 16-byte reads (chunk c of every unit together: [c][unit]), and its dot is integer:
+ * dp2a (two int16 x int8 products per instruction) on the codes as they are stored, the block scale
+ * and offset applied once per unit (q4_0: c - 8 is c less 8 times the code sum). A CTA takes G
  * groups of R rows in turn (G from the launch: the x quantization amortized over R G rows).
  * Non-finite x gives its unit's scale NaN, so the rows' sums are NaN, not a silent number. */
 #define GVQ_GMAX 4
@@ -633,15 +634,19 @@ VT_HD void gvq_cta_body(CX &cx, const vt_kp &p, const float *x, float *y, int nb
                 am = fmaxf(am, fabsf(v[i]) <= FLT_MAX ? fabsf(v[i]) : INFINITY);
             VT_UNROLL
             for (int o = 1; o < 8; o <<= 1) am = fmaxf(am, cx.shfl_xor(am, o));
-            /* codes v 2^(14 - e) with am = m 2^e, m in [0.5, 1): |code| < 2^14, a power-of-two
-             * scale (exact, no division to overflow for tiny am or to lose precision for huge) */
+            /* codes v 32767 / am, |code| <= 32767, with v and am first brought near 1 by an
+             * exact power of two p2 where am is beyond 2^+-64 (32767 / am would overflow for
+             * tiny am, and fast-math division gives 0 above 2^126) */
             const bool fin = am <= FLT_MAX, pos = fin && am > 0.0f;
-            int e = 0;
-            if (pos) frexpf(am, &e);
+            const float p2 = am > 0x1p64f ? 0x1p-64f : am < 0x1p-64f ? 0x1p64f : 1.0f;
+            const float inv = pos ? 32767.0f / (am * p2) : 0.0f;
             int qi[4], s = 0;
             VT_UNROLL
-            for (int i = 0; i < 4; i++) s += qi[i] = pos ? vt_rni(ldexpf(v[i], 14 - e)) : 0;
-            float fs = (float)s; /* |sum| <= 32 x 2^14: exact */
+            for (int i = 0; i < 4; i++) {
+                const int q = pos ? vt_rni(v[i] * p2 * inv) : 0;
+                s += qi[i] = q > 32767 ? 32767 : q < -32767 ? -32767 : q;
+            }
+            float fs = (float)s; /* |sum| <= 32 x 32767: exact */
             VT_UNROLL
             for (int o = 1; o < 8; o <<= 1) fs += cx.shfl_xor(fs, o);
             if (u < U) {
@@ -650,7 +655,7 @@ VT_HD void gvq_cta_body(CX &cx, const vt_kp &p, const float *x, float *y, int nb
                 w.y = ((uint32_t)qi[2] & 0xFFFFu) | (uint32_t)qi[3] << 16;
                 reinterpret_cast<uint2 *>(xq + ((uint64_t)b * 4 + part / 2) * U + u)[part & 1] = w;
                 if (part == 0) {
-                    xsc[(uint64_t)b * U + u] = !fin ? NAN : pos ? ldexpf(1.0f, e - 14) : 0.0f;
+                    xsc[(uint64_t)b * U + u] = fin ? am * (1.0f / 32767.0f) : NAN;
                     xsum[(uint64_t)b * U + u] = (int)fs;
                 }
             }

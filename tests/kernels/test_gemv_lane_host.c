@@ -97,6 +97,22 @@ static void check_one(const kt_weight *k, const char *nm, size_t shape, void *ct
                (unsigned long long)(C / 2), (unsigned long long)fin);
         n_bad++;
     }
+    /* the integer kernel on x of tiny (1e-30) and huge (1e30) magnitudes (its 2^+-64 pre-scale)
+     * magnitudes against the reference */
+    for (int t = 0; t < 2 && rc == 0; t++) {
+        float *x = xb;
+        const float m = t ? 1e30f : 1e-30f;
+        for (uint64_t i = 0; i < C; i++) x[i] = m * vt_rand_normal();
+        kt_ref_gemv(k, x, 1, ref);
+        kt_ref_abs(k, x, 1, ra);
+        char why[200] = "";
+        kt_poison(y, B * R);
+        int r = kt_host_gemv_cta(&d, x, y, 1, 3, why, sizeof why);
+        if (r == 77) break;
+        CHECKF(r == 0, "%s int kernel, x of %g: %s", nm, m, why);
+        check_y(y, ref, ra, R, 1, B, nm, C, t ? "int kernel, x of 1e30" : "int kernel, x of 1e-30",
+                0);
+    }
     free(xb);
     free(y);
     free(ref);
