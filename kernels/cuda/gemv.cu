@@ -141,8 +141,7 @@ struct gv_launch {
             }
         }
         if constexpr (NB <= 2 && gvq_fmt<F>()) {
-            constexpr int A = gvr_raw<F>::A;
-            if (rowsk && intk && !sparse && (uintptr_t)p.data % A == 0 && p.row_bytes % A == 0) {
+            if (rowsk && intk && !sparse && gvr_aligned<F>(p)) {
                 int rc = 1;
                 if constexpr (gvw_raw<F>::HAS) /* window loads: the default R only */
                     if (win && !ralt)

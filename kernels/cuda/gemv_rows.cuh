@@ -129,6 +129,31 @@ template <bool BF> struct gvr_raw_half {
 };
 template <> struct gvr_raw<VT_FMT_F16> : gvr_raw_half<false> {};
 template <> struct gvr_raw<VT_FMT_BF16> : gvr_raw_half<true> {};
+/* sum_i q_i xq_i over a unit whose codes are the nibbles of q[4] as gvr_dot_nib's (NF false),
+ * x as int16 pairs (columns 2i, 2i + 1 in xw[i]) */
+VT_HD int gvr_idot_nib(const uint32_t q[4], const uint32_t xw[16]) {
+    int s = 0;
+    VT_UNROLL
+    for (int j = 0; j < 4; j++) {
+        const uint32_t lo = q[j] & 0x0F0F0F0Fu, hi = (q[j] >> 4) & 0x0F0F0F0Fu;
+        s = vt_dp2a_lo(xw[2 * j], lo, s);
+        s = vt_dp2a_hi(xw[2 * j + 1], lo, s);
+        s = vt_dp2a_lo(xw[8 + 2 * j], hi, s);
+        s = vt_dp2a_hi(xw[9 + 2 * j], hi, s);
+    }
+    return s;
+}
+/* sum_i q_i xq_i over a unit of 8 words of int8 codes (columns 4k .. 4k + 3 in word k: q8_0,
+ * int8, q4_k's masked nibbles), x as int16 pairs (columns 2i, 2i + 1 in xw[i]) */
+VT_HD int gvr_idot_b8(const uint32_t c[8], const uint32_t xw[16]) {
+    int s = 0;
+    VT_UNROLL
+    for (int k = 0; k < 8; k++) {
+        s = vt_dp2a_lo(xw[2 * k], c[k], s);
+        s = vt_dp2a_hi(xw[2 * k + 1], c[k], s);
+    }
+    return s;
+}
 /* q4_0 / q8_0: d (f16), then 16 bytes of nibble pairs (low nibbles columns 0-15) / 32 int8 */
 template <int NQ> struct gvr_raw_q0 {
     static constexpr int A = 2;
@@ -178,22 +203,11 @@ template <int NQ> struct gvr_raw_q0 {
         const float df = gvr_f16(d16);
         VT_UNROLL
         for (int b = 0; b < NB; b++) {
-            int s = 0;
-            VT_UNROLL
-            for (int j = 0; j < NQ / 2; j++) {
-                const uint32_t w = cw[j];
-                if constexpr (NQ == 8) { /* low nibbles: columns 4j.., high: 16 + 4j.. */
-                    const uint32_t lo = w & 0x0F0F0F0Fu, hi = (w >> 4) & 0x0F0F0F0Fu;
-                    s = vt_dp2a_lo(xw[b][2 * j], lo, s);
-                    s = vt_dp2a_hi(xw[b][2 * j + 1], lo, s);
-                    s = vt_dp2a_lo(xw[b][8 + 2 * j], hi, s);
-                    s = vt_dp2a_hi(xw[b][9 + 2 * j], hi, s);
-                } else { /* int8 codes, columns 4j .. 4j + 3 */
-                    s = vt_dp2a_lo(xw[b][2 * j], w, s);
-                    s = vt_dp2a_hi(xw[b][2 * j + 1], w, s);
-                }
-            }
-            if constexpr (NQ == 8) s -= 8 * xs[b];
+            int s;
+            if constexpr (NQ == 8)
+                s = gvr_idot_nib(cw, xw[b]) - 8 * xs[b];
+            else
+                s = gvr_idot_b8(cw, xw[b]);
             acc[b] = fmaf(df * sx[b], (float)s, acc[b]);
         }
     }
@@ -220,20 +234,6 @@ VT_HD void gvr_dot_nib(const uint32_t q[4], const float *lut, const float xr[NB]
         }
         s[b] = s0 + s1;
     }
-}
-/* sum_i q_i xq_i over a unit whose codes are the nibbles of q[4] as gvr_dot_nib's (NF false),
- * x as int16 pairs (columns 2i, 2i + 1 in xw[i]) */
-VT_HD int gvr_idot_nib(const uint32_t q[4], const uint32_t xw[16]) {
-    int s = 0;
-    VT_UNROLL
-    for (int j = 0; j < 4; j++) {
-        const uint32_t lo = q[j] & 0x0F0F0F0Fu, hi = (q[j] >> 4) & 0x0F0F0F0Fu;
-        s = vt_dp2a_lo(xw[2 * j], lo, s);
-        s = vt_dp2a_hi(xw[2 * j + 1], lo, s);
-        s = vt_dp2a_lo(xw[8 + 2 * j], hi, s);
-        s = vt_dp2a_hi(xw[9 + 2 * j], hi, s);
-    }
-    return s;
 }
 /* q4_1: d, m (f16), 16 bytes: v = d q + m, so the dot is d sum q x + m sum x */
 template <> struct gvr_raw<VT_FMT_Q4_1> {
@@ -304,17 +304,13 @@ template <> struct gvr_raw<VT_FMT_Q4_K> {
     VT_HD void idot(const uint32_t xw[NB][16], const float sx[NB], const int xs[NB],
                     float acc[NB]) const {
         const float d1 = gvr_f16(dm) * sc, m1 = gvr_f16(dm >> 16) * mn;
+        uint32_t c[8]; /* columns 4k .. 4k + 3 */
         VT_UNROLL
-        for (int b = 0; b < NB; b++) {
-            int s = 0;
-            VT_UNROLL
-            for (int k = 0; k < 8; k++) { /* columns 4k .. 4k + 3 */
-                const uint32_t c = q[k] & 0x0F0F0F0Fu;
-                s = vt_dp2a_lo(xw[b][2 * k], c, s);
-                s = vt_dp2a_hi(xw[b][2 * k + 1], c, s);
-            }
-            acc[b] = fmaf(d1 * sx[b], (float)s, fmaf(-m1 * sx[b], (float)xs[b], acc[b]));
-        }
+        for (int k = 0; k < 8; k++) c[k] = q[k] & 0x0F0F0F0Fu;
+        VT_UNROLL
+        for (int b = 0; b < NB; b++)
+            acc[b] = fmaf(d1 * sx[b], (float)gvr_idot_b8(c, xw[b]),
+                          fmaf(-m1 * sx[b], (float)xs[b], acc[b]));
     }
 };
 /* Blocks of an f32 scale d and two units' codes, NQ words each (int8, nf4): unit u & 1's */
@@ -344,15 +340,8 @@ template <> struct gvr_raw<VT_FMT_INT8> : gvr_raw_f32s<8> {
     VT_HD void idot(const uint32_t xw[NB][16], const float sx[NB], const int *,
                     float acc[NB]) const {
         VT_UNROLL
-        for (int b = 0; b < NB; b++) {
-            int s = 0;
-            VT_UNROLL
-            for (int k = 0; k < 8; k++) {
-                s = vt_dp2a_lo(xw[b][2 * k], q[k], s);
-                s = vt_dp2a_hi(xw[b][2 * k + 1], q[k], s);
-            }
-            acc[b] = fmaf(vt_dev_as_f32(d) * sx[b], (float)s, acc[b]);
-        }
+        for (int b = 0; b < NB; b++)
+            acc[b] = fmaf(vt_dev_as_f32(d) * sx[b], (float)gvr_idot_b8(q, xw[b]), acc[b]);
     }
 };
 /* nf4: absmax d, 32 bytes of code pairs (high nibble first) */
@@ -366,6 +355,14 @@ template <> struct gvr_raw<VT_FMT_NF4> : gvr_raw_f32s<4> {
     }
 };
 
+/* Whether the format has a fast form (gvr_raw<F>::A > 0) and the weight's data and rows are
+ * aligned for its loads: the register kernel's fast form, the integer kernel (checked once per
+ * call). */
+template <int F> VT_HD bool gvr_aligned(const vt_kp &p) {
+    constexpr int A = gvr_raw<F>::A;
+    return A > 0 && (uintptr_t)p.data % (A > 0 ? A : 1) == 0 && p.row_bytes % (A > 0 ? A : 1) == 0;
+}
+
 /* The warp's sums of acc into red[i NB + b] (lane 0 writes; every lane must call). */
 #pragma nv_exec_check_disable
 template <int R, int NB, class CX>
@@ -378,6 +375,22 @@ VT_HD void gvr_warp_sums(CX &cx, const float acc[R][NB], int lane, float *red) {
         for (int o = 16; o > 0; o >>= 1) s += cx.shfl_xor(s, o);
         if (lane == 0) red[i * NB + b] = s;
     }
+}
+
+/* After the barrier that follows gvr_warp_sums: y[b][r0 + i] = the sum over the warps of
+ * red[w][i NB + b], for the CTA's n rows (threads tid < n NB; rows past the matrix and vectors
+ * past nb not written). */
+template <int NB, int N>
+VT_HD void gvr_store_rows(const float (&red)[GVR_W][N], int tid, int n, uint64_t r0, uint64_t rows,
+                          int nb, float *y) {
+    if (tid >= n * NB) return;
+    const int i = tid / NB, b = tid % NB;
+    const uint64_t r = r0 + i;
+    if (r >= rows || b >= nb) return;
+    float s = 0.0f;
+    VT_UNROLL
+    for (int w = 0; w < GVR_W; w++) s += red[w][tid];
+    y[(uint64_t)b * rows + r] = s;
 }
 
 /* CTA cta of the register GEMV: y[b][r] for rows r = R cta .. R cta + R - 1. */
@@ -398,8 +411,7 @@ VT_HD void gvr_cta_body(CX &cx, const vt_kp &p, const float *x, float *y, int nb
 
     /* the fast form where the format has one and every unit of the rows is aligned for it */
     constexpr int A = gvr_raw<F>::A;
-    const bool fast =
-        A > 0 && ((uintptr_t)p.data % (A > 0 ? A : 1)) == 0 && p.row_bytes % (A > 0 ? A : 1) == 0;
+    const bool fast = gvr_aligned<F>(p);
     for (uint64_t u = 32 * (uint64_t)warp + lane; u < units; u += 32 * GVR_W) {
         const uint64_t col0 = 32 * u;
         const bool full = col0 + 32 <= p.cols;
@@ -458,16 +470,7 @@ VT_HD void gvr_cta_body(CX &cx, const vt_kp &p, const float *x, float *y, int nb
 
     gvr_warp_sums<R, NB>(cx, acc, lane, sm.red[warp]);
     cx.sync(); /* every warp's sums in shared memory */
-    if (tid < R * NB) {
-        const int i = tid / NB, b = tid % NB;
-        const uint64_t r = r0 + i;
-        if (r < p.rows && b < nb) {
-            float s = 0.0f;
-            VT_UNROLL
-            for (int w = 0; w < GVR_W; w++) s += sm.red[w][tid];
-            y[(uint64_t)b * p.rows + r] = s;
-        }
-    }
+    gvr_store_rows<NB>(sm.red, tid, R, r0, p.rows, nb, y);
 }
 
 /* ---- window loads (VT_GEMV_LOAD=window): the integer kernel's q4_0 / q8_0 / q4_1 units by
@@ -583,11 +586,11 @@ template <int F> constexpr bool gvq_fmt() {
            F == VT_FMT_INT8;
 }
 
-/* rows in flight per lane (R, a launch choice: VT_GEMV_R) and the default */
 /* the integer kernel's unit loader: the format's words, or (WIN) the window loads */
 template <int F, bool WIN> struct gvq_raw_t { using type = gvr_raw<F>; };
 template <int F> struct gvq_raw_t<F, true> { using type = gvw_raw<F>; };
 
+/* rows in flight per lane (R, a launch choice: VT_GEMV_R) and the default */
 template <int NB> struct gvq_cfg {
     static constexpr int R = NB == 1 ? 8 : 4, RALT = NB == 1 ? 4 : 2;
 };
@@ -718,16 +721,7 @@ VT_HD void gvq_cta_body(CX &cx, const vt_kp &p, const float *x, float *y, int nb
         gvr_warp_sums<R, NB>(cx, acc, lane, sm.red[warp] + g * R * NB);
     }
     cx.sync(); /* every warp's sums in shared memory */
-    if (tid < G * R * NB) {
-        const int gi = tid / NB, b = tid % NB;
-        const uint64_t r = cta * (uint64_t)G * R + gi;
-        if (r < p.rows && b < nb) {
-            float s = 0.0f;
-            VT_UNROLL
-            for (int w = 0; w < GVR_W; w++) s += sm.red[w][tid];
-            y[(uint64_t)b * p.rows + r] = s;
-        }
-    }
+    gvr_store_rows<NB>(sm.red, tid, G * R, cta * (uint64_t)G * R, p.rows, nb, y);
 }
 
 #endif

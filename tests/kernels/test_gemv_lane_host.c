@@ -15,8 +15,9 @@ int kt_host_gemv_cta(const vt_kdesc *d, const float *x, float *y, int batch, int
                      size_t cap);
 
 static const uint64_t shapes[][2] = {{1, 32}, {7, 100}, {3, 48}, {33, 1000}, {5, 4100}, {41, 1001}};
-static uint64_t n_runs, n_cta[6],
-    n_bad; /* lane-level runs; whole-CTA runs: sync, async, rows, int */
+/* lane-level runs; whole-CTA runs (sync, async, rows, int G1, int G3, int window); runs of the
+ * integer kernel on non-finite x */
+static uint64_t n_runs, n_cta[6], n_bad;
 
 /* y (poisoned, B x R) against the reference for batch b; what: the path's name */
 static void check_y(const float *y, const double *ref, const double *ra, uint64_t R, int b, int B,
@@ -98,7 +99,7 @@ static void check_one(const kt_weight *k, const char *nm, size_t shape, void *ct
         n_bad++;
     }
     /* the integer kernel on x of tiny (1e-30) and huge (1e30) magnitudes (its 2^+-64 pre-scale)
-     * magnitudes against the reference */
+     * against the reference */
     for (int t = 0; t < 2 && rc == 0; t++) {
         float *x = xb;
         const float m = t ? 1e30f : 1e-30f;
