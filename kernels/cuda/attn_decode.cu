@@ -55,34 +55,12 @@ __global__ void combine_kernel(vt_attn_dev_args a, int splits, const float *ws_o
     combine_one(a, splits, ws_o, ws_ml, blockIdx.x, (int)threadIdx.x);
 }
 
+/* The split plan's device facts: SMs, and shared memory per SM (H100/H200: 233472 bytes). */
 int sm_count(void) {
-    static int cached[64];
-    int dev = 0;
-    if (cudaGetDevice(&dev) != cudaSuccess || dev < 0 || dev >= 64) return 108;
-    if (!cached[dev]) {
-        int n = 0;
-        if (cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess ||
-            n <= 0)
-            n = 108;
-        cached[dev] = n;
-    }
-    return cached[dev];
+    return vt_cuda_sm_count(108);
 }
-
-/* Shared memory per SM of the current device (H100/H200: 233472 bytes), for the split plan. */
 long long smem_per_sm(void) {
-    static long long cached[64];
-    int dev = 0;
-    if (cudaGetDevice(&dev) != cudaSuccess || dev < 0 || dev >= 64) return 233472;
-    if (!cached[dev]) {
-        int n = 0;
-        if (cudaDeviceGetAttribute(&n, cudaDevAttrMaxSharedMemoryPerMultiprocessor, dev) !=
-                cudaSuccess ||
-            n <= 0)
-            n = 233472;
-        cached[dev] = n;
-    }
-    return cached[dev];
+    return vt_cuda_attr<cudaDevAttrMaxSharedMemoryPerMultiprocessor>(233472);
 }
 
 /* vt_attn_fmt_dispatch's callback: the decode kernel of a format for D and RB rows. */

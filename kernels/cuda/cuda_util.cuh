@@ -35,20 +35,22 @@ static inline int vt_cuda_smem_max(size_t *out, const char *who) {
     return 0;
 }
 
-/* The current device's SM count (queried once per device 0..63), @p fallback where CUDA cannot
- * say, for launchers sizing grids to waves. */
-static inline int vt_cuda_sm_count(int fallback) {
+/* Device attribute A of the current device (queried once per device 0..63), @p fallback where
+ * CUDA cannot say, for launchers sizing grids to waves or plans to shared memory. */
+template <cudaDeviceAttr A> static inline int vt_cuda_attr(int fallback) {
     static std::atomic<int> cache[64];
     int dev = 0;
     if (cudaGetDevice(&dev) != cudaSuccess || dev < 0 || dev >= 64) return fallback;
     int n = cache[dev].load(std::memory_order_relaxed);
     if (!n) {
-        if (cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess ||
-            n <= 0)
-            n = fallback;
+        if (cudaDeviceGetAttribute(&n, A, dev) != cudaSuccess || n <= 0) n = fallback;
         cache[dev].store(n, std::memory_order_relaxed);
     }
     return n;
+}
+/* The current device's SM count. */
+static inline int vt_cuda_sm_count(int fallback) {
+    return vt_cuda_attr<cudaDevAttrMultiProcessorCount>(fallback);
 }
 
 /* Dynamic shared memory of @p bytes for kernel instance kern (beyond the 48 KiB default), with

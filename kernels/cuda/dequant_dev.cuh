@@ -377,19 +377,32 @@ VT_HD void vt_dq_unit(const uint8_t *blk, uint64_t u, uint64_t col0, const vt_dq
     }
 }
 
-/* nf4_dq: unit u of row r, blocks per row bpr, data = the handle's first super-block. */
-VT_HD void vt_dq_unit_nf4dq(const uint8_t *data, uint64_t bpr, uint64_t r, uint64_t u,
-                            const vt_dq_ctx &c, float v[32]) {
-    uint64_t g = r * bpr + u / 2;
-    const uint8_t *sb = data + g / 256 * sizeof(vt_block_nf4_dq);
-    uint32_t j = (uint32_t)(g % 256);
+/* Where unit u of row r of an nf4_dq weight lies: its super-block (*sb), its block's index there
+ * (*j); returns the unit's 16 code bytes. */
+VT_HD const uint8_t *vt_dq_nf4dq_at(const uint8_t *data, uint64_t bpr, uint64_t r, uint64_t u,
+                                    const uint8_t **sb, uint32_t *j) {
+    const uint64_t g = r * bpr + u / 2;
+    *sb = data + g / 256 * sizeof(vt_block_nf4_dq);
+    *j = (uint32_t)(g % 256);
+    return *sb + 264 + 32 * *j + 16 * (u & 1);
+}
+/* The unit's values from its super-block sb, block index j and code bytes q (or a copy). */
+VT_HD void vt_dq_nf4dq_vals(const uint8_t *sb, uint32_t j, const uint8_t *q, const vt_dq_ctx &c,
+                            float v[32]) {
     float a = vt_fadd_rn(vt_dev_f32(sb), vt_fmul_rn(vt_dev_f32(sb + 4), (float)(int8_t)sb[8 + j]));
-    const uint8_t *q = sb + 264 + 32 * j + 16 * (u & 1);
     VT_UNROLL
     for (int i = 0; i < 16; i++) {
         v[2 * i] = a * c.lut[q[i] >> 4];
         v[2 * i + 1] = a * c.lut[q[i] & 15];
     }
+}
+/* nf4_dq: unit u of row r, blocks per row bpr, data = the handle's first super-block. */
+VT_HD void vt_dq_unit_nf4dq(const uint8_t *data, uint64_t bpr, uint64_t r, uint64_t u,
+                            const vt_dq_ctx &c, float v[32]) {
+    const uint8_t *sb;
+    uint32_t j;
+    const uint8_t *q = vt_dq_nf4dq_at(data, bpr, r, u, &sb, &j);
+    vt_dq_nf4dq_vals(sb, j, q, c, v);
 }
 
 /* 2:4 sparse, from the unit's own bytes: compressed unit u (compressed values 32u.., dense

@@ -197,15 +197,14 @@ VT_HD void vt_dqk_unit(const uint8_t *blk, uint64_t u, uint64_t col0, const vt_d
 
 /* vt_dq_unit_nf4dq (same arithmetic) with the unit's 16 code bytes as two 8-byte global loads
  * when they are 8-byte aligned (super-blocks are 8456 bytes: whenever the handle's data is),
- * instead of 16 byte loads; else vt_dq_unit_nf4dq. */
+ * instead of 16 byte loads; else byte by byte, as vt_dq_unit_nf4dq. */
 VT_HD void vt_dqk_unit_nf4dq(const uint8_t *data, uint64_t bpr, uint64_t r, uint64_t u,
                              const vt_dq_ctx &c, float v[32]) {
-    const uint64_t g = r * bpr + u / 2;
-    const uint8_t *sb = data + g / 256 * sizeof(vt_block_nf4_dq);
-    const uint32_t j = (uint32_t)(g % 256);
-    const uint8_t *q = sb + 264 + 32 * j + 16 * (u & 1);
+    const uint8_t *sb;
+    uint32_t j;
+    const uint8_t *q = vt_dq_nf4dq_at(data, bpr, r, u, &sb, &j);
     if ((uintptr_t)q & 7) {
-        vt_dq_unit_nf4dq(data, bpr, r, u, c, v);
+        vt_dq_nf4dq_vals(sb, j, q, c, v);
         return;
     }
     uint32_t w[4];
@@ -215,13 +214,7 @@ VT_HD void vt_dqk_unit_nf4dq(const uint8_t *data, uint64_t bpr, uint64_t r, uint
 #else
     memcpy(w, q, 16);
 #endif
-    const uint8_t *qb = (const uint8_t *)w;
-    float a = vt_fadd_rn(vt_dev_f32(sb), vt_fmul_rn(vt_dev_f32(sb + 4), (float)(int8_t)sb[8 + j]));
-    VT_UNROLL
-    for (int i = 0; i < 16; i++) {
-        v[2 * i] = a * c.lut[qb[i] >> 4];
-        v[2 * i + 1] = a * c.lut[qb[i] & 15];
-    }
+    vt_dq_nf4dq_vals(sb, j, (const uint8_t *)w, c, v);
 }
 
 /* Shared memory of the CTA: two stage buffers of a tile's bytes (+32: misalignment and the word
