@@ -164,6 +164,11 @@ elif [ -z "$GPU_TESTS" ]; then
 else
     # shared-memory races and barrier misuse: the kernel tests and the attention kernels (whose
     # tiles live in shared memory and are reused between iterations)
+    # first the integer GEMV kernel alone (VT_TEST_GPU_ONLY=gemv_int: the whole test outlasted
+    # 90 s under racecheck once that kernel was added)
+    [ -x "$BUILD/tests/kernels/test_kernels_gpu" ] &&
+        step racecheck_gemv_int 150 env VT_TEST_GPU_QUICK=1 VT_TEST_GPU_ONLY=gemv_int "$SAN" \
+            --tool racecheck --error-exitcode 99 "$BUILD/tests/kernels/test_kernels_gpu"
     for t in tests/kernels/test_kernels_gpu tests/attn/test_attn_gpu; do
         [ -x "$BUILD/$t" ] || continue
         for tool in racecheck synccheck; do

@@ -12,6 +12,8 @@
 #   gemv_rows_f16                  the register GEMV on f16 rows (95% of copy bandwidth): the
 #                                  reference point for what the quantized rows lack
 #   gemv_int_q4_0_4096             the integer kernel at 4096 x 4096
+#   gemv_win_q4_k                  q4_k's 16-byte loads (VT_GEMV_LOAD=window), 8192 x 28672
+#   dequant_awq_4096               the awq_int4 dequantize at 4096 x 4096 (47% of copy bandwidth)
 #   decode_q                       the quantized-cache decode kernels of bench_attn_gpu at
 #                                  B 1, Nk 4k-8k (q8_0, q4_0, nf4 ...: the launch names say which)
 # For each NAME: $OUT/NAME.ncu-rep (open with ncu-ui or `ncu --import`) and $OUT/NAME.csv (the
@@ -82,6 +84,11 @@ prof gemv_win_q4_0 'gemv_rows_int' 3 1 env VT_GEMV_LOAD=window "$BK" --gpu-only 
 prof gemv_rows_f16 'gemv_rows<' 3 1 "$BK" --gpu-only --runs 1 --formats f16 \
     --gpu-shapes 8192x28672
 prof gemv_int_q4_0_4096 'gemv_rows_int' 3 1 "$BK" --gpu-only --runs 1 --formats q4_0 \
+    --gpu-shapes 4096x4096
+prof gemv_win_q4_k 'gemv_rows_int' 3 1 env VT_GEMV_LOAD=window "$BK" --gpu-only --runs 1 \
+    --formats q4_k --gpu-shapes 8192x28672
+# the dequantize that misses its goal most (awq_int4 at 4096 x 4096: 47% of copy bandwidth)
+prof dequant_awq_4096 'dequant_staged' 2 1 "$BK" --gpu-only --runs 1 --formats awq_int4 \
     --gpu-shapes 4096x4096
 # decode: every quantized-cache decode launch of the first 24 (B 1 at the smallest Nk first)
 prof decode_q 'decode_kernel_q' 0 24 "$BA" 1024 8192 1

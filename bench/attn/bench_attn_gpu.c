@@ -4,6 +4,8 @@
  * per sequence, B 1 and 8, H 32, D 128, Nk 4k-128k, K/V cache in f16, q8_0, q4_0, nf4 — time,
  * bytes of K/V read and bandwidth. Writes bench_attn_gpu.json. Exits 77 without a GPU.
  * Usage: bench_attn_gpu [max_prefill_N] [max_decode_Nk] [iters]
+ *        bench_attn_gpu --splits [iters]   the decode plan's split count beside other counts
+ *            (splits_mode below; default 20 iterations)
  *        bench_attn_gpu --memory [max_N]   device memory of the flash prefill (B 1, H 16, D 128,
  *            f16, causal, N 1k..max_N, default 32k): free memory (cudaMemGetInfo) before the
  *            buffers, after them and after the call, beside the formula Q + K + V + O; the naive
@@ -128,6 +130,78 @@ static int memory_mode(uint64_t max_n) {
     return 0;
 }
 
+/* Decode time (ms, mean of iters after a warm-up) of one query per sequence, B sequences, H 32
+ * = Hkv, D 128, over a cache of nk tokens in fmt, with the split count splits (0: the plan's
+ * choice); *auto_splits gets the plan's count for splits 0 (its pre-rounding bound). */
+static double decode_ms(uint32_t fmt, uint32_t b, uint64_t nk, int splits, int iters,
+                        long long *auto_splits) {
+    uint32_t heads = b * 32;
+    vt_kv_cache *kv = make_cache(fmt, heads, 128, nk);
+    void *q, *o;
+    TRY(vt_dev_malloc(&q, (size_t)heads * 128 * 2));
+    TRY(vt_dev_malloc(&o, (size_t)heads * 128 * 4));
+    TRY(vt_dev_memset(q, 0x3c, (size_t)heads * 128 * 2, NULL));
+    vt_attn_params p;
+    vt_attn_params_init(&p);
+    p.q = q, p.q_dtype = VT_DTYPE_F16, p.o = o, p.n_heads = heads, p.n_q = 1;
+    p.algo = VT_ATTN_DECODE;
+    p.num_splits = splits;
+    vt_kv_cache_view(kv, &p.kv);
+    p.workspace_bytes = vt_attn_workspace_bytes(&p);
+    if (auto_splits) /* the workspace: [splits][heads][128 + 2] floats */
+        *auto_splits = (long long)(p.workspace_bytes / ((uint64_t)heads * (128 + 2) * 4));
+    TRY(vt_dev_malloc(&p.workspace, p.workspace_bytes ? p.workspace_bytes : 4));
+    double ms = time_ms(&p, iters);
+    vt_dev_free(p.workspace);
+    vt_dev_free(q), vt_dev_free(o);
+    vt_kv_cache_destroy(kv);
+    return ms;
+}
+
+/* --splits [iters]: the decode plan's split count against others on the shapes where its goal
+ * is close (B 1, Nk 4k-32k; B 8, Nk 4k), for q8_0, q4_0 and nf4 caches: ms at the plan's count
+ * (auto), then at half, 3/4, 3/2 and twice it. Writes bench_attn_splits.json. */
+static int splits_mode(int iters) {
+    const uint32_t fmts[] = {VT_FMT_Q8_0, VT_FMT_Q4_0, VT_FMT_NF4};
+    const char *names[] = {"q8_0", "q4_0", "nf4"};
+    const double mult[] = {0.5, 0.75, 1.5, 2.0};
+    FILE *f = fopen("bench_attn_splits.json", "w");
+    if (f) fprintf(f, "{\"iters\": %d, \"rows\": [\n", iters);
+    printf("decode split count (H 32 = Hkv, D 128): ms at the plan's count and at others\n"
+           "%3s %7s %5s %6s %9s   splits: ms ...\n",
+           "B", "Nk", "kv", "auto", "ms");
+    int first_row = 1;
+    for (int bi = 0; bi < 2; bi++)
+        for (uint64_t nk = 4096; nk <= (bi ? 4096u : 32768u); nk *= 2)
+            for (int fi = 0; fi < 3; fi++) {
+                const uint32_t b = bi ? 8 : 1;
+                long long as = 0;
+                double ms0 = decode_ms(fmts[fi], b, nk, 0, iters, &as);
+                printf("%3u %7llu %5s %6lld %9.4f  ", b, (unsigned long long)nk, names[fi], as,
+                       ms0);
+                if (f)
+                    fprintf(f,
+                            "%s{\"b\": %u, \"nk\": %llu, \"kv\": \"%s\", \"auto\": %lld, "
+                            "\"auto_ms\": %.5f, \"other\": [",
+                            first_row ? "" : ",\n", b, (unsigned long long)nk, names[fi], as, ms0);
+                first_row = 0;
+                for (int m = 0; m < 4; m++) {
+                    int sp = (int)(as * mult[m] + 0.5);
+                    if (sp < 1) sp = 1;
+                    double ms = decode_ms(fmts[fi], b, nk, sp, iters, NULL);
+                    printf(" %d: %.4f", sp, ms);
+                    if (f) fprintf(f, "%s{\"splits\": %d, \"ms\": %.5f}", m ? ", " : "", sp, ms);
+                }
+                printf("\n");
+                if (f) fprintf(f, "]}");
+            }
+    if (f) {
+        fprintf(f, "\n]}\n");
+        fclose(f);
+    }
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (!vt_attn_cuda_available()) {
         printf("SKIP: no CUDA device (or a build without CUDA)\n");
@@ -135,6 +209,7 @@ int main(int argc, char **argv) {
     }
     if (argc > 1 && !strcmp(argv[1], "--memory"))
         return memory_mode(argc > 2 ? strtoull(argv[2], NULL, 0) : 32768);
+    if (argc > 1 && !strcmp(argv[1], "--splits")) return splits_mode(argc > 2 ? atoi(argv[2]) : 20);
     uint64_t max_n = argc > 1 ? strtoull(argv[1], NULL, 0) : 16384;
     uint64_t max_nk = argc > 2 ? strtoull(argv[2], NULL, 0) : 131072;
     int iters = argc > 3 ? atoi(argv[3]) : 10;
@@ -172,20 +247,7 @@ int main(int argc, char **argv) {
         for (uint64_t nk = 4096; nk <= max_nk; nk *= 2)
             for (int f = 0; f < 4; f++) {
                 uint32_t heads = b * 32;
-                vt_kv_cache *kv = make_cache(fmts[f], heads, 128, nk);
-                void *q, *o;
-                TRY(vt_dev_malloc(&q, (size_t)heads * 128 * 2));
-                TRY(vt_dev_malloc(&o, (size_t)heads * 128 * 4));
-                TRY(vt_dev_memset(q, 0x3c, (size_t)heads * 128 * 2, NULL));
-                vt_attn_params p;
-                vt_attn_params_init(&p);
-                p.q = q, p.q_dtype = VT_DTYPE_F16, p.o = o, p.n_heads = heads, p.n_q = 1;
-                p.algo = VT_ATTN_DECODE;
-                vt_kv_cache_view(kv, &p.kv);
-                p.workspace_bytes = vt_attn_workspace_bytes(&p);
-                TRY(vt_dev_malloc(&p.workspace, p.workspace_bytes));
-                double ms = time_ms(&p, iters);
-                vt_dev_free(p.workspace);
+                double ms = decode_ms(fmts[f], b, nk, 0, iters, NULL);
                 double bytes = 2.0 * heads * nk * (double)vt_attn_row_bytes(fmts[f], 128);
                 printf("%3u %8llu %6s %10.4f %12.0f %9.1f\n", b, (unsigned long long)nk, names[f],
                        ms, bytes, bytes / ms / 1e6);
@@ -195,8 +257,6 @@ int main(int argc, char **argv) {
                             "%.0f}",
                             first ? "" : ",\n", b, (unsigned long long)nk, names[f], ms, bytes);
                 first = 0;
-                vt_dev_free(q), vt_dev_free(o);
-                vt_kv_cache_destroy(kv);
             }
     if (js) {
         fprintf(js, "\n]}\n");

@@ -1,7 +1,8 @@
 /* kernels/cuda/gemv.cu — fused dequantize + GEMV, y[b] = W x[b] for batch 1..8.
  * Batch 1-2 on dense rows: q4_0/q4_1/q4_k/q8_0/int8 (aligned) the integer kernel (gemv_rows.cuh
  * gvq_cta_body: x quantized to int16 codes in shared memory once per CTA, codes dotted with dp2a;
- * VT_GEMV_LOAD=window its units by aligned 16-byte chunk loads, for q4_0/q4_1/q8_0), the other
+ * VT_GEMV_LOAD=window its units by aligned 16-byte chunk loads, for q4_0/q4_1/q8_0, and q4_k
+ * where its data and rows are 16-byte aligned), the other
  * formats but awq_int4 and q6_k (gvr_pays) the register kernel (gemv_rows.cuh: R rows per CTA,
  * x in registers reused across them, units decoded straight from global memory).
  * VT_GEMV_KERNEL=float skips the integer kernel and VT_GEMV_KERNEL=staged gives the staged
@@ -144,7 +145,9 @@ struct gv_launch {
             if (rowsk && intk && !sparse && gvr_aligned<F>(p)) {
                 int rc = 1;
                 if constexpr (gvw_raw<F>::HAS) /* window loads: the default R only */
-                    if (win && !ralt)
+                    if (win && !ralt &&
+                        (!gvw_raw<F>::A16 ||
+                         ((uintptr_t)p.data % 16 == 0 && p.row_bytes % 16 == 0)))
                         rc = gvq_launch<F, NB, gvq_cfg<NB>::R, true>(p, x, y, nb, xvec, st);
                 if (rc == 1)
                     rc = ralt ? gvq_launch<F, NB, gvq_cfg<NB>::RALT, false>(p, x, y, nb, xvec, st)
@@ -191,7 +194,8 @@ extern "C" int vt_cuda_gemv(const vt_kdesc *d, const float *x, float *y, int bat
     /* VT_GEMV_R=alt: the integer kernel's other rows-in-flight count (4 at batch 1, 2 at 2) */
     const char *r = getenv("VT_GEMV_R");
     l.ralt = r && !strcmp(r, "alt");
-    /* VT_GEMV_LOAD=window: the integer kernel's q4_0/q4_1/q8_0 units by aligned 16-byte loads */
+    /* VT_GEMV_LOAD=window: the integer kernel's q4_0/q4_1/q8_0 (and 16-byte aligned q4_k) units by
+     * aligned 16-byte loads */
     const char *wl = getenv("VT_GEMV_LOAD");
     l.win = wl && !strcmp(wl, "window");
     l.x = x;

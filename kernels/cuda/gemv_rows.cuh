@@ -486,13 +486,15 @@ VT_HD void gvr_cta_body(CX &cx, const vt_kp &p, const float *x, float *y, int nb
  * bytes are not 16-byte aligned at the ends) reads its chunks' words in 2-byte loads of the
  * bytes inside instead. Unmeasured: an A/B for the next GPU run (docs/BENCHMARKS.md). */
 template <int NC> struct gvw_win {
+    static constexpr bool A16 =
+        false; /* true: needs 16-byte aligned data and rows (no 2-byte path) */
     uint32_t w[4 * NC], s;
     /* whether the chunks of the unit at blk lie inside [lo, hi) */
     static VT_HD bool fits(const uint8_t *blk, const uint8_t *lo, const uint8_t *hi) {
         const uintptr_t a = (uintptr_t)blk & ~(uintptr_t)15;
         return a >= (uintptr_t)lo && a + 16 * NC <= (uintptr_t)hi;
     }
-    VT_HD void load_vec(const uint8_t *blk) {
+    VT_HD void load_vec(const uint8_t *blk, uint64_t) {
         const uint4 *c = (const uint4 *)((uintptr_t)blk & ~(uintptr_t)15);
         s = (uint32_t)((uintptr_t)blk & 15);
         VT_UNROLL
@@ -502,7 +504,7 @@ template <int NC> struct gvw_win {
         }
     }
     /* the chunks' 2-byte words inside [lo, hi) (lo, hi and blk 2-byte aligned), 0 elsewhere */
-    VT_HD void load_safe(const uint8_t *blk, const uint8_t *lo, const uint8_t *hi) {
+    VT_HD void load_safe(const uint8_t *blk, const uint8_t *lo, const uint8_t *hi, uint64_t) {
         const uintptr_t a = (uintptr_t)blk & ~(uintptr_t)15;
         s = (uint32_t)((uintptr_t)blk & 15);
         VT_UNROLL
@@ -563,6 +565,46 @@ template <> struct gvw_raw<VT_FMT_Q4_1> : gvw_win<2> {
         r.template idot<NB>(xw, sx, xs, acc);
     }
 };
+/* q4_k (A16: gemv.cu takes it only for 16-byte aligned data and rows, where 144-byte blocks keep
+ * every chunk aligned): a unit's three 16-byte chunks, the block's d, dmin and 12 scale bytes and
+ * its sub-block pair's 32 code bytes, against 13 word loads and the scale bytes' 3 byte loads of
+ * gvr_raw<VT_FMT_Q4_K>; the sub-block's scale and min picked out of the registers. */
+template <> struct gvw_raw<VT_FMT_Q4_K> {
+    static constexpr bool HAS = true, A16 = true;
+    gvr_raw<VT_FMT_Q4_K> r;
+    static VT_HD bool fits(const uint8_t *, const uint8_t *, const uint8_t *) { return true; }
+    VT_HD void load_vec(const uint8_t *blk, uint64_t u) {
+        const int j = (int)(u & 7);
+        const uint4 *c = (const uint4 *)blk;
+        const uint4 h = VT_LDG(c), a = VT_LDG(c + 1 + 2 * (j / 2)), b = VT_LDG(c + 2 + 2 * (j / 2));
+        r.dm = h.x;
+        r.q[0] = a.x, r.q[1] = a.y, r.q[2] = a.z, r.q[3] = a.w;
+        r.q[4] = b.x, r.q[5] = b.y, r.q[6] = b.z, r.q[7] = b.w;
+        if (j & 1) {
+            VT_UNROLL
+            for (int k = 0; k < 8; k++) r.q[k] >>= 4;
+        }
+        /* scale bytes j, j + 4 (and j - 4, j + 4, j for j >= 4) as vt_dq_scale_min_k4 reads them:
+         * byte k of the 12 is byte k % 4 of h's word 1 + k / 4 */
+        const int sh = 8 * (j & 3);
+        const uint32_t b1 = (h.y >> sh) & 255u, b2 = (h.z >> sh) & 255u, b3 = (h.w >> sh) & 255u;
+        if (j < 4) {
+            r.sc = (float)(b1 & 63u);
+            r.mn = (float)(b2 & 63u);
+        } else {
+            r.sc = (float)((b3 & 15u) | (b1 >> 6) << 4);
+            r.mn = (float)((b3 >> 4) | (b2 >> 6) << 4);
+        }
+    }
+    VT_HD void load_safe(const uint8_t *blk, const uint8_t *, const uint8_t *, uint64_t u) {
+        load_vec(blk, u); /* not reached: fits() holds for aligned data */
+    }
+    template <int NB>
+    VT_HD void idot(const uint32_t xw[NB][16], const float sx[NB], const int xs[NB],
+                    float acc[NB]) const {
+        r.template idot<NB>(xw, sx, xs, acc);
+    }
+};
 
 /* ---- the integer kernel (gemv.cu gemv_rows_int): q4_0, q4_1, q4_k, q8_0, int8 at batch 1-2 ---
  * The register kernel above measured (H100, 2026-11-26) 28-49% of copy bandwidth on 4-bit rows:
@@ -606,7 +648,7 @@ VT_HD uint64_t gvq_dyn_bytes(uint64_t cols, int nb) {
 template <int F, int NB, int R, bool WIN, class CX>
 VT_HD void gvq_cta_body(CX &cx, const vt_kp &p, const float *x, float *y, int nb, bool xvec,
                         gvq_smem<NB, R> &sm, unsigned char *dyn, uint64_t cta, int G) {
-    static_assert(!WIN || gvw_raw<F>::HAS, "window loads: q4_0, q8_0, q4_1");
+    static_assert(!WIN || gvw_raw<F>::HAS, "window loads: q4_0, q8_0, q4_1, q4_k");
     const int tid = cx.tid(), warp = tid / 32, lane = tid % 32;
     const uint64_t U = vt_units(p.cols);
     uint4 *xq = reinterpret_cast<uint4 *>(dyn);              /* [b][c][u] */
@@ -690,9 +732,9 @@ VT_HD void gvq_cta_body(CX &cx, const vt_kp &p, const float *x, float *y, int nb
                     if (r0 + i >= p.rows) continue;
                     const uint8_t *blk = vt_dq_unit_ptr<F>(p.data + (r0 + i) * p.row_bytes, u);
                     if (fit)
-                        raw[i].load_vec(blk);
+                        raw[i].load_vec(blk, u);
                     else
-                        raw[i].load_safe(blk, p.data, hi);
+                        raw[i].load_safe(blk, p.data, hi, u);
                 }
             } else {
                 VT_UNROLL

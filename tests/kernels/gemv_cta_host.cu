@@ -141,7 +141,12 @@ struct host_gemv_cta {
                 /* the weights copied to an aligned address (the test places every other weight
                  * at an odd one), for the window loads A bytes past 16-byte alignment: the first
                  * and last units' chunks then reach outside the bytes (their 2-byte path) */
-                const size_t off = async == 5 ? A : 0;
+                size_t off = async == 5 ? A : 0;
+                if constexpr (gvw_raw<F>::HAS)
+                    if (gvw_raw<F>::A16) { /* gemv.cu: 16-byte aligned weights only */
+                        if (async == 5 && p.row_bytes % 16) return 77;
+                        off = 0;
+                    }
                 unsigned char *buf =
                     (unsigned char *)aligned_alloc(16, (p.bytes + off + 47) / 16 * 16);
                 if (!buf) return 1;

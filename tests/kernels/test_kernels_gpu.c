@@ -16,6 +16,9 @@ static const uint64_t shapes[][2] = {{1, 32},    {7, 100},    {3, 48},  {33, 100
                                      {70, 4100}, {130, 2048}, {2, 8240}};
 static const uint64_t quick_shapes[][2] = {{7, 100}, {70, 300}};
 static int quick;
+/* VT_TEST_GPU_ONLY=gemv_int: only the integer GEMV kernel's variants at batch 1-2 (a short run
+ * for compute-sanitizer's racecheck, which the whole test outlasts) */
+static int only_int;
 
 #define DEV_TRY(expr)                                                                              \
     do {                                                                                           \
@@ -70,7 +73,7 @@ static void run_one(const kt_weight *k, const char *nm, size_t shape, vt_kernel_
     /* twice: the full grid, then capped at 3 CTAs (VT_DEQUANT_GRID) so that every CTA of the
      * pipelined kernels runs several tiles (with these shapes a full wave has more CTAs than
      * tiles) */
-    for (int t = 0; t < 6; t++) {
+    for (int t = 0; t < (only_int ? 0 : 6); t++) {
         if (t == 3) setenv("VT_DEQUANT_GRID", "3", 1);
         vt_dtype dt = t % 3 == 0 ? VT_DTYPE_F32 : t % 3 == 1 ? VT_DTYPE_F16 : VT_DTYPE_BF16;
         const size_t es = vt_dtype_size(dt), oo = odd ? 2 : 0; /* elements off alignment */
@@ -115,12 +118,13 @@ static void run_one(const kt_weight *k, const char *nm, size_t shape, vt_kernel_
     static const char *const gvar[6] = {"default", "int R alt G 3", "float",
                                         "staged",  "sync staging",  "int window G 2"};
     for (int var = 0; var < 6; var++) {
+        if (only_int && var != 0 && var != 1 && var != 5) continue;
         if (var == 1) setenv("VT_GEMV_R", "alt", 1), setenv("VT_GEMV_G", "3", 1);
         if (var == 2) setenv("VT_GEMV_KERNEL", "float", 1);
         if (var == 3) setenv("VT_GEMV_KERNEL", "staged", 1);
         if (var == 4) setenv("VT_GEMV_STAGING", "sync", 1);
         if (var == 5) setenv("VT_GEMV_LOAD", "window", 1), setenv("VT_GEMV_G", "2", 1);
-        for (int b = 1; b <= B; b++) {
+        for (int b = 1; b <= (only_int ? 2 : B); b++) {
             void *dy = dev_poison(B * R * 4, st);
             CHECK_RC(vt_gemv(&w, dx, dy, b, st));
             download(y, dy, B * R * 4, st);
@@ -147,7 +151,7 @@ static void run_one(const kt_weight *k, const char *nm, size_t shape, vt_kernel_
      * then the tile kernel (VT_GEMM_MMA=tile), which f32 X always takes. M = 130: two CTAs of
      * the pipelined kernel in M. */
     const uint64_t Ms[] = {1, 5, 70, 130};
-    for (int mi = quick ? 2 : 0; mi < 4; mi++) {
+    for (int mi = only_int ? 4 : quick ? 2 : 0; mi < 4; mi++) {
         kt_gemm_case g;
         kt_gemm_case_make(&g, k, Ms[mi]);
         const uint64_t M = g.M;
@@ -252,6 +256,9 @@ int main(void) {
     gpu_ctx g = {ws, st};
     const char *q = getenv("VT_TEST_GPU_QUICK");
     quick = q && *q && strcmp(q, "0") != 0;
+    const char *only = getenv("VT_TEST_GPU_ONLY");
+    only_int = only && !strcmp(only, "gemv_int");
+    if (only_int) printf("VT_TEST_GPU_ONLY=gemv_int: the integer GEMV kernel's variants only\n");
     check_e8m0(st);
     if (quick)
         kt_for_each_weight(quick_shapes, sizeof quick_shapes / sizeof quick_shapes[0], run_case,
