@@ -5,8 +5,11 @@
 #
 #   scripts/gemv_ab.sh            after scripts/gpu_check.sh built bench_kernels (same build dir)
 #
-# Variants: default; float (VT_GEMV_KERNEL=float: the register kernel); ralt (VT_GEMV_R=alt);
-# g1 / g2 / g4 (VT_GEMV_G: row groups per CTA); window (VT_GEMV_LOAD=window); window_g2.
+# Variants (GEMV_AB_VARIANTS, default "default w4 window word float g2 g4"): default; w4
+# (VT_GEMV_W=4: the integer kernel's CTAs of one half of warps); window (VT_GEMV_LOAD=window);
+# word (VT_GEMV_LOAD=word: no window loads, q8_0 at batch 1 included); float
+# (VT_GEMV_KERNEL=float: the register kernel); g1 / g2 / g4 (VT_GEMV_G: row groups per CTA); ralt
+# (VT_GEMV_R=alt); window_g2.
 # Output: $OUT/gemv_ab_<variant>.json and .txt, and $OUT/gemv_ab.txt (ms per format and shape,
 # one column per variant; every column measured in this same run).
 #
@@ -25,15 +28,18 @@ PY=${PYTHON:-python3}
     exit 1
 }
 
-VARIANTS=(default float ralt g1 g2 g4 window window_g2)
+VARIANTS=(${GEMV_AB_VARIANTS:-default w4 window word float g2 g4})
 for v in "${VARIANTS[@]}"; do
     case $v in
     default) e=() ;;
+    w4) e=(VT_GEMV_W=4) ;;
     float) e=(VT_GEMV_KERNEL=float) ;;
     ralt) e=(VT_GEMV_R=alt) ;;
     g1 | g2 | g4) e=("VT_GEMV_G=${v#g}") ;;
     window) e=(VT_GEMV_LOAD=window) ;;
+    word) e=(VT_GEMV_LOAD=word) ;;
     window_g2) e=(VT_GEMV_LOAD=window VT_GEMV_G=2) ;;
+    *) echo "gemv_ab: unknown variant $v" >&2; continue ;;
     esac
     echo "== $v: ${e[*]:-}"
     env ${e[@]+"${e[@]}"} "$BK" --gpu-only --runs "$RUNS" --formats "$FMTS" \

@@ -732,12 +732,25 @@ inline plan plan_splits(const vt_attn_dev_args &a, int num_splits, int sms,
     pl.zc = (R + pl.rb - 1) / pl.rb;
     long long nk = a.nk > 0 ? a.nk : 1;
     long long splits = num_splits;
-    if (splits <= 0) { /* a wave of CTAs (f32/f16/bf16: about 4 per SM), >= 256 keys per split */
+    if (splits <= 0) {
+        /* f32/f16/bf16: a wave of CTAs (about 4 per SM), >= 256 keys per split. The quantized
+         * caches: >= 512 keys per split, and a wave of the CTAs that fit an SM (nf4 and the other
+         * LUT formats, bound by instructions) or of half as many (q8_0/q4_0/int8, bound by
+         * DRAM), rounded to nearest. H200 run 6 (docs/BENCHMARKS.md, bench_attn_gpu --splits):
+         * at B 1, Nk 4k-32k and B 8, Nk 4k the earlier plan (every format a full wave, >= 256
+         * keys) was 2-11% slower for q8_0/q4_0 than these counts, and for nf4 at Nk 8k. */
         long long base = (long long)a.Hkv * pl.zc;
         if (base < 1) base = 1;
         const bool q = a.fmt != VT_FMT_F32 && a.fmt != VT_FMT_F16 && a.fmt != VT_FMT_BF16;
-        splits = q ? pipe_ctas(a, pl.rb, smem_sm) * sms / base : (4LL * sms + base - 1) / base;
-        long long by_len = (nk + 255) / 256;
+        const bool ints = a.fmt == VT_FMT_Q8_0 || a.fmt == VT_FMT_Q4_0 || a.fmt == VT_FMT_INT8;
+        long long keys = 256;
+        if (!q)
+            splits = (4LL * sms + base - 1) / base;
+        else if (ints)
+            splits = (pipe_ctas(a, pl.rb, smem_sm) * sms / 2 + base / 2) / base, keys = 512;
+        else
+            splits = pipe_ctas(a, pl.rb, smem_sm) * sms / base, keys = 512;
+        long long by_len = (nk + keys - 1) / keys;
         if (splits > by_len) splits = by_len;
     }
     if (splits < 1) splits = 1;

@@ -46,31 +46,32 @@ __global__ void __launch_bounds__(GVR_W * 32)
 }
 
 /* The integer kernel (q4_0/q4_1/q4_k/q8_0/int8 at batch 1-2, dense rows): x's int16 codes in
- * dynamic shared memory (gvq_dyn_bytes), G groups of R rows per CTA. */
-template <int F, int NB, int R, bool WIN>
-__global__ void __launch_bounds__(GVR_W * 32)
+ * dynamic shared memory (gvq_dyn_bytes), G groups of R rows per CTA, NH halves of GVR_W warps
+ * (NH 2: registers held to 128 so that 2 CTAs of 8 warps share an SM). */
+template <int F, int NB, int R, bool WIN, int NH>
+__global__ void __launch_bounds__(GVR_W * 32 * NH, NH)
     gemv_rows_int(vt_kp p, const float *__restrict__ x, float *__restrict__ y, int nb, bool xvec,
                   int G) {
     __shared__ gvq_smem<NB, R> sm;
     extern __shared__ __align__(16) unsigned char gv_dyn[];
     vt_simt_dev cx;
-    gvq_cta_body<F, NB, R, WIN>(cx, p, x, y, nb, xvec, sm, gv_dyn, blockIdx.x, G);
+    gvq_cta_body<F, NB, R, WIN, NH>(cx, p, x, y, nb, xvec, sm, gv_dyn, blockIdx.x, G);
 }
 
 /* Row groups per CTA of the integer kernel: VT_GEMV_G=1..4 (the A/B of bench_kernels), else
  * about 2 CTAs of groups per SM (the x quantization amortized over more rows where there are
- * rows to spare: H100, 2026-11-26, 4096 rows of R 4 were fastest at G 2). */
-static int gvq_groups(uint64_t rows, int R) {
+ * rows to spare: H100, 2026-11-26, 4096 rows of R 4 were fastest at G 2), a multiple of NH. */
+static int gvq_groups(uint64_t rows, int R, int NH) {
     const char *e = getenv("VT_GEMV_G");
     if (e && *e >= '1' && *e <= '0' + GVQ_GMAX && !e[1]) return *e - '0';
-    const uint64_t grp = (rows + R - 1) / R, per = (uint64_t)vt_cuda_sm_count(132) * 2;
-    const uint64_t g = (grp + per - 1) / per;
+    const uint64_t grp = (rows + R - 1) / R, per = (uint64_t)vt_cuda_sm_count(132) * 2 * NH;
+    const uint64_t g = (grp + per - 1) / per * NH;
     return g < 1 ? 1 : g > GVQ_GMAX ? GVQ_GMAX : (int)g;
 }
 
 /* Launch the integer kernel with R rows in flight per lane; 1 where it does not fit (x's codes
  * past the device's shared memory), else 0 or the launch's error. */
-template <int F, int NB, int R, bool WIN>
+template <int F, int NB, int R, bool WIN, int NH>
 static int gvq_launch(const vt_kp &p, const float *x, float *y, int nb, bool xvec,
                       cudaStream_t st) {
     const uint64_t dyn = gvq_dyn_bytes(p.cols, NB);
@@ -78,14 +79,14 @@ static int gvq_launch(const vt_kp &p, const float *x, float *y, int nb, bool xve
     if (vt_cuda_smem_max(&cap, "vt_gemv") != 0 || dyn + sizeof(gvq_smem<NB, R>) > cap) return 1;
     static std::atomic<unsigned long long> set{0};
     if (dyn + sizeof(gvq_smem<NB, R>) > 48 * 1024) { /* the default limit counts both */
-        int rc = vt_cuda_smem_optin(gemv_rows_int<F, NB, R, WIN>, cap - sizeof(gvq_smem<NB, R>),
+        int rc = vt_cuda_smem_optin(gemv_rows_int<F, NB, R, WIN, NH>, cap - sizeof(gvq_smem<NB, R>),
                                     set, "vt_gemv: shared memory");
         if (rc) return rc;
     }
-    const int G = gvq_groups(p.rows, R);
+    const int G = gvq_groups(p.rows, R, NH);
     const uint64_t rpc = (uint64_t)R * G;
-    gemv_rows_int<F, NB, R, WIN>
-        <<<(unsigned)((p.rows + rpc - 1) / rpc), GVR_W * 32, dyn, st>>>(p, x, y, nb, xvec, G);
+    gemv_rows_int<F, NB, R, WIN, NH>
+        <<<(unsigned)((p.rows + rpc - 1) / rpc), GVR_W * 32 * NH, dyn, st>>>(p, x, y, nb, xvec, G);
     return vt_cuda_launch_check("vt_gemv kernel launch");
 }
 
@@ -126,7 +127,7 @@ static int gv_launch_dyn(K kern, const vt_kp &p, const float *x, float *y, int n
 
 struct gv_launch {
     vt_kp p;
-    bool sparse, async, rowsk, intk, ralt, win;
+    bool sparse, async, rowsk, intk, ralt, win, word, w4;
     const float *x;
     float *y;
     int nb;
@@ -144,14 +145,21 @@ struct gv_launch {
         if constexpr (NB <= 2 && gvq_fmt<F>()) {
             if (rowsk && intk && !sparse && gvr_aligned<F>(p)) {
                 int rc = 1;
-                if constexpr (gvw_raw<F>::HAS) /* window loads: the default R only */
-                    if (win && !ralt &&
+                /* window loads (the default R only): asked for, or q8_0 at batch 1 unless word
+                 * loads are asked for (H200 run 6: 0.113 against 0.125 ms at 8192 x 28672) */
+                if constexpr (gvw_raw<F>::HAS)
+                    if ((win || (F == VT_FMT_Q8_0 && NB == 1 && !word)) && !ralt &&
                         (!gvw_raw<F>::A16 ||
                          ((uintptr_t)p.data % 16 == 0 && p.row_bytes % 16 == 0)))
-                        rc = gvq_launch<F, NB, gvq_cfg<NB>::R, true>(p, x, y, nb, xvec, st);
+                        rc = gvq_launch<F, NB, gvq_cfg<NB>::R, true, 1>(p, x, y, nb, xvec, st);
+                /* two halves of warps per CTA (NH 2) but for q8_0 at batch 1, whose 8 rows in
+                 * flight take 198 registers (128, the cap for 2 CTAs of 8 warps, spills) */
+                constexpr int R = gvq_cfg<NB>::R, RA = gvq_cfg<NB>::RALT;
+                constexpr int NH = F == VT_FMT_Q8_0 && NB == 1 ? 1 : 2;
                 if (rc == 1)
-                    rc = ralt ? gvq_launch<F, NB, gvq_cfg<NB>::RALT, false>(p, x, y, nb, xvec, st)
-                              : gvq_launch<F, NB, gvq_cfg<NB>::R, false>(p, x, y, nb, xvec, st);
+                    rc = ralt ? gvq_launch<F, NB, RA, false, 1>(p, x, y, nb, xvec, st)
+                         : w4 ? gvq_launch<F, NB, R, false, 1>(p, x, y, nb, xvec, st)
+                              : gvq_launch<F, NB, R, false, NH>(p, x, y, nb, xvec, st);
                 if (rc != 1) return rc;
             }
         }
@@ -195,9 +203,14 @@ extern "C" int vt_cuda_gemv(const vt_kdesc *d, const float *x, float *y, int bat
     const char *r = getenv("VT_GEMV_R");
     l.ralt = r && !strcmp(r, "alt");
     /* VT_GEMV_LOAD=window: the integer kernel's q4_0/q4_1/q8_0 (and 16-byte aligned q4_k) units by
-     * aligned 16-byte loads */
+     * aligned 16-byte loads (q8_0 at batch 1 has them by default) */
     const char *wl = getenv("VT_GEMV_LOAD");
     l.win = wl && !strcmp(wl, "window");
+    /* VT_GEMV_LOAD=word: the formats' own word loads everywhere (q8_0 at batch 1 too) */
+    l.word = wl && !strcmp(wl, "word");
+    /* VT_GEMV_W=4: the integer kernel's CTAs of 4 warps (one half), as before run 7 */
+    const char *wn = getenv("VT_GEMV_W");
+    l.w4 = wn && !strcmp(wn, "4");
     l.x = x;
     l.y = y;
     l.nb = batch;

@@ -644,20 +644,25 @@ VT_HD uint64_t gvq_dyn_bytes(uint64_t cols, int nb) {
     return (uint64_t)nb * vt_units(cols) * (64 + 8);
 }
 
+/* NH halves: a CTA of NH x GVR_W warps, the x codes shared by NH groups of GVR_W warps, half h
+ * taking row groups h, h + NH, ... (NH 2: twice the warps, so twice the weight bytes in flight,
+ * per CTA's x codes; H200 run 6's profile of NH 1 found 2 CTAs, 8 warps, per SM, DRAM 32% busy
+ * and no eligible warp 73% of the cycles). */
 #pragma nv_exec_check_disable
-template <int F, int NB, int R, bool WIN, class CX>
+template <int F, int NB, int R, bool WIN, int NH, class CX>
 VT_HD void gvq_cta_body(CX &cx, const vt_kp &p, const float *x, float *y, int nb, bool xvec,
                         gvq_smem<NB, R> &sm, unsigned char *dyn, uint64_t cta, int G) {
     static_assert(!WIN || gvw_raw<F>::HAS, "window loads: q4_0, q8_0, q4_1, q4_k");
-    const int tid = cx.tid(), warp = tid / 32, lane = tid % 32;
+    static_assert(NH == 1 || NH == 2, "one or two halves");
+    const int tid = cx.tid(), lane = tid % 32, half = tid / 32 / GVR_W, warp = tid / 32 % GVR_W;
     const uint64_t U = vt_units(p.cols);
     uint4 *xq = reinterpret_cast<uint4 *>(dyn);              /* [b][c][u] */
     float *xsc = reinterpret_cast<float *>(xq + 4 * NB * U); /* [b][u] */
     int *xsum = reinterpret_cast<int *>(xsc + NB * U);       /* [b][u] */
 
-    /* x to int16 codes: 8 threads per unit, 4 columns each (16 units per pass of the CTA) */
+    /* x to int16 codes: 8 threads per unit, 4 columns each (16 NH units per pass of the CTA) */
     const int part = tid % 8;
-    for (uint64_t u0 = 0; u0 < U; u0 += GVR_W * 4) {
+    for (uint64_t u0 = 0; u0 < U; u0 += GVR_W * 4 * NH) {
         const uint64_t u = u0 + tid / 8, col = 32 * u + 4 * part;
         VT_UNROLL
         for (int b = 0; b < NB; b++) {
@@ -708,7 +713,7 @@ VT_HD void gvq_cta_body(CX &cx, const vt_kp &p, const float *x, float *y, int nb
     }
     cx.sync(); /* the codes visible */
 
-    for (int g = 0; g < G; g++) {
+    for (int g = half; g < G; g += NH) {
         const uint64_t r0 = (cta * (uint64_t)G + (uint64_t)g) * R;
         if (r0 >= p.rows) break; /* the same for the whole CTA */
         float acc[R][NB];

@@ -54,16 +54,19 @@ template <int F, int NB> struct rows_body {
 /* the integer kernel with G groups of rows per CTA (G 1: its default R, else its other R; WIN:
  * window loads, default R): its static shared memory, then the x codes, which are poisoned with
  * 0x7F bytes (codes 32639, scales 3.4e38: a code or scale read before written shows) */
-template <int F, int NB, int G, bool WIN> struct int_body {
-    static constexpr int R = G == 1 || WIN ? gvq_cfg<NB>::R : gvq_cfg<NB>::RALT;
+template <int F, int NB, int G, bool WIN, int NH = 1> struct int_body {
+    static constexpr int R = G == 1 || WIN || NH == 2 ? gvq_cfg<NB>::R : gvq_cfg<NB>::RALT;
     using S = gvq_smem<NB, R>;
-    static constexpr int W = GVR_W, RPC = R * G, DPOISON = 0x7F;
-    static constexpr const char *name = WIN ? "int window G2" : G == 1 ? "int G1" : "int G3 R alt";
+    static constexpr int W = GVR_W * NH, RPC = R * G, DPOISON = 0x7F;
+    static constexpr const char *name = WIN       ? "int window G2"
+                                        : NH == 2 ? (G == 4 ? "int 2 halves G4" : "int 2 halves G3")
+                                        : G == 1  ? "int G1"
+                                                  : "int G3 R alt";
     static size_t bytes(const vt_kp &p) { return sizeof(S) + gvq_dyn_bytes(p.cols, NB); }
     static void call(host_cx &cx, const vt_kp &p, const float *x, float *y, int nb, bool xvec,
                      S &sm, uint64_t k) {
-        gvq_cta_body<F, NB, R, WIN>(cx, p, x, y, nb, xvec, sm,
-                                    reinterpret_cast<unsigned char *>(&sm + 1), k, G);
+        gvq_cta_body<F, NB, R, WIN, NH>(cx, p, x, y, nb, xvec, sm,
+                                        reinterpret_cast<unsigned char *>(&sm + 1), k, G);
     }
 };
 /* the byte the dynamic part of a body's shared memory is poisoned with (-1: as the rest) */
@@ -133,7 +136,7 @@ struct host_gemv_cta {
                 if (!d->sparse) return grid<rows_body<F, NB>>(p, xvec);
             return 77;
         }
-        if (async >= 3 && async <= 5) { /* the integer kernel: aligned rows only, as gemv.cu */
+        if (async >= 3 && async <= 6) { /* the integer kernel: aligned rows only, as gemv.cu */
             if constexpr (NB <= 2 && gvq_fmt<F>()) {
                 constexpr int A = gvr_raw<F>::A;
                 if (d->sparse || p.row_bytes % A) return 77;
@@ -158,6 +161,8 @@ struct host_gemv_cta {
                     rc = grid<int_body<F, NB, 1, false>>(q, xvec);
                 else if (async == 4)
                     rc = grid<int_body<F, NB, 3, false>>(q, xvec);
+                else if (async == 6) /* two halves, G 3: half 0 takes groups 0 and 2, half 1 one */
+                    rc = grid<int_body<F, NB, 3, false, 2>>(q, xvec);
                 else if constexpr (gvw_raw<F>::HAS)
                     rc = grid<int_body<F, NB, 2, true>>(q, xvec);
                 else
@@ -186,7 +191,8 @@ struct host_gemv_cta {
 
 /* y[batch][rows] = W x[batch][cols] by the GEMV's CTAs on the host: the staged kernel's sync
  * (async 0) or async (1) variant, the register kernel (2), or the integer kernel with 1 group of
- * its default rows (3), 3 of its other count (4) or 2 with window loads (5) per CTA. 0, 77 (no such
+ * its default rows (3), 3 of its other count (4), 2 with window loads (5) or 3 in two halves of
+ * warps (6) per CTA. 0, 77 (no such
  * kernel for this weight and batch), 1 with why filled. */
 extern "C" int kt_host_gemv_cta(const vt_kdesc *d, const float *x, float *y, int batch, int async,
                                 char *why, size_t cap) {
