@@ -20,7 +20,9 @@
  * along D: the integer formats by dp2a of key pairs' byte-transposed values with int16 weights
  * (p x V block scale in steps of the tile's largest), the others in floats with the block scale
  * folded into the weight. The split plan fills one wave of the CTAs that fit an SM (shared
- * memory, registers held by __launch_bounds__). The split count comes from the SM count. */
+ * memory, registers held by __launch_bounds__), half a wave for the integer-scored caches, which
+ * read at DRAM speed with fewer CTAs (attn_decode.cuh plan_splits). The split count comes from
+ * the SM count. */
 #include <errno.h>
 #include <math.h>
 
