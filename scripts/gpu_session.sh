@@ -16,8 +16,9 @@
 #       scripts/gpu_session.sh)
 #
 # Environment: OUT (default ./gpu-session), GPU_SESSION_TAR, GPU_SESSION_BUDGET (seconds for gpu_check.sh,
-# default 330), GPU_CHECK_MODEL (default .gpu-model/smol8.gguf when present), and what the three
-# scripts read. Exit status: gpu_check.sh's.
+# default 330), GPU_SESSION_NCU_REP=1 (pack the Nsight Compute reports too, not only their CSVs),
+# GPU_CHECK_MODEL (default .gpu-model/smol8.gguf when present), and what the three scripts read.
+# Exit status: gpu_check.sh's.
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -49,6 +50,10 @@ fi
 GPU_PROFILE_ONLY=${GPU_PROFILE_ONLY:-"gemv_int_q4_0 gemv_win_q4_0 gemv_rows_f16 gemv_win_q4_k dequant_awq_4096 decode_q"} \
     OUT="$OUT/profile" "$ROOT/scripts/gpu_profile.sh" || echo "gpu_session: gpu_profile.sh failed" >&2
 TAR=${GPU_SESSION_TAR:-$OUT.tgz}
-tar czf "$TAR" -C "$(dirname "$OUT")" "$(basename "$OUT")"
+# the .ncu-rep reports (several MB each) only with GPU_SESSION_NCU_REP=1: run 6's tarball with
+# them was too large for the lent-machine tool to return (the CSVs carry the metrics)
+EXCL=(--exclude='*.ncu-rep')
+[ "${GPU_SESSION_NCU_REP:-0}" = 1 ] && EXCL=()
+tar czf "$TAR" ${EXCL[@]+"${EXCL[@]}"} -C "$(dirname "$OUT")" "$(basename "$OUT")"
 echo "gpu_session: done; results in $OUT and $TAR"
 exit $rc
