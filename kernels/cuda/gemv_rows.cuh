@@ -494,7 +494,7 @@ template <int NC> struct gvw_win {
         const uintptr_t a = (uintptr_t)blk & ~(uintptr_t)15;
         return a >= (uintptr_t)lo && a + 16 * NC <= (uintptr_t)hi;
     }
-    VT_HD void load_vec(const uint8_t *blk, uint64_t) {
+    VT_HD void load_vec(const uint8_t *blk, uint64_t, const vt_kp &) {
         const uint4 *c = (const uint4 *)((uintptr_t)blk & ~(uintptr_t)15);
         s = (uint32_t)((uintptr_t)blk & 15);
         VT_UNROLL
@@ -504,7 +504,8 @@ template <int NC> struct gvw_win {
         }
     }
     /* the chunks' 2-byte words inside [lo, hi) (lo, hi and blk 2-byte aligned), 0 elsewhere */
-    VT_HD void load_safe(const uint8_t *blk, const uint8_t *lo, const uint8_t *hi, uint64_t) {
+    VT_HD void load_safe(const uint8_t *blk, const uint8_t *lo, const uint8_t *hi, uint64_t,
+                         const vt_kp &) {
         const uintptr_t a = (uintptr_t)blk & ~(uintptr_t)15;
         s = (uint32_t)((uintptr_t)blk & 15);
         VT_UNROLL
@@ -516,6 +517,19 @@ template <int NC> struct gvw_win {
                 w[i / 2] |= v << 16;
             else
                 w[i / 2] = v;
+        }
+    }
+    /* the chunks' bytes inside [lo, hi) by byte loads (any alignment), 0 elsewhere */
+    VT_HD void load_bytes(const uint8_t *blk, const uint8_t *lo, const uint8_t *hi) {
+        const uintptr_t a = (uintptr_t)blk & ~(uintptr_t)15;
+        s = (uint32_t)((uintptr_t)blk & 15);
+        VT_UNROLL
+        for (int i = 0; i < 4 * NC; i++) w[i] = 0u;
+        VT_UNROLL
+        for (int i = 0; i < 16 * NC; i++) {
+            const uintptr_t h = a + (uintptr_t)i;
+            if (h >= (uintptr_t)lo && h < (uintptr_t)hi)
+                w[i / 4] |= (uint32_t)VT_LDG((const uint8_t *)h) << (8 * (i % 4));
         }
     }
     /* o[j] = the 4 bytes at s + 4j of the chunks (bytes past them 0) */
@@ -573,7 +587,7 @@ template <> struct gvw_raw<VT_FMT_Q4_K> {
     static constexpr bool HAS = true, A16 = true;
     gvr_raw<VT_FMT_Q4_K> r;
     static VT_HD bool fits(const uint8_t *, const uint8_t *, const uint8_t *) { return true; }
-    VT_HD void load_vec(const uint8_t *blk, uint64_t u) {
+    VT_HD void load_vec(const uint8_t *blk, uint64_t u, const vt_kp &) {
         const int j = (int)(u & 7);
         const uint4 *c = (const uint4 *)blk;
         const uint4 h = VT_LDG(c), a = VT_LDG(c + 1 + 2 * (j / 2)), b = VT_LDG(c + 2 + 2 * (j / 2));
@@ -596,8 +610,9 @@ template <> struct gvw_raw<VT_FMT_Q4_K> {
             r.mn = (float)((b3 >> 4) | (b2 >> 6) << 4);
         }
     }
-    VT_HD void load_safe(const uint8_t *blk, const uint8_t *, const uint8_t *, uint64_t u) {
-        load_vec(blk, u); /* not reached: fits() holds for aligned data */
+    VT_HD void load_safe(const uint8_t *blk, const uint8_t *, const uint8_t *, uint64_t u,
+                         const vt_kp &p) {
+        load_vec(blk, u, p); /* not reached: fits() holds for aligned data */
     }
     template <int NB>
     VT_HD void idot(const uint32_t xw[NB][16], const float sx[NB], const int xs[NB],
@@ -605,6 +620,97 @@ template <> struct gvw_raw<VT_FMT_Q4_K> {
         r.template idot<NB>(xw, sx, xs, acc);
     }
 };
+
+/* E2M1 codes (sign bit 3) as int8 values of twice theirs (0, 1, 2, 3, 4, 6, 8, 12 and their
+ * negatives: all integers): the 4 codes in the low 16 bits of n (code i in nibble i) to 4 bytes,
+ * by two prmt table look-ups (magnitude, negated magnitude) and a prmt choosing per sign bit. */
+VT_HD uint32_t gvr_e2m1x2(uint32_t n) {
+    const uint32_t sel = n & 0x7777u;
+    const uint32_t pos = vt_prmt(0x03020100u, 0x0C080604u, sel);
+    const uint32_t neg = vt_prmt(0xFDFEFF00u, 0xF4F8FAFCu, sel);
+    return vt_prmt(pos, neg, 0x3210u | ((n & 0x8888u) >> 1));
+}
+/* c[2k], c[2k + 1] = the int8 values (twice E2M1) of columns 8k .. 8k + 3, 8k + 4 .. 8k + 7 from
+ * the code word q[k] (column 2i in the low nibble of byte i), as gvr_idot_b8 takes them */
+template <int NW> VT_HD void gvr_e2m1_words(const uint32_t q[NW], uint32_t c[2 * NW]) {
+    VT_UNROLL
+    for (int k = 0; k < NW; k++) {
+        c[2 * k] = gvr_e2m1x2(q[k] & 0xFFFFu);
+        c[2 * k + 1] = gvr_e2m1x2(q[k] >> 16);
+    }
+}
+/* mxfp4 / nvfp4 in the integer kernel (VT_GEMV_FP4=int): byte-aligned blocks (17 / 9 bytes),
+ * always by window loads (2 / 3 aligned 16-byte chunks; the units at the weight's ends by byte
+ * loads), codes to int8 by gvr_e2m1x2 and dotted with dp2a. mxfp4: a unit is a block, scale
+ * 2^(e - 128) per unit for the doubled codes (e 255: NaN). nvfp4: a unit is two blocks of 16,
+ * each with its E4M3 scale, times the tensor scale; the second block is skipped where the row
+ * ends after the first (its bytes are the next row's). */
+template <int F> struct gvq_fp4 : gvw_win<F == VT_FMT_MXFP4 ? 2 : 3> {
+    static constexpr bool HAS = true, A16 = false, MX = F == VT_FMT_MXFP4;
+    float ts;
+    bool two; /* nvfp4: the unit's second block lies inside the row */
+    static VT_HD bool fits(const uint8_t *blk, const uint8_t *lo, const uint8_t *hi) {
+        return gvw_win < MX ? 2 : 3 > ::fits(blk, lo, hi);
+    }
+    VT_HD void set(uint64_t u, const vt_kp &p) {
+        ts = p.tensor_scale;
+        two = 32 * u + 16 < p.cols;
+    }
+    VT_HD void load_vec(const uint8_t *blk, uint64_t u, const vt_kp &p) {
+        gvw_win<MX ? 2 : 3>::load_vec(blk, u, p);
+        set(u, p);
+    }
+    VT_HD void load_safe(const uint8_t *blk, const uint8_t *lo, const uint8_t *hi, uint64_t u,
+                         const vt_kp &p) {
+        this->load_bytes(blk, lo, hi);
+        set(u, p);
+    }
+    template <int NB>
+    VT_HD void idot(const uint32_t xw[NB][16], const float sx[NB], const int *,
+                    float acc[NB]) const {
+        if constexpr (MX) { /* bytes 0: e, 1 .. 16: codes */
+            uint32_t o[5], q[4], c[8];
+            this->template words<5>(o);
+            VT_UNROLL
+            for (int k = 0; k < 4; k++) q[k] = vt_prmt(o[k], o[k + 1], 0x4321u);
+            gvr_e2m1_words<4>(q, c);
+            /* 2^(e - 128); e 0 and 1 give the subnormals 2^-128, 2^-127 (the GPU's FTZ arithmetic
+             * flushes their products, the reference keeps them: values below 2^-126) */
+            const uint32_t e = o[0] & 0xFFu;
+            const float d = e == 255u ? vt_dev_as_f32(0x7fc00000u)
+                            : e >= 2u ? vt_dev_as_f32((e - 1u) << 23)
+                                      : vt_dev_as_f32(0x00200000u << e);
+            VT_UNROLL
+            for (int b = 0; b < NB; b++)
+                acc[b] = fmaf(d * sx[b], (float)gvr_idot_b8(c, xw[b]), acc[b]);
+        } else { /* blocks at bytes 0 and 9: scale, then 8 code bytes */
+            uint32_t o[5], q0[2], q1[2], c0[4], c1[4];
+            this->template words<5>(o);
+            q0[0] = vt_prmt(o[0], o[1], 0x4321u), q0[1] = vt_prmt(o[1], o[2], 0x4321u);
+            q1[0] = vt_prmt(o[2], o[3], 0x5432u), q1[1] = vt_prmt(o[3], o[4], 0x5432u);
+            gvr_e2m1_words<2>(q0, c0);
+            gvr_e2m1_words<2>(q1, c1);
+            /* halved codes: ts e4m3 / 2 */
+            const float d0 = 0.5f * ts * vt_dev_e4m3((uint8_t)(o[0] & 0xFFu));
+            const float d1 = two ? 0.5f * ts * vt_dev_e4m3((uint8_t)((o[2] >> 8) & 0xFFu)) : 0.0f;
+            VT_UNROLL
+            for (int b = 0; b < NB; b++) {
+                int s0 = 0, s1 = 0;
+                VT_UNROLL
+                for (int k = 0; k < 4; k++) {
+                    s0 = vt_dp2a_hi(xw[b][2 * k + 1], c0[k], vt_dp2a_lo(xw[b][2 * k], c0[k], s0));
+                    s1 = vt_dp2a_hi(xw[b][9 + 2 * k], c1[k],
+                                    vt_dp2a_lo(xw[b][8 + 2 * k], c1[k], s1));
+                }
+                float t = d0 * (float)s0;
+                if (two) t = fmaf(d1, (float)s1, t);
+                acc[b] = fmaf(sx[b], t, acc[b]);
+            }
+        }
+    }
+};
+template <> struct gvw_raw<VT_FMT_MXFP4> : gvq_fp4<VT_FMT_MXFP4> {};
+template <> struct gvw_raw<VT_FMT_NVFP4> : gvq_fp4<VT_FMT_NVFP4> {};
 
 /* ---- the integer kernel (gemv.cu gemv_rows_int): q4_0, q4_1, q4_k, q8_0, int8 at batch 1-2 ---
  * The register kernel above measured (H100, 2026-11-26) 28-49% of copy bandwidth on 4-bit rows:
@@ -652,7 +758,7 @@ VT_HD uint64_t gvq_dyn_bytes(uint64_t cols, int nb) {
 template <int F, int NB, int R, bool WIN, int NH, class CX>
 VT_HD void gvq_cta_body(CX &cx, const vt_kp &p, const float *x, float *y, int nb, bool xvec,
                         gvq_smem<NB, R> &sm, unsigned char *dyn, uint64_t cta, int G) {
-    static_assert(!WIN || gvw_raw<F>::HAS, "window loads: q4_0, q8_0, q4_1, q4_k");
+    static_assert(!WIN || gvw_raw<F>::HAS, "window loads: q4_0, q8_0, q4_1, q4_k, mxfp4, nvfp4");
     static_assert(NH == 1 || NH == 2, "one or two halves");
     const int tid = cx.tid(), lane = tid % 32, half = tid / 32 / GVR_W, warp = tid / 32 % GVR_W;
     const uint64_t U = vt_units(p.cols);
@@ -737,9 +843,9 @@ VT_HD void gvq_cta_body(CX &cx, const vt_kp &p, const float *x, float *y, int nb
                     if (r0 + i >= p.rows) continue;
                     const uint8_t *blk = vt_dq_unit_ptr<F>(p.data + (r0 + i) * p.row_bytes, u);
                     if (fit)
-                        raw[i].load_vec(blk, u);
+                        raw[i].load_vec(blk, u, p);
                     else
-                        raw[i].load_safe(blk, p.data, hi, u);
+                        raw[i].load_safe(blk, p.data, hi, u, p);
                 }
             } else {
                 VT_UNROLL

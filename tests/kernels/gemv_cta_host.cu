@@ -58,10 +58,11 @@ template <int F, int NB, int G, bool WIN, int NH = 1> struct int_body {
     static constexpr int R = G == 1 || WIN || NH == 2 ? gvq_cfg<NB>::R : gvq_cfg<NB>::RALT;
     using S = gvq_smem<NB, R>;
     static constexpr int W = GVR_W * NH, RPC = R * G, DPOISON = 0x7F;
-    static constexpr const char *name = WIN       ? "int window G2"
-                                        : NH == 2 ? (G == 4 ? "int 2 halves G4" : "int 2 halves G3")
-                                        : G == 1  ? "int G1"
-                                                  : "int G3 R alt";
+    static constexpr const char *name = WIN && NH == 2 ? (G == 4 ? "int fp4 G4" : "int fp4 G3")
+                                        : WIN          ? "int window G2"
+                                        : NH == 2      ? "int 2 halves G3"
+                                        : G == 1       ? "int G1"
+                                                       : "int G3 R alt";
     static size_t bytes(const vt_kp &p) { return sizeof(S) + gvq_dyn_bytes(p.cols, NB); }
     static void call(host_cx &cx, const vt_kp &p, const float *x, float *y, int nb, bool xvec,
                      S &sm, uint64_t k) {
@@ -136,6 +137,23 @@ struct host_gemv_cta {
                 if (!d->sparse) return grid<rows_body<F, NB>>(p, xvec);
             return 77;
         }
+        if (async == 7) { /* mxfp4/nvfp4 in the integer kernel (VT_GEMV_FP4=int): any address */
+            if constexpr (NB <= 2 && (F == VT_FMT_MXFP4 || F == VT_FMT_NVFP4)) {
+                if (d->sparse) return 77;
+                /* as placed (every other weight at an odd address), and 16-byte aligned */
+                int rc = grid<int_body<F, NB, 3, true, 2>>(p, xvec);
+                if (rc) return rc;
+                unsigned char *buf = (unsigned char *)aligned_alloc(16, (p.bytes + 47) / 16 * 16);
+                if (!buf) return 1;
+                memcpy(buf, p.data, p.bytes);
+                vt_kp q = p;
+                q.data = buf;
+                rc = grid<int_body<F, NB, 4, true, 2>>(q, xvec);
+                free(buf);
+                return rc;
+            }
+            return 77;
+        }
         if (async >= 3 && async <= 6) { /* the integer kernel: aligned rows only, as gemv.cu */
             if constexpr (NB <= 2 && gvq_fmt<F>()) {
                 constexpr int A = gvr_raw<F>::A;
@@ -192,7 +210,8 @@ struct host_gemv_cta {
 /* y[batch][rows] = W x[batch][cols] by the GEMV's CTAs on the host: the staged kernel's sync
  * (async 0) or async (1) variant, the register kernel (2), or the integer kernel with 1 group of
  * its default rows (3), 3 of its other count (4), 2 with window loads (5) or 3 in two halves of
- * warps (6) per CTA. 0, 77 (no such
+ * warps (6) per CTA, or for mxfp4/nvfp4 (7) with 3 groups in two halves as placed, then 4 on a
+ * 16-byte aligned copy. 0, 77 (no such
  * kernel for this weight and batch), 1 with why filled. */
 extern "C" int kt_host_gemv_cta(const vt_kdesc *d, const float *x, float *y, int batch, int async,
                                 char *why, size_t cap) {
