@@ -13,7 +13,8 @@
 #                                  reference point for what the quantized rows lack
 #   gemv_int_q4_0_4096             the integer kernel at 4096 x 4096
 #   gemv_win_q4_k                  q4_k's 16-byte loads (VT_GEMV_LOAD=window), 8192 x 28672
-#   gemv_fp4_mxfp4                 mxfp4 through the integer kernel (VT_GEMV_FP4=int), 8192 x 28672
+#   gemv_lut_mxfp4, gemv_lut_nf4   mxfp4, nf4 through the integer kernel (VT_GEMV_LUT=int),
+#                                  8192 x 28672
 #   dequant_awq_4096               the awq_int4 dequantize at 4096 x 4096 (47% of copy bandwidth)
 #   decode_q                       the quantized-cache decode kernels of bench_attn_gpu at
 #                                  B 1, Nk 4k-8k (q8_0, q4_0, nf4 ...: the launch names say which)
@@ -88,8 +89,10 @@ prof gemv_int_q4_0_4096 'gemv_rows_int' 3 1 "$BK" --gpu-only --runs 1 --formats 
     --gpu-shapes 4096x4096
 prof gemv_win_q4_k 'gemv_rows_int' 3 1 env VT_GEMV_LOAD=window "$BK" --gpu-only --runs 1 \
     --formats q4_k --gpu-shapes 8192x28672
-prof gemv_fp4_mxfp4 'gemv_rows_int' 3 1 env VT_GEMV_FP4=int "$BK" --gpu-only --runs 1 \
+prof gemv_lut_mxfp4 'gemv_rows_int' 3 1 env VT_GEMV_LUT=int "$BK" --gpu-only --runs 1 \
     --formats mxfp4 --gpu-shapes 8192x28672
+prof gemv_lut_nf4 'gemv_rows_int' 3 1 env VT_GEMV_LUT=int "$BK" --gpu-only --runs 1 \
+    --formats nf4 --gpu-shapes 8192x28672
 # the dequantize that misses its goal most (awq_int4 at 4096 x 4096: 47% of copy bandwidth)
 prof dequant_awq_4096 'dequant_staged' 2 1 "$BK" --gpu-only --runs 1 --formats awq_int4 \
     --gpu-shapes 4096x4096

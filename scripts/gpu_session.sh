@@ -47,7 +47,7 @@ if [ -x "$BA" ]; then
         "$PY" "$ROOT/bench/attn/compare_sdpa.py" bench_attn_gpu.json sdpa_baseline.json \
             >compare_sdpa.log 2>&1) || echo "gpu_session: the second decode sample failed" >&2
 fi
-GPU_PROFILE_ONLY=${GPU_PROFILE_ONLY:-"gemv_int_q4_0 gemv_rows_f16 gemv_fp4_mxfp4 dequant_awq_4096 decode_q"} \
+GPU_PROFILE_ONLY=${GPU_PROFILE_ONLY:-"gemv_int_q4_0 gemv_rows_f16 gemv_lut_mxfp4 gemv_lut_nf4 dequant_awq_4096 decode_q"} \
     OUT="$OUT/profile" "$ROOT/scripts/gpu_profile.sh" || echo "gpu_session: gpu_profile.sh failed" >&2
 TAR=${GPU_SESSION_TAR:-$OUT.tgz}
 # the .ncu-rep reports (several MB each) only with GPU_SESSION_NCU_REP=1: run 6's tarball with

@@ -127,7 +127,7 @@ static int gv_launch_dyn(K kern, const vt_kp &p, const float *x, float *y, int n
 
 struct gv_launch {
     vt_kp p;
-    bool sparse, async, rowsk, intk, ralt, win, word, w4, fp4i;
+    bool sparse, async, rowsk, intk, ralt, win, word, w4, luti;
     const float *x;
     float *y;
     int nb;
@@ -163,11 +163,18 @@ struct gv_launch {
                 if (rc != 1) return rc;
             }
         }
-        /* VT_GEMV_FP4=int: mxfp4/nvfp4 through the integer kernel (window loads, two halves);
-         * host-tested, not yet measured on a GPU, so off by default */
+        /* VT_GEMV_LUT=int: nf4 (its word loads, 4-aligned) and mxfp4/nvfp4 (window loads)
+         * through the integer kernel in two halves; host-tested, not yet measured on a GPU, so
+         * off by default */
         if constexpr (NB <= 2 && (F == VT_FMT_MXFP4 || F == VT_FMT_NVFP4)) {
-            if (rowsk && intk && fp4i && !sparse) {
+            if (rowsk && intk && luti && !sparse) {
                 int rc = gvq_launch<F, NB, gvq_cfg<NB>::R, true, 2>(p, x, y, nb, xvec, st);
+                if (rc != 1) return rc;
+            }
+        }
+        if constexpr (NB <= 2 && F == VT_FMT_NF4) {
+            if (rowsk && intk && luti && !sparse && gvr_aligned<F>(p)) {
+                int rc = gvq_launch<F, NB, gvq_cfg<NB>::R, false, 2>(p, x, y, nb, xvec, st);
                 if (rc != 1) return rc;
             }
         }
@@ -219,9 +226,9 @@ extern "C" int vt_cuda_gemv(const vt_kdesc *d, const float *x, float *y, int bat
     /* VT_GEMV_W=4: the integer kernel's CTAs of 4 warps (one half), as before run 7 */
     const char *wn = getenv("VT_GEMV_W");
     l.w4 = wn && !strcmp(wn, "4");
-    /* VT_GEMV_FP4=int: mxfp4/nvfp4 at batch 1-2 through the integer kernel */
-    const char *f4 = getenv("VT_GEMV_FP4");
-    l.fp4i = f4 && !strcmp(f4, "int");
+    /* VT_GEMV_LUT=int: nf4/mxfp4/nvfp4 at batch 1-2 through the integer kernel */
+    const char *lt = getenv("VT_GEMV_LUT");
+    l.luti = lt && !strcmp(lt, "int");
     l.x = x;
     l.y = y;
     l.nb = batch;

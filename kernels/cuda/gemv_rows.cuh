@@ -344,6 +344,20 @@ template <> struct gvr_raw<VT_FMT_INT8> : gvr_raw_f32s<8> {
             acc[b] = fmaf(vt_dev_as_f32(d) * sx[b], (float)gvr_idot_b8(q, xw[b]), acc[b]);
     }
 };
+/* Byte i of the result = entry (nibble i of n) of the 16-byte table t0..t3 (entry k at byte
+ * k % 4 of word k / 4), for the 4 nibbles in n's low 16 bits: a prmt look-up in each half of the
+ * table and a prmt choosing per bit 3 of the nibble. */
+VT_HD uint32_t gvr_lut16(uint32_t n, uint32_t t0, uint32_t t1, uint32_t t2, uint32_t t3) {
+    const uint32_t sel = n & 0x7777u;
+    return vt_prmt(vt_prmt(t0, t1, sel), vt_prmt(t2, t3, sel), 0x3210u | ((n & 0x8888u) >> 1));
+}
+/* NF4 levels in the integer kernel (VT_GEMV_LUT=int): L = round(level x 16383) as 128 H + Lo
+ * with H, Lo int8 (Lo in 0..127), so that a unit's dot is 128 (x . H) + (x . Lo) by dp2a on two
+ * byte planes; L / 16383 is within 2.9e-5 of each level (absolute, levels in [-1, 1]). Entry c
+ * of each table at byte c % 4 of word c / 4. */
+#define GVR_NF4_S  16383.0f
+#define GVR_NF4_H  0xCDBCA680u, 0x00F4E8DBu, 0x2B1F140Au, 0x7F5C4838u
+#define GVR_NF4_LO 0x3A667201u, 0x002C2D4Cu, 0x20404D18u, 0x7F440134u
 /* nf4: absmax d, 32 bytes of code pairs (high nibble first) */
 template <> struct gvr_raw<VT_FMT_NF4> : gvr_raw_f32s<4> {
     template <int NB>
@@ -352,6 +366,28 @@ template <> struct gvr_raw<VT_FMT_NF4> : gvr_raw_f32s<4> {
         gvr_dot_nib<NB, true>(q, c.lut, xr, s);
         VT_UNROLL
         for (int b = 0; b < NB; b++) acc[b] = fmaf(vt_dev_as_f32(d), s[b], acc[b]);
+    }
+    /* the integer kernel's dot (VT_GEMV_LUT=int): nibbles swapped into column order (column 2i
+     * in the low nibble of byte i), then each code word's two halves through both tables */
+    template <int NB>
+    VT_HD void idot(const uint32_t xw[NB][16], const float sx[NB], const int *,
+                    float acc[NB]) const {
+        uint32_t ch[8], cl[8]; /* columns 4j .. 4j + 3 in word j */
+        VT_UNROLL
+        for (int k = 0; k < 4; k++) {
+            const uint32_t n = (q[k] & 0x0F0F0F0Fu) << 4 | ((q[k] >> 4) & 0x0F0F0F0Fu);
+            ch[2 * k] = gvr_lut16(n & 0xFFFFu, GVR_NF4_H);
+            ch[2 * k + 1] = gvr_lut16(n >> 16, GVR_NF4_H);
+            cl[2 * k] = gvr_lut16(n & 0xFFFFu, GVR_NF4_LO);
+            cl[2 * k + 1] = gvr_lut16(n >> 16, GVR_NF4_LO);
+        }
+        const float df = vt_dev_as_f32(d) * (1.0f / GVR_NF4_S);
+        VT_UNROLL
+        for (int b = 0; b < NB; b++) {
+            const float t =
+                fmaf(128.0f, (float)gvr_idot_b8(ch, xw[b]), (float)gvr_idot_b8(cl, xw[b]));
+            acc[b] = fmaf(df * sx[b], t, acc[b]);
+        }
     }
 };
 
@@ -622,13 +658,9 @@ template <> struct gvw_raw<VT_FMT_Q4_K> {
 };
 
 /* E2M1 codes (sign bit 3) as int8 values of twice theirs (0, 1, 2, 3, 4, 6, 8, 12 and their
- * negatives: all integers): the 4 codes in the low 16 bits of n (code i in nibble i) to 4 bytes,
- * by two prmt table look-ups (magnitude, negated magnitude) and a prmt choosing per sign bit. */
+ * negatives: all integers): the 4 codes in the low 16 bits of n (code i in nibble i) to 4 bytes. */
 VT_HD uint32_t gvr_e2m1x2(uint32_t n) {
-    const uint32_t sel = n & 0x7777u;
-    const uint32_t pos = vt_prmt(0x03020100u, 0x0C080604u, sel);
-    const uint32_t neg = vt_prmt(0xFDFEFF00u, 0xF4F8FAFCu, sel);
-    return vt_prmt(pos, neg, 0x3210u | ((n & 0x8888u) >> 1));
+    return gvr_lut16(n, 0x03020100u, 0x0C080604u, 0xFDFEFF00u, 0xF4F8FAFCu);
 }
 /* c[2k], c[2k + 1] = the int8 values (twice E2M1) of columns 8k .. 8k + 3, 8k + 4 .. 8k + 7 from
  * the code word q[k] (column 2i in the low nibble of byte i), as gvr_idot_b8 takes them */
@@ -639,7 +671,7 @@ template <int NW> VT_HD void gvr_e2m1_words(const uint32_t q[NW], uint32_t c[2 *
         c[2 * k + 1] = gvr_e2m1x2(q[k] >> 16);
     }
 }
-/* mxfp4 / nvfp4 in the integer kernel (VT_GEMV_FP4=int): byte-aligned blocks (17 / 9 bytes),
+/* mxfp4 / nvfp4 in the integer kernel (VT_GEMV_LUT=int): byte-aligned blocks (17 / 9 bytes),
  * always by window loads (2 / 3 aligned 16-byte chunks; the units at the weight's ends by byte
  * loads), codes to int8 by gvr_e2m1x2 and dotted with dp2a. mxfp4: a unit is a block, scale
  * 2^(e - 128) per unit for the doubled codes (e 255: NaN). nvfp4: a unit is two blocks of 16,

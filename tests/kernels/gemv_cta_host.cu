@@ -137,7 +137,19 @@ struct host_gemv_cta {
                 if (!d->sparse) return grid<rows_body<F, NB>>(p, xvec);
             return 77;
         }
-        if (async == 7) { /* mxfp4/nvfp4 in the integer kernel (VT_GEMV_FP4=int): any address */
+        if (async == 7) { /* nf4/mxfp4/nvfp4 in the integer kernel (VT_GEMV_LUT=int) */
+            if constexpr (NB <= 2 && F == VT_FMT_NF4) { /* word loads: 4-aligned, as gemv.cu */
+                if (d->sparse || p.row_bytes % 4) return 77;
+                unsigned char *buf = (unsigned char *)aligned_alloc(16, (p.bytes + 47) / 16 * 16);
+                if (!buf) return 1;
+                memcpy(buf, p.data, p.bytes);
+                vt_kp q = p;
+                q.data = buf;
+                int rc = grid<int_body<F, NB, 3, false, 2>>(q, xvec);
+                free(buf);
+                return rc;
+            }
+            /* mxfp4/nvfp4 (window loads): any address */
             if constexpr (NB <= 2 && (F == VT_FMT_MXFP4 || F == VT_FMT_NVFP4)) {
                 if (d->sparse) return 77;
                 /* as placed (every other weight at an odd address), and 16-byte aligned */
@@ -210,8 +222,8 @@ struct host_gemv_cta {
 /* y[batch][rows] = W x[batch][cols] by the GEMV's CTAs on the host: the staged kernel's sync
  * (async 0) or async (1) variant, the register kernel (2), or the integer kernel with 1 group of
  * its default rows (3), 3 of its other count (4), 2 with window loads (5) or 3 in two halves of
- * warps (6) per CTA, or for mxfp4/nvfp4 (7) with 3 groups in two halves as placed, then 4 on a
- * 16-byte aligned copy. 0, 77 (no such
+ * warps (6) per CTA, or for nf4/mxfp4/nvfp4 (7: VT_GEMV_LUT=int) 3 groups in two halves (nf4 on
+ * an aligned copy; mxfp4/nvfp4 as placed, then 4 groups on a 16-byte aligned copy). 0, 77 (no such
  * kernel for this weight and batch), 1 with why filled. */
 extern "C" int kt_host_gemv_cta(const vt_kdesc *d, const float *x, float *y, int batch, int async,
                                 char *why, size_t cap) {

@@ -16,7 +16,7 @@ int kt_host_gemv_cta(const vt_kdesc *d, const float *x, float *y, int batch, int
 
 static const uint64_t shapes[][2] = {{1, 32}, {7, 100}, {3, 48}, {33, 1000}, {5, 4100}, {41, 1001}};
 /* lane-level runs; whole-CTA runs (sync, async, rows, int G1, int G3, int window, int halves, int
- * fp4); runs of the integer kernel on non-finite x */
+ * lut); runs of the integer kernel on non-finite x */
 static uint64_t n_runs, n_cta[8], n_bad;
 
 /* y (poisoned, B x R) against the reference for batch b; what: the path's name */
@@ -66,7 +66,7 @@ static void check_one(const kt_weight *k, const char *nm, size_t shape, void *ct
             static const char *vname[8] = {"gemv CTA sync",       "gemv CTA async",
                                            "gemv CTA rows",       "gemv CTA int G1",
                                            "gemv CTA int G3",     "gemv CTA int window",
-                                           "gemv CTA int halves", "gemv CTA int fp4"};
+                                           "gemv CTA int halves", "gemv CTA int lut"};
             for (int async = 0; async < 8; async++) {
                 char why[200] = "";
                 kt_poison(y, B * R);
@@ -126,7 +126,7 @@ int main(void) {
     vt_test_seed();
     kt_for_each_weight(shapes, sizeof shapes / sizeof shapes[0], check_one, NULL);
     printf("%llu emulated GEMVs compared (lanes); whole CTAs: %llu sync, %llu async, %llu rows, "
-           "%llu + %llu int, %llu int window, %llu int halves, %llu int fp4\n",
+           "%llu + %llu int, %llu int window, %llu int halves, %llu int lut\n",
            (unsigned long long)n_runs, (unsigned long long)n_cta[0], (unsigned long long)n_cta[1],
            (unsigned long long)n_cta[2], (unsigned long long)n_cta[3], (unsigned long long)n_cta[4],
            (unsigned long long)n_cta[5], (unsigned long long)n_cta[6],

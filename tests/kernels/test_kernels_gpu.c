@@ -115,10 +115,10 @@ static void run_one(const kt_weight *k, const char *nm, size_t shape, vt_kernel_
      * (VT_GEMV_R=alt VT_GEMV_G=3), the register kernel's float form (VT_GEMV_KERNEL=float), the
      * staged kernel at every batch (VT_GEMV_KERNEL=staged), its sync variant
      * (VT_GEMV_STAGING=sync), the integer kernel's window loads (VT_GEMV_LOAD=window) with CTAs of
-     * one half of warps (VT_GEMV_W=4; the default has two, but for q8_0 at batch 1), mxfp4/nvfp4
-     * through the integer kernel (VT_GEMV_FP4=int) */
+     * one half of warps (VT_GEMV_W=4; the default has two, but for q8_0 at batch 1), nf4, mxfp4
+     * and nvfp4 through the integer kernel (VT_GEMV_LUT=int) */
     static const char *const gvar[7] = {"default",      "int R alt G 3",      "float",  "staged",
-                                        "sync staging", "int window G 2 W 4", "int fp4"};
+                                        "sync staging", "int window G 2 W 4", "int lut"};
     for (int var = 0; var < 7; var++) {
         if (only_int && var != 0 && var != 1 && var != 5 && var != 6) continue;
         if (var == 1) setenv("VT_GEMV_R", "alt", 1), setenv("VT_GEMV_G", "3", 1);
@@ -128,7 +128,7 @@ static void run_one(const kt_weight *k, const char *nm, size_t shape, vt_kernel_
         if (var == 5) /* int8 (no window form): one half of warps per CTA */
             setenv("VT_GEMV_LOAD", "window", 1), setenv("VT_GEMV_G", "2", 1),
                 setenv("VT_GEMV_W", "4", 1);
-        if (var == 6) setenv("VT_GEMV_FP4", "int", 1); /* mxfp4/nvfp4 in the integer kernel */
+        if (var == 6) setenv("VT_GEMV_LUT", "int", 1); /* nf4/mxfp4/nvfp4: integer kernel */
         for (int b = 1; b <= (only_int ? 2 : B); b++) {
             void *dy = dev_poison(B * R * 4, st);
             CHECK_RC(vt_gemv(&w, dx, dy, b, st));
@@ -149,7 +149,7 @@ static void run_one(const kt_weight *k, const char *nm, size_t shape, vt_kernel_
         unsetenv("VT_GEMV_G");
         unsetenv("VT_GEMV_LOAD");
         unsetenv("VT_GEMV_W");
-        unsetenv("VT_GEMV_FP4");
+        unsetenv("VT_GEMV_LUT");
     }
     vt_dev_free(dxbase);
 
