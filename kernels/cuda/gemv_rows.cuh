@@ -679,17 +679,18 @@ template <int NW> VT_HD void gvr_e2m1_words(const uint32_t q[NW], uint32_t c[2 *
  * ends after the first (its bytes are the next row's). */
 template <int F> struct gvq_fp4 : gvw_win<F == VT_FMT_MXFP4 ? 2 : 3> {
     static constexpr bool HAS = true, A16 = false, MX = F == VT_FMT_MXFP4;
+    using win = gvw_win<MX ? 2 : 3>;
     float ts;
     bool two; /* nvfp4: the unit's second block lies inside the row */
     static VT_HD bool fits(const uint8_t *blk, const uint8_t *lo, const uint8_t *hi) {
-        return gvw_win < MX ? 2 : 3 > ::fits(blk, lo, hi);
+        return win::fits(blk, lo, hi);
     }
     VT_HD void set(uint64_t u, const vt_kp &p) {
         ts = p.tensor_scale;
         two = 32 * u + 16 < p.cols;
     }
     VT_HD void load_vec(const uint8_t *blk, uint64_t u, const vt_kp &p) {
-        gvw_win<MX ? 2 : 3>::load_vec(blk, u, p);
+        win::load_vec(blk, u, p);
         set(u, p);
     }
     VT_HD void load_safe(const uint8_t *blk, const uint8_t *lo, const uint8_t *hi, uint64_t u,
