@@ -143,12 +143,13 @@ VT_HD int gvr_idot_nib(const uint32_t q[4], const uint32_t xw[16]) {
     }
     return s;
 }
-/* sum_i q_i xq_i over a unit of 8 words of int8 codes (columns 4k .. 4k + 3 in word k: q8_0,
- * int8, q4_k's masked nibbles), x as int16 pairs (columns 2i, 2i + 1 in xw[i]) */
-VT_HD int gvr_idot_b8(const uint32_t c[8], const uint32_t xw[16]) {
+/* sum_i q_i xq_i over N words of int8 codes (columns 4k .. 4k + 3 in word k: a unit's 8 for
+ * q8_0, int8, q4_k's masked nibbles; nvfp4 4 per block), x as int16 pairs (columns 2i, 2i + 1 in
+ * xw[i]; pass xw + 8 for the columns from 16) */
+template <int N = 8> VT_HD int gvr_idot_b8(const uint32_t c[N], const uint32_t *xw) {
     int s = 0;
     VT_UNROLL
-    for (int k = 0; k < 8; k++) {
+    for (int k = 0; k < N; k++) {
         s = vt_dp2a_lo(xw[2 * k], c[k], s);
         s = vt_dp2a_hi(xw[2 * k + 1], c[k], s);
     }
@@ -351,6 +352,17 @@ VT_HD uint32_t gvr_lut16(uint32_t n, uint32_t t0, uint32_t t1, uint32_t t2, uint
     const uint32_t sel = n & 0x7777u;
     return vt_prmt(vt_prmt(t0, t1, sel), vt_prmt(t2, t3, sel), 0x3210u | ((n & 0x8888u) >> 1));
 }
+/* c[2k], c[2k + 1] = the table entries of the nibbles of q[k]'s low and high 16 bits (columns
+ * 8k .. 8k + 3, 8k + 4 .. 8k + 7 when column 2i is in the low nibble of byte i) */
+template <int NW>
+VT_HD void gvr_lut16_words(const uint32_t q[NW], uint32_t c[2 * NW], uint32_t t0, uint32_t t1,
+                           uint32_t t2, uint32_t t3) {
+    VT_UNROLL
+    for (int k = 0; k < NW; k++) {
+        c[2 * k] = gvr_lut16(q[k] & 0xFFFFu, t0, t1, t2, t3);
+        c[2 * k + 1] = gvr_lut16(q[k] >> 16, t0, t1, t2, t3);
+    }
+}
 /* NF4 levels in the integer kernel (VT_GEMV_LUT=int): L = round(level x 16383) as 128 H + Lo
  * with H, Lo int8 (Lo in 0..127), so that a unit's dot is 128 (x . H) + (x . Lo) by dp2a on two
  * byte planes; L / 16383 is within 2.9e-5 of each level (absolute, levels in [-1, 1]). Entry c
@@ -372,15 +384,11 @@ template <> struct gvr_raw<VT_FMT_NF4> : gvr_raw_f32s<4> {
     template <int NB>
     VT_HD void idot(const uint32_t xw[NB][16], const float sx[NB], const int *,
                     float acc[NB]) const {
-        uint32_t ch[8], cl[8]; /* columns 4j .. 4j + 3 in word j */
+        uint32_t n[4], ch[8], cl[8]; /* columns 4j .. 4j + 3 in word j */
         VT_UNROLL
-        for (int k = 0; k < 4; k++) {
-            const uint32_t n = (q[k] & 0x0F0F0F0Fu) << 4 | ((q[k] >> 4) & 0x0F0F0F0Fu);
-            ch[2 * k] = gvr_lut16(n & 0xFFFFu, GVR_NF4_H);
-            ch[2 * k + 1] = gvr_lut16(n >> 16, GVR_NF4_H);
-            cl[2 * k] = gvr_lut16(n & 0xFFFFu, GVR_NF4_LO);
-            cl[2 * k + 1] = gvr_lut16(n >> 16, GVR_NF4_LO);
-        }
+        for (int k = 0; k < 4; k++) n[k] = (q[k] & 0x0F0F0F0Fu) << 4 | ((q[k] >> 4) & 0x0F0F0F0Fu);
+        gvr_lut16_words<4>(n, ch, GVR_NF4_H);
+        gvr_lut16_words<4>(n, cl, GVR_NF4_LO);
         const float df = vt_dev_as_f32(d) * (1.0f / GVR_NF4_S);
         VT_UNROLL
         for (int b = 0; b < NB; b++) {
@@ -520,7 +528,8 @@ VT_HD void gvr_cta_body(CX &cx, const vt_kp &p, const float *x, float *y, int nb
  * offset s in the first chunk (two select stages for s / 4, one prmt per word for s % 4). A unit
  * whose chunks reach outside the weight's bytes [lo, hi) (the first and last units, when the
  * bytes are not 16-byte aligned at the ends) reads its chunks' words in 2-byte loads of the
- * bytes inside instead. Unmeasured: an A/B for the next GPU run (docs/BENCHMARKS.md). */
+ * bytes inside instead. H200 run 6 (docs/BENCHMARKS.md): slower than the word loads for
+ * q4_0/q4_1/q4_k, 10% faster for q8_0 at 8192 x 28672, whose batch-1 default they are. */
 template <int NC> struct gvw_win {
     static constexpr bool A16 =
         false; /* true: needs 16-byte aligned data and rows (no 2-byte path) */
@@ -657,23 +666,16 @@ template <> struct gvw_raw<VT_FMT_Q4_K> {
     }
 };
 
-/* E2M1 codes (sign bit 3) as int8 values of twice theirs (0, 1, 2, 3, 4, 6, 8, 12 and their
- * negatives: all integers): the 4 codes in the low 16 bits of n (code i in nibble i) to 4 bytes. */
-VT_HD uint32_t gvr_e2m1x2(uint32_t n) {
-    return gvr_lut16(n, 0x03020100u, 0x0C080604u, 0xFDFEFF00u, 0xF4F8FAFCu);
-}
-/* c[2k], c[2k + 1] = the int8 values (twice E2M1) of columns 8k .. 8k + 3, 8k + 4 .. 8k + 7 from
- * the code word q[k] (column 2i in the low nibble of byte i), as gvr_idot_b8 takes them */
+/* E2M1 codes (sign bit 3) are integers at twice their value: 0, 1, 2, 3, 4, 6, 8, 12 and their
+ * negatives, the table below. c[2k], c[2k + 1] = those int8 values of columns 8k .. 8k + 3,
+ * 8k + 4 .. 8k + 7 from the code word q[k] (column 2i in the low nibble of byte i), as
+ * gvr_idot_b8 takes them */
 template <int NW> VT_HD void gvr_e2m1_words(const uint32_t q[NW], uint32_t c[2 * NW]) {
-    VT_UNROLL
-    for (int k = 0; k < NW; k++) {
-        c[2 * k] = gvr_e2m1x2(q[k] & 0xFFFFu);
-        c[2 * k + 1] = gvr_e2m1x2(q[k] >> 16);
-    }
+    gvr_lut16_words<NW>(q, c, 0x03020100u, 0x0C080604u, 0xFDFEFF00u, 0xF4F8FAFCu);
 }
 /* mxfp4 / nvfp4 in the integer kernel (VT_GEMV_LUT=int): byte-aligned blocks (17 / 9 bytes),
  * always by window loads (2 / 3 aligned 16-byte chunks; the units at the weight's ends by byte
- * loads), codes to int8 by gvr_e2m1x2 and dotted with dp2a. mxfp4: a unit is a block, scale
+ * loads), codes to int8 by gvr_e2m1_words and dotted with dp2a. mxfp4: a unit is a block, scale
  * 2^(e - 128) per unit for the doubled codes (e 255: NaN). nvfp4: a unit is two blocks of 16,
  * each with its E4M3 scale, times the tensor scale; the second block is skipped where the row
  * ends after the first (its bytes are the next row's). */
@@ -728,15 +730,8 @@ template <int F> struct gvq_fp4 : gvw_win<F == VT_FMT_MXFP4 ? 2 : 3> {
             const float d1 = two ? 0.5f * ts * vt_dev_e4m3((uint8_t)((o[2] >> 8) & 0xFFu)) : 0.0f;
             VT_UNROLL
             for (int b = 0; b < NB; b++) {
-                int s0 = 0, s1 = 0;
-                VT_UNROLL
-                for (int k = 0; k < 4; k++) {
-                    s0 = vt_dp2a_hi(xw[b][2 * k + 1], c0[k], vt_dp2a_lo(xw[b][2 * k], c0[k], s0));
-                    s1 = vt_dp2a_hi(xw[b][9 + 2 * k], c1[k],
-                                    vt_dp2a_lo(xw[b][8 + 2 * k], c1[k], s1));
-                }
-                float t = d0 * (float)s0;
-                if (two) t = fmaf(d1, (float)s1, t);
+                float t = d0 * (float)gvr_idot_b8<4>(c0, xw[b]);
+                if (two) t = fmaf(d1, (float)gvr_idot_b8<4>(c1, xw[b] + 8), t);
                 acc[b] = fmaf(sx[b], t, acc[b]);
             }
         }

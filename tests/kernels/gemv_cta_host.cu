@@ -128,6 +128,18 @@ struct host_gemv_cta {
         }
         return 0;
     }
+    /* grid<B> on a copy of the weight's bytes at off bytes past a 16-byte aligned address (the
+     * test places every other weight at an odd one) */
+    template <class B> int grid_at(const vt_kp &p, size_t off, bool xvec) {
+        unsigned char *buf = (unsigned char *)aligned_alloc(16, (p.bytes + off + 47) / 16 * 16);
+        if (!buf) return 1;
+        memcpy(buf + off, p.data, p.bytes);
+        vt_kp q = p;
+        q.data = buf + off;
+        const int rc = grid<B>(q, xvec);
+        free(buf);
+        return rc;
+    }
     /* the kernel gemv.cu launches: variant 2 the register kernel (batch 1-2, dense rows); else
      * async where two stages fit with >= 4 warps; 2:4 rows the staged sparse kernel where it
      * fits (batch <= 4) */
@@ -140,29 +152,14 @@ struct host_gemv_cta {
         if (async == 7) { /* nf4/mxfp4/nvfp4 in the integer kernel (VT_GEMV_LUT=int) */
             if constexpr (NB <= 2 && F == VT_FMT_NF4) { /* word loads: 4-aligned, as gemv.cu */
                 if (d->sparse || p.row_bytes % 4) return 77;
-                unsigned char *buf = (unsigned char *)aligned_alloc(16, (p.bytes + 47) / 16 * 16);
-                if (!buf) return 1;
-                memcpy(buf, p.data, p.bytes);
-                vt_kp q = p;
-                q.data = buf;
-                int rc = grid<int_body<F, NB, 3, false, 2>>(q, xvec);
-                free(buf);
-                return rc;
+                return grid_at<int_body<F, NB, 3, false, 2>>(p, 0, xvec);
             }
             /* mxfp4/nvfp4 (window loads): any address */
             if constexpr (NB <= 2 && (F == VT_FMT_MXFP4 || F == VT_FMT_NVFP4)) {
                 if (d->sparse) return 77;
                 /* as placed (every other weight at an odd address), and 16-byte aligned */
-                int rc = grid<int_body<F, NB, 3, true, 2>>(p, xvec);
-                if (rc) return rc;
-                unsigned char *buf = (unsigned char *)aligned_alloc(16, (p.bytes + 47) / 16 * 16);
-                if (!buf) return 1;
-                memcpy(buf, p.data, p.bytes);
-                vt_kp q = p;
-                q.data = buf;
-                rc = grid<int_body<F, NB, 4, true, 2>>(q, xvec);
-                free(buf);
-                return rc;
+                const int rc = grid<int_body<F, NB, 3, true, 2>>(p, xvec);
+                return rc ? rc : grid_at<int_body<F, NB, 4, true, 2>>(p, 0, xvec);
             }
             return 77;
         }
@@ -171,34 +168,22 @@ struct host_gemv_cta {
                 constexpr int A = gvr_raw<F>::A;
                 if (d->sparse || p.row_bytes % A) return 77;
                 if (async == 5 && !gvw_raw<F>::HAS) return 77;
-                /* the weights copied to an aligned address (the test places every other weight
-                 * at an odd one), for the window loads A bytes past 16-byte alignment: the first
-                 * and last units' chunks then reach outside the bytes (their 2-byte path) */
+                /* the weights copied to an aligned address, for the window loads A bytes past
+                 * 16-byte alignment: the first and last units' chunks then reach outside the
+                 * bytes (their 2-byte path) */
                 size_t off = async == 5 ? A : 0;
                 if constexpr (gvw_raw<F>::HAS)
                     if (gvw_raw<F>::A16) { /* gemv.cu: 16-byte aligned weights only */
                         if (async == 5 && p.row_bytes % 16) return 77;
                         off = 0;
                     }
-                unsigned char *buf =
-                    (unsigned char *)aligned_alloc(16, (p.bytes + off + 47) / 16 * 16);
-                if (!buf) return 1;
-                memcpy(buf + off, p.data, p.bytes);
-                vt_kp q = p;
-                q.data = buf + off;
-                int rc;
-                if (async == 3)
-                    rc = grid<int_body<F, NB, 1, false>>(q, xvec);
-                else if (async == 4)
-                    rc = grid<int_body<F, NB, 3, false>>(q, xvec);
-                else if (async == 6) /* two halves, G 3: half 0 takes groups 0 and 2, half 1 one */
-                    rc = grid<int_body<F, NB, 3, false, 2>>(q, xvec);
-                else if constexpr (gvw_raw<F>::HAS)
-                    rc = grid<int_body<F, NB, 2, true>>(q, xvec);
-                else
-                    rc = 77;
-                free(buf);
-                return rc;
+                if (async == 3) return grid_at<int_body<F, NB, 1, false>>(p, off, xvec);
+                if (async == 4) return grid_at<int_body<F, NB, 3, false>>(p, off, xvec);
+                if (async == 6) /* two halves, G 3: half 0 takes groups 0 and 2, half 1 one */
+                    return grid_at<int_body<F, NB, 3, false, 2>>(p, off, xvec);
+                if constexpr (gvw_raw<F>::HAS)
+                    return grid_at<int_body<F, NB, 2, true>>(p, off, xvec);
+                return 77;
             }
             return 77;
         }
