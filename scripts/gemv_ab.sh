@@ -9,19 +9,19 @@
 # (VT_GEMV_W=4: the integer kernel's CTAs of one half of warps); window (VT_GEMV_LOAD=window);
 # word (VT_GEMV_LOAD=word: no window loads, q8_0 at batch 1 included); lut (VT_GEMV_LUT=int:
 # nf4/mxfp4/nvfp4 through the integer kernel); float
-# (VT_GEMV_KERNEL=float: the register kernel); g1 / g2 / g4 (VT_GEMV_G: row groups per CTA); ralt
+# (VT_GEMV_KERNEL=float: the register kernel; awq_int4's staged kernel); g1 / g2 / g4 (VT_GEMV_G: row groups per CTA); ralt
 # (VT_GEMV_R=alt); window_g2.
 # Output: $OUT/gemv_ab_<variant>.json and .txt, and $OUT/gemv_ab.txt (ms per format and shape,
 # one column per variant; every column measured in this same run).
 #
 # Environment: OUT (default ./gpu-out), GPU_CHECK_BUILD (default build-gpu), GEMV_AB_FORMATS
-# (default q4_0,q4_1,q4_k,q8_0,int8,nf4,nvfp4,mxfp4,f16), GEMV_AB_RUNS (default 5), PYTHON (default python3).
+# (default q4_0,q4_1,q4_k,q8_0,int8,awq_int4,nf4,nvfp4,mxfp4,f16), GEMV_AB_RUNS (default 5), PYTHON (default python3).
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 OUT=$(mkdir -p "${OUT:-./gpu-out}" && cd "${OUT:-./gpu-out}" && pwd)
 BK=${GPU_CHECK_BUILD:-$ROOT/build-gpu}/bench/kernels/bench_kernels
-FMTS=${GEMV_AB_FORMATS:-q4_0,q4_1,q4_k,q8_0,int8,nf4,nvfp4,mxfp4,f16}
+FMTS=${GEMV_AB_FORMATS:-q4_0,q4_1,q4_k,q8_0,int8,awq_int4,nf4,nvfp4,mxfp4,f16}
 RUNS=${GEMV_AB_RUNS:-5}
 PY=${PYTHON:-python3}
 [ -x "$BK" ] || {

@@ -48,13 +48,15 @@ int vt_dequant(const vt_weight *w, vt_dtype out_type, void *out, void *stream);
 
 /** y = W x for a batch of vectors: x is [batch][cols] f32, y is [batch][rows] f32, 1 <= batch
  *  <= VT_GEMV_MAX_BATCH. AWQ handles multiply x by 1/s per input channel (w->aux) on the fly.
- *  Device: batch 1-2 on dense rows run the integer kernel for q4_0/q4_1/q4_k/q8_0/int8 with
- *  weights at an address and row stride aligned to 2 or 4 bytes (x quantized per CTA to int16 per
- *  32 columns: each x off by at most 2^-16 of its unit's largest |x|; a unit whose |x| all lie
- *  below about 1e-33 counts as 0; non-finite x gives NaN rows), and the register kernel (R rows
- *  per CTA, x in registers) for the others except awq_int4 and q6_k. A/B switches for
+ *  Device: batch 1-2 on dense rows run the integer kernel for q4_0/q4_1/q4_k/q8_0/int8/awq_int4
+ *  with weights at an address and row stride aligned to 2 or 4 bytes (x quantized per CTA to
+ *  int16 per 32 columns, for awq_int4 after the division by its channel scales: each x off by at
+ *  most 2^-16 of its unit's largest |x|; a unit whose |x| all lie below about 1e-33 counts as 0;
+ *  non-finite x gives NaN rows), and the register kernel (R rows per CTA, x in registers) for
+ *  the others except q6_k. A/B switches for
  *  benchmarks, in the environment (results agree within rounding): VT_GEMV_KERNEL=float (the
- *  register kernel for the integer kernel's formats too), VT_GEMV_KERNEL=staged (the staged
+ *  register kernel for the integer kernel's formats too; awq_int4 the staged kernel, where it
+ *  ran before 2026-11-27), VT_GEMV_KERNEL=staged (the staged
  *  kernel), VT_GEMV_STAGING=sync (no cp.async pipeline in the staged kernel), VT_GEMV_R=alt and
  *  VT_GEMV_G=1..4 (the integer kernel's rows per lane and row groups per CTA),
  *  VT_GEMV_LOAD=window (its q4_0/q4_1/q8_0 units, and 16-byte aligned q4_k units, by aligned

@@ -2,7 +2,8 @@
  * GEMM kernels and by the attention kernels (attn_*.cu): decode one "unit" of 32 consecutive
  * values of a row into registers. Same arithmetic as the host decoders (kernels/cpu) and the
  * quantization library's reference dequantizers, except the AWQ channel-scale division, which
- * on the device is within 2 ulp (vt_fdiv_fast).
+ * on the device is within 2 ulp (vt_fdiv_fast; the dequantize kernel multiplies by the scale's
+ * correctly rounded reciprocal, vt_frcp_rn: within 1.5 ulp).
  *
  * Usage in a kernel:
  *     __shared__ float lut[32];  vt_dq_lut_init(lut);  __syncthreads();
@@ -98,6 +99,15 @@ VT_HD float vt_fdiv_fast(float a, float b) {
     return __fdividef(a, b);
 #else
     return a / b;
+#endif
+}
+/* 1 / b rounded to nearest (IEEE, also under --use_fast_math): for scales inverted once and
+ * then multiplied into many values, within 1.5 ulp of a / b. */
+VT_HD float vt_frcp_rn(float b) {
+#ifdef __CUDA_ARCH__
+    return __frcp_rn(b);
+#else
+    return 1.0f / b;
 #endif
 }
 VT_HD float vt_dev_as_f32(uint32_t u) {

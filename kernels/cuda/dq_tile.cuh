@@ -226,7 +226,9 @@ template <int F, int T> struct vt_dqk_smem {
     alignas(16) uint8_t stage[2][STAGE];
     uint4 tile[VT_DQK_THREADS * vt_dqt<T>::C];
     float lut[32];
-    /* AWQ: each thread's 32 channel scales, scale i of thread t at [i][t] (no bank conflicts);
+    /* AWQ: the reciprocals of each thread's 32 channel scales, taken once per column (a
+     * division per weight, even __fdividef's MUFU.RCP, cost a quarter-rate instruction per
+     * value), reciprocal i of thread t at [i][t] (no bank conflicts);
      * private to the thread (no barrier). In registers they took the kernel to 118 registers
      * (2 CTAs per SM). */
     float aux[F == VT_FMT_AWQ_INT4 ? 32 : 1][F == VT_FMT_AWQ_INT4 ? VT_DQK_THREADS : 1];
@@ -273,9 +275,9 @@ VT_HD void vt_dqk_body(CX &cx, const vt_kp &p, bool flat, uint64_t tpr, uint64_t
     vt_dq_lut_fill(sm.lut, t);
     const uint64_t units = vt_units(p.cols);
     const vt_dq_ctx c = {sm.lut, p.tensor_scale, p.aux, p.cols};
-    /* AWQ channel scales of the thread's 32 columns (sm.aux), kept while its column stays the
-     * same (dequant.cu sizes the grid so that it does): a scale per weight read from global
-     * memory in the decode (32 loads per thread, 128 bytes apart across the warp) cost more
+    /* AWQ channel scales' reciprocals of the thread's 32 columns (sm.aux), kept while its column
+     * stays the same (dequant.cu sizes the grid so that it does): a scale per weight read from
+     * global memory in the decode (32 loads per thread, 128 bytes apart across the warp) cost more
      * than the rest of the kernel. */
     constexpr bool AWQ = F == VT_FMT_AWQ_INT4;
     uint64_t au = ~(uint64_t)0;
@@ -304,11 +306,11 @@ VT_HD void vt_dqk_body(CX &cx, const vt_kp &p, bool flat, uint64_t tpr, uint64_t
                         au = u;
                         VT_UNROLL
                         for (int i = 0; i < 32; i++)
-                            sm.aux[i][t] = 32 * u + i < p.cols ? p.aux[32 * u + i] : 1.0f;
+                            sm.aux[i][t] =
+                                32 * u + i < p.cols ? vt_frcp_rn(p.aux[32 * u + i]) : 1.0f;
                     }
                     VT_UNROLL
-                    for (int i = 0; i < 32; i++)
-                        if (32 * u + i < p.cols) v[i] = vt_fdiv_fast(v[i], sm.aux[i][t]);
+                    for (int i = 0; i < 32; i++) v[i] *= sm.aux[i][t];
                 }
             }
         }

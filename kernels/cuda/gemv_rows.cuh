@@ -26,7 +26,8 @@
  * q6_k (210-byte blocks decoded bytewise from global memory: 1.2x) and int8 (1.07x at
  * 8192 x 28672), and faster for the others (f16 6x, q4_0/q4_1/nf4/q8_0 1.2-1.3x). gemv.cu
  * tries the integer kernel below first; with VT_GEMV_KERNEL=float its formats come here, but
- * int8 (not paying here) goes to the staged kernel. */
+ * int8 (not paying here) goes to the staged kernel, and so does awq_int4 (in the integer kernel
+ * by default since 2026-11-27: its per-unit work there is q4_0's plus a zero point). */
 template <int F> constexpr bool gvr_pays() {
     return F != VT_FMT_AWQ_INT4 && F != VT_FMT_Q6_K && F != VT_FMT_INT8;
 }
@@ -264,6 +265,42 @@ template <> struct gvr_raw<VT_FMT_Q4_1> {
         for (int b = 0; b < NB; b++)
             acc[b] = fmaf(d * sx[b], (float)gvr_idot_nib(q, xw[b]),
                           fmaf(m * sx[b], (float)xs[b], acc[b]));
+    }
+};
+/* awq_int4: 128-value blocks of d (f16), the zero point z (byte 2), a pad byte and 64 bytes of
+ * codes, column 2i in the low nibble of byte i; unit u % 4 is bytes 16 (u % 4) .. of the codes.
+ * v = d (q - z) / s_col: the kernels divide x by the channel scales s when they load or stage it,
+ * so the dot here is d sum (q - z) x'. */
+template <> struct gvr_raw<VT_FMT_AWQ_INT4> {
+    static constexpr int A = 4;
+    static constexpr bool XS = false;
+    uint32_t dz, q[4];
+    VT_HD void load(const uint8_t *blk, uint64_t u) {
+        const uint32_t *w = (const uint32_t *)blk;
+        dz = VT_LDG(w);
+        VT_UNROLL
+        for (int k = 0; k < 4; k++) q[k] = VT_LDG(w + 1 + 4 * (u & 3) + k);
+    }
+    template <int NB>
+    VT_HD void dot(const vt_dq_ctx &, const float xr[NB][32], const float *, float acc[NB]) const {
+        const float z = (float)((dz >> 16) & 255u);
+        float s[NB];
+        gvr_dot_fn<NB>(xr, s,
+                       [&](int l) { return gvr_int_f((q[l / 8] >> (4 * (l % 8))) & 15, z); });
+        VT_UNROLL
+        for (int b = 0; b < NB; b++) acc[b] = fmaf(gvr_f16(dz), s[b], acc[b]);
+    }
+    /* the integer kernel's dot: gvq_cta_body stages this format's x codes in nibble order
+     * (position 4j + k holds column 8j + 2k, position 16 + 4j + k column 8j + 2k + 1), as
+     * gvr_idot_nib takes them; q - z as q less z times the code sum, exact in int32 */
+    template <int NB>
+    VT_HD void idot(const uint32_t xw[NB][16], const float sx[NB], const int xs[NB],
+                    float acc[NB]) const {
+        const float d = gvr_f16(dz);
+        const int z = (int)((dz >> 16) & 255u);
+        VT_UNROLL
+        for (int b = 0; b < NB; b++)
+            acc[b] = fmaf(d * sx[b], (float)(gvr_idot_nib(q, xw[b]) - z * xs[b]), acc[b]);
     }
 };
 /* q4_k: 256-value blocks; unit j = u % 8 is sub-block j, v = d sc_j q - dmin m_j with q the low
@@ -740,7 +777,8 @@ template <int F> struct gvq_fp4 : gvw_win<F == VT_FMT_MXFP4 ? 2 : 3> {
 template <> struct gvw_raw<VT_FMT_MXFP4> : gvq_fp4<VT_FMT_MXFP4> {};
 template <> struct gvw_raw<VT_FMT_NVFP4> : gvq_fp4<VT_FMT_NVFP4> {};
 
-/* ---- the integer kernel (gemv.cu gemv_rows_int): q4_0, q4_1, q4_k, q8_0, int8 at batch 1-2 ---
+/* ---- the integer kernel (gemv.cu gemv_rows_int): q4_0, q4_1, q4_k, q8_0, int8, awq_int4 at
+ * batch 1-2 (awq: its x staged divided by the channel scales, in its nibble order) ---
  * The register kernel above measured (H100, 2026-11-26) 28-49% of copy bandwidth on 4-bit rows:
  * about five instructions per weight (nibble extract, int-to-float, FMA) leave the SM's issue
  * slots, not memory, the limit, and every lane loaded x for its unit with 8 strided 16-byte loads
@@ -759,7 +797,7 @@ template <> struct gvw_raw<VT_FMT_NVFP4> : gvq_fp4<VT_FMT_NVFP4> {};
 
 template <int F> constexpr bool gvq_fmt() {
     return F == VT_FMT_Q4_0 || F == VT_FMT_Q4_1 || F == VT_FMT_Q4_K || F == VT_FMT_Q8_0 ||
-           F == VT_FMT_INT8;
+           F == VT_FMT_INT8 || F == VT_FMT_AWQ_INT4;
 }
 
 /* the integer kernel's unit loader: the format's words, or (WIN) the window loads */
@@ -801,7 +839,19 @@ VT_HD void gvq_cta_body(CX &cx, const vt_kp &p, const float *x, float *y, int nb
         VT_UNROLL
         for (int b = 0; b < NB; b++) {
             float v[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-            if (u < U && b < nb) {
+            if constexpr (F == VT_FMT_AWQ_INT4) {
+                /* awq: this thread's positions 4 part + i hold columns 8 (part % 4) + 2 i +
+                 * part / 4 (the nibble order of gvr_raw<AWQ>::idot), divided by their channel
+                 * scales */
+                VT_UNROLL
+                for (int i = 0; i < 4; i++) {
+                    const uint64_t c = 32 * u + 8 * (part % 4) + 2 * i + part / 4;
+                    if (u < U && b < nb && c < p.cols) {
+                        v[i] = VT_LDG(x + (uint64_t)b * p.cols + c);
+                        if (p.aux) v[i] = vt_fdiv_fast(v[i], VT_LDG(p.aux + c));
+                    }
+                }
+            } else if (u < U && b < nb) {
                 const float *xp = x + (uint64_t)b * p.cols + col;
                 if (xvec && col + 4 <= p.cols) {
                     const float4 q = VT_LDG((const float4 *)xp);
