@@ -1,5 +1,6 @@
 /* kernels/cpu/gemv_fused_avx2x4.c — fused AVX2/FMA GEMV, several rows per x load, for the
- * 4-bit formats (q4_0, q4_1, q4_k, nf4, nf4_dq, mxfp4, nvfp4, awq_int4): the AVX2 sibling of
+ * 4-bit formats (q4_0, q4_1, q4_k, nf4, nf4_dq, mxfp4, nvfp4, awq_int4) and q6_k (batches 1, 2
+ * and 4 per call; its batches 3-8 go in such chunks): the AVX2 sibling of
  * gemv_fused_avx512.c. Built for vector-op count, which bounds it (AMD Zen runs 4 vector ops a
  * cycle, converts and shifts on 2 of the pipes, FMAs on 2 others; 8 lanes per op here):
  * - linear codes (q4_0, q4_1, q4_k, awq): 8 code bytes widened to int32 lanes and converted; at
@@ -41,6 +42,9 @@ AVX INLINE float ldf(const uint8_t *p) {
 AVX INLINE __m256i codes8(const uint8_t *q) {
     return _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)q));
 }
+AVX INLINE __m256i codes8s(const uint8_t *q) {
+    return _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)q));
+}
 /* q4_k block at p: sc[j] = d * scale_j of the 8 sub-blocks (hi16: odd j also / 16, their codes
  * being taken as c & 0xf0); returns dmin * min_j as a vector over j. */
 AVX INLINE __m256 q4k_scales(const uint8_t *p, int hi16, float *sc) {
@@ -63,6 +67,16 @@ AVX INLINE __m256 sums8x32(const float *x) {
         v[j] = _mm256_add_ps(_mm256_add_ps(_mm256_loadu_ps(y), _mm256_loadu_ps(y + 8)),
                              _mm256_add_ps(_mm256_loadu_ps(y + 16), _mm256_loadu_ps(y + 24)));
     }
+    __m256 a = _mm256_hadd_ps(_mm256_hadd_ps(v[0], v[1]), _mm256_hadd_ps(v[2], v[3]));
+    __m256 b = _mm256_hadd_ps(_mm256_hadd_ps(v[4], v[5]), _mm256_hadd_ps(v[6], v[7]));
+    return _mm256_add_ps(_mm256_permute2f128_ps(a, b, 0x20), _mm256_permute2f128_ps(a, b, 0x31));
+}
+
+/* The sums of x[16j..16j+16) for j = 0..7, as one vector. */
+AVX INLINE __m256 sums8x16(const float *x) {
+    __m256 v[8];
+    _Pragma("GCC unroll 8") for (int j = 0; j < 8; j++) v[j] =
+        _mm256_add_ps(_mm256_loadu_ps(x + 16 * j), _mm256_loadu_ps(x + 16 * j + 8));
     __m256 a = _mm256_hadd_ps(_mm256_hadd_ps(v[0], v[1]), _mm256_hadd_ps(v[2], v[3]));
     __m256 b = _mm256_hadd_ps(_mm256_hadd_ps(v[4], v[5]), _mm256_hadd_ps(v[6], v[7]));
     return _mm256_add_ps(_mm256_permute2f128_ps(a, b, 0x20), _mm256_permute2f128_ps(a, b, 0x31));
@@ -395,6 +409,65 @@ AVX INLINE uint64_t fused2(const vt_kdesc *d, uint64_t r0, const int R, const in
             }
         }
         break;
+    case VT_FMT_Q6_K: { /* per 128: q = ql nibble | 2 qh bits << 4, v = d sc_j (q - 32) */
+        /* The codes of 32 columns are built at once by byte operations on 32-byte vectors and
+         * stored, then widened 8 at a time from memory; the -32 goes in once per block through
+         * the x sums of its 16 sub-blocks (d sc_j x -32 sum_j x), shared by the group's rows. */
+        const __m256i b15 = _mm256_set1_epi8(15), b48 = _mm256_set1_epi8(48);
+        for (; k + 256 <= cols; k += 256) {
+            __m256 xs[KB][2]; /* -32 x the sums of x over sub-blocks 0-7, 8-15 */
+            LOOP_B _Pragma("GCC unroll 2") for (int n = 0; n < 2; n++) xs[b][n] =
+                _mm256_mul_ps(sums8x16(XB(k + 128 * n)), _mm256_set1_ps(-32.0f));
+            _Pragma("GCC unroll 1") for (int i = 0; i < R; i++) {
+                const uint8_t *q = p[i];
+                __m256 ra[KB];
+                LOOP_B ra[b] = acc[i * B + b];
+                _Pragma("GCC unroll 4") for (int o = 0; o < 210; o += 64) PF(q + o);
+                PF(q + 209);
+                float sc[16]; /* d x the 16 sub-block scales */
+                const __m256 dd = _mm256_set1_ps(ldh(q + 208));
+                _Pragma("GCC unroll 2") for (int n = 0; n < 2; n++) {
+                    const __m256 s8 =
+                        _mm256_mul_ps(_mm256_cvtepi32_ps(codes8s(q + 192 + 8 * n)), dd);
+                    _mm256_storeu_ps(sc + 8 * n, s8);
+                    LOOP_B ra[b] = _mm256_fmadd_ps(s8, xs[b][n], ra[b]);
+                }
+                _Pragma("GCC unroll 2") for (int n = 0; n < 2; n++) { /* halves of 128 */
+                    const __m256i a = _mm256_loadu_si256((const __m256i *)(q + 64 * n)),
+                                  c = _mm256_loadu_si256((const __m256i *)(q + 64 * n + 32)),
+                                  h = _mm256_loadu_si256((const __m256i *)(q + 128 + 32 * n));
+                    /* cq[m]: the codes of columns 32m .. 32m + 31 of the half */
+                    __m256i cq[4];
+                    cq[0] = _mm256_or_si256(_mm256_and_si256(a, b15),
+                                            _mm256_and_si256(_mm256_slli_epi16(h, 4), b48));
+                    cq[1] = _mm256_or_si256(_mm256_and_si256(c, b15),
+                                            _mm256_and_si256(_mm256_slli_epi16(h, 2), b48));
+                    cq[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(a, 4), b15),
+                                            _mm256_and_si256(h, b48));
+                    cq[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(c, 4), b15),
+                                            _mm256_and_si256(_mm256_srli_epi16(h, 2), b48));
+                    _Pragma("GCC unroll 4") for (int m = 0; m < 4; m++)
+                        _Pragma("GCC unroll 2") for (int e = 0; e < 2; e++) { /* sub-block */
+                        const uint64_t kx = k + 128 * n + 32 * m + 16 * e;
+                        const __m128i c16 =
+                            e ? _mm256_extracti128_si256(cq[m], 1) : _mm256_castsi256_si128(cq[m]);
+                        const __m256 f0 = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(c16));
+                        const __m256 f1 =
+                            _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(c16, 8)));
+                        const __m256 sj = _mm256_broadcast_ss(&sc[8 * n + 2 * m + e]);
+                        LOOP_B {
+                            __m256 t = _mm256_fmadd_ps(f1, _mm256_loadu_ps(XB(kx + 8)),
+                                                       _mm256_mul_ps(f0, _mm256_loadu_ps(XB(kx))));
+                            ra[b] = _mm256_fmadd_ps(t, sj, ra[b]);
+                        }
+                    }
+                }
+                LOOP_B acc[i * B + b] = ra[b];
+                p[i] += 210;
+            }
+        }
+        break;
+    }
     case VT_FMT_Q4_K: /* per 64: low nibbles of 32 bytes, then high; d*sc*q - dmin*m */
         for (; k + 256 <= cols; k += 256) {
             float sc[8][8], mv[8][8];
@@ -487,6 +560,8 @@ AVX INLINE uint64_t fused2(const vt_kdesc *d, uint64_t r0, const int R, const in
         return fused2(d, r0, R, B, VT_FMT_NVFP4, x, out, ostride);                                 \
     case VT_FMT_AWQ_INT4:                                                                          \
         return fused2(d, r0, R, B, VT_FMT_AWQ_INT4, x, out, ostride);                              \
+    case VT_FMT_Q6_K:                                                                              \
+        return fused2(d, r0, R, B, VT_FMT_Q6_K, x, out, ostride);                                  \
     default:                                                                                       \
         return 0;                                                                                  \
     }
