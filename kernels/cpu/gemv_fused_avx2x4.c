@@ -1,6 +1,7 @@
 /* kernels/cpu/gemv_fused_avx2x4.c — fused AVX2/FMA GEMV, several rows per x load, for the
- * 4-bit formats (q4_0, q4_1, q4_k, nf4, nf4_dq, mxfp4, nvfp4, awq_int4) and q6_k (batches 1, 2
- * and 4 per call; its batches 3-8 go in such chunks): the AVX2 sibling of
+ * 4-bit formats (q4_0, q4_1, q4_k, nf4, nf4_dq, mxfp4, nvfp4, awq_int4), q6_k, q8_0 and int8
+ * (the last three at batches 1, 2 and 4 per call; their batches 3-8 go in such chunks): the AVX2
+ * sibling of
  * gemv_fused_avx512.c. Built for vector-op count, which bounds it (AMD Zen runs 4 vector ops a
  * cycle, converts and shifts on 2 of the pipes, FMAs on 2 others; 8 lanes per op here):
  * - linear codes (q4_0, q4_1, q4_k, awq): 8 code bytes widened to int32 lanes and converted; at
@@ -409,6 +410,32 @@ AVX INLINE uint64_t fused2(const vt_kdesc *d, uint64_t r0, const int R, const in
             }
         }
         break;
+    case VT_FMT_Q8_0:
+    case VT_FMT_INT8: { /* q8_0: d (f16), 32 int8 codes; int8: d (f32), 64 codes */
+        /* per 8 codes one sign-extending load, a convert and an FMA against x read from L1 (no
+         * x work to share between the rows), the block scale once per block */
+        const int i8 = F == VT_FMT_INT8;
+        const uint64_t bb = i8 ? 68 : 34, qk = i8 ? 64 : 32;
+        for (; k + qk <= cols; k += qk) {
+            LOOP_R {
+                const uint8_t *q = p[i] + (i8 ? 4 : 2);
+                PF(p[i]);
+                PF(p[i] + bb - 1);
+                __m256 t[KB][2];
+                LOOP_B t[b][0] = t[b][1] = _mm256_setzero_ps();
+                _Pragma("GCC unroll 8") for (uint64_t v = 0; v < qk / 8; v++) {
+                    const __m256 f = _mm256_cvtepi32_ps(codes8s(q + 8 * v));
+                    LOOP_B t[b][v & 1] =
+                        _mm256_fmadd_ps(f, _mm256_loadu_ps(XB(k + 8 * v)), t[b][v & 1]);
+                }
+                const __m256 dd = _mm256_set1_ps(i8 ? ldf(p[i]) : ldh(p[i]));
+                LOOP_B acc[i * B + b] =
+                    _mm256_fmadd_ps(_mm256_add_ps(t[b][0], t[b][1]), dd, acc[i * B + b]);
+                p[i] += bb;
+            }
+        }
+        break;
+    }
     case VT_FMT_Q6_K: { /* per 128: q = ql nibble | 2 qh bits << 4, v = d sc_j (q - 32) */
         /* The codes of 32 columns are built at once by byte operations on 32-byte vectors and
          * stored, then widened 8 at a time from memory; the -32 goes in once per block through
@@ -562,6 +589,10 @@ AVX INLINE uint64_t fused2(const vt_kdesc *d, uint64_t r0, const int R, const in
         return fused2(d, r0, R, B, VT_FMT_AWQ_INT4, x, out, ostride);                              \
     case VT_FMT_Q6_K:                                                                              \
         return fused2(d, r0, R, B, VT_FMT_Q6_K, x, out, ostride);                                  \
+    case VT_FMT_Q8_0:                                                                              \
+        return fused2(d, r0, R, B, VT_FMT_Q8_0, x, out, ostride);                                  \
+    case VT_FMT_INT8:                                                                              \
+        return fused2(d, r0, R, B, VT_FMT_INT8, x, out, ostride);                                  \
     default:                                                                                       \
         return 0;                                                                                  \
     }
