@@ -59,13 +59,49 @@ static inline void kt_ref_abs(const kt_weight *k, const float *x, uint64_t batch
 
 /* GEMV bound (f32 weights, f32 accumulation): ||y - ref|| <= 1e-3 ||ref|| + 1e-5 ||absref||;
  * returns ||y - ref|| / ||ref|| for the message, or a negative value when the bound fails. */
-static inline double kt_gemv_err(const float *y, const double *ref, const double *absref,
-                                 uint64_t n) {
-    double d, nr, na = 0;
+/* The same with atol instead of 1e-5 and, when bi is given, ||bi|| added (kt_int_bound). */
+static inline double kt_gemv_err_tol(const float *y, const double *ref, const double *absref,
+                                     const double *bi, uint64_t n, double atol) {
+    double d, nr, na = 0, nb = 0;
     kt_err_norms(y, ref, n, &d, &nr);
     for (uint64_t i = 0; i < n; i++) na += absref[i] * absref[i];
+    for (uint64_t i = 0; bi && i < n; i++) nb += bi[i] * bi[i];
     double e = nr > 0 ? d / nr : d;
-    return d <= 1e-3 * nr + 1e-5 * sqrt(na) ? e : -(e > 0 ? e : 1e-300);
+    return d <= 1e-3 * nr + atol * sqrt(na) + sqrt(nb) ? e : -(e > 0 ? e : 1e-300);
+}
+/* The integer kernel's nf4 (VT_GEMV_LUT=int) takes each NF4 level L as round(16383 L) / 16383,
+ * within 2.2e-4 of its value relatively (worst: -0.0911 as -0.09107; 0 and +-1 exact), so each
+ * term w x is off by at most 2.2e-4 |w x| and a row by 2.2e-4 sum |w x|: on a short row whose
+ * sum cancels (1 x 32) that exceeded the default 1e-5 term (relative error 0.024 with seed
+ * 2385049882). */
+#define KT_NF4_LUT_ATOL 2.5e-4
+static inline double kt_gemv_err(const float *y, const double *ref, const double *absref,
+                                 uint64_t n) {
+    return kt_gemv_err_tol(y, ref, absref, NULL, n, 1e-5);
+}
+/* The integer GEMV kernel's error from quantizing x (kernels.h: each x off by at most 2^-16 of
+ * its 32-column unit's largest |x|; awq_int4's x divided by its channel scales s first), per
+ * vector b and row r: the sum over units u of max_u |x_i / s_i| / 65534 times sum_u |w_ri s_i|
+ * (w x = (w s)(x / s)). A short row whose sum cancels (1 x 32) can exceed the 1e-5 |W| |x| term
+ * by this alone (awq_int4, whose x / s spreads wider than x: relative error 0.0043 once in six
+ * seeds). */
+static inline void kt_int_bound(const kt_weight *k, const float *x, uint64_t batch, double *bi) {
+    const uint64_t R = k->rows, C = k->cols;
+    const float *s = VT_FMT_BASE(k->fmt) == VT_FMT_AWQ_INT4 ? k->scales : NULL;
+    for (uint64_t b = 0; b < batch; b++)
+        for (uint64_t r = 0; r < R; r++) {
+            double t = 0;
+            for (uint64_t u0 = 0; u0 < C; u0 += 32) {
+                double am = 0, sw = 0;
+                for (uint64_t i = u0; i < u0 + 32 && i < C; i++) {
+                    const double si = s ? s[i] : 1.0;
+                    am = fmax(am, fabs(x[b * C + i] / si));
+                    sw += fabs((double)k->deq[r * C + i] * si);
+                }
+                t += am / 65534.0 * sw;
+            }
+            bi[b * R + r] = t;
+        }
 }
 
 /* One GEMM case of M rows: X in f32 and f16 (the same f16-representable values), result buffers

@@ -19,10 +19,13 @@ static const uint64_t shapes[][2] = {{1, 32}, {7, 100}, {3, 48}, {33, 1000}, {5,
  * lut); runs of the integer kernel on non-finite x */
 static uint64_t n_runs, n_cta[8], n_bad;
 
-/* y (poisoned, B x R) against the reference for batch b; what: the path's name */
-static void check_y(const float *y, const double *ref, const double *ra, uint64_t R, int b, int B,
-                    const char *nm, uint64_t C, const char *what, int mis) {
-    double e = kt_gemv_err(y, ref, ra, (uint64_t)b * R); /* < 0: bound failed */
+/* y (poisoned, B x R) against the reference for batch b; what: the path's name; bi, atol: the
+ * integer kernel's x-quantization bound (or NULL) and the term for cancellation, times |W| |x|
+ * (kt_gemv_err_tol) */
+static void check_y_tol(const float *y, const double *ref, const double *ra, const double *bi,
+                        uint64_t R, int b, int B, const char *nm, uint64_t C, const char *what,
+                        int mis, double atol) {
+    double e = kt_gemv_err_tol(y, ref, ra, bi, (uint64_t)b * R, atol); /* < 0: bound failed */
     CHECKF(e >= 0, "%s %llux%llu %s batch %d x %s: rel err %.3g", nm, (unsigned long long)R,
            (unsigned long long)C, what, b, mis ? "unaligned" : "aligned", fabs(e));
     for (uint64_t i = (uint64_t)b * R; i < (uint64_t)B * R; i++)
@@ -30,6 +33,11 @@ static void check_y(const float *y, const double *ref, const double *ra, uint64_
             CHECKF(0, "%s %s batch %d wrote past its output", nm, what, b);
             break;
         }
+}
+
+static void check_y(const float *y, const double *ref, const double *ra, uint64_t R, int b, int B,
+                    const char *nm, uint64_t C, const char *what, int mis) {
+    check_y_tol(y, ref, ra, NULL, R, b, B, nm, C, what, mis, 1e-5);
 }
 
 static void check_one(const kt_weight *k, const char *nm, size_t shape, void *ctx) {
@@ -45,12 +53,13 @@ static void check_one(const kt_weight *k, const char *nm, size_t shape, void *ct
     int rc = vt_kdesc_init(&d, &w, "test");
     CHECKF(rc == 0, "%s: vt_kdesc_init: %s", nm, vt_last_error());
     float *xb = aligned_alloc(16, (B * C + 4) * 4), *y = malloc(B * R * 4);
-    double *ref = malloc(B * R * 8), *ra = malloc(B * R * 8);
+    double *ref = malloc(B * R * 8), *ra = malloc(B * R * 8), *bi = malloc(B * R * 8);
     for (int mis = 0; mis < 2 && rc == 0; mis++) {
         float *x = xb + mis; /* mis: x off 16-byte alignment, the scalar path */
         for (uint64_t i = 0; i < B * C; i++) x[i] = vt_rand_normal();
         kt_ref_gemv(k, x, B, ref);
         kt_ref_abs(k, x, B, ra);
+        kt_int_bound(k, x, B, bi);
         for (int b = 1; b <= B; b++) {
             kt_poison(y, B * R);
             int r = kt_host_gemv(&d, x, y, b); /* 77: no lane-level path (2:4 rows) */
@@ -76,7 +85,8 @@ static void check_one(const kt_weight *k, const char *nm, size_t shape, void *ct
                        (unsigned long long)C, b, vname[async], why);
                 if (r) continue;
                 n_cta[async]++;
-                check_y(y, ref, ra, R, b, B, nm, C, vname[async], mis);
+                check_y_tol(y, ref, ra, async >= 3 ? bi : NULL, R, b, B, nm, C, vname[async], mis,
+                            async == 7 && k->fmt == VT_FMT_NF4 ? KT_NF4_LUT_ATOL : 1e-5);
             }
         }
     }
@@ -119,6 +129,7 @@ static void check_one(const kt_weight *k, const char *nm, size_t shape, void *ct
     free(y);
     free(ref);
     free(ra);
+    free(bi);
     free(buf);
 }
 
