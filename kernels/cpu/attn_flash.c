@@ -14,8 +14,8 @@
  * checks (vt_kcpu_avx512 / vt_kcpu_avx2, so VT_KERNELS_AVX512=0 and VT_KERNELS_SCALAR=1 select
  * the others). Register tiles: RB query rows x 64 (AVX-512), 16 (AVX2) or 8 (portable) keys
  * for S, and RB rows x as many columns for P·V; exp2 is a vector polynomial. With few rows
- * (decode; ROWS_MAX) the AVX-512 build reads f16/q8_0/q4_0 K and V rows where they are stored
- * instead (tiles_rows: K decoded in registers, no transpose, no f32 K/V tiles). */
+ * (decode; ROWS_MAX) the AVX-512 and AVX2 builds read f16/q8_0/q4_0 K and V rows where they are
+ * stored instead (tiles_rows: K decoded in registers, no transpose, no f32 K/V tiles). */
 #include <errno.h>
 #include <math.h>
 #include <string.h>
@@ -130,8 +130,35 @@ DEC_FN __m512 kv16_q4_0(const uint8_t *row, uint32_t c) { /* 18-byte blocks: low
 }
 #undef DEC_FN
 
+/* The same 8 values at a time (chunk c: columns 8c..8c+7), for the AVX2 build. */
+#define DEC_FN __attribute__((target("avx2,fma,f16c"))) static inline
+DEC_FN __m256 kv8_f16(const uint8_t *row, uint32_t c) {
+    return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(row + 16 * c)));
+}
+DEC_FN __m256 kv8_scale(const uint8_t *b) {
+    uint16_t dh;
+    memcpy(&dh, b, 2);
+    return _mm256_set1_ps(_cvtsh_ss(dh));
+}
+DEC_FN __m256 kv8_q8_0(const uint8_t *row, uint32_t c) { /* 34-byte blocks of 32 */
+    const uint8_t *b = row + (c / 4) * 34;
+    __m128i q = _mm_loadl_epi64((const __m128i *)(b + 2 + 8 * (c & 3)));
+    return _mm256_mul_ps(kv8_scale(b), _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q)));
+}
+DEC_FN __m256 kv8_q4_0(const uint8_t *row, uint32_t c) { /* 18-byte blocks: low nibbles first */
+    const uint8_t *b = row + (c / 4) * 18;
+    __m128i q = _mm_loadl_epi64((const __m128i *)(b + 2 + 8 * (c & 1)));
+    if (c & 2) q = _mm_srli_epi16(q, 4);
+    q = _mm_sub_epi8(_mm_and_si128(q, _mm_set1_epi8(15)), _mm_set1_epi8(8));
+    return _mm256_mul_ps(kv8_scale(b), _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q)));
+}
+#undef DEC_FN
+
 /* ---- AVX-512 ---- */
 #define ROWS_DECODE  1 /* K/V read where stored for few rows (tiles_rows) */
+#define KVW_F16      kv16_f16
+#define KVW_Q8_0     kv16_q8_0
+#define KVW_Q4_0     kv16_q4_0
 #define ISA_FN       __attribute__((target("avx512f,avx2,fma,f16c")))
 #define FN(name)     name##_avx512
 #define W            16
@@ -171,6 +198,10 @@ ISA_FN static inline float hsum256(__m256 v) {
     x = _mm_add_ps(x, _mm_movehl_ps(x, x));
     return _mm_cvtss_f32(_mm_add_ss(x, _mm_shuffle_ps(x, x, 1)));
 }
+#define ROWS_DECODE  1
+#define KVW_F16      kv8_f16
+#define KVW_Q8_0     kv8_q8_0
+#define KVW_Q4_0     kv8_q4_0
 #define FN(name)     name##_avx2
 #define W            8
 #define NVS          2

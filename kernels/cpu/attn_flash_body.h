@@ -179,10 +179,13 @@ ISA_FN static void FN(pv_f16)(float *restrict acc, const float *alpha, const flo
 /* ---- few rows (decode): K and V read where they are stored, no f32 tiles ----
  * With a few query rows per task the tile loop above is bound by its passes over the K/V tile
  * (convert, transpose, store, reload), not by FMAs. Here each K row is decoded into registers
- * (D/16 vectors, AVX-512 only) and dotted with every row's q; a row's partial sums of two keys
- * are folded into one vector at once and the 16 keys of a block finished together by a
- * transposing reduction (one horizontal sum per key was the cost of a plain per-key dot).
- * P·V decodes 64-column pieces of V rows inside the register tile (PV_TILES). */
+ * (AVX-512: the whole row, D/16 vectors; AVX2: 8 columns at a time, once per 4 query rows) and
+ * dotted with every row's q; a row's partial sums of two keys are folded into one vector at once
+ * and the keys of a block (16; AVX2 8) finished together by a transposing reduction (one
+ * horizontal sum per key was the cost of a plain per-key dot). P·V decodes pieces of V rows
+ * inside the register tile (PV_TILES). The includer gives the decoders of W stored values
+ * (KVW_F16, KVW_Q8_0, KVW_Q4_0: row, chunk). */
+#if W == 16
 
 /* s[r][0..16) from part[r][0..8): part[r][k] holds keys 2k, 2k+1 folded (unpack lo + hi). */
 ISA_FN static inline __m512 FN(reduce16)(const __m512 *t) {
@@ -233,12 +236,57 @@ ISA_FN static inline __m512 FN(reduce16)(const __m512 *t) {
                 _mm512_storeu_ps(s + (size_t)r * BN + j0, FN(reduce16)(part[r]));                  \
         }                                                                                          \
     }
-SCORES_ROWS(scores_f16_128, kv16_f16, 8)
-SCORES_ROWS(scores_q8_0_128, kv16_q8_0, 8)
-SCORES_ROWS(scores_q4_0_128, kv16_q4_0, 8)
-SCORES_ROWS(scores_f16_64, kv16_f16, 4)
-SCORES_ROWS(scores_q8_0_64, kv16_q8_0, 4)
-SCORES_ROWS(scores_q4_0_64, kv16_q4_0, 4)
+#else /* W == 8 */
+/* s[r][0..8) from part[0..4): part[k] holds keys 2k, 2k+1 folded (unpack lo + hi). */
+ISA_FN static inline __m256 FN(reduce8)(const __m256 *t) {
+    __m256 v[2];
+#pragma GCC unroll 2
+    for (int k = 0; k < 2; k++)
+        v[k] = _mm256_add_ps(_mm256_shuffle_ps(t[2 * k], t[2 * k + 1], 0x44),
+                             _mm256_shuffle_ps(t[2 * k], t[2 * k + 1], 0xEE));
+    return _mm256_add_ps(_mm256_permute2f128_ps(v[0], v[1], 0x20),
+                         _mm256_permute2f128_ps(v[0], v[1], 0x31));
+}
+
+/* As above with 8 keys per block and the rows in groups of RB: a key pair's chunks are decoded
+ * once per group, dotted with the group's q (2 x RB accumulators and two K chunks stay in the 16
+ * registers). ND = D / 8. */
+#define SCORES_ROWS(name, KLOAD, ND)                                                               \
+    ISA_FN static void FN(name)(const float *restrict q, const uint8_t *kr, uint64_t rb,           \
+                                uint32_t bn, float *restrict s, uint32_t rows_p) {                 \
+        for (uint32_t j0 = 0; j0 < bn; j0 += 8)                                                    \
+            for (uint32_t r0 = 0; r0 < rows_p; r0 += RB) {                                         \
+                __m256 part[RB][4];                                                                \
+                _Pragma("GCC unroll 4") for (uint32_t k = 0; k < 4; k++) {                         \
+                    uint32_t ja = j0 + 2 * k, jb = ja + 1;                                         \
+                    if (ja >= bn) ja = bn - 1;                                                     \
+                    if (jb >= bn) jb = bn - 1;                                                     \
+                    const uint8_t *ra = kr + ja * rb, *rbp = kr + jb * rb;                         \
+                    const float *q0 = q + (size_t)r0 * ND * 8;                                     \
+                    __m256 a[RB], b[RB];                                                           \
+                    _Pragma("GCC unroll 16") for (int c = 0; c < ND; c++) {                        \
+                        const __m256 ka = KLOAD(ra, c), kb = KLOAD(rbp, c);                        \
+                        _Pragma("GCC unroll 4") for (int r = 0; r < RB; r++) {                     \
+                            const __m256 qc = _mm256_loadu_ps(q0 + (size_t)r * ND * 8 + 8 * c);    \
+                            a[r] = c ? _mm256_fmadd_ps(qc, ka, a[r]) : _mm256_mul_ps(qc, ka);      \
+                            b[r] = c ? _mm256_fmadd_ps(qc, kb, b[r]) : _mm256_mul_ps(qc, kb);      \
+                        }                                                                          \
+                    }                                                                              \
+                    _Pragma("GCC unroll 4") for (int r = 0; r < RB; r++) part[r][k] =              \
+                        _mm256_add_ps(_mm256_unpacklo_ps(a[r], b[r]),                              \
+                                      _mm256_unpackhi_ps(a[r], b[r]));                             \
+                }                                                                                  \
+                _Pragma("GCC unroll 4") for (int r = 0; r < RB; r++)                               \
+                    _mm256_storeu_ps(s + (size_t)(r0 + r) * BN + j0, FN(reduce8)(part[r]));        \
+            }                                                                                      \
+    }
+#endif
+SCORES_ROWS(scores_f16_128, KVW_F16, 128 / W)
+SCORES_ROWS(scores_q8_0_128, KVW_Q8_0, 128 / W)
+SCORES_ROWS(scores_q4_0_128, KVW_Q4_0, 128 / W)
+SCORES_ROWS(scores_f16_64, KVW_F16, 64 / W)
+SCORES_ROWS(scores_q8_0_64, KVW_Q8_0, 64 / W)
+SCORES_ROWS(scores_q4_0_64, KVW_Q4_0, 64 / W)
 #undef SCORES_ROWS
 
 /* P·V with V rows (rb bytes apart at v) decoded in the register tile; Dv == D. */
@@ -248,8 +296,8 @@ SCORES_ROWS(scores_q4_0_64, kv16_q4_0, 4)
                                 uint32_t Dv) {                                                     \
         PV_TILES(VDEC)                                                                             \
     }
-#define VDEC_Q8_0(x) kv16_q8_0(v + (size_t)j * rb, (d0 + i * W) / 16)
-#define VDEC_Q4_0(x) kv16_q4_0(v + (size_t)j * rb, (d0 + i * W) / 16)
+#define VDEC_Q8_0(x) KVW_Q8_0(v + (size_t)j * rb, (d0 + i * W) / W)
+#define VDEC_Q4_0(x) KVW_Q4_0(v + (size_t)j * rb, (d0 + i * W) / W)
 PV_ROWS(pv_q8_0, VDEC_Q8_0)
 PV_ROWS(pv_q4_0, VDEC_Q4_0)
 #undef VDEC_Q8_0
@@ -384,3 +432,6 @@ ISA_FN static int FN(tiles)(const flash_ctx *c, flash_buf *b, uint32_t hk, int64
 #undef VLOADH
 #undef PV_TILES
 #undef ROWS_DECODE
+#undef KVW_F16
+#undef KVW_Q8_0
+#undef KVW_Q4_0
