@@ -10,7 +10,9 @@
  * register-only FMA loop on every thread (AVX-512 or AVX2 by the CPU, not by VT_KERNELS_*; on a
  * loaded machine it varies as much as the kernels do). Writes bench_attn_cpu.json.
  * Usage: bench_attn_cpu [max_N] [threads] [runs] [max_decode_Nk]: max_N 0 skips tables 1-2,
- * table 1 stops at 2048, max_decode_Nk below 4096 skips table 3 (decode runs 5x runs). */
+ * table 1 stops at 2048, max_decode_Nk below 4096 skips table 3 (decode runs 5x runs).
+ * VT_BENCH_KV=f16,int8,nf4,... picks the decode table's caches (default f16, q8_0, q4_0; not nvfp4,
+ * whose cache needs a tensor scale). */
 #include <errno.h>
 #include <math.h>
 #include <stdatomic.h>
@@ -20,6 +22,7 @@
 
 #include "../bench_util.h"
 #include "vtstore/attn.h"
+#include "vtstore/quant.h"
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -244,8 +247,24 @@ static int bench_prefill(uint64_t max_n, int threads, int runs, double peak, FIL
 /* Table 3: decode over long caches. */
 static int bench_decode(uint64_t max_nk, int threads, int runs, double peak, FILE *js) {
     const uint32_t H = 32, Hkv = 8, D = 128;
-    const uint32_t fmts[] = {VT_FMT_F16, VT_FMT_Q8_0, VT_FMT_Q4_0};
-    const char *names[] = {"f16", "q8_0", "q4_0"};
+    /* the caches: f16, q8_0, q4_0, or VT_BENCH_KV (a comma-separated list of format names) */
+    uint32_t fmts[16] = {VT_FMT_F16, VT_FMT_Q8_0, VT_FMT_Q4_0};
+    const char *names[16] = {"f16", "q8_0", "q4_0"};
+    int nf = 3;
+    static char kvl[256];
+    const char *ev = getenv("VT_BENCH_KV");
+    if (ev && strlen(ev) < sizeof kvl) {
+        strcpy(kvl, ev);
+        nf = 0;
+        for (char *t = strtok(kvl, ","); t && nf < 16; t = strtok(NULL, ",")) {
+            uint32_t f;
+            if (vt_format_from_name(t, &f)) {
+                fprintf(stderr, "bench_attn_cpu: VT_BENCH_KV: unknown format '%s'\n", t);
+                return 1;
+            }
+            fmts[nf] = f, names[nf++] = t;
+        }
+    }
     printf("\ndecode: H %u, Hkv %u, D %u, f32 Q/O, causal, %d threads, median of %d\n", H, Hkv, D,
            threads, runs);
     printf("(read: a plain %d-thread read of the same number of bytes, same run)\n", threads);
@@ -256,7 +275,7 @@ static int bench_decode(uint64_t max_nk, int threads, int runs, double peak, FIL
     uint8_t *rbuf = malloc(rmax);
     if (!q || !o || !rbuf) return 1;
     memset(rbuf, 1, rmax);
-    for (int f = 0; f < 3; f++) {
+    for (int f = 0; f < nf; f++) {
         vt_kv_cache *kv = make_cache(fmts[f], Hkv, D, max_nk);
         if (!kv) return 1;
         for (uint64_t nk = 4096; nk <= max_nk; nk *= 2)

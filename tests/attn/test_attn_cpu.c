@@ -325,12 +325,12 @@ int main(void) {
             run_case(&c);
         }
     }
-    /* few rows (decode) read K/V where stored (AVX-512: f16 and q8_0 up to 16 padded rows,
-     * q4_0 up to 8, D 64 or 128): every such format at 4..16 rows, ragged key counts (last
-     * block of 16 and tile of 64 partial), causal and not, one and two threads (sliced keys);
-     * then the formats, rows and head dims that take the tile loop instead */
-    const uint32_t rows_fmts[] = {VT_FMT_F16, VT_FMT_Q8_0, VT_FMT_Q4_0};
-    for (int f = 0; f < 3; f++)
+    /* few rows (decode) read K/V where stored (AVX-512 and AVX2: f16, q8_0 and int8 up to 16
+     * padded rows, q4_0 and nf4 up to 8, D 64 or 128): every such format at 4..16 rows, ragged
+     * key counts (last block of 16 and tile of 64 partial), causal and not, one and two threads
+     * (sliced keys); then the formats, rows and head dims that take the tile loop instead */
+    const uint32_t rows_fmts[] = {VT_FMT_F16, VT_FMT_Q8_0, VT_FMT_Q4_0, VT_FMT_INT8, VT_FMT_NF4};
+    for (int f = 0; f < 5; f++)
         for (int k = 0; k < 4; k++) {
             g_threads = 1 + k % 2;
             attn_case c = {0};
@@ -348,7 +348,7 @@ int main(void) {
     g_threads = 0;
     attn_case rows_fallback[] = {
         {4, 1, 128, 1, 333, 1, VT_FMT_BF16, VT_DTYPE_F32, VT_DTYPE_F32, 0}, /* format */
-        {4, 1, 128, 2, 300, 1, VT_FMT_NF4, VT_DTYPE_F32, VT_DTYPE_F32, 0},  /* format */
+        {4, 1, 128, 3, 300, 1, VT_FMT_NF4, VT_DTYPE_F32, VT_DTYPE_F32, 0},  /* nf4, 12 rows */
         {4, 1, 96, 1, 250, 1, VT_FMT_Q8_0, VT_DTYPE_F32, VT_DTYPE_F32, 0},  /* head dim */
         {4, 1, 128, 3, 200, 1, VT_FMT_Q4_0, VT_DTYPE_F32, VT_DTYPE_F32, 0}, /* q4_0, 12 rows */
         {4, 1, 128, 5, 1000, 1, VT_FMT_F16, VT_DTYPE_F32, VT_DTYPE_F32, 0}, /* 20 rows */
