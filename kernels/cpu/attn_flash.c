@@ -14,8 +14,9 @@
  * checks (vt_kcpu_avx512 / vt_kcpu_avx2, so VT_KERNELS_AVX512=0 and VT_KERNELS_SCALAR=1 select
  * the others). Register tiles: RB query rows x 64 (AVX-512), 16 (AVX2) or 8 (portable) keys
  * for S, and RB rows x as many columns for P·V; exp2 is a vector polynomial. With few rows
- * (decode; ROWS_MAX) the AVX-512 and AVX2 builds read f16/q8_0/int8/q4_0/nf4 K and V rows where
- * they are stored instead (tiles_rows: K decoded in registers, no transpose, no f32 K/V tiles). */
+ * (decode; ROWS_MAX) the AVX-512 and AVX2 builds read f16/q8_0/int8/q4_0/nf4/mxfp4 K and V rows
+ * where they are stored instead (tiles_rows: K decoded in registers, no transpose, no f32 K/V
+ * tiles). */
 #include <errno.h>
 #include <math.h>
 #include <string.h>
@@ -139,6 +140,18 @@ DEC_FN __m512 kv16_nf4(const uint8_t *row, uint32_t c) { /* 36-byte blocks: f32 
     return _mm512_mul_ps(_mm512_set1_ps(a), _mm512_permutexvar_ps(_mm512_cvtepu8_epi32(q),
                                                                   _mm512_loadu_ps(vt_nf4_values)));
 }
+/* e2m1 values of the 16 codes (code 8 is -0), as the row decoders take them */
+static const float kv_e2m1[16] = {0.0f,  0.5f,  1.0f,  1.5f,  2.0f,  3.0f,  4.0f,  6.0f,
+                                  -0.0f, -0.5f, -1.0f, -1.5f, -2.0f, -3.0f, -4.0f, -6.0f};
+/* 17-byte blocks: e8m0 scale, 32 codes, value 2i in the low nibble of byte i */
+DEC_FN __m512 kv16_mxfp4(const uint8_t *row, uint32_t c) {
+    const uint8_t *b = row + (c / 2) * 17;
+    __m128i q = _mm_loadl_epi64((const __m128i *)(b + 1 + 8 * (c & 1)));
+    const __m128i m = _mm_set1_epi8(15);
+    q = _mm_unpacklo_epi8(_mm_and_si128(q, m), _mm_and_si128(_mm_srli_epi16(q, 4), m));
+    return _mm512_mul_ps(_mm512_set1_ps(vt_ke8m0_f32[b[0]]),
+                         _mm512_permutexvar_ps(_mm512_cvtepu8_epi32(q), _mm512_loadu_ps(kv_e2m1)));
+}
 DEC_FN __m512 kv16_q4_0(const uint8_t *row, uint32_t c) { /* 18-byte blocks: low nibbles first */
     const uint8_t *b = row + (c / 2) * 18;
     __m128i q = _mm_loadu_si128((const __m128i *)(b + 2));
@@ -163,6 +176,13 @@ DEC_FN __m256 kv8_q8_0(const uint8_t *row, uint32_t c) { /* 34-byte blocks of 32
     __m128i q = _mm_loadl_epi64((const __m128i *)(b + 2 + 8 * (c & 3)));
     return _mm256_mul_ps(kv8_scale(b), _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q)));
 }
+/* 8 values of a 16-entry table t by their codes n (int32 lanes 0..15): codes 0-7 from the low
+ * half, 8-15 from the high one (bit 3 moved to the sign for the blend) */
+DEC_FN __m256 kv8_lut16(__m256i n, const float *t) {
+    return _mm256_blendv_ps(_mm256_permutevar8x32_ps(_mm256_loadu_ps(t), n),
+                            _mm256_permutevar8x32_ps(_mm256_loadu_ps(t + 8), n),
+                            _mm256_castsi256_ps(_mm256_slli_epi32(n, 28)));
+}
 DEC_FN __m256 kv8_int8(const uint8_t *row, uint32_t c) { /* 68-byte blocks: f32 scale, 64 */
     const uint8_t *b = row + (c / 8) * 68;
     __m128i q = _mm_loadl_epi64((const __m128i *)(b + 4 + 8 * (c & 7)));
@@ -177,15 +197,19 @@ DEC_FN __m256 kv8_nf4(const uint8_t *row, uint32_t c) { /* 36-byte blocks, as kv
     __m128i q = _mm_cvtsi32_si128(w);
     const __m128i m = _mm_set1_epi8(15);
     q = _mm_unpacklo_epi8(_mm_and_si128(_mm_srli_epi16(q, 4), m), _mm_and_si128(q, m));
-    const __m256i n = _mm256_cvtepu8_epi32(q);
-    /* codes 0-7 from the low table, 8-15 from the high one (bit 3 moved to the sign) */
-    const __m256 v =
-        _mm256_blendv_ps(_mm256_permutevar8x32_ps(_mm256_loadu_ps(vt_nf4_values), n),
-                         _mm256_permutevar8x32_ps(_mm256_loadu_ps(vt_nf4_values + 8), n),
-                         _mm256_castsi256_ps(_mm256_slli_epi32(n, 28)));
     float a;
     memcpy(&a, b, 4);
-    return _mm256_mul_ps(_mm256_set1_ps(a), v);
+    return _mm256_mul_ps(_mm256_set1_ps(a), kv8_lut16(_mm256_cvtepu8_epi32(q), vt_nf4_values));
+}
+DEC_FN __m256 kv8_mxfp4(const uint8_t *row, uint32_t c) { /* as kv16_mxfp4 */
+    const uint8_t *b = row + (c / 4) * 17;
+    int32_t w;
+    memcpy(&w, b + 1 + 4 * (c & 3), 4);
+    __m128i q = _mm_cvtsi32_si128(w);
+    const __m128i m = _mm_set1_epi8(15);
+    q = _mm_unpacklo_epi8(_mm_and_si128(q, m), _mm_and_si128(_mm_srli_epi16(q, 4), m));
+    return _mm256_mul_ps(_mm256_set1_ps(vt_ke8m0_f32[b[0]]),
+                         kv8_lut16(_mm256_cvtepu8_epi32(q), kv_e2m1));
 }
 DEC_FN __m256 kv8_q4_0(const uint8_t *row, uint32_t c) { /* 18-byte blocks: low nibbles first */
     const uint8_t *b = row + (c / 4) * 18;
@@ -203,6 +227,7 @@ DEC_FN __m256 kv8_q4_0(const uint8_t *row, uint32_t c) { /* 18-byte blocks: low 
 #define KVW_Q4_0     kv16_q4_0
 #define KVW_INT8     kv16_int8
 #define KVW_NF4      kv16_nf4
+#define KVW_MXFP4    kv16_mxfp4
 #define ISA_FN       __attribute__((target("avx512f,avx2,fma,f16c")))
 #define FN(name)     name##_avx512
 #define W            16
@@ -248,6 +273,7 @@ ISA_FN static inline float hsum256(__m256 v) {
 #define KVW_Q4_0     kv8_q4_0
 #define KVW_INT8     kv8_int8
 #define KVW_NF4      kv8_nf4
+#define KVW_MXFP4    kv8_mxfp4
 #define FN(name)     name##_avx2
 #define W            8
 #define NVS          2

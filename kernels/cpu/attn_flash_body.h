@@ -184,7 +184,7 @@ ISA_FN static void FN(pv_f16)(float *restrict acc, const float *alpha, const flo
  * and the keys of a block (16; AVX2 8) finished together by a transposing reduction (one
  * horizontal sum per key was the cost of a plain per-key dot). P·V decodes pieces of V rows
  * inside the register tile (PV_TILES). The includer gives the decoders of W stored values
- * (KVW_F16, KVW_Q8_0, KVW_Q4_0, KVW_INT8, KVW_NF4: row, chunk). */
+ * (KVW_F16, KVW_Q8_0, KVW_Q4_0, KVW_INT8, KVW_NF4, KVW_MXFP4: row, chunk). */
 #if W == 16
 
 /* s[r][0..16) from part[r][0..8): part[r][k] holds keys 2k, 2k+1 folded (unpack lo + hi). */
@@ -291,6 +291,8 @@ SCORES_ROWS(scores_int8_128, KVW_INT8, 128 / W)
 SCORES_ROWS(scores_nf4_128, KVW_NF4, 128 / W)
 SCORES_ROWS(scores_int8_64, KVW_INT8, 64 / W)
 SCORES_ROWS(scores_nf4_64, KVW_NF4, 64 / W)
+SCORES_ROWS(scores_mxfp4_128, KVW_MXFP4, 128 / W)
+SCORES_ROWS(scores_mxfp4_64, KVW_MXFP4, 64 / W)
 #undef SCORES_ROWS
 
 /* P·V with V rows (rb bytes apart at v) decoded in the register tile; Dv == D. */
@@ -300,30 +302,34 @@ SCORES_ROWS(scores_nf4_64, KVW_NF4, 64 / W)
                                 uint32_t Dv) {                                                     \
         PV_TILES(VDEC)                                                                             \
     }
-#define VDEC_Q8_0(x) KVW_Q8_0(v + (size_t)j * rb, (d0 + i * W) / W)
-#define VDEC_Q4_0(x) KVW_Q4_0(v + (size_t)j * rb, (d0 + i * W) / W)
-#define VDEC_INT8(x) KVW_INT8(v + (size_t)j * rb, (d0 + i * W) / W)
-#define VDEC_NF4(x)  KVW_NF4(v + (size_t)j * rb, (d0 + i * W) / W)
+#define VDEC_Q8_0(x)  KVW_Q8_0(v + (size_t)j * rb, (d0 + i * W) / W)
+#define VDEC_Q4_0(x)  KVW_Q4_0(v + (size_t)j * rb, (d0 + i * W) / W)
+#define VDEC_INT8(x)  KVW_INT8(v + (size_t)j * rb, (d0 + i * W) / W)
+#define VDEC_NF4(x)   KVW_NF4(v + (size_t)j * rb, (d0 + i * W) / W)
+#define VDEC_MXFP4(x) KVW_MXFP4(v + (size_t)j * rb, (d0 + i * W) / W)
 PV_ROWS(pv_q8_0, VDEC_Q8_0)
 PV_ROWS(pv_q4_0, VDEC_Q4_0)
 PV_ROWS(pv_int8, VDEC_INT8)
 PV_ROWS(pv_nf4, VDEC_NF4)
+PV_ROWS(pv_mxfp4, VDEC_MXFP4)
 #undef VDEC_Q8_0
 #undef VDEC_Q4_0
 #undef VDEC_INT8
 #undef VDEC_NF4
+#undef VDEC_MXFP4
 #undef PV_ROWS
 
 typedef void (*FN(scores_rows_fn))(const float *restrict, const uint8_t *, uint64_t, uint32_t,
                                    float *restrict, uint32_t);
 
-/* 1 when the task goes through tiles_rows (few rows; f16, q8_0, int8, q4_0, nf4; D 64 or 128).
- * q4_0 at 16 rows was 3-5% slower than the tile loop (its V pieces are decoded once per 4
- * rows); nf4, whose decode costs more, is held to the same 8. */
+/* 1 when the task goes through tiles_rows (few rows; f16, q8_0, int8, q4_0, nf4, mxfp4; D 64 or
+ * 128). q4_0 at 16 rows was 3-5% slower than the tile loop (its V pieces are decoded once per 4
+ * rows); nf4 and mxfp4, whose decode costs more, are held to the same 8. */
 static inline int FN(rows_ok)(uint32_t fmt, uint32_t D, uint32_t rows_p) {
     if (D != 64 && D != 128) return 0;
     if (fmt == VT_FMT_F16 || fmt == VT_FMT_Q8_0 || fmt == VT_FMT_INT8) return rows_p <= ROWS_MAX;
-    return (fmt == VT_FMT_Q4_0 || fmt == VT_FMT_NF4) && rows_p <= ROWS_MAX / 2;
+    return (fmt == VT_FMT_Q4_0 || fmt == VT_FMT_NF4 || fmt == VT_FMT_MXFP4) &&
+           rows_p <= ROWS_MAX / 2;
 }
 
 ISA_FN static int FN(tiles_rows)(const flash_ctx *c, flash_buf *b, uint32_t hk, int64_t k0,
@@ -333,11 +339,12 @@ ISA_FN static int FN(tiles_rows)(const flash_ctx *c, flash_buf *b, uint32_t hk, 
     const uint64_t rb = vt_attn_row_bytes(fmt, D), hs = vt_attn_kv_head_stride(kv);
     const uint8_t *kb = (const uint8_t *)kv->k + hk * hs, *vb = (const uint8_t *)kv->v + hk * hs;
     FN(scores_rows_fn)
-    sc = fmt == VT_FMT_F16    ? (D == 128 ? FN(scores_f16_128) : FN(scores_f16_64))
-         : fmt == VT_FMT_Q8_0 ? (D == 128 ? FN(scores_q8_0_128) : FN(scores_q8_0_64))
-         : fmt == VT_FMT_INT8 ? (D == 128 ? FN(scores_int8_128) : FN(scores_int8_64))
-         : fmt == VT_FMT_NF4  ? (D == 128 ? FN(scores_nf4_128) : FN(scores_nf4_64))
-                              : (D == 128 ? FN(scores_q4_0_128) : FN(scores_q4_0_64));
+    sc = fmt == VT_FMT_F16     ? (D == 128 ? FN(scores_f16_128) : FN(scores_f16_64))
+         : fmt == VT_FMT_Q8_0  ? (D == 128 ? FN(scores_q8_0_128) : FN(scores_q8_0_64))
+         : fmt == VT_FMT_INT8  ? (D == 128 ? FN(scores_int8_128) : FN(scores_int8_64))
+         : fmt == VT_FMT_NF4   ? (D == 128 ? FN(scores_nf4_128) : FN(scores_nf4_64))
+         : fmt == VT_FMT_MXFP4 ? (D == 128 ? FN(scores_mxfp4_128) : FN(scores_mxfp4_64))
+                               : (D == 128 ? FN(scores_q4_0_128) : FN(scores_q4_0_64));
     for (int64_t j0 = k0; j0 < k1; j0 += BN) {
         uint32_t bn = (uint32_t)(k1 - j0 < BN ? k1 - j0 : BN);
         if (j0 + PF * BN < k1) {
@@ -359,6 +366,8 @@ ISA_FN static int FN(tiles_rows)(const flash_ctx *c, flash_buf *b, uint32_t hk, 
             FN(pv_int8)(b->acc, b->alpha, b->s, vr, rb, rows_p, jn, D);
         else if (fmt == VT_FMT_NF4)
             FN(pv_nf4)(b->acc, b->alpha, b->s, vr, rb, rows_p, jn, D);
+        else if (fmt == VT_FMT_MXFP4)
+            FN(pv_mxfp4)(b->acc, b->alpha, b->s, vr, rb, rows_p, jn, D);
         else
             FN(pv_q4_0)(b->acc, b->alpha, b->s, vr, rb, rows_p, jn, D);
     }
@@ -454,3 +463,4 @@ ISA_FN static int FN(tiles)(const flash_ctx *c, flash_buf *b, uint32_t hk, int64
 #undef KVW_Q4_0
 #undef KVW_INT8
 #undef KVW_NF4
+#undef KVW_MXFP4
