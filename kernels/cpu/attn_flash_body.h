@@ -323,13 +323,14 @@ typedef void (*FN(scores_rows_fn))(const float *restrict, const uint8_t *, uint6
                                    float *restrict, uint32_t);
 
 /* 1 when the task goes through tiles_rows (few rows; f16, q8_0, int8, q4_0, nf4, mxfp4; D 64 or
- * 128). q4_0 at 16 rows was 3-5% slower than the tile loop (its V pieces are decoded once per 4
- * rows); nf4 and mxfp4, whose decode costs more, are held to the same 8. */
+ * 128). The 4-bit formats, whose V pieces are decoded once per 4 rows, only up to 8 rows on AVX2:
+ * at 16 rows there it was about 20% slower than the tile loop, on AVX-512 2-17% faster
+ * (2026-11-27; for q4_0 an earlier, loaded run had it 3-5% slower). */
 static inline int FN(rows_ok)(uint32_t fmt, uint32_t D, uint32_t rows_p) {
     if (D != 64 && D != 128) return 0;
     if (fmt == VT_FMT_F16 || fmt == VT_FMT_Q8_0 || fmt == VT_FMT_INT8) return rows_p <= ROWS_MAX;
     return (fmt == VT_FMT_Q4_0 || fmt == VT_FMT_NF4 || fmt == VT_FMT_MXFP4) &&
-           rows_p <= ROWS_MAX / 2;
+           rows_p <= (W == 16 ? ROWS_MAX : ROWS_MAX / 2);
 }
 
 ISA_FN static int FN(tiles_rows)(const flash_ctx *c, flash_buf *b, uint32_t hk, int64_t k0,

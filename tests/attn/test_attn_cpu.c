@@ -326,9 +326,10 @@ int main(void) {
         }
     }
     /* few rows (decode) read K/V where stored (AVX-512 and AVX2: f16, q8_0 and int8 up to 16
-     * padded rows, q4_0, nf4 and mxfp4 up to 8, D 64 or 128): every such format at 4..16 rows,
-     * ragged key counts (last block of 16 and tile of 64 partial), causal and not, one and two
-     * threads (sliced keys); then the formats, rows and head dims that take the tile loop instead
+     * padded rows, q4_0, nf4 and mxfp4 up to 16 on AVX-512 and 8 on AVX2, D 64 or 128): every such
+     * format at 4..16 rows, ragged key counts (last block of 16 and tile of 64 partial), causal and
+     * not, one and two threads (sliced keys); then the formats, rows and head dims that take the
+     * tile loop instead
      */
     const uint32_t rows_fmts[] = {VT_FMT_F16,  VT_FMT_Q8_0, VT_FMT_Q4_0,
                                   VT_FMT_INT8, VT_FMT_NF4,  VT_FMT_MXFP4};
