@@ -106,6 +106,14 @@ __attribute__((target("avx,f16c"))) static inline void tr8x8_h(const uint16_t *s
     tr8x8_store(r, dst, ds);
 }
 
+/* The low 8 code bytes of q as 16 bytes of codes in value order: value 2i in byte i's high
+ * nibble (hi_first, nf4) or low nibble (e2m1). */
+static inline __m128i kv_nibbles(__m128i q, int hi_first) {
+    const __m128i m = _mm_set1_epi8(15), lo = _mm_and_si128(q, m),
+                  hi = _mm_and_si128(_mm_srli_epi16(q, 4), m);
+    return hi_first ? _mm_unpacklo_epi8(hi, lo) : _mm_unpacklo_epi8(lo, hi);
+}
+
 /* 16 stored K/V values (chunk c: columns 16c..16c+15 of a row) as f32 in a register, the same
  * values the row decoders give (one f16 conversion of each value or scale, one f32 product). */
 #define DEC_FN __attribute__((target("avx512f,avx2,fma,f16c"))) static inline
@@ -133,8 +141,7 @@ DEC_FN __m512 kv16_nf4(const uint8_t *row, uint32_t c) { /* 36-byte blocks: f32 
                                                            value 2i in byte i's high nibble */
     const uint8_t *b = row + (c / 4) * 36;
     __m128i q = _mm_loadl_epi64((const __m128i *)(b + 4 + 8 * (c & 3)));
-    const __m128i m = _mm_set1_epi8(15);
-    q = _mm_unpacklo_epi8(_mm_and_si128(_mm_srli_epi16(q, 4), m), _mm_and_si128(q, m));
+    q = kv_nibbles(q, 1);
     float a;
     memcpy(&a, b, 4);
     return _mm512_mul_ps(_mm512_set1_ps(a), _mm512_permutexvar_ps(_mm512_cvtepu8_epi32(q),
@@ -147,8 +154,7 @@ static const float kv_e2m1[16] = {0.0f,  0.5f,  1.0f,  1.5f,  2.0f,  3.0f,  4.0f
 DEC_FN __m512 kv16_mxfp4(const uint8_t *row, uint32_t c) {
     const uint8_t *b = row + (c / 2) * 17;
     __m128i q = _mm_loadl_epi64((const __m128i *)(b + 1 + 8 * (c & 1)));
-    const __m128i m = _mm_set1_epi8(15);
-    q = _mm_unpacklo_epi8(_mm_and_si128(q, m), _mm_and_si128(_mm_srli_epi16(q, 4), m));
+    q = kv_nibbles(q, 0);
     return _mm512_mul_ps(_mm512_set1_ps(vt_ke8m0_f32[b[0]]),
                          _mm512_permutexvar_ps(_mm512_cvtepu8_epi32(q), _mm512_loadu_ps(kv_e2m1)));
 }
@@ -195,8 +201,7 @@ DEC_FN __m256 kv8_nf4(const uint8_t *row, uint32_t c) { /* 36-byte blocks, as kv
     int32_t w;
     memcpy(&w, b + 4 + 4 * (c & 7), 4);
     __m128i q = _mm_cvtsi32_si128(w);
-    const __m128i m = _mm_set1_epi8(15);
-    q = _mm_unpacklo_epi8(_mm_and_si128(_mm_srli_epi16(q, 4), m), _mm_and_si128(q, m));
+    q = kv_nibbles(q, 1);
     float a;
     memcpy(&a, b, 4);
     return _mm256_mul_ps(_mm256_set1_ps(a), kv8_lut16(_mm256_cvtepu8_epi32(q), vt_nf4_values));
@@ -206,8 +211,7 @@ DEC_FN __m256 kv8_mxfp4(const uint8_t *row, uint32_t c) { /* as kv16_mxfp4 */
     int32_t w;
     memcpy(&w, b + 1 + 4 * (c & 3), 4);
     __m128i q = _mm_cvtsi32_si128(w);
-    const __m128i m = _mm_set1_epi8(15);
-    q = _mm_unpacklo_epi8(_mm_and_si128(q, m), _mm_and_si128(_mm_srli_epi16(q, 4), m));
+    q = kv_nibbles(q, 0);
     return _mm256_mul_ps(_mm256_set1_ps(vt_ke8m0_f32[b[0]]),
                          kv8_lut16(_mm256_cvtepu8_epi32(q), kv_e2m1));
 }

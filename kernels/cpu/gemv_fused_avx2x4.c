@@ -60,24 +60,17 @@ AVX INLINE __m256 q4k_scales(const uint8_t *p, int hi16, float *sc) {
     return _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(sm, 8))),
                          _mm256_permute_ps(f, 0x55));
 }
-/* The sums of x[32j..32j+32) for j = 0..7, as one vector. */
-AVX INLINE __m256 sums8x32(const float *x) {
+/* The sums of x[g j .. g j + g) for j = 0..7 (g 16 or 32, a constant after inlining), as one
+ * vector. */
+AVX INLINE __m256 sums8(const float *x, const int g) {
     __m256 v[8];
     _Pragma("GCC unroll 8") for (int j = 0; j < 8; j++) {
-        const float *y = x + 32 * j;
-        v[j] = _mm256_add_ps(_mm256_add_ps(_mm256_loadu_ps(y), _mm256_loadu_ps(y + 8)),
-                             _mm256_add_ps(_mm256_loadu_ps(y + 16), _mm256_loadu_ps(y + 24)));
+        const float *y = x + g * j;
+        v[j] = _mm256_add_ps(_mm256_loadu_ps(y), _mm256_loadu_ps(y + 8));
+        if (g == 32)
+            v[j] = _mm256_add_ps(v[j],
+                                 _mm256_add_ps(_mm256_loadu_ps(y + 16), _mm256_loadu_ps(y + 24)));
     }
-    __m256 a = _mm256_hadd_ps(_mm256_hadd_ps(v[0], v[1]), _mm256_hadd_ps(v[2], v[3]));
-    __m256 b = _mm256_hadd_ps(_mm256_hadd_ps(v[4], v[5]), _mm256_hadd_ps(v[6], v[7]));
-    return _mm256_add_ps(_mm256_permute2f128_ps(a, b, 0x20), _mm256_permute2f128_ps(a, b, 0x31));
-}
-
-/* The sums of x[16j..16j+16) for j = 0..7, as one vector. */
-AVX INLINE __m256 sums8x16(const float *x) {
-    __m256 v[8];
-    _Pragma("GCC unroll 8") for (int j = 0; j < 8; j++) v[j] =
-        _mm256_add_ps(_mm256_loadu_ps(x + 16 * j), _mm256_loadu_ps(x + 16 * j + 8));
     __m256 a = _mm256_hadd_ps(_mm256_hadd_ps(v[0], v[1]), _mm256_hadd_ps(v[2], v[3]));
     __m256 b = _mm256_hadd_ps(_mm256_hadd_ps(v[4], v[5]), _mm256_hadd_ps(v[6], v[7]));
     return _mm256_add_ps(_mm256_permute2f128_ps(a, b, 0x20), _mm256_permute2f128_ps(a, b, 0x31));
@@ -241,7 +234,7 @@ AVX INLINE uint64_t fused2(const vt_kdesc *d, uint64_t r0, const int R, const in
         for (; k + 256 <= cols; k += 256) { /* runs of 8 blocks: scales converted together */
             float sc[8][8], mm[8][8];
             __m256 xs[KB]; /* q4_1, w1: x sums of the 8 blocks, for the m terms of a whole run */
-            if (q1 && w1) LOOP_B xs[b] = sums8x32(XB(k));
+            if (q1 && w1) LOOP_B xs[b] = sums8(XB(k), 32);
             LOOP_R {
                 __m256 m = scales8_f16(p[i], q1, sc[i]);
                 if (q1 && w1) LOOP_B acc[i * B + b] = _mm256_fmadd_ps(m, xs[b], acc[i * B + b]);
@@ -444,7 +437,7 @@ AVX INLINE uint64_t fused2(const vt_kdesc *d, uint64_t r0, const int R, const in
         for (; k + 256 <= cols; k += 256) {
             __m256 xs[KB][2]; /* -32 x the sums of x over sub-blocks 0-7, 8-15 */
             LOOP_B _Pragma("GCC unroll 2") for (int n = 0; n < 2; n++) xs[b][n] =
-                _mm256_mul_ps(sums8x16(XB(k + 128 * n)), _mm256_set1_ps(-32.0f));
+                _mm256_mul_ps(sums8(XB(k + 128 * n), 16), _mm256_set1_ps(-32.0f));
             _Pragma("GCC unroll 1") for (int i = 0; i < R; i++) {
                 const uint8_t *q = p[i];
                 __m256 ra[KB];
@@ -500,7 +493,7 @@ AVX INLINE uint64_t fused2(const vt_kdesc *d, uint64_t r0, const int R, const in
             float sc[8][8], mv[8][8];
             if (w1) { /* minimums once per block: x sums of the 8 sub-blocks */
                 __m256 xs[KB];
-                LOOP_B xs[b] = sums8x32(XB(k));
+                LOOP_B xs[b] = sums8(XB(k), 32);
                 LOOP_R {
                     __m256 mn = q4k_scales(p[i], 1, sc[i]);
                     LOOP_B acc[i * B + b] = _mm256_fnmadd_ps(mn, xs[b], acc[i * B + b]);

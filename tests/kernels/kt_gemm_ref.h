@@ -57,9 +57,9 @@ static inline void kt_ref_abs(const kt_weight *k, const float *x, uint64_t batch
         }
 }
 
-/* GEMV bound (f32 weights, f32 accumulation): ||y - ref|| <= 1e-3 ||ref|| + 1e-5 ||absref||;
- * returns ||y - ref|| / ||ref|| for the message, or a negative value when the bound fails. */
-/* The same with atol instead of 1e-5 and, when bi is given, ||bi|| added (kt_int_bound). */
+/* GEMV bound: ||y - ref|| <= 1e-3 ||ref|| + atol ||absref|| (+ ||bi|| when bi, the integer
+ * kernel's x-quantization bound of kt_int_bound, is given); returns ||y - ref|| / ||ref|| for the
+ * message, or a negative value when the bound fails. */
 static inline double kt_gemv_err_tol(const float *y, const double *ref, const double *absref,
                                      const double *bi, uint64_t n, double atol) {
     double d, nr, na = 0, nb = 0;
@@ -75,6 +75,7 @@ static inline double kt_gemv_err_tol(const float *y, const double *ref, const do
  * sum cancels (1 x 32) that exceeded the default 1e-5 term (relative error 0.024 with seed
  * 2385049882). */
 #define KT_NF4_LUT_ATOL 2.5e-4
+/* The bound for f32 weights and f32 accumulation: atol 1e-5, no bi. */
 static inline double kt_gemv_err(const float *y, const double *ref, const double *absref,
                                  uint64_t n) {
     return kt_gemv_err_tol(y, ref, absref, NULL, n, 1e-5);
