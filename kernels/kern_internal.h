@@ -59,7 +59,15 @@ typedef struct vt_kx {
     const float *x; /* npad vectors of cols: [npad][cols] or interleaved [cols/32][npad][32] */
     int batch;      /* vectors whose outputs are written */
     int npad;       /* vectors in x (>= batch; the extra ones are zero) */
-    float *mem;     /* owned buffer behind x, or NULL */
+    float *mem;     /* owned buffer behind x (and xq, xs), or NULL */
+    /* The AVX2 kernel's integer form (batches 1-2 of nf4, nf4_dq, mxfp4, nvfp4), else NULL: per
+     * vector b and 64-column group g, 64 int16 codes xq[(b n64 + g) 64 ..] in the kernel's order
+     * and their scale xs[b n64 + g] (x ~ code xs); itab: the int16 weight values' low bytes, then
+     * their high bytes, for the 16 codes. */
+    const int16_t *xq;
+    const float *xs;
+    uint64_t n64;
+    uint8_t itab[32];
 } vt_kx;
 /* Prepare x[batch][cols] for d's fused kernel (the one vt_kfused_rows will use). Returns 0 or
  * -ENOMEM (no buffer: px is then unusable and needs no release). Release with vt_kfused_unprep. */
@@ -77,6 +85,11 @@ uint64_t vt_kfused_rows(const vt_kdesc *d, uint64_t r0, int nr, const vt_kx *px,
  * vt_kcpu_avx2. */
 uint64_t vt_kfused_rows_avx2(const vt_kdesc *d, uint64_t r0, int nr, const vt_kx *px, float *out);
 int vt_kfused_prep_avx2(const vt_kdesc *d, const float *x, int batch, vt_kx *px);
+/* 1 when vt_kfused_prep would give d's batch-vector GEMV the AVX2 kernel's integer form (x as
+ * int16 codes per 64 columns, kernels.h "CPU GEMV"): AVX2 path in use, nf4/nf4_dq/mxfp4/nvfp4,
+ * batch 1-2, VT_GEMV_CPU_INT not 0. The call still falls back to floats for x with a non-finite
+ * value or a 64-column group of magnitude below 2^-100. */
+int vt_kfused_xint(const vt_kdesc *d, int batch);
 /* The AVX-512 kernel itself and its preparation; the caller checks the CPU (vt_kcpu_avx512). */
 uint64_t vt_kfused_rows512(const vt_kdesc *d, uint64_t r0, int nr, const vt_kx *px, float *out);
 int vt_kfused_prep512(const vt_kdesc *d, const float *x, int batch, vt_kx *px);

@@ -64,8 +64,13 @@ int vt_dequant(const vt_weight *w, vt_dtype out_type, void *out, void *stream);
  *  VT_GEMV_W=4 (its CTAs of 4 warps instead of 8), VT_GEMV_LUT=int (nf4, mxfp4 and nvfp4
  *  through the integer kernel: E2M1 codes are integers at twice their value, NF4 levels are
  *  taken at 1/16383 steps, within 2.9e-5 of each; not yet measured on a GPU, so off by default).
- *  Returns 0 or
- *  an error above. */
+ *  Host, on CPUs with AVX2 but not AVX-512 (or VT_KERNELS_AVX512=0): batch 1-2 of nf4, nf4_dq,
+ *  mxfp4 and nvfp4 run in integers: x quantized once per call to int16 per 64 columns (each x
+ *  off by at most 1/32768 of its group's largest |x|), NF4 levels taken at 1/16383 steps as on
+ *  the device, E2M1 values exact; x with a NaN or an infinity, or with a 64-column group whose
+ *  |x| all lie below 2^-100, takes the f32 kernel instead, as does every call under
+ *  VT_GEMV_CPU_INT=0 (the A/B switch; the f32 kernel is 1.3-1.8x slower there).
+ *  Returns 0 or an error above. */
 int vt_gemv(const vt_weight *w, const float *x, float *y, int batch, void *stream);
 
 /** Y = X W^T: X is [M][cols] of @p x_type (VT_DTYPE_F32 or F16), Y is [M][rows] of @p y_type

@@ -16,6 +16,10 @@
  * - batches 3-8 (rows_batch): each piece decoded once per row with its block scale folded in,
  *   then FMAed against every vector, x prepared once per call and kept in L1 by column chunks.
  * f32 accumulation. Whole blocks only: the caller decodes a ragged tail. */
+#include <errno.h>
+#include <float.h>
+#include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "gemv_fused.h"
@@ -159,6 +163,20 @@ AVX INLINE void lut_tables(const float *vals, __m256i *t) {
         t[j] = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)b[j]));
 }
 
+/* nf4_dq: the absmax of the 16 blocks from *g (one super-block: vt_kdq_run16) into sc[0..16),
+ * converted together; returns their codes (32 bytes per block) and advances *g past them. */
+AVX INLINE const uint8_t *dq_run16(const vt_kdesc *d, uint64_t *g, float *sc) {
+    uint32_t j;
+    const uint8_t *sb = vt_kdq_super(d, *g, &j);
+    const __m256 a = _mm256_set1_ps(ldf(sb)), m = _mm256_set1_ps(ldf(sb + 4));
+    _Pragma("GCC unroll 2") for (int h = 0; h < 2; h++) {
+        __m256i c = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(sb + 8 + j + 8 * h)));
+        _mm256_storeu_ps(sc + 8 * h, _mm256_fmadd_ps(m, _mm256_cvtepi32_ps(c), a));
+    }
+    *g += 16;
+    return sb + 264 + 32 * j;
+}
+
 #define KB      4 /* batch vectors per call at most */
 #define LOOP_R  _Pragma("GCC unroll 8") for (int i = 0; i < R; i++)
 #define LOOP_B  _Pragma("GCC unroll 4") for (int b = 0; b < B; b++)
@@ -290,19 +308,7 @@ AVX INLINE uint64_t fused2(const vt_kdesc *d, uint64_t r0, const int R, const in
             if (F == VT_FMT_NF4_DQ && vt_kdq_run16(g, R, k, cols)) {
                 float sc[8][16];
                 const uint8_t *qb[8];
-                LOOP_R {
-                    uint32_t j;
-                    const uint8_t *sb = vt_kdq_super(d, g[i], &j);
-                    const __m256 a = _mm256_set1_ps(ldf(sb)), m = _mm256_set1_ps(ldf(sb + 4));
-                    _Pragma("GCC unroll 2") for (int h = 0; h < 2; h++) {
-                        __m256i c = _mm256_cvtepi8_epi32(
-                            _mm_loadl_epi64((const __m128i *)(sb + 8 + j + 8 * h)));
-                        _mm256_storeu_ps(sc[i] + 8 * h,
-                                         _mm256_fmadd_ps(m, _mm256_cvtepi32_ps(c), a));
-                    }
-                    qb[i] = sb + 264 + 32 * j;
-                    g[i] += 16;
-                }
+                LOOP_R qb[i] = dq_run16(d, &g[i], sc[i]);
                 for (int bl = 0; bl < 16; bl++, k += 64) {
                     LOOP_R {
                         q[i] = qb[i] + 32 * bl;
@@ -845,7 +851,257 @@ static uint64_t rows_batch(const vt_kdesc *d, uint64_t r0, int nr, const vt_kx *
     return whole;
 }
 
+/* ---- batches 1-2 of nf4, nf4_dq, mxfp4 and nvfp4: integer dots --------------------------------
+ * The table formats above build each weight's f32 from four (e2m1: two) byte-table look-ups and
+ * their unpacks, about 15 shuffle-class ops per 32 weights, which bound them (two shuffle pipes):
+ * 40-47% of the read bandwidth on two Zen 5 threads. Here x is quantized once per call
+ * (vt_kfused_prep_avx2: per 64-column group g, codes rint(x 16384 / amax_g), |code| <= 16384,
+ * scale amax_g / 16384; every x off by at most amax_g / 32768) and the weights are int16 values
+ * from two byte tables (low and high bytes): nf4 round(16383 v) (within 3.1e-5 of each level),
+ * e2m1 twice the value (exact). 16 code bytes give 32 int16 by two look-ups and two unpacks, and
+ * vpmaddwd multiplies them with the x codes, 16 pairs per op: a 64-column group of a row sums in
+ * int32 without overflow (8 products of at most 16383 x 16384 per lane) and is converted once.
+ * The unpacks' order (per 16 columns the low nibbles' values, then the high ones') is the x
+ * codes' order, so nothing is shuffled per row. */
+#define XI_Q 16384.0 /* x codes per amax */
+
+static int xi_fmt(uint32_t f) {
+    return f == VT_FMT_NF4 || f == VT_FMT_NF4_DQ || f == VT_FMT_MXFP4 || f == VT_FMT_NVFP4;
+}
+
+int vt_kfused_xint(const vt_kdesc *d, int batch) {
+    static int on = -1; /* VT_GEMV_CPU_INT=0: the f32 table path (A/B, tests); cached */
+    int c = __atomic_load_n(&on, __ATOMIC_RELAXED);
+    if (c < 0) {
+        const char *e = getenv("VT_GEMV_CPU_INT");
+        c = !(e && strcmp(e, "0") == 0);
+        __atomic_store_n(&on, c, __ATOMIC_RELAXED);
+    }
+    return c && !d->sparse && batch >= 1 && batch <= 2 && xi_fmt(d->fmt) && d->cols >= 64 &&
+           vt_kcpu_avx2() && !vt_kcpu_avx512();
+}
+
+/* 32 code bytes y -> 64 int16 values of tables tl (low bytes) and th (high bytes): w[0] lane 0
+ * the values of the low nibbles of bytes 0-7, lane 1 of bytes 16-23; w[1] bytes 8-15 and 24-31;
+ * w[2], w[3] the same of the high nibbles. */
+AVX INLINE void xi_vals32(__m256i y, __m256i tl, __m256i th, __m256i *w) {
+    const __m256i m = _mm256_set1_epi8(15);
+    __m256i n0 = _mm256_and_si256(y, m), n1 = _mm256_and_si256(_mm256_srli_epi16(y, 4), m);
+    __m256i lo = _mm256_shuffle_epi8(tl, n0), hi = _mm256_shuffle_epi8(th, n0);
+    w[0] = _mm256_unpacklo_epi8(lo, hi);
+    w[1] = _mm256_unpackhi_epi8(lo, hi);
+    lo = _mm256_shuffle_epi8(tl, n1);
+    hi = _mm256_shuffle_epi8(th, n1);
+    w[2] = _mm256_unpacklo_epi8(lo, hi);
+    w[3] = _mm256_unpackhi_epi8(lo, hi);
+}
+/* sum over 32 columns: values w (xi_vals) times the x codes at q, as 8 int32 lanes */
+AVX INLINE __m256i xi_dot32(const __m256i *w, const int16_t *q) {
+    return _mm256_add_epi32(_mm256_madd_epi16(w[0], _mm256_loadu_si256((const __m256i *)q)),
+                            _mm256_madd_epi16(w[1], _mm256_loadu_si256((const __m256i *)(q + 16))));
+}
+
+/* Rows r0..r0+R-1 against the B (1, 2) prepared vectors, out[i * ostride + b]; the columns
+ * covered (whole 64-column groups). */
+AVX INLINE uint64_t fusedi(const vt_kdesc *d, uint64_t r0, const int R, const int B,
+                           const uint32_t F, const vt_kx *px, float *out, int ostride) {
+    const uint64_t n64 = px->n64;
+    const uint8_t *p[8];
+    uint64_t g[8];
+    const uint64_t pfd = d->row_bytes ? (uint64_t)R * d->row_bytes /* as fused2 */
+                                      : (uint64_t)R * d->bpr * sizeof(vt_block_nf4_dq) / 256;
+    for (int i = 0; i < R; i++) {
+        p[i] = d->data + (r0 + i) * d->row_bytes;
+        g[i] = (r0 + i) * d->bpr;
+    }
+    const __m256i tl = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)px->itab));
+    const __m256i th =
+        _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(px->itab + 16)));
+    /* x scale per group; e2m1 values are twice their value, so half of it */
+    const float xf = F == VT_FMT_NF4 || F == VT_FMT_NF4_DQ ? 1.0f / 16383.0f : 0.5f;
+    __m256 acc[8];
+    LOOP_R LOOP_B acc[i * B + b] = _mm256_setzero_ps();
+    float sc[8][16];      /* nf4_dq: the absmax of 16 blocks per row ... */
+    const uint8_t *qb[8]; /* ... and their codes */
+    int run = 0;          /* nf4_dq: blocks left in sc */
+    for (uint64_t G = 0; G < n64; G++) {
+        const int16_t *xq[2];
+        __m256 xs[2];
+        LOOP_B {
+            xq[b] = px->xq + ((uint64_t)b * n64 + G) * 64;
+            xs[b] = _mm256_set1_ps(px->xs[(uint64_t)b * n64 + G] * xf);
+        }
+        if (F == VT_FMT_NF4_DQ && run == 0) {
+            if (vt_kdq_run16(g, R, 64 * G, 64 * n64)) { /* as fused2 */
+                LOOP_R qb[i] = dq_run16(d, &g[i], sc[i]);
+                run = 16;
+            }
+        }
+        LOOP_R {
+            __m256i t[2];
+            __m256 s; /* the row's block scale(s) applied: u = sum of scaled converted sums */
+            __m256 u[2];
+            if (F == VT_FMT_NF4 || F == VT_FMT_NF4_DQ) {
+                const uint8_t *q;
+                float a;
+                if (F == VT_FMT_NF4_DQ && run) {
+                    q = qb[i] + 32 * (16 - run);
+                    a = sc[i][16 - run];
+                } else {
+                    q = vt_knf4_next(d, F == VT_FMT_NF4_DQ, &p[i], &g[i], &a);
+                }
+                PF(q);
+                __m256i w[4];
+                xi_vals32(_mm256_loadu_si256((const __m256i *)q), tl, th, w);
+                LOOP_B t[b] = _mm256_add_epi32(xi_dot32(w, xq[b]), xi_dot32(w + 2, xq[b] + 32));
+                s = _mm256_set1_ps(a);
+                LOOP_B u[b] = _mm256_mul_ps(_mm256_cvtepi32_ps(t[b]), s);
+            } else if (F == VT_FMT_MXFP4) { /* two 17-byte blocks of 32: lanes 0-3 the first */
+                PF(p[i]);
+                __m256i w[4];
+                xi_vals32(
+                    _mm256_loadu2_m128i((const __m128i *)(p[i] + 18), (const __m128i *)(p[i] + 1)),
+                    tl, th, w);
+                const __m256 s = _mm256_set_m128(_mm_broadcast_ss(&vt_ke8m0_f32[p[i][17]]),
+                                                 _mm_broadcast_ss(&vt_ke8m0_f32[p[i][0]]));
+                LOOP_B u[b] = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(
+                                                xi_dot32(w, xq[b]), xi_dot32(w + 2, xq[b] + 32))),
+                                            s);
+                p[i] += 34;
+            } else { /* nvfp4: four 9-byte blocks A-D of 16; lanes 0-3 A (w[0], w[2]) and B
+                      * (w[1], w[3]), 4-7 C and D */
+                PF(p[i]);
+                const uint8_t *q = p[i];
+                __m128i ab = _mm_castpd_si128(
+                    _mm_loadh_pd(_mm_castsi128_pd(_mm_loadl_epi64((const __m128i *)(q + 1))),
+                                 (const double *)(q + 10)));
+                __m128i cd = _mm_castpd_si128(
+                    _mm_loadh_pd(_mm_castsi128_pd(_mm_loadl_epi64((const __m128i *)(q + 19))),
+                                 (const double *)(q + 28)));
+                __m256i w[4];
+                xi_vals32(_mm256_set_m128i(cd, ab), tl, th, w);
+                const __m256 sac = _mm256_set_m128(_mm_broadcast_ss(&vt_ke4m3_f32[q[18]]),
+                                                   _mm_broadcast_ss(&vt_ke4m3_f32[q[0]]));
+                const __m256 sbd = _mm256_set_m128(_mm_broadcast_ss(&vt_ke4m3_f32[q[27]]),
+                                                   _mm_broadcast_ss(&vt_ke4m3_f32[q[9]]));
+                LOOP_B {
+                    const __m256i *xv = (const __m256i *)xq[b];
+                    __m256i tac =
+                        _mm256_add_epi32(_mm256_madd_epi16(w[0], _mm256_loadu_si256(xv)),
+                                         _mm256_madd_epi16(w[2], _mm256_loadu_si256(xv + 2)));
+                    __m256i tbd =
+                        _mm256_add_epi32(_mm256_madd_epi16(w[1], _mm256_loadu_si256(xv + 1)),
+                                         _mm256_madd_epi16(w[3], _mm256_loadu_si256(xv + 3)));
+                    u[b] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(tbd), sbd,
+                                           _mm256_mul_ps(_mm256_cvtepi32_ps(tac), sac));
+                }
+                p[i] += 36;
+            }
+            LOOP_B acc[i * B + b] = _mm256_fmadd_ps(u[b], xs[b], acc[i * B + b]);
+        }
+        if (F == VT_FMT_NF4_DQ && run) run--;
+    }
+    const float ts = F == VT_FMT_NVFP4 ? d->tensor_scale : 1.0f;
+    LOOP_R LOOP_B {
+        __m256 v = acc[i * B + b];
+        __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+        s4 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
+        s4 = _mm_add_ss(s4, _mm_movehdup_ps(s4));
+        out[i * ostride + b] = ts * _mm_cvtss_f32(s4);
+    }
+    return 64 * n64;
+}
+
+#define XI_SHAPE(name, R, B)                                                                       \
+    AVX static uint64_t name(const vt_kdesc *d, uint64_t r0, const vt_kx *px, float *out) {        \
+        switch (d->fmt) {                                                                          \
+        case VT_FMT_NF4:                                                                           \
+            return fusedi(d, r0, R, B, VT_FMT_NF4, px, out, B);                                    \
+        case VT_FMT_NF4_DQ:                                                                        \
+            return fusedi(d, r0, R, B, VT_FMT_NF4_DQ, px, out, B);                                 \
+        case VT_FMT_MXFP4:                                                                         \
+            return fusedi(d, r0, R, B, VT_FMT_MXFP4, px, out, B);                                  \
+        case VT_FMT_NVFP4:                                                                         \
+            return fusedi(d, r0, R, B, VT_FMT_NVFP4, px, out, B);                                  \
+        default:                                                                                   \
+            return 0;                                                                              \
+        }                                                                                          \
+    }
+XI_SHAPE(xi_r8b1, 8, 1)
+XI_SHAPE(xi_r4b1, 4, 1)
+XI_SHAPE(xi_r1b1, 1, 1)
+XI_SHAPE(xi_r4b2, 4, 2)
+XI_SHAPE(xi_r1b2, 1, 2)
+
+static uint64_t rows_xi(const vt_kdesc *d, uint64_t r0, int nr, const vt_kx *px, float *out) {
+    const int B = px->batch;
+    uint64_t kf = 0;
+    int i = 0;
+    if (B == 1) {
+        for (; i + 8 <= nr; i += 8) kf = xi_r8b1(d, r0 + i, px, out + i);
+        for (; i + 4 <= nr; i += 4) kf = xi_r4b1(d, r0 + i, px, out + i);
+        for (; i < nr; i++) kf = xi_r1b1(d, r0 + i, px, out + i);
+    } else {
+        for (; i + 4 <= nr; i += 4) kf = xi_r4b2(d, r0 + i, px, out + 2 * i);
+        for (; i < nr; i++) kf = xi_r1b2(d, r0 + i, px, out + 2 * i);
+    }
+    return kf;
+}
+
+/* The integer form's x (see above) for batch vectors of d->cols; 1 (nothing built: the f32
+ * path) when a value is not finite or a group's magnitude is below 2^-100 (its scale would lose
+ * precision), else 0 or -ENOMEM. */
+static int xi_prep(const vt_kdesc *d, const float *x, int batch, vt_kx *px) {
+    const uint64_t cols = d->cols, n64 = cols / 64;
+    const int nf = d->fmt == VT_FMT_NF4 || d->fmt == VT_FMT_NF4_DQ;
+    float *m = vt_malloc((size_t)batch * n64 * (sizeof(float) + 64 * sizeof(int16_t)));
+    if (!m) return -ENOMEM;
+    float *xs = m;
+    int16_t *xq = (int16_t *)(m + (size_t)batch * n64);
+    for (int b = 0; b < batch; b++)
+        for (uint64_t G = 0; G < n64; G++) {
+            const float *v = x + (uint64_t)b * cols + 64 * G;
+            float am = 0.0f;
+            for (int e = 0; e < 64; e++) {
+                const float a = fabsf(v[e]);
+                if (!(a <= FLT_MAX)) goto fallback;
+                am = a > am ? a : am;
+            }
+            if (am > 0.0f && am < 0x1p-100f) goto fallback;
+            const double inv = am > 0.0f ? XI_Q / am : 0.0;
+            xs[(uint64_t)b * n64 + G] = (float)(am / XI_Q);
+            int16_t *o = xq + ((uint64_t)b * n64 + G) * 64;
+            /* position t = 32 n + 16 h + 8 l + e holds the column of nibble n of code byte
+             * j = 16 l + 8 h + e (xi_vals32's order): 2 j + n (nf4: 2 j + 1 - n) */
+            for (int t = 0; t < 64; t++) {
+                const int n = t / 32, j = 16 * (t / 8 % 2) + 8 * (t / 16 % 2) + t % 8;
+                long c = lrint(v[2 * j + (n ^ nf)] * inv);
+                o[t] = (int16_t)(c > 16384 ? 16384 : c < -16384 ? -16384 : c);
+            }
+        }
+    for (int c = 0; c < 16; c++) {
+        int v = nf ? (int)lrintf(vt_nf4_values[c] * 16383.0f) : (int)lrintf(2.0f * e2m1_16[c]);
+        px->itab[c] = (uint8_t)(v & 255);
+        px->itab[16 + c] = (uint8_t)(((uint32_t)v >> 8) & 255);
+    }
+    px->x = x;
+    px->batch = batch;
+    px->npad = batch;
+    px->mem = m;
+    px->xq = xq;
+    px->xs = xs;
+    px->n64 = n64;
+    return 0;
+fallback:
+    vt_free(m);
+    return 1;
+}
+
 int vt_kfused_prep_avx2(const vt_kdesc *d, const float *x, int batch, vt_kx *px) {
+    if (vt_kfused_xint(d, batch)) {
+        int rc = xi_prep(d, x, batch, px);
+        if (rc <= 0) return rc; /* else x has values the integer form does not take */
+    }
     if (!d->sparse && batch >= 3 && fb_get(d->fmt, batch)) { /* rows_batch's layout */
         const int nat = d->fmt == VT_FMT_Q4_0 || d->fmt == VT_FMT_Q4_1 || d->fmt == VT_FMT_Q4_K;
         return vt_kx_build(d, x, batch, batch, nat ? 32 : 16,
@@ -863,6 +1119,7 @@ uint64_t vt_kfused_rows_avx2(const vt_kdesc *d, uint64_t r0, int nr, const vt_kx
     const float *x = px->x;
     const int batch = px->batch;
     if (d->sparse) return 0;
+    if (px->xq) return rows_xi(d, r0, nr, px, out);
     if (batch >= 3 && fb_get(d->fmt, batch)) return rows_batch(d, r0, nr, px, out);
     uint64_t kf = 0;
     /* batches 3-8: rows_batch (but q4_k at 4 and 8); the others in chunks of 4, 2, 1 vectors,
@@ -890,6 +1147,9 @@ uint64_t vt_kfused_rows_avx2(const vt_kdesc *d, uint64_t r0, int nr, const vt_kx
     return kf;
 }
 #else
+int vt_kfused_xint(const vt_kdesc *d, int batch) {
+    return 0;
+}
 int vt_kfused_prep_avx2(const vt_kdesc *d, const float *x, int batch, vt_kx *px) {
     *px = (vt_kx){.x = x, .batch = batch, .npad = batch, .mem = NULL};
     return 0;

@@ -80,29 +80,35 @@ static inline double kt_gemv_err(const float *y, const double *ref, const double
                                  uint64_t n) {
     return kt_gemv_err_tol(y, ref, absref, NULL, n, 1e-5);
 }
-/* The integer GEMV kernel's error from quantizing x (kernels.h: each x off by at most 2^-16 of
- * its 32-column unit's largest |x|; awq_int4's x divided by its channel scales s first), per
- * vector b and row r: the sum over units u of max_u |x_i / s_i| / 65534 times sum_u |w_ri s_i|
+/* An integer GEMV kernel's error from quantizing x (each x off by at most max |x| / div over
+ * its group of g columns: the GPU kernel's 32-column units, div 65534 (kernels.h); awq_int4's x
+ * divided by its channel scales s first), per vector b and row r: the sum over groups u of
+ * max_u |x_i / s_i| / div times sum_u |w_ri s_i|
  * (w x = (w s)(x / s)). A short row whose sum cancels (1 x 32) can exceed the 1e-5 |W| |x| term
  * by this alone (awq_int4, whose x / s spreads wider than x: relative error 0.0043 once in six
  * seeds). */
-static inline void kt_int_bound(const kt_weight *k, const float *x, uint64_t batch, double *bi) {
+static inline void kt_int_bound_g(const kt_weight *k, const float *x, uint64_t batch, double *bi,
+                                  uint64_t g, double div) {
     const uint64_t R = k->rows, C = k->cols;
     const float *s = VT_FMT_BASE(k->fmt) == VT_FMT_AWQ_INT4 ? k->scales : NULL;
     for (uint64_t b = 0; b < batch; b++)
         for (uint64_t r = 0; r < R; r++) {
             double t = 0;
-            for (uint64_t u0 = 0; u0 < C; u0 += 32) {
+            for (uint64_t u0 = 0; u0 < C; u0 += g) {
                 double am = 0, sw = 0;
-                for (uint64_t i = u0; i < u0 + 32 && i < C; i++) {
+                for (uint64_t i = u0; i < u0 + g && i < C; i++) {
                     const double si = s ? s[i] : 1.0;
                     am = fmax(am, fabs(x[b * C + i] / si));
                     sw += fabs((double)k->deq[r * C + i] * si);
                 }
-                t += am / 65534.0 * sw;
+                t += am / div * sw;
             }
             bi[b * R + r] = t;
         }
+}
+/* the GPU integer kernel: 32-column units, each x off by at most 2^-16 of the unit's max */
+static inline void kt_int_bound(const kt_weight *k, const float *x, uint64_t batch, double *bi) {
+    kt_int_bound_g(k, x, batch, bi, 32, 65534.0);
 }
 
 /* One GEMM case of M rows: X in f32 and f16 (the same f16-representable values), result buffers

@@ -62,17 +62,33 @@ static void test_dequant(const kt_weight *k, const char *nm) {
     free(h);
 }
 
+/* The error bound of vt_gemv over batch b of x (outputs [b][rows] as ybi's layout): the AVX2
+ * kernel's integer form (vt_kfused_xint) quantizes x per 64 columns to at most max |x| / 32768
+ * and takes NF4 levels as round(16383 v) / 16383 (kernels.h), so its bound adds those terms;
+ * ybi: room for VT_GEMV_MAX_BATCH x rows. Returns the error as kt_gemv_err_tol. */
+static double gemv_err_b(const kt_weight *k, const float *x, int b, const float *y,
+                         const double *ref, const double *absref, double *ybi) {
+    vt_kdesc d;
+    if (vt_kdesc_init(&d, &k->w, "test") || !vt_kfused_xint(&d, b))
+        return kt_gemv_err(y, ref, absref, (uint64_t)b * k->rows);
+    const uint32_t base = VT_FMT_BASE(k->fmt);
+    kt_int_bound_g(k, x, (uint64_t)b, ybi, 64, 32767.0);
+    return kt_gemv_err_tol(y, ref, absref, ybi, (uint64_t)b * k->rows,
+                           base == VT_FMT_NF4 || base == VT_FMT_NF4_DQ ? KT_NF4_LUT_ATOL : 1e-5);
+}
+
 static void test_gemv(const kt_weight *k, const char *nm) {
     const int B = VT_GEMV_MAX_BATCH;
     float *x = malloc(B * k->cols * 4), *y = malloc(B * k->rows * 4);
     double *yr = malloc(B * k->rows * 8), *ya = malloc(B * k->rows * 8);
+    double *yb = malloc(B * k->rows * 8);
     for (uint64_t i = 0; i < B * k->cols; i++) x[i] = vt_rand_normal();
     kt_ref_gemv(k, x, B, yr);
     kt_ref_abs(k, x, B, ya);
     for (int b = 1; b <= B; b++) {
         kt_poison(y, B * k->rows);
         CHECK_RC(vt_gemv(&k->w, x, y, b, NULL));
-        double e = kt_gemv_err(y, yr, ya, (uint64_t)b * k->rows); /* < 0: bound failed */
+        double e = gemv_err_b(k, x, b, y, yr, ya, yb); /* < 0: bound failed */
         CHECKF(e >= 0, "%s %llux%llu gemv batch %d: rel err %.3g", nm, (unsigned long long)k->rows,
                (unsigned long long)k->cols, b, -e);
         for (uint64_t i = (uint64_t)b * k->rows; i < B * k->rows; i++)
@@ -95,6 +111,7 @@ static void test_gemv(const kt_weight *k, const char *nm) {
     free(y);
     free(yr);
     free(ya);
+    free(yb);
 }
 
 /* The fused GEMV kernel itself (vt_kfused_rows) over all rows in groups of nr = 1..VT_KFUSE_ROWS
@@ -108,6 +125,7 @@ static void test_fused_rows(const kt_weight *k, const char *nm) {
     const int B = VT_GEMV_MAX_BATCH;
     float *x = malloc(B * k->cols * 4), *y = malloc(B * k->rows * 4);
     double *ref = malloc(B * k->rows * 8), *ra = malloc(B * k->rows * 8);
+    double *bi = malloc(B * k->rows * 8), *bt = malloc(B * k->rows * 8);
     for (uint64_t i = 0; i < B * k->cols; i++) x[i] = vt_rand_normal();
     /* formats the fused kernel in use must cover (whole 256-column blocks at least) */
     const uint32_t base = VT_FMT_BASE(k->fmt);
@@ -156,7 +174,18 @@ static void test_fused_rows(const kt_weight *k, const char *nm) {
                     ref[r * b + v] = s;
                     ra[r * b + v] = a;
                 }
-            double e = kt_gemv_err(y, ref, ra, k->rows * b); /* < 0: bound failed */
+            double e;                    /* < 0: bound failed */
+            if (vt_kfused_xint(&d, b)) { /* the integer form's terms (gemv_err_b), [r][v] */
+                const uint32_t base = VT_FMT_BASE(k->fmt);
+                kt_int_bound_g(k, x, (uint64_t)b, bt, 64, 32767.0);
+                for (uint64_t r = 0; r < k->rows; r++)
+                    for (int v = 0; v < b; v++) bi[r * b + v] = bt[v * k->rows + r];
+                e = kt_gemv_err_tol(y, ref, ra, bi, k->rows * b,
+                                    base == VT_FMT_NF4 || base == VT_FMT_NF4_DQ ? KT_NF4_LUT_ATOL
+                                                                                : 1e-5);
+            } else {
+                e = kt_gemv_err(y, ref, ra, k->rows * b);
+            }
             CHECKF(e >= 0, "%s %llux%llu fused rows in groups of %d, batch %d: rel err %.3g", nm,
                    (unsigned long long)k->rows, (unsigned long long)k->cols, nr, b, -e);
         }
@@ -165,6 +194,8 @@ done:
     free(y);
     free(ref);
     free(ra);
+    free(bi);
+    free(bt);
 }
 
 static void test_gemm(const kt_weight *k, const char *nm) {
@@ -250,6 +281,67 @@ static void test_errors(void) {
     kt_free(&k);
 }
 
+/* The AVX2 integer form's x (vt_kfused_xint): taken for ordinary x, not for x with a NaN or an
+ * infinity (those must reach the output) or with a 64-column group below 2^-100 in magnitude
+ * (the f32 path then); very large and very small x and all-zero groups stay within the bound;
+ * its buffer's allocation failure is reported. Runs on every ISA (elsewhere the form is off and
+ * the same checks hold for the f32 paths). */
+static void test_xint(void) {
+    const uint32_t fmts[] = {VT_FMT_NF4, VT_FMT_NF4_DQ, VT_FMT_MXFP4, VT_FMT_NVFP4};
+    for (size_t f = 0; f < sizeof fmts / sizeof fmts[0]; f++) {
+        kt_weight k;
+        CHECK_RC(kt_make(&k, fmts[f], 8, 320));
+        char nb[32];
+        const char *nm = vt_format_name(fmts[f], nb, sizeof nb);
+        vt_kdesc d;
+        CHECK_RC(vt_kdesc_init(&d, &k.w, "test"));
+        float x[2 * 320], y[2 * 8];
+        double yr[2 * 8], ya[2 * 8], yb[2 * 8];
+        const float mags[] = {1.0f, 1e30f, 1e-30f, 1e-35f};
+        for (int m = 0; m < 5; m++)
+            for (int b = 1; b <= 2; b++) {
+                for (int i = 0; i < 2 * 320; i++)
+                    x[i] = m < 4          ? mags[m] * vt_rand_normal()
+                           : i % 320 < 64 ? 0.0f
+                                          : vt_rand_normal();
+                vt_kx px;
+                CHECK_RC(vt_kfused_prep(&d, x, b, &px));
+                /* 1e-35 x: groups below 2^-100 (7.9e-31), so the f32 path */
+                CHECKF((px.xq != NULL) == (vt_kfused_xint(&d, b) && m != 3),
+                       "%s x magnitude case %d batch %d: integer form %s", nm, m, b,
+                       px.xq ? "taken" : "not taken");
+                vt_kfused_unprep(&px);
+                kt_ref_gemv(&k, x, (uint64_t)b, yr);
+                kt_ref_abs(&k, x, (uint64_t)b, ya);
+                kt_poison(y, 2 * 8);
+                CHECK_RC(vt_gemv(&k.w, x, y, b, NULL));
+                double e = gemv_err_b(&k, x, b, y, yr, ya, yb);
+                CHECKF(e >= 0, "%s x magnitude case %d batch %d: rel err %.3g", nm, m, b, -e);
+            }
+        for (int nf = 0; nf < 2; nf++) { /* a NaN / an infinity in the second vector */
+            for (int i = 0; i < 2 * 320; i++) x[i] = vt_rand_normal();
+            x[320 + 100] = nf ? INFINITY : NAN;
+            vt_kx px;
+            CHECK_RC(vt_kfused_prep(&d, x, 2, &px));
+            CHECKF(px.xq == NULL, "%s: integer form taken for x with %s", nm, nf ? "inf" : "NaN");
+            vt_kfused_unprep(&px);
+            kt_poison(y, 2 * 8);
+            CHECK_RC(vt_gemv(&k.w, x, y, 2, NULL));
+            int bad = 0;
+            for (int r = 0; r < 8; r++) bad += isfinite(y[r]) == 0 || isfinite(y[8 + r]) != 0;
+            CHECKF(bad == 0, "%s: %d outputs wrong with a %s in x", nm, bad, nf ? "inf" : "NaN");
+        }
+        if (vt_kfused_xint(&d, 1)) { /* the x buffer's allocation */
+            for (int i = 0; i < 320; i++) x[i] = vt_rand_normal();
+            vt_fault_arm(VT_FAULT_ALLOC, 1, -ENOMEM);
+            int rc = vt_gemv(&k.w, x, y, 1, NULL);
+            vt_fault_disarm();
+            CHECKF(rc == -ENOMEM, "%s: gemv with the x buffer's allocation failing: rc %d", nm, rc);
+        }
+        kt_free(&k);
+    }
+}
+
 static void run_one(const kt_weight *k, const char *nm, size_t shape, void *ctx) {
     (void)ctx;
     test_decoders(k, nm);
@@ -264,5 +356,6 @@ int main(void) {
     printf("cpu isa: %s\n", vt_kernels_cpu_isa());
     kt_for_each_weight(shapes, sizeof shapes / sizeof shapes[0], run_one, NULL);
     test_errors();
+    test_xint();
     return vt_test_done("test_kernels_cpu");
 }
