@@ -77,13 +77,19 @@ static int plan(gc_ctx *g) {
     MDB_txn *txn;
     int rc = st_txn_begin(s, 1, &txn);
     if (rc) return rc;
-    uint64_t ns = 0;
-    if ((rc = st_meta_get_u64(s, txn, ST_KEY_NEXT_SHARD, &ns)) || ns == 0 || ns >= UINT32_MAX - 1) {
-        st_txn_abort(s, txn);
-        return rc ? rc : st_fail(s, VT_EFORMAT, "store %s: bad shard id counter", s->path);
-    }
-    g->next_shard_id = (uint32_t)ns;
-    if ((rc = st_shards_load(s, txn, &g->tab)) || (rc = st_live_scan(s, txn, &g->tab))) goto out;
+    /* gc deletes and cuts files on the index's word: check its structure first (counters,
+     * shard records, every chunk inside a recorded shard), or live bytes would look like
+     * garbage */
+    st_counters c;
+    if (!(rc = st_counters_check(s, txn, &c)) && !(rc = st_shards_load(s, txn, &g->tab)))
+        rc = st_live_scan(s, txn, &g->tab);
+    if (!rc) rc = st_dirs_record(s, txn, 0);
+    if (rc == VT_ECORRUPT || rc == VT_EFORMAT)
+        rc = st_fail(s, VT_ECORRUPT,
+                     "store %s: gc: refusing to run on a damaged index: %s; run vtstore verify",
+                     s->path, vt_last_error());
+    if (rc) goto out;
+    g->next_shard_id = c.next_shard;
     g->victim = vt_calloc(g->tab.n ? g->tab.n : 1, 1);
     if (!g->victim) {
         rc = st_fail(s, -ENOMEM, "out of memory planning gc");
@@ -145,9 +151,9 @@ static int new_shard(gc_ctx *g, gc_new **out) {
     gc_new *n = &g->nw[g->n_nw];
     n->dir = first + g->rr++ % span;
     n->id = g->next_shard_id;
-    int rc = st_shard_create(s, n->id, n->dir, &n->fd);
+    int rc = st_shard_create(s, &n->id, n->dir, &n->fd);
     if (rc) return rc;
-    g->next_shard_id++;
+    g->next_shard_id = n->id + 1;
     n->size = ST_SHARD_HEADER;
     g->n_nw++;
     *out = n;
@@ -258,6 +264,7 @@ static int switch_txn(vt_store *s, MDB_txn *txn, void *p) {
         MDB_val k = {4, kb}, d = {ST_SHARD_REC_LEN, vb};
         if ((rc = mdb_put(txn, s->db_shards, &k, &d, 0))) return rc;
     }
+    if ((rc = st_dirs_record(s, txn, 1))) return rc;
     uint8_t v4[4];
     st_put_le32(v4, g->next_shard_id);
     MDB_val k = {strlen(ST_KEY_NEXT_SHARD), ST_KEY_NEXT_SHARD}, d = {4, v4};
@@ -297,6 +304,7 @@ int vt_store_gc(vt_store *s, vt_store_gc_stats *stats) {
     if (!rc && any_victim) {
         rc = copy_live(&g);
         if (!rc) rc = st_write_txn(s, switch_txn, &g, "gc: switching chunks to compacted shards");
+        if (!rc) st_dirs_recorded(s);
         if (rc) {
             gc_free(&g, 1);
             st_writer_unlock(lock_fd);

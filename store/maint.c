@@ -70,18 +70,113 @@ int st_live_scan(vt_store *s, MDB_txn *txn, st_shard_tab *tab) {
     int rc = mdb_cursor_open(txn, s->db_chunks, &cur);
     if (rc) return st_fail(s, st_mdb_code(rc), "store %s: %s", s->path, mdb_strerror(rc));
     MDB_val k, d;
-    for (int m = mdb_cursor_get(cur, &k, &d, MDB_FIRST); m == 0;
+    int m;
+    for (m = mdb_cursor_get(cur, &k, &d, MDB_FIRST); m == 0;
          m = mdb_cursor_get(cur, &k, &d, MDB_NEXT)) {
         vt_chunk_info ci;
-        if (st_chunk_rec_decode(k.mv_data, k.mv_size, d.mv_data, d.mv_size, &ci))
-            continue; /* verify reports */
-        st_shard_ent *e = st_shards_find(tab, ci.shard_id);
-        if (e) {
-            e->live += ci.padded_len;
-            e->chunks++;
+        if ((rc = st_chunk_rec_decode(k.mv_data, k.mv_size, d.mv_data, d.mv_size, &ci))) {
+            rc = st_fail(s, VT_ECORRUPT, "%s", vt_last_error());
+            break;
         }
+        unsigned long long tid = (unsigned long long)ci.tensor_id,
+                           idx = (unsigned long long)ci.index;
+        st_shard_ent *e = st_shards_find(tab, ci.shard_id);
+        if (!e) {
+            rc = st_fail(s, VT_ECORRUPT,
+                         "chunk %llu of tensor id %llu lies in shard %u, which has no record", idx,
+                         tid, ci.shard_id);
+            break;
+        }
+        if (ci.offset + ci.padded_len > e->rec.size) {
+            rc = st_fail(s, VT_ECORRUPT,
+                         "chunk %llu of tensor id %llu (shard %u @%llu, %llu bytes) reaches past "
+                         "the shard's recorded size %llu",
+                         idx, tid, ci.shard_id, (unsigned long long)ci.offset,
+                         (unsigned long long)ci.padded_len, (unsigned long long)e->rec.size);
+            break;
+        }
+        e->live += ci.padded_len;
+        e->chunks++;
+    }
+    if (!rc && m != MDB_NOTFOUND)
+        rc = st_fail(s, st_mdb_code(m), "store %s: walking chunks: %s", s->path, mdb_strerror(m));
+    mdb_cursor_close(cur);
+    return rc;
+}
+
+int st_counter_get(vt_store *s, MDB_txn *txn, const char *key, size_t len, uint64_t *v) {
+    MDB_val k = {strlen(key), (void *)key}, d;
+    int rc = mdb_get(txn, s->db_meta, &k, &d);
+    if (rc == MDB_NOTFOUND) return st_fail(s, VT_ENOTFOUND, "index: %s is missing", key);
+    if (rc)
+        return st_fail(s, st_mdb_code(rc), "store %s: reading %s: %s", s->path, key,
+                       mdb_strerror(rc));
+    if (d.mv_size != len)
+        return st_fail(s, VT_ECORRUPT, "index: %s is %zu bytes long, not %zu", key, d.mv_size, len);
+    *v = len == 8 ? st_le64(d.mv_data) : st_le32(d.mv_data);
+    return 0;
+}
+
+/* Key of the last record of @p dbi, or k->mv_size 0 when it is empty. */
+static int last_key(vt_store *s, MDB_txn *txn, MDB_dbi dbi, MDB_val *k) {
+    MDB_cursor *cur;
+    MDB_val d;
+    int rc = mdb_cursor_open(txn, dbi, &cur);
+    if (!rc) {
+        rc = mdb_cursor_get(cur, k, &d, MDB_LAST);
+        mdb_cursor_close(cur);
+    }
+    if (rc == MDB_NOTFOUND) {
+        k->mv_size = 0;
+        return 0;
+    }
+    return rc ? st_fail(s, st_mdb_code(rc), "store %s: %s", s->path, mdb_strerror(rc)) : 0;
+}
+
+int st_counters_check(vt_store *s, MDB_txn *txn, st_counters *c) {
+    memset(c, 0, sizeof *c);
+    uint64_t nt, ns;
+    int rc = st_counter_get(s, txn, ST_KEY_NEXT_TENSOR, 8, &nt);
+    if (!rc) rc = st_counter_get(s, txn, ST_KEY_NEXT_SHARD, 4, &ns);
+    if (rc == VT_ENOTFOUND) rc = st_fail(s, VT_ECORRUPT, "%s", vt_last_error());
+    if (rc) return rc;
+    c->next_tensor = nt;
+    c->next_shard = (uint32_t)ns;
+    MDB_val k;
+    if ((rc = last_key(s, txn, s->db_shards, &k))) return rc;
+    if (k.mv_size == 4) c->max_shard = st_be32(k.mv_data);
+    if ((rc = last_key(s, txn, s->db_chunks, &k))) return rc;
+    if (k.mv_size == 16) c->max_tensor = st_be64(k.mv_data);
+    /* tensor records are keyed by name: read every id (a tensor without chunks has no key) */
+    MDB_cursor *cur;
+    MDB_val d;
+    if ((rc = mdb_cursor_open(txn, s->db_tensors, &cur)))
+        return st_fail(s, st_mdb_code(rc), "store %s: %s", s->path, mdb_strerror(rc));
+    for (int m = mdb_cursor_get(cur, &k, &d, MDB_FIRST); m == 0;
+         m = mdb_cursor_get(cur, &k, &d, MDB_NEXT)) {
+        const uint8_t *p = d.mv_data;
+        if (d.mv_size < 16 || p[0] != ST_TENSOR_REC_VERSION) continue; /* verify reports it */
+        uint64_t id = st_le64(p + 8);
+        if (id > c->max_tensor) c->max_tensor = id;
     }
     mdb_cursor_close(cur);
+    if (c->next_shard <= c->max_shard)
+        return st_fail(s, VT_ECORRUPT,
+                       "index: %s is %u, not above the largest shard id %u (a writer would "
+                       "reuse live shard ids)",
+                       ST_KEY_NEXT_SHARD, c->next_shard, c->max_shard);
+    if (c->next_shard >= UINT32_MAX - 1)
+        return st_fail(s, VT_ECORRUPT, "index: %s is %u, past the last usable shard id",
+                       ST_KEY_NEXT_SHARD, c->next_shard);
+    if (c->next_tensor <= c->max_tensor)
+        return st_fail(s, VT_ECORRUPT,
+                       "index: %s is %llu, not above the largest tensor id %llu (a writer would "
+                       "reuse live tensor ids)",
+                       ST_KEY_NEXT_TENSOR, (unsigned long long)c->next_tensor,
+                       (unsigned long long)c->max_tensor);
+    if (c->next_tensor == UINT64_MAX)
+        return st_fail(s, VT_ECORRUPT, "index: %s is %llu, past the last usable tensor id",
+                       ST_KEY_NEXT_TENSOR, (unsigned long long)c->next_tensor);
     return 0;
 }
 

@@ -135,69 +135,125 @@ static int load_meta(vt_store *s) {
     st_dirs_free(&s->dirs);
     if ((rc = st_dirs_decode(d.mv_data, d.mv_size, &s->dirs)))
         st_fail(s, rc, "store %s: %s", s->path, vt_last_error());
+    s->dirs_recorded = s->dirs.n;
 out:
     st_txn_abort(s, txn);
     return rc;
 }
 
-/* Record data directories named in the options that the store does not know yet. */
+/* Add the data directories named in the options that the store does not know yet to the
+ * handle's list. They are not recorded in the index here: the handle's next commit (writer or
+ * gc) records them in its own transaction, so a command that fails leaves the list as it was;
+ * vt_store_close removes the directories this open created for them when nothing did. */
 static int add_dirs(vt_store *s) {
     st_dirs nd = s->dirs;
-    char *added[VT_STORE_MAX_DIRS];
+    uint8_t made[VT_STORE_MAX_DIRS] = {0};
     uint32_t n_added = 0;
     int rc = 0;
     for (uint32_t i = 0; i < s->opt.n_data_dirs; i++) {
         char rp[PATH_MAX];
         const char *dd = s->opt.data_dirs[i];
-        if (!dd || !*dd) return st_fail(s, -EINVAL, "store %s: empty data directory name", s->path);
-        mkdir_p1(dd);
-        if (!realpath(dd, rp))
-            return st_fail(s, -errno, "data directory %s: %s", dd, strerror(errno));
-        if (strcmp(rp, s->abspath) == 0) continue; /* the store itself: dir 0 */
-        int known = 0;
+        if (!dd || !*dd) {
+            rc = st_fail(s, -EINVAL, "store %s: empty data directory name", s->path);
+            goto out;
+        }
+        int created = mkdir(dd, 0755) == 0;
+        if (!realpath(dd, rp)) {
+            rc = st_fail(s, -errno, "data directory %s: %s", dd, strerror(errno));
+            if (created) rmdir(dd);
+            goto out;
+        }
+        int known = strcmp(rp, s->abspath) == 0; /* the store itself: dir 0 */
         for (uint32_t j = 1; j < nd.n; j++) known |= strcmp(nd.path[j], rp) == 0;
         if (known) continue;
+        /* the rule st_dirs_decode applies on read: a list it would refuse makes the store
+         * unopenable */
+        if (!st_dir_path_valid(rp, strlen(rp))) {
+            rc = st_fail(s, -EINVAL,
+                         "data directory %s (resolved to %s): not usable: a data directory must "
+                         "be an absolute path below / (its shards go to DIR/vts-<store id>/)",
+                         dd, rp);
+            if (created) rmdir(dd);
+            goto out;
+        }
         if (nd.n >= VT_STORE_MAX_DIRS) {
             rc = st_fail(s, -EINVAL, "store %s: more than %d data directories", s->path,
                          VT_STORE_MAX_DIRS);
+            if (created) rmdir(dd);
             goto out;
         }
-        added[n_added] = vt_strdup(rp);
-        if (!added[n_added]) {
+        made[nd.n] = created ? ST_MADE_DIR : 0;
+        if (!(nd.path[nd.n] = vt_strdup(rp))) {
             rc = st_fail(s, -ENOMEM, "out of memory");
+            if (created) rmdir(dd);
             goto out;
         }
-        nd.path[nd.n++] = added[n_added++];
+        nd.n++;
+        n_added++;
     }
-    if (!n_added) return 0;
+    s->dirs = nd;
+    memcpy(s->dir_made, made, sizeof made);
+    return 0;
+out:
+    for (uint32_t i = s->dirs.n; i < s->dirs.n + n_added; i++) {
+        if (made[i] & ST_MADE_DIR) rmdir(nd.path[i]);
+        vt_free(nd.path[i]);
+    }
+    return rc;
+}
+
+int st_dirs_record(vt_store *s, MDB_txn *txn, int put) {
+    pthread_mutex_lock(&s->mu);
+    uint32_t rec = s->dirs_recorded;
+    pthread_mutex_unlock(&s->mu);
+    MDB_val k = {strlen(ST_KEY_DIRS), ST_KEY_DIRS}, d;
+    int rc = mdb_get(txn, s->db_meta, &k, &d);
+    if (rc)
+        return rc == MDB_NOTFOUND
+                   ? st_fail(s, VT_EFORMAT, "store %s: missing data directory list", s->path)
+                   : rc;
+    /* the directory index of a shard record is a position in this list: a list another
+     * process changed since this handle loaded it would misplace our shards */
+    st_dirs cur;
+    if ((rc = st_dirs_decode(d.mv_data, d.mv_size, &cur)))
+        return st_fail(s, rc, "store %s: %s", s->path, vt_last_error());
+    int same = cur.n == rec;
+    for (uint32_t i = 0; same && i < rec; i++) same = strcmp(cur.path[i], s->dirs.path[i]) == 0;
+    st_dirs_free(&cur);
+    if (!same)
+        return st_fail(s, -EBUSY,
+                       "store %s: its data directory list changed since this handle opened it "
+                       "(another process added a directory); reopen the store and retry",
+                       s->path);
+    if (!put || rec == s->dirs.n) return 0;
     uint8_t *enc;
     size_t len;
-    if ((rc = st_dirs_encode(&nd, &enc, &len))) goto out;
-    for (;;) {
-        MDB_txn *txn;
-        if ((rc = st_txn_begin(s, 0, &txn))) break;
-        int m = put_meta(s, txn, ST_KEY_DIRS, enc, len);
-        if (m) {
-            st_txn_abort(s, txn);
-            if (m == MDB_MAP_FULL && !(rc = st_map_grow(s))) continue;
-            if (!rc)
-                rc =
-                    st_fail(s, st_mdb_code(m), "store %s: cannot record data directories", s->path);
-            break;
-        }
-        m = st_txn_commit(s, txn);
-        if (m == MDB_MAP_FULL && !(rc = st_map_grow(s))) continue;
-        rc = m;
-        break;
-    }
+    if ((rc = st_dirs_encode(&s->dirs, &enc, &len))) return st_keep(s, rc);
+    d = (MDB_val){len, enc};
+    rc = mdb_put(txn, s->db_meta, &k, &d, 0);
     vt_free(enc);
-    if (rc == 0) {
-        s->dirs = nd;
-        return 0;
-    }
-out:
-    for (uint32_t i = 0; i < n_added; i++) vt_free(added[i]);
     return rc;
+}
+
+void st_dirs_recorded(vt_store *s) {
+    pthread_mutex_lock(&s->mu);
+    s->dirs_recorded = s->dirs.n;
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* At close: remove what the open created for directories no commit recorded (rmdir only
+ * removes empty directories, so nothing written there is lost). */
+static void undo_dirs(vt_store *s) {
+    for (uint32_t i = s->dirs_recorded; i < s->dirs.n; i++) {
+        if (s->dir_made[i] & ST_MADE_SHARDS) {
+            char p[PATH_MAX];
+            if (!st_dir_path(s, i, p, sizeof p) && rmdir(p))
+                vt_log(VT_LOG_INFO, "store %s: leaving %s: %s", s->path, p, strerror(errno));
+        }
+        if ((s->dir_made[i] & ST_MADE_DIR) && rmdir(s->dirs.path[i]))
+            vt_log(VT_LOG_INFO, "store %s: leaving %s: %s", s->path, s->dirs.path[i],
+                   strerror(errno));
+    }
 }
 
 /* Open (creating for RDWR) the shard directory of every data dir. */
@@ -206,7 +262,8 @@ static int open_dir_fds(vt_store *s) {
         char p[PATH_MAX];
         int rc = st_dir_path(s, i, p, sizeof p);
         if (rc) return rc;
-        if (s->flags & VT_STORE_RDWR) mkdir_p1(p);
+        if ((s->flags & VT_STORE_RDWR) && mkdir(p, 0755) == 0 && i >= s->dirs_recorded)
+            s->dir_made[i] |= ST_MADE_SHARDS;
         s->dir_fd[i] = open(p, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (s->dir_fd[i] < 0) {
             if (errno == ELOOP || errno == ENOTDIR)
@@ -341,6 +398,7 @@ void vt_store_close(vt_store *s) {
     vt_free(s->fds);
     for (int i = 0; i < VT_STORE_MAX_DIRS; i++)
         if (s->dir_fd[i] >= 0) close(s->dir_fd[i]);
+    undo_dirs(s);
     if (s->root_fd >= 0) close(s->root_fd);
     if (s->env) mdb_env_close(s->env);
     st_dirs_free(&s->dirs);

@@ -125,6 +125,14 @@ int st_chunk_get(vt_store *s, MDB_txn *txn, const vt_tensor_info *ti, uint64_t i
                        (unsigned long long)index, mdb_strerror(rc));
     if ((rc = st_chunk_rec_decode(kb, 16, d.mv_data, d.mv_size, ci)))
         return st_fail(s, rc, "tensor %s: %s", ti->name, vt_last_error());
+    return st_chunk_check(s, ti, ci);
+}
+
+int st_chunk_check(vt_store *s, const vt_tensor_info *ti, const vt_chunk_info *ci) {
+    uint64_t index = ci->index;
+    if (index >= ti->n_chunks)
+        return st_fail(s, VT_ECORRUPT, "tensor %s has %llu chunks, the index has a chunk %llu",
+                       ti->name, (unsigned long long)ti->n_chunks, (unsigned long long)index);
     uint64_t row0 = index * ti->rows_per_chunk;
     uint64_t rows = ti->rows - row0 < ti->rows_per_chunk ? ti->rows - row0 : ti->rows_per_chunk;
     uint64_t raw = vt_store_format_bytes(ti->format, ti->src_dtype, rows, ti->cols);

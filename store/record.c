@@ -190,8 +190,12 @@ int st_tensor_rec_decode(const void *key, size_t klen, const void *val, size_t v
     if (aux) *aux = ti->aux_bytes ? p + off : NULL;
     int rc = st_tensor_check(ti, 0);
     if (rc) return rc;
-    if (ti->n_chunks && ti->stored_bytes == 0)
-        return vt_fail(VT_EFORMAT, "tensor %s: stored_bytes 0", nm);
+    /* every chunk stores 1..2^40 bytes (st_chunk_rec_decode): a count the stored bytes cannot
+     * cover is a damaged record, not a tensor to walk chunk by chunk */
+    uint64_t min_chunks = ti->stored_bytes / (1ull << 40) + (ti->stored_bytes % (1ull << 40) != 0);
+    if (ti->n_chunks > ti->stored_bytes || ti->n_chunks < min_chunks)
+        return vt_fail(VT_EFORMAT, "tensor %s: %llu chunks cannot hold %llu stored bytes", nm,
+                       (unsigned long long)ti->n_chunks, (unsigned long long)ti->stored_bytes);
     return 0;
 }
 
@@ -319,9 +323,9 @@ int st_dirs_encode(const st_dirs *d, uint8_t **out, size_t *len) {
     return 0;
 }
 
-/* An extra data directory must be an absolute, normalised path: no "." or ".." components,
- * no empty components, no NUL. */
-static int valid_dir_path(const char *p, size_t l) {
+/* An extra data directory must be an absolute, normalised path below "/": no "." or ".."
+ * components, no empty components, no NUL. */
+int st_dir_path_valid(const char *p, size_t l) {
     if (l < 2 || l > 4000 || p[0] != '/') return 0;
     if (memchr(p, 0, l)) return 0;
     size_t i = 1;
@@ -351,7 +355,7 @@ int st_dirs_decode(const void *val, size_t len, st_dirs *d) {
         off += 2;
         if (len - off < l) goto bad;
         const char *s = (const char *)p + off;
-        if (i == 0 ? l != 0 : !valid_dir_path(s, l)) {
+        if (i == 0 ? l != 0 : !st_dir_path_valid(s, l)) {
             st_dirs_free(d);
             return vt_fail(VT_EFORMAT, "data directory list: entry %u is not %s", i,
                            i == 0 ? "empty (the store's own data/)"

@@ -71,7 +71,31 @@ int st_shard_get(vt_store *s, MDB_txn *txn, uint32_t id, st_shard_rec *r) {
     return 0;
 }
 
-/* Open a shard of data dir @p dir for reading; refuses symlinks and non-regular files. */
+/* Check the header of shard @p id (file @p dir_path/@p name) open on @p fd: magic, shard id and
+ * store id, so a file of another shard or store is never read as this one. */
+static int check_header(vt_store *s, int fd, uint32_t id, const char *dir_path, const char *name) {
+    uint8_t h[32];
+    int rc = vt_pread_full(fd, h, sizeof h, 0);
+    if (rc)
+        return st_fail(s, rc == VT_EFORMAT ? VT_ECORRUPT : rc,
+                       "shard %s/%s: cannot read its header: %s", dir_path, name,
+                       rc == VT_EFORMAT ? "file is truncated" : vt_strerror(rc));
+    if (memcmp(h, ST_SHARD_MAGIC, 8))
+        return st_fail(s, VT_ECORRUPT, "shard %s/%s: bad header: magic is not %s", dir_path, name,
+                       ST_SHARD_MAGIC);
+    if (st_le32(h + 12) != id)
+        return st_fail(s, VT_ECORRUPT, "shard %s/%s: bad header: it names shard %u, not %u",
+                       dir_path, name, st_le32(h + 12), id);
+    if (memcmp(h + 16, s->store_id, ST_STORE_ID_LEN))
+        return st_fail(s, VT_ECORRUPT,
+                       "shard %s/%s: bad header: its store id is not this store's (a shard of "
+                       "another store?)",
+                       dir_path, name);
+    return 0;
+}
+
+/* Open a shard of data dir @p dir for reading; refuses symlinks, non-regular files and files
+ * whose header is not this shard's of this store. */
 static int open_shard_ro(vt_store *s, uint32_t id, uint32_t dir, int extra_flags, int *out) {
     char name[32];
     st_shard_name(id, name, sizeof name);
@@ -84,11 +108,13 @@ static int open_shard_ro(vt_store *s, uint32_t id, uint32_t dir, int extra_flags
         return st_fail(s, -ENOENT, "store %s: shard %s: data directory %s is not available",
                        s->path, name, p);
     }
-    int fd = openat(s->dir_fd[dir], name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | extra_flags);
+    char p[4096];
+    if (st_dir_path(s, dir, p, sizeof p)) p[0] = 0;
+    /* the header is checked through a buffered descriptor (an O_DIRECT read of 32 bytes would
+     * be refused); an O_DIRECT caller gets a second descriptor of the checked file */
+    int fd = openat(s->dir_fd[dir], name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0) {
         int e = errno;
-        char p[4096];
-        st_dir_path(s, dir, p, sizeof p);
         if (e == ELOOP)
             return st_fail(s, VT_ECORRUPT, "shard %s/%s is a symlink: refused", p, name);
         return st_fail(s, -e, "shard %s/%s: %s", p, name, strerror(e));
@@ -96,7 +122,22 @@ static int open_shard_ro(vt_store *s, uint32_t id, uint32_t dir, int extra_flags
     struct stat st;
     if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
         close(fd);
-        return st_fail(s, VT_ECORRUPT, "shard %s is not a regular file", name);
+        return st_fail(s, VT_ECORRUPT, "shard %s/%s is not a regular file", p, name);
+    }
+    int rc = check_header(s, fd, id, p, name);
+    if (!rc && extra_flags) {
+        int dfd = openat(s->dir_fd[dir], name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | extra_flags);
+        if (dfd < 0) {
+            int e = errno;
+            rc = st_fail(s, e == ELOOP ? VT_ECORRUPT : -e, "shard %s/%s: %s", p, name, strerror(e));
+        } else {
+            close(fd);
+            fd = dfd;
+        }
+    }
+    if (rc) {
+        close(fd);
+        return rc;
     }
     *out = fd;
     return 0;
@@ -159,21 +200,38 @@ void st_fd_forget(vt_store *s, uint32_t shard_id) {
     pthread_mutex_unlock(&s->mu);
 }
 
-int st_shard_create(vt_store *s, uint32_t id, uint32_t dir, int *out) {
+int st_shard_create(vt_store *s, uint32_t *idp, uint32_t dir, int *out) {
     char name[32], p[4096];
-    st_shard_name(id, name, sizeof name);
     if (dir >= s->dirs.n || s->dir_fd[dir] < 0) {
         st_dir_path(s, dir, p, sizeof p);
         return st_fail(s, -ENOENT, "store %s: data directory %s is not available", s->path, p);
     }
-    /* a file of this name can only be garbage of a crashed writer (ids are never reused) */
-    unlinkat(s->dir_fd[dir], name, 0);
-    int fd = openat(s->dir_fd[dir], name, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
-    if (fd < 0) {
+    /* A file bearing a new id is normally garbage of a crashed writer or gc, but with a damaged
+     * index it may hold live chunks: never replace it. Skip to the next id and leave the file
+     * to gc, which removes it only when no chunk record points into it. */
+    uint32_t id = *idp;
+    int fd = -1;
+    for (int tries = 0;; tries++, id++) {
+        st_shard_name(id, name, sizeof name);
+        fd = openat(s->dir_fd[dir], name, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+        if (fd >= 0) break;
         int e = errno;
         st_dir_path(s, dir, p, sizeof p);
+        if (e == EEXIST && tries < 64 && id < UINT32_MAX - 2) {
+            vt_log(VT_LOG_INFO,
+                   "store %s: shard file %s/%s already exists and is left alone "
+                   "(gc removes it if the index does not name it); using the next id",
+                   s->path, p, name);
+            continue;
+        }
+        if (e == EEXIST)
+            return st_fail(s, -EEXIST,
+                           "cannot create shard %s/%s: the file exists, as do the %d before it; "
+                           "refusing to overwrite any (run vtstore verify, then gc)",
+                           p, name, tries);
         return st_fail(s, -e, "cannot create shard %s/%s: %s", p, name, strerror(e));
     }
+    *idp = id;
     uint8_t *h = vt_calloc(1, ST_SHARD_HEADER);
     if (!h) {
         close(fd);

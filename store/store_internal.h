@@ -33,6 +33,9 @@
 #define ST_KEY_DIRS        "vt.data_dirs"
 #define ST_USER_PREFIX     "kv."
 
+#define ST_MADE_DIR    1u /* the data directory itself */
+#define ST_MADE_SHARDS 2u /* its vts-<store id>/ shard directory */
+
 static inline uint64_t st_round_up(uint64_t x, uint64_t a) {
     return (x + a - 1) / a * a;
 }
@@ -58,7 +61,11 @@ struct vt_store {
     pthread_rwlock_t resize_lock; /* txns hold it shared; a map resize holds it exclusive */
     uint8_t store_id[ST_STORE_ID_LEN];
     st_dirs dirs;
-    int dir_fd[VT_STORE_MAX_DIRS]; /* O_DIRECTORY fds of each data dir's shard directory */
+    /* entries of dirs already in the index; the rest were named by this RDWR open and are
+     * recorded by its next commit (writer or gc), or undone at close (open.c) */
+    uint32_t dirs_recorded;
+    uint8_t dir_made[VT_STORE_MAX_DIRS]; /* ST_MADE_*: what this open created for a new dir */
+    int dir_fd[VT_STORE_MAX_DIRS];       /* O_DIRECTORY fds of each data dir's shard directory */
     int root_fd;
     pthread_mutex_t mu; /* guards fds, errmsg, writer */
     st_fd_entry *fds;
@@ -156,6 +163,9 @@ int st_shard_rec_decode(const void *key, size_t klen, const void *val, size_t vl
 int st_dirs_encode(const st_dirs *d, uint8_t **out, size_t *len);
 int st_dirs_decode(const void *val, size_t len, st_dirs *d);
 void st_dirs_free(st_dirs *d);
+/** 1 if @p p (length @p l) may be recorded as an extra data directory: absolute, normalised,
+ *  not "/" (the rule st_dirs_decode applies). */
+int st_dir_path_valid(const char *p, size_t l);
 /** Validate the derived fields of a tensor (rows/cols from dims, rows_per_chunk alignment,
  *  n_chunks, raw_bytes); used by the decoder and by tensor_begin. */
 int st_tensor_check(vt_tensor_info *ti, int fill);
@@ -173,10 +183,19 @@ int st_dir_path(vt_store *s, uint32_t dir, char *buf, size_t cap);
 int st_shard_fd(vt_store *s, const st_shard_rec *r, int *fd);
 /** Look up a shard record in @p txn. */
 int st_shard_get(vt_store *s, MDB_txn *txn, uint32_t id, st_shard_rec *r);
-/** Create a new shard file (header written, not synced) in dir @p dir; returns an O_RDWR fd. */
-int st_shard_create(vt_store *s, uint32_t id, uint32_t dir, int *fd);
+/** Create a new shard file (header written, not synced) in dir @p dir; returns an O_RDWR fd.
+ *  Creates shard *id, or the next id whose file does not exist yet (an existing file is never
+ *  replaced: it is left for gc); sets *id to the id used. -EEXIST after 64 existing files. */
+int st_shard_create(vt_store *s, uint32_t *id, uint32_t dir, int *fd);
 /** fsync the shard directory of data dir @p dir. */
 int st_dir_sync(vt_store *s, uint32_t dir);
+/** Inside a txn: check that the index's data-directory list is still the one this handle
+ *  loaded (-EBUSY otherwise: another process added a directory since the open) and, when
+ *  @p put and the open named new directories, put the handle's list. Returns 0, an MDB code
+ *  or a negative vt code. */
+int st_dirs_record(vt_store *s, MDB_txn *txn, int put);
+/** After a commit that ran st_dirs_record(put=1): the handle's directories are recorded. */
+void st_dirs_recorded(vt_store *s);
 /** Forget a cached fd (after gc deleted the file). */
 void st_fd_forget(vt_store *s, uint32_t shard_id);
 
@@ -195,6 +214,9 @@ int st_read_chunk_ci(vt_store *s, MDB_txn *txn, const char *name, const vt_chunk
 int st_tensor_get(vt_store *s, MDB_txn *txn, const char *name, vt_tensor_info *ti,
                   const void **aux);
 
+/** Check decoded chunk record @p ci (its index in ci->index) against the chunking rule of
+ *  @p ti: VT_ECORRUPT naming tensor and chunk when its rows or raw length differ. */
+int st_chunk_check(vt_store *s, const vt_tensor_info *ti, const vt_chunk_info *ci);
 /** Chunk @p index of @p ti from the index, checked against the tensor's chunking rule. */
 int st_chunk_get(vt_store *s, MDB_txn *txn, const vt_tensor_info *ti, uint64_t index,
                  vt_chunk_info *ci);

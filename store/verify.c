@@ -41,6 +41,19 @@ typedef struct span {
     uint64_t off, len, tid, idx;
 } span;
 
+/* Chunks first..last of @p ti have no record: one problem for the range. */
+static void missing(vctx *v, const vt_tensor_info *ti, uint64_t first, uint64_t last) {
+    if (first == last)
+        problem(v, VT_ECORRUPT, ti->name, (int64_t)first, 0, 0,
+                "tensor %s chunk %llu: missing from the index", ti->name,
+                (unsigned long long)first);
+    else
+        problem(v, VT_ECORRUPT, ti->name, (int64_t)first, 0, 0,
+                "tensor %s: chunks %llu..%llu (of %llu) missing from the index", ti->name,
+                (unsigned long long)first, (unsigned long long)last,
+                (unsigned long long)ti->n_chunks);
+}
+
 static int cmp_tid(const void *a, const void *b) {
     uint64_t x = ((const tid_ent *)a)->id, y = ((const tid_ent *)b)->id;
     return x < y ? -1 : x > y;
@@ -151,11 +164,29 @@ int vt_store_verify(vt_store *s, vt_verify_fn fn, void *ctx, vt_verify_report *r
             cap_ids = nc;
         }
         ids[n_ids++] = (tid_ent){ti.id, ti.n_chunks};
-        uint64_t stored = 0;
-        for (uint64_t i = 0; i < ti.n_chunks; i++) {
+        /* walk the chunk records the index has (a record may claim any count): a gap is one
+         * problem naming its range */
+        uint64_t stored = 0, next = 0;
+        MDB_cursor *cc;
+        if ((rc = mdb_cursor_open(txn, s->db_chunks, &cc))) {
+            rc = st_fail(s, st_mdb_code(rc), "store %s: %s", s->path, mdb_strerror(rc));
+            break;
+        }
+        uint8_t kb[16];
+        st_chunk_key(ti.id, 0, kb);
+        MDB_val ck = {16, kb}, cd;
+        for (int cm = mdb_cursor_get(cc, &ck, &cd, MDB_SET_RANGE); cm == 0 && !rc;
+             cm = mdb_cursor_get(cc, &ck, &cd, MDB_NEXT)) {
+            if (ck.mv_size != 16 || st_be64(ck.mv_data) != ti.id) break;
+            uint64_t i = st_be64((const uint8_t *)ck.mv_data + 8);
+            if (i >= ti.n_chunks) break; /* reported below as belonging to no tensor */
+            if (i > next) missing(&v, &ti, next, i - 1);
+            next = i + 1;
             vt_chunk_info ci;
-            if (st_chunk_get(s, txn, &ti, i, &ci)) {
-                problem(&v, VT_ECORRUPT, ti.name, (int64_t)i, 0, 0, "%s", vt_last_error());
+            if (st_chunk_rec_decode(ck.mv_data, 16, cd.mv_data, cd.mv_size, &ci) ||
+                st_chunk_check(s, &ti, &ci)) {
+                problem(&v, VT_ECORRUPT, ti.name, (int64_t)i, 0, 0, "tensor %s: %s", ti.name,
+                        vt_last_error());
                 continue;
             }
             stored += ci.stored_len;
@@ -176,6 +207,8 @@ int vt_store_verify(vt_store *s, vt_verify_fn fn, void *ctx, vt_verify_report *r
                 v.rep.bytes_read += ci.stored_len;
             }
         }
+        mdb_cursor_close(cc);
+        if (!rc && next < ti.n_chunks) missing(&v, &ti, next, ti.n_chunks - 1);
         if (rc) break;
         if (stored != ti.stored_bytes)
             problem(&v, VT_ECORRUPT, ti.name, -1, 0, 0,
@@ -230,14 +263,18 @@ int vt_store_verify(vt_store *s, vt_verify_fn fn, void *ctx, vt_verify_report *r
                     (unsigned long long)sp[i - 1].idx, (unsigned long long)sp[i - 1].tid,
                     sp[i].shard, (unsigned long long)sp[i].off);
     uint64_t nt = 0, ns = 0;
-    if (st_meta_get_u64(s, txn, ST_KEY_NEXT_TENSOR, &nt) || nt <= max_tid)
+    if (st_counter_get(s, txn, ST_KEY_NEXT_TENSOR, 8, &nt))
+        problem(&v, VT_ECORRUPT, NULL, -1, 0, 0, "%s", vt_last_error());
+    else if (nt <= max_tid || nt == UINT64_MAX)
         problem(&v, VT_ECORRUPT, NULL, -1, 0, 0,
-                "index: tensor id counter %llu is not above the largest id %llu",
-                (unsigned long long)nt, (unsigned long long)max_tid);
-    if (st_meta_get_u64(s, txn, ST_KEY_NEXT_SHARD, &ns) || ns <= max_shard)
+                "index: %s %llu is not above the largest tensor id %llu or is the last id",
+                ST_KEY_NEXT_TENSOR, (unsigned long long)nt, (unsigned long long)max_tid);
+    if (st_counter_get(s, txn, ST_KEY_NEXT_SHARD, 4, &ns))
+        problem(&v, VT_ECORRUPT, NULL, -1, 0, 0, "%s", vt_last_error());
+    else if (ns <= max_shard || ns >= UINT32_MAX - 1)
         problem(&v, VT_ECORRUPT, NULL, -1, 0, 0,
-                "index: shard id counter %llu is not above the largest id %u",
-                (unsigned long long)ns, max_shard);
+                "index: %s %llu is not above the largest shard id %u or is past the last id",
+                ST_KEY_NEXT_SHARD, (unsigned long long)ns, max_shard);
     st_txn_abort(s, txn);
     vt_free(buf);
     vt_free(ids);

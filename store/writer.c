@@ -9,7 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "store_internal.h"
+#include "store_maint.h"
 
 enum { SLOT_EMPTY = 0, SLOT_BUSY = 1, SLOT_DONE = 2 };
 
@@ -76,19 +76,18 @@ int vt_store_writer_begin(vt_store *s, vt_store_writer **out) {
     if (rc) goto fail;
     MDB_txn *txn;
     if ((rc = st_txn_begin(s, 1, &txn))) goto fail;
-    uint64_t nt = 0, ns = 0;
-    rc = st_meta_get_u64(s, txn, ST_KEY_NEXT_TENSOR, &nt);
-    if (!rc) rc = st_meta_get_u64(s, txn, ST_KEY_NEXT_SHARD, &ns);
+    /* a stale counter would hand out the id of a live shard or tensor: the new shard file or
+     * chunk records would then destroy data the index names */
+    st_counters c;
+    rc = st_counters_check(s, txn, &c);
+    if (rc == VT_ECORRUPT)
+        rc = st_fail(s, rc, "store %s: refusing to write: %s (run vtstore verify)", s->path,
+                     vt_last_error());
+    if (!rc) rc = st_dirs_record(s, txn, 0);
     st_txn_abort(s, txn);
-    if (rc == VT_ENOTFOUND)
-        rc = st_fail(s, VT_EFORMAT, "store %s: index lacks id counters", s->path);
     if (rc) goto fail;
-    if (nt == 0 || ns == 0 || ns >= UINT32_MAX - 1) {
-        rc = st_fail(s, VT_EFORMAT, "store %s: bad id counters", s->path);
-        goto fail;
-    }
-    w->next_tensor_id = nt;
-    w->next_shard_id = (uint32_t)ns;
+    w->next_tensor_id = c.next_tensor;
+    w->next_shard_id = c.next_shard;
     pthread_mutex_lock(&s->mu);
     s->writer = w;
     pthread_mutex_unlock(&s->mu);
@@ -190,6 +189,11 @@ int vt_writer_tensor_begin(vt_store_writer *w, const vt_tensor_info *meta, const
         tensor_free(t);
         return st_fail(s, -ENOMEM, "out of memory declaring tensor %s", meta->name);
     }
+    if (w->next_tensor_id == UINT64_MAX) {
+        pthread_mutex_unlock(&w->mu);
+        tensor_free(t);
+        return st_fail(s, -EOVERFLOW, "store %s: tensor ids exhausted", s->path);
+    }
     ti->id = w->next_tensor_id++;
     w->tensors[w->n_tensors++] = t;
     pthread_mutex_unlock(&w->mu);
@@ -221,9 +225,9 @@ static int reserve(vt_store_writer *w, uint64_t padded, w_shard **sh, uint64_t *
             return st_fail(s, -EOVERFLOW, "store %s: shard ids exhausted", s->path);
         uint32_t id = w->next_shard_id;
         int fd;
-        int rc = st_shard_create(s, id, dir, &fd);
+        int rc = st_shard_create(s, &id, dir, &fd);
         if (rc) return rc;
-        w->next_shard_id++;
+        w->next_shard_id = id + 1;
         c = &w->shards[w->n_shards];
         c->id = id;
         c->dir = dir;
@@ -421,6 +425,7 @@ static int commit_txn(vt_store *s, MDB_txn *txn, void *ctx) {
         MDB_val k = {strlen(w->meta[i].key), w->meta[i].key}, d = {w->meta[i].len, w->meta[i].val};
         if ((rc = mdb_put(txn, s->db_meta, &k, &d, 0))) return rc;
     }
+    if ((rc = st_dirs_record(s, txn, 1))) return rc;
     uint8_t v8[8], v4[4];
     st_put_le64(v8, w->next_tensor_id);
     MDB_val k = {strlen(ST_KEY_NEXT_TENSOR), ST_KEY_NEXT_TENSOR}, d = {8, v8};
@@ -498,6 +503,7 @@ int vt_store_writer_commit(vt_store_writer *w) {
         return rc;
     }
     rc = st_write_txn(s, commit_txn, w, "recording the commit in the index");
+    if (!rc) st_dirs_recorded(s);
     /* on failure, leave the synced shards: an index commit that failed late may still name
      * them; gc removes them if it does not */
     writer_free(w, 0);

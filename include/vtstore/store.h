@@ -76,13 +76,15 @@ enum {
 };
 
 /** Settings of a handle. Zero-initialise and set what you need; NULL options = all defaults.
- *  Only data_dirs is recorded in the store (at creation or when a new directory is named by a
- *  RDWR open); the other fields apply to writers of this handle only. */
+ *  Only data_dirs is recorded in the store (at creation, or for a new directory named by a
+ *  RDWR open, by that handle's next writer or gc commit: a handle that commits nothing leaves
+ *  the list as it was and removes the new directories it created, when still empty); the other
+ *  fields apply to writers of this handle only. */
 typedef struct vt_store_options {
     /** Extra data directories (absolute or relative to the cwd) for shard files, e.g. one per
      *  NVMe device. Shards are placed round-robin over the store directory itself (unless
-     *  no_root_shards) and these. Directories named at an earlier RDWR open are remembered;
-     *  naming them again is harmless. Borrowed for the call only. */
+     *  no_root_shards) and these. Directories recorded by an earlier handle are remembered;
+     *  naming them again is harmless. "/" is refused. Borrowed for the call only. */
     const char *const *data_dirs;
     uint32_t n_data_dirs;
     /** 1: do not put new shards in the store directory, only in data_dirs (needs >= 1). */

@@ -1,74 +1,19 @@
 /* Damage detection: a flipped byte in a shard is caught by read and by verify, naming tensor and
  * chunk; gc refuses to copy a corrupt chunk; a truncated shard is reported; a newer format
  * version is refused with a clear message; index records that would reach outside the store's
- * directories and symlinked shard files are refused; mutated index records never crash the
- * decoder (edited into the index directly, and fed to vt_store_record_decode_test). */
+ * directories, symlinked shard files and shards with a wrong header are refused; a tensor
+ * record claiming more chunks than its bytes can hold is refused, and verify names a gap of
+ * missing chunk records once; mutated index records never crash the decoder (edited into the
+ * index directly, and fed to vt_store_record_decode_test). */
 #include <errno.h>
 #include <fcntl.h>
 #include <lmdb.h>
 
 #include "store/store_internal.h"
+#include "store_rawidx.h"
 #include "store_testutil.h"
 
 static char path[4200];
-
-/* Opens the store's index (read-only when @p flags is MDB_RDONLY) and named db @p db in a
- * transaction. On 0 the caller ends *txn and closes *env; on an MDB code both are done. */
-static int raw_begin(const char *db, unsigned flags, MDB_env **env, MDB_txn **txn, MDB_dbi *dbi) {
-    char ip[4300];
-    snprintf(ip, sizeof ip, "%s/index", path);
-    int rc = mdb_env_create(env);
-    if (rc) return rc;
-    mdb_env_set_maxdbs(*env, 8);
-    rc = mdb_env_open(*env, ip, MDB_NOTLS | flags, 0644);
-    if (!rc) rc = mdb_txn_begin(*env, NULL, flags, txn);
-    if (rc) {
-        mdb_env_close(*env);
-        return rc;
-    }
-    if ((rc = mdb_dbi_open(*txn, db, 0, dbi))) {
-        mdb_txn_abort(*txn);
-        mdb_env_close(*env);
-    }
-    return rc;
-}
-
-/* Raw LMDB edit of one key in named db @p db: val NULL deletes. Returns 0 or an MDB code. */
-static int raw_put(const char *db, const void *key, size_t klen, const void *val, size_t vlen) {
-    MDB_env *env;
-    MDB_txn *txn;
-    MDB_dbi dbi;
-    int rc = raw_begin(db, 0, &env, &txn, &dbi);
-    if (rc) return rc;
-    MDB_val k = {klen, (void *)key}, d = {vlen, (void *)val};
-    rc = val ? mdb_put(txn, dbi, &k, &d, 0) : mdb_del(txn, dbi, &k, NULL);
-    if (!rc)
-        rc = mdb_txn_commit(txn);
-    else
-        mdb_txn_abort(txn);
-    mdb_env_close(env);
-    return rc;
-}
-
-static int raw_get(const char *db, const void *key, size_t klen, void *out, size_t cap,
-                   size_t *len) {
-    MDB_env *env;
-    MDB_txn *txn;
-    MDB_dbi dbi;
-    int rc = raw_begin(db, MDB_RDONLY, &env, &txn, &dbi);
-    if (rc) return rc;
-    MDB_val k = {klen, (void *)key}, d;
-    rc = mdb_get(txn, dbi, &k, &d);
-    if (!rc && d.mv_size <= cap) {
-        memcpy(out, d.mv_data, d.mv_size);
-        *len = d.mv_size;
-    } else if (!rc) {
-        rc = ENOMEM;
-    }
-    mdb_txn_abort(txn);
-    mdb_env_close(env);
-    return rc;
-}
 
 typedef struct probs {
     int n;
@@ -215,18 +160,19 @@ int main(void) {
     /* ---- version refusal ---- */
     uint8_t v4[4];
     st_put_le32(v4, VT_STORE_FORMAT_VERSION + 1);
-    CHECK(raw_put("meta", ST_KEY_VERSION, strlen(ST_KEY_VERSION), v4, 4) == 0);
+    CHECK(raw_put(path, "meta", ST_KEY_VERSION, strlen(ST_KEY_VERSION), v4, 4) == 0);
     s = NULL;
     CHECK(vt_store_open(path, VT_STORE_RDONLY, NULL, &s) == VT_EVERSION && s == NULL);
     printf("  version: %s\n", vt_last_error());
     CHECK(strstr(vt_last_error(), "format version 2") && strstr(vt_last_error(), "upgrade"));
     st_put_le32(v4, VT_STORE_FORMAT_VERSION);
-    CHECK(raw_put("meta", ST_KEY_VERSION, strlen(ST_KEY_VERSION), v4, 4) == 0);
+    CHECK(raw_put(path, "meta", ST_KEY_VERSION, strlen(ST_KEY_VERSION), v4, 4) == 0);
 
     /* ---- path escape through the data directory list ---- */
     uint8_t dirs_rec[256], dirs_save[256];
     size_t dl = 0;
-    CHECK(raw_get("meta", ST_KEY_DIRS, strlen(ST_KEY_DIRS), dirs_save, sizeof dirs_save, &dl) == 0);
+    CHECK(raw_get(path, "meta", ST_KEY_DIRS, strlen(ST_KEY_DIRS), dirs_save, sizeof dirs_save,
+                  &dl) == 0);
     const char *evil = "/tmp/../etc";
     size_t el = strlen(evil);
     dirs_rec[0] = 1;
@@ -234,10 +180,10 @@ int main(void) {
     st_put_le16(dirs_rec + 5, 0);
     st_put_le16(dirs_rec + 7, (uint16_t)el);
     memcpy(dirs_rec + 9, evil, el);
-    CHECK(raw_put("meta", ST_KEY_DIRS, strlen(ST_KEY_DIRS), dirs_rec, 9 + el) == 0);
+    CHECK(raw_put(path, "meta", ST_KEY_DIRS, strlen(ST_KEY_DIRS), dirs_rec, 9 + el) == 0);
     CHECK(vt_store_open(path, VT_STORE_RDONLY, NULL, &s) == VT_EFORMAT);
     printf("  dirs: %s\n", vt_last_error());
-    CHECK(raw_put("meta", ST_KEY_DIRS, strlen(ST_KEY_DIRS), dirs_save, dl) == 0);
+    CHECK(raw_put(path, "meta", ST_KEY_DIRS, strlen(ST_KEY_DIRS), dirs_save, dl) == 0);
 
     /* ---- path escape through a shard record's directory index ---- */
     CHECK_RC(vt_store_open(path, VT_STORE_RDONLY, NULL, &s));
@@ -247,16 +193,16 @@ int main(void) {
     uint8_t sk[4], sv[ST_SHARD_REC_LEN], save[ST_SHARD_REC_LEN];
     size_t sl;
     st_put_be32(sk, ci.shard_id);
-    CHECK(raw_get("shards", sk, 4, save, sizeof save, &sl) == 0 && sl == ST_SHARD_REC_LEN);
+    CHECK(raw_get(path, "shards", sk, 4, save, sizeof save, &sl) == 0 && sl == ST_SHARD_REC_LEN);
     memcpy(sv, save, sizeof sv);
     st_put_le16(sv + 2, 5); /* data dir 5 does not exist */
-    CHECK(raw_put("shards", sk, 4, sv, sizeof sv) == 0);
+    CHECK(raw_put(path, "shards", sk, 4, sv, sizeof sv) == 0);
     CHECK_RC(vt_store_open(path, VT_STORE_RDONLY, NULL, &s));
     CHECK(vt_store_read_chunk(s, "t3", 0, buf, ti.raw_bytes, NULL) == VT_ECORRUPT);
     printf("  shard dir: %s\n", vt_store_errmsg(s));
     CHECK(vt_store_verify(s, NULL, NULL, NULL) == VT_ECORRUPT);
     vt_store_close(s);
-    CHECK(raw_put("shards", sk, 4, save, sizeof save) == 0);
+    CHECK(raw_put(path, "shards", sk, 4, save, sizeof save) == 0);
 
     /* ---- a symlinked shard file is refused ---- */
     CHECK_RC(vt_store_open(path, VT_STORE_RDONLY, NULL, &s));
@@ -273,10 +219,91 @@ int main(void) {
     snprintf(cmd, sizeof cmd, "rm -f '%s' && mv '%s' '%s'", sp, moved, sp);
     CHECK(system(cmd) == 0);
 
+    /* ---- a shard whose header is not this shard's of this store is refused by readers ---- */
+    static const struct {
+        off_t at;
+        const char *word;
+    } hdr[] = {{0, "magic"}, {12, "names shard"}, {20, "store id"}};
+    for (size_t i = 0; i < sizeof hdr / sizeof hdr[0]; i++) {
+        int hfd = open(sp, O_RDWR);
+        uint8_t hb = 0;
+        CHECK(hfd >= 0 && pread(hfd, &hb, 1, hdr[i].at) == 1);
+        hb ^= 0x10;
+        CHECK(pwrite(hfd, &hb, 1, hdr[i].at) == 1);
+        CHECK_RC(vt_store_open(path, VT_STORE_RDONLY, NULL, &s));
+        if (!s) break;
+        CHECK(vt_store_read_chunk(s, "t3", 0, buf, ti.raw_bytes, NULL) == VT_ECORRUPT);
+        printf("  header: %s\n", vt_store_errmsg(s));
+        CHECK(strstr(vt_store_errmsg(s), "shard-") && strstr(vt_store_errmsg(s), hdr[i].word));
+        fd = -1;
+        CHECK(vt_store_shard_open(s, ci.shard_id, 0, &fd) == VT_ECORRUPT && fd == -1);
+        CHECK(vt_store_verify(s, NULL, NULL, NULL) == VT_ECORRUPT);
+        vt_store_close(s);
+        hb ^= 0x10;
+        CHECK(pwrite(hfd, &hb, 1, hdr[i].at) == 1);
+        close(hfd);
+    }
+
+    /* ---- a tensor record claiming more chunks than its stored bytes can hold (2^37 chunks of a
+     * 2^40-row tensor): refused by the decoder, so verify does not walk 2^37 chunk keys ---- */
+    vt_tensor_info huge = ti;
+    snprintf(huge.name, sizeof huge.name, "huge");
+    huge.id = ti.id + 100;
+    huge.dims[0] = 1ull << 40;
+    huge.dims[1] = 128;
+    huge.rows = 1ull << 40;
+    huge.cols = 128;
+    huge.rows_per_chunk = 8;
+    huge.n_chunks = 1ull << 37;
+    huge.raw_bytes = (1ull << 40) * 128 * 4;
+    huge.stored_bytes = 32768;
+    huge.aux_bytes = 0;
+    huge.source[0] = 0;
+    uint8_t hrec[512];
+    CHECK(st_tensor_rec_size(&huge) <= sizeof hrec);
+    st_tensor_rec_encode(&huge, NULL, hrec);
+    CHECK(raw_put(path, "tensors", "huge", 4, hrec, st_tensor_rec_size(&huge)) == 0);
+    CHECK_RC(vt_store_open(path, VT_STORE_RDONLY, NULL, &s));
+    if (!s) return vt_test_done("test_store_corrupt");
+    vt_tensor_info hti;
+    CHECK(vt_store_stat(s, "huge", &hti) == VT_EFORMAT);
+    printf("  huge: %s\n", vt_store_errmsg(s));
+    CHECK(strstr(vt_store_errmsg(s), "huge") && strstr(vt_store_errmsg(s), "cannot hold"));
+    double t_verify = vt_now();
+    memset(&pr, 0, sizeof pr);
+    CHECK(vt_store_verify(s, on_problem, &pr, &rep) == VT_ECORRUPT);
+    t_verify = vt_now() - t_verify;
+    CHECKF(pr.n == 1 && t_verify < 10, "%d problems in %.1f s", pr.n, t_verify);
+    vt_store_close(s);
+    CHECK(raw_put(path, "tensors", "huge", 4, NULL, 0) == 0);
+
+    /* ---- missing chunk records: verify names the gap once ---- */
+    CHECK(ti.n_chunks >= 5);
+    uint8_t gk[3][16], gv[3][ST_CHUNK_REC_LEN];
+    for (int i = 0; i < 3; i++) {
+        size_t gl = 0;
+        st_chunk_key(ti.id, (uint64_t)i + 1, gk[i]);
+        CHECK(raw_get(path, "chunks", gk[i], 16, gv[i], sizeof gv[i], &gl) == 0 &&
+              gl == ST_CHUNK_REC_LEN);
+        CHECK(raw_put(path, "chunks", gk[i], 16, NULL, 0) == 0);
+    }
+    CHECK_RC(vt_store_open(path, VT_STORE_RDONLY, NULL, &s));
+    if (!s) return vt_test_done("test_store_corrupt");
+    memset(&pr, 0, sizeof pr);
+    CHECK(vt_store_verify(s, on_problem, &pr, &rep) == VT_ECORRUPT);
+    /* the gap, then the stored-bytes total that no longer adds up */
+    CHECKF(pr.n == 2 && strstr(pr.msg, "chunks 1..3") && strcmp(pr.tensor, "t3") == 0 &&
+               pr.chunk == 1,
+           "%d problems, first: %s", pr.n, pr.msg);
+    CHECK(vt_store_read_chunk(s, "t3", 2, buf, ti.raw_bytes, NULL) == VT_ECORRUPT);
+    vt_store_close(s);
+    for (int i = 0; i < 3; i++)
+        CHECK(raw_put(path, "chunks", gk[i], 16, gv[i], ST_CHUNK_REC_LEN) == 0);
+
     /* ---- hostile tensor record in the index: errors, never a crash ---- */
     uint8_t rec[4096], mut[4096];
     size_t rl = 0;
-    CHECK(raw_get("tensors", "t3", 2, rec, sizeof rec, &rl) == 0);
+    CHECK(raw_get(path, "tensors", "t3", 2, rec, sizeof rec, &rl) == 0);
     for (int it = 0; it < 60; it++) {
         memcpy(mut, rec, rl);
         size_t n = rl;
@@ -284,7 +311,7 @@ int main(void) {
             n = vt_rand_u64() % rl;
         else
             mut[vt_rand_u64() % rl] ^= (uint8_t)(1u << (vt_rand_u64() % 8));
-        CHECK(raw_put("tensors", "t3", 2, mut, n) == 0);
+        CHECK(raw_put(path, "tensors", "t3", 2, mut, n) == 0);
         CHECK_RC(vt_store_open(path, VT_STORE_RDONLY, NULL, &s));
         if (!s) break;
         if (vt_store_stat(s, "t3", &ti) == 0 && ti.raw_bytes < (1u << 24)) {
@@ -295,7 +322,7 @@ int main(void) {
         (void)vt_store_verify(s, NULL, NULL, NULL);
         vt_store_close(s);
     }
-    CHECK(raw_put("tensors", "t3", 2, rec, rl) == 0);
+    CHECK(raw_put(path, "tensors", "t3", 2, rec, rl) == 0);
     CHECK_RC(vt_store_open(path, VT_STORE_RDONLY, NULL, &s));
     CHECK(tu_check_gen(s, "t3", NULL) == 0);
     CHECK_RC(vt_store_stat(s, "t3", &ti)); /* ti last held a mutated record's fields */
@@ -306,7 +333,7 @@ int main(void) {
     uint8_t ck[16], cv[ST_CHUNK_REC_LEN + 16], both[256];
     size_t cl;
     st_chunk_key(ti.id, 0, ck);
-    CHECK(raw_get("chunks", ck, 16, cv, sizeof cv, &cl) == 0);
+    CHECK(raw_get(path, "chunks", ck, 16, cv, sizeof cv, &cl) == 0);
     memcpy(both, ck, 16);
     memcpy(both + 16, cv, cl);
     mutate_fuzz(both, 16 + cl, 5000);
