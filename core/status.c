@@ -17,7 +17,7 @@ const char *vt_strerror(int code) {
     case VT_EFORMAT:
         return "malformed or truncated input";
     case VT_ECORRUPT:
-        return "data corrupted (checksum mismatch)";
+        return "data corrupted or inconsistent";
     case VT_ENOTFOUND:
         return "not found";
     case VT_EUNSUPPORTED:

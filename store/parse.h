@@ -146,8 +146,13 @@ int vt_dims_product(const uint64_t *dims, uint32_t n, uint64_t *out);
 /** Check that the tensors' [offset, offset+nbytes) ranges lie in [lo, hi) and do not overlap.
  *  Names the two tensors that overlap. */
 int vt_src_check_ranges(vt_src_file *f, uint64_t lo, uint64_t hi);
-/** Refuse duplicate tensor names (names the duplicate). */
+/** Refuse duplicate tensor names (names the duplicate) and names that are not UTF-8 (names
+ *  the tensor and the byte). */
 int vt_src_check_names(vt_src_file *f);
+/** Length of the longest prefix of @p s[0..n) that is well-formed UTF-8 (RFC 3629: shortest
+ *  form only, no surrogates, nothing above U+10FFFF); @p n when all of it is. A sequence cut
+ *  off by the end of @p s counts as malformed. */
+size_t vt_utf8_valid_len(const void *s, size_t n);
 
 /* ---- JSON (parse_json.c): a small, bounded DOM reader for safetensors headers, index files
  * and config.json. Strings are decoded to UTF-8 (\uXXXX and surrogate pairs), NUL-terminated;

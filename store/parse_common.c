@@ -162,7 +162,47 @@ static int cmp_name(const void *a, const void *b) {
     return strcmp(x->desc.name, y->desc.name);
 }
 
+size_t vt_utf8_valid_len(const void *s, size_t n) {
+    const unsigned char *b = s;
+    size_t i = 0;
+    while (i < n) {
+        unsigned c = b[i];
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        size_t len;
+        unsigned lo = 0x80, hi = 0xBF; /* allowed range of the second byte */
+        if (c >= 0xC2 && c <= 0xDF)
+            len = 2;
+        else if (c >= 0xE0 && c <= 0xEF) {
+            len = 3;
+            if (c == 0xE0) lo = 0xA0; /* overlong */
+            if (c == 0xED) hi = 0x9F; /* U+D800..U+DFFF, surrogates */
+        } else if (c >= 0xF0 && c <= 0xF4) {
+            len = 4;
+            if (c == 0xF0) lo = 0x90; /* overlong */
+            if (c == 0xF4) hi = 0x8F; /* above U+10FFFF */
+        } else
+            return i; /* a continuation byte, C0/C1 (overlong) or F5..FF */
+        if (n - i < len || b[i + 1] < lo || b[i + 1] > hi) return i;
+        for (size_t k = 2; k < len; k++)
+            if ((b[i + k] & 0xC0) != 0x80) return i;
+        i += len;
+    }
+    return n;
+}
+
 int vt_src_check_names(vt_src_file *f) {
+    for (uint32_t i = 0; i < f->n_tensors; i++) {
+        const char *nm = f->tensors[i].desc.name;
+        size_t n = strlen(nm), ok = vt_utf8_valid_len(nm, n);
+        if (ok < n)
+            return vt_fail(VT_EFORMAT,
+                           "%s: tensor %u: name is not valid UTF-8 (byte 0x%02x at offset %zu of "
+                           "the name, after '%.*s')",
+                           f->path, i, (unsigned char)nm[ok], ok, (int)ok, nm);
+    }
     if (f->n_tensors < 2) return 0;
     const vt_src_tensor **v = vt_malloc(f->n_tensors * sizeof *v);
     if (!v) return vt_fail(-ENOMEM, "%s: out of memory checking tensor names", f->path);

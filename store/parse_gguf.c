@@ -137,6 +137,13 @@ static int parse_kvs(cur *c, vt_src_file *f, uint64_t n_kv) {
         if (klen == 0 || memchr(k, 0, (size_t)klen))
             return vt_fail(VT_EFORMAT, "%s: GGUF metadata key %llu is empty or contains NUL",
                            c->path, (unsigned long long)i);
+        size_t ok = vt_utf8_valid_len(k, (size_t)klen);
+        if (ok < klen)
+            return vt_fail(VT_EFORMAT,
+                           "%s: GGUF metadata key %llu (at byte %zu) is not valid UTF-8 (byte "
+                           "0x%02x at offset %zu of the key, after '%.*s')",
+                           c->path, (unsigned long long)i, c->pos - (size_t)klen,
+                           (unsigned char)k[ok], ok, (int)(ok < 100 ? ok : 100), k);
         char key[128];
         snprintf(key, sizeof key, "%.*s", (int)(klen < 100 ? klen : 100), k);
         if ((rc = rd_u32(c, &type, "metadata value type"))) return rc;
@@ -174,6 +181,13 @@ static int parse_tensor_info(cur *c, vt_src_file *f, uint64_t i, uint64_t *rel_o
     if (nlen == 0 || memchr(name, 0, (size_t)nlen))
         return vt_fail(VT_EFORMAT, "%s: GGUF tensor %llu: empty name or name containing NUL",
                        c->path, (unsigned long long)i);
+    size_t ok = vt_utf8_valid_len(name, (size_t)nlen);
+    if (ok < nlen)
+        return vt_fail(VT_EFORMAT,
+                       "%s: GGUF tensor %llu (at byte %zu): name is not valid UTF-8 (byte 0x%02x "
+                       "at offset %zu of the name, after '%.*s')",
+                       c->path, (unsigned long long)i, c->pos - (size_t)nlen,
+                       (unsigned char)name[ok], ok, (int)ok, name);
     memcpy(t->desc.name, name, (size_t)nlen);
     t->desc.name[nlen] = 0;
     const char *tn = t->desc.name;

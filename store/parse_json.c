@@ -2,6 +2,7 @@
  * index files and config.json. It never trusts its input: depth, sizes and encodings are
  * checked, and errors name the source and the byte offset. */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -83,11 +84,20 @@ static int parse_string(jp *p, uint32_t *off, uint32_t *slen) {
         }
         if (c < 0x20) return jerr(p, "control character in string");
         if (c != '\\') {
-            /* copy a run of plain bytes; UTF-8 validity is checked loosely (no NUL possible) */
+            /* copy a run of plain bytes (no NUL possible). It must be UTF-8 on its own: the
+             * bytes that end a run are ASCII, which never occur inside a UTF-8 sequence. */
             size_t r = p->pos;
             while (r < p->len && p->s[r] != '"' && p->s[r] != '\\' &&
                    (unsigned char)p->s[r] >= 0x20)
                 r++;
+            size_t ok = vt_utf8_valid_len(p->s + p->pos, r - p->pos);
+            if (ok < r - p->pos) {
+                p->pos += ok;
+                char m[64];
+                snprintf(m, sizeof m, "string is not valid UTF-8 (byte 0x%02x)",
+                         (unsigned char)p->s[p->pos]);
+                return jerr(p, m);
+            }
             arena_put(j, p->s + p->pos, r - p->pos);
             p->pos = r;
             continue;

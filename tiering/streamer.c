@@ -107,6 +107,7 @@ static int add_item(vt_streamer *st, uint32_t *cap, uint32_t tensor, int64_t par
 }
 
 #define ST_LOAD_CHANGED 1 /* the store changed between the listing and a chunk-list read */
+#define ST_LOAD_SAME    4 /* successive snapshots with the same miss: damage, not a race */
 
 static int load_tensors(vt_streamer *st) {
     list_ctx c = {st, 0, 0};
@@ -131,8 +132,17 @@ static int load_tensors(vt_streamer *st) {
         rc = vt_store_chunks(st->store, t->ti.name, t->chunks, n, &got);
         /* the listing and this read are separate snapshots: a writer may have removed or
          * replaced the tensor in between (a new record has a new id). Start over then. */
-        if (rc == VT_ENOTFOUND || rc == -ERANGE) return ST_LOAD_CHANGED;
-        if (!rc && got > 0 && t->chunks[0].tensor_id != t->ti.id) return ST_LOAD_CHANGED;
+        if (rc == VT_ENOTFOUND || rc == -ERANGE) {
+            vt_st_fail(st, rc, "tensor %s: reading its chunk list: %s", t->ti.name,
+                       vt_last_error());
+            return ST_LOAD_CHANGED;
+        }
+        if (!rc && got > 0 && t->chunks[0].tensor_id != t->ti.id) {
+            vt_st_fail(st, VT_ECORRUPT,
+                       "tensor %s (id %llu): its chunk 0 belongs to tensor id %llu", t->ti.name,
+                       (unsigned long long)t->ti.id, (unsigned long long)t->chunks[0].tensor_id);
+            return ST_LOAD_CHANGED;
+        }
         if (!rc && got != n) rc = VT_ECORRUPT;
         if (rc)
             return vt_st_fail(st, rc, "tensor %s: reading its chunk list: %s", t->ti.name,
@@ -143,7 +153,10 @@ static int load_tensors(vt_streamer *st) {
                 return vt_st_fail(st, -ENOMEM, "tensor %s: out of memory for its aux (%llu bytes)",
                                   t->ti.name, (unsigned long long)t->ti.aux_bytes);
             rc = vt_store_read_aux(st->store, t->ti.name, t->aux, t->ti.aux_bytes, NULL);
-            if (rc == VT_ENOTFOUND) return ST_LOAD_CHANGED;
+            if (rc == VT_ENOTFOUND) {
+                vt_st_fail(st, rc, "tensor %s: reading aux: %s", t->ti.name, vt_last_error());
+                return ST_LOAD_CHANGED;
+            }
             if (rc)
                 return vt_st_fail(st, rc, "tensor %s: reading aux: %s", t->ti.name,
                                   vt_last_error());
@@ -233,15 +246,28 @@ int vt_streamer_open(vt_store *store, const vt_tier_config *cfg, vt_streamer **o
     st->st.engine = vt_io_engine_of(st->io);
     st->st.registered_buffers = vt_io_has_registered_memory(st->io);
     st->st.device_is_gpu = gpu;
-    for (int attempt = 0;; attempt++) {
+    /* A snapshot that names a record gone from the index is retried: a writer or gc may have
+     * committed in between. The same miss in ST_LOAD_SAME successive snapshots is no race but
+     * an inconsistent index, reported as such with the tensor, chunk and shard it names. */
+    char last[sizeof st->errmsg] = "";
+    for (int attempt = 0, same = 0;; attempt++) {
         rc = load_tensors(st);
         if (!rc) rc = vt_st_open_shards(st); /* 1 (= ST_LOAD_CHANGED): a shard went away */
         if (rc != ST_LOAD_CHANGED) break;
+        same = attempt && !strcmp(last, st->errmsg) ? same + 1 : 1;
+        snprintf(last, sizeof last, "%s", st->errmsg);
+        if (same == ST_LOAD_SAME) {
+            rc = vt_st_fail(st, VT_ECORRUPT,
+                            "streamer: %s (the same in %d successive snapshots: the index is "
+                            "inconsistent)",
+                            last, ST_LOAD_SAME);
+            break;
+        }
         if (attempt == 16) {
             rc = vt_st_fail(st, -EAGAIN,
                             "streamer: store %s kept changing while loading "
-                            "its tensor list",
-                            vt_store_path(st->store));
+                            "its tensor list (last: %s)",
+                            vt_store_path(st->store), last);
             break;
         }
         for (uint32_t i = 0; i < st->ntensors; i++) {

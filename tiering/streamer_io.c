@@ -279,13 +279,19 @@ static int shard_file(vt_streamer *st, uint32_t shard, int *fid) {
 /* Open every shard the snapshot's chunk records name, before the I/O thread starts. An open
  * descriptor outlives an unlink, so a gc that compacts those shards after this point cannot
  * take their bytes away from this streamer. A shard no longer in the index means a gc
- * committed after the snapshot was taken: returns 1 so the caller takes a new snapshot. */
+ * committed after the snapshot was taken: returns 1 so the caller takes a new snapshot, with
+ * the tensor, chunk and shard in st->errmsg. */
 int vt_st_open_shards(vt_streamer *st) {
     for (uint32_t t = 0; t < st->ntensors; t++) {
         const vt_stensor *T = &st->tensors[t];
         for (uint64_t i = 0; i < T->ti.n_chunks; i++) {
             int fid, rc = shard_file(st, T->chunks[i].shard_id, &fid);
-            if (rc == VT_ENOTFOUND) return 1;
+            if (rc == VT_ENOTFOUND) {
+                /* kept for the caller: the same miss in every snapshot is damage, not a gc */
+                vt_st_fail(st, rc, "tensor %s chunk %llu: %s", T->ti.name,
+                           (unsigned long long)T->chunks[i].index, vt_last_error());
+                return 1;
+            }
             if (rc) return vt_st_fail(st, rc, "streamer: %s", vt_last_error());
         }
     }

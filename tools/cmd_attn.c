@@ -119,7 +119,8 @@ int vt_cmd_attn(int argc, char **argv) {
         if ((!strcmp(a, "--scale") || !strcmp(a, "--threads")) && val) {
             char *end;
             double x = strtod(val, &end);
-            if (*end || !(x >= 0) || isinf(x)) {
+            if (*end || end == val || !(x >= 0) || isinf(x) ||
+                (a[2] == 't' && (x > 4096 || x != floor(x)))) {
                 fprintf(stderr, "vtstore attn: bad value for %s: '%s'\n", a, val);
                 return VT_EXIT_USAGE;
             }

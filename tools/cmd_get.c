@@ -1,4 +1,6 @@
 /* vtstore get STORE TENSOR[ROWS] -o FILE.npy [--dtype f32|f16]: dequantize to .npy. */
+#include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -10,7 +12,22 @@ static const char *use = "usage: vtstore get STORE TENSOR[ROWS] -o FILE.npy [--d
                          "  ROWS: [a:b] rows a..b-1, [a:] from a, [:b] up to b, [i] one row\n"
                          "  --dtype raw: integer tensors in their own dtype (default f32)\n";
 
-/* Split "name[a:b]" into the name and a row range (rows unknown until stat: -1 = open). */
+/* A row number: decimal digits only (no sign, no spaces), at most VT_GET_MAX_ROW. Returns 0,
+ * -1 if @p s is not a number, -2 if it is one but out of range. */
+#define VT_GET_MAX_ROW (INT64_MAX - 1) /* so that a single row [i] still has an end i + 1 */
+static int parse_row(const char *s, int64_t *out) {
+    if (*s < '0' || *s > '9') return -1;
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (*end) return -1;
+    if (errno == ERANGE || v > (unsigned long long)VT_GET_MAX_ROW) return -2;
+    *out = (int64_t)v;
+    return 0;
+}
+
+/* Split "name[a:b]" into the name and a row range (rows unknown until stat: -1 = open).
+ * Returns 0, -1 for a malformed range, -2 for a row number beyond VT_GET_MAX_ROW. */
 static int parse_rows(char *spec, int64_t *a, int64_t *b) {
     *a = 0;
     *b = -1;
@@ -19,22 +36,16 @@ static int parse_rows(char *spec, int64_t *a, int64_t *b) {
     if (!lb || n == 0 || spec[n - 1] != ']') return 0;
     spec[n - 1] = 0;
     *lb = 0;
-    char *r = lb + 1, *colon = strchr(r, ':'), *end;
+    char *r = lb + 1, *colon = strchr(r, ':');
+    int rc;
     if (!colon) {
-        *a = strtoll(r, &end, 10);
-        if (end == r || *end || *a < 0) return -1;
+        if ((rc = parse_row(r, a))) return rc;
         *b = *a + 1;
         return 0;
     }
     *colon = 0;
-    if (*r) {
-        *a = strtoll(r, &end, 10);
-        if (*end || *a < 0) return -1;
-    }
-    if (colon[1]) {
-        *b = strtoll(colon + 1, &end, 10);
-        if (*end || *b < 0) return -1;
-    }
+    if (*r && (rc = parse_row(r, a))) return rc;
+    if (colon[1] && (rc = parse_row(colon + 1, b))) return rc;
     return 0;
 }
 
@@ -64,7 +75,14 @@ int vt_cmd_get(int argc, char **argv) {
     char name[VT_MAX_NAME + 64];
     snprintf(name, sizeof name, "%s", pos[1]);
     int64_t a, b;
-    if (parse_rows(name, &a, &b)) {
+    int prc = parse_rows(name, &a, &b);
+    if (prc == -2) {
+        fprintf(stderr,
+                "vtstore get: row number out of range in '%s' (row numbers are at most %lld)\n%s",
+                pos[1], (long long)VT_GET_MAX_ROW, use);
+        return VT_EXIT_USAGE;
+    }
+    if (prc) {
         fprintf(stderr, "vtstore get: bad row range in '%s'\n%s", pos[1], use);
         return VT_EXIT_USAGE;
     }

@@ -304,8 +304,9 @@ int vt_cmd_quant(int argc, char **argv) {
         i++;
         char *end = NULL;
         if (!strcmp(a, "--n")) {
+            errno = 0;
             o.n = strtoull(v, &end, 0);
-            if (*end || o.n < 4096) {
+            if (*end || end == v || *v == '-' || errno == ERANGE || o.n < 4096) {
                 fprintf(stderr, "vtstore quant: --n '%s': need an integer >= 4096\n", v);
                 return VT_EXIT_USAGE;
             }

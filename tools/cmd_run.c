@@ -215,7 +215,8 @@ static int load_tokenizer(vt_store *s, vt_tok **tok, char *pre_desc, size_t pre_
         rc = vt_tok_create(toks->str, (uint32_t)toks->count, merges->str, (uint32_t)merges->count,
                            types, tok);
         if (rc) {
-            rc = vt_fail(rc, "tokenizer from store metadata: %s", vt_strerror(rc));
+            rc = vt_fail(rc, "tokenizer from store metadata gguf.tokenizer.ggml.*: %s",
+                         *vt_tok_error() ? vt_tok_error() : vt_strerror(rc));
         } else {
             char pre[64];
             int absent = vt_meta_get_string(s, "gguf.tokenizer.ggml.pre", pre, sizeof pre, NULL);

@@ -25,6 +25,8 @@ static void help(FILE *f) {
         "1024).\n");
 }
 
+#define VT_STREAM_MAX_READ (1u << 30) /* io engine's cap on read_size */
+
 typedef struct {
     char **v;
     size_t n, cap;
@@ -87,7 +89,18 @@ int vt_cmd_stream(int argc, char **argv) {
             }
             if (!strcmp(a, "--vram")) cfg.vram_bytes = b;
             if (!strcmp(a, "--ram")) cfg.ram_bytes = b, have_ram = 1;
-            if (!strcmp(a, "--read-size")) cfg.read_size = (uint32_t)b;
+            if (!strcmp(a, "--read-size")) {
+                /* the engine's limits (multiple of 4096, at most 1 GiB) checked here, so 4G is
+                 * refused rather than cut to 32 bits (it would read as 0: the default) */
+                if (b > VT_STREAM_MAX_READ || b % 4096) {
+                    fprintf(stderr,
+                            "vtstore stream: --read-size '%s': expected 0 (default) or a "
+                            "multiple of 4096 bytes up to 1G\n",
+                            v);
+                    return VT_EXIT_USAGE;
+                }
+                cfg.read_size = (uint32_t)b;
+            }
             i++;
         } else if (!strcmp(a, "--passes") || !strcmp(a, "--prefetch") || !strcmp(a, "--slots") ||
                    !strcmp(a, "--qd")) {

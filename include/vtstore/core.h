@@ -29,7 +29,7 @@ extern "C" {
 #define VT_OK           0
 #define VT_EBASE        (-10000)
 #define VT_EFORMAT      (-10001) /* a file or record is malformed (header lies, truncated) */
-#define VT_ECORRUPT     (-10002) /* checksum mismatch or impossible stored value */
+#define VT_ECORRUPT     (-10002) /* corrupted or inconsistent: checksum, stored value, index */
 #define VT_ENOTFOUND    (-10003) /* no such tensor, chunk or key */
 #define VT_EUNSUPPORTED (-10004) /* valid request the build or format cannot serve */
 #define VT_ENONFINITE   (-10005) /* NaN or Inf in data to be quantized */

@@ -108,4 +108,24 @@ static inline int tu_count_files(const char *dir, const char *glob) {
     return n;
 }
 
+/* Create the store at @p path with tensors t0, t1, t2 (64 x 200 generation 1, chunks of about
+ * 8 KiB), each put by its own writer, so in shards 1, 2, 3 with tensor ids 1, 2, 3. Returns the
+ * open RDWR handle, or NULL after a failed check. */
+static inline vt_store *tu_three_shards(const char *path) {
+    vt_store_options o = {0};
+    o.chunk_target_bytes = 8 << 10;
+    vt_store *s;
+    CHECK_RC(vt_store_open(path, VT_STORE_RDWR | VT_STORE_CREATE, &o, &s));
+    if (!s) return NULL;
+    for (int i = 0; i < 3; i++) {
+        vt_store_writer *w;
+        char n[8];
+        snprintf(n, sizeof n, "t%d", i);
+        CHECK_RC(vt_store_writer_begin(s, &w));
+        CHECK_RC(tu_put_gen(w, n, 1, 64, 200, 0));
+        CHECK_RC(vt_store_writer_commit(w));
+    }
+    return s;
+}
+
 #endif

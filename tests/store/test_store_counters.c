@@ -68,21 +68,9 @@ int main(void) {
     char dir[4096];
     vt_test_tmpdir("test_store_counters", dir, sizeof dir);
     snprintf(path, sizeof path, "%s/s.vts", dir);
-    vt_store_options o = {0};
-    o.chunk_target_bytes = 8 << 10;
-    vt_store *s;
-    CHECK_RC(vt_store_open(path, VT_STORE_RDWR | VT_STORE_CREATE, &o, &s));
+    vt_store *s = tu_three_shards(path);
     if (!s) return vt_test_done("test_store_counters");
-    /* one writer per tensor: shards 1..3, tensor ids 1..3, then an empty tensor (id 4, no
-     * chunk record carries its id) */
-    for (int i = 0; i < 3; i++) {
-        vt_store_writer *w;
-        char n[8];
-        snprintf(n, sizeof n, "t%d", i);
-        CHECK_RC(vt_store_writer_begin(s, &w));
-        CHECK_RC(tu_put_gen(w, n, 1, 64, 200, 0));
-        CHECK_RC(vt_store_writer_commit(w));
-    }
+    /* then an empty tensor (id 4, no chunk record carries its id) */
     vt_store_writer *w;
     CHECK_RC(vt_store_writer_begin(s, &w));
     CHECK_RC(tu_put_gen(w, "empty", 1, 0, 16, 0));

@@ -48,21 +48,10 @@ int main(void) {
     char dir[4096];
     vt_test_tmpdir("test_store_gc_damaged", dir, sizeof dir);
     snprintf(path, sizeof path, "%s/s.vts", dir);
-    vt_store_options o = {0};
-    o.chunk_target_bytes = 8 << 10;
-    vt_store *s;
-    CHECK_RC(vt_store_open(path, VT_STORE_RDWR | VT_STORE_CREATE, &o, &s));
+    vt_store *s = tu_three_shards(path);
     if (!s) return vt_test_done("test_store_gc_damaged");
-    /* one writer per tensor: t0 in shard 1, t1 in shard 2, t2 in shard 3; removing t2 gives gc
-     * a victim, so every damaged case below would otherwise delete, cut or compact */
-    for (int i = 0; i < 3; i++) {
-        vt_store_writer *w;
-        char n[8];
-        snprintf(n, sizeof n, "t%d", i);
-        CHECK_RC(vt_store_writer_begin(s, &w));
-        CHECK_RC(tu_put_gen(w, n, 1, 64, 200, 0));
-        CHECK_RC(vt_store_writer_commit(w));
-    }
+    /* t0 in shard 1, t1 in shard 2, t2 in shard 3: removing t2 gives gc a victim, so every
+     * damaged case below would otherwise delete, cut or compact */
     vt_tensor_info t1;
     vt_chunk_info c0, clast;
     CHECK_RC(vt_store_stat(s, "t1", &t1));

@@ -2,6 +2,7 @@
 #include "hf_config.h"
 
 #include <errno.h>
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -314,7 +315,11 @@ static int cfg_f32(const hj_doc *d, const char *key, float *out, float def) {
         return 0;
     }
     if (d->v[i].type != HJ_NUM) return vt_fail(VT_EFORMAT, "config.json: %s is not a number", key);
-    *out = (float)d->v[i].num;
+    /* 1e999 parses as inf, and a double beyond FLT_MAX has no float value */
+    double v = d->v[i].num;
+    if (!(fabs(v) <= FLT_MAX))
+        return vt_fail(VT_EFORMAT, "config.json: %s is %g: not a finite 32-bit float", key, v);
+    *out = (float)v;
     return 0;
 }
 
@@ -350,6 +355,11 @@ static int cfg_rope_scaling(const hj_doc *d, vt_hf_config *c) {
                            keys[k]);
         v[k] = d->v[n].num;
     }
+    for (int k = 0; k < 3; k++)
+        if (!(fabs(v[k]) <= FLT_MAX))
+            return vt_fail(VT_EFORMAT,
+                           "config.json: rope_scaling (llama3) %s is %g: not a finite 32-bit float",
+                           keys[k], v[k]);
     if (!(v[3] >= 1 && v[3] <= UINT32_MAX && v[3] == floor(v[3])))
         return vt_fail(VT_EFORMAT,
                        "config.json: rope_scaling original_max_position_embeddings %g is not a "
@@ -674,7 +684,8 @@ int vt_hf_tokenizer_parse(const char *json, vt_tok **tok, char *pre_desc, size_t
         goto out;
     }
     if ((rc = vt_tok_create(toks, (uint32_t)n, merges, nm, types, tok))) {
-        rc = vt_fail(rc, "tokenizer from tokenizer.json: %s", vt_strerror(rc));
+        rc = vt_fail(rc, "tokenizer from tokenizer.json: %s",
+                     *vt_tok_error() ? vt_tok_error() : vt_strerror(rc));
     } else {
         char dbuf[256];
         uint32_t im = hj_get(&d, model, "ignore_merges");

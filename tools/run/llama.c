@@ -332,6 +332,19 @@ static int rope_scaling_gguf(vt_store *s, const char *arch, vt_llama_hparams *hp
 }
 
 /* The shared checks of the head counts and dimensions; sets head_dim. */
+/* v must be positive and finite: else an error naming its key (config.json's hf_key, or
+ * gguf.<arch>.<gguf_key>) and value. */
+static int check_finite(const vt_llama_hparams *hp, double v, const char *hf_key,
+                        const char *gguf_key) {
+    if (v > 0 && isfinite(v)) return 0;
+    char key[192];
+    if (hp->hf)
+        snprintf(key, sizeof key, "config.json %s", hf_key);
+    else
+        snprintf(key, sizeof key, "gguf.%s.%s", hp->arch, gguf_key);
+    return vt_fail(VT_EFORMAT, "model metadata %s is %g: not a positive finite number", key, v);
+}
+
 static int check_dims(vt_llama_hparams *hp) {
     if (!hp->n_layers || !hp->dim || !hp->ffn_dim || !hp->n_heads || !hp->n_kv_heads ||
         hp->dim % hp->n_heads || hp->n_heads % hp->n_kv_heads)
@@ -340,9 +353,10 @@ static int check_dims(vt_llama_hparams *hp) {
                        "%u heads, %u kv heads",
                        hp->n_layers, hp->dim, hp->ffn_dim, hp->n_heads, hp->n_kv_heads);
     hp->head_dim = hp->dim / hp->n_heads;
-    if (!(hp->rope_theta > 0) || !(hp->norm_eps > 0))
-        return vt_fail(VT_EFORMAT, "rope theta %g, norm eps %g", hp->rope_theta, hp->norm_eps);
-    return 0;
+    /* an infinite theta or epsilon would turn every activation into NaN without an error */
+    int rc = check_finite(hp, hp->rope_theta, "rope_theta", "rope.freq_base");
+    return rc ? rc
+              : check_finite(hp, hp->norm_eps, "rms_norm_eps", "attention.layer_norm_rms_epsilon");
 }
 
 /* The tensors the hyperparameters need, with their shapes; sets vocab and tied_output. */

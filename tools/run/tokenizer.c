@@ -10,7 +10,9 @@
 #include "tokenizer.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -268,10 +270,33 @@ static int cmp_special(const void *pa, const void *pb) {
     return a->id < b->id ? -1 : a->id > b->id;
 }
 
+static _Thread_local char tok_err[512];
+
+const char *vt_tok_error(void) {
+    return tok_err;
+}
+
+static int tok_fail(int rc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int tok_fail(int rc, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(tok_err, sizeof tok_err, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+/* Merge @p r ("left right", @p n bytes at @p m) names token @p what that is not in the
+ * vocabulary. */
+static int merge_missing(uint32_t r, const uint8_t *m, size_t n, const char *which,
+                         const char *what) {
+    return tok_fail(-EINVAL, "merge %u '%.*s': %s '%s' is not in the vocabulary", r,
+                    (int)(n < 200 ? n : 200), (const char *)m, which, what);
+}
+
 static int build_merges(vt_tok *t, const char *const *merges, uint32_t n_merges) {
     size_t max_len = 0;
     for (uint32_t r = 0; r < n_merges; r++) {
-        if (!merges[r]) return -EINVAL;
+        if (!merges[r]) return tok_fail(-EINVAL, "merge %u is NULL", r);
         size_t l = strlen(merges[r]);
         if (l > max_len) max_len = l;
     }
@@ -290,7 +315,8 @@ static int build_merges(vt_tok *t, const char *const *merges, uint32_t n_merges)
         size_t n = strlen(merges[r]);
         const uint8_t *sp = memchr(m, ' ', n);
         if (!sp || sp == m || sp == m + n - 1) {
-            rc = -EINVAL;
+            rc = tok_fail(-EINVAL, "merge %u '%.*s' is not two tokens separated by a space", r,
+                          (int)(n < 200 ? n : 200), (const char *)m);
             break;
         }
         size_t nl = (size_t)(sp - m);
@@ -299,9 +325,22 @@ static int build_merges(vt_tok *t, const char *const *merges, uint32_t n_merges)
         int32_t a = vocab_find(t, scratch, bl);
         int32_t b = vocab_find(t, scratch + bl, br);
         int32_t ab = vocab_find(t, scratch, bl + br);
-        if (a < 0 || b < 0 || ab < 0)
-            rc = -EINVAL;
-        else
+        if (a < 0 || b < 0 || ab < 0) {
+            /* name the part as the merge spells it, the joined one as the two texts joined */
+            char part[256];
+            if (a < 0)
+                snprintf(part, sizeof part, "%.*s", (int)(nl < 200 ? nl : 200), (const char *)m);
+            else if (b < 0)
+                snprintf(part, sizeof part, "%.200s", (const char *)sp + 1);
+            else
+                snprintf(part, sizeof part, "%.*s%.100s", (int)(nl < 100 ? nl : 100),
+                         (const char *)m, (const char *)sp + 1);
+            rc = merge_missing(r, m, n,
+                               a < 0   ? "left token"
+                               : b < 0 ? "right token"
+                                       : "merged token",
+                               part);
+        } else
             merge_insert(t, a, b, (int32_t)r, ab);
     }
     free(scratch);
@@ -310,14 +349,15 @@ static int build_merges(vt_tok *t, const char *const *merges, uint32_t n_merges)
 
 int vt_tok_create(const char *const *tokens, uint32_t n_tokens, const char *const *merges,
                   uint32_t n_merges, const int32_t *token_types, vt_tok **out) {
+    tok_err[0] = 0;
     if (!out) return -EINVAL;
     *out = NULL;
     if (!tokens || n_tokens == 0 || n_tokens > INT32_MAX || (!merges && n_merges) ||
         n_merges > INT32_MAX)
-        return -EINVAL;
+        return tok_fail(-EINVAL, "%u tokens, %u merges", n_tokens, n_merges);
     size_t total = 0;
     for (uint32_t i = 0; i < n_tokens; i++) {
-        if (!tokens[i]) return -EINVAL;
+        if (!tokens[i]) return tok_fail(-EINVAL, "token %u is NULL", i);
         total += strlen(tokens[i]);
     }
 

@@ -96,9 +96,16 @@ typedef struct vt_tok vt_tok;
  * The inputs are copied; the caller may free them once this returns.
  * @return 0; -EINVAL for a NULL or empty argument, a merge without a space or
  *         whose parts or concatenation are not in the vocabulary; -ENOMEM.
+ *         On failure vt_tok_error() says which token or merge was wrong.
  */
 int vt_tok_create(const char *const *tokens, uint32_t n_tokens, const char *const *merges,
                   uint32_t n_merges, const int32_t *token_types, vt_tok **out);
+
+/** Why the last failed vt_tok_create() on this thread failed ("merge 7 'a b': token 'b' is not
+ *  in the vocabulary"); "" after a success or when there is nothing to add to the code. Points
+ *  to thread-local storage, valid until the next vt_tok_create() on the thread. (The tokenizer
+ *  does not link the store library, so it keeps its own detail, not vt_last_error().) */
+const char *vt_tok_error(void);
 
 /** Sets the pre-tokenizer (VT_TOK_PRE_DIGITS_GPT2 after vt_tok_create).  Call it
  *  before the tokenizer is shared.  @return 0; -EINVAL for NULL or an unknown value. */
