@@ -2,6 +2,8 @@
  * include/vtstore/meta.h. Values come from the store and are still checked: a value that does
  * not decode gives VT_EFORMAT, never a read past its end. */
 #include <errno.h>
+#include <float.h>
+#include <math.h>
 #include <string.h>
 
 #include "vtstore/meta.h"
@@ -160,6 +162,12 @@ int vt_meta_get_u32(vt_store *s, const char *key, uint32_t *out) {
     return rc;
 }
 
+/* a finite double beyond the float range (its conversion is undefined in C); infinities and
+ * NaN convert as they are */
+static int f32_out_of_range(double d) {
+    return isfinite(d) && fabs(d) > (double)FLT_MAX;
+}
+
 int vt_meta_get_f32(vt_store *s, const char *key, float *out) {
     unsigned char *b;
     size_t n;
@@ -169,10 +177,12 @@ int vt_meta_get_f32(vt_store *s, const char *key, float *out) {
     int64_t i;
     int is_int;
     rc = scalar(b + 4, (uint32_t)le(b, 4), &d, &i, &is_int);
-    if (!rc)
-        *out = (float)d;
-    else
+    if (rc)
         vt_fail(rc, "metadata '%s' is not a number", key);
+    else if (f32_out_of_range(d))
+        rc = vt_fail(-ERANGE, "metadata '%s' is %g: beyond the range of a 32-bit float", key, d);
+    else
+        *out = (float)d;
     vt_free(b);
     return rc;
 }
@@ -277,6 +287,9 @@ static int num_array(vt_store *s, const char *key, void **out, uint64_t *n, int 
                              (unsigned long long)i);
             else
                 ((int32_t *)dst)[i] = (int32_t)iv;
+        } else if (f32_out_of_range(d)) {
+            rc = vt_fail(-ERANGE, "metadata '%s'[%llu] is %g: beyond the range of a 32-bit float",
+                         key, (unsigned long long)i, d);
         } else {
             ((float *)dst)[i] = (float)d;
         }

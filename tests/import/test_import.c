@@ -277,12 +277,18 @@ static void test_gguf(void) {
     kv_u32(&kv, "llama.block_count", 2);
     kv_f32(&kv, "llama.attention.layer_norm_rms_epsilon", 1e-5f);
     kv_str_array(&kv, "tokenizer.ggml.tokens", toks, 5);
+    double big = 1e300; /* an f64 value no float holds */
+    uint64_t bigb;
+    memcpy(&bigb, &big, 8);
+    gb_str(&kv, "llama.rope.freq_base");
+    gb_u32(&kv, 12); /* GGUF FLOAT64 */
+    gb_u64(&kv, bigb);
     gen_gguf_tensor t[4] = {{"blk.0.attn_q.weight", 2, {64, 4}, 8, q8, sizeof q8},
                             {"blk.1.ffn_down.weight", 2, {256, 2}, 12, qk, sizeof qk},
                             {"token_embd.weight", 2, {32, 3}, 2, q40, sizeof q40},
                             {"output_norm.weight", 1, {64}, 0, nrm, sizeof nrm}};
     gbuf b = {0};
-    gen_gguf(&b, 3, &kv, 4, t, 4, 32);
+    gen_gguf(&b, 3, &kv, 5, t, 4, 32);
     char p[4300], p2[4300];
     pathf(p, "m.gguf");
     CHECK(gb_write_file(&b, p) == 0);
@@ -315,6 +321,9 @@ static void test_gguf(void) {
     CHECK(u == 2);
     CHECK_RC(vt_meta_get_f32(s, "gguf.llama.attention.layer_norm_rms_epsilon", &fv));
     CHECK(fv == 1e-5f);
+    fv = 7.0f; /* beyond float: an error naming the key, not an undefined conversion */
+    CHECK(vt_meta_get_f32(s, "gguf.llama.rope.freq_base", &fv) == -ERANGE && fv == 7.0f);
+    CHECK(strstr(vt_last_error(), "gguf.llama.rope.freq_base") != NULL);
     vt_meta_strings *ms = NULL;
     CHECK_RC(vt_meta_get_strings(s, "gguf.tokenizer.ggml.tokens", &ms));
     if (ms) {
@@ -333,7 +342,7 @@ static void test_gguf(void) {
     rc = vt_parse_gguf_fd(fd, p2, &f);
     CHECKF(rc == 0, "parse exported gguf: %s", vt_last_error());
     if (!rc) {
-        CHECK(f.n_tensors == 4 && f.n_kv == 4);
+        CHECK(f.n_tensors == 4 && f.n_kv == 5);
         CHECK(!strcmp(f.kv[0].key, "general.architecture"));
         for (uint32_t i = 0; i < f.n_tensors; i++)
             for (int k = 0; k < 4; k++) {
