@@ -35,6 +35,7 @@ static int open_one(const char *path, const char *npy_name, vt_src_file *f, int 
         break;
     case VT_SRC_NPY:
         rc = vt_parse_npy_fd(fd, path, npy_name, f);
+        if (!rc) rc = vt_src_check_names(f); /* the name given or the file's */
         break;
     case VT_SRC_SAFETENSORS:
         rc = vt_parse_safetensors_fd(fd, path, f);

@@ -7,7 +7,8 @@
  *    VT_EFORMAT naming the file and the byte offset; \u escapes still decode;
  *  - GGUF tensor names and metadata keys with invalid bytes are VT_EFORMAT naming the file,
  *    the tensor / key index and the byte;
- *  - `vtstore import` of such a safetensors file fails (exit 1) naming the file. */
+ *  - `vtstore import` of such a safetensors file fails (exit 1) naming the file, and so does
+ *    that of a .npy file whose tensor name (--name, or the file's name) is not UTF-8. */
 #include <unistd.h>
 
 #include "cli_util.h"
@@ -131,6 +132,23 @@ int main(void) {
         CHECKF(rc == 1 && strstr(slurp("err.txt"), path) && strstr(slurp("err.txt"), "UTF-8"),
                "import: exit %d: %s", rc, slurp("err.txt"));
         CHECK(vt("ls s.vts --json") == 0 && !strstr(slurp("out.txt"), "\xff"));
+        /* .npy: the name given with --name, or the file's name */
+        static const float v[2] = {1, 2};
+        const uint64_t dims[1] = {2};
+        gen_npy(&b, 1, "<f4", dims, 1, v, sizeof v);
+        snprintf(p, sizeof p, "%s/x\xfey.npy", dir);
+        CHECK(gb_write_file(&b, p) == 0);
+        snprintf(p, sizeof p, "%s/w.npy", dir);
+        CHECK(gb_write_file(&b, p) == 0);
+        gb_free(&b);
+        rc = vt("import w.npy s.vts -q --name 'bad\xffname'");
+        CHECKF(rc == 1 && strstr(slurp("err.txt"), "w.npy") && strstr(slurp("err.txt"), "UTF-8"),
+               "import --name: exit %d: %s", rc, slurp("err.txt"));
+        rc = vt("import 'x\xfey.npy' s.vts -q");
+        CHECKF(rc == 1 && strstr(slurp("err.txt"), "UTF-8"), "import .npy: exit %d: %s", rc,
+               slurp("err.txt"));
+        CHECK(vt("ls s.vts --json") == 0 && !strstr(slurp("out.txt"), "\xfe") &&
+              !strstr(slurp("out.txt"), "\xff"));
     }
     return vt_test_done("test_parse_utf8");
 }
