@@ -60,10 +60,10 @@ typedef struct vt_kx {
     int batch;      /* vectors whose outputs are written */
     int npad;       /* vectors in x (>= batch; the extra ones are zero) */
     float *mem;     /* owned buffer behind x (and xq, xs), or NULL */
-    /* The AVX2 kernel's integer form (batches 1-2 of nf4, nf4_dq, mxfp4, nvfp4), else NULL: per
-     * vector b and 64-column group g, 64 int16 codes xq[(b n64 + g) 64 ..] in the kernel's order
-     * and their scale xs[b n64 + g] (x ~ code xs); itab: the int16 weight values' low bytes, then
-     * their high bytes, for the 16 codes. */
+    /* The AVX2 kernel's integer form (batches 1-2 of nf4, nf4_dq, mxfp4, nvfp4, q4_0), else NULL:
+     * per vector b and 64-column group g, 64 int16 codes xq[(b n64 + g) 64 ..] in the kernel's
+     * order and their scale xs[b n64 + g] (x ~ code xs); itab: the int16 weight values' low bytes,
+     * then their high bytes, for the 16 codes. */
     const int16_t *xq;
     const float *xs;
     uint64_t n64;
@@ -86,7 +86,7 @@ uint64_t vt_kfused_rows(const vt_kdesc *d, uint64_t r0, int nr, const vt_kx *px,
 uint64_t vt_kfused_rows_avx2(const vt_kdesc *d, uint64_t r0, int nr, const vt_kx *px, float *out);
 int vt_kfused_prep_avx2(const vt_kdesc *d, const float *x, int batch, vt_kx *px);
 /* 1 when vt_kfused_prep would give d's batch-vector GEMV the AVX2 kernel's integer form (x as
- * int16 codes per 64 columns, kernels.h "CPU GEMV"): AVX2 path in use, nf4/nf4_dq/mxfp4/nvfp4,
+ * int16 codes per 64 columns, kernels.h "CPU GEMV"): AVX2 path in use, nf4/nf4_dq/mxfp4/nvfp4/q4_0,
  * batch 1-2, VT_GEMV_CPU_INT not 0. The call still falls back to floats for x with a non-finite
  * value or a 64-column group of magnitude below 2^-100. */
 int vt_kfused_xint(const vt_kdesc *d, int batch);

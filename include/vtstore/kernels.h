@@ -65,11 +65,11 @@ int vt_dequant(const vt_weight *w, vt_dtype out_type, void *out, void *stream);
  *  through the integer kernel: E2M1 codes are integers at twice their value, NF4 levels are
  *  taken at 1/16383 steps, within 2.9e-5 of each; not yet measured on a GPU, so off by default).
  *  Host, on CPUs with AVX2 but not AVX-512 (or VT_KERNELS_AVX512=0): batch 1-2 of nf4, nf4_dq,
- *  mxfp4 and nvfp4 run in integers: x quantized once per call to int16 per 64 columns (each x
+ *  mxfp4, nvfp4 and q4_0 run in integers: x quantized once per call to int16 per 64 columns (each x
  *  off by at most 1/32768 of its group's largest |x|), NF4 levels taken at 1/16383 steps as on
- *  the device, E2M1 values exact; x with a NaN or an infinity, or with a 64-column group whose
- *  |x| all lie below 2^-100, takes the f32 kernel instead, as does every call under
- *  VT_GEMV_CPU_INT=0 (the A/B switch; the f32 kernel is 1.3-1.8x slower there).
+ *  the device, E2M1 and q4_0 values exact; x with a NaN or an infinity, or with a 64-column group
+ * whose |x| all lie below 2^-100, takes the f32 kernel instead, as does every call under
+ *  VT_GEMV_CPU_INT=0 (the A/B switch; the f32 kernel is 1.2-1.8x slower there).
  *  Returns 0 or an error above. */
 int vt_gemv(const vt_weight *w, const float *x, float *y, int batch, void *stream);
 

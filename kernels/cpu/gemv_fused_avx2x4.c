@@ -851,22 +851,24 @@ static uint64_t rows_batch(const vt_kdesc *d, uint64_t r0, int nr, const vt_kx *
     return whole;
 }
 
-/* ---- batches 1-2 of nf4, nf4_dq, mxfp4 and nvfp4: integer dots --------------------------------
+/* ---- batches 1-2 of nf4, nf4_dq, mxfp4, nvfp4 and q4_0: integer dots ---------------------------
  * The table formats above build each weight's f32 from four (e2m1: two) byte-table look-ups and
  * their unpacks, about 15 shuffle-class ops per 32 weights, which bound them (two shuffle pipes):
  * 40-47% of the read bandwidth on two Zen 5 threads. Here x is quantized once per call
  * (vt_kfused_prep_avx2: per 64-column group g, codes rint(x 16384 / amax_g), |code| <= 16384,
  * scale amax_g / 16384; every x off by at most amax_g / 32768) and the weights are int16 values
  * from two byte tables (low and high bytes): nf4 round(16383 v) (within 3.1e-5 of each level),
- * e2m1 twice the value (exact). 16 code bytes give 32 int16 by two look-ups and two unpacks, and
- * vpmaddwd multiplies them with the x codes, 16 pairs per op: a 64-column group of a row sums in
- * int32 without overflow (8 products of at most 16383 x 16384 per lane) and is converted once.
- * The unpacks' order (per 16 columns the low nibbles' values, then the high ones') is the x
- * codes' order, so nothing is shuffled per row. */
+ * e2m1 twice the value, q4_0 c - 8 (exact; q4_0 joined the others as its f32 kernel, with
+ * converts instead of look-ups, was 1.2-1.4x slower than this form). 16 code bytes give 32 int16 by
+ * two look-ups and two unpacks, and vpmaddwd multiplies them with the x codes, 16 pairs per op: a
+ * 64-column group of a row sums in int32 without overflow (8 products of at most 16383 x 16384 per
+ * lane) and is converted once. The unpacks' order (per 16 columns the low nibbles' values, then the
+ * high ones') is the x codes' order, so nothing is shuffled per row. */
 #define XI_Q 16384.0 /* x codes per amax */
 
 static int xi_fmt(uint32_t f) {
-    return f == VT_FMT_NF4 || f == VT_FMT_NF4_DQ || f == VT_FMT_MXFP4 || f == VT_FMT_NVFP4;
+    return f == VT_FMT_NF4 || f == VT_FMT_NF4_DQ || f == VT_FMT_MXFP4 || f == VT_FMT_NVFP4 ||
+           f == VT_FMT_Q4_0;
 }
 
 int vt_kfused_xint(const vt_kdesc *d, int batch) {
@@ -918,7 +920,9 @@ AVX INLINE uint64_t fusedi(const vt_kdesc *d, uint64_t r0, const int R, const in
     const __m256i th =
         _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(px->itab + 16)));
     /* x scale per group; e2m1 values are twice their value, so half of it */
-    const float xf = F == VT_FMT_NF4 || F == VT_FMT_NF4_DQ ? 1.0f / 16383.0f : 0.5f;
+    const float xf = F == VT_FMT_NF4 || F == VT_FMT_NF4_DQ ? 1.0f / 16383.0f
+                     : F == VT_FMT_Q4_0                    ? 1.0f
+                                                           : 0.5f;
     __m256 acc[8];
     LOOP_R LOOP_B acc[i * B + b] = _mm256_setzero_ps();
     float sc[8][16];      /* nf4_dq: the absmax of 16 blocks per row ... */
@@ -956,18 +960,31 @@ AVX INLINE uint64_t fusedi(const vt_kdesc *d, uint64_t r0, const int R, const in
                 LOOP_B t[b] = _mm256_add_epi32(xi_dot32(w, xq[b]), xi_dot32(w + 2, xq[b] + 32));
                 s = _mm256_set1_ps(a);
                 LOOP_B u[b] = _mm256_mul_ps(_mm256_cvtepi32_ps(t[b]), s);
-            } else if (F == VT_FMT_MXFP4) { /* two 17-byte blocks of 32: lanes 0-3 the first */
+            } else if (F == VT_FMT_MXFP4 || F == VT_FMT_Q4_0) {
+                /* two blocks of 32 (mxfp4: an E8M0 scale and 16 code bytes; q4_0: an f16
+                 * scale and 16): lanes 0-3 the first */
+                const int bb = F == VT_FMT_Q4_0 ? 18 : 17, c0 = bb - 16;
                 PF(p[i]);
                 __m256i w[4];
-                xi_vals32(
-                    _mm256_loadu2_m128i((const __m128i *)(p[i] + 18), (const __m128i *)(p[i] + 1)),
-                    tl, th, w);
-                const __m256 s = _mm256_set_m128(_mm_broadcast_ss(&vt_ke8m0_f32[p[i][17]]),
-                                                 _mm_broadcast_ss(&vt_ke8m0_f32[p[i][0]]));
+                xi_vals32(_mm256_loadu2_m128i((const __m128i *)(p[i] + bb + c0),
+                                              (const __m128i *)(p[i] + c0)),
+                          tl, th, w);
+                if (F == VT_FMT_Q4_0) {
+                    uint16_t h0, h1;
+                    memcpy(&h0, p[i], 2);
+                    memcpy(&h1, p[i] + 18, 2);
+                    const __m128 d2 =
+                        _mm_cvtph_ps(_mm_cvtsi32_si128((int)(h0 | (uint32_t)h1 << 16)));
+                    s = _mm256_permutevar8x32_ps(_mm256_castps128_ps256(d2),
+                                                 _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1));
+                } else {
+                    s = _mm256_set_m128(_mm_broadcast_ss(&vt_ke8m0_f32[p[i][17]]),
+                                        _mm_broadcast_ss(&vt_ke8m0_f32[p[i][0]]));
+                }
                 LOOP_B u[b] = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(
                                                 xi_dot32(w, xq[b]), xi_dot32(w + 2, xq[b] + 32))),
                                             s);
-                p[i] += 34;
+                p[i] += 2 * bb;
             } else { /* nvfp4: four 9-byte blocks A-D of 16; lanes 0-3 A (w[0], w[2]) and B
                       * (w[1], w[3]), 4-7 C and D */
                 PF(p[i]);
@@ -1023,6 +1040,8 @@ AVX INLINE uint64_t fusedi(const vt_kdesc *d, uint64_t r0, const int R, const in
             return fusedi(d, r0, R, B, VT_FMT_MXFP4, px, out, B);                                  \
         case VT_FMT_NVFP4:                                                                         \
             return fusedi(d, r0, R, B, VT_FMT_NVFP4, px, out, B);                                  \
+        case VT_FMT_Q4_0:                                                                          \
+            return fusedi(d, r0, R, B, VT_FMT_Q4_0, px, out, B);                                   \
         default:                                                                                   \
             return 0;                                                                              \
         }                                                                                          \
@@ -1053,7 +1072,7 @@ static uint64_t rows_xi(const vt_kdesc *d, uint64_t r0, int nr, const vt_kx *px,
  * precision), else 0 or -ENOMEM. */
 static int xi_prep(const vt_kdesc *d, const float *x, int batch, vt_kx *px) {
     const uint64_t cols = d->cols, n64 = cols / 64;
-    const int nf = d->fmt == VT_FMT_NF4 || d->fmt == VT_FMT_NF4_DQ;
+    const int nf = d->fmt == VT_FMT_NF4 || d->fmt == VT_FMT_NF4_DQ, q40 = d->fmt == VT_FMT_Q4_0;
     float *m = vt_malloc((size_t)batch * n64 * (sizeof(float) + 64 * sizeof(int16_t)));
     if (!m) return -ENOMEM;
     float *xs = m;
@@ -1072,15 +1091,18 @@ static int xi_prep(const vt_kdesc *d, const float *x, int batch, vt_kx *px) {
             xs[(uint64_t)b * n64 + G] = (float)(am / XI_Q);
             int16_t *o = xq + ((uint64_t)b * n64 + G) * 64;
             /* position t = 32 n + 16 h + 8 l + e holds the column of nibble n of code byte
-             * j = 16 l + 8 h + e (xi_vals32's order): 2 j + n (nf4: 2 j + 1 - n) */
+             * j = 16 l + 8 h + e (xi_vals32's order): 2 j + n (nf4: 2 j + 1 - n; q4_0, whose
+             * 32-column blocks have columns i and i + 16 in byte i: 32 l + 8 h + e + 16 n) */
             for (int t = 0; t < 64; t++) {
                 const int n = t / 32, j = 16 * (t / 8 % 2) + 8 * (t / 16 % 2) + t % 8;
-                long c = lrint(v[2 * j + (n ^ nf)] * inv);
+                long c = lrint(v[q40 ? 32 * (j / 16) + j % 16 + 16 * n : 2 * j + (n ^ nf)] * inv);
                 o[t] = (int16_t)(c > 16384 ? 16384 : c < -16384 ? -16384 : c);
             }
         }
     for (int c = 0; c < 16; c++) {
-        int v = nf ? (int)lrintf(vt_nf4_values[c] * 16383.0f) : (int)lrintf(2.0f * e2m1_16[c]);
+        int v = nf    ? (int)lrintf(vt_nf4_values[c] * 16383.0f)
+                : q40 ? c - 8
+                      : (int)lrintf(2.0f * e2m1_16[c]);
         px->itab[c] = (uint8_t)(v & 255);
         px->itab[16 + c] = (uint8_t)(((uint32_t)v >> 8) & 255);
     }

@@ -287,7 +287,7 @@ static void test_errors(void) {
  * its buffer's allocation failure is reported. Runs on every ISA (elsewhere the form is off and
  * the same checks hold for the f32 paths). */
 static void test_xint(void) {
-    const uint32_t fmts[] = {VT_FMT_NF4, VT_FMT_NF4_DQ, VT_FMT_MXFP4, VT_FMT_NVFP4};
+    const uint32_t fmts[] = {VT_FMT_NF4, VT_FMT_NF4_DQ, VT_FMT_MXFP4, VT_FMT_NVFP4, VT_FMT_Q4_0};
     for (size_t f = 0; f < sizeof fmts / sizeof fmts[0]; f++) {
         kt_weight k;
         CHECK_RC(kt_make(&k, fmts[f], 8, 320));
