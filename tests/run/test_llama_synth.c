@@ -2,8 +2,8 @@
  * (2 layers, dim 64, 4 query / 2 KV heads, head dim 16, ffn 96, vocab 300, q8_0/q4_1 matrices,
  * tied head), against a plain f64 forward in this file over the same dequantized weights:
  *  - prefill logits of 7 tokens and 3 single-token decode steps (the last two greedy, which
- *    takes the head's kept argmax row): max relative error < 1e-4
- *    (f16 KV cache; the oracle rounds K/V to f16 as well);
+ *    takes the head's kept argmax row): max relative error < 1e-3 with an f16 KV cache (the
+ *    oracle rounds K/V to f16 as well; see F16KV_TOL), < 1e-4 with an f32 one;
  *  - a RAM budget far below the model (token_embd streamed in parts) gives bit-identical logits;
  *  - a VRAM tier below the model (host memory without a GPU) with RAM-pinned tensors passing
  *    through its ring, and budgets down to 2 ring slots of the largest piece: bit-identical
@@ -13,11 +13,11 @@
  *  - a q8_0 KV cache stays within 3e-2 relative of the oracle (and is not exact);
  *  - Llama 3's RoPE scaling: the same model with a rope_freqs.weight tensor (the divisors, as
  *    convert_hf_to_gguf computes them) against the oracle with the scaled frequencies computed
- *    here as transformers does (inv_freq / factor, smoothed between): max relative error < 1e-4,
+ *    here as transformers does (inv_freq / factor, smoothed between): max relative error < 1e-3,
  *    while the unscaled oracle is far off (> 1e-2: the factors matter at these positions);
  *    a GGUF rope.scaling.type other than none is refused;
  *  - Qwen2: the architecture "qwen2" with f32 q/k/v biases, against the oracle with the biases
- *    and NEOX RoPE (rotate_half pairs): max relative error < 1e-4; the oracle without the biases
+ *    and NEOX RoPE (rotate_half pairs): max relative error < 1e-3; the oracle without the biases
  *    is far off (> 1e-2).
  * No Python, no download: runs everywhere (label quick). */
 #include <errno.h>
@@ -267,8 +267,10 @@ static void rope(double *v, int heads, int pos) {
         }
 }
 
+/* the oracle's K/V as the cache stores them: f16 (kv_f16), or f32 */
+static int kv_f16 = 1;
 static double f16r(double x) {
-    return vt_f16_to_f32(vt_f32_to_f16((float)x));
+    return kv_f16 ? vt_f16_to_f32(vt_f32_to_f16((float)x)) : (double)(float)x;
 }
 
 static void oracle_step(int tok, double *logits) {
@@ -359,7 +361,16 @@ static double rel_err(const float *a, const double *b, size_t n) {
 }
 
 /* Runs the model: prefill NT tokens (all logits), then ND decode steps; out [(NT+ND)][VOCAB]. */
-/* The runner's logits @p a must be within 1e-4 (worst relative error) of @p ref over all
+/* Bound on the worst relative logit error against the oracle with an f16 KV cache. Both round
+ * K and V to f16, but a K or V value within f32 rounding of an f16 rounding boundary goes to
+ * one neighbour in the runner (f32 sums, in its kernel's order) and the other in the oracle
+ * (f64): one f16 ulp, 2^-11 of that value. The AVX2 q8_0 GEMV, which sums in another order than
+ * the AVX-512 one, flips such a value in this model: 1.5e-4 at most, against 3e-7 on AVX-512
+ * (2026-11-27). With an f32 cache (no such boundary) the bound is F32KV_TOL. */
+#define F16KV_TOL 1e-3
+#define F32KV_TOL 1e-4
+
+/* The runner's logits @p a must be within F16KV_TOL (worst relative error) of @p ref over all
  * positions and more than 1e-2 from the oracle variant @p far (a feature left out) over the
  * prefill positions, so that the check would see that feature ignored. */
 static void check_near_far(const char *what, const float *a, double (*ref)[VOCAB],
@@ -372,7 +383,7 @@ static void check_near_far(const char *what, const float *a, double (*ref)[VOCAB
     }
     printf("%s: max relative error %.3g vs the oracle, %.3g vs the oracle %s\n", what, w, wf,
            far_name);
-    REQ(w < 1e-4);
+    REQ(w < F16KV_TOL);
     REQ(wf > 1e-2);
 }
 
@@ -504,7 +515,24 @@ int main(void) {
     }
     printf("f16 KV, all resident: max relative error vs f64 oracle %.3g over %d positions\n", worst,
            NT + ND);
-    REQ(worst < 1e-4);
+    REQ(worst < F16KV_TOL);
+    { /* f32 KV against the oracle keeping K/V in f32: the tight bound */
+        static double ref32[NT + ND][VOCAB];
+        int32_t t32[NT + ND];
+        memcpy(t32, toks, sizeof t32);
+        kv_f16 = 0;
+        oracle_run(t32, ref32);
+        kv_f16 = 1;
+        uint64_t rd;
+        REQ(!run_model(s, 0, VT_FMT_F32, t32, c, &rd));
+        double w32 = 0;
+        for (int i = 0; i < NT + ND; i++) {
+            double e = rel_err(c + (size_t)i * VOCAB, ref32[i], VOCAB);
+            if (e > w32) w32 = e;
+        }
+        printf("f32 KV: max relative error vs f64 oracle %.3g\n", w32);
+        REQ(w32 < F32KV_TOL);
+    }
 
     /* a budget of half the model: token_embd (the largest) streams part by part */
     uint64_t small = model_bytes / 2;
@@ -604,7 +632,7 @@ int main(void) {
         if (e > wu) wu = e;
     }
     printf("prefill in chunks of 3: max relative error %.3g\n", wu);
-    REQ(wu < 1e-4);
+    REQ(wu < F16KV_TOL);
 
     REQ(!run_model(s, 0, VT_FMT_Q8_0, toks, c, &read_q8));
     double wq = 0;
