@@ -2,6 +2,7 @@
  * format first, on the CPU or the GPU. Q [H, Nq, D], K and V [Hkv, Nk, D] (f32 or f16; f64 is
  * converted to f32); writes O [H, Nq, D] and optionally LSE [H, Nq]. */
 #include <errno.h>
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,7 +34,12 @@ static void usage(FILE *f) {
         "  -o FILE.npy     output O [H, Nq, D]\n");
 }
 
-/* Read a 3-D f32/f16 array (f64 converted to f32). */
+/* |x| at or beyond which a double rounds to an infinite float: FLT_MAX plus half its ulp,
+ * 2^128 - 2^103 (round to nearest even goes up from the midpoint: FLT_MAX's last bit is 1). */
+#define F32_OVERFLOW 0x1.ffffffp127
+
+/* Read a 3-D f32/f16 array (f64 converted to f32; a finite value beyond the f32 range is
+ * refused, naming the file and its flat index). */
 static int read_3d(const char *path, const char *what, vt_npy *a) {
     int rc = vt_npy_read(path, a);
     if (rc) {
@@ -48,7 +54,18 @@ static int read_3d(const char *path, const char *what, vt_npy *a) {
     if (a->dtype == VT_DTYPE_F64) {
         float *f = vt_malloc(a->numel ? a->numel * sizeof(float) : 1);
         if (!f) return -ENOMEM;
-        for (uint64_t i = 0; i < a->numel; i++) f[i] = (float)((double *)a->data)[i];
+        for (uint64_t i = 0; i < a->numel; i++) {
+            double x = ((double *)a->data)[i];
+            if (isfinite(x) && fabs(x) >= F32_OVERFLOW) {
+                fprintf(stderr,
+                        "vtstore attn: %s %s: element %llu (flat index) is %g, outside the f32 "
+                        "range the f64 input is converted to\n",
+                        what, path, (unsigned long long)i, x);
+                vt_free(f);
+                return -ERANGE;
+            }
+            f[i] = (float)x;
+        }
         vt_free(a->data);
         a->data = f;
         a->dtype = VT_DTYPE_F32;
@@ -57,6 +74,21 @@ static int read_3d(const char *path, const char *what, vt_npy *a) {
         fprintf(stderr, "vtstore attn: %s %s has dtype %s, want f32 or f16\n", what, path,
                 vt_dtype_name(a->dtype));
         return VT_EUNSUPPORTED;
+    }
+    return 0;
+}
+
+/* Refuse a NaN or an infinity in @p a (f32 or f16), naming the file and the flat index: attention
+ * has no meaningful result for it (an infinite Q gave a zero output). */
+static int check_finite(const char *path, const char *what, const vt_npy *a) {
+    for (uint64_t i = 0; i < a->numel; i++) {
+        float x = a->dtype == VT_DTYPE_F32 ? ((const float *)a->data)[i]
+                                           : vt_f16_to_f32(((const uint16_t *)a->data)[i]);
+        if (!isfinite(x)) {
+            fprintf(stderr, "vtstore attn: %s %s: element %llu (flat index) is %g, not finite\n",
+                    what, path, (unsigned long long)i, (double)x);
+            return VT_ENONFINITE;
+        }
     }
     return 0;
 }
@@ -124,6 +156,15 @@ int vt_cmd_attn(int argc, char **argv) {
                 fprintf(stderr, "vtstore attn: bad value for %s: '%s'\n", a, val);
                 return VT_EXIT_USAGE;
             }
+            /* the scale is a float, and 0 means the default: a value that rounds to 0 (or to a
+             * subnormal) or to infinity would silently be another scale */
+            if (a[2] == 's' && x > 0 && (x >= F32_OVERFLOW || (float)x < FLT_MIN)) {
+                fprintf(stderr,
+                        "vtstore attn: bad value for --scale: '%s' is outside the range of a "
+                        "normal f32 (%g .. %g; 0 means 1/sqrt(D))\n",
+                        val, (double)FLT_MIN, (double)FLT_MAX);
+                return VT_EXIT_USAGE;
+            }
             if (a[2] == 's')
                 scale = (float)x;
             else
@@ -179,7 +220,9 @@ int vt_cmd_attn(int argc, char **argv) {
     vt_kv_cache *cache = NULL;
     void *dq = NULL, *dk = NULL, *dv = NULL, *dout = NULL, *dlse = NULL, *dws = NULL, *out = NULL;
     float *lse = NULL;
-    if (read_3d(qp, "Q", &q) || read_3d(kp, "K", &k) || read_3d(vp, "V", &v)) goto done;
+    if (read_3d(qp, "Q", &q) || check_finite(qp, "Q", &q) || read_3d(kp, "K", &k) ||
+        read_3d(vp, "V", &v))
+        goto done;
     uint64_t H = q.dims[0], nq = q.dims[1], D = q.dims[2], Hkv = k.dims[0], nk = k.dims[1];
     if (memcmp(k.dims, v.dims, sizeof k.dims) || k.dims[2] != D) {
         fprintf(stderr,

@@ -1,11 +1,13 @@
 /* vtstore run — greedy decoding of a Llama-family model from a store, weights streamed through
  * the RAM/VRAM tiers (the model runner lives in run/). */
 #include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "../store/parse.h" /* vt_utf8_valid_len */
 #include "cli.h"
 #include "run/llama.h"
 #include "run/hf_config.h"
@@ -47,10 +49,13 @@ static void usage(FILE *f) {
            "  --ctx N           KV cache capacity (default: prompt + max-new)\n"
            "  --device D        cpu (default) or cuda\n"
            "  --logits FILE     write the logits of every evaluated position, [n, vocab] f32 .npy\n"
-           "  --json            print one JSON object (text, ids, timings, stats) instead\n"
+           "                    (written also when one is NaN or infinite; the run then fails)\n"
+           "  --json            print one JSON object (text, ids, timings, stats) instead; bytes\n"
+           "                    of the text that are not well-formed UTF-8 become U+FFFD\n"
            "  --quiet           no text while generating, no stats (with --logits for checks)\n"
            "\n"
-           "exit: 0 ok, 1 error, 2 usage\n");
+           "exit: 0 ok, 1 error (also: logits that are NaN or infinite, at the first such\n"
+           "position), 2 usage\n");
 }
 
 /* ---- small helpers -------------------------------------------------------------------------- */
@@ -131,10 +136,22 @@ static int write_npy(const char *path, const float *data, uint64_t rows, uint64_
     return ok ? 0 : -EIO;
 }
 
+/* A JSON string of the bytes s[0..n): well-formed UTF-8 as it is, each byte that is not part of
+ * a well-formed sequence (a token may end inside a character) as U+FFFD, so the output is always
+ * valid JSON. */
 static void json_str(FILE *f, const char *s, size_t n) {
     fputc('"', f);
+    size_t ok = 0; /* s[i..ok) is well-formed */
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
+        if (i == ok) {
+            ok = i + vt_utf8_valid_len(s + i, n - i);
+            if (ok == i) { /* s[i] starts no well-formed sequence */
+                fputs("\\ufffd", f);
+                ok++;
+                continue;
+            }
+        }
         if (c == '"' || c == '\\')
             fprintf(f, "\\%c", c);
         else if (c == '\n')
@@ -151,6 +168,14 @@ static void json_str(FILE *f, const char *s, size_t n) {
     fputc('"', f);
 }
 
+/* Index of the first NaN or infinity in v[0..n), or -1. */
+static int64_t first_nonfinite(const float *v, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(v[i])) return (int64_t)i;
+    return -1;
+}
+
+/* The largest of v[0..n), all finite (first_nonfinite checks before). */
 static int32_t argmax(const float *v, uint32_t n) {
     uint32_t b = 0;
     for (uint32_t i = 1; i < n; i++)
@@ -302,8 +327,9 @@ static int chat_template(vt_store *s, const vt_tok *tok, enum chat_kind *kind, c
 }
 
 /* The prompt text --chat encodes: one user turn and the assistant's header. Llama 3's template
- * trims the message (its Jinja `| trim`, llama.cpp's trim()); ChatML keeps it as is. */
-static char *chat_text(enum chat_kind kind, const char *msg) {
+ * trims the message (its Jinja `| trim`, llama.cpp's trim()); ChatML keeps it as is. *start gets
+ * the offset of the (trimmed) message in the text. */
+static char *chat_text(enum chat_kind kind, const char *msg, size_t *start) {
     size_t n = strlen(msg);
     if (kind == CHAT_LLAMA3) {
         while (n && strchr(" \t\n\r\v\f", *msg)) msg++, n--;
@@ -316,6 +342,7 @@ static char *chat_text(enum chat_kind kind, const char *msg) {
                            ? "<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n"
                            : "<|im_end|>\n<|im_start|>assistant\n";
     size_t a = strlen(pre), b = strlen(post);
+    *start = a;
     char *t = malloc(a + n + b + 1);
     if (!t) return NULL;
     memcpy(t, pre, a);
@@ -521,7 +548,8 @@ int vt_cmd_run(int argc, char **argv) {
     int32_t bos = vt_tok_bos(tok);
     int bos_added = 0;
     if (prompt) {
-        char *t = chat ? chat_text(chat_kind, prompt) : strdup(prompt);
+        size_t start = 0;
+        char *t = chat ? chat_text(chat_kind, prompt, &start) : strdup(prompt);
         uint32_t n = 0;
         if (!t) goto oom;
         rc = vt_tok_encode(tok, t, NULL, 0, &n);
@@ -535,6 +563,17 @@ int vt_cmd_run(int argc, char **argv) {
                     "vtstore run: %s: this model's pre-tokenizer (%s) is not implemented, so the "
                     "prompt cannot be encoded exactly; give token ids with --tokens instead\n",
                     store_path, pre_desc);
+            goto done;
+        }
+        if (rc == -EINVAL && *vt_tok_error()) {
+            fprintf(stderr, "vtstore run: %s: cannot encode the prompt: %s", store_path,
+                    vt_tok_error());
+            if (chat)
+                fprintf(stderr,
+                        " (the text is the prompt in the chat template: the prompt%s starts at "
+                        "offset %zu)",
+                        chat_kind == CHAT_LLAMA3 ? ", trimmed," : "", start);
+            fputc('\n', stderr);
             goto done;
         }
         if (rc) {
@@ -639,7 +678,15 @@ int vt_cmd_run(int argc, char **argv) {
     const float *last = all ? all + (n_pos - 1) * V : logits;
     double t2 = vt_now();
     uint32_t n_dec = 0;
+    /* the first position whose logits hold a NaN or an infinity (at bad_col): no token can be
+     * chosen from them, and they are no result */
+    size_t bad_row = SIZE_MAX;
+    int64_t bad_col = -1;
     for (long g = 0; g < max_new; g++) {
+        if ((bad_col = first_nonfinite(last, V)) >= 0) {
+            bad_row = n_pos - 1;
+            break;
+        }
         int32_t next = argmax(last, hp->vocab);
         int stop = 0;
         for (int k = 0; k < n_stops; k++) stop |= next == stops[k];
@@ -671,8 +718,25 @@ int vt_cmd_run(int argc, char **argv) {
         fflush(stdout);
     }
 
+    for (size_t r = 0; all && r < n_pos; r++) /* --logits: every row is output */
+        if ((bad_col = first_nonfinite(all + r * V, V)) >= 0) {
+            bad_row = r;
+            break;
+        }
+    /* written even when a row is not finite, so that it can be looked at; the exit code says it
+     * is no result */
     if (logits_path && (rc = write_npy(logits_path, all, n_pos, V))) {
         vt_cli_error(CMD, rc, "cannot write %s", logits_path);
+        goto done;
+    }
+    if (bad_row != SIZE_MAX) {
+        const float *row = all ? all + bad_row * V : logits;
+        fprintf(stderr,
+                "vtstore run: %s: the logits at position %zu (%s) are not finite: logit %lld is "
+                "%g; the model's weights or its computation overflow%s%s\n",
+                store_path, bad_row, bad_row < n_prompt ? "a prompt token" : "a generated token",
+                (long long)bad_col, row[bad_col], logits_path ? "; written to " : "",
+                logits_path ? logits_path : "");
         goto done;
     }
     if (json) {

@@ -1,6 +1,9 @@
 /* `vtstore attn` end to end: random Q/K/V written as .npy, the CLI run on them ($VT_BIN), its
  * O and LSE read back and compared with the f64 oracle computed here on the same K/V format;
- * usage and shape errors give exit codes 2 and 1 with a message naming the file. */
+ * usage and shape errors give exit codes 2 and 1 with a message naming the file. Values that
+ * would silently change the result are refused: a --scale that is no normal f32 (1e-50 rounded
+ * to 0, which means the default), f64 inputs beyond the f32 range (1e300 became inf) and a Q
+ * that is not finite (an infinite Q gave a zero output), naming the file and flat index. */
 #include <sys/wait.h>
 
 #include "attn_util.h"
@@ -122,6 +125,83 @@ static int file_has(const char *path, const char *needle) {
     return strstr(buf, needle) != NULL;
 }
 
+/* Q [2, 3, 32] and K/V [1, 4, 32] as f64 (f16 == 2: Q as f16, f16 == 1: Q as f32) with @p bad
+ * put at flat index @p at of the array @p which ('q', 'k' or 0 for none). */
+static void write_small(char which, uint64_t at, double bad, int qtype) {
+    enum { NQ = 2 * 3 * 32, NK = 1 * 4 * 32 };
+    double q[NQ], k[NK], v[NK];
+    for (int i = 0; i < NQ; i++) q[i] = vt_rand_normal();
+    for (int i = 0; i < NK; i++) k[i] = vt_rand_normal(), v[i] = vt_rand_normal();
+    if (which == 'q') q[at] = bad;
+    if (which == 'k') k[at] = bad;
+    uint64_t dq[3] = {2, 3, 32}, dk[3] = {1, 4, 32};
+    char path[2048];
+    snprintf(path, sizeof path, "%s/sq.npy", dir);
+    if (qtype) {
+        float f[NQ];
+        uint16_t h[NQ];
+        for (int i = 0; i < NQ; i++) f[i] = (float)q[i];
+        vt_f32_to_f16_row(f, h, NQ);
+        CHECK_RC(vt_npy_write(path, qtype == 2 ? VT_DTYPE_F16 : VT_DTYPE_F32, 3, dq,
+                              qtype == 2 ? (void *)h : (void *)f));
+    } else {
+        CHECK_RC(vt_npy_write(path, VT_DTYPE_F64, 3, dq, q));
+    }
+    snprintf(path, sizeof path, "%s/sk.npy", dir);
+    CHECK_RC(vt_npy_write(path, VT_DTYPE_F64, 3, dk, k));
+    snprintf(path, sizeof path, "%s/sv.npy", dir);
+    CHECK_RC(vt_npy_write(path, VT_DTYPE_F64, 3, dk, v));
+}
+
+/* vtstore attn on sq/sk/sv.npy with @p extra options: exit code; stderr in dir/stderr.txt */
+static int run_small(const char *extra) {
+    char args[8192], err[2048];
+    snprintf(err, sizeof err, "%s/stderr.txt", dir);
+    snprintf(args, sizeof args, "--q '%s/sq.npy' --k '%s/sk.npy' --v '%s/sv.npy' -o '%s/so.npy' %s",
+             dir, dir, dir, dir, extra);
+    return run(args, err);
+}
+
+static void bad_values(void) {
+    char err[2048];
+    snprintf(err, sizeof err, "%s/stderr.txt", dir);
+    write_small(0, 0, 0, 0);
+    CHECKF(run_small("") == 0, "f64 inputs in range"); /* converted to f32 */
+    CHECK(run_small("--scale 0") == 0);                /* 0: the default 1/sqrt(D) */
+    CHECK(run_small("--scale 1.5e-38") == 0);          /* just above FLT_MIN */
+    CHECK(run_small("--scale 3e38") == 0);
+    /* rounds to 0 (the default), to a subnormal, to infinity */
+    static const char *const scales[] = {"1e-50", "1e-40", "1e39", "3.5e38"};
+    for (size_t i = 0; i < sizeof scales / sizeof scales[0]; i++) {
+        char o[64];
+        snprintf(o, sizeof o, "--scale %s", scales[i]);
+        int rc = run_small(o);
+        CHECKF(rc == 2 && file_has(err, "--scale") && file_has(err, scales[i]),
+               "--scale %s: exit %d", scales[i], rc);
+    }
+    /* f64 beyond f32 in Q and in K: the file and the flat index are named */
+    write_small('q', 37, 1e300, 0);
+    CHECKF(run_small("") == 1 && file_has(err, "sq.npy") && file_has(err, "element 37 "),
+           "Q f64 1e300");
+    write_small('k', 5, -1e39, 0);
+    CHECKF(run_small("") == 1 && file_has(err, "sk.npy") && file_has(err, "element 5 "),
+           "K f64 -1e39");
+    /* Q not finite, in f64, f32 and f16 */
+    static const struct {
+        double x;
+        int qtype;
+    } nf[] = {{INFINITY, 0}, {NAN, 0}, {-INFINITY, 1}, {NAN, 1}, {INFINITY, 2}, {NAN, 2}};
+    for (size_t i = 0; i < sizeof nf / sizeof nf[0]; i++) {
+        write_small('q', 100 + i, nf[i].x, nf[i].qtype);
+        char want[32];
+        snprintf(want, sizeof want, "element %zu ", 100 + i);
+        int rc = run_small("");
+        CHECKF(rc == 1 && file_has(err, "sq.npy") && file_has(err, want) &&
+                   file_has(err, "not finite"),
+               "Q %g (type %d) at %zu: exit %d", nf[i].x, nf[i].qtype, 100 + i, rc);
+    }
+}
+
 int main(void) {
     if (!getenv("VT_BIN")) TEST_SKIP("VT_BIN is not set (run under ctest)");
     vt_test_seed();
@@ -154,5 +234,6 @@ int main(void) {
     CHECK(run(args, err) == 1);
     CHECK(file_has(err, "missing.npy"));
     free(x);
+    bad_values();
     return vt_test_done("test_attn_cli");
 }

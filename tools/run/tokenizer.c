@@ -442,6 +442,7 @@ struct heap_item {
 
 struct encoder {
     const vt_tok *t;
+    const uint8_t *text; /* the whole text, for the offsets in error messages */
     int32_t *ids;
     uint32_t cap;
     uint64_t n; /* ids produced so far (written or not) */
@@ -518,11 +519,20 @@ static void push_pair(struct encoder *e, uint32_t l, uint32_t r) {
     }
 }
 
+/* The byte at @p p of the text has no single-byte token, so byte-level BPE cannot represent it
+ * (a vocabulary without all 256 byte tokens). */
+static int no_byte_token(const struct encoder *e, const uint8_t *p) {
+    return tok_fail(-EINVAL,
+                    "byte 0x%02x at offset %zu of the text has no single-byte token in the "
+                    "vocabulary",
+                    *p, (size_t)(p - e->text));
+}
+
 /* BPE over the bytes s[0..n), n >= 1; emits the resulting ids. */
 static int bpe_piece(struct encoder *e, const uint8_t *s, size_t n) {
     const vt_tok *t = e->t;
     if (n == 1) {
-        if (t->byte_id[s[0]] < 0) return -EINVAL;
+        if (t->byte_id[s[0]] < 0) return no_byte_token(e, s);
         emit(e, t->byte_id[s[0]]);
         return 0;
     }
@@ -537,7 +547,7 @@ static int bpe_piece(struct encoder *e, const uint8_t *s, size_t n) {
     if (rc) return rc;
     for (size_t i = 0; i < n; i++) {
         e->sym_id[i] = t->byte_id[s[i]];
-        if (e->sym_id[i] < 0) return -EINVAL;
+        if (e->sym_id[i] < 0) return no_byte_token(e, s + i);
         e->prev[i] = i == 0 ? NONE : (uint32_t)(i - 1);
         e->next[i] = i + 1 == n ? NONE : (uint32_t)(i + 1);
     }
@@ -734,12 +744,13 @@ static int32_t match_special(const vt_tok *t, const uint8_t *s, size_t i, size_t
 
 int vt_tok_encode(const vt_tok *tok, const char *text, int32_t *ids, uint32_t cap,
                   uint32_t *n_out) {
+    tok_err[0] = 0;
     if (!tok || !text || !n_out || (!ids && cap)) return -EINVAL;
     *n_out = 0;
     if (tok->pre == VT_TOK_PRE_UNSUPPORTED) return -ENOTSUP;
     const uint8_t *s = (const uint8_t *)text;
     size_t n = strlen(text);
-    struct encoder en = {.t = tok, .ids = ids, .cap = cap};
+    struct encoder en = {.t = tok, .text = s, .ids = ids, .cap = cap};
     int rc = 0;
 
     size_t frag = 0;

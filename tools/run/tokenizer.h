@@ -101,10 +101,12 @@ typedef struct vt_tok vt_tok;
 int vt_tok_create(const char *const *tokens, uint32_t n_tokens, const char *const *merges,
                   uint32_t n_merges, const int32_t *token_types, vt_tok **out);
 
-/** Why the last failed vt_tok_create() on this thread failed ("merge 7 'a b': token 'b' is not
- *  in the vocabulary"); "" after a success or when there is nothing to add to the code. Points
- *  to thread-local storage, valid until the next vt_tok_create() on the thread. (The tokenizer
- *  does not link the store library, so it keeps its own detail, not vt_last_error().) */
+/** Why the last failed vt_tok_create() or vt_tok_encode() on this thread failed ("merge 7 'a
+ *  b': token 'b' is not in the vocabulary", "byte 0xff at offset 1 of the text has no
+ *  single-byte token in the vocabulary"); "" after a success or when there is nothing to add to
+ *  the code. Points to thread-local storage, valid until the next vt_tok_create() or
+ *  vt_tok_encode() on the thread. (The tokenizer does not link the store library, so it keeps its
+ *  own detail, not vt_last_error().) */
 const char *vt_tok_error(void);
 
 /** Sets the pre-tokenizer (VT_TOK_PRE_DIGITS_GPT2 after vt_tok_create).  Call it
@@ -147,7 +149,8 @@ void vt_tok_destroy(vt_tok *tok);
  *              exceeds cap (call with cap 0 to size a buffer).
  * @return 0; -ENOSPC when the encoding has more than cap ids (ids then holds the
  *         first cap of them); -EINVAL for NULL arguments or a byte that has no
- *         single-byte token in the vocabulary; -ENOTSUP when the pre-tokenizer is
+ *         single-byte token in the vocabulary (vt_tok_error() then names the byte and
+ *         its offset in text); -ENOTSUP when the pre-tokenizer is
  *         VT_TOK_PRE_UNSUPPORTED; -ENOMEM.
  */
 int vt_tok_encode(const vt_tok *tok, const char *text, int32_t *ids, uint32_t cap, uint32_t *n_out);

@@ -1,0 +1,253 @@
+/* test_run_cli_synth — `vtstore run` on tiny synthetic models written into stores here (1 layer,
+ * dim 32, vocab 32, byte-level tokens without merges), for the results the CLI must never give
+ * silently:
+ *  - output_norm.weight NaN makes every logit NaN: run fails (exit 1) naming the position and
+ *    that the logits are not finite, prints no JSON, and with --logits still writes the file
+ *    (so it can be looked at) but fails naming position 0 (it used to pick token 0 and exit 0);
+ *  - output_norm.weight 0 makes every logit 0, so greedy picks token 0, whose bytes are C3 A9 C3
+ *    ("é" and the first byte of another character): --json writes "é" as is and each byte that
+ *    is no well-formed UTF-8 as \ufffd, so the text of two tokens is "é\ufffdé\ufffd" and the
+ *    output holds no raw byte >= 0x80 outside it (it used to copy the bytes raw: invalid JSON);
+ *  - a prompt byte without a single-byte token: the error names the byte and its offset (it
+ *    used to say only 'Invalid argument').
+ * Needs nothing but the vtstore binary (label quick). */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli_util.h"
+#include "vt_test.h"
+#include "vtstore/quant.h"
+#include "vtstore/store.h"
+
+enum { NL = 1, DIM = 32, H = 2, HKV = 1, HD = 16, FFN = 32, VOCAB = 32 };
+
+static uint64_t rng = 0x9e3779b97f4a7c15ull;
+static float urand(void) { /* xorshift64*, uniform in [-1, 1) */
+    rng ^= rng >> 12;
+    rng ^= rng << 25;
+    rng ^= rng >> 27;
+    return (float)((double)((rng * 2685821657736338717ull) >> 11) / 9007199254740992.0 * 2 - 1);
+}
+
+/* Tensor @p name [rows, cols]: random values scale * u + offset, or all @p fill when not 0 / NaN
+ * (fill_set). q8_0 for matrices, f32 for norms (rows 1). */
+static int put(vt_store_writer *w, const char *name, uint64_t rows, uint64_t cols, float scale,
+               float offset, int fill_set, float fill) {
+    size_t n = rows * cols;
+    uint32_t fmt = rows == 1 ? VT_FMT_F32 : VT_FMT_Q8_0;
+    float *x = malloc(n * sizeof(float));
+    uint64_t qb = vt_quant_bytes(fmt, rows, cols);
+    uint8_t *q = malloc(qb);
+    int rc = x && q ? 0 : -1;
+    for (size_t i = 0; !rc && i < n; i++) x[i] = fill_set ? fill : offset + scale * urand();
+    if (!rc && fmt == VT_FMT_F32)
+        memcpy(q, x, qb);
+    else if (!rc)
+        rc = vt_quantize(fmt, NULL, x, rows, cols, q, 1);
+    vt_tensor_info meta = {0};
+    snprintf(meta.name, sizeof meta.name, "%s", name);
+    meta.src_dtype = VT_DTYPE_F32;
+    meta.ndim = rows == 1 ? 1 : 2;
+    meta.dims[0] = rows == 1 ? cols : rows;
+    meta.dims[1] = cols;
+    meta.format = fmt;
+    meta.tensor_scale = 1;
+    vt_writer_tensor *t = NULL;
+    if (!rc) rc = vt_writer_tensor_begin(w, &meta, NULL, 0, &t);
+    if (!rc) rc = vt_writer_put_chunk(w, t, 0, q, qb);
+    if (!rc) rc = vt_writer_tensor_end(w, t, NULL);
+    free(x);
+    free(q);
+    return rc;
+}
+
+/* A typed metadata value: u32 type, then the value's bytes. */
+static int put_meta(vt_store_writer *w, const char *key, uint32_t type, const void *v, size_t n) {
+    uint8_t buf[4096];
+    if (n + 4 > sizeof buf) return -1;
+    memcpy(buf, &type, 4);
+    memcpy(buf + 4, v, n);
+    return vt_writer_put_meta(w, key, buf, n + 4);
+}
+
+static int put_str(vt_store_writer *w, const char *key, const char *v) {
+    uint8_t b[256];
+    uint64_t len = strlen(v);
+    memcpy(b, &len, 8);
+    memcpy(b + 8, v, len);
+    return put_meta(w, key, 8, b, 8 + len);
+}
+
+/* An array of strings (GGUF type 9 of type 8). */
+static int put_strings(vt_store_writer *w, const char *key, const char *const *v, uint64_t n) {
+    uint8_t b[2048];
+    uint32_t et = 8;
+    size_t o = 0;
+    memcpy(b, &et, 4);
+    memcpy(b + 4, &n, 8);
+    o = 12;
+    for (uint64_t i = 0; i < n; i++) {
+        uint64_t len = strlen(v[i]);
+        if (o + 8 + len > sizeof b) return -1;
+        memcpy(b + o, &len, 8);
+        memcpy(b + o + 8, v[i], len);
+        o += 8 + len;
+    }
+    return put_meta(w, key, 9, b, o);
+}
+
+/* The vocabulary: token 0 is bytes C3 A9 C3 (GPT-2's byte-to-unicode alphabet maps 0xC3 and
+ * 0xA9 to U+00C3, U+00A9); then single-byte tokens for 'a'..'z', '!', ' ' (U+0120), and fillers.
+ * No token for 0xFF. */
+static const char *const vocab[VOCAB] = {"\xc3\x83\xc2\xa9\xc3\x83",
+                                         "a",
+                                         "b",
+                                         "c",
+                                         "d",
+                                         "e",
+                                         "f",
+                                         "g",
+                                         "h",
+                                         "i",
+                                         "j",
+                                         "k",
+                                         "l",
+                                         "m",
+                                         "n",
+                                         "o",
+                                         "p",
+                                         "q",
+                                         "r",
+                                         "s",
+                                         "t",
+                                         "u",
+                                         "v",
+                                         "w",
+                                         "x",
+                                         "y",
+                                         "z",
+                                         "!",
+                                         "\xc4\xa0",
+                                         "ab",
+                                         "cd",
+                                         "ef"};
+
+/* A store at dir/@p name whose output_norm.weight is all @p norm. */
+static int make_store(const char *name, float norm) {
+    char path[4400];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    vt_store *s;
+    vt_store_writer *w;
+    int rc = vt_store_open(path, VT_STORE_RDWR | VT_STORE_CREATE, NULL, &s);
+    if (rc) return rc;
+    if ((rc = vt_store_writer_begin(s, &w))) {
+        vt_store_close(s);
+        return rc;
+    }
+    static const char *const suf[9] = {"attn_norm", "attn_q",   "attn_k", "attn_v",  "attn_output",
+                                       "ffn_norm",  "ffn_gate", "ffn_up", "ffn_down"};
+    const uint64_t rows[9] = {1, H * HD, HKV * HD, HKV * HD, DIM, 1, FFN, FFN, DIM};
+    const uint64_t cols[9] = {DIM, DIM, DIM, DIM, H * HD, DIM, DIM, DIM, FFN};
+    rc = put(w, "token_embd.weight", VOCAB, DIM, 1.0f, 0, 0, 0);
+    for (int l = 0; l < NL && !rc; l++)
+        for (int t = 0; t < 9 && !rc; t++) {
+            char tn[64];
+            snprintf(tn, sizeof tn, "blk.%d.%s.weight", l, suf[t]);
+            int nrm = rows[t] == 1;
+            rc = put(w, tn, rows[t], cols[t], nrm ? 0.2f : 0.25f, nrm ? 1.0f : 0, 0, 0);
+        }
+    if (!rc) rc = put(w, "output_norm.weight", 1, DIM, 0, 0, 1, norm);
+    if (!rc) rc = put_str(w, "gguf.general.architecture", "llama");
+    static const struct {
+        const char *k;
+        uint32_t v;
+    } u[] = {{"gguf.llama.block_count", NL},
+             {"gguf.llama.embedding_length", DIM},
+             {"gguf.llama.feed_forward_length", FFN},
+             {"gguf.llama.attention.head_count", H},
+             {"gguf.llama.attention.head_count_kv", HKV},
+             {"gguf.llama.context_length", 64}};
+    for (size_t i = 0; i < sizeof u / sizeof u[0] && !rc; i++)
+        rc = put_meta(w, u[i].k, 4, &u[i].v, 4);
+    float theta = 10000.0f, eps = 1e-5f;
+    if (!rc) rc = put_meta(w, "gguf.llama.rope.freq_base", 6, &theta, 4);
+    if (!rc) rc = put_meta(w, "gguf.llama.attention.layer_norm_rms_epsilon", 6, &eps, 4);
+    if (!rc) rc = put_strings(w, "gguf.tokenizer.ggml.tokens", vocab, VOCAB);
+    if (!rc) rc = put_strings(w, "gguf.tokenizer.ggml.merges", NULL, 0);
+    if (!rc) rc = put_str(w, "gguf.tokenizer.ggml.pre", "smollm");
+    if (!rc)
+        rc = vt_store_writer_commit(w);
+    else
+        vt_store_writer_abort(w);
+    vt_store_close(s);
+    return rc;
+}
+
+/* No byte >= 0x80 in s. */
+static int ascii(const char *s) {
+    for (; *s; s++)
+        if ((unsigned char)*s >= 0x80) return 0;
+    return 1;
+}
+
+int main(void) {
+    bin = getenv("VT_BIN");
+    if (!bin || access(bin, X_OK)) TEST_SKIP("VT_BIN not set or not executable");
+    vt_test_tmpdir("run_cli_synth", dir, sizeof dir);
+    CHECK_RC(make_store("nan.vts", NAN));
+    CHECK_RC(make_store("zero.vts", 0.0f));
+
+    /* NaN logits: no token is chosen from them */
+    int rc = vt("run nan.vts --tokens 1,2,3 --max-new 4 --json");
+    char *err = slurp("err.txt");
+    CHECKF(rc == 1 && strstr(err, "nan.vts") && strstr(err, "position 2") &&
+               strstr(err, "not finite"),
+           "NaN model: exit %d, stderr: %s", rc, err);
+    printf("nan: %s", err);
+    CHECKF(!*slurp("out.txt"), "NaN model: stdout: %s", slurp("out.txt"));
+    rc = vt("run nan.vts --tokens 1,2,3 --max-new 2");
+    CHECKF(rc == 1 && strstr(slurp("err.txt"), "position 2"), "NaN model, text: exit %d, %s", rc,
+           slurp("err.txt"));
+    /* --logits: every row is output; the file is written, the run fails */
+    rc = vt("run nan.vts --tokens 1,2,3 --max-new 0 --quiet --logits l.npy");
+    err = slurp("err.txt");
+    CHECKF(rc == 1 && strstr(err, "position 0") && strstr(err, "not finite") &&
+               strstr(err, "l.npy"),
+           "NaN model, --logits: exit %d, stderr: %s", rc, err);
+    CHECK(strlen(slurp("l.npy")) >= 6); /* "\x93NUMPY" */
+
+    /* the finite model runs; token 0 is C3 A9 C3, so two of them are é, C3, é, C3 */
+    rc = vt("run zero.vts --tokens 1,2,3 --max-new 2 --json");
+    char *out = strdup(slurp("out.txt")); /* slurp's buffer is reused below */
+    const char *want = "{\"text\": \"\xc3\xa9\\ufffd\xc3\xa9\\ufffd\", ";
+    CHECKF(rc == 0 && out && !strncmp(out, want, strlen(want)) &&
+               strstr(out, "\"generated_ids\": [0, 0]"),
+           "zero model --json: exit %d, stdout: %.300s, stderr: %s", rc, out, slurp("err.txt"));
+    CHECKF(out && ascii(out + strlen(want)), "raw bytes after the text: %.300s", out);
+    free(out);
+    rc = vt("run zero.vts --tokens 1,2,3 --max-new 2 --logits l.npy --quiet");
+    CHECKF(rc == 0, "zero model --logits: exit %d, stderr: %s", rc, slurp("err.txt"));
+
+    /* a prompt byte without a byte token: alone (a one-byte piece) and inside a longer piece */
+    static const struct {
+        const char *prompt, *expect;
+    } bad[] = {{"a\xff"
+                "b",
+                "byte 0xff at offset 1 "},
+               {"ab!\xff", "byte 0xff at offset 3 "}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char args[256];
+        snprintf(args, sizeof args, "run zero.vts --prompt '%s' --max-new 1", bad[i].prompt);
+        rc = vt(args);
+        err = slurp("err.txt");
+        CHECKF(rc == 1 && strstr(err, "zero.vts") && strstr(err, bad[i].expect),
+               "prompt %d: exit %d, stderr: %s", (int)i, rc, err);
+        printf("prompt %d: %s", (int)i, err);
+    }
+    rc = vt("run zero.vts --prompt 'ab cd!' --max-new 1 --quiet");
+    CHECKF(rc == 0, "a prompt of vocabulary bytes: exit %d, stderr: %s", rc, slurp("err.txt"));
+    return vt_test_done("run_cli_synth");
+}
