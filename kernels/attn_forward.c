@@ -29,6 +29,9 @@ int vt_attn_validate(const vt_attn_params *p) {
     if (!p->n_heads || !kv->n_kv_heads || !kv->head_dim || !p->n_q)
         return vt_fail(VT_ESHAPE, "attn: H %u, Hkv %u, D %u, Nq %llu must be > 0", p->n_heads,
                        kv->n_kv_heads, kv->head_dim, (unsigned long long)p->n_q);
+    if (kv->head_dim > VT_ATTN_MAX_HEAD_DIM)
+        return vt_fail(VT_EUNSUPPORTED, "attn: head dim %u is above the limit %u", kv->head_dim,
+                       (unsigned)VT_ATTN_MAX_HEAD_DIM);
     if (p->n_heads % kv->n_kv_heads)
         return vt_fail(VT_ESHAPE, "attn: H %u is not a multiple of Hkv %u", p->n_heads,
                        kv->n_kv_heads);
@@ -46,6 +49,9 @@ int vt_attn_validate(const vt_attn_params *p) {
     if (!(p->scale >= 0.0f) || isinf(p->scale))
         return vt_fail(-EINVAL, "attn: softmax scale %g (want finite, 0 = 1/sqrt(D))",
                        (double)p->scale);
+    if (kv->format == VT_FMT_NVFP4 && (!(kv->tensor_scale >= 0.0f) || isinf(kv->tensor_scale)))
+        return vt_fail(-EINVAL, "attn: nvfp4 K/V tensor_scale %g (want finite and >= 0, 0 = 1)",
+                       (double)kv->tensor_scale);
     if (kv->location != VT_LOC_HOST && kv->location != VT_LOC_DEVICE)
         return vt_fail(-EINVAL, "attn: bad K/V location %d", (int)kv->location);
     return 0;

@@ -37,7 +37,9 @@ typedef struct vt_kdesc {
  * those of vt_dequantize_ref. Sparse rows expand to zeros where nothing is kept. */
 typedef void (*vt_kdecode_fn)(const vt_kdesc *d, uint64_t row, uint64_t k0, uint32_t n, float *out);
 
-/** Fill @p d from a weight handle. Returns 0 or -EINVAL/VT_EUNSUPPORTED with detail. */
+/** Fill @p d from a weight handle. Returns 0 or -EINVAL (also for an nvfp4 tensor_scale or, on a
+ *  host handle, an awq_int4 channel scale that is not positive and finite), -EOVERFLOW (sizes
+ *  past 64 bits) or VT_EUNSUPPORTED, with detail. */
 int vt_kdesc_init(vt_kdesc *d, const vt_weight *w, const char *who);
 /** The decoder of d->fmt: when @p fast, the AVX-512 one (decode_avx512.c, where it beats AVX2 and
  *  vt_kcpu_avx512) or the AVX2+FMA one (vt_kcpu_avx2), else scalar. */

@@ -95,8 +95,12 @@ uint64_t vt_quant_row_align(uint32_t fmt, uint64_t cols) {
     return VT_NF4DQ_GROUP / gcd_u64(VT_NF4DQ_GROUP, bpr);
 }
 
+/* Above this a row's byte count (at most 4 bytes a value plus 2:4 indices) could overflow
+ * 64 bits; such sizes are reported as 0. */
+#define VT_QUANT_MAX_COLS (UINT64_MAX / 8)
+
 uint64_t vt_quant_row_bytes(uint32_t fmt, uint64_t cols) {
-    if (!fmt_valid(fmt)) return 0;
+    if (!fmt_valid(fmt) || cols > VT_QUANT_MAX_COLS) return 0;
     uint32_t base = VT_FMT_BASE(fmt);
     if (base == VT_FMT_NF4_DQ) return 0;
     if (fmt & VT_FMT_SPARSE24) return vt_sparse24_row_bytes(base, cols);
@@ -105,9 +109,18 @@ uint64_t vt_quant_row_bytes(uint32_t fmt, uint64_t cols) {
 }
 
 uint64_t vt_quant_bytes(uint32_t fmt, uint64_t rows, uint64_t cols) {
-    if (!fmt_valid(fmt)) return 0;
-    if (fmt == VT_FMT_NF4_DQ) return vt_nf4dq_bytes(rows, cols);
-    return rows * vt_quant_row_bytes(fmt, cols);
+    if (!fmt_valid(fmt) || cols > VT_QUANT_MAX_COLS) return 0;
+    uint64_t n;
+    if (fmt == VT_FMT_NF4_DQ) {
+        /* vt_nf4dq_bytes: ceil(rows * blocks / 256) super-blocks of sizeof(vt_block_nf4_dq) */
+        uint64_t bpr = (cols + VT_QK_NF4 - 1) / VT_QK_NF4;
+        if (__builtin_mul_overflow(rows, bpr, &n) ||
+            __builtin_mul_overflow(n / VT_NF4DQ_GROUP + 1, (uint64_t)sizeof(vt_block_nf4_dq), &n))
+            return 0;
+        return vt_nf4dq_bytes(rows, cols);
+    }
+    if (__builtin_mul_overflow(rows, vt_quant_row_bytes(fmt, cols), &n)) return 0;
+    return n;
 }
 
 double vt_format_bpw(uint32_t fmt, uint64_t cols) {

@@ -12,7 +12,9 @@
  * heads over Hkv' = B*Hkv K/V heads (h' / (H/Hkv) picks the right cache row block).
  *
  * Causal masking is aligned bottom-right: query i may see key j iff j <= i + Nk - Nq. A query
- * that sees no key (causal with Nq > Nk) gets O = 0 and LSE = -inf, never NaN.
+ * that sees no key (causal with Nq > Nk) gets O = 0 and LSE = -inf, never NaN. On the CPU a
+ * query that sees a key gets NaN O and LSE from a NaN or Inf in its Q row or a NaN in K at a key
+ * it sees (as the plain softmax would); K/V values at keys a query does not see never reach it.
  *
  *     vt_kv_cache_config cc = {.location = VT_LOC_HOST, .format = VT_FMT_Q8_0,
  *                              .n_kv_heads = 8, .head_dim = 128, .capacity = 4096};
@@ -63,11 +65,16 @@ typedef struct vt_attn_kv {
     vt_location location; /* where k and v live */
     uint32_t format;      /* f32, f16, bf16, q8_0, int8, q4_0, nf4, nvfp4 or mxfp4 */
     uint32_t n_kv_heads;  /* Hkv */
-    uint32_t head_dim;    /* D */
+    uint32_t head_dim;    /* D, 1..VT_ATTN_MAX_HEAD_DIM */
     uint64_t n_tokens;    /* Nk: tokens used */
     uint64_t head_stride; /* bytes between heads (0 = n_tokens rows, tightly packed) */
-    float tensor_scale;   /* nvfp4 global scale (0 is taken as 1); ignored by the others */
+    float tensor_scale;   /* nvfp4 global scale, finite and >= 0 (0 is taken as 1); ignored by
+                             the others */
 } vt_attn_kv;
+
+/** Largest head dim vt_attn_forward accepts (the CPU kernels keep a row of D floats on the
+ *  stack); the GPU kernels take only 64 and 128. */
+#define VT_ATTN_MAX_HEAD_DIM 4096
 
 /** 1 if @p fmt (a vt_format) can hold K/V for attention: f32, f16, bf16, q8_0, int8, q4_0, nf4,
  *  nvfp4, mxfp4 (no 2:4 sparsity, no formats whose blocks cross rows or need channel scales). */
@@ -174,8 +181,10 @@ size_t vt_attn_workspace_bytes(const vt_attn_params *p);
  *  (threaded over K/V heads x query tiles, and over key slices with a combine step when those
  *  are fewer than twice the threads, as in decode) and on the GPU for device K/V (asynchronous on
  *  p->stream; no allocation, no synchronization). Errors: -EINVAL (NULL pointers, dtypes, a
- *  misaligned workspace), VT_ESHAPE (H % Hkv != 0, zero sizes), VT_EUNSUPPORTED (K/V format; on
- *  the GPU a head dim other than 64/128 or a naive algo; the message says which), VT_EBUDGET
+ *  misaligned workspace, a negative, NaN or infinite scale or nvfp4 tensor_scale), VT_ESHAPE
+ *  (H % Hkv != 0, zero sizes), VT_EUNSUPPORTED (K/V format; a head dim above
+ *  VT_ATTN_MAX_HEAD_DIM; on the GPU a head dim other than 64/128 or a naive algo; the message
+ *  says which), VT_EBUDGET
  *  (GPU decode: p->workspace_bytes is less than the split count needs; the message gives both
  *  sizes), VT_ENODEV (device K/V without CUDA), -ENOMEM, VT_ECUDA. */
 int vt_attn_forward(const vt_attn_params *p);

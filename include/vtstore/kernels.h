@@ -17,9 +17,15 @@
  * device handle (x, y, X, Y, out) must be device memory (see vtstore/device.h).
  *
  * Errors (all functions): -EINVAL (NULL pointer, zero-sized or mismatched arguments, batch out of
- * range), VT_EUNSUPPORTED (format/dtype combination not served), VT_ENODEV (device handle in a
- * build without CUDA, or no GPU), VT_ECUDA (CUDA error; vt_last_error() has CUDA's string),
- * -ENOMEM (host scratch of the reference kernels). Detail names the format and shape.
+ * range, fewer bytes than the shape needs, scales the quantization library refuses: an nvfp4
+ * tensor_scale that is not in (0, FLT_MAX], or an awq_int4 channel scale (aux) that is not
+ * positive and finite; the message names the format, and the column for awq), -EOVERFLOW (rows x
+ * cols, as values or as stored bytes, does not fit 64 bits), VT_EUNSUPPORTED (format/dtype
+ * combination not served), VT_ENODEV (device handle in a build without CUDA, or no GPU),
+ * VT_ECUDA (CUDA error; vt_last_error() has CUDA's string), -ENOMEM (host scratch of the
+ * reference kernels). Detail names the format and shape. The awq scales are checked (O(cols)
+ * per call) only on host handles: a device handle's aux lives in device memory, and the caller
+ * answers for it (device kernels divide by those scales as they are).
  */
 #ifndef VTSTORE_KERNELS_H
 #define VTSTORE_KERNELS_H

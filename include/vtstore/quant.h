@@ -92,7 +92,8 @@ int vt_quant_observe(uint32_t fmt, vt_quant_params *p, const float *x, uint64_t 
  *  (1 except nf4_dq, where it is 256 / gcd(256, blocks per row)). */
 uint64_t vt_quant_row_align(uint32_t fmt, uint64_t cols);
 /** Bytes of a row range of @p rows rows starting at an aligned row (for nf4_dq a range that is
- *  not the tensor's end must hold a whole number of super-blocks: pass aligned row counts). */
+ *  not the tensor's end must hold a whole number of super-blocks: pass aligned row counts).
+ *  0 when the size does not fit in 64 bits. */
 uint64_t vt_quant_bytes(uint32_t fmt, uint64_t rows, uint64_t cols);
 /** Bytes of one row for row-blocked formats (0 for nf4_dq). */
 uint64_t vt_quant_row_bytes(uint32_t fmt, uint64_t cols);

@@ -32,8 +32,9 @@
 #define BN          64 /* keys per tile */
 #define RB          4  /* query rows per register tile (rows are padded to a multiple) */
 #define PF          2 /* K/V tiles prefetched ahead (2 was faster than 0, 1 and 4 for f16 decode) */
-#define PV_F16_ROWS 16 /* at most this many rows: P·V reads an f16 V tile as stored */
-#define ROWS_MAX    16 /* at most this many rows: K/V read where stored (tiles_rows) */
+#define PV_F16_ROWS 16         /* at most this many rows: P·V reads an f16 V tile as stored */
+#define ROWS_MAX    16         /* at most this many rows: K/V read where stored (tiles_rows) */
+#define VIS_PAD     UINT32_MAX /* flash_buf.vis of a padded row */
 
 typedef struct flash_buf flash_buf;
 typedef struct flash_ctx flash_ctx;
@@ -55,17 +56,43 @@ struct flash_ctx {
 
 /* One task's working set (one allocation). */
 struct flash_buf {
-    uint32_t rows_p, dv;
-    float *q;     /* [rows_p][D], pre-scaled by scale*log2(e); padded rows zero */
-    float *acc;   /* [rows_p][dv] */
-    float *s;     /* [rows_p][BN] scores, then P */
-    float *m, *l; /* [rows_p] running max (log2 units), running sum */
-    float *alpha; /* [rows_p] this tile's rescale factor */
-    int64_t *lim; /* [rows_p] keys [0, lim) visible to the row */
-    float *kt;    /* [D][BN] K tile transposed */
-    float *v;     /* [BN][dv] V tile, padded columns zero */
-    float *tmp;   /* [BN][D] K (and V when dv != D) rows as dequantized */
+    uint32_t rows, rows_p, dv; /* rows of the task, padded to a multiple of RB; V/acc width */
+    float *q;                  /* [rows_p][D], pre-scaled by scale*log2(e); padded rows zero */
+    float *acc;                /* [rows_p][dv] */
+    float *s;                  /* [rows_p][BN] scores, then P */
+    float *m, *l;              /* [rows_p] running max (log2 units), running sum */
+    float *alpha;              /* [rows_p] this tile's rescale factor */
+    int64_t *lim;              /* [rows_p] keys [0, lim) visible to the row */
+    uint32_t *vis; /* [rows_p] keys of the current tile visible to the row (VIS_PAD: padding) */
+    float *kt;     /* [D][BN] K tile transposed */
+    float *v;      /* [BN][dv] V tile, padded columns zero */
+    float *tmp;    /* [BN][D] K (and V when dv != D) rows as dequantized */
 };
+
+/* The least count of a tile's keys the RB rows at vis see (padded rows, VIS_PAD, aside): keys
+ * below it go through the register tiles; *hi (may be NULL) gets the largest count. */
+static inline uint32_t vis_lo(const uint32_t *vis, uint32_t jn, uint32_t *hi) {
+    uint32_t lo = jn, h = 0;
+    for (int r = 0; r < RB; r++) {
+        if (vis[r] < lo) lo = vis[r];
+        if (vis[r] != VIS_PAD && vis[r] > h) h = vis[r];
+    }
+    if (hi) *hi = h;
+    return lo < h ? lo : h;
+}
+
+/* The keys [*ja, *jb) of a tile some register tile's rows see and others not; 0 when none. */
+static inline int vis_span(const uint32_t *vis, uint32_t rows_p, uint32_t jn, uint32_t *ja,
+                           uint32_t *jb) {
+    *ja = jn;
+    *jb = 0;
+    for (uint32_t r0 = 0; r0 < rows_p; r0 += RB) {
+        uint32_t hi, lo = vis_lo(vis + r0, jn, &hi);
+        if (lo < hi && lo < *ja) *ja = lo;
+        if (lo < hi && hi > *jb) *jb = hi;
+    }
+    return *ja < *jb;
+}
 
 #ifdef VT_ATTN_X86
 /* dst[c][r] = row r's lane c for 8 rows of 8 floats (dst rows ds floats apart). */
@@ -364,13 +391,15 @@ static void store_row(const vt_attn_params *p, uint64_t h, uint64_t i, const flo
                       float l) {
     const uint32_t D = p->kv.head_dim;
     uint64_t ob = (h * p->n_q + i) * D;
-    float inv = l > 0.0f ? 1.0f / l : 0.0f;
+    float inv = l > 0.0f ? 1.0f / l : l == 0.0f ? 0.0f : NAN; /* l NaN: a NaN score was seen */
     if (p->o_dtype == VT_DTYPE_F16)
         for (uint32_t d = 0; d < D; d++) ((uint16_t *)p->o)[ob + d] = vt_f32_to_f16(ar[d] * inv);
     else
         for (uint32_t d = 0; d < D; d++) ((float *)p->o)[ob + d] = ar[d] * inv;
     if (p->lse)
-        p->lse[h * p->n_q + i] = l > 0.0f ? (m + log2f(l)) * 0.6931471805599453f : -INFINITY;
+        p->lse[h * p->n_q + i] = l > 0.0f    ? (m + log2f(l)) * 0.6931471805599453f
+                                 : l == 0.0f ? -INFINITY
+                                             : NAN;
 }
 
 static uint32_t round_up(uint32_t x, uint32_t m) {
@@ -390,14 +419,17 @@ static int flash_task(void *vctx, uint64_t task, int tid) {
     const uint64_t bm = nq - i0 < c->bm ? nq - i0 : c->bm;
     const uint32_t rows = (uint32_t)(G * bm); /* row r = (g = r / bm, i = i0 + r % bm) */
     flash_buf b;
+    b.rows = rows;
     b.rows_p = round_up(rows, RB);
     b.dv = round_up(D, c->dcol);
 
     size_t nfl = (size_t)b.rows_p * (D + b.dv + BN + 3) + (size_t)BN * (2 * D + b.dv);
-    float *buf = vt_malloc(nfl * sizeof(float) + (size_t)b.rows_p * sizeof(int64_t));
+    float *buf =
+        vt_malloc(nfl * sizeof(float) + (size_t)b.rows_p * (sizeof(int64_t) + sizeof(uint32_t)));
     if (!buf) return vt_fail(-ENOMEM, "attn flash: K/V head %u: out of memory", hk);
     b.lim = (int64_t *)buf; /* first: 8-byte aligned */
-    b.q = (float *)(b.lim + b.rows_p);
+    b.vis = (uint32_t *)(b.lim + b.rows_p);
+    b.q = (float *)(b.vis + b.rows_p);
     b.acc = b.q + (size_t)b.rows_p * D;
     b.s = b.acc + (size_t)b.rows_p * b.dv;
     b.m = b.s + (size_t)b.rows_p * BN;
@@ -456,12 +488,19 @@ static int flash_combine(void *vctx, uint64_t t, int tid) {
     const uint64_t i0 = (t % c->n_qt) * c->bm, bm = p->n_q - i0 < c->bm ? p->n_q - i0 : c->bm;
     const size_t stride = (size_t)c->rows_max * (dv + 2);
     const float *w0 = c->ws + (size_t)t * c->ns * stride;
-    float o[dv];
+    float o[dv]; /* dv <= VT_ATTN_MAX_HEAD_DIM rounded up (vt_attn_validate) */
     for (uint32_t r = 0; r < G * bm; r++) {
         float M = -INFINITY, L = 0.0f;
-        for (uint32_t s = 0; s < c->ns; s++) M = fmaxf(M, w0[s * stride + r]);
+        int nan = 0; /* a slice saw a NaN score (its m and l are NaN): the row is NaN */
+        for (uint32_t s = 0; s < c->ns; s++) {
+            float ms = w0[s * stride + r];
+            nan |= ms != ms;
+            M = fmaxf(M, ms);
+        }
         memset(o, 0, sizeof o);
-        if (M > -INFINITY)
+        if (nan)
+            M = L = NAN;
+        else if (M > -INFINITY)
             for (uint32_t s = 0; s < c->ns; s++) {
                 const float *w = w0 + s * stride;
                 float ls = w[c->rows_max + r];

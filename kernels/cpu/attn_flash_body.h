@@ -18,10 +18,11 @@
 #endif
 
 /* 2^x for x <= 0 (x = score - running max, log2 units). x is clamped at -127, where the
- * exponent field becomes 0 and the result exactly 0 (so masked keys at -inf give 0). Degree-6
- * Taylor polynomial of 2^f on f in [-0.5, 0.5]: relative error below 2e-7. */
+ * exponent field becomes 0 and the result exactly 0 (so masked keys at -inf give 0); NaN stays
+ * NaN (VMAX returns its second operand when either is NaN). Degree-6 Taylor polynomial of 2^f
+ * on f in [-0.5, 0.5]: relative error below 2e-7. */
 ISA_FN static inline VF FN(vexp2)(VF x) {
-    x = VMAX(x, VSET1(-127.0f));
+    x = VMAX(VSET1(-127.0f), x);
     VI n = VCVTT(VSUB(x, VSET1(0.5f))); /* round to nearest for x <= 0 */
     VF f = VSUB(x, VCVTI(n));
     VF p = VSET1(1.540353e-4f);
@@ -98,25 +99,30 @@ ISA_FN static void FN(scores)(const float *restrict q, const float *restrict kt,
 }
 
 /* Online softmax over one tile of scores: row r sees keys [0, lim[r] - j0) of the tile (at most
- * bn). s becomes P (0 for keys a row does not see), m/l are updated and alpha[r] is the factor
- * the row's accumulator must be scaled by. Returns how many keys any row sees (P·V's extent). */
+ * bn). s becomes P (0 for keys a row does not see), m/l are updated, alpha[r] is the factor the
+ * row's accumulator must be scaled by and vis[r] how many of the tile's keys the row sees
+ * (VIS_PAD for padded rows, r >= rows, whose results are never read). A NaN score makes l and m
+ * NaN for good. Returns how many keys any row sees (P·V's extent). */
 ISA_FN static uint32_t FN(softmax)(float *restrict s, const int64_t *lim, int64_t j0, uint32_t bn,
-                                   uint32_t rows_p, float *m, float *l, float *alpha) {
+                                   uint32_t rows, uint32_t rows_p, float *m, float *l, float *alpha,
+                                   uint32_t *vis) {
     uint32_t jn = 0;
     for (uint32_t r = 0; r < rows_p; r++) {
         float *sr = s + (size_t)r * BN;
-        int64_t vis = lim[r] - j0;
-        if (vis > (int64_t)bn) vis = bn;
-        if (vis <= 0) {
+        int64_t v = lim[r] - j0;
+        if (v > (int64_t)bn) v = bn;
+        if (v <= 0) {
             memset(sr, 0, BN * sizeof(float));
             alpha[r] = 1.0f;
+            vis[r] = r < rows ? 0 : VIS_PAD;
             continue;
         }
-        if ((uint32_t)vis > jn) jn = (uint32_t)vis;
-        for (int64_t j = vis; j < BN; j++) sr[j] = -INFINITY;
+        vis[r] = (uint32_t)v;
+        if ((uint32_t)v > jn) jn = (uint32_t)v;
+        for (int64_t j = v; j < BN; j++) sr[j] = -INFINITY;
         VF mx = VLOAD(sr);
         for (int j = W; j < BN; j += W) mx = VMAX(mx, VLOAD(sr + j));
-        float mnew = fmaxf(m[r], VHMAX(mx));
+        float mnew = m[r] != m[r] ? m[r] : fmaxf(m[r], VHMAX(mx));
         alpha[r] = exp2f(m[r] - mnew); /* m = -inf before the first visible key: 0 */
         VF mv = VSET1(mnew), sum = VZERO;
         for (int j = 0; j < BN; j += W) {
@@ -125,23 +131,32 @@ ISA_FN static uint32_t FN(softmax)(float *restrict s, const int64_t *lim, int64_
             sum = VADD(sum, e);
         }
         l[r] = l[r] * alpha[r] + VHSUM(sum);
-        m[r] = mnew;
+        m[r] = l[r] == l[r] ? mnew : NAN; /* the max may have skipped a NaN score; the sum not */
     }
     return jn;
 }
 
-/* acc[r][0..Dv) = acc[r] * alpha[r] + sum_{j < jn} p[r][j] * v[j][0..Dv) for rows_p rows
- * (a multiple of RB) and Dv a multiple of NVP*W; LOADV(x) reads W values of v as a VF. The tile's
- * P·V is summed from zero and acc read after the key loop (reading it first made GCC 12 spill
- * the tile to the stack). */
+/* acc[r][0..Dv) = acc[r] * alpha[r] + sum_{j < lo} p[r][j] * v[j][0..Dv) for rows_p rows (a
+ * multiple of RB) and Dv a multiple of NVP*W, lo the least count of keys a row of the register
+ * tile sees (vis_lo); LOADV(x) reads W values of v as a VF. Keys some rows of the tile see and
+ * others not (the causal diagonal) are left to pv_ragged: multiplying a row's P of 0 by V of a
+ * key it does not see makes NaN of an Inf or NaN there. The tile's P·V is summed from zero and
+ * acc read after the key loop (reading it first made GCC 12 spill the tile to the stack). */
 #define PV_TILES(LOADV)                                                                            \
     for (uint32_t r0 = 0; r0 < rows_p; r0 += RB) {                                                 \
         const float *p0 = p + (size_t)r0 * BN;                                                     \
+        /* vis_lo written out: through the function GCC spilled one more V vector (q4_0: +5%) */   \
+        uint32_t lo = jn, hi = 0;                                                                  \
+        for (int r = 0; r < RB; r++) {                                                             \
+            if (vis[r0 + r] < lo) lo = vis[r0 + r];                                                \
+            if (vis[r0 + r] != VIS_PAD && vis[r0 + r] > hi) hi = vis[r0 + r];                      \
+        }                                                                                          \
+        if (lo > hi) lo = hi;                                                                      \
         for (uint32_t d0 = 0; d0 < Dv; d0 += NVP * W) {                                            \
             VF a[RB][NVP];                                                                         \
             _Pragma("GCC unroll 8") for (int r = 0; r < RB; r++)                                   \
                 _Pragma("GCC unroll 8") for (int i = 0; i < NVP; i++) a[r][i] = VZERO;             \
-            for (uint32_t j = 0; j < jn; j++) {                                                    \
+            for (uint32_t j = 0; j < lo; j++) {                                                    \
                 VF pb[RB]; /* one V vector live at a time: GCC keeps it in a register */           \
                 _Pragma("GCC unroll 8") for (int r = 0; r < RB; r++) pb[r] =                       \
                     VSET1(p0[(size_t)r * BN + j]);                                                 \
@@ -160,8 +175,34 @@ ISA_FN static uint32_t FN(softmax)(float *restrict s, const int64_t *lim, int64_
         }                                                                                          \
     }
 
+/* The rest of PV_TILES: each row's keys [lo, vis[r]) past its register tile's least count lo,
+ * added to acc (rows dv floats apart) from f32 V rows (key j at vf + (j - jv) * vs; D columns).
+ * Out of line: the same code inside PV_TILES slowed the q8_0 decode by 8%. */
+__attribute__((noinline)) ISA_FN static void FN(pv_ragged)(float *restrict acc, uint32_t dv,
+                                                           const float *restrict p,
+                                                           const uint32_t *vis, uint32_t rows_p,
+                                                           uint32_t jn, const float *restrict vf,
+                                                           size_t vs, uint32_t jv, uint32_t D) {
+    for (uint32_t r0 = 0; r0 < rows_p; r0 += RB) {
+        uint32_t hi;
+        const uint32_t lo = vis_lo(vis + r0, jn, &hi);
+        for (uint32_t r = r0; r < r0 + RB && lo < hi; r++) {
+            if (vis[r] == VIS_PAD) continue;
+            float *ar = acc + (size_t)r * dv;
+            for (uint32_t j = lo; j < vis[r]; j++) {
+                const float *x = vf + (size_t)(j - jv) * vs, pj = p[(size_t)r * BN + j];
+                uint32_t d = 0;
+                for (; d + W <= D; d += W)
+                    VSTORE(ar + d, VFMA(VSET1(pj), VLOAD(x + d), VLOAD(ar + d)));
+                for (; d < D; d++) ar[d] += pj * x[d];
+            }
+        }
+    }
+}
+
 ISA_FN static void FN(pv)(float *restrict acc, const float *alpha, const float *restrict p,
-                          const float *restrict v, uint32_t rows_p, uint32_t jn, uint32_t Dv) {
+                          const uint32_t *vis, const float *restrict v, uint32_t rows_p,
+                          uint32_t jn, uint32_t Dv) {
     PV_TILES(VLOAD)
 }
 
@@ -169,8 +210,8 @@ ISA_FN static void FN(pv)(float *restrict acc, const float *alpha, const float *
 /* The same with an f16 V tile read where it is stored (v [jn][Dv] halves): with few rows each V
  * value is converted once or a few times, cheaper than converting the tile to f32 first. */
 ISA_FN static void FN(pv_f16)(float *restrict acc, const float *alpha, const float *restrict p,
-                              const uint16_t *restrict v, uint32_t rows_p, uint32_t jn,
-                              uint32_t Dv) {
+                              const uint32_t *vis, const uint16_t *restrict v, uint32_t rows_p,
+                              uint32_t jn, uint32_t Dv) {
     PV_TILES(VLOADH)
 }
 #endif
@@ -298,8 +339,8 @@ SCORES_ROWS(scores_mxfp4_64, KVW_MXFP4, 64 / W)
 /* P·V with V rows (rb bytes apart at v) decoded in the register tile; Dv == D. */
 #define PV_ROWS(name, VDEC)                                                                        \
     ISA_FN static void FN(name)(float *restrict acc, const float *alpha, const float *restrict p,  \
-                                const uint8_t *v, uint64_t rb, uint32_t rows_p, uint32_t jn,       \
-                                uint32_t Dv) {                                                     \
+                                const uint32_t *vis, const uint8_t *v, uint64_t rb,                \
+                                uint32_t rows_p, uint32_t jn, uint32_t Dv) {                       \
         PV_TILES(VDEC)                                                                             \
     }
 #define VDEC_Q8_0(x)  KVW_Q8_0(v + (size_t)j * rb, (d0 + i * W) / W)
@@ -356,21 +397,29 @@ ISA_FN static int FN(tiles_rows)(const flash_ctx *c, flash_buf *b, uint32_t hk, 
             }
         }
         sc(b->q, kb + j0 * rb, rb, bn, b->s, rows_p);
-        uint32_t jn = FN(softmax)(b->s, b->lim, j0, bn, rows_p, b->m, b->l, b->alpha);
+        uint32_t jn =
+            FN(softmax)(b->s, b->lim, j0, bn, b->rows, rows_p, b->m, b->l, b->alpha, b->vis);
         if (!jn) continue;
         const uint8_t *vr = vb + j0 * rb;
         if (fmt == VT_FMT_F16)
-            FN(pv_f16)(b->acc, b->alpha, b->s, (const uint16_t *)vr, rows_p, jn, D);
+            FN(pv_f16)(b->acc, b->alpha, b->s, b->vis, (const uint16_t *)vr, rows_p, jn, D);
         else if (fmt == VT_FMT_Q8_0)
-            FN(pv_q8_0)(b->acc, b->alpha, b->s, vr, rb, rows_p, jn, D);
+            FN(pv_q8_0)(b->acc, b->alpha, b->s, b->vis, vr, rb, rows_p, jn, D);
         else if (fmt == VT_FMT_INT8)
-            FN(pv_int8)(b->acc, b->alpha, b->s, vr, rb, rows_p, jn, D);
+            FN(pv_int8)(b->acc, b->alpha, b->s, b->vis, vr, rb, rows_p, jn, D);
         else if (fmt == VT_FMT_NF4)
-            FN(pv_nf4)(b->acc, b->alpha, b->s, vr, rb, rows_p, jn, D);
+            FN(pv_nf4)(b->acc, b->alpha, b->s, b->vis, vr, rb, rows_p, jn, D);
         else if (fmt == VT_FMT_MXFP4)
-            FN(pv_mxfp4)(b->acc, b->alpha, b->s, vr, rb, rows_p, jn, D);
+            FN(pv_mxfp4)(b->acc, b->alpha, b->s, b->vis, vr, rb, rows_p, jn, D);
         else
-            FN(pv_q4_0)(b->acc, b->alpha, b->s, vr, rb, rows_p, jn, D);
+            FN(pv_q4_0)(b->acc, b->alpha, b->s, b->vis, vr, rb, rows_p, jn, D);
+        uint32_t ja, jb;
+        if (vis_span(b->vis, rows_p, jn, &ja, &jb)) {
+            int rc =
+                vt_attn_kv_dequantize_rows(fmt, vr + ja * rb, jb - ja, D, kv->tensor_scale, b->tmp);
+            if (rc) return rc;
+            FN(pv_ragged)(b->acc, D, b->s, b->vis, rows_p, jn, b->tmp, D, ja, D);
+        }
     }
     return 0;
 }
@@ -408,11 +457,20 @@ ISA_FN static int FN(tiles)(const flash_ctx *c, flash_buf *b, uint32_t hk, int64
             FN(transpose_k)(b->tmp, b->kt, bn, D);
         }
         FN(scores)(b->q, b->kt, b->s, rows_p, D);
-        uint32_t jn = FN(softmax)(b->s, b->lim, j0, bn, rows_p, b->m, b->l, b->alpha);
+        uint32_t jn =
+            FN(softmax)(b->s, b->lim, j0, bn, b->rows, rows_p, b->m, b->l, b->alpha, b->vis);
         if (!jn) continue;
 #ifdef VLOADH
         if (kv->format == VT_FMT_F16 && Dv == D && rows_p <= PV_F16_ROWS) {
-            FN(pv_f16)(b->acc, b->alpha, b->s, (const uint16_t *)(vb + j0 * rb), rows_p, jn, D);
+            const uint8_t *vr = vb + j0 * rb;
+            FN(pv_f16)(b->acc, b->alpha, b->s, b->vis, (const uint16_t *)vr, rows_p, jn, D);
+            uint32_t ja, jb;
+            if (vis_span(b->vis, rows_p, jn, &ja, &jb)) {
+                rc = vt_attn_kv_dequantize_rows(kv->format, vr + ja * rb, jb - ja, D,
+                                                kv->tensor_scale, b->tmp);
+                if (rc) return rc;
+                FN(pv_ragged)(b->acc, D, b->s, b->vis, rows_p, jn, b->tmp, D, ja, D);
+            }
             continue;
         }
 #endif
@@ -426,7 +484,10 @@ ISA_FN static int FN(tiles)(const flash_ctx *c, flash_buf *b, uint32_t hk, int64
                 memcpy(b->v + (size_t)j * Dv, b->tmp + (size_t)j * D, D * sizeof(float));
         }
         if (rc) return rc;
-        FN(pv)(b->acc, b->alpha, b->s, b->v, rows_p, jn, Dv);
+        FN(pv)(b->acc, b->alpha, b->s, b->vis, b->v, rows_p, jn, Dv);
+        uint32_t ja, jb;
+        if (vis_span(b->vis, rows_p, jn, &ja, &jb))
+            FN(pv_ragged)(b->acc, Dv, b->s, b->vis, rows_p, jn, b->v, Dv, 0, D);
     }
     return 0;
 }

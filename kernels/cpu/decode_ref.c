@@ -2,6 +2,7 @@
  * with the same arithmetic as the quantization library's reference dequantizers; the 2:4
  * sparse expansion; and the weight-handle to decoder-descriptor step. */
 #include <errno.h>
+#include <float.h>
 #include <string.h>
 
 #include "kern_internal.h"
@@ -265,6 +266,11 @@ int vt_kdesc_init(vt_kdesc *d, const vt_weight *w, const char *who) {
     if (w->rows == 0 || w->cols == 0)
         return vt_fail(-EINVAL, "%s: empty weight (%llu x %llu)", who, (unsigned long long)w->rows,
                        (unsigned long long)w->cols);
+    uint64_t n;
+    if (__builtin_mul_overflow(w->rows, w->cols, &n) || n > UINT64_MAX / sizeof(float))
+        return vt_fail(-EOVERFLOW, "%s: %s weight %llu x %llu: its size overflows 64 bits", who,
+                       vt_format_name(w->format, nm, sizeof nm), (unsigned long long)w->rows,
+                       (unsigned long long)w->cols);
     d->data = w->data;
     d->fmt = base;
     d->sparse = (w->format & VT_FMT_SPARSE24) != 0;
@@ -275,6 +281,22 @@ int vt_kdesc_init(vt_kdesc *d, const vt_weight *w, const char *who) {
     if (base == VT_FMT_AWQ_INT4 && !w->aux)
         return vt_fail(-EINVAL, "%s: awq_int4 weight %llux%llu without channel scales (aux)", who,
                        (unsigned long long)w->rows, (unsigned long long)w->cols);
+    /* The quantization library refuses these scales; the kernels would divide by them or scale
+     * by them and return zeros, negated or NaN columns. Device aux is not readable here. */
+    if (base == VT_FMT_AWQ_INT4 && w->location == VT_LOC_HOST)
+        for (uint64_t c = 0; c < w->cols; c++)
+            if (!(w->aux[c] > 0.0f && w->aux[c] <= FLT_MAX))
+                return vt_fail(-EINVAL,
+                               "%s: awq_int4 weight %llux%llu: channel scale %g at column %llu is "
+                               "not a positive finite number",
+                               who, (unsigned long long)w->rows, (unsigned long long)w->cols,
+                               (double)w->aux[c], (unsigned long long)c);
+    if (base == VT_FMT_NVFP4 && !(w->tensor_scale > 0.0f && w->tensor_scale <= FLT_MAX))
+        return vt_fail(-EINVAL,
+                       "%s: nvfp4 weight %llux%llu: tensor_scale %g is not a positive finite "
+                       "number",
+                       who, (unsigned long long)w->rows, (unsigned long long)w->cols,
+                       (double)w->tensor_scale);
     if (base == VT_FMT_NF4_DQ) {
         if (d->sparse) return vt_fail(VT_EUNSUPPORTED, "%s: nf4_dq+2:4 does not exist", who);
         uint64_t align = vt_quant_row_align(base, w->cols);
@@ -291,7 +313,11 @@ int vt_kdesc_init(vt_kdesc *d, const vt_weight *w, const char *who) {
         }
     }
     uint64_t need = vt_quant_bytes(w->format, w->rows, w->cols);
-    if (need == 0 || w->bytes < need)
+    if (need == 0) /* rows, cols > 0 and a valid format: only an overflow gives 0 */
+        return vt_fail(-EOVERFLOW, "%s: %s weight %llu x %llu: its byte size overflows 64 bits",
+                       who, vt_format_name(w->format, nm, sizeof nm), (unsigned long long)w->rows,
+                       (unsigned long long)w->cols);
+    if (w->bytes < need)
         return vt_fail(-EINVAL, "%s: %s weight %llux%llu holds %llu bytes, needs %llu", who,
                        vt_format_name(w->format, nm, sizeof nm), (unsigned long long)w->rows,
                        (unsigned long long)w->cols, (unsigned long long)w->bytes,

@@ -189,6 +189,195 @@ static void split_alloc_faults(void) {
     free(kf), free(q), free(o);
 }
 
+/* NaN and Inf inputs, flash against the naive f32 kernel (the reference: a plain softmax over
+ * each row's visible keys) element by element: the same class (NaN, +-Inf, finite) and finite
+ * values within 1e-3. Poisoned: V of the last key (causal: only the last query sees it; the
+ * others must stay finite, P·V multiplied 0 * Inf for them), K of a middle key (NaN O and LSE
+ * for the rows that see it: the exp2 clamp turned a NaN score into 0), one Q row NaN or Inf (that
+ * row NaN, also through the split combine, which gave O = 0); rows that see no key keep O = 0
+ * and LSE = -inf. f32, f16 and q8_0 (a block scale poisoned) K/V; the tile loop, the few-rows
+ * path, rows that see no key (Nq > Nk) and sliced keys. */
+typedef struct nf_shape {
+    uint32_t H, D, threads;
+    uint64_t nq, nk;
+} nf_shape;
+
+static int nf_class(float x) {
+    return isnan(x) ? 0 : isinf(x) ? (x > 0 ? 1 : 2) : 3;
+}
+
+static void nonfinite_case(uint32_t fmt, const nf_shape *sh, int what) {
+    static const char *whats[] = {"V NaN", "V Inf", "K NaN", "Q NaN", "Q Inf"};
+    const uint32_t H = sh->H, D = sh->D;
+    const uint64_t nq = sh->nq, nk = sh->nk, rb = vt_attn_row_bytes(fmt, D);
+    const uint64_t jv = nk - 1, jk = nk / 2, iq = nq - 1; /* poisoned key / query row */
+    char nm[32], name[160];
+    snprintf(name, sizeof name, "%s H %u D %u Nq %llu Nk %llu threads %u: %s",
+             vt_format_name(fmt, nm, sizeof nm), H, D, (unsigned long long)nq,
+             (unsigned long long)nk, sh->threads, whats[what]);
+    float *kf = rand_f32(nk * D, 1), *vf = rand_f32(nk * D, 1), *q = rand_f32(H * nq * D, 1);
+    uint8_t *k = malloc(nk * rb), *v = malloc(nk * rb);
+    vt_quant_params qp;
+    vt_quant_params_init(&qp);
+    CHECK_RC(vt_quantize(fmt, &qp, kf, nk, D, k, 1));
+    CHECK_RC(vt_quantize(fmt, &qp, vf, nk, D, v, 1));
+    float bad = what == 1 || what == 4 ? INFINITY : NAN;
+    uint8_t *row = what == 0 || what == 1 ? v + jv * rb : what == 2 ? k + jk * rb : NULL;
+    uint32_t col = what == 2 ? 5 : 3;
+    if (row && fmt == VT_FMT_F32) memcpy(row + 4 * col, &bad, 4);
+    if (row && fmt == VT_FMT_F16) {
+        uint16_t h = vt_f32_to_f16(bad);
+        memcpy(row + 2 * col, &h, 2);
+    }
+    if (row && fmt == VT_FMT_Q8_0) { /* the first block's f16 scale */
+        uint16_t h = vt_f32_to_f16(bad);
+        memcpy(row, &h, 2);
+    }
+    if (what >= 3) q[iq * D] = bad; /* query head 0 */
+
+    vt_attn_params p;
+    vt_attn_params_init(&p);
+    p.q = q;
+    p.n_heads = H;
+    p.n_q = nq;
+    p.causal = 1;
+    p.kv = (vt_attn_kv){.k = k,
+                        .v = v,
+                        .location = VT_LOC_HOST,
+                        .format = fmt,
+                        .n_kv_heads = 1,
+                        .head_dim = D,
+                        .n_tokens = nk};
+    float *o[2], *lse[2];
+    for (int a = 0; a < 2; a++) {
+        o[a] = malloc(H * nq * D * sizeof(float));
+        lse[a] = malloc(H * nq * sizeof(float));
+        memset(o[a], 0x55, H * nq * D * sizeof(float));
+        memset(lse[a], 0x55, H * nq * sizeof(float));
+        p.o = o[a];
+        p.lse = lse[a];
+        p.algo = a ? VT_ATTN_NAIVE : VT_ATTN_FLASH;
+        p.nthreads = a ? 1 : (int)sh->threads;
+        CHECK_RC(vt_attn_forward(&p));
+    }
+    uint64_t bad_rows = 0, wrong_rows = 0;
+    for (uint64_t r = 0; r < H * nq; r++) {
+        uint64_t h = r / nq, i = r % nq;
+        int64_t lim = (int64_t)i + (int64_t)nk - (int64_t)nq + 1;
+        uint64_t vis = lim < 0 ? 0 : (uint64_t)lim;
+        const float *of = o[0] + r * D, *on = o[1] + r * D;
+        int same = nf_class(lse[0][r]) == nf_class(lse[1][r]) &&
+                   (!isfinite(lse[1][r]) || fabsf(lse[0][r] - lse[1][r]) <= 1e-3f);
+        int nfin = 0, nnan = 0, nzero = 0;
+        for (uint32_t d = 0; d < D; d++) {
+            same &= nf_class(of[d]) == nf_class(on[d]) &&
+                    (!isfinite(on[d]) || fabsf(of[d] - on[d]) <= 1e-3f * (1 + fabsf(on[d])));
+            nfin += isfinite(of[d]);
+            nnan += isnan(of[d]);
+            nzero += of[d] == 0.0f;
+        }
+        /* what the row must be, whatever the reference says */
+        int want;
+        if (vis == 0)
+            want = nzero == (int)D && isinf(lse[0][r]) && lse[0][r] < 0;
+        else if ((what == 0 || what == 1) && vis <= jv)
+            want = nfin == (int)D && isfinite(lse[0][r]);
+        else if ((what == 2 && vis > jk) || (what >= 3 && h == 0 && i == iq))
+            want = nnan == (int)D && isnan(lse[0][r]);
+        else if (what >= 2)
+            want = nfin == (int)D && isfinite(lse[0][r]);
+        else
+            want = 1; /* sees the poisoned V: as the reference */
+        bad_rows += !want;
+        wrong_rows += !same;
+        if (!want || !same)
+            fprintf(stderr,
+                    "  %s: head %llu query %llu (%llu keys): O[0] %g (naive %g), LSE %g "
+                    "(naive %g)\n",
+                    name, (unsigned long long)h, (unsigned long long)i, (unsigned long long)vis,
+                    (double)of[0], (double)on[0], (double)lse[0][r], (double)lse[1][r]);
+    }
+    CHECKF(bad_rows == 0 && wrong_rows == 0,
+           "%s: %llu rows not as they must be, %llu differ from the naive kernel", name,
+           (unsigned long long)bad_rows, (unsigned long long)wrong_rows);
+    for (int a = 0; a < 2; a++) free(o[a]), free(lse[a]);
+    free(kf), free(vf), free(q), free(k), free(v);
+}
+
+static void nonfinite_cases(void) {
+    const uint32_t fmts[] = {VT_FMT_F32, VT_FMT_F16, VT_FMT_Q8_0};
+    const nf_shape shapes[] = {
+        {4, 64, 1, 3, 130},   /* 12 rows: f16/q8_0 read where stored (AVX-512, AVX2) */
+        {4, 128, 1, 2, 100},  /* 8 rows, D 128 */
+        {2, 96, 1, 40, 70},   /* the tile loop, ragged tiles */
+        {1, 64, 1, 100, 40},  /* Nq > Nk: 60 rows see no key */
+        {24, 64, 1, 1, 90},   /* 24 rows: the tile loop with f16 V converted */
+        {4, 128, 3, 2, 700},  /* keys sliced over 3 threads, combined */
+        {1, 64, 8, 150, 600}, /* sliced, several query tiles, rows without keys in a slice */
+    };
+    for (size_t f = 0; f < sizeof fmts / sizeof fmts[0]; f++)
+        for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+            for (int what = 0; what < 5; what++) nonfinite_case(fmts[f], &shapes[s], what);
+}
+
+/* Head dims above VT_ATTN_MAX_HEAD_DIM are refused (a 2^21 head dim overflowed the stack of the
+ * split combine); nvfp4 K/V tensor scales that are negative, NaN or infinite too (0 means 1). */
+static void limit_paths(void) {
+    float x[4 * 64] = {0}, o[4 * 64];
+    vt_attn_params p;
+    vt_attn_params_init(&p);
+    p.q = x;
+    p.o = o;
+    p.n_q = 1;
+    p.n_heads = 1;
+    p.kv = (vt_attn_kv){.k = x,
+                        .v = x,
+                        .location = VT_LOC_HOST,
+                        .format = VT_FMT_F32,
+                        .n_kv_heads = 1,
+                        .head_dim = VT_ATTN_MAX_HEAD_DIM + 1,
+                        .n_tokens = 0};
+    CHECK(vt_attn_forward(&p) == VT_EUNSUPPORTED && strstr(vt_last_error(), "head dim"));
+    p.kv.head_dim = 1u << 21;
+    CHECK(vt_attn_forward(&p) == VT_EUNSUPPORTED);
+    float *big = calloc((size_t)VT_ATTN_MAX_HEAD_DIM * 600, sizeof(float));
+    float *ob = malloc(VT_ATTN_MAX_HEAD_DIM * sizeof(float));
+    p.q = p.kv.k = p.kv.v = big;
+    p.o = ob;
+    p.kv.head_dim = VT_ATTN_MAX_HEAD_DIM;
+    p.kv.n_tokens = 600; /* sliced: the combine's row buffer at the limit */
+    p.nthreads = 4;
+    CHECK_RC(vt_attn_forward(&p));
+    CHECK(ob[0] == 0.0f && ob[VT_ATTN_MAX_HEAD_DIM - 1] == 0.0f);
+    free(big), free(ob);
+
+    uint8_t kq[36 * 2] = {0}; /* two nvfp4 rows of 64 (zero codes) */
+    p.q = x;
+    p.o = o;
+    p.nthreads = 0;
+    p.kv = (vt_attn_kv){.k = kq,
+                        .v = kq,
+                        .location = VT_LOC_HOST,
+                        .format = VT_FMT_NVFP4,
+                        .n_kv_heads = 1,
+                        .head_dim = 64,
+                        .n_tokens = 1};
+    CHECK(vt_attn_row_bytes(VT_FMT_NVFP4, 64) <= sizeof kq);
+    const float bad[] = {-1.0f, NAN, INFINITY, -INFINITY};
+    for (int i = 0; i < 4; i++) {
+        p.kv.tensor_scale = bad[i];
+        CHECKF(vt_attn_forward(&p) == -EINVAL && strstr(vt_last_error(), "nvfp4"),
+               "nvfp4 tensor_scale %g accepted", (double)bad[i]);
+    }
+    p.kv.tensor_scale = 0.0f;
+    CHECK_RC(vt_attn_forward(&p));
+    p.kv.tensor_scale = 2.0f;
+    CHECK_RC(vt_attn_forward(&p));
+    p.kv.format = VT_FMT_Q8_0; /* ignored by the other formats */
+    p.kv.tensor_scale = NAN;
+    CHECK_RC(vt_attn_forward(&p));
+}
+
 static void error_paths(void) {
     vt_kv_cache_config cc = {.location = VT_LOC_HOST,
                              .format = VT_FMT_Q4_1,
@@ -374,6 +563,8 @@ int main(void) {
            g_worst_lse);
     raw_descriptor_case();
     split_alloc_faults();
+    nonfinite_cases();
+    limit_paths();
     error_paths();
     return vt_test_done("test_attn_cpu");
 }

@@ -281,6 +281,85 @@ static void test_errors(void) {
     kt_free(&k);
 }
 
+/* Scales the quantization library refuses (an nvfp4 tensor_scale or an awq channel scale that
+ * is 0, negative, NaN or infinite) are refused by every kernel entry, with the format (and the
+ * column) named, and nothing written: taken as given they zeroed, negated or NaN'd outputs. */
+static void test_bad_scales(void) {
+    const float bad[] = {0.0f, -0.0f, -1.0f, NAN, INFINITY, -INFINITY};
+    const uint32_t fmts[] = {VT_FMT_NVFP4, VT_FMT_NVFP4 | VT_FMT_SPARSE24, VT_FMT_AWQ_INT4,
+                             VT_FMT_AWQ_INT4 | VT_FMT_SPARSE24};
+    for (size_t f = 0; f < sizeof fmts / sizeof fmts[0]; f++) {
+        kt_weight k;
+        CHECK_RC(kt_make(&k, fmts[f], 4, 256));
+        char nb[32];
+        const char *nm = vt_format_name(fmts[f], nb, sizeof nb);
+        int awq = VT_FMT_BASE(fmts[f]) == VT_FMT_AWQ_INT4;
+        float x[2 * 256], y[2 * 4], o[4 * 256];
+        for (int i = 0; i < 2 * 256; i++) x[i] = vt_rand_normal();
+        for (size_t b = 0; b < sizeof bad / sizeof bad[0]; b++) {
+            vt_weight w = k.w;
+            float keep = awq ? k.scales[77] : 0.0f;
+            if (awq)
+                k.scales[77] = bad[b];
+            else
+                w.tensor_scale = bad[b];
+            int rc[5];
+            for (int i = 0; i < 2 * 4; i++) y[i] = 42.0f;
+            o[0] = 42.0f;
+            rc[0] = vt_gemv(&w, x, y, 1, NULL);
+            rc[1] = vt_gemv(&w, x, y, 2, NULL);
+            rc[2] = vt_gemm(&w, x, VT_DTYPE_F32, y, VT_DTYPE_F32, 2, NULL);
+            rc[3] = vt_dequant(&w, VT_DTYPE_F32, o, NULL);
+            rc[4] = vt_gemv_ref(&w, x, y, 1, 1);
+            for (int i = 0; i < 5; i++)
+                CHECKF(rc[i] == -EINVAL, "%s scale %g: call %d rc %d", nm, (double)bad[b], i,
+                       rc[i]);
+            CHECKF(
+                strstr(vt_last_error(), VT_FMT_BASE(fmts[f]) == VT_FMT_NVFP4 ? "nvfp4" : "awq") &&
+                    (!awq || strstr(vt_last_error(), "column 77")),
+                "%s scale %g: message '%s'", nm, (double)bad[b], vt_last_error());
+            int touched = o[0] != 42.0f;
+            for (int i = 0; i < 2 * 4; i++) touched |= y[i] != 42.0f;
+            CHECKF(!touched, "%s scale %g: output written on a refused call", nm, (double)bad[b]);
+            if (awq) k.scales[77] = keep;
+        }
+        /* the largest finite and a tiny positive scale are valid */
+        vt_weight w = k.w;
+        if (!awq) {
+            w.tensor_scale = 3.402823466e38f;
+            CHECK_RC(vt_gemv(&w, x, y, 1, NULL));
+            w.tensor_scale = 1e-30f;
+            CHECK_RC(vt_gemv(&w, x, y, 1, NULL));
+        }
+        kt_free(&k);
+    }
+}
+
+/* A handle whose byte or element count overflows 64 bits is refused before anything is read (f32
+ * 2^62 + 1 rows x 4 had vt_quant_bytes wrap to 16, passing the size check). */
+static void test_overflow(void) {
+    float data[64] = {0}, x[8 * 64] = {0}, y[8];
+    const struct {
+        uint32_t fmt;
+        uint64_t rows, cols;
+    } c[] = {{VT_FMT_F32, (1ull << 62) + 1, 4},
+             {VT_FMT_Q4_0, 1ull << 60, 32},
+             {VT_FMT_NF4_DQ, 1ull << 60, 64 * 64},
+             {VT_FMT_Q4_0, 1ull << 58, 32}, /* bytes fit 64 bits, rows x cols x 4 not */
+             {VT_FMT_Q8_0, 1ull << 61, 1}}; /* rows x cols x 4 fits, 34-byte rows do not */
+    for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) {
+        vt_weight w;
+        vt_weight_host(&w, data, c[i].fmt, c[i].rows, c[i].cols, NULL);
+        if (!w.bytes) w.bytes = UINT64_MAX; /* a caller claiming any size */
+        int rc = vt_gemv(&w, x, y, 1, NULL);
+        CHECKF(rc == -EOVERFLOW && strstr(vt_last_error(), "overflows"),
+               "case %zu: vt_gemv rc %d (%s)", i, rc, vt_last_error());
+        CHECK(vt_dequant(&w, VT_DTYPE_F32, y, NULL) == -EOVERFLOW);
+        CHECK(vt_gemm(&w, x, VT_DTYPE_F32, y, VT_DTYPE_F32, 1, NULL) == -EOVERFLOW);
+        CHECK(vt_gemv_ref(&w, x, y, 1, 0) == -EOVERFLOW);
+    }
+}
+
 /* The AVX2 integer form's x (vt_kfused_xint): taken for ordinary x, not for x with a NaN or an
  * infinity (those must reach the output) or with a 64-column group below 2^-100 in magnitude
  * (the f32 path then); very large and very small x and all-zero groups stay within the bound;
@@ -356,6 +435,8 @@ int main(void) {
     printf("cpu isa: %s\n", vt_kernels_cpu_isa());
     kt_for_each_weight(shapes, sizeof shapes / sizeof shapes[0], run_one, NULL);
     test_errors();
+    test_bad_scales();
+    test_overflow();
     test_xint();
     return vt_test_done("test_kernels_cpu");
 }

@@ -173,6 +173,16 @@ static void check_table(void) {
     CHECK(vt_quant_bytes(VT_FMT_Q4_0, 3, 33) == 3 * 36);
     CHECK(vt_quant_bytes(VT_FMT_BF16, 5, 3) == 30);
     CHECK(vt_quant_row_bytes(VT_FMT_NF4_DQ, 64) == 0);
+    /* sizes past 64 bits are 0, never a wrapped count (f32 2^62 + 1 rows x 4 wrapped to 16) */
+    CHECK(vt_quant_bytes(VT_FMT_F32, (1ull << 62) + 1, 4) == 0);
+    CHECK(vt_quant_bytes(VT_FMT_F32, (1ull << 60) - 1, 4) == ((1ull << 60) - 1) * 16);
+    CHECK(vt_quant_bytes(VT_FMT_Q4_0, 1ull << 60, 32) == 0);
+    CHECK(vt_quant_bytes(VT_FMT_Q4_0 | VT_FMT_SPARSE24, 1ull << 62, 64) == 0);
+    CHECK(vt_quant_bytes(VT_FMT_NF4_DQ, 1ull << 60, 64 * 64) == 0);
+    CHECK(vt_quant_bytes(VT_FMT_NF4_DQ, UINT64_MAX, 64) == 0);
+    CHECK(vt_quant_bytes(VT_FMT_Q8_0, 1, UINT64_MAX) == 0);
+    CHECK(vt_quant_row_bytes(VT_FMT_F32, UINT64_MAX / 2) == 0);
+    CHECK(vt_quant_row_bytes(VT_FMT_Q4_0 | VT_FMT_SPARSE24, UINT64_MAX - 1) == 0);
     /* nf4_dq row alignment: 256 / gcd(256, blocks per row) */
     CHECK(vt_quant_row_align(VT_FMT_NF4_DQ, 64) == 256);
     CHECK(vt_quant_row_align(VT_FMT_NF4_DQ, 4096) == 4);
