@@ -7,7 +7,9 @@
  *   both:             the cheapest within the budget that reaches the target, else the best
  *     SQNR within the budget.
  * Default candidates: every quantizable format except awq_int4 (it needs activation
- * statistics), plus f16 and bf16. Equal bits per weight: the higher SQNR wins. */
+ * statistics), plus f16 and bf16. Equal bits per weight: the higher SQNR wins. A candidate that
+ * cannot hold the sample's values (vt_quantize's -ERANGE, e.g. f16 for |x| >= 65520) is skipped;
+ * rows outside the sample can still be refused when the whole tensor is quantized. */
 #include <errno.h>
 #include <math.h>
 #include <string.h>
@@ -76,6 +78,10 @@ int vt_quant_choose(const float *w, uint64_t rows, uint64_t cols, const vt_choos
         double bpw = vt_format_bpw(f, cols);
         if (t->max_bits > 0 && bpw > t->max_bits) continue;
         rc = trial(f, s, ns, cols, &m);
+        if (rc == -ERANGE) { /* the format cannot hold these values: not a candidate */
+            rc = 0;
+            continue;
+        }
         if (rc) break;
         if (!have_any || m.sqnr_db > any_sqnr) {
             have_any = 1, any = f, any_sqnr = m.sqnr_db, any_m = m;
@@ -102,7 +108,7 @@ int vt_quant_choose(const float *w, uint64_t rows, uint64_t cols, const vt_choos
             rc = trial(VT_FMT_F16, s, ns, cols, &m);
             if (!rc && m.sqnr_db >= t->min_sqnr_db)
                 *fmt_out = VT_FMT_F16;
-            else if (!rc)
+            else if (!rc || rc == -ERANGE)
                 rc = trial(*fmt_out = VT_FMT_F32, s, ns, cols, &m);
             if (!rc && metrics_out) *metrics_out = m;
         }

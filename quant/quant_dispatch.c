@@ -69,7 +69,8 @@ typedef struct qjob {
     uint64_t seg_elems, segs_per_row;
     uint32_t block_elems, block_bytes;
     int ref, sparse;
-    _Atomic uint64_t bad; /* smallest row*cols+col of a NaN/Inf seen, UINT64_MAX if none */
+    _Atomic uint64_t bad;  /* smallest row*cols+col of a NaN/Inf seen, UINT64_MAX if none */
+    _Atomic uint64_t rbad; /* the same of a value the format cannot hold (vt_qrange_first) */
     pthread_mutex_t mu;   /* guards err/msg */
     int err;
     char msg[512];
@@ -84,10 +85,10 @@ static void job_error(qjob *j, int rc) {
     pthread_mutex_unlock(&j->mu);
 }
 
-static void note_bad(qjob *j, uint64_t idx) {
-    uint64_t cur = atomic_load_explicit(&j->bad, memory_order_relaxed);
-    while (idx < cur && !atomic_compare_exchange_weak_explicit(
-                            &j->bad, &cur, idx, memory_order_relaxed, memory_order_relaxed)) {
+static void note_bad(_Atomic uint64_t *bad, uint64_t idx) {
+    uint64_t cur = atomic_load_explicit(bad, memory_order_relaxed);
+    while (idx < cur && !atomic_compare_exchange_weak_explicit(bad, &cur, idx, memory_order_relaxed,
+                                                               memory_order_relaxed)) {
     }
 }
 
@@ -128,17 +129,27 @@ static int quant_task(void *ctx, uint64_t i, int tid) {
         const float *x = j->src + r * j->cols + c0;
         uint64_t b = find_nonfinite(x, n);
         if (b < n) {
-            note_bad(j, r * j->cols + c0 + b);
+            note_bad(&j->bad, r * j->cols + c0 + b);
             return VT_ENONFINITE;
         }
         uint8_t *d = j->dstq + r * j->row_bytes + c0 / j->block_elems * j->block_bytes;
         if (j->sparse) {
-            int rc = vt_sparse24_quantize_row(j->ops, j->base, x, d, n, p, j->ref);
+            uint64_t k = 0;
+            int rc = vt_sparse24_quantize_row(j->ops, j->base, x, d, n, p, j->ref, &k);
+            if (rc == -ERANGE) {
+                note_bad(&j->rbad, r * j->cols + c0 + k);
+                return rc;
+            }
             if (rc) {
                 job_error(j, rc);
                 return rc;
             }
         } else {
+            b = vt_qrange_first(j->base, x, n, p);
+            if (b < n) {
+                note_bad(&j->rbad, r * j->cols + c0 + b);
+                return -ERANGE;
+            }
             fn(x, d, n, p);
         }
     }
@@ -188,6 +199,15 @@ static int nonfinite_error(const char *what, uint32_t fmt, const float *src, uin
     return vt_fail(VT_ENONFINITE, "%s %s: non-finite value %g at row %llu, column %llu", what,
                    vt_format_name(fmt, nb, sizeof nb), (double)src[idx],
                    (unsigned long long)(idx / cols), (unsigned long long)(idx % cols));
+}
+
+static int range_error(const char *what, uint32_t fmt, const float *src, uint64_t cols,
+                       uint64_t idx) {
+    char nb[32];
+    return vt_fail(-ERANGE, "%s %s: value %g at row %llu, column %llu is out of the format's range (%s)",
+                   what, vt_format_name(fmt, nb, sizeof nb), (double)src[idx],
+                   (unsigned long long)(idx / cols), (unsigned long long)(idx % cols),
+                   vt_qrange_rule(VT_FMT_BASE(fmt)));
 }
 
 /* Common argument checks; fills *pp with usable params. Returns 1 when there is nothing to do. */
@@ -273,6 +293,7 @@ static int run_rows(const char *what, uint32_t fmt, const vt_quant_params *p, co
     j.block_elems = fi->block_elems;
     j.block_bytes = fi->block_bytes;
     atomic_init(&j.bad, UINT64_MAX);
+    atomic_init(&j.rbad, UINT64_MAX);
     pthread_mutex_init(&j.mu, NULL);
     uint64_t ntasks;
     if (!j.sparse && cols >= 2 * (uint64_t)TASK_ELEMS) {
@@ -285,9 +306,11 @@ static int run_rows(const char *what, uint32_t fmt, const vt_quant_params *p, co
         ntasks = (rows + j.rows_per_task - 1) / j.rows_per_task;
     }
     int rc = vt_parallel_for(ntasks, quantize ? quant_task : dequant_task, &j, ref ? 1 : nthreads);
-    uint64_t bad = atomic_load(&j.bad);
+    uint64_t bad = atomic_load(&j.bad), rbad = atomic_load(&j.rbad);
     if (bad != UINT64_MAX)
         rc = nonfinite_error(what, fmt, src, cols, bad);
+    else if (rbad != UINT64_MAX)
+        rc = range_error(what, fmt, src, cols, rbad);
     else if (rc && j.err)
         rc = vt_fail(j.err, "%s", j.msg);
     else if (rc)
@@ -332,6 +355,36 @@ int vt_quantize(uint32_t fmt, const vt_quant_params *p, const float *src, uint64
 int vt_quantize_ref(uint32_t fmt, const vt_quant_params *p, const float *src, uint64_t rows,
                     uint64_t cols, void *dst) {
     return quantize_impl(fmt, p, src, rows, cols, dst, 1, 1);
+}
+
+int vt_quant_check(uint32_t fmt, const vt_quant_params *p, const float *src, uint64_t rows,
+                   uint64_t cols) {
+    const char *what = "vt_quant_check";
+    vt_quant_params defp;
+    int rc = check_args(what, fmt, p, src, rows, cols, src, 1, &p, &defp);
+    if (rc) return rc > 0 ? 0 : rc;
+    const uint32_t base = VT_FMT_BASE(fmt);
+    const int sparse = (fmt & VT_FMT_SPARSE24) != 0;
+    const vt_qrow_ops *ops = vt_qops_get(base);
+    void *row = NULL; /* 2:4: the row quantized, for the kept values' check */
+    if (sparse && !(row = vt_malloc(vt_quant_row_bytes(fmt, cols))))
+        return vt_fail(-ENOMEM, "%s: out of memory", what);
+    for (uint64_t r = 0; r < rows && !rc; r++) {
+        const float *x = src + r * cols;
+        uint64_t b = find_nonfinite(x, cols);
+        if (b < cols) {
+            rc = nonfinite_error(what, fmt, src, cols, r * cols + b);
+            break;
+        }
+        if (sparse) {
+            if (vt_sparse24_quantize_row(ops, base, x, row, cols, p, 0, &b) != -ERANGE) continue;
+        } else if ((b = vt_qrange_first(base, x, cols, p)) == cols) {
+            continue;
+        }
+        rc = range_error(what, fmt, src, cols, r * cols + b);
+    }
+    vt_free(row);
+    return rc;
 }
 
 int vt_dequantize(uint32_t fmt, const vt_quant_params *p, const void *src, uint64_t rows,

@@ -35,10 +35,20 @@ uint64_t vt_nf4dq_bytes(uint64_t rows, uint64_t cols);
 
 /* 2:4 sparsity (sparse24.c, quant-B), over a base row-blocked format's ops. */
 uint64_t vt_sparse24_row_bytes(uint32_t base_fmt, uint64_t cols);
+/* Returns 0, VT_EUNSUPPORTED, or (when @p bad is not NULL: the range check on) -ERANGE with *bad
+ * the dense column of a kept value the base format cannot hold (vt_qrange_first; nothing is set
+ * in vt_last_error). */
 int vt_sparse24_quantize_row(const vt_qrow_ops *ops, uint32_t base_fmt, const float *x, void *dst,
-                             uint64_t cols, const vt_quant_params *p, int ref);
+                             uint64_t cols, const vt_quant_params *p, int ref, uint64_t *bad);
 void vt_sparse24_dequantize_row(const vt_qrow_ops *ops, uint32_t base_fmt, const void *src,
                                 float *y, uint64_t cols, const vt_quant_params *p, int ref);
+
+/* range.c: the index of the first value in x[0..n) (a run of whole blocks from a block start,
+ * in the base format's row layout: awq's x before the channel scales p->channel_scale[0..n)) that
+ * @p base cannot hold because its value or block scale would overflow or saturate (the largest
+ * |x| of the first such block), or n; and a phrase naming the rule for messages. */
+uint64_t vt_qrange_first(uint32_t base, const float *x, uint64_t n, const vt_quant_params *p);
+const char *vt_qrange_rule(uint32_t base);
 
 /* format.c (quant-A): the ops of a base format, or NULL (nf4_dq has none). */
 const vt_qrow_ops *vt_qops_get(uint32_t base_fmt);

@@ -62,7 +62,7 @@ static inline void s24_group(const float *x, uint64_t cols, uint64_t g, float *v
 }
 
 int vt_sparse24_quantize_row(const vt_qrow_ops *ops, uint32_t base_fmt, const float *x, void *dst,
-                             uint64_t cols, const vt_quant_params *p, int ref) {
+                             uint64_t cols, const vt_quant_params *p, int ref, uint64_t *bad) {
     uint64_t be, bb;
     if (s24_geometry(base_fmt, &be, &bb) || !ops)
         return vt_fail(VT_EUNSUPPORTED, "2:4 sparsity: base format %u has no row blocks",
@@ -77,6 +77,7 @@ int vt_sparse24_quantize_row(const vt_qrow_ops *ops, uint32_t base_fmt, const fl
     memset(idx, 0, (groups + 1) / 2);
     for (uint64_t c0 = 0; c0 < ccols; c0 += S24_CHUNK) {
         float cv[S24_CHUNK], cs[S24_CHUNK];
+        uint64_t kc[S24_CHUNK]; /* the dense column of each kept value */
         uint64_t n = ccols - c0 < S24_CHUNK ? ccols - c0 : S24_CHUNK;
         for (uint64_t k = 0; k < n; k += 2) {
             uint64_t g = (c0 + k) / 2;
@@ -86,6 +87,8 @@ int vt_sparse24_quantize_row(const vt_qrow_ops *ops, uint32_t base_fmt, const fl
             s24_select(v, &i0, &i1);
             cv[k] = v[i0];
             cv[k + 1] = v[i1];
+            kc[k] = 4 * g + (uint64_t)i0;
+            kc[k + 1] = 4 * g + (uint64_t)i1;
             if (awq) { /* padded columns (beyond cols) hold 0, any scale works: use 1 */
                 uint64_t a = 4 * g + (uint64_t)i0, b = 4 * g + (uint64_t)i1;
                 cs[k] = a < cols ? p->channel_scale[a] : 1.0f;
@@ -100,6 +103,11 @@ int vt_sparse24_quantize_row(const vt_qrow_ops *ops, uint32_t base_fmt, const fl
             sub.channel_scale = cs;
             sub.channel_count = n;
             pp = &sub;
+        }
+        const uint64_t r = bad ? vt_qrange_first(VT_FMT_BASE(base_fmt), cv, n, pp) : n;
+        if (r < n) {
+            *bad = kc[r];
+            return -ERANGE;
         }
         fn(cv, out + c0 / be * bb, n, pp);
     }

@@ -104,6 +104,29 @@ static int to_f32(vt_npy *a) {
     return 0;
 }
 
+/* vt_quant_check of K or V (f32 or f16, [rows][D]) for the cache format: 0, or 1 after printing
+ * the error naming the file. */
+static int check_kv(uint32_t fmt, float ts, const vt_npy *a, const char *path, const char *what,
+                    uint64_t rows, uint64_t D) {
+    const float *x = a->data;
+    float *tmp = NULL;
+    if (a->dtype != VT_DTYPE_F32) {
+        if (!(tmp = vt_malloc(a->numel ? a->numel * sizeof(float) : 1))) {
+            vt_cli_error("attn", -ENOMEM, "checking %s %s", what, path);
+            return 1;
+        }
+        vt_f16_to_f32_row(a->data, tmp, a->numel);
+        x = tmp;
+    }
+    vt_quant_params p;
+    vt_quant_params_init(&p);
+    p.tensor_scale = ts > 0.0f ? ts : 1.0f;
+    int rc = vt_quant_check(fmt, &p, x, rows, D);
+    vt_free(tmp);
+    if (rc) vt_cli_error("attn", rc, "%s %s (rows are head x token)", what, path);
+    return rc != 0;
+}
+
 /* Device copy of n bytes (NULL data allowed for outputs). */
 static int dev_copy(void **d, const void *h, size_t n) {
     int rc = vt_dev_malloc(d, n ? n : 16);
@@ -267,6 +290,11 @@ int vt_cmd_attn(int argc, char **argv) {
     size_t kvb = k.numel * vt_dtype_size(k.dtype), qb = q.numel * vt_dtype_size(q.dtype);
     size_t ob = q.numel * vt_dtype_size(odt), lb = H * nq * sizeof(float);
     const void *ksrc = k.data, *vsrc = v.data;
+    /* the device append cannot refuse a value (it stores NaN, Inf or a saturated code): check K
+     * and V here as the host cache's append does */
+    if (on_gpu && nk && (check_kv(fmt, cc.tensor_scale, &k, kp, "K", Hkv * nk, D) ||
+                         check_kv(fmt, cc.tensor_scale, &v, vp, "V", Hkv * nk, D)))
+        goto done;
     if (on_gpu) {
         if ((rc = dev_copy(&dk, k.data, kvb)) || (rc = dev_copy(&dv, v.data, kvb)) ||
             (rc = dev_copy(&dq, q.data, qb)) || (rc = dev_copy(&dout, NULL, ob)) ||

@@ -111,8 +111,11 @@ void vt_kv_cache_destroy(vt_kv_cache *c);
  *  [n_kv_heads][n_tokens][head_dim] of @p dtype (f32 or f16) in the cache's location (device
  *  memory for a device cache, where the append runs on @p stream; the call does not wait).
  *  Errors: VT_EBUDGET (would exceed capacity; nothing appended), -EINVAL (dtype, NULL),
- *  VT_ENONFINITE (host: NaN/Inf in the input; the message names head, token and column; the
- *  device path cannot detect it and stores the format's NaN/saturated encoding), VT_ECUDA. */
+ *  VT_ENONFINITE (host: NaN/Inf in the input) and -ERANGE (host: a finite value the format
+ *  cannot hold, vt_quantize's rule: f16 |x| >= 65520, a q8_0/q4_0 block whose f16 scale would
+ *  overflow, nvfp4 |x| > 2784 x tensor_scale, ...); for both the message names head, tokens,
+ *  row and column and nothing is appended. The device path cannot detect either and stores
+ *  what its quantizer gives: the format's NaN, Inf or saturated encoding. VT_ECUDA. */
 int vt_kv_cache_append(vt_kv_cache *c, const void *k, const void *v, vt_dtype dtype,
                        uint64_t n_tokens, void *stream);
 

@@ -100,10 +100,21 @@ uint64_t vt_quant_row_bytes(uint32_t fmt, uint64_t cols);
 
 /** Quantize rows x cols f32 values into @p dst (vt_quant_bytes bytes). Fast path: SIMD where it
  *  pays, threaded over rows/blocks on @p nthreads (0 = all). Bit-identical to the _ref version.
- *  Errors: VT_ENONFINITE (NaN/Inf; detail gives row/col), VT_EUNSUPPORTED (read-only format,
- *  sparse nf4_dq), -EINVAL (bad arguments, missing params), -ENOMEM. */
+ *  Errors: VT_ENONFINITE (NaN/Inf; detail gives row/col), -ERANGE (a finite value the format
+ *  cannot hold, detail gives value, row/col and the rule: f16 |x| >= 65520; bf16 values that round
+ *  to Inf; q8_0 / q4_0 / q4_1 blocks whose f16 scale or minimum would overflow, e.g. q8_0 max|x|
+ *  >= 65520 x 127, where ggml stores an Inf scale and the block reads back as NaN; awq_int4 groups
+ *  whose f16 scale exceeds 65504; nvfp4 |x| > 2784 x tensor_scale, where the e4m3 block scale
+ *  saturates; int8, nf4, nf4_dq and mxfp4 hold every finite value), VT_EUNSUPPORTED (read-only
+ *  format, sparse nf4_dq), -EINVAL (bad arguments, missing params), -ENOMEM. */
 int vt_quantize(uint32_t fmt, const vt_quant_params *p, const float *src, uint64_t rows,
                 uint64_t cols, void *dst, int nthreads);
+/** The checks of vt_quantize without quantizing: 0 when vt_quantize would accept @p src for
+ *  @p fmt, else its error (VT_ENONFINITE, -ERANGE naming value, row and column, or the argument
+ *  errors). For callers that quantize elsewhere, e.g. before a device KV cache append, which
+ *  cannot refuse (attn.h). Single-threaded; no allocation except one row for 2:4 formats. */
+int vt_quant_check(uint32_t fmt, const vt_quant_params *p, const float *src, uint64_t rows,
+                   uint64_t cols);
 /** Scalar reference quantizer (the oracle). Same contract as vt_quantize. */
 int vt_quantize_ref(uint32_t fmt, const vt_quant_params *p, const float *src, uint64_t rows,
                     uint64_t cols, void *dst);

@@ -186,6 +186,17 @@ static void bad_values(void) {
     write_small('k', 5, -1e39, 0);
     CHECKF(run_small("") == 1 && file_has(err, "sk.npy") && file_has(err, "element 5 "),
            "K f64 -1e39");
+    /* a K value the cache format cannot hold: an f32 or q8_0 cache takes 1e5, an f16 one
+     * refuses it (it stored Inf), naming the file, head, token and column */
+    write_small('k', 5, 1e5, 0);
+    CHECK(run_small("") == 0);
+    CHECK(run_small("--kv-format q8_0") == 0);
+    {
+        int rc = run_small("--kv-format f16");
+        CHECKF(rc == 1 && file_has(err, "sk.npy") && file_has(err, "out of the format's range") &&
+                   file_has(err, "value 100000"),
+               "K 1e5 into f16: exit %d", rc);
+    }
     /* Q not finite, in f64, f32 and f16 */
     static const struct {
         double x;

@@ -1,12 +1,16 @@
 /* tests/attn/test_attn_quant_host.c — the GPU KV cache append (kernels/cuda/attn_quant.cuh, the
  * append kernel's work items) and the attention kernels' K/V row decoder (vt_deq8) executed on
  * the host: every K/V format, head dims 64/128 and ragged ones (96, 40, 3), f32 and f16 input,
- * two appends at an offset into a cache with spare capacity. The stored bytes must equal the host
- * cache's (vt_quantize) byte for byte, and vt_deq8 must decode them exactly as
- * vt_kv_cache_read does. Rows mix scales (1e-3 .. 1e3), all-zero blocks, values on rounding
+ * two appends at an offset into a cache with spare capacity. The stored bytes must equal the row
+ * quantizers' (those behind vt_quantize) byte for byte, and vt_deq8 must decode them exactly as
+ * vt_dequantize does. The host cache must hold the same bytes, or refuse (-ERANGE, nothing
+ * appended) rows with a value beyond the format's range, which the GPU append saturates. Rows mix scales (1e-3 .. 1e3), all-zero blocks, values on rounding
  * ties and near the formats' saturation points. Needs nvcc, not a GPU; what it cannot see is
  * the device's flush-to-zero of subnormal floats (not produced here). */
+#include <errno.h>
+
 #include "attn_util.h"
+#include "quant_internal.h" /* the row quantizers, without vt_quantize's range check */
 
 int aqh_append(uint32_t fmt, const void *src, int dtype, void *dst, long long capacity,
                long long len, long long n, int Hkv, int D, long long row_bytes, float ts);
@@ -34,6 +38,29 @@ static float *kv_values(uint64_t n, uint32_t D) {
     return x;
 }
 
+/* The bytes vt_quantize writes for @p rows rows of D values, without its range check: the row
+ * quantizer itself, which the GPU append mirrors (saturating where the host cache refuses). */
+static void ref_rows(uint32_t fmt, const float *x, uint64_t rows, uint32_t D, float ts,
+                     uint8_t *dst, uint64_t rb) {
+    vt_quant_params p;
+    vt_quant_params_init(&p);
+    p.tensor_scale = ts > 0.0f ? ts : 1.0f;
+    const vt_qrow_ops *ops = vt_qops_get(fmt);
+    for (uint64_t r = 0; r < rows; r++) ops->quantize(x + r * D, dst + r * rb, D, &p);
+}
+
+/* 1 when a row of x [rows][D] has a value the host cache refuses (-ERANGE). */
+static int out_of_range(uint32_t fmt, const float *x, uint64_t rows, uint32_t D, float ts) {
+    vt_quant_params p;
+    vt_quant_params_init(&p);
+    p.tensor_scale = ts > 0.0f ? ts : 1.0f;
+    for (uint64_t r = 0; r < rows; r++)
+        if (vt_qrange_first(fmt, x + r * D, D, &p) < D) return 1;
+    return 0;
+}
+
+static int n_accepted, n_refused;
+
 static void one(uint32_t fmt, uint32_t D, vt_dtype dt) {
     const uint32_t Hkv = 3;
     const uint64_t n1 = 1 + vt_rand_u64() % 9, n2 = 1 + vt_rand_u64() % 9, cap = n1 + n2 + 3;
@@ -51,6 +78,7 @@ static void one(uint32_t fmt, uint32_t D, vt_dtype dt) {
     uint64_t rb = vt_attn_row_bytes(fmt, D);
     size_t bytes = (size_t)(rb * cap * Hkv);
     uint8_t *dk = calloc(1, bytes + 16), *dv = calloc(1, bytes + 16);
+    uint8_t *rk = calloc(1, bytes + 16), *rv = calloc(1, bytes + 16);
     uint64_t done = 0;
     for (int step = 0; step < 2; step++) {
         uint64_t n = step ? n2 : n1, cnt = (uint64_t)Hkv * n * D;
@@ -61,10 +89,43 @@ static void one(uint32_t fmt, uint32_t D, vt_dtype dt) {
             for (uint64_t i = 0; i < cnt; i++) {
                 kh[i] = vt_f32_to_f16(k[i] > 6e4f ? 6e4f : k[i] < -6e4f ? -6e4f : k[i]);
                 vh[i] = vt_f32_to_f16(v[i] > 6e4f ? 6e4f : v[i] < -6e4f ? -6e4f : v[i]);
+                k[i] = vt_f16_to_f32(kh[i]); /* the values the cache quantizes */
+                v[i] = vt_f16_to_f32(vh[i]);
             }
             ks = kh, vs = vh;
         }
-        CHECK_RC(vt_kv_cache_append(hc, ks, vs, dt, n, NULL));
+        /* the host cache: the rows, or -ERANGE with nothing appended when a value is beyond the
+         * format's range (vt_quantize's check) */
+        const int refuse = out_of_range(fmt, k, Hkv * n, D, ts) || out_of_range(fmt, v, Hkv * n, D, ts);
+        const uint64_t hl = vt_kv_cache_len(hc);
+        int rc = vt_kv_cache_append(hc, ks, vs, dt, n, NULL);
+        if (refuse) {
+            n_refused++;
+            CHECKF(rc == -ERANGE && strstr(vt_last_error(), "out of the format's range") &&
+                       vt_kv_cache_len(hc) == hl,
+                   "%s D%u: out-of-range rows: append returned %d (%s), length %llu -> %llu", fb,
+                   D, rc, vt_last_error(), (unsigned long long)hl,
+                   (unsigned long long)vt_kv_cache_len(hc));
+        } else {
+            n_accepted++;
+            CHECK_RC(rc);
+        }
+        /* the row quantizer's bytes at the same place as the GPU append's */
+        for (uint32_t h = 0; h < Hkv; h++) {
+            ref_rows(fmt, k + (uint64_t)h * n * D, n, D, ts, rk + (h * cap + done) * rb, rb);
+            ref_rows(fmt, v + (uint64_t)h * n * D, n, D, ts, rv + (h * cap + done) * rb, rb);
+        }
+        if (!refuse && !rc) { /* the host cache holds exactly those bytes */
+            vt_attn_kv view;
+            vt_kv_cache_view(hc, &view);
+            for (uint32_t h = 0; h < Hkv; h++) {
+                size_t o = (size_t)((h * cap + hl) * rb), r = (size_t)((h * cap + done) * rb);
+                CHECKF(memcmp((const uint8_t *)view.k + o, rk + r, (size_t)(n * rb)) == 0 &&
+                           memcmp((const uint8_t *)view.v + o, rv + r, (size_t)(n * rb)) == 0,
+                       "%s D%u %s input: host cache head %u differs from the row quantizer", fb,
+                       D, vt_dtype_name(dt), h);
+            }
+        }
         CHECK_RC(aqh_append(fmt, ks, (int)dt, dk, (long long)cap, (long long)done, (long long)n,
                             (int)Hkv, (int)D, (long long)rb, ts));
         CHECK_RC(aqh_append(fmt, vs, (int)dt, dv, (long long)cap, (long long)done, (long long)n,
@@ -73,10 +134,8 @@ static void one(uint32_t fmt, uint32_t D, vt_dtype dt) {
         if (ks != k) free(ks), free(vs);
         free(k), free(v);
     }
-    vt_attn_kv view;
-    vt_kv_cache_view(hc, &view);
     for (int w = 0; w < 2; w++) {
-        const uint8_t *got = w ? dv : dk, *want = w ? view.v : view.k;
+        const uint8_t *got = w ? dv : dk, *want = w ? rv : rk;
         size_t first = bytes;
         for (size_t i = 0; i < bytes; i++)
             if (got[i] != want[i]) {
@@ -84,28 +143,32 @@ static void one(uint32_t fmt, uint32_t D, vt_dtype dt) {
                 break;
             }
         CHECKF(first == bytes,
-               "%s D%u %s input: appended %c differs from the host cache at byte %zu (head %zu "
+               "%s D%u %s input: appended %c differs from the row quantizer at byte %zu (head %zu "
                "token %zu byte %zu of the row): 0x%02x, want 0x%02x",
                fb, D, vt_dtype_name(dt), w ? 'V' : 'K', first, first / (size_t)(rb * cap),
                first / (size_t)rb % (size_t)cap, first % (size_t)rb, first < bytes ? got[first] : 0,
                first < bytes ? want[first] : 0);
     }
-    /* the attention kernels' decoder on the stored rows (D a multiple of 8 and of the block) */
+    /* the attention kernels' decoder on the stored rows (D a multiple of 8 and of the block)
+     * against vt_dequantize of the same rows (what vt_kv_cache_read returns) */
     if (D == 64 || D == 128) {
-        float *ref = malloc((size_t)Hkv * done * D * 4), *row = malloc(D * 4);
-        CHECK_RC(vt_kv_cache_read(hc, 0, done, ref, NULL));
+        vt_quant_params p;
+        vt_quant_params_init(&p);
+        p.tensor_scale = ts > 0.0f ? ts : 1.0f;
+        float *ref = malloc(D * 4), *row = malloc(D * 4);
         uint64_t bad = 0;
         for (uint32_t h = 0; h < Hkv; h++)
             for (uint64_t t = 0; t < done; t++) {
+                CHECK_RC(vt_dequantize(fmt, &p, rk + (h * cap + t) * rb, 1, D, ref, 1));
                 CHECK_RC(aqh_deq_row(fmt, dk + (h * cap + t) * rb, (int)D, ts, row));
                 for (uint32_t d = 0; d < D; d++)
-                    bad += memcmp(&row[d], &ref[(h * done + t) * D + d], 4) != 0;
+                    bad += memcmp(&row[d], &ref[d], 4) != 0;
             }
-        CHECKF(bad == 0, "%s D%u: vt_deq8 differs from vt_kv_cache_read in %llu values", fb, D,
+        CHECKF(bad == 0, "%s D%u: vt_deq8 differs from vt_dequantize in %llu values", fb, D,
                (unsigned long long)bad);
         free(ref), free(row);
     }
-    free(dk), free(dv);
+    free(dk), free(dv), free(rk), free(rv);
     vt_kv_cache_destroy(hc);
 }
 
@@ -118,8 +181,9 @@ int main(void) {
             for (size_t d = 0; d < sizeof dims / sizeof dims[0]; d++)
                 for (int dt = 0; dt < 2; dt++, cases++)
                     one(fmts[f], dims[d], dt ? VT_DTYPE_F16 : VT_DTYPE_F32);
-    printf("%d append cases (formats x head dims x input dtypes x 4), bytes equal to the host "
-           "cache\n",
-           cases);
+    printf("%d append cases (formats x head dims x input dtypes x 4), bytes equal to the row "
+           "quantizer; %d appends accepted by the host cache, %d refused as out of range\n",
+           cases, n_accepted, n_refused);
+    CHECK(n_accepted > 0 && n_refused > 0); /* both kinds of rows were seen */
     return vt_test_done("test_attn_quant_host");
 }

@@ -401,25 +401,43 @@ static void test_unchanged(void) {
                    strstr(vt_last_error(), "bad.safetensors"),
                "case %zu: rc %d '%s'", i, rc, vt_last_error());
     }
-    /* NaN in a tensor to be quantized: the error names it, nothing is committed */
+    /* A tensor to be quantized with a value its format cannot take: a NaN, or a finite value
+     * beyond the format's range (f16 stored Inf from 65520 on). The error names the tensor (and
+     * the row and column), nothing is committed. */
     float x[4 * 64];
     for (int i = 0; i < 4 * 64; i++) x[i] = vt_rand_normal();
-    float xn[4 * 64];
-    memcpy(xn, x, sizeof x);
-    xn[200] = NAN;
-    gen_st_tensor nt[2] = {{"ok.weight", "F32", 2, {4, 64}, x, sizeof x, 0, 0, 0},
-                           {"nan.weight", "F32", 2, {4, 64}, xn, sizeof xn, 0, 0, 0}};
-    gbuf b = {0};
-    gen_safetensors(&b, nt, 2, NULL);
-    pathf(p, "nan.safetensors");
-    CHECK(gb_write_file(&b, p) == 0);
-    gb_free(&b);
+    static const struct {
+        const char *name;
+        float v;
+        int at;
+        uint32_t fmt;
+        int rc;
+        const char *msg;
+    } bv[] = {{"nan.weight", NAN, 200, VT_FMT_Q4_0, VT_ENONFINITE, "non-finite"},
+              {"big.weight", -1e5f, 64 + 17, VT_FMT_F16, -ERANGE,
+               "row 1, column 17 is out of the format's range"}};
     vt_import_options o;
     vt_import_options_init(&o);
+    int rc;
+    for (size_t i = 0; i < sizeof bv / sizeof bv[0]; i++) {
+        float xb[4 * 64];
+        memcpy(xb, x, sizeof x);
+        xb[bv[i].at] = bv[i].v;
+        gen_st_tensor nt[2] = {{"ok.weight", "F32", 2, {4, 64}, x, sizeof x, 0, 0, 0},
+                               {bv[i].name, "F32", 2, {4, 64}, xb, sizeof xb, 0, 0, 0}};
+        gbuf b = {0};
+        gen_safetensors(&b, nt, 2, NULL);
+        pathf(p, "bad_value.safetensors");
+        CHECK(gb_write_file(&b, p) == 0);
+        gb_free(&b);
+        o.format = bv[i].fmt;
+        rc = vt_import_file(s, p, &o, NULL);
+        CHECKF(rc == bv[i].rc && strstr(vt_last_error(), bv[i].name) &&
+                   strstr(vt_last_error(), bv[i].msg),
+               "%s: %d %s", bv[i].name, rc, vt_last_error());
+        CHECK(vt_store_stat(s, bv[i].name, &(vt_tensor_info){0}) == VT_ENOTFOUND);
+    }
     o.format = VT_FMT_Q4_0;
-    int rc = vt_import_file(s, p, &o, NULL);
-    CHECKF(rc == VT_ENONFINITE && strstr(vt_last_error(), "nan.weight"), "NaN: %d %s", rc,
-           vt_last_error());
     /* an injected read error in the middle of the data */
     pathf(p, "m.safetensors");
     vt_fault_arm(VT_FAULT_READ, 4, -EIO);

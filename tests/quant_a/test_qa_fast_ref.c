@@ -27,7 +27,11 @@ static float gen(int dist, uint64_t i) {
     case DIST_ZEROS:
         return (vt_rand_u64() & 1) ? -0.0f : 0.0f;
     case DIST_OUTLIER:
-        return (vt_rand_u64() % 97 == 0) ? 6.0e4f * vt_rand_normal() : vt_rand_normal() * 1e-3f;
+        if (vt_rand_u64() % 97 == 0) { /* up to f16's largest, within every format's range */
+            const float v = 6.0e4f * vt_rand_normal();
+            return v > 65504.0f ? 65504.0f : v < -65504.0f ? -65504.0f : v;
+        }
+        return vt_rand_normal() * 1e-3f;
     case DIST_DENORMAL:
         return vt_rand_normal() * 1e-39f;
     case DIST_TINY:

@@ -65,6 +65,20 @@ int main(void) {
     vt_choose_target c = {.min_sqnr_db = 10, .candidates = 1u << VT_FMT_MXFP4};
     CHECK_RC(vt_quant_choose(w, ROWS, COLS, &c, &f, &m));
     CHECK(f == VT_FMT_MXFP4);
+    /* a value of 1e7, beyond f16 and the formats with f16 scales (q8_0's edge is 65520 x 127):
+     * they are skipped as candidates, not an error (before, the f16 trial failed the choice) */
+    w[5 * COLS + 3] = 1e7f;
+    t.min_sqnr_db = 60;
+    CHECK_RC(vt_quant_choose(w, ROWS, COLS, &t, &f, &m));
+    printf("target 60 dB with a value of 1e7 -> %s (%.2f dB)\n", vt_format_name(f, nb, sizeof nb),
+           m.sqnr_db);
+    CHECK(f != VT_FMT_F16 && f != VT_FMT_Q8_0 && f != VT_FMT_Q4_0 && f != VT_FMT_Q4_1);
+    t.min_sqnr_db = 20;
+    CHECK_RC(vt_quant_choose(w, ROWS, COLS, &t, &f, &m));
+    printf("target 20 dB with a value of 1e7 -> %s (%.2f dB)\n", vt_format_name(f, nb, sizeof nb),
+           m.sqnr_db);
+    CHECK(f != VT_FMT_F16 && f != VT_FMT_Q8_0 && f != VT_FMT_Q4_0 && f != VT_FMT_Q4_1);
+    CHECK(m.sqnr_db >= 20);
     w[77] = INFINITY;
     CHECK(vt_quant_choose(w, ROWS, COLS, &t, &f, &m) == VT_ENONFINITE);
     free(w);

@@ -24,7 +24,7 @@ static void check_f32_exact(uint64_t cols, int pat) {
     float *x = malloc(cols * sizeof(float)), *y = malloc((cols + 1) * sizeof(float));
     uint8_t *q = malloc(rb);
     qb_fill(x, cols, pat);
-    CHECK_RC(vt_sparse24_quantize_row(&vt_qops_f32, VT_FMT_F32, x, q, cols, NULL, 0));
+    CHECK_RC(vt_sparse24_quantize_row(&vt_qops_f32, VT_FMT_F32, x, q, cols, NULL, 0, NULL));
     y[cols] = 9.5f;
     vt_sparse24_dequantize_row(&vt_qops_f32, VT_FMT_F32, q, y, cols, NULL, 0);
     CHECK(y[cols] == 9.5f);
@@ -72,8 +72,8 @@ static void check_fast_eq_ref(uint32_t base) {
             memset(q0, 0x5a, rb + 1);
             memset(q1, 0xa5, rb + 1);
             qb_fill(x, cols, pat);
-            CHECK_RC(vt_sparse24_quantize_row(ops, base, x, q0, cols, &p, 1));
-            CHECK_RC(vt_sparse24_quantize_row(ops, base, x, q1, cols, &p, 0));
+            CHECK_RC(vt_sparse24_quantize_row(ops, base, x, q0, cols, &p, 1, NULL));
+            CHECK_RC(vt_sparse24_quantize_row(ops, base, x, q1, cols, &p, 0, NULL));
             CHECKF(memcmp(q0, q1, rb) == 0, "2:4 over format %u: fast != ref (cols %llu, %s)", base,
                    (unsigned long long)cols, qb_pattern_name[pat]);
             CHECK(q0[rb] == 0x5a && q1[rb] == 0xa5);

@@ -1,0 +1,211 @@
+/* tests/quant_b/test_quant_range.c — vt_quantize refuses (-ERANGE, naming value, row and column)
+ * finite values a format cannot hold, exactly at the edge of what it can: for each format with a
+ * limit (f16, bf16, q8_0, q4_0, q4_1, awq_int4, nvfp4, int8) the largest value below the edge is
+ * accepted and reads back finite and close, and the smallest at or past it is refused; the row
+ * quantizer itself (no check) shows what the refusal prevents: an f16/bf16 Inf, a q8_0/q4_0/q4_1
+ * block that reads back NaN, an awq_int4/nvfp4 value clipped by more than a quantization step.
+ * int8's f32 scale has an edge too, just below FLT_MAX. Formats without a limit (nf4, nf4_dq,
+ * mxfp4, f32) take the largest finite f32. The check
+ * also runs for 2:4-sparse rows (naming the dense column), threaded and single-threaded, and
+ * vt_quant_check (the same checks without quantizing) agrees with vt_quantize on every case. */
+#include <errno.h>
+#include <float.h>
+
+#include "qb_util.h"
+
+#define COLS 256
+
+/* x: COLS values of magnitude <= 2 (bg0: zeros), with x[col] = v */
+static void fill(float *x, int col, float v, int bg0) {
+    for (int i = 0; i < COLS; i++) x[i] = bg0 ? 0.0f : (float)((i * 7) % 9 - 4) * 0.5f;
+    x[col] = v;
+}
+
+static vt_quant_params params(uint32_t fmt, float *scales) {
+    vt_quant_params p;
+    vt_quant_params_init(&p);
+    if (VT_FMT_BASE(fmt) == VT_FMT_NVFP4) p.tensor_scale = 1.0f;
+    if (VT_FMT_BASE(fmt) == VT_FMT_AWQ_INT4) {
+        for (int i = 0; i < COLS; i++) scales[i] = 1.0f;
+        p.channel_scale = scales;
+        p.channel_count = COLS;
+    }
+    return p;
+}
+
+/* Quantize one row of x into fmt through the public API; 0 or the error. On success y gets the
+ * dequantized row. vt_quant_check must give the same answer and message. */
+static int roundtrip(uint32_t fmt, const float *x, float *y, int threads) {
+    float s[COLS];
+    vt_quant_params p = params(fmt, s);
+    uint8_t *q = malloc(vt_quant_bytes(fmt, 1, COLS));
+    char msg[512];
+    const int crc = vt_quant_check(fmt, &p, x, 1, COLS);
+    snprintf(msg, sizeof msg, "%s", crc ? vt_last_error() : "");
+    int rc = vt_quantize(fmt, &p, x, 1, COLS, q, threads);
+    const char *tail = strstr(vt_last_error(), ": value"), *ctail = strstr(msg, ": value");
+    CHECKF(crc == rc && (!rc || (tail && ctail && strcmp(tail, ctail) == 0)),
+           "vt_quant_check %d (%s) vs vt_quantize %d (%s)", crc, msg, rc, rc ? vt_last_error() : "");
+    if (!rc) CHECK_RC(vt_dequantize(fmt, &p, q, 1, COLS, y, threads));
+    free(q);
+    return rc;
+}
+
+/* The row quantizer without the dispatcher's check: what would have been stored. */
+static void unchecked(uint32_t fmt, const float *x, float *y) {
+    float s[COLS];
+    vt_quant_params p = params(fmt, s);
+    uint8_t q[4 * COLS + 256];
+    const vt_qrow_ops *ops = vt_qops_get(fmt);
+    ops->quantize_ref(x, q, COLS, &p);
+    ops->dequantize_ref(q, y, COLS, &p);
+}
+
+/* The edge of a format: values |v| < edge are accepted (edge itself refused); step: how far a
+ * dequantized accepted value may be from v. */
+typedef struct edge {
+    uint32_t fmt;
+    float edge;
+    int inclusive; /* 1: edge itself is accepted, the next float up refused */
+    float step;
+    int bg0;   /* the other values zero (else within +-2) */
+    int signs; /* 2: both signs; 1: +edge only; -1: -edge only */
+} edge;
+
+static void check_edge(const edge *e, int sign, int col) {
+    char nb[32];
+    vt_format_name(e->fmt, nb, sizeof nb);
+    const float below = e->inclusive ? e->edge : nextafterf(e->edge, 0.0f);
+    const float past = e->inclusive ? nextafterf(e->edge, FLT_MAX) : e->edge;
+    float x[COLS], y[COLS];
+    /* the largest value held: accepted, finite and within a step */
+    fill(x, col, sign * below, e->bg0);
+    int rc = roundtrip(e->fmt, x, y, 1);
+    CHECKF(rc == 0, "%s: %g refused: %s", nb, (double)(sign * below), vt_last_error());
+    if (!rc) {
+        int fin = 1;
+        for (int i = 0; i < COLS; i++) fin &= isfinite(y[i]) != 0;
+        CHECKF(fin && fabsf(y[col] - x[col]) <= e->step, "%s: %g reads back as %g", nb,
+               (double)x[col], (double)y[col]);
+    }
+    /* the first value past it: refused, naming value, row and column, threaded or not */
+    fill(x, col, sign * past, e->bg0);
+    for (int t = 0; t < 2; t++) {
+        rc = roundtrip(e->fmt, x, y, t ? 0 : 1);
+        char want[64];
+        snprintf(want, sizeof want, "row 0, column %d is out of the format's range", col);
+        CHECKF(rc == -ERANGE && strstr(vt_last_error(), want), "%s: %g: rc %d (%s)", nb,
+               (double)x[col], rc, vt_last_error());
+    }
+    /* what the refusal prevents: Inf or NaN from the edge on; awq_int4 and nvfp4 clip (by less
+     * than a step at the edge, by more at twice it) */
+    const uint32_t b = VT_FMT_BASE(e->fmt);
+    const int clips = b == VT_FMT_AWQ_INT4 || b == VT_FMT_NVFP4;
+    if (clips) fill(x, col, sign * 2.0f * e->edge, e->bg0);
+    unchecked(e->fmt, x, y);
+    int nonfinite = 0;
+    for (int i = 0; i < COLS; i++) nonfinite += !isfinite(y[i]);
+    if (clips)
+        CHECKF(!nonfinite && fabsf(y[col] - x[col]) > e->step, "%s: unchecked %g -> %g", nb,
+               (double)x[col], (double)y[col]);
+    else
+        CHECKF(nonfinite >= 1, "%s: unchecked %g reads back finite (%g)", nb, (double)x[col],
+               (double)y[col]);
+}
+
+static void no_limit(uint32_t fmt) {
+    char nb[32];
+    vt_format_name(fmt, nb, sizeof nb);
+    float x[COLS], y[COLS];
+    fill(x, 77, -FLT_MAX, 0);
+    int rc = roundtrip(fmt, x, y, 0);
+    CHECKF(rc == 0 && isfinite(y[77]), "%s: -FLT_MAX: rc %d (%s), reads %g", nb, rc,
+           rc ? vt_last_error() : "", rc ? 0.0 : (double)y[77]);
+}
+
+/* 2:4: the kept value past the edge is named by its dense column */
+static void sparse(uint32_t fmt, float v) {
+    char nb[32];
+    vt_format_name(fmt | VT_FMT_SPARSE24, nb, sizeof nb);
+    float x[COLS], y[COLS];
+    fill(x, 131, v, 0);
+    int rc = roundtrip(fmt | VT_FMT_SPARSE24, x, y, 0);
+    CHECKF(rc == -ERANGE && strstr(vt_last_error(), "column 131 is out"), "%s: rc %d (%s)", nb, rc,
+           vt_last_error());
+    fill(x, 131, v / 1000.0f, 0);
+    CHECKF(roundtrip(fmt | VT_FMT_SPARSE24, x, y, 0) == 0, "%s: %g refused: %s", nb,
+           (double)(v / 1000.0f), vt_last_error());
+}
+
+int main(void) {
+    vt_test_seed();
+    /* f16 and bf16 round to nearest even: 65520 is the first f32 that becomes an f16 Inf;
+     * 0x1.ffp127 (0x7f7f8000) the first that becomes a bf16 Inf. The block formats' f16 scales
+     * overflow from 65520 on: q8_0 at max|x| = 65520 * 127, q4_0 at 65520 * 8, q4_1 at
+     * (max - min) = 65520 * 15 and at min = -65520. awq_int4's scale is clamped to 65504, so
+     * (max - min) up to 65504 * 15 is held. nvfp4 (tensor scale 1): the e4m3 block scale
+     * amax / 6 saturates past 464. */
+    const edge edges[] = {
+        {VT_FMT_F16, 65520.0f, 0, 16.0f, 0, 2},
+        {VT_FMT_BF16, 0x1.ffp127f, 0, 0x1p120f, 0, 2},
+        {VT_FMT_Q8_0, 65520.0f * 127.0f, 0, 65536.0f / 2, 0, 2},
+        {VT_FMT_Q4_0, 65520.0f * 8.0f, 0, 65536.0f / 2, 0, 2},
+        {VT_FMT_Q4_1, 65520.0f, 0, 65536.0f / 2, 0, -1},             /* the f16 minimum */
+        {VT_FMT_Q4_1, 65520.0f * 15.0f, 0, 65536.0f / 2, 1, 1},      /* max - min, min 0 */
+        {VT_FMT_AWQ_INT4, 65504.0f * 15.0f, 1, 65504.0f / 2, 1, 2}, /* max - min */
+        {VT_FMT_NVFP4, 464.0f * 6.0f, 1, 448.0f, 0, 2},
+    };
+    for (size_t i = 0; i < sizeof edges / sizeof edges[0]; i++)
+        for (int sign = -1; sign <= 1; sign += 2)
+            if (edges[i].signs == 2 || edges[i].signs == sign)
+                check_edge(&edges[i], sign, (int)(i * 37 % COLS));
+    /* awq: w' = x * s is what the scale covers: a channel scale can push x out of range */
+    {
+        float x[COLS], s[COLS];
+        uint8_t q[COLS];
+        vt_quant_params p = params(VT_FMT_AWQ_INT4, s);
+        fill(x, 9, 1000.0f, 0);
+        s[9] = 2000.0f;
+        int rc = vt_quantize(VT_FMT_AWQ_INT4, &p, x, 1, COLS, q, 0);
+        CHECKF(rc == -ERANGE && strstr(vt_last_error(), "column 9 "), "awq scaled: rc %d (%s)", rc,
+               vt_last_error());
+        s[9] = 500.0f;
+        CHECK_RC(vt_quantize(VT_FMT_AWQ_INT4, &p, x, 1, COLS, q, 0));
+    }
+    /* int8: its f32 scale amax / 127 reads back as 127 x that, past FLT_MAX for the largest f32
+     * values; the edge is the largest amax for which it does not */
+    {
+        float a = FLT_MAX;
+        while (!(127.0f * (a / 127.0f) <= FLT_MAX)) a = nextafterf(a, 0.0f);
+        CHECKF(a < FLT_MAX && a > 0.999f * FLT_MAX, "int8 edge %g", (double)a);
+        check_edge(&(edge){VT_FMT_INT8, a, 1, 0x1p105f, 0, 2}, 1, 200);
+        check_edge(&(edge){VT_FMT_INT8, a, 1, 0x1p105f, 0, 2}, -1, 201);
+    }
+    const uint32_t free_fmts[] = {VT_FMT_F32, VT_FMT_NF4, VT_FMT_NF4_DQ, VT_FMT_MXFP4};
+    for (size_t i = 0; i < sizeof free_fmts / sizeof free_fmts[0]; i++) no_limit(free_fmts[i]);
+    sparse(VT_FMT_Q8_0, 1e9f);
+    sparse(VT_FMT_F16, 1e5f);
+    sparse(VT_FMT_NVFP4, 1e4f);
+    /* many rows, threaded: the reported position is one that is out of range */
+    {
+        const uint64_t rows = 300;
+        float *x = malloc(rows * COLS * sizeof(float));
+        uint8_t *q = malloc(vt_quant_bytes(VT_FMT_Q8_0, rows, COLS));
+        for (uint64_t i = 0; i < rows * COLS; i++) x[i] = vt_rand_normal();
+        CHECK_RC(vt_quant_check(VT_FMT_Q8_0, NULL, x, rows, COLS));
+        x[123 * COLS + 45] = 1e8f;
+        int rc = vt_quantize(VT_FMT_Q8_0, NULL, x, rows, COLS, q, 0);
+        CHECKF(rc == -ERANGE && strstr(vt_last_error(), "value 1e+08 at row 123, column 45 "),
+               "q8_0 threaded: rc %d (%s)", rc, vt_last_error());
+        rc = vt_quant_check(VT_FMT_Q8_0, NULL, x, rows, COLS);
+        CHECKF(rc == -ERANGE && strstr(vt_last_error(), "vt_quant_check q8_0: value 1e+08 at row 123, column 45 "),
+               "vt_quant_check: rc %d (%s)", rc, vt_last_error());
+        x[7 * COLS + 3] = NAN; /* a NaN before it: reported first, as vt_quantize does */
+        rc = vt_quant_check(VT_FMT_Q8_0, NULL, x, rows, COLS);
+        CHECKF(rc == VT_ENONFINITE && strstr(vt_last_error(), "row 7, column 3"),
+               "vt_quant_check NaN: rc %d (%s)", rc, vt_last_error());
+        free(x);
+        free(q);
+    }
+    return vt_test_done("test_quant_range");
+}
