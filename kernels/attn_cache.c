@@ -13,6 +13,9 @@ int vt_kv_cache_create(const vt_kv_cache_config *cfg, vt_kv_cache **out) {
     if (!cfg->n_kv_heads || !cfg->head_dim || !cfg->capacity)
         return vt_fail(-EINVAL, "kv cache: n_kv_heads %u, head_dim %u, capacity %llu must be > 0",
                        cfg->n_kv_heads, cfg->head_dim, (unsigned long long)cfg->capacity);
+    if (cfg->head_dim > VT_ATTN_MAX_HEAD_DIM)
+        return vt_fail(-EINVAL, "kv cache: head_dim %u above the attention's limit %u",
+                       cfg->head_dim, VT_ATTN_MAX_HEAD_DIM);
     if (!vt_attn_kv_format_ok(cfg->format))
         return vt_fail(VT_EUNSUPPORTED,
                        "kv cache: format %s cannot hold K/V (use f32, f16, bf16, q8_0, int8, "

@@ -391,6 +391,9 @@ static void error_paths(void) {
     cc.capacity = 0;
     CHECK(vt_kv_cache_create(&cc, &kv) == -EINVAL);
     cc.capacity = 8;
+    cc.head_dim = VT_ATTN_MAX_HEAD_DIM + 1; /* attention would refuse every view of it */
+    CHECK(vt_kv_cache_create(&cc, &kv) == -EINVAL && !kv && strstr(vt_last_error(), "4096"));
+    cc.head_dim = 64;
     cc.location = VT_LOC_DEVICE;
     int rc = vt_kv_cache_create(&cc, &kv);
     if (!vt_attn_cuda_available()) CHECK(rc == VT_ENODEV && !kv);
