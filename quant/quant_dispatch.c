@@ -71,7 +71,7 @@ typedef struct qjob {
     int ref, sparse;
     _Atomic uint64_t bad;  /* smallest row*cols+col of a NaN/Inf seen, UINT64_MAX if none */
     _Atomic uint64_t rbad; /* the same of a value the format cannot hold (vt_qrange_first) */
-    pthread_mutex_t mu;   /* guards err/msg */
+    pthread_mutex_t mu;    /* guards err/msg */
     int err;
     char msg[512];
 } qjob;
@@ -204,10 +204,10 @@ static int nonfinite_error(const char *what, uint32_t fmt, const float *src, uin
 static int range_error(const char *what, uint32_t fmt, const float *src, uint64_t cols,
                        uint64_t idx) {
     char nb[32];
-    return vt_fail(-ERANGE, "%s %s: value %g at row %llu, column %llu is out of the format's range (%s)",
-                   what, vt_format_name(fmt, nb, sizeof nb), (double)src[idx],
-                   (unsigned long long)(idx / cols), (unsigned long long)(idx % cols),
-                   vt_qrange_rule(VT_FMT_BASE(fmt)));
+    return vt_fail(
+        -ERANGE, "%s %s: value %g at row %llu, column %llu is out of the format's range (%s)", what,
+        vt_format_name(fmt, nb, sizeof nb), (double)src[idx], (unsigned long long)(idx / cols),
+        (unsigned long long)(idx % cols), vt_qrange_rule(VT_FMT_BASE(fmt)));
 }
 
 /* Common argument checks; fills *pp with usable params. Returns 1 when there is nothing to do. */

@@ -14,8 +14,8 @@
 
 #include "quant_internal.h"
 
-#define F16_INF_FROM 65520.0f /* the smallest f32 that rounds to an f16 Inf */
-#define E4M3_SAT_PAST 464.0f  /* e4m3 scales above this saturate to 448 */
+#define F16_INF_FROM  65520.0f /* the smallest f32 that rounds to an f16 Inf */
+#define E4M3_SAT_PAST 464.0f   /* e4m3 scales above this saturate to 448 */
 
 /* Index of the largest |x s| in x[0..n) (the first of equals; s NULL: 1). */
 static uint64_t argmax_abs(const float *x, const float *s, uint64_t n) {
@@ -92,7 +92,8 @@ uint64_t vt_qrange_first(uint32_t base, const float *x, uint64_t n, const vt_qua
         return n;
     }
     const float *s = base == VT_FMT_AWQ_INT4 && p ? p->channel_scale : NULL;
-    const float ts = p && p->tensor_scale > 0.0f && isfinite(p->tensor_scale) ? p->tensor_scale : 1.0f;
+    const float ts =
+        p && p->tensor_scale > 0.0f && isfinite(p->tensor_scale) ? p->tensor_scale : 1.0f;
     for (uint64_t b = 0; b < n; b += be) {
         const uint64_t m = n - b < be ? n - b : be;
         if (block_bad(base, x + b, m, be, s ? s + b : NULL, ts))

@@ -3,6 +3,7 @@
  * processes may read while one writer commits. */
 #include <errno.h>
 #include <fnmatch.h>
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -331,14 +332,33 @@ typedef struct rows_ctx {
     size_t cap;
 } rows_ctx;
 
-/* Convert @p n f32 values to the output dtype at @p dst. */
-static void put_out(vt_dtype t, const float *src, void *dst, size_t n) {
-    if (t == VT_DTYPE_F32)
+/* Convert @p n f32 values to the output dtype at @p dst; returns the index of the first finite
+ * value that became infinite (beyond f16's 65504, or rounding past bf16's largest), or n. */
+static size_t put_out(vt_dtype t, const float *src, void *dst, size_t n) {
+    if (t == VT_DTYPE_F32) {
         memcpy(dst, src, n * 4);
-    else if (t == VT_DTYPE_F16)
+        return n;
+    }
+    const uint16_t *h = dst, inf = t == VT_DTYPE_F16 ? 0x7c00 : 0x7f80;
+    if (t == VT_DTYPE_F16)
         vt_f32_to_f16_row(src, dst, n);
     else
         vt_f32_to_bf16_row(src, dst, n);
+    for (size_t i = 0; i < n; i++)
+        if ((h[i] & 0x7fff) == inf && isfinite(src[i])) return i;
+    return n;
+}
+
+/* A raw f64 tensor read as f32: the index of the first finite double beyond the f32 range (it
+ * became infinite), or n. */
+static size_t f64_overflow(const void *raw, const float *f, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (isinf(f[i])) {
+            double d;
+            memcpy(&d, (const char *)raw + 8 * i, 8);
+            if (isfinite(d)) return i;
+        }
+    return n;
 }
 
 static int read_rows_fn(vt_store *s, MDB_txn *txn, void *p) {
@@ -381,21 +401,47 @@ static int read_rows_fn(vt_store *s, MDB_txn *txn, void *p) {
         int direct =
             c->out == VT_DTYPE_F32 && ci.row0 >= c->row0 && ci.row0 + ci.rows <= c->row0 + c->nrows;
         float *fo = direct ? (float *)((char *)c->dst + (ci.row0 - c->row0) * ti.cols * es) : f;
-        if (ti.format == VT_STORE_FMT_RAW)
+        /* the chunk's rows [a, b) are wanted; bad: a value there the output dtype cannot hold
+         * (its index in the chunk) */
+        const uint64_t a = ci.row0 > c->row0 ? ci.row0 : c->row0;
+        const uint64_t b =
+            ci.row0 + ci.rows < c->row0 + c->nrows ? ci.row0 + ci.rows : c->row0 + c->nrows;
+        const size_t wa = (a - ci.row0) * ti.cols, wn = (b - a) * ti.cols;
+        size_t bad = SIZE_MAX;
+        if (ti.format == VT_STORE_FMT_RAW) {
             rc = vt_convert_to_f32(ti.src_dtype, raw, fo, ci.rows * ti.cols);
-        else
+            if (!rc && ti.src_dtype == VT_DTYPE_F64) {
+                size_t k = f64_overflow((const char *)raw + 8 * wa, fo + wa, wn);
+                bad = k < wn ? wa + k : bad;
+            }
+        } else {
             rc = vt_dequantize(ti.format, &qp, raw, ci.rows, ti.cols, fo, 1);
+        }
         if (rc) {
             rc = st_fail(s, rc, "tensor %s chunk %llu: cannot dequantize: %s", ti.name,
                          (unsigned long long)i, vt_last_error());
             break;
         }
-        if (direct) continue;
-        uint64_t a = ci.row0 > c->row0 ? ci.row0 : c->row0;
-        uint64_t b =
-            ci.row0 + ci.rows < c->row0 + c->nrows ? ci.row0 + ci.rows : c->row0 + c->nrows;
-        put_out(c->out, f + (a - ci.row0) * ti.cols, (char *)c->dst + (a - c->row0) * ti.cols * es,
-                (b - a) * ti.cols);
+        if (bad == SIZE_MAX && !direct) {
+            size_t k = put_out(c->out, f + wa, (char *)c->dst + (a - c->row0) * ti.cols * es, wn);
+            if (k < wn) bad = wa + k;
+        }
+        if (bad != SIZE_MAX) {
+            double v;
+            if (ti.format == VT_STORE_FMT_RAW && ti.src_dtype == VT_DTYPE_F64)
+                memcpy(&v, (const char *)raw + 8 * bad, 8);
+            else
+                v = f[bad];
+            rc = st_fail(s, -ERANGE,
+                         "tensor %s row %llu, column %llu: value %g does not fit %s (it would "
+                         "read as infinite; %s)",
+                         ti.name, (unsigned long long)(ci.row0 + bad / ti.cols),
+                         (unsigned long long)(bad % ti.cols), v, vt_dtype_name(c->out),
+                         v > 3.5e38 || v < -3.5e38 ? "only its raw f64 bytes hold it"
+                         : c->out == VT_DTYPE_F16  ? "read it as bf16 or f32"
+                                                   : "read it as f32");
+            break;
+        }
     }
     vt_free(aux);
     vt_free(raw);

@@ -292,8 +292,9 @@ int vt_cmd_attn(int argc, char **argv) {
     const void *ksrc = k.data, *vsrc = v.data;
     /* the device append cannot refuse a value (it stores NaN, Inf or a saturated code): check K
      * and V here as the host cache's append does */
-    if (on_gpu && nk && (check_kv(fmt, cc.tensor_scale, &k, kp, "K", Hkv * nk, D) ||
-                         check_kv(fmt, cc.tensor_scale, &v, vp, "V", Hkv * nk, D)))
+    if (on_gpu && nk &&
+        (check_kv(fmt, cc.tensor_scale, &k, kp, "K", Hkv * nk, D) ||
+         check_kv(fmt, cc.tensor_scale, &v, vp, "V", Hkv * nk, D)))
         goto done;
     if (on_gpu) {
         if ((rc = dev_copy(&dk, k.data, kvb)) || (rc = dev_copy(&dv, v.data, kvb)) ||

@@ -249,9 +249,11 @@ int vt_store_read_tensor_raw(vt_store *s, const char *name, void *dst, size_t ca
 
 /** Dequantize rows [row0, row0 + nrows) of @p name into @p dst as @p out_dtype (VT_DTYPE_F32,
  *  F16 or BF16), nrows * cols elements; @p cap is the byte capacity of dst. For nf4_dq tensors
- *  any row range works (whole chunks are decoded). Errors: -ERANGE (rows out of range or cap
- *  too small), VT_EUNSUPPORTED (out_dtype), errors of vt_store_read_chunk; on any error the
- *  contents of dst are unspecified. */
+ *  any row range works (whole chunks are decoded). Errors: -ERANGE (rows out of range, cap
+ *  too small, or a finite value in the rows that out_dtype cannot hold: beyond f16's 65504,
+ *  rounding past bf16's largest, a raw f64 value beyond f32; the message names row, column and
+ *  value; stored infinities are returned as such), VT_EUNSUPPORTED (out_dtype), errors of
+ *  vt_store_read_chunk; on any error the contents of dst are unspecified. */
 int vt_store_read_rows(vt_store *s, const char *name, uint64_t row0, uint64_t nrows,
                        vt_dtype out_dtype, void *dst, size_t cap);
 

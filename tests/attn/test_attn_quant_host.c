@@ -4,9 +4,10 @@
  * two appends at an offset into a cache with spare capacity. The stored bytes must equal the row
  * quantizers' (those behind vt_quantize) byte for byte, and vt_deq8 must decode them exactly as
  * vt_dequantize does. The host cache must hold the same bytes, or refuse (-ERANGE, nothing
- * appended) rows with a value beyond the format's range, which the GPU append saturates. Rows mix scales (1e-3 .. 1e3), all-zero blocks, values on rounding
- * ties and near the formats' saturation points. Needs nvcc, not a GPU; what it cannot see is
- * the device's flush-to-zero of subnormal floats (not produced here). */
+ * appended) rows with a value beyond the format's range, which the GPU append saturates. Rows mix
+ * scales (1e-3 .. 1e3), all-zero blocks, values on rounding ties and near the formats' saturation
+ * points. Needs nvcc, not a GPU; what it cannot see is the device's flush-to-zero of subnormal
+ * floats (not produced here). */
 #include <errno.h>
 
 #include "attn_util.h"
@@ -96,15 +97,16 @@ static void one(uint32_t fmt, uint32_t D, vt_dtype dt) {
         }
         /* the host cache: the rows, or -ERANGE with nothing appended when a value is beyond the
          * format's range (vt_quantize's check) */
-        const int refuse = out_of_range(fmt, k, Hkv * n, D, ts) || out_of_range(fmt, v, Hkv * n, D, ts);
+        const int refuse =
+            out_of_range(fmt, k, Hkv * n, D, ts) || out_of_range(fmt, v, Hkv * n, D, ts);
         const uint64_t hl = vt_kv_cache_len(hc);
         int rc = vt_kv_cache_append(hc, ks, vs, dt, n, NULL);
         if (refuse) {
             n_refused++;
             CHECKF(rc == -ERANGE && strstr(vt_last_error(), "out of the format's range") &&
                        vt_kv_cache_len(hc) == hl,
-                   "%s D%u: out-of-range rows: append returned %d (%s), length %llu -> %llu", fb,
-                   D, rc, vt_last_error(), (unsigned long long)hl,
+                   "%s D%u: out-of-range rows: append returned %d (%s), length %llu -> %llu", fb, D,
+                   rc, vt_last_error(), (unsigned long long)hl,
                    (unsigned long long)vt_kv_cache_len(hc));
         } else {
             n_accepted++;
@@ -122,8 +124,8 @@ static void one(uint32_t fmt, uint32_t D, vt_dtype dt) {
                 size_t o = (size_t)((h * cap + hl) * rb), r = (size_t)((h * cap + done) * rb);
                 CHECKF(memcmp((const uint8_t *)view.k + o, rk + r, (size_t)(n * rb)) == 0 &&
                            memcmp((const uint8_t *)view.v + o, rv + r, (size_t)(n * rb)) == 0,
-                       "%s D%u %s input: host cache head %u differs from the row quantizer", fb,
-                       D, vt_dtype_name(dt), h);
+                       "%s D%u %s input: host cache head %u differs from the row quantizer", fb, D,
+                       vt_dtype_name(dt), h);
             }
         }
         CHECK_RC(aqh_append(fmt, ks, (int)dt, dk, (long long)cap, (long long)done, (long long)n,
@@ -161,8 +163,7 @@ static void one(uint32_t fmt, uint32_t D, vt_dtype dt) {
             for (uint64_t t = 0; t < done; t++) {
                 CHECK_RC(vt_dequantize(fmt, &p, rk + (h * cap + t) * rb, 1, D, ref, 1));
                 CHECK_RC(aqh_deq_row(fmt, dk + (h * cap + t) * rb, (int)D, ts, row));
-                for (uint32_t d = 0; d < D; d++)
-                    bad += memcmp(&row[d], &ref[d], 4) != 0;
+                for (uint32_t d = 0; d < D; d++) bad += memcmp(&row[d], &ref[d], 4) != 0;
             }
         CHECKF(bad == 0, "%s D%u: vt_deq8 differs from vt_dequantize in %llu values", fb, D,
                (unsigned long long)bad);

@@ -45,7 +45,8 @@ static int roundtrip(uint32_t fmt, const float *x, float *y, int threads) {
     int rc = vt_quantize(fmt, &p, x, 1, COLS, q, threads);
     const char *tail = strstr(vt_last_error(), ": value"), *ctail = strstr(msg, ": value");
     CHECKF(crc == rc && (!rc || (tail && ctail && strcmp(tail, ctail) == 0)),
-           "vt_quant_check %d (%s) vs vt_quantize %d (%s)", crc, msg, rc, rc ? vt_last_error() : "");
+           "vt_quant_check %d (%s) vs vt_quantize %d (%s)", crc, msg, rc,
+           rc ? vt_last_error() : "");
     if (!rc) CHECK_RC(vt_dequantize(fmt, &p, q, 1, COLS, y, threads));
     free(q);
     return rc;
@@ -150,8 +151,8 @@ int main(void) {
         {VT_FMT_BF16, 0x1.ffp127f, 0, 0x1p120f, 0, 2},
         {VT_FMT_Q8_0, 65520.0f * 127.0f, 0, 65536.0f / 2, 0, 2},
         {VT_FMT_Q4_0, 65520.0f * 8.0f, 0, 65536.0f / 2, 0, 2},
-        {VT_FMT_Q4_1, 65520.0f, 0, 65536.0f / 2, 0, -1},             /* the f16 minimum */
-        {VT_FMT_Q4_1, 65520.0f * 15.0f, 0, 65536.0f / 2, 1, 1},      /* max - min, min 0 */
+        {VT_FMT_Q4_1, 65520.0f, 0, 65536.0f / 2, 0, -1},            /* the f16 minimum */
+        {VT_FMT_Q4_1, 65520.0f * 15.0f, 0, 65536.0f / 2, 1, 1},     /* max - min, min 0 */
         {VT_FMT_AWQ_INT4, 65504.0f * 15.0f, 1, 65504.0f / 2, 1, 2}, /* max - min */
         {VT_FMT_NVFP4, 464.0f * 6.0f, 1, 448.0f, 0, 2},
     };
@@ -198,7 +199,8 @@ int main(void) {
         CHECKF(rc == -ERANGE && strstr(vt_last_error(), "value 1e+08 at row 123, column 45 "),
                "q8_0 threaded: rc %d (%s)", rc, vt_last_error());
         rc = vt_quant_check(VT_FMT_Q8_0, NULL, x, rows, COLS);
-        CHECKF(rc == -ERANGE && strstr(vt_last_error(), "vt_quant_check q8_0: value 1e+08 at row 123, column 45 "),
+        CHECKF(rc == -ERANGE && strstr(vt_last_error(),
+                                       "vt_quant_check q8_0: value 1e+08 at row 123, column 45 "),
                "vt_quant_check: rc %d (%s)", rc, vt_last_error());
         x[7 * COLS + 3] = NAN; /* a NaN before it: reported first, as vt_quantize does */
         rc = vt_quant_check(VT_FMT_Q8_0, NULL, x, rows, COLS);

@@ -5,6 +5,7 @@
  * reopen. */
 #include <errno.h>
 #include <fcntl.h>
+#include <float.h>
 
 #include "store_testutil.h"
 
@@ -377,8 +378,70 @@ static void run(int zstd) {
     }
 }
 
+/* Rows read in a dtype that cannot hold a value: -ERANGE naming tensor, row and column, where
+ * f16 and bf16 output and f32 out of raw f64 used to turn it into an infinity. Infinities that
+ * are stored stay infinities. */
+static void narrow_reads(void) {
+    char dir[4096], path[4200];
+    vt_test_tmpdir("test_store_narrow", dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/s.vts", dir);
+    vt_store *s;
+    CHECK_RC(vt_store_open(path, VT_STORE_RDWR | VT_STORE_CREATE, NULL, &s));
+    if (!s) return;
+    vt_store_writer *w;
+    CHECK_RC(vt_store_writer_begin(s, &w));
+    n_ex = 0;
+    enum { R = 6, C = 40 };
+    float f[R * C], big[R * C];
+    double d[R * C];
+    for (int i = 0; i < R * C; i++) f[i] = big[i] = vt_rand_normal(), d[i] = vt_rand_normal();
+    f[7] = -INFINITY;         /* stored: stays -inf in every dtype */
+    big[3 * C + 11] = 1e5f;   /* beyond f16 */
+    big[4 * C + 2] = FLT_MAX; /* rounds past bf16's largest */
+    d[5 * C + 30] = -1e300;   /* beyond f32 */
+    put_tensor(w, "inf", VT_FMT_F32, VT_DTYPE_F32, R, C, f, sizeof f, NULL, 1.0f, 2);
+    put_tensor(w, "big", VT_FMT_F32, VT_DTYPE_F32, R, C, big, sizeof big, NULL, 1.0f, 2);
+    put_tensor(w, "f64", VT_STORE_FMT_RAW, VT_DTYPE_F64, R, C, d, sizeof d, NULL, 1.0f, 2);
+    CHECK_RC(vt_store_writer_commit(w));
+    uint16_t h[R * C];
+    float g[R * C];
+    CHECK_RC(vt_store_read_rows(s, "inf", 0, R, VT_DTYPE_F16, h, sizeof h));
+    CHECK(h[7] == 0xfc00);
+    CHECK_RC(vt_store_read_rows(s, "inf", 0, R, VT_DTYPE_BF16, h, sizeof h));
+    CHECK(h[7] == 0xff80);
+    static const struct {
+        const char *name;
+        vt_dtype dt;
+        uint64_t row0, n;
+        const char *msg; /* NULL: reads */
+    } cases[] = {
+        {"big", VT_DTYPE_F16, 0, R, "tensor big row 3, column 11: value 100000 does not fit f16"},
+        {"big", VT_DTYPE_F16, 0, 3, NULL}, /* rows before it */
+        {"big", VT_DTYPE_F16, 3, 1, "row 3, column 11"},
+        {"big", VT_DTYPE_BF16, 0, R,
+         "tensor big row 4, column 2: value 3.40282e+38 does not fit bf16"},
+        {"big", VT_DTYPE_F32, 0, R, NULL},
+        {"f64", VT_DTYPE_F32, 0, R, "tensor f64 row 5, column 30: value -1e+300 does not fit f32"},
+        {"f64", VT_DTYPE_F32, 5, 1, "row 5, column 30"},
+        {"f64", VT_DTYPE_F16, 0, 5, NULL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        void *dst = cases[i].dt == VT_DTYPE_F32 ? (void *)g : (void *)h;
+        int rc = vt_store_read_rows(s, cases[i].name, cases[i].row0, cases[i].n, cases[i].dt, dst,
+                                    sizeof g);
+        if (cases[i].msg)
+            CHECKF(rc == -ERANGE && strstr(vt_last_error(), cases[i].msg), "case %zu: %d %s", i, rc,
+                   vt_last_error());
+        else
+            CHECKF(rc == 0, "case %zu: %d %s", i, rc, vt_last_error());
+    }
+    vt_store_close(s);
+    for (int i = 0; i < n_ex; i++) free(ex[i].raw), free(ex[i].aux);
+}
+
 int main(void) {
     vt_test_seed();
+    narrow_reads();
     run(0);
     run(1);
     vt_store_close(NULL);
