@@ -2,8 +2,9 @@
 BUILD ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
+PREFIX ?= /usr/local
 
-.PHONY: all setup build test demo asan tsan format format-check clean
+.PHONY: all setup build test demo install asan tsan format format-check clean
 
 all: build
 
@@ -21,6 +22,11 @@ test: build
 
 demo: build
 	@bash scripts/demo.sh $(BUILD)
+
+# libvtstore.so/.a, the headers, the vtstore CLI, vtstore.pc and the CMake package under PREFIX
+# (DESTDIR=... in the environment stages it, as for a package).
+install: build
+	cmake --install $(BUILD) --prefix $(PREFIX)
 
 # Sanitizer builds (CUDA off: the sanitizers instrument host code only).
 asan: setup

@@ -21,8 +21,9 @@
  * Every function returns 0 or a negative code; vt_strerror() names the code and vt_last_error()
  * (or vt_store_errmsg() for a store handle) says which file, tensor or chunk was wrong. Each
  * header also compiles on its own; include just the ones you use if you prefer. Link against
- * the vtstore_all CMake target. The `vtstore` command-line tool (docs/CLI.md) is built on this
- * API.
+ * the installed library (`make install`: pkg-config `vtstore`, or CMake's find_package(vtstore)
+ * and the target vtstore::vtstore; README "Using the library"), or inside this source tree the
+ * vtstore_all CMake target. The `vtstore` command-line tool (docs/CLI.md) is built on this API.
  *
  * Example: stream every block-0 tensor of a store and multiply one vector by each of them.
  *
