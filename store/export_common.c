@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "export_internal.h"
+#include "parse.h" /* vt_utf8_valid_len */
 
 typedef struct list_ctx {
     vt_tensor_info *v;
@@ -187,6 +188,15 @@ void exp_printf(exp_buf *b, const char *fmt, ...) {
 }
 
 void exp_json_str(exp_buf *b, const char *s, size_t n) {
+    const size_t ok = vt_utf8_valid_len(s, n);
+    if (ok < n) { /* a name or string stored before import checked them */
+        if (!b->err)
+            b->err = vt_fail(-EILSEQ,
+                             "\"%.*s...\" is not valid UTF-8 (byte 0x%02x at offset %zu): a "
+                             "safetensors header is JSON and cannot hold it",
+                             (int)(ok < 64 ? ok : 64), s, (unsigned char)s[ok], ok);
+        return;
+    }
     exp_put(b, "\"", 1);
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];

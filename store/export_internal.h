@@ -49,7 +49,8 @@ typedef struct exp_buf {
 void exp_put(exp_buf *b, const void *d, size_t n);
 void exp_le(exp_buf *b, uint64_t v, int bytes);
 void exp_printf(exp_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/** A JSON string literal (quotes, escapes for '"', '\\' and control bytes). */
+/** A JSON string literal (quotes, escapes for '"', '\\' and control bytes). Bytes that are not
+ *  well-formed UTF-8 set b->err (-EILSEQ, naming the string and the byte) and write nothing. */
 void exp_json_str(exp_buf *b, const char *s, size_t n);
 void exp_buf_free(exp_buf *b);
 

@@ -12,6 +12,7 @@
 #include "run/llama.h"
 #include "run/hf_config.h"
 #include "run/tokenizer.h"
+#include "store_print.h"
 #include "vtstore/attn.h"
 #include "vtstore/kernels.h"
 #include "vtstore/meta.h"
@@ -134,38 +135,6 @@ static int write_npy(const char *path, const float *data, uint64_t rows, uint64_
     ok = ok && fwrite(data, sizeof(float), rows * cols, f) == rows * cols;
     if (fclose(f) != 0) ok = 0;
     return ok ? 0 : -EIO;
-}
-
-/* A JSON string of the bytes s[0..n): well-formed UTF-8 as it is, each byte that is not part of
- * a well-formed sequence (a token may end inside a character) as U+FFFD, so the output is always
- * valid JSON. */
-static void json_str(FILE *f, const char *s, size_t n) {
-    fputc('"', f);
-    size_t ok = 0; /* s[i..ok) is well-formed */
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (i == ok) {
-            ok = i + vt_utf8_valid_len(s + i, n - i);
-            if (ok == i) { /* s[i] starts no well-formed sequence */
-                fputs("\\ufffd", f);
-                ok++;
-                continue;
-            }
-        }
-        if (c == '"' || c == '\\')
-            fprintf(f, "\\%c", c);
-        else if (c == '\n')
-            fputs("\\n", f);
-        else if (c == '\t')
-            fputs("\\t", f);
-        else if (c == '\r')
-            fputs("\\r", f);
-        else if (c < 0x20)
-            fprintf(f, "\\u%04x", c);
-        else
-            fputc(c, f);
-    }
-    fputc('"', f);
 }
 
 /* Index of the first NaN or infinity in v[0..n), or -1. */
@@ -742,7 +711,7 @@ int vt_cmd_run(int argc, char **argv) {
     if (json) {
         FILE *f = stdout;
         fputs("{\"text\": ", f);
-        json_str(f, text.p ? text.p : "", text.n);
+        vt_print_json_strn(f, text.p ? text.p : "", text.n);
         fputs(", \"prompt_ids\": [", f);
         for (uint32_t i = 0; i < n_prompt; i++) fprintf(f, "%s%d", i ? ", " : "", ids[i]);
         fputs("], \"generated_ids\": [", f);

@@ -159,6 +159,33 @@ static void test_safetensors_keep(void) {
         vt_src_file_free(&back);
     }
     close(fd);
+    /* a name that is not UTF-8 (import refuses them; older stores may hold one, here through
+     * the writer): export refuses it, naming the byte, rather than write a header that is not
+     * JSON, and writes no file */
+    {
+        vt_store_writer *w;
+        CHECK_RC(vt_store_writer_begin(s, &w));
+        vt_tensor_info m;
+        memset(&m, 0, sizeof m);
+        snprintf(m.name, sizeof m.name, "bad\xff.weight");
+        m.src_dtype = VT_DTYPE_F32;
+        m.ndim = 1;
+        m.dims[0] = 4;
+        m.format = VT_FMT_F32;
+        m.tensor_scale = 1;
+        vt_writer_tensor *t;
+        const float four[4] = {1, 2, 3, 4};
+        CHECK_RC(vt_writer_tensor_begin(w, &m, NULL, 0, &t));
+        CHECK_RC(vt_writer_put_chunk(w, t, 0, four, sizeof four));
+        CHECK_RC(vt_writer_tensor_end(w, t, NULL));
+        CHECK_RC(vt_store_writer_commit(w));
+        pathf(p, "bad_name.safetensors");
+        rc = vt_export_safetensors(s, p, NULL);
+        CHECKF(rc == -EILSEQ && strstr(vt_last_error(), "\"bad...\" is not valid UTF-8 (byte 0xff "
+                                                        "at offset 3)"),
+               "export of a non-UTF-8 name: %d %s", rc, vt_last_error());
+        CHECK(access(p, F_OK) != 0);
+    }
     vt_store_close(s);
 }
 

@@ -15,6 +15,7 @@
 #include "gen.h"
 #include "store/parse.h"
 #include "vt_test.h"
+#include "vtstore/store.h"
 
 static const struct {
     const char *s;
@@ -149,6 +150,34 @@ int main(void) {
                slurp("err.txt"));
         CHECK(vt("ls s.vts --json") == 0 && !strstr(slurp("out.txt"), "\xfe") &&
               !strstr(slurp("out.txt"), "\xff"));
+        /* a store that holds such a name (imported before the check; here through the writer):
+         * ls --json and info --json write its bad byte as U+FFFD, keeping the output JSON */
+        vt_store *st;
+        snprintf(p, sizeof p, "%s/old.vts", dir);
+        CHECK_RC(vt_store_open(p, VT_STORE_RDWR | VT_STORE_CREATE, NULL, &st));
+        if (st) {
+            vt_store_writer *w;
+            CHECK_RC(vt_store_writer_begin(st, &w));
+            vt_tensor_info m;
+            memset(&m, 0, sizeof m);
+            snprintf(m.name, sizeof m.name, "old\xe9name");
+            m.src_dtype = VT_DTYPE_F32;
+            m.ndim = 1;
+            m.dims[0] = 2;
+            m.format = VT_FMT_F32;
+            m.tensor_scale = 1;
+            vt_writer_tensor *t;
+            CHECK_RC(vt_writer_tensor_begin(w, &m, NULL, 0, &t));
+            CHECK_RC(vt_writer_put_chunk(w, t, 0, v, sizeof v));
+            CHECK_RC(vt_writer_tensor_end(w, t, NULL));
+            CHECK_RC(vt_store_writer_commit(w));
+            vt_store_close(st);
+            CHECK(vt("ls old.vts --json") == 0 && !strstr(slurp("out.txt"), "\xe9") &&
+                  strstr(slurp("out.txt"), "\"old\\ufffdname\""));
+            CHECK(vt("info old.vts 'old\xe9name' --json") == 0 &&
+                  !strstr(slurp("out.txt"), "\xe9") &&
+                  strstr(slurp("out.txt"), "\"old\\ufffdname\""));
+        }
     }
     return vt_test_done("test_parse_utf8");
 }
