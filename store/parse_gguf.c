@@ -127,6 +127,20 @@ static int skip_value(cur *c, uint32_t t, int depth, const char *key) {
     return 0;
 }
 
+/* VT_EFORMAT unless s[0..n), just read (it ends at c->pos), is well-formed UTF-8 (names and keys
+ * go into JSON output): "GGUF <what> <i> (at byte B): <noun> is not valid UTF-8 (byte X at offset
+ * O of the <noun>, after '...')". */
+static int check_utf8(const cur *c, const char *what, uint64_t i, const char *noun, const char *s,
+                      uint64_t n) {
+    size_t ok = vt_utf8_valid_len(s, (size_t)n);
+    if (ok == n) return 0;
+    return vt_fail(VT_EFORMAT,
+                   "%s: GGUF %s %llu (at byte %zu): %s is not valid UTF-8 (byte 0x%02x at offset "
+                   "%zu of the %s, after '%.*s')",
+                   c->path, what, (unsigned long long)i, c->pos - (size_t)n, noun,
+                   (unsigned char)s[ok], ok, noun, (int)(ok < 100 ? ok : 100), s);
+}
+
 static int parse_kvs(cur *c, vt_src_file *f, uint64_t n_kv) {
     for (uint64_t i = 0; i < n_kv; i++) {
         const char *k;
@@ -137,13 +151,7 @@ static int parse_kvs(cur *c, vt_src_file *f, uint64_t n_kv) {
         if (klen == 0 || memchr(k, 0, (size_t)klen))
             return vt_fail(VT_EFORMAT, "%s: GGUF metadata key %llu is empty or contains NUL",
                            c->path, (unsigned long long)i);
-        size_t ok = vt_utf8_valid_len(k, (size_t)klen);
-        if (ok < klen)
-            return vt_fail(VT_EFORMAT,
-                           "%s: GGUF metadata key %llu (at byte %zu) is not valid UTF-8 (byte "
-                           "0x%02x at offset %zu of the key, after '%.*s')",
-                           c->path, (unsigned long long)i, c->pos - (size_t)klen,
-                           (unsigned char)k[ok], ok, (int)(ok < 100 ? ok : 100), k);
+        if ((rc = check_utf8(c, "metadata key", i, "key", k, klen))) return rc;
         char key[128];
         snprintf(key, sizeof key, "%.*s", (int)(klen < 100 ? klen : 100), k);
         if ((rc = rd_u32(c, &type, "metadata value type"))) return rc;
@@ -181,13 +189,7 @@ static int parse_tensor_info(cur *c, vt_src_file *f, uint64_t i, uint64_t *rel_o
     if (nlen == 0 || memchr(name, 0, (size_t)nlen))
         return vt_fail(VT_EFORMAT, "%s: GGUF tensor %llu: empty name or name containing NUL",
                        c->path, (unsigned long long)i);
-    size_t ok = vt_utf8_valid_len(name, (size_t)nlen);
-    if (ok < nlen)
-        return vt_fail(VT_EFORMAT,
-                       "%s: GGUF tensor %llu (at byte %zu): name is not valid UTF-8 (byte 0x%02x "
-                       "at offset %zu of the name, after '%.*s')",
-                       c->path, (unsigned long long)i, c->pos - (size_t)nlen,
-                       (unsigned char)name[ok], ok, (int)ok, name);
+    if ((rc = check_utf8(c, "tensor", i, "name", name, nlen))) return rc;
     memcpy(t->desc.name, name, (size_t)nlen);
     t->desc.name[nlen] = 0;
     const char *tn = t->desc.name;
