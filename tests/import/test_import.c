@@ -8,6 +8,7 @@
 
 #include "gen.h"
 #include "store/parse.h"
+#include "store/store_testutil.h"
 #include "vt_test.h"
 #include "vtstore/import.h"
 #include "vtstore/meta.h"
@@ -165,19 +166,8 @@ static void test_safetensors_keep(void) {
     {
         vt_store_writer *w;
         CHECK_RC(vt_store_writer_begin(s, &w));
-        vt_tensor_info m;
-        memset(&m, 0, sizeof m);
-        snprintf(m.name, sizeof m.name, "bad\xff.weight");
-        m.src_dtype = VT_DTYPE_F32;
-        m.ndim = 1;
-        m.dims[0] = 4;
-        m.format = VT_FMT_F32;
-        m.tensor_scale = 1;
-        vt_writer_tensor *t;
         const float four[4] = {1, 2, 3, 4};
-        CHECK_RC(vt_writer_tensor_begin(w, &m, NULL, 0, &t));
-        CHECK_RC(vt_writer_put_chunk(w, t, 0, four, sizeof four));
-        CHECK_RC(vt_writer_tensor_end(w, t, NULL));
+        CHECK_RC(tu_put_f32(w, "bad\xff.weight", four, 4));
         CHECK_RC(vt_store_writer_commit(w));
         pathf(p, "bad_name.safetensors");
         rc = vt_export_safetensors(s, p, NULL);

@@ -14,8 +14,8 @@
 #include "cli_util.h"
 #include "gen.h"
 #include "store/parse.h"
+#include "store/store_testutil.h"
 #include "vt_test.h"
-#include "vtstore/store.h"
 
 static const struct {
     const char *s;
@@ -158,18 +158,7 @@ int main(void) {
         if (st) {
             vt_store_writer *w;
             CHECK_RC(vt_store_writer_begin(st, &w));
-            vt_tensor_info m;
-            memset(&m, 0, sizeof m);
-            snprintf(m.name, sizeof m.name, "old\xe9name");
-            m.src_dtype = VT_DTYPE_F32;
-            m.ndim = 1;
-            m.dims[0] = 2;
-            m.format = VT_FMT_F32;
-            m.tensor_scale = 1;
-            vt_writer_tensor *t;
-            CHECK_RC(vt_writer_tensor_begin(w, &m, NULL, 0, &t));
-            CHECK_RC(vt_writer_put_chunk(w, t, 0, v, sizeof v));
-            CHECK_RC(vt_writer_tensor_end(w, t, NULL));
+            CHECK_RC(tu_put_f32(w, "old\xe9name", v, 2));
             CHECK_RC(vt_store_writer_commit(w));
             vt_store_close(st);
             CHECK(vt("ls old.vts --json") == 0 && !strstr(slurp("out.txt"), "\xe9") &&

@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "llama.h"
+#include "store/store_testutil.h"
 #include "vt_test.h"
 #include "vtstore/kernels.h"
 #include "vtstore/meta.h"
@@ -195,18 +196,7 @@ static int make_store(const char *path, int rope_scaled) {
     if (rope_scaled) { /* a 1-D f32 tensor [HD / 2], as imported from a Llama 3.1 GGUF */
         float ff[HD / 2];
         gguf_rope_factors(ff);
-        vt_tensor_info meta = {0};
-        snprintf(meta.name, sizeof meta.name, "rope_freqs.weight");
-        meta.src_dtype = VT_DTYPE_F32;
-        meta.ndim = 1;
-        meta.dims[0] = HD / 2;
-        meta.dims[1] = HD / 2;
-        meta.format = VT_FMT_F32;
-        meta.tensor_scale = 1;
-        vt_writer_tensor *t;
-        REQ_RC(vt_writer_tensor_begin(w, &meta, NULL, 0, &t));
-        REQ_RC(vt_writer_put_chunk(w, t, 0, ff, sizeof ff));
-        REQ_RC(vt_writer_tensor_end(w, t, NULL));
+        REQ_RC(tu_put_f32(w, "rope_freqs.weight", ff, HD / 2));
     }
     const char *arch = qwen2 ? "qwen2" : "llama";
     uint8_t sv[16];

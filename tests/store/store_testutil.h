@@ -5,6 +5,8 @@
 #ifndef VT_STORE_TESTUTIL_H
 #define VT_STORE_TESTUTIL_H
 
+#include <errno.h>
+
 #include "vt_test.h"
 #include "vtstore/store.h"
 
@@ -55,6 +57,24 @@ static inline int tu_put_gen(vt_store_writer *w, const char *name, uint32_t gen,
         rc = vt_writer_put_chunk(w, t, i, buf, n * cols * 4);
     }
     free(buf);
+    if (!rc) rc = vt_writer_tensor_end(w, t, NULL);
+    return rc;
+}
+
+/* Put a 1-D f32 tensor of n values (one chunk, stored as f32) into writer @p w under @p name
+ * (any bytes: the writer does not check names as import does). Returns 0 or an error. */
+static inline int tu_put_f32(vt_store_writer *w, const char *name, const float *x, uint64_t n) {
+    vt_tensor_info m;
+    memset(&m, 0, sizeof m);
+    snprintf(m.name, sizeof m.name, "%s", name);
+    m.src_dtype = VT_DTYPE_F32;
+    m.ndim = 1;
+    m.dims[0] = n;
+    m.format = VT_FMT_F32;
+    m.tensor_scale = 1;
+    vt_writer_tensor *t;
+    int rc = vt_writer_tensor_begin(w, &m, NULL, 0, &t);
+    if (!rc) rc = vt_writer_put_chunk(w, t, 0, x, n * sizeof(float));
     if (!rc) rc = vt_writer_tensor_end(w, t, NULL);
     return rc;
 }
