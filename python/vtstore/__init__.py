@@ -1,0 +1,54 @@
+"""vtstore: Python bindings (ctypes + numpy) for libvtstore, the quantized tensor store.
+
+    import vtstore
+    q = vtstore.quantize(w, "nf4")                    # uint8 blocks
+    back = vtstore.dequantize(q, "nf4", w.shape)      # float32
+    with vtstore.open("model.vts", "c") as s:
+        s.put("w", w, format="q8_0")                  # all or nothing
+        s.import_file("model.safetensors", format="nf4", rules={"*embd*": "q8_0"})
+        x = s.read("w")                               # dequantized, in its shape
+
+The library is found through VTSTORE_LIB (a full path), then beside the installed package,
+then ctypes.util.find_library("vtstore") and the loader's path (docs/PYTHON.md). Errors are
+vtstore.Error (code, name, detail); a missing tensor or key raises NotFoundError, which is
+also a KeyError; bad format names and arguments raise ValueError.
+"""
+
+from ._lib import (
+    VT_EBUDGET,
+    VT_ECORRUPT,
+    VT_ECUDA,
+    VT_EEXIST,
+    VT_EFAULT,
+    VT_EFORMAT,
+    VT_ELMDB,
+    VT_ENODEV,
+    VT_ENONFINITE,
+    VT_ENOTFOUND,
+    VT_ESHAPE,
+    VT_EUNSUPPORTED,
+    VT_EUSAGE,
+    VT_EVERSION,
+    Error,
+    NotFoundError,
+    lib as _clib,
+    library_path,
+)
+from ._quant import dequantize, format_info, formats, gemv, quantize, tensor_scale
+from ._store import Store, Writer, decode_meta, import_file, open
+
+__all__ = [
+    "Error", "NotFoundError", "Store", "Writer", "decode_meta", "dequantize", "format_info",
+    "formats", "gemv", "import_file", "library_path", "open", "quantize", "tensor_scale",
+    "version", "VT_EBUDGET", "VT_ECORRUPT", "VT_ECUDA", "VT_EEXIST", "VT_EFAULT", "VT_EFORMAT",
+    "VT_ELMDB", "VT_ENODEV", "VT_ENONFINITE", "VT_ENOTFOUND", "VT_ESHAPE", "VT_EUNSUPPORTED",
+    "VT_EUSAGE", "VT_EVERSION",
+]  # fmt: skip
+
+
+def version() -> str:
+    """The library's version string (vt_version)."""
+    return _clib.vt_version().decode()
+
+
+__version__ = version()

@@ -1,0 +1,633 @@
+"""Stores: reading, writing numpy arrays, import and export, verify (store.h, import.h)."""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import math
+import os
+import struct
+from ctypes import POINTER, byref, c_char_p, c_size_t, c_uint64, c_void_p
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from . import _lib, _quant
+from ._lib import Error, call, lib
+
+Rules = Union[Mapping[str, str], Sequence[Tuple[str, str]], None]
+
+_MODES = {
+    "r": _lib.VT_STORE_RDONLY,
+    "w": _lib.VT_STORE_RDWR,
+    "c": _lib.VT_STORE_RDWR | _lib.VT_STORE_CREATE,
+}
+_DTYPE_NAMES = {v: k for k, v in _lib.DTYPES.items()}
+# numpy dtype -> vt_dtype of the source (what a tensor records as src_dtype)
+_NP_DTYPES = {
+    np.dtype(np.float32): "f32", np.dtype(np.float16): "f16", np.dtype(np.float64): "f64",
+    np.dtype(np.int8): "i8", np.dtype(np.uint8): "u8", np.dtype(np.int16): "i16",
+    np.dtype(np.uint16): "u16", np.dtype(np.int32): "i32", np.dtype(np.uint32): "u32",
+    np.dtype(np.int64): "i64", np.dtype(np.uint64): "u64", np.dtype(np.bool_): "bool",
+}  # fmt: skip
+
+
+def _name(name: str, what: str = "tensor name") -> bytes:
+    """UTF-8 bytes of a name; ValueError for one the C API would read differently."""
+    if not isinstance(name, str):
+        raise TypeError(f"{what} must be a str, not {type(name).__name__}")
+    b = name.encode("utf-8")
+    if not b or b"\0" in b or len(b) >= _lib.VT_MAX_NAME:
+        raise ValueError(f"{what} {name!r}: 1..{_lib.VT_MAX_NAME - 1} bytes without NUL")
+    return b
+
+
+def _info_dict(ti: _lib.vt_tensor_info) -> Dict[str, Any]:
+    return {
+        "name": ti.name.decode("utf-8", "replace"),
+        "format": _quant.format_name(ti.format),
+        "dtype": _DTYPE_NAMES.get(ti.src_dtype, "?"),
+        "shape": tuple(int(d) for d in ti.dims[: ti.ndim]),
+        "rows": ti.rows,
+        "cols": ti.cols,
+        "rows_per_chunk": ti.rows_per_chunk,
+        "chunks": ti.n_chunks,
+        "raw_bytes": ti.raw_bytes,
+        "stored_bytes": ti.stored_bytes,
+        "tensor_scale": ti.tensor_scale,
+        "aux_bytes": ti.aux_bytes,
+        "sqnr_db": ti.metrics.sqnr_db,
+        "cosine": ti.metrics.cosine,
+        "max_err": ti.metrics.max_err,
+        "source": ti.source.decode("utf-8", "replace"),
+        "id": ti.id,
+        "commit_time": ti.commit_time,
+    }
+
+
+# ---- typed metadata (meta.h: u32 type, then GGUF's little-endian encoding) ----------------
+
+_META_SCALARS = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?",
+                 10: "<Q", 11: "<q", 12: "<d"}  # fmt: skip
+_META_STRING, _META_ARRAY = 8, 9
+
+
+def _meta_value(buf: bytes, pos: int, typ: int) -> Tuple[Any, int]:
+    if typ in _META_SCALARS:
+        f = _META_SCALARS[typ]
+        return struct.unpack_from(f, buf, pos)[0], pos + struct.calcsize(f)
+    if typ == _META_STRING:
+        (n,) = struct.unpack_from("<Q", buf, pos)
+        raw = buf[pos + 8 : pos + 8 + n]
+        try:
+            return raw.decode("utf-8"), pos + 8 + n
+        except UnicodeDecodeError:
+            return raw, pos + 8 + n
+    if typ == _META_ARRAY:
+        et, n = struct.unpack_from("<IQ", buf, pos)
+        pos += 12
+        if et in _META_SCALARS:
+            dt = np.dtype(_META_SCALARS[et])
+            arr = np.frombuffer(buf, dtype=dt, count=n, offset=pos).copy()
+            return arr, pos + n * dt.itemsize
+        out = []
+        for _ in range(n):
+            v, pos = _meta_value(buf, pos, et)
+            out.append(v)
+        return out, pos
+    raise Error(_lib.VT_EFORMAT, f"metadata value of unknown type {typ}")
+
+
+def decode_meta(buf: bytes) -> Any:
+    """Decode a typed metadata value (meta.h): scalars as int/float/bool, strings as str
+    (bytes when not UTF-8), numeric arrays as numpy arrays, other arrays as lists."""
+    (typ,) = struct.unpack_from("<I", buf, 0)
+    return _meta_value(buf, 4, typ)[0]
+
+
+# ---- store ----------------------------------------------------------------------------------
+
+
+class Store:
+    """An open store (vtstore.open). A context manager; iterating yields tensor names."""
+
+    def __init__(self, path: Union[str, os.PathLike], mode: str = "r", *, zstd_level: int = 0,
+                 chunk_target_bytes: int = 0, shard_cap_bytes: int = 0,
+                 data_dirs: Optional[Sequence[str]] = None,
+                 no_root_shards: bool = False) -> None:  # fmt: skip
+        self._h: Optional[int] = None
+        self._writer: Optional[Writer] = None
+        if mode not in _MODES:
+            raise ValueError(f"mode {mode!r}: expected 'r' (read), 'w' (read-write) or 'c' "
+                             "(read-write, created if missing)")  # fmt: skip
+        self.path = os.fspath(path)
+        self.mode = mode
+        opt = _lib.vt_store_options(shard_cap_bytes=shard_cap_bytes, zstd_level=zstd_level,
+                                    chunk_target_bytes=chunk_target_bytes,
+                                    no_root_shards=int(no_root_shards))  # fmt: skip
+        if data_dirs:
+            dirs = (c_char_p * len(data_dirs))(*[os.fsencode(d) for d in data_dirs])
+            opt.data_dirs = ctypes.cast(dirs, POINTER(c_char_p))
+            opt.n_data_dirs = len(data_dirs)
+        h = c_void_p()
+        call(lib.vt_store_open, os.fsencode(self.path), _MODES[mode], byref(opt), byref(h))
+        self._h = h.value
+
+    # -- lifetime
+
+    def close(self) -> None:
+        """Close the store (aborting a writer still open). Idempotent."""
+        if self._writer is not None:
+            self._writer.abort()
+        if self._h:
+            lib.vt_store_close(self._h)
+            self._h = None
+
+    @property
+    def closed(self) -> bool:
+        return self._h is None
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:
+            pass
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else f"mode {self.mode!r}"
+        return f"<vtstore.Store {self.path!r} {state}>"
+
+    def _handle(self) -> int:
+        if not self._h:
+            raise ValueError("operation on a closed store")
+        return self._h
+
+    def _call(self, fn: Callable[..., int], *args) -> None:
+        call(fn, self._handle(), *args, store=self._h)
+
+    # -- tensors
+
+    def names(self, pattern: Optional[str] = None) -> List[str]:
+        """Tensor names matching the fnmatch glob @p pattern (all when None), in byte order."""
+        out: List[str] = []
+
+        def each(_ctx, ti) -> int:
+            out.append(ti.contents.name.decode("utf-8", "replace"))
+            return 0
+
+        cb = _lib.STORE_LIST_FN(each)
+        self._call(lib.vt_store_list, pattern.encode() if pattern else None, cb, None)
+        return out
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names())
+
+    def __len__(self) -> int:
+        return len(self.names())
+
+    def __contains__(self, name: object) -> bool:
+        if not isinstance(name, str):
+            return False
+        try:
+            self._stat(name)
+        except KeyError:
+            return False
+        return True
+
+    def _stat(self, name: str) -> _lib.vt_tensor_info:
+        ti = _lib.vt_tensor_info()
+        self._call(lib.vt_store_stat, _name(name), byref(ti))
+        return ti
+
+    def info(self, name: str) -> Dict[str, Any]:
+        """The tensor's record: format, dtype (of the source), shape, rows, cols, chunks,
+        raw_bytes, stored_bytes, tensor_scale, sqnr_db / cosine / max_err (measured at import
+        or put; NaN when not measured, inf when exact), source, id, commit_time..."""
+        return _info_dict(self._stat(name))
+
+    def _aux(self, name: str, nbytes: int) -> Optional[np.ndarray]:
+        if not nbytes:
+            return None
+        a = np.empty(nbytes // 4, dtype=np.float32)
+        self._call(lib.vt_store_read_aux, _name(name), a.ctypes.data, a.nbytes, None)
+        return a
+
+    def quant_params(self, name: str) -> Dict[str, Any]:
+        """What dequantize()/gemv() need besides the blocks: tensor_scale and channel_scale
+        (awq: [cols] float32, else None)."""
+        ti = self._stat(name)
+        return {"tensor_scale": ti.tensor_scale, "channel_scale": self._aux(name, ti.aux_bytes)}
+
+    def read(self, name: str, rows: Union[slice, int, None] = None,
+             dtype: str = "f32") -> np.ndarray:  # fmt: skip
+        """Dequantized values (vt_store_read_rows) as float32, float16 or, for "bf16", uint16
+        bit patterns. rows=None: the whole tensor in its own shape; a slice (step 1) of the
+        rows x cols view: [n, cols]; an int: that row, [cols]."""
+        key = dtype if isinstance(dtype, str) else _NP_DTYPES.get(np.dtype(dtype))
+        if key not in _quant.FLOAT_DTYPES:
+            raise ValueError(f"dtype {dtype!r}: expected 'f32', 'f16' or 'bf16'")
+        ti = self._stat(name)
+        nrows = ti.rows
+        if rows is None:
+            r0, n, shape = 0, nrows, tuple(ti.dims[: ti.ndim])
+        elif isinstance(rows, slice):
+            start, stop, step = rows.indices(nrows)
+            if step != 1:
+                raise ValueError("rows: only slices with step 1")
+            r0, n = start, max(0, stop - start)
+            shape = (n, ti.cols)
+        elif isinstance(rows, (int, np.integer)):
+            r = int(rows) + (nrows if rows < 0 else 0)
+            if not 0 <= r < nrows:
+                raise IndexError(f"row {rows} out of range for {nrows} rows")
+            r0, n, shape = r, 1, (ti.cols,)
+        else:
+            raise TypeError("rows must be None, a slice or an int")
+        out = np.empty(shape, dtype=_quant.FLOAT_DTYPES[key])
+        if out.size:
+            self._call(lib.vt_store_read_rows, _name(name), r0, n, _lib.DTYPES[key],
+                       out.ctypes.data, out.nbytes)  # fmt: skip
+        return out
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self.read(name)
+
+    def read_raw(self, name: str) -> np.ndarray:
+        """The stored bytes of the tensor (all chunks, checksums verified, decompressed) as a
+        uint8 array: the blocks dequantize() takes, or a raw tensor's values (.view(dtype))."""
+        ti = self._stat(name)
+        out = np.empty(ti.raw_bytes, dtype=np.uint8)
+        if out.size:
+            self._call(lib.vt_store_read_tensor_raw, _name(name), out.ctypes.data, out.nbytes)
+        return out
+
+    def gemv(self, name: str, x) -> np.ndarray:
+        """y = W x with the CPU kernels for tensor @p name (its rows x cols view); see
+        vtstore.gemv. The tensor is read whole into memory first."""
+        ti = self._stat(name)
+        if ti.format == _lib.VT_STORE_FMT_RAW:
+            raise ValueError(f"tensor {name} is stored raw, not in a quantization format")
+        p = self.quant_params(name)
+        return _quant.gemv(self.read_raw(name), ti.format, (ti.rows, ti.cols), x, **p)
+
+    # -- metadata
+
+    def meta(self, key: str, raw: bool = False) -> Any:
+        """Metadata @p key: decoded when it is a typed value (import's GGUF keys, safetensors
+        __metadata__...; see decode_meta), else (or with raw=True) the bytes. KeyError if
+        absent."""
+        k = _name(key, "metadata key")
+        h, n = self._handle(), c_size_t()
+        buf = ctypes.create_string_buffer(4096)
+        lib.vt_clear_error()
+        rc = lib.vt_store_get_meta(h, k, buf, len(buf), byref(n))
+        if rc == -errno.ERANGE:  # larger than the guess: n has its size (no other size query)
+            buf = ctypes.create_string_buffer(n.value)
+            rc = lib.vt_store_get_meta(h, k, buf, len(buf), byref(n))
+        if rc:
+            raise _lib.error(rc, "vt_store_get_meta", h)
+        val = buf.raw[: n.value]
+        if raw or lib.vt_meta_check(val, len(val)) != 0:
+            return val
+        return decode_meta(val)
+
+    def meta_keys(self, prefix: Optional[str] = None) -> List[str]:
+        """Metadata keys starting with @p prefix (all when None), in key order."""
+        out: List[str] = []
+
+        def each(_ctx, key, _val, _len) -> int:
+            out.append(key.decode("utf-8", "replace"))
+            return 0
+
+        cb = _lib.STORE_META_FN(each)
+        self._call(lib.vt_store_meta_list, prefix.encode() if prefix else None, cb, None)
+        return out
+
+    # -- maintenance
+
+    def verify(self) -> Dict[str, Any]:
+        """Read and check every chunk and the index (vt_store_verify). Returns ok, tensors,
+        chunks, bytes_read and problems (a list of dicts: code, error, tensor, chunk, shard_id,
+        offset, message). Raises Error only when the check itself cannot run."""
+        problems: List[Dict[str, Any]] = []
+
+        def each(_ctx, pp) -> None:
+            p = pp.contents
+            problems.append({
+                "code": p.code, "error": _lib._text(lib.vt_strerror(p.code)),
+                "tensor": _lib._text(p.tensor), "chunk": p.chunk, "shard_id": p.shard_id,
+                "offset": p.offset, "message": _lib._text(p.message),
+            })  # fmt: skip
+
+        cb = _lib.VERIFY_FN(each)
+        rep = _lib.vt_verify_report()
+        h = self._handle()
+        lib.vt_clear_error()
+        rc = lib.vt_store_verify(h, cb, None, byref(rep))
+        if rc not in (0, _lib.VT_ECORRUPT):
+            raise _lib.error(rc, "vt_store_verify", h)
+        return {"ok": rc == 0, "tensors": rep.tensors, "chunks": rep.chunks,
+                "bytes_read": rep.bytes_read, "problems": problems}  # fmt: skip
+
+    def remove(self, pattern: str) -> int:
+        """Remove the tensors matching the glob @p pattern (one transaction); returns how many.
+        Their bytes become garbage for `vtstore gc`."""
+        n = c_uint64()
+        self._call(lib.vt_store_remove, _name(pattern, "pattern"), byref(n))
+        return n.value
+
+    # -- writing
+
+    def writer(self) -> "Writer":
+        """A writer (a context manager): tensors and metadata put through it become visible
+        together at commit (on leaving the with block), or not at all."""
+        return Writer(self)
+
+    def put(self, name: str, array, format: str = "q8_0", **kw) -> Dict[str, Any]:
+        """Write one tensor in its own writer (see Writer.put) and return its info()."""
+        with self.writer() as w:
+            w.put(name, array, format, **kw)
+        return self.info(name)
+
+    def import_file(self, src: Union[str, os.PathLike], format: Optional[str] = None,
+                    rules: Rules = None, *, requantize: bool = False,
+                    target_sqnr_db: float = 0.0, max_bits: float = 0.0,
+                    awq_stats: Optional[str] = None, tensor_name: Optional[str] = None,
+                    nthreads: int = 0,
+                    progress: Optional[Callable[[Dict[str, Any]], Any]] = None,
+                    ) -> Dict[str, Any]:  # fmt: skip
+        """Import a .safetensors (or its index.json), .gguf or .npy file (vt_import_file), all
+        or nothing. format: None/"keep" (the source's type), "auto" (with target_sqnr_db or
+        max_bits) or a format name; rules: {glob: format} or [(glob, format)], first match
+        wins. progress(dict) may return True to cancel. Returns the summary (tensors,
+        quantized, kept, bytes_in, bytes_stored, files, seconds) and names: the tensors
+        written."""
+        o = _lib.vt_import_options()
+        lib.vt_import_options_init(byref(o))
+        o.format = _import_format(format)
+        pairs = list(rules.items() if isinstance(rules, Mapping) else rules or [])
+        arr = (_lib.vt_import_rule * max(1, len(pairs)))()
+        for i, (glob, fmt) in enumerate(pairs):
+            arr[i].glob = _name(glob, "rule glob")
+            arr[i].format = _import_format(fmt)
+        o.rules = ctypes.cast(arr, POINTER(_lib.vt_import_rule))  # arr outlives the call
+        o.n_rules = len(pairs)
+        o.target_sqnr_db, o.max_bits = target_sqnr_db, max_bits
+        o.requantize = int(requantize)
+        o.awq_stats_path = os.fsencode(awq_stats) if awq_stats else None
+        o.tensor_name = _name(tensor_name) if tensor_name else None
+        o.nthreads = nthreads
+        names: List[str] = []
+        raised: List[BaseException] = []
+
+        def on_tensor(_ctx, ti) -> None:
+            names.append(ti.contents.name.decode("utf-8", "replace"))
+
+        def on_progress(_ctx, pp) -> int:
+            p = pp.contents
+            try:
+                return 1 if progress({  # type: ignore[misc]
+                    "bytes_done": p.bytes_done, "bytes_total": p.bytes_total,
+                    "tensors_done": p.tensors_done, "tensors_total": p.tensors_total,
+                    "tensor": _lib._text(p.tensor), "elapsed_s": p.elapsed_s,
+                }) else 0  # fmt: skip
+            except BaseException as e:  # cancel, and raise it after the import
+                raised.append(e)
+                return 1
+
+        o.on_tensor = _lib.IMPORT_TENSOR_FN(on_tensor)
+        if progress is not None:
+            o.progress = _lib.IMPORT_PROGRESS_FN(on_progress)
+        s = _lib.vt_import_summary()
+        try:
+            self._call(lib.vt_import_file, os.fsencode(src), byref(o), byref(s))
+        except Error:
+            if raised:  # the callback's own exception, not the -ECANCELED it caused
+                raise raised[0] from None
+            raise
+        return {"tensors": s.tensors, "quantized": s.quantized, "kept": s.kept,
+                "bytes_in": s.bytes_in, "bytes_stored": s.bytes_stored, "files": s.files,
+                "seconds": s.seconds, "names": names}  # fmt: skip
+
+    def export_safetensors(self, path: Union[str, os.PathLike], pattern: Optional[str] = None,
+                           dtype: str = "f32") -> None:  # fmt: skip
+        """Write the tensors (matching @p pattern) to a safetensors file: f32/f16/bf16 tensors
+        bit-exact, raw ones in their dtype, quantized ones dequantized to @p dtype."""
+        if dtype not in _quant.FLOAT_DTYPES:
+            raise ValueError(f"dtype {dtype!r}: expected 'f32', 'f16' or 'bf16'")
+        o = _lib.vt_export_options(pattern=pattern.encode() if pattern else None,
+                                   dtype=_lib.DTYPES[dtype], nthreads=0)  # fmt: skip
+        self._call(lib.vt_export_safetensors, os.fsencode(path), byref(o))
+
+
+def _import_format(fmt: Optional[str]) -> int:
+    if fmt is None or fmt == "keep":
+        return _lib.VT_IMPORT_KEEP
+    if fmt == "auto":
+        return _lib.VT_IMPORT_AUTO
+    return _quant.format_code(fmt)
+
+
+# ---- writer ---------------------------------------------------------------------------------
+
+
+class Writer:
+    """One store writer (vt_store_writer): put tensors and metadata, then commit. Any error
+    aborts the whole writer, so nothing of it becomes visible. Use it as a context manager:
+    leaving the block commits, or aborts when an exception leaves it."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._w: Optional[int] = None
+        if store._writer is not None:
+            raise Error(_lib.VT_EUSAGE, "this Store already has an open writer", "Store.writer")
+        w = c_void_p()
+        store._call(lib.vt_store_writer_begin, byref(w))
+        self._w = w.value
+        store._writer = self
+
+    def __enter__(self) -> "Writer":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None and self._w:
+            self.commit()
+        else:
+            self.abort()
+
+    def _handle(self) -> int:
+        if not self._w:
+            raise Error(_lib.VT_EUSAGE, "the writer was committed or aborted", "Writer")
+        return self._w
+
+    def _call(self, fn: Callable[..., int], *args) -> None:
+        w = self._handle()
+        try:
+            call(fn, w, *args, store=self._store._h)
+        except BaseException:
+            self.abort()
+            raise
+
+    def abort(self) -> None:
+        """Drop everything put through this writer. Idempotent."""
+        if self._w:
+            lib.vt_store_writer_abort(self._w)
+            self._w = None
+            self._store._writer = None
+
+    def commit(self) -> None:
+        """Make everything put visible atomically (the writer is finished either way)."""
+        w = self._handle()
+        self._w = None
+        self._store._writer = None
+        call(lib.vt_store_writer_commit, w, store=self._store._h)  # frees w in all cases
+
+    def put_meta(self, key: str, value: Union[bytes, str]) -> None:
+        """Set user metadata @p key to @p value (bytes; str is stored UTF-8) at commit."""
+        v = value.encode() if isinstance(value, str) else bytes(value)
+        self._call(lib.vt_writer_put_meta, _name(key, "metadata key"), v, len(v))
+
+    def put(self, name: str, array, format: str = "q8_0", *, rows_per_chunk: int = 0,
+            tensor_scale: Optional[float] = None, channel_scale=None, source: str = "",
+            measure: bool = True, nthreads: int = 0) -> None:  # fmt: skip
+        """Quantize @p array to @p format chunk by chunk and add it as tensor @p name.
+
+        Float arrays take any writable format; format="raw" stores any numeric array's bytes
+        as they are (integers, bool, f64...). The source dtype recorded is the array's.
+        rows_per_chunk: 0 = from the store's chunk_target_bytes. nvfp4: tensor_scale (from the
+        array when None); awq_int4: channel_scale. measure: record SQNR, cosine and max error
+        against the array (one dequantization). Any exception aborts the writer."""
+        self._handle()
+        try:
+            self._put(name, array, format, rows_per_chunk, tensor_scale, channel_scale, source,
+                      measure, nthreads)  # fmt: skip
+        except BaseException:
+            self.abort()
+            raise
+
+    def _put(self, name, array, format, rows_per_chunk, tensor_scale, channel_scale, source,
+             measure, nthreads) -> None:  # fmt: skip
+        a = np.asarray(array)
+        bname = _name(name)
+        if a.ndim > _lib.VT_MAX_DIMS:
+            raise ValueError(f"tensor {name}: {a.ndim} dimensions, at most {_lib.VT_MAX_DIMS}")
+        if a.dtype.newbyteorder("=") not in _NP_DTYPES:
+            raise ValueError(f"tensor {name}: unsupported dtype {a.dtype}")
+        src_dt = _NP_DTYPES[a.dtype.newbyteorder("=")]
+        rows, cols = _quant._rows_cols(a.shape)
+        raw = format == "raw"
+        if raw:
+            code = _lib.VT_STORE_FMT_RAW
+            data = np.ascontiguousarray(a, dtype=a.dtype.newbyteorder("<")).reshape(rows, cols)
+            params = None
+        else:
+            code = _quant.format_code(format)
+            if a.dtype.kind != "f":
+                raise ValueError(f"tensor {name}: {a.dtype} values are stored with "
+                                 "format='raw', not quantized")  # fmt: skip
+            data = _quant._f32(a, f"tensor {name}").reshape(rows, cols)
+            if _quant._base(code) == "nvfp4" and tensor_scale is None:
+                tensor_scale = _quant._observe(data, code)
+            params = _quant._Params(code, cols, tensor_scale, channel_scale)
+            if rows and cols:  # whole-tensor checks first: row numbers of the tensor, not a chunk
+                lib.vt_clear_error()
+                rc = lib.vt_quant_check(code, params.ref, data.ctypes.data, rows, cols)
+                if rc:
+                    raise _lib.error(rc, f"tensor {name}")
+
+        ti = _lib.vt_tensor_info()
+        ti.name = bname
+        ti.src_dtype = _lib.DTYPES[src_dt]
+        ti.ndim = a.ndim
+        for i, d in enumerate(a.shape):
+            ti.dims[i] = d
+        ti.format = code
+        ti.rows_per_chunk = rows_per_chunk
+        ti.tensor_scale = params.p.tensor_scale if params else 1.0
+        ti.metrics.sqnr_db = ti.metrics.cosine = ti.metrics.max_err = math.nan
+        ti.source = _name(source, "source") if source else b""
+        aux = params.scales if params is not None and params.scales is not None else None
+
+        t = c_void_p()
+        self._call(lib.vt_writer_tensor_begin, byref(ti), None if aux is None else aux.ctypes.data,
+                   0 if aux is None else aux.nbytes, byref(t))  # fmt: skip
+        self._call(lib.vt_writer_tensor_info, t, byref(ti))
+        acc = _Metrics()
+        for i in range(ti.n_chunks):
+            r0 = i * ti.rows_per_chunk
+            r1 = min(r0 + ti.rows_per_chunk, rows)
+            src = data[r0:r1]
+            if raw:
+                buf = src.reshape(-1).view(np.uint8)
+            else:
+                buf = np.empty(lib.vt_store_format_bytes(code, ti.src_dtype, r1 - r0, cols),
+                               dtype=np.uint8)  # fmt: skip
+                call(lib.vt_quantize, code, params.ref, src.ctypes.data, r1 - r0, cols,
+                     buf.ctypes.data, nthreads)  # fmt: skip
+                if measure:
+                    back = np.empty_like(src)
+                    call(lib.vt_dequantize, code, params.ref, buf.ctypes.data, r1 - r0, cols,
+                         back.ctypes.data, nthreads)  # fmt: skip
+                    acc.add(a.reshape(rows, cols)[r0:r1], back)
+            self._call(lib.vt_writer_put_chunk, t, i, buf.ctypes.data, buf.nbytes)
+        m = _lib.vt_tensor_metrics(math.nan, math.nan, math.nan)
+        if raw:
+            m = _lib.vt_tensor_metrics(math.inf, 1.0, 0.0)  # an exact copy
+        elif measure:
+            m = acc.result()
+        self._call(lib.vt_writer_tensor_end, t, byref(m))
+
+
+class _Metrics:
+    """SQNR, cosine and max error of a tensor from chunk sums (f64), as vt_metrics_compute."""
+
+    def __init__(self) -> None:
+        self.sx = self.sy = self.sxy = self.se = self.max_err = 0.0
+
+    def add(self, x: np.ndarray, y: np.ndarray) -> None:
+        x = x.astype(np.float64).reshape(-1)
+        y = y.astype(np.float64).reshape(-1)
+        d = x - y
+        self.sx += float(x @ x)
+        self.sy += float(y @ y)
+        self.sxy += float(x @ y)
+        self.se += float(d @ d)
+        if d.size:
+            self.max_err = max(self.max_err, float(np.max(np.abs(d))))
+
+    def result(self) -> _lib.vt_tensor_metrics:
+        if self.se == 0:
+            sqnr = math.inf
+        elif self.sx == 0:
+            sqnr = -math.inf
+        else:
+            sqnr = 10.0 * math.log10(self.sx / self.se)
+        if self.sx == 0 and self.sy == 0:
+            cos = 1.0
+        elif self.sx == 0 or self.sy == 0:
+            cos = 0.0
+        else:
+            cos = self.sxy / math.sqrt(self.sx * self.sy)
+        return _lib.vt_tensor_metrics(sqnr, cos, self.max_err)
+
+
+def open(path: Union[str, os.PathLike], mode: str = "r", **options) -> Store:  # noqa: A001
+    """Open the store directory @p path. mode: "r" read-only, "w" read-write, "c" read-write
+    and created if missing. options (writers of this handle): zstd_level, chunk_target_bytes,
+    shard_cap_bytes, data_dirs, no_root_shards (vt_store_options)."""
+    return Store(path, mode, **options)
+
+
+def import_file(store_path: Union[str, os.PathLike], src_path: Union[str, os.PathLike],
+                format: Optional[str] = None, rules: Rules = None, *, zstd_level: int = 0,
+                **kw) -> Dict[str, Any]:  # fmt: skip
+    """Import @p src_path into the store at @p store_path (created if missing); see
+    Store.import_file for the options and the summary returned."""
+    with Store(store_path, "c", zstd_level=zstd_level) as s:
+        return s.import_file(src_path, format, rules, **kw)

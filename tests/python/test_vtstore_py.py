@@ -1,0 +1,694 @@
+"""Tests of the Python bindings (python/vtstore) against libvtstore.so.
+
+Run by CTest (tests/python/CMakeLists.txt) with VTSTORE_LIB, PYTHONPATH, VT_CC, VT_INCLUDE and
+VT_PROJECT_VERSION set; by hand:
+
+    VTSTORE_LIB=build/libvtstore.so PYTHONPATH=python python3 tests/python/test_vtstore_py.py
+
+Inputs are fresh random numbers each run (VT_TEST_SEED=N repeats a run; the seed is printed).
+Exit status 0 pass, 1 fail, 77 skipped (numpy missing). Quantized results are compared with
+independent numpy references of the formats (ggml's q8_0, bitsandbytes' nf4), not with the
+library's own output.
+"""
+
+import errno
+import json
+import math
+import re
+import os
+import shutil
+import struct
+import subprocess
+import sys
+import tempfile
+import unittest
+
+try:
+    import numpy as np
+except ImportError:
+    print("SKIP: numpy is not installed (scripts/setup_python.sh installs it)")
+    sys.exit(77)
+
+import vtstore
+from vtstore import _lib
+
+SEED = int(os.environ.get("VT_TEST_SEED") or int.from_bytes(os.urandom(4), "little"))
+print(f"test_vtstore_py: VT_TEST_SEED={SEED}, library {vtstore.library_path}", flush=True)
+ERANGE = -errno.ERANGE
+
+# ---- independent references -----------------------------------------------------------------
+
+
+def roundf(v: np.ndarray) -> np.ndarray:
+    """C roundf (half away from zero) of float32 values, exactly (in float64)."""
+    v = v.astype(np.float64)
+    return np.sign(v) * np.floor(np.abs(v) + 0.5)
+
+
+def pad_blocks(x: np.ndarray, qk: int) -> np.ndarray:
+    """[rows, cols] -> [rows, nblocks, qk], each row zero-padded to whole blocks."""
+    rows, cols = x.shape
+    nb = -(-cols // qk)
+    p = np.zeros((rows, nb * qk), dtype=np.float32)
+    p[:, :cols] = x
+    return p.reshape(rows, nb, qk)
+
+
+def ref_q8_0(x: np.ndarray):
+    """ggml Q8_0: per 32, d = amax / 127 (f32, stored f16), q = roundf(x * (1/d)).
+    Returns (block bytes, dequantized [rows, cols])."""
+    rows, cols = x.shape
+    b = pad_blocks(x, 32)
+    amax = np.abs(b).max(axis=2)
+    d = (amax / np.float32(127)).astype(np.float32)
+    with np.errstate(divide="ignore"):
+        inv = np.where(d != 0, np.float32(1) / d, np.float32(0)).astype(np.float32)
+    q = roundf(b * inv[..., None]).astype(np.int8)
+    d16 = d.astype(np.float16)
+    blocks = np.zeros((rows, b.shape[1]), dtype=[("d", "<f2"), ("qs", "i1", 32)])
+    blocks["d"] = d16
+    blocks["qs"] = q
+    deq = (q.astype(np.float32) * d16.astype(np.float32)[..., None]).reshape(rows, -1)[:, :cols]
+    return blocks.tobytes(), deq
+
+
+# bitsandbytes' NF4 code values (csrc/kernels.cu nf4_data)
+NF4 = np.array([
+    -1.0, -0.6961928009986877, -0.5250730514526367, -0.39491748809814453,
+    -0.28444138169288635, -0.18477343022823334, -0.09105003625154495, 0.0,
+    0.07958029955625534, 0.16093020141124725, 0.24611230194568634, 0.33791524171829224,
+    0.44070982933044434, 0.5626170039176941, 0.7229568362236023, 1.0,
+])  # fmt: skip
+
+
+def ref_nf4(x: np.ndarray):
+    """bitsandbytes NF4: per 64, absmax (f32); x * (1/absmax) to the nearest code value (a value
+    on a midpoint takes the lower one); element 2i in the high nibble of byte i."""
+    rows, cols = x.shape
+    b = pad_blocks(x, 64)
+    amax = np.abs(b).max(axis=2).astype(np.float32)
+    with np.errstate(divide="ignore"):
+        inv = np.where(amax != 0, np.float32(1) / amax, np.float32(0)).astype(np.float32)
+    xn = (b * inv[..., None]).astype(np.float32)
+    mids = ((NF4[:-1] + NF4[1:]) / 2).astype(np.float32)
+    codes = (xn[..., None] > mids).sum(axis=-1).astype(np.uint8)
+    codes[amax == 0] = 7
+    packed = (codes[..., 0::2] << 4) | codes[..., 1::2]
+    blocks = np.zeros((rows, b.shape[1]), dtype=[("absmax", "<f4"), ("qs", "u1", 32)])
+    blocks["absmax"] = amax
+    blocks["qs"] = packed
+    deq = (amax[..., None] * NF4.astype(np.float32)[codes]).astype(np.float32)
+    return blocks.tobytes(), deq.reshape(rows, -1)[:, :cols]
+
+
+def bf16_bits(x: np.ndarray) -> np.ndarray:
+    """float32 -> bfloat16 bit patterns, round to nearest even (finite inputs)."""
+    u = x.astype(np.float32).view(np.uint32).astype(np.uint64)
+    return ((u + 0x7FFF + ((u >> 16) & 1)) >> 16).astype(np.uint16)
+
+
+def write_safetensors(path: str, tensors: dict, metadata=None, lie: bool = False) -> None:
+    """A safetensors file from {name: array} with struct + json only."""
+    kinds = {np.float32: "F32", np.float16: "F16", np.int64: "I64", np.int32: "I32"}
+    header, blobs, off = {}, [], 0
+    for name, a in tensors.items():
+        raw = np.ascontiguousarray(a).tobytes()
+        header[name] = {"dtype": kinds[a.dtype.type], "shape": list(a.shape),
+                        "data_offsets": [off, off + len(raw) + (8 if lie else 0)]}  # fmt: skip
+        blobs.append(raw)
+        off += len(raw)
+    if metadata:
+        header["__metadata__"] = metadata
+    h = json.dumps(header).encode()
+    h += b" " * (-len(h) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
+
+
+def read_safetensors(path: str) -> dict:
+    kinds = {"F32": np.float32, "F16": np.float16, "I64": np.int64, "BF16": np.uint16}
+    with open(path, "rb") as f:
+        buf = f.read()
+    (n,) = struct.unpack_from("<Q", buf)
+    header = json.loads(buf[8 : 8 + n])
+    out = {}
+    for name, t in header.items():
+        if name == "__metadata__":
+            continue
+        a, b = t["data_offsets"]
+        out[name] = np.frombuffer(buf[8 + n + a : 8 + n + b], kinds[t["dtype"]]).reshape(t["shape"])
+    return out
+
+
+class Base(unittest.TestCase):
+    def setUp(self) -> None:
+        self.rng = np.random.default_rng([SEED, sum(map(ord, self.id()))])
+        root = os.environ.get("VT_TEST_TMP") or None
+        if root:
+            os.makedirs(root, exist_ok=True)
+        self.tmp = tempfile.mkdtemp(prefix="vtpy-", dir=root)
+
+    def tearDown(self) -> None:
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def path(self, name: str) -> str:
+        return os.path.join(self.tmp, name)
+
+    def weights(self, rows: int, cols: int) -> np.ndarray:
+        """Rows of different scales (some tiny, some large), with outliers."""
+        x = self.rng.standard_normal((rows, cols)).astype(np.float32)
+        x *= (10.0 ** self.rng.uniform(-3, 3, size=(rows, 1))).astype(np.float32)
+        x.flat[self.rng.integers(0, x.size, size=max(1, x.size // 100))] *= 20
+        return x
+
+
+# ---- the binding itself ---------------------------------------------------------------------
+
+
+class TestLibrary(Base):
+    def test_version(self) -> None:
+        want = os.environ.get("VT_PROJECT_VERSION")
+        if want:
+            self.assertEqual(vtstore.version(), want)
+        self.assertRegex(vtstore.version(), r"^\d+\.\d+\.\d+")
+
+    def test_struct_layout_matches_c(self) -> None:
+        """sizeof/offsetof/alignment of every mirrored struct and the constants, from C."""
+        cc = os.environ.get("VT_CC") or shutil.which("cc")
+        inc = os.environ.get("VT_INCLUDE") or os.path.join(
+            os.path.dirname(__file__), "..", "..", "include")  # fmt: skip
+        if not cc:
+            self.skipTest("no C compiler (set VT_CC)")
+        lines = ["#include <stddef.h>", "#include <stdio.h>", "#include <vtstore/vtstore.h>",
+                 "int main(void) {"]  # fmt: skip
+        want = {}
+        for cls in _lib.STRUCTS:
+            n = cls.__name__
+            lines.append(f'printf("{n} %zu %zu\\n", sizeof({n}), _Alignof({n}));')
+            want[n] = f"{ctypes_sizeof(cls)} {ctypes_alignment(cls)}"
+            for f in cls._fields_:
+                lines.append(f'printf("{n}.{f[0]} %zu\\n", offsetof({n}, {f[0]}));')
+                want[f"{n}.{f[0]}"] = str(getattr(cls, f[0]).offset)
+        consts = ["VT_EFORMAT", "VT_ECORRUPT", "VT_ENOTFOUND", "VT_EUNSUPPORTED", "VT_ENONFINITE",
+                  "VT_EVERSION", "VT_EEXIST", "VT_EBUDGET", "VT_ECUDA", "VT_ENODEV", "VT_ELMDB",
+                  "VT_EUSAGE", "VT_ESHAPE", "VT_EFAULT", "VT_MAX_DIMS", "VT_MAX_NAME",
+                  "VT_FMT_SPARSE24", "VT_STORE_FMT_RAW", "VT_IMPORT_KEEP", "VT_IMPORT_AUTO",
+                  "VT_STORE_RDONLY", "VT_STORE_RDWR", "VT_STORE_CREATE", "VT_GEMV_MAX_BATCH",
+                  "VT_LOC_HOST"]  # fmt: skip
+        for c in consts:
+            lines.append(f'printf("{c} %lld\\n", (long long)({c}));')
+            want[c] = str(getattr(_lib, c))
+        for name, v in _lib.DTYPES.items():
+            c = "VT_DTYPE_" + name.upper()
+            lines.append(f'printf("{c} %d\\n", (int){c});')
+            want[c] = str(v)
+        lines.append('printf("VT_DTYPE_COUNT %d\\n", (int)VT_DTYPE_COUNT); return 0; }')
+        want["VT_DTYPE_COUNT"] = str(len(_lib.DTYPES))
+        src, exe = self.path("layout.c"), self.path("layout")
+        with open(src, "w") as f:
+            f.write("\n".join(lines) + "\n")
+        r = subprocess.run([cc, "-std=c11", "-I", inc, src, "-o", exe], capture_output=True,
+                           text=True)  # fmt: skip
+        self.assertEqual(r.returncode, 0, f"compiling the layout probe failed:\n{r.stderr}")
+        got = dict(line.split(" ", 1) for line in subprocess.check_output([exe], text=True)
+                   .splitlines())  # fmt: skip
+        for k, v in want.items():
+            self.assertEqual(got.get(k), v, f"{k}: C says {got.get(k)}, ctypes {v}")
+        # a field added to a C struct inside padding moves no offset: compare the field names
+        # of the header's declarations too
+        decl = header_fields(inc)
+        for cls in _lib.STRUCTS:
+            self.assertEqual([f[0] for f in cls._fields_], decl.get(cls.__name__),
+                             f"fields of {cls.__name__}")  # fmt: skip
+
+    def test_library_lookup(self) -> None:
+        """VTSTORE_LIB pointing nowhere is an ImportError naming it (no silent fallback); a
+        package installed beside lib/libvtstore.so.0 finds that library without VTSTORE_LIB."""
+        pkg = os.path.dirname(vtstore.__file__)
+        env = dict(os.environ, VTSTORE_LIB=self.path("nope/libvtstore.so"),
+                   PYTHONPATH=os.path.dirname(pkg), PYTHONDONTWRITEBYTECODE="1")  # fmt: skip
+        r = subprocess.run([sys.executable, "-c", "import vtstore"], env=env, capture_output=True,
+                           text=True)  # fmt: skip
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("ImportError", r.stderr)
+        self.assertIn("VTSTORE_LIB: " + self.path("nope/libvtstore.so"), r.stderr)
+
+        prefix = self.path("prefix")
+        site = os.path.join(prefix, "lib", "python3", "site-packages")
+        shutil.copytree(pkg, os.path.join(site, "vtstore"),
+                        ignore=shutil.ignore_patterns("__pycache__"))  # fmt: skip
+        os.symlink(os.path.realpath(vtstore.library_path),
+                   os.path.join(prefix, "lib", "libvtstore.so.0"))  # fmt: skip
+        env = {k: v for k, v in os.environ.items() if k != "VTSTORE_LIB"}
+        env.update(PYTHONPATH=site, PYTHONDONTWRITEBYTECODE="1")
+        out = subprocess.check_output(
+            [sys.executable, "-c", "import vtstore; print(vtstore.library_path)"], env=env,
+            text=True)  # fmt: skip
+        self.assertEqual(out.strip(), os.path.join(prefix, "lib", "libvtstore.so.0"))
+
+
+def header_fields(inc: str) -> dict:
+    """{struct name: [field names]} of the `typedef struct NAME { ... } NAME;` declarations in
+    include/vtstore/*.h (plain declarations, comma lists, arrays, pointers)."""
+    out = {}
+    d = os.path.join(inc, "vtstore")
+    for fn in sorted(os.listdir(d)):
+        with open(os.path.join(d, fn)) as f:
+            text = re.sub(r"/\*.*?\*/|//[^\n]*", "", f.read(), flags=re.S)
+        for m in re.finditer(r"typedef\s+struct\s+(\w+)\s*\{(.*?)\}\s*\1\s*;", text, re.S):
+            names = []
+            for decl in m.group(2).split(";"):
+                decl = re.sub(r"\[[^]]*\]", "", decl).strip()
+                if not decl:
+                    continue
+                first, *rest = decl.split(",")
+                names.append(re.findall(r"\w+", first)[-1])
+                names += [re.findall(r"\w+", r)[-1] for r in rest]
+            out[m.group(1)] = names
+    return out
+
+
+def ctypes_sizeof(cls) -> int:
+    import ctypes
+
+    return ctypes.sizeof(cls)
+
+
+def ctypes_alignment(cls) -> int:
+    import ctypes
+
+    return ctypes.alignment(cls)
+
+
+# ---- quantize / dequantize ------------------------------------------------------------------
+
+
+class TestQuant(Base):
+    def test_format_names(self) -> None:
+        names = vtstore.formats()
+        self.assertIn("q8_0", names)
+        self.assertIn("nf4", names)
+        from vtstore import _quant
+
+        for i, n in enumerate(names):
+            self.assertEqual(_quant.format_code(n), i)
+            self.assertEqual(_quant.format_name(i), n)
+        self.assertEqual(_quant.format_code("nf4+2:4"), 9 | 0x100)
+        self.assertEqual(_quant.format_name(9 | 0x100), "nf4+2:4")
+        for bad in ("q9", "nf4_dq+2:4", "", "nf4\0", "q8_0+3:4"):
+            with self.assertRaises(ValueError, msg=bad):
+                vtstore.quantize(np.ones((1, 32), np.float32), bad)
+        self.assertEqual(vtstore.format_info("q8_0")["block_bytes"], 34)
+
+    def test_q8_0_matches_ggml_reference(self) -> None:
+        for rows, cols in ((7, 100), (1, 32), (33, 517)):
+            x = self.weights(rows, cols)
+            x[0, :40] = 0  # an all-zero block
+            q = vtstore.quantize(x, "q8_0")
+            want_q, want_x = ref_q8_0(x)
+            self.assertEqual(q.dtype, np.uint8)
+            self.assertEqual(q.tobytes(), want_q, f"q8_0 bytes {rows}x{cols}")
+            y = vtstore.dequantize(q, "q8_0", x.shape)
+            self.assertEqual(y.dtype, np.float32)
+            np.testing.assert_array_equal(y, want_x)
+            # N-D: the rows x cols view of quant.h
+            x3 = x.reshape(1, rows, cols)
+            self.assertEqual(vtstore.quantize(x3, "q8_0").tobytes(), want_q)
+            self.assertEqual(vtstore.dequantize(bytes(q), "q8_0", x3.shape).shape, x3.shape)
+
+    def test_nf4_matches_bitsandbytes_reference(self) -> None:
+        for rows, cols in ((5, 64), (9, 300), (2, 1000)):
+            x = self.weights(rows, cols)
+            x[1, 64:128] = 0
+            q = vtstore.quantize(x, "nf4")
+            want_q, want_x = ref_nf4(x)
+            self.assertEqual(q.tobytes(), want_q, f"nf4 bytes {rows}x{cols}")
+            np.testing.assert_array_equal(vtstore.dequantize(q, "nf4", x.shape), want_x)
+
+    def test_nf4_table_is_the_librarys(self) -> None:
+        import ctypes
+
+        table = (ctypes.c_float * 16).in_dll(_lib.lib, "vt_nf4_values")
+        np.testing.assert_array_equal(np.array(table[:], np.float32), NF4.astype(np.float32))
+
+    def test_nvfp4_tensor_scale(self) -> None:
+        # one scale of values: blocks far below the tensor's amax underflow their e4m3 scale
+        x = self.rng.standard_normal((4, 64)).astype(np.float32)
+        ts = vtstore.tensor_scale(x, "nvfp4")
+        self.assertEqual(np.float32(ts), np.float32(np.abs(x).max()) / np.float32(6 * 448))
+        q = vtstore.quantize(x, "nvfp4")
+        self.assertEqual(q.tobytes(), vtstore.quantize(x, "nvfp4", tensor_scale=ts).tobytes())
+        with self.assertRaises(ValueError):
+            vtstore.dequantize(q, "nvfp4", x.shape)  # needs the scale
+        y = vtstore.dequantize(q, "nvfp4", x.shape, tensor_scale=ts)
+        y2 = vtstore.dequantize(q, "nvfp4", x.shape, tensor_scale=2 * ts)
+        np.testing.assert_array_equal(y2, 2 * y)  # the scale is used, not the default 1
+        # each block of 16: within half the largest E2M1 step (2 at 4..6) of its scale, whose
+        # E4M3 rounding adds at most 1/16 of the block's amax
+        blk = np.abs(x).reshape(4, 4, 16).max(axis=2, keepdims=True)
+        err = np.abs(x - y).reshape(4, 4, 16)
+        self.assertTrue(np.all(err <= blk / 6 * 1.07 + 1e-30), float((err / blk).max()))
+
+    def test_awq_channel_scale(self) -> None:
+        rows, cols = 3, 256
+        x = self.weights(rows, cols)
+        s = self.rng.uniform(0.5, 2.0, cols).astype(np.float32)
+        with self.assertRaises(ValueError):
+            vtstore.quantize(x, "awq_int4")  # no scales
+        with self.assertRaises(ValueError):
+            vtstore.quantize(x, "awq_int4", channel_scale=s[:-1])
+        with self.assertRaises(vtstore.Error) as cm:
+            vtstore.quantize(x, "awq_int4", channel_scale=np.where(np.arange(cols) == 5, -1, s))
+        self.assertEqual(cm.exception.code, -errno.EINVAL)
+        self.assertIn("column 5", str(cm.exception))
+        q = vtstore.quantize(x, "awq_int4", channel_scale=s)
+        y = vtstore.dequantize(q, "awq_int4", x.shape, channel_scale=s)
+        # per group of 128 of w' = w * s: one step d = (max - min) / 15 at most, back in w units
+        ws = (x * s).reshape(rows, 2, 128)
+        # (the range taken with 0 in it, d rounded to f16: 15 steps off by 2^-11 each, < 5%)
+        d = (np.maximum(ws.max(axis=2), 0) - np.minimum(ws.min(axis=2), 0)) / 15 * 1.05
+        bound = np.repeat(d, 128, axis=1) / s
+        self.assertTrue(np.all(np.abs(x - y) <= bound + 1e-30))
+
+    def test_errors(self) -> None:
+        x = self.weights(3, 64)
+        x[1, 5] = np.nan
+        with self.assertRaises(vtstore.Error) as cm:
+            vtstore.quantize(x, "q8_0")
+        self.assertEqual(cm.exception.code, vtstore.VT_ENONFINITE)
+        self.assertIn("row 1, column 5", str(cm.exception))
+        with self.assertRaises(vtstore.Error) as cm:
+            vtstore.quantize(np.array([[1.0, 70000.0]], np.float32), "f16")
+        self.assertEqual(cm.exception.code, ERANGE)
+        self.assertIn("out of the format's range", str(cm.exception))
+        self.assertIn("column 1", cm.exception.detail)
+        with self.assertRaises(vtstore.Error) as cm:  # f64 beyond f32
+            vtstore.quantize(np.array([[1e300]]), "q8_0")
+        self.assertEqual(cm.exception.code, ERANGE)
+        with self.assertRaises(ValueError):
+            vtstore.quantize(np.ones((2, 2), np.int32), "q8_0")
+        with self.assertRaises(ValueError):
+            vtstore.dequantize(b"\0" * 33, "q8_0", (1, 32))  # 34 needed
+
+    def test_gemv(self) -> None:
+        rows, cols = 40, 320
+        w = self.weights(rows, cols)
+        q = vtstore.quantize(w, "q4_0")
+        wd = vtstore.dequantize(q, "q4_0", w.shape).astype(np.float64)
+        for shape in ((cols,), (3, cols), (11, cols)):  # 11: above VT_GEMV_MAX_BATCH, vt_gemm
+            x = self.rng.standard_normal(shape).astype(np.float32)
+            y = vtstore.gemv(q, "q4_0", w.shape, x)
+            ref = x.astype(np.float64) @ wd.T
+            self.assertEqual(y.shape, ref.shape)
+            scale = np.abs(x).astype(np.float64) @ np.abs(wd).T
+            self.assertTrue(np.all(np.abs(y - ref) <= 1e-4 * scale + 1e-30),
+                            float(np.max(np.abs(y - ref) / scale)))  # fmt: skip
+        with self.assertRaises(ValueError):
+            vtstore.gemv(q, "q4_0", w.shape, np.ones(cols + 1, np.float32))
+
+
+# ---- stores ---------------------------------------------------------------------------------
+
+
+class TestStore(Base):
+    def test_put_read_f32_exact(self) -> None:
+        x = self.weights(15, 7).reshape(3, 5, 7)
+        with vtstore.open(self.path("s"), "c") as s:
+            info = s.put("blk.0.w", x, format="f32", rows_per_chunk=4)
+            self.assertEqual(info["format"], "f32")
+            self.assertEqual(info["dtype"], "f32")
+            self.assertEqual(info["shape"], (3, 5, 7))
+            self.assertEqual((info["rows"], info["cols"], info["chunks"]), (15, 7, 4))
+            self.assertEqual(info["sqnr_db"], math.inf)
+            y = s["blk.0.w"]
+            self.assertEqual(y.shape, x.shape)
+            np.testing.assert_array_equal(y, x)
+            np.testing.assert_array_equal(s.read("blk.0.w", rows=slice(3, 11)),
+                                          x.reshape(15, 7)[3:11])  # fmt: skip
+            np.testing.assert_array_equal(s.read("blk.0.w", rows=-1), x.reshape(15, 7)[-1])
+            f16 = s.read("blk.0.w", dtype="f16")
+            self.assertEqual(f16.dtype, np.float16)
+            np.testing.assert_array_equal(f16, x.astype(np.float16))
+            np.testing.assert_array_equal(s.read("blk.0.w", dtype="bf16"), bf16_bits(x))
+            self.assertEqual(s.read_raw("blk.0.w").tobytes(), x.tobytes())
+            self.assertEqual(s.names(), ["blk.0.w"])
+            self.assertEqual(list(s), ["blk.0.w"])
+            self.assertEqual(len(s), 1)
+            self.assertIn("blk.0.w", s)
+            self.assertNotIn("blk.1.w", s)
+        with vtstore.open(self.path("s")) as s:  # read-only, a new handle
+            np.testing.assert_array_equal(s["blk.0.w"], x)
+            with self.assertRaises(vtstore.Error) as cm:
+                s.put("y", x)
+            self.assertEqual(cm.exception.code, -errno.EBADF)  # a read-only handle
+
+    def test_put_q8_0_matches_reference(self) -> None:
+        x = self.weights(50, 96)
+        want_q, want_x = ref_q8_0(x)
+        with vtstore.open(self.path("s"), "c", zstd_level=3) as s:
+            info = s.put("w", x, "q8_0", rows_per_chunk=16)
+            self.assertEqual(info["chunks"], 4)
+            self.assertEqual(s.read_raw("w").tobytes(), want_q)
+            np.testing.assert_array_equal(s["w"], want_x)
+            e = (x.astype(np.float64) - want_x).ravel()
+            sqnr = 10 * math.log10(float(x.astype(np.float64).ravel() @ x.ravel()) / float(e @ e))
+            self.assertAlmostEqual(info["sqnr_db"], sqnr, places=6)
+            self.assertEqual(info["max_err"], float(np.abs(e).max()))
+            self.assertTrue(s.verify()["ok"])
+
+    def test_put_nvfp4_awq_raw(self) -> None:
+        x = self.weights(8, 128)
+        sc = self.rng.uniform(0.5, 2, 128).astype(np.float32)
+        ids = self.rng.integers(-(2**40), 2**40, size=(4, 6))
+        with vtstore.open(self.path("s"), "c") as s:
+            ts = vtstore.tensor_scale(x)
+            s.put("n", x, "nvfp4")
+            s.put("a", x, "awq_int4", channel_scale=sc)
+            s.put("ids", ids, "raw")
+            self.assertEqual(s.info("n")["tensor_scale"], np.float32(ts))
+            np.testing.assert_array_equal(
+                s["n"], vtstore.dequantize(vtstore.quantize(x, "nvfp4"), "nvfp4", x.shape,
+                                           tensor_scale=ts))  # fmt: skip
+            p = s.quant_params("a")
+            np.testing.assert_array_equal(p["channel_scale"], sc)
+            np.testing.assert_array_equal(
+                s["a"], vtstore.dequantize(vtstore.quantize(x, "awq_int4", channel_scale=sc),
+                                           "awq_int4", x.shape, channel_scale=sc))  # fmt: skip
+            info = s.info("ids")
+            self.assertEqual((info["format"], info["dtype"]), ("raw", "i64"))
+            np.testing.assert_array_equal(s.read_raw("ids").view("<i8").reshape(4, 6), ids)
+            np.testing.assert_array_equal(s["ids"], ids.astype(np.float32))
+            y = s.gemv("a", np.ones(128, np.float32))
+            np.testing.assert_allclose(y, s["a"].astype(np.float64).sum(axis=1), rtol=1e-4,
+                                       atol=1e-4 * np.abs(s["a"]).sum(axis=1).max())  # fmt: skip
+
+    def test_writes_are_all_or_nothing(self) -> None:
+        x = self.weights(20, 64)
+        bad = x.copy()
+        bad[17, 3] = np.inf
+        with vtstore.open(self.path("s"), "c", chunk_target_bytes=4096) as s:
+            s.put("keep", x, "f32")
+            before = s.read_raw("keep")
+            with self.assertRaises(vtstore.Error) as cm:
+                with s.writer() as w:
+                    w.put("new", x, "q4_0")
+                    w.put_meta("k", b"v")
+                    w.put("keep", bad, "q8_0", rows_per_chunk=4)  # would replace "keep"
+            self.assertEqual(cm.exception.code, vtstore.VT_ENONFINITE)
+            self.assertIn("tensor keep", str(cm.exception))
+            self.assertIn("row 17, column 3", str(cm.exception))  # of the tensor
+            with self.assertRaises(RuntimeError):
+                with s.writer() as w:
+                    w.put("new", x, "q4_0")
+                    raise RuntimeError("caller's error")
+            self.assertEqual(s.names(), ["keep"])
+            self.assertEqual(s.meta_keys(), [])
+            self.assertEqual(s.read_raw("keep").tobytes(), before.tobytes())
+            self.assertEqual(s.info("keep")["format"], "f32")
+            w = s.writer()
+            w.put("new", x, "q4_0")
+            with self.assertRaises(ValueError):
+                w.put("bad name\0", x)
+            with self.assertRaises(vtstore.Error):  # the writer was aborted
+                w.put("new2", x)
+            self.assertNotIn("new", s)
+            with s.writer() as w:  # a new writer works
+                w.put("new", x, "q4_0")
+                w.put_meta("k", "v")
+            self.assertEqual(s.names(), ["keep", "new"])
+            self.assertEqual(s.meta("k"), b"v")
+
+    def test_errors(self) -> None:
+        with self.assertRaises(vtstore.Error) as cm:
+            vtstore.open(self.path("missing"))
+        self.assertEqual(cm.exception.code, -errno.ENOENT)
+        os.makedirs(self.path("empty"))
+        with self.assertRaises(vtstore.Error) as cm:
+            vtstore.open(self.path("empty"))
+        self.assertEqual(cm.exception.code, vtstore.VT_EFORMAT)
+        self.assertIn("not a vtstore store", str(cm.exception))
+        with open(self.path("file"), "w") as f:
+            f.write("x")
+        with self.assertRaises(vtstore.Error):
+            vtstore.open(self.path("file"))
+        with self.assertRaises(ValueError):
+            vtstore.open(self.path("s"), "rw")
+        s = vtstore.open(self.path("s"), "c")
+        s.put("big", np.array([[1.0, 1e5]], np.float32), "f32")
+        with self.assertRaises(KeyError) as cm:
+            s.read("nope")
+        self.assertIsInstance(cm.exception, vtstore.NotFoundError)
+        self.assertEqual(cm.exception.code, vtstore.VT_ENOTFOUND)
+        self.assertIn("nope", str(cm.exception))
+        with self.assertRaises(KeyError):
+            s.info("nope")
+        with self.assertRaises(KeyError):
+            s.meta("nope")
+        with self.assertRaises(ValueError):
+            s.put("x", np.ones((1, 32), np.float32), "q5_9")
+        with self.assertRaises(vtstore.Error) as cm:
+            s.read("big", dtype="f16")
+        self.assertEqual(cm.exception.code, ERANGE)
+        self.assertIn("column 1", str(cm.exception))
+        with self.assertRaises(ValueError):
+            s.read("big", dtype="f64")
+        with self.assertRaises(IndexError):
+            s.read("big", rows=1)
+        s.close()
+        s.close()
+        with self.assertRaises(ValueError):
+            s.names()
+
+    def test_verify_finds_corruption(self) -> None:
+        x = self.weights(4, 256)
+        with vtstore.open(self.path("s"), "c") as s:
+            s.put("w", x, "q8_0")
+            self.assertEqual(s.verify()["problems"], [])
+        shard = os.path.join(self.path("s"), "data", "shard-000001.vts")
+        with open(shard, "r+b") as f:
+            f.seek(4096 + 100)
+            b = f.read(1)
+            f.seek(4096 + 100)
+            f.write(bytes([b[0] ^ 0x40]))
+        with vtstore.open(self.path("s")) as s:
+            rep = s.verify()
+            self.assertFalse(rep["ok"])
+            self.assertEqual(rep["problems"][0]["tensor"], "w")
+            self.assertEqual(rep["problems"][0]["code"], vtstore.VT_ECORRUPT)
+            with self.assertRaises(vtstore.Error) as cm:
+                s.read("w")
+            self.assertEqual(cm.exception.code, vtstore.VT_ECORRUPT)
+            self.assertIn("checksum", str(cm.exception))
+
+    def test_typed_meta(self) -> None:
+        s32 = struct.pack("<I", 8) + struct.pack("<Q", 5) + b"hello"
+        arr = struct.pack("<IIQ", 9, 6, 3) + struct.pack("<3f", 1.5, -2.0, 0.25)
+        strs = struct.pack("<IIQ", 9, 8, 2) + struct.pack("<Q", 1) + b"a"
+        strs += struct.pack("<Q", 2) + b"bc"
+        with vtstore.open(self.path("s"), "c") as s:
+            with s.writer() as w:
+                w.put_meta("u32", struct.pack("<II", 4, 7))
+                w.put_meta("str", s32)
+                w.put_meta("f32s", arr)
+                w.put_meta("strs", strs)
+                w.put_meta("opaque", b"\xff\xff\xff\xff")
+            self.assertEqual(s.meta("u32"), 7)
+            self.assertEqual(s.meta("str"), "hello")
+            np.testing.assert_array_equal(s.meta("f32s"), np.array([1.5, -2, 0.25], np.float32))
+            self.assertEqual(s.meta("strs"), ["a", "bc"])
+            self.assertEqual(s.meta("opaque"), b"\xff\xff\xff\xff")
+            self.assertEqual(s.meta("u32", raw=True), struct.pack("<II", 4, 7))
+            self.assertEqual(s.meta_keys(), ["f32s", "opaque", "str", "strs", "u32"])
+            self.assertEqual(s.meta_keys("st"), ["str", "strs"])
+
+    def test_remove(self) -> None:
+        with vtstore.open(self.path("s"), "c") as s:
+            for n in ("a.w", "a.b", "c"):
+                s.put(n, np.ones((2, 32), np.float32), "q8_0")
+            self.assertEqual(s.remove("a.*"), 2)
+            self.assertEqual(s.names(), ["c"])
+
+
+class TestImport(Base):
+    def test_import_safetensors(self) -> None:
+        w = self.weights(6, 128)
+        norm = self.rng.standard_normal(128).astype(np.float16)
+        ids = self.rng.integers(-(2**40), 2**40, size=5)
+        src = self.path("m.safetensors")
+        write_safetensors(src, {"model.w": w, "model.norm": norm, "ids": ids},
+                          metadata={"format": "pt"})  # fmt: skip
+        seen = []
+        sm = vtstore.import_file(self.path("keep"), src, progress=lambda p: seen.append(p))
+        self.assertEqual((sm["tensors"], sm["files"]), (3, 1))
+        self.assertEqual(sorted(sm["names"]), ["ids", "model.norm", "model.w"])
+        self.assertTrue(seen and seen[-1]["tensors_done"] == 3)
+        with vtstore.open(self.path("keep")) as s:
+            np.testing.assert_array_equal(s["model.w"], w)
+            self.assertEqual(s.read_raw("model.w").tobytes(), w.tobytes())
+            self.assertEqual(s.info("model.norm")["format"], "f16")
+            np.testing.assert_array_equal(s["model.norm"], norm.astype(np.float32))
+            np.testing.assert_array_equal(s.read_raw("ids").view("<i8"), ids)
+            self.assertEqual(s.info("ids")["format"], "raw")
+            self.assertEqual(s.meta("safetensors.format"), "pt")
+
+        sm = vtstore.import_file(self.path("q"), src, "q8_0", {"model.w*": "nf4"})
+        self.assertEqual(sm["quantized"], 1)
+        with vtstore.open(self.path("q")) as s:
+            self.assertEqual(s.info("model.w")["format"], "nf4")
+            self.assertEqual(s.read_raw("model.w").tobytes(), ref_nf4(w)[0])
+            np.testing.assert_array_equal(s["model.w"], ref_nf4(w)[1])
+        vtstore.import_file(self.path("q8"), src, "q8_0")
+        with vtstore.open(self.path("q8")) as s:
+            np.testing.assert_array_equal(s["model.w"], ref_q8_0(w)[1])
+            self.assertEqual(s.info("model.norm")["format"], "f16")  # 1-D: kept
+
+    def test_import_errors_leave_the_store_unchanged(self) -> None:
+        w = self.weights(4, 64)
+        good, lying, nan = self.path("g.safetensors"), self.path("l.safetensors"), self.path(
+            "n.safetensors")  # fmt: skip
+        write_safetensors(good, {"w": w})
+        write_safetensors(lying, {"w": w * 2}, lie=True)
+        bad = w.copy()
+        bad[2, 9] = np.nan
+        write_safetensors(nan, {"w": bad, "v": w})
+        vtstore.import_file(self.path("s"), good)
+        with self.assertRaises(vtstore.Error) as cm:
+            vtstore.import_file(self.path("s"), lying)
+        self.assertEqual(cm.exception.code, vtstore.VT_EFORMAT)
+        self.assertIn("l.safetensors", str(cm.exception))
+        with self.assertRaises(vtstore.Error) as cm:
+            vtstore.import_file(self.path("s"), nan, "q8_0")
+        self.assertEqual(cm.exception.code, vtstore.VT_ENONFINITE)
+        with self.assertRaises(vtstore.Error) as cm:  # cancelled by the progress callback
+            vtstore.import_file(self.path("s"), good, "q4_0", progress=lambda p: True)
+        self.assertEqual(cm.exception.code, -errno.ECANCELED)
+
+        def boom(p):
+            raise ZeroDivisionError("from the callback")
+
+        with self.assertRaises(ZeroDivisionError):
+            vtstore.import_file(self.path("s"), good, "q4_0", progress=boom)
+        with self.assertRaises(ValueError):
+            vtstore.import_file(self.path("s"), good, rules={"*": "q3"})
+        with vtstore.open(self.path("s")) as s:
+            self.assertEqual(s.names(), ["w"])
+            self.assertEqual(s.info("w")["format"], "f32")
+            np.testing.assert_array_equal(s["w"], w)
+
+    def test_export_safetensors(self) -> None:
+        x = self.weights(9, 64)
+        with vtstore.open(self.path("s"), "c") as s:
+            s.put("a", x, "f32")
+            s.put("b", x, "q8_0")
+            s.export_safetensors(self.path("out.safetensors"))
+            s.export_safetensors(self.path("b16.safetensors"), pattern="b", dtype="bf16")
+        t = read_safetensors(self.path("out.safetensors"))
+        np.testing.assert_array_equal(t["a"], x)
+        np.testing.assert_array_equal(t["b"], ref_q8_0(x)[1])
+        t = read_safetensors(self.path("b16.safetensors"))
+        self.assertEqual(list(t), ["b"])
+        np.testing.assert_array_equal(t["b"], bf16_bits(ref_q8_0(x)[1]))
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
