@@ -1,10 +1,12 @@
 /* quant/awq.c — AWQ int4 row ops: per group of 128 along the row, asymmetric 4-bit codes with a
  * zero point on w'_j = w_j * s_j (s = the per-input-channel AWQ scales, p->channel_scale).
- *   range  d = (max w' - min w') / 15, or |max w'| / 15 for a constant group (which
- *          then keeps its value to f16 precision); stored as the f16 nearest d, moved up one
- *          f16 step when that is below d (clamped to 65504), and the f16 value dd is the one
- *          used: 15 steps of dd then cover the range, so clamping at 0 and 15 never adds
- *          error beyond half a step (d rounded down would clip the group's maximum)
+ *   range  d = (max(w', 0) - min(w', 0)) / 15: the range always holds 0, so that the zero point
+ *          z below lies in 0..15 and no group clips (a group of values in [1, 2] read back as
+ *          1.0 everywhere when the range was max - min, as llm-awq's pseudo-quantizer does);
+ *          stored as the f16 nearest d, moved up one f16 step when that is below d (clamped
+ *          to 65504; the dispatcher refuses rows where it would clamp, quant/range.c), and
+ *          the f16 value dd is the one used: 15 steps of dd then cover the range, so the
+ *          clamps at 0 and 15 only act on rounding (d rounded down would clip the maximum)
  *   z      = clamp(round(-min w' / dd), 0, 15)                (round: half to even)
  *   q_j    = clamp(round(w'_j / dd) + z, 0, 15)               (w'_j / dd clamped to +-64 first)
  *   w_j    = (dd * (q_j - z)) / s_j                           (dequantized)
@@ -28,12 +30,12 @@ static void awq_quantize_ref(const float *x, void *dst, uint64_t cols, const vt_
         uint64_t c0 = b * VT_QK_AWQ;
         for (uint64_t i = 0; i < VT_QK_AWQ; i++)
             w[i] = c0 + i < cols ? x[c0 + i] * awq_scale(p, c0 + i) : 0.0f;
-        float mn = w[0], mx = w[0];
-        for (int i = 1; i < VT_QK_AWQ; i++) {
+        float mn = 0.0f, mx = 0.0f; /* the range always holds 0: z in 0..15 reaches it */
+        for (int i = 0; i < VT_QK_AWQ; i++) {
             mn = w[i] < mn ? w[i] : mn;
             mx = w[i] > mx ? w[i] : mx;
         }
-        float d = mx > mn ? (mx - mn) / 15.0f : fabsf(mx) / 15.0f;
+        float d = (mx - mn) / 15.0f;
         if (!(d <= 65504.0f)) d = 65504.0f; /* also catches an Inf range */
         uint16_t d16 = vt_f32_to_f16(d);
         if (vt_f16_to_f32(d16) < d && d16 < 0x7bffu) d16++; /* next f16 up (d is positive) */

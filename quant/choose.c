@@ -65,7 +65,7 @@ int vt_quant_choose(const float *w, uint64_t rows, uint64_t cols, const vt_choos
             memcpy(copy + i * cols, w + (i * rows / ns) * cols, cols * sizeof(float));
         s = copy;
     }
-    int rc = 0, have_meet = 0, have_any = 0;
+    int rc = 0, have_meet = 0, have_any = 0, n_range = 0;
     uint32_t meet = 0, any = 0;
     double meet_bpw = 0, any_sqnr = 0;
     vt_metrics meet_m, any_m, m;
@@ -80,6 +80,7 @@ int vt_quant_choose(const float *w, uint64_t rows, uint64_t cols, const vt_choos
         rc = trial(f, s, ns, cols, &m);
         if (rc == -ERANGE) { /* the format cannot hold these values: not a candidate */
             rc = 0;
+            n_range++;
             continue;
         }
         if (rc) break;
@@ -96,7 +97,12 @@ int vt_quant_choose(const float *w, uint64_t rows, uint64_t cols, const vt_choos
             *fmt_out = meet;
             if (metrics_out) *metrics_out = meet_m;
         } else if (t->max_bits > 0) {
-            if (!have_any)
+            if (!have_any && n_range)
+                rc = vt_fail(-ERANGE,
+                             "vt_quant_choose: no candidate format within %.3f bits/weight can "
+                             "hold the values (%d refused them as out of range)",
+                             t->max_bits, n_range);
+            else if (!have_any)
                 rc = vt_fail(VT_EBUDGET,
                              "vt_quant_choose: no candidate format fits %.3f bits/weight",
                              t->max_bits);

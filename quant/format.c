@@ -2,6 +2,7 @@
  * parameters (vt_quant_observe) and the per-format row ops behind the dispatch in
  * quant_dispatch.c. */
 #include <errno.h>
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -155,6 +156,10 @@ int vt_quant_observe(uint32_t fmt, vt_quant_params *p, const float *x, uint64_t 
     if (VT_FMT_BASE(fmt) == VT_FMT_NVFP4) {
         /* amax maps to the largest e2m1 value (6) times the largest e4m3 scale (448) */
         float ts = amax / (6.0f * 448.0f);
+        /* a subnormal ts is so coarse that amax's block scale could pass 464, where vt_quantize
+         * refuses it (quant/range.c): the next one up until it does not */
+        while (ts > 0.0f && ts < FLT_MAX && (amax / 6.0f) / ts > 464.0f)
+            ts = nextafterf(ts, FLT_MAX);
         p->tensor_scale = ts > 0.0f ? ts : 1.0f; /* 0 when amax == 0 or underflowed */
     }
     return 0;

@@ -8,7 +8,8 @@
  *                 scale is 0)
  *   absmax'_b   = offset + scale * absmax_q[b]  — the dequantized absmax, the one the element
  *                 codes are computed against (so dequantization reproduces exactly what the
- *                 quantizer chose); a block with absmax'_b <= 0 stores code 7 (zero) everywhere.
+ *                 quantizer chose); a block with absmax'_b <= 0 stores code 7 (zero) everywhere;
+ *                 absmax_q[b] is lowered while absmax'_b rounds to Inf (absmax near FLT_MAX).
  * The last super-block is padded with blocks that have absmax_q 0 and codes 0x77; they do not
  * count in offset or scale and are never read back. */
 #include <errno.h>
@@ -79,6 +80,9 @@ static int dq_quantize_group(void *ctx, uint64_t g, int thread_id) {
         if (scale > 0.0f) {
             float t = nearbyintf((amax[b] - offset) / scale);
             q = t > 127.0f ? 127 : (t < -127.0f ? -127 : (int)t);
+            /* offset + scale q can round past FLT_MAX for absmax values near it (the block then
+             * read back as Inf x code 0 = NaN): the next code down */
+            while (q > -127 && !isfinite(dq_absmax(offset, scale, (int8_t)q))) q--;
         }
         blk->absmax_q[b] = (int8_t)q;
         float a = dq_absmax(offset, scale, (int8_t)q);

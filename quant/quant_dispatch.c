@@ -201,6 +201,20 @@ static int nonfinite_error(const char *what, uint32_t fmt, const float *src, uin
                    (unsigned long long)(idx / cols), (unsigned long long)(idx % cols));
 }
 
+/* The unit of work along a row: the whole row, or for dense rows of at least 2 TASK_ELEMS runs
+ * of whole blocks of about TASK_ELEMS. Quantizing checks a unit for NaN/Inf, then for range,
+ * and stops at its first error; errors are reported for the first unit that has one
+ * (vt_quantize on any number of threads and vt_quant_check alike). */
+static uint64_t seg_len(const vt_format_info *fi, uint64_t cols, int sparse) {
+    if (sparse || cols < 2 * (uint64_t)TASK_ELEMS) return cols;
+    return (TASK_ELEMS + fi->block_elems - 1) / fi->block_elems * fi->block_elems;
+}
+
+/* The unit holding element idx of a row-major [rows][cols] array, units of seg elements. */
+static uint64_t unit_of(uint64_t idx, uint64_t cols, uint64_t seg) {
+    return idx / cols * ((cols + seg - 1) / seg) + idx % cols / seg;
+}
+
 static int range_error(const char *what, uint32_t fmt, const float *src, uint64_t cols,
                        uint64_t idx) {
     char nb[32];
@@ -296,8 +310,8 @@ static int run_rows(const char *what, uint32_t fmt, const vt_quant_params *p, co
     atomic_init(&j.rbad, UINT64_MAX);
     pthread_mutex_init(&j.mu, NULL);
     uint64_t ntasks;
-    if (!j.sparse && cols >= 2 * (uint64_t)TASK_ELEMS) {
-        j.seg_elems = (TASK_ELEMS + fi->block_elems - 1) / fi->block_elems * fi->block_elems;
+    j.seg_elems = seg_len(fi, cols, j.sparse);
+    if (j.seg_elems < cols) {
         j.segs_per_row = (cols + j.seg_elems - 1) / j.seg_elems;
         ntasks = rows * j.segs_per_row;
     } else {
@@ -306,8 +320,12 @@ static int run_rows(const char *what, uint32_t fmt, const vt_quant_params *p, co
         ntasks = (rows + j.rows_per_task - 1) / j.rows_per_task;
     }
     int rc = vt_parallel_for(ntasks, quantize ? quant_task : dequant_task, &j, ref ? 1 : nthreads);
+    /* Every task before a failing one ran to its end, so the first unit with an error is the
+     * first one noted, whatever the threading (a unit stops at its first error, the NaN scan
+     * before the range check) */
     uint64_t bad = atomic_load(&j.bad), rbad = atomic_load(&j.rbad);
-    if (bad != UINT64_MAX)
+    if (bad != UINT64_MAX &&
+        (rbad == UINT64_MAX || unit_of(bad, cols, j.seg_elems) <= unit_of(rbad, cols, j.seg_elems)))
         rc = nonfinite_error(what, fmt, src, cols, bad);
     else if (rbad != UINT64_MAX)
         rc = range_error(what, fmt, src, cols, rbad);
@@ -369,20 +387,26 @@ int vt_quant_check(uint32_t fmt, const vt_quant_params *p, const float *src, uin
     void *row = NULL; /* 2:4: the row quantized, for the kept values' check */
     if (sparse && !(row = vt_malloc(vt_quant_row_bytes(fmt, cols))))
         return vt_fail(-ENOMEM, "%s: out of memory", what);
-    for (uint64_t r = 0; r < rows && !rc; r++) {
-        const float *x = src + r * cols;
-        uint64_t b = find_nonfinite(x, cols);
-        if (b < cols) {
-            rc = nonfinite_error(what, fmt, src, cols, r * cols + b);
-            break;
+    const uint64_t seg = seg_len(vt_format_get(fmt), cols, sparse);
+    for (uint64_t r = 0; r < rows && !rc; r++)
+        for (uint64_t c0 = 0; c0 < cols && !rc; c0 += seg) { /* vt_quantize's units, in order */
+            const float *x = src + r * cols + c0;
+            const uint64_t n = cols - c0 < seg ? cols - c0 : seg;
+            uint64_t b = find_nonfinite(x, n);
+            if (b < n) {
+                rc = nonfinite_error(what, fmt, src, cols, r * cols + c0 + b);
+                break;
+            }
+            if (sparse) { /* whole rows */
+                if (vt_sparse24_quantize_row(ops, base, x, row, cols, p, 0, &b) != -ERANGE)
+                    continue;
+            } else {
+                vt_quant_params tmp = *p; /* awq: the unit's channel scales */
+                if (tmp.channel_scale) tmp.channel_scale += c0, tmp.channel_count = n;
+                if ((b = vt_qrange_first(base, x, n, &tmp)) == n) continue;
+            }
+            rc = range_error(what, fmt, src, cols, r * cols + c0 + b);
         }
-        if (sparse) {
-            if (vt_sparse24_quantize_row(ops, base, x, row, cols, p, 0, &b) != -ERANGE) continue;
-        } else if ((b = vt_qrange_first(base, x, cols, p)) == cols) {
-            continue;
-        }
-        rc = range_error(what, fmt, src, cols, r * cols + b);
-    }
     vt_free(row);
     return rc;
 }

@@ -2,13 +2,14 @@
  * are f16 (f16, q8_0, q4_0, q4_1, awq_int4), bf16 or e4m3 (nvfp4) has a largest magnitude; beyond
  * it ggml's formulas store Inf (f16, bf16), an Inf block scale that turns the whole block into NaN
  * on dequantization (q8_0, q4_0, q4_1), or clip silently (awq_int4's clamped scale, nvfp4's
- * saturated block scale). The dispatcher refuses such rows with -ERANGE instead, naming the value
- * (vt_quantize's contract, quant.h). The checks repeat each quantizer's own scale arithmetic, so a
- * row is refused exactly when its stored scale would overflow or saturate: f16 and bf16 round to
- * nearest even, so 65520 is the first value an f16 cannot hold (65504 is the largest finite one)
- * and an e4m3 block scale saturates past 464 (448 the largest, 480 the next step if there were
- * one). int8's f32 scale amax / 127 reads back past FLT_MAX (Inf) for the largest f32 values;
- * nf4, nf4_dq (f32 scales) and mxfp4 (E8M0 scales) hold every finite f32. */
+ * saturated block scale), or read back past FLT_MAX (awq_int4 with channel scales below 3e-33,
+ * nvfp4 with a tensor scale near FLT_MAX). The dispatcher refuses such rows with -ERANGE instead,
+ * naming the value (vt_quantize's contract, quant.h). The checks repeat each quantizer's own scale
+ * arithmetic, so a row is refused exactly when its stored scale would overflow or saturate: f16 and
+ * bf16 round to nearest even, so 65520 is the first value an f16 cannot hold (65504 is the largest
+ * finite one) and an e4m3 block scale saturates past 464 (448 the largest, 480 the next step if
+ * there were one). int8's f32 scale amax / 127 reads back past FLT_MAX (Inf) for the largest f32
+ * values; nf4, nf4_dq (f32 scales) and mxfp4 (E8M0 scales) hold every finite f32. */
 #include <float.h>
 #include <math.h>
 
@@ -44,14 +45,36 @@ static int block_bad(uint32_t base, const float *x, uint64_t n, uint64_t be, con
         return !(amax / 8 < F16_INF_FROM);
     case VT_FMT_Q4_1: /* d = (max - min) / 15 and min, both f16 */
         return !((mx - mn) / 15 < F16_INF_FROM) || !(fabsf(mn) < F16_INF_FROM);
-    case VT_FMT_AWQ_INT4: { /* awq.c clamps d to 65504 */
-        const float d = mx > mn ? (mx - mn) / 15.0f : fabsf(mx) / 15.0f;
-        return !(d <= 65504.0f);
+    case VT_FMT_AWQ_INT4: { /* d = (max(w', 0) - min(w', 0)) / 15; awq.c clamps d to 65504 */
+        mn = mn < 0.0f ? mn : 0.0f;
+        mx = mx > 0.0f ? mx : 0.0f;
+        if (!((mx - mn) / 15.0f <= 65504.0f)) return 1;
+        /* read back as (dd (q - z)) / s: past FLT_MAX only for channel scales below
+         * 15 x 65504 / FLT_MAX; for those, quantize the group and look */
+        int tiny = 0;
+        for (uint64_t i = 0; i < n; i++) tiny |= s && s[i] < 1e-32f;
+        if (!tiny) return 0;
+        vt_quant_params p;
+        vt_quant_params_init(&p);
+        p.channel_scale = s;
+        p.channel_count = n;
+        uint8_t q[sizeof(vt_block_awq)];
+        float y[VT_QK_AWQ];
+        vt_qops_awq.quantize_ref(x, q, n, &p);
+        vt_qops_awq.dequantize_ref(q, y, n, &p);
+        for (uint64_t i = 0; i < n; i++)
+            if (!isfinite(y[i])) return 1;
+        return 0;
     }
     case VT_FMT_INT8: /* f32 d = amax / 127, read back as 127 d */
         return !(127.0f * (amax / 127.0f) <= FLT_MAX);
-    case VT_FMT_NVFP4: /* s = e4m3((amax / 6) / tensor_scale) */
-        return !((amax / 6.0f) / ts <= E4M3_SAT_PAST);
+    case VT_FMT_NVFP4: { /* s = e4m3((amax / 6) / tensor_scale) */
+        const float v = (amax / 6.0f) / ts;
+        if (!(v <= E4M3_SAT_PAST)) return 1;
+        /* the block's largest value reads back as (ts e4m3(s)) 6 (code 6 when s does not
+         * saturate): past FLT_MAX for a tensor scale near it */
+        return !((ts * vt_e4m3_to_f32(vt_f32_to_e4m3(v))) * 6.0f <= FLT_MAX);
+    }
     default:
         return 0;
     }

@@ -104,9 +104,14 @@ uint64_t vt_quant_row_bytes(uint32_t fmt, uint64_t cols);
  *  cannot hold, detail gives value, row/col and the rule: f16 |x| >= 65520; bf16 values that round
  *  to Inf; q8_0 / q4_0 / q4_1 blocks whose f16 scale or minimum would overflow, e.g. q8_0 max|x|
  *  >= 65520 x 127, where ggml stores an Inf scale and the block reads back as NaN; awq_int4 groups
- *  whose f16 scale exceeds 65504; nvfp4 |x| > 2784 x tensor_scale, where the e4m3 block scale
- *  saturates; int8, nf4, nf4_dq and mxfp4 hold every finite value), VT_EUNSUPPORTED (read-only
- *  format, sparse nf4_dq), -EINVAL (bad arguments, missing params), -ENOMEM. */
+ *  whose f16 scale exceeds 65504, or that would read back past FLT_MAX under channel scales
+ *  below 3e-33; nvfp4 |x| > 2784 x tensor_scale, where the e4m3 block scale saturates, or a
+ *  block that would read back past FLT_MAX; int8 values within about 1e-7 of FLT_MAX, whose f32
+ *  scale reads back as Inf; nf4, nf4_dq and mxfp4 hold every finite value). When a call has
+ *  both kinds of error the first run of rows (of blocks, for rows of 65536 values and more) that
+ *  has one is reported, a NaN/Inf before a range error within it, whatever the threading.
+ *  VT_EUNSUPPORTED (read-only format, sparse nf4_dq), -EINVAL (bad arguments, missing params),
+ *  -ENOMEM. */
 int vt_quantize(uint32_t fmt, const vt_quant_params *p, const float *src, uint64_t rows,
                 uint64_t cols, void *dst, int nthreads);
 /** The checks of vt_quantize without quantizing: 0 when vt_quantize would accept @p src for

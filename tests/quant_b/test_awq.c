@@ -17,7 +17,7 @@ static void check_fields(void) {
     vt_qops_awq.quantize_ref(x, q, COLS, &p);
     vt_qops_awq.dequantize_ref(q, y, COLS, &p);
     for (int b = 0; b < 3; b++) {
-        float w[128], mn = INFINITY, mx = -INFINITY;
+        float w[128], mn = 0.0f, mx = 0.0f; /* the range holds 0 */
         for (int i = 0; i < 128; i++) {
             int c = 128 * b + i;
             w[i] = c < COLS ? x[c] * g_s[c] : 0.0f;
@@ -44,6 +44,20 @@ static void check_fields(void) {
                        fabsf(y[c] - x[c]));
             }
         }
+    }
+    /* a group on one side of 0 (values in [1, 2], then [-2, -1]) reads back within half a step
+     * of its range with 0 (it read back as 1.0 everywhere when the range was max - min) */
+    for (int sign = -1; sign <= 1; sign += 2) {
+        float g[128], yg[128];
+        for (int i = 0; i < 128; i++) g[i] = (float)sign * (1.0f + (float)i / 127.0f);
+        vt_quant_params one1 = {.tensor_scale = 1};
+        uint8_t qg[sizeof(vt_block_awq)];
+        vt_qops_awq.quantize(g, qg, 128, &one1);
+        vt_qops_awq.dequantize(qg, yg, 128, &one1);
+        float worst = 0;
+        for (int i = 0; i < 128; i++) worst = fmaxf(worst, fabsf(yg[i] - g[i]));
+        CHECKF(worst <= 0.5f * (2.0f / 15.0f) * 1.01f, "one-sided group (sign %d): error %g", sign,
+               worst);
     }
     /* a constant group keeps its value to f16 precision */
     float c7[128], yc[128];

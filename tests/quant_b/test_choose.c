@@ -2,6 +2,8 @@
  * class, 8.5 bits/weight) format, a lower one a 4-bit format, unreachable targets fall back to
  * f16 then f32, a bits budget picks the best SQNR within it, and each choice's reported SQNR is
  * what an independent trial of that format measures. */
+#include <errno.h>
+
 #include "qb_util.h"
 
 enum { ROWS = 64, COLS = 1024 };
@@ -79,6 +81,14 @@ int main(void) {
            m.sqnr_db);
     CHECK(f != VT_FMT_F16 && f != VT_FMT_Q8_0 && f != VT_FMT_Q4_0 && f != VT_FMT_Q4_1);
     CHECK(m.sqnr_db >= 20);
+    /* a bits budget whose every candidate is refused as out of range: said so (it read as "no
+     * candidate format fits 16 bits/weight") */
+    vt_choose_target r = {.max_bits = 16,
+                          .candidates =
+                              (1u << VT_FMT_F16) | (1u << VT_FMT_Q8_0) | (1u << VT_FMT_Q4_0)};
+    int rrc = vt_quant_choose(w, ROWS, COLS, &r, &f, &m);
+    CHECKF(rrc == -ERANGE && strstr(vt_last_error(), "can hold"), "all out of range: %d %s", rrc,
+           vt_last_error());
     w[77] = INFINITY;
     CHECK(vt_quant_choose(w, ROWS, COLS, &t, &f, &m) == VT_ENONFINITE);
     free(w);

@@ -138,6 +138,120 @@ static void sparse(uint32_t fmt, float v) {
            (double)(v / 1000.0f), vt_last_error());
 }
 
+/* Values at the far ends of f32 (found by a review's differential fuzzing): each is either
+ * refused or reads back finite. */
+static void extremes(void) {
+    float x[128], y[128], s[128];
+    static uint8_t q[16384]; /* nf4_dq: one super-block of 256 blocks */
+    CHECK(vt_quant_bytes(VT_FMT_NF4_DQ, 1, 128) <= sizeof q);
+    /* nf4_dq: one block at FLT_MAX, one at 0: offset + scale q rounded to Inf, the block read
+     * back as NaN; now the next code down */
+    for (int i = 0; i < 128; i++) x[i] = 0.0f;
+    x[0] = FLT_MAX;
+    CHECK_RC(vt_quantize(VT_FMT_NF4_DQ, NULL, x, 1, 128, q, 1));
+    CHECK_RC(vt_dequantize(VT_FMT_NF4_DQ, NULL, q, 1, 128, y, 1));
+    int fin = 1;
+    for (int i = 0; i < 128; i++) fin &= isfinite(y[i]) != 0;
+    CHECKF(fin && y[0] > 0.99f * FLT_MAX, "nf4_dq FLT_MAX: y[0] %g, y[1] %g", (double)y[0],
+           (double)y[1]);
+    /* nvfp4 with a caller's tensor scale near the top: s rounds up, (ts s) 6 past FLT_MAX */
+    vt_quant_params p;
+    vt_quant_params_init(&p);
+    p.tensor_scale = 9.6e35f;
+    for (int i = 0; i < 16; i++) x[i] = 0.0f;
+    x[0] = 3.4e38f;
+    int rc = vt_quantize(VT_FMT_NVFP4, &p, x, 1, 16, q, 1);
+    CHECKF(rc == -ERANGE, "nvfp4 ts 9.6e35, x 3.4e38: rc %d", rc);
+    unchecked(VT_FMT_NVFP4, x, y); /* (tensor scale 1 there: saturates, clipped) */
+    x[0] = 2.0e38f;                /* within: s does not round past */
+    CHECK_RC(vt_quantize(VT_FMT_NVFP4, &p, x, 1, 16, q, 1));
+    CHECK_RC(vt_dequantize(VT_FMT_NVFP4, &p, q, 1, 16, y, 1));
+    CHECKF(isfinite(y[0]) && fabsf(y[0] - x[0]) < 0.2f * x[0], "nvfp4 2e38 -> %g", (double)y[0]);
+    /* awq with channel scales of 2^-126: w' = x s is small, but (dd (q - z)) / s passes FLT_MAX */
+    for (int i = 0; i < 128; i++) x[i] = 0.0f, s[i] = 0x1p-126f;
+    x[1] = FLT_MAX;
+    x[2] = -1e-30f;
+    vt_quant_params_init(&p);
+    p.channel_scale = s;
+    p.channel_count = 128;
+    rc = vt_quantize(VT_FMT_AWQ_INT4, &p, x, 1, 128, q, 1);
+    CHECKF(rc == -ERANGE && strstr(vt_last_error(), "column 1 "), "awq tiny scales: rc %d (%s)", rc,
+           vt_last_error());
+    x[1] = 1e36f; /* far from FLT_MAX (and w' = x s well inside f16): held */
+    CHECK_RC(vt_quantize(VT_FMT_AWQ_INT4, &p, x, 1, 128, q, 1));
+    CHECK_RC(vt_dequantize(VT_FMT_AWQ_INT4, &p, q, 1, 128, y, 1));
+    CHECKF(isfinite(y[1]) && fabsf(y[1] - x[1]) < 0.04f * x[1], "awq 1e36 -> %g", (double)y[1]);
+    /* nvfp4 with the observed tensor scale of a subnormal tensor: amax / 2688 is coarse and
+     * did not cover amax (refused); vt_quant_observe now rounds it up */
+    static const float tiny[] = {3.9068e-42f, 1e-41f, 5.1e-41f, 1e-40f};
+    for (size_t t = 0; t < sizeof tiny / sizeof tiny[0]; t++) {
+        for (int i = 0; i < 16; i++) x[i] = 0.0f;
+        x[0] = tiny[t];
+        vt_quant_params_init(&p);
+        CHECK_RC(vt_quant_observe(VT_FMT_NVFP4, &p, x, 16));
+        rc = vt_quantize(VT_FMT_NVFP4, &p, x, 1, 16, q, 1);
+        CHECKF(rc == 0, "nvfp4 subnormal %g, observed ts %g: rc %d (%s)", (double)tiny[t],
+               (double)p.tensor_scale, rc, vt_last_error());
+        if (!rc) {
+            CHECK_RC(vt_dequantize(VT_FMT_NVFP4, &p, q, 1, 16, y, 1));
+            CHECKF(fabsf(y[0] - x[0]) <= 0.25f * x[0], "nvfp4 subnormal %g -> %g", (double)x[0],
+                   (double)y[0]);
+        }
+    }
+}
+
+/* A NaN and an out-of-range value in one call: the first unit (row, or run of blocks of a long
+ * row) with an error is reported, the NaN first within a unit, the same on 1 or all threads and
+ * in vt_quant_check. */
+static void error_order(void) {
+    const uint64_t rows = 1000, cols = 256;
+    float *x = malloc(rows * cols * sizeof(float));
+    uint8_t *q = malloc(vt_quant_bytes(VT_FMT_F16, rows, cols));
+    static const struct {
+        uint64_t big_row, nan_row;
+        int want;
+    } cases[] = {{3, 900, -ERANGE}, {900, 3, VT_ENONFINITE}, {5, 5, VT_ENONFINITE}};
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++)
+        for (int rep = 0; rep < 20; rep++) {
+            for (uint64_t i = 0; i < rows * cols; i++) x[i] = vt_rand_normal();
+            x[cases[c].big_row * cols + 10] = 1e5f;
+            x[cases[c].nan_row * cols + 200] = NAN;
+            for (int t = 0; t < 3; t++) {
+                int rc = t == 2 ? vt_quant_check(VT_FMT_F16, NULL, x, rows, cols)
+                                : vt_quantize(VT_FMT_F16, NULL, x, rows, cols, q, t ? 0 : 1);
+                char want[48];
+                snprintf(want, sizeof want, "row %llu, column %d",
+                         (unsigned long long)(cases[c].want == -ERANGE ? cases[c].big_row
+                                                                       : cases[c].nan_row),
+                         cases[c].want == -ERANGE ? 10 : 200);
+                CHECKF(rc == cases[c].want && strstr(vt_last_error(), want),
+                       "case %zu, %s: rc %d (%s), want %d at %s", c,
+                       t == 2 ? "check"
+                       : t    ? "threads"
+                              : "1 thread",
+                       rc, vt_last_error(), cases[c].want, want);
+            }
+        }
+    free(x);
+    free(q);
+    /* one long row (units of about 32768 values): a range error in its first unit before a NaN
+     * in its second */
+    const uint64_t lc = 70001;
+    float *l = malloc(lc * sizeof(float));
+    uint8_t *lq = malloc(vt_quant_bytes(VT_FMT_F16, 1, lc));
+    for (uint64_t i = 0; i < lc; i++) l[i] = vt_rand_normal();
+    l[100] = 1e5f;
+    l[50000] = NAN;
+    for (int t = 0; t < 3; t++) {
+        int rc = t == 2 ? vt_quant_check(VT_FMT_F16, NULL, l, 1, lc)
+                        : vt_quantize(VT_FMT_F16, NULL, l, 1, lc, lq, t ? 0 : 1);
+        CHECKF(rc == -ERANGE && strstr(vt_last_error(), "column 100 "), "long row %d: rc %d (%s)",
+               t, rc, vt_last_error());
+    }
+    free(l);
+    free(lq);
+}
+
 int main(void) {
     vt_test_seed();
     /* f16 and bf16 round to nearest even: 65520 is the first f32 that becomes an f16 Inf;
@@ -209,5 +323,7 @@ int main(void) {
         free(x);
         free(q);
     }
+    extremes();
+    error_order();
     return vt_test_done("test_quant_range");
 }
