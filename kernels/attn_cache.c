@@ -23,6 +23,13 @@ int vt_kv_cache_create(const vt_kv_cache_config *cfg, vt_kv_cache **out) {
                        vt_attn_fmt_name(cfg->format));
     if (cfg->location != VT_LOC_HOST && cfg->location != VT_LOC_DEVICE)
         return vt_fail(-EINVAL, "kv cache: bad location %d", (int)cfg->location);
+    /* before the device's presence: a config no GPU could serve is refused the same way on
+     * every build and machine */
+    if (cfg->location == VT_LOC_DEVICE && cfg->head_dim != 64 && cfg->head_dim != 128)
+        return vt_fail(-EINVAL,
+                       "kv cache: head_dim %u on the device: the GPU attention kernels take 64 or "
+                       "128 (a host cache takes any up to %u)",
+                       cfg->head_dim, VT_ATTN_MAX_HEAD_DIM);
     if (!(cfg->tensor_scale >= 0.0f) || isinf(cfg->tensor_scale))
         return vt_fail(-EINVAL, "kv cache: tensor_scale %g must be finite and >= 0",
                        (double)cfg->tensor_scale);

@@ -206,6 +206,24 @@ static void report(imp_run *r, const char *tensor, int force) {
     pthread_mutex_unlock(&r->mu);
 }
 
+/* vt_quantize refused a value (NaN/Inf, or out of the format's range) in the slice of rows
+ * [row, row + n) of chunk c. Its detail counts rows from the slice ("at row R, column C"); name
+ * the tensor's row instead. Error path only: the success path pays nothing. */
+static int bad_value_fail(int rc, const char *name, uint64_t c, uint64_t row, uint64_t n) {
+    char msg[1024];
+    snprintf(msg, sizeof msg, "%s", vt_last_error()); /* vt_fail below rewrites it */
+    unsigned long long r, col;
+    int end = 0;
+    const char *at = strstr(msg, " at row ");
+    if (at && sscanf(at, " at row %llu, column %llu%n", &r, &col, &end) == 2 && end > 0 && r < n)
+        return vt_fail(rc, "tensor '%s' chunk %llu: %.*s at tensor row %llu, column %llu%s", name,
+                       (unsigned long long)c, (int)(at - msg), msg, (unsigned long long)row + r,
+                       col, at + end);
+    return vt_fail(rc, "tensor '%s' chunk %llu, tensor rows %llu..%llu: %s", name,
+                   (unsigned long long)c, (unsigned long long)row, (unsigned long long)(row + n),
+                   msg);
+}
+
 static int do_chunk(imp_run *r, imp_tensor *it, uint64_t c, scratch *sc) {
     const imp_plan *p = &it->plan;
     const vt_tensor_info *ti = &it->ti;
@@ -242,11 +260,8 @@ static int do_chunk(imp_run *r, imp_tensor *it, uint64_t c, scratch *sc) {
             unsigned char *dst = (unsigned char *)sc->out + vt_quant_bytes(p->format, r0, p->cols);
             if ((rc = imp_read_rows_f32(p, row0 + r0, m, sc->src, sc->x))) return rc;
             rc = vt_quantize(p->format, &p->qp, sc->x, m, p->cols, dst, 1);
-            if (rc == VT_ENONFINITE)
-                return vt_fail(rc,
-                               "tensor '%s' rows %llu..%llu: NaN or Inf cannot be quantized (%s)",
-                               ti->name, (unsigned long long)(row0 + r0),
-                               (unsigned long long)(row0 + r0 + m), vt_last_error());
+            if (rc == VT_ENONFINITE || rc == -ERANGE)
+                return bad_value_fail(rc, ti->name, c, row0 + r0, m);
             if (!rc) rc = vt_dequantize(p->format, &p->qp, dst, m, p->cols, sc->y, 1);
             if (rc)
                 return vt_fail(rc, "tensor '%s' chunk %llu: %s", ti->name, (unsigned long long)c,

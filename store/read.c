@@ -401,45 +401,50 @@ static int read_rows_fn(vt_store *s, MDB_txn *txn, void *p) {
         int direct =
             c->out == VT_DTYPE_F32 && ci.row0 >= c->row0 && ci.row0 + ci.rows <= c->row0 + c->nrows;
         float *fo = direct ? (float *)((char *)c->dst + (ci.row0 - c->row0) * ti.cols * es) : f;
-        /* the chunk's rows [a, b) are wanted; bad: a value there the output dtype cannot hold
-         * (its index in the chunk) */
+        /* the chunk's rows [a, b) are wanted: values wa.. wa + wn of the chunk */
         const uint64_t a = ci.row0 > c->row0 ? ci.row0 : c->row0;
         const uint64_t b =
             ci.row0 + ci.rows < c->row0 + c->nrows ? ci.row0 + ci.rows : c->row0 + c->nrows;
         const size_t wa = (a - ci.row0) * ti.cols, wn = (b - a) * ti.cols;
-        size_t bad = SIZE_MAX;
-        if (ti.format == VT_STORE_FMT_RAW) {
+        const int f64 = ti.format == VT_STORE_FMT_RAW && ti.src_dtype == VT_DTYPE_F64;
+        if (ti.format == VT_STORE_FMT_RAW)
             rc = vt_convert_to_f32(ti.src_dtype, raw, fo, ci.rows * ti.cols);
-            if (!rc && ti.src_dtype == VT_DTYPE_F64) {
-                size_t k = f64_overflow((const char *)raw + 8 * wa, fo + wa, wn);
-                bad = k < wn ? wa + k : bad;
-            }
-        } else {
+        else
             rc = vt_dequantize(ti.format, &qp, raw, ci.rows, ti.cols, fo, 1);
-        }
         if (rc) {
             rc = st_fail(s, rc, "tensor %s chunk %llu: cannot dequantize: %s", ti.name,
                          (unsigned long long)i, vt_last_error());
             break;
         }
-        if (bad == SIZE_MAX && !direct) {
-            size_t k = put_out(c->out, f + wa, (char *)c->dst + (a - c->row0) * ti.cols * es, wn);
-            if (k < wn) bad = wa + k;
+        /* k: the first wanted value (from wa) that does not fit: a finite f32 beyond c->out
+         * (put_out skips infinities), or before it a finite double beyond f32 (now infinite);
+         * the hint follows which of the two it is, not its magnitude */
+        size_t k = direct
+                       ? wn
+                       : put_out(c->out, f + wa, (char *)c->dst + (a - c->row0) * ti.cols * es, wn);
+        int from_f64 = 0;
+        if (f64) {
+            size_t k64 = f64_overflow((const char *)raw + 8 * wa, fo + wa, k);
+            if (k64 < k) k = k64, from_f64 = 1;
         }
-        if (bad != SIZE_MAX) {
+        if (k < wn) {
+            const size_t bad = wa + k;
             double v;
-            if (ti.format == VT_STORE_FMT_RAW && ti.src_dtype == VT_DTYPE_F64)
+            if (f64)
                 memcpy(&v, (const char *)raw + 8 * bad, 8);
             else
                 v = f[bad];
+            /* f16 output: a value rounding past bf16's largest too fits only f32 */
+            const int bf16_too =
+                c->out == VT_DTYPE_F16 && !from_f64 && (vt_f32_to_bf16(fo[bad]) & 0x7fff) == 0x7f80;
             rc = st_fail(s, -ERANGE,
                          "tensor %s row %llu, column %llu: value %g does not fit %s (it would "
                          "read as infinite; %s)",
                          ti.name, (unsigned long long)(ci.row0 + bad / ti.cols),
                          (unsigned long long)(bad % ti.cols), v, vt_dtype_name(c->out),
-                         v > 3.5e38 || v < -3.5e38 ? "only its raw f64 bytes hold it"
-                         : c->out == VT_DTYPE_F16  ? "read it as bf16 or f32"
-                                                   : "read it as f32");
+                         from_f64 ? "only its raw f64 bytes hold it (vt_store_read_tensor_raw)"
+                         : c->out == VT_DTYPE_F16 && !bf16_too ? "read it as bf16 or f32"
+                                                               : "read it as f32");
             break;
         }
     }

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "store_print.h"
 #include "vtstore/core.h"
 #include "vtstore/quant.h"
 
@@ -241,19 +242,21 @@ static int qr_dataset(const qr_opts *o, const char *dname, const float *x, uint6
         if (rc != -1)
             fprintf(stderr, "vtstore quant: %s: %s: %s\n", dname, vt_strerror(rc), vt_last_error());
     } else if (js) {
+        fprintf(js, "%s    {\"name\": ", first_ds ? "" : ",\n");
+        vt_print_json_str(js, dname); /* a --file path: any bytes */
         fprintf(js,
-                "%s    {\"name\": \"%s\", \"rows\": %llu, \"cols\": %llu, \"memcpy_gbps\": %.4f,\n"
-                "     \"formats\": [\n",
-                first_ds ? "" : ",\n", dname, (unsigned long long)rows, (unsigned long long)cols,
-                mem_gbps);
+                ", \"rows\": %llu, \"cols\": %llu, \"memcpy_gbps\": %.4f,\n     \"formats\": [\n",
+                (unsigned long long)rows, (unsigned long long)cols, mem_gbps);
         for (size_t i = 0; i < done; i++) {
             qr_row *r = &res[i];
+            fputs("      {\"format\": ", js);
+            vt_print_json_str(js, r->name);
             fprintf(js,
-                    "      {\"format\": \"%s\", \"bits_per_weight\": %.4f, \"compression_vs_f32\": "
+                    ", \"bits_per_weight\": %.4f, \"compression_vs_f32\": "
                     "%.4f, \"compression_vs_f16\": %.4f, \"sqnr_db\": %.4f, \"cosine\": %.8f, "
                     "\"max_err\": %.6g, \"quantize_gbps_1t\": %.4f, \"quantize_gbps_all\": %.4f, "
                     "\"dequantize_gbps_1t\": %.4f, \"dequantize_gbps_all\": %.4f}%s\n",
-                    r->name, r->bpw, 32.0 / r->bpw, 16.0 / r->bpw, isinf(r->sqnr) ? 999.0 : r->sqnr,
+                    r->bpw, 32.0 / r->bpw, 16.0 / r->bpw, isinf(r->sqnr) ? 999.0 : r->sqnr,
                     r->cosine, r->max_err, r->q1, r->qt, r->d1, r->dt, i + 1 < done ? "," : "");
         }
         fprintf(js, "     ]}");
@@ -344,12 +347,11 @@ int vt_cmd_quant(int argc, char **argv) {
         fprintf(stderr, "vtstore quant: cannot write %s: %s\n", o.json, strerror(errno));
         return VT_EXIT_ERROR;
     }
-    if (js)
-        fprintf(
-            js,
-            "{\"tool\": \"vtstore quant\", \"version\": \"%s\", \"threads\": %d, \"runs\": %d,\n"
-            " \"datasets\": [\n",
-            vt_version(), o.threads, o.runs);
+    if (js) {
+        fputs("{\"tool\": \"vtstore quant\", \"version\": ", js);
+        vt_print_json_str(js, vt_version());
+        fprintf(js, ", \"threads\": %d, \"runs\": %d,\n \"datasets\": [\n", o.threads, o.runs);
+    }
     printf("vtstore quant: throughput in GB/s of f32 (quantize: input, dequantize: output); "
            "medians of %d runs\n",
            o.runs);

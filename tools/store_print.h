@@ -14,7 +14,8 @@ const char *vt_print_shape(const vt_tensor_info *ti, char *buf, size_t cap);
 const char *vt_print_bytes(uint64_t n, char *buf, size_t cap);
 /** A JSON string literal of the bytes s[0..n): well-formed UTF-8 as it is, each byte that is not
  *  part of a well-formed sequence (a name stored before names were checked, text cut inside a
- *  character) as U+FFFD, so the output is always valid JSON. */
+ *  character) as U+FFFD, so the output is always valid JSON. (json_str.c, which bench_quant
+ *  links with cmd_quant.c.) */
 void vt_print_json_strn(FILE *f, const char *s, size_t n);
 /** The same of a NUL-terminated string. */
 void vt_print_json_str(FILE *f, const char *s);

@@ -89,7 +89,7 @@ uint64_t vt_attn_row_bytes(uint32_t fmt, uint32_t head_dim);
 typedef struct vt_kv_cache vt_kv_cache;
 
 typedef struct vt_kv_cache_config {
-    vt_location location; /* VT_LOC_HOST or VT_LOC_DEVICE (needs a CUDA device) */
+    vt_location location; /* VT_LOC_HOST or VT_LOC_DEVICE (needs a CUDA device, D 64 or 128) */
     uint32_t format;      /* see vt_attn_kv_format_ok */
     uint32_t n_kv_heads;  /* Hkv >= 1 */
     uint32_t head_dim;    /* D, 1..VT_ATTN_MAX_HEAD_DIM */
@@ -98,10 +98,12 @@ typedef struct vt_kv_cache_config {
 } vt_kv_cache_config;
 
 /** Allocate an empty cache: K and V, each [n_kv_heads][capacity][row bytes], zeroed.
- *  Errors: -EINVAL (zero sizes, head_dim above VT_ATTN_MAX_HEAD_DIM, bad location),
- *  VT_EUNSUPPORTED (format cannot hold K/V; the message names it), -ENOMEM, VT_ENODEV (device
- *  cache without a CUDA device or build), VT_ECUDA. On success *out is owned by the caller
- *  until vt_kv_cache_destroy. */
+ *  Errors: -EINVAL (zero sizes, head_dim above VT_ATTN_MAX_HEAD_DIM, bad location, a device
+ *  cache with head_dim other than 64 or 128, which no GPU attention call would take; checked
+ *  before the device, so a build or machine without CUDA gives this error too, not
+ *  VT_ENODEV), VT_EUNSUPPORTED (format cannot hold K/V; the message names it), -ENOMEM,
+ *  VT_ENODEV (device cache without a CUDA device or build), VT_ECUDA. On success *out is
+ *  owned by the caller until vt_kv_cache_destroy. */
 int vt_kv_cache_create(const vt_kv_cache_config *cfg, vt_kv_cache **out);
 
 /** Free a cache (NULL is a no-op). A device cache is freed after its stream work: call it only

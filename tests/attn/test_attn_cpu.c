@@ -399,6 +399,33 @@ static void error_paths(void) {
     if (!vt_attn_cuda_available()) CHECK(rc == VT_ENODEV && !kv);
     vt_kv_cache_destroy(kv);
     kv = NULL;
+    /* a device cache with a head dim the GPU kernels do not take is refused at create, before
+     * (and so with or without) a CUDA device; a host cache takes any */
+    static const uint32_t bad_d[] = {1, 32, 63, 65, 80, 96, 127, 129, 256};
+    for (size_t i = 0; i < sizeof bad_d / sizeof bad_d[0]; i++) {
+        char want[32];
+        snprintf(want, sizeof want, "head_dim %u", bad_d[i]);
+        cc.head_dim = bad_d[i];
+        cc.location = VT_LOC_DEVICE;
+        rc = vt_kv_cache_create(&cc, &kv);
+        CHECKF(rc == -EINVAL && !kv && strstr(vt_last_error(), want) &&
+                   strstr(vt_last_error(), "64 or 128"),
+               "device head_dim %u: %d %s", bad_d[i], rc, vt_last_error());
+        vt_kv_cache_destroy(kv);
+        kv = NULL;
+        cc.location = VT_LOC_HOST;
+        CHECK_RC(vt_kv_cache_create(&cc, &kv));
+        vt_kv_cache_destroy(kv);
+        kv = NULL;
+    }
+    cc.head_dim = 128;
+    cc.location = VT_LOC_DEVICE;
+    rc = vt_kv_cache_create(&cc, &kv);
+    CHECKF(vt_attn_cuda_available() ? rc == 0 : rc == VT_ENODEV && !kv, "device D 128: %d %s", rc,
+           vt_last_error());
+    vt_kv_cache_destroy(kv);
+    kv = NULL;
+    cc.head_dim = 64;
     cc.location = VT_LOC_HOST;
     CHECK_RC(vt_kv_cache_create(&cc, &kv));
     float *x = rand_f32(2 * 8 * 64, 1);

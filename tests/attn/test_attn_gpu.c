@@ -8,7 +8,10 @@
  * and f16 input) must store exactly the K and V bytes the host cache (vt_quantize) stores.
  * Exit 77 without a CUDA device. VT_TEST_GPU_QUICK=1 runs every other K/V format (for the
  * compute-sanitizer runs). The same kernel code runs on the host, with emulated warps, in
- * test_attn_kern_host and test_attn_quant_host. */
+ * test_attn_kern_host and test_attn_quant_host. A head dim other than 64 or 128 is refused: at
+ * vt_kv_cache_create for a device cache, by vt_attn_forward for borrowed device K/V. */
+#include <errno.h>
+
 #include "attn_util.h"
 #include "vtstore/device.h"
 
@@ -204,22 +207,24 @@ int main(void) {
     attn_case one = {8, 1, 128, 1, 129, 0, VT_FMT_BF16, VT_DTYPE_BF16, VT_DTYPE_F16, 0};
     gpu_case(&one, VT_ATTN_FLASH, 0);
     gpu_case(&one, VT_ATTN_DECODE, 0);
-    /* head dims other than 64/128 are refused on the GPU with a clear message */
+    /* head dims other than 64/128 are refused on the GPU with a clear message: a device cache
+     * at create, borrowed device K/V by the attention call */
     vt_kv_cache_config cc = {.location = VT_LOC_DEVICE,
                              .format = VT_FMT_F16,
                              .n_kv_heads = 1,
                              .head_dim = 96,
                              .capacity = 4};
-    vt_kv_cache *kv;
-    CHECK_RC(vt_kv_cache_create(&cc, &kv));
+    vt_kv_cache *kv = NULL;
+    CHECK(vt_kv_cache_create(&cc, &kv) == -EINVAL && !kv && strstr(vt_last_error(), "96") &&
+          strstr(vt_last_error(), "64 or 128"));
     vt_attn_params p;
     vt_attn_params_init(&p);
     void *buf;
     CHECK_RC(vt_dev_malloc(&buf, 4096));
     p.q = buf, p.o = buf, p.n_heads = 1, p.n_q = 1;
-    vt_kv_cache_view(kv, &p.kv);
+    p.kv.k = buf, p.kv.v = buf, p.kv.location = VT_LOC_DEVICE, p.kv.format = VT_FMT_F16;
+    p.kv.n_kv_heads = 1, p.kv.head_dim = 96, p.kv.n_tokens = 4;
     CHECK(vt_attn_forward(&p) == VT_EUNSUPPORTED && strstr(vt_last_error(), "96"));
     vt_dev_free(buf);
-    vt_kv_cache_destroy(kv);
     return vt_test_done("test_attn_gpu");
 }

@@ -2,10 +2,12 @@
  * (exit 0) for every subcommand, bench included; the top-level help names the bench areas that
  * exist; --where comparisons on `layer` are false for names without a layer number; a failing
  * `stream --json` leaves stdout empty (error on stderr, exit 1) and a passing one prints one
- * complete object. */
+ * complete object; `quant --json` writes a --file name with quotes, backslashes, control
+ * characters or ill-formed UTF-8 as a valid JSON string. */
 #include <sys/wait.h>
 
 #include "import/gen.h"
+#include "store/parse.h"
 #include "cli_util.h"
 #include "vt_test.h"
 
@@ -102,6 +104,42 @@ int main(void) {
     CHECKF(!*slurp("out.txt"), "stream --json failure wrote stdout: %s", slurp("out.txt"));
     CHECKF(strstr(slurp("err.txt"), "vtstore stream:"), "stream error: %s", slurp("err.txt"));
     CHECK(vt("stream nosuch.vts --ram 4M --json") == 1 && !*slurp("out.txt"));
+
+    /* 5. quant --json: a --file name with a quote, a backslash, a tab and a byte that is no
+     * UTF-8 gives valid JSON whose dataset name is that name (the byte as U+FFFD) */
+    {
+        static const char fname[] = "q\"u\\o\tte\xff.npy";
+        static float qx[4 * 64];
+        for (size_t i = 0; i < sizeof qx / sizeof qx[0]; i++) qx[i] = vt_rand_normal();
+        gbuf qb = {0};
+        gen_npy(&qb, 1, "<f4", (const uint64_t[]){4, 64}, 2, qx, sizeof qx);
+        char qp[4400];
+        snprintf(qp, sizeof qp, "%s/%s", dir, fname);
+        CHECK(gb_write_file(&qb, qp) == 0);
+        gb_free(&qb);
+        char a[256];
+        snprintf(a, sizeof a, "quant --file '%s' --runs 1 --threads 1 --json q.json", fname);
+        rc = vt(a);
+        CHECKF(rc == 0, "quant --file: exit %d, %s", rc, slurp("err.txt"));
+        const char *js = slurp("q.json");
+        vt_json j;
+        int prc = vt_json_parse(js, strlen(js), "q.json", &j);
+        CHECKF(prc == 0, "quant --json is not JSON: %s\n%.400s", vt_last_error(), js);
+        if (!prc) {
+            uint32_t ds = vt_json_get(&j, 0, "datasets");
+            uint32_t d0 = ds ? j.nodes[ds].child : 0;
+            uint32_t nm = d0 ? vt_json_get(&j, d0, "name") : 0;
+            uint32_t fm = d0 ? vt_json_get(&j, d0, "formats") : 0;
+            uint32_t f0 = fm ? j.nodes[fm].child : 0;
+            uint32_t ff = f0 ? vt_json_get(&j, f0, "format") : 0;
+            CHECKF(nm && j.nodes[nm].type == VT_JSON_STRING &&
+                       !strcmp(vt_json_str(&j, nm), "q\"u\\o\tte\xef\xbf\xbd.npy"),
+                   "dataset name '%s'", nm ? vt_json_str(&j, nm) : "(none)");
+            CHECKF(ff && j.nodes[ff].type == VT_JSON_STRING && !strcmp(vt_json_str(&j, ff), "f16"),
+                   "first format '%s'", ff ? vt_json_str(&j, ff) : "(none)");
+            vt_json_free(&j);
+        }
+    }
 
     if (!vt_test_failures) {
         char cmd[4400];

@@ -471,6 +471,78 @@ static void test_unchanged(void) {
     vt_store_close(s);
 }
 
+/* A bad value deep in a tensor that spans several chunks, each quantized in several slices:
+ * the error names the tensor's row and column, not the row within the chunk or the slice.
+ * 1536 x 256 f32 with a 256 KiB chunk target: f16 chunks of 512 rows, q4_0 and q8_0 one chunk;
+ * the import quantizes 256 rows at a time. */
+#define BR 1536
+#define BC 256
+
+static void test_bad_value_position(void) {
+    char p[4300];
+    pathf(p, "badpos.vts");
+    vt_store_options so = {0};
+    so.chunk_target_bytes = 256 << 10;
+    vt_store *s = NULL;
+    int rc = vt_store_open(p, VT_STORE_RDWR | VT_STORE_CREATE, &so, &s);
+    CHECKF(rc == 0, "open %s: %s", p, vt_last_error());
+    if (!s) return;
+    static float x[BR * BC];
+    for (int i = 0; i < BR * BC; i++) x[i] = vt_rand_normal();
+    static const struct {
+        float v;
+        int row, col;
+        uint32_t fmt;
+        int rc;
+        uint64_t chunk;
+    } bv[] = {
+        {1e5f, 1300, 5, VT_FMT_F16, -ERANGE, 2},            /* chunk 2 row 276, slice 1 row 20 */
+        {NAN, 1300, 5, VT_FMT_F16, VT_ENONFINITE, 2},       /* the same for NaN */
+        {-INFINITY, 70, 250, VT_FMT_F16, VT_ENONFINITE, 0}, /* first slice of the first chunk */
+        {NAN, 1000, 37, VT_FMT_Q4_0, VT_ENONFINITE, 0},     /* slice 3 row 232 */
+        {1e8f, 600, 100, VT_FMT_Q8_0, -ERANGE, 0},          /* slice 2 row 88 */
+        {-1e5f, BR - 1, BC - 1, VT_FMT_F16, -ERANGE, 2},    /* the last value */
+    };
+    vt_import_options o;
+    vt_import_options_init(&o);
+    o.tensor_name = "deep.weight";
+    for (size_t i = 0; i < sizeof bv / sizeof bv[0]; i++) {
+        const size_t at = (size_t)bv[i].row * BC + (size_t)bv[i].col;
+        const float keep = x[at];
+        x[at] = bv[i].v;
+        gbuf b = {0};
+        const uint64_t dims[2] = {BR, BC};
+        gen_npy(&b, 1, "<f4", dims, 2, x, sizeof x);
+        x[at] = keep;
+        pathf(p, "deep.npy");
+        CHECK(gb_write_file(&b, p) == 0);
+        gb_free(&b);
+        o.format = bv[i].fmt;
+        rc = vt_import_file(s, p, &o, NULL);
+        char want[128], chunk[64];
+        snprintf(want, sizeof want, "at tensor row %d, column %d", bv[i].row, bv[i].col);
+        snprintf(chunk, sizeof chunk,
+                 "tensor 'deep.weight' chunk %llu:", (unsigned long long)bv[i].chunk);
+        const char *e = vt_last_error();
+        CHECKF(rc == bv[i].rc && strstr(e, want) && strstr(e, chunk) &&
+                   strstr(e, bv[i].rc == -ERANGE ? "out of the format's range" : "non-finite"),
+               "case %zu: want %d '%s' in '%s', got %d '%s'", i, bv[i].rc, want, chunk, rc, e);
+        CHECK(vt_store_stat(s, "deep.weight", &(vt_tensor_info){0}) == VT_ENOTFOUND);
+    }
+    /* the same tensor without the bad value imports, in several chunks */
+    o.format = VT_FMT_F16;
+    pathf(p, "deep.npy");
+    gbuf b = {0};
+    gen_npy(&b, 1, "<f4", (const uint64_t[]){BR, BC}, 2, x, sizeof x);
+    CHECK(gb_write_file(&b, p) == 0);
+    gb_free(&b);
+    CHECK_RC(vt_import_file(s, p, &o, NULL));
+    vt_tensor_info ti;
+    CHECK_RC(vt_store_stat(s, "deep.weight", &ti));
+    CHECKF(ti.n_chunks == 3, "%llu chunks", (unsigned long long)ti.n_chunks);
+    vt_store_close(s);
+}
+
 /* ---- npy and multi-file index ---- */
 
 static void test_npy_and_index(void) {
@@ -546,6 +618,7 @@ int main(void) {
     test_safetensors_quant();
     test_gguf();
     test_unchanged();
+    test_bad_value_position();
     test_npy_and_index();
     if (!vt_test_failures) {
         char cmd[4200];

@@ -393,15 +393,21 @@ static void narrow_reads(void) {
     n_ex = 0;
     enum { R = 6, C = 40 };
     float f[R * C], big[R * C];
-    double d[R * C];
-    for (int i = 0; i < R * C; i++) f[i] = big[i] = vt_rand_normal(), d[i] = vt_rand_normal();
+    double d[R * C], d2[R * C];
+    for (int i = 0; i < R * C; i++)
+        f[i] = big[i] = vt_rand_normal(), d[i] = vt_rand_normal(), d2[i] = vt_rand_normal();
     f[7] = -INFINITY;         /* stored: stays -inf in every dtype */
     big[3 * C + 11] = 1e5f;   /* beyond f16 */
     big[4 * C + 2] = FLT_MAX; /* rounds past bf16's largest */
     d[5 * C + 30] = -1e300;   /* beyond f32 */
+    /* the hint follows where the overflow comes from, not the magnitude (2 rows a chunk) */
+    d2[2 * C + 3] = 3.4e38;  /* fits f32, rounds past bf16's largest */
+    d2[3 * C + 7] = 3.45e38; /* beyond f32, though below 3.5e38; in the same chunk */
+    d2[4 * C + 1] = 1e5;     /* beyond f16 only */
     put_tensor(w, "inf", VT_FMT_F32, VT_DTYPE_F32, R, C, f, sizeof f, NULL, 1.0f, 2);
     put_tensor(w, "big", VT_FMT_F32, VT_DTYPE_F32, R, C, big, sizeof big, NULL, 1.0f, 2);
     put_tensor(w, "f64", VT_STORE_FMT_RAW, VT_DTYPE_F64, R, C, d, sizeof d, NULL, 1.0f, 2);
+    put_tensor(w, "f64b", VT_STORE_FMT_RAW, VT_DTYPE_F64, R, C, d2, sizeof d2, NULL, 1.0f, 2);
     CHECK_RC(vt_store_writer_commit(w));
     uint16_t h[R * C];
     float g[R * C];
@@ -424,6 +430,33 @@ static void narrow_reads(void) {
         {"f64", VT_DTYPE_F32, 0, R, "tensor f64 row 5, column 30: value -1e+300 does not fit f32"},
         {"f64", VT_DTYPE_F32, 5, 1, "row 5, column 30"},
         {"f64", VT_DTYPE_F16, 0, 5, NULL},
+        {"f64", VT_DTYPE_F16, 0, R,
+         "value -1e+300 does not fit f16 (it would read as infinite; "
+         "only its raw f64 bytes hold it (vt_store_read_tensor_raw))"},
+        {"big", VT_DTYPE_F16, 4, 1,
+         "row 4, column 2: value 3.40282e+38 does not fit f16 (it would read as infinite; read it "
+         "as f32)"},
+        {"f64b", VT_DTYPE_F32, 0, R,
+         "tensor f64b row 3, column 7: value 3.45e+38 does not fit f32 (it would read as "
+         "infinite; only its raw f64 bytes hold it (vt_store_read_tensor_raw))"},
+        {"f64b", VT_DTYPE_BF16, 3, 1,
+         "row 3, column 7: value 3.45e+38 does not fit bf16 (it would read as infinite; only its "
+         "raw f64 bytes hold it (vt_store_read_tensor_raw))"},
+        {"f64b", VT_DTYPE_F16, 3, 1,
+         "row 3, column 7: value 3.45e+38 does not fit f16 (it would "
+         "read as infinite; only its raw f64 bytes hold it"},
+        /* the first value in row order, whichever check finds it */
+        {"f64b", VT_DTYPE_BF16, 0, R,
+         "row 2, column 3: value 3.4e+38 does not fit bf16 (it would read as infinite; read it "
+         "as f32)"},
+        {"f64b", VT_DTYPE_F16, 2, 1,
+         "row 2, column 3: value 3.4e+38 does not fit f16 (it would read as infinite; read it as "
+         "f32)"},
+        {"f64b", VT_DTYPE_F16, 4, 2,
+         "row 4, column 1: value 100000 does not fit f16 (it would read as infinite; read it as "
+         "bf16 or f32)"},
+        {"f64b", VT_DTYPE_BF16, 4, 2, NULL},
+        {"f64b", VT_DTYPE_F32, 0, 3, NULL},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         void *dst = cases[i].dt == VT_DTYPE_F32 ? (void *)g : (void *)h;
