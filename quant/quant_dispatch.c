@@ -54,6 +54,68 @@ static uint64_t find_nonfinite(const float *x, uint64_t n) {
     return scan_scalar(x, n);
 }
 
+/* The same scan also giving the largest |x| (in *amax, when n is returned): one pass, on the
+ * bit patterns (|x| orders as its bits do; a NaN/Inf is any value at or above 0x7f800000). */
+static uint64_t scan_amax_scalar(const float *x, uint64_t n, uint32_t *mbits) {
+    uint32_t m = 0;
+    for (uint64_t i = 0; i < n; i++) {
+        uint32_t u;
+        memcpy(&u, &x[i], 4);
+        u &= 0x7fffffffu;
+        if (u >= 0x7f800000u) return i;
+        m = u > m ? u : m;
+    }
+    *mbits = m > *mbits ? m : *mbits;
+    return n;
+}
+
+#ifdef VT_X86
+__attribute__((target("avx2"))) static uint64_t scan_amax_avx2(const float *x, uint64_t n,
+                                                               uint32_t *mbits) {
+    const __m256i abs = _mm256_set1_epi32(0x7fffffff), fin = _mm256_set1_epi32(0x7f7fffff);
+    __m256i mx = _mm256_setzero_si256();
+    uint64_t i = 0;
+    for (; i + 64 <= n; i += 64) {
+        __m256i acc = _mm256_setzero_si256();
+        for (int k = 0; k < 64; k += 8)
+            acc = _mm256_max_epu32(
+                acc, _mm256_and_si256(_mm256_loadu_si256((const __m256i *)(x + i + k)), abs));
+        if (!_mm256_testz_si256(_mm256_cmpgt_epi32(acc, fin), _mm256_cmpgt_epi32(acc, fin)))
+            return i + scan_scalar(x + i, 64);
+        mx = _mm256_max_epu32(mx, acc);
+    }
+    uint32_t lanes[8];
+    _mm256_storeu_si256((__m256i *)lanes, mx);
+    for (int k = 0; k < 8; k++) *mbits = lanes[k] > *mbits ? lanes[k] : *mbits;
+    return i + scan_amax_scalar(x + i, n - i, mbits);
+}
+#endif
+
+static uint64_t scan_amax(const float *x, uint64_t n, float *amax) {
+    uint32_t m = 0;
+    uint64_t b;
+#ifdef VT_X86
+    if (__builtin_cpu_supports("avx2"))
+        b = scan_amax_avx2(x, n, &m);
+    else
+#endif
+        b = scan_amax_scalar(x, n, &m);
+    memcpy(amax, &m, 4);
+    return b;
+}
+
+/* awq's smallest and largest channel scale (vt_qrange_safe), 1 and 1 otherwise. */
+static void scale_span(uint32_t base, const vt_quant_params *p, uint64_t cols, float *smin,
+                       float *smax) {
+    *smin = *smax = 1.0f;
+    if (base != VT_FMT_AWQ_INT4 || !p || !p->channel_scale) return;
+    for (uint64_t c = 0; c < cols; c++) {
+        const float v = p->channel_scale[c];
+        *smin = c == 0 || v < *smin ? v : *smin;
+        *smax = c == 0 || v > *smax ? v : *smax;
+    }
+}
+
 /* ---- jobs ----------------------------------------------------------------------------------- */
 
 typedef struct qjob {
@@ -69,6 +131,7 @@ typedef struct qjob {
     uint64_t seg_elems, segs_per_row;
     uint32_t block_elems, block_bytes;
     int ref, sparse;
+    float smin, smax;      /* awq's channel scales (scale_span) */
     _Atomic uint64_t bad;  /* smallest row*cols+col of a NaN/Inf seen, UINT64_MAX if none */
     _Atomic uint64_t rbad; /* the same of a value the format cannot hold (vt_qrange_first) */
     pthread_mutex_t mu;    /* guards err/msg */
@@ -127,15 +190,19 @@ static int quant_task(void *ctx, uint64_t i, int tid) {
     vt_qrow_fn fn = j->ref ? j->ops->quantize_ref : j->ops->quantize;
     for (uint64_t r = r0; r < r1; r++) {
         const float *x = j->src + r * j->cols + c0;
-        uint64_t b = find_nonfinite(x, n);
+        float amax;
+        uint64_t b = scan_amax(x, n, &amax);
         if (b < n) {
             note_bad(&j->bad, r * j->cols + c0 + b);
             return VT_ENONFINITE;
         }
+        /* the per-block range check only where the run's largest value calls for it */
+        const int safe = vt_qrange_safe(j->base, amax, p, j->smin, j->smax);
         uint8_t *d = j->dstq + r * j->row_bytes + c0 / j->block_elems * j->block_bytes;
         if (j->sparse) {
             uint64_t k = 0;
-            int rc = vt_sparse24_quantize_row(j->ops, j->base, x, d, n, p, j->ref, &k);
+            int rc =
+                vt_sparse24_quantize_row(j->ops, j->base, x, d, n, p, j->ref, safe ? NULL : &k);
             if (rc == -ERANGE) {
                 note_bad(&j->rbad, r * j->cols + c0 + k);
                 return rc;
@@ -145,7 +212,7 @@ static int quant_task(void *ctx, uint64_t i, int tid) {
                 return rc;
             }
         } else {
-            b = vt_qrange_first(j->base, x, n, p);
+            b = safe ? n : vt_qrange_first(j->base, x, n, p);
             if (b < n) {
                 note_bad(&j->rbad, r * j->cols + c0 + b);
                 return -ERANGE;
@@ -308,6 +375,7 @@ static int run_rows(const char *what, uint32_t fmt, const vt_quant_params *p, co
     j.block_bytes = fi->block_bytes;
     atomic_init(&j.bad, UINT64_MAX);
     atomic_init(&j.rbad, UINT64_MAX);
+    if (quantize) scale_span(base, p, cols, &j.smin, &j.smax);
     pthread_mutex_init(&j.mu, NULL);
     uint64_t ntasks;
     j.seg_elems = seg_len(fi, cols, j.sparse);
@@ -388,15 +456,19 @@ int vt_quant_check(uint32_t fmt, const vt_quant_params *p, const float *src, uin
     if (sparse && !(row = vt_malloc(vt_quant_row_bytes(fmt, cols))))
         return vt_fail(-ENOMEM, "%s: out of memory", what);
     const uint64_t seg = seg_len(vt_format_get(fmt), cols, sparse);
+    float smin, smax;
+    scale_span(base, p, cols, &smin, &smax);
     for (uint64_t r = 0; r < rows && !rc; r++)
         for (uint64_t c0 = 0; c0 < cols && !rc; c0 += seg) { /* vt_quantize's units, in order */
             const float *x = src + r * cols + c0;
             const uint64_t n = cols - c0 < seg ? cols - c0 : seg;
-            uint64_t b = find_nonfinite(x, n);
+            float amax;
+            uint64_t b = scan_amax(x, n, &amax);
             if (b < n) {
                 rc = nonfinite_error(what, fmt, src, cols, r * cols + c0 + b);
                 break;
             }
+            if (vt_qrange_safe(base, amax, p, smin, smax)) continue;
             if (sparse) { /* whole rows */
                 if (vt_sparse24_quantize_row(ops, base, x, row, cols, p, 0, &b) != -ERANGE)
                     continue;

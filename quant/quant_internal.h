@@ -49,6 +49,9 @@ void vt_sparse24_dequantize_row(const vt_qrow_ops *ops, uint32_t base_fmt, const
  * |x| of the first such block), or n; and a phrase naming the rule for messages. */
 uint64_t vt_qrange_first(uint32_t base, const float *x, uint64_t n, const vt_quant_params *p);
 const char *vt_qrange_rule(uint32_t base);
+/* 1 when no block of a run whose largest |x| is @p amax can be out of @p base's range (the usual
+ * case, so that vt_qrange_first is skipped); awq: smin, smax bound its channel scales. */
+int vt_qrange_safe(uint32_t base, float amax, const vt_quant_params *p, float smin, float smax);
 
 /* format.c (quant-A): the ops of a base format, or NULL (nf4_dq has none). */
 const vt_qrow_ops *vt_qops_get(uint32_t base_fmt);

@@ -125,6 +125,33 @@ uint64_t vt_qrange_first(uint32_t base, const float *x, uint64_t n, const vt_qua
     return n;
 }
 
+/* Each bound below follows from the block's own rule, whose terms only grow with the block's
+ * largest |x| (at most amax) and, for awq, |x s| (at most amax smax). */
+int vt_qrange_safe(uint32_t base, float amax, const vt_quant_params *p, float smin, float smax) {
+    switch (base) {
+    case VT_FMT_F16:
+    case VT_FMT_Q4_1: /* |min| <= amax, (max - min) / 15 <= 2 amax / 15 */
+        return amax < F16_INF_FROM;
+    case VT_FMT_BF16:
+        return amax <= 0x1.fep127f; /* bf16's largest */
+    case VT_FMT_Q8_0:
+        return amax / 127 < F16_INF_FROM;
+    case VT_FMT_Q4_0:
+        return amax / 8 < F16_INF_FROM;
+    case VT_FMT_INT8:
+        return 127.0f * (amax / 127.0f) <= FLT_MAX;
+    case VT_FMT_AWQ_INT4:
+        return (2.0f * (amax * smax)) / 15.0f <= 65504.0f && !(smin < 1e-32f);
+    case VT_FMT_NVFP4: {
+        const float ts =
+            p && p->tensor_scale > 0.0f && isfinite(p->tensor_scale) ? p->tensor_scale : 1.0f;
+        return (amax / 6.0f) / ts <= E4M3_SAT_PAST && (ts * 448.0f) * 6.0f <= FLT_MAX;
+    }
+    default:
+        return 1;
+    }
+}
+
 const char *vt_qrange_rule(uint32_t base) {
     switch (base) {
     case VT_FMT_F16:

@@ -181,6 +181,22 @@ static void extremes(void) {
     CHECK_RC(vt_quantize(VT_FMT_AWQ_INT4, &p, x, 1, 128, q, 1));
     CHECK_RC(vt_dequantize(VT_FMT_AWQ_INT4, &p, q, 1, 128, y, 1));
     CHECKF(isfinite(y[1]) && fabsf(y[1] - x[1]) < 0.04f * x[1], "awq 1e36 -> %g", (double)y[1]);
+    /* The per-block check is skipped when a run's largest |x| (times awq's largest channel
+     * scale) cannot be out of range: a bound, so that a run above it is checked block by block
+     * and accepted when its blocks hold. awq: a large x under a small scale and a large scale
+     * under a small x (amax x smax = 1e12, each w' about 1e3) */
+    for (int i = 0; i < 128; i++) x[i] = 0.5f, s[i] = 1.0f;
+    x[0] = 1e9f, s[0] = 1e-6f;
+    x[1] = 1.0f, s[1] = 1e3f;
+    vt_quant_params_init(&p);
+    p.channel_scale = s;
+    p.channel_count = 128;
+    CHECK_RC(vt_quantize(VT_FMT_AWQ_INT4, &p, x, 1, 128, q, 1));
+    CHECK_RC(vt_quant_check(VT_FMT_AWQ_INT4, &p, x, 1, 128));
+    /* bf16: between its largest value and the first that rounds to Inf */
+    for (int i = 0; i < 128; i++) x[i] = 1.0f;
+    x[9] = 0x1.fe8p127f;
+    CHECK_RC(vt_quantize(VT_FMT_BF16, NULL, x, 1, 128, q, 1));
     /* nvfp4 with the observed tensor scale of a subnormal tensor: amax / 2688 is coarse and
      * did not cover amax (refused); vt_quant_observe now rounds it up */
     static const float tiny[] = {3.9068e-42f, 1e-41f, 5.1e-41f, 1e-40f};
