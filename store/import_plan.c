@@ -65,8 +65,16 @@ static int observe_all(imp_plan *p) {
     for (uint64_t r = 0; r < p->rows && !rc; r += step) {
         uint64_t n = p->rows - r < step ? p->rows - r : step;
         rc = imp_read_rows_f32(p, r, n, scratch, x);
-        if (!rc && (rc = vt_quant_observe(p->format, &p->qp, x, n * p->cols)))
-            rc = vt_fail(rc, "tensor '%s': %s", p->src->desc.name, vt_last_error());
+        if (!rc && (rc = vt_quant_observe(p->format, &p->qp, x, n * p->cols))) {
+            uint64_t i = 0; /* its index counts from this slice: name the tensor's row */
+            while (rc == VT_ENONFINITE && i < n * p->cols && isfinite(x[i])) i++;
+            if (rc == VT_ENONFINITE && i < n * p->cols)
+                rc = vt_fail(rc, "tensor '%s': non-finite value %g at tensor row %llu, column %llu",
+                             p->src->desc.name, (double)x[i], (unsigned long long)(r + i / p->cols),
+                             (unsigned long long)(i % p->cols));
+            else
+                rc = vt_fail(rc, "tensor '%s': %s", p->src->desc.name, vt_last_error());
+        }
     }
     vt_free(x);
     vt_free(scratch);

@@ -27,6 +27,7 @@ typedef struct qr_row {
     uint32_t fmt;
     double bpw, sqnr, cosine, max_err;
     double q1, qt, d1, dt; /* GB/s: quantize (f32 input bytes), dequantize (f32 output bytes) */
+    char range[320];       /* the format cannot hold the data (vt_quantize's -ERANGE): why */
 } qr_row;
 
 /* ---- data ---------------------------------------------------------------------------------- */
@@ -155,13 +156,15 @@ static int qr_do_memcpy(qr_ctx *c) {
 }
 
 /* Median seconds of @p runs timed calls (after one untimed warm-up); -1 on error. */
+/* Median time of @p runs calls after a warm-up; on failure the call's status code (< 0). */
 static double qr_time(int (*fn)(qr_ctx *), qr_ctx *c, int runs) {
     double t[64];
+    int rc;
     if (runs > 64) runs = 64;
-    if (fn(c)) return -1;
+    if ((rc = fn(c))) return rc;
     for (int r = 0; r < runs; r++) {
         double t0 = vt_now();
-        if (fn(c)) return -1;
+        if ((rc = fn(c))) return rc;
         t[r] = vt_now() - t0;
     }
     qsort(t, (size_t)runs, sizeof t[0], qr_cmp_d);
@@ -216,12 +219,25 @@ static int qr_dataset(const qr_opts *o, const char *dname, const float *x, uint6
         }
         qr_ctx c = {.fmt = r->fmt, .p = &p, .x = x, .y = y, .q = q, .rows = rows, .cols = cols};
         c.threads = 1;
-        double tq1 = qr_time(qr_do_quant, &c, o->runs), td1 = qr_time(qr_do_dequant, &c, o->runs);
+        double tq1 = qr_time(qr_do_quant, &c, o->runs);
+        if (tq1 == -ERANGE) { /* a value beyond the format: a line saying so, then the others */
+            snprintf(r->range, sizeof r->range, "%s", vt_last_error());
+            printf("%-9s cannot hold these values: %s\n", r->name, r->range);
+            free(q);
+            done = i + 1;
+            continue;
+        }
+        double td1 = qr_time(qr_do_dequant, &c, o->runs);
         c.threads = o->threads;
         double tqt = qr_time(qr_do_quant, &c, o->runs), tdt = qr_time(qr_do_dequant, &c, o->runs);
         vt_metrics m;
-        if (tq1 < 0 || td1 < 0 || tqt < 0 || tdt < 0 || vt_metrics_compute(x, y, n, &m)) {
-            rc = -1;
+        int mrc = 0;
+        if (tq1 < 0 || td1 < 0 || tqt < 0 || tdt < 0 || (mrc = vt_metrics_compute(x, y, n, &m))) {
+            rc = tq1 < 0   ? (int)tq1
+                 : td1 < 0 ? (int)td1
+                 : tqt < 0 ? (int)tqt
+                 : tdt < 0 ? (int)tdt
+                           : mrc;
             free(q);
             fprintf(stderr, "vtstore quant: %s on %s: %s (%s)\n", r->name, dname,
                     vt_last_error()[0] ? vt_last_error() : "failed", vt_strerror(rc));
@@ -251,6 +267,12 @@ static int qr_dataset(const qr_opts *o, const char *dname, const float *x, uint6
             qr_row *r = &res[i];
             fputs("      {\"format\": ", js);
             vt_print_json_str(js, r->name);
+            if (r->range[0]) { /* no figures: the format cannot hold the data */
+                fputs(", \"out_of_range\": ", js);
+                vt_print_json_str(js, r->range);
+                fprintf(js, "}%s\n", i + 1 < done ? "," : "");
+                continue;
+            }
             fprintf(js,
                     ", \"bits_per_weight\": %.4f, \"compression_vs_f32\": "
                     "%.4f, \"compression_vs_f16\": %.4f, \"sqnr_db\": %.4f, \"cosine\": %.8f, "

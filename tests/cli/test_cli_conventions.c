@@ -111,6 +111,7 @@ int main(void) {
         static const char fname[] = "q\"u\\o\tte\xff.npy";
         static float qx[4 * 64];
         for (size_t i = 0; i < sizeof qx / sizeof qx[0]; i++) qx[i] = vt_rand_normal();
+        qx[2 * 64 + 5] = 1e5f; /* beyond f16: its line says so, the other formats report */
         gbuf qb = {0};
         gen_npy(&qb, 1, "<f4", (const uint64_t[]){4, 64}, 2, qx, sizeof qx);
         char qp[4400];
@@ -121,6 +122,9 @@ int main(void) {
         snprintf(a, sizeof a, "quant --file '%s' --runs 1 --threads 1 --json q.json", fname);
         rc = vt(a);
         CHECKF(rc == 0, "quant --file: exit %d, %s", rc, slurp("err.txt"));
+        CHECKF(strstr(slurp("out.txt"), "f16       cannot hold these values") &&
+                   strstr(slurp("out.txt"), "\nbf16 "),
+               "quant output: %s", slurp("out.txt"));
         const char *js = slurp("q.json");
         vt_json j;
         int prc = vt_json_parse(js, strlen(js), "q.json", &j);
@@ -137,6 +141,12 @@ int main(void) {
                    "dataset name '%s'", nm ? vt_json_str(&j, nm) : "(none)");
             CHECKF(ff && j.nodes[ff].type == VT_JSON_STRING && !strcmp(vt_json_str(&j, ff), "f16"),
                    "first format '%s'", ff ? vt_json_str(&j, ff) : "(none)");
+            uint32_t oor = f0 ? vt_json_get(&j, f0, "out_of_range") : 0;
+            CHECKF(oor && j.nodes[oor].type == VT_JSON_STRING &&
+                       strstr(vt_json_str(&j, oor), "row 2, column 5"),
+                   "f16 out_of_range '%s'", oor ? vt_json_str(&j, oor) : "(none)");
+            uint32_t f1 = f0 ? j.nodes[f0].next : 0;
+            CHECKF(f1 && vt_json_get(&j, f1, "sqnr_db"), "no figures after the f16 entry");
             vt_json_free(&j);
         }
     }

@@ -431,6 +431,9 @@ static void test_unchanged(void) {
         int rc;
         const char *msg;
     } bv[] = {{"nan.weight", NAN, 200, VT_FMT_Q4_0, VT_ENONFINITE, "non-finite"},
+              /* nvfp4 observes the tensor first: its NaN named by an index within a slice */
+              {"nanv.weight", NAN, 64 + 17, VT_FMT_NVFP4, VT_ENONFINITE,
+               "non-finite value nan at tensor row 1, column 17"},
               {"big.weight", -1e5f, 64 + 17, VT_FMT_F16, -ERANGE,
                "row 1, column 17 is out of the format's range"}};
     vt_import_options o;
