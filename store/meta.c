@@ -69,8 +69,8 @@ int vt_meta_check(const void *val, size_t len) {
 /* Fetch the value of key into a new buffer. */
 static int fetch(vt_store *s, const char *key, unsigned char **out, size_t *len) {
     size_t n = 0;
-    int rc = vt_store_get_meta(s, key, NULL, 0, &n);
-    if (rc && rc != -ERANGE) return rc;
+    int rc = vt_store_get_meta(s, key, NULL, 0, &n); /* the size */
+    if (rc) return rc;
     unsigned char *b = vt_malloc(n ? n : 1);
     if (!b) return vt_fail(-ENOMEM, "metadata '%s': out of memory", key);
     if ((rc = vt_store_get_meta(s, key, b, n, &n))) {

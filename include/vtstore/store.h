@@ -170,8 +170,8 @@ typedef int (*vt_store_list_fn)(void *ctx, const vt_tensor_info *ti);
 int vt_store_list(vt_store *s, const char *pattern, vt_store_list_fn fn, void *ctx);
 
 /** Copy the aux blob of @p name (awq: cols f32 per-input-channel scales, little-endian) into
- *  @p dst of @p cap bytes; *len (may be NULL) gets its size. @p dst may be NULL with cap 0 to
- *  query the size. Errors: VT_ENOTFOUND, -ERANGE (cap too small; *len still set). */
+ *  @p dst of @p cap bytes; *len (may be NULL) gets its size. @p dst NULL with cap 0 queries
+ *  the size (returns 0). Errors: VT_ENOTFOUND, -ERANGE (cap too small; *len still set). */
 int vt_store_read_aux(vt_store *s, const char *name, void *dst, size_t cap, size_t *len);
 
 /** Quantization parameters of a tensor for vt_dequantize: tensor_scale from @p ti, and the
@@ -260,7 +260,8 @@ int vt_store_read_rows(vt_store *s, const char *name, uint64_t row0, uint64_t nr
 /* ---- metadata ------------------------------------------------------------------------------ */
 
 /** Value of user metadata @p key (written by vt_writer_put_meta) into @p dst[cap]; *len (may be
- *  NULL) gets its size; dst may be NULL with cap 0 to query it. Errors: VT_ENOTFOUND, -ERANGE. */
+ *  NULL) gets its size; dst NULL with cap 0 queries it (returns 0). Errors: VT_ENOTFOUND,
+ *  -ERANGE (cap too small; *len still set). */
 int vt_store_get_meta(vt_store *s, const char *key, void *dst, size_t cap, size_t *len);
 
 /** Callback of vt_store_meta_list; key and value are valid during the call only. */

@@ -287,7 +287,7 @@ class Store:
         buf = ctypes.create_string_buffer(4096)
         lib.vt_clear_error()
         rc = lib.vt_store_get_meta(h, k, buf, len(buf), byref(n))
-        if rc == -errno.ERANGE:  # larger than the guess: n has its size (no other size query)
+        if rc == -errno.ERANGE:  # larger than the guess: n has its size
             buf = ctypes.create_string_buffer(n.value)
             rc = lib.vt_store_get_meta(h, k, buf, len(buf), byref(n))
         if rc:

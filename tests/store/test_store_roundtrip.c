@@ -245,6 +245,9 @@ static void check_all(vt_store *s, int zstd) {
             float a[4096];
             size_t len;
             CHECK_RC(vt_store_read_aux(s, e->name, a, sizeof a, &len));
+            size_t ql = 0;
+            CHECK(vt_store_read_aux(s, e->name, NULL, 0, &ql) == 0 && ql == len);
+            CHECK(vt_store_read_aux(s, e->name, a, len - 1, &ql) == -ERANGE && ql == len);
             CHECK(len == e->cols * 4 && memcmp(a, e->aux, len) == 0);
         }
         free(raw);
@@ -265,6 +268,10 @@ static void check_all(vt_store *s, int zstd) {
     CHECK_RC(vt_store_get_meta(s, "general.name", v, sizeof v, &len));
     CHECK(len == 5 && memcmp(v, "llama", 5) == 0);
     CHECK(vt_store_get_meta(s, "general.none", v, sizeof v, &len) == VT_ENOTFOUND);
+    /* a size query (NULL, 0) succeeds; a buffer too small is -ERANGE, the size still given */
+    size_t qlen = 0;
+    CHECK(vt_store_get_meta(s, "general.name", NULL, 0, &qlen) == 0 && qlen == len);
+    CHECK(vt_store_get_meta(s, "general.name", v, len - 1, &qlen) == -ERANGE && qlen == len);
     meta_count = 0;
     CHECK_RC(vt_store_meta_list(s, "general.", meta_fn, NULL));
     CHECK(meta_count == 2);
