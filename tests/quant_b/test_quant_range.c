@@ -162,7 +162,7 @@ static void extremes(void) {
     x[0] = 3.4e38f;
     int rc = vt_quantize(VT_FMT_NVFP4, &p, x, 1, 16, q, 1);
     CHECKF(rc == -ERANGE, "nvfp4 ts 9.6e35, x 3.4e38: rc %d", rc);
-    x[0] = 2.0e38f;                /* within: s does not round past */
+    x[0] = 2.0e38f; /* within: s does not round past */
     CHECK_RC(vt_quantize(VT_FMT_NVFP4, &p, x, 1, 16, q, 1));
     CHECK_RC(vt_dequantize(VT_FMT_NVFP4, &p, q, 1, 16, y, 1));
     CHECKF(isfinite(y[0]) && fabsf(y[0] - x[0]) < 0.2f * x[0], "nvfp4 2e38 -> %g", (double)y[0]);
