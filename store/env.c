@@ -1,8 +1,14 @@
-/* LMDB environment plumbing: transactions under the map-resize lock, map growth, error
- * mapping, and the per-handle error message. */
+/* LMDB environment plumbing: transactions under the map-resize lock (and a check of LMDB's lock
+ * table before writing), map growth, error mapping, and the per-handle error message. */
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "store_internal.h"
 
@@ -43,11 +49,134 @@ int st_mdb_code(int rc) {
     return VT_ELMDB;
 }
 
+/* LMDB's lock table (index/lock.mdb) records the id of the last commit, mti_txnid; a write txn
+ * gets that id + 1 and starts from the tree of meta page (id & 1). The first process to open the
+ * environment (it holds lock.mdb exclusively meanwhile) resets the table, mti_txnid = 0, and sets
+ * mti_txnid from the meta pages at the end of its mdb_env_open (mdb_env_share_locks). An opener
+ * killed in between (a SIGKILLed `vtstore get`) leaves 0 to the process that was waiting for the
+ * lock, and to every process that opens while one of them still has it open: LMDB 0.9 does not
+ * check it. A write txn then gets id 1 and the tree of meta slot 0, and its commit writes meta
+ * slot 1 with txnid 1 -- a newest commit in slot 1 is lost, the index goes back to slot 0's txn,
+ * the commit itself is hidden behind it, and index/data.xxh (not maintained for it: its id is not
+ * above the last txnid) makes the next open refuse the index ("txn N is older than the N+1
+ * recorded", or a meta page checksum mismatch). Under LMDB's writer mutex the recorded id always
+ * equals the meta pages' last txnid (a writer that died mid-commit is repaired by LMDB on the next
+ * lock), so a write txn whose id is not last + 1 has such a table: repair it (below) while the
+ * mutex is held, and begin again; if it cannot be repaired, refuse to write. */
+
+static uint64_t env_last_txnid(vt_store *s) {
+    MDB_envinfo ei;
+    return mdb_env_info(s->env, &ei) ? 0 : (uint64_t)ei.me_last_txnid;
+}
+
+#define LMDB_LOCK_MAGIC 0xBEEFC0DEu /* MDB_MAGIC */
+
+/* Set mti_txnid to @p last where it holds @p stale; 0, or -1 with the reason in @p why. The lock
+ * file begins with MDB_txbody {u32 magic, u32 format, reader mutex (pthread_mutex_t, robust),
+ * size_t txnid, ...} in LMDB 0.9 on Linux; the magic, and the stale value LMDB just handed out,
+ * must be found there, else nothing is written. Goes through LMDB's own descriptor of lock.mdb:
+ * opening and closing another one would drop this process's fcntl locks on the file, LMDB's
+ * record that it has the environment open. The caller holds the writer mutex; readers reread the
+ * word until stable, an aligned store is what they expect. */
+static int lock_table_repair(vt_store *s, uint64_t stale, uint64_t last, char *why, size_t cap) {
+    struct stat want;
+    if (fstatat(s->root_fd, "index/lock.mdb", &want, 0)) {
+        snprintf(why, cap, "index/lock.mdb: %s", strerror(errno));
+        return -1;
+    }
+    size_t off =
+        (8 + sizeof(pthread_mutex_t) + sizeof(size_t) - 1) / sizeof(size_t) * sizeof(size_t);
+    long pg = sysconf(_SC_PAGESIZE);
+    if (pg <= 0 || off + sizeof(size_t) > (size_t)pg ||
+        (uint64_t)want.st_size < off + sizeof(size_t)) {
+        snprintf(why, cap, "index/lock.mdb is too short");
+        return -1;
+    }
+    DIR *d = opendir("/proc/self/fd");
+    if (!d) {
+        snprintf(why, cap, "/proc/self/fd: %s", strerror(errno));
+        return -1;
+    }
+    int fd = -1;
+    for (struct dirent *e; fd < 0 && (e = readdir(d)) != NULL;) {
+        char *end;
+        long n = strtol(e->d_name, &end, 10);
+        struct stat st;
+        if (*end || end == e->d_name || n < 0 || n > 1 << 30 || n == dirfd(d) || fstat((int)n, &st))
+            continue;
+        int fl = fcntl((int)n, F_GETFL);
+        if (st.st_dev == want.st_dev && st.st_ino == want.st_ino && fl >= 0 &&
+            (fl & O_ACCMODE) == O_RDWR)
+            fd = (int)n;
+    }
+    closedir(d);
+    if (fd < 0) {
+        snprintf(why, cap, "LMDB's descriptor of index/lock.mdb not found");
+        return -1;
+    }
+    uint8_t *m = mmap(NULL, (size_t)pg, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (m == MAP_FAILED) {
+        snprintf(why, cap, "mapping index/lock.mdb: %s", strerror(errno));
+        return -1;
+    }
+    int rc = -1;
+    size_t *t = (size_t *)(void *)(m + off);
+    if (__atomic_load_n((uint32_t *)(void *)m, __ATOMIC_SEQ_CST) == LMDB_LOCK_MAGIC &&
+        __atomic_load_n(t, __ATOMIC_SEQ_CST) == (size_t)stale) {
+        __atomic_store_n(t, (size_t)last, __ATOMIC_SEQ_CST);
+        rc = 0;
+    } else {
+        snprintf(why, cap, "index/lock.mdb has a layout this build does not know");
+    }
+    munmap(m, (size_t)pg);
+    return rc;
+}
+
 int st_txn_begin(vt_store *s, int rdonly, MDB_txn **txn) {
-    for (int tries = 0;; tries++) {
+    for (int tries = 0, settled = 0, repairs = 0;; tries++) {
         pthread_rwlock_rdlock(&s->resize_lock);
         int rc = mdb_txn_begin(s->env, NULL, rdonly ? MDB_RDONLY : 0, txn);
-        if (rc == 0) return 0;
+        if (rc == 0 && rdonly) {
+            /* a read of a read-write handle must see the last commit (a writer reads its ids and
+             * counters before its write txn): one that does not, once, is settled under the
+             * writer mutex, which repairs a broken lock table (another process's commit in
+             * flight is the harmless other cause). A read-only handle cannot take the mutex:
+             * until a writer repairs the table, its reads see one of the last two commits. */
+            if (settled || !(s->flags & VT_STORE_RDWR) ||
+                (uint64_t)mdb_txn_id(*txn) == env_last_txnid(s))
+                return 0;
+            mdb_txn_abort(*txn);
+            *txn = NULL;
+            pthread_rwlock_unlock(&s->resize_lock);
+            settled = 1;
+            MDB_txn *w;
+            if ((rc = st_txn_begin(s, 0, &w))) return rc;
+            st_txn_abort(s, w);
+            continue;
+        }
+        if (rc == 0) {
+            uint64_t id = (uint64_t)mdb_txn_id(*txn), last = env_last_txnid(s);
+            if (id == last + 1) return 0;
+            /* a broken lock table (see above): repair it under the writer mutex, begin again */
+            char why[256] = "it went wrong again";
+            int e = repairs++ < 2 ? lock_table_repair(s, id - 1, last, why, sizeof why) : -1;
+            mdb_txn_abort(*txn);
+            *txn = NULL;
+            pthread_rwlock_unlock(&s->resize_lock);
+            if (!e) {
+                vt_log(VT_LOG_WARN,
+                       "store %s: repaired index/lock.mdb: it gave txn %llu as the last commit, "
+                       "the index is at txn %llu (a process was killed while opening the store)",
+                       s->path, (unsigned long long)(id - 1), (unsigned long long)last);
+                continue;
+            }
+            return st_fail(s, VT_ELMDB,
+                           "store %s: index/lock.mdb gives txn %llu as the last commit but the "
+                           "index is at txn %llu (a process was killed while opening the store); "
+                           "not writing, a commit would roll the index back (cannot repair the "
+                           "lock file: %s; it is reset when no process has the store open)",
+                           s->path, (unsigned long long)(id - 1), (unsigned long long)last, why);
+        }
         pthread_rwlock_unlock(&s->resize_lock);
         if (rc == MDB_MAP_RESIZED && tries < 8) {
             /* another process grew the map: adopt its size (no txn of ours may be open) */
