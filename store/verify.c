@@ -119,8 +119,12 @@ static void check_shards(vctx *v, MDB_txn *txn, st_shard_tab *tab, uint32_t *max
 int vt_store_verify(vt_store *s, vt_verify_fn fn, void *ctx, vt_verify_report *rep) {
     if (!s) return vt_fail(-EINVAL, "vt_store_verify: NULL store");
     vctx v = {s, fn, ctx, {0}};
-    /* the index file first: a damaged page could crash LMDB in the walk below */
+    /* the index file first: a damaged page could crash LMDB in the walk below. Under the map
+     * lock: it reads the meta pages through LMDB's map, which another thread of this handle
+     * may replace when it adopts a resize (st_txn_begin) */
+    pthread_rwlock_rdlock(&s->resize_lock);
     int rc = st_sum_check(s);
+    pthread_rwlock_unlock(&s->resize_lock);
     if (rc == VT_ECORRUPT) {
         problem(&v, rc, NULL, -1, 0, 0, "%s", vt_last_error());
         if (rep) *rep = v.rep;
