@@ -46,7 +46,7 @@ static inline float e8m0_dec(uint8_t v) {
     return v == 0 ? fp4_u2f(0x00400000u) : fp4_u2f((uint32_t)v << 23);
 }
 
-static float nvfp4_tensor_scale(const vt_quant_params *p) {
+float vt_nvfp4_tensor_scale(const vt_quant_params *p) {
     float ts = p ? p->tensor_scale : 1.0f;
     return (ts > 0.0f && isfinite(ts)) ? ts : 1.0f;
 }
@@ -99,7 +99,7 @@ static inline void e2m1_codes4(const float *v, uint8_t *c) {
 /* ---- nvfp4 --------------------------------------------------------------------------------- */
 
 static void nvfp4_quantize_ref(const float *x, void *dst, uint64_t cols, const vt_quant_params *p) {
-    float ts = nvfp4_tensor_scale(p);
+    float ts = vt_nvfp4_tensor_scale(p);
     uint8_t *out = dst;
     uint64_t nb = (cols + VT_QK_NVFP4 - 1) / VT_QK_NVFP4;
     for (uint64_t b = 0; b < nb; b++, out += sizeof(vt_block_nvfp4)) {
@@ -118,7 +118,7 @@ static void nvfp4_quantize_ref(const float *x, void *dst, uint64_t cols, const v
 
 static void nvfp4_quantize_fast(const float *x, void *dst, uint64_t cols,
                                 const vt_quant_params *p) {
-    float ts = nvfp4_tensor_scale(p);
+    float ts = vt_nvfp4_tensor_scale(p);
     uint8_t *out = dst;
     uint64_t nb = (cols + VT_QK_NVFP4 - 1) / VT_QK_NVFP4;
     for (uint64_t b = 0; b < nb; b++, out += sizeof(vt_block_nvfp4)) {
@@ -141,7 +141,7 @@ static void nvfp4_quantize_fast(const float *x, void *dst, uint64_t cols,
 
 static void nvfp4_dequantize_ref(const void *src, float *y, uint64_t cols,
                                  const vt_quant_params *p) {
-    float ts = nvfp4_tensor_scale(p);
+    float ts = vt_nvfp4_tensor_scale(p);
     const uint8_t *in = src;
     for (uint64_t j = 0; j < cols; j++) {
         const uint8_t *blk = in + (j / VT_QK_NVFP4) * sizeof(vt_block_nvfp4);
@@ -157,7 +157,8 @@ static void fp4_dequantize_tab(const uint8_t *in, size_t block_bytes, int n, flo
 
 static void nvfp4_dequantize_fast(const void *src, float *y, uint64_t cols,
                                   const vt_quant_params *p) {
-    fp4_dequantize_tab(src, sizeof(vt_block_nvfp4), VT_QK_NVFP4, y, cols, nvfp4_tensor_scale(p), 0);
+    fp4_dequantize_tab(src, sizeof(vt_block_nvfp4), VT_QK_NVFP4, y, cols, vt_nvfp4_tensor_scale(p),
+                       0);
 }
 
 /* ---- mxfp4 --------------------------------------------------------------------------------- */

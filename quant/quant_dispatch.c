@@ -29,33 +29,9 @@ static uint64_t scan_scalar(const float *x, uint64_t n) {
     return n;
 }
 
-#ifdef VT_X86
-__attribute__((target("avx2"))) static uint64_t scan_avx2(const float *x, uint64_t n) {
-    const __m256i e = _mm256_set1_epi32(0x7f800000);
-    uint64_t i = 0;
-    for (; i + 64 <= n; i += 64) {
-        __m256i acc = _mm256_setzero_si256();
-        for (int k = 0; k < 64; k += 8) {
-            __m256i v = _mm256_loadu_si256((const __m256i *)(x + i + k));
-            acc = _mm256_or_si256(acc, _mm256_cmpeq_epi32(_mm256_and_si256(v, e), e));
-        }
-        if (!_mm256_testz_si256(acc, acc)) return i + scan_scalar(x + i, 64);
-    }
-    uint64_t r = scan_scalar(x + i, n - i);
-    return i + r;
-}
-#endif
-
-/* Index of the first NaN/Inf in x[0..n), or n. */
-static uint64_t find_nonfinite(const float *x, uint64_t n) {
-#ifdef VT_X86
-    if (__builtin_cpu_supports("avx2")) return scan_avx2(x, n);
-#endif
-    return scan_scalar(x, n);
-}
-
-/* The same scan also giving the largest |x| (in *amax, when n is returned): one pass, on the
- * bit patterns (|x| orders as its bits do; a NaN/Inf is any value at or above 0x7f800000). */
+/* The index of the first NaN/Inf in x[0..n), or n, and then the largest |x| (in *amax): one
+ * pass, on the bit patterns (|x| orders as its bits do; a NaN/Inf is any value at or above
+ * 0x7f800000). */
 static uint64_t scan_amax_scalar(const float *x, uint64_t n, uint32_t *mbits) {
     uint32_t m = 0;
     for (uint64_t i = 0; i < n; i++) {
@@ -156,10 +132,10 @@ static void note_bad(_Atomic uint64_t *bad, uint64_t idx) {
 }
 
 /* Parameters for a run of a row starting at column c0 (awq scales are per column). */
-static const vt_quant_params *seg_params(const qjob *j, uint64_t c0, uint64_t n,
-                                         vt_quant_params *tmp) {
-    if (j->base != VT_FMT_AWQ_INT4 || c0 == 0) return j->p;
-    *tmp = *j->p;
+static const vt_quant_params *unit_params(uint32_t base, const vt_quant_params *p, uint64_t c0,
+                                          uint64_t n, vt_quant_params *tmp) {
+    if (base != VT_FMT_AWQ_INT4 || c0 == 0) return p;
+    *tmp = *p;
     tmp->channel_scale += c0;
     tmp->channel_count = n;
     return tmp;
@@ -186,7 +162,7 @@ static int quant_task(void *ctx, uint64_t i, int tid) {
     uint64_t r0, r1, c0, n;
     task_range(j, i, &r0, &r1, &c0, &n);
     vt_quant_params tmp;
-    const vt_quant_params *p = seg_params(j, c0, n, &tmp);
+    const vt_quant_params *p = unit_params(j->base, j->p, c0, n, &tmp);
     vt_qrow_fn fn = j->ref ? j->ops->quantize_ref : j->ops->quantize;
     for (uint64_t r = r0; r < r1; r++) {
         const float *x = j->src + r * j->cols + c0;
@@ -228,7 +204,7 @@ static int dequant_task(void *ctx, uint64_t i, int tid) {
     uint64_t r0, r1, c0, n;
     task_range(j, i, &r0, &r1, &c0, &n);
     vt_quant_params tmp;
-    const vt_quant_params *p = seg_params(j, c0, n, &tmp);
+    const vt_quant_params *p = unit_params(j->base, j->p, c0, n, &tmp);
     vt_dqrow_fn fn = j->ref ? j->ops->dequantize_ref : j->ops->dequantize;
     for (uint64_t r = r0; r < r1; r++) {
         const uint8_t *s = j->srcq + r * j->row_bytes + c0 / j->block_elems * j->block_bytes;
@@ -250,11 +226,10 @@ typedef struct scan_job {
 static int scan_task(void *ctx, uint64_t i, int tid) {
     scan_job *s = ctx;
     uint64_t a = i * TASK_ELEMS, n = s->n - a < TASK_ELEMS ? s->n - a : TASK_ELEMS;
-    uint64_t b = find_nonfinite(s->x + a, n);
+    float amax;
+    uint64_t b = scan_amax(s->x + a, n, &amax);
     if (b == n) return 0;
-    uint64_t idx = a + b, cur = atomic_load(&s->bad);
-    while (idx < cur && !atomic_compare_exchange_weak(&s->bad, &cur, idx)) {
-    }
+    note_bad(&s->bad, a + b);
     return VT_ENONFINITE;
 }
 
@@ -473,9 +448,9 @@ int vt_quant_check(uint32_t fmt, const vt_quant_params *p, const float *src, uin
                 if (vt_sparse24_quantize_row(ops, base, x, row, cols, p, 0, &b) != -ERANGE)
                     continue;
             } else {
-                vt_quant_params tmp = *p; /* awq: the unit's channel scales */
-                if (tmp.channel_scale) tmp.channel_scale += c0, tmp.channel_count = n;
-                if ((b = vt_qrange_first(base, x, n, &tmp)) == n) continue;
+                vt_quant_params tmp;
+                if ((b = vt_qrange_first(base, x, n, unit_params(base, p, c0, n, &tmp))) == n)
+                    continue;
             }
             rc = range_error(what, fmt, src, cols, r * cols + c0 + b);
         }

@@ -43,6 +43,9 @@ int vt_sparse24_quantize_row(const vt_qrow_ops *ops, uint32_t base_fmt, const fl
 void vt_sparse24_dequantize_row(const vt_qrow_ops *ops, uint32_t base_fmt, const void *src,
                                 float *y, uint64_t cols, const vt_quant_params *p, int ref);
 
+/* fp4.c: the nvfp4 tensor scale the quantizer uses: p's if positive and finite, else 1. */
+float vt_nvfp4_tensor_scale(const vt_quant_params *p);
+
 /* range.c: the index of the first value in x[0..n) (a run of whole blocks from a block start,
  * in the base format's row layout: awq's x before the channel scales p->channel_scale[0..n)) that
  * @p base cannot hold because its value or block scale would overflow or saturate (the largest

@@ -94,29 +94,18 @@ uint64_t vt_qrange_first(uint32_t base, const float *x, uint64_t n, const vt_qua
         }
         return n;
     case VT_FMT_Q8_0:
-        be = VT_QK8_0;
-        break;
     case VT_FMT_Q4_0:
-        be = VT_QK4_0;
-        break;
     case VT_FMT_Q4_1:
-        be = VT_QK4_1;
-        break;
     case VT_FMT_AWQ_INT4:
-        be = VT_QK_AWQ;
-        break;
     case VT_FMT_NVFP4:
-        be = VT_QK_NVFP4;
-        break;
-    case VT_FMT_INT8:
-        be = VT_QK_INT8;
+    case VT_FMT_INT8: /* block by block */
+        be = vt_format_get(base)->block_elems;
         break;
     default:
         return n;
     }
     const float *s = base == VT_FMT_AWQ_INT4 && p ? p->channel_scale : NULL;
-    const float ts =
-        p && p->tensor_scale > 0.0f && isfinite(p->tensor_scale) ? p->tensor_scale : 1.0f;
+    const float ts = vt_nvfp4_tensor_scale(p);
     for (uint64_t b = 0; b < n; b += be) {
         const uint64_t m = n - b < be ? n - b : be;
         if (block_bad(base, x + b, m, be, s ? s + b : NULL, ts))
@@ -143,8 +132,7 @@ int vt_qrange_safe(uint32_t base, float amax, const vt_quant_params *p, float sm
     case VT_FMT_AWQ_INT4:
         return (2.0f * (amax * smax)) / 15.0f <= 65504.0f && !(smin < 1e-32f);
     case VT_FMT_NVFP4: {
-        const float ts =
-            p && p->tensor_scale > 0.0f && isfinite(p->tensor_scale) ? p->tensor_scale : 1.0f;
+        const float ts = vt_nvfp4_tensor_scale(p);
         return (amax / 6.0f) / ts <= E4M3_SAT_PAST && (ts * 448.0f) * 6.0f <= FLT_MAX;
     }
     default:
