@@ -64,11 +64,6 @@ int st_mdb_code(int rc) {
  * lock), so a write txn whose id is not last + 1 has such a table: repair it (below) while the
  * mutex is held, and begin again; if it cannot be repaired, refuse to write. */
 
-static uint64_t env_last_txnid(vt_store *s) {
-    MDB_envinfo ei;
-    return mdb_env_info(s->env, &ei) ? 0 : (uint64_t)ei.me_last_txnid;
-}
-
 #define LMDB_LOCK_MAGIC 0xBEEFC0DEu /* MDB_MAGIC */
 
 /* Set mti_txnid to @p last where it holds @p stale; 0, or -1 with the reason in @p why. The lock
@@ -143,7 +138,7 @@ int st_txn_begin(vt_store *s, int rdonly, MDB_txn **txn) {
              * flight is the harmless other cause). A read-only handle cannot take the mutex:
              * until a writer repairs the table, its reads see one of the last two commits. */
             if (settled || !(s->flags & VT_STORE_RDWR) ||
-                (uint64_t)mdb_txn_id(*txn) == env_last_txnid(s))
+                (uint64_t)mdb_txn_id(*txn) == st_last_txnid(s))
                 return 0;
             mdb_txn_abort(*txn);
             *txn = NULL;
@@ -155,7 +150,7 @@ int st_txn_begin(vt_store *s, int rdonly, MDB_txn **txn) {
             continue;
         }
         if (rc == 0) {
-            uint64_t id = (uint64_t)mdb_txn_id(*txn), last = env_last_txnid(s);
+            uint64_t id = (uint64_t)mdb_txn_id(*txn), last = st_last_txnid(s);
             if (id == last + 1) return 0;
             /* a broken lock table (see above): repair it under the writer mutex, begin again */
             char why[256] = "it went wrong again";

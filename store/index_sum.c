@@ -96,13 +96,13 @@ static int hash_range(vt_store *s, uint64_t from, uint64_t to, uint64_t *out) {
     return rc;
 }
 
-static uint64_t last_txnid(vt_store *s) {
+uint64_t st_last_txnid(vt_store *s) {
     MDB_envinfo ei;
     return mdb_env_info(s->env, &ei) ? 0 : (uint64_t)ei.me_last_txnid;
 }
 
 int st_txn_is_write(vt_store *s, MDB_txn *txn) {
-    return (uint64_t)mdb_txn_id(txn) > last_txnid(s);
+    return (uint64_t)mdb_txn_id(txn) > st_last_txnid(s);
 }
 
 int st_sum_mark_pending(vt_store *s) {
@@ -112,7 +112,7 @@ int st_sum_mark_pending(vt_store *s) {
         return st_fail(s, -errno, "store %s: cannot open %s: %s", s->path, SUM_PATH,
                        strerror(errno));
     }
-    sum_rec r = {.flags = SUM_PENDING, .txnid = last_txnid(s)};
+    sum_rec r = {.flags = SUM_PENDING, .txnid = st_last_txnid(s)};
     uint8_t b[SUM_LEN], cur[SUM_LEN];
     rec_encode(&r, b);
     int rc = 0;
@@ -134,7 +134,7 @@ static int write_record(vt_store *s, char *why, size_t cap) {
     mdb_filehandle_t mfd;
     struct stat st;
     MDB_stat ms;
-    sum_rec r = {.txnid = last_txnid(s)};
+    sum_rec r = {.txnid = st_last_txnid(s)};
     if (mdb_env_get_fd(s->env, &mfd) || fstat(mfd, &st) || mdb_env_stat(s->env, &ms)) {
         snprintf(why, cap, "cannot stat data.mdb");
         return -EIO;
@@ -205,7 +205,7 @@ int st_sum_check(vt_store *s) {
         int k = rec_read(s, b1, &r);
         if (k < 0)
             return st_fail(s, k, "store %s: cannot read %s: %s", s->path, SUM_PATH, vt_strerror(k));
-        uint64_t t1 = last_txnid(s);
+        uint64_t t1 = st_last_txnid(s);
         if (k == REC_MISSING) {
             if (t1) /* a brand-new index has txnid 0 and no record yet */
                 vt_log(note_level(),
@@ -258,7 +258,7 @@ int st_sum_check(vt_store *s) {
         }
         if (!bad) return 0;
         /* only a verdict taken while neither the txnid nor the record moved counts */
-        if (last_txnid(s) != t1 || rec_read(s, b2, &r2) != REC_OK || memcmp(b1, b2, SUM_LEN))
+        if (st_last_txnid(s) != t1 || rec_read(s, b2, &r2) != REC_OK || memcmp(b1, b2, SUM_LEN))
             continue;
         if (bad == 1)
             return st_fail(s, VT_ECORRUPT,

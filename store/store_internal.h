@@ -230,6 +230,8 @@ int st_write_txn(vt_store *s, st_write_fn fn, void *ctx, const char *what);
 /* ---- index checksum (index_sum.c; docs/FORMAT.md section 1.1) ---- */
 #define ST_SUM_FILE "data.xxh" /* in STORE/index */
 /** 1 if @p txn is a write txn (its id is past the env's last committed txnid). */
+/* The id of the index's last commit, from its meta pages (0 if LMDB cannot say). */
+uint64_t st_last_txnid(vt_store *s);
 int st_txn_is_write(vt_store *s, MDB_txn *txn);
 /** Inside a write txn, before its commit: mark index/data.xxh pending (in place, synced) so no
  *  reader compares it with pages the commit is about to write. 0 if there is no record. */
