@@ -8,8 +8,8 @@
 
 #include "store_internal.h"
 
-uint64_t st_checksum(const void *p, size_t n) {
-    return (uint64_t)XXH3_64bits(p, n);
+uint64_t st_chunk_sum(const vt_chunk_info *ci, const void *stored) {
+    return (uint64_t)XXH3_64bits_withSeed(stored, ci->stored_len, ci->checksum_seed);
 }
 
 static void *zalloc(void *opaque, size_t n) {

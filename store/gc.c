@@ -108,7 +108,8 @@ static int plan(gc_ctx *g) {
     for (int m = mdb_cursor_get(cur, &k, &d, MDB_FIRST); m == 0;
          m = mdb_cursor_get(cur, &k, &d, MDB_NEXT)) {
         vt_chunk_info ci;
-        if (st_chunk_rec_decode(k.mv_data, k.mv_size, d.mv_data, d.mv_size, &ci)) {
+        if (st_chunk_rec_decode(k.mv_data, k.mv_size, d.mv_data, d.mv_size, s->format_version,
+                                &ci)) {
             rc = st_fail(s, VT_ECORRUPT,
                          "store %s: gc refuses to run on a damaged index: %s (run verify)", s->path,
                          vt_last_error());
@@ -192,7 +193,7 @@ static int copy_live(gc_ctx *g) {
                          e->rec.id, (unsigned long long)m->old.offset, vt_strerror(rc));
             break;
         }
-        if (st_checksum(buf, m->old.stored_len) != m->old.checksum) {
+        if (st_chunk_sum(&m->old, buf) != m->old.checksum) {
             rc = st_fail(s, VT_ECORRUPT,
                          "gc: tensor id %llu chunk %llu (shard %u @%llu): checksum mismatch; "
                          "nothing was changed "
@@ -239,12 +240,12 @@ static int switch_txn(vt_store *s, MDB_txn *txn, void *p) {
         if (rc == MDB_NOTFOUND) continue; /* its tensor was removed meanwhile */
         if (rc) return rc;
         vt_chunk_info now;
-        if (st_chunk_rec_decode(m->key, 16, d.mv_data, d.mv_size, &now) ||
+        if (st_chunk_rec_decode(m->key, 16, d.mv_data, d.mv_size, s->format_version, &now) ||
             now.shard_id != m->old.shard_id || now.offset != m->old.offset ||
             now.checksum != m->old.checksum)
             continue; /* replaced meanwhile: the new record does not point at a victim */
         uint8_t vb[ST_CHUNK_REC_LEN];
-        st_chunk_rec_encode(&m->neu, vb);
+        st_chunk_rec_encode(&m->neu, s->format_version, vb);
         MDB_val nd = {ST_CHUNK_REC_LEN, vb};
         if ((rc = mdb_put(txn, s->db_chunks, &k, &nd, 0))) return rc;
     }

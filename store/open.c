@@ -62,23 +62,33 @@ static int init_meta(vt_store *s, MDB_txn *txn) {
     return put_meta(s, txn, ST_KEY_DIRS, dirs, sizeof dirs);
 }
 
+static int dbis_open(vt_store *s, MDB_txn *txn, unsigned f) {
+    int rc;
+    if (!(rc = mdb_dbi_open(txn, "meta", f, &s->db_meta)) &&
+        !(rc = mdb_dbi_open(txn, "tensors", f, &s->db_tensors)) &&
+        !(rc = mdb_dbi_open(txn, "chunks", f, &s->db_chunks)))
+        rc = mdb_dbi_open(txn, "shards", f, &s->db_shards);
+    return rc;
+}
+
+/* st_write_txn body of a store's creation: the databases and the meta of a new store. */
+static int create_txn(vt_store *s, MDB_txn *txn, void *ctx) {
+    (void)ctx;
+    int rc = dbis_open(s, txn, MDB_CREATE);
+    return rc ? rc : init_meta(s, txn);
+}
+
 /* Open the four databases; @p create: create them (and the meta of a new store) when absent.
  * An existing store is opened in a read txn even for RDWR, so a plain open writes nothing. */
 static int open_dbis(vt_store *s, int create) {
     MDB_txn *txn;
-    int rc, write;
-    for (write = 0;; write = 1) {
-        if ((rc = st_txn_begin(s, !write, &txn))) return rc;
-        unsigned f = write ? MDB_CREATE : 0;
-        if (!(rc = mdb_dbi_open(txn, "meta", f, &s->db_meta)) &&
-            !(rc = mdb_dbi_open(txn, "tensors", f, &s->db_tensors)) &&
-            !(rc = mdb_dbi_open(txn, "chunks", f, &s->db_chunks)))
-            rc = mdb_dbi_open(txn, "shards", f, &s->db_shards);
-        if (rc == MDB_NOTFOUND && create && !write) {
-            st_txn_abort(s, txn);
-            continue;
-        }
-        break;
+    int rc = st_txn_begin(s, 1, &txn);
+    if (rc) return rc;
+    rc = dbis_open(s, txn, 0);
+    if (rc == MDB_NOTFOUND && create) {
+        st_txn_abort(s, txn);
+        /* a map too small for the new databases grows and the txn runs again */
+        return st_write_txn(s, create_txn, NULL, "cannot initialise index");
     }
     if (rc) {
         st_txn_abort(s, txn);
@@ -88,15 +98,7 @@ static int open_dbis(vt_store *s, int create) {
         return st_fail(s, st_mdb_code(rc), "store %s: cannot open index databases: %s", s->path,
                        mdb_strerror(rc));
     }
-    if (write && (rc = init_meta(s, txn))) {
-        st_txn_abort(s, txn);
-        return st_fail(s, st_mdb_code(rc), "store %s: cannot initialise index: %s", s->path,
-                       mdb_strerror(rc));
-    }
-    rc = st_txn_commit(s, txn);
-    if (rc == MDB_MAP_FULL)
-        return st_fail(s, VT_ELMDB, "store %s: index map full at creation", s->path);
-    return rc;
+    return st_txn_commit(s, txn);
 }
 
 /* Read version, store id and data dirs. */
@@ -120,6 +122,7 @@ static int load_meta(vt_store *s) {
         rc = st_fail(s, VT_EFORMAT, "store %s: format version 0 is invalid", s->path);
         goto out;
     }
+    s->format_version = (uint32_t)ver;
     MDB_val k = {strlen(ST_KEY_STORE_ID), ST_KEY_STORE_ID}, d;
     if (mdb_get(txn, s->db_meta, &k, &d) || d.mv_size != ST_STORE_ID_LEN) {
         rc = st_fail(s, VT_EFORMAT, "store %s: missing or bad store id", s->path);

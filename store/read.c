@@ -126,7 +126,7 @@ int st_chunk_get(vt_store *s, MDB_txn *txn, const vt_tensor_info *ti, uint64_t i
     if (rc)
         return st_fail(s, st_mdb_code(rc), "tensor %s chunk %llu: %s", ti->name,
                        (unsigned long long)index, mdb_strerror(rc));
-    if ((rc = st_chunk_rec_decode(kb, 16, d.mv_data, d.mv_size, ci)))
+    if ((rc = st_chunk_rec_decode(kb, 16, d.mv_data, d.mv_size, s->format_version, ci)))
         return st_fail(s, rc, "tensor %s: %s", ti->name, vt_last_error());
     return st_chunk_check(s, ti, ci);
 }
@@ -188,7 +188,7 @@ int vt_store_chunk_decode(vt_store *s, const vt_chunk_info *ci, const void *stor
     if (cap < ci->raw_len)
         return st_fail(s, -ERANGE, "chunk %llu: needs %llu bytes, buffer %zu",
                        (unsigned long long)ci->index, (unsigned long long)ci->raw_len, cap);
-    uint64_t h = st_checksum(stored, ci->stored_len);
+    uint64_t h = st_chunk_sum(ci, stored);
     if (h != ci->checksum)
         return st_fail(s, VT_ECORRUPT,
                        "tensor id %llu chunk %llu (shard %u @%llu): checksum mismatch",
@@ -248,7 +248,7 @@ int st_read_chunk_ci(vt_store *s, MDB_txn *txn, const char *name, const vt_chunk
                      "tensor %s chunk %llu (shard %s): read failed: %s", tname(name),
                      (unsigned long long)ci->index, where,
                      rc == VT_EFORMAT ? "shard file is truncated" : vt_strerror(rc));
-    } else if (st_checksum(buf, ci->stored_len) != ci->checksum) {
+    } else if (st_chunk_sum(ci, buf) != ci->checksum) {
         rc = st_fail(s, VT_ECORRUPT, "tensor %s chunk %llu (shard %s): checksum mismatch",
                      tname(name), (unsigned long long)ci->index, where);
     } else if (ci->codec == VT_CODEC_ZSTD) {

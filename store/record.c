@@ -2,6 +2,7 @@
  * decoder validates every length and field: index content is treated as hostile input. */
 #include <errno.h>
 #include <string.h>
+#include <xxhash.h>
 
 #include "store_internal.h"
 
@@ -206,9 +207,16 @@ void st_chunk_key(uint64_t tensor_id, uint64_t index, uint8_t key[16]) {
     st_put_be64(key + 8, index);
 }
 
-void st_chunk_rec_encode(const vt_chunk_info *ci, uint8_t p[ST_CHUNK_REC_LEN]) {
+uint64_t st_chunk_seed(uint32_t fv, uint64_t tensor_id, uint64_t index) {
+    if (fv < ST_CHUNK_REC_V2) return 0;
+    uint8_t key[16];
+    st_chunk_key(tensor_id, index, key);
+    return (uint64_t)XXH3_64bits(key, sizeof key);
+}
+
+void st_chunk_rec_encode(const vt_chunk_info *ci, uint32_t fv, uint8_t p[ST_CHUNK_REC_LEN]) {
     memset(p, 0, ST_CHUNK_REC_LEN);
-    p[0] = ST_CHUNK_REC_VERSION;
+    p[0] = (uint8_t)(fv < ST_CHUNK_REC_V2 ? ST_CHUNK_REC_V1 : ST_CHUNK_REC_V2);
     p[1] = (uint8_t)ci->codec;
     st_put_le32(p + 4, ci->shard_id);
     st_put_le64(p + 8, ci->offset);
@@ -219,7 +227,7 @@ void st_chunk_rec_encode(const vt_chunk_info *ci, uint8_t p[ST_CHUNK_REC_LEN]) {
     st_put_le64(p + 48, ci->checksum);
 }
 
-int st_chunk_rec_decode(const void *key, size_t klen, const void *val, size_t vlen,
+int st_chunk_rec_decode(const void *key, size_t klen, const void *val, size_t vlen, uint32_t fv,
                         vt_chunk_info *ci) {
     const uint8_t *p = val;
     memset(ci, 0, sizeof *ci);
@@ -230,9 +238,17 @@ int st_chunk_rec_decode(const void *key, size_t klen, const void *val, size_t vl
     if (vlen != ST_CHUNK_REC_LEN)
         return vt_fail(VT_EFORMAT, "chunk %llu of tensor id %llu: record length %zu", idx, tid,
                        vlen);
-    if (p[0] != ST_CHUNK_REC_VERSION)
+    if (p[0] != ST_CHUNK_REC_V1 && p[0] != ST_CHUNK_REC_V2)
         return vt_fail(VT_EFORMAT, "chunk %llu of tensor id %llu: record version %u", idx, tid,
                        p[0]);
+    /* the record version is the store's: a format-1 record in a format-2 store would check
+     * its bytes without the key binding */
+    if (fv && p[0] != (fv < ST_CHUNK_REC_V2 ? ST_CHUNK_REC_V1 : ST_CHUNK_REC_V2))
+        return vt_fail(VT_EFORMAT,
+                       "chunk %llu of tensor id %llu: record version %u in a store of format "
+                       "version %u",
+                       idx, tid, p[0], fv);
+    ci->checksum_seed = st_chunk_seed(p[0], ci->tensor_id, ci->index);
     ci->codec = p[1];
     ci->shard_id = st_le32(p + 4);
     ci->offset = st_le64(p + 8);
@@ -390,7 +406,8 @@ int vt_store_record_decode_test(const void *data, size_t len) {
     if (kl > len) kl = len;
     if ((r = st_tensor_rec_decode(data, kl, (const uint8_t *)data + kl, len - kl, &ti, &aux)) == 0)
         rc = 0;
-    if (len >= 16 && st_chunk_rec_decode(data, 16, (const uint8_t *)data + 16, len - 16, &ci) == 0)
+    if (len >= 16 &&
+        st_chunk_rec_decode(data, 16, (const uint8_t *)data + 16, len - 16, 0, &ci) == 0)
         rc = 0;
     if (len >= 4 && st_shard_rec_decode(data, 4, (const uint8_t *)data + 4, len - 4, &sr) == 0)
         rc = 0;

@@ -9,12 +9,15 @@
 
 #include "vtstore/store.h"
 
-#define ST_ALIGN                4096u
-#define ST_SHARD_HEADER         4096u
-#define ST_SHARD_MAGIC          "VTSHARD1"
-#define ST_STORE_ID_LEN         16
-#define ST_TENSOR_REC_VERSION   1
-#define ST_CHUNK_REC_VERSION    1
+#define ST_ALIGN              4096u
+#define ST_SHARD_HEADER       4096u
+#define ST_SHARD_MAGIC        "VTSHARD1"
+#define ST_STORE_ID_LEN       16
+#define ST_TENSOR_REC_VERSION 1
+/* chunk record version = the store's format version: 1 unseeded checksum, 2 seeded with the
+ * key's hash (docs/FORMAT.md section 3.3) */
+#define ST_CHUNK_REC_V1         1
+#define ST_CHUNK_REC_V2         2
 #define ST_SHARD_REC_VERSION    1
 #define ST_DIRS_REC_VERSION     1
 #define ST_CHUNK_REC_LEN        56
@@ -60,6 +63,7 @@ struct vt_store {
     MDB_dbi db_meta, db_tensors, db_chunks, db_shards;
     pthread_rwlock_t resize_lock; /* txns hold it shared; a map resize holds it exclusive */
     uint8_t store_id[ST_STORE_ID_LEN];
+    uint32_t format_version; /* vt.format_version: 1 or 2 (load_meta) */
     st_dirs dirs;
     /* entries of dirs already in the index; the rest were named by this RDWR open and are
      * recorded by its next commit (writer or gc), or undone at close (open.c) */
@@ -152,9 +156,14 @@ void st_tensor_rec_encode(const vt_tensor_info *ti, const void *aux, uint8_t *ou
  *  Returns 0 or VT_EFORMAT with a detail (vt_fail) naming the tensor and the bad field. */
 int st_tensor_rec_decode(const void *key, size_t klen, const void *val, size_t vlen,
                          vt_tensor_info *ti, const void **aux);
-void st_chunk_rec_encode(const vt_chunk_info *ci, uint8_t out[ST_CHUNK_REC_LEN]);
+/** Encode @p ci as a chunk record of a store of format version @p fv (1 or 2). */
+void st_chunk_rec_encode(const vt_chunk_info *ci, uint32_t fv, uint8_t out[ST_CHUNK_REC_LEN]);
 void st_chunk_key(uint64_t tensor_id, uint64_t index, uint8_t key[16]);
-int st_chunk_rec_decode(const void *key, size_t klen, const void *val, size_t vlen,
+/** Checksum seed of chunk (@p tensor_id, @p index) in a store of format version @p fv. */
+uint64_t st_chunk_seed(uint32_t fv, uint64_t tensor_id, uint64_t index);
+/** Decode and validate a chunk record of a store of format version @p fv (1 or 2; 0 accepts
+ *  either record version, for the fuzz entry); sets ci->checksum_seed. */
+int st_chunk_rec_decode(const void *key, size_t klen, const void *val, size_t vlen, uint32_t fv,
                         vt_chunk_info *ci);
 void st_shard_rec_encode(const st_shard_rec *r, uint8_t out[ST_SHARD_REC_LEN]);
 int st_shard_rec_decode(const void *key, size_t klen, const void *val, size_t vlen,
@@ -200,7 +209,8 @@ void st_dirs_recorded(vt_store *s);
 void st_fd_forget(vt_store *s, uint32_t shard_id);
 
 /* ---- codec (codec.c) ---- */
-uint64_t st_checksum(const void *p, size_t n);
+/** XXH3-64 of a chunk's ci->stored_len stored bytes under ci->checksum_seed. */
+uint64_t st_chunk_sum(const vt_chunk_info *ci, const void *stored);
 /** Compress @p src into a vt_malloc'ed buffer when that saves >= 5%; *out = NULL otherwise. */
 int st_compress(int level, const void *src, size_t n, void **out, size_t *out_len);
 /** Decompress a zstd frame into exactly @p raw_len bytes. */

@@ -283,7 +283,8 @@ int vt_writer_put_chunk(vt_store_writer *w, vt_writer_tensor *t, uint64_t index,
         ci.stored_len = slen;
         ci.padded_len = st_round_up(slen, ST_ALIGN);
         ci.raw_len = len;
-        ci.checksum = st_checksum(stored, slen);
+        ci.checksum_seed = st_chunk_seed(s->format_version, ci.tensor_id, index);
+        ci.checksum = st_chunk_sum(&ci, stored);
         pthread_mutex_lock(&w->mu);
         rc = reserve(w, ci.padded_len, &sh, &ci.offset);
         if (!rc) ci.shard_id = sh->id;
@@ -416,7 +417,7 @@ static int commit_txn(vt_store *s, MDB_txn *txn, void *ctx) {
         st_tensor_rec_encode(&t->info, t->aux, d.mv_data);
         for (uint64_t c = 0; c < t->info.n_chunks; c++) {
             st_chunk_key(t->info.id, c, kb);
-            st_chunk_rec_encode(&t->chunks[c], vb);
+            st_chunk_rec_encode(&t->chunks[c], s->format_version, vb);
             MDB_val ck = {16, kb}, cd = {ST_CHUNK_REC_LEN, vb};
             if ((rc = mdb_put(txn, s->db_chunks, &ck, &cd, MDB_APPEND))) return rc;
         }

@@ -33,7 +33,7 @@ static uint64_t job_verify(vt_streamer *st, vt_job *j) {
         if (j->cst[i] & CST_OK) continue;
         const vt_chunk_info *ci = &T->chunks[it->chunk0 + i];
         const vt_io_req *r = &j->reqs[i];
-        uint64_t h = XXH3_64bits(r->buf, ci->stored_len);
+        uint64_t h = XXH3_64bits_withSeed(r->buf, ci->stored_len, ci->checksum_seed);
         if (h == ci->checksum) {
             j->cst[i] |= CST_OK;
             continue;

@@ -54,8 +54,10 @@
 extern "C" {
 #endif
 
-/** On-disk format version this library writes and the newest it reads (docs/FORMAT.md). */
-#define VT_STORE_FORMAT_VERSION 1
+/** On-disk format version this library gives new stores and the newest it reads
+ *  (docs/FORMAT.md). Version 2 binds each chunk's checksum to its (tensor id, chunk index);
+ *  stores of version 1 are read and written as version 1. */
+#define VT_STORE_FORMAT_VERSION 2
 
 /** Format value for tensors kept as the raw bytes of their source dtype (integer tensors,
  *  f64, bool, fp8 ...): rows x cols elements of vt_dtype_size(src_dtype) bytes, little-endian.
@@ -206,7 +208,12 @@ typedef struct vt_chunk_info {
     uint64_t stored_len; /* bytes at offset (checksummed) */
     uint64_t padded_len; /* stored_len rounded up to 4096 */
     uint64_t raw_len;    /* bytes after decoding */
-    uint64_t checksum;   /* XXH3_64bits (seed 0) of the stored_len stored bytes */
+    uint64_t checksum;   /* XXH3_64bits_withSeed(stored bytes, stored_len, checksum_seed) */
+    /** Seed of the checksum, derived from the record's key, not stored: XXH3_64bits of the
+     *  16-byte key (u64 BE tensor_id, u64 BE index) in a format-2 store, so a chunk record
+     *  that names another chunk's bytes fails its check; 0 in a format-1 store (where
+     *  XXH3_64bits_withSeed with seed 0 is plain XXH3_64bits). */
+    uint64_t checksum_seed;
 } vt_chunk_info;
 
 /** Info of chunk @p index of tensor @p name. Errors: VT_ENOTFOUND (tensor or chunk). */
@@ -227,7 +234,8 @@ int vt_store_shard_path(vt_store *s, uint32_t shard_id, char *buf, size_t cap);
 int vt_store_shard_open(vt_store *s, uint32_t shard_id, int direct, int *fd_out);
 
 /** Check and decode the stored bytes of a chunk read by the caller: verifies the XXH3-64 of
- *  @p stored (ci->stored_len bytes) and decompresses into @p dst (cap >= ci->raw_len).
+ *  @p stored (ci->stored_len bytes, seeded with ci->checksum_seed) and decompresses into @p dst
+ * (cap >= ci->raw_len).
  *  @p dst may equal @p stored for codec NONE (then nothing is copied). @p s may be NULL (no
  *  handle message). Errors: VT_ECORRUPT (checksum mismatch, bad zstd frame, wrong decoded
  *  length; detail names tensor id, chunk, shard and offset), -ERANGE (cap too small). */

@@ -71,11 +71,11 @@ int main(int argc, char **argv) {
                         .checksum = 0x1234567890abcdefull};
     uint8_t b[16 + ST_CHUNK_REC_LEN];
     st_chunk_key(ci.tensor_id, ci.index, b);
-    st_chunk_rec_encode(&ci, b + 16);
+    st_chunk_rec_encode(&ci, VT_STORE_FORMAT_VERSION, b + 16);
     put(dir, "chunk_plain", b, sizeof b);
     ci.codec = VT_CODEC_ZSTD;
     ci.stored_len = 1000;
-    st_chunk_rec_encode(&ci, b + 16);
+    st_chunk_rec_encode(&ci, VT_STORE_FORMAT_VERSION, b + 16);
     put(dir, "chunk_zstd", b, sizeof b);
 
     st_shard_rec sr = {.id = 3, .dir = 1, .flags = 1, .size = 1 << 20};

@@ -479,8 +479,33 @@ static void narrow_reads(void) {
     for (int i = 0; i < n_ex; i++) free(ex[i].raw), free(ex[i].aux);
 }
 
+/* A store created with a map far too small for its first commit grows the map (it failed
+ * with MDB_MAP_FULL at creation) and takes tensors bigger than the initial map. */
+static void tiny_map(void) {
+    char dir[4096], path[4200];
+    vt_test_tmpdir("test_store_tinymap", dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/s.vts", dir);
+    vt_store_options o = {0};
+    o.map_size = 16 << 10;
+    o.chunk_target_bytes = 4096;
+    vt_store *s;
+    CHECK_RC(vt_store_open(path, VT_STORE_RDWR | VT_STORE_CREATE, &o, &s));
+    if (!s) return;
+    vt_store_writer *w;
+    CHECK_RC(vt_store_writer_begin(s, &w));
+    CHECK_RC(tu_put_gen(w, "t", 5, 4000, 64, 0)); /* 250 chunk records */
+    CHECK_RC(vt_store_writer_commit(w));
+    vt_store_close(s);
+    CHECK_RC(vt_store_open(path, VT_STORE_RDONLY, &o, &s));
+    uint32_t gen = 0;
+    CHECK(s && tu_check_gen(s, "t", &gen) == 0 && gen == 5);
+    CHECK_RC(vt_store_verify(s, NULL, NULL, NULL));
+    vt_store_close(s);
+}
+
 int main(void) {
     vt_test_seed();
+    tiny_map();
     narrow_reads();
     run(0);
     run(1);
