@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "vtstore/core.h"
+#include "fault_internal.h"
 
 static ssize_t def_pread(int fd, void *b, size_t n, off_t o) {
     return pread(fd, b, n, o);

@@ -6,6 +6,7 @@
 #include <sys/uio.h>
 
 #include "io_engine.h"
+#include "core/fault_internal.h"
 
 struct vt_io_uring_state {
     struct io_uring ring;

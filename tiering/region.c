@@ -8,6 +8,7 @@
 #include <sys/sysinfo.h>
 
 #include "tier_internal.h"
+#include "core/fault_internal.h"
 
 uint64_t vt_host_mem_available(void) {
     FILE *f = fopen("/proc/meminfo", "r");

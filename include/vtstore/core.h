@@ -184,8 +184,6 @@ void vt_fault_disarm(void);
 uint64_t vt_fault_count(void);
 /** 1 if the armed fault has fired. */
 int vt_fault_fired(void);
-/** Called by hook sites; returns 0 or the error to inject. Internal, but used by tiering. */
-int vt_fault_check(unsigned kind);
 
 /* ---- thread pool -------------------------------------------------------------------------- */
 
