@@ -108,8 +108,7 @@ static int plan(gc_ctx *g) {
     for (int m = mdb_cursor_get(cur, &k, &d, MDB_FIRST); m == 0;
          m = mdb_cursor_get(cur, &k, &d, MDB_NEXT)) {
         vt_chunk_info ci;
-        if (st_chunk_rec_decode(k.mv_data, k.mv_size, d.mv_data, d.mv_size, s->format_version,
-                                &ci)) {
+        if (st_chunk_rec_decode(k.mv_data, k.mv_size, d.mv_data, d.mv_size, st_fv(s), &ci)) {
             rc = st_fail(s, VT_ECORRUPT,
                          "store %s: gc refuses to run on a damaged index: %s (run verify)", s->path,
                          vt_last_error());
@@ -240,12 +239,12 @@ static int switch_txn(vt_store *s, MDB_txn *txn, void *p) {
         if (rc == MDB_NOTFOUND) continue; /* its tensor was removed meanwhile */
         if (rc) return rc;
         vt_chunk_info now;
-        if (st_chunk_rec_decode(m->key, 16, d.mv_data, d.mv_size, s->format_version, &now) ||
+        if (st_chunk_rec_decode(m->key, 16, d.mv_data, d.mv_size, st_fv(s), &now) ||
             now.shard_id != m->old.shard_id || now.offset != m->old.offset ||
             now.checksum != m->old.checksum)
             continue; /* replaced meanwhile: the new record does not point at a victim */
         uint8_t vb[ST_CHUNK_REC_LEN];
-        st_chunk_rec_encode(&m->neu, s->format_version, vb);
+        st_chunk_rec_encode(&m->neu, st_fv(s), vb);
         MDB_val nd = {ST_CHUNK_REC_LEN, vb};
         if ((rc = mdb_put(txn, s->db_chunks, &k, &nd, 0))) return rc;
     }
@@ -293,6 +292,15 @@ int vt_store_gc(vt_store *s, vt_store_gc_stats *stats) {
         return st_fail(s, -EBADF, "store %s is open read-only", s->path);
     int lock_fd, rc = st_writer_lock(s, &lock_fd);
     if (rc) return rc;
+    MDB_txn *txn; /* the version new records get: upgraded since this handle opened? */
+    if (!(rc = st_txn_begin(s, 1, &txn))) {
+        rc = st_version_load(s, txn);
+        st_txn_abort(s, txn);
+    }
+    if (rc) {
+        st_writer_unlock(lock_fd);
+        return rc;
+    }
     gc_ctx g;
     memset(&g, 0, sizeof g);
     g.s = s;

@@ -74,8 +74,7 @@ int st_live_scan(vt_store *s, MDB_txn *txn, st_shard_tab *tab) {
     for (m = mdb_cursor_get(cur, &k, &d, MDB_FIRST); m == 0;
          m = mdb_cursor_get(cur, &k, &d, MDB_NEXT)) {
         vt_chunk_info ci;
-        if ((rc = st_chunk_rec_decode(k.mv_data, k.mv_size, d.mv_data, d.mv_size, s->format_version,
-                                      &ci))) {
+        if ((rc = st_chunk_rec_decode(k.mv_data, k.mv_size, d.mv_data, d.mv_size, st_fv(s), &ci))) {
             rc = st_fail(s, VT_ECORRUPT, "%s", vt_last_error());
             break;
         }
@@ -324,8 +323,7 @@ int vt_store_get_totals(vt_store *s, vt_store_totals *out) {
         for (int m = mdb_cursor_get(cur, &k, &d, MDB_FIRST); m == 0;
              m = mdb_cursor_get(cur, &k, &d, MDB_NEXT)) {
             vt_chunk_info ci;
-            if (st_chunk_rec_decode(k.mv_data, k.mv_size, d.mv_data, d.mv_size, s->format_version,
-                                    &ci))
+            if (st_chunk_rec_decode(k.mv_data, k.mv_size, d.mv_data, d.mv_size, st_fv(s), &ci))
                 continue;
             out->chunks++;
             out->stored_bytes += ci.stored_len;

@@ -101,28 +101,28 @@ static int open_dbis(vt_store *s, int create) {
     return st_txn_commit(s, txn);
 }
 
+int st_version_load(vt_store *s, MDB_txn *txn) {
+    uint64_t ver = 0;
+    int rc = st_meta_get_u64(s, txn, ST_KEY_VERSION, &ver);
+    if (rc == VT_ENOTFOUND)
+        return st_fail(s, VT_EFORMAT, "%s is not a vtstore store (no format version)", s->path);
+    if (rc) return rc;
+    if (ver > VT_STORE_FORMAT_VERSION)
+        return st_fail(s, VT_EVERSION,
+                       "store %s has format version %llu, newer than this vtstore (%s) reads "
+                       "(%d): upgrade vtstore",
+                       s->path, (unsigned long long)ver, vt_version(), VT_STORE_FORMAT_VERSION);
+    if (ver == 0) return st_fail(s, VT_EFORMAT, "store %s: format version 0 is invalid", s->path);
+    __atomic_store_n(&s->format_version, (uint32_t)ver, __ATOMIC_RELAXED);
+    return 0;
+}
+
 /* Read version, store id and data dirs. */
 static int load_meta(vt_store *s) {
     MDB_txn *txn;
     int rc = st_txn_begin(s, 1, &txn);
     if (rc) return rc;
-    uint64_t ver = 0;
-    rc = st_meta_get_u64(s, txn, ST_KEY_VERSION, &ver);
-    if (rc == VT_ENOTFOUND)
-        rc = st_fail(s, VT_EFORMAT, "%s is not a vtstore store (no format version)", s->path);
-    if (rc) goto out;
-    if (ver > VT_STORE_FORMAT_VERSION) {
-        rc = st_fail(s, VT_EVERSION,
-                     "store %s has format version %llu, newer than this vtstore (%s) reads (%d): "
-                     "upgrade vtstore",
-                     s->path, (unsigned long long)ver, vt_version(), VT_STORE_FORMAT_VERSION);
-        goto out;
-    }
-    if (ver == 0) {
-        rc = st_fail(s, VT_EFORMAT, "store %s: format version 0 is invalid", s->path);
-        goto out;
-    }
-    s->format_version = (uint32_t)ver;
+    if ((rc = st_version_load(s, txn))) goto out;
     MDB_val k = {strlen(ST_KEY_STORE_ID), ST_KEY_STORE_ID}, d;
     if (mdb_get(txn, s->db_meta, &k, &d) || d.mv_size != ST_STORE_ID_LEN) {
         rc = st_fail(s, VT_EFORMAT, "store %s: missing or bad store id", s->path);

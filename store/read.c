@@ -126,7 +126,7 @@ int st_chunk_get(vt_store *s, MDB_txn *txn, const vt_tensor_info *ti, uint64_t i
     if (rc)
         return st_fail(s, st_mdb_code(rc), "tensor %s chunk %llu: %s", ti->name,
                        (unsigned long long)index, mdb_strerror(rc));
-    if ((rc = st_chunk_rec_decode(kb, 16, d.mv_data, d.mv_size, s->format_version, ci)))
+    if ((rc = st_chunk_rec_decode(kb, 16, d.mv_data, d.mv_size, st_fv(s), ci)))
         return st_fail(s, rc, "tensor %s: %s", ti->name, vt_last_error());
     return st_chunk_check(s, ti, ci);
 }
@@ -209,11 +209,10 @@ int vt_store_chunk_decode(vt_store *s, const vt_chunk_info *ci, const void *stor
     return 0;
 }
 
-int st_read_chunk_ci(vt_store *s, MDB_txn *txn, const char *name, const vt_chunk_info *ci,
-                     void *dst, size_t cap) {
+int st_read_stored(vt_store *s, MDB_txn *txn, const char *name, const vt_chunk_info *ci, void *buf,
+                   char *where, size_t wcap) {
     st_shard_rec r;
     int rc = st_shard_get(s, txn, ci->shard_id, &r);
-    char where[4200];
     if (rc == VT_ENOTFOUND)
         return st_fail(s, VT_ECORRUPT, "tensor %s chunk %llu: shard %u is not in the index",
                        tname(name), (unsigned long long)ci->index, ci->shard_id);
@@ -222,19 +221,33 @@ int st_read_chunk_ci(vt_store *s, MDB_txn *txn, const char *name, const vt_chunk
         char dir[4096], sn[32];
         if (st_dir_path(s, r.dir, dir, sizeof dir)) dir[0] = 0;
         st_shard_name(r.id, sn, sizeof sn);
-        snprintf(where, sizeof where, "%s/%s @%llu", dir, sn, (unsigned long long)ci->offset);
+        snprintf(where, wcap, "%s/%s @%llu", dir, sn, (unsigned long long)ci->offset);
     }
     if (ci->offset + ci->padded_len > r.size)
         return st_fail(
             s, VT_ECORRUPT,
             "tensor %s chunk %llu (shard %s): extends past the shard's recorded size %llu",
             tname(name), (unsigned long long)ci->index, where, (unsigned long long)r.size);
+    int fd;
+    if ((rc = st_shard_fd(s, &r, &fd))) return rc;
+    rc = vt_pread_full(fd, buf, ci->stored_len, ci->offset);
+    if (rc)
+        return st_fail(s, rc == VT_EFORMAT ? VT_ECORRUPT : rc,
+                       "tensor %s chunk %llu (shard %s): read failed: %s", tname(name),
+                       (unsigned long long)ci->index, where,
+                       rc == VT_EFORMAT ? "shard file is truncated" : vt_strerror(rc));
+    if (st_chunk_sum(ci, buf) != ci->checksum)
+        return st_fail(s, VT_ECORRUPT, "tensor %s chunk %llu (shard %s): checksum mismatch",
+                       tname(name), (unsigned long long)ci->index, where);
+    return 0;
+}
+
+int st_read_chunk_ci(vt_store *s, MDB_txn *txn, const char *name, const vt_chunk_info *ci,
+                     void *dst, size_t cap) {
     if (cap < ci->raw_len)
         return st_fail(s, -ERANGE, "tensor %s chunk %llu: needs %llu bytes, buffer %zu",
                        tname(name), (unsigned long long)ci->index, (unsigned long long)ci->raw_len,
                        cap);
-    int fd;
-    if ((rc = st_shard_fd(s, &r, &fd))) return rc;
     void *buf = dst;
     if (ci->codec != VT_CODEC_NONE) {
         buf = vt_malloc(ci->stored_len);
@@ -242,16 +255,9 @@ int st_read_chunk_ci(vt_store *s, MDB_txn *txn, const char *name, const vt_chunk
             return st_fail(s, -ENOMEM, "tensor %s chunk %llu: out of memory", tname(name),
                            (unsigned long long)ci->index);
     }
-    rc = vt_pread_full(fd, buf, ci->stored_len, ci->offset);
-    if (rc) {
-        rc = st_fail(s, rc == VT_EFORMAT ? VT_ECORRUPT : rc,
-                     "tensor %s chunk %llu (shard %s): read failed: %s", tname(name),
-                     (unsigned long long)ci->index, where,
-                     rc == VT_EFORMAT ? "shard file is truncated" : vt_strerror(rc));
-    } else if (st_chunk_sum(ci, buf) != ci->checksum) {
-        rc = st_fail(s, VT_ECORRUPT, "tensor %s chunk %llu (shard %s): checksum mismatch",
-                     tname(name), (unsigned long long)ci->index, where);
-    } else if (ci->codec == VT_CODEC_ZSTD) {
+    char where[4200];
+    int rc = st_read_stored(s, txn, name, ci, buf, where, sizeof where);
+    if (!rc && ci->codec == VT_CODEC_ZSTD) {
         if ((rc = st_decompress(buf, ci->stored_len, dst, ci->raw_len)))
             rc = st_fail(s, rc, "tensor %s chunk %llu (shard %s): %s", tname(name),
                          (unsigned long long)ci->index, where, vt_last_error());

@@ -242,8 +242,9 @@ int st_chunk_rec_decode(const void *key, size_t klen, const void *val, size_t vl
         return vt_fail(VT_EFORMAT, "chunk %llu of tensor id %llu: record version %u", idx, tid,
                        p[0]);
     /* the record version is the store's: a format-1 record in a format-2 store would check
-     * its bytes without the key binding */
-    if (fv && p[0] != (fv < ST_CHUNK_REC_V2 ? ST_CHUNK_REC_V1 : ST_CHUNK_REC_V2))
+     * its bytes without the key binding. (A version-2 record read by a handle that opened the
+     * store at version 1 is fine: vt_store_upgrade raised it since.) */
+    if (fv && p[0] < (fv < ST_CHUNK_REC_V2 ? ST_CHUNK_REC_V1 : ST_CHUNK_REC_V2))
         return vt_fail(VT_EFORMAT,
                        "chunk %llu of tensor id %llu: record version %u in a store of format "
                        "version %u",

@@ -239,7 +239,7 @@ int st_shard_create(vt_store *s, uint32_t *idp, uint32_t dir, int *out) {
         return st_fail(s, -ENOMEM, "out of memory creating shard %s", name);
     }
     memcpy(h, ST_SHARD_MAGIC, 8);
-    st_put_le32(h + 8, s->format_version);
+    st_put_le32(h + 8, st_fv(s));
     st_put_le32(h + 12, id);
     memcpy(h + 16, s->store_id, ST_STORE_ID_LEN);
     int rc = vt_pwrite_full(fd, h, ST_SHARD_HEADER, 0);

@@ -63,7 +63,9 @@ struct vt_store {
     MDB_dbi db_meta, db_tensors, db_chunks, db_shards;
     pthread_rwlock_t resize_lock; /* txns hold it shared; a map resize holds it exclusive */
     uint8_t store_id[ST_STORE_ID_LEN];
-    uint32_t format_version; /* vt.format_version: 1 or 2 (load_meta) */
+    /* vt.format_version: 1 or 2; set at open (load_meta), refreshed under the writer lock by
+     * writers and gc, raised by vt_store_upgrade: read it with st_fv */
+    uint32_t format_version;
     st_dirs dirs;
     /* entries of dirs already in the index; the rest were named by this RDWR open and are
      * recorded by its next commit (writer or gc), or undone at close (open.c) */
@@ -78,12 +80,21 @@ struct vt_store {
     struct vt_store_writer *writer; /* open writer of this handle, if any */
 };
 
+/** The handle's idea of the store's format version (another thread may raise it). */
+static inline uint32_t st_fv(vt_store *s) {
+    return __atomic_load_n(&s->format_version, __ATOMIC_RELAXED);
+}
+
 /* ---- errors ---- */
 /** Format a message, set it as thread-local detail and on the handle (may be NULL), return code. */
 int st_fail(vt_store *s, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /** Copy the current thread-local detail onto the handle and return code (for errors set by
  *  lower layers with vt_fail). */
 int st_keep(vt_store *s, int code);
+/** Read vt.format_version in @p txn, refuse a missing, 0 or newer one (VT_EFORMAT,
+ *  VT_EVERSION), and set the handle's (st_fv). Writers and gc call it under the writer lock:
+ *  another process may have upgraded the store since this handle opened it. */
+int st_version_load(vt_store *s, MDB_txn *txn);
 /** Map an LMDB return code to a vtstore code (errno values stay, others become VT_ELMDB). */
 int st_mdb_code(int mdb_rc);
 
@@ -217,6 +228,11 @@ int st_compress(int level, const void *src, size_t n, void **out, size_t *out_le
 int st_decompress(const void *src, size_t n, void *dst, size_t raw_len);
 
 /* ---- reads (read.c) ---- */
+/** Read the stored bytes of chunk @p ci into @p buf (>= stored_len bytes) and check them
+ *  against the record (shard bounds, checksum); @p where[wcap] gets "SHARD_PATH @OFFSET" for
+ *  messages. @p name for messages. */
+int st_read_stored(vt_store *s, MDB_txn *txn, const char *name, const vt_chunk_info *ci, void *buf,
+                   char *where, size_t wcap);
 /** Read and decode chunk @p ci (record from the index) into dst. @p name for messages. */
 int st_read_chunk_ci(vt_store *s, MDB_txn *txn, const char *name, const vt_chunk_info *ci,
                      void *dst, size_t cap);

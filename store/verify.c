@@ -187,8 +187,7 @@ int vt_store_verify(vt_store *s, vt_verify_fn fn, void *ctx, vt_verify_report *r
             if (i > next) missing(&v, &ti, next, i - 1);
             next = i + 1;
             vt_chunk_info ci;
-            if (st_chunk_rec_decode(ck.mv_data, 16, cd.mv_data, cd.mv_size, s->format_version,
-                                    &ci) ||
+            if (st_chunk_rec_decode(ck.mv_data, 16, cd.mv_data, cd.mv_size, st_fv(s), &ci) ||
                 st_chunk_check(s, &ti, &ci)) {
                 problem(&v, VT_ECORRUPT, ti.name, (int64_t)i, 0, 0, "tensor %s: %s", ti.name,
                         vt_last_error());
@@ -233,8 +232,7 @@ int vt_store_verify(vt_store *s, vt_verify_fn fn, void *ctx, vt_verify_report *r
         for (int m = mdb_cursor_get(cur, &k, &d, MDB_FIRST); m == 0;
              m = mdb_cursor_get(cur, &k, &d, MDB_NEXT)) {
             vt_chunk_info ci;
-            if (st_chunk_rec_decode(k.mv_data, k.mv_size, d.mv_data, d.mv_size, s->format_version,
-                                    &ci)) {
+            if (st_chunk_rec_decode(k.mv_data, k.mv_size, d.mv_data, d.mv_size, st_fv(s), &ci)) {
                 problem(&v, VT_EFORMAT, NULL, -1, 0, 0, "index: %s", vt_last_error());
                 continue;
             }

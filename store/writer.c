@@ -79,7 +79,8 @@ int vt_store_writer_begin(vt_store *s, vt_store_writer **out) {
     /* a stale counter would hand out the id of a live shard or tensor: the new shard file or
      * chunk records would then destroy data the index names */
     st_counters c;
-    rc = st_counters_check(s, txn, &c);
+    rc = st_version_load(s, txn); /* upgraded since this handle opened the store? */
+    if (!rc) rc = st_counters_check(s, txn, &c);
     if (rc == VT_ECORRUPT)
         rc = st_fail(s, rc, "store %s: refusing to write: %s (run vtstore verify)", s->path,
                      vt_last_error());
@@ -283,7 +284,7 @@ int vt_writer_put_chunk(vt_store_writer *w, vt_writer_tensor *t, uint64_t index,
         ci.stored_len = slen;
         ci.padded_len = st_round_up(slen, ST_ALIGN);
         ci.raw_len = len;
-        ci.checksum_seed = st_chunk_seed(s->format_version, ci.tensor_id, index);
+        ci.checksum_seed = st_chunk_seed(st_fv(s), ci.tensor_id, index);
         ci.checksum = st_chunk_sum(&ci, stored);
         pthread_mutex_lock(&w->mu);
         rc = reserve(w, ci.padded_len, &sh, &ci.offset);
@@ -417,7 +418,7 @@ static int commit_txn(vt_store *s, MDB_txn *txn, void *ctx) {
         st_tensor_rec_encode(&t->info, t->aux, d.mv_data);
         for (uint64_t c = 0; c < t->info.n_chunks; c++) {
             st_chunk_key(t->info.id, c, kb);
-            st_chunk_rec_encode(&t->chunks[c], s->format_version, vb);
+            st_chunk_rec_encode(&t->chunks[c], st_fv(s), vb);
             MDB_val ck = {16, kb}, cd = {ST_CHUNK_REC_LEN, vb};
             if ((rc = mdb_put(txn, s->db_chunks, &ck, &cd, MDB_APPEND))) return rc;
         }

@@ -21,6 +21,7 @@ int vt_cmd_get(int argc, char **argv);
 int vt_cmd_export(int argc, char **argv);
 int vt_cmd_verify(int argc, char **argv);
 int vt_cmd_gc(int argc, char **argv);
+int vt_cmd_upgrade(int argc, char **argv);
 int vt_cmd_rm(int argc, char **argv);
 int vt_cmd_stream(int argc, char **argv);
 int vt_cmd_run(int argc, char **argv);

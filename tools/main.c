@@ -25,6 +25,7 @@ VT_CMD_STUB(vt_cmd_get, "get")
 VT_CMD_STUB(vt_cmd_export, "export")
 VT_CMD_STUB(vt_cmd_verify, "verify")
 VT_CMD_STUB(vt_cmd_gc, "gc")
+VT_CMD_STUB(vt_cmd_upgrade, "upgrade")
 VT_CMD_STUB(vt_cmd_rm, "rm")
 VT_CMD_STUB(vt_cmd_stream, "stream")
 VT_CMD_STUB(vt_cmd_run, "run")
@@ -45,6 +46,7 @@ static const struct {
     {"export", vt_cmd_export, "write safetensors (dequantized) or GGUF"},
     {"verify", vt_cmd_verify, "check every chunk checksum and the index"},
     {"gc", vt_cmd_gc, "reclaim space of removed or orphaned chunks"},
+    {"upgrade", vt_cmd_upgrade, "rewrite an older store's index in the newest format"},
     {"rm", vt_cmd_rm, "remove tensors matching a glob"},
     {"stream", vt_cmd_stream, "stream the store through RAM/VRAM tiers in schedule order"},
     {"run", vt_cmd_run, "run a Llama-family model from a store"},

@@ -367,6 +367,22 @@ typedef struct vt_store_gc_stats {
  *  fails its checksum: nothing is changed; run verify and remove the tensor), I/O errors. */
 int vt_store_gc(vt_store *s, vt_store_gc_stats *stats);
 
+/** What vt_store_upgrade did. */
+typedef struct vt_store_upgrade_stats {
+    uint32_t from_version, to_version; /* equal when the store was at the newest version */
+    uint64_t chunks, bytes_read;       /* chunk records rewritten, stored bytes read for them */
+} vt_store_upgrade_stats;
+
+/** Upgrade the store in place to VT_STORE_FORMAT_VERSION (RDWR handle; takes the writer lock,
+ *  -EBUSY if held). From format 1: reads every chunk, checks it against its version-1
+ *  checksum, and rewrites every chunk record with the key-bound version-2 checksum and the
+ *  format version in one index transaction; shard files are not touched, so on any error or
+ *  crash the store stays as it was (format 1). vtstore 0.1 cannot open the store afterwards.
+ *  A store at the newest version is left alone (from_version == to_version). Other handles
+ *  keep working. @p stats may be NULL. Errors: VT_ECORRUPT (a chunk fails its checksum, or
+ *  the index is inconsistent: nothing changed; run verify), -EBUSY, I/O errors. */
+int vt_store_upgrade(vt_store *s, vt_store_upgrade_stats *stats);
+
 /** One problem found by vt_store_verify. Strings valid during the callback only. */
 typedef struct vt_verify_problem {
     int code;           /* VT_ECORRUPT, VT_EFORMAT, -errno ... */

@@ -18,8 +18,9 @@ int main(void) {
     vt_test_tmpdir("test_cli_conventions", dir, sizeof dir);
 
     /* 1. -h/--help after another argument (even an unknown or incomplete one) */
-    static const char *cmds[] = {"import", "ls", "query",  "info", "get",  "export", "verify",
-                                 "gc",     "rm", "stream", "run",  "attn", "quant",  "bench"};
+    static const char *cmds[] = {"import", "ls",     "query", "info",  "get",
+                                 "export", "verify", "gc",    "rm",    "stream",
+                                 "run",    "attn",   "quant", "bench", "upgrade"};
     static const char *tails[] = {"--nosuch --help", "x.vts -h", "--n 4096 --help", "--json -h"};
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
         for (size_t j = 0; j < sizeof tails / sizeof tails[0]; j++) {

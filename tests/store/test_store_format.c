@@ -3,7 +3,8 @@
  * (another chunk of the same tensor, or of another tensor) fails its check on every read path
  * and in verify, and a format-1 record in a format-2 store is refused. A format-1 store written
  * by vtstore 0.1 (tests/store/data/store_v1.tar.gz, made by make_store_v1.py) reads back
- * byte-exact, and what a new vtstore writes into it (tensors, gc) stays format 1. */
+ * byte-exact, and what a new vtstore writes into it (tensors, gc) stays format 1 until
+ * vt_store_upgrade (and `vtstore upgrade`) rewrites it as format 2. */
 #include <fcntl.h>
 #include <lmdb.h>
 #include <unistd.h>
@@ -48,6 +49,18 @@ static void rec_put(const char *path, uint64_t tid, uint64_t idx,
 static void rec_take_location(uint8_t to[ST_CHUNK_REC_LEN], const uint8_t from[ST_CHUNK_REC_LEN]) {
     memcpy(to + 1, from + 1, 23);
     memcpy(to + 48, from + 48, 8);
+}
+
+/* Chunks 0 and 1 of tensor @p tid (records @p r0, @p r1) trade locations and checksums. */
+static void swap_locations(const char *path, uint64_t tid, const uint8_t r0[ST_CHUNK_REC_LEN],
+                           const uint8_t r1[ST_CHUNK_REC_LEN]) {
+    uint8_t a[ST_CHUNK_REC_LEN], b[ST_CHUNK_REC_LEN];
+    memcpy(a, r0, sizeof a);
+    memcpy(b, r1, sizeof b);
+    rec_take_location(a, r1);
+    rec_take_location(b, r0);
+    rec_put(path, tid, 0, a);
+    rec_put(path, tid, 1, b);
 }
 
 static uint32_t shard_header_version(vt_store *s, uint32_t shard_id) {
@@ -121,13 +134,7 @@ static void test_v2(const char *dir) {
 
     /* chunks 0 and 1 of t0 (same size) trade locations and checksums: format 1 read them
      * back in each other's places without an error */
-    uint8_t a[ST_CHUNK_REC_LEN], b[ST_CHUNK_REC_LEN];
-    memcpy(a, r0, sizeof a);
-    memcpy(b, r1, sizeof b);
-    rec_take_location(a, r1);
-    rec_take_location(b, r0);
-    rec_put(path, t0.id, 0, a);
-    rec_put(path, t0.id, 1, b);
+    swap_locations(path, t0.id, r0, r1);
     CHECK_RC(vt_store_open(path, VT_STORE_RDONLY, NULL, &s));
     expect_mismatch(s, "t0", 0, buf, cap);
     expect_mismatch(s, "t0", 1, buf, cap);
@@ -138,6 +145,7 @@ static void test_v2(const char *dir) {
 
     /* t0's chunk 2 names t1's chunk 2 (same rows, same length, other bytes) */
     rec_get(path, t0.id, 2, save);
+    uint8_t a[ST_CHUNK_REC_LEN];
     memcpy(a, save, sizeof a);
     rec_take_location(a, u2);
     rec_put(path, t0.id, 2, a);
@@ -264,11 +272,152 @@ static void test_v1(const char *dir) {
     CHECK(rec[0] == 1);
 }
 
+/* Extract the v1 fixture as @p dir/@p name. */
+static void v1_copy(const char *dir, const char *name, char *path, size_t cap) {
+    const char *src = getenv("VT_SOURCE_DIR");
+    if (!src) src = ".";
+    char cmd[13000];
+    snprintf(cmd, sizeof cmd,
+             "rm -rf '%s/v1' '%s/%s' && tar -xzf '%s/tests/store/data/store_v1.tar.gz' -C '%s' && "
+             "mv '%s/v1' '%s/%s'",
+             dir, dir, name, src, dir, dir, dir, name);
+    CHECK(system(cmd) == 0);
+    snprintf(path, cap, "%s/%s", dir, name);
+}
+
+static uint64_t file_hash(const char *path) {
+    FILE *f = fopen(path, "rb");
+    uint64_t h = 1469598103934665603ull;
+    int c;
+    CHECK(f != NULL);
+    while (f && (c = fgetc(f)) != EOF) h = (h ^ (uint8_t)c) * 1099511628211ull;
+    if (f) fclose(f);
+    return h;
+}
+
+/* vt_store_upgrade: format 1 -> 2 in place; handles opened before keep working and write the
+ * new format; the swap that format 1 missed is caught afterwards; a damaged chunk, a running
+ * writer or a read-only handle leave the store as it was. */
+static void test_upgrade(const char *dir) {
+    char path[4200];
+    v1_copy(dir, "up", path, sizeof path);
+    vt_store *old_ro, *old_rw, *s;
+    CHECK_RC(vt_store_open(path, VT_STORE_RDONLY, NULL, &old_ro));
+    CHECK_RC(vt_store_open(path, VT_STORE_RDWR, NULL, &old_rw));
+    if (!old_ro || !old_rw) return;
+    vt_store_upgrade_stats us;
+    CHECK(vt_store_upgrade(old_ro, &us) == -EBADF);
+    vt_store_writer *w;
+    CHECK_RC(vt_store_writer_begin(old_rw, &w));
+    CHECK_RC(vt_store_open(path, VT_STORE_RDWR, NULL, &s));
+    CHECK(vt_store_upgrade(s, &us) == -EBUSY); /* a writer holds the lock */
+    vt_store_writer_abort(w);
+    vt_store_totals tot;
+    CHECK_RC(vt_store_get_totals(s, &tot));
+    CHECK(tot.format_version == 1);
+
+    CHECK_RC(vt_store_upgrade(s, &us));
+    CHECK(us.from_version == 1 && us.to_version == 2 && us.chunks == tot.chunks &&
+          us.bytes_read == tot.stored_bytes);
+    CHECK_RC(vt_store_get_totals(s, &tot));
+    CHECK(tot.format_version == 2);
+    CHECK_RC(vt_store_upgrade(s, &us));
+    CHECK(us.from_version == 2 && us.to_version == 2 && us.chunks == 0);
+    vt_store_close(s);
+
+    /* handles of before the upgrade read the new records and write the new format */
+    check_v1_tensor(old_ro, "a", VT_FMT_Q8_0);
+    check_v1_tensor(old_ro, "b", VT_FMT_NF4);
+    CHECK_RC(vt_store_writer_begin(old_rw, &w));
+    CHECK_RC(tu_put_gen(w, "n", 4, 30, 100, 8));
+    CHECK_RC(vt_store_writer_commit(w));
+    vt_chunk_info ci;
+    CHECK_RC(vt_store_chunk_info(old_rw, "n", 1, &ci));
+    vt_tensor_info tn, ta;
+    CHECK_RC(vt_store_stat(old_rw, "n", &tn));
+    CHECK_RC(vt_store_stat(old_rw, "a", &ta));
+    CHECK(ci.checksum_seed == st_chunk_seed(2, tn.id, 1) && ci.checksum_seed);
+    CHECK(shard_header_version(old_rw, ci.shard_id) == 2);
+    vt_store_close(old_ro);
+    vt_store_close(old_rw);
+    uint8_t rec[ST_CHUNK_REC_LEN], r0[ST_CHUNK_REC_LEN], r1[ST_CHUNK_REC_LEN];
+    rec_get(path, tn.id, 1, rec);
+    CHECK(rec[0] == 2);
+    rec_get(path, ta.id, 0, r0);
+    CHECK(r0[0] == 2);
+
+    CHECK_RC(vt_store_open(path, VT_STORE_RDONLY, NULL, &s));
+    probs pr;
+    CHECK(verify_problems(s, &pr) == 0);
+    check_v1_tensor(s, "a", VT_FMT_Q8_0);
+    check_v1_tensor(s, "b", VT_FMT_NF4);
+    check_v1_tensor(s, "c", VT_FMT_F32);
+    uint32_t gen = 0;
+    CHECK(tu_check_gen(s, "n", &gen) == 0 && gen == 4);
+    vt_store_close(s);
+
+    /* a's chunks 0 and 1 trade locations: format 1 missed it, format 2 does not */
+    rec_get(path, ta.id, 1, r1);
+    swap_locations(path, ta.id, r0, r1);
+    CHECK_RC(vt_store_open(path, VT_STORE_RDONLY, NULL, &s));
+    void *buf = malloc(ta.raw_bytes);
+    expect_mismatch(s, "a", 0, buf, ta.raw_bytes);
+    free(buf);
+    vt_store_close(s);
+
+    /* a damaged chunk stops the upgrade before anything changes */
+    v1_copy(dir, "bad", path, sizeof path);
+    CHECK_RC(vt_store_open(path, VT_STORE_RDWR, NULL, &s));
+    if (!s) return;
+    CHECK_RC(vt_store_chunk_info(s, "a", 2, &ci));
+    char sp[4400], ip[4400];
+    CHECK_RC(vt_store_shard_path(s, ci.shard_id, sp, sizeof sp));
+    int fd = open(sp, O_RDWR);
+    uint8_t byte = 0;
+    CHECK(fd >= 0 && pread(fd, &byte, 1, (off_t)ci.offset + 5) == 1);
+    byte ^= 0x10;
+    CHECK(fd >= 0 && pwrite(fd, &byte, 1, (off_t)ci.offset + 5) == 1);
+    if (fd >= 0) close(fd);
+    snprintf(ip, sizeof ip, "%s/index/data.mdb", path);
+    uint64_t before = file_hash(ip);
+    int rc = vt_store_upgrade(s, &us);
+    printf("  upgrade: %s\n", vt_store_errmsg(s));
+    CHECK(rc == VT_ECORRUPT && strstr(vt_store_errmsg(s), "tensor a chunk 2") &&
+          strstr(vt_store_errmsg(s), "checksum mismatch") &&
+          strstr(vt_store_errmsg(s), "not upgraded"));
+    CHECK_RC(vt_store_get_totals(s, &tot));
+    CHECK(tot.format_version == 1);
+    vt_store_close(s);
+    CHECK(file_hash(ip) == before);
+
+    /* the command */
+    const char *bin = getenv("VT_BIN");
+    if (bin && !access(bin, X_OK)) {
+        static char cmd[40000];
+        v1_copy(dir, "cli", path, sizeof path);
+        snprintf(cmd, sizeof cmd,
+                 "'%s' upgrade '%s' > '%s/up.txt' && '%s' upgrade '%s' >> '%s/up.txt'", bin, path,
+                 dir, bin, path, dir);
+        CHECK(system(cmd) == 0);
+        snprintf(cmd, sizeof cmd,
+                 "grep -q 'format version 1 -> 2, 7 chunk record(s) rewritten' '%s/up.txt' && grep "
+                 "-q 'already format version 2' '%s/up.txt'",
+                 dir, dir);
+        CHECK(system(cmd) == 0);
+        snprintf(cmd, sizeof cmd,
+                 "'%s' upgrade '%s/bad' 2> '%s/err.txt'; test $? = 1 && grep -q 'checksum "
+                 "mismatch' '%s/err.txt'",
+                 bin, dir, dir, dir);
+        CHECK(system(cmd) == 0);
+    }
+}
+
 int main(void) {
     vt_test_seed();
     char dir[4096];
     vt_test_tmpdir("test_store_format", dir, sizeof dir);
     test_v2(dir);
     test_v1(dir);
+    test_upgrade(dir);
     return vt_test_done("test_store_format");
 }
