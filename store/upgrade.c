@@ -86,7 +86,7 @@ static int collect(vt_store *s, MDB_txn *txn, up_ctx *u) {
     }
     mdb_cursor_close(cur);
     vt_free(buf);
-    if (!rc) qsort(u->e, u->n, sizeof *u->e, key_cmp);
+    if (!rc && u->n) qsort(u->e, u->n, sizeof *u->e, key_cmp);
     return rc;
 }
 
@@ -109,7 +109,7 @@ static int apply(vt_store *s, MDB_txn *txn, void *p) {
             break;
         }
         memcpy(want.key, k.mv_data, 16);
-        const up_ent *e = bsearch(&want, u->e, u->n, sizeof *u->e, key_cmp);
+        const up_ent *e = u->n ? bsearch(&want, u->e, u->n, sizeof *u->e, key_cmp) : NULL;
         if (!e) {
             rc = st_fail(s, VT_ECORRUPT,
                          "store %s: chunk %llu of tensor id %llu belongs to no tensor; not "

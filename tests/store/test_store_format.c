@@ -390,6 +390,18 @@ static void test_upgrade(const char *dir) {
     vt_store_close(s);
     CHECK(file_hash(ip) == before);
 
+    /* a store with no chunks left */
+    v1_copy(dir, "empty", path, sizeof path);
+    CHECK_RC(vt_store_open(path, VT_STORE_RDWR, NULL, &s));
+    if (!s) return;
+    uint64_t nrm = 0;
+    CHECK_RC(vt_store_remove(s, "*", &nrm));
+    CHECK(nrm == 3);
+    CHECK_RC(vt_store_upgrade(s, &us));
+    CHECK(us.from_version == 1 && us.to_version == 2 && us.chunks == 0);
+    CHECK(verify_problems(s, &pr) == 0);
+    vt_store_close(s);
+
     /* the command */
     const char *bin = getenv("VT_BIN");
     if (bin && !access(bin, X_OK)) {
