@@ -138,7 +138,7 @@ double vt_format_bpw(uint32_t fmt, uint64_t cols) {
 void vt_quant_params_init(vt_quant_params *p) {
     if (!p) return;
     memset(p, 0, sizeof *p);
-    p->tensor_scale = 1.0f;
+    p->tensor_scale = NAN; /* unset: nvfp4 refuses it (quant_dispatch.c), the others ignore it */
 }
 
 int vt_quant_observe(uint32_t fmt, vt_quant_params *p, const float *x, uint64_t n) {
@@ -161,6 +161,8 @@ int vt_quant_observe(uint32_t fmt, vt_quant_params *p, const float *x, uint64_t 
         while (ts > 0.0f && ts < FLT_MAX && (amax / 6.0f) / ts > 464.0f)
             ts = nextafterf(ts, FLT_MAX);
         p->tensor_scale = ts > 0.0f ? ts : 1.0f; /* 0 when amax == 0 or underflowed */
+    } else {
+        p->tensor_scale = 1.0f; /* the other formats have none */
     }
     return 0;
 }

@@ -3,7 +3,8 @@
  * nvfp4 (block 16): block scale s = e4m3((amax / 6) / tensor_scale) (round to nearest even,
  *   saturating at 448), codes = e2m1(x / (tensor_scale * e4m3_to_f32(s))); dequantized
  *   x = (tensor_scale * e4m3_to_f32(s)) * e2m1(code), the product in brackets rounded to f32
- *   first. A tensor_scale that is not a positive finite number is taken as 1. A block whose
+ *   first. The row ops take a tensor_scale that is not a positive finite number as 1; the
+ *   dispatcher never passes one (it refuses those, the unset NaN included). A block whose
  *   scale decodes to 0 stores code 0.
  *
  * mxfp4 (block 32, OCP MX v1.0 rule): shared exponent E = floor(log2(amax)) - 2 (2 = emax of

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "quant_fault.h"
 #include "quant_internal.h"
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -235,12 +236,27 @@ static int scan_task(void *ctx, uint64_t i, int tid) {
 
 /* ---- checks --------------------------------------------------------------------------------- */
 
-static int nonfinite_error(const char *what, uint32_t fmt, const float *src, uint64_t cols,
-                           uint64_t idx) {
+int vt_qfault_fail(const vt_qfault *f, const char *what, uint32_t fmt, const char *ctx,
+                   uint64_t row0, const char *row_word) {
     char nb[32];
-    return vt_fail(VT_ENONFINITE, "%s %s: non-finite value %g at row %llu, column %llu", what,
-                   vt_format_name(fmt, nb, sizeof nb), (double)src[idx],
-                   (unsigned long long)(idx / cols), (unsigned long long)(idx % cols));
+    vt_format_name(fmt, nb, sizeof nb);
+    if (f->code == VT_ENONFINITE)
+        return vt_fail(VT_ENONFINITE, "%s%s %s: non-finite value %g at %s %llu, column %llu", ctx,
+                       what, nb, (double)f->value, row_word, (unsigned long long)(row0 + f->row),
+                       (unsigned long long)f->col);
+    return vt_fail(f->code,
+                   "%s%s %s: value %g at %s %llu, column %llu is out of the format's range (%s)",
+                   ctx, what, nb, (double)f->value, row_word, (unsigned long long)(row0 + f->row),
+                   (unsigned long long)f->col, vt_qrange_rule(VT_FMT_BASE(fmt)));
+}
+
+/* The error for value src[idx] (code VT_ENONFINITE or -ERANGE), in *f too when f is not NULL. */
+static int value_error(int code, const char *what, uint32_t fmt, const float *src, uint64_t cols,
+                       uint64_t idx, vt_qfault *f) {
+    vt_qfault tmp;
+    if (!f) f = &tmp;
+    *f = (vt_qfault){.code = code, .row = idx / cols, .col = idx % cols, .value = src[idx]};
+    return vt_qfault_fail(f, what, fmt, "", 0, "row");
 }
 
 /* The unit of work along a row: the whole row, or for dense rows of at least 2 TASK_ELEMS runs
@@ -255,15 +271,6 @@ static uint64_t seg_len(const vt_format_info *fi, uint64_t cols, int sparse) {
 /* The unit holding element idx of a row-major [rows][cols] array, units of seg elements. */
 static uint64_t unit_of(uint64_t idx, uint64_t cols, uint64_t seg) {
     return idx / cols * ((cols + seg - 1) / seg) + idx % cols / seg;
-}
-
-static int range_error(const char *what, uint32_t fmt, const float *src, uint64_t cols,
-                       uint64_t idx) {
-    char nb[32];
-    return vt_fail(
-        -ERANGE, "%s %s: value %g at row %llu, column %llu is out of the format's range (%s)", what,
-        vt_format_name(fmt, nb, sizeof nb), (double)src[idx], (unsigned long long)(idx / cols),
-        (unsigned long long)(idx % cols), vt_qrange_rule(VT_FMT_BASE(fmt)));
 }
 
 /* Common argument checks; fills *pp with usable params. Returns 1 when there is nothing to do. */
@@ -304,6 +311,14 @@ static int check_args(const char *what, uint32_t fmt, const vt_quant_params *p, 
             return vt_fail(-EINVAL,
                            "%s %s: needs vt_quant_params (tensor_scale from vt_quant_observe)",
                            what, nb);
+        /* no default: one of 1 made or read blocks with the wrong scale, silently */
+        if (isnan(p->tensor_scale))
+            return vt_fail(-EINVAL,
+                           "%s %s: vt_quant_params.tensor_scale is unset (NaN, as "
+                           "vt_quant_params_init leaves it): set the tensor's scale "
+                           "(vt_quant_observe computes it from the values; a stored tensor's "
+                           "is in its record, vt_store_tensor_params)",
+                           what, nb);
         if (!(p->tensor_scale > 0.0f && p->tensor_scale <= 3.402823466e38f))
             return vt_fail(-EINVAL, "%s %s: tensor_scale %g is not a positive finite number", what,
                            nb, (double)p->tensor_scale);
@@ -318,7 +333,7 @@ static int check_args(const char *what, uint32_t fmt, const vt_quant_params *p, 
 
 static int run_rows(const char *what, uint32_t fmt, const vt_quant_params *p, const float *src,
                     const void *srcq, uint64_t rows, uint64_t cols, void *dstq, float *dstf,
-                    int ref, int nthreads) {
+                    int ref, int nthreads, vt_qfault *f) {
     char nb[32];
     uint32_t base = VT_FMT_BASE(fmt);
     const vt_format_info *fi = vt_format_get(fmt);
@@ -369,9 +384,9 @@ static int run_rows(const char *what, uint32_t fmt, const vt_quant_params *p, co
     uint64_t bad = atomic_load(&j.bad), rbad = atomic_load(&j.rbad);
     if (bad != UINT64_MAX &&
         (rbad == UINT64_MAX || unit_of(bad, cols, j.seg_elems) <= unit_of(rbad, cols, j.seg_elems)))
-        rc = nonfinite_error(what, fmt, src, cols, bad);
+        rc = value_error(VT_ENONFINITE, what, fmt, src, cols, bad, f);
     else if (rbad != UINT64_MAX)
-        rc = range_error(what, fmt, src, cols, rbad);
+        rc = value_error(-ERANGE, what, fmt, src, cols, rbad, f);
     else if (rc && j.err)
         rc = vt_fail(j.err, "%s", j.msg);
     else if (rc)
@@ -381,9 +396,10 @@ static int run_rows(const char *what, uint32_t fmt, const vt_quant_params *p, co
 }
 
 static int quantize_impl(uint32_t fmt, const vt_quant_params *p, const float *src, uint64_t rows,
-                         uint64_t cols, void *dst, int ref, int nthreads) {
+                         uint64_t cols, void *dst, int ref, int nthreads, vt_qfault *f) {
     const char *what = ref ? "vt_quantize_ref" : "vt_quantize";
     vt_quant_params defp;
+    if (f) f->code = 0;
     int rc = check_args(what, fmt, p, src, rows, cols, dst, 1, &p, &defp);
     if (rc) return rc > 0 ? 0 : rc;
     if (VT_FMT_BASE(fmt) == VT_FMT_NF4_DQ) {
@@ -391,10 +407,10 @@ static int quantize_impl(uint32_t fmt, const vt_quant_params *p, const float *sr
         atomic_init(&s.bad, UINT64_MAX);
         vt_parallel_for((s.n + TASK_ELEMS - 1) / TASK_ELEMS, scan_task, &s, ref ? 1 : nthreads);
         uint64_t bad = atomic_load(&s.bad);
-        if (bad != UINT64_MAX) return nonfinite_error(what, fmt, src, cols, bad);
+        if (bad != UINT64_MAX) return value_error(VT_ENONFINITE, what, fmt, src, cols, bad, f);
         return vt_nf4dq_quantize(src, rows, cols, dst, ref, ref ? 1 : nthreads);
     }
-    return run_rows(what, fmt, p, src, NULL, rows, cols, dst, NULL, ref, nthreads);
+    return run_rows(what, fmt, p, src, NULL, rows, cols, dst, NULL, ref, nthreads, f);
 }
 
 static int dequantize_impl(uint32_t fmt, const vt_quant_params *p, const void *src, uint64_t rows,
@@ -405,17 +421,22 @@ static int dequantize_impl(uint32_t fmt, const vt_quant_params *p, const void *s
     if (rc) return rc > 0 ? 0 : rc;
     if (VT_FMT_BASE(fmt) == VT_FMT_NF4_DQ)
         return vt_nf4dq_dequantize(src, rows, cols, dst, ref, ref ? 1 : nthreads);
-    return run_rows(what, fmt, p, NULL, src, rows, cols, NULL, dst, ref, nthreads);
+    return run_rows(what, fmt, p, NULL, src, rows, cols, NULL, dst, ref, nthreads, NULL);
 }
 
 int vt_quantize(uint32_t fmt, const vt_quant_params *p, const float *src, uint64_t rows,
                 uint64_t cols, void *dst, int nthreads) {
-    return quantize_impl(fmt, p, src, rows, cols, dst, 0, nthreads);
+    return quantize_impl(fmt, p, src, rows, cols, dst, 0, nthreads, NULL);
+}
+
+int vt_quantize_fault(uint32_t fmt, const vt_quant_params *p, const float *src, uint64_t rows,
+                      uint64_t cols, void *dst, int nthreads, vt_qfault *f) {
+    return quantize_impl(fmt, p, src, rows, cols, dst, 0, nthreads, f);
 }
 
 int vt_quantize_ref(uint32_t fmt, const vt_quant_params *p, const float *src, uint64_t rows,
                     uint64_t cols, void *dst) {
-    return quantize_impl(fmt, p, src, rows, cols, dst, 1, 1);
+    return quantize_impl(fmt, p, src, rows, cols, dst, 1, 1, NULL);
 }
 
 int vt_quant_check(uint32_t fmt, const vt_quant_params *p, const float *src, uint64_t rows,
@@ -440,7 +461,7 @@ int vt_quant_check(uint32_t fmt, const vt_quant_params *p, const float *src, uin
             float amax;
             uint64_t b = scan_amax(x, n, &amax);
             if (b < n) {
-                rc = nonfinite_error(what, fmt, src, cols, r * cols + c0 + b);
+                rc = value_error(VT_ENONFINITE, what, fmt, src, cols, r * cols + c0 + b, NULL);
                 break;
             }
             if (vt_qrange_safe(base, amax, p, smin, smax)) continue;
@@ -452,7 +473,7 @@ int vt_quant_check(uint32_t fmt, const vt_quant_params *p, const float *src, uin
                 if ((b = vt_qrange_first(base, x, n, unit_params(base, p, c0, n, &tmp))) == n)
                     continue;
             }
-            rc = range_error(what, fmt, src, cols, r * cols + c0 + b);
+            rc = value_error(-ERANGE, what, fmt, src, cols, r * cols + c0 + b, NULL);
         }
     vt_free(row);
     return rc;

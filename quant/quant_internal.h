@@ -43,7 +43,8 @@ int vt_sparse24_quantize_row(const vt_qrow_ops *ops, uint32_t base_fmt, const fl
 void vt_sparse24_dequantize_row(const vt_qrow_ops *ops, uint32_t base_fmt, const void *src,
                                 float *y, uint64_t cols, const vt_quant_params *p, int ref);
 
-/* fp4.c: the nvfp4 tensor scale the quantizer uses: p's if positive and finite, else 1. */
+/* fp4.c: the nvfp4 tensor scale the row ops use: p's if positive and finite, else 1 (the
+ * dispatcher refuses those, so only the row-op tests see it). */
 float vt_nvfp4_tensor_scale(const vt_quant_params *p);
 
 /* range.c: the index of the first value in x[0..n) (a run of whole blocks from a block start,

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "import_internal.h"
+#include "quant/quant_fault.h"
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -206,22 +207,13 @@ static void report(imp_run *r, const char *tensor, int force) {
     pthread_mutex_unlock(&r->mu);
 }
 
-/* vt_quantize refused a value (NaN/Inf, or out of the format's range) in the slice of rows
- * [row, row + n) of chunk c. Its detail counts rows from the slice ("at row R, column C"); name
- * the tensor's row instead. Error path only: the success path pays nothing. */
-static int bad_value_fail(int rc, const char *name, uint64_t c, uint64_t row, uint64_t n) {
-    char msg[1024];
-    snprintf(msg, sizeof msg, "%s", vt_last_error()); /* vt_fail below rewrites it */
-    unsigned long long r, col;
-    int end = 0;
-    const char *at = strstr(msg, " at row ");
-    if (at && sscanf(at, " at row %llu, column %llu%n", &r, &col, &end) == 2 && end > 0 && r < n)
-        return vt_fail(rc, "tensor '%s' chunk %llu: %.*s at tensor row %llu, column %llu%s", name,
-                       (unsigned long long)c, (int)(at - msg), msg, (unsigned long long)row + r,
-                       col, at + end);
-    return vt_fail(rc, "tensor '%s' chunk %llu, tensor rows %llu..%llu: %s", name,
-                   (unsigned long long)c, (unsigned long long)row, (unsigned long long)(row + n),
-                   msg);
+/* vt_quantize refused value f in the slice of rows starting at tensor row @p row of chunk c:
+ * its message, with the tensor's row (f counts rows from the slice). */
+static int bad_value_fail(const vt_qfault *f, uint32_t fmt, const char *name, uint64_t c,
+                          uint64_t row) {
+    char ctx[VT_MAX_NAME + 48];
+    snprintf(ctx, sizeof ctx, "tensor '%s' chunk %llu: ", name, (unsigned long long)c);
+    return vt_qfault_fail(f, "vt_quantize", fmt, ctx, row, "tensor row");
 }
 
 static int do_chunk(imp_run *r, imp_tensor *it, uint64_t c, scratch *sc) {
@@ -259,9 +251,9 @@ static int do_chunk(imp_run *r, imp_tensor *it, uint64_t c, scratch *sc) {
             uint64_t m = n - r0 < slice ? n - r0 : slice;
             unsigned char *dst = (unsigned char *)sc->out + vt_quant_bytes(p->format, r0, p->cols);
             if ((rc = imp_read_rows_f32(p, row0 + r0, m, sc->src, sc->x))) return rc;
-            rc = vt_quantize(p->format, &p->qp, sc->x, m, p->cols, dst, 1);
-            if (rc == VT_ENONFINITE || rc == -ERANGE)
-                return bad_value_fail(rc, ti->name, c, row0 + r0, m);
+            vt_qfault f;
+            rc = vt_quantize_fault(p->format, &p->qp, sc->x, m, p->cols, dst, 1, &f);
+            if (f.code) return bad_value_fail(&f, p->format, ti->name, c, row0 + r0);
             if (!rc) rc = vt_dequantize(p->format, &p->qp, dst, m, p->cols, sc->y, 1);
             if (rc)
                 return vt_fail(rc, "tensor '%s' chunk %llu: %s", ti->name, (unsigned long long)c,
@@ -324,7 +316,8 @@ static int declare_all(imp_run *r, imp_source *src, imp_awq_stats *awq) {
             meta.ndim = st->desc.ndim;
             memcpy(meta.dims, st->desc.dims, sizeof meta.dims);
             meta.format = it->plan.format;
-            meta.tensor_scale = it->plan.qp.tensor_scale;
+            /* unset (NaN) for the formats without one and empty nvfp4 tensors: 1, as ever */
+            meta.tensor_scale = isnan(it->plan.qp.tensor_scale) ? 1.0f : it->plan.qp.tensor_scale;
             meta.metrics.sqnr_db = meta.metrics.cosine = meta.metrics.max_err = NAN;
             basename_of(src->files[f].path, meta.source);
             rc = vt_writer_tensor_begin(r->w, &meta, it->plan.aux,

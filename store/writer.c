@@ -2,6 +2,7 @@
  * committed shard never changes), and the whole writer becomes visible in one LMDB
  * transaction after every shard it wrote is durable (docs/FORMAT.md, "Commit protocol"). */
 #include <errno.h>
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -146,6 +147,18 @@ int vt_writer_tensor_begin(vt_store_writer *w, const vt_tensor_info *meta, const
     ti->commit_time = 0;
     if (ti->metrics.sqnr_db == 0 && ti->metrics.cosine == 0 && ti->metrics.max_err == 0)
         ti->metrics.sqnr_db = ti->metrics.cosine = ti->metrics.max_err = NAN; /* not measured */
+    /* the record's tensor_scale is what readers dequantize nvfp4 with: an unset (NaN, as
+     * vt_quant_params_init leaves it) or impossible one would make the tensor unreadable; the
+     * other formats ignore it, so an unset one is recorded as 1 */
+    if (VT_FMT_BASE(ti->format) == VT_FMT_NVFP4 &&
+        !(ti->tensor_scale > 0.0f && ti->tensor_scale <= FLT_MAX)) {
+        vt_free(t);
+        return st_fail(s, -EINVAL,
+                       "tensor %s: nvfp4 needs the tensor_scale its blocks are quantized with "
+                       "(vt_quant_observe), got %g",
+                       meta->name, (double)meta->tensor_scale);
+    }
+    if (isnan(ti->tensor_scale)) ti->tensor_scale = 1.0f;
     if (meta->rows_per_chunk == 0 && ti->ndim <= VT_MAX_DIMS) {
         uint64_t r = 1, c = ti->ndim ? ti->dims[ti->ndim - 1] : 1;
         int ovf = 0;

@@ -18,7 +18,8 @@
  *
  * Errors (all functions): -EINVAL (NULL pointer, zero-sized or mismatched arguments, batch out of
  * range, fewer bytes than the shape needs, scales the quantization library refuses: an nvfp4
- * tensor_scale that is not in (0, FLT_MAX], or an awq_int4 channel scale (aux) that is not
+ * tensor_scale that is unset (NaN, as vt_weight_host leaves it without the blocks'
+ * vt_quant_params) or not in (0, FLT_MAX], or an awq_int4 channel scale (aux) that is not
  * positive and finite; the message names the format, and the column for awq), -EOVERFLOW (rows x
  * cols, as values or as stored bytes, does not fit 64 bits), VT_EUNSUPPORTED (format/dtype
  * combination not served), VT_ENODEV (device handle in a build without CUDA, or no GPU),

@@ -9,7 +9,7 @@
  *
  *     vt_quant_params p;
  *     vt_quant_params_init(&p);
- *     vt_quant_observe(VT_FMT_NVFP4, &p, w, rows * cols); // tensor-level stats (nvfp4 needs amax)
+ *     vt_quant_observe(VT_FMT_NVFP4, &p, w, rows * cols); // sets p.tensor_scale (unset before)
  *     size_t n = vt_quant_bytes(VT_FMT_NVFP4, rows, cols);
  *     void *q = malloc(n);
  *     int rc = vt_quantize(VT_FMT_NVFP4, &p, w, rows, cols, q, 0);     // 0 = all threads
@@ -74,18 +74,25 @@ const char *vt_format_name(uint32_t fmt, char *buf, size_t cap);
  *  bits included). */
 double vt_format_bpw(uint32_t fmt, uint64_t cols);
 
-/** Tensor-level parameters some formats need besides the blocks. Stored in the tensor record. */
+/** Tensor-level parameters some formats need besides the blocks. Stored in the tensor record.
+ *  nvfp4's tensor_scale has no default: the blocks decode only with the scale they were made
+ *  with, so every nvfp4 call refuses it unset (NaN) rather than assume one. Set it from
+ *  vt_quant_observe before quantizing, and to that same value (a stored tensor's record has it:
+ *  vt_store_tensor_params) for vt_dequantize and the kernels (vt_weight_host). */
 typedef struct vt_quant_params {
-    float tensor_scale;         /* nvfp4: global f32 scale = amax / (6 * 448); else 1 */
+    float tensor_scale;         /* nvfp4: global f32 scale = amax / (6 * 448), NaN = unset;
+                                   ignored by the other formats (vt_quant_observe sets it to 1) */
     float amax;                 /* running max |x| gathered by vt_quant_observe */
     const float *channel_scale; /* awq: [cols] AWQ scales s (borrowed; caller keeps it alive) */
     uint64_t channel_count;     /* awq: cols */
 } vt_quant_params;
 
+/** Reset @p p (NULL is a no-op): tensor_scale unset (NaN), amax 0, no channel scales. */
 void vt_quant_params_init(vt_quant_params *p);
 /** Accumulate statistics of @p n values (call over the whole tensor before quantizing, in any
- *  number of pieces) and update derived fields (tensor_scale). Returns VT_ENONFINITE on NaN/Inf
- *  (detail names the index). */
+ *  number of pieces) and update derived fields: tensor_scale, for nvfp4 amax / (6 * 448) (1 when
+ *  amax is 0), for the other formats 1. Returns VT_ENONFINITE on NaN/Inf (detail names the
+ *  index; @p p is left as it was), -EINVAL (invalid format, NULL). */
 int vt_quant_observe(uint32_t fmt, vt_quant_params *p, const float *x, uint64_t n);
 
 /** Row granularity: a row range passed to the functions below must start at a multiple of it
@@ -110,8 +117,9 @@ uint64_t vt_quant_row_bytes(uint32_t fmt, uint64_t cols);
  *  scale reads back as Inf; nf4, nf4_dq and mxfp4 hold every finite value). When a call has
  *  both kinds of error the first run of rows (of blocks, for rows of 65536 values and more) that
  *  has one is reported, a NaN/Inf before a range error within it, whatever the threading.
- *  VT_EUNSUPPORTED (read-only format, sparse nf4_dq), -EINVAL (bad arguments, missing params),
- *  -ENOMEM. */
+ *  VT_EUNSUPPORTED (read-only format, sparse nf4_dq), -EINVAL (bad arguments, missing params:
+ *  awq_int4 without channel scales; nvfp4 with @p p NULL or its tensor_scale unset, i.e. NaN,
+ *  or not positive and finite; the message names the parameter), -ENOMEM. */
 int vt_quantize(uint32_t fmt, const vt_quant_params *p, const float *src, uint64_t rows,
                 uint64_t cols, void *dst, int nthreads);
 /** The checks of vt_quantize without quantizing: 0 when vt_quantize would accept @p src for
@@ -123,7 +131,9 @@ int vt_quant_check(uint32_t fmt, const vt_quant_params *p, const float *src, uin
 /** Scalar reference quantizer (the oracle). Same contract as vt_quantize. */
 int vt_quantize_ref(uint32_t fmt, const vt_quant_params *p, const float *src, uint64_t rows,
                     uint64_t cols, void *dst);
-/** Dequantize to f32 (exactly cols values per row). Fast path, equal to the _ref version. */
+/** Dequantize to f32 (exactly cols values per row). Fast path, equal to the _ref version.
+ *  Errors: -EINVAL (bad arguments, missing params as for vt_quantize: nvfp4 needs the
+ *  tensor_scale the blocks were quantized with and refuses it unset), VT_EUNSUPPORTED, -ENOMEM. */
 int vt_dequantize(uint32_t fmt, const vt_quant_params *p, const void *src, uint64_t rows,
                   uint64_t cols, float *dst, int nthreads);
 int vt_dequantize_ref(uint32_t fmt, const vt_quant_params *p, const void *src, uint64_t rows,

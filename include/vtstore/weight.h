@@ -13,6 +13,7 @@
 #ifndef VTSTORE_WEIGHT_H
 #define VTSTORE_WEIGHT_H
 
+#include <math.h>
 #include <stdint.h>
 
 #include "vtstore/quant.h"
@@ -35,12 +36,15 @@ typedef struct vt_weight {
     uint64_t row0;        /* first row of the tensor held (0 unless streamed chunk-wise) */
     uint64_t total_rows;  /* rows of the whole tensor */
     uint64_t bytes;       /* bytes at data */
-    float tensor_scale;   /* nvfp4 global scale (1 otherwise) */
+    float tensor_scale;   /* nvfp4 global scale (NaN: unset, refused; 1 otherwise) */
     uint64_t token;       /* owner's bookkeeping (streamer slot); 0 for hand-made handles */
 } vt_weight;
 
 /** Fill @p w to describe caller-owned host bytes (no copy; @p data must outlive the handle).
- *  @p p may be NULL for formats without tensor parameters. */
+ *  @p p may be NULL for formats without tensor parameters. nvfp4 takes p->tensor_scale, the
+ *  scale the blocks were quantized with: without it (p NULL, or the unset NaN of
+ *  vt_quant_params_init) the handle's tensor_scale is NaN and the kernels refuse it
+ *  (-EINVAL naming tensor_scale). */
 static inline void vt_weight_host(vt_weight *w, const void *data, uint32_t format, uint64_t rows,
                                   uint64_t cols, const vt_quant_params *p) {
     w->data = data;
@@ -52,7 +56,7 @@ static inline void vt_weight_host(vt_weight *w, const void *data, uint32_t forma
     w->row0 = 0;
     w->total_rows = rows;
     w->bytes = vt_quant_bytes(format, rows, cols);
-    w->tensor_scale = p ? p->tensor_scale : 1.0f;
+    w->tensor_scale = VT_FMT_BASE(format) != VT_FMT_NVFP4 ? 1.0f : p ? p->tensor_scale : NAN;
     w->token = 0;
 }
 

@@ -3,6 +3,7 @@
  * sparse expansion; and the weight-handle to decoder-descriptor step. */
 #include <errno.h>
 #include <float.h>
+#include <math.h>
 #include <string.h>
 
 #include "kern_internal.h"
@@ -276,7 +277,7 @@ int vt_kdesc_init(vt_kdesc *d, const vt_weight *w, const char *who) {
     d->sparse = (w->format & VT_FMT_SPARSE24) != 0;
     d->rows = w->rows;
     d->cols = w->cols;
-    d->tensor_scale = w->tensor_scale;
+    d->tensor_scale = base == VT_FMT_NVFP4 ? w->tensor_scale : 1.0f; /* others: any, unset too */
     d->aux = w->aux;
     if (base == VT_FMT_AWQ_INT4 && !w->aux)
         return vt_fail(-EINVAL, "%s: awq_int4 weight %llux%llu without channel scales (aux)", who,
@@ -291,6 +292,12 @@ int vt_kdesc_init(vt_kdesc *d, const vt_weight *w, const char *who) {
                                "not a positive finite number",
                                who, (unsigned long long)w->rows, (unsigned long long)w->cols,
                                (double)w->aux[c], (unsigned long long)c);
+    if (base == VT_FMT_NVFP4 && isnan(w->tensor_scale)) /* 1 here once: silently wrong */
+        return vt_fail(-EINVAL,
+                       "%s: nvfp4 weight %llux%llu: tensor_scale is unset (NaN): the handle needs "
+                       "the scale its blocks were quantized with (vt_weight_host with those "
+                       "vt_quant_params, or a stored tensor's from its record)",
+                       who, (unsigned long long)w->rows, (unsigned long long)w->cols);
     if (base == VT_FMT_NVFP4 && !(w->tensor_scale > 0.0f && w->tensor_scale <= FLT_MAX))
         return vt_fail(-EINVAL,
                        "%s: nvfp4 weight %llux%llu: tensor_scale %g is not a positive finite "

@@ -54,6 +54,9 @@ static void run_case(const attn_case *c) {
         void *qb = malloc(vt_quant_bytes(c->fmt, c->nk, c->D));
         vt_quant_params qp;
         vt_quant_params_init(&qp);
+        vt_attn_kv view;
+        vt_kv_cache_view(kv, &view);
+        qp.tensor_scale = view.tensor_scale; /* nvfp4: the cache's (config 0 is taken as 1) */
         CHECK_RC(vt_kv_cache_read(kv, 0, c->nk, back, NULL));
         for (uint32_t h = 0; h < c->Hkv; h++) {
             CHECK_RC(vt_quantize(c->fmt, &qp, kf + (uint64_t)h * c->nk * c->D, c->nk, c->D, qb, 1));

@@ -476,8 +476,8 @@ static void test_unchanged(void) {
 
 /* A bad value deep in a tensor that spans several chunks, each quantized in several slices:
  * the error names the tensor's row and column, not the row within the chunk or the slice.
- * 1536 x 256 f32 with a 256 KiB chunk target: f16 chunks of 512 rows, q4_0 and q8_0 one chunk;
- * the import quantizes 256 rows at a time. */
+ * 1536 x 256 f32 with a 256 KiB chunk target: f16 chunks of 512 rows, q4_0, q8_0, q8_0+2:4 and
+ * nf4_dq one chunk; the import quantizes 256 rows at a time. */
 #define BR 1536
 #define BC 256
 
@@ -505,6 +505,9 @@ static void test_bad_value_position(void) {
         {NAN, 1000, 37, VT_FMT_Q4_0, VT_ENONFINITE, 0},     /* slice 3 row 232 */
         {1e8f, 600, 100, VT_FMT_Q8_0, -ERANGE, 0},          /* slice 2 row 88 */
         {-1e5f, BR - 1, BC - 1, VT_FMT_F16, -ERANGE, 2},    /* the last value */
+        /* one chunk each: 2:4 names the dense column (slice 3 row 132); nf4_dq's own scan */
+        {1e8f, 900, 130, VT_FMT_Q8_0 | VT_FMT_SPARSE24, -ERANGE, 0},
+        {NAN, 1100, 3, VT_FMT_NF4_DQ, VT_ENONFINITE, 0}, /* slice 4 row 76 */
     };
     vt_import_options o;
     vt_import_options_init(&o);

@@ -335,6 +335,66 @@ static void test_bad_scales(void) {
     }
 }
 
+/* nvfp4's tensor scale has no default: a handle made without it (vt_weight_host with no params,
+ * or with params fresh from vt_quant_params_init) is refused by every entry, naming
+ * tensor_scale, with nothing written (it was taken as 1: values off by the real scale). The
+ * handle made with the params that quantized the blocks gives the reference's values; the other
+ * formats ignore the unset scale. */
+static void test_unset_scale(void) {
+    const uint32_t fmts[] = {VT_FMT_NVFP4, VT_FMT_NVFP4 | VT_FMT_SPARSE24};
+    float x[2 * 256], y[2 * 4], o[4 * 256];
+    for (int i = 0; i < 2 * 256; i++) x[i] = vt_rand_normal();
+    vt_quant_params unset;
+    vt_quant_params_init(&unset);
+    for (size_t f = 0; f < sizeof fmts / sizeof fmts[0]; f++) {
+        kt_weight k;
+        CHECK_RC(kt_make(&k, fmts[f], 4, 256));
+        char nb[32];
+        const char *nm = vt_format_name(fmts[f], nb, sizeof nb);
+        CHECKF(k.p.tensor_scale != 1.0f, "%s: observed scale is 1, the old default", nm);
+        for (int h = 0; h < 2; h++) {
+            vt_weight w;
+            vt_weight_host(&w, k.q, fmts[f], 4, 256, h ? &unset : NULL);
+            CHECKF(isnan(w.tensor_scale), "%s: handle scale %g without params", nm,
+                   (double)w.tensor_scale);
+            for (int i = 0; i < 2 * 4; i++) y[i] = 42.0f;
+            o[0] = 42.0f;
+            for (int c = 0; c < 5; c++) {
+                int rc = c == 0   ? vt_gemv(&w, x, y, 1, NULL)
+                         : c == 1 ? vt_gemv(&w, x, y, 2, NULL)
+                         : c == 2 ? vt_gemm(&w, x, VT_DTYPE_F32, y, VT_DTYPE_F32, 2, NULL)
+                         : c == 3 ? vt_dequant(&w, VT_DTYPE_F32, o, NULL)
+                                  : vt_gemv_ref(&w, x, y, 1, 1);
+                CHECKF(rc == -EINVAL && strstr(vt_last_error(), "nvfp4") &&
+                           strstr(vt_last_error(), "tensor_scale is unset"),
+                       "%s, %s params: call %d rc %d (%s)", nm, h ? "unset" : "no", c, rc,
+                       vt_last_error());
+            }
+            int touched = o[0] != 42.0f;
+            for (int i = 0; i < 2 * 4; i++) touched |= y[i] != 42.0f;
+            CHECKF(!touched, "%s: output written on a refused call", nm);
+        }
+        /* explicit: the quantizing params' scale, carried by the handle */
+        vt_weight w;
+        vt_weight_host(&w, k.q, fmts[f], 4, 256, &k.p);
+        CHECK(w.tensor_scale == k.p.tensor_scale);
+        CHECK_RC(vt_dequant(&w, VT_DTYPE_F32, o, NULL));
+        uint64_t bad = 0;
+        for (int i = 0; i < 4 * 256; i++)
+            if (!(fabsf(o[i] - k.deq[i]) <= 1e-6f * fabsf(k.deq[i]))) bad++;
+        CHECKF(bad == 0, "%s: %llu values differ from vt_dequantize_ref", nm,
+               (unsigned long long)bad);
+        kt_free(&k);
+    }
+    kt_weight k;
+    CHECK_RC(kt_make(&k, VT_FMT_Q4_0, 4, 256));
+    vt_weight w;
+    vt_weight_host(&w, k.q, VT_FMT_Q4_0, 4, 256, &unset);
+    CHECK(w.tensor_scale == 1.0f);
+    CHECK_RC(vt_gemv(&w, x, y, 1, NULL));
+    kt_free(&k);
+}
+
 /* A handle whose byte or element count overflows 64 bits is refused before anything is read (f32
  * 2^62 + 1 rows x 4 had vt_quant_bytes wrap to 16, passing the size check). */
 static void test_overflow(void) {
@@ -436,6 +496,7 @@ int main(void) {
     kt_for_each_weight(shapes, sizeof shapes / sizeof shapes[0], run_one, NULL);
     test_errors();
     test_bad_scales();
+    test_unset_scale();
     test_overflow();
     test_xint();
     return vt_test_done("test_kernels_cpu");

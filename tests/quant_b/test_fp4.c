@@ -1,7 +1,9 @@
 /* test_fp4: nvfp4 and mxfp4 row ops — fast == ref bit-identical on fresh random data with edge
  * cases, the block layout decoded by hand, and SQNR on N(0,1) against DESIGN.md. Also measures
  * the alternative MX scale rule E = ceil(log2(amax / 6)) to document the choice of the OCP rule
- * E = floor(log2(amax)) - 2. */
+ * E = floor(log2(amax)) - 2. nvfp4's tensor scale is refused unset and used as given when set. */
+#include <errno.h>
+
 #include "qb_util.h"
 
 static const float e2m1_mag[8] = {0, 0.5f, 1, 1.5f, 2, 3, 4, 6};
@@ -73,9 +75,71 @@ static void fix_mxfp4(uint8_t *blk) {
     if (blk[0] == 0xff) blk[0] = 0xfe;
 }
 
+/* nvfp4's tensor scale has no default: unset (NaN, as vt_quant_params_init leaves it) every
+ * entry refuses it, naming the parameter, and writes nothing (it was taken as 1: blocks made or
+ * read with the wrong scale). Set explicitly it is used as given: the blocks and values of the
+ * row ops with that scale. The formats without a tensor scale ignore it. */
+static void check_unset_scale(void) {
+    enum { R = 3, C = 48 };
+    const uint32_t fmts[] = {VT_FMT_NVFP4, VT_FMT_NVFP4 | VT_FMT_SPARSE24};
+    float x[R * C], y[R * C], yr[C];
+    qb_fill(x, R * C, QB_NORMAL);
+    vt_quant_params p;
+    vt_quant_params_init(&p);
+    CHECKF(isnan(p.tensor_scale), "vt_quant_params_init: tensor_scale %g", (double)p.tensor_scale);
+    for (size_t f = 0; f < sizeof fmts / sizeof fmts[0]; f++) {
+        char nb[32];
+        vt_format_name(fmts[f], nb, sizeof nb);
+        const uint64_t n = vt_quant_bytes(fmts[f], R, C);
+        uint8_t *q = malloc(n), *q0 = malloc(n);
+        memset(q, 0x5a, n);
+        memcpy(q0, q, n);
+        for (int i = 0; i < R * C; i++) y[i] = 42.0f;
+        for (int c = 0; c < 5; c++) {
+            int rc = c == 0   ? vt_quantize(fmts[f], &p, x, R, C, q, 0)
+                     : c == 1 ? vt_quantize_ref(fmts[f], &p, x, R, C, q)
+                     : c == 2 ? vt_quant_check(fmts[f], &p, x, R, C)
+                     : c == 3 ? vt_dequantize(fmts[f], &p, q, R, C, y, 0)
+                              : vt_dequantize_ref(fmts[f], &p, q, R, C, y);
+            CHECKF(rc == -EINVAL && strstr(vt_last_error(), "tensor_scale is unset") &&
+                       strstr(vt_last_error(), nb),
+                   "%s call %d with the scale unset: rc %d (%s)", nb, c, rc, vt_last_error());
+        }
+        int touched = memcmp(q, q0, n) != 0;
+        for (int i = 0; i < R * C; i++) touched |= y[i] != 42.0f;
+        CHECKF(!touched, "%s: output written on a refused call", nb);
+        free(q);
+        free(q0);
+    }
+    /* explicit scale: the row ops' blocks and values with it */
+    const uint64_t rb = vt_quant_row_bytes(VT_FMT_NVFP4, C);
+    uint8_t q[R * 3 * sizeof(vt_block_nvfp4)], qr[sizeof q];
+    CHECK(vt_quant_bytes(VT_FMT_NVFP4, R, C) == sizeof q);
+    p.tensor_scale = 0.01f;
+    CHECK_RC(vt_quantize(VT_FMT_NVFP4, &p, x, R, C, q, 0));
+    CHECK_RC(vt_dequantize(VT_FMT_NVFP4, &p, q, R, C, y, 0));
+    for (int r = 0; r < R; r++) {
+        vt_qops_nvfp4.quantize_ref(x + r * C, qr + r * rb, C, &p);
+        vt_qops_nvfp4.dequantize_ref(qr + r * rb, yr, C, &p);
+        CHECKF(memcmp(yr, y + r * C, sizeof yr) == 0, "nvfp4 scale 0.01: row %d values", r);
+    }
+    CHECK(memcmp(q, qr, sizeof q) == 0);
+    /* vt_quant_observe sets it */
+    vt_quant_params_init(&p);
+    CHECK_RC(vt_quant_observe(VT_FMT_NVFP4, &p, x, R * C));
+    CHECK_RC(vt_quantize(VT_FMT_NVFP4, &p, x, R, C, q, 0));
+    /* mxfp4 has no tensor scale: unset is fine */
+    vt_quant_params_init(&p);
+    uint8_t m[R * 2 * sizeof(vt_block_mxfp4)];
+    CHECK(vt_quant_bytes(VT_FMT_MXFP4, R, C) == sizeof m);
+    CHECK_RC(vt_quantize(VT_FMT_MXFP4, &p, x, R, C, m, 0));
+    CHECK_RC(vt_dequantize(VT_FMT_MXFP4, &p, m, R, C, y, 0));
+}
+
 int main(void) {
     vt_test_seed();
     check_layout();
+    check_unset_scale();
     const float scales[] = {1.0f, 1.0f / 2688.0f, 3.7e-3f, 0.0f};
     for (size_t i = 0; i < sizeof scales / sizeof scales[0]; i++) {
         vt_quant_params p = {.tensor_scale = scales[i]};

@@ -12,6 +12,7 @@
 #include <float.h>
 
 #include "qb_util.h"
+#include "quant/quant_fault.h"
 
 #define COLS 256
 
@@ -267,6 +268,83 @@ static void error_order(void) {
     free(lq);
 }
 
+/* vt_quantize_fault (store/import.c names a refused value by the tensor's row with it): the
+ * kind, row, column and value of the value vt_quantize's message names, on 1 or all threads, for
+ * short and long (segmented) rows, 2:4 rows (the dense column) and nf4_dq; code 0 when nothing
+ * or no value was refused. vt_qfault_fail rebuilds the message exactly, and counts the row from
+ * a base row under another name. */
+typedef struct fault_case {
+    uint32_t fmt;
+    uint64_t rows, cols;
+    uint64_t r1, c1; /* a value past the format's range (f16 / q8_0: 1e9) */
+    uint64_t r2, c2; /* a NaN */
+    int code;        /* the one reported */
+} fault_case;
+
+static void fault_position(void) {
+    static const fault_case cases[] = {
+        {VT_FMT_F16, 1000, 256, 3, 10, 900, 200, -ERANGE},
+        {VT_FMT_F16, 1000, 256, 900, 10, 3, 200, VT_ENONFINITE},
+        {VT_FMT_F16, 1000, 256, 517, 255, 517, 0, VT_ENONFINITE}, /* NaN first in its row */
+        {VT_FMT_F16, 3, 70001, 1, 100, 1, 50000, -ERANGE},        /* long rows: units of a row */
+        {VT_FMT_F16, 3, 70001, 2, 69999, 2, 69998, VT_ENONFINITE},
+        {VT_FMT_Q8_0 | VT_FMT_SPARSE24, 40, 256, 37, 131, 39, 7, -ERANGE},
+        {VT_FMT_Q8_0, 300, 256, 123, 45, 299, 255, -ERANGE},
+        {VT_FMT_NF4_DQ, 128, 256, 0, 0, 77, 201, VT_ENONFINITE}, /* no range limit */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const fault_case *c = &cases[i];
+        char nb[32];
+        vt_format_name(c->fmt, nb, sizeof nb);
+        const uint64_t n = c->rows * c->cols;
+        float *x = malloc(n * sizeof(float));
+        uint8_t *q = malloc(vt_quant_bytes(c->fmt, c->rows, c->cols));
+        for (uint64_t k = 0; k < n; k++) x[k] = vt_rand_normal();
+        if (VT_FMT_BASE(c->fmt) != VT_FMT_NF4_DQ) x[c->r1 * c->cols + c->c1] = 1e9f;
+        x[c->r2 * c->cols + c->c2] = NAN;
+        const int rng = c->code == -ERANGE;
+        const uint64_t wr = rng ? c->r1 : c->r2, wc = rng ? c->c1 : c->c2;
+        for (int t = 0; t < 2; t++) {
+            vt_qfault f = {.code = 12345};
+            int rc = vt_quantize_fault(c->fmt, NULL, x, c->rows, c->cols, q, t ? 0 : 1, &f);
+            char msg[512];
+            snprintf(msg, sizeof msg, "%s", vt_last_error());
+            CHECKF(rc == c->code && f.code == c->code && f.row == wr && f.col == wc &&
+                       (rng ? f.value == 1e9f : isnan(f.value)),
+                   "%s case %zu, %d threads: rc %d, fault %d at row %llu, column %llu, %g; want "
+                   "%d at row %llu, column %llu (%s)",
+                   nb, i, t ? 0 : 1, rc, f.code, (unsigned long long)f.row,
+                   (unsigned long long)f.col, (double)f.value, c->code, (unsigned long long)wr,
+                   (unsigned long long)wc, msg);
+            if (f.code != c->code) continue;
+            CHECK(vt_qfault_fail(&f, "vt_quantize", c->fmt, "", 0, "row") == c->code);
+            CHECKF(strcmp(msg, vt_last_error()) == 0, "%s case %zu: '%s' rebuilt as '%s'", nb, i,
+                   msg, vt_last_error());
+            char want[128];
+            snprintf(want, sizeof want,
+                     "in t: vt_quantize %s: %svalue %s at tensor row %llu, column %llu", nb,
+                     rng ? "" : "non-finite ", rng ? "1e+09" : "nan",
+                     (unsigned long long)(wr + 1000), (unsigned long long)wc);
+            vt_qfault_fail(&f, "vt_quantize", c->fmt, "in t: ", 1000, "tensor row");
+            CHECKF(strstr(vt_last_error(), want) == vt_last_error(), "%s case %zu: '%s', want '%s'",
+                   nb, i, vt_last_error(), want);
+        }
+        free(x);
+        free(q);
+    }
+    /* nothing refused, or not for a value: code 0 */
+    float x[64];
+    uint8_t q[64 * 4];
+    for (int k = 0; k < 64; k++) x[k] = vt_rand_normal();
+    vt_qfault f = {.code = 12345};
+    CHECK_RC(vt_quantize_fault(VT_FMT_Q4_0, NULL, x, 1, 64, q, 0, &f));
+    CHECK(f.code == 0);
+    f.code = 12345;
+    vt_quant_params p;
+    vt_quant_params_init(&p); /* nvfp4 with its scale unset */
+    CHECK(vt_quantize_fault(VT_FMT_NVFP4, &p, x, 1, 64, q, 0, &f) == -EINVAL && f.code == 0);
+}
+
 int main(void) {
     vt_test_seed();
     /* f16 and bf16 round to nearest even: 65520 is the first f32 that becomes an f16 Inf;
@@ -340,5 +418,6 @@ int main(void) {
     }
     extremes();
     error_order();
+    fault_position();
     return vt_test_done("test_quant_range");
 }

@@ -503,9 +503,52 @@ static void tiny_map(void) {
     vt_store_close(s);
 }
 
+/* The writer refuses an nvfp4 tensor without its tensor scale (vt_quant_params_init leaves it
+ * unset, NaN: the record would make the tensor unreadable) and records an unset scale of
+ * another format as 1. */
+static void unset_scale(void) {
+    char dir[4096], path[4200];
+    vt_test_tmpdir("test_store_scale", dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/s.vts", dir);
+    vt_store *s;
+    CHECK_RC(vt_store_open(path, VT_STORE_RDWR | VT_STORE_CREATE, NULL, &s));
+    if (!s) return;
+    vt_quant_params p;
+    vt_quant_params_init(&p);
+    vt_store_writer *w;
+    CHECK_RC(vt_store_writer_begin(s, &w));
+    vt_tensor_info m;
+    memset(&m, 0, sizeof m);
+    snprintf(m.name, sizeof m.name, "w");
+    m.src_dtype = VT_DTYPE_F32;
+    m.ndim = 2;
+    m.dims[0] = 4;
+    m.dims[1] = 64;
+    m.format = VT_FMT_NVFP4;
+    vt_writer_tensor *t;
+    const float bad[] = {p.tensor_scale, 0.0f, -1.0f, INFINITY};
+    for (int i = 0; i < 4; i++) {
+        m.tensor_scale = bad[i];
+        CHECK(vt_writer_tensor_begin(w, &m, NULL, 0, &t) == -EINVAL);
+        CHECK(strstr(vt_store_errmsg(s), "tensor w: nvfp4 needs the tensor_scale"));
+    }
+    m.format = VT_FMT_Q8_0;
+    m.tensor_scale = p.tensor_scale;
+    CHECK_RC(vt_writer_tensor_begin(w, &m, NULL, 0, &t));
+    uint8_t q[4 * 68] = {0};
+    CHECK_RC(vt_writer_put_chunk(w, t, 0, q, vt_quant_bytes(VT_FMT_Q8_0, 4, 64)));
+    CHECK_RC(vt_writer_tensor_end(w, t, NULL));
+    CHECK_RC(vt_store_writer_commit(w));
+    vt_tensor_info ti;
+    CHECK_RC(vt_store_stat(s, "w", &ti));
+    CHECK(ti.tensor_scale == 1.0f);
+    vt_store_close(s);
+}
+
 int main(void) {
     vt_test_seed();
     tiny_map();
+    unset_scale();
     narrow_reads();
     run(0);
     run(1);
