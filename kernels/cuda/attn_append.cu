@@ -8,6 +8,7 @@
 
 #include "attn_common.cuh"
 #include "attn_quant.cuh"
+#include "core/fault_internal.h"
 
 namespace {
 

@@ -6,6 +6,7 @@
 #include "cuda_util.cuh"
 #include "kern_internal.h"
 #include "vtstore/device.h"
+#include "core/fault_internal.h"
 
 /* A usable device: one present and of compute capability 8.0 or later (the kernels are built
  * for sm_80 / sm_90 with compute_90 PTX, and mma.sync.m16n8k16 needs sm_80: on an older GPU every
