@@ -47,8 +47,9 @@ int vt_cmd_export(int argc, char **argv) {
         return VT_EXIT_USAGE;
     }
     vt_export_options o = {pattern, gguf ? VT_DTYPE_F16 : VT_DTYPE_F32, 0};
-    if (dts && vt_dtype_from_name(dts, &o.dtype)) {
-        fprintf(stderr, "vtstore export: unknown dtype '%s'\n", dts);
+    if (dts && (vt_dtype_from_name(dts, &o.dtype) ||
+                (o.dtype != VT_DTYPE_F32 && o.dtype != VT_DTYPE_F16 && o.dtype != VT_DTYPE_BF16))) {
+        fprintf(stderr, "vtstore export: --dtype '%s': expected f32, f16 or bf16\n", dts);
         return VT_EXIT_USAGE;
     }
     vt_store *s = vt_print_open("export", pos[0], 0);

@@ -86,6 +86,11 @@ int vt_cmd_get(int argc, char **argv) {
         fprintf(stderr, "vtstore get: bad row range in '%s'\n%s", pos[1], use);
         return VT_EXIT_USAGE;
     }
+    /* a usage error is one whatever the store holds: checked before opening it */
+    if (strcmp(dts, "raw") && strcmp(dts, "f32") && strcmp(dts, "f16")) {
+        fprintf(stderr, "vtstore get: --dtype must be f32, f16 or raw\n");
+        return VT_EXIT_USAGE;
+    }
     vt_store *s = vt_print_open("get", pos[0], 0);
     if (!s) return VT_EXIT_ERROR;
     vt_tensor_info ti;
@@ -95,22 +100,15 @@ int vt_cmd_get(int argc, char **argv) {
         vt_store_close(s);
         return VT_EXIT_ERROR;
     }
-    vt_dtype dt;
-    if (!strcmp(dts, "raw"))
-        dt = ti.src_dtype;
-    else if (!strcmp(dts, "f32"))
-        dt = VT_DTYPE_F32;
-    else if (!strcmp(dts, "f16"))
-        dt = VT_DTYPE_F16;
-    else {
-        fprintf(stderr, "vtstore get: --dtype must be f32, f16 or raw\n");
-        vt_store_close(s);
-        return VT_EXIT_USAGE;
-    }
+    vt_dtype dt = !strcmp(dts, "raw")   ? ti.src_dtype
+                  : !strcmp(dts, "f32") ? VT_DTYPE_F32
+                                        : VT_DTYPE_F16;
     if (b < 0) b = (int64_t)ti.rows;
     if (b < a || (uint64_t)b > ti.rows) {
+        char nm[1024];
         fprintf(stderr, "vtstore get: rows [%lld:%lld] out of range for %s (%llu rows)\n",
-                (long long)a, (long long)b, name, (unsigned long long)ti.rows);
+                (long long)a, (long long)b, vt_print_safe(name, nm, sizeof nm),
+                (unsigned long long)ti.rows);
         vt_store_close(s);
         return VT_EXIT_ERROR;
     }

@@ -1,8 +1,11 @@
 /* vtstore import SRC STORE [options]: import safetensors / GGUF / .npy into a store. */
+#include <dirent.h>
 #include <errno.h>
+#include <ftw.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -55,10 +58,11 @@ static int on_progress(void *ctx, const vt_import_progress *p) {
 }
 
 static void on_tensor(void *ctx, const vt_tensor_info *ti) {
-    char f[32], sh[128], by[32];
+    char f[32], sh[128], by[32], nm[1024];
     if (*(int *)ctx) fputs("\r\033[K", stderr);
-    printf("  %-48s %-9s %-14s %10s  sqnr %s%.2f\n", ti->name, vt_print_format(ti, f, sizeof f),
-           vt_print_shape(ti, sh, sizeof sh), vt_print_bytes(ti->stored_bytes, by, sizeof by),
+    printf("  %-48s %-9s %-14s %10s  sqnr %s%.2f\n", vt_print_safe(ti->name, nm, sizeof nm),
+           vt_print_format(ti, f, sizeof f), vt_print_shape(ti, sh, sizeof sh),
+           vt_print_bytes(ti->stored_bytes, by, sizeof by),
            isinf(ti->metrics.sqnr_db) ? "exact " : "",
            isinf(ti->metrics.sqnr_db) ? 0.0 : ti->metrics.sqnr_db);
 }
@@ -95,6 +99,57 @@ static int num_opt(const char *a, const char *v, vt_import_options *o, vt_store_
         return 0;
     }
     return -1;
+}
+
+static int keep_top; /* rm_entry: keep the directory itself (it existed, empty, before) */
+
+static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *ftw) {
+    (void)sb;
+    if (ftw->level == 0 && keep_top) return 0;
+    if (flag == FTW_DP ? rmdir(p) : unlink(p)) { /* keep going: remove what can be */
+    }
+    return 0;
+}
+
+/* Whether the store import opens at @p path is created by it: 2 if nothing is there, 1 for an
+ * empty directory, else 0. */
+static int store_is_new(const char *path) {
+    struct stat st;
+    if (lstat(path, &st)) return errno == ENOENT ? 2 : 0;
+    if (!S_ISDIR(st.st_mode)) return 0;
+    DIR *d = opendir(path);
+    if (!d) return 0;
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d));)
+        n += strcmp(e->d_name, ".") && strcmp(e->d_name, "..");
+    closedir(d);
+    return n == 0;
+}
+
+static int count_meta(void *ctx, const char *key, const void *val, size_t len) {
+    (void)key;
+    (void)val;
+    (void)len;
+    ++*(int *)ctx;
+    return 0;
+}
+
+/* After a failed import into a store that this import created, remove the store again, so that
+ * the failure leaves nothing behind (`vtstore import typo.safetensors new.vts` used to leave an
+ * empty new.vts; a directory that was empty is emptied again: @p keep_dir). Only while it holds
+ * nothing (no tensor, no metadata: another process may have written into it since it was created),
+ * and under the writer lock, which keeps another import from starting to write into it during the
+ * removal (it would fail, not write into a deleted directory unnoticed: the lock file is opened
+ * relative to the store's directory). */
+static void drop_new_store(vt_store *s, const char *path, int keep_dir) {
+    vt_store_writer *w;
+    if (vt_store_writer_begin(s, &w)) return; /* another writer: not ours alone */
+    vt_store_totals t;
+    int meta = 0;
+    if (!vt_store_get_totals(s, &t) && !t.tensors && !t.chunks &&
+        !vt_store_meta_list(s, NULL, count_meta, &meta) && !meta)
+        keep_top = keep_dir, nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
+    vt_store_writer_abort(w);
 }
 
 static int parse_format(const char *s, uint32_t *out) {
@@ -195,6 +250,7 @@ int vt_cmd_import(int argc, char **argv) {
     }
     o.rules = rules;
     so.data_dirs = dirs;
+    int created = store_is_new(pos[1]); /* 2: no such path, 1: an empty directory */
     vt_store *s = NULL;
     int rc = vt_store_open(pos[1], VT_STORE_RDWR | VT_STORE_CREATE, &so, &s);
     if (rc) {
@@ -213,6 +269,7 @@ int vt_cmd_import(int argc, char **argv) {
     if (g.tty) fputs("\r\033[K", stderr);
     if (rc) {
         vt_cli_error("import", rc, "importing %s into %s failed (store unchanged)", pos[0], pos[1]);
+        if (created) drop_new_store(s, pos[1], created == 1);
         vt_store_close(s);
         return VT_EXIT_ERROR;
     }

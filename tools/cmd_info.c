@@ -1,4 +1,5 @@
 /* vtstore info STORE [TENSOR] [--json]: store totals or one tensor's record. */
+#include <math.h>
 #include <string.h>
 
 #include "cli.h"
@@ -40,18 +41,27 @@ int vt_cmd_info(int argc, char **argv) {
             vt_print_record_json(stdout, &ti);
             fputc('\n', stdout);
         } else {
-            char f[32], sh[128];
+            char f[32], sh[128], nm[1024], src[1024], q[32];
+            /* as ls: "exact" for a lossless copy, "-" where nothing was measured */
+            if (isnan(ti.metrics.sqnr_db))
+                snprintf(q, sizeof q, "-");
+            else if (isinf(ti.metrics.sqnr_db) && ti.metrics.sqnr_db > 0)
+                snprintf(q, sizeof q, "exact");
+            else
+                snprintf(q, sizeof q, "%.3f dB", ti.metrics.sqnr_db);
             printf("name          %s\nformat        %s\nsource dtype  %s\nshape         %s (%llu "
                    "rows x %llu cols)\n"
                    "chunks        %llu of %llu rows\nraw bytes     %s\nstored bytes  %s\n"
-                   "sqnr          %.3f dB\ncosine        %.6f\nmax error     %.6g\nsource        "
+                   "sqnr          %s\ncosine        %.6f\nmax error     %.6g\nsource        "
                    "%s\nid            %llu\n",
-                   ti.name, vt_print_format(&ti, f, sizeof f), vt_dtype_name(ti.src_dtype),
-                   vt_print_shape(&ti, sh, sizeof sh), (unsigned long long)ti.rows,
-                   (unsigned long long)ti.cols, (unsigned long long)ti.n_chunks,
-                   (unsigned long long)ti.rows_per_chunk, vt_print_bytes(ti.raw_bytes, a, sizeof a),
-                   vt_print_bytes(ti.stored_bytes, b, sizeof b), ti.metrics.sqnr_db,
-                   ti.metrics.cosine, ti.metrics.max_err, ti.source, (unsigned long long)ti.id);
+                   vt_print_safe(ti.name, nm, sizeof nm), vt_print_format(&ti, f, sizeof f),
+                   vt_dtype_name(ti.src_dtype), vt_print_shape(&ti, sh, sizeof sh),
+                   (unsigned long long)ti.rows, (unsigned long long)ti.cols,
+                   (unsigned long long)ti.n_chunks, (unsigned long long)ti.rows_per_chunk,
+                   vt_print_bytes(ti.raw_bytes, a, sizeof a),
+                   vt_print_bytes(ti.stored_bytes, b, sizeof b), q, ti.metrics.cosine,
+                   ti.metrics.max_err, vt_print_safe(ti.source, src, sizeof src),
+                   (unsigned long long)ti.id);
         }
     } else {
         vt_store_totals t;

@@ -19,16 +19,17 @@ static int ls_cb(void *ctx, const vt_tensor_info *ti) {
         fputs(c->n ? ",\n  " : "\n  ", stdout);
         vt_print_record_json(stdout, ti);
     } else {
-        char f[32], sh[128], by[32], q[32];
+        char f[32], sh[128], by[32], q[32], nm[1024];
         if (isnan(ti->metrics.sqnr_db))
             snprintf(q, sizeof q, "-");
         else if (isinf(ti->metrics.sqnr_db))
             snprintf(q, sizeof q, "exact");
         else
             snprintf(q, sizeof q, "%.2f", ti->metrics.sqnr_db);
-        printf("%-56s %-9s %-5s %-16s %10s %8s\n", ti->name, vt_print_format(ti, f, sizeof f),
-               vt_dtype_name(ti->src_dtype), vt_print_shape(ti, sh, sizeof sh),
-               vt_print_bytes(ti->stored_bytes, by, sizeof by), q);
+        printf("%-56s %-9s %-5s %-16s %10s %8s\n", vt_print_safe(ti->name, nm, sizeof nm),
+               vt_print_format(ti, f, sizeof f), vt_dtype_name(ti->src_dtype),
+               vt_print_shape(ti, sh, sizeof sh), vt_print_bytes(ti->stored_bytes, by, sizeof by),
+               q);
     }
     c->n++;
     c->bytes += ti->stored_bytes;

@@ -6,7 +6,8 @@
 
 static void on_problem(void *ctx, const vt_verify_problem *p) {
     (void)ctx;
-    fprintf(stderr, "vtstore verify: %s\n", p->message);
+    static char safe[16384];
+    fprintf(stderr, "vtstore verify: %s\n", vt_print_safe(p->message, safe, sizeof safe));
 }
 
 int vt_cmd_verify(int argc, char **argv) {

@@ -45,11 +45,22 @@ static void ws(ps *p) {
     while (isspace((unsigned char)p->s[p->pos])) p->pos++;
 }
 
+/* Most nodes of a filter. eval recurses once per && / || of a chain, so a chain of tens of
+ * thousands of terms (a 128 KiB argument holds 16000 "rows>0&&") overflowed the stack. */
+#define VT_FILTER_MAX_NODES 4096
+
 static int add(ps *p, node nd) {
+    if (p->f->count == VT_FILTER_MAX_NODES) {
+        free(nd.str);
+        return fail(p, "filter too long (at most 4096 comparisons and operators)");
+    }
     if (p->f->count == p->f->cap) {
         int cap = p->f->cap ? p->f->cap * 2 : 16;
         node *v = realloc(p->f->n, (size_t)cap * sizeof *v);
-        if (!v) return fail(p, "out of memory");
+        if (!v) {
+            free(nd.str);
+            return fail(p, "out of memory");
+        }
         p->f->n = v;
         p->f->cap = cap;
     }
@@ -91,12 +102,15 @@ static int parse_cmp(ps *p) {
     if (q == '\'' || q == '"') {
         p->pos++;
         while (p->s[p->pos] && p->s[p->pos] != q && n + 1 < sizeof buf) buf[n++] = p->s[p->pos++];
+        if (p->s[p->pos] && p->s[p->pos] != q) return fail(p, "value longer than 511 bytes");
         if (p->s[p->pos] != q) return fail(p, "unterminated string");
         p->pos++;
     } else {
         while (p->s[p->pos] && !isspace((unsigned char)p->s[p->pos]) &&
                !strchr("()&|!", p->s[p->pos]) && n + 1 < sizeof buf)
             buf[n++] = p->s[p->pos++];
+        if (p->s[p->pos] && !isspace((unsigned char)p->s[p->pos]) && !strchr("()&|!", p->s[p->pos]))
+            return fail(p, "value longer than 511 bytes");
     }
     buf[n] = 0;
     if (!n) return fail(p, "expected a value");
@@ -216,18 +230,9 @@ static int cmp_num(double a, int op, double b) {
     }
 }
 
-static int eval(const vt_filter *f, int i, const vt_tensor_info *ti) {
-    const node *n = &f->n[i];
-    switch (n->kind) {
-    case N_OR:
-        return eval(f, n->a, ti) || eval(f, n->b, ti);
-    case N_AND:
-        return eval(f, n->a, ti) && eval(f, n->b, ti);
-    case N_NOT:
-        return !eval(f, n->a, ti);
-    default:
-        break;
-    }
+/* One comparison (N_CMP). Apart from eval so that its buffer is not in every frame of eval's
+ * recursion. */
+static __attribute__((noinline)) int eval_cmp(const node *n, const vt_tensor_info *ti) {
     char buf[512];
     const char *sv = NULL;
     double nv = 0;
@@ -277,6 +282,20 @@ static int eval(const vt_filter *f, int i, const vt_tensor_info *ti) {
     if (n->op == OP_GLOB) return fnmatch(n->str, sv, 0) == 0;
     int c = strcmp(sv, n->str);
     return cmp_num(c, n->op, 0);
+}
+
+static int eval(const vt_filter *f, int i, const vt_tensor_info *ti) {
+    const node *n = &f->n[i];
+    switch (n->kind) {
+    case N_OR:
+        return eval(f, n->a, ti) || eval(f, n->b, ti);
+    case N_AND:
+        return eval(f, n->a, ti) && eval(f, n->b, ti);
+    case N_NOT:
+        return !eval(f, n->a, ti);
+    default:
+        return eval_cmp(n, ti);
+    }
 }
 
 int vt_filter_eval(const vt_filter *f, const vt_tensor_info *ti) {

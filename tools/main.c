@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "store_print.h"
 #include "vtstore/core.h"
 
 /* Subcommands not yet built into this binary answer with a clear message. A real definition in
@@ -125,16 +126,41 @@ int vt_cli_parse_bytes(const char *s, uint64_t *out) {
     return 0;
 }
 
+/* safe_text.c's vt_print_safe replaces this weak copy, which serves programs that link main.c
+ * without it (tests/fuzz's filter target, for vt_cli_parse_bytes). */
+__attribute__((weak)) const char *vt_print_safe(const char *s, char *out, size_t cap) {
+    snprintf(out, cap, "%s", s);
+    return out;
+}
+
 void vt_cli_error(const char *cmd, int rc, const char *fmt, ...) {
+    /* the message names tensors, whose names may hold control characters: escaped */
+    static char msg[8192], safe[4 * sizeof msg];
     va_list ap;
-    fprintf(stderr, "vtstore %s: ", cmd);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    int n = vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    size_t k = n < 0 ? 0 : (size_t)n < sizeof msg ? (size_t)n : sizeof msg - 1;
     const char *detail = vt_last_error();
-    if (rc) fprintf(stderr, ": %s", vt_strerror(rc));
-    if (detail && *detail) fprintf(stderr, " (%s)", detail);
-    fputc('\n', stderr);
+    if (rc) k += (size_t)snprintf(msg + k, sizeof msg - k, ": %s", vt_strerror(rc));
+    if (k < sizeof msg && detail && *detail) snprintf(msg + k, sizeof msg - k, " (%s)", detail);
+    fprintf(stderr, "vtstore %s: %s\n", cmd, vt_print_safe(msg, safe, sizeof safe));
+}
+
+/* The exit code of subcommand @p cmd, which returned @p ex, once stdout is flushed. Output lost
+ * on the way (a full disk, a closed pipe with SIGPIPE ignored) is an error, never exit 0 with a
+ * truncated result. EPIPE: the reader went away (`vtstore ls S | head -1` where SIGPIPE is
+ * ignored); nobody is left to read a message, so exit 1 quietly, as a SIGPIPE death would. */
+static int finish_stdout(const char *cmd, int ex) {
+    errno = 0;
+    int bad = fflush(stdout) != 0;
+    int err = errno;
+    bad |= ferror(stdout);
+    if (!bad) return ex;
+    if (err != EPIPE)
+        fprintf(stderr, "vtstore %s: writing the output failed: %s\n", cmd,
+                err ? strerror(err) : "an earlier write failed; the output is incomplete");
+    return ex == VT_EXIT_OK ? VT_EXIT_ERROR : ex;
 }
 
 int main(int argc, char **argv) {
@@ -144,14 +170,15 @@ int main(int argc, char **argv) {
     }
     if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
         usage(stdout);
-        return VT_EXIT_OK;
+        return finish_stdout("help", VT_EXIT_OK);
     }
     if (!strcmp(argv[1], "--version")) {
         printf("vtstore %s\n", vt_version());
-        return VT_EXIT_OK;
+        return finish_stdout("--version", VT_EXIT_OK);
     }
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
-        if (!strcmp(argv[1], cmds[i].name)) return cmds[i].fn(argc - 1, argv + 1);
+        if (!strcmp(argv[1], cmds[i].name))
+            return finish_stdout(cmds[i].name, cmds[i].fn(argc - 1, argv + 1));
     fprintf(stderr, "vtstore: unknown command '%s'\n", argv[1]);
     usage(stderr);
     return VT_EXIT_USAGE;

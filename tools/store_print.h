@@ -19,6 +19,11 @@ const char *vt_print_bytes(uint64_t n, char *buf, size_t cap);
 void vt_print_json_strn(FILE *f, const char *s, size_t n);
 /** The same of a NUL-terminated string. */
 void vt_print_json_str(FILE *f, const char *s);
+/** @p s as text safe for a terminal, into out[0..cap) (cut there): backslash, \n, \t, \r
+ *  escaped as such, other control characters (C0, DEL, C1) and bytes that start no well-formed
+ *  UTF-8 sequence as \xHH (C1: \u00HH); the rest as it is. A name of 255 bytes needs at most
+ *  1021 bytes. Returns out. (safe_text.c) */
+const char *vt_print_safe(const char *s, char *out, size_t cap);
 /** One record as a JSON object (no trailing newline). */
 void vt_print_record_json(FILE *f, const vt_tensor_info *ti);
 /** Open a store read-only (or RDWR) or print the error; returns NULL on failure. */

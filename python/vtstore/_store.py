@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import math
 import os
+import shutil
 import struct
+import threading
 from ctypes import POINTER, byref, c_char_p, c_size_t, c_uint64, c_void_p
 from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
@@ -40,6 +43,19 @@ def _name(name: str, what: str = "tensor name") -> bytes:
     if not b or b"\0" in b or len(b) >= _lib.VT_MAX_NAME:
         raise ValueError(f"{what} {name!r}: 1..{_lib.VT_MAX_NAME - 1} bytes without NUL")
     return b
+
+
+def _pattern(pattern: Optional[str], what: str = "pattern") -> Optional[bytes]:
+    """UTF-8 bytes of an optional glob or prefix (None: all). A NUL would cut it short in C and
+    silently select other names, so it is refused like in names."""
+    if pattern is None:
+        return None
+    if not isinstance(pattern, str):
+        raise TypeError(f"{what} must be a str or None, not {type(pattern).__name__}")
+    b = pattern.encode("utf-8")
+    if b"\0" in b:
+        raise ValueError(f"{what} {pattern!r} contains NUL")
+    return b or None
 
 
 def _info_dict(ti: _lib.vt_tensor_info) -> Dict[str, Any]:
@@ -117,6 +133,11 @@ class Store:
                  no_root_shards: bool = False) -> None:  # fmt: skip
         self._h: Optional[int] = None
         self._writer: Optional[Writer] = None
+        # Calls in flight (any thread), so that close() waits for them instead of freeing the
+        # handle under a read still running in another thread (that crashed the process).
+        self._cv = threading.Condition()
+        self._busy = 0
+        self._tls = threading.local()  # .depth: this thread's calls in flight (callbacks)
         if mode not in _MODES:
             raise ValueError(f"mode {mode!r}: expected 'r' (read), 'w' (read-write) or 'c' "
                              "(read-write, created if missing)")  # fmt: skip
@@ -136,12 +157,20 @@ class Store:
     # -- lifetime
 
     def close(self) -> None:
-        """Close the store (aborting a writer still open). Idempotent."""
-        if self._writer is not None:
-            self._writer.abort()
-        if self._h:
-            lib.vt_store_close(self._h)
-            self._h = None
+        """Close the store (aborting a writer still open). Idempotent. Calls running in other
+        threads finish first; later calls raise ValueError."""
+        if getattr(self._tls, "depth", 0):
+            raise Error(_lib.VT_EUSAGE, "close() from a callback of a call on this store",
+                        "Store.close")  # fmt: skip
+        with self._cv:
+            h, self._h = self._h, None
+            while self._busy:
+                self._cv.wait()
+            w, self._writer = self._writer, None
+            if w is not None:
+                w._w = None  # vt_store_close aborts and frees it
+        if h:
+            lib.vt_store_close(h)
 
     @property
     def closed(self) -> bool:
@@ -163,13 +192,34 @@ class Store:
         state = "closed" if self.closed else f"mode {self.mode!r}"
         return f"<vtstore.Store {self.path!r} {state}>"
 
-    def _handle(self) -> int:
-        if not self._h:
-            raise ValueError("operation on a closed store")
-        return self._h
+    def _enter(self) -> int:
+        """The handle, counted as in use until _leave (ValueError when closed)."""
+        with self._cv:
+            h = self._h
+            if not h:
+                raise ValueError("operation on a closed store")
+            self._busy += 1
+        self._tls.depth = getattr(self._tls, "depth", 0) + 1
+        return h
+
+    def _leave(self) -> None:
+        self._tls.depth -= 1
+        with self._cv:
+            self._busy -= 1
+            if not self._busy:
+                self._cv.notify_all()
+
+    @contextlib.contextmanager
+    def _use(self) -> Iterator[int]:
+        h = self._enter()
+        try:
+            yield h
+        finally:
+            self._leave()
 
     def _call(self, fn: Callable[..., int], *args) -> None:
-        call(fn, self._handle(), *args, store=self._h)
+        with self._use() as h:
+            call(fn, h, *args, store=h)
 
     # -- tensors
 
@@ -182,7 +232,7 @@ class Store:
             return 0
 
         cb = _lib.STORE_LIST_FN(each)
-        self._call(lib.vt_store_list, pattern.encode() if pattern else None, cb, None)
+        self._call(lib.vt_store_list, _pattern(pattern), cb, None)
         return out
 
     def __iter__(self) -> Iterator[str]:
@@ -283,15 +333,16 @@ class Store:
         __metadata__...; see decode_meta), else (or with raw=True) the bytes. KeyError if
         absent."""
         k = _name(key, "metadata key")
-        h, n = self._handle(), c_size_t()
+        n = c_size_t()
         buf = ctypes.create_string_buffer(4096)
-        lib.vt_clear_error()
-        rc = lib.vt_store_get_meta(h, k, buf, len(buf), byref(n))
-        if rc == -errno.ERANGE:  # larger than the guess: n has its size
-            buf = ctypes.create_string_buffer(n.value)
+        with self._use() as h:
+            lib.vt_clear_error()
             rc = lib.vt_store_get_meta(h, k, buf, len(buf), byref(n))
-        if rc:
-            raise _lib.error(rc, "vt_store_get_meta", h)
+            if rc == -errno.ERANGE:  # larger than the guess: n has its size
+                buf = ctypes.create_string_buffer(n.value)
+                rc = lib.vt_store_get_meta(h, k, buf, len(buf), byref(n))
+            if rc:
+                raise _lib.error(rc, "vt_store_get_meta", h)
         val = buf.raw[: n.value]
         if raw or lib.vt_meta_check(val, len(val)) != 0:
             return val
@@ -306,7 +357,7 @@ class Store:
             return 0
 
         cb = _lib.STORE_META_FN(each)
-        self._call(lib.vt_store_meta_list, prefix.encode() if prefix else None, cb, None)
+        self._call(lib.vt_store_meta_list, _pattern(prefix, "prefix"), cb, None)
         return out
 
     # -- maintenance
@@ -327,11 +378,11 @@ class Store:
 
         cb = _lib.VERIFY_FN(each)
         rep = _lib.vt_verify_report()
-        h = self._handle()
-        lib.vt_clear_error()
-        rc = lib.vt_store_verify(h, cb, None, byref(rep))
-        if rc not in (0, _lib.VT_ECORRUPT):
-            raise _lib.error(rc, "vt_store_verify", h)
+        with self._use() as h:
+            lib.vt_clear_error()
+            rc = lib.vt_store_verify(h, cb, None, byref(rep))
+            if rc not in (0, _lib.VT_ECORRUPT):
+                raise _lib.error(rc, "vt_store_verify", h)
         return {"ok": rc == 0, "tensors": rep.tensors, "chunks": rep.chunks,
                 "bytes_read": rep.bytes_read, "problems": problems}  # fmt: skip
 
@@ -421,8 +472,8 @@ class Store:
         bit-exact, raw ones in their dtype, quantized ones dequantized to @p dtype."""
         if dtype not in _quant.FLOAT_DTYPES:
             raise ValueError(f"dtype {dtype!r}: expected 'f32', 'f16' or 'bf16'")
-        o = _lib.vt_export_options(pattern=pattern.encode() if pattern else None,
-                                   dtype=_lib.DTYPES[dtype], nthreads=0)  # fmt: skip
+        o = _lib.vt_export_options(pattern=_pattern(pattern), dtype=_lib.DTYPES[dtype],
+                                   nthreads=0)  # fmt: skip
         self._call(lib.vt_export_safetensors, os.fsencode(path), byref(o))
 
 
@@ -445,12 +496,16 @@ class Writer:
     def __init__(self, store: Store) -> None:
         self._store = store
         self._w: Optional[int] = None
-        if store._writer is not None:
-            raise Error(_lib.VT_EUSAGE, "this Store already has an open writer", "Store.writer")
-        w = c_void_p()
-        store._call(lib.vt_store_writer_begin, byref(w))
-        self._w = w.value
-        store._writer = self
+        self._busy = 0  # this writer's calls in flight (under store._cv)
+        with store._use() as h:
+            if store._writer is not None:
+                raise Error(_lib.VT_EUSAGE, "this Store already has an open writer",
+                            "Store.writer")  # fmt: skip
+            w = c_void_p()
+            call(lib.vt_store_writer_begin, h, byref(w), store=h)
+            with store._cv:
+                self._w = w.value
+                store._writer = self
 
     def __enter__(self) -> "Writer":
         return self
@@ -466,27 +521,73 @@ class Writer:
             raise Error(_lib.VT_EUSAGE, "the writer was committed or aborted", "Writer")
         return self._w
 
-    def _call(self, fn: Callable[..., int], *args) -> None:
-        w = self._handle()
+    @contextlib.contextmanager
+    def _use(self) -> Iterator[Tuple[int, int]]:
+        """(writer, store handle), counted as in use: commit, abort and the store's close wait
+        for calls of other threads to return instead of freeing the writer under them."""
+        st = self._store
+        with st._cv:
+            w, h = self._handle(), st._h
+            if not h:
+                raise ValueError("operation on a closed store")
+            st._busy += 1
+            self._busy += 1
         try:
-            call(fn, w, *args, store=self._store._h)
+            yield w, h
+        finally:
+            with st._cv:
+                st._busy -= 1
+                self._busy -= 1
+                st._cv.notify_all()
+
+    def _call(self, fn: Callable[..., int], *args) -> None:
+        try:
+            with self._use() as (w, h):
+                call(fn, w, *args, store=h)
         except BaseException:
             self.abort()
             raise
 
+    def _take(self) -> Tuple[Optional[int], Optional[int]]:
+        """Detach the writer handle once no call of it is in flight: (writer, store handle),
+        the store counted busy until _store._leave; (None, None) when there is nothing to do
+        (already finished, or the store's close is closing it, which aborts the writer)."""
+        st = self._store
+        with st._cv:
+            w, self._w, h = self._w, None, st._h
+            if w is None:
+                return None, None
+            if st._writer is self:
+                st._writer = None
+            if not h:
+                return None, None
+            st._busy += 1
+            while self._busy:
+                st._cv.wait()
+        st._tls.depth = getattr(st._tls, "depth", 0) + 1
+        return w, h
+
     def abort(self) -> None:
         """Drop everything put through this writer. Idempotent."""
-        if self._w:
-            lib.vt_store_writer_abort(self._w)
-            self._w = None
-            self._store._writer = None
+        w, h = self._take()
+        if h:
+            try:
+                lib.vt_store_writer_abort(w)
+            finally:
+                self._store._leave()
 
     def commit(self) -> None:
         """Make everything put visible atomically (the writer is finished either way)."""
-        w = self._handle()
-        self._w = None
-        self._store._writer = None
-        call(lib.vt_store_writer_commit, w, store=self._store._h)  # frees w in all cases
+        self._handle()
+        w, h = self._take()
+        if not h:
+            if self._store._h:
+                self._handle()  # committed or aborted by another thread meanwhile
+            raise ValueError("operation on a closed store")
+        try:
+            call(lib.vt_store_writer_commit, w, store=h)  # frees w in all cases
+        finally:
+            self._store._leave()
 
     def put_meta(self, key: str, value: Union[bytes, str]) -> None:
         """Set user metadata @p key to @p value (bytes; str is stored UTF-8) at commit."""
@@ -548,8 +649,14 @@ class Writer:
         for i, d in enumerate(a.shape):
             ti.dims[i] = d
         ti.format = code
-        ti.rows_per_chunk = rows_per_chunk
-        ti.tensor_scale = params.p.tensor_scale if params else 1.0
+        if isinstance(rows_per_chunk, bool) or not isinstance(rows_per_chunk, (int, np.integer)):
+            raise TypeError(f"rows_per_chunk must be an int, not {type(rows_per_chunk).__name__}")
+        if not 0 <= rows_per_chunk < 2**64:  # -1 used to wrap to 2^64 - 1 in the record
+            raise ValueError(f"rows_per_chunk {rows_per_chunk}: expected 0 (from the store's "
+                             "chunk_target_bytes) or a positive row count")  # fmt: skip
+        ti.rows_per_chunk = int(rows_per_chunk)
+        nvfp4 = params is not None and _quant._base(code) == "nvfp4"
+        ti.tensor_scale = params.p.tensor_scale if nvfp4 else 1.0  # others: unset (NaN) in params
         ti.metrics.sqnr_db = ti.metrics.cosine = ti.metrics.max_err = math.nan
         ti.source = _name(source, "source") if source else b""
         aux = params.scales if params is not None and params.scales is not None else None
@@ -629,5 +736,50 @@ def import_file(store_path: Union[str, os.PathLike], src_path: Union[str, os.Pat
                 **kw) -> Dict[str, Any]:  # fmt: skip
     """Import @p src_path into the store at @p store_path (created if missing); see
     Store.import_file for the options and the summary returned."""
+    new = _store_is_new(store_path)
     with Store(store_path, "c", zstd_level=zstd_level) as s:
-        return s.import_file(src_path, format, rules, **kw)
+        try:
+            return s.import_file(src_path, format, rules, **kw)
+        except BaseException:
+            if new:
+                _drop_new_store(s, new == 1)
+            raise
+
+
+def _store_is_new(path: Union[str, os.PathLike]) -> int:
+    """2 if nothing is at @p path, 1 for an empty directory (a store "c" creates), else 0."""
+    if not os.path.lexists(path):
+        return 2
+    try:
+        if os.path.islink(path) or not os.path.isdir(path):
+            return 0
+        return 0 if os.listdir(path) else 1
+    except OSError:
+        return 0
+
+
+def _drop_new_store(s: Store, keep_dir: bool) -> None:
+    """Remove the store that a failed import_file created (as `vtstore import` does), so that
+    the failure leaves nothing behind: only while it holds nothing, and under the writer lock,
+    so that no other writer can be writing into it (vtstore/tools/cmd_import.c)."""
+    try:
+        w = s.writer()
+    except Error:
+        return  # another writer: not ours alone
+    try:
+        if s.names() or s.meta_keys():
+            return
+        if not keep_dir:
+            shutil.rmtree(s.path, ignore_errors=True)
+            return
+        for e in os.listdir(s.path):
+            p = os.path.join(s.path, e)
+            if os.path.isdir(p) and not os.path.islink(p):
+                shutil.rmtree(p, ignore_errors=True)
+            else:
+                with contextlib.suppress(OSError):
+                    os.unlink(p)
+    except (Error, OSError):
+        pass
+    finally:
+        w.abort()

@@ -124,8 +124,14 @@ int main(void) {
     if (bin && !access(bin, X_OK)) {
         vt_test_tmpdir("test_parse_utf8", dir, sizeof dir);
         gbuf b = {0};
-        st_file(&b, "w\xff");
         char p[4400];
+        /* s.vts exists first: a failed import into a new path leaves no store to list */
+        st_file(&b, "good");
+        snprintf(p, sizeof p, "%s/good.safetensors", dir);
+        CHECK(gb_write_file(&b, p) == 0);
+        gb_free(&b);
+        CHECK(vt("import good.safetensors s.vts -q") == 0);
+        st_file(&b, "w\xff");
         snprintf(p, sizeof p, "%s/%s", dir, path);
         CHECK(gb_write_file(&b, p) == 0);
         gb_free(&b);

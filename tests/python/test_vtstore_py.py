@@ -559,6 +559,70 @@ class TestStore(Base):
         with self.assertRaises(ValueError):
             s.names()
 
+    def test_patterns_and_rows_per_chunk_are_checked(self) -> None:
+        """A NUL in a glob or prefix used to cut it short in C, silently selecting other
+        tensors (export_safetensors(pattern="a\\0b") exported every a*); rows_per_chunk=-1
+        used to be recorded as 2^64 - 1, which made `vtstore get` of a row range fail."""
+        with vtstore.open(self.path("s"), "c") as s:
+            s.put("a", np.ones((2, 32), np.float32), "f32")
+            s.put("ab", np.ones((2, 32), np.float32), "f32")
+            for bad in ("a\0b", "\0"):
+                with self.assertRaises(ValueError):
+                    s.names(bad)
+                with self.assertRaises(ValueError):
+                    s.meta_keys(bad)
+                with self.assertRaises(ValueError):
+                    s.export_safetensors(self.path("x.safetensors"), pattern=bad)
+            self.assertFalse(os.path.exists(self.path("x.safetensors")))
+            with self.assertRaises(TypeError):
+                s.names(b"a*")
+            self.assertEqual(s.names("a*"), ["a", "ab"])
+            self.assertEqual(s.names(""), ["a", "ab"])
+            for rpc, exc in ((-1, ValueError), (2**64, ValueError), (1.5, TypeError),
+                             (True, TypeError)):  # fmt: skip
+                with self.assertRaises(exc):
+                    s.put("r", np.ones((4, 32), np.float32), "f32", rows_per_chunk=rpc)
+            self.assertNotIn("r", s)
+            s.put("r", np.ones((4, 32), np.float32), "f32", rows_per_chunk=np.int64(2))
+            self.assertEqual(s.info("r")["chunks"], 2)
+
+    def test_close_waits_for_calls_in_other_threads(self) -> None:
+        """close() in one thread while another thread is inside a call on the store freed the
+        handle under that call (the process crashed). Now close() waits for it, and later
+        calls raise ValueError. Run in a child process, so that a crash is a failure here."""
+        src = self.path("m.safetensors")
+        write_safetensors(src, {f"w{i}": self.weights(64, 256) for i in range(4)})
+        code = f"""
+import threading, time, vtstore
+s = vtstore.open({self.path("s")!r}, "c")
+inside, closed, seen = threading.Event(), threading.Event(), []
+def progress(p):
+    inside.set()
+    time.sleep(0.05)  # close() is called meanwhile: it must not return before the import
+    seen.append("closed during the import" if closed.is_set() else "open")
+def closer():
+    inside.wait()
+    s.close()
+    closed.set()
+t = threading.Thread(target=closer)
+t.start()
+sm = s.import_file({src!r}, "q8_0", progress=progress)
+t.join()
+try:
+    s.names()
+except ValueError:
+    seen.append("ValueError")
+print(sm["tensors"], sorted(set(seen)))
+with vtstore.open({self.path("s")!r}) as r:
+    print(len(r.names()))
+"""
+        env = dict(os.environ, PYTHONFAULTHANDLER="1")
+        r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                           timeout=120, env=env)  # fmt: skip
+        self.assertEqual(r.returncode, 0, r.stderr[-2000:])
+        self.assertEqual(r.stdout.split("\n")[:2],
+                         ["4 ['ValueError', 'open']", "4"])  # fmt: skip
+
     def test_verify_finds_corruption(self) -> None:
         x = self.weights(4, 256)
         with vtstore.open(self.path("s"), "c") as s:
@@ -674,6 +738,28 @@ class TestImport(Base):
             self.assertEqual(s.names(), ["w"])
             self.assertEqual(s.info("w")["format"], "f32")
             np.testing.assert_array_equal(s["w"], w)
+
+    def test_failed_import_leaves_no_new_store(self) -> None:
+        """A failed import_file into a path that had no store leaves nothing behind there (it
+        used to leave an empty store); an empty directory stays an empty directory; a store
+        that existed keeps its tensors."""
+        bad = self.path("bad.safetensors")
+        with open(bad, "wb") as f:
+            f.write(b"not a safetensors file")
+        for src in (bad, self.path("missing.safetensors")):
+            with self.assertRaises(vtstore.Error):
+                vtstore.import_file(self.path("new"), src)
+            self.assertFalse(os.path.lexists(self.path("new")), src)
+        os.makedirs(self.path("empty"))
+        with self.assertRaises(vtstore.Error):
+            vtstore.import_file(self.path("empty"), bad)
+        self.assertEqual(os.listdir(self.path("empty")), [])
+        with vtstore.open(self.path("s"), "c") as s:
+            s.put("w", np.ones((2, 32), np.float32), "f32")
+        with self.assertRaises(vtstore.Error):
+            vtstore.import_file(self.path("s"), bad)
+        with vtstore.open(self.path("s")) as s:
+            self.assertEqual(s.names(), ["w"])
 
     def test_export_safetensors(self) -> None:
         x = self.weights(9, 64)
