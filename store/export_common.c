@@ -90,9 +90,15 @@ int exp_plain_dtype(const vt_tensor_info *ti, vt_dtype *dt) {
     }
 }
 
+/* Rows of the largest chunk of @p ti: a record may give rows_per_chunk beyond the tensor's rows
+ * (one chunk), and buffers are sized by what a chunk holds. */
+static uint64_t chunk_rows(const vt_tensor_info *ti) {
+    return ti->rows_per_chunk < ti->rows ? ti->rows_per_chunk : ti->rows;
+}
+
 int exp_write_stored(vt_store *s, const vt_tensor_info *ti, int fd, uint64_t off) {
     if (!ti->n_chunks) return 0;
-    uint64_t cap = vt_store_format_bytes(ti->format, ti->src_dtype, ti->rows_per_chunk, ti->cols);
+    uint64_t cap = vt_store_format_bytes(ti->format, ti->src_dtype, chunk_rows(ti), ti->cols);
     void *buf = vt_malloc((size_t)cap);
     if (!buf) return vt_fail(-ENOMEM, "tensor '%s': out of memory", ti->name);
     int rc = 0;
@@ -113,7 +119,7 @@ int exp_write_rows(vt_store *s, const vt_tensor_info *ti, vt_dtype dt, uint64_t 
     if (!n || !ti->cols) return 0;
     uint64_t step = ti->rows_per_chunk ? ti->rows_per_chunk : n;
     size_t es = vt_dtype_size(dt);
-    size_t cap = (size_t)(step * ti->cols * es);
+    size_t cap = (size_t)((step < n ? step : n) * ti->cols * es);
     void *buf = vt_malloc(cap);
     if (!buf) return vt_fail(-ENOMEM, "tensor '%s': out of memory", ti->name);
     int rc = 0;
@@ -135,12 +141,13 @@ int exp_write_raw_rows(vt_store *s, const vt_tensor_info *ti, uint64_t row0, uin
                        uint64_t off) {
     if (!n || !ti->cols) return 0;
     uint64_t rpc = ti->rows_per_chunk, rb = ti->cols * vt_dtype_size(ti->src_dtype);
-    void *buf = vt_malloc((size_t)(rpc * rb));
+    size_t cap = (size_t)(chunk_rows(ti) * rb);
+    void *buf = vt_malloc(cap);
     if (!buf) return vt_fail(-ENOMEM, "tensor '%s': out of memory", ti->name);
     int rc = 0;
     for (uint64_t c = row0 / rpc; c <= (row0 + n - 1) / rpc && !rc; c++) {
         size_t len;
-        if ((rc = vt_store_read_chunk(s, ti->name, c, buf, (size_t)(rpc * rb), &len))) break;
+        if ((rc = vt_store_read_chunk(s, ti->name, c, buf, cap, &len))) break;
         uint64_t c0 = c * rpc, c1 = c0 + len / rb;
         uint64_t a = c0 > row0 ? c0 : row0, b = c1 < row0 + n ? c1 : row0 + n;
         if ((rc = vt_pwrite_full(fd, (char *)buf + (a - c0) * rb, (size_t)((b - a) * rb), off)))

@@ -617,9 +617,57 @@ static void test_npy_and_index(void) {
     vt_store_close(s);
 }
 
+/* Tensors whose rows_per_chunk is far beyond their rows (one chunk; the writer takes any
+ * multiple of the row alignment) export: the buffers were sized by rows_per_chunk (-ENOMEM). */
+static void test_export_huge_rpc(void) {
+    char path[4300], out[4300];
+    snprintf(path, sizeof path, "%s/rpc.vts", dir);
+    vt_store *s;
+    CHECK_RC(vt_store_open(path, VT_STORE_RDWR | VT_STORE_CREATE, NULL, &s));
+    if (!s) return;
+    enum { HR = 64, HC = 64 };
+    static float x[HR * HC];
+    for (int i = 0; i < HR * HC; i++) x[i] = (float)i * 0.25f;
+    vt_store_writer *w;
+    CHECK_RC(vt_store_writer_begin(s, &w));
+    vt_tensor_info m;
+    memset(&m, 0, sizeof m);
+    snprintf(m.name, sizeof m.name, "f");
+    m.src_dtype = VT_DTYPE_F32;
+    m.ndim = 2;
+    m.dims[0] = HR;
+    m.dims[1] = HC;
+    m.format = VT_FMT_F32;
+    m.tensor_scale = 1;
+    m.rows_per_chunk = 1ull << 40;
+    vt_writer_tensor *t;
+    CHECK_RC(vt_writer_tensor_begin(w, &m, NULL, 0, &t));
+    CHECK_RC(vt_writer_put_chunk(w, t, 0, x, sizeof x));
+    CHECK_RC(vt_writer_tensor_end(w, t, NULL));
+    CHECK_RC(tu_put_gen(w, "u", 2, HR, HC, 1ull << 40));
+    CHECK_RC(vt_store_writer_commit(w));
+    snprintf(out, sizeof out, "%s/rpc_rows.npy", dir);
+    CHECK_RC(vt_export_npy(s, "f", 5, 4, VT_DTYPE_F32, out));
+    FILE *f = fopen(out, "rb");
+    float got[4 * HC];
+    CHECK(f && fseek(f, -(long)sizeof got, SEEK_END) == 0 &&
+          fread(got, 1, sizeof got, f) == sizeof got);
+    if (f) fclose(f);
+    CHECK(memcmp(got, x + 5 * HC, sizeof got) == 0);
+    snprintf(out, sizeof out, "%s/rpc_u.npy", dir);
+    CHECK_RC(vt_export_npy(s, "u", 60, 3, VT_DTYPE_U32, out));
+    snprintf(out, sizeof out, "%s/rpc.safetensors", dir);
+    CHECK_RC(vt_export_safetensors(s, out, NULL));
+    snprintf(out, sizeof out, "%s/rpc.gguf", dir);
+    vt_export_options eo = {.pattern = "f", .dtype = VT_DTYPE_F16}; /* GGUF has no u32 */
+    CHECK_RC(vt_export_gguf(s, out, &eo));
+    vt_store_close(s);
+}
+
 int main(void) {
     vt_test_seed();
     vt_test_tmpdir("test_import", dir, sizeof dir);
+    test_export_huge_rpc();
     test_safetensors_keep();
     test_safetensors_quant();
     test_gguf();

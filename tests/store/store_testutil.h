@@ -48,7 +48,8 @@ static inline int tu_put_gen(vt_store_writer *w, const char *name, uint32_t gen,
     if (rc) return rc;
     vt_tensor_info ti;
     vt_writer_tensor_info(w, t, &ti);
-    uint32_t *buf = malloc(ti.rows_per_chunk * cols * 4 + 4);
+    uint64_t most = ti.rows_per_chunk < rows ? ti.rows_per_chunk : rows;
+    uint32_t *buf = malloc(most * cols * 4 + 4);
     for (uint64_t i = 0; i < ti.n_chunks && !rc; i++) {
         uint64_t r0 = i * ti.rows_per_chunk,
                  n = rows - r0 < ti.rows_per_chunk ? rows - r0 : ti.rows_per_chunk;
