@@ -4,7 +4,9 @@
  * would silently change the result are refused: a --scale that is no normal f32 (1e-50 rounded
  * to 0, which means the default), f64 inputs beyond the f32 range (1e300 became inf) and a Q
  * that is not finite (an infinite Q gave a zero output), naming the file and flat index. */
+#include <sys/stat.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include "attn_util.h"
 #include "tools/npy_io.h"
@@ -245,6 +247,21 @@ int main(void) {
     CHECK(run(args, err) == 1);
     CHECK(file_has(err, "missing.npy"));
     free(x);
+    /* the output is written through a temporary of this process's own: a "OUT.tmp" symlink
+     * (or another writer's temporary) used to be followed and truncated */
+    char victim[2048], link_[2100], outp[2048];
+    snprintf(victim, sizeof victim, "%s/victim.txt", dir);
+    snprintf(outp, sizeof outp, "%s/o3.npy", dir);
+    snprintf(link_, sizeof link_, "%s.tmp", outp);
+    FILE *vf = fopen(victim, "w");
+    CHECK(vf && fputs("keep", vf) >= 0);
+    if (vf) fclose(vf);
+    CHECK(symlink(victim, link_) == 0);
+    float one[4] = {1, 2, 3, 4};
+    write_npy("o3.npy", one, 1, 1, 4, 0);
+    CHECK(file_has(victim, "keep"));
+    struct stat sb;
+    CHECK(lstat(outp, &sb) == 0 && S_ISREG(sb.st_mode) && sb.st_size % 64 == 16);
     bad_values();
     return vt_test_done("test_attn_cli");
 }
