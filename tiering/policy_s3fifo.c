@@ -122,11 +122,15 @@ static void ghost_add(vt_s3fifo *c, uint32_t k) {
 int vt_s3fifo_evict(vt_s3fifo *c, vt_s3fifo_can_evict can, void *ctx, uint32_t *victim) {
     /* every resident key is looked at a bounded number of times (freq <= 3, one skip per pass) */
     uint64_t budget = 8ull * (c->q[Q_S].n + c->q[Q_M].n) + 8;
-    uint32_t s_busy = 0; /* small-queue keys skipped as in use in a row */
+    /* keys found in use: in small (they stay there), and in main since it last changed. A queue
+     * whose keys are all in use is passed over, even small under its 10% share: -EBUSY while
+     * an evictable key was left in small once blocked an acquire for good. */
+    uint32_t s_busy = 0, m_busy = 0;
     while (budget--) {
-        int from_small = c->q[Q_S].n && (c->q[Q_S].bytes >= c->capacity / 10 || !c->q[Q_M].n) &&
-                         (s_busy < c->q[Q_S].n || !c->q[Q_M].n);
-        if (!from_small && !c->q[Q_M].n) return -EBUSY;
+        int s_ok = c->q[Q_S].n && s_busy < c->q[Q_S].n;
+        int m_ok = c->q[Q_M].n && m_busy < c->q[Q_M].n;
+        if (!s_ok && !m_ok) return -EBUSY;
+        int from_small = s_ok && (c->q[Q_S].bytes >= c->capacity / 10 || !m_ok);
         uint32_t k = c->q[from_small ? Q_S : Q_M].head;
         node *x = &c->nd[k];
         q_unlink(c, k);
@@ -134,6 +138,7 @@ int vt_s3fifo_evict(vt_s3fifo *c, vt_s3fifo_can_evict can, void *ctx, uint32_t *
             if (x->freq > 0) { /* seen again while on probation: promote */
                 x->freq = 0;
                 q_push(c, Q_M, k);
+                m_busy = 0;
             } else if (can && !can(ctx, k)) {
                 q_push(c, Q_S, k); /* in use: look later */
                 s_busy++;
@@ -146,8 +151,10 @@ int vt_s3fifo_evict(vt_s3fifo *c, vt_s3fifo_can_evict can, void *ctx, uint32_t *
             if (x->freq > 0) {
                 x->freq--;
                 q_push(c, Q_M, k);
+                m_busy = 0;
             } else if (can && !can(ctx, k)) {
                 q_push(c, Q_M, k);
+                m_busy++;
             } else {
                 x->q = Q_NONE;
                 *victim = k;

@@ -27,8 +27,16 @@ uint64_t vt_host_mem_available(void) {
     return UINT64_MAX;
 }
 
+/* A budget within 4095 bytes of 2^64 rounds up to 0: refuse it rather than open an empty tier. */
+static int too_big(uint64_t bytes, const char *what) {
+    if (bytes <= UINT64_MAX - (VT_TIER_ALIGN - 1)) return 0;
+    return vt_fail(VT_EBUDGET, "%s budget of %llu bytes is beyond any machine's memory", what,
+                   (unsigned long long)bytes);
+}
+
 int vt_region_host_open(uint64_t bytes, int cuda_pin, const char *what, vt_region *out) {
     memset(out, 0, sizeof *out);
+    if (too_big(bytes, what)) return VT_EBUDGET;
     bytes = VT_ROUND_UP(bytes, VT_TIER_ALIGN);
     if (!bytes) return 0;
     uint64_t avail = vt_host_mem_available();
@@ -62,6 +70,7 @@ int vt_region_host_open(uint64_t bytes, int cuda_pin, const char *what, vt_regio
 
 int vt_region_device_open(uint64_t bytes, const char *what, vt_region *out) {
     memset(out, 0, sizeof *out);
+    if (too_big(bytes, what)) return VT_EBUDGET;
     bytes = VT_ROUND_UP(bytes, VT_TIER_ALIGN);
     if (!bytes) return 0;
     uint64_t fr = 0, tot = 0;

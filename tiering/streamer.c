@@ -208,6 +208,7 @@ int vt_streamer_open(vt_store *store, const vt_tier_config *cfg, vt_streamer **o
     int gpu = st->has_vram && vt_tcuda_available(c.device);
     /* budgets: host memory must hold the RAM tier, and the device tier too when it is emulated */
     uint64_t host_need = c.ram_bytes + (st->has_vram && !gpu ? c.vram_bytes : 0);
+    if (host_need < c.ram_bytes) host_need = UINT64_MAX; /* the sum wrapped */
     uint64_t avail = vt_host_mem_available();
     if (host_need > avail) {
         rc = vt_st_fail(
@@ -331,13 +332,14 @@ static void free_plan(vt_streamer *st) {
 
 void vt_streamer_close(vt_streamer *st) {
     if (!st) return;
-    if (st->io_started) {
-        pthread_mutex_lock(&st->mu);
-        st->stop = 1;
-        pthread_cond_broadcast(&st->cv_work);
-        pthread_mutex_unlock(&st->mu);
-        pthread_join(st->io_thread, NULL);
-    }
+    /* acquires waiting for data return VT_EUSAGE; wait until every acquirer has left */
+    pthread_mutex_lock(&st->mu);
+    st->stop = 1;
+    pthread_cond_broadcast(&st->cv_work);
+    pthread_cond_broadcast(&st->cv_ready);
+    while (st->acquiring) pthread_cond_wait(&st->cv_ready, &st->mu);
+    pthread_mutex_unlock(&st->mu);
+    if (st->io_started) pthread_join(st->io_thread, NULL);
     if (st->fin_started) { /* after the I/O thread: it may still hand over jobs */
         pthread_mutex_lock(&st->mu);
         st->fin_stop = 1;
@@ -406,7 +408,11 @@ static int alloc_ring(vt_streamer *st, int t, uint64_t slot_bytes) {
     T->nslots = k; /* only with its tables: the I/O thread reads slots when nslots > 0 */
     for (uint32_t i = 0; i < T->nslots; i++) {
         T->slot_item[i] = -1;
-        if (vt_suballoc_alloc(&T->alloc, slot_bytes, &T->slot_off[i]))
+        int rc = vt_suballoc_alloc(&T->alloc, slot_bytes, &T->slot_off[i]);
+        if (rc == -ENOMEM)
+            return vt_st_fail(st, rc, "plan: out of memory placing the %s tier's ring slots",
+                              tier_name(t));
+        if (rc)
             return vt_st_fail(st, VT_EBUDGET, "%s tier: no room for ring slot %u of %llu bytes",
                               tier_name(t), i, (unsigned long long)slot_bytes);
     }
@@ -464,8 +470,10 @@ static int place_plan(vt_streamer *st) {
                     : it->place == VT_PLACE_RAM_PIN ? T_RAM
                                                     : -1;
             if (t < 0) continue;
-            if (vt_suballoc_alloc(&st->tier[t].alloc, it->foot, &it->res[t].off)) {
-                rc = vt_st_fail(st, VT_EBUDGET, "plan: no room to pin tensor %s",
+            rc = vt_suballoc_alloc(&st->tier[t].alloc, it->foot, &it->res[t].off);
+            if (rc) {
+                rc = vt_st_fail(st, rc == -ENOMEM ? rc : VT_EBUDGET, "plan: %s to pin tensor %s",
+                                rc == -ENOMEM ? "out of memory" : "no room",
                                 st->tensors[it->tensor].ti.name);
                 break;
             }

@@ -65,13 +65,11 @@ static int ring_held_by_caller(const vt_streamer *st, const vt_sitem *it) {
     return 1;
 }
 
-static int acquire_item(vt_streamer *st, uint32_t id, vt_weight *out) {
-    memset(out, 0, sizeof *out);
+/* acquire_item with the lock held (released only while waiting). */
+static int acquire_locked(vt_streamer *st, uint32_t id, vt_weight *out) {
     vt_sitem *it = &st->items[id];
     const vt_stensor *t = &st->tensors[it->tensor];
-    pthread_mutex_lock(&st->mu);
     if (!st->planned) {
-        pthread_mutex_unlock(&st->mu);
         return vt_st_fail(st, VT_EUSAGE,
                           "acquire %s: the streamer has no plan (the last vt_streamer_plan "
                           "failed); plan again first",
@@ -80,7 +78,6 @@ static int acquire_item(vt_streamer *st, uint32_t id, vt_weight *out) {
     if (it->place == VT_PLACE_OVERSIZE || (it->part < 0 && t->nparts) ||
         it->foot > st->tier[T_RAM].reg.size ||
         (st->has_vram && it->foot > st->tier[T_VRAM].reg.size)) {
-        pthread_mutex_unlock(&st->mu);
         if (t->nparts && it->part < 0)
             return vt_st_fail(
                 st, VT_EBUDGET,
@@ -103,7 +100,6 @@ static int acquire_item(vt_streamer *st, uint32_t id, vt_weight *out) {
     int rc = 0;
     if (ring_held_by_caller(st, it)) {
         uint32_t k = st->tier[st->top].nslots;
-        pthread_mutex_unlock(&st->mu);
         return vt_st_fail(st, VT_EBUDGET,
                           "acquire %s: all %u ring slots of the %s tier are held by this thread's "
                           "handles; release one first (or open with more ring_slots)",
@@ -113,7 +109,6 @@ static int acquire_item(vt_streamer *st, uint32_t id, vt_weight *out) {
         if (it->res[st->top].state == RS_EMPTY && !it->err) {
             rc = demand_push(st, id);
             if (rc) {
-                pthread_mutex_unlock(&st->mu);
                 return vt_st_fail(st, rc, "acquire %s: out of memory growing the request queue",
                                   t->ti.name);
             }
@@ -129,7 +124,6 @@ static int acquire_item(vt_streamer *st, uint32_t id, vt_weight *out) {
         it->wanted--;
         if (stuck) {
             uint32_t k = st->tier[st->top].nslots;
-            pthread_mutex_unlock(&st->mu);
             return vt_st_fail(st, VT_EBUDGET,
                               "acquire %s: all %u ring slots of the %s tier are held by this "
                               "thread's handles; release one first (or open with more ring_slots)",
@@ -150,7 +144,6 @@ static int acquire_item(vt_streamer *st, uint32_t id, vt_weight *out) {
                 vt_free(it->errmsg);
                 it->errmsg = NULL;
             }
-            pthread_mutex_unlock(&st->mu);
             return vt_st_fail(st, rc, "%s", msg);
         }
     }
@@ -172,7 +165,6 @@ static int acquire_item(vt_streamer *st, uint32_t id, vt_weight *out) {
             it->refs--;
             st->held--;
             pthread_cond_signal(&st->cv_work);
-            pthread_mutex_unlock(&st->mu);
             return vt_st_fail(st, rc, "acquire %s: waiting for the copy to the device tier: %s",
                               t->ti.name, vt_last_error());
         }
@@ -192,8 +184,25 @@ static int acquire_item(vt_streamer *st, uint32_t id, vt_weight *out) {
     out->bytes = it->data_bytes;
     out->tensor_scale = t->ti.tensor_scale;
     out->token = (uint64_t)id + 1;
-    pthread_mutex_unlock(&st->mu);
     return 0;
+}
+
+/* Acquirers are counted while inside: close wakes the waiting ones (they return VT_EUSAGE) and
+ * waits for all to leave before it frees what they use. A close that freed the streamer under a
+ * thread asleep here once left that thread hanging on a destroyed condition variable. */
+static int acquire_item(vt_streamer *st, uint32_t id, vt_weight *out) {
+    memset(out, 0, sizeof *out);
+    pthread_mutex_lock(&st->mu);
+    if (st->stop) {
+        pthread_mutex_unlock(&st->mu);
+        return vt_fail(VT_EUSAGE, "acquire %s: the streamer is closing",
+                       st->tensors[st->items[id].tensor].ti.name);
+    }
+    st->acquiring++;
+    int rc = acquire_locked(st, id, out);
+    if (!--st->acquiring && st->stop) pthread_cond_broadcast(&st->cv_ready);
+    pthread_mutex_unlock(&st->mu);
+    return rc;
 }
 
 int vt_streamer_acquire(vt_streamer *st, const char *name, vt_weight *out) {

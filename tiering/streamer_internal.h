@@ -123,8 +123,9 @@ struct vt_streamer {
     pthread_cond_t cv_work;  /* work for the I/O thread */
     pthread_t io_thread;
     int io_started, stop, io_busy;
-    uint32_t njobs;   /* jobs started and not yet done (device copy included) */
-    uint32_t maxjobs; /* cap on njobs (the ring slots are the real limit) */
+    uint32_t acquiring; /* threads inside acquire (close waits for them to leave) */
+    uint32_t njobs;     /* jobs started and not yet done (device copy included) */
+    uint32_t maxjobs;   /* cap on njobs (the ring slots are the real limit) */
     uint64_t
         prefetch_bytes; /* keep this many bytes loading/loaded ahead (queue_depth * read_size) */
 

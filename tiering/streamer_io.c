@@ -66,7 +66,7 @@ static int can_evict(void *ctx, uint32_t key) {
            (c->t != c->st->top || !v->refs);
 }
 
-/* 0 and *off, 1 = no room now (everything in use), <0 = can never fit. */
+/* 0 and *off, 1 = no room now (everything in use), -ENOMEM, other <0 = can never fit. */
 static int cache_get(vt_streamer *st, int t, uint32_t id, uint64_t *off) {
     vt_stier *T = &st->tier[t];
     vt_sitem *it = &st->items[id];
@@ -75,10 +75,13 @@ static int cache_get(vt_streamer *st, int t, uint32_t id, uint64_t *off) {
         return -1;
     evict_ctx ec = {st, t};
     for (;;) {
-        if (!vt_s3fifo_overflow(T->cache, it->foot) &&
-            vt_suballoc_alloc(&T->alloc, it->foot, off) == 0) {
-            vt_s3fifo_insert(T->cache, id, it->foot);
-            return 0;
+        if (!vt_s3fifo_overflow(T->cache, it->foot)) {
+            int rc = vt_suballoc_alloc(&T->alloc, it->foot, off);
+            if (rc == -ENOMEM) return rc;
+            if (!rc) {
+                vt_s3fifo_insert(T->cache, id, it->foot);
+                return 0;
+            }
         }
         uint32_t v;
         if (vt_s3fifo_evict(T->cache, can_evict, &ec, &v)) return 1;
@@ -177,6 +180,13 @@ static int job_start(vt_streamer *st, uint32_t id, int demand, vt_job **out) {
     *out = job;
     return 0;
 nospace:
+    if (rc == -ENOMEM) {
+        char msg[512];
+        snprintf(msg, sizeof msg, "tensor %s%s: out of memory placing it in the %s tier",
+                 T->ti.name, it->part >= 0 ? " part" : "", got_ram || !j.fill_ram ? "VRAM" : "RAM");
+        item_fail(st, id, rc, msg);
+        return rc;
+    }
     if (rc < 0) {
         char msg[512];
         snprintf(msg, sizeof msg,

@@ -1,5 +1,6 @@
 /* First-fit sub-allocator over a byte range: a sorted, coalesced array of free extents. Tier
  * allocations are few and large (tensors, ring slots), so a linear scan is enough. */
+#include <assert.h>
 #include <errno.h>
 #include <string.h>
 
@@ -20,10 +21,24 @@ void vt_suballoc_fini(vt_suballoc *a) {
     memset(a, 0, sizeof *a);
 }
 
+/* Free extents are separated by live allocations, so nfree <= nlive + 1. Keeping cap above the
+ * live count after every allocation means a free never has to grow the list: a free that failed
+ * on allocation used to keep its bytes counted as used, and the tier lost them for good. */
+static int reserve(vt_suballoc *a, size_t need) {
+    if (need <= a->cap) return 0;
+    size_t nc = 2 * a->cap > need ? 2 * a->cap : need;
+    vt_extent *n = vt_realloc(a->free, nc * sizeof *n);
+    if (!n) return vt_fail(-ENOMEM, "suballoc: out of memory for %zu free extents", nc);
+    a->free = n;
+    a->cap = nc;
+    return 0;
+}
+
 int vt_suballoc_alloc(vt_suballoc *a, uint64_t len, uint64_t *off) {
     len = VT_ROUND_UP(len ? len : 1, VT_TIER_ALIGN);
     for (size_t i = 0; i < a->nfree; i++) {
         if (a->free[i].len < len) continue;
+        if (reserve(a, a->nlive + 2)) return -ENOMEM;
         *off = a->free[i].off;
         a->free[i].off += len;
         a->free[i].len -= len;
@@ -32,6 +47,7 @@ int vt_suballoc_alloc(vt_suballoc *a, uint64_t len, uint64_t *off) {
             a->nfree--;
         }
         a->used += len;
+        a->nlive++;
         return 0;
     }
     return -ENOSPC;
@@ -53,17 +69,13 @@ int vt_suballoc_free(vt_suballoc *a, uint64_t off, uint64_t len) {
         a->free[i].off = off;
         a->free[i].len += len;
     } else {
-        if (a->nfree == a->cap) {
-            vt_extent *n = vt_realloc(a->free, 2 * a->cap * sizeof *n);
-            if (!n) return vt_fail(-ENOMEM, "suballoc: out of memory");
-            a->free = n;
-            a->cap *= 2;
-        }
+        assert(a->nfree < a->cap); /* reserved by the allocation being freed */
         memmove(&a->free[i + 1], &a->free[i], (a->nfree - i) * sizeof *a->free);
         a->free[i] = (vt_extent){off, len};
         a->nfree++;
     }
     a->used -= len;
+    a->nlive--;
     return 0;
 }
 

@@ -24,15 +24,17 @@ typedef struct vt_suballoc {
     uint64_t size, used;
     vt_extent *free; /* sorted by off, coalesced */
     size_t nfree, cap;
+    size_t nlive; /* allocations out; cap > nlive always, so a free never allocates */
 } vt_suballoc;
 
 /** Manage [0, size) (size rounded down to 4096). Errors: -ENOMEM. */
 int vt_suballoc_init(vt_suballoc *a, uint64_t size);
 void vt_suballoc_fini(vt_suballoc *a);
 /** Allocate @p len bytes (rounded up to 4096); *off gets the offset. Returns 0, -ENOSPC when no
- *  free extent is large enough, -ENOMEM. */
+ *  free extent is large enough, -ENOMEM (growing the free list its later free may need). */
 int vt_suballoc_alloc(vt_suballoc *a, uint64_t len, uint64_t *off);
-/** Give back an allocation (same len as allocated). Returns 0, -ENOMEM. */
+/** Give back an allocation (same len as allocated). Returns 0: it never allocates (the free list
+ *  has room for every extent the live allocations can split off). */
 int vt_suballoc_free(vt_suballoc *a, uint64_t off, uint64_t len);
 /** Largest free extent. */
 uint64_t vt_suballoc_largest(const vt_suballoc *a);

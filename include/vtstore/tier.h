@@ -145,7 +145,9 @@ typedef struct vt_streamer vt_streamer;
 int vt_streamer_open(vt_store *store, const vt_tier_config *cfg, vt_streamer **out);
 
 /** Stop the I/O thread and free both tiers (NULL is a no-op). Handles not released become
- *  invalid. */
+ *  invalid. Acquires that other threads are waiting in return VT_EUSAGE ("the streamer is
+ *  closing"), and close waits until they have left; no call on @p st may start once close
+ *  has begun (the handle is freed when it returns). */
 void vt_streamer_close(vt_streamer *st);
 
 /** Detail of the last error on this handle ("" if none); also in vt_last_error() of the thread

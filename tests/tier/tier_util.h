@@ -17,10 +17,12 @@ typedef struct tu_store {
     vt_store *s;
 } tu_store;
 
-/* n tensors "t.NNN" of f32 [rows_i, cols], rows_i in [rmin, rmax]; odd tensors hold small
- * integers (compressible: stored as zstd chunks when zstd > 0), even ones random bits. */
-static inline void tu_make(tu_store *ts, const char *dir, int n, uint64_t rmin, uint64_t rmax,
-                           uint64_t cols, uint64_t chunk_bytes, int zstd) {
+/* n tensors "t.NNN" of f32 [rows_i, cols], rows_i = rows[i] (rows NULL: drawn in [rmin, rmax]);
+ * odd tensors hold small integers (compressible: stored as zstd chunks when zstd > 0), even ones
+ * random bits. */
+static inline void tu_make_rows(tu_store *ts, const char *dir, int n, const uint64_t *rows,
+                                uint64_t rmin, uint64_t rmax, uint64_t cols, uint64_t chunk_bytes,
+                                int zstd) {
     memset(ts, 0, sizeof *ts);
     snprintf(ts->dir, sizeof ts->dir, "%s/store", dir);
     ts->n = n;
@@ -37,7 +39,7 @@ static inline void tu_make(tu_store *ts, const char *dir, int n, uint64_t rmin, 
     CHECK_RC(vt_store_writer_begin(s, &w));
     for (int i = 0; i < n; i++) {
         snprintf(ts->names[i], sizeof ts->names[i], "t.%03d", i);
-        ts->rows[i] = rmin + vt_rand_u64() % (rmax - rmin + 1);
+        ts->rows[i] = rows ? rows[i] : rmin + vt_rand_u64() % (rmax - rmin + 1);
         ts->bytes[i] = ts->rows[i] * cols * 4;
         ts->raw[i] = malloc(ts->bytes[i]);
         float *f = (float *)ts->raw[i];
@@ -74,6 +76,11 @@ static inline void tu_make(tu_store *ts, const char *dir, int n, uint64_t rmin, 
         fprintf(stderr, "store open: %s %s\n", vt_strerror(rc), vt_last_error());
         exit(1);
     }
+}
+
+static inline void tu_make(tu_store *ts, const char *dir, int n, uint64_t rmin, uint64_t rmax,
+                           uint64_t cols, uint64_t chunk_bytes, int zstd) {
+    tu_make_rows(ts, dir, n, NULL, rmin, rmax, cols, chunk_bytes, zstd);
 }
 
 static inline void tu_free(tu_store *ts) {
