@@ -146,6 +146,27 @@ class vt_verify_report(Structure):
     ]
 
 
+class vt_store_gc_stats(Structure):
+    _fields_ = [
+        ("shards_before", c_uint64),
+        ("shards_after", c_uint64),
+        ("bytes_before", c_uint64),
+        ("bytes_after", c_uint64),
+        ("chunks_moved", c_uint64),
+        ("bytes_moved", c_uint64),
+        ("files_removed", c_uint64),
+    ]
+
+
+class vt_store_upgrade_stats(Structure):
+    _fields_ = [
+        ("from_version", c_uint32),
+        ("to_version", c_uint32),
+        ("chunks", c_uint64),
+        ("bytes_read", c_uint64),
+    ]
+
+
 class vt_import_rule(Structure):
     _fields_ = [("glob", c_char_p), ("format", c_uint32)]
 
@@ -221,7 +242,7 @@ class vt_weight(Structure):
 # The mirrored structs, for the layout test.
 STRUCTS: Tuple[type, ...] = (
     vt_quant_params, vt_format_info, vt_tensor_metrics, vt_tensor_info, vt_store_options,
-    vt_verify_problem, vt_verify_report, vt_import_rule, vt_import_progress, vt_import_options,
+    vt_verify_problem, vt_verify_report, vt_store_gc_stats, vt_store_upgrade_stats, vt_import_rule, vt_import_progress, vt_import_options,
     vt_import_summary, vt_export_options, vt_weight,
 )  # fmt: skip
 
@@ -278,6 +299,8 @@ _PROTOTYPES = {
     "vt_store_writer_abort": (None, [_P]),
     "vt_store_remove": (c_int, [_P, c_char_p, POINTER(c_uint64)]),
     "vt_store_verify": (c_int, [_P, VERIFY_FN, c_void_p, POINTER(vt_verify_report)]),
+    "vt_store_gc": (c_int, [_P, POINTER(vt_store_gc_stats)]),
+    "vt_store_upgrade": (c_int, [_P, POINTER(vt_store_upgrade_stats)]),
     # meta.h
     "vt_meta_check": (c_int, [c_void_p, c_size_t]),
     # import.h

@@ -393,6 +393,22 @@ class Store:
         self._call(lib.vt_store_remove, _name(pattern, "pattern"), byref(n))
         return n.value
 
+    def gc(self) -> Dict[str, int]:
+        """Reclaim the space of removed or replaced tensors and orphan files (vt_store_gc; takes
+        the writer lock). Returns shards_before/after, bytes_before/after, chunks_moved,
+        bytes_moved, files_removed."""
+        st = _lib.vt_store_gc_stats()
+        self._call(lib.vt_store_gc, byref(st))
+        return {f[0]: getattr(st, f[0]) for f in st._fields_}
+
+    def upgrade(self) -> Dict[str, int]:
+        """Rewrite a store of an older format version in the newest one, in place
+        (vt_store_upgrade; `vtstore upgrade`). Returns from_version, to_version (equal when
+        there was nothing to do), chunks (records rewritten) and bytes_read."""
+        st = _lib.vt_store_upgrade_stats()
+        self._call(lib.vt_store_upgrade, byref(st))
+        return {f[0]: getattr(st, f[0]) for f in st._fields_}
+
     # -- writing
 
     def writer(self) -> "Writer":
