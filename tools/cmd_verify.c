@@ -26,6 +26,13 @@ int vt_cmd_verify(int argc, char **argv) {
     printf("%s: %llu tensors, %llu chunks, %s read, %llu problem(s)\n", argv[1],
            (unsigned long long)rep.tensors, (unsigned long long)rep.chunks,
            vt_print_bytes(rep.bytes_read, b, sizeof b), (unsigned long long)rep.problems);
+    vt_store_totals t;
+    if (!vt_store_get_totals(s, &t) && t.format_version < VT_STORE_FORMAT_VERSION)
+        fprintf(stderr,
+                "vtstore verify: note: %s is format version %u (vtstore 0.1): its chunk checksums "
+                "do not bind chunks to their tensor and index, so a chunk record naming another "
+                "chunk's bytes goes unnoticed; `vtstore upgrade` rewrites it as version %d\n",
+                argv[1], t.format_version, VT_STORE_FORMAT_VERSION);
     vt_store_close(s);
     return rc || rep.problems ? VT_EXIT_ERROR : VT_EXIT_OK;
 }

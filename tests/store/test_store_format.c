@@ -421,6 +421,14 @@ static void test_upgrade(const char *dir) {
                  "mismatch' '%s/err.txt'",
                  bin, dir, dir, dir);
         CHECK(system(cmd) == 0);
+        /* verify suggests the upgrade for a format-1 store only */
+        v1_copy(dir, "note", path, sizeof path);
+        snprintf(cmd, sizeof cmd,
+                 "'%s' verify '%s' 2> '%s/n1.txt' && grep -q 'vtstore upgrade' '%s/n1.txt' && "
+                 "'%s' upgrade '%s' > /dev/null && '%s' verify '%s' 2> '%s/n2.txt' && "
+                 "test ! -s '%s/n2.txt'",
+                 bin, path, dir, dir, bin, path, bin, path, dir, dir);
+        CHECK(system(cmd) == 0);
     }
 }
 
