@@ -146,6 +146,10 @@ mkdir -p "$VT_TEST_TMP"
 if want tests; then
     step ctest_gpu 240 ctest --test-dir "$BUILD" -L gpu --output-on-failure --timeout 200 \
         --output-junit "$OUT/ctest_gpu.xml"
+    # the installed library (examples/store_gemv.c streams through the device tier of the
+    # installed libvtstore.so) and the Python binding, against the CUDA build
+    step ctest_lib 180 ctest --test-dir "$BUILD" -R '^(test_abi_symbols|test_install|python_bindings)$' \
+        --output-on-failure --timeout 170 --output-junit "$OUT/ctest_lib.xml"
     # the host-emulated kernel tests and the CPU suite in the same build (quick label)
     step ctest_quick 240 ctest --test-dir "$BUILD" -L quick --output-on-failure --timeout 200 \
         -j 4 --output-junit "$OUT/ctest_quick.xml"

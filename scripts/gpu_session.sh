@@ -27,7 +27,7 @@ OUT=$(mkdir -p "${OUT:-./gpu-session}" && cd "${OUT:-./gpu-session}" && pwd)
     export GPU_CHECK_MODEL="$ROOT/.gpu-model/smol8.gguf"
 [ -f "$ROOT/REV" ] && cp "$ROOT/REV" "$OUT/"
 
-GPU_CHECK_TARGETS=${GPU_CHECK_TARGETS:-"vtstore test_kernels_gpu test_attn_gpu test_streamer_gpu bench_kernels bench_attn_gpu"} \
+GPU_CHECK_TARGETS=${GPU_CHECK_TARGETS:-"vtstore vtstore_shared vtstore_static test_kernels_gpu test_attn_gpu test_streamer_gpu bench_kernels bench_attn_gpu"} \
     GPU_CHECK_SKIP=${GPU_CHECK_SKIP:-"ctest_quick bench_stream attn_memory_vt attn_memory_torch memcheck_test_streamer_gpu racecheck_test_kernels_gpu"} \
     GPU_CHECK_BUDGET=${GPU_SESSION_BUDGET:-330} OUT="$OUT/check" "$ROOT/scripts/gpu_check.sh"
 rc=$?
