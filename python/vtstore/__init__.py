@@ -7,6 +7,10 @@
         s.put("w", w, format="q8_0")                  # all or nothing
         s.import_file("model.safetensors", format="nf4", rules={"*embd*": "q8_0"})
         x = s.read("w")                               # dequantized, in its shape
+        with s.streamer(ram_bytes=1 << 30) as st:     # tier.h: stream weights
+            st.plan(["w"])
+            with st.acquire("w") as h:
+                y = h.gemv(np.ones(h.cols, np.float32))
 
 The library is found through VTSTORE_LIB (a full path), then beside the installed package,
 then ctypes.util.find_library("vtstore") and the loader's path (docs/PYTHON.md). Errors are
@@ -36,10 +40,11 @@ from ._lib import (
 )
 from ._quant import dequantize, format_info, formats, gemv, quantize, tensor_scale
 from ._store import Store, Writer, decode_meta, import_file, open
+from ._stream import Handle, Streamer
 
 __all__ = [
-    "Error", "NotFoundError", "Store", "Writer", "decode_meta", "dequantize", "format_info",
-    "formats", "gemv", "import_file", "library_path", "open", "quantize", "tensor_scale",
+    "Error", "Handle", "NotFoundError", "Store", "Streamer", "Writer", "decode_meta",
+    "dequantize", "format_info", "formats", "gemv", "import_file", "library_path", "open", "quantize", "tensor_scale",
     "version", "VT_EBUDGET", "VT_ECORRUPT", "VT_ECUDA", "VT_EEXIST", "VT_EFAULT", "VT_EFORMAT",
     "VT_ELMDB", "VT_ENODEV", "VT_ENONFINITE", "VT_ENOTFOUND", "VT_ESHAPE", "VT_EUNSUPPORTED",
     "VT_EUSAGE", "VT_EVERSION",

@@ -57,6 +57,18 @@ VT_STORE_RDWR = 1
 VT_STORE_CREATE = 2
 VT_GEMV_MAX_BATCH = 8
 VT_LOC_HOST = 0
+VT_LOC_DEVICE = 1
+# vt_io_engine, vt_schedule, vt_placement (tier.h)
+VT_IO_AUTO = 0
+VT_IO_URING = 1
+VT_IO_PREAD = 2
+VT_SCHEDULE_CYCLIC = 0
+VT_SCHEDULE_RANDOM = 1
+VT_PLACE_NONE = 0
+VT_PLACE_VRAM_PIN = 1
+VT_PLACE_RAM_PIN = 2
+VT_PLACE_STREAM = 3
+VT_PLACE_OVERSIZE = 4
 
 # vt_dtype values (core.h)
 DTYPES = {
@@ -239,16 +251,62 @@ class vt_weight(Structure):
     ]
 
 
+class vt_tier_config(Structure):
+    _fields_ = [
+        ("vram_bytes", c_uint64),
+        ("ram_bytes", c_uint64),
+        ("prefetch", c_uint32),
+        ("ring_slots", c_uint32),
+        ("queue_depth", c_uint32),
+        ("read_size", c_uint32),
+        ("io_engine", c_int),  # vt_io_engine
+        ("chunkwise", c_int),
+        ("retry_corrupt", c_int),
+        ("device", c_int),
+    ]
+
+
+class vt_tier_stats(Structure):
+    _fields_ = [
+        ("hits", c_uint64),
+        ("misses", c_uint64),
+        ("bytes_in", c_uint64),
+        ("fill_seconds", c_double),
+        ("gbps", c_double),
+        ("capacity", c_uint64),
+        ("pinned_bytes", c_uint64),
+        ("pinned_tensors", c_uint64),
+        ("slot_bytes", c_uint64),
+        ("slots", c_uint32),
+    ]
+
+
+class vt_streamer_stats(Structure):
+    _fields_ = [
+        ("vram", vt_tier_stats),
+        ("ram", vt_tier_stats),
+        ("acquires", c_uint64),
+        ("bytes_read", c_uint64),
+        ("stall_seconds", c_double),
+        ("corrupt_retries", c_uint64),
+        ("model_bytes", c_uint64),
+        ("engine", c_int),  # vt_io_engine
+        ("registered_buffers", c_int),
+        ("device_is_gpu", c_int),
+    ]
+
+
 # The mirrored structs, for the layout test.
 STRUCTS: Tuple[type, ...] = (
     vt_quant_params, vt_format_info, vt_tensor_metrics, vt_tensor_info, vt_store_options,
     vt_verify_problem, vt_verify_report, vt_store_gc_stats, vt_store_upgrade_stats, vt_import_rule, vt_import_progress, vt_import_options,
-    vt_import_summary, vt_export_options, vt_weight,
+    vt_import_summary, vt_export_options, vt_weight, vt_tier_config, vt_tier_stats,
+    vt_streamer_stats,
 )  # fmt: skip
 
 # ---- prototypes -----------------------------------------------------------------------------
 
-_P = c_void_p  # opaque handles (vt_store *, vt_store_writer *, vt_writer_tensor *)
+_P = c_void_p  # opaque handles (vt_store *, vt_store_writer *, vt_writer_tensor *, vt_streamer *)
 _PROTOTYPES = {
     # core.h
     "vt_strerror": (c_char_p, [c_int]),
@@ -313,6 +371,20 @@ _PROTOTYPES = {
     # kernels.h
     "vt_gemv": (c_int, [POINTER(vt_weight), c_void_p, c_void_p, c_int, c_void_p]),
     "vt_gemm": (c_int, [POINTER(vt_weight), c_void_p, c_int, c_void_p, c_int, c_uint64, c_void_p]),
+    "vt_dequant": (c_int, [POINTER(vt_weight), c_int, c_void_p, c_void_p]),
+    # tier.h
+    "vt_streamer_open": (c_int, [_P, POINTER(vt_tier_config), POINTER(_P)]),
+    "vt_streamer_close": (None, [_P]),
+    "vt_streamer_plan": (c_int, [_P, POINTER(c_char_p), c_size_t, c_int]),
+    "vt_streamer_placement": (c_int, [_P, c_char_p, POINTER(c_int)]),
+    "vt_streamer_acquire": (c_int, [_P, c_char_p, POINTER(vt_weight)]),
+    "vt_streamer_parts": (c_int, [_P, c_char_p, POINTER(c_uint64)]),
+    "vt_streamer_acquire_part": (c_int, [_P, c_char_p, c_uint64, POINTER(vt_weight)]),
+    "vt_streamer_release": (c_int, [_P, POINTER(vt_weight)]),
+    "vt_streamer_prefetch": (c_int, [_P, c_char_p]),
+    "vt_streamer_get_stats": (c_int, [_P, POINTER(vt_streamer_stats)]),
+    "vt_streamer_reset_stats": (None, [_P]),
+    "vt_placement_name": (c_char_p, [c_int]),
 }
 
 # ---- locating the library -------------------------------------------------------------------

@@ -197,15 +197,27 @@ def gemv(buf, fmt: Union[str, int], shape: Sequence[int], x, *,
     need = _nbytes(code, rows, cols)
     if q.size != need:
         raise ValueError(f"{format_name(code)} {rows}x{cols} takes {need} bytes, got {q.size}")
-    xa = _f32(x, "x")
-    if xa.ndim not in (1, 2) or xa.shape[-1] != cols:
-        raise ValueError(f"x of shape {xa.shape} does not match W with {cols} columns")
+    xa = _gemv_x(x, cols)
     p = _Params(code, cols, tensor_scale, channel_scale)
     w = _lib.vt_weight(
         data=q.ctypes.data, aux=p.p.channel_scale, location=_lib.VT_LOC_HOST, format=code,
         rows=rows, cols=cols, row0=0, total_rows=rows, bytes=q.size,
         tensor_scale=p.p.tensor_scale, token=0,
     )  # fmt: skip
+    return gemv_weight(w, xa)
+
+
+def _gemv_x(x, cols: int) -> np.ndarray:
+    """x as a C-contiguous float32 [cols] or [batch, cols] array (ValueError otherwise)."""
+    xa = _f32(x, "x")
+    if xa.ndim not in (1, 2) or xa.shape[-1] != cols:
+        raise ValueError(f"x of shape {xa.shape} does not match W with {cols} columns")
+    return xa
+
+
+def gemv_weight(w: _lib.vt_weight, xa: np.ndarray) -> np.ndarray:
+    """y = W x for a host vt_weight @p w and x from _gemv_x (vt_gemv, vt_gemm above 8)."""
+    rows = w.rows
     batch = 1 if xa.ndim == 1 else xa.shape[0]
     y = np.empty((rows,) if xa.ndim == 1 else (batch, rows), dtype=np.float32)
     if batch == 0 or rows == 0:

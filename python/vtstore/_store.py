@@ -10,13 +10,18 @@ import os
 import shutil
 import struct
 import threading
+import weakref
 from ctypes import POINTER, byref, c_char_p, c_size_t, c_uint64, c_void_p
-from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import (TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Mapping, Optional,
+                    Sequence, Tuple, TypeVar, Union)  # fmt: skip
 
 import numpy as np
 
 from . import _lib, _quant
 from ._lib import Error, call, lib
+
+if TYPE_CHECKING:
+    from ._stream import Streamer
 
 Rules = Union[Mapping[str, str], Sequence[Tuple[str, str]], None]
 
@@ -124,7 +129,29 @@ def decode_meta(buf: bytes) -> Any:
 # ---- store ----------------------------------------------------------------------------------
 
 
-class Store:
+_C = TypeVar("_C", bound="_Closing")
+
+
+class _Closing:
+    """close() on leaving a with block, and on garbage collection."""
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self: _C) -> _C:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:
+            pass
+
+
+class Store(_Closing):
     """An open store (vtstore.open). A context manager; iterating yields tensor names."""
 
     def __init__(self, path: Union[str, os.PathLike], mode: str = "r", *, zstd_level: int = 0,
@@ -135,9 +162,17 @@ class Store:
         self._writer: Optional[Writer] = None
         # Calls in flight (any thread), so that close() waits for them instead of freeing the
         # handle under a read still running in another thread (that crashed the process).
-        self._cv = threading.Condition()
+        # Reentrant: a streamer's close may run from the finalizer of a zero-copy view
+        # (garbage collection) in a thread that holds it (_unpin).
+        self._cv = threading.Condition(threading.RLock())
         self._busy = 0
         self._tls = threading.local()  # .depth: this thread's calls in flight (callbacks)
+        # Streamers opened on this store (they borrow the vt_store): close() closes them, and
+        # _pins counts those the library has not closed yet (a zero-copy view of a handle
+        # delays it), so that the vt_store is freed after them (_deferred_h meanwhile).
+        self._streamers: "weakref.WeakSet[Any]" = weakref.WeakSet()
+        self._pins = 0
+        self._deferred_h: Optional[int] = None
         if mode not in _MODES:
             raise ValueError(f"mode {mode!r}: expected 'r' (read), 'w' (read-write) or 'c' "
                              "(read-write, created if missing)")  # fmt: skip
@@ -157,11 +192,15 @@ class Store:
     # -- lifetime
 
     def close(self) -> None:
-        """Close the store (aborting a writer still open). Idempotent. Calls running in other
-        threads finish first; later calls raise ValueError."""
+        """Close the store (aborting a writer still open, closing its streamers). Idempotent.
+        Calls running in other threads finish first; later calls raise ValueError."""
         if getattr(self._tls, "depth", 0):
             raise Error(_lib.VT_EUSAGE, "close() from a callback of a call on this store",
                         "Store.close")  # fmt: skip
+        with self._cv:
+            streamers = list(self._streamers)
+        for st in streamers:
+            st.close()
         with self._cv:
             h, self._h = self._h, None
             while self._busy:
@@ -169,24 +208,24 @@ class Store:
             w, self._writer = self._writer, None
             if w is not None:
                 w._w = None  # vt_store_close aborts and frees it
+            if h and self._pins:  # a streamer still open in the library: it closes the store
+                self._deferred_h, h = h, None
+        if h:
+            lib.vt_store_close(h)
+
+    def _unpin(self) -> None:
+        """A streamer of this store was closed in the library."""
+        with self._cv:
+            self._pins -= 1
+            h = None
+            if not self._pins:
+                h, self._deferred_h = self._deferred_h, None
         if h:
             lib.vt_store_close(h)
 
     @property
     def closed(self) -> bool:
         return self._h is None
-
-    def __enter__(self) -> "Store":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        try:
-            self.close()
-        except Exception:
-            pass
 
     def __repr__(self) -> str:
         state = "closed" if self.closed else f"mode {self.mode!r}"
@@ -408,6 +447,16 @@ class Store:
         st = _lib.vt_store_upgrade_stats()
         self._call(lib.vt_store_upgrade, byref(st))
         return {f[0]: getattr(st, f[0]) for f in st._fields_}
+
+    # -- streaming
+
+    def streamer(self, *, ram_bytes: int, **config) -> "Streamer":
+        """A Streamer over this store (vt_streamer_open): ram_bytes, vram_bytes, prefetch,
+        ring_slots, queue_depth, read_size, io_engine, chunkwise, retry_corrupt, device (the
+        fields of vt_tier_config). close() closes it too."""
+        from ._stream import Streamer
+
+        return Streamer(self, ram_bytes=ram_bytes, **config)
 
     # -- writing
 

@@ -12,6 +12,7 @@ library's own output.
 """
 
 import errno
+import gc
 import json
 import math
 import re
@@ -22,6 +23,7 @@ import tarfile
 import subprocess
 import sys
 import tempfile
+import threading
 import unittest
 
 try:
@@ -195,7 +197,10 @@ class TestLibrary(Base):
                   "VT_EUSAGE", "VT_ESHAPE", "VT_EFAULT", "VT_MAX_DIMS", "VT_MAX_NAME",
                   "VT_FMT_SPARSE24", "VT_STORE_FMT_RAW", "VT_IMPORT_KEEP", "VT_IMPORT_AUTO",
                   "VT_STORE_RDONLY", "VT_STORE_RDWR", "VT_STORE_CREATE", "VT_GEMV_MAX_BATCH",
-                  "VT_LOC_HOST"]  # fmt: skip
+                  "VT_LOC_HOST", "VT_LOC_DEVICE", "VT_IO_AUTO", "VT_IO_URING", "VT_IO_PREAD",
+                  "VT_SCHEDULE_CYCLIC", "VT_SCHEDULE_RANDOM", "VT_PLACE_NONE",
+                  "VT_PLACE_VRAM_PIN", "VT_PLACE_RAM_PIN", "VT_PLACE_STREAM",
+                  "VT_PLACE_OVERSIZE"]  # fmt: skip
         for c in consts:
             lines.append(f'printf("{c} %lld\\n", (long long)({c}));')
             want[c] = str(getattr(_lib, c))
@@ -797,6 +802,349 @@ class TestImport(Base):
         t = read_safetensors(self.path("b16.safetensors"))
         self.assertEqual(list(t), ["b"])
         np.testing.assert_array_equal(t["b"], bf16_bits(ref_q8_0(x)[1]))
+
+# ---- the streamer ---------------------------------------------------------------------------
+
+
+class TestStreamer(Base):
+    """vtstore.Streamer (tier.h) over stores made here, with budgets smaller than the model so
+    that tensors go through the ring. Every value a handle gives is compared with Store.read
+    (or read_raw / quant_params / gemv) of the same tensor: bit for bit."""
+
+    FORMATS = ("q8_0", "nf4", "f32", "nf4+2:4", "awq_int4", "nvfp4")
+
+    def make_store(self, path: str) -> dict:
+        """Two layers of one tensor per format (q8_0 in 4 chunks), in schedule order; returns
+        {name: channel_scale or None}."""
+        names = {}
+        with vtstore.open(path, "c") as s:
+            for layer in range(2):
+                for i, fmt in enumerate(self.FORMATS):
+                    x = self.weights(16 if fmt == "f32" else 64, 256)
+                    sc = None
+                    if fmt == "awq_int4":
+                        sc = self.rng.uniform(0.5, 2.0, 256).astype(np.float32)
+                    name = f"blk.{layer}.{i}.{fmt}"
+                    s.put(name, x, fmt, channel_scale=sc, rows_per_chunk=16 if i == 0 else 0)
+                    names[name] = sc
+        return names
+
+    def check_handle(self, s, h, sc) -> None:
+        """Everything @p h gives equals the store's own reads of that tensor."""
+        n = h.name
+        info = s.info(n)
+        self.assertEqual((h.format, h.rows, h.cols), (info["format"], info["rows"], info["cols"]))
+        self.assertEqual((h.row0, h.total_rows, h.shape), (0, info["rows"], (h.rows, h.cols)))
+        self.assertEqual(h.location, "host")
+        self.assertEqual(np.float32(h.tensor_scale), np.float32(info["tensor_scale"]))
+        want = s.read(n).reshape(h.rows, h.cols)
+        got = h.dequantize()
+        self.assertEqual(got.dtype, np.float32)
+        self.assertEqual(got.tobytes(), want.tobytes(), n)  # bit-exact, -0.0 included
+        self.assertEqual(h.dequantize("f16").tobytes(), s.read(n, dtype="f16").tobytes(), n)
+        raw = h.raw()
+        self.assertEqual(raw.tobytes(), s.read_raw(n).tobytes(), n)
+        self.assertEqual(h.bytes, raw.size)
+        if sc is None:
+            self.assertIsNone(h.aux)
+        else:
+            np.testing.assert_array_equal(h.aux, sc)
+        x = self.rng.standard_normal((2, h.cols)).astype(np.float32)
+        np.testing.assert_array_equal(h.gemv(x), s.gemv(n, x), n)
+
+    def test_two_passes_through_the_ring(self) -> None:
+        names = self.make_store(self.path("s"))
+        order = list(names)
+        with vtstore.open(self.path("s")) as s:
+            model = sum(s.info(n)["raw_bytes"] for n in order)  # raw bytes of one pass
+            # the smallest budget (in pages) whose ring of 3 slots fits every tensor
+            for budget in range(4096, model, 4096):
+                with s.streamer(ram_bytes=budget, ring_slots=3) as st:
+                    st.plan(order)
+                    if all(st.placement(n) != "oversize" for n in order):
+                        break
+            budget += 5 * 4096  # and room to pin a tensor or two
+            self.assertLess(budget, model)
+            for kw in ({}, {"vram_bytes": budget}):  # without and with a device tier
+                with s.streamer(ram_bytes=budget, ring_slots=3, prefetch=1, **kw) as st:
+                    if st.stats()["device_is_gpu"]:
+                        continue  # handles in device memory: see test_misuse
+                    st.plan(order)
+                    places = [st.placement(n) for n in order]
+                    self.assertIn("stream", places, places)  # through the ring
+                    self.assertIn("vram" if kw else "ram", places, places)  # pinned
+                    for p in range(2):
+                        for n in order:
+                            with st.acquire(n) as h:
+                                self.check_handle(s, h, names[n])
+                            self.assertTrue(h.released)
+                            self.assertEqual(st.held, 0)
+                        stats = st.stats()
+                        self.assertEqual(stats["acquires"], len(order))
+                        if p == 1:  # the streamed tensors were read again
+                            self.assertGreater(stats["ram"]["misses"], 0, stats)
+                            self.assertGreaterEqual(stats["bytes_read"], 1)
+                        st.reset_stats()
+                    top = stats["vram" if kw else "ram"]
+                    self.assertEqual(top["slots"], 3)
+                    self.assertGreater(top["slot_bytes"], 0)
+                    self.assertEqual(stats["model_bytes"], model)
+                    self.assertIn(stats["engine"], ("uring", "pread"))
+
+    def test_random_schedule_and_parts(self) -> None:
+        names = self.make_store(self.path("s"))
+        order = list(names)
+        with vtstore.open(self.path("s")) as s:
+            with s.streamer(ram_bytes=48 << 10, ring_slots=2, io_engine="pread") as st:
+                st.plan(order, schedule="random")
+                self.assertEqual(st.placement(order[0]), "none")
+                for i in self.rng.integers(0, len(order), size=3 * len(order)):
+                    n = order[i]
+                    st.prefetch(order[(i + 1) % len(order)])
+                    with st.acquire(n) as h:
+                        self.check_handle(s, h, names[n])
+                self.assertEqual(st.stats()["engine"], "pread")
+            # a tensor larger than a ring slot: VT_EBUDGET, or parts with chunkwise
+            q8 = order[0]  # 4 chunks of 16 rows
+            size = s.info(q8)["raw_bytes"]
+            with s.streamer(ram_bytes=size, ring_slots=2) as st:
+                st.plan([q8])
+                self.assertEqual(st.placement(q8), "oversize")
+                with self.assertRaises(vtstore.Error) as cm:
+                    st.acquire(q8)
+                self.assertEqual(cm.exception.code, vtstore.VT_EBUDGET)
+                self.assertIn(q8, str(cm.exception))
+            with s.streamer(ram_bytes=size, ring_slots=2, chunkwise=True) as st:
+                st.plan([q8])
+                self.assertEqual(st.parts(q8), 4)
+                for part in range(4):
+                    with st.acquire(q8, part=part) as h:
+                        self.assertEqual((h.part, h.row0, h.rows, h.total_rows),
+                                         (part, 16 * part, 16, 64))  # fmt: skip
+                        want = s.read(q8, rows=slice(h.row0, h.row0 + h.rows))
+                        self.assertEqual(h.dequantize().tobytes(), want.tobytes())
+                with self.assertRaises(vtstore.Error) as cm:
+                    st.acquire(q8, part=4)
+                self.assertEqual(cm.exception.code, ERANGE)
+
+    def test_corrupt_chunk(self) -> None:
+        x = self.weights(64, 256)
+        with vtstore.open(self.path("s"), "c") as s:
+            s.put("w", x, "q8_0", rows_per_chunk=16)  # shard 1
+            s.put("ok", x, "nf4")  # shard 2
+        shard = os.path.join(self.path("s"), "data", "shard-000001.vts")
+        with open(shard, "r+b") as f:  # a byte of chunk 0
+            f.seek(4096 + 100)
+            b = f.read(1)
+            f.seek(4096 + 100)
+            f.write(bytes([b[0] ^ 0x40]))
+        with vtstore.open(self.path("s")) as s:
+            for retry in (False, True):
+                with s.streamer(ram_bytes=1 << 20, retry_corrupt=retry) as st:
+                    st.plan(["w", "ok"])
+                    for _ in range(2):  # an error is not cached: the next acquire reads again
+                        with self.assertRaises(vtstore.Error) as cm:
+                            st.acquire("w")
+                        e = cm.exception
+                        self.assertEqual(e.code, vtstore.VT_ECORRUPT)
+                        self.assertIn("tensor w chunk 0", e.detail)
+                        self.assertIn("checksum mismatch", str(e))
+                        self.assertIn("shard-000001.vts", e.detail)
+                        with st.acquire("ok") as h:  # the other tensor is fine
+                            self.assertEqual(h.dequantize().tobytes(), s.read("ok").tobytes())
+                    self.assertEqual(st.held, 0)
+                    if retry:
+                        self.assertIn("after a re-read", e.detail)
+                        self.assertGreaterEqual(st.stats()["corrupt_retries"], 1)
+
+    def test_misuse(self) -> None:
+        names = list(self.make_store(self.path("s")))
+        a, b = names[0], names[1]
+        s = vtstore.open(self.path("s"))
+        with self.assertRaises(vtstore.Error) as cm:
+            s.streamer(ram_bytes=0)
+        self.assertEqual(cm.exception.code, -errno.EINVAL)
+        self.assertIn("ram_bytes", str(cm.exception))
+        with self.assertRaises(vtstore.Error) as cm:
+            s.streamer(ram_bytes=1 << 20, ring_slots=1)
+        self.assertIn("ring_slots", str(cm.exception))
+        for kw, exc in (({"ram_bytes": -1}, ValueError), ({"ring_slots": 2**32}, ValueError),
+                        ({"ram_bytes": 1.5}, TypeError), ({"io_engine": "aio"}, ValueError)):
+            with self.assertRaises(exc, msg=kw):
+                s.streamer(**dict({"ram_bytes": 1 << 20}, **kw))
+        with self.assertRaises(TypeError):
+            vtstore.Streamer(self.path("s"), ram_bytes=1 << 20)  # a Store, not its path
+        st = s.streamer(ram_bytes=1 << 20)
+        st2 = vtstore.Streamer(s, ram_bytes=1 << 20)
+        with self.assertRaises(TypeError):
+            st.plan(a)  # one name, not a list
+        with self.assertRaises(ValueError):
+            st.plan([a], schedule="lru")
+        with self.assertRaises(KeyError):
+            st.plan([a, "nope"])
+        with self.assertRaises(vtstore.Error) as cm:
+            st.plan([a, a])
+        self.assertIn("twice", str(cm.exception))
+        st.plan(names)
+        with self.assertRaises(vtstore.NotFoundError) as cm:
+            st.acquire("nope")
+        self.assertIn("nope", str(cm.exception))
+
+        h = st.acquire(a)
+        with self.assertRaises(vtstore.Error) as cm:  # a handle held
+            st.plan(names)
+        self.assertEqual(cm.exception.code, vtstore.VT_EUSAGE)
+        self.assertIn(a, str(cm.exception))
+        with self.assertRaises(vtstore.Error) as cm:  # another streamer's handle
+            st2.release(h)
+        self.assertEqual(cm.exception.code, -errno.EINVAL)
+        self.assertFalse(h.released)
+        with self.assertRaises(TypeError):
+            st.release("h")
+        h._w.location = _lib.VT_LOC_DEVICE  # as a handle in GPU memory would be
+        for use in (h.raw, h.dequantize, lambda: h.gemv(np.ones(h.cols, np.float32)),
+                    lambda: h.aux, lambda: h.raw(copy=False)):
+            with self.assertRaises(vtstore.Error) as cm:
+                use()
+            self.assertIn("device memory", str(cm.exception))
+        h._w.location = _lib.VT_LOC_HOST
+        st.release(h)
+        with self.assertRaises(vtstore.Error) as cm:  # twice
+            h.release()
+        self.assertEqual(cm.exception.code, -errno.EINVAL)
+        self.assertIn("already released", str(cm.exception))
+        for use in (h.raw, h.dequantize, lambda: h.gemv(np.ones(h.cols, np.float32)),
+                    lambda: h.aux, lambda: h.raw(copy=False)):
+            with self.assertRaises(vtstore.Error) as cm:
+                use()
+            self.assertEqual(cm.exception.code, vtstore.VT_EUSAGE)
+            self.assertIn("released", str(cm.exception))
+        with st.acquire(a) as h:
+            h.release()  # released inside the block: leaving it does not release again
+        self.assertEqual(st.held, 0)
+
+        # close with handles held: they become invalid, and nothing reads freed memory
+        h1, h2 = st.acquire(a), st.acquire(b)
+        with st.acquire(names[2]) as h3:
+            st.close()
+            self.assertTrue(st.closed)
+            with self.assertRaises(ValueError):
+                h3.raw()
+        for use in (h1.raw, h2.dequantize, h1.release, lambda: st.acquire(a), st.stats,
+                    lambda: st.plan(names), lambda: st.placement(a)):
+            with self.assertRaises(ValueError):
+                use()
+        st.close()  # idempotent
+        self.assertIsNone(st._h)  # the library's close ran
+        with st2.acquire(b) as h:  # the other streamer is unaffected
+            self.assertEqual(h.dequantize().tobytes(), s.read(b).tobytes())
+        s.close()  # closes st2 too
+        self.assertTrue(st2.closed)
+        with self.assertRaises(ValueError):
+            st2.acquire(b)
+        with self.assertRaises(ValueError):
+            s.streamer(ram_bytes=1 << 20)
+
+    def test_zero_copy_view_lifetime(self) -> None:
+        names = self.make_store(self.path("s"))
+        a = list(names)[0]
+        s = vtstore.open(self.path("s"))
+        want = s.read_raw(a)
+        st = s.streamer(ram_bytes=1 << 20, ring_slots=2)
+        st.plan(list(names))
+        with st.acquire(a) as h:
+            v = h.raw(copy=False)
+            self.assertEqual(v.tobytes(), want.tobytes())
+            self.assertFalse(v.flags.writeable)
+            with self.assertRaises(ValueError):
+                v[0] = 1
+            with self.assertRaises(ValueError):
+                v.flags.writeable = True
+        self.assertTrue(h.released)  # for Python at once...
+        with self.assertRaises(vtstore.Error):
+            h.raw()
+        self.assertEqual(st.held, 1)  # ...for the library once the view is gone
+        part = v[100:200]
+        del v
+        gc.collect()
+        self.assertEqual(st.held, 1)  # a slice of the view keeps it
+        self.assertEqual(part.tobytes(), want[100:200].tobytes())
+        del part
+        gc.collect()
+        self.assertEqual(st.held, 0)
+
+        # closing the streamer and the store with a view alive: both wait for it
+        h = st.acquire(a)
+        v = h.raw(copy=False)
+        st.close()
+        s.close()
+        self.assertTrue(st.closed)
+        self.assertIsNotNone(st._h)  # not yet closed in the library
+        self.assertEqual(v.tobytes(), want.tobytes())  # still mapped, unchanged
+        with self.assertRaises(ValueError):
+            h.raw()
+        del v
+        gc.collect()
+        self.assertIsNone(st._h)
+        self.assertIsNone(s._deferred_h)  # the store's handle was closed after it
+        self.assertEqual(s._pins, 0)
+
+    def test_threads(self) -> None:
+        names = self.make_store(self.path("s"))
+        order = list(names)
+        with vtstore.open(self.path("s")) as s:
+            want = {n: s.read(n).tobytes() for n in order}
+            st = s.streamer(ram_bytes=64 << 10, ring_slots=8)
+            st.plan(order, schedule="random")
+            errors, seeds = [], self.rng.integers(0, 2**32, size=6)
+
+            def worker(seed) -> None:
+                rng = np.random.default_rng(seed)
+                try:
+                    for i in rng.integers(0, len(order), size=40):
+                        with st.acquire(order[i]) as h:
+                            if h.dequantize().tobytes() != want[order[i]]:
+                                errors.append(f"{order[i]}: values differ")
+                except BaseException as e:  # noqa: BLE001 - reported below
+                    errors.append(repr(e))
+
+            threads = [threading.Thread(target=worker, args=(sd,)) for sd in seeds]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            self.assertEqual(errors, [])
+            self.assertEqual(st.stats()["acquires"], 40 * len(seeds))
+            self.assertEqual(st.held, 0)
+
+            # close while other threads acquire, hold and read: they stop with an error
+            started, results = threading.Barrier(4), []
+
+            def busy(seed) -> None:
+                rng = np.random.default_rng(seed)
+                started.wait()
+                try:
+                    while True:
+                        n = order[rng.integers(0, len(order))]
+                        with st.acquire(n) as h:
+                            if h.dequantize().tobytes() != want[n]:
+                                results.append("values differ")
+                except ValueError:
+                    results.append("ValueError")
+                except vtstore.Error as e:
+                    results.append(f"Error {e.name}" if e.code == vtstore.VT_EUSAGE else repr(e))
+
+            threads = [threading.Thread(target=busy, args=(sd,)) for sd in seeds[:3]]
+            for t in threads:
+                t.start()
+            started.wait()
+            st.close()
+            for t in threads:
+                t.join()
+            self.assertEqual(len(results), 3)
+            self.assertTrue(all(r == "ValueError" or r.startswith("Error ") for r in results),
+                            results)  # fmt: skip
+            self.assertIsNone(st._h)
 
 
 if __name__ == "__main__":
