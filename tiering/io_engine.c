@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "io_engine.h"
+#include "core/fault_internal.h"
 
 const char *vt_io_engine_name(vt_io_engine e) {
     switch (e) {
@@ -103,11 +104,18 @@ int vt_io_open(const vt_io_config *cfg, vt_io **out) {
 
 void vt_io_close(vt_io *io) {
     if (!io) return;
-    /* drain: pieces at the backend point into caller buffers */
-    while (io->inflight) {
+    /* drain: pieces at the backend point into caller buffers (an engine error loses nothing:
+     * try again, a few times in a row at most) */
+    for (int fails = 0; io->inflight && fails < 8;) {
         vt_io_req *tmp[16];
-        if (vt_io_reap(io, tmp, 16, 1) < 0) break;
+        if (vt_io_reap(io, tmp, 16, 1) < 0)
+            fails++;
+        else
+            fails = 0;
     }
+    if (io->inflight)
+        vt_log(VT_LOG_ERROR, "io engine: closing with %u reads still in flight (%s)", io->inflight,
+               vt_last_error());
     if (io->engine == VT_IO_URING)
         vt_io_uring_fini(io);
     else
@@ -199,6 +207,10 @@ size_t vt_io_pending(const vt_io *io) {
     return io->pending;
 }
 
+uint32_t vt_io_inflight(const vt_io *io) {
+    return io->inflight;
+}
+
 static void finish_req(vt_io *io, vt_io_req *r) {
     r->link = NULL;
     if (io->done_tail)
@@ -286,6 +298,13 @@ static int piece_done(vt_io *io, vt_io_piece *p) {
     return 0;
 }
 
+/* Hand @p n pieces to the backend; they are in flight whatever it returns (see vt_io_reap). */
+static int issue(vt_io *io, vt_io_piece **p, size_t n) {
+    int rc = io->engine == VT_IO_URING ? vt_io_uring_issue(io, p, n) : vt_io_pread_issue(io, p, n);
+    io->inflight += (uint32_t)n;
+    return rc;
+}
+
 int vt_io_reap(vt_io *io, vt_io_req **done, size_t max, int wait) {
     size_t n = 0;
     for (;;) {
@@ -304,27 +323,31 @@ int vt_io_reap(vt_io *io, vt_io_req **done, size_t max, int wait) {
         size_t nb = 0;
         vt_io_piece *p;
         while (nb < 256 && (p = next_piece(io))) batch[nb++] = p;
+        /* A backend takes every piece it is given, also when it reports an error (io_uring:
+         * the entries stay queued in the ring for the next submission): they count as in
+         * flight either way, so an error loses no piece and a later reap picks up where this
+         * one stopped. A piece dropped here once left its request unfinished for good and
+         * made a late completion wrap the in-flight count. Requests already moved to done[]
+         * are returned, not the error: it shows again on the next call if it lasts. */
         if (io->done_head) { /* zero-length/failed requests finished while carving */
             if (nb) {
-                int rc = io->engine == VT_IO_URING ? vt_io_uring_issue(io, batch, nb)
-                                                   : vt_io_pread_issue(io, batch, nb);
-                if (rc) return rc;
-                io->inflight += (uint32_t)nb;
+                int rc = issue(io, batch, nb);
+                if (rc) return n ? (int)n : rc;
             }
             continue;
         }
         if (nb) {
-            int rc = io->engine == VT_IO_URING ? vt_io_uring_issue(io, batch, nb)
-                                               : vt_io_pread_issue(io, batch, nb);
-            if (rc) return rc;
-            io->inflight += (uint32_t)nb;
+            int rc = issue(io, batch, nb);
+            if (rc) return n ? (int)n : rc;
         }
         if (!io->inflight) return (int)n;
         int block = wait && n == 0;
+        int f = vt_fault_check(VT_FAULT_ENGINE); /* as if reaping failed (io_uring_wait_cqe) */
+        if (f) return n ? (int)n : vt_fail(f, "io engine: reaping completions failed (injected)");
         vt_io_piece *got[256];
         int k = io->engine == VT_IO_URING ? vt_io_uring_collect(io, got, 256, block)
                                           : vt_io_pread_collect(io, got, 256, block);
-        if (k < 0) return k;
+        if (k < 0) return n ? (int)n : k;
         if (k == 0 && !block) return (int)n;
         io->inflight -= (uint32_t)k;
         vt_io_piece *retry[256];
@@ -332,10 +355,8 @@ int vt_io_reap(vt_io *io, vt_io_req **done, size_t max, int wait) {
         for (int i = 0; i < k; i++)
             if (piece_done(io, got[i])) retry[nr++] = got[i];
         if (nr) {
-            int rc = io->engine == VT_IO_URING ? vt_io_uring_issue(io, retry, nr)
-                                               : vt_io_pread_issue(io, retry, nr);
-            if (rc) return rc;
-            io->inflight += (uint32_t)nr;
+            int rc = issue(io, retry, nr);
+            if (rc) return n ? (int)n : rc;
         }
     }
 }

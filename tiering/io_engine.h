@@ -69,7 +69,8 @@ typedef struct vt_io vt_io;
  *  VT_IO_URING forced: the io_uring_queue_init error (-ENOSYS, -EPERM). With AUTO a refused
  *  io_uring falls back to pread and logs it once per process. */
 int vt_io_open(const vt_io_config *cfg, vt_io **out);
-/** Wait for in-flight pieces, close every added descriptor and free (NULL is a no-op). */
+/** Wait for in-flight pieces (an engine error is retried, 8 in a row at most: then it logs how
+ *  many reads were left in flight), close every added descriptor and free (NULL is a no-op). */
 void vt_io_close(vt_io *io);
 /** The engine in use (VT_IO_URING or VT_IO_PREAD). */
 vt_io_engine vt_io_engine_of(const vt_io *io);
@@ -101,10 +102,16 @@ int vt_io_has_registered_memory(const vt_io *io);
 int vt_io_submit(vt_io *io, vt_io_req *r);
 /** Issue queued pieces (up to queue_depth in flight, one batched submission) and collect
  *  finished requests into @p done[max]. With @p wait, blocks until at least one request has
- *  finished when any is outstanding. Returns the count (0..max) or a negative engine error. */
+ *  finished when any is outstanding. Returns the count (0..max) or a negative engine error
+ *  (io_uring_submit or the wait failed; fault site VT_FAULT_ENGINE). After an error every
+ *  submitted request is still the engine's, queued or in flight, its buffer in use: none is
+ *  lost, and calling again continues (a transient error heals). Free a request's buffer only
+ *  once it was handed back, or after vt_io_inflight() reached 0. */
 int vt_io_reap(vt_io *io, vt_io_req **done, size_t max, int wait);
 /** Requests submitted and not yet handed back. */
 size_t vt_io_pending(const vt_io *io);
+/** Pieces at the backend (the kernel or a pread worker may be writing into their buffers). */
+uint32_t vt_io_inflight(const vt_io *io);
 
 /** Convenience: submit @p n requests and reap them all; returns the first failed request's
  *  result (all are completed either way). */
@@ -122,7 +129,7 @@ typedef struct vt_io_piece {
     char *buf;
     int direct;   /* read through the O_DIRECT descriptor */
     int result;   /* 0 or negative */
-    int injected; /* fault injected at issue (uring) */
+    int injected; /* fault injected at issue (uring), or failed for good: not retried */
     struct vt_io_piece *link;
 } vt_io_piece;
 

@@ -85,10 +85,18 @@ int vt_io_uring_issue(vt_io *io, vt_io_piece **p, size_t n) {
         }
         struct io_uring_sqe *sqe = io_uring_get_sqe(&u->ring);
         if (!sqe) {
+            /* not expected: the ring has room for queue_depth pieces and no more are out */
             int rc = io_uring_submit(&u->ring);
-            if (rc < 0) return vt_fail(rc, "io_uring_submit: %s", strerror(-rc));
             sqe = io_uring_get_sqe(&u->ring);
-            if (!sqe) return vt_fail(-EBUSY, "io_uring: no submission entry");
+            if (!sqe) {
+                /* fail this piece (its request reports it) rather than lose it */
+                pc->injected = 1; /* final: no retry */
+                pc->result = vt_fail(rc < 0 ? rc : -EBUSY, "io_uring: no submission entry%s%s",
+                                     rc < 0 ? ": " : "", rc < 0 ? strerror(-rc) : "");
+                pc->link = u->instant;
+                u->instant = pc;
+                continue;
+            }
         }
         const vt_io_file *fl = &io->files[pc->req->file];
         char *buf = pc->buf + pc->got;
@@ -106,7 +114,8 @@ int vt_io_uring_issue(vt_io *io, vt_io_piece **p, size_t n) {
         queued++;
     }
     if (queued) {
-        int rc = io_uring_submit(&u->ring);
+        int f = vt_fault_check(VT_FAULT_ENGINE); /* the entries stay queued in the ring */
+        int rc = f ? f : io_uring_submit(&u->ring);
         if (rc < 0) return vt_fail(rc, "io_uring_submit: %s", strerror(-rc));
     }
     return 0;
@@ -143,9 +152,10 @@ int vt_io_uring_collect(vt_io *io, vt_io_piece **out, size_t max, int wait) {
         }
         if (k) io_uring_cq_advance(&u->ring, k);
         if (n || !wait) return (int)n;
-        struct io_uring_cqe *cqe;
-        int rc = io_uring_wait_cqe(&u->ring, &cqe);
+        /* submit what a failed io_uring_submit left queued in the ring, then wait: waiting
+         * alone (io_uring_wait_cqe) would sleep for good if only those were in flight */
+        int rc = io_uring_submit_and_wait(&u->ring, 1);
         if (rc == -EINTR) continue;
-        if (rc < 0) return vt_fail(rc, "io_uring_wait_cqe: %s", strerror(-rc));
+        if (rc < 0) return vt_fail(rc, "io_uring_submit_and_wait: %s", strerror(-rc));
     }
 }

@@ -244,6 +244,7 @@ int vt_streamer_open(vt_store *store, const vt_tier_config *cfg, vt_streamer **o
     /* read ahead by bytes as well as by tensors: enough to keep the engine's queue full */
     st->prefetch_bytes = (uint64_t)st->io->qd * st->io->read_size;
     st->maxjobs = 2 * c.ring_slots + c.prefetch + 2;
+    st->io_tries = VT_ST_IO_TRIES;
     st->st.engine = vt_io_engine_of(st->io);
     st->st.registered_buffers = vt_io_has_registered_memory(st->io);
     st->st.device_is_gpu = gpu;
@@ -363,7 +364,13 @@ void vt_streamer_close(vt_streamer *st) {
     vt_free(st->shard_file);
     if (st->cuda_stream) vt_tcuda_stream_destroy(st->cuda_stream);
     vt_region_close(&st->tier[T_VRAM].reg);
-    vt_region_close(&st->tier[T_RAM].reg);
+    if (st->io_leak) /* reads the engine never gave back may still land in it */
+        vt_log(VT_LOG_ERROR,
+               "streamer: the I/O engine kept reads in flight: leaving the RAM "
+               "tier (%llu bytes) mapped",
+               (unsigned long long)st->tier[T_RAM].reg.size);
+    else
+        vt_region_close(&st->tier[T_RAM].reg);
     pthread_mutex_destroy(&st->mu);
     pthread_cond_destroy(&st->cv_ready);
     pthread_cond_destroy(&st->cv_work);
@@ -541,8 +548,14 @@ int vt_streamer_plan(vt_streamer *st, const char *const *names, size_t n, vt_sch
         return vt_st_fail(st, VT_EUSAGE, "plan: %d handle(s) still acquired; release them first",
                           st->held);
     }
-    while (st->njobs || st->io_busy)
+    while ((st->njobs || st->io_busy) && !st->io_err)
         pthread_cond_wait(&st->cv_ready, &st->mu); /* let loads finish */
+    if (st->io_err) { /* loads stay in flight for good: their places cannot be taken back */
+        int err = st->io_err;
+        pthread_mutex_unlock(&st->mu);
+        vt_free(sched);
+        return vt_st_fail(st, err, "plan: %s", st->io_errmsg);
+    }
     for (uint32_t i = 0; i < st->nitems; i++) {
         vt_sitem *it = &st->items[i];
         if (it->res[0].busy || it->res[1].busy) continue;

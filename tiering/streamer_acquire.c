@@ -65,6 +65,72 @@ static int ring_held_by_caller(const vt_streamer *st, const vt_sitem *it) {
     return 1;
 }
 
+/* 1 if the item of tier slot/cache entry @p v is held by handles of the calling thread alone. */
+static int held_by_self(const vt_sitem *v) {
+    return v->refs && !v->mixed_holders && pthread_equal(v->holder, pthread_self());
+}
+
+/* 1 if @p it can only become resident through the top tier's cache and that cannot make room:
+ * the item does not fit next to what is there, and everything there is held by handles of the
+ * calling thread alone (for an item outside the cyclic schedule that fits a ring slot: every
+ * slot is too). Room can then only come from this thread's releases: waiting would never end.
+ * An entry held by another thread, wanted, or still loading may yet make room: 0. The sizes
+ * are checked first, the entries only then (an acquire that waits re-checks on every wakeup).
+ * Locked. */
+static int cache_held_by_caller(const vt_streamer *st, const vt_sitem *it, uint32_t *nheld,
+                                uint64_t *held_bytes, int *ring_too) {
+    const vt_stier *T = &st->tier[st->top];
+    const vt_res *r = &it->res[st->top];
+    int pinned_here = (st->top == T_VRAM && it->place == VT_PLACE_VRAM_PIN) ||
+                      (st->top == T_RAM && it->place == VT_PLACE_RAM_PIN);
+    if (!T->cache || pinned_here || r->state != RS_EMPTY || r->kind == PK_PIN || it->err) return 0;
+    int ring = st->mode == VT_SCHEDULE_CYCLIC && T->nslots && it->foot <= T->slot_bytes;
+    if (ring && it->pos >= 0) return 0; /* scheduled: the ring only (ring_held_by_caller) */
+    /* too large for the tier: the I/O thread reports that (VT_EBUDGET), not this */
+    if (it->foot > T->alloc.size - T->alloc.used + vt_s3fifo_used(T->cache) ||
+        it->foot > T->alloc.size)
+        return 0;
+    if (!vt_s3fifo_overflow(T->cache, it->foot) && vt_suballoc_largest(&T->alloc) >= it->foot)
+        return 0; /* it fits next to what is there */
+    for (uint32_t s = 0; ring && s < T->nslots; s++)
+        if (T->slot_item[s] < 0 || !held_by_self(&st->items[T->slot_item[s]])) return 0;
+    *nheld = 0;
+    *held_bytes = 0;
+    *ring_too = ring;
+    for (uint32_t i = 0; i < st->nitems; i++) {
+        const vt_sitem *v = &st->items[i];
+        if (v->res[st->top].kind != PK_CACHE) continue;
+        if (v->res[st->top].state != RS_READY || !held_by_self(v)) return 0;
+        ++*nheld;
+        *held_bytes += v->foot;
+    }
+    return 1;
+}
+
+/* Why an acquire of @p it cannot wait (VT_EBUDGET with the message), or 0 to wait. Locked. */
+static int held_by_caller(vt_streamer *st, const vt_sitem *it) {
+    const char *name = st->tensors[it->tensor].ti.name;
+    const char *tier = st->top == T_VRAM ? "VRAM" : "RAM";
+    if (ring_held_by_caller(st, it))
+        return vt_st_fail(st, VT_EBUDGET,
+                          "acquire %s: all %u ring slots of the %s tier are held by this thread's "
+                          "handles; release one first (or open with more ring_slots)",
+                          name, st->tier[st->top].nslots, tier);
+    uint32_t n;
+    uint64_t b;
+    int ring;
+    if (cache_held_by_caller(st, it, &n, &b, &ring))
+        return vt_st_fail(
+            st, VT_EBUDGET,
+            "acquire %s%s: needs %llu bytes in the %s tier's cache, which is full with %u "
+            "tensor(s) (%llu bytes) held by this thread's handles%s; release one first (or open "
+            "with a larger %s budget)",
+            name, it->part >= 0 ? " part" : "", (unsigned long long)it->foot, tier, n,
+            (unsigned long long)b, ring ? " (its ring slots too)" : "",
+            st->top == T_VRAM ? "vram_bytes" : "ram_bytes");
+    return 0;
+}
+
 /* acquire_item with the lock held (released only while waiting). */
 static int acquire_locked(vt_streamer *st, uint32_t id, vt_weight *out) {
     vt_sitem *it = &st->items[id];
@@ -75,6 +141,7 @@ static int acquire_locked(vt_streamer *st, uint32_t id, vt_weight *out) {
                           "failed); plan again first",
                           t->ti.name);
     }
+    if (st->io_err) return vt_st_fail(st, st->io_err, "acquire %s: %s", t->ti.name, st->io_errmsg);
     if (it->place == VT_PLACE_OVERSIZE || (it->part < 0 && t->nparts) ||
         it->foot > st->tier[T_RAM].reg.size ||
         (st->has_vram && it->foot > st->tier[T_VRAM].reg.size)) {
@@ -97,14 +164,8 @@ static int acquire_locked(vt_streamer *st, uint32_t id, vt_weight *out) {
         st->cursor = it->pos;
         pthread_cond_signal(&st->cv_work);
     }
-    int rc = 0;
-    if (ring_held_by_caller(st, it)) {
-        uint32_t k = st->tier[st->top].nslots;
-        return vt_st_fail(st, VT_EBUDGET,
-                          "acquire %s: all %u ring slots of the %s tier are held by this thread's "
-                          "handles; release one first (or open with more ring_slots)",
-                          t->ti.name, k, st->top == T_VRAM ? "VRAM" : "RAM");
-    }
+    int rc = held_by_caller(st, it);
+    if (rc) return rc;
     if (it->res[st->top].state != RS_READY) {
         if (it->res[st->top].state == RS_EMPTY && !it->err) {
             rc = demand_push(st, id);
@@ -117,18 +178,14 @@ static int acquire_locked(vt_streamer *st, uint32_t id, vt_weight *out) {
         it->wanted++;
         double t0 = vt_now();
         int stuck = 0;
-        while (it->res[st->top].state != RS_READY && !it->err && !st->stop &&
-               !(stuck = ring_held_by_caller(st, it)))
+        while (it->res[st->top].state != RS_READY && !it->err && !st->stop && !st->io_err &&
+               !(stuck = held_by_caller(st, it)))
             pthread_cond_wait(&st->cv_ready, &st->mu);
         st->st.stall_seconds += vt_now() - t0;
         it->wanted--;
-        if (stuck) {
-            uint32_t k = st->tier[st->top].nslots;
-            return vt_st_fail(st, VT_EBUDGET,
-                              "acquire %s: all %u ring slots of the %s tier are held by this "
-                              "thread's handles; release one first (or open with more ring_slots)",
-                              t->ti.name, k, st->top == T_VRAM ? "VRAM" : "RAM");
-        }
+        if (stuck) return stuck; /* the message is set */
+        if (st->io_err)
+            return vt_st_fail(st, st->io_err, "acquire %s: %s", t->ti.name, st->io_errmsg);
         if (it->res[st->top].state != RS_READY) {
             rc = it->err ? it->err : VT_EUSAGE;
             char msg[1024];

@@ -21,6 +21,7 @@ enum { T_RAM = 0, T_VRAM = 1 };
 enum { RS_EMPTY = 0, RS_LOADING = 1, RS_READY = 2 };
 enum { PK_NONE = 0, PK_PIN = 1, PK_RING = 2, PK_CACHE = 3 };
 enum { SRC_RESIDENT = 0, SRC_RAM = 1, SRC_DISK = 2 };
+enum { VT_ST_IO_TRIES = 8 }; /* reaps again after an engine error (pauses 1, 2, .. 128 ms) */
 
 typedef struct vt_job vt_job;
 
@@ -137,6 +138,15 @@ struct vt_streamer {
     vt_job *retry;               /* jobs with chunks to read again (finisher -> I/O thread) */
 
     vt_io *io;
+    /* The engine failing (vt_io_reap < 0) loses no request: the I/O thread reaps again, io_tries
+     * times with a growing pause (VT_ST_IO_TRIES; tests lower it, under the lock, before the
+     * first load). If it still fails, io_err and io_errmsg say so: acquire and plan fail with
+     * them, and the jobs in flight keep their places and buffers (nothing is reused under reads
+     * that may still land); io_leak: they were still in flight at close, which then leaves the
+     * RAM tier mapped and those jobs allocated. */
+    uint32_t io_tries;
+    int io_err, io_leak;
+    char io_errmsg[640];
     int32_t *shard_file; /* shard id -> io file id (-1 unknown), I/O thread only */
     uint32_t shard_cap;
 

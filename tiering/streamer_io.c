@@ -393,17 +393,45 @@ static void list_push(vt_job **head, vt_job *j) {
     *head = j;
 }
 
+/* vt_io_reap failed with @p rc. The engine still holds every request (and writes into their
+ * buffers), so failing the jobs now would hand their places and buffers on under reads still
+ * landing: reap again instead, st->io_tries times with a growing pause. Returns the count
+ * reaped or, if the engine keeps failing, its last error. I/O thread, unlocked. */
+static int reap_again(vt_streamer *st, int rc, vt_io_req **done, size_t max) {
+    for (uint32_t k = 0; rc < 0 && k < st->io_tries; k++) {
+        vt_log(VT_LOG_WARN, "streamer: io engine: %s; reaping again (%u of %u)", vt_last_error(),
+               k + 1, st->io_tries);
+        usleep(1000u << (k < 7 ? k : 7));
+        rc = vt_io_reap(st->io, done, max, 1);
+    }
+    return rc;
+}
+
+/* The engine kept failing: from now on the streamer loads nothing (acquire and plan fail with
+ * this). The jobs in flight stay where they are, places and buffers kept. Locked. */
+static void engine_dead(vt_streamer *st, int rc, const char *why) {
+    if (st->io_err) return;
+    st->io_err = rc;
+    snprintf(st->io_errmsg, sizeof st->io_errmsg,
+             "the I/O engine failed (%s) with %u reads in flight, %u time(s) in a row; the "
+             "streamer can load nothing more: close it",
+             why, vt_io_inflight(st->io), st->io_tries + 1);
+    vt_log(VT_LOG_ERROR, "streamer: %s", st->io_errmsg);
+    pthread_cond_broadcast(&st->cv_ready);
+}
+
 void *vt_st_io_main(void *arg) {
     vt_streamer *st = arg;
     vt_job *active = NULL; /* jobs with reads in flight */
     pthread_mutex_lock(&st->mu);
     for (;;) {
+        int dead = st->io_err; /* the engine failed for good: start and reap nothing */
         vt_job *retry = st->retry;
         st->retry = NULL;
         /* start what can start */
         vt_job *started = NULL;
         uint32_t skip[64], nskip = 0;
-        while (!st->stop && st->njobs < st->maxjobs && nskip < 64) {
+        while (!st->stop && !dead && st->njobs < st->maxjobs && nskip < 64) {
             int demand;
             int64_t id = pick(st, &demand, nskip, skip);
             if (id < 0) break;
@@ -418,7 +446,7 @@ void *vt_st_io_main(void *arg) {
             st->njobs++;
             list_push(&started, j);
         }
-        if (!started && !active && !retry) {
+        if (!started && !retry && (!active || dead)) {
             if (st->stop) break;
             pthread_cond_broadcast(&st->cv_ready); /* plan() waits for idleness */
             pthread_cond_wait(&st->cv_work, &st->mu);
@@ -431,6 +459,13 @@ void *vt_st_io_main(void *arg) {
         while (retry) {
             vt_job *j = retry;
             retry = j->next;
+            if (dead) { /* its reads are all back: it can go */
+                for (uint64_t i = 0; i < j->nreq; i++) j->cst[i] &= (uint8_t)~CST_REDO;
+                vt_st_job_err(j, dead, "tensor %s: re-reading a chunk: the I/O engine failed",
+                              st->tensors[st->items[j->item].tensor].ti.name);
+                list_push(&finished, j);
+                continue;
+            }
             job_resubmit(st, j);
             list_push(j->left ? &active : &finished, j);
         }
@@ -441,19 +476,17 @@ void *vt_st_io_main(void *arg) {
             list_push(j->need_disk && j->left ? &active : &finished, j);
         }
         double io_s = 0;
-        if (active) {
+        int failed = 0; /* the engine failed for good in this round */
+        char why[512] = "";
+        if (active && !dead) {
             double t0 = vt_now();
             vt_io_req *done[256];
             int n = vt_io_reap(st->io, done, 256, !finished);
+            if (n < 0) n = reap_again(st, n, done, 256);
             io_s = vt_now() - t0;
-            if (n < 0) { /* the engine itself failed: fail everything in flight */
-                for (vt_job *j = active; j; j = j->next)
-                    vt_st_job_err(j, n, "io engine: %s", vt_last_error());
-                while (active) {
-                    vt_job *j = active;
-                    active = j->next;
-                    list_push(&finished, j);
-                }
+            if (n < 0) {
+                failed = n;
+                snprintf(why, sizeof why, "%s", vt_last_error());
             }
             for (int k = 0; k < n; k++) {
                 vt_job *j = done[k]->user;
@@ -473,6 +506,7 @@ void *vt_st_io_main(void *arg) {
             list_push(&fin, j);
         }
         pthread_mutex_lock(&st->mu);
+        if (failed) engine_dead(st, failed, why);
         st->st.ram.fill_seconds += io_s;
         if (fin) {
             if (st->fin_tail)
@@ -491,6 +525,7 @@ void *vt_st_io_main(void *arg) {
     while (active) {
         vt_io_req *done[64];
         int n = vt_io_reap(st->io, done, 64, 1);
+        if (n < 0) n = reap_again(st, n, done, 64);
         if (n <= 0) break;
         for (int k = 0; k < n; k++) {
             vt_job *j = done[k]->user;
@@ -500,6 +535,11 @@ void *vt_st_io_main(void *arg) {
             *pp = j->next;
             vt_st_job_free(j);
         }
+    }
+    if (active) { /* reads may still land in these jobs' buffers and places: keep them */
+        pthread_mutex_lock(&st->mu);
+        st->io_leak = 1;
+        pthread_mutex_unlock(&st->mu);
     }
     return NULL;
 }

@@ -175,7 +175,8 @@ enum {
     VT_FAULT_WRITE = 1u << 2,
     VT_FAULT_SYNC = 1u << 3,
     VT_FAULT_DEVICE = 1u << 4, /* device/pinned allocations (tiering) */
-    VT_FAULT_ALL = 0x1f,
+    VT_FAULT_ENGINE = 1u << 5, /* the read engine: io_uring submit, reaping (tiering) */
+    VT_FAULT_ALL = 0x3f,
 };
 #define VT_FAULT_SHORT 1 /* pass as err: the read/write transfers half and reports it */
 void vt_fault_arm(unsigned kinds_mask, uint64_t nth, int err);

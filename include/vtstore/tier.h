@@ -52,7 +52,15 @@
  * thread, acquiring another streamed tensor returns VT_EBUDGET instead of waiting forever; when
  * other threads hold some of them, acquire blocks until one is released (threads that each keep
  * handles while acquiring more can still deadlock one another: size ring_slots for the handles
- * held at once plus the prefetch depth).
+ * held at once plus the prefetch depth). The same holds for the top tier's cache (random access,
+ * and tensors outside a cyclic schedule): when the tensor does not fit next to what is cached
+ * and everything cached is held by the calling thread's handles, acquire returns VT_EBUDGET;
+ * a handle of another thread there makes it wait for that release.
+ *
+ * Read engine failures: an io_uring submission or wait that fails loses no read; the streamer
+ * reaps again (8 times, pausing up to 128 ms). If the engine still fails, its reads stay in
+ * flight with their buffers and slots kept, and every acquire and plan after that fails with
+ * the engine's error ("the I/O engine failed ..."): close the streamer.
  */
 #ifndef VTSTORE_TIER_H
 #define VTSTORE_TIER_H
@@ -157,7 +165,8 @@ const char *vt_streamer_errmsg(const vt_streamer *st);
 /** Declare the access pattern over tensors @p names[n] (copied; unique names) and place them
  *  (see the overview). Replaces an earlier plan; no handle may be held. Reads nothing yet: the
  *  first pass fills the pinned sets. Errors: VT_ENOTFOUND (a name not in the store), -EINVAL
- *  (duplicate name, bad mode), VT_EUSAGE (handles still held), -ENOMEM. After VT_ENOTFOUND,
+ *  (duplicate name, bad mode), VT_EUSAGE (handles still held), -ENOMEM, the read engine's error
+ *  once it failed for good (the plan is kept; see the overview). After VT_ENOTFOUND,
  *  -EINVAL, VT_EUSAGE or an -ENOMEM copying the names, the earlier plan stays; after any other
  *  error the streamer has no plan and vt_streamer_acquire returns VT_EUSAGE until a plan
  *  succeeds. */
@@ -170,11 +179,13 @@ int vt_streamer_placement(vt_streamer *st, const char *name, vt_placement *out);
  *  format, rows, cols...). Blocks until the bytes are there; moves the prefetch window to this
  *  tensor's place in a cyclic schedule. The bytes stay put until vt_streamer_release(out).
  *  Errors: VT_ENOTFOUND (no such tensor in the streamer's snapshot), VT_EBUDGET (tensor larger than
- * a ring slot or the tier budget, without chunkwise: the message gives sizes; or every ring slot of
- * the top tier held by this thread's handles), VT_EUSAGE (the last plan failed), VT_ECORRUPT
+ * a ring slot or the tier budget, without chunkwise: the message gives sizes; or every ring slot,
+ * or for a tensor going to the cache everything cached, of the top tier held by this thread's
+ * handles), VT_EUSAGE (the last plan failed), VT_ECORRUPT
  * (checksum mismatch: tensor, chunk, shard and offset named), -EIO and other read errors (file and
- * offset named), -ENOMEM, VT_ECUDA (also from waiting on the device copy). After an error the
- * tensor may be acquired again (it is re-read). */
+ * offset named), -ENOMEM, VT_ECUDA (also from waiting on the device copy), the read engine's
+ * error once it failed for good (see the overview). After an error the tensor may be acquired
+ * again (it is re-read). */
 int vt_streamer_acquire(vt_streamer *st, const char *name, vt_weight *out);
 
 /** Number of parts vt_streamer_acquire_part serves for @p name: its store chunk count when it is

@@ -1,7 +1,8 @@
 /* Fault-injection walker over import, gc, verify and streaming. Each operation runs once clean
  * with every hooked call of one kind counted (vt_fault_arm(kind, UINT64_MAX, 0)); then for each
  * site n = 1..count it runs again with the n-th call failing (allocations: -ENOMEM; reads: -EIO
- * and short; writes: -ENOSPC and short; syncs: -EIO; device/pinned allocations: -ENOMEM). After
+ * and short; writes: -ENOSPC and short; syncs: -EIO; device/pinned allocations: -ENOMEM; the
+ * read engine itself, io_uring submit or reaping: -EIO, which the streamer reaps past). After
  * each: the operation returned 0 (the site is tolerated, e.g. a short transfer is resumed) or a
  * negative code with a message; the store opens and verifies clean with exactly the committed
  * contents of before (or, for an import that succeeded, after); data a streamer handed out is
@@ -293,13 +294,15 @@ int main(int argc, char **argv) {
         {VT_FAULT_ALLOC, -ENOMEM, "alloc/ENOMEM"},       {VT_FAULT_READ, -EIO, "read/EIO"},
         {VT_FAULT_READ, VT_FAULT_SHORT, "read/short"},   {VT_FAULT_WRITE, -ENOSPC, "write/ENOSPC"},
         {VT_FAULT_WRITE, VT_FAULT_SHORT, "write/short"}, {VT_FAULT_SYNC, -EIO, "sync/EIO"},
-        {VT_FAULT_DEVICE, -ENOMEM, "device/ENOMEM"},
+        {VT_FAULT_DEVICE, -ENOMEM, "device/ENOMEM"},     {VT_FAULT_ENGINE, -EIO, "engine/EIO"},
     };
     const char *only = argc > 1 ? argv[1] : getenv("VT_FAULT_OPS"); /* e.g. "import,gc" */
     for (size_t o = 0; o < sizeof ops / sizeof *ops; o++) {
         if (only && !strstr(only, ops[o].name)) continue;
         for (size_t f = 0; f < sizeof faults / sizeof *faults; f++) {
-            if (faults[f].kind == VT_FAULT_DEVICE && ops[o].run != do_stream) continue;
+            if ((faults[f].kind == VT_FAULT_DEVICE || faults[f].kind == VT_FAULT_ENGINE) &&
+                ops[o].run != do_stream)
+                continue;
             const char *kinds = getenv("VT_FAULT_KINDS"); /* e.g. "read,device" */
             if (kinds) {
                 char k[16];

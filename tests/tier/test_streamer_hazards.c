@@ -8,7 +8,11 @@
  *    condition variable that close then destroyed and freed (hang, use after free); blocked
  *    acquires now return VT_EUSAGE and close waits for them to leave;
  *  - a budget within 4095 bytes of 2^64 rounded up to 0 (and ram + vram wrapped past the host
- *    memory check): open succeeded with an empty tier instead of failing with VT_EBUDGET.
+ *    memory check): open succeeded with an empty tier instead of failing with VT_EBUDGET;
+ *  - a thread whose own handles filled the top tier's cache (random access, or a tensor outside
+ *    the cyclic schedule once the ring slots were held too) waited forever in acquire for room
+ *    only its own releases could make: now VT_EBUDGET, as for the ring slots; while another
+ *    thread holds a handle there, acquire still waits for it.
  * A watchdog turns a hang into a failure naming the step. */
 #include <errno.h>
 #include <pthread.h>
@@ -155,6 +159,113 @@ static void random_held_main(void) {
     vt_streamer_close(st);
 }
 
+/* ---- the cache full of the caller's own handles ---- */
+typedef struct {
+    vt_streamer *st;
+    const char *name;
+    int rc;
+    _Atomic int done;
+    vt_weight w;
+} acq_arg;
+
+static void *acquire_thread(void *p) {
+    acq_arg *a = p;
+    a->rc = vt_streamer_acquire(a->st, a->name, &a->w);
+    a->done = 1;
+    return NULL;
+}
+
+/* Hold tensor @p i on its own thread until *release is set. */
+typedef struct {
+    vt_streamer *st;
+    int i, rc;
+    _Atomic int held, release;
+} holder_arg;
+
+static void *holder_thread(void *p) {
+    holder_arg *h = p;
+    vt_weight w;
+    h->rc = vt_streamer_acquire(h->st, ts.names[h->i], &w);
+    h->held = 1;
+    if (h->rc) return NULL;
+    while (!h->release) usleep(1000);
+    h->rc = vt_streamer_release(h->st, &w);
+    return NULL;
+}
+
+static void cache_held_by_caller(void) {
+    step = "random access: the cache full of this thread's handles";
+    /* tensor 0: 90 pages, 1: 6 pages, 2: 8 pages; a RAM tier of 100 pages */
+    vt_tier_config c = {.ram_bytes = 100 * 4096};
+    vt_streamer *st = NULL;
+    CHECK_RC(vt_streamer_open(ts.s, &c, &st));
+    if (!st) return;
+    vt_weight x, y, w;
+    CHECK_RC(vt_streamer_acquire(st, ts.names[0], &x));
+    CHECK_RC(vt_streamer_acquire(st, ts.names[1], &y));
+    int rc = vt_streamer_acquire(st, ts.names[2], &w); /* 90 + 6 + 8 > 100: only ours can go */
+    CHECKF(rc == VT_EBUDGET && strstr(vt_last_error(), "held by this thread"),
+           "acquire with the cache full of own handles: %d (%s)", rc, vt_last_error());
+    if (!rc) CHECK_RC(vt_streamer_release(st, &w));
+    CHECK_RC(vt_streamer_release(st, &y));
+    CHECK_RC(vt_streamer_acquire(st, ts.names[2], &w)); /* room now */
+    CHECK(tu_match(&ts, 2, &w));
+    CHECK_RC(vt_streamer_release(st, &w));
+
+    step = "random access: another thread's handle in the cache (acquire waits)";
+    holder_arg h = {.st = st, .i = 1};
+    pthread_t th, ta;
+    CHECK(pthread_create(&th, NULL, holder_thread, &h) == 0);
+    while (!h.held) usleep(1000);
+    CHECK_RC(h.rc);
+    acq_arg a = {.st = st, .name = ts.names[2], .rc = 1};
+    CHECK(pthread_create(&ta, NULL, acquire_thread, &a) == 0);
+    const vt_sitem *it = &st->items[st->tensors[vt_st_find(st, ts.names[2])].item];
+    for (int waiting = 0; !waiting && !a.done;) { /* until it sleeps for room (or returned) */
+        pthread_mutex_lock(&st->mu);
+        waiting = it->wanted > 0;
+        pthread_mutex_unlock(&st->mu);
+        if (!waiting) usleep(1000);
+    }
+    h.release = 1; /* the other thread's release makes the room */
+    pthread_join(th, NULL);
+    pthread_join(ta, NULL);
+    CHECK_RC(h.rc);
+    CHECKF(a.rc == 0, "acquire waiting on another thread's handle: %d (%s)", a.rc,
+           vt_strerror(a.rc));
+    if (!a.rc) {
+        CHECK(tu_match(&ts, 2, &a.w));
+        CHECK_RC(vt_streamer_release(st, &a.w));
+    }
+    CHECK_RC(vt_streamer_release(st, &x));
+    vt_streamer_close(st);
+
+    step = "cyclic: tensors outside the schedule fill the cache, ring slots held";
+    /* tensors 2..7 (8 pages) stream through 2 slots of 8 pages; 7 pages are left for the cache
+     * that tensors 1 and 8 (6 pages each, outside the schedule) go to */
+    const char *names[6];
+    for (int i = 0; i < 6; i++) names[i] = ts.names[2 + i];
+    vt_tier_config cc = {.ram_bytes = 23 * 4096, .prefetch = 1, .ring_slots = 2};
+    CHECK_RC(vt_streamer_open(ts.s, &cc, &st));
+    if (!st) return;
+    CHECK_RC(vt_streamer_plan(st, names, 6, VT_SCHEDULE_CYCLIC));
+    vt_weight h0, h1;
+    CHECK_RC(vt_streamer_acquire(st, names[0], &h0)); /* both ring slots */
+    CHECK_RC(vt_streamer_acquire(st, names[1], &h1));
+    CHECK_RC(vt_streamer_acquire(st, ts.names[1], &y)); /* the cache */
+    rc = vt_streamer_acquire(st, ts.names[8], &w);
+    CHECKF(rc == VT_EBUDGET && strstr(vt_last_error(), "held by this thread"),
+           "acquire outside the schedule, ring and cache held here: %d (%s)", rc, vt_last_error());
+    if (!rc) CHECK_RC(vt_streamer_release(st, &w));
+    CHECK_RC(vt_streamer_release(st, &y));
+    CHECK_RC(vt_streamer_acquire(st, ts.names[8], &w));
+    CHECK(tu_match(&ts, 8, &w));
+    CHECK_RC(vt_streamer_release(st, &w));
+    CHECK_RC(vt_streamer_release(st, &h1));
+    CHECK_RC(vt_streamer_release(st, &h0));
+    vt_streamer_close(st);
+}
+
 /* ---- close while another thread waits in acquire ---- */
 typedef struct {
     vt_streamer *st;
@@ -214,10 +325,11 @@ int main(void) {
     char dir[4096];
     vt_test_tmpdir("streamer_hazards", dir, sizeof dir);
     /* rows of 4096 bytes, 4-row chunks: footprints are exact page counts */
-    const uint64_t rows[8] = {90, 6, 8, 8, 8, 8, 8, 8};
-    tu_make_rows(&ts, dir, 8, rows, 0, 0, 1024, 16384, 0);
+    const uint64_t rows[9] = {90, 6, 8, 8, 8, 8, 8, 8, 6};
+    tu_make_rows(&ts, dir, 9, rows, 0, 0, 1024, 16384, 0);
     budgets_near_2_64();
     random_held_main();
+    cache_held_by_caller();
     close_while_blocked();
     tu_free(&ts);
     alarm(0);
