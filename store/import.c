@@ -51,8 +51,8 @@ typedef struct imp_run {
     uint64_t bytes_total;
     _Atomic uint64_t chunks_done;
     double t0, last_report;
-    pthread_mutex_t mu; /* error capture and progress */
-    int err_code;
+    pthread_mutex_t mu;  /* error capture and progress */
+    atomic_int err_code; /* set under mu; read without it as the cancellation flag */
     char err[1024];
 } imp_run;
 
