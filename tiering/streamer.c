@@ -102,6 +102,7 @@ static int add_item(vt_streamer *st, uint32_t *cap, uint32_t tensor, int64_t par
     if (!it->foot) it->foot = VT_TIER_ALIGN;
     it->pos = -1;
     it->place = VT_PLACE_NONE;
+    it->hfirst = -1;
     for (int k = 0; k < 2; k++) it->res[k].slot = -1;
     return 0;
 }
@@ -200,6 +201,7 @@ int vt_streamer_open(vt_store *store, const vt_tier_config *cfg, vt_streamer **o
     st->hint = -1;
     st->has_vram = c.vram_bytes > 0;
     st->top = st->has_vram ? T_VRAM : T_RAM;
+    vt_st_handles_init(st);
     pthread_mutex_init(&st->mu, NULL);
     pthread_cond_init(&st->cv_ready, NULL);
     pthread_cond_init(&st->cv_work, NULL);
@@ -360,6 +362,7 @@ void vt_streamer_close(vt_streamer *st) {
     }
     vt_free(st->tensors);
     vt_free(st->items);
+    vt_free(st->hs);
     vt_free(st->demand);
     vt_free(st->shard_file);
     if (st->cuda_stream) vt_tcuda_stream_destroy(st->cuda_stream);

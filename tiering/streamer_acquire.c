@@ -1,9 +1,124 @@
-/* Consumer side of the streamer: acquire (wait until resident), release, prefetch hints. */
+/* Consumer side of the streamer: acquire (wait until resident), release, prefetch hints.
+ *
+ * Every acquire takes an entry of the streamer's handle table (which item, which thread) and a
+ * generation from the streamer's counter; the handle's token is (generation << TOK_IDX_BITS) |
+ * (entry + 1). Release accepts a token only while that entry is live with that generation, so
+ * a copy of a released handle, another streamer's handle (its counter starts elsewhere, at
+ * random) or a hand-made one is refused and changes nothing. The table also says exactly which
+ * threads hold an item: the self-deadlock checks below use it. */
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "streamer_internal.h"
+
+/* token = gen << TOK_IDX_BITS | (entry + 1): up to 2^24 - 1 handles out at once, 2^40 - 1
+ * generations before the counter wraps */
+#define TOK_IDX_BITS 24
+#define TOK_IDX_MASK ((1ull << TOK_IDX_BITS) - 1)
+#define TOK_GEN_MASK ((1ull << (64 - TOK_IDX_BITS)) - 1)
+#define HS_MAX       ((uint32_t)TOK_IDX_MASK) /* entries: entry + 1 fits the index bits */
+
+static uint64_t mix64(uint64_t x) { /* splitmix64's finalizer */
+    x ^= x >> 30;
+    x *= 0xBF58476D1CE4E5B9ull;
+    x ^= x >> 27;
+    x *= 0x94D049BB133111EBull;
+    return x ^ (x >> 31);
+}
+
+void vt_st_handles_init(vt_streamer *st) {
+    static _Atomic uint64_t opened; /* streamers of this process: no two start alike */
+    uint64_t r = 0;
+    if (getrandom(&r, sizeof r, GRND_NONBLOCK) != (ssize_t)sizeof r) {
+        struct timespec t;
+        clock_gettime(CLOCK_REALTIME, &t);
+        r = mix64((uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec) ^
+            mix64((uint64_t)(uintptr_t)st ^ ((uint64_t)getpid() << 32));
+    }
+    st->gen_next = mix64(r + atomic_fetch_add(&opened, 1) * 0x9E3779B97F4A7C15ull);
+    st->hs = NULL;
+    st->hcap = 0;
+    st->hfree = -1;
+}
+
+/* Take a handle-table entry for item @p id, held by the calling thread, with a fresh generation
+ * (the table grows when full). Returns the entry, or VT_EBUDGET / -ENOMEM with the message set
+ * and nothing taken. Locked. */
+static int32_t handle_take(vt_streamer *st, uint32_t id) {
+    const char *name = st->tensors[st->items[id].tensor].ti.name;
+    if (st->hfree < 0) {
+        if (st->hcap == HS_MAX)
+            return vt_st_fail(st, VT_EBUDGET,
+                              "acquire %s: %u handles are out, the most one streamer hands out; "
+                              "release some first",
+                              name, HS_MAX);
+        uint32_t nc = !st->hcap ? 16 : st->hcap > HS_MAX / 2 ? HS_MAX : 2 * st->hcap;
+        vt_shandle *n = vt_realloc(st->hs, (size_t)nc * sizeof *n);
+        if (!n)
+            return vt_st_fail(st, -ENOMEM,
+                              "acquire %s: out of memory growing the handle table to %u entries",
+                              name, nc);
+        for (uint32_t i = st->hcap; i < nc; i++) {
+            n[i].gen = 0;
+            n[i].next = i + 1 < nc ? (int32_t)(i + 1) : -1;
+        }
+        st->hs = n;
+        st->hfree = (int32_t)st->hcap;
+        st->hcap = nc;
+    }
+    int32_t h = st->hfree;
+    vt_shandle *e = &st->hs[h];
+    vt_sitem *it = &st->items[id];
+    st->hfree = e->next;
+    e->gen = st->gen_next++ & TOK_GEN_MASK;
+    if (!e->gen) e->gen = st->gen_next++ & TOK_GEN_MASK; /* 0 marks a free entry */
+    e->item = id;
+    e->thread = pthread_self();
+    e->prev = -1;
+    e->next = it->hfirst;
+    if (it->hfirst >= 0) st->hs[it->hfirst].prev = h;
+    it->hfirst = h;
+    it->refs++;
+    st->held++;
+    return h;
+}
+
+/* Give back live entry @p h (and its item reference). Locked. */
+static void handle_put(vt_streamer *st, int32_t h) {
+    vt_shandle *e = &st->hs[h];
+    vt_sitem *it = &st->items[e->item];
+    if (e->prev >= 0)
+        st->hs[e->prev].next = e->next;
+    else
+        it->hfirst = e->next;
+    if (e->next >= 0) st->hs[e->next].prev = e->prev;
+    e->gen = 0;
+    e->next = st->hfree;
+    st->hfree = h;
+    it->refs--;
+    st->held--;
+}
+
+/* The live entry @p token names, or -1. Locked. */
+static int32_t handle_find(const vt_streamer *st, uint64_t token) {
+    uint64_t idx = token & TOK_IDX_MASK, gen = token >> TOK_IDX_BITS;
+    if (!idx || idx > st->hcap || !gen || st->hs[idx - 1].gen != gen) return -1;
+    return (int32_t)(idx - 1);
+}
+
+/* 1 if @p v is held, by handles of the calling thread only (from the handle table). Locked. */
+static int held_by_self(const vt_streamer *st, const vt_sitem *v) {
+    if (!v->refs) return 0;
+    pthread_t self = pthread_self();
+    for (int32_t h = v->hfirst; h >= 0; h = st->hs[h].next)
+        if (!pthread_equal(st->hs[h].thread, self)) return 0;
+    return 1;
+}
 
 static int demand_push(vt_streamer *st, uint32_t id) {
     for (uint32_t i = 0; i < st->demand_n; i++)
@@ -56,18 +171,9 @@ static int ring_held_by_caller(const vt_streamer *st, const vt_sitem *it) {
     if (st->mode != VT_SCHEDULE_CYCLIC || !T->nslots || it->pos < 0 || pinned_here ||
         r->state != RS_EMPTY || r->kind == PK_PIN || it->foot > T->slot_bytes)
         return 0;
-    pthread_t self = pthread_self();
-    for (uint32_t s = 0; s < T->nslots; s++) {
-        if (T->slot_item[s] < 0) return 0;
-        const vt_sitem *v = &st->items[T->slot_item[s]];
-        if (!v->refs || v->mixed_holders || !pthread_equal(v->holder, self)) return 0;
-    }
+    for (uint32_t s = 0; s < T->nslots; s++)
+        if (T->slot_item[s] < 0 || !held_by_self(st, &st->items[T->slot_item[s]])) return 0;
     return 1;
-}
-
-/* 1 if the item of tier slot/cache entry @p v is held by handles of the calling thread alone. */
-static int held_by_self(const vt_sitem *v) {
-    return v->refs && !v->mixed_holders && pthread_equal(v->holder, pthread_self());
 }
 
 /* 1 if @p it can only become resident through the top tier's cache and that cannot make room:
@@ -93,14 +199,14 @@ static int cache_held_by_caller(const vt_streamer *st, const vt_sitem *it, uint3
     if (!vt_s3fifo_overflow(T->cache, it->foot) && vt_suballoc_largest(&T->alloc) >= it->foot)
         return 0; /* it fits next to what is there */
     for (uint32_t s = 0; ring && s < T->nslots; s++)
-        if (T->slot_item[s] < 0 || !held_by_self(&st->items[T->slot_item[s]])) return 0;
+        if (T->slot_item[s] < 0 || !held_by_self(st, &st->items[T->slot_item[s]])) return 0;
     *nheld = 0;
     *held_bytes = 0;
     *ring_too = ring;
     for (uint32_t i = 0; i < st->nitems; i++) {
         const vt_sitem *v = &st->items[i];
         if (v->res[st->top].kind != PK_CACHE) continue;
-        if (v->res[st->top].state != RS_READY || !held_by_self(v)) return 0;
+        if (v->res[st->top].state != RS_READY || !held_by_self(st, v)) return 0;
         ++*nheld;
         *held_bytes += v->foot;
     }
@@ -204,14 +310,8 @@ static int acquire_locked(vt_streamer *st, uint32_t id, vt_weight *out) {
             return vt_st_fail(st, rc, "%s", msg);
         }
     }
-    if (!it->refs) {
-        it->holder = pthread_self();
-        it->mixed_holders = 0;
-    } else if (!pthread_equal(it->holder, pthread_self())) {
-        it->mixed_holders = 1;
-    }
-    it->refs++;
-    st->held++;
+    int32_t h = handle_take(st, id);
+    if (h < 0) return h; /* the message is set; nothing acquired */
     if (it->copy_pending && st->top == T_VRAM) {
         /* the device copy was queued: wait for it here, holding the handle so the place stays */
         void *ev = it->copy_event;
@@ -219,8 +319,7 @@ static int acquire_locked(vt_streamer *st, uint32_t id, vt_weight *out) {
         rc = vt_tcuda_event_sync(ev);
         pthread_mutex_lock(&st->mu);
         if (rc) {
-            it->refs--;
-            st->held--;
+            handle_put(st, h);
             pthread_cond_signal(&st->cv_work);
             return vt_st_fail(st, rc, "acquire %s: waiting for the copy to the device tier: %s",
                               t->ti.name, vt_last_error());
@@ -240,7 +339,7 @@ static int acquire_locked(vt_streamer *st, uint32_t id, vt_weight *out) {
     out->total_rows = t->ti.rows;
     out->bytes = it->data_bytes;
     out->tensor_scale = t->ti.tensor_scale;
-    out->token = (uint64_t)id + 1;
+    out->token = st->hs[h].gen << TOK_IDX_BITS | (uint64_t)(h + 1);
     return 0;
 }
 
@@ -288,19 +387,24 @@ int vt_streamer_acquire_part(vt_streamer *st, const char *name, uint64_t part, v
 int vt_streamer_release(vt_streamer *st, vt_weight *w) {
     if (!st || !w) return vt_fail(-EINVAL, "vt_streamer_release: NULL argument");
     pthread_mutex_lock(&st->mu);
-    uint64_t id = w->token - 1;
-    if (!w->token || id >= st->nitems || st->items[id].refs <= 0) {
+    int32_t h = handle_find(st, w->token);
+    if (h < 0) {
         pthread_mutex_unlock(&st->mu);
-        return vt_st_fail(st, -EINVAL, "release: not a live handle of this streamer (token %llu)",
+        return vt_st_fail(st, -EINVAL,
+                          "release: not a live handle of this streamer (token %#llx: released "
+                          "already, a copy of a released handle, another streamer's or made by "
+                          "hand)",
                           (unsigned long long)w->token);
     }
+    uint32_t id = st->hs[h].item;
     vt_sitem *it = &st->items[id];
-    it->refs--;
-    st->held--;
+    handle_put(st, h);
     /* a streamed item is used once per pass: give its slot back */
-    if (!it->refs && !it->wanted && it->res[st->top].kind == PK_RING)
-        vt_st_drop(st, (uint32_t)id, st->top);
+    if (!it->refs && !it->wanted && it->res[st->top].kind == PK_RING) vt_st_drop(st, id, st->top);
     pthread_cond_signal(&st->cv_work);
+    /* the handles left on it may now all be a waiting acquirer's own: let it check again
+     * (without counting on the I/O thread's broadcast when it goes idle) */
+    if (it->refs && st->acquiring) pthread_cond_broadcast(&st->cv_ready);
     pthread_mutex_unlock(&st->mu);
     memset(w, 0, sizeof *w);
     return 0;

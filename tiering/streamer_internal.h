@@ -72,15 +72,24 @@ typedef struct vt_sitem {
     int64_t pos; /* position in the cyclic schedule, -1 if not in it */
     vt_res res[2];
     int refs;
-    int wanted;        /* acquirers waiting */
-    int src;           /* how the top-tier copy was filled since the last acquire */
-    int err;           /* load error, reported to the next acquirer */
-    char *errmsg;      /* vt_malloc'ed */
-    int copy_pending;  /* async device copies queued and not yet seen complete */
-    void *copy_event;  /* CUDA event recorded after the last copy (created on first use) */
-    pthread_t holder;  /* thread that holds the handles when !mixed_holders (refs > 0) */
-    int mixed_holders; /* handles held by more than one thread */
+    int wanted;       /* acquirers waiting */
+    int src;          /* how the top-tier copy was filled since the last acquire */
+    int err;          /* load error, reported to the next acquirer */
+    char *errmsg;     /* vt_malloc'ed */
+    int copy_pending; /* async device copies queued and not yet seen complete */
+    void *copy_event; /* CUDA event recorded after the last copy (created on first use) */
+    int32_t hfirst;   /* its live handles: first entry in st->hs, linked by next (-1 none) */
 } vt_sitem;
+
+/* One live acquisition (a handle out), in the streamer's handle table. Each acquire takes an
+ * entry and a fresh generation; release gives the entry back (generation 0: free). A token
+ * names an entry and its generation (streamer_acquire.c), so it names one acquisition only. */
+typedef struct vt_shandle {
+    uint64_t gen;       /* generation of the acquisition (0: free entry) */
+    uint32_t item;      /* the item it holds */
+    int32_t prev, next; /* live: the item's other handles; free: next free entry (-1 none) */
+    pthread_t thread;   /* the thread that acquired it */
+} vt_shandle;
 
 typedef struct vt_stier {
     vt_region reg;
@@ -151,7 +160,11 @@ struct vt_streamer {
     uint32_t shard_cap;
 
     vt_streamer_stats st;
-    int held; /* handles out */
+    int held;          /* handles out (live entries of hs) */
+    vt_shandle *hs;    /* the handle table, grown under the lock */
+    uint32_t hcap;     /* entries of hs */
+    int32_t hfree;     /* first free entry (-1 none) */
+    uint64_t gen_next; /* the next generation (starts at a per-streamer random value) */
     char errmsg[1024];
 };
 
@@ -161,6 +174,9 @@ int vt_st_fail(vt_streamer *st, int code, const char *fmt, ...)
 char *vt_st_ptr(vt_streamer *st, int tier, const vt_res *r);
 /** Index of tensor @p name in st->tensors, or -1. */
 int vt_st_find(const vt_streamer *st, const char *name);
+/* streamer_acquire.c */
+/** Start the handle table empty and the generation counter at a per-streamer random value. */
+void vt_st_handles_init(vt_streamer *st);
 /* streamer_io.c */
 void *vt_st_io_main(void *arg);
 /** Open the shard files of every chunk record up front (see streamer_io.c). */

@@ -39,7 +39,8 @@
  *
  * Thread safety: acquire, acquire_part, release, prefetch and get_stats may be called from any
  * number of threads at once. plan must not run concurrently with acquires. A handle stays valid
- * (its bytes unchanged) until it is released.
+ * (its bytes unchanged) until it is released. Each acquire is its own handle (the same tensor
+ * acquired twice is two handles, released once each).
  *
  * Garbage collection: a streamer takes one consistent snapshot at open (tensor list, chunk
  * lists, and an open descriptor on every shard they name; taken again if a writer changed the
@@ -55,7 +56,8 @@
  * held at once plus the prefetch depth). The same holds for the top tier's cache (random access,
  * and tensors outside a cyclic schedule): when the tensor does not fit next to what is cached
  * and everything cached is held by the calling thread's handles, acquire returns VT_EBUDGET;
- * a handle of another thread there makes it wait for that release.
+ * a handle of another thread there makes it wait for that release. A handle counts for the
+ * thread that acquired it, until it is released (by any thread).
  *
  * Read engine failures: an io_uring submission or wait that fails loses no read; the streamer
  * reaps again (8 times, pausing up to 128 ms). If the engine still fails, its reads stay in
@@ -181,11 +183,11 @@ int vt_streamer_placement(vt_streamer *st, const char *name, vt_placement *out);
  *  Errors: VT_ENOTFOUND (no such tensor in the streamer's snapshot), VT_EBUDGET (tensor larger than
  * a ring slot or the tier budget, without chunkwise: the message gives sizes; or every ring slot,
  * or for a tensor going to the cache everything cached, of the top tier held by this thread's
- * handles), VT_EUSAGE (the last plan failed), VT_ECORRUPT
+ * handles; or 2^24 - 1 handles out), VT_EUSAGE (the last plan failed), VT_ECORRUPT
  * (checksum mismatch: tensor, chunk, shard and offset named), -EIO and other read errors (file and
- * offset named), -ENOMEM, VT_ECUDA (also from waiting on the device copy), the read engine's
- * error once it failed for good (see the overview). After an error the tensor may be acquired
- * again (it is re-read). */
+ * offset named), -ENOMEM (also when the table of live handles cannot grow), VT_ECUDA (also from
+ * waiting on the device copy), the read engine's error once it failed for good (see the overview).
+ * After an error the tensor may be acquired again (it is re-read). */
 int vt_streamer_acquire(vt_streamer *st, const char *name, vt_weight *out);
 
 /** Number of parts vt_streamer_acquire_part serves for @p name: its store chunk count when it is
@@ -196,8 +198,11 @@ int vt_streamer_parts(vt_streamer *st, const char *name, uint64_t *nparts);
  *  is not split, part 0 is the whole tensor). Errors as vt_streamer_acquire, and -ERANGE. */
 int vt_streamer_acquire_part(vt_streamer *st, const char *name, uint64_t part, vt_weight *out);
 
-/** Give back a handle from acquire (its bytes may then be reused); clears @p w. Errors:
- *  -EINVAL (not a live handle of this streamer). */
+/** Give back a handle from acquire (its bytes may then be reused); clears @p w. Any thread may
+ *  release it, once. Errors: -EINVAL "not a live handle of this streamer": released already
+ *  (also through a saved copy, even while other handles hold the tensor), a handle of another
+ *  streamer, or one made by hand (vt_weight_host, an edited token); nothing changes then, the
+ *  real holders' bytes included. */
 int vt_streamer_release(vt_streamer *st, vt_weight *w);
 
 /** Hint that @p name will be acquired soon: start reading it now if a slot is free. Returns 0,

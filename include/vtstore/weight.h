@@ -37,7 +37,7 @@ typedef struct vt_weight {
     uint64_t total_rows;  /* rows of the whole tensor */
     uint64_t bytes;       /* bytes at data */
     float tensor_scale;   /* nvfp4 global scale (NaN: unset, refused; 1 otherwise) */
-    uint64_t token;       /* owner's bookkeeping (streamer slot); 0 for hand-made handles */
+    uint64_t token;       /* the streamer's opaque name for this acquisition; 0 if hand-made */
 } vt_weight;
 
 /** Fill @p w to describe caller-owned host bytes (no copy; @p data must outlive the handle).
