@@ -841,7 +841,10 @@ class TestStreamer(Base):
         got = h.dequantize()
         self.assertEqual(got.dtype, np.float32)
         self.assertEqual(got.tobytes(), want.tobytes(), n)  # bit-exact, -0.0 included
-        self.assertEqual(h.dequantize("f16").tobytes(), s.read(n, dtype="f16").tobytes(), n)
+        # f16 where it holds every value (weights() gives rows up to ~1e5: Store.read refuses
+        # f16 beyond 65504), else bf16
+        half = "f16" if float(np.max(np.abs(want), initial=0.0)) <= 65504.0 else "bf16"
+        self.assertEqual(h.dequantize(half).tobytes(), s.read(n, dtype=half).tobytes(), n)
         raw = h.raw()
         self.assertEqual(raw.tobytes(), s.read_raw(n).tobytes(), n)
         self.assertEqual(h.bytes, raw.size)
