@@ -53,24 +53,6 @@ int exp_out_write(exp_out *o, const void *p, size_t n, uint64_t off) {
     return rc ? vt_fail(rc, "%s: write failed: %s", o->path, vt_strerror(rc)) : 0;
 }
 
-int exp_out_open(exp_out *o, const char *path) {
-    o->path = path;
-    if (snprintf(o->tmp, sizeof o->tmp, "%s.tmp.%d", path, (int)getpid()) >= (int)sizeof o->tmp)
-        return vt_fail(-ENAMETOOLONG, "%s: path too long", path);
-    o->fd = open(o->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (o->fd < 0) return vt_fail(-errno, "%s: cannot create: %s", o->tmp, strerror(errno));
-    return 0;
-}
-
-int exp_out_close(exp_out *o, int rc) {
-    if (!rc && (rc = vt_fdatasync(o->fd))) rc = vt_fail(rc, "%s: fdatasync failed", o->tmp);
-    if (close(o->fd) && !rc) rc = vt_fail(-errno, "%s: close failed", o->tmp);
-    if (!rc && rename(o->tmp, o->path))
-        rc = vt_fail(-errno, "%s: rename failed: %s", o->path, strerror(errno));
-    if (rc) unlink(o->tmp);
-    return rc;
-}
-
 int exp_plain_dtype(const vt_tensor_info *ti, vt_dtype *dt) {
     switch (ti->format) {
     case VT_FMT_F32:

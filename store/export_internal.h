@@ -3,6 +3,7 @@
 #ifndef VT_EXPORT_INTERNAL_H
 #define VT_EXPORT_INTERNAL_H
 
+#include "core/afile.h"
 #include "parse.h"
 #include "vtstore/import.h"
 
@@ -13,16 +14,11 @@ int exp_list(vt_store *s, const char *pattern, vt_tensor_info **out, uint64_t *n
 int exp_begin(vt_store *s, const char *path, const vt_export_options *o, vt_dtype def,
               vt_dtype *deq, vt_tensor_info **out, uint64_t *n);
 
-/** An output file written under a temporary name and renamed into place by exp_out_close. */
-typedef struct exp_out {
-    int fd;
-    const char *path;
-    char tmp[4200];
-} exp_out;
-
-int exp_out_open(exp_out *o, const char *path);
-/** Sync and rename when @p rc is 0 (returns the result), else unlink the temporary file. */
-int exp_out_close(exp_out *o, int rc);
+/** An output file that appears whole or not at all (core/afile.h): exp_out_open and
+ *  exp_out_close are vt_afile_open and vt_afile_close. */
+typedef vt_afile exp_out;
+#define exp_out_open  vt_afile_open
+#define exp_out_close vt_afile_close
 /** pwrite all @p n bytes at @p off; a failure is named after the output path. */
 int exp_out_write(exp_out *o, const void *p, size_t n, uint64_t off);
 

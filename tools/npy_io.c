@@ -10,6 +10,8 @@
 
 #include "npy_io.h"
 
+#include "core/afile.h"
+
 static const struct {
     const char *descr;
     vt_dtype dtype;
@@ -186,23 +188,13 @@ int vt_npy_write(const char *path, vt_dtype dtype, uint32_t ndim, const uint64_t
     memcpy(hdr, "\x93NUMPY\x01\x00", 8);
     hdr[8] = (char)((padded - 10) & 0xff);
     hdr[9] = (char)((padded - 10) >> 8);
-    /* a name of this process's own, created anew (never through a link or over another
-     * writer's file), renamed into place */
-    char tmp[4096];
-    if (snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid()) >= (int)sizeof tmp)
-        return vt_fail(-ENAMETOOLONG, "%s: path too long", path);
-    unlink(tmp); /* left by a killed run of a process with this pid */
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
-    if (fd < 0) return vt_fail(-errno, "%s: cannot create: %s", tmp, strerror(errno));
+    vt_afile f;
+    int rc = vt_afile_open(&f, path);
+    if (rc) return rc;
     size_t bytes = numel * vt_dtype_size(dtype);
-    int rc = vt_pwrite_full(fd, hdr, padded, 0);
-    if (!rc && bytes) rc = vt_pwrite_full(fd, data, bytes, padded);
-    if (!rc) rc = vt_fdatasync(fd);
-    close(fd);
-    if (!rc && rename(tmp, path) < 0) rc = -errno;
-    if (rc) {
-        unlink(tmp);
-        return vt_fail(rc, "%s: write failed: %s", path, vt_strerror(rc));
-    }
+    rc = vt_pwrite_full(f.fd, hdr, padded, 0);
+    if (!rc && bytes) rc = vt_pwrite_full(f.fd, data, bytes, padded);
+    if (rc) rc = vt_fail(rc, "%s: write failed: %s", path, vt_strerror(rc));
+    if ((rc = vt_afile_close(&f, rc))) return rc;
     return 0;
 }

@@ -131,8 +131,11 @@ typedef struct vt_export_options {
 
 /** Write the tensors of @p s to the safetensors file @p path: f32/f16/bf16 tensors in their own
  *  type (bit-exact), raw tensors in their source dtype, quantized ones dequantized to
- *  @c dtype; "safetensors.*" metadata back into __metadata__. Written to a temporary file
- *  beside @p path and renamed into place after fdatasync. @p o may be NULL. */
+ *  @c dtype; "safetensors.*" metadata back into __metadata__. The file appears whole or not at
+ *  all: written unnamed (O_TMPFILE) in @p path's directory, so a process killed while writing
+ *  leaves nothing, then named and renamed over @p path after fdatasync (where O_TMPFILE is
+ *  not available: written as PATH.tmp.PID, created exclusively, never through a symlink).
+ *  @p o may be NULL. */
 int vt_export_safetensors(vt_store *s, const char *path, const vt_export_options *o);
 
 /** Write the tensors of @p s to the GGUF v3 file @p path: tensors in a GGUF-native format
@@ -146,7 +149,7 @@ int vt_export_gguf(vt_store *s, const char *path, const vt_export_options *o);
 /** Write rows [row0, row0 + nrows) of tensor @p name to the .npy file @p path as @p dtype
  *  (VT_DTYPE_F32 or F16: dequantized; or the tensor's own source dtype for raw tensors, copied).
  *  The array has the tensor's full shape when all rows are written, otherwise [nrows, cols]
- *  ([nrows] for a 1-D tensor). Written to a temporary file and renamed into place.
+ *  ([nrows] for a 1-D tensor). Written as vt_export_safetensors writes its file.
  *  Errors: VT_ENOTFOUND, -ERANGE (rows out of range), VT_EUNSUPPORTED (dtype). */
 int vt_export_npy(vt_store *s, const char *name, uint64_t row0, uint64_t nrows, vt_dtype dtype,
                   const char *path);

@@ -5,6 +5,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "gen.h"
 #include "store/parse.h"
@@ -664,10 +667,73 @@ static void test_export_huge_rpc(void) {
     vt_store_close(s);
 }
 
+static void planted_link(const char *path);
+static int pwrites_left;
+static ssize_t dying_pwrite(int fd, const void *b, size_t n, off_t o) {
+    if (pwrites_left-- == 0) _exit(3); /* killed in the middle of the export */
+    return pwrite(fd, b, n, o);
+}
+
+/* Exports appear whole or not at all: a process killed while writing leaves no file behind
+ * (the temporary PATH.tmp.PID did), and a symlink planted at that temporary name is neither
+ * followed nor left. Uses rpc.vts from test_export_huge_rpc. */
+static void test_export_leaves_nothing(void) {
+    char path[4300], out[4300], cmd[9000];
+    snprintf(path, sizeof path, "%s/rpc.vts", dir);
+    for (int k = 1; k <= 2; k++) {
+        snprintf(out, sizeof out, "%s/crash%d.safetensors", dir, k);
+        fflush(NULL);
+        pid_t pid = fork();
+        if (pid == 0) {
+            vt_store *s;
+            if (vt_store_open(path, VT_STORE_RDONLY, NULL, &s)) _exit(2);
+            vt_hooks h = {malloc, calloc, realloc, free, pread, dying_pwrite, fdatasync};
+            pwrites_left = k;
+            vt_hooks_set(&h);
+            vt_export_safetensors(s, out, NULL);
+            _exit(4); /* the export finished: too few writes for k */
+        }
+        int st = 0;
+        CHECK(pid > 0 && waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 3);
+        snprintf(cmd, sizeof cmd, "ls -A '%s' | grep -q '^crash%d'", dir, k);
+        CHECKF(system(cmd) != 0, "an export killed after %d write(s) left a file", k);
+    }
+    for (int named = 0; named <= 1; named++) { /* O_TMPFILE, then PATH.tmp.PID */
+        setenv("VT_AFILE_NAMED", named ? "1" : "0", 1);
+        planted_link(path);
+    }
+    unsetenv("VT_AFILE_NAMED");
+}
+
+static void planted_link(const char *path) {
+    char out[4300];
+    char victim[4300], planted[4400];
+    snprintf(victim, sizeof victim, "%s/victim.txt", dir);
+    snprintf(out, sizeof out, "%s/rows.npy", dir);
+    snprintf(planted, sizeof planted, "%s.tmp.%d", out, (int)getpid());
+    FILE *f = fopen(victim, "w");
+    CHECK(f && fputs("keep", f) >= 0);
+    if (f) fclose(f);
+    CHECK(symlink(victim, planted) == 0);
+    vt_store *s;
+    CHECK_RC(vt_store_open(path, VT_STORE_RDONLY, NULL, &s));
+    if (!s) return;
+    CHECK_RC(vt_export_npy(s, "f", 0, 2, VT_DTYPE_F32, out));
+    vt_store_close(s);
+    char got[8] = {0};
+    f = fopen(victim, "r");
+    CHECK(f && fread(got, 1, sizeof got - 1, f) == 4 && !strcmp(got, "keep"));
+    if (f) fclose(f);
+    struct stat sb;
+    CHECK(lstat(out, &sb) == 0 && S_ISREG(sb.st_mode));
+    CHECK(lstat(planted, &sb) != 0); /* the link was removed, not followed */
+}
+
 int main(void) {
     vt_test_seed();
     vt_test_tmpdir("test_import", dir, sizeof dir);
     test_export_huge_rpc();
+    test_export_leaves_nothing();
     test_safetensors_keep();
     test_safetensors_quant();
     test_gguf();
