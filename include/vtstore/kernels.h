@@ -49,8 +49,10 @@ extern "C" {
 int vt_kernels_cuda_available(void);
 
 /** Dequantize all of W into @p out ([rows][cols] of @p out_type: VT_DTYPE_F32, F16 or BF16;
- *  f16/bf16 round to nearest even). Runs where w->data lives; @p out must live there too.
- *  Host: threaded over rows. Returns 0 or an error above. */
+ *  f16/bf16 round to nearest even, and a value beyond the type's range becomes +-Inf as IEEE
+ *  conversion has it: this is the compute path, unchecked on CPU and GPU alike;
+ *  vt_store_read_rows refuses such values instead). Runs where w->data lives; @p out must live
+ *  there too. Host: threaded over rows. Returns 0 or an error above. */
 int vt_dequant(const vt_weight *w, vt_dtype out_type, void *out, void *stream);
 
 /** y = W x for a batch of vectors: x is [batch][cols] f32, y is [batch][rows] f32, 1 <= batch
