@@ -220,13 +220,22 @@ static void check_v1_tensor(vt_store *s, const char *name, uint32_t fmt) {
     free(got);
 }
 
-static void test_v1(const char *dir) {
+/* Extract the v1 fixture as @p dir/@p name. */
+static void v1_copy(const char *dir, const char *name, char *path, size_t cap) {
     const char *src = getenv("VT_SOURCE_DIR");
     if (!src) src = ".";
-    char cmd[9000], path[4200];
-    snprintf(cmd, sizeof cmd, "tar -xzf '%s/tests/store/data/store_v1.tar.gz' -C '%s'", src, dir);
+    char cmd[13000];
+    snprintf(cmd, sizeof cmd,
+             "rm -rf '%s/v1' '%s/%s' && tar -xzf '%s/tests/store/data/store_v1.tar.gz' -C '%s' && "
+             "mv '%s/v1' '%s/%s'",
+             dir, dir, name, src, dir, dir, dir, name);
     CHECK(system(cmd) == 0);
-    snprintf(path, sizeof path, "%s/v1", dir);
+    snprintf(path, cap, "%s/%s", dir, name);
+}
+
+static void test_v1(const char *dir) {
+    char path[4200];
+    v1_copy(dir, "old", path, sizeof path);
     vt_store *s;
     CHECK_RC(vt_store_open(path, VT_STORE_RDWR, NULL, &s));
     if (!s) return;
@@ -270,19 +279,6 @@ static void test_v1(const char *dir) {
     uint8_t rec[ST_CHUNK_REC_LEN];
     rec_get(path, tn.id, 0, rec);
     CHECK(rec[0] == 1);
-}
-
-/* Extract the v1 fixture as @p dir/@p name. */
-static void v1_copy(const char *dir, const char *name, char *path, size_t cap) {
-    const char *src = getenv("VT_SOURCE_DIR");
-    if (!src) src = ".";
-    char cmd[13000];
-    snprintf(cmd, sizeof cmd,
-             "rm -rf '%s/v1' '%s/%s' && tar -xzf '%s/tests/store/data/store_v1.tar.gz' -C '%s' && "
-             "mv '%s/v1' '%s/%s'",
-             dir, dir, name, src, dir, dir, dir, name);
-    CHECK(system(cmd) == 0);
-    snprintf(path, cap, "%s/%s", dir, name);
 }
 
 static uint64_t file_hash(const char *path) {

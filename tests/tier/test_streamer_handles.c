@@ -24,16 +24,6 @@
 #include "tiering/streamer_internal.h"
 
 static tu_store ts;
-static const char *volatile step = "setup";
-
-static void on_alarm(int sig) {
-    (void)sig;
-    static const char m[] = "test_streamer_handles: hang (watchdog) in step: ";
-    if (write(2, m, sizeof m - 1) < 0) _exit(1);
-    if (write(2, step, strlen(step)) < 0) _exit(1);
-    if (write(2, "\n", 1) < 0) _exit(1);
-    _exit(1);
-}
 
 static const vt_sitem *item_of(vt_streamer *st, const char *name) {
     return &st->items[st->tensors[vt_st_find(st, name)].item];
@@ -100,7 +90,7 @@ static vt_streamer *open_cyclic(void) {
 /* ---- release: handles that are not live handles of this streamer ---- */
 
 static void other_streamer(void) {
-    step = "another streamer's handle";
+    tu_step = "another streamer's handle";
     const char *n = ts.names[1];
     vt_streamer *a = open_random(), *b = open_random();
     if (!a || !b) goto out;
@@ -118,7 +108,7 @@ out:
 }
 
 static void stale_copy(void) {
-    step = "a stale copy while another thread holds the tensor";
+    tu_step = "a stale copy while another thread holds the tensor";
     const char *n = ts.names[1];
     vt_streamer *st = open_random();
     if (!st) return;
@@ -146,7 +136,7 @@ static void stale_copy(void) {
 }
 
 static void hand_made(void) {
-    step = "hand-made handles";
+    tu_step = "hand-made handles";
     const char *n = ts.names[1];
     vt_streamer *st = open_random();
     if (!st) return;
@@ -171,7 +161,7 @@ static void hand_made(void) {
 }
 
 static void release_twice(void) {
-    step = "release twice";
+    tu_step = "release twice";
     const char *n = ts.names[1];
     vt_streamer *st = open_random();
     if (!st) return;
@@ -191,7 +181,7 @@ static void release_twice(void) {
 
 /* The handle table cannot grow: -ENOMEM naming it, nothing acquired; then it grows. */
 static void table_alloc_fails(void) {
-    step = "the handle table cannot grow";
+    tu_step = "the handle table cannot grow";
     const char *n = ts.names[1];
     vt_streamer *st = open_random();
     if (!st) return;
@@ -251,7 +241,7 @@ static void shared_then_own(vt_streamer *st, const trio *t) {
     CHECK_RC(vt_streamer_acquire(st, t->a1, &x1));
     int rc = vt_streamer_acquire(st, t->target, &w);
     CHECKF(rc == VT_EBUDGET && strstr(vt_last_error(), "held by this thread"),
-           "%s: acquire %s: %d (%s)", step, t->target, rc, vt_last_error());
+           "%s: acquire %s: %d (%s)", tu_step, t->target, rc, vt_last_error());
     if (!rc) CHECK_RC(vt_streamer_release(st, &w));
     CHECK_RC(vt_streamer_release(st, &x1));
     CHECK_RC(vt_streamer_release(st, &x0));
@@ -290,13 +280,14 @@ static void wait_then_own(vt_streamer *st, const trio *t) {
     own_arg a = {.st = st, .t = t, .rc = 1};
     CHECK(pthread_create(&ta, NULL, own_thread, &a) == 0);
     while (!a.done && !wanted(st, t->target)) usleep(1000); /* until A sleeps in acquire */
-    CHECKF(!a.done, "%s: A's acquire returned %d (%s) while B held %s", step, a.rc, a.msg, t->a0);
+    CHECKF(!a.done, "%s: A's acquire returned %d (%s) while B held %s", tu_step, a.rc, a.msg,
+           t->a0);
     b.release = 1;
     pthread_join(tb, NULL);
     pthread_join(ta, NULL);
     CHECK_RC(b.rc);
     CHECKF(a.rc == VT_EBUDGET && strstr(a.msg, "held by this thread"), "%s: acquire %s: %d (%s)",
-           step, t->target, a.rc, a.msg);
+           tu_step, t->target, a.rc, a.msg);
 }
 
 static void own_alone(const char *which) {
@@ -305,18 +296,18 @@ static void own_alone(const char *which) {
     const trio tc = {ts.names[0], ts.names[1], ts.names[2]};
     vt_streamer *st;
     if (ring) {
-        step = "ring: shared with another thread, then held by this one alone";
+        tu_step = "ring: shared with another thread, then held by this one alone";
         if ((st = open_cyclic())) shared_then_own(st, &tr);
         vt_streamer_close(st);
-        step = "ring: another thread's release leaves all held by the waiting one";
+        tu_step = "ring: another thread's release leaves all held by the waiting one";
         if ((st = open_cyclic())) wait_then_own(st, &tr);
         vt_streamer_close(st);
     }
     if (cache) {
-        step = "cache: shared with another thread, then held by this one alone";
+        tu_step = "cache: shared with another thread, then held by this one alone";
         if ((st = open_random())) shared_then_own(st, &tc);
         vt_streamer_close(st);
-        step = "cache: another thread's release leaves all held by the waiting one";
+        tu_step = "cache: another thread's release leaves all held by the waiting one";
         if ((st = open_random())) wait_then_own(st, &tc);
         vt_streamer_close(st);
     }
@@ -326,8 +317,8 @@ static void own_alone(const char *which) {
 int main(int argc, char **argv) {
     const char *only = argc > 1 ? argv[1] : NULL;
     vt_test_seed();
-    signal(SIGALRM, on_alarm);
-    alarm(100); /* a hang, not a speed goal: each step takes milliseconds */
+    tu_watchdog("test_streamer_handles",
+                100); /* a hang, not a speed goal: each step takes milliseconds */
     char dir[4096];
     vt_test_tmpdir("streamer_handles", dir, sizeof dir);
     /* rows of 4096 bytes, 4-row chunks: footprints are exact page counts */

@@ -22,16 +22,6 @@
 #include "tiering/streamer_internal.h"
 
 static tu_store ts;
-static const char *volatile step = "setup";
-
-static void on_alarm(int sig) {
-    (void)sig;
-    static const char m[] = "test_streamer_hazards: hang (watchdog) in step: ";
-    if (write(2, m, sizeof m - 1) < 0) _exit(1);
-    if (write(2, step, strlen(step)) < 0) _exit(1);
-    if (write(2, "\n", 1) < 0) _exit(1);
-    _exit(1);
-}
 
 /* ---- S3-FIFO: main all in use, small under its share but evictable ---- */
 static int busy_key;
@@ -41,7 +31,7 @@ static int can_evict_but(void *ctx, uint32_t key) {
 }
 
 static void s3fifo_small_under_share(void) {
-    step = "s3fifo";
+    tu_step = "s3fifo";
     vt_s3fifo *c;
     CHECK_RC(vt_s3fifo_create(100, 8, &c));
     if (!c) return;
@@ -78,7 +68,7 @@ static void s3fifo_small_under_share(void) {
 
 /* ---- sub-allocator: a free never fails ---- */
 static void suballoc_free_no_alloc(void) {
-    step = "suballoc";
+    tu_step = "suballoc";
     enum { N = 64 };
     vt_suballoc a;
     CHECK_RC(vt_suballoc_init(&a, (uint64_t)N * 4096));
@@ -112,7 +102,7 @@ static void suballoc_free_no_alloc(void) {
 
 /* ---- budgets within 4095 bytes of 2^64: VT_EBUDGET at open, not an empty tier ---- */
 static void budgets_near_2_64(void) {
-    step = "budgets near 2^64";
+    tu_step = "budgets near 2^64";
     vt_tier_config cfg[2] = {
         {.ram_bytes = 1u << 20, .vram_bytes = UINT64_MAX, .io_engine = VT_IO_PREAD},
         {.ram_bytes = UINT64_MAX, .vram_bytes = 1u << 20, .io_engine = VT_IO_PREAD}, /* sum wraps */
@@ -134,7 +124,7 @@ static uint64_t foot_of(vt_streamer *st, int i) {
 }
 
 static void random_held_main(void) {
-    step = "random access with a handle held";
+    tu_step = "random access with a handle held";
     /* tensor 0: 90 pages, 1: 6 pages, 2: 8 pages; a RAM tier of 100 pages */
     vt_tier_config c = {.ram_bytes = 100 * 4096};
     vt_streamer *st = NULL;
@@ -194,7 +184,7 @@ static void *holder_thread(void *p) {
 }
 
 static void cache_held_by_caller(void) {
-    step = "random access: the cache full of this thread's handles";
+    tu_step = "random access: the cache full of this thread's handles";
     /* tensor 0: 90 pages, 1: 6 pages, 2: 8 pages; a RAM tier of 100 pages */
     vt_tier_config c = {.ram_bytes = 100 * 4096};
     vt_streamer *st = NULL;
@@ -212,7 +202,7 @@ static void cache_held_by_caller(void) {
     CHECK(tu_match(&ts, 2, &w));
     CHECK_RC(vt_streamer_release(st, &w));
 
-    step = "random access: another thread's handle in the cache (acquire waits)";
+    tu_step = "random access: another thread's handle in the cache (acquire waits)";
     holder_arg h = {.st = st, .i = 1};
     pthread_t th, ta;
     CHECK(pthread_create(&th, NULL, holder_thread, &h) == 0);
@@ -240,7 +230,7 @@ static void cache_held_by_caller(void) {
     CHECK_RC(vt_streamer_release(st, &x));
     vt_streamer_close(st);
 
-    step = "cyclic: tensors outside the schedule fill the cache, ring slots held";
+    tu_step = "cyclic: tensors outside the schedule fill the cache, ring slots held";
     /* tensors 2..7 (8 pages) stream through 2 slots of 8 pages; 7 pages are left for the cache
      * that tensors 1 and 8 (6 pages each, outside the schedule) go to */
     const char *names[6];
@@ -282,7 +272,7 @@ static void *blocked_acquire(void *p) {
 }
 
 static void close_while_blocked(void) {
-    step = "close while an acquire waits";
+    tu_step = "close while an acquire waits";
     /* tensors 2..7 (8 pages each) stream through 2 ring slots; nothing else fits */
     const char *names[6];
     for (int i = 0; i < 6; i++) names[i] = ts.names[2 + i];
@@ -318,8 +308,8 @@ static void close_while_blocked(void) {
 
 int main(void) {
     vt_test_seed();
-    signal(SIGALRM, on_alarm);
-    alarm(100); /* a hang, not a speed goal: each step takes milliseconds */
+    tu_watchdog("test_streamer_hazards",
+                100); /* a hang, not a speed goal: each step takes milliseconds */
     s3fifo_small_under_share();
     suballoc_free_no_alloc();
     char dir[4096];

@@ -20,16 +20,6 @@
 
 static tu_store ts;
 static const char *names[NT];
-static const char *volatile step = "setup";
-
-static void on_alarm(int sig) {
-    (void)sig;
-    static const char m[] = "test_streamer_io_fault: hang (watchdog) in step: ";
-    if (write(2, m, sizeof m - 1) < 0) _exit(1);
-    if (write(2, step, strlen(step)) < 0) _exit(1);
-    if (write(2, "\n", 1) < 0) _exit(1);
-    _exit(1);
-}
 
 static vt_tier_config config(vt_io_engine e) {
     /* a ring of 4 slots, reads cut in 4 KiB pieces, 4 in flight: many reaps per pass */
@@ -77,7 +67,7 @@ static uint64_t run_once(vt_io_engine e, const char *ename, uint64_t n) {
 }
 
 static void transient(vt_io_engine e, const char *ename) {
-    step = ename;
+    tu_step = ename;
     uint64_t count = run_once(e, ename, 0);
     CHECKF(count > 0, "%s: no engine fault site passed", ename);
     uint64_t walked = 0;
@@ -90,7 +80,7 @@ static void transient(vt_io_engine e, const char *ename) {
 /* The engine keeps failing (here: no retry allowed): acquire and plan fail with its error, no
  * hang, close returns. */
 static void persistent(vt_io_engine e, const char *ename) {
-    step = "persistent engine failure";
+    tu_step = "persistent engine failure";
     vt_tier_config c = config(e);
     vt_streamer *st = NULL;
     CHECK_RC(vt_streamer_open(ts.s, &c, &st));
@@ -116,8 +106,7 @@ static void persistent(vt_io_engine e, const char *ename) {
 
 int main(void) {
     vt_test_seed();
-    signal(SIGALRM, on_alarm);
-    alarm(200); /* a hang, not a speed goal */
+    tu_watchdog("test_streamer_io_fault", 200); /* a hang, not a speed goal */
     char dir[4096];
     vt_test_tmpdir("streamer_io_fault", dir, sizeof dir);
     /* 32 rows of 4 KiB in 16 KiB chunks: 8 reads a tensor; odd tensors zstd (scratch buffers) */

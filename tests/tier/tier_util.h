@@ -3,10 +3,35 @@
 #ifndef VT_TIER_UTIL_H
 #define VT_TIER_UTIL_H
 
+#include <signal.h>
+#include <unistd.h>
+
 #include "vt_test.h"
 #include "weight_eq.h"
 #include "vtstore/store.h"
 #include "vtstore/tier.h"
+
+/* A watchdog for tests whose failure is a hang: tu_watchdog(test, seconds) arms SIGALRM, and
+ * the alarm prints "TEST: hang (watchdog) in step: STEP" and exits 1. Name each step in tu_step
+ * before it; alarm(0) disarms. A hang, not a speed goal: steps take milliseconds. */
+static const char *volatile tu_step __attribute__((unused)) = "setup";
+static const char *tu_watch_test __attribute__((unused)) = "";
+
+static inline void tu_on_alarm(int sig) {
+    (void)sig;
+    static const char m[] = ": hang (watchdog) in step: ";
+    const char *step = tu_step;
+    if (write(2, tu_watch_test, strlen(tu_watch_test)) < 0 || write(2, m, sizeof m - 1) < 0 ||
+        write(2, step, strlen(step)) < 0 || write(2, "\n", 1) < 0)
+        _exit(1);
+    _exit(1);
+}
+
+static inline void tu_watchdog(const char *test, unsigned seconds) {
+    tu_watch_test = test;
+    signal(SIGALRM, tu_on_alarm);
+    alarm(seconds);
+}
 
 typedef struct tu_store {
     char dir[4200];
