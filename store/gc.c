@@ -81,7 +81,9 @@ static int plan(gc_ctx *g) {
      * shard records, every chunk inside a recorded shard), or live bytes would look like
      * garbage */
     st_counters c;
-    if (!(rc = st_counters_check(s, txn, &c)) && !(rc = st_shards_load(s, txn, &g->tab)))
+    /* first the version records get (and decode with): upgraded since this handle opened? */
+    if (!(rc = st_version_load(s, txn)) && !(rc = st_counters_check(s, txn, &c)) &&
+        !(rc = st_shards_load(s, txn, &g->tab)))
         rc = st_live_scan(s, txn, &g->tab);
     if (!rc) rc = st_dirs_record(s, txn, 0);
     if (rc == VT_ECORRUPT || rc == VT_EFORMAT)
@@ -292,15 +294,6 @@ int vt_store_gc(vt_store *s, vt_store_gc_stats *stats) {
         return st_fail(s, -EBADF, "store %s is open read-only", s->path);
     int lock_fd, rc = st_writer_lock(s, &lock_fd);
     if (rc) return rc;
-    MDB_txn *txn; /* the version new records get: upgraded since this handle opened? */
-    if (!(rc = st_txn_begin(s, 1, &txn))) {
-        rc = st_version_load(s, txn);
-        st_txn_abort(s, txn);
-    }
-    if (rc) {
-        st_writer_unlock(lock_fd);
-        return rc;
-    }
     gc_ctx g;
     memset(&g, 0, sizeof g);
     g.s = s;

@@ -161,19 +161,24 @@ static void count_access(vt_streamer *st, vt_sitem *it) {
     it->src = SRC_RESIDENT;
 }
 
+/* 1 if every ring slot of the top tier is held by handles of the calling thread alone. */
+static int ring_held_by_self(const vt_streamer *st) {
+    const vt_stier *T = &st->tier[st->top];
+    for (uint32_t s = 0; s < T->nslots; s++)
+        if (T->slot_item[s] < 0 || !held_by_self(st, &st->items[T->slot_item[s]])) return 0;
+    return 1;
+}
+
 /* 1 if @p it can only become resident through a top-tier ring slot and every slot is held by
  * handles of the calling thread alone: waiting would never end. Locked. */
 static int ring_held_by_caller(const vt_streamer *st, const vt_sitem *it) {
     const vt_stier *T = &st->tier[st->top];
     const vt_res *r = &it->res[st->top];
-    int pinned_here = (st->top == T_VRAM && it->place == VT_PLACE_VRAM_PIN) ||
-                      (st->top == T_RAM && it->place == VT_PLACE_RAM_PIN);
-    if (st->mode != VT_SCHEDULE_CYCLIC || !T->nslots || it->pos < 0 || pinned_here ||
-        r->state != RS_EMPTY || r->kind == PK_PIN || it->foot > T->slot_bytes)
+    if (st->mode != VT_SCHEDULE_CYCLIC || !T->nslots || it->pos < 0 ||
+        vt_st_pinned_in(it, st->top) || r->state != RS_EMPTY || r->kind == PK_PIN ||
+        it->foot > T->slot_bytes)
         return 0;
-    for (uint32_t s = 0; s < T->nslots; s++)
-        if (T->slot_item[s] < 0 || !held_by_self(st, &st->items[T->slot_item[s]])) return 0;
-    return 1;
+    return ring_held_by_self(st);
 }
 
 /* 1 if @p it can only become resident through the top tier's cache and that cannot make room:
@@ -187,9 +192,9 @@ static int cache_held_by_caller(const vt_streamer *st, const vt_sitem *it, uint3
                                 uint64_t *held_bytes, int *ring_too) {
     const vt_stier *T = &st->tier[st->top];
     const vt_res *r = &it->res[st->top];
-    int pinned_here = (st->top == T_VRAM && it->place == VT_PLACE_VRAM_PIN) ||
-                      (st->top == T_RAM && it->place == VT_PLACE_RAM_PIN);
-    if (!T->cache || pinned_here || r->state != RS_EMPTY || r->kind == PK_PIN || it->err) return 0;
+    if (!T->cache || vt_st_pinned_in(it, st->top) || r->state != RS_EMPTY || r->kind == PK_PIN ||
+        it->err)
+        return 0;
     int ring = st->mode == VT_SCHEDULE_CYCLIC && T->nslots && it->foot <= T->slot_bytes;
     if (ring && it->pos >= 0) return 0; /* scheduled: the ring only (ring_held_by_caller) */
     /* too large for the tier: the I/O thread reports that (VT_EBUDGET), not this */
@@ -198,8 +203,7 @@ static int cache_held_by_caller(const vt_streamer *st, const vt_sitem *it, uint3
         return 0;
     if (!vt_s3fifo_overflow(T->cache, it->foot) && vt_suballoc_largest(&T->alloc) >= it->foot)
         return 0; /* it fits next to what is there */
-    for (uint32_t s = 0; ring && s < T->nslots; s++)
-        if (T->slot_item[s] < 0 || !held_by_self(st, &st->items[T->slot_item[s]])) return 0;
+    if (ring && !ring_held_by_self(st)) return 0;
     *nheld = 0;
     *held_bytes = 0;
     *ring_too = ring;

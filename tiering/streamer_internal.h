@@ -168,6 +168,12 @@ struct vt_streamer {
     char errmsg[1024];
 };
 
+/** 1 if the plan pins @p it in tier @p t (T_RAM or T_VRAM). */
+static inline int vt_st_pinned_in(const vt_sitem *it, int t) {
+    return (t == T_VRAM && it->place == VT_PLACE_VRAM_PIN) ||
+           (t == T_RAM && it->place == VT_PLACE_RAM_PIN);
+}
+
 /* streamer.c */
 int vt_st_fail(vt_streamer *st, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

@@ -99,9 +99,8 @@ static int place_get(vt_streamer *st, int t, uint32_t id, int demand) {
     vt_res *r = &it->res[t];
     if (r->kind == PK_PIN) return 0;
     vt_stier *T = &st->tier[t];
-    int pinned_here = (t == T_VRAM && it->place == VT_PLACE_VRAM_PIN) ||
-                      (t == T_RAM && it->place == VT_PLACE_RAM_PIN);
-    if (st->mode == VT_SCHEDULE_CYCLIC && T->nslots && it->foot <= T->slot_bytes && !pinned_here) {
+    if (st->mode == VT_SCHEDULE_CYCLIC && T->nslots && it->foot <= T->slot_bytes &&
+        !vt_st_pinned_in(it, t)) {
         int s = ring_get(st, t, id, demand);
         if (s >= 0) {
             T->slot_item[s] = id;
