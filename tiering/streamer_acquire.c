@@ -1,11 +1,13 @@
 /* Consumer side of the streamer: acquire (wait until resident), release, prefetch hints.
  *
  * Every acquire takes an entry of the streamer's handle table (which item, which thread) and a
- * generation from the streamer's counter; the handle's token is (generation << TOK_IDX_BITS) |
- * (entry + 1). Release accepts a token only while that entry is live with that generation, so
- * a copy of a released handle, another streamer's handle (its counter starts elsewhere, at
- * random) or a hand-made one is refused and changes nothing. The table also says exactly which
- * threads hold an item: the self-deadlock checks below use it. */
+ * generation from one process-wide counter (shared by all streamers, starting at random); the
+ * handle's token is (generation << TOK_IDX_BITS) | (entry + 1). Release accepts a token only
+ * while that entry is live with that generation. No two acquisitions in the process share a
+ * generation until the counter wraps (2^40 of them), so a copy of a released handle or another
+ * streamer's handle is refused by construction, and a hand-made one unless it guesses a live
+ * generation; none of them changes anything. The table also says exactly which threads hold an
+ * item: the self-deadlock checks below use it. */
 #include <errno.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -31,19 +33,35 @@ static uint64_t mix64(uint64_t x) { /* splitmix64's finalizer */
     return x ^ (x >> 31);
 }
 
-void vt_st_handles_init(vt_streamer *st) {
-    static _Atomic uint64_t opened; /* streamers of this process: no two start alike */
+/* The process's generation counter: every acquisition of every streamer takes the next one. */
+static _Atomic uint64_t gen_next;
+static pthread_once_t gen_once = PTHREAD_ONCE_INIT;
+
+static void gen_seed(void) { /* a random start, so that tokens differ between runs */
     uint64_t r = 0;
     if (getrandom(&r, sizeof r, GRND_NONBLOCK) != (ssize_t)sizeof r) {
         struct timespec t;
         clock_gettime(CLOCK_REALTIME, &t);
         r = mix64((uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec) ^
-            mix64((uint64_t)(uintptr_t)st ^ ((uint64_t)getpid() << 32));
+            mix64((uint64_t)getpid() << 32);
     }
-    st->gen_next = mix64(r + atomic_fetch_add(&opened, 1) * 0x9E3779B97F4A7C15ull);
+    atomic_store(&gen_next, mix64(r));
+}
+
+void vt_st_handles_init(vt_streamer *st) {
+    pthread_once(&gen_once, gen_seed);
     st->hs = NULL;
     st->hcap = 0;
     st->hfree = -1;
+}
+
+/* A fresh generation: nonzero (0 marks a free entry), never handed out before in this process
+ * unless 2^40 - 1 have been since. */
+static uint64_t gen_take(void) {
+    uint64_t g;
+    do g = atomic_fetch_add(&gen_next, 1) & TOK_GEN_MASK;
+    while (!g);
+    return g;
 }
 
 /* Take a handle-table entry for item @p id, held by the calling thread, with a fresh generation
@@ -75,8 +93,7 @@ static int32_t handle_take(vt_streamer *st, uint32_t id) {
     vt_shandle *e = &st->hs[h];
     vt_sitem *it = &st->items[id];
     st->hfree = e->next;
-    e->gen = st->gen_next++ & TOK_GEN_MASK;
-    if (!e->gen) e->gen = st->gen_next++ & TOK_GEN_MASK; /* 0 marks a free entry */
+    e->gen = gen_take();
     e->item = id;
     e->thread = pthread_self();
     e->prev = -1;

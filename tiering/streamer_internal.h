@@ -160,11 +160,10 @@ struct vt_streamer {
     uint32_t shard_cap;
 
     vt_streamer_stats st;
-    int held;          /* handles out (live entries of hs) */
-    vt_shandle *hs;    /* the handle table, grown under the lock */
-    uint32_t hcap;     /* entries of hs */
-    int32_t hfree;     /* first free entry (-1 none) */
-    uint64_t gen_next; /* the next generation (starts at a per-streamer random value) */
+    int held;       /* handles out (live entries of hs) */
+    vt_shandle *hs; /* the handle table, grown under the lock */
+    uint32_t hcap;  /* entries of hs */
+    int32_t hfree;  /* first free entry (-1 none) */
     char errmsg[1024];
 };
 
@@ -181,7 +180,7 @@ char *vt_st_ptr(vt_streamer *st, int tier, const vt_res *r);
 /** Index of tensor @p name in st->tensors, or -1. */
 int vt_st_find(const vt_streamer *st, const char *name);
 /* streamer_acquire.c */
-/** Start the handle table empty and the generation counter at a per-streamer random value. */
+/** Start the handle table empty (and, once per process, the generation counter at random). */
 void vt_st_handles_init(vt_streamer *st);
 /* streamer_io.c */
 void *vt_st_io_main(void *arg);

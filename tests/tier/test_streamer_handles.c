@@ -2,7 +2,8 @@
  * exactly that one. Found in review (before, the token was the item index + 1 and release only
  * checked that someone still held the item, so each of these returned 0 and dropped the real
  * holder's reference: its bytes could be reused under it):
- *  - a handle of another streamer (same store, same tensor) released on this one;
+ *  - a handle of another streamer (same store, same tensor) released on this one (and, by
+ *    construction now, no two streamers' acquisitions share a generation);
  *  - a saved copy of a released handle released while another thread holds the tensor;
  *  - a hand-made handle whose token is the tensor's item index + 1;
  *  - release twice (through a copy) after this thread acquired the tensor again.
@@ -102,6 +103,29 @@ static void other_streamer(void) {
     CHECK(tu_match(&ts, 1, &wa) && tu_match(&ts, 1, &wb));
     CHECK_RC(vt_streamer_release(b, &wb));
     CHECK_RC(vt_streamer_release(a, &wa));
+out:
+    vt_streamer_close(a);
+    vt_streamer_close(b);
+}
+
+/* Generations come from one process-wide counter: no two acquisitions, of any streamers, share
+ * one, so a token of one streamer can never name a live handle of another (before, each
+ * streamer counted from its own random start and a clash was merely unlikely). */
+static void generations_unique(void) {
+    tu_step = "generations across streamers";
+    enum { N = 64 };
+    uint64_t g[2 * N];
+    vt_streamer *a = open_random(), *b = open_random();
+    if (!a || !b) goto out;
+    for (int i = 0; i < 2 * N; i++) {
+        vt_streamer *st = i % 2 ? b : a; /* interleaved, as two threads' streamers would be */
+        vt_weight w;
+        CHECK_RC(vt_streamer_acquire(st, ts.names[1], &w));
+        g[i] = w.token >> 24;
+        CHECK_RC(vt_streamer_release(st, &w));
+    }
+    for (int i = 0; i < 2 * N; i++)
+        for (int j = 0; j < i; j++) CHECK(g[i] != g[j]);
 out:
     vt_streamer_close(a);
     vt_streamer_close(b);
@@ -327,6 +351,7 @@ int main(int argc, char **argv) {
     for (int i = 0; i < 6; i++) cyc[i] = ts.names[2 + i];
     if (!only || !strcmp(only, "release")) {
         other_streamer();
+        generations_unique();
         stale_copy();
         hand_made();
         release_twice();
