@@ -10,6 +10,9 @@
 #include "store_internal.h"
 
 int st_writer_lock(vt_store *s, int *out) {
+    if (s->discarded)
+        return st_fail(s, VT_EUSAGE, "store %s was discarded (vt_store_discard_new): close it",
+                       s->path);
     int fd = openat(s->root_fd, "LOCK", O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
     if (fd < 0)
         return st_fail(s, -errno, "store %s: cannot open LOCK: %s", s->path, strerror(errno));

@@ -1,5 +1,6 @@
 /* Opening, creating and closing a store: directory layout, LMDB environment and named
  * databases, format version check, data directory list. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -17,10 +18,29 @@ static int mkdir_p1(const char *p) {
     return -errno;
 }
 
-/* Create the directory skeleton of a new store (idempotent). */
-static int make_layout(const char *path) {
+/* 1 if @p path is an empty directory (not a link to one). */
+static int dir_is_empty(const char *path) {
+    struct stat st;
+    if (lstat(path, &st) || !S_ISDIR(st.st_mode)) return 0;
+    DIR *d = opendir(path);
+    if (!d) return 0;
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d));)
+        n += strcmp(e->d_name, ".") && strcmp(e->d_name, "..");
+    closedir(d);
+    return n == 0;
+}
+
+/* Create the directory skeleton of a new store (idempotent). *@p created: ST_CREATED_DIR when
+ * this call made the directory, ST_CREATED_IN when it was an empty directory, else 0. */
+static int make_layout(const char *path, int *created) {
     char buf[PATH_MAX];
-    int rc = mkdir_p1(path);
+    *created = 0;
+    int rc = mkdir(path, 0755) == 0 ? 0 : -errno;
+    if (!rc)
+        *created = ST_CREATED_DIR;
+    else if (rc == -EEXIST)
+        rc = 0, *created = dir_is_empty(path) ? ST_CREATED_IN : 0;
     if (rc) return vt_fail(rc, "cannot create store directory %s: %s", path, strerror(-rc));
     const char *subs[] = {"index", "data"};
     for (int i = 0; i < 2; i++) {
@@ -288,9 +308,9 @@ int vt_store_open(const char *path, unsigned flags, const vt_store_options *opt,
     if (opt && opt->zstd_level < 0) return vt_fail(-EINVAL, "vt_store_open: negative zstd level");
     if (opt && opt->no_root_shards && opt->n_data_dirs == 0)
         return vt_fail(-EINVAL, "vt_store_open: no_root_shards needs a data directory");
-    int rc;
+    int rc, created = 0;
     if (flags & VT_STORE_CREATE) {
-        if ((rc = make_layout(path))) return rc;
+        if ((rc = make_layout(path, &created))) return rc;
     }
     char buf[PATH_MAX];
     struct stat st;
@@ -308,6 +328,7 @@ int vt_store_open(const char *path, unsigned flags, const vt_store_options *opt,
     s->root_fd = -1;
     for (int i = 0; i < VT_STORE_MAX_DIRS; i++) s->dir_fd[i] = -1;
     s->flags = flags;
+    s->created = created;
     if (opt) s->opt = *opt;
     s->opt.data_dirs = NULL;
     if (!s->opt.shard_cap_bytes) s->opt.shard_cap_bytes = ST_DEFAULT_SHARD_CAP;

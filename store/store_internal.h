@@ -78,7 +78,11 @@ struct vt_store {
     size_t n_fds, cap_fds;
     char errmsg[1024];
     struct vt_store_writer *writer; /* open writer of this handle, if any */
+    int created;                    /* ST_CREATED_*: what this handle's VT_STORE_CREATE open made */
+    int discarded; /* vt_store_discard_new removed the store: nothing may write any more */
 };
+
+enum { ST_CREATED_DIR = 2, ST_CREATED_IN = 1 }; /* made the directory / filled an empty one */
 
 /** The handle's idea of the store's format version (another thread may raise it). */
 static inline uint32_t st_fv(vt_store *s) {

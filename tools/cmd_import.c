@@ -1,7 +1,5 @@
 /* vtstore import SRC STORE [options]: import safetensors / GGUF / .npy into a store. */
-#include <dirent.h>
 #include <errno.h>
-#include <ftw.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -99,57 +97,6 @@ static int num_opt(const char *a, const char *v, vt_import_options *o, vt_store_
         return 0;
     }
     return -1;
-}
-
-static int keep_top; /* rm_entry: keep the directory itself (it existed, empty, before) */
-
-static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *ftw) {
-    (void)sb;
-    if (ftw->level == 0 && keep_top) return 0;
-    if (flag == FTW_DP ? rmdir(p) : unlink(p)) { /* keep going: remove what can be */
-    }
-    return 0;
-}
-
-/* Whether the store import opens at @p path is created by it: 2 if nothing is there, 1 for an
- * empty directory, else 0. */
-static int store_is_new(const char *path) {
-    struct stat st;
-    if (lstat(path, &st)) return errno == ENOENT ? 2 : 0;
-    if (!S_ISDIR(st.st_mode)) return 0;
-    DIR *d = opendir(path);
-    if (!d) return 0;
-    int n = 0;
-    for (struct dirent *e; (e = readdir(d));)
-        n += strcmp(e->d_name, ".") && strcmp(e->d_name, "..");
-    closedir(d);
-    return n == 0;
-}
-
-static int count_meta(void *ctx, const char *key, const void *val, size_t len) {
-    (void)key;
-    (void)val;
-    (void)len;
-    ++*(int *)ctx;
-    return 0;
-}
-
-/* After a failed import into a store that this import created, remove the store again, so that
- * the failure leaves nothing behind (`vtstore import typo.safetensors new.vts` used to leave an
- * empty new.vts; a directory that was empty is emptied again: @p keep_dir). Only while it holds
- * nothing (no tensor, no metadata: another process may have written into it since it was created),
- * and under the writer lock, which keeps another import from starting to write into it during the
- * removal (it would fail, not write into a deleted directory unnoticed: the lock file is opened
- * relative to the store's directory). */
-static void drop_new_store(vt_store *s, const char *path, int keep_dir) {
-    vt_store_writer *w;
-    if (vt_store_writer_begin(s, &w)) return; /* another writer: not ours alone */
-    vt_store_totals t;
-    int meta = 0;
-    if (!vt_store_get_totals(s, &t) && !t.tensors && !t.chunks &&
-        !vt_store_meta_list(s, NULL, count_meta, &meta) && !meta)
-        keep_top = keep_dir, nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
-    vt_store_writer_abort(w);
 }
 
 static int parse_format(const char *s, uint32_t *out) {
@@ -250,7 +197,6 @@ int vt_cmd_import(int argc, char **argv) {
     }
     o.rules = rules;
     so.data_dirs = dirs;
-    int created = store_is_new(pos[1]); /* 2: no such path, 1: an empty directory */
     vt_store *s = NULL;
     int rc = vt_store_open(pos[1], VT_STORE_RDWR | VT_STORE_CREATE, &so, &s);
     if (rc) {
@@ -269,7 +215,9 @@ int vt_cmd_import(int argc, char **argv) {
     if (g.tty) fputs("\r\033[K", stderr);
     if (rc) {
         vt_cli_error("import", rc, "importing %s into %s failed (store unchanged)", pos[0], pos[1]);
-        if (created) drop_new_store(s, pos[1], created == 1);
+        /* a store this import created goes again (`vtstore import typo.safetensors new.vts`
+         * used to leave an empty new.vts), unless another process wrote into it meanwhile */
+        if (vt_store_discard_new(s) < 0) fprintf(stderr, "vtstore import: %s\n", vt_last_error());
         vt_store_close(s);
         return VT_EXIT_ERROR;
     }

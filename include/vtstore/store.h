@@ -119,6 +119,20 @@ int vt_store_open(const char *path, unsigned flags, const vt_store_options *opt,
 /** Close @p s (NULL is a no-op). Any writer of @p s still open is aborted first. */
 void vt_store_close(vt_store *s);
 
+/** Remove the store this handle created, while it still holds nothing: for a caller whose
+ *  first write into a new store failed, so that the failure leaves nothing behind (`vtstore
+ *  import` and Python's vtstore.import_file do this). "Created": this handle's
+ *  VT_STORE_CREATE open made the directory (then it is removed) or found it empty (then it is
+ *  kept, emptied). "Nothing": no tensor, chunk, shard or user metadata key in the index (another
+ *  process may have written into the store since it was created; then it is kept). Shard files
+ *  no commit recorded (a failed writer's) are removed with it, also from the other data
+ *  directories, and data directories this open made. Runs under the writer lock; another
+ *  writer or gc running means it is not ours alone: kept. Returns 1 when removed (the handle can
+ *  then only be closed: writers, gc and upgrade fail with VT_EUSAGE), 0 when kept with nothing
+ *  touched, negative on error (VT_EUSAGE: a writer of this handle is open; an I/O error while
+ *  removing, named in the message, leaves the store partly removed). */
+int vt_store_discard_new(vt_store *s);
+
 /** Detail of the last error on this handle ("" if none). Owned by the handle; valid until the
  *  next call on @p s from any thread. */
 const char *vt_store_errmsg(const vt_store *s);

@@ -335,6 +335,7 @@ _PROTOTYPES = {
     # store.h
     "vt_store_open": (c_int, [c_char_p, c_uint32, POINTER(vt_store_options), POINTER(_P)]),
     "vt_store_close": (None, [_P]),
+    "vt_store_discard_new": (c_int, [_P]),
     "vt_store_errmsg": (c_char_p, [_P]),
     "vt_store_stat": (c_int, [_P, c_char_p, POINTER(vt_tensor_info)]),
     "vt_store_list": (c_int, [_P, c_char_p, STORE_LIST_FN, c_void_p]),

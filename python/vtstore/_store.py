@@ -7,7 +7,6 @@ import ctypes
 import errno
 import math
 import os
-import shutil
 import struct
 import threading
 import weakref
@@ -440,6 +439,20 @@ class Store(_Closing):
         self._call(lib.vt_store_gc, byref(st))
         return {f[0]: getattr(st, f[0]) for f in st._fields_}
 
+    def discard_new(self) -> bool:
+        """Remove the store this handle created (mode "c" on a missing path or an empty
+        directory, which is kept, emptied) while it holds nothing: no tensor, chunk or metadata
+        key (vt_store_discard_new). For a first write that failed, so that the failure leaves
+        nothing behind; import_file does this. True when removed (then only close() is left),
+        False when kept, nothing touched (not created by this handle, written into, or another
+        writer running)."""
+        with self._use() as h:
+            lib.vt_clear_error()
+            rc = lib.vt_store_discard_new(h)
+            if rc < 0:
+                raise _lib.error(rc, "vt_store_discard_new", h)
+        return rc == 1
+
     def upgrade(self) -> Dict[str, int]:
         """Rewrite a store of an older format version in the newest one, in place
         (vt_store_upgrade; `vtstore upgrade`). Returns from_version, to_version (equal when
@@ -801,50 +814,10 @@ def import_file(store_path: Union[str, os.PathLike], src_path: Union[str, os.Pat
                 **kw) -> Dict[str, Any]:  # fmt: skip
     """Import @p src_path into the store at @p store_path (created if missing); see
     Store.import_file for the options and the summary returned."""
-    new = _store_is_new(store_path)
     with Store(store_path, "c", zstd_level=zstd_level) as s:
         try:
             return s.import_file(src_path, format, rules, **kw)
         except BaseException:
-            if new:
-                _drop_new_store(s, new == 1)
+            with contextlib.suppress(Error):
+                s.discard_new()  # a store this call created goes again (vtstore import does)
             raise
-
-
-def _store_is_new(path: Union[str, os.PathLike]) -> int:
-    """2 if nothing is at @p path, 1 for an empty directory (a store "c" creates), else 0."""
-    if not os.path.lexists(path):
-        return 2
-    try:
-        if os.path.islink(path) or not os.path.isdir(path):
-            return 0
-        return 0 if os.listdir(path) else 1
-    except OSError:
-        return 0
-
-
-def _drop_new_store(s: Store, keep_dir: bool) -> None:
-    """Remove the store that a failed import_file created (as `vtstore import` does), so that
-    the failure leaves nothing behind: only while it holds nothing, and under the writer lock,
-    so that no other writer can be writing into it (vtstore/tools/cmd_import.c)."""
-    try:
-        w = s.writer()
-    except Error:
-        return  # another writer: not ours alone
-    try:
-        if s.names() or s.meta_keys():
-            return
-        if not keep_dir:
-            shutil.rmtree(s.path, ignore_errors=True)
-            return
-        for e in os.listdir(s.path):
-            p = os.path.join(s.path, e)
-            if os.path.isdir(p) and not os.path.islink(p):
-                shutil.rmtree(p, ignore_errors=True)
-            else:
-                with contextlib.suppress(OSError):
-                    os.unlink(p)
-    except (Error, OSError):
-        pass
-    finally:
-        w.abort()

@@ -789,6 +789,21 @@ class TestImport(Base):
         with vtstore.open(self.path("s")) as s:
             self.assertEqual(s.names(), ["w"])
 
+    def test_discard_new(self) -> None:
+        """Store.discard_new removes a store its handle created while it holds nothing, and
+        keeps anything else untouched."""
+        with vtstore.open(self.path("n"), "c") as s:
+            self.assertTrue(s.discard_new())
+            with self.assertRaises(vtstore.Error):
+                s.put("w", np.ones((2, 32), np.float32), "f32")  # only close() is left
+        self.assertFalse(os.path.lexists(self.path("n")))
+        with vtstore.open(self.path("k"), "c") as s:
+            s.put("w", np.ones((2, 32), np.float32), "f32")
+            self.assertFalse(s.discard_new())
+        with vtstore.open(self.path("k"), "c") as s:  # existed before this handle
+            self.assertFalse(s.discard_new())
+            self.assertEqual(s.names(), ["w"])
+
     def test_export_safetensors(self) -> None:
         x = self.weights(9, 64)
         with vtstore.open(self.path("s"), "c") as s:
