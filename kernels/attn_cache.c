@@ -30,6 +30,13 @@ int vt_kv_cache_create(const vt_kv_cache_config *cfg, vt_kv_cache **out) {
                        "kv cache: head_dim %u on the device: the GPU attention kernels take 64 or "
                        "128 (a host cache takes any up to %u)",
                        cfg->head_dim, VT_ATTN_MAX_HEAD_DIM);
+    if (cfg->location == VT_LOC_DEVICE &&
+        (cfg->capacity > VT_KV_BAD_MAX_TOKENS || cfg->n_kv_heads > VT_KV_BAD_MAX_HEADS))
+        return vt_fail(-EINVAL,
+                       "kv cache: capacity %llu, n_kv_heads %u on the device: at most %llu tokens "
+                       "and %u heads",
+                       (unsigned long long)cfg->capacity, cfg->n_kv_heads,
+                       (unsigned long long)VT_KV_BAD_MAX_TOKENS, VT_KV_BAD_MAX_HEADS);
     if (!(cfg->tensor_scale >= 0.0f) || isinf(cfg->tensor_scale))
         return vt_fail(-EINVAL, "kv cache: tensor_scale %g must be finite and >= 0",
                        (double)cfg->tensor_scale);
@@ -57,8 +64,10 @@ int vt_kv_cache_create(const vt_kv_cache_config *cfg, vt_kv_cache **out) {
 #ifdef VT_HAVE_CUDA
         int rc = vt_attn_cuda_alloc(&c->k, (size_t)bytes);
         if (!rc) rc = vt_attn_cuda_alloc(&c->v, (size_t)bytes);
+        if (!rc) rc = vt_attn_cuda_bad_alloc(&c->bad);
         if (rc) {
             vt_attn_cuda_free(c->k);
+            vt_attn_cuda_free(c->v);
             vt_free(c);
             return rc;
         }
@@ -81,8 +90,10 @@ void vt_kv_cache_destroy(vt_kv_cache *c) {
     else {
         vt_attn_cuda_free(c->k);
         vt_attn_cuda_free(c->v);
+        vt_attn_cuda_free(c->bad);
     }
 #endif
+    vt_free(c->starts);
     vt_free(c);
 }
 
@@ -91,7 +102,69 @@ uint64_t vt_kv_cache_len(const vt_kv_cache *c) {
 }
 
 void vt_kv_cache_reset(vt_kv_cache *c) {
-    if (c) c->len = 0;
+    if (!c) return;
+    c->len = 0;
+    c->epoch++; /* a flag the device set before this is stale */
+    c->nstarts = 0;
+}
+
+#ifdef VT_HAVE_CUDA
+/* Record that an append starts at token @p t (device caches: vt_kv_cache_check cuts back to
+ * it). -ENOMEM with nothing recorded. */
+static int starts_push(vt_kv_cache *c, uint64_t t) {
+    if (c->nstarts == c->capstarts) {
+        size_t n = c->capstarts ? 2 * c->capstarts : 16;
+        uint64_t *p = vt_realloc(c->starts, n * sizeof *p);
+        if (!p) return vt_fail(-ENOMEM, "kv cache append: out of memory");
+        c->starts = p;
+        c->capstarts = n;
+    }
+    c->starts[c->nstarts++] = t;
+    return 0;
+}
+#endif
+
+int vt_kv_cache_check(vt_kv_cache *c, void *stream) {
+    if (!c) return vt_fail(-EINVAL, "kv cache check: NULL cache");
+    if (c->cfg.location != VT_LOC_DEVICE) return 0; /* the host append refuses, nothing to find */
+#ifdef VT_HAVE_CUDA
+    uint64_t key;
+    int rc = vt_attn_cuda_bad_take(c->bad, stream, &key);
+    if (rc) return rc;
+    const uint32_t epoch = (uint32_t)(4095u - (key >> 52));
+    if (key == VT_KV_BAD_NONE || epoch != (c->epoch & 4095u)) { /* none, or from before a reset */
+        c->nstarts = 0;
+        return 0;
+    }
+    const uint64_t tok = key >> 20 & 0xffffffffull;
+    const int is_v = (int)(key >> 19 & 1), range = (int)(key & 1);
+    const uint32_t head = (uint32_t)(key >> 8 & 2047u), col = (uint32_t)(key >> 1 & 127u);
+    size_t i = c->nstarts; /* the append that stored token tok: the last start at or below it */
+    while (i > 0 && c->starts[i - 1] > tok) i--;
+    const uint64_t start = i ? c->starts[i - 1] : 0;
+    const uint64_t end = i < c->nstarts ? c->starts[i] : c->len;
+    const uint64_t was = c->len;
+    if (start < c->len) c->len = start;
+    c->nstarts = 0;
+    if (range)
+        return vt_fail(-ERANGE,
+                       "kv cache check: %s head %u, token %llu, column %u: a finite value the %s "
+                       "cache cannot hold; the append of tokens %llu..%llu is dropped (length %llu "
+                       "-> %llu)",
+                       is_v ? "V" : "K", head, (unsigned long long)tok, col,
+                       vt_attn_fmt_name(c->cfg.format), (unsigned long long)start,
+                       (unsigned long long)(end - 1), (unsigned long long)was,
+                       (unsigned long long)c->len);
+    return vt_fail(VT_ENONFINITE,
+                   "kv cache check: %s head %u, token %llu, column %u: NaN or infinity; the append "
+                   "of tokens %llu..%llu is dropped (length %llu -> %llu)",
+                   is_v ? "V" : "K", head, (unsigned long long)tok, col, (unsigned long long)start,
+                   (unsigned long long)(end - 1), (unsigned long long)was,
+                   (unsigned long long)c->len);
+#else
+    (void)stream;
+    return vt_fail(VT_ENODEV, "kv cache check: no CUDA in this build");
+#endif
 }
 
 void vt_kv_cache_view(const vt_kv_cache *c, vt_attn_kv *out) {
@@ -150,7 +223,8 @@ int vt_kv_cache_append(vt_kv_cache *c, const void *k, const void *v, vt_dtype dt
     if (!n_tokens) return 0;
     if (c->cfg.location == VT_LOC_DEVICE) {
 #ifdef VT_HAVE_CUDA
-        int rc = vt_attn_cuda_append(c, k, v, dtype, n_tokens, stream);
+        int rc = starts_push(c, c->len);
+        if (!rc && (rc = vt_attn_cuda_append(c, k, v, dtype, n_tokens, stream))) c->nstarts--;
         if (!rc) c->len += n_tokens;
         return rc;
 #else

@@ -18,7 +18,27 @@ struct vt_kv_cache {
     uint64_t row_bytes; /* stored bytes of one token's head vector */
     uint64_t len;       /* tokens held */
     void *k, *v;        /* [n_kv_heads][capacity][row_bytes], host or device */
+    /* device caches: the first value an append could not hold (vt_kv_cache_check) */
+    void *bad;        /* device uint64: the smallest VT_KV_BAD key flagged (all ones: none) */
+    uint32_t epoch;   /* vt_kv_cache_reset's count: keys of earlier epochs are stale */
+    uint64_t *starts; /* the first token of each append since the last check or reset */
+    size_t nstarts, capstarts;
 };
+
+/* A device append's flag: one 64-bit key per value the host append would refuse, of which the
+ * append kernel keeps the smallest (atomicMin), so that the first token flagged wins (then K
+ * before V, head, column; a NaN/Inf before a range error at the same place). From the top bit:
+ * [4095 - epoch mod 4096: 12][token: 32][V: 1][head: 11][column: 7][range: 1]. A reset's newer
+ * epoch gives smaller keys, so a stale key never hides a new one. A device cache has at most
+ * 2^32 - 1 tokens, 2048 heads and head_dim 128 (vt_kv_cache_create refuses more). */
+#define VT_KV_BAD_NONE       UINT64_MAX
+#define VT_KV_BAD_MAX_TOKENS 0xffffffffull
+#define VT_KV_BAD_MAX_HEADS  2048u
+#define VT_KV_BAD_KEY(epoch, token, is_v, head, col, range)                                        \
+    ((unsigned long long)(4095u - ((unsigned)(epoch)&4095u)) << 52 |                               \
+     ((unsigned long long)(token)&0xffffffffull) << 20 | (unsigned long long)((is_v) != 0) << 19 | \
+     (unsigned long long)((unsigned)(head)&2047u) << 8 |                                           \
+     (unsigned long long)((unsigned)(col)&127u) << 1 | (unsigned long long)((range) != 0))
 
 /* ---- K/V row codec (kernels/cpu/attn_kvcodec.c) ------------------------------------------- */
 
@@ -81,6 +101,10 @@ int vt_attn_cuda_device_count(void);
 /** Zeroed device allocation; VT_ENODEV, -ENOMEM or VT_ECUDA with detail. */
 int vt_attn_cuda_alloc(void **p, size_t n);
 void vt_attn_cuda_free(void *p);
+/** The device flag: allocate it set to VT_KV_BAD_NONE; read it after synchronizing @p stream
+ *  and set it to none again (VT_ECUDA with detail). */
+int vt_attn_cuda_bad_alloc(void **p);
+int vt_attn_cuda_bad_take(void *p, void *stream, uint64_t *key);
 /** Tensor-core prefill kernel (D 64/128), queued on @p stream. */
 int vt_attn_cuda_prefill(const vt_attn_dev_args *a, void *stream);
 /** Split-KV decode kernel + combine (@p num_splits 0 = from the SM count). The partials of
@@ -91,7 +115,8 @@ int vt_attn_cuda_decode(const vt_attn_dev_args *a, int num_splits, void *stream)
  *  the split plan, non-decreasing in a->nk; 0 for one split). Reads H, Hkv, group, D, nq, nk. */
 size_t vt_attn_cuda_decode_ws_bytes(const vt_attn_dev_args *a, int num_splits);
 /** Quantize n_tokens rows per head of k/v (device, f32 or f16 [Hkv][n][D]) into the cache
- *  rows [len, len + n) (the caller advances len). */
+ *  rows [len, len + n) (the caller advances len); values the host append would refuse are
+ *  flagged at c->bad (vt_kv_bad_key). */
 int vt_attn_cuda_append(const vt_kv_cache *c, const void *k, const void *v, vt_dtype dtype,
                         uint64_t n_tokens, void *stream);
 #endif

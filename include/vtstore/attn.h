@@ -99,7 +99,8 @@ typedef struct vt_kv_cache_config {
 
 /** Allocate an empty cache: K and V, each [n_kv_heads][capacity][row bytes], zeroed.
  *  Errors: -EINVAL (zero sizes, head_dim above VT_ATTN_MAX_HEAD_DIM, bad location, a device
- *  cache with head_dim other than 64 or 128, which no GPU attention call would take; checked
+ *  cache with head_dim other than 64 or 128, which no GPU attention call would take, or with
+ *  more than 2^32 - 1 tokens of capacity or 2048 K/V heads (vt_kv_cache_check's limits); checked
  *  before the device, so a build or machine without CUDA gives this error too, not
  *  VT_ENODEV), VT_EUNSUPPORTED (format cannot hold K/V; the message names it), -ENOMEM,
  *  VT_ENODEV (device cache without a CUDA device or build), VT_ECUDA. On success *out is
@@ -117,10 +118,23 @@ void vt_kv_cache_destroy(vt_kv_cache *c);
  *  VT_ENONFINITE (host: NaN/Inf in the input) and -ERANGE (host: a finite value the format
  *  cannot hold, vt_quantize's rule: f16 |x| >= 65520, a q8_0/q4_0 block whose f16 scale would
  *  overflow, nvfp4 |x| > 2784 x tensor_scale, ...); for both the message names head, tokens,
- *  row and column and nothing is appended. The device path cannot detect either and stores
- *  what its quantizer gives: the format's NaN, Inf or saturated encoding. VT_ECUDA. */
+ *  row and column and nothing is appended. The device path returns before its kernel has seen
+ *  the values: it stores what its quantizer gives (the format's NaN, Inf or saturated encoding)
+ *  and flags the first such value for vt_kv_cache_check, which reports it as the host would and
+ *  drops that append. VT_ECUDA. */
 int vt_kv_cache_append(vt_kv_cache *c, const void *k, const void *v, vt_dtype dtype,
                        uint64_t n_tokens, void *stream);
+
+/** Device caches: wait for @p stream (the stream the appends ran on; the call synchronizes it)
+ *  and report the first value that an append since the last check or reset could not hold,
+ *  by the host append's rules: VT_ENONFINITE (NaN or infinity) or -ERANGE (a finite value beyond
+ *  the format, as vt_quantize refuses), the message naming K or V, head, token, column and the
+ *  append. "First": lowest token, then K before V, head, column. The cache is then cut back to
+ *  the length before that append (later appends go too), so that no later attention call reads
+ *  the bad rows; calls already queued did. 0 when every value was held (a host cache: always 0,
+ *  its append refuses instead). VT_ECUDA. Appends queued on other streams are not waited for:
+ *  synchronize them first. A device cache holds at most 2^32 - 1 tokens and 2048 K/V heads. */
+int vt_kv_cache_check(vt_kv_cache *c, void *stream);
 
 /** Tokens currently held. */
 uint64_t vt_kv_cache_len(const vt_kv_cache *c);

@@ -2,7 +2,10 @@
  * tokens' K/V rows into their slots. One thread per stored block (per element for the plain
  * formats). The block quantizers (attn_quant.cuh) mirror the quant module's reference
  * quantizers with explicitly rounded arithmetic, so the stored rows equal vt_quantize's on the
- * host (tests/attn/test_attn_quant_host runs them on the host; test_attn_gpu on the device). */
+ * host (tests/attn/test_attn_quant_host runs them on the host; test_attn_gpu on the device).
+ * A value the host append would refuse (NaN/Inf, or beyond the format's range) is stored as the
+ * quantizer gives it and flagged in the cache's device word (attn_internal.h VT_KV_BAD_KEY) for
+ * vt_kv_cache_check: the launch cannot fail on data it has not seen. */
 #include <errno.h>
 #include <math.h>
 
@@ -70,6 +73,33 @@ extern "C" void vt_attn_cuda_free(void *p) {
     if (p) cudaFree(p);
 }
 
+extern "C" int vt_attn_cuda_bad_alloc(void **p) {
+    *p = nullptr;
+    VT_CUDA_TRY(cudaMalloc(p, sizeof(unsigned long long)), "kv cache: device allocation");
+    const unsigned long long none = VT_KV_BAD_NONE;
+    cudaError_t e = cudaMemcpy(*p, &none, sizeof none, cudaMemcpyHostToDevice);
+    if (e != cudaSuccess) {
+        cudaFree(*p);
+        *p = nullptr;
+        return vt_fail(VT_ECUDA, "kv cache: cudaMemcpy: %s", cudaGetErrorString(e));
+    }
+    return 0;
+}
+
+extern "C" int vt_attn_cuda_bad_take(void *p, void *stream, uint64_t *key) {
+    VT_CUDA_TRY(cudaStreamSynchronize(static_cast<cudaStream_t>(stream)),
+                "kv cache check: waiting for the stream");
+    unsigned long long k = VT_KV_BAD_NONE;
+    VT_CUDA_TRY(cudaMemcpy(&k, p, sizeof k, cudaMemcpyDeviceToHost), "kv cache check: reading");
+    if (k != VT_KV_BAD_NONE) {
+        const unsigned long long none = VT_KV_BAD_NONE;
+        VT_CUDA_TRY(cudaMemcpy(p, &none, sizeof none, cudaMemcpyHostToDevice),
+                    "kv cache check: clearing");
+    }
+    *key = k;
+    return 0;
+}
+
 extern "C" int vt_attn_cuda_append(const vt_kv_cache *c, const void *k, const void *v,
                                    vt_dtype dtype, uint64_t n_tokens, void *stream) {
     cudaStream_t st = static_cast<cudaStream_t>(stream);
@@ -82,7 +112,10 @@ extern "C" int vt_attn_cuda_append(const vt_kv_cache *c, const void *k, const vo
     a.D = (int)c->cfg.head_dim;
     a.row_bytes = (long long)c->row_bytes;
     a.ts = c->cfg.tensor_scale > 0.0f ? c->cfg.tensor_scale : 1.0f;
+    a.bad = static_cast<unsigned long long *>(c->bad);
+    a.epoch = c->epoch;
     for (int which = 0; which < 2; which++) {
+        a.is_v = which;
         a.src = which ? v : k;
         a.dst = static_cast<uint8_t *>(which ? c->v : c->k);
         launcher l{a, st};

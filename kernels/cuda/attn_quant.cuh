@@ -147,12 +147,57 @@ template <int FMT> VT_HD void vt_attn_quant_plain(float x, uint8_t *row, int b) 
     }
 }
 
+/* ---- what the host append refuses (quant/range.c, the same arithmetic) ---------------------- */
+
+/* A finite value that plain format FMT cannot hold (rounds to Inf). */
+template <int FMT> VT_HD bool vt_attn_plain_out_of_range(float x) {
+    if constexpr (FMT == VT_FMT_F16)
+        return !(fabsf(x) < 65520.0f); /* 65520 is the first f32 that rounds to an f16 Inf */
+    else if constexpr (FMT == VT_FMT_BF16)
+        return !(fabsf(x) < 0x1.ffp127f); /* halfway past bf16's largest, 0x1.fep127 */
+    else
+        return false;
+}
+
+/* A block of finite values, largest |x| amax, whose scale format FMT cannot hold: its f16 scale
+ * would overflow (q8_0, q4_0), its f32 one read back past FLT_MAX (int8), its e4m3 one saturate
+ * or read back past FLT_MAX (nvfp4, tensor scale ts). nf4 and mxfp4 hold every finite f32. */
+template <int FMT> VT_HD bool vt_attn_block_out_of_range(float amax, float ts) {
+    if constexpr (FMT == VT_FMT_Q8_0) {
+        return !(vt_fdiv_rn(amax, 127.0f) < 65520.0f);
+    } else if constexpr (FMT == VT_FMT_Q4_0) {
+        return !(vt_fdiv_rn(amax, 8.0f) < 65520.0f);
+    } else if constexpr (FMT == VT_FMT_INT8) {
+        return !(vt_fmul_rn(127.0f, vt_fdiv_rn(amax, 127.0f)) <= 0x1.fffffep127f);
+    } else if constexpr (FMT == VT_FMT_NVFP4) {
+        const float v = vt_fdiv_rn(vt_fdiv_rn(amax, 6.0f), ts);
+        if (!(v <= 464.0f)) return true; /* e4m3 scales above 464 saturate to 448 */
+        return !(vt_fmul_rn(vt_fmul_rn(ts, vt_dev_e4m3(vt_attn_f32_to_e4m3(v))), 6.0f) <=
+                 0x1.fffffep127f);
+    } else {
+        return false;
+    }
+}
+
+/* Keep the smaller of the flag and @p key (the device's atomicMin; the host test runs items one
+ * at a time). */
+VT_HD void vt_attn_flag_min(unsigned long long *f, unsigned long long key) {
+#ifdef __CUDA_ARCH__
+    if (key < *(volatile unsigned long long *)f) atomicMin(f, key);
+#else
+    if (key < *f) *f = key;
+#endif
+}
+
 /* ---- the append kernel's work item ------------------------------------------------------- */
 
 struct vt_attn_append_args {
-    const void *src; /* [Hkv][n][D] f32 or f16 */
-    int dtype;       /* VT_DTYPE_F32 or VT_DTYPE_F16 */
-    uint8_t *dst;    /* cache K or V base: [Hkv][capacity][row_bytes] */
+    const void *src;         /* [Hkv][n][D] f32 or f16 */
+    unsigned long long *bad; /* the cache's flag (VT_KV_BAD_KEY), NULL: not checked */
+    unsigned epoch;          /* the cache's reset count */
+    int is_v;                /* appending V (1) or K (0) */
+    int dtype;               /* VT_DTYPE_F32 or VT_DTYPE_F16 */
+    uint8_t *dst;            /* cache K or V base: [Hkv][capacity][row_bytes] */
     long long capacity, len, n;
     int Hkv, D, nb; /* nb: blocks (plain formats: elements) per row */
     long long row_bytes;
@@ -173,7 +218,10 @@ VT_HD void vt_attn_append_one(const vt_attn_append_args &a, long long i) {
     size_t src_off = ((size_t)h * a.n + t) * a.D;
     uint8_t *row = a.dst + ((size_t)h * a.capacity + a.len + t) * a.row_bytes;
     if constexpr (FMT == VT_FMT_F32 || FMT == VT_FMT_F16 || FMT == VT_FMT_BF16) {
-        vt_attn_quant_plain<FMT>(vt_attn_load_in(a.src, a.dtype, src_off + b), row, b);
+        const float x = vt_attn_load_in(a.src, a.dtype, src_off + b);
+        vt_attn_quant_plain<FMT>(x, row, b);
+        if (a.bad && (!isfinite(x) || vt_attn_plain_out_of_range<FMT>(x)))
+            vt_attn_flag_min(a.bad, VT_KV_BAD_KEY(a.epoch, a.len + t, a.is_v, h, b, isfinite(x)));
     } else {
         float x[BE];
         VT_UNROLL
@@ -182,6 +230,19 @@ VT_HD void vt_attn_append_one(const vt_attn_append_args &a, long long i) {
             x[j] = c < a.D ? vt_attn_load_in(a.src, a.dtype, src_off + c) : 0.0f;
         }
         vt_attn_quant_block<FMT, BE>(x, a.ts, row + (size_t)b * a.block_bytes);
+        if (a.bad) { /* the first NaN/Inf, else the block's first largest |x| if out of range */
+            int col = -1, range = 0, k = 0;
+            float amax = 0.0f;
+            VT_UNROLL
+            for (int j = BE - 1; j >= 0; j--) {
+                if (!isfinite(x[j])) col = j;
+                if (fabsf(x[j]) >= amax) amax = fabsf(x[j]), k = j;
+            }
+            if (col < 0 && vt_attn_block_out_of_range<FMT>(amax, a.ts)) col = k, range = 1;
+            if (col >= 0)
+                vt_attn_flag_min(a.bad,
+                                 VT_KV_BAD_KEY(a.epoch, a.len + t, a.is_v, h, b * BE + col, range));
+        }
     }
 }
 

@@ -5,8 +5,8 @@
 #include "attn_quant.cuh"
 
 extern "C" int aqh_append(uint32_t fmt, const void *src, int dtype, void *dst, long long capacity,
-                          long long len, long long n, int Hkv, int D, long long row_bytes,
-                          float ts);
+                          long long len, long long n, int Hkv, int D, long long row_bytes, float ts,
+                          unsigned long long *bad, unsigned epoch, int is_v);
 extern "C" int aqh_deq_row(uint32_t fmt, const void *row, int D, float ts, float *out);
 
 namespace {
@@ -39,9 +39,10 @@ struct host_deq {
 } // namespace
 
 extern "C" int aqh_append(uint32_t fmt, const void *src, int dtype, void *dst, long long capacity,
-                          long long len, long long n, int Hkv, int D, long long row_bytes,
-                          float ts) {
+                          long long len, long long n, int Hkv, int D, long long row_bytes, float ts,
+                          unsigned long long *bad, unsigned epoch, int is_v) {
     host_append h;
+    h.a.bad = bad, h.a.epoch = epoch, h.a.is_v = is_v;
     h.a.src = src;
     h.a.dtype = dtype;
     h.a.dst = static_cast<uint8_t *>(dst);

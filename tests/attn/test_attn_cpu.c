@@ -423,6 +423,13 @@ static void error_paths(void) {
     }
     cc.head_dim = 128;
     cc.location = VT_LOC_DEVICE;
+    /* beyond what vt_kv_cache_check's flag can name: refused the same way, GPU or not */
+    cc.capacity = 1ull << 32;
+    CHECK(vt_kv_cache_create(&cc, &kv) == -EINVAL && !kv && strstr(vt_last_error(), "4294967296"));
+    cc.capacity = 8;
+    cc.n_kv_heads = 2049;
+    CHECK(vt_kv_cache_create(&cc, &kv) == -EINVAL && !kv && strstr(vt_last_error(), "2048 heads"));
+    cc.n_kv_heads = 2;
     rc = vt_kv_cache_create(&cc, &kv);
     CHECKF(vt_attn_cuda_available() ? rc == 0 : rc == VT_ENODEV && !kv, "device D 128: %d %s", rc,
            vt_last_error());
@@ -439,6 +446,8 @@ static void error_paths(void) {
     CHECK(vt_kv_cache_append(kv, x, x, VT_DTYPE_F32, 2, NULL) == VT_ENONFINITE);
     CHECK(vt_kv_cache_len(kv) == 6);
     CHECK(strstr(vt_last_error(), "K head 0") != NULL);
+    CHECK_RC(vt_kv_cache_check(kv, NULL)); /* a host cache refused it already: nothing to find */
+    CHECK(vt_kv_cache_check(NULL, NULL) == -EINVAL);
     CHECK(vt_kv_cache_append(kv, x, x, VT_DTYPE_I8, 1, NULL) == -EINVAL);
     CHECK(vt_kv_cache_read(kv, 4, 3, x, NULL) == -EINVAL);
 

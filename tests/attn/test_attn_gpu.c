@@ -9,7 +9,9 @@
  * Exit 77 without a CUDA device. VT_TEST_GPU_QUICK=1 runs every other K/V format (for the
  * compute-sanitizer runs). The same kernel code runs on the host, with emulated warps, in
  * test_attn_kern_host and test_attn_quant_host. A head dim other than 64 or 128 is refused: at
- * vt_kv_cache_create for a device cache, by vt_attn_forward for borrowed device K/V. */
+ * vt_kv_cache_create for a device cache, by vt_attn_forward for borrowed device K/V.
+ * vt_kv_cache_check reports a NaN and an out-of-range value the device append stored (the flag's
+ * rules are checked against the host's in test_attn_quant_host) and cuts the cache back. */
 #include <errno.h>
 
 #include "attn_util.h"
@@ -165,6 +167,64 @@ static void gpu_case(const attn_case *c, vt_attn_algo algo, int splits) {
     free(oref), free(lref), free(o), free(lse);
 }
 
+/* Append @p n tokens of [Hkv][n][D] f32 values @p x to the device cache (through device memory). */
+static void dev_append(vt_kv_cache *c, const float *x, uint32_t Hkv, uint64_t n, uint32_t D) {
+    void *d = NULL;
+    const size_t b = (size_t)Hkv * n * D * 4;
+    CHECK_RC(vt_dev_malloc(&d, b));
+    if (!d) return;
+    CHECK_RC(vt_dev_memcpy_h2d(d, x, b, NULL));
+    CHECK_RC(vt_kv_cache_append(c, d, d, VT_DTYPE_F32, n, NULL));
+    CHECK_RC(vt_dev_sync(NULL));
+    vt_dev_free(d);
+}
+
+/* vt_kv_cache_check: a NaN, then a value q8_0 cannot hold, each reported naming K/V, head, token
+ * and column, the cache cut back to before the append that stored it (later appends too); a
+ * clean cache checks 0; a flag from before a reset is stale. */
+static void check_case(void) {
+    const uint32_t Hkv = 2, D = 64;
+    vt_kv_cache_config cc = {.location = VT_LOC_DEVICE,
+                             .format = VT_FMT_Q8_0,
+                             .n_kv_heads = Hkv,
+                             .head_dim = D,
+                             .capacity = 32};
+    vt_kv_cache *c = NULL;
+    CHECK_RC(vt_kv_cache_create(&cc, &c));
+    if (!c) return;
+    float *x = calloc((size_t)Hkv * 4 * D, sizeof(float));
+    for (size_t i = 0; i < (size_t)Hkv * 4 * D; i++) x[i] = vt_rand_normal();
+    dev_append(c, x, Hkv, 4, D); /* tokens 0..3 */
+    CHECK_RC(vt_kv_cache_check(c, NULL));
+    CHECK(vt_kv_cache_len(c) == 4);
+    x[((size_t)1 * 3 + 1) * D + 5] = NAN; /* head 1, token 1 of 3: cache token 5, column 5 */
+    dev_append(c, x, Hkv, 3, D);          /* tokens 4..6 (K and V alike) */
+    x[((size_t)1 * 3 + 1) * D + 5] = 0.5f;
+    dev_append(c, x, Hkv, 2, D); /* tokens 7..8 */
+    CHECK(vt_kv_cache_check(c, NULL) == VT_ENONFINITE);
+    CHECKF(strstr(vt_last_error(), "K head 1, token 5, column 5") &&
+               strstr(vt_last_error(), "tokens 4..6"),
+           "message: %s", vt_last_error());
+    CHECK(vt_kv_cache_len(c) == 4);
+    CHECK_RC(vt_kv_cache_check(c, NULL)); /* reported once */
+    dev_append(c, x, Hkv, 2, D);          /* tokens 4..5 */
+    x[3] = 1e7f;                          /* K and V head 0 token 0, column 3: 1e7 / 127 > 65520 */
+    dev_append(c, x, Hkv, 1, D);          /* token 6 */
+    x[3] = 0.25f;
+    CHECK(vt_kv_cache_check(c, NULL) == -ERANGE);
+    CHECKF(strstr(vt_last_error(), "K head 0, token 6, column 3"), "message: %s", vt_last_error());
+    CHECK(vt_kv_cache_len(c) == 6);
+    x[7] = INFINITY; /* flagged, then the cache is reset: stale */
+    dev_append(c, x, Hkv, 1, D);
+    x[7] = 0.0f;
+    vt_kv_cache_reset(c);
+    dev_append(c, x, Hkv, 3, D);
+    CHECK_RC(vt_kv_cache_check(c, NULL));
+    CHECK(vt_kv_cache_len(c) == 3);
+    free(x);
+    vt_kv_cache_destroy(c);
+}
+
 int main(void) {
     if (!vt_attn_cuda_available()) TEST_SKIP("no CUDA device (or a build without CUDA)");
     vt_test_seed();
@@ -207,6 +267,7 @@ int main(void) {
     attn_case one = {8, 1, 128, 1, 129, 0, VT_FMT_BF16, VT_DTYPE_BF16, VT_DTYPE_F16, 0};
     gpu_case(&one, VT_ATTN_FLASH, 0);
     gpu_case(&one, VT_ATTN_DECODE, 0);
+    check_case();
     /* head dims other than 64/128 are refused on the GPU with a clear message: a device cache
      * at create, borrowed device K/V by the attention call */
     vt_kv_cache_config cc = {.location = VT_LOC_DEVICE,

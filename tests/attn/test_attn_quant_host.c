@@ -7,14 +7,19 @@
  * appended) rows with a value beyond the format's range, which the GPU append saturates. Rows mix
  * scales (1e-3 .. 1e3), all-zero blocks, values on rounding ties and near the formats' saturation
  * points. Needs nvcc, not a GPU; what it cannot see is the device's flush-to-zero of subnormal
- * floats (not produced here). */
+ * floats (not produced here). The device append's flag for vt_kv_cache_check (the first value
+ * the host append would refuse) must equal the host rules' (quant/range.c), on those rows and on
+ * rows with NaN, infinities and huge values, and be set exactly when the host cache refuses. */
 #include <errno.h>
+#include <float.h>
 
+#include "attn_internal.h" /* VT_KV_BAD_KEY */
 #include "attn_util.h"
 #include "quant_internal.h" /* the row quantizers, without vt_quantize's range check */
 
 int aqh_append(uint32_t fmt, const void *src, int dtype, void *dst, long long capacity,
-               long long len, long long n, int Hkv, int D, long long row_bytes, float ts);
+               long long len, long long n, int Hkv, int D, long long row_bytes, float ts,
+               unsigned long long *bad, unsigned epoch, int is_v);
 int aqh_deq_row(uint32_t fmt, const void *row, int D, float ts, float *out);
 
 static const uint32_t fmts[] = {VT_FMT_F32,  VT_FMT_F16, VT_FMT_BF16,  VT_FMT_Q8_0, VT_FMT_INT8,
@@ -60,7 +65,49 @@ static int out_of_range(uint32_t fmt, const float *x, uint64_t rows, uint32_t D,
     return 0;
 }
 
+/* The device append's flag for x [Hkv][n][D] (K or V) appended at token len, by the host's
+ * rules: per block (plain formats: per value) its first NaN/Inf, else, when vt_qrange_first
+ * (quant/range.c) refuses the block, the value it names; the smallest key (attn_internal.h). */
+static unsigned long long ref_key(uint32_t fmt, const float *x, uint32_t Hkv, uint64_t n,
+                                  uint32_t D, uint64_t len, float ts, unsigned epoch, int is_v) {
+    vt_quant_params p;
+    vt_quant_params_init(&p);
+    p.tensor_scale = ts > 0.0f ? ts : 1.0f;
+    const int plain = fmt == VT_FMT_F32 || fmt == VT_FMT_F16 || fmt == VT_FMT_BF16;
+    const uint32_t be = plain ? 1 : (uint32_t)vt_format_get(fmt)->block_elems;
+    unsigned long long best = VT_KV_BAD_NONE;
+    for (uint32_t h = 0; h < Hkv; h++)
+        for (uint64_t t = 0; t < n; t++)
+            for (uint32_t b0 = 0; b0 < D; b0 += be) {
+                const float *r = x + ((uint64_t)h * n + t) * D + b0;
+                const uint32_t m = D - b0 < be ? D - b0 : be;
+                uint32_t col = UINT32_MAX, range = 0;
+                for (uint32_t j = 0; j < m && col == UINT32_MAX; j++)
+                    if (!isfinite(r[j])) col = b0 + j;
+                if (col == UINT32_MAX) {
+                    const uint64_t k = vt_qrange_first(fmt, r, m, &p);
+                    if (k < m) col = b0 + (uint32_t)k, range = 1;
+                }
+                if (col == UINT32_MAX) continue;
+                const unsigned long long key = VT_KV_BAD_KEY(epoch, len + t, is_v, h, col, range);
+                if (key < best) best = key;
+            }
+    return best;
+}
+
 static int n_accepted, n_refused;
+
+static vt_kv_cache *host_cache(uint32_t fmt, uint32_t Hkv, uint32_t D, uint64_t cap, float ts) {
+    vt_kv_cache_config cc = {.location = VT_LOC_HOST,
+                             .format = fmt,
+                             .n_kv_heads = Hkv,
+                             .head_dim = D,
+                             .capacity = cap,
+                             .tensor_scale = ts};
+    vt_kv_cache *hc = NULL;
+    CHECK_RC(vt_kv_cache_create(&cc, &hc));
+    return hc;
+}
 
 static void one(uint32_t fmt, uint32_t D, vt_dtype dt) {
     const uint32_t Hkv = 3;
@@ -68,14 +115,7 @@ static void one(uint32_t fmt, uint32_t D, vt_dtype dt) {
     const float ts = fmt == VT_FMT_NVFP4 ? 0.37f : 0.0f;
     char fb[32];
     vt_format_name(fmt, fb, sizeof fb);
-    vt_kv_cache_config cc = {.location = VT_LOC_HOST,
-                             .format = fmt,
-                             .n_kv_heads = Hkv,
-                             .head_dim = D,
-                             .capacity = cap,
-                             .tensor_scale = ts};
-    vt_kv_cache *hc;
-    CHECK_RC(vt_kv_cache_create(&cc, &hc));
+    vt_kv_cache *hc = host_cache(fmt, Hkv, D, cap, ts);
     uint64_t rb = vt_attn_row_bytes(fmt, D);
     size_t bytes = (size_t)(rb * cap * Hkv);
     uint8_t *dk = calloc(1, bytes + 16), *dv = calloc(1, bytes + 16);
@@ -128,10 +168,19 @@ static void one(uint32_t fmt, uint32_t D, vt_dtype dt) {
                        vt_dtype_name(dt), h);
             }
         }
+        /* the device append flags what the host cache refuses, at the value the rules name */
+        unsigned long long flag = VT_KV_BAD_NONE;
+        const unsigned ep = (unsigned)(vt_rand_u64() % 5000);
         CHECK_RC(aqh_append(fmt, ks, (int)dt, dk, (long long)cap, (long long)done, (long long)n,
-                            (int)Hkv, (int)D, (long long)rb, ts));
+                            (int)Hkv, (int)D, (long long)rb, ts, &flag, ep, 0));
         CHECK_RC(aqh_append(fmt, vs, (int)dt, dv, (long long)cap, (long long)done, (long long)n,
-                            (int)Hkv, (int)D, (long long)rb, ts));
+                            (int)Hkv, (int)D, (long long)rb, ts, &flag, ep, 1));
+        unsigned long long want = ref_key(fmt, k, Hkv, n, D, done, ts, ep, 0);
+        const unsigned long long wv = ref_key(fmt, v, Hkv, n, D, done, ts, ep, 1);
+        want = wv < want ? wv : want;
+        CHECKF(flag == want && (flag != VT_KV_BAD_NONE) == refuse,
+               "%s D%u %s input: append flag 0x%llx, want 0x%llx (host refuses: %d)", fb, D,
+               vt_dtype_name(dt), flag, want, refuse);
         done += n;
         if (ks != k) free(ks), free(vs);
         free(k), free(v);
@@ -173,6 +222,65 @@ static void one(uint32_t fmt, uint32_t D, vt_dtype dt) {
     vt_kv_cache_destroy(hc);
 }
 
+/* NaN, infinities and huge values at random places, appended at a random offset: the device
+ * append's flag names the value the host's rules name first, and the host cache refuses the
+ * append with the code of the first row (K, then V) holding one, nothing appended. */
+static int n_flagged;
+static void flag_case(uint32_t fmt, uint32_t D) {
+    /* specials, and each format's range limit with its two neighbours (range.c's thresholds:
+     * f16 65520, q8_0 127 x 65520, q4_0 8 x 65520, nvfp4 6 x 464 x ts, bf16 0x1.ffp127, int8
+     * FLT_MAX), where a rule written differently would flag a value the host keeps or the
+     * reverse */
+    static const float lim[] = {
+        65520.0f, 127.0f * 65520.0f, 8.0f * 65520.0f, 6.0f * 464.0f * 0.37f, 0x1.ffp127f, FLT_MAX};
+    float sp[7 + 3 * sizeof lim / sizeof lim[0]] = {NAN,   INFINITY, -INFINITY, 1e38f,
+                                                    -7e4f, 3e5f,     1e6f};
+    for (size_t i = 0; i < sizeof lim / sizeof lim[0]; i++) {
+        sp[7 + 3 * i] = lim[i];
+        sp[8 + 3 * i] = -nextafterf(lim[i], 0.0f);
+        sp[9 + 3 * i] = nextafterf(lim[i], INFINITY);
+    }
+    const uint32_t Hkv = 3;
+    const uint64_t n = 1 + vt_rand_u64() % 6, len = vt_rand_u64() % 4, cap = len + n;
+    const uint64_t cnt = (uint64_t)Hkv * n * D, rb = vt_attn_row_bytes(fmt, D);
+    const float ts = fmt == VT_FMT_NVFP4 ? 0.37f : 0.0f;
+    char fb[32];
+    vt_format_name(fmt, fb, sizeof fb);
+    float *x[2] = {kv_values(cnt, D), kv_values(cnt, D)};
+    for (int w = 0; w < 2; w++)
+        for (uint64_t i = vt_rand_u64() % 4; i > 0; i--)
+            x[w][vt_rand_u64() % cnt] = sp[vt_rand_u64() % (sizeof sp / sizeof sp[0])];
+    uint8_t *dst = calloc(1, (size_t)(rb * cap * Hkv) + 16);
+    unsigned long long flag = VT_KV_BAD_NONE, want = VT_KV_BAD_NONE;
+    const unsigned ep = (unsigned)(vt_rand_u64() % 5000);
+    for (int w = 0; w < 2; w++) {
+        CHECK_RC(aqh_append(fmt, x[w], VT_DTYPE_F32, dst, (long long)cap, (long long)len,
+                            (long long)n, (int)Hkv, (int)D, (long long)rb, ts, &flag, ep, w));
+        const unsigned long long k = ref_key(fmt, x[w], Hkv, n, D, len, ts, ep, w);
+        want = k < want ? k : want;
+    }
+    CHECKF(flag == want, "%s D%u: flag 0x%llx, want 0x%llx", fb, D, flag, want);
+    int want_rc = 0;
+    for (int w = 0; w < 2 && !want_rc; w++) /* rows in order; in a row a NaN/Inf first */
+        for (uint64_t row = 0; row < Hkv * n && !want_rc; row++) {
+            const float *r = x[w] + row * D;
+            for (uint32_t i = 0; i < D && !want_rc; i++)
+                if (!isfinite(r[i])) want_rc = VT_ENONFINITE;
+            if (!want_rc && out_of_range(fmt, r, 1, D, ts)) want_rc = -ERANGE;
+        }
+    CHECKF((want_rc != 0) == (want != VT_KV_BAD_NONE), "%s D%u: host rc %d, flag 0x%llx", fb, D,
+           want_rc, flag);
+    n_flagged += want != VT_KV_BAD_NONE;
+    vt_kv_cache *hc = host_cache(fmt, Hkv, D, cap, ts);
+    float *z = calloc(1, (size_t)(Hkv * len * D + 1) * sizeof(float));
+    if (len) CHECK_RC(vt_kv_cache_append(hc, z, z, VT_DTYPE_F32, len, NULL));
+    const int rc = vt_kv_cache_append(hc, x[0], x[1], VT_DTYPE_F32, n, NULL);
+    CHECKF(rc == want_rc && vt_kv_cache_len(hc) == (rc ? len : len + n),
+           "%s D%u: host append returned %d (%s), want %d", fb, D, rc, vt_last_error(), want_rc);
+    vt_kv_cache_destroy(hc);
+    free(z), free(dst), free(x[0]), free(x[1]);
+}
+
 int main(void) {
     vt_test_seed();
     static const uint32_t dims[] = {64, 128, 96, 40, 3};
@@ -186,5 +294,11 @@ int main(void) {
            "quantizer; %d appends accepted by the host cache, %d refused as out of range\n",
            cases, n_accepted, n_refused);
     CHECK(n_accepted > 0 && n_refused > 0); /* both kinds of rows were seen */
+    for (int rep = 0; rep < 6; rep++)
+        for (size_t f = 0; f < sizeof fmts / sizeof fmts[0]; f++)
+            for (size_t d = 0; d < sizeof dims / sizeof dims[0]; d++) flag_case(fmts[f], dims[d]);
+    printf("%d appends with NaN, infinity or huge values: %d flagged as the host refuses them\n",
+           6 * (int)(sizeof fmts / sizeof fmts[0] * sizeof dims / sizeof dims[0]), n_flagged);
+    CHECK(n_flagged > 0);
     return vt_test_done("test_attn_quant_host");
 }
