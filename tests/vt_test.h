@@ -48,6 +48,19 @@ static int vt_test_failures;
         exit(77);                                                                                  \
     } while (0)
 
+/* VT_TEST_TSAN: 1 in a ThreadSanitizer build (gcc defines __SANITIZE_THREAD__; clang has
+ * __has_feature), for the few tests whose harness TSan cannot run (see their mains). */
+#if defined(__SANITIZE_THREAD__)
+#define VT_TEST_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define VT_TEST_TSAN 1
+#endif
+#endif
+#ifndef VT_TEST_TSAN
+#define VT_TEST_TSAN 0
+#endif
+
 static inline int vt_test_done(const char *name) {
     if (vt_test_failures) {
         printf("%s: %d check(s) failed\n", name, vt_test_failures);

@@ -137,6 +137,9 @@ static int collect(void *ctx, const vt_tensor_info *ti) {
 }
 
 int main(void) {
+    if (VT_TEST_TSAN) /* ThreadSanitizer does not support fork() after threads started */
+        TEST_SKIP("test_rel_degrade: forks after starting threads, which ThreadSanitizer cannot "
+                  "follow");
     setvbuf(stdout, NULL, _IOLBF, 0);
     vt_test_seed();
     vt_test_tmpdir("rel_degrade", dir, sizeof dir);
