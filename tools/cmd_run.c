@@ -9,6 +9,7 @@
 
 #include "../store/parse.h" /* vt_utf8_valid_len */
 #include "cli.h"
+#include "npy_io.h"
 #include "run/llama.h"
 #include "run/hf_config.h"
 #include "run/tokenizer.h"
@@ -114,27 +115,6 @@ static int parse_ids(const char *s, int32_t **ids, uint32_t *n) {
     *ids = v;
     *n = k;
     return 0;
-}
-
-static int write_npy(const char *path, const float *data, uint64_t rows, uint64_t cols) {
-    char hdr[128];
-    int hl = snprintf(hdr, sizeof hdr,
-                      "{'descr': '<f4', 'fortran_order': False, 'shape': (%llu, %llu), }",
-                      (unsigned long long)rows, (unsigned long long)cols);
-    int total = 10 + hl + 1;
-    int pad = (64 - total % 64) % 64;
-    FILE *f = fopen(path, "wb");
-    if (!f) return -errno;
-    unsigned char pre[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, 0, 0};
-    uint16_t h = (uint16_t)(hl + pad + 1);
-    pre[8] = (unsigned char)(h & 0xff);
-    pre[9] = (unsigned char)(h >> 8);
-    int ok = fwrite(pre, 1, 10, f) == 10 && fwrite(hdr, 1, (size_t)hl, f) == (size_t)hl;
-    for (int i = 0; i < pad && ok; i++) ok = fputc(' ', f) != EOF;
-    ok = ok && fputc('\n', f) != EOF;
-    ok = ok && fwrite(data, sizeof(float), rows * cols, f) == rows * cols;
-    if (fclose(f) != 0) ok = 0;
-    return ok ? 0 : -EIO;
 }
 
 /* Index of the first NaN or infinity in v[0..n), or -1. */
@@ -339,6 +319,29 @@ static int sb_add(sbuf *b, const char *s, size_t n) {
     return 0;
 }
 
+/* Append the bytes of token @p id to @p text, and with @p print write them to stdout. A token
+ * of any length (a vocabulary may hold tokens of hundreds of bytes); an id the tokenizer does
+ * not have (an embedding padded beyond the vocabulary) has no text. -1: out of memory. */
+static int add_piece(const vt_tok *tok, int32_t id, sbuf *text, int print) {
+    char buf[256], *piece = buf;
+    size_t pl = 0;
+    int rc = vt_tok_decode(tok, id, buf, sizeof buf, &pl);
+    if (rc == -ENOSPC) {
+        if (!(piece = malloc(pl + 1))) return -1;
+        rc = vt_tok_decode(tok, id, piece, pl + 1, &pl);
+    }
+    int bad = 0;
+    if (rc == 0) {
+        bad = sb_add(text, piece, pl);
+        if (!bad && print) {
+            fwrite(piece, 1, pl, stdout);
+            fflush(stdout);
+        }
+    }
+    if (piece != buf) free(piece);
+    return bad;
+}
+
 static double hit_rate(const vt_tier_stats *t) {
     uint64_t a = t->hits + t->misses;
     /* no acquires: the model holds every (all pinned) handle since its first pass */
@@ -528,10 +531,11 @@ int vt_cmd_run(int argc, char **argv) {
         }
         free(t);
         if (rc == -ENOTSUP) {
+            char safe[4 * sizeof pre_desc]; /* the names come from the store's metadata */
             fprintf(stderr,
                     "vtstore run: %s: this model's pre-tokenizer (%s) is not implemented, so the "
                     "prompt cannot be encoded exactly; give token ids with --tokens instead\n",
-                    store_path, pre_desc);
+                    store_path, vt_print_safe(pre_desc, safe, sizeof safe));
             goto done;
         }
         if (rc == -EINVAL && *vt_tok_error()) {
@@ -549,14 +553,15 @@ int vt_cmd_run(int argc, char **argv) {
             vt_cli_error(CMD, rc, "%s: encoding the prompt", store_path);
             goto done;
         }
-        if (!n_prompt) {
-            fprintf(stderr, "vtstore run: the prompt encodes to no tokens\n");
+        if (!n_prompt && bos < 0) {
+            fprintf(stderr, "vtstore run: the prompt encodes to no tokens (and the model adds no "
+                            "BOS to start from)\n");
             code = VT_EXIT_USAGE;
             goto done;
         }
         /* the model's BOS first, unless the text already starts with it (Llama 3's template
-         * does): one BOS, not two */
-        bos_added = bos >= 0 && ids[1] != bos;
+         * does): one BOS, not two; an empty prompt is the BOS alone, as in llama.cpp and HF */
+        bos_added = bos >= 0 && (!n_prompt || ids[1] != bos);
         if (bos_added)
             ids[0] = bos;
         else
@@ -593,13 +598,24 @@ int vt_cmd_run(int argc, char **argv) {
         goto done;
     }
     const vt_llama_hparams *hp = vt_llama_hparams_of(m);
-    for (uint32_t i = 0; i < n_prompt; i++)
-        if (ids[i] < 0 || (uint32_t)ids[i] >= hp->vocab) {
+    for (uint32_t i = 0; i < n_prompt; i++) {
+        if (ids[i] >= 0 && (uint32_t)ids[i] < hp->vocab) continue;
+        if (!prompt) {
             fprintf(stderr, "vtstore run: token id %d is outside the vocabulary [0, %u)\n", ids[i],
                     hp->vocab);
             code = VT_EXIT_USAGE;
             goto done;
         }
+        /* not the user's doing: the store's tokenizer has tokens the model has no row for */
+        fprintf(stderr,
+                "vtstore run: %s: the prompt encodes to token %d%s, but the model's %s has only "
+                "%u rows while its tokenizer has %u tokens: the tokenizer does not fit the "
+                "model\n",
+                store_path, ids[i], bos_added && i == 0 ? " (the BOS)" : "",
+                hp->hf ? "model.embed_tokens.weight" : "token_embd.weight", hp->vocab,
+                vt_tok_n_tokens(tok));
+        goto done;
+    }
     size_t V = hp->vocab;
     size_t n_pos_max = (size_t)n_prompt + (size_t)max_new;
     if (logits_path && !(all = malloc(n_pos_max * V * sizeof(float)))) goto oom;
@@ -660,16 +676,8 @@ int vt_cmd_run(int argc, char **argv) {
         int stop = 0;
         for (int k = 0; k < n_stops; k++) stop |= next == stops[k];
         gen[n_gen++] = next;
-        char piece[256];
-        size_t pl = 0;
         /* the end-of-turn token ends the text; it is not part of it */
-        if (!stop && vt_tok_decode(tok, next, piece, sizeof piece, &pl) == 0) {
-            if (sb_add(&text, piece, pl)) goto oom;
-            if (!json && !quiet) {
-                fwrite(piece, 1, pl, stdout);
-                fflush(stdout);
-            }
-        }
+        if (!stop && add_piece(tok, next, &text, !json && !quiet)) goto oom;
         if (stop || g + 1 == max_new) break;
         float *dst = all ? all + n_pos * V : logits;
         if ((rc = vt_llama_eval(m, &next, 1, dst, 0))) {
@@ -694,7 +702,8 @@ int vt_cmd_run(int argc, char **argv) {
         }
     /* written even when a row is not finite, so that it can be looked at; the exit code says it
      * is no result */
-    if (logits_path && (rc = write_npy(logits_path, all, n_pos, V))) {
+    uint64_t ldims[2] = {n_pos, V};
+    if (logits_path && (rc = vt_npy_write(logits_path, VT_DTYPE_F32, 2, ldims, all))) {
         vt_cli_error(CMD, rc, "cannot write %s", logits_path);
         goto done;
     }

@@ -5,6 +5,10 @@
  *    theta or epsilon used to load and turn every activation into NaN);
  *  - config.json rope_theta / rms_norm_eps / llama3 rope_scaling factors beyond a 32-bit float
  *    (1e999 parses as inf, 1e39 has no float value): VT_EFORMAT naming the key;
+ *  - GGUF ARCH.attention.key_length / value_length other than dim / heads, and
+ *    ARCH.rope.scaling.factor / rope.scale_linear (not 0 or 1) without rope.scaling.type (linear
+ *    scaling in llama.cpp): VT_EUNSUPPORTED naming the key (the head dimension used to fail as
+ *    an attn_q shape, the scaling used to be ignored: wrong logits without an error);
  *  - a merge whose left, right or joined token is not in the vocabulary: -EINVAL, and
  *    vt_tok_error() names the merge and the missing token; a success clears it.
  * No model needed (label quick). */
@@ -27,11 +31,22 @@ static int put_meta(vt_store_writer *w, const char *key, uint32_t type, const vo
     return vt_writer_put_meta(w, key, buf, n + 4);
 }
 
-/* A store holding only llama metadata (check_dims runs before any tensor is looked at), with
- * @p theta and @p eps; returns vt_llama_hparams_load's code. */
-static int load_with(const char *dir, int i, float theta, float eps) {
+/* One more metadata value for load_meta: a u32 (type 4), an f32 (6) or a string (8). */
+typedef struct {
+    const char *key;
+    uint32_t type;
+    uint32_t u;
+    float f;
+    const char *str;
+} extra_kv;
+
+/* A store @p name holding only llama metadata (dim 64, 4 heads: head dim 16; the hyperparameters
+ * are checked before any tensor is looked at), with @p theta, @p eps and the @p nx values @p x;
+ * returns vt_llama_hparams_load's code. */
+static int load_meta(const char *dir, const char *name, float theta, float eps, const extra_kv *x,
+                     size_t nx) {
     char path[600];
-    snprintf(path, sizeof path, "%s/m%d.vts", dir, i);
+    snprintf(path, sizeof path, "%s/%s.vts", dir, name);
     vt_store *s;
     vt_store_writer *w;
     int rc = vt_store_open(path, VT_STORE_RDWR | VT_STORE_CREATE, NULL, &s);
@@ -40,7 +55,7 @@ static int load_with(const char *dir, int i, float theta, float eps) {
         vt_store_close(s);
         return rc;
     }
-    uint8_t sv[16];
+    uint8_t sv[48];
     uint64_t len = 5;
     memcpy(sv, &len, 8);
     memcpy(sv + 8, "llama", 5);
@@ -56,6 +71,18 @@ static int load_with(const char *dir, int i, float theta, float eps) {
         rc = put_meta(w, u[k].k, 4, &u[k].v, 4);
     if (!rc) rc = put_meta(w, "gguf.llama.rope.freq_base", 6, &theta, 4);
     if (!rc) rc = put_meta(w, "gguf.llama.attention.layer_norm_rms_epsilon", 6, &eps, 4);
+    for (size_t k = 0; k < nx && !rc; k++) {
+        if (x[k].type == 4) {
+            rc = put_meta(w, x[k].key, 4, &x[k].u, 4);
+        } else if (x[k].type == 6) {
+            rc = put_meta(w, x[k].key, 6, &x[k].f, 4);
+        } else {
+            len = strlen(x[k].str);
+            memcpy(sv, &len, 8);
+            memcpy(sv + 8, x[k].str, len);
+            rc = put_meta(w, x[k].key, 8, sv, 8 + len);
+        }
+    }
     if (!rc)
         rc = vt_store_writer_commit(w);
     else
@@ -66,6 +93,12 @@ static int load_with(const char *dir, int i, float theta, float eps) {
     }
     vt_store_close(s);
     return rc;
+}
+
+static int load_with(const char *dir, int i, float theta, float eps) {
+    char name[32];
+    snprintf(name, sizeof name, "m%d", i);
+    return load_meta(dir, name, theta, eps, NULL, 0);
 }
 
 static const char *cfg =
@@ -104,6 +137,53 @@ int main(void) {
     }
     CHECKF(load_with(dir, 99, 10000, 1e-5f) == VT_ENOTFOUND, "good values: %s", vt_last_error());
     printf("gguf: %s\n", vt_last_error()); /* got past the checks, to the missing tensors */
+
+    /* GGUF keys the runner does not implement are refused by name, not ignored (RoPE scaling:
+     * silently wrong logits) or reported as a tensor shape (the head dimension): */
+    static const struct {
+        extra_kv x[2];
+        int rc;          /* expected */
+        const char *msg; /* in the message when refused */
+    } k[] = {
+        /* the head dimension is 64 / 4 = 16 */
+        {{{"gguf.llama.attention.key_length", 4, 8, 0, 0}},
+         VT_EUNSUPPORTED,
+         "gguf.llama.attention.key_length is 8, not embedding_length / head_count = 64 / 4 = 16"},
+        {{{"gguf.llama.attention.value_length", 4, 32, 0, 0}},
+         VT_EUNSUPPORTED,
+         "gguf.llama.attention.value_length is 32"},
+        {{{"gguf.llama.attention.key_length", 4, 16, 0, 0},
+          {"gguf.llama.attention.value_length", 4, 16, 0, 0}},
+         VT_ENOTFOUND,
+         NULL},
+        /* without rope.scaling.type llama.cpp scales linearly by the factor */
+        {{{"gguf.llama.rope.scaling.factor", 6, 0, 4.0f, 0}},
+         VT_EUNSUPPORTED,
+         "gguf.llama.rope.scaling.factor is 4 and gguf.llama.rope.scaling.type is absent"},
+        {{{"gguf.llama.rope.scale_linear", 6, 0, 2.0f, 0}},
+         VT_EUNSUPPORTED,
+         "gguf.llama.rope.scale_linear is 2"},
+        {{{"gguf.llama.rope.scaling.factor", 6, 0, 1.0f, 0}}, VT_ENOTFOUND, NULL},
+        {{{"gguf.llama.rope.scaling.factor", 6, 0, 0.0f, 0}}, VT_ENOTFOUND, NULL},
+        /* the newer key, when there, is the one llama.cpp reads */
+        {{{"gguf.llama.rope.scaling.factor", 6, 0, 1.0f, 0},
+          {"gguf.llama.rope.scale_linear", 6, 0, 4.0f, 0}},
+         VT_ENOTFOUND,
+         NULL},
+        {{{"gguf.llama.rope.scaling.type", 8, 0, 0, "none"},
+          {"gguf.llama.rope.scaling.factor", 6, 0, 4.0f, 0}},
+         VT_ENOTFOUND,
+         NULL},
+    };
+    for (size_t i = 0; i < sizeof k / sizeof k[0]; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "k%zu", i);
+        int rc = load_meta(dir, name, 10000, 1e-5f, k[i].x, k[i].x[1].key ? 2 : 1);
+        CHECKF(rc == k[i].rc && (!k[i].msg || strstr(vt_last_error(), k[i].msg)),
+               "%s: %s (%s), expected %s", k[i].x[0].key, vt_strerror(rc), vt_last_error(),
+               vt_strerror(k[i].rc));
+        if (k[i].msg) printf("refused: %s\n", vt_last_error());
+    }
 
     /* config.json: floats beyond a 32-bit float */
     static const struct {

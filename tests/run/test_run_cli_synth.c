@@ -9,7 +9,13 @@
  *    is no well-formed UTF-8 as \ufffd, so the text of two tokens is "é\ufffdé\ufffd" and the
  *    output holds no raw byte >= 0x80 outside it (it used to copy the bytes raw: invalid JSON);
  *  - a prompt byte without a single-byte token: the error names the byte and its offset (it
- *    used to say only 'Invalid argument').
+ *    used to say only 'Invalid argument');
+ *  - a token of 300 bytes is part of the text (it used to be left out);
+ *  - a prompt (or BOS) token the embedding has no row for: exit 1 naming it, the tensor and the
+ *    two sizes (it used to be a usage error, exit 2, as for a bad --tokens id);
+ *  - an empty prompt is the BOS alone when the model adds one (it used to be refused);
+ *  - a tokenizer.ggml.pre with an escape sequence is printed escaped;
+ *  - --logits to a file that cannot be written whole leaves the old file as it was.
  * Needs nothing but the vtstore binary (label quick). */
 #include <math.h>
 #include <stdio.h>
@@ -135,8 +141,21 @@ static const char *const vocab[VOCAB] = {"\xc3\x83\xc2\xa9\xc3\x83",
                                          "cd",
                                          "ef"};
 
-/* A store at dir/@p name whose output_norm.weight is all @p norm. */
-static int make_store(const char *name, float norm) {
+/* What a store of make_store_with has instead of the defaults (NULL / 0: the default). */
+typedef struct {
+    const char *const *tokens; /* tokenizer.ggml.tokens (default: vocab) */
+    uint64_t n_tokens;
+    const char *const *merges; /* tokenizer.ggml.merges (default: none) */
+    uint64_t n_merges;
+    const char *pre; /* tokenizer.ggml.pre (default: smollm) */
+    uint32_t bos;    /* 1 + tokenizer.ggml.bos_token_id, with add_bos_token true */
+} store_opts;
+
+/* A store at dir/@p name whose output_norm.weight is all @p norm (token_embd.weight always has
+ * VOCAB rows). */
+static int make_store_with(const char *name, float norm, const store_opts *o) {
+    static const store_opts none = {0};
+    if (!o) o = &none;
     char path[4400];
     snprintf(path, sizeof path, "%s/%s", dir, name);
     vt_store *s;
@@ -175,15 +194,27 @@ static int make_store(const char *name, float norm) {
     float theta = 10000.0f, eps = 1e-5f;
     if (!rc) rc = put_meta(w, "gguf.llama.rope.freq_base", 6, &theta, 4);
     if (!rc) rc = put_meta(w, "gguf.llama.attention.layer_norm_rms_epsilon", 6, &eps, 4);
-    if (!rc) rc = put_strings(w, "gguf.tokenizer.ggml.tokens", vocab, VOCAB);
-    if (!rc) rc = put_strings(w, "gguf.tokenizer.ggml.merges", NULL, 0);
-    if (!rc) rc = put_str(w, "gguf.tokenizer.ggml.pre", "smollm");
+    if (!rc)
+        rc = put_strings(w, "gguf.tokenizer.ggml.tokens", o->tokens ? o->tokens : vocab,
+                         o->tokens ? o->n_tokens : VOCAB);
+    if (!rc) rc = put_strings(w, "gguf.tokenizer.ggml.merges", o->merges, o->n_merges);
+    if (!rc) rc = put_str(w, "gguf.tokenizer.ggml.pre", o->pre ? o->pre : "smollm");
+    if (!rc && o->bos) {
+        uint32_t id = o->bos - 1;
+        uint8_t yes = 1;
+        rc = put_meta(w, "gguf.tokenizer.ggml.bos_token_id", 4, &id, 4);
+        if (!rc) rc = put_meta(w, "gguf.tokenizer.ggml.add_bos_token", 7, &yes, 1);
+    }
     if (!rc)
         rc = vt_store_writer_commit(w);
     else
         vt_store_writer_abort(w);
     vt_store_close(s);
     return rc;
+}
+
+static int make_store(const char *name, float norm) {
+    return make_store_with(name, norm, NULL);
 }
 
 /* No byte >= 0x80 in s. */
@@ -249,5 +280,112 @@ int main(void) {
     }
     rc = vt("run zero.vts --prompt 'ab cd!' --max-new 1 --quiet");
     CHECKF(rc == 0, "a prompt of vocabulary bytes: exit %d, stderr: %s", rc, slurp("err.txt"));
+
+    /* a token longer than 255 bytes is text like any other (it used to be left out of the
+     * output, the text of --json empty while generated_ids held it) */
+    {
+        const char *toks[VOCAB];
+        char big[301];
+        memset(big, 'L', 300);
+        big[300] = 0;
+        memcpy(toks, vocab, sizeof toks);
+        toks[0] = big;
+        store_opts o = {.tokens = toks, .n_tokens = VOCAB};
+        CHECK_RC(make_store_with("long.vts", 0.0f, &o));
+        rc = vt("run long.vts --tokens 1,2,3 --max-new 2 --json");
+        out = slurp("out.txt");
+        char want_text[700];
+        snprintf(want_text, sizeof want_text, "{\"text\": \"%s%s\", ", big, big);
+        CHECKF(rc == 0 && !strncmp(out, want_text, strlen(want_text)) &&
+                   strstr(out, "\"generated_ids\": [0, 0]"),
+               "300-byte token, --json: exit %d, stdout: %.80s...", rc, out);
+        rc = vt("run long.vts --tokens 1,2,3 --max-new 1");
+        CHECKF(rc == 0 && count(slurp("out.txt"), big) == 1, "300-byte token, text: exit %d, %s",
+               rc, slurp("err.txt"));
+    }
+
+    /* a tokenizer with tokens the model has no embedding row for (here 33 and 34 tokens for 32
+     * rows): a prompt that encodes to one, or a BOS beyond the rows, is an error of the model
+     * (exit 1, naming the store, the token and the tensor), not of the command line (it used to
+     * exit 2 with 'token id 32 is outside the vocabulary', as for a --tokens id) */
+    {
+        const char *toks[VOCAB + 2];
+        memcpy(toks, vocab, sizeof vocab);
+        toks[VOCAB] = "zz";
+        toks[VOCAB + 1] = "<s>";
+        const char *merges[1] = {"z z"};
+        store_opts o = {.tokens = toks, .n_tokens = VOCAB + 1, .merges = merges, .n_merges = 1};
+        CHECK_RC(make_store_with("wide.vts", 0.0f, &o));
+        o.n_tokens = VOCAB + 2;
+        o.bos = VOCAB + 1 + 1; /* "<s>", id 33 */
+        CHECK_RC(make_store_with("widebos.vts", 0.0f, &o));
+        rc = vt("run wide.vts --prompt 'ab zz' --max-new 1");
+        err = slurp("err.txt");
+        CHECKF(rc == 1 && strstr(err, "wide.vts") && strstr(err, "token 32,") &&
+                   strstr(err, "token_embd.weight has only 32 rows") && strstr(err, "33 tokens"),
+               "prompt beyond the embedding: exit %d, stderr: %s", rc, err);
+        printf("wide: %s", err);
+        rc = vt("run widebos.vts --prompt 'ab' --max-new 1");
+        err = slurp("err.txt");
+        CHECKF(rc == 1 && strstr(err, "token 33 (the BOS)") && strstr(err, "34 tokens"),
+               "BOS beyond the embedding: exit %d, stderr: %s", rc, err);
+        rc = vt("run wide.vts --prompt 'ab cd' --max-new 1 --quiet"); /* in range: runs */
+        CHECKF(rc == 0, "prompt within the embedding: exit %d, stderr: %s", rc, slurp("err.txt"));
+        rc = vt("run wide.vts --tokens 1,32 --max-new 1"); /* given ids: a usage error */
+        CHECKF(rc == 2 && strstr(slurp("err.txt"), "token id 32 is outside the vocabulary"),
+               "--tokens beyond the embedding: exit %d, stderr: %s", rc, slurp("err.txt"));
+    }
+
+    /* an empty prompt: the BOS alone when the model adds one (as llama.cpp and transformers
+     * do; it used to be refused, exit 2), else a usage error */
+    {
+        store_opts o = {.bos = 5 + 1}; /* "e" */
+        CHECK_RC(make_store_with("bos.vts", 0.0f, &o));
+        rc = vt("run bos.vts --prompt '' --max-new 1 --json");
+        CHECKF(rc == 0 && strstr(slurp("out.txt"), "\"prompt_ids\": [5]"),
+               "empty prompt with a BOS: exit %d, stdout %.200s", rc, slurp("out.txt"));
+        rc = vt("run bos.vts --prompt 'ab' --max-new 1 --json");
+        CHECKF(rc == 0 && strstr(slurp("out.txt"), "\"prompt_ids\": [5, 1, 2]"),
+               "prompt with a BOS: exit %d, stdout %.200s", rc, slurp("out.txt"));
+        rc = vt("run zero.vts --prompt '' --max-new 1");
+        CHECKF(rc == 2 && strstr(slurp("err.txt"), "encodes to no tokens"),
+               "empty prompt without a BOS: exit %d, stderr: %s", rc, slurp("err.txt"));
+    }
+
+    /* the store's names in a message are escaped: a tokenizer.ggml.pre holding an escape
+     * sequence cannot drive the terminal (it used to be printed raw) */
+    {
+        store_opts o = {.pre = "x\x1b]0;owned\x07y"};
+        CHECK_RC(make_store_with("esc.vts", 0.0f, &o));
+        rc = vt("run esc.vts --prompt 'ab' --max-new 1");
+        err = slurp("err.txt");
+        CHECKF(rc == 1 && strstr(err, "pre-tokenizer") && strstr(err, "x\\x1b]0;owned\\x07y") &&
+                   !strchr(err, '\x1b') && !strchr(err, '\x07'),
+               "escape in tokenizer.ggml.pre: exit %d, stderr: %s", rc, err);
+    }
+
+    /* --logits FILE appears whole or not at all: a write that fails (here the file size limit,
+     * EFBIG) names the file and the cause and leaves what FILE held (it used to truncate it,
+     * then say 'Input/output error') */
+    {
+        char p[4400];
+        snprintf(p, sizeof p, "%s/old.npy", dir);
+        FILE *f = fopen(p, "w");
+        CHECK(f && fputs("OLD CONTENT", f) >= 0 && fclose(f) == 0);
+        char cmd[16384];
+        snprintf(cmd, sizeof cmd,
+                 "cd '%s' && { (trap '' XFSZ; ulimit -f 0; exec '%s' run zero.vts --tokens 1,2,3 "
+                 "--max-new 2 --quiet --logits old.npy) 2>&1; echo \"exit $?\"; } | cat >err.txt",
+                 dir, bin);
+        CHECK(system(cmd) == 0);
+        err = slurp("err.txt");
+        CHECKF(strstr(err, "exit 1") && strstr(err, "old.npy") && strstr(err, "File too large"),
+               "--logits past the file size limit: %s", err);
+        CHECKF(!strcmp(slurp("old.npy"), "OLD CONTENT"), "--logits file after a failed write: '%s'",
+               slurp("old.npy"));
+        rc = vt("run zero.vts --tokens 1,2,3 --max-new 2 --quiet --logits old.npy");
+        CHECKF(rc == 0 && !strncmp(slurp("old.npy"), "\x93NUMPY", 6), "--logits: exit %d, %s", rc,
+               slurp("err.txt"));
+    }
     return vt_test_done("run_cli_synth");
 }

@@ -285,12 +285,24 @@ int vt_llama_hparams_load(vt_store *s, vt_llama_hparams *hp) {
         (rc = meta_f32(s, a, "attention.layer_norm_rms_epsilon", &hp->norm_eps, 1e-5f)))
         return rc;
     if ((rc = check_dims(hp))) return rc;
+    /* llama.cpp takes the head dimension from these keys (Mistral-Nemo: 128, not 5120 / 32): a
+     * model with another than dim / heads is refused here by name, not by a shape of attn_q */
+    static const char *const head_keys[2] = {"attention.key_length", "attention.value_length"};
+    for (int k = 0; k < 2; k++) {
+        uint32_t v;
+        if ((rc = meta_u32(s, a, head_keys[k], &v, 0, hp->head_dim))) return rc;
+        if (v != hp->head_dim)
+            return vt_fail(VT_EUNSUPPORTED,
+                           "model metadata gguf.%s.%s is %u, not embedding_length / head_count = "
+                           "%u / %u = %u: a head dimension other than that is not supported",
+                           a, head_keys[k], v, hp->dim, hp->n_heads, hp->head_dim);
+    }
     if ((rc = meta_u32(s, a, "rope.dimension_count", &hp->rope_dim, 0, hp->head_dim))) return rc;
     if ((rc = meta_id(s, "tokenizer.ggml.bos_token_id", &hp->bos_id)) ||
         (rc = meta_id(s, "tokenizer.ggml.eos_token_id", &hp->eos_id)))
         return rc;
-    if ((rc = check_tensors(s, hp))) return rc;
-    return rope_scaling_gguf(s, a, hp);
+    if ((rc = rope_scaling_gguf(s, a, hp))) return rc;
+    return check_tensors(s, hp);
 }
 
 /* RoPE scaling of a GGUF model: ARCH.rope.scaling.type other than "none" (linear, yarn, ...) is
@@ -300,9 +312,27 @@ static int rope_scaling_gguf(vt_store *s, const char *arch, vt_llama_hparams *hp
     char key[192], type[32];
     snprintf(key, sizeof key, "gguf.%s.rope.scaling.type", arch);
     int rc = vt_meta_get_string(s, key, type, sizeof type, NULL);
-    if (rc == VT_ENOTFOUND)
+    if (rc == VT_ENOTFOUND) {
+        /* without a type llama.cpp scales linearly by ARCH.rope.scaling.factor (older files:
+         * ARCH.rope.scale_linear) when that is there and not 0 or 1: refused, not ignored */
+        static const char *const fkeys[2] = {"rope.scaling.factor", "rope.scale_linear"};
+        for (int k = 0; k < 2; k++) {
+            char fkey[192];
+            float f;
+            snprintf(fkey, sizeof fkey, "gguf.%s.%s", arch, fkeys[k]);
+            rc = vt_meta_get_f32(s, fkey, &f);
+            if (rc == VT_ENOTFOUND) continue;
+            if (rc) return vt_fail(rc, "model metadata %s: %s", fkey, vt_strerror(rc));
+            if (f != 0 && f != 1)
+                return vt_fail(VT_EUNSUPPORTED,
+                               "model metadata %s is %g and %s is absent, which llama.cpp reads "
+                               "as linear RoPE scaling: only llama3's frequency factors "
+                               "(rope_freqs.weight) are supported",
+                               fkey, f, key);
+            break; /* llama.cpp reads the older key only without the newer */
+        }
         vt_clear_error();
-    else if (rc == -ERANGE || (!rc && strcmp(type, "none")))
+    } else if (rc == -ERANGE || (!rc && strcmp(type, "none")))
         return vt_fail(VT_EUNSUPPORTED,
                        "model metadata %s is '%s': only llama3's frequency factors "
                        "(rope_freqs.weight) are supported",

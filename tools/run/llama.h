@@ -59,7 +59,8 @@ typedef struct vt_llama_hparams {
     uint32_t ffn_dim;    /* ARCH.feed_forward_length */
     uint32_t n_heads;    /* ARCH.attention.head_count */
     uint32_t n_kv_heads; /* ARCH.attention.head_count_kv (default n_heads) */
-    uint32_t head_dim;   /* dim / n_heads */
+    uint32_t head_dim;   /* dim / n_heads (GGUF ARCH.attention.key_length / value_length, and
+                          * config.json head_dim, must agree when present) */
     uint32_t rope_dim;   /* ARCH.rope.dimension_count (default head_dim), even */
     uint32_t vocab;      /* rows of token_embd.weight */
     uint32_t ctx_len;    /* ARCH.context_length (0 if absent) */
@@ -71,7 +72,8 @@ typedef struct vt_llama_hparams {
      * rope_theta^(-2i / rope_dim) / rope_ff[i]. From the tensor rope_freqs.weight (GGUF, as
      * llama.cpp applies it) or computed from config.json rope_scaling {rope_type: llama3, ...}
      * (vt_hf_rope_llama3). Any other RoPE scaling (GGUF ARCH.rope.scaling.type other than none,
-     * another rope_type) is refused with VT_EUNSUPPORTED. */
+     * or absent with ARCH.rope.scaling.factor / rope.scale_linear not 0 or 1, which llama.cpp
+     * reads as linear; another rope_type) is refused with VT_EUNSUPPORTED. */
     int rope_scaled;                        /* 1: rope_ff holds the divisors */
     float rope_ff[VT_LLAMA_MAX_ROPE_PAIRS]; /* [rope_dim / 2] frequency divisors, > 0 */
 } vt_llama_hparams;
@@ -80,9 +82,9 @@ typedef struct vt_llama_hparams {
  *  or tensor is missing: the message names it), VT_EFORMAT (inconsistent values or shapes, a
  *  rope_freqs.weight of the wrong length or with a value that is not positive and finite),
  *  VT_EUNSUPPORTED (model_type not llama or qwen2, Qwen2's use_sliding_window, a RoPE scaling
- *  other than llama3's, a head_dim that is not dim / heads). A qwen2 model (GGUF architecture
- *  or model_type) must have the q/k/v biases ([1][H*D], [1][Hkv*D]: VT_ENOTFOUND without
- *  them) and uses rotate_half RoPE. */
+ *  other than llama3's, a head_dim, GGUF key_length or value_length that is not dim / heads). A
+ * qwen2 model (GGUF architecture or model_type) must have the q/k/v biases ([1][H*D], [1][Hkv*D]:
+ * VT_ENOTFOUND without them) and uses rotate_half RoPE. */
 int vt_llama_hparams_load(vt_store *s, vt_llama_hparams *hp);
 
 /** Raw bytes of one pass of the model's schedule (*model_bytes) and the budget that keeps all of
