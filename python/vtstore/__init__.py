@@ -11,6 +11,7 @@
             st.plan(["w"])
             with st.acquire("w") as h:
                 y = h.gemv(np.ones(h.cols, np.float32))
+    o = vtstore.attention(q, k, v, kv_format="q8_0", causal=True)  # attn.h, on the CPU
 
 The library is found through VTSTORE_LIB (a full path), then beside the installed package,
 then ctypes.util.find_library("vtstore") and the loader's path (docs/PYTHON.md). Errors are
@@ -38,12 +39,13 @@ from ._lib import (
     lib as _clib,
     library_path,
 )
+from ._attn import KVCache, attention
 from ._quant import dequantize, format_info, formats, gemv, quantize, tensor_scale
 from ._store import Store, Writer, decode_meta, import_file, open
 from ._stream import Handle, Streamer
 
 __all__ = [
-    "Error", "Handle", "NotFoundError", "Store", "Streamer", "Writer", "decode_meta",
+    "Error", "Handle", "KVCache", "NotFoundError", "Store", "Streamer", "Writer", "attention", "decode_meta",
     "dequantize", "format_info", "formats", "gemv", "import_file", "library_path", "open", "quantize", "tensor_scale",
     "version", "VT_EBUDGET", "VT_ECORRUPT", "VT_ECUDA", "VT_EEXIST", "VT_EFAULT", "VT_EFORMAT",
     "VT_ELMDB", "VT_ENODEV", "VT_ENONFINITE", "VT_ENOTFOUND", "VT_ESHAPE", "VT_EUNSUPPORTED",

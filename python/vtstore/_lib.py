@@ -296,12 +296,66 @@ class vt_streamer_stats(Structure):
     ]
 
 
+class vt_kv_cache_config(Structure):
+    _fields_ = [
+        ("location", c_int),  # vt_location
+        ("format", c_uint32),
+        ("n_kv_heads", c_uint32),
+        ("head_dim", c_uint32),
+        ("capacity", c_uint64),
+        ("tensor_scale", c_float),
+    ]
+
+
+class vt_attn_kv(Structure):
+    _fields_ = [
+        ("k", c_void_p),
+        ("v", c_void_p),
+        ("location", c_int),  # vt_location
+        ("format", c_uint32),
+        ("n_kv_heads", c_uint32),
+        ("head_dim", c_uint32),
+        ("n_tokens", c_uint64),
+        ("head_stride", c_uint64),
+        ("tensor_scale", c_float),
+    ]
+
+
+class vt_attn_params(Structure):
+    _fields_ = [
+        ("q", c_void_p),
+        ("q_dtype", c_int),  # vt_dtype
+        ("kv", vt_attn_kv),
+        ("n_heads", c_uint32),
+        ("n_q", c_uint64),
+        ("causal", c_int),
+        ("scale", c_float),
+        ("o", c_void_p),
+        ("o_dtype", c_int),  # vt_dtype
+        ("lse", POINTER(c_float)),
+        ("algo", c_int),  # vt_attn_algo
+        ("nthreads", c_int),
+        ("num_splits", c_int),
+        ("stream", c_void_p),
+        ("workspace", c_void_p),
+        ("workspace_bytes", c_size_t),
+    ]
+
+
+# vt_attn_algo (attn.h)
+VT_ATTN_AUTO = 0
+VT_ATTN_FLASH = 1
+VT_ATTN_DECODE = 2
+VT_ATTN_NAIVE = 3
+VT_ATTN_NAIVE_F64 = 4
+VT_ATTN_MAX_HEAD_DIM = 4096
+
 # The mirrored structs, for the layout test.
 STRUCTS: Tuple[type, ...] = (
     vt_quant_params, vt_format_info, vt_tensor_metrics, vt_tensor_info, vt_store_options,
     vt_verify_problem, vt_verify_report, vt_store_gc_stats, vt_store_upgrade_stats, vt_import_rule, vt_import_progress, vt_import_options,
     vt_import_summary, vt_export_options, vt_weight, vt_tier_config, vt_tier_stats,
-    vt_streamer_stats,
+    vt_streamer_stats, vt_kv_cache_config, vt_attn_kv, vt_attn_params,
 )  # fmt: skip
 
 # ---- prototypes -----------------------------------------------------------------------------
@@ -386,6 +440,18 @@ _PROTOTYPES = {
     "vt_streamer_get_stats": (c_int, [_P, POINTER(vt_streamer_stats)]),
     "vt_streamer_reset_stats": (None, [_P]),
     "vt_placement_name": (c_char_p, [c_int]),
+    # attn.h
+    "vt_attn_kv_format_ok": (c_int, [c_uint32]),
+    "vt_attn_row_bytes": (c_uint64, [c_uint32, c_uint32]),
+    "vt_kv_cache_create": (c_int, [POINTER(vt_kv_cache_config), POINTER(_P)]),
+    "vt_kv_cache_destroy": (None, [_P]),
+    "vt_kv_cache_append": (c_int, [_P, c_void_p, c_void_p, c_int, c_uint64, c_void_p]),
+    "vt_kv_cache_len": (c_uint64, [_P]),
+    "vt_kv_cache_reset": (None, [_P]),
+    "vt_kv_cache_view": (None, [_P, POINTER(vt_attn_kv)]),
+    "vt_kv_cache_read": (c_int, [_P, c_uint64, c_uint64, c_void_p, c_void_p]),
+    "vt_attn_params_init": (None, [POINTER(vt_attn_params)]),
+    "vt_attn_forward": (c_int, [POINTER(vt_attn_params)]),
 }
 
 # ---- locating the library -------------------------------------------------------------------

@@ -1165,5 +1165,127 @@ class TestStreamer(Base):
             self.assertIsNone(st._h)
 
 
+# ---- attention over a quantized KV cache (attn.h) -----------------------------------------
+
+
+def ref_attention(q, k, v, causal: bool, scale: float):
+    """Attention in f64 with FlashAttention's semantics: query head h reads K/V head
+    h // (H / Hkv), the causal mask is aligned bottom-right (query i sees keys j <= i + Nk - Nq),
+    and a row that sees no key gets O = 0 and LSE = -inf."""
+    q, k, v = (np.asarray(a, np.float64) for a in (q, k, v))
+    H, nq, D = q.shape
+    hkv, nk, _ = k.shape
+    g = H // hkv
+    o = np.zeros((H, nq, D))
+    lse = np.full((H, nq), -np.inf)
+    for h in range(H):
+        s = scale * (q[h] @ k[h // g].T)
+        if causal:
+            vis = np.arange(nk)[None, :] <= np.arange(nq)[:, None] + (nk - nq)
+            s = np.where(vis, s, -np.inf)
+        m = s.max(axis=1, initial=-np.inf, keepdims=True)
+        ok = np.isfinite(m[:, 0])
+        e = np.exp(s[ok] - m[ok])
+        tot = e.sum(axis=1, keepdims=True)
+        o[h, ok] = (e / tot) @ v[h // g]
+        lse[h, ok] = (m[ok] + np.log(tot))[:, 0]
+    return o, lse
+
+
+class TestAttention(Base):
+    FORMATS = ("f32", "f16", "bf16", "q8_0", "int8", "q4_0", "nf4", "nvfp4", "mxfp4")
+
+    def qkv(self, H: int, hkv: int, nq: int, nk: int, D: int, dtype=np.float32):
+        r = self.rng
+        return (r.standard_normal((H, nq, D)).astype(dtype),
+                r.standard_normal((hkv, nk, D)).astype(dtype),
+                r.standard_normal((hkv, nk, D)).astype(dtype))  # fmt: skip
+
+    def test_attention_matches_f64(self) -> None:
+        """Every K/V format, GQA 1/4, D 64 and a ragged 40, causal or not with Nq != Nk and
+        fully masked rows (Nq > Nk): O within 2e-3 (norm-wise) and LSE within 1e-4 of the f64
+        attention on the same dequantized K/V (KVCache.read), both algorithms."""
+        for i, fmt in enumerate(self.FORMATS):
+            for causal in (False, True):
+                hkv, g = 2, (1, 4)[i % 2]
+                D = (64, 40)[(i // 2) % 2]
+                nq = int(self.rng.integers(1, 40))
+                nk = int(self.rng.integers(1, 70)) if causal else int(self.rng.integers(1, 200))
+                q, k, v = self.qkv(hkv * g, hkv, nq, nk, D)
+                ts = vtstore.tensor_scale(np.concatenate([k.ravel(), v.ravel()]))
+                with vtstore.KVCache(fmt, hkv, D, nk + 3, tensor_scale=ts) as kv:
+                    kv.append(k, v)
+                    self.assertEqual(len(kv), nk)
+                    kd, vd = kv.read()
+                    ro, rl = ref_attention(q, kd, vd, causal, 1 / np.sqrt(D))
+                    for algo in ("flash", "naive"):
+                        o, lse = kv.attend(q, causal=causal, return_lse=True, algo=algo)
+                        what = f"{fmt} {algo} causal={causal} nq={nq} nk={nk} D={D} g={g}"
+                        err = np.linalg.norm(o - ro) / max(np.linalg.norm(ro), 1e-30)
+                        self.assertLessEqual(err, 2e-3, what)
+                        self.assertTrue(np.array_equal(np.isinf(lse), np.isinf(rl)), what)
+                        fin = np.isfinite(rl)
+                        self.assertLess(np.abs(lse[fin] - rl[fin]).max(initial=0), 1e-4, what)
+                        self.assertTrue((o[~fin] == 0).all(), what)  # no key: O = 0
+
+    def test_attention_function(self) -> None:
+        """vtstore.attention: f16 input kept as f16, a set scale, f16 output; K/V quantized to
+        q8_0 stay close to unquantized attention; nvfp4 picks its tensor scale."""
+        q, k, v = self.qkv(8, 2, 5, 33, 64, np.float16)
+        ro, _ = ref_attention(q, k, v, True, 0.3)
+        o = vtstore.attention(q, k, v, causal=True, scale=0.3, out_dtype="f16")
+        self.assertEqual(o.dtype, np.float16)
+        self.assertLess(np.linalg.norm(o - ro) / np.linalg.norm(ro), 2e-3)
+        for fmt, bound in (("q8_0", 2e-2), ("nvfp4", 0.3)):
+            o = vtstore.attention(q, k, v, kv_format=fmt, causal=True, scale=0.3)
+            err = np.linalg.norm(o - ro) / np.linalg.norm(ro)
+            self.assertLess(err, bound, fmt)
+            self.assertGreater(err, 0, fmt)  # quantized: not the unquantized result
+
+    def test_kvcache_incremental(self) -> None:
+        """Appends in pieces equal one append; reset empties; read's bounds; a NaN appends
+        nothing (VT_ENONFINITE naming the place); closed caches raise ValueError."""
+        q, k, v = self.qkv(4, 4, 3, 50, 64)
+        with vtstore.KVCache("q4_0", 4, 64, 64) as a, vtstore.KVCache("q4_0", 4, 64, 64) as b:
+            a.append(k, v)
+            for s in (slice(0, 7), slice(7, 8), slice(8, 50)):
+                b.append(k[:, s], v[:, s])
+            np.testing.assert_array_equal(a.read()[0], b.read()[0])
+            np.testing.assert_array_equal(a.attend(q, causal=True), b.attend(q, causal=True))
+            k2 = k[:, :2].copy()
+            k2[1, 1, 5] = np.nan
+            with self.assertRaises(vtstore.Error) as cm:
+                b.append(k2, v[:, :2])
+            self.assertEqual(cm.exception.code, vtstore.VT_ENONFINITE)
+            self.assertIn("head 1", str(cm.exception))
+            self.assertEqual(len(b), 50)
+            with self.assertRaises(vtstore.Error) as cm:  # past the capacity
+                b.append(k[:, :20], v[:, :20])
+            self.assertEqual(cm.exception.code, vtstore.VT_EBUDGET)
+            with self.assertRaises(ValueError):
+                b.read(40, 20)
+            b.reset()
+            self.assertEqual(len(b), 0)
+            self.assertEqual(b.read()[0].shape, (4, 0, 64))
+        with self.assertRaises(ValueError):
+            len(a)
+
+    def test_attention_errors(self) -> None:
+        q, k, v = self.qkv(3, 2, 4, 8, 64)
+        with self.assertRaises(vtstore.Error) as cm:  # 3 query heads over 2 K/V heads
+            vtstore.attention(q, k, v)
+        self.assertEqual(cm.exception.code, vtstore.VT_ESHAPE)
+        with self.assertRaises(ValueError):
+            vtstore.attention(q[:2, :, :32], k, v)  # head dims differ
+        with self.assertRaises(ValueError):
+            vtstore.attention(q[:2], k, v, kv_format="q4_k")  # blocks cross 64 values
+        with self.assertRaises(ValueError):
+            vtstore.attention(q[:2], k, v, scale=-1.0)
+        with self.assertRaises(ValueError):
+            vtstore.KVCache("q8_0", 0, 64, 8)
+        with self.assertRaises(ValueError):
+            vtstore.attention(q[:2], k, v[:, :4])
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)
