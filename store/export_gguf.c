@@ -45,13 +45,28 @@ typedef struct gguf_t {
     uint64_t bytes;
 } gguf_t;
 
+/* ggml's readers (gguf.cpp: name.length() >= GGML_MAX_NAME, 64) refuse longer names */
+#define GGUF_MAX_NAME 63
+
 static int plan(const vt_tensor_info *ti, vt_dtype deq, gguf_t *g) {
     memset(g, 0, sizeof *g);
     if (ti->ndim > 4)
         return vt_fail(VT_EUNSUPPORTED, "tensor '%s': %u dimensions (GGUF has at most 4)", ti->name,
                        ti->ndim);
+    size_t nl = strlen(ti->name);
+    if (nl > GGUF_MAX_NAME)
+        return vt_fail(VT_EUNSUPPORTED,
+                       "tensor '%s': name of %zu bytes (GGUF tensor names are shorter than 64 "
+                       "bytes: ggml's GGML_MAX_NAME); leave it out with --pattern",
+                       ti->name, nl);
     if (ti->format == VT_STORE_FMT_RAW) {
         g->type = vt_ggml_type_of_dtype(ti->src_dtype);
+        if (g->type == VT_GGML_NONE && ti->src_dtype == VT_DTYPE_FP8_E4M3) {
+            g->type = vt_ggml_type_of_dtype(deq); /* a float GGUF has no type for: as quantized */
+            g->deq = deq;
+            g->bytes = ti->rows * ti->cols * vt_dtype_size(deq);
+            return 0;
+        }
         if (g->type == VT_GGML_NONE)
             return vt_fail(VT_EUNSUPPORTED, "tensor '%s': GGUF has no type for %s", ti->name,
                            vt_dtype_name(ti->src_dtype));

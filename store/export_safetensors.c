@@ -44,6 +44,12 @@ int vt_export_safetensors(vt_store *s, const char *path, const vt_export_options
     for (uint64_t i = 0; i < n && !rc; i++) {
         vt_dtype dt = out_dtype(&v[i], deq);
         const char *dn = vt_safetensors_dtype_name(dt);
+        if (!strcmp(v[i].name, "__metadata__")) { /* the header's own key: a duplicate */
+            rc = vt_fail(VT_EUNSUPPORTED,
+                         "tensor '__metadata__': safetensors reserves the name for the header's "
+                         "metadata; leave it out with --pattern");
+            break;
+        }
         if (!dn) {
             rc = vt_fail(VT_EUNSUPPORTED, "tensor '%s': dtype %s has no safetensors name",
                          v[i].name, vt_dtype_name(dt));
