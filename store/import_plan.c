@@ -243,7 +243,11 @@ int imp_plan_tensor(const vt_import_options *o, imp_awq_stats *awq, const vt_src
         if (i < o->n_rules)
             fmt = o->rules[i].format;
         else if (t->desc.ndim <= 1 || strstr(name, "norm") || strstr(name, "bias"))
-            fmt = dt == VT_DTYPE_F16 || dt == VT_DTYPE_BF16 ? VT_IMPORT_KEEP : VT_FMT_F32;
+            /* small tensors stay unquantized: as they are (keep, f16, bf16), else f32 (an f64
+             * source under --format keep stays f64: f32 would round it) */
+            fmt = dt == VT_DTYPE_F16 || dt == VT_DTYPE_BF16 || o->format == VT_IMPORT_KEEP
+                      ? VT_IMPORT_KEEP
+                      : VT_FMT_F32;
         else
             fmt = o->format;
     }

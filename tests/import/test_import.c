@@ -554,6 +554,41 @@ static void test_bad_value_position(void) {
 
 /* ---- npy and multi-file index ---- */
 
+/* --format keep (the default) keeps an f64 source as it is, 1-D and norm tensors too (they were
+ * converted to f32, losing precision, while `ls` said "exact"); a quantizing import still stores
+ * small tensors as f32, as documented. */
+static void test_f64_keep(void) {
+    double v[40];
+    for (int i = 0; i < 40; i++) v[i] = 1.0 / 3.0 + i * 1e-12; /* no f32 holds these */
+    uint64_t dims[1] = {40};
+    gbuf b = {0};
+    gen_npy(&b, 1, "<f8", dims, 1, v, sizeof v);
+    char p[4300];
+    pathf(p, "norm.npy");
+    CHECK(gb_write_file(&b, p) == 0);
+    gb_free(&b);
+    for (int quant = 0; quant < 2; quant++) {
+        vt_store *s = open_store(quant ? "f64q.vts" : "f64.vts");
+        if (!s) return;
+        vt_import_options o;
+        vt_import_options_init(&o);
+        if (quant) o.format = VT_FMT_Q8_0;
+        CHECK_RC(vt_import_file(s, p, &o, NULL));
+        vt_tensor_info ti;
+        CHECK_RC(vt_store_stat(s, "norm", &ti));
+        if (quant) {
+            CHECK(ti.format == VT_FMT_F32);
+        } else {
+            double got[40];
+            CHECKF(ti.format == VT_STORE_FMT_RAW && ti.src_dtype == VT_DTYPE_F64,
+                   "1-D f64 kept as format %#x", ti.format);
+            CHECK_RC(vt_store_read_tensor_raw(s, "norm", got, sizeof got));
+            CHECK(!memcmp(got, v, sizeof v));
+        }
+        vt_store_close(s);
+    }
+}
+
 static void test_npy_and_index(void) {
     vt_store *s = open_store("multi.vts");
     if (!s) return;
@@ -739,6 +774,7 @@ int main(void) {
     test_gguf();
     test_unchanged();
     test_bad_value_position();
+    test_f64_keep();
     test_npy_and_index();
     if (!vt_test_failures) {
         char cmd[4200];
