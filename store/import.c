@@ -184,6 +184,21 @@ static void sum_slice(const float *x, const float *y, uint64_t n, chunk_sums *s)
     sum_slice_vec(x, y, n, s);
 }
 
+/* The sums of sum_slice for an f64 source @p x (little-endian, as read; any alignment): the
+ * error counts the rounding to f32 too, so an f64 tensor stored as f32 is not "exact". */
+static void sum_slice_f64(const void *x, const float *y, uint64_t n, chunk_sums *s) {
+    for (uint64_t i = 0; i < n; i++) {
+        double a;
+        memcpy(&a, (const char *)x + 8 * i, 8);
+        const double c = y[i], e = a - c, ab = fabs(e);
+        s->sx2 += a * a;
+        s->se2 += e * e;
+        s->sxy += a * c;
+        s->sy2 += c * c;
+        if (ab > s->maxe) s->maxe = ab;
+    }
+}
+
 static void report(imp_run *r, const char *tensor, int force) {
     if (!r->o->progress) return;
     double now = vt_now();
@@ -258,7 +273,10 @@ static int do_chunk(imp_run *r, imp_tensor *it, uint64_t c, scratch *sc) {
             if (rc)
                 return vt_fail(rc, "tensor '%s' chunk %llu: %s", ti->name, (unsigned long long)c,
                                vt_last_error());
-            sum_slice(sc->x, sc->y, m * p->cols, s);
+            if (p->src->desc.dtype == VT_DTYPE_F64 && p->src->block_fmt == VT_FMT_COUNT)
+                sum_slice_f64(sc->src, sc->y, m * p->cols, s); /* sc->src: the rows as read */
+            else
+                sum_slice(sc->x, sc->y, m * p->cols, s);
         }
     }
     rc = vt_writer_put_chunk(r->w, it->wt, c, sc->out, (size_t)len);

@@ -556,7 +556,8 @@ static void test_bad_value_position(void) {
 
 /* --format keep (the default) keeps an f64 source as it is, 1-D and norm tensors too (they were
  * converted to f32, losing precision, while `ls` said "exact"); a quantizing import still stores
- * small tensors as f32, as documented. */
+ * small tensors as f32, as documented, and an f64 tensor converted to f32 has metrics that say
+ * what the rounding cost. */
 static void test_f64_keep(void) {
     double v[40];
     for (int i = 0; i < 40; i++) v[i] = 1.0 / 3.0 + i * 1e-12; /* no f32 holds these */
@@ -587,6 +588,25 @@ static void test_f64_keep(void) {
         }
         vt_store_close(s);
     }
+    /* a 2-D f64 tensor stored as f32: its metrics count the rounding to f32 (they compared with
+     * the f32-rounded source and said "exact": SQNR inf) */
+    uint64_t d2[2] = {4, 10};
+    gen_npy(&b, 1, "<f8", d2, 2, v, sizeof v);
+    pathf(p, "w.npy");
+    CHECK(gb_write_file(&b, p) == 0);
+    gb_free(&b);
+    vt_store *s = open_store("f64m.vts");
+    if (!s) return;
+    vt_import_options o;
+    vt_import_options_init(&o);
+    o.format = VT_FMT_F32;
+    CHECK_RC(vt_import_file(s, p, &o, NULL));
+    vt_tensor_info ti;
+    CHECK_RC(vt_store_stat(s, "w", &ti));
+    CHECKF(ti.format == VT_FMT_F32 && isfinite(ti.metrics.sqnr_db) && ti.metrics.sqnr_db > 140 &&
+               ti.metrics.max_err > 0 && ti.metrics.max_err < 1e-7,
+           "f64 -> f32: SQNR %g dB, max error %g", ti.metrics.sqnr_db, ti.metrics.max_err);
+    vt_store_close(s);
 }
 
 static void test_npy_and_index(void) {
