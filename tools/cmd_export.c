@@ -1,6 +1,7 @@
 /* vtstore export STORE OUT.safetensors|OUT.gguf [--format safetensors|gguf] [--dtype D] [--pattern
  * G] */
 #include <string.h>
+#include <strings.h>
 
 #include "cli.h"
 #include "store_print.h"
@@ -13,7 +14,7 @@ static const char *use =
     "f32)\n"
     "  gguf: GGUF-native formats keep their blocks; others dequantized (--dtype, default f16);\n"
     "        the GGUF metadata the store kept is written back\n"
-    "  the format defaults from OUT's extension (.gguf, else safetensors)\n";
+    "  the format defaults from OUT's extension (.gguf in any case, else safetensors)\n";
 
 int vt_cmd_export(int argc, char **argv) {
     if (vt_cli_wants_help(argc, argv)) {
@@ -41,7 +42,7 @@ int vt_cmd_export(int argc, char **argv) {
         return VT_EXIT_USAGE;
     }
     size_t n = strlen(pos[1]);
-    int gguf = fmt ? !strcmp(fmt, "gguf") : (n > 5 && !strcmp(pos[1] + n - 5, ".gguf"));
+    int gguf = fmt ? !strcmp(fmt, "gguf") : (n > 5 && !strcasecmp(pos[1] + n - 5, ".gguf"));
     if (fmt && !gguf && strcmp(fmt, "safetensors")) {
         fputs(use, stderr);
         return VT_EXIT_USAGE;

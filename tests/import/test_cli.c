@@ -117,6 +117,15 @@ int main(void) {
 
     CHECK(vt("export s.vts e.safetensors") == 0);
     CHECK(vt("export s.vts e.gguf --pattern '*layers.0*'") == 0);
+    /* the extension in any case picks GGUF (E.GGUF was written as safetensors) */
+    CHECK(vt("export s.vts E.GGUF --pattern '*layers.0*'") == 0);
+    {
+        char p[4300], magic[4] = {0};
+        snprintf(p, sizeof p, "%s/E.GGUF", dir);
+        FILE *f = fopen(p, "rb");
+        CHECK(f && fread(magic, 1, 4, f) == 4 && !memcmp(magic, "GGUF", 4));
+        if (f) fclose(f);
+    }
     CHECK(vt("export s.vts e.bin --format nosuch") == 2);
 
     CHECK(vt("verify s.vts") == 0 && strstr(slurp("out.txt"), "0 problem(s)"));
