@@ -34,18 +34,21 @@ static void usage(FILE *f) {
            "  --prompt TEXT     text, encoded with the model's BPE; the model's BOS goes\n"
            "                    first when it asks for one (GGUF add_bos_token, tokenizer.json\n"
            "                    post_processor) and the text does not start with it\n"
-           "  --tokens IDS      comma-separated token ids instead of a prompt (used as given)\n"
+           "  --tokens IDS      comma-separated token ids instead of a prompt (used as given;\n"
+           "                    also for a SentencePiece vocabulary, which is decode-only)\n"
            "  --chat            wrap the prompt in the model's chat template: ChatML\n"
            "                    (<|im_start|>user\\nTEXT<|im_end|>\\n<|im_start|>assistant\\n)\n"
            "                    or Llama 3's (<|start_header_id|>user<|end_header_id|>...);\n"
            "                    any other template is refused\n"
-           "  --max-new N       tokens to generate (default 32; stops early at EOS or end of\n"
-           "                    turn: <|eot_id|>, GGUF eot_token_id, the template's)\n"
+           "  --max-new N       tokens to generate (default 32; stops early at any EOS or end\n"
+           "                    of turn: config.json's eos_token_id list, <|eot_id|>,\n"
+           "                    <|eom_id|>, GGUF eot/eom_token_id, the template's)\n"
            "  --ram BYTES       RAM tier budget: bytes (K/M/G suffix) or N%% of the model\n"
            "                    (default: everything resident)\n"
            "  --vram BYTES      VRAM tier budget, same syntax (needs --device cuda on a GPU;\n"
            "                    without CUDA the device tier is host memory)\n"
-           "  --prefetch N      tensors read ahead (default: the streamer's)\n"
+           "  --prefetch N      tensors read ahead (default: the streamer's); streamed\n"
+           "                    tensors only: it does not grow the default budget\n"
            "  --kv-format F     KV cache format: f16 (default), bf16, f32, q8_0, int8, q4_0,\n"
            "                    nf4, nvfp4, mxfp4\n"
            "  --ctx N           KV cache capacity (default: prompt + max-new)\n"
@@ -138,33 +141,57 @@ static int32_t argmax(const float *v, uint32_t n) {
  * Llama-3 names, falcon3, tekken, chameleon), no for the other BPE ones (smollm, qwen2, gpt-2,
  * ...). The id is tokenizer.ggml.bos_token_id, else llama.cpp's default for the model (1 for
  * llama, 11 for gpt2). */
-static void gguf_bos(vt_store *s, vt_tok *tok, const char *pre) {
+static void gguf_bos(vt_store *s, vt_tok *tok, const char *model, const char *pre, char *bad,
+                     size_t bad_cap) {
     static const char *const bos_pre[] = {"llama3",  "llama-v3", "llama-bpe",
                                           "falcon3", "tekken",   "chameleon"};
-    char model[32] = "";
     uint32_t add = 0, id;
-    int rc = vt_meta_get_string(s, "gguf.tokenizer.ggml.model", model, sizeof model, NULL);
-    if (rc) model[0] = 0;
-    if (vt_meta_get_u32(s, "gguf.tokenizer.ggml.add_bos_token", &add)) {
+    int add_key = !vt_meta_get_u32(s, "gguf.tokenizer.ggml.add_bos_token", &add);
+    if (!add_key) {
         add = !strcmp(model, "llama");
         for (size_t i = 0; pre && i < sizeof bos_pre / sizeof bos_pre[0]; i++)
             if (!strcmp(pre, bos_pre[i])) add = 1;
     }
-    if (vt_meta_get_u32(s, "gguf.tokenizer.ggml.bos_token_id", &id))
-        id = !strcmp(model, "llama") ? 1 : !strcmp(model, "gpt2") ? 11 : UINT32_MAX;
+    int id_key = !vt_meta_get_u32(s, "gguf.tokenizer.ggml.bos_token_id", &id);
+    if (!id_key) id = !strcmp(model, "llama") ? 1 : !strcmp(model, "gpt2") ? 11 : UINT32_MAX;
     vt_clear_error();
-    if (add && id <= INT32_MAX) vt_tok_set_bos(tok, (int32_t)id); /* -EINVAL: outside: none */
+    if (!add) return;
+    if (id < vt_tok_n_tokens(tok)) {
+        vt_tok_set_bos(tok, (int32_t)id);
+        return;
+    }
+    /* a BOS the vocabulary does not have: left out, the prompt would silently lack it (llama.cpp
+     * warns and falls back to its default id, 1 or 11, some other token); refused with --prompt */
+    char why[96];
+    if (id_key)
+        snprintf(why, sizeof why, "tokenizer.ggml.bos_token_id is %u", id);
+    else if (id != UINT32_MAX)
+        snprintf(why, sizeof why, "tokenizer.ggml.bos_token_id is absent and the default is %u",
+                 id);
+    else
+        snprintf(why, sizeof why, "tokenizer.ggml.bos_token_id is absent");
+    snprintf(bad, bad_cap,
+             "the model asks for a BOS before the prompt (tokenizer.ggml.add_bos_token %s) but %s, "
+             "not one of its %u tokens",
+             add_key ? "true" : "absent, true by llama.cpp's default for this tokenizer", why,
+             vt_tok_n_tokens(tok));
 }
 
 /* Tokenizer from the GGUF vocabulary kept in the store: tokens, merges, token types, and the
  * pre-tokenizer named by tokenizer.ggml.pre; or, in a store imported from safetensors, from the
- * tokenizer.json kept beside it. @p pre_desc gets a description of the pre-tokenizer. */
-static int load_tokenizer(vt_store *s, vt_tok **tok, char *pre_desc, size_t pre_cap) {
+ * tokenizer.json kept beside it. @p pre_desc gets a description of the pre-tokenizer. A
+ * SentencePiece vocabulary (tokenizer.ggml.model "llama": no merges) is decode-only: *spm = 1.
+ * A BOS the model asks for but the vocabulary lacks is described in @p bad_bos (else ""). */
+static int load_tokenizer(vt_store *s, vt_tok **tok, char *pre_desc, size_t pre_cap, int *spm,
+                          char *bad_bos, size_t bad_cap) {
     vt_meta_strings *toks = NULL, *merges = NULL;
     int32_t *types = NULL;
     uint64_t ntypes = 0;
     const char *key = "gguf.tokenizer.ggml.tokens";
     uint32_t ty;
+    char model[32] = "";
+    *spm = 0;
+    *bad_bos = 0;
     if (vt_meta_get_type(s, key, &ty, NULL) == VT_ENOTFOUND &&
         !vt_meta_get_type(s, "tokenizer.json", &ty, NULL)) {
         vt_clear_error();
@@ -172,13 +199,24 @@ static int load_tokenizer(vt_store *s, vt_tok **tok, char *pre_desc, size_t pre_
         return rc ? vt_fail(rc, "store metadata tokenizer.json: %s", vt_last_error()) : 0;
     }
     vt_clear_error();
+    if (vt_meta_get_string(s, "gguf.tokenizer.ggml.model", model, sizeof model, NULL)) model[0] = 0;
+    vt_clear_error();
+    *spm = !strcmp(model, "llama"); /* SentencePiece: llama.cpp's LLAMA_VOCAB_TYPE_SPM */
     int rc = vt_meta_get_strings(s, key, &toks);
-    if (!rc) rc = vt_meta_get_strings(s, key = "gguf.tokenizer.ggml.merges", &merges);
-    if (rc) {
+    if (!rc && !*spm) rc = vt_meta_get_strings(s, key = "gguf.tokenizer.ggml.merges", &merges);
+    if (rc == VT_ENOTFOUND && merges == NULL && toks) {
+        char safe[4 * sizeof model];
+        rc = vt_fail(rc,
+                     "store metadata %s: not found (a BPE vocabulary needs its merges; "
+                     "tokenizer.ggml.model is '%s')",
+                     key, vt_print_safe(model, safe, sizeof safe));
+    } else if (rc) {
         rc = vt_fail(rc, "store metadata %s: %s", key, vt_strerror(rc));
-    } else if (toks->count == 0 || toks->count > INT32_MAX || merges->count > UINT32_MAX) {
+    } else if (toks->count == 0 || toks->count > INT32_MAX ||
+               (merges && merges->count > UINT32_MAX)) {
         rc = vt_fail(VT_EFORMAT, "store metadata: %llu tokens, %llu merges",
-                     (unsigned long long)toks->count, (unsigned long long)merges->count);
+                     (unsigned long long)toks->count,
+                     (unsigned long long)(merges ? merges->count : 0));
     } else {
         if (vt_meta_get_i32_array(s, "gguf.tokenizer.ggml.token_type", &types, &ntypes) ||
             ntypes != toks->count) { /* optional: without it no special token is matched */
@@ -186,8 +224,9 @@ static int load_tokenizer(vt_store *s, vt_tok **tok, char *pre_desc, size_t pre_
             types = NULL;
             vt_clear_error();
         }
-        rc = vt_tok_create(toks->str, (uint32_t)toks->count, merges->str, (uint32_t)merges->count,
-                           types, tok);
+        rc = *spm ? vt_tok_create_spm(toks->str, (uint32_t)toks->count, types, tok)
+                  : vt_tok_create(toks->str, (uint32_t)toks->count, merges->str,
+                                  (uint32_t)merges->count, types, tok);
         if (rc) {
             rc = vt_fail(rc, "tokenizer from store metadata gguf.tokenizer.ggml.*: %s",
                          *vt_tok_error() ? vt_tok_error() : vt_strerror(rc));
@@ -199,9 +238,12 @@ static int load_tokenizer(vt_store *s, vt_tok **tok, char *pre_desc, size_t pre_
             vt_tok_set_pre(*tok, mode);
             /* llama.cpp sets ignore_merges for the Llama-3 names, as their tokenizer.json does */
             vt_tok_set_ignore_merges(*tok, mode == VT_TOK_PRE_LLAMA3);
-            gguf_bos(s, *tok, absent ? NULL : pre);
-            snprintf(pre_desc, pre_cap, "GGUF tokenizer.ggml.pre %s%s%s", absent ? "" : "'",
-                     absent ? "absent" : pre, absent ? "" : "'");
+            gguf_bos(s, *tok, model, absent ? NULL : pre, bad_bos, bad_cap);
+            if (*spm)
+                snprintf(pre_desc, pre_cap, "GGUF tokenizer.ggml.model 'llama': SentencePiece");
+            else
+                snprintf(pre_desc, pre_cap, "GGUF tokenizer.ggml.pre %s%s%s", absent ? "" : "'",
+                         absent ? "absent" : pre, absent ? "" : "'");
         }
     }
     vt_meta_strings_free(toks);
@@ -501,9 +543,23 @@ int vt_cmd_run(int argc, char **argv) {
         vt_cli_error(CMD, rc, "%s: model", store_path);
         goto done;
     }
-    char pre_desc[256] = "";
-    if ((rc = load_tokenizer(s, &tok, pre_desc, sizeof pre_desc))) {
+    char pre_desc[256] = "", bad_bos[256];
+    int spm = 0;
+    if ((rc = load_tokenizer(s, &tok, pre_desc, sizeof pre_desc, &spm, bad_bos, sizeof bad_bos))) {
         vt_cli_error(CMD, rc, "%s: tokenizer", store_path);
+        goto done;
+    }
+    if (prompt && spm) {
+        fprintf(stderr,
+                "vtstore run: %s: this model's tokenizer is SentencePiece (GGUF "
+                "tokenizer.ggml.model 'llama'), which vtstore run cannot encode text with; give "
+                "token ids with --tokens instead (the output is decoded)\n",
+                store_path);
+        goto done;
+    }
+    if (prompt && *bad_bos) {
+        fprintf(stderr, "vtstore run: %s: %s; give token ids with --tokens instead\n", store_path,
+                bad_bos);
         goto done;
     }
     enum chat_kind chat_kind = CHAT_CHATML;
@@ -634,16 +690,22 @@ int vt_cmd_run(int argc, char **argv) {
                 chat ? (chat_kind == CHAT_LLAMA3 ? ", Llama 3 chat template" : ", ChatML") : "");
     }
 
-    /* generation ends at EOS, at the GGUF end-of-turn token, at Llama 3's <|eot_id|> and, with
-     * --chat, at the template's end of turn (<|im_end|> / <|eot_id|>) */
-    int32_t stops[4];
+    /* generation ends at any EOS (config.json may list several: Llama 3.1's <|end_of_text|>,
+     * <|eom_id|>, <|eot_id|>), at the GGUF end-of-turn and end-of-message tokens, at Llama 3's
+     * <|eot_id|> and <|eom_id|> (llama.cpp finds them by text too) and, with --chat, at the
+     * template's end of turn (<|im_end|> / <|eot_id|>) */
+    int32_t stops[VT_LLAMA_MAX_EOS + 5];
     int n_stops = 0;
-    uint32_t eot;
-    if (hp->eos_id >= 0) stops[n_stops++] = hp->eos_id;
-    if (!vt_meta_get_u32(s, "gguf.tokenizer.ggml.eot_token_id", &eot) && eot < hp->vocab)
-        stops[n_stops++] = (int32_t)eot;
-    vt_clear_error();
+    for (uint32_t k = 0; k < hp->n_eos; k++) stops[n_stops++] = hp->eos_ids[k];
+    static const char *const end_keys[2] = {"gguf.tokenizer.ggml.eot_token_id",
+                                            "gguf.tokenizer.ggml.eom_token_id"};
+    for (int k = 0; k < 2; k++) {
+        uint32_t id;
+        if (!vt_meta_get_u32(s, end_keys[k], &id) && id < hp->vocab) stops[n_stops++] = (int32_t)id;
+        vt_clear_error();
+    }
     if (!vt_tok_find_special(tok, "<|eot_id|>", &stops[n_stops])) n_stops++;
+    if (!vt_tok_find_special(tok, "<|eom_id|>", &stops[n_stops])) n_stops++;
     if (chat && chat_kind == CHAT_CHATML &&
         !vt_tok_find_special(tok, "<|im_end|>", &stops[n_stops]))
         n_stops++;

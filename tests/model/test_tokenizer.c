@@ -407,6 +407,51 @@ static int test_synthetic(void) {
         CHECK(vt_tok_encode(tok, "<|im", ids, 2, &n) == -ENOSPC && n == 4);
         vt_tok_destroy(tok);
     }
+
+    /* UNUSED tokens (a tokenizer.json gap's placeholder, GGUF padding) decode to nothing, as
+     * llama.cpp's token_to_piece and transformers do; the others as before */
+    {
+        static const char *const u[3] = {"a", "<|vt_unused_1|>", "<pad>"};
+        static const int32_t ut[3] = {VT_TOK_TYPE_NORMAL, VT_TOK_TYPE_UNUSED, VT_TOK_TYPE_CONTROL};
+        char buf[32];
+        size_t len = 99;
+        CHECK(vt_tok_create(u, 3, NULL, 0, ut, &tok) == 0);
+        if (tok) {
+            CHECK(vt_tok_decode(tok, 1, buf, sizeof buf, &len) == 0 && len == 0 && !buf[0]);
+            CHECK(vt_tok_decode(tok, 1, NULL, 0, &len) == 0 && len == 0);
+            CHECK(vt_tok_decode(tok, 2, buf, sizeof buf, &len) == 0 && len == 5 &&
+                  !memcmp(buf, "<pad>", 5));
+            vt_tok_destroy(tok);
+        }
+    }
+
+    /* SentencePiece pieces (decode-only): U+2581 is a space (not in an UNKNOWN token, copied
+     * verbatim), a BYTE "<0xNN>" is the byte (either case of hex), a malformed one is its text;
+     * CONTROL verbatim, UNUSED nothing; encoding refuses */
+    {
+        static const char *const p[8] = {"<unk>",  "<s>",    "\xe2\x96\x81the", "<0x0A>",
+                                         "<0xe9>", "<0xZZ>", "\xe2\x96\x81",    "x"};
+        static const int32_t pt[8] = {VT_TOK_TYPE_UNKNOWN, VT_TOK_TYPE_CONTROL, VT_TOK_TYPE_NORMAL,
+                                      VT_TOK_TYPE_BYTE,    VT_TOK_TYPE_BYTE,    VT_TOK_TYPE_BYTE,
+                                      VT_TOK_TYPE_NORMAL,  VT_TOK_TYPE_UNUSED};
+        static const char *const want[8] = {"<unk>", "<s>",    " the", "\n",
+                                            "\xe9",  "<0xZZ>", " ",    ""};
+        char buf[32];
+        size_t len;
+        CHECK(vt_tok_create_spm(p, 8, pt, &tok) == 0);
+        for (int32_t i = 0; tok && i < 8; i++) {
+            int ok = vt_tok_decode(tok, i, buf, sizeof buf, &len) == 0 && len == strlen(want[i]) &&
+                     !memcmp(buf, want[i], len);
+            if (!ok) fprintf(stderr, "spm token %d: got %zu bytes\n", (int)i, len);
+            CHECK(ok);
+        }
+        if (tok) {
+            CHECK(vt_tok_encode(tok, "the", ids, 8, &n) == -ENOTSUP &&
+                  strstr(vt_tok_error(), "SentencePiece"));
+            vt_tok_destroy(tok);
+        }
+        CHECK(vt_tok_create_spm(p, 0, pt, &tok) == -EINVAL && tok == NULL);
+    }
     return failures ? 1 : 0;
 }
 

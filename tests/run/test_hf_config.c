@@ -4,7 +4,8 @@
  * per-pair frequency divisors (checked on Llama 3.1 8B's values: 1 for the high frequencies,
  * factor for the low ones, monotone in between, and equal to transformers' smoothing written
  * out here); other types parse with their name kept (the runner refuses them); bad values are
- * VT_EFORMAT naming the key. */
+ * VT_EFORMAT naming the key. eos_token_id: every id of a list is kept (Llama 3.1 stops at three).
+ */
 #include <math.h>
 
 #include "hf_config.h"
@@ -77,5 +78,19 @@ int main(void) {
                    &c));
     CHECK(vt_hf_rope_llama3(&c, 500000.0f, 128, ff) == VT_EFORMAT &&
           strstr(vt_last_error(), "high_freq_factor"));
+
+    /* eos_token_id: every id of a list (Llama 3.1's three), one id, or none; a list longer than
+     * VT_HF_MAX_EOS is refused by name, not cut short */
+    CHECK_RC(parse("null, \"eos_token_id\": [128001, 128008, 128009]", &c));
+    CHECK(c.n_eos == 3 && c.eos_id == 128001 && c.eos_ids[1] == 128008 && c.eos_ids[2] == 128009);
+    CHECK_RC(parse("null, \"eos_token_id\": 2", &c));
+    CHECK(c.n_eos == 1 && c.eos_id == 2 && c.eos_ids[0] == 2);
+    CHECK_RC(parse("null", &c));
+    CHECK(c.n_eos == 0 && c.eos_id == -1);
+    char many[512] = "null, \"eos_token_id\": [0";
+    for (int i = 1; i <= VT_HF_MAX_EOS; i++)
+        snprintf(many + strlen(many), sizeof many - strlen(many), ", %d", i);
+    strcat(many, "]");
+    CHECK(parse(many, &c) == VT_EFORMAT && strstr(vt_last_error(), "eos_token_id"));
     return vt_test_done("test_hf_config");
 }

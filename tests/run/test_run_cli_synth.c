@@ -15,7 +15,14 @@
  *    two sizes (it used to be a usage error, exit 2, as for a bad --tokens id);
  *  - an empty prompt is the BOS alone when the model adds one (it used to be refused);
  *  - a tokenizer.ggml.pre with an escape sequence is printed escaped;
- *  - --logits to a file that cannot be written whole leaves the old file as it was.
+ *  - --logits to a file that cannot be written whole leaves the old file as it was;
+ *  - --prefetch does not grow the default (all resident) RAM budget;
+ *  - add_bos_token with a bos_token_id outside the vocabulary refuses --prompt by name;
+ *  - every EOS stops: a config.json eos_token_id list (an HF store written here), GGUF
+ *    eom_token_id, a <|eom_id|> control token;
+ *  - a SentencePiece vocabulary (no merges) runs --tokens, decoding U+2581 and <0xNN>, and
+ *    refuses --prompt naming SentencePiece;
+ *  - a token with no text (a tokenizer.json gap, a GGUF UNUSED token) prints nothing.
  * Needs nothing but the vtstore binary (label quick). */
 #include <math.h>
 #include <stdio.h>
@@ -87,6 +94,31 @@ static int put_str(vt_store_writer *w, const char *key, const char *v) {
     return put_meta(w, key, 8, b, 8 + len);
 }
 
+/* A string of any length (GGUF type 8): config.json, tokenizer.json. */
+static int put_text(vt_store_writer *w, const char *key, const char *v) {
+    uint64_t len = strlen(v);
+    uint8_t *b = malloc(12 + len);
+    if (!b) return -1;
+    uint32_t type = 8;
+    memcpy(b, &type, 4);
+    memcpy(b + 4, &len, 8);
+    memcpy(b + 12, v, len);
+    int rc = vt_writer_put_meta(w, key, b, 12 + len);
+    free(b);
+    return rc;
+}
+
+/* An array of int32 (GGUF type 9 of type 5). */
+static int put_i32s(vt_store_writer *w, const char *key, const int32_t *v, uint64_t n) {
+    uint8_t b[1024];
+    uint32_t et = 5;
+    if (12 + 4 * n > sizeof b) return -1;
+    memcpy(b, &et, 4);
+    memcpy(b + 4, &n, 8);
+    memcpy(b + 12, v, 4 * n);
+    return put_meta(w, key, 9, b, 12 + 4 * n);
+}
+
 /* An array of strings (GGUF type 9 of type 8). */
 static int put_strings(vt_store_writer *w, const char *key, const char *const *v, uint64_t n) {
     uint8_t b[2048];
@@ -147,9 +179,62 @@ typedef struct {
     uint64_t n_tokens;
     const char *const *merges; /* tokenizer.ggml.merges (default: none) */
     uint64_t n_merges;
-    const char *pre; /* tokenizer.ggml.pre (default: smollm) */
-    uint32_t bos;    /* 1 + tokenizer.ggml.bos_token_id, with add_bos_token true */
+    const char *pre;      /* tokenizer.ggml.pre (default: smollm) */
+    uint32_t bos;         /* 1 + tokenizer.ggml.bos_token_id, with add_bos_token true */
+    int no_merges;        /* 1: no tokenizer.ggml.merges key at all */
+    const char *model;    /* tokenizer.ggml.model (default: none) */
+    const int32_t *types; /* tokenizer.ggml.token_type, one per token (default: none) */
+    const char *u32_key;  /* one more GGUF u32 key (e.g. tokenizer.ggml.eom_token_id) */
+    uint32_t u32_val;
+    /* a Hugging Face store instead (HF tensor names, config.json and tokenizer.json, no gguf.*
+     * keys): config.json ends with this text (e.g. "\"eos_token_id\": [7, 0]"); the
+     * tokenizer.json vocabulary has no id 0 when hf_gap0 */
+    const char *hf_config;
+    int hf_gap0;
 } store_opts;
+
+/* The HF layout's tensor names for the GGUF ones make_store_with writes. */
+static const char *hf_name(const char *gguf, char *buf, size_t cap) {
+    static const char *const map[][2] = {
+        {"token_embd", "model.embed_tokens"}, {"output_norm", "model.norm"},
+        {"attn_norm", "input_layernorm"},     {"attn_q", "self_attn.q_proj"},
+        {"attn_k", "self_attn.k_proj"},       {"attn_v", "self_attn.v_proj"},
+        {"attn_output", "self_attn.o_proj"},  {"ffn_norm", "post_attention_layernorm"},
+        {"ffn_gate", "mlp.gate_proj"},        {"ffn_up", "mlp.up_proj"},
+        {"ffn_down", "mlp.down_proj"}};
+    int l = -1;
+    char t[64];
+    if (sscanf(gguf, "blk.%d.%63[a-z_].weight", &l, t) != 2) sscanf(gguf, "%63[a-z_].weight", t);
+    for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
+        if (!strcmp(t, map[i][0])) {
+            if (l >= 0)
+                snprintf(buf, cap, "model.layers.%d.%s.weight", l, map[i][1]);
+            else
+                snprintf(buf, cap, "%s.weight", map[i][1]);
+            return buf;
+        }
+    return gguf;
+}
+
+/* tokenizer.json for the vocabulary (ByteLevel BPE, no merges), without id 0 when @p gap0. */
+static char *hf_tokenizer_json(const char *const *toks, uint64_t n, int gap0) {
+    size_t cap = 4096, o = 0;
+    char *j = malloc(cap);
+    if (!j) return NULL;
+    o += (size_t)snprintf(j + o, cap - o,
+                          "{\"pre_tokenizer\": {\"type\": \"ByteLevel\", \"add_prefix_space\": "
+                          "false, \"use_regex\": true}, \"model\": {\"type\": \"BPE\", "
+                          "\"merges\": [], \"vocab\": {");
+    for (uint64_t i = gap0 ? 1 : 0; i < n && o < cap; i++)
+        o += (size_t)snprintf(j + o, cap - o, "%s\"%s\": %llu", i > (gap0 ? 1u : 0u) ? ", " : "",
+                              toks[i], (unsigned long long)i);
+    if (o < cap) o += (size_t)snprintf(j + o, cap - o, "}}}");
+    if (o >= cap) {
+        free(j);
+        return NULL;
+    }
+    return j;
+}
 
 /* A store at dir/@p name whose output_norm.weight is all @p norm (token_embd.weight always has
  * VOCAB rows). */
@@ -170,15 +255,36 @@ static int make_store_with(const char *name, float norm, const store_opts *o) {
                                        "ffn_norm",  "ffn_gate", "ffn_up", "ffn_down"};
     const uint64_t rows[9] = {1, H * HD, HKV * HD, HKV * HD, DIM, 1, FFN, FFN, DIM};
     const uint64_t cols[9] = {DIM, DIM, DIM, DIM, H * HD, DIM, DIM, DIM, FFN};
-    rc = put(w, "token_embd.weight", VOCAB, DIM, 1.0f, 0, 0, 0);
+    int hf = o->hf_config != NULL;
+    char hn[96];
+    rc = put(w, hf ? hf_name("token_embd.weight", hn, sizeof hn) : "token_embd.weight", VOCAB, DIM,
+             1.0f, 0, 0, 0);
     for (int l = 0; l < NL && !rc; l++)
         for (int t = 0; t < 9 && !rc; t++) {
             char tn[64];
             snprintf(tn, sizeof tn, "blk.%d.%s.weight", l, suf[t]);
             int nrm = rows[t] == 1;
-            rc = put(w, tn, rows[t], cols[t], nrm ? 0.2f : 0.25f, nrm ? 1.0f : 0, 0, 0);
+            rc = put(w, hf ? hf_name(tn, hn, sizeof hn) : tn, rows[t], cols[t], nrm ? 0.2f : 0.25f,
+                     nrm ? 1.0f : 0, 0, 0);
         }
-    if (!rc) rc = put(w, "output_norm.weight", 1, DIM, 0, 0, 1, norm);
+    if (!rc)
+        rc = put(w, hf ? hf_name("output_norm.weight", hn, sizeof hn) : "output_norm.weight", 1,
+                 DIM, 0, 0, 1, norm);
+    if (hf) {
+        char cfg[1024];
+        snprintf(cfg, sizeof cfg,
+                 "{\"model_type\": \"llama\", \"hidden_size\": %d, \"intermediate_size\": %d, "
+                 "\"num_hidden_layers\": %d, \"num_attention_heads\": %d, "
+                 "\"num_key_value_heads\": %d, \"max_position_embeddings\": 64, "
+                 "\"rms_norm_eps\": 1e-5, \"tie_word_embeddings\": true, %s}",
+                 DIM, FFN, NL, H, HKV, o->hf_config);
+        char *tj = hf_tokenizer_json(o->tokens ? o->tokens : vocab, o->tokens ? o->n_tokens : VOCAB,
+                                     o->hf_gap0);
+        if (!rc) rc = put_text(w, "config.json", cfg);
+        if (!rc) rc = tj ? put_text(w, "tokenizer.json", tj) : -1;
+        free(tj);
+        goto commit;
+    }
     if (!rc) rc = put_str(w, "gguf.general.architecture", "llama");
     static const struct {
         const char *k;
@@ -197,7 +303,13 @@ static int make_store_with(const char *name, float norm, const store_opts *o) {
     if (!rc)
         rc = put_strings(w, "gguf.tokenizer.ggml.tokens", o->tokens ? o->tokens : vocab,
                          o->tokens ? o->n_tokens : VOCAB);
-    if (!rc) rc = put_strings(w, "gguf.tokenizer.ggml.merges", o->merges, o->n_merges);
+    if (!rc && !o->no_merges)
+        rc = put_strings(w, "gguf.tokenizer.ggml.merges", o->merges, o->n_merges);
+    if (!rc && o->model) rc = put_str(w, "gguf.tokenizer.ggml.model", o->model);
+    if (!rc && o->types)
+        rc = put_i32s(w, "gguf.tokenizer.ggml.token_type", o->types,
+                      o->tokens ? o->n_tokens : VOCAB);
+    if (!rc && o->u32_key) rc = put_meta(w, o->u32_key, 4, &o->u32_val, 4);
     if (!rc) rc = put_str(w, "gguf.tokenizer.ggml.pre", o->pre ? o->pre : "smollm");
     if (!rc && o->bos) {
         uint32_t id = o->bos - 1;
@@ -205,6 +317,7 @@ static int make_store_with(const char *name, float norm, const store_opts *o) {
         rc = put_meta(w, "gguf.tokenizer.ggml.bos_token_id", 4, &id, 4);
         if (!rc) rc = put_meta(w, "gguf.tokenizer.ggml.add_bos_token", 7, &yes, 1);
     }
+commit:
     if (!rc)
         rc = vt_store_writer_commit(w);
     else
@@ -215,6 +328,10 @@ static int make_store_with(const char *name, float norm, const store_opts *o) {
 
 static int make_store(const char *name, float norm) {
     return make_store_with(name, norm, NULL);
+}
+
+static int starts(const char *s, const char *prefix) {
+    return !strncmp(s, prefix, strlen(prefix));
 }
 
 /* No byte >= 0x80 in s. */
@@ -385,6 +502,124 @@ int main(void) {
                slurp("old.npy"));
         rc = vt("run zero.vts --tokens 1,2,3 --max-new 2 --quiet --logits old.npy");
         CHECKF(rc == 0 && !strncmp(slurp("old.npy"), "\x93NUMPY", 6), "--logits: exit %d, %s", rc,
+               slurp("err.txt"));
+    }
+    /* --prefetch does not grow the default (all resident) RAM budget: nothing streams, the plan
+     * pins everything (it used to add (N + 2) slots of the second largest tensor: --prefetch
+     * 300 on SmolLM2 took 272 MB instead of 110, --prefetch 1000000 asked for 553 GB) */
+    {
+        unsigned long long b0 = 0, b1 = 0;
+        rc = vt("run zero.vts --tokens 1,2,3 --max-new 1 --json");
+        const char *j = strstr(slurp("out.txt"), "\"ram_budget\": ");
+        CHECKF(rc == 0 && j && sscanf(j, "\"ram_budget\": %llu", &b0) == 1,
+               "default budget: exit %d, %s", rc, slurp("err.txt"));
+        rc = vt("run zero.vts --tokens 1,2,3 --max-new 1 --json --prefetch 1000000");
+        j = strstr(slurp("out.txt"), "\"ram_budget\": ");
+        CHECKF(rc == 0 && j && sscanf(j, "\"ram_budget\": %llu", &b1) == 1 && b1 == b0,
+               "--prefetch 1000000: exit %d, budget %llu (default %llu), %s", rc, b1, b0,
+               slurp("err.txt"));
+    }
+
+    /* add_bos_token true with a bos_token_id the vocabulary does not have: --prompt is refused
+     * naming the key and its value (it used to run without a BOS, silently); --tokens runs */
+    {
+        store_opts o = {.bos = 40 + 1};
+        CHECK_RC(make_store_with("badbos.vts", 0.0f, &o));
+        rc = vt("run badbos.vts --prompt 'ab' --max-new 1");
+        err = slurp("err.txt");
+        CHECKF(rc == 1 && strstr(err, "badbos.vts") && strstr(err, "add_bos_token true") &&
+                   strstr(err, "tokenizer.ggml.bos_token_id is 40") && strstr(err, "32 tokens") &&
+                   strstr(err, "--tokens"),
+               "BOS outside the vocabulary: exit %d, stderr: %s", rc, err);
+        printf("badbos: %s", err);
+        rc = vt("run badbos.vts --tokens 1,2 --max-new 1 --quiet");
+        CHECKF(rc == 0, "BOS outside the vocabulary, --tokens: exit %d, %s", rc, slurp("err.txt"));
+    }
+
+    /* every EOS stops: config.json's eos_token_id list (Llama 3.1's has three), the GGUF
+     * eom_token_id and a <|eom_id|> control token (llama.cpp's end-of-generation set); the zero
+     * model always picks token 0 (it used to stop only at the list's first id) */
+    {
+        store_opts o = {.hf_config = "\"eos_token_id\": [7, 0]"};
+        CHECK_RC(make_store_with("hfeos.vts", 0.0f, &o));
+        rc = vt("run hfeos.vts --tokens 1,2 --max-new 3 --json");
+        CHECKF(rc == 0 && strstr(slurp("out.txt"), "\"generated_ids\": [0]"),
+               "config.json eos_token_id [7, 0]: exit %d, stdout %.300s, stderr %s", rc,
+               slurp("out.txt"), slurp("err.txt"));
+        o.hf_config = "\"eos_token_id\": 7";
+        CHECK_RC(make_store_with("hfeos1.vts", 0.0f, &o));
+        rc = vt("run hfeos1.vts --tokens 1,2 --max-new 3 --json");
+        CHECKF(rc == 0 && strstr(slurp("out.txt"), "\"generated_ids\": [0, 0, 0]"),
+               "config.json eos_token_id 7: exit %d, stdout %.300s", rc, slurp("out.txt"));
+        store_opts g = {.u32_key = "gguf.tokenizer.ggml.eom_token_id", .u32_val = 0};
+        CHECK_RC(make_store_with("eom.vts", 0.0f, &g));
+        rc = vt("run eom.vts --tokens 1,2 --max-new 3 --json");
+        CHECKF(rc == 0 && strstr(slurp("out.txt"), "\"generated_ids\": [0]"),
+               "GGUF eom_token_id 0: exit %d, stdout %.300s", rc, slurp("out.txt"));
+        const char *toks[VOCAB];
+        int32_t types[VOCAB];
+        memcpy(toks, vocab, sizeof toks);
+        for (int i = 0; i < VOCAB; i++) types[i] = 1;
+        toks[0] = "<|eom_id|>";
+        types[0] = 3;
+        store_opts t = {.tokens = toks, .n_tokens = VOCAB, .types = types};
+        CHECK_RC(make_store_with("eomtext.vts", 0.0f, &t));
+        rc = vt("run eomtext.vts --tokens 1,2 --max-new 3 --json");
+        CHECKF(rc == 0 && strstr(slurp("out.txt"), "\"generated_ids\": [0]"),
+               "<|eom_id|> control token: exit %d, stdout %.300s", rc, slurp("out.txt"));
+    }
+
+    /* a SentencePiece vocabulary (tokenizer.ggml.model "llama", no merges: Llama 2, Mistral 7B):
+     * --tokens runs and decodes pieces as llama.cpp does (U+2581 is a space, <0xNN> the byte);
+     * --prompt is refused naming SentencePiece and --tokens (it used to fail either way with
+     * 'merges: not found') */
+    {
+        const char *toks[VOCAB];
+        int32_t types[VOCAB];
+        memcpy(toks, vocab, sizeof toks);
+        for (int i = 0; i < VOCAB; i++) types[i] = 1;
+        toks[0] = "\xe2\x96\x81x\xe2\x96\x81\xc3\xa9";
+        store_opts o = {
+            .tokens = toks, .n_tokens = VOCAB, .types = types, .model = "llama", .no_merges = 1};
+        CHECK_RC(make_store_with("spm.vts", 0.0f, &o));
+        rc = vt("run spm.vts --tokens 1,2 --max-new 2 --json");
+        CHECKF(rc == 0 && starts(slurp("out.txt"), "{\"text\": \" x \xc3\xa9 x \xc3\xa9\", "),
+               "SentencePiece --tokens: exit %d, stdout %.300s, stderr %s", rc, slurp("out.txt"),
+               slurp("err.txt"));
+        toks[0] = "<0x41>";
+        types[0] = 6; /* BYTE */
+        CHECK_RC(make_store_with("spmbyte.vts", 0.0f, &o));
+        rc = vt("run spmbyte.vts --tokens 1,2 --max-new 2 --json");
+        CHECKF(rc == 0 && starts(slurp("out.txt"), "{\"text\": \"AA\", "),
+               "SentencePiece byte token: exit %d, stdout %.300s, stderr %s", rc, slurp("out.txt"),
+               slurp("err.txt"));
+        rc = vt("run spm.vts --prompt 'ab' --max-new 1");
+        err = slurp("err.txt");
+        CHECKF(rc == 1 && strstr(err, "spm.vts") && strstr(err, "SentencePiece") &&
+                   strstr(err, "--tokens"),
+               "SentencePiece --prompt: exit %d, stderr: %s", rc, err);
+        printf("spm: %s", err);
+    }
+
+    /* a token with no text (an id tokenizer.json leaves out, a GGUF UNUSED token) prints nothing,
+     * as in llama.cpp and transformers (it used to print <|vt_unused_0|> / the token's text) */
+    {
+        store_opts o = {.hf_config = "\"eos_token_id\": 7", .hf_gap0 = 1};
+        CHECK_RC(make_store_with("hfgap.vts", 0.0f, &o));
+        rc = vt("run hfgap.vts --tokens 1,2 --max-new 2 --json");
+        CHECKF(rc == 0 && starts(slurp("out.txt"), "{\"text\": \"\", ") &&
+                   strstr(slurp("out.txt"), "\"generated_ids\": [0, 0]"),
+               "tokenizer.json gap: exit %d, stdout %.300s, stderr %s", rc, slurp("out.txt"),
+               slurp("err.txt"));
+        int32_t types[VOCAB];
+        for (int i = 0; i < VOCAB; i++) types[i] = 1;
+        types[0] = 5; /* UNUSED */
+        store_opts g = {.types = types};
+        CHECK_RC(make_store_with("unused.vts", 0.0f, &g));
+        rc = vt("run unused.vts --tokens 1,2 --max-new 2 --json");
+        CHECKF(rc == 0 && starts(slurp("out.txt"), "{\"text\": \"\", ") &&
+                   strstr(slurp("out.txt"), "\"generated_ids\": [0, 0]"),
+               "GGUF UNUSED token: exit %d, stdout %.300s, stderr %s", rc, slurp("out.txt"),
                slurp("err.txt"));
     }
     return vt_test_done("run_cli_synth");

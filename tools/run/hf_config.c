@@ -331,6 +331,23 @@ static int32_t cfg_id(const hj_doc *d, const char *key) {
     return (int32_t)d->v[i].num;
 }
 
+/* Every id of @p key: an integer or a list of them (generation stops at any: Llama 3.1's
+ * eos_token_id is [128001, 128008, 128009]); entries that are no valid id are skipped. */
+static int cfg_ids(const hj_doc *d, const char *key, int32_t *ids, uint32_t *n) {
+    uint32_t i = hj_get(d, 1, key);
+    int list = i && d->v[i].type == HJ_ARR;
+    *n = 0;
+    for (uint32_t e = list ? d->v[i].first : i; e; e = list ? d->v[e].next : 0) {
+        double v = d->v[e].num;
+        if (d->v[e].type != HJ_NUM || v < 0 || v > INT32_MAX || v != floor(v)) continue;
+        if (*n == VT_HF_MAX_EOS)
+            return vt_fail(VT_EFORMAT, "config.json: %s lists more than %d ids", key,
+                           VT_HF_MAX_EOS);
+        ids[(*n)++] = (int32_t)v;
+    }
+    return 0;
+}
+
 /* rope_scaling: null/absent, or an object with rope_type (or "type"); for "llama3" its four
  * numbers, all required (transformers requires them too). */
 static int cfg_rope_scaling(const hj_doc *d, vt_hf_config *c) {
@@ -399,8 +416,9 @@ int vt_hf_config_parse(const char *json, vt_hf_config *c) {
         uint32_t sw = hj_get(&d, 1, "use_sliding_window");
         c->sliding_window = sw && d.v[sw].type == HJ_BOOL && d.v[sw].num;
         c->bos_id = cfg_id(&d, "bos_token_id");
-        c->eos_id = cfg_id(&d, "eos_token_id");
-        rc = cfg_rope_scaling(&d, c);
+        rc = cfg_ids(&d, "eos_token_id", c->eos_ids, &c->n_eos);
+        c->eos_id = c->n_eos ? c->eos_ids[0] : -1;
+        if (!rc) rc = cfg_rope_scaling(&d, c);
     }
     hj_free(&d);
     return rc;

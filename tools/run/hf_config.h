@@ -20,6 +20,9 @@
 #include "tokenizer.h"
 #include "vtstore/store.h"
 
+/** Most ids config.json's eos_token_id list may hold. */
+#define VT_HF_MAX_EOS 16
+
 /** config.json of a Llama or Qwen2 model (LlamaConfig, Qwen2Config). Absent optional keys get the
  * defaults noted. */
 typedef struct vt_hf_config {
@@ -37,6 +40,8 @@ typedef struct vt_hf_config {
     int tie;                    /* tie_word_embeddings: 1, 0, or -1 if absent */
     int sliding_window;         /* use_sliding_window (Qwen2Config): 1 if true, else 0 */
     int32_t bos_id, eos_id;     /* bos_token_id / eos_token_id (first of a list), -1 if absent */
+    uint32_t n_eos;             /* eos_token_id: every id of a list (Llama 3.1: 3), or the one */
+    int32_t eos_ids[VT_HF_MAX_EOS];
     /* rope_scaling: rope_type (or the older "type"); "" when rope_scaling is null or absent. The
      * numbers are read for "llama3" only (all four required), 0 otherwise. */
     char rope_type[32];
@@ -47,10 +52,10 @@ typedef struct vt_hf_config {
 } vt_hf_config;
 
 /** Parse config.json text (NUL-terminated). Errors: VT_EFORMAT (not JSON, a required key
- *  missing or of the wrong type, rope_scaling not an object or a "llama3" one without factor,
- *  low_freq_factor, high_freq_factor or original_max_position_embeddings; the message names it),
- *  -ENOMEM. A rope_type other than llama3 is parsed (its name kept), not refused: the caller
- *  decides. */
+ *  missing or of the wrong type, an eos_token_id list of more than VT_HF_MAX_EOS ids,
+ *  rope_scaling not an object or a "llama3" one without factor, low_freq_factor,
+ *  high_freq_factor or original_max_position_embeddings; the message names it), -ENOMEM. A
+ *  rope_type other than llama3 is parsed (its name kept), not refused: the caller decides. */
 int vt_hf_config_parse(const char *json, vt_hf_config *c);
 
 /** Llama 3's RoPE frequency scaling (rope_type "llama3"), as transformers computes it

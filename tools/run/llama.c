@@ -225,6 +225,9 @@ static int hparams_hf(vt_store *s, vt_llama_hparams *hp) {
     hp->norm_eps = c.rms_eps;
     hp->bos_id = c.bos_id;
     hp->eos_id = c.eos_id;
+    _Static_assert(VT_HF_MAX_EOS <= VT_LLAMA_MAX_EOS, "EOS lists");
+    hp->n_eos = c.n_eos;
+    memcpy(hp->eos_ids, c.eos_ids, c.n_eos * sizeof *c.eos_ids);
     if ((rc = check_dims(hp))) return rc;
     if (c.head_dim && c.head_dim != hp->head_dim)
         return vt_fail(VT_EUNSUPPORTED, "config.json: head_dim %u is not hidden_size / heads = %u",
@@ -301,6 +304,8 @@ int vt_llama_hparams_load(vt_store *s, vt_llama_hparams *hp) {
     if ((rc = meta_id(s, "tokenizer.ggml.bos_token_id", &hp->bos_id)) ||
         (rc = meta_id(s, "tokenizer.ggml.eos_token_id", &hp->eos_id)))
         return rc;
+    hp->n_eos = hp->eos_id >= 0;
+    hp->eos_ids[0] = hp->eos_id;
     if ((rc = rope_scaling_gguf(s, a, hp))) return rc;
     return check_tensors(s, hp);
 }
@@ -491,9 +496,12 @@ static int schedule_names(const vt_llama_hparams *hp, char ***out, size_t *count
 }
 
 /* Raw bytes of one pass and a budget that keeps all of it resident: every tensor rounded to
- * pages, plus the planner's ring reservation while it pins (k slots of the next smaller tensor,
- * at most the second largest) and a margin. */
-static int schedule_bytes(vt_store *s, char **names, size_t n, uint32_t prefetch, uint64_t *model,
+ * pages, plus a margin for the streamer's layout (each chunk page-aligned, aux blobs) of the
+ * default ring (VT_LLAMA_DEFAULT_SLOTS slots of the second largest tensor, what the planner
+ * reserves while it pins) and 4 MiB. Not the --prefetch ring: when everything fits, the planner
+ * pins it all and reserves no ring at all, so a larger prefetch would only grow the budget (and
+ * the RAM tier's mapping) for slots that are never filled. */
+static int schedule_bytes(vt_store *s, char **names, size_t n, uint64_t *model,
                           uint64_t *resident) {
     uint64_t sum = 0, paged = 0, max1 = 0, max2 = 0;
     for (size_t i = 0; i < n; i++) {
@@ -510,8 +518,8 @@ static int schedule_bytes(vt_store *s, char **names, size_t n, uint32_t prefetch
         }
     }
     *model = sum;
-    *resident = paged + (uint64_t)((prefetch ? prefetch : 2) + 2) * ((max2 + 4095) / 4096 * 4096) +
-                (4u << 20);
+    *resident =
+        paged + (uint64_t)VT_LLAMA_DEFAULT_SLOTS * ((max2 + 4095) / 4096 * 4096) + (4u << 20);
     return 0;
 }
 
@@ -522,7 +530,7 @@ int vt_llama_plan_bytes(vt_store *s, uint64_t *model_bytes, uint64_t *resident_b
     uint64_t mb = 0, rb = 0;
     int rc = vt_llama_hparams_load(s, &hp);
     if (!rc) rc = schedule_names(&hp, &names, &n);
-    if (!rc) rc = schedule_bytes(s, names, n, 0, &mb, &rb);
+    if (!rc) rc = schedule_bytes(s, names, n, &mb, &rb);
     free_names(names, n);
     if (model_bytes) *model_bytes = mb;
     if (resident_bytes) *resident_bytes = rb;
@@ -584,10 +592,11 @@ uint32_t vt_llama_ring_slots(uint64_t ram_bytes, uint64_t vram_bytes, uint64_t p
 static int build_schedule(vt_llama *m) {
     int rc = schedule_names(&m->hp, &m->names, &m->n_names);
     uint64_t resident = 0;
-    if (!rc)
-        rc = schedule_bytes(m->store, m->names, m->n_names, m->o.prefetch, &m->model_bytes,
-                            &resident);
+    if (!rc) rc = schedule_bytes(m->store, m->names, m->n_names, &m->model_bytes, &resident);
     if (rc) return rc;
+    /* reading ahead more than one pass of a cyclic schedule names tensors already in flight:
+     * a larger --prefetch only asks for ring slots that can never be used */
+    if (m->o.prefetch > m->n_names) m->o.prefetch = (uint32_t)m->n_names;
     vt_tensor_info ti;
     if ((rc = vt_store_stat(m->store, embd_name(&m->hp), &ti))) return rc;
     m->embd_rpc = ti.rows_per_chunk ? ti.rows_per_chunk : ti.rows;

@@ -42,6 +42,9 @@
 #include "vtstore/store.h"
 #include "vtstore/tier.h"
 
+/** Most EOS ids a model may have (config.json's eos_token_id list). */
+#define VT_LLAMA_MAX_EOS 16
+
 /** Most rotary pairs per head with RoPE frequency scaling (head dim 512). */
 #define VT_LLAMA_MAX_ROPE_PAIRS 256
 
@@ -68,6 +71,8 @@ typedef struct vt_llama_hparams {
     float norm_eps;      /* ARCH.attention.layer_norm_rms_epsilon (default 1e-5) */
     int tied_output;     /* 1: no output.weight, token_embd is the head */
     int32_t bos_id, eos_id; /* tokenizer.ggml.{bos,eos}_token_id, -1 if absent */
+    uint32_t n_eos;         /* every EOS id: the GGUF one, or config.json's eos_token_id list */
+    int32_t eos_ids[VT_LLAMA_MAX_EOS];
     /* Llama 3's RoPE frequency scaling: the frequency of rotary pair i is
      * rope_theta^(-2i / rope_dim) / rope_ff[i]. From the tensor rope_freqs.weight (GGUF, as
      * llama.cpp applies it) or computed from config.json rope_scaling {rope_type: llama3, ...}
@@ -88,12 +93,17 @@ typedef struct vt_llama_hparams {
 int vt_llama_hparams_load(vt_store *s, vt_llama_hparams *hp);
 
 /** Raw bytes of one pass of the model's schedule (*model_bytes) and the budget that keeps all of
- *  it resident (*resident_bytes: the model plus ring slots and rounding); either may be NULL.
+ *  it resident (*resident_bytes: the model plus a margin of VT_LLAMA_DEFAULT_SLOTS ring slots
+ *  and rounding, whatever the prefetch); either may be NULL.
  *  Errors: those of vt_llama_hparams_load. */
 int vt_llama_plan_bytes(vt_store *s, uint64_t *model_bytes, uint64_t *resident_bytes);
 
 /** The fewest ring slots the run opens its streamer with (the streamer's own minimum). */
 #define VT_LLAMA_MIN_SLOTS 2u
+
+/** The streamer's default ring (its default prefetch 2, plus 2): the slots the all-resident
+ *  budget of vt_llama_plan_bytes allows for, whatever the prefetch. */
+#define VT_LLAMA_DEFAULT_SLOTS 4u
 
 /** The smallest RAM or VRAM budget that can stream this model (*min_bytes): VT_LLAMA_MIN_SLOTS
  *  ring slots of the largest piece of the schedule (one store chunk of a tensor with several,
@@ -113,8 +123,9 @@ uint32_t vt_llama_ring_slots(uint64_t ram_bytes, uint64_t vram_bytes, uint64_t p
 
 typedef struct vt_llama_opts {
     uint64_t vram_bytes; /* device tier budget (0: none on CPU; all resident with use_cuda) */
-    uint64_t ram_bytes;  /* RAM tier budget; 0 = everything resident (model bytes + slots) */
-    uint32_t prefetch;   /* streamer read-ahead; 0 = streamer default */
+    uint64_t ram_bytes;  /* RAM tier budget; 0 = everything resident (vt_llama_plan_bytes) */
+    uint32_t prefetch;   /* streamer read-ahead; 0 = streamer default; more than the schedule's
+                          * tensors is read as that many (a cyclic pass holds no more) */
     uint32_t kv_format;  /* vt_format of the KV cache (vt_attn_kv_format_ok) */
     int use_cuda;        /* 1: activations and KV cache on the GPU (needs device handles) */
     uint32_t max_ctx;    /* KV cache capacity in tokens; 0 = min(ctx_len, 2048) */

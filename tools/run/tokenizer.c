@@ -29,6 +29,7 @@ struct vt_tok {
     uint8_t *arena;            /* all token bytes, concatenated */
     size_t *off;               /* [n_tokens + 1] token i is arena[off[i] .. off[i+1]) */
     uint8_t *special;          /* [n_tokens] 1: matched whole in text, decoded verbatim */
+    uint8_t *silent;           /* [n_tokens] 1: UNUSED, decodes to no bytes (llama.cpp, HF) */
     int32_t *vocab_slots;      /* [vocab_cap] token id or -1; key = token bytes */
     uint32_t vocab_cap;        /* power of two */
     struct merge_slot *merges; /* [merge_cap] */
@@ -40,6 +41,7 @@ struct vt_tok {
     enum vt_tok_pre pre;
     int ignore_merges; /* 1: a piece that is a token is emitted as is, without BPE */
     int32_t bos;       /* token put before a prompt by the caller, -1: none */
+    int spm;           /* 1: SentencePiece pieces (vt_tok_create_spm): decode only */
 };
 
 /* ------------------------------------------------------------------ hashing */
@@ -252,6 +254,7 @@ void vt_tok_destroy(vt_tok *tok) {
     free(tok->arena);
     free(tok->off);
     free(tok->special);
+    free(tok->silent);
     free(tok->vocab_slots);
     free(tok->merges);
     free(tok->specials);
@@ -347,8 +350,37 @@ static int build_merges(vt_tok *t, const char *const *merges, uint32_t n_merges)
     return rc;
 }
 
-int vt_tok_create(const char *const *tokens, uint32_t n_tokens, const char *const *merges,
-                  uint32_t n_merges, const int32_t *token_types, vt_tok **out) {
+static int hex_digit(uint8_t c) {
+    return c >= '0' && c <= '9'   ? c - '0'
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                                  : -1;
+}
+
+/* Writes the bytes of a SentencePiece piece @p s[0..n) of type @p ty as llama.cpp's
+ * token_to_piece does: a BYTE token "<0xNN>" is the byte NN, a normal one its text with each
+ * U+2581 (the piece's space) a space. dst must hold n bytes; returns the length written. */
+static size_t spm_to_bytes(const uint8_t *s, size_t n, int32_t ty, uint8_t *dst) {
+    if (ty == VT_TOK_TYPE_BYTE && n == 6 && !memcmp(s, "<0x", 3) && s[5] == '>' &&
+        hex_digit(s[3]) >= 0 && hex_digit(s[4]) >= 0) {
+        dst[0] = (uint8_t)(hex_digit(s[3]) << 4 | hex_digit(s[4]));
+        return 1;
+    }
+    size_t o = 0;
+    for (size_t i = 0; i < n;) {
+        if (ty != VT_TOK_TYPE_UNKNOWN && i + 3 <= n && s[i] == 0xE2 && s[i + 1] == 0x96 &&
+            s[i + 2] == 0x81) {
+            dst[o++] = ' ';
+            i += 3;
+        } else {
+            dst[o++] = s[i++];
+        }
+    }
+    return o;
+}
+
+static int tok_build(const char *const *tokens, uint32_t n_tokens, const char *const *merges,
+                     uint32_t n_merges, const int32_t *token_types, int spm, vt_tok **out) {
     tok_err[0] = 0;
     if (!out) return -EINVAL;
     *out = NULL;
@@ -365,12 +397,14 @@ int vt_tok_create(const char *const *tokens, uint32_t n_tokens, const char *cons
     if (!t) return -ENOMEM;
     t->n_tokens = n_tokens;
     t->bos = -1;
+    t->spm = spm;
     t->arena = malloc(total + 1);
     t->off = malloc(((size_t)n_tokens + 1) * sizeof *t->off);
     t->special = calloc(n_tokens, 1);
+    t->silent = calloc(n_tokens, 1);
     t->vocab_cap = pow2_at_least((uint64_t)n_tokens * 2 + 1);
     t->vocab_slots = t->vocab_cap ? malloc((size_t)t->vocab_cap * sizeof *t->vocab_slots) : NULL;
-    if (!t->arena || !t->off || !t->special || !t->vocab_slots) {
+    if (!t->arena || !t->off || !t->special || !t->silent || !t->vocab_slots) {
         vt_tok_destroy(t);
         return -ENOMEM;
     }
@@ -381,11 +415,14 @@ int vt_tok_create(const char *const *tokens, uint32_t n_tokens, const char *cons
         size_t n = strlen(tokens[i]);
         int32_t ty = token_types ? token_types[i] : VT_TOK_TYPE_NORMAL;
         t->off[i] = o;
+        t->silent[i] = ty == VT_TOK_TYPE_UNUSED;
         if (ty == VT_TOK_TYPE_CONTROL || ty == VT_TOK_TYPE_USER_DEFINED) {
             t->special[i] = n > 0;
             t->n_specials += n > 0;
             memcpy(t->arena + o, s, n);
             o += n;
+        } else if (spm) {
+            o += spm_to_bytes(s, n, ty, t->arena + o);
         } else {
             o += token_to_bytes(s, n, t->arena + o);
         }
@@ -430,6 +467,16 @@ int vt_tok_create(const char *const *tokens, uint32_t n_tokens, const char *cons
     }
     *out = t;
     return 0;
+}
+
+int vt_tok_create(const char *const *tokens, uint32_t n_tokens, const char *const *merges,
+                  uint32_t n_merges, const int32_t *token_types, vt_tok **out) {
+    return tok_build(tokens, n_tokens, merges, n_merges, token_types, 0, out);
+}
+
+int vt_tok_create_spm(const char *const *tokens, uint32_t n_tokens, const int32_t *token_types,
+                      vt_tok **out) {
+    return tok_build(tokens, n_tokens, NULL, 0, token_types, 1, out);
 }
 
 /* ------------------------------------------------------------------ encode */
@@ -747,6 +794,8 @@ int vt_tok_encode(const vt_tok *tok, const char *text, int32_t *ids, uint32_t ca
     tok_err[0] = 0;
     if (!tok || !text || !n_out || (!ids && cap)) return -EINVAL;
     *n_out = 0;
+    if (tok->spm)
+        return tok_fail(-ENOTSUP, "a SentencePiece vocabulary: encoding text is not implemented");
     if (tok->pre == VT_TOK_PRE_UNSUPPORTED) return -ENOTSUP;
     const uint8_t *s = (const uint8_t *)text;
     size_t n = strlen(text);
@@ -826,7 +875,7 @@ enum vt_tok_pre vt_tok_pre_from_gguf(const char *name) {
 int vt_tok_decode(const vt_tok *tok, int32_t id, char *buf, size_t cap, size_t *len_out) {
     if (!tok || !len_out || id < 0 || (uint32_t)id >= tok->n_tokens || (!buf && cap))
         return -EINVAL;
-    size_t len = tok->off[id + 1] - tok->off[id];
+    size_t len = tok->silent[id] ? 0 : tok->off[id + 1] - tok->off[id];
     *len_out = len;
     if (cap < len) return -ENOSPC;
     if (len) memcpy(buf, tok->arena + tok->off[id], len);

@@ -22,6 +22,9 @@
  *      first on ties (with ignore_merges, a piece that is itself a token is
  *      that token: vt_tok_set_ignore_merges).
  *
+ * A SentencePiece vocabulary (GGUF tokenizer.ggml.model "llama": Llama 2, Mistral 7B)
+ * is decode-only (vt_tok_create_spm): ids in, text out; encoding refuses.
+ *
  * Self-contained C11: no dependency on the rest of vtstore.  A vt_tok is
  * immutable once set up (vt_tok_create, then optionally vt_tok_set_pre and
  * vt_tok_set_ignore_merges), so one may then be shared by threads.
@@ -51,8 +54,8 @@ enum vt_tok_type {
     VT_TOK_TYPE_UNKNOWN = 2,
     VT_TOK_TYPE_CONTROL = 3,      /**< matched whole in text; decodes verbatim */
     VT_TOK_TYPE_USER_DEFINED = 4, /**< matched whole in text; decodes verbatim */
-    VT_TOK_TYPE_UNUSED = 5,
-    VT_TOK_TYPE_BYTE = 6
+    VT_TOK_TYPE_UNUSED = 5,       /**< decodes to no bytes (llama.cpp; HF skips a missing id) */
+    VT_TOK_TYPE_BYTE = 6          /**< SentencePiece "<0xNN>": decodes to the byte NN */
 };
 
 /** The pre-tokenizer: how text is split before BPE. */
@@ -100,6 +103,22 @@ typedef struct vt_tok vt_tok;
  */
 int vt_tok_create(const char *const *tokens, uint32_t n_tokens, const char *const *merges,
                   uint32_t n_merges, const int32_t *token_types, vt_tok **out);
+
+/**
+ * Builds a decode-only tokenizer from a SentencePiece vocabulary as GGUF stores it
+ * (tokenizer.ggml.tokens of a tokenizer.ggml.model "llama"; no merges).  Tokens decode
+ * as llama.cpp's token_to_piece does: a normal one is its text with each U+2581
+ * ("▁", SentencePiece's space) a space, a BYTE one "<0xNN>" the byte NN, CONTROL,
+ * USER_DEFINED and UNKNOWN ones their text verbatim ("</s>", "<unk>"), UNUSED ones
+ * nothing.  vt_tok_encode refuses with -ENOTSUP (SentencePiece encoding, by piece
+ * scores, is not implemented).
+ *
+ * @param tokens, n_tokens, token_types  as for vt_tok_create (types NULL: all normal,
+ *                    so "<0x0A>" is then text, as in llama.cpp).
+ * @return 0; -EINVAL for a NULL or empty argument; -ENOMEM.
+ */
+int vt_tok_create_spm(const char *const *tokens, uint32_t n_tokens, const int32_t *token_types,
+                      vt_tok **out);
 
 /** Why the last failed vt_tok_create() or vt_tok_encode() on this thread failed ("merge 7 'a
  *  b': token 'b' is not in the vocabulary", "byte 0xff at offset 1 of the text has no
@@ -151,14 +170,18 @@ void vt_tok_destroy(vt_tok *tok);
  *         first cap of them); -EINVAL for NULL arguments or a byte that has no
  *         single-byte token in the vocabulary (vt_tok_error() then names the byte and
  *         its offset in text); -ENOTSUP when the pre-tokenizer is
- *         VT_TOK_PRE_UNSUPPORTED; -ENOMEM.
+ *         VT_TOK_PRE_UNSUPPORTED or the tokenizer is SentencePiece's
+ *         (vt_tok_create_spm); -ENOMEM.
  */
 int vt_tok_encode(const vt_tok *tok, const char *text, int32_t *ids, uint32_t cap, uint32_t *n_out);
 
 /**
  * Writes the bytes of one token: normal tokens through the inverse of GPT-2's
  * byte-to-unicode map (a token may hold part of a UTF-8 sequence), CONTROL and
- * USER_DEFINED tokens verbatim (e.g. "<|im_end|>").
+ * USER_DEFINED tokens verbatim (e.g. "<|im_end|>"), UNUSED tokens (a placeholder
+ * for an id a tokenizer.json does not define, a GGUF padding token) as nothing, as
+ * llama.cpp and Hugging Face decode them; SentencePiece pieces as vt_tok_create_spm
+ * says.
  *
  * @param tok     the tokenizer.
  * @param id      0 .. n_tokens-1.
