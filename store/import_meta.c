@@ -1,6 +1,7 @@
 /* Metadata kept by import: GGUF key/values ("gguf.<key>"), safetensors __metadata__
- * ("safetensors.<key>") and config.json / tokenizer.json beside a safetensors source, each as a
- * typed value (include/vtstore/meta.h). */
+ * ("safetensors.<key>") and config.json / tokenizer.json / generation_config.json /
+ * tokenizer_config.json beside a safetensors source, each as a typed value
+ * (include/vtstore/meta.h). */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -87,5 +88,7 @@ int imp_put_meta(vt_store_writer *w, const imp_source *src) {
     }
     if (!rc && any_st) rc = put_side_file(w, src->dir, "config.json");
     if (!rc && any_st) rc = put_side_file(w, src->dir, "tokenizer.json");
+    if (!rc && any_st) rc = put_side_file(w, src->dir, "generation_config.json");
+    if (!rc && any_st) rc = put_side_file(w, src->dir, "tokenizer_config.json");
     return rc;
 }

@@ -108,6 +108,16 @@ static void test_safetensors_keep(void) {
     FILE *f = fopen(p, "w");
     fputs("{\"hidden_size\": 80, \"model_type\": \"llama\"}", f);
     fclose(f);
+    /* kept beside config.json: generation_config.json (run's stop ids) and
+     * tokenizer_config.json; one that is not JSON is left out with a warning */
+    pathf(p, "generation_config.json");
+    f = fopen(p, "w");
+    fputs("{\"eos_token_id\": [7, 9]}", f);
+    fclose(f);
+    pathf(p, "tokenizer_config.json");
+    f = fopen(p, "w");
+    fputs("{\"add_bos_token\": true", f); /* truncated: not JSON */
+    fclose(f);
     vt_store *s = open_store("keep.vts");
     if (!s) return;
     vt_import_summary sum;
@@ -135,6 +145,9 @@ static void test_safetensors_keep(void) {
     CHECK(!strcmp(str, "pt"));
     CHECK_RC(vt_meta_get_string(s, "config.json", str, sizeof str, NULL));
     CHECK(strstr(str, "\"hidden_size\": 80") != NULL);
+    CHECK_RC(vt_meta_get_string(s, "generation_config.json", str, sizeof str, NULL));
+    CHECK(!strcmp(str, "{\"eos_token_id\": [7, 9]}"));
+    CHECK(vt_meta_get_string(s, "tokenizer_config.json", str, sizeof str, NULL) == VT_ENOTFOUND);
 
     /* export to safetensors: every tensor's bytes equal the source's */
     pathf(p, "back.safetensors");

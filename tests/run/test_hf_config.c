@@ -4,7 +4,8 @@
  * per-pair frequency divisors (checked on Llama 3.1 8B's values: 1 for the high frequencies,
  * factor for the low ones, monotone in between, and equal to transformers' smoothing written
  * out here); other types parse with their name kept (the runner refuses them); bad values are
- * VT_EFORMAT naming the key. eos_token_id: every id of a list is kept (Llama 3.1 stops at three).
+ * VT_EFORMAT naming the key. eos_token_id: every id of a list is kept (Llama 3.1 stops at three);
+ * generation_config.json's eos_token_id / bos_token_id replace config.json's.
  */
 #include <math.h>
 
@@ -92,5 +93,20 @@ int main(void) {
         snprintf(many + strlen(many), sizeof many - strlen(many), ", %d", i);
     strcat(many, "]");
     CHECK(parse(many, &c) == VT_EFORMAT && strstr(vt_last_error(), "eos_token_id"));
+    /* generation_config.json over it: its eos list and bos replace config.json's when present
+     * and not null (what transformers' generate() stops at); absent or null keep them */
+    CHECK_RC(parse("null, \"eos_token_id\": 2, \"bos_token_id\": 1", &c));
+    CHECK_RC(vt_hf_generation_config_apply("{\"eos_token_id\": [7, 2], \"bos_token_id\": 5}", &c));
+    CHECK(c.n_eos == 2 && c.eos_id == 7 && c.eos_ids[1] == 2 && c.bos_id == 5);
+    CHECK_RC(vt_hf_generation_config_apply("{\"eos_token_id\": null, \"do_sample\": true}", &c));
+    CHECK(c.n_eos == 2 && c.eos_id == 7 && c.bos_id == 5);
+    CHECK(vt_hf_generation_config_apply("[1]", &c) == VT_EFORMAT &&
+          strstr(vt_last_error(), "generation_config.json"));
+    char gmany[512] = "{\"eos_token_id\": [0";
+    for (int i = 1; i <= VT_HF_MAX_EOS; i++)
+        snprintf(gmany + strlen(gmany), sizeof gmany - strlen(gmany), ", %d", i);
+    strcat(gmany, "]}");
+    CHECK(vt_hf_generation_config_apply(gmany, &c) == VT_EFORMAT &&
+          strstr(vt_last_error(), "generation_config.json: eos_token_id"));
     return vt_test_done("test_hf_config");
 }

@@ -191,6 +191,7 @@ typedef struct {
      * tokenizer.json vocabulary has no id 0 when hf_gap0 */
     const char *hf_config;
     int hf_gap0;
+    const char *hf_gen_config; /* generation_config.json (default: none) */
 } store_opts;
 
 /* The HF layout's tensor names for the GGUF ones make_store_with writes. */
@@ -282,6 +283,7 @@ static int make_store_with(const char *name, float norm, const store_opts *o) {
                                      o->hf_gap0);
         if (!rc) rc = put_text(w, "config.json", cfg);
         if (!rc) rc = tj ? put_text(w, "tokenizer.json", tj) : -1;
+        if (!rc && o->hf_gen_config) rc = put_text(w, "generation_config.json", o->hf_gen_config);
         free(tj);
         goto commit;
     }
@@ -551,6 +553,22 @@ int main(void) {
         rc = vt("run hfeos1.vts --tokens 1,2 --max-new 3 --json");
         CHECKF(rc == 0 && strstr(slurp("out.txt"), "\"generated_ids\": [0, 0, 0]"),
                "config.json eos_token_id 7: exit %d, stdout %.300s", rc, slurp("out.txt"));
+        /* generation_config.json's list is what generate() stops at: it adds 0 here, and
+         * replaces config.json's [7, 0] with [7] in the second store */
+        o.hf_gen_config = "{\"eos_token_id\": [7, 0], \"do_sample\": false}";
+        CHECK_RC(make_store_with("hfgen.vts", 0.0f, &o));
+        rc = vt("run hfgen.vts --tokens 1,2 --max-new 3 --json");
+        CHECKF(rc == 0 && strstr(slurp("out.txt"), "\"generated_ids\": [0]"),
+               "generation_config.json eos_token_id [7, 0]: exit %d, stdout %.300s, stderr %s", rc,
+               slurp("out.txt"), slurp("err.txt"));
+        o.hf_config = "\"eos_token_id\": [7, 0]";
+        o.hf_gen_config = "{\"eos_token_id\": 7}";
+        CHECK_RC(make_store_with("hfgen1.vts", 0.0f, &o));
+        rc = vt("run hfgen1.vts --tokens 1,2 --max-new 3 --json");
+        CHECKF(rc == 0 && strstr(slurp("out.txt"), "\"generated_ids\": [0, 0, 0]"),
+               "generation_config.json eos_token_id 7: exit %d, stdout %.300s", rc,
+               slurp("out.txt"));
+        o.hf_gen_config = NULL;
         store_opts g = {.u32_key = "gguf.tokenizer.ggml.eom_token_id", .u32_val = 0};
         CHECK_RC(make_store_with("eom.vts", 0.0f, &g));
         rc = vt("run eom.vts --tokens 1,2 --max-new 3 --json");

@@ -333,7 +333,7 @@ static int32_t cfg_id(const hj_doc *d, const char *key) {
 
 /* Every id of @p key: an integer or a list of them (generation stops at any: Llama 3.1's
  * eos_token_id is [128001, 128008, 128009]); entries that are no valid id are skipped. */
-static int cfg_ids(const hj_doc *d, const char *key, int32_t *ids, uint32_t *n) {
+static int cfg_ids(const hj_doc *d, const char *file, const char *key, int32_t *ids, uint32_t *n) {
     uint32_t i = hj_get(d, 1, key);
     int list = i && d->v[i].type == HJ_ARR;
     *n = 0;
@@ -341,8 +341,7 @@ static int cfg_ids(const hj_doc *d, const char *key, int32_t *ids, uint32_t *n) 
         double v = d->v[e].num;
         if (d->v[e].type != HJ_NUM || v < 0 || v > INT32_MAX || v != floor(v)) continue;
         if (*n == VT_HF_MAX_EOS)
-            return vt_fail(VT_EFORMAT, "config.json: %s lists more than %d ids", key,
-                           VT_HF_MAX_EOS);
+            return vt_fail(VT_EFORMAT, "%s: %s lists more than %d ids", file, key, VT_HF_MAX_EOS);
         ids[(*n)++] = (int32_t)v;
     }
     return 0;
@@ -416,7 +415,7 @@ int vt_hf_config_parse(const char *json, vt_hf_config *c) {
         uint32_t sw = hj_get(&d, 1, "use_sliding_window");
         c->sliding_window = sw && d.v[sw].type == HJ_BOOL && d.v[sw].num;
         c->bos_id = cfg_id(&d, "bos_token_id");
-        rc = cfg_ids(&d, "eos_token_id", c->eos_ids, &c->n_eos);
+        rc = cfg_ids(&d, "config.json", "eos_token_id", c->eos_ids, &c->n_eos);
         c->eos_id = c->n_eos ? c->eos_ids[0] : -1;
         if (!rc) rc = cfg_rope_scaling(&d, c);
     }
@@ -447,11 +446,44 @@ int vt_hf_rope_llama3(const vt_hf_config *c, float theta, uint32_t rope_dim, flo
     return 0;
 }
 
+int vt_hf_generation_config_apply(const char *json, vt_hf_config *c) {
+    hj_doc d;
+    int rc = hj_parse(json, &d);
+    if (rc) return vt_fail(rc, "generation_config.json: %s", vt_last_error());
+    if (d.v[1].type != HJ_OBJ) {
+        hj_free(&d);
+        return vt_fail(VT_EFORMAT, "generation_config.json is not an object");
+    }
+    uint32_t e = hj_get(&d, 1, "eos_token_id"), b = hj_get(&d, 1, "bos_token_id");
+    if (e && d.v[e].type != HJ_NULL) {
+        int32_t ids[VT_HF_MAX_EOS];
+        uint32_t n = 0;
+        rc = cfg_ids(&d, "generation_config.json", "eos_token_id", ids, &n);
+        if (!rc && n) { /* what generate() stops at */
+            memcpy(c->eos_ids, ids, n * sizeof *ids);
+            c->n_eos = n;
+            c->eos_id = ids[0];
+        }
+    }
+    if (!rc && b && d.v[b].type != HJ_NULL && cfg_id(&d, "bos_token_id") >= 0)
+        c->bos_id = cfg_id(&d, "bos_token_id");
+    hj_free(&d);
+    return rc;
+}
+
 int vt_hf_config_load(vt_store *s, vt_hf_config *c) {
     char *text = NULL;
     int rc = meta_text(s, "config.json", &text);
     if (rc) return rc;
     rc = vt_hf_config_parse(text, c);
+    vt_free(text);
+    if (rc) return rc;
+    if ((rc = meta_text(s, "generation_config.json", &text)) == VT_ENOTFOUND) {
+        vt_clear_error();
+        return 0;
+    }
+    if (rc) return rc;
+    rc = vt_hf_generation_config_apply(text, c);
     vt_free(text);
     return rc;
 }

@@ -68,8 +68,15 @@ int vt_hf_config_parse(const char *json, vt_hf_config *c);
  *  high <= low). */
 int vt_hf_rope_llama3(const vt_hf_config *c, float theta, uint32_t rope_dim, float *out);
 
-/** vt_hf_config_parse of the store's "config.json". Errors: VT_ENOTFOUND (none kept), those of
- *  vt_hf_config_parse. */
+/** generation_config.json over a parsed config.json: its eos_token_id (an id or a list) and
+ *  bos_token_id, where present and not null, replace config.json's, as transformers' generate()
+ *  takes them from it (a generation config may list end-of-turn ids config.json lacks).
+ *  Errors: VT_EFORMAT (not JSON, not an object, more than VT_HF_MAX_EOS ids). */
+int vt_hf_generation_config_apply(const char *json, vt_hf_config *c);
+
+/** vt_hf_config_parse of the store's "config.json", then vt_hf_generation_config_apply of its
+ *  "generation_config.json" when import kept one. Errors: VT_ENOTFOUND (no config.json kept),
+ *  those of the two. */
 int vt_hf_config_load(vt_store *s, vt_hf_config *c);
 
 /** A tokenizer from tokenizer.json text (NUL-terminated): model.vocab (token -> id), model.merges
