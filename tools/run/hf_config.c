@@ -388,15 +388,22 @@ static int cfg_rope_scaling(const hj_doc *d, vt_hf_config *c) {
     return 0;
 }
 
+/* Parse @p json, the text of @p file, which must be a JSON object. */
+static int parse_object(const char *json, const char *file, hj_doc *d) {
+    int rc = hj_parse(json, d);
+    if (rc) return vt_fail(rc, "%s: %s", file, vt_last_error());
+    if (d->v[1].type != HJ_OBJ) {
+        hj_free(d);
+        return vt_fail(VT_EFORMAT, "%s is not an object", file);
+    }
+    return 0;
+}
+
 int vt_hf_config_parse(const char *json, vt_hf_config *c) {
     memset(c, 0, sizeof *c);
     hj_doc d;
-    int rc = hj_parse(json, &d);
-    if (rc) return vt_fail(rc, "config.json: %s", vt_last_error());
-    if (d.v[1].type != HJ_OBJ) {
-        hj_free(&d);
-        return vt_fail(VT_EFORMAT, "config.json is not an object");
-    }
+    int rc = parse_object(json, "config.json", &d);
+    if (rc) return rc;
     uint32_t mt = hj_get(&d, 1, "model_type");
     if (mt && d.v[mt].type == HJ_STR)
         snprintf(c->model_type, sizeof c->model_type, "%s", hj_str(&d, mt));
@@ -448,12 +455,8 @@ int vt_hf_rope_llama3(const vt_hf_config *c, float theta, uint32_t rope_dim, flo
 
 int vt_hf_generation_config_apply(const char *json, vt_hf_config *c) {
     hj_doc d;
-    int rc = hj_parse(json, &d);
-    if (rc) return vt_fail(rc, "generation_config.json: %s", vt_last_error());
-    if (d.v[1].type != HJ_OBJ) {
-        hj_free(&d);
-        return vt_fail(VT_EFORMAT, "generation_config.json is not an object");
-    }
+    int rc = parse_object(json, "generation_config.json", &d);
+    if (rc) return rc;
     uint32_t e = hj_get(&d, 1, "eos_token_id"), b = hj_get(&d, 1, "bos_token_id");
     if (e && d.v[e].type != HJ_NULL) {
         int32_t ids[VT_HF_MAX_EOS];
