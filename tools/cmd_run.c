@@ -35,7 +35,7 @@ static void usage(FILE *f) {
            "                    first when it asks for one (GGUF add_bos_token, tokenizer.json\n"
            "                    post_processor) and the text does not start with it\n"
            "  --tokens IDS      comma-separated token ids instead of a prompt (used as given;\n"
-           "                    also for a SentencePiece vocabulary, which is decode-only)\n"
+           "                    also for a SentencePiece vocabulary without piece scores)\n"
            "  --chat            wrap the prompt in the model's chat template: ChatML\n"
            "                    (<|im_start|>user\\nTEXT<|im_end|>\\n<|im_start|>assistant\\n)\n"
            "                    or Llama 3's (<|start_header_id|>user<|end_header_id|>...);\n"
@@ -180,7 +180,8 @@ static void gguf_bos(vt_store *s, vt_tok *tok, const char *model, const char *pr
 /* Tokenizer from the GGUF vocabulary kept in the store: tokens, merges, token types, and the
  * pre-tokenizer named by tokenizer.ggml.pre; or, in a store imported from safetensors, from the
  * tokenizer.json kept beside it. @p pre_desc gets a description of the pre-tokenizer. A
- * SentencePiece vocabulary (tokenizer.ggml.model "llama": no merges) is decode-only: *spm = 1.
+ * SentencePiece vocabulary (tokenizer.ggml.model "llama": no merges) sets *spm: 2 when it encodes
+ * (tokenizer.ggml.scores, one per token), 1 when it only decodes.
  * A BOS the model asks for but the vocabulary lacks is described in @p bad_bos (else ""). */
 static int load_tokenizer(vt_store *s, vt_tok **tok, char *pre_desc, size_t pre_cap, int *spm,
                           char *bad_bos, size_t bad_cap) {
@@ -239,6 +240,17 @@ static int load_tokenizer(vt_store *s, vt_tok **tok, char *pre_desc, size_t pre_
             /* llama.cpp sets ignore_merges for the Llama-3 names, as their tokenizer.json does */
             vt_tok_set_ignore_merges(*tok, mode == VT_TOK_PRE_LLAMA3);
             gguf_bos(s, *tok, model, absent ? NULL : pre, bad_bos, bad_cap);
+            float *scores = NULL;
+            uint64_t nscores = 0;
+            uint32_t space = 1; /* tokenizer.ggml.add_space_prefix: llama.cpp's default true */
+            if (*spm &&
+                !vt_meta_get_f32_array(s, "gguf.tokenizer.ggml.scores", &scores, &nscores) &&
+                nscores == toks->count) {
+                if (vt_meta_get_u32(s, "gguf.tokenizer.ggml.add_space_prefix", &space)) space = 1;
+                if (!vt_tok_set_spm_scores(*tok, scores, (int)space)) *spm = 2; /* encodes */
+            }
+            vt_free(scores);
+            vt_clear_error();
             if (*spm)
                 snprintf(pre_desc, pre_cap, "GGUF tokenizer.ggml.model 'llama': SentencePiece");
             else
@@ -549,11 +561,12 @@ int vt_cmd_run(int argc, char **argv) {
         vt_cli_error(CMD, rc, "%s: tokenizer", store_path);
         goto done;
     }
-    if (prompt && spm) {
+    if (prompt && spm == 1) {
         fprintf(stderr,
                 "vtstore run: %s: this model's tokenizer is SentencePiece (GGUF "
-                "tokenizer.ggml.model 'llama'), which vtstore run cannot encode text with; give "
-                "token ids with --tokens instead (the output is decoded)\n",
+                "tokenizer.ggml.model 'llama') without one piece score per token "
+                "(tokenizer.ggml.scores), which text cannot be encoded without; give token ids "
+                "with --tokens instead (the output is decoded)\n",
                 store_path);
         goto done;
     }

@@ -425,9 +425,9 @@ static int test_synthetic(void) {
         }
     }
 
-    /* SentencePiece pieces (decode-only): U+2581 is a space (not in an UNKNOWN token, copied
-     * verbatim), a BYTE "<0xNN>" is the byte (either case of hex), a malformed one is its text;
-     * CONTROL verbatim, UNUSED nothing; encoding refuses */
+    /* SentencePiece pieces (without scores: decode-only): U+2581 is a space (not in an UNKNOWN
+     * token, copied verbatim), a BYTE "<0xNN>" is the byte (either case of hex), a malformed one is
+     * its text; CONTROL verbatim, UNUSED nothing; encoding refuses until scores are set */
     {
         static const char *const p[8] = {"<unk>",  "<s>",    "\xe2\x96\x81the", "<0x0A>",
                                          "<0xe9>", "<0xZZ>", "\xe2\x96\x81",    "x"};
@@ -448,6 +448,15 @@ static int test_synthetic(void) {
         if (tok) {
             CHECK(vt_tok_encode(tok, "the", ids, 8, &n) == -ENOTSUP &&
                   strstr(vt_tok_error(), "SentencePiece"));
+            /* with scores it encodes: a space in front ("\xe2\x96\x81", id 6); "\n" is no piece
+             * and falls back to its byte token "<0x0A>"; that token's text is not a piece (so
+             * "<0x0A>" typed in the text cannot be encoded here: '<' has no byte token) */
+            static const float sc[8] = {0, 0, -1, 0, 0, 0, -2, 0};
+            CHECK(vt_tok_set_spm_scores(tok, sc, 1) == 0);
+            CHECK(vt_tok_encode(tok, "\n", ids, 8, &n) == 0 && n == 2 && ids[0] == 6 &&
+                  ids[1] == 3);
+            CHECK(vt_tok_encode(tok, "<0x0A>", ids, 8, &n) == -EINVAL &&
+                  strstr(vt_tok_error(), "0x3c"));
             vt_tok_destroy(tok);
         }
         CHECK(vt_tok_create_spm(p, 0, pt, &tok) == -EINVAL && tok == NULL);
@@ -489,6 +498,77 @@ static long read_header(FILE *f, const char *word) {
     return n;
 }
 
+/* A SentencePiece dump of spm_ref.py (format there): vt_tok_create_spm +
+ * vt_tok_set_spm_scores must encode every case as `sentencepiece` does, and decoding the ids
+ * gives the text back after the space add_space_prefix put in front (U+2581 in the text comes
+ * back as a space, as llama.cpp's and sentencepiece's decoders give it). */
+static int test_spm_dump(FILE *f, const char *path) {
+    static char hex[1 << 16];
+    char **tokens = NULL;
+    int32_t *types = NULL;
+    float *scores = NULL;
+    long n_tok = -1, n_case = -1, space = -1;
+    int ret = 2;
+    vt_tok *tok = NULL;
+    if ((space = read_header(f, "space")) < 0 || (n_tok = read_header(f, "tokens")) <= 0) goto bad;
+    tokens = calloc((size_t)n_tok, sizeof *tokens);
+    types = calloc((size_t)n_tok, sizeof *types);
+    scores = calloc((size_t)n_tok, sizeof *scores);
+    if (!tokens || !types || !scores) goto bad;
+    for (long i = 0; i < n_tok; i++)
+        if (fscanf(f, "%65535s %d %f", hex, &types[i], &scores[i]) != 3 ||
+            !(tokens[i] = hex_decode(hex)))
+            goto bad;
+    int rc = vt_tok_create_spm((const char *const *)tokens, (uint32_t)n_tok, types, &tok);
+    if (!rc) rc = vt_tok_set_spm_scores(tok, scores, (int)space);
+    if (rc) {
+        fprintf(stderr, "vt_tok_create_spm failed: %d %s\n", rc, vt_tok_error());
+        ret = 1;
+        goto out;
+    }
+    if ((n_case = read_header(f, "cases")) < 0) goto bad;
+    for (long c = 0; c < n_case; c++) {
+        long n_ids;
+        int32_t want[4096];
+        if (fscanf(f, "%65535s %ld", hex, &n_ids) != 2 || n_ids < 0 || n_ids > 4096) goto bad;
+        for (long i = 0; i < n_ids; i++)
+            if (fscanf(f, "%d", &want[i]) != 1) goto bad;
+        char *text = hex_decode(hex);
+        if (!text) goto bad;
+        expect_encode(tok, text, want, (uint32_t)n_ids);
+        if (*text) { /* " " + text, U+2581 as a space */
+            size_t tl = strlen(text), o = 1;
+            char *exp = malloc(tl + 2);
+            if (!exp) goto bad;
+            exp[0] = space ? ' ' : 0;
+            o = space ? 1 : 0;
+            for (size_t i = 0; i < tl;) {
+                if (!strncmp(text + i, "\xe2\x96\x81", 3))
+                    exp[o++] = ' ', i += 3;
+                else
+                    exp[o++] = text[i++];
+            }
+            exp[o] = 0;
+            expect_roundtrip(tok, exp, want, (uint32_t)n_ids);
+            free(exp);
+        }
+        free(text);
+    }
+    printf("test_tokenizer: SentencePiece, %ld pieces, %ld cases, %d failures\n", n_tok, n_case,
+           failures);
+    ret = failures ? 1 : 0;
+    goto out;
+bad:
+    fprintf(stderr, "test_tokenizer: %s: malformed dump\n", path);
+    ret = 2;
+out:
+    vt_tok_destroy(tok);
+    free_strings(tokens, n_tok > 0 ? (uint32_t)n_tok : 0);
+    free(types);
+    free(scores);
+    return ret;
+}
+
 static int test_dump(const char *path) {
     FILE *f = fopen(path, "r");
     if (!f) {
@@ -502,7 +582,14 @@ static int test_dump(const char *path) {
     int ret = 2;
     vt_tok *tok = NULL;
 
-    char pre[64], pw[8];
+    char pre[64], pw[16];
+    long pos = ftell(f);
+    if (fscanf(f, "%15s", pw) == 1 && !strcmp(pw, "vt-spm-dump")) {
+        int r = fscanf(f, "%ld", &n_tok) == 1 && n_tok == 1 ? test_spm_dump(f, path) : 2;
+        fclose(f);
+        return r;
+    }
+    fseek(f, pos, SEEK_SET);
     if (read_header(f, "vt-tok-dump") != 2 || fscanf(f, "%7s %63s", pw, pre) != 2 ||
         strcmp(pw, "pre") || (n_tok = read_header(f, "tokens")) <= 0)
         goto bad;

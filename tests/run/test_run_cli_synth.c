@@ -20,8 +20,8 @@
  *  - add_bos_token with a bos_token_id outside the vocabulary refuses --prompt by name;
  *  - every EOS stops: a config.json eos_token_id list (an HF store written here), GGUF
  *    eom_token_id, a <|eom_id|> control token;
- *  - a SentencePiece vocabulary (no merges) runs --tokens, decoding U+2581 and <0xNN>, and
- *    refuses --prompt naming SentencePiece;
+ *  - a SentencePiece vocabulary (no merges) runs --tokens, decoding U+2581 and <0xNN>, refuses
+ *    --prompt naming SentencePiece without tokenizer.ggml.scores, and with them encodes it;
  *  - a token with no text (a tokenizer.json gap, a GGUF UNUSED token) prints nothing.
  * Needs nothing but the vtstore binary (label quick). */
 #include <math.h>
@@ -108,10 +108,9 @@ static int put_text(vt_store_writer *w, const char *key, const char *v) {
     return rc;
 }
 
-/* An array of int32 (GGUF type 9 of type 5). */
-static int put_i32s(vt_store_writer *w, const char *key, const int32_t *v, uint64_t n) {
+/* An array of 4-byte values (GGUF type 9 of element type @p et: 5 int32, 6 f32). */
+static int put_arr4(vt_store_writer *w, const char *key, uint32_t et, const void *v, uint64_t n) {
     uint8_t b[1024];
-    uint32_t et = 5;
     if (12 + 4 * n > sizeof b) return -1;
     memcpy(b, &et, 4);
     memcpy(b + 4, &n, 8);
@@ -192,6 +191,7 @@ typedef struct {
     const char *hf_config;
     int hf_gap0;
     const char *hf_gen_config; /* generation_config.json (default: none) */
+    const float *scores;       /* tokenizer.ggml.scores, one per token (default: none) */
 } store_opts;
 
 /* The HF layout's tensor names for the GGUF ones make_store_with writes. */
@@ -309,7 +309,10 @@ static int make_store_with(const char *name, float norm, const store_opts *o) {
         rc = put_strings(w, "gguf.tokenizer.ggml.merges", o->merges, o->n_merges);
     if (!rc && o->model) rc = put_str(w, "gguf.tokenizer.ggml.model", o->model);
     if (!rc && o->types)
-        rc = put_i32s(w, "gguf.tokenizer.ggml.token_type", o->types,
+        rc = put_arr4(w, "gguf.tokenizer.ggml.token_type", 5, o->types,
+                      o->tokens ? o->n_tokens : VOCAB);
+    if (!rc && o->scores)
+        rc = put_arr4(w, "gguf.tokenizer.ggml.scores", 6, o->scores,
                       o->tokens ? o->n_tokens : VOCAB);
     if (!rc && o->u32_key) rc = put_meta(w, o->u32_key, 4, &o->u32_val, 4);
     if (!rc) rc = put_str(w, "gguf.tokenizer.ggml.pre", o->pre ? o->pre : "smollm");
@@ -617,6 +620,25 @@ int main(void) {
                    strstr(err, "--tokens"),
                "SentencePiece --prompt: exit %d, stderr: %s", rc, err);
         printf("spm: %s", err);
+        /* with tokenizer.ggml.scores it encodes, as llama.cpp does: a space in front, the
+         * highest-scoring merges first ("▁ab" over "▁a" + "b"), the BOS (1, llama.cpp's
+         * default for SentencePiece) first; a character no piece holds by its <0xNN> bytes */
+        toks[0] = "<0x41>";
+        types[0] = 6;
+        toks[3] = "\xe2\x96\x81"
+                  "a";
+        toks[4] = "\xe2\x96\x81"
+                  "ab";
+        toks[5] = "\xe2\x96\x81";
+        float sc[VOCAB];
+        for (int i = 0; i < VOCAB; i++) sc[i] = -100.0f - i;
+        sc[3] = -1.0f, sc[4] = -2.0f, sc[5] = -3.0f;
+        o.scores = sc;
+        CHECK_RC(make_store_with("spmenc.vts", 0.0f, &o));
+        rc = vt("run spmenc.vts --prompt 'ab A' --max-new 1 --json");
+        CHECKF(rc == 0 && strstr(slurp("out.txt"), "\"prompt_ids\": [1, 4, 5, 0]"),
+               "SentencePiece --prompt with scores: exit %d, stdout %.300s, stderr %s", rc,
+               slurp("out.txt"), slurp("err.txt"));
     }
 
     /* a token with no text (an id tokenizer.json leaves out, a GGUF UNUSED token) prints nothing,

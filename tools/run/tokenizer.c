@@ -39,9 +39,12 @@ struct vt_tok {
     uint32_t n_specials;
     uint8_t special_first[256]; /* 1: some special token starts with this byte */
     enum vt_tok_pre pre;
-    int ignore_merges; /* 1: a piece that is a token is emitted as is, without BPE */
-    int32_t bos;       /* token put before a prompt by the caller, -1: none */
-    int spm;           /* 1: SentencePiece pieces (vt_tok_create_spm): decode only */
+    int ignore_merges;     /* 1: a piece that is a token is emitted as is, without BPE */
+    int32_t bos;           /* token put before a prompt by the caller, -1: none */
+    int spm;               /* 1: SentencePiece pieces (vt_tok_create_spm) */
+    float *spm_scores;     /* [n_tokens] piece scores (vt_tok_set_spm_scores); NULL: decode only */
+    int spm_space;         /* 1: a space before each text fragment (add_space_prefix) */
+    int32_t spm_byte[256]; /* the "<0xNN>" token of each byte, -1 if none */
 };
 
 /* ------------------------------------------------------------------ hashing */
@@ -258,6 +261,7 @@ void vt_tok_destroy(vt_tok *tok) {
     free(tok->vocab_slots);
     free(tok->merges);
     free(tok->specials);
+    free(tok->spm_scores);
     free(tok);
 }
 
@@ -429,10 +433,24 @@ static int tok_build(const char *const *tokens, uint32_t n_tokens, const char *c
     }
     t->off[n_tokens] = o;
 
-    /* normal tokens first, so they win when a special token decodes alike */
+    /* normal tokens first, so they win when a special token decodes alike. A SentencePiece
+     * BYTE token ("<0x41>", decoded "A") is not a piece: text matches the piece "A", and the byte
+     * token serves only the fallback (spm_byte: its exact "<0x%02X>" spelling, as llama.cpp
+     * looks it up, the last of equals as in its token_to_id) */
     for (uint32_t i = 0; i < t->vocab_cap; i++) t->vocab_slots[i] = -1;
+    for (int b = 0; b < 256; b++) t->spm_byte[b] = -1;
     for (int pass = 0; pass < 2; pass++) {
         for (uint32_t i = 0; i < n_tokens; i++) {
+            const int32_t ty = token_types ? token_types[i] : VT_TOK_TYPE_NORMAL;
+            if (spm && pass == 0) {
+                const char *x = tokens[i];
+                if (strlen(x) == 6 && !memcmp(x, "<0x", 3) && x[5] == '>' &&
+                    hex_digit((uint8_t)x[3]) >= 0 && hex_digit((uint8_t)x[4]) >= 0 &&
+                    !(x[3] >= 'a' && x[3] <= 'f') && !(x[4] >= 'a' && x[4] <= 'f'))
+                    t->spm_byte[hex_digit((uint8_t)x[3]) << 4 | hex_digit((uint8_t)x[4])] =
+                        (int32_t)i;
+                if (ty == VT_TOK_TYPE_BYTE) continue;
+            }
             if (t->special[i] == pass && t->off[i + 1] > t->off[i]) vocab_insert(t, (int32_t)i);
         }
     }
@@ -778,6 +796,125 @@ static int encode_fragment(struct encoder *en, const uint8_t *s, size_t b, size_
     return split_gpt2(en, s, seg, e);
 }
 
+/* ------------------------------------------------------------------ SentencePiece */
+
+/* A candidate merge of adjacent symbols left and right into a piece of @p size bytes. */
+struct spm_item {
+    float score;
+    uint32_t left, right;
+    size_t size;
+};
+
+/* llama.cpp's queue order: the highest score first, the leftmost on ties. */
+static bool spm_before(const struct spm_item *a, const struct spm_item *b) {
+    return a->score != b->score ? a->score > b->score : a->left < b->left;
+}
+
+static void spm_push(struct spm_item *h, size_t *hn, struct spm_item it) {
+    size_t i = (*hn)++;
+    while (i > 0 && spm_before(&it, &h[(i - 1) / 2])) {
+        h[i] = h[(i - 1) / 2];
+        i = (i - 1) / 2;
+    }
+    h[i] = it;
+}
+
+static struct spm_item spm_pop(struct spm_item *h, size_t *hn) {
+    struct spm_item top = h[0], last = h[--*hn];
+    size_t i = 0, n = *hn;
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= n) break;
+        if (c + 1 < n && spm_before(&h[c + 1], &h[c])) c++;
+        if (!spm_before(&h[c], &last)) break;
+        h[i] = h[c];
+        i = c;
+    }
+    if (n) h[i] = last;
+    return top;
+}
+
+/* One raw text fragment s[b..e) (no special token in it) as llama.cpp's SPM tokenizer
+ * (llm_tokenizer_spm_session) encodes it: a space first when @p space, each space a piece's
+ * U+2581 (our pieces hold it as a space, so an U+2581 in the text becomes one too); symbols are
+ * UTF-8 characters (lead byte decides the length); repeatedly the adjacent pair whose
+ * concatenation is a piece with the highest score (leftmost on ties) is merged; a final symbol
+ * that is no piece becomes its bytes' "<0xNN>" tokens (else the byte's one-character piece). */
+static int spm_fragment(struct encoder *en, const uint8_t *s, size_t b, size_t e, int space) {
+    const vt_tok *t = en->t;
+    size_t cap = e - b + 1, n = 0;
+    uint8_t *x = malloc(cap);
+    uint32_t *pos = malloc(cap * sizeof *pos), *len = malloc(cap * sizeof *len);
+    uint32_t *prev = malloc(cap * sizeof *prev), *next = malloc(cap * sizeof *next);
+    struct spm_item *heap = malloc(3 * cap * sizeof *heap);
+    int rc = x && pos && len && prev && next && heap && cap < UINT32_MAX ? 0 : -ENOMEM;
+    if (!rc && space) x[n++] = ' ';
+    for (size_t i = b; !rc && i < e;) {
+        if (i + 3 <= e && s[i] == 0xE2 && s[i + 1] == 0x96 && s[i + 2] == 0x81) {
+            x[n++] = ' ';
+            i += 3;
+        } else {
+            x[n++] = s[i++];
+        }
+    }
+    uint32_t ns = 0;
+    for (size_t o = 0; !rc && o < n; ns++) { /* llama.cpp's unicode_len_utf8 */
+        static const uint8_t lens[16] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 3, 4};
+        size_t l = lens[x[o] >> 4];
+        if (l > n - o) l = n - o;
+        pos[ns] = (uint32_t)o;
+        len[ns] = (uint32_t)l;
+        prev[ns] = ns ? ns - 1 : NONE;
+        o += l;
+        next[ns] = o == n ? NONE : ns + 1;
+    }
+    size_t hn = 0;
+#define SPM_TRY(l, r)                                                                              \
+    do {                                                                                           \
+        if ((l) != NONE && (r) != NONE) {                                                          \
+            int32_t id_ = vocab_find(t, x + pos[l], (size_t)len[l] + len[r]);                      \
+            if (id_ >= 0)                                                                          \
+                spm_push(                                                                          \
+                    heap, &hn,                                                                     \
+                    (struct spm_item){t->spm_scores[id_], (l), (r), (size_t)len[l] + len[r]});     \
+        }                                                                                          \
+    } while (0)
+    for (uint32_t i = 1; !rc && i < ns; i++) SPM_TRY(i - 1, i);
+    while (!rc && hn) {
+        struct spm_item it = spm_pop(heap, &hn);
+        const uint32_t l = it.left, r = it.right;
+        /* stale: a side merged away, or grown since (llama.cpp's test) */
+        if (!len[l] || !len[r] || (size_t)len[l] + len[r] != it.size) continue;
+        len[l] += len[r];
+        len[r] = 0;
+        next[l] = next[r];
+        if (next[r] != NONE) prev[next[r]] = l;
+        SPM_TRY(prev[l], l);
+        SPM_TRY(l, next[l]);
+    }
+#undef SPM_TRY
+    for (uint32_t i = 0; !rc && ns && i != NONE; i = next[i]) {
+        int32_t id = vocab_find(t, x + pos[i], len[i]);
+        if (id >= 0) {
+            emit(en, id);
+            continue;
+        }
+        for (uint32_t k = 0; !rc && k < len[i]; k++) { /* byte fallback */
+            const uint8_t c = x[pos[i] + k];
+            const int32_t bt = t->spm_byte[c] >= 0 ? t->spm_byte[c] : t->byte_id[c];
+            if (bt < 0)
+                rc = tok_fail(-EINVAL,
+                              "byte 0x%02x of the text has neither a <0x%02X> token nor a "
+                              "one-byte piece in the vocabulary",
+                              c, c);
+            else
+                emit(en, bt);
+        }
+    }
+    free(x), free(pos), free(len), free(prev), free(next), free(heap);
+    return rc;
+}
+
 /* Longest special token at s[i..n), or -1. */
 static int32_t match_special(const vt_tok *t, const uint8_t *s, size_t i, size_t n) {
     if (!t->special_first[s[i]]) return -1;
@@ -794,27 +931,34 @@ int vt_tok_encode(const vt_tok *tok, const char *text, int32_t *ids, uint32_t ca
     tok_err[0] = 0;
     if (!tok || !text || !n_out || (!ids && cap)) return -EINVAL;
     *n_out = 0;
-    if (tok->spm)
-        return tok_fail(-ENOTSUP, "a SentencePiece vocabulary: encoding text is not implemented");
-    if (tok->pre == VT_TOK_PRE_UNSUPPORTED) return -ENOTSUP;
+    if (tok->spm && !tok->spm_scores)
+        return tok_fail(-ENOTSUP, "a SentencePiece vocabulary without piece scores cannot encode");
+    if (!tok->spm && tok->pre == VT_TOK_PRE_UNSUPPORTED) return -ENOTSUP;
     const uint8_t *s = (const uint8_t *)text;
     size_t n = strlen(text);
     struct encoder en = {.t = tok, .text = s, .ids = ids, .cap = cap};
     int rc = 0;
 
     size_t frag = 0;
+    int after_special = 1; /* SentencePiece: a fragment at the start or after one gets a space */
     for (size_t i = 0; i < n && rc == 0;) {
         int32_t sp = tok->n_specials ? match_special(tok, s, i, n) : -1;
         if (sp < 0) {
             i++;
             continue;
         }
-        rc = encode_fragment(&en, s, frag, i);
+        if (!tok->spm)
+            rc = encode_fragment(&en, s, frag, i);
+        else if (frag < i) /* llama.cpp: empty fragments are not encoded */
+            rc = spm_fragment(&en, s, frag, i, after_special && tok->spm_space);
         emit(&en, sp);
+        after_special = 1;
         i += tok->off[sp + 1] - tok->off[sp];
         frag = i;
     }
-    if (rc == 0) rc = encode_fragment(&en, s, frag, n);
+    if (rc == 0 && !tok->spm) rc = encode_fragment(&en, s, frag, n);
+    if (rc == 0 && tok->spm && frag < n)
+        rc = spm_fragment(&en, s, frag, n, after_special && tok->spm_space);
 
     free(en.sym_id);
     free(en.next);
@@ -824,6 +968,17 @@ int vt_tok_encode(const vt_tok *tok, const char *text, int32_t *ids, uint32_t ca
     if (en.n > UINT32_MAX) return -ENOSPC;
     *n_out = (uint32_t)en.n;
     return en.n > cap ? -ENOSPC : 0;
+}
+
+int vt_tok_set_spm_scores(vt_tok *tok, const float *scores, int add_space_prefix) {
+    if (!tok || !tok->spm || !scores) return -EINVAL;
+    float *c = malloc((size_t)tok->n_tokens * sizeof *c);
+    if (!c) return -ENOMEM;
+    memcpy(c, scores, (size_t)tok->n_tokens * sizeof *c);
+    free(tok->spm_scores);
+    tok->spm_scores = c;
+    tok->spm_space = add_space_prefix != 0;
+    return 0;
 }
 
 int vt_tok_set_pre(vt_tok *tok, enum vt_tok_pre pre) {

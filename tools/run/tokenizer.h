@@ -23,7 +23,9 @@
  *      that token: vt_tok_set_ignore_merges).
  *
  * A SentencePiece vocabulary (GGUF tokenizer.ggml.model "llama": Llama 2, Mistral 7B)
- * is decode-only (vt_tok_create_spm): ids in, text out; encoding refuses.
+ * decodes (vt_tok_create_spm) and, given its piece scores (vt_tok_set_spm_scores),
+ * encodes as llama.cpp's SPM tokenizer does (special tokens as in step 1, then each
+ * fragment merged by piece score, with byte fallback).
  *
  * Self-contained C11: no dependency on the rest of vtstore.  A vt_tok is
  * immutable once set up (vt_tok_create, then optionally vt_tok_set_pre and
@@ -110,8 +112,7 @@ int vt_tok_create(const char *const *tokens, uint32_t n_tokens, const char *cons
  * as llama.cpp's token_to_piece does: a normal one is its text with each U+2581
  * ("▁", SentencePiece's space) a space, a BYTE one "<0xNN>" the byte NN, CONTROL,
  * USER_DEFINED and UNKNOWN ones their text verbatim ("</s>", "<unk>"), UNUSED ones
- * nothing.  vt_tok_encode refuses with -ENOTSUP (SentencePiece encoding, by piece
- * scores, is not implemented).
+ * nothing.  vt_tok_encode refuses with -ENOTSUP until vt_tok_set_spm_scores is called.
  *
  * @param tokens, n_tokens, token_types  as for vt_tok_create (types NULL: all normal,
  *                    so "<0x0A>" is then text, as in llama.cpp).
@@ -119,6 +120,18 @@ int vt_tok_create(const char *const *tokens, uint32_t n_tokens, const char *cons
  */
 int vt_tok_create_spm(const char *const *tokens, uint32_t n_tokens, const int32_t *token_types,
                       vt_tok **out);
+
+/** Lets a SentencePiece tokenizer (vt_tok_create_spm) encode: @p scores has one score per
+ *  token (GGUF tokenizer.ggml.scores), copied.  As llama.cpp's SPM tokenizer: CONTROL and
+ *  USER_DEFINED tokens are matched whole in the text first; each remaining fragment gets a
+ *  space in front when @p add_space_prefix (GGUF tokenizer.ggml.add_space_prefix, true by
+ *  default) and it starts the text or follows a special token; spaces are pieces' U+2581;
+ *  its UTF-8 characters are merged pairwise, the adjacent pair whose concatenation is a
+ *  piece with the highest score first (the leftmost on ties); a character that ends up in
+ *  no piece is encoded as its bytes' "<0xNN>" tokens (BYTE tokens are never matched as
+ *  text).  Call it before the tokenizer is shared.  @return 0; -EINVAL (NULL, not a
+ *  SentencePiece tokenizer); -ENOMEM. */
+int vt_tok_set_spm_scores(vt_tok *tok, const float *scores, int add_space_prefix);
 
 /** Why the last failed vt_tok_create() or vt_tok_encode() on this thread failed ("merge 7 'a
  *  b': token 'b' is not in the vocabulary", "byte 0xff at offset 1 of the text has no
