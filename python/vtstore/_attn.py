@@ -35,17 +35,34 @@ _OUT = {"f32": (np.float32, _lib.DTYPES["f32"]), "f16": (np.float16, _lib.DTYPES
 
 def _heads(a, what: str, dims: Optional[Tuple[int, int]] = None) -> np.ndarray:
     """@p a as a C-contiguous float32 or float16 [heads, n, D] array (other float dtypes become
-    float32); ValueError naming @p what otherwise, or when its heads and D differ from @p dims."""
+    float32); ValueError naming @p what otherwise, or when its heads and D differ from @p dims.
+    A float64 value beyond float32 raises Error -ERANGE (it would become infinity: NaN out)."""
     arr = np.asarray(a)
     if arr.dtype not in _IN:
         if arr.dtype.kind != "f" and arr.dtype.kind not in "iu":
             raise ValueError(f"{what}: dtype {arr.dtype} (want float32 or float16)")
-        arr = arr.astype(np.float32)
+        arr = _quant._f32(arr, what) if arr.dtype.kind == "f" else arr.astype(np.float32)
     if arr.ndim != 3:
         raise ValueError(f"{what}: shape {arr.shape} (want [heads, tokens, head_dim])")
     if dims is not None and (arr.shape[0], arr.shape[2]) != dims:
         raise ValueError(f"{what}: shape {arr.shape}, want [{dims[0]}, n, {dims[1]}]")
     return np.ascontiguousarray(arr)
+
+
+def _f32_scale(v, what: str) -> float:
+    """@p v, a positive finite number, as the float32 the C struct takes. ValueError also when
+    float32 cannot hold it: 1e-46 would become 0, which the library takes as its default."""
+    if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{what} must be a number, not {type(v).__name__}")
+    try:
+        with np.errstate(over="ignore", under="ignore"):
+            f = float(np.float32(v))
+    except OverflowError:  # an int beyond float64
+        f = math.inf
+    if not (math.isfinite(f) and f > 0 and v > 0):
+        raise ValueError(f"{what} {v!r}: want a positive finite number that float32 holds "
+                         "(about 1.4e-45 to 3.4e38)")  # fmt: skip
+    return f
 
 
 class KVCache(_Closing):
@@ -63,18 +80,16 @@ class KVCache(_Closing):
                              "q4_0, nf4, nvfp4 or mxfp4)")  # fmt: skip
         for name, v, top in (("n_kv_heads", n_kv_heads, 1 << 32), ("head_dim", head_dim, 1 << 32),
                              ("capacity", capacity, 1 << 64)):  # fmt: skip
-            try:
-                ok = 0 < operator.index(v) < top
+            try:  # bool is an int to operator.index, but True heads is a mistake
+                ok = not isinstance(v, bool) and 0 < operator.index(v) < top
             except TypeError:
                 ok = False
             if not ok:
                 raise ValueError(f"{name} {v!r}: want a positive integer below {top}")
-        if tensor_scale is not None and not (math.isfinite(tensor_scale) and tensor_scale > 0):
-            raise ValueError(f"tensor_scale {tensor_scale!r}: want a positive finite number")
+        ts = 0.0 if tensor_scale is None else _f32_scale(tensor_scale, "tensor_scale")
         cfg = _lib.vt_kv_cache_config(location=_lib.VT_LOC_HOST, format=code,
                                       n_kv_heads=n_kv_heads, head_dim=head_dim,
-                                      capacity=capacity,
-                                      tensor_scale=tensor_scale or 0.0)  # fmt: skip
+                                      capacity=capacity, tensor_scale=ts)  # fmt: skip
         h = c_void_p()
         call(lib.vt_kv_cache_create, byref(cfg), byref(h))
         self._h = h.value
@@ -100,14 +115,16 @@ class KVCache(_Closing):
 
     def append(self, k, v) -> None:
         """Quantize and append tokens: @p k and @p v are [n_kv_heads, n, head_dim], float32 or
-        float16 (the same dtype). All or nothing: a NaN/infinity (VT_ENONFINITE) or a value the
-        format cannot hold (ERANGE), named by head, token and column, appends nothing."""
+        float16 (one of each: both taken as float32, neither rounded to float16). All or
+        nothing: a NaN/infinity (VT_ENONFINITE) or a value the format cannot hold (ERANGE),
+        named by head, token and column, appends nothing."""
+        self._handle()  # closed: ValueError, even for no tokens
         dims = (self.n_kv_heads, self.head_dim)
         ka, va = _heads(k, "k", dims), _heads(v, "v", dims)
         if ka.shape != va.shape:
             raise ValueError(f"k {ka.shape} and v {va.shape} differ")
-        if ka.dtype != va.dtype:
-            va = va.astype(ka.dtype)
+        if ka.dtype != va.dtype:  # one call takes one dtype: f32 holds every f16 exactly
+            ka, va = ka.astype(np.float32), va.astype(np.float32)
         if ka.shape[1] == 0:
             return
         with self._lock:
@@ -143,6 +160,7 @@ class KVCache(_Closing):
         1/sqrt(head_dim). @p algo: "auto"/"flash" (the tiled kernels), "naive" (scores in f32)
         or "naive_f64" (the oracle). Returns O [H, Nq, head_dim] of @p out_dtype ("f32" or
         "f16"), and with @p return_lse the log-sum-exp [H, Nq] (natural log) too."""
+        self._handle()  # closed: ValueError, even for no queries
         qa = _heads(q, "q")
         if qa.shape[2] != self.head_dim:
             raise ValueError(f"q: head_dim {qa.shape[2]}, the cache holds {self.head_dim}")
@@ -150,8 +168,7 @@ class KVCache(_Closing):
             raise ValueError(f"algo {algo!r}: want one of {', '.join(_ALGOS)}")
         if out_dtype not in _OUT:
             raise ValueError(f"out_dtype {out_dtype!r}: want 'f32' or 'f16'")
-        if scale is not None and not (math.isfinite(scale) and scale > 0):
-            raise ValueError(f"scale {scale!r}: want a positive finite number")
+        scale = 0.0 if scale is None else _f32_scale(scale, "scale")
         H, nq = qa.shape[0], qa.shape[1]
         o = np.empty(qa.shape, _OUT[out_dtype][0])
         lse = np.empty((H, nq), np.float32) if return_lse else None
@@ -160,7 +177,7 @@ class KVCache(_Closing):
             lib.vt_attn_params_init(byref(p))
             p.q, p.q_dtype = qa.ctypes.data, _IN[qa.dtype]
             p.n_heads, p.n_q, p.causal = H, nq, int(bool(causal))
-            p.scale = scale or 0.0
+            p.scale = scale
             p.o, p.o_dtype = o.ctypes.data, _OUT[out_dtype][1]
             if lse is not None:
                 p.lse = lse.ctypes.data_as(POINTER(c_float))
@@ -177,16 +194,20 @@ def attention(q, k, v, *, kv_format: Optional[str] = None, causal: bool = False,
               out_dtype: str = "f32"
               ) -> Union[np.ndarray, Tuple[np.ndarray, np.ndarray]]:  # fmt: skip
     """Attention of @p q [H, Nq, D] over @p k, @p v [Hkv, Nk, D] on the CPU, K and V first
-    stored in @p kv_format (None: as given, f32 or f16; nvfp4 takes @p tensor_scale, None: the
-    scale vt_quant_observe picks for K and V together). The other arguments are KVCache.attend's."""
+    stored in @p kv_format (None: as given, f16 when both are float16, else f32; nvfp4 takes
+    @p tensor_scale, None: the scale vt_quant_observe picks for K and V together). The other
+    arguments are KVCache.attend's."""
     ka = _heads(k, "k")
     va = _heads(v, "v", (ka.shape[0], ka.shape[2]))
     if va.shape != ka.shape:
         raise ValueError(f"k {ka.shape} and v {va.shape} differ")
-    fmt = kv_format or ("f16" if ka.dtype == np.float16 else "f32")
+    f16 = ka.dtype == va.dtype == np.float16
+    fmt = kv_format or ("f16" if f16 else "f32")
     if _quant.format_name(_quant.format_code(fmt)) == "nvfp4" and tensor_scale is None:
         both = np.concatenate([ka.ravel(), va.ravel()]).astype(np.float32)
-        tensor_scale = _quant.tensor_scale(both, "nvfp4") if both.size else 1.0
+        # NaN/Inf: 1, and the append names the head, token and column (not an index in both)
+        ok = both.size and np.isfinite(both).all()
+        tensor_scale = _quant.tensor_scale(both, "nvfp4") if ok else 1.0
     with KVCache(fmt, ka.shape[0], ka.shape[2], max(ka.shape[1], 1),
                  tensor_scale=tensor_scale) as kv:  # fmt: skip
         kv.append(ka, va)

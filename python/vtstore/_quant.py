@@ -64,14 +64,32 @@ def _base(code: int) -> str:
     return format_name(code & 0xFF)
 
 
-def _rows_cols(shape: Sequence[int]) -> Tuple[int, int]:
+def _shape(shape: Union[int, Sequence[int]]) -> Tuple[int, ...]:
+    """@p shape as a tuple of ints (an int is a 1-D shape, as numpy takes it). TypeError for a
+    dimension that is not an integer: int() would cut 8.7 to 8 and the byte count could match."""
+    if isinstance(shape, (int, np.integer)) and not isinstance(shape, bool):
+        shape = (shape,)
+    try:
+        dims = tuple(shape)
+    except TypeError:
+        raise TypeError(f"shape must be a sequence of ints, not {type(shape).__name__}") from None
+    for d in dims:
+        if isinstance(d, bool) or not isinstance(d, (int, np.integer)):
+            raise TypeError(f"shape {dims}: dimension {d!r} is not an int")
+    return tuple(int(d) for d in dims)
+
+
+def _rows_cols(shape: Union[int, Sequence[int]]) -> Tuple[int, int]:
     """The 2-D view of quant.h: cols = last dim, rows = product of the others (1-D: one row)."""
-    shape = tuple(int(d) for d in shape)
+    shape = _shape(shape)
     if not shape:
         return 1, 1
     if any(d < 0 for d in shape):
         raise ValueError(f"negative dimension in shape {shape}")
-    return math.prod(shape[:-1]), shape[-1]
+    rows, cols = math.prod(shape[:-1]), shape[-1]
+    if rows >= 2**64 or cols >= 2**64:  # ctypes would pass them on modulo 2^64
+        raise ValueError(f"shape {shape}: {rows} x {cols} values do not fit 64-bit sizes")
+    return rows, cols
 
 
 def _as_bytes(buf) -> np.ndarray:
@@ -163,13 +181,14 @@ def quantize(array, fmt: str, *, tensor_scale: Optional[float] = None, channel_s
     return out
 
 
-def dequantize(buf, fmt: str, shape: Sequence[int], *, tensor_scale: Optional[float] = None,
-               channel_scale=None, nthreads: int = 0) -> np.ndarray:  # fmt: skip
+def dequantize(buf, fmt: str, shape: Union[int, Sequence[int]], *,
+               tensor_scale: Optional[float] = None, channel_scale=None,
+               nthreads: int = 0) -> np.ndarray:  # fmt: skip
     """Dequantize the blocks in @p buf (bytes-like, exactly vt_quant_bytes long) to a float32
-    array of @p shape. nvfp4 needs the ``tensor_scale`` the blocks were made with, awq_int4
-    its ``channel_scale``."""
+    array of @p shape (a tuple of ints, or an int for 1-D). nvfp4 needs the ``tensor_scale``
+    the blocks were made with, awq_int4 its ``channel_scale``."""
     code = format_code(fmt)
-    shape = tuple(int(d) for d in shape)
+    shape = _shape(shape)
     rows, cols = _rows_cols(shape)
     if _base(code) == "nvfp4" and tensor_scale is None:
         raise ValueError("nvfp4 needs tensor_scale (the one quantize used: see tensor_scale())")
@@ -184,7 +203,7 @@ def dequantize(buf, fmt: str, shape: Sequence[int], *, tensor_scale: Optional[fl
     return out
 
 
-def gemv(buf, fmt: Union[str, int], shape: Sequence[int], x, *,
+def gemv(buf, fmt: Union[str, int], shape: Union[int, Sequence[int]], x, *,
          tensor_scale: Optional[float] = None, channel_scale=None) -> np.ndarray:  # fmt: skip
     """y = W x on the CPU with the fused kernels (vt_gemv; vt_gemm above 8 vectors), W the
     quantized rows x cols matrix in @p buf. x: [cols] -> y: [rows]; x: [batch, cols] ->

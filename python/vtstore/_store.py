@@ -49,6 +49,24 @@ def _name(name: str, what: str = "tensor name") -> bytes:
     return b
 
 
+def _path(path: Union[str, bytes, os.PathLike], what: str = "path") -> bytes:
+    """The file system bytes of @p path; ValueError for a NUL in it (as open() raises): C would
+    cut the path there and open, create, import or write another file."""
+    b = os.fsencode(path)
+    if b"\0" in b:
+        raise ValueError(f"{what} {path!r} contains NUL")
+    return b
+
+
+def _int(v: Any, what: str, lo: int, hi: int) -> int:
+    """@p v as an int in [lo, hi) (TypeError / ValueError otherwise: ctypes would wrap it)."""
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+        raise TypeError(f"{what} must be an int, not {type(v).__name__}")
+    if not lo <= int(v) < hi:
+        raise ValueError(f"{what} {v}: expected {lo} <= {what} < {hi}")
+    return int(v)
+
+
 def _pattern(pattern: Optional[str], what: str = "pattern") -> Optional[bytes]:
     """UTF-8 bytes of an optional glob or prefix (None: all). A NUL would cut it short in C and
     silently select other names, so it is refused like in names."""
@@ -177,15 +195,23 @@ class Store(_Closing):
                              "(read-write, created if missing)")  # fmt: skip
         self.path = os.fspath(path)
         self.mode = mode
-        opt = _lib.vt_store_options(shard_cap_bytes=shard_cap_bytes, zstd_level=zstd_level,
-                                    chunk_target_bytes=chunk_target_bytes,
-                                    no_root_shards=int(no_root_shards))  # fmt: skip
+        bpath = _path(self.path, "store path")
+        opt = _lib.vt_store_options(
+            shard_cap_bytes=_int(shard_cap_bytes, "shard_cap_bytes", 0, 2**64),
+            zstd_level=_int(zstd_level, "zstd_level", -(2**31), 2**31),
+            chunk_target_bytes=_int(chunk_target_bytes, "chunk_target_bytes", 0, 2**64),
+            no_root_shards=int(bool(no_root_shards)),
+        )  # fmt: skip
+        if isinstance(data_dirs, (str, bytes, os.PathLike)):  # would be taken char by char
+            raise TypeError("data_dirs must be a sequence of directories, not one path: use "
+                            f"[{data_dirs!r}]")  # fmt: skip
         if data_dirs:
-            dirs = (c_char_p * len(data_dirs))(*[os.fsencode(d) for d in data_dirs])
+            enc = [_path(d, "data dir") for d in data_dirs]
+            dirs = (c_char_p * len(enc))(*enc)
             opt.data_dirs = ctypes.cast(dirs, POINTER(c_char_p))
-            opt.n_data_dirs = len(data_dirs)
+            opt.n_data_dirs = len(enc)
         h = c_void_p()
-        call(lib.vt_store_open, os.fsencode(self.path), _MODES[mode], byref(opt), byref(h))
+        call(lib.vt_store_open, bpath, _MODES[mode], byref(opt), byref(h))
         self._h = h.value
 
     # -- lifetime
@@ -509,7 +535,7 @@ class Store(_Closing):
         o.n_rules = len(pairs)
         o.target_sqnr_db, o.max_bits = target_sqnr_db, max_bits
         o.requantize = int(requantize)
-        o.awq_stats_path = os.fsencode(awq_stats) if awq_stats else None
+        o.awq_stats_path = _path(awq_stats, "awq_stats") if awq_stats else None
         o.tensor_name = _name(tensor_name) if tensor_name else None
         o.nthreads = nthreads
         names: List[str] = []
@@ -535,7 +561,7 @@ class Store(_Closing):
             o.progress = _lib.IMPORT_PROGRESS_FN(on_progress)
         s = _lib.vt_import_summary()
         try:
-            self._call(lib.vt_import_file, os.fsencode(src), byref(o), byref(s))
+            self._call(lib.vt_import_file, _path(src, "source path"), byref(o), byref(s))
         except Error:
             if raised:  # the callback's own exception, not the -ECANCELED it caused
                 raise raised[0] from None
@@ -552,7 +578,7 @@ class Store(_Closing):
             raise ValueError(f"dtype {dtype!r}: expected 'f32', 'f16' or 'bf16'")
         o = _lib.vt_export_options(pattern=_pattern(pattern), dtype=_lib.DTYPES[dtype],
                                    nthreads=0)  # fmt: skip
-        self._call(lib.vt_export_safetensors, os.fsencode(path), byref(o))
+        self._call(lib.vt_export_safetensors, _path(path, "output path"), byref(o))
 
 
 def _import_format(fmt: Optional[str]) -> int:
@@ -668,9 +694,24 @@ class Writer:
             self._store._leave()
 
     def put_meta(self, key: str, value: Union[bytes, str]) -> None:
-        """Set user metadata @p key to @p value (bytes; str is stored UTF-8) at commit."""
-        v = value.encode() if isinstance(value, str) else bytes(value)
-        self._call(lib.vt_writer_put_meta, _name(key, "metadata key"), v, len(v))
+        """Set user metadata @p key to @p value (bytes-like; str is stored UTF-8) at commit.
+        TypeError for anything else (bytes(5) would store five zero bytes). Any exception,
+        a bad key or value included, aborts the writer."""
+        self._handle()
+        try:
+            k = _name(key, "metadata key")
+            if isinstance(value, str):
+                v = value.encode()
+            else:
+                try:
+                    v = memoryview(value).tobytes()
+                except TypeError:
+                    raise TypeError("metadata value must be bytes-like or str, not "
+                                    f"{type(value).__name__}") from None  # fmt: skip
+        except BaseException:
+            self.abort()
+            raise
+        self._call(lib.vt_writer_put_meta, k, v, len(v))
 
     def put(self, name: str, array, format: str = "q8_0", *, rows_per_chunk: int = 0,
             tensor_scale: Optional[float] = None, channel_scale=None, source: str = "",

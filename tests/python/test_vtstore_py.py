@@ -17,6 +17,7 @@ import json
 import math
 import re
 import os
+import pathlib
 import shutil
 import struct
 import tarfile
@@ -396,6 +397,25 @@ class TestQuant(Base):
         with self.assertRaises(ValueError):
             vtstore.dequantize(b"\0" * 33, "q8_0", (1, 32))  # 34 needed
 
+    def test_shapes_are_ints_that_fit(self) -> None:
+        """A shape is ints, or one int for 1-D as numpy takes it. (8.7, 64) used to be cut to
+        (8, 64), which matched the bytes and was returned; 2^64 + 8 rows went to C modulo 2^64
+        as 8, so gemv returned 8 values for a matrix of 2^64 + 8 rows."""
+        w = self.weights(8, 64)
+        q = vtstore.quantize(w, "q8_0")
+        ref = vtstore.dequantize(q, "q8_0", (8, 64))
+        for n in (512, np.int64(512)):
+            np.testing.assert_array_equal(vtstore.dequantize(q, "q8_0", n), ref.reshape(512))
+        for bad in ((8.7, 64), (8, 64.0), (True, 512), 512.0):
+            with self.assertRaises(TypeError, msg=repr(bad)):
+                vtstore.dequantize(q, "q8_0", bad)
+        x = self.rng.standard_normal(64).astype(np.float32)
+        for shape in ((2**64 + 8, 64), (2**32, 2**32 + 8, 64)):
+            with self.assertRaises(ValueError, msg=repr(shape)):
+                vtstore.gemv(q, "q8_0", shape, x)
+            with self.assertRaises(ValueError, msg=repr(shape)):
+                vtstore.dequantize(q, "q8_0", shape)
+
     def test_gemv(self) -> None:
         rows, cols = 40, 320
         w = self.weights(rows, cols)
@@ -592,6 +612,50 @@ class TestStore(Base):
             s.put("r", np.ones((4, 32), np.float32), "f32", rows_per_chunk=np.int64(2))
             self.assertEqual(s.info("r")["chunks"], 2)
 
+    def test_paths_and_options_are_checked(self) -> None:
+        """A NUL in a path used to cut it short in C: open created, export wrote and import read
+        another file. data_dirs="dd" was taken char by char (data dirs "d" and "d"), and
+        store options out of range wrapped (chunk_target_bytes=-1 became 2^64 - 1)."""
+        w = self.weights(4, 64)
+        p = self.path("s")
+        with self.assertRaises(ValueError):
+            vtstore.open(p + "\0.old", "c")
+        self.assertFalse(os.path.exists(p))
+        out = self.path("o.safetensors")
+        with vtstore.open(p, "c") as s:
+            s.put("w", w, "f32")
+            with self.assertRaises(ValueError):
+                s.export_safetensors(out + "\0.tmp")
+            self.assertFalse(os.path.exists(out))
+            s.export_safetensors(out)
+            with self.assertRaises(ValueError):
+                s.import_file(out + "\0.bak", awq_stats=None)
+            with self.assertRaises(ValueError):
+                s.import_file(out, format="awq_int4", awq_stats=self.path("st\0.bin"))
+        with self.assertRaises(ValueError):
+            vtstore.import_file(self.path("s2"), out + "\0.bak")
+        self.assertFalse(os.path.exists(self.path("s2")))  # created, then discarded
+        cwd = os.getcwd()
+        os.chdir(self.tmp)  # where "dd" made its data dir "d" before
+        try:
+            for dirs in ("dd", self.path("dd").encode(), pathlib.Path("dd")):
+                with self.assertRaises(TypeError, msg=repr(dirs)):
+                    vtstore.open(self.path("s3"), "c", data_dirs=dirs)
+        finally:
+            os.chdir(cwd)
+        self.assertEqual(sorted(os.listdir(self.tmp)), ["o.safetensors", "s"])
+        with self.assertRaises(ValueError):
+            vtstore.open(self.path("s4"), "c", data_dirs=[self.path("d") + "\0x"])
+        for kw in ({"chunk_target_bytes": -1}, {"shard_cap_bytes": -1},
+                   {"zstd_level": 2**32 + 3}, {"chunk_target_bytes": 2**64}):  # fmt: skip
+            with self.assertRaises(ValueError, msg=repr(kw)):
+                vtstore.open(self.path("s5"), "c", **kw)
+        with self.assertRaises(TypeError):
+            vtstore.open(self.path("s5"), "c", zstd_level=True)
+        self.assertFalse(os.path.exists(self.path("s5")))
+        with vtstore.open(self.path("s6"), "c", chunk_target_bytes=np.int64(512)) as s:
+            self.assertEqual(s.put("w", w, "f32")["chunks"], 2)  # 2 rows of 256 bytes each
+
     def test_close_waits_for_calls_in_other_threads(self) -> None:
         """close() in one thread while another thread is inside a call on the store freed the
         handle under that call (the process crashed). Now close() waits for it, and later
@@ -670,6 +734,27 @@ with vtstore.open({self.path("s")!r}) as r:
             self.assertEqual(s.meta("u32", raw=True), struct.pack("<II", 4, 7))
             self.assertEqual(s.meta_keys(), ["f32s", "opaque", "str", "strs", "u32"])
             self.assertEqual(s.meta_keys("st"), ["str", "strs"])
+
+    def test_put_meta_takes_bytes_or_str(self) -> None:
+        """put_meta(key, 5) used to store bytes(5), five zero bytes, which meta() then read back
+        as 0. Now a TypeError, and it aborts the writer like any error in a Writer method (a
+        bad key did not abort it either)."""
+        with vtstore.open(self.path("s"), "c") as s:
+            for key, value, exc in (("n", 5, TypeError), ("f", 1.5, TypeError),
+                                    ("a\0b", b"x", ValueError)):  # fmt: skip
+                wr = s.writer()
+                wr.put_meta("first", b"kept only at commit")
+                with self.assertRaises(exc, msg=repr(value)):
+                    wr.put_meta(key, value)
+                with self.assertRaises(vtstore.Error):  # aborted
+                    wr.put_meta("later", b"x")
+                self.assertEqual(s.meta_keys(), [])
+            v = np.arange(6, dtype="<u2").reshape(2, 3).T  # any bytes-like, in C order
+            with s.writer() as wr:
+                wr.put_meta("v", v)
+                wr.put_meta("t", "text")
+            self.assertEqual(s.meta("v", raw=True), v.tobytes())
+            self.assertEqual(s.meta("t", raw=True), b"text")
 
     def test_remove(self) -> None:
         with vtstore.open(self.path("s"), "c") as s:
@@ -1269,6 +1354,57 @@ class TestAttention(Base):
             self.assertEqual(b.read()[0].shape, (4, 0, 64))
         with self.assertRaises(ValueError):
             len(a)
+        with self.assertRaises(ValueError):  # no tokens: refused too once closed
+            a.append(k[:, :0], v[:, :0])
+        with self.assertRaises(ValueError):
+            a.attend(q[:, :0])
+
+    def test_mixed_and_wide_inputs(self) -> None:
+        """K float16 with V float32 (or the reverse) stays exact: V used to be rounded to
+        float16 to match K. A float64 value beyond float32 raises -ERANGE naming q and the index
+        (it became inf, and O NaN). A NaN in K with nvfp4's own tensor scale is named by head
+        and token as in the other formats (it was an index into K and V concatenated)."""
+        q, k, v = self.qkv(4, 2, 3, 20, 64)
+        for a, b in ((k.astype(np.float16), v), (k, v.astype(np.float16))):
+            with vtstore.KVCache("f32", 2, 64, 20) as kv:
+                kv.append(a, b)
+                kd, vd = kv.read()
+                np.testing.assert_array_equal(kd, a.astype(np.float32))
+                np.testing.assert_array_equal(vd, b.astype(np.float32))
+            ro, _ = ref_attention(q, a, b, True, 1 / 8)
+            o = vtstore.attention(q, a, b, causal=True)  # kv_format None: f32 (mixed)
+            self.assertLess(np.linalg.norm(o - ro) / np.linalg.norm(ro), 1e-5)
+        q64 = q.astype(np.float64)
+        q64[1, 2, 3] = 1e39
+        with self.assertRaises(vtstore.Error) as cm:
+            vtstore.attention(q64, k, v)
+        self.assertEqual(cm.exception.code, ERANGE)
+        self.assertIn("(1, 2, 3)", str(cm.exception))
+        kn = k.copy()
+        kn[1, 4, 7] = np.nan
+        with self.assertRaises(vtstore.Error) as cm:
+            vtstore.attention(q, kn, v, kv_format="nvfp4")
+        self.assertEqual(cm.exception.code, vtstore.VT_ENONFINITE)
+        self.assertIn("head 1", str(cm.exception))
+
+    def test_scales_float32_cannot_hold(self) -> None:
+        """scale and tensor_scale reach C as float32: 1e-46 became 0, which the library takes
+        as its default (1/sqrt(D); nvfp4: 1), so attention came back with another scale."""
+        q, k, v = self.qkv(2, 2, 3, 9, 64)
+        for bad in (1e-46, 1e39, math.nan, math.inf, 0.0, -1.0):
+            with self.assertRaises(ValueError, msg=repr(bad)):
+                vtstore.attention(q, k, v, scale=bad)
+            with self.assertRaises(ValueError, msg=repr(bad)):
+                vtstore.KVCache("nvfp4", 2, 64, 9, tensor_scale=bad)
+        for bad in (True, "0.5"):
+            with self.assertRaises(TypeError, msg=repr(bad)):
+                vtstore.KVCache("nvfp4", 2, 64, 9, tensor_scale=bad)
+        with self.assertRaises(TypeError):
+            vtstore.attention(q, k, v, scale=True)
+        for sc in (1e-30, np.float32(0.3), 2):  # small, a numpy scalar, an int
+            ro, _ = ref_attention(q, k, v, False, float(np.float32(sc)))
+            o = vtstore.attention(q, k, v, scale=sc)
+            self.assertLess(np.linalg.norm(o - ro) / np.linalg.norm(ro), 1e-5, repr(sc))
 
     def test_attention_errors(self) -> None:
         q, k, v = self.qkv(3, 2, 4, 8, 64)
@@ -1283,6 +1419,8 @@ class TestAttention(Base):
             vtstore.attention(q[:2], k, v, scale=-1.0)
         with self.assertRaises(ValueError):
             vtstore.KVCache("q8_0", 0, 64, 8)
+        with self.assertRaises(ValueError):
+            vtstore.KVCache("q8_0", True, 64, 8)  # a bool is no head count
         with self.assertRaises(ValueError):
             vtstore.attention(q[:2], k, v[:, :4])
 
