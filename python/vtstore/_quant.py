@@ -48,16 +48,23 @@ def formats() -> List[str]:
 
 def format_info(fmt: str) -> dict:
     """Block geometry of a format: block_elems, block_bytes, bits_per_weight, can_quantize,
-    needs_params (vt_format_info)."""
-    fi = lib.vt_format_get(format_code(fmt)).contents
+    needs_params (vt_format_info of the base format), and sparse24. For a 2:4-sparse format
+    ("nf4+2:4") the name keeps the suffix and bits_per_weight counts its stored bytes per weight
+    of the dense matrix on a 4096-column row (vt_quant_bytes: the kept half plus the masks),
+    not the base format's."""
+    code = format_code(fmt)
+    fi = lib.vt_format_get(code).contents
+    sparse = bool(code & _lib.VT_FMT_SPARSE24)
     return {
-        "name": fi.name.decode(),
+        "name": format_name(code),
         "block_elems": fi.block_elems,
         "block_bytes": fi.block_bytes,
-        "bits_per_weight": fi.bits_per_weight,
+        "bits_per_weight": lib.vt_quant_bytes(code, 1, 4096) * 8 / 4096 if sparse
+        else fi.bits_per_weight,
         "can_quantize": bool(fi.can_quantize),
         "needs_params": bool(fi.needs_params),
-    }
+        "sparse24": sparse,
+    }  # fmt: skip
 
 
 def _base(code: int) -> str:

@@ -306,6 +306,12 @@ class TestQuant(Base):
             with self.assertRaises(ValueError, msg=bad):
                 vtstore.quantize(np.ones((1, 32), np.float32), bad)
         self.assertEqual(vtstore.format_info("q8_0")["block_bytes"], 34)
+        # a 2:4-sparse format: its own name and bits (it said q8_0, 8.5 bits)
+        sp, dense = vtstore.format_info("q8_0+2:4"), vtstore.format_info("q8_0")
+        self.assertEqual((sp["name"], sp["sparse24"], dense["sparse24"]), ("q8_0+2:4", True, False))
+        q = vtstore.quantize(np.ones((1, 4096), np.float32), "q8_0+2:4")
+        self.assertEqual(sp["bits_per_weight"], q.size * 8 / 4096)
+        self.assertLess(sp["bits_per_weight"], dense["bits_per_weight"])
 
     def test_q8_0_matches_ggml_reference(self) -> None:
         for rows, cols in ((7, 100), (1, 32), (33, 517)):
