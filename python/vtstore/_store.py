@@ -49,6 +49,15 @@ def _name(name: str, what: str = "tensor name") -> bytes:
     return b
 
 
+def _float_dtype(dtype) -> str:
+    """"f32", "f16" or "bf16" for an output dtype given by that name or as a numpy dtype
+    (np.float32, np.float16); ValueError otherwise."""
+    key = dtype if isinstance(dtype, str) else _NP_DTYPES.get(np.dtype(dtype))
+    if key not in _quant.FLOAT_DTYPES:
+        raise ValueError(f"dtype {dtype!r}: expected 'f32', 'f16' or 'bf16'")
+    return key
+
+
 def _path(path: Union[str, bytes, os.PathLike], what: str = "path") -> bytes:
     """The file system bytes of @p path; ValueError for a NUL in it (as open() raises): C would
     cut the path there and open, create, import or write another file."""
@@ -309,6 +318,10 @@ class Store(_Closing):
         if not isinstance(name, str):
             return False
         try:
+            _name(name)
+        except (ValueError, UnicodeEncodeError):  # no tensor can have that name
+            return False
+        try:
             self._stat(name)
         except KeyError:
             return False
@@ -343,9 +356,7 @@ class Store(_Closing):
         """Dequantized values (vt_store_read_rows) as float32, float16 or, for "bf16", uint16
         bit patterns. rows=None: the whole tensor in its own shape; a slice (step 1) of the
         rows x cols view: [n, cols]; an int: that row, [cols]."""
-        key = dtype if isinstance(dtype, str) else _NP_DTYPES.get(np.dtype(dtype))
-        if key not in _quant.FLOAT_DTYPES:
-            raise ValueError(f"dtype {dtype!r}: expected 'f32', 'f16' or 'bf16'")
+        key = _float_dtype(dtype)
         ti = self._stat(name)
         nrows = ti.rows
         if rows is None:

@@ -34,7 +34,7 @@ import numpy as np
 
 from . import _lib, _quant
 from ._lib import Error, call, lib
-from ._store import Store, _Closing, _name
+from ._store import Store, _Closing, _float_dtype, _name
 
 _ENGINES = {"auto": _lib.VT_IO_AUTO, "uring": _lib.VT_IO_URING, "pread": _lib.VT_IO_PREAD}
 _ENGINE_NAMES = {v: k for k, v in _ENGINES.items()}
@@ -476,8 +476,7 @@ class Handle:
     def dequantize(self, dtype: str = "f32") -> np.ndarray:
         """The values as a [rows, cols] array (vt_dequant): float32, float16, or for "bf16"
         uint16 bit patterns. Equal to Store.read of the same rows."""
-        if dtype not in _quant.FLOAT_DTYPES:
-            raise ValueError(f"dtype {dtype!r}: expected 'f32', 'f16' or 'bf16'")
+        dtype = _float_dtype(dtype)
         with self._op("Handle.dequantize") as w:
             self._quantized(w)
             out = np.empty((w.rows, w.cols), dtype=_quant.FLOAT_DTYPES[dtype])

@@ -468,6 +468,9 @@ class TestStore(Base):
             self.assertEqual(len(s), 1)
             self.assertIn("blk.0.w", s)
             self.assertNotIn("blk.1.w", s)
+            # names no tensor can have are simply not in it (they raised ValueError)
+            self.assertNotIn("a\0b", s)
+            self.assertNotIn("x" * 300, s)
         with vtstore.open(self.path("s")) as s:  # read-only, a new handle
             np.testing.assert_array_equal(s["blk.0.w"], x)
             with self.assertRaises(vtstore.Error) as cm:
@@ -947,6 +950,8 @@ class TestStreamer(Base):
         got = h.dequantize()
         self.assertEqual(got.dtype, np.float32)
         self.assertEqual(got.tobytes(), want.tobytes(), n)  # bit-exact, -0.0 included
+        # a numpy dtype as Store.read takes it (it was a ValueError here)
+        self.assertEqual(h.dequantize(np.float32).tobytes(), want.tobytes(), n)
         # f16 where it holds every value (weights() gives rows up to ~1e5: Store.read refuses
         # f16 beyond 65504), else bf16
         half = "f16" if float(np.max(np.abs(want), initial=0.0)) <= 65504.0 else "bf16"
