@@ -284,21 +284,27 @@ static int has_specials(const vt_tok *tok, const char *const *names, size_t n) {
     return 1;
 }
 
-/* The chat template --chat applies: named by the GGUF tokenizer.chat_template text when the store
- * has one (Llama 3's uses <|start_header_id|> and <|eot_id|>, ChatML <|im_start|>), else by the
- * vocabulary's special tokens (a store from safetensors: import does not keep
- * tokenizer_config.json, where the template lives). Either way the template's special tokens must
- * be in the vocabulary. 0, or -1 with the reason in @p why. */
+/* The chat template --chat applies: named by the template text when the store has one (GGUF
+ * tokenizer.chat_template, or for a store from safetensors tokenizer_config.json's chat_template;
+ * Llama 3's uses <|start_header_id|> and <|eot_id|>, ChatML <|im_start|>, Llama 2's [INST]), else
+ * by the vocabulary's special tokens. Either way the template's special tokens must be in the
+ * vocabulary. 0, or -1 with the reason in @p why. */
 static int chat_template(vt_store *s, const vt_tok *tok, enum chat_kind *kind, char *why,
                          size_t cap) {
     static const char *const chatml[] = {"<|im_start|>", "<|im_end|>"};
     size_t len = 0;
     char *t = NULL;
+    const char *src = "GGUF tokenizer.chat_template";
     if (vt_meta_get_string(s, "gguf.tokenizer.chat_template", NULL, 0, &len) == -ERANGE &&
         (t = malloc(len + 1)) &&
         vt_meta_get_string(s, "gguf.tokenizer.chat_template", t, len + 1, NULL)) {
         free(t);
         t = NULL;
+    }
+    if (!t) { /* a store from safetensors: tokenizer_config.json's */
+        char *h = NULL;
+        if (!vt_hf_chat_template(s, &h) && (t = strdup(h))) src = "tokenizer_config.json";
+        vt_free(h);
     }
     vt_clear_error();
     int ok = 0;
@@ -318,8 +324,9 @@ static int chat_template(vt_store *s, const vt_tok *tok, enum chat_kind *kind, c
         }
         if (!ok)
             snprintf(why, cap,
-                     "its chat template (GGUF tokenizer.chat_template) is %s; --chat "
-                     "implements ChatML, Llama 3's and Llama 2's [INST]",
+                     "its chat template (%s) is %s; --chat implements ChatML, Llama 3's and "
+                     "Llama 2's [INST]",
+                     src,
                      strstr(t, "<|start_header_id|>") || strstr(t, "<|im_start|>")
                          ? "named, but the vocabulary lacks its special tokens"
                      : strstr(t, "[INST]") ? "a Mistral [INST] variant (v1, v3 or v7)"

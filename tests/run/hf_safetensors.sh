@@ -7,7 +7,7 @@
 # pre_tokenizer swapped in, it encodes prompts as the `tokenizers` oracle does (tok_ref.py
 # --pre llama-bpe / qwen2); a pre_tokenizer the runner does not implement refuses --prompt
 # (naming it) while --tokens still runs, and --chat refuses a vocabulary without the ChatML
-# tokens.
+# tokens; a tokenizer_config.json chat_template beside the file is --chat's template.
 set -eu
 PY_MODULES="numpy gguf"
 . "$(dirname "$0")/common.sh"
@@ -99,6 +99,24 @@ PYEOF
         "$VT_BIN" run "$W/split.vts" --tokens "$IDS" --max-new 1 --quiet >/dev/null
         echo "unsupported pre_tokenizer: --prompt refused ($(head -c 120 "$W/err.txt")...), --tokens runs"
         rm -rf "$W/split.vts"
+    fi
+    if [ "$1" = f16 ]; then
+        # tokenizer_config.json's chat_template (kept by import) picks --chat's template: Llama
+        # 2's [INST] here, though the vocabulary has ChatML's tokens (which it picked before)
+        cat >"$W/src-$1/tokenizer_config.json" <<'JSONEOF'
+{"add_bos_token": false, "chat_template": "{% for message in messages %}{% set content = message['content'] %}{% if message['role'] == 'user' %}{{ bos_token + '[INST] ' + content.strip() + ' [/INST]' }}{% endif %}{% endfor %}"}
+JSONEOF
+        "$VT_BIN" import "$W/src-$1/model.safetensors" "$W/l2.vts" --format f16 >/dev/null
+        got=$(ids_of "$W/l2.vts" "  What is the capital of France? ")
+        want=$("$VT_BIN" run "$W/l2.vts" --prompt "[INST] What is the capital of France? [/INST]" \
+            --max-new 1 --json |
+            "$PY" -c "import json,sys; print(','.join(map(str, json.load(sys.stdin)['prompt_ids'])))")
+        if [ "$got" != "$want" ]; then
+            echo "FAIL: --chat with tokenizer_config.json's [INST] template: $got, want $want" >&2
+            exit 1
+        fi
+        echo "tokenizer_config.json chat_template ([INST]) used by --chat"
+        rm -rf "$W/l2.vts"
     fi
     rm -rf "$W/src-$1"
     "$VT_BIN" run "$W/$1.vts" --tokens "$IDS" --max-new 1 --quiet --logits "$W/logits_$1.npy"

@@ -491,6 +491,33 @@ int vt_hf_config_load(vt_store *s, vt_hf_config *c) {
     return rc;
 }
 
+int vt_hf_chat_template(vt_store *s, char **out) {
+    *out = NULL;
+    char *text = NULL;
+    int rc = meta_text(s, "tokenizer_config.json", &text);
+    if (rc) return rc;
+    hj_doc d;
+    rc = parse_object(text, "tokenizer_config.json", &d);
+    vt_free(text);
+    if (rc) return rc;
+    uint32_t t = hj_get(&d, 1, "chat_template");
+    const char *tmpl = NULL;
+    if (t && d.v[t].type == HJ_STR) {
+        tmpl = hj_str(&d, t);
+    } else if (t && d.v[t].type == HJ_ARR) { /* [{"name": ..., "template": ...}]: "default" */
+        for (uint32_t e = d.v[t].first; e && !tmpl; e = d.v[e].next) {
+            uint32_t nm = hj_get(&d, e, "name"), tp = hj_get(&d, e, "template");
+            if (nm && d.v[nm].type == HJ_STR && !strcmp(hj_str(&d, nm), "default") && tp &&
+                d.v[tp].type == HJ_STR)
+                tmpl = hj_str(&d, tp);
+        }
+    }
+    if (tmpl && !(*out = vt_strdup(tmpl))) rc = vt_fail(-ENOMEM, "out of memory");
+    if (!tmpl) rc = vt_fail(VT_ENOTFOUND, "tokenizer_config.json has no chat_template");
+    hj_free(&d);
+    return rc;
+}
+
 /* ---- tokenizer.json ------------------------------------------------------------------------- */
 
 /* 1 if node @p n is a JSON true/false equal to @p want, or absent and @p dflt equals it. */

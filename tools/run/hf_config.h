@@ -74,6 +74,12 @@ int vt_hf_rope_llama3(const vt_hf_config *c, float theta, uint32_t rope_dim, flo
  *  Errors: VT_EFORMAT (not JSON, not an object, more than VT_HF_MAX_EOS ids). */
 int vt_hf_generation_config_apply(const char *json, vt_hf_config *c);
 
+/** The chat template (Jinja text) of the store's "tokenizer_config.json" (kept by import beside
+ *  safetensors): its "chat_template" string, or of a list of {name, template} the "default"
+ *  one. *out is the caller's (vt_free). Errors: VT_ENOTFOUND (no file kept, no template),
+ *  VT_EFORMAT (not a JSON object), -ENOMEM. */
+int vt_hf_chat_template(vt_store *s, char **out);
+
 /** vt_hf_config_parse of the store's "config.json", then vt_hf_generation_config_apply of its
  *  "generation_config.json" when import kept one. Errors: VT_ENOTFOUND (no config.json kept),
  *  those of the two. */
