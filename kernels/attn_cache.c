@@ -62,9 +62,9 @@ int vt_kv_cache_create(const vt_kv_cache_config *cfg, vt_kv_cache **out) {
         }
     } else {
 #ifdef VT_HAVE_CUDA
-        int rc = vt_attn_cuda_alloc(&c->k, (size_t)bytes);
-        if (!rc) rc = vt_attn_cuda_alloc(&c->v, (size_t)bytes);
-        if (!rc) rc = vt_attn_cuda_bad_alloc(&c->bad);
+        int rc = vt_attn_cuda_alloc(&c->k, (size_t)bytes, 0);
+        if (!rc) rc = vt_attn_cuda_alloc(&c->v, (size_t)bytes, 0);
+        if (!rc) rc = vt_attn_cuda_alloc(&c->bad, sizeof(uint64_t), 0xff); /* VT_KV_BAD_NONE */
         if (rc) {
             vt_attn_cuda_free(c->k);
             vt_attn_cuda_free(c->v);
@@ -131,14 +131,12 @@ int vt_kv_cache_check(vt_kv_cache *c, void *stream) {
     uint64_t key;
     int rc = vt_attn_cuda_bad_take(c->bad, stream, &key);
     if (rc) return rc;
-    const uint32_t epoch = (uint32_t)(4095u - (key >> 52));
-    if (key == VT_KV_BAD_NONE || epoch != (c->epoch & 4095u)) { /* none, or from before a reset */
+    const vt_kv_bad b = vt_kv_bad_decode(key);
+    if (key == VT_KV_BAD_NONE || b.epoch != (c->epoch & 4095u)) { /* none, or before a reset */
         c->nstarts = 0;
         return 0;
     }
-    const uint64_t tok = key >> 20 & 0xffffffffull;
-    const int is_v = (int)(key >> 19 & 1), range = (int)(key & 1);
-    const uint32_t head = (uint32_t)(key >> 8 & 2047u), col = (uint32_t)(key >> 1 & 127u);
+    const uint64_t tok = b.token;
     size_t i = c->nstarts; /* the append that stored token tok: the last start at or below it */
     while (i > 0 && c->starts[i - 1] > tok) i--;
     const uint64_t start = i ? c->starts[i - 1] : 0;
@@ -146,21 +144,21 @@ int vt_kv_cache_check(vt_kv_cache *c, void *stream) {
     const uint64_t was = c->len;
     if (start < c->len) c->len = start;
     c->nstarts = 0;
-    if (range)
+    if (b.range)
         return vt_fail(-ERANGE,
                        "kv cache check: %s head %u, token %llu, column %u: a finite value the %s "
                        "cache cannot hold; the append of tokens %llu..%llu is dropped (length %llu "
                        "-> %llu)",
-                       is_v ? "V" : "K", head, (unsigned long long)tok, col,
+                       b.is_v ? "V" : "K", b.head, (unsigned long long)tok, b.col,
                        vt_attn_fmt_name(c->cfg.format), (unsigned long long)start,
                        (unsigned long long)(end - 1), (unsigned long long)was,
                        (unsigned long long)c->len);
     return vt_fail(VT_ENONFINITE,
                    "kv cache check: %s head %u, token %llu, column %u: NaN or infinity; the append "
                    "of tokens %llu..%llu is dropped (length %llu -> %llu)",
-                   is_v ? "V" : "K", head, (unsigned long long)tok, col, (unsigned long long)start,
-                   (unsigned long long)(end - 1), (unsigned long long)was,
-                   (unsigned long long)c->len);
+                   b.is_v ? "V" : "K", b.head, (unsigned long long)tok, b.col,
+                   (unsigned long long)start, (unsigned long long)(end - 1),
+                   (unsigned long long)was, (unsigned long long)c->len);
 #else
     (void)stream;
     return vt_fail(VT_ENODEV, "kv cache check: no CUDA in this build");

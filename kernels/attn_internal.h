@@ -40,6 +40,24 @@ struct vt_kv_cache {
      (unsigned long long)((unsigned)(head)&2047u) << 8 |                                           \
      (unsigned long long)((unsigned)(col)&127u) << 1 | (unsigned long long)((range) != 0))
 
+/* The fields of a VT_KV_BAD_KEY (its epoch mod 4096). */
+typedef struct vt_kv_bad {
+    uint32_t epoch, head, col;
+    uint64_t token;
+    int is_v, range;
+} vt_kv_bad;
+
+static inline vt_kv_bad vt_kv_bad_decode(uint64_t key) {
+    vt_kv_bad b;
+    b.epoch = (uint32_t)(4095u - (key >> 52));
+    b.token = key >> 20 & 0xffffffffull;
+    b.is_v = (int)(key >> 19 & 1);
+    b.head = (uint32_t)(key >> 8 & 2047u);
+    b.col = (uint32_t)(key >> 1 & 127u);
+    b.range = (int)(key & 1);
+    return b;
+}
+
 /* ---- K/V row codec (kernels/cpu/attn_kvcodec.c) ------------------------------------------- */
 
 /** Name of a format for messages ("q8_0"; thread-local buffer). */
@@ -98,12 +116,12 @@ void vt_attn_dev_args_fill(const vt_attn_params *p, float scale, vt_attn_dev_arg
 int vt_attn_takes_decode(const vt_attn_params *p);
 /** Number of CUDA devices (0 when none or the driver is missing). */
 int vt_attn_cuda_device_count(void);
-/** Zeroed device allocation; VT_ENODEV, -ENOMEM or VT_ECUDA with detail. */
-int vt_attn_cuda_alloc(void **p, size_t n);
+/** Device allocation with every byte @p fill (0 for K/V; 0xff for the flag word: all ones is
+ *  VT_KV_BAD_NONE); VT_ENODEV, -ENOMEM or VT_ECUDA with detail. */
+int vt_attn_cuda_alloc(void **p, size_t n, int fill);
 void vt_attn_cuda_free(void *p);
-/** The device flag: allocate it set to VT_KV_BAD_NONE; read it after synchronizing @p stream
- *  and set it to none again (VT_ECUDA with detail). */
-int vt_attn_cuda_bad_alloc(void **p);
+/** The device flag word: read it after synchronizing @p stream and set it to VT_KV_BAD_NONE
+ *  again (VT_ECUDA with detail). */
 int vt_attn_cuda_bad_take(void *p, void *stream, uint64_t *key);
 /** Tensor-core prefill kernel (D 64/128), queued on @p stream. */
 int vt_attn_cuda_prefill(const vt_attn_dev_args *a, void *stream);

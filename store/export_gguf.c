@@ -59,24 +59,18 @@ static int plan(const vt_tensor_info *ti, vt_dtype deq, gguf_t *g) {
                        "tensor '%s': name of %zu bytes (GGUF tensor names are shorter than 64 "
                        "bytes: ggml's GGML_MAX_NAME); leave it out with --pattern",
                        ti->name, nl);
+    uint32_t t, be = 0;
     if (ti->format == VT_STORE_FMT_RAW) {
-        g->type = vt_ggml_type_of_dtype(ti->src_dtype);
-        if (g->type == VT_GGML_NONE && ti->src_dtype == VT_DTYPE_FP8_E4M3) {
-            g->type = vt_ggml_type_of_dtype(deq); /* a float GGUF has no type for: as quantized */
-            g->deq = deq;
-            g->bytes = ti->rows * ti->cols * vt_dtype_size(deq);
-            return 0;
-        }
-        if (g->type == VT_GGML_NONE)
+        t = vt_ggml_type_of_dtype(ti->src_dtype);
+        /* fp8, a float GGUF has no type for, is dequantized below as quantized formats are */
+        if (t == VT_GGML_NONE && ti->src_dtype != VT_DTYPE_FP8_E4M3)
             return vt_fail(VT_EUNSUPPORTED, "tensor '%s': GGUF has no type for %s", ti->name,
                            vt_dtype_name(ti->src_dtype));
-        g->keep = 1;
-        g->bytes = ti->raw_bytes;
-        return 0;
+        be = 1;
+    } else {
+        t = vt_ggml_type_of_format(ti->format);
+        if (t != VT_GGML_NONE) vt_ggml_type_info(t, NULL, NULL, &be, NULL);
     }
-    uint32_t t = vt_ggml_type_of_format(ti->format);
-    uint32_t be = 0;
-    if (t != VT_GGML_NONE) vt_ggml_type_info(t, NULL, NULL, &be, NULL);
     if (t != VT_GGML_NONE && ti->cols % be == 0) {
         g->type = t;
         g->keep = 1;

@@ -53,14 +53,14 @@ extern "C" int vt_attn_cuda_device_count(void) {
     return n;
 }
 
-extern "C" int vt_attn_cuda_alloc(void **p, size_t n) {
+extern "C" int vt_attn_cuda_alloc(void **p, size_t n, int fill) {
     *p = nullptr;
     if (vt_attn_cuda_device_count() <= 0)
         return vt_fail(VT_ENODEV, "kv cache: no CUDA device is present");
     int f = vt_fault_check(VT_FAULT_DEVICE);
     if (f) return vt_fail(f, "kv cache: injected device allocation fault");
     VT_CUDA_TRY(cudaMalloc(p, n), "kv cache: device allocation");
-    cudaError_t e = cudaMemset(*p, 0, n);
+    cudaError_t e = cudaMemset(*p, fill, n);
     if (e != cudaSuccess) {
         cudaFree(*p);
         *p = nullptr;
@@ -73,29 +73,13 @@ extern "C" void vt_attn_cuda_free(void *p) {
     if (p) cudaFree(p);
 }
 
-extern "C" int vt_attn_cuda_bad_alloc(void **p) {
-    *p = nullptr;
-    VT_CUDA_TRY(cudaMalloc(p, sizeof(unsigned long long)), "kv cache: device allocation");
-    const unsigned long long none = VT_KV_BAD_NONE;
-    cudaError_t e = cudaMemcpy(*p, &none, sizeof none, cudaMemcpyHostToDevice);
-    if (e != cudaSuccess) {
-        cudaFree(*p);
-        *p = nullptr;
-        return vt_fail(VT_ECUDA, "kv cache: cudaMemcpy: %s", cudaGetErrorString(e));
-    }
-    return 0;
-}
-
 extern "C" int vt_attn_cuda_bad_take(void *p, void *stream, uint64_t *key) {
     VT_CUDA_TRY(cudaStreamSynchronize(static_cast<cudaStream_t>(stream)),
                 "kv cache check: waiting for the stream");
     unsigned long long k = VT_KV_BAD_NONE;
     VT_CUDA_TRY(cudaMemcpy(&k, p, sizeof k, cudaMemcpyDeviceToHost), "kv cache check: reading");
-    if (k != VT_KV_BAD_NONE) {
-        const unsigned long long none = VT_KV_BAD_NONE;
-        VT_CUDA_TRY(cudaMemcpy(p, &none, sizeof none, cudaMemcpyHostToDevice),
-                    "kv cache check: clearing");
-    }
+    if (k != VT_KV_BAD_NONE) /* all ones again: none */
+        VT_CUDA_TRY(cudaMemset(p, 0xff, sizeof k), "kv cache check: clearing");
     *key = k;
     return 0;
 }

@@ -361,13 +361,21 @@ static int hex_digit(uint8_t c) {
                                   : -1;
 }
 
+/* The byte NN a SentencePiece byte piece "<0xNN>" (hex digits of either case) stands for, or
+ * -1 for any other text @p s[0..n). */
+static int byte_piece(const uint8_t *s, size_t n) {
+    if (n != 6 || memcmp(s, "<0x", 3) || s[5] != '>' || hex_digit(s[3]) < 0 || hex_digit(s[4]) < 0)
+        return -1;
+    return hex_digit(s[3]) << 4 | hex_digit(s[4]);
+}
+
 /* Writes the bytes of a SentencePiece piece @p s[0..n) of type @p ty as llama.cpp's
  * token_to_piece does: a BYTE token "<0xNN>" is the byte NN, a normal one its text with each
  * U+2581 (the piece's space) a space. dst must hold n bytes; returns the length written. */
 static size_t spm_to_bytes(const uint8_t *s, size_t n, int32_t ty, uint8_t *dst) {
-    if (ty == VT_TOK_TYPE_BYTE && n == 6 && !memcmp(s, "<0x", 3) && s[5] == '>' &&
-        hex_digit(s[3]) >= 0 && hex_digit(s[4]) >= 0) {
-        dst[0] = (uint8_t)(hex_digit(s[3]) << 4 | hex_digit(s[4]));
+    const int b = ty == VT_TOK_TYPE_BYTE ? byte_piece(s, n) : -1;
+    if (b >= 0) {
+        dst[0] = (uint8_t)b;
         return 1;
     }
     size_t o = 0;
@@ -444,11 +452,8 @@ static int tok_build(const char *const *tokens, uint32_t n_tokens, const char *c
             const int32_t ty = token_types ? token_types[i] : VT_TOK_TYPE_NORMAL;
             if (spm && pass == 0) {
                 const char *x = tokens[i];
-                if (strlen(x) == 6 && !memcmp(x, "<0x", 3) && x[5] == '>' &&
-                    hex_digit((uint8_t)x[3]) >= 0 && hex_digit((uint8_t)x[4]) >= 0 &&
-                    !(x[3] >= 'a' && x[3] <= 'f') && !(x[4] >= 'a' && x[4] <= 'f'))
-                    t->spm_byte[hex_digit((uint8_t)x[3]) << 4 | hex_digit((uint8_t)x[4])] =
-                        (int32_t)i;
+                const int b = byte_piece((const uint8_t *)x, strlen(x));
+                if (b >= 0 && x[3] < 'a' && x[4] < 'a') t->spm_byte[b] = (int32_t)i; /* "%02X" */
                 if (ty == VT_TOK_TYPE_BYTE) continue;
             }
             if (t->special[i] == pass && t->off[i + 1] > t->off[i]) vocab_insert(t, (int32_t)i);
