@@ -270,6 +270,11 @@ static int load_tokenizer(vt_store *s, vt_tok **tok, char *pre_desc, size_t pre_
  * CHAT_LLAMA2_STRIP the variant whose Jinja strips the message (`content.strip()`) */
 enum chat_kind { CHAT_CHATML, CHAT_LLAMA3, CHAT_LLAMA2, CHAT_LLAMA2_STRIP };
 
+/* 1 if the template trims the message (Llama 3's `| trim`, Llama 2 chat's content.strip()). */
+static int chat_trims(enum chat_kind k) {
+    return k == CHAT_LLAMA3 || k == CHAT_LLAMA2_STRIP;
+}
+
 static const char *chat_name(enum chat_kind k) {
     return k == CHAT_LLAMA3 ? "Llama 3" : k == CHAT_CHATML ? "ChatML" : "Llama 2 [INST]";
 }
@@ -356,7 +361,7 @@ static int chat_template(vt_store *s, const vt_tok *tok, enum chat_kind *kind, c
  * bos_token in its text). *start gets the offset of the (trimmed) message in the text. */
 static char *chat_text(enum chat_kind kind, const char *msg, size_t *start) {
     size_t n = strlen(msg);
-    if (kind == CHAT_LLAMA3 || kind == CHAT_LLAMA2_STRIP) {
+    if (chat_trims(kind)) {
         while (n && strchr(" \t\n\r\v\f", *msg)) msg++, n--;
         while (n && strchr(" \t\n\r\v\f", msg[n - 1])) n--;
     }
@@ -638,9 +643,7 @@ int vt_cmd_run(int argc, char **argv) {
                 fprintf(stderr,
                         " (the text is the prompt in the chat template: the prompt%s starts at "
                         "offset %zu)",
-                        chat_kind == CHAT_LLAMA3 || chat_kind == CHAT_LLAMA2_STRIP ? ", trimmed,"
-                                                                                   : "",
-                        start);
+                        chat_trims(chat_kind) ? ", trimmed," : "", start);
             fputc('\n', stderr);
             goto done;
         }
