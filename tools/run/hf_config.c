@@ -457,7 +457,7 @@ int vt_hf_generation_config_apply(const char *json, vt_hf_config *c) {
     hj_doc d;
     int rc = parse_object(json, "generation_config.json", &d);
     if (rc) return rc;
-    uint32_t e = hj_get(&d, 1, "eos_token_id"), b = hj_get(&d, 1, "bos_token_id");
+    uint32_t e = hj_get(&d, 1, "eos_token_id");
     if (e && d.v[e].type != HJ_NULL) {
         int32_t ids[VT_HF_MAX_EOS];
         uint32_t n = 0;
@@ -468,8 +468,8 @@ int vt_hf_generation_config_apply(const char *json, vt_hf_config *c) {
             c->eos_id = ids[0];
         }
     }
-    if (!rc && b && d.v[b].type != HJ_NULL && cfg_id(&d, "bos_token_id") >= 0)
-        c->bos_id = cfg_id(&d, "bos_token_id");
+    const int32_t bos = cfg_id(&d, "bos_token_id"); /* -1: absent, null or no id */
+    if (!rc && bos >= 0) c->bos_id = bos;
     hj_free(&d);
     return rc;
 }
