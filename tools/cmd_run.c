@@ -41,8 +41,10 @@ static void usage(FILE *f) {
            "                    or Llama 3's (<|start_header_id|>user<|end_header_id|>...);\n"
            "                    any other template is refused\n"
            "  --max-new N       tokens to generate (default 32; stops early at any EOS or end\n"
-           "                    of turn: config.json's eos_token_id list, <|eot_id|>,\n"
-           "                    <|eom_id|>, GGUF eot/eom_token_id, the template's)\n"
+           "                    of turn: config.json's eos_token_id list, GGUF eot/eom and\n"
+           "                    fim_pad/rep/sep_token_id, <|eot_id|>, <|eom_id|>, the tokens\n"
+           "                    llama.cpp stops at by name (<|im_end|>, <|endoftext|>,\n"
+           "                    <end_of_turn>, ...), the template's)\n"
            "  --ram BYTES       RAM tier budget: bytes (K/M/G suffix) or N%% of the model\n"
            "                    (default: everything resident)\n"
            "  --vram BYTES      VRAM tier budget, same syntax (needs --device cuda on a GPU;\n"
@@ -723,34 +725,38 @@ int vt_cmd_run(int argc, char **argv) {
     if (!json && !quiet) {
         char kb[32];
         fprintf(err,
-                "model: %s, %u layers, dim %u, %u/%u heads, vocab %u%s, %.1f MiB in the store; "
-                "KV cache %s; device %s (kernels %s)",
-                hp->arch, hp->n_layers, hp->dim, hp->n_heads, hp->n_kv_heads, hp->vocab,
-                hp->rope_scaled ? ", RoPE llama3-scaled" : "", vt_llama_model_bytes(m) / 1048576.0,
-                vt_format_name(o.kv_format, kb, sizeof kb), dev_arg, vt_kernels_cpu_isa());
+                "model: %s, %u layers, dim %u, %u/%u heads of %u, vocab %u%s, %.1f MiB in the "
+                "store; KV cache %s; device %s (kernels %s)",
+                hp->arch, hp->n_layers, hp->dim, hp->n_heads, hp->n_kv_heads, hp->head_dim,
+                hp->vocab, hp->rope_scaled ? ", RoPE llama3-scaled" : "",
+                vt_llama_model_bytes(m) / 1048576.0, vt_format_name(o.kv_format, kb, sizeof kb),
+                dev_arg, vt_kernels_cpu_isa());
         fprintf(err, "\nprompt: %u tokens%s%s%s%s\n", n_prompt, bos_added ? " (BOS added)" : "",
                 chat ? ", " : "", chat ? chat_name(chat_kind) : "", chat ? " chat template" : "");
     }
 
     /* generation ends at any EOS (config.json may list several: Llama 3.1's <|end_of_text|>,
-     * <|eom_id|>, <|eot_id|>), at the GGUF end-of-turn and end-of-message tokens, at Llama 3's
-     * <|eot_id|> and <|eom_id|> (llama.cpp finds them by text too) and, with --chat, at the
-     * template's end of turn (<|im_end|> / <|eot_id|>) */
-    int32_t stops[VT_LLAMA_MAX_EOS + 5];
+     * <|eom_id|>, <|eot_id|>), at the GGUF end-of-turn, end-of-message and FIM pad / repo /
+     * file-separator tokens, at the tokens llama.cpp ends generation at by their text, of any
+     * type (<|eot_id|>, <|eom_id|>, <|im_end|>, <|endoftext|>, <end_of_turn>, ...: vt_tok_find_eog)
+     * and, with --chat, at the template's end of turn (<|im_end|> / <|eot_id|>) */
+    int32_t stops[VT_LLAMA_MAX_EOS + 6 + VT_TOK_MAX_EOG];
     int n_stops = 0;
     for (uint32_t k = 0; k < hp->n_eos; k++) stops[n_stops++] = hp->eos_ids[k];
-    static const char *const end_keys[2] = {"gguf.tokenizer.ggml.eot_token_id",
-                                            "gguf.tokenizer.ggml.eom_token_id"};
-    for (int k = 0; k < 2; k++) {
+    static const char *const end_keys[5] = {
+        "gguf.tokenizer.ggml.eot_token_id", "gguf.tokenizer.ggml.eom_token_id",
+        "gguf.tokenizer.ggml.fim_pad_token_id", "gguf.tokenizer.ggml.fim_rep_token_id",
+        "gguf.tokenizer.ggml.fim_sep_token_id"};
+    for (int k = 0; k < 5; k++) {
         uint32_t id;
         if (!vt_meta_get_u32(s, end_keys[k], &id) && id < hp->vocab) stops[n_stops++] = (int32_t)id;
         vt_clear_error();
     }
-    if (!vt_tok_find_special(tok, "<|eot_id|>", &stops[n_stops])) n_stops++;
-    if (!vt_tok_find_special(tok, "<|eom_id|>", &stops[n_stops])) n_stops++;
     if (chat && chat_kind == CHAT_CHATML &&
         !vt_tok_find_special(tok, "<|im_end|>", &stops[n_stops]))
         n_stops++;
+    uint32_t n_eog = 0;
+    if (!vt_tok_find_eog(tok, &stops[n_stops], &n_eog)) n_stops += (int)n_eog;
 
     vt_streamer *st = vt_llama_streamer(m);
     vt_streamer_stats pre, dec;

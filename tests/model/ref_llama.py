@@ -17,6 +17,12 @@ NEOX RoPE, the halves (x[i], x[i+d/2]): convert_hf_to_gguf does not permute Qwen
 q/k rows.  That is the default pairing for qwen2 (--rope overrides it); --no-bias
 drops the biases (to show that they matter).
 
+Qwen3 ("qwen3"): llama plus an RMSNorm of every query and key head (weights
+blk.N.attn_{q,k}_norm.weight, [head_dim], the model's epsilon) after the products and
+before RoPE, NEOX RoPE as qwen2, no biases; its head dimension is
+attention.key_length (128 with 1024 / 16 = 64 in Qwen3-0.6B), as for any model that
+has the key.  --no-qk-norm drops the norms (to show that they matter).
+
 RoPE frequency scaling (Llama 3.1+): a rope_freqs.weight tensor in the GGUF divides
 the frequencies (llama.cpp's freq_factors); --rope-scaling JSON instead takes a
 Hugging Face config.json rope_scaling object ({"rope_type": "llama3", "factor",
@@ -192,15 +198,16 @@ def llama3_inv_freq(inv_freq, rs):
 
 
 class Llama:
-    def __init__(self, path, dtype=np.float32, rope=None, rope_scaling=None, bias=True):
+    def __init__(self, path, dtype=np.float32, rope=None, rope_scaling=None, bias=True,
+                 qk_norm=True):
         g = GGUFModel(path)
         self.g = g
         arch = g.meta("general.architecture")
-        if arch not in ("llama", "qwen2"):
+        if arch not in ("llama", "qwen2", "qwen3"):
             print("ref_llama: warning: architecture %r, treating it as llama" % arch,
                   file=sys.stderr)
         if rope is None:
-            rope = "half" if arch == "qwen2" else "adjacent"
+            rope = "half" if arch in ("qwen2", "qwen3") else "adjacent"
         p = arch + "."
         self.n_layer = g.meta(p + "block_count")
         self.d_model = g.meta(p + "embedding_length")
@@ -210,7 +217,9 @@ class Llama:
         self.eps = g.meta(p + "attention.layer_norm_rms_epsilon", 1e-5)
         self.theta = g.meta(p + "rope.freq_base", 10000.0)
         self.n_ctx = g.meta(p + "context_length")
-        self.head_dim = self.d_model // self.n_head
+        self.head_dim = g.meta(p + "attention.key_length", self.d_model // self.n_head)
+        if g.meta(p + "attention.value_length", self.head_dim) != self.head_dim:
+            raise SystemExit("ref_llama: key_length and value_length differ")
         self.n_rot = g.meta(p + "rope.dimension_count", self.head_dim)
         if g.meta(p + "rope.scaling.type", "none") not in ("none", None):
             print("ref_llama: warning: rope scaling is ignored", file=sys.stderr)
@@ -240,6 +249,10 @@ class Llama:
                 n = b + "attn_%s.bias" % r
                 self.layers[-1]["b" + r] = (g.get(n, dtype) if bias and n in g.tensors
                                             else np.zeros(1, dtype))
+            for r in ("q", "k"):  # qwen3: [hd]
+                n = b + "attn_%s_norm.weight" % r
+                if qk_norm and n in g.tensors:
+                    self.layers[-1][r + "_norm"] = g.get(n, dtype)
         half = self.n_rot // 2
         self.inv_freq = self.theta ** (-np.arange(half, dtype=np.float64) * 2.0 / self.n_rot)
         if rope_scaling is not None:
@@ -300,6 +313,10 @@ class Llama:
             q = (h @ L["wq"].T + L["bq"]).reshape(T, H, hd)
             k = (h @ L["wk"].T + L["bk"]).reshape(T, Hkv, hd)
             v = (h @ L["wv"].T + L["bv"]).reshape(T, Hkv, hd)
+            if "q_norm" in L:  # per head, over hd
+                q = self.rmsnorm(q, L["q_norm"])
+            if "k_norm" in L:
+                k = self.rmsnorm(k, L["k_norm"])
             q = self.apply_rope(q, pos)
             k = self.apply_rope(k, pos)
             k = k.transpose(1, 0, 2)                                       # [Hkv, T, hd]
@@ -381,8 +398,9 @@ def main():
                     help="greedily generate N tokens and print them")
     ap.add_argument("--f64", action="store_true", help="compute in float64")
     ap.add_argument("--rope", choices=("adjacent", "half"),
-                    help="RoPE pairing (default: half for qwen2, adjacent otherwise)")
+                    help="RoPE pairing (default: half for qwen2 and qwen3, adjacent otherwise)")
     ap.add_argument("--no-bias", action="store_true", help="ignore q/k/v biases (qwen2)")
+    ap.add_argument("--no-qk-norm", action="store_true", help="ignore q/k norms (qwen3)")
     ap.add_argument("--rope-scaling", metavar="JSON",
                     help="config.json rope_scaling object (llama3) to apply")
     ap.add_argument("--selftest", action="store_true")
@@ -396,8 +414,9 @@ def main():
     sys.dont_write_bytecode = True  # keep __pycache__ out of the source tree
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     import tok_ref
-    vtoks, vtypes, vmerges, _ = tok_ref.read_vocab(args.gguf)
     ref_tok = None
+    if args.prompt is not None or args.top or args.generate:  # --tokens -o needs no vocabulary
+        vtoks, vtypes, vmerges, _ = tok_ref.read_vocab(args.gguf)
     if args.prompt is not None:
         ref_tok = tok_ref.RefTokenizer(vtoks, vtypes, vmerges)
         text = args.prompt
@@ -417,7 +436,7 @@ def main():
     import json
     model = Llama(args.gguf, np.float64 if args.f64 else np.float32, args.rope,
                   json.loads(args.rope_scaling) if args.rope_scaling else None,
-                  not args.no_bias)
+                  not args.no_bias, not args.no_qk_norm)
     t1 = time.time()
     logits = model.forward(tokens)
     t2 = time.time()

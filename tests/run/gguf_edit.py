@@ -12,6 +12,10 @@ architecture and its "llama.*" keys renamed, attn_q/attn_k rows un-permuted (con
 permutes them for llama only; qwen2 uses NEOX RoPE, rotate_half pairs; the quantized rows are
 moved whole, each row being whole blocks) and random f32 biases blk.N.attn_{q,k,v}.bias
 (normal, standard deviation --bias-scale, numpy seed SEED) added after each layer's tensors.
+--qwen3 SEED does the same renaming and un-permuting for a qwen3 model (convert_hf_to_gguf does
+not permute Qwen3 either), and adds no biases but random f32 per-head norms
+blk.N.attn_{q,k}_norm.weight ([head_dim], 1 + normal with standard deviation --bias-scale)
+after attn_q and attn_k.
 Parses the GGUF v3 layout directly (header, key/values, tensor infos, data aligned to
 general.alignment)."""
 import argparse
@@ -72,8 +76,10 @@ def main():
     ap.add_argument("--del", dest="delete", action="append", default=[])
     ap.add_argument("--token", action="append", default=[])
     ap.add_argument("--qwen2", type=int, metavar="SEED")
+    ap.add_argument("--qwen3", type=int, metavar="SEED")
     ap.add_argument("--bias-scale", type=float, default=0.5)
     ap.add_argument("--no-bias", action="store_true", help="with --qwen2: add no biases")
+    ap.add_argument("--no-qk-norm", action="store_true", help="with --qwen3: add no q/k norms")
     ap.add_argument("--layers", type=int, metavar="N",
                     help="keep blocks 0..N-1 only (their tensors and <arch>.block_count)")
     a = ap.parse_args()
@@ -136,6 +142,9 @@ def main():
     if a.qwen2 is not None:
         tensors = qwen2(kvs, tensors, a.qwen2, a.bias_scale, not a.no_bias)
         tinfo = None
+    if a.qwen3 is not None:
+        tensors = qwen2(kvs, tensors, a.qwen3, a.bias_scale, False, "qwen3", not a.no_qk_norm)
+        tinfo = None
     if a.layers is not None:
         arch = next(Reader(kv[2]).string().decode() for kv in kvs
                     if kv[0] == "general.architecture")
@@ -163,16 +172,18 @@ def main():
     open(a.dst, "wb").write(out)
 
 
-def qwen2(kvs, tensors, seed, scale, bias):
+def qwen2(kvs, tensors, seed, scale, bias, arch="qwen2", qk_norm=True):
     meta = {k: v for k, t, v in kvs}
+    hd = struct.unpack("<I", meta["llama.embedding_length"])[0] // struct.unpack(
+        "<I", meta["llama.attention.head_count"])[0]
     n_head = struct.unpack("<I", meta["llama.attention.head_count"])[0]
     n_kv = struct.unpack("<I", meta.get("llama.attention.head_count_kv",
                                         meta["llama.attention.head_count"]))[0]
     for kv in kvs:
         if kv[0] == "general.architecture":
-            kv[2] = gstr("qwen2")
+            kv[2] = gstr(arch)
         elif kv[0].startswith("llama."):
-            kv[0] = "qwen2." + kv[0][len("llama."):]
+            kv[0] = arch + "." + kv[0][len("llama."):]
     rng = np.random.default_rng(seed)
     out = []
     for name, ne, ty, raw in tensors:
@@ -182,6 +193,9 @@ def qwen2(kvs, tensors, seed, scale, bias):
             raw = (rows.reshape(h, ne[1] // h // 2, 2, -1).swapaxes(1, 2)
                    .reshape(rows.shape).tobytes())
         out.append([name, ne, ty, raw])
+        if qk_norm and arch == "qwen3" and name.endswith((".attn_q.weight", ".attn_k.weight")):
+            w = (1 + rng.standard_normal(hd) * scale).astype("<f4")
+            out.append([name[:-len(".weight")] + "_norm.weight", [hd], 0, w.tobytes()])
         if bias and name.endswith(".attn_v.weight"):  # after q, k, v of this layer
             blk = name[:-len("attn_v.weight")]
             for role in ("attn_q", "attn_k", "attn_v"):

@@ -6,7 +6,8 @@ rotate_half order), config.json and tokenizer.json (vocab, merges, added tokens 
 Usage: gguf_to_hf.py GGUF OUTDIR [--dtype f16|f32] [--merges strings|pairs] [--rope-scaling JSON]
 (--rope-scaling: the config.json rope_scaling object; default null)
 A qwen2 GGUF (gguf_edit.py --qwen2) becomes model_type "qwen2" with q/k/v_proj.bias; its q/k
-rows are already in HF's order (qwen2 GGUFs are not permuted).
+rows are already in HF's order (qwen2 GGUFs are not permuted).  A qwen3 GGUF (gguf_edit.py
+--qwen3) becomes model_type "qwen3" with self_attn.{q,k}_norm.weight and head_dim.
 The safetensors file is written by hand (8-byte header length, JSON header, data)."""
 import argparse
 import json
@@ -72,6 +73,10 @@ def main():
     for i in range(n_layer):
         for gr, hr in roles.items():
             w = g.get("blk.%d.%s.weight" % (i, gr))
+            for r in ("q", "k"):  # qwen3: after q_proj / k_proj
+                if gr == "attn_" + r and "blk.%d.attn_%s_norm.weight" % (i, r) in g.tensors:
+                    tensors.append(("model.layers.%d.self_attn.%s_norm.weight" % (i, r),
+                                    g.get("blk.%d.attn_%s_norm.weight" % (i, r))))
             if gr == "attn_q" and arch == "llama":
                 w = unpermute(w, n_head)
             elif gr == "attn_k" and arch == "llama":
@@ -88,7 +93,8 @@ def main():
                       [(n, w.astype(dt)) for n, w in tensors])
 
     vocab = tensors[0][1].shape[0]
-    cfg = {"architectures": ["Qwen2ForCausalLM" if arch == "qwen2" else "LlamaForCausalLM"],
+    cfg = {"architectures": [{"qwen2": "Qwen2ForCausalLM", "qwen3": "Qwen3ForCausalLM"}.get(
+               arch, "LlamaForCausalLM")],
            "model_type": arch,
            "hidden_size": g.meta(p + "embedding_length"),
            "intermediate_size": g.meta(p + "feed_forward_length"),
@@ -100,6 +106,8 @@ def main():
            "bos_token_id": g.meta("tokenizer.ggml.bos_token_id"),
            "eos_token_id": g.meta("tokenizer.ggml.eos_token_id"),
            "hidden_act": "silu",
+           "head_dim": g.meta(p + "attention.key_length",
+                              g.meta(p + "embedding_length") // n_head),
            "rope_scaling": json.loads(a.rope_scaling) if a.rope_scaling else None,
            "torch_dtype": "float16" if a.dtype == "f16" else "float32"}
     with open(os.path.join(a.out, "config.json"), "w") as f:

@@ -53,7 +53,8 @@
         }                                                                                          \
     } while (0)
 
-enum { NL = 2, DIM = 64, H = 4, HKV = 2, HD = 16, FFN = 96, VOCAB = 300, NT = 7, ND = 3 };
+enum { NL = 2, DIM = 64, H = 4, HKV = 2, HDM = 24, FFN = 96, VOCAB = 300, NT = 7, ND = 3 };
+static int hd = 16; /* head dim: DIM / H, or 24 for the qwen3 store (H * hd = 96, not DIM) */
 #define THETA 10000.0
 #define EPS   1e-5
 
@@ -72,9 +73,12 @@ typedef struct {
 } mat;
 
 static mat embd, onorm, lw[NL][9];
-static mat lb[NL][3];       /* qwen2: q/k/v biases [1][H*HD], [1][HKV*HD] x2 */
+static mat lb[NL][3];       /* qwen2: q/k/v biases [1][H*hd], [1][HKV*hd] x2 */
+static mat ln[NL][2];       /* qwen3: q/k norms [1][hd] */
 static int qwen2;           /* the store is a qwen2 one; the oracle uses NEOX RoPE */
+static int qwen3;           /* a qwen3 one: q/k norms, NEOX RoPE, head dim hd */
 static int oracle_bias = 1; /* the oracle adds the biases (qwen2) */
+static int oracle_qkn = 1;  /* the oracle applies the q/k norms (qwen3) */
 
 /* Llama 3 RoPE scaling of the rope test (a short original context, so that the scaling changes
  * the angles at the few positions the test runs) */
@@ -82,14 +86,14 @@ static int oracle_bias = 1; /* the oracle adds the biases (qwen2) */
 #define L3_LOW    1.0
 #define L3_HIGH   4.0
 #define L3_ORIG   64.0
-static double inv_freq[HD / 2]; /* the oracle's RoPE frequencies */
+static double inv_freq[HDM / 2]; /* the oracle's RoPE frequencies */
 
 /* transformers' _compute_llama3_parameters on the default frequencies (scaled) or these alone */
 static void set_inv_freq(int scaled) {
     const double pi = 3.14159265358979323846, low_wl = L3_ORIG / L3_LOW,
                  high_wl = L3_ORIG / L3_HIGH;
-    for (int i = 0; i < HD / 2; i++) {
-        double f = 1.0 / pow(THETA, 2.0 * i / HD), wl = 2 * pi / f;
+    for (int i = 0; i < hd / 2; i++) {
+        double f = 1.0 / pow(THETA, 2.0 * i / hd), wl = 2 * pi / f;
         if (!scaled) {
             inv_freq[i] = f;
             continue;
@@ -104,8 +108,8 @@ static void set_inv_freq(int scaled) {
 /* convert_hf_to_gguf's rope_freqs.weight for the same parameters */
 static void gguf_rope_factors(float *out) {
     const double pi = 3.14159265358979323846;
-    for (int i = 0; i < HD / 2; i++) {
-        double freq = 1.0 / pow(THETA, (2.0 * i) / HD), wavelen = 2 * pi / freq;
+    for (int i = 0; i < hd / 2; i++) {
+        double freq = 1.0 / pow(THETA, (2.0 * i) / hd), wavelen = 2 * pi / freq;
         if (wavelen < L3_ORIG / L3_HIGH) {
             out[i] = 1;
         } else if (wavelen > L3_ORIG / L3_LOW) {
@@ -173,8 +177,8 @@ static int make_store(const char *path, int rope_scaled) {
     REQ_RC(vt_store_writer_begin(s, &w));
     static const char *const suf[9] = {"attn_norm", "attn_q",   "attn_k", "attn_v",  "attn_output",
                                        "ffn_norm",  "ffn_gate", "ffn_up", "ffn_down"};
-    const uint64_t rows[9] = {1, H * HD, HKV * HD, HKV * HD, DIM, 1, FFN, FFN, DIM};
-    const uint64_t cols[9] = {DIM, DIM, DIM, DIM, H * HD, DIM, DIM, DIM, FFN};
+    const uint64_t rows[9] = {1, H * hd, HKV * hd, HKV * hd, DIM, 1, FFN, FFN, DIM};
+    const uint64_t cols[9] = {DIM, DIM, DIM, DIM, H * hd, DIM, DIM, DIM, FFN};
     REQ(!put(w, "token_embd.weight", VOCAB, DIM, VT_FMT_Q8_0, 1.0, 0, &embd));
     for (int l = 0; l < NL; l++)
         for (int t = 0; t < 9; t++) {
@@ -190,15 +194,21 @@ static int make_store(const char *path, int rope_scaled) {
             static const char *const r[3] = {"q", "k", "v"};
             char name[64];
             snprintf(name, sizeof name, "blk.%d.attn_%s.bias", l, r[t]);
-            REQ(!put(w, name, 1, t ? HKV * HD : H * HD, VT_FMT_F32, 0.5, 0, &lb[l][t]));
+            REQ(!put(w, name, 1, t ? HKV * hd : H * hd, VT_FMT_F32, 0.5, 0, &lb[l][t]));
+        }
+    for (int l = 0; l < NL && qwen3; l++)
+        for (int t = 0; t < 2; t++) {
+            char name[64];
+            snprintf(name, sizeof name, "blk.%d.attn_%s_norm.weight", l, t ? "k" : "q");
+            REQ(!put(w, name, 1, hd, VT_FMT_F32, 0.5, 1.0, &ln[l][t]));
         }
     REQ(!put(w, "output_norm.weight", 1, DIM, VT_FMT_F32, 0.2, 1.0, &onorm));
-    if (rope_scaled) { /* a 1-D f32 tensor [HD / 2], as imported from a Llama 3.1 GGUF */
-        float ff[HD / 2];
+    if (rope_scaled) { /* a 1-D f32 tensor [hd / 2], as imported from a Llama 3.1 GGUF */
+        float ff[HDM / 2];
         gguf_rope_factors(ff);
-        REQ_RC(tu_put_f32(w, "rope_freqs.weight", ff, HD / 2));
+        REQ_RC(tu_put_f32(w, "rope_freqs.weight", ff, hd / 2));
     }
-    const char *arch = qwen2 ? "qwen2" : "llama";
+    const char *arch = qwen2 ? "qwen2" : qwen3 ? "qwen3" : "llama";
     uint8_t sv[16];
     uint64_t len = strlen(arch);
     memcpy(sv, &len, 8);
@@ -215,6 +225,11 @@ static int make_store(const char *path, int rope_scaled) {
         snprintf(key, sizeof key, "gguf.%s.%s", arch, u[i].k);
         REQ(!put_meta(w, key, 4, &u[i].v, 4));
     }
+    for (int i = 0; i < 2 && hd != DIM / H; i++) { /* as convert_hf_to_gguf writes head_dim */
+        uint32_t v = (uint32_t)hd;
+        snprintf(key, sizeof key, "gguf.%s.attention.%s_length", arch, i ? "value" : "key");
+        REQ(!put_meta(w, key, 4, &v, 4));
+    }
     float theta = (float)THETA, eps = (float)EPS;
     snprintf(key, sizeof key, "gguf.%s.rope.freq_base", arch);
     REQ(!put_meta(w, key, 6, &theta, 4));
@@ -227,7 +242,7 @@ static int make_store(const char *path, int rope_scaled) {
 
 /* ---- f64 oracle --------------------------------------------------------------------------- */
 
-static double kc[NL][16][HKV * HD], vc[NL][16][HKV * HD];
+static double kc[NL][16][HKV * HDM], vc[NL][16][HKV * HDM];
 static int npast;
 
 static void mv(const mat *m, const double *x, double *y) {
@@ -238,20 +253,23 @@ static void mv(const mat *m, const double *x, double *y) {
     }
 }
 
-static void norm(const double *x, const mat *g, double *y) {
+static void normn(const double *x, const mat *g, int n, double *y) {
     double ss = 0;
-    for (int i = 0; i < DIM; i++) ss += x[i] * x[i];
-    double inv = 1 / sqrt(ss / DIM + EPS);
-    for (int i = 0; i < DIM; i++) y[i] = x[i] * inv * g->w[i];
+    for (int i = 0; i < n; i++) ss += x[i] * x[i];
+    double inv = 1 / sqrt(ss / n + EPS);
+    for (int i = 0; i < n; i++) y[i] = x[i] * inv * g->w[i];
+}
+static void norm(const double *x, const mat *g, double *y) {
+    normn(x, g, DIM, y);
 }
 
-/* adjacent pairs (x[2i], x[2i+1]) for llama; qwen2 (NEOX): (x[i], x[i + HD/2]) */
+/* adjacent pairs (x[2i], x[2i+1]) for llama; qwen2, qwen3 (NEOX): (x[i], x[i + hd/2]) */
 static void rope(double *v, int heads, int pos) {
-    const int step = qwen2 ? 1 : 2, off = qwen2 ? HD / 2 : 1;
+    const int neox = qwen2 || qwen3, step = neox ? 1 : 2, off = neox ? hd / 2 : 1;
     for (int h = 0; h < heads; h++)
-        for (int i = 0; i < HD / 2; i++) {
+        for (int i = 0; i < hd / 2; i++) {
             double a = pos * inv_freq[i], c = cos(a), s = sin(a);
-            double *p = v + h * HD + step * i, x0 = p[0], x1 = p[off];
+            double *p = v + h * hd + step * i, x0 = p[0], x1 = p[off];
             p[0] = x0 * c - x1 * s;
             p[off] = x0 * s + x1 * c;
         }
@@ -264,7 +282,8 @@ static double f16r(double x) {
 }
 
 static void oracle_step(int tok, double *logits) {
-    double x[DIM], h[DIM], q[H * HD], k[HKV * HD], v[HKV * HD], o[H * HD], y[FFN], g[FFN], u[FFN];
+    double x[DIM], h[DIM], q[H * HDM], k[HKV * HDM], v[HKV * HDM], o[H * HDM], y[FFN], g[FFN],
+        u[FFN];
     for (int i = 0; i < DIM; i++) x[i] = embd.w[(size_t)tok * DIM + i];
     int pos = npast;
     for (int l = 0; l < NL; l++) {
@@ -272,13 +291,17 @@ static void oracle_step(int tok, double *logits) {
         mv(&lw[l][1], h, q);
         mv(&lw[l][2], h, k);
         mv(&lw[l][3], h, v);
-        for (int i = 0; qwen2 && oracle_bias && i < H * HD; i++) {
+        for (int i = 0; qwen2 && oracle_bias && i < H * hd; i++) {
             q[i] += lb[l][0].w[i];
-            if (i < HKV * HD) k[i] += lb[l][1].w[i], v[i] += lb[l][2].w[i];
+            if (i < HKV * hd) k[i] += lb[l][1].w[i], v[i] += lb[l][2].w[i];
+        }
+        for (int hh = 0; qwen3 && oracle_qkn && hh < H; hh++) { /* Qwen3RMSNorm per head */
+            normn(q + hh * hd, &ln[l][0], hd, q + hh * hd);
+            if (hh < HKV) normn(k + hh * hd, &ln[l][1], hd, k + hh * hd);
         }
         rope(q, H, pos);
         rope(k, HKV, pos);
-        for (int i = 0; i < HKV * HD; i++) {
+        for (int i = 0; i < HKV * hd; i++) {
             kc[l][pos][i] = f16r(k[i]);
             vc[l][pos][i] = f16r(v[i]);
         }
@@ -287,15 +310,15 @@ static void oracle_step(int tok, double *logits) {
             double sc[16], mx = -1e300, sum = 0;
             for (int j = 0; j <= pos; j++) {
                 double d = 0;
-                for (int e = 0; e < HD; e++) d += q[hh * HD + e] * kc[l][j][kh * HD + e];
-                sc[j] = d / sqrt((double)HD);
+                for (int e = 0; e < hd; e++) d += q[hh * hd + e] * kc[l][j][kh * hd + e];
+                sc[j] = d / sqrt((double)hd);
                 if (sc[j] > mx) mx = sc[j];
             }
             for (int j = 0; j <= pos; j++) sum += sc[j] = exp(sc[j] - mx);
-            for (int e = 0; e < HD; e++) {
+            for (int e = 0; e < hd; e++) {
                 double a = 0;
-                for (int j = 0; j <= pos; j++) a += sc[j] * vc[l][j][kh * HD + e];
-                o[hh * HD + e] = a / sum;
+                for (int j = 0; j <= pos; j++) a += sc[j] * vc[l][j][kh * hd + e];
+                o[hh * hd + e] = a / sum;
             }
         }
         mv(&lw[l][4], o, y);
@@ -335,6 +358,10 @@ static void free_mats(void) {
         for (int t = 0; t < 3; t++) {
             free(lb[l][t].w);
             lb[l][t].w = NULL;
+            if (t < 2) {
+                free(ln[l][t].w);
+                ln[l][t].w = NULL;
+            }
         }
     free(embd.w);
     free(onorm.w);
@@ -483,7 +510,8 @@ int main(void) {
     vt_llama_hparams hp;
     REQ_RC(vt_llama_hparams_load(s, &hp));
     REQ(hp.n_layers == NL && hp.dim == DIM && hp.n_heads == H && hp.n_kv_heads == HKV &&
-        hp.head_dim == HD && hp.vocab == VOCAB && hp.tied_output && hp.rope_dim == HD);
+        hp.head_dim == (uint32_t)hd && hp.vocab == VOCAB && hp.tied_output &&
+        hp.rope_dim == (uint32_t)hd);
     uint64_t model_bytes, resident;
     REQ_RC(vt_llama_plan_bytes(s, &model_bytes, &resident));
 
@@ -556,7 +584,7 @@ int main(void) {
         if (gpu)
             printf("a GPU is present: a VRAM budget needs the CUDA device, whose attention takes "
                    "head dim 64 or 128, not %d: the VRAM-tier runs are skipped\n",
-                   HD);
+                   hd);
         const struct {
             uint64_t vram, ram;
             uint32_t slots; /* expected in the VRAM tier */
@@ -643,7 +671,7 @@ int main(void) {
     REQ(!make_store(path2, 1));
     REQ_RC(vt_store_open(path2, VT_STORE_RDONLY, NULL, &s));
     REQ_RC(vt_llama_hparams_load(s, &hp));
-    REQ(hp.rope_scaled && hp.rope_ff[0] == 1.0f && hp.rope_ff[HD / 2 - 1] == (float)L3_FACTOR);
+    REQ(hp.rope_scaled && hp.rope_ff[0] == 1.0f && hp.rope_ff[hd / 2 - 1] == (float)L3_FACTOR);
     set_inv_freq(1);
     static double ref2[NT + ND][VOCAB];
     int32_t toks2[NT + ND];
@@ -677,6 +705,39 @@ int main(void) {
     check_near_far("qwen2 (q/k/v biases, NEOX RoPE)", a, ref3, ref4, "without biases");
     vt_store_close(s);
     qwen2 = 0;
+
+    /* Qwen3: per-head q/k RMSNorm before RoPE, NEOX RoPE, and a head dimension (24) with
+     * H * hd = 96 != DIM (GGUF key_length / value_length) */
+    snprintf(path2, sizeof path2, "%s/model_qwen3.vts", dir);
+    free_mats();
+    rng = SEED;
+    qwen3 = 1;
+    hd = HDM;
+    set_inv_freq(0);
+    REQ(!make_store(path2, 0));
+    REQ_RC(vt_store_open(path2, VT_STORE_RDONLY, NULL, &s));
+    REQ_RC(vt_llama_hparams_load(s, &hp));
+    REQ(hp.qk_norm && hp.rope_neox && !hp.qkv_bias && hp.head_dim == HDM && hp.rope_dim == HDM &&
+        !strcmp(hp.arch, "qwen3"));
+    static double ref5[NT + ND][VOCAB], ref6[NT + ND][VOCAB];
+    int32_t toks5[NT + ND], toks6[NT + ND];
+    memcpy(toks5, toks, sizeof toks);
+    oracle_run(toks5, ref5);
+    oracle_qkn = 0;
+    memcpy(toks6, toks5, sizeof toks);
+    oracle_run(toks6, ref6);
+    oracle_qkn = 1;
+    REQ(!run_model(s, 0, VT_FMT_F16, toks5, a, &read_all));
+    check_near_far("qwen3 (q/k norms, head dim 24 with dim 64)", a, ref5, ref6,
+                   "without q/k norms");
+    /* streamed (token_embd in parts) through half the model's bytes: the same bits */
+    uint64_t mb3, read_part;
+    REQ_RC(vt_llama_plan_bytes(s, &mb3, NULL));
+    REQ(!run_model(s, mb3 / 2, VT_FMT_F16, toks5, b, &read_part));
+    REQ(read_part > read_all && !memcmp(a, b, sizeof(float) * (NT + ND) * VOCAB));
+    vt_store_close(s);
+    qwen3 = 0;
+    hd = DIM / H;
 
     /* another architecture with the same tensor names is refused, not run as llama */
     REQ(!refused_with(path2, "gguf.general.architecture", "gemma", "'gemma' is not supported"));

@@ -5,7 +5,8 @@
  *    theta or epsilon used to load and turn every activation into NaN);
  *  - config.json rope_theta / rms_norm_eps / llama3 rope_scaling factors beyond a 32-bit float
  *    (1e999 parses as inf, 1e39 has no float value): VT_EFORMAT naming the key;
- *  - GGUF ARCH.attention.key_length / value_length other than dim / heads, and
+ *  - GGUF ARCH.attention.key_length and value_length that differ (each defaults to dim / heads;
+ *    when they agree, any head dimension is taken), and
  *    ARCH.rope.scaling.factor / rope.scale_linear (not 0 or 1) without rope.scaling.type (linear
  *    scaling in llama.cpp): VT_EUNSUPPORTED naming the key (the head dimension used to fail as
  *    an attn_q shape, the scaling used to be ignored: wrong logits without an error);
@@ -145,15 +146,26 @@ int main(void) {
         int rc;          /* expected */
         const char *msg; /* in the message when refused */
     } k[] = {
-        /* the head dimension is 64 / 4 = 16 */
+        /* a head dimension other than 64 / 4 = 16 is taken (to the missing tensors) when the
+         * key and value lengths agree, each defaulting to 16 */
         {{{"gguf.llama.attention.key_length", 4, 8, 0, 0}},
          VT_EUNSUPPORTED,
-         "gguf.llama.attention.key_length is 8, not embedding_length / head_count = 64 / 4 = 16"},
+         "gguf.llama.attention.value_length is 16 (embedding_length / head_count), the head "
+         "dimension is 8"},
         {{{"gguf.llama.attention.value_length", 4, 32, 0, 0}},
          VT_EUNSUPPORTED,
-         "gguf.llama.attention.value_length is 32"},
+         "gguf.llama.attention.key_length is 16 (embedding_length / head_count), the head "
+         "dimension is 32"},
+        {{{"gguf.llama.attention.key_length", 4, 16, 0, 0},
+          {"gguf.llama.attention.value_length", 4, 32, 0, 0}},
+         VT_EUNSUPPORTED,
+         "gguf.llama.attention.value_length is 32 (given), the head dimension is 16"},
         {{{"gguf.llama.attention.key_length", 4, 16, 0, 0},
           {"gguf.llama.attention.value_length", 4, 16, 0, 0}},
+         VT_ENOTFOUND,
+         NULL},
+        {{{"gguf.llama.attention.key_length", 4, 8, 0, 0},
+          {"gguf.llama.attention.value_length", 4, 8, 0, 0}},
          VT_ENOTFOUND,
          NULL},
         /* without rope.scaling.type llama.cpp scales linearly by the factor */

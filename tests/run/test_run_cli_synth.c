@@ -20,6 +20,10 @@
  *  - add_bos_token with a bos_token_id outside the vocabulary refuses --prompt by name;
  *  - every EOS stops: a config.json eos_token_id list (an HF store written here), GGUF
  *    eom_token_id, a <|eom_id|> control token;
+ *  - llama.cpp's end-of-generation names stop (<|im_end|>, <end_of_turn>, <|endoftext|>,
+ *    <reponame>, <|end|> but not beside <|return|> and <|call|>), whatever the token's type, as
+ *    in llama.cpp (CONTROL, NORMAL, USER_DEFINED; tokenizer.json added tokens special or not, and
+ *    vocabulary tokens); a text that is not one of them does not;
  *  - a SentencePiece vocabulary (no merges) runs --tokens, decoding U+2581 and <0xNN>, refuses
  *    --prompt naming SentencePiece without tokenizer.ggml.scores, and with them encodes it;
  *  - a token with no text (a tokenizer.json gap, a GGUF UNUSED token) prints nothing.
@@ -192,6 +196,7 @@ typedef struct {
     int hf_gap0;
     const char *hf_gen_config; /* generation_config.json (default: none) */
     const float *scores;       /* tokenizer.ggml.scores, one per token (default: none) */
+    const char *hf_added;      /* tokenizer.json added_tokens, a JSON array (default: none) */
 } store_opts;
 
 /* The HF layout's tensor names for the GGUF ones make_store_with writes. */
@@ -217,13 +222,16 @@ static const char *hf_name(const char *gguf, char *buf, size_t cap) {
     return gguf;
 }
 
-/* tokenizer.json for the vocabulary (ByteLevel BPE, no merges), without id 0 when @p gap0. */
-static char *hf_tokenizer_json(const char *const *toks, uint64_t n, int gap0) {
+/* tokenizer.json for the vocabulary (ByteLevel BPE, no merges), without id 0 when @p gap0, with
+ * the added_tokens array @p added when not NULL. */
+static char *hf_tokenizer_json(const char *const *toks, uint64_t n, int gap0, const char *added) {
     size_t cap = 4096, o = 0;
     char *j = malloc(cap);
     if (!j) return NULL;
+    o += (size_t)snprintf(j + o, cap - o, "{");
+    if (added) o += (size_t)snprintf(j + o, cap - o, "\"added_tokens\": %s, ", added);
     o += (size_t)snprintf(j + o, cap - o,
-                          "{\"pre_tokenizer\": {\"type\": \"ByteLevel\", \"add_prefix_space\": "
+                          "\"pre_tokenizer\": {\"type\": \"ByteLevel\", \"add_prefix_space\": "
                           "false, \"use_regex\": true}, \"model\": {\"type\": \"BPE\", "
                           "\"merges\": [], \"vocab\": {");
     for (uint64_t i = gap0 ? 1 : 0; i < n && o < cap; i++)
@@ -280,7 +288,7 @@ static int make_store_with(const char *name, float norm, const store_opts *o) {
                  "\"rms_norm_eps\": 1e-5, \"tie_word_embeddings\": true, %s}",
                  DIM, FFN, NL, H, HKV, o->hf_config);
         char *tj = hf_tokenizer_json(o->tokens ? o->tokens : vocab, o->tokens ? o->n_tokens : VOCAB,
-                                     o->hf_gap0);
+                                     o->hf_gap0, o->hf_added);
         if (!rc) rc = put_text(w, "config.json", cfg);
         if (!rc) rc = tj ? put_text(w, "tokenizer.json", tj) : -1;
         if (!rc && o->hf_gen_config) rc = put_text(w, "generation_config.json", o->hf_gen_config);
@@ -588,6 +596,74 @@ int main(void) {
         rc = vt("run eomtext.vts --tokens 1,2 --max-new 3 --json");
         CHECKF(rc == 0 && strstr(slurp("out.txt"), "\"generated_ids\": [0]"),
                "<|eom_id|> control token: exit %d, stdout %.300s", rc, slurp("out.txt"));
+    }
+
+    /* llama.cpp's end-of-generation tokens by name (special_eog_ids), without --chat: a token 0
+     * named so stops after it, of any type, as in llama.cpp (it used to run on: only EOS,
+     * <|eot_id|> and <|eom_id|> stopped); gpt-oss's <|end|> does not with <|return|> and
+     * <|call|> there, as in llama.cpp; nor does a name off the list; the same for tokenizer.json
+     * tokens */
+    {
+        static const struct {
+            const char *name;
+            int32_t type; /* of token 0 */
+            int stops;    /* 1: generated_ids [0], else [0, 0, 0] */
+            int harmony;  /* 1: also CONTROL <|return|> (30) and <|call|> (31) */
+        } eog[] = {{"<|im_end|>", 3, 1, 0},    {"<end_of_turn>", 3, 1, 0},
+                   {"<|endoftext|>", 3, 1, 0}, {"<reponame>", 3, 1, 0}, /* SmolLM2's FIM repo */
+                   {"<|end|>", 3, 1, 0},       {"<|end|>", 3, 0, 1},
+                   {"<|im_end|>", 1, 1, 0},    {"<end_of_turn>", 1, 1, 0},
+                   {"<|endoftext|>", 1, 1, 0}, {"<|endoftext|>", 4, 1, 0},
+                   {"<|im_end|", 3, 0, 0},     {"<|im_start|>", 3, 0, 0}};
+        for (size_t i = 0; i < sizeof eog / sizeof eog[0]; i++) {
+            const char *toks[VOCAB];
+            int32_t types[VOCAB];
+            memcpy(toks, vocab, sizeof toks);
+            for (int k = 0; k < VOCAB; k++) types[k] = 1;
+            toks[0] = eog[i].name;
+            types[0] = eog[i].type;
+            if (eog[i].harmony) {
+                toks[30] = "<|return|>", toks[31] = "<|call|>";
+                types[30] = types[31] = 3;
+            }
+            store_opts t = {.tokens = toks, .n_tokens = VOCAB, .types = types};
+            char name[32], args[96];
+            snprintf(name, sizeof name, "eog%zu.vts", i);
+            snprintf(args, sizeof args, "run %s --tokens 1,2 --max-new 3 --json", name);
+            CHECK_RC(make_store_with(name, 0.0f, &t));
+            rc = vt(args);
+            CHECKF(rc == 0 &&
+                       strstr(slurp("out.txt"), eog[i].stops ? "\"generated_ids\": [0]"
+                                                             : "\"generated_ids\": [0, 0, 0]"),
+                   "%s, type %d%s: exit %d, stdout %.300s, stderr %s", eog[i].name, eog[i].type,
+                   eog[i].harmony ? " with <|return|> and <|call|>" : "", rc, slurp("out.txt"),
+                   slurp("err.txt"));
+        }
+        const char *toks[VOCAB];
+        memcpy(toks, vocab, sizeof toks);
+        toks[0] = "<|endoftext|>";
+        store_opts h = {.tokens = toks,
+                        .n_tokens = VOCAB,
+                        .hf_config = "\"eos_token_id\": 7",
+                        .hf_added =
+                            "[{\"id\": 0, \"content\": \"<|endoftext|>\", \"special\": true}]"};
+        CHECK_RC(make_store_with("hfeog.vts", 0.0f, &h));
+        rc = vt("run hfeog.vts --tokens 1,2 --max-new 3 --json");
+        CHECKF(rc == 0 && strstr(slurp("out.txt"), "\"generated_ids\": [0]"),
+               "tokenizer.json special <|endoftext|>: exit %d, stdout %.300s, stderr %s", rc,
+               slurp("out.txt"), slurp("err.txt"));
+        h.hf_added = "[{\"id\": 0, \"content\": \"<|endoftext|>\", \"special\": false}]";
+        CHECK_RC(make_store_with("hfeog1.vts", 0.0f, &h));
+        rc = vt("run hfeog1.vts --tokens 1,2 --max-new 3 --json");
+        CHECKF(rc == 0 && strstr(slurp("out.txt"), "\"generated_ids\": [0]"),
+               "tokenizer.json non-special <|endoftext|>: exit %d, stdout %.300s, stderr %s", rc,
+               slurp("out.txt"), slurp("err.txt"));
+        h.hf_added = NULL; /* in model.vocab only: a normal token */
+        CHECK_RC(make_store_with("hfeog2.vts", 0.0f, &h));
+        rc = vt("run hfeog2.vts --tokens 1,2 --max-new 3 --json");
+        CHECKF(rc == 0 && strstr(slurp("out.txt"), "\"generated_ids\": [0]"),
+               "tokenizer.json vocab <|endoftext|>: exit %d, stdout %.300s, stderr %s", rc,
+               slurp("out.txt"), slurp("err.txt"));
     }
 
     /* a SentencePiece vocabulary (tokenizer.ggml.model "llama", no merges: Llama 2, Mistral 7B):

@@ -421,6 +421,9 @@ int vt_hf_config_parse(const char *json, vt_hf_config *c) {
         c->tie = t && d.v[t].type == HJ_BOOL ? (int)d.v[t].num : -1;
         uint32_t sw = hj_get(&d, 1, "use_sliding_window");
         c->sliding_window = sw && d.v[sw].type == HJ_BOOL && d.v[sw].num;
+        uint32_t ab = hj_get(&d, 1, "attention_bias"), mb = hj_get(&d, 1, "mlp_bias");
+        c->attention_bias = ab && d.v[ab].type == HJ_BOOL && d.v[ab].num;
+        c->mlp_bias = mb && d.v[mb].type == HJ_BOOL && d.v[mb].num;
         c->bos_id = cfg_id(&d, "bos_token_id");
         rc = cfg_ids(&d, "config.json", "eos_token_id", c->eos_ids, &c->n_eos);
         c->eos_id = c->n_eos ? c->eos_ids[0] : -1;

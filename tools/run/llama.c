@@ -14,8 +14,8 @@
 
 #include "hf_config.h"
 
-/* Per-layer tensors; the q/k/v biases (Qwen2) come last here, but each right after its
- * matrix in forward order (forward_order). */
+/* Per-layer tensors; the q/k/v biases (Qwen2) and the per-head q/k norms (Qwen3) come last
+ * here, but each right after its matrix in forward order (forward_order). */
 enum {
     L_ATTN_NORM,
     L_Q,
@@ -29,28 +29,39 @@ enum {
     L_QB,
     L_KB,
     L_VB,
+    L_QN,
+    L_KN,
     L_COUNT
 };
 static const char *const layer_suffix[L_COUNT] = {
-    "attn_norm.weight",   "attn_q.weight",   "attn_k.weight",   "attn_v.weight",
-    "attn_output.weight", "ffn_norm.weight", "ffn_gate.weight", "ffn_up.weight",
-    "ffn_down.weight",    "attn_q.bias",     "attn_k.bias",     "attn_v.bias"};
+    "attn_norm.weight",   "attn_q.weight",     "attn_k.weight",   "attn_v.weight",
+    "attn_output.weight", "ffn_norm.weight",   "ffn_gate.weight", "ffn_up.weight",
+    "ffn_down.weight",    "attn_q.bias",       "attn_k.bias",     "attn_v.bias",
+    "attn_q_norm.weight", "attn_k_norm.weight"};
 
 /* The same roles under Hugging Face's names (a store imported from safetensors). */
 static const char *const hf_suffix[L_COUNT] = {
     "input_layernorm.weight",  "self_attn.q_proj.weight", "self_attn.k_proj.weight",
     "self_attn.v_proj.weight", "self_attn.o_proj.weight", "post_attention_layernorm.weight",
     "mlp.gate_proj.weight",    "mlp.up_proj.weight",      "mlp.down_proj.weight",
-    "self_attn.q_proj.bias",   "self_attn.k_proj.bias",   "self_attn.v_proj.bias"};
+    "self_attn.q_proj.bias",   "self_attn.k_proj.bias",   "self_attn.v_proj.bias",
+    "self_attn.q_norm.weight", "self_attn.k_norm.weight"};
 
-/* One layer's tensors in forward order; the biases only with hp->qkv_bias. */
-static const int forward_order[L_COUNT] = {L_ATTN_NORM, L_Q, L_QB,       L_K,    L_KB, L_V,
-                                           L_VB,        L_O, L_FFN_NORM, L_GATE, L_UP, L_DOWN};
-static int is_bias(int t) {
-    return t == L_QB || t == L_KB || t == L_VB;
+/* One layer's tensors in forward order; the biases only with hp->qkv_bias, the norms only with
+ * hp->qk_norm (llama.cpp's qwen3 graph: q = norm(Wq h) per head, then RoPE; the same for k). */
+static const int forward_order[L_COUNT] = {L_ATTN_NORM, L_Q,    L_QB, L_QN,  L_K,
+                                           L_KB,        L_KN,   L_V,  L_VB,  L_O,
+                                           L_FFN_NORM,  L_GATE, L_UP, L_DOWN};
+/* Whether the model has layer tensor @p t. */
+static int has_tensor(const vt_llama_hparams *hp, int t) {
+    if (t == L_QB || t == L_KB || t == L_VB) return hp->qkv_bias;
+    if (t == L_QN || t == L_KN) return hp->qk_norm;
+    return 1;
 }
 static uint32_t layer_tensors(const vt_llama_hparams *hp) {
-    return hp->qkv_bias ? L_COUNT : L_COUNT - 3;
+    uint32_t n = 0;
+    for (int t = 0; t < L_COUNT; t++) n += (uint32_t)has_tensor(hp, t);
+    return n;
 }
 
 static const char *embd_name(const vt_llama_hparams *hp) {
@@ -187,7 +198,7 @@ static int check_shape(vt_store *s, const char *name, uint64_t rows, uint64_t co
     return 0;
 }
 
-static int check_dims(vt_llama_hparams *hp);
+static int check_dims(vt_llama_hparams *hp, uint32_t head_dim);
 static int check_tensors(vt_store *s, vt_llama_hparams *hp);
 static int rope_scaling_gguf(vt_store *s, const char *arch, vt_llama_hparams *hp);
 
@@ -197,15 +208,19 @@ static int hparams_hf(vt_store *s, vt_llama_hparams *hp) {
     vt_hf_config c;
     int rc = vt_hf_config_load(s, &c);
     if (rc) return vt_fail(rc, "model metadata config.json: %s", vt_last_error());
-    int qwen2 = !strcmp(c.model_type, "qwen2");
-    if (c.model_type[0] && strcmp(c.model_type, "llama") && !qwen2)
+    int qwen2 = !strcmp(c.model_type, "qwen2"), qwen3 = !strcmp(c.model_type, "qwen3");
+    if (c.model_type[0] && strcmp(c.model_type, "llama") && !qwen2 && !qwen3)
         return vt_fail(VT_EUNSUPPORTED,
-                       "config.json: model_type '%s' (only llama and qwen2 are supported)",
+                       "config.json: model_type '%s' (only llama, qwen2 and qwen3 are supported)",
                        c.model_type);
-    if (qwen2 && c.sliding_window)
+    if ((qwen2 || qwen3) && c.sliding_window)
         return vt_fail(VT_EUNSUPPORTED,
-                       "config.json: use_sliding_window true is not supported (Qwen2's sliding "
+                       "config.json: use_sliding_window true is not supported (Qwen's sliding "
                        "window attention)");
+    /* LlamaConfig's and Qwen3Config's attention_bias also adds o_proj.bias; mlp_bias the FFN's */
+    if (!qwen2 && (c.attention_bias || c.mlp_bias))
+        return vt_fail(VT_EUNSUPPORTED, "config.json: %s true is not supported",
+                       c.attention_bias ? "attention_bias" : "mlp_bias");
     int llama3 = !strcmp(c.rope_type, "llama3");
     if (c.rope_type[0] && strcmp(c.rope_type, "default") && !llama3)
         return vt_fail(VT_EUNSUPPORTED,
@@ -215,6 +230,7 @@ static int hparams_hf(vt_store *s, vt_llama_hparams *hp) {
     hp->hf = 1;
     hp->rope_neox = 1;
     hp->qkv_bias = qwen2;
+    hp->qk_norm = qwen3;
     hp->n_layers = c.n_layers;
     hp->dim = c.hidden_size;
     hp->ffn_dim = c.intermediate_size;
@@ -228,10 +244,7 @@ static int hparams_hf(vt_store *s, vt_llama_hparams *hp) {
     _Static_assert(VT_HF_MAX_EOS <= VT_LLAMA_MAX_EOS, "EOS lists");
     hp->n_eos = c.n_eos;
     memcpy(hp->eos_ids, c.eos_ids, c.n_eos * sizeof *c.eos_ids);
-    if ((rc = check_dims(hp))) return rc;
-    if (c.head_dim && c.head_dim != hp->head_dim)
-        return vt_fail(VT_EUNSUPPORTED, "config.json: head_dim %u is not hidden_size / heads = %u",
-                       c.head_dim, hp->head_dim);
+    if ((rc = check_dims(hp, c.head_dim))) return rc;
     hp->rope_dim = hp->head_dim;
     if ((rc = check_tensors(s, hp))) return rc;
     if (llama3) {
@@ -267,16 +280,19 @@ int vt_llama_hparams_load(vt_store *s, vt_llama_hparams *hp) {
                        "beside it)",
                        vt_strerror(rc));
     const char *a = hp->arch;
-    /* Other architectures (gemma, phi3, qwen3, ...) may share tensor names with llama but differ
-     * in norms, activations or scales: refused rather than run as llama with wrong results. */
-    if (strcmp(a, "llama") && strcmp(a, "qwen2"))
+    /* Other architectures (gemma, phi3, qwen3moe, ...) may share tensor names with llama but
+     * differ in norms, activations or scales: refused rather than run as llama with wrong
+     * results. */
+    if (strcmp(a, "llama") && strcmp(a, "qwen2") && strcmp(a, "qwen3"))
         return vt_fail(VT_EUNSUPPORTED,
                        "model metadata gguf.general.architecture: '%s' is not supported (the "
-                       "runner implements llama and qwen2)",
+                       "runner implements llama, qwen2 and qwen3)",
                        a);
-    /* qwen2 is llama plus q/k/v biases, and its q/k rows are not permuted by convert_hf_to_gguf:
-     * llama.cpp rotates it with NEOX RoPE (rotate_half pairs) */
+    /* qwen2 is llama plus q/k/v biases, qwen3 llama plus a per-head RMSNorm of q and k before
+     * RoPE; neither has its q/k rows permuted by convert_hf_to_gguf: llama.cpp rotates them with
+     * NEOX RoPE (rotate_half pairs) */
     if (!strcmp(a, "qwen2")) hp->qkv_bias = hp->rope_neox = 1;
+    if (!strcmp(a, "qwen3")) hp->qk_norm = hp->rope_neox = 1;
     if ((rc = meta_u32(s, a, "block_count", &hp->n_layers, 1, 0)) ||
         (rc = meta_u32(s, a, "embedding_length", &hp->dim, 1, 0)) ||
         (rc = meta_u32(s, a, "feed_forward_length", &hp->ffn_dim, 1, 0)) ||
@@ -287,18 +303,21 @@ int vt_llama_hparams_load(vt_store *s, vt_llama_hparams *hp) {
         (rc = meta_f32(s, a, "rope.freq_base", &hp->rope_theta, 10000.0f)) ||
         (rc = meta_f32(s, a, "attention.layer_norm_rms_epsilon", &hp->norm_eps, 1e-5f)))
         return rc;
-    if ((rc = check_dims(hp))) return rc;
-    /* llama.cpp takes the head dimension from these keys (Mistral-Nemo: 128, not 5120 / 32): a
-     * model with another than dim / heads is refused here by name, not by a shape of attn_q */
+    /* llama.cpp takes the head dimension from these keys (Qwen3: 128 with 1024 / 16 = 64;
+     * Mistral-Nemo: 128, not 5120 / 32), each defaulting to embedding_length / head_count */
     static const char *const head_keys[2] = {"attention.key_length", "attention.value_length"};
+    uint32_t hk[2];
+    for (int k = 0; k < 2; k++)
+        if ((rc = meta_u32(s, a, head_keys[k], &hk[k], 0, 0))) return rc;
+    if ((rc = check_dims(hp, hk[0] ? hk[0] : hk[1]))) return rc;
     for (int k = 0; k < 2; k++) {
-        uint32_t v;
-        if ((rc = meta_u32(s, a, head_keys[k], &v, 0, hp->head_dim))) return rc;
+        uint32_t v = hk[k] ? hk[k] : hp->dim % hp->n_heads ? 0 : hp->dim / hp->n_heads;
         if (v != hp->head_dim)
             return vt_fail(VT_EUNSUPPORTED,
-                           "model metadata gguf.%s.%s is %u, not embedding_length / head_count = "
-                           "%u / %u = %u: a head dimension other than that is not supported",
-                           a, head_keys[k], v, hp->dim, hp->n_heads, hp->head_dim);
+                           "model metadata gguf.%s.%s is %u (%s), the head dimension is %u: "
+                           "different key and value head dimensions are not supported",
+                           a, head_keys[k], v, hk[k] ? "given" : "embedding_length / head_count",
+                           hp->head_dim);
     }
     if ((rc = meta_u32(s, a, "rope.dimension_count", &hp->rope_dim, 0, hp->head_dim))) return rc;
     if ((rc = meta_id(s, "tokenizer.ggml.bos_token_id", &hp->bos_id)) ||
@@ -366,7 +385,6 @@ static int rope_scaling_gguf(vt_store *s, const char *arch, vt_llama_hparams *hp
     return 0;
 }
 
-/* The shared checks of the head counts and dimensions; sets head_dim. */
 /* v must be positive and finite: else an error naming its key (config.json's hf_key, or
  * gguf.<arch>.<gguf_key>) and value. */
 static int check_finite(const vt_llama_hparams *hp, double v, const char *hf_key,
@@ -380,14 +398,17 @@ static int check_finite(const vt_llama_hparams *hp, double v, const char *hf_key
     return vt_fail(VT_EFORMAT, "model metadata %s is %g: not a positive finite number", key, v);
 }
 
-static int check_dims(vt_llama_hparams *hp) {
+/* The shared checks of the head counts and dimensions; sets head_dim from @p head_dim, the
+ * model's (0: dim / n_heads, which must then divide). */
+static int check_dims(vt_llama_hparams *hp, uint32_t head_dim) {
     if (!hp->n_layers || !hp->dim || !hp->ffn_dim || !hp->n_heads || !hp->n_kv_heads ||
-        hp->dim % hp->n_heads || hp->n_heads % hp->n_kv_heads)
+        (!head_dim && hp->dim % hp->n_heads) || hp->n_heads % hp->n_kv_heads ||
+        (uint64_t)hp->n_heads * (head_dim ? head_dim : 1) > UINT32_MAX / 2)
         return vt_fail(VT_EFORMAT,
                        "model hyperparameters do not fit together: %u layers, dim %u, ffn %u, "
-                       "%u heads, %u kv heads",
-                       hp->n_layers, hp->dim, hp->ffn_dim, hp->n_heads, hp->n_kv_heads);
-    hp->head_dim = hp->dim / hp->n_heads;
+                       "%u heads, %u kv heads, head dim %u",
+                       hp->n_layers, hp->dim, hp->ffn_dim, hp->n_heads, hp->n_kv_heads, head_dim);
+    hp->head_dim = head_dim ? head_dim : hp->dim / hp->n_heads;
     /* an infinite theta or epsilon would turn every activation into NaN without an error */
     int rc = check_finite(hp, hp->rope_theta, "rope_theta", "rope.freq_base");
     return rc ? rc
@@ -419,15 +440,34 @@ static int check_tensors(vt_store *s, vt_llama_hparams *hp) {
     uint32_t qd = hp->n_heads * hp->head_dim, kvd = hp->n_kv_heads * hp->head_dim;
     if ((rc = check_shape(s, onorm_name(hp), 1, hp->dim))) return rc;
     for (uint32_t l = 0; l < hp->n_layers; l++) {
-        static const int rows_of[L_COUNT] = {-1, 0, 1, 1, 2, -1, 3, 3, 2, -1, -1, -1};
-        static const int cols_of[L_COUNT] = {2, 2, 2, 2, 0, 2, 2, 2, 3, 0, 1, 1};
-        uint64_t dimv[4] = {qd, kvd, hp->dim, hp->ffn_dim};
-        for (int t = 0; t < (int)layer_tensors(hp); t++) {
+        static const int rows_of[L_COUNT] = {-1, 0, 1, 1, 2, -1, 3, 3, 2, -1, -1, -1, -1, -1};
+        static const int cols_of[L_COUNT] = {2, 2, 2, 2, 0, 2, 2, 2, 3, 0, 1, 1, 4, 4};
+        uint64_t dimv[5] = {qd, kvd, hp->dim, hp->ffn_dim, hp->head_dim};
+        for (int t = 0; t < L_COUNT; t++) {
+            if (!has_tensor(hp, t)) continue;
             char name[96];
             layer_name(hp, l, t, name, sizeof name);
             uint64_t r = rows_of[t] < 0 ? 1 : dimv[rows_of[t]];
             if ((rc = check_shape(s, name, r, dimv[cols_of[t]]))) return rc;
         }
+    }
+    /* a bias the graph does not add (llama.cpp's llama loads attn_output.bias when present; a
+     * config.json with attention_bias is refused above) would be ignored: refused by name */
+    static const int mats[7] = {L_Q, L_K, L_V, L_O, L_GATE, L_UP, L_DOWN};
+    for (int i = 0; i < 7; i++) {
+        if (hp->qkv_bias && mats[i] <= L_V) continue;
+        char name[96];
+        layer_name(hp, 0, mats[i], name, sizeof name);
+        size_t len = strlen(name) - strlen("weight");
+        snprintf(name + len, sizeof name - len, "bias");
+        vt_tensor_info ti;
+        rc = vt_store_stat(s, name, &ti);
+        if (!rc)
+            return vt_fail(VT_EUNSUPPORTED,
+                           "model tensor %s: the %s runner adds no bias to this product", name,
+                           hp->arch);
+        if (rc != VT_ENOTFOUND) return vt_fail(rc, "model tensor %s: %s", name, vt_strerror(rc));
+        vt_clear_error();
     }
     return 0;
 }
@@ -482,7 +522,7 @@ static int schedule_names(const vt_llama_hparams *hp, char ***out, size_t *count
     for (uint32_t l = 0; l < hp->n_layers; l++)
         for (int j = 0; j < L_COUNT; j++) {
             char name[96];
-            if (!hp->qkv_bias && is_bias(forward_order[j])) continue;
+            if (!has_tensor(hp, forward_order[j])) continue;
             layer_name(hp, l, forward_order[j], name, sizeof name);
             names[i++] = vt_strdup(name);
         }
@@ -623,7 +663,7 @@ static int alloc_scratch(vt_llama *m) {
     m->g = falloc(ub * hp->ffn_dim);
     m->u = falloc(ub * hp->ffn_dim);
     m->y = falloc(ub * (hp->dim > qd ? hp->dim : qd));
-    m->nrm = falloc(hw);
+    m->nrm = falloc(hw > qd ? hw : qd); /* a norm vector or a q/k/v bias */
     m->cand_row = falloc(hp->dim);
     m->inv_freq = vt_malloc((hp->rope_dim / 2 + 1) * sizeof(double));
     if (!m->x || !m->h || !m->q || !m->k || !m->v || !m->qt || !m->kt || !m->vt || !m->ot ||
@@ -1072,12 +1112,23 @@ static void to_token_major(float *dst, const float *src, uint32_t n, uint32_t he
 
 /* ---- forward -------------------------------------------------------------------------------- */
 
-/* y[i][len] += bias (one-row tensor @p name) for n rows; m->nrm holds the bias (len <= dim). */
+/* y[i][len] += bias (one-row tensor @p name) for n rows; m->nrm holds the bias. */
 static int add_bias(vt_llama *m, const char *name, float *y, uint32_t n, uint32_t len) {
     int rc = load_vec(m, name, m->nrm, len);
     if (rc) return rc;
     for (uint32_t i = 0; i < n; i++)
         for (uint32_t j = 0; j < len; j++) y[(size_t)i * len + j] += m->nrm[j];
+    return 0;
+}
+
+/* Qwen3's q/k norm: RMSNorm of every head (head_dim values, weight @p name) of n tokens of
+ * @p heads heads each, in place. */
+static int head_norm(vt_llama *m, const char *name, float *y, uint32_t n, uint32_t heads) {
+    const uint32_t D = m->hp.head_dim;
+    int rc = load_vec(m, name, m->nrm, D);
+    if (rc) return rc;
+    for (size_t i = 0; i < (size_t)n * heads; i++)
+        rmsnorm(y + i * D, y + i * D, m->nrm, D, m->hp.norm_eps);
     return 0;
 }
 
@@ -1159,8 +1210,10 @@ static int forward_chunk(vt_llama *m, const int32_t *tok, uint32_t n, float *log
             rmsnorm(m->h + (size_t)i * dim, m->x + (size_t)i * dim, m->nrm, dim, hp->norm_eps);
         if ((rc = matmul(m, nm[L_Q], m->h, m->q, n, qd, 0)) ||
             (hp->qkv_bias && (rc = add_bias(m, nm[L_QB], m->q, n, qd))) ||
+            (hp->qk_norm && (rc = head_norm(m, nm[L_QN], m->q, n, hp->n_heads))) ||
             (rc = matmul(m, nm[L_K], m->h, m->k, n, kvd, 0)) ||
             (hp->qkv_bias && (rc = add_bias(m, nm[L_KB], m->k, n, kvd))) ||
+            (hp->qk_norm && (rc = head_norm(m, nm[L_KN], m->k, n, hp->n_kv_heads))) ||
             (rc = matmul(m, nm[L_V], m->h, m->v, n, kvd, 0)) ||
             (hp->qkv_bias && (rc = add_bias(m, nm[L_VB], m->v, n, kvd))))
             return rc;

@@ -53,17 +53,20 @@
  *  num_hidden_layers, ...: hf_config.h); then the tensors have Hugging Face's names
  *  (model.layers.N.self_attn.q_proj.weight, ...) and RoPE is HF's rotate_half. */
 typedef struct vt_llama_hparams {
-    char arch[32];       /* general.architecture ("llama", "qwen2"), or config.json's model_type */
+    char arch[32];       /* general.architecture (llama, qwen2, qwen3) or config.json model_type */
     int hf;              /* 1: a Hugging Face model (config.json, HF names, rotate_half) */
     int rope_neox;       /* 1: RoPE pairs (x[i], x[i + rope_dim/2]) (HF, GGUF qwen2) */
     int qkv_bias;        /* 1: q/k/v have biases (qwen2: attn_q.bias / q_proj.bias, ...) */
+    int qk_norm;         /* 1: per-head RMSNorm of q and k before RoPE (qwen3: attn_q_norm /
+                          * self_attn.q_norm, [1][head_dim]) */
     uint32_t n_layers;   /* ARCH.block_count */
     uint32_t dim;        /* ARCH.embedding_length */
     uint32_t ffn_dim;    /* ARCH.feed_forward_length */
     uint32_t n_heads;    /* ARCH.attention.head_count */
     uint32_t n_kv_heads; /* ARCH.attention.head_count_kv (default n_heads) */
-    uint32_t head_dim;   /* dim / n_heads (GGUF ARCH.attention.key_length / value_length, and
-                          * config.json head_dim, must agree when present) */
+    uint32_t head_dim;   /* GGUF ARCH.attention.key_length (= value_length), config.json
+                          * head_dim, else dim / n_heads; n_heads * head_dim may differ from dim
+                          * (Qwen3, Mistral-Nemo) */
     uint32_t rope_dim;   /* ARCH.rope.dimension_count (default head_dim), even */
     uint32_t vocab;      /* rows of token_embd.weight */
     uint32_t ctx_len;    /* ARCH.context_length (0 if absent) */
@@ -86,10 +89,12 @@ typedef struct vt_llama_hparams {
 /** Read and check the hyperparameters of the model in @p s. Errors: VT_ENOTFOUND (a required key
  *  or tensor is missing: the message names it), VT_EFORMAT (inconsistent values or shapes, a
  *  rope_freqs.weight of the wrong length or with a value that is not positive and finite),
- *  VT_EUNSUPPORTED (model_type not llama or qwen2, Qwen2's use_sliding_window, a RoPE scaling
- *  other than llama3's, a head_dim, GGUF key_length or value_length that is not dim / heads). A
- * qwen2 model (GGUF architecture or model_type) must have the q/k/v biases ([1][H*D], [1][Hkv*D]:
- * VT_ENOTFOUND without them) and uses rotate_half RoPE. */
+ *  VT_EUNSUPPORTED (model_type not llama, qwen2 or qwen3, a sliding window, a RoPE scaling other
+ *  than llama3's, GGUF key_length and value_length that differ, config.json attention_bias or
+ *  mlp_bias true, a bias tensor the architecture does not have, such as attn_output.bias: named).
+ *  A qwen2 model (GGUF architecture or model_type) must have the q/k/v biases ([1][H*D],
+ *  [1][Hkv*D]: VT_ENOTFOUND without them), a qwen3 one the q/k norms ([1][D]); both use
+ *  rotate_half RoPE. */
 int vt_llama_hparams_load(vt_store *s, vt_llama_hparams *hp);
 
 /** Raw bytes of one pass of the model's schedule (*model_bytes) and the budget that keeps all of

@@ -1064,6 +1064,93 @@ int vt_tok_find_special(const vt_tok *tok, const char *piece, int32_t *id) {
     return -ENOENT;
 }
 
+/* llama.cpp's end-of-generation tokens by text (llama-vocab.cpp, load: special_eog_ids). Its
+ * end-of-turn (special_eot_id) and end-of-message names, looked for first, are all in this list,
+ * so they add nothing to the set. */
+static const char *const eog_names[] = {
+    "<|eot_id|>",
+    "<|im_end|>",
+    "<|end|>",
+    "<|return|>",
+    "<|call|>",
+    "<|flush|>",
+    "<|calls|>",
+    "<end_of_turn>",
+    "<|endoftext|>",
+    "</s>",
+    "<|eom_id|>",
+    "<EOT>",
+    "_<EOT>",
+    "[EOT]",
+    "[EOS]",
+    "<|end_of_text|>",
+    "<end_of_utterance>",
+    "<eos>",
+    "<turn|>",
+    "<|tool_response>",
+    "<\xef\xbd\x9c"
+    "end\xe2\x96\x81of\xe2\x96\x81sentence\xef\xbd\x9c>", /* DeepSeek's, full-width | and U+2581 */
+    "[e~["};
+/* Its FIM pad, repository and file-separator tokens end generation too: one of each, the first
+ * name of its row found (llama.cpp takes whichever its hash map meets first). */
+static const char *const eog_fim_names[3][5] = {
+    {"<|fim_pad|>", "<fim-pad>", "<fim_pad>", "<PAD>", "[PAD]"},
+    {"<|fim_repo|>", "<|repo_name|>", "<fim-repo>", "<REPO>", "<reponame>"},
+    {"<|file_sep|>"}};
+
+_Static_assert(sizeof eog_names / sizeof eog_names[0] + 3 == VT_TOK_MAX_EOG,
+               "VT_TOK_MAX_EOG: one id per name and per FIM kind");
+
+/* The token whose bytes are @p name, of any type, the last of equals (llama.cpp's token_to_id
+ * keeps the last id of a text), else -1. */
+static int32_t find_named(const vt_tok *tok, const char *name) {
+    size_t n = strlen(name);
+    for (uint32_t t = tok->n_tokens; t-- > 0;)
+        if (tok->off[t + 1] - tok->off[t] == n && tok->arena[tok->off[t]] == (uint8_t)name[0] &&
+            !memcmp(tok->arena + tok->off[t], name, n))
+            return (int32_t)t;
+    return -1;
+}
+
+static int cmp_id(const void *pa, const void *pb) {
+    int32_t a = *(const int32_t *)pa, b = *(const int32_t *)pb;
+    return (a > b) - (a < b);
+}
+
+/* The place of @p name in eog_names[]. */
+static size_t eog_at(const char *name) {
+    size_t i = 0;
+    while (strcmp(eog_names[i], name)) i++;
+    return i;
+}
+
+int vt_tok_find_eog(const vt_tok *tok, int32_t ids[VT_TOK_MAX_EOG], uint32_t *n_out) {
+    if (!tok || !ids || !n_out) return -EINVAL;
+    enum { N_NAMES = sizeof eog_names / sizeof eog_names[0] };
+    int32_t by_name[N_NAMES];
+    for (size_t i = 0; i < N_NAMES; i++) by_name[i] = find_named(tok, eog_names[i]);
+    /* llama.cpp's workarounds: gpt-oss's (o200k_harmony) and Solar Open's <|end|> ends a message,
+     * not the generation; Gemma 4's and PaddleOCR's </s> is no end */
+    int has_call = by_name[eog_at("<|call|>")] >= 0 || by_name[eog_at("<|calls|>")] >= 0;
+    if (has_call && (by_name[eog_at("<|return|>")] >= 0 || by_name[eog_at("<|flush|>")] >= 0))
+        by_name[eog_at("<|end|>")] = -1;
+    if (by_name[eog_at("<|tool_response>")] >= 0) by_name[eog_at("</s>")] = -1;
+    uint32_t n = 0;
+    for (size_t i = 0; i < N_NAMES; i++)
+        if (by_name[i] >= 0) ids[n++] = by_name[i];
+    for (int f = 0; f < 3; f++)
+        for (int j = 0; j < 5 && eog_fim_names[f][j]; j++) {
+            int32_t id = find_named(tok, eog_fim_names[f][j]);
+            if (id >= 0) {
+                ids[n++] = id;
+                break;
+            }
+        }
+    qsort(ids, n, sizeof *ids, cmp_id);
+    *n_out = n;
+    return 0;
+}
+
 uint32_t vt_tok_n_tokens(const vt_tok *tok) {
     return tok ? tok->n_tokens : 0;
 }

@@ -224,6 +224,31 @@ int vt_tok_lookup(const vt_tok *tok, const char *piece, int32_t *id);
  */
 int vt_tok_find_special(const vt_tok *tok, const char *piece, int32_t *id);
 
+/** The most ids vt_tok_find_eog finds: one per name of its list, and three FIM tokens. */
+#define VT_TOK_MAX_EOG 25
+
+/**
+ * Finds the tokens llama.cpp ends generation at by their text (llama-vocab.cpp, load:
+ * special_eog_ids): tokens named <|eot_id|>, <|im_end|>, <|end|>, <|return|>, <|call|>, <|flush|>,
+ * <|calls|>, <end_of_turn>, <|endoftext|>, </s>, <|eom_id|>, <EOT>, _<EOT>, [EOT], [EOS],
+ * <|end_of_text|>, <end_of_utterance>, <eos>, <turn|>, <|tool_response>, <｜end▁of▁sentence｜> or
+ * [e~[, as in llama.cpp without <|end|> when <|call|> (or <|calls|>) comes with <|return|> or
+ * <|flush|> (gpt-oss, Solar Open) and without </s> when there is a <|tool_response> (Gemma 4); and
+ * the first token found of each of llama.cpp's FIM pad (<|fim_pad|>, <fim-pad>, <fim_pad>, <PAD>,
+ * [PAD]), repository (<|fim_repo|>, <|repo_name|>, <fim-repo>, <REPO>, <reponame>) and file
+ * separator (<|file_sep|>) names.  Of tokens with the same text, the last.
+ *
+ * As in llama.cpp, the token's type does not matter: llama.cpp takes a NORMAL or USER_DEFINED
+ * token with one of these texts too (warning that its type is "probably a bug in the model" and
+ * making it CONTROL), so a model stops where it would stop in llama.cpp. A tokenizer.json token
+ * counts whether it is an added token (special or not) or in the model's vocabulary.
+ *
+ * @param ids   receives the ids, ascending, without repeats (room for VT_TOK_MAX_EOG).
+ * @param n_out receives how many (0 .. VT_TOK_MAX_EOG).
+ * @return 0; -EINVAL for NULLs.
+ */
+int vt_tok_find_eog(const vt_tok *tok, int32_t ids[VT_TOK_MAX_EOG], uint32_t *n_out);
+
 /** Number of tokens in the vocabulary (0 for NULL). */
 uint32_t vt_tok_n_tokens(const vt_tok *tok);
 
