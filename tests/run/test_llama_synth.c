@@ -18,7 +18,11 @@
  *    a GGUF rope.scaling.type other than none is refused;
  *  - Qwen2: the architecture "qwen2" with f32 q/k/v biases, against the oracle with the biases
  *    and NEOX RoPE (rotate_half pairs): max relative error < 1e-3; the oracle without the biases
- *    is far off (> 1e-2).
+ *    is far off (> 1e-2);
+ *  - Qwen3: per-head q/k RMSNorm before NEOX RoPE, head dim 24 with dim 64 / 4 heads (GGUF
+ *    key_length / value_length), against the oracle with the norms (< 1e-3; without them far
+ *    off), and streamed through half the model's bytes with the same bits; an attn_output.bias
+ *    added to that store is refused by name.
  * No Python, no download: runs everywhere (label quick). */
 #include <errno.h>
 #include <math.h>
@@ -736,6 +740,21 @@ int main(void) {
     REQ(!run_model(s, mb3 / 2, VT_FMT_F16, toks5, b, &read_part));
     REQ(read_part > read_all && !memcmp(a, b, sizeof(float) * (NT + ND) * VOCAB));
     vt_store_close(s);
+    /* a bias the graph does not add is refused by name, not ignored (llama.cpp adds an
+     * attn_output.bias where a llama GGUF has one) */
+    {
+        vt_store_writer *w;
+        mat extra;
+        REQ_RC(vt_store_open(path2, VT_STORE_RDWR, NULL, &s));
+        REQ_RC(vt_store_writer_begin(s, &w));
+        REQ(!put(w, "blk.0.attn_output.bias", 1, DIM, VT_FMT_F32, 0.1, 0, &extra));
+        REQ_RC(vt_store_writer_commit(w));
+        free(extra.w);
+        int rc = vt_llama_hparams_load(s, &hp);
+        printf("with blk.0.attn_output.bias: %s (%s)\n", vt_strerror(rc), vt_last_error());
+        REQ(rc == VT_EUNSUPPORTED && strstr(vt_last_error(), "blk.0.attn_output.bias"));
+        vt_store_close(s);
+    }
     qwen3 = 0;
     hd = DIM / H;
 

@@ -18,6 +18,7 @@
  *  - --logits to a file that cannot be written whole leaves the old file as it was;
  *  - --prefetch does not grow the default (all resident) RAM budget;
  *  - add_bos_token with a bos_token_id outside the vocabulary refuses --prompt by name;
+ *  - config.json attention_bias / mlp_bias true are refused by name;
  *  - every EOS stops: a config.json eos_token_id list (an HF store written here), GGUF
  *    eom_token_id, a <|eom_id|> control token;
  *  - llama.cpp's end-of-generation names stop (<|im_end|>, <end_of_turn>, <|endoftext|>,
@@ -547,6 +548,29 @@ int main(void) {
         printf("badbos: %s", err);
         rc = vt("run badbos.vts --tokens 1,2 --max-new 1 --quiet");
         CHECKF(rc == 0, "BOS outside the vocabulary, --tokens: exit %d, %s", rc, slurp("err.txt"));
+    }
+
+    /* config.json attention_bias / mlp_bias true (o_proj and FFN biases the runner does not
+     * add) are refused by name, not ignored; false runs */
+    {
+        static const char *const cfgs[3] = {"\"attention_bias\": true", "\"mlp_bias\": true",
+                                            "\"attention_bias\": false, \"mlp_bias\": false"};
+        for (int i = 0; i < 3; i++) {
+            store_opts o = {.hf_config = cfgs[i]};
+            char name[32], args[96];
+            snprintf(name, sizeof name, "hfbias%d.vts", i);
+            snprintf(args, sizeof args, "run %s --tokens 1,2 --max-new 1 --quiet", name);
+            CHECK_RC(make_store_with(name, 0.0f, &o));
+            rc = vt(args);
+            if (i < 2)
+                CHECKF(rc == 1 &&
+                           strstr(slurp("err.txt"), i ? "mlp_bias true is not supported"
+                                                      : "attention_bias true is not supported"),
+                       "config.json %s: exit %d, stderr %s", cfgs[i], rc, slurp("err.txt"));
+            else
+                CHECKF(rc == 0, "config.json %s: exit %d, stderr %s", cfgs[i], rc,
+                       slurp("err.txt"));
+        }
     }
 
     /* every EOS stops: config.json's eos_token_id list (Llama 3.1's has three), the GGUF
