@@ -18,7 +18,8 @@
  *  - --logits to a file that cannot be written whole leaves the old file as it was;
  *  - --prefetch does not grow the default (all resident) RAM budget;
  *  - add_bos_token with a bos_token_id outside the vocabulary refuses --prompt by name;
- *  - config.json attention_bias / mlp_bias true are refused by name;
+ *  - config.json attention_bias / mlp_bias true are refused by name; model_type mistral runs,
+ *    with contexts up to its sliding_window (longer ones refused by name), gemma is refused;
  *  - every EOS stops: a config.json eos_token_id list (an HF store written here), GGUF
  *    eom_token_id, a <|eom_id|> control token;
  *  - llama.cpp's end-of-generation names stop (<|im_end|>, <end_of_turn>, <|endoftext|>,
@@ -198,6 +199,7 @@ typedef struct {
     const char *hf_gen_config; /* generation_config.json (default: none) */
     const float *scores;       /* tokenizer.ggml.scores, one per token (default: none) */
     const char *hf_added;      /* tokenizer.json added_tokens, a JSON array (default: none) */
+    const char *hf_model_type; /* config.json model_type (default: llama) */
 } store_opts;
 
 /* The HF layout's tensor names for the GGUF ones make_store_with writes. */
@@ -283,11 +285,11 @@ static int make_store_with(const char *name, float norm, const store_opts *o) {
     if (hf) {
         char cfg[1024];
         snprintf(cfg, sizeof cfg,
-                 "{\"model_type\": \"llama\", \"hidden_size\": %d, \"intermediate_size\": %d, "
+                 "{\"model_type\": \"%s\", \"hidden_size\": %d, \"intermediate_size\": %d, "
                  "\"num_hidden_layers\": %d, \"num_attention_heads\": %d, "
                  "\"num_key_value_heads\": %d, \"max_position_embeddings\": 64, "
                  "\"rms_norm_eps\": 1e-5, \"tie_word_embeddings\": true, %s}",
-                 DIM, FFN, NL, H, HKV, o->hf_config);
+                 o->hf_model_type ? o->hf_model_type : "llama", DIM, FFN, NL, H, HKV, o->hf_config);
         char *tj = hf_tokenizer_json(o->tokens ? o->tokens : vocab, o->tokens ? o->n_tokens : VOCAB,
                                      o->hf_gap0, o->hf_added);
         if (!rc) rc = put_text(w, "config.json", cfg);
@@ -571,6 +573,29 @@ int main(void) {
                 CHECKF(rc == 0, "config.json %s: exit %d, stderr %s", cfgs[i], rc,
                        slurp("err.txt"));
         }
+    }
+
+    /* model_type mistral is llama with a sliding window: null runs any context; 4 runs contexts
+     * up to 4 tokens (where the window masks nothing) and refuses longer ones by name */
+    {
+        store_opts o = {.hf_model_type = "mistral", .hf_config = "\"sliding_window\": null"};
+        CHECK_RC(make_store_with("mistral.vts", 0.0f, &o));
+        rc = vt("run mistral.vts --tokens 1,2 --max-new 6 --quiet");
+        CHECKF(rc == 0, "mistral, sliding_window null: exit %d, stderr %s", rc, slurp("err.txt"));
+        o.hf_config = "\"sliding_window\": 4";
+        CHECK_RC(make_store_with("mistral4.vts", 0.0f, &o));
+        rc = vt("run mistral4.vts --tokens 1,2 --max-new 2 --quiet");
+        CHECKF(rc == 0, "mistral, sliding_window 4, context 4: exit %d, stderr %s", rc,
+               slurp("err.txt"));
+        rc = vt("run mistral4.vts --tokens 1,2 --max-new 3 --quiet");
+        CHECKF(rc == 1 && strstr(slurp("err.txt"), "a context of 5 tokens") &&
+                   strstr(slurp("err.txt"), "sliding_window"),
+               "mistral, sliding_window 4, context 5: exit %d, stderr %s", rc, slurp("err.txt"));
+        o.hf_model_type = "gemma";
+        CHECK_RC(make_store_with("gemma.vts", 0.0f, &o));
+        rc = vt("run gemma.vts --tokens 1,2 --max-new 1 --quiet");
+        CHECKF(rc == 1 && strstr(slurp("err.txt"), "model_type 'gemma'"),
+               "model_type gemma: exit %d, stderr %s", rc, slurp("err.txt"));
     }
 
     /* every EOS stops: config.json's eos_token_id list (Llama 3.1's has three), the GGUF

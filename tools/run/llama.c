@@ -208,15 +208,17 @@ static int hparams_hf(vt_store *s, vt_llama_hparams *hp) {
     vt_hf_config c;
     int rc = vt_hf_config_load(s, &c);
     if (rc) return vt_fail(rc, "model metadata config.json: %s", vt_last_error());
-    int qwen2 = !strcmp(c.model_type, "qwen2"), qwen3 = !strcmp(c.model_type, "qwen3");
-    if (c.model_type[0] && strcmp(c.model_type, "llama") && !qwen2 && !qwen3)
+    int qwen2 = !strcmp(c.model_type, "qwen2"), qwen3 = !strcmp(c.model_type, "qwen3"),
+        mistral = !strcmp(c.model_type, "mistral");
+    if (c.model_type[0] && strcmp(c.model_type, "llama") && !qwen2 && !qwen3 && !mistral)
         return vt_fail(VT_EUNSUPPORTED,
-                       "config.json: model_type '%s' (only llama, qwen2 and qwen3 are supported)",
+                       "config.json: model_type '%s' (only llama, mistral, qwen2 and qwen3 are "
+                       "supported)",
                        c.model_type);
-    if ((qwen2 || qwen3) && c.sliding_window)
-        return vt_fail(VT_EUNSUPPORTED,
-                       "config.json: use_sliding_window true is not supported (Qwen's sliding "
-                       "window attention)");
+    /* Mistral's attention looks back sliding_window tokens (4096 in v0.1, null after); Qwen's
+     * only with use_sliding_window. Contexts are held to it (vt_llama_open), where the window
+     * masks nothing. */
+    hp->window = mistral || ((qwen2 || qwen3) && c.sliding_window) ? c.window : 0;
     /* LlamaConfig's and Qwen3Config's attention_bias also adds o_proj.bias; mlp_bias the FFN's */
     if (!qwen2 && (c.attention_bias || c.mlp_bias))
         return vt_fail(VT_EUNSUPPORTED, "config.json: %s true is not supported",
@@ -837,6 +839,17 @@ int vt_llama_open(vt_store *s, const vt_llama_opts *o, vt_llama **out) {
     if ((rc = build_schedule(m))) goto fail;
     m->max_ctx = m->o.max_ctx ? m->o.max_ctx
                               : (m->hp.ctx_len && m->hp.ctx_len < 2048 ? m->hp.ctx_len : 2048);
+    if (m->hp.window && m->max_ctx > m->hp.window) {
+        if (m->o.max_ctx) {
+            rc = vt_fail(VT_EUNSUPPORTED,
+                         "a context of %u tokens: this model attends to the last %u tokens only "
+                         "(config.json sliding_window), which the runner does not implement; "
+                         "up to %u tokens the window changes nothing",
+                         m->max_ctx, m->hp.window, m->hp.window);
+            goto fail;
+        }
+        m->max_ctx = m->hp.window;
+    }
     if ((rc = alloc_scratch(m))) goto fail;
 
     m->kv = vt_calloc(m->hp.n_layers, sizeof *m->kv);

@@ -68,6 +68,10 @@ typedef struct vt_llama_hparams {
                           * head_dim, else dim / n_heads; n_heads * head_dim may differ from dim
                           * (Qwen3, Mistral-Nemo) */
     uint32_t rope_dim;   /* ARCH.rope.dimension_count (default head_dim), even */
+    uint32_t window;     /* sliding-window attention: a query sees at most this many tokens
+                          * (itself included); 0: none. config.json sliding_window of a mistral
+                          * model, or of a qwen2/qwen3 one with use_sliding_window. The runner
+                          * holds contexts to it, where the window changes nothing. */
     uint32_t vocab;      /* rows of token_embd.weight */
     uint32_t ctx_len;    /* ARCH.context_length (0 if absent) */
     float rope_theta;    /* ARCH.rope.freq_base (default 10000) */
@@ -89,7 +93,7 @@ typedef struct vt_llama_hparams {
 /** Read and check the hyperparameters of the model in @p s. Errors: VT_ENOTFOUND (a required key
  *  or tensor is missing: the message names it), VT_EFORMAT (inconsistent values or shapes, a
  *  rope_freqs.weight of the wrong length or with a value that is not positive and finite),
- *  VT_EUNSUPPORTED (model_type not llama, qwen2 or qwen3, a sliding window, a RoPE scaling other
+ *  VT_EUNSUPPORTED (model_type not llama, mistral, qwen2 or qwen3, a RoPE scaling other
  *  than llama3's, GGUF key_length and value_length that differ, config.json attention_bias or
  *  mlp_bias true, a bias tensor the architecture does not have, such as attn_output.bias: named).
  *  A qwen2 model (GGUF architecture or model_type) must have the q/k/v biases ([1][H*D],
