@@ -47,8 +47,8 @@ int vt_fault_fired(void) {
 
 int vt_fault_check(unsigned kind) {
     if (!(atomic_load_explicit(&fault_mask, memory_order_relaxed) & kind)) return 0;
-    uint64_t k = atomic_fetch_add(&fault_seen, 1) + 1;
-    if (k == atomic_load(&fault_nth)) {
+    uint64_t k = atomic_fetch_add(&fault_seen, 1) + 1, nth = atomic_load(&fault_nth);
+    if (k == nth || (k > nth && (atomic_load(&fault_mask) & VT_FAULT_FROM_NTH))) {
         atomic_store(&fault_fired, 1);
         return atomic_load(&fault_err);
     }

@@ -94,7 +94,22 @@ static inline float vt_rand_normal(void) {
     return (float)(sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
 }
 
-/* Scratch directory for a test: $VT_TEST_TMP/<name>.<pid>, created fresh. */
+/* Scratch directory for a test: $VT_TEST_TMP/<name>.<pid>, created fresh. It is removed when the
+ * process that made it exits with no failed CHECK (atexit; a forked child's exit leaves it
+ * alone), unless VT_TEST_KEEP is set; a test that fails keeps it for a look. Tests that end with
+ * exit(1) without counting a CHECK lose theirs: run them with VT_TEST_KEEP=1 to keep it. */
+#define VT_TEST_MAX_TMP 16
+static char vt_test_tmp_path[VT_TEST_MAX_TMP][1024];
+static int vt_test_tmp_n;
+static pid_t vt_test_tmp_owner;
+static void vt_test_tmp_cleanup(void) {
+    if (getpid() != vt_test_tmp_owner || vt_test_failures || getenv("VT_TEST_KEEP")) return;
+    for (int i = 0; i < vt_test_tmp_n; i++) {
+        char cmd[1100];
+        snprintf(cmd, sizeof cmd, "rm -rf '%.1023s'", vt_test_tmp_path[i]);
+        if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", vt_test_tmp_path[i]);
+    }
+}
 static inline void vt_test_tmpdir(const char *name, char *out, size_t cap) {
     const char *base = getenv("VT_TEST_TMP");
     if (!base) base = "/tmp";
@@ -104,6 +119,12 @@ static inline void vt_test_tmpdir(const char *name, char *out, size_t cap) {
     if (system(cmd) != 0) {
         fprintf(stderr, "cannot create %s\n", out);
         exit(1);
+    }
+    if (vt_test_tmp_n && vt_test_tmp_owner != getpid()) vt_test_tmp_n = 0; /* a forked child */
+    if (vt_test_tmp_n < VT_TEST_MAX_TMP && strlen(out) < sizeof vt_test_tmp_path[0]) {
+        if (!vt_test_tmp_n && vt_test_tmp_owner != getpid()) atexit(vt_test_tmp_cleanup);
+        vt_test_tmp_owner = getpid();
+        snprintf(vt_test_tmp_path[vt_test_tmp_n++], sizeof vt_test_tmp_path[0], "%s", out);
     }
 }
 

@@ -177,6 +177,9 @@ enum {
     VT_FAULT_DEVICE = 1u << 4, /* device/pinned allocations (tiering) */
     VT_FAULT_ENGINE = 1u << 5, /* the read engine: io_uring submit, reaping (tiering) */
     VT_FAULT_ALL = 0x3f,
+    /* with this bit, every hooked call of the kinds from the nth on fails (a fault that lasts),
+     * not the nth alone */
+    VT_FAULT_FROM_NTH = 1u << 30,
 };
 #define VT_FAULT_SHORT 1 /* pass as err: the read/write transfers half and reports it */
 void vt_fault_arm(unsigned kinds_mask, uint64_t nth, int err);
