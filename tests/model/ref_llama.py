@@ -199,7 +199,7 @@ def llama3_inv_freq(inv_freq, rs):
 
 class Llama:
     def __init__(self, path, dtype=np.float32, rope=None, rope_scaling=None, bias=True,
-                 qk_norm=True):
+                 qk_norm=True, window=0):
         g = GGUFModel(path)
         self.g = g
         arch = g.meta("general.architecture")
@@ -225,6 +225,7 @@ class Llama:
             print("ref_llama: warning: rope scaling is ignored", file=sys.stderr)
         self.rope = rope
         self.dtype = dtype
+        self.window = window  # sliding window of every layer (0: none)
 
         self.tok_embd = g.get("token_embd.weight", dtype)                 # [vocab, d_model]
         self.vocab = self.tok_embd.shape[0]
@@ -305,6 +306,8 @@ class Llama:
         n_kv = self.n_past + T
         # causal mask: query t (absolute n_past + t) sees keys 0 .. n_past + t
         mask = np.arange(n_kv)[None, :] > pos[:, None]                     # [T, n_kv]
+        if self.window:  # and keys W or more positions back (transformers: q - k < W)
+            mask |= np.arange(n_kv)[None, :] <= pos[:, None] - self.window
         scale = 1.0 / np.sqrt(hd)
 
         x = self.tok_embd[tokens]                                          # [T, d_model]
@@ -401,6 +404,8 @@ def main():
                     help="RoPE pairing (default: half for qwen2 and qwen3, adjacent otherwise)")
     ap.add_argument("--no-bias", action="store_true", help="ignore q/k/v biases (qwen2)")
     ap.add_argument("--no-qk-norm", action="store_true", help="ignore q/k norms (qwen3)")
+    ap.add_argument("--window", type=int, default=0, metavar="W",
+                    help="sliding-window attention in every layer: a query sees the last W keys")
     ap.add_argument("--rope-scaling", metavar="JSON",
                     help="config.json rope_scaling object (llama3) to apply")
     ap.add_argument("--selftest", action="store_true")
@@ -436,7 +441,7 @@ def main():
     import json
     model = Llama(args.gguf, np.float64 if args.f64 else np.float32, args.rope,
                   json.loads(args.rope_scaling) if args.rope_scaling else None,
-                  not args.no_bias, not args.no_qk_norm)
+                  not args.no_bias, not args.no_qk_norm, args.window)
     t1 = time.time()
     logits = model.forward(tokens)
     t2 = time.time()

@@ -4,7 +4,8 @@ model.safetensors (HF tensor names, dequantized to f16 or f32, q/k rows un-permu
 rotate_half order), config.json and tokenizer.json (vocab, merges, added tokens from the GGUF).
 
 Usage: gguf_to_hf.py GGUF OUTDIR [--dtype f16|f32] [--merges strings|pairs] [--rope-scaling JSON]
-(--rope-scaling: the config.json rope_scaling object; default null)
+(--rope-scaling: the config.json rope_scaling object; default null; --mistral-window W: a llama
+GGUF becomes model_type "mistral" with sliding_window W)
 A qwen2 GGUF (gguf_edit.py --qwen2) becomes model_type "qwen2" with q/k/v_proj.bias; its q/k
 rows are already in HF's order (qwen2 GGUFs are not permuted).  A qwen3 GGUF (gguf_edit.py
 --qwen3) becomes model_type "qwen3" with self_attn.{q,k}_norm.weight and head_dim.
@@ -55,6 +56,8 @@ def main():
     ap.add_argument("--dtype", choices=["f16", "f32"], default="f16")
     ap.add_argument("--merges", choices=["strings", "pairs"], default="strings")
     ap.add_argument("--rope-scaling", metavar="JSON")
+    ap.add_argument("--mistral-window", type=int, metavar="W",
+                    help="write a llama GGUF as model_type mistral with sliding_window W")
     a = ap.parse_args()
     g = GGUFModel(a.gguf)
     arch = g.meta("general.architecture")
@@ -110,6 +113,11 @@ def main():
                               g.meta(p + "embedding_length") // n_head),
            "rope_scaling": json.loads(a.rope_scaling) if a.rope_scaling else None,
            "torch_dtype": "float16" if a.dtype == "f16" else "float32"}
+    if a.mistral_window is not None:
+        if arch != "llama":
+            sys.exit("gguf_to_hf: --mistral-window needs a llama GGUF")
+        cfg["architectures"], cfg["model_type"] = ["MistralForCausalLM"], "mistral"
+        cfg["sliding_window"] = a.mistral_window
     with open(os.path.join(a.out, "config.json"), "w") as f:
         json.dump(cfg, f, indent=2)
 

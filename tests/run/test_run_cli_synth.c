@@ -18,8 +18,8 @@
  *  - --logits to a file that cannot be written whole leaves the old file as it was;
  *  - --prefetch does not grow the default (all resident) RAM budget;
  *  - add_bos_token with a bos_token_id outside the vocabulary refuses --prompt by name;
- *  - config.json attention_bias / mlp_bias true are refused by name; model_type mistral runs,
- *    with contexts up to its sliding_window (longer ones refused by name), gemma is refused;
+ *  - config.json attention_bias / mlp_bias true are refused by name; model_type mistral runs
+ *    (with a sliding window, contexts past it too), gemma is refused;
  *  - every EOS stops: a config.json eos_token_id list (an HF store written here), GGUF
  *    eom_token_id, a <|eom_id|> control token;
  *  - llama.cpp's end-of-generation names stop (<|im_end|>, <end_of_turn>, <|endoftext|>,
@@ -575,8 +575,8 @@ int main(void) {
         }
     }
 
-    /* model_type mistral is llama with a sliding window: null runs any context; 4 runs contexts
-     * up to 4 tokens (where the window masks nothing) and refuses longer ones by name */
+    /* model_type mistral is llama with a sliding window: null and 4 run any context on the CPU
+     * (run_window checks the windowed logits against the numpy reference) */
     {
         store_opts o = {.hf_model_type = "mistral", .hf_config = "\"sliding_window\": null"};
         CHECK_RC(make_store_with("mistral.vts", 0.0f, &o));
@@ -587,10 +587,9 @@ int main(void) {
         rc = vt("run mistral4.vts --tokens 1,2 --max-new 2 --quiet");
         CHECKF(rc == 0, "mistral, sliding_window 4, context 4: exit %d, stderr %s", rc,
                slurp("err.txt"));
-        rc = vt("run mistral4.vts --tokens 1,2 --max-new 3 --quiet");
-        CHECKF(rc == 1 && strstr(slurp("err.txt"), "a context of 5 tokens") &&
-                   strstr(slurp("err.txt"), "sliding_window"),
-               "mistral, sliding_window 4, context 5: exit %d, stderr %s", rc, slurp("err.txt"));
+        rc = vt("run mistral4.vts --tokens 1,2 --max-new 6 --quiet");
+        CHECKF(rc == 0, "mistral, sliding_window 4, context 8: exit %d, stderr %s", rc,
+               slurp("err.txt"));
         o.hf_model_type = "gemma";
         CHECK_RC(make_store_with("gemma.vts", 0.0f, &o));
         rc = vt("run gemma.vts --tokens 1,2 --max-new 1 --quiet");

@@ -414,6 +414,7 @@ int vt_hf_config_parse(const char *json, vt_hf_config *c) {
         !(rc = cfg_u32(&d, "num_key_value_heads", &c->n_kv_heads, 0, c->n_heads)) &&
         !(rc = cfg_u32(&d, "head_dim", &c->head_dim, 0, 0)) &&
         !(rc = cfg_u32(&d, "sliding_window", &c->window, 0, 0)) &&
+        !(rc = cfg_u32(&d, "max_window_layers", &c->max_window_layers, 0, 0)) &&
         !(rc = cfg_u32(&d, "vocab_size", &c->vocab_size, 0, 0)) &&
         !(rc = cfg_u32(&d, "max_position_embeddings", &c->max_pos, 0, 0)) &&
         !(rc = cfg_f32(&d, "rope_theta", &c->rope_theta, 10000.0f)) &&

@@ -41,6 +41,8 @@ typedef struct vt_hf_config {
     int sliding_window;         /* use_sliding_window (Qwen2Config): 1 if true, else 0 */
     int attention_bias;         /* attention_bias (LlamaConfig, Qwen3Config): 1 if true */
     uint32_t window;            /* sliding_window (Mistral, Qwen2): 0 when null or absent */
+    uint32_t max_window_layers; /* max_window_layers (Qwen2): layers from it on use the window
+                                 * (default 0) */
     int mlp_bias;               /* mlp_bias (LlamaConfig): 1 if true */
     int32_t bos_id, eos_id;     /* bos_token_id / eos_token_id (first of a list), -1 if absent */
     uint32_t n_eos;             /* eos_token_id: every id of a list (Llama 3.1: 3), or the one */

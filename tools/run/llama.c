@@ -215,10 +215,10 @@ static int hparams_hf(vt_store *s, vt_llama_hparams *hp) {
                        "config.json: model_type '%s' (only llama, mistral, qwen2 and qwen3 are "
                        "supported)",
                        c.model_type);
-    /* Mistral's attention looks back sliding_window tokens (4096 in v0.1, null after); Qwen's
-     * only with use_sliding_window. Contexts are held to it (vt_llama_open), where the window
-     * masks nothing. */
+    /* Mistral's attention looks back sliding_window tokens in every layer (4096 in v0.1, null
+     * after); Qwen's only with use_sliding_window, in the layers from max_window_layers on */
     hp->window = mistral || ((qwen2 || qwen3) && c.sliding_window) ? c.window : 0;
+    hp->window_from = mistral ? 0 : c.max_window_layers;
     /* LlamaConfig's and Qwen3Config's attention_bias also adds o_proj.bias; mlp_bias the FFN's */
     if (!qwen2 && (c.attention_bias || c.mlp_bias))
         return vt_fail(VT_EUNSUPPORTED, "config.json: %s true is not supported",
@@ -839,13 +839,16 @@ int vt_llama_open(vt_store *s, const vt_llama_opts *o, vt_llama **out) {
     if ((rc = build_schedule(m))) goto fail;
     m->max_ctx = m->o.max_ctx ? m->o.max_ctx
                               : (m->hp.ctx_len && m->hp.ctx_len < 2048 ? m->hp.ctx_len : 2048);
-    if (m->hp.window && m->max_ctx > m->hp.window) {
+    uint32_t windowed = 0;
+    for (uint32_t l = 0; l < m->hp.n_layers; l++) windowed += !!vt_llama_layer_window(&m->hp, l);
+    if (m->gpu && windowed && m->max_ctx > m->hp.window) {
         if (m->o.max_ctx) {
             rc = vt_fail(VT_EUNSUPPORTED,
-                         "a context of %u tokens: this model attends to the last %u tokens only "
-                         "(config.json sliding_window), which the runner does not implement; "
-                         "up to %u tokens the window changes nothing",
-                         m->max_ctx, m->hp.window, m->hp.window);
+                         "a context of %u tokens on the device: %u of this model's layers attend "
+                         "to the last %u tokens only (sliding window), which the device run does "
+                         "not implement (the CPU run does); up to %u tokens the window changes "
+                         "nothing",
+                         m->max_ctx, windowed, m->hp.window, m->hp.window);
             goto fail;
         }
         m->max_ctx = m->hp.window;
@@ -1152,6 +1155,39 @@ static int head_norm(vt_llama *m, const char *name, float *y, uint32_t n, uint32
 #define ATTN_INLINE_WORK 4096
 #define ATTN_INLINE_KEYS 512
 
+uint32_t vt_llama_layer_window(const vt_llama_hparams *hp, uint32_t l) {
+    return hp->window && l >= hp->window_from ? hp->window : 0;
+}
+
+/* Sliding-window attention on the host, for a chunk whose keys reach past the window W: query t
+ * (position n_past + t) sees the W keys up to itself, so each query row runs alone over its own
+ * view of the cache (the rows of keys lo .. pos). q is head-major in m->qt, the output goes to
+ * m->ot; m->att and m->y, free until after attention, hold one row. */
+static int attention_window(vt_llama *m, const vt_attn_params *p, uint32_t n, uint32_t W) {
+    const uint32_t H = m->hp.n_heads, D = m->hp.head_dim;
+    const uint64_t rb = vt_attn_row_bytes(p->kv.format, D), first = p->kv.n_tokens - n;
+    float *qrow = m->att, *orow = m->y;
+    for (uint32_t t = 0; t < n; t++) {
+        uint64_t pos = first + t, lo = pos + 1 > W ? pos + 1 - W : 0;
+        for (uint32_t h = 0; h < H; h++)
+            memcpy(qrow + (size_t)h * D, m->qt + ((size_t)h * n + t) * D, D * sizeof(float));
+        vt_attn_params r = *p;
+        r.kv.k = (const uint8_t *)p->kv.k + lo * rb;
+        r.kv.v = (const uint8_t *)p->kv.v + lo * rb;
+        r.kv.n_tokens = pos + 1 - lo;
+        r.n_q = 1;
+        r.q = qrow;
+        r.o = orow;
+        if ((uint64_t)H * r.kv.n_tokens < ATTN_INLINE_WORK && r.kv.n_tokens < ATTN_INLINE_KEYS)
+            r.nthreads = 1;
+        int rc = vt_attn_forward(&r);
+        if (rc) return rc;
+        for (uint32_t h = 0; h < H; h++)
+            memcpy(m->ot + ((size_t)h * n + t) * D, orow + (size_t)h * D, D * sizeof(float));
+    }
+    return 0;
+}
+
 static int attention(vt_llama *m, uint32_t l, uint32_t n) {
     const vt_llama_hparams *hp = &m->hp;
     const uint32_t H = hp->n_heads, Hkv = hp->n_kv_heads, D = hp->head_dim;
@@ -1170,6 +1206,11 @@ static int attention(vt_llama *m, uint32_t l, uint32_t n) {
         p.q = m->qt;
         p.o = m->ot;
         vt_kv_cache_view(m->kv[l], &p.kv);
+        uint32_t W = vt_llama_layer_window(hp, l);
+        if (W && p.kv.n_tokens > W) {
+            rc = attention_window(m, &p, n, W);
+            goto out;
+        }
         if ((uint64_t)n * H * p.kv.n_tokens < ATTN_INLINE_WORK && p.kv.n_tokens < ATTN_INLINE_KEYS)
             p.nthreads = 1;
         rc = vt_attn_forward(&p);

@@ -68,15 +68,17 @@ typedef struct vt_llama_hparams {
                           * head_dim, else dim / n_heads; n_heads * head_dim may differ from dim
                           * (Qwen3, Mistral-Nemo) */
     uint32_t rope_dim;   /* ARCH.rope.dimension_count (default head_dim), even */
-    uint32_t window;     /* sliding-window attention: a query sees at most this many tokens
-                          * (itself included); 0: none. config.json sliding_window of a mistral
-                          * model, or of a qwen2/qwen3 one with use_sliding_window. The runner
-                          * holds contexts to it, where the window changes nothing. */
-    uint32_t vocab;      /* rows of token_embd.weight */
-    uint32_t ctx_len;    /* ARCH.context_length (0 if absent) */
-    float rope_theta;    /* ARCH.rope.freq_base (default 10000) */
-    float norm_eps;      /* ARCH.attention.layer_norm_rms_epsilon (default 1e-5) */
-    int tied_output;     /* 1: no output.weight, token_embd is the head */
+    /* Sliding-window attention: in a windowed layer (vt_llama_layer_window) a query sees the
+     * last `window` tokens up to itself. config.json sliding_window of a mistral model (every
+     * layer), or of a qwen2/qwen3 one with use_sliding_window (layers from max_window_layers
+     * on). Host attention applies it; a device run holds contexts to the window. */
+    uint32_t window;        /* 0: none */
+    uint32_t window_from;   /* first windowed layer */
+    uint32_t vocab;         /* rows of token_embd.weight */
+    uint32_t ctx_len;       /* ARCH.context_length (0 if absent) */
+    float rope_theta;       /* ARCH.rope.freq_base (default 10000) */
+    float norm_eps;         /* ARCH.attention.layer_norm_rms_epsilon (default 1e-5) */
+    int tied_output;        /* 1: no output.weight, token_embd is the head */
     int32_t bos_id, eos_id; /* tokenizer.ggml.{bos,eos}_token_id, -1 if absent */
     uint32_t n_eos;         /* every EOS id: the GGUF one, or config.json's eos_token_id list */
     int32_t eos_ids[VT_LLAMA_MAX_EOS];
@@ -89,6 +91,9 @@ typedef struct vt_llama_hparams {
     int rope_scaled;                        /* 1: rope_ff holds the divisors */
     float rope_ff[VT_LLAMA_MAX_ROPE_PAIRS]; /* [rope_dim / 2] frequency divisors, > 0 */
 } vt_llama_hparams;
+
+/** The sliding window of layer @p l: how many tokens up to itself a query sees (0: all). */
+uint32_t vt_llama_layer_window(const vt_llama_hparams *hp, uint32_t l);
 
 /** Read and check the hyperparameters of the model in @p s. Errors: VT_ENOTFOUND (a required key
  *  or tensor is missing: the message names it), VT_EFORMAT (inconsistent values or shapes, a
