@@ -270,19 +270,24 @@ static int load_tokenizer(vt_store *s, vt_tok **tok, char *pre_desc, size_t pre_
 
 /* CHAT_LLAMA2*: llama.cpp's llama2 template family (Llama 2 chat, Mistral 7B Instruct v0.1),
  * CHAT_LLAMA2_STRIP the variant whose Jinja strips the message (`content.strip()`) */
-enum chat_kind { CHAT_CHATML, CHAT_LLAMA3, CHAT_LLAMA2, CHAT_LLAMA2_STRIP };
+enum chat_kind { CHAT_CHATML, CHAT_LLAMA3, CHAT_LLAMA2, CHAT_LLAMA2_STRIP, CHAT_GEMMA };
 
-/* 1 if the template trims the message (Llama 3's `| trim`, Llama 2 chat's content.strip()). */
+/* 1 if the template trims the message (Llama 3's and Gemma's `| trim`, Llama 2 chat's
+ * content.strip()). */
 static int chat_trims(enum chat_kind k) {
-    return k == CHAT_LLAMA3 || k == CHAT_LLAMA2_STRIP;
+    return k == CHAT_LLAMA3 || k == CHAT_LLAMA2_STRIP || k == CHAT_GEMMA;
 }
 
 static const char *chat_name(enum chat_kind k) {
-    return k == CHAT_LLAMA3 ? "Llama 3" : k == CHAT_CHATML ? "ChatML" : "Llama 2 [INST]";
+    return k == CHAT_LLAMA3   ? "Llama 3"
+           : k == CHAT_CHATML ? "ChatML"
+           : k == CHAT_GEMMA  ? "Gemma"
+                              : "Llama 2 [INST]";
 }
 
 static const char *const llama3_specials[] = {"<|begin_of_text|>", "<|start_header_id|>",
                                               "<|end_header_id|>", "<|eot_id|>"};
+static const char *const gemma_specials[] = {"<start_of_turn>", "<end_of_turn>"};
 
 static int has_specials(const vt_tok *tok, const char *const *names, size_t n) {
     int32_t id;
@@ -293,7 +298,8 @@ static int has_specials(const vt_tok *tok, const char *const *names, size_t n) {
 
 /* The chat template --chat applies: named by the template text when the store has one (GGUF
  * tokenizer.chat_template, or for a store from safetensors tokenizer_config.json's chat_template;
- * Llama 3's uses <|start_header_id|> and <|eot_id|>, ChatML <|im_start|>, Llama 2's [INST]), else
+ * Llama 3's uses <|start_header_id|> and <|eot_id|>, ChatML <|im_start|>, Gemma's
+ * <start_of_turn>, Llama 2's [INST]), else
  * by the vocabulary's special tokens. Either way the template's special tokens must be in the
  * vocabulary. 0, or -1 with the reason in @p why. */
 static int chat_template(vt_store *s, const vt_tok *tok, enum chat_kind *kind, char *why,
@@ -322,6 +328,9 @@ static int chat_template(vt_store *s, const vt_tok *tok, enum chat_kind *kind, c
         } else if (strstr(t, "<|im_start|>")) {
             *kind = CHAT_CHATML;
             ok = has_specials(tok, chatml, 2);
+        } else if (strstr(t, "<start_of_turn>")) {
+            *kind = CHAT_GEMMA;
+            ok = has_specials(tok, gemma_specials, 2);
         } else if (strstr(t, "[INST]") && !strstr(t, "[SYSTEM_PROMPT]") &&
                    !strstr(t, "' [INST] ' + system_message") && !strstr(t, "[AVAILABLE_TOOLS]")) {
             /* llama.cpp's llama2 family (its Mistral v1/v3/v7 variants, told apart by those
@@ -331,13 +340,14 @@ static int chat_template(vt_store *s, const vt_tok *tok, enum chat_kind *kind, c
         }
         if (!ok)
             snprintf(why, cap,
-                     "its chat template (%s) is %s; --chat implements ChatML, Llama 3's and "
-                     "Llama 2's [INST]",
+                     "its chat template (%s) is %s; --chat implements ChatML, Llama 3's, "
+                     "Gemma's and Llama 2's [INST]",
                      src,
-                     strstr(t, "<|start_header_id|>") || strstr(t, "<|im_start|>")
+                     strstr(t, "<|start_header_id|>") || strstr(t, "<|im_start|>") ||
+                             strstr(t, "<start_of_turn>")
                          ? "named, but the vocabulary lacks its special tokens"
                      : strstr(t, "[INST]") ? "a Mistral [INST] variant (v1, v3 or v7)"
-                                           : "none of ChatML, Llama 3's and Llama 2's");
+                                           : "none of ChatML, Llama 3's, Gemma's and Llama 2's");
         free(t);
         return ok ? 0 : -1;
     }
@@ -349,18 +359,25 @@ static int chat_template(vt_store *s, const vt_tok *tok, enum chat_kind *kind, c
         *kind = CHAT_CHATML;
         return 0;
     }
+    if (has_specials(tok, gemma_specials, 2)) {
+        *kind = CHAT_GEMMA;
+        return 0;
+    }
     snprintf(why, cap,
-             "the store has no chat template and the vocabulary has neither ChatML's special "
-             "tokens (<|im_start|>, <|im_end|>) nor Llama 3's (<|begin_of_text|>, "
-             "<|start_header_id|>, <|end_header_id|>, <|eot_id|>)");
+             "the store has no chat template and the vocabulary has none of ChatML's special "
+             "tokens (<|im_start|>, <|im_end|>), Llama 3's (<|begin_of_text|>, "
+             "<|start_header_id|>, <|end_header_id|>, <|eot_id|>) and Gemma's "
+             "(<start_of_turn>, <end_of_turn>)");
     return -1;
 }
 
-/* The prompt text --chat encodes: one user turn and the assistant's header. Llama 3's template
- * trims the message (its Jinja `| trim`, llama.cpp's trim()), and so does the Llama 2 variant with
- * `content.strip()`; ChatML and plain Llama 2 keep it as is. Llama 2's is "[INST] MSG [/INST]"
- * after the BOS the tokenizer puts first (as llama.cpp writes it; the Jinja template has
- * bos_token in its text). *start gets the offset of the (trimmed) message in the text. */
+/* The prompt text --chat encodes: one user turn and the assistant's header. Llama 3's and Gemma's
+ * templates trim the message (their Jinja `| trim`, llama.cpp's trim()), and so does the Llama 2
+ * variant with `content.strip()`; ChatML and plain Llama 2 keep it as is. Gemma's is
+ * "<start_of_turn>user\nMSG<end_of_turn>\n<start_of_turn>model\n" after the tokenizer's BOS. Llama
+ * 2's is "[INST] MSG [/INST]" after the BOS the tokenizer puts first (as llama.cpp writes it; the
+ * Jinja template has bos_token in its text). *start gets the offset of the (trimmed) message in the
+ * text. */
 static char *chat_text(enum chat_kind kind, const char *msg, size_t *start) {
     size_t n = strlen(msg);
     if (chat_trims(kind)) {
@@ -370,10 +387,12 @@ static char *chat_text(enum chat_kind kind, const char *msg, size_t *start) {
     const char *pre = kind == CHAT_LLAMA3
                           ? "<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\n"
                       : kind == CHAT_CHATML ? "<|im_start|>user\n"
+                      : kind == CHAT_GEMMA  ? "<start_of_turn>user\n"
                                             : "[INST] ";
     const char *post = kind == CHAT_LLAMA3
                            ? "<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n"
                        : kind == CHAT_CHATML ? "<|im_end|>\n<|im_start|>assistant\n"
+                       : kind == CHAT_GEMMA  ? "<end_of_turn>\n<start_of_turn>model\n"
                                              : " [/INST]";
     size_t a = strlen(pre), b = strlen(post);
     *start = a;

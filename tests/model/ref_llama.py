@@ -23,6 +23,18 @@ before RoPE, NEOX RoPE as qwen2, no biases; its head dimension is
 attention.key_length (128 with 1024 / 16 = 64 in Qwen3-0.6B), as for any model that
 has the key.  --no-qk-norm drops the norms (to show that they matter).
 
+Gemma 3 ("gemma3", llama.cpp's gemma3 graph): embeddings times sqrt(d_model), q/k norms
+as qwen3, NEOX RoPE, q scaled by 1/sqrt(head_dim) (62 layers, the 27B: 1/sqrt(d_model /
+n_head)), an RMSNorm of the attention output (post_attention_norm) and of the FFN
+output (post_ffw_norm) before each residual add, GELU (tanh form) instead of SiLU, the
+head tied to token_embd, an optional final_logit_softcapping; with
+attention.sliding_window W, every layer but each sliding_window_pattern-th (default 6:
+layer l slides when l % 6 < 5) is windowed (a query sees the last W keys up to itself)
+and rotated with rope.freq_base_swa (default 10000), unscaled.  --window W instead
+windows every layer of any model (transformers' Mistral).  --ablate window,post_norm,gelu,
+embed_scale,swa_rope leaves Gemma 3 features out (to show that each matters; gelu: SiLU
+instead, swa_rope: rope.freq_base in every layer).
+
 RoPE frequency scaling (Llama 3.1+): a rope_freqs.weight tensor in the GGUF divides
 the frequencies (llama.cpp's freq_factors); --rope-scaling JSON instead takes a
 Hugging Face config.json rope_scaling object ({"rope_type": "llama3", "factor",
@@ -199,15 +211,15 @@ def llama3_inv_freq(inv_freq, rs):
 
 class Llama:
     def __init__(self, path, dtype=np.float32, rope=None, rope_scaling=None, bias=True,
-                 qk_norm=True, window=0):
+                 qk_norm=True, window=0, ablate=()):
         g = GGUFModel(path)
         self.g = g
         arch = g.meta("general.architecture")
-        if arch not in ("llama", "qwen2", "qwen3"):
+        if arch not in ("llama", "qwen2", "qwen3", "gemma3"):
             print("ref_llama: warning: architecture %r, treating it as llama" % arch,
                   file=sys.stderr)
         if rope is None:
-            rope = "half" if arch in ("qwen2", "qwen3") else "adjacent"
+            rope = "half" if arch in ("qwen2", "qwen3", "gemma3") else "adjacent"
         p = arch + "."
         self.n_layer = g.meta(p + "block_count")
         self.d_model = g.meta(p + "embedding_length")
@@ -225,7 +237,25 @@ class Llama:
             print("ref_llama: warning: rope scaling is ignored", file=sys.stderr)
         self.rope = rope
         self.dtype = dtype
-        self.window = window  # sliding window of every layer (0: none)
+        self.gemma = arch == "gemma3"
+        self.window = window  # sliding window: of every layer (--window), or gemma3's
+        self.swa = [bool(window)] * self.n_layer
+        self.attn_scale = 1.0 / np.sqrt(self.head_dim)
+        self.logit_cap = 0.0
+        theta_swa = None
+        self.ablate = set(ablate)
+        if self.gemma:
+            gw = g.meta(p + "attention.sliding_window", 0) or 0
+            if gw and not window and "window" not in self.ablate:
+                self.window = gw
+                pat = g.meta(p + "attention.sliding_window_pattern", 6)
+                self.swa = [pat == 0 or li % pat < pat - 1 for li in range(self.n_layer)]
+                theta_swa = g.meta(p + "rope.freq_base_swa", 10000.0)
+                if "swa_rope" in self.ablate:
+                    theta_swa = None
+            if self.n_layer == 62:
+                self.attn_scale = 1.0 / np.sqrt(self.d_model // self.n_head)
+            self.logit_cap = g.meta(p + "final_logit_softcapping", 0.0) or 0.0
 
         self.tok_embd = g.get("token_embd.weight", dtype)                 # [vocab, d_model]
         self.vocab = self.tok_embd.shape[0]
@@ -250,6 +280,9 @@ class Llama:
                 n = b + "attn_%s.bias" % r
                 self.layers[-1]["b" + r] = (g.get(n, dtype) if bias and n in g.tensors
                                             else np.zeros(1, dtype))
+            for r in ("post_attention_norm", "post_ffw_norm"):  # gemma3: [d_model]
+                if b + r + ".weight" in g.tensors:
+                    self.layers[-1][r] = g.get(b + r + ".weight", dtype)
             for r in ("q", "k"):  # qwen3: [hd]
                 n = b + "attn_%s_norm.weight" % r
                 if qk_norm and n in g.tensors:
@@ -263,6 +296,10 @@ class Llama:
         elif "rope_freqs.weight" in g.tensors:
             ff = g.get("rope_freqs.weight", np.float64).reshape(-1)          # [n_rot/2]
             self.inv_freq = self.inv_freq / ff
+        self.inv_freq_swa = self.inv_freq
+        if theta_swa is not None:
+            self.inv_freq_swa = theta_swa ** (-np.arange(half, dtype=np.float64) * 2.0 /
+                                              self.n_rot)
         self.reset()
 
     def reset(self):
@@ -275,9 +312,10 @@ class Llama:
         ms = np.mean(np.square(x, dtype=np.float64), axis=-1, keepdims=True)
         return (x / np.sqrt(ms + self.eps)).astype(self.dtype) * w
 
-    def apply_rope(self, x, pos):
+    def apply_rope(self, x, pos, inv_freq=None):
         """x: [T, heads, hd]; rotates the first n_rot dims by angle pos * inv_freq."""
-        ang = pos[:, None].astype(np.float64) * self.inv_freq[None, :]     # [T, n_rot/2]
+        inv_freq = self.inv_freq if inv_freq is None else inv_freq
+        ang = pos[:, None].astype(np.float64) * inv_freq[None, :]          # [T, n_rot/2]
         cos = np.cos(ang).astype(self.dtype)[:, None, :]
         sin = np.sin(ang).astype(self.dtype)[:, None, :]
         r = x[..., :self.n_rot]
@@ -305,13 +343,17 @@ class Llama:
         pos = np.arange(self.n_past, self.n_past + T)
         n_kv = self.n_past + T
         # causal mask: query t (absolute n_past + t) sees keys 0 .. n_past + t
-        mask = np.arange(n_kv)[None, :] > pos[:, None]                     # [T, n_kv]
-        if self.window:  # and keys W or more positions back (transformers: q - k < W)
-            mask |= np.arange(n_kv)[None, :] <= pos[:, None] - self.window
-        scale = 1.0 / np.sqrt(hd)
+        causal = np.arange(n_kv)[None, :] > pos[:, None]                   # [T, n_kv]
+        # windowed layers: also keys W or more positions back (transformers: q - k < W)
+        windowed = causal | (np.arange(n_kv)[None, :] <= pos[:, None] - self.window)
+        scale = self.attn_scale
 
         x = self.tok_embd[tokens]                                          # [T, d_model]
+        if self.gemma and "embed_scale" not in self.ablate:
+            x = x * self.dtype(np.sqrt(np.float32(self.d_model)))
         for li, L in enumerate(self.layers):
+            mask = windowed if self.swa[li] else causal
+            freqs = self.inv_freq_swa if self.swa[li] else self.inv_freq
             h = self.rmsnorm(x, L["attn_norm"])
             q = (h @ L["wq"].T + L["bq"]).reshape(T, H, hd)
             k = (h @ L["wk"].T + L["bk"]).reshape(T, Hkv, hd)
@@ -320,8 +362,8 @@ class Llama:
                 q = self.rmsnorm(q, L["q_norm"])
             if "k_norm" in L:
                 k = self.rmsnorm(k, L["k_norm"])
-            q = self.apply_rope(q, pos)
-            k = self.apply_rope(k, pos)
+            q = self.apply_rope(q, pos, freqs)
+            k = self.apply_rope(k, pos, freqs)
             k = k.transpose(1, 0, 2)                                       # [Hkv, T, hd]
             v = v.transpose(1, 0, 2)
             if self.k_cache[li] is not None:
@@ -336,15 +378,28 @@ class Llama:
             p /= p.sum(axis=-1, keepdims=True)
             o = np.einsum("kgts,ksd->kgtd", p, v)                          # [Hkv, group, T, hd]
             o = o.reshape(H, T, hd).transpose(1, 0, 2).reshape(T, H * hd)
-            x = x + o @ L["wo"].T
+            o = o @ L["wo"].T
+            if self.gemma and "post_norm" not in self.ablate:
+                o = self.rmsnorm(o, L["post_attention_norm"])
+            x = x + o
             h = self.rmsnorm(x, L["ffn_norm"])
             gte = h @ L["w_gate"].T
             up = h @ L["w_up"].T
-            act = gte / (1.0 + np.exp(-gte)) * up                          # SiLU(gate) * up
-            x = x + act @ L["w_down"].T
+            if self.gemma and "gelu" not in self.ablate:  # GELU, tanh form
+                act = 0.5 * gte * (1 + np.tanh(np.sqrt(2 / np.pi) * (gte + 0.044715 * gte ** 3)))
+                act = (act * up).astype(self.dtype)
+            else:
+                act = gte / (1.0 + np.exp(-gte)) * up                      # SiLU(gate) * up
+            y = act @ L["w_down"].T
+            if self.gemma and "post_norm" not in self.ablate:
+                y = self.rmsnorm(y, L["post_ffw_norm"])
+            x = x + y
         self.n_past += T
         x = self.rmsnorm(x, self.output_norm)
-        return (x @ self.output.T).astype(np.float32)
+        logits = x @ self.output.T
+        if self.logit_cap:
+            logits = self.logit_cap * np.tanh(logits / self.logit_cap)
+        return logits.astype(np.float32)
 
     def generate(self, tokens, n_new, stop=()):
         """Greedy decoding from `tokens` (cache reset first); returns the new ids."""
@@ -404,6 +459,8 @@ def main():
                     help="RoPE pairing (default: half for qwen2 and qwen3, adjacent otherwise)")
     ap.add_argument("--no-bias", action="store_true", help="ignore q/k/v biases (qwen2)")
     ap.add_argument("--no-qk-norm", action="store_true", help="ignore q/k norms (qwen3)")
+    ap.add_argument("--ablate", default="", metavar="LIST",
+                    help="gemma3 features to leave out: window,post_norm,gelu,embed_scale,swa_rope")
     ap.add_argument("--window", type=int, default=0, metavar="W",
                     help="sliding-window attention in every layer: a query sees the last W keys")
     ap.add_argument("--rope-scaling", metavar="JSON",
@@ -441,7 +498,8 @@ def main():
     import json
     model = Llama(args.gguf, np.float64 if args.f64 else np.float32, args.rope,
                   json.loads(args.rope_scaling) if args.rope_scaling else None,
-                  not args.no_bias, not args.no_qk_norm, args.window)
+                  not args.no_bias, not args.no_qk_norm, args.window,
+                  [x for x in args.ablate.split(",") if x])
     t1 = time.time()
     logits = model.forward(tokens)
     t2 = time.time()

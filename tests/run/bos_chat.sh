@@ -7,7 +7,7 @@
 #  - Llama 3's chat template (tokens 3-6 renamed to Llama 3's specials, its chat_template, BOS
 #    3): --chat encodes the template text (message trimmed) with one BOS, not two; chosen from
 #    the vocabulary too when the store has no chat_template;
-#  - Llama 2's [INST] templates: --chat encodes what jinja2 renders from them;
+#  - Llama 2's [INST] templates and Gemma's: --chat encodes what jinja2 renders from them;
 #  - tokenizer.ggml.eot_token_id ends generation; other chat templates are refused (exit 1).
 set -eu
 PY_MODULES="numpy gguf tokenizers jinja2"
@@ -115,17 +115,36 @@ print(jinja2.Template(sys.argv[1]).render(messages=[{'role': 'user', 'content': 
 done
 echo "Llama 2 [INST] chat templates (stripped and kept): as jinja2 renders them"
 
-# other chat templates are refused: a Mistral [INST] variant (v7), and Gemma's
+# Gemma's template (tokens 3, 4 renamed to <start_of_turn>, <end_of_turn>): --chat encodes what
+# jinja2 renders from it (the message trimmed), also chosen from the vocabulary alone
+GM="{{ bos_token }}{%- for message in messages -%}{%- set role = 'model' if message['role'] == 'assistant' else message['role'] -%}{{ '<start_of_turn>' + role + '\n' + message['content'] | trim + '<end_of_turn>\n' }}{%- endfor -%}{%- if add_generation_prompt -%}{{ '<start_of_turn>model\n' }}{%- endif -%}"
+make gm --token 3="<start_of_turn>" --token 4="<end_of_turn>" --str "tokenizer.chat_template=$GM"
+make gmv --token 3="<start_of_turn>" --token 4="<end_of_turn>" --token 1="<x1>" --token 2="<x2>" \
+    --del tokenizer.chat_template # without ChatML's tokens, which the vocabulary test prefers
+$E "$MODEL" "$TMP/bc-gm.gguf" --token 3="<start_of_turn>" --token 4="<end_of_turn>"
+text=$("$PY" -c "import jinja2, sys
+print(jinja2.Template(sys.argv[1]).render(messages=[{'role': 'user', 'content': sys.argv[2]}],
+      bos_token='', add_generation_prompt=True) + 'x', end='')" "$GM" "$MSG")
+text=${text%x} # (the x keeps the trailing newline from the command substitution)
+want=$($REF "$TMP/bc-gm.gguf" --encode "$text")
+case "$want" in 3,*) ;; *) fail "oracle: the Gemma template text encodes to $want" ;; esac
+for s in gm gmv; do
+    got=$("$V" run "$TMP/bc-$s.vts" --chat --prompt "$MSG" --max-new 1 --json | ids prompt_ids)
+    [ "$got" = "$want" ] || fail "Gemma chat ($s): $got, oracle $want"
+done
+echo "Gemma chat template (from chat_template and from the vocabulary): $want"
+
+# other chat templates are refused: a Mistral [INST] variant (v7), and Phi-3's
 make other --str "tokenizer.chat_template={% for m in messages %}[SYSTEM_PROMPT][INST] {{ m['content'] }}[/INST]{% endfor %}"
 if "$V" run "$TMP/bc-other.vts" --chat --prompt hi --max-new 1 >/dev/null 2>"$TMP/bc-err"; then
     fail "a Mistral v7 template was not refused"
 fi
 grep -q "Mistral \[INST\] variant" "$TMP/bc-err" || fail "message: $(cat "$TMP/bc-err")"
-make other2 --str "tokenizer.chat_template={% for m in messages %}<start_of_turn>{{ m['role'] }}
-{{ m['content'] }}<end_of_turn>
+make other2 --str "tokenizer.chat_template={% for m in messages %}<|{{ m['role'] }}|>
+{{ m['content'] }}<|end|>
 {% endfor %}"
 if "$V" run "$TMP/bc-other2.vts" --chat --prompt hi --max-new 1 >/dev/null 2>"$TMP/bc-err"; then
-    fail "a Gemma template was not refused"
+    fail "a Phi-3 template was not refused"
 fi
 grep -q "none of ChatML" "$TMP/bc-err" || fail "message: $(cat "$TMP/bc-err")"
 echo "other templates refused: $(cat "$TMP/bc-err")"

@@ -13,3 +13,15 @@ need_store() {
         exit 77
     fi
 }
+# far_from RUN REF WHAT: the logits RUN must be far from REF (cosine min < 0.999), a reference
+# with a feature left out (WHAT names the pair), so that a run missing that feature would fail
+far_from() {
+    "$PY" "$HERE/compare_logits.py" "$1" "$2" --report | "$PY" -c "
+import json, sys
+r = json.load(sys.stdin)
+print('%s: cosine min %.6f, top-1 match %.2f' % (sys.argv[1], r['cos_min'], r['top1_match']))
+sys.exit(0 if r['cos_min'] < 0.999 else 1)" "$3" || {
+        echo "FAIL: $3: as close as the reference itself: the check would not see it" >&2
+        exit 1
+    }
+}

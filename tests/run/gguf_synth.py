@@ -8,7 +8,8 @@ Usage: gguf_synth.py OUT.gguf [--arch llama|qwen2|qwen3] [--dim 256] [--heads 4]
                      [--dtype f32|f16] [--seed 1] [--theta 1000000]
 
 Weights are normal with standard deviation 1/sqrt(fan-in) (attn_q, attn_k: 3/sqrt(fan-in), so
-that scores are far from uniform and a q/k norm changes them; the embedding: 1), norms 1 + 0.1
+that scores are far from uniform and a q/k norm changes them; the embedding: 1, gemma3's
+1/sqrt(dim), as it is scaled by sqrt(dim)), norms 1 + 0.1
 normal, qwen2 biases 0.1 normal, qwen3 q/k norms 1 + 0.1 normal: random, but with logits that
 vary enough to compare (greedy choices are not ties). q/k rows are written as convert_hf_to_gguf
 writes them (llama: permuted for adjacent RoPE pairs, which for random rows changes nothing about
@@ -25,7 +26,13 @@ import gguf
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("out")
-    ap.add_argument("--arch", choices=("llama", "qwen2", "qwen3"), default="qwen3")
+    ap.add_argument("--arch", choices=("llama", "qwen2", "qwen3", "gemma3"), default="qwen3")
+    ap.add_argument("--window", type=int, default=0,
+                    help="gemma3: attention.sliding_window (0: none)")
+    ap.add_argument("--window-pattern", type=int, default=0,
+                    help="gemma3: attention.sliding_window_pattern (0: not written, llama.cpp's 6)")
+    ap.add_argument("--softcap", type=float, default=0,
+                    help="gemma3: final_logit_softcapping (0: not written)")
     ap.add_argument("--dim", type=int, default=256)
     ap.add_argument("--heads", type=int, default=4)
     ap.add_argument("--kv-heads", type=int, default=2)
@@ -62,6 +69,12 @@ def main():
     w.add_value_length(a.head_dim)
     w.add_rope_freq_base(a.theta)
     w.add_layer_norm_rms_eps(1e-6)
+    if a.arch == "gemma3" and a.window:
+        w.add_sliding_window(a.window)
+        if a.window_pattern:
+            w.add_uint32("gemma3.attention.sliding_window_pattern", a.window_pattern)
+    if a.arch == "gemma3" and a.softcap:
+        w.add_float32("gemma3.final_logit_softcapping", a.softcap)
     w.add_file_type(0 if a.dtype == "f32" else 1)
 
     # GPT-2 byte-level BPE: the 256 byte characters, three control tokens, then merged pairs
@@ -90,7 +103,10 @@ def main():
     w.add_eos_token_id(256)
     w.add_add_bos_token(False)
 
-    w.add_tensor("token_embd.weight", mat(a.vocab, a.dim, 1.0))
+    # gemma3 scales the embeddings by sqrt(dim): these then have unit size, like the normed
+    # attention and FFN outputs added to them, so both matter to the logits
+    w.add_tensor("token_embd.weight",
+                 mat(a.vocab, a.dim, 1 / np.sqrt(a.dim) if a.arch == "gemma3" else 1.0))
     for i in range(a.layers):
         b = "blk.%d." % i
         w.add_tensor(b + "attn_norm.weight", vec(a.dim, 1, 0.1))
@@ -100,16 +116,21 @@ def main():
         if a.arch == "qwen2":
             for r, n in (("q", qd), ("k", kvd), ("v", kvd)):
                 w.add_tensor(b + "attn_%s.bias" % r, vec(n, 0, 0.1))
-        if a.arch == "qwen3":
+        if a.arch in ("qwen3", "gemma3"):
             for r in ("q", "k"):
                 w.add_tensor(b + "attn_%s_norm.weight" % r, vec(a.head_dim, 1, 0.1))
         w.add_tensor(b + "attn_output.weight", mat(a.dim, qd))
+        if a.arch == "gemma3":
+            w.add_tensor(b + "post_attention_norm.weight", vec(a.dim, 1, 0.1))
         w.add_tensor(b + "ffn_norm.weight", vec(a.dim, 1, 0.1))
         w.add_tensor(b + "ffn_gate.weight", mat(a.ffn, a.dim))
         w.add_tensor(b + "ffn_up.weight", mat(a.ffn, a.dim))
         w.add_tensor(b + "ffn_down.weight", mat(a.dim, a.ffn))
+        if a.arch == "gemma3":
+            w.add_tensor(b + "post_ffw_norm.weight", vec(a.dim, 1, 0.1))
     w.add_tensor("output_norm.weight", vec(a.dim, 1, 0.1))
-    w.add_tensor("output.weight", mat(a.vocab, a.dim))
+    if a.arch != "gemma3":  # Gemma's head is the embedding (tied)
+        w.add_tensor("output.weight", mat(a.vocab, a.dim))
     w.write_header_to_file()
     w.write_kv_data_to_file()
     w.write_tensors_to_file()

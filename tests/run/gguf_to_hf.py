@@ -8,7 +8,10 @@ Usage: gguf_to_hf.py GGUF OUTDIR [--dtype f16|f32] [--merges strings|pairs] [--r
 GGUF becomes model_type "mistral" with sliding_window W)
 A qwen2 GGUF (gguf_edit.py --qwen2) becomes model_type "qwen2" with q/k/v_proj.bias; its q/k
 rows are already in HF's order (qwen2 GGUFs are not permuted).  A qwen3 GGUF (gguf_edit.py
---qwen3) becomes model_type "qwen3" with self_attn.{q,k}_norm.weight and head_dim.
+--qwen3) becomes model_type "qwen3" with self_attn.{q,k}_norm.weight and head_dim.  A gemma3
+GGUF (gguf_synth.py --arch gemma3) becomes model_type "gemma3_text" (Gemma3ForCausalLM) with
+its four norms per layer, every norm weight stored as w - 1 (transformers' Gemma3RMSNorm
+multiplies by 1 + w; convert_hf_to_gguf adds the 1), and its window keys.
 The safetensors file is written by hand (8-byte header length, JSON header, data)."""
 import argparse
 import json
@@ -68,18 +71,26 @@ def main():
     dt = np.float16 if a.dtype == "f16" else np.float32
     os.makedirs(a.out, exist_ok=True)
 
+    gemma = arch == "gemma3"
     roles = {"attn_norm": "input_layernorm", "attn_q": "self_attn.q_proj",
              "attn_k": "self_attn.k_proj", "attn_v": "self_attn.v_proj",
              "attn_output": "self_attn.o_proj", "ffn_norm": "post_attention_layernorm",
              "ffn_gate": "mlp.gate_proj", "ffn_up": "mlp.up_proj", "ffn_down": "mlp.down_proj"}
+    if gemma:
+        roles.update({"post_attention_norm": "post_attention_layernorm",
+                      "ffn_norm": "pre_feedforward_layernorm",
+                      "post_ffw_norm": "post_feedforward_layernorm"})
+    shift = -1.0 if gemma else 0.0  # HF Gemma norms hold w - 1
     tensors = [("model.embed_tokens.weight", g.get("token_embd.weight"))]
     for i in range(n_layer):
         for gr, hr in roles.items():
             w = g.get("blk.%d.%s.weight" % (i, gr))
+            if "norm" in gr:
+                w = w + shift
             for r in ("q", "k"):  # qwen3: after q_proj / k_proj
                 if gr == "attn_" + r and "blk.%d.attn_%s_norm.weight" % (i, r) in g.tensors:
                     tensors.append(("model.layers.%d.self_attn.%s_norm.weight" % (i, r),
-                                    g.get("blk.%d.attn_%s_norm.weight" % (i, r))))
+                                    g.get("blk.%d.attn_%s_norm.weight" % (i, r)) + shift))
             if gr == "attn_q" and arch == "llama":
                 w = unpermute(w, n_head)
             elif gr == "attn_k" and arch == "llama":
@@ -88,7 +99,7 @@ def main():
             if "blk.%d.%s.bias" % (i, gr) in g.tensors:
                 tensors.append(("model.layers.%d.%s.bias" % (i, hr),
                                 g.get("blk.%d.%s.bias" % (i, gr))))
-    tensors.append(("model.norm.weight", g.get("output_norm.weight")))
+    tensors.append(("model.norm.weight", g.get("output_norm.weight") + shift))
     tied = "output.weight" not in g.tensors
     if not tied:
         tensors.append(("lm_head.weight", g.get("output.weight")))
@@ -96,9 +107,9 @@ def main():
                       [(n, w.astype(dt)) for n, w in tensors])
 
     vocab = tensors[0][1].shape[0]
-    cfg = {"architectures": [{"qwen2": "Qwen2ForCausalLM", "qwen3": "Qwen3ForCausalLM"}.get(
-               arch, "LlamaForCausalLM")],
-           "model_type": arch,
+    cfg = {"architectures": [{"qwen2": "Qwen2ForCausalLM", "qwen3": "Qwen3ForCausalLM",
+                              "gemma3": "Gemma3ForCausalLM"}.get(arch, "LlamaForCausalLM")],
+           "model_type": "gemma3_text" if gemma else arch,
            "hidden_size": g.meta(p + "embedding_length"),
            "intermediate_size": g.meta(p + "feed_forward_length"),
            "num_hidden_layers": n_layer, "num_attention_heads": n_head,
@@ -113,6 +124,20 @@ def main():
                               g.meta(p + "embedding_length") // n_head),
            "rope_scaling": json.loads(a.rope_scaling) if a.rope_scaling else None,
            "torch_dtype": "float16" if a.dtype == "f16" else "float32"}
+    if gemma:
+        hd = cfg["head_dim"]
+        cfg.update({"hidden_activation": "gelu_pytorch_tanh", "query_pre_attn_scalar": hd,
+                    "sliding_window": g.meta(p + "attention.sliding_window", 0) or 4096,
+                    "rope_local_base_freq": g.meta(p + "rope.freq_base_swa", 10000.0),
+                    "final_logit_softcapping": g.meta(p + "final_logit_softcapping"),
+                    "attn_logit_softcapping": None})
+        del cfg["hidden_act"]
+        pat = g.meta(p + "attention.sliding_window_pattern", 6)
+        if g.meta(p + "attention.sliding_window", 0):  # newer transformers: layer_types
+            cfg["layer_types"] = ["sliding_attention" if pat == 0 or i % pat < pat - 1
+                                  else "full_attention" for i in range(n_layer)]
+        else:
+            cfg["layer_types"] = ["full_attention"] * n_layer
     if a.mistral_window is not None:
         if arch != "llama":
             sys.exit("gguf_to_hf: --mistral-window needs a llama GGUF")

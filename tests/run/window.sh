@@ -31,14 +31,7 @@ for w in 8 40; do
 done
 echo "sliding window 8 vs the windowed reference:"
 "$PY" "$HERE/compare_logits.py" "$W/vt8.npy" "$W/ref8.npy" --min-cos 0.9999 --top1
-"$PY" "$HERE/compare_logits.py" "$W/vt8.npy" "$W/ref.npy" --report | "$PY" -c "
-import json, sys
-r = json.load(sys.stdin)
-print('window 8 vs the reference without a window: cosine min %.6f, top-1 match %.2f' % (r['cos_min'], r['top1_match']))
-sys.exit(0 if r['cos_min'] < 0.999 else 1)" || {
-    echo "FAIL: the windowed run is as close to the reference without a window" >&2
-    exit 1
-}
+far_from "$W/vt8.npy" "$W/ref.npy" "window 8 vs the reference without a window"
 echo "sliding window 40 (the whole prompt) vs the reference without a window:"
 "$PY" "$HERE/compare_logits.py" "$W/vt40.npy" "$W/ref.npy" --min-cos 0.9999 --top1
 

@@ -399,6 +399,43 @@ static int parse_object(const char *json, const char *file, hj_doc *d) {
     return 0;
 }
 
+/* Gemma 3's keys (absent in other models: zeros). */
+static int cfg_gemma(const hj_doc *d, vt_hf_config *c) {
+    int rc;
+    if ((rc = cfg_f32(d, "query_pre_attn_scalar", &c->query_pre_attn_scalar, 0)) ||
+        (rc = cfg_u32(d, "sliding_window_pattern", &c->window_pattern, 0, 0)) ||
+        (!c->window_pattern &&
+         (rc = cfg_u32(d, "_sliding_window_pattern", &c->window_pattern, 0, 0))) ||
+        (rc = cfg_f32(d, "rope_local_base_freq", &c->rope_local_base, 0)) ||
+        (rc = cfg_f32(d, "final_logit_softcapping", &c->final_softcap, 0)) ||
+        (rc = cfg_f32(d, "attn_logit_softcapping", &c->attn_softcap, 0)))
+        return rc;
+    const char *const act_keys[2] = {"hidden_activation", "hidden_act"};
+    for (int k = 0; k < 2 && !c->hidden_act[0]; k++) {
+        uint32_t a = hj_get(d, 1, act_keys[k]);
+        if (a && d->v[a].type == HJ_STR)
+            snprintf(c->hidden_act, sizeof c->hidden_act, "%s", hj_str(d, a));
+    }
+    uint32_t lt = hj_get(d, 1, "layer_types");
+    if (!lt || d->v[lt].type == HJ_NULL) return 0;
+    if (d->v[lt].type != HJ_ARR)
+        return vt_fail(VT_EFORMAT, "config.json: layer_types is not a list");
+    for (uint32_t e = d->v[lt].first; e; e = d->v[e].next) {
+        if (c->n_layer_types == sizeof c->layer_sliding)
+            return vt_fail(VT_EFORMAT, "config.json: layer_types lists more than %zu layers",
+                           sizeof c->layer_sliding);
+        const char *t = d->v[e].type == HJ_STR ? hj_str(d, e) : "";
+        int sliding = !strcmp(t, "sliding_attention");
+        if (!sliding && strcmp(t, "full_attention"))
+            return vt_fail(VT_EFORMAT,
+                           "config.json: layer_types[%u] is not \"sliding_attention\" or "
+                           "\"full_attention\"",
+                           c->n_layer_types);
+        c->layer_sliding[c->n_layer_types++] = (uint8_t)sliding;
+    }
+    return 0;
+}
+
 int vt_hf_config_parse(const char *json, vt_hf_config *c) {
     memset(c, 0, sizeof *c);
     hj_doc d;
@@ -430,6 +467,7 @@ int vt_hf_config_parse(const char *json, vt_hf_config *c) {
         rc = cfg_ids(&d, "config.json", "eos_token_id", c->eos_ids, &c->n_eos);
         c->eos_id = c->n_eos ? c->eos_ids[0] : -1;
         if (!rc) rc = cfg_rope_scaling(&d, c);
+        if (!rc) rc = cfg_gemma(&d, c);
     }
     hj_free(&d);
     return rc;

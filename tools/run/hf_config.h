@@ -43,9 +43,19 @@ typedef struct vt_hf_config {
     uint32_t window;            /* sliding_window (Mistral, Qwen2): 0 when null or absent */
     uint32_t max_window_layers; /* max_window_layers (Qwen2): layers from it on use the window
                                  * (default 0) */
-    int mlp_bias;               /* mlp_bias (LlamaConfig): 1 if true */
-    int32_t bos_id, eos_id;     /* bos_token_id / eos_token_id (first of a list), -1 if absent */
-    uint32_t n_eos;             /* eos_token_id: every id of a list (Llama 3.1: 3), or the one */
+    /* Gemma 3 (model_type gemma3_text) */
+    float query_pre_attn_scalar; /* softmax scale 1/sqrt(it); 0 if absent */
+    uint32_t window_pattern;     /* sliding_window_pattern (or _sliding_window_pattern): every
+                                  * n-th layer is global; 0 if absent */
+    uint32_t n_layer_types;      /* layer_types entries (0: absent); at most 1024 */
+    uint8_t layer_sliding[1024]; /* layer_types[l] == "sliding_attention" */
+    float rope_local_base;       /* rope_local_base_freq (0 if absent) */
+    float final_softcap;         /* final_logit_softcapping (0 if null or absent) */
+    float attn_softcap;          /* attn_logit_softcapping (0 if null or absent) */
+    char hidden_act[32];         /* hidden_activation, else hidden_act ("" if absent) */
+    int mlp_bias;                /* mlp_bias (LlamaConfig): 1 if true */
+    int32_t bos_id, eos_id;      /* bos_token_id / eos_token_id (first of a list), -1 if absent */
+    uint32_t n_eos;              /* eos_token_id: every id of a list (Llama 3.1: 3), or the one */
     int32_t eos_ids[VT_HF_MAX_EOS];
     /* rope_scaling: rope_type (or the older "type"); "" when rope_scaling is null or absent. The
      * numbers are read for "llama3" only (all four required), 0 otherwise. */

@@ -14,8 +14,9 @@
 
 #include "hf_config.h"
 
-/* Per-layer tensors; the q/k/v biases (Qwen2) and the per-head q/k norms (Qwen3) come last
- * here, but each right after its matrix in forward order (forward_order). */
+/* Per-layer tensors; the q/k/v biases (Qwen2), the per-head q/k norms (Qwen3, Gemma 3) and the
+ * post-norms (Gemma 3) come last here, but each where it is used in forward order
+ * (forward_order). */
 enum {
     L_ATTN_NORM,
     L_Q,
@@ -31,31 +32,46 @@ enum {
     L_VB,
     L_QN,
     L_KN,
+    L_ATTN_POST,
+    L_FFN_POST,
     L_COUNT
 };
 static const char *const layer_suffix[L_COUNT] = {
-    "attn_norm.weight",   "attn_q.weight",     "attn_k.weight",   "attn_v.weight",
-    "attn_output.weight", "ffn_norm.weight",   "ffn_gate.weight", "ffn_up.weight",
-    "ffn_down.weight",    "attn_q.bias",       "attn_k.bias",     "attn_v.bias",
-    "attn_q_norm.weight", "attn_k_norm.weight"};
+    "attn_norm.weight",    "attn_q.weight",      "attn_k.weight",
+    "attn_v.weight",       "attn_output.weight", "ffn_norm.weight",
+    "ffn_gate.weight",     "ffn_up.weight",      "ffn_down.weight",
+    "attn_q.bias",         "attn_k.bias",        "attn_v.bias",
+    "attn_q_norm.weight",  "attn_k_norm.weight", "post_attention_norm.weight",
+    "post_ffw_norm.weight"};
 
 /* The same roles under Hugging Face's names (a store imported from safetensors). */
-static const char *const hf_suffix[L_COUNT] = {
-    "input_layernorm.weight",  "self_attn.q_proj.weight", "self_attn.k_proj.weight",
-    "self_attn.v_proj.weight", "self_attn.o_proj.weight", "post_attention_layernorm.weight",
-    "mlp.gate_proj.weight",    "mlp.up_proj.weight",      "mlp.down_proj.weight",
-    "self_attn.q_proj.bias",   "self_attn.k_proj.bias",   "self_attn.v_proj.bias",
-    "self_attn.q_norm.weight", "self_attn.k_norm.weight"};
+static const char *const hf_suffix[L_COUNT] = {"input_layernorm.weight",
+                                               "self_attn.q_proj.weight",
+                                               "self_attn.k_proj.weight",
+                                               "self_attn.v_proj.weight",
+                                               "self_attn.o_proj.weight",
+                                               "post_attention_layernorm.weight",
+                                               "mlp.gate_proj.weight",
+                                               "mlp.up_proj.weight",
+                                               "mlp.down_proj.weight",
+                                               "self_attn.q_proj.bias",
+                                               "self_attn.k_proj.bias",
+                                               "self_attn.v_proj.bias",
+                                               "self_attn.q_norm.weight",
+                                               "self_attn.k_norm.weight",
+                                               "post_attention_layernorm.weight",
+                                               "post_feedforward_layernorm.weight"};
 
 /* One layer's tensors in forward order; the biases only with hp->qkv_bias, the norms only with
  * hp->qk_norm (llama.cpp's qwen3 graph: q = norm(Wq h) per head, then RoPE; the same for k). */
-static const int forward_order[L_COUNT] = {L_ATTN_NORM, L_Q,    L_QB, L_QN,  L_K,
-                                           L_KB,        L_KN,   L_V,  L_VB,  L_O,
-                                           L_FFN_NORM,  L_GATE, L_UP, L_DOWN};
+static const int forward_order[L_COUNT] = {
+    L_ATTN_NORM, L_Q, L_QB,        L_QN,       L_K,    L_KB, L_KN,   L_V,
+    L_VB,        L_O, L_ATTN_POST, L_FFN_NORM, L_GATE, L_UP, L_DOWN, L_FFN_POST};
 /* Whether the model has layer tensor @p t. */
 static int has_tensor(const vt_llama_hparams *hp, int t) {
     if (t == L_QB || t == L_KB || t == L_VB) return hp->qkv_bias;
     if (t == L_QN || t == L_KN) return hp->qk_norm;
+    if (t == L_ATTN_POST || t == L_FFN_POST) return hp->gemma;
     return 1;
 }
 static uint32_t layer_tensors(const vt_llama_hparams *hp) {
@@ -74,7 +90,10 @@ static const char *onorm_name(const vt_llama_hparams *hp) {
     return hp->hf ? "model.norm.weight" : "output_norm.weight";
 }
 static void layer_name(const vt_llama_hparams *hp, uint32_t l, int t, char *buf, size_t cap) {
-    if (hp->hf)
+    if (hp->hf && hp->gemma &&
+        t == L_FFN_NORM) /* Gemma's post_attention_layernorm is L_ATTN_POST */
+        snprintf(buf, cap, "model.layers.%u.pre_feedforward_layernorm.weight", l);
+    else if (hp->hf)
         snprintf(buf, cap, "model.layers.%u.%s", l, hf_suffix[t]);
     else
         snprintf(buf, cap, "blk.%u.%s", l, layer_suffix[t]);
@@ -99,6 +118,7 @@ struct vt_llama {
     float *cand_row;  /* [dim] tied head in parts: embedding row of the last position's argmax */
     int32_t cand_id;  /* its token id (-1: none) */
     double *inv_freq; /* [rope_dim / 2] */
+    double *inv_freq_swa; /* [rope_dim / 2] Gemma 3's windowed layers: rope_theta_swa, unscaled */
     /* host scratch, for ub tokens (shape comments per token) */
     float *x;                 /* [ub][dim] residual stream */
     float *h;                 /* [ub][max(dim, ffn)] normed input / SwiGLU product */
@@ -202,6 +222,53 @@ static int check_dims(vt_llama_hparams *hp, uint32_t head_dim);
 static int check_tensors(vt_store *s, vt_llama_hparams *hp);
 static int rope_scaling_gguf(vt_store *s, const char *arch, vt_llama_hparams *hp);
 
+/* Gemma 3 from config.json (model_type gemma3_text, Gemma3ForCausalLM): windowed layers from
+ * layer_types, else all but every sliding_window_pattern-th (transformers: layer l slides when
+ * (l + 1) % pattern != 0; default 6). */
+static int gemma_hf(const vt_hf_config *c, vt_llama_hparams *hp) {
+    if (c->hidden_act[0] && strcmp(c->hidden_act, "gelu_pytorch_tanh"))
+        return vt_fail(VT_EUNSUPPORTED,
+                       "config.json: hidden_activation '%s' (Gemma 3's is gelu_pytorch_tanh)",
+                       c->hidden_act);
+    if (c->attn_softcap)
+        return vt_fail(VT_EUNSUPPORTED,
+                       "config.json: attn_logit_softcapping %g is not supported (Gemma 2's)",
+                       c->attn_softcap);
+    if (c->n_layer_types && c->n_layer_types != c->n_layers)
+        return vt_fail(VT_EFORMAT, "config.json: layer_types lists %u layers, the model has %u",
+                       c->n_layer_types, c->n_layers);
+    hp->gemma = 1;
+    hp->logit_cap = c->final_softcap;
+    hp->rope_theta_swa = c->rope_local_base ? c->rope_local_base : 10000.0f;
+    hp->window = c->window;
+    uint32_t period = c->window_pattern ? c->window_pattern : 6;
+    for (uint32_t l = 0; l < c->n_layers && l < VT_LLAMA_MAX_LAYERS; l++)
+        hp->layer_swa[l] = c->n_layer_types ? c->layer_sliding[l] : (l + 1) % period != 0;
+    return 0;
+}
+
+/* Gemma 3 from GGUF (llama.cpp's gemma3): ARCH.attention.sliding_window with every
+ * ARCH.attention.sliding_window_pattern-th layer global (default 6: layer l slides when
+ * l % 6 < 5), windowed layers rotated with ARCH.rope.freq_base_swa (default 10000) unscaled,
+ * q scaled by 1/sqrt(head dim) (27B, 62 layers: 1/sqrt(dim / heads)), optional
+ * ARCH.final_logit_softcapping. */
+static int gemma_gguf(vt_store *s, const char *a, vt_llama_hparams *hp) {
+    int rc;
+    uint32_t period;
+    if ((rc = meta_u32(s, a, "attention.sliding_window", &hp->window, 0, 0)) ||
+        (rc = meta_f32(s, a, "rope.freq_base_swa", &hp->rope_theta_swa, 10000.0f)) ||
+        (rc = meta_f32(s, a, "final_logit_softcapping", &hp->logit_cap, 0)))
+        return rc;
+    if ((rc = meta_u32(s, a, "attention.sliding_window_pattern", &period, 0, 6)))
+        return vt_fail(VT_EUNSUPPORTED, "%s (only a period is supported, not a per-layer list)",
+                       vt_last_error());
+    for (uint32_t l = 0; l < hp->n_layers && l < VT_LLAMA_MAX_LAYERS; l++)
+        hp->layer_swa[l] = period == 0 || l % period < period - 1;
+    hp->attn_scale =
+        1.0f / sqrtf((float)(hp->n_layers == 62 ? hp->dim / hp->n_heads : hp->head_dim));
+    return 0;
+}
+
 /* A Hugging Face model: config.json (LlamaConfig) kept beside safetensors, HF tensor names,
  * rotate_half RoPE over the whole head (HF's q/k rows are not permuted as GGUF's are). */
 static int hparams_hf(vt_store *s, vt_llama_hparams *hp) {
@@ -209,16 +276,18 @@ static int hparams_hf(vt_store *s, vt_llama_hparams *hp) {
     int rc = vt_hf_config_load(s, &c);
     if (rc) return vt_fail(rc, "model metadata config.json: %s", vt_last_error());
     int qwen2 = !strcmp(c.model_type, "qwen2"), qwen3 = !strcmp(c.model_type, "qwen3"),
-        mistral = !strcmp(c.model_type, "mistral");
-    if (c.model_type[0] && strcmp(c.model_type, "llama") && !qwen2 && !qwen3 && !mistral)
+        mistral = !strcmp(c.model_type, "mistral"), gemma3 = !strcmp(c.model_type, "gemma3_text");
+    if (c.model_type[0] && strcmp(c.model_type, "llama") && !qwen2 && !qwen3 && !mistral && !gemma3)
         return vt_fail(VT_EUNSUPPORTED,
-                       "config.json: model_type '%s' (only llama, mistral, qwen2 and qwen3 are "
-                       "supported)",
+                       "config.json: model_type '%s' (only llama, mistral, qwen2, qwen3 and "
+                       "gemma3_text are supported)",
                        c.model_type);
     /* Mistral's attention looks back sliding_window tokens in every layer (4096 in v0.1, null
      * after); Qwen's only with use_sliding_window, in the layers from max_window_layers on */
     hp->window = mistral || ((qwen2 || qwen3) && c.sliding_window) ? c.window : 0;
-    hp->window_from = mistral ? 0 : c.max_window_layers;
+    for (uint32_t l = 0; l < c.n_layers && l < VT_LLAMA_MAX_LAYERS; l++)
+        hp->layer_swa[l] = mistral || l >= c.max_window_layers;
+    if (gemma3 && (rc = gemma_hf(&c, hp))) return rc;
     /* LlamaConfig's and Qwen3Config's attention_bias also adds o_proj.bias; mlp_bias the FFN's */
     if (!qwen2 && (c.attention_bias || c.mlp_bias))
         return vt_fail(VT_EUNSUPPORTED, "config.json: %s true is not supported",
@@ -232,7 +301,7 @@ static int hparams_hf(vt_store *s, vt_llama_hparams *hp) {
     hp->hf = 1;
     hp->rope_neox = 1;
     hp->qkv_bias = qwen2;
-    hp->qk_norm = qwen3;
+    hp->qk_norm = qwen3 || gemma3;
     hp->n_layers = c.n_layers;
     hp->dim = c.hidden_size;
     hp->ffn_dim = c.intermediate_size;
@@ -248,6 +317,9 @@ static int hparams_hf(vt_store *s, vt_llama_hparams *hp) {
     memcpy(hp->eos_ids, c.eos_ids, c.n_eos * sizeof *c.eos_ids);
     if ((rc = check_dims(hp, c.head_dim))) return rc;
     hp->rope_dim = hp->head_dim;
+    /* transformers' Gemma3TextConfig default query_pre_attn_scalar is 256 */
+    if (gemma3)
+        hp->attn_scale = 1.0f / sqrtf(c.query_pre_attn_scalar ? c.query_pre_attn_scalar : 256);
     if ((rc = check_tensors(s, hp))) return rc;
     if (llama3) {
         if (hp->rope_dim / 2 > VT_LLAMA_MAX_ROPE_PAIRS)
@@ -285,16 +357,17 @@ int vt_llama_hparams_load(vt_store *s, vt_llama_hparams *hp) {
     /* Other architectures (gemma, phi3, qwen3moe, ...) may share tensor names with llama but
      * differ in norms, activations or scales: refused rather than run as llama with wrong
      * results. */
-    if (strcmp(a, "llama") && strcmp(a, "qwen2") && strcmp(a, "qwen3"))
+    if (strcmp(a, "llama") && strcmp(a, "qwen2") && strcmp(a, "qwen3") && strcmp(a, "gemma3"))
         return vt_fail(VT_EUNSUPPORTED,
                        "model metadata gguf.general.architecture: '%s' is not supported (the "
-                       "runner implements llama, qwen2 and qwen3)",
+                       "runner implements llama, qwen2, qwen3 and gemma3)",
                        a);
     /* qwen2 is llama plus q/k/v biases, qwen3 llama plus a per-head RMSNorm of q and k before
      * RoPE; neither has its q/k rows permuted by convert_hf_to_gguf: llama.cpp rotates them with
      * NEOX RoPE (rotate_half pairs) */
     if (!strcmp(a, "qwen2")) hp->qkv_bias = hp->rope_neox = 1;
     if (!strcmp(a, "qwen3")) hp->qk_norm = hp->rope_neox = 1;
+    if (!strcmp(a, "gemma3")) hp->gemma = hp->qk_norm = hp->rope_neox = 1;
     if ((rc = meta_u32(s, a, "block_count", &hp->n_layers, 1, 0)) ||
         (rc = meta_u32(s, a, "embedding_length", &hp->dim, 1, 0)) ||
         (rc = meta_u32(s, a, "feed_forward_length", &hp->ffn_dim, 1, 0)) ||
@@ -327,6 +400,7 @@ int vt_llama_hparams_load(vt_store *s, vt_llama_hparams *hp) {
         return rc;
     hp->n_eos = hp->eos_id >= 0;
     hp->eos_ids[0] = hp->eos_id;
+    if (hp->gemma && (rc = gemma_gguf(s, a, hp))) return rc;
     if ((rc = rope_scaling_gguf(s, a, hp))) return rc;
     return check_tensors(s, hp);
 }
@@ -423,6 +497,9 @@ static int check_tensors(vt_store *s, vt_llama_hparams *hp) {
     if (hp->rope_dim > hp->head_dim || hp->rope_dim % 2)
         return vt_fail(VT_EFORMAT, "rope dimension %u with head dim %u", hp->rope_dim,
                        hp->head_dim);
+    if (hp->window && hp->n_layers > VT_LLAMA_MAX_LAYERS)
+        return vt_fail(VT_EUNSUPPORTED, "sliding-window attention with %u layers (at most %u)",
+                       hp->n_layers, VT_LLAMA_MAX_LAYERS);
     vt_tensor_info ti;
     if ((rc = vt_store_stat(s, embd_name(hp), &ti)))
         return vt_fail(rc, "model tensor %s: %s", embd_name(hp), vt_strerror(rc));
@@ -442,8 +519,9 @@ static int check_tensors(vt_store *s, vt_llama_hparams *hp) {
     uint32_t qd = hp->n_heads * hp->head_dim, kvd = hp->n_kv_heads * hp->head_dim;
     if ((rc = check_shape(s, onorm_name(hp), 1, hp->dim))) return rc;
     for (uint32_t l = 0; l < hp->n_layers; l++) {
-        static const int rows_of[L_COUNT] = {-1, 0, 1, 1, 2, -1, 3, 3, 2, -1, -1, -1, -1, -1};
-        static const int cols_of[L_COUNT] = {2, 2, 2, 2, 0, 2, 2, 2, 3, 0, 1, 1, 4, 4};
+        static const int rows_of[L_COUNT] = {-1, 0,  1,  1,  2,  -1, 3,  3,
+                                             2,  -1, -1, -1, -1, -1, -1, -1};
+        static const int cols_of[L_COUNT] = {2, 2, 2, 2, 0, 2, 2, 2, 3, 0, 1, 1, 4, 4, 2, 2};
         uint64_t dimv[5] = {qd, kvd, hp->dim, hp->ffn_dim, hp->head_dim};
         for (int t = 0; t < L_COUNT; t++) {
             if (!has_tensor(hp, t)) continue;
@@ -502,6 +580,7 @@ void vt_llama_close(vt_llama *m) {
     vt_streamer_close(m->st);
     free_names(m->names, m->n_names);
     vt_free(m->inv_freq);
+    vt_free(m->inv_freq_swa);
     float *bufs[] = {m->x,   m->h, m->q, m->k, m->v,   m->qt,     m->kt,  m->vt,   m->ot,
                      m->att, m->g, m->u, m->y, m->nrm, m->rowbuf, m->tmp, m->lbuf, m->cand_row};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) vt_free(bufs[i]);
@@ -668,12 +747,18 @@ static int alloc_scratch(vt_llama *m) {
     m->nrm = falloc(hw > qd ? hw : qd); /* a norm vector or a q/k/v bias */
     m->cand_row = falloc(hp->dim);
     m->inv_freq = vt_malloc((hp->rope_dim / 2 + 1) * sizeof(double));
+    m->inv_freq_swa = vt_malloc((hp->rope_dim / 2 + 1) * sizeof(double));
     if (!m->x || !m->h || !m->q || !m->k || !m->v || !m->qt || !m->kt || !m->vt || !m->ot ||
-        !m->att || !m->g || !m->u || !m->y || !m->nrm || !m->cand_row || !m->inv_freq)
+        !m->att || !m->g || !m->u || !m->y || !m->nrm || !m->cand_row || !m->inv_freq ||
+        !m->inv_freq_swa)
         return vt_fail(-ENOMEM, "out of memory for activations (%u tokens per chunk)", m->ub);
-    for (uint32_t i = 0; i < hp->rope_dim / 2; i++)
+    for (uint32_t i = 0; i < hp->rope_dim / 2; i++) {
         m->inv_freq[i] = pow((double)hp->rope_theta, -2.0 * i / hp->rope_dim) /
                          (hp->rope_scaled ? hp->rope_ff[i] : 1.0);
+        m->inv_freq_swa[i] = hp->rope_theta_swa
+                                 ? pow((double)hp->rope_theta_swa, -2.0 * i / hp->rope_dim)
+                                 : m->inv_freq[i];
+    }
     if (m->gpu) {
         size_t big = hw > qd ? hw : qd;
         int rc;
@@ -1015,7 +1100,11 @@ static int load_vec(vt_llama *m, const char *name, float *out, uint64_t len) {
         rc = vt_dev_sync(NULL);
     }
     rel(m, name, &w0);
-    return rc ? vt_fail(rc, "%s: %s", name, vt_last_error()) : 0;
+    if (rc) return vt_fail(rc, "%s: %s", name, vt_last_error());
+    /* Gemma's RMSNorm in transformers multiplies by 1 + w (convert_hf_to_gguf adds the 1) */
+    if (m->hp.hf && m->hp.gemma)
+        for (uint64_t i = 0; i < len; i++) out[i] += 1.0f;
+    return 0;
 }
 
 /* out[cols] = row @p r (absolute) of the handle, which must hold it. Dequantizes the aligned row
@@ -1096,11 +1185,12 @@ static void rmsnorm(float *out, const float *x, const float *g, uint32_t d, floa
  * normal RoPE, which GGUF's permuted attn_q/attn_k rows expect), or with rope_neox (a Hugging
  * Face model, a GGUF qwen2) the pairs (x[i], x[i + rope_dim/2]) (rotate_half: q/k rows not
  * permuted). */
-static void rope(const vt_llama *m, float *v, uint32_t heads, uint32_t pos) {
+static void rope(const vt_llama *m, const double *inv_freq, float *v, uint32_t heads,
+                 uint32_t pos) {
     const uint32_t D = m->hp.head_dim, half = m->hp.rope_dim / 2;
     const size_t step = m->hp.rope_neox ? 1 : 2, off = m->hp.rope_neox ? half : 1;
     for (uint32_t i = 0; i < half; i++) {
-        double a = (double)pos * m->inv_freq[i];
+        double a = (double)pos * inv_freq[i];
         float c = (float)cos(a), s = (float)sin(a);
         for (uint32_t h = 0; h < heads; h++) {
             float *p = v + (size_t)h * D + step * i;
@@ -1148,6 +1238,16 @@ static int head_norm(vt_llama *m, const char *name, float *y, uint32_t n, uint32
     return 0;
 }
 
+/* Gemma's RMSNorm of a product before its residual add: each of n rows of y ([n][dim]) in
+ * place, weight @p name. */
+static int post_norm(vt_llama *m, const char *name, float *y, uint32_t n) {
+    const uint32_t dim = m->hp.dim;
+    int rc = load_vec(m, name, m->nrm, dim);
+    if (rc) return rc;
+    for (size_t i = 0; i < n; i++) rmsnorm(y + i * dim, y + i * dim, m->nrm, dim, m->hp.norm_eps);
+    return 0;
+}
+
 /* Host attention over fewer query-head x key pairs than this (and fewer than 512 keys: below 8
  * key tiles attn_flash slices no keys across threads, so the result does not depend on the
  * thread count) runs on the calling thread: a decode step at a short context is a few us of
@@ -1156,7 +1256,7 @@ static int head_norm(vt_llama *m, const char *name, float *y, uint32_t n, uint32
 #define ATTN_INLINE_KEYS 512
 
 uint32_t vt_llama_layer_window(const vt_llama_hparams *hp, uint32_t l) {
-    return hp->window && l >= hp->window_from ? hp->window : 0;
+    return hp->window && l < VT_LLAMA_MAX_LAYERS && hp->layer_swa[l] ? hp->window : 0;
 }
 
 /* Sliding-window attention on the host, for a chunk whose keys reach past the window W: query t
@@ -1201,6 +1301,7 @@ static int attention(vt_llama *m, uint32_t l, uint32_t n) {
     p.n_heads = H;
     p.n_q = n;
     p.causal = 1;
+    p.scale = hp->attn_scale; /* 0: 1/sqrt(D) */
     if (!m->gpu) {
         if ((rc = vt_kv_cache_append(m->kv[l], m->kt, m->vt, VT_DTYPE_F32, n, NULL))) goto out;
         p.q = m->qt;
@@ -1256,6 +1357,10 @@ static int forward_chunk(vt_llama *m, const int32_t *tok, uint32_t n, float *log
                    kvd = hp->n_kv_heads * hp->head_dim;
     int rc = embed(m, tok, n, m->x);
     if (rc) return rc;
+    if (hp->gemma) { /* Gemma scales the embeddings by sqrt(dim) (llama.cpp: sqrtf(n_embd)) */
+        const float sc = sqrtf((float)dim);
+        for (size_t i = 0; i < (size_t)n * dim; i++) m->x[i] *= sc;
+    }
     char nm[L_COUNT][96];
     for (uint32_t l = 0; l < hp->n_layers; l++) {
         for (int t = 0; t < L_COUNT; t++) layer_name(hp, l, t, nm[t], sizeof nm[t]);
@@ -1271,12 +1376,16 @@ static int forward_chunk(vt_llama *m, const int32_t *tok, uint32_t n, float *log
             (rc = matmul(m, nm[L_V], m->h, m->v, n, kvd, 0)) ||
             (hp->qkv_bias && (rc = add_bias(m, nm[L_VB], m->v, n, kvd))))
             return rc;
+        /* Gemma 3's windowed layers rotate with their own base, unscaled */
+        const double *f = hp->gemma && vt_llama_layer_window(hp, l) ? m->inv_freq_swa : m->inv_freq;
         for (uint32_t i = 0; i < n; i++) {
-            rope(m, m->q + (size_t)i * qd, hp->n_heads, m->n_past + i);
-            rope(m, m->k + (size_t)i * kvd, hp->n_kv_heads, m->n_past + i);
+            rope(m, f, m->q + (size_t)i * qd, hp->n_heads, m->n_past + i);
+            rope(m, f, m->k + (size_t)i * kvd, hp->n_kv_heads, m->n_past + i);
         }
         if ((rc = attention(m, l, n))) return rc;
-        if ((rc = matmul(m, nm[L_O], m->att, m->y, n, dim, 0))) return rc;
+        if ((rc = matmul(m, nm[L_O], m->att, m->y, n, dim, 0)) ||
+            (hp->gemma && (rc = post_norm(m, nm[L_ATTN_POST], m->y, n))))
+            return rc;
         for (size_t i = 0; i < (size_t)n * dim; i++) m->x[i] += m->y[i];
 
         if ((rc = load_vec(m, nm[L_FFN_NORM], m->nrm, dim))) return rc;
@@ -1285,11 +1394,21 @@ static int forward_chunk(vt_llama *m, const int32_t *tok, uint32_t n, float *log
         if ((rc = matmul(m, nm[L_GATE], m->h, m->g, n, ffn, 0)) ||
             (rc = matmul(m, nm[L_UP], m->h, m->u, n, ffn, 0)))
             return rc;
-        for (size_t i = 0; i < (size_t)n * ffn; i++) {
-            float g = m->g[i];
-            m->h[i] = g / (1.0f + expf(-g)) * m->u[i];
-        }
-        if ((rc = matmul(m, nm[L_DOWN], m->h, m->y, n, dim, 0))) return rc;
+        if (hp->gemma) /* GELU, tanh form (gelu_pytorch_tanh; llama.cpp's ggml_gelu) */
+            for (size_t i = 0; i < (size_t)n * ffn; i++) {
+                float g = m->g[i];
+                m->h[i] = 0.5f * g *
+                          (1.0f + tanhf(0.7978845608028654f * (g + 0.044715f * g * g * g))) *
+                          m->u[i];
+            }
+        else /* SiLU */
+            for (size_t i = 0; i < (size_t)n * ffn; i++) {
+                float g = m->g[i];
+                m->h[i] = g / (1.0f + expf(-g)) * m->u[i];
+            }
+        if ((rc = matmul(m, nm[L_DOWN], m->h, m->y, n, dim, 0)) ||
+            (hp->gemma && (rc = post_norm(m, nm[L_FFN_POST], m->y, n))))
+            return rc;
         for (size_t i = 0; i < (size_t)n * dim; i++) m->x[i] += m->y[i];
     }
     m->n_past += n;
@@ -1304,7 +1423,11 @@ static int forward_chunk(vt_llama *m, const int32_t *tok, uint32_t n, float *log
         if ((rc = grow((void **)&m->lbuf, &m->lbuf_n, (size_t)nh * hp->vocab))) return rc;
         dst = m->lbuf;
     }
-    return matmul(m, m->head, m->h, dst, nh, hp->vocab, hp->tied_output);
+    if ((rc = matmul(m, m->head, m->h, dst, nh, hp->vocab, hp->tied_output))) return rc;
+    if (hp->logit_cap) /* soft-capping: monotonic, so the head's kept argmax row stays right */
+        for (size_t i = 0; i < (size_t)nh * hp->vocab; i++)
+            dst[i] = hp->logit_cap * tanhf(dst[i] / hp->logit_cap);
+    return 0;
 }
 
 int vt_llama_eval(vt_llama *m, const int32_t *tokens, uint32_t n, float *logits, int all) {

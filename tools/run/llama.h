@@ -45,6 +45,9 @@
 /** Most EOS ids a model may have (config.json's eos_token_id list). */
 #define VT_LLAMA_MAX_EOS 16
 
+/** Most layers of a model with sliding-window attention (the per-layer flags). */
+#define VT_LLAMA_MAX_LAYERS 1024
+
 /** Most rotary pairs per head with RoPE frequency scaling (head dim 512). */
 #define VT_LLAMA_MAX_ROPE_PAIRS 256
 
@@ -53,30 +56,41 @@
  *  num_hidden_layers, ...: hf_config.h); then the tensors have Hugging Face's names
  *  (model.layers.N.self_attn.q_proj.weight, ...) and RoPE is HF's rotate_half. */
 typedef struct vt_llama_hparams {
-    char arch[32];       /* general.architecture (llama, qwen2, qwen3) or config.json model_type */
-    int hf;              /* 1: a Hugging Face model (config.json, HF names, rotate_half) */
-    int rope_neox;       /* 1: RoPE pairs (x[i], x[i + rope_dim/2]) (HF, GGUF qwen2) */
-    int qkv_bias;        /* 1: q/k/v have biases (qwen2: attn_q.bias / q_proj.bias, ...) */
-    int qk_norm;         /* 1: per-head RMSNorm of q and k before RoPE (qwen3: attn_q_norm /
-                          * self_attn.q_norm, [1][head_dim]) */
-    uint32_t n_layers;   /* ARCH.block_count */
-    uint32_t dim;        /* ARCH.embedding_length */
-    uint32_t ffn_dim;    /* ARCH.feed_forward_length */
-    uint32_t n_heads;    /* ARCH.attention.head_count */
-    uint32_t n_kv_heads; /* ARCH.attention.head_count_kv (default n_heads) */
-    uint32_t head_dim;   /* GGUF ARCH.attention.key_length (= value_length), config.json
-                          * head_dim, else dim / n_heads; n_heads * head_dim may differ from dim
-                          * (Qwen3, Mistral-Nemo) */
-    uint32_t rope_dim;   /* ARCH.rope.dimension_count (default head_dim), even */
+    char
+        arch[32]; /* general.architecture (llama, qwen2, qwen3, gemma3) or config.json model_type */
+    int hf;       /* 1: a Hugging Face model (config.json, HF names, rotate_half) */
+    int rope_neox; /* 1: RoPE pairs (x[i], x[i + rope_dim/2]) (HF, GGUF qwen2) */
+    int qkv_bias;  /* 1: q/k/v have biases (qwen2: attn_q.bias / q_proj.bias, ...) */
+    int qk_norm;   /* 1: per-head RMSNorm of q and k before RoPE (qwen3: attn_q_norm /
+                    * self_attn.q_norm, [1][head_dim]) */
+    /* Gemma 3 (llama.cpp's gemma3 graph): embeddings scaled by sqrt(dim), q/k norms, RMSNorm of
+     * the attention and FFN outputs before their residual adds (post_attention_norm,
+     * post_ffw_norm), GELU (tanh) gating, the attention scale attn_scale, windowed layers
+     * rotated with rope_theta_swa and no scaling; a config.json's norm weights are 1 + w. */
+    int gemma;
+    float attn_scale;     /* softmax scale; 0: 1/sqrt(head_dim) */
+    float rope_theta_swa; /* RoPE base of windowed layers (gemma3: 10000), 0: rope_theta */
+    float logit_cap;      /* final logit soft-capping: cap * tanh(logit / cap); 0: none */
+    uint32_t n_layers;    /* ARCH.block_count */
+    uint32_t dim;         /* ARCH.embedding_length */
+    uint32_t ffn_dim;     /* ARCH.feed_forward_length */
+    uint32_t n_heads;     /* ARCH.attention.head_count */
+    uint32_t n_kv_heads;  /* ARCH.attention.head_count_kv (default n_heads) */
+    uint32_t head_dim;    /* GGUF ARCH.attention.key_length (= value_length), config.json
+                           * head_dim, else dim / n_heads; n_heads * head_dim may differ from dim
+                           * (Qwen3, Mistral-Nemo) */
+    uint32_t rope_dim;    /* ARCH.rope.dimension_count (default head_dim), even */
     /* Sliding-window attention: in a windowed layer (vt_llama_layer_window) a query sees the
      * last `window` tokens up to itself. config.json sliding_window of a mistral model (every
-     * layer), or of a qwen2/qwen3 one with use_sliding_window (layers from max_window_layers
-     * on). Host attention applies it; a device run holds contexts to the window. */
-    uint32_t window;        /* 0: none */
-    uint32_t window_from;   /* first windowed layer */
-    uint32_t vocab;         /* rows of token_embd.weight */
-    uint32_t ctx_len;       /* ARCH.context_length (0 if absent) */
-    float rope_theta;       /* ARCH.rope.freq_base (default 10000) */
+     * layer), of a qwen2/qwen3 one with use_sliding_window (layers from max_window_layers on);
+     * gemma3: ARCH.attention.sliding_window / sliding_window, every layer but each
+     * sliding_window_pattern-th (6), or config.json layer_types. Host attention applies it; a
+     * device run holds contexts to the window. */
+    uint32_t window;                        /* 0: none */
+    uint8_t layer_swa[VT_LLAMA_MAX_LAYERS]; /* 1: layer l is windowed */
+    uint32_t vocab;                         /* rows of token_embd.weight */
+    uint32_t ctx_len;                       /* ARCH.context_length (0 if absent) */
+    float rope_theta;                       /* ARCH.rope.freq_base (default 10000) */
     float norm_eps;         /* ARCH.attention.layer_norm_rms_epsilon (default 1e-5) */
     int tied_output;        /* 1: no output.weight, token_embd is the head */
     int32_t bos_id, eos_id; /* tokenizer.ggml.{bos,eos}_token_id, -1 if absent */

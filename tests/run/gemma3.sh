@@ -1,0 +1,71 @@
+#!/bin/sh
+# Gemma 3 (tools/run/llama.c: embeddings times sqrt(dim), q/k norms, post-attention and post-FFN
+# norms, GELU (tanh), windowed layers with their own RoPE base, q scale, tied head, final logit
+# soft-capping) on both paths. The model is a random gemma3 GGUF from gguf_synth.py (6 layers,
+# dim 256, 4/2 heads of 96, window 8 in every layer but each third, soft-cap 20), imported as it
+# is and converted to an HF directory (gguf_to_hf.py: model_type gemma3_text, norms stored as
+# w - 1, layer_types); 40 ids. Against the numpy reference (ref_llama.py): cosine >= 0.9999 and the
+# same top-1 at every position; each Gemma feature left out of the reference (--ablate) must be
+# far (cosine < 0.999), so a run that missed it would fail. Against llama.cpp, the reference
+# implementation, when scripts/setup_llamacpp.sh installed it: the same criteria.
+set -eu
+PY_MODULES="numpy gguf"
+. "$(dirname "$0")/common.sh"
+W="$TMP/gemma3"
+rm -rf "$W"
+mkdir -p "$W"
+trap 'rm -rf "$W"' EXIT
+REF="$ROOT/tests/model/ref_llama.py"
+IDS40=$("$PY" -c "
+import numpy as np
+r = np.random.default_rng(3)
+print(','.join(map(str, [256] + list(r.integers(0, 512, 39)))))")
+
+G="$W/g.gguf"
+"$PY" "$HERE/gguf_synth.py" "$G" --arch gemma3 --head-dim 96 --seed 5 --window 8 \
+    --window-pattern 3 --layers 6 --softcap 20
+"$PY" "$REF" "$G" --tokens "$IDS40" -o "$W/ref.npy" 2>/dev/null
+for ab in window post_norm gelu embed_scale swa_rope; do
+    "$PY" "$REF" "$G" --tokens "$IDS40" --ablate $ab -o "$W/ref_$ab.npy" 2>/dev/null
+done
+LC=""
+if "$PY" "$ROOT/tests/model/llamacpp_logits.py" --check >/dev/null 2>&1; then
+    "$PY" "$ROOT/tests/model/llamacpp_logits.py" "$G" --tokens "$IDS40" -o "$W/lc.npy" 2>/dev/null
+    LC="$W/lc.npy"
+else
+    echo "llama.cpp is not installed (scripts/setup_llamacpp.sh): the numpy reference only"
+fi
+
+check() { # RUN NAME
+    echo "$2 vs the reference:"
+    "$PY" "$HERE/compare_logits.py" "$1" "$W/ref.npy" --min-cos 0.9999 --top1
+    if [ -n "$LC" ]; then
+        echo "$2 vs llama.cpp:"
+        "$PY" "$HERE/compare_logits.py" "$1" "$LC" --min-cos 0.9999 --top1
+    fi
+    for ab in window post_norm gelu embed_scale swa_rope; do
+        far_from "$1" "$W/ref_$ab.npy" "$2 vs the reference without $ab"
+    done
+}
+
+"$VT_BIN" import "$G" "$W/g.vts" -q >/dev/null
+"$VT_BIN" run "$W/g.vts" --tokens "$IDS40" --max-new 1 --quiet --logits "$W/vt_gguf.npy"
+check "$W/vt_gguf.npy" "gemma3 GGUF store"
+# greedy decoding (one row per step, past the window) against the reference's
+"$VT_BIN" run "$W/g.vts" --tokens "$IDS40" --max-new 6 --json >"$W/gen.json"
+"$PY" - "$W/gen.json" "$G" "$IDS40" "$REF" <<'PYEOF'
+import importlib.util, json, sys
+got = json.load(open(sys.argv[1]))["generated_ids"]
+spec = importlib.util.spec_from_file_location("ref_llama", sys.argv[4])
+ref = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(ref)
+want = ref.Llama(sys.argv[2]).generate([int(t) for t in sys.argv[3].split(",")], 6)
+print("generated: %s, reference %s" % (got, want))
+sys.exit(0 if got == want else 1)
+PYEOF
+
+"$PY" "$HERE/gguf_to_hf.py" "$G" "$W/hf" --dtype f32 >/dev/null
+grep -q '"model_type": "gemma3_text"' "$W/hf/config.json"
+"$VT_BIN" import "$W/hf/model.safetensors" "$W/hf.vts" --format f32 -q >/dev/null
+"$VT_BIN" run "$W/hf.vts" --tokens "$IDS40" --max-new 1 --quiet --logits "$W/vt_hf.npy"
+check "$W/vt_hf.npy" "gemma3 HF store"
