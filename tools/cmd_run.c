@@ -747,7 +747,7 @@ int vt_cmd_run(int argc, char **argv) {
                 "model: %s, %u layers, dim %u, %u/%u heads of %u, vocab %u%s, %.1f MiB in the "
                 "store; KV cache %s; device %s (kernels %s)",
                 hp->arch, hp->n_layers, hp->dim, hp->n_heads, hp->n_kv_heads, hp->head_dim,
-                hp->vocab, hp->rope_scaled ? ", RoPE llama3-scaled" : "",
+                hp->vocab, hp->rope_scaled ? ", RoPE scaled" : "",
                 vt_llama_model_bytes(m) / 1048576.0, vt_format_name(o.kv_format, kb, sizeof kb),
                 dev_arg, vt_kernels_cpu_isa());
         fprintf(err, "\nprompt: %u tokens%s%s%s%s\n", n_prompt, bos_added ? " (BOS added)" : "",

@@ -33,7 +33,10 @@ layer l slides when l % 6 < 5) is windowed (a query sees the last W keys up to i
 and rotated with rope.freq_base_swa (default 10000), unscaled.  --window W instead
 windows every layer of any model (transformers' Mistral).  --ablate window,post_norm,gelu,
 embed_scale,swa_rope leaves Gemma 3 features out (to show that each matters; gelu: SiLU
-instead, swa_rope: rope.freq_base in every layer).
+instead, swa_rope: rope.freq_base in every layer), rope_scaling any RoPE scaling.
+RoPE scaling "linear" (GGUF rope.scaling.type linear or absent with rope.scaling.factor, as
+llama.cpp reads it; --rope-scaling '{"rope_type": "linear", "factor": F}') divides the
+frequencies by the factor (Gemma 3: the global layers only).
 
 RoPE frequency scaling (Llama 3.1+): a rope_freqs.weight tensor in the GGUF divides
 the frequencies (llama.cpp's freq_factors); --rope-scaling JSON instead takes a
@@ -233,8 +236,14 @@ class Llama:
         if g.meta(p + "attention.value_length", self.head_dim) != self.head_dim:
             raise SystemExit("ref_llama: key_length and value_length differ")
         self.n_rot = g.meta(p + "rope.dimension_count", self.head_dim)
-        if g.meta(p + "rope.scaling.type", "none") not in ("none", None):
-            print("ref_llama: warning: rope scaling is ignored", file=sys.stderr)
+        # llama.cpp: type "linear" (also when absent) divides the frequencies by the factor
+        stype = g.meta(p + "rope.scaling.type", None)
+        lin = g.meta(p + "rope.scaling.factor", None)
+        if lin is None:
+            lin = g.meta(p + "rope.scale_linear", 0.0)
+        if stype not in (None, "none", "linear"):
+            raise SystemExit("ref_llama: rope.scaling.type %r is not implemented" % stype)
+        lin = lin if stype != "none" and lin else 1.0
         self.rope = rope
         self.dtype = dtype
         self.gemma = arch == "gemma3"
@@ -289,13 +298,21 @@ class Llama:
                     self.layers[-1][r + "_norm"] = g.get(n, dtype)
         half = self.n_rot // 2
         self.inv_freq = self.theta ** (-np.arange(half, dtype=np.float64) * 2.0 / self.n_rot)
-        if rope_scaling is not None:
-            if rope_scaling.get("rope_type", rope_scaling.get("type")) != "llama3":
-                raise SystemExit("ref_llama: only llama3 rope_scaling is implemented")
-            self.inv_freq = llama3_inv_freq(self.inv_freq, rope_scaling)
-        elif "rope_freqs.weight" in g.tensors:
-            ff = g.get("rope_freqs.weight", np.float64).reshape(-1)          # [n_rot/2]
-            self.inv_freq = self.inv_freq / ff
+        if "rope_scaling" in self.ablate:
+            pass
+        elif rope_scaling is not None:
+            rt = rope_scaling.get("rope_type", rope_scaling.get("type"))
+            if rt == "linear":  # transformers: inv_freq / factor
+                self.inv_freq = self.inv_freq / rope_scaling["factor"]
+            elif rt == "llama3":
+                self.inv_freq = llama3_inv_freq(self.inv_freq, rope_scaling)
+            else:
+                raise SystemExit("ref_llama: rope_scaling %r is not implemented" % rt)
+        else:
+            self.inv_freq = self.inv_freq / lin
+            if "rope_freqs.weight" in g.tensors:
+                ff = g.get("rope_freqs.weight", np.float64).reshape(-1)      # [n_rot/2]
+                self.inv_freq = self.inv_freq / ff
         self.inv_freq_swa = self.inv_freq
         if theta_swa is not None:
             self.inv_freq_swa = theta_swa ** (-np.arange(half, dtype=np.float64) * 2.0 /
@@ -460,7 +477,8 @@ def main():
     ap.add_argument("--no-bias", action="store_true", help="ignore q/k/v biases (qwen2)")
     ap.add_argument("--no-qk-norm", action="store_true", help="ignore q/k norms (qwen3)")
     ap.add_argument("--ablate", default="", metavar="LIST",
-                    help="gemma3 features to leave out: window,post_norm,gelu,embed_scale,swa_rope")
+                    help="features to leave out: window,post_norm,gelu,embed_scale,swa_rope "
+                    "(gemma3), rope_scaling")
     ap.add_argument("--window", type=int, default=0, metavar="W",
                     help="sliding-window attention in every layer: a query sees the last W keys")
     ap.add_argument("--rope-scaling", metavar="JSON",

@@ -7,7 +7,10 @@
 # w - 1, layer_types); 40 ids. Against the numpy reference (ref_llama.py): cosine >= 0.9999 and the
 # same top-1 at every position; each Gemma feature left out of the reference (--ablate) must be
 # far (cosine < 0.999), so a run that missed it would fail. Against llama.cpp, the reference
-# implementation, when scripts/setup_llamacpp.sh installed it: the same criteria.
+# implementation, when scripts/setup_llamacpp.sh installed it: the same criteria. Then the same
+# model with linear RoPE scaling 8 on its global layers (Gemma 3 4B and larger), where the
+# reference without scaling, and the one whose windowed layers take the global RoPE base and
+# scaling (swa_rope), must be far.
 set -eu
 PY_MODULES="numpy gguf"
 . "$(dirname "$0")/common.sh"
@@ -21,20 +24,31 @@ import numpy as np
 r = np.random.default_rng(3)
 print(','.join(map(str, [256] + list(r.integers(0, 512, 39)))))")
 
-G="$W/g.gguf"
-"$PY" "$HERE/gguf_synth.py" "$G" --arch gemma3 --head-dim 96 --seed 5 --window 8 \
-    --window-pattern 3 --layers 6 --softcap 20
-"$PY" "$REF" "$G" --tokens "$IDS40" -o "$W/ref.npy" 2>/dev/null
-for ab in window post_norm gelu embed_scale swa_rope; do
-    "$PY" "$REF" "$G" --tokens "$IDS40" --ablate $ab -o "$W/ref_$ab.npy" 2>/dev/null
-done
-LC=""
-if "$PY" "$ROOT/tests/model/llamacpp_logits.py" --check >/dev/null 2>&1; then
-    "$PY" "$ROOT/tests/model/llamacpp_logits.py" "$G" --tokens "$IDS40" -o "$W/lc.npy" 2>/dev/null
-    LC="$W/lc.npy"
-else
-    echo "llama.cpp is not installed (scripts/setup_llamacpp.sh): the numpy reference only"
-fi
+# gemma3 GGUF $1 against the reference (features $2 left out must be far), llama.cpp if there, on
+# both paths; tag $3
+both() {
+    G=$1 ABL=$2 T=$3
+    "$PY" "$REF" "$G" --tokens "$IDS40" -o "$W/ref.npy" 2>/dev/null
+    for ab in $ABL; do
+        "$PY" "$REF" "$G" --tokens "$IDS40" --ablate $ab -o "$W/ref_$ab.npy" 2>/dev/null
+    done
+    LC=""
+    if "$PY" "$ROOT/tests/model/llamacpp_logits.py" --check >/dev/null 2>&1; then
+        "$PY" "$ROOT/tests/model/llamacpp_logits.py" "$G" --tokens "$IDS40" -o "$W/lc.npy" \
+            2>/dev/null
+        LC="$W/lc.npy"
+    else
+        echo "llama.cpp is not installed (scripts/setup_llamacpp.sh): the numpy reference only"
+    fi
+    "$VT_BIN" import "$G" "$W/g.vts" -q >/dev/null
+    "$VT_BIN" run "$W/g.vts" --tokens "$IDS40" --max-new 1 --quiet --logits "$W/vt_gguf.npy"
+    check "$W/vt_gguf.npy" "$T GGUF store"
+    "$PY" "$HERE/gguf_to_hf.py" "$G" "$W/hf" --dtype f32 >/dev/null
+    grep -q '"model_type": "gemma3_text"' "$W/hf/config.json"
+    "$VT_BIN" import "$W/hf/model.safetensors" "$W/hf.vts" --format f32 -q >/dev/null
+    "$VT_BIN" run "$W/hf.vts" --tokens "$IDS40" --max-new 1 --quiet --logits "$W/vt_hf.npy"
+    check "$W/vt_hf.npy" "$T HF store"
+}
 
 check() { # RUN NAME
     echo "$2 vs the reference:"
@@ -43,17 +57,18 @@ check() { # RUN NAME
         echo "$2 vs llama.cpp:"
         "$PY" "$HERE/compare_logits.py" "$1" "$LC" --min-cos 0.9999 --top1
     fi
-    for ab in window post_norm gelu embed_scale swa_rope; do
+    for ab in $ABL; do
         far_from "$1" "$W/ref_$ab.npy" "$2 vs the reference without $ab"
     done
 }
 
-"$VT_BIN" import "$G" "$W/g.vts" -q >/dev/null
-"$VT_BIN" run "$W/g.vts" --tokens "$IDS40" --max-new 1 --quiet --logits "$W/vt_gguf.npy"
-check "$W/vt_gguf.npy" "gemma3 GGUF store"
+G1="$W/g1.gguf"
+"$PY" "$HERE/gguf_synth.py" "$G1" --arch gemma3 --head-dim 96 --seed 5 --window 8 \
+    --window-pattern 3 --layers 6 --softcap 20
+both "$G1" "window post_norm gelu embed_scale swa_rope" gemma3
 # greedy decoding (one row per step, past the window) against the reference's
 "$VT_BIN" run "$W/g.vts" --tokens "$IDS40" --max-new 6 --json >"$W/gen.json"
-"$PY" - "$W/gen.json" "$G" "$IDS40" "$REF" <<'PYEOF'
+"$PY" - "$W/gen.json" "$G1" "$IDS40" "$REF" <<'PYEOF'
 import importlib.util, json, sys
 got = json.load(open(sys.argv[1]))["generated_ids"]
 spec = importlib.util.spec_from_file_location("ref_llama", sys.argv[4])
@@ -63,9 +78,11 @@ want = ref.Llama(sys.argv[2]).generate([int(t) for t in sys.argv[3].split(",")],
 print("generated: %s, reference %s" % (got, want))
 sys.exit(0 if got == want else 1)
 PYEOF
+rm -rf "$W/g.vts" "$W/hf" "$W/hf.vts"
 
-"$PY" "$HERE/gguf_to_hf.py" "$G" "$W/hf" --dtype f32 >/dev/null
-grep -q '"model_type": "gemma3_text"' "$W/hf/config.json"
-"$VT_BIN" import "$W/hf/model.safetensors" "$W/hf.vts" --format f32 -q >/dev/null
-"$VT_BIN" run "$W/hf.vts" --tokens "$IDS40" --max-new 1 --quiet --logits "$W/vt_hf.npy"
-check "$W/vt_hf.npy" "gemma3 HF store"
+# the 4B and larger: linear RoPE scaling (factor 8) on the global layers only
+G2="$W/g2.gguf"
+"$PY" "$HERE/gguf_synth.py" "$G2" --arch gemma3 --head-dim 96 --seed 5 --window 8 \
+    --window-pattern 3 --layers 6 --rope-linear 8
+grep -q linear "$G2"
+both "$G2" "rope_scaling swa_rope" "gemma3 with linear RoPE scaling"

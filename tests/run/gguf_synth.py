@@ -31,6 +31,8 @@ def main():
                     help="gemma3: attention.sliding_window (0: none)")
     ap.add_argument("--window-pattern", type=int, default=0,
                     help="gemma3: attention.sliding_window_pattern (0: not written, llama.cpp's 6)")
+    ap.add_argument("--rope-linear", type=float, default=0,
+                    help="rope.scaling.type linear with this factor (0: no scaling keys)")
     ap.add_argument("--softcap", type=float, default=0,
                     help="gemma3: final_logit_softcapping (0: not written)")
     ap.add_argument("--dim", type=int, default=256)
@@ -73,6 +75,9 @@ def main():
         w.add_sliding_window(a.window)
         if a.window_pattern:
             w.add_uint32("gemma3.attention.sliding_window_pattern", a.window_pattern)
+    if a.rope_linear:
+        w.add_rope_scaling_type(gguf.RopeScalingType.LINEAR)
+        w.add_rope_scaling_factor(a.rope_linear)
     if a.arch == "gemma3" and a.softcap:
         w.add_float32("gemma3.final_logit_softcapping", a.softcap)
     w.add_file_type(0 if a.dtype == "f32" else 1)

@@ -122,7 +122,9 @@ def main():
            "hidden_act": "silu",
            "head_dim": g.meta(p + "attention.key_length",
                               g.meta(p + "embedding_length") // n_head),
-           "rope_scaling": json.loads(a.rope_scaling) if a.rope_scaling else None,
+           "rope_scaling": json.loads(a.rope_scaling) if a.rope_scaling else (
+               {"rope_type": "linear", "factor": g.meta(p + "rope.scaling.factor")}
+               if g.meta(p + "rope.scaling.type") == "linear" else None),
            "torch_dtype": "float16" if a.dtype == "f16" else "float32"}
     if gemma:
         hd = cfg["head_dim"]

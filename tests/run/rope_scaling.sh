@@ -88,13 +88,13 @@ h += b" " * (-len(h) % 8)
 open(d + "/model.safetensors", "wb").write(struct.pack("<Q", len(h)) + h + a)
 json.dump({"model_type": "llama", "hidden_size": 8, "intermediate_size": 16,
            "num_hidden_layers": 1, "num_attention_heads": 2,
-           "rope_scaling": {"type": "linear", "factor": 2.0}}, open(d + "/config.json", "w"))
+           "rope_scaling": {"type": "yarn", "factor": 2.0}}, open(d + "/config.json", "w"))
 PYEOF
 "$VT_BIN" import "$W/lin/model.safetensors" "$W/lin.vts" -q >/dev/null
 if "$VT_BIN" run "$W/lin.vts" --tokens 1 --max-new 1 --quiet 2>"$W/err.txt" ||
-    ! grep -q "rope_scaling type 'linear' is not supported" "$W/err.txt"; then
-    echo "FAIL: rope_scaling linear was not refused with a clear message:" >&2
+    ! grep -q "rope_scaling type 'yarn' is not supported" "$W/err.txt"; then
+    echo "FAIL: rope_scaling yarn was not refused with a clear message:" >&2
     cat "$W/err.txt" >&2
     exit 1
 fi
-echo "rope_scaling linear refused: $(cat "$W/err.txt")"
+echo "rope_scaling yarn refused: $(cat "$W/err.txt")"

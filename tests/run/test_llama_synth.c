@@ -15,7 +15,8 @@
  *    convert_hf_to_gguf computes them) against the oracle with the scaled frequencies computed
  *    here as transformers does (inv_freq / factor, smoothed between): max relative error < 1e-3,
  *    while the unscaled oracle is far off (> 1e-2: the factors matter at these positions);
- *    a GGUF rope.scaling.type other than none is refused;
+ *    a GGUF rope.scaling.type other than none and linear is refused; linear scaling (factor 4)
+ *    against the oracle with the frequencies / 4 (< 1e-3; unscaled far off);
  *  - Qwen2: the architecture "qwen2" with f32 q/k/v biases, against the oracle with the biases
  *    and NEOX RoPE (rotate_half pairs): max relative error < 1e-3; the oracle without the biases
  *    is far off (> 1e-2);
@@ -685,7 +686,30 @@ int main(void) {
     check_near_far("llama3 RoPE scaling", a, ref2, ref, "without scaling");
     vt_store_close(s);
     /* another GGUF RoPE scaling type is refused, not ignored */
-    REQ(!refused_with(path2, "gguf.llama.rope.scaling.type", "linear", "linear"));
+    REQ(!refused_with(path2, "gguf.llama.rope.scaling.type", "yarn", "yarn"));
+
+    /* linear RoPE scaling (llama.cpp: rope.scaling.factor without a type, or type linear): every
+     * frequency / factor; the same weights as the first store */
+    {
+        vt_store_writer *w;
+        REQ_RC(vt_store_open(path, VT_STORE_RDWR, NULL, &s));
+        REQ_RC(vt_store_writer_begin(s, &w));
+        float f4 = 4.0f;
+        REQ(!put_meta(w, "gguf.llama.rope.scaling.factor", 6, &f4, 4));
+        REQ_RC(vt_store_writer_commit(w));
+        REQ_RC(vt_llama_hparams_load(s, &hp));
+        REQ(hp.rope_scaled && hp.rope_ff[0] == 4.0f && hp.rope_ff[hd / 2 - 1] == 4.0f);
+        set_inv_freq(0);
+        for (int i = 0; i < hd / 2; i++) inv_freq[i] /= 4;
+        static double ref7[NT + ND][VOCAB];
+        int32_t toks7[NT + ND];
+        memcpy(toks7, toks, sizeof toks);
+        oracle_run(toks7, ref7);
+        REQ(!run_model(s, 0, VT_FMT_F16, toks7, a, &read_all));
+        check_near_far("linear RoPE scaling (factor 4)", a, ref7, ref, "without scaling");
+        vt_store_close(s);
+        set_inv_freq(0);
+    }
 
     /* Qwen2: q/k/v biases and NEOX RoPE */
     snprintf(path2, sizeof path2, "%s/model_qwen2.vts", dir);

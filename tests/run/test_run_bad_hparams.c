@@ -7,9 +7,10 @@
  *    (1e999 parses as inf, 1e39 has no float value): VT_EFORMAT naming the key;
  *  - GGUF ARCH.attention.key_length and value_length that differ (each defaults to dim / heads;
  *    when they agree, any head dimension is taken), and
- *    ARCH.rope.scaling.factor / rope.scale_linear (not 0 or 1) without rope.scaling.type (linear
- *    scaling in llama.cpp): VT_EUNSUPPORTED naming the key (the head dimension used to fail as
- *    an attn_q shape, the scaling used to be ignored: wrong logits without an error);
+ *    a rope.scaling.type other than none and linear (yarn): VT_EUNSUPPORTED naming the key (the
+ *    head dimension used to fail as an attn_q shape); ARCH.rope.scaling.factor /
+ *    rope.scale_linear with or without the type "linear" are taken (linear scaling, as in
+ *    llama.cpp), a negative factor is VT_EFORMAT;
  *  - a merge whose left, right or joined token is not in the vocabulary: -EINVAL, and
  *    vt_tok_error() names the merge and the missing token; a success clears it.
  * No model needed (label quick). */
@@ -168,13 +169,21 @@ int main(void) {
           {"gguf.llama.attention.value_length", 4, 8, 0, 0}},
          VT_ENOTFOUND,
          NULL},
-        /* without rope.scaling.type llama.cpp scales linearly by the factor */
-        {{{"gguf.llama.rope.scaling.factor", 6, 0, 4.0f, 0}},
+        /* without rope.scaling.type llama.cpp scales linearly by the factor: taken (to the
+         * missing tensors), as linear; yarn and bad factors are refused */
+        {{{"gguf.llama.rope.scaling.factor", 6, 0, 4.0f, 0}}, VT_ENOTFOUND, NULL},
+        {{{"gguf.llama.rope.scale_linear", 6, 0, 2.0f, 0}}, VT_ENOTFOUND, NULL},
+        {{{"gguf.llama.rope.scaling.type", 8, 0, 0, "linear"},
+          {"gguf.llama.rope.scaling.factor", 6, 0, 8.0f, 0}},
+         VT_ENOTFOUND,
+         NULL},
+        {{{"gguf.llama.rope.scaling.type", 8, 0, 0, "yarn"},
+          {"gguf.llama.rope.scaling.factor", 6, 0, 4.0f, 0}},
          VT_EUNSUPPORTED,
-         "gguf.llama.rope.scaling.factor is 4 and gguf.llama.rope.scaling.type is absent"},
-        {{{"gguf.llama.rope.scale_linear", 6, 0, 2.0f, 0}},
-         VT_EUNSUPPORTED,
-         "gguf.llama.rope.scale_linear is 2"},
+         "gguf.llama.rope.scaling.type is 'yarn'"},
+        {{{"gguf.llama.rope.scaling.factor", 6, 0, -2.0f, 0}},
+         VT_EFORMAT,
+         "gguf.llama.rope.scaling.factor is -2: not a RoPE scaling factor"},
         {{{"gguf.llama.rope.scaling.factor", 6, 0, 1.0f, 0}}, VT_ENOTFOUND, NULL},
         {{{"gguf.llama.rope.scaling.factor", 6, 0, 0.0f, 0}}, VT_ENOTFOUND, NULL},
         /* the newer key, when there, is the one llama.cpp reads */

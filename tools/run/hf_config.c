@@ -360,6 +360,15 @@ static int cfg_rope_scaling(const hj_doc *d, vt_hf_config *c) {
         return vt_fail(VT_EFORMAT, "config.json: rope_scaling has no rope_type string");
     snprintf(c->rope_type, sizeof c->rope_type, "%s", hj_str(d, ty));
     if (!c->rope_type[0]) snprintf(c->rope_type, sizeof c->rope_type, "?");
+    if (!strcmp(c->rope_type, "linear")) { /* transformers: the frequencies / factor */
+        uint32_t n = hj_get(d, rs, "factor");
+        double f = n && d->v[n].type == HJ_NUM ? d->v[n].num : 0;
+        if (!(f > 0 && f <= FLT_MAX))
+            return vt_fail(VT_EFORMAT,
+                           "config.json: rope_scaling (linear) has no positive finite factor");
+        c->rope_factor = (float)f;
+        return 0;
+    }
     if (strcmp(c->rope_type, "llama3")) return 0;
     static const char *const keys[4] = {"factor", "low_freq_factor", "high_freq_factor",
                                         "original_max_position_embeddings"};

@@ -58,7 +58,7 @@ typedef struct vt_hf_config {
     uint32_t n_eos;              /* eos_token_id: every id of a list (Llama 3.1: 3), or the one */
     int32_t eos_ids[VT_HF_MAX_EOS];
     /* rope_scaling: rope_type (or the older "type"); "" when rope_scaling is null or absent. The
-     * numbers are read for "llama3" only (all four required), 0 otherwise. */
+     * numbers are read for "llama3" (all four required) and "linear" (factor), 0 otherwise. */
     char rope_type[32];
     float rope_factor;          /* factor */
     float rope_low_freq;        /* low_freq_factor */

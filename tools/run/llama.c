@@ -292,10 +292,11 @@ static int hparams_hf(vt_store *s, vt_llama_hparams *hp) {
     if (!qwen2 && (c.attention_bias || c.mlp_bias))
         return vt_fail(VT_EUNSUPPORTED, "config.json: %s true is not supported",
                        c.attention_bias ? "attention_bias" : "mlp_bias");
-    int llama3 = !strcmp(c.rope_type, "llama3");
-    if (c.rope_type[0] && strcmp(c.rope_type, "default") && !llama3)
+    int llama3 = !strcmp(c.rope_type, "llama3"), linear = !strcmp(c.rope_type, "linear");
+    if (c.rope_type[0] && strcmp(c.rope_type, "default") && !llama3 && !linear)
         return vt_fail(VT_EUNSUPPORTED,
-                       "config.json: rope_scaling type '%s' is not supported (only llama3)",
+                       "config.json: rope_scaling type '%s' is not supported (only llama3 and "
+                       "linear)",
                        c.rope_type);
     snprintf(hp->arch, sizeof hp->arch, "%s", c.model_type[0] ? c.model_type : "llama");
     hp->hf = 1;
@@ -326,6 +327,13 @@ static int hparams_hf(vt_store *s, vt_llama_hparams *hp) {
             return vt_fail(VT_EUNSUPPORTED, "rope_scaling with head dim %u (at most %u)",
                            hp->rope_dim, 2 * VT_LLAMA_MAX_ROPE_PAIRS);
         if ((rc = vt_hf_rope_llama3(&c, hp->rope_theta, hp->rope_dim, hp->rope_ff))) return rc;
+        hp->rope_scaled = 1;
+    }
+    if (linear) { /* every frequency / factor (Gemma 3: the global layers only) */
+        if (hp->rope_dim / 2 > VT_LLAMA_MAX_ROPE_PAIRS)
+            return vt_fail(VT_EUNSUPPORTED, "rope_scaling with head dim %u (at most %u)",
+                           hp->rope_dim, 2 * VT_LLAMA_MAX_ROPE_PAIRS);
+        for (uint32_t i = 0; i < hp->rope_dim / 2; i++) hp->rope_ff[i] = c.rope_factor;
         hp->rope_scaled = 1;
     }
     if (c.vocab_size && c.vocab_size != hp->vocab)
@@ -405,16 +413,18 @@ int vt_llama_hparams_load(vt_store *s, vt_llama_hparams *hp) {
     return check_tensors(s, hp);
 }
 
-/* RoPE scaling of a GGUF model: ARCH.rope.scaling.type other than "none" (linear, yarn, ...) is
- * refused; rope_freqs.weight, which convert_hf_to_gguf writes for Llama 3.1+ (llama3 scaling),
- * holds the divisors of the frequencies (llama.cpp's freq_factors: theta / factor). */
+/* RoPE scaling of a GGUF model, as llama.cpp reads it: ARCH.rope.scaling.type "linear" (also
+ * when absent) divides every frequency by ARCH.rope.scaling.factor (older files:
+ * ARCH.rope.scale_linear; 0 or absent: 1), "none" scales nothing, any other type (yarn,
+ * longrope, ...) is refused; rope_freqs.weight, which convert_hf_to_gguf writes for Llama 3.1+
+ * (llama3 scaling), holds per-pair divisors (llama.cpp's freq_factors: theta / factor), applied
+ * on top. Gemma 3's windowed layers take none of it (inv_freq_swa). */
 static int rope_scaling_gguf(vt_store *s, const char *arch, vt_llama_hparams *hp) {
     char key[192], type[32];
     snprintf(key, sizeof key, "gguf.%s.rope.scaling.type", arch);
     int rc = vt_meta_get_string(s, key, type, sizeof type, NULL);
-    if (rc == VT_ENOTFOUND) {
-        /* without a type llama.cpp scales linearly by ARCH.rope.scaling.factor (older files:
-         * ARCH.rope.scale_linear) when that is there and not 0 or 1: refused, not ignored */
+    float lin = 1; /* linear factor */
+    if (rc == VT_ENOTFOUND || (!rc && !strcmp(type, "linear"))) {
         static const char *const fkeys[2] = {"rope.scaling.factor", "rope.scale_linear"};
         for (int k = 0; k < 2; k++) {
             char fkey[192];
@@ -423,22 +433,28 @@ static int rope_scaling_gguf(vt_store *s, const char *arch, vt_llama_hparams *hp
             rc = vt_meta_get_f32(s, fkey, &f);
             if (rc == VT_ENOTFOUND) continue;
             if (rc) return vt_fail(rc, "model metadata %s: %s", fkey, vt_strerror(rc));
-            if (f != 0 && f != 1)
-                return vt_fail(VT_EUNSUPPORTED,
-                               "model metadata %s is %g and %s is absent, which llama.cpp reads "
-                               "as linear RoPE scaling: only llama3's frequency factors "
-                               "(rope_freqs.weight) are supported",
-                               fkey, f, key);
+            if (!(f >= 0) || isinf(f))
+                return vt_fail(VT_EFORMAT, "model metadata %s is %g: not a RoPE scaling factor",
+                               fkey, f);
+            if (f != 0) lin = f;
             break; /* llama.cpp reads the older key only without the newer */
         }
         vt_clear_error();
     } else if (rc == -ERANGE || (!rc && strcmp(type, "none")))
         return vt_fail(VT_EUNSUPPORTED,
-                       "model metadata %s is '%s': only llama3's frequency factors "
-                       "(rope_freqs.weight) are supported",
+                       "model metadata %s is '%s': only linear RoPE scaling and llama3's "
+                       "frequency factors (rope_freqs.weight) are supported",
                        key, rc ? "(long)" : type);
     else if (rc)
         return vt_fail(rc, "model metadata %s: %s", key, vt_strerror(rc));
+    uint32_t pairs = hp->rope_dim / 2;
+    if (lin != 1) {
+        if (pairs > VT_LLAMA_MAX_ROPE_PAIRS)
+            return vt_fail(VT_EUNSUPPORTED, "RoPE scaling with head dim %u (at most %u)",
+                           hp->rope_dim, 2 * VT_LLAMA_MAX_ROPE_PAIRS);
+        for (uint32_t i = 0; i < pairs; i++) hp->rope_ff[i] = lin;
+        hp->rope_scaled = 1;
+    }
     const char *name = "rope_freqs.weight";
     vt_tensor_info ti;
     if ((rc = vt_store_stat(s, name, &ti)) == VT_ENOTFOUND) {
@@ -446,17 +462,18 @@ static int rope_scaling_gguf(vt_store *s, const char *arch, vt_llama_hparams *hp
         return 0;
     }
     if (rc) return vt_fail(rc, "model tensor %s: %s", name, vt_strerror(rc));
-    uint32_t pairs = hp->rope_dim / 2;
     if (ti.rows * ti.cols != pairs || pairs > VT_LLAMA_MAX_ROPE_PAIRS)
         return vt_fail(VT_EFORMAT, "%s holds %llu values, rope dimension %u needs %u", name,
                        (unsigned long long)(ti.rows * ti.cols), hp->rope_dim, pairs);
     if ((rc = vt_store_read_rows(s, name, 0, ti.rows, VT_DTYPE_F32, hp->rope_ff,
                                  sizeof hp->rope_ff)))
         return vt_fail(rc, "model tensor %s: %s", name, vt_last_error());
-    for (uint32_t i = 0; i < pairs; i++)
+    for (uint32_t i = 0; i < pairs; i++) {
         if (!(hp->rope_ff[i] > 0) || isinf(hp->rope_ff[i]))
             return vt_fail(VT_EFORMAT, "%s[%u] is %g: not a positive frequency divisor", name, i,
                            hp->rope_ff[i]);
+        hp->rope_ff[i] *= lin;
+    }
     hp->rope_scaled = 1;
     return 0;
 }
