@@ -108,5 +108,46 @@ int main(void) {
     strcat(gmany, "]}");
     CHECK(vt_hf_generation_config_apply(gmany, &c) == VT_EFORMAT &&
           strstr(vt_last_error(), "generation_config.json: eos_token_id"));
+    /* layer_types is Gemma 3's only: another model's (Qwen3-Next's linear_attention) parses,
+     * so that the runner refuses its model_type by name instead of a "malformed" layer_types */
+    static const char *const lt =
+        "{\"model_type\": \"%s\", \"hidden_size\": 64, \"intermediate_size\": 128, "
+        "\"num_hidden_layers\": 2, \"num_attention_heads\": 4, "
+        "\"layer_types\": [\"linear_attention\", \"full_attention\"]}";
+    char js[512];
+    snprintf(js, sizeof js, lt, "qwen3_next");
+    CHECK_RC(vt_hf_config_parse(js, &c));
+    CHECK(!strcmp(c.model_type, "qwen3_next") && c.n_layer_types == 0);
+    snprintf(js, sizeof js, lt, "gemma3_text");
+    CHECK(vt_hf_config_parse(js, &c) == VT_EFORMAT && strstr(vt_last_error(), "layer_types[0]"));
+    /* transformers 5's rope_parameters replaces rope_theta / rope_scaling; Gemma 3's holds one
+     * object per attention kind, whose sliding one gives the windowed layers' base */
+    static const char *const rp =
+        "{\"model_type\": \"%s\", \"hidden_size\": 64, \"intermediate_size\": 128, "
+        "\"num_hidden_layers\": 2, \"num_attention_heads\": 4, \"rope_theta\": 10000, "
+        "\"rope_parameters\": %s}";
+    snprintf(js, sizeof js, rp, "llama", "{\"rope_type\": \"default\", \"rope_theta\": 1e6}");
+    CHECK_RC(vt_hf_config_parse(js, &c));
+    CHECK(c.rope_theta == 1e6f && !strcmp(c.rope_type, "default"));
+    snprintf(js, sizeof js, rp, "llama",
+             "{\"rope_type\": \"linear\", \"factor\": 8, \"rope_theta\": 5e5}");
+    CHECK_RC(vt_hf_config_parse(js, &c));
+    CHECK(c.rope_theta == 5e5f && !strcmp(c.rope_type, "linear") && c.rope_factor == 8);
+    snprintf(js, sizeof js, rp, "gemma3_text",
+             "{\"full_attention\": {\"rope_type\": \"linear\", \"factor\": 8, \"rope_theta\": "
+             "1e6}, \"sliding_attention\": {\"rope_type\": \"default\", \"rope_theta\": 1e4}}");
+    CHECK_RC(vt_hf_config_parse(js, &c));
+    CHECK(c.rope_theta == 1e6f && !strcmp(c.rope_type, "linear") && c.rope_factor == 8 &&
+          c.rope_local_base == 1e4f);
+    snprintf(js, sizeof js, rp, "gemma3_text",
+             "{\"full_attention\": {\"rope_type\": \"default\", \"rope_theta\": 1e6}, "
+             "\"sliding_attention\": {\"rope_type\": \"linear\", \"factor\": 2}}");
+    CHECK(vt_hf_config_parse(js, &c) == VT_EUNSUPPORTED &&
+          strstr(vt_last_error(), "sliding_attention"));
+    snprintf(js, sizeof js, rp, "llama", "3");
+    CHECK(vt_hf_config_parse(js, &c) == VT_EFORMAT && strstr(vt_last_error(), "rope_parameters"));
+    snprintf(js, sizeof js, rp, "llama", "{\"rope_type\": \"llama3\", \"factor\": 8}");
+    CHECK(vt_hf_config_parse(js, &c) == VT_EFORMAT &&
+          strstr(vt_last_error(), "rope_parameters (llama3) has no number low_freq_factor"));
     return vt_test_done("test_hf_config");
 }

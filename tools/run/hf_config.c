@@ -349,23 +349,77 @@ static int cfg_ids(const hj_doc *d, const char *file, const char *key, int32_t *
 
 /* rope_scaling: null/absent, or an object with rope_type (or "type"); for "llama3" its four
  * numbers, all required (transformers requires them too). */
+static int cfg_rope_obj(const hj_doc *d, uint32_t rs, const char *what, vt_hf_config *c);
+
 static int cfg_rope_scaling(const hj_doc *d, vt_hf_config *c) {
     uint32_t rs = hj_get(d, 1, "rope_scaling");
     if (!rs || d->v[rs].type == HJ_NULL) return 0;
     if (d->v[rs].type != HJ_OBJ)
         return vt_fail(VT_EFORMAT, "config.json: rope_scaling is neither null nor an object");
+    return cfg_rope_obj(d, rs, "rope_scaling", c);
+}
+
+/* A positive finite f32 @p key of object @p o (0: absent), or VT_EFORMAT naming @p what. */
+static int obj_f32(const hj_doc *d, uint32_t o, const char *what, const char *key, float *out) {
+    uint32_t n = hj_get(d, o, key);
+    if (!n || d->v[n].type == HJ_NULL) return 0;
+    double v = d->v[n].num;
+    if (d->v[n].type != HJ_NUM || !(v > 0 && v <= FLT_MAX))
+        return vt_fail(VT_EFORMAT, "config.json: %s %s is not a positive finite 32-bit float", what,
+                       key);
+    *out = (float)v;
+    return 0;
+}
+
+/* transformers 5 keeps RoPE in rope_parameters, not rope_theta / rope_scaling: an object with
+ * rope_type, rope_theta and the type's numbers, or one per attention kind (Gemma 3:
+ * full_attention, and sliding_attention for the windowed layers, which must not scale). It
+ * replaces what the older keys said. */
+static int cfg_rope_parameters(const hj_doc *d, vt_hf_config *c) {
+    uint32_t rp = hj_get(d, 1, "rope_parameters");
+    if (!rp || d->v[rp].type == HJ_NULL) return 0;
+    if (d->v[rp].type != HJ_OBJ)
+        return vt_fail(VT_EFORMAT, "config.json: rope_parameters is neither null nor an object");
+    const char *what = "rope_parameters";
+    uint32_t full = hj_get(d, rp, "full_attention"), sl = hj_get(d, rp, "sliding_attention");
+    int rc;
+    if (sl && d->v[sl].type == HJ_OBJ) {
+        uint32_t ty = hj_get(d, sl, "rope_type");
+        if (ty && (d->v[ty].type != HJ_STR || strcmp(hj_str(d, ty), "default")))
+            return vt_fail(VT_EUNSUPPORTED,
+                           "config.json: rope_parameters.sliding_attention rope_type is not "
+                           "\"default\" (scaled windowed layers are not supported)");
+        if ((rc = obj_f32(d, sl, "rope_parameters.sliding_attention", "rope_theta",
+                          &c->rope_local_base)))
+            return rc;
+    }
+    if (full && d->v[full].type == HJ_OBJ) {
+        rp = full;
+        what = "rope_parameters.full_attention";
+    }
+    if ((rc = obj_f32(d, rp, what, "rope_theta", &c->rope_theta))) return rc;
+    c->rope_type[0] = 0;
+    c->rope_factor = c->rope_low_freq = c->rope_high_freq = 0;
+    c->rope_orig_max_pos = 0;
+    return hj_get(d, rp, "rope_type") ? cfg_rope_obj(d, rp, what, c) : 0;
+}
+
+/* A RoPE scaling object @p rs (rope_scaling, or rope_parameters' @p what): rope_type (or "type");
+ * for "llama3" its four numbers, all required (transformers requires them too), for "linear" its
+ * factor. */
+static int cfg_rope_obj(const hj_doc *d, uint32_t rs, const char *what, vt_hf_config *c) {
     uint32_t ty = hj_get(d, rs, "rope_type");
     if (!ty) ty = hj_get(d, rs, "type");
     if (!ty || d->v[ty].type != HJ_STR)
-        return vt_fail(VT_EFORMAT, "config.json: rope_scaling has no rope_type string");
+        return vt_fail(VT_EFORMAT, "config.json: %s has no rope_type string", what);
     snprintf(c->rope_type, sizeof c->rope_type, "%s", hj_str(d, ty));
     if (!c->rope_type[0]) snprintf(c->rope_type, sizeof c->rope_type, "?");
     if (!strcmp(c->rope_type, "linear")) { /* transformers: the frequencies / factor */
         uint32_t n = hj_get(d, rs, "factor");
         double f = n && d->v[n].type == HJ_NUM ? d->v[n].num : 0;
         if (!(f > 0 && f <= FLT_MAX))
-            return vt_fail(VT_EFORMAT,
-                           "config.json: rope_scaling (linear) has no positive finite factor");
+            return vt_fail(VT_EFORMAT, "config.json: %s (linear) has no positive finite factor",
+                           what);
         c->rope_factor = (float)f;
         return 0;
     }
@@ -376,20 +430,19 @@ static int cfg_rope_scaling(const hj_doc *d, vt_hf_config *c) {
     for (int k = 0; k < 4; k++) {
         uint32_t n = hj_get(d, rs, keys[k]);
         if (!n || d->v[n].type != HJ_NUM)
-            return vt_fail(VT_EFORMAT, "config.json: rope_scaling (llama3) has no number %s",
-                           keys[k]);
+            return vt_fail(VT_EFORMAT, "config.json: %s (llama3) has no number %s", what, keys[k]);
         v[k] = d->v[n].num;
     }
     for (int k = 0; k < 3; k++)
         if (!(fabs(v[k]) <= FLT_MAX))
             return vt_fail(VT_EFORMAT,
-                           "config.json: rope_scaling (llama3) %s is %g: not a finite 32-bit float",
+                           "config.json: %s (llama3) %s is %g: not a finite 32-bit float", what,
                            keys[k], v[k]);
     if (!(v[3] >= 1 && v[3] <= UINT32_MAX && v[3] == floor(v[3])))
         return vt_fail(VT_EFORMAT,
-                       "config.json: rope_scaling original_max_position_embeddings %g is not a "
-                       "positive integer",
-                       v[3]);
+                       "config.json: %s original_max_position_embeddings %g is not a positive "
+                       "integer",
+                       what, v[3]);
     c->rope_factor = (float)v[0];
     c->rope_low_freq = (float)v[1];
     c->rope_high_freq = (float)v[2];
@@ -408,7 +461,7 @@ static int parse_object(const char *json, const char *file, hj_doc *d) {
     return 0;
 }
 
-/* Gemma 3's keys (absent in other models: zeros). */
+/* Gemma 3's keys (model_type gemma3_text; zeros for other models). */
 static int cfg_gemma(const hj_doc *d, vt_hf_config *c) {
     int rc;
     if ((rc = cfg_f32(d, "query_pre_attn_scalar", &c->query_pre_attn_scalar, 0)) ||
@@ -460,7 +513,7 @@ int vt_hf_config_parse(const char *json, vt_hf_config *c) {
         !(rc = cfg_u32(&d, "num_key_value_heads", &c->n_kv_heads, 0, c->n_heads)) &&
         !(rc = cfg_u32(&d, "head_dim", &c->head_dim, 0, 0)) &&
         !(rc = cfg_u32(&d, "sliding_window", &c->window, 0, 0)) &&
-        !(rc = cfg_u32(&d, "max_window_layers", &c->max_window_layers, 0, 0)) &&
+        !(rc = cfg_u32(&d, "max_window_layers", &c->max_window_layers, 0, 28)) &&
         !(rc = cfg_u32(&d, "vocab_size", &c->vocab_size, 0, 0)) &&
         !(rc = cfg_u32(&d, "max_position_embeddings", &c->max_pos, 0, 0)) &&
         !(rc = cfg_f32(&d, "rope_theta", &c->rope_theta, 10000.0f)) &&
@@ -476,7 +529,10 @@ int vt_hf_config_parse(const char *json, vt_hf_config *c) {
         rc = cfg_ids(&d, "config.json", "eos_token_id", c->eos_ids, &c->n_eos);
         c->eos_id = c->n_eos ? c->eos_ids[0] : -1;
         if (!rc) rc = cfg_rope_scaling(&d, c);
-        if (!rc) rc = cfg_gemma(&d, c);
+        /* only Gemma 3's: other models' layer_types (Qwen3-Next's "linear_attention", ...)
+         * must reach the runner's refusal of their model_type, not fail here */
+        if (!rc && !strcmp(c->model_type, "gemma3_text")) rc = cfg_gemma(&d, c);
+        if (!rc) rc = cfg_rope_parameters(&d, c); /* after cfg_gemma: it sets rope_local_base */
     }
     hj_free(&d);
     return rc;

@@ -42,14 +42,15 @@ typedef struct vt_hf_config {
     int attention_bias;         /* attention_bias (LlamaConfig, Qwen3Config): 1 if true */
     uint32_t window;            /* sliding_window (Mistral, Qwen2): 0 when null or absent */
     uint32_t max_window_layers; /* max_window_layers (Qwen2): layers from it on use the window
-                                 * (default 0) */
+                                 * (default 28, transformers' Qwen2Config / Qwen3Config) */
     /* Gemma 3 (model_type gemma3_text) */
     float query_pre_attn_scalar; /* softmax scale 1/sqrt(it); 0 if absent */
     uint32_t window_pattern;     /* sliding_window_pattern (or _sliding_window_pattern): every
                                   * n-th layer is global; 0 if absent */
     uint32_t n_layer_types;      /* layer_types entries (0: absent); at most 1024 */
     uint8_t layer_sliding[1024]; /* layer_types[l] == "sliding_attention" */
-    float rope_local_base;       /* rope_local_base_freq (0 if absent) */
+    float rope_local_base;       /* rope_local_base_freq, or transformers 5's
+                                  * rope_parameters.sliding_attention.rope_theta (0: absent) */
     float final_softcap;         /* final_logit_softcapping (0 if null or absent) */
     float attn_softcap;          /* attn_logit_softcapping (0 if null or absent) */
     char hidden_act[32];         /* hidden_activation, else hidden_act ("" if absent) */
@@ -58,7 +59,9 @@ typedef struct vt_hf_config {
     uint32_t n_eos;              /* eos_token_id: every id of a list (Llama 3.1: 3), or the one */
     int32_t eos_ids[VT_HF_MAX_EOS];
     /* rope_scaling: rope_type (or the older "type"); "" when rope_scaling is null or absent. The
-     * numbers are read for "llama3" (all four required) and "linear" (factor), 0 otherwise. */
+     * numbers are read for "llama3" (all four required) and "linear" (factor), 0 otherwise.
+     * transformers 5's rope_parameters (its full_attention object for Gemma 3), when present,
+     * replaces these and rope_theta. */
     char rope_type[32];
     float rope_factor;          /* factor */
     float rope_low_freq;        /* low_freq_factor */

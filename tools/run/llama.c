@@ -511,9 +511,13 @@ static int check_dims(vt_llama_hparams *hp, uint32_t head_dim) {
 /* The tensors the hyperparameters need, with their shapes; sets vocab and tied_output. */
 static int check_tensors(vt_store *s, vt_llama_hparams *hp) {
     int rc;
-    if (hp->rope_dim > hp->head_dim || hp->rope_dim % 2)
-        return vt_fail(VT_EFORMAT, "rope dimension %u with head dim %u", hp->rope_dim,
-                       hp->head_dim);
+    if (hp->rope_dim % 2)
+        return vt_fail(VT_EUNSUPPORTED,
+                       "rotary dimension %u (head dim %u) is odd: RoPE rotates pairs of values",
+                       hp->rope_dim, hp->head_dim);
+    if (hp->rope_dim > hp->head_dim)
+        return vt_fail(VT_EFORMAT, "rotary dimension %u is larger than the head dim %u",
+                       hp->rope_dim, hp->head_dim);
     if (hp->window && hp->n_layers > VT_LLAMA_MAX_LAYERS)
         return vt_fail(VT_EUNSUPPORTED, "sliding-window attention with %u layers (at most %u)",
                        hp->n_layers, VT_LLAMA_MAX_LAYERS);
