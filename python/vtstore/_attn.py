@@ -181,7 +181,7 @@ class KVCache(_Closing):
             p.o, p.o_dtype = o.ctypes.data, _OUT[out_dtype][1]
             if lse is not None:
                 p.lse = lse.ctypes.data_as(POINTER(c_float))
-            p.algo, p.nthreads = _ALGOS[algo], threads
+            p.algo, p.nthreads = _ALGOS[algo], _lib.threads(threads, "threads")
             with self._lock:
                 lib.vt_kv_cache_view(self._handle(), byref(p.kv))
                 call(lib.vt_attn_forward, byref(p))

@@ -554,6 +554,17 @@ class NotFoundError(Error, KeyError):
 Error.__module__ = NotFoundError.__module__ = "vtstore"  # as users name them
 
 
+def threads(n, what: str = "nthreads") -> int:
+    """A thread count for the C library's int: 0 (all) to 2^31 - 1; anything else (negative,
+    beyond an int, not an integer) raises ValueError rather than wrapping in ctypes."""
+    if isinstance(n, bool) or not isinstance(n, int) and not hasattr(n, "__index__"):
+        raise ValueError(f"{what} must be an integer, not {type(n).__name__}")
+    n = int(n.__index__()) if not isinstance(n, int) else n
+    if not 0 <= n <= 0x7FFFFFFF:
+        raise ValueError(f"{what} is {n}: expected 0 (all) to {0x7FFFFFFF}")
+    return n
+
+
 def _text(b: Optional[bytes]) -> str:
     return b.decode("utf-8", "replace") if b else ""
 

@@ -149,6 +149,8 @@ class _Params:
             self.p.channel_count = cols
         elif base == "awq_int4":
             raise ValueError("awq_int4 needs channel_scale (the AWQ per-input-channel scales)")
+        if channel_scale is not None and base != "awq_int4":
+            raise ValueError(f"channel_scale is awq_int4's; {base} takes none (it was ignored)")
 
     @property
     def ref(self):
@@ -184,7 +186,8 @@ def quantize(array, fmt: str, *, tensor_scale: Optional[float] = None, channel_s
     p = _Params(code, cols, tensor_scale, channel_scale)
     out = np.zeros(_nbytes(code, rows, cols), dtype=np.uint8)
     if rows and cols:
-        call(lib.vt_quantize, code, p.ref, a.ctypes.data, rows, cols, out.ctypes.data, nthreads)
+        call(lib.vt_quantize, code, p.ref, a.ctypes.data, rows, cols, out.ctypes.data,
+             _lib.threads(nthreads))
     return out
 
 
@@ -206,7 +209,8 @@ def dequantize(buf, fmt: str, shape: Union[int, Sequence[int]], *,
     p = _Params(code, cols, tensor_scale, channel_scale)
     out = np.empty(shape, dtype=np.float32)
     if rows and cols:
-        call(lib.vt_dequantize, code, p.ref, q.ctypes.data, rows, cols, out.ctypes.data, nthreads)
+        call(lib.vt_dequantize, code, p.ref, q.ctypes.data, rows, cols, out.ctypes.data,
+             _lib.threads(nthreads))
     return out
 
 

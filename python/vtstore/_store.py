@@ -548,7 +548,7 @@ class Store(_Closing):
         o.requantize = int(requantize)
         o.awq_stats_path = _path(awq_stats, "awq_stats") if awq_stats else None
         o.tensor_name = _name(tensor_name) if tensor_name else None
-        o.nthreads = nthreads
+        o.nthreads = _lib.threads(nthreads)
         names: List[str] = []
         raised: List[BaseException] = []
 
@@ -737,7 +737,7 @@ class Writer:
         self._handle()
         try:
             self._put(name, array, format, rows_per_chunk, tensor_scale, channel_scale, source,
-                      measure, nthreads)  # fmt: skip
+                      measure, _lib.threads(nthreads))  # fmt: skip
         except BaseException:
             self.abort()
             raise

@@ -382,6 +382,21 @@ class TestQuant(Base):
         d = (np.maximum(ws.max(axis=2), 0) - np.minimum(ws.min(axis=2), 0)) / 15 * 1.05
         bound = np.repeat(d, 128, axis=1) / s
         self.assertTrue(np.all(np.abs(x - y) <= bound + 1e-30))
+        # another format takes no channel scales: refused, not ignored
+        with self.assertRaises(ValueError) as cm:
+            vtstore.quantize(x, "q8_0", channel_scale=s)
+        self.assertIn("awq_int4", str(cm.exception))
+
+    def test_thread_counts_fit_an_int(self) -> None:
+        x = self.weights(2, 64)
+        q = vtstore.quantize(x, "q8_0", nthreads=2)
+        for bad in (-1, 2**32 + 1, 2**31, True, 1.5):
+            with self.assertRaises(ValueError, msg=repr(bad)):
+                vtstore.quantize(x, "q8_0", nthreads=bad)
+            with self.assertRaises(ValueError, msg=repr(bad)):
+                vtstore.dequantize(q, "q8_0", x.shape, nthreads=bad)
+        np.testing.assert_array_equal(vtstore.dequantize(q, "q8_0", x.shape, nthreads=2**31 - 1),
+                                      vtstore.dequantize(q, "q8_0", x.shape))
 
     def test_errors(self) -> None:
         x = self.weights(3, 64)
