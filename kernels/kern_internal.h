@@ -62,7 +62,8 @@ typedef struct vt_kx {
     int batch;      /* vectors whose outputs are written */
     int npad;       /* vectors in x (>= batch; the extra ones are zero) */
     float *mem;     /* owned buffer behind x (and xq, xs), or NULL */
-    /* The AVX2 kernel's integer form (batches 1-2 of nf4, nf4_dq, mxfp4, nvfp4, q4_0), else NULL:
+    /* The integer form (batches 1-2; AVX2: nf4, nf4_dq, mxfp4, nvfp4, q4_0; AVX-512 with VNNI:
+     * q4_0, q4_1), else NULL:
      * per vector b and 64-column group g, 64 int16 codes xq[(b n64 + g) 64 ..] in the kernel's
      * order and their scale xs[b n64 + g] (x ~ code xs); itab: the int16 weight values' low bytes,
      * then their high bytes, for the 16 codes. */
@@ -87,10 +88,11 @@ uint64_t vt_kfused_rows(const vt_kdesc *d, uint64_t r0, int nr, const vt_kx *px,
  * vt_kcpu_avx2. */
 uint64_t vt_kfused_rows_avx2(const vt_kdesc *d, uint64_t r0, int nr, const vt_kx *px, float *out);
 int vt_kfused_prep_avx2(const vt_kdesc *d, const float *x, int batch, vt_kx *px);
-/* 1 when vt_kfused_prep would give d's batch-vector GEMV the AVX2 kernel's integer form (x as
- * int16 codes per 64 columns, kernels.h "CPU GEMV"): AVX2 path in use, nf4/nf4_dq/mxfp4/nvfp4/q4_0,
- * batch 1-2, VT_GEMV_CPU_INT not 0. The call still falls back to floats for x with a non-finite
- * value or a 64-column group of magnitude below 2^-100. */
+/* 1 when vt_kfused_prep would give d's batch-vector GEMV an integer form (x as int16 codes per
+ * 64 columns, kernels.h "CPU GEMV"): batch 1-2, VT_GEMV_CPU_INT not 0, and the AVX2 path with
+ * nf4/nf4_dq/mxfp4/nvfp4/q4_0 or the AVX-512 path on a CPU with AVX512-VNNI with q4_0/q4_1. The
+ * call still falls back to floats for x with a non-finite value or a 64-column group of magnitude
+ * below 2^-100. */
 int vt_kfused_xint(const vt_kdesc *d, int batch);
 /* The AVX-512 kernel itself and its preparation; the caller checks the CPU (vt_kcpu_avx512). */
 uint64_t vt_kfused_rows512(const vt_kdesc *d, uint64_t r0, int nr, const vt_kx *px, float *out);

@@ -4,6 +4,8 @@
  * the per-call preparation of x that the chosen kernel reads (vt_kfused_prep). CPU features come
  * from the cached vt_cpu_features()/vt_kcpu_avx2(), never cpuid per call. */
 #include <errno.h>
+#include <float.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -79,6 +81,61 @@ int vt_kx_build(const vt_kdesc *d, const float *x, int batch, int npad, int g, i
     }
     *px = (vt_kx){.x = o, .batch = batch, .npad = npad, .mem = o};
     return 0;
+}
+
+int vt_kxi_build(const vt_kdesc *d, const float *x, int batch, const uint8_t *perm, int how,
+                 vt_kx *px) {
+    const uint64_t cols = d->cols, n64 = cols / 64;
+    float *m = vt_malloc((size_t)batch * n64 * (sizeof(float) + 64 * sizeof(int16_t)));
+    if (!m) return -ENOMEM;
+    float *xs = m;
+    int16_t *xq = (int16_t *)(m + (size_t)batch * n64);
+    for (int b = 0; b < batch; b++)
+        for (uint64_t G = 0; G < n64; G++) {
+            const float *v = x + (uint64_t)b * cols + 64 * G;
+            float am = 0.0f;
+            for (int e = 0; e < 64; e++) {
+                const float a = fabsf(v[e]);
+                if (!(a <= FLT_MAX)) goto fallback;
+                am = a > am ? a : am;
+            }
+            if (am > 0.0f && am < 0x1p-100f) goto fallback;
+            const double inv = am > 0.0f ? VT_KXI_Q / am : 0.0;
+            xs[(uint64_t)b * n64 + G] = (float)(am / VT_KXI_Q);
+            const int pair = (how & VT_KXI_PAIRS) && (G ^ 1) < n64;
+            int16_t *o = xq + ((uint64_t)b * n64 + (pair ? G & ~(uint64_t)1 : G)) * 64;
+            for (int t = 0; t < 64; t++) {
+                long c = lrint(v[perm[t]] * inv);
+                o[pair ? 32 * (t / 16) + 16 * (int)(G & 1) + t % 16 : t] =
+                    (int16_t)(c > 16384    ? 16384
+                              : c < -16384 ? -16384
+                                           : c);
+            }
+        }
+    *px = (vt_kx){.x = x, .batch = batch, .npad = batch, .mem = m, .xq = xq, .xs = xs, .n64 = n64};
+    return 0;
+fallback:
+    vt_free(m);
+    return 1;
+}
+
+int vt_kfused_xint(const vt_kdesc *d, int batch) {
+    static int on = -1; /* VT_GEMV_CPU_INT=0: the f32 kernels (A/B, tests); cached */
+    int c = __atomic_load_n(&on, __ATOMIC_RELAXED);
+    if (c < 0) {
+        const char *e = getenv("VT_GEMV_CPU_INT");
+        c = !(e && strcmp(e, "0") == 0);
+        __atomic_store_n(&on, c, __ATOMIC_RELAXED);
+    }
+    if (!c || batch < 1 || batch > 2 || d->cols < 64) return 0;
+    switch (fused_isa(d)) {
+    case 512:
+        return vt_kxi_fmt512(d->fmt);
+    case 2:
+        return vt_kxi_fmt_avx2(d->fmt);
+    default:
+        return 0;
+    }
 }
 
 uint64_t vt_kfused_rows(const vt_kdesc *d, uint64_t r0, int nr, const vt_kx *px, float *out) {

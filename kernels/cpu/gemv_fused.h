@@ -19,6 +19,22 @@ enum { VT_KX_SPLIT = 1, VT_KX_ODD_FIRST = 2, VT_KX_INTERLEAVE = 4 };
  * @p how says with groups of g (<= 64) elements. Returns 0 or -ENOMEM. */
 int vt_kx_build(const vt_kdesc *d, const float *x, int batch, int npad, int g, int how, vt_kx *px);
 
+/* The integer kernels' x (px->xq, xs, n64; gemv_fused_avx2x4.c `fusedi`, gemv_fused_avx512.c
+ * `fusedi512`): per vector b < batch and whole 64-column group G, codes rint(x VT_KXI_Q / amax_G)
+ * (|code| <= 16384, each x off by at most amax_G / 32768) with scale xs = amax_G / VT_KXI_Q;
+ * position t of G's 64 codes holds column 64 G + perm[t]. With VT_KXI_PAIRS, groups 2c and 2c + 1
+ * alternate by 16 codes (so one 512-bit load holds 16 of each, for four 128-bit lanes of blocks);
+ * a last odd group is stored as is. Returns 1 (nothing built: the f32 kernel) when an x is not
+ * finite or a group's magnitude is below 2^-100 (its scale would lose precision), else 0 or
+ * -ENOMEM; px->itab is left zero. */
+#define VT_KXI_Q 16384.0
+/* 1 when the AVX-512 / AVX2 kernel has an integer form for format fmt (the CPU allowing). */
+int vt_kxi_fmt512(uint32_t fmt);
+int vt_kxi_fmt_avx2(uint32_t fmt);
+enum { VT_KXI_PAIRS = 1 };
+int vt_kxi_build(const vt_kdesc *d, const float *x, int batch, const uint8_t *perm, int how,
+                 vt_kx *px);
+
 #if defined(__x86_64__)
 #include <emmintrin.h>
 

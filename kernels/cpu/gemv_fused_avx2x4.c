@@ -17,7 +17,6 @@
  *   then FMAed against every vector, x prepared once per call and kept in L1 by column chunks.
  * f32 accumulation. Whole blocks only: the caller decodes a ragged tail. */
 #include <errno.h>
-#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -864,23 +863,9 @@ static uint64_t rows_batch(const vt_kdesc *d, uint64_t r0, int nr, const vt_kx *
  * 64-column group of a row sums in int32 without overflow (8 products of at most 16383 x 16384 per
  * lane) and is converted once. The unpacks' order (per 16 columns the low nibbles' values, then the
  * high ones') is the x codes' order, so nothing is shuffled per row. */
-#define XI_Q 16384.0 /* x codes per amax */
-
-static int xi_fmt(uint32_t f) {
+int vt_kxi_fmt_avx2(uint32_t f) {
     return f == VT_FMT_NF4 || f == VT_FMT_NF4_DQ || f == VT_FMT_MXFP4 || f == VT_FMT_NVFP4 ||
            f == VT_FMT_Q4_0;
-}
-
-int vt_kfused_xint(const vt_kdesc *d, int batch) {
-    static int on = -1; /* VT_GEMV_CPU_INT=0: the f32 table path (A/B, tests); cached */
-    int c = __atomic_load_n(&on, __ATOMIC_RELAXED);
-    if (c < 0) {
-        const char *e = getenv("VT_GEMV_CPU_INT");
-        c = !(e && strcmp(e, "0") == 0);
-        __atomic_store_n(&on, c, __ATOMIC_RELAXED);
-    }
-    return c && !d->sparse && batch >= 1 && batch <= 2 && xi_fmt(d->fmt) && d->cols >= 64 &&
-           vt_kcpu_avx2() && !vt_kcpu_avx512();
 }
 
 /* 32 code bytes y -> 64 int16 values of tables tl (low bytes) and th (high bytes): w[0] lane 0
@@ -1067,38 +1052,19 @@ static uint64_t rows_xi(const vt_kdesc *d, uint64_t r0, int nr, const vt_kx *px,
     return kf;
 }
 
-/* The integer form's x (see above) for batch vectors of d->cols; 1 (nothing built: the f32
- * path) when a value is not finite or a group's magnitude is below 2^-100 (its scale would lose
- * precision), else 0 or -ENOMEM. */
+/* The integer form's x (see above; vt_kxi_build) and weight tables. */
 static int xi_prep(const vt_kdesc *d, const float *x, int batch, vt_kx *px) {
-    const uint64_t cols = d->cols, n64 = cols / 64;
     const int nf = d->fmt == VT_FMT_NF4 || d->fmt == VT_FMT_NF4_DQ, q40 = d->fmt == VT_FMT_Q4_0;
-    float *m = vt_malloc((size_t)batch * n64 * (sizeof(float) + 64 * sizeof(int16_t)));
-    if (!m) return -ENOMEM;
-    float *xs = m;
-    int16_t *xq = (int16_t *)(m + (size_t)batch * n64);
-    for (int b = 0; b < batch; b++)
-        for (uint64_t G = 0; G < n64; G++) {
-            const float *v = x + (uint64_t)b * cols + 64 * G;
-            float am = 0.0f;
-            for (int e = 0; e < 64; e++) {
-                const float a = fabsf(v[e]);
-                if (!(a <= FLT_MAX)) goto fallback;
-                am = a > am ? a : am;
-            }
-            if (am > 0.0f && am < 0x1p-100f) goto fallback;
-            const double inv = am > 0.0f ? XI_Q / am : 0.0;
-            xs[(uint64_t)b * n64 + G] = (float)(am / XI_Q);
-            int16_t *o = xq + ((uint64_t)b * n64 + G) * 64;
-            /* position t = 32 n + 16 h + 8 l + e holds the column of nibble n of code byte
-             * j = 16 l + 8 h + e (xi_vals32's order): 2 j + n (nf4: 2 j + 1 - n; q4_0, whose
-             * 32-column blocks have columns i and i + 16 in byte i: 32 l + 8 h + e + 16 n) */
-            for (int t = 0; t < 64; t++) {
-                const int n = t / 32, j = 16 * (t / 8 % 2) + 8 * (t / 16 % 2) + t % 8;
-                long c = lrint(v[q40 ? 32 * (j / 16) + j % 16 + 16 * n : 2 * j + (n ^ nf)] * inv);
-                o[t] = (int16_t)(c > 16384 ? 16384 : c < -16384 ? -16384 : c);
-            }
-        }
+    /* position t = 32 n + 16 h + 8 l + e holds the column of nibble n of code byte
+     * j = 16 l + 8 h + e (xi_vals32's order): 2 j + n (nf4: 2 j + 1 - n; q4_0, whose
+     * 32-column blocks have columns i and i + 16 in byte i: 32 l + 8 h + e + 16 n) */
+    uint8_t perm[64];
+    for (int t = 0; t < 64; t++) {
+        const int n = t / 32, j = 16 * (t / 8 % 2) + 8 * (t / 16 % 2) + t % 8;
+        perm[t] = (uint8_t)(q40 ? 32 * (j / 16) + j % 16 + 16 * n : 2 * j + (n ^ nf));
+    }
+    int rc = vt_kxi_build(d, x, batch, perm, 0, px);
+    if (rc) return rc;
     for (int c = 0; c < 16; c++) {
         int v = nf    ? (int)lrintf(vt_nf4_values[c] * 16383.0f)
                 : q40 ? c - 8
@@ -1106,17 +1072,7 @@ static int xi_prep(const vt_kdesc *d, const float *x, int batch, vt_kx *px) {
         px->itab[c] = (uint8_t)(v & 255);
         px->itab[16 + c] = (uint8_t)(((uint32_t)v >> 8) & 255);
     }
-    px->x = x;
-    px->batch = batch;
-    px->npad = batch;
-    px->mem = m;
-    px->xq = xq;
-    px->xs = xs;
-    px->n64 = n64;
     return 0;
-fallback:
-    vt_free(m);
-    return 1;
 }
 
 int vt_kfused_prep_avx2(const vt_kdesc *d, const float *x, int batch, vt_kx *px) {
@@ -1169,7 +1125,7 @@ uint64_t vt_kfused_rows_avx2(const vt_kdesc *d, uint64_t r0, int nr, const vt_kx
     return kf;
 }
 #else
-int vt_kfused_xint(const vt_kdesc *d, int batch) {
+int vt_kxi_fmt_avx2(uint32_t f) {
     return 0;
 }
 int vt_kfused_prep_avx2(const vt_kdesc *d, const float *x, int batch, vt_kx *px) {

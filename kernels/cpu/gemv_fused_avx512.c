@@ -13,7 +13,8 @@
  * every vector, 4 rows x up to 4 vectors or 2 rows x 6-8 per call, over column chunks whose x
  * stays in L1. Accumulation is f32. Each row prefetches what a later row group will read (from
  * DRAM the hardware prefetchers alone left the kernel at about half the read bandwidth). Whole
- * blocks only: the caller decodes a ragged tail. */
+ * blocks only: the caller decodes a ragged tail. q4_0 and q4_1 at batches 1-2 run in integers on
+ * CPUs with AVX512-VNNI (fusedi512, below; VT_GEMV_CPU_INT=0 keeps the f32 kernel). */
 #include <math.h>
 #include <string.h>
 
@@ -93,6 +94,11 @@ const float vt_ke8m0_f32[256] = {
 #define INLINE static inline __attribute__((always_inline))
 /* Prefetch of what the next row group reads at this point (see pfd in fused). */
 #define PF(a) _mm_prefetch((const char *)(a) + pfd, _MM_HINT_T0)
+/* The least prefetch distance at batch 1 (fused_b1, fusedi512): one row group ahead is 1440
+ * bytes on SmolLM2-135M's 576-column q4_1 rows, too close for DRAM on one thread; 8 KiB took
+ * `vtstore run`'s one-thread decode from about 82 to 115 tokens/s (2-CPU Zen 5 VM; 4-16 KiB
+ * alike) and leaves 4096-column rows (9-10 KiB a row group) as they were. */
+#define PF_MIN 8192
 
 static const float e2m1_tab[16] = {0.0f,  0.5f,  1.0f,  1.5f,  2.0f,  3.0f,  4.0f,  6.0f,
                                    -0.0f, -0.5f, -1.0f, -1.5f, -2.0f, -3.0f, -4.0f, -6.0f};
@@ -191,9 +197,10 @@ A512 INLINE uint64_t fused_b1(const vt_kdesc *d, uint64_t r0, const int R, const
     const uint8_t *p[4];
     uint64_t g[4];
     /* Prefetch distance: the same column R rows on, i.e. the next row group, which the caller
-     * runs next. */
-    const uint64_t pfd = d->row_bytes ? (uint64_t)R * d->row_bytes /* nf4_dq: about R rows */
+     * runs next, but at least PF_MIN bytes. */
+    const uint64_t pfr = d->row_bytes ? (uint64_t)R * d->row_bytes /* nf4_dq: about R rows */
                                       : (uint64_t)R * d->bpr * sizeof(vt_block_nf4_dq) / 256;
+    const uint64_t pfd = pfr > PF_MIN ? pfr : PF_MIN;
     for (int i = 0; i < R; i++) {
         p[i] = d->data + (r0 + i) * d->row_bytes;
         g[i] = (r0 + i) * d->bpr;
@@ -544,9 +551,177 @@ static int has_path(uint32_t fmt) {
     }
 }
 
+/* ---- batches 1-2 of q4_0 and q4_1: integer dots ------------------------------------------------
+ * The f32 kernel above spends about 8 vector ops per 32 weights (a widening load, two vpermps, a
+ * shift, two FMAs, the block scale): in `vtstore run`'s decode (one thread) the q4_1 product
+ * took half the time. Here, as in the AVX2 kernel's integer form (gemv_fused_avx2x4.c `fusedi`),
+ * x is quantized once per call to int16 per 64 columns (vt_kxi_build; each x off by at most
+ * 1/32768 of its group's largest |x|) and the codes stay integers: 64 code bytes (four blocks,
+ * one per 128-bit lane) give four vectors of 32 int16 values by 16-bit shifts and masks (no
+ * shuffles: word m of a block holds columns 2m, 2m + 16, 2m + 1, 2m + 17 in its four nibbles, and
+ * x is stored in that order), and vpdpwssd (AVX512-VNNI) sums them against the x codes in int32
+ * lanes, four per block, without overflow (8 products of at most 15 x 16384 per lane). Each lane
+ * is converted once and scaled by its block's d times its group's x scale. q4_0's -8 is folded
+ * into the int32 start value (-8 times the lane's x codes, once per 128 columns for all rows),
+ * exactly; q4_1's minimum m multiplies the lane's quantized x sum (so the result is the exact dot
+ * product of the dequantized weights with the quantized x, within the same bound as AVX2's). */
+#define A512I __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")))
+
+int vt_kxi_fmt512(uint32_t f) {
+    static int ok = -1; /* AVX512-BW and -VNNI; cached (no cpuid per call) */
+    int c = __atomic_load_n(&ok, __ATOMIC_RELAXED);
+    if (c < 0) {
+        c = __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vnni");
+        __atomic_store_n(&ok, c, __ATOMIC_RELAXED);
+    }
+    return c && (f == VT_FMT_Q4_0 || f == VT_FMT_Q4_1);
+}
+
+/* The code bytes of 4 blocks (half: 2, the other lanes zero), block j's at q + j bb, as the
+ * 128-bit lanes of one vector. */
+A512I INLINE __m512i xi_codes(const uint8_t *q, int bb, int half) {
+    __m512i y = _mm512_zextsi128_si512(_mm_loadu_si128((const __m128i *)q));
+    y = _mm512_inserti32x4(y, _mm_loadu_si128((const __m128i *)(q + bb)), 1);
+    if (half) return y;
+    y = _mm512_inserti32x4(y, _mm_loadu_si128((const __m128i *)(q + 2 * bb)), 2);
+    return _mm512_inserti32x4(y, _mm_loadu_si128((const __m128i *)(q + 3 * bb)), 3);
+}
+
+/* Rows r0..r0+R-1 against the B (1, 2) prepared vectors, out[i * B + b]; the columns covered
+ * (whole 64-column groups). R, B, F are constants after inlining. */
+A512I INLINE uint64_t fusedi512(const vt_kdesc *d, uint64_t r0, const int R, const int B,
+                                const uint32_t F, const vt_kx *px, float *out) {
+    const uint64_t n64 = px->n64, pfr = (uint64_t)R * d->row_bytes; /* as fused_b1 */
+    const uint64_t pfd = pfr > PF_MIN ? pfr : PF_MIN;
+    const int q1 = F == VT_FMT_Q4_1, bb = q1 ? 20 : 18;
+    const uint8_t *p[4];
+    for (int i = 0; i < R; i++) p[i] = d->data + (r0 + i) * d->row_bytes;
+    const __m512i m15 = _mm512_set1_epi16(15), xw = _mm512_set1_epi16(q1 ? 1 : -8);
+    /* block j's d (q4_1: d, m pairs) to the four lanes of lane group j */
+    const __m512i dj = q1 ? _mm512_setr_epi32(0, 0, 0, 0, 2, 2, 2, 2, 4, 4, 4, 4, 6, 6, 6, 6)
+                          : _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
+    const __m512i mj = _mm512_add_epi32(dj, _mm512_set1_epi32(1));
+    __m512 acc[4][2];
+    for (int i = 0; i < R; i++)
+        for (int b = 0; b < B; b++) acc[i][b] = _mm512_setzero_ps();
+    for (uint64_t G = 0; G < n64; G += 4) { /* runs of 8 blocks: scales converted together */
+        const int ng = n64 - G < 4 ? (int)(n64 - G) : 4;
+        float sc[4][16]; /* d of 8 blocks (q4_0), or d, m pairs (q4_1) */
+#pragma GCC unroll 4
+        for (int i = 0; i < R; i++) {
+            if (ng == 4) {
+                scales8_f16(p[i], q1, sc[i]);
+                continue;
+            }
+            for (int j = 0; j < 8; j++) {
+                const uint8_t *s = p[i] + j * bb;
+                const int in = j < 2 * ng;
+                if (q1) {
+                    sc[i][2 * j] = in ? ldh(s) : 0.0f;
+                    sc[i][2 * j + 1] = in ? ldh(s + 2) : 0.0f;
+                } else {
+                    sc[i][j] = in ? ldh(s) : 0.0f;
+                }
+            }
+        }
+        for (int c = 0; c < ng; c += 2) { /* 128 columns (half: the last odd group, 64) */
+            const int half = c + 1 == ng;
+            const uint64_t G0 = G + (uint64_t)c;
+            __m512i xv[2][4], xt[2];
+            __m512 xsl[2], sx[2];
+#pragma GCC unroll 2
+            for (int b = 0; b < B; b++) {
+                const int16_t *xq = px->xq + ((uint64_t)b * n64 + G0) * 64;
+                const float *xs = px->xs + (uint64_t)b * n64 + G0;
+                xt[b] = _mm512_setzero_si512();
+#pragma GCC unroll 4
+                for (int n = 0; n < 4; n++) {
+                    xv[b][n] = half ? _mm512_zextsi256_si512(
+                                          _mm256_loadu_si256((const __m256i *)(xq + 16 * n)))
+                                    : _mm512_loadu_si512(xq + 32 * n);
+                    xt[b] = _mm512_dpwssd_epi32(xt[b], xw, xv[b][n]); /* x code sums (x -8) */
+                }
+                xsl[b] =
+                    half ? _mm512_zextps256_ps512(_mm256_set1_ps(xs[0]))
+                         : _mm512_mask_mov_ps(_mm512_set1_ps(xs[0]), 0xff00, _mm512_set1_ps(xs[1]));
+                if (q1) {
+                    sx[b] = _mm512_mul_ps(_mm512_cvtepi32_ps(xt[b]), xsl[b]);
+                    xt[b] = _mm512_setzero_si512();
+                }
+            }
+#pragma GCC unroll 4
+            for (int i = 0; i < R; i++) {
+                const uint8_t *q = p[i] + 2 * c * bb;
+                PF(q);
+                PF(q + 64);
+                __m512i y = xi_codes(q + 2 + 2 * q1, bb, half);
+                __m512i v0 = _mm512_and_si512(y, m15);
+                __m512i v1 = _mm512_and_si512(_mm512_srli_epi16(y, 4), m15);
+                __m512i v2 = _mm512_and_si512(_mm512_srli_epi16(y, 8), m15);
+                __m512i v3 = _mm512_srli_epi16(y, 12);
+                const float *s = sc[i] + (q1 ? 4 : 2) * c;
+                __m512 sv = _mm512_castps256_ps512(_mm256_loadu_ps(s)); /* reads s[0..8) */
+                __m512 dl = _mm512_permutexvar_ps(dj, sv);
+#pragma GCC unroll 2
+                for (int b = 0; b < B; b++) {
+                    __m512i t = _mm512_dpwssd_epi32(xt[b], v0, xv[b][0]);
+                    t = _mm512_dpwssd_epi32(t, v1, xv[b][1]);
+                    t = _mm512_dpwssd_epi32(t, v2, xv[b][2]);
+                    t = _mm512_dpwssd_epi32(t, v3, xv[b][3]);
+                    acc[i][b] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(t), _mm512_mul_ps(dl, xsl[b]),
+                                                acc[i][b]);
+                    if (q1)
+                        acc[i][b] =
+                            _mm512_fmadd_ps(_mm512_permutexvar_ps(mj, sv), sx[b], acc[i][b]);
+                }
+            }
+        }
+#pragma GCC unroll 4
+        for (int i = 0; i < R; i++) p[i] += 2 * ng * bb;
+    }
+    for (int i = 0; i < R; i++)
+        for (int b = 0; b < B; b++) out[i * B + b] = _mm512_reduce_add_ps(acc[i][b]);
+    return 64 * n64;
+}
+
+#define XI512_SHAPE(name, R, B)                                                                    \
+    A512I static uint64_t name(const vt_kdesc *d, uint64_t r0, const vt_kx *px, float *out) {      \
+        return d->fmt == VT_FMT_Q4_1   ? fusedi512(d, r0, R, B, VT_FMT_Q4_1, px, out)              \
+               : d->fmt == VT_FMT_Q4_0 ? fusedi512(d, r0, R, B, VT_FMT_Q4_0, px, out)              \
+                                       : 0;                                                        \
+    }
+XI512_SHAPE(xi_r4b1, 4, 1)
+XI512_SHAPE(xi_r1b1, 1, 1)
+XI512_SHAPE(xi_r4b2, 4, 2)
+XI512_SHAPE(xi_r1b2, 1, 2)
+
+static uint64_t rows_xi512(const vt_kdesc *d, uint64_t r0, int nr, const vt_kx *px, float *out) {
+    const int B = px->batch;
+    uint64_t kf = 0;
+    int i = 0;
+    for (; i + 4 <= nr; i += 4) kf = (B == 1 ? xi_r4b1 : xi_r4b2)(d, r0 + i, px, out + B * i);
+    for (; i < nr; i++) kf = (B == 1 ? xi_r1b1 : xi_r1b2)(d, r0 + i, px, out + B * i);
+    return kf;
+}
+
+/* The integer form's x: position t = 16 n + 8 l + m of a group holds the column of nibble n of
+ * word m of its block l (xi_codes and the shifts above): 32 l + 2 m + n / 2 + 16 (n % 2). */
+static int xi_prep512(const vt_kdesc *d, const float *x, int batch, vt_kx *px) {
+    uint8_t perm[64];
+    for (int t = 0; t < 64; t++) {
+        const int n = t / 16, l = t / 8 % 2, m = t % 8;
+        perm[t] = (uint8_t)(32 * l + 2 * m + n / 2 + 16 * (n % 2));
+    }
+    return vt_kxi_build(d, x, batch, perm, VT_KXI_PAIRS, px);
+}
+
 int vt_kfused_prep512(const vt_kdesc *d, const float *x, int batch, vt_kx *px) {
     /* batches 5 and 7 run as 6 and 8 with a zero vector (shapes: 1, 2, 3, 4, 6, 8) */
     const int np = batch <= 4 ? batch : (batch + 1) & ~1, o = x_order(d->fmt);
+    if (vt_kfused_xint(d, batch)) {
+        int rc = xi_prep512(d, x, batch, px);
+        if (rc <= 0) return rc; /* else x has values the integer form does not take */
+    }
     if (d->sparse || !has_path(d->fmt) || (!o && np == 1 && d->fmt != VT_FMT_AWQ_INT4)) {
         *px = (vt_kx){.x = x, .batch = batch, .npad = batch, .mem = NULL};
         return 0;
@@ -927,6 +1102,7 @@ A512 uint64_t vt_kfused_rows512(const vt_kdesc *d, uint64_t r0, int nr, const vt
         return 0; /* an unprepared odd batch: the caller decodes */
     uint64_t kf = 0;
     int i = 0;
+    if (px->xq) return rows_xi512(d, r0, nr, px, out);
     if (B == 1) {
         for (; i + 4 <= nr; i += 4) kf = r4b1(d, r0 + i, px->x, out + i);
         for (; i < nr; i++) kf = r1b1(d, r0 + i, px->x, out + i);
@@ -960,6 +1136,9 @@ A512 uint64_t vt_kfused_rows512(const vt_kdesc *d, uint64_t r0, int nr, const vt
     return kf;
 }
 #else
+int vt_kxi_fmt512(uint32_t f) {
+    return 0;
+}
 int vt_kfused_prep512(const vt_kdesc *d, const float *x, int batch, vt_kx *px) {
     *px = (vt_kx){.x = x, .batch = batch, .npad = batch, .mem = NULL};
     return 0;

@@ -62,9 +62,10 @@ static void test_dequant(const kt_weight *k, const char *nm) {
     free(h);
 }
 
-/* The error bound of vt_gemv over batch b of x (outputs [b][rows] as ybi's layout): the AVX2
- * kernel's integer form (vt_kfused_xint) quantizes x per 64 columns to at most max |x| / 32768
- * and takes NF4 levels as round(16383 v) / 16383 (kernels.h), so its bound adds those terms;
+/* The error bound of vt_gemv over batch b of x (outputs [b][rows] as ybi's layout): the AVX2 and
+ * AVX-512 kernels' integer forms (vt_kfused_xint) quantize x per 64 columns to at most
+ * max |x| / 32768 and take NF4 levels as round(16383 v) / 16383 (kernels.h), so the bound adds
+ * those terms;
  * ybi: room for VT_GEMV_MAX_BATCH x rows. Returns the error as kt_gemv_err_tol. */
 static double gemv_err_b(const kt_weight *k, const float *x, int b, const float *y,
                          const double *ref, const double *absref, double *ybi) {
@@ -420,29 +421,32 @@ static void test_overflow(void) {
     }
 }
 
-/* The AVX2 integer form's x (vt_kfused_xint): taken for ordinary x, not for x with a NaN or an
- * infinity (those must reach the output) or with a 64-column group below 2^-100 in magnitude
- * (the f32 path then); very large and very small x and all-zero groups stay within the bound;
- * its buffer's allocation failure is reported. Runs on every ISA (elsewhere the form is off and
- * the same checks hold for the f32 paths). */
+/* The integer forms' x (vt_kfused_xint: AVX2 nf4, nf4_dq, mxfp4, nvfp4, q4_0; AVX-512 q4_0,
+ * q4_1): taken for ordinary x, not for x with a NaN or an infinity (those must reach the output)
+ * or with a 64-column group below 2^-100 in magnitude (the f32 path then); very large and very
+ * small x and all-zero groups stay within the bound; its buffer's allocation failure is reported.
+ * 320 columns (5 groups: the AVX-512 kernel's last odd group) and 384 (6: a run of 4 and one of
+ * 2). Runs on every ISA (elsewhere the form is off and the same checks hold for the f32 paths). */
 static void test_xint(void) {
-    const uint32_t fmts[] = {VT_FMT_NF4, VT_FMT_NF4_DQ, VT_FMT_MXFP4, VT_FMT_NVFP4, VT_FMT_Q4_0};
-    for (size_t f = 0; f < sizeof fmts / sizeof fmts[0]; f++) {
+    const uint32_t fmts[] = {VT_FMT_NF4,   VT_FMT_NF4_DQ, VT_FMT_MXFP4,
+                             VT_FMT_NVFP4, VT_FMT_Q4_0,   VT_FMT_Q4_1};
+    for (size_t f = 0; f < 2 * sizeof fmts / sizeof fmts[0]; f++) {
+        const int C = f % 2 ? 384 : 320;
         kt_weight k;
-        CHECK_RC(kt_make(&k, fmts[f], 8, 320));
+        CHECK_RC(kt_make(&k, fmts[f / 2], 8, (uint64_t)C));
         char nb[32];
-        const char *nm = vt_format_name(fmts[f], nb, sizeof nb);
+        const char *nm = vt_format_name(fmts[f / 2], nb, sizeof nb);
         vt_kdesc d;
         CHECK_RC(vt_kdesc_init(&d, &k.w, "test"));
-        float x[2 * 320], y[2 * 8];
+        float x[2 * 384], y[2 * 8];
         double yr[2 * 8], ya[2 * 8], yb[2 * 8];
         const float mags[] = {1.0f, 1e30f, 1e-30f, 1e-35f};
         for (int m = 0; m < 5; m++)
             for (int b = 1; b <= 2; b++) {
-                for (int i = 0; i < 2 * 320; i++)
-                    x[i] = m < 4          ? mags[m] * vt_rand_normal()
-                           : i % 320 < 64 ? 0.0f
-                                          : vt_rand_normal();
+                for (int i = 0; i < 2 * C; i++)
+                    x[i] = m < 4        ? mags[m] * vt_rand_normal()
+                           : i % C < 64 ? 0.0f
+                                        : vt_rand_normal();
                 vt_kx px;
                 CHECK_RC(vt_kfused_prep(&d, x, b, &px));
                 /* 1e-35 x: groups below 2^-100 (7.9e-31), so the f32 path */
@@ -458,8 +462,8 @@ static void test_xint(void) {
                 CHECKF(e >= 0, "%s x magnitude case %d batch %d: rel err %.3g", nm, m, b, -e);
             }
         for (int nf = 0; nf < 2; nf++) { /* a NaN / an infinity in the second vector */
-            for (int i = 0; i < 2 * 320; i++) x[i] = vt_rand_normal();
-            x[320 + 100] = nf ? INFINITY : NAN;
+            for (int i = 0; i < 2 * C; i++) x[i] = vt_rand_normal();
+            x[C + 100] = nf ? INFINITY : NAN;
             vt_kx px;
             CHECK_RC(vt_kfused_prep(&d, x, 2, &px));
             CHECKF(px.xq == NULL, "%s: integer form taken for x with %s", nm, nf ? "inf" : "NaN");
@@ -471,7 +475,7 @@ static void test_xint(void) {
             CHECKF(bad == 0, "%s: %d outputs wrong with a %s in x", nm, bad, nf ? "inf" : "NaN");
         }
         if (vt_kfused_xint(&d, 1)) { /* the x buffer's allocation */
-            for (int i = 0; i < 320; i++) x[i] = vt_rand_normal();
+            for (int i = 0; i < C; i++) x[i] = vt_rand_normal();
             vt_fault_arm(VT_FAULT_ALLOC, 1, -ENOMEM);
             int rc = vt_gemv(&k.w, x, y, 1, NULL);
             vt_fault_disarm();
