@@ -29,7 +29,12 @@ struct vt_kv_cache {
  * append kernel keeps the smallest (atomicMin), so that the first token flagged wins (then K
  * before V, head, column; a NaN/Inf before a range error at the same place). From the top bit:
  * [4095 - epoch mod 4096: 12][token: 32][V: 1][head: 11][column: 7][range: 1]. A reset's newer
- * epoch gives smaller keys, so a stale key never hides a new one. A device cache has at most
+ * epoch gives smaller keys, so a stale key hides no new one within a block of 4096 epochs.
+ * KNOWN BUG (found 2026-11-27 by host emulation, fix pending a GPU to test it): where the epoch
+ * passes a multiple of 4096, a stale key of epoch 4095 mod 4096 (field 0) beats every new key
+ * (field 4095), so vt_kv_cache_check sees an old epoch and reports nothing, and the bad rows
+ * stay; a stale key of exactly 4096 k resets ago reads as current. The fix: clear the word on
+ * the append's stream at the first device append of a new block. A device cache has at most
  * 2^32 - 1 tokens, 2048 heads and head_dim 128 (vt_kv_cache_create refuses more). */
 #define VT_KV_BAD_NONE       UINT64_MAX
 #define VT_KV_BAD_MAX_TOKENS 0xffffffffull

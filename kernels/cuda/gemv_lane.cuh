@@ -9,6 +9,8 @@
 
 #ifdef __CUDA_ARCH__
 #define VT_LDG(p) __ldg(p)
+#elif defined(VT_LDG_HOST) /* a host emulation's checked load (tests/kernels/gemv_cta_host.cu) */
+#define VT_LDG(p) VT_LDG_HOST(p)
 #else
 #define VT_LDG(p) (*(p))
 #endif

@@ -9,12 +9,36 @@
 
 #include <type_traits>
 
+/* The kernel bodies' global loads (VT_LDG, gemv_lane.cuh) checked on the host: each must lie
+ * inside a buffer the grid was given (the weight's p.bytes at p.data, which kparams.cuh says no
+ * load goes past; x's nb vectors; the channel scales). The values alone do not show a load
+ * outside: the window loads (gemv_rows.cuh gvw_win) read whole 16-byte chunks and pick the unit's
+ * words, so a chunk reaching past the weight's ends changes no sum. The first load outside is
+ * kept for the grid runner's report and reads as 0. */
+namespace {
+struct ldg_span {
+    const char *lo, *hi;
+};
+ldg_span ldg_ok[3];
+const void *ldg_bad;
+size_t ldg_bad_n;
+template <class T> T ldg_checked(const T *p) {
+    const char *a = reinterpret_cast<const char *>(p);
+    for (const ldg_span &s : ldg_ok)
+        if (a >= s.lo && a + sizeof(T) <= s.hi) return *p;
+    if (!ldg_bad) ldg_bad = p, ldg_bad_n = sizeof(T);
+    return T();
+}
+} // namespace
+#define VT_LDG_HOST(p) ldg_checked(p)
+
 #include "gemv_cta.cuh"
 #include "gemv_rows.cuh"
 #include "simt_host.cuh"
 
 extern "C" int kt_host_gemv_cta(const vt_kdesc *d, const float *x, float *y, int batch, int async,
                                 char *why, size_t cap);
+extern "C" void kt_host_nf4_int_levels(int32_t L[16]);
 
 namespace {
 
@@ -106,6 +130,13 @@ struct host_gemv_cta {
     template <class B> int grid(const vt_kp &p, bool xvec) {
         smem_buf sb(B::bytes(p));
         cta c;
+        const char *w = reinterpret_cast<const char *>(p.data);
+        ldg_ok[0] = {w, w + p.bytes};
+        ldg_ok[1] = {reinterpret_cast<const char *>(x),
+                     reinterpret_cast<const char *>(x + (uint64_t)nb * p.cols)};
+        ldg_ok[2] = {reinterpret_cast<const char *>(p.aux),
+                     reinterpret_cast<const char *>(p.aux ? p.aux + p.cols : nullptr)};
+        ldg_bad = nullptr;
         for (uint64_t k = 0; k < (p.rows + B::RPC - 1) / B::RPC; k++) {
             memset(sb.p, 0xFF, sb.n); /* NaN: what the body reads before writing shows */
             if constexpr (dyn_poison<B>::v >= 0)
@@ -123,6 +154,15 @@ struct host_gemv_cta {
             if (!sb.guard_ok()) {
                 snprintf(why, cap, "CTA %llu (%s) wrote past its shared memory",
                          (unsigned long long)k, B::name);
+                return 1;
+            }
+            if (ldg_bad) {
+                const char *a = reinterpret_cast<const char *>(ldg_bad);
+                snprintf(why, cap,
+                         "CTA %llu (%s): a %zu-byte global load outside its buffers, at byte %lld "
+                         "of the weight's %llu (address %% 16 = %u)",
+                         (unsigned long long)k, B::name, ldg_bad_n, (long long)(a - w),
+                         (unsigned long long)p.bytes, (unsigned)((uintptr_t)a & 15));
                 return 1;
             }
         }
@@ -214,4 +254,22 @@ extern "C" int kt_host_gemv_cta(const vt_kdesc *d, const float *x, float *y, int
                                 char *why, size_t cap) {
     host_gemv_cta h{d, x, y, batch, async, why, cap};
     return vt_fmt_dispatch(d->fmt, h);
+}
+
+/* L[c], the integer form of NF4 code c's level in the integer kernel (VT_GEMV_LUT=int), as its
+ * dot (gvr_raw<VT_FMT_NF4>::idot: nibble swap, both table look-ups, dp2a) takes it: a unit of
+ * code c in every column at absmax 1, dotted with x codes of 1 at scale 1, is 32 L[c] / 16383. */
+extern "C" void kt_host_nf4_int_levels(int32_t L[16]) {
+    for (int c = 0; c < 16; c++) {
+        gvr_raw<VT_FMT_NF4> r;
+        r.d = 0x3f800000u; /* 1.0f */
+        for (int k = 0; k < 4; k++) r.q[k] = 0x11111111u * (uint32_t)c;
+        uint32_t xw[1][16];
+        for (int i = 0; i < 16; i++) xw[0][i] = 0x00010001u;
+        const float sx[1] = {1.0f};
+        const int xs[1] = {32};
+        float acc[1] = {0.0f};
+        r.idot<1>(xw, sx, xs, acc);
+        L[c] = (int32_t)lrint((double)acc[0] * 16383.0 / 32.0);
+    }
 }
