@@ -356,6 +356,19 @@ static void oracle_run(int32_t *toks, double (*ref)[VOCAB]) {
     }
 }
 
+/* The oracle from toks (its greedy tokens into tnear) into near, and with *feature off (0) on
+ * the same tokens into far; *feature is 1 again after. */
+static void oracle_near_far(const int32_t *toks, int32_t *tnear, double (*near)[VOCAB],
+                            double (*far)[VOCAB], int *feature) {
+    int32_t tfar[NT + ND];
+    memcpy(tnear, toks, sizeof tfar);
+    oracle_run(tnear, near);
+    *feature = 0;
+    memcpy(tfar, tnear, sizeof tfar);
+    oracle_run(tfar, far);
+    *feature = 1;
+}
+
 static void free_mats(void) {
     for (int l = 0; l < NL; l++)
         for (int t = 0; t < 9; t++) free(lw[l][t].w);
@@ -388,7 +401,9 @@ static double rel_err(const float *a, const double *b, size_t n) {
  * one neighbour in the runner (f32 sums, in its kernel's order) and the other in the oracle
  * (f64): one f16 ulp, 2^-11 of that value. The AVX2 q8_0 GEMV, which sums in another order than
  * the AVX-512 one, flips such a value in this model: 1.5e-4 at most, against 3e-7 on AVX-512
- * (2026-11-27). With an f32 cache (no such boundary) the bound is F32KV_TOL. */
+ * (2026-11-27). With an f32 cache (no such boundary) the bound is F32KV_TOL: the q4_1 products
+ * in integers on AVX-512 with VNNI (x as int16 per 64 columns, each off by up to 1/32768 of its
+ * group's largest) put 6.7e-5 there, 4e-7 under VT_GEMV_CPU_INT=0 (2026-11-27). */
 #define F16KV_TOL 1e-3
 #define F32KV_TOL 1e-4
 
@@ -722,13 +737,8 @@ int main(void) {
     REQ_RC(vt_llama_hparams_load(s, &hp));
     REQ(hp.qkv_bias && hp.rope_neox && !strcmp(hp.arch, "qwen2"));
     static double ref3[NT + ND][VOCAB], ref4[NT + ND][VOCAB];
-    int32_t toks3[NT + ND], toks4[NT + ND];
-    memcpy(toks3, toks, sizeof toks);
-    oracle_run(toks3, ref3);
-    oracle_bias = 0;
-    memcpy(toks4, toks3, sizeof toks);
-    oracle_run(toks4, ref4);
-    oracle_bias = 1;
+    int32_t toks3[NT + ND];
+    oracle_near_far(toks, toks3, ref3, ref4, &oracle_bias);
     REQ(!run_model(s, 0, VT_FMT_F16, toks3, a, &read_all));
     check_near_far("qwen2 (q/k/v biases, NEOX RoPE)", a, ref3, ref4, "without biases");
     vt_store_close(s);
@@ -748,13 +758,8 @@ int main(void) {
     REQ(hp.qk_norm && hp.rope_neox && !hp.qkv_bias && hp.head_dim == HDM && hp.rope_dim == HDM &&
         !strcmp(hp.arch, "qwen3"));
     static double ref5[NT + ND][VOCAB], ref6[NT + ND][VOCAB];
-    int32_t toks5[NT + ND], toks6[NT + ND];
-    memcpy(toks5, toks, sizeof toks);
-    oracle_run(toks5, ref5);
-    oracle_qkn = 0;
-    memcpy(toks6, toks5, sizeof toks);
-    oracle_run(toks6, ref6);
-    oracle_qkn = 1;
+    int32_t toks5[NT + ND];
+    oracle_near_far(toks, toks5, ref5, ref6, &oracle_qkn);
     REQ(!run_model(s, 0, VT_FMT_F16, toks5, a, &read_all));
     check_near_far("qwen3 (q/k norms, head dim 24 with dim 64)", a, ref5, ref6,
                    "without q/k norms");
