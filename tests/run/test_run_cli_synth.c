@@ -357,6 +357,20 @@ static int ascii(const char *s) {
     return 1;
 }
 
+/* Generation from ids 1,2 (3 new tokens) on a store @p name made with @p o: the zero model always
+ * picks token 0, so the run either stops after it (@p stops: generated_ids [0]) or runs on
+ * ([0, 0, 0]). A failure names @p what, with the exit code, stdout and stderr. */
+static void check_stops(const char *what, const char *name, const store_opts *o, int stops) {
+    char args[160], out[512];
+    CHECK_RC(make_store_with(name, 0.0f, o));
+    snprintf(args, sizeof args, "run %s --tokens 1,2 --max-new 3 --json", name);
+    int rc = vt(args);
+    int ok = rc == 0 && strstr(slurp("out.txt"),
+                               stops ? "\"generated_ids\": [0]" : "\"generated_ids\": [0, 0, 0]");
+    snprintf(out, sizeof out, "%s", slurp("out.txt")); /* slurp's buffer is reused */
+    CHECKF(ok, "%s: exit %d, stdout %.300s, stderr %.300s", what, rc, out, slurp("err.txt"));
+}
+
 int main(void) {
     bin = getenv("VT_BIN");
     if (!bin || access(bin, X_OK)) TEST_SKIP("VT_BIN not set or not executable");
@@ -602,37 +616,19 @@ int main(void) {
      * model always picks token 0 (it used to stop only at the list's first id) */
     {
         store_opts o = {.hf_config = "\"eos_token_id\": [7, 0]"};
-        CHECK_RC(make_store_with("hfeos.vts", 0.0f, &o));
-        rc = vt("run hfeos.vts --tokens 1,2 --max-new 3 --json");
-        CHECKF(rc == 0 && strstr(slurp("out.txt"), "\"generated_ids\": [0]"),
-               "config.json eos_token_id [7, 0]: exit %d, stdout %.300s, stderr %s", rc,
-               slurp("out.txt"), slurp("err.txt"));
+        check_stops("config.json eos_token_id [7, 0]", "hfeos.vts", &o, 1);
         o.hf_config = "\"eos_token_id\": 7";
-        CHECK_RC(make_store_with("hfeos1.vts", 0.0f, &o));
-        rc = vt("run hfeos1.vts --tokens 1,2 --max-new 3 --json");
-        CHECKF(rc == 0 && strstr(slurp("out.txt"), "\"generated_ids\": [0, 0, 0]"),
-               "config.json eos_token_id 7: exit %d, stdout %.300s", rc, slurp("out.txt"));
+        check_stops("config.json eos_token_id 7", "hfeos1.vts", &o, 0);
         /* generation_config.json's list is what generate() stops at: it adds 0 here, and
          * replaces config.json's [7, 0] with [7] in the second store */
         o.hf_gen_config = "{\"eos_token_id\": [7, 0], \"do_sample\": false}";
-        CHECK_RC(make_store_with("hfgen.vts", 0.0f, &o));
-        rc = vt("run hfgen.vts --tokens 1,2 --max-new 3 --json");
-        CHECKF(rc == 0 && strstr(slurp("out.txt"), "\"generated_ids\": [0]"),
-               "generation_config.json eos_token_id [7, 0]: exit %d, stdout %.300s, stderr %s", rc,
-               slurp("out.txt"), slurp("err.txt"));
+        check_stops("generation_config.json eos_token_id [7, 0]", "hfgen.vts", &o, 1);
         o.hf_config = "\"eos_token_id\": [7, 0]";
         o.hf_gen_config = "{\"eos_token_id\": 7}";
-        CHECK_RC(make_store_with("hfgen1.vts", 0.0f, &o));
-        rc = vt("run hfgen1.vts --tokens 1,2 --max-new 3 --json");
-        CHECKF(rc == 0 && strstr(slurp("out.txt"), "\"generated_ids\": [0, 0, 0]"),
-               "generation_config.json eos_token_id 7: exit %d, stdout %.300s", rc,
-               slurp("out.txt"));
+        check_stops("generation_config.json eos_token_id 7", "hfgen1.vts", &o, 0);
         o.hf_gen_config = NULL;
         store_opts g = {.u32_key = "gguf.tokenizer.ggml.eom_token_id", .u32_val = 0};
-        CHECK_RC(make_store_with("eom.vts", 0.0f, &g));
-        rc = vt("run eom.vts --tokens 1,2 --max-new 3 --json");
-        CHECKF(rc == 0 && strstr(slurp("out.txt"), "\"generated_ids\": [0]"),
-               "GGUF eom_token_id 0: exit %d, stdout %.300s", rc, slurp("out.txt"));
+        check_stops("GGUF eom_token_id 0", "eom.vts", &g, 1);
         const char *toks[VOCAB];
         int32_t types[VOCAB];
         memcpy(toks, vocab, sizeof toks);
@@ -640,10 +636,7 @@ int main(void) {
         toks[0] = "<|eom_id|>";
         types[0] = 3;
         store_opts t = {.tokens = toks, .n_tokens = VOCAB, .types = types};
-        CHECK_RC(make_store_with("eomtext.vts", 0.0f, &t));
-        rc = vt("run eomtext.vts --tokens 1,2 --max-new 3 --json");
-        CHECKF(rc == 0 && strstr(slurp("out.txt"), "\"generated_ids\": [0]"),
-               "<|eom_id|> control token: exit %d, stdout %.300s", rc, slurp("out.txt"));
+        check_stops("<|eom_id|> control token", "eomtext.vts", &t, 1);
     }
 
     /* llama.cpp's end-of-generation tokens by name (special_eog_ids), without --chat: a token 0
@@ -675,17 +668,11 @@ int main(void) {
                 types[30] = types[31] = 3;
             }
             store_opts t = {.tokens = toks, .n_tokens = VOCAB, .types = types};
-            char name[32], args[96];
+            char name[32], what[96];
             snprintf(name, sizeof name, "eog%zu.vts", i);
-            snprintf(args, sizeof args, "run %s --tokens 1,2 --max-new 3 --json", name);
-            CHECK_RC(make_store_with(name, 0.0f, &t));
-            rc = vt(args);
-            CHECKF(rc == 0 &&
-                       strstr(slurp("out.txt"), eog[i].stops ? "\"generated_ids\": [0]"
-                                                             : "\"generated_ids\": [0, 0, 0]"),
-                   "%s, type %d%s: exit %d, stdout %.300s, stderr %s", eog[i].name, eog[i].type,
-                   eog[i].harmony ? " with <|return|> and <|call|>" : "", rc, slurp("out.txt"),
-                   slurp("err.txt"));
+            snprintf(what, sizeof what, "%s, type %d%s", eog[i].name, eog[i].type,
+                     eog[i].harmony ? " with <|return|> and <|call|>" : "");
+            check_stops(what, name, &t, eog[i].stops);
         }
         const char *toks[VOCAB];
         memcpy(toks, vocab, sizeof toks);
@@ -695,23 +682,11 @@ int main(void) {
                         .hf_config = "\"eos_token_id\": 7",
                         .hf_added =
                             "[{\"id\": 0, \"content\": \"<|endoftext|>\", \"special\": true}]"};
-        CHECK_RC(make_store_with("hfeog.vts", 0.0f, &h));
-        rc = vt("run hfeog.vts --tokens 1,2 --max-new 3 --json");
-        CHECKF(rc == 0 && strstr(slurp("out.txt"), "\"generated_ids\": [0]"),
-               "tokenizer.json special <|endoftext|>: exit %d, stdout %.300s, stderr %s", rc,
-               slurp("out.txt"), slurp("err.txt"));
+        check_stops("tokenizer.json special <|endoftext|>", "hfeog.vts", &h, 1);
         h.hf_added = "[{\"id\": 0, \"content\": \"<|endoftext|>\", \"special\": false}]";
-        CHECK_RC(make_store_with("hfeog1.vts", 0.0f, &h));
-        rc = vt("run hfeog1.vts --tokens 1,2 --max-new 3 --json");
-        CHECKF(rc == 0 && strstr(slurp("out.txt"), "\"generated_ids\": [0]"),
-               "tokenizer.json non-special <|endoftext|>: exit %d, stdout %.300s, stderr %s", rc,
-               slurp("out.txt"), slurp("err.txt"));
+        check_stops("tokenizer.json non-special <|endoftext|>", "hfeog1.vts", &h, 1);
         h.hf_added = NULL; /* in model.vocab only: a normal token */
-        CHECK_RC(make_store_with("hfeog2.vts", 0.0f, &h));
-        rc = vt("run hfeog2.vts --tokens 1,2 --max-new 3 --json");
-        CHECKF(rc == 0 && strstr(slurp("out.txt"), "\"generated_ids\": [0]"),
-               "tokenizer.json vocab <|endoftext|>: exit %d, stdout %.300s, stderr %s", rc,
-               slurp("out.txt"), slurp("err.txt"));
+        check_stops("tokenizer.json vocab <|endoftext|>", "hfeog2.vts", &h, 1);
     }
 
     /* a SentencePiece vocabulary (tokenizer.ggml.model "llama", no merges: Llama 2, Mistral 7B):
