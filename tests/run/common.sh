@@ -25,3 +25,12 @@ sys.exit(0 if r['cos_min'] < 0.999 else 1)" "$3" || {
         exit 1
     }
 }
+# synth_ids SEED: 40 ids for a gguf_synth.py model, its BOS 256 then 39 drawn from its 512 tokens
+# (numpy's default_rng(SEED)), comma-separated
+synth_ids() {
+    "$PY" -c "
+import sys
+import numpy as np
+r = np.random.default_rng(int(sys.argv[1]))
+print(','.join(map(str, [256] + list(r.integers(0, 512, 39)))))" "$1"
+}

@@ -19,10 +19,7 @@ rm -rf "$W"
 mkdir -p "$W"
 trap 'rm -rf "$W"' EXIT
 REF="$ROOT/tests/model/ref_llama.py"
-IDS40=$("$PY" -c "
-import numpy as np
-r = np.random.default_rng(3)
-print(','.join(map(str, [256] + list(r.integers(0, 512, 39)))))")
+IDS40=$(synth_ids 3)
 
 # gemma3 GGUF $1 against the reference (features $2 left out must be far), llama.cpp if there, on
 # both paths; tag $3

@@ -62,10 +62,7 @@ both_paths() {
 grep -q qwen3 "$W/q3.gguf"
 both_paths "$W/q3.gguf" "$IDS" smollm2-qwen3 --no-qk-norm "--rope adjacent"
 
-SIDS=$("$PY" -c "
-import numpy as np
-r = np.random.default_rng(3)
-print(','.join(map(str, [256] + list(r.integers(0, 512, 39)))))")
+SIDS=$(synth_ids 3)
 "$PY" "$HERE/gguf_synth.py" "$W/s3.gguf" --arch qwen3 --head-dim 96 --seed 5
 both_paths "$W/s3.gguf" "$SIDS" synth-qwen3-hd96 --no-qk-norm "--rope adjacent"
 # and against llama.cpp, the reference implementation, when it is installed

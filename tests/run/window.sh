@@ -15,10 +15,7 @@ rm -rf "$W"
 mkdir -p "$W"
 trap 'rm -rf "$W"' EXIT
 REF="$ROOT/tests/model/ref_llama.py"
-IDS40=$("$PY" -c "
-import numpy as np
-r = np.random.default_rng(11)
-print(','.join(map(str, [256] + list(r.integers(0, 512, 39)))))")
+IDS40=$(synth_ids 11)
 
 "$PY" "$HERE/gguf_synth.py" "$W/m.gguf" --arch llama --head-dim 64 --seed 9
 "$PY" "$REF" "$W/m.gguf" --tokens "$IDS40" --window 8 -o "$W/ref8.npy" 2>/dev/null
