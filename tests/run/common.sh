@@ -34,3 +34,18 @@ import numpy as np
 r = np.random.default_rng(int(sys.argv[1]))
 print(','.join(map(str, [256] + list(r.integers(0, 512, 39)))))" "$1"
 }
+# refused_naming GGUF WHAT NAME: `vtstore run` on GGUF imported (into $W) must fail, naming NAME
+# in its message; WHAT describes the model for the messages
+refused_naming() {
+    "$VT_BIN" import "$1" "$W/refused.vts" -q >/dev/null
+    if "$VT_BIN" run "$W/refused.vts" --tokens 1 --max-new 1 --quiet 2>"$W/err"; then
+        echo "FAIL: $2 ran" >&2
+        exit 1
+    fi
+    grep -q "$3" "$W/err" || {
+        echo "FAIL: $2: message: $(cat "$W/err")" >&2
+        exit 1
+    }
+    echo "$2: $(cat "$W/err")"
+    rm -rf "$W/refused.vts"
+}

@@ -43,13 +43,4 @@ far "$W/vt_hf.npy" "qwen2 HF store"
 
 # a qwen2 store without its biases is refused, naming the tensor
 "$PY" "$HERE/gguf_edit.py" "$MODEL" "$W/q2.gguf" --qwen2 7 --no-bias
-"$VT_BIN" import "$W/q2.gguf" "$W/nob.vts" -q >/dev/null
-if "$VT_BIN" run "$W/nob.vts" --tokens 1 --max-new 1 --quiet 2>"$W/err"; then
-    echo "FAIL: a qwen2 store without biases ran" >&2
-    exit 1
-fi
-grep -q "attn_q.bias" "$W/err" || {
-    echo "FAIL: message: $(cat "$W/err")" >&2
-    exit 1
-}
-echo "without biases: $(cat "$W/err")"
+refused_naming "$W/q2.gguf" "a qwen2 store without biases" "attn_q.bias"
