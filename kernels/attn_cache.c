@@ -131,8 +131,10 @@ int vt_kv_cache_check(vt_kv_cache *c, void *stream) {
     uint64_t key;
     int rc = vt_attn_cuda_bad_take(c->bad, stream, &key);
     if (rc) return rc;
+    const int current = vt_kv_flag_current(key, c->epoch, c->flag_block);
+    c->flag_block = c->epoch >> 12; /* the word is all ones now: it holds no block's keys */
     const vt_kv_bad b = vt_kv_bad_decode(key);
-    if (key == VT_KV_BAD_NONE || b.epoch != (c->epoch & 4095u)) { /* none, or before a reset */
+    if (!current) { /* none, or before a reset */
         c->nstarts = 0;
         return 0;
     }
@@ -221,7 +223,13 @@ int vt_kv_cache_append(vt_kv_cache *c, const void *k, const void *v, vt_dtype dt
     if (!n_tokens) return 0;
     if (c->cfg.location == VT_LOC_DEVICE) {
 #ifdef VT_HAVE_CUDA
-        int rc = starts_push(c, c->len);
+        int rc = 0;
+        if (vt_kv_flag_stale(c->epoch, c->flag_block)) { /* keys of another block of epochs */
+            rc = vt_attn_cuda_bad_clear(c->bad, stream);
+            if (rc) return rc;
+            c->flag_block = c->epoch >> 12;
+        }
+        rc = starts_push(c, c->len);
         if (!rc && (rc = vt_attn_cuda_append(c, k, v, dtype, n_tokens, stream))) c->nstarts--;
         if (!rc) c->len += n_tokens;
         return rc;

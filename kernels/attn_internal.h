@@ -19,9 +19,10 @@ struct vt_kv_cache {
     uint64_t len;       /* tokens held */
     void *k, *v;        /* [n_kv_heads][capacity][row_bytes], host or device */
     /* device caches: the first value an append could not hold (vt_kv_cache_check) */
-    void *bad;        /* device uint64: the smallest VT_KV_BAD key flagged (all ones: none) */
-    uint32_t epoch;   /* vt_kv_cache_reset's count: keys of earlier epochs are stale */
-    uint64_t *starts; /* the first token of each append since the last check or reset */
+    void *bad;           /* device uint64: the smallest VT_KV_BAD key flagged (all ones: none) */
+    uint64_t epoch;      /* vt_kv_cache_reset's count: keys of earlier epochs are stale */
+    uint64_t flag_block; /* the block of 4096 epochs whose keys the flag word may hold */
+    uint64_t *starts;    /* the first token of each append since the last check or reset */
     size_t nstarts, capstarts;
 };
 
@@ -29,13 +30,14 @@ struct vt_kv_cache {
  * append kernel keeps the smallest (atomicMin), so that the first token flagged wins (then K
  * before V, head, column; a NaN/Inf before a range error at the same place). From the top bit:
  * [4095 - epoch mod 4096: 12][token: 32][V: 1][head: 11][column: 7][range: 1]. A reset's newer
- * epoch gives smaller keys, so a stale key hides no new one within a block of 4096 epochs.
- * KNOWN BUG (found 2026-11-27 by host emulation, fix pending a GPU to test it): where the epoch
- * passes a multiple of 4096, a stale key of epoch 4095 mod 4096 (field 0) beats every new key
- * (field 4095), so vt_kv_cache_check sees an old epoch and reports nothing, and the bad rows
- * stay; a stale key of exactly 4096 k resets ago reads as current. The fix: clear the word on
- * the append's stream at the first device append of a new block. A device cache has at most
- * 2^32 - 1 tokens, 2048 heads and head_dim 128 (vt_kv_cache_create refuses more). */
+ * epoch gives smaller keys, so a stale key hides no new one within a block of 4096 epochs; the
+ * first device append of another block clears the word on its stream first (vt_kv_flag_stale),
+ * so the word never holds keys of two blocks, and a check before that append ignores the word
+ * (vt_kv_flag_current). (Before 2026-11-27 the word was not cleared: where the epoch passed a
+ * multiple of 4096, a stale key of epoch 4095 mod 4096 beat every new key and hid the report.)
+ * Appends on several streams must be ordered by the caller, as for the cache's rows. A device
+ * cache has at most 2^32 - 1 tokens, 2048 heads and head_dim 128 (vt_kv_cache_create refuses
+ * more). */
 #define VT_KV_BAD_NONE       UINT64_MAX
 #define VT_KV_BAD_MAX_TOKENS 0xffffffffull
 #define VT_KV_BAD_MAX_HEADS  2048u
@@ -61,6 +63,18 @@ static inline vt_kv_bad vt_kv_bad_decode(uint64_t key) {
     b.col = (uint32_t)(key >> 1 & 127u);
     b.range = (int)(key & 1);
     return b;
+}
+
+/* 1 when the flag word may hold keys of a block of epochs other than @p epoch's: the next device
+ * append clears it (to VT_KV_BAD_NONE) on its stream before its kernels and sets flag_block. */
+static inline int vt_kv_flag_stale(uint64_t epoch, uint64_t flag_block) {
+    return epoch >> 12 != flag_block;
+}
+
+/* 1 when @p key, read from the flag word, names a value appended in the current @p epoch. */
+static inline int vt_kv_flag_current(uint64_t key, uint64_t epoch, uint64_t flag_block) {
+    return key != VT_KV_BAD_NONE && !vt_kv_flag_stale(epoch, flag_block) &&
+           vt_kv_bad_decode(key).epoch == (uint32_t)(epoch & 4095u);
 }
 
 /* ---- K/V row codec (kernels/cpu/attn_kvcodec.c) ------------------------------------------- */
@@ -128,6 +142,8 @@ void vt_attn_cuda_free(void *p);
 /** The device flag word: read it after synchronizing @p stream and set it to VT_KV_BAD_NONE
  *  again (VT_ECUDA with detail). */
 int vt_attn_cuda_bad_take(void *p, void *stream, uint64_t *key);
+/** Set the flag word to VT_KV_BAD_NONE, queued on @p stream (VT_ECUDA with detail). */
+int vt_attn_cuda_bad_clear(void *p, void *stream);
 /** Tensor-core prefill kernel (D 64/128), queued on @p stream. */
 int vt_attn_cuda_prefill(const vt_attn_dev_args *a, void *stream);
 /** Split-KV decode kernel + combine (@p num_splits 0 = from the SM count). The partials of

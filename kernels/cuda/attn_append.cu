@@ -84,6 +84,13 @@ extern "C" int vt_attn_cuda_bad_take(void *p, void *stream, uint64_t *key) {
     return 0;
 }
 
+extern "C" int vt_attn_cuda_bad_clear(void *p, void *stream) {
+    VT_CUDA_TRY(
+        cudaMemsetAsync(p, 0xff, sizeof(unsigned long long), static_cast<cudaStream_t>(stream)),
+        "kv cache append: clearing the flag word");
+    return 0;
+}
+
 extern "C" int vt_attn_cuda_append(const vt_kv_cache *c, const void *k, const void *v,
                                    vt_dtype dtype, uint64_t n_tokens, void *stream) {
     cudaStream_t st = static_cast<cudaStream_t>(stream);
@@ -97,7 +104,7 @@ extern "C" int vt_attn_cuda_append(const vt_kv_cache *c, const void *k, const vo
     a.row_bytes = (long long)c->row_bytes;
     a.ts = c->cfg.tensor_scale > 0.0f ? c->cfg.tensor_scale : 1.0f;
     a.bad = static_cast<unsigned long long *>(c->bad);
-    a.epoch = c->epoch;
+    a.epoch = (unsigned)(c->epoch & 4095u);
     for (int which = 0; which < 2; which++) {
         a.is_v = which;
         a.src = which ? v : k;

@@ -11,7 +11,8 @@
  * test_attn_kern_host and test_attn_quant_host. A head dim other than 64 or 128 is refused: at
  * vt_kv_cache_create for a device cache, by vt_attn_forward for borrowed device K/V.
  * vt_kv_cache_check reports a NaN and an out-of-range value the device append stored (the flag's
- * rules are checked against the host's in test_attn_quant_host) and cuts the cache back. */
+ * rules are checked against the host's in test_attn_quant_host) and cuts the cache back, also
+ * where resets pass a multiple of 4096 (the flag's epoch field wraps). */
 #include <errno.h>
 
 #include "attn_util.h"
@@ -179,18 +180,24 @@ static void dev_append(vt_kv_cache *c, const float *x, uint32_t Hkv, uint64_t n,
     vt_dev_free(d);
 }
 
+/* A device q8_0 cache (NULL, counted as a failure, if it cannot be made). */
+static vt_kv_cache *q8_cache(uint32_t Hkv, uint32_t D, uint64_t capacity) {
+    vt_kv_cache_config cc = {.location = VT_LOC_DEVICE,
+                             .format = VT_FMT_Q8_0,
+                             .n_kv_heads = Hkv,
+                             .head_dim = D,
+                             .capacity = capacity};
+    vt_kv_cache *c = NULL;
+    CHECK_RC(vt_kv_cache_create(&cc, &c));
+    return c;
+}
+
 /* vt_kv_cache_check: a NaN, then a value q8_0 cannot hold, each reported naming K/V, head, token
  * and column, the cache cut back to before the append that stored it (later appends too); a
  * clean cache checks 0; a flag from before a reset is stale. */
 static void check_case(void) {
     const uint32_t Hkv = 2, D = 64;
-    vt_kv_cache_config cc = {.location = VT_LOC_DEVICE,
-                             .format = VT_FMT_Q8_0,
-                             .n_kv_heads = Hkv,
-                             .head_dim = D,
-                             .capacity = 32};
-    vt_kv_cache *c = NULL;
-    CHECK_RC(vt_kv_cache_create(&cc, &c));
+    vt_kv_cache *c = q8_cache(Hkv, D, 32);
     if (!c) return;
     float *x = calloc((size_t)Hkv * 4 * D, sizeof(float));
     for (size_t i = 0; i < (size_t)Hkv * 4 * D; i++) x[i] = vt_rand_normal();
@@ -221,6 +228,44 @@ static void check_case(void) {
     dev_append(c, x, Hkv, 3, D);
     CHECK_RC(vt_kv_cache_check(c, NULL));
     CHECK(vt_kv_cache_len(c) == 3);
+    free(x);
+    vt_kv_cache_destroy(c);
+}
+
+/* vt_kv_cache_check across blocks of 4096 epochs: a NaN appended at epoch 4095 and left
+ * unchecked, a reset into epoch 4096 and a NaN there: the new one is reported (before
+ * 2026-11-27 the stale key beat it and nothing was); a NaN, 4096 resets and a check with no
+ * append between: nothing (the stale key has the current epoch mod 4096). The protocol's model
+ * test without a GPU: test_attn_kv_flag. */
+static void wrap_case(void) {
+    const uint32_t Hkv = 2, D = 64;
+    vt_kv_cache *c = q8_cache(Hkv, D, 16);
+    if (!c) return;
+    float *x = calloc((size_t)Hkv * 2 * D, sizeof(float));
+    for (size_t i = 0; i < (size_t)Hkv * 2 * D; i++) x[i] = vt_rand_normal();
+    for (int i = 0; i < 4095; i++) vt_kv_cache_reset(c); /* epoch 4095 */
+    x[5] = NAN;
+    dev_append(c, x, Hkv, 2, D); /* flagged, never checked */
+    x[5] = 0.5f;
+    vt_kv_cache_reset(c);                 /* epoch 4096 */
+    dev_append(c, x, Hkv, 2, D);          /* tokens 0..1 */
+    x[((size_t)1 * 2 + 1) * D + 7] = NAN; /* head 1, token 1 of 2: cache token 3, column 7 */
+    dev_append(c, x, Hkv, 2, D);          /* tokens 2..3 */
+    x[((size_t)1 * 2 + 1) * D + 7] = 0.5f;
+    CHECK(vt_kv_cache_check(c, NULL) == VT_ENONFINITE);
+    CHECKF(strstr(vt_last_error(), "K head 1, token 3, column 7") &&
+               strstr(vt_last_error(), "tokens 2..3"),
+           "message: %s", vt_last_error());
+    CHECK(vt_kv_cache_len(c) == 2);
+    x[9] = INFINITY;
+    dev_append(c, x, Hkv, 2, D); /* flagged at epoch 4096, never checked */
+    x[9] = 0.5f;
+    for (int i = 0; i < 4096; i++) vt_kv_cache_reset(c); /* epoch 8192: 0 mod 4096 again */
+    CHECK_RC(vt_kv_cache_check(c, NULL));
+    CHECK(vt_kv_cache_len(c) == 0);
+    dev_append(c, x, Hkv, 2, D);
+    CHECK_RC(vt_kv_cache_check(c, NULL));
+    CHECK(vt_kv_cache_len(c) == 2);
     free(x);
     vt_kv_cache_destroy(c);
 }
@@ -268,6 +313,7 @@ int main(void) {
     gpu_case(&one, VT_ATTN_FLASH, 0);
     gpu_case(&one, VT_ATTN_DECODE, 0);
     check_case();
+    wrap_case();
     /* head dims other than 64/128 are refused on the GPU with a clear message: a device cache
      * at create, borrowed device K/V by the attention call */
     vt_kv_cache_config cc = {.location = VT_LOC_DEVICE,
