@@ -1,14 +1,25 @@
 /* A small shared thread pool: vt_parallel_for hands out task indices from an atomic counter to
  * the pool's workers and the calling thread. One job runs at a time; concurrent callers queue
- * on a mutex. Calls from inside a task run inline (no deadlock on nesting). */
+ * on a mutex. Calls from inside a task run inline (no deadlock on nesting).
+ *
+ * Hand-off: the job lives in one static slot; the caller publishes it by one atomic word,
+ * generation << 9 | the number of workers that take part, so a worker that does not take part
+ * never reads the slot (which the next job may be rewriting). Idle workers spin on that word for
+ * up to VT_POOL_SPIN_US microseconds (default 100; 0: never) before sleeping on a condition
+ * variable, and the caller spins as long for the workers to finish before sleeping: a run of
+ * small jobs (a decode step's matrix products, some microseconds each) then hands off through
+ * a cache line instead of a futex wake-up each. Sleeping is Dekker-style: each side stores its
+ * own word (sequentially consistent) and then reads the other's, so a wake-up is never lost. */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "vtstore/core.h"
 
-#define VT_POOL_MAX 256
+#define VT_POOL_MAX      256 /* < 512: the published word's low 9 bits */
+#define VT_POOL_SPIN_DEF 100 /* microseconds */
 
 typedef struct job {
     vt_task_fn fn;
@@ -16,16 +27,20 @@ typedef struct job {
     uint64_t n;
     _Atomic uint64_t next;
     _Atomic int err;
-    int nworkers; /* pool threads that take part (caller excluded) */
 } job;
 
 static pthread_once_t pool_once = PTHREAD_ONCE_INIT;
 static pthread_mutex_t submit_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t cv_work = PTHREAD_COND_INITIALIZER, cv_done = PTHREAD_COND_INITIALIZER;
-static job *current;
-static uint64_t generation;
-static int n_threads, n_started, n_finished;
+static job slot;                /* the current job; written by the caller holding submit_mu */
+static uint64_t generation;     /* the last published; under submit_mu */
+static _Atomic uint64_t pub;    /* generation << 9 | workers taking part */
+static _Atomic int n_finished;  /* workers done with the current job */
+static _Atomic int n_sleeping;  /* workers waiting on cv_work */
+static _Atomic int caller_wait; /* the caller waits on cv_done */
+static int n_threads;
+static long spin_ns;
 static _Thread_local int in_task;
 
 int vt_default_threads(void) {
@@ -51,26 +66,78 @@ static void run_tasks(job *j, int tid) {
     in_task = 0;
 }
 
+static inline void cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
+static long now_ns(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec * 1000000000L + t.tv_nsec;
+}
+
+/* Spin up to spin_ns until done(arg) holds; 1 when it does. The clock is read every 64 turns. */
+static int spin_until(int (*done)(uint64_t), uint64_t arg) {
+    if (spin_ns <= 0) return done(arg);
+    long t0 = 0;
+    for (unsigned i = 1;; i++) {
+        if (done(arg)) return 1;
+        cpu_relax();
+        if (!(i & 63)) {
+            long t = now_ns();
+            if (!t0)
+                t0 = t;
+            else if (t - t0 > spin_ns)
+                return done(arg);
+        }
+    }
+}
+
+static int pub_moved(uint64_t seen) { /* a generation other than @p seen is published */
+    return atomic_load_explicit(&pub, memory_order_acquire) >> 9 != seen;
+}
+
+static int all_finished(uint64_t nw) {
+    return (uint64_t)atomic_load_explicit(&n_finished, memory_order_acquire) >= nw;
+}
+
 static void *worker(void *arg) {
-    int tid = (int)(intptr_t)arg;
-    uint64_t seen = 0;
-    pthread_mutex_lock(&mu);
+    const int tid = (int)(intptr_t)arg;
+    uint64_t seen = 0; /* the first job is generation 1 */
     for (;;) {
-        while (generation == seen) pthread_cond_wait(&cv_work, &mu);
-        seen = generation;
-        job *j = current;
-        if (!j || tid > j->nworkers) continue;
-        n_started++;
-        pthread_mutex_unlock(&mu);
-        run_tasks(j, tid);
-        pthread_mutex_lock(&mu);
-        n_finished++;
-        pthread_cond_broadcast(&cv_done);
+        if (!spin_until(pub_moved, seen)) {
+            pthread_mutex_lock(&mu);
+            atomic_fetch_add(&n_sleeping, 1); /* then read pub: see it moved, or be woken */
+            while (!pub_moved(seen)) pthread_cond_wait(&cv_work, &mu);
+            atomic_fetch_sub(&n_sleeping, 1);
+            pthread_mutex_unlock(&mu);
+        }
+        const uint64_t p = atomic_load_explicit(&pub, memory_order_acquire);
+        seen = p >> 9;
+        if ((uint64_t)tid > (p & 511u)) continue; /* not taking part: the slot is not ours */
+        run_tasks(&slot, tid);
+        atomic_fetch_add(&n_finished, 1); /* then read caller_wait: it sees this, or is woken */
+        if (atomic_load(&caller_wait)) {
+            pthread_mutex_lock(&mu);
+            pthread_cond_broadcast(&cv_done);
+            pthread_mutex_unlock(&mu);
+        }
     }
     return NULL;
 }
 
+int vt_pool_spin_us(void) {
+    const char *e = getenv("VT_POOL_SPIN_US");
+    long us = e && *e ? strtol(e, NULL, 10) : VT_POOL_SPIN_DEF;
+    return us < 0 ? 0 : us > 1000000 ? 1000000 : (int)us;
+}
+
 static void pool_init(void) {
+    spin_ns = vt_pool_spin_us() * 1000L;
     int n = vt_default_threads() - 1; /* the caller is a worker too */
     pthread_attr_t attr;
     pthread_attr_init(&attr);
@@ -95,25 +162,33 @@ int vt_parallel_for(uint64_t n, vt_task_fn fn, void *ctx, int nthreads) {
         return rc;
     }
     pthread_once(&pool_once, pool_init);
-    job j = {.fn = fn, .ctx = ctx, .n = n, .nworkers = nthreads - 1};
-    if (j.nworkers > n_threads) j.nworkers = n_threads;
-    if ((uint64_t)j.nworkers > n - 1) j.nworkers = (int)(n - 1);
-    atomic_init(&j.next, 0);
-    atomic_init(&j.err, 0);
+    int nw = nthreads - 1;
+    if (nw > n_threads) nw = n_threads;
+    if ((uint64_t)nw > n - 1) nw = (int)(n - 1);
     pthread_mutex_lock(&submit_mu);
-    pthread_mutex_lock(&mu);
-    current = &j;
-    n_started = n_finished = 0;
+    slot.fn = fn;
+    slot.ctx = ctx;
+    slot.n = n;
+    atomic_store_explicit(&slot.next, 0, memory_order_relaxed);
+    atomic_store_explicit(&slot.err, 0, memory_order_relaxed);
+    atomic_store_explicit(&n_finished, 0, memory_order_relaxed);
     generation++;
-    pthread_cond_broadcast(&cv_work);
-    pthread_mutex_unlock(&mu);
-    run_tasks(&j, 0);
-    pthread_mutex_lock(&mu);
-    /* wait until every worker that could pick this job has either finished it or skipped it:
-     * workers with tid > nworkers skip; the others must report */
-    while (n_finished < j.nworkers) pthread_cond_wait(&cv_done, &mu);
-    current = NULL;
-    pthread_mutex_unlock(&mu);
+    atomic_store(&pub, generation << 9 | (uint64_t)nw); /* then read n_sleeping */
+    if (nw && atomic_load(&n_sleeping)) {
+        pthread_mutex_lock(&mu);
+        pthread_cond_broadcast(&cv_work);
+        pthread_mutex_unlock(&mu);
+    }
+    run_tasks(&slot, 0);
+    /* wait until every worker taking part has finished (the others never touch the slot) */
+    if (!spin_until(all_finished, (uint64_t)nw)) {
+        pthread_mutex_lock(&mu);
+        atomic_store(&caller_wait, 1); /* then read n_finished */
+        while (!all_finished((uint64_t)nw)) pthread_cond_wait(&cv_done, &mu);
+        atomic_store(&caller_wait, 0);
+        pthread_mutex_unlock(&mu);
+    }
+    const int rc = atomic_load(&slot.err);
     pthread_mutex_unlock(&submit_mu);
-    return atomic_load(&j.err);
+    return rc;
 }

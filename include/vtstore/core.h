@@ -197,10 +197,16 @@ typedef int (*vt_task_fn)(void *ctx, uint64_t i, int thread_id);
 
 /** Run fn(ctx, i) for i in [0, n) on up to @p nthreads threads of the shared pool (0 = the
  *  number of online CPUs or VT_THREADS from the environment; 1 = inline on the caller).
- *  Blocks until all tasks have finished. Re-entrant calls from a task run inline. */
+ *  Blocks until all tasks have finished. Re-entrant calls from a task run inline. Calls from
+ *  several threads queue: one job runs at a time. */
 int vt_parallel_for(uint64_t n, vt_task_fn fn, void *ctx, int nthreads);
 /** Threads the pool uses for nthreads = 0. */
 int vt_default_threads(void);
+/** Microseconds an idle pool worker spins for the next job before sleeping, and the caller for
+ *  the workers to finish (VT_POOL_SPIN_US, default 100; 0: they sleep at once). A hand-off to
+ *  spinning workers costs well under a microsecond, one to sleeping workers a futex wake-up
+ *  (tens of microseconds in a VM), so callers may size their inline thresholds by it. */
+int vt_pool_spin_us(void);
 
 /* ---- CPU features ------------------------------------------------------------------------- */
 

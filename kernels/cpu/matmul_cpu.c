@@ -4,16 +4,36 @@
  * GEMV kernels read x as prepared once per call (vt_kfused_prep: reordered, awq-scaled, padded;
  * a heap buffer freed before the call returns). Small GEMVs run on the calling thread alone. */
 #include <errno.h>
+#include <stdatomic.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "kern_internal.h"
 
-/* GEMVs with fewer weights x batch than this run on the calling thread only: a hand-off to the
- * pool's sleeping workers (a futex wake-up and wait, tens of us in a VM, worse when the cores
- * are shared) costs about what it shares of such a product (1536 x 576 q4_1 is 0.5 MB). Tuned
- * on the 2-core VM with SmolLM2-135M decode (BENCHMARKS.md, "Model run"): 1M and 4M alike, 0.4M
- * slower; each row is computed the same way on any thread, so the output does not change. */
-#define VT_GEMV_INLINE_WORK (2u << 20)
+/* GEMVs with fewer weights x batch than this run on the calling thread only. With the pool's
+ * workers spinning between jobs (vt_pool_spin_us > 0, the default) a hand-off costs well under
+ * a microsecond and only tiny products stay inline; with sleeping workers a hand-off (a futex
+ * wake-up and wait, tens of us in a VM) costs about what it shares of a 1536 x 576 q4_1 product
+ * (0.5 MB), so products below 2M weights stay inline. Tuned on the 2-core VM with SmolLM2-135M
+ * decode (BENCHMARKS.md, "Model run"); each row is computed the same way on any thread, so the
+ * output does not change. VT_GEMV_INLINE_WORK in the environment overrides both. */
+#define VT_GEMV_INLINE_SPIN  (64u << 10)
+#define VT_GEMV_INLINE_SLEEP (2u << 20)
+
+/* The inline threshold (weights x batch), read once. */
+static uint64_t inline_work(void) {
+    static _Atomic uint64_t v; /* 0: not read yet; the value + 1 */
+    uint64_t w = atomic_load_explicit(&v, memory_order_relaxed);
+    if (!w) {
+        const char *e = getenv("VT_GEMV_INLINE_WORK");
+        w = (e && *e                 ? strtoull(e, NULL, 0)
+             : vt_pool_spin_us() > 0 ? VT_GEMV_INLINE_SPIN
+                                     : VT_GEMV_INLINE_SLEEP) +
+            1;
+        atomic_store_explicit(&v, w, memory_order_relaxed);
+    }
+    return w - 1;
+}
 
 /* Rows per task: enough tasks to balance threads, few enough to amortise the hand-out. */
 static uint64_t rows_per_task(uint64_t rows, uint64_t cols) {
@@ -117,7 +137,7 @@ int vt_cpu_gemv(const vt_weight *w, const float *x, float *y, int batch) {
         return vt_fail(-ENOMEM, "vt_gemv: no memory for the prepared x (%d x %llu f32)", batch,
                        (unsigned long long)j.d.cols);
     /* small products run on the calling thread: waking the pool costs more than it shares */
-    int nt = j.d.rows * j.d.cols * (uint64_t)batch < VT_GEMV_INLINE_WORK ? 1 : 0;
+    int nt = j.d.rows * j.d.cols * (uint64_t)batch < inline_work() ? 1 : 0;
     rc = vt_parallel_for((j.d.rows + j.rpt - 1) / j.rpt, gemv_task, &j, nt);
     if (j.fused) vt_kfused_unprep(&j.xp);
     return rc;
