@@ -40,7 +40,11 @@ static void usage(FILE *f) {
            "                    (<|im_start|>user\\nTEXT<|im_end|>\\n<|im_start|>assistant\\n),\n"
            "                    Llama 3's (<|start_header_id|>user<|end_header_id|>...),\n"
            "                    Gemma's (<start_of_turn>user\\nTEXT<end_of_turn>\\n...) or\n"
-           "                    Llama 2's ([INST] TEXT [/INST]); any other is refused\n"
+           "                    Llama 2's ([INST] TEXT [/INST]); any other is refused.\n"
+           "                    A ChatML template's default system message (SmolLM2's,\n"
+           "                    Qwen2.5's) goes first, as the template writes it\n"
+           "  --system TEXT     with --chat: the system message (replaces the template's\n"
+           "                    default; refused where the template has no place for one)\n"
            "  --max-new N       tokens to generate (default 32; stops early at any EOS or end\n"
            "                    of turn: config.json's eos_token_id list, GGUF eot/eom and\n"
            "                    fim_pad/rep/sep_token_id, <|eot_id|>, <|eom_id|>, the tokens\n"
@@ -297,14 +301,67 @@ static int has_specials(const vt_tok *tok, const char *const *names, size_t n) {
     return 1;
 }
 
+/* What --chat knows of the template beyond its kind: whether it takes a system message, and the
+ * one it writes when the conversation has none. */
+typedef struct chat_info {
+    enum chat_kind kind;
+    int takes_system; /* a system message has a place in the template */
+    char *def_system; /* the template's default system message (malloc'd) or NULL */
+} chat_info;
+
+/* The default system message of a ChatML template: the text of a string constant
+ * '<|im_start|>system\n...<|im_end|>' (SmolLM2's "You are a helpful AI assistant named SmolLM,
+ * ...", Qwen2.5's "You are Qwen, ..."), which such templates write when the conversation has no
+ * system message, the newline written as itself or as the Jinja escape; escapes undone. NULL when
+ * no such constant is there (Qwen3's template, plain ChatML: the system turn is the caller's).
+ * 0 or -ENOMEM. */
+static int chatml_default_system(const char *t, char **def) {
+    *def = NULL;
+    static const char mark[] = "<|im_start|>system";
+    for (const char *p = t; (p = strstr(p, mark)); p += sizeof mark - 1) {
+        const char quote = p > t ? p[-1] : 0;
+        if (quote != '\'' && quote != '"') continue; /* not the start of a string constant */
+        const char *q = p + sizeof mark - 1;
+        if (*q == '\n')
+            q++;
+        else if (q[0] == '\\' && q[1] == 'n')
+            q += 2;
+        else
+            continue;
+        const char *e = strstr(q, "<|im_end|>");
+        if (!e) break;
+        char *out = malloc((size_t)(e - q) + 1), *o = out;
+        if (!out) return -ENOMEM;
+        const char *c = q;
+        for (; c < e && *c != quote; c++) {
+            if (*c == '\\' && c + 1 < e) {
+                c++;
+                *o++ = *c == 'n' ? '\n' : *c == 't' ? '\t' : *c == 'r' ? '\r' : *c;
+            } else
+                *o++ = *c;
+        }
+        *o = 0;
+        if (c == e) { /* one constant up to <|im_end|> */
+            *def = out;
+            return 0;
+        }
+        free(out); /* the constant ends first: '...system\n' + content + ... */
+    }
+    return 0;
+}
+
 /* The chat template --chat applies: named by the template text when the store has one (GGUF
  * tokenizer.chat_template, or for a store from safetensors tokenizer_config.json's chat_template;
  * Llama 3's uses <|start_header_id|> and <|eot_id|>, ChatML <|im_start|>, Gemma's
  * <start_of_turn>, Llama 2's [INST]), else
  * by the vocabulary's special tokens. Either way the template's special tokens must be in the
- * vocabulary. 0, or -1 with the reason in @p why. */
-static int chat_template(vt_store *s, const vt_tok *tok, enum chat_kind *kind, char *why,
-                         size_t cap) {
+ * vocabulary. A system message has a place in ChatML and Llama 3's, in Gemma's when the template
+ * prefixes it to the first user turn (Gemma 3's first_user_prefix; Gemma 2's refuses one) and in
+ * Llama 2's when it has <<SYS>>. 0, or -1 with the reason in @p why. */
+static int chat_template(vt_store *s, const vt_tok *tok, chat_info *ci, char *why, size_t cap) {
+    enum chat_kind *kind = &ci->kind;
+    ci->takes_system = 0;
+    ci->def_system = NULL;
     static const char *const chatml[] = {"<|im_start|>", "<|im_end|>"};
     size_t len = 0;
     char *t = NULL;
@@ -326,18 +383,27 @@ static int chat_template(vt_store *s, const vt_tok *tok, enum chat_kind *kind, c
         if (strstr(t, "<|start_header_id|>") && strstr(t, "<|eot_id|>")) {
             *kind = CHAT_LLAMA3;
             ok = has_specials(tok, llama3_specials, 4);
+            ci->takes_system = 1;
         } else if (strstr(t, "<|im_start|>")) {
             *kind = CHAT_CHATML;
             ok = has_specials(tok, chatml, 2);
+            ci->takes_system = 1;
+            if (ok && chatml_default_system(t, &ci->def_system)) {
+                free(t);
+                snprintf(why, cap, "out of memory");
+                return -1;
+            }
         } else if (strstr(t, "<start_of_turn>")) {
             *kind = CHAT_GEMMA;
             ok = has_specials(tok, gemma_specials, 2);
+            ci->takes_system = strstr(t, "first_user_prefix") != NULL;
         } else if (strstr(t, "[INST]") && !strstr(t, "[SYSTEM_PROMPT]") &&
                    !strstr(t, "' [INST] ' + system_message") && !strstr(t, "[AVAILABLE_TOOLS]")) {
             /* llama.cpp's llama2 family (its Mistral v1/v3/v7 variants, told apart by those
              * strings, place spaces differently: refused); plain text, no special tokens */
             *kind = strstr(t, "content.strip()") ? CHAT_LLAMA2_STRIP : CHAT_LLAMA2;
             ok = 1;
+            ci->takes_system = strstr(t, "<<SYS>>") != NULL;
         }
         if (!ok)
             snprintf(why, cap,
@@ -354,10 +420,12 @@ static int chat_template(vt_store *s, const vt_tok *tok, enum chat_kind *kind, c
     }
     if (has_specials(tok, llama3_specials, 4)) {
         *kind = CHAT_LLAMA3;
+        ci->takes_system = 1;
         return 0;
     }
     if (has_specials(tok, chatml, 2)) {
         *kind = CHAT_CHATML;
+        ci->takes_system = 1;
         return 0;
     }
     if (has_specials(tok, gemma_specials, 2)) {
@@ -370,39 +438,6 @@ static int chat_template(vt_store *s, const vt_tok *tok, enum chat_kind *kind, c
              "<|start_header_id|>, <|end_header_id|>, <|eot_id|>) and Gemma's "
              "(<start_of_turn>, <end_of_turn>)");
     return -1;
-}
-
-/* The prompt text --chat encodes: one user turn and the assistant's header. Llama 3's and Gemma's
- * templates trim the message (their Jinja `| trim`, llama.cpp's trim()), and so does the Llama 2
- * variant with `content.strip()`; ChatML and plain Llama 2 keep it as is. Gemma's is
- * "<start_of_turn>user\nMSG<end_of_turn>\n<start_of_turn>model\n" after the tokenizer's BOS. Llama
- * 2's is "[INST] MSG [/INST]" after the BOS the tokenizer puts first (as llama.cpp writes it; the
- * Jinja template has bos_token in its text). *start gets the offset of the (trimmed) message in the
- * text. */
-static char *chat_text(enum chat_kind kind, const char *msg, size_t *start) {
-    size_t n = strlen(msg);
-    if (chat_trims(kind)) {
-        while (n && strchr(" \t\n\r\v\f", *msg)) msg++, n--;
-        while (n && strchr(" \t\n\r\v\f", msg[n - 1])) n--;
-    }
-    const char *pre = kind == CHAT_LLAMA3
-                          ? "<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\n"
-                      : kind == CHAT_CHATML ? "<|im_start|>user\n"
-                      : kind == CHAT_GEMMA  ? "<start_of_turn>user\n"
-                                            : "[INST] ";
-    const char *post = kind == CHAT_LLAMA3
-                           ? "<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n"
-                       : kind == CHAT_CHATML ? "<|im_end|>\n<|im_start|>assistant\n"
-                       : kind == CHAT_GEMMA  ? "<end_of_turn>\n<start_of_turn>model\n"
-                                             : " [/INST]";
-    size_t a = strlen(pre), b = strlen(post);
-    *start = a;
-    char *t = malloc(a + n + b + 1);
-    if (!t) return NULL;
-    memcpy(t, pre, a);
-    memcpy(t + a, msg, n);
-    memcpy(t + a + n, post, b + 1);
-    return t;
 }
 
 typedef struct {
@@ -422,6 +457,96 @@ static int sb_add(sbuf *b, const char *s, size_t n) {
     b->n += n;
     b->p[b->n] = 0;
     return 0;
+}
+
+/* Trim Jinja's / Python's whitespace from both ends of [*p, *p + *n). */
+static void trim_ws(const char **p, size_t *n) {
+    while (*n && strchr(" \t\n\r\v\f", **p)) (*p)++, (*n)--;
+    while (*n && strchr(" \t\n\r\v\f", (*p)[*n - 1])) (*n)--;
+}
+
+/* The prompt text --chat encodes: a system turn when @p sys is not NULL (the caller checked that
+ * the template takes one), one user turn and the assistant's header. Llama 3's and Gemma's
+ * templates trim the message (their Jinja `| trim`, llama.cpp's trim()), and so does the Llama 2
+ * variant with `content.strip()`; ChatML and plain Llama 2 keep it as is. ChatML's system turn is
+ * "<|im_start|>system\nSYS<|im_end|>\n" as is, Llama 3's a system header and SYS trimmed. Gemma's
+ * is "<start_of_turn>user\n[SYS\n\n]MSG<end_of_turn>\n<start_of_turn>model\n" after the
+ * tokenizer's BOS (Gemma 3's first_user_prefix: SYS as is). Llama 2's is "[INST] CONTENT [/INST]"
+ * after the BOS the tokenizer puts first (as llama.cpp writes it; the Jinja template has bos_token
+ * in its text), CONTENT "<<SYS>>\nSYS\n<</SYS>>\n\nMSG" or MSG, stripped as a whole by the
+ * strip variant. *start gets the offset of the (trimmed) message in the text. */
+static char *chat_text(enum chat_kind kind, const char *sys, const char *msg, size_t *start) {
+    size_t n = strlen(msg), ns = sys ? strlen(sys) : 0;
+    if (kind == CHAT_LLAMA3 || kind == CHAT_GEMMA) trim_ws(&msg, &n);
+    if (kind == CHAT_LLAMA3 && sys) trim_ws(&sys, &ns);
+    sbuf b = {0};
+    int e = 0;
+#define ADD(str, len) (e |= sb_add(&b, (str), (len)))
+#define ADDS(str)     ADD((str), strlen(str))
+    switch (kind) {
+    case CHAT_LLAMA3:
+        ADDS("<|begin_of_text|>");
+        if (sys) {
+            ADDS("<|start_header_id|>system<|end_header_id|>\n\n");
+            ADD(sys, ns);
+            ADDS("<|eot_id|>");
+        }
+        ADDS("<|start_header_id|>user<|end_header_id|>\n\n");
+        *start = b.n;
+        ADD(msg, n);
+        ADDS("<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n");
+        break;
+    case CHAT_CHATML:
+        if (sys) {
+            ADDS("<|im_start|>system\n");
+            ADD(sys, ns);
+            ADDS("<|im_end|>\n");
+        }
+        ADDS("<|im_start|>user\n");
+        *start = b.n;
+        ADD(msg, n);
+        ADDS("<|im_end|>\n<|im_start|>assistant\n");
+        break;
+    case CHAT_GEMMA:
+        ADDS("<start_of_turn>user\n");
+        if (sys) {
+            ADD(sys, ns);
+            ADDS("\n\n");
+        }
+        *start = b.n;
+        ADD(msg, n);
+        ADDS("<end_of_turn>\n<start_of_turn>model\n");
+        break;
+    default: { /* Llama 2: [INST] CONTENT [/INST], CONTENT stripped as a whole by the variant */
+        ADDS("[INST] ");
+        const size_t c0 = b.n;
+        if (sys) {
+            ADDS("<<SYS>>\n");
+            ADD(sys, ns);
+            ADDS("\n<</SYS>>\n\n");
+        }
+        *start = b.n;
+        ADD(msg, n);
+        if (!e && kind == CHAT_LLAMA2_STRIP) {
+            const char *c = b.p + c0;
+            size_t nc = b.n - c0;
+            trim_ws(&c, &nc);
+            const size_t lead = (size_t)(c - (b.p + c0));
+            memmove(b.p + c0, c, nc);
+            b.n = c0 + nc;
+            *start = *start > c0 + lead ? *start - lead : c0;
+        }
+        ADDS(" [/INST]");
+        break;
+    }
+    }
+#undef ADD
+#undef ADDS
+    if (e) {
+        free(b.p);
+        return NULL;
+    }
+    return b.p;
 }
 
 /* Append the bytes of token @p id to @p text, and with @p print write them to stdout. A token
@@ -509,7 +634,8 @@ int vt_cmd_run(int argc, char **argv) {
         return VT_EXIT_OK;
     }
     const char *store_path = NULL, *prompt = NULL, *ids_arg = NULL, *ram_arg = NULL,
-               *vram_arg = NULL, *kv_arg = "f16", *dev_arg = "cpu", *logits_path = NULL;
+               *vram_arg = NULL, *kv_arg = "f16", *dev_arg = "cpu", *logits_path = NULL,
+               *system_arg = NULL;
     int chat = 0, json = 0, quiet = 0;
     long max_new = 32, ctx = 0, prefetch = 0;
     for (int i = 1; i < argc; i++) {
@@ -521,6 +647,8 @@ int vt_cmd_run(int argc, char **argv) {
             if (!(prompt = NEXT())) return VT_EXIT_USAGE;
         } else if (!strcmp(a, "--tokens")) {
             if (!(ids_arg = NEXT())) return VT_EXIT_USAGE;
+        } else if (!strcmp(a, "--system")) {
+            if (!(system_arg = NEXT())) return VT_EXIT_USAGE;
         } else if (!strcmp(a, "--chat"))
             chat = 1;
         else if (!strcmp(a, "--json"))
@@ -572,6 +700,10 @@ int vt_cmd_run(int argc, char **argv) {
         fprintf(stderr, "vtstore run: --chat wraps --prompt text\n");
         return VT_EXIT_USAGE;
     }
+    if (system_arg && !chat) {
+        fprintf(stderr, "vtstore run: --system is a system message for --chat's template\n");
+        return VT_EXIT_USAGE;
+    }
     vt_llama_opts o;
     vt_llama_opts_init(&o);
     o.prefetch = (uint32_t)prefetch;
@@ -594,6 +726,8 @@ int vt_cmd_run(int argc, char **argv) {
     uint32_t n_prompt = 0;
     float *logits = NULL, *all = NULL;
     sbuf text = {0};
+    chat_info ci = {CHAT_CHATML, 0, NULL};
+    const char *sys = NULL; /* the system message --chat writes: --system's or the template's */
     int32_t *gen = NULL;
     uint32_t n_gen = 0;
 
@@ -626,22 +760,35 @@ int vt_cmd_run(int argc, char **argv) {
                 bad_bos);
         goto done;
     }
-    enum chat_kind chat_kind = CHAT_CHATML;
     if (chat) {
         char why[320];
-        if (chat_template(s, tok, &chat_kind, why, sizeof why)) {
+        if (chat_template(s, tok, &ci, why, sizeof why)) {
             fprintf(stderr,
                     "vtstore run: %s: --chat: %s; write the model's own template into --prompt "
                     "instead\n",
                     store_path, why);
             goto done;
         }
+        if (system_arg && !ci.takes_system) {
+            fprintf(stderr,
+                    "vtstore run: %s: --system: the model's %s chat template has no place for a "
+                    "system message%s\n",
+                    store_path, chat_name(ci.kind),
+                    ci.kind == CHAT_GEMMA ? " (Gemma 3's prefixes it to the user turn; this one "
+                                            "has no first_user_prefix, or the store keeps no "
+                                            "template)"
+                    : ci.kind == CHAT_CHATML || ci.kind == CHAT_LLAMA3 ? ""
+                                                                       : " (no <<SYS>> block)");
+            goto done;
+        }
+        sys = system_arg ? system_arg : ci.def_system;
     }
+    const enum chat_kind chat_kind = ci.kind;
     int32_t bos = vt_tok_bos(tok);
     int bos_added = 0;
     if (prompt) {
         size_t start = 0;
-        char *t = chat ? chat_text(chat_kind, prompt, &start) : strdup(prompt);
+        char *t = chat ? chat_text(chat_kind, sys, prompt, &start) : strdup(prompt);
         uint32_t n = 0;
         if (!t) goto oom;
         rc = vt_tok_encode(tok, t, NULL, 0, &n);
@@ -751,8 +898,11 @@ int vt_cmd_run(int argc, char **argv) {
                 hp->vocab, hp->rope_scaled ? ", RoPE scaled" : "",
                 vt_llama_model_bytes(m) / 1048576.0, vt_format_name(o.kv_format, kb, sizeof kb),
                 dev_arg, vt_kernels_cpu_isa());
-        fprintf(err, "\nprompt: %u tokens%s%s%s%s\n", n_prompt, bos_added ? " (BOS added)" : "",
-                chat ? ", " : "", chat ? chat_name(chat_kind) : "", chat ? " chat template" : "");
+        fprintf(err, "\nprompt: %u tokens%s%s%s%s%s\n", n_prompt, bos_added ? " (BOS added)" : "",
+                chat ? ", " : "", chat ? chat_name(chat_kind) : "", chat ? " chat template" : "",
+                !sys                ? ""
+                : sys == system_arg ? ", system message given"
+                                    : ", the template's default system message");
     }
 
     /* generation ends at any EOS (config.json may list several: Llama 3.1's <|end_of_text|>,
@@ -853,7 +1003,16 @@ int vt_cmd_run(int argc, char **argv) {
         vt_print_json_strn(f, text.p ? text.p : "", text.n);
         fputs(", \"prompt_ids\": [", f);
         for (uint32_t i = 0; i < n_prompt; i++) fprintf(f, "%s%d", i ? ", " : "", ids[i]);
-        fputs("], \"generated_ids\": [", f);
+        fputs("], \"chat_template\": ", f);
+        if (chat)
+            fprintf(f, "\"%s\", \"system\": ", chat_name(chat_kind));
+        else
+            fputs("null, \"system\": ", f);
+        if (sys)
+            vt_print_json_strn(f, sys, strlen(sys));
+        else
+            fputs("null", f);
+        fputs(", \"generated_ids\": [", f);
         for (uint32_t i = 0; i < n_gen; i++) fprintf(f, "%s%d", i ? ", " : "", gen[i]);
         char kb[32];
         fprintf(f,
@@ -879,6 +1038,7 @@ oom:
     fprintf(stderr, "vtstore run: out of memory\n");
     code = VT_EXIT_ERROR;
 done:
+    free(ci.def_system);
     vt_llama_close(m);
     vt_tok_destroy(tok);
     vt_store_close(s);

@@ -21,6 +21,26 @@ fail() {
     echo "FAIL: $*" >&2
     exit 1
 }
+# render TEMPLATE SYSTEM MSG [BOS]: the text jinja2 renders as transformers' apply_chat_template
+# does (trim_blocks, lstrip_blocks; add_generation_prompt), a system message first unless
+# SYSTEM is "-"; printed with an x after it (strip it: $(...) drops trailing newlines)
+render() {
+    "$PY" -c "import jinja2, sys
+t = jinja2.Environment(trim_blocks=True, lstrip_blocks=True).from_string(sys.argv[1])
+m = ([] if sys.argv[2] == '-' else [{'role': 'system', 'content': sys.argv[2]}])
+m.append({'role': 'user', 'content': sys.argv[3]})
+print(t.render(messages=m, add_generation_prompt=True, bos_token=sys.argv[4], eos_token='</s>')
+      + 'x', end='')" "$1" "$2" "$3" "${4:-}"
+}
+# chat_ids NAME SYSTEM MSG: the prompt ids of --chat on store bc-NAME, with --system SYSTEM unless "-"
+chat_ids() {
+    if [ "$2" = - ]; then
+        "$V" run "$TMP/bc-$1.vts" --chat --prompt "$3" --max-new 1 --json | ids prompt_ids
+    else
+        "$V" run "$TMP/bc-$1.vts" --chat --system "$2" --prompt "$3" --max-new 1 --json |
+            ids prompt_ids
+    fi
+}
 make() { # NAME EDITS... : an edited copy of the model, imported
     n=$1
     shift
@@ -88,6 +108,18 @@ for s in l3 l3v; do
     [ "$got" = "$want" ] || fail "Llama 3 chat ($s): $got, oracle $want"
 done
 echo "Llama 3 chat template (from chat_template and from the vocabulary): $want"
+# a system message: its own header, trimmed (the template's | trim), from the template and from
+# the vocabulary alike
+SYS=" Answer briefly.
+"
+text=$(render "$TMPL" "$SYS" "$MSG" "<|begin_of_text|>")
+want=$($REF "$TMP/bc-l3.gguf" --pre llama-bpe --encode "${text%x}")
+for s in l3 l3v; do
+    got=$("$V" run "$TMP/bc-$s.vts" --chat --system "$SYS" --prompt "$MSG" --max-new 1 --json |
+        ids prompt_ids)
+    [ "$got" = "$want" ] || fail "Llama 3 chat --system ($s): $got, oracle $want"
+done
+echo "Llama 3 chat template with --system: $want"
 
 # tokenizer.ggml.eot_token_id ends generation: the chat prompt's first greedy token is 504
 make eot --u32 tokenizer.ggml.eot_token_id=504
@@ -114,6 +146,21 @@ print(jinja2.Template(sys.argv[1]).render(messages=[{'role': 'user', 'content': 
     [ "$got" = "$want" ] || fail "Llama 2 [INST] chat ($v): $got, oracle $want"
 done
 echo "Llama 2 [INST] chat templates (stripped and kept): as jinja2 renders them"
+# a system message: Llama 2 chat's <<SYS>> block, the content stripped as a whole (a message of
+# spaces leaves "<<SYS>>...<</SYS>>" alone); Mistral v0.1's template has no place for one
+for m in "$MSG" "   "; do
+    text=$(render "$L2S" "$SYS" "$m")
+    want=$($REF "$MODEL" --encode "${text%x}")
+    got=$("$V" run "$TMP/bc-l2s.vts" --chat --system "$SYS" --prompt "$m" --max-new 1 --json |
+        ids prompt_ids)
+    [ "$got" = "$want" ] || fail "Llama 2 chat --system, message '$m': $got, oracle $want"
+done
+if "$V" run "$TMP/bc-l2m.vts" --chat --system "$SYS" --prompt "$MSG" --max-new 1 \
+    >/dev/null 2>"$TMP/bc-err"; then
+    fail "--system with a template without <<SYS>> was not refused"
+fi
+grep -q "no place for a system message" "$TMP/bc-err" || fail "message: $(cat "$TMP/bc-err")"
+echo "Llama 2 chat with --system: as jinja2 renders it; refused without <<SYS>>"
 
 # Gemma's template (tokens 3, 4 renamed to <start_of_turn>, <end_of_turn>): --chat encodes what
 # jinja2 renders from it (the message trimmed), also chosen from the vocabulary alone
@@ -133,6 +180,79 @@ for s in gm gmv; do
     [ "$got" = "$want" ] || fail "Gemma chat ($s): $got, oracle $want"
 done
 echo "Gemma chat template (from chat_template and from the vocabulary): $want"
+# Gemma 3's template puts a system message before the first user message (first_user_prefix, the
+# message as is, then a blank line); Gemma 2's (above) and the vocabulary alone take none
+GM3="{{ bos_token }}
+{%- if messages[0]['role'] == 'system' -%}
+    {%- set first_user_prefix = messages[0]['content'] + '\n\n' -%}
+    {%- set loop_messages = messages[1:] -%}
+{%- else -%}
+    {%- set first_user_prefix = \"\" -%}
+    {%- set loop_messages = messages -%}
+{%- endif -%}
+{%- for message in loop_messages -%}
+    {%- set role = 'model' if message['role'] == 'assistant' else message['role'] -%}
+    {{ '<start_of_turn>' + role + '\n' + (first_user_prefix if loop.first else \"\") }}
+    {{- message['content'] | trim }}
+    {{- '<end_of_turn>\n' }}
+{%- endfor -%}
+{%- if add_generation_prompt -%}{{ '<start_of_turn>model\n' }}{%- endif -%}"
+make gm3 --token 3="<start_of_turn>" --token 4="<end_of_turn>" --str "tokenizer.chat_template=$GM3"
+for sys_msg in - "$SYS"; do
+    text=$(render "$GM3" "$sys_msg" "$MSG")
+    want=$($REF "$TMP/bc-gm.gguf" --encode "${text%x}")
+    got=$(chat_ids gm3 "$sys_msg" "$MSG")
+    [ "$got" = "$want" ] || fail "Gemma 3 chat, system '$sys_msg': $got, oracle $want"
+done
+for s in gm gmv; do
+    if "$V" run "$TMP/bc-$s.vts" --chat --system "$SYS" --prompt "$MSG" --max-new 1 \
+        >/dev/null 2>"$TMP/bc-err"; then
+        fail "Gemma ($s) without first_user_prefix took --system"
+    fi
+    grep -q "first_user_prefix" "$TMP/bc-err" || fail "message: $(cat "$TMP/bc-err")"
+done
+echo "Gemma 3 chat with and without --system: as jinja2 renders it; Gemma 2's refuses --system"
+
+# ChatML templates with a default system message, Qwen2.5's form (a tools branch, the newline
+# as the Jinja escape \n) and one whose default has an escaped quote: --chat writes the default
+# when no --system is given, as jinja2 renders it; --system replaces it; Qwen3's form (no
+# default) writes none
+QW="{%- if tools %}
+    {{- '<|im_start|>system\n' }}
+    {%- if messages[0]['role'] == 'system' %}
+        {{- messages[0]['content'] }}
+    {%- else %}
+        {{- 'You are Qwen, created by Alibaba Cloud. You are a helpful assistant.' }}
+    {%- endif %}
+    {{- '<|im_end|>\n' }}
+{%- else %}
+    {%- if messages[0]['role'] == 'system' %}
+        {{- '<|im_start|>system\n' + messages[0]['content'] + '<|im_end|>\n' }}
+    {%- else %}
+        {{- '<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant.<|im_end|>\n' }}
+    {%- endif %}
+{%- endif %}
+{%- for message in messages %}
+    {%- if (message.role == 'user') or (message.role == 'system' and not loop.first) %}
+        {{- '<|im_start|>' + message.role + '\n' + message.content + '<|im_end|>' + '\n' }}
+    {%- endif %}
+{%- endfor %}
+{%- if add_generation_prompt %}
+    {{- '<|im_start|>assistant\n' }}
+{%- endif %}"
+QQ="{% for m in messages %}{% if loop.first and m['role'] != 'system' %}{{ '<|im_start|>system\nYou\\'re \\\"brief\\\".<|im_end|>\n' }}{% endif %}{{ '<|im_start|>' + m['role'] + '\n' + m['content'] + '<|im_end|>\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+Q3="{%- for message in messages %}{{- '<|im_start|>' + message.role + '\n' + message.content + '<|im_end|>' + '\n' }}{%- endfor %}{%- if add_generation_prompt %}{{- '<|im_start|>assistant\n' }}{%- endif %}"
+for v in qw qq q3; do
+    case $v in qw) T=$QW ;; qq) T=$QQ ;; *) T=$Q3 ;; esac
+    make $v --str "tokenizer.chat_template=$T"
+    for sys_msg in - "$SYS"; do
+        text=$(render "$T" "$sys_msg" "$MSG")
+        want=$($REF "$MODEL" --encode "${text%x}")
+        got=$(chat_ids $v "$sys_msg" "$MSG")
+        [ "$got" = "$want" ] || fail "ChatML ($v), system '$sys_msg': $got, oracle $want"
+    done
+done
+echo "ChatML default system messages (Qwen2.5's form, an escaped quote, none) and --system: as jinja2 renders them"
 
 # other chat templates are refused: a Mistral [INST] variant (v7), and Phi-3's
 make other --str "tokenizer.chat_template={% for m in messages %}[SYSTEM_PROMPT][INST] {{ m['content'] }}[/INST]{% endfor %}"

@@ -169,8 +169,14 @@ def main():
                     "vocab": {t: i for i, t in enumerate(toks)}, "merges": merges}}
     with open(os.path.join(a.out, "tokenizer.json"), "w") as f:
         json.dump(tj, f)  # ensure_ascii: the reader must decode \\u escapes
-    print("wrote %d tensors (%s), config.json, tokenizer.json (%d tokens, %d merges as %s) to %s"
-          % (len(tensors), a.dtype, len(toks), len(merges), a.merges, a.out))
+    # the chat template goes to tokenizer_config.json, as in the model's Hugging Face checkout
+    tmpl = g.meta("tokenizer.chat_template")
+    if tmpl is not None:
+        with open(os.path.join(a.out, "tokenizer_config.json"), "w") as f:
+            json.dump({"chat_template": tmpl}, f)
+    print("wrote %d tensors (%s), config.json, tokenizer.json (%d tokens, %d merges as %s)%s to %s"
+          % (len(tensors), a.dtype, len(toks), len(merges), a.merges,
+             ", tokenizer_config.json" if tmpl is not None else "", a.out))
 
 
 if __name__ == "__main__":

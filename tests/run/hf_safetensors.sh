@@ -22,6 +22,7 @@ ids_of() {
         "$PY" -c "import json,sys; print(','.join(map(str, json.load(sys.stdin)['prompt_ids'])))"
 }
 P2="Write a haiku about the ocean. Numbers: 12345, emoji 🙂, ünïcödé."
+want1=$(ids_of "$STORE" "What is the capital of France?") # with the template's system message
 want2=$(ids_of "$STORE" "$P2")
 for v in "f16 pairs" "f32 strings"; do
     set -- $v
@@ -124,10 +125,10 @@ JSONEOF
     "$PY" "$HERE/compare_logits.py" "$W/logits_$1.npy" "$W/logits_gguf.npy" --min-cos 0.999 --top1
     got=$(ids_of "$W/$1.vts" "What is the capital of France?")
     got2=$(ids_of "$W/$1.vts" "$P2")
-    if [ "$got" != "$IDS" ] || [ "$got2" != "$want2" ]; then
-        echo "FAIL: tokenizer.json ($2 merges) encodes to $got / $got2, GGUF to $IDS / $want2" >&2
+    if [ "$got" != "$want1" ] || [ "$got2" != "$want2" ]; then
+        echo "FAIL: tokenizer.json ($2 merges) encodes to $got / $got2, GGUF to $want1 / $want2" >&2
         exit 1
     fi
-    echo "tokenizer.json ($2 merges) encodes 2 chat prompts as the GGUF vocabulary does"
+    echo "tokenizer.json ($2 merges) encodes 2 chat prompts as the GGUF vocabulary does (with the chat_template of tokenizer_config.json)"
     rm -rf "$W/$1.vts"
 done
