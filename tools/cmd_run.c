@@ -879,8 +879,7 @@ int vt_cmd_run(int argc, char **argv) {
                 "%u rows while its tokenizer has %u tokens: the tokenizer does not fit the "
                 "model\n",
                 store_path, ids[i], bos_added && i == 0 ? " (the BOS)" : "",
-                hp->hf ? "model.embed_tokens.weight" : "token_embd.weight", hp->vocab,
-                vt_tok_n_tokens(tok));
+                hp->hf ? hp->hf_embd : "token_embd.weight", hp->vocab, vt_tok_n_tokens(tok));
         goto done;
     }
     size_t V = hp->vocab;

@@ -10,7 +10,9 @@
 # implementation, when scripts/setup_llamacpp.sh installed it: the same criteria. Then the same
 # model with linear RoPE scaling 8 on its global layers (Gemma 3 4B and larger), where the
 # reference without scaling, and the one whose windowed layers take the global RoPE base and
-# scaling (swa_rope), must be far.
+# scaling (swa_rope), must be far. Last, Gemma3ForConditionalGeneration checkpoints (model_type
+# gemma3, text_config with Gemma3TextConfig's defaults left out, both tensor prefixes, a vision
+# tower beside): the reference's logits, and a stop at a top-level eos id.
 set -eu
 PY_MODULES="numpy gguf"
 . "$(dirname "$0")/common.sh"
@@ -83,3 +85,44 @@ G2="$W/g2.gguf"
     --window-pattern 3 --layers 6 --rope-linear 8
 grep -q linear "$G2"
 both "$G2" "rope_scaling swa_rope" "gemma3 with linear RoPE scaling"
+rm -rf "$W/g.vts" "$W/hf" "$W/hf.vts"
+
+# Gemma3ForConditionalGeneration checkpoints (the hub's 4B and larger): config.json model_type
+# gemma3 with the language model's keys in text_config, those equal to Gemma3TextConfig's
+# defaults left out (8/4 heads of 256, rope_theta 1e6, query_pre_attn_scalar 256, the pattern 6,
+# tied), the eos ids at the top level, tensors under language_model.model.* (the hub's files) or
+# model.language_model.* (transformers 4.52+) beside a vision tower: the reference's logits, and
+# generation stops at a top-level eos id (the first greedy token)
+G3="$W/g3.gguf"
+"$PY" "$HERE/gguf_synth.py" "$G3" --arch gemma3 --dim 128 --heads 8 --kv-heads 4 --head-dim 256 \
+    --seed 7 --window 8 --window-pattern 6 --layers 7
+"$PY" "$REF" "$G3" --tokens "$IDS40" -o "$W/ref.npy" 2>/dev/null
+LC="" ABL=""
+"$VT_BIN" import "$G3" "$W/g.vts" -q >/dev/null
+first=$("$VT_BIN" run "$W/g.vts" --tokens "$IDS40" --max-new 1 --json |
+    "$PY" -c "import json,sys; print(json.load(sys.stdin)['generated_ids'][0])")
+for mm in hub new; do
+    "$PY" "$HERE/gguf_to_hf.py" "$G3" "$W/mm" --dtype f32 --gemma3-multimodal $mm \
+        --top-eos "5,$first" >/dev/null
+    "$PY" - "$W/mm/config.json" <<'PYEOF'
+import json, sys
+c = json.load(open(sys.argv[1]))
+t = c["text_config"]
+assert c["model_type"] == "gemma3" and t["model_type"] == "gemma3_text", c
+gone = [k for k in ("num_attention_heads", "num_key_value_heads", "head_dim", "rope_theta",
+                    "query_pre_attn_scalar", "sliding_window_pattern", "tie_word_embeddings",
+                    "eos_token_id") if k in t]
+assert not gone, "text_config still lists %s" % gone
+PYEOF
+    "$VT_BIN" import "$W/mm/model.safetensors" "$W/mm.vts" --format f32 -q >/dev/null
+    "$VT_BIN" run "$W/mm.vts" --tokens "$IDS40" --max-new 1 --quiet --logits "$W/vt_mm.npy"
+    check "$W/vt_mm.npy" "Gemma3ForConditionalGeneration ($mm names)"
+    got=$("$VT_BIN" run "$W/mm.vts" --tokens "$IDS40" --max-new 4 --json |
+        "$PY" -c "import json,sys; print(json.load(sys.stdin)['generated_ids'])")
+    [ "$got" = "[$first]" ] || {
+        echo "FAIL: top-level eos_token_id [5, $first]: generated $got" >&2
+        exit 1
+    }
+    rm -rf "$W/mm" "$W/mm.vts"
+done
+echo "Gemma3ForConditionalGeneration (hub and transformers 4.52+ names): as the reference; stops at the top-level eos"

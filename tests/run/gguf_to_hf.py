@@ -61,6 +61,15 @@ def main():
     ap.add_argument("--rope-scaling", metavar="JSON")
     ap.add_argument("--mistral-window", type=int, metavar="W",
                     help="write a llama GGUF as model_type mistral with sliding_window W")
+    ap.add_argument("--gemma3-multimodal", choices=["hub", "new"],
+                    help="a gemma3 GGUF as Gemma3ForConditionalGeneration: config.json model_type "
+                    "gemma3 with the keys in text_config (those equal to Gemma3TextConfig's "
+                    "defaults left out), the eos ids at the top level, tensors under "
+                    "language_model.model. (hub: the hub's files) or model.language_model. (new: "
+                    "transformers 4.52+), and a small vision tower beside them")
+    ap.add_argument("--top-eos", metavar="IDS",
+                    help="with --gemma3-multimodal: the top level's eos_token_id list "
+                    "(default: the GGUF's eos and 106)")
     a = ap.parse_args()
     g = GGUFModel(a.gguf)
     arch = g.meta("general.architecture")
@@ -103,6 +112,22 @@ def main():
     tied = "output.weight" not in g.tensors
     if not tied:
         tensors.append(("lm_head.weight", g.get("output.weight")))
+    mm = a.gemma3_multimodal
+    if mm:
+        if not gemma:
+            sys.exit("gguf_to_hf: --gemma3-multimodal needs a gemma3 GGUF")
+        lm = "language_model.model." if mm == "hub" else "model.language_model."
+        vt = "vision_tower.vision_model." if mm == "hub" else "model.vision_tower.vision_model."
+        mp = "multi_modal_projector." if mm == "hub" else "model.multi_modal_projector."
+        tensors = [((lm + n[len("model."):]) if n.startswith("model.") else
+                    ("language_model.lm_head.weight" if mm == "hub" else n), w)
+                   for n, w in tensors]
+        rng = np.random.default_rng(0)  # the vision side, which the runner must not read
+        tensors += [(vt + "embeddings.patch_embedding.weight",
+                     rng.standard_normal((16, 3, 14, 14)).astype(np.float32)),
+                    (vt + "post_layernorm.weight", np.ones(16, np.float32)),
+                    (mp + "mm_input_projection_weight",
+                     rng.standard_normal((16, tensors[0][1].shape[1])).astype(np.float32))]
     write_safetensors(os.path.join(a.out, "model.safetensors"),
                       [(n, w.astype(dt)) for n, w in tensors])
 
@@ -145,6 +170,30 @@ def main():
             sys.exit("gguf_to_hf: --mistral-window needs a llama GGUF")
         cfg["architectures"], cfg["model_type"] = ["MistralForCausalLM"], "mistral"
         cfg["sliding_window"] = a.mistral_window
+    if mm:  # transformers' Gemma3TextConfig defaults: keys equal to them are left out
+        defaults = {"vocab_size": 262208, "hidden_size": 2304, "intermediate_size": 9216,
+                    "num_hidden_layers": 26, "num_attention_heads": 8, "num_key_value_heads": 4,
+                    "head_dim": 256, "hidden_activation": "gelu_pytorch_tanh",
+                    "max_position_embeddings": 131072, "rms_norm_eps": 1e-6,
+                    "rope_theta": 1e6, "query_pre_attn_scalar": 256, "sliding_window": 4096,
+                    "final_logit_softcapping": None, "attn_logit_softcapping": None,
+                    "rope_local_base_freq": 10000.0, "sliding_window_pattern": 6,
+                    "tie_word_embeddings": True, "bos_token_id": 2, "rope_scaling": None}
+        text = dict(cfg, model_type="gemma3_text")
+        if "layer_types" in text:  # the hub's 4.50-era files: the pattern, not layer_types
+            del text["layer_types"]
+            text["sliding_window_pattern"] = pat
+        for k in ("architectures", "torch_dtype", "eos_token_id"):
+            text.pop(k, None)
+        text = {k: v for k, v in text.items() if not (k in defaults and defaults[k] == v)}
+        eos = ([int(x) for x in a.top_eos.split(",")] if a.top_eos
+               else [cfg["eos_token_id"], 106])
+        cfg = {"architectures": ["Gemma3ForConditionalGeneration"], "model_type": "gemma3",
+               "eos_token_id": eos, "image_token_index": 262144, "mm_tokens_per_image": 256,
+               "text_config": text,
+               "vision_config": {"model_type": "siglip_vision_model", "hidden_size": 16,
+                                 "patch_size": 14, "image_size": 28},
+               "torch_dtype": cfg["torch_dtype"]}
     with open(os.path.join(a.out, "config.json"), "w") as f:
         json.dump(cfg, f, indent=2)
 

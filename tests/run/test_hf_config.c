@@ -149,5 +149,36 @@ int main(void) {
     snprintf(js, sizeof js, rp, "llama", "{\"rope_type\": \"llama3\", \"factor\": 8}");
     CHECK(vt_hf_config_parse(js, &c) == VT_EFORMAT &&
           strstr(vt_last_error(), "rope_parameters (llama3) has no number low_freq_factor"));
+    /* Gemma3ForConditionalGeneration (model_type gemma3): the keys of text_config, absent ones
+     * Gemma3TextConfig's defaults; bos/eos from the top level when given there */
+    CHECK_RC(vt_hf_config_parse(
+        "{\"model_type\": \"gemma3\", \"eos_token_id\": [1, 106], \"hidden_size\": 9, "
+        "\"text_config\": {\"hidden_size\": 2560, \"intermediate_size\": 10240, "
+        "\"model_type\": \"gemma3_text\", \"num_hidden_layers\": 34, \"rope_scaling\": "
+        "{\"factor\": 8.0, \"rope_type\": \"linear\"}, \"sliding_window\": 1024}, "
+        "\"vision_config\": {\"hidden_size\": 1152}}",
+        &c));
+    CHECK(c.multimodal && !strcmp(c.model_type, "gemma3_text") && c.hidden_size == 2560 &&
+          c.intermediate_size == 10240 && c.n_layers == 34 && c.n_heads == 8 && c.n_kv_heads == 4 &&
+          c.head_dim == 256 && c.window == 1024 && c.vocab_size == 262208 && c.max_pos == 131072 &&
+          c.rope_theta == 1e6f && c.rms_eps == 1e-6f && c.tie == 1 &&
+          !strcmp(c.rope_type, "linear") && c.rope_factor == 8);
+    CHECK(c.n_eos == 2 && c.eos_ids[0] == 1 && c.eos_ids[1] == 106 && c.bos_id == 2);
+    /* the defaults for a gemma3_text config that omits keys; other models need them */
+    CHECK_RC(vt_hf_config_parse("{\"model_type\": \"gemma3_text\", \"num_attention_heads\": 4, "
+                                "\"eos_token_id\": 7, \"bos_token_id\": 5}",
+                                &c));
+    CHECK(!c.multimodal && c.hidden_size == 2304 && c.n_layers == 26 && c.n_heads == 4 &&
+          c.n_kv_heads == 4 && c.window == 4096 && c.n_eos == 1 && c.eos_id == 7 && c.bos_id == 5);
+    CHECK(vt_hf_config_parse("{\"model_type\": \"llama\", \"num_attention_heads\": 4}", &c) ==
+              VT_EFORMAT &&
+          strstr(vt_last_error(), "hidden_size"));
+    CHECK(vt_hf_config_parse("{\"model_type\": \"gemma3\", \"text_config\": 3}", &c) ==
+              VT_EFORMAT &&
+          strstr(vt_last_error(), "text_config"));
+    CHECK(vt_hf_config_parse("{\"model_type\": \"gemma3\", \"text_config\": {\"model_type\": "
+                             "\"llama\", \"hidden_size\": 64}}",
+                             &c) == VT_EUNSUPPORTED &&
+          strstr(vt_last_error(), "'llama'"));
     return vt_test_done("test_hf_config");
 }

@@ -498,6 +498,31 @@ static int cfg_gemma(const hj_doc *d, vt_hf_config *c) {
     return 0;
 }
 
+/* Gemma3ForConditionalGeneration's config.json (model_type gemma3): the language model's keys
+ * are in its text_config object (a Gemma3TextConfig); the ids generate() stops at and starts
+ * from stay at the top (eos_token_id [1, 106]). Reads those, then makes text_config the root
+ * that the rest of the parse reads. */
+static int cfg_multimodal(hj_doc *d, vt_hf_config *c, int32_t *top_bos, int32_t *top_eos,
+                          uint32_t *n_top_eos) {
+    uint32_t tc = hj_get(d, 1, "text_config");
+    if (!tc || d->v[tc].type != HJ_OBJ)
+        return vt_fail(VT_EFORMAT, "config.json: model_type gemma3 without a text_config object");
+    *top_bos = cfg_id(d, "bos_token_id");
+    int rc = cfg_ids(d, "config.json", "eos_token_id", top_eos, n_top_eos);
+    if (rc) return rc;
+    d->v[1] = d->v[tc]; /* the root's members are text_config's now */
+    uint32_t mt = hj_get(d, 1, "model_type");
+    const char *t = mt && d->v[mt].type == HJ_STR ? hj_str(d, mt) : "gemma3_text";
+    if (strcmp(t, "gemma3_text"))
+        return vt_fail(VT_EUNSUPPORTED,
+                       "config.json: model_type gemma3 whose text_config model_type is '%s' (not "
+                       "gemma3_text)",
+                       t);
+    snprintf(c->model_type, sizeof c->model_type, "gemma3_text");
+    c->multimodal = 1;
+    return 0;
+}
+
 int vt_hf_config_parse(const char *json, vt_hf_config *c) {
     memset(c, 0, sizeof *c);
     hj_doc d;
@@ -506,20 +531,30 @@ int vt_hf_config_parse(const char *json, vt_hf_config *c) {
     uint32_t mt = hj_get(&d, 1, "model_type");
     if (mt && d.v[mt].type == HJ_STR)
         snprintf(c->model_type, sizeof c->model_type, "%s", hj_str(&d, mt));
-    if (!(rc = cfg_u32(&d, "hidden_size", &c->hidden_size, 1, 0)) &&
-        !(rc = cfg_u32(&d, "intermediate_size", &c->intermediate_size, 1, 0)) &&
-        !(rc = cfg_u32(&d, "num_hidden_layers", &c->n_layers, 1, 0)) &&
-        !(rc = cfg_u32(&d, "num_attention_heads", &c->n_heads, 1, 0)) &&
-        !(rc = cfg_u32(&d, "num_key_value_heads", &c->n_kv_heads, 0, c->n_heads)) &&
-        !(rc = cfg_u32(&d, "head_dim", &c->head_dim, 0, 0)) &&
-        !(rc = cfg_u32(&d, "sliding_window", &c->window, 0, 0)) &&
+    int32_t top_bos = -1, top_eos[VT_HF_MAX_EOS];
+    uint32_t n_top_eos = 0;
+    if (!strcmp(c->model_type, "gemma3") &&
+        (rc = cfg_multimodal(&d, c, &top_bos, top_eos, &n_top_eos))) {
+        hj_free(&d);
+        return rc;
+    }
+    /* Gemma3TextConfig's defaults stand in for absent keys (text_config objects list few);
+     * other models need the sizes */
+    const int g3 = !strcmp(c->model_type, "gemma3_text");
+    if (!(rc = cfg_u32(&d, "hidden_size", &c->hidden_size, !g3, 2304)) &&
+        !(rc = cfg_u32(&d, "intermediate_size", &c->intermediate_size, !g3, 9216)) &&
+        !(rc = cfg_u32(&d, "num_hidden_layers", &c->n_layers, !g3, 26)) &&
+        !(rc = cfg_u32(&d, "num_attention_heads", &c->n_heads, !g3, 8)) &&
+        !(rc = cfg_u32(&d, "num_key_value_heads", &c->n_kv_heads, 0, g3 ? 4 : c->n_heads)) &&
+        !(rc = cfg_u32(&d, "head_dim", &c->head_dim, 0, g3 ? 256 : 0)) &&
+        !(rc = cfg_u32(&d, "sliding_window", &c->window, 0, g3 ? 4096 : 0)) &&
         !(rc = cfg_u32(&d, "max_window_layers", &c->max_window_layers, 0, 28)) &&
-        !(rc = cfg_u32(&d, "vocab_size", &c->vocab_size, 0, 0)) &&
-        !(rc = cfg_u32(&d, "max_position_embeddings", &c->max_pos, 0, 0)) &&
-        !(rc = cfg_f32(&d, "rope_theta", &c->rope_theta, 10000.0f)) &&
+        !(rc = cfg_u32(&d, "vocab_size", &c->vocab_size, 0, g3 ? 262208 : 0)) &&
+        !(rc = cfg_u32(&d, "max_position_embeddings", &c->max_pos, 0, g3 ? 131072 : 0)) &&
+        !(rc = cfg_f32(&d, "rope_theta", &c->rope_theta, g3 ? 1e6f : 10000.0f)) &&
         !(rc = cfg_f32(&d, "rms_norm_eps", &c->rms_eps, 1e-6f))) {
         uint32_t t = hj_get(&d, 1, "tie_word_embeddings");
-        c->tie = t && d.v[t].type == HJ_BOOL ? (int)d.v[t].num : -1;
+        c->tie = t && d.v[t].type == HJ_BOOL ? (int)d.v[t].num : g3 ? 1 : -1;
         uint32_t sw = hj_get(&d, 1, "use_sliding_window");
         c->sliding_window = sw && d.v[sw].type == HJ_BOOL && d.v[sw].num;
         uint32_t ab = hj_get(&d, 1, "attention_bias"), mb = hj_get(&d, 1, "mlp_bias");
@@ -527,6 +562,13 @@ int vt_hf_config_parse(const char *json, vt_hf_config *c) {
         c->mlp_bias = mb && d.v[mb].type == HJ_BOOL && d.v[mb].num;
         c->bos_id = cfg_id(&d, "bos_token_id");
         rc = cfg_ids(&d, "config.json", "eos_token_id", c->eos_ids, &c->n_eos);
+        if (c->multimodal && top_bos >= 0) c->bos_id = top_bos;
+        if (c->multimodal && n_top_eos) {
+            memcpy(c->eos_ids, top_eos, n_top_eos * sizeof *top_eos);
+            c->n_eos = n_top_eos;
+        }
+        if (g3 && c->bos_id < 0) c->bos_id = 2; /* Gemma3TextConfig's */
+        if (g3 && !c->n_eos) c->eos_ids[c->n_eos++] = 1;
         c->eos_id = c->n_eos ? c->eos_ids[0] : -1;
         if (!rc) rc = cfg_rope_scaling(&d, c);
         /* only Gemma 3's: other models' layer_types (Qwen3-Next's "linear_attention", ...)

@@ -26,11 +26,16 @@
 /** config.json of a Llama or Qwen2 model (LlamaConfig, Qwen2Config). Absent optional keys get the
  * defaults noted. */
 typedef struct vt_hf_config {
-    char model_type[32];        /* "llama" */
-    uint32_t hidden_size;       /* required */
-    uint32_t intermediate_size; /* required */
-    uint32_t n_layers;          /* num_hidden_layers, required */
-    uint32_t n_heads;           /* num_attention_heads, required */
+    char model_type[32]; /* "llama"; a gemma3 config (multimodal) reads "gemma3_text" */
+    int multimodal;      /* model_type gemma3 (Gemma3ForConditionalGeneration): the
+                          * text_config object's keys, the top level's bos/eos ids */
+    /* required, but for gemma3_text, whose absent keys take Gemma3TextConfig's defaults (2304,
+     * 9216, 26 layers, 8 / 4 heads of 256, sliding_window 4096, vocab 262208, 131072
+     * positions, rope_theta 1e6, tied, bos 2, eos 1) */
+    uint32_t hidden_size;
+    uint32_t intermediate_size;
+    uint32_t n_layers;          /* num_hidden_layers */
+    uint32_t n_heads;           /* num_attention_heads */
     uint32_t n_kv_heads;        /* num_key_value_heads (default n_heads) */
     uint32_t head_dim;          /* head_dim (0 if absent) */
     uint32_t vocab_size;        /* vocab_size (0 if absent) */

@@ -81,20 +81,20 @@ static uint32_t layer_tensors(const vt_llama_hparams *hp) {
 }
 
 static const char *embd_name(const vt_llama_hparams *hp) {
-    return hp->hf ? "model.embed_tokens.weight" : "token_embd.weight";
+    return hp->hf ? hp->hf_embd : "token_embd.weight";
 }
 static const char *head_name(const vt_llama_hparams *hp) {
-    return hp->hf ? "lm_head.weight" : "output.weight";
+    return hp->hf ? hp->hf_head : "output.weight";
 }
 static const char *onorm_name(const vt_llama_hparams *hp) {
-    return hp->hf ? "model.norm.weight" : "output_norm.weight";
+    return hp->hf ? hp->hf_onorm : "output_norm.weight";
 }
 static void layer_name(const vt_llama_hparams *hp, uint32_t l, int t, char *buf, size_t cap) {
     if (hp->hf && hp->gemma &&
         t == L_FFN_NORM) /* Gemma's post_attention_layernorm is L_ATTN_POST */
-        snprintf(buf, cap, "model.layers.%u.pre_feedforward_layernorm.weight", l);
+        snprintf(buf, cap, "%slayers.%u.pre_feedforward_layernorm.weight", hp->hf_prefix, l);
     else if (hp->hf)
-        snprintf(buf, cap, "model.layers.%u.%s", l, hf_suffix[t]);
+        snprintf(buf, cap, "%slayers.%u.%s", hp->hf_prefix, l, hf_suffix[t]);
     else
         snprintf(buf, cap, "blk.%u.%s", l, layer_suffix[t]);
 }
@@ -300,6 +300,31 @@ static int hparams_hf(vt_store *s, vt_llama_hparams *hp) {
                        c.rope_type);
     snprintf(hp->arch, sizeof hp->arch, "%s", c.model_type[0] ? c.model_type : "llama");
     hp->hf = 1;
+    /* the language model's names: model.* (...ForCausalLM); a Gemma3ForConditionalGeneration
+     * checkpoint's under language_model.model.* (the hub's files) or model.language_model.*
+     * (transformers 4.52+), its vision tower beside them (not read) */
+    static const char *const pre[3] = {"model.", "language_model.model.", "model.language_model."};
+    static const char *const head[3] = {"lm_head.weight", "language_model.lm_head.weight",
+                                        "lm_head.weight"};
+    int k = 0;
+    if (c.multimodal) {
+        for (k = 1; k < 3; k++) {
+            char nm[64];
+            snprintf(nm, sizeof nm, "%sembed_tokens.weight", pre[k]);
+            vt_tensor_info ti;
+            if (!vt_store_stat(s, nm, &ti)) break;
+        }
+        vt_clear_error();
+        if (k == 3)
+            return vt_fail(VT_ENOTFOUND,
+                           "config.json: model_type gemma3 (Gemma3ForConditionalGeneration), but "
+                           "the store has neither language_model.model.embed_tokens.weight nor "
+                           "model.language_model.embed_tokens.weight");
+    }
+    snprintf(hp->hf_prefix, sizeof hp->hf_prefix, "%s", pre[k]);
+    snprintf(hp->hf_embd, sizeof hp->hf_embd, "%sembed_tokens.weight", pre[k]);
+    snprintf(hp->hf_onorm, sizeof hp->hf_onorm, "%snorm.weight", pre[k]);
+    snprintf(hp->hf_head, sizeof hp->hf_head, "%s", head[k]);
     hp->rope_neox = 1;
     hp->qkv_bias = qwen2;
     hp->qk_norm = qwen3 || gemma3;

@@ -59,6 +59,12 @@ typedef struct vt_llama_hparams {
     char
         arch[32]; /* general.architecture (llama, qwen2, qwen3, gemma3) or config.json model_type */
     int hf;       /* 1: a Hugging Face model (config.json, HF names, rotate_half) */
+    /* HF names: the language model's prefix, "model." (Gemma3ForConditionalGeneration
+     * checkpoints: "language_model.model." or transformers 4.52+'s "model.language_model."),
+     * the embedding's and final norm's full names under it, and the head's ("lm_head.weight",
+     * "language_model.lm_head.weight") */
+    char hf_prefix[32];
+    char hf_embd[64], hf_onorm[64], hf_head[64];
     int rope_neox; /* 1: RoPE pairs (x[i], x[i + rope_dim/2]) (HF, GGUF qwen2) */
     int qkv_bias;  /* 1: q/k/v have biases (qwen2: attn_q.bias / q_proj.bias, ...) */
     int qk_norm;   /* 1: per-head RMSNorm of q and k before RoPE (qwen3: attn_q_norm /
