@@ -80,6 +80,20 @@ def random_case(rng: random.Random) -> str:
     return sep.join(parts)
 
 
+def train(rng: random.Random, vocab_size: int, dummy_prefix: bool) -> spm.SentencePieceProcessor:
+    """A SentencePiece BPE model configured as Llama 2's tokenizer.model (byte fallback, identity
+    normalization, extra whitespace kept, digits split; add_dummy_prefix as given) on the seeded
+    corpus."""
+    model = io.BytesIO()
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(corpus(rng).split("\n")), model_writer=model,
+        model_type="bpe", vocab_size=vocab_size, byte_fallback=True, character_coverage=1.0,
+        normalization_rule_name="identity", add_dummy_prefix=dummy_prefix,
+        remove_extra_whitespaces=False, split_digits=True, minloglevel=2,
+        bos_id=1, eos_id=2, unk_id=0, pad_id=-1)  # fmt: skip
+    return spm.SentencePieceProcessor(model_proto=model.getvalue())
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("out")
@@ -87,14 +101,7 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=1)
     a = ap.parse_args()
     rng = random.Random(a.seed)
-    model = io.BytesIO()
-    spm.SentencePieceTrainer.train(
-        sentence_iterator=iter(corpus(rng).split("\n")), model_writer=model,
-        model_type="bpe", vocab_size=420, byte_fallback=True, character_coverage=1.0,
-        normalization_rule_name="identity", add_dummy_prefix=True,
-        remove_extra_whitespaces=False, split_digits=True, minloglevel=2,
-        bos_id=1, eos_id=2, unk_id=0, pad_id=-1)  # fmt: skip
-    sp = spm.SentencePieceProcessor(model_proto=model.getvalue())
+    sp = train(rng, 420, True)
     n = sp.get_piece_size()
 
     def ttype(i: int) -> int:  # GGUF / llama.cpp token types, as convert_hf_to_gguf maps them

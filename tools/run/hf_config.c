@@ -1,6 +1,7 @@
 /* hf_config.c — config.json / tokenizer.json of a Hugging Face Llama model (see hf_config.h). */
 #include "hf_config.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <float.h>
 #include <math.h>
@@ -767,6 +768,67 @@ static enum vt_tok_pre hf_split(const hj_doc *d, char *desc, size_t cap) {
     return VT_TOK_PRE_UNSUPPORTED;
 }
 
+/* The string member @p key of node @p n equals @p want. */
+static int hj_str_is(const hj_doc *d, uint32_t n, const char *key, const char *want) {
+    uint32_t v = hj_get(d, n, key);
+    return v && d->v[v].type == HJ_STR && !strcmp(hj_str(d, v), want);
+}
+
+/* Replace(" " -> "▁"), SentencePiece's spaces as tokenizer.json writes them. */
+static int is_replace_space(const hj_doc *d, uint32_t n) {
+    const char *t = hj_type(d, n);
+    uint32_t pat = hj_get(d, n, "pattern");
+    return t && !strcmp(t, "Replace") && hj_str_is(d, pat, "String", " ") &&
+           hj_str_is(d, n, "content", "\u2581");
+}
+
+/* A tokenizer.json over SentencePiece pieces, as transformers converts Gemma's, Llama 2's and
+ * Mistral's tokenizer.model: no pre_tokenizer and the normalizer Replace(" " -> "▁"), alone
+ * (Gemma) or after Prepend("▁") in a Sequence (Llama 2); or no normalizer and a pre_tokenizer
+ * Metaspace("▁", split false) (Mistral v0.3). Its vt_tok_create_spm_bpe space mode (0: none, 1:
+ * every fragment, 2 / 3: Metaspace's "first" / "always"), or -1 when the file is not of this
+ * kind. */
+static int hf_spm_space(const hj_doc *d, char *desc, size_t cap) {
+    uint32_t nz = hj_get(d, 1, "normalizer"), pt = hj_get(d, 1, "pre_tokenizer");
+    const char *nt = hj_type(d, nz), *ptt = hj_type(d, pt);
+    if (nt && !ptt) {
+        int mode = -1;
+        if (is_replace_space(d, nz)) mode = 0;
+        uint32_t list = !strcmp(nt, "Sequence") ? hj_get(d, nz, "normalizers") : 0;
+        if (list && d->v[list].type == HJ_ARR && d->v[list].count == 2) {
+            uint32_t a = d->v[list].first, b = d->v[a].next;
+            const char *at = hj_type(d, a);
+            if (at && !strcmp(at, "Prepend") && hj_str_is(d, a, "prepend", "\u2581") &&
+                is_replace_space(d, b))
+                mode = 1;
+        }
+        if (mode >= 0)
+            snprintf(desc, cap, "tokenizer.json SentencePiece BPE (normalizer %s%s)",
+                     mode ? "Prepend(\u2581), " : "", "Replace(' ', \u2581)");
+        return mode;
+    }
+    if (!nt && ptt && !strcmp(ptt, "Metaspace") && hj_str_is(d, pt, "replacement", "\u2581") &&
+        hj_bool_is(d, hj_get(d, pt, "split"), 0, 1)) {
+        uint32_t ps = hj_get(d, pt, "prepend_scheme");
+        const char *scheme = ps && d->v[ps].type == HJ_STR ? hj_str(d, ps) : NULL;
+        int mode = scheme ? (!strcmp(scheme, "always")  ? 3
+                             : !strcmp(scheme, "first") ? 2
+                             : !strcmp(scheme, "never") ? 0
+                                                        : -1)
+                   : hj_bool_is(d, hj_get(d, pt, "add_prefix_space"), 1, 1) ? 3
+                                                                            : 0;
+        if (mode >= 0)
+            snprintf(desc, cap,
+                     "tokenizer.json SentencePiece BPE (pre_tokenizer Metaspace, "
+                     "prepend %s)",
+                     mode == 3   ? "always"
+                     : mode == 2 ? "first"
+                                 : "never");
+        return mode;
+    }
+    return -1;
+}
+
 /* The BOS that tokenizer.json's post_processor puts before a single sequence: a
  * TemplateProcessing (alone or inside a Sequence's processors, as Llama 3 has it) whose "single"
  * template starts with a SpecialToken before the sequence $A; its id from special_tokens (else
@@ -857,10 +919,19 @@ int vt_hf_tokenizer_parse(const char *json, vt_tok **tok, char *pre_desc, size_t
         rc = vt_fail(-ENOMEM, "out of memory for the vocabulary");
         goto out;
     }
+    char dbuf[256];
+    char *desc = pre_desc ? pre_desc : dbuf;
+    const size_t dcap = pre_desc ? pre_cap : sizeof dbuf;
+    const int spm_space = hf_spm_space(&d, desc, dcap);
     for (uint32_t c = d.v[vocab].first; c; c = d.v[c].next) {
         uint32_t id = (uint32_t)d.v[c].num;
-        toks[id] = d.arena + d.v[c].key;
-        types[id] = VT_TOK_TYPE_NORMAL;
+        const char *k = d.arena + d.v[c].key;
+        toks[id] = k;
+        /* SentencePiece's byte pieces serve byte_fallback only */
+        types[id] = spm_space >= 0 && strlen(k) == 6 && !memcmp(k, "<0x", 3) && k[5] == '>' &&
+                            isxdigit((unsigned char)k[3]) && isxdigit((unsigned char)k[4])
+                        ? VT_TOK_TYPE_BYTE
+                        : VT_TOK_TYPE_NORMAL;
     }
     for (uint32_t a = added ? d.v[added].first : 0; a; a = d.v[a].next) {
         uint32_t id = (uint32_t)d.v[hj_get(&d, a, "id")].num, sp = hj_get(&d, a, "special");
@@ -913,14 +984,15 @@ int vt_hf_tokenizer_parse(const char *json, vt_tok **tok, char *pre_desc, size_t
         rc = vt_fail(VT_EFORMAT, "tokenizer.json: %llu tokens", (unsigned long long)n);
         goto out;
     }
-    if ((rc = vt_tok_create(toks, (uint32_t)n, merges, nm, types, tok))) {
+    rc = spm_space >= 0
+             ? vt_tok_create_spm_bpe(toks, (uint32_t)n, merges, nm, types, spm_space, tok)
+             : vt_tok_create(toks, (uint32_t)n, merges, nm, types, tok);
+    if (rc) {
         rc = vt_fail(rc, "tokenizer from tokenizer.json: %s",
                      *vt_tok_error() ? vt_tok_error() : vt_strerror(rc));
     } else {
-        char dbuf[256];
         uint32_t im = hj_get(&d, model, "ignore_merges");
-        vt_tok_set_pre(*tok,
-                       hf_split(&d, pre_desc ? pre_desc : dbuf, pre_desc ? pre_cap : sizeof dbuf));
+        if (spm_space < 0) vt_tok_set_pre(*tok, hf_split(&d, desc, dcap));
         vt_tok_set_ignore_merges(*tok, im && d.v[im].type == HJ_BOOL && d.v[im].num);
         vt_tok_set_bos(*tok, hf_bos(&d, *tok));
     }

@@ -43,7 +43,10 @@ struct vt_tok {
     int32_t bos;           /* token put before a prompt by the caller, -1: none */
     int spm;               /* 1: SentencePiece pieces (vt_tok_create_spm) */
     float *spm_scores;     /* [n_tokens] piece scores (vt_tok_set_spm_scores); NULL: decode only */
-    int spm_space;         /* 1: a space before each text fragment (add_space_prefix) */
+    int spm_space;         /* 1: a space before each text fragment (add_space_prefix); spm_bpe:
+                            * 2, 3: Metaspace's "first" (the text's first fragment), "always",
+                            * each only where the fragment does not start with a space */
+    int spm_bpe;           /* 1: SentencePiece pieces merged by merge rank (tokenizer.json BPE) */
     int32_t spm_byte[256]; /* the "<0xNN>" token of each byte, -1 if none */
 };
 
@@ -300,6 +303,8 @@ static int merge_missing(uint32_t r, const uint8_t *m, size_t n, const char *whi
                     (int)(n < 200 ? n : 200), (const char *)m, which, what);
 }
 
+static size_t spm_to_bytes(const uint8_t *s, size_t n, int32_t ty, uint8_t *dst);
+
 static int build_merges(vt_tok *t, const char *const *merges, uint32_t n_merges) {
     size_t max_len = 0;
     for (uint32_t r = 0; r < n_merges; r++) {
@@ -327,8 +332,10 @@ static int build_merges(vt_tok *t, const char *const *merges, uint32_t n_merges)
             break;
         }
         size_t nl = (size_t)(sp - m);
-        size_t bl = token_to_bytes(m, nl, scratch);
-        size_t br = token_to_bytes(sp + 1, n - nl - 1, scratch + bl);
+        size_t bl = t->spm ? spm_to_bytes(m, nl, VT_TOK_TYPE_NORMAL, scratch)
+                           : token_to_bytes(m, nl, scratch);
+        size_t br = t->spm ? spm_to_bytes(sp + 1, n - nl - 1, VT_TOK_TYPE_NORMAL, scratch + bl)
+                           : token_to_bytes(sp + 1, n - nl - 1, scratch + bl);
         int32_t a = vocab_find(t, scratch, bl);
         int32_t b = vocab_find(t, scratch + bl, br);
         int32_t ab = vocab_find(t, scratch, bl + br);
@@ -502,6 +509,17 @@ int vt_tok_create_spm(const char *const *tokens, uint32_t n_tokens, const int32_
     return tok_build(tokens, n_tokens, NULL, 0, token_types, 1, out);
 }
 
+int vt_tok_create_spm_bpe(const char *const *tokens, uint32_t n_tokens, const char *const *merges,
+                          uint32_t n_merges, const int32_t *token_types, int space, vt_tok **out) {
+    if (space < 0 || space > 3) return tok_fail(-EINVAL, "space mode %d", space);
+    int rc = tok_build(tokens, n_tokens, merges, n_merges, token_types, 1, out);
+    if (!rc) {
+        (*out)->spm_bpe = 1;
+        (*out)->spm_space = space;
+    }
+    return rc;
+}
+
 /* ------------------------------------------------------------------ encode */
 
 struct heap_item {
@@ -598,6 +616,8 @@ static int no_byte_token(const struct encoder *e, const uint8_t *p) {
                     *p, (size_t)(p - e->text));
 }
 
+static int bpe_run(struct encoder *e, size_t n);
+
 /* BPE over the bytes s[0..n), n >= 1; emits the resulting ids. */
 static int bpe_piece(struct encoder *e, const uint8_t *s, size_t n) {
     const vt_tok *t = e->t;
@@ -621,6 +641,14 @@ static int bpe_piece(struct encoder *e, const uint8_t *s, size_t n) {
         e->prev[i] = i == 0 ? NONE : (uint32_t)(i - 1);
         e->next[i] = i + 1 == n ? NONE : (uint32_t)(i + 1);
     }
+    return bpe_run(e, n);
+}
+
+/* The merges over the n symbols set up in e->sym_id / prev / next (a chain from 0): the
+ * adjacent pair of the lowest merge rank first (the leftmost on ties), until none is left;
+ * emits the resulting ids. */
+static int bpe_run(struct encoder *e, size_t n) {
+    const vt_tok *t = e->t;
     e->heap_n = 0;
     for (size_t i = 0; i + 1 < n; i++) push_pair(e, (uint32_t)i, (uint32_t)(i + 1));
     while (e->heap_n) {
@@ -839,6 +867,22 @@ static struct spm_item spm_pop(struct spm_item *h, size_t *hn) {
     return top;
 }
 
+/* The text s[b..e) as SentencePiece pieces spell it, into x (e - b + 1 bytes): a space first
+ * when @p space, each U+2581 a space (the pieces hold their U+2581 as spaces). Its length. */
+static size_t spm_text(const uint8_t *s, size_t b, size_t e, int space, uint8_t *x) {
+    size_t n = 0;
+    if (space) x[n++] = ' ';
+    for (size_t i = b; i < e;) {
+        if (i + 3 <= e && s[i] == 0xE2 && s[i + 1] == 0x96 && s[i + 2] == 0x81) {
+            x[n++] = ' ';
+            i += 3;
+        } else {
+            x[n++] = s[i++];
+        }
+    }
+    return n;
+}
+
 /* One raw text fragment s[b..e) (no special token in it) as llama.cpp's SPM tokenizer
  * (llm_tokenizer_spm_session) encodes it: a space first when @p space, each space a piece's
  * U+2581 (our pieces hold it as a space, so an U+2581 in the text becomes one too); symbols are
@@ -853,15 +897,7 @@ static int spm_fragment(struct encoder *en, const uint8_t *s, size_t b, size_t e
     uint32_t *prev = malloc(cap * sizeof *prev), *next = malloc(cap * sizeof *next);
     struct spm_item *heap = malloc(3 * cap * sizeof *heap);
     int rc = x && pos && len && prev && next && heap && cap < UINT32_MAX ? 0 : -ENOMEM;
-    if (!rc && space) x[n++] = ' ';
-    for (size_t i = b; !rc && i < e;) {
-        if (i + 3 <= e && s[i] == 0xE2 && s[i + 1] == 0x96 && s[i + 2] == 0x81) {
-            x[n++] = ' ';
-            i += 3;
-        } else {
-            x[n++] = s[i++];
-        }
-    }
+    if (!rc) n = spm_text(s, b, e, space, x);
     uint32_t ns = 0;
     for (size_t o = 0; !rc && o < n; ns++) { /* llama.cpp's unicode_len_utf8 */
         static const uint8_t lens[16] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 3, 4};
@@ -920,6 +956,60 @@ static int spm_fragment(struct encoder *en, const uint8_t *s, size_t b, size_t e
     return rc;
 }
 
+/* One raw text fragment s[b..e) (no special token in it) as a tokenizer.json BPE model over
+ * SentencePiece pieces (Gemma's, Llama 2's and Mistral's, byte_fallback) encodes it: a space
+ * first when @p space (the normalizer's Prepend("▁"), Metaspace's prepend), each space the
+ * pieces' U+2581 (held as a space here, so an U+2581 in the text is one too), no further split;
+ * the symbols are its UTF-8 characters, a character that is no piece its bytes' "<0xNN>" tokens
+ * (byte fallback, before merging, as Hugging Face's BPE does); then the adjacent pair of the
+ * lowest merge rank is merged first (leftmost on ties), as in bpe_piece. */
+static int spm_bpe_fragment(struct encoder *en, const uint8_t *s, size_t b, size_t e, int space) {
+    const vt_tok *t = en->t;
+    size_t n = 0, cap = e - b + 1;
+    uint8_t *x = malloc(cap);
+    int rc = x ? reserve_scratch(en, cap) : -ENOMEM;
+    if (!rc) n = spm_text(s, b, e, space, x);
+    size_t ns = 0;
+    for (size_t o = 0; !rc && o < n;) {
+        static const uint8_t lens[16] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 3, 4};
+        size_t l = lens[x[o] >> 4];
+        if (l > n - o) l = n - o;
+        int32_t id = vocab_find(t, x + o, l);
+        if (id >= 0 && !t->special[id]) {
+            en->sym_id[ns++] = id;
+        } else {
+            for (size_t k = 0; !rc && k < l; k++) { /* byte fallback */
+                const uint8_t c = x[o + k];
+                if (t->spm_byte[c] < 0)
+                    rc = tok_fail(-EINVAL,
+                                  "byte 0x%02x of the text has no <0x%02X> token in the "
+                                  "vocabulary (byte fallback)",
+                                  c, c);
+                else
+                    en->sym_id[ns++] = t->spm_byte[c];
+            }
+        }
+        o += l;
+    }
+    for (size_t i = 0; !rc && i < ns; i++) {
+        en->prev[i] = i == 0 ? NONE : (uint32_t)(i - 1);
+        en->next[i] = i + 1 == ns ? NONE : (uint32_t)(i + 1);
+    }
+    if (!rc && ns) rc = bpe_run(en, ns);
+    free(x);
+    return rc;
+}
+
+/* Whether the spm_bpe fragment at s[frag..] gets a space in front: always (the normalizer's
+ * Prepend), or, as Metaspace prepends, where it does not start with a space or U+2581, at the
+ * text's start only ("first") or at every fragment ("always"). */
+static int spm_bpe_space(const vt_tok *t, const uint8_t *s, size_t frag) {
+    const int starts_space =
+        s[frag] == ' ' || (s[frag] == 0xE2 && s[frag + 1] == 0x96 && s[frag + 2] == 0x81);
+    return t->spm_space == 1 || (t->spm_space == 2 && !frag && !starts_space) ||
+           (t->spm_space == 3 && !starts_space);
+}
+
 /* Longest special token at s[i..n), or -1. */
 static int32_t match_special(const vt_tok *t, const uint8_t *s, size_t i, size_t n) {
     if (!t->special_first[s[i]]) return -1;
@@ -936,7 +1026,7 @@ int vt_tok_encode(const vt_tok *tok, const char *text, int32_t *ids, uint32_t ca
     tok_err[0] = 0;
     if (!tok || !text || !n_out || (!ids && cap)) return -EINVAL;
     *n_out = 0;
-    if (tok->spm && !tok->spm_scores)
+    if (tok->spm && !tok->spm_scores && !tok->spm_bpe)
         return tok_fail(-ENOTSUP, "a SentencePiece vocabulary without piece scores cannot encode");
     if (!tok->spm && tok->pre == VT_TOK_PRE_UNSUPPORTED) return -ENOTSUP;
     const uint8_t *s = (const uint8_t *)text;
@@ -954,6 +1044,8 @@ int vt_tok_encode(const vt_tok *tok, const char *text, int32_t *ids, uint32_t ca
         }
         if (!tok->spm)
             rc = encode_fragment(&en, s, frag, i);
+        else if (frag < i && tok->spm_bpe) /* Hugging Face: nor an empty segment */
+            rc = spm_bpe_fragment(&en, s, frag, i, spm_bpe_space(tok, s, frag));
         else if (frag < i) /* llama.cpp: empty fragments are not encoded */
             rc = spm_fragment(&en, s, frag, i, after_special && tok->spm_space);
         emit(&en, sp);
@@ -962,7 +1054,9 @@ int vt_tok_encode(const vt_tok *tok, const char *text, int32_t *ids, uint32_t ca
         frag = i;
     }
     if (rc == 0 && !tok->spm) rc = encode_fragment(&en, s, frag, n);
-    if (rc == 0 && tok->spm && frag < n)
+    if (rc == 0 && tok->spm && frag < n && tok->spm_bpe)
+        rc = spm_bpe_fragment(&en, s, frag, n, spm_bpe_space(tok, s, frag));
+    else if (rc == 0 && tok->spm && frag < n)
         rc = spm_fragment(&en, s, frag, n, after_special && tok->spm_space);
 
     free(en.sym_id);

@@ -121,6 +121,22 @@ int vt_tok_create(const char *const *tokens, uint32_t n_tokens, const char *cons
 int vt_tok_create_spm(const char *const *tokens, uint32_t n_tokens, const int32_t *token_types,
                       vt_tok **out);
 
+/**
+ * Builds an encoding tokenizer from a tokenizer.json BPE model over SentencePiece pieces
+ * (Gemma's, Llama 2's and Mistral's Hugging Face files: "▁" for spaces, "<0xNN>" byte pieces
+ * for byte_fallback, merges ranked).  Pieces decode as for vt_tok_create_spm.  Encoding: special
+ * (CONTROL and USER_DEFINED) tokens are matched whole first; each remaining fragment, with a
+ * space in front when @p space is 1 (every fragment: the normalizer's Prepend("▁")), 2 (the
+ * fragment at the start of the text: Metaspace's prepend_scheme "first") or 3 (every fragment:
+ * Metaspace's "always"), for 2 and 3 only where it does not start with a space, has its spaces as
+ * U+2581 and is split into UTF-8 characters; a character that is no piece becomes its bytes'
+ * "<0xNN>" tokens; then adjacent symbols are merged by @p merges ("a b", pieces as written, the
+ * lowest rank first, leftmost on ties), as Hugging Face's BPE does.
+ * @return as vt_tok_create (-EINVAL also for @p space outside 0..3).
+ */
+int vt_tok_create_spm_bpe(const char *const *tokens, uint32_t n_tokens, const char *const *merges,
+                          uint32_t n_merges, const int32_t *token_types, int space, vt_tok **out);
+
 /** Lets a SentencePiece tokenizer (vt_tok_create_spm) encode: @p scores has one score per
  *  token (GGUF tokenizer.ggml.scores), copied.  As llama.cpp's SPM tokenizer: CONTROL and
  *  USER_DEFINED tokens are matched whole in the text first; each remaining fragment gets a
