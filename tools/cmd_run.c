@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "../store/parse.h" /* vt_utf8_valid_len */
 #include "cli.h"
@@ -307,6 +308,8 @@ typedef struct chat_info {
     enum chat_kind kind;
     int takes_system; /* a system message has a place in the template */
     char *def_system; /* the template's default system message (malloc'd) or NULL */
+    char *sys_head;   /* Llama 3.1+: the text its system turn always starts with ("Cutting
+                       * Knowledge Date: December 2023\nToday Date: 26 Jul 2024\n\n"), or NULL */
 } chat_info;
 
 /* The default system message of a ChatML template: the text of a string constant
@@ -350,6 +353,61 @@ static int chatml_default_system(const char *t, char **def) {
     return 0;
 }
 
+/* The constant text of a Jinja string literal whose body starts at @p p (after its opening
+ * @p quote), escapes undone, up to its closing quote. NULL on a missing end or no memory (*oom
+ * set). */
+static char *jinja_literal(const char *p, char quote, int *oom) {
+    const char *e = p;
+    while (*e && *e != quote) e += *e == '\\' && e[1] ? 2 : 1;
+    if (!*e) return NULL;
+    char *out = malloc((size_t)(e - p) + 1), *o = out;
+    if (!out) {
+        *oom = 1;
+        return NULL;
+    }
+    for (const char *c = p; c < e; c++) {
+        if (*c == '\\' && c + 1 < e) {
+            c++;
+            *o++ = *c == 'n' ? '\n' : *c == 't' ? '\t' : *c == 'r' ? '\r' : *c;
+        } else
+            *o++ = *c;
+    }
+    *o = 0;
+    return out;
+}
+
+/* Llama 3.1+'s templates (3.1, 3.2, 3.3) always write a system turn that starts "Cutting
+ * Knowledge Date: December 2023\nToday Date: " + date_string + "\n\n", before the system message
+ * (empty when none): the knowledge line is the template's string constant; date_string is
+ * today's date ("%d %b %Y", local time) where the template takes it from strftime_now (3.2, as
+ * transformers defines it), else the template's default literal (`set date_string = "26 Jul
+ * 2024"`). *head NULL for other Llama 3 templates (3.0's has none). 0 or -ENOMEM. */
+static int llama31_sys_head(const char *t, char **head) {
+    *head = NULL;
+    const char *k = strstr(t, "Cutting Knowledge Date:");
+    if (!k || k == t || (k[-1] != '"' && k[-1] != '\'') || !strstr(t, "Today Date: ")) return 0;
+    int oom = 0;
+    char *know = jinja_literal(k, k[-1], &oom);
+    if (!know) return oom ? -ENOMEM : 0;
+    char date[64] = "26 Jul 2024";
+    const char *ds = strstr(t, "set date_string = ");
+    if (ds && (ds[18] == '"' || ds[18] == '\'')) {
+        char *d = jinja_literal(ds + 19, ds[18], &oom);
+        if (d) snprintf(date, sizeof date, "%s", d);
+        free(d);
+    }
+    if (strstr(t, "strftime_now")) {
+        time_t now = time(NULL);
+        struct tm tmv;
+        if (localtime_r(&now, &tmv)) strftime(date, sizeof date, "%d %b %Y", &tmv);
+    }
+    size_t n = strlen(know) + strlen(date) + 32;
+    *head = oom ? NULL : malloc(n);
+    if (*head) snprintf(*head, n, "%sToday Date: %s\n\n", know, date);
+    free(know);
+    return *head ? 0 : -ENOMEM;
+}
+
 /* The chat template --chat applies: named by the template text when the store has one (GGUF
  * tokenizer.chat_template, or for a store from safetensors tokenizer_config.json's chat_template;
  * Llama 3's uses <|start_header_id|> and <|eot_id|>, ChatML <|im_start|>, Gemma's
@@ -362,6 +420,7 @@ static int chat_template(vt_store *s, const vt_tok *tok, chat_info *ci, char *wh
     enum chat_kind *kind = &ci->kind;
     ci->takes_system = 0;
     ci->def_system = NULL;
+    ci->sys_head = NULL;
     static const char *const chatml[] = {"<|im_start|>", "<|im_end|>"};
     size_t len = 0;
     char *t = NULL;
@@ -384,6 +443,11 @@ static int chat_template(vt_store *s, const vt_tok *tok, chat_info *ci, char *wh
             *kind = CHAT_LLAMA3;
             ok = has_specials(tok, llama3_specials, 4);
             ci->takes_system = 1;
+            if (ok && llama31_sys_head(t, &ci->sys_head)) {
+                free(t);
+                snprintf(why, cap, "out of memory");
+                return -1;
+            }
         } else if (strstr(t, "<|im_start|>")) {
             *kind = CHAT_CHATML;
             ok = has_specials(tok, chatml, 2);
@@ -475,7 +539,8 @@ static void trim_ws(const char **p, size_t *n) {
  * after the BOS the tokenizer puts first (as llama.cpp writes it; the Jinja template has bos_token
  * in its text), CONTENT "<<SYS>>\nSYS\n<</SYS>>\n\nMSG" or MSG, stripped as a whole by the
  * strip variant. *start gets the offset of the (trimmed) message in the text. */
-static char *chat_text(enum chat_kind kind, const char *sys, const char *msg, size_t *start) {
+static char *chat_text(enum chat_kind kind, const char *sys_head, const char *sys, const char *msg,
+                       size_t *start) {
     size_t n = strlen(msg), ns = sys ? strlen(sys) : 0;
     if (kind == CHAT_LLAMA3 || kind == CHAT_GEMMA) trim_ws(&msg, &n);
     if (kind == CHAT_LLAMA3 && sys) trim_ws(&sys, &ns);
@@ -486,9 +551,10 @@ static char *chat_text(enum chat_kind kind, const char *sys, const char *msg, si
     switch (kind) {
     case CHAT_LLAMA3:
         ADDS("<|begin_of_text|>");
-        if (sys) {
+        if (sys || sys_head) {
             ADDS("<|start_header_id|>system<|end_header_id|>\n\n");
-            ADD(sys, ns);
+            if (sys_head) ADDS(sys_head);
+            if (sys) ADD(sys, ns);
             ADDS("<|eot_id|>");
         }
         ADDS("<|start_header_id|>user<|end_header_id|>\n\n");
@@ -726,7 +792,7 @@ int vt_cmd_run(int argc, char **argv) {
     uint32_t n_prompt = 0;
     float *logits = NULL, *all = NULL;
     sbuf text = {0};
-    chat_info ci = {CHAT_CHATML, 0, NULL};
+    chat_info ci = {CHAT_CHATML, 0, NULL, NULL};
     const char *sys = NULL; /* the system message --chat writes: --system's or the template's */
     int32_t *gen = NULL;
     uint32_t n_gen = 0;
@@ -788,7 +854,7 @@ int vt_cmd_run(int argc, char **argv) {
     int bos_added = 0;
     if (prompt) {
         size_t start = 0;
-        char *t = chat ? chat_text(chat_kind, sys, prompt, &start) : strdup(prompt);
+        char *t = chat ? chat_text(chat_kind, ci.sys_head, sys, prompt, &start) : strdup(prompt);
         uint32_t n = 0;
         if (!t) goto oom;
         rc = vt_tok_encode(tok, t, NULL, 0, &n);
@@ -899,7 +965,8 @@ int vt_cmd_run(int argc, char **argv) {
                 dev_arg, vt_kernels_cpu_isa());
         fprintf(err, "\nprompt: %u tokens%s%s%s%s%s\n", n_prompt, bos_added ? " (BOS added)" : "",
                 chat ? ", " : "", chat ? chat_name(chat_kind) : "", chat ? " chat template" : "",
-                !sys                ? ""
+                ci.sys_head && !sys ? ", the template's dated system turn"
+                : !sys              ? ""
                 : sys == system_arg ? ", system message given"
                                     : ", the template's default system message");
     }
@@ -1038,6 +1105,7 @@ oom:
     code = VT_EXIT_ERROR;
 done:
     free(ci.def_system);
+    free(ci.sys_head);
     vt_llama_close(m);
     vt_tok_destroy(tok);
     vt_store_close(s);

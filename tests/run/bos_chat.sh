@@ -22,15 +22,16 @@ fail() {
     exit 1
 }
 # render TEMPLATE SYSTEM MSG [BOS]: the text jinja2 renders as transformers' apply_chat_template
-# does (trim_blocks, lstrip_blocks; add_generation_prompt), a system message first unless
+# does (trim_blocks, lstrip_blocks; add_generation_prompt; strftime_now), a system message first unless
 # SYSTEM is "-"; printed with an x after it (strip it: $(...) drops trailing newlines)
 render() {
-    "$PY" -c "import jinja2, sys
+    "$PY" -c "import datetime, jinja2, sys
 t = jinja2.Environment(trim_blocks=True, lstrip_blocks=True).from_string(sys.argv[1])
 m = ([] if sys.argv[2] == '-' else [{'role': 'system', 'content': sys.argv[2]}])
 m.append({'role': 'user', 'content': sys.argv[3]})
-print(t.render(messages=m, add_generation_prompt=True, bos_token=sys.argv[4], eos_token='</s>')
-      + 'x', end='')" "$1" "$2" "$3" "${4:-}"
+print(t.render(messages=m, add_generation_prompt=True, bos_token=sys.argv[4], eos_token='</s>',
+               strftime_now=lambda f: datetime.datetime.now().strftime(f)) + 'x', end='')" \
+        "$1" "$2" "$3" "${4:-}"
 }
 # chat_ids NAME SYSTEM MSG: the prompt ids of --chat on store bc-NAME, with --system SYSTEM unless "-"
 chat_ids() {
@@ -120,6 +121,50 @@ for s in l3 l3v; do
     [ "$got" = "$want" ] || fail "Llama 3 chat --system ($s): $got, oracle $want"
 done
 echo "Llama 3 chat template with --system: $want"
+# Llama 3.1's and 3.2's templates: a system turn always, "Cutting Knowledge Date: December
+# 2023\nToday Date: " + date_string + "\n\n" before the system message (3.1: the default
+# "26 Jul 2024"; 3.2: strftime_now, today)
+L31H="{{- bos_token }}
+{%- if custom_tools is defined %}{%- set tools = custom_tools %}{%- endif %}
+{%- if not tools_in_user_message is defined %}{%- set tools_in_user_message = true %}{%- endif %}
+DATE
+{%- if not tools is defined %}{%- set tools = none %}{%- endif %}
+{%- if messages[0]['role'] == 'system' %}
+    {%- set system_message = messages[0]['content']|trim %}
+    {%- set messages = messages[1:] %}
+{%- else %}
+    {%- set system_message = \"\" %}
+{%- endif %}
+{{- \"<|start_header_id|>system<|end_header_id|>\\n\\n\" }}
+{%- if builtin_tools is defined or tools is not none %}
+    {{- \"Environment: ipython\\n\" }}
+{%- endif %}
+{{- \"Cutting Knowledge Date: December 2023\\n\" }}
+{{- \"Today Date: \" + date_string + \"\\n\\n\" }}
+{{- system_message }}
+{{- \"<|eot_id|>\" }}
+{%- for message in messages %}
+    {{- '<|start_header_id|>' + message['role'] + '<|end_header_id|>\\n\\n'+ message['content'] | trim + '<|eot_id|>' }}
+{%- endfor %}
+{%- if add_generation_prompt %}
+    {{- '<|start_header_id|>assistant<|end_header_id|>\\n\\n' }}
+{%- endif %}"
+D31='{%- if not date_string is defined %}{%- set date_string = "26 Jul 2024" %}{%- endif %}'
+D32='{%- if not date_string is defined %}{%- if strftime_now is defined %}{%- set date_string = strftime_now("%d %b %Y") %}{%- else %}{%- set date_string = "26 Jul 2024" %}{%- endif %}{%- endif %}'
+for v in 31 32; do
+    if [ $v = 31 ]; then D=$D31; else D=$D32; fi
+    T=$("$PY" -c "import sys; print(sys.argv[1].replace('DATE', sys.argv[2]), end='')" "$L31H" "$D")
+    # shellcheck disable=SC2086
+    make l$v $L3 --str "tokenizer.chat_template=$T"
+    for sys_msg in - "$SYS"; do
+        text=$(render "$T" "$sys_msg" "$MSG" "<|begin_of_text|>")
+        case "$text" in *"Today Date: "*) ;; *) fail "the Llama $v template rendered no date" ;; esac
+        want=$($REF "$TMP/bc-l3.gguf" --pre llama-bpe --encode "${text%x}")
+        got=$(chat_ids l$v "$sys_msg" "$MSG")
+        [ "$got" = "$want" ] || fail "Llama $v chat, system '$sys_msg': $got, oracle $want"
+    done
+done
+echo "Llama 3.1 and 3.2 templates (the dated system turn, with and without --system): as jinja2 renders them"
 
 # tokenizer.ggml.eot_token_id ends generation: the chat prompt's first greedy token is 504
 make eot --u32 tokenizer.ggml.eot_token_id=504

@@ -1,8 +1,8 @@
 /* tokenizer.json BPE over SentencePiece pieces (Gemma's, Llama 2's, Mistral's Hugging Face files)
  * against Hugging Face's `tokenizers`: tests/model/hfspm_ref.py writes DIR/{gemma,llama,mistral,
- * metaspace_always}.json (the ways these files mark spaces) and .cases (text and the ids `tokenizers` gives);
- * vt_hf_tokenizer_parse must read each as SentencePiece BPE and vt_tok_encode give the same
- * ids for every case. Usage: test_hf_spm DIR (run_hfspm_test.sh makes DIR). */
+ * metaspace_always}.json (the ways these files mark spaces) and .cases (text and the ids
+ * `tokenizers` gives); vt_hf_tokenizer_parse must read each as SentencePiece BPE and vt_tok_encode
+ * give the same ids for every case. Usage: test_hf_spm DIR (run_hfspm_test.sh makes DIR). */
 #include <errno.h>
 
 #include "hf_config.h"
