@@ -4,13 +4,15 @@
  *
  * Hand-off: the job lives in one static slot; the caller publishes it by one atomic word,
  * generation << 9 | the number of workers that take part, so a worker that does not take part
- * never reads the slot (which the next job may be rewriting). Idle workers spin on that word for
- * up to VT_POOL_SPIN_US microseconds (default 100; 0: never) before sleeping on a condition
- * variable, and the caller spins as long for the workers to finish before sleeping: a run of
- * small jobs (a decode step's matrix products, some microseconds each) then hands off through
- * a cache line instead of a futex wake-up each. Sleeping is Dekker-style: each side stores its
- * own word (sequentially consistent) and then reads the other's, so a wake-up is never lost. */
+ * never reads the slot (which the next job may be rewriting). Idle workers spin on that word,
+ * yielding the CPU each turn, for up to VT_POOL_SPIN_US microseconds (default 100; 0: never)
+ * before sleeping on a condition variable, and the caller spins as long for the workers to
+ * finish before sleeping: a run of small jobs (a decode step's matrix products, some
+ * microseconds each) then hands off through a cache line instead of a futex wake-up each. Sleeping
+ * is Dekker-style: each side stores its own word (sequentially consistent) and then reads the
+ * other's, so a wake-up is never lost. */
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <time.h>
@@ -66,28 +68,24 @@ static void run_tasks(job *j, int tid) {
     in_task = 0;
 }
 
-static inline void cpu_relax(void) {
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#elif defined(__aarch64__)
-    __asm__ __volatile__("yield");
-#endif
-}
-
 static long now_ns(void) {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
     return t.tv_sec * 1000000000L + t.tv_nsec;
 }
 
-/* Spin up to spin_ns until done(arg) holds; 1 when it does. The clock is read every 64 turns. */
+/* Spin up to spin_ns until done(arg) holds; 1 when it does. Each turn yields the CPU
+ * (sched_yield): alone on its core that returns at once, but with more runnable threads than
+ * cores (another process's, or VT_THREADS above the CPU count) the thread we wait for gets to
+ * run. A pause loop there cost each hand-off a scheduler time slice: two 2-thread decodes on 2
+ * cores fell from 175 to 21 tokens/s each (BENCHMARKS.md). The clock is read every 16 turns. */
 static int spin_until(int (*done)(uint64_t), uint64_t arg) {
     if (spin_ns <= 0) return done(arg);
     long t0 = 0;
     for (unsigned i = 1;; i++) {
         if (done(arg)) return 1;
-        cpu_relax();
-        if (!(i & 63)) {
+        sched_yield();
+        if (!(i & 15)) {
             long t = now_ns();
             if (!t0)
                 t0 = t;
