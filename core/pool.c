@@ -78,29 +78,28 @@ static long now_ns(void) {
  * (sched_yield): alone on its core that returns at once, but with more runnable threads than
  * cores (another process's, or VT_THREADS above the CPU count) the thread we wait for gets to
  * run. A pause loop there cost each hand-off a scheduler time slice: two 2-thread decodes on 2
- * cores fell from 175 to 21 tokens/s each (BENCHMARKS.md). The clock is read every 16 turns. */
+ * cores fell from 175 to 21 tokens/s each (BENCHMARKS.md). The clock is read every 16 turns,
+ * from before the first. */
 static int spin_until(int (*done)(uint64_t), uint64_t arg) {
     if (spin_ns <= 0) return done(arg);
-    long t0 = 0;
+    const long t0 = now_ns();
     for (unsigned i = 1;; i++) {
         if (done(arg)) return 1;
         sched_yield();
-        if (!(i & 15)) {
-            long t = now_ns();
-            if (!t0)
-                t0 = t;
-            else if (t - t0 > spin_ns)
-                return done(arg);
-        }
+        if (!(i & 15) && now_ns() - t0 > spin_ns) return done(arg);
     }
 }
 
+/* The two waits' conditions. Sequentially consistent loads: after a side's own store (a worker's
+ * n_sleeping, the caller's caller_wait), the Dekker argument needs the other side's word read in
+ * the single total order; an acquire load may still see the old value (AArch64 LDAPR can pass an
+ * earlier STLR), which would lose a wake-up. On x86 they are plain loads either way. */
 static int pub_moved(uint64_t seen) { /* a generation other than @p seen is published */
-    return atomic_load_explicit(&pub, memory_order_acquire) >> 9 != seen;
+    return atomic_load(&pub) >> 9 != seen;
 }
 
 static int all_finished(uint64_t nw) {
-    return (uint64_t)atomic_load_explicit(&n_finished, memory_order_acquire) >= nw;
+    return (uint64_t)atomic_load(&n_finished) >= nw;
 }
 
 static void *worker(void *arg) {
@@ -114,7 +113,7 @@ static void *worker(void *arg) {
             atomic_fetch_sub(&n_sleeping, 1);
             pthread_mutex_unlock(&mu);
         }
-        const uint64_t p = atomic_load_explicit(&pub, memory_order_acquire);
+        const uint64_t p = atomic_load(&pub);
         seen = p >> 9;
         if ((uint64_t)tid > (p & 511u)) continue; /* not taking part: the slot is not ours */
         run_tasks(&slot, tid);

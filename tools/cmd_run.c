@@ -523,10 +523,34 @@ static int sb_add(sbuf *b, const char *s, size_t n) {
     return 0;
 }
 
-/* Trim Jinja's / Python's whitespace from both ends of [*p, *p + *n). */
+/* The UTF-8 code point at p[0..n) is whitespace as Python's str.isspace() has it (Jinja's
+ * `trim`, `strip()`): its length in bytes, else 0. */
+static size_t ws_at(const unsigned char *p, size_t n) {
+    if (!n) return 0;
+    if (p[0] < 0x80) return strchr(" \t\n\r\v\f\x1c\x1d\x1e\x1f", p[0]) && p[0] ? 1 : 0;
+    if (n >= 2 && p[0] == 0xC2 && (p[1] == 0x85 || p[1] == 0xA0)) return 2; /* U+0085, U+00A0 */
+    if (n < 3) return 0;
+    const unsigned c = (unsigned)(p[0] & 0x0F) << 12 | (unsigned)(p[1] & 0x3F) << 6 | (p[2] & 0x3F);
+    if ((p[0] & 0xF0) != 0xE0 || (p[1] & 0xC0) != 0x80 || (p[2] & 0xC0) != 0x80) return 0;
+    return c == 0x1680 || (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 ||
+                   c == 0x202F || c == 0x205F || c == 0x3000
+               ? 3
+               : 0;
+}
+
+/* Trim Jinja's / Python's whitespace (ws_at) from both ends of [*p, *p + *n). */
 static void trim_ws(const char **p, size_t *n) {
-    while (*n && strchr(" \t\n\r\v\f", **p)) (*p)++, (*n)--;
-    while (*n && strchr(" \t\n\r\v\f", (*p)[*n - 1])) (*n)--;
+    size_t l;
+    while ((l = ws_at((const unsigned char *)*p, *n))) *p += l, *n -= l;
+    for (int again = 1; again && *n;) {
+        again = 0;
+        for (size_t k = 1; k <= 3 && k <= *n; k++)
+            if (ws_at((const unsigned char *)*p + *n - k, k) == k) {
+                *n -= k;
+                again = 1;
+                break;
+            }
+    }
 }
 
 /* The prompt text --chat encodes: a system turn when @p sys is not NULL (the caller checked that

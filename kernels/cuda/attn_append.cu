@@ -78,8 +78,15 @@ extern "C" int vt_attn_cuda_bad_take(void *p, void *stream, uint64_t *key) {
                 "kv cache check: waiting for the stream");
     unsigned long long k = VT_KV_BAD_NONE;
     VT_CUDA_TRY(cudaMemcpy(&k, p, sizeof k, cudaMemcpyDeviceToHost), "kv cache check: reading");
-    if (k != VT_KV_BAD_NONE) /* all ones again: none */
-        VT_CUDA_TRY(cudaMemset(p, 0xff, sizeof k), "kv cache check: clearing");
+    if (k != VT_KV_BAD_NONE) { /* all ones again: none, on the appends' stream and waited for
+                                * (cudaMemset runs on the legacy default stream, which the
+                                * non-blocking streams of the device layer do not wait for: a
+                                * later append could flag before the clear and lose its key) */
+        VT_CUDA_TRY(cudaMemsetAsync(p, 0xff, sizeof k, static_cast<cudaStream_t>(stream)),
+                    "kv cache check: clearing");
+        VT_CUDA_TRY(cudaStreamSynchronize(static_cast<cudaStream_t>(stream)),
+                    "kv cache check: clearing");
+    }
     *key = k;
     return 0;
 }

@@ -8,8 +8,8 @@ A small SentencePiece BPE model is trained (sentencepiece, as spm_ref.py does, b
 on spm_ref.py's seeded corpus. Its pieces become model.vocab; model.merges are every split
 (left, right) of a piece whose two parts are pieces, ranked by the piece's score (highest
 first), ties by the parts' ids, as transformers' SentencePieceExtractor writes them; the
-control pieces are added_tokens. The files differ in how spaces are marked, as the three
-families' files do:
+control and user-defined pieces (two whitespace runs, as Gemma's has) are added_tokens. The
+files differ in how spaces are marked, as the three families' files do:
   gemma    normalizer Replace(" " -> "▁"), no pre_tokenizer
   llama    normalizer Sequence[Prepend("▁"), Replace(" " -> "▁")], no pre_tokenizer
   mistral  no normalizer, pre_tokenizer Metaspace("▁", prepend_scheme "first", split false)
@@ -56,15 +56,21 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=1)
     a = ap.parse_args()
     rng = random.Random(a.seed)
-    sp = train(rng, 600, False)  # the converted files mark spaces themselves
+    # Gemma's user-defined pieces include whitespace runs: added tokens (not special) that
+    # merges reach too; the converted files mark spaces themselves (no dummy prefix)
+    user_defined = (SP * 2, SP * 4)
+    sp = train(rng, 600, False, user_defined)
     n = sp.get_piece_size()
     vocab = {sp.id_to_piece(i): i for i in range(n)}
-    scores = {sp.id_to_piece(i): sp.get_score(i) for i in range(n)
-              if not (sp.is_control(i) or sp.is_unknown(i) or sp.is_byte(i))}
+    # every piece, control, byte and user-defined ones included, as the converter takes them
+    # (a user-defined piece's score, 0, ranks its merges first)
+    scores = {sp.id_to_piece(i): sp.get_score(i) for i in range(n)}
     merges = extract_merges(vocab, scores)
     added = [{"id": i, "content": sp.id_to_piece(i), "single_word": False, "lstrip": False,
-              "rstrip": False, "normalized": False, "special": True}
-             for i in range(n) if sp.is_control(i) or sp.is_unknown(i)]
+              "rstrip": False, "normalized": False,
+              "special": bool(sp.is_control(i) or sp.is_unknown(i))}
+             for i in range(n)
+             if sp.is_control(i) or sp.is_unknown(i) or sp.id_to_piece(i) in user_defined]
     replace = {"type": "Replace", "pattern": {"String": " "}, "content": SP}
     variants = {
         "gemma": (replace, None),

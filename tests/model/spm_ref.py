@@ -80,17 +80,19 @@ def random_case(rng: random.Random) -> str:
     return sep.join(parts)
 
 
-def train(rng: random.Random, vocab_size: int, dummy_prefix: bool) -> spm.SentencePieceProcessor:
+def train(rng: random.Random, vocab_size: int, dummy_prefix: bool,
+          user_defined=()) -> spm.SentencePieceProcessor:
     """A SentencePiece BPE model configured as Llama 2's tokenizer.model (byte fallback, identity
-    normalization, extra whitespace kept, digits split; add_dummy_prefix as given) on the seeded
-    corpus."""
+    normalization, extra whitespace kept, digits split; add_dummy_prefix and user-defined pieces
+    as given) on the seeded corpus."""
     model = io.BytesIO()
     spm.SentencePieceTrainer.train(
         sentence_iterator=iter(corpus(rng).split("\n")), model_writer=model,
         model_type="bpe", vocab_size=vocab_size, byte_fallback=True, character_coverage=1.0,
         normalization_rule_name="identity", add_dummy_prefix=dummy_prefix,
         remove_extra_whitespaces=False, split_digits=True, minloglevel=2,
-        bos_id=1, eos_id=2, unk_id=0, pad_id=-1)  # fmt: skip
+        bos_id=1, eos_id=2, unk_id=0, pad_id=-1,
+        user_defined_symbols=list(user_defined))  # fmt: skip
     return spm.SentencePieceProcessor(model_proto=model.getvalue())
 
 

@@ -121,6 +121,13 @@ for s in l3 l3v; do
     [ "$got" = "$want" ] || fail "Llama 3 chat --system ($s): $got, oracle $want"
 done
 echo "Llama 3 chat template with --system: $want"
+# Unicode whitespace (U+3000, U+00A0, U+2028, \x1c) trimmed as Jinja's trim (Python's strip) does
+UMSG=$(printf '\343\200\200 What is 2+2?\302\240\342\200\250\034')
+USYS=$(printf '\302\240Be brief.\343\200\200')
+text=$(render "$TMPL" "$USYS" "$UMSG" "<|begin_of_text|>")
+want=$($REF "$TMP/bc-l3.gguf" --pre llama-bpe --encode "${text%x}")
+got=$(chat_ids l3 "$USYS" "$UMSG")
+[ "$got" = "$want" ] || fail "Llama 3 chat, Unicode whitespace: $got, oracle $want"
 # Llama 3.1's and 3.2's templates: a system turn always, "Cutting Knowledge Date: December
 # 2023\nToday Date: " + date_string + "\n\n" before the system message (3.1: the default
 # "26 Jul 2024"; 3.2: strftime_now, today)

@@ -303,9 +303,48 @@ static int merge_missing(uint32_t r, const uint8_t *m, size_t n, const char *whi
                     (int)(n < 200 ? n : 200), (const char *)m, which, what);
 }
 
-static size_t spm_to_bytes(const uint8_t *s, size_t n, int32_t ty, uint8_t *dst);
+/* Pieces by their exact spelling, for the merges of a tokenizer.json over SentencePiece pieces:
+ * they name added pieces ("▁▁", Gemma's whitespace runs) and byte pieces ("<0x41>") as written,
+ * which the encoder's lookup (U+2581 held as a space, added and byte pieces apart) does not
+ * find. Open addressing on hash_bytes; -ENOMEM. */
+typedef struct exact_map {
+    const char *const *tokens;
+    int32_t *slot;
+    uint32_t cap; /* power of two */
+} exact_map;
 
-static int build_merges(vt_tok *t, const char *const *merges, uint32_t n_merges) {
+static int exact_build(exact_map *m, const char *const *tokens, uint32_t n) {
+    m->tokens = tokens;
+    m->cap = pow2_at_least((uint64_t)n * 2 + 1);
+    m->slot = m->cap ? malloc((size_t)m->cap * sizeof *m->slot) : NULL;
+    if (!m->slot) return -ENOMEM;
+    for (uint32_t i = 0; i < m->cap; i++) m->slot[i] = -1;
+    for (uint32_t i = 0; i < n; i++) {
+        const size_t l = strlen(tokens[i]);
+        uint32_t h = (uint32_t)hash_bytes((const uint8_t *)tokens[i], l) & (m->cap - 1);
+        while (m->slot[h] >= 0) {
+            const char *o = tokens[m->slot[h]];
+            if (strlen(o) == l && !memcmp(o, tokens[i], l)) break; /* the first of equals */
+            h = (h + 1) & (m->cap - 1);
+        }
+        if (m->slot[h] < 0) m->slot[h] = (int32_t)i;
+    }
+    return 0;
+}
+
+static int32_t exact_find(const exact_map *m, const uint8_t *p, size_t n) {
+    for (uint32_t h = (uint32_t)hash_bytes(p, n) & (m->cap - 1); m->slot[h] >= 0;
+         h = (h + 1) & (m->cap - 1)) {
+        const char *o = m->tokens[m->slot[h]];
+        if (strlen(o) == n && !memcmp(o, p, n)) return m->slot[h];
+    }
+    return -1;
+}
+
+/* @p exact: the merges' parts are looked up by their exact spelling (tokenizer.json over
+ * SentencePiece pieces), else as the vocabulary holds them (byte-level BPE, GGUF). */
+static int build_merges(vt_tok *t, const char *const *merges, uint32_t n_merges,
+                        const exact_map *exact) {
     size_t max_len = 0;
     for (uint32_t r = 0; r < n_merges; r++) {
         if (!merges[r]) return tok_fail(-EINVAL, "merge %u is NULL", r);
@@ -332,13 +371,20 @@ static int build_merges(vt_tok *t, const char *const *merges, uint32_t n_merges)
             break;
         }
         size_t nl = (size_t)(sp - m);
-        size_t bl = t->spm ? spm_to_bytes(m, nl, VT_TOK_TYPE_NORMAL, scratch)
-                           : token_to_bytes(m, nl, scratch);
-        size_t br = t->spm ? spm_to_bytes(sp + 1, n - nl - 1, VT_TOK_TYPE_NORMAL, scratch + bl)
-                           : token_to_bytes(sp + 1, n - nl - 1, scratch + bl);
-        int32_t a = vocab_find(t, scratch, bl);
-        int32_t b = vocab_find(t, scratch + bl, br);
-        int32_t ab = vocab_find(t, scratch, bl + br);
+        int32_t a, b, ab;
+        if (exact) {
+            memcpy(scratch, m, nl);
+            memcpy(scratch + nl, sp + 1, n - nl - 1);
+            a = exact_find(exact, m, nl);
+            b = exact_find(exact, sp + 1, n - nl - 1);
+            ab = exact_find(exact, scratch, n - 1);
+        } else {
+            size_t bl = token_to_bytes(m, nl, scratch);
+            size_t br = token_to_bytes(sp + 1, n - nl - 1, scratch + bl);
+            a = vocab_find(t, scratch, bl);
+            b = vocab_find(t, scratch + bl, br);
+            ab = vocab_find(t, scratch, bl + br);
+        }
         if (a < 0 || b < 0 || ab < 0) {
             /* name the part as the merge spells it, the joined one as the two texts joined */
             char part[256];
@@ -398,6 +444,8 @@ static size_t spm_to_bytes(const uint8_t *s, size_t n, int32_t ty, uint8_t *dst)
     return o;
 }
 
+/* spm: 0 byte-level BPE (merges by the vocabulary's byte spelling), 1 SentencePiece pieces
+ * (GGUF: no merges), 2 SentencePiece pieces with tokenizer.json merges (exact spelling). */
 static int tok_build(const char *const *tokens, uint32_t n_tokens, const char *const *merges,
                      uint32_t n_merges, const int32_t *token_types, int spm, vt_tok **out) {
     tok_err[0] = 0;
@@ -416,7 +464,7 @@ static int tok_build(const char *const *tokens, uint32_t n_tokens, const char *c
     if (!t) return -ENOMEM;
     t->n_tokens = n_tokens;
     t->bos = -1;
-    t->spm = spm;
+    t->spm = spm != 0;
     t->arena = malloc(total + 1);
     t->off = malloc(((size_t)n_tokens + 1) * sizeof *t->off);
     t->special = calloc(n_tokens, 1);
@@ -490,7 +538,10 @@ static int tok_build(const char *const *tokens, uint32_t n_tokens, const char *c
     for (k = 0; k < t->n_specials; k++) t->specials[k] = refs[k].id;
     free(refs);
 
-    int rc = build_merges(t, merges, n_merges);
+    exact_map em = {0};
+    int rc = spm == 2 ? exact_build(&em, tokens, n_tokens) : 0;
+    if (!rc) rc = build_merges(t, merges, n_merges, spm == 2 ? &em : NULL);
+    free(em.slot);
     if (rc) {
         vt_tok_destroy(t);
         return rc;
@@ -512,7 +563,7 @@ int vt_tok_create_spm(const char *const *tokens, uint32_t n_tokens, const int32_
 int vt_tok_create_spm_bpe(const char *const *tokens, uint32_t n_tokens, const char *const *merges,
                           uint32_t n_merges, const int32_t *token_types, int space, vt_tok **out) {
     if (space < 0 || space > 3) return tok_fail(-EINVAL, "space mode %d", space);
-    int rc = tok_build(tokens, n_tokens, merges, n_merges, token_types, 1, out);
+    int rc = tok_build(tokens, n_tokens, merges, n_merges, token_types, 2, out);
     if (!rc) {
         (*out)->spm_bpe = 1;
         (*out)->spm_space = space;
