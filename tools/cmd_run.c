@@ -312,47 +312,6 @@ typedef struct chat_info {
                        * Knowledge Date: December 2023\nToday Date: 26 Jul 2024\n\n"), or NULL */
 } chat_info;
 
-/* The default system message of a ChatML template: the text of a string constant
- * '<|im_start|>system\n...<|im_end|>' (SmolLM2's "You are a helpful AI assistant named SmolLM,
- * ...", Qwen2.5's "You are Qwen, ..."), which such templates write when the conversation has no
- * system message, the newline written as itself or as the Jinja escape; escapes undone. NULL when
- * no such constant is there (Qwen3's template, plain ChatML: the system turn is the caller's).
- * 0 or -ENOMEM. */
-static int chatml_default_system(const char *t, char **def) {
-    *def = NULL;
-    static const char mark[] = "<|im_start|>system";
-    for (const char *p = t; (p = strstr(p, mark)); p += sizeof mark - 1) {
-        const char quote = p > t ? p[-1] : 0;
-        if (quote != '\'' && quote != '"') continue; /* not the start of a string constant */
-        const char *q = p + sizeof mark - 1;
-        if (*q == '\n')
-            q++;
-        else if (q[0] == '\\' && q[1] == 'n')
-            q += 2;
-        else
-            continue;
-        const char *e = strstr(q, "<|im_end|>");
-        if (!e) break;
-        char *out = malloc((size_t)(e - q) + 1), *o = out;
-        if (!out) return -ENOMEM;
-        const char *c = q;
-        for (; c < e && *c != quote; c++) {
-            if (*c == '\\' && c + 1 < e) {
-                c++;
-                *o++ = *c == 'n' ? '\n' : *c == 't' ? '\t' : *c == 'r' ? '\r' : *c;
-            } else
-                *o++ = *c;
-        }
-        *o = 0;
-        if (c == e) { /* one constant up to <|im_end|> */
-            *def = out;
-            return 0;
-        }
-        free(out); /* the constant ends first: '...system\n' + content + ... */
-    }
-    return 0;
-}
-
 /* The constant text of a Jinja string literal whose body starts at @p p (after its opening
  * @p quote), escapes undone, up to its closing quote. NULL on a missing end or no memory (*oom
  * set). */
@@ -374,6 +333,38 @@ static char *jinja_literal(const char *p, char quote, int *oom) {
     }
     *o = 0;
     return out;
+}
+
+/* The default system message of a ChatML template: the text of a string constant
+ * '<|im_start|>system\n...<|im_end|>' (SmolLM2's "You are a helpful AI assistant named SmolLM,
+ * ...", Qwen2.5's "You are Qwen, ..."), which such templates write when the conversation has no
+ * system message, the newline written as itself or as the Jinja escape; escapes undone. NULL when
+ * no such constant is there (Qwen3's template, plain ChatML: the system turn is the caller's).
+ * 0 or -ENOMEM. */
+static int chatml_default_system(const char *t, char **def) {
+    *def = NULL;
+    static const char mark[] = "<|im_start|>system";
+    for (const char *p = t; (p = strstr(p, mark)); p += sizeof mark - 1) {
+        const char quote = p > t ? p[-1] : 0;
+        if (quote != '\'' && quote != '"') continue; /* not the start of a string constant */
+        const char *q = p + sizeof mark - 1;
+        if (*q == '\n')
+            q++;
+        else if (q[0] == '\\' && q[1] == 'n')
+            q += 2;
+        else
+            continue;
+        int oom = 0;
+        char *lit = jinja_literal(q, quote, &oom), *e = lit ? strstr(lit, "<|im_end|>") : NULL;
+        if (e) { /* one constant up to <|im_end|> */
+            *e = 0;
+            *def = lit;
+            return 0;
+        }
+        free(lit); /* the constant ends first: '...system\n' + content + ... */
+        if (oom) return -ENOMEM;
+    }
+    return 0;
 }
 
 /* Llama 3.1+'s templates (3.1, 3.2, 3.3) always write a system turn that starts "Cutting

@@ -82,10 +82,10 @@ extern "C" int vt_attn_cuda_bad_take(void *p, void *stream, uint64_t *key) {
                                 * (cudaMemset runs on the legacy default stream, which the
                                 * non-blocking streams of the device layer do not wait for: a
                                 * later append could flag before the clear and lose its key) */
-        VT_CUDA_TRY(cudaMemsetAsync(p, 0xff, sizeof k, static_cast<cudaStream_t>(stream)),
-                    "kv cache check: clearing");
+        int rc = vt_attn_cuda_bad_clear(p, stream);
+        if (rc) return rc;
         VT_CUDA_TRY(cudaStreamSynchronize(static_cast<cudaStream_t>(stream)),
-                    "kv cache check: clearing");
+                    "kv cache check: clearing the flag word");
     }
     *key = k;
     return 0;
@@ -94,7 +94,7 @@ extern "C" int vt_attn_cuda_bad_take(void *p, void *stream, uint64_t *key) {
 extern "C" int vt_attn_cuda_bad_clear(void *p, void *stream) {
     VT_CUDA_TRY(
         cudaMemsetAsync(p, 0xff, sizeof(unsigned long long), static_cast<cudaStream_t>(stream)),
-        "kv cache append: clearing the flag word");
+        "kv cache: clearing the flag word");
     return 0;
 }
 

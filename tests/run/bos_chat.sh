@@ -105,7 +105,7 @@ What is the capital of France?<|eot_id|><|start_header_id|>assistant<|end_header
 want=$($REF "$TMP/bc-l3.gguf" --pre llama-bpe --encode "$TEXT")
 case "$want" in 3,4,*) ;; *) fail "oracle: the template text encodes to $want" ;; esac
 for s in l3 l3v; do
-    got=$("$V" run "$TMP/bc-$s.vts" --chat --prompt "$MSG" --max-new 1 --json | ids prompt_ids)
+    got=$(chat_ids $s - "$MSG")
     [ "$got" = "$want" ] || fail "Llama 3 chat ($s): $got, oracle $want"
 done
 echo "Llama 3 chat template (from chat_template and from the vocabulary): $want"
@@ -116,8 +116,7 @@ SYS=" Answer briefly.
 text=$(render "$TMPL" "$SYS" "$MSG" "<|begin_of_text|>")
 want=$($REF "$TMP/bc-l3.gguf" --pre llama-bpe --encode "${text%x}")
 for s in l3 l3v; do
-    got=$("$V" run "$TMP/bc-$s.vts" --chat --system "$SYS" --prompt "$MSG" --max-new 1 --json |
-        ids prompt_ids)
+    got=$(chat_ids $s "$SYS" "$MSG")
     [ "$got" = "$want" ] || fail "Llama 3 chat --system ($s): $got, oracle $want"
 done
 echo "Llama 3 chat template with --system: $want"
@@ -190,11 +189,9 @@ L2M="{{ bos_token }}{% for message in messages %}{% if message['role'] == 'user'
 for v in s m; do
     if [ $v = s ]; then T=$L2S; else T=$L2M; fi
     make l2$v --str "tokenizer.chat_template=$T"
-    text=$("$PY" -c "import jinja2, sys
-print(jinja2.Template(sys.argv[1]).render(messages=[{'role': 'user', 'content': sys.argv[2]}],
-      bos_token='', eos_token='</s>'), end='')" "$T" "$MSG")
-    want=$($REF "$MODEL" --encode "$text")
-    got=$("$V" run "$TMP/bc-l2$v.vts" --chat --prompt "$MSG" --max-new 1 --json | ids prompt_ids)
+    text=$(render "$T" - "$MSG")
+    want=$($REF "$MODEL" --encode "${text%x}")
+    got=$(chat_ids l2$v - "$MSG")
     [ "$got" = "$want" ] || fail "Llama 2 [INST] chat ($v): $got, oracle $want"
 done
 echo "Llama 2 [INST] chat templates (stripped and kept): as jinja2 renders them"
@@ -203,8 +200,7 @@ echo "Llama 2 [INST] chat templates (stripped and kept): as jinja2 renders them"
 for m in "$MSG" "   "; do
     text=$(render "$L2S" "$SYS" "$m")
     want=$($REF "$MODEL" --encode "${text%x}")
-    got=$("$V" run "$TMP/bc-l2s.vts" --chat --system "$SYS" --prompt "$m" --max-new 1 --json |
-        ids prompt_ids)
+    got=$(chat_ids l2s "$SYS" "$m")
     [ "$got" = "$want" ] || fail "Llama 2 chat --system, message '$m': $got, oracle $want"
 done
 if "$V" run "$TMP/bc-l2m.vts" --chat --system "$SYS" --prompt "$MSG" --max-new 1 \
@@ -221,14 +217,11 @@ make gm --token 3="<start_of_turn>" --token 4="<end_of_turn>" --str "tokenizer.c
 make gmv --token 3="<start_of_turn>" --token 4="<end_of_turn>" --token 1="<x1>" --token 2="<x2>" \
     --del tokenizer.chat_template # without ChatML's tokens, which the vocabulary test prefers
 $E "$MODEL" "$TMP/bc-gm.gguf" --token 3="<start_of_turn>" --token 4="<end_of_turn>"
-text=$("$PY" -c "import jinja2, sys
-print(jinja2.Template(sys.argv[1]).render(messages=[{'role': 'user', 'content': sys.argv[2]}],
-      bos_token='', add_generation_prompt=True) + 'x', end='')" "$GM" "$MSG")
-text=${text%x} # (the x keeps the trailing newline from the command substitution)
-want=$($REF "$TMP/bc-gm.gguf" --encode "$text")
+text=$(render "$GM" - "$MSG")
+want=$($REF "$TMP/bc-gm.gguf" --encode "${text%x}")
 case "$want" in 3,*) ;; *) fail "oracle: the Gemma template text encodes to $want" ;; esac
 for s in gm gmv; do
-    got=$("$V" run "$TMP/bc-$s.vts" --chat --prompt "$MSG" --max-new 1 --json | ids prompt_ids)
+    got=$(chat_ids $s - "$MSG")
     [ "$got" = "$want" ] || fail "Gemma chat ($s): $got, oracle $want"
 done
 echo "Gemma chat template (from chat_template and from the vocabulary): $want"

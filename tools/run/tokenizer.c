@@ -422,6 +422,11 @@ static int byte_piece(const uint8_t *s, size_t n) {
     return hex_digit(s[3]) << 4 | hex_digit(s[4]);
 }
 
+/* s[i..e) starts with U+2581, SentencePiece's space. */
+static bool is_u2581(const uint8_t *s, size_t i, size_t e) {
+    return i + 3 <= e && s[i] == 0xE2 && s[i + 1] == 0x96 && s[i + 2] == 0x81;
+}
+
 /* Writes the bytes of a SentencePiece piece @p s[0..n) of type @p ty as llama.cpp's
  * token_to_piece does: a BYTE token "<0xNN>" is the byte NN, a normal one its text with each
  * U+2581 (the piece's space) a space. dst must hold n bytes; returns the length written. */
@@ -433,8 +438,7 @@ static size_t spm_to_bytes(const uint8_t *s, size_t n, int32_t ty, uint8_t *dst)
     }
     size_t o = 0;
     for (size_t i = 0; i < n;) {
-        if (ty != VT_TOK_TYPE_UNKNOWN && i + 3 <= n && s[i] == 0xE2 && s[i + 1] == 0x96 &&
-            s[i + 2] == 0x81) {
+        if (ty != VT_TOK_TYPE_UNKNOWN && is_u2581(s, i, n)) {
             dst[o++] = ' ';
             i += 3;
         } else {
@@ -918,13 +922,20 @@ static struct spm_item spm_pop(struct spm_item *h, size_t *hn) {
     return top;
 }
 
+/* The length of the UTF-8 character that starts with byte @p c, by its lead byte alone, at most
+ * @p left (llama.cpp's unicode_len_utf8; SentencePiece's symbols). */
+static size_t lead_len(uint8_t c, size_t left) {
+    static const uint8_t lens[16] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 3, 4};
+    return lens[c >> 4] < left ? lens[c >> 4] : left;
+}
+
 /* The text s[b..e) as SentencePiece pieces spell it, into x (e - b + 1 bytes): a space first
  * when @p space, each U+2581 a space (the pieces hold their U+2581 as spaces). Its length. */
 static size_t spm_text(const uint8_t *s, size_t b, size_t e, int space, uint8_t *x) {
     size_t n = 0;
     if (space) x[n++] = ' ';
     for (size_t i = b; i < e;) {
-        if (i + 3 <= e && s[i] == 0xE2 && s[i + 1] == 0x96 && s[i + 2] == 0x81) {
+        if (is_u2581(s, i, e)) {
             x[n++] = ' ';
             i += 3;
         } else {
@@ -950,10 +961,8 @@ static int spm_fragment(struct encoder *en, const uint8_t *s, size_t b, size_t e
     int rc = x && pos && len && prev && next && heap && cap < UINT32_MAX ? 0 : -ENOMEM;
     if (!rc) n = spm_text(s, b, e, space, x);
     uint32_t ns = 0;
-    for (size_t o = 0; !rc && o < n; ns++) { /* llama.cpp's unicode_len_utf8 */
-        static const uint8_t lens[16] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 3, 4};
-        size_t l = lens[x[o] >> 4];
-        if (l > n - o) l = n - o;
+    for (size_t o = 0; !rc && o < n; ns++) {
+        const size_t l = lead_len(x[o], n - o);
         pos[ns] = (uint32_t)o;
         len[ns] = (uint32_t)l;
         prev[ns] = ns ? ns - 1 : NONE;
@@ -1022,9 +1031,7 @@ static int spm_bpe_fragment(struct encoder *en, const uint8_t *s, size_t b, size
     if (!rc) n = spm_text(s, b, e, space, x);
     size_t ns = 0;
     for (size_t o = 0; !rc && o < n;) {
-        static const uint8_t lens[16] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 3, 4};
-        size_t l = lens[x[o] >> 4];
-        if (l > n - o) l = n - o;
+        const size_t l = lead_len(x[o], n - o);
         int32_t id = vocab_find(t, x + o, l);
         if (id >= 0 && !t->special[id]) {
             en->sym_id[ns++] = id;
@@ -1054,11 +1061,22 @@ static int spm_bpe_fragment(struct encoder *en, const uint8_t *s, size_t b, size
 /* Whether the spm_bpe fragment at s[frag..] gets a space in front: always (the normalizer's
  * Prepend), or, as Metaspace prepends, where it does not start with a space or U+2581, at the
  * text's start only ("first") or at every fragment ("always"). */
-static int spm_bpe_space(const vt_tok *t, const uint8_t *s, size_t frag) {
-    const int starts_space =
-        s[frag] == ' ' || (s[frag] == 0xE2 && s[frag + 1] == 0x96 && s[frag + 2] == 0x81);
+static int spm_bpe_space(const vt_tok *t, const uint8_t *s, size_t frag, size_t e) {
+    const int starts_space = s[frag] == ' ' || is_u2581(s, frag, e);
     return t->spm_space == 1 || (t->spm_space == 2 && !frag && !starts_space) ||
            (t->spm_space == 3 && !starts_space);
+}
+
+/* The text s[b..e) between special tokens (or the text's ends), by the tokenizer's kind:
+ * byte-level BPE (split by the pre-tokenizer), SentencePiece by score (llama.cpp: a space in
+ * front with add_space_prefix, every fragment starting the text or following a special token)
+ * or by merge rank (tokenizer.json); the two SentencePiece kinds encode no empty fragment. */
+static int encode_segment(struct encoder *en, const uint8_t *s, size_t b, size_t e) {
+    const vt_tok *t = en->t;
+    if (!t->spm) return encode_fragment(en, s, b, e);
+    if (b >= e) return 0;
+    return t->spm_bpe ? spm_bpe_fragment(en, s, b, e, spm_bpe_space(t, s, b, e))
+                      : spm_fragment(en, s, b, e, t->spm_space);
 }
 
 /* Longest special token at s[i..n), or -1. */
@@ -1086,29 +1104,18 @@ int vt_tok_encode(const vt_tok *tok, const char *text, int32_t *ids, uint32_t ca
     int rc = 0;
 
     size_t frag = 0;
-    int after_special = 1; /* SentencePiece: a fragment at the start or after one gets a space */
     for (size_t i = 0; i < n && rc == 0;) {
         int32_t sp = tok->n_specials ? match_special(tok, s, i, n) : -1;
         if (sp < 0) {
             i++;
             continue;
         }
-        if (!tok->spm)
-            rc = encode_fragment(&en, s, frag, i);
-        else if (frag < i && tok->spm_bpe) /* Hugging Face: nor an empty segment */
-            rc = spm_bpe_fragment(&en, s, frag, i, spm_bpe_space(tok, s, frag));
-        else if (frag < i) /* llama.cpp: empty fragments are not encoded */
-            rc = spm_fragment(&en, s, frag, i, after_special && tok->spm_space);
+        rc = encode_segment(&en, s, frag, i);
         emit(&en, sp);
-        after_special = 1;
         i += tok->off[sp + 1] - tok->off[sp];
         frag = i;
     }
-    if (rc == 0 && !tok->spm) rc = encode_fragment(&en, s, frag, n);
-    if (rc == 0 && tok->spm && frag < n && tok->spm_bpe)
-        rc = spm_bpe_fragment(&en, s, frag, n, spm_bpe_space(tok, s, frag));
-    else if (rc == 0 && tok->spm && frag < n)
-        rc = spm_fragment(&en, s, frag, n, after_special && tok->spm_space);
+    if (rc == 0) rc = encode_segment(&en, s, frag, n);
 
     free(en.sym_id);
     free(en.next);
